@@ -1,0 +1,69 @@
+//! Limits and timeouts. Every table and queue in the core is bounded by a
+//! field here.
+
+use core::time::Duration;
+
+use crate::frame::DEFAULT_MAX_FRAME_LEN;
+
+/// Endpoint configuration. The defaults are the protocol's (PROTOCOL.md).
+///
+/// `#[non_exhaustive]`: start from [`Config::default`] and set fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Config {
+    /// Largest frame body sent or accepted (section 1). Default 1 MiB.
+    pub max_frame_len: u32,
+    /// Inbound handshakes in progress before a HELLO is answered with
+    /// REJECT `busy`. Default 1024.
+    pub max_handshakes: usize,
+    /// Calls in flight from one connection before a CALL is answered with
+    /// `overloaded`. Default 1024.
+    pub max_inbound_calls: usize,
+    /// Our own calls in flight on one connection before
+    /// [`crate::Endpoint::call`] refuses more. Default 4096.
+    pub max_outbound_calls: usize,
+    /// Bytes queued for one connection's transport beyond which new calls
+    /// and sends are refused with [`crate::CallError::WouldBlock`] until
+    /// the driver takes them with [`crate::Endpoint::poll_transmit`].
+    /// Default 1 MiB.
+    pub send_buffer: usize,
+    /// Bytes queued for a connection by the peer's own doing (replies,
+    /// pongs) beyond which the peer is taken not to read and the
+    /// connection is closed. Never less than `send_buffer` plus one
+    /// frame. Default 16 MiB.
+    pub max_send_buffer: usize,
+    /// The whole handshake's budget from the moment the transport exists.
+    /// Default 10 s.
+    pub handshake_timeout: Duration,
+    /// Idle time after which a PING is sent. Default 15 s.
+    pub ping_interval: Duration,
+    /// Time without any frame received after which the connection is
+    /// closed with GOODBYE `idle_timeout`. Default 45 s.
+    pub idle_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_frame_len: DEFAULT_MAX_FRAME_LEN,
+            max_handshakes: 1024,
+            max_inbound_calls: 1024,
+            max_outbound_calls: 4096,
+            send_buffer: 1 << 20,
+            max_send_buffer: 16 << 20,
+            handshake_timeout: Duration::from_secs(10),
+            ping_interval: Duration::from_secs(15),
+            idle_timeout: Duration::from_secs(45),
+        }
+    }
+}
+
+impl Config {
+    /// The hard cap actually enforced on a connection's send queue.
+    pub(crate) fn hard_send_cap(&self) -> usize {
+        self.max_send_buffer.max(
+            self.send_buffer
+                .saturating_add(self.max_frame_len as usize + 4),
+        )
+    }
+}

@@ -1,0 +1,169 @@
+//! What can go wrong, split by phase: dialing or accepting (handshake), a
+//! live connection ending, and a single call.
+
+use alloc::string::String;
+use core::fmt;
+
+use bytes::Bytes;
+
+use crate::envelope::{GoodbyeCode, InvalidHandle};
+use crate::handshake::RejectCode;
+use crate::identity::PeerId;
+
+/// Which side did something.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Side {
+    /// This endpoint.
+    Local,
+    /// The peer.
+    Remote,
+}
+
+/// Why a handshake did not produce a connection.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HandshakeError {
+    /// The peer refused us with this REJECT code.
+    #[error("rejected by the peer: {0}")]
+    Rejected(RejectCode),
+    /// We refused the peer with this REJECT code (it is untrusted, its
+    /// signature did not verify, its frame was malformed, or we were busy).
+    #[error("refused the peer: {0}")]
+    Refused(RejectCode),
+    /// The responder is trusted but is not the peer we dialed; we sent
+    /// REJECT `unexpected_peer`.
+    #[error("dialed {expected} but reached {actual}")]
+    UnexpectedPeer {
+        /// The PeerId that was dialed.
+        expected: PeerId,
+        /// The trusted peer that answered.
+        actual: PeerId,
+    },
+    /// The handshake did not finish within `handshake_timeout`.
+    #[error("handshake timed out")]
+    Timeout,
+    /// The transport closed before the handshake finished.
+    #[error("the transport closed during the handshake")]
+    TransportLost,
+    /// A frame header was invalid (length 0 or over the handshake limit).
+    #[error("malformed frame during the handshake")]
+    Frame,
+    /// The peer was unpaired, or this endpoint shut down, while the
+    /// handshake ran.
+    #[error("handshake abandoned")]
+    Abandoned,
+    /// The handshake finished, but another connection to the same peer won
+    /// by the rule of PROTOCOL.md section 4. The peer is connected through
+    /// that one.
+    #[error("superseded by another connection to the same peer")]
+    Superseded,
+}
+
+/// Why an established connection ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// A GOODBYE was sent (`Local`) or received (`Remote`) with this code.
+    Goodbye {
+        /// Who said goodbye.
+        by: Side,
+        /// The GOODBYE code (an unknown received code reads as `normal`).
+        code: GoodbyeCode,
+        /// The GOODBYE reason text.
+        reason: String,
+    },
+    /// The responder refused our PROOF after we had started using the
+    /// connection.
+    Rejected(RejectCode),
+    /// The transport ended (EOF, reset, write failure) with no GOODBYE.
+    TransportLost,
+}
+
+impl CloseReason {
+    pub(crate) fn local(code: GoodbyeCode, reason: impl Into<String>) -> CloseReason {
+        CloseReason::Goodbye {
+            by: Side::Local,
+            code,
+            reason: reason.into(),
+        }
+    }
+
+    /// The GOODBYE code, if the connection ended with one.
+    pub fn goodbye_code(&self) -> Option<GoodbyeCode> {
+        match self {
+            CloseReason::Goodbye { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CloseReason::Goodbye { by, code, reason } => {
+                let who = match by {
+                    Side::Local => "closed",
+                    Side::Remote => "closed by peer",
+                };
+                write!(f, "{who}: {}", code.name())?;
+                if !reason.is_empty() {
+                    write!(f, " ({reason})")?;
+                }
+                Ok(())
+            }
+            CloseReason::Rejected(code) => write!(f, "rejected by peer: {code}"),
+            CloseReason::TransportLost => f.write_str("transport lost"),
+        }
+    }
+}
+
+/// Why a call failed. Each call resolves exactly once: with its reply or
+/// with one of these.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallError {
+    /// The handle is not exposed to us (default deny).
+    #[error("no such handle")]
+    NoSuchHandle,
+    /// The handle is exposed, but not to us.
+    #[error("forbidden")]
+    Forbidden,
+    /// The handler failed with these bytes (also: an unknown status).
+    #[error("handler error ({} bytes)", .0.len())]
+    HandlerError(Bytes),
+    /// The handler panicked; the body is empty or a short note.
+    #[error("handler panicked")]
+    HandlerPanicked(Bytes),
+    /// The callee has `max_inbound_calls` in flight from us.
+    #[error("callee overloaded")]
+    Overloaded,
+    /// The callee is shutting down and takes no new calls.
+    #[error("callee shutting down")]
+    ShuttingDown,
+    /// The handler's result did not fit in one frame.
+    #[error("result too large for one frame")]
+    ResultTooLarge,
+    /// No reply within the call's timeout; CANCEL was sent.
+    #[error("timed out")]
+    Timeout,
+    /// Cancelled locally with [`crate::Endpoint::cancel`].
+    #[error("cancelled")]
+    Cancelled,
+    /// The connection ended while the call was in flight.
+    #[error("connection closed: {0}")]
+    ConnectionClosed(CloseReason),
+    /// No established connection to that peer.
+    #[error("not connected")]
+    NotConnected,
+    /// The CALL would not fit in one frame; nothing was sent.
+    #[error("message too large for one frame")]
+    MessageTooLarge,
+    /// The handle name is not valid (empty, over 255 bytes).
+    #[error("invalid handle: {0}")]
+    InvalidHandle(InvalidHandle),
+    /// The connection's send queue is full (`send_buffer`) or
+    /// `max_outbound_calls` are in flight: wait for the driver to drain it
+    /// ([`crate::Event::Writable`]) and try again.
+    #[error("send queue full")]
+    WouldBlock,
+}

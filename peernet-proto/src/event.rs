@@ -1,0 +1,164 @@
+//! What the endpoint hands back to its driver.
+
+use bytes::Bytes;
+
+use crate::Instant;
+use crate::endpoint::ConnId;
+use crate::envelope::Handle;
+use crate::error::{CallError, CloseReason, HandshakeError};
+use crate::identity::PeerId;
+
+/// Which side opened the transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// We dialed: we are the handshake's initiator.
+    Outbound,
+    /// We accepted: we are the responder.
+    Inbound,
+}
+
+/// One of our calls, for as long as it is in flight. Keyed by connection
+/// and request id, so nothing from an old connection can resolve a call
+/// made on a new one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CallId {
+    pub(crate) conn: ConnId,
+    pub(crate) id: u64,
+}
+
+impl CallId {
+    /// The connection the call went out on.
+    pub fn conn(&self) -> ConnId {
+        self.conn
+    }
+    /// The request id on the wire (non-zero).
+    pub fn request_id(&self) -> u64 {
+        self.id
+    }
+}
+
+/// A call we serve, from its arrival until [`crate::Endpoint::reply`] or
+/// its cancellation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct InboundCallId {
+    pub(crate) conn: ConnId,
+    pub(crate) id: u64,
+}
+
+impl InboundCallId {
+    /// The connection the call came in on.
+    pub fn conn(&self) -> ConnId {
+        self.conn
+    }
+    /// The caller's request id on the wire.
+    pub fn request_id(&self) -> u64 {
+        self.id
+    }
+}
+
+/// A call for the application: run the handler, then feed its outcome to
+/// [`crate::Endpoint::reply`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundCall {
+    /// Pass back to `reply`.
+    pub id: InboundCallId,
+    /// The caller, as proven by the handshake.
+    pub peer: PeerId,
+    /// The handle called (exposed to `peer`: the endpoint checked).
+    pub handle: Handle,
+    /// The arguments.
+    pub args: Bytes,
+    /// When the caller stops waiting, if it set a timeout: the budget a
+    /// handler may hand on to nested calls.
+    pub deadline: Option<Instant>,
+}
+
+/// A fire-and-forget message for the application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundSend {
+    /// The sender, as proven by the handshake.
+    pub peer: PeerId,
+    /// The handle (exposed to `peer`: the endpoint checked).
+    pub handle: Handle,
+    /// The arguments.
+    pub args: Bytes,
+}
+
+/// What the handler made of a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Response {
+    /// Success, with the result (status `ok`).
+    Ok(Bytes),
+    /// The handler's own error bytes (status `handler_error`).
+    Error(Bytes),
+    /// The handler panicked; an optional short note (status
+    /// `handler_panicked`). The connection lives on.
+    Panicked(Bytes),
+}
+
+/// Something that happened, for the application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A connection finished its handshake and is now the one to `peer`.
+    Connected {
+        /// The connection.
+        conn: ConnId,
+        /// The proven peer.
+        peer: PeerId,
+        /// Who dialed.
+        direction: Direction,
+    },
+    /// A connection announced by `Connected` ended; its calls have
+    /// already failed with `reason`.
+    Disconnected {
+        /// The connection.
+        conn: ConnId,
+        /// The peer.
+        peer: PeerId,
+        /// Why it ended.
+        reason: CloseReason,
+    },
+    /// A connection ended before `Connected`.
+    HandshakeFailed {
+        /// The connection.
+        conn: ConnId,
+        /// The peer, when known (dialed, or named by its HELLO).
+        peer: Option<PeerId>,
+        /// Why.
+        error: HandshakeError,
+    },
+    /// A peer called an exposed handle.
+    Call(InboundCall),
+    /// A peer sent to an exposed handle.
+    Send(InboundSend),
+    /// A call we serve is no longer wanted (CANCEL, its timeout ran out,
+    /// or its connection ended): stop the handler if you can; a later
+    /// `reply` for it is ignored.
+    CallCancelled(InboundCallId),
+    /// One of our calls resolved: exactly once per [`CallId`].
+    CallResult {
+        /// The call.
+        id: CallId,
+        /// The reply body, or why it failed.
+        result: Result<Bytes, CallError>,
+    },
+}
+
+/// What the driver must do next; see [`crate::Endpoint::poll_output`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// `conn` has bytes to write: take them with
+    /// [`crate::Endpoint::poll_transmit`] when its transport can take more.
+    Transmit(ConnId),
+    /// The endpoint is done with `conn`: write `last` after anything
+    /// already taken, then close the transport. The id is dead from here.
+    Close {
+        /// The connection.
+        conn: ConnId,
+        /// The final bytes (a GOODBYE or REJECT), possibly empty.
+        last: Bytes,
+    },
+    /// Something for the application.
+    Event(Event),
+}

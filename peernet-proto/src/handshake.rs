@@ -1,0 +1,335 @@
+//! The handshake of PROTOCOL.md section 2, as pure functions over frame
+//! bodies.
+//!
+//! Each step takes the bytes that arrived and either returns the next
+//! message to send, or a [`Failure`] that says what went wrong and which
+//! REJECT code (if any) to send before closing. The endpoint owns the
+//! sockets, the timers and the nonces' source; this module owns the rules,
+//! including their order: a responder decides trust before it signs
+//! anything, so an untrusted dialer cannot make it do expensive work.
+
+use core::fmt;
+
+use ed25519_dalek::Signature;
+
+use crate::identity::{Identity, PEER_ID_LEN, PeerId};
+use crate::trust::TrustList;
+
+/// The magic that opens every handshake frame body.
+pub const MAGIC: &[u8; 4] = b"PNET";
+/// The only protocol version this implementation speaks.
+pub const VERSION: u8 = 1;
+/// Length of a HELLO body.
+pub const HELLO_LEN: usize = 70;
+/// Length of a WELCOME body.
+pub const WELCOME_LEN: usize = 134;
+/// Length of a PROOF body.
+pub const PROOF_LEN: usize = 70;
+/// Length of a REJECT body.
+pub const REJECT_LEN: usize = 7;
+/// The largest handshake frame body. While a handshake runs, a frame
+/// header announcing more than this is refused at once, so an
+/// unauthenticated peer can never make us buffer more than this.
+pub const MAX_HANDSHAKE_FRAME: u32 = WELCOME_LEN as u32;
+
+const HEADER_LEN: usize = 6;
+const KIND_HELLO: u8 = 1;
+const KIND_WELCOME: u8 = 2;
+const KIND_PROOF: u8 = 3;
+const KIND_REJECT: u8 = 4;
+const WELCOME_LABEL: &[u8] = b"peernet-v1-welcome";
+const PROOF_LABEL: &[u8] = b"peernet-v1-proof";
+
+/// A nonce: 32 bytes from a cryptographically secure RNG, fresh per
+/// connection.
+pub type Nonce = [u8; 32];
+
+/// The REJECT codes of PROTOCOL.md section 2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RejectCode {
+    /// Your key is not in my trust list (or is invalid, weak, or mine).
+    Untrusted = 1,
+    /// I speak version 1 only.
+    UnsupportedVersion = 2,
+    /// Your signature did not verify.
+    BadSignature = 3,
+    /// You are not the peer I dialed.
+    UnexpectedPeer = 4,
+    /// Too many handshakes in progress; try later.
+    Busy = 5,
+    /// The handshake frame was not valid.
+    Malformed = 6,
+}
+
+impl RejectCode {
+    /// The code byte on the wire.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// Reads a code byte; an unknown code counts as `malformed` (section 2).
+    pub fn from_code(code: u8) -> RejectCode {
+        match code {
+            1 => RejectCode::Untrusted,
+            2 => RejectCode::UnsupportedVersion,
+            3 => RejectCode::BadSignature,
+            4 => RejectCode::UnexpectedPeer,
+            5 => RejectCode::Busy,
+            _ => RejectCode::Malformed,
+        }
+    }
+
+    /// The protocol's name for the code, e.g. `"untrusted"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            RejectCode::Untrusted => "untrusted",
+            RejectCode::UnsupportedVersion => "unsupported_version",
+            RejectCode::BadSignature => "bad_signature",
+            RejectCode::UnexpectedPeer => "unexpected_peer",
+            RejectCode::Busy => "busy",
+            RejectCode::Malformed => "malformed",
+        }
+    }
+}
+
+impl fmt::Display for RejectCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why a handshake step failed: what to report locally and what REJECT
+/// to send, if any, before closing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// The REJECT to send (None: close silently, e.g. the peer's REJECT).
+    pub send: Option<RejectCode>,
+    /// What the local side reports.
+    pub error: crate::HandshakeError,
+}
+
+impl Failure {
+    fn refuse(code: RejectCode) -> Failure {
+        Failure {
+            send: Some(code),
+            error: crate::HandshakeError::Refused(code),
+        }
+    }
+}
+
+/// The body of a REJECT frame.
+pub fn reject(code: RejectCode) -> [u8; REJECT_LEN] {
+    let mut out = [0u8; REJECT_LEN];
+    out[..HEADER_LEN].copy_from_slice(&header(KIND_REJECT));
+    out[HEADER_LEN] = code.code();
+    out
+}
+
+fn header(kind: u8) -> [u8; HEADER_LEN] {
+    [MAGIC[0], MAGIC[1], MAGIC[2], MAGIC[3], VERSION, kind]
+}
+
+/// Checks magic, version, kind and length in the order section 2.1
+/// gives. A REJECT from the other side surfaces as `Rejected`, so each
+/// role handles it in one place.
+fn expect(body: &[u8], kind: u8, len: usize) -> Result<(), Failure> {
+    if body.len() < HEADER_LEN || &body[..4] != MAGIC {
+        return Err(Failure::refuse(RejectCode::Malformed));
+    }
+    if body[4] != VERSION {
+        return Err(Failure::refuse(RejectCode::UnsupportedVersion));
+    }
+    if body[5] == KIND_REJECT && body.len() == REJECT_LEN {
+        return Err(Failure {
+            send: None,
+            error: crate::HandshakeError::Rejected(RejectCode::from_code(body[6])),
+        });
+    }
+    if body[5] != kind || body.len() != len {
+        return Err(Failure::refuse(RejectCode::Malformed));
+    }
+    Ok(())
+}
+
+/// Reads a REJECT frame body, if `body` is one. An initiator needs this
+/// after PROOF: the responder's verdict on PROOF may arrive after the
+/// initiator already treats the connection as established.
+pub fn parse_reject(body: &[u8]) -> Option<RejectCode> {
+    (body.len() == REJECT_LEN && body[..HEADER_LEN] == header(KIND_REJECT))
+        .then(|| RejectCode::from_code(body[6]))
+}
+
+/// Checks a key read from the wire: valid, not weak, not ours, trusted.
+fn trusted_key(bytes: &[u8], identity: &Identity, trust: &TrustList) -> Result<PeerId, Failure> {
+    match PeerId::from_slice(bytes) {
+        Ok(peer) if peer != identity.peer_id() && trust.contains(&peer) => Ok(peer),
+        _ => Err(Failure::refuse(RejectCode::Untrusted)),
+    }
+}
+
+fn verify(peer: &PeerId, parts: &[&[u8]], sig: &[u8]) -> Result<(), Failure> {
+    let sig: &[u8; 64] = sig
+        .try_into()
+        .map_err(|_| Failure::refuse(RejectCode::Malformed))?;
+    let signature = Signature::from_bytes(sig);
+    // The signed strings are at most 18 + 70 + 134 bytes: assemble them on
+    // the stack rather than allocate per handshake.
+    let mut buf = [0u8; 256];
+    let mut len = 0;
+    for part in parts {
+        buf[len..len + part.len()].copy_from_slice(part);
+        len += part.len();
+    }
+    peer.verifying_key()
+        .verify_strict(&buf[..len], &signature)
+        .map_err(|_| Failure::refuse(RejectCode::BadSignature))
+}
+
+fn sign(identity: &Identity, parts: &[&[u8]]) -> [u8; 64] {
+    let mut buf = [0u8; 256];
+    let mut len = 0;
+    for part in parts {
+        buf[len..len + part.len()].copy_from_slice(part);
+        len += part.len();
+    }
+    identity.sign(&buf[..len]).to_bytes()
+}
+
+/// The initiator after sending HELLO, waiting for WELCOME.
+#[derive(Clone)]
+pub struct Initiator {
+    hello: [u8; HELLO_LEN],
+    expected: Option<PeerId>,
+}
+
+impl Initiator {
+    /// Starts a dial: returns the state and the HELLO body to send.
+    /// `expected` is the PeerId dialed, when the dial named one.
+    pub fn start(identity: &Identity, nonce: &Nonce, expected: Option<PeerId>) -> Initiator {
+        let mut hello = [0u8; HELLO_LEN];
+        hello[..HEADER_LEN].copy_from_slice(&header(KIND_HELLO));
+        hello[HEADER_LEN..HEADER_LEN + PEER_ID_LEN].copy_from_slice(identity.peer_id().as_bytes());
+        hello[HEADER_LEN + PEER_ID_LEN..].copy_from_slice(nonce);
+        Initiator { hello, expected }
+    }
+
+    /// The HELLO body this dial sends.
+    pub fn hello(&self) -> &[u8; HELLO_LEN] {
+        &self.hello
+    }
+
+    /// The PeerId this dial must reach, if it named one.
+    pub fn expected(&self) -> Option<PeerId> {
+        self.expected
+    }
+
+    /// Reads WELCOME (step 3): on success, the verified responder and the
+    /// PROOF body to send.
+    pub fn on_welcome(
+        &self,
+        identity: &Identity,
+        trust: &TrustList,
+        body: &[u8],
+    ) -> Result<(PeerId, [u8; PROOF_LEN]), Failure> {
+        expect(body, KIND_WELCOME, WELCOME_LEN)?;
+        let key = &body[HEADER_LEN..HEADER_LEN + PEER_ID_LEN];
+        let nonce = &body[HEADER_LEN + PEER_ID_LEN..HEADER_LEN + 2 * PEER_ID_LEN];
+        let sig = &body[HEADER_LEN + 2 * PEER_ID_LEN..];
+        let peer = trusted_key(key, identity, trust)?;
+        if let Some(expected) = self.expected {
+            if expected != peer {
+                return Err(Failure {
+                    send: Some(RejectCode::UnexpectedPeer),
+                    error: crate::HandshakeError::UnexpectedPeer {
+                        expected,
+                        actual: peer,
+                    },
+                });
+            }
+        }
+        verify(&peer, &[WELCOME_LABEL, &self.hello, key, nonce], sig)?;
+        let mut proof = [0u8; PROOF_LEN];
+        proof[..HEADER_LEN].copy_from_slice(&header(KIND_PROOF));
+        proof[HEADER_LEN..].copy_from_slice(&sign(identity, &[PROOF_LABEL, &self.hello, body]));
+        Ok((peer, proof))
+    }
+}
+
+impl fmt::Debug for Initiator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Initiator")
+            .field("expected", &self.expected)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads HELLO (step 2) and checks the dialer's key against the trust list
+/// before anything is signed. Returns the dialer's PeerId; then call
+/// [`Responder::welcome`].
+pub fn read_hello(identity: &Identity, trust: &TrustList, body: &[u8]) -> Result<PeerId, Failure> {
+    expect(body, KIND_HELLO, HELLO_LEN)?;
+    trusted_key(&body[HEADER_LEN..HEADER_LEN + PEER_ID_LEN], identity, trust)
+}
+
+/// The responder after sending WELCOME, waiting for PROOF.
+#[derive(Clone)]
+pub struct Responder {
+    peer: PeerId,
+    // HELLO and WELCOME, as signed by PROOF.
+    transcript: [u8; HELLO_LEN + WELCOME_LEN],
+}
+
+impl Responder {
+    /// Signs and builds WELCOME for a HELLO that [`read_hello`] accepted
+    /// from `peer`. Returns the state and the WELCOME body to send.
+    pub fn welcome(identity: &Identity, peer: PeerId, hello: &[u8], nonce: &Nonce) -> Responder {
+        let mut transcript = [0u8; HELLO_LEN + WELCOME_LEN];
+        transcript[..HELLO_LEN].copy_from_slice(&hello[..HELLO_LEN]);
+        let welcome = &mut transcript[HELLO_LEN..];
+        welcome[..HEADER_LEN].copy_from_slice(&header(KIND_WELCOME));
+        welcome[HEADER_LEN..HEADER_LEN + PEER_ID_LEN]
+            .copy_from_slice(identity.peer_id().as_bytes());
+        welcome[HEADER_LEN + PEER_ID_LEN..HEADER_LEN + 2 * PEER_ID_LEN].copy_from_slice(nonce);
+        let sig = sign(
+            identity,
+            &[
+                WELCOME_LABEL,
+                &hello[..HELLO_LEN],
+                identity.peer_id().as_bytes(),
+                nonce,
+            ],
+        );
+        transcript[HELLO_LEN + HEADER_LEN + 2 * PEER_ID_LEN..].copy_from_slice(&sig);
+        Responder { peer, transcript }
+    }
+
+    /// The dialer, as HELLO named it (not yet proven).
+    pub fn peer(&self) -> PeerId {
+        self.peer
+    }
+
+    /// The WELCOME body to send.
+    pub fn welcome_body(&self) -> &[u8] {
+        &self.transcript[HELLO_LEN..]
+    }
+
+    /// Reads PROOF (step 4); on success the dialer has proven its key.
+    pub fn on_proof(&self, body: &[u8]) -> Result<PeerId, Failure> {
+        expect(body, KIND_PROOF, PROOF_LEN)?;
+        verify(
+            &self.peer,
+            &[PROOF_LABEL, &self.transcript],
+            &body[HEADER_LEN..],
+        )?;
+        Ok(self.peer)
+    }
+}
+
+impl fmt::Debug for Responder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Responder")
+            .field("peer", &self.peer)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,54 @@
+//! The deadline table: one ordered set of (instant, timer) pairs from which
+//! both "when must I be woken" and "what fires now" are read, so the two
+//! can never disagree and a driver can never spin on a past instant.
+
+use alloc::collections::BTreeSet;
+
+use crate::Instant;
+use crate::endpoint::ConnId;
+
+/// What a deadline is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Timer {
+    /// The handshake's budget runs out.
+    Handshake(ConnId),
+    /// Time to check ping and idle deadlines (armed lazily, see
+    /// `Connection::liveness_deadline`).
+    Liveness(ConnId),
+    /// One of our calls times out.
+    Outbound(ConnId, u64),
+    /// A call we serve runs out of its caller's budget.
+    Inbound(ConnId, u64),
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Timers {
+    set: BTreeSet<(Instant, Timer)>,
+}
+
+impl Timers {
+    pub(crate) fn arm(&mut self, at: Instant, timer: Timer) {
+        self.set.insert((at, timer));
+    }
+
+    pub(crate) fn disarm(&mut self, at: Instant, timer: Timer) {
+        self.set.remove(&(at, timer));
+    }
+
+    /// The earliest deadline.
+    pub(crate) fn next(&self) -> Option<Instant> {
+        self.set.first().map(|(at, _)| *at)
+    }
+
+    /// Removes and returns one timer due at `now`, earliest first.
+    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<(Instant, Timer)> {
+        match self.set.first() {
+            Some((at, _)) if *at <= now => self.set.pop_first(),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.set.len()
+    }
+}
