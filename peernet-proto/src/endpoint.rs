@@ -1004,13 +1004,10 @@ impl Endpoint {
         let verdict = if self.shutting_down {
             Err(ReplyStatus::ShuttingDown)
         } else {
-            self.exposure.check(handle.as_str(), &peer).and_then(|()| {
-                if s.inbound.len() >= self.ctx.config.max_inbound_calls {
-                    Err(ReplyStatus::Overloaded)
-                } else {
-                    Ok(())
-                }
-            })
+            let full = s.inbound.len() >= self.ctx.config.max_inbound_calls;
+            self.exposure
+                .check(handle.as_str(), &peer)
+                .and(if full { Err(ReplyStatus::Overloaded) } else { Ok(()) })
         };
         match verdict {
             Err(status) => {

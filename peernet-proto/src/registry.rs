@@ -64,7 +64,7 @@ mod tests {
     fn the_three_rules() {
         let (low, high) = ids();
         let t = Duration::from_secs(10);
-        let at = |s| Instant::from_millis(s * 1000);
+        let at = |s: u64| Instant::from_millis(s * 1000);
         let e = |initiator, s| Established {
             initiator,
             at: at(s),

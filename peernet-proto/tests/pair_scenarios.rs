@@ -820,7 +820,7 @@ fn calls_wait_for_room_in_the_send_queue() {
             Err(e) => panic!("{e}"),
         }
     }
-    assert!(accepted >= 2 && accepted <= 4, "{accepted}");
+    assert!((2..=4).contains(&accepted), "{accepted}");
     // the driver takes the bytes: room again
     p.drive();
     assert!(p.a.ep.call(now, &b, "echo", args, None).is_ok());
