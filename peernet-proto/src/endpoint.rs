@@ -777,9 +777,9 @@ impl Endpoint {
         }
         match handshake::read_hello(&self.identity, &self.trust, body) {
             Err(failure) => self.fail_handshake(conn, failure),
-            Ok(peer) => {
+            Ok(dialer) => {
                 let nonce = self.nonce();
-                let responder = Responder::welcome(&self.identity, peer, body, &nonce);
+                let responder = Responder::welcome(&self.identity, dialer, body, &nonce);
                 let Some(c) = self.conns.get_mut(&conn) else {
                     return;
                 };
@@ -1005,9 +1005,11 @@ impl Endpoint {
             Err(ReplyStatus::ShuttingDown)
         } else {
             let full = s.inbound.len() >= self.ctx.config.max_inbound_calls;
-            self.exposure
-                .check(handle.as_str(), &peer)
-                .and(if full { Err(ReplyStatus::Overloaded) } else { Ok(()) })
+            self.exposure.check(handle.as_str(), &peer).and(if full {
+                Err(ReplyStatus::Overloaded)
+            } else {
+                Ok(())
+            })
         };
         match verdict {
             Err(status) => {

@@ -10,7 +10,7 @@
 
 use core::fmt;
 
-use ed25519_dalek::Signature;
+use ed25519_dalek::{Signature, VerifyingKey};
 
 use crate::identity::{Identity, PEER_ID_LEN, PeerId};
 use crate::trust::TrustList;
@@ -161,14 +161,24 @@ pub fn parse_reject(body: &[u8]) -> Option<RejectCode> {
 }
 
 /// Checks a key read from the wire: valid, not weak, not ours, trusted.
-fn trusted_key(bytes: &[u8], identity: &Identity, trust: &TrustList) -> Result<PeerId, Failure> {
-    match PeerId::from_slice(bytes) {
-        Ok(peer) if peer != identity.peer_id() && trust.contains(&peer) => Ok(peer),
-        _ => Err(Failure::refuse(RejectCode::Untrusted)),
+/// Returns the decoded key too: decoding costs a good part of a
+/// verification, so it is done once per handshake.
+fn trusted_key(
+    bytes: &[u8],
+    identity: &Identity,
+    trust: &TrustList,
+) -> Result<(PeerId, VerifyingKey), Failure> {
+    let untrusted = || Failure::refuse(RejectCode::Untrusted);
+    let raw: &[u8; PEER_ID_LEN] = bytes.try_into().map_err(|_| untrusted())?;
+    let key = PeerId::verifying_key_of(raw).map_err(|_| untrusted())?;
+    let peer = PeerId::from_verified(*raw);
+    if peer == identity.peer_id() || !trust.contains(&peer) {
+        return Err(untrusted());
     }
+    Ok((peer, key))
 }
 
-fn verify(peer: &PeerId, parts: &[&[u8]], sig: &[u8]) -> Result<(), Failure> {
+fn verify(key: &VerifyingKey, parts: &[&[u8]], sig: &[u8]) -> Result<(), Failure> {
     let sig: &[u8; 64] = sig
         .try_into()
         .map_err(|_| Failure::refuse(RejectCode::Malformed))?;
@@ -181,8 +191,7 @@ fn verify(peer: &PeerId, parts: &[&[u8]], sig: &[u8]) -> Result<(), Failure> {
         buf[len..len + part.len()].copy_from_slice(part);
         len += part.len();
     }
-    peer.verifying_key()
-        .verify_strict(&buf[..len], &signature)
+    key.verify_strict(&buf[..len], &signature)
         .map_err(|_| Failure::refuse(RejectCode::BadSignature))
 }
 
@@ -236,7 +245,7 @@ impl Initiator {
         let key = &body[HEADER_LEN..HEADER_LEN + PEER_ID_LEN];
         let nonce = &body[HEADER_LEN + PEER_ID_LEN..HEADER_LEN + 2 * PEER_ID_LEN];
         let sig = &body[HEADER_LEN + 2 * PEER_ID_LEN..];
-        let peer = trusted_key(key, identity, trust)?;
+        let (peer, verifying_key) = trusted_key(key, identity, trust)?;
         if let Some(expected) = self.expected {
             if expected != peer {
                 return Err(Failure {
@@ -248,7 +257,11 @@ impl Initiator {
                 });
             }
         }
-        verify(&peer, &[WELCOME_LABEL, &self.hello, key, nonce], sig)?;
+        verify(
+            &verifying_key,
+            &[WELCOME_LABEL, &self.hello, key, nonce],
+            sig,
+        )?;
         let mut proof = [0u8; PROOF_LEN];
         proof[..HEADER_LEN].copy_from_slice(&header(KIND_PROOF));
         proof[HEADER_LEN..].copy_from_slice(&sign(identity, &[PROOF_LABEL, &self.hello, body]));
@@ -264,26 +277,40 @@ impl fmt::Debug for Initiator {
     }
 }
 
+/// A dialer whose HELLO passed [`read_hello`]: trusted, not yet proven.
+#[derive(Clone, Debug)]
+pub struct Dialer {
+    peer: PeerId,
+    key: VerifyingKey,
+}
+
+impl Dialer {
+    /// The PeerId its HELLO named.
+    pub fn peer(&self) -> PeerId {
+        self.peer
+    }
+}
+
 /// Reads HELLO (step 2) and checks the dialer's key against the trust list
-/// before anything is signed. Returns the dialer's PeerId; then call
-/// [`Responder::welcome`].
-pub fn read_hello(identity: &Identity, trust: &TrustList, body: &[u8]) -> Result<PeerId, Failure> {
+/// before anything is signed; then call [`Responder::welcome`].
+pub fn read_hello(identity: &Identity, trust: &TrustList, body: &[u8]) -> Result<Dialer, Failure> {
     expect(body, KIND_HELLO, HELLO_LEN)?;
-    trusted_key(&body[HEADER_LEN..HEADER_LEN + PEER_ID_LEN], identity, trust)
+    let (peer, key) = trusted_key(&body[HEADER_LEN..HEADER_LEN + PEER_ID_LEN], identity, trust)?;
+    Ok(Dialer { peer, key })
 }
 
 /// The responder after sending WELCOME, waiting for PROOF.
 #[derive(Clone)]
 pub struct Responder {
-    peer: PeerId,
+    dialer: Dialer,
     // HELLO and WELCOME, as signed by PROOF.
     transcript: [u8; HELLO_LEN + WELCOME_LEN],
 }
 
 impl Responder {
     /// Signs and builds WELCOME for a HELLO that [`read_hello`] accepted
-    /// from `peer`. Returns the state and the WELCOME body to send.
-    pub fn welcome(identity: &Identity, peer: PeerId, hello: &[u8], nonce: &Nonce) -> Responder {
+    /// from `dialer`. Returns the state and the WELCOME body to send.
+    pub fn welcome(identity: &Identity, dialer: Dialer, hello: &[u8], nonce: &Nonce) -> Responder {
         let mut transcript = [0u8; HELLO_LEN + WELCOME_LEN];
         transcript[..HELLO_LEN].copy_from_slice(&hello[..HELLO_LEN]);
         let welcome = &mut transcript[HELLO_LEN..];
@@ -301,12 +328,12 @@ impl Responder {
             ],
         );
         transcript[HELLO_LEN + HEADER_LEN + 2 * PEER_ID_LEN..].copy_from_slice(&sig);
-        Responder { peer, transcript }
+        Responder { dialer, transcript }
     }
 
     /// The dialer, as HELLO named it (not yet proven).
     pub fn peer(&self) -> PeerId {
-        self.peer
+        self.dialer.peer
     }
 
     /// The WELCOME body to send.
@@ -318,18 +345,18 @@ impl Responder {
     pub fn on_proof(&self, body: &[u8]) -> Result<PeerId, Failure> {
         expect(body, KIND_PROOF, PROOF_LEN)?;
         verify(
-            &self.peer,
+            &self.dialer.key,
             &[PROOF_LABEL, &self.transcript],
             &body[HEADER_LEN..],
         )?;
-        Ok(self.peer)
+        Ok(self.dialer.peer)
     }
 }
 
 impl fmt::Debug for Responder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Responder")
-            .field("peer", &self.peer)
+            .field("peer", &self.dialer.peer)
             .finish_non_exhaustive()
     }
 }

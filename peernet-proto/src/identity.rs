@@ -53,16 +53,14 @@ impl PeerId {
         Self::from_bytes(bytes)
     }
 
+    /// A PeerId for bytes that [`PeerId::verifying_key_of`] accepted.
+    pub(crate) fn from_verified(bytes: [u8; PEER_ID_LEN]) -> PeerId {
+        PeerId(bytes)
+    }
+
     /// The 32 raw bytes.
     pub const fn as_bytes(&self) -> &[u8; PEER_ID_LEN] {
         &self.0
-    }
-
-    /// Decodes the key for signature checks.
-    pub(crate) fn verifying_key(&self) -> VerifyingKey {
-        // Checked at construction, so this cannot fail; fall back to an
-        // error-free path anyway rather than panic.
-        Self::verifying_key_of(&self.0).unwrap_or_else(|_| unreachable_key())
     }
 
     /// Decodes and checks a raw key: the one place weak keys are refused.
@@ -75,14 +73,6 @@ impl PeerId {
         }
         Ok(key)
     }
-}
-
-#[cold]
-fn unreachable_key() -> VerifyingKey {
-    // A PeerId is only built from a key that decoded; reaching here would be
-    // a bug in this module. The base point is a valid key that nobody holds
-    // a signature for, so the caller's check fails closed.
-    VerifyingKey::from(&SigningKey::from_bytes(&[0u8; 32]))
 }
 
 impl fmt::Display for PeerId {
