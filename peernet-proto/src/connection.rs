@@ -4,6 +4,7 @@
 //! Everything that touches a connection's timers goes through here, so a
 //! closed connection can disarm all of them in one place.
 
+use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
 
 use bytes::{Bytes, BytesMut};
@@ -33,7 +34,7 @@ pub(crate) enum State {
     /// Dialed; HELLO sent, waiting for WELCOME.
     AwaitWelcome(Initiator),
     /// WELCOME sent, waiting for PROOF.
-    AwaitProof(Responder),
+    AwaitProof(Box<Responder>),
     /// Handshake done.
     Established(Session),
 }

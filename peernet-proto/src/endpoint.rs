@@ -753,7 +753,7 @@ impl Endpoint {
                 self.on_welcome(conn, &body, initiator)
             }
             State::AwaitProof(responder) => {
-                let responder = responder.clone();
+                let responder = (**responder).clone();
                 self.on_proof(conn, &body, responder)
             }
             State::Established(_) => self.on_envelope(conn, body),
@@ -784,7 +784,7 @@ impl Endpoint {
                     return;
                 };
                 c.push_handshake(responder.welcome_body(), &mut self.ctx);
-                c.state = State::AwaitProof(responder);
+                c.state = State::AwaitProof(Box::new(responder));
             }
         }
     }
