@@ -842,14 +842,17 @@ impl Endpoint {
             initiator: new.initiator,
             at: new.established_at,
         };
-        if let Some(&old) = self.registry.get(&peer) {
-            let older = match self.conns.get(&old).and_then(Connection::session) {
-                Some(s) => registry::Established {
+        let older = self.registry.get(&peer).and_then(|old| {
+            let s = self.conns.get(old)?.session()?;
+            Some((
+                *old,
+                registry::Established {
                     initiator: s.initiator,
                     at: s.established_at,
                 },
-                None => return,
-            };
+            ))
+        });
+        if let Some((old, older)) = older {
             let loser = match registry::survivor(older, newer, self.ctx.config.handshake_timeout) {
                 Survivor::Newer => old,
                 Survivor::Older => conn,
@@ -1087,6 +1090,12 @@ impl Endpoint {
                 }
             }
         }
+        // A handshake in progress is abandoned without a GOODBYE: the peer
+        // would read an envelope where it expects a handshake frame.
+        let farewell = match farewell {
+            Farewell::Goodbye(..) if c.session().is_none() => Farewell::Nothing,
+            other => other,
+        };
         match farewell {
             Farewell::Nothing => {}
             Farewell::Goodbye(code, reason) => {

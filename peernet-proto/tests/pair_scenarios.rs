@@ -865,3 +865,22 @@ fn config_limits_are_clamped_to_sane_values() {
     // zero intervals must not make the timer loop spin
     p.advance(SEC);
 }
+
+#[test]
+fn an_abandoned_handshake_closes_without_a_goodbye() {
+    use peernet_proto::Output;
+    let mut p = Pair::new();
+    let (now, b) = (p.now, p.id(Who::B));
+    let conn = p.a.ep.connect(now, Some(b)).unwrap();
+    assert!(p.a.ep.unpair(now, &b));
+    let mut closed = None;
+    while let Some(out) = p.a.ep.poll_output() {
+        if let Output::Close { conn: c, last } = out {
+            closed = Some((c, last));
+        }
+    }
+    let (c, last) = closed.expect("closed");
+    assert_eq!(c, conn);
+    assert!(last.is_empty(), "no envelope on a connection still in its handshake");
+    assert_eq!(p.a.ep.stats().timers, 0);
+}
