@@ -872,6 +872,8 @@ fn an_abandoned_handshake_closes_without_a_goodbye() {
     let mut p = Pair::new();
     let (now, b) = (p.now, p.id(Who::B));
     let conn = p.a.ep.connect(now, Some(b)).unwrap();
+    // the driver wrote HELLO
+    assert_eq!(p.a.ep.poll_transmit(conn).map(|h| h.len()), Some(74));
     assert!(p.a.ep.unpair(now, &b));
     let mut closed = None;
     while let Some(out) = p.a.ep.poll_output() {
