@@ -1,0 +1,20 @@
+//! A responder (`accept`ed transport) fed arbitrary bytes: HELLO, PROOF and
+//! whatever follows, in arbitrary chunks, with the clock ticking. The seed
+//! corpus holds a HELLO and a PROOF valid for this exact endpoint (its RNG
+//! is seeded), so envelopes after the handshake are reached too. Every
+//! invariant of `peernet_fuzz::Model` holds throughout; at the end the
+//! transport closes and nothing may be left.
+//!
+//! Input: `peernet_fuzz::Feed` (flags bit 0: the driver never takes our
+//! bytes, a peer that does not read).
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use peernet_fuzz::{Feed, responder, run_feed};
+
+fuzz_target!(|data: &[u8]| {
+    let feed = Feed::parse(data);
+    let (mut node, conn) = responder();
+    run_feed(&mut node, conn, &feed, feed.flags & 1 == 0);
+});

@@ -1,0 +1,528 @@
+//! Writes the seed corpora, `corpus/<target>/`, from the protocol vectors
+//! in `peernet-proto/tests/vectors/`.
+//!
+//! ```text
+//! cargo run --features corpus --bin make-corpus -- [OUT_DIR] [VECTORS_DIR]
+//! ```
+//!
+//! The handshake and connection targets run deterministic endpoints (fixed
+//! identities, seeded RNGs), so this program builds the very same endpoints
+//! and computes frames they accept: a PROOF for the responder's WELCOME, a
+//! WELCOME for the initiator's HELLO, REPLYs for the request ids of the
+//! calls the established target makes. Without those, the fuzzer would
+//! have to forge Ed25519 signatures to get past the handshake.
+//!
+//! Seed files are named after their content hash, so re-running only adds
+//! what is missing, next to whatever the fuzzer found.
+
+use std::collections::hash_map::DefaultHasher;
+use std::fs;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+
+use bytes::{Bytes, BytesMut};
+use peernet_fuzz::{
+    Action, Established, Feed, INITIATOR_SEED, Node, RESPONDER_SEED, initiator, responder,
+};
+use peernet_proto::frame::encode_frame;
+use peernet_proto::handshake::{self, Initiator, Responder};
+use peernet_proto::{Envelope, FrameDecoder, Handle, Identity, TrustList};
+use serde_json::Value;
+
+struct Vectors {
+    frames: Value,
+    envelopes: Value,
+    handshake: Value,
+}
+
+fn load(dir: &Path) -> Vectors {
+    let read = |name: &str| -> Value {
+        let path = dir.join(name);
+        let text = fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    };
+    Vectors {
+        frames: read("frames.json"),
+        envelopes: read("envelopes.json"),
+        handshake: read("handshake.json"),
+    }
+}
+
+fn hex_of(v: &Value) -> Vec<u8> {
+    hex::decode(v.as_str().expect("hex string")).expect("valid hex")
+}
+
+fn framed(body: &[u8]) -> Vec<u8> {
+    let mut out = BytesMut::new();
+    encode_frame(body, &mut out);
+    out.to_vec()
+}
+
+fn cat(parts: &[&[u8]]) -> Vec<u8> {
+    parts.concat()
+}
+
+struct Corpus {
+    root: PathBuf,
+    written: usize,
+}
+
+impl Corpus {
+    fn add(&mut self, target: &str, data: &[u8]) {
+        let dir = self.root.join(target);
+        fs::create_dir_all(&dir).expect("create corpus dir");
+        let mut h = DefaultHasher::new();
+        data.hash(&mut h);
+        let path = dir.join(format!("seed-{:016x}", h.finish()));
+        if !path.exists() {
+            fs::write(&path, data).expect("write seed");
+            self.written += 1;
+        }
+    }
+}
+
+/// Each envelope body in the vectors: (valid, invalid).
+fn envelope_bodies(v: &Vectors) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    let list = |key: &str| -> Vec<Vec<u8>> {
+        v.envelopes[key]
+            .as_array()
+            .map(|a| a.iter().map(|e| hex_of(&e["cbor"])).collect())
+            .unwrap_or_default()
+    };
+    let mut invalid = list("invalid");
+    invalid.extend(list("semantic_errors"));
+    (list("valid"), invalid)
+}
+
+/// Frame bodies of every frame in `wire`.
+fn bodies(wire: Bytes) -> Vec<Bytes> {
+    let mut dec = FrameDecoder::new(u32::MAX);
+    let mut wire = wire;
+    let mut out = Vec::new();
+    while let Ok(Some(body)) = dec.decode(&mut wire) {
+        out.push(body);
+    }
+    out
+}
+
+/// Everything `node` queued so far, drained through its model.
+fn sent(node: &mut Node) -> Vec<u8> {
+    let mut out = Vec::new();
+    for action in node.pump() {
+        if let Action::Transmit(conn) = action {
+            if let Some(b) = node.take(conn) {
+                out.extend_from_slice(&b);
+            }
+        }
+    }
+    out
+}
+
+fn frame_seeds(c: &mut Corpus, v: &Vectors, valid: &[Vec<u8>], hello_frame: &[u8]) {
+    // max (3 bytes) | split | switch_after | new_max (3 bytes)
+    let header = |max: u32, split: u8, switch: u8, new_max: u32| -> Vec<u8> {
+        let m = max.to_be_bytes();
+        let n = new_max.to_be_bytes();
+        vec![m[1], m[2], m[3], split, switch, n[1], n[2], n[3]]
+    };
+    let mib = 1 << 20;
+    for kind in ["valid", "invalid"] {
+        for f in v.frames[kind].as_array().into_iter().flatten() {
+            let wire = hex_of(&f["wire"]);
+            for split in [0, 1, 3] {
+                c.add("frame_decode", &cat(&[&header(mib, split, 255, mib), &wire]));
+            }
+        }
+    }
+    let mut stream = hello_frame.to_vec();
+    for body in valid {
+        stream.extend_from_slice(&framed(body));
+    }
+    for split in [0, 2, 200] {
+        c.add("frame_decode", &cat(&[&header(mib, split, 255, mib), &stream]));
+        // The handshake limit, raised after the first frame.
+        c.add("frame_decode", &cat(&[&header(134, split, 1, 4096), &stream]));
+    }
+    // A partial trailing frame.
+    let cut = &stream[..stream.len() - 3];
+    c.add("frame_decode", &cat(&[&header(4096, 5, 255, 4096), cut]));
+}
+
+fn envelope_seeds(c: &mut Corpus, v: &Vectors, valid: &[Vec<u8>], invalid: &[Vec<u8>]) {
+    for body in valid.iter().chain(invalid) {
+        c.add("envelope_decode", body);
+    }
+    for key in ["hello", "welcome", "proof", "reject_untrusted"] {
+        c.add("envelope_decode", &hex_of(&v.handshake[key]));
+    }
+    // A few the vectors lack: non-shortest heads, every tag at its smallest.
+    for hex in [
+        "8203190005",
+        "82031b0000000000000005",
+        "820600",
+        "820400",
+        "8305006568656c6c6f",
+        "84011a00000001005900016f",
+        "85001801786401020304400a",
+    ] {
+        if let Ok(b) = hex::decode(hex) {
+            c.add("envelope_decode", &b);
+        }
+    }
+}
+
+/// The envelope frames a peer might send after the handshake.
+fn envelope_stream(valid: &[Vec<u8>]) -> Vec<u8> {
+    let mut s = Vec::new();
+    for body in valid {
+        s.extend_from_slice(&framed(body));
+    }
+    s
+}
+
+fn call_frame(id: u64, handle: &'static str, args: &'static [u8], timeout_ms: u64) -> Vec<u8> {
+    framed(
+        &Envelope::Call {
+            id,
+            handle: Handle::from_static(handle),
+            args: Bytes::from_static(args),
+            timeout_ms,
+        }
+        .to_body(),
+    )
+}
+
+fn handshake_seeds(c: &mut Corpus, v: &Vectors, valid: &[Vec<u8>], invalid: &[Vec<u8>]) {
+    let hs = &v.handshake;
+    let a = Identity::from_seed(&INITIATOR_SEED);
+    let b = Identity::from_seed(&RESPONDER_SEED);
+    let hello_frame = hex_of(&hs["hello_frame"]);
+    let nonce: [u8; 32] = hex_of(&hs["initiator_nonce"]).try_into().unwrap();
+    let envelopes = envelope_stream(valid);
+    let calls = cat(&[
+        &call_frame(1, "echo", b"\x00hi", 5000),
+        &call_frame(2, "echo", b"\x03pending", 100),
+        &call_frame(3, "secret", b"", 0),
+        &call_frame(4, "never", b"", 0),
+        &call_frame(5, "unknown", b"", 0),
+        &framed(&Envelope::Cancel { id: 2 }.to_body()),
+        &framed(&Envelope::Ping { nonce: 9 }.to_body()),
+    ]);
+    let goodbye = framed(
+        &Envelope::Goodbye {
+            code: 0,
+            reason: "bye".into(),
+        }
+        .to_body(),
+    );
+    let reject = |code: u8| framed(&handshake::reject(handshake::RejectCode::from_code(code)));
+
+    // --- responder: the vectors' HELLO, then a PROOF for its WELCOME.
+    let (mut r, conn) = responder();
+    r.receive(conn, Bytes::from(hello_frame.clone()));
+    let welcome = sent(&mut r);
+    let welcome = bodies(Bytes::from(welcome));
+    let welcome = welcome.first().expect("responder answered the HELLO");
+    let init = Initiator::start(&a, &nonce, Some(b.peer_id()));
+    let mut trust_b = TrustList::new();
+    trust_b.insert(b.peer_id(), None);
+    let (_, proof) = init
+        .on_welcome(&a, &trust_b, welcome)
+        .expect("the responder's WELCOME verifies");
+    let proof_frame = framed(&proof);
+    let hello_proof = cat(&[&hello_frame, &proof_frame]);
+    for (flags, split, tick) in [(0, 0, 0), (0, 7, 0), (0, 0, 40), (1, 0, 0), (0, 1, 1)] {
+        let h = Feed::header(flags, split, tick);
+        c.add("handshake_responder", &cat(&[&h, &hello_frame]));
+        c.add("handshake_responder", &cat(&[&h, &hello_proof]));
+        c.add("handshake_responder", &cat(&[&h, &hello_proof, &envelopes]));
+        c.add("handshake_responder", &cat(&[&h, &hello_proof, &calls, &goodbye]));
+    }
+    let h = Feed::header(0, 0, 0);
+    for inv in hs["invalid"].as_array().into_iter().flatten() {
+        let hello = framed(&hex_of(&inv["hello"]));
+        c.add("handshake_responder", &cat(&[&h, &hello]));
+        if inv.get("proof").is_some() {
+            let proof = framed(&hex_of(&inv["proof"]));
+            c.add("handshake_responder", &cat(&[&h, &hello, &proof]));
+        }
+    }
+    c.add("handshake_responder", &cat(&[&h, &reject(1)]));
+    c.add("handshake_responder", &cat(&[&h, &hello_frame, &hello_frame]));
+    c.add("handshake_responder", &cat(&[&h, &hello_frame, &envelopes]));
+    c.add("handshake_responder", &cat(&[&h, &[0, 0, 0, 0]]));
+    c.add("handshake_responder", &cat(&[&h, &hello_proof, &[0, 0x10, 0, 1]]));
+    for body in invalid {
+        c.add("handshake_responder", &cat(&[&h, &hello_proof, &framed(body)]));
+    }
+
+    // --- initiator: a WELCOME for the HELLO this endpoint sends.
+    let (mut i, _) = initiator(true);
+    let hello = sent(&mut i);
+    let hello = bodies(Bytes::from(hello));
+    let hello = hello.first().expect("initiator sent HELLO");
+    let their_nonce: [u8; 32] = hex_of(&hs["responder_nonce"]).try_into().unwrap();
+    let mut trust_a = TrustList::new();
+    trust_a.insert(a.peer_id(), None);
+    let dialer = handshake::read_hello(&b, &trust_a, hello).expect("our HELLO reads");
+    let welcome = Responder::welcome(&b, dialer, hello, &their_nonce);
+    let welcome_frame = framed(welcome.welcome_body());
+    for (flags, split, tick) in [(0, 0, 0), (0, 9, 0), (2, 0, 0), (1, 0, 30), (0, 1, 0)] {
+        let h = Feed::header(flags, split, tick);
+        c.add("handshake_initiator", &cat(&[&h, &welcome_frame]));
+        c.add("handshake_initiator", &cat(&[&h, &welcome_frame, &envelopes]));
+        c.add("handshake_initiator", &cat(&[&h, &welcome_frame, &calls, &goodbye]));
+        c.add("handshake_initiator", &cat(&[&h, &welcome_frame, &reject(3)]));
+    }
+    let h = Feed::header(0, 0, 0);
+    for code in 0..=7 {
+        c.add("handshake_initiator", &cat(&[&h, &reject(code)]));
+    }
+    c.add("handshake_initiator", &cat(&[&h, &framed(&hex_of(&hs["welcome"]))]));
+    for inv in hs["invalid"].as_array().into_iter().flatten() {
+        if inv.get("welcome").is_some() {
+            c.add("handshake_initiator", &cat(&[&h, &framed(&hex_of(&inv["welcome"]))]));
+        }
+    }
+    c.add("handshake_initiator", &cat(&[&h, &welcome_frame, &welcome_frame]));
+    c.add("handshake_initiator", &cat(&[&h, &envelopes]));
+    for body in invalid {
+        c.add("handshake_initiator", &cat(&[&h, &welcome_frame, &framed(body)]));
+    }
+}
+
+fn established_seeds(c: &mut Corpus, valid: &[Vec<u8>], invalid: &[Vec<u8>]) {
+    let envelopes = envelope_stream(valid);
+    for flags in [0u8, 1, 2, 3] {
+        // The ids of the calls the fuzzed side made (see
+        // `peernet_fuzz::Established::new`).
+        let s = Established::new(flags);
+        let ids: Vec<u64> = s.x.model.outbound.iter().map(|id| id.request_id()).collect();
+        let reply = |id: u64, status: u64, body: &'static [u8]| {
+            framed(
+                &Envelope::Reply {
+                    id,
+                    status,
+                    body: Bytes::from_static(body),
+                }
+                .to_body(),
+            )
+        };
+        let mut replies = Vec::new();
+        for (n, id) in ids.iter().enumerate() {
+            replies.extend(reply(*id, n as u64, b"result"));
+        }
+        let mut odd = Vec::new();
+        for id in &ids {
+            odd.extend(reply(*id, 99, b"unknown status"));
+            odd.extend(reply(*id, 0, b"duplicate"));
+        }
+        let calls = cat(&[
+            &call_frame(1, "echo", b"\x00hi", 5000),
+            &call_frame(2, "echo", b"\x03pending", 100),
+            &call_frame(2, "echo", b"\x00reused id", 0),
+            &call_frame(0, "echo", b"", 0),
+            &call_frame(3, "secret", b"", 0),
+            &call_frame(4, "never", b"", 0),
+            &framed(&Envelope::Cancel { id: 1 }.to_body()),
+            &framed(&Envelope::Ping { nonce: 9 }.to_body()),
+            &framed(&Envelope::Pong { nonce: 9 }.to_body()),
+        ]);
+        let mut many = Vec::new();
+        for id in 1..=12u64 {
+            many.extend(call_frame(id, "echo", b"\x03keep", 0));
+        }
+        for (split, tick) in [(0, 0), (5, 0), (0, 100), (1, 3)] {
+            let h = Feed::header(flags, split, tick);
+            c.add("connection_established", &cat(&[&h, &replies]));
+            c.add("connection_established", &cat(&[&h, &odd]));
+            c.add("connection_established", &cat(&[&h, &envelopes]));
+            c.add("connection_established", &cat(&[&h, &calls]));
+            c.add("connection_established", &cat(&[&h, &many]));
+        }
+        let h = Feed::header(flags, 0, 0);
+        for body in valid.iter().chain(invalid) {
+            c.add("connection_established", &cat(&[&h, &framed(body)]));
+        }
+        c.add("connection_established", &cat(&[&h, &[0, 0, 0, 0]]));
+        c.add("connection_established", &cat(&[&h, &[0, 0, 0x10, 1]]));
+        c.add("connection_established", &cat(&[&h, &framed(&handshake::reject(
+            handshake::RejectCode::BadSignature,
+        ))]));
+    }
+}
+
+/// Hand-encoded `two_endpoints` scenarios, in `arbitrary`'s format (see
+/// `Op` in `fuzz_targets/two_endpoints.rs`; the variant numbers below
+/// follow its declaration order).
+struct Scn(Vec<u8>);
+
+impl Scn {
+    fn new(max_frame_len: u16) -> Scn {
+        let mut s = Scn(max_frame_len.to_le_bytes().to_vec());
+        for _ in 0..2 {
+            // max_handshakes, max_inbound_calls, max_outbound_calls
+            s.0.extend([2, 4, 4]);
+            for v in [2048u16, 4096, 5000, 2000, 6000] {
+                // send_buffer, max_send_buffer, handshake, ping, idle (ms)
+                s.0.extend(v.to_le_bytes());
+            }
+        }
+        s
+    }
+    /// An enum variant `i` of `n`, as `arbitrary` reads it.
+    fn variant(&mut self, i: u32, n: u32) -> &mut Scn {
+        let v = ((u64::from(i) << 32) + (1 << 31)) / u64::from(n);
+        assert_eq!((v * u64::from(n)) >> 32, u64::from(i));
+        self.0.extend((v as u32).to_le_bytes());
+        self
+    }
+    fn op(&mut self, i: u32) -> &mut Scn {
+        self.0.push(1); // one more element
+        self.variant(i, 16)
+    }
+    fn who(&mut self, b: bool) -> &mut Scn {
+        self.variant(u32::from(b), 2)
+    }
+    fn u8(&mut self, v: u8) -> &mut Scn {
+        self.0.push(v);
+        self
+    }
+    fn u16(&mut self, v: u16) -> &mut Scn {
+        self.0.extend(v.to_le_bytes());
+        self
+    }
+    fn dial(&mut self, from_b: bool) -> &mut Scn {
+        self.op(0).who(from_b).variant(0, 3)
+    }
+    fn deliver(&mut self, link: u8, to_b: bool, bytes: u16) -> &mut Scn {
+        self.op(1).u8(link).who(to_b).u16(bytes)
+    }
+    fn flush(&mut self) -> &mut Scn {
+        self.op(2)
+    }
+    /// A call to `echo` with `n` zero bytes of args.
+    fn call(&mut self, from_b: bool, n: u16, timeout_ms: Option<u16>) -> &mut Scn {
+        self.op(3).who(from_b).variant(0, 6).variant(1, 2).u16(n);
+        match timeout_ms {
+            Some(ms) => self.u8(1).u16(ms),
+            None => self.u8(0),
+        }
+    }
+    fn reply(&mut self, who_b: bool, resp: u32, n: u16) -> &mut Scn {
+        self.op(5).who(who_b).u8(0).variant(resp, 3).variant(1, 2).u16(n)
+    }
+    fn cancel(&mut self, who_b: bool) -> &mut Scn {
+        self.op(6).who(who_b).u8(0)
+    }
+    fn unpair(&mut self, who_b: bool) -> &mut Scn {
+        self.op(10).who(who_b).variant(0, 3)
+    }
+    fn cut(&mut self, side_b: bool) -> &mut Scn {
+        self.op(12).u8(0).who(side_b)
+    }
+    fn advance(&mut self, ms: u16) -> &mut Scn {
+        self.op(13).u16(ms)
+    }
+    fn shutdown(&mut self, who_b: bool) -> &mut Scn {
+        self.op(14).who(who_b)
+    }
+    fn done(&mut self) -> Vec<u8> {
+        let mut v = std::mem::take(&mut self.0);
+        v.push(0);
+        v
+    }
+}
+
+fn two_endpoint_seeds(c: &mut Corpus) {
+    let t = "two_endpoints";
+    let connected = || {
+        let mut s = Scn::new(4096);
+        s.dial(false).flush();
+        s
+    };
+    c.add(t, &connected().done());
+    c.add(
+        t,
+        &connected()
+            .call(false, 5, Some(1000))
+            .flush()
+            .reply(true, 0, 3)
+            .flush()
+            .call(true, 1, None)
+            .flush()
+            .reply(false, 1, 2)
+            .flush()
+            .done(),
+    );
+    c.add(
+        t,
+        &connected()
+            .call(false, 5, Some(100))
+            .call(false, 5000, None)
+            .flush()
+            .advance(200)
+            .cancel(false)
+            .flush()
+            .reply(true, 2, 300)
+            .flush()
+            .done(),
+    );
+    // Both dial at once: one connection survives on both sides.
+    c.add(t, &Scn::new(4096).dial(false).dial(true).flush().done());
+    c.add(
+        t,
+        &Scn::new(4096)
+            .dial(false)
+            .dial(true)
+            .deliver(0, true, 70)
+            .deliver(1, false, 70)
+            .flush()
+            .done(),
+    );
+    // Byte by byte.
+    let mut s = Scn::new(300);
+    s.dial(false);
+    for _ in 0..40 {
+        s.deliver(0, true, 7).deliver(0, false, 11);
+    }
+    c.add(t, &s.flush().call(false, 200, None).flush().done());
+    c.add(t, &connected().call(false, 1, None).unpair(true).flush().done());
+    c.add(t, &connected().call(false, 1, None).cut(true).flush().done());
+    c.add(t, &connected().shutdown(true).call(false, 1, None).flush().done());
+    c.add(t, &connected().advance(3000).flush().advance(9000).flush().done());
+    // A peer that stops reading while calls pile up.
+    let mut s = connected();
+    for _ in 0..8 {
+        s.call(false, 3000, None);
+    }
+    c.add(t, &s.deliver(0, true, 100).advance(100).flush().done());
+}
+
+fn main() {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut args = std::env::args().skip(1);
+    let out = args.next().map_or_else(|| manifest.join("corpus"), PathBuf::from);
+    let vectors = args.next().map_or_else(
+        || manifest.join("../peernet-proto/tests/vectors"),
+        PathBuf::from,
+    );
+    let v = load(&vectors);
+    let (valid, invalid) = envelope_bodies(&v);
+    let mut c = Corpus {
+        root: out,
+        written: 0,
+    };
+    let hello_frame = hex_of(&v.handshake["hello_frame"]);
+    frame_seeds(&mut c, &v, &valid, &hello_frame);
+    envelope_seeds(&mut c, &v, &valid, &invalid);
+    handshake_seeds(&mut c, &v, &valid, &invalid);
+    established_seeds(&mut c, &valid, &invalid);
+    two_endpoint_seeds(&mut c);
+    println!(
+        "make-corpus: {} new seed files under {}",
+        c.written,
+        c.root.display()
+    );
+}
