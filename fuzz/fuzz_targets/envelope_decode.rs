@@ -30,7 +30,11 @@ fuzz_target!(|data: &[u8]| {
     }
 
     let encoded = envelope.to_body();
-    assert_eq!(encoded.len(), envelope.encoded_len(), "encoded_len is exact");
+    assert_eq!(
+        encoded.len(),
+        envelope.encoded_len(),
+        "encoded_len is exact"
+    );
     assert!(
         encoded.len() <= data.len(),
         "re-encoding ({} bytes) is longer than the input ({} bytes)",

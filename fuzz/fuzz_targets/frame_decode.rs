@@ -36,22 +36,42 @@ fn reference(stream: &[u8], max: u32, switch_after: usize, new_max: u32) -> Outc
     let mut frames = Vec::new();
     let mut at = 0;
     loop {
-        let limit = if frames.len() >= switch_after { new_max } else { max };
+        let limit = if frames.len() >= switch_after {
+            new_max
+        } else {
+            max
+        };
         let rest = &stream[at..];
         if rest.len() < 4 {
-            return Outcome { frames, error: None, partial: rest.len() };
+            return Outcome {
+                frames,
+                error: None,
+                partial: rest.len(),
+            };
         }
         let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]);
         if len == 0 {
-            return Outcome { frames, error: Some(FrameError::Empty), partial: 0 };
+            return Outcome {
+                frames,
+                error: Some(FrameError::Empty),
+                partial: 0,
+            };
         }
         if len > limit {
             let error = FrameError::TooLarge { len, max: limit };
-            return Outcome { frames, error: Some(error), partial: 0 };
+            return Outcome {
+                frames,
+                error: Some(error),
+                partial: 0,
+            };
         }
         let len = len as usize;
         if rest.len() < 4 + len {
-            return Outcome { frames, error: None, partial: rest.len() };
+            return Outcome {
+                frames,
+                error: None,
+                partial: rest.len(),
+            };
         }
         frames.push(Bytes::copy_from_slice(&rest[4..4 + len]));
         at += 4 + len;
@@ -117,7 +137,11 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(frames, expected.frames, "frames differ from the reference");
     assert_eq!(error, expected.error, "error differs from the reference");
     if error.is_none() {
-        assert_eq!(dec.buffered_len(), expected.partial, "bytes held at the end");
+        assert_eq!(
+            dec.buffered_len(),
+            expected.partial,
+            "bytes held at the end"
+        );
     }
     // Re-encoding the frames gives back the stream they came from.
     let mut wire = BytesMut::new();

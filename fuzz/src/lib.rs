@@ -22,14 +22,15 @@
 //! generator (`src/bin/make-corpus.rs`) can compute WELCOME/PROOF frames
 //! that the targets' endpoints will accept.
 
+pub mod two_endpoints;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use bytes::Bytes;
 use peernet_proto::{
-    Access, CallError, CallId, CloseReason, Config, ConnId, Endpoint, Event, GoodbyeCode,
-    Identity, InboundCall, InboundCallId, Input, Instant, Output, PeerId, Response, Side,
-    TrustList,
+    Access, CallError, CallId, CloseReason, Config, ConnId, Endpoint, Event, GoodbyeCode, Identity,
+    InboundCall, InboundCallId, Input, Instant, Output, PeerId, Response, Side, TrustList,
 };
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -207,10 +208,7 @@ impl Model {
     fn observe_event(&mut self, event: &Event) {
         match event {
             Event::Connected { conn, peer, .. } => {
-                assert!(
-                    self.trusted.contains(peer),
-                    "Connected to untrusted {peer}"
-                );
+                assert!(self.trusted.contains(peer), "Connected to untrusted {peer}");
                 assert_ne!(*peer, self.me, "Connected to myself");
                 let c = self.conns.get_mut(conn).expect("Connected: unknown conn");
                 assert!(
@@ -223,7 +221,10 @@ impl Model {
                 }
             }
             Event::Disconnected { conn, peer, .. } => {
-                let c = self.conns.get_mut(conn).expect("Disconnected: unknown conn");
+                let c = self
+                    .conns
+                    .get_mut(conn)
+                    .expect("Disconnected: unknown conn");
                 assert_eq!(c.connected, Some(*peer), "Disconnected without Connected");
                 assert!(!c.ended, "{conn} ended twice");
                 c.ended = true;
@@ -233,7 +234,10 @@ impl Model {
                 self.check_no_calls_on(*conn);
             }
             Event::HandshakeFailed { conn, .. } => {
-                let c = self.conns.get_mut(conn).expect("HandshakeFailed: unknown conn");
+                let c = self
+                    .conns
+                    .get_mut(conn)
+                    .expect("HandshakeFailed: unknown conn");
                 assert!(c.connected.is_none(), "HandshakeFailed after Connected");
                 assert!(!c.ended, "{conn} ended twice");
                 c.ended = true;
@@ -273,11 +277,17 @@ impl Model {
     }
 
     fn check_handler_may_run(&self, conn: ConnId, peer: &PeerId, handle: &str) {
-        assert!(self.trusted.contains(peer), "handler runs for untrusted {peer}");
+        assert!(
+            self.trusted.contains(peer),
+            "handler runs for untrusted {peer}"
+        );
         assert!(!self.shutting_down, "handler runs while shutting down");
         let rule = self.exposed.get(handle);
         let rule = rule.unwrap_or_else(|| panic!("handler runs for unexposed {handle:?}"));
-        assert!(rule.allows(peer), "handler runs for {handle:?}, refused to {peer}");
+        assert!(
+            rule.allows(peer),
+            "handler runs for {handle:?}, refused to {peer}"
+        );
         let c = self.conns.get(&conn).expect("handler for an unknown conn");
         assert!(!c.closed && !c.ended, "handler for closed {conn}");
         assert_eq!(c.connected, Some(*peer), "handler for unannounced {conn}");
@@ -640,16 +650,9 @@ pub fn responder() -> (Node, ConnId) {
 /// `named`: whether it dialed the responder's PeerId or anyone trusted.
 pub fn initiator(named: bool) -> (Node, ConnId) {
     let responder = peer(&RESPONDER_SEED);
-    let mut node = Node::new(
-        fuzz_config(),
-        &INITIATOR_SEED,
-        &[responder],
-        INITIATOR_RNG,
-    );
+    let mut node = Node::new(fuzz_config(), &INITIATOR_SEED, &[responder], INITIATOR_RNG);
     node.expose_standard();
-    let conn = node
-        .connect(named.then_some(responder))
-        .expect("connect");
+    let conn = node.connect(named.then_some(responder)).expect("connect");
     (node, conn)
 }
 
@@ -747,7 +750,12 @@ pub fn assert_no_protocol_error_but_send_cap(event: &Event) {
 /// `echo` with a 1 s timeout, one with none, and a call to a handle the
 /// peer does not expose with a 30 s timeout.
 fn initial_calls(x: &mut Node, to: &PeerId) {
-    let _ = x.call(to, ECHO, Bytes::from_static(b"\x00one"), Some(Duration::from_secs(1)));
+    let _ = x.call(
+        to,
+        ECHO,
+        Bytes::from_static(b"\x00one"),
+        Some(Duration::from_secs(1)),
+    );
     let _ = x.call(to, ECHO, Bytes::from_static(b"\x04two"), None);
     let _ = x.call(to, "nope", Bytes::new(), Some(Duration::from_secs(30)));
 }

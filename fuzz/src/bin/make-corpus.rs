@@ -20,9 +20,11 @@ use std::fs;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 
+use arbitrary::Arbitrary;
 use bytes::{Bytes, BytesMut};
 use peernet_fuzz::{
     Action, Established, Feed, INITIATOR_SEED, Node, RESPONDER_SEED, initiator, responder,
+    two_endpoints,
 };
 use peernet_proto::frame::encode_frame;
 use peernet_proto::handshake::{self, Initiator, Responder};
@@ -38,8 +40,8 @@ struct Vectors {
 fn load(dir: &Path) -> Vectors {
     let read = |name: &str| -> Value {
         let path = dir.join(name);
-        let text = fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+        let text =
+            fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
     };
     Vectors {
@@ -131,7 +133,10 @@ fn frame_seeds(c: &mut Corpus, v: &Vectors, valid: &[Vec<u8>], hello_frame: &[u8
         for f in v.frames[kind].as_array().into_iter().flatten() {
             let wire = hex_of(&f["wire"]);
             for split in [0, 1, 3] {
-                c.add("frame_decode", &cat(&[&header(mib, split, 255, mib), &wire]));
+                c.add(
+                    "frame_decode",
+                    &cat(&[&header(mib, split, 255, mib), &wire]),
+                );
             }
         }
     }
@@ -140,9 +145,15 @@ fn frame_seeds(c: &mut Corpus, v: &Vectors, valid: &[Vec<u8>], hello_frame: &[u8
         stream.extend_from_slice(&framed(body));
     }
     for split in [0, 2, 200] {
-        c.add("frame_decode", &cat(&[&header(mib, split, 255, mib), &stream]));
+        c.add(
+            "frame_decode",
+            &cat(&[&header(mib, split, 255, mib), &stream]),
+        );
         // The handshake limit, raised after the first frame.
-        c.add("frame_decode", &cat(&[&header(134, split, 1, 4096), &stream]));
+        c.add(
+            "frame_decode",
+            &cat(&[&header(134, split, 1, 4096), &stream]),
+        );
     }
     // A partial trailing frame.
     let cut = &stream[..stream.len() - 3];
@@ -232,12 +243,23 @@ fn handshake_seeds(c: &mut Corpus, v: &Vectors, valid: &[Vec<u8>], invalid: &[Ve
         .expect("the responder's WELCOME verifies");
     let proof_frame = framed(&proof);
     let hello_proof = cat(&[&hello_frame, &proof_frame]);
+    // Check the seed does what it is for: the responder gets established.
+    let (mut r, conn) = responder();
+    r.receive(conn, Bytes::from(hello_proof.clone()));
+    r.pump();
+    assert!(
+        r.model.connection(&a.peer_id()).is_some(),
+        "responder seed no longer completes the handshake"
+    );
     for (flags, split, tick) in [(0, 0, 0), (0, 7, 0), (0, 0, 40), (1, 0, 0), (0, 1, 1)] {
         let h = Feed::header(flags, split, tick);
         c.add("handshake_responder", &cat(&[&h, &hello_frame]));
         c.add("handshake_responder", &cat(&[&h, &hello_proof]));
         c.add("handshake_responder", &cat(&[&h, &hello_proof, &envelopes]));
-        c.add("handshake_responder", &cat(&[&h, &hello_proof, &calls, &goodbye]));
+        c.add(
+            "handshake_responder",
+            &cat(&[&h, &hello_proof, &calls, &goodbye]),
+        );
     }
     let h = Feed::header(0, 0, 0);
     for inv in hs["invalid"].as_array().into_iter().flatten() {
@@ -249,12 +271,21 @@ fn handshake_seeds(c: &mut Corpus, v: &Vectors, valid: &[Vec<u8>], invalid: &[Ve
         }
     }
     c.add("handshake_responder", &cat(&[&h, &reject(1)]));
-    c.add("handshake_responder", &cat(&[&h, &hello_frame, &hello_frame]));
+    c.add(
+        "handshake_responder",
+        &cat(&[&h, &hello_frame, &hello_frame]),
+    );
     c.add("handshake_responder", &cat(&[&h, &hello_frame, &envelopes]));
     c.add("handshake_responder", &cat(&[&h, &[0, 0, 0, 0]]));
-    c.add("handshake_responder", &cat(&[&h, &hello_proof, &[0, 0x10, 0, 1]]));
+    c.add(
+        "handshake_responder",
+        &cat(&[&h, &hello_proof, &[0, 0x10, 0, 1]]),
+    );
     for body in invalid {
-        c.add("handshake_responder", &cat(&[&h, &hello_proof, &framed(body)]));
+        c.add(
+            "handshake_responder",
+            &cat(&[&h, &hello_proof, &framed(body)]),
+        );
     }
 
     // --- initiator: a WELCOME for the HELLO this endpoint sends.
@@ -268,27 +299,56 @@ fn handshake_seeds(c: &mut Corpus, v: &Vectors, valid: &[Vec<u8>], invalid: &[Ve
     let dialer = handshake::read_hello(&b, &trust_a, hello).expect("our HELLO reads");
     let welcome = Responder::welcome(&b, dialer, hello, &their_nonce);
     let welcome_frame = framed(welcome.welcome_body());
+    let (mut i, conn) = initiator(true);
+    i.pump();
+    i.receive(conn, Bytes::from(welcome_frame.clone()));
+    i.pump();
+    assert!(
+        i.model.connection(&b.peer_id()).is_some(),
+        "initiator seed no longer completes the handshake"
+    );
     for (flags, split, tick) in [(0, 0, 0), (0, 9, 0), (2, 0, 0), (1, 0, 30), (0, 1, 0)] {
         let h = Feed::header(flags, split, tick);
         c.add("handshake_initiator", &cat(&[&h, &welcome_frame]));
-        c.add("handshake_initiator", &cat(&[&h, &welcome_frame, &envelopes]));
-        c.add("handshake_initiator", &cat(&[&h, &welcome_frame, &calls, &goodbye]));
-        c.add("handshake_initiator", &cat(&[&h, &welcome_frame, &reject(3)]));
+        c.add(
+            "handshake_initiator",
+            &cat(&[&h, &welcome_frame, &envelopes]),
+        );
+        c.add(
+            "handshake_initiator",
+            &cat(&[&h, &welcome_frame, &calls, &goodbye]),
+        );
+        c.add(
+            "handshake_initiator",
+            &cat(&[&h, &welcome_frame, &reject(3)]),
+        );
     }
     let h = Feed::header(0, 0, 0);
     for code in 0..=7 {
         c.add("handshake_initiator", &cat(&[&h, &reject(code)]));
     }
-    c.add("handshake_initiator", &cat(&[&h, &framed(&hex_of(&hs["welcome"]))]));
+    c.add(
+        "handshake_initiator",
+        &cat(&[&h, &framed(&hex_of(&hs["welcome"]))]),
+    );
     for inv in hs["invalid"].as_array().into_iter().flatten() {
         if inv.get("welcome").is_some() {
-            c.add("handshake_initiator", &cat(&[&h, &framed(&hex_of(&inv["welcome"]))]));
+            c.add(
+                "handshake_initiator",
+                &cat(&[&h, &framed(&hex_of(&inv["welcome"]))]),
+            );
         }
     }
-    c.add("handshake_initiator", &cat(&[&h, &welcome_frame, &welcome_frame]));
+    c.add(
+        "handshake_initiator",
+        &cat(&[&h, &welcome_frame, &welcome_frame]),
+    );
     c.add("handshake_initiator", &cat(&[&h, &envelopes]));
     for body in invalid {
-        c.add("handshake_initiator", &cat(&[&h, &welcome_frame, &framed(body)]));
+        c.add(
+            "handshake_initiator",
+            &cat(&[&h, &welcome_frame, &framed(body)]),
+        );
     }
 }
 
@@ -298,7 +358,12 @@ fn established_seeds(c: &mut Corpus, valid: &[Vec<u8>], invalid: &[Vec<u8>]) {
         // The ids of the calls the fuzzed side made (see
         // `peernet_fuzz::Established::new`).
         let s = Established::new(flags);
-        let ids: Vec<u64> = s.x.model.outbound.iter().map(|id| id.request_id()).collect();
+        let ids: Vec<u64> =
+            s.x.model
+                .outbound
+                .iter()
+                .map(|id| id.request_id())
+                .collect();
         let reply = |id: u64, status: u64, body: &'static [u8]| {
             framed(
                 &Envelope::Reply {
@@ -313,6 +378,13 @@ fn established_seeds(c: &mut Corpus, valid: &[Vec<u8>], invalid: &[Vec<u8>]) {
         for (n, id) in ids.iter().enumerate() {
             replies.extend(reply(*id, n as u64, b"result"));
         }
+        let mut check = Established::new(flags);
+        check.x.receive(check.cx, Bytes::from(replies.clone()));
+        check.settle();
+        assert!(
+            ids.len() == 3 && check.x.model.outbound.is_empty(),
+            "established seed: REPLYs no longer match the calls"
+        );
         let mut odd = Vec::new();
         for id in &ids {
             odd.extend(reply(*id, 99, b"unknown status"));
@@ -347,9 +419,13 @@ fn established_seeds(c: &mut Corpus, valid: &[Vec<u8>], invalid: &[Vec<u8>]) {
         }
         c.add("connection_established", &cat(&[&h, &[0, 0, 0, 0]]));
         c.add("connection_established", &cat(&[&h, &[0, 0, 0x10, 1]]));
-        c.add("connection_established", &cat(&[&h, &framed(&handshake::reject(
-            handshake::RejectCode::BadSignature,
-        ))]));
+        c.add(
+            "connection_established",
+            &cat(&[
+                &h,
+                &framed(&handshake::reject(handshake::RejectCode::BadSignature)),
+            ]),
+        );
     }
 }
 
@@ -411,7 +487,12 @@ impl Scn {
         }
     }
     fn reply(&mut self, who_b: bool, resp: u32, n: u16) -> &mut Scn {
-        self.op(5).who(who_b).u8(0).variant(resp, 3).variant(1, 2).u16(n)
+        self.op(5)
+            .who(who_b)
+            .u8(0)
+            .variant(resp, 3)
+            .variant(1, 2)
+            .u16(n)
     }
     fn cancel(&mut self, who_b: bool) -> &mut Scn {
         self.op(6).who(who_b).u8(0)
@@ -435,16 +516,27 @@ impl Scn {
     }
 }
 
+/// Runs a hand-made scenario, checks it got where it should, keeps it.
+fn scenario(c: &mut Corpus, data: &[u8], connects: bool, ok_results: usize) {
+    let u = arbitrary::Unstructured::new(data);
+    let s = two_endpoints::Scenario::arbitrary_take_rest(u).expect("scenario decodes");
+    let summary = two_endpoints::run(s);
+    assert!(
+        (summary.connected > 0) == connects && summary.ok_results >= ok_results,
+        "two_endpoints seed did not get where it should: {summary:?}"
+    );
+    c.add("two_endpoints", data);
+}
+
 fn two_endpoint_seeds(c: &mut Corpus) {
-    let t = "two_endpoints";
     let connected = || {
         let mut s = Scn::new(4096);
         s.dial(false).flush();
         s
     };
-    c.add(t, &connected().done());
-    c.add(
-        t,
+    scenario(c, &connected().done(), true, 0);
+    scenario(
+        c,
         &connected()
             .call(false, 5, Some(1000))
             .flush()
@@ -455,9 +547,11 @@ fn two_endpoint_seeds(c: &mut Corpus) {
             .reply(false, 1, 2)
             .flush()
             .done(),
+        true,
+        1,
     );
-    c.add(
-        t,
+    scenario(
+        c,
         &connected()
             .call(false, 5, Some(100))
             .call(false, 5000, None)
@@ -468,11 +562,18 @@ fn two_endpoint_seeds(c: &mut Corpus) {
             .reply(true, 2, 300)
             .flush()
             .done(),
+        true,
+        0,
     );
     // Both dial at once: one connection survives on both sides.
-    c.add(t, &Scn::new(4096).dial(false).dial(true).flush().done());
-    c.add(
-        t,
+    scenario(
+        c,
+        &Scn::new(4096).dial(false).dial(true).flush().done(),
+        true,
+        0,
+    );
+    scenario(
+        c,
         &Scn::new(4096)
             .dial(false)
             .dial(true)
@@ -480,6 +581,8 @@ fn two_endpoint_seeds(c: &mut Corpus) {
             .deliver(1, false, 70)
             .flush()
             .done(),
+        true,
+        0,
     );
     // Byte by byte.
     let mut s = Scn::new(300);
@@ -487,23 +590,59 @@ fn two_endpoint_seeds(c: &mut Corpus) {
     for _ in 0..40 {
         s.deliver(0, true, 7).deliver(0, false, 11);
     }
-    c.add(t, &s.flush().call(false, 200, None).flush().done());
-    c.add(t, &connected().call(false, 1, None).unpair(true).flush().done());
-    c.add(t, &connected().call(false, 1, None).cut(true).flush().done());
-    c.add(t, &connected().shutdown(true).call(false, 1, None).flush().done());
-    c.add(t, &connected().advance(3000).flush().advance(9000).flush().done());
+    scenario(c, &s.flush().call(false, 200, None).flush().done(), true, 0);
+    scenario(
+        c,
+        &connected().call(false, 1, None).unpair(true).flush().done(),
+        true,
+        0,
+    );
+    scenario(
+        c,
+        &connected().call(false, 1, None).cut(true).flush().done(),
+        true,
+        0,
+    );
+    scenario(
+        c,
+        &connected()
+            .shutdown(true)
+            .call(false, 1, None)
+            .flush()
+            .done(),
+        true,
+        0,
+    );
+    scenario(
+        c,
+        &connected()
+            .advance(3000)
+            .flush()
+            .advance(9000)
+            .flush()
+            .done(),
+        true,
+        0,
+    );
     // A peer that stops reading while calls pile up.
     let mut s = connected();
     for _ in 0..8 {
         s.call(false, 3000, None);
     }
-    c.add(t, &s.deliver(0, true, 100).advance(100).flush().done());
+    scenario(
+        c,
+        &s.deliver(0, true, 100).advance(100).flush().done(),
+        true,
+        0,
+    );
 }
 
 fn main() {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut args = std::env::args().skip(1);
-    let out = args.next().map_or_else(|| manifest.join("corpus"), PathBuf::from);
+    let out = args
+        .next()
+        .map_or_else(|| manifest.join("corpus"), PathBuf::from);
     let vectors = args.next().map_or_else(
         || manifest.join("../peernet-proto/tests/vectors"),
         PathBuf::from,

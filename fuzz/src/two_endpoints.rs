@@ -1,0 +1,677 @@
+//! The `two_endpoints` target. Structured: two endpoints, A and B, driven through an arbitrary sequence
+//! of operations (dials either way, calls, sends, replies, cancels,
+//! exposure and trust changes, disconnects, shutdowns, transport failures,
+//! clock steps) and byte deliveries in arbitrary chunk sizes over in-memory
+//! links with a bounded capacity (a full link makes the driver hold back,
+//! as a real one must). On top of `peernet_fuzz::Model`'s invariants for
+//! each endpoint:
+//!
+//! - a call resolves with the reply its callee produced: `Ok(body)` only if
+//!   the callee replied `Ok(body)`, `HandlerError`/`HandlerPanicked` only
+//!   with the callee's bytes, a refusal (`no_such_handle`, `forbidden`,
+//!   `overloaded`, `shutting_down`) only if no handler ran;
+//! - a handler gets exactly the handle and arguments its caller sent;
+//! - neither side ever detects a protocol error in the other (both are
+//!   correct), except the send cap when a side's peer stops reading;
+//! - at the end, after every connection closed, every call has resolved
+//!   and every served call has ended.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use crate::{Action, Node, Rule, STRANGER_SEED, assert_no_protocol_error_but_send_cap, peer};
+use arbitrary::Arbitrary;
+use bytes::Bytes;
+use peernet_proto::{CallError, CallId, Config, ConnId, Event, Identity, PeerId, Response};
+
+/// Bytes a link holds in flight per direction before the sender's driver
+/// stops taking from its endpoint.
+const LINK_CAPACITY: usize = 16 * 1024;
+const MAX_OPS: usize = 400;
+
+#[derive(Arbitrary, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Who {
+    A,
+    B,
+}
+
+impl Who {
+    fn other(self) -> Who {
+        match self {
+            Who::A => Who::B,
+            Who::B => Who::A,
+        }
+    }
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+#[derive(Arbitrary, Debug, Clone, Copy)]
+pub enum Target {
+    Other,
+    Anyone,
+    Stranger,
+}
+
+#[derive(Arbitrary, Debug, Clone, Copy)]
+pub enum HandleChoice {
+    Echo,
+    Secret,
+    Unicode,
+    Longest,
+    Empty,
+    TooLong,
+}
+
+impl HandleChoice {
+    fn name(self) -> String {
+        match self {
+            HandleChoice::Echo => "echo".into(),
+            HandleChoice::Secret => "secret".into(),
+            HandleChoice::Unicode => "ключ/κλειδί".into(),
+            HandleChoice::Longest => "h".repeat(255),
+            HandleChoice::Empty => String::new(),
+            HandleChoice::TooLong => "h".repeat(256),
+        }
+    }
+}
+
+#[derive(Arbitrary, Debug, Clone)]
+pub enum Args {
+    Small(Vec<u8>),
+    /// Zeros, up to 64 KiB: over a small frame limit, and fills queues.
+    Big(u16),
+}
+
+impl Args {
+    fn bytes(&self) -> Bytes {
+        match self {
+            Args::Small(v) => Bytes::copy_from_slice(&v[..v.len().min(64)]),
+            Args::Big(n) => Bytes::from(vec![0u8; usize::from(*n)]),
+        }
+    }
+}
+
+#[derive(Arbitrary, Debug, Clone, Copy)]
+pub enum Resp {
+    Ok,
+    Error,
+    Panicked,
+}
+
+#[derive(Arbitrary, Debug, Clone, Copy)]
+pub enum RuleChoice {
+    Anyone,
+    OnlyOther,
+    OnlyStranger,
+    Never,
+}
+
+#[derive(Arbitrary, Debug)]
+pub enum Op {
+    Dial {
+        from: Who,
+        target: Target,
+    },
+    Deliver {
+        link: u8,
+        to: Who,
+        bytes: u16,
+    },
+    Flush,
+    Call {
+        from: Who,
+        handle: HandleChoice,
+        args: Args,
+        timeout_ms: Option<u16>,
+    },
+    Send {
+        from: Who,
+        handle: HandleChoice,
+        args: Args,
+    },
+    Reply {
+        who: Who,
+        pick: u8,
+        response: Resp,
+        body: Args,
+    },
+    Cancel {
+        who: Who,
+        pick: u8,
+    },
+    Expose {
+        who: Who,
+        handle: HandleChoice,
+        rule: RuleChoice,
+    },
+    Unexpose {
+        who: Who,
+        handle: HandleChoice,
+    },
+    Pair {
+        who: Who,
+        whom: Target,
+    },
+    Unpair {
+        who: Who,
+        whom: Target,
+    },
+    Disconnect {
+        who: Who,
+    },
+    /// The transport of `side` fails (reset, failed write).
+    Cut {
+        link: u8,
+        side: Who,
+    },
+    Advance {
+        ms: u16,
+    },
+    Shutdown {
+        who: Who,
+    },
+    CloseAll {
+        who: Who,
+    },
+}
+
+/// One side's limits; the frame limit is shared (a peer configured with a
+/// smaller one rightly calls a bigger frame a protocol error).
+#[derive(Arbitrary, Debug)]
+pub struct Limits {
+    max_handshakes: u8,
+    max_inbound_calls: u8,
+    max_outbound_calls: u8,
+    send_buffer: u16,
+    max_send_buffer: u16,
+    handshake_ms: u16,
+    ping_ms: u16,
+    idle_ms: u16,
+}
+
+impl Limits {
+    fn config(&self, max_frame_len: u16) -> Config {
+        let mut c = Config::default();
+        c.max_frame_len = u32::from(max_frame_len);
+        c.max_handshakes = usize::from(self.max_handshakes % 4);
+        c.max_inbound_calls = usize::from(self.max_inbound_calls % 8);
+        c.max_outbound_calls = usize::from(self.max_outbound_calls % 8);
+        c.send_buffer = usize::from(self.send_buffer);
+        c.max_send_buffer = usize::from(self.max_send_buffer);
+        c.handshake_timeout = Duration::from_millis(u64::from(self.handshake_ms));
+        c.ping_interval = Duration::from_millis(u64::from(self.ping_ms));
+        c.idle_timeout = Duration::from_millis(u64::from(self.idle_ms));
+        c
+    }
+}
+
+#[derive(Arbitrary, Debug)]
+pub struct Scenario {
+    /// Both sides' frame limit.
+    pub max_frame_len: u16,
+    /// A's other limits.
+    pub a: Limits,
+    /// B's.
+    pub b: Limits,
+    /// What happens.
+    pub ops: Vec<Op>,
+}
+
+/// What a run got to, for checking that seeds reach where they should.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Summary {
+    /// `Connected` events, both sides.
+    pub connected: usize,
+    /// Calls that resolved with `Ok`.
+    pub ok_results: usize,
+    /// Handler invocations (`Call` events).
+    pub calls_served: usize,
+}
+
+/// One transport between A and B; arrays are indexed by `Who`.
+struct Link {
+    conn: [Option<ConnId>; 2],
+    /// Bytes in flight towards A / B.
+    to: [VecDeque<Bytes>; 2],
+    /// A FIN travels behind them.
+    fin: [bool; 2],
+    /// That side's endpoint is done with the transport.
+    closed: [bool; 2],
+    /// That side's endpoint signalled bytes its driver did not take yet.
+    wants: [bool; 2],
+}
+
+impl Link {
+    fn in_flight(&self, to: Who) -> usize {
+        self.to[to.index()].iter().map(Bytes::len).sum()
+    }
+}
+
+/// A call as its caller made it.
+struct Made {
+    handle: String,
+    args: Bytes,
+}
+
+struct World {
+    nodes: [Node; 2],
+    links: Vec<Link>,
+    stranger: PeerId,
+    /// (caller, caller's conn, request id) -> what was sent.
+    made: BTreeMap<(usize, ConnId, u64), Made>,
+    /// (callee, callee's conn, request id) -> what its handler answered.
+    produced: BTreeMap<(usize, ConnId, u64), Response>,
+    summary: Summary,
+}
+
+impl World {
+    fn node(&mut self, who: Who) -> &mut Node {
+        &mut self.nodes[who.index()]
+    }
+
+    fn id(&self, who: Who) -> PeerId {
+        self.nodes[who.index()].model.me
+    }
+
+    fn target(&self, from: Who, t: Target) -> Option<PeerId> {
+        match t {
+            Target::Other => Some(self.id(from.other())),
+            Target::Anyone => None,
+            Target::Stranger => Some(self.stranger),
+        }
+    }
+
+    fn link_of(&self, who: Who, conn: ConnId) -> Option<usize> {
+        self.links
+            .iter()
+            .position(|l| l.conn[who.index()] == Some(conn))
+    }
+
+    /// The far end of `who`'s `conn`.
+    fn peer_conn(&self, who: Who, conn: ConnId) -> Option<ConnId> {
+        let l = self.link_of(who, conn)?;
+        self.links[l].conn[who.other().index()]
+    }
+
+    fn set_now(&mut self, now: peernet_proto::Instant) {
+        for n in &mut self.nodes {
+            n.now = now;
+        }
+    }
+
+    /// Drains `who`'s outputs and routes them; returns whether anything
+    /// moved.
+    fn pump(&mut self, who: Who) -> bool {
+        let actions = self.node(who).pump();
+        let moved = !actions.is_empty();
+        for action in actions {
+            match action {
+                Action::Transmit(conn) => {
+                    if let Some(l) = self.link_of(who, conn) {
+                        self.links[l].wants[who.index()] = true;
+                        self.take(who, l);
+                    }
+                }
+                Action::Close(conn, last) => {
+                    if let Some(l) = self.link_of(who, conn) {
+                        let link = &mut self.links[l];
+                        let (me, other) = (who.index(), who.other().index());
+                        link.closed[me] = true;
+                        link.wants[me] = false;
+                        link.to[me].clear();
+                        link.fin[me] = false;
+                        if !last.is_empty() {
+                            link.to[other].push_back(last);
+                        }
+                        link.fin[other] = true;
+                    }
+                }
+                Action::Event(event) => self.on_event(who, event),
+            }
+        }
+        moved
+    }
+
+    /// The driver of `who` takes its bytes for link `l` if the link has
+    /// room (else it waits: that is backpressure).
+    fn take(&mut self, who: Who, l: usize) {
+        let link = &self.links[l];
+        let me = who.index();
+        if !link.wants[me] || link.closed[me] || link.in_flight(who.other()) >= LINK_CAPACITY {
+            return;
+        }
+        let Some(conn) = link.conn[me] else { return };
+        self.links[l].wants[me] = false;
+        if let Some(bytes) = self.node(who).take(conn) {
+            self.links[l].to[who.other().index()].push_back(bytes);
+        }
+    }
+
+    fn on_event(&mut self, who: Who, event: Event) {
+        assert_no_protocol_error_but_send_cap(&event);
+        match event {
+            Event::Connected { .. } => self.summary.connected += 1,
+            Event::Call(call) => {
+                let conn = call.id.conn();
+                let far = self.peer_conn(who, conn).expect("call on an unlinked conn");
+                let made = self
+                    .made
+                    .get(&(who.other().index(), far, call.id.request_id()))
+                    .expect("a call its caller never made");
+                assert_eq!(
+                    made.handle,
+                    call.handle.as_str(),
+                    "handle changed on the way"
+                );
+                assert_eq!(made.args, call.args, "args changed on the way");
+                assert_eq!(call.peer, self.id(who.other()));
+                self.summary.calls_served += 1;
+            }
+            Event::Send(send) => {
+                assert_eq!(send.peer, self.id(who.other()));
+            }
+            Event::CallResult { id, result } => {
+                let far = self
+                    .peer_conn(who, id.conn())
+                    .expect("result on an unlinked conn");
+                let produced = self
+                    .produced
+                    .get(&(who.other().index(), far, id.request_id()));
+                check_result(id, &result, produced);
+                if result.is_ok() {
+                    self.summary.ok_results += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Delivers up to `n` bytes towards `to` on link `l` (or its FIN).
+    fn deliver(&mut self, l: usize, to: Who, n: usize) -> bool {
+        let t = to.index();
+        let Some(conn) = self.links[l].conn[t] else {
+            return false;
+        };
+        if self.links[l].closed[t] {
+            self.links[l].to[t].clear();
+            self.links[l].fin[t] = false;
+            return false;
+        }
+        if let Some(mut front) = self.links[l].to[t].pop_front() {
+            let chunk = front.split_to(n.clamp(1, front.len()));
+            if !front.is_empty() {
+                self.links[l].to[t].push_front(front);
+            }
+            self.node(to).receive(conn, chunk);
+            self.pump(to);
+            // Room on the link: the sender's driver may take more.
+            self.take(to.other(), l);
+            self.pump(to.other());
+            true
+        } else if self.links[l].fin[t] {
+            self.links[l].fin[t] = false;
+            self.links[l].closed[t] = true;
+            if self.node(to).model.is_open(conn) {
+                self.node(to).transport_closed(conn);
+            }
+            self.pump(to);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Delivers everything, in whole buffers, until nothing moves.
+    fn flush(&mut self) {
+        for _ in 0..10_000 {
+            let mut moved = self.pump(Who::A) | self.pump(Who::B);
+            for l in 0..self.links.len() {
+                for to in [Who::A, Who::B] {
+                    while self.deliver(l, to, usize::MAX) {
+                        moved = true;
+                    }
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+        panic!("flush did not settle");
+    }
+
+    fn apply(&mut self, op: Op) {
+        match op {
+            Op::Dial { from, target } => {
+                let expected = self.target(from, target);
+                if let Some(out) = self.node(from).connect(expected) {
+                    let inn = self.node(from.other()).accept();
+                    let mut conn = [None, None];
+                    conn[from.index()] = Some(out);
+                    conn[from.other().index()] = inn;
+                    self.links.push(Link {
+                        conn,
+                        to: [VecDeque::new(), VecDeque::new()],
+                        fin: [false; 2],
+                        closed: [false, false],
+                        wants: [false; 2],
+                    });
+                    if inn.is_none() {
+                        // Nobody accepted: the dial fails at the transport.
+                        let l = self.links.len() - 1;
+                        self.links[l].closed[from.other().index()] = true;
+                        self.node(from).transport_closed(out);
+                    }
+                }
+            }
+            Op::Deliver { link, to, bytes } => {
+                if !self.links.is_empty() {
+                    let l = usize::from(link) % self.links.len();
+                    self.deliver(l, to, usize::from(bytes));
+                }
+            }
+            Op::Flush => self.flush(),
+            Op::Call {
+                from,
+                handle,
+                args,
+                timeout_ms,
+            } => {
+                let to = self.id(from.other());
+                let handle = handle.name();
+                let args = args.bytes();
+                let timeout = timeout_ms.map(|ms| Duration::from_millis(u64::from(ms)));
+                if let Ok(id) = self.node(from).call(&to, &handle, args.clone(), timeout) {
+                    let key = (from.index(), id.conn(), id.request_id());
+                    assert!(self.made.insert(key, Made { handle, args }).is_none());
+                }
+            }
+            Op::Send { from, handle, args } => {
+                let to = self.id(from.other());
+                let node = self.node(from);
+                let _ = node.ep.send(node.now, &to, &handle.name(), args.bytes());
+            }
+            Op::Reply {
+                who,
+                pick,
+                response,
+                body,
+            } => {
+                let inbound: Vec<_> = self.node(who).model.inbound.iter().copied().collect();
+                if !inbound.is_empty() {
+                    let id = inbound[usize::from(pick) % inbound.len()];
+                    let body = body.bytes();
+                    let response = match response {
+                        Resp::Ok => Response::Ok(body),
+                        Resp::Error => Response::Error(body),
+                        Resp::Panicked => Response::Panicked(body),
+                    };
+                    if self.node(who).reply(id, response.clone()) {
+                        let key = (who.index(), id.conn(), id.request_id());
+                        assert!(self.produced.insert(key, response).is_none());
+                    }
+                }
+            }
+            Op::Cancel { who, pick } => {
+                let outbound: Vec<CallId> = self.node(who).model.outbound.iter().copied().collect();
+                if !outbound.is_empty() {
+                    let id = outbound[usize::from(pick) % outbound.len()];
+                    self.node(who).cancel(id);
+                }
+            }
+            Op::Expose { who, handle, rule } => {
+                let rule = match rule {
+                    RuleChoice::Anyone => Rule::Anyone,
+                    RuleChoice::OnlyOther => Rule::Only([self.id(who.other())].into()),
+                    RuleChoice::OnlyStranger => Rule::Only([self.stranger].into()),
+                    RuleChoice::Never => Rule::Never,
+                };
+                self.node(who).expose(&handle.name(), rule);
+            }
+            Op::Unexpose { who, handle } => self.node(who).unexpose(&handle.name()),
+            Op::Pair { who, whom } => {
+                let p = self.target(who, whom).unwrap_or(self.id(who.other()));
+                let node = self.node(who);
+                let fresh = node.ep.pair(p, None);
+                assert_eq!(fresh, node.model.trusted.insert(p), "pair vs model");
+            }
+            Op::Unpair { who, whom } => {
+                let p = self.target(who, whom).unwrap_or(self.id(who.other()));
+                let node = self.node(who);
+                // The model stops trusting first: nothing may run for `p`
+                // from here on, even in the events `unpair` produces.
+                let was = node.model.trusted.remove(&p);
+                assert_eq!(node.ep.unpair(node.now, &p), was, "unpair vs model");
+                assert!(!node.ep.is_connected(&p), "connected after unpair");
+            }
+            Op::Disconnect { who } => {
+                let p = self.id(who.other());
+                let node = self.node(who);
+                let had = node.model.connection(&p).is_some();
+                assert_eq!(node.ep.disconnect(node.now, &p), had, "disconnect vs model");
+            }
+            Op::Cut { link, side } => {
+                if !self.links.is_empty() {
+                    let l = usize::from(link) % self.links.len();
+                    if let Some(conn) = self.links[l].conn[side.index()] {
+                        if self.node(side).model.is_open(conn) {
+                            self.node(side).transport_closed(conn);
+                        }
+                    }
+                }
+            }
+            Op::Advance { ms } => {
+                let now = self.nodes[0].now + Duration::from_millis(u64::from(ms));
+                self.set_now(now);
+                for n in &mut self.nodes {
+                    n.ep.handle_timeout(now);
+                }
+            }
+            Op::Shutdown { who } => {
+                let node = self.node(who);
+                node.ep.shutdown(node.now);
+                node.model.shutting_down = true;
+            }
+            Op::CloseAll { who } => {
+                let node = self.node(who);
+                node.ep.close_all(node.now);
+            }
+        }
+        self.pump(Who::A);
+        self.pump(Who::B);
+    }
+
+    /// After a flush, a pair connected both ways is connected over the
+    /// same transport: both sides picked the same survivor (section 4).
+    fn check_agreement(&self) {
+        let a = self.nodes[0].model.connection(&self.id(Who::B));
+        let b = self.nodes[1].model.connection(&self.id(Who::A));
+        if let (Some(ca), Some(cb)) = (a, b) {
+            let la = self.link_of(Who::A, ca);
+            let lb = self.link_of(Who::B, cb);
+            assert_eq!(la, lb, "A and B kept different connections to each other");
+        }
+    }
+}
+
+fn check_result(id: CallId, result: &Result<Bytes, CallError>, produced: Option<&Response>) {
+    match result {
+        Ok(body) => match produced {
+            Some(Response::Ok(b)) if b == body => {}
+            other => panic!("{id:?} resolved Ok({body:?}), the callee produced {other:?}"),
+        },
+        Err(CallError::HandlerError(body)) => match produced {
+            Some(Response::Error(b)) if b == body => {}
+            other => panic!("{id:?} resolved HandlerError({body:?}), callee {other:?}"),
+        },
+        Err(CallError::HandlerPanicked(note)) => match produced {
+            Some(Response::Panicked(b)) if b.starts_with(note) && note.len() <= 256 => {}
+            other => panic!("{id:?} resolved HandlerPanicked({note:?}), callee {other:?}"),
+        },
+        Err(CallError::ResultTooLarge) => {
+            assert!(
+                produced.is_some(),
+                "{id:?}: too_large with no handler result"
+            );
+        }
+        Err(
+            e @ (CallError::NoSuchHandle
+            | CallError::Forbidden
+            | CallError::Overloaded
+            | CallError::ShuttingDown),
+        ) => {
+            assert!(
+                produced.is_none(),
+                "{id:?} refused ({e}) after its handler ran"
+            );
+        }
+        Err(CallError::Timeout | CallError::Cancelled | CallError::ConnectionClosed(_)) => {}
+        Err(e) => panic!("{id:?} resolved with {e:?}"),
+    }
+}
+
+/// Runs a scenario; panics on any broken invariant.
+pub fn run(scenario: Scenario) -> Summary {
+    let stranger = peer(&STRANGER_SEED);
+    let (ia, ib) = (Identity::from_seed(&[1; 32]), Identity::from_seed(&[2; 32]));
+    let (pa, pb) = (ia.peer_id(), ib.peer_id());
+    let a = Node::new(
+        scenario.a.config(scenario.max_frame_len),
+        &[1; 32],
+        &[pb],
+        1,
+    );
+    let b = Node::new(
+        scenario.b.config(scenario.max_frame_len),
+        &[2; 32],
+        &[pa],
+        2,
+    );
+    let mut world = World {
+        nodes: [a, b],
+        links: Vec::new(),
+        stranger,
+        made: BTreeMap::new(),
+        produced: BTreeMap::new(),
+        summary: Summary::default(),
+    };
+    for n in &mut world.nodes {
+        n.auto_reply = false;
+        n.expose("echo", Rule::Anyone);
+    }
+    for op in scenario.ops.into_iter().take(MAX_OPS) {
+        world.apply(op);
+    }
+    world.flush();
+    world.check_agreement();
+    for who in [Who::A, Who::B] {
+        let node = world.node(who);
+        node.ep.close_all(node.now);
+        world.flush();
+    }
+    for n in &world.nodes {
+        n.model.check_all_done(&n.ep);
+    }
+    world.summary
+}
