@@ -1,0 +1,608 @@
+//! peernet-bench: peernet on tokio, async-std and smol, side by side with raw
+//! TCP and tarpc, over 127.0.0.1, interleaved, medians.
+//!
+//! ```sh
+//! cargo run --release -p peernet-tests --bin peernet-bench -- [--secs N] [--quick] [--only seq,pipe,...]
+//! ```
+//!
+//! Prints one line per figure (`name: value unit`) and ends with the ratios
+//! (`ratio_<name>: <value>`). The machine is shared and noisy: every
+//! contender of a workload runs in the same process, one window at a time,
+//! in rotated order (A B C, B C A, …), and each figure is the median over
+//! the rounds; only the ratios are meant to be compared across runs.
+
+mod drive;
+mod measure;
+mod raw;
+mod tarpc_bench;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use clap::{Parser, ValueEnum};
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+
+use measure::{Contender, Sample, interleave, summarize};
+
+#[derive(Parser, Debug)]
+#[command(about = "peernet vs raw TCP vs tarpc, on tokio, async-std and smol")]
+struct Args {
+    /// Measured seconds per contender per figure (split over the rounds).
+    #[arg(long, default_value_t = 1.0)]
+    secs: f64,
+    /// Interleaved rounds per figure (default 5; 3 with --quick).
+    #[arg(long)]
+    rounds: Option<usize>,
+    /// Run only these workloads (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<Workload>,
+    /// Scale counts down (peers, idle connections, handshakes) for a smoke run.
+    #[arg(long)]
+    quick: bool,
+    /// Number of peers for the many-connections workload (default 1000).
+    #[arg(long)]
+    peers: Option<usize>,
+    /// Number of idle connections for the memory workload (default 10000).
+    #[arg(long)]
+    idle: Option<usize>,
+    /// Internal: run as the idle-connections child process for this system.
+    #[arg(long, hide = true)]
+    child_idle: Option<String>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Workload {
+    /// 1. sequential 64-byte calls: round trips/s, p50/p99 latency
+    Seq,
+    /// 2. pipelined calls on one connection: 64/256 in flight, 64 B/1 KiB
+    Pipe,
+    /// 3. many peers each doing sequential calls against one node
+    Many,
+    /// 4. full connects per second and CPU per handshake
+    Handshake,
+    /// 5. RSS per established idle connection
+    Idle,
+    /// 6. fire-and-forget 64-byte sends delivered per second
+    Send,
+}
+
+/// Collected figures, printed as they are measured.
+#[derive(Default)]
+struct Report {
+    values: BTreeMap<String, f64>,
+}
+
+impl Report {
+    fn fig(&mut self, name: &str, value: f64, unit: &str) {
+        let v = if value.abs() >= 100.0 || value == 0.0 {
+            format!("{value:.0}")
+        } else if value.abs() >= 1.0 {
+            format!("{value:.2}")
+        } else {
+            format!("{value:.4}")
+        };
+        println!("{name}: {v} {unit}");
+        let _ = std::io::stdout().flush();
+        self.values.insert(name.to_string(), value);
+    }
+    fn get(&self, name: &str) -> f64 {
+        self.values.get(name).copied().unwrap_or(f64::NAN)
+    }
+}
+
+struct Ctx {
+    rounds: usize,
+    win: Duration,
+    peers: usize,
+    idle: usize,
+    handshakes_par: usize,
+    tokio: tokio::runtime::Runtime,
+}
+
+fn main() {
+    let args = Args::parse();
+    let fd_limit = measure::raise_fd_limit();
+    if let Some(sys) = &args.child_idle {
+        idle_child(sys);
+        return;
+    }
+    let rounds = args.rounds.unwrap_or(if args.quick { 3 } else { 5 }).max(1);
+    let ctx = Ctx {
+        rounds,
+        win: Duration::from_secs_f64(args.secs / rounds as f64),
+        peers: args.peers.unwrap_or(if args.quick { 50 } else { 1000 }),
+        idle: args.idle.unwrap_or(if args.quick { 500 } else { 10_000 }),
+        handshakes_par: 4,
+        tokio: tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime"),
+    };
+    let want = |w: Workload| args.only.is_empty() || args.only.contains(&w);
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!(
+        "# peernet-bench: {cores} cores, {rounds} rounds x {:.3} s windows, fd limit {fd_limit}",
+        ctx.win.as_secs_f64()
+    );
+    let t0 = Instant::now();
+    let mut r = Report::default();
+    r.fig("cores", cores as f64, "");
+    if want(Workload::Seq) {
+        seq(&ctx, &mut r);
+    }
+    if want(Workload::Pipe) {
+        pipe(&ctx, &mut r);
+    }
+    if want(Workload::Many) {
+        many(&ctx, &mut r);
+    }
+    if want(Workload::Handshake) {
+        handshake(&ctx, &mut r);
+    }
+    if want(Workload::Idle) {
+        idle(&ctx, &mut r);
+    }
+    if want(Workload::Send) {
+        send(&ctx, &mut r);
+    }
+    r.fig("bench_wall", t0.elapsed().as_secs_f64(), "s");
+    ratios(&r);
+}
+
+fn payload(n: usize) -> Bytes {
+    Bytes::from((0..n).map(|i| i as u8).collect::<Vec<u8>>())
+}
+
+/// Prints the standard figures of one interleaved comparison.
+fn report_rates(
+    r: &mut Report,
+    fig: &str,
+    unit: &str,
+    names: &[String],
+    mut samples: Vec<Vec<Sample>>,
+    latency: bool,
+) {
+    for (name, s) in names.iter().zip(samples.iter_mut()) {
+        let sum = summarize(s);
+        r.fig(&format!("{fig}.{name}"), sum.rate, unit);
+        if latency {
+            r.fig(&format!("{fig}.{name}.p50"), sum.p50_ns / 1e3, "us");
+            r.fig(&format!("{fig}.{name}.p99"), sum.p99_ns / 1e3, "us");
+        }
+        r.fig(&format!("{fig}.{name}.cpu"), sum.cpu_ns_per_op, "ns/op");
+    }
+}
+
+fn run_interleaved(
+    ctx: &Ctx,
+    r: &mut Report,
+    fig: &str,
+    unit: &str,
+    mut cs: Vec<Contender<'_>>,
+    latency: bool,
+) {
+    let names: Vec<String> = cs.iter().map(|c| c.name.clone()).collect();
+    let samples = interleave(&mut cs, ctx.rounds, ctx.win);
+    drop(cs);
+    report_rates(r, fig, unit, &names, samples, latency);
+}
+
+/// 1. Sequential 64-byte calls.
+fn seq(ctx: &Ctx, r: &mut Report) {
+    let rt = &ctx.tokio;
+    let p = payload(64);
+    let server = rt.block_on(raw::RawServer::start()).unwrap();
+    let taddr = rt.block_on(tarpc_bench::start_server()).unwrap();
+    let mut pp = rt.block_on(raw::PingPong::connect(server.addr)).unwrap();
+    let mux = rt.block_on(raw::Mux::connect(server.addr)).unwrap();
+    let tc = rt.block_on(tarpc_bench::connect(taddr)).unwrap();
+    let mut cs = vec![
+        Contender::new("rawtcp.pingpong", |w| {
+            measure::window(|| rt.block_on(pp.run_seq(&p, Instant::now() + w)))
+        }),
+        Contender::new("rawtcp.mux", |w| {
+            measure::window(|| {
+                rt.block_on(drive::sequential(Instant::now() + w, || async {
+                    mux.call(p.clone()).await.unwrap();
+                }))
+            })
+        }),
+        Contender::new("tarpc", |w| {
+            measure::window(|| {
+                rt.block_on(drive::sequential(Instant::now() + w, || async {
+                    tarpc_bench::call(&tc, &p).await;
+                }))
+            })
+        }),
+    ];
+    cs.extend(peer_seq_contenders(ctx, &p));
+    run_interleaved(ctx, r, "seq64", "calls/s", cs, true);
+}
+
+/// 2. Pipelined calls on one connection.
+fn pipe(ctx: &Ctx, r: &mut Report) {
+    let rt = &ctx.tokio;
+    let server = rt.block_on(raw::RawServer::start()).unwrap();
+    let taddr = rt.block_on(tarpc_bench::start_server()).unwrap();
+    let mut rp = rt.block_on(raw::Pipe::connect(server.addr)).unwrap();
+    let mux = rt.block_on(raw::Mux::connect(server.addr)).unwrap();
+    let tc = rt.block_on(tarpc_bench::connect(taddr)).unwrap();
+    let mut rp = &mut rp;
+    for (inflight, size) in [(64, 64), (256, 64), (64, 1024), (256, 1024)] {
+        let p = payload(size);
+        let (p, mux, tc) = (&p, &mux, &tc);
+        let rpp = &mut rp;
+        let mut cs = vec![
+            Contender::new("rawtcp.pipe", move |w| {
+                measure::window(|| {
+                    (
+                        rt.block_on(rpp.run(inflight, p.clone(), Instant::now() + w)),
+                        vec![],
+                    )
+                })
+            }),
+            Contender::new("rawtcp.mux", move |w| {
+                measure::window(|| {
+                    let n = rt.block_on(drive::pipelined(inflight, Instant::now() + w, || async {
+                        mux.call(p.clone()).await.unwrap();
+                    }));
+                    (n, vec![])
+                })
+            }),
+            Contender::new("tarpc", move |w| {
+                measure::window(|| {
+                    let n = rt.block_on(drive::pipelined(inflight, Instant::now() + w, || async {
+                        tarpc_bench::call(tc, p).await;
+                    }));
+                    (n, vec![])
+                })
+            }),
+        ];
+        cs.extend(peer_pipe_contenders(ctx, inflight, p));
+        let fig = format!("pipe{inflight}x{size}B");
+        run_interleaved(ctx, r, &fig, "calls/s", cs, false);
+    }
+}
+
+/// 3. Many connections, each doing sequential calls against one node.
+fn many(ctx: &Ctx, r: &mut Report) {
+    let rt = &ctx.tokio;
+    let p = payload(64);
+    let server = rt.block_on(raw::RawServer::start()).unwrap();
+    let mut conns: Vec<raw::PingPong> = rt.block_on(async {
+        let mut v = Vec::with_capacity(ctx.peers);
+        for _ in 0..ctx.peers {
+            v.push(raw::PingPong::connect(server.addr).await.unwrap());
+        }
+        v
+    });
+    let mut cs = vec![Contender::new("rawtcp.pingpong", |w| {
+        measure::window(|| {
+            let deadline = Instant::now() + w;
+            let n = rt.block_on(futures::future::join_all(conns.iter_mut().map(|c| {
+                let p = &p;
+                async move {
+                    let mut n = 0;
+                    while Instant::now() < deadline {
+                        c.call(p).await.unwrap();
+                        n += 1;
+                    }
+                    n
+                }
+            })));
+            (n.iter().sum(), vec![])
+        })
+    })];
+    cs.extend(peer_many_contenders(ctx, &p));
+    let fig = format!("many{}", ctx.peers);
+    run_interleaved(ctx, r, &fig, "calls/s", cs, false);
+}
+
+/// What each handshake side cannot avoid: sign once, decode the peer's key,
+/// verify once (strictly). As in peernet-proto/benches/handshake.rs.
+struct Floor {
+    key: SigningKey,
+    peer: [u8; 32],
+    msg: Vec<u8>,
+    sig: ed25519_dalek::Signature,
+}
+
+impl Floor {
+    fn new() -> Floor {
+        let key = SigningKey::from_bytes(&[3; 32]);
+        let peer = key.verifying_key().to_bytes();
+        // as long as the longest signed handshake string: label + HELLO + WELCOME
+        let msg = vec![0x5a; 16 + 70 + 134];
+        let sig = key.sign(&msg);
+        Floor {
+            key,
+            peer,
+            msg,
+            sig,
+        }
+    }
+    fn once(&self) {
+        use std::hint::black_box;
+        black_box(self.key.sign(black_box(&self.msg)));
+        let vk = VerifyingKey::from_bytes(black_box(&self.peer)).unwrap();
+        vk.verify_strict(black_box(&self.msg), black_box(&self.sig))
+            .unwrap();
+    }
+}
+
+/// 4. Handshakes: full connects per second, CPU per handshake side.
+fn handshake(ctx: &Ctx, r: &mut Report) {
+    let rt = &ctx.tokio;
+    let server = rt.block_on(raw::RawServer::start()).unwrap();
+    let floor = Floor::new();
+    let par = ctx.handshakes_par;
+    let mut cs = vec![
+        Contender::new("crypto_floor", |w| {
+            measure::window(|| {
+                let deadline = Instant::now() + w;
+                let mut n = 0;
+                while Instant::now() < deadline {
+                    for _ in 0..16 {
+                        floor.once();
+                    }
+                    n += 16;
+                }
+                (n, vec![])
+            })
+        }),
+        Contender::new("rawtcp.connect", |w| {
+            measure::window(|| {
+                let deadline = Instant::now() + w;
+                let mut n = 0;
+                while Instant::now() < deadline {
+                    n += rt.block_on(raw::connect_close(server.addr, 64, par));
+                }
+                (n, vec![])
+            })
+        }),
+    ];
+    cs.extend(peer_handshake_contenders(ctx));
+    let names: Vec<String> = cs.iter().map(|c| c.name.clone()).collect();
+    let mut samples = interleave(&mut cs, ctx.rounds, ctx.win);
+    drop(cs);
+    for (name, s) in names.iter().zip(samples.iter_mut()) {
+        let sum = summarize(s);
+        if name == "crypto_floor" {
+            r.fig("handshake.crypto_floor", sum.cpu_ns_per_op / 1e3, "us");
+        } else {
+            r.fig(&format!("handshake.{name}"), sum.rate, "connects/s");
+            // Both sides live in this process: CPU per side is half.
+            r.fig(
+                &format!("handshake.{name}.cpu_per_side"),
+                sum.cpu_ns_per_op / 2e3,
+                "us",
+            );
+        }
+    }
+}
+
+/// 5. Idle connections: a child process holds them; we read its RSS.
+fn idle(ctx: &Ctx, r: &mut Report) {
+    let n = ctx.idle;
+    for sys in ["rawtcp"].into_iter().chain(peer_idle_systems()) {
+        match idle_measure(ctx, sys, n) {
+            Ok(per) => r.fig(&format!("idle{n}.{sys}"), per, "bytes/conn"),
+            Err(e) => println!("# idle {sys}: {e}"),
+        }
+    }
+}
+
+/// Spawns this binary as `--child-idle <sys>`, dials `n` connections to it
+/// and returns the child's RSS growth per connection.
+fn idle_measure(ctx: &Ctx, sys: &str, n: usize) -> Result<f64, String> {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut child = Command::new(exe)
+        .args(["--child-idle", sys, "--idle", &n.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut stdin = child.stdin.take().unwrap();
+    let mut line = String::new();
+    let mut read = |out: &mut BufReader<_>| -> Result<String, String> {
+        line.clear();
+        out.read_line(&mut line).map_err(|e| e.to_string())?;
+        Ok(line.trim().to_string())
+    };
+    // "ready <addr> <rss>"
+    let ready = read(&mut out)?;
+    let parts: Vec<&str> = ready.split_whitespace().collect();
+    if parts.len() != 3 || parts[0] != "ready" {
+        return Err(format!("child said {ready:?}"));
+    }
+    let addr: std::net::SocketAddr = parts[1].parse().map_err(|_| "bad addr")?;
+    let rss0: f64 = parts[2].parse().map_err(|_| "bad rss")?;
+    let held = idle_dial(ctx, sys, addr, n)?;
+    writeln!(stdin, "measure").map_err(|e| e.to_string())?;
+    let m = read(&mut out)?;
+    let parts: Vec<&str> = m.split_whitespace().collect();
+    if parts.len() != 3 || parts[0] != "rss" {
+        return Err(format!("child said {m:?}"));
+    }
+    let conns: f64 = parts[1].parse().map_err(|_| "bad count")?;
+    let rss1: f64 = parts[2].parse().map_err(|_| "bad rss")?;
+    drop(stdin);
+    let _ = child.wait();
+    drop(held);
+    if conns < n as f64 {
+        return Err(format!("child holds {conns} of {n} connections"));
+    }
+    Ok((rss1 - rss0) / n as f64)
+}
+
+/// What keeps the dialing side of the idle connections open.
+type Held = Box<dyn std::any::Any>;
+
+fn idle_dial(ctx: &Ctx, sys: &str, addr: std::net::SocketAddr, n: usize) -> Result<Held, String> {
+    if sys == "rawtcp" {
+        let rt = &ctx.tokio;
+        let v = rt.block_on(async {
+            let mut v = Vec::with_capacity(n);
+            for _ in 0..n {
+                v.push(raw::dial(addr).await?);
+            }
+            Ok::<_, std::io::Error>(v)
+        });
+        let v = v.map_err(|e| e.to_string())?;
+        // let the server accept them all
+        rt.block_on(raw::pause(Duration::from_millis(200)));
+        return Ok(Box::new(v));
+    }
+    peer_idle_dial(ctx, sys, addr, n)
+}
+
+/// Child side of the idle workload: holds the server, reports RSS.
+fn idle_child(sys: &str) {
+    use std::io::BufRead;
+    let args = Args::parse();
+    let n = args.idle.unwrap_or(10_000);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (addr, count): (std::net::SocketAddr, Box<dyn Fn() -> u64>) = if sys == "rawtcp" {
+        let s = rt.block_on(raw::RawServer::start()).unwrap();
+        let c = s.conns.clone();
+        (
+            s.addr,
+            Box::new(move || c.load(std::sync::atomic::Ordering::Relaxed)),
+        )
+    } else {
+        peer_idle_server(&rt, sys, n)
+    };
+    println!("ready {addr} {}", measure::rss_bytes());
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).unwrap();
+    // Let stragglers finish their handshakes.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while count() < n as u64 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    println!("rss {} {}", count(), measure::rss_bytes());
+}
+
+/// 6. Fire-and-forget 64-byte sends, counted where they are delivered.
+fn send(ctx: &Ctx, r: &mut Report) {
+    let rt = &ctx.tokio;
+    let p = payload(64);
+    let server = rt.block_on(raw::RawServer::start()).unwrap();
+    let mut pp = rt.block_on(raw::PingPong::connect(server.addr)).unwrap();
+    let delivered = server.sends.clone();
+    let mut cs = vec![Contender::new("rawtcp", |w| {
+        measure::window(|| {
+            let d0 = delivered.load(std::sync::atomic::Ordering::Relaxed);
+            let sent = rt.block_on(pp.run_sends(&p, 64, Instant::now() + w));
+            wait_delivered(&delivered, d0 + sent);
+            (
+                delivered.load(std::sync::atomic::Ordering::Relaxed) - d0,
+                vec![],
+            )
+        })
+    })];
+    cs.extend(peer_send_contenders(ctx, &p));
+    run_interleaved(ctx, r, "send64", "sends/s", cs, false);
+}
+
+/// Waits until `counter` reaches `target`, or stops moving for 200 ms.
+fn wait_delivered(counter: &std::sync::atomic::AtomicU64, target: u64) {
+    let mut last = counter.load(std::sync::atomic::Ordering::Relaxed);
+    let mut since = Instant::now();
+    loop {
+        let now = counter.load(std::sync::atomic::Ordering::Relaxed);
+        if now >= target {
+            return;
+        }
+        if now != last {
+            last = now;
+            since = Instant::now();
+        } else if since.elapsed() > Duration::from_millis(200) {
+            return;
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+fn ratio_line(name: &str, v: f64, goal: &str, met: Option<bool>) {
+    let verdict = match met {
+        Some(true) => "met",
+        Some(false) => "MISSED",
+        None => "n/a",
+    };
+    println!("ratio_{name}: {v:.3} (goal {goal}: {verdict})");
+}
+
+fn ratios(r: &Report) {
+    let ge = |v: f64, g: f64| (!v.is_nan()).then_some(v >= g);
+    let le = |v: f64, g: f64| (!v.is_nan()).then_some(v <= g);
+    let pt = r.get("pipe64x64B.peernet-tokio");
+    let v = pt / r.get("pipe64x64B.rawtcp.mux");
+    ratio_line("pipelined64_vs_rawmux", v, ">= 0.8", ge(v, 0.8));
+    let v = pt / r.get("pipe64x64B.tarpc");
+    ratio_line("pipelined64_vs_tarpc", v, ">= 4.0", ge(v, 4.0));
+    let v = r.get("seq64.peernet-tokio.p50") / r.get("seq64.rawtcp.pingpong.p50");
+    ratio_line("latency_p50_vs_rawtcp", v, "<= 1.2", le(v, 1.2));
+    let v = r.get("handshake.peernet-tokio.cpu_per_side") / r.get("handshake.crypto_floor");
+    ratio_line("handshake_vs_crypto_floor", v, "<= 1.2", le(v, 1.2));
+    let v = r.get("pipe64x64B.peernet-async-std") / pt;
+    ratio_line("asyncstd_vs_tokio", v, ">= 0.8", ge(v, 0.8));
+    let v = r.get("pipe64x64B.peernet-smol") / pt;
+    ratio_line("smol_vs_tokio", v, ">= 0.8", ge(v, 0.8));
+    // Anchors, for context.
+    let v = r.get("pipe64x64B.rawtcp.mux") / r.get("pipe64x64B.rawtcp.pipe");
+    ratio_line("anchor_rawmux_vs_rawpipe", v, "~0.15 (anchor)", None);
+    let v = r.get("pipe64x64B.tarpc") / r.get("pipe64x64B.rawtcp.mux");
+    ratio_line("anchor_tarpc_vs_rawmux", v, "~0.19 (anchor)", None);
+    let v = r.get("seq64.tarpc.p50") / r.get("seq64.rawtcp.pingpong.p50");
+    ratio_line("anchor_tarpc_p50_vs_rawtcp", v, "~1.7 (anchor)", None);
+    println!(
+        "cpu_ns_per_call: peernet-tokio {:.0} rawtcp.mux {:.0} (pipelined 64 in flight, 64 B; both sides)",
+        r.get("pipe64x64B.peernet-tokio.cpu"),
+        r.get("pipe64x64B.rawtcp.mux.cpu")
+    );
+}
+
+// ---- peernet contenders (filled in once the runtime crates exist) ----
+
+fn peer_seq_contenders<'a>(_ctx: &'a Ctx, _p: &'a Bytes) -> Vec<Contender<'a>> {
+    vec![]
+}
+fn peer_pipe_contenders<'a>(_ctx: &'a Ctx, _inflight: usize, _p: &'a Bytes) -> Vec<Contender<'a>> {
+    vec![]
+}
+fn peer_many_contenders<'a>(_ctx: &'a Ctx, _p: &'a Bytes) -> Vec<Contender<'a>> {
+    vec![]
+}
+fn peer_handshake_contenders(_ctx: &Ctx) -> Vec<Contender<'_>> {
+    vec![]
+}
+fn peer_idle_systems() -> Vec<&'static str> {
+    vec![]
+}
+fn peer_idle_dial(
+    _ctx: &Ctx,
+    sys: &str,
+    _addr: std::net::SocketAddr,
+    _n: usize,
+) -> Result<Held, String> {
+    Err(format!("unknown system {sys}"))
+}
+fn peer_idle_server(
+    _rt: &tokio::runtime::Runtime,
+    sys: &str,
+    _n: usize,
+) -> (std::net::SocketAddr, Box<dyn Fn() -> u64>) {
+    panic!("unknown system {sys}")
+}
+fn peer_send_contenders<'a>(_ctx: &'a Ctx, _p: &'a Bytes) -> Vec<Contender<'a>> {
+    vec![]
+}
