@@ -40,7 +40,52 @@ pub struct Config {
     /// Time without any frame received after which the connection is
     /// closed with GOODBYE `idle_timeout`. Default 45 s.
     pub idle_timeout: Duration,
+    /// A deliberate bug to switch on, for the simulation tests only.
+    #[cfg(feature = "fault-injection")]
+    #[doc(hidden)]
+    pub fault: Option<Fault>,
 }
+
+/// Deliberate bugs, each a one-line detour at the place it names, which
+/// the simulation tests switch on to prove that their invariants catch
+/// them. Compiled in only with the `fault-injection` feature.
+#[cfg(feature = "fault-injection")]
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum Fault {
+    /// `register`: the supersede rule keeps the newest connection always.
+    SupersedeNewest,
+    /// `on_hello`/`on_proof`: a responder accepts a HELLO key it does not
+    /// trust.
+    SkipTrustCheck,
+    /// `on_envelope`: request ids start at 1 on every connection and a
+    /// REPLY is matched against every connection's calls, as if ids were
+    /// global.
+    ReplyAnyConnection,
+    /// `handle_timeout`: a connection that went idle is never closed.
+    NoIdleTimeout,
+    /// `unpair`: the revoked peer's connections stay open.
+    KeepRevokedConnections,
+    /// `on_call`: a CALL reaches the handler whether or not its handle is
+    /// exposed to the caller.
+    SkipExposureCheck,
+    /// `on_call`: `max_inbound_calls` is not enforced.
+    IgnoreInboundLimit,
+}
+
+/// Whether the deliberate fault `$fault` is on; always false without the
+/// `fault-injection` feature.
+macro_rules! fault {
+    ($config:expr, $fault:ident) => {{
+        #[cfg(feature = "fault-injection")]
+        let on = $config.fault == Some($crate::config::Fault::$fault);
+        #[cfg(not(feature = "fault-injection"))]
+        let on = false;
+        on
+    }};
+}
+pub(crate) use fault;
 
 impl Default for Config {
     fn default() -> Self {
@@ -54,6 +99,8 @@ impl Default for Config {
             handshake_timeout: Duration::from_secs(10),
             ping_interval: Duration::from_secs(15),
             idle_timeout: Duration::from_secs(45),
+            #[cfg(feature = "fault-injection")]
+            fault: None,
         }
     }
 }

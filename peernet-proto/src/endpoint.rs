@@ -14,7 +14,7 @@ use bytes::Bytes;
 use rand_core::CryptoRng;
 
 use crate::Instant;
-use crate::config::Config;
+use crate::config::{Config, fault};
 use crate::connection::{Connection, Ctx, Session, State};
 use crate::envelope::{Envelope, GoodbyeCode, Handle, ReplyStatus};
 use crate::error::{CallError, CloseReason, HandshakeError, Side};
@@ -408,7 +408,9 @@ impl Endpoint {
                     let Some(c) = self.conns.get_mut(&conn) else {
                         continue;
                     };
-                    if c.on_liveness(nonce, &mut self.ctx) {
+                    if c.on_liveness(nonce, &mut self.ctx)
+                        && !fault!(self.ctx.config, NoIdleTimeout)
+                    {
                         let idle = self.ctx.config.idle_timeout;
                         let reason = format!("no frame received for {idle:?}");
                         self.end(
@@ -624,6 +626,7 @@ impl Endpoint {
             .conns
             .values()
             .filter(|c| c.peer() == Some(*peer))
+            .filter(|_| !fault!(self.ctx.config, KeepRevokedConnections))
             .map(|c| c.id)
             .collect();
         for conn in doomed {
@@ -775,7 +778,10 @@ impl Endpoint {
                 },
             );
         }
-        match handshake::read_hello(&self.identity, &self.trust, body) {
+        let hello = handshake::read_hello(&self.identity, &self.trust, body);
+        #[cfg(feature = "fault-injection")]
+        let hello = hello.or_else(|failure| self.fault_skip_trust_check(body, failure));
+        match hello {
             Err(failure) => self.fail_handshake(conn, failure),
             Ok(dialer) => {
                 let nonce = self.nonce();
@@ -794,6 +800,11 @@ impl Endpoint {
             Err(failure) => self.fail_handshake(conn, failure),
             Ok((peer, proof)) => {
                 let first_id = self.rng.next_u64();
+                let first_id = if fault!(self.ctx.config, ReplyAnyConnection) {
+                    1
+                } else {
+                    first_id
+                };
                 let session = Session::new(peer, self.identity.peer_id(), self.ctx.now, first_id);
                 let Some(c) = self.conns.get_mut(&conn) else {
                     return;
@@ -810,15 +821,22 @@ impl Endpoint {
             Err(failure) => self.fail_handshake(conn, failure),
             // Trust is checked again here: the peer may have been unpaired
             // while it was proving itself.
-            Ok(peer) if !self.trust.contains(&peer) => self.fail_handshake(
-                conn,
-                Failure {
-                    send: Some(RejectCode::Untrusted),
-                    error: HandshakeError::Refused(RejectCode::Untrusted),
-                },
-            ),
+            Ok(peer) if !self.trust.contains(&peer) && !fault!(self.ctx.config, SkipTrustCheck) => {
+                self.fail_handshake(
+                    conn,
+                    Failure {
+                        send: Some(RejectCode::Untrusted),
+                        error: HandshakeError::Refused(RejectCode::Untrusted),
+                    },
+                )
+            }
             Ok(peer) => {
                 let first_id = self.rng.next_u64();
+                let first_id = if fault!(self.ctx.config, ReplyAnyConnection) {
+                    1
+                } else {
+                    first_id
+                };
                 let session = Session::new(peer, peer, self.ctx.now, first_id);
                 self.inbound_handshakes = self.inbound_handshakes.saturating_sub(1);
                 let Some(c) = self.conns.get_mut(&conn) else {
@@ -854,6 +872,7 @@ impl Endpoint {
         });
         if let Some((old, older)) = older {
             let loser = match registry::survivor(older, newer, self.ctx.config.handshake_timeout) {
+                _ if fault!(self.ctx.config, SupersedeNewest) => old,
                 Survivor::Newer => old,
                 Survivor::Older => conn,
             };
@@ -881,6 +900,41 @@ impl Endpoint {
             peer,
             direction,
         });
+    }
+
+    /// Fault `SkipTrustCheck`: a HELLO refused only because its key is
+    /// untrusted is taken as if the key were trusted.
+    #[cfg(feature = "fault-injection")]
+    fn fault_skip_trust_check(
+        &self,
+        hello: &[u8],
+        failure: Failure,
+    ) -> Result<handshake::Dialer, Failure> {
+        let untrusted = failure.error == HandshakeError::Refused(RejectCode::Untrusted);
+        match hello.get(6..6 + 32).map(PeerId::from_slice) {
+            Some(Ok(key)) if untrusted && fault!(self.ctx.config, SkipTrustCheck) => {
+                let mut trust = self.trust.clone();
+                trust.insert(key, None);
+                handshake::read_hello(&self.identity, &trust, hello)
+            }
+            _ => Err(failure),
+        }
+    }
+
+    /// Fault `ReplyAnyConnection`: the REPLY's id is looked up on every
+    /// connection, in ConnId order, as if request ids were global.
+    #[cfg(feature = "fault-injection")]
+    fn fault_reply_any_connection(&mut self, conn: ConnId, id: u64) -> (ConnId, &mut Session) {
+        let owner = match fault!(self.ctx.config, ReplyAnyConnection) {
+            true => self
+                .conns
+                .iter()
+                .find(|(_, c)| c.session().is_some_and(|s| s.outbound.contains_key(&id))),
+            false => None,
+        };
+        let conn = owner.map_or(conn, |(owner, _)| *owner);
+        let s = self.conns.get_mut(&conn).and_then(Connection::session_mut);
+        (conn, s.expect("the connection is established"))
     }
 
     fn protocol_error(&mut self, conn: ConnId, reason: String) {
@@ -924,6 +978,8 @@ impl Endpoint {
                 timeout_ms,
             } => self.on_call(conn, peer, id, handle, args, timeout_ms),
             Envelope::Reply { id, status, body } => {
+                #[cfg(feature = "fault-injection")]
+                let (conn, s) = self.fault_reply_any_connection(conn, id);
                 let Some(deadline) = s.outbound.remove(&id) else {
                     // A late reply to a call that timed out or was
                     // cancelled, or any unknown id: dropped (3.1).
@@ -1007,8 +1063,14 @@ impl Endpoint {
         let verdict = if self.shutting_down {
             Err(ReplyStatus::ShuttingDown)
         } else {
-            let full = s.inbound.len() >= self.ctx.config.max_inbound_calls;
-            self.exposure.check(handle.as_str(), &peer).and(if full {
+            let full = s.inbound.len() >= self.ctx.config.max_inbound_calls
+                && !fault!(self.ctx.config, IgnoreInboundLimit);
+            let exposed = self.exposure.check(handle.as_str(), &peer);
+            let exposed = exposed.or_else(|e| match fault!(self.ctx.config, SkipExposureCheck) {
+                true => Ok(()),
+                false => Err(e),
+            });
+            exposed.and(if full {
                 Err(ReplyStatus::Overloaded)
             } else {
                 Ok(())

@@ -30,9 +30,6 @@ pub enum Survivor {
 /// Applies section 4 to connection `older` (established first) and
 /// `newer` (just established).
 pub fn survivor(older: Established, newer: Established, handshake_timeout: Duration) -> Survivor {
-    if cfg!(feature = "fault-supersede-newest") {
-        return Survivor::Newer;
-    }
     // 1. Same initiator: a redial replaces the connection the dialer lost.
     if older.initiator == newer.initiator {
         return Survivor::Newer;
@@ -49,7 +46,7 @@ pub fn survivor(older: Established, newer: Established, handshake_timeout: Durat
     }
 }
 
-#[cfg(all(test, not(feature = "fault-supersede-newest")))]
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::Identity;
