@@ -35,7 +35,6 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -90,14 +89,9 @@ impl peernet_driver::Runtime for TokioRuntime {
         listener.local_addr()
     }
 
-    fn accept(
-        &self,
-        listener: &TcpListener,
-    ) -> impl Future<Output = io::Result<(BoxRead, BoxWrite, SocketAddr)>> + Send {
-        async move {
-            let (stream, addr) = listener.accept().await?;
-            let (read, write) = split(stream)?;
-            Ok((read, write, addr))
-        }
+    async fn accept(&self, listener: &TcpListener) -> io::Result<(BoxRead, BoxWrite, SocketAddr)> {
+        let (stream, addr) = listener.accept().await?;
+        let (read, write) = split(stream)?;
+        Ok((read, write, addr))
     }
 }
