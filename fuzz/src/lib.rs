@@ -59,6 +59,29 @@ pub const SECRET: &str = "secret";
 /// See [`ECHO`].
 pub const NEVER: &str = "never";
 
+/// The deliberate bug named by `PEERNET_FUZZ_FAULT` (a `Fault` variant
+/// name), read once. Only with the `fault-injection` feature: used to check
+/// that the targets catch real bugs.
+#[cfg(feature = "fault-injection")]
+pub fn fault() -> Option<peernet_proto::config::Fault> {
+    use peernet_proto::config::Fault;
+    static FAULT: std::sync::OnceLock<Option<Fault>> = std::sync::OnceLock::new();
+    *FAULT.get_or_init(|| {
+        let name = std::env::var("PEERNET_FUZZ_FAULT").ok()?;
+        let all = [
+            Fault::SupersedeNewest,
+            Fault::SkipTrustCheck,
+            Fault::ReplyAnyConnection,
+            Fault::NoIdleTimeout,
+            Fault::KeepRevokedConnections,
+            Fault::SkipExposureCheck,
+            Fault::IgnoreInboundLimit,
+        ];
+        let fault = all.into_iter().find(|f| format!("{f:?}") == name);
+        Some(fault.unwrap_or_else(|| panic!("PEERNET_FUZZ_FAULT: no fault {name:?}")))
+    })
+}
+
 /// Small limits, so that a fuzzer reaches every one of them.
 pub fn fuzz_config() -> Config {
     let mut c = Config::default();
@@ -396,11 +419,21 @@ pub struct Node {
     /// Whether [`Node::pump`] answers calls by [`policy`]; when false the
     /// caller answers them from the `Event::Call` actions.
     pub auto_reply: bool,
+    /// Per connection: when it opened or last had bytes delivered.
+    last_input: BTreeMap<ConnId, Instant>,
+    /// Deadlines were last fired at this instant.
+    fired_at: Option<Instant>,
 }
 
 impl Node {
     /// An endpoint running as `seed`, trusting `trusted`.
     pub fn new(config: Config, seed: &[u8; 32], trusted: &[PeerId], rng: u64) -> Node {
+        #[cfg(feature = "fault-injection")]
+        let config = {
+            let mut config = config;
+            config.fault = fault();
+            config
+        };
         let identity = Identity::from_seed(seed);
         let me = identity.peer_id();
         let mut trust = TrustList::new();
@@ -419,6 +452,8 @@ impl Node {
             model,
             now: START,
             auto_reply: true,
+            last_input: BTreeMap::new(),
+            fired_at: None,
         }
     }
 
@@ -446,6 +481,7 @@ impl Node {
     pub fn connect(&mut self, expected: Option<PeerId>) -> Option<ConnId> {
         let conn = self.ep.connect(self.now, expected).ok()?;
         self.model.opened(conn);
+        self.last_input.insert(conn, self.now);
         Some(conn)
     }
 
@@ -453,11 +489,15 @@ impl Node {
     pub fn accept(&mut self) -> Option<ConnId> {
         let conn = self.ep.accept(self.now).ok()?;
         self.model.opened(conn);
+        self.last_input.insert(conn, self.now);
         Some(conn)
     }
 
     /// Feeds bytes.
     pub fn receive(&mut self, conn: ConnId, data: Bytes) {
+        if !data.is_empty() {
+            self.last_input.insert(conn, self.now);
+        }
         self.ep
             .handle_input(self.now, Input::Received { conn, data });
     }
@@ -470,7 +510,32 @@ impl Node {
     /// Moves the clock and fires what is due.
     pub fn advance(&mut self, by: Duration) {
         self.now = self.now + by;
+        self.fire_timers();
+    }
+
+    /// Fires what is due at `self.now`; the next [`Node::pump`] then checks
+    /// that no connection outlived its deadline.
+    pub fn fire_timers(&mut self) {
         self.ep.handle_timeout(self.now);
+        self.fired_at = Some(self.now);
+    }
+
+    /// With the deadlines due now fired: a connection that had no byte
+    /// delivered for `max(idle_timeout, handshake_timeout)` is closed (it
+    /// has had no frame for at least that long, and its handshake, if
+    /// unfinished, ran out).
+    fn check_liveness(&self) {
+        let c = &self.model.config;
+        let limit = c.idle_timeout.max(c.handshake_timeout);
+        for conn in self.model.open_conns() {
+            if let Some(last) = self.last_input.get(&conn) {
+                assert!(
+                    self.now.saturating_duration_since(*last) < limit,
+                    "{conn} open with nothing received for {:?} (limit {limit:?})",
+                    self.now.saturating_duration_since(*last)
+                );
+            }
+        }
     }
 
     /// Takes what is queued for `conn`.
@@ -512,6 +577,9 @@ impl Node {
             }
         }
         self.model.check_stats(&self.ep);
+        if self.fired_at == Some(self.now) {
+            self.check_liveness();
+        }
         actions
     }
 

@@ -22,7 +22,10 @@ use std::time::Duration;
 use crate::{Action, Node, Rule, STRANGER_SEED, assert_no_protocol_error_but_send_cap, peer};
 use arbitrary::Arbitrary;
 use bytes::Bytes;
-use peernet_proto::{CallError, CallId, Config, ConnId, Event, Identity, PeerId, Response};
+use peernet_proto::{
+    CallError, CallId, CloseReason, Config, ConnId, Event, GoodbyeCode, HandshakeError, Identity,
+    PeerId, Response, Side,
+};
 
 /// Bytes a link holds in flight per direction before the sender's driver
 /// stops taking from its endpoint.
@@ -228,6 +231,12 @@ pub struct Summary {
     pub ok_results: usize,
     /// Handler invocations (`Call` events).
     pub calls_served: usize,
+    /// Times one side superseded a connection in favour of another.
+    pub supersedes: usize,
+    /// Races the sides resolved differently because their clocks put the
+    /// two connections on different sides of `handshake_timeout` (rule 2
+    /// of section 4 measured locally): not a bug, a known limit.
+    pub rule2_splits: usize,
 }
 
 /// One transport between A and B; arrays are indexed by `Who`.
@@ -264,6 +273,14 @@ struct World {
     /// (callee, callee's conn, request id) -> what its handler answered.
     produced: BTreeMap<(usize, ConnId, u64), Response>,
     summary: Summary,
+    /// (side, link) -> when that side's connection on it became
+    /// established (`Connected`, or superseded at once).
+    established: BTreeMap<(usize, usize), peernet_proto::Instant>,
+    /// A side just superseded the connection on this link; its survivor is
+    /// the next `Connected` of that side.
+    superseded: [Option<usize>; 2],
+    /// Per side: (loser link, survivor link) of every supersede.
+    decisions: [Vec<(usize, usize)>; 2],
 }
 
 impl World {
@@ -351,8 +368,44 @@ impl World {
 
     fn on_event(&mut self, who: Who, event: Event) {
         assert_no_protocol_error_but_send_cap(&event);
+        let now = self.nodes[who.index()].now;
         match event {
-            Event::Connected { .. } => self.summary.connected += 1,
+            Event::Connected { conn, .. } => {
+                self.summary.connected += 1;
+                let link = self.link_of(who, conn).expect("unlinked conn");
+                self.established.insert((who.index(), link), now);
+                if let Some(loser) = self.superseded[who.index()].take() {
+                    self.decide(who, loser, link);
+                }
+            }
+            Event::Disconnected {
+                conn,
+                reason:
+                    CloseReason::Goodbye {
+                        by: Side::Local,
+                        code: GoodbyeCode::Superseded,
+                        ..
+                    },
+                ..
+            } => {
+                // The newer connection won; it is announced next.
+                self.superseded[who.index()] = self.link_of(who, conn);
+            }
+            Event::HandshakeFailed {
+                conn,
+                error: HandshakeError::Superseded,
+                ..
+            } => {
+                // The older connection won; this one never was announced.
+                let link = self.link_of(who, conn).expect("unlinked conn");
+                self.established.insert((who.index(), link), now);
+                let older = self.nodes[who.index()]
+                    .model
+                    .connection(&self.id(who.other()));
+                if let Some(survivor) = older.and_then(|c| self.link_of(who, c)) {
+                    self.decide(who, link, survivor);
+                }
+            }
             Event::Call(call) => {
                 let conn = call.id.conn();
                 let far = self.peer_conn(who, conn).expect("call on an unlinked conn");
@@ -386,6 +439,42 @@ impl World {
             }
             _ => {}
         }
+    }
+
+    /// `who` kept `survivor` over `loser`. Both peers apply the rule of
+    /// section 4 to the same two connections, so the other side must not
+    /// have kept `loser` over `survivor`, unless rule 2 (a local time
+    /// difference over `handshake_timeout`) may have applied on a side.
+    fn decide(&mut self, who: Who, loser: usize, survivor: usize) {
+        self.summary.supersedes += 1;
+        let (me, other) = (who.index(), who.other().index());
+        self.decisions[me].push((loser, survivor));
+        if !self.decisions[other].contains(&(survivor, loser)) {
+            return;
+        }
+        let times: Vec<_> = [
+            (me, loser),
+            (me, survivor),
+            (other, loser),
+            (other, survivor),
+        ]
+        .iter()
+        .filter_map(|k| self.established.get(k).copied())
+        .collect();
+        let (first, last) = (times.iter().min(), times.iter().max());
+        let spread = match (first, last) {
+            (Some(f), Some(l)) => l.saturating_duration_since(*f),
+            _ => Duration::MAX,
+        };
+        let h = (self.nodes[0].model.config.handshake_timeout)
+            .min(self.nodes[1].model.config.handshake_timeout);
+        if times.len() == 4 && spread <= h {
+            panic!(
+                "{who:?} kept link {survivor} over {loser}, the other side the reverse, \
+                 all established within {spread:?} (handshake_timeout {h:?})"
+            );
+        }
+        self.summary.rule2_splits += 1;
     }
 
     /// Delivers up to `n` bytes towards `to` on link `l` (or its FIN).
@@ -565,7 +654,7 @@ impl World {
                 let now = self.nodes[0].now + Duration::from_millis(u64::from(ms));
                 self.set_now(now);
                 for n in &mut self.nodes {
-                    n.ep.handle_timeout(now);
+                    n.fire_timers();
                 }
             }
             Op::Shutdown { who } => {
@@ -655,6 +744,9 @@ pub fn run(scenario: Scenario) -> Summary {
         made: BTreeMap::new(),
         produced: BTreeMap::new(),
         summary: Summary::default(),
+        established: BTreeMap::new(),
+        superseded: [None, None],
+        decisions: [Vec::new(), Vec::new()],
     };
     for n in &mut world.nodes {
         n.auto_reply = false;

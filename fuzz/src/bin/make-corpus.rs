@@ -23,8 +23,8 @@ use std::path::{Path, PathBuf};
 use arbitrary::Arbitrary;
 use bytes::{Bytes, BytesMut};
 use peernet_fuzz::{
-    Action, Established, Feed, INITIATOR_SEED, Node, RESPONDER_SEED, initiator, responder,
-    two_endpoints,
+    Action, Established, Feed, INITIATOR_SEED, Node, RESPONDER_RNG, RESPONDER_SEED, STRANGER_SEED,
+    fuzz_config, initiator, responder, two_endpoints,
 };
 use peernet_proto::frame::encode_frame;
 use peernet_proto::handshake::{self, Initiator, Responder};
@@ -261,6 +261,33 @@ fn handshake_seeds(c: &mut Corpus, v: &Vectors, valid: &[Vec<u8>], invalid: &[Ve
             &cat(&[&h, &hello_proof, &calls, &goodbye]),
         );
     }
+    // The stranger's HELLO and a PROOF for the WELCOME it would get if it
+    // were trusted (the responder's nonce does not depend on its trust
+    // list): refused as untrusted, unless a bug skips the trust check.
+    let stranger = Identity::from_seed(&STRANGER_SEED);
+    let mut trusting = Node::new(
+        fuzz_config(),
+        &RESPONDER_SEED,
+        &[a.peer_id(), stranger.peer_id()],
+        RESPONDER_RNG,
+    );
+    trusting.expose_standard();
+    let tconn = trusting.accept().expect("accept");
+    let s_init = Initiator::start(&stranger, &nonce, None);
+    let s_hello = framed(s_init.hello());
+    trusting.receive(tconn, Bytes::from(s_hello.clone()));
+    let s_welcome = bodies(Bytes::from(sent(&mut trusting)));
+    let (_, s_proof) = s_init
+        .on_welcome(&stranger, &trust_b, &s_welcome[0])
+        .expect("WELCOME to the stranger verifies");
+    let s_seed = cat(&[&s_hello, &framed(&s_proof), &calls]);
+    for split in [0, 3] {
+        c.add(
+            "handshake_responder",
+            &cat(&[&Feed::header(0, split, 0), &s_seed]),
+        );
+    }
+
     let h = Feed::header(0, 0, 0);
     for inv in hs["invalid"].as_array().into_iter().flatten() {
         let hello = framed(&hex_of(&inv["hello"]));
@@ -323,6 +350,17 @@ fn handshake_seeds(c: &mut Corpus, v: &Vectors, valid: &[Vec<u8>], invalid: &[Ve
             &cat(&[&h, &welcome_frame, &reject(3)]),
         );
     }
+    // A WELCOME from the stranger (untrusted) for our HELLO.
+    let mut trust_a_s = TrustList::new();
+    trust_a_s.insert(a.peer_id(), None);
+    let dialer = handshake::read_hello(&stranger, &trust_a_s, hello).expect("HELLO reads");
+    let s_welcome = Responder::welcome(&stranger, dialer, hello, &their_nonce);
+    let s_welcome = framed(s_welcome.welcome_body());
+    for flags in [0, 2] {
+        let h = Feed::header(flags, 0, 0);
+        c.add("handshake_initiator", &cat(&[&h, &s_welcome, &calls]));
+    }
+
     let h = Feed::header(0, 0, 0);
     for code in 0..=7 {
         c.add("handshake_initiator", &cat(&[&h, &reject(code)]));
