@@ -1,0 +1,307 @@
+//! `peernet`: generate an identity, run a node, call it from a shell.
+//!
+//! ```text
+//! peernet keygen <KEYFILE>
+//! peernet id <KEYFILE>
+//! peernet serve --key <KEYFILE> --listen <IP:PORT> [--trust <PEERID>]... [--expose <HANDLE>]...
+//!               [--handshake-timeout <MS>] [--ping-interval <MS>] [--idle-timeout <MS>]
+//!               [--max-frame <BYTES>] [--max-inbound-calls <N>]
+//! peernet call --key <KEYFILE> --connect <PEERID>@<IP:PORT> [--timeout <MS>] <HANDLE> <ARGS>
+//! peernet send --key <KEYFILE> --connect <PEERID>@<IP:PORT> <HANDLE> <ARGS>
+//! ```
+//!
+//! `serve` prints `listening <PEERID> <IP:PORT>` once ready, then one line
+//! per event: `connected <PEERID>`, `disconnected <PEERID> <reason>`. Logs
+//! go to stderr (`RUST_LOG`). Exit codes: 0 success; 1 connection,
+//! handshake or timeout failure (`error: <cause>`); 2 an error status from
+//! the callee (`error: <status>`).
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use peernet_tokio::persist::{read_identity, write_identity};
+use peernet_tokio::{
+    CallError, CloseReason, Config, ConnectError, Identity, Node, NodeConfig, NodeEvent, PeerId,
+};
+
+#[derive(Parser)]
+#[command(
+    name = "peernet",
+    about = "Default-deny peer-to-peer RPC between ed25519-identified peers"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create an identity file (mode 0600; never overwritten) and print its PeerId.
+    Keygen { keyfile: PathBuf },
+    /// Print the PeerId of an identity file.
+    Id { keyfile: PathBuf },
+    /// Run a node until SIGINT/SIGTERM.
+    Serve(Serve),
+    /// Dial a peer, call a handle, print the reply.
+    Call(Dial),
+    /// Dial a peer and send to a handle (fire-and-forget).
+    Send(Dial),
+}
+
+#[derive(clap::Args)]
+struct Serve {
+    #[arg(long)]
+    key: PathBuf,
+    #[arg(long)]
+    listen: SocketAddr,
+    /// A peer to trust (repeatable).
+    #[arg(long = "trust")]
+    trust: Vec<PeerId>,
+    /// A demo handle to expose: echo, fail, sleep, panic (repeatable).
+    #[arg(long = "expose")]
+    expose: Vec<String>,
+    #[arg(long, value_name = "MS")]
+    handshake_timeout: Option<u64>,
+    #[arg(long, value_name = "MS")]
+    ping_interval: Option<u64>,
+    #[arg(long, value_name = "MS")]
+    idle_timeout: Option<u64>,
+    #[arg(long, value_name = "BYTES")]
+    max_frame: Option<u32>,
+    #[arg(long, value_name = "N")]
+    max_inbound_calls: Option<usize>,
+}
+
+#[derive(clap::Args)]
+struct Dial {
+    #[arg(long)]
+    key: PathBuf,
+    /// The peer to dial, as PEERID@IP:PORT.
+    #[arg(long, value_parser = parse_target)]
+    connect: (PeerId, SocketAddr),
+    /// Give up on the call after this many milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 10_000)]
+    timeout: u64,
+    handle: String,
+    args: String,
+}
+
+fn parse_target(s: &str) -> Result<(PeerId, SocketAddr), String> {
+    let (peer, addr) = s.split_once('@').ok_or("expected PEERID@IP:PORT")?;
+    let peer = peer.parse::<PeerId>().map_err(|e| e.to_string())?;
+    let addr = addr.parse::<SocketAddr>().map_err(|e| e.to_string())?;
+    Ok((peer, addr))
+}
+
+/// A failure and its exit code.
+struct Failure(u8, String);
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure(code, message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+async fn run(command: Command) -> Result<(), Failure> {
+    match command {
+        Command::Keygen { keyfile } => {
+            let identity = Identity::generate(&mut rand_core::UnwrapErr(getrandom::SysRng));
+            write_identity(&keyfile, &identity)
+                .map_err(|e| Failure(1, format!("{}: {e}", keyfile.display())))?;
+            println!("{}", identity.peer_id());
+            Ok(())
+        }
+        Command::Id { keyfile } => {
+            println!("{}", load(&keyfile)?.peer_id());
+            Ok(())
+        }
+        Command::Serve(serve) => run_serve(serve).await,
+        Command::Call(dial) => run_dial(dial, true).await,
+        Command::Send(dial) => run_dial(dial, false).await,
+    }
+}
+
+fn load(keyfile: &PathBuf) -> Result<Identity, Failure> {
+    read_identity(keyfile).map_err(|e| Failure(1, format!("{}: {e}", keyfile.display())))
+}
+
+fn out(line: String) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{line}");
+    let _ = stdout.flush();
+}
+
+async fn run_serve(serve: Serve) -> Result<(), Failure> {
+    let mut protocol = Config::default();
+    let ms = Duration::from_millis;
+    if let Some(v) = serve.handshake_timeout {
+        protocol.handshake_timeout = ms(v);
+    }
+    if let Some(v) = serve.ping_interval {
+        protocol.ping_interval = ms(v);
+    }
+    if let Some(v) = serve.idle_timeout {
+        protocol.idle_timeout = ms(v);
+    }
+    if let Some(v) = serve.max_frame {
+        protocol.max_frame_len = v;
+    }
+    if let Some(v) = serve.max_inbound_calls {
+        protocol.max_inbound_calls = v;
+    }
+    let mut config = NodeConfig::new(load(&serve.key)?).protocol(protocol);
+    for peer in serve.trust {
+        config = config.trusting(peer);
+    }
+    let node = Node::bind(config, serve.listen)
+        .await
+        .map_err(|e| Failure(1, format!("listen: {e}")))?;
+    for handle in &serve.expose {
+        expose_demo(&node, handle)?;
+    }
+    let events = node.events();
+    let addr = node.local_addr().expect("bound");
+    out(format!("listening {} {addr}", node.peer_id()));
+
+    let printer = tokio::spawn(async move {
+        while let Ok(event) = events.recv().await {
+            match event {
+                NodeEvent::Connected { peer, .. } => out(format!("connected {peer}")),
+                NodeEvent::Disconnected { peer, reason } => {
+                    out(format!("disconnected {peer} {}", reason_name(&reason)))
+                }
+                _ => {}
+            }
+        }
+    });
+    wait_for_signal().await;
+    node.shutdown().await;
+    printer.abort();
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// The demo handles, each reachable only when named by `--expose`.
+fn expose_demo(node: &Node, handle: &str) -> Result<(), Failure> {
+    let exposed = match handle {
+        "echo" => node.expose("echo", |_peer, args| async move { Ok(args) }),
+        "fail" => node.expose("fail", |_peer, args| async move { Err(args) }),
+        "sleep" => node.expose("sleep", |_peer, args| async move {
+            let ms = std::str::from_utf8(&args)
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .ok_or_else(|| bytes::Bytes::from_static(b"sleep takes decimal milliseconds"))?;
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Ok(bytes::Bytes::from_static(b"slept"))
+        }),
+        "panic" => node.expose("panic", |_peer, _args| async move {
+            panic!("the demo handler panicked on purpose")
+        }),
+        other => {
+            return Err(Failure(
+                1,
+                format!("no demo handle named {other:?} (echo, fail, sleep, panic)"),
+            ));
+        }
+    };
+    exposed.map_err(|e| Failure(1, format!("{handle}: {e}")))
+}
+
+fn reason_name(reason: &CloseReason) -> String {
+    match reason {
+        CloseReason::Goodbye { code, .. } => code.name().to_string(),
+        CloseReason::Rejected(code) => format!("rejected_{}", code.name()),
+        _ => "transport_lost".to_string(),
+    }
+}
+
+fn connect_cause(error: &ConnectError) -> String {
+    match error {
+        ConnectError::Rejected(code) => format!("rejected: {}", code.name()),
+        ConnectError::Refused(code) => format!("refused: {}", code.name()),
+        ConnectError::UnexpectedPeer { .. } => "unexpected_peer".into(),
+        ConnectError::Timeout => "timeout".into(),
+        other => other.to_string(),
+    }
+}
+
+async fn run_dial(dial: Dial, call: bool) -> Result<(), Failure> {
+    let (peer, addr) = dial.connect;
+    // trusting that PeerId for this dial only (nothing is saved)
+    let node = Node::new(NodeConfig::new(load(&dial.key)?).trusting(peer));
+    let timeout = Duration::from_millis(dial.timeout);
+    let connected = tokio::time::timeout(timeout, node.connect(peer, addr)).await;
+    match connected {
+        Err(_) => return Err(Failure(1, "timeout".into())),
+        Ok(Err(e)) => return Err(Failure(1, connect_cause(&e))),
+        Ok(Ok(_)) => {}
+    }
+    let result = if call {
+        match node
+            .call(&peer, &dial.handle, dial.args.into_bytes(), timeout)
+            .await
+        {
+            Ok(body) => {
+                let mut stdout = std::io::stdout().lock();
+                let _ = stdout.write_all(&body);
+                let _ = stdout.flush();
+                Ok(())
+            }
+            Err(e) => Err(call_failure(&e)),
+        }
+    } else {
+        node.send(&peer, &dial.handle, dial.args.into_bytes())
+            .await
+            .map_err(|e| call_failure(&e))
+    };
+    // Flushes what is queued (the CALL's CANCEL after a timeout, a SEND)
+    // and says goodbye before the process exits.
+    node.shutdown().await;
+    result
+}
+
+fn call_failure(error: &CallError) -> Failure {
+    let status = match error {
+        CallError::NoSuchHandle => "no_such_handle",
+        CallError::Forbidden => "forbidden",
+        CallError::HandlerError(_) => "handler_error",
+        CallError::HandlerPanicked(_) => "handler_panicked",
+        CallError::Overloaded => "overloaded",
+        CallError::ShuttingDown => "shutting_down",
+        CallError::ResultTooLarge => "too_large",
+        CallError::Timeout => return Failure(1, "timeout".into()),
+        CallError::ConnectionClosed(reason) => {
+            return Failure(1, format!("closed: {}", reason_name(reason)));
+        }
+        other => return Failure(1, other.to_string()),
+    };
+    Failure(2, status.into())
+}
