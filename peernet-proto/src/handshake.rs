@@ -245,7 +245,17 @@ impl Initiator {
         let key = &body[HEADER_LEN..HEADER_LEN + PEER_ID_LEN];
         let nonce = &body[HEADER_LEN + PEER_ID_LEN..HEADER_LEN + 2 * PEER_ID_LEN];
         let sig = &body[HEADER_LEN + 2 * PEER_ID_LEN..];
-        let (peer, verifying_key) = trusted_key(key, identity, trust)?;
+        let (peer, verifying_key) = trusted_key(key, identity, trust).map_err(|mut failure| {
+            // The wire answer stays `untrusted` (the spec checks trust
+            // first), but a dial that named a PeerId and reached another
+            // valid key reports what the caller needs to hear.
+            if let (Some(expected), Ok(actual)) = (self.expected, PeerId::from_slice(key)) {
+                if expected != actual {
+                    failure.error = crate::HandshakeError::UnexpectedPeer { expected, actual };
+                }
+            }
+            failure
+        })?;
         if let Some(expected) = self.expected {
             if expected != peer {
                 return Err(Failure {

@@ -883,6 +883,35 @@ fn an_abandoned_handshake_closes_without_a_goodbye() {
     }
     let (c, last) = closed.expect("closed");
     assert_eq!(c, conn);
-    assert!(last.is_empty(), "no envelope on a connection still in its handshake");
+    assert!(
+        last.is_empty(),
+        "no envelope on a connection still in its handshake"
+    );
     assert_eq!(p.a.ep.stats().timers, 0);
+}
+
+#[test]
+fn reaching_an_untrusted_key_when_dialing_a_peerid_reports_unexpected_peer() {
+    // A trusts only C and dials C, but B answers: on the wire the answer is
+    // REJECT `untrusted` (trust is checked first), locally the dial says it
+    // reached the wrong peer.
+    let mut p = Pair::with(test_config(), test_config(), false, true);
+    let c = identity(3).peer_id();
+    p.a.ep.pair(c, None);
+    p.dial_expecting(Who::A, Some(c));
+    p.drive();
+    let bid = p.id(Who::B);
+    let a = p.take_events(Who::A);
+    let b = p.take_events(Who::B);
+    assert!(a.iter().any(|e| matches!(e, Event::HandshakeFailed { error: HandshakeError::UnexpectedPeer { expected, actual }, .. } if *expected == c && *actual == bid)), "{a:?}");
+    assert!(
+        b.iter().any(|e| matches!(
+            e,
+            Event::HandshakeFailed {
+                error: HandshakeError::Rejected(RejectCode::Untrusted),
+                ..
+            }
+        )),
+        "{b:?}"
+    );
 }
