@@ -1,0 +1,97 @@
+//! Two nodes pair and call each other; a third, untrusted node is turned
+//! away. Run from the repository root: `cargo run --example demo`.
+
+use std::time::Duration;
+
+use peernet_tokio::{Bytes, ConnectError, Identity, Node, NodeConfig, NodeEvent, RejectCode};
+
+fn step(text: &str) {
+    println!("\n==> {text}");
+}
+
+fn short(peer: &peernet_tokio::PeerId) -> String {
+    peer.to_string()[..12].to_string()
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let any_port = "127.0.0.1:0".parse()?;
+    let mut os_rng = rand_core::UnwrapErr(getrandom::SysRng);
+
+    step("Alice and Bob each generate an ed25519 identity: the public key is the address");
+    let alice_id = Identity::generate(&mut os_rng);
+    let bob_id = Identity::generate(&mut os_rng);
+    let (alice_peer, bob_peer) = (alice_id.peer_id(), bob_id.peer_id());
+    println!("    alice = {alice_peer}");
+    println!("    bob   = {bob_peer}");
+
+    step("They pair: each puts the other's PeerId in its trust list");
+    let alice = Node::bind(NodeConfig::new(alice_id).trusting(bob_peer), any_port).await?;
+    let bob = Node::bind(NodeConfig::new(bob_id).trusting(alice_peer), any_port).await?;
+    println!("    alice listens on {}, bob on {}", alice.local_addr().unwrap(), bob.local_addr().unwrap());
+    let bob_events = bob.events();
+
+    step("Every handle is closed until exposed: Bob exposes `greet`, Alice exposes `echo` and `chat`");
+    bob.expose("greet", |caller, args| async move {
+        let name = String::from_utf8_lossy(&args).into_owned();
+        Ok(Bytes::from(format!("hello {name}, you are {}", short(&caller))))
+    })?;
+    alice.expose("echo", |_caller, args| async move { Ok(args) })?;
+    let (chat_tx, chat_rx) = tokio::sync::mpsc::unbounded_channel();
+    alice.expose("chat", move |caller, args| {
+        let chat_tx = chat_tx.clone();
+        async move {
+            let _ = chat_tx.send((caller, args));
+            Ok(Bytes::new())
+        }
+    })?;
+
+    step("Alice dials Bob: the handshake proves both keys against both trust lists");
+    alice.connect(bob_peer, bob.local_addr().unwrap()).await?;
+    if let Ok(NodeEvent::Connected { peer, direction }) = bob_events.recv().await {
+        println!("    bob sees: connected {} ({direction:?})", short(&peer));
+    }
+
+    step("Alice calls Bob's `greet`");
+    let reply = alice.call(&bob_peer, "greet", "alice", Duration::from_secs(5)).await?;
+    println!("    reply: {}", String::from_utf8_lossy(&reply));
+
+    step("Bob calls Alice's `echo` over the same connection");
+    let reply = bob.call(&alice_peer, "echo", "ping from bob", Duration::from_secs(5)).await?;
+    println!("    reply: {}", String::from_utf8_lossy(&reply));
+
+    step("Bob calls a handle Alice never exposed");
+    let refused = bob.call(&alice_peer, "admin", "", Duration::from_secs(5)).await;
+    println!("    result: {refused:?}");
+
+    step("Bob sends to Alice's `chat` (fire-and-forget: no reply)");
+    bob.send(&alice_peer, "chat", "see you").await?;
+    let mut chat_rx = chat_rx;
+    if let Some((from, text)) = chat_rx.recv().await {
+        println!("    alice got {:?} from {}", String::from_utf8_lossy(&text), short(&from));
+    }
+
+    step("Mallory, whom nobody trusts, dials Bob");
+    let mallory_id = Identity::generate(&mut os_rng);
+    let mallory = Node::new(NodeConfig::new(mallory_id).trusting(bob_peer));
+    match mallory.connect(bob_peer, bob.local_addr().unwrap()).await {
+        Err(ConnectError::Rejected(RejectCode::Untrusted)) => {
+            println!("    rejected: untrusted (Bob refused before signing anything)")
+        }
+        other => println!("    unexpected outcome: {other:?}"),
+    }
+
+    step("Bob unpairs Alice: the connection closes at once");
+    bob.unpair(&alice_peer)?;
+    if let Ok(NodeEvent::Disconnected { peer, reason }) = bob_events.recv().await {
+        println!("    bob sees: disconnected {} ({reason})", short(&peer));
+    }
+    let after = alice.call(&bob_peer, "greet", "again", Duration::from_secs(5)).await;
+    println!("    alice calls again: {after:?}");
+
+    step("Both shut down with GOODBYE normal");
+    alice.shutdown().await;
+    bob.shutdown().await;
+    println!("    done");
+    Ok(())
+}

@@ -1,0 +1,249 @@
+//! The `peernet` command-line example, driven as a process through every
+//! subcommand and exit code.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use peernet_tokio::{
+    CloseReason, GoodbyeCode, Identity, Node, NodeConfig, NodeEvent, PeerId, Side,
+};
+
+/// `cargo test` builds the examples next to the test binaries.
+fn peernet() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let bin = dir.join("examples").join("peernet");
+    assert!(bin.exists(), "{} not built", bin.display());
+    bin
+}
+
+fn run(args: &[&str], cwd: &Path) -> Output {
+    Command::new(peernet())
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Lines of a child's stdout, read on a thread so the test can wait with
+/// a safety timeout instead of blocking forever.
+struct Lines(mpsc::Receiver<String>);
+
+impl Lines {
+    fn new(out: ChildStdout) -> Lines {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                if tx.send(line.unwrap()).is_err() {
+                    return;
+                }
+            }
+        });
+        Lines(rx)
+    }
+
+    fn next(&self) -> String {
+        self.0
+            .recv_timeout(Duration::from_secs(30))
+            .expect("a line from serve")
+    }
+}
+
+struct Serve {
+    child: Child,
+    lines: Lines,
+    peer: String,
+    addr: String,
+}
+
+fn serve(dir: &Path, key: &str, extra: &[&str]) -> Serve {
+    let mut child = Command::new(peernet())
+        .args(["serve", "--key", key, "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = Lines::new(child.stdout.take().unwrap());
+    let first = lines.next();
+    let parts: Vec<&str> = first.split(' ').collect();
+    assert_eq!(parts.len(), 3, "{first}");
+    assert_eq!(parts[0], "listening");
+    assert_ne!(
+        parts[2].rsplit(':').next(),
+        Some("0"),
+        "the real port is printed"
+    );
+    Serve {
+        peer: parts[1].into(),
+        addr: parts[2].into(),
+        child,
+        lines,
+    }
+}
+
+#[test]
+fn keygen_and_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&["keygen", "a.key"], dir.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let peer = stdout(&out).trim().to_string();
+    assert_eq!(peer.len(), 64);
+    assert!(peer.parse::<PeerId>().is_ok());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("a.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let again = run(&["keygen", "a.key"], dir.path());
+    assert!(!again.status.success(), "refuses to overwrite");
+    assert!(stderr(&again).starts_with("error: "));
+    let id = run(&["id", "a.key"], dir.path());
+    assert!(id.status.success());
+    assert_eq!(stdout(&id).trim(), peer);
+    let missing = run(&["id", "nope.key"], dir.path());
+    assert_eq!(missing.status.code(), Some(1));
+}
+
+#[test]
+fn serve_call_send_and_every_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let key = |name: &str| stdout(&run(&["keygen", name], d)).trim().to_string();
+    let (a, _b, c) = (key("a.key"), key("b.key"), key("c.key"));
+    let mut s = serve(
+        d,
+        "b.key",
+        &[
+            "--trust", &a, "--expose", "echo", "--expose", "fail", "--expose", "sleep", "--expose",
+            "panic",
+        ],
+    );
+    let target = format!("{}@{}", s.peer, s.addr);
+    let call = |key: &str, target: &str, extra: &[&str]| {
+        let mut args = vec!["call", "--key", key, "--connect", target];
+        args.extend_from_slice(extra);
+        run(&args, d)
+    };
+
+    let ok = call("a.key", &target, &["echo", "hello"]);
+    assert_eq!(
+        (ok.status.code(), stdout(&ok).as_str()),
+        (Some(0), "hello"),
+        "{}",
+        stderr(&ok)
+    );
+    assert_eq!(s.lines.next(), format!("connected {a}"));
+    assert_eq!(s.lines.next(), format!("disconnected {a} normal"));
+
+    for (handle, status) in [
+        ("fail", "handler_error"),
+        ("panic", "handler_panicked"),
+        ("hidden", "no_such_handle"),
+    ] {
+        let out = call("a.key", &target, &[handle, "x"]);
+        assert_eq!(out.status.code(), Some(2), "{handle}");
+        assert!(
+            stderr(&out).contains(&format!("error: {status}")),
+            "{handle}: {}",
+            stderr(&out)
+        );
+    }
+    let slow = call("a.key", &target, &["--timeout", "300", "sleep", "5000"]);
+    assert_eq!(slow.status.code(), Some(1));
+    assert!(
+        stderr(&slow).contains("error: timeout"),
+        "{}",
+        stderr(&slow)
+    );
+
+    let untrusted = call("c.key", &target, &["echo", "x"]);
+    assert_eq!(untrusted.status.code(), Some(1));
+    assert!(
+        stderr(&untrusted).contains("error: rejected: untrusted"),
+        "{}",
+        stderr(&untrusted)
+    );
+
+    let wrong = call("a.key", &format!("{c}@{}", s.addr), &["echo", "x"]);
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(
+        stderr(&wrong).contains("error: unexpected_peer"),
+        "{}",
+        stderr(&wrong)
+    );
+
+    let sent = run(
+        &["send", "--key", "a.key", "--connect", &target, "echo", "x"],
+        d,
+    );
+    assert_eq!(sent.status.code(), Some(0), "{}", stderr(&sent));
+
+    let _ = s.child.kill();
+    let _ = s.child.wait();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn sigterm_says_goodbye_normal_and_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let me = Identity::from_seed(&[42; 32]);
+    let mine = me.peer_id().to_string();
+    stdout(&run(&["keygen", "b.key"], &d));
+    let mut s = serve(&d, "b.key", &["--trust", &mine, "--expose", "echo"]);
+    let server: PeerId = s.peer.parse().unwrap();
+    let node = Node::new(NodeConfig::new(me).trusting(server));
+    let events = node.events();
+    node.connect(server, s.addr.parse().unwrap()).await.unwrap();
+    assert_eq!(s.lines.next(), format!("connected {mine}"));
+
+    let pid = s.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let reason = loop {
+        match tokio::time::timeout(Duration::from_secs(30), events.recv())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            NodeEvent::Disconnected { reason, .. } => break reason,
+            _ => continue,
+        }
+    };
+    assert!(
+        matches!(
+            reason,
+            CloseReason::Goodbye {
+                by: Side::Remote,
+                code: GoodbyeCode::Normal,
+                ..
+            }
+        ),
+        "{reason:?}"
+    );
+    let status = tokio::task::spawn_blocking(move || s.child.wait().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+}
