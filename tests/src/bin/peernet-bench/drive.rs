@@ -26,7 +26,6 @@ where
 }
 
 /// Sequential operations until `deadline` without latency recording.
-#[allow(dead_code)]
 pub async fn sequential_count<F, Fut>(deadline: Instant, mut op: F) -> u64
 where
     F: FnMut() -> Fut,

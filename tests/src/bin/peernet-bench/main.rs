@@ -13,6 +13,7 @@
 
 mod drive;
 mod measure;
+mod peer;
 mod raw;
 mod tarpc_bench;
 
@@ -25,6 +26,7 @@ use clap::{Parser, ValueEnum};
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 
 use measure::{Contender, Sample, interleave, summarize};
+use peer::Exec;
 
 #[derive(Parser, Debug)]
 #[command(about = "peernet vs raw TCP vs tarpc, on tokio, async-std and smol")]
@@ -98,7 +100,13 @@ struct Ctx {
     peers: usize,
     idle: usize,
     handshakes_par: usize,
-    tokio: tokio::runtime::Runtime,
+    tk: peer::TokioExec,
+}
+
+impl Ctx {
+    fn tokio(&self) -> &tokio::runtime::Runtime {
+        &self.tk.0
+    }
 }
 
 fn main() {
@@ -115,10 +123,12 @@ fn main() {
         peers: args.peers.unwrap_or(if args.quick { 50 } else { 1000 }),
         idle: args.idle.unwrap_or(if args.quick { 500 } else { 10_000 }),
         handshakes_par: 4,
-        tokio: tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .expect("tokio runtime"),
+        tk: peer::TokioExec(
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime"),
+        ),
     };
     let want = |w: Workload| args.only.is_empty() || args.only.contains(&w);
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
@@ -191,13 +201,14 @@ fn run_interleaved(
 
 /// 1. Sequential 64-byte calls.
 fn seq(ctx: &Ctx, r: &mut Report) {
-    let rt = &ctx.tokio;
+    let rt = ctx.tokio();
     let p = payload(64);
     let server = rt.block_on(raw::RawServer::start()).unwrap();
     let taddr = rt.block_on(tarpc_bench::start_server()).unwrap();
     let mut pp = rt.block_on(raw::PingPong::connect(server.addr)).unwrap();
     let mux = rt.block_on(raw::Mux::connect(server.addr)).unwrap();
     let tc = rt.block_on(tarpc_bench::connect(taddr)).unwrap();
+    let ftk = ctx.tk.block_on(peer::Fleet::new(0x11, 1, 1));
     let mut cs = vec![
         Contender::new("rawtcp.pingpong", |w| {
             measure::window(|| rt.block_on(pp.run_seq(&p, Instant::now() + w)))
@@ -217,18 +228,19 @@ fn seq(ctx: &Ctx, r: &mut Report) {
             })
         }),
     ];
-    cs.extend(peer_seq_contenders(ctx, &p));
+    cs.push(peer::seq(&ctx.tk, &ftk, &p));
     run_interleaved(ctx, r, "seq64", "calls/s", cs, true);
 }
 
 /// 2. Pipelined calls on one connection.
 fn pipe(ctx: &Ctx, r: &mut Report) {
-    let rt = &ctx.tokio;
+    let rt = ctx.tokio();
     let server = rt.block_on(raw::RawServer::start()).unwrap();
     let taddr = rt.block_on(tarpc_bench::start_server()).unwrap();
     let mut rp = rt.block_on(raw::Pipe::connect(server.addr)).unwrap();
     let mux = rt.block_on(raw::Mux::connect(server.addr)).unwrap();
     let tc = rt.block_on(tarpc_bench::connect(taddr)).unwrap();
+    let ftk = ctx.tk.block_on(peer::Fleet::new(0x12, 1, 1));
     let mut rp = &mut rp;
     for (inflight, size) in [(64, 64), (256, 64), (64, 1024), (256, 1024)] {
         let p = payload(size);
@@ -260,7 +272,7 @@ fn pipe(ctx: &Ctx, r: &mut Report) {
                 })
             }),
         ];
-        cs.extend(peer_pipe_contenders(ctx, inflight, p));
+        cs.push(peer::pipe(&ctx.tk, &ftk, inflight, p));
         let fig = format!("pipe{inflight}x{size}B");
         run_interleaved(ctx, r, &fig, "calls/s", cs, false);
     }
@@ -268,7 +280,7 @@ fn pipe(ctx: &Ctx, r: &mut Report) {
 
 /// 3. Many connections, each doing sequential calls against one node.
 fn many(ctx: &Ctx, r: &mut Report) {
-    let rt = &ctx.tokio;
+    let rt = ctx.tokio();
     let p = payload(64);
     let server = rt.block_on(raw::RawServer::start()).unwrap();
     let mut conns: Vec<raw::PingPong> = rt.block_on(async {
@@ -278,6 +290,9 @@ fn many(ctx: &Ctx, r: &mut Report) {
         }
         v
     });
+    let ftk = ctx
+        .tk
+        .block_on(peer::Fleet::new(0x13, ctx.peers, ctx.peers));
     let mut cs = vec![Contender::new("rawtcp.pingpong", |w| {
         measure::window(|| {
             let deadline = Instant::now() + w;
@@ -295,7 +310,7 @@ fn many(ctx: &Ctx, r: &mut Report) {
             (n.iter().sum(), vec![])
         })
     })];
-    cs.extend(peer_many_contenders(ctx, &p));
+    cs.push(peer::many(&ctx.tk, &ftk, &p));
     let fig = format!("many{}", ctx.peers);
     run_interleaved(ctx, r, &fig, "calls/s", cs, false);
 }
@@ -334,10 +349,11 @@ impl Floor {
 
 /// 4. Handshakes: full connects per second, CPU per handshake side.
 fn handshake(ctx: &Ctx, r: &mut Report) {
-    let rt = &ctx.tokio;
+    let rt = ctx.tokio();
     let server = rt.block_on(raw::RawServer::start()).unwrap();
     let floor = Floor::new();
     let par = ctx.handshakes_par;
+    let ftk = ctx.tk.block_on(peer::Fleet::new(0x14, 256, 0));
     let mut cs = vec![
         Contender::new("crypto_floor", |w| {
             measure::window(|| {
@@ -363,7 +379,7 @@ fn handshake(ctx: &Ctx, r: &mut Report) {
             })
         }),
     ];
-    cs.extend(peer_handshake_contenders(ctx));
+    cs.push(peer::handshake(&ctx.tk, &ftk, par));
     let names: Vec<String> = cs.iter().map(|c| c.name.clone()).collect();
     let mut samples = interleave(&mut cs, ctx.rounds, ctx.win);
     drop(cs);
@@ -383,10 +399,12 @@ fn handshake(ctx: &Ctx, r: &mut Report) {
     }
 }
 
+const IDLE_SYSTEMS: &[&str] = &["rawtcp", "peernet-tokio"];
+
 /// 5. Idle connections: a child process holds them; we read its RSS.
 fn idle(ctx: &Ctx, r: &mut Report) {
     let n = ctx.idle;
-    for sys in ["rawtcp"].into_iter().chain(peer_idle_systems()) {
+    for sys in IDLE_SYSTEMS {
         match idle_measure(ctx, sys, n) {
             Ok(per) => r.fig(&format!("idle{n}.{sys}"), per, "bytes/conn"),
             Err(e) => println!("# idle {sys}: {e}"),
@@ -445,7 +463,7 @@ type Held = Box<dyn std::any::Any>;
 
 fn idle_dial(ctx: &Ctx, sys: &str, addr: std::net::SocketAddr, n: usize) -> Result<Held, String> {
     if sys == "rawtcp" {
-        let rt = &ctx.tokio;
+        let rt = ctx.tokio();
         let v = rt.block_on(async {
             let mut v = Vec::with_capacity(n);
             for _ in 0..n {
@@ -458,7 +476,10 @@ fn idle_dial(ctx: &Ctx, sys: &str, addr: std::net::SocketAddr, n: usize) -> Resu
         rt.block_on(raw::pause(Duration::from_millis(200)));
         return Ok(Box::new(v));
     }
-    peer_idle_dial(ctx, sys, addr, n)
+    match sys {
+        "peernet-tokio" => Ok(Box::new(peer::idle_dial(&ctx.tk, addr, n))),
+        _ => Err(format!("unknown system {sys}")),
+    }
 }
 
 /// Child side of the idle workload: holds the server, reports RSS.
@@ -466,10 +487,13 @@ fn idle_child(sys: &str) {
     use std::io::BufRead;
     let args = Args::parse();
     let n = args.idle.unwrap_or(10_000);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let tk = peer::TokioExec(
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap(),
+    );
+    let rt = &tk.0;
     let (addr, count): (std::net::SocketAddr, Box<dyn Fn() -> u64>) = if sys == "rawtcp" {
         let s = rt.block_on(raw::RawServer::start()).unwrap();
         let c = s.conns.clone();
@@ -478,7 +502,10 @@ fn idle_child(sys: &str) {
             Box::new(move || c.load(std::sync::atomic::Ordering::Relaxed)),
         )
     } else {
-        peer_idle_server(&rt, sys, n)
+        match sys {
+            "peernet-tokio" => peer::idle_server(&tk, n),
+            _ => panic!("unknown system {sys}"),
+        }
     };
     println!("ready {addr} {}", measure::rss_bytes());
     let mut line = String::new();
@@ -493,11 +520,12 @@ fn idle_child(sys: &str) {
 
 /// 6. Fire-and-forget 64-byte sends, counted where they are delivered.
 fn send(ctx: &Ctx, r: &mut Report) {
-    let rt = &ctx.tokio;
+    let rt = ctx.tokio();
     let p = payload(64);
     let server = rt.block_on(raw::RawServer::start()).unwrap();
     let mut pp = rt.block_on(raw::PingPong::connect(server.addr)).unwrap();
     let delivered = server.sends.clone();
+    let ftk = ctx.tk.block_on(peer::Fleet::new(0x16, 1, 1));
     let mut cs = vec![Contender::new("rawtcp", |w| {
         measure::window(|| {
             let d0 = delivered.load(std::sync::atomic::Ordering::Relaxed);
@@ -509,7 +537,7 @@ fn send(ctx: &Ctx, r: &mut Report) {
             )
         })
     })];
-    cs.extend(peer_send_contenders(ctx, &p));
+    cs.push(peer::send(&ctx.tk, &ftk, &p));
     run_interleaved(ctx, r, "send64", "sends/s", cs, false);
 }
 
@@ -569,40 +597,4 @@ fn ratios(r: &Report) {
         r.get("pipe64x64B.peernet-tokio.cpu"),
         r.get("pipe64x64B.rawtcp.mux.cpu")
     );
-}
-
-// ---- peernet contenders (filled in once the runtime crates exist) ----
-
-fn peer_seq_contenders<'a>(_ctx: &'a Ctx, _p: &'a Bytes) -> Vec<Contender<'a>> {
-    vec![]
-}
-fn peer_pipe_contenders<'a>(_ctx: &'a Ctx, _inflight: usize, _p: &'a Bytes) -> Vec<Contender<'a>> {
-    vec![]
-}
-fn peer_many_contenders<'a>(_ctx: &'a Ctx, _p: &'a Bytes) -> Vec<Contender<'a>> {
-    vec![]
-}
-fn peer_handshake_contenders(_ctx: &Ctx) -> Vec<Contender<'_>> {
-    vec![]
-}
-fn peer_idle_systems() -> Vec<&'static str> {
-    vec![]
-}
-fn peer_idle_dial(
-    _ctx: &Ctx,
-    sys: &str,
-    _addr: std::net::SocketAddr,
-    _n: usize,
-) -> Result<Held, String> {
-    Err(format!("unknown system {sys}"))
-}
-fn peer_idle_server(
-    _rt: &tokio::runtime::Runtime,
-    sys: &str,
-    _n: usize,
-) -> (std::net::SocketAddr, Box<dyn Fn() -> u64>) {
-    panic!("unknown system {sys}")
-}
-fn peer_send_contenders<'a>(_ctx: &'a Ctx, _p: &'a Bytes) -> Vec<Contender<'a>> {
-    vec![]
 }

@@ -1,0 +1,242 @@
+//! peernet contenders, written once over `peernet_driver::Runtime`; each
+//! runtime crate supplies the `Runtime` and this file a way to block on a
+//! future (`Exec`).
+//!
+//! Every peer has its own identity from a seeded key; the server trusts
+//! exactly the peers that dial it and exposes `echo` (returns its
+//! arguments) and `sink` (counts fire-and-forget deliveries). Calls carry a
+//! 10 s timeout, like tarpc's default deadline.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use peernet_driver::{Identity, Node, NodeConfig, PeerId, Runtime};
+
+use crate::drive;
+use crate::measure::{self, Contender};
+
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How a runtime runs a future to completion from the bench's thread.
+pub trait Exec: Sync {
+    type R: Runtime;
+    fn name(&self) -> &'static str;
+    fn block_on<F: Future>(&self, f: F) -> F::Output;
+}
+
+pub struct TokioExec(pub tokio::runtime::Runtime);
+
+impl Exec for TokioExec {
+    type R = peernet_tokio::TokioRuntime;
+    fn name(&self) -> &'static str {
+        "peernet-tokio"
+    }
+    fn block_on<F: Future>(&self, f: F) -> F::Output {
+        self.0.block_on(f)
+    }
+}
+
+/// A deterministic identity: `role` picks the family, `i` the member.
+pub fn identity(role: u8, i: u64) -> Identity {
+    let mut seed = [0u8; 32];
+    seed[0] = 0x9e;
+    seed[1] = role;
+    seed[8..16].copy_from_slice(&i.to_le_bytes());
+    Identity::from_seed(&seed)
+}
+
+const ROLE_SERVER: u8 = 1;
+const ROLE_CLIENT: u8 = 2;
+
+/// A server node trusting `clients`, exposing `echo` and `sink`.
+pub async fn server<R: Runtime>(tag: u64, clients: &[PeerId]) -> (Node<R>, Arc<AtomicU64>) {
+    let mut cfg = NodeConfig::new(identity(ROLE_SERVER, tag));
+    for c in clients {
+        cfg = cfg.trusting(*c);
+    }
+    let node = Node::<R>::bind(cfg, "127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("bind");
+    node.expose("echo", |_caller, args| async move { Ok(args) })
+        .unwrap();
+    let delivered = Arc::new(AtomicU64::new(0));
+    let d = delivered.clone();
+    node.expose("sink", move |_caller, _args| {
+        d.fetch_add(1, Ordering::Relaxed);
+        async { Ok(Bytes::new()) }
+    })
+    .unwrap();
+    (node, delivered)
+}
+
+/// A dialing node (no listener) trusting `server`.
+pub fn client<R: Runtime>(family: u64, i: u64, server: PeerId) -> Node<R> {
+    Node::<R>::new(NodeConfig::new(identity(ROLE_CLIENT, family << 32 | i)).trusting(server))
+}
+
+pub fn client_ids(family: u64, n: usize) -> Vec<PeerId> {
+    (0..n as u64)
+        .map(|i| identity(ROLE_CLIENT, family << 32 | i).peer_id())
+        .collect()
+}
+
+/// One server and `n` connected clients.
+pub struct Fleet<R: Runtime> {
+    pub server: Node<R>,
+    pub sid: PeerId,
+    pub addr: SocketAddr,
+    pub delivered: Arc<AtomicU64>,
+    pub clients: Vec<Node<R>>,
+}
+
+impl<R: Runtime> Fleet<R> {
+    /// `n` clients; the first `connected` of them dial the server now.
+    pub async fn new(family: u64, n: usize, connected: usize) -> Fleet<R> {
+        let ids = client_ids(family, n);
+        let (server, delivered) = server::<R>(family, &ids).await;
+        let sid = server.peer_id();
+        let addr = server.local_addr().unwrap();
+        let clients: Vec<Node<R>> = (0..n as u64).map(|i| client::<R>(family, i, sid)).collect();
+        futures::stream::iter(clients.iter().take(connected))
+            .map(|c| async move { c.connect(sid, addr).await.expect("connect") })
+            .buffer_unordered(32)
+            .count()
+            .await;
+        Fleet {
+            server,
+            sid,
+            addr,
+            delivered,
+            clients,
+        }
+    }
+}
+
+/// 1. Sequential calls from one client.
+pub fn seq<'a, E: Exec>(e: &'a E, f: &'a Fleet<E::R>, p: &'a Bytes) -> Contender<'a> {
+    Contender::new(e.name(), move |w| {
+        let c = &f.clients[0];
+        measure::window(|| {
+            e.block_on(drive::sequential(Instant::now() + w, || async {
+                let r = c.call(&f.sid, "echo", p.clone(), TIMEOUT).await.unwrap();
+                debug_assert_eq!(r.len(), p.len());
+            }))
+        })
+    })
+}
+
+/// 2. `inflight` calls in flight from one client on its one connection.
+pub fn pipe<'a, E: Exec>(
+    e: &'a E,
+    f: &'a Fleet<E::R>,
+    inflight: usize,
+    p: &'a Bytes,
+) -> Contender<'a> {
+    Contender::new(e.name(), move |w| {
+        let c = &f.clients[0];
+        measure::window(|| {
+            let n = e.block_on(drive::pipelined(inflight, Instant::now() + w, || async {
+                let r = c.call(&f.sid, "echo", p.clone(), TIMEOUT).await.unwrap();
+                debug_assert_eq!(r.len(), p.len());
+            }));
+            (n, vec![])
+        })
+    })
+}
+
+/// 3. Every client doing sequential calls at once.
+pub fn many<'a, E: Exec>(e: &'a E, f: &'a Fleet<E::R>, p: &'a Bytes) -> Contender<'a> {
+    Contender::new(e.name(), move |w| {
+        measure::window(|| {
+            let deadline = Instant::now() + w;
+            let counts = e.block_on(futures::future::join_all(f.clients.iter().map(|c| {
+                drive::sequential_count(deadline, move || async move {
+                    c.call(&f.sid, "echo", p.clone(), TIMEOUT).await.unwrap();
+                })
+            })));
+            (counts.iter().sum(), vec![])
+        })
+    })
+}
+
+/// 4. Full connects (TCP + handshake), `par` at a time, each followed by a
+/// disconnect; the clients are used round-robin so a client's previous
+/// connection is long gone when it dials again. The window ends when the
+/// server holds no connection any more, so both sides' work is inside it.
+pub fn handshake<'a, E: Exec>(e: &'a E, f: &'a Fleet<E::R>, par: usize) -> Contender<'a> {
+    let mut next = 0usize;
+    Contender::new(e.name(), move |w| {
+        measure::window(|| {
+            let deadline = Instant::now() + w;
+            let n = e.block_on(async {
+                let mut n = 0u64;
+                while Instant::now() < deadline {
+                    let batch: Vec<&Node<E::R>> = (0..64)
+                        .map(|k| &f.clients[(next + k) % f.clients.len()])
+                        .collect();
+                    next += 64;
+                    n += futures::stream::iter(batch)
+                        .map(|c| async move {
+                            c.connect(f.sid, f.addr).await.expect("connect");
+                            c.disconnect(&f.sid);
+                        })
+                        .buffer_unordered(par)
+                        .count()
+                        .await as u64;
+                }
+                n
+            });
+            let t = Instant::now();
+            while !f.server.peers().is_empty() && t.elapsed() < Duration::from_secs(5) {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            (n, vec![])
+        })
+    })
+}
+
+/// 6. Fire-and-forget sends from one client, counted where delivered.
+pub fn send<'a, E: Exec>(e: &'a E, f: &'a Fleet<E::R>, p: &'a Bytes) -> Contender<'a> {
+    Contender::new(e.name(), move |w| {
+        let c = &f.clients[0];
+        measure::window(|| {
+            let d0 = f.delivered.load(Ordering::Relaxed);
+            let sent = e.block_on(drive::sequential_count(Instant::now() + w, || async {
+                c.send(&f.sid, "sink", p.clone()).await.unwrap();
+            }));
+            crate::wait_delivered(&f.delivered, d0 + sent);
+            (f.delivered.load(Ordering::Relaxed) - d0, vec![])
+        })
+    })
+}
+
+/// 5, server side (in the child process): a server trusting `n` clients of
+/// family 0; returns its address and a live connection count.
+pub fn idle_server<E: Exec>(e: &E, n: usize) -> (SocketAddr, Box<dyn Fn() -> u64>)
+where
+    E::R: Runtime,
+{
+    let ids = client_ids(0, n);
+    let (node, _) = e.block_on(server::<E::R>(0, &ids));
+    let addr = node.local_addr().unwrap();
+    (addr, Box::new(move || node.peers().len() as u64))
+}
+
+/// 5, client side: `n` client nodes of family 0 connected to `addr`.
+pub fn idle_dial<E: Exec>(e: &E, addr: SocketAddr, n: usize) -> Vec<Node<E::R>> {
+    let sid = identity(ROLE_SERVER, 0).peer_id();
+    e.block_on(async {
+        let clients: Vec<Node<E::R>> = (0..n as u64).map(|i| client::<E::R>(0, i, sid)).collect();
+        futures::stream::iter(clients.iter())
+            .map(|c| async move { c.connect(sid, addr).await.expect("connect") })
+            .buffer_unordered(64)
+            .count()
+            .await;
+        clients
+    })
+}
