@@ -19,6 +19,7 @@ mod tarpc_bench;
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -49,6 +50,9 @@ struct Args {
     /// Number of idle connections for the memory workload (default 10000).
     #[arg(long)]
     idle: Option<usize>,
+    /// Run only the contenders whose name contains this (for profiling).
+    #[arg(long)]
+    filter: Option<String>,
     /// Internal: run as the idle-connections child process for this system.
     #[arg(long, hide = true)]
     child_idle: Option<String>,
@@ -100,10 +104,17 @@ struct Ctx {
     peers: usize,
     idle: usize,
     handshakes_par: usize,
+    filter: Option<String>,
     tk: peer::TokioExec,
 }
 
 impl Ctx {
+    /// Drops the contenders `--filter` excludes.
+    fn keep(&self, cs: &mut Vec<Contender<'_>>) {
+        if let Some(f) = &self.filter {
+            cs.retain(|c| c.name.contains(f.as_str()));
+        }
+    }
     fn tokio(&self) -> &tokio::runtime::Runtime {
         &self.tk.0
     }
@@ -123,6 +134,7 @@ fn main() {
         peers: args.peers.unwrap_or(if args.quick { 50 } else { 1000 }),
         idle: args.idle.unwrap_or(if args.quick { 500 } else { 10_000 }),
         handshakes_par: 4,
+        filter: args.filter.clone(),
         tk: peer::TokioExec(
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -193,124 +205,173 @@ fn run_interleaved(
     mut cs: Vec<Contender<'_>>,
     latency: bool,
 ) {
+    ctx.keep(&mut cs);
     let names: Vec<String> = cs.iter().map(|c| c.name.clone()).collect();
     let samples = interleave(&mut cs, ctx.rounds, ctx.win);
     drop(cs);
     report_rates(r, fig, unit, &names, samples, latency);
 }
 
+/// Moves `state` into a task on `tk`, runs `f` on it there, and puts it
+/// back: the load is driven from a runtime task, as an application would.
+fn on_task<S, T, F, Fut>(tk: &peer::TokioExec, slot: &mut Option<S>, f: F) -> T
+where
+    S: Send + 'static,
+    T: Send + 'static,
+    F: FnOnce(S) -> Fut,
+    Fut: std::future::Future<Output = (S, T)> + Send + 'static,
+{
+    let state = slot.take().expect("state in use");
+    let (state, out) = tk.run(f(state));
+    *slot = Some(state);
+    out
+}
+
 /// 1. Sequential 64-byte calls.
 fn seq(ctx: &Ctx, r: &mut Report) {
     let rt = ctx.tokio();
+    let tk = &ctx.tk;
     let p = payload(64);
     let server = rt.block_on(raw::RawServer::start()).unwrap();
     let taddr = rt.block_on(tarpc_bench::start_server()).unwrap();
-    let mut pp = rt.block_on(raw::PingPong::connect(server.addr)).unwrap();
-    let mux = rt.block_on(raw::Mux::connect(server.addr)).unwrap();
+    let mut pp = Some(rt.block_on(raw::PingPong::connect(server.addr)).unwrap());
+    let mux = Arc::new(rt.block_on(raw::Mux::connect(server.addr)).unwrap());
     let tc = rt.block_on(tarpc_bench::connect(taddr)).unwrap();
-    let ftk = ctx.tk.block_on(peer::Fleet::new(0x11, 1, 1));
+    let ftk = Arc::new(tk.block_on(peer::Fleet::new(0x11, 1, 1)));
     let mut cs = vec![
         Contender::new("rawtcp.pingpong", |w| {
-            measure::window(|| rt.block_on(pp.run_seq(&p, Instant::now() + w)))
+            let p = p.clone();
+            measure::window(|| {
+                on_task(tk, &mut pp, |mut c| async move {
+                    let r = c.run_seq(&p, Instant::now() + w).await;
+                    (c, r)
+                })
+            })
         }),
         Contender::new("rawtcp.mux", |w| {
+            let (m, p) = (mux.clone(), p.clone());
             measure::window(|| {
-                rt.block_on(drive::sequential(Instant::now() + w, || async {
-                    mux.call(p.clone()).await.unwrap();
-                }))
+                tk.run(async move {
+                    drive::sequential(Instant::now() + w, || async {
+                        m.call(p.clone()).await.unwrap();
+                    })
+                    .await
+                })
             })
         }),
         Contender::new("tarpc", |w| {
+            let (c, p) = (tc.clone(), p.clone());
             measure::window(|| {
-                rt.block_on(drive::sequential(Instant::now() + w, || async {
-                    tarpc_bench::call(&tc, &p).await;
-                }))
+                tk.run(async move {
+                    drive::sequential(Instant::now() + w, || async {
+                        tarpc_bench::call(&c, &p).await;
+                    })
+                    .await
+                })
             })
         }),
     ];
-    cs.push(peer::seq(&ctx.tk, &ftk, &p));
+    cs.push(peer::seq(tk, ftk.clone(), p.clone()));
     run_interleaved(ctx, r, "seq64", "calls/s", cs, true);
 }
 
 /// 2. Pipelined calls on one connection.
 fn pipe(ctx: &Ctx, r: &mut Report) {
     let rt = ctx.tokio();
+    let tk = &ctx.tk;
     let server = rt.block_on(raw::RawServer::start()).unwrap();
     let taddr = rt.block_on(tarpc_bench::start_server()).unwrap();
-    let mut rp = rt.block_on(raw::Pipe::connect(server.addr)).unwrap();
-    let mux = rt.block_on(raw::Mux::connect(server.addr)).unwrap();
+    let mut rp = Some(rt.block_on(raw::Pipe::connect(server.addr)).unwrap());
+    let mux = Arc::new(rt.block_on(raw::Mux::connect(server.addr)).unwrap());
     let tc = rt.block_on(tarpc_bench::connect(taddr)).unwrap();
-    let ftk = ctx.tk.block_on(peer::Fleet::new(0x12, 1, 1));
-    let mut rp = &mut rp;
+    let ftk = Arc::new(tk.block_on(peer::Fleet::new(0x12, 1, 1)));
     for (inflight, size) in [(64, 64), (256, 64), (64, 1024), (256, 1024)] {
         let p = payload(size);
-        let (p, mux, tc) = (&p, &mux, &tc);
-        let rpp = &mut rp;
+        let rp = &mut rp;
         let mut cs = vec![
-            Contender::new("rawtcp.pipe", move |w| {
+            Contender::new("rawtcp.pipe", |w| {
+                let p = p.clone();
                 measure::window(|| {
-                    (
-                        rt.block_on(rpp.run(inflight, p.clone(), Instant::now() + w)),
-                        vec![],
-                    )
-                })
-            }),
-            Contender::new("rawtcp.mux", move |w| {
-                measure::window(|| {
-                    let n = rt.block_on(drive::pipelined(inflight, Instant::now() + w, || async {
-                        mux.call(p.clone()).await.unwrap();
-                    }));
+                    let n = on_task(tk, rp, |mut c| async move {
+                        let n = c.run(inflight, p, Instant::now() + w).await;
+                        (c, n)
+                    });
                     (n, vec![])
                 })
             }),
-            Contender::new("tarpc", move |w| {
+            Contender::new("rawtcp.mux", |w| {
+                let (m, p) = (mux.clone(), p.clone());
                 measure::window(|| {
-                    let n = rt.block_on(drive::pipelined(inflight, Instant::now() + w, || async {
-                        tarpc_bench::call(tc, p).await;
-                    }));
+                    let n = tk.run(async move {
+                        drive::pipelined(inflight, Instant::now() + w, || async {
+                            m.call(p.clone()).await.unwrap();
+                        })
+                        .await
+                    });
+                    (n, vec![])
+                })
+            }),
+            Contender::new("tarpc", |w| {
+                let (c, p) = (tc.clone(), p.clone());
+                measure::window(|| {
+                    let n = tk.run(async move {
+                        drive::pipelined(inflight, Instant::now() + w, || async {
+                            tarpc_bench::call(&c, &p).await;
+                        })
+                        .await
+                    });
                     (n, vec![])
                 })
             }),
         ];
-        cs.push(peer::pipe(&ctx.tk, &ftk, inflight, p));
+        cs.push(peer::pipe(tk, ftk.clone(), inflight, p.clone()));
         let fig = format!("pipe{inflight}x{size}B");
         run_interleaved(ctx, r, &fig, "calls/s", cs, false);
     }
 }
 
-/// 3. Many connections, each doing sequential calls against one node.
+/// 3. Many connections, each doing sequential calls against one node; each
+/// connection is driven by its own task.
 fn many(ctx: &Ctx, r: &mut Report) {
     let rt = ctx.tokio();
+    let tk = &ctx.tk;
     let p = payload(64);
     let server = rt.block_on(raw::RawServer::start()).unwrap();
-    let mut conns: Vec<raw::PingPong> = rt.block_on(async {
+    let mut conns: Vec<Option<raw::PingPong>> = rt.block_on(async {
         let mut v = Vec::with_capacity(ctx.peers);
         for _ in 0..ctx.peers {
-            v.push(raw::PingPong::connect(server.addr).await.unwrap());
+            v.push(Some(raw::PingPong::connect(server.addr).await.unwrap()));
         }
         v
     });
-    let ftk = ctx
-        .tk
-        .block_on(peer::Fleet::new(0x13, ctx.peers, ctx.peers));
+    let ftk = Arc::new(tk.block_on(peer::Fleet::new(0x13, ctx.peers, ctx.peers)));
     let mut cs = vec![Contender::new("rawtcp.pingpong", |w| {
         measure::window(|| {
             let deadline = Instant::now() + w;
-            let n = rt.block_on(futures::future::join_all(conns.iter_mut().map(|c| {
-                let p = &p;
-                async move {
-                    let mut n = 0;
-                    while Instant::now() < deadline {
-                        c.call(p).await.unwrap();
-                        n += 1;
+            let tasks: Vec<_> = conns
+                .iter_mut()
+                .map(|slot| {
+                    let mut c = slot.take().unwrap();
+                    let p = p.clone();
+                    async move {
+                        let mut n = 0;
+                        while Instant::now() < deadline {
+                            c.call(&p).await.unwrap();
+                            n += 1;
+                        }
+                        (c, n)
                     }
-                    n
-                }
-            })));
-            (n.iter().sum(), vec![])
+                })
+                .collect();
+            let mut n = 0;
+            for (slot, (c, k)) in conns.iter_mut().zip(tk.run_all(tasks)) {
+                *slot = Some(c);
+                n += k;
+            }
+            (n, vec![])
         })
     })];
-    cs.push(peer::many(&ctx.tk, &ftk, &p));
+    cs.push(peer::many(tk, ftk.clone(), p.clone()));
     let fig = format!("many{}", ctx.peers);
     run_interleaved(ctx, r, &fig, "calls/s", cs, false);
 }
@@ -353,7 +414,7 @@ fn handshake(ctx: &Ctx, r: &mut Report) {
     let server = rt.block_on(raw::RawServer::start()).unwrap();
     let floor = Floor::new();
     let par = ctx.handshakes_par;
-    let ftk = ctx.tk.block_on(peer::Fleet::new(0x14, 256, 0));
+    let ftk = Arc::new(ctx.tk.block_on(peer::Fleet::new(0x14, 256, 0)));
     let mut cs = vec![
         Contender::new("crypto_floor", |w| {
             measure::window(|| {
@@ -373,13 +434,14 @@ fn handshake(ctx: &Ctx, r: &mut Report) {
                 let deadline = Instant::now() + w;
                 let mut n = 0;
                 while Instant::now() < deadline {
-                    n += rt.block_on(raw::connect_close(server.addr, 64, par));
+                    n += ctx.tk.run(raw::connect_close(server.addr, 64, par));
                 }
                 (n, vec![])
             })
         }),
     ];
-    cs.push(peer::handshake(&ctx.tk, &ftk, par));
+    cs.push(peer::handshake(&ctx.tk, ftk.clone(), par));
+    ctx.keep(&mut cs);
     let names: Vec<String> = cs.iter().map(|c| c.name.clone()).collect();
     let mut samples = interleave(&mut cs, ctx.rounds, ctx.win);
     drop(cs);
@@ -523,13 +585,17 @@ fn send(ctx: &Ctx, r: &mut Report) {
     let rt = ctx.tokio();
     let p = payload(64);
     let server = rt.block_on(raw::RawServer::start()).unwrap();
-    let mut pp = rt.block_on(raw::PingPong::connect(server.addr)).unwrap();
+    let mut pp = Some(rt.block_on(raw::PingPong::connect(server.addr)).unwrap());
     let delivered = server.sends.clone();
-    let ftk = ctx.tk.block_on(peer::Fleet::new(0x16, 1, 1));
+    let ftk = Arc::new(ctx.tk.block_on(peer::Fleet::new(0x16, 1, 1)));
     let mut cs = vec![Contender::new("rawtcp", |w| {
+        let p = p.clone();
         measure::window(|| {
             let d0 = delivered.load(std::sync::atomic::Ordering::Relaxed);
-            let sent = rt.block_on(pp.run_sends(&p, 64, Instant::now() + w));
+            let sent = on_task(&ctx.tk, &mut pp, |mut c| async move {
+                let n = c.run_sends(&p, 64, Instant::now() + w).await;
+                (c, n)
+            });
             wait_delivered(&delivered, d0 + sent);
             (
                 delivered.load(std::sync::atomic::Ordering::Relaxed) - d0,
@@ -537,7 +603,7 @@ fn send(ctx: &Ctx, r: &mut Report) {
             )
         })
     })];
-    cs.push(peer::send(&ctx.tk, &ftk, &p));
+    cs.push(peer::send(&ctx.tk, ftk.clone(), p.clone()));
     run_interleaved(ctx, r, "send64", "sends/s", cs, false);
 }
 

@@ -22,11 +22,23 @@ use crate::measure::{self, Contender};
 
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How a runtime runs a future to completion from the bench's thread.
+/// How the bench runs work on a runtime.
 pub trait Exec: Sync {
     type R: Runtime;
     fn name(&self) -> &'static str;
+    /// Runs `f` to completion on this thread (setup).
     fn block_on<F: Future>(&self, f: F) -> F::Output;
+    /// Runs `f` as a task of the runtime and waits for it: the load is
+    /// driven from a runtime task, as an application would.
+    fn run<F>(&self, f: F) -> F::Output
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static;
+    /// Runs every future as its own task and waits for all.
+    fn run_all<F>(&self, fs: Vec<F>) -> Vec<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static;
 }
 
 pub struct TokioExec(pub tokio::runtime::Runtime);
@@ -38,6 +50,27 @@ impl Exec for TokioExec {
     }
     fn block_on<F: Future>(&self, f: F) -> F::Output {
         self.0.block_on(f)
+    }
+    fn run<F>(&self, f: F) -> F::Output
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.0.block_on(self.0.spawn(f)).expect("task panicked")
+    }
+    fn run_all<F>(&self, fs: Vec<F>) -> Vec<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.0.block_on(async {
+            let hs: Vec<_> = fs.into_iter().map(|f| self.0.spawn(f)).collect();
+            let mut out = Vec::with_capacity(hs.len());
+            for h in hs {
+                out.push(h.await.expect("task panicked"));
+            }
+            out
+        })
     }
 }
 
@@ -118,14 +151,18 @@ impl<R: Runtime> Fleet<R> {
 }
 
 /// 1. Sequential calls from one client.
-pub fn seq<'a, E: Exec>(e: &'a E, f: &'a Fleet<E::R>, p: &'a Bytes) -> Contender<'a> {
+pub fn seq<'a, E: Exec>(e: &'a E, f: Arc<Fleet<E::R>>, p: Bytes) -> Contender<'a> {
     Contender::new(e.name(), move |w| {
-        let c = &f.clients[0];
+        let (f, p) = (f.clone(), p.clone());
         measure::window(|| {
-            e.block_on(drive::sequential(Instant::now() + w, || async {
-                let r = c.call(&f.sid, "echo", p.clone(), TIMEOUT).await.unwrap();
-                debug_assert_eq!(r.len(), p.len());
-            }))
+            e.run(async move {
+                let c = &f.clients[0];
+                drive::sequential(Instant::now() + w, || async {
+                    let r = c.call(&f.sid, "echo", p.clone(), TIMEOUT).await.unwrap();
+                    debug_assert_eq!(r.len(), p.len());
+                })
+                .await
+            })
         })
     })
 }
@@ -133,33 +170,44 @@ pub fn seq<'a, E: Exec>(e: &'a E, f: &'a Fleet<E::R>, p: &'a Bytes) -> Contender
 /// 2. `inflight` calls in flight from one client on its one connection.
 pub fn pipe<'a, E: Exec>(
     e: &'a E,
-    f: &'a Fleet<E::R>,
+    f: Arc<Fleet<E::R>>,
     inflight: usize,
-    p: &'a Bytes,
+    p: Bytes,
 ) -> Contender<'a> {
     Contender::new(e.name(), move |w| {
-        let c = &f.clients[0];
+        let (f, p) = (f.clone(), p.clone());
         measure::window(|| {
-            let n = e.block_on(drive::pipelined(inflight, Instant::now() + w, || async {
-                let r = c.call(&f.sid, "echo", p.clone(), TIMEOUT).await.unwrap();
-                debug_assert_eq!(r.len(), p.len());
-            }));
+            let n = e.run(async move {
+                let c = &f.clients[0];
+                drive::pipelined(inflight, Instant::now() + w, || async {
+                    let r = c.call(&f.sid, "echo", p.clone(), TIMEOUT).await.unwrap();
+                    debug_assert_eq!(r.len(), p.len());
+                })
+                .await
+            });
             (n, vec![])
         })
     })
 }
 
-/// 3. Every client doing sequential calls at once.
-pub fn many<'a, E: Exec>(e: &'a E, f: &'a Fleet<E::R>, p: &'a Bytes) -> Contender<'a> {
+/// 3. Every client doing sequential calls at once, each from its own task.
+pub fn many<'a, E: Exec>(e: &'a E, f: Arc<Fleet<E::R>>, p: Bytes) -> Contender<'a> {
     Contender::new(e.name(), move |w| {
         measure::window(|| {
             let deadline = Instant::now() + w;
-            let counts = e.block_on(futures::future::join_all(f.clients.iter().map(|c| {
-                drive::sequential_count(deadline, move || async move {
-                    c.call(&f.sid, "echo", p.clone(), TIMEOUT).await.unwrap();
+            let tasks: Vec<_> = (0..f.clients.len())
+                .map(|i| {
+                    let (f, p) = (f.clone(), p.clone());
+                    async move {
+                        let c = &f.clients[i];
+                        drive::sequential_count(deadline, || async {
+                            c.call(&f.sid, "echo", p.clone(), TIMEOUT).await.unwrap();
+                        })
+                        .await
+                    }
                 })
-            })));
-            (counts.iter().sum(), vec![])
+                .collect();
+            (e.run_all(tasks).iter().sum(), vec![])
         })
     })
 }
@@ -168,29 +216,38 @@ pub fn many<'a, E: Exec>(e: &'a E, f: &'a Fleet<E::R>, p: &'a Bytes) -> Contende
 /// disconnect; the clients are used round-robin so a client's previous
 /// connection is long gone when it dials again. The window ends when the
 /// server holds no connection any more, so both sides' work is inside it.
-pub fn handshake<'a, E: Exec>(e: &'a E, f: &'a Fleet<E::R>, par: usize) -> Contender<'a> {
+pub fn handshake<'a, E: Exec>(e: &'a E, f: Arc<Fleet<E::R>>, par: usize) -> Contender<'a> {
     let mut next = 0usize;
     Contender::new(e.name(), move |w| {
         measure::window(|| {
             let deadline = Instant::now() + w;
-            let n = e.block_on(async {
+            let f2 = f.clone();
+            let start = next;
+            let (n, end) = e.run(async move {
+                let f = &f2;
                 let mut n = 0u64;
+                let mut next = start;
+                let mut inflight = futures::stream::FuturesUnordered::new();
                 while Instant::now() < deadline {
-                    let batch: Vec<&Node<E::R>> = (0..64)
-                        .map(|k| &f.clients[(next + k) % f.clients.len()])
-                        .collect();
-                    next += 64;
-                    n += futures::stream::iter(batch)
-                        .map(|c| async move {
+                    for _ in 0..64 {
+                        let c = &f.clients[next % f.clients.len()];
+                        next += 1;
+                        inflight.push(async move {
                             c.connect(f.sid, f.addr).await.expect("connect");
                             c.disconnect(&f.sid);
-                        })
-                        .buffer_unordered(par)
-                        .count()
-                        .await as u64;
+                        });
+                        if inflight.len() >= par {
+                            inflight.next().await;
+                            n += 1;
+                        }
+                    }
                 }
-                n
+                while inflight.next().await.is_some() {
+                    n += 1;
+                }
+                (n, next)
             });
+            next = end;
             let t = Instant::now();
             while !f.server.peers().is_empty() && t.elapsed() < Duration::from_secs(5) {
                 std::thread::sleep(Duration::from_micros(200));
@@ -201,14 +258,18 @@ pub fn handshake<'a, E: Exec>(e: &'a E, f: &'a Fleet<E::R>, par: usize) -> Conte
 }
 
 /// 6. Fire-and-forget sends from one client, counted where delivered.
-pub fn send<'a, E: Exec>(e: &'a E, f: &'a Fleet<E::R>, p: &'a Bytes) -> Contender<'a> {
+pub fn send<'a, E: Exec>(e: &'a E, f: Arc<Fleet<E::R>>, p: Bytes) -> Contender<'a> {
     Contender::new(e.name(), move |w| {
-        let c = &f.clients[0];
+        let (f2, p) = (f.clone(), p.clone());
         measure::window(|| {
             let d0 = f.delivered.load(Ordering::Relaxed);
-            let sent = e.block_on(drive::sequential_count(Instant::now() + w, || async {
-                c.send(&f.sid, "sink", p.clone()).await.unwrap();
-            }));
+            let sent = e.run(async move {
+                let c = &f2.clients[0];
+                drive::sequential_count(Instant::now() + w, || async {
+                    c.send(&f2.sid, "sink", p.clone()).await.unwrap();
+                })
+                .await
+            });
             crate::wait_delivered(&f.delivered, d0 + sent);
             (f.delivered.load(Ordering::Relaxed) - d0, vec![])
         })
