@@ -647,6 +647,17 @@ fn ratios(r: &Report) {
     ratio_line("latency_p50_vs_rawtcp", v, "<= 1.2", le(v, 1.2));
     let v = r.get("handshake.peernet-tokio.cpu_per_side") / r.get("handshake.crypto_floor");
     ratio_line("handshake_vs_crypto_floor", v, "<= 1.2", le(v, 1.2));
+    // The same with what TCP alone costs per side (connect, accept, a few
+    // bytes, close: rawtcp.connect) taken out: what peernet adds to TCP.
+    let v = (r.get("handshake.peernet-tokio.cpu_per_side")
+        - r.get("handshake.rawtcp.connect.cpu_per_side"))
+        / r.get("handshake.crypto_floor");
+    ratio_line(
+        "handshake_minus_tcp_vs_crypto_floor",
+        v,
+        "<= 1.2 (context)",
+        None,
+    );
     let v = r.get("pipe64x64B.peernet-async-std") / pt;
     ratio_line("asyncstd_vs_tokio", v, ">= 0.8", ge(v, 0.8));
     let v = r.get("pipe64x64B.peernet-smol") / pt;
