@@ -1,0 +1,690 @@
+//! The invariants, each a named check run after every step of the
+//! simulation (or at the one event that can break it). The first check
+//! that fails stops the run with a [`Violation`], which prints the seed
+//! and the latest trace lines.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::time::Duration;
+
+use peernet_proto::registry::{self, Established, Survivor};
+use peernet_proto::{CallError, CallId, CloseReason, ConnId, Event, HandshakeError, PeerId, Side};
+
+use super::net::LinkId;
+use super::node::{self, NodeIx, Role};
+use super::trace::Time;
+use super::{Fault, Sim};
+
+/// The named invariants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Invariant {
+    /// Every call resolves exactly once (reply, typed error, timeout or
+    /// connection end), never after its deadline has passed unresolved
+    /// and never left behind by a closed connection; on the callee's side,
+    /// every inbound call ends exactly once too (reply or cancellation).
+    CallsResolveExactlyOnce,
+    /// A reply is the one its callee produced for that very call: no
+    /// cross-talk between request ids or connections.
+    RepliesMatchTheirCalls,
+    /// A connection is established only with the peer that really holds
+    /// the key it proved.
+    AuthenticatedPeerIdentity,
+    /// A connection is established only with a peer trusted at the end of
+    /// its handshake.
+    EstablishedOnlyWithTrustedPeers,
+    /// A handler runs only for a peer trusted at handshake time, on a
+    /// handle exposed to that peer, and never after the peer was revoked.
+    HandlersOnlyForTrustedExposedPeers,
+    /// A node never has two established connections to one peer.
+    AtMostOneConnectionPerPeer,
+    /// When both peers pick between the same two connections, they keep
+    /// the same one (section 4), unless the rule itself, applied to what
+    /// each side saw, would pick differently.
+    SupersedeVerdictsAgree,
+    /// Once the network is quiet, every two trusted peers that are both
+    /// up have at most one connection, and both sides agree which.
+    PairsAgreeWhenQuiet,
+    /// Buffered bytes, queued bytes, and the pending-call and handshake
+    /// tables stay within the configured limits, whatever peers send.
+    TablesWithinLimits,
+    /// A connection whose peer vanished is closed within `idle_timeout`
+    /// plus one ping interval.
+    DeadPeersDetectedInTime,
+    /// A handshake ends (established or closed) within
+    /// `handshake_timeout`.
+    HandshakesFinishInTime,
+    /// The same seed gives a byte-identical trace.
+    SameSeedSameTrace,
+}
+
+impl Invariant {
+    /// Its name, as printed.
+    pub fn name(self) -> &'static str {
+        match self {
+            Invariant::CallsResolveExactlyOnce => "calls_resolve_exactly_once",
+            Invariant::RepliesMatchTheirCalls => "replies_match_their_calls",
+            Invariant::AuthenticatedPeerIdentity => "authenticated_peer_identity",
+            Invariant::EstablishedOnlyWithTrustedPeers => "established_only_with_trusted_peers",
+            Invariant::HandlersOnlyForTrustedExposedPeers => {
+                "handlers_only_for_trusted_exposed_peers"
+            }
+            Invariant::AtMostOneConnectionPerPeer => "at_most_one_connection_per_peer",
+            Invariant::SupersedeVerdictsAgree => "supersede_verdicts_agree",
+            Invariant::PairsAgreeWhenQuiet => "pairs_agree_when_quiet",
+            Invariant::TablesWithinLimits => "tables_within_limits",
+            Invariant::DeadPeersDetectedInTime => "dead_peers_detected_in_time",
+            Invariant::HandshakesFinishInTime => "handshakes_finish_in_time",
+            Invariant::SameSeedSameTrace => "same_seed_same_trace",
+        }
+    }
+}
+
+impl fmt::Display for Invariant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A failed invariant.
+#[derive(Debug, Clone)]
+pub struct Violation {
+    /// Which.
+    pub invariant: Invariant,
+    /// The run's seed.
+    pub seed: u64,
+    /// The deliberate fault switched on, if any.
+    pub fault: Option<Fault>,
+    /// Virtual time of the failure.
+    pub at: Duration,
+    /// What exactly was wrong.
+    pub detail: String,
+    /// The latest trace lines, oldest first.
+    pub trace: Vec<String>,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "invariant `{}` violated at t={}s, seed {}{}",
+            self.invariant,
+            Time(self.at.as_nanos() as u64),
+            self.seed,
+            match self.fault {
+                Some(fault) => format!(", deliberate fault {fault:?}"),
+                None => String::new(),
+            }
+        )?;
+        writeln!(f, "  {}", self.detail)?;
+        writeln!(
+            f,
+            "replay: PEERNET_SIM_SEED={} cargo test -p peernet-tests --test simulation -- --nocapture replay",
+            self.seed
+        )?;
+        writeln!(f, "last {} trace lines:", self.trace.len())?;
+        for line in &self.trace {
+            writeln!(f, "  {line}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Violation {}
+
+/// Deadlines a node must meet, checked when they pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Obligation {
+    /// The connection's handshake must have ended.
+    HandshakeEnds,
+    /// The connection's peer vanished: it must be closed.
+    NoticeDeadPeer,
+}
+
+/// One side's choice between two connections to the same peer.
+#[derive(Debug, Clone, Copy)]
+struct Verdict {
+    node: NodeIx,
+    /// The link it closed.
+    loser: LinkId,
+    /// The link section 4 closes, applied to what this side saw.
+    rule_loser: LinkId,
+}
+
+/// What the checks remember between steps.
+#[derive(Default)]
+pub struct Model {
+    /// (virtual deadline, node, life, connection, what).
+    pub obligations: BTreeSet<(u64, NodeIx, u32, ConnId, Obligation)>,
+    /// (virtual deadline, node, life, call): the call must be resolved.
+    pub call_deadlines: BTreeSet<(u64, NodeIx, u32, CallId)>,
+    verdicts: BTreeMap<(LinkId, LinkId), Verdict>,
+}
+
+impl Sim {
+    /// Checks one event of node `n` as it comes out of the endpoint.
+    pub(super) fn check_event(&mut self, n: NodeIx, event: &Event) {
+        let now = self.nodes[n].clock(self.now);
+        match event {
+            Event::Connected {
+                conn,
+                peer,
+                direction,
+            } => {
+                tr!(
+                    self,
+                    "n{n} connected {conn} to {} ({direction:?})",
+                    self.who(peer)
+                );
+                self.counters.connected += 1;
+                let Some(cm) = self.nodes[n].conns.get(conn) else {
+                    return self.fail(
+                        Invariant::AuthenticatedPeerIdentity,
+                        format!("n{n}: Connected on {conn}, a transport the driver never opened"),
+                    );
+                };
+                let (link, side) = (cm.link, cm.side);
+                let holder = self.holder(link, 1 - side).map(|(_, p)| p);
+                if holder != Some(*peer) {
+                    let holder = holder.map_or("a raw source with no key".into(), |p| self.who(&p));
+                    return self.fail(
+                        Invariant::AuthenticatedPeerIdentity,
+                        format!(
+                            "n{n}: {conn} ({link}) established as {}, but the other end is {holder}",
+                            self.who(peer)
+                        ),
+                    );
+                }
+                if !self.nodes[n].trust.contains(peer) {
+                    return self.fail(
+                        Invariant::EstablishedOnlyWithTrustedPeers,
+                        format!(
+                            "n{n}: {conn} established with {}, which it does not trust",
+                            self.who(peer)
+                        ),
+                    );
+                }
+                let other = self.nodes[n].established_to(peer).next().map(|(c, _)| *c);
+                if let Some(other) = other {
+                    return self.fail(
+                        Invariant::AtMostOneConnectionPerPeer,
+                        format!(
+                            "n{n}: {conn} established to {} while {other} still is",
+                            self.who(peer)
+                        ),
+                    );
+                }
+                if let Some(cm) = self.nodes[n].conns.get_mut(conn) {
+                    cm.established = Some((*peer, now));
+                }
+            }
+            Event::Disconnected { conn, peer, reason } => {
+                tr!(
+                    self,
+                    "n{n} disconnected {conn} from {}: {reason}",
+                    self.who(peer)
+                );
+                if let CloseReason::Goodbye {
+                    by: Side::Local,
+                    code: peernet_proto::GoodbyeCode::Superseded,
+                    ..
+                } = reason
+                {
+                    self.record_verdict(n, *conn, *peer);
+                }
+            }
+            Event::HandshakeFailed { conn, peer, error } => {
+                let who = peer.map(|p| self.who(&p));
+                tr!(self, "n{n} handshake {conn} with {who:?} failed: {error}");
+                self.counters.handshakes_failed += 1;
+                if let (HandshakeError::Superseded, Some(peer)) = (error, peer) {
+                    self.record_verdict(n, *conn, *peer);
+                }
+            }
+            Event::Call(call) => {
+                let token = node::token_of(&call.args);
+                tr!(
+                    self,
+                    "n{n} handler {} for {} on {}#{} (t{token})",
+                    call.handle.as_str(),
+                    self.who(&call.peer),
+                    call.id.conn(),
+                    call.id.request_id()
+                );
+                self.check_handler(n, Some(call.id.conn()), &call.peer, call.handle.as_str());
+                if !self.nodes[n].serving.insert(call.id) {
+                    self.fail(
+                        Invariant::CallsResolveExactlyOnce,
+                        format!(
+                            "n{n}: inbound call {}#{} handed out twice",
+                            call.id.conn(),
+                            call.id.request_id()
+                        ),
+                    );
+                }
+            }
+            Event::Send(send) => {
+                self.counters.sends += 1;
+                tr!(
+                    self,
+                    "n{n} send handler {} for {}",
+                    send.handle.as_str(),
+                    self.who(&send.peer)
+                );
+                self.check_handler(n, None, &send.peer, send.handle.as_str());
+            }
+            Event::CallCancelled(id) => {
+                tr!(
+                    self,
+                    "n{n} inbound {}#{} cancelled",
+                    id.conn(),
+                    id.request_id()
+                );
+                if !self.nodes[n].serving.remove(id) {
+                    self.fail(
+                        Invariant::CallsResolveExactlyOnce,
+                        format!(
+                            "n{n}: inbound call {}#{} cancelled but not in flight",
+                            id.conn(),
+                            id.request_id()
+                        ),
+                    );
+                }
+            }
+            Event::CallResult { id, result } => self.check_call_result(n, *id, result),
+            _ => {}
+        }
+    }
+
+    fn check_handler(&mut self, n: NodeIx, conn: Option<ConnId>, peer: &PeerId, handle: &str) {
+        let node = &self.nodes[n];
+        let who = self.who(peer);
+        let problem = if let Some(conn) = conn {
+            match node.conns.get(&conn) {
+                None => Some(format!("on {conn}, which the driver does not know")),
+                Some(cm) if cm.established.map(|(p, _)| p) != Some(*peer) => Some(format!(
+                    "on {conn}, which is not an established connection to {who}"
+                )),
+                Some(cm) if cm.revoked => Some(format!("on {conn}, after {who} was revoked")),
+                Some(_) => None,
+            }
+        } else {
+            None
+        };
+        let problem = problem.or_else(|| {
+            if !node.trust.contains(peer) {
+                Some(format!("for {who}, which is not trusted"))
+            } else {
+                match node.exposure.get(handle) {
+                    None => Some(format!("for handle {handle}, which is not exposed")),
+                    Some(e) if !e.allows(peer) => Some(format!(
+                        "for handle {handle}, which is not exposed to {who}"
+                    )),
+                    Some(_) => None,
+                }
+            }
+        });
+        if let Some(problem) = problem {
+            self.fail(
+                Invariant::HandlersOnlyForTrustedExposedPeers,
+                format!("n{n}: handler {handle} ran {problem}"),
+            );
+        }
+    }
+
+    fn check_call_result(
+        &mut self,
+        n: NodeIx,
+        id: CallId,
+        result: &Result<bytes::Bytes, CallError>,
+    ) {
+        let now = self.nodes[n].clock(self.now);
+        let Some(call) = self.nodes[n].calls.remove(&id) else {
+            tr!(
+                self,
+                "n{n} call {}#{} resolved: {result:?}",
+                id.conn(),
+                id.request_id()
+            );
+            return self.fail(
+                Invariant::CallsResolveExactlyOnce,
+                format!(
+                    "n{n}: call {}#{} resolved, but it is not in flight (resolved twice, or never made)",
+                    id.conn(),
+                    id.request_id()
+                ),
+            );
+        };
+        let summary = match result {
+            Ok(b) => format!("ok {}B", b.len()),
+            Err(e) => format!("{e}"),
+        };
+        tr!(
+            self,
+            "n{n} call {}#{} (t{}) to n{} resolved: {summary}",
+            id.conn(),
+            id.request_id(),
+            call.token,
+            call.callee
+        );
+        match result {
+            Ok(_) => self.counters.replies_ok += 1,
+            Err(_) => self.counters.call_errors += 1,
+        }
+        let caller = self.nodes[n].peer;
+        let mismatch = match result {
+            Ok(body) | Err(CallError::HandlerError(body)) => match node::read_reply(body) {
+                Some((token, callee, seen))
+                    if token == call.token
+                        && callee == call.callee
+                        && seen == *caller.as_bytes() =>
+                {
+                    None
+                }
+                Some((token, callee, seen)) => Some(format!(
+                    "the body answers t{token} for {} at n{callee}",
+                    PeerId::from_bytes(seen).map_or("?".into(), |p| self.who(&p))
+                )),
+                None => Some(format!("the body is not a reply ({} bytes)", body.len())),
+            },
+            Err(CallError::HandlerPanicked(note)) => {
+                let expected = node::panic_note(call.token, call.callee);
+                (note.as_ref() != expected.as_bytes())
+                    .then(|| format!("the panic note is {:?}", String::from_utf8_lossy(note)))
+            }
+            Err(CallError::Timeout) => {
+                if call.deadline.is_none_or(|d| now < d) {
+                    return self.fail(
+                        Invariant::CallsResolveExactlyOnce,
+                        format!(
+                            "n{n}: call {}#{} timed out at {:?}, before its deadline {:?}",
+                            id.conn(),
+                            id.request_id(),
+                            now,
+                            call.deadline
+                        ),
+                    );
+                }
+                None
+            }
+            Err(CallError::Cancelled) if !call.cancelled => {
+                return self.fail(
+                    Invariant::CallsResolveExactlyOnce,
+                    format!(
+                        "n{n}: call {}#{} resolved as cancelled, but nobody cancelled it",
+                        id.conn(),
+                        id.request_id()
+                    ),
+                );
+            }
+            Err(_) => None,
+        };
+        if let Some(mismatch) = mismatch {
+            self.fail(
+                Invariant::RepliesMatchTheirCalls,
+                format!(
+                    "n{n}: call {}#{} (t{}, {} at n{}) got a reply that is not its own: {mismatch}",
+                    id.conn(),
+                    id.request_id(),
+                    call.token,
+                    call.handle,
+                    call.callee
+                ),
+            );
+        }
+    }
+
+    /// The core is about to close `conn`: every call on it must have been
+    /// resolved already.
+    pub(super) fn check_close(&mut self, n: NodeIx, conn: ConnId) {
+        let node = &self.nodes[n];
+        if let Some(id) = node.calls.keys().find(|c| c.conn() == conn) {
+            let detail = format!(
+                "n{n}: {conn} closed with call #{} still unresolved",
+                id.request_id()
+            );
+            return self.fail(Invariant::CallsResolveExactlyOnce, detail);
+        }
+        if let Some(id) = node.serving.iter().find(|c| c.conn() == conn) {
+            let detail = format!(
+                "n{n}: {conn} closed with inbound call #{} neither answered nor cancelled",
+                id.request_id()
+            );
+            self.fail(Invariant::CallsResolveExactlyOnce, detail);
+        }
+    }
+
+    /// Node `n` closed `loser` by the supersede rule: remember which of
+    /// the two links it kept, and compare with the peer's choice.
+    fn record_verdict(&mut self, n: NodeIx, loser: ConnId, peer: PeerId) {
+        self.counters.superseded += 1;
+        let node = &self.nodes[n];
+        let now = node.clock(self.now);
+        let Some(ep) = node.ep.as_ref() else { return };
+        let Some(kept) = ep.connection(&peer) else {
+            return;
+        };
+        let (Some(l), Some(k)) = (node.conns.get(&loser), node.conns.get(&kept)) else {
+            return;
+        };
+        // Which was established first, on this node's clock.
+        let ((older, older_at), newer) = match (l.established, k.established) {
+            (Some((_, at)), _) => ((l.link, at), k.link),
+            (None, Some((_, at))) => ((k.link, at), l.link),
+            (None, None) => return,
+        };
+        let (Some(older_init), Some(newer_init)) =
+            (self.initiator_of(older), self.initiator_of(newer))
+        else {
+            return;
+        };
+        let rule = registry::survivor(
+            Established {
+                initiator: older_init,
+                at: older_at,
+            },
+            Established {
+                initiator: newer_init,
+                at: now,
+            },
+            self.cfg.endpoint.handshake_timeout,
+        );
+        let rule_loser = match rule {
+            Survivor::Newer => older,
+            Survivor::Older => newer,
+        };
+        let verdict = Verdict {
+            node: n,
+            loser: l.link,
+            rule_loser,
+        };
+        let key = (older.min(newer), older.max(newer));
+        tr!(
+            self,
+            "n{n} keeps {} over {} (section 4 says close {rule_loser})",
+            if verdict.loser == older { newer } else { older },
+            verdict.loser
+        );
+        match self.model.verdicts.get(&key) {
+            Some(other) if other.node != n => {
+                self.counters.supersede_pairs_compared += 1;
+                let other = *other;
+                if other.rule_loser == verdict.rule_loser && other.loser != verdict.loser {
+                    self.fail(
+                        Invariant::SupersedeVerdictsAgree,
+                        format!(
+                            "between {} and {}, n{} closed {} but n{n} closed {}: the two peers keep different connections",
+                            key.0, key.1, other.node, other.loser, verdict.loser
+                        ),
+                    );
+                }
+            }
+            _ => {
+                self.model.verdicts.insert(key, verdict);
+            }
+        }
+    }
+
+    /// After every step: deadlines that passed, and the tables of the
+    /// nodes the step touched.
+    pub(super) fn check_step(&mut self) {
+        while let Some(&first) = self.model.obligations.first() {
+            let (at, n, inc, conn, what) = first;
+            if at >= self.now {
+                break;
+            }
+            self.model.obligations.pop_first();
+            let node = &self.nodes[n];
+            if node.inc != inc || !node.ep.as_ref().is_some_and(|ep| ep.is_open(conn)) {
+                continue;
+            }
+            match what {
+                Obligation::HandshakeEnds => {
+                    if node
+                        .conns
+                        .get(&conn)
+                        .is_some_and(|c| c.established.is_none())
+                    {
+                        let h = self.cfg.endpoint.handshake_timeout;
+                        self.fail(
+                            Invariant::HandshakesFinishInTime,
+                            format!("n{n}: {conn} still in its handshake {h:?} after it opened"),
+                        );
+                    }
+                }
+                Obligation::NoticeDeadPeer => {
+                    let c = &self.cfg.endpoint;
+                    let grace = c.idle_timeout + c.ping_interval;
+                    self.fail(
+                        Invariant::DeadPeersDetectedInTime,
+                        format!("n{n}: {conn} still open {grace:?} after its peer vanished"),
+                    );
+                }
+            }
+        }
+        while let Some(&first) = self.model.call_deadlines.first() {
+            let (at, n, inc, id) = first;
+            if at >= self.now {
+                break;
+            }
+            self.model.call_deadlines.pop_first();
+            let node = &self.nodes[n];
+            if node.inc == inc && node.calls.contains_key(&id) {
+                self.fail(
+                    Invariant::CallsResolveExactlyOnce,
+                    format!(
+                        "n{n}: call {}#{} still unresolved after its deadline",
+                        id.conn(),
+                        id.request_id()
+                    ),
+                );
+            }
+        }
+        let dirty = std::mem::take(&mut self.dirty);
+        for &n in &dirty {
+            self.check_limits(n);
+        }
+        self.dirty = dirty;
+        self.dirty.clear();
+    }
+
+    fn check_limits(&mut self, n: NodeIx) {
+        let node = &self.nodes[n];
+        let Some(ep) = node.ep.as_ref() else { return };
+        let s = ep.stats();
+        let c = &self.cfg.endpoint;
+        let frame = c.max_frame_len as usize + 4;
+        let hard_cap = c.max_send_buffer.max(c.send_buffer + frame);
+        // CANCELs and PINGs are queued without the cap check: a bounded
+        // slack for them.
+        let queue_cap = hard_cap + 32 * c.max_outbound_calls + 2048;
+        let mut per_conn: BTreeMap<ConnId, usize> = BTreeMap::new();
+        for id in node.calls.keys() {
+            *per_conn.entry(id.conn()).or_default() += 1;
+        }
+        let open = node.conns.values().filter(|c| !c.closed).count();
+        let problem = if s.max_inbound_calls_per_conn > c.max_inbound_calls {
+            Some(format!(
+                "{} inbound calls in flight on one connection (max_inbound_calls {})",
+                s.max_inbound_calls_per_conn, c.max_inbound_calls
+            ))
+        } else if let Some(max) = per_conn
+            .values()
+            .max()
+            .filter(|m| **m > c.max_outbound_calls)
+        {
+            Some(format!(
+                "{max} outbound calls on one connection (max_outbound_calls {})",
+                c.max_outbound_calls
+            ))
+        } else if s.max_buffered_input_per_conn > frame {
+            Some(format!(
+                "{} bytes buffered for one partial frame (limit {frame})",
+                s.max_buffered_input_per_conn
+            ))
+        } else if s.max_queued_bytes_per_conn > queue_cap {
+            Some(format!(
+                "{} bytes queued for one connection (cap {queue_cap})",
+                s.max_queued_bytes_per_conn
+            ))
+        } else if s.inbound_handshakes > c.max_handshakes {
+            Some(format!(
+                "{} inbound handshakes (max_handshakes {})",
+                s.inbound_handshakes, c.max_handshakes
+            ))
+        } else if s.outbound_calls != node.calls.len() {
+            Some(format!(
+                "the core holds {} outbound calls, the callers wait for {}",
+                s.outbound_calls,
+                node.calls.len()
+            ))
+        } else if s.inbound_calls != node.serving.len() {
+            Some(format!(
+                "the core holds {} inbound calls, the handlers hold {}",
+                s.inbound_calls,
+                node.serving.len()
+            ))
+        } else if s.connections != open {
+            Some(format!(
+                "the core drives {} connections, the driver {open}",
+                s.connections
+            ))
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            self.fail(Invariant::TablesWithinLimits, format!("n{n}: {problem}"));
+        }
+    }
+
+    /// At the end of the quiet phase: every two honest nodes that are up
+    /// and trust each other have at most one connection, and agree on it.
+    pub(super) fn check_quiet_pairs(&mut self) {
+        let honest: Vec<NodeIx> = (0..self.nodes.len())
+            .filter(|&n| self.nodes[n].role == Role::Honest && self.nodes[n].is_up())
+            .collect();
+        for (i, &a) in honest.iter().enumerate() {
+            for &b in &honest[i + 1..] {
+                let (pa, pb) = (self.nodes[a].peer, self.nodes[b].peer);
+                if !self.nodes[a].trust.contains(&pb) || !self.nodes[b].trust.contains(&pa) {
+                    continue;
+                }
+                for (x, y, p) in [(a, b, pb), (b, a, pa)] {
+                    let count = self.nodes[x].established_to(&p).count();
+                    if count > 1 {
+                        return self.fail(
+                            Invariant::PairsAgreeWhenQuiet,
+                            format!("n{x} has {count} established connections to n{y}"),
+                        );
+                    }
+                }
+                let (la, lb) = (self.connection_link(a, b), self.connection_link(b, a));
+                if la != lb {
+                    return self.fail(
+                        Invariant::PairsAgreeWhenQuiet,
+                        format!("quiet network, but n{a} is connected to n{b} over {la:?} and n{b} to n{a} over {lb:?}"),
+                    );
+                }
+            }
+        }
+    }
+}

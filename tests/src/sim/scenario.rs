@@ -1,0 +1,162 @@
+//! What a run looks like: how many nodes, how hostile the network, how
+//! busy the workload, how the simulated applications answer.
+
+use std::time::Duration;
+
+use peernet_proto::Config;
+
+use super::Fault;
+use super::rng::SimRng;
+
+/// Everything that shapes a run. [`SimConfig::random`] picks it from the
+/// seed; targeted scenarios start from [`SimConfig::new`].
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Seeds the one RNG of the run.
+    pub seed: u64,
+    /// Honest nodes.
+    pub nodes: usize,
+    /// Intruder nodes running real endpoints under keys nobody trusts.
+    pub untrusted_nodes: usize,
+    /// Whether a byzantine key exists (trusted by every honest node, used
+    /// by raw intruders that complete real handshakes).
+    pub byzantine: bool,
+    /// The chance that an honest node trusts another (1.0: everyone
+    /// trusts everyone).
+    pub trust_density: f64,
+    /// A deliberate bug switched on in every endpoint.
+    pub fault: Option<Fault>,
+    /// The endpoints' configuration (small limits, short timeouts).
+    pub endpoint: Config,
+    /// The random workload.
+    pub workload: Workload,
+    /// How the simulated applications answer calls.
+    pub app: AppPolicy,
+}
+
+/// The random workload.
+#[derive(Debug, Clone)]
+pub struct Workload {
+    /// Whether it runs at all (targeted scenarios drive the nodes
+    /// themselves).
+    pub enabled: bool,
+    /// How long the chaos phase lasts (then the quiet phase).
+    pub chaos: Duration,
+    /// Mean time between two workload actions.
+    pub tick_mean: Duration,
+    /// Weight multiplier of the connection-level faults (0: none).
+    pub faults: u32,
+    /// Weight multiplier of the raw intruders (0: none).
+    pub attacks: u32,
+}
+
+/// How a simulated handler answers a call: weights of the outcomes and
+/// the distribution of its delay.
+#[derive(Debug, Clone)]
+pub struct AppPolicy {
+    /// Weight of replying ok.
+    pub ok: u32,
+    /// Weight of a handler error.
+    pub error: u32,
+    /// Weight of a handler panic.
+    pub panic: u32,
+    /// Weight of never answering.
+    pub never: u32,
+    /// Most answers come within this, ns.
+    pub fast_max: u64,
+    /// The chance of a slow answer.
+    pub slow: f64,
+    /// Slow answers come within this, ns.
+    pub slow_max: u64,
+    /// The chance of a result too large for a frame.
+    pub oversized: f64,
+}
+
+impl Default for AppPolicy {
+    fn default() -> Self {
+        AppPolicy {
+            ok: 70,
+            error: 10,
+            panic: 5,
+            never: 15,
+            fast_max: 200_000_000,
+            slow: 0.1,
+            slow_max: 4_000_000_000,
+            oversized: 0.03,
+        }
+    }
+}
+
+impl SimConfig {
+    /// The endpoint configuration of every simulated node: the protocol
+    /// with small limits and short timeouts (handshake 2 s, ping 1 s,
+    /// idle 3 s), so limits are reached and timeouts fire in short runs.
+    pub fn endpoint_config() -> Config {
+        let mut c = Config::default();
+        c.max_frame_len = 4096;
+        c.max_handshakes = 8;
+        c.max_inbound_calls = 16;
+        c.max_outbound_calls = 32;
+        c.send_buffer = 8 * 1024;
+        c.max_send_buffer = 32 * 1024;
+        c.handshake_timeout = Duration::from_secs(2);
+        c.ping_interval = Duration::from_secs(1);
+        c.idle_timeout = Duration::from_secs(3);
+        c
+    }
+
+    /// A calm run of `nodes` honest nodes that all trust each other, no
+    /// intruders, no random workload: for targeted scenarios.
+    pub fn new(seed: u64, nodes: usize) -> SimConfig {
+        SimConfig {
+            seed,
+            nodes,
+            untrusted_nodes: 0,
+            byzantine: false,
+            trust_density: 1.0,
+            fault: None,
+            endpoint: Self::endpoint_config(),
+            workload: Workload {
+                enabled: false,
+                chaos: Duration::from_secs(10),
+                tick_mean: Duration::from_millis(40),
+                faults: 1,
+                attacks: 1,
+            },
+            app: AppPolicy::default(),
+        }
+    }
+
+    /// The mixed scenario of `seed`: mostly 2 to 8 nodes (one seed in 40
+    /// has 50), sometimes intruder nodes and a byzantine key, trust from
+    /// full to patchy, a chaos phase of 6 to 14 s with a few hundred
+    /// workload actions, faults and attacks from none to heavy.
+    pub fn random(seed: u64, fault: Option<Fault>) -> SimConfig {
+        let mut r = SimRng::new(seed ^ 0x5ce7_a210_0000_0001);
+        let big = r.below(40) == 0;
+        let nodes = if big {
+            50
+        } else {
+            [2, 2, 3, 3, 4, 5, 6, 8][r.index(8)]
+        };
+        let mut c = SimConfig::new(seed, nodes);
+        c.fault = fault;
+        c.untrusted_nodes = [0, 0, 0, 1, 1, 2][r.index(6)];
+        c.byzantine = r.chance(0.4);
+        c.trust_density = if r.chance(0.6) {
+            1.0
+        } else {
+            0.6 + 0.4 * (r.below(1000) as f64 / 1000.0)
+        };
+        c.workload.enabled = true;
+        c.workload.chaos = Duration::from_millis(r.range(6_000, 14_000));
+        c.workload.tick_mean = if big {
+            Duration::from_millis(8)
+        } else {
+            Duration::from_millis(r.range(20, 60))
+        };
+        c.workload.faults = [0, 1, 1, 1, 2, 4][r.index(6)];
+        c.workload.attacks = [0, 1, 1, 2][r.index(4)];
+        c
+    }
+}
