@@ -2,10 +2,11 @@
 //! the bytes API.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use minicbor::{Decode, Encode};
-use peernet_proto::{CallError, InvalidHandle, PeerId};
+use peernet_proto::{Access, CallError, InvalidHandle, PeerId};
 
 use crate::node::Node;
 use crate::runtime::Runtime;
@@ -52,12 +53,35 @@ impl<R: Runtime> Node<R> {
         }
     }
 
-    /// Exposes a typed handler: arguments decoded from CBOR (undecodable
-    /// arguments answer `handler_error` with an empty body), result and
-    /// error encoded as CBOR.
-    pub fn expose_cbor<A, T, E, F, Fut>(
+    /// Sends `args` encoded as CBOR, fire-and-forget (see [`Node::send`]).
+    pub async fn send_cbor<A>(&self, peer: &PeerId, handle: &str, args: &A) -> Result<(), CallError>
+    where
+        A: Encode<()>,
+    {
+        let args = minicbor::to_vec(args).map_err(|_| CallError::MessageTooLarge)?;
+        self.send(peer, handle, args).await
+    }
+
+    /// Exposes a typed handler to every trusted peer: arguments decoded
+    /// from CBOR, result and error value encoded as CBOR. Arguments that do
+    /// not decode are answered `handler_error` with an empty body, without
+    /// running the handler.
+    pub fn expose_cbor<A, T, E, F, Fut>(&self, handle: &str, handler: F) -> Result<(), InvalidHandle>
+    where
+        A: for<'b> Decode<'b, ()> + Send + 'static,
+        T: Encode<()> + Send + 'static,
+        E: Encode<()> + Send + 'static,
+        F: Fn(PeerId, A) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+    {
+        self.expose_cbor_to(handle, Access::Anyone, handler)
+    }
+
+    /// [`Node::expose_cbor`] for the trusted peers `access` allows.
+    pub fn expose_cbor_to<A, T, E, F, Fut>(
         &self,
         handle: &str,
+        access: Access,
         handler: F,
     ) -> Result<(), InvalidHandle>
     where
@@ -67,8 +91,8 @@ impl<R: Runtime> Node<R> {
         F: Fn(PeerId, A) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
-        let handler = std::sync::Arc::new(handler);
-        self.expose(handle, move |peer, args: Bytes| {
+        let handler = Arc::new(handler);
+        self.expose_to(handle, access, move |peer, args: Bytes| {
             let handler = handler.clone();
             let decoded = minicbor::decode::<A>(&args);
             async move {

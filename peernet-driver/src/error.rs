@@ -3,7 +3,7 @@
 
 use std::io;
 
-use peernet_proto::{HandshakeError, PeerId, RejectCode};
+use peernet_proto::{CallError, CloseReason, GoodbyeCode, HandshakeError, PeerId, RejectCode};
 
 /// Why `connect` (or a brought-in stream) did not give a connection.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +58,44 @@ impl ConnectError {
     }
 }
 
+/// Questions about a failed call that would otherwise need a nested
+/// match on [`CallError::ConnectionClosed`] and [`CloseReason`].
+///
+/// ```
+/// use peernet_driver::{CallError, CallErrorExt};
+///
+/// fn describe(error: &CallError) -> &'static str {
+///     match error {
+///         e if e.is_revoked() => "one side unpaired the other",
+///         CallError::Timeout => "no reply in time",
+///         _ => "something else",
+///     }
+/// }
+/// assert_eq!(describe(&CallError::Timeout), "no reply in time");
+/// ```
+pub trait CallErrorExt {
+    /// Why the connection ended, if the call failed because it did.
+    fn close_reason(&self) -> Option<&CloseReason>;
+    /// The GOODBYE code the connection ended with, if any.
+    fn goodbye_code(&self) -> Option<GoodbyeCode> {
+        self.close_reason().and_then(CloseReason::goodbye_code)
+    }
+    /// Whether the call failed because one side removed the other from its
+    /// trust list (GOODBYE `revoked`, sent or received).
+    fn is_revoked(&self) -> bool {
+        self.goodbye_code() == Some(GoodbyeCode::Revoked)
+    }
+}
+
+impl CallErrorExt for CallError {
+    fn close_reason(&self) -> Option<&CloseReason> {
+        match self {
+            CallError::ConnectionClosed(reason) => Some(reason),
+            _ => None,
+        }
+    }
+}
+
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -71,4 +109,7 @@ pub enum StartError {
     /// The trust list file is damaged (never read as an empty list).
     #[error("trust list file: {0}")]
     TrustList(#[from] peernet_proto::TrustListError),
+    /// The operating system gave no randomness to seed the node's RNG.
+    #[error("no entropy from the operating system: {0}")]
+    Entropy(getrandom::Error),
 }

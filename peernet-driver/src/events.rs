@@ -1,8 +1,8 @@
 //! What a node tells the application about its connections.
 
-use peernet_proto::{CloseReason, Direction, PeerId};
+use peernet_proto::{CloseReason, Direction, HandshakeError, PeerId};
 
-/// A connection came or went.
+/// A connection came, went, or never came to be.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum NodeEvent {
@@ -17,12 +17,26 @@ pub enum NodeEvent {
     Disconnected {
         /// The peer.
         peer: PeerId,
-        /// Why.
+        /// Why it ended (e.g. a GOODBYE `revoked` or `idle_timeout`).
         reason: CloseReason,
+    },
+    /// A transport ended before its handshake finished (a dialer we do not
+    /// trust, a peer that does not trust us, a timeout, a connection that
+    /// lost to another one to the same peer, ...).
+    HandshakeFailed {
+        /// The peer, when known (dialed, or named by its HELLO).
+        peer: Option<PeerId>,
+        /// Who dialed.
+        direction: Direction,
+        /// Why.
+        error: HandshakeError,
     },
 }
 
-/// A bounded stream of [`NodeEvent`]s (see `Node::events`). A subscriber
-/// that falls more than its capacity behind loses the newest events rather
-/// than holding up the node.
+/// A bounded stream of [`NodeEvent`]s, from
+/// [`Node::events`](crate::Node::events): `recv().await` or use it as a
+/// `futures_core::Stream`. A subscriber that falls its capacity behind
+/// loses the newest events (counted by
+/// [`Node::dropped_events`](crate::Node::dropped_events)) rather than
+/// holding up the node.
 pub type EventStream = async_channel::Receiver<NodeEvent>;

@@ -2,14 +2,29 @@
 //!
 //! [`Node`] is written once here, against the small [`Runtime`] trait;
 //! `peernet-tokio`, `peernet-smol` and `peernet-async-std` each implement
-//! `Runtime` and re-export `Node` for it, so the three offer the same API.
-//! All protocol logic lives in [`peernet_proto`]: this crate moves bytes,
-//! time and handler results between the runtime and the core.
+//! `Runtime` and re-export `Node` for it, so the three offer the same API
+//! by construction. All protocol logic lives in [`peernet_proto`]: this
+//! crate moves bytes, time and handler results between the runtime and the
+//! core.
 //!
-//! Per call there is at most one task hand-off each way: the caller
-//! queues the CALL in the core and wakes the connection's writer; the
-//! reader completes the caller's oneshot when the REPLY arrives. A
-//! handler that is ready at once is answered without a task of its own.
+//! How it is driven:
+//!
+//! - one `std::sync::Mutex` holds the core [`Endpoint`](proto::Endpoint)
+//!   and the driver's tables; it is never held across an `.await` or while
+//!   application code runs;
+//! - after every input or command one function, `drain`, turns the core's
+//!   outputs into wake-ups (a connection's writer, the timer), completed
+//!   calls (a oneshot each), handler runs and events;
+//! - per connection a reader hands every read chunk to the core whole (no
+//!   copy), and a writer writes everything queued since its last wake-up
+//!   in one `write_all`;
+//! - per call there is at most one task hand-off each way: the caller
+//!   queues the CALL and wakes the writer; the reader completes the
+//!   caller's oneshot when the REPLY arrives. A handler that is ready on
+//!   its first poll is answered without a task of its own;
+//! - backpressure: when a connection's send queue is over
+//!   `Config::send_buffer`, `call` and `send` wait for the writer to take
+//!   it, instead of buffering without bound.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -22,18 +37,33 @@ mod node;
 pub mod persist;
 mod runtime;
 mod shared;
+mod signal;
 mod tasks;
+#[cfg(feature = "test-support")]
+pub mod testing;
 
 pub use cbor::TypedCallError;
-pub use error::{ConnectError, StartError};
+pub use error::{CallErrorExt, ConnectError, StartError};
 pub use events::{EventStream, NodeEvent};
 pub use handler::HandlerResult;
 pub use node::{Node, NodeConfig};
 pub use persist::DataDir;
-pub use runtime::{BoxFuture, BoxRead, BoxWrite, Runtime};
+pub use runtime::{BoxFuture, BoxRead, BoxWrite, Runtime, Transport, WrapStream};
 
-pub use bytes::Bytes;
-pub use peernet_proto::{
-    self as proto, Access, CallError, CloseReason, Config, Direction, GoodbyeCode, Identity,
-    InvalidHandle, Label, PeerId, RejectCode, Side, TrustList,
-};
+/// The types of the API that every runtime crate re-exports as they are
+/// (`pub use peernet_driver::api::*`), next to its own `Node` alias.
+pub mod api {
+    pub use crate::persist;
+    pub use crate::{
+        CallErrorExt, ConnectError, DataDir, EventStream, HandlerResult, NodeConfig, NodeEvent,
+        StartError, TypedCallError,
+    };
+    pub use bytes::Bytes;
+    pub use peernet_proto::{
+        Access, CallError, CloseReason, Config, Direction, GoodbyeCode, HandshakeError, Identity,
+        InvalidHandle, Label, PeerId, RejectCode, Side, Stats, TrustList,
+    };
+}
+
+pub use api::*;
+pub use peernet_proto as proto;

@@ -1,33 +1,37 @@
 //! The async `Node`: what an application holds.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::pin::pin;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::sync::{Arc, PoisonError};
+use std::time::{Duration, Instant as StdInstant};
 
 use bytes::Bytes;
 use futures_channel::oneshot;
-use futures_io::{AsyncRead, AsyncWrite};
-use futures_util::AsyncReadExt;
-use futures_util::future::select;
+use futures_util::future::{Either, select};
 use peernet_proto::{
-    Access, CallError, CallId, Config, Endpoint, Identity, InvalidHandle, Label, PeerId, TrustList,
+    Access, CallError, CallId, Config, Endpoint, Identity, InvalidHandle, Label, PeerId, Stats,
+    TrustList,
 };
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::SeedableRng;
 
 use crate::error::{ConnectError, StartError};
 use crate::events::EventStream;
 use crate::handler::{self, HandlerResult};
 use crate::persist::DataDir;
-use crate::runtime::Runtime;
-use crate::shared::{Inner, Shared};
-use crate::tasks::{self, Role};
+use crate::runtime::{Runtime, WrapStream};
+use crate::shared::{Inner, Phase, Shared};
+use crate::tasks::{self, DialResult, Role, first};
 
-/// How to build a [`Node`]: its identity, whom it trusts, its limits.
+/// How long `shutdown` waits at least for the goodbyes to be written.
+const MIN_FLUSH: Duration = Duration::from_secs(1);
+
+/// How to build a [`Node`]: its identity, whom it trusts, its limits and
+/// timeouts.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
     identity: Identity,
@@ -52,15 +56,25 @@ impl NodeConfig {
         }
     }
 
-    /// Loads the identity (created, mode 0600, if missing) and the trust
-    /// list from `dir`; every later `pair`/`unpair` is saved there
-    /// atomically.
+    /// Loads the identity (created with mode 0600 if there is none; never
+    /// overwritten) and the trust list from the directory `dir`; every
+    /// later [`Node::pair`] / [`Node::unpair`] is saved there atomically.
     pub fn from_data_dir(dir: impl AsRef<Path>) -> Result<NodeConfig, StartError> {
         let data = DataDir::open(dir.as_ref())?;
         let mut config = NodeConfig::new(data.load_or_create_identity()?);
         config.trust = data.load_trust()?;
         config.data_dir = Some(data);
         Ok(config)
+    }
+
+    /// This node's PeerId.
+    pub fn peer_id(&self) -> PeerId {
+        self.identity.peer_id()
+    }
+
+    /// The trust list the node starts with.
+    pub fn trust_list(&self) -> &TrustList {
+        &self.trust
     }
 
     /// Replaces the trust list.
@@ -75,31 +89,76 @@ impl NodeConfig {
         self
     }
 
-    /// Limits and timeouts: max frame, max inbound calls, handshake
-    /// timeout, ping interval, idle timeout, … (see [`Config`]).
+    /// All protocol limits and timeouts at once (see [`Config`]).
     pub fn protocol(mut self, protocol: Config) -> NodeConfig {
         self.protocol = protocol;
         self
     }
 
-    /// How long `shutdown` lets running handlers finish. Default 5 s.
+    /// The largest frame sent or accepted. Default 1 MiB.
+    pub fn max_frame_len(mut self, bytes: u32) -> NodeConfig {
+        self.protocol.max_frame_len = bytes;
+        self
+    }
+
+    /// Calls served at once per connection before further calls are
+    /// answered `overloaded`. Default 1024.
+    pub fn max_inbound_calls(mut self, calls: usize) -> NodeConfig {
+        self.protocol.max_inbound_calls = calls;
+        self
+    }
+
+    /// Bytes queued per connection before `call`/`send` wait for the
+    /// writer (backpressure). Default 1 MiB.
+    pub fn send_buffer(mut self, bytes: usize) -> NodeConfig {
+        self.protocol.send_buffer = bytes;
+        self
+    }
+
+    /// The whole handshake's budget. Default 10 s.
+    pub fn handshake_timeout(mut self, timeout: Duration) -> NodeConfig {
+        self.protocol.handshake_timeout = timeout;
+        self
+    }
+
+    /// Idle time after which a PING is sent. Default 15 s.
+    pub fn ping_interval(mut self, interval: Duration) -> NodeConfig {
+        self.protocol.ping_interval = interval;
+        self
+    }
+
+    /// Silence after which a peer is given up (GOODBYE `idle_timeout`).
+    /// Default 45 s.
+    pub fn idle_timeout(mut self, timeout: Duration) -> NodeConfig {
+        self.protocol.idle_timeout = timeout;
+        self
+    }
+
+    /// How long [`Node::shutdown`] lets running handlers finish. Default
+    /// 5 s.
     pub fn shutdown_grace(mut self, grace: Duration) -> NodeConfig {
         self.shutdown_grace = grace;
         self
     }
 
-    /// This node's PeerId.
-    pub fn peer_id(&self) -> PeerId {
-        self.identity.peer_id()
+    /// Events buffered per subscriber of [`Node::events`]. Default 1024.
+    pub fn events_capacity(mut self, capacity: usize) -> NodeConfig {
+        self.events_capacity = capacity.max(1);
+        self
     }
 }
 
-/// One peernet node: a listener (optional), its connections, its exposed
-/// handles. Cheap to clone; the node stops when the last clone is dropped
-/// (use [`Node::shutdown`] to stop gracefully).
+/// One peernet node: an optional listener, its connections (at most one
+/// per peer), its exposed handles.
+///
+/// Cheap to clone. When the last clone is dropped the node closes every
+/// connection at once (GOODBYE `normal`); [`Node::shutdown`] closes it
+/// gracefully. A handler that holds a clone of its own node keeps it alive:
+/// call `shutdown` then.
 pub struct Node<R: Runtime> {
     shared: Arc<Shared<R>>,
     life: Arc<Life<R>>,
+    peer_id: PeerId,
     local_addr: Option<SocketAddr>,
     grace: Duration,
     events_capacity: usize,
@@ -110,6 +169,7 @@ impl<R: Runtime> Clone for Node<R> {
         Node {
             shared: self.shared.clone(),
             life: self.life.clone(),
+            peer_id: self.peer_id,
             local_addr: self.local_addr,
             grace: self.grace,
             events_capacity: self.events_capacity,
@@ -120,31 +180,44 @@ impl<R: Runtime> Clone for Node<R> {
 impl<R: Runtime> std::fmt::Debug for Node<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Node")
-            .field("peer_id", &self.peer_id())
+            .field("peer_id", &self.peer_id)
             .field("local_addr", &self.local_addr)
             .finish_non_exhaustive()
     }
 }
 
-/// Stops the node's tasks when the last `Node` handle goes away.
+/// Closes the node when the last `Node` handle goes away.
 struct Life<R: Runtime>(Arc<Shared<R>>);
 
 impl<R: Runtime> Drop for Life<R> {
     fn drop(&mut self) {
-        let work = {
-            let mut inner = self.0.lock();
-            let now = self.0.now();
-            inner.ep.shutdown(now);
-            inner.ep.close_all(now);
-            self.0.drain(&mut inner)
-        };
-        drop(work);
-        self.0.halt(true);
+        close_now(&self.0);
     }
 }
 
-/// A call's guard: if the caller stops waiting (its future is dropped),
-/// the call is cancelled in the core, so the callee may stop too.
+/// Closes every connection at once and stops the node's tasks.
+fn close_now<R: Runtime>(shared: &Arc<Shared<R>>) {
+    let mut work = Vec::new();
+    {
+        let mut inner = shared.lock();
+        if inner.phase == Phase::Closed {
+            return;
+        }
+        let now = shared.now();
+        inner.ep.shutdown(now);
+        shared.abort_handlers(&mut inner);
+        inner.ep.close_all(now);
+        shared.drain(&mut inner, &mut work);
+        inner.phase = Phase::Closed;
+    }
+    work.clear();
+    shared.stop_accepting.notify();
+    shared.timer.notify();
+    shared.closed.notify(usize::MAX);
+}
+
+/// A call in flight: if the caller stops waiting (drops the future), the
+/// call is cancelled in the core and CANCEL tells the callee.
 struct Pending<'a, R: Runtime> {
     shared: &'a Arc<Shared<R>>,
     id: Option<CallId>,
@@ -153,68 +226,87 @@ struct Pending<'a, R: Runtime> {
 impl<R: Runtime> Drop for Pending<'_, R> {
     fn drop(&mut self) {
         if let Some(id) = self.id.take() {
-            let work = {
+            let mut work = Vec::new();
+            {
                 let mut inner = self.shared.lock();
                 inner.calls.remove(&id);
                 let now = self.shared.now();
                 inner.ep.cancel(now, id);
-                self.shared.drain(&mut inner)
-            };
-            self.shared.run(work);
+                self.shared.drain(&mut inner, &mut work);
+            }
+            self.shared.run(&mut work);
         }
     }
 }
 
 impl<R: Runtime> Node<R> {
     /// Starts a node listening on `addr` (port 0 picks a free port; see
-    /// [`Node::local_addr`]).
+    /// [`Node::local_addr`]), on the runtime the caller is on.
     pub async fn bind(config: NodeConfig, addr: SocketAddr) -> Result<Node<R>, StartError> {
-        let rt = R::default();
+        Node::bind_with(R::default(), config, addr).await
+    }
+
+    /// Starts a node without a listener, on the runtime the caller is on:
+    /// it dials, or takes streams the application opened
+    /// ([`Node::accept_stream`], [`Node::connect_stream`]).
+    ///
+    /// # Panics
+    ///
+    /// If the operating system has no randomness to give (see
+    /// [`Node::try_new_with`] for an error instead).
+    pub fn new(config: NodeConfig) -> Node<R> {
+        Node::new_with(R::default(), config)
+    }
+
+    /// [`Node::bind`] on a given runtime handle.
+    pub async fn bind_with(
+        rt: R,
+        config: NodeConfig,
+        addr: SocketAddr,
+    ) -> Result<Node<R>, StartError> {
         let listener = rt.bind(addr).await?;
         let local = R::local_addr(&listener)?;
-        let mut node = Node::start(rt, config);
+        let mut node = Node::try_new_with(rt, config)?;
         node.local_addr = Some(local);
-        node.shared
-            .rt
-            .spawn(Box::pin(tasks::accept_loop(node.shared.clone(), listener)));
-        tracing::info!(peer = %node.peer_id(), addr = %local, "listening");
+        let accept = tasks::accept_loop(node.shared.clone(), listener);
+        node.shared.rt.spawn(accept);
+        tracing::info!(peer = %node.peer_id, addr = %local, "listening");
         Ok(node)
     }
 
-    /// Starts a node without a listener: it dials, or takes streams the
-    /// application opened ([`Node::accept_stream`], [`Node::connect_stream`]).
-    pub fn new(config: NodeConfig) -> Node<R> {
-        Node::start(R::default(), config)
-    }
-
-    fn start(rt: R, config: NodeConfig) -> Node<R> {
-        let rng = Box::new(rand_core::UnwrapErr(getrandom::SysRng));
-        let ep = Endpoint::new(config.protocol, config.identity, config.trust, rng);
-        let inner = Inner {
-            ep,
-            conns: HashMap::new(),
-            calls: HashMap::new(),
-            dials: HashMap::new(),
-            handlers: HashMap::new(),
-            subscribers: Vec::new(),
-            timer_armed: None,
-            data_dir: config.data_dir,
-            dropped_events: 0,
-        };
-        let shared = Arc::new(Shared::new(rt, inner));
-        shared.rt.spawn(Box::pin(tasks::timer(shared.clone())));
-        Node {
-            life: Arc::new(Life(shared.clone())),
-            shared,
-            local_addr: None,
-            grace: config.shutdown_grace,
-            events_capacity: config.events_capacity,
+    /// [`Node::new`] on a given runtime handle.
+    ///
+    /// # Panics
+    ///
+    /// If the operating system has no randomness to give.
+    pub fn new_with(rt: R, config: NodeConfig) -> Node<R> {
+        match Node::try_new_with(rt, config) {
+            Ok(node) => node,
+            Err(error) => panic!("cannot start a peernet node: {error}"),
         }
     }
 
-    /// This node's PeerId.
+    /// [`Node::new_with`], with an error when the operating system has no
+    /// randomness to seed the node's RNG (nonces, request ids).
+    pub fn try_new_with(rt: R, config: NodeConfig) -> Result<Node<R>, StartError> {
+        let rng = ChaCha20Rng::try_from_rng(&mut getrandom::SysRng).map_err(StartError::Entropy)?;
+        let peer_id = config.identity.peer_id();
+        let ep = Endpoint::new(config.protocol, config.identity, config.trust, Box::new(rng));
+        let shared = Arc::new(Shared::new(rt, Inner::new(ep), config.data_dir));
+        shared.rt.spawn(tasks::timer(shared.clone()));
+        Ok(Node {
+            life: Arc::new(Life(shared.clone())),
+            shared,
+            peer_id,
+            local_addr: None,
+            grace: config.shutdown_grace,
+            events_capacity: config.events_capacity,
+        })
+    }
+
+    /// This node's PeerId: its address.
     pub fn peer_id(&self) -> PeerId {
-        self.shared.lock().ep.peer_id()
+        self.peer_id
     }
 
     /// The address the listener is bound to (`None` without a listener).
@@ -222,9 +314,17 @@ impl<R: Runtime> Node<R> {
         self.local_addr
     }
 
+    /// The runtime handle the node runs on.
+    pub fn runtime(&self) -> &R {
+        &self.shared.rt
+    }
+
+    // ----- exposure -----
+
     /// Exposes `handle` to every trusted peer. `handler` runs for each call
-    /// with the caller's proven PeerId and the arguments; a handler that
-    /// panics answers `handler_panicked` and the connection lives.
+    /// with the caller's proven PeerId and the arguments. `Err(bytes)`
+    /// reaches the caller as `CallError::HandlerError(bytes)`; a handler
+    /// that panics answers `handler_panicked` and the connection lives.
     pub fn expose<F, Fut>(&self, handle: &str, handler: F) -> Result<(), InvalidHandle>
     where
         F: Fn(PeerId, Bytes) -> Fut + Send + Sync + 'static,
@@ -233,7 +333,8 @@ impl<R: Runtime> Node<R> {
         self.expose_to(handle, Access::Anyone, handler)
     }
 
-    /// Exposes `handle` to the trusted peers `access` allows; others get
+    /// Exposes `handle` to the trusted peers `access` allows (a set, or a
+    /// rule over the caller's PeerId: [`Access::rule`]); others get
     /// `forbidden`.
     pub fn expose_to<F, Fut>(
         &self,
@@ -245,46 +346,66 @@ impl<R: Runtime> Node<R> {
         F: Fn(PeerId, Bytes) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = HandlerResult> + Send + 'static,
     {
+        let handler = handler::boxed(handler);
         let mut inner = self.shared.lock();
         inner.ep.expose(handle, access)?;
-        inner
-            .handlers
-            .insert(handle.to_owned(), handler::boxed(handler));
+        inner.handlers.insert(handle.to_owned(), handler);
         Ok(())
     }
 
-    /// Closes `handle`: later calls get `no_such_handle`.
+    /// Closes `handle`: later calls get `no_such_handle`; calls already
+    /// running finish. Returns false if it was not exposed.
     pub fn unexpose(&self, handle: &str) -> bool {
         let mut inner = self.shared.lock();
         inner.handlers.remove(handle);
         inner.ep.unexpose(handle)
     }
 
-    /// Trusts `peer` (saved atomically when the node has a data dir).
+    // ----- trust -----
+
+    /// Trusts `peer` (or relabels it). With a data directory the new list
+    /// is written first, atomically; on a write error nothing changes.
+    /// Returns true if `peer` was not trusted before.
     pub fn pair(&self, peer: PeerId, label: Option<Label>) -> io::Result<bool> {
-        let mut inner = self.shared.lock();
-        let added = inner.ep.pair(peer, label);
-        if let Some(dir) = &inner.data_dir {
-            dir.save_trust(inner.ep.trust())?;
+        let _order = self
+            .shared
+            .persist
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(dir) = &self.shared.data_dir {
+            let mut next = self.shared.lock().ep.trust().clone();
+            next.insert(peer, label.clone());
+            dir.save_trust(&next)?;
         }
-        Ok(added)
+        Ok(self.shared.lock().ep.pair(peer, label))
     }
 
     /// Stops trusting `peer`: its connection closes at once with GOODBYE
-    /// `revoked`, and its calls fail with that reason.
+    /// `revoked`, and its calls in flight fail with that reason
+    /// ([`CallErrorExt::is_revoked`](crate::CallErrorExt::is_revoked)).
+    /// With a data directory the new list is written first, atomically.
+    /// Returns true if `peer` was trusted.
     pub fn unpair(&self, peer: &PeerId) -> io::Result<bool> {
-        let (removed, saved, work) = {
+        let _order = self
+            .shared
+            .persist
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(dir) = &self.shared.data_dir {
+            let mut next = self.shared.lock().ep.trust().clone();
+            next.remove(peer);
+            dir.save_trust(&next)?;
+        }
+        let mut work = Vec::new();
+        let removed = {
             let mut inner = self.shared.lock();
             let now = self.shared.now();
             let removed = inner.ep.unpair(now, peer);
-            let saved = match &inner.data_dir {
-                Some(dir) => dir.save_trust(inner.ep.trust()),
-                None => Ok(()),
-            };
-            (removed, saved, self.shared.drain(&mut inner))
+            self.shared.drain(&mut inner, &mut work);
+            removed
         };
-        self.shared.run(work);
-        saved.map(|()| removed)
+        self.shared.run(&mut work);
+        Ok(removed)
     }
 
     /// The trust list.
@@ -292,75 +413,130 @@ impl<R: Runtime> Node<R> {
         self.shared.lock().ep.trust().clone()
     }
 
+    // ----- connections -----
+
     /// Whether `peer` has an established connection.
     pub fn is_connected(&self, peer: &PeerId) -> bool {
         self.shared.lock().ep.is_connected(peer)
     }
 
-    /// The peers with an established connection.
+    /// The peers with an established connection, in PeerId order.
     pub fn peers(&self) -> Vec<PeerId> {
         self.shared.lock().ep.peers().collect()
     }
 
-    /// A new subscription to connection events.
+    /// Counters over every connection (see [`Stats`]).
+    pub fn stats(&self) -> Stats {
+        self.shared.lock().ep.stats()
+    }
+
+    /// A new subscription to connection events, from now on.
     pub fn events(&self) -> EventStream {
         let (tx, rx) = async_channel::bounded(self.events_capacity);
         self.shared.lock().subscribers.push(tx);
         rx
     }
 
-    /// Dials `peer` at `addr`; resolves when the handshake completes (at
-    /// once if `peer` is already connected).
+    /// Events that subscribers missed because they lagged.
+    pub fn dropped_events(&self) -> u64 {
+        self.shared.dropped_events.load(Ordering::Relaxed)
+    }
+
+    /// Dials `peer` at `addr` over TCP. Resolves when the handshake
+    /// completes, or at once if `peer` is already connected. When both
+    /// peers dial each other at once, both calls resolve `Ok` on the one
+    /// connection that survives.
     pub async fn connect(&self, peer: PeerId, addr: SocketAddr) -> Result<PeerId, ConnectError> {
-        {
+        self.dial(peer, addr, false).await
+    }
+
+    /// Dials `peer` at `addr` even when it is connected: when the new
+    /// connection is established it replaces the old one (PROTOCOL.md
+    /// section 4: same initiator, the newer survives), whose calls in
+    /// flight fail with GOODBYE `superseded`. For an application that
+    /// suspects its connection is half-open.
+    pub async fn reconnect(&self, peer: PeerId, addr: SocketAddr) -> Result<PeerId, ConnectError> {
+        self.dial(peer, addr, true).await
+    }
+
+    async fn dial(
+        &self,
+        peer: PeerId,
+        addr: SocketAddr,
+        again: bool,
+    ) -> Result<PeerId, ConnectError> {
+        let budget = {
             let inner = self.shared.lock();
-            if inner.ep.is_connected(&peer) {
+            if !again && inner.ep.is_connected(&peer) {
                 return Ok(peer);
             }
-            if !inner.ep.trust().contains(&peer) {
+            if inner.phase != Phase::Running {
+                return Err(ConnectError::Abandoned);
+            }
+            if !inner.ep.trust().contains(&peer) || peer == self.peer_id {
                 return Err(ConnectError::Untrusted(peer));
             }
-        }
-        let (read, write) = self.shared.rt.connect(addr).await?;
-        let rx = tasks::start_conn(&self.shared, read, write, Role::Dial(Some(peer)))?;
-        rx.await.unwrap_or(Err(ConnectError::Abandoned))
+            inner.ep.config().handshake_timeout
+        };
+        let connecting = pin!(self.shared.rt.connect(addr));
+        let transport = match self.deadline(Some(budget)) {
+            None => connecting.await?,
+            Some(at) => match select(connecting, self.shared.rt.sleep_until(at)).await {
+                Either::Left((transport, _)) => transport?,
+                Either::Right(_) => return Err(ConnectError::Timeout),
+            },
+        };
+        let done = tasks::start_conn(&self.shared, transport, Role::Dial(Some(peer)))?;
+        handshake(done).await
     }
 
     /// Runs the handshake as initiator over a stream the application
-    /// opened (a Unix socket, a TLS stream, a relay…), expecting `peer`
-    /// (or any trusted peer with `None`). Returns the proven peer.
+    /// opened itself (a Unix socket, a TLS stream, a relayed stream), in
+    /// the runtime's own stream type. `peer` is the PeerId expected on the
+    /// other end (`None`: any trusted peer). Resolves with the proven peer.
     pub async fn connect_stream<S>(
         &self,
         stream: S,
         peer: Option<PeerId>,
     ) -> Result<PeerId, ConnectError>
     where
-        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+        R: WrapStream<S>,
     {
-        let (read, write) = stream.split();
-        let rx = tasks::start_conn(
-            &self.shared,
-            Box::new(read),
-            Box::new(write),
-            Role::Dial(peer),
-        )?;
-        rx.await.unwrap_or(Err(ConnectError::Abandoned))
+        let done = tasks::start_conn(&self.shared, R::wrap(stream), Role::Dial(peer))?;
+        handshake(done).await
     }
 
     /// Runs the handshake as responder over a stream the application
     /// accepted itself. Resolves with the proven peer.
     pub async fn accept_stream<S>(&self, stream: S) -> Result<PeerId, ConnectError>
     where
-        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+        R: WrapStream<S>,
     {
-        let (read, write) = stream.split();
-        let rx = tasks::start_conn(&self.shared, Box::new(read), Box::new(write), Role::Accept)?;
-        rx.await.unwrap_or(Err(ConnectError::Abandoned))
+        let done = tasks::start_conn(&self.shared, R::wrap(stream), Role::Accept)?;
+        handshake(done).await
     }
 
+    /// Closes the connection to `peer` with GOODBYE `normal`. Returns
+    /// false if there was none.
+    pub fn disconnect(&self, peer: &PeerId) -> bool {
+        let mut work = Vec::new();
+        let closed = {
+            let mut inner = self.shared.lock();
+            let now = self.shared.now();
+            let closed = inner.ep.disconnect(now, peer);
+            self.shared.drain(&mut inner, &mut work);
+            closed
+        };
+        self.shared.run(&mut work);
+        closed
+    }
+
+    // ----- calls -----
+
     /// Calls `handle` on `peer` and waits for the reply, at most `timeout`
-    /// (`None`: no limit). When the send queue is full, waits for room
-    /// first. Dropping the future cancels the call.
+    /// (a `Duration`, or `None` for no limit). When the connection's send
+    /// queue is full the call first waits for room, within the same
+    /// timeout. Dropping the future cancels the call (CANCEL is sent).
     pub async fn call(
         &self,
         peer: &PeerId,
@@ -369,39 +545,53 @@ impl<R: Runtime> Node<R> {
         timeout: impl Into<Option<Duration>>,
     ) -> Result<Bytes, CallError> {
         let (args, timeout) = (args.into(), timeout.into());
-        let (rx, work) = loop {
-            let room = self.shared.writable.listen();
-            let attempt = {
+        let mut deadline: Option<StdInstant> = None;
+        let (id, rx) = loop {
+            let mut work = Vec::new();
+            let room = {
                 let mut inner = self.shared.lock();
                 let now = self.shared.now();
-                match inner.ep.call(now, peer, handle, args.clone(), timeout) {
+                let budget = match deadline {
+                    Some(at) => Some(at.saturating_duration_since(self.shared.rt.now())),
+                    None => timeout,
+                };
+                match inner.ep.call(now, peer, handle, args.clone(), budget) {
                     Ok(id) => {
                         let (tx, rx) = oneshot::channel();
                         inner.calls.insert(id, tx);
-                        Ok(((id, rx), self.shared.drain(&mut inner)))
+                        self.shared.drain(&mut inner, &mut work);
+                        drop(inner);
+                        self.shared.run(&mut work);
+                        break (id, rx);
                     }
-                    Err(e) => Err(e),
+                    Err(CallError::WouldBlock) => self.wait_for_room(),
+                    Err(error) => return Err(error),
                 }
             };
-            match attempt {
-                Ok(done) => break done,
-                Err(CallError::WouldBlock) => room.await,
-                Err(e) => return Err(e),
+            if deadline.is_none() {
+                deadline = self.deadline(timeout);
+            }
+            match deadline {
+                None => room.await,
+                Some(at) => {
+                    if !first(room, self.shared.rt.sleep_until(at)).await {
+                        return Err(CallError::Timeout);
+                    }
+                }
             }
         };
-        self.shared.run(work);
-        let (id, rx) = rx;
-        let mut guard = Pending {
+        let mut pending = Pending {
             shared: &self.shared,
             id: Some(id),
         };
         let result = rx.await;
-        guard.id = None;
+        pending.id = None;
         result.unwrap_or(Err(CallError::Cancelled))
     }
 
     /// Sends to `handle` on `peer`, fire-and-forget: resolves once the
-    /// envelope is queued (waiting for room if the queue is full).
+    /// envelope is queued (first waiting for room if the queue is full). A
+    /// refusal on the other side is silent.
     pub async fn send(
         &self,
         peer: &PeerId,
@@ -410,76 +600,117 @@ impl<R: Runtime> Node<R> {
     ) -> Result<(), CallError> {
         let args = args.into();
         loop {
-            let room = self.shared.writable.listen();
-            let attempt = {
+            let mut work = Vec::new();
+            let room = {
                 let mut inner = self.shared.lock();
                 let now = self.shared.now();
-                inner
-                    .ep
-                    .send(now, peer, handle, args.clone())
-                    .map(|()| self.shared.drain(&mut inner))
-            };
-            match attempt {
-                Ok(work) => {
-                    self.shared.run(work);
-                    return Ok(());
+                match inner.ep.send(now, peer, handle, args.clone()) {
+                    Ok(()) => {
+                        self.shared.drain(&mut inner, &mut work);
+                        drop(inner);
+                        self.shared.run(&mut work);
+                        return Ok(());
+                    }
+                    Err(CallError::WouldBlock) => self.wait_for_room(),
+                    Err(error) => return Err(error),
                 }
-                Err(CallError::WouldBlock) => room.await,
-                Err(e) => return Err(e),
-            }
+            };
+            room.await;
         }
     }
 
-    /// Closes the connection to `peer` with GOODBYE `normal`.
-    pub fn disconnect(&self, peer: &PeerId) -> bool {
-        let (closed, work) = {
-            let mut inner = self.shared.lock();
-            let now = self.shared.now();
-            let closed = inner.ep.disconnect(now, peer);
-            (closed, self.shared.drain(&mut inner))
-        };
-        self.shared.run(work);
-        closed
+    /// Registers for a wake-up when a send queue has room again (call with
+    /// the lock held, right after `WouldBlock`, so no wake-up is missed).
+    fn wait_for_room(&self) -> event_listener::EventListener {
+        let room = self.shared.room.listen();
+        self.shared.room_wanted.store(true, Ordering::Release);
+        room
     }
 
-    /// Shuts down gracefully: stops accepting, answers new calls with
-    /// `shutting_down`, lets running handlers finish within the grace
-    /// period, then says GOODBYE `normal` to every peer (failing what is
-    /// left) and waits for the goodbyes to be written.
-    pub async fn shutdown(&self) {
-        let shared = &self.shared;
-        let deadline = shared.rt.now() + self.grace;
-        {
-            let mut inner = shared.lock();
-            let now = shared.now();
-            inner.ep.shutdown(now);
-            drop(shared.drain(&mut inner));
-        }
-        shared.halt(false);
-        loop {
-            let quiet = shared.quiet.listen();
-            let busy = shared.lock().ep.stats().inbound_calls > 0;
-            if !busy || shared.rt.now() >= deadline {
-                break;
-            }
-            select(quiet, shared.rt.sleep_until(deadline)).await;
-        }
-        let work = {
-            let mut inner = shared.lock();
-            let now = shared.now();
-            inner.ep.close_all(now);
-            shared.drain(&mut inner)
-        };
-        drop(work);
-        let flush_deadline = shared.rt.now() + self.grace;
-        loop {
-            let ended = shared.writer_ended.listen();
-            if shared.writers.load(Ordering::Acquire) == 0 || shared.rt.now() >= flush_deadline {
-                break;
-            }
-            select(ended, pin!(shared.rt.sleep_until(flush_deadline))).await;
-        }
-        shared.halt(true);
-        tracing::info!(peer = %self.peer_id(), "shut down");
+    fn deadline(&self, timeout: Option<Duration>) -> Option<StdInstant> {
+        timeout.and_then(|t| self.shared.rt.now().checked_add(t))
     }
+
+    // ----- shutdown -----
+
+    /// Shuts down gracefully. At once (before the returned future is first
+    /// polled): stops accepting, and new calls from peers are answered
+    /// `shutting_down`. Then the future lets running handlers finish within
+    /// the grace period ([`NodeConfig::shutdown_grace`]), stops those left,
+    /// says GOODBYE `normal` to every peer (their calls to us that were
+    /// left fail with it, and so do ours to them) and waits for the
+    /// goodbyes to be written.
+    pub fn shutdown(&self) -> impl Future<Output = ()> + Send + 'static {
+        let shared = self.shared.clone();
+        let grace = self.grace;
+        let peer = self.peer_id;
+        let first_call = {
+            let mut inner = shared.lock();
+            let first_call = inner.phase == Phase::Running;
+            if first_call {
+                let now = shared.now();
+                inner.ep.shutdown(now);
+                inner.phase = Phase::ShuttingDown;
+                tracing::info!(%peer, "shutting down");
+            }
+            first_call
+        };
+        shared.stop_accepting.notify();
+        async move {
+            if first_call {
+                graceful_close(&shared, grace).await;
+                tracing::info!(%peer, "shut down");
+            }
+            loop {
+                let closed = shared.closed.listen();
+                if shared.lock().phase == Phase::Closed {
+                    return;
+                }
+                closed.await;
+            }
+        }
+    }
+}
+
+async fn handshake(done: DialResult) -> Result<PeerId, ConnectError> {
+    done.await.unwrap_or(Err(ConnectError::Abandoned))
+}
+
+async fn graceful_close<R: Runtime>(shared: &Arc<Shared<R>>, grace: Duration) {
+    let rt = &shared.rt;
+    let deadline = rt.now() + grace;
+    loop {
+        let quiet = shared.quiet.listen();
+        if shared.lock().running.is_empty() {
+            break;
+        }
+        if !first(quiet, rt.sleep_until(deadline)).await {
+            tracing::warn!("grace period over; stopping the handlers left");
+            break;
+        }
+    }
+    let mut work = Vec::new();
+    {
+        let mut inner = shared.lock();
+        shared.abort_handlers(&mut inner);
+        let now = shared.now();
+        inner.ep.close_all(now);
+        shared.drain(&mut inner, &mut work);
+    }
+    shared.run(&mut work);
+    let flush_deadline = rt.now() + grace.max(MIN_FLUSH);
+    loop {
+        let ended = shared.writer_ended.listen();
+        if shared.writers.load(Ordering::Acquire) == 0 {
+            break;
+        }
+        if !first(ended, rt.sleep_until(flush_deadline)).await {
+            tracing::warn!("goodbyes not written in time; closing anyway");
+            for entry in shared.lock().conns.values() {
+                entry.signals.stop_writer.notify();
+            }
+            break;
+        }
+    }
+    close_now(shared);
 }

@@ -12,6 +12,8 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use peernet_proto::{Identity, TrustList};
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::SeedableRng;
 
 use crate::error::StartError;
 
@@ -42,16 +44,37 @@ impl DataDir {
         &self.path
     }
 
-    /// Loads the identity, or creates one (mode 0600) if there is none.
+    /// Loads the identity, or creates one if there is none.
+    ///
+    /// A new identity is written to a temporary file (mode 0600 from its
+    /// first byte), synced, then hard-linked into place: the link fails
+    /// rather than replace an existing file, so an identity is never
+    /// overwritten (two processes racing both end up with the one that
+    /// won), and a crash never leaves a half-written identity file.
     pub fn load_or_create_identity(&self) -> Result<Identity, StartError> {
         let path = self.path.join(IDENTITY_FILE);
-        match fs::read(&path) {
-            Ok(bytes) => Ok(Identity::from_bytes(&bytes)?),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                let identity = Identity::generate(&mut rand_core::UnwrapErr(getrandom::SysRng));
-                write_identity(&path, &identity)?;
+        match read_identity(&path) {
+            Err(StartError::Io(e)) if e.kind() == io::ErrorKind::NotFound => {}
+            loaded => return loaded,
+        }
+        let mut rng = ChaCha20Rng::try_from_rng(&mut getrandom::SysRng).map_err(StartError::Entropy)?;
+        let identity = Identity::generate(&mut rng);
+        let temp = self
+            .path
+            .join(format!("{IDENTITY_FILE}.tmp.{}", std::process::id()));
+        // a leftover of a crashed process that had our pid
+        let _ = fs::remove_file(&temp);
+        write_identity(&temp, &identity)?;
+        let linked = fs::hard_link(&temp, &path);
+        let _ = fs::remove_file(&temp);
+        match linked {
+            Ok(()) => {
+                sync_dir(&self.path)?;
+                tracing::info!(peer = %identity.peer_id(), path = %path.display(), "created identity");
                 Ok(identity)
             }
+            // someone else created it meanwhile: theirs stands
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => read_identity(&path),
             Err(e) => Err(e.into()),
         }
     }
@@ -66,16 +89,39 @@ impl DataDir {
         }
     }
 
-    /// Replaces the trust list atomically.
+    /// Replaces the trust list atomically: the new text goes to a
+    /// temporary file in the same directory, is synced, renamed over the
+    /// old list, and the directory is synced. A crash at any point leaves
+    /// the old list or the new one, never a mix; a stray temporary file is
+    /// ignored by [`DataDir::load_trust`] and replaced by the next save.
     pub fn save_trust(&self, trust: &TrustList) -> io::Result<()> {
+        let temp = self.stage_trust(trust)?;
+        fs::rename(&temp, self.path.join(TRUST_FILE))?;
+        sync_dir(&self.path)
+    }
+
+    /// The first half of [`DataDir::save_trust`]: the new list, written and
+    /// synced to the temporary file.
+    fn stage_trust(&self, trust: &TrustList) -> io::Result<PathBuf> {
         let temp = self.path.join(TRUST_TEMP);
-        let mut file = File::create(&temp)?;
+        let mut options = OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&temp)?;
         file.write_all(trust.to_text().as_bytes())?;
         file.sync_all()?;
-        drop(file);
-        fs::rename(&temp, self.path.join(TRUST_FILE))?;
-        File::open(&self.path)?.sync_all()
+        Ok(temp)
     }
+}
+
+/// Makes a rename or link in `dir` durable.
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    File::open(dir)?.sync_all()?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
 }
 
 /// Writes a new identity file: 0600 from the first byte, and never over
@@ -90,9 +136,19 @@ pub fn write_identity(path: &Path, identity: &Identity) -> io::Result<()> {
     file.sync_all()
 }
 
-/// Reads an identity file written by [`write_identity`].
+/// Reads an identity file written by [`write_identity`]. Warns (tracing)
+/// when the file is readable by others than its owner.
 pub fn read_identity(path: &Path) -> Result<Identity, StartError> {
-    Ok(Identity::from_bytes(&fs::read(path)?)?)
+    let bytes = fs::read(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(path)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            tracing::warn!(path = %path.display(), mode = format!("{:o}", mode & 0o777), "identity file is accessible to others");
+        }
+    }
+    Ok(Identity::from_bytes(&bytes)?)
 }
 
 #[cfg(test)]
@@ -147,9 +203,12 @@ mod tests {
         let new: TrustList = [Identity::from_seed(&[2; 32]).peer_id()]
             .into_iter()
             .collect();
-        let text = new.to_text();
-        fs::write(dir.path().join(TRUST_TEMP), &text[..text.len() / 2]).unwrap();
+        let staged = data.stage_trust(&new).unwrap();
         assert_eq!(data.load_trust().unwrap(), old);
+        // or half-written, even
+        let text = new.to_text();
+        fs::write(&staged, &text[..text.len() / 2]).unwrap();
+        assert_eq!(DataDir::open(dir.path()).unwrap().load_trust().unwrap(), old);
         // and the next save replaces the stray temp file
         data.save_trust(&new).unwrap();
         assert_eq!(data.load_trust().unwrap(), new);

@@ -1,4 +1,5 @@
-//! The one seam between the driver and an async runtime.
+//! The one seam between the driver and an async runtime, and the byte
+//! stream every connection is driven through.
 
 use std::future::Future;
 use std::io;
@@ -7,37 +8,116 @@ use std::pin::Pin;
 use std::time::Instant;
 
 use futures_io::{AsyncRead, AsyncWrite};
+use futures_util::io::AsyncReadExt as _;
 
 /// The read half of a transport.
 pub type BoxRead = Box<dyn AsyncRead + Send + Unpin>;
 /// The write half of a transport.
 pub type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
-/// A future the runtime can run.
+/// A boxed future the runtime can run.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
-/// What a runtime lends the driver: a clock, timers, tasks and TCP.
+/// What a runtime lends the driver (in the style of quinn's `Runtime`): a
+/// clock, timers, tasks and TCP.
 ///
-/// Each runtime crate implements this in about a hundred lines; the whole
-/// `Node` is written once against it.
+/// Each runtime crate implements this in well under a hundred lines; the
+/// whole [`Node`](crate::Node) is written once against it. `Default` is
+/// the runtime the caller is on (tokio: the current runtime's handle).
 pub trait Runtime: Clone + Default + Send + Sync + 'static {
     /// A bound TCP listener.
     type Listener: Send + Sync + 'static;
 
-    /// The runtime's clock (tokio's, so that paused-time tests work).
+    /// The runtime's clock; [`Runtime::sleep_until`] is on it (tokio's,
+    /// so that paused-time tests work).
     fn now(&self) -> Instant;
-    /// Runs `future` as a task of its own.
-    fn spawn(&self, future: BoxFuture<()>);
-    /// Completes at `at`.
+
+    /// Runs `future` as a detached task of its own.
+    fn spawn<F>(&self, future: F)
+    where
+        F: Future<Output = ()> + Send + 'static;
+
+    /// Completes at `at` (at once if it has passed).
     fn sleep_until(&self, at: Instant) -> BoxFuture<()>;
-    /// Opens a TCP connection (with `TCP_NODELAY`) and splits it.
-    fn connect(&self, addr: SocketAddr) -> BoxFuture<io::Result<(BoxRead, BoxWrite)>>;
-    /// Binds a TCP listener.
-    fn bind(&self, addr: SocketAddr) -> BoxFuture<io::Result<Self::Listener>>;
-    /// The address a listener is bound to.
+
+    /// Opens a TCP connection to `addr`, with `TCP_NODELAY` set.
+    fn connect(&self, addr: SocketAddr) -> impl Future<Output = io::Result<Transport>> + Send;
+
+    /// Binds a TCP listener to `addr`.
+    fn bind(&self, addr: SocketAddr) -> impl Future<Output = io::Result<Self::Listener>> + Send;
+
+    /// The address `listener` is bound to.
     fn local_addr(listener: &Self::Listener) -> io::Result<SocketAddr>;
-    /// Accepts one connection (with `TCP_NODELAY`) and splits it.
+
+    /// Accepts one TCP connection on `listener`, with `TCP_NODELAY` set.
     fn accept(
         &self,
         listener: &Self::Listener,
-    ) -> impl Future<Output = io::Result<(BoxRead, BoxWrite, SocketAddr)>> + Send;
+    ) -> impl Future<Output = io::Result<Transport>> + Send;
+}
+
+/// A runtime that can drive a stream of type `S` the application opened
+/// itself: a Unix socket, a TLS stream, a relayed stream.
+///
+/// `peernet-tokio` implements it for every `tokio::io::AsyncRead +
+/// AsyncWrite` stream; `peernet-smol` and `peernet-async-std` for every
+/// `futures_io::AsyncRead + AsyncWrite` stream. So
+/// [`Node::accept_stream`](crate::Node::accept_stream) and
+/// [`Node::connect_stream`](crate::Node::connect_stream) take the
+/// runtime's own stream type, with no adapter in sight.
+pub trait WrapStream<S>: Runtime {
+    /// Splits `stream` into the halves a connection's reader and writer
+    /// own.
+    fn wrap(stream: S) -> Transport;
+}
+
+/// One byte stream, split into the halves a connection's reader and writer
+/// tasks own, with the peer's address when there is one.
+pub struct Transport {
+    reader: BoxRead,
+    writer: BoxWrite,
+    remote_addr: Option<SocketAddr>,
+}
+
+impl Transport {
+    /// A transport from halves owned separately (a TCP stream split by its
+    /// runtime, with no lock between the halves).
+    pub fn new(
+        reader: impl AsyncRead + Send + Unpin + 'static,
+        writer: impl AsyncWrite + Send + Unpin + 'static,
+        remote_addr: Option<SocketAddr>,
+    ) -> Transport {
+        Transport {
+            reader: Box::new(reader),
+            writer: Box::new(writer),
+            remote_addr,
+        }
+    }
+
+    /// A transport over any futures-io stream, split with
+    /// [`futures_util::io::AsyncReadExt::split`].
+    pub fn split<S>(stream: S) -> Transport
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        let (reader, writer) = stream.split();
+        Transport::new(reader, writer, None)
+    }
+
+    /// The peer's address, when known.
+    pub fn remote_addr(&self) -> Option<SocketAddr> {
+        self.remote_addr
+    }
+
+    /// The two halves.
+    pub fn into_parts(self) -> (BoxRead, BoxWrite) {
+        (self.reader, self.writer)
+    }
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transport")
+            .field("remote_addr", &self.remote_addr)
+            .finish_non_exhaustive()
+    }
 }

@@ -1,123 +1,170 @@
 //! The state every task of a node shares, behind one mutex that is never
-//! held across an `.await`, and `drain`: the one place where the core's
-//! outputs turn into wake-ups, completed calls, handler runs and events.
+//! held across an `.await` nor while application code runs, and `drain`:
+//! the one place where the core's outputs become wake-ups, completed
+//! calls, handler runs and events.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant as StdInstant;
 
 use bytes::Bytes;
-use event_listener::Event as Signal;
+use event_listener::Event as Broadcast;
 use futures_channel::oneshot;
 use futures_util::FutureExt;
+use futures_util::future::{AbortHandle, Abortable, Aborted, CatchUnwind};
 use peernet_proto::{
-    CallError, CallId, ConnId, Endpoint, Event, InboundCall, InboundSend, Instant, Output, PeerId,
-    Response,
+    CallError, CallId, ConnId, Direction, Endpoint, Event, InboundCall, InboundCallId,
+    InboundSend, Instant, Output, PeerId, Response,
 };
 
 use crate::error::ConnectError;
 use crate::events::NodeEvent;
-use crate::handler::DynHandler;
+use crate::handler::{DynHandler, HandlerResult};
 use crate::persist::DataDir;
-use crate::runtime::Runtime;
+use crate::runtime::{BoxFuture, Runtime};
+use crate::signal::Signal;
 
-/// What a connection's tasks listen to.
+/// What a connection's two tasks listen to.
 #[derive(Default)]
 pub(crate) struct ConnSignals {
     /// Bytes are queued, or the connection is closing: writer, wake up.
     pub(crate) write: Signal,
-    /// The connection is gone: reader, stop.
-    pub(crate) stop: Signal,
-    pub(crate) stopped: AtomicBool,
+    /// The core is done with the connection: reader, discard what comes.
+    pub(crate) closed: AtomicBool,
+    /// Reader, stop now.
+    pub(crate) stop_reader: Signal,
+    /// Writer, stop now (a forced shutdown).
+    pub(crate) stop_writer: Signal,
+    /// The reader has ended (so the writer need not linger).
+    pub(crate) reader_done: Signal,
 }
 
 pub(crate) struct ConnEntry {
     pub(crate) signals: Arc<ConnSignals>,
-    /// Set by `Output::Close`: the final bytes, then the writer closes.
+    pub(crate) direction: Direction,
+    pub(crate) remote_addr: Option<SocketAddr>,
+    /// Set by `Output::Close`: the final bytes; then the writer closes.
     pub(crate) closing: Option<Bytes>,
+}
+
+/// Where a node is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    Running,
+    /// `shutdown` was called: new calls get `shutting_down`, running
+    /// handlers may still answer.
+    ShuttingDown,
+    /// Every connection was closed; the timer task ends.
+    Closed,
+}
+
+/// A handler running as a task of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum TaskKey {
+    Call(InboundCallId),
+    Send(u64),
 }
 
 pub(crate) struct Inner {
     pub(crate) ep: Endpoint,
+    pub(crate) phase: Phase,
     pub(crate) conns: HashMap<ConnId, ConnEntry>,
     pub(crate) calls: HashMap<CallId, oneshot::Sender<Result<Bytes, CallError>>>,
     pub(crate) dials: HashMap<ConnId, oneshot::Sender<Result<PeerId, ConnectError>>>,
     pub(crate) handlers: HashMap<String, DynHandler>,
+    /// Handlers that did not finish on their first poll, so that CANCEL
+    /// (or a closed connection) can stop them and shutdown can wait.
+    pub(crate) running: HashMap<TaskKey, AbortHandle>,
+    next_task: u64,
     pub(crate) subscribers: Vec<async_channel::Sender<NodeEvent>>,
     /// The deadline the timer task sleeps towards.
-    pub(crate) timer_armed: Option<Instant>,
-    pub(crate) data_dir: Option<DataDir>,
-    /// Events a lagging subscriber missed.
-    pub(crate) dropped_events: u64,
+    timer_armed: Option<Instant>,
 }
 
-/// Work found while draining that must run without the lock held:
-/// handlers may call back into the node.
+impl Inner {
+    pub(crate) fn new(ep: Endpoint) -> Inner {
+        Inner {
+            ep,
+            phase: Phase::Running,
+            conns: HashMap::new(),
+            calls: HashMap::new(),
+            dials: HashMap::new(),
+            handlers: HashMap::new(),
+            running: HashMap::new(),
+            next_task: 0,
+            subscribers: Vec::new(),
+            timer_armed: None,
+        }
+    }
+}
+
+impl Inner {
+    /// Records the deadline the timer task now sleeps towards.
+    pub(crate) fn set_timer_armed(&mut self, at: Option<Instant>) {
+        self.timer_armed = at;
+    }
+}
+
+/// Handler runs found while draining: they run after the lock is dropped,
+/// since a handler may call back into the node.
 pub(crate) enum Work {
     Call(InboundCall, DynHandler),
     Send(InboundSend, DynHandler),
 }
 
+type Running = CatchUnwind<AssertUnwindSafe<BoxFuture<HandlerResult>>>;
+
 pub(crate) struct Shared<R: Runtime> {
     pub(crate) rt: R,
     epoch: StdInstant,
     inner: Mutex<Inner>,
+    pub(crate) data_dir: Option<DataDir>,
+    /// Serialises trust-list changes, so the file and the core agree.
+    pub(crate) persist: Mutex<()>,
     /// The timer task: an earlier deadline was armed, or the node stops.
     pub(crate) timer: Signal,
-    /// Room in a send queue, or a call resolved: blocked callers, retry.
-    pub(crate) writable: Signal,
-    /// An inbound call finished: shutdown waits on this.
-    pub(crate) quiet: Signal,
-    /// The node stops: the timer task ends.
-    pub(crate) stopped: AtomicBool,
-    /// The accept loop ends.
+    /// The accept loop: stop.
     pub(crate) stop_accepting: Signal,
-    pub(crate) accepting: AtomicBool,
-    /// Writers still running, and a signal each time one ends.
+    /// Room in a send queue, or a call resolved, or a connection closed:
+    /// blocked callers, try again. Only notified when someone waits.
+    pub(crate) room: Broadcast,
+    pub(crate) room_wanted: AtomicBool,
+    /// The last running handler finished: shutdown waits on this.
+    pub(crate) quiet: Broadcast,
+    /// Writers that have not yet written their connection's last bytes.
     pub(crate) writers: AtomicUsize,
-    pub(crate) writer_ended: Signal,
+    pub(crate) writer_ended: Broadcast,
+    /// The node is closed.
+    pub(crate) closed: Broadcast,
+    pub(crate) dropped_events: AtomicU64,
 }
 
 impl<R: Runtime> Shared<R> {
-    pub(crate) fn new(rt: R, inner: Inner) -> Shared<R> {
+    pub(crate) fn new(rt: R, inner: Inner, data_dir: Option<DataDir>) -> Shared<R> {
         Shared {
             epoch: rt.now(),
             rt,
             inner: Mutex::new(inner),
-            timer: Signal::new(),
-            writable: Signal::new(),
-            quiet: Signal::new(),
-            stopped: AtomicBool::new(false),
-            stop_accepting: Signal::new(),
-            accepting: AtomicBool::new(true),
+            data_dir,
+            persist: Mutex::new(()),
+            timer: Signal::default(),
+            stop_accepting: Signal::default(),
+            room: Broadcast::new(),
+            room_wanted: AtomicBool::new(false),
+            quiet: Broadcast::new(),
             writers: AtomicUsize::new(0),
-            writer_ended: Signal::new(),
-        }
-    }
-
-    pub(crate) fn writer_started(&self) {
-        self.writers.fetch_add(1, Ordering::AcqRel);
-    }
-
-    pub(crate) fn writer_done(&self) {
-        self.writers.fetch_sub(1, Ordering::AcqRel);
-        self.writer_ended.notify(usize::MAX);
-    }
-
-    /// Stops accepting, and (with `all`) the timer.
-    pub(crate) fn halt(&self, all: bool) {
-        self.accepting.store(false, Ordering::Release);
-        self.stop_accepting.notify(usize::MAX);
-        if all {
-            self.stopped.store(true, Ordering::Release);
-            self.timer.notify(usize::MAX);
+            writer_ended: Broadcast::new(),
+            closed: Broadcast::new(),
+            dropped_events: AtomicU64::new(0),
         }
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
-        // Handlers never run under the lock, so a poisoned lock can only
-        // come from a bug in this crate; the state is still consistent.
+        // No application code runs under the lock and the core does not
+        // panic, so a poisoned lock still guards a consistent state.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -126,41 +173,48 @@ impl<R: Runtime> Shared<R> {
         Instant::from_duration(self.rt.now().saturating_duration_since(self.epoch))
     }
 
+    /// A core instant on the runtime's clock.
     pub(crate) fn to_std(&self, at: Instant) -> StdInstant {
-        self.epoch + at.as_duration()
+        self.epoch
+            .checked_add(at.as_duration())
+            .unwrap_or(self.epoch + std::time::Duration::from_secs(1 << 32))
     }
 
-    pub(crate) fn is_stopped(&self) -> bool {
-        self.stopped.load(Ordering::Acquire)
+    /// Wakes callers blocked on a full queue, if there are any.
+    pub(crate) fn wake_room(&self) {
+        if self.room_wanted.swap(false, Ordering::AcqRel) {
+            self.room.notify(usize::MAX);
+        }
     }
 
-    /// Drains the core's outputs; the caller runs the returned work after
-    /// dropping the lock.
-    pub(crate) fn drain(&self, inner: &mut Inner) -> Vec<Work> {
-        let mut work = Vec::new();
+    /// Drains the core's outputs into wake-ups and `work` (run it with
+    /// [`Shared::run`] after dropping the lock).
+    pub(crate) fn drain(&self, inner: &mut Inner, work: &mut Vec<Work>) {
         while let Some(output) = inner.ep.poll_output() {
             match output {
                 Output::Transmit(conn) => {
                     if let Some(entry) = inner.conns.get(&conn) {
-                        entry.signals.write.notify(1);
+                        entry.signals.write.notify();
                     }
                 }
                 Output::Close { conn, last } => {
                     if let Some(entry) = inner.conns.get_mut(&conn) {
+                        entry.signals.closed.store(true, Ordering::Release);
                         entry.closing = Some(last);
-                        entry.signals.write.notify(1);
+                        entry.signals.write.notify();
                     }
+                    // callers waiting for room learn the connection is gone
+                    self.wake_room();
                 }
-                Output::Event(event) => self.on_event(inner, event, &mut work),
+                Output::Event(event) => self.on_event(inner, event, work),
             }
         }
         // An input or command may have armed an earlier deadline.
         let next = inner.ep.poll_timeout();
         if next.is_some() && (inner.timer_armed.is_none() || next < inner.timer_armed) {
             inner.timer_armed = next;
-            self.timer.notify(1);
+            self.timer.notify();
         }
-        work
     }
 
     fn on_event(&self, inner: &mut Inner, event: Event, work: &mut Vec<Work>) {
@@ -169,12 +223,14 @@ impl<R: Runtime> Shared<R> {
                 if let Some(tx) = inner.calls.remove(&id) {
                     let _ = tx.send(result);
                 }
-                self.writable.notify(usize::MAX);
+                // a slot under `max_outbound_calls` is free again
+                self.wake_room();
             }
             Event::Call(call) => match inner.handlers.get(call.handle.as_str()) {
                 Some(handler) => work.push(Work::Call(call, handler.clone())),
-                // exposed in the core but its handler is gone (a race with
-                // unexpose): answer as if it were not exposed
+                // Never happens: the core's exposure and the handler table
+                // change together under this lock. Answer rather than
+                // leave the caller to its timeout.
                 None => {
                     let now = self.now();
                     inner.ep.reply(now, call.id, Response::Error(Bytes::new()));
@@ -185,138 +241,202 @@ impl<R: Runtime> Shared<R> {
                     work.push(Work::Send(send, handler.clone()));
                 }
             }
-            Event::CallCancelled(_) => {
-                self.quiet.notify(usize::MAX);
+            Event::CallCancelled(id) => {
+                // not started yet (CALL and CANCEL in one read): never start
+                work.retain(|w| !matches!(w, Work::Call(call, _) if call.id == id));
+                if let Some(handle) = inner.running.remove(&TaskKey::Call(id)) {
+                    tracing::debug!(call = id.request_id(), "handler cancelled");
+                    handle.abort();
+                    self.maybe_quiet(inner);
+                }
             }
             Event::Connected {
                 conn,
                 peer,
                 direction,
             } => {
-                tracing::info!(%conn, %peer, ?direction, "connected");
+                let remote = inner.conns.get(&conn).and_then(|e| e.remote_addr);
+                tracing::info!(%conn, %peer, ?direction, ?remote, "connected");
                 if let Some(tx) = inner.dials.remove(&conn) {
                     let _ = tx.send(Ok(peer));
                 }
-                publish(inner, NodeEvent::Connected { peer, direction });
+                self.publish(inner, NodeEvent::Connected { peer, direction });
             }
             Event::Disconnected { conn, peer, reason } => {
-                tracing::info!(%conn, %peer, %reason, "disconnected");
-                self.forget(inner, conn);
-                publish(inner, NodeEvent::Disconnected { peer, reason });
+                let direction = direction_of(inner, conn);
+                tracing::info!(%conn, %peer, ?direction, %reason, "disconnected");
+                self.publish(inner, NodeEvent::Disconnected { peer, reason });
             }
             Event::HandshakeFailed { conn, peer, error } => {
-                tracing::debug!(%conn, ?peer, %error, "handshake failed");
-                self.forget(inner, conn);
+                let direction = direction_of(inner, conn);
+                tracing::debug!(%conn, ?peer, ?direction, %error, "handshake failed");
                 if let Some(tx) = inner.dials.remove(&conn) {
-                    let result = match (error, peer) {
-                        // another connection to the same peer won: the
-                        // dial converged on it
-                        (peernet_proto::HandshakeError::Superseded, Some(peer)) => Ok(peer),
-                        (error, _) => Err(ConnectError::from_handshake(error)),
+                    let result = match (&error, peer) {
+                        // Another connection to the same peer won (a
+                        // simultaneous dial): the dial converged on it.
+                        (peernet_proto::HandshakeError::Superseded, Some(peer))
+                            if inner.ep.is_connected(&peer) =>
+                        {
+                            Ok(peer)
+                        }
+                        _ => Err(ConnectError::from_handshake(error.clone())),
                     };
                     let _ = tx.send(result);
                 }
+                self.publish(
+                    inner,
+                    NodeEvent::HandshakeFailed {
+                        peer,
+                        direction,
+                        error,
+                    },
+                );
             }
             _ => {}
         }
     }
 
-    /// The core is done with `conn`: its reader stops now; its writer
-    /// stops once it has written the final bytes.
-    fn forget(&self, inner: &mut Inner, conn: ConnId) {
-        if let Some(entry) = inner.conns.get(&conn) {
-            entry.signals.stopped.store(true, Ordering::Release);
-            entry.signals.stop.notify(usize::MAX);
+    fn publish(&self, inner: &mut Inner, event: NodeEvent) {
+        inner
+            .subscribers
+            .retain(|tx| match tx.try_send(event.clone()) {
+                Ok(()) => true,
+                Err(async_channel::TrySendError::Full(_)) => {
+                    self.dropped_events.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!("an event subscriber lags; event dropped");
+                    true
+                }
+                Err(async_channel::TrySendError::Closed(_)) => false,
+            });
+    }
+
+    fn maybe_quiet(&self, inner: &Inner) {
+        if inner.running.is_empty() {
+            self.quiet.notify(usize::MAX);
         }
     }
 
-    /// Runs work found by `drain`, outside the lock.
-    pub(crate) fn run(self: &Arc<Self>, work: Vec<Work>) {
-        for item in work {
-            match item {
-                Work::Call(call, handler) => self.run_call(call, handler),
-                Work::Send(send, handler) => {
-                    let fut =
-                        std::panic::AssertUnwindSafe(handler(send.peer, send.args)).catch_unwind();
-                    let mut fut = Box::pin(fut);
-                    // a send that finishes at once costs no task
-                    if (&mut fut).now_or_never().is_none() {
-                        self.rt.spawn(Box::pin(async move {
-                            let _ = fut.await;
-                        }));
+    /// Runs the handlers found by `drain`, outside the lock. A handler that
+    /// is ready on its first poll is answered without a task of its own
+    /// (all such answers under one lock); the others become tasks that
+    /// CANCEL can abort.
+    pub(crate) fn run(self: &Arc<Self>, work: &mut Vec<Work>) {
+        if work.is_empty() {
+            return;
+        }
+        let mut replies = Vec::new();
+        let mut tasks: Vec<(TaskKey, Running)> = Vec::new();
+        for item in work.drain(..) {
+            let (key, peer, args, handler) = match item {
+                Work::Call(call, handler) => {
+                    (Some(call.id), call.peer, call.args, handler)
+                }
+                Work::Send(send, handler) => (None, send.peer, send.args, handler),
+            };
+            let started = std::panic::catch_unwind(AssertUnwindSafe(|| handler(peer, args)));
+            let outcome = match started {
+                Err(panic) => Err(panic),
+                Ok(fut) => {
+                    let mut fut = AssertUnwindSafe(fut).catch_unwind();
+                    match (&mut fut).now_or_never() {
+                        Some(outcome) => outcome,
+                        None => {
+                            let key = key.map_or(TaskKey::Send(0), TaskKey::Call);
+                            tasks.push((key, fut));
+                            continue;
+                        }
                     }
                 }
+            };
+            // (a send's outcome goes nowhere; a panic was logged)
+            let response = response(outcome);
+            if let Some(id) = key {
+                replies.push((id, response));
             }
         }
-    }
-
-    fn run_call(self: &Arc<Self>, call: InboundCall, handler: DynHandler) {
-        let id = call.id;
-        let started = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            handler(call.peer, call.args)
-        }));
-        let fut = match started {
-            Ok(fut) => fut,
-            Err(panic) => return self.finish(id, Err(panic)),
-        };
-        let mut fut = Box::pin(std::panic::AssertUnwindSafe(fut).catch_unwind());
-        // A handler that is ready at once is answered without a task
-        // hand-off.
-        match (&mut fut).now_or_never() {
-            Some(outcome) => self.finish(id, outcome),
-            None => {
-                let shared = self.clone();
-                self.rt.spawn(Box::pin(async move {
-                    let outcome = fut.await;
-                    shared.finish(id, outcome);
-                }));
-            }
-        }
-    }
-
-    fn finish(
-        self: &Arc<Self>,
-        id: peernet_proto::InboundCallId,
-        outcome: std::thread::Result<crate::handler::HandlerResult>,
-    ) {
-        let response = match outcome {
-            Ok(Ok(body)) => Response::Ok(body),
-            Ok(Err(body)) => Response::Error(body),
-            Err(panic) => {
-                let note = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_default();
-                tracing::warn!(call = id.request_id(), %note, "handler panicked");
-                Response::Panicked(Bytes::from(note))
-            }
-        };
-        let work = {
+        let mut spawn = Vec::with_capacity(tasks.len());
+        {
             let mut inner = self.lock();
             let now = self.now();
-            inner.ep.reply(now, id, response);
-            self.drain(&mut inner)
-        };
+            for (id, response) in replies {
+                inner.ep.reply(now, id, response);
+            }
+            for (mut key, fut) in tasks {
+                if let TaskKey::Send(_) = key {
+                    inner.next_task += 1;
+                    key = TaskKey::Send(inner.next_task);
+                }
+                let (handle, registration) = AbortHandle::new_pair();
+                inner.running.insert(key, handle);
+                spawn.push((key, Abortable::new(fut, registration)));
+            }
+            self.drain(&mut inner, work);
+        }
+        for (key, fut) in spawn {
+            let shared = self.clone();
+            self.rt.spawn(async move {
+                let outcome = fut.await;
+                shared.finish(key, outcome);
+            });
+        }
+        // Replies produce no new calls; `work` is empty again.
+        debug_assert!(work.is_empty());
+    }
+
+    /// A handler task ended (or was aborted).
+    fn finish(
+        self: &Arc<Self>,
+        key: TaskKey,
+        outcome: Result<std::thread::Result<HandlerResult>, Aborted>,
+    ) {
+        let mut work = Vec::new();
+        {
+            let mut inner = self.lock();
+            if inner.running.remove(&key).is_none() {
+                // aborted, or its connection is gone: nobody to answer
+                return;
+            }
+            if let (TaskKey::Call(id), Ok(outcome)) = (key, outcome) {
+                let now = self.now();
+                inner.ep.reply(now, id, response(outcome));
+                self.drain(&mut inner, &mut work);
+            }
+            self.maybe_quiet(&inner);
+        }
+        self.run(&mut work);
+    }
+
+    /// Stops every handler task (end of shutdown's grace period).
+    pub(crate) fn abort_handlers(&self, inner: &mut Inner) {
+        for (_, handle) in inner.running.drain() {
+            handle.abort();
+        }
         self.quiet.notify(usize::MAX);
-        self.run(work);
     }
 }
 
-fn publish(inner: &mut Inner, event: NodeEvent) {
-    let mut dropped = 0;
+fn direction_of(inner: &Inner, conn: ConnId) -> Direction {
     inner
-        .subscribers
-        .retain(|tx| match tx.try_send(event.clone()) {
-            Ok(()) => true,
-            Err(async_channel::TrySendError::Full(_)) => {
-                dropped += 1;
-                true
-            }
-            Err(async_channel::TrySendError::Closed(_)) => false,
-        });
-    if dropped > 0 {
-        inner.dropped_events += dropped;
-        tracing::warn!(dropped, "an event subscriber lags; events dropped");
+        .conns
+        .get(&conn)
+        .map_or(Direction::Inbound, |e| e.direction)
+}
+
+/// A handler's outcome as a reply. A panic is logged here, with its
+/// message; the peer gets an empty note (a panic message may say more
+/// about this node than a mutually-suspicious peer should learn).
+fn response(outcome: std::thread::Result<HandlerResult>) -> Response {
+    match outcome {
+        Ok(Ok(body)) => Response::Ok(body),
+        Ok(Err(body)) => Response::Error(body),
+        Err(panic) => {
+            let note = panic
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("");
+            tracing::warn!(panic = note, "handler panicked");
+            Response::Panicked(Bytes::new())
+        }
     }
 }

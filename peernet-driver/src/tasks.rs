@@ -2,27 +2,42 @@
 //! per connection a reader and a writer, per node a timer and an accept
 //! loop. None of them knows anything of the protocol.
 
-use std::pin::pin;
+use std::future::{Future, poll_fn};
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::Poll;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_channel::oneshot;
+use futures_io::AsyncRead;
+use futures_util::AsyncWriteExt;
 use futures_util::future::{Either, select};
-use futures_util::{AsyncReadExt, AsyncWriteExt};
-use peernet_proto::{ConnId, Input, PeerId};
+use peernet_proto::{ConnId, Direction, Input, PeerId};
 use tracing::Instrument;
 
 use crate::error::ConnectError;
-use crate::runtime::{BoxRead, BoxWrite, Runtime};
-use crate::shared::{ConnEntry, ConnSignals, Shared};
+use crate::runtime::{BoxRead, BoxWrite, Runtime, Transport};
+use crate::shared::{ConnEntry, ConnSignals, Phase, Shared};
+use crate::signal::Signal;
 
-/// Bytes asked of the socket per read; everything read is handed to the
-/// core in one piece.
-const READ_CHUNK: usize = 64 * 1024;
+/// A fresh read buffer. Every read hands its bytes to the core as one
+/// `Bytes` split off this buffer (no copy); a new one is taken when less
+/// than `MIN_READ` is left.
+const READ_BUF: usize = 64 * 1024;
+const MIN_READ: usize = 8 * 1024;
+
+/// How long a closed connection keeps reading (and discarding) after its
+/// last bytes went out, so that the peer reads our GOODBYE before the
+/// socket closes under data still arriving (which would reset it).
+const LINGER: Duration = Duration::from_secs(2);
+
+/// Back-off after a failed `accept` (e.g. out of file descriptors).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Which side of the handshake a new transport takes.
+#[derive(Debug, Clone, Copy)]
 pub(crate) enum Role {
     /// We dialed, expecting this peer (or any trusted one).
     Dial(Option<PeerId>),
@@ -30,17 +45,26 @@ pub(crate) enum Role {
     Accept,
 }
 
-/// Hands a transport to the core and starts its tasks. For a dial, the
+/// The outcome of a handshake, for whoever waits on it.
+pub(crate) type DialResult = oneshot::Receiver<Result<PeerId, ConnectError>>;
+
+/// Hands a transport to the core and starts its reader and writer. The
 /// receiver resolves when the handshake ends.
 pub(crate) fn start_conn<R: Runtime>(
     shared: &Arc<Shared<R>>,
-    read: BoxRead,
-    write: BoxWrite,
+    transport: Transport,
     role: Role,
-) -> Result<oneshot::Receiver<Result<PeerId, ConnectError>>, ConnectError> {
+) -> Result<DialResult, ConnectError> {
+    let remote_addr = transport.remote_addr();
+    let (read, write) = transport.into_parts();
     let signals = Arc::new(ConnSignals::default());
     let (tx, rx) = oneshot::channel();
-    let (conn, work) = {
+    let direction = match role {
+        Role::Dial(_) => Direction::Outbound,
+        Role::Accept => Direction::Inbound,
+    };
+    let mut work = Vec::new();
+    let conn = {
         let mut inner = shared.lock();
         let now = shared.now();
         let started = match role {
@@ -55,22 +79,39 @@ pub(crate) fn start_conn<R: Runtime>(
             conn,
             ConnEntry {
                 signals: signals.clone(),
+                direction,
+                remote_addr,
                 closing: None,
             },
         );
         inner.dials.insert(conn, tx);
-        (conn, shared.drain(&mut inner))
+        shared.writers.fetch_add(1, Ordering::AcqRel);
+        shared.drain(&mut inner, &mut work);
+        conn
     };
-    let span = tracing::debug_span!("conn", %conn);
-    shared.writer_started();
-    shared.rt.spawn(Box::pin(
-        reader(shared.clone(), conn, read, signals.clone()).instrument(span.clone()),
-    ));
-    shared.rt.spawn(Box::pin(
-        writer(shared.clone(), conn, write, signals).instrument(span),
-    ));
-    shared.run(work);
+    let span = tracing::info_span!("peernet.conn", %conn, ?direction, remote = ?remote_addr);
+    tracing::debug!(parent: &span, "transport open");
+    shared.rt.spawn(reader(shared.clone(), conn, read, signals.clone()).instrument(span.clone()));
+    shared.rt.spawn(writer(shared.clone(), conn, write, signals).instrument(span));
+    shared.run(&mut work);
     Ok(rx)
+}
+
+/// `fut`, unless `stop` is raised first.
+pub(crate) async fn unless<F: Future>(stop: &Signal, fut: F) -> Option<F::Output> {
+    let mut fut = pin!(fut);
+    poll_fn(|cx| {
+        if stop.poll_raised(cx).is_ready() {
+            return Poll::Ready(None);
+        }
+        fut.as_mut().poll(cx).map(Some)
+    })
+    .await
+}
+
+/// Whichever of `a` and `b` completes first (true for `a`).
+pub(crate) async fn first<A: Future, B: Future>(a: A, b: B) -> bool {
+    matches!(select(pin!(a), pin!(b)).await, Either::Left(_))
 }
 
 async fn reader<R: Runtime>(
@@ -79,39 +120,60 @@ async fn reader<R: Runtime>(
     mut read: BoxRead,
     signals: Arc<ConnSignals>,
 ) {
-    let mut buf = vec![0u8; READ_CHUNK];
+    let mut buf = BytesMut::new();
+    let mut work = Vec::new();
     loop {
-        let stop = signals.stop.listen();
-        if signals.stopped.load(Ordering::Acquire) {
-            return;
+        if buf.len() < MIN_READ {
+            buf = BytesMut::zeroed(READ_BUF);
         }
-        let n = match select(pin!(read.read(&mut buf)), stop).await {
-            Either::Left((Ok(n), _)) => n,
-            Either::Left((Err(error), _)) => {
+        let reading = poll_fn(|cx| {
+            if signals.stop_reader.poll_raised(cx).is_ready() {
+                return Poll::Ready(None);
+            }
+            Pin::new(&mut read).poll_read(cx, &mut buf[..]).map(Some)
+        });
+        let n = match reading.await {
+            None => break,
+            Some(Ok(n)) => n,
+            Some(Err(error)) => {
                 tracing::debug!(%error, "read failed");
                 0
             }
-            Either::Right(_) => return,
         };
-        let input = if n == 0 {
-            Input::Closed { conn }
-        } else {
-            Input::Received {
-                conn,
-                data: Bytes::copy_from_slice(&buf[..n]),
+        if signals.closed.load(Ordering::Acquire) {
+            // lingering after the close: discard, until EOF
+            if n == 0 {
+                break;
             }
+            continue;
+        }
+        let input = match n {
+            0 => Input::Closed { conn },
+            n => Input::Received {
+                conn,
+                data: buf.split_to(n).freeze(),
+            },
         };
-        let work = {
+        {
             let mut inner = shared.lock();
             let now = shared.now();
             inner.ep.handle_input(now, input);
-            shared.drain(&mut inner)
-        };
-        shared.run(work);
+            shared.drain(&mut inner, &mut work);
+        }
+        shared.run(&mut work);
         if n == 0 {
-            return;
+            tracing::debug!("transport closed by peer");
+            break;
         }
     }
+    signals.reader_done.notify();
+}
+
+enum Ending {
+    /// The core closed the connection and its last bytes went out.
+    Closed,
+    /// A write failed, or shutdown forced the writer to stop.
+    Broken,
 }
 
 async fn writer<R: Runtime>(
@@ -120,8 +182,11 @@ async fn writer<R: Runtime>(
     mut write: BoxWrite,
     signals: Arc<ConnSignals>,
 ) {
-    loop {
-        let wake = signals.write.listen();
+    let stop = &signals.stop_writer;
+    let ending = loop {
+        if unless(stop, signals.write.take()).await.is_none() {
+            break Ending::Broken;
+        }
         let (data, closing) = {
             let mut inner = shared.lock();
             let data = inner.ep.poll_transmit(conn);
@@ -129,96 +194,110 @@ async fn writer<R: Runtime>(
                 Some(entry) => entry.closing.take(),
                 None => Some(Bytes::new()),
             };
-            if closing.is_some() {
-                inner.conns.remove(&conn);
-            }
             (data, closing)
         };
-        if let Some(data) = &data {
-            // the core's queue is empty again: callers waiting for room
-            shared.writable.notify(usize::MAX);
-            // everything queued goes out in one write
-            if let Err(error) = write.write_all(data).await {
+        if let Some(data) = data {
+            // Everything queued since the last wake-up, in one write.
+            let written = match unless(stop, write.write_all(&data)).await {
+                Some(Ok(())) => Ok(()),
+                Some(Err(error)) => Err(error.to_string()),
+                None => Err("stopped".into()),
+            };
+            if let Err(error) = written {
                 tracing::debug!(%error, "write failed");
-                let work = {
+                let mut work = Vec::new();
+                {
                     let mut inner = shared.lock();
                     let now = shared.now();
                     inner.ep.handle_input(now, Input::Closed { conn });
-                    let work = shared.drain(&mut inner);
-                    inner.conns.remove(&conn);
-                    work
-                };
-                shared.run(work);
-                return shared.writer_done();
+                    shared.drain(&mut inner, &mut work);
+                }
+                shared.run(&mut work);
+                break Ending::Broken;
             }
+            shared.wake_room();
         }
         if let Some(last) = closing {
             if !last.is_empty() {
-                let _ = write.write_all(&last).await;
+                let _ = unless(stop, write.write_all(&last)).await;
             }
-            let _ = write.close().await;
-            signals.stopped.store(true, Ordering::Release);
-            signals.stop.notify(usize::MAX);
-            return shared.writer_done();
+            // flush, and half-close: the peer reads EOF after our goodbye
+            let _ = unless(stop, write.close()).await;
+            break Ending::Closed;
         }
-        if data.is_none() {
-            wake.await;
+        if !signals.write.is_set() {
+            // nothing more queued: push out what a buffering stream holds
+            // (a no-op on TCP)
+            if let Some(Err(error)) = unless(stop, write.flush()).await {
+                tracing::debug!(%error, "flush failed");
+            }
         }
+    };
+    shared.lock().conns.remove(&conn);
+    shared.writers.fetch_sub(1, Ordering::AcqRel);
+    shared.writer_ended.notify(usize::MAX);
+    if let Ending::Closed = ending {
+        let deadline = shared.rt.now() + LINGER;
+        let done = poll_fn(|cx| {
+            if signals.reader_done.poll_raised(cx).is_ready() {
+                return Poll::Ready(());
+            }
+            signals.stop_writer.poll_raised(cx)
+        });
+        first(done, shared.rt.sleep_until(deadline)).await;
     }
+    signals.stop_reader.notify();
+    tracing::debug!("transport closed");
 }
 
 /// Sleeps until the core's next deadline (or an earlier one armed
 /// meanwhile), then lets the core handle it.
 pub(crate) async fn timer<R: Runtime>(shared: Arc<Shared<R>>) {
+    let mut work = Vec::new();
     loop {
-        let rearmed = shared.timer.listen();
-        if shared.is_stopped() {
-            return;
-        }
         let next = {
             let mut inner = shared.lock();
+            if inner.phase == Phase::Closed {
+                return;
+            }
             let next = inner.ep.poll_timeout();
-            inner.timer_armed = next;
+            inner.set_timer_armed(next);
             next
         };
         match next {
-            None => rearmed.await,
+            None => shared.timer.take().await,
             Some(at) => {
                 let sleep = shared.rt.sleep_until(shared.to_std(at));
-                select(sleep, rearmed).await;
+                first(sleep, shared.timer.take()).await;
             }
         }
-        let work = {
+        {
             let mut inner = shared.lock();
             let now = shared.now();
             inner.ep.handle_timeout(now);
-            shared.drain(&mut inner)
-        };
-        shared.run(work);
+            shared.drain(&mut inner, &mut work);
+        }
+        shared.run(&mut work);
     }
 }
 
 /// Accepts transports until the node stops accepting.
 pub(crate) async fn accept_loop<R: Runtime>(shared: Arc<Shared<R>>, listener: R::Listener) {
     loop {
-        let stop = shared.stop_accepting.listen();
-        if !shared.accepting.load(Ordering::Acquire) {
-            return;
-        }
-        match select(pin!(shared.rt.accept(&listener)), stop).await {
-            Either::Left((Ok((read, write, addr)), _)) => {
-                tracing::debug!(%addr, "accepted");
-                if start_conn(&shared, read, write, Role::Accept).is_err() {
-                    return;
+        match unless(&shared.stop_accepting, shared.rt.accept(&listener)).await {
+            None => break,
+            Some(Ok(transport)) => {
+                tracing::debug!(remote = ?transport.remote_addr(), "accepted");
+                if start_conn(&shared, transport, Role::Accept).is_err() {
+                    break;
                 }
             }
-            Either::Left((Err(error), _)) => {
-                // e.g. out of file descriptors: back off instead of spinning
+            Some(Err(error)) => {
                 tracing::warn!(%error, "accept failed");
-                let at = shared.rt.now() + Duration::from_millis(50);
-                shared.rt.sleep_until(at).await;
+                let at = shared.rt.now() + ACCEPT_BACKOFF;
+                unless(&shared.stop_accepting, shared.rt.sleep_until(at)).await;
             }
-            Either::Right(_) => return,
         }
     }
+    tracing::debug!("no longer accepting");
 }

@@ -1,8 +1,9 @@
-//! peernet on tokio.
+//! peernet on tokio: default-deny, peer-to-peer RPC between
+//! mutually-suspicious peers addressed by ed25519 public keys.
 //!
-//! A peer is addressed by its ed25519 public key ([`PeerId`]); a node
-//! talks only to peers in its trust list, and only through the handles it
-//! exposes. This crate is tokio plumbing around the runtime-agnostic
+//! A peer is addressed by its [`PeerId`]; a node talks only to peers in its
+//! trust list, and only through the handles it exposes. This crate is the
+//! tokio plumbing (TCP, timers, tasks) under the runtime-agnostic
 //! [`peernet_driver`]; `peernet-smol` and `peernet-async-std` offer the
 //! same API.
 //!
@@ -10,88 +11,134 @@
 //! use std::time::Duration;
 //! use peernet_tokio::{Identity, Node, NodeConfig};
 //!
-//! # #[tokio::main(flavor = "current_thread")]
+//! # #[tokio::main]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let alice_id = Identity::from_seed(&[1; 32]);
-//! let bob_id = Identity::from_seed(&[2; 32]);
+//! let (alice_id, bob_id) = (Identity::from_seed(&[1; 32]), Identity::from_seed(&[2; 32]));
 //! let (alice_peer, bob_peer) = (alice_id.peer_id(), bob_id.peer_id());
+//! let any_port = "127.0.0.1:0".parse()?;
 //!
-//! // Each side trusts the other; nothing else gets in.
-//! let bob = Node::bind(NodeConfig::new(bob_id).trusting(alice_peer), "127.0.0.1:0".parse()?).await?;
+//! // Each side trusts the other; nobody else gets in.
+//! let bob = Node::bind(NodeConfig::new(bob_id).trusting(alice_peer), any_port).await?;
 //! bob.expose("echo", |_caller, args| async move { Ok(args) })?;
 //!
-//! let alice = Node::bind(NodeConfig::new(alice_id).trusting(bob_peer), "127.0.0.1:0".parse()?).await?;
+//! let alice = Node::bind(NodeConfig::new(alice_id).trusting(bob_peer), any_port).await?;
 //! alice.connect(bob_peer, bob.local_addr().unwrap()).await?;
-//! let reply = alice.call(&bob_peer, "echo", &b"hi"[..], Duration::from_secs(5)).await?;
-//! assert_eq!(&reply[..], b"hi");
+//! let reply = alice.call(&bob_peer, "echo", "hi", Duration::from_secs(5)).await?;
+//! assert_eq!(reply, "hi");
+//!
 //! alice.shutdown().await;
+//! bob.shutdown().await;
 //! # Ok(()) }
 //! ```
 //!
-//! Streams the application opened itself (Unix sockets, TLS, relays) go
-//! through [`Node::connect_stream`] / [`Node::accept_stream`]; a tokio
-//! stream is adapted with [`TokioStreamExt::compat`].
+//! Streams the application opened itself (a Unix socket, a TLS stream, a
+//! relayed stream: any `tokio::io::AsyncRead + AsyncWrite`) go through
+//! [`Node::connect_stream`](peernet_driver::Node::connect_stream) and
+//! [`Node::accept_stream`](peernet_driver::Node::accept_stream).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use peernet_driver::{BoxFuture, Runtime, Transport, WrapStream};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Handle;
 use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 
-pub use peernet_driver::*;
-/// Adapts a tokio `AsyncRead + AsyncWrite` stream for
-/// [`Node::connect_stream`] / [`Node::accept_stream`]: `stream.compat()`.
-pub use tokio_util::compat::TokioAsyncReadCompatExt as TokioStreamExt;
+pub use peernet_driver::api::*;
 
 /// A peernet node on tokio.
 pub type Node = peernet_driver::Node<TokioRuntime>;
 
-/// The tokio implementation of [`peernet_driver::Runtime`]. Tasks go to
-/// the current tokio runtime; the clock is tokio's, so tests with paused
-/// time work.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct TokioRuntime;
-
-fn split(stream: TcpStream) -> io::Result<(BoxRead, BoxWrite)> {
-    stream.set_nodelay(true)?;
-    let (read, write) = stream.into_split();
-    Ok((Box::new(read.compat()), Box::new(write.compat_write())))
+/// The tokio implementation of [`peernet_driver::Runtime`].
+///
+/// It holds a runtime [`Handle`]: the node's tasks, timers and sockets
+/// live on that runtime, whichever executor polls the node's futures. The
+/// clock is tokio's, so tests with paused time work.
+#[derive(Debug, Clone)]
+pub struct TokioRuntime {
+    handle: Handle,
 }
 
-impl peernet_driver::Runtime for TokioRuntime {
+impl TokioRuntime {
+    /// On the runtime behind `handle`.
+    pub fn new(handle: Handle) -> TokioRuntime {
+        TokioRuntime { handle }
+    }
+}
+
+impl Default for TokioRuntime {
+    /// On the current tokio runtime.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime (as [`Handle::current`] does).
+    fn default() -> TokioRuntime {
+        TokioRuntime::new(Handle::current())
+    }
+}
+
+/// `TCP_NODELAY`, then the stream's halves without a lock between them.
+fn tcp(stream: TcpStream) -> io::Result<Transport> {
+    stream.set_nodelay(true)?;
+    let remote = stream.peer_addr().ok();
+    let (read, write) = stream.into_split();
+    Ok(Transport::new(read.compat(), write.compat_write(), remote))
+}
+
+impl Runtime for TokioRuntime {
     type Listener = TcpListener;
 
     fn now(&self) -> Instant {
         tokio::time::Instant::now().into_std()
     }
 
-    fn spawn(&self, future: BoxFuture<()>) {
-        tokio::spawn(future);
+    fn spawn<F>(&self, future: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.handle.spawn(future);
     }
 
     fn sleep_until(&self, at: Instant) -> BoxFuture<()> {
+        // the timer registers with this runtime, whoever polls it
+        let _runtime = self.handle.enter();
         Box::pin(tokio::time::sleep_until(at.into()))
     }
 
-    fn connect(&self, addr: SocketAddr) -> BoxFuture<io::Result<(BoxRead, BoxWrite)>> {
-        Box::pin(async move { split(TcpStream::connect(addr).await?) })
+    fn connect(&self, addr: SocketAddr) -> impl Future<Output = io::Result<Transport>> + Send {
+        // sockets register with the runtime they are created on
+        let task = self
+            .handle
+            .spawn(async move { tcp(TcpStream::connect(addr).await?) });
+        async move { task.await.map_err(io::Error::other)? }
     }
 
-    fn bind(&self, addr: SocketAddr) -> BoxFuture<io::Result<TcpListener>> {
-        Box::pin(TcpListener::bind(addr))
+    fn bind(&self, addr: SocketAddr) -> impl Future<Output = io::Result<TcpListener>> + Send {
+        let task = self.handle.spawn(TcpListener::bind(addr));
+        async move { task.await.map_err(io::Error::other)? }
     }
 
     fn local_addr(listener: &TcpListener) -> io::Result<SocketAddr> {
         listener.local_addr()
     }
 
-    async fn accept(&self, listener: &TcpListener) -> io::Result<(BoxRead, BoxWrite, SocketAddr)> {
-        let (stream, addr) = listener.accept().await?;
-        let (read, write) = split(stream)?;
-        Ok((read, write, addr))
+    async fn accept(&self, listener: &TcpListener) -> io::Result<Transport> {
+        tcp(listener.accept().await?.0)
+    }
+}
+
+impl<S> WrapStream<S> for TokioRuntime
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    fn wrap(stream: S) -> Transport {
+        let (read, write) = tokio::io::split(stream);
+        Transport::new(read.compat(), write.compat_write(), None)
     }
 }

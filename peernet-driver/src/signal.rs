@@ -1,0 +1,60 @@
+//! A wake-up flag for exactly one waiting task: a writer waiting for bytes,
+//! a reader or accept loop waiting to be stopped, the timer waiting for an
+//! earlier deadline. Unlike an `event_listener::Event`, waiting allocates
+//! nothing, which matters on the per-call path.
+
+use std::future::poll_fn;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+
+use futures_util::task::AtomicWaker;
+
+#[derive(Default)]
+pub(crate) struct Signal {
+    set: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl Signal {
+    /// Raises the flag and wakes the waiting task, if any.
+    pub(crate) fn notify(&self) {
+        self.set.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    /// Whether the flag is up (without lowering it).
+    pub(crate) fn is_set(&self) -> bool {
+        self.set.load(Ordering::Acquire)
+    }
+
+    /// Ready once the flag is up; lowers it.
+    pub(crate) fn poll_take(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.set.swap(false, Ordering::AcqRel) {
+            return Poll::Ready(());
+        }
+        self.waker.register(cx.waker());
+        if self.set.swap(false, Ordering::AcqRel) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+
+    /// Ready once the flag is up; leaves it up (a stop request).
+    pub(crate) fn poll_raised(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.is_set() {
+            return Poll::Ready(());
+        }
+        self.waker.register(cx.waker());
+        if self.is_set() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+
+    /// Waits for the flag and lowers it.
+    pub(crate) async fn take(&self) {
+        poll_fn(|cx| self.poll_take(cx)).await
+    }
+}

@@ -1,0 +1,222 @@
+//! The integration scenarios every runtime crate runs over real loopback
+//! TCP, written once, generic over a [`Harness`]. A runtime crate's test
+//! file is a `Harness` impl and one [`scenario_tests!`](crate::scenario_tests)
+//! line. Test support only (feature `test-support`): the scenarios panic on
+//! failure.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::future::{Either, select};
+use peernet_proto::{CallError, Identity, PeerId};
+
+use crate::events::{EventStream, NodeEvent};
+use crate::node::{Node, NodeConfig};
+use crate::runtime::{Runtime, WrapStream};
+
+mod raw;
+pub mod scenarios;
+
+pub use raw::RawPeer;
+
+/// What a runtime crate supplies to run the scenarios.
+pub trait Harness: 'static {
+    /// The runtime under test.
+    type Rt: Runtime + WrapStream<Self::Stream>;
+    /// A stream type of the runtime's own, for bring-your-own-stream
+    /// scenarios (a Unix socket pair).
+    type Stream: Send + 'static;
+    /// Runs `future` to completion on a fresh runtime.
+    fn block_on<F: Future<Output = ()> + Send + 'static>(future: F);
+    /// Two connected streams (called inside `block_on`).
+    fn stream_pair() -> io::Result<(Self::Stream, Self::Stream)>;
+}
+
+/// No scenario may take longer than this: a safety net, not a wait.
+pub const SCENARIO_TIMEOUT: Duration = Duration::from_secs(60);
+/// No single wait inside a scenario may take longer than this.
+pub const WAIT: Duration = Duration::from_secs(15);
+
+/// Runs one scenario on `H`'s runtime, within [`SCENARIO_TIMEOUT`].
+pub fn run<H: Harness, Fut>(scenario: fn() -> Fut)
+where
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    H::block_on(async move {
+        let rt = H::Rt::default();
+        let deadline = rt.now() + SCENARIO_TIMEOUT;
+        if let Either::Right(_) = select(pin!(scenario()), rt.sleep_until(deadline)).await {
+            panic!("scenario did not finish within {SCENARIO_TIMEOUT:?}");
+        }
+    });
+}
+
+/// Defines one `#[test]` per scenario for the harness type `$h`.
+#[macro_export]
+macro_rules! scenario_tests {
+    ($h:ty) => {
+        $crate::scenario_tests!(@each $h;
+            handshake_and_call,
+            calls_both_ways,
+            concurrent_calls_complete_out_of_order,
+            call_timeout_drops_the_late_reply,
+            send_is_fire_and_forget,
+            no_such_handle_and_forbidden,
+            handler_error_and_handler_panicked,
+            overloaded,
+            message_too_large,
+            untrusted_dialer_is_rejected,
+            unexpected_peer_on_dial,
+            supersede_by_redial,
+            simultaneous_dial_converges,
+            unpair_mid_call_fails_with_revoked,
+            idle_timeout_detects_a_silent_peer,
+            graceful_shutdown,
+            bring_your_own_stream,
+            backpressure_bounds_the_send_queue,
+            typed_cbor_calls,
+            persistence_survives_a_restart
+        );
+    };
+    (@each $h:ty; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                $crate::testing::run::<$h, _>($crate::testing::scenarios::$name::<$h>);
+            }
+        )*
+    };
+}
+
+/// The identity with seed `[seed; 32]`.
+pub fn identity(seed: u8) -> Identity {
+    Identity::from_seed(&[seed; 32])
+}
+
+/// The PeerId of [`identity`]`(seed)`.
+pub fn peer(seed: u8) -> PeerId {
+    identity(seed).peer_id()
+}
+
+/// `127.0.0.1:0`.
+pub fn loopback() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+/// A node with identity `seed`, trusting `trusts`, listening on loopback.
+pub async fn node<R: Runtime>(
+    seed: u8,
+    trusts: &[u8],
+    tweak: impl FnOnce(NodeConfig) -> NodeConfig,
+) -> Node<R> {
+    let mut config = NodeConfig::new(identity(seed));
+    for t in trusts {
+        config = config.trusting(peer(*t));
+    }
+    Node::bind(tweak(config), loopback()).await.expect("bind")
+}
+
+/// `fut`, or a panic naming `what` after [`WAIT`].
+pub async fn within<R: Runtime, F: Future>(rt: &R, what: &str, fut: F) -> F::Output {
+    match select(pin!(fut), rt.sleep_until(rt.now() + WAIT)).await {
+        Either::Left((value, _)) => value,
+        Either::Right(_) => panic!("timed out waiting for {what}"),
+    }
+}
+
+/// The next event matching `pred` (others are skipped).
+pub async fn expect_event<R: Runtime>(
+    rt: &R,
+    events: &EventStream,
+    what: &str,
+    pred: impl Fn(&NodeEvent) -> bool,
+) -> NodeEvent {
+    within(rt, what, async {
+        loop {
+            let event = events.recv().await.expect("event stream closed");
+            if pred(&event) {
+                return event;
+            }
+        }
+    })
+    .await
+}
+
+/// Waits until `cond` holds; every change it can observe comes with an
+/// event on `events`.
+pub async fn until<R: Runtime>(
+    rt: &R,
+    events: &EventStream,
+    what: &str,
+    cond: impl Fn() -> bool,
+) {
+    within(rt, what, async {
+        while !cond() {
+            events.recv().await.expect("event stream closed");
+        }
+    })
+    .await
+}
+
+/// Calls from a task of its own; the result arrives on the receiver.
+pub fn spawn_call<R: Runtime>(
+    node: &Node<R>,
+    peer: PeerId,
+    handle: &'static str,
+    args: impl Into<Bytes>,
+    timeout: Option<Duration>,
+) -> async_channel::Receiver<Result<Bytes, CallError>> {
+    let (tx, rx) = async_channel::bounded(1);
+    let node2 = node.clone();
+    let args = args.into();
+    node.runtime().spawn(async move {
+        let result = node2.call(&peer, handle, args, timeout).await;
+        let _ = tx.send(result).await;
+    });
+    rx
+}
+
+/// A handler that blocks until the test lets it go: `args[0]` names the
+/// gate; it reports on `started` when it runs.
+pub struct Gates {
+    /// Gate numbers, as their handlers start.
+    pub started: async_channel::Receiver<u8>,
+    release: Vec<async_channel::Sender<()>>,
+}
+
+impl Gates {
+    /// Lets the handler waiting on gate `k` answer.
+    pub fn release(&self, k: u8) {
+        let _ = self.release[k as usize].try_send(());
+    }
+}
+
+/// Exposes a [`Gates`] handler under `handle`; it answers `[k]`.
+pub fn expose_gated<R: Runtime>(node: &Node<R>, handle: &str) -> Gates {
+    let (started_tx, started) = async_channel::unbounded();
+    let (release, gates): (Vec<_>, Vec<_>) = (0..16).map(|_| async_channel::bounded(1)).unzip();
+    let gates = Arc::new(gates);
+    node.expose(handle, move |_caller, args: Bytes| {
+        let k = args.first().copied().unwrap_or(0);
+        let started = started_tx.clone();
+        let gate = gates[usize::from(k) % gates.len()].clone();
+        async move {
+            let _ = started.send(k).await;
+            let _ = gate.recv().await;
+            Ok(Bytes::from(vec![k]))
+        }
+    })
+    .expect("handle");
+    Gates { started, release }
+}
+
+/// Exposes `echo`: answers its arguments.
+pub fn expose_echo<R: Runtime>(node: &Node<R>) {
+    node.expose("echo", |_caller, args| async move { Ok(args) })
+        .expect("handle");
+}

@@ -1,0 +1,130 @@
+//! A peer that drives a core `Endpoint` by hand over a real transport, so a
+//! test can make it misbehave on purpose: answer late, or go silent.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::Instant as StdInstant;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{AsyncReadExt, AsyncWriteExt};
+use peernet_proto::{
+    Access, Config, ConnId, Endpoint, Envelope, Event, Identity, InboundCallId, Input, Instant,
+    Output, PeerId, Response, TrustList,
+};
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::SeedableRng;
+
+use crate::runtime::{BoxRead, BoxWrite, Runtime};
+
+/// A hand-driven peer: nothing happens unless the test pumps it.
+pub struct RawPeer {
+    ep: Endpoint,
+    conn: ConnId,
+    read: BoxRead,
+    write: BoxWrite,
+    epoch: StdInstant,
+    events: VecDeque<Event>,
+    buf: Vec<u8>,
+}
+
+impl RawPeer {
+    /// Dials `node` at `addr` and completes the handshake. `handles` are
+    /// exposed on this peer (default deny applies to it too).
+    pub async fn dial<R: Runtime>(
+        rt: &R,
+        identity: Identity,
+        node: PeerId,
+        addr: SocketAddr,
+        handles: &[&str],
+    ) -> RawPeer {
+        let (read, write) = rt.connect(addr).await.expect("raw dial").into_parts();
+        let trust: TrustList = [node].into_iter().collect();
+        let rng = ChaCha20Rng::seed_from_u64(0x5eed);
+        let mut ep = Endpoint::new(Config::default(), identity, trust, Box::new(rng));
+        for handle in handles {
+            ep.expose(handle, Access::Anyone).expect("handle");
+        }
+        let conn = ep.connect(Instant::ZERO, Some(node)).expect("raw connect");
+        let mut raw = RawPeer {
+            ep,
+            conn,
+            read,
+            write,
+            epoch: StdInstant::now(),
+            events: VecDeque::new(),
+            buf: vec![0; 64 * 1024],
+        };
+        loop {
+            match raw.next_event().await {
+                Event::Connected { .. } => break,
+                Event::HandshakeFailed { error, .. } => panic!("raw handshake failed: {error}"),
+                _ => {}
+            }
+        }
+        // PROOF must leave before the test moves on
+        raw.flush().await;
+        raw
+    }
+
+    fn now(&self) -> Instant {
+        Instant::from_duration(self.epoch.elapsed())
+    }
+
+    /// Writes whatever the core queued.
+    pub async fn flush(&mut self) {
+        while let Some(output) = self.ep.poll_output() {
+            match output {
+                Output::Transmit(conn) => {
+                    if let Some(bytes) = self.ep.poll_transmit(conn) {
+                        let _ = self.write.write_all(&bytes).await;
+                    }
+                }
+                Output::Close { last, .. } => {
+                    let _ = self.write.write_all(&last).await;
+                    let _ = self.write.close().await;
+                }
+                Output::Event(event) => self.events.push_back(event),
+            }
+        }
+    }
+
+    /// The next event of the core, reading from the transport as needed.
+    pub async fn next_event(&mut self) -> Event {
+        loop {
+            self.flush().await;
+            if let Some(event) = self.events.pop_front() {
+                return event;
+            }
+            let n = self.read.read(&mut self.buf).await.unwrap_or(0);
+            let now = self.now();
+            let input = match n {
+                0 => Input::Closed { conn: self.conn },
+                n => Input::Received {
+                    conn: self.conn,
+                    data: Bytes::copy_from_slice(&self.buf[..n]),
+                },
+            };
+            self.ep.handle_input(now, input);
+        }
+    }
+
+    /// Answers a call through the core (and writes the reply).
+    pub async fn reply(&mut self, id: InboundCallId, response: Response) {
+        let now = self.now();
+        assert!(self.ep.reply(now, id, response), "call no longer in flight");
+        self.flush().await;
+    }
+
+    /// Writes a REPLY frame the core would never send (a late one).
+    pub async fn reply_anyway(&mut self, request_id: u64, body: &[u8]) {
+        let mut frame = BytesMut::new();
+        Envelope::Reply {
+            id: request_id,
+            status: 0,
+            body: Bytes::copy_from_slice(body),
+        }
+        .encode_frame(&mut frame, 1 << 20)
+        .expect("frame");
+        self.write.write_all(&frame).await.expect("raw write");
+    }
+}

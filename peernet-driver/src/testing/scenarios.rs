@@ -1,0 +1,669 @@
+//! The scenarios. Identities: 1 and 2 are the usual pair, 3 a third node,
+//! 9 a hand-driven [`RawPeer`].
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::future::join;
+use peernet_proto::{
+    Access, CallError, CloseReason, Direction, Event, GoodbyeCode, HandshakeError, Label,
+    RejectCode, Response, Side,
+};
+
+use super::*;
+use crate::error::{CallErrorExt, ConnectError};
+
+type N<H> = Node<<H as Harness>::Rt>;
+
+const CALL: Option<Duration> = Some(Duration::from_secs(10));
+
+/// Nodes 1 and 2, trusting each other; 1 has dialed 2.
+async fn connected<H: Harness>(
+    tweak_a: impl FnOnce(NodeConfig) -> NodeConfig,
+    tweak_b: impl FnOnce(NodeConfig) -> NodeConfig,
+) -> (N<H>, N<H>) {
+    let a: N<H> = node(1, &[2], tweak_a).await;
+    let b: N<H> = node(2, &[1], tweak_b).await;
+    let events = b.events();
+    a.connect(b.peer_id(), b.local_addr().unwrap())
+        .await
+        .expect("connect");
+    // b learns of the connection when the PROOF arrives
+    until(a.runtime(), &events, "b connected", || b.is_connected(&a.peer_id())).await;
+    (a, b)
+}
+
+fn same<T>(config: T) -> T {
+    config
+}
+
+fn is_goodbye(reason: &CloseReason, side: Side, code: GoodbyeCode) -> bool {
+    matches!(reason, CloseReason::Goodbye { by, code: c, .. } if *by == side && *c == code)
+}
+
+/// Dial, see both sides connected, call.
+pub async fn handshake_and_call<H: Harness>() {
+    let a: N<H> = node(1, &[2], same).await;
+    let b: N<H> = node(2, &[1], same).await;
+    let rt = a.runtime().clone();
+    let (events_a, events_b) = (a.events(), b.events());
+    expose_echo(&b);
+
+    let got = a.connect(b.peer_id(), b.local_addr().unwrap()).await;
+    assert_eq!(got.expect("connect"), b.peer_id());
+    expect_event(&rt, &events_a, "a connected", |e| {
+        *e == NodeEvent::Connected {
+            peer: b.peer_id(),
+            direction: Direction::Outbound,
+        }
+    })
+    .await;
+    expect_event(&rt, &events_b, "b connected", |e| {
+        *e == NodeEvent::Connected {
+            peer: a.peer_id(),
+            direction: Direction::Inbound,
+        }
+    })
+    .await;
+    assert!(a.is_connected(&b.peer_id()) && b.is_connected(&a.peer_id()));
+    assert_eq!(a.peers(), vec![b.peer_id()]);
+
+    let reply = a.call(&b.peer_id(), "echo", "hello", CALL).await;
+    assert_eq!(reply.expect("call"), "hello");
+
+    // dialing a connected peer returns the connection there is
+    let again = a.connect(b.peer_id(), b.local_addr().unwrap()).await;
+    assert_eq!(again.expect("connect again"), b.peer_id());
+    assert_eq!(a.stats().connections, 1);
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+/// Either side calls the other over the one connection.
+pub async fn calls_both_ways<H: Harness>() {
+    let (a, b) = connected::<H>(same, same).await;
+    for n in [&a, &b] {
+        n.expose("whoami", |caller, _| async move {
+            Ok(Bytes::copy_from_slice(caller.as_bytes()))
+        })
+        .unwrap();
+    }
+    let from_a = a.call(&b.peer_id(), "whoami", "", CALL).await.unwrap();
+    let from_b = b.call(&a.peer_id(), "whoami", "", CALL).await.unwrap();
+    assert_eq!(&from_a[..], a.peer_id().as_bytes());
+    assert_eq!(&from_b[..], b.peer_id().as_bytes());
+    assert_eq!(b.stats().connections, 1, "b called over a's connection");
+}
+
+/// Four calls in flight; each completes when its handler is let go, in an
+/// order unrelated to the order they were made.
+pub async fn concurrent_calls_complete_out_of_order<H: Harness>() {
+    let (a, b) = connected::<H>(same, same).await;
+    let rt = a.runtime().clone();
+    let gates = expose_gated(&b, "wait");
+    let results: Vec<_> = (0..4u8)
+        .map(|k| spawn_call(&a, b.peer_id(), "wait", vec![k], CALL))
+        .collect();
+    for _ in 0..4 {
+        within(&rt, "handlers started", gates.started.recv())
+            .await
+            .unwrap();
+    }
+    for k in [3u8, 1, 0, 2] {
+        gates.release(k);
+        let got = within(&rt, "a result", results[usize::from(k)].recv()).await;
+        assert_eq!(got.unwrap().expect("call"), Bytes::from(vec![k]));
+        for (other, rx) in results.iter().enumerate() {
+            if other != usize::from(k) {
+                assert!(rx.try_recv().is_err(), "call {other} finished too early");
+            }
+        }
+    }
+}
+
+/// A call times out; the callee's reply that comes after is dropped, and
+/// the connection serves the next call.
+pub async fn call_timeout_drops_the_late_reply<H: Harness>() {
+    let a: N<H> = node(1, &[9], same).await;
+    let rt = a.runtime().clone();
+    let events = a.events();
+    let raw_id = peer(9);
+    let mut raw = RawPeer::dial(
+        &rt,
+        identity(9),
+        a.peer_id(),
+        a.local_addr().unwrap(),
+        &["slow", "fast"],
+    )
+    .await;
+    until(&rt, &events, "raw peer connected", || a.is_connected(&raw_id)).await;
+
+    let call = a.call(&raw_id, "slow", "x", Duration::from_millis(200));
+    let (result, event) = join(call, raw.next_event()).await;
+    assert_eq!(result, Err(CallError::Timeout));
+    let Event::Call(slow) = event else {
+        panic!("expected the CALL, got {event:?}")
+    };
+    // the caller gave up: CANCEL
+    let cancelled = raw.next_event().await;
+    assert_eq!(cancelled, Event::CallCancelled(slow.id));
+    // the callee answers anyway
+    raw.reply_anyway(slow.id.request_id(), b"late").await;
+
+    let call = a.call(&raw_id, "fast", "y", CALL);
+    let serve = async {
+        let event = raw.next_event().await;
+        let Event::Call(fast) = event else {
+            panic!("expected the CALL, got {event:?}")
+        };
+        raw.reply(fast.id, Response::Ok(Bytes::from_static(b"fresh")))
+            .await;
+    };
+    let (result, ()) = join(call, serve).await;
+    assert_eq!(result.expect("second call"), "fresh");
+    assert!(a.is_connected(&raw_id));
+}
+
+/// SEND arrives in order and is never answered; a SEND to a handle that is
+/// not exposed vanishes without harm.
+pub async fn send_is_fire_and_forget<H: Harness>() {
+    let (a, b) = connected::<H>(same, same).await;
+    let rt = a.runtime().clone();
+    let (tx, inbox) = async_channel::unbounded();
+    b.expose("inbox", move |caller, args| {
+        let tx = tx.clone();
+        async move {
+            let _ = tx.send((caller, args)).await;
+            Ok(Bytes::new())
+        }
+    })
+    .unwrap();
+    a.send(&b.peer_id(), "inbox", "one").await.unwrap();
+    a.send(&b.peer_id(), "nowhere", "lost").await.unwrap();
+    a.send(&b.peer_id(), "inbox", "two").await.unwrap();
+    for want in ["one", "two"] {
+        let (caller, args) = within(&rt, "a send", inbox.recv()).await.unwrap();
+        assert_eq!((caller, &args[..]), (a.peer_id(), want.as_bytes()));
+    }
+    assert!(a.is_connected(&b.peer_id()));
+    assert_eq!(
+        a.send(&peer(7), "inbox", "x").await,
+        Err(CallError::NotConnected)
+    );
+}
+
+/// Default deny, and authorization over the caller's PeerId.
+pub async fn no_such_handle_and_forbidden<H: Harness>() {
+    let (a, b) = connected::<H>(same, same).await;
+    let callee = b.peer_id();
+    let call = |handle: &'static str| a.call(&callee, handle, "", CALL);
+    assert_eq!(call("never-exposed").await, Err(CallError::NoSuchHandle));
+
+    expose_echo(&b);
+    assert!(call("echo").await.is_ok());
+    assert!(b.unexpose("echo"));
+    assert_eq!(call("echo").await, Err(CallError::NoSuchHandle));
+
+    let only_3 = Access::only([peer(3)]);
+    b.expose_to("members", only_3, |_, _| async { Ok(Bytes::new()) })
+        .unwrap();
+    assert_eq!(call("members").await, Err(CallError::Forbidden));
+
+    let not_a = a.peer_id();
+    let rule = Access::rule(move |caller| *caller != not_a);
+    b.expose_to("ruled", rule, |_, _| async { Ok(Bytes::new()) })
+        .unwrap();
+    assert_eq!(call("ruled").await, Err(CallError::Forbidden));
+    let yes = Access::rule(move |caller| *caller == not_a);
+    b.expose_to("ruled", yes, |_, _| async { Ok(Bytes::new()) })
+        .unwrap();
+    assert_eq!(call("ruled").await, Ok(Bytes::new()));
+}
+
+/// A handler's own error, and a panicking handler (inline or in a task of
+/// its own): the caller gets a typed error, the connection lives.
+pub async fn handler_error_and_handler_panicked<H: Harness>() {
+    let (a, b) = connected::<H>(same, same).await;
+    b.expose("fails", |_, _| async { Err(Bytes::from_static(b"nope")) })
+        .unwrap();
+    b.expose("panics", |_, _| async { panic!("handler bug") })
+        .unwrap();
+    let (tx, rx) = async_channel::bounded::<()>(1);
+    b.expose("panics-later", move |_, _| {
+        let rx = rx.clone();
+        async move {
+            let _ = rx.recv().await;
+            panic!("later handler bug")
+        }
+    })
+    .unwrap();
+    b.expose("panics-early", |_, _| -> std::future::Ready<_> {
+        panic!("handler bug before its future")
+    })
+    .unwrap();
+    expose_echo(&b);
+
+    let peer = b.peer_id();
+    assert_eq!(
+        a.call(&peer, "fails", "", CALL).await,
+        Err(CallError::HandlerError(Bytes::from_static(b"nope")))
+    );
+    for handle in ["panics", "panics-early"] {
+        let got = a.call(&peer, handle, "", CALL).await;
+        assert!(matches!(got, Err(CallError::HandlerPanicked(_))), "{got:?}");
+    }
+    let later = spawn_call(&a, peer, "panics-later", "", CALL);
+    tx.send(()).await.unwrap();
+    let got = within(a.runtime(), "panic in a task", later.recv()).await;
+    assert!(matches!(got, Ok(Err(CallError::HandlerPanicked(_)))), "{got:?}");
+    assert_eq!(a.call(&peer, "echo", "alive", CALL).await.unwrap(), "alive");
+    assert!(a.is_connected(&peer));
+}
+
+/// Calls beyond `max_inbound_calls` in flight are answered `overloaded`.
+pub async fn overloaded<H: Harness>() {
+    let (a, b) = connected::<H>(same, |c| c.max_inbound_calls(2)).await;
+    let rt = a.runtime().clone();
+    let gates = expose_gated(&b, "wait");
+    let first = spawn_call(&a, b.peer_id(), "wait", vec![0], CALL);
+    let second = spawn_call(&a, b.peer_id(), "wait", vec![1], CALL);
+    for _ in 0..2 {
+        within(&rt, "handlers started", gates.started.recv())
+            .await
+            .unwrap();
+    }
+    let third = a.call(&b.peer_id(), "wait", vec![2], CALL).await;
+    assert_eq!(third, Err(CallError::Overloaded));
+    gates.release(0);
+    gates.release(1);
+    for rx in [first, second] {
+        assert!(within(&rt, "a result", rx.recv()).await.unwrap().is_ok());
+    }
+}
+
+/// A CALL that cannot fit in one frame fails locally.
+pub async fn message_too_large<H: Harness>() {
+    let (a, b) = connected::<H>(|c| c.max_frame_len(64 * 1024), same).await;
+    expose_echo(&b);
+    let big = vec![0u8; 64 * 1024];
+    assert_eq!(
+        a.call(&b.peer_id(), "echo", big, CALL).await,
+        Err(CallError::MessageTooLarge)
+    );
+    assert!(a.call(&b.peer_id(), "echo", "small", CALL).await.is_ok());
+}
+
+/// A dialer the responder does not trust gets `Rejected(Untrusted)`; a
+/// peer we do not trust is not even dialed.
+pub async fn untrusted_dialer_is_rejected<H: Harness>() {
+    let a: N<H> = node(1, &[2], same).await;
+    let b: N<H> = node(2, &[3], same).await;
+    let rt = a.runtime().clone();
+    let events_b = b.events();
+    let got = a.connect(b.peer_id(), b.local_addr().unwrap()).await;
+    assert!(
+        matches!(got, Err(ConnectError::Rejected(RejectCode::Untrusted))),
+        "{got:?}"
+    );
+    expect_event(&rt, &events_b, "b refused a", |e| {
+        matches!(
+            e,
+            NodeEvent::HandshakeFailed {
+                error: HandshakeError::Refused(RejectCode::Untrusted),
+                direction: Direction::Inbound,
+                ..
+            }
+        )
+    })
+    .await;
+    assert!(!b.is_connected(&a.peer_id()));
+
+    let got = b.connect(a.peer_id(), a.local_addr().unwrap()).await;
+    assert!(
+        matches!(got, Err(ConnectError::Untrusted(p)) if p == a.peer_id()),
+        "{got:?}"
+    );
+}
+
+/// Dialing an address where another (trusted) peer answers.
+pub async fn unexpected_peer_on_dial<H: Harness>() {
+    let a: N<H> = node(1, &[2, 3], same).await;
+    let b: N<H> = node(2, &[1], same).await;
+    let rt = a.runtime().clone();
+    let events_b = b.events();
+    let got = a.connect(peer(3), b.local_addr().unwrap()).await;
+    match got {
+        Err(ConnectError::UnexpectedPeer { expected, actual }) => {
+            assert_eq!((expected, actual), (peer(3), b.peer_id()));
+        }
+        other => panic!("expected UnexpectedPeer, got {other:?}"),
+    }
+    expect_event(&rt, &events_b, "b told unexpected_peer", |e| {
+        matches!(
+            e,
+            NodeEvent::HandshakeFailed {
+                error: HandshakeError::Rejected(RejectCode::UnexpectedPeer),
+                ..
+            }
+        )
+    })
+    .await;
+    assert!(a.peers().is_empty() && b.peers().is_empty());
+}
+
+/// A redial replaces the connection there is: calls on the old one fail
+/// with `superseded`, the new one serves.
+pub async fn supersede_by_redial<H: Harness>() {
+    let (a, b) = connected::<H>(same, same).await;
+    let rt = a.runtime().clone();
+    let events_a = a.events();
+    let gates = expose_gated(&b, "wait");
+    expose_echo(&b);
+    let stuck = spawn_call(&a, b.peer_id(), "wait", vec![0], CALL);
+    within(&rt, "handler started", gates.started.recv())
+        .await
+        .unwrap();
+
+    let got = a.reconnect(b.peer_id(), b.local_addr().unwrap()).await;
+    assert_eq!(got.expect("redial"), b.peer_id());
+    let old = within(&rt, "old call failed", stuck.recv())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(old.goodbye_code(), Some(GoodbyeCode::Superseded), "{old:?}");
+    expect_event(&rt, &events_a, "old connection gone", |e| {
+        matches!(e, NodeEvent::Disconnected { reason, .. } if reason.goodbye_code() == Some(GoodbyeCode::Superseded))
+    })
+    .await;
+    expect_event(&rt, &events_a, "new connection", |e| {
+        matches!(e, NodeEvent::Connected { direction: Direction::Outbound, .. })
+    })
+    .await;
+    assert_eq!(a.call(&b.peer_id(), "echo", "new", CALL).await.unwrap(), "new");
+    assert_eq!(a.stats().connections, 1);
+    let events_b = b.events();
+    until(&rt, &events_b, "b keeps one connection", || {
+        b.stats().connections == 1
+    })
+    .await;
+}
+
+/// Both peers dial each other at once: both dials succeed, on the one
+/// connection both agree on.
+pub async fn simultaneous_dial_converges<H: Harness>() {
+    let a: N<H> = node(1, &[2], same).await;
+    let b: N<H> = node(2, &[1], same).await;
+    let rt = a.runtime().clone();
+    let (events_a, events_b) = (a.events(), b.events());
+    expose_echo(&a);
+    expose_echo(&b);
+    let (got_a, got_b) = join(
+        a.connect(b.peer_id(), b.local_addr().unwrap()),
+        b.connect(a.peer_id(), a.local_addr().unwrap()),
+    )
+    .await;
+    assert_eq!(got_a.expect("a dials"), b.peer_id());
+    assert_eq!(got_b.expect("b dials"), a.peer_id());
+    let one = |n: &N<H>| {
+        let s = n.stats();
+        s.connections == 1 && s.established == 1
+    };
+    until(&rt, &events_a, "a converges", || one(&a)).await;
+    until(&rt, &events_b, "b converges", || one(&b)).await;
+    assert_eq!(a.call(&b.peer_id(), "echo", "ab", CALL).await.unwrap(), "ab");
+    assert_eq!(b.call(&a.peer_id(), "echo", "ba", CALL).await.unwrap(), "ba");
+    assert!(one(&a) && one(&b));
+}
+
+/// Unpairing closes the connection at once; calls in flight fail with
+/// `revoked`, on the side that unpaired and on the other.
+pub async fn unpair_mid_call_fails_with_revoked<H: Harness>() {
+    let (a, b) = connected::<H>(same, same).await;
+    let rt = a.runtime().clone();
+    let events_b = b.events();
+    let gates = expose_gated(&b, "wait");
+
+    // a unpairs b while a's call to b runs
+    let stuck = spawn_call(&a, b.peer_id(), "wait", vec![0], CALL);
+    within(&rt, "handler started", gates.started.recv())
+        .await
+        .unwrap();
+    assert!(a.unpair(&b.peer_id()).unwrap());
+    let got = within(&rt, "call failed", stuck.recv())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(got.is_revoked(), "{got:?}");
+    assert!(matches!(
+        got.close_reason(),
+        Some(CloseReason::Goodbye { by: Side::Local, .. })
+    ));
+    assert!(!a.is_connected(&b.peer_id()));
+    expect_event(&rt, &events_b, "b told revoked", |e| {
+        matches!(e, NodeEvent::Disconnected { reason, .. } if is_goodbye(reason, Side::Remote, GoodbyeCode::Revoked))
+    })
+    .await;
+    let redial = a.connect(b.peer_id(), b.local_addr().unwrap()).await;
+    assert!(matches!(redial, Err(ConnectError::Untrusted(_))), "{redial:?}");
+
+    // pair again; now b unpairs a while a's call to b runs
+    assert!(a.pair(b.peer_id(), None).unwrap());
+    a.connect(b.peer_id(), b.local_addr().unwrap())
+        .await
+        .expect("connect again");
+    let stuck = spawn_call(&a, b.peer_id(), "wait", vec![1], CALL);
+    within(&rt, "handler started", gates.started.recv())
+        .await
+        .unwrap();
+    assert!(b.unpair(&a.peer_id()).unwrap());
+    let got = within(&rt, "call failed", stuck.recv())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(got.is_revoked(), "{got:?}");
+    assert!(matches!(
+        got.close_reason(),
+        Some(CloseReason::Goodbye {
+            by: Side::Remote,
+            ..
+        })
+    ));
+}
+
+/// A peer that completes the handshake and then stops answering is given
+/// up after `idle_timeout` (PING after `ping_interval` goes unanswered).
+pub async fn idle_timeout_detects_a_silent_peer<H: Harness>() {
+    let a: N<H> = node(1, &[9], |c| {
+        c.ping_interval(Duration::from_millis(50))
+            .idle_timeout(Duration::from_millis(200))
+    })
+    .await;
+    let rt = a.runtime().clone();
+    let events = a.events();
+    let raw = RawPeer::dial(&rt, identity(9), a.peer_id(), a.local_addr().unwrap(), &[]).await;
+    expect_event(&rt, &events, "raw peer connected", |e| {
+        matches!(e, NodeEvent::Connected { peer, .. } if *peer == super::peer(9))
+    })
+    .await;
+    // `raw` now reads nothing and answers nothing
+    let event = expect_event(&rt, &events, "idle timeout", |e| {
+        matches!(e, NodeEvent::Disconnected { .. })
+    })
+    .await;
+    let NodeEvent::Disconnected { peer, reason, .. } = event else {
+        unreachable!()
+    };
+    assert_eq!(peer, super::peer(9));
+    assert!(
+        is_goodbye(&reason, Side::Local, GoodbyeCode::IdleTimeout),
+        "{reason:?}"
+    );
+    drop(raw);
+}
+
+/// Shutdown: new calls get `shutting_down`, a running handler may finish
+/// within the grace period, one that does not is stopped and its caller
+/// told GOODBYE `normal`.
+pub async fn graceful_shutdown<H: Harness>() {
+    let (a, b) = connected::<H>(same, |c| {
+        c.shutdown_grace(Duration::from_millis(300))
+    })
+    .await;
+    let rt = a.runtime().clone();
+    let events_a = a.events();
+    let gates = expose_gated(&b, "wait");
+    expose_echo(&b);
+    let finishes = spawn_call(&a, b.peer_id(), "wait", vec![0], CALL);
+    let never = spawn_call(&a, b.peer_id(), "wait", vec![1], CALL);
+    for _ in 0..2 {
+        within(&rt, "handlers started", gates.started.recv())
+            .await
+            .unwrap();
+    }
+
+    let done = b.shutdown();
+    assert_eq!(
+        a.call(&b.peer_id(), "echo", "late", CALL).await,
+        Err(CallError::ShuttingDown)
+    );
+    gates.release(0);
+    let got = within(&rt, "finishing call", finishes.recv()).await.unwrap();
+    assert_eq!(got.expect("finished within grace"), Bytes::from(vec![0]));
+    within(&rt, "shutdown", done).await;
+    let got = within(&rt, "stopped call", never.recv()).await.unwrap();
+    assert!(
+        matches!(&got, Err(CallError::ConnectionClosed(r)) if is_goodbye(r, Side::Remote, GoodbyeCode::Normal)),
+        "{got:?}"
+    );
+    expect_event(&rt, &events_a, "a told goodbye", |e| {
+        matches!(e, NodeEvent::Disconnected { reason, .. } if is_goodbye(reason, Side::Remote, GoodbyeCode::Normal))
+    })
+    .await;
+    assert!(b.peers().is_empty());
+    assert!(a.connect(b.peer_id(), b.local_addr().unwrap()).await.is_err());
+    // a second shutdown is a no-op
+    within(&rt, "second shutdown", b.shutdown()).await;
+}
+
+/// A stream the application opened itself (here a Unix socket pair) as
+/// inbound on one node and outbound (expecting a PeerId) on the other.
+pub async fn bring_your_own_stream<H: Harness>() {
+    let a: N<H> = Node::new(NodeConfig::new(identity(1)).trusting(peer(2)));
+    let b: N<H> = Node::new(NodeConfig::new(identity(2)).trusting(peer(1)));
+    let rt = a.runtime().clone();
+    expose_echo(&a);
+    let (left, right) = H::stream_pair().expect("stream pair");
+    let (got_a, got_b) = within(
+        &rt,
+        "handshake over the stream",
+        join(a.accept_stream(left), b.connect_stream(right, Some(a.peer_id()))),
+    )
+    .await;
+    assert_eq!(got_a.expect("accept_stream"), b.peer_id());
+    assert_eq!(got_b.expect("connect_stream"), a.peer_id());
+    assert_eq!(b.call(&a.peer_id(), "echo", "byo", CALL).await.unwrap(), "byo");
+    assert_eq!(a.local_addr(), None);
+}
+
+/// With a small send buffer, a burst of sends waits for the writer instead
+/// of queueing without bound, and every message arrives.
+pub async fn backpressure_bounds_the_send_queue<H: Harness>() {
+    const SEND_BUFFER: usize = 4 * 1024;
+    const MESSAGES: usize = 2000;
+    let (a, b) = connected::<H>(|c| c.send_buffer(SEND_BUFFER), same).await;
+    let rt = a.runtime().clone();
+    let (tx, inbox) = async_channel::unbounded();
+    b.expose("sink", move |_, args: Bytes| {
+        let tx = tx.clone();
+        async move {
+            let _ = tx.try_send(args.len());
+            Ok(Bytes::new())
+        }
+    })
+    .unwrap();
+    let mut most_queued = 0;
+    for _ in 0..MESSAGES {
+        a.send(&b.peer_id(), "sink", vec![7u8; 1024]).await.unwrap();
+        most_queued = most_queued.max(a.stats().max_queued_bytes_per_conn);
+    }
+    for _ in 0..MESSAGES {
+        assert_eq!(within(&rt, "a message", inbox.recv()).await.unwrap(), 1024);
+    }
+    // one envelope may go over the mark that makes senders wait
+    assert!(most_queued < SEND_BUFFER + 2048, "queued {most_queued}");
+}
+
+#[derive(Debug, PartialEq, minicbor::Encode, minicbor::Decode)]
+struct Sum {
+    #[n(0)]
+    terms: Vec<u32>,
+}
+
+#[derive(Debug, PartialEq, minicbor::Encode, minicbor::Decode)]
+enum SumError {
+    #[n(0)]
+    Overflow,
+}
+
+/// CBOR-typed arguments, results and handler errors.
+pub async fn typed_cbor_calls<H: Harness>() {
+    let (a, b) = connected::<H>(same, same).await;
+    b.expose_cbor("sum", |_caller, args: Sum| async move {
+        args.terms
+            .iter()
+            .try_fold(0u32, |acc, t| acc.checked_add(*t))
+            .ok_or(SumError::Overflow)
+    })
+    .unwrap();
+    let peer = b.peer_id();
+    let ok: Result<u32, crate::TypedCallError<SumError>> = a
+        .call_cbor(&peer, "sum", &Sum { terms: vec![1, 2, 3] }, CALL)
+        .await;
+    assert_eq!(ok.unwrap(), 6);
+    let overflow = Sum {
+        terms: vec![u32::MAX, 1],
+    };
+    let err: Result<u32, _> = a.call_cbor(&peer, "sum", &overflow, CALL).await;
+    assert!(matches!(
+        err,
+        Err(crate::TypedCallError::Handler(SumError::Overflow))
+    ));
+    // arguments that do not decode: handler_error, empty
+    let raw = a.call(&peer, "sum", "not cbor", CALL).await;
+    assert_eq!(raw, Err(CallError::HandlerError(Bytes::new())));
+    a.send_cbor(&peer, "sum", &Sum { terms: vec![] })
+        .await
+        .unwrap();
+}
+
+/// A node built from a data directory keeps its identity and trust list
+/// across a restart; the identity file is 0600.
+pub async fn persistence_survives_a_restart<H: Harness>() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("node");
+    let first: N<H> = Node::new(NodeConfig::from_data_dir(&path).unwrap());
+    let me = first.peer_id();
+    let label = Label::new("bob").unwrap();
+    assert!(first.pair(peer(2), Some(label.clone())).unwrap());
+    assert!(first.pair(peer(3), None).unwrap());
+    assert!(first.unpair(&peer(3)).unwrap());
+    first.shutdown().await;
+    drop(first);
+
+    let config = NodeConfig::from_data_dir(&path).unwrap();
+    assert_eq!(config.peer_id(), me);
+    let trust = config.trust_list();
+    assert_eq!(trust.len(), 1);
+    assert_eq!(trust.label(&peer(2)), Some(&label));
+    let second: N<H> = Node::new(config);
+    assert_eq!(second.peer_id(), me);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path.join("identity"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}
