@@ -1,1 +1,180 @@
-//! skeleton
+//! peernet on smol: default-deny, peer-to-peer RPC between
+//! mutually-suspicious peers addressed by ed25519 public keys.
+//!
+//! A peer is addressed by its [`PeerId`]; a node talks only to peers in its
+//! trust list, and only through the handles it exposes. This crate is the
+//! smol plumbing (async-io TCP and timers, smol tasks) under the
+//! runtime-agnostic [`peernet_driver`]; `peernet-tokio` and
+//! `peernet-async-std` offer the same API.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use peernet_smol::{Identity, Node, NodeConfig};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> { smol::block_on(async {
+//! let (alice_id, bob_id) = (Identity::from_seed(&[1; 32]), Identity::from_seed(&[2; 32]));
+//! let (alice_peer, bob_peer) = (alice_id.peer_id(), bob_id.peer_id());
+//! let any_port = "127.0.0.1:0".parse()?;
+//!
+//! // Each side trusts the other; nobody else gets in.
+//! let bob = Node::bind(NodeConfig::new(bob_id).trusting(alice_peer), any_port).await?;
+//! bob.expose("echo", |_caller, args| async move { Ok(args) })?;
+//!
+//! let alice = Node::bind(NodeConfig::new(alice_id).trusting(bob_peer), any_port).await?;
+//! alice.connect(bob_peer, bob.local_addr().unwrap()).await?;
+//! let reply = alice.call(&bob_peer, "echo", "hi", Duration::from_secs(5)).await?;
+//! assert_eq!(reply, "hi");
+//!
+//! alice.shutdown().await;
+//! bob.shutdown().await;
+//! # Ok(()) }) }
+//! ```
+//!
+//! Tasks go to smol's global executor, or to an executor of the
+//! application's ([`SmolRuntime::with_executor`] and
+//! [`Node::bind_with`](peernet_driver::Node::bind_with)). Streams the
+//! application opened itself (any `futures_io::AsyncRead + AsyncWrite`: a
+//! Unix socket, a TLS stream, a relayed stream) go through
+//! [`Node::connect_stream`](peernet_driver::Node::connect_stream) and
+//! [`Node::accept_stream`](peernet_driver::Node::accept_stream).
+//!
+//! [`AsyncIoRuntime`] is the async-io implementation itself, generic over
+//! where tasks run; `peernet-async-std` reuses it with async-std's tasks.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_net::{TcpListener, TcpStream};
+use futures_io::{AsyncRead, AsyncWrite};
+use peernet_driver::{BoxFuture, Runtime, Transport, WrapStream};
+
+pub use peernet_driver::api::*;
+
+/// A peernet node on smol.
+pub type Node = peernet_driver::Node<SmolRuntime>;
+
+/// The smol implementation of [`peernet_driver::Runtime`]: async-io for
+/// TCP and timers, smol for tasks.
+pub type SmolRuntime = AsyncIoRuntime<SmolSpawner>;
+
+/// Where an [`AsyncIoRuntime`] runs its tasks.
+pub trait Spawner: Clone + Default + Send + Sync + 'static {
+    /// Runs `future` as a detached task.
+    fn spawn<F>(&self, future: F)
+    where
+        F: Future<Output = ()> + Send + 'static;
+}
+
+/// A [`Runtime`] on async-io (the reactor under smol and async-std): its
+/// TCP sockets and timers, with tasks on `S`.
+#[derive(Debug, Clone, Default)]
+pub struct AsyncIoRuntime<S> {
+    spawner: S,
+}
+
+impl<S: Spawner> AsyncIoRuntime<S> {
+    /// With tasks on `spawner`.
+    pub fn with_spawner(spawner: S) -> Self {
+        AsyncIoRuntime { spawner }
+    }
+}
+
+/// `TCP_NODELAY`; the stream is shared by its halves (async-net streams are
+/// cheap clones of one socket, with no lock between readers and writers).
+fn tcp(stream: TcpStream) -> io::Result<Transport> {
+    stream.set_nodelay(true)?;
+    let remote = stream.peer_addr().ok();
+    Ok(Transport::new(stream.clone(), stream, remote))
+}
+
+impl<S: Spawner> Runtime for AsyncIoRuntime<S> {
+    type Listener = TcpListener;
+
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    fn spawn<F>(&self, future: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.spawner.spawn(future);
+    }
+
+    fn sleep_until(&self, at: Instant) -> BoxFuture<()> {
+        Box::pin(async move {
+            async_io::Timer::at(at).await;
+        })
+    }
+
+    fn connect(&self, addr: SocketAddr) -> impl Future<Output = io::Result<Transport>> + Send {
+        async move { tcp(TcpStream::connect(addr).await?) }
+    }
+
+    fn bind(&self, addr: SocketAddr) -> impl Future<Output = io::Result<TcpListener>> + Send {
+        TcpListener::bind(addr)
+    }
+
+    fn local_addr(listener: &TcpListener) -> io::Result<SocketAddr> {
+        listener.local_addr()
+    }
+
+    async fn accept(&self, listener: &TcpListener) -> io::Result<Transport> {
+        tcp(listener.accept().await?.0)
+    }
+}
+
+impl<S, T> WrapStream<T> for AsyncIoRuntime<S>
+where
+    S: Spawner,
+    T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    fn wrap(stream: T) -> Transport {
+        Transport::split(stream)
+    }
+}
+
+/// Spawns on smol's global executor, or on an executor of the
+/// application's.
+#[derive(Clone, Default)]
+pub struct SmolSpawner {
+    executor: Option<Arc<smol::Executor<'static>>>,
+}
+
+impl std::fmt::Debug for SmolSpawner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let on = if self.executor.is_some() {
+            "executor"
+        } else {
+            "global"
+        };
+        f.debug_tuple("SmolSpawner").field(&on).finish()
+    }
+}
+
+impl Spawner for SmolSpawner {
+    fn spawn<F>(&self, future: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        match &self.executor {
+            Some(executor) => executor.spawn(future).detach(),
+            None => smol::spawn(future).detach(),
+        }
+    }
+}
+
+impl SmolRuntime {
+    /// With tasks on `executor`, which the application runs.
+    pub fn with_executor(executor: Arc<smol::Executor<'static>>) -> SmolRuntime {
+        AsyncIoRuntime::with_spawner(SmolSpawner {
+            executor: Some(executor),
+        })
+    }
+}
