@@ -28,13 +28,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     step("They pair: each puts the other's PeerId in its trust list");
     let alice = Node::bind(NodeConfig::new(alice_id).trusting(bob_peer), any_port).await?;
     let bob = Node::bind(NodeConfig::new(bob_id).trusting(alice_peer), any_port).await?;
-    println!("    alice listens on {}, bob on {}", alice.local_addr().unwrap(), bob.local_addr().unwrap());
+    println!(
+        "    alice listens on {}, bob on {}",
+        alice.local_addr().unwrap(),
+        bob.local_addr().unwrap()
+    );
     let bob_events = bob.events();
 
-    step("Every handle is closed until exposed: Bob exposes `greet`, Alice exposes `echo` and `chat`");
+    step(
+        "Every handle is closed until exposed: Bob exposes `greet`, Alice exposes `echo` and `chat`",
+    );
     bob.expose("greet", |caller, args| async move {
         let name = String::from_utf8_lossy(&args).into_owned();
-        Ok(Bytes::from(format!("hello {name}, you are {}", short(&caller))))
+        Ok(Bytes::from(format!(
+            "hello {name}, you are {}",
+            short(&caller)
+        )))
     })?;
     alice.expose("echo", |_caller, args| async move { Ok(args) })?;
     let (chat_tx, chat_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -53,22 +62,32 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     step("Alice calls Bob's `greet`");
-    let reply = alice.call(&bob_peer, "greet", "alice", Duration::from_secs(5)).await?;
+    let reply = alice
+        .call(&bob_peer, "greet", "alice", Duration::from_secs(5))
+        .await?;
     println!("    reply: {}", String::from_utf8_lossy(&reply));
 
     step("Bob calls Alice's `echo` over the same connection");
-    let reply = bob.call(&alice_peer, "echo", "ping from bob", Duration::from_secs(5)).await?;
+    let reply = bob
+        .call(&alice_peer, "echo", "ping from bob", Duration::from_secs(5))
+        .await?;
     println!("    reply: {}", String::from_utf8_lossy(&reply));
 
     step("Bob calls a handle Alice never exposed");
-    let refused = bob.call(&alice_peer, "admin", "", Duration::from_secs(5)).await;
+    let refused = bob
+        .call(&alice_peer, "admin", "", Duration::from_secs(5))
+        .await;
     println!("    result: {refused:?}");
 
     step("Bob sends to Alice's `chat` (fire-and-forget: no reply)");
     bob.send(&alice_peer, "chat", "see you").await?;
     let mut chat_rx = chat_rx;
     if let Some((from, text)) = chat_rx.recv().await {
-        println!("    alice got {:?} from {}", String::from_utf8_lossy(&text), short(&from));
+        println!(
+            "    alice got {:?} from {}",
+            String::from_utf8_lossy(&text),
+            short(&from)
+        );
     }
 
     step("Mallory, whom nobody trusts, dials Bob");
@@ -80,13 +99,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         other => println!("    unexpected outcome: {other:?}"),
     }
+    if let Ok(NodeEvent::HandshakeFailed { error, .. }) = bob_events.recv().await {
+        println!("    bob sees: handshake failed: {error}");
+    }
 
     step("Bob unpairs Alice: the connection closes at once");
     bob.unpair(&alice_peer)?;
-    if let Ok(NodeEvent::Disconnected { peer, reason }) = bob_events.recv().await {
-        println!("    bob sees: disconnected {} ({reason})", short(&peer));
+    while let Ok(event) = bob_events.recv().await {
+        match event {
+            NodeEvent::Disconnected { peer, reason } => {
+                println!("    bob sees: disconnected {} ({reason})", short(&peer));
+                break;
+            }
+            other => println!("    bob sees: {other:?}"),
+        }
     }
-    let after = alice.call(&bob_peer, "greet", "again", Duration::from_secs(5)).await;
+    let after = alice
+        .call(&bob_peer, "greet", "again", Duration::from_secs(5))
+        .await;
     println!("    alice calls again: {after:?}");
 
     step("Both shut down with GOODBYE normal");
