@@ -142,3 +142,9 @@ where
         Transport::new(read.compat(), write.compat_write(), None)
     }
 }
+
+/// The repository README's code, compiled as a doc-test so that it cannot
+/// drift from the API.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
