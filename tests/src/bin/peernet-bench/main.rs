@@ -106,6 +106,52 @@ struct Ctx {
     handshakes_par: usize,
     filter: Option<String>,
     tk: peer::TokioExec,
+    asx: peer::AsyncStdExec,
+    smx: peer::SmolExec,
+}
+
+/// One fleet per peernet runtime: (tokio, async-std, smol).
+macro_rules! fleets {
+    ($ctx:expr, $fam:expr, $n:expr, $connected:expr) => {
+        (
+            Arc::new(
+                $ctx.tk
+                    .block_on(peer::Fleet::new($ctx.tk.rt(), $fam, $n, $connected)),
+            ),
+            Arc::new($ctx.asx.block_on(peer::Fleet::new(
+                $ctx.asx.rt(),
+                $fam + 0x100,
+                $n,
+                $connected,
+            ))),
+            Arc::new($ctx.smx.block_on(peer::Fleet::new(
+                $ctx.smx.rt(),
+                $fam + 0x200,
+                $n,
+                $connected,
+            ))),
+        )
+    };
+}
+
+/// The same contender for each peernet runtime.
+macro_rules! each_runtime {
+    ($ctx:expr, $fl:expr, |$e:ident, $f:ident| $body:expr) => {
+        [
+            {
+                let ($e, $f) = (&$ctx.tk, $fl.0.clone());
+                $body
+            },
+            {
+                let ($e, $f) = (&$ctx.asx, $fl.1.clone());
+                $body
+            },
+            {
+                let ($e, $f) = (&$ctx.smx, $fl.2.clone());
+                $body
+            },
+        ]
+    };
 }
 
 impl Ctx {
@@ -128,6 +174,7 @@ fn main() {
         return;
     }
     let rounds = args.rounds.unwrap_or(if args.quick { 3 } else { 5 }).max(1);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let ctx = Ctx {
         rounds,
         win: Duration::from_secs_f64(args.secs / rounds as f64),
@@ -141,9 +188,10 @@ fn main() {
                 .build()
                 .expect("tokio runtime"),
         ),
+        asx: peer::AsyncStdExec,
+        smx: peer::SmolExec::new(cores),
     };
     let want = |w: Workload| args.only.is_empty() || args.only.contains(&w);
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
         "# peernet-bench: {cores} cores, {rounds} rounds x {:.3} s windows, fd limit {fd_limit}",
         ctx.win.as_secs_f64()
@@ -237,7 +285,7 @@ fn seq(ctx: &Ctx, r: &mut Report) {
     let mut pp = Some(rt.block_on(raw::PingPong::connect(server.addr)).unwrap());
     let mux = Arc::new(rt.block_on(raw::Mux::connect(server.addr)).unwrap());
     let tc = rt.block_on(tarpc_bench::connect(taddr)).unwrap();
-    let ftk = Arc::new(tk.block_on(peer::Fleet::new(0x11, 1, 1)));
+    let fl = fleets!(ctx, 0x11, 1, 1);
     let mut cs = vec![
         Contender::new("rawtcp.pingpong", |w| {
             let p = p.clone();
@@ -271,7 +319,7 @@ fn seq(ctx: &Ctx, r: &mut Report) {
             })
         }),
     ];
-    cs.push(peer::seq(tk, ftk.clone(), p.clone()));
+    cs.extend(each_runtime!(ctx, fl, |e, f| peer::seq(e, f, p.clone())));
     run_interleaved(ctx, r, "seq64", "calls/s", cs, true);
 }
 
@@ -284,7 +332,7 @@ fn pipe(ctx: &Ctx, r: &mut Report) {
     let mut rp = Some(rt.block_on(raw::Pipe::connect(server.addr)).unwrap());
     let mux = Arc::new(rt.block_on(raw::Mux::connect(server.addr)).unwrap());
     let tc = rt.block_on(tarpc_bench::connect(taddr)).unwrap();
-    let ftk = Arc::new(tk.block_on(peer::Fleet::new(0x12, 1, 1)));
+    let fl = fleets!(ctx, 0x12, 1, 1);
     for (inflight, size) in [(64, 64), (256, 64), (64, 1024), (256, 1024)] {
         let p = payload(size);
         let rp = &mut rp;
@@ -324,7 +372,12 @@ fn pipe(ctx: &Ctx, r: &mut Report) {
                 })
             }),
         ];
-        cs.push(peer::pipe(tk, ftk.clone(), inflight, p.clone()));
+        cs.extend(each_runtime!(ctx, fl, |e, f| peer::pipe(
+            e,
+            f,
+            inflight,
+            p.clone()
+        )));
         let fig = format!("pipe{inflight}x{size}B");
         run_interleaved(ctx, r, &fig, "calls/s", cs, false);
     }
@@ -344,7 +397,7 @@ fn many(ctx: &Ctx, r: &mut Report) {
         }
         v
     });
-    let ftk = Arc::new(tk.block_on(peer::Fleet::new(0x13, ctx.peers, ctx.peers)));
+    let fl = fleets!(ctx, 0x13, ctx.peers, ctx.peers);
     let mut cs = vec![Contender::new("rawtcp.pingpong", |w| {
         measure::window(|| {
             let deadline = Instant::now() + w;
@@ -371,7 +424,7 @@ fn many(ctx: &Ctx, r: &mut Report) {
             (n, vec![])
         })
     })];
-    cs.push(peer::many(tk, ftk.clone(), p.clone()));
+    cs.extend(each_runtime!(ctx, fl, |e, f| peer::many(e, f, p.clone())));
     let fig = format!("many{}", ctx.peers);
     run_interleaved(ctx, r, &fig, "calls/s", cs, false);
 }
@@ -414,7 +467,7 @@ fn handshake(ctx: &Ctx, r: &mut Report) {
     let server = rt.block_on(raw::RawServer::start()).unwrap();
     let floor = Floor::new();
     let par = ctx.handshakes_par;
-    let ftk = Arc::new(ctx.tk.block_on(peer::Fleet::new(0x14, 256, 0)));
+    let fl = fleets!(ctx, 0x14, 256, 0);
     let mut cs = vec![
         Contender::new("crypto_floor", |w| {
             measure::window(|| {
@@ -440,7 +493,7 @@ fn handshake(ctx: &Ctx, r: &mut Report) {
             })
         }),
     ];
-    cs.push(peer::handshake(&ctx.tk, ftk.clone(), par));
+    cs.extend(each_runtime!(ctx, fl, |e, f| peer::handshake(e, f, par)));
     ctx.keep(&mut cs);
     let names: Vec<String> = cs.iter().map(|c| c.name.clone()).collect();
     let mut samples = interleave(&mut cs, ctx.rounds, ctx.win);
@@ -461,7 +514,12 @@ fn handshake(ctx: &Ctx, r: &mut Report) {
     }
 }
 
-const IDLE_SYSTEMS: &[&str] = &["rawtcp", "peernet-tokio"];
+const IDLE_SYSTEMS: &[&str] = &[
+    "rawtcp",
+    "peernet-tokio",
+    "peernet-async-std",
+    "peernet-smol",
+];
 
 /// 5. Idle connections: a child process holds them; we read its RSS.
 fn idle(ctx: &Ctx, r: &mut Report) {
@@ -540,6 +598,8 @@ fn idle_dial(ctx: &Ctx, sys: &str, addr: std::net::SocketAddr, n: usize) -> Resu
     }
     match sys {
         "peernet-tokio" => Ok(Box::new(peer::idle_dial(&ctx.tk, addr, n))),
+        "peernet-async-std" => Ok(Box::new(peer::idle_dial(&ctx.asx, addr, n))),
+        "peernet-smol" => Ok(Box::new(peer::idle_dial(&ctx.smx, addr, n))),
         _ => Err(format!("unknown system {sys}")),
     }
 }
@@ -566,6 +626,11 @@ fn idle_child(sys: &str) {
     } else {
         match sys {
             "peernet-tokio" => peer::idle_server(&tk, n),
+            "peernet-async-std" => peer::idle_server(&peer::AsyncStdExec, n),
+            "peernet-smol" => {
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                peer::idle_server(&peer::SmolExec::new(cores), n)
+            }
             _ => panic!("unknown system {sys}"),
         }
     };
@@ -587,7 +652,7 @@ fn send(ctx: &Ctx, r: &mut Report) {
     let server = rt.block_on(raw::RawServer::start()).unwrap();
     let mut pp = Some(rt.block_on(raw::PingPong::connect(server.addr)).unwrap());
     let delivered = server.sends.clone();
-    let ftk = Arc::new(ctx.tk.block_on(peer::Fleet::new(0x16, 1, 1)));
+    let fl = fleets!(ctx, 0x16, 1, 1);
     let mut cs = vec![Contender::new("rawtcp", |w| {
         let p = p.clone();
         measure::window(|| {
@@ -603,7 +668,7 @@ fn send(ctx: &Ctx, r: &mut Report) {
             )
         })
     })];
-    cs.push(peer::send(&ctx.tk, ftk.clone(), p.clone()));
+    cs.extend(each_runtime!(ctx, fl, |e, f| peer::send(e, f, p.clone())));
     run_interleaved(ctx, r, "send64", "sends/s", cs, false);
 }
 

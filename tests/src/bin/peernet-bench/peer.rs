@@ -26,6 +26,8 @@ pub const TIMEOUT: Duration = Duration::from_secs(10);
 pub trait Exec: Sync {
     type R: Runtime;
     fn name(&self) -> &'static str;
+    /// The runtime handle the nodes are started on.
+    fn rt(&self) -> Self::R;
     /// Runs `f` to completion on this thread (setup).
     fn block_on<F: Future>(&self, f: F) -> F::Output;
     /// Runs `f` as a task of the runtime and waits for it: the load is
@@ -47,6 +49,9 @@ impl Exec for TokioExec {
     type R = peernet_tokio::TokioRuntime;
     fn name(&self) -> &'static str {
         "peernet-tokio"
+    }
+    fn rt(&self) -> Self::R {
+        peernet_tokio::TokioRuntime::new(self.0.handle().clone())
     }
     fn block_on<F: Future>(&self, f: F) -> F::Output {
         self.0.block_on(f)
@@ -74,6 +79,96 @@ impl Exec for TokioExec {
     }
 }
 
+/// async-std: its global executor (one worker thread per core by default).
+pub struct AsyncStdExec;
+
+impl Exec for AsyncStdExec {
+    type R = peernet_async_std::AsyncStdRuntime;
+    fn name(&self) -> &'static str {
+        "peernet-async-std"
+    }
+    fn rt(&self) -> Self::R {
+        Self::R::default()
+    }
+    fn block_on<F: Future>(&self, f: F) -> F::Output {
+        async_std::task::block_on(f)
+    }
+    fn run<F>(&self, f: F) -> F::Output
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        async_std::task::block_on(async_std::task::spawn(f))
+    }
+    fn run_all<F>(&self, fs: Vec<F>) -> Vec<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        async_std::task::block_on(async {
+            let hs: Vec<_> = fs.into_iter().map(async_std::task::spawn).collect();
+            let mut out = Vec::with_capacity(hs.len());
+            for h in hs {
+                out.push(h.await);
+            }
+            out
+        })
+    }
+}
+
+/// smol: an executor with one thread per core, like tokio's and
+/// async-std's defaults (smol's global executor has one thread unless
+/// `SMOL_THREADS` says otherwise).
+pub struct SmolExec(pub Arc<smol::Executor<'static>>);
+
+impl SmolExec {
+    pub fn new(threads: usize) -> SmolExec {
+        let ex = Arc::new(smol::Executor::new());
+        for i in 0..threads {
+            let ex = ex.clone();
+            std::thread::Builder::new()
+                .name(format!("smol-{i}"))
+                .spawn(move || smol::block_on(ex.run(smol::future::pending::<()>())))
+                .expect("smol thread");
+        }
+        SmolExec(ex)
+    }
+}
+
+impl Exec for SmolExec {
+    type R = peernet_smol::SmolRuntime;
+    fn name(&self) -> &'static str {
+        "peernet-smol"
+    }
+    fn rt(&self) -> Self::R {
+        peernet_smol::SmolRuntime::with_executor(self.0.clone())
+    }
+    fn block_on<F: Future>(&self, f: F) -> F::Output {
+        smol::block_on(f)
+    }
+    fn run<F>(&self, f: F) -> F::Output
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        smol::block_on(self.0.spawn(f))
+    }
+    fn run_all<F>(&self, fs: Vec<F>) -> Vec<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        smol::block_on(async {
+            let hs: Vec<_> = fs.into_iter().map(|f| self.0.spawn(f)).collect();
+            let mut out = Vec::with_capacity(hs.len());
+            for h in hs {
+                out.push(h.await);
+            }
+            out
+        })
+    }
+}
+
 /// A deterministic identity: `role` picks the family, `i` the member.
 pub fn identity(role: u8, i: u64) -> Identity {
     let mut seed = [0u8; 32];
@@ -87,12 +182,12 @@ const ROLE_SERVER: u8 = 1;
 const ROLE_CLIENT: u8 = 2;
 
 /// A server node trusting `clients`, exposing `echo` and `sink`.
-pub async fn server<R: Runtime>(tag: u64, clients: &[PeerId]) -> (Node<R>, Arc<AtomicU64>) {
+pub async fn server<R: Runtime>(rt: R, tag: u64, clients: &[PeerId]) -> (Node<R>, Arc<AtomicU64>) {
     let mut cfg = NodeConfig::new(identity(ROLE_SERVER, tag));
     for c in clients {
         cfg = cfg.trusting(*c);
     }
-    let node = Node::<R>::bind(cfg, "127.0.0.1:0".parse().unwrap())
+    let node = Node::bind_with(rt, cfg, "127.0.0.1:0".parse().unwrap())
         .await
         .expect("bind");
     node.expose("echo", |_caller, args| async move { Ok(args) })
@@ -108,8 +203,11 @@ pub async fn server<R: Runtime>(tag: u64, clients: &[PeerId]) -> (Node<R>, Arc<A
 }
 
 /// A dialing node (no listener) trusting `server`.
-pub fn client<R: Runtime>(family: u64, i: u64, server: PeerId) -> Node<R> {
-    Node::<R>::new(NodeConfig::new(identity(ROLE_CLIENT, family << 32 | i)).trusting(server))
+pub fn client<R: Runtime>(rt: R, family: u64, i: u64, server: PeerId) -> Node<R> {
+    Node::new_with(
+        rt,
+        NodeConfig::new(identity(ROLE_CLIENT, family << 32 | i)).trusting(server),
+    )
 }
 
 pub fn client_ids(family: u64, n: usize) -> Vec<PeerId> {
@@ -129,12 +227,14 @@ pub struct Fleet<R: Runtime> {
 
 impl<R: Runtime> Fleet<R> {
     /// `n` clients; the first `connected` of them dial the server now.
-    pub async fn new(family: u64, n: usize, connected: usize) -> Fleet<R> {
+    pub async fn new(rt: R, family: u64, n: usize, connected: usize) -> Fleet<R> {
         let ids = client_ids(family, n);
-        let (server, delivered) = server::<R>(family, &ids).await;
+        let (server, delivered) = server(rt.clone(), family, &ids).await;
         let sid = server.peer_id();
         let addr = server.local_addr().unwrap();
-        let clients: Vec<Node<R>> = (0..n as u64).map(|i| client::<R>(family, i, sid)).collect();
+        let clients: Vec<Node<R>> = (0..n as u64)
+            .map(|i| client(rt.clone(), family, i, sid))
+            .collect();
         futures::stream::iter(clients.iter().take(connected))
             .map(|c| async move { c.connect(sid, addr).await.expect("connect") })
             .buffer_unordered(32)
@@ -283,7 +383,7 @@ where
     E::R: Runtime,
 {
     let ids = client_ids(0, n);
-    let (node, _) = e.block_on(server::<E::R>(0, &ids));
+    let (node, _) = e.block_on(server(e.rt(), 0, &ids));
     let addr = node.local_addr().unwrap();
     (addr, Box::new(move || node.peers().len() as u64))
 }
@@ -292,7 +392,7 @@ where
 pub fn idle_dial<E: Exec>(e: &E, addr: SocketAddr, n: usize) -> Vec<Node<E::R>> {
     let sid = identity(ROLE_SERVER, 0).peer_id();
     e.block_on(async {
-        let clients: Vec<Node<E::R>> = (0..n as u64).map(|i| client::<E::R>(0, i, sid)).collect();
+        let clients: Vec<Node<E::R>> = (0..n as u64).map(|i| client(e.rt(), 0, i, sid)).collect();
         futures::stream::iter(clients.iter())
             .map(|c| async move { c.connect(sid, addr).await.expect("connect") })
             .buffer_unordered(64)
