@@ -52,6 +52,8 @@ pub enum Byzantine {
     ReuseId,
     /// Says nothing more and reads nothing.
     Mute,
+    /// Starts a frame as large as the limit allows and never finishes it.
+    PartialFrame,
 }
 
 impl Attack {
@@ -66,12 +68,13 @@ impl Attack {
             3 => Attack::UntrustedHello,
             4 => Attack::BadFrameHeader,
             5 => Attack::InvalidEnvelopeEarly,
-            _ => Attack::Byzantine(match rng.weighted(&[2, 2, 3, 2, 1]) {
+            _ => Attack::Byzantine(match rng.weighted(&[2, 2, 3, 2, 1, 1]) {
                 0 => Byzantine::InvalidEnvelope,
                 1 => Byzantine::CallFlood,
                 2 => Byzantine::Chatter,
                 3 => Byzantine::ReuseId,
-                _ => Byzantine::Mute,
+                4 => Byzantine::Mute,
+                _ => Byzantine::PartialFrame,
             }),
         }
     }
@@ -266,6 +269,12 @@ impl RawPeer {
                         }
                     }
                     Byzantine::Mute => raw.stop_reading = true,
+                    Byzantine::PartialFrame => {
+                        let mut partial = 4096u32.to_be_bytes().to_vec();
+                        let len = rng.below(4096) as usize;
+                        partial.extend(rng.bytes(len));
+                        raw.payload = vec![partial.into()];
+                    }
                 }
             }
         }
@@ -278,6 +287,12 @@ impl RawPeer {
         self.decoder = FrameDecoder::new(MAX_HANDSHAKE_FRAME);
         self.initiator = Some(initiator);
         self.identity = Some(identity);
+    }
+
+    /// Whether it finished its handshake and will not write again (not
+    /// even a PONG): its victim must find out by idle timeout.
+    pub fn silent(&self) -> bool {
+        self.established && !self.answers_pings
     }
 
     /// The key it holds, if any.
@@ -389,7 +404,41 @@ impl Sim {
         }
         if action.close {
             self.raw_close(link);
+        } else {
+            self.oblige_if_silent(link);
         }
+    }
+
+    /// A raw peer that went silent: its victim must close the connection
+    /// within the idle timeout plus one ping of its last bytes arriving.
+    fn oblige_if_silent(&mut self, link: LinkId) {
+        let Some(l) = self.links.get(&link) else {
+            return;
+        };
+        let EndKind::Raw(raw) = &l.ends[0].kind else {
+            return;
+        };
+        let EndKind::Node {
+            node,
+            inc,
+            conn: Some(conn),
+        } = l.ends[1].kind
+        else {
+            return;
+        };
+        if !raw.silent() || !l.ends[0].open {
+            return;
+        }
+        let c = &self.cfg.endpoint;
+        let grace = (c.idle_timeout + c.ping_interval).as_nanos() as u64;
+        let at = l.dirs[0].last_at().max(self.now) + grace;
+        self.model.obligations.insert((
+            at,
+            node,
+            inc,
+            conn,
+            super::invariants::Obligation::NoticeDeadPeer,
+        ));
     }
 
     pub(super) fn raw_wake(&mut self, link: LinkId) {

@@ -366,9 +366,27 @@ impl Sim {
             call.token,
             call.callee
         );
+        if let Some(results) = self.results.as_mut() {
+            results.push(super::CallOutcome {
+                caller: n,
+                callee: call.callee,
+                token: call.token,
+                result: result.clone(),
+            });
+        }
+        let c = &mut self.counters;
         match result {
-            Ok(_) => self.counters.replies_ok += 1,
-            Err(_) => self.counters.call_errors += 1,
+            Ok(_) => c.replies_ok += 1,
+            Err(e) => {
+                c.call_errors += 1;
+                match e {
+                    CallError::Timeout => c.timeouts += 1,
+                    CallError::ConnectionClosed(_) => c.closed_under_call += 1,
+                    CallError::NoSuchHandle | CallError::Forbidden => c.denied += 1,
+                    CallError::Overloaded => c.overloaded += 1,
+                    _ => c.handler_failures += 1,
+                }
+            }
         }
         let caller = self.nodes[n].peer;
         let mismatch = match result {
@@ -643,6 +661,13 @@ impl Sim {
                 s.inbound_calls,
                 node.serving.len()
             ))
+        } else if s.timers > 2 * s.connections + s.outbound_calls + s.inbound_calls {
+            Some(format!(
+                "{} timers armed for {} connections and {} calls: timers leak",
+                s.timers,
+                s.connections,
+                s.outbound_calls + s.inbound_calls
+            ))
         } else if s.connections != open {
             Some(format!(
                 "the core drives {} connections, the driver {open}",
@@ -659,6 +684,21 @@ impl Sim {
     /// At the end of the quiet phase: every two honest nodes that are up
     /// and trust each other have at most one connection, and agree on it.
     pub(super) fn check_quiet_pairs(&mut self) {
+        // Every handshake ended long ago: no slot may still be taken.
+        for n in 0..self.nodes.len() {
+            let taken = self.nodes[n]
+                .ep
+                .as_ref()
+                .map_or(0, |ep| ep.stats().inbound_handshakes);
+            if taken != 0 {
+                return self.fail(
+                    Invariant::TablesWithinLimits,
+                    format!(
+                        "n{n}: {taken} handshake slots still taken on a quiet network: they leak"
+                    ),
+                );
+            }
+        }
         let honest: Vec<NodeIx> = (0..self.nodes.len())
             .filter(|&n| self.nodes[n].role == Role::Honest && self.nodes[n].is_up())
             .collect();

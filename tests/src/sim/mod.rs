@@ -50,7 +50,7 @@ use peernet_proto::{ConnId, Endpoint, Event, InboundCallId, Input, Output, PeerI
 pub use intruder::{Attack, Byzantine};
 pub use invariants::{Invariant, Violation};
 pub use net::LinkId;
-pub use node::{NodeIx, NodeState, Role};
+pub use node::{Exposed, HANDLES, NodeIx, NodeState, Role};
 pub use peernet_proto::config::Fault;
 pub use scenario::{AppPolicy, SimConfig, Workload};
 
@@ -115,6 +115,11 @@ pub struct Counters {
     pub calls: u64,
     pub replies_ok: u64,
     pub call_errors: u64,
+    pub timeouts: u64,
+    pub closed_under_call: u64,
+    pub denied: u64,
+    pub handler_failures: u64,
+    pub overloaded: u64,
     pub sends: u64,
     pub handlers_run: u64,
     pub dials: u64,
@@ -133,6 +138,11 @@ impl std::ops::AddAssign<&Counters> for Counters {
         self.calls += o.calls;
         self.replies_ok += o.replies_ok;
         self.call_errors += o.call_errors;
+        self.timeouts += o.timeouts;
+        self.closed_under_call += o.closed_under_call;
+        self.denied += o.denied;
+        self.handler_failures += o.handler_failures;
+        self.overloaded += o.overloaded;
         self.sends += o.sends;
         self.handlers_run += o.handlers_run;
         self.dials += o.dials;
@@ -223,6 +233,21 @@ pub struct Sim {
     steps: u64,
     counters: Counters,
     next_token: u64,
+    /// Call results kept for a targeted scenario to look at.
+    results: Option<Vec<CallOutcome>>,
+}
+
+/// A call's result, as kept by [`Sim::keep_results`].
+#[derive(Debug, Clone)]
+pub struct CallOutcome {
+    /// The caller.
+    pub caller: NodeIx,
+    /// The callee.
+    pub callee: NodeIx,
+    /// The token the call carried ([`Sim::call`] hands it out).
+    pub token: u64,
+    /// What it resolved with.
+    pub result: Result<bytes::Bytes, peernet_proto::CallError>,
 }
 
 impl Sim {
@@ -267,7 +292,7 @@ impl Sim {
                     node.trust.insert(peer);
                 }
                 for handle in &node::HANDLES[..4] {
-                    if rng.chance(0.7) {
+                    if rng.chance(0.85) {
                         let exposed = workload::random_exposure(&mut rng, &all[..cfg.nodes]);
                         node.exposure.insert(handle, exposed);
                     }
@@ -293,6 +318,7 @@ impl Sim {
             steps: 0,
             counters: Counters::default(),
             next_token: 1,
+            results: None,
             cfg,
         };
         tr!(
@@ -362,6 +388,24 @@ impl Sim {
     /// What the run did so far.
     pub fn counters(&self) -> &Counters {
         &self.counters
+    }
+
+    /// From now on, keep every call result for [`Sim::take_results`].
+    pub fn keep_results(&mut self) {
+        self.results.get_or_insert_with(Vec::new);
+    }
+
+    /// The call results kept since the last look.
+    pub fn take_results(&mut self) -> Vec<CallOutcome> {
+        self.results
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// The token the next [`Sim::call`] will carry.
+    pub fn next_token(&self) -> u64 {
+        self.next_token
     }
 
     /// The trace so far.

@@ -86,6 +86,13 @@ pub struct Dir {
     fin: bool,
 }
 
+impl Dir {
+    /// When the last bytes written arrive.
+    pub fn last_at(&self) -> u64 {
+        self.last_at
+    }
+}
+
 /// A simulated transport.
 pub struct Link {
     /// Its id.

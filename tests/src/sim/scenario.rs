@@ -97,8 +97,8 @@ impl SimConfig {
         c.max_handshakes = 8;
         c.max_inbound_calls = 16;
         c.max_outbound_calls = 32;
-        c.send_buffer = 8 * 1024;
-        c.max_send_buffer = 32 * 1024;
+        c.send_buffer = 2 * 1024;
+        c.max_send_buffer = 8 * 1024;
         c.handshake_timeout = Duration::from_secs(2);
         c.ping_interval = Duration::from_secs(1);
         c.idle_timeout = Duration::from_secs(3);

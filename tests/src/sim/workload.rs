@@ -24,6 +24,7 @@ pub fn random_exposure(rng: &mut SimRng, peers: &[PeerId]) -> Exposed {
 #[derive(Debug, Clone, Copy)]
 enum Action {
     Call,
+    Burst,
     Send,
     Cancel,
     Expose,
@@ -53,10 +54,11 @@ impl Sim {
         let f = self.cfg.workload.faults;
         let a = self.cfg.workload.attacks;
         let table: &[(Action, u32)] = if self.phase == Phase::Quiet {
-            &[(Call, 30), (Send, 6), (Cancel, 3)]
+            &[(Call, 30), (Burst, 2), (Send, 6), (Cancel, 3)]
         } else {
             &[
                 (Call, 30),
+                (Burst, 2),
                 (Send, 6),
                 (Cancel, 3),
                 (Expose, 3),
@@ -82,6 +84,7 @@ impl Sim {
         let action = table[self.rng.weighted(&weights)].0;
         match action {
             Call => self.random_call(),
+            Burst => self.burst(),
             Send => self.random_send(),
             Cancel => self.random_cancel(),
             Expose => {
@@ -438,6 +441,36 @@ impl Sim {
         }
         self.touch(a);
         result
+    }
+
+    /// Many calls at once from one node to one peer, some with large
+    /// arguments: fills send queues (`WouldBlock` when the peer reads
+    /// slowly) and the callee's inbound table (`overloaded`).
+    fn burst(&mut self) {
+        let Some(a) = self.random_node(Some(Role::Honest)) else {
+            return;
+        };
+        let peers: Vec<PeerId> = self.nodes[a]
+            .ep
+            .as_ref()
+            .map_or(Vec::new(), |ep| ep.peers().collect());
+        let Some(peer) = self.rng.pick(&peers).copied() else {
+            return;
+        };
+        let Some(&Owner::Node(b)) = self.owners.get(&peer) else {
+            return;
+        };
+        let n = self.rng.range(5, 30);
+        tr!(self, "n{a} bursts {n} calls at n{b}");
+        for _ in 0..n {
+            let handle = HANDLES[self.rng.index(4)];
+            let timeout = self
+                .rng
+                .chance(0.5)
+                .then(|| Duration::from_millis(self.rng.range(50, 3_000)));
+            let pad = self.rng.below(600) as usize;
+            let _ = self.call(a, b, handle, timeout, pad);
+        }
     }
 
     fn random_send(&mut self) {

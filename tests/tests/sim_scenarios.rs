@@ -1,0 +1,429 @@
+//! Targeted simulation scenarios: each sets up one situation on a calm
+//! simulated network (no random workload), drives it step by step, and
+//! checks what the core did, with every invariant still checked after
+//! every step.
+
+use std::time::Duration;
+
+use peernet_proto::{CallError, CloseReason, GoodbyeCode};
+use peernet_tests::sim::{
+    AppPolicy, Attack, Byzantine, Exposed, Fault, HANDLES, Invariant, NodeIx, Sim, SimConfig,
+    Violation,
+};
+
+const MS: Duration = Duration::from_millis(1);
+
+fn ok<T>(r: Result<T, Violation>) -> T {
+    r.unwrap_or_else(|v| panic!("{v}"))
+}
+
+/// `n` nodes that all trust each other and expose every handle to
+/// everyone; answers come within 20 ms.
+fn calm(seed: u64, n: usize) -> Sim {
+    let mut cfg = SimConfig::new(seed, n);
+    cfg.app = AppPolicy {
+        ok: 1,
+        error: 0,
+        panic: 0,
+        never: 0,
+        fast_max: 20_000_000,
+        slow: 0.0,
+        slow_max: 20_000_000,
+        oversized: 0.0,
+    };
+    sim_with(cfg)
+}
+
+fn sim_with(cfg: SimConfig) -> Sim {
+    let n = cfg.nodes;
+    let mut sim = Sim::new(cfg);
+    for node in 0..n {
+        for handle in &HANDLES[..4] {
+            sim.expose(node, handle, Exposed::Anyone);
+        }
+    }
+    sim.keep_results();
+    sim
+}
+
+fn connect(sim: &mut Sim, a: NodeIx, b: NodeIx) {
+    let peer = sim.peer_id(b);
+    sim.dial(a, b, Some(peer)).expect("dial starts");
+    ok(sim.run_for(300 * MS));
+    assert!(connected(sim, a, b), "n{a} and n{b} connect");
+}
+
+/// Both sides have an established connection, and it is the same link.
+fn connected(sim: &Sim, a: NodeIx, b: NodeIx) -> bool {
+    let (la, lb) = (sim.connection_link(a, b), sim.connection_link(b, a));
+    la.is_some() && la == lb
+}
+
+fn only_result(sim: &mut Sim, token: u64) -> Result<bytes::Bytes, CallError> {
+    let results: Vec<_> = sim
+        .take_results()
+        .into_iter()
+        .filter(|r| r.token == token)
+        .collect();
+    assert_eq!(
+        results.len(),
+        1,
+        "exactly one result for t{token}: {results:?}"
+    );
+    results.into_iter().next().unwrap().result
+}
+
+#[test]
+fn simultaneous_dials_converge_on_one_connection() {
+    let mut compared = 0;
+    for seed in 0..40 {
+        let mut sim = calm(seed, 2);
+        let (p0, p1) = (sim.peer_id(0), sim.peer_id(1));
+        sim.dial(0, 1, Some(p1));
+        sim.dial(1, 0, Some(p0));
+        ok(sim.run_for(Duration::from_secs(1)));
+        assert!(
+            connected(&sim, 0, 1),
+            "seed {seed}: one connection, the same on both sides"
+        );
+        compared += sim.counters().supersede_pairs_compared;
+        // And it carries calls.
+        let token = sim.next_token();
+        ok(sim
+            .call(0, 1, "h0", Some(Duration::from_secs(1)), 8)
+            .map_err(|e| panic!("{e}")));
+        ok(sim.run_for(200 * MS));
+        assert!(only_result(&mut sim, token).is_ok());
+        ok(sim.finish());
+    }
+    assert!(
+        compared > 0,
+        "some seeds had both sides pick between the two connections"
+    );
+}
+
+#[test]
+fn simultaneous_dials_with_newest_only_rule_disagree() {
+    let mut caught = None;
+    for seed in 0..40 {
+        let mut cfg = SimConfig::new(seed, 2);
+        cfg.fault = Some(Fault::SupersedeNewest);
+        let mut sim = Sim::new(cfg);
+        let (p0, p1) = (sim.peer_id(0), sim.peer_id(1));
+        sim.dial(0, 1, Some(p1));
+        sim.dial(1, 0, Some(p0));
+        if let Err(v) = sim.run_for(Duration::from_secs(1)) {
+            caught = Some(v);
+            break;
+        }
+    }
+    let v = caught.expect("the broken rule is caught within 40 seeds");
+    assert_eq!(v.invariant, Invariant::SupersedeVerdictsAgree, "{v}");
+}
+
+#[test]
+fn crash_and_restart_with_the_same_identity() {
+    for seed in 0..10 {
+        // Rule 1: n1 dialed the lost connection, so its redial replaces it
+        // at once. Rule 2: n0 dialed it, so the redial replaces it only
+        // when established more than handshake_timeout (2 s) later.
+        for (dialer, down) in [(1, 300 * MS), (0, 2_500 * MS)] {
+            let mut sim = calm(seed, 3);
+            connect(&mut sim, dialer, 1 - dialer);
+            connect(&mut sim, 2, 1);
+            // n1 crashes: its connections vanish without a word.
+            sim.crash(1, None);
+            ok(sim.run_for(down));
+            sim.restart(1);
+            let p0 = sim.peer_id(0);
+            sim.dial(1, 0, Some(p0));
+            ok(sim.run_for(300 * MS));
+            assert!(
+                connected(&sim, 0, 1),
+                "seed {seed}: the redial replaces the dead connection"
+            );
+            let token = sim.next_token();
+            ok(sim
+                .call(0, 1, "h1", Some(Duration::from_secs(1)), 0)
+                .map_err(|e| panic!("{e}")));
+            ok(sim.run_for(200 * MS));
+            assert!(
+                only_result(&mut sim, token).is_ok(),
+                "seed {seed}: calls reach the new life"
+            );
+            // n2 never hears from n1 again: it finds out within the idle
+            // timeout plus one ping (the invariant checks the bound).
+            ok(sim.run_for(Duration::from_secs(4)));
+            assert!(
+                sim.connection_link(2, 1).is_none(),
+                "seed {seed}: n2 found out"
+            );
+            ok(sim.finish());
+        }
+    }
+}
+
+#[test]
+fn half_open_connection_is_closed_within_idle_plus_ping() {
+    for seed in 0..10 {
+        for side in 0..2 {
+            let mut sim = calm(seed, 2);
+            connect(&mut sim, 0, 1);
+            let link = sim.connection_link(0, 1).unwrap();
+            sim.half_open(link, side);
+            let survivor = 1 - side;
+            let other = side;
+            assert!(
+                sim.connection_link(other, survivor).is_none(),
+                "the forgetting side closed"
+            );
+            // Not before the idle timeout could have run out...
+            ok(sim.run_for(1_500 * MS));
+            assert_eq!(
+                sim.connection_link(survivor, other),
+                Some(link),
+                "seed {seed}: too early"
+            );
+            // ...and by idle_timeout (3 s) + ping_interval (1 s).
+            ok(sim.run_for(2_500 * MS));
+            assert!(
+                sim.connection_link(survivor, other).is_none(),
+                "seed {seed}: not detected"
+            );
+            ok(sim.finish());
+        }
+    }
+}
+
+#[test]
+fn partition_is_detected_on_both_sides() {
+    let mut sim = calm(1, 2);
+    connect(&mut sim, 0, 1);
+    let link = sim.connection_link(0, 1).unwrap();
+    let token = sim.next_token();
+    sim.partition(link);
+    ok(sim.call(0, 1, "h0", None, 0).map_err(|e| panic!("{e}")));
+    ok(sim.run_for(Duration::from_secs(4)));
+    assert!(sim.connection_link(0, 1).is_none() && sim.connection_link(1, 0).is_none());
+    // The call without a timeout ended with its connection.
+    match only_result(&mut sim, token) {
+        Err(CallError::ConnectionClosed(reason)) => {
+            assert_eq!(
+                reason.goodbye_code(),
+                Some(GoodbyeCode::IdleTimeout),
+                "{reason}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    ok(sim.finish());
+}
+
+#[test]
+fn revoke_in_the_middle_of_calls() {
+    for (seed, revoker) in [(1, 0), (2, 1), (3, 0), (4, 1)] {
+        let mut cfg = SimConfig::new(seed, 2);
+        cfg.app = AppPolicy {
+            never: 1,
+            ok: 0,
+            error: 0,
+            panic: 0,
+            ..AppPolicy::default()
+        };
+        let mut sim = sim_with(cfg);
+        connect(&mut sim, 0, 1);
+        let first = sim.next_token();
+        for handle in ["h0", "h1", "h2"] {
+            ok(sim.call(0, 1, handle, None, 0).map_err(|e| panic!("{e}")));
+        }
+        ok(sim.run_for(100 * MS));
+        let revoked = sim.peer_id(1 - revoker);
+        sim.unpair(revoker, revoked);
+        ok(sim.run_for(200 * MS));
+        let results = sim.take_results();
+        assert_eq!(results.len(), 3, "every call resolved once: {results:?}");
+        for r in &results {
+            assert!(r.token >= first);
+            let Err(CallError::ConnectionClosed(reason)) = &r.result else {
+                panic!("{:?}", r.result)
+            };
+            assert_eq!(
+                reason.goodbye_code(),
+                Some(GoodbyeCode::Revoked),
+                "{reason}"
+            );
+        }
+        assert!(sim.connection_link(0, 1).is_none() && sim.connection_link(1, 0).is_none());
+        // No new connection while the trust is gone.
+        let p1 = sim.peer_id(1);
+        sim.dial(0, 1, Some(p1));
+        ok(sim.run_for(500 * MS));
+        assert!(sim.connection_link(0, 1).is_none());
+        ok(sim.finish());
+    }
+}
+
+#[test]
+fn trust_removed_during_the_handshake() {
+    for seed in 0..20 {
+        let mut sim = calm(seed, 2);
+        let p1 = sim.peer_id(1);
+        let p0 = sim.peer_id(0);
+        sim.dial(0, 1, Some(p1));
+        // The handshake takes about three link latencies (0.2 to 45 ms).
+        ok(sim.run_for(Duration::from_micros(seed * 1_500)));
+        sim.unpair(1, p0);
+        ok(sim.run_for(Duration::from_secs(3)));
+        assert!(
+            sim.connection_link(1, 0).is_none(),
+            "seed {seed}: n1 does not keep n0"
+        );
+        assert!(
+            sim.connection_link(0, 1).is_none(),
+            "seed {seed}: n0 learns it was refused"
+        );
+        ok(sim.finish());
+    }
+}
+
+#[test]
+fn slow_reader_pushes_back_then_recovers() {
+    let mut sim = calm(5, 2);
+    connect(&mut sim, 0, 1);
+    let link = sim.connection_link(0, 1).unwrap();
+    // n1 stops reading what n0 writes (side 0 dialed) for 1.5 s.
+    sim.stall(link, 0, 1_500 * MS);
+    let mut refused = 0;
+    for _ in 0..200 {
+        match sim.call(0, 1, "h0", Some(Duration::from_secs(5)), 500) {
+            Err(CallError::WouldBlock) => refused += 1,
+            Err(e) => panic!("{e}"),
+            Ok(_) => {}
+        }
+        ok(sim.run_for(5 * MS));
+    }
+    assert!(refused > 0, "the full window pushed back");
+    ok(sim.run_for(Duration::from_secs(2)));
+    assert!(connected(&sim, 0, 1));
+    let token = sim.next_token();
+    ok(sim
+        .call(0, 1, "h0", Some(Duration::from_secs(1)), 0)
+        .map_err(|e| panic!("{e}")));
+    ok(sim.run_for(300 * MS));
+    assert!(
+        sim.take_results()
+            .iter()
+            .any(|r| r.token == token && r.result.is_ok())
+    );
+    ok(sim.finish());
+}
+
+#[test]
+fn clock_step_forward_closes_idle_connections_cleanly() {
+    let mut sim = calm(7, 3);
+    connect(&mut sim, 0, 1);
+    connect(&mut sim, 0, 2);
+    sim.clock_step(0, Duration::from_secs(30));
+    ok(sim.run_for(200 * MS));
+    // n0's clock says nothing arrived for 30 s: it says goodbye.
+    assert!(sim.connection_link(0, 1).is_none() && sim.connection_link(1, 0).is_none());
+    assert!(sim.connection_link(0, 2).is_none() && sim.connection_link(2, 0).is_none());
+    connect(&mut sim, 1, 0);
+    ok(sim.finish());
+}
+
+#[test]
+fn intruders_never_reach_a_handler() {
+    let attacks = [
+        Attack::Garbage,
+        Attack::TruncatedHello,
+        Attack::ReplayedHandshake,
+        Attack::UntrustedHello,
+        Attack::BadFrameHeader,
+        Attack::InvalidEnvelopeEarly,
+    ];
+    for seed in 0..10 {
+        let mut cfg = SimConfig::new(seed, 2);
+        cfg.untrusted_nodes = 1;
+        let mut sim = sim_with(cfg);
+        // A real dial first, so there is a handshake to replay.
+        connect(&mut sim, 0, 1);
+        let handlers = sim.counters().handlers_run;
+        for attack in attacks {
+            for _ in 0..3 {
+                sim.attack(1, attack);
+            }
+            ok(sim.run_for(50 * MS));
+        }
+        // The intruder node (n2) has a real endpoint and a key nobody
+        // trusts.
+        let p1 = sim.peer_id(1);
+        sim.dial(2, 1, Some(p1));
+        ok(sim.run_for(Duration::from_secs(3)));
+        assert_eq!(
+            sim.counters().handlers_run,
+            handlers,
+            "seed {seed}: no handler ran"
+        );
+        assert!(
+            connected(&sim, 0, 1),
+            "seed {seed}: the honest connection is untouched"
+        );
+        assert_eq!(sim.endpoint(1).unwrap().peers().count(), 1);
+        let stats = sim.endpoint(1).unwrap().stats();
+        assert_eq!(
+            stats.inbound_handshakes, 0,
+            "seed {seed}: every handshake ended"
+        );
+        ok(sim.finish());
+    }
+}
+
+#[test]
+fn byzantine_peer_cannot_break_limits() {
+    let plans = [
+        Byzantine::InvalidEnvelope,
+        Byzantine::CallFlood,
+        Byzantine::Chatter,
+        Byzantine::ReuseId,
+        Byzantine::Mute,
+    ];
+    for seed in 0..10 {
+        let mut cfg = SimConfig::new(seed, 2);
+        cfg.byzantine = true;
+        cfg.app.never = 50; // handlers that hold calls fill the table
+        let mut sim = sim_with(cfg);
+        connect(&mut sim, 0, 1);
+        for plan in plans {
+            for _ in 0..2 {
+                sim.attack(1, Attack::Byzantine(plan));
+            }
+            ok(sim.run_for(300 * MS));
+        }
+        ok(sim.run_for(Duration::from_secs(5)));
+        assert!(
+            connected(&sim, 0, 1),
+            "seed {seed}: the honest connection is untouched"
+        );
+        ok(sim.finish());
+    }
+}
+
+#[test]
+fn closed_calls_report_the_goodbye_reason() {
+    let mut sim = calm(3, 2);
+    connect(&mut sim, 0, 1);
+    let token = sim.next_token();
+    // A call, then n1 shuts down and closes everything at once.
+    ok(sim.call(0, 1, "h2", None, 0).map_err(|e| panic!("{e}")));
+    sim.shutdown(1, Duration::ZERO, None);
+    ok(sim.run_for(200 * MS));
+    match only_result(&mut sim, token) {
+        Ok(_) => {} // answered before the goodbye
+        Err(CallError::ConnectionClosed(CloseReason::Goodbye { code, .. })) => {
+            assert_eq!(code, GoodbyeCode::Normal)
+        }
+        Err(e) => panic!("{e}"),
+    }
+    assert!(sim.connection_link(0, 1).is_none());
+}

@@ -1,0 +1,242 @@
+//! The simulation: a sweep over seeds of mixed scenarios, the regression
+//! seeds, replay of one seed, determinism, and proof that the invariants
+//! catch deliberate bugs in the core.
+//!
+//! - `PEERNET_SIM_SEEDS=<n>`: how many seeds the sweep runs (default
+//!   2,000), from `PEERNET_SIM_FIRST_SEED` (default 0). The soak is
+//!   `PEERNET_SIM_SEEDS=100000 cargo test -p peernet-tests --release
+//!   --test simulation -- seed_sweep --nocapture`.
+//! - `PEERNET_SIM_SEED=<n>`: `replay` reruns that one seed and prints its
+//!   report (`PEERNET_SIM_TRACE=1` prints every trace line,
+//!   `PEERNET_SIM_FAULT=<name>` switches a deliberate fault on).
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
+
+use peernet_tests::sim::{self, ALL_FAULTS, Counters, Fault, Invariant, Report, Violation};
+
+fn env_u64(name: &str) -> Option<u64> {
+    let value = std::env::var(name).ok()?;
+    Some(
+        value
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name} must be a number, not {value:?}")),
+    )
+}
+
+fn env_fault() -> Option<Fault> {
+    let name = std::env::var("PEERNET_SIM_FAULT").ok()?;
+    Some(
+        ALL_FAULTS
+            .iter()
+            .copied()
+            .find(|f| format!("{f:?}") == name)
+            .unwrap_or_else(|| {
+                panic!("PEERNET_SIM_FAULT: unknown fault {name}; one of {ALL_FAULTS:?}")
+            }),
+    )
+}
+
+/// Runs `seeds` on every core, stopping at the first violation; returns
+/// the reports, or the violation of the lowest failing seed found.
+fn run_seeds(
+    seeds: impl Iterator<Item = u64>,
+    fault: Option<Fault>,
+) -> Result<Vec<Report>, Violation> {
+    let seeds: Vec<u64> = seeds.collect();
+    let next = AtomicU64::new(0);
+    let stop = AtomicBool::new(false);
+    let reports = Mutex::new(Vec::new());
+    let failures = Mutex::new(Vec::<Violation>::new());
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                    let Some(&seed) = seeds.get(i) else { break };
+                    match sim::run_seed(seed, fault) {
+                        Ok(report) => reports.lock().unwrap().push(report),
+                        Err(violation) => {
+                            stop.store(true, Ordering::Relaxed);
+                            failures.lock().unwrap().push(violation);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let mut failures = failures.into_inner().unwrap();
+    failures.sort_by_key(|v| v.seed);
+    match failures.into_iter().next() {
+        Some(v) => Err(v),
+        None => Ok(reports.into_inner().unwrap()),
+    }
+}
+
+/// At least 2,000 seeds of mixed scenarios (2 to 8 nodes, one seed in 40
+/// with 50), every invariant checked after every step.
+#[test]
+fn seed_sweep() {
+    let count = env_u64("PEERNET_SIM_SEEDS").unwrap_or(2_000);
+    let first = env_u64("PEERNET_SIM_FIRST_SEED").unwrap_or(0);
+    let started = Instant::now();
+    let reports = match run_seeds(first..first + count, None) {
+        Ok(reports) => reports,
+        Err(violation) => panic!(
+            "{violation}\nadd seed {} to tests/regression-seeds.txt once it is understood",
+            violation.seed
+        ),
+    };
+    let wall = started.elapsed().as_secs_f64();
+    let node_seconds: f64 = reports.iter().map(Report::node_seconds).sum();
+    let steps: u64 = reports.iter().map(|r| r.steps).sum();
+    let mut total = Counters::default();
+    for r in &reports {
+        total += &r.counters;
+    }
+    println!("{count} seeds from {first} in {wall:.1} s, {steps} steps checked");
+    println!("{total:?}");
+    println!(
+        "sim: {:.0} simulated node-seconds per wall second",
+        node_seconds / wall
+    );
+    // The sweep must exercise what it claims to.
+    assert!(total.replies_ok > 0 && total.timeouts > 0 && total.closed_under_call > 0);
+    assert!(total.superseded > 0 && total.supersede_pairs_compared > 0);
+    assert!(
+        total.crashes > 0 && total.attacks > 0 && total.would_block > 0 && total.overloaded > 0
+    );
+    assert!(
+        reports.iter().any(|r| r.nodes >= 50),
+        "some seeds run 50 nodes"
+    );
+}
+
+/// Every seed in tests/regression-seeds.txt passes.
+#[test]
+fn regression_seeds() {
+    let seeds: Vec<u64> = include_str!("../regression-seeds.txt")
+        .lines()
+        .map(|line| line.split('#').next().unwrap_or("").trim())
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse()
+                .unwrap_or_else(|_| panic!("regression-seeds.txt: {s:?} is not a seed"))
+        })
+        .collect();
+    if let Err(violation) = run_seeds(seeds.into_iter(), None) {
+        panic!("regression seed fails again:\n{violation}");
+    }
+}
+
+/// `PEERNET_SIM_SEED=<n>` reruns one seed (and `PEERNET_SIM_FAULT`
+/// switches a deliberate fault on); without it, seed 0.
+#[test]
+fn replay() {
+    let seed = env_u64("PEERNET_SIM_SEED").unwrap_or(0);
+    let fault = env_fault();
+    match sim::run_seed(seed, fault) {
+        Ok(report) => println!("seed {seed} passes: {report:#?}"),
+        Err(violation) => panic!("{violation}"),
+    }
+}
+
+/// The same seed gives a byte-identical trace (equal hashes of every
+/// line), different seeds different ones.
+#[test]
+fn same_seed_same_trace() {
+    let seeds = [0, 1, 2, 7, 39, 1234, 99_999];
+    let mut hashes = Vec::new();
+    for seed in seeds {
+        let a = sim::run_seed(seed, None).unwrap_or_else(|v| panic!("{v}"));
+        let b = sim::run_seed(seed, None).unwrap_or_else(|v| panic!("{v}"));
+        assert_eq!(
+            (a.trace_hash, a.trace_lines, a.steps),
+            (b.trace_hash, b.trace_lines, b.steps),
+            "invariant `{}` violated: seed {seed} gave two different traces",
+            Invariant::SameSeedSameTrace
+        );
+        assert_eq!(a.counters, b.counters);
+        hashes.push(a.trace_hash);
+    }
+    hashes.sort_unstable();
+    hashes.dedup();
+    assert_eq!(
+        hashes.len(),
+        seeds.len(),
+        "different seeds, different traces"
+    );
+    // Determinism holds with a fault switched on, failure included.
+    let a = sim::run_seed(0, Some(Fault::SupersedeNewest))
+        .err()
+        .expect("caught");
+    let b = sim::run_seed(0, Some(Fault::SupersedeNewest))
+        .err()
+        .expect("caught");
+    assert_eq!((a.at, a.trace), (b.at, b.trace));
+}
+
+// ----- the simulator catches bugs -----
+
+/// Runs seeds with `fault` switched on until an invariant fires, and
+/// checks it is `expected`.
+fn caught(fault: Fault, expected: Invariant) {
+    const BUDGET: u64 = 300;
+    match run_seeds(0..BUDGET, Some(fault)) {
+        Ok(_) => panic!("{fault:?} went unnoticed for {BUDGET} seeds"),
+        Err(violation) => {
+            println!("{fault:?} caught:\n{violation}");
+            assert_eq!(
+                violation.invariant, expected,
+                "{fault:?} caught by another invariant:\n{violation}"
+            );
+        }
+    }
+}
+
+#[test]
+fn catches_supersede_rule_applied_newest_only() {
+    caught(Fault::SupersedeNewest, Invariant::SupersedeVerdictsAgree);
+}
+
+#[test]
+fn catches_skipped_trust_check() {
+    caught(
+        Fault::SkipTrustCheck,
+        Invariant::EstablishedOnlyWithTrustedPeers,
+    );
+}
+
+#[test]
+fn catches_reply_matched_on_any_connection() {
+    caught(Fault::ReplyAnyConnection, Invariant::RepliesMatchTheirCalls);
+}
+
+#[test]
+fn catches_missing_idle_timeout() {
+    caught(Fault::NoIdleTimeout, Invariant::DeadPeersDetectedInTime);
+}
+
+#[test]
+fn catches_revoked_connection_kept() {
+    caught(
+        Fault::KeepRevokedConnections,
+        Invariant::HandlersOnlyForTrustedExposedPeers,
+    );
+}
+
+#[test]
+fn catches_skipped_exposure_check() {
+    caught(
+        Fault::SkipExposureCheck,
+        Invariant::HandlersOnlyForTrustedExposedPeers,
+    );
+}
+
+#[test]
+fn catches_ignored_inbound_limit() {
+    caught(Fault::IgnoreInboundLimit, Invariant::TablesWithinLimits);
+}
