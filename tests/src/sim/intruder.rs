@@ -404,20 +404,22 @@ impl Sim {
         }
         if action.close {
             self.raw_close(link);
-        } else {
-            self.oblige_if_silent(link);
         }
     }
 
-    /// A raw peer that went silent: its victim must close the connection
-    /// within the idle timeout plus one ping of its last bytes arriving.
-    fn oblige_if_silent(&mut self, link: LinkId) {
+    /// The last bytes of a raw peer that went silent just arrived: its
+    /// victim must close the connection within the idle timeout plus one
+    /// ping.
+    pub(super) fn oblige_if_silent(&mut self, link: LinkId) {
         let Some(l) = self.links.get(&link) else {
             return;
         };
         let EndKind::Raw(raw) = &l.ends[0].kind else {
             return;
         };
+        if l.dirs[0].has_pending() {
+            return;
+        }
         let EndKind::Node {
             node,
             inc,
@@ -431,7 +433,7 @@ impl Sim {
         }
         let c = &self.cfg.endpoint;
         let grace = (c.idle_timeout + c.ping_interval).as_nanos() as u64;
-        let at = l.dirs[0].last_at().max(self.now) + grace;
+        let at = self.now + grace;
         self.model.obligations.insert((
             at,
             node,

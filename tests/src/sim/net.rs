@@ -87,9 +87,9 @@ pub struct Dir {
 }
 
 impl Dir {
-    /// When the last bytes written arrive.
-    pub fn last_at(&self) -> u64 {
-        self.last_at
+    /// Whether bytes (or FIN) are still on their way.
+    pub fn has_pending(&self) -> bool {
+        !self.segs.is_empty()
     }
 }
 
@@ -438,6 +438,9 @@ impl Sim {
         let reader = 1 - dir;
         if !data.is_empty() && link.ends[reader].open {
             self.receive(id, reader, data);
+            if dir == 0 {
+                self.oblige_if_silent(id);
+            }
         }
         if fin {
             self.end_learns_closed(id, reader);
