@@ -50,9 +50,14 @@ struct Args {
     /// Number of idle connections for the memory workload (default 10000).
     #[arg(long)]
     idle: Option<usize>,
-    /// Run only the contenders whose name contains this (for profiling).
+    /// Run only the contenders whose `figure.name` contains this, e.g.
+    /// `pipe64x64B.peernet-tokio` (for profiling).
     #[arg(long)]
     filter: Option<String>,
+    /// Timeout carried by every peernet call, in ms (0: none). The default,
+    /// 10 s, is tarpc's default deadline.
+    #[arg(long, default_value_t = 10_000)]
+    call_timeout_ms: u64,
     /// Internal: run as the idle-connections child process for this system.
     #[arg(long, hide = true)]
     child_idle: Option<String>,
@@ -156,9 +161,9 @@ macro_rules! each_runtime {
 
 impl Ctx {
     /// Drops the contenders `--filter` excludes.
-    fn keep(&self, cs: &mut Vec<Contender<'_>>) {
+    fn keep(&self, fig: &str, cs: &mut Vec<Contender<'_>>) {
         if let Some(f) = &self.filter {
-            cs.retain(|c| c.name.contains(f.as_str()));
+            cs.retain(|c| format!("{fig}.{}", c.name).contains(f.as_str()));
         }
     }
     fn tokio(&self) -> &tokio::runtime::Runtime {
@@ -169,6 +174,7 @@ impl Ctx {
 fn main() {
     let args = Args::parse();
     let fd_limit = measure::raise_fd_limit();
+    peer::set_call_timeout_ms(args.call_timeout_ms);
     if let Some(sys) = &args.child_idle {
         idle_child(sys);
         return;
@@ -242,6 +248,7 @@ fn report_rates(
             r.fig(&format!("{fig}.{name}.p99"), sum.p99_ns / 1e3, "us");
         }
         r.fig(&format!("{fig}.{name}.cpu"), sum.cpu_ns_per_op, "ns/op");
+        r.fig(&format!("{fig}.{name}.cores_busy"), sum.cores, "cores");
     }
 }
 
@@ -253,7 +260,7 @@ fn run_interleaved(
     mut cs: Vec<Contender<'_>>,
     latency: bool,
 ) {
-    ctx.keep(&mut cs);
+    ctx.keep(fig, &mut cs);
     let names: Vec<String> = cs.iter().map(|c| c.name.clone()).collect();
     let samples = interleave(&mut cs, ctx.rounds, ctx.win);
     drop(cs);
@@ -494,7 +501,7 @@ fn handshake(ctx: &Ctx, r: &mut Report) {
         }),
     ];
     cs.extend(each_runtime!(ctx, fl, |e, f| peer::handshake(e, f, par)));
-    ctx.keep(&mut cs);
+    ctx.keep("handshake", &mut cs);
     let names: Vec<String> = cs.iter().map(|c| c.name.clone()).collect();
     let mut samples = interleave(&mut cs, ctx.rounds, ctx.win);
     drop(cs);

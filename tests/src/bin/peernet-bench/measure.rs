@@ -155,6 +155,8 @@ pub struct Summary {
     pub cpu_ns_per_op: f64,
     pub p50_ns: f64,
     pub p99_ns: f64,
+    /// Process CPU time over wall time: how many cores were busy.
+    pub cores: f64,
 }
 
 pub fn summarize(samples: &mut [Sample]) -> Summary {
@@ -163,5 +165,11 @@ pub fn summarize(samples: &mut [Sample]) -> Summary {
         cpu_ns_per_op: median(samples.iter().map(Sample::cpu_ns_per_op).collect()),
         p50_ns: median(samples.iter_mut().map(|s| s.lat_pct(0.50)).collect()),
         p99_ns: median(samples.iter_mut().map(|s| s.lat_pct(0.99)).collect()),
+        cores: median(
+            samples
+                .iter()
+                .map(|s| s.cpu.as_secs_f64() / s.wall.as_secs_f64())
+                .collect(),
+        ),
     }
 }

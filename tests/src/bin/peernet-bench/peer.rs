@@ -20,7 +20,19 @@ use peernet_driver::{Identity, Node, NodeConfig, PeerId, Runtime};
 use crate::drive;
 use crate::measure::{self, Contender};
 
-pub const TIMEOUT: Duration = Duration::from_secs(10);
+/// The timeout every call carries (`--call-timeout-ms`, 0 for none).
+static TIMEOUT_MS: std::sync::atomic::AtomicU64 = AtomicU64::new(10_000);
+
+pub fn set_call_timeout_ms(ms: u64) {
+    TIMEOUT_MS.store(ms, Ordering::Relaxed);
+}
+
+fn timeout() -> Option<Duration> {
+    match TIMEOUT_MS.load(Ordering::Relaxed) {
+        0 => None,
+        ms => Some(Duration::from_millis(ms)),
+    }
+}
 
 /// How the bench runs work on a runtime.
 pub trait Exec: Sync {
@@ -258,7 +270,7 @@ pub fn seq<'a, E: Exec>(e: &'a E, f: Arc<Fleet<E::R>>, p: Bytes) -> Contender<'a
             e.run(async move {
                 let c = &f.clients[0];
                 drive::sequential(Instant::now() + w, || async {
-                    let r = c.call(&f.sid, "echo", p.clone(), TIMEOUT).await.unwrap();
+                    let r = c.call(&f.sid, "echo", p.clone(), timeout()).await.unwrap();
                     debug_assert_eq!(r.len(), p.len());
                 })
                 .await
@@ -280,7 +292,7 @@ pub fn pipe<'a, E: Exec>(
             let n = e.run(async move {
                 let c = &f.clients[0];
                 drive::pipelined(inflight, Instant::now() + w, || async {
-                    let r = c.call(&f.sid, "echo", p.clone(), TIMEOUT).await.unwrap();
+                    let r = c.call(&f.sid, "echo", p.clone(), timeout()).await.unwrap();
                     debug_assert_eq!(r.len(), p.len());
                 })
                 .await
@@ -301,7 +313,7 @@ pub fn many<'a, E: Exec>(e: &'a E, f: Arc<Fleet<E::R>>, p: Bytes) -> Contender<'
                     async move {
                         let c = &f.clients[i];
                         drive::sequential_count(deadline, || async {
-                            c.call(&f.sid, "echo", p.clone(), TIMEOUT).await.unwrap();
+                            c.call(&f.sid, "echo", p.clone(), timeout()).await.unwrap();
                         })
                         .await
                     }
