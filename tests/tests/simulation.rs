@@ -170,12 +170,8 @@ fn same_seed_same_trace() {
         "different seeds, different traces"
     );
     // Determinism holds with a fault switched on, failure included.
-    let a = sim::run_seed(0, Some(Fault::SupersedeNewest))
-        .err()
-        .expect("caught");
-    let b = sim::run_seed(0, Some(Fault::SupersedeNewest))
-        .err()
-        .expect("caught");
+    let a = sim::run_seed(0, Some(Fault::SupersedeNewest)).expect_err("caught");
+    let b = sim::run_seed(0, Some(Fault::SupersedeNewest)).expect_err("caught");
     assert_eq!((a.at, a.trace), (b.at, b.trace));
 }
 

@@ -200,6 +200,8 @@ enum Ev {
     CloseAll { node: NodeIx, inc: u32 },
     /// A raw intruder's own timer (it closes).
     RawWake { link: LinkId },
+    /// An application call right after `Connected`.
+    EagerCall { node: NodeIx, target: NodeIx },
     /// A dial scheduled by the workload.
     Dial { node: NodeIx, target: NodeIx },
     /// A trust change scheduled by the workload.
@@ -530,6 +532,11 @@ impl Sim {
                 }
             }
             Ev::RawWake { link } => self.raw_wake(link),
+            Ev::EagerCall { node, target } => {
+                let pad = self.rng.below(1_500) as usize;
+                let timeout = Some(Duration::from_millis(self.rng.range(100, 2_000)));
+                let _ = self.call(node, target, "h0", timeout, pad);
+            }
             Ev::Dial { node, target } => {
                 if self.nodes[node].is_up() {
                     let peer = self.nodes[target].peer;
@@ -623,13 +630,24 @@ impl Sim {
         self.check_event(n, &event);
         match event {
             Event::Call(call) => self.app_on_call(n, call),
-            Event::Send(_) => {}
-            Event::Connected { .. } => {}
+            Event::Connected {
+                peer, direction, ..
+            } => {
+                // An eager application calls as soon as it is connected:
+                // its CALL follows PROOF on the wire.
+                let eager = direction == peernet_proto::Direction::Outbound
+                    && self.phase == Phase::Chaos
+                    && self.cfg.workload.enabled
+                    && self.rng.chance(0.3);
+                if let (true, Some(&Owner::Node(b))) = (eager, self.owners.get(&peer)) {
+                    let at = self.now;
+                    self.schedule(at, Ev::EagerCall { node: n, target: b });
+                }
+            }
             Event::Disconnected { conn, .. } | Event::HandshakeFailed { conn, .. } => {
                 self.nodes[n].conns.remove(&conn);
             }
-            Event::CallCancelled(_) => {}
-            Event::CallResult { .. } => {}
+            // Sends, cancellations and results only feed the checks.
             _ => {}
         }
     }
@@ -638,8 +656,10 @@ impl Sim {
         self.counters.handlers_run += 1;
         let p = self.cfg.app.clone();
         let token = node::token_of(&call.args);
+        let max = self.cfg.endpoint.max_frame_len as u64;
         let pad = if self.rng.chance(p.oversized) {
-            self.cfg.endpoint.max_frame_len as usize + 1
+            // Around the frame limit: some fit, some answer `too_large`.
+            self.rng.range(max - 80, max - 30) as usize
         } else {
             self.rng.below(48) as usize
         };

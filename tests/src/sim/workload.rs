@@ -213,8 +213,20 @@ impl Sim {
             }
             Attack => {
                 if let Some(victim) = self.random_node(Some(Role::Honest)) {
-                    let attack = intruder::Attack::random(&mut self.rng, self.byzantine.is_some());
-                    self.attack(victim, attack);
+                    if self.rng.chance(0.15) {
+                        // A swarm of stalled handshakes: fills the
+                        // victim's handshake slots (honest dials get
+                        // REJECT busy until they time out).
+                        let n = self.rng.range(4, 12);
+                        tr!(self, "swarm of {n} truncated handshakes at n{victim}");
+                        for _ in 0..n {
+                            self.attack(victim, intruder::Attack::TruncatedHello);
+                        }
+                    } else {
+                        let attack =
+                            intruder::Attack::random(&mut self.rng, self.byzantine.is_some());
+                        self.attack(victim, attack);
+                    }
                 }
             }
         }
@@ -372,8 +384,11 @@ impl Sim {
         } else {
             Some(Duration::from_micros(self.rng.range(5_000, 3_000_000)))
         };
-        let pad = if self.rng.chance(0.02) {
-            self.cfg.endpoint.max_frame_len as usize
+        let max = self.cfg.endpoint.max_frame_len as u64;
+        let pad = if self.rng.chance(0.04) {
+            // Around the frame limit: some fit exactly, some by a byte
+            // too many (MessageTooLarge, nothing sent).
+            self.rng.range(max - 56, max - 6) as usize
         } else {
             self.rng.below(200) as usize
         };
