@@ -14,7 +14,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
-use peernet_tests::sim::{self, ALL_FAULTS, Counters, Fault, Invariant, Report, Violation};
+use peernet_tests::sim::{
+    self, ALL_FAULTS, Counters, Fault, Invariant, Report, SimConfig, Violation,
+};
 
 fn env_u64(name: &str) -> Option<u64> {
     let value = std::env::var(name).ok()?;
@@ -148,7 +150,11 @@ fn replay() {
 /// line), different seeds different ones.
 #[test]
 fn same_seed_same_trace() {
-    let seeds = [0, 1, 2, 7, 39, 1234, 99_999];
+    // A few seeds, one of them with 50 nodes.
+    let big = (0..)
+        .find(|s| SimConfig::random(*s, None).nodes >= 50)
+        .unwrap();
+    let seeds = [0, 1, 2, 7, 1234, 99_999, big];
     let mut hashes = Vec::new();
     for seed in seeds {
         let a = sim::run_seed(seed, None).unwrap_or_else(|v| panic!("{v}"));
