@@ -446,6 +446,11 @@ impl<R: Runtime> Node<R> {
     /// completes, or at once if `peer` is already connected. When both
     /// peers dial each other at once, both calls resolve `Ok` on the one
     /// connection that survives.
+    ///
+    /// The dialer may call at once; the peer has the connection (and
+    /// reports [`NodeEvent::Connected`](crate::NodeEvent::Connected)) when
+    /// our PROOF reaches it, half a round trip later, and until then its
+    /// own calls to us fail with `NotConnected`.
     pub async fn connect(&self, peer: PeerId, addr: SocketAddr) -> Result<PeerId, ConnectError> {
         self.dial(peer, addr, false).await
     }

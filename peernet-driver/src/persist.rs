@@ -191,6 +191,32 @@ mod tests {
         );
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn a_created_identity_is_0600_stable_and_leaves_no_temp_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::open(dir.path()).unwrap();
+        let created = data.load_or_create_identity().unwrap();
+        let again = data.load_or_create_identity().unwrap();
+        assert_eq!(created.peer_id(), again.peer_id());
+        let path = dir.path().join(IDENTITY_FILE);
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, [IDENTITY_FILE]);
+        // a damaged identity is an error, and is left alone
+        fs::write(&path, b"PNETSK01 truncated").unwrap();
+        assert!(matches!(
+            data.load_or_create_identity(),
+            Err(StartError::Identity(_))
+        ));
+        assert_eq!(fs::read(&path).unwrap(), b"PNETSK01 truncated");
+    }
+
     #[test]
     fn a_crash_between_write_and_rename_leaves_the_old_list() {
         let dir = tempfile::tempdir().unwrap();
