@@ -419,6 +419,11 @@ impl Endpoint {
                             CloseReason::local(GoodbyeCode::IdleTimeout, reason),
                             HandshakeError::Timeout,
                         );
+                    } else {
+                        // Our PINGs count against the hard cap too: a peer
+                        // that keeps sending but never reads must not grow
+                        // the queue one PING per interval without bound.
+                        self.enforce_send_cap(conn);
                     }
                 }
                 Timer::Outbound(conn, id) => {
