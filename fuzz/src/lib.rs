@@ -733,19 +733,19 @@ pub fn established_pair() -> (Node, ConnId, Node, ConnId) {
     loop {
         let mut moved = false;
         for action in a.pump() {
-            if let Action::Transmit(c) = action {
-                if let Some(bytes) = a.take(c) {
-                    b.receive(cb, bytes);
-                    moved = true;
-                }
+            if let Action::Transmit(c) = action
+                && let Some(bytes) = a.take(c)
+            {
+                b.receive(cb, bytes);
+                moved = true;
             }
         }
         for action in b.pump() {
-            if let Action::Transmit(c) = action {
-                if let Some(bytes) = b.take(c) {
-                    a.receive(ca, bytes);
-                    moved = true;
-                }
+            if let Action::Transmit(c) = action
+                && let Some(bytes) = b.take(c)
+            {
+                a.receive(ca, bytes);
+                moved = true;
             }
         }
         if !moved {
@@ -779,10 +779,10 @@ pub fn run_feed(node: &mut Node, conn: ConnId, feed: &Feed<'_>, take: bool) {
 
 fn drain(node: &mut Node, take: bool) {
     for action in node.pump() {
-        if let Action::Transmit(c) = action {
-            if take {
-                node.take(c);
-            }
+        if let Action::Transmit(c) = action
+            && take
+        {
+            node.take(c);
         }
     }
 }
@@ -805,10 +805,10 @@ fn is_send_cap(reason: &CloseReason) -> bool {
 /// [`assert_no_local_protocol_error`], except for the send cap, which a
 /// correct peer that does not read does trigger.
 pub fn assert_no_protocol_error_but_send_cap(event: &Event) {
-    if let Event::Disconnected { reason, .. } = event {
-        if is_send_cap(reason) {
-            return;
-        }
+    if let Event::Disconnected { reason, .. } = event
+        && is_send_cap(reason)
+    {
+        return;
     }
     assert_no_local_protocol_error(event);
 }
@@ -877,23 +877,21 @@ impl Established {
             for action in self.x.pump() {
                 match action {
                     Action::Transmit(c) if self.take => {
-                        if let Some(bytes) = self.x.take(c) {
-                            if self.h.model.is_open(self.ch) {
-                                self.h.receive(self.ch, bytes);
-                                moved = true;
-                            }
-                        }
-                    }
-                    Action::Close(_, last) => {
-                        if self.h.model.is_open(self.ch) {
-                            if !last.is_empty() {
-                                self.h.receive(self.ch, last);
-                            }
-                            if self.h.model.is_open(self.ch) {
-                                self.h.transport_closed(self.ch);
-                            }
+                        if let Some(bytes) = self.x.take(c)
+                            && self.h.model.is_open(self.ch)
+                        {
+                            self.h.receive(self.ch, bytes);
                             moved = true;
                         }
+                    }
+                    Action::Close(_, last) if self.h.model.is_open(self.ch) => {
+                        if !last.is_empty() {
+                            self.h.receive(self.ch, last);
+                        }
+                        if self.h.model.is_open(self.ch) {
+                            self.h.transport_closed(self.ch);
+                        }
+                        moved = true;
                     }
                     _ => {}
                 }

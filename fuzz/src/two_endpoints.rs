@@ -27,9 +27,6 @@ use peernet_proto::{
     PeerId, Response, Side,
 };
 
-/// Bytes a link holds in flight per direction before the sender's driver
-/// stops taking from its endpoint.
-const LINK_CAPACITY: usize = 16 * 1024;
 const MAX_OPS: usize = 400;
 
 #[derive(Arbitrary, Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,6 +175,12 @@ pub enum Op {
     CloseAll {
         who: Who,
     },
+    /// `Advance { ms }`, `times` times (a long quiet stretch in one op:
+    /// what accumulates per interval shows up).
+    Tick {
+        ms: u16,
+        times: u8,
+    },
 }
 
 /// One side's limits; the frame limit is shared (a peer configured with a
@@ -214,6 +217,10 @@ impl Limits {
 pub struct Scenario {
     /// Both sides' frame limit.
     pub max_frame_len: u16,
+    /// Bytes a link holds in flight per direction before the sender's
+    /// driver stops taking from its endpoint (as a full socket buffer
+    /// would): `1 + link_capacity % 32768`.
+    pub link_capacity: u16,
     /// A's other limits.
     pub a: Limits,
     /// B's.
@@ -267,6 +274,7 @@ struct Made {
 struct World {
     nodes: [Node; 2],
     links: Vec<Link>,
+    link_capacity: usize,
     stranger: PeerId,
     /// (caller, caller's conn, request id) -> what was sent.
     made: BTreeMap<(usize, ConnId, u64), Made>,
@@ -356,7 +364,7 @@ impl World {
     fn take(&mut self, who: Who, l: usize) {
         let link = &self.links[l];
         let me = who.index();
-        if !link.wants[me] || link.closed[me] || link.in_flight(who.other()) >= LINK_CAPACITY {
+        if !link.wants[me] || link.closed[me] || link.in_flight(who.other()) >= self.link_capacity {
             return;
         }
         let Some(conn) = link.conn[me] else { return };
@@ -643,10 +651,10 @@ impl World {
             Op::Cut { link, side } => {
                 if !self.links.is_empty() {
                     let l = usize::from(link) % self.links.len();
-                    if let Some(conn) = self.links[l].conn[side.index()] {
-                        if self.node(side).model.is_open(conn) {
-                            self.node(side).transport_closed(conn);
-                        }
+                    if let Some(conn) = self.links[l].conn[side.index()]
+                        && self.node(side).model.is_open(conn)
+                    {
+                        self.node(side).transport_closed(conn);
                     }
                 }
             }
@@ -655,6 +663,11 @@ impl World {
                 self.set_now(now);
                 for n in &mut self.nodes {
                     n.fire_timers();
+                }
+            }
+            Op::Tick { ms, times } => {
+                for _ in 0..times {
+                    self.apply(Op::Advance { ms });
                 }
             }
             Op::Shutdown { who } => {
@@ -740,6 +753,7 @@ pub fn run(scenario: Scenario) -> Summary {
     let mut world = World {
         nodes: [a, b],
         links: Vec::new(),
+        link_capacity: 1 + usize::from(scenario.link_capacity % 32768),
         stranger,
         made: BTreeMap::new(),
         produced: BTreeMap::new(),

@@ -112,10 +112,10 @@ fn bodies(wire: Bytes) -> Vec<Bytes> {
 fn sent(node: &mut Node) -> Vec<u8> {
     let mut out = Vec::new();
     for action in node.pump() {
-        if let Action::Transmit(conn) = action {
-            if let Some(b) = node.take(conn) {
-                out.extend_from_slice(&b);
-            }
+        if let Action::Transmit(conn) = action
+            && let Some(b) = node.take(conn)
+        {
+            out.extend_from_slice(&b);
         }
     }
     out
@@ -474,12 +474,21 @@ struct Scn(Vec<u8>);
 
 impl Scn {
     fn new(max_frame_len: u16) -> Scn {
+        Scn::with(max_frame_len, 16 * 1024, [2048, 4096, 5000, 2000, 6000])
+    }
+    /// Tight limits: a small frame and send queue, a link that holds one
+    /// write, a quick ping and a slow idle timeout.
+    fn tight() -> Scn {
+        Scn::with(200, 1, [64, 128, 5000, 100, 30000])
+    }
+    /// `times`: send_buffer, max_send_buffer, handshake, ping, idle (ms).
+    fn with(max_frame_len: u16, link_capacity: u16, times: [u16; 5]) -> Scn {
         let mut s = Scn(max_frame_len.to_le_bytes().to_vec());
+        s.0.extend((link_capacity - 1).to_le_bytes());
         for _ in 0..2 {
             // max_handshakes, max_inbound_calls, max_outbound_calls
             s.0.extend([2, 4, 4]);
-            for v in [2048u16, 4096, 5000, 2000, 6000] {
-                // send_buffer, max_send_buffer, handshake, ping, idle (ms)
+            for v in times {
                 s.0.extend(v.to_le_bytes());
             }
         }
@@ -494,7 +503,7 @@ impl Scn {
     }
     fn op(&mut self, i: u32) -> &mut Scn {
         self.0.push(1); // one more element
-        self.variant(i, 16)
+        self.variant(i, 17)
     }
     fn who(&mut self, b: bool) -> &mut Scn {
         self.variant(u32::from(b), 2)
@@ -662,6 +671,33 @@ fn two_endpoint_seeds(c: &mut Corpus) {
         true,
         0,
     );
+    // Tight limits: queues and links fill up.
+    let tight = || {
+        let mut s = Scn::tight();
+        s.dial(false).flush();
+        s
+    };
+    scenario(
+        c,
+        &tight().call(false, 100, None).advance(150).flush().done(),
+        true,
+        0,
+    );
+    scenario(
+        c,
+        &tight()
+            .call(false, 50, Some(500))
+            .call(true, 50, None)
+            .deliver(0, true, 40)
+            .advance(150)
+            .advance(150)
+            .flush()
+            .reply(true, 0, 150)
+            .flush()
+            .done(),
+        true,
+        0,
+    );
     // A peer that stops reading while calls pile up.
     let mut s = connected();
     for _ in 0..8 {
@@ -673,6 +709,22 @@ fn two_endpoint_seeds(c: &mut Corpus) {
         true,
         0,
     );
+}
+
+/// Inputs that once broke an invariant (`regressions/<target>/`, kept in
+/// git; each also has a test in `peernet-proto/tests/fuzz_regressions.rs`)
+/// go back into the corpus, so the fuzzer starts from them.
+fn regressions(c: &mut Corpus, dir: &Path) {
+    let Ok(targets) = fs::read_dir(dir) else {
+        return;
+    };
+    for target in targets.flatten() {
+        let name = target.file_name().to_string_lossy().into_owned();
+        for input in fs::read_dir(target.path()).into_iter().flatten().flatten() {
+            let data = fs::read(input.path()).expect("read regression input");
+            c.add(&name, &data);
+        }
+    }
 }
 
 fn main() {
@@ -697,6 +749,7 @@ fn main() {
     handshake_seeds(&mut c, &v, &valid, &invalid);
     established_seeds(&mut c, &valid, &invalid);
     two_endpoint_seeds(&mut c);
+    regressions(&mut c, &manifest.join("regressions"));
     println!(
         "make-corpus: {} new seed files under {}",
         c.written,
