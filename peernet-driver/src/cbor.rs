@@ -1,12 +1,15 @@
 //! Typed calls: CBOR-encoded arguments and results (`minicbor`) on top of
 //! the bytes API.
 
-use std::future::Future;
-use std::sync::Arc;
+use std::future::{Future, Ready, ready};
 
 use bytes::Bytes;
+use futures_util::FutureExt;
+use futures_util::future::{Either, Map};
 use minicbor::{Decode, Encode};
-use peernet_proto::{Access, CallError, InvalidHandle, PeerId};
+use peernet_proto::{CallError, PeerId};
+
+use crate::handler::HandlerResult;
 
 use crate::node::Node;
 use crate::runtime::Runtime;
@@ -61,51 +64,50 @@ impl<R: Runtime> Node<R> {
         let args = minicbor::to_vec(args).map_err(|_| CallError::MessageTooLarge)?;
         self.send(peer, handle, args).await
     }
+}
 
-    /// Exposes a typed handler to every trusted peer: arguments decoded
-    /// from CBOR, result and error value encoded as CBOR. Arguments that do
-    /// not decode are answered `handler_error` with an empty body, without
-    /// running the handler.
-    pub fn expose_cbor<A, T, E, F, Fut>(&self, handle: &str, handler: F) -> Result<(), InvalidHandle>
-    where
-        A: for<'b> Decode<'b, ()> + Send + 'static,
-        T: Encode<()> + Send + 'static,
-        E: Encode<()> + Send + 'static,
-        F: Fn(PeerId, A) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<T, E>> + Send + 'static,
-    {
-        self.expose_cbor_to(handle, Access::Anyone, handler)
+/// The future of a [`cbor_handler`]: the typed handler's, with its outcome
+/// encoded (no allocation of its own).
+pub type CborFuture<Fut, T, E> =
+    Either<Ready<HandlerResult>, Map<Fut, fn(Result<T, E>) -> HandlerResult>>;
+
+/// Turns a typed async handler into a bytes handler for
+/// [`Node::expose`] / [`Node::expose_to`]: arguments decoded from CBOR,
+/// result and error value encoded as CBOR. Arguments that do not decode are
+/// answered `handler_error` with an empty body, without running `handler`.
+///
+/// ```no_run
+/// # async fn demo<R: peernet_driver::Runtime>(node: peernet_driver::Node<R>) {
+/// use peernet_driver::cbor_handler;
+/// node.expose("add", cbor_handler(|_caller, (a, b): (u32, u32)| async move {
+///     a.checked_add(b).ok_or("overflow")
+/// }))
+/// .unwrap();
+/// # }
+/// ```
+pub fn cbor_handler<A, T, E, F, Fut>(
+    handler: F,
+) -> impl Fn(PeerId, Bytes) -> CborFuture<Fut, T, E> + Send + Sync + 'static
+where
+    A: for<'b> Decode<'b, ()>,
+    T: Encode<()>,
+    E: Encode<()>,
+    F: Fn(PeerId, A) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<T, E>>,
+{
+    move |peer, args| match minicbor::decode::<A>(&args) {
+        Ok(args) => Either::Right(handler(peer, args).map(encode_outcome as fn(_) -> _)),
+        Err(_) => Either::Left(ready(Err(Bytes::new()))),
     }
+}
 
-    /// [`Node::expose_cbor`] for the trusted peers `access` allows.
-    pub fn expose_cbor_to<A, T, E, F, Fut>(
-        &self,
-        handle: &str,
-        access: Access,
-        handler: F,
-    ) -> Result<(), InvalidHandle>
-    where
-        A: for<'b> Decode<'b, ()> + Send + 'static,
-        T: Encode<()> + Send + 'static,
-        E: Encode<()> + Send + 'static,
-        F: Fn(PeerId, A) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<T, E>> + Send + 'static,
-    {
-        let handler = Arc::new(handler);
-        self.expose_to(handle, access, move |peer, args: Bytes| {
-            let handler = handler.clone();
-            let decoded = minicbor::decode::<A>(&args);
-            async move {
-                let args = decoded.map_err(|_| Bytes::new())?;
-                match handler(peer, args).await {
-                    Ok(value) => minicbor::to_vec(&value)
-                        .map(Bytes::from)
-                        .map_err(|_| Bytes::new()),
-                    Err(error) => Err(minicbor::to_vec(&error)
-                        .map(Bytes::from)
-                        .unwrap_or_default()),
-                }
-            }
-        })
+fn encode_outcome<T: Encode<()>, E: Encode<()>>(outcome: Result<T, E>) -> HandlerResult {
+    match outcome {
+        Ok(value) => minicbor::to_vec(&value)
+            .map(Bytes::from)
+            .map_err(|_| Bytes::new()),
+        Err(error) => Err(minicbor::to_vec(&error)
+            .map(Bytes::from)
+            .unwrap_or_default()),
     }
 }

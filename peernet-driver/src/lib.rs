@@ -42,7 +42,7 @@ mod tasks;
 #[cfg(feature = "test-support")]
 pub mod testing;
 
-pub use cbor::TypedCallError;
+pub use cbor::{CborFuture, TypedCallError, cbor_handler};
 pub use error::{CallErrorExt, ConnectError, StartError};
 pub use events::{EventStream, NodeEvent};
 pub use handler::HandlerResult;
@@ -55,8 +55,8 @@ pub use runtime::{BoxFuture, BoxRead, BoxWrite, Runtime, Transport, WrapStream};
 pub mod api {
     pub use crate::persist;
     pub use crate::{
-        CallErrorExt, ConnectError, DataDir, EventStream, HandlerResult, NodeConfig, NodeEvent,
-        StartError, TypedCallError,
+        CallErrorExt, CborFuture, ConnectError, DataDir, EventStream, HandlerResult, NodeConfig,
+        NodeEvent, StartError, TypedCallError, cbor_handler,
     };
     pub use bytes::Bytes;
     pub use peernet_proto::{

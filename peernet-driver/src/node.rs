@@ -30,6 +30,39 @@ use crate::tasks::{self, DialResult, Role, first};
 /// How long `shutdown` waits at least for the goodbyes to be written.
 const MIN_FLUSH: Duration = Duration::from_secs(1);
 
+/// Setters for the protocol limits most applications tune.
+macro_rules! protocol_setters {
+    ($($(#[$doc:meta])* $name:ident: $ty:ty;)*) => {
+        impl NodeConfig {
+            $(
+                $(#[$doc])*
+                pub fn $name(mut self, value: $ty) -> NodeConfig {
+                    self.protocol.$name = value;
+                    self
+                }
+            )*
+        }
+    };
+}
+
+protocol_setters! {
+    /// The largest frame sent or accepted. Default 1 MiB.
+    max_frame_len: u32;
+    /// Calls served at once per connection before further calls are
+    /// answered `overloaded`. Default 1024.
+    max_inbound_calls: usize;
+    /// Bytes queued per connection before `call`/`send` wait for the
+    /// writer (backpressure). Default 1 MiB.
+    send_buffer: usize;
+    /// The whole handshake's budget. Default 10 s.
+    handshake_timeout: Duration;
+    /// Idle time after which a PING is sent. Default 15 s.
+    ping_interval: Duration;
+    /// Silence after which a peer is given up (GOODBYE `idle_timeout`).
+    /// Default 45 s.
+    idle_timeout: Duration;
+}
+
 /// How to build a [`Node`]: its identity, whom it trusts, its limits and
 /// timeouts.
 #[derive(Debug, Clone)]
@@ -92,45 +125,6 @@ impl NodeConfig {
     /// All protocol limits and timeouts at once (see [`Config`]).
     pub fn protocol(mut self, protocol: Config) -> NodeConfig {
         self.protocol = protocol;
-        self
-    }
-
-    /// The largest frame sent or accepted. Default 1 MiB.
-    pub fn max_frame_len(mut self, bytes: u32) -> NodeConfig {
-        self.protocol.max_frame_len = bytes;
-        self
-    }
-
-    /// Calls served at once per connection before further calls are
-    /// answered `overloaded`. Default 1024.
-    pub fn max_inbound_calls(mut self, calls: usize) -> NodeConfig {
-        self.protocol.max_inbound_calls = calls;
-        self
-    }
-
-    /// Bytes queued per connection before `call`/`send` wait for the
-    /// writer (backpressure). Default 1 MiB.
-    pub fn send_buffer(mut self, bytes: usize) -> NodeConfig {
-        self.protocol.send_buffer = bytes;
-        self
-    }
-
-    /// The whole handshake's budget. Default 10 s.
-    pub fn handshake_timeout(mut self, timeout: Duration) -> NodeConfig {
-        self.protocol.handshake_timeout = timeout;
-        self
-    }
-
-    /// Idle time after which a PING is sent. Default 15 s.
-    pub fn ping_interval(mut self, interval: Duration) -> NodeConfig {
-        self.protocol.ping_interval = interval;
-        self
-    }
-
-    /// Silence after which a peer is given up (GOODBYE `idle_timeout`).
-    /// Default 45 s.
-    pub fn idle_timeout(mut self, timeout: Duration) -> NodeConfig {
-        self.protocol.idle_timeout = timeout;
         self
     }
 
@@ -226,15 +220,10 @@ struct Pending<'a, R: Runtime> {
 impl<R: Runtime> Drop for Pending<'_, R> {
     fn drop(&mut self) {
         if let Some(id) = self.id.take() {
-            let mut work = Vec::new();
-            {
-                let mut inner = self.shared.lock();
+            self.shared.command(|inner, now| {
                 inner.calls.remove(&id);
-                let now = self.shared.now();
-                inner.ep.cancel(now, id);
-                self.shared.drain(&mut inner, &mut work);
-            }
-            self.shared.run(&mut work);
+                inner.ep.cancel(now, id)
+            });
         }
     }
 }
@@ -291,7 +280,12 @@ impl<R: Runtime> Node<R> {
     pub fn try_new_with(rt: R, config: NodeConfig) -> Result<Node<R>, StartError> {
         let rng = ChaCha20Rng::try_from_rng(&mut getrandom::SysRng).map_err(StartError::Entropy)?;
         let peer_id = config.identity.peer_id();
-        let ep = Endpoint::new(config.protocol, config.identity, config.trust, Box::new(rng));
+        let ep = Endpoint::new(
+            config.protocol,
+            config.identity,
+            config.trust,
+            Box::new(rng),
+        );
         let shared = Arc::new(Shared::new(rt, Inner::new(ep), config.data_dir));
         shared.rt.spawn(tasks::timer(shared.clone()));
         Ok(Node {
@@ -325,6 +319,8 @@ impl<R: Runtime> Node<R> {
     /// with the caller's proven PeerId and the arguments. `Err(bytes)`
     /// reaches the caller as `CallError::HandlerError(bytes)`; a handler
     /// that panics answers `handler_panicked` and the connection lives.
+    /// For CBOR-typed arguments and results, wrap the handler in
+    /// [`cbor_handler`](crate::cbor_handler).
     pub fn expose<F, Fut>(&self, handle: &str, handler: F) -> Result<(), InvalidHandle>
     where
         F: Fn(PeerId, Bytes) -> Fut + Send + Sync + 'static,
@@ -367,17 +363,13 @@ impl<R: Runtime> Node<R> {
     /// is written first, atomically; on a write error nothing changes.
     /// Returns true if `peer` was not trusted before.
     pub fn pair(&self, peer: PeerId, label: Option<Label>) -> io::Result<bool> {
-        let _order = self
-            .shared
-            .persist
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(dir) = &self.shared.data_dir {
-            let mut next = self.shared.lock().ep.trust().clone();
-            next.insert(peer, label.clone());
-            dir.save_trust(&next)?;
-        }
-        Ok(self.shared.lock().ep.pair(peer, label))
+        let saved = label.clone();
+        self.change_trust(
+            |trust| {
+                trust.insert(peer, saved);
+            },
+            |inner, _| inner.ep.pair(peer, label),
+        )
     }
 
     /// Stops trusting `peer`: its connection closes at once with GOODBYE
@@ -386,6 +378,22 @@ impl<R: Runtime> Node<R> {
     /// With a data directory the new list is written first, atomically.
     /// Returns true if `peer` was trusted.
     pub fn unpair(&self, peer: &PeerId) -> io::Result<bool> {
+        self.change_trust(
+            |trust| {
+                trust.remove(peer);
+            },
+            |inner, now| inner.ep.unpair(now, peer),
+        )
+    }
+
+    /// One trust-list change: `edit` on the list as saved (with a data
+    /// directory), then `apply` to the core. Changes are serialised, so
+    /// the file and the core always agree.
+    fn change_trust<T>(
+        &self,
+        edit: impl FnOnce(&mut TrustList),
+        apply: impl FnOnce(&mut Inner, peernet_proto::Instant) -> T,
+    ) -> io::Result<T> {
         let _order = self
             .shared
             .persist
@@ -393,19 +401,10 @@ impl<R: Runtime> Node<R> {
             .unwrap_or_else(PoisonError::into_inner);
         if let Some(dir) = &self.shared.data_dir {
             let mut next = self.shared.lock().ep.trust().clone();
-            next.remove(peer);
+            edit(&mut next);
             dir.save_trust(&next)?;
         }
-        let mut work = Vec::new();
-        let removed = {
-            let mut inner = self.shared.lock();
-            let now = self.shared.now();
-            let removed = inner.ep.unpair(now, peer);
-            self.shared.drain(&mut inner, &mut work);
-            removed
-        };
-        self.shared.run(&mut work);
-        Ok(removed)
+        Ok(self.shared.command(apply))
     }
 
     /// The trust list.
@@ -524,16 +523,8 @@ impl<R: Runtime> Node<R> {
     /// Closes the connection to `peer` with GOODBYE `normal`. Returns
     /// false if there was none.
     pub fn disconnect(&self, peer: &PeerId) -> bool {
-        let mut work = Vec::new();
-        let closed = {
-            let mut inner = self.shared.lock();
-            let now = self.shared.now();
-            let closed = inner.ep.disconnect(now, peer);
-            self.shared.drain(&mut inner, &mut work);
-            closed
-        };
-        self.shared.run(&mut work);
-        closed
+        self.shared
+            .command(|inner, now| inner.ep.disconnect(now, peer))
     }
 
     // ----- calls -----
@@ -694,15 +685,10 @@ async fn graceful_close<R: Runtime>(shared: &Arc<Shared<R>>, grace: Duration) {
             break;
         }
     }
-    let mut work = Vec::new();
-    {
-        let mut inner = shared.lock();
-        shared.abort_handlers(&mut inner);
-        let now = shared.now();
+    shared.command(|inner, now| {
+        shared.abort_handlers(inner);
         inner.ep.close_all(now);
-        shared.drain(&mut inner, &mut work);
-    }
-    shared.run(&mut work);
+    });
     let flush_deadline = rt.now() + grace.max(MIN_FLUSH);
     loop {
         let ended = shared.writer_ended.listen();

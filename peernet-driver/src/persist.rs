@@ -57,7 +57,8 @@ impl DataDir {
             Err(StartError::Io(e)) if e.kind() == io::ErrorKind::NotFound => {}
             loaded => return loaded,
         }
-        let mut rng = ChaCha20Rng::try_from_rng(&mut getrandom::SysRng).map_err(StartError::Entropy)?;
+        let mut rng =
+            ChaCha20Rng::try_from_rng(&mut getrandom::SysRng).map_err(StartError::Entropy)?;
         let identity = Identity::generate(&mut rng);
         let temp = self
             .path
@@ -234,7 +235,10 @@ mod tests {
         // or half-written, even
         let text = new.to_text();
         fs::write(&staged, &text[..text.len() / 2]).unwrap();
-        assert_eq!(DataDir::open(dir.path()).unwrap().load_trust().unwrap(), old);
+        assert_eq!(
+            DataDir::open(dir.path()).unwrap().load_trust().unwrap(),
+            old
+        );
         // and the next save replaces the stray temp file
         data.save_trust(&new).unwrap();
         assert_eq!(data.load_trust().unwrap(), new);

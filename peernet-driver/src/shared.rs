@@ -16,8 +16,8 @@ use futures_channel::oneshot;
 use futures_util::FutureExt;
 use futures_util::future::{AbortHandle, Abortable, Aborted, CatchUnwind};
 use peernet_proto::{
-    CallError, CallId, ConnId, Direction, Endpoint, Event, InboundCall, InboundCallId,
-    InboundSend, Instant, Output, PeerId, Response,
+    CallError, CallId, ConnId, Direction, Endpoint, Event, InboundCall, InboundCallId, InboundSend,
+    Instant, Output, PeerId, Response,
 };
 
 use crate::error::ConnectError;
@@ -180,6 +180,25 @@ impl<R: Runtime> Shared<R> {
             .unwrap_or(self.epoch + std::time::Duration::from_secs(1 << 32))
     }
 
+    /// Runs `command` on the state under the lock with the current time,
+    /// drains what it produced, then runs the handlers found outside the
+    /// lock.
+    pub(crate) fn command<T>(
+        self: &Arc<Self>,
+        command: impl FnOnce(&mut Inner, Instant) -> T,
+    ) -> T {
+        let mut work = Vec::new();
+        let out = {
+            let mut inner = self.lock();
+            let now = self.now();
+            let out = command(&mut inner, now);
+            self.drain(&mut inner, &mut work);
+            out
+        };
+        self.run(&mut work);
+        out
+    }
+
     /// Wakes callers blocked on a full queue, if there are any.
     pub(crate) fn wake_room(&self) {
         if self.room_wanted.swap(false, Ordering::AcqRel) {
@@ -328,9 +347,7 @@ impl<R: Runtime> Shared<R> {
         let mut tasks: Vec<(TaskKey, Running)> = Vec::new();
         for item in work.drain(..) {
             let (key, peer, args, handler) = match item {
-                Work::Call(call, handler) => {
-                    (Some(call.id), call.peer, call.args, handler)
-                }
+                Work::Call(call, handler) => (Some(call.id), call.peer, call.args, handler),
                 Work::Send(send, handler) => (None, send.peer, send.args, handler),
             };
             let started = std::panic::catch_unwind(AssertUnwindSafe(|| handler(peer, args)));

@@ -91,8 +91,12 @@ pub(crate) fn start_conn<R: Runtime>(
     };
     let span = tracing::info_span!("peernet.conn", %conn, ?direction, remote = ?remote_addr);
     tracing::debug!(parent: &span, "transport open");
-    shared.rt.spawn(reader(shared.clone(), conn, read, signals.clone()).instrument(span.clone()));
-    shared.rt.spawn(writer(shared.clone(), conn, write, signals).instrument(span));
+    shared
+        .rt
+        .spawn(reader(shared.clone(), conn, read, signals.clone()).instrument(span.clone()));
+    shared
+        .rt
+        .spawn(writer(shared.clone(), conn, write, signals).instrument(span));
     shared.run(&mut work);
     Ok(rx)
 }
@@ -205,14 +209,7 @@ async fn writer<R: Runtime>(
             };
             if let Err(error) = written {
                 tracing::debug!(%error, "write failed");
-                let mut work = Vec::new();
-                {
-                    let mut inner = shared.lock();
-                    let now = shared.now();
-                    inner.ep.handle_input(now, Input::Closed { conn });
-                    shared.drain(&mut inner, &mut work);
-                }
-                shared.run(&mut work);
+                shared.command(|inner, now| inner.ep.handle_input(now, Input::Closed { conn }));
                 break Ending::Broken;
             }
             shared.wake_room();

@@ -113,8 +113,8 @@ impl<S: Spawner> Runtime for AsyncIoRuntime<S> {
         })
     }
 
-    fn connect(&self, addr: SocketAddr) -> impl Future<Output = io::Result<Transport>> + Send {
-        async move { tcp(TcpStream::connect(addr).await?) }
+    async fn connect(&self, addr: SocketAddr) -> io::Result<Transport> {
+        tcp(TcpStream::connect(addr).await?)
     }
 
     fn bind(&self, addr: SocketAddr) -> impl Future<Output = io::Result<TcpListener>> + Send {

@@ -62,21 +62,28 @@ async fn talk<A: Runtime, B: Runtime>(from: &Node<A>, to: &Node<B>, to_name: &st
 async fn tokio_smol_and_async_std_nodes_call_and_send_to_each_other() {
     let (tx, mut arrivals) = tokio::sync::mpsc::unbounded_channel();
     let body = async {
-        let on_tokio =
-            start::<peernet_tokio::TokioRuntime>("tokio", 1, [2, 3], tx.clone()).await;
+        let on_tokio = start::<peernet_tokio::TokioRuntime>("tokio", 1, [2, 3], tx.clone()).await;
         let on_smol = start::<peernet_smol::SmolRuntime>("smol", 2, [1, 3], tx.clone()).await;
         let on_async_std =
-            start::<peernet_async_std::AsyncStdRuntime>("async-std", 3, [1, 2], tx.clone())
-                .await;
+            start::<peernet_async_std::AsyncStdRuntime>("async-std", 3, [1, 2], tx.clone()).await;
 
         // a ring of dials: tokio -> smol -> async-std -> tokio
         let accepted = [on_smol.events(), on_async_std.events(), on_tokio.events()];
         let (p, a) = (on_smol.peer_id(), on_smol.local_addr().unwrap());
         assert_eq!(on_tokio.connect(p, a).await.expect("tokio dials smol"), p);
         let (p, a) = (on_async_std.peer_id(), on_async_std.local_addr().unwrap());
-        assert_eq!(on_smol.connect(p, a).await.expect("smol dials async-std"), p);
+        assert_eq!(
+            on_smol.connect(p, a).await.expect("smol dials async-std"),
+            p
+        );
         let (p, a) = (on_tokio.peer_id(), on_tokio.local_addr().unwrap());
-        assert_eq!(on_async_std.connect(p, a).await.expect("async-std dials tokio"), p);
+        assert_eq!(
+            on_async_std
+                .connect(p, a)
+                .await
+                .expect("async-std dials tokio"),
+            p
+        );
         // a dial resolves once our PROOF is sent; the side that accepted
         // has the connection when the PROOF arrives
         for events in accepted {
@@ -105,7 +112,11 @@ async fn tokio_smol_and_async_std_nodes_call_and_send_to_each_other() {
             assert_eq!(args, format!("to {to}"));
             got.insert((to, from));
         }
-        let (t, s, a) = (on_tokio.peer_id(), on_smol.peer_id(), on_async_std.peer_id());
+        let (t, s, a) = (
+            on_tokio.peer_id(),
+            on_smol.peer_id(),
+            on_async_std.peer_id(),
+        );
         let want = BTreeSet::from([
             ("smol", t),
             ("async-std", t),

@@ -149,12 +149,7 @@ pub async fn expect_event<R: Runtime>(
 
 /// Waits until `cond` holds; every change it can observe comes with an
 /// event on `events`.
-pub async fn until<R: Runtime>(
-    rt: &R,
-    events: &EventStream,
-    what: &str,
-    cond: impl Fn() -> bool,
-) {
+pub async fn until<R: Runtime>(rt: &R, events: &EventStream, what: &str, cond: impl Fn() -> bool) {
     within(rt, what, async {
         while !cond() {
             events.recv().await.expect("event stream closed");
@@ -190,6 +185,15 @@ pub struct Gates {
 }
 
 impl Gates {
+    /// Waits until `n` more handlers have started.
+    pub async fn wait_started<R: Runtime>(&self, rt: &R, n: usize) {
+        for _ in 0..n {
+            within(rt, "a handler to start", self.started.recv())
+                .await
+                .expect("handler gone");
+        }
+    }
+
     /// Lets the handler waiting on gate `k` answer.
     pub fn release(&self, k: u8) {
         let _ = self.release[k as usize].try_send(());

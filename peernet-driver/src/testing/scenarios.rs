@@ -29,8 +29,16 @@ async fn connected<H: Harness>(
         .await
         .expect("connect");
     // b learns of the connection when the PROOF arrives
-    until(a.runtime(), &events, "b connected", || b.is_connected(&a.peer_id())).await;
+    until(a.runtime(), &events, "b connected", || {
+        b.is_connected(&a.peer_id())
+    })
+    .await;
     (a, b)
+}
+
+/// Nodes 1 and 2, trusting each other, not connected yet.
+async fn paired<H: Harness>() -> (N<H>, N<H>) {
+    (node(1, &[2], same).await, node(2, &[1], same).await)
 }
 
 fn same<T>(config: T) -> T {
@@ -43,10 +51,8 @@ fn is_goodbye(reason: &CloseReason, side: Side, code: GoodbyeCode) -> bool {
 
 /// Dial, see both sides connected, call.
 pub async fn handshake_and_call<H: Harness>() {
-    let a: N<H> = node(1, &[2], same).await;
-    let b: N<H> = node(2, &[1], same).await;
-    let rt = a.runtime().clone();
-    let (events_a, events_b) = (a.events(), b.events());
+    let (a, b) = paired::<H>().await;
+    let (rt, events_a, events_b) = (a.runtime().clone(), a.events(), b.events());
     expose_echo(&b);
 
     let got = a.connect(b.peer_id(), b.local_addr().unwrap()).await;
@@ -104,11 +110,7 @@ pub async fn concurrent_calls_complete_out_of_order<H: Harness>() {
     let results: Vec<_> = (0..4u8)
         .map(|k| spawn_call(&a, b.peer_id(), "wait", vec![k], CALL))
         .collect();
-    for _ in 0..4 {
-        within(&rt, "handlers started", gates.started.recv())
-            .await
-            .unwrap();
-    }
+    gates.wait_started(&rt, 4).await;
     for k in [3u8, 1, 0, 2] {
         gates.release(k);
         let got = within(&rt, "a result", results[usize::from(k)].recv()).await;
@@ -136,7 +138,10 @@ pub async fn call_timeout_drops_the_late_reply<H: Harness>() {
         &["slow", "fast"],
     )
     .await;
-    until(&rt, &events, "raw peer connected", || a.is_connected(&raw_id)).await;
+    until(&rt, &events, "raw peer connected", || {
+        a.is_connected(&raw_id)
+    })
+    .await;
 
     let call = a.call(&raw_id, "slow", "x", Duration::from_millis(200));
     let (result, event) = join(call, raw.next_event()).await;
@@ -255,7 +260,10 @@ pub async fn handler_error_and_handler_panicked<H: Harness>() {
     let later = spawn_call(&a, peer, "panics-later", "", CALL);
     tx.send(()).await.unwrap();
     let got = within(a.runtime(), "panic in a task", later.recv()).await;
-    assert!(matches!(got, Ok(Err(CallError::HandlerPanicked(_)))), "{got:?}");
+    assert!(
+        matches!(got, Ok(Err(CallError::HandlerPanicked(_)))),
+        "{got:?}"
+    );
     assert_eq!(a.call(&peer, "echo", "alive", CALL).await.unwrap(), "alive");
     assert!(a.is_connected(&peer));
 }
@@ -267,11 +275,7 @@ pub async fn overloaded<H: Harness>() {
     let gates = expose_gated(&b, "wait");
     let first = spawn_call(&a, b.peer_id(), "wait", vec![0], CALL);
     let second = spawn_call(&a, b.peer_id(), "wait", vec![1], CALL);
-    for _ in 0..2 {
-        within(&rt, "handlers started", gates.started.recv())
-            .await
-            .unwrap();
-    }
+    gates.wait_started(&rt, 2).await;
     let third = a.call(&b.peer_id(), "wait", vec![2], CALL).await;
     assert_eq!(third, Err(CallError::Overloaded));
     gates.release(0);
@@ -360,9 +364,7 @@ pub async fn supersede_by_redial<H: Harness>() {
     let gates = expose_gated(&b, "wait");
     expose_echo(&b);
     let stuck = spawn_call(&a, b.peer_id(), "wait", vec![0], CALL);
-    within(&rt, "handler started", gates.started.recv())
-        .await
-        .unwrap();
+    gates.wait_started(&rt, 1).await;
 
     let got = a.reconnect(b.peer_id(), b.local_addr().unwrap()).await;
     assert_eq!(got.expect("redial"), b.peer_id());
@@ -376,10 +378,19 @@ pub async fn supersede_by_redial<H: Harness>() {
     })
     .await;
     expect_event(&rt, &events_a, "new connection", |e| {
-        matches!(e, NodeEvent::Connected { direction: Direction::Outbound, .. })
+        matches!(
+            e,
+            NodeEvent::Connected {
+                direction: Direction::Outbound,
+                ..
+            }
+        )
     })
     .await;
-    assert_eq!(a.call(&b.peer_id(), "echo", "new", CALL).await.unwrap(), "new");
+    assert_eq!(
+        a.call(&b.peer_id(), "echo", "new", CALL).await.unwrap(),
+        "new"
+    );
     assert_eq!(a.stats().connections, 1);
     let events_b = b.events();
     until(&rt, &events_b, "b keeps one connection", || {
@@ -391,10 +402,8 @@ pub async fn supersede_by_redial<H: Harness>() {
 /// Both peers dial each other at once: both dials succeed, on the one
 /// connection both agree on.
 pub async fn simultaneous_dial_converges<H: Harness>() {
-    let a: N<H> = node(1, &[2], same).await;
-    let b: N<H> = node(2, &[1], same).await;
-    let rt = a.runtime().clone();
-    let (events_a, events_b) = (a.events(), b.events());
+    let (a, b) = paired::<H>().await;
+    let (rt, events_a, events_b) = (a.runtime().clone(), a.events(), b.events());
     expose_echo(&a);
     expose_echo(&b);
     let (got_a, got_b) = join(
@@ -410,9 +419,39 @@ pub async fn simultaneous_dial_converges<H: Harness>() {
     };
     until(&rt, &events_a, "a converges", || one(&a)).await;
     until(&rt, &events_b, "b converges", || one(&b)).await;
-    assert_eq!(a.call(&b.peer_id(), "echo", "ab", CALL).await.unwrap(), "ab");
-    assert_eq!(b.call(&a.peer_id(), "echo", "ba", CALL).await.unwrap(), "ba");
+    assert_eq!(
+        a.call(&b.peer_id(), "echo", "ab", CALL).await.unwrap(),
+        "ab"
+    );
+    assert_eq!(
+        b.call(&a.peer_id(), "echo", "ba", CALL).await.unwrap(),
+        "ba"
+    );
     assert!(one(&a) && one(&b));
+}
+
+/// A call from `a` to `b`'s gated handler `k`, cut by `unpair` once the
+/// handler runs: it must fail with `revoked`, said by `side`.
+async fn call_revoked<R: Runtime>(
+    a: &Node<R>,
+    b: &Node<R>,
+    gates: &Gates,
+    k: u8,
+    side: Side,
+    unpair: impl FnOnce() -> bool,
+) {
+    let stuck = spawn_call(a, b.peer_id(), "wait", vec![k], CALL);
+    gates.wait_started(a.runtime(), 1).await;
+    assert!(unpair());
+    let got = within(a.runtime(), "call failed", stuck.recv())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(got.is_revoked(), "{got:?}");
+    assert!(
+        matches!(got.close_reason(), Some(CloseReason::Goodbye { by, .. }) if *by == side),
+        "{got:?}"
+    );
 }
 
 /// Unpairing closes the connection at once; calls in flight fail with
@@ -424,50 +463,30 @@ pub async fn unpair_mid_call_fails_with_revoked<H: Harness>() {
     let gates = expose_gated(&b, "wait");
 
     // a unpairs b while a's call to b runs
-    let stuck = spawn_call(&a, b.peer_id(), "wait", vec![0], CALL);
-    within(&rt, "handler started", gates.started.recv())
-        .await
-        .unwrap();
-    assert!(a.unpair(&b.peer_id()).unwrap());
-    let got = within(&rt, "call failed", stuck.recv())
-        .await
-        .unwrap()
-        .unwrap_err();
-    assert!(got.is_revoked(), "{got:?}");
-    assert!(matches!(
-        got.close_reason(),
-        Some(CloseReason::Goodbye { by: Side::Local, .. })
-    ));
+    call_revoked(&a, &b, &gates, 0, Side::Local, || {
+        a.unpair(&b.peer_id()).unwrap()
+    })
+    .await;
     assert!(!a.is_connected(&b.peer_id()));
     expect_event(&rt, &events_b, "b told revoked", |e| {
         matches!(e, NodeEvent::Disconnected { reason, .. } if is_goodbye(reason, Side::Remote, GoodbyeCode::Revoked))
     })
     .await;
     let redial = a.connect(b.peer_id(), b.local_addr().unwrap()).await;
-    assert!(matches!(redial, Err(ConnectError::Untrusted(_))), "{redial:?}");
+    assert!(
+        matches!(redial, Err(ConnectError::Untrusted(_))),
+        "{redial:?}"
+    );
 
     // pair again; now b unpairs a while a's call to b runs
     assert!(a.pair(b.peer_id(), None).unwrap());
     a.connect(b.peer_id(), b.local_addr().unwrap())
         .await
         .expect("connect again");
-    let stuck = spawn_call(&a, b.peer_id(), "wait", vec![1], CALL);
-    within(&rt, "handler started", gates.started.recv())
-        .await
-        .unwrap();
-    assert!(b.unpair(&a.peer_id()).unwrap());
-    let got = within(&rt, "call failed", stuck.recv())
-        .await
-        .unwrap()
-        .unwrap_err();
-    assert!(got.is_revoked(), "{got:?}");
-    assert!(matches!(
-        got.close_reason(),
-        Some(CloseReason::Goodbye {
-            by: Side::Remote,
-            ..
-        })
-    ));
+    call_revoked(&a, &b, &gates, 1, Side::Remote, || {
+        b.unpair(&a.peer_id()).unwrap()
+    })
+    .await;
 }
 
 /// A peer that completes the handshake and then stops answering is given
@@ -481,9 +500,12 @@ pub async fn idle_timeout_detects_a_silent_peer<H: Harness>() {
     let rt = a.runtime().clone();
     let events = a.events();
     let raw = RawPeer::dial(&rt, identity(9), a.peer_id(), a.local_addr().unwrap(), &[]).await;
-    expect_event(&rt, &events, "raw peer connected", |e| {
-        matches!(e, NodeEvent::Connected { peer, .. } if *peer == super::peer(9))
-    })
+    expect_event(
+        &rt,
+        &events,
+        "raw peer connected",
+        |e| matches!(e, NodeEvent::Connected { peer, .. } if *peer == super::peer(9)),
+    )
     .await;
     // `raw` now reads nothing and answers nothing
     let event = expect_event(&rt, &events, "idle timeout", |e| {
@@ -505,21 +527,14 @@ pub async fn idle_timeout_detects_a_silent_peer<H: Harness>() {
 /// within the grace period, one that does not is stopped and its caller
 /// told GOODBYE `normal`.
 pub async fn graceful_shutdown<H: Harness>() {
-    let (a, b) = connected::<H>(same, |c| {
-        c.shutdown_grace(Duration::from_millis(300))
-    })
-    .await;
+    let (a, b) = connected::<H>(same, |c| c.shutdown_grace(Duration::from_millis(300))).await;
     let rt = a.runtime().clone();
     let events_a = a.events();
     let gates = expose_gated(&b, "wait");
     expose_echo(&b);
     let finishes = spawn_call(&a, b.peer_id(), "wait", vec![0], CALL);
     let never = spawn_call(&a, b.peer_id(), "wait", vec![1], CALL);
-    for _ in 0..2 {
-        within(&rt, "handlers started", gates.started.recv())
-            .await
-            .unwrap();
-    }
+    gates.wait_started(&rt, 2).await;
 
     let done = b.shutdown();
     assert_eq!(
@@ -527,7 +542,9 @@ pub async fn graceful_shutdown<H: Harness>() {
         Err(CallError::ShuttingDown)
     );
     gates.release(0);
-    let got = within(&rt, "finishing call", finishes.recv()).await.unwrap();
+    let got = within(&rt, "finishing call", finishes.recv())
+        .await
+        .unwrap();
     assert_eq!(got.expect("finished within grace"), Bytes::from(vec![0]));
     within(&rt, "shutdown", done).await;
     let got = within(&rt, "stopped call", never.recv()).await.unwrap();
@@ -540,7 +557,11 @@ pub async fn graceful_shutdown<H: Harness>() {
     })
     .await;
     assert!(b.peers().is_empty());
-    assert!(a.connect(b.peer_id(), b.local_addr().unwrap()).await.is_err());
+    assert!(
+        a.connect(b.peer_id(), b.local_addr().unwrap())
+            .await
+            .is_err()
+    );
     // a second shutdown is a no-op
     within(&rt, "second shutdown", b.shutdown()).await;
 }
@@ -556,12 +577,18 @@ pub async fn bring_your_own_stream<H: Harness>() {
     let (got_a, got_b) = within(
         &rt,
         "handshake over the stream",
-        join(a.accept_stream(left), b.connect_stream(right, Some(a.peer_id()))),
+        join(
+            a.accept_stream(left),
+            b.connect_stream(right, Some(a.peer_id())),
+        ),
     )
     .await;
     assert_eq!(got_a.expect("accept_stream"), b.peer_id());
     assert_eq!(got_b.expect("connect_stream"), a.peer_id());
-    assert_eq!(b.call(&a.peer_id(), "echo", "byo", CALL).await.unwrap(), "byo");
+    assert_eq!(
+        b.call(&a.peer_id(), "echo", "byo", CALL).await.unwrap(),
+        "byo"
+    );
     assert_eq!(a.local_addr(), None);
 }
 
@@ -608,16 +635,26 @@ enum SumError {
 /// CBOR-typed arguments, results and handler errors.
 pub async fn typed_cbor_calls<H: Harness>() {
     let (a, b) = connected::<H>(same, same).await;
-    b.expose_cbor("sum", |_caller, args: Sum| async move {
-        args.terms
-            .iter()
-            .try_fold(0u32, |acc, t| acc.checked_add(*t))
-            .ok_or(SumError::Overflow)
-    })
+    b.expose(
+        "sum",
+        crate::cbor_handler(|_caller, args: Sum| async move {
+            args.terms
+                .iter()
+                .try_fold(0u32, |acc, t| acc.checked_add(*t))
+                .ok_or(SumError::Overflow)
+        }),
+    )
     .unwrap();
     let peer = b.peer_id();
     let ok: Result<u32, crate::TypedCallError<SumError>> = a
-        .call_cbor(&peer, "sum", &Sum { terms: vec![1, 2, 3] }, CALL)
+        .call_cbor(
+            &peer,
+            "sum",
+            &Sum {
+                terms: vec![1, 2, 3],
+            },
+            CALL,
+        )
         .await;
     assert_eq!(ok.unwrap(), 6);
     let overflow = Sum {
