@@ -33,7 +33,7 @@ use peer::Exec;
 #[command(about = "peernet vs raw TCP vs tarpc, on tokio, async-std and smol")]
 struct Args {
     /// Measured seconds per contender per figure (split over the rounds).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 2.0)]
     secs: f64,
     /// Interleaved rounds per figure (default 5; 3 with --quick).
     #[arg(long)]
