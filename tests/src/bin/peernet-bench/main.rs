@@ -249,6 +249,11 @@ fn report_rates(
         }
         r.fig(&format!("{fig}.{name}.cpu"), sum.cpu_ns_per_op, "ns/op");
         r.fig(&format!("{fig}.{name}.cores_busy"), sum.cores, "cores");
+        r.fig(
+            &format!("{fig}.{name}.ctx_switches"),
+            sum.vcsw_per_op,
+            "per op",
+        );
     }
 }
 

@@ -3,14 +3,25 @@
 
 use std::time::{Duration, Instant};
 
-/// User + system CPU time of the whole process (all threads).
-pub fn process_cpu() -> Duration {
+fn rusage() -> libc::rusage {
     // SAFETY: getrusage writes into the zeroed struct we pass it.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
     assert_eq!(rc, 0, "getrusage failed");
+    ru
+}
+
+/// User + system CPU time of the whole process (all threads).
+pub fn process_cpu() -> Duration {
+    let ru = rusage();
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// Voluntary context switches of the whole process so far: each is a
+/// thread going to sleep (typically to be woken by another thread).
+pub fn voluntary_switches() -> u64 {
+    rusage().ru_nvcsw as u64
 }
 
 /// Resident set size of this process in bytes (`/proc/self/statm`).
@@ -55,6 +66,8 @@ pub struct Sample {
     pub cpu: Duration,
     /// Per-operation latencies in nanoseconds (sequential workloads only).
     pub lat_ns: Vec<u64>,
+    /// Voluntary context switches during the window.
+    pub vcsw: u64,
 }
 
 impl Sample {
@@ -81,16 +94,18 @@ impl Sample {
 /// Measures `f` over a window: wall and process CPU around it. `f` returns
 /// the operation count and any latencies.
 pub fn window<F: FnOnce() -> (u64, Vec<u64>)>(f: F) -> Sample {
-    let c0 = process_cpu();
+    let (c0, v0) = (process_cpu(), voluntary_switches());
     let t0 = Instant::now();
     let (ops, lat_ns) = f();
     let wall = t0.elapsed();
     let cpu = process_cpu() - c0;
+    let vcsw = voluntary_switches() - v0;
     Sample {
         ops,
         wall,
         cpu,
         lat_ns,
+        vcsw,
     }
 }
 
@@ -157,6 +172,8 @@ pub struct Summary {
     pub p99_ns: f64,
     /// Process CPU time over wall time: how many cores were busy.
     pub cores: f64,
+    /// Voluntary context switches per operation.
+    pub vcsw_per_op: f64,
 }
 
 pub fn summarize(samples: &mut [Sample]) -> Summary {
@@ -165,6 +182,12 @@ pub fn summarize(samples: &mut [Sample]) -> Summary {
         cpu_ns_per_op: median(samples.iter().map(Sample::cpu_ns_per_op).collect()),
         p50_ns: median(samples.iter_mut().map(|s| s.lat_pct(0.50)).collect()),
         p99_ns: median(samples.iter_mut().map(|s| s.lat_pct(0.99)).collect()),
+        vcsw_per_op: median(
+            samples
+                .iter()
+                .map(|s| s.vcsw as f64 / s.ops.max(1) as f64)
+                .collect(),
+        ),
         cores: median(
             samples
                 .iter()
