@@ -32,6 +32,7 @@
 mod cbor;
 mod error;
 mod events;
+mod fast_hash;
 mod handler;
 mod node;
 pub mod persist;

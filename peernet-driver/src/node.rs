@@ -10,7 +10,6 @@ use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant as StdInstant};
 
 use bytes::Bytes;
-use futures_channel::oneshot;
 use futures_util::future::{Either, select};
 use peernet_proto::{
     Access, CallError, CallId, Config, Endpoint, Identity, InvalidHandle, Label, PeerId, Stats,
@@ -204,7 +203,8 @@ fn close_now<R: Runtime>(shared: &Arc<Shared<R>>) {
         shared.drain(&mut inner, &mut work);
         inner.phase = Phase::Closed;
     }
-    work.clear();
+    // the writers' wake-ups: the goodbyes go out
+    shared.run(&mut work);
     shared.stop_accepting.notify();
     shared.timer.notify();
     shared.closed.notify(usize::MAX);

@@ -12,7 +12,6 @@ use std::time::Instant as StdInstant;
 
 use bytes::Bytes;
 use event_listener::Event as Broadcast;
-use futures_channel::oneshot;
 use futures_util::FutureExt;
 use futures_util::future::{AbortHandle, Abortable, Aborted, CatchUnwind};
 use peernet_proto::{
@@ -22,6 +21,7 @@ use peernet_proto::{
 
 use crate::error::ConnectError;
 use crate::events::NodeEvent;
+use crate::fast_hash::FastMap;
 use crate::handler::{DynHandler, HandlerResult};
 use crate::persist::DataDir;
 use crate::runtime::{BoxFuture, Runtime};
@@ -71,10 +71,10 @@ pub(crate) enum TaskKey {
 pub(crate) struct Inner {
     pub(crate) ep: Endpoint,
     pub(crate) phase: Phase,
-    pub(crate) conns: HashMap<ConnId, ConnEntry>,
-    pub(crate) calls: HashMap<CallId, oneshot::Sender<Result<Bytes, CallError>>>,
-    pub(crate) dials: HashMap<ConnId, oneshot::Sender<Result<PeerId, ConnectError>>>,
-    pub(crate) handlers: HashMap<String, DynHandler>,
+    pub(crate) conns: FastMap<ConnId, ConnEntry>,
+    pub(crate) calls: FastMap<CallId, Completion>,
+    pub(crate) dials: FastMap<ConnId, oneshot::Sender<Result<PeerId, ConnectError>>>,
+    pub(crate) handlers: FastMap<String, DynHandler>,
     /// Handlers that did not finish on their first poll, so that CANCEL
     /// (or a closed connection) can stop them and shutdown can wait.
     pub(crate) running: HashMap<TaskKey, AbortHandle>,
@@ -89,10 +89,10 @@ impl Inner {
         Inner {
             ep,
             phase: Phase::Running,
-            conns: HashMap::new(),
-            calls: HashMap::new(),
-            dials: HashMap::new(),
-            handlers: HashMap::new(),
+            conns: FastMap::default(),
+            calls: FastMap::default(),
+            dials: FastMap::default(),
+            handlers: FastMap::default(),
             running: HashMap::new(),
             next_task: 0,
             subscribers: Vec::new(),
@@ -108,12 +108,19 @@ impl Inner {
     }
 }
 
-/// Handler runs found while draining: they run after the lock is dropped,
-/// since a handler may call back into the node.
+/// What draining found to do once the lock is dropped: wake-ups (so that
+/// no task is scheduled, and no thread woken, from inside the critical
+/// section) and handler runs (a handler may call back into the node).
 pub(crate) enum Work {
+    /// One of our calls resolved: complete its future.
+    Complete(Completion, Result<Bytes, CallError>),
+    /// A connection has bytes queued, or is closing: wake its writer.
+    Write(Arc<ConnSignals>),
     Call(InboundCall, DynHandler),
     Send(InboundSend, DynHandler),
 }
+
+type Completion = oneshot::Sender<Result<Bytes, CallError>>;
 
 type Running = CatchUnwind<AssertUnwindSafe<BoxFuture<HandlerResult>>>;
 
@@ -213,14 +220,14 @@ impl<R: Runtime> Shared<R> {
             match output {
                 Output::Transmit(conn) => {
                     if let Some(entry) = inner.conns.get(&conn) {
-                        entry.signals.write.notify();
+                        work.push(Work::Write(entry.signals.clone()));
                     }
                 }
                 Output::Close { conn, last } => {
                     if let Some(entry) = inner.conns.get_mut(&conn) {
                         entry.signals.closed.store(true, Ordering::Release);
                         entry.closing = Some(last);
-                        entry.signals.write.notify();
+                        work.push(Work::Write(entry.signals.clone()));
                     }
                     // callers waiting for room learn the connection is gone
                     self.wake_room();
@@ -240,7 +247,7 @@ impl<R: Runtime> Shared<R> {
         match event {
             Event::CallResult { id, result } => {
                 if let Some(tx) = inner.calls.remove(&id) {
-                    let _ = tx.send(result);
+                    work.push(Work::Complete(tx, result));
                 }
                 // a slot under `max_outbound_calls` is free again
                 self.wake_room();
@@ -340,13 +347,24 @@ impl<R: Runtime> Shared<R> {
     /// (all such answers under one lock); the others become tasks that
     /// CANCEL can abort.
     pub(crate) fn run(self: &Arc<Self>, work: &mut Vec<Work>) {
-        if work.is_empty() {
-            return;
+        while !work.is_empty() {
+            self.run_once(work);
         }
+    }
+
+    fn run_once(self: &Arc<Self>, work: &mut Vec<Work>) {
         let mut replies = Vec::new();
         let mut tasks: Vec<(TaskKey, Running)> = Vec::new();
         for item in work.drain(..) {
             let (key, peer, args, handler) = match item {
+                Work::Complete(tx, result) => {
+                    let _ = tx.send(result);
+                    continue;
+                }
+                Work::Write(signals) => {
+                    signals.write.notify();
+                    continue;
+                }
                 Work::Call(call, handler) => (Some(call.id), call.peer, call.args, handler),
                 Work::Send(send, handler) => (None, send.peer, send.args, handler),
             };
@@ -370,6 +388,9 @@ impl<R: Runtime> Shared<R> {
             if let Some(id) = key {
                 replies.push((id, response));
             }
+        }
+        if replies.is_empty() && tasks.is_empty() {
+            return;
         }
         let mut spawn = Vec::with_capacity(tasks.len());
         {
@@ -396,8 +417,7 @@ impl<R: Runtime> Shared<R> {
                 shared.finish(key, outcome);
             });
         }
-        // Replies produce no new calls; `work` is empty again.
-        debug_assert!(work.is_empty());
+        // `work` now holds the wake-ups the replies caused; `run` loops.
     }
 
     /// A handler task ended (or was aborted).

@@ -10,7 +10,6 @@ use std::task::Poll;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use futures_channel::oneshot;
 use futures_io::AsyncRead;
 use futures_util::AsyncWriteExt;
 use futures_util::future::{Either, select};
