@@ -321,6 +321,12 @@ impl<R: Runtime> Node<R> {
     /// that panics answers `handler_panicked` and the connection lives.
     /// For CBOR-typed arguments and results, wrap the handler in
     /// [`cbor_handler`](crate::cbor_handler).
+    ///
+    /// A handler that finishes on its first poll costs no task. One that
+    /// waits runs as a task of its own, which a CANCEL (or the caller's
+    /// timeout, or the connection's end) stops. A peer has at most
+    /// `max_inbound_calls` of each running: a CALL beyond is answered
+    /// `overloaded`, a SEND beyond is dropped ([`Node::dropped_sends`]).
     pub fn expose<F, Fut>(&self, handle: &str, handler: F) -> Result<(), InvalidHandle>
     where
         F: Fn(PeerId, Bytes) -> Fut + Send + Sync + 'static,
@@ -439,6 +445,12 @@ impl<R: Runtime> Node<R> {
     /// Events that subscribers missed because they lagged.
     pub fn dropped_events(&self) -> u64 {
         self.shared.dropped_events.load(Ordering::Relaxed)
+    }
+
+    /// SENDs from peers that were dropped because that peer already had
+    /// `max_inbound_calls` send handlers running (see [`Node::expose`]).
+    pub fn dropped_sends(&self) -> u64 {
+        self.shared.dropped_sends.load(Ordering::Relaxed)
     }
 
     /// Dials `peer` at `addr` over TCP. Resolves when the handshake

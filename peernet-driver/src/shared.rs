@@ -65,7 +65,8 @@ pub(crate) enum Phase {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum TaskKey {
     Call(InboundCallId),
-    Send(u64),
+    /// A send handler of this peer (numbered: sends have no id).
+    Send(PeerId, u64),
 }
 
 pub(crate) struct Inner {
@@ -79,6 +80,11 @@ pub(crate) struct Inner {
     /// (or a closed connection) can stop them and shutdown can wait.
     pub(crate) running: HashMap<TaskKey, AbortHandle>,
     next_task: u64,
+    /// Send handlers started and not finished, per peer: at most
+    /// `max_inbound_calls`; a SEND beyond is dropped, as a CALL beyond is
+    /// answered `overloaded`.
+    sends_running: FastMap<PeerId, usize>,
+    send_cap: usize,
     pub(crate) subscribers: Vec<async_channel::Sender<NodeEvent>>,
     /// The deadline the timer task sleeps towards.
     timer_armed: Option<Instant>,
@@ -87,6 +93,7 @@ pub(crate) struct Inner {
 impl Inner {
     pub(crate) fn new(ep: Endpoint) -> Inner {
         Inner {
+            send_cap: ep.config().max_inbound_calls,
             ep,
             phase: Phase::Running,
             conns: FastMap::default(),
@@ -95,6 +102,7 @@ impl Inner {
             handlers: FastMap::default(),
             running: HashMap::new(),
             next_task: 0,
+            sends_running: FastMap::default(),
             subscribers: Vec::new(),
             timer_armed: None,
         }
@@ -102,6 +110,26 @@ impl Inner {
 }
 
 impl Inner {
+    /// Takes a send-handler slot for `peer`, if one is free.
+    fn take_send_slot(&mut self, peer: PeerId) -> bool {
+        let running = self.sends_running.entry(peer).or_insert(0);
+        let free = *running < self.send_cap;
+        if free {
+            *running += 1;
+        }
+        free
+    }
+
+    /// Gives a send-handler slot back.
+    fn release_send_slot(&mut self, peer: PeerId) {
+        if let Some(running) = self.sends_running.get_mut(&peer) {
+            *running = running.saturating_sub(1);
+            if *running == 0 {
+                self.sends_running.remove(&peer);
+            }
+        }
+    }
+
     /// Records the deadline the timer task now sleeps towards.
     pub(crate) fn set_timer_armed(&mut self, at: Option<Instant>) {
         self.timer_armed = at;
@@ -147,6 +175,8 @@ pub(crate) struct Shared<R: Runtime> {
     /// The node is closed.
     pub(crate) closed: Broadcast,
     pub(crate) dropped_events: AtomicU64,
+    /// SENDs dropped because their peer had too many handlers running.
+    pub(crate) dropped_sends: AtomicU64,
 }
 
 impl<R: Runtime> Shared<R> {
@@ -166,6 +196,7 @@ impl<R: Runtime> Shared<R> {
             writer_ended: Broadcast::new(),
             closed: Broadcast::new(),
             dropped_events: AtomicU64::new(0),
+            dropped_sends: AtomicU64::new(0),
         }
     }
 
@@ -264,7 +295,13 @@ impl<R: Runtime> Shared<R> {
             },
             Event::Send(send) => {
                 if let Some(handler) = inner.handlers.get(send.handle.as_str()) {
-                    work.push(Work::Send(send, handler.clone()));
+                    let handler = handler.clone();
+                    if inner.take_send_slot(send.peer) {
+                        work.push(Work::Send(send, handler));
+                    } else {
+                        self.dropped_sends.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(peer = %send.peer, handle = send.handle.as_str(), "send dropped: too many send handlers running");
+                    }
                 }
             }
             Event::CallCancelled(id) => {
@@ -355,6 +392,7 @@ impl<R: Runtime> Shared<R> {
     fn run_once(self: &Arc<Self>, work: &mut Vec<Work>) {
         let mut replies = Vec::new();
         let mut tasks: Vec<(TaskKey, Running)> = Vec::new();
+        let mut sends_done = Vec::new();
         for item in work.drain(..) {
             let (key, peer, args, handler) = match item {
                 Work::Complete(tx, result) => {
@@ -365,8 +403,12 @@ impl<R: Runtime> Shared<R> {
                     signals.write.notify();
                     continue;
                 }
-                Work::Call(call, handler) => (Some(call.id), call.peer, call.args, handler),
-                Work::Send(send, handler) => (None, send.peer, send.args, handler),
+                Work::Call(call, handler) => {
+                    (TaskKey::Call(call.id), call.peer, call.args, handler)
+                }
+                Work::Send(send, handler) => {
+                    (TaskKey::Send(send.peer, 0), send.peer, send.args, handler)
+                }
             };
             let started = std::panic::catch_unwind(AssertUnwindSafe(|| handler(peer, args)));
             let outcome = match started {
@@ -376,7 +418,6 @@ impl<R: Runtime> Shared<R> {
                     match (&mut fut).now_or_never() {
                         Some(outcome) => outcome,
                         None => {
-                            let key = key.map_or(TaskKey::Send(0), TaskKey::Call);
                             tasks.push((key, fut));
                             continue;
                         }
@@ -385,11 +426,12 @@ impl<R: Runtime> Shared<R> {
             };
             // (a send's outcome goes nowhere; a panic was logged)
             let response = response(outcome);
-            if let Some(id) = key {
-                replies.push((id, response));
+            match key {
+                TaskKey::Call(id) => replies.push((id, response)),
+                TaskKey::Send(peer, _) => sends_done.push(peer),
             }
         }
-        if replies.is_empty() && tasks.is_empty() {
+        if replies.is_empty() && tasks.is_empty() && sends_done.is_empty() {
             return;
         }
         let mut spawn = Vec::with_capacity(tasks.len());
@@ -399,10 +441,13 @@ impl<R: Runtime> Shared<R> {
             for (id, response) in replies {
                 inner.ep.reply(now, id, response);
             }
+            for peer in sends_done {
+                inner.release_send_slot(peer);
+            }
             for (mut key, fut) in tasks {
-                if let TaskKey::Send(_) = key {
+                if let TaskKey::Send(peer, _) = key {
                     inner.next_task += 1;
-                    key = TaskKey::Send(inner.next_task);
+                    key = TaskKey::Send(peer, inner.next_task);
                 }
                 let (handle, registration) = AbortHandle::new_pair();
                 inner.running.insert(key, handle);
@@ -433,10 +478,19 @@ impl<R: Runtime> Shared<R> {
                 // aborted, or its connection is gone: nobody to answer
                 return;
             }
-            if let (TaskKey::Call(id), Ok(outcome)) = (key, outcome) {
-                let now = self.now();
-                inner.ep.reply(now, id, response(outcome));
-                self.drain(&mut inner, &mut work);
+            match (key, outcome) {
+                (TaskKey::Call(id), Ok(outcome)) => {
+                    let now = self.now();
+                    inner.ep.reply(now, id, response(outcome));
+                    self.drain(&mut inner, &mut work);
+                }
+                (TaskKey::Send(peer, _), outcome) => {
+                    if let Ok(Err(panic)) = outcome {
+                        response(Err(panic));
+                    }
+                    inner.release_send_slot(peer);
+                }
+                (TaskKey::Call(_), Err(Aborted)) => {}
             }
             self.maybe_quiet(&inner);
         }
@@ -448,6 +502,7 @@ impl<R: Runtime> Shared<R> {
         for (_, handle) in inner.running.drain() {
             handle.abort();
         }
+        inner.sends_running.clear();
         self.quiet.notify(usize::MAX);
     }
 }

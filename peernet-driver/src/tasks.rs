@@ -21,11 +21,13 @@ use crate::runtime::{BoxRead, BoxWrite, Runtime, Transport};
 use crate::shared::{ConnEntry, ConnSignals, Phase, Shared};
 use crate::signal::Signal;
 
-/// A fresh read buffer. Every read hands its bytes to the core as one
-/// `Bytes` split off this buffer (no copy); a new one is taken when less
-/// than `MIN_READ` is left.
-const READ_BUF: usize = 64 * 1024;
-const MIN_READ: usize = 8 * 1024;
+/// Read buffers. Every read hands its bytes to the core as one `Bytes`
+/// split off the buffer (no copy); a new buffer is taken when less than a
+/// quarter of it is left. A connection starts small (a handshake, an idle
+/// peer, a flood of connections that never say HELLO cost little) and
+/// doubles its buffer whenever a read fills all the room there was.
+const FIRST_READ_BUF: usize = 4 * 1024;
+const MAX_READ_BUF: usize = 64 * 1024;
 
 /// How long a closed connection keeps reading (and discarding) after its
 /// last bytes went out, so that the peer reads our GOODBYE before the
@@ -124,11 +126,13 @@ async fn reader<R: Runtime>(
     signals: Arc<ConnSignals>,
 ) {
     let mut buf = BytesMut::new();
+    let mut size = FIRST_READ_BUF;
     let mut work = Vec::new();
     loop {
-        if buf.len() < MIN_READ {
-            buf = BytesMut::zeroed(READ_BUF);
+        if buf.len() < size / 4 {
+            buf = BytesMut::zeroed(size);
         }
+        let room = buf.len();
         let reading = poll_fn(|cx| {
             if signals.stop_reader.poll_raised(cx).is_ready() {
                 return Poll::Ready(None);
@@ -143,6 +147,9 @@ async fn reader<R: Runtime>(
                 0
             }
         };
+        if n == room && size < MAX_READ_BUF {
+            size *= 2;
+        }
         if signals.closed.load(Ordering::Acquire) {
             // lingering after the close: discard, until EOF
             if n == 0 {

@@ -69,6 +69,7 @@ macro_rules! scenario_tests {
             no_such_handle_and_forbidden,
             handler_error_and_handler_panicked,
             overloaded,
+            sends_beyond_the_cap_are_dropped,
             message_too_large,
             untrusted_dialer_is_rejected,
             unexpected_peer_on_dial,

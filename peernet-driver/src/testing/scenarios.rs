@@ -285,6 +285,42 @@ pub async fn overloaded<H: Harness>() {
     }
 }
 
+/// A peer has at most `max_inbound_calls` send handlers running: a SEND
+/// beyond is dropped (and counted), and the slots come back as handlers
+/// finish.
+pub async fn sends_beyond_the_cap_are_dropped<H: Harness>() {
+    let (a, b) = connected::<H>(same, |c| c.max_inbound_calls(2)).await;
+    let rt = a.runtime().clone();
+    let gates = expose_gated(&b, "wait");
+    expose_echo(&b);
+    let peer = b.peer_id();
+    // the stream is ordered: once this answers, b has seen all before it
+    let barrier = || a.call(&peer, "echo", "", CALL);
+    for k in [0u8, 1] {
+        a.send(&peer, "wait", vec![k]).await.unwrap();
+    }
+    gates.wait_started(&rt, 2).await;
+    a.send(&peer, "wait", vec![2]).await.unwrap();
+    barrier().await.unwrap();
+    assert_eq!(b.dropped_sends(), 1);
+    assert!(gates.started.try_recv().is_err(), "the third send ran");
+
+    gates.release(0);
+    gates.release(1);
+    // a slot is free once a handler's task has ended
+    within(&rt, "a free slot", async {
+        loop {
+            a.send(&peer, "wait", vec![3]).await.unwrap();
+            barrier().await.unwrap();
+            if gates.started.try_recv() == Ok(3) {
+                break;
+            }
+        }
+    })
+    .await;
+    gates.release(3);
+}
+
 /// A CALL that cannot fit in one frame fails locally.
 pub async fn message_too_large<H: Harness>() {
     let (a, b) = connected::<H>(|c| c.max_frame_len(64 * 1024), same).await;
