@@ -686,7 +686,7 @@ async fn handshake(done: DialResult) -> Result<PeerId, ConnectError> {
 
 async fn graceful_close<R: Runtime>(shared: &Arc<Shared<R>>, grace: Duration) {
     let rt = &shared.rt;
-    let deadline = rt.now() + grace;
+    let deadline = shared.after(grace);
     loop {
         let quiet = shared.quiet.listen();
         if shared.lock().running.is_empty() {
@@ -701,7 +701,7 @@ async fn graceful_close<R: Runtime>(shared: &Arc<Shared<R>>, grace: Duration) {
         shared.abort_handlers(inner);
         inner.ep.close_all(now);
     });
-    let flush_deadline = rt.now() + grace.max(MIN_FLUSH);
+    let flush_deadline = shared.after(grace.max(MIN_FLUSH));
     loop {
         let ended = shared.writer_ended.listen();
         if shared.writers.load(Ordering::Acquire) == 0 {

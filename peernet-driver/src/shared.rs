@@ -211,6 +211,14 @@ impl<R: Runtime> Shared<R> {
         Instant::from_duration(self.rt.now().saturating_duration_since(self.epoch))
     }
 
+    /// `delay` from now on the runtime's clock (a century at most, so
+    /// that any `Duration` is safe).
+    pub(crate) fn after(&self, delay: std::time::Duration) -> StdInstant {
+        const CENTURY: std::time::Duration = std::time::Duration::from_secs(100 * 365 * 86_400);
+        let now = self.rt.now();
+        now.checked_add(delay.min(CENTURY)).unwrap_or(now)
+    }
+
     /// A core instant on the runtime's clock.
     pub(crate) fn to_std(&self, at: Instant) -> StdInstant {
         self.epoch
