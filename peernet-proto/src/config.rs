@@ -28,7 +28,7 @@ pub struct Config {
     /// Default 1 MiB.
     pub send_buffer: usize,
     /// Bytes queued for a connection by the peer's own doing (replies,
-    /// pongs) beyond which the peer is taken not to read and the
+    /// pongs) or by our liveness pings beyond which the peer is taken not to read and the
     /// connection is closed. Never less than `send_buffer` plus one
     /// frame. Default 16 MiB.
     pub max_send_buffer: usize,
