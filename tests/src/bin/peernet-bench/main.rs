@@ -549,7 +549,12 @@ fn idle(ctx: &Ctx, r: &mut Report) {
 fn idle_measure(ctx: &Ctx, sys: &str, n: usize) -> Result<f64, String> {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    // /proc/self/exe still works when the file was rebuilt meanwhile (the
+    // target directory is shared).
+    let exe = match std::path::Path::new("/proc/self/exe").exists() {
+        true => std::path::PathBuf::from("/proc/self/exe"),
+        false => std::env::current_exe().map_err(|e| e.to_string())?,
+    };
     let mut child = Command::new(exe)
         .args(["--child-idle", sys, "--idle", &n.to_string()])
         .stdin(Stdio::piped())
