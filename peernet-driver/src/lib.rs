@@ -32,7 +32,6 @@
 mod cbor;
 mod error;
 mod events;
-mod fast_hash;
 mod handler;
 mod node;
 pub mod persist;

@@ -21,11 +21,14 @@ use peernet_proto::{
 
 use crate::error::ConnectError;
 use crate::events::NodeEvent;
-use crate::fast_hash::FastMap;
+// Maps keyed by ids this node chooses itself (connection and call ids,
+// handle names, trusted peers) use a fast non-cryptographic hash; no peer
+// picks these keys, so none can aim collisions at them.
 use crate::handler::{DynHandler, HandlerResult};
 use crate::persist::DataDir;
 use crate::runtime::{BoxFuture, Runtime};
 use crate::signal::Signal;
+use rustc_hash::FxHashMap as FastMap;
 
 /// What a connection's two tasks listen to.
 #[derive(Default)]

@@ -162,8 +162,9 @@ pub enum CallError {
     #[error("invalid handle: {0}")]
     InvalidHandle(InvalidHandle),
     /// The connection's send queue is full (`send_buffer`) or
-    /// `max_outbound_calls` are in flight: wait for the driver to drain it
-    /// ([`crate::Event::Writable`]) and try again.
+    /// `max_outbound_calls` are in flight: try again after the driver took
+    /// the queued bytes with [`crate::Endpoint::poll_transmit`] or a call
+    /// on the connection resolved.
     #[error("send queue full")]
     WouldBlock,
 }

@@ -18,7 +18,7 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -141,7 +141,7 @@ async fn run(command: Command) -> Result<(), Failure> {
     }
 }
 
-fn load(keyfile: &PathBuf) -> Result<Identity, Failure> {
+fn load(keyfile: &Path) -> Result<Identity, Failure> {
     read_identity(keyfile).map_err(|e| Failure(1, format!("{}: {e}", keyfile.display())))
 }
 

@@ -395,7 +395,7 @@ fn pipe(ctx: &Ctx, r: &mut Report) {
     }
 }
 
-/// 3. Many connections, each doing sequential calls against one node; each
+/// Workload 3: many connections, each doing sequential calls against one node; each
 /// connection is driven by its own task.
 fn many(ctx: &Ctx, r: &mut Report) {
     let rt = ctx.tokio();

@@ -324,7 +324,7 @@ pub fn many<'a, E: Exec>(e: &'a E, f: Arc<Fleet<E::R>>, p: Bytes) -> Contender<'
     })
 }
 
-/// 4. Full connects (TCP + handshake), `par` at a time, each followed by a
+/// Workload 4: full connects (TCP + handshake), `par` at a time, each followed by a
 /// disconnect; the clients are used round-robin so a client's previous
 /// connection is long gone when it dials again. The window ends when the
 /// server holds no connection any more, so both sides' work is inside it.
