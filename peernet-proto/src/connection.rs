@@ -55,6 +55,10 @@ pub(crate) struct Session {
     /// Calls we serve in flight: request id -> deadline.
     pub(crate) inbound: BTreeMap<u64, Option<Instant>>,
     pub(crate) ping: Option<u64>,
+    /// When `Timer::Outbound(conn)` / `Timer::Inbound(conn)` is armed for:
+    /// at or before the earliest deadline in `outbound` / `inbound`.
+    pub(crate) out_timer: Option<Instant>,
+    pub(crate) in_timer: Option<Instant>,
 }
 
 impl Session {
@@ -69,6 +73,8 @@ impl Session {
             outbound: BTreeMap::new(),
             inbound: BTreeMap::new(),
             ping: None,
+            out_timer: None,
+            in_timer: None,
         }
     }
 
@@ -250,14 +256,12 @@ impl Connection {
             left.outbound = core::mem::take(&mut session.outbound);
             left.inbound = core::mem::take(&mut session.inbound);
         }
-        for (id, at) in &left.outbound {
-            if let Some(at) = at {
-                ctx.timers.disarm(*at, Timer::Outbound(self.id, *id));
+        if let State::Established(session) = &mut self.state {
+            if let Some(at) = session.out_timer.take() {
+                ctx.timers.disarm(at, Timer::Outbound(self.id));
             }
-        }
-        for (id, at) in &left.inbound {
-            if let Some(at) = at {
-                ctx.timers.disarm(*at, Timer::Inbound(self.id, *id));
+            if let Some(at) = session.in_timer.take() {
+                ctx.timers.disarm(at, Timer::Inbound(self.id));
             }
         }
         left

@@ -26,7 +26,7 @@ use crate::frame::{FrameError, encode_frame};
 use crate::handshake::{self, Failure, Initiator, RejectCode, Responder};
 use crate::identity::{Identity, PeerId};
 use crate::registry::{self, Survivor};
-use crate::timers::Timer;
+use crate::timers::{Timer, Timers};
 use crate::trust::{Label, TrustList};
 
 /// Names one transport (one TCP stream) for as long as the endpoint
@@ -395,7 +395,7 @@ impl Endpoint {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.advance(now);
         let now = self.ctx.now;
-        while let Some((at, timer)) = self.ctx.timers.pop_due(now) {
+        while let Some((_, timer)) = self.ctx.timers.pop_due(now) {
             match timer {
                 Timer::Handshake(conn) => self.end(
                     conn,
@@ -426,28 +426,45 @@ impl Endpoint {
                         self.enforce_send_cap(conn);
                     }
                 }
-                Timer::Outbound(conn, id) => {
+                Timer::Outbound(conn) => {
                     let Some(c) = self.conns.get_mut(&conn) else {
                         continue;
                     };
                     let Some(s) = c.session_mut() else { continue };
-                    if s.outbound.get(&id) != Some(&Some(at)) {
-                        continue;
+                    s.out_timer = None;
+                    let (due, next) = due_calls(&s.outbound, now);
+                    for id in &due {
+                        s.outbound.remove(id);
                     }
-                    s.outbound.remove(&id);
-                    let _ = c.push(&Envelope::Cancel { id }, &mut self.ctx);
-                    self.emit(Event::CallResult {
-                        id: CallId { conn, id },
-                        result: Err(CallError::Timeout),
-                    });
+                    if let Some(at) = next {
+                        s.out_timer = Some(at);
+                        self.ctx.timers.arm(at, Timer::Outbound(conn));
+                    }
+                    for &id in &due {
+                        let _ = c.push(&Envelope::Cancel { id }, &mut self.ctx);
+                    }
+                    for id in due {
+                        self.emit(Event::CallResult {
+                            id: CallId { conn, id },
+                            result: Err(CallError::Timeout),
+                        });
+                    }
                 }
-                Timer::Inbound(conn, id) => {
+                Timer::Inbound(conn) => {
                     let Some(s) = self.conns.get_mut(&conn).and_then(Connection::session_mut)
                     else {
                         continue;
                     };
-                    if s.inbound.get(&id) == Some(&Some(at)) {
-                        s.inbound.remove(&id);
+                    s.in_timer = None;
+                    let (due, next) = due_calls(&s.inbound, now);
+                    for id in &due {
+                        s.inbound.remove(id);
+                    }
+                    if let Some(at) = next {
+                        s.in_timer = Some(at);
+                        self.ctx.timers.arm(at, Timer::Inbound(conn));
+                    }
+                    for id in due {
                         self.emit(Event::CallCancelled(InboundCallId { conn, id }));
                     }
                 }
@@ -498,11 +515,16 @@ impl Endpoint {
         c.push(&envelope, &mut self.ctx)
             .map_err(|()| CallError::MessageTooLarge)?;
         let deadline = timeout.map(|t| self.ctx.now + t);
-        if let Some(at) = deadline {
-            self.ctx.timers.arm(at, Timer::Outbound(conn, id));
-        }
         if let Some(s) = c.session_mut() {
             s.outbound.insert(id, deadline);
+            if let Some(at) = deadline {
+                arm_earlier(
+                    &mut self.ctx.timers,
+                    &mut s.out_timer,
+                    at,
+                    Timer::Outbound(conn),
+                );
+            }
         }
         Ok(CallId { conn, id })
     }
@@ -538,14 +560,11 @@ impl Endpoint {
         let Some(s) = c.session_mut() else {
             return false;
         };
-        let Some(deadline) = s.outbound.remove(&call.id) else {
+        if s.outbound.remove(&call.id).is_none() {
             return false;
-        };
-        if let Some(at) = deadline {
-            self.ctx
-                .timers
-                .disarm(at, Timer::Outbound(call.conn, call.id));
         }
+        let timer = Timer::Outbound(call.conn);
+        disarm_if_idle(&mut self.ctx.timers, &mut s.out_timer, &s.outbound, timer);
         let _ = c.push(&Envelope::Cancel { id: call.id }, &mut self.ctx);
         self.emit(Event::CallResult {
             id: call,
@@ -567,14 +586,11 @@ impl Endpoint {
         let Some(s) = c.session_mut() else {
             return false;
         };
-        let Some(deadline) = s.inbound.remove(&call.id) else {
+        if s.inbound.remove(&call.id).is_none() {
             return false;
-        };
-        if let Some(at) = deadline {
-            self.ctx
-                .timers
-                .disarm(at, Timer::Inbound(call.conn, call.id));
         }
+        let timer = Timer::Inbound(call.conn);
+        disarm_if_idle(&mut self.ctx.timers, &mut s.in_timer, &s.inbound, timer);
         let (status, body) = match response {
             Response::Ok(body) => (ReplyStatus::Ok, body),
             Response::Error(body) => (ReplyStatus::HandlerError, body),
@@ -985,13 +1001,15 @@ impl Endpoint {
             Envelope::Reply { id, status, body } => {
                 #[cfg(feature = "fault-injection")]
                 let (conn, s) = self.fault_reply_any_connection(conn, id);
-                let Some(deadline) = s.outbound.remove(&id) else {
+                if s.outbound.remove(&id).is_none() {
                     // A late reply to a call that timed out or was
                     // cancelled, or any unknown id: dropped (3.1).
                     return;
-                };
-                if let Some(at) = deadline {
-                    self.ctx.timers.disarm(at, Timer::Outbound(conn, id));
+                }
+                // the last call in flight: no call timer left armed
+                let idle = s.outbound.is_empty().then(|| s.out_timer.take()).flatten();
+                if let Some(at) = idle {
+                    self.ctx.timers.disarm(at, Timer::Outbound(conn));
                 }
                 let result = match ReplyStatus::from_code(status) {
                     ReplyStatus::Ok => Ok(body),
@@ -1033,10 +1051,9 @@ impl Endpoint {
                 HandshakeError::TransportLost,
             ),
             Envelope::Cancel { id } => {
-                if let Some(deadline) = s.inbound.remove(&id) {
-                    if let Some(at) = deadline {
-                        self.ctx.timers.disarm(at, Timer::Inbound(conn, id));
-                    }
+                if s.inbound.remove(&id).is_some() {
+                    let timer = Timer::Inbound(conn);
+                    disarm_if_idle(&mut self.ctx.timers, &mut s.in_timer, &s.inbound, timer);
                     self.emit(Event::CallCancelled(InboundCallId { conn, id }));
                 }
             }
@@ -1096,10 +1113,15 @@ impl Endpoint {
             Ok(()) => {
                 let deadline =
                     (timeout_ms > 0).then(|| self.ctx.now + Duration::from_millis(timeout_ms));
-                if let Some(at) = deadline {
-                    self.ctx.timers.arm(at, Timer::Inbound(conn, id));
-                }
                 s.inbound.insert(id, deadline);
+                if let Some(at) = deadline {
+                    arm_earlier(
+                        &mut self.ctx.timers,
+                        &mut s.in_timer,
+                        at,
+                        Timer::Inbound(conn),
+                    );
+                }
                 let id = InboundCallId { conn, id };
                 self.emit(Event::Call(InboundCall {
                     id,
@@ -1217,4 +1239,47 @@ fn utf8_prefix(note: Bytes, max: usize) -> Bytes {
         end -= 1;
     }
     note.slice(..end)
+}
+
+/// Arms a connection's call-deadline `timer` for `at` unless it is already
+/// armed for an earlier (or the same) instant.
+fn arm_earlier(timers: &mut Timers, armed: &mut Option<Instant>, at: Instant, timer: Timer) {
+    if armed.is_some_and(|armed| armed <= at) {
+        return;
+    }
+    if let Some(old) = armed.replace(at) {
+        timers.disarm(old, timer);
+    }
+    timers.arm(at, timer);
+}
+
+/// Disarms a connection's call-deadline `timer` once its table is empty,
+/// so an idle connection keeps no call timer armed.
+fn disarm_if_idle(
+    timers: &mut Timers,
+    armed: &mut Option<Instant>,
+    table: &BTreeMap<u64, Option<Instant>>,
+    timer: Timer,
+) {
+    if table.is_empty() {
+        if let Some(at) = armed.take() {
+            timers.disarm(at, timer);
+        }
+    }
+}
+
+/// The calls of `table` whose deadline is at or before `now`, earliest
+/// deadline first (then by id), and the earliest deadline left.
+fn due_calls(table: &BTreeMap<u64, Option<Instant>>, now: Instant) -> (Vec<u64>, Option<Instant>) {
+    let mut due: Vec<(Instant, u64)> = Vec::new();
+    let mut next: Option<Instant> = None;
+    for (&id, &deadline) in table {
+        match deadline {
+            Some(at) if at <= now => due.push((at, id)),
+            Some(at) => next = Some(next.map_or(at, |n| n.min(at))),
+            None => {}
+        }
+    }
+    due.sort_unstable();
+    (due.into_iter().map(|(_, id)| id).collect(), next)
 }

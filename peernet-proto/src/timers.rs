@@ -15,10 +15,14 @@ pub(crate) enum Timer {
     /// Time to check ping and idle deadlines (armed lazily, see
     /// `Connection::liveness_deadline`).
     Liveness(ConnId),
-    /// One of our calls times out.
-    Outbound(ConnId, u64),
-    /// A call we serve runs out of its caller's budget.
-    Inbound(ConnId, u64),
+    /// The earliest deadline of our calls in flight on this connection.
+    /// One timer per connection, not one per call: a completing call leaves
+    /// it armed (unless it was the last one in flight); when it fires, the
+    /// calls that are due time out and it is re-armed at the next deadline
+    /// (see `Endpoint::handle_timeout`).
+    Outbound(ConnId),
+    /// The same for the calls we serve (their callers' budgets).
+    Inbound(ConnId),
 }
 
 #[derive(Debug, Default)]

@@ -192,6 +192,54 @@ fn callee_enforces_the_callers_timeout() {
 }
 
 #[test]
+fn call_deadlines_fire_in_order_and_completed_calls_never_time_out() {
+    let mut p = Pair::connected();
+    expose_echo(&mut p);
+    let long = call(&mut p, Who::A, "echo", b"l", Some(10 * SEC));
+    let done = call(&mut p, Who::A, "echo", b"d", Some(SEC));
+    let short = call(&mut p, Who::A, "echo", b"s", Some(3 * SEC));
+    p.drive();
+    let calls = inbound_calls(&mut p, Who::B);
+    assert_eq!(calls.len(), 3);
+    assert_eq!(calls[1].args, Bytes::from_static(b"d"));
+    // only the call with the earliest deadline is answered
+    assert!(reply(
+        &mut p,
+        Who::B,
+        &calls[1],
+        Response::Ok(calls[1].args.clone())
+    ));
+    p.drive();
+    assert_eq!(
+        results(&mut p, Who::A),
+        vec![(done, Ok(Bytes::from_static(b"d")))]
+    );
+    p.advance(2 * SEC);
+    assert!(
+        results(&mut p, Who::A).is_empty(),
+        "a completed call's deadline fires nothing"
+    );
+    p.advance(2 * SEC);
+    assert_eq!(
+        results(&mut p, Who::A),
+        vec![(short, Err(CallError::Timeout))]
+    );
+    assert_eq!(p.a.ep.stats().outbound_calls, 1);
+    p.advance(7 * SEC);
+    assert_eq!(
+        results(&mut p, Who::A),
+        vec![(long, Err(CallError::Timeout))]
+    );
+    assert_eq!(p.a.ep.stats().outbound_calls, 0);
+    assert_eq!(
+        p.b.ep.stats().inbound_calls,
+        0,
+        "the callee freed both slots"
+    );
+    assert!(p.a.ep.is_connected(&p.id(Who::B)));
+}
+
+#[test]
 fn cancel_resolves_once_and_frees_the_callee_slot() {
     let mut p = Pair::connected();
     expose_echo(&mut p);
