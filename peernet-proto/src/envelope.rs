@@ -639,138 +639,47 @@ fn handle(d: &mut Decoder<'_>, body: &Bytes) -> Result<Handle, EnvelopeError> {
     Ok(Handle(body.slice_ref(name.as_bytes())))
 }
 
-/// REPLY status codes (PROTOCOL.md section 3.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ReplyStatus {
-    /// `ok`: the body is the handler's result.
-    Ok = 0,
-    /// `no_such_handle`: the handle is not exposed (default deny).
-    NoSuchHandle = 1,
-    /// `forbidden`: exposed, but this caller is not authorized.
-    Forbidden = 2,
-    /// `handler_error`: the body is the handler's own error bytes.
-    HandlerError = 3,
-    /// `handler_panicked`: the handler crashed; the body is empty or a short
-    /// UTF-8 note.
-    HandlerPanicked = 4,
-    /// `overloaded`: too many calls in flight from this connection.
-    Overloaded = 5,
-    /// `shutting_down`: the callee is closing and takes no new calls.
-    ShuttingDown = 6,
-    /// `too_large`: the handler's result does not fit in one frame.
-    TooLarge = 7,
+wire_code! {
+    /// REPLY status codes (PROTOCOL.md section 3.1).
+    pub enum ReplyStatus: u64 {
+        /// `ok`: the body is the handler's result.
+        Ok = 0 => "ok",
+        /// `no_such_handle`: the handle is not exposed (default deny).
+        NoSuchHandle = 1 => "no_such_handle",
+        /// `forbidden`: exposed, but this caller is not authorized.
+        Forbidden = 2 => "forbidden",
+        /// `handler_error`: the body is the handler's own error bytes.
+        HandlerError = 3 => "handler_error",
+        /// `handler_panicked`: the handler crashed; the body is empty or a
+        /// short UTF-8 note.
+        HandlerPanicked = 4 => "handler_panicked",
+        /// `overloaded`: too many calls in flight from this connection.
+        Overloaded = 5 => "overloaded",
+        /// `shutting_down`: the callee is closing and takes no new calls.
+        ShuttingDown = 6 => "shutting_down",
+        /// `too_large`: the handler's result does not fit in one frame.
+        TooLarge = 7 => "too_large",
+    }
+    unknown => HandlerError,
+    "The status for a code; an unknown code is `HandlerError`, as the protocol tells a caller to treat it."
 }
 
-impl ReplyStatus {
-    /// The code on the wire.
-    pub const fn code(self) -> u64 {
-        self as u64
+wire_code! {
+    /// GOODBYE codes (PROTOCOL.md section 3.3).
+    pub enum GoodbyeCode: u64 {
+        /// `normal`: the sender closes on purpose.
+        Normal = 0 => "normal",
+        /// `superseded`: another connection between the same peers replaces this one.
+        Superseded = 1 => "superseded",
+        /// `revoked`: the receiver was removed from the sender's trust list.
+        Revoked = 2 => "revoked",
+        /// `protocol_error`: the receiver broke the protocol; the reason says how.
+        ProtocolError = 3 => "protocol_error",
+        /// `idle_timeout`: nothing arrived for `idle_timeout`.
+        IdleTimeout = 4 => "idle_timeout",
     }
-
-    /// The status for a code, or `None` for a code this version does not know.
-    pub const fn try_from_code(code: u64) -> Option<ReplyStatus> {
-        Some(match code {
-            0 => ReplyStatus::Ok,
-            1 => ReplyStatus::NoSuchHandle,
-            2 => ReplyStatus::Forbidden,
-            3 => ReplyStatus::HandlerError,
-            4 => ReplyStatus::HandlerPanicked,
-            5 => ReplyStatus::Overloaded,
-            6 => ReplyStatus::ShuttingDown,
-            7 => ReplyStatus::TooLarge,
-            _ => return None,
-        })
-    }
-
-    /// The status for a code; an unknown code is `HandlerError`, as the
-    /// protocol tells a caller to treat it.
-    pub const fn from_code(code: u64) -> ReplyStatus {
-        match ReplyStatus::try_from_code(code) {
-            Some(status) => status,
-            None => ReplyStatus::HandlerError,
-        }
-    }
-
-    /// The protocol's name for the status (`"ok"`, `"no_such_handle"`, ...).
-    pub const fn name(self) -> &'static str {
-        match self {
-            ReplyStatus::Ok => "ok",
-            ReplyStatus::NoSuchHandle => "no_such_handle",
-            ReplyStatus::Forbidden => "forbidden",
-            ReplyStatus::HandlerError => "handler_error",
-            ReplyStatus::HandlerPanicked => "handler_panicked",
-            ReplyStatus::Overloaded => "overloaded",
-            ReplyStatus::ShuttingDown => "shutting_down",
-            ReplyStatus::TooLarge => "too_large",
-        }
-    }
-}
-
-impl fmt::Display for ReplyStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// GOODBYE codes (PROTOCOL.md section 3.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum GoodbyeCode {
-    /// `normal`: the sender closes on purpose.
-    Normal = 0,
-    /// `superseded`: another connection between the same peers replaces this one.
-    Superseded = 1,
-    /// `revoked`: the receiver was removed from the sender's trust list.
-    Revoked = 2,
-    /// `protocol_error`: the receiver broke the protocol; the reason says how.
-    ProtocolError = 3,
-    /// `idle_timeout`: nothing arrived for `idle_timeout`.
-    IdleTimeout = 4,
-}
-
-impl GoodbyeCode {
-    /// The code on the wire.
-    pub const fn code(self) -> u64 {
-        self as u64
-    }
-
-    /// The code's meaning, or `None` for a code this version does not know.
-    pub const fn try_from_code(code: u64) -> Option<GoodbyeCode> {
-        Some(match code {
-            0 => GoodbyeCode::Normal,
-            1 => GoodbyeCode::Superseded,
-            2 => GoodbyeCode::Revoked,
-            3 => GoodbyeCode::ProtocolError,
-            4 => GoodbyeCode::IdleTimeout,
-            _ => return None,
-        })
-    }
-
-    /// The code's meaning; an unknown code is `Normal`, as the protocol says.
-    pub const fn from_code(code: u64) -> GoodbyeCode {
-        match GoodbyeCode::try_from_code(code) {
-            Some(code) => code,
-            None => GoodbyeCode::Normal,
-        }
-    }
-
-    /// The protocol's name for the code (`"normal"`, `"superseded"`, ...).
-    pub const fn name(self) -> &'static str {
-        match self {
-            GoodbyeCode::Normal => "normal",
-            GoodbyeCode::Superseded => "superseded",
-            GoodbyeCode::Revoked => "revoked",
-            GoodbyeCode::ProtocolError => "protocol_error",
-            GoodbyeCode::IdleTimeout => "idle_timeout",
-        }
-    }
-}
-
-impl fmt::Display for GoodbyeCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
+    unknown => Normal,
+    "The code's meaning; an unknown code is `Normal`, as the protocol says."
 }
 
 #[cfg(test)]

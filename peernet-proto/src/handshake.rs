@@ -44,59 +44,24 @@ const PROOF_LABEL: &[u8] = b"peernet-v1-proof";
 /// connection.
 pub type Nonce = [u8; 32];
 
-/// The REJECT codes of PROTOCOL.md section 2.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum RejectCode {
-    /// Your key is not in my trust list (or is invalid, weak, or mine).
-    Untrusted = 1,
-    /// I speak version 1 only.
-    UnsupportedVersion = 2,
-    /// Your signature did not verify.
-    BadSignature = 3,
-    /// You are not the peer I dialed.
-    UnexpectedPeer = 4,
-    /// Too many handshakes in progress; try later.
-    Busy = 5,
-    /// The handshake frame was not valid.
-    Malformed = 6,
-}
-
-impl RejectCode {
-    /// The code byte on the wire.
-    pub fn code(self) -> u8 {
-        self as u8
+wire_code! {
+    /// The REJECT codes of PROTOCOL.md section 2.
+    pub enum RejectCode: u8 {
+        /// Your key is not in my trust list (or is invalid, weak, or mine).
+        Untrusted = 1 => "untrusted",
+        /// I speak version 1 only.
+        UnsupportedVersion = 2 => "unsupported_version",
+        /// Your signature did not verify.
+        BadSignature = 3 => "bad_signature",
+        /// You are not the peer I dialed.
+        UnexpectedPeer = 4 => "unexpected_peer",
+        /// Too many handshakes in progress; try later.
+        Busy = 5 => "busy",
+        /// The handshake frame was not valid.
+        Malformed = 6 => "malformed",
     }
-
-    /// Reads a code byte; an unknown code counts as `malformed` (section 2).
-    pub fn from_code(code: u8) -> RejectCode {
-        match code {
-            1 => RejectCode::Untrusted,
-            2 => RejectCode::UnsupportedVersion,
-            3 => RejectCode::BadSignature,
-            4 => RejectCode::UnexpectedPeer,
-            5 => RejectCode::Busy,
-            _ => RejectCode::Malformed,
-        }
-    }
-
-    /// The protocol's name for the code, e.g. `"untrusted"`.
-    pub fn name(self) -> &'static str {
-        match self {
-            RejectCode::Untrusted => "untrusted",
-            RejectCode::UnsupportedVersion => "unsupported_version",
-            RejectCode::BadSignature => "bad_signature",
-            RejectCode::UnexpectedPeer => "unexpected_peer",
-            RejectCode::Busy => "busy",
-            RejectCode::Malformed => "malformed",
-        }
-    }
-}
-
-impl fmt::Display for RejectCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
+    unknown => Malformed,
+    "Reads a code byte; an unknown code counts as `malformed` (section 2)."
 }
 
 /// Why a handshake step failed: what to report locally and what REJECT

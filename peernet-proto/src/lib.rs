@@ -7,6 +7,9 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+#[macro_use]
+mod wire_code;
+
 pub mod config;
 mod connection;
 pub mod endpoint;
