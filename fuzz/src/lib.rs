@@ -597,7 +597,7 @@ impl Node {
         &mut self,
         peer: &PeerId,
         handle: &str,
-        args: Bytes,
+        args: &[u8],
         timeout: Option<Duration>,
     ) -> Result<CallId, CallError> {
         let r = self.ep.call(self.now, peer, handle, args, timeout);
@@ -818,14 +818,9 @@ pub fn assert_no_protocol_error_but_send_cap(event: &Event) {
 /// `echo` with a 1 s timeout, one with none, and a call to a handle the
 /// peer does not expose with a 30 s timeout.
 fn initial_calls(x: &mut Node, to: &PeerId) {
-    let _ = x.call(
-        to,
-        ECHO,
-        Bytes::from_static(b"\x00one"),
-        Some(Duration::from_secs(1)),
-    );
-    let _ = x.call(to, ECHO, Bytes::from_static(b"\x04two"), None);
-    let _ = x.call(to, "nope", Bytes::new(), Some(Duration::from_secs(30)));
+    let _ = x.call(to, ECHO, b"\x00one", Some(Duration::from_secs(1)));
+    let _ = x.call(to, ECHO, b"\x04two", None);
+    let _ = x.call(to, "nope", b"", Some(Duration::from_secs(30)));
 }
 
 /// `connection_established`: an established connection whose one side

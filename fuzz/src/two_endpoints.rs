@@ -579,7 +579,7 @@ impl World {
                 let handle = handle.name();
                 let args = args.bytes();
                 let timeout = timeout_ms.map(|ms| Duration::from_millis(u64::from(ms)));
-                if let Ok(id) = self.node(from).call(&to, &handle, args.clone(), timeout) {
+                if let Ok(id) = self.node(from).call(&to, &handle, &args, timeout) {
                     let key = (from.index(), id.conn(), id.request_id());
                     assert!(self.made.insert(key, Made { handle, args }).is_none());
                 }
@@ -587,7 +587,7 @@ impl World {
             Op::Send { from, handle, args } => {
                 let to = self.id(from.other());
                 let node = self.node(from);
-                let _ = node.ep.send(node.now, &to, &handle.name(), args.bytes());
+                let _ = node.ep.send(node.now, &to, &handle.name(), &args.bytes());
             }
             Op::Reply {
                 who,

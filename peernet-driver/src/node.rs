@@ -549,10 +549,10 @@ impl<R: Runtime> Node<R> {
         &self,
         peer: &PeerId,
         handle: &str,
-        args: impl Into<Bytes>,
+        args: impl AsRef<[u8]>,
         timeout: impl Into<Option<Duration>>,
     ) -> Result<Bytes, CallError> {
-        let (args, timeout) = (args.into(), timeout.into());
+        let (args, timeout) = (args.as_ref(), timeout.into());
         let mut deadline: Option<StdInstant> = None;
         let (id, rx) = loop {
             let mut work = Vec::new();
@@ -563,7 +563,7 @@ impl<R: Runtime> Node<R> {
                     Some(at) => Some(at.saturating_duration_since(self.shared.rt.now())),
                     None => timeout,
                 };
-                match inner.ep.call(now, peer, handle, args.clone(), budget) {
+                match inner.ep.call(now, peer, handle, args, budget) {
                     Ok(id) => {
                         let (tx, rx) = oneshot::channel();
                         inner.calls.insert(id, tx);
@@ -604,15 +604,15 @@ impl<R: Runtime> Node<R> {
         &self,
         peer: &PeerId,
         handle: &str,
-        args: impl Into<Bytes>,
+        args: impl AsRef<[u8]>,
     ) -> Result<(), CallError> {
-        let args = args.into();
+        let args = args.as_ref();
         loop {
             let mut work = Vec::new();
             let room = {
                 let mut inner = self.shared.lock();
                 let now = self.shared.now();
-                match inner.ep.send(now, peer, handle, args.clone()) {
+                match inner.ep.send(now, peer, handle, args) {
                     Ok(()) => {
                         self.shared.drain(&mut inner, &mut work);
                         drop(inner);

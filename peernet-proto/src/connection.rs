@@ -5,18 +5,20 @@
 //! closed connection can disarm all of them in one place.
 
 use alloc::boxed::Box;
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
 
 use bytes::{Bytes, BytesMut};
 
 use crate::Instant;
 use crate::config::Config;
 use crate::endpoint::ConnId;
-use crate::envelope::Envelope;
+use crate::envelope::{Envelope, EnvelopeTooLarge};
 use crate::event::{Direction, Output};
 use crate::frame::{FrameDecoder, encode_frame};
 use crate::handshake::{Initiator, MAX_HANDSHAKE_FRAME, Responder};
 use crate::identity::PeerId;
+use crate::in_flight::InFlight;
 use crate::timers::{Timer, Timers};
 
 /// What the endpoint shares with every connection while handling input.
@@ -50,10 +52,10 @@ pub(crate) struct Session {
     /// Whether the endpoint announced this connection with `Connected`.
     pub(crate) announced: bool,
     next_id: u64,
-    /// Our calls in flight: request id -> deadline.
-    pub(crate) outbound: BTreeMap<u64, Option<Instant>>,
-    /// Calls we serve in flight: request id -> deadline.
-    pub(crate) inbound: BTreeMap<u64, Option<Instant>>,
+    /// Our calls in flight.
+    pub(crate) outbound: InFlight,
+    /// Calls we serve in flight.
+    pub(crate) inbound: InFlight,
     pub(crate) ping: Option<u64>,
     /// When `Timer::Outbound(conn)` / `Timer::Inbound(conn)` is armed for:
     /// at or before the earliest deadline in `outbound` / `inbound`.
@@ -62,7 +64,15 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    pub(crate) fn new(peer: PeerId, initiator: PeerId, at: Instant, first_id: u64) -> Session {
+    /// `first_id` and `seed` come from the endpoint's RNG: the first is
+    /// where our request ids start, the second keys the in-flight tables.
+    pub(crate) fn new(
+        peer: PeerId,
+        initiator: PeerId,
+        at: Instant,
+        first_id: u64,
+        seed: u64,
+    ) -> Session {
         Session {
             peer,
             initiator,
@@ -70,8 +80,8 @@ impl Session {
             heard_envelope: false,
             announced: false,
             next_id: first_id,
-            outbound: BTreeMap::new(),
-            inbound: BTreeMap::new(),
+            outbound: InFlight::new(seed),
+            inbound: InFlight::new(seed.rotate_left(32)),
             ping: None,
             out_timer: None,
             in_timer: None,
@@ -85,7 +95,7 @@ impl Session {
         loop {
             let id = self.next_id;
             self.next_id = self.next_id.wrapping_add(1);
-            if id != 0 && !self.outbound.contains_key(&id) {
+            if id != 0 && !self.outbound.contains(id) {
                 return id;
             }
         }
@@ -170,9 +180,17 @@ impl Connection {
     /// Queues an envelope. Fails only if it does not fit in a frame, and
     /// then queues nothing.
     pub(crate) fn push(&mut self, envelope: &Envelope, ctx: &mut Ctx) -> Result<(), ()> {
-        envelope
-            .encode_frame(&mut self.out, ctx.config.max_frame_len)
-            .map_err(|_| ())?;
+        self.push_encoded(ctx, |out, max| envelope.encode_frame(out, max))
+    }
+
+    /// Queues the frame `encode` appends given the frame limit; `encode`
+    /// must leave the queue untouched when it fails.
+    pub(crate) fn push_encoded(
+        &mut self,
+        ctx: &mut Ctx,
+        encode: impl FnOnce(&mut BytesMut, u32) -> Result<(), EnvelopeTooLarge>,
+    ) -> Result<(), ()> {
+        encode(&mut self.out, ctx.config.max_frame_len).map_err(|_| ())?;
         self.wrote(ctx);
         Ok(())
     }
@@ -249,12 +267,12 @@ impl Connection {
         }
         let mut left = Leftovers {
             last: self.out.split().freeze(),
-            outbound: BTreeMap::new(),
-            inbound: BTreeMap::new(),
+            outbound: Vec::new(),
+            inbound: Vec::new(),
         };
         if let State::Established(session) = &mut self.state {
-            left.outbound = core::mem::take(&mut session.outbound);
-            left.inbound = core::mem::take(&mut session.inbound);
+            left.outbound = session.outbound.drain_sorted();
+            left.inbound = session.inbound.drain_sorted();
         }
         if let State::Established(session) = &mut self.state {
             if let Some(at) = session.out_timer.take() {
@@ -271,6 +289,8 @@ impl Connection {
 /// What a closed connection left behind.
 pub(crate) struct Leftovers {
     pub(crate) last: Bytes,
-    pub(crate) outbound: BTreeMap<u64, Option<Instant>>,
-    pub(crate) inbound: BTreeMap<u64, Option<Instant>>,
+    /// Our calls that were in flight, in id order.
+    pub(crate) outbound: Vec<u64>,
+    /// The calls we were serving, in id order.
+    pub(crate) inbound: Vec<u64>,
 }

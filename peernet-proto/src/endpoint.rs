@@ -16,7 +16,10 @@ use rand_core::CryptoRng;
 use crate::Instant;
 use crate::config::{Config, fault};
 use crate::connection::{Connection, Ctx, Session, State};
-use crate::envelope::{Envelope, GoodbyeCode, Handle, ReplyStatus};
+use crate::envelope::{
+    Envelope, GoodbyeCode, Handle, ReplyStatus, check_handle_len, encode_call_frame,
+    encode_send_frame,
+};
 use crate::error::{CallError, CloseReason, HandshakeError, Side};
 use crate::event::{
     CallId, Direction, Event, InboundCall, InboundCallId, InboundSend, Output, Response,
@@ -25,6 +28,7 @@ use crate::exposure::{Access, Exposure};
 use crate::frame::{FrameError, encode_frame};
 use crate::handshake::{self, Failure, Initiator, RejectCode, Responder};
 use crate::identity::{Identity, PeerId};
+use crate::in_flight::InFlight;
 use crate::registry::{self, Survivor};
 use crate::timers::{Timer, Timers};
 use crate::trust::{Label, TrustList};
@@ -432,10 +436,7 @@ impl Endpoint {
                     };
                     let Some(s) = c.session_mut() else { continue };
                     s.out_timer = None;
-                    let (due, next) = due_calls(&s.outbound, now);
-                    for id in &due {
-                        s.outbound.remove(id);
-                    }
+                    let (due, next) = s.outbound.take_due(now);
                     if let Some(at) = next {
                         s.out_timer = Some(at);
                         self.ctx.timers.arm(at, Timer::Outbound(conn));
@@ -456,10 +457,7 @@ impl Endpoint {
                         continue;
                     };
                     s.in_timer = None;
-                    let (due, next) = due_calls(&s.inbound, now);
-                    for id in &due {
-                        s.inbound.remove(id);
-                    }
+                    let (due, next) = s.inbound.take_due(now);
                     if let Some(at) = next {
                         s.in_timer = Some(at);
                         self.ctx.timers.arm(at, Timer::Inbound(conn));
@@ -481,16 +479,20 @@ impl Endpoint {
     /// `timeout` (rounded up to whole milliseconds) is carried in the CALL
     /// so the callee can stop work it no longer needs to do; when it runs
     /// out the call fails with [`CallError::Timeout`] and CANCEL is sent.
+    ///
+    /// `args` is copied into the connection's send queue (the frame is
+    /// written there at once), so on [`CallError::WouldBlock`] the caller
+    /// still holds them and can retry.
     pub fn call(
         &mut self,
         now: Instant,
         peer: &PeerId,
         handle: &str,
-        args: Bytes,
+        args: &[u8],
         timeout: Option<Duration>,
     ) -> Result<CallId, CallError> {
         self.advance(now);
-        let handle = Handle::new(handle).map_err(CallError::InvalidHandle)?;
+        check_handle_len(handle.len()).map_err(CallError::InvalidHandle)?;
         let conn = *self.registry.get(peer).ok_or(CallError::NotConnected)?;
         let c = self.conns.get_mut(&conn).ok_or(CallError::NotConnected)?;
         let queued = c.queued();
@@ -506,13 +508,8 @@ impl Endpoint {
                 .max(1)
         });
         let id = s.next_request_id();
-        let envelope = Envelope::Call {
-            id,
-            handle,
-            args,
-            timeout_ms,
-        };
-        c.push(&envelope, &mut self.ctx)
+        let call = (id, handle, args, timeout_ms);
+        c.push_encoded(&mut self.ctx, |out, max| encode_call_frame(out, max, call))
             .map_err(|()| CallError::MessageTooLarge)?;
         let deadline = timeout.map(|t| self.ctx.now + t);
         if let Some(s) = c.session_mut() {
@@ -536,17 +533,19 @@ impl Endpoint {
         now: Instant,
         peer: &PeerId,
         handle: &str,
-        args: Bytes,
+        args: &[u8],
     ) -> Result<(), CallError> {
         self.advance(now);
-        let handle = Handle::new(handle).map_err(CallError::InvalidHandle)?;
+        check_handle_len(handle.len()).map_err(CallError::InvalidHandle)?;
         let conn = *self.registry.get(peer).ok_or(CallError::NotConnected)?;
         let c = self.conns.get_mut(&conn).ok_or(CallError::NotConnected)?;
         if c.queued() >= self.ctx.config.send_buffer {
             return Err(CallError::WouldBlock);
         }
-        c.push(&Envelope::Send { handle, args }, &mut self.ctx)
-            .map_err(|()| CallError::MessageTooLarge)
+        c.push_encoded(&mut self.ctx, |out, max| {
+            encode_send_frame(out, max, handle, args)
+        })
+        .map_err(|()| CallError::MessageTooLarge)
     }
 
     /// Gives up on one of our calls: it resolves now with
@@ -560,7 +559,7 @@ impl Endpoint {
         let Some(s) = c.session_mut() else {
             return false;
         };
-        if s.outbound.remove(&call.id).is_none() {
+        if !s.outbound.remove(call.id) {
             return false;
         }
         let timer = Timer::Outbound(call.conn);
@@ -586,7 +585,7 @@ impl Endpoint {
         let Some(s) = c.session_mut() else {
             return false;
         };
-        if s.inbound.remove(&call.id).is_none() {
+        if !s.inbound.remove(call.id) {
             return false;
         }
         let timer = Timer::Inbound(call.conn);
@@ -826,7 +825,9 @@ impl Endpoint {
                 } else {
                     first_id
                 };
-                let session = Session::new(peer, self.identity.peer_id(), self.ctx.now, first_id);
+                let seed = self.rng.next_u64();
+                let me = self.identity.peer_id();
+                let session = Session::new(peer, me, self.ctx.now, first_id, seed);
                 let Some(c) = self.conns.get_mut(&conn) else {
                     return;
                 };
@@ -858,7 +859,8 @@ impl Endpoint {
                 } else {
                     first_id
                 };
-                let session = Session::new(peer, peer, self.ctx.now, first_id);
+                let seed = self.rng.next_u64();
+                let session = Session::new(peer, peer, self.ctx.now, first_id, seed);
                 self.inbound_handshakes = self.inbound_handshakes.saturating_sub(1);
                 let Some(c) = self.conns.get_mut(&conn) else {
                     return;
@@ -950,7 +952,7 @@ impl Endpoint {
             true => self
                 .conns
                 .iter()
-                .find(|(_, c)| c.session().is_some_and(|s| s.outbound.contains_key(&id))),
+                .find(|(_, c)| c.session().is_some_and(|s| s.outbound.contains(id))),
             false => None,
         };
         let conn = owner.map_or(conn, |(owner, _)| *owner);
@@ -1001,7 +1003,7 @@ impl Endpoint {
             Envelope::Reply { id, status, body } => {
                 #[cfg(feature = "fault-injection")]
                 let (conn, s) = self.fault_reply_any_connection(conn, id);
-                if s.outbound.remove(&id).is_none() {
+                if !s.outbound.remove(id) {
                     // A late reply to a call that timed out or was
                     // cancelled, or any unknown id: dropped (3.1).
                     return;
@@ -1051,7 +1053,7 @@ impl Endpoint {
                 HandshakeError::TransportLost,
             ),
             Envelope::Cancel { id } => {
-                if s.inbound.remove(&id).is_some() {
+                if s.inbound.remove(id) {
                     let timer = Timer::Inbound(conn);
                     disarm_if_idle(&mut self.ctx.timers, &mut s.in_timer, &s.inbound, timer);
                     self.emit(Event::CallCancelled(InboundCallId { conn, id }));
@@ -1076,7 +1078,7 @@ impl Endpoint {
         if id == 0 {
             return self.protocol_error(conn, "CALL with request id 0".into());
         }
-        if s.inbound.contains_key(&id) {
+        if s.inbound.contains(id) {
             return self.protocol_error(
                 conn,
                 format!("CALL reuses request id {id}, still in flight"),
@@ -1197,14 +1199,14 @@ impl Endpoint {
             Farewell::Reject(code) => encode_frame(&handshake::reject(code), c.out_mut()),
         }
         let left = c.teardown(&mut self.ctx);
-        for id in left.outbound.keys() {
+        for id in left.outbound {
             self.emit(Event::CallResult {
-                id: CallId { conn, id: *id },
+                id: CallId { conn, id },
                 result: Err(CallError::ConnectionClosed(reason.clone())),
             });
         }
-        for id in left.inbound.keys() {
-            self.emit(Event::CallCancelled(InboundCallId { conn, id: *id }));
+        for id in left.inbound {
+            self.emit(Event::CallCancelled(InboundCallId { conn, id }));
         }
         self.ctx.outputs.push_back(Output::Close {
             conn,
@@ -1258,7 +1260,7 @@ fn arm_earlier(timers: &mut Timers, armed: &mut Option<Instant>, at: Instant, ti
 fn disarm_if_idle(
     timers: &mut Timers,
     armed: &mut Option<Instant>,
-    table: &BTreeMap<u64, Option<Instant>>,
+    table: &InFlight,
     timer: Timer,
 ) {
     if table.is_empty() {
@@ -1266,20 +1268,4 @@ fn disarm_if_idle(
             timers.disarm(at, timer);
         }
     }
-}
-
-/// The calls of `table` whose deadline is at or before `now`, earliest
-/// deadline first (then by id), and the earliest deadline left.
-fn due_calls(table: &BTreeMap<u64, Option<Instant>>, now: Instant) -> (Vec<u64>, Option<Instant>) {
-    let mut due: Vec<(Instant, u64)> = Vec::new();
-    let mut next: Option<Instant> = None;
-    for (&id, &deadline) in table {
-        match deadline {
-            Some(at) if at <= now => due.push((at, id)),
-            Some(at) => next = Some(next.map_or(at, |n| n.min(at))),
-            None => {}
-        }
-    }
-    due.sort_unstable();
-    (due.into_iter().map(|(_, id)| id).collect(), next)
 }

@@ -34,6 +34,7 @@ use core::fmt;
 use core::hash::{Hash, Hasher};
 
 use bytes::{BufMut, Bytes, BytesMut};
+use bytestring::ByteString;
 use minicbor::Decoder;
 
 use crate::frame::FRAME_HEADER_LEN;
@@ -61,12 +62,13 @@ const EXPECT_TEXT: &str = "a text string";
 
 /// The name of a callable function on a peer: 1 to 255 bytes of UTF-8.
 ///
-/// Backed by [`Bytes`], so a handle decoded from a frame is a slice of that
-/// frame rather than a copy. Compares, orders and hashes exactly like its
+/// Backed by [`Bytes`] (through [`ByteString`], which checks UTF-8 once, at
+/// construction), so a handle decoded from a frame is a slice of that frame
+/// rather than a copy, and reading it as `&str` costs nothing. Compares, orders and hashes exactly like its
 /// `str`, so a `HashMap<Handle, _>` or `BTreeMap<Handle, _>` can be looked up
 /// with a `&str`.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Handle(Bytes);
+pub struct Handle(ByteString);
 
 /// Why a name is not a valid [`Handle`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -85,7 +87,7 @@ pub enum InvalidHandle {
     InvalidUtf8,
 }
 
-const fn check_handle_len(len: usize) -> Result<(), InvalidHandle> {
+pub(crate) const fn check_handle_len(len: usize) -> Result<(), InvalidHandle> {
     if len == 0 {
         Err(InvalidHandle::Empty)
     } else if len > MAX_HANDLE_LEN {
@@ -99,7 +101,7 @@ impl Handle {
     /// A handle named `name` (copied).
     pub fn new(name: &str) -> Result<Handle, InvalidHandle> {
         check_handle_len(name.len())?;
-        Ok(Handle(Bytes::copy_from_slice(name.as_bytes())))
+        Ok(Handle(ByteString::from(name)))
     }
 
     /// A handle for a constant name, without copying.
@@ -111,19 +113,17 @@ impl Handle {
     pub const fn from_static(name: &'static str) -> Handle {
         assert!(!name.is_empty(), "empty handle");
         assert!(name.len() <= MAX_HANDLE_LEN, "handle over 255 bytes");
-        Handle(Bytes::from_static(name.as_bytes()))
+        Handle(ByteString::from_static(name))
     }
 
     /// The name.
     pub fn as_str(&self) -> &str {
-        // Every constructor checked UTF-8; re-checking (at most 255 bytes)
-        // is the price of `forbid(unsafe_code)`.
-        core::str::from_utf8(&self.0).expect("a Handle always holds UTF-8")
+        &self.0
     }
 
-    /// The name's UTF-8 bytes, without re-checking them.
+    /// The name's UTF-8 bytes.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.0
+        self.0.as_bytes()
     }
 
     /// Length of the name in bytes (1 to [`MAX_HANDLE_LEN`]).
@@ -189,7 +189,7 @@ impl TryFrom<String> for Handle {
     /// Takes over the string's buffer without copying.
     fn try_from(name: String) -> Result<Handle, InvalidHandle> {
         check_handle_len(name.len())?;
-        Ok(Handle(Bytes::from(name)))
+        Ok(Handle(ByteString::from(name)))
     }
 }
 
@@ -198,8 +198,9 @@ impl TryFrom<Bytes> for Handle {
     /// Checks length and UTF-8 and keeps the bytes without copying.
     fn try_from(name: Bytes) -> Result<Handle, InvalidHandle> {
         check_handle_len(name.len())?;
-        core::str::from_utf8(&name).map_err(|_| InvalidHandle::InvalidUtf8)?;
-        Ok(Handle(name))
+        ByteString::try_from(name)
+            .map(Handle)
+            .map_err(|_| InvalidHandle::InvalidUtf8)
     }
 }
 
@@ -411,16 +412,11 @@ impl Envelope {
                 handle,
                 args,
                 timeout_ms,
-            } => {
-                uint_len(*id)
-                    + string_len(handle.len())
-                    + string_len(args.len())
-                    + uint_len(*timeout_ms)
-            }
+            } => call_len(*id, handle.len(), args.len(), *timeout_ms),
             Envelope::Reply { id, status, body } => {
                 uint_len(*id) + uint_len(*status) + string_len(body.len())
             }
-            Envelope::Send { handle, args } => string_len(handle.len()) + string_len(args.len()),
+            Envelope::Send { handle, args } => send_len(handle.len(), args.len()),
             Envelope::Ping { nonce } | Envelope::Pong { nonce } => uint_len(*nonce),
             Envelope::Goodbye { code, reason } => uint_len(*code) + string_len(reason.len()),
             Envelope::Cancel { id } => uint_len(*id),
@@ -437,23 +433,9 @@ impl Envelope {
         out: &mut BytesMut,
         max_frame_len: u32,
     ) -> Result<(), EnvelopeTooLarge> {
-        let len = self.encoded_len();
-        let frame_len = match u32::try_from(len) {
-            Ok(l) if l <= max_frame_len => l,
-            _ => {
-                return Err(EnvelopeTooLarge {
-                    len,
-                    max: max_frame_len,
-                });
-            }
-        };
-        // One reservation up front, so writing the body never reallocates.
-        out.reserve(FRAME_HEADER_LEN + len);
-        let start = out.len();
-        out.put_u32(frame_len);
-        self.put_body(out);
-        debug_assert_eq!(out.len() - start, FRAME_HEADER_LEN + len);
-        Ok(())
+        put_frame(out, self.encoded_len(), max_frame_len, |out| {
+            self.put_body(out)
+        })
     }
 
     /// The CBOR body alone (for tests and fuzzers; the connection uses
@@ -474,24 +456,14 @@ impl Envelope {
                 handle,
                 args,
                 timeout_ms,
-            } => {
-                out.put_slice(&[MAJOR_ARRAY | 5, MAJOR_UINT | TAG_CALL as u8]);
-                put_head(out, MAJOR_UINT, *id);
-                put_string(out, MAJOR_TEXT, handle.as_bytes());
-                put_string(out, MAJOR_BYTES, args);
-                put_head(out, MAJOR_UINT, *timeout_ms);
-            }
+            } => put_call(out, *id, handle.as_bytes(), args, *timeout_ms),
             Envelope::Reply { id, status, body } => {
                 out.put_slice(&[MAJOR_ARRAY | 4, MAJOR_UINT | TAG_REPLY as u8]);
                 put_head(out, MAJOR_UINT, *id);
                 put_head(out, MAJOR_UINT, *status);
                 put_string(out, MAJOR_BYTES, body);
             }
-            Envelope::Send { handle, args } => {
-                out.put_slice(&[MAJOR_ARRAY | 3, MAJOR_UINT | TAG_SEND as u8]);
-                put_string(out, MAJOR_TEXT, handle.as_bytes());
-                put_string(out, MAJOR_BYTES, args);
-            }
+            Envelope::Send { handle, args } => put_send(out, handle.as_bytes(), args),
             Envelope::Ping { nonce } => {
                 out.put_slice(&[MAJOR_ARRAY | 2, MAJOR_UINT | TAG_PING as u8]);
                 put_head(out, MAJOR_UINT, *nonce);
@@ -511,6 +483,85 @@ impl Envelope {
             }
         }
     }
+}
+
+/// Appends the frame of a CALL whose handle is a checked name (see
+/// [`check_handle_len`]), exactly as [`Envelope::encode_frame`] would, but
+/// without building a [`Handle`]: the caller's `&str` is copied straight
+/// into `out`, once, instead of into a fresh handle first.
+pub(crate) fn encode_call_frame(
+    out: &mut BytesMut,
+    max_frame_len: u32,
+    (id, handle, args, timeout_ms): (u64, &str, &[u8], u64),
+) -> Result<(), EnvelopeTooLarge> {
+    let len = 2 + call_len(id, handle.len(), args.len(), timeout_ms);
+    put_frame(out, len, max_frame_len, |out| {
+        put_call(out, id, handle.as_bytes(), args, timeout_ms)
+    })
+}
+
+/// [`encode_call_frame`] for a SEND.
+pub(crate) fn encode_send_frame(
+    out: &mut BytesMut,
+    max_frame_len: u32,
+    handle: &str,
+    args: &[u8],
+) -> Result<(), EnvelopeTooLarge> {
+    let len = 2 + send_len(handle.len(), args.len());
+    put_frame(out, len, max_frame_len, |out| {
+        put_send(out, handle.as_bytes(), args)
+    })
+}
+
+/// Appends a frame whose body is `len` bytes written by `put_body`, or
+/// leaves `out` untouched if `len` is over `max_frame_len`.
+fn put_frame(
+    out: &mut BytesMut,
+    len: usize,
+    max_frame_len: u32,
+    put_body: impl FnOnce(&mut BytesMut),
+) -> Result<(), EnvelopeTooLarge> {
+    let frame_len = match u32::try_from(len) {
+        Ok(l) if l <= max_frame_len => l,
+        _ => {
+            return Err(EnvelopeTooLarge {
+                len,
+                max: max_frame_len,
+            });
+        }
+    };
+    // One reservation up front, so writing the body never reallocates.
+    out.reserve(FRAME_HEADER_LEN + len);
+    let start = out.len();
+    out.put_u32(frame_len);
+    put_body(out);
+    debug_assert_eq!(out.len() - start, FRAME_HEADER_LEN + len);
+    Ok(())
+}
+
+// The CALL and SEND bodies (less array head and tag in the lengths),
+// shared by `Envelope` and the borrowed encoders above.
+
+const fn call_len(id: u64, handle_len: usize, args_len: usize, timeout_ms: u64) -> usize {
+    uint_len(id) + string_len(handle_len) + string_len(args_len) + uint_len(timeout_ms)
+}
+
+const fn send_len(handle_len: usize, args_len: usize) -> usize {
+    string_len(handle_len) + string_len(args_len)
+}
+
+fn put_call<B: BufMut>(out: &mut B, id: u64, handle: &[u8], args: &[u8], timeout_ms: u64) {
+    out.put_slice(&[MAJOR_ARRAY | 5, MAJOR_UINT | TAG_CALL as u8]);
+    put_head(out, MAJOR_UINT, id);
+    put_string(out, MAJOR_TEXT, handle);
+    put_string(out, MAJOR_BYTES, args);
+    put_head(out, MAJOR_UINT, timeout_ms);
+}
+
+fn put_send<B: BufMut>(out: &mut B, handle: &[u8], args: &[u8]) {
+    out.put_slice(&[MAJOR_ARRAY | 3, MAJOR_UINT | TAG_SEND as u8]);
+    put_string(out, MAJOR_TEXT, handle);
+    put_string(out, MAJOR_BYTES, args);
 }
 
 /// Length of a CBOR item head carrying `n` in shortest form.
@@ -636,7 +687,9 @@ fn text<'b>(d: &mut Decoder<'b>, field: &'static str) -> Result<&'b str, Envelop
 fn handle(d: &mut Decoder<'_>, body: &Bytes) -> Result<Handle, EnvelopeError> {
     let name = text(d, "handle")?;
     check_handle_len(name.len())?;
-    Ok(Handle(body.slice_ref(name.as_bytes())))
+    // `text` checked UTF-8 already; `ByteString` checks it once more (at
+    // most 255 bytes) because building one unchecked needs `unsafe`.
+    Handle::try_from(body.slice_ref(name.as_bytes())).map_err(EnvelopeError::from)
 }
 
 wire_code! {

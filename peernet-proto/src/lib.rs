@@ -20,6 +20,7 @@ pub mod exposure;
 pub mod frame;
 pub mod handshake;
 pub mod identity;
+mod in_flight;
 pub mod registry;
 pub mod time;
 mod timers;

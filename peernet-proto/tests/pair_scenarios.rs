@@ -25,7 +25,7 @@ fn call(
     let now = p.now;
     p.node(from)
         .ep
-        .call(now, &peer, handle, Bytes::from_static(args), timeout)
+        .call(now, &peer, handle, args, timeout)
         .expect("call accepted")
 }
 
@@ -347,7 +347,7 @@ fn a_call_that_does_not_fit_a_frame_fails_locally() {
     let now = p.now;
     let args = Bytes::from(vec![0u8; p.a.ep.config().max_frame_len as usize]);
     assert_eq!(
-        p.a.ep.call(now, &peer, "echo", args, None),
+        p.a.ep.call(now, &peer, "echo", &args, None),
         Err(CallError::MessageTooLarge)
     );
     assert_eq!(p.a.ep.queued_bytes(p.links[0].a), 0, "nothing sent");
@@ -359,12 +359,8 @@ fn sends_are_dispatched_or_dropped_silently() {
     let mut p = Pair::connected();
     p.b.ep.expose("chat", Access::Anyone).unwrap();
     let (peer, now) = (p.id(Who::B), p.now);
-    p.a.ep
-        .send(now, &peer, "chat", Bytes::from_static(b"hello"))
-        .unwrap();
-    p.a.ep
-        .send(now, &peer, "closed", Bytes::from_static(b"nope"))
-        .unwrap();
+    p.a.ep.send(now, &peer, "chat", b"hello").unwrap();
+    p.a.ep.send(now, &peer, "closed", b"nope").unwrap();
     p.drive();
     let events = p.take_events(Who::B);
     assert_eq!(events.len(), 1, "{events:?}");
@@ -616,7 +612,7 @@ fn unpair_mid_call_fails_the_call_with_revoked() {
         "{r:?}"
     );
     assert_eq!(
-        p.a.ep.call(now, &b, "echo", Bytes::new(), None),
+        p.a.ep.call(now, &b, "echo", b"", None),
         Err(CallError::NotConnected)
     );
 }
@@ -862,7 +858,7 @@ fn calls_wait_for_room_in_the_send_queue() {
     let args = Bytes::from(vec![7u8; 100]);
     let mut accepted = 0;
     loop {
-        match p.a.ep.call(now, &b, "echo", args.clone(), None) {
+        match p.a.ep.call(now, &b, "echo", &args, None) {
             Ok(_) => accepted += 1,
             Err(CallError::WouldBlock) => break,
             Err(e) => panic!("{e}"),
@@ -871,7 +867,7 @@ fn calls_wait_for_room_in_the_send_queue() {
     assert!((2..=4).contains(&accepted), "{accepted}");
     // the driver takes the bytes: room again
     p.drive();
-    assert!(p.a.ep.call(now, &b, "echo", args, None).is_ok());
+    assert!(p.a.ep.call(now, &b, "echo", &args, None).is_ok());
 }
 
 #[test]

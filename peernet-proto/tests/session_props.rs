@@ -32,14 +32,12 @@ fn session(splits: Vec<usize>) -> (Vec<Event>, Vec<Event>) {
         for (i, size) in sizes.iter().enumerate() {
             let args = Bytes::from(vec![round ^ i as u8; *size]);
             p.a.ep
-                .call(now, &b, "echo", args.clone(), Some(Duration::from_secs(5)))
+                .call(now, &b, "echo", &args, Some(Duration::from_secs(5)))
                 .unwrap();
-            p.b.ep.call(now, &a, "echo", args, None).unwrap();
+            p.b.ep.call(now, &a, "echo", &args, None).unwrap();
         }
-        p.a.ep
-            .send(now, &b, "chat", Bytes::from_static(b"hi"))
-            .unwrap();
-        p.a.ep.call(now, &b, "hidden", Bytes::new(), None).unwrap();
+        p.a.ep.send(now, &b, "chat", b"hi").unwrap();
+        p.a.ep.call(now, &b, "hidden", b"", None).unwrap();
         p.drive();
         // both sides answer every call they got, in reverse order
         for who in [Who::A, Who::B] {

@@ -413,7 +413,7 @@ impl Sim {
         let Some(ep) = self.nodes[a].ep.as_mut() else {
             return Err(CallError::NotConnected);
         };
-        let result = ep.call(now, &peer, handle, args, timeout);
+        let result = ep.call(now, &peer, handle, &args, timeout);
         match &result {
             Ok(id) => {
                 self.counters.calls += 1;
@@ -504,7 +504,7 @@ impl Sim {
         let args = node::call_args(0, a, self.rng.below(64) as usize);
         let who = self.who(&peer);
         if let Some(ep) = self.nodes[a].ep.as_mut() {
-            let r = ep.send(now, &peer, handle, args);
+            let r = ep.send(now, &peer, handle, &args);
             tr!(self, "n{a} sends {handle} to {who}: {r:?}");
         }
         self.touch(a);
