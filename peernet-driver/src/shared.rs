@@ -250,7 +250,11 @@ impl<R: Runtime> Shared<R> {
 
     /// Wakes callers blocked on a full queue, if there are any.
     pub(crate) fn wake_room(&self) {
-        if self.room_wanted.swap(false, Ordering::AcqRel) {
+        // Called once per completed call: a plain load first, so the common
+        // case (nobody waiting) costs no locked read-modify-write.
+        if self.room_wanted.load(Ordering::Acquire)
+            && self.room_wanted.swap(false, Ordering::AcqRel)
+        {
             self.room.notify(usize::MAX);
         }
     }
