@@ -10,7 +10,7 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use rand_core::CryptoRng;
 
 use crate::Instant;
@@ -25,7 +25,7 @@ use crate::event::{
     CallId, Direction, Event, InboundCall, InboundCallId, InboundSend, Output, Response,
 };
 use crate::exposure::{Access, Exposure};
-use crate::frame::{FrameError, encode_frame};
+use crate::frame::{Frame, FrameError, encode_frame};
 use crate::handshake::{self, Failure, Initiator, RejectCode, Responder};
 use crate::identity::{Identity, PeerId};
 use crate::in_flight::InFlight;
@@ -377,10 +377,15 @@ impl Endpoint {
                 let Some(c) = self.conns.get_mut(&conn) else {
                     return;
                 };
-                match c.decoder.decode(&mut data) {
-                    Ok(Some(body)) => {
+                match c.decoder.decode_in_place(&mut data) {
+                    Ok(Some(Frame::InPlace(len))) => {
                         c.last_recv = self.ctx.now;
-                        self.on_frame(conn, body);
+                        self.on_frame(conn, &data, len);
+                        data.advance(len);
+                    }
+                    Ok(Some(Frame::Assembled(body))) => {
+                        c.last_recv = self.ctx.now;
+                        self.on_frame(conn, &body, body.len());
                     }
                     Ok(None) => return,
                     Err(error) => return self.on_frame_error(conn, error),
@@ -762,24 +767,26 @@ impl Endpoint {
         );
     }
 
-    fn on_frame(&mut self, conn: ConnId, body: Bytes) {
+    /// One frame's body: `data[..len]`.
+    fn on_frame(&mut self, conn: ConnId, data: &Bytes, len: usize) {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
+        let body = &data[..len];
         match &c.state {
             State::AwaitHello { busy } => {
                 let busy = *busy;
-                self.on_hello(conn, &body, busy)
+                self.on_hello(conn, body, busy)
             }
             State::AwaitWelcome(initiator) => {
                 let initiator = initiator.clone();
-                self.on_welcome(conn, &body, initiator)
+                self.on_welcome(conn, body, initiator)
             }
             State::AwaitProof(responder) => {
                 let responder = (**responder).clone();
-                self.on_proof(conn, &body, responder)
+                self.on_proof(conn, body, responder)
             }
-            State::Established(_) => self.on_envelope(conn, body),
+            State::Established(_) => self.on_envelope(conn, data, len),
         }
     }
 
@@ -969,7 +976,8 @@ impl Endpoint {
         );
     }
 
-    fn on_envelope(&mut self, conn: ConnId, body: Bytes) {
+    fn on_envelope(&mut self, conn: ConnId, data: &Bytes, len: usize) {
+        let body = &data[..len];
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
@@ -978,7 +986,7 @@ impl Endpoint {
         if !s.heard_envelope && direction == Direction::Outbound {
             // The responder's verdict on our PROOF can arrive after we
             // started using the connection.
-            if let Some(code) = handshake::parse_reject(&body) {
+            if let Some(code) = handshake::parse_reject(body) {
                 return self.end(
                     conn,
                     Farewell::Nothing,
@@ -987,7 +995,7 @@ impl Endpoint {
                 );
             }
         }
-        let envelope = match Envelope::decode(&body) {
+        let envelope = match Envelope::decode_prefix(data, len) {
             Ok(envelope) => envelope,
             Err(error) => return self.protocol_error(conn, format!("{error}")),
         };

@@ -338,7 +338,13 @@ impl Envelope {
     /// a protocol error, but the connection's to report. Never panics and
     /// never recurses, whatever the input.
     pub fn decode(body: &Bytes) -> Result<Envelope, EnvelopeError> {
-        let mut d = Decoder::new(body);
+        Envelope::decode_prefix(body, body.len())
+    }
+
+    /// Decodes the body `body[..len]` (`len` at most `body.len()`), whose
+    /// byte strings become slices of `body`.
+    pub(crate) fn decode_prefix(body: &Bytes, len: usize) -> Result<Envelope, EnvelopeError> {
+        let mut d = Decoder::new(&body[..len]);
         let items = match head(&d, MAJOR_ARRAY) {
             Head::Definite => d
                 .array()
@@ -397,7 +403,7 @@ impl Envelope {
                 id: uint(&mut d, "id")?,
             },
         };
-        if d.position() != body.len() {
+        if d.position() != len {
             return Err(EnvelopeError::TrailingBytes);
         }
         Ok(envelope)

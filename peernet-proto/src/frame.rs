@@ -70,6 +70,14 @@ impl Default for FrameDecoder {
     }
 }
 
+/// Where [`FrameDecoder::decode_in_place`] found a frame's body.
+pub(crate) enum Frame {
+    /// The first `len` bytes of the input.
+    InPlace(usize),
+    /// Split across inputs, so assembled in a buffer of its own.
+    Assembled(Bytes),
+}
+
 impl FrameDecoder {
     /// A decoder that accepts bodies of `1..=max_frame_len` bytes.
     pub fn new(max_frame_len: u32) -> Self {
@@ -109,6 +117,23 @@ impl FrameDecoder {
     /// After an error the decoder stays failed and returns the same error
     /// again; `input` is then left as it is.
     pub fn decode(&mut self, input: &mut Bytes) -> Result<Option<Bytes>, FrameError> {
+        Ok(match self.decode_in_place(input)? {
+            None => None,
+            Some(Frame::InPlace(len)) => Some(input.split_to(len)),
+            Some(Frame::Assembled(body)) => Some(body),
+        })
+    }
+
+    /// [`FrameDecoder::decode`] without slicing out a frame that lies
+    /// wholly in `input`: its body is left at the front of `input` for the
+    /// caller to read and then `advance` past. The endpoint decodes
+    /// envelopes straight from the received chunk this way; a `Bytes` per
+    /// frame would cost two atomic reference-count updates on the chunk
+    /// for each envelope.
+    pub(crate) fn decode_in_place(
+        &mut self,
+        input: &mut Bytes,
+    ) -> Result<Option<Frame>, FrameError> {
         loop {
             match &mut self.state {
                 State::Failed(err) => return Err(*err),
@@ -130,7 +155,7 @@ impl FrameDecoder {
                     let len = self.check(len)?;
                     if input.len() >= len {
                         self.reset();
-                        return Ok(Some(input.split_to(len)));
+                        return Ok(Some(Frame::InPlace(len)));
                     }
                     self.state = State::Body {
                         len,
@@ -143,9 +168,9 @@ impl FrameDecoder {
                     }
                     if buf.is_empty() {
                         if input.len() >= *len {
-                            let frame = input.split_to(*len);
+                            let len = *len;
                             self.reset();
-                            return Ok(Some(frame));
+                            return Ok(Some(Frame::InPlace(len)));
                         }
                         // `with_capacity` rather than `reserve`: the latter
                         // may round up, and this buffer is sized by the peer.
@@ -159,7 +184,7 @@ impl FrameDecoder {
                     }
                     let frame = core::mem::take(buf).freeze();
                     self.reset();
-                    return Ok(Some(frame));
+                    return Ok(Some(Frame::Assembled(frame)));
                 }
             }
         }
