@@ -4,8 +4,9 @@
 //! Every frame body after the handshake is exactly one CBOR definite-length
 //! array whose first item is an unsigned tag. [`Envelope::decode`] is strict
 //! (anything else is a protocol error, reported as an [`EnvelopeError`]
-//! whose `Display` is the GOODBYE reason) and zero-copy: handles, arguments
-//! and reply bodies are slices of the frame.
+//! whose `Display` is the GOODBYE reason) and zero-copy for payloads:
+//! arguments and reply bodies are slices of the frame (handles, at most
+//! 255 bytes and nearly always short, are stored inline; see [`Handle`]).
 //!
 //! ```
 //! use bytes::{Bytes, BytesMut};
@@ -34,8 +35,8 @@ use core::fmt;
 use core::hash::{Hash, Hasher};
 
 use bytes::{BufMut, Bytes, BytesMut};
-use bytestring::ByteString;
 use minicbor::Decoder;
+use smol_str::SmolStr;
 
 use crate::frame::FRAME_HEADER_LEN;
 
@@ -62,13 +63,15 @@ const EXPECT_TEXT: &str = "a text string";
 
 /// The name of a callable function on a peer: 1 to 255 bytes of UTF-8.
 ///
-/// Backed by [`Bytes`] (through [`ByteString`], which checks UTF-8 once, at
-/// construction), so a handle decoded from a frame is a slice of that frame
-/// rather than a copy, and reading it as `&str` costs nothing. Compares, orders and hashes exactly like its
+/// Stored as a [`SmolStr`]: a name of up to 23 bytes (nearly all of them)
+/// lives inline, so making, cloning and dropping one neither allocates nor
+/// touches a shared reference count (a slice of the received frame did, twice
+/// per call); a longer one is one shared allocation. UTF-8 is checked once,
+/// at construction, so reading it as `&str` costs nothing. Compares, orders and hashes exactly like its
 /// `str`, so a `HashMap<Handle, _>` or `BTreeMap<Handle, _>` can be looked up
 /// with a `&str`.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Handle(ByteString);
+pub struct Handle(SmolStr);
 
 /// Why a name is not a valid [`Handle`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -101,7 +104,7 @@ impl Handle {
     /// A handle named `name` (copied).
     pub fn new(name: &str) -> Result<Handle, InvalidHandle> {
         check_handle_len(name.len())?;
-        Ok(Handle(ByteString::from(name)))
+        Ok(Handle(SmolStr::new(name)))
     }
 
     /// A handle for a constant name, without copying.
@@ -113,7 +116,7 @@ impl Handle {
     pub const fn from_static(name: &'static str) -> Handle {
         assert!(!name.is_empty(), "empty handle");
         assert!(name.len() <= MAX_HANDLE_LEN, "handle over 255 bytes");
-        Handle(ByteString::from_static(name))
+        Handle(SmolStr::new_static(name))
     }
 
     /// The name.
@@ -133,8 +136,7 @@ impl Handle {
     }
 }
 
-// By hand, because `Bytes` hashes like `[u8]` (with a length prefix), which
-// would break the `Borrow<str>` contract.
+// Exactly like `str`, which the `Borrow<str>` contract requires.
 impl Hash for Handle {
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.as_str().hash(state);
@@ -186,21 +188,22 @@ impl TryFrom<&str> for Handle {
 
 impl TryFrom<String> for Handle {
     type Error = InvalidHandle;
-    /// Takes over the string's buffer without copying.
+    /// Copies a name of up to 23 bytes inline; a longer one moves into
+    /// one shared allocation.
     fn try_from(name: String) -> Result<Handle, InvalidHandle> {
         check_handle_len(name.len())?;
-        Ok(Handle(ByteString::from(name)))
+        Ok(Handle(SmolStr::from(name)))
     }
 }
 
 impl TryFrom<Bytes> for Handle {
     type Error = InvalidHandle;
-    /// Checks length and UTF-8 and keeps the bytes without copying.
+    /// Checks length and UTF-8, then stores the name like
+    /// [`Handle::new`].
     fn try_from(name: Bytes) -> Result<Handle, InvalidHandle> {
         check_handle_len(name.len())?;
-        ByteString::try_from(name)
-            .map(Handle)
-            .map_err(|_| InvalidHandle::InvalidUtf8)
+        let name = core::str::from_utf8(&name).map_err(|_| InvalidHandle::InvalidUtf8)?;
+        Ok(Handle(SmolStr::new(name)))
     }
 }
 
@@ -376,7 +379,7 @@ impl Envelope {
         let envelope = match tag {
             TAG_CALL => Envelope::Call {
                 id: uint(&mut d, "id")?,
-                handle: handle(&mut d, body)?,
+                handle: handle(&mut d)?,
                 args: byte_string(&mut d, body, "args")?,
                 timeout_ms: uint(&mut d, "timeout_ms")?,
             },
@@ -386,7 +389,7 @@ impl Envelope {
                 body: byte_string(&mut d, body, "body")?,
             },
             TAG_SEND => Envelope::Send {
-                handle: handle(&mut d, body)?,
+                handle: handle(&mut d)?,
                 args: byte_string(&mut d, body, "args")?,
             },
             TAG_PING => Envelope::Ping {
@@ -690,12 +693,10 @@ fn text<'b>(d: &mut Decoder<'b>, field: &'static str) -> Result<&'b str, Envelop
     }
 }
 
-fn handle(d: &mut Decoder<'_>, body: &Bytes) -> Result<Handle, EnvelopeError> {
+fn handle(d: &mut Decoder<'_>) -> Result<Handle, EnvelopeError> {
     let name = text(d, "handle")?;
     check_handle_len(name.len())?;
-    // `text` checked UTF-8 already; `ByteString` checks it once more (at
-    // most 255 bytes) because building one unchecked needs `unsafe`.
-    Handle::try_from(body.slice_ref(name.as_bytes())).map_err(EnvelopeError::from)
+    Ok(Handle(SmolStr::new(name)))
 }
 
 wire_code! {
@@ -760,6 +761,15 @@ mod tests {
         }
     }
 
+    fn call_to(handle: &str) -> Envelope {
+        Envelope::Call {
+            id: 1,
+            handle: Handle::new(handle).unwrap(),
+            args: Bytes::new(),
+            timeout_ms: 0,
+        }
+    }
+
     #[test]
     fn handle_limits() {
         assert_eq!(Handle::new(""), Err(InvalidHandle::Empty));
@@ -804,14 +814,26 @@ mod tests {
     }
 
     #[test]
-    fn decoded_fields_are_slices_of_the_frame() {
+    fn payloads_are_slices_of_the_frame_and_handles_inline() {
         let body = Bytes::from(call(1, b"hi", 5000).to_body());
         let range = body.as_ptr_range();
         let Envelope::Call { handle, args, .. } = Envelope::decode(&body).unwrap() else {
             panic!("not a call");
         };
-        assert!(range.contains(&handle.as_bytes().as_ptr()));
         assert!(range.contains(&args.as_ptr()));
+        // the handle lives in the `Handle` itself, not in the frame
+        let handle_at = handle.as_bytes().as_ptr();
+        assert!(!range.contains(&handle_at));
+        let inline = (&raw const handle).cast::<u8>();
+        let size = core::mem::size_of::<Handle>();
+        assert!((inline..inline.wrapping_add(size)).contains(&handle_at));
+        // a long name is stored once, and still compares like its `str`
+        let long = "x".repeat(MAX_HANDLE_LEN);
+        let body = Bytes::from(call_to(&long).to_body());
+        let Envelope::Call { handle, .. } = Envelope::decode(&body).unwrap() else {
+            panic!("not a call");
+        };
+        assert_eq!(handle, long.as_str());
     }
 
     #[test]
