@@ -57,16 +57,13 @@ pub(crate) struct Session {
     /// Calls we serve in flight.
     pub(crate) inbound: InFlight,
     pub(crate) ping: Option<u64>,
-    /// When `Timer::Outbound(conn)` / `Timer::Inbound(conn)` is armed for:
-    /// at or before the earliest deadline in `outbound` / `inbound`.
-    pub(crate) out_timer: Option<Instant>,
-    pub(crate) in_timer: Option<Instant>,
 }
 
 impl Session {
     /// `first_id` and `seed` come from the endpoint's RNG: the first is
     /// where our request ids start, the second keys the in-flight tables.
     pub(crate) fn new(
+        conn: ConnId,
         peer: PeerId,
         initiator: PeerId,
         at: Instant,
@@ -80,11 +77,9 @@ impl Session {
             heard_envelope: false,
             announced: false,
             next_id: first_id,
-            outbound: InFlight::new(seed),
-            inbound: InFlight::new(seed.rotate_left(32)),
+            outbound: InFlight::new(seed, Timer::Outbound(conn)),
+            inbound: InFlight::new(seed.rotate_left(32), Timer::Inbound(conn)),
             ping: None,
-            out_timer: None,
-            in_timer: None,
         }
     }
 
@@ -271,16 +266,8 @@ impl Connection {
             inbound: Vec::new(),
         };
         if let State::Established(session) = &mut self.state {
-            left.outbound = session.outbound.drain_sorted();
-            left.inbound = session.inbound.drain_sorted();
-        }
-        if let State::Established(session) = &mut self.state {
-            if let Some(at) = session.out_timer.take() {
-                ctx.timers.disarm(at, Timer::Outbound(self.id));
-            }
-            if let Some(at) = session.in_timer.take() {
-                ctx.timers.disarm(at, Timer::Inbound(self.id));
-            }
+            left.outbound = session.outbound.drain_sorted(&mut ctx.timers);
+            left.inbound = session.inbound.drain_sorted(&mut ctx.timers);
         }
         left
     }

@@ -28,15 +28,14 @@ use crate::exposure::{Access, Exposure};
 use crate::frame::{Frame, FrameError, encode_frame};
 use crate::handshake::{self, Failure, Initiator, RejectCode, Responder};
 use crate::identity::{Identity, PeerId};
-use crate::in_flight::InFlight;
 use crate::registry::{self, Survivor};
-use crate::timers::{Timer, Timers};
+use crate::timers::Timer;
 use crate::trust::{Label, TrustList};
 
 /// Names one transport (one TCP stream) for as long as the endpoint
 /// drives it. Never reused by an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ConnId(u64);
+pub struct ConnId(pub(crate) u64);
 
 impl ConnId {
     /// The number behind the id (for logs and maps).
@@ -440,12 +439,7 @@ impl Endpoint {
                         continue;
                     };
                     let Some(s) = c.session_mut() else { continue };
-                    s.out_timer = None;
-                    let (due, next) = s.outbound.take_due(now);
-                    if let Some(at) = next {
-                        s.out_timer = Some(at);
-                        self.ctx.timers.arm(at, Timer::Outbound(conn));
-                    }
+                    let due = s.outbound.take_due(now, &mut self.ctx.timers);
                     for &id in &due {
                         let _ = c.push(&Envelope::Cancel { id }, &mut self.ctx);
                     }
@@ -461,12 +455,7 @@ impl Endpoint {
                     else {
                         continue;
                     };
-                    s.in_timer = None;
-                    let (due, next) = s.inbound.take_due(now);
-                    if let Some(at) = next {
-                        s.in_timer = Some(at);
-                        self.ctx.timers.arm(at, Timer::Inbound(conn));
-                    }
+                    let due = s.inbound.take_due(now, &mut self.ctx.timers);
                     for id in due {
                         self.emit(Event::CallCancelled(InboundCallId { conn, id }));
                     }
@@ -518,15 +507,7 @@ impl Endpoint {
             .map_err(|()| CallError::MessageTooLarge)?;
         let deadline = timeout.map(|t| self.ctx.now + t);
         if let Some(s) = c.session_mut() {
-            s.outbound.insert(id, deadline);
-            if let Some(at) = deadline {
-                arm_earlier(
-                    &mut self.ctx.timers,
-                    &mut s.out_timer,
-                    at,
-                    Timer::Outbound(conn),
-                );
-            }
+            s.outbound.insert(id, deadline, &mut self.ctx.timers);
         }
         Ok(CallId { conn, id })
     }
@@ -564,11 +545,9 @@ impl Endpoint {
         let Some(s) = c.session_mut() else {
             return false;
         };
-        if !s.outbound.remove(call.id) {
+        if !s.outbound.remove(call.id, &mut self.ctx.timers) {
             return false;
         }
-        let timer = Timer::Outbound(call.conn);
-        disarm_if_idle(&mut self.ctx.timers, &mut s.out_timer, &s.outbound, timer);
         let _ = c.push(&Envelope::Cancel { id: call.id }, &mut self.ctx);
         self.emit(Event::CallResult {
             id: call,
@@ -590,11 +569,9 @@ impl Endpoint {
         let Some(s) = c.session_mut() else {
             return false;
         };
-        if !s.inbound.remove(call.id) {
+        if !s.inbound.remove(call.id, &mut self.ctx.timers) {
             return false;
         }
-        let timer = Timer::Inbound(call.conn);
-        disarm_if_idle(&mut self.ctx.timers, &mut s.in_timer, &s.inbound, timer);
         let (status, body) = match response {
             Response::Ok(body) => (ReplyStatus::Ok, body),
             Response::Error(body) => (ReplyStatus::HandlerError, body),
@@ -834,7 +811,7 @@ impl Endpoint {
                 };
                 let seed = self.rng.next_u64();
                 let me = self.identity.peer_id();
-                let session = Session::new(peer, me, self.ctx.now, first_id, seed);
+                let session = Session::new(conn, peer, me, self.ctx.now, first_id, seed);
                 let Some(c) = self.conns.get_mut(&conn) else {
                     return;
                 };
@@ -867,7 +844,7 @@ impl Endpoint {
                     first_id
                 };
                 let seed = self.rng.next_u64();
-                let session = Session::new(peer, peer, self.ctx.now, first_id, seed);
+                let session = Session::new(conn, peer, peer, self.ctx.now, first_id, seed);
                 self.inbound_handshakes = self.inbound_handshakes.saturating_sub(1);
                 let Some(c) = self.conns.get_mut(&conn) else {
                     return;
@@ -954,7 +931,7 @@ impl Endpoint {
     /// Fault `ReplyAnyConnection`: the REPLY's id is looked up on every
     /// connection, in ConnId order, as if request ids were global.
     #[cfg(feature = "fault-injection")]
-    fn fault_reply_any_connection(&mut self, conn: ConnId, id: u64) -> (ConnId, &mut Session) {
+    fn fault_reply_any_connection(&self, conn: ConnId, id: u64) -> ConnId {
         let owner = match fault!(self.ctx.config, ReplyAnyConnection) {
             true => self
                 .conns
@@ -962,9 +939,7 @@ impl Endpoint {
                 .find(|(_, c)| c.session().is_some_and(|s| s.outbound.contains(id))),
             false => None,
         };
-        let conn = owner.map_or(conn, |(owner, _)| *owner);
-        let s = self.conns.get_mut(&conn).and_then(Connection::session_mut);
-        (conn, s.expect("the connection is established"))
+        owner.map_or(conn, |(owner, _)| *owner)
     }
 
     fn protocol_error(&mut self, conn: ConnId, reason: String) {
@@ -1010,16 +985,15 @@ impl Endpoint {
             } => self.on_call(conn, peer, id, handle, args, timeout_ms),
             Envelope::Reply { id, status, body } => {
                 #[cfg(feature = "fault-injection")]
-                let (conn, s) = self.fault_reply_any_connection(conn, id);
-                if !s.outbound.remove(id) {
+                let (conn, s) = {
+                    let conn = self.fault_reply_any_connection(conn, id);
+                    let s = self.conns.get_mut(&conn).and_then(Connection::session_mut);
+                    (conn, s.expect("the connection is established"))
+                };
+                if !s.outbound.remove(id, &mut self.ctx.timers) {
                     // A late reply to a call that timed out or was
                     // cancelled, or any unknown id: dropped (3.1).
                     return;
-                }
-                // the last call in flight: no call timer left armed
-                let idle = s.outbound.is_empty().then(|| s.out_timer.take()).flatten();
-                if let Some(at) = idle {
-                    self.ctx.timers.disarm(at, Timer::Outbound(conn));
                 }
                 let result = match ReplyStatus::from_code(status) {
                     ReplyStatus::Ok => Ok(body),
@@ -1061,9 +1035,7 @@ impl Endpoint {
                 HandshakeError::TransportLost,
             ),
             Envelope::Cancel { id } => {
-                if s.inbound.remove(id) {
-                    let timer = Timer::Inbound(conn);
-                    disarm_if_idle(&mut self.ctx.timers, &mut s.in_timer, &s.inbound, timer);
+                if s.inbound.remove(id, &mut self.ctx.timers) {
                     self.emit(Event::CallCancelled(InboundCallId { conn, id }));
                 }
             }
@@ -1123,15 +1095,7 @@ impl Endpoint {
             Ok(()) => {
                 let deadline =
                     (timeout_ms > 0).then(|| self.ctx.now + Duration::from_millis(timeout_ms));
-                s.inbound.insert(id, deadline);
-                if let Some(at) = deadline {
-                    arm_earlier(
-                        &mut self.ctx.timers,
-                        &mut s.in_timer,
-                        at,
-                        Timer::Inbound(conn),
-                    );
-                }
+                s.inbound.insert(id, deadline, &mut self.ctx.timers);
                 let id = InboundCallId { conn, id };
                 self.emit(Event::Call(InboundCall {
                     id,
@@ -1249,31 +1213,4 @@ fn utf8_prefix(note: Bytes, max: usize) -> Bytes {
         end -= 1;
     }
     note.slice(..end)
-}
-
-/// Arms a connection's call-deadline `timer` for `at` unless it is already
-/// armed for an earlier (or the same) instant.
-fn arm_earlier(timers: &mut Timers, armed: &mut Option<Instant>, at: Instant, timer: Timer) {
-    if armed.is_some_and(|armed| armed <= at) {
-        return;
-    }
-    if let Some(old) = armed.replace(at) {
-        timers.disarm(old, timer);
-    }
-    timers.arm(at, timer);
-}
-
-/// Disarms a connection's call-deadline `timer` once its table is empty,
-/// so an idle connection keeps no call timer armed.
-fn disarm_if_idle(
-    timers: &mut Timers,
-    armed: &mut Option<Instant>,
-    table: &InFlight,
-    timer: Timer,
-) {
-    if table.is_empty() {
-        if let Some(at) = armed.take() {
-            timers.disarm(at, timer);
-        }
-    }
 }

@@ -18,11 +18,21 @@ use foldhash::fast::SeedableRandomState;
 use hashbrown::HashMap;
 
 use crate::Instant;
+use crate::timers::{Timer, Timers};
 
+/// The table and its one deadline timer, kept together so that every way a
+/// call enters or leaves the table keeps the timer right: armed at or
+/// before the earliest deadline while calls with deadlines are in flight,
+/// disarmed once the table is empty. One timer per connection and
+/// direction rather than one per call (see `Timer::Outbound`).
 pub(crate) struct InFlight {
     /// Id -> deadline, `NO_DEADLINE` for none: 16-byte entries rather than
     /// 24 with an `Option`, as every call touches one.
     calls: HashMap<u64, Instant, SeedableRandomState>,
+    /// `Timer::Outbound(conn)` or `Timer::Inbound(conn)`.
+    timer: Timer,
+    /// When `timer` is armed for, if it is.
+    armed: Option<Instant>,
 }
 
 /// A deadline that saturated to `Instant::MAX` never comes either, so it
@@ -30,10 +40,12 @@ pub(crate) struct InFlight {
 const NO_DEADLINE: Instant = Instant::MAX;
 
 impl InFlight {
-    pub(crate) fn new(seed: u64) -> InFlight {
+    pub(crate) fn new(seed: u64, timer: Timer) -> InFlight {
         let hasher = SeedableRandomState::with_seed(seed, SharedSeed::global_fixed());
         InFlight {
             calls: HashMap::with_hasher(hasher),
+            timer,
+            armed: None,
         }
     }
 
@@ -41,27 +53,41 @@ impl InFlight {
         self.calls.len()
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.calls.is_empty()
-    }
-
     pub(crate) fn contains(&self, id: u64) -> bool {
         self.calls.contains_key(&id)
     }
 
-    pub(crate) fn insert(&mut self, id: u64, deadline: Option<Instant>) {
+    /// Adds a call, arming the timer if its deadline is the earliest.
+    pub(crate) fn insert(&mut self, id: u64, deadline: Option<Instant>, timers: &mut Timers) {
         self.calls.insert(id, deadline.unwrap_or(NO_DEADLINE));
+        let Some(at) = deadline else { return };
+        if self.armed.is_some_and(|armed| armed <= at) {
+            return;
+        }
+        if let Some(old) = self.armed.replace(at) {
+            timers.disarm(old, self.timer);
+        }
+        timers.arm(at, self.timer);
     }
 
-    /// Whether `id` was in flight.
-    pub(crate) fn remove(&mut self, id: u64) -> bool {
-        self.calls.remove(&id).is_some()
+    /// Removes a call; whether it was in flight. A completing call leaves
+    /// the timer armed unless it was the last one.
+    pub(crate) fn remove(&mut self, id: u64, timers: &mut Timers) -> bool {
+        if self.calls.remove(&id).is_none() {
+            return false;
+        }
+        if self.calls.is_empty() {
+            self.disarm(timers);
+        }
+        true
     }
 
-    /// Removes the calls whose deadline is at or before `now` and returns
-    /// them earliest deadline first (then by id), with the earliest
-    /// deadline left.
-    pub(crate) fn take_due(&mut self, now: Instant) -> (Vec<u64>, Option<Instant>) {
+    /// The timer fired (and so left `timers`): removes the calls whose
+    /// deadline is at or before `now` and returns them earliest deadline
+    /// first (then by id), re-arming the timer for the earliest deadline
+    /// left.
+    pub(crate) fn take_due(&mut self, now: Instant, timers: &mut Timers) -> Vec<u64> {
+        self.armed = None;
         let mut due: Vec<(Instant, u64)> = Vec::new();
         let mut next: Option<Instant> = None;
         self.calls.retain(|&id, &mut at| {
@@ -75,59 +101,96 @@ impl InFlight {
                 true
             }
         });
+        if let Some(at) = next {
+            self.armed = Some(at);
+            timers.arm(at, self.timer);
+        }
         due.sort_unstable();
-        (due.into_iter().map(|(_, id)| id).collect(), next)
+        due.into_iter().map(|(_, id)| id).collect()
     }
 
-    /// Empties the table and returns its ids in ascending order.
-    pub(crate) fn drain_sorted(&mut self) -> Vec<u64> {
+    /// Empties the table, disarms the timer, and returns the ids in
+    /// ascending order.
+    pub(crate) fn drain_sorted(&mut self, timers: &mut Timers) -> Vec<u64> {
+        self.disarm(timers);
         let mut ids: Vec<u64> = self.calls.drain().map(|(id, _)| id).collect();
         ids.sort_unstable();
         ids
+    }
+
+    fn disarm(&mut self, timers: &mut Timers) {
+        if let Some(at) = self.armed.take() {
+            timers.disarm(at, self.timer);
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::endpoint::ConnId;
     use core::time::Duration;
 
     fn at(ms: u64) -> Instant {
         Instant::ZERO + Duration::from_millis(ms)
     }
 
+    fn table(seed: u64) -> (InFlight, Timers) {
+        (
+            InFlight::new(seed, Timer::Outbound(ConnId(1))),
+            Timers::default(),
+        )
+    }
+
     #[test]
     fn take_due_is_ordered_and_leaves_the_rest() {
-        let mut t = InFlight::new(7);
+        let (mut t, mut timers) = table(7);
         for (id, deadline) in [
             (9, Some(at(5))),
             (3, Some(at(5))),
             (4, Some(at(1))),
             (5, None),
         ] {
-            t.insert(id, deadline);
+            t.insert(id, deadline, &mut timers);
         }
-        t.insert(8, Some(at(20)));
-        t.insert(6, Some(Instant::MAX));
-        let (due, next) = t.take_due(at(5));
+        t.insert(8, Some(at(20)), &mut timers);
+        t.insert(6, Some(Instant::MAX), &mut timers);
+        assert_eq!(timers.next(), Some(at(1)));
+        let _ = timers.pop_due(at(5));
+        let due = t.take_due(at(5), &mut timers);
         assert_eq!(due, [4, 3, 9]);
-        assert_eq!(next, Some(at(20)));
+        assert_eq!(timers.next(), Some(at(20)));
         assert_eq!(t.len(), 3);
         assert!(t.contains(5) && t.contains(8) && t.contains(6) && !t.contains(3));
-        assert_eq!(t.take_due(Instant::MAX).0, [8]);
+        let _ = timers.pop_due(Instant::MAX);
+        assert_eq!(t.take_due(Instant::MAX, &mut timers), [8]);
+        assert_eq!(timers.len(), 0);
     }
 
     #[test]
     fn drain_is_in_id_order_whatever_the_seed() {
         for seed in [0, 1, u64::MAX] {
-            let mut t = InFlight::new(seed);
+            let (mut t, mut timers) = table(seed);
             for id in [u64::MAX, 17, 2, 1 << 40, 3] {
-                t.insert(id, None);
+                t.insert(id, Some(at(id % 1000)), &mut timers);
             }
-            assert!(t.remove(17));
-            assert!(!t.remove(17));
-            assert_eq!(t.drain_sorted(), [2, 3, 1 << 40, u64::MAX]);
-            assert!(t.is_empty());
+            assert!(t.remove(17, &mut timers));
+            assert!(!t.remove(17, &mut timers));
+            assert_eq!(t.drain_sorted(&mut timers), [2, 3, 1 << 40, u64::MAX]);
+            assert_eq!(t.len(), 0);
+            assert_eq!(timers.len(), 0, "no timer left armed");
         }
+    }
+
+    #[test]
+    fn the_timer_is_disarmed_with_the_last_call() {
+        let (mut t, mut timers) = table(3);
+        t.insert(1, Some(at(10)), &mut timers);
+        t.insert(2, Some(at(5)), &mut timers);
+        assert_eq!((timers.len(), timers.next()), (1, Some(at(5))));
+        assert!(t.remove(2, &mut timers));
+        assert_eq!(timers.len(), 1, "left armed while a call is in flight");
+        assert!(t.remove(1, &mut timers));
+        assert_eq!(timers.len(), 0);
     }
 }
