@@ -68,16 +68,7 @@ pub fn fault() -> Option<peernet_proto::config::Fault> {
     static FAULT: std::sync::OnceLock<Option<Fault>> = std::sync::OnceLock::new();
     *FAULT.get_or_init(|| {
         let name = std::env::var("PEERNET_FUZZ_FAULT").ok()?;
-        let all = [
-            Fault::SupersedeNewest,
-            Fault::SkipTrustCheck,
-            Fault::ReplyAnyConnection,
-            Fault::NoIdleTimeout,
-            Fault::KeepRevokedConnections,
-            Fault::SkipExposureCheck,
-            Fault::IgnoreInboundLimit,
-        ];
-        let fault = all.into_iter().find(|f| format!("{f:?}") == name);
+        let fault = Fault::from_name(&name);
         Some(fault.unwrap_or_else(|| panic!("PEERNET_FUZZ_FAULT: no fault {name:?}")))
     })
 }

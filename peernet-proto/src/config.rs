@@ -74,6 +74,27 @@ pub enum Fault {
     IgnoreInboundLimit,
 }
 
+#[cfg(feature = "fault-injection")]
+impl Fault {
+    /// Every fault, for the simulation and the fuzz targets to iterate.
+    pub const ALL: [Fault; 7] = [
+        Fault::SupersedeNewest,
+        Fault::SkipTrustCheck,
+        Fault::ReplyAnyConnection,
+        Fault::NoIdleTimeout,
+        Fault::KeepRevokedConnections,
+        Fault::SkipExposureCheck,
+        Fault::IgnoreInboundLimit,
+    ];
+
+    /// The fault whose variant name is `name` (as its `Debug` prints it).
+    pub fn from_name(name: &str) -> Option<Fault> {
+        Fault::ALL
+            .into_iter()
+            .find(|f| alloc::format!("{f:?}") == name)
+    }
+}
+
 /// Whether the deliberate fault `$fault` is on; always false without the
 /// `fault-injection` feature.
 macro_rules! fault {

@@ -14,9 +14,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
-use peernet_tests::sim::{
-    self, ALL_FAULTS, Counters, Fault, Invariant, Report, SimConfig, Violation,
-};
+use peernet_tests::sim::{self, Counters, Fault, Invariant, Report, SimConfig, Violation};
 
 fn env_u64(name: &str) -> Option<u64> {
     let value = std::env::var(name).ok()?;
@@ -30,15 +28,12 @@ fn env_u64(name: &str) -> Option<u64> {
 
 fn env_fault() -> Option<Fault> {
     let name = std::env::var("PEERNET_SIM_FAULT").ok()?;
-    Some(
-        ALL_FAULTS
-            .iter()
-            .copied()
-            .find(|f| format!("{f:?}") == name)
-            .unwrap_or_else(|| {
-                panic!("PEERNET_SIM_FAULT: unknown fault {name}; one of {ALL_FAULTS:?}")
-            }),
-    )
+    Some(Fault::from_name(&name).unwrap_or_else(|| {
+        panic!(
+            "PEERNET_SIM_FAULT: unknown fault {name}; one of {:?}",
+            Fault::ALL
+        )
+    }))
 }
 
 /// Runs `seeds` on every core, stopping at the first violation; returns

@@ -13,7 +13,7 @@
 
 use std::time::Instant;
 
-use peernet_tests::sim::{self, Counters};
+use peernet_tests::sim::{self, Counters, Fault};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -24,11 +24,8 @@ fn main() {
         .next()
         .map_or(0, |s| s.parse().expect("FIRST_SEED is a number"));
     let fault = args.next().map(|name| {
-        sim::ALL_FAULTS
-            .iter()
-            .copied()
-            .find(|f| format!("{f:?}") == name)
-            .unwrap_or_else(|| panic!("unknown fault {name}; one of {:?}", sim::ALL_FAULTS))
+        Fault::from_name(&name)
+            .unwrap_or_else(|| panic!("unknown fault {name}; one of {:?}", Fault::ALL))
     });
     let started = Instant::now();
     let mut node_seconds = 0.0;

@@ -60,17 +60,6 @@ use node::Node;
 use rng::SimRng;
 use trace::{Time, Trace};
 
-/// Every deliberate fault the core can be built with.
-pub const ALL_FAULTS: [Fault; 7] = [
-    Fault::SupersedeNewest,
-    Fault::SkipTrustCheck,
-    Fault::ReplyAnyConnection,
-    Fault::NoIdleTimeout,
-    Fault::KeepRevokedConnections,
-    Fault::SkipExposureCheck,
-    Fault::IgnoreInboundLimit,
-];
-
 /// Runs the mixed scenario of `seed` (see [`SimConfig::random`]) with
 /// `fault` switched on in every endpoint, through its chaos phase and its
 /// quiet phase, checking every invariant after every step.
