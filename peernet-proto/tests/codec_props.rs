@@ -9,7 +9,7 @@ use proptest::prelude::*;
 
 const ENVELOPES: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/tests/vectors/envelopes.json"
+    "/../vectors/envelopes.json"
 ));
 
 /// Integers that hit every CBOR head width and its edges.

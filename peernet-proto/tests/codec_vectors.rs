@@ -1,5 +1,5 @@
-//! The shared frame and envelope test vectors (tests/vectors/frames.json,
-//! tests/vectors/envelopes.json), every one of them.
+//! The shared frame and envelope test vectors (vectors/frames.json at the repo root,
+//! vectors/envelopes.json), every one of them.
 
 use bytes::{Bytes, BytesMut};
 use peernet_proto::envelope::{Envelope, Handle};
@@ -8,11 +8,11 @@ use serde_json::Value;
 
 const FRAMES: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/tests/vectors/frames.json"
+    "/../vectors/frames.json"
 ));
 const ENVELOPES: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/tests/vectors/envelopes.json"
+    "/../vectors/envelopes.json"
 ));
 
 fn load(json: &str) -> Value {

@@ -9,7 +9,7 @@ use serde_json::Value;
 fn vectors() -> Value {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/tests/vectors/handshake.json"
+        "/../vectors/handshake.json"
     ))
     .unwrap();
     serde_json::from_str(&text).unwrap()

@@ -1,5 +1,5 @@
 //! Writes the seed corpora, `corpus/<target>/`, from the protocol vectors
-//! in `peernet-proto/tests/vectors/`.
+//! in `vectors/`.
 //!
 //! ```text
 //! cargo run --features corpus --bin make-corpus -- [OUT_DIR] [VECTORS_DIR]
@@ -734,7 +734,7 @@ fn main() {
         .next()
         .map_or_else(|| manifest.join("corpus"), PathBuf::from);
     let vectors = args.next().map_or_else(
-        || manifest.join("../peernet-proto/tests/vectors"),
+        || manifest.join("../vectors"),
         PathBuf::from,
     );
     let v = load(&vectors);

@@ -85,7 +85,7 @@ impl Attack {
 pub fn invalid_envelopes() -> &'static [Vec<u8>] {
     static CELL: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
     CELL.get_or_init(|| {
-        let text = include_str!("../../../peernet-proto/tests/vectors/envelopes.json");
+        let text = include_str!("../../../vectors/envelopes.json");
         let json: serde_json::Value = serde_json::from_str(text).expect("envelopes.json parses");
         json["invalid"]
             .as_array()
