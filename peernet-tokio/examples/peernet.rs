@@ -12,14 +12,23 @@
 //!
 //! `serve` prints `listening <PEERID> <IP:PORT>` once ready, then one line
 //! per event: `connected <PEERID>`, `disconnected <PEERID> <reason>`. Logs
-//! go to stderr (`RUST_LOG`). Exit codes: 0 success; 1 connection,
-//! handshake or timeout failure (`error: <cause>`); 2 an error status from
-//! the callee (`error: <status>`).
+//! go to stderr (`RUST_LOG`), coloured only when stderr is a terminal.
+//!
+//! Output never stalls the node: stdout and stderr are written by their own
+//! threads behind bounded queues, and when a reader does not keep up the
+//! lines that do not fit are dropped and counted (a warning says how many)
+//! instead of blocking handshakes, calls and timers.
+//!
+//! Exit codes: 0 success; 1 connection, handshake, timeout or file failure
+//! (`error: <cause>`, one line); 2 an error status from the callee
+//! (`error: <status>`); 64 a usage error (bad flags or values, as
+//! `sysexits.h` has `EX_USAGE`).
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
@@ -27,6 +36,7 @@ use peernet_tokio::persist::{read_identity, write_identity};
 use peernet_tokio::{
     CallError, CloseReason, Config, ConnectError, Identity, Node, NodeConfig, NodeEvent, PeerId,
 };
+use tracing_appender::non_blocking::{NonBlocking, NonBlockingBuilder, WorkerGuard};
 
 #[derive(Parser)]
 #[command(
@@ -64,16 +74,19 @@ struct Serve {
     /// A demo handle to expose: echo, fail, sleep, panic (repeatable).
     #[arg(long = "expose")]
     expose: Vec<String>,
-    #[arg(long, value_name = "MS")]
+    /// Whole-handshake deadline (at least 1).
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
     handshake_timeout: Option<u64>,
-    #[arg(long, value_name = "MS")]
+    /// PING after this long without sending (at least 1).
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
     ping_interval: Option<u64>,
-    #[arg(long, value_name = "MS")]
+    /// Close after this long without receiving; must exceed the ping interval.
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
     idle_timeout: Option<u64>,
-    #[arg(long, value_name = "BYTES")]
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u32).range(1..))]
     max_frame: Option<u32>,
-    #[arg(long, value_name = "N")]
-    max_inbound_calls: Option<usize>,
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    max_inbound_calls: Option<u64>,
 }
 
 #[derive(clap::Args)]
@@ -83,8 +96,9 @@ struct Dial {
     /// The peer to dial, as PEERID@IP:PORT.
     #[arg(long, value_parser = parse_target)]
     connect: (PeerId, SocketAddr),
-    /// Give up on the call after this many milliseconds.
-    #[arg(long, value_name = "MS", default_value_t = 10_000)]
+    /// Give up on the call after this many milliseconds (at least 1).
+    #[arg(long, value_name = "MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
     timeout: u64,
     handle: String,
     args: String,
@@ -100,10 +114,41 @@ fn parse_target(s: &str) -> Result<(PeerId, SocketAddr), String> {
 /// A failure and its exit code.
 struct Failure(u8, String);
 
+/// `EX_USAGE` of `sysexits.h`: the command line was wrong.
+const EXIT_USAGE: u8 = 64;
+
+/// How many lines stdout and stderr each hold for a slow reader before
+/// dropping (and counting) the rest.
+const OUTPUT_QUEUE_LINES: usize = 1024;
+
+/// Event lines for stdout, written by their own thread (see `out`).
+static STDOUT: OnceLock<NonBlocking> = OnceLock::new();
+
+fn non_blocking<W: Write + Send + 'static>(writer: W, name: &str) -> (NonBlocking, WorkerGuard) {
+    NonBlockingBuilder::default()
+        .lossy(true)
+        .buffered_lines_limit(OUTPUT_QUEUE_LINES)
+        .thread_name(name)
+        .finish(writer)
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return match e.use_stderr() {
+                true => ExitCode::from(EXIT_USAGE),
+                false => ExitCode::SUCCESS, // --help, --version
+            };
+        }
+    };
+    let (stderr, _stderr_guard) = non_blocking(std::io::stderr(), "peernet-stderr");
+    let (stdout, _stdout_guard) = non_blocking(std::io::stdout(), "peernet-stdout");
+    let _ = STDOUT.set(stdout);
     tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
@@ -113,9 +158,17 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    match runtime.block_on(run(cli.command)) {
+    let result = runtime.block_on(run(cli.command));
+    if let Some(dropped) = STDOUT.get().map(|o| o.error_counter().dropped_lines()) {
+        if dropped > 0 {
+            tracing::warn!(dropped, "stdout was not read: event lines dropped");
+        }
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure(code, message)) => {
+            // One line, whatever the cause's text holds.
+            let message = message.replace(['\n', '\r'], " ");
             eprintln!("error: {message}");
             ExitCode::from(code)
         }
@@ -145,10 +198,17 @@ fn load(keyfile: &Path) -> Result<Identity, Failure> {
     read_identity(keyfile).map_err(|e| Failure(1, format!("{}: {e}", keyfile.display())))
 }
 
-fn out(line: String) {
-    let mut stdout = std::io::stdout().lock();
-    let _ = writeln!(stdout, "{line}");
-    let _ = stdout.flush();
+/// Prints one event line. Never blocks: a line that does not fit in the
+/// queue because stdout is not being read is dropped and counted.
+fn out(mut line: String) {
+    line.push('\n');
+    match STDOUT.get() {
+        // One `write` is one queued line.
+        Some(stdout) => {
+            let _ = stdout.clone().write(line.as_bytes());
+        }
+        None => print!("{line}"),
+    }
 }
 
 async fn run_serve(serve: Serve) -> Result<(), Failure> {
@@ -167,7 +227,17 @@ async fn run_serve(serve: Serve) -> Result<(), Failure> {
         protocol.max_frame_len = v;
     }
     if let Some(v) = serve.max_inbound_calls {
-        protocol.max_inbound_calls = v;
+        protocol.max_inbound_calls = usize::try_from(v).unwrap_or(usize::MAX);
+    }
+    if protocol.idle_timeout <= protocol.ping_interval {
+        return Err(Failure(
+            EXIT_USAGE,
+            format!(
+                "--idle-timeout ({} ms) must be above --ping-interval ({} ms)",
+                protocol.idle_timeout.as_millis(),
+                protocol.ping_interval.as_millis()
+            ),
+        ));
     }
     let mut config = NodeConfig::new(load(&serve.key)?).protocol(protocol);
     for peer in serve.trust {

@@ -247,3 +247,148 @@ async fn sigterm_says_goodbye_normal_and_exits_zero() {
         .unwrap();
     assert_eq!(status.code(), Some(0));
 }
+
+/// Issue 13, fault 2: event lines are written by their own thread behind a
+/// bounded queue, so a `serve` whose stdout nobody reads keeps serving.
+/// Before, the blocking write on the runtime thread froze handshakes, calls
+/// and timers once the pipe was full (about 870 event lines).
+#[tokio::test(flavor = "current_thread")]
+async fn serve_keeps_serving_when_stdout_is_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let me = Identity::from_seed(&[43; 32]);
+    let mine = me.peer_id().to_string();
+    stdout(&run(&["keygen", "b.key"], &d));
+    let mut child = Command::new(peernet())
+        .args(["serve", "--key", "b.key", "--listen", "127.0.0.1:0"])
+        .args(["--trust", &mine, "--expose", "echo"])
+        .current_dir(&d)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Read the first line, then never read again (the pipe stays open).
+    let mut unread = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    unread.read_line(&mut first).unwrap();
+    let parts: Vec<&str> = first.trim().split(' ').collect();
+    let server: PeerId = parts[1].parse().unwrap();
+    let addr: std::net::SocketAddr = parts[2].parse().unwrap();
+
+    let node = Node::new(NodeConfig::new(me).trusting(server));
+    // 1,500 connect/disconnect cycles print 3,000 lines (about 220 KB):
+    // far past the pipe buffer (64 KiB) plus the 1,024-line queue.
+    let step = Duration::from_secs(10);
+    for i in 0..1_500 {
+        tokio::time::timeout(step, node.connect(server, addr))
+            .await
+            .unwrap_or_else(|_| panic!("connect {i} stalled: the node froze"))
+            .unwrap();
+        node.disconnect(&server);
+    }
+    tokio::time::timeout(step, node.connect(server, addr))
+        .await
+        .expect("the node still accepts")
+        .unwrap();
+    let reply = node
+        .call(&server, "echo", "still here", step)
+        .await
+        .unwrap();
+    assert_eq!(&reply[..], b"still here");
+    node.shutdown().await;
+    let _ = child.kill();
+    let _ = child.wait();
+    drop(unread);
+}
+
+/// Issue 13, fault 4 and the CLI's exit codes: zero durations and an idle
+/// timeout not above the ping interval are usage errors (exit 64, one
+/// `error:` line), not silently clamped.
+#[test]
+fn zero_and_inconsistent_durations_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    stdout(&run(&["keygen", "b.key"], d));
+    let base = ["serve", "--key", "b.key", "--listen", "127.0.0.1:0"];
+    for extra in [
+        &["--handshake-timeout", "0"][..],
+        &["--idle-timeout", "0"],
+        &["--ping-interval", "0"],
+        &["--max-frame", "0"],
+        &["--ping-interval", "2000", "--idle-timeout", "2000"],
+        &["--idle-timeout", "1000"], // below the default 15 s ping interval
+    ] {
+        let mut args = base.to_vec();
+        args.extend_from_slice(extra);
+        let out = run(&args, d);
+        assert_eq!(out.status.code(), Some(64), "{extra:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("error"),
+            "{extra:?}: {}",
+            stderr(&out)
+        );
+    }
+    let call = run(
+        &["call", "--key", "b.key", "--connect", "x@y", "echo", "x"],
+        d,
+    );
+    assert_eq!(call.status.code(), Some(64), "bad target is a usage error");
+    let timeout0 = run(
+        &[
+            "call",
+            "--key",
+            "b.key",
+            "--timeout",
+            "0",
+            "--connect",
+            &format!("{}@127.0.0.1:1", "0".repeat(64)),
+            "echo",
+            "x",
+        ],
+        d,
+    );
+    assert_eq!(timeout0.status.code(), Some(64));
+    let missing = run(&["serve"], d);
+    assert_eq!(missing.status.code(), Some(64));
+    let help = run(&["--help"], d);
+    assert_eq!(help.status.code(), Some(0));
+}
+
+/// Log lines carry no ANSI colour codes when stderr is not a terminal.
+#[test]
+fn logs_are_plain_when_stderr_is_not_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    stdout(&run(&["keygen", "b.key"], d));
+    let mut child = Command::new(peernet())
+        .args(["serve", "--key", "b.key", "--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "debug")
+        .current_dir(d)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = Lines::new(child.stdout.take().unwrap());
+    let first = lines.next();
+    let addr = first.split(' ').nth(2).unwrap().to_string();
+    // A bare TCP connection that says nothing and leaves: the node logs
+    // the accept and the failed handshake at debug.
+    let logs = BufReader::new(child.stderr.take().unwrap());
+    drop(std::net::TcpStream::connect(&addr).unwrap());
+    let mut err = String::new();
+    for line in logs.lines() {
+        let line = line.unwrap();
+        err.push_str(&line);
+        err.push('\n');
+        if line.contains("DEBUG") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(err.contains("DEBUG"), "no log lines to check: {err:?}");
+    assert!(
+        !err.contains('\u{1b}'),
+        "ANSI escape in piped stderr: {err:?}"
+    );
+}
