@@ -374,3 +374,32 @@ fn nonce_space_ends_before_its_last_value() {
         Err(RecordError::NonceExhausted)
     );
 }
+
+#[test]
+fn a_replayed_init_is_caught_before_any_x25519_work() {
+    use peernet_proto::Instant;
+    use peernet_proto::noise::ReplayCache;
+    use std::time::Duration;
+
+    let v = load("handshake.json");
+    let s = setup(&v);
+    let init = bytes(&v["init"]);
+    let timeout = Duration::from_secs(10);
+    let mut answered = ReplayCache::new(1024, timeout, 99);
+    let t0 = Instant::from_millis(500);
+    // First time: not a replay; answered, then remembered.
+    let checked = check_init(&s.responder, &init).unwrap();
+    assert!(!answered.contains(checked.ephemeral(), t0));
+    let ephemeral = *checked.ephemeral();
+    assert_eq!(&ephemeral[..], &init[6..38]);
+    checked
+        .accept(&s.responder, &s.trust_responder, false, s.e_r)
+        .unwrap();
+    answered.insert(ephemeral, t0);
+    // The same INIT again within handshake_timeout: a replay.
+    let again = check_init(&s.responder, &init).unwrap();
+    assert!(answered.contains(again.ephemeral(), t0 + Duration::from_secs(9)));
+    // After the window it would be checked afresh (and its first record,
+    // which a replayer cannot make, would still be missing).
+    assert!(!answered.contains(again.ephemeral(), t0 + timeout));
+}
