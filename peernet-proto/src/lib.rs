@@ -21,6 +21,11 @@ pub mod frame;
 pub mod handshake;
 pub mod identity;
 mod in_flight;
+#[cfg_attr(feature = "testkit", doc(hidden))]
+#[cfg(feature = "testkit")]
+pub mod noise;
+#[cfg(not(feature = "testkit"))]
+mod noise;
 pub mod registry;
 pub mod time;
 mod timers;

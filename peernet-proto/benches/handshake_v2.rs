@@ -1,0 +1,116 @@
+//! The sans-IO version-2 handshake (PROTOCOL.md section 6), both sides,
+//! next to its crypto floor: per side one X25519 key generation and four
+//! X25519 Diffie-Hellman operations, which IK cannot do without.
+//!
+//! The handshake measured: INIT built, read (mac1, Noise, trust), RESP
+//! built and read, Split on both sides, and the initiator's first (empty)
+//! record sealed and opened, which establishes the responder. Each node's
+//! static keys are derived once, when the node starts, not per handshake.
+//!
+//! `cargo bench -p peernet-proto --bench handshake_v2` prints criterion's
+//! figures and, at the end, the ratio measured interleaved in the same run
+//! (the machine is shared: only ratios are stable).
+
+use std::hint::black_box;
+use std::time::{Duration, Instant as WallClock};
+
+use criterion::Criterion;
+use curve25519_dalek::montgomery::MontgomeryPoint;
+use peernet_proto::noise::{InitiatorV2, LocalStatic, read_init};
+use peernet_proto::{Identity, TrustList};
+
+struct Nodes {
+    initiator: LocalStatic,
+    responder: LocalStatic,
+    trust: TrustList,
+}
+
+/// One handshake, both sides; `round` varies the ephemerals.
+fn handshake(n: &Nodes, round: u8) {
+    let (initiator, init) =
+        InitiatorV2::start(&n.initiator, n.responder.peer_id(), [round; 32]).unwrap();
+    let accepted = read_init(
+        &n.responder,
+        &n.trust,
+        black_box(&init),
+        false,
+        [!round; 32],
+    )
+    .unwrap();
+    let mut transport = initiator.read_resp(black_box(&accepted.resp)).unwrap();
+    let mut first = Vec::with_capacity(16);
+    transport.send.seal_record(&mut first, 0).unwrap();
+    let mut responder = accepted.transport;
+    black_box(responder.recv.open_record(&mut first).unwrap());
+}
+
+/// Both sides' floor: two key generations and eight Diffie-Hellman.
+fn floor(round: u8, peer: &MontgomeryPoint) {
+    for side in 0..2u8 {
+        let secret = [round ^ side; 32];
+        black_box(MontgomeryPoint::mul_base_clamped(black_box(secret)));
+        for i in 0..4u8 {
+            black_box(black_box(*peer).mul_clamped([secret[0] ^ i; 32]));
+        }
+    }
+}
+
+fn main() {
+    let i = Identity::from_seed(&[1; 32]);
+    let r = Identity::from_seed(&[2; 32]);
+    let mut trust = TrustList::new();
+    trust.insert(i.peer_id(), None);
+    let nodes = Nodes {
+        initiator: LocalStatic::new(&i),
+        responder: LocalStatic::new(&r),
+        trust,
+    };
+    let peer = MontgomeryPoint(*nodes.responder.public());
+
+    let mut c = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .configure_from_args();
+    let mut round = 0u8;
+    c.bench_function("handshake_v2/both_sides", |b| {
+        b.iter(|| {
+            round = round.wrapping_add(1) | 1;
+            handshake(&nodes, round)
+        })
+    });
+    c.bench_function("crypto_floor_v2/2x(keygen+4dh)", |b| {
+        b.iter(|| {
+            round = round.wrapping_add(1) | 1;
+            floor(round, &peer)
+        })
+    });
+    c.final_summary();
+
+    // Interleaved rounds (A B A B ...), medians: drift hits both alike.
+    let rounds = 21;
+    let n = 100;
+    let (mut hs, mut fl) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let t = WallClock::now();
+        for k in 0..n {
+            handshake(&nodes, (k as u8) | 1);
+        }
+        hs.push(t.elapsed().as_nanos() as f64 / n as f64);
+        let t = WallClock::now();
+        for k in 0..n {
+            floor((k as u8) | 1, &peer);
+        }
+        fl.push(t.elapsed().as_nanos() as f64 / n as f64);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
+    let (h, f) = (median(&mut hs), median(&mut fl));
+    println!("handshake_v2_both_sides: {:.1} us", h / 1e3);
+    println!("crypto_floor_v2_both_sides: {:.1} us", f / 1e3);
+    println!(
+        "ratio_handshake_v2_vs_crypto_floor: {:.3} (goal <= 1.1)",
+        h / f
+    );
+}

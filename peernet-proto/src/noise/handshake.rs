@@ -1,0 +1,294 @@
+//! Section 6: the IK handshake. INIT built and read (with `mac1`), RESP
+//! built and read, Split into a [`Transport`], each failure mapped to its
+//! REJECT code in the order of section 6.1.
+
+use core::fmt;
+
+use curve25519_dalek::montgomery::MontgomeryPoint;
+use subtle::ConstantTimeEq;
+use zeroize::Zeroize;
+
+use super::keys::{LocalStatic, dh, static_public_of};
+use super::record::{CipherState, TAG_LEN, Transport};
+use super::symmetric::{SymmetricState, mac1_key};
+use crate::HandshakeError;
+use crate::handshake::{Failure, MAGIC, REJECT_LEN, RejectCode};
+use crate::identity::{PEER_ID_LEN, PeerId};
+use crate::trust::TrustList;
+
+/// The version byte of version-2 handshake frames.
+pub const VERSION_2: u8 = 2;
+/// Length of an INIT body.
+pub const INIT_LEN: usize = 150;
+/// Length of a RESP body.
+pub const RESP_LEN: usize = 54;
+
+const HEADER_LEN: usize = 6;
+const KIND_INIT: u8 = 1;
+const KIND_RESP: u8 = 2;
+const KIND_REJECT: u8 = 4;
+const KEY_LEN: usize = 32;
+// INIT: header | e | enc(s) | enc(PeerId) | mac1.
+const INIT_E: usize = HEADER_LEN;
+const INIT_S: usize = INIT_E + KEY_LEN;
+const INIT_PAYLOAD: usize = INIT_S + KEY_LEN + TAG_LEN;
+const INIT_MAC1: usize = INIT_PAYLOAD + PEER_ID_LEN + TAG_LEN;
+// RESP: header | e | enc(empty).
+const RESP_E: usize = HEADER_LEN;
+const RESP_TAG: usize = RESP_E + KEY_LEN;
+
+fn header(kind: u8) -> [u8; HEADER_LEN] {
+    [MAGIC[0], MAGIC[1], MAGIC[2], MAGIC[3], VERSION_2, kind]
+}
+
+fn refuse(code: RejectCode) -> Failure {
+    Failure {
+        send: Some(code),
+        error: HandshakeError::Refused(code),
+    }
+}
+
+/// A version-2 REJECT body: `"PNET" | 0x02 | 0x04 | code`.
+pub fn reject_v2(code: RejectCode) -> [u8; REJECT_LEN] {
+    let h = header(KIND_REJECT);
+    [h[0], h[1], h[2], h[3], h[4], h[5], code.code()]
+}
+
+/// The REJECT body a responder sends for `failure` of [`check_init`] or
+/// [`read_init`] on `received`: a version-1 INIT (a HELLO) is answered
+/// with the version-1 REJECT `unsupported_version` (`PNET|01|04|02`, which
+/// a version-1 initiator understands), everything else with a version-2
+/// header. `None` when nothing is to be sent.
+pub fn reject_answer(failure: &Failure, received: &[u8]) -> Option<[u8; REJECT_LEN]> {
+    let code = failure.send?;
+    let mut body = reject_v2(code);
+    if code == RejectCode::UnsupportedVersion && received.get(4) == Some(&1) {
+        body[4] = 1;
+    }
+    Some(body)
+}
+
+/// The initiator after sending INIT, waiting for RESP. Secrets are wiped
+/// on drop.
+pub struct InitiatorV2 {
+    state: SymmetricState,
+    ephemeral: [u8; 32],
+    static_secret: [u8; 32],
+    responder: PeerId,
+}
+
+impl InitiatorV2 {
+    /// Starts a dial to `responder` (which the caller has checked is in its
+    /// trust list, step 1): returns the state and the INIT body to send.
+    /// `ephemeral_secret` must be 32 fresh bytes from a secure RNG.
+    ///
+    /// Fails only if an X25519 result is all zeros, which a valid PeerId
+    /// cannot cause; it is then reported as the responder's bad key.
+    pub fn start(
+        local: &LocalStatic,
+        responder: PeerId,
+        mut ephemeral_secret: [u8; 32],
+    ) -> Result<(InitiatorV2, [u8; INIT_LEN]), Failure> {
+        let bad_key = || Failure {
+            send: None,
+            error: HandshakeError::Refused(RejectCode::Untrusted),
+        };
+        let (_, rs) = static_public_of(responder.as_bytes()).map_err(|_| bad_key())?;
+        let mut state = SymmetricState::initialize(&rs);
+        let mut init = [0u8; INIT_LEN];
+        init[..HEADER_LEN].copy_from_slice(&header(KIND_INIT));
+        let e = MontgomeryPoint::mul_base_clamped(ephemeral_secret).to_bytes();
+        init[INIT_E..INIT_S].copy_from_slice(&e);
+        state.mix_hash(&e);
+        state.mix_key(dh(&ephemeral_secret, &rs).map_err(|_| bad_key())?);
+        init[INIT_S..INIT_S + KEY_LEN].copy_from_slice(local.public());
+        state.encrypt_and_hash(&mut init[INIT_S..INIT_PAYLOAD]);
+        state.mix_key(dh(local.secret(), &rs).map_err(|_| bad_key())?);
+        init[INIT_PAYLOAD..INIT_PAYLOAD + PEER_ID_LEN].copy_from_slice(local.peer_id().as_bytes());
+        state.encrypt_and_hash(&mut init[INIT_PAYLOAD..INIT_MAC1]);
+        let mac1 = mac1_key(&responder).mac(&init[..INIT_MAC1]);
+        init[INIT_MAC1..].copy_from_slice(&mac1);
+        let initiator = InitiatorV2 {
+            state,
+            ephemeral: ephemeral_secret,
+            static_secret: *local.secret(),
+            responder,
+        };
+        ephemeral_secret.zeroize();
+        Ok((initiator, init))
+    }
+
+    /// The PeerId this dial must reach.
+    pub fn responder(&self) -> PeerId {
+        self.responder
+    }
+
+    /// Reads RESP, or REJECT (step 3). On success the connection is
+    /// established on this side, and the caller MUST send its first record
+    /// at once (its queued envelopes, or an empty record).
+    pub fn read_resp(mut self, body: &[u8]) -> Result<Transport, Failure> {
+        // A REJECT is recognised whatever its version byte.
+        if body.len() == REJECT_LEN && body[..4] == MAGIC[..] && body[5] == KIND_REJECT {
+            return Err(Failure {
+                send: None,
+                error: HandshakeError::Rejected(RejectCode::from_code(body[6])),
+            });
+        }
+        if body.len() != RESP_LEN || body[..HEADER_LEN] != header(KIND_RESP) {
+            return Err(refuse(RejectCode::Malformed));
+        }
+        let bad = || refuse(RejectCode::BadSignature);
+        let mut re = [0u8; KEY_LEN];
+        re.copy_from_slice(&body[RESP_E..RESP_TAG]);
+        self.state.mix_hash(&re);
+        self.state
+            .mix_key(dh(&self.ephemeral, &re).map_err(|_| bad())?);
+        self.state
+            .mix_key(dh(&self.static_secret, &re).map_err(|_| bad())?);
+        self.state
+            .decrypt_and_hash(&body[RESP_TAG..], &mut [])
+            .ok_or_else(bad)?;
+        let (k1, k2) = self.state.split();
+        Ok(Transport {
+            send: CipherState::new(k1),
+            recv: CipherState::new(k2),
+            handshake_hash: self.state.handshake_hash(),
+        })
+    }
+}
+
+impl Drop for InitiatorV2 {
+    fn drop(&mut self) {
+        self.ephemeral.zeroize();
+        self.static_secret.zeroize();
+    }
+}
+
+impl fmt::Debug for InitiatorV2 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InitiatorV2")
+            .field("responder", &self.responder)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An INIT whose header and `mac1` passed (steps 2.1 and 2.2), before any
+/// X25519 work. The caller may now check [`CheckedInit::ephemeral`]
+/// against its [`super::ReplayCache`] and close on a repeat, then call
+/// [`CheckedInit::accept`].
+#[derive(Debug, Clone, Copy)]
+pub struct CheckedInit<'a> {
+    body: &'a [u8; INIT_LEN],
+}
+
+/// Steps 2.1 and 2.2 of section 6.1: magic, version, kind and length, then
+/// `mac1` in constant time.
+pub fn check_init<'a>(local: &LocalStatic, body: &'a [u8]) -> Result<CheckedInit<'a>, Failure> {
+    if body.len() < 5 || body[..4] != MAGIC[..] {
+        return Err(refuse(RejectCode::Malformed));
+    }
+    if body[4] != VERSION_2 {
+        return Err(refuse(RejectCode::UnsupportedVersion));
+    }
+    let body: &[u8; INIT_LEN] = body.try_into().map_err(|_| refuse(RejectCode::Malformed))?;
+    if body[5] != KIND_INIT {
+        return Err(refuse(RejectCode::Malformed));
+    }
+    let mac1 = local.mac1().mac(&body[..INIT_MAC1]);
+    if !bool::from(mac1.ct_eq(&body[INIT_MAC1..])) {
+        return Err(refuse(RejectCode::UnexpectedPeer));
+    }
+    Ok(CheckedInit { body })
+}
+
+/// What a responder gets from an INIT it accepts.
+#[derive(Debug)]
+pub struct Accepted {
+    /// The initiator, proven to hold its static key by the Noise message
+    /// (and to hold it now only once its first record decrypts).
+    pub peer: PeerId,
+    /// The keys. The connection is established only when
+    /// `transport.recv` opens the initiator's first record (step 4); until
+    /// then nothing is sent with `transport.send`.
+    pub transport: Transport,
+    /// The RESP body to send.
+    pub resp: [u8; RESP_LEN],
+}
+
+impl<'a> CheckedInit<'a> {
+    /// The initiator's ephemeral public key, for the replay cache.
+    pub fn ephemeral(&self) -> &'a [u8; 32] {
+        self.body[INIT_E..INIT_S]
+            .try_into()
+            .unwrap_or_else(|_| unreachable!("INIT_E..INIT_S is 32 bytes"))
+    }
+
+    /// Steps 2.3 to 2.5 of section 6.1 (`busy`, the Noise message, trust)
+    /// and RESP with the responder's `ephemeral_secret`.
+    pub fn accept(
+        self,
+        local: &LocalStatic,
+        trust: &TrustList,
+        busy: bool,
+        mut ephemeral_secret: [u8; 32],
+    ) -> Result<Accepted, Failure> {
+        if busy {
+            return Err(refuse(RejectCode::Busy));
+        }
+        let bad = || refuse(RejectCode::BadSignature);
+        let body = self.body;
+        let mut state = SymmetricState::initialize(local.public());
+        let re = self.ephemeral();
+        state.mix_hash(re);
+        state.mix_key(dh(local.secret(), re).map_err(|_| bad())?);
+        let mut rs = [0u8; KEY_LEN];
+        state
+            .decrypt_and_hash(&body[INIT_S..INIT_PAYLOAD], &mut rs)
+            .ok_or_else(bad)?;
+        state.mix_key(dh(local.secret(), &rs).map_err(|_| bad())?);
+        let mut payload = [0u8; PEER_ID_LEN];
+        state
+            .decrypt_and_hash(&body[INIT_PAYLOAD..INIT_MAC1], &mut payload)
+            .ok_or_else(bad)?;
+        let (peer, claimed) = static_public_of(&payload).map_err(|_| bad())?;
+        if !bool::from(claimed.ct_eq(&rs)) {
+            return Err(bad());
+        }
+        if peer == local.peer_id() || !trust.contains(&peer) {
+            return Err(refuse(RejectCode::Untrusted));
+        }
+        let mut resp = [0u8; RESP_LEN];
+        resp[..HEADER_LEN].copy_from_slice(&header(KIND_RESP));
+        let e = MontgomeryPoint::mul_base_clamped(ephemeral_secret).to_bytes();
+        resp[RESP_E..RESP_TAG].copy_from_slice(&e);
+        state.mix_hash(&e);
+        let ee = dh(&ephemeral_secret, re);
+        let se = dh(&ephemeral_secret, &rs);
+        ephemeral_secret.zeroize();
+        state.mix_key(ee.map_err(|_| bad())?);
+        state.mix_key(se.map_err(|_| bad())?);
+        state.encrypt_and_hash(&mut resp[RESP_TAG..]);
+        let (k1, k2) = state.split();
+        Ok(Accepted {
+            peer,
+            transport: Transport {
+                send: CipherState::new(k2),
+                recv: CipherState::new(k1),
+                handshake_hash: state.handshake_hash(),
+            },
+            resp,
+        })
+    }
+}
+
+/// Step 2 of section 6.1 in one call, without the replay check:
+/// [`check_init`], then [`CheckedInit::accept`].
+pub fn read_init(
+    local: &LocalStatic,
+    trust: &TrustList,
+    body: &[u8],
+    busy: bool,
+    ephemeral_secret: [u8; 32],
+) -> Result<Accepted, Failure> {
+    check_init(local, body)?.accept(local, trust, busy, ephemeral_secret)
+}

@@ -1,0 +1,120 @@
+//! Section 7: records, sealed and opened in place with a Noise CipherState.
+
+use core::fmt;
+
+use bytes::BufMut;
+use zeroize::Zeroize;
+
+use super::symmetric::{open, seal};
+
+/// Length of the Poly1305 tag that ends every record.
+pub const TAG_LEN: usize = 16;
+
+/// Why a record could not be sealed or opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordError {
+    /// The record did not decrypt: wrong tag, replayed, reordered, cut, or
+    /// shorter than a tag. The connection closes with nothing more sent.
+    DecryptFailed,
+    /// The nonce would reach 2^64 - 1; the side closes instead.
+    NonceExhausted,
+}
+
+impl fmt::Display for RecordError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RecordError::DecryptFailed => "a record failed to decrypt",
+            RecordError::NonceExhausted => "the record nonce is exhausted",
+        })
+    }
+}
+
+/// One direction's Noise CipherState: a ChaCha20-Poly1305 key and the
+/// 64-bit nonce counter (one per record, from 0). The key is wiped on drop.
+pub struct CipherState {
+    key: [u8; 32],
+    n: u64,
+}
+
+impl CipherState {
+    pub(super) fn new(key: [u8; 32]) -> CipherState {
+        CipherState { key, n: 0 }
+    }
+
+    /// The nonce the next record uses.
+    pub fn nonce(&self) -> u64 {
+        self.n
+    }
+
+    /// A state whose next nonce is `n`, to test the end of the nonce space.
+    #[cfg(feature = "testkit")]
+    pub fn with_nonce(key: [u8; 32], n: u64) -> CipherState {
+        CipherState { key, n }
+    }
+
+    fn next_nonce(&mut self) -> Result<u64, RecordError> {
+        // Noise reserves 2^64 - 1; a side that would use it closes instead.
+        if self.n == u64::MAX {
+            return Err(RecordError::NonceExhausted);
+        }
+        let n = self.n;
+        self.n += 1;
+        Ok(n)
+    }
+
+    /// Seals the plaintext `buf[start..]` in place and appends the tag, so
+    /// `buf[start..]` becomes the record (a frame body). `buf[..start]` is
+    /// left alone: room for the frame header, for example.
+    ///
+    /// Panics if `start > buf.len()` (a caller bug, not peer input).
+    pub fn seal_record<B: AsMut<[u8]> + BufMut>(
+        &mut self,
+        buf: &mut B,
+        start: usize,
+    ) -> Result<(), RecordError> {
+        let n = self.next_nonce()?;
+        let tag = seal(&self.key, n, &[], &mut buf.as_mut()[start..]);
+        buf.put_slice(tag.as_ref());
+        Ok(())
+    }
+
+    /// Opens a record (a frame body) in place; returns the plaintext, the
+    /// start of `record` without the tag. On failure the state is not
+    /// advanced, and the caller closes the connection.
+    pub fn open_record<'a>(&mut self, record: &'a mut [u8]) -> Result<&'a [u8], RecordError> {
+        if record.len() < TAG_LEN {
+            return Err(RecordError::DecryptFailed);
+        }
+        if self.n == u64::MAX {
+            return Err(RecordError::NonceExhausted);
+        }
+        let plain = open(&self.key, self.n, &[], record).ok_or(RecordError::DecryptFailed)?;
+        self.n += 1;
+        Ok(plain)
+    }
+}
+
+impl Drop for CipherState {
+    fn drop(&mut self) {
+        self.key.zeroize();
+    }
+}
+
+impl fmt::Debug for CipherState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CipherState")
+            .field("nonce", &self.n)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Both directions of an established version-2 connection (after Split).
+#[derive(Debug)]
+pub struct Transport {
+    /// Seals what this side sends.
+    pub send: CipherState,
+    /// Opens what this side receives.
+    pub recv: CipherState,
+    /// The Noise handshake hash `h`, which names this session.
+    pub handshake_hash: [u8; 32],
+}
