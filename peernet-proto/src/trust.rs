@@ -226,6 +226,12 @@ impl TrustList {
         self.peers.contains_key(peer)
     }
 
+    /// Whether the raw key `raw` is trusted, looked up before (and without)
+    /// decoding it as a point: an untrusted key costs one lookup.
+    pub(crate) fn contains_raw(&self, raw: &[u8; crate::identity::PEER_ID_LEN]) -> bool {
+        self.peers.contains_key(&PeerId::lookup_key(*raw))
+    }
+
     /// The label of `peer`, if it is trusted and has one.
     pub fn label(&self, peer: &PeerId) -> Option<&Label> {
         self.peers.get(peer).and_then(Option::as_ref)
