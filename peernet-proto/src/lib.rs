@@ -26,13 +26,14 @@ pub mod identity;
 mod ids;
 #[cfg_attr(not(feature = "testkit"), allow(unreachable_pub))]
 mod registry;
+mod stats;
 pub mod time;
 mod timers;
 pub mod trust;
 
 pub use codes::{GoodbyeCode, RejectCode, ReplyStatus};
 pub use config::Config;
-pub use endpoint::{Endpoint, Stats};
+pub use endpoint::Endpoint;
 pub use envelope::{
     Envelope, EnvelopeError, EnvelopeTooLarge, Handle, InvalidHandle, MAX_HANDLE_LEN,
 };
@@ -42,6 +43,7 @@ pub use exposure::Access;
 pub use frame::{DEFAULT_MAX_FRAME_LEN, FRAME_HEADER_LEN, FrameDecoder, FrameError};
 pub use identity::{Identity, InvalidIdentity, InvalidPeerId, PeerId};
 pub use ids::{CallId, ConnId, Direction, InboundCallId, Side};
+pub use stats::Stats;
 pub use time::Instant;
 pub use trust::{InvalidLabel, Label, TrustList, TrustListError, TrustListErrorKind};
 

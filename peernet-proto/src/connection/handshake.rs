@@ -27,11 +27,11 @@ pub(super) enum Handshake {
 pub(super) enum V1 {
     /// Accepted; waiting for HELLO. `busy` when accepted beyond
     /// `max_handshakes`: its HELLO gets REJECT `busy`.
-    AwaitHello { busy: bool },
+    Accepted { busy: bool },
     /// Dialed; HELLO sent, waiting for WELCOME.
-    AwaitWelcome(Initiator),
+    Dialed(Initiator),
     /// WELCOME sent, waiting for PROOF.
-    AwaitProof(Box<Responder>),
+    Welcomed(Box<Responder>),
 }
 
 /// What a handshake frame led to.
@@ -61,20 +61,20 @@ impl Handshake {
         node.rng.fill_bytes(&mut nonce);
         let initiator = Initiator::start(node.identity, &nonce, expected);
         tx.push_handshake(initiator.hello(), ctx);
-        Handshake::V1(V1::AwaitWelcome(initiator))
+        Handshake::V1(V1::Dialed(initiator))
     }
 
     /// Waits for a dialer's HELLO; `busy` refuses it.
     pub(super) fn accept(busy: bool) -> Handshake {
-        Handshake::V1(V1::AwaitHello { busy })
+        Handshake::V1(V1::Accepted { busy })
     }
 
     /// The peer, once known (dialed, or named by its HELLO).
     pub(super) fn peer(&self) -> Option<PeerId> {
         match self {
-            Handshake::V1(V1::AwaitHello { .. }) => None,
-            Handshake::V1(V1::AwaitWelcome(i)) => i.expected(),
-            Handshake::V1(V1::AwaitProof(r)) => Some(r.peer()),
+            Handshake::V1(V1::Accepted { .. }) => None,
+            Handshake::V1(V1::Dialed(i)) => i.expected(),
+            Handshake::V1(V1::Welcomed(r)) => Some(r.peer()),
         }
     }
 
@@ -82,7 +82,7 @@ impl Handshake {
     pub(super) fn counts_against_limit(&self) -> bool {
         matches!(
             self,
-            Handshake::V1(V1::AwaitHello { busy: false } | V1::AwaitProof(_))
+            Handshake::V1(V1::Accepted { busy: false } | V1::Welcomed(_))
         )
     }
 
@@ -95,10 +95,10 @@ impl Handshake {
         ctx: &mut Ctx,
     ) -> Step {
         match self {
-            Handshake::V1(V1::AwaitHello { busy: true }) => {
+            Handshake::V1(V1::Accepted { busy: true }) => {
                 Step::Failed(Failure::refuse(crate::RejectCode::Busy))
             }
-            Handshake::V1(V1::AwaitHello { busy: false }) => {
+            Handshake::V1(V1::Accepted { busy: false }) => {
                 let hello = handshake::read_hello(node.identity, node.trust, body);
                 #[cfg(feature = "fault-injection")]
                 let hello =
@@ -110,12 +110,12 @@ impl Handshake {
                         node.rng.fill_bytes(&mut nonce);
                         let responder = Responder::welcome(node.identity, dialer, body, &nonce);
                         tx.push_handshake(responder.welcome_body(), ctx);
-                        *self = Handshake::V1(V1::AwaitProof(Box::new(responder)));
+                        *self = Handshake::V1(V1::Welcomed(Box::new(responder)));
                         Step::Continue
                     }
                 }
             }
-            Handshake::V1(V1::AwaitWelcome(initiator)) => {
+            Handshake::V1(V1::Dialed(initiator)) => {
                 match initiator.on_welcome(node.identity, node.trust, body) {
                     Err(failure) => Step::Failed(failure),
                     Ok((peer, proof)) => {
@@ -130,7 +130,7 @@ impl Handshake {
             // No second trust check here: `unpair` ends a handshake in
             // progress with the peer its HELLO named, so a dialer still
             // proving itself is trusted.
-            Handshake::V1(V1::AwaitProof(responder)) => match responder.on_proof(body) {
+            Handshake::V1(V1::Welcomed(responder)) => match responder.on_proof(body) {
                 Err(failure) => Step::Failed(failure),
                 Ok(peer) => Step::Done {
                     peer,
