@@ -131,7 +131,10 @@ impl fmt::Display for CloseReason {
 }
 
 /// Why a call failed. Each call resolves exactly once: with its reply or
-/// with one of these.
+/// with one of these. [`crate::Endpoint::call`] refuses up front with the
+/// local ones (`NotConnected`, `WouldBlock`, `MessageTooLarge`,
+/// `InvalidHandle`: [`SendError`]'s set), so one type covers a call from
+/// request to resolution.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum CallError {
