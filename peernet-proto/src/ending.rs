@@ -142,3 +142,87 @@ impl Ending {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envelope::Envelope;
+    use crate::frame::FrameDecoder;
+    use bytes::Bytes;
+
+    /// The farewell frame's body, decoded: a GOODBYE's code and reason, or
+    /// a REJECT's code.
+    fn farewell(ending: &Ending, established: bool) -> Option<Result<(u64, String), RejectCode>> {
+        let mut out = BytesMut::new();
+        ending.write_farewell(established, &mut out, 1 << 20);
+        let mut wire = out.freeze();
+        let body = FrameDecoder::new(1 << 20).decode(&mut wire).unwrap()?;
+        if let Some(code) = handshake::parse_reject(&body) {
+            return Some(Err(code));
+        }
+        match Envelope::decode(&Bytes::from(body)).unwrap() {
+            Envelope::Goodbye { code, reason } => Some(Ok((code, reason))),
+            other => panic!("not a farewell: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn one_ending_gives_frame_reason_and_error_alike() {
+        let idle = Ending::Idle(Duration::from_secs(45));
+        let reason = "no frame received for 45s";
+        assert_eq!(farewell(&idle, true), Some(Ok((4, reason.into()))));
+        assert_eq!(
+            idle.clone().close_reason(),
+            CloseReason::local(GoodbyeCode::IdleTimeout, reason)
+        );
+        // A frame error: REJECT during the handshake, GOODBYE after it.
+        let bad = Ending::BadFrame(FrameError::Empty);
+        assert_eq!(farewell(&bad, false), Some(Err(RejectCode::Malformed)));
+        let Some(Ok((3, text))) = farewell(&bad, true) else {
+            panic!("not a protocol_error GOODBYE");
+        };
+        assert_eq!(
+            bad.clone().close_reason().goodbye_code(),
+            Some(GoodbyeCode::ProtocolError)
+        );
+        assert_eq!(
+            CloseReason::local(GoodbyeCode::ProtocolError, text),
+            bad.clone().close_reason()
+        );
+        assert_eq!(bad.handshake_error(), HandshakeError::Frame);
+        // No GOODBYE during a handshake; the error says what happened.
+        assert_eq!(farewell(&Ending::Unpaired, false), None);
+        assert_eq!(
+            Ending::Unpaired.handshake_error(),
+            HandshakeError::Abandoned
+        );
+        assert_eq!(
+            Ending::Superseded.handshake_error(),
+            HandshakeError::Superseded
+        );
+        // Nothing is sent in answer to the peer's own farewell.
+        let goodbye = Ending::Goodbye {
+            code: GoodbyeCode::Revoked,
+            reason: "unpaired".into(),
+        };
+        assert_eq!(farewell(&goodbye, true), None);
+        assert_eq!(
+            goodbye.close_reason(),
+            CloseReason::Goodbye {
+                by: Side::Remote,
+                code: GoodbyeCode::Revoked,
+                reason: "unpaired".into(),
+            }
+        );
+        let refused = Ending::HandshakeFailed(Failure::refuse(RejectCode::BadSignature));
+        assert_eq!(
+            farewell(&refused, false),
+            Some(Err(RejectCode::BadSignature))
+        );
+        assert_eq!(refused.clone().close_reason(), CloseReason::TransportLost);
+        assert_eq!(
+            refused.handshake_error(),
+            HandshakeError::Refused(RejectCode::BadSignature)
+        );
+    }
+}
