@@ -148,7 +148,6 @@ mod tests {
     use super::*;
     use crate::envelope::Envelope;
     use crate::frame::FrameDecoder;
-    use bytes::Bytes;
 
     /// The farewell frame's body, decoded: a GOODBYE's code and reason, or
     /// a REJECT's code.
@@ -160,7 +159,7 @@ mod tests {
         if let Some(code) = handshake::parse_reject(&body) {
             return Some(Err(code));
         }
-        match Envelope::decode(&Bytes::from(body)).unwrap() {
+        match Envelope::decode(&body).unwrap() {
             Envelope::Goodbye { code, reason } => Some(Ok((code, reason))),
             other => panic!("not a farewell: {other:?}"),
         }
