@@ -63,8 +63,8 @@ pub const NEVER: &str = "never";
 /// name), read once. Only with the `fault-injection` feature: used to check
 /// that the targets catch real bugs.
 #[cfg(feature = "fault-injection")]
-pub fn fault() -> Option<peernet_proto::config::Fault> {
-    use peernet_proto::config::Fault;
+pub fn fault() -> Option<peernet_proto::testkit::Fault> {
+    use peernet_proto::testkit::Fault;
     static FAULT: std::sync::OnceLock<Option<Fault>> = std::sync::OnceLock::new();
     *FAULT.get_or_init(|| {
         let name = std::env::var("PEERNET_FUZZ_FAULT").ok()?;

@@ -42,6 +42,16 @@ pub enum ConnectError {
     Abandoned,
 }
 
+impl From<peernet_proto::ConnectError> for ConnectError {
+    fn from(error: peernet_proto::ConnectError) -> ConnectError {
+        match error {
+            peernet_proto::ConnectError::Untrusted(peer) => ConnectError::Untrusted(peer),
+            peernet_proto::ConnectError::Handshake(error) => ConnectError::from_handshake(error),
+            _ => ConnectError::Abandoned,
+        }
+    }
+}
+
 impl ConnectError {
     pub(crate) fn from_handshake(error: HandshakeError) -> ConnectError {
         match error {

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant as StdInstant};
 use bytes::Bytes;
 use futures_util::future::{Either, select};
 use peernet_proto::{
-    Access, CallError, CallId, Config, Endpoint, Identity, InvalidHandle, Label, PeerId, Stats,
-    TrustList,
+    Access, CallError, CallId, Config, Endpoint, Identity, InvalidHandle, Label, PeerId, SendError,
+    Stats, TrustList,
 };
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
@@ -619,8 +619,8 @@ impl<R: Runtime> Node<R> {
                         self.shared.run(&mut work);
                         return Ok(());
                     }
-                    Err(CallError::WouldBlock) => self.wait_for_room(),
-                    Err(error) => return Err(error),
+                    Err(SendError::WouldBlock) => self.wait_for_room(),
+                    Err(error) => return Err(error.into()),
                 }
             };
             room.await;

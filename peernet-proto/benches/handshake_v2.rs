@@ -16,7 +16,7 @@ use std::time::{Duration, Instant as WallClock};
 
 use criterion::Criterion;
 use curve25519_dalek::montgomery::MontgomeryPoint;
-use peernet_proto::noise::{InitiatorV2, LocalStatic, read_init};
+use peernet_proto::testkit::noise::{InitiatorV2, LocalStatic, read_init};
 use peernet_proto::{Identity, TrustList};
 
 struct Nodes {

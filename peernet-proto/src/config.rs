@@ -48,29 +48,33 @@ pub struct Config {
 
 /// Deliberate bugs, each a one-line detour at the place it names, which
 /// the simulation tests switch on to prove that their invariants catch
-/// them. Compiled in only with the `fault-injection` feature.
+/// them. Compiled in only with the `fault-injection` feature; reached as
+/// `peernet_proto::testkit::Fault`.
 #[cfg(feature = "fault-injection")]
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
 pub enum Fault {
-    /// `register`: the supersede rule keeps the newest connection always.
+    /// `Endpoint::register`: the supersede rule keeps the newest connection
+    /// always.
     SupersedeNewest,
-    /// `on_hello`/`on_proof`: a responder accepts a HELLO key it does not
-    /// trust.
+    /// `connection::handshake` (HELLO): a responder accepts a HELLO key it
+    /// does not trust.
     SkipTrustCheck,
-    /// `on_envelope`: request ids start at 1 on every connection and a
+    /// `Connection::establish`/`on_envelope`: request ids start at 1 on
+    /// every connection and a
     /// REPLY is matched against every connection's calls, as if ids were
     /// global.
     ReplyAnyConnection,
-    /// `handle_timeout`: a connection that went idle is never closed.
+    /// `Connection::on_liveness`: a connection that went idle is never
+    /// closed.
     NoIdleTimeout,
     /// `unpair`: the revoked peer's connections stay open.
     KeepRevokedConnections,
-    /// `on_call`: a CALL reaches the handler whether or not its handle is
+    /// `Connection::on_call`: a CALL reaches the handler whether or not its handle is
     /// exposed to the caller.
     SkipExposureCheck,
-    /// `on_call`: `max_inbound_calls` is not enforced.
+    /// `Connection::on_call`: `max_inbound_calls` is not enforced.
     IgnoreInboundLimit,
 }
 

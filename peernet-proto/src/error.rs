@@ -6,17 +6,28 @@ use core::fmt;
 
 use bytes::Bytes;
 
-use crate::envelope::{GoodbyeCode, InvalidHandle};
-use crate::handshake::RejectCode;
+use crate::codes::{GoodbyeCode, RejectCode};
+use crate::envelope::InvalidHandle;
 use crate::identity::PeerId;
+use crate::ids::Side;
 
-/// Which side did something.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Side {
-    /// This endpoint.
-    Local,
-    /// The peer.
-    Remote,
+/// Why a transport did not become a connection: refused before it
+/// started ([`crate::Endpoint::connect`], [`crate::Endpoint::accept`]),
+/// or its handshake failed. A driver wraps this one type, adding its own
+/// I/O failures.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// The endpoint is shutting down.
+    #[error("the endpoint is shutting down")]
+    ShuttingDown,
+    /// The dialed PeerId is not in the trust list (or is our own): its
+    /// WELCOME would be refused, so the dial is refused before it starts.
+    #[error("peer {0} is not trusted")]
+    Untrusted(PeerId),
+    /// The handshake ran and failed ([`crate::Event::HandshakeFailed`]).
+    #[error("handshake: {0}")]
+    Handshake(#[from] HandshakeError),
 }
 
 /// Why a handshake did not produce a connection.
@@ -46,6 +57,8 @@ pub enum HandshakeError {
     #[error("the transport closed during the handshake")]
     TransportLost,
     /// A frame header was invalid (length 0 or over the handshake limit).
+    /// Only ever a handshake's: a bad frame on an established connection
+    /// ends it with GOODBYE `protocol_error` instead.
     #[error("malformed frame during the handshake")]
     Frame,
     /// The peer was unpaired, or this endpoint shut down, while the
@@ -118,7 +131,10 @@ impl fmt::Display for CloseReason {
 }
 
 /// Why a call failed. Each call resolves exactly once: with its reply or
-/// with one of these.
+/// with one of these. [`crate::Endpoint::call`] refuses up front with the
+/// local ones (`NotConnected`, `WouldBlock`, `MessageTooLarge`,
+/// `InvalidHandle`: [`SendError`]'s set), so one type covers a call from
+/// request to resolution.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum CallError {
@@ -167,4 +183,37 @@ pub enum CallError {
     /// on the connection resolved.
     #[error("send queue full")]
     WouldBlock,
+}
+
+/// Why [`crate::Endpoint::send`] (or [`crate::Endpoint::call`], as the
+/// matching [`CallError`] variants) refused to queue a message: nothing was
+/// sent. Each is local; none says anything about the peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// No established connection to that peer.
+    #[error("not connected")]
+    NotConnected,
+    /// The connection's send queue is full (`send_buffer`), or for a call
+    /// `max_outbound_calls` are in flight: try again after the driver took
+    /// the queued bytes with [`crate::Endpoint::poll_transmit`].
+    #[error("send queue full")]
+    WouldBlock,
+    /// The message would not fit in one frame.
+    #[error("message too large for one frame")]
+    MessageTooLarge,
+    /// The handle name is not valid (empty, over 255 bytes).
+    #[error("invalid handle: {0}")]
+    InvalidHandle(InvalidHandle),
+}
+
+impl From<SendError> for CallError {
+    fn from(e: SendError) -> CallError {
+        match e {
+            SendError::NotConnected => CallError::NotConnected,
+            SendError::WouldBlock => CallError::WouldBlock,
+            SendError::MessageTooLarge => CallError::MessageTooLarge,
+            SendError::InvalidHandle(e) => CallError::InvalidHandle(e),
+        }
+    }
 }

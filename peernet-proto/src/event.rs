@@ -1,59 +1,31 @@
-//! What the endpoint hands back to its driver.
+//! The endpoint's one way in and one way out: [`Input`] (a transport's
+//! bytes or its end) and [`Output`] (bytes to write, a transport to close,
+//! or an [`Event`] for the application).
 
 use bytes::Bytes;
 
 use crate::Instant;
-use crate::endpoint::ConnId;
 use crate::envelope::Handle;
 use crate::error::{CallError, CloseReason, HandshakeError};
 use crate::identity::PeerId;
+use crate::ids::{CallId, ConnId, Direction, InboundCallId};
 
-/// Which side opened the transport.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Direction {
-    /// We dialed: we are the handshake's initiator.
-    Outbound,
-    /// We accepted: we are the responder.
-    Inbound,
-}
-
-/// One of our calls, for as long as it is in flight. Keyed by connection
-/// and request id, so nothing from an old connection can resolve a call
-/// made on a new one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct CallId {
-    pub(crate) conn: ConnId,
-    pub(crate) id: u64,
-}
-
-impl CallId {
-    /// The connection the call went out on.
-    pub fn conn(&self) -> ConnId {
-        self.conn
-    }
-    /// The request id on the wire (non-zero).
-    pub fn request_id(&self) -> u64 {
-        self.id
-    }
-}
-
-/// A call we serve, from its arrival until [`crate::Endpoint::reply`] or
-/// its cancellation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct InboundCallId {
-    pub(crate) conn: ConnId,
-    pub(crate) id: u64,
-}
-
-impl InboundCallId {
-    /// The connection the call came in on.
-    pub fn conn(&self) -> ConnId {
-        self.conn
-    }
-    /// The caller's request id on the wire.
-    pub fn request_id(&self) -> u64 {
-        self.id
-    }
+/// Bytes or news from a transport.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// Bytes read from `conn`, in any split: framing alone decides
+    /// message boundaries.
+    Received {
+        /// The transport they came from.
+        conn: ConnId,
+        /// The bytes (whole read chunks; frames inside are not copied).
+        data: Bytes,
+    },
+    /// The transport ended (EOF, reset, or a failed write).
+    Closed {
+        /// The transport.
+        conn: ConnId,
+    },
 }
 
 /// A call for the application: run the handler, then feed its outcome to

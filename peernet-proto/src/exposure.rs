@@ -5,7 +5,7 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use core::fmt;
 
-use crate::envelope::ReplyStatus;
+use crate::codes::ReplyStatus;
 use crate::identity::PeerId;
 
 /// Who may call an exposed handle. Only trusted peers ever reach this

@@ -12,6 +12,7 @@ use core::fmt;
 
 use ed25519_dalek::{Signature, VerifyingKey};
 
+use crate::codes::RejectCode;
 use crate::identity::{Identity, PEER_ID_LEN, PeerId};
 use crate::trust::TrustList;
 
@@ -44,26 +45,6 @@ const PROOF_LABEL: &[u8] = b"peernet-v1-proof";
 /// connection.
 pub type Nonce = [u8; 32];
 
-wire_code! {
-    /// The REJECT codes of PROTOCOL.md section 2.
-    pub enum RejectCode: u8 {
-        /// Your key is not in my trust list (or is invalid, weak, or mine).
-        Untrusted = 1 => "untrusted",
-        /// I speak version 1 only.
-        UnsupportedVersion = 2 => "unsupported_version",
-        /// Your signature did not verify.
-        BadSignature = 3 => "bad_signature",
-        /// You are not the peer I dialed.
-        UnexpectedPeer = 4 => "unexpected_peer",
-        /// Too many handshakes in progress; try later.
-        Busy = 5 => "busy",
-        /// The handshake frame was not valid.
-        Malformed = 6 => "malformed",
-    }
-    unknown => Malformed,
-    "Reads a code byte; an unknown code counts as `malformed` (section 2)."
-}
-
 /// Why a handshake step failed: what to report locally and what REJECT
 /// to send, if any, before closing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,7 +56,7 @@ pub struct Failure {
 }
 
 impl Failure {
-    fn refuse(code: RejectCode) -> Failure {
+    pub(crate) fn refuse(code: RejectCode) -> Failure {
         Failure {
             send: Some(code),
             error: crate::HandshakeError::Refused(code),
@@ -125,9 +106,11 @@ pub fn parse_reject(body: &[u8]) -> Option<RejectCode> {
         .then(|| RejectCode::from_code(body[6]))
 }
 
-/// Checks a key read from the wire: valid, not weak, not ours, trusted.
-/// Returns the decoded key too: decoding costs a good part of a
-/// verification, so it is done once per handshake.
+/// Checks a key read from the wire: trusted, not ours, valid, not weak.
+/// The trust list is looked up with the raw bytes first, so a key nobody
+/// trusts is refused without the cost of decompressing the point; only a
+/// trusted key is decoded. Returns the decoded key too: decoding costs a
+/// good part of a verification, so it is done once per handshake.
 fn trusted_key(
     bytes: &[u8],
     identity: &Identity,
@@ -135,12 +118,12 @@ fn trusted_key(
 ) -> Result<(PeerId, VerifyingKey), Failure> {
     let untrusted = || Failure::refuse(RejectCode::Untrusted);
     let raw: &[u8; PEER_ID_LEN] = bytes.try_into().map_err(|_| untrusted())?;
-    let key = PeerId::verifying_key_of(raw).map_err(|_| untrusted())?;
-    let peer = PeerId::from_verified(*raw);
-    if peer == identity.peer_id() || !trust.contains(&peer) {
+    if raw == identity.peer_id().as_bytes() || !trust.contains_raw(raw) {
         return Err(untrusted());
     }
-    Ok((peer, key))
+    // A trusted key was valid when it was trusted; checked again anyway.
+    let key = PeerId::verifying_key_of(raw).map_err(|_| untrusted())?;
+    Ok((PeerId::from_verified(*raw), key))
 }
 
 fn verify(key: &VerifyingKey, parts: &[&[u8]], sig: &[u8]) -> Result<(), Failure> {

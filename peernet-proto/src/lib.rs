@@ -1,7 +1,6 @@
 #![no_std]
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
 
 extern crate alloc;
 #[cfg(feature = "std")]
@@ -10,40 +9,68 @@ extern crate std;
 #[macro_use]
 mod wire_code;
 
+mod codes;
 pub mod config;
 mod connection;
-pub mod endpoint;
+mod ending;
+mod endpoint;
 pub mod envelope;
 pub mod error;
-pub mod event;
-pub mod exposure;
+mod event;
+mod exposure;
 pub mod frame;
-pub mod handshake;
+// Public only through `testkit`, for tests and fuzzers.
+#[cfg_attr(not(feature = "testkit"), allow(unreachable_pub, dead_code))]
+mod handshake;
 pub mod identity;
-mod in_flight;
-#[cfg_attr(feature = "testkit", doc(hidden))]
-#[cfg(feature = "testkit")]
-pub mod noise;
-#[cfg(not(feature = "testkit"))]
+mod ids;
+// Version 2's crypto (PROTOCOL.md part B); public only through `testkit`.
+#[cfg_attr(
+    not(feature = "testkit"),
+    allow(unreachable_pub, dead_code, unused_imports)
+)]
 mod noise;
-pub mod registry;
+#[cfg_attr(not(feature = "testkit"), allow(unreachable_pub))]
+mod registry;
+mod stats;
 pub mod time;
 mod timers;
 pub mod trust;
 
+pub use codes::{GoodbyeCode, RejectCode, ReplyStatus};
 pub use config::Config;
-pub use endpoint::{ConnId, ConnectError, Endpoint, Input, Stats};
+pub use endpoint::Endpoint;
 pub use envelope::{
-    Envelope, EnvelopeError, EnvelopeTooLarge, GoodbyeCode, Handle, InvalidHandle, MAX_HANDLE_LEN,
-    ReplyStatus,
+    Envelope, EnvelopeError, EnvelopeTooLarge, Handle, InvalidHandle, MAX_HANDLE_LEN,
 };
-pub use error::{CallError, CloseReason, HandshakeError, Side};
-pub use event::{
-    CallId, Direction, Event, InboundCall, InboundCallId, InboundSend, Output, Response,
-};
+pub use error::{CallError, CloseReason, ConnectError, HandshakeError, SendError};
+pub use event::{Event, InboundCall, InboundSend, Input, Output, Response};
 pub use exposure::Access;
 pub use frame::{DEFAULT_MAX_FRAME_LEN, FRAME_HEADER_LEN, FrameDecoder, FrameError};
-pub use handshake::RejectCode;
 pub use identity::{Identity, InvalidIdentity, InvalidPeerId, PeerId};
+pub use ids::{CallId, ConnId, Direction, InboundCallId, Side};
+pub use stats::Stats;
 pub use time::Instant;
 pub use trust::{InvalidLabel, Label, TrustList, TrustListError, TrustListErrorKind};
+
+/// Internals for tests, fuzzers and benches: not part of the API, no
+/// stability promise. Compiled in only with the `testkit` feature.
+#[cfg(feature = "testkit")]
+pub mod testkit {
+    /// The version-1 handshake as pure functions over frame bodies
+    /// (PROTOCOL.md section 2), to build handshake frames by hand.
+    pub mod handshake {
+        pub use crate::handshake::*;
+    }
+    /// Version 2's crypto (PROTOCOL.md part B): keys, the Noise IK
+    /// handshake messages and records, to check them against the vectors.
+    pub mod noise {
+        pub use crate::noise::*;
+    }
+    /// The supersede rule of PROTOCOL.md section 4.
+    pub mod registry {
+        pub use crate::registry::{Established, Survivor, survivor};
+    }
+    #[cfg(feature = "fault-injection")]
+    pub use crate::config::Fault;
+}

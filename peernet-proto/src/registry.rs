@@ -1,13 +1,72 @@
-//! One connection per peer: the supersede rule of PROTOCOL.md section 4.
+//! One connection per peer: the supersede rule of PROTOCOL.md section 4
+//! and the PeerId → connection map it guards.
 //!
 //! Both peers apply [`survivor`] to the same two connections and reach the
 //! same verdict, so a pair of peers converges on one connection without
 //! exchanging a message about it.
 
+use alloc::collections::BTreeMap;
 use core::time::Duration;
 
 use crate::Instant;
 use crate::identity::PeerId;
+use crate::ids::ConnId;
+
+/// The one announced connection per peer. Entered only through
+/// [`Registry::contest`] and [`Registry::insert`], so the rule of section 4
+/// decides every pair of connections to the same peer.
+#[derive(Debug, Default)]
+pub(crate) struct Registry {
+    peers: BTreeMap<PeerId, ConnId>,
+}
+
+impl Registry {
+    /// The connection registered for `peer`.
+    pub(crate) fn get(&self, peer: &PeerId) -> Option<ConnId> {
+        self.peers.get(peer).copied()
+    }
+
+    /// The registered peers, in PeerId order.
+    pub(crate) fn peers(&self) -> impl Iterator<Item = PeerId> + '_ {
+        self.peers.keys().copied()
+    }
+
+    /// How many peers are registered.
+    pub(crate) fn len(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// Which of `conn` (just established, as `newer`) and the connection
+    /// already registered for the same peer (`older`, with its
+    /// [`Established`]) must end: `None` if there is no other.
+    pub(crate) fn contest(
+        conn: ConnId,
+        newer: Established,
+        older: Option<(ConnId, Established)>,
+        handshake_timeout: Duration,
+        keep_newest: bool,
+    ) -> Option<ConnId> {
+        let (old, older) = older?;
+        Some(match survivor(older, newer, handshake_timeout) {
+            _ if keep_newest => old,
+            Survivor::Newer => old,
+            Survivor::Older => conn,
+        })
+    }
+
+    /// Makes `conn` the connection of `peer` (after [`Registry::contest`]
+    /// ended any other).
+    pub(crate) fn insert(&mut self, peer: PeerId, conn: ConnId) {
+        self.peers.insert(peer, conn);
+    }
+
+    /// Forgets `peer` if `conn` is its registered connection.
+    pub(crate) fn remove(&mut self, peer: &PeerId, conn: ConnId) {
+        if self.peers.get(peer) == Some(&conn) {
+            self.peers.remove(peer);
+        }
+    }
+}
 
 /// What the rule needs to know about an established connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

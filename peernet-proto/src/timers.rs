@@ -5,7 +5,7 @@
 use alloc::collections::BTreeSet;
 
 use crate::Instant;
-use crate::endpoint::ConnId;
+use crate::ids::ConnId;
 
 /// What a deadline is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -19,10 +19,19 @@ pub(crate) enum Timer {
     /// One timer per connection, not one per call: a completing call leaves
     /// it armed (unless it was the last one in flight); when it fires, the
     /// calls that are due time out and it is re-armed at the next deadline
-    /// (see `Endpoint::handle_timeout`).
+    /// (see `InFlight`).
     Outbound(ConnId),
     /// The same for the calls we serve (their callers' budgets).
     Inbound(ConnId),
+}
+
+impl Timer {
+    /// The connection that armed it.
+    pub(crate) fn conn(self) -> ConnId {
+        match self {
+            Timer::Handshake(c) | Timer::Liveness(c) | Timer::Outbound(c) | Timer::Inbound(c) => c,
+        }
+    }
 }
 
 #[derive(Debug, Default)]

@@ -2,7 +2,7 @@
 //! bytes for HELLO, WELCOME, PROOF and REJECT, and the expected REJECT code
 //! for every invalid case.
 
-use peernet_proto::handshake::{self, Initiator, Responder};
+use peernet_proto::testkit::handshake::{self, Initiator, Responder};
 use peernet_proto::{FrameDecoder, HandshakeError, Identity, PeerId, RejectCode, TrustList};
 use serde_json::Value;
 

@@ -8,7 +8,7 @@ mod support;
 use std::time::Duration;
 
 use bytes::Bytes;
-use peernet_proto::handshake::MAX_HANDSHAKE_FRAME;
+use peernet_proto::testkit::handshake::MAX_HANDSHAKE_FRAME;
 use peernet_proto::{Access, Config, Event, Input, Response};
 use proptest::prelude::*;
 use support::{Pair, Who};

@@ -3,7 +3,7 @@
 //! open, and nonces advance one per record so that replayed, reordered or
 //! dropped records fail.
 
-use peernet_proto::noise::{CipherState, RecordError, TAG_LEN};
+use peernet_proto::testkit::noise::{CipherState, RecordError, TAG_LEN};
 use proptest::prelude::*;
 
 fn pair(key: [u8; 32]) -> (CipherState, CipherState) {

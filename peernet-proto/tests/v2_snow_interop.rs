@@ -14,7 +14,7 @@
 //! and another Noise implementation.
 
 use curve25519_dalek::montgomery::MontgomeryPoint;
-use peernet_proto::noise::{InitiatorV2, LocalStatic, PROLOGUE, Transport, read_init};
+use peernet_proto::testkit::noise::{InitiatorV2, LocalStatic, PROLOGUE, Transport, read_init};
 use peernet_proto::{Identity, TrustList};
 use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
 use snow::params::{CipherChoice, DHChoice, HashChoice};

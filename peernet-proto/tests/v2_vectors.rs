@@ -4,8 +4,9 @@
 //! bad ones included, with the reaction each must cause.
 
 use bytes::Bytes;
-use peernet_proto::handshake::{Failure, RejectCode};
-use peernet_proto::noise::{
+use peernet_proto::RejectCode;
+use peernet_proto::testkit::handshake::Failure;
+use peernet_proto::testkit::noise::{
     CipherState, InitiatorV2, LocalStatic, RecordError, Transport, check_init, read_init,
     reject_answer, reject_v2,
 };
@@ -60,7 +61,7 @@ fn keys_convert_as_the_vectors_say() {
         assert_eq!(local.public(), &hex32(&case["x25519_public"]));
         // The public key from the PeerId alone (what a dialer uses).
         let (peer, public) =
-            peernet_proto::noise::static_public_of(identity.peer_id().as_bytes()).unwrap();
+            peernet_proto::testkit::noise::static_public_of(identity.peer_id().as_bytes()).unwrap();
         assert_eq!(peer, identity.peer_id());
         assert_eq!(public, hex32(&case["x25519_public"]));
     }
@@ -378,7 +379,7 @@ fn nonce_space_ends_before_its_last_value() {
 #[test]
 fn a_replayed_init_is_caught_before_any_x25519_work() {
     use peernet_proto::Instant;
-    use peernet_proto::noise::ReplayCache;
+    use peernet_proto::testkit::noise::ReplayCache;
     use std::time::Duration;
 
     let v = load("handshake.json");

@@ -27,7 +27,7 @@ use peernet_fuzz::{
     fuzz_config, initiator, responder, two_endpoints,
 };
 use peernet_proto::frame::encode_frame;
-use peernet_proto::handshake::{self, Initiator, Responder};
+use peernet_proto::testkit::handshake::{self, Initiator, Responder};
 use peernet_proto::{Envelope, FrameDecoder, Handle, Identity, TrustList};
 use serde_json::Value;
 

@@ -12,7 +12,8 @@ use super::keys::{LocalStatic, dh, static_public_of};
 use super::record::{CipherState, TAG_LEN, Transport};
 use super::symmetric::{SymmetricState, mac1_key};
 use crate::HandshakeError;
-use crate::handshake::{Failure, MAGIC, REJECT_LEN, RejectCode};
+use crate::codes::RejectCode;
+use crate::handshake::{Failure, MAGIC, REJECT_LEN};
 use crate::identity::{PEER_ID_LEN, PeerId};
 use crate::trust::TrustList;
 

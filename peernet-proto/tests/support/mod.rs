@@ -1,3 +1,4 @@
+#![allow(unreachable_pub)] // shared by several test crates, each using part of it
 //! `Pair`: two endpoints joined by in-memory links and a virtual clock.
 //!
 //! Bytes are shuttled exactly as a driver would: `Output::Transmit` then

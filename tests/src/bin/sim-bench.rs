@@ -6,7 +6,7 @@
 //! ```
 //!
 //! `FAULT` (e.g. `SupersedeNewest`) runs against a deliberately broken
-//! core: see `peernet_proto::config::Fault`.
+//! core: see `peernet_proto::testkit::Fault`.
 //!
 //! One line per 1,000 seeds, then `sim: <x> simulated node-seconds per
 //! wall second`. Exits non-zero at the first violated invariant.

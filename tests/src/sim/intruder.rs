@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 use bytes::{Bytes, BytesMut};
 use peernet_proto::frame::encode_frame;
-use peernet_proto::handshake::{Initiator, MAX_HANDSHAKE_FRAME};
+use peernet_proto::testkit::handshake::{Initiator, MAX_HANDSHAKE_FRAME};
 use peernet_proto::{Envelope, FrameDecoder, Handle, Identity, PeerId, TrustList};
 
 use super::Sim;

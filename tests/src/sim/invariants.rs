@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
 
-use peernet_proto::registry::{self, Established, Survivor};
+use peernet_proto::testkit::registry::{self, Established, Survivor};
 use peernet_proto::{CallError, CallId, CloseReason, ConnId, Event, HandshakeError, PeerId, Side};
 
 use super::net::LinkId;

@@ -51,7 +51,7 @@ pub use intruder::{Attack, Byzantine};
 pub use invariants::{Invariant, Violation};
 pub use net::LinkId;
 pub use node::{Exposed, HANDLES, NodeIx, NodeState, Role};
-pub use peernet_proto::config::Fault;
+pub use peernet_proto::testkit::Fault;
 pub use scenario::{AppPolicy, SimConfig, Workload};
 
 use invariants::Model;

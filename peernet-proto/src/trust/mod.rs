@@ -226,6 +226,12 @@ impl TrustList {
         self.peers.contains_key(peer)
     }
 
+    /// Whether the raw key `raw` is trusted, looked up before (and without)
+    /// decoding it as a point: an untrusted key costs one lookup.
+    pub(crate) fn contains_raw(&self, raw: &[u8; crate::identity::PEER_ID_LEN]) -> bool {
+        self.peers.contains_key(&PeerId::lookup_key(*raw))
+    }
+
     /// The label of `peer`, if it is trusted and has one.
     pub fn label(&self, peer: &PeerId) -> Option<&Label> {
         self.peers.get(peer).and_then(Option::as_ref)
@@ -567,115 +573,4 @@ pub enum TrustListErrorKind {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use alloc::string::ToString;
-    use alloc::vec::Vec;
-
-    use crate::identity::Identity;
-
-    fn peer(i: u8) -> PeerId {
-        Identity::from_seed(&[i; 32]).peer_id()
-    }
-
-    #[test]
-    fn label_limits() {
-        assert_eq!(Label::new(""), Err(InvalidLabel::Empty));
-        assert!(Label::new(&"a".repeat(128)).is_ok());
-        assert_eq!(
-            Label::new(&"a".repeat(129)),
-            Err(InvalidLabel::TooLong { len: 129 })
-        );
-        // 64 two-byte characters are 128 bytes; one more is too long even
-        // though it is only 65 characters.
-        assert!(Label::new(&"é".repeat(64)).is_ok());
-        assert_eq!(
-            Label::new(&"é".repeat(65)),
-            Err(InvalidLabel::TooLong { len: 130 })
-        );
-        for bad in ["a\tb", "a\nb", "a\rb", "a\u{7f}", "a\u{85}b", "a\u{2028}b"] {
-            assert_eq!(
-                Label::new(bad),
-                Err(InvalidLabel::ForbiddenCharacter),
-                "{bad:?}"
-            );
-        }
-        for bad in [" a", "a ", " ", "\u{a0}a", "a\u{3000}"] {
-            assert_eq!(
-                Label::new(bad),
-                Err(InvalidLabel::SurroundingWhitespace),
-                "{bad:?}"
-            );
-        }
-        let ok = Label::new("laptop (Ada) — 🔑").unwrap();
-        assert_eq!(ok.as_str(), "laptop (Ada) — 🔑");
-        assert_eq!(ok.to_string(), "laptop (Ada) — 🔑");
-        assert_eq!(Label::try_from("x"), Label::new("x"));
-        assert_eq!(Label::try_from(String::from("x")), Label::new("x"));
-        assert_eq!("x".parse::<Label>(), Label::new("x"));
-        assert_eq!(
-            alloc::format!("{:?}", Label::new("x").unwrap()),
-            "Label(\"x\")"
-        );
-    }
-
-    #[test]
-    fn end_line_parsing() {
-        assert_eq!(parse_end_line("end 0"), Some(Some(0)));
-        assert_eq!(parse_end_line("end 12"), Some(Some(12)));
-        for bad in [
-            "end", "end ", "end 01", "end +1", "end -1", "end 1 ", "end  1", "end x",
-        ] {
-            assert_eq!(parse_end_line(bad), Some(None), "{bad:?}");
-        }
-        assert_eq!(parse_end_line("end 99999999999999999999999999"), Some(None));
-        assert_eq!(parse_end_line("endless"), None);
-        assert_eq!(parse_end_line("ende 1"), None);
-    }
-
-    #[test]
-    fn lines_report_termination() {
-        let lines: Vec<(usize, &str, bool)> = Lines::new("a\r\n\nb\rc\n\rd")
-            .map(|l| (l.number, l.text, l.terminated))
-            .collect();
-        assert_eq!(
-            lines,
-            [
-                (1, "a", true),
-                (2, "", true),
-                (3, "b\rc", true),
-                (4, "\rd", false)
-            ]
-        );
-        assert_eq!(Lines::new("").count(), 0);
-    }
-
-    #[test]
-    fn set_operations() {
-        let mut list = TrustList::new();
-        assert!(list.is_empty());
-        assert!(list.insert(peer(1), None));
-        assert!(!list.insert(peer(1), Some(Label::new("one").unwrap())));
-        assert_eq!(list.label(&peer(1)).map(Label::as_str), Some("one"));
-        assert!(!list.insert(peer(1), None));
-        assert_eq!(list.label(&peer(1)), None);
-        assert!(list.contains(&peer(1)));
-        assert!(!list.contains(&peer(2)));
-        assert_eq!(list.len(), 1);
-        assert!(list.remove(&peer(1)));
-        assert!(!list.remove(&peer(1)));
-        assert!(list.is_empty());
-
-        let mut list: TrustList = [peer(3), peer(1), peer(3)].into_iter().collect();
-        assert_eq!(list.len(), 2);
-        list.insert(peer(1), Some(Label::new("kept").unwrap()));
-        list.extend([peer(1), peer(2)]);
-        assert_eq!(list.label(&peer(1)).map(Label::as_str), Some("kept"));
-        let order: Vec<PeerId> = list.iter().map(|(p, _)| *p).collect();
-        let mut sorted = order.clone();
-        sorted.sort();
-        assert_eq!(order, sorted);
-        assert_eq!(list.iter().len(), 3);
-        assert_eq!(list.iter().rev().count(), 3);
-    }
-}
+mod tests;

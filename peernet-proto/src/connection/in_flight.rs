@@ -128,7 +128,7 @@ impl InFlight {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::endpoint::ConnId;
+    use crate::ids::ConnId;
     use core::time::Duration;
 
     fn at(ms: u64) -> Instant {

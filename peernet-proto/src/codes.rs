@@ -1,0 +1,66 @@
+//! The protocol's code tables, each one definition through `wire_code!`:
+//! REJECT codes (PROTOCOL.md section 2), REPLY statuses (3.1) and GOODBYE
+//! codes (3.3).
+
+wire_code! {
+    /// The REJECT codes of PROTOCOL.md section 2.
+    pub enum RejectCode: u8 {
+        /// Your key is not in my trust list (or is invalid, weak, or mine).
+        Untrusted = 1 => "untrusted",
+        /// I speak version 1 only.
+        UnsupportedVersion = 2 => "unsupported_version",
+        /// Your signature did not verify.
+        BadSignature = 3 => "bad_signature",
+        /// You are not the peer I dialed.
+        UnexpectedPeer = 4 => "unexpected_peer",
+        /// Too many handshakes in progress; try later.
+        Busy = 5 => "busy",
+        /// The handshake frame was not valid.
+        Malformed = 6 => "malformed",
+    }
+    unknown => Malformed,
+    "Reads a code byte; an unknown code counts as `malformed` (section 2)."
+}
+
+wire_code! {
+    /// REPLY status codes (PROTOCOL.md section 3.1).
+    pub enum ReplyStatus: u64 {
+        /// `ok`: the body is the handler's result.
+        Ok = 0 => "ok",
+        /// `no_such_handle`: the handle is not exposed (default deny).
+        NoSuchHandle = 1 => "no_such_handle",
+        /// `forbidden`: exposed, but this caller is not authorized.
+        Forbidden = 2 => "forbidden",
+        /// `handler_error`: the body is the handler's own error bytes.
+        HandlerError = 3 => "handler_error",
+        /// `handler_panicked`: the handler crashed; the body is empty or a
+        /// short UTF-8 note.
+        HandlerPanicked = 4 => "handler_panicked",
+        /// `overloaded`: too many calls in flight from this connection.
+        Overloaded = 5 => "overloaded",
+        /// `shutting_down`: the callee is closing and takes no new calls.
+        ShuttingDown = 6 => "shutting_down",
+        /// `too_large`: the handler's result does not fit in one frame.
+        TooLarge = 7 => "too_large",
+    }
+    unknown => HandlerError,
+    "The status for a code; an unknown code is `HandlerError`, as the protocol tells a caller to treat it."
+}
+
+wire_code! {
+    /// GOODBYE codes (PROTOCOL.md section 3.3).
+    pub enum GoodbyeCode: u64 {
+        /// `normal`: the sender closes on purpose.
+        Normal = 0 => "normal",
+        /// `superseded`: another connection between the same peers replaces this one.
+        Superseded = 1 => "superseded",
+        /// `revoked`: the receiver was removed from the sender's trust list.
+        Revoked = 2 => "revoked",
+        /// `protocol_error`: the receiver broke the protocol; the reason says how.
+        ProtocolError = 3 => "protocol_error",
+        /// `idle_timeout`: nothing arrived for `idle_timeout`.
+        IdleTimeout = 4 => "idle_timeout",
+    }
+    unknown => Normal,
+    "The code's meaning; an unknown code is `Normal`, as the protocol says."
+}

@@ -1,0 +1,429 @@
+//! One transport's state machine: its framing, its send queue, its
+//! handshake or session, its liveness and the deadlines it has armed.
+//!
+//! A connection owns its protocol logic: [`Connection::handle_data`] takes
+//! the transport's bytes through the handshake (section 2) and then the
+//! envelopes (section 3); the commands (`call`, `send`, `cancel`, `reply`)
+//! and the timers act on it through its methods. It never reaches the
+//! endpoint's tables: what the endpoint must do in turn comes back as a
+//! [`Transition`] (established: register it; ended: remove it), and what
+//! the application must hear goes straight to the shared output queue.
+//!
+//! Rooms: `handshake` (the handshake's states, one variant per protocol
+//! version), `session` (an established connection: calls, ids, the
+//! envelopes), `liveness` (PING and idle), `transmit` (the send queue, the
+//! seam for a record layer), `in_flight` (the call tables).
+
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+
+use bytes::{Buf, Bytes};
+use rand_core::CryptoRng;
+
+use crate::Instant;
+use crate::config::{Config, fault};
+use crate::ending::Ending;
+use crate::envelope::EnvelopeRef;
+use crate::error::{CallError, CloseReason};
+use crate::event::{Event, Output};
+use crate::exposure::Exposure;
+use crate::frame::{Frame, FrameDecoder};
+use crate::handshake::MAX_HANDSHAKE_FRAME;
+use crate::identity::{Identity, PeerId};
+use crate::ids::{CallId, ConnId, Direction, InboundCallId};
+use crate::registry::Established;
+use crate::timers::{Timer, Timers};
+use crate::trust::TrustList;
+
+mod handshake;
+mod in_flight;
+mod liveness;
+mod session;
+mod transmit;
+
+use handshake::{Handshake, Step};
+use liveness::{Check, Liveness};
+pub(crate) use session::NotInFlight;
+use session::Session;
+use transmit::Transmit;
+
+/// What the endpoint lends every connection to act: the limits, the
+/// deadline table, the output queue and the time.
+pub(crate) struct Ctx {
+    pub(crate) config: Config,
+    pub(crate) timers: Timers,
+    pub(crate) outputs: VecDeque<Output>,
+    pub(crate) now: Instant,
+}
+
+impl Ctx {
+    /// Hands `event` to the application.
+    pub(crate) fn emit(&mut self, event: Event) {
+        self.outputs.push_back(Output::Event(event));
+    }
+}
+
+/// What a connection may read of the node while handling input, and the
+/// node's RNG for its nonces and request-id starts.
+pub(crate) struct Node<'a> {
+    pub(crate) identity: &'a Identity,
+    pub(crate) trust: &'a TrustList,
+    pub(crate) exposure: &'a Exposure,
+    pub(crate) rng: &'a mut (dyn CryptoRng + Send),
+    pub(crate) shutting_down: bool,
+}
+
+/// What the endpoint must do after a connection handled input.
+#[derive(Debug)]
+pub(crate) enum Transition {
+    /// The handshake finished: register the connection (section 4) and
+    /// announce it, or end it if it loses.
+    Established,
+    /// End the connection.
+    End(Ending),
+    /// Fault `ReplyAnyConnection` only: a REPLY to be matched against every
+    /// connection's calls, as if request ids were global.
+    MisroutedReply {
+        /// The REPLY's id.
+        id: u64,
+        /// Its status code.
+        status: u64,
+        /// Its body.
+        body: Bytes,
+    },
+}
+
+enum State {
+    Handshake(Handshake),
+    Established(Session),
+}
+
+pub(crate) struct Connection {
+    id: ConnId,
+    direction: Direction,
+    state: State,
+    decoder: FrameDecoder,
+    tx: Transmit,
+    liveness: Liveness,
+    handshake_deadline: Option<Instant>,
+}
+
+impl Connection {
+    /// A transport we dialed: HELLO is queued.
+    pub(crate) fn dial(
+        id: ConnId,
+        expected: Option<PeerId>,
+        node: &mut Node<'_>,
+        ctx: &mut Ctx,
+    ) -> Connection {
+        let deadline = Connection::arm_handshake(id, ctx);
+        let mut tx = Transmit::new(id, ctx.now);
+        let handshake = Handshake::dial(node, expected, &mut tx, ctx);
+        Connection::new(id, Direction::Outbound, handshake, tx, deadline, ctx)
+    }
+
+    /// A transport we accepted; `busy` refuses its HELLO.
+    pub(crate) fn accept(id: ConnId, busy: bool, ctx: &mut Ctx) -> Connection {
+        let deadline = Connection::arm_handshake(id, ctx);
+        let tx = Transmit::new(id, ctx.now);
+        Connection::new(
+            id,
+            Direction::Inbound,
+            Handshake::accept(busy),
+            tx,
+            deadline,
+            ctx,
+        )
+    }
+
+    /// The whole handshake's budget starts with the transport.
+    fn arm_handshake(id: ConnId, ctx: &mut Ctx) -> Instant {
+        let deadline = ctx.now + ctx.config.handshake_timeout;
+        ctx.timers.arm(deadline, Timer::Handshake(id));
+        deadline
+    }
+
+    fn new(
+        id: ConnId,
+        direction: Direction,
+        handshake: Handshake,
+        tx: Transmit,
+        deadline: Instant,
+        ctx: &Ctx,
+    ) -> Connection {
+        Connection {
+            id,
+            direction,
+            state: State::Handshake(handshake),
+            decoder: FrameDecoder::new(MAX_HANDSHAKE_FRAME),
+            tx,
+            liveness: Liveness::new(id, ctx.now),
+            handshake_deadline: Some(deadline),
+        }
+    }
+
+    // ----- getters -----
+
+    pub(crate) fn direction(&self) -> Direction {
+        self.direction
+    }
+
+    /// The peer, once known (dialed, named by HELLO, or proven).
+    pub(crate) fn peer(&self) -> Option<PeerId> {
+        match &self.state {
+            State::Handshake(h) => h.peer(),
+            State::Established(s) => Some(s.peer),
+        }
+    }
+
+    /// The proven peer and what section 4 needs, once established.
+    pub(crate) fn established(&self) -> Option<(PeerId, Established)> {
+        match &self.state {
+            State::Established(s) => Some((s.peer, s.established)),
+            State::Handshake(_) => None,
+        }
+    }
+
+    /// Whether the endpoint announced this connection with `Connected`.
+    pub(crate) fn is_announced(&self) -> bool {
+        matches!(&self.state, State::Established(s) if s.announced)
+    }
+
+    /// Whether this is an inbound handshake counted against
+    /// `max_handshakes`.
+    pub(crate) fn counts_against_handshake_limit(&self) -> bool {
+        self.direction == Direction::Inbound
+            && matches!(&self.state, State::Handshake(h) if h.counts_against_limit())
+    }
+
+    /// Bytes queued for the transport.
+    pub(crate) fn queued(&self) -> usize {
+        self.tx.len()
+    }
+
+    /// Bytes held for a partial incoming frame.
+    pub(crate) fn buffered_input(&self) -> usize {
+        self.decoder.buffered_len()
+    }
+
+    /// Our calls and the calls we serve in flight, once established.
+    pub(crate) fn calls_in_flight(&self) -> Option<(usize, usize)> {
+        match &self.state {
+            State::Established(s) => Some((s.outbound.len(), s.inbound.len())),
+            State::Handshake(_) => None,
+        }
+    }
+
+    /// Whether our call `id` is in flight here (fault `ReplyAnyConnection`).
+    pub(crate) fn has_outbound_call(&self, id: u64) -> bool {
+        matches!(&self.state, State::Established(s) if s.outbound.contains(id))
+    }
+
+    // ----- input -----
+
+    /// Bytes from the transport: handles whole frames until one asks the
+    /// endpoint for something, or the bytes run out. `data` keeps what is
+    /// left, to be handed in again once the endpoint acted (if the
+    /// connection still exists).
+    pub(crate) fn handle_data(
+        &mut self,
+        data: &mut Bytes,
+        node: &mut Node<'_>,
+        ctx: &mut Ctx,
+    ) -> Option<Transition> {
+        loop {
+            let transition = match self.decoder.decode_in_place(data) {
+                Ok(Some(Frame::InPlace(len))) => {
+                    self.liveness.last_recv = ctx.now;
+                    let transition = self.handle_frame(data, len, node, ctx);
+                    data.advance(len);
+                    transition
+                }
+                Ok(Some(Frame::Assembled(body))) => {
+                    self.liveness.last_recv = ctx.now;
+                    self.handle_frame(&body, body.len(), node, ctx)
+                }
+                Ok(None) => return None,
+                Err(error) => return Some(Transition::End(Ending::BadFrame(error))),
+            };
+            if transition.is_some() {
+                return transition;
+            }
+        }
+    }
+
+    /// One frame's body: `data[..len]`.
+    fn handle_frame(
+        &mut self,
+        data: &Bytes,
+        len: usize,
+        node: &mut Node<'_>,
+        ctx: &mut Ctx,
+    ) -> Option<Transition> {
+        let State::Handshake(handshake) = &mut self.state else {
+            return self.on_envelope(data, len, node, ctx);
+        };
+        match handshake.on_frame(&data[..len], node, &mut self.tx, ctx) {
+            Step::Continue => None,
+            Step::Failed(failure) => Some(Transition::End(Ending::HandshakeFailed(failure))),
+            Step::Done { peer, initiator } => {
+                self.establish(peer, initiator, node, ctx);
+                Some(Transition::Established)
+            }
+        }
+    }
+
+    /// Leaves the handshake: disarms its deadline, lifts the frame limit
+    /// and starts the liveness clock.
+    fn establish(&mut self, peer: PeerId, initiator: PeerId, node: &mut Node<'_>, ctx: &mut Ctx) {
+        let first_id = node.rng.next_u64();
+        let first_id = if fault!(ctx.config, ReplyAnyConnection) {
+            1
+        } else {
+            first_id
+        };
+        let seed = node.rng.next_u64();
+        let established = Established {
+            initiator,
+            at: ctx.now,
+        };
+        let session = Session::new(self.id, peer, established, first_id, seed);
+        if let Some(at) = self.handshake_deadline.take() {
+            ctx.timers.disarm(at, Timer::Handshake(self.id));
+        }
+        self.decoder.set_max_frame_len(ctx.config.max_frame_len);
+        self.state = State::Established(session);
+        self.liveness.arm(self.tx.last_sent, ctx);
+    }
+
+    /// The endpoint registered this connection as its peer's one: tells
+    /// the application.
+    pub(crate) fn announce(&mut self, ctx: &mut Ctx) {
+        let State::Established(s) = &mut self.state else {
+            return;
+        };
+        s.announced = true;
+        let (conn, peer, direction) = (self.id, s.peer, self.direction);
+        tracing::debug!(conn = %conn, peer = %peer, ?direction, "connected");
+        ctx.emit(Event::Connected {
+            conn,
+            peer,
+            direction,
+        });
+    }
+
+    /// Fault `ReplyAnyConnection`: a REPLY that another connection's
+    /// [`Transition::MisroutedReply`] matched to a call of ours.
+    pub(crate) fn resolve_reply(&mut self, id: u64, status: u64, body: Bytes, ctx: &mut Ctx) {
+        if let State::Established(s) = &mut self.state {
+            s.resolve_reply(self.id, id, status, body, ctx);
+        }
+    }
+
+    // ----- timers -----
+
+    /// One of this connection's timers fired. `nonce` is for a PING, if
+    /// one is due.
+    pub(crate) fn handle_timer(
+        &mut self,
+        timer: Timer,
+        nonce: u64,
+        ctx: &mut Ctx,
+    ) -> Option<Ending> {
+        match timer {
+            Timer::Handshake(_) => Some(Ending::HandshakeTimeout),
+            Timer::Liveness(_) => self.on_liveness(nonce, ctx),
+            Timer::Outbound(_) => {
+                self.on_call_deadlines(ctx);
+                None
+            }
+            Timer::Inbound(_) => {
+                self.on_served_deadlines(ctx);
+                None
+            }
+        }
+    }
+
+    fn on_liveness(&mut self, nonce: u64, ctx: &mut Ctx) -> Option<Ending> {
+        match self.liveness.fire(self.tx.last_sent, nonce, ctx) {
+            Check::Idle if !fault!(ctx.config, NoIdleTimeout) => {
+                return Some(Ending::Idle(ctx.config.idle_timeout));
+            }
+            Check::Idle => {}
+            Check::Ping(nonce) => {
+                let _ = self.tx.push(EnvelopeRef::Ping { nonce }, ctx);
+                self.liveness.arm(self.tx.last_sent, ctx);
+            }
+            Check::Alive => self.liveness.arm(self.tx.last_sent, ctx),
+        }
+        // Our PINGs count against the hard cap too: a peer that keeps
+        // sending but never reads must not grow the queue one PING per
+        // interval without bound.
+        self.enforce_send_cap(ctx)
+    }
+
+    // ----- output -----
+
+    /// Everything queued, as one buffer: one write per wake-up.
+    pub(crate) fn take_transmit(&mut self) -> Option<Bytes> {
+        self.tx.take()
+    }
+
+    /// Ends the connection (the endpoint already forgot it): queues the
+    /// farewell `ending` calls for, disarms every timer, resolves every
+    /// call still in flight exactly once, and tells the driver and the
+    /// application.
+    pub(crate) fn close(mut self, ending: Ending, ctx: &mut Ctx) {
+        let conn = self.id;
+        let peer = self.peer();
+        let announced = self.is_announced();
+        let established = matches!(self.state, State::Established(_));
+        ending.write_farewell(
+            established,
+            self.tx.out_for_farewell(),
+            ctx.config.max_frame_len,
+        );
+        if let Some(at) = self.handshake_deadline.take() {
+            ctx.timers.disarm(at, Timer::Handshake(conn));
+        }
+        self.liveness.disarm(ctx);
+        let last = self.tx.take_last();
+        let (outbound, inbound) = match &mut self.state {
+            State::Established(s) => (
+                s.outbound.drain_sorted(&mut ctx.timers),
+                s.inbound.drain_sorted(&mut ctx.timers),
+            ),
+            State::Handshake(_) => (Vec::new(), Vec::new()),
+        };
+        // A connection is announced as soon as its handshake wins the
+        // registry, so one that was not has no call in flight.
+        let outcome = match (announced, peer) {
+            (true, Some(peer)) => Ok((peer, ending.close_reason())),
+            _ => Err(ending.handshake_error()),
+        };
+        for id in outbound {
+            let reason = match &outcome {
+                Ok((_, reason)) => reason.clone(),
+                Err(_) => CloseReason::TransportLost,
+            };
+            ctx.emit(Event::CallResult {
+                id: CallId { conn, id },
+                result: Err(CallError::ConnectionClosed(reason)),
+            });
+        }
+        for id in inbound {
+            ctx.emit(Event::CallCancelled(InboundCallId { conn, id }));
+        }
+        ctx.outputs.push_back(Output::Close { conn, last });
+        match outcome {
+            Ok((peer, reason)) => {
+                tracing::debug!(conn = %conn, peer = %peer, reason = %reason, "disconnected");
+                ctx.emit(Event::Disconnected { conn, peer, reason });
+            }
+            Err(error) => {
+                tracing::debug!(conn = %conn, peer = ?peer, error = %error, "handshake failed");
+                ctx.emit(Event::HandshakeFailed { conn, peer, error });
+            }
+        }
+    }
+}

@@ -1,0 +1,406 @@
+//! An established connection (PROTOCOL.md section 3): its calls in both
+//! directions and request ids (3.1), the envelopes that arrive, and the
+//! commands that queue envelopes.
+
+use alloc::format;
+use core::time::Duration;
+
+use bytes::Bytes;
+
+use crate::codes::{GoodbyeCode, ReplyStatus};
+use crate::config::fault;
+use crate::ending::Ending;
+use crate::envelope::{Envelope, EnvelopeRef, Handle};
+use crate::error::{CallError, SendError};
+use crate::event::{Event, InboundCall, InboundSend, Response};
+use crate::handshake;
+use crate::identity::PeerId;
+use crate::ids::{CallId, ConnId, Direction, InboundCallId};
+use crate::registry::Established;
+use crate::timers::Timer;
+
+use super::in_flight::InFlight;
+use super::{Connection, Ctx, Node, State, Transition};
+
+/// A panic note longer than this is cut: the spec asks for a short note.
+const MAX_PANIC_NOTE: usize = 256;
+
+/// An established connection's bookkeeping.
+pub(super) struct Session {
+    /// The proven peer.
+    pub(super) peer: PeerId,
+    /// What the rule of section 4 needs to know.
+    pub(super) established: Established,
+    /// Whether the peer has sent an envelope yet. Until it has, an
+    /// initiator still accepts the responder's REJECT of its PROOF.
+    heard_envelope: bool,
+    /// Whether the endpoint announced this connection with `Connected`.
+    pub(super) announced: bool,
+    next_id: u64,
+    /// Our calls in flight.
+    pub(super) outbound: InFlight,
+    /// Calls we serve in flight.
+    pub(super) inbound: InFlight,
+}
+
+impl Session {
+    /// `first_id` and `seed` come from the endpoint's RNG: the first is
+    /// where our request ids start, the second keys the in-flight tables.
+    pub(super) fn new(
+        conn: ConnId,
+        peer: PeerId,
+        established: Established,
+        first_id: u64,
+        seed: u64,
+    ) -> Session {
+        Session {
+            peer,
+            established,
+            heard_envelope: false,
+            announced: false,
+            next_id: first_id,
+            outbound: InFlight::new(seed, Timer::Outbound(conn)),
+            inbound: InFlight::new(seed.rotate_left(32), Timer::Inbound(conn)),
+        }
+    }
+
+    /// The next request id: non-zero and not in flight. Counting up from
+    /// a random start means ids are not reused on a connection in
+    /// practice; the loop only guards the wrap.
+    fn next_request_id(&mut self) -> u64 {
+        loop {
+            let id = self.next_id;
+            self.next_id = self.next_id.wrapping_add(1);
+            if id != 0 && !self.outbound.contains(id) {
+                return id;
+            }
+        }
+    }
+
+    /// A REPLY to one of our calls: resolves it, or drops a late reply to
+    /// a call that timed out or was cancelled, or any unknown id (3.1).
+    pub(super) fn resolve_reply(
+        &mut self,
+        conn: ConnId,
+        id: u64,
+        status: u64,
+        body: Bytes,
+        ctx: &mut Ctx,
+    ) {
+        if !self.outbound.remove(id, &mut ctx.timers) {
+            return;
+        }
+        let result = match ReplyStatus::from_code(status) {
+            ReplyStatus::Ok => Ok(body),
+            ReplyStatus::NoSuchHandle => Err(CallError::NoSuchHandle),
+            ReplyStatus::Forbidden => Err(CallError::Forbidden),
+            ReplyStatus::HandlerPanicked => Err(CallError::HandlerPanicked(body)),
+            ReplyStatus::Overloaded => Err(CallError::Overloaded),
+            ReplyStatus::ShuttingDown => Err(CallError::ShuttingDown),
+            ReplyStatus::TooLarge => Err(CallError::ResultTooLarge),
+            _ => Err(CallError::HandlerError(body)),
+        };
+        ctx.emit(Event::CallResult {
+            id: CallId { conn, id },
+            result,
+        });
+    }
+}
+
+impl Connection {
+    /// One envelope frame's body, `data[..len]`. This is where a record
+    /// layer (version 2) will have decrypted the frame body already.
+    pub(super) fn on_envelope(
+        &mut self,
+        data: &Bytes,
+        len: usize,
+        node: &mut Node<'_>,
+        ctx: &mut Ctx,
+    ) -> Option<Transition> {
+        let State::Established(s) = &mut self.state else {
+            return None;
+        };
+        if !s.heard_envelope && self.direction == Direction::Outbound {
+            // The responder's verdict on our PROOF can arrive after we
+            // started using the connection.
+            if let Some(code) = handshake::parse_reject(&data[..len]) {
+                return Some(Transition::End(Ending::RejectedAfterProof(code)));
+            }
+        }
+        let envelope = match Envelope::decode_prefix(data, len) {
+            Ok(envelope) => envelope,
+            Err(error) => return Some(Transition::End(Ending::ProtocolError(format!("{error}")))),
+        };
+        s.heard_envelope = true;
+        let conn = self.id;
+        match envelope {
+            Envelope::Call {
+                id,
+                handle,
+                args,
+                timeout_ms,
+            } => return self.on_call(id, handle, args, timeout_ms, node, ctx),
+            Envelope::Reply { id, status, body } => {
+                if fault!(ctx.config, ReplyAnyConnection) {
+                    return Some(Transition::MisroutedReply { id, status, body });
+                }
+                s.resolve_reply(conn, id, status, body, ctx);
+            }
+            Envelope::Send { handle, args } => {
+                let peer = s.peer;
+                if node.exposure.check(handle.as_str(), &peer).is_ok() && !node.shutting_down {
+                    ctx.emit(Event::Send(InboundSend { peer, handle, args }));
+                }
+            }
+            Envelope::Ping { nonce } => {
+                let _ = self.tx.push(EnvelopeRef::Pong { nonce }, ctx);
+                return self.enforce_send_cap(ctx).map(Transition::End);
+            }
+            Envelope::Pong { nonce } => self.liveness.on_pong(nonce),
+            Envelope::Goodbye { code, reason } => {
+                return Some(Transition::End(Ending::Goodbye {
+                    code: GoodbyeCode::from_code(code),
+                    reason,
+                }));
+            }
+            Envelope::Cancel { id } => {
+                if s.inbound.remove(id, &mut ctx.timers) {
+                    ctx.emit(Event::CallCancelled(InboundCallId { conn, id }));
+                }
+            }
+        }
+        None
+    }
+
+    fn on_call(
+        &mut self,
+        id: u64,
+        handle: Handle,
+        args: Bytes,
+        timeout_ms: u64,
+        node: &Node<'_>,
+        ctx: &mut Ctx,
+    ) -> Option<Transition> {
+        let State::Established(s) = &mut self.state else {
+            return None;
+        };
+        if id == 0 {
+            return Some(Transition::End(Ending::ProtocolError(
+                "CALL with request id 0".into(),
+            )));
+        }
+        if s.inbound.contains(id) {
+            let reason = format!("CALL reuses request id {id}, still in flight");
+            return Some(Transition::End(Ending::ProtocolError(reason)));
+        }
+        let peer = s.peer;
+        let verdict = if node.shutting_down {
+            Err(ReplyStatus::ShuttingDown)
+        } else {
+            let full = s.inbound.len() >= ctx.config.max_inbound_calls
+                && !fault!(ctx.config, IgnoreInboundLimit);
+            let exposed = node.exposure.check(handle.as_str(), &peer);
+            let exposed = exposed.or_else(|e| match fault!(ctx.config, SkipExposureCheck) {
+                true => Ok(()),
+                false => Err(e),
+            });
+            exposed.and(if full {
+                Err(ReplyStatus::Overloaded)
+            } else {
+                Ok(())
+            })
+        };
+        match verdict {
+            Err(status) => {
+                let refusal = EnvelopeRef::Reply {
+                    id,
+                    status: status.code(),
+                    body: &[],
+                };
+                let _ = self.tx.push(refusal, ctx);
+                self.enforce_send_cap(ctx).map(Transition::End)
+            }
+            Ok(()) => {
+                let deadline =
+                    (timeout_ms > 0).then(|| ctx.now + Duration::from_millis(timeout_ms));
+                s.inbound.insert(id, deadline, &mut ctx.timers);
+                ctx.emit(Event::Call(InboundCall {
+                    id: InboundCallId { conn: self.id, id },
+                    peer,
+                    handle,
+                    args,
+                    deadline,
+                }));
+                None
+            }
+        }
+    }
+
+    /// A peer that makes us queue replies and pongs it never reads would
+    /// grow our memory without bound: past the hard cap it is cut off.
+    pub(super) fn enforce_send_cap(&mut self, ctx: &mut Ctx) -> Option<Ending> {
+        let cap = ctx.config.hard_send_cap();
+        if self.tx.len() <= cap {
+            return None;
+        }
+        self.tx.discard();
+        let reason = format!("peer does not read: over {cap} bytes queued");
+        Some(Ending::ProtocolError(reason))
+    }
+
+    /// Queues a CALL (see [`crate::Endpoint::call`]).
+    pub(crate) fn call(
+        &mut self,
+        handle: &str,
+        args: &[u8],
+        timeout: Option<Duration>,
+        ctx: &mut Ctx,
+    ) -> Result<CallId, SendError> {
+        let queued = self.tx.len();
+        let State::Established(s) = &mut self.state else {
+            return Err(SendError::NotConnected);
+        };
+        if s.outbound.len() >= ctx.config.max_outbound_calls || queued >= ctx.config.send_buffer {
+            return Err(SendError::WouldBlock);
+        }
+        let timeout_ms = timeout.map_or(0, |t| {
+            u64::try_from(t.as_nanos().div_ceil(1_000_000))
+                .unwrap_or(u64::MAX)
+                .max(1)
+        });
+        let id = s.next_request_id();
+        let call = EnvelopeRef::Call {
+            id,
+            handle,
+            args,
+            timeout_ms,
+        };
+        self.tx
+            .push(call, ctx)
+            .map_err(|_| SendError::MessageTooLarge)?;
+        let deadline = timeout.map(|t| ctx.now + t);
+        s.outbound.insert(id, deadline, &mut ctx.timers);
+        Ok(CallId { conn: self.id, id })
+    }
+
+    /// Queues a SEND (see [`crate::Endpoint::send`]).
+    pub(crate) fn send(
+        &mut self,
+        handle: &str,
+        args: &[u8],
+        ctx: &mut Ctx,
+    ) -> Result<(), SendError> {
+        if !matches!(self.state, State::Established(_)) {
+            return Err(SendError::NotConnected);
+        }
+        if self.tx.len() >= ctx.config.send_buffer {
+            return Err(SendError::WouldBlock);
+        }
+        self.tx
+            .push(EnvelopeRef::Send { handle, args }, ctx)
+            .map_err(|_| SendError::MessageTooLarge)
+    }
+
+    /// Gives up on one of our calls (see [`crate::Endpoint::cancel`]).
+    pub(crate) fn cancel(&mut self, id: u64, ctx: &mut Ctx) -> bool {
+        let State::Established(s) = &mut self.state else {
+            return false;
+        };
+        if !s.outbound.remove(id, &mut ctx.timers) {
+            return false;
+        }
+        let _ = self.tx.push(EnvelopeRef::Cancel { id }, ctx);
+        ctx.emit(Event::CallResult {
+            id: CallId { conn: self.id, id },
+            result: Err(CallError::Cancelled),
+        });
+        true
+    }
+
+    /// Answers a call we serve (see [`crate::Endpoint::reply`]). `Err` if
+    /// it is no longer in flight (nothing sent); `Ok(Some(_))` if the
+    /// reply pushed the queue past the hard cap and the connection must
+    /// end.
+    pub(crate) fn reply(
+        &mut self,
+        id: u64,
+        response: Response,
+        ctx: &mut Ctx,
+    ) -> Result<Option<Ending>, NotInFlight> {
+        let State::Established(s) = &mut self.state else {
+            return Err(NotInFlight);
+        };
+        if !s.inbound.remove(id, &mut ctx.timers) {
+            return Err(NotInFlight);
+        }
+        let (status, body) = match response {
+            Response::Ok(body) => (ReplyStatus::Ok, body),
+            Response::Error(body) => (ReplyStatus::HandlerError, body),
+            Response::Panicked(note) => (
+                ReplyStatus::HandlerPanicked,
+                utf8_prefix(note, MAX_PANIC_NOTE),
+            ),
+        };
+        let mut reply = EnvelopeRef::Reply {
+            id,
+            status: status.code(),
+            body: &body,
+        };
+        if reply.body_len() > ctx.config.max_frame_len as usize {
+            reply = EnvelopeRef::Reply {
+                id,
+                status: ReplyStatus::TooLarge.code(),
+                body: &[],
+            };
+        }
+        let _ = self.tx.push(reply, ctx);
+        Ok(self.enforce_send_cap(ctx))
+    }
+
+    /// The deadline timer of our calls fired: the calls due time out, and
+    /// CANCEL is sent for each.
+    pub(super) fn on_call_deadlines(&mut self, ctx: &mut Ctx) {
+        let State::Established(s) = &mut self.state else {
+            return;
+        };
+        let due = s.outbound.take_due(ctx.now, &mut ctx.timers);
+        for &id in &due {
+            let _ = self.tx.push(EnvelopeRef::Cancel { id }, ctx);
+        }
+        for id in due {
+            ctx.emit(Event::CallResult {
+                id: CallId { conn: self.id, id },
+                result: Err(CallError::Timeout),
+            });
+        }
+    }
+
+    /// The deadline timer of the calls we serve fired: their callers
+    /// stopped waiting.
+    pub(super) fn on_served_deadlines(&mut self, ctx: &mut Ctx) {
+        let State::Established(s) = &mut self.state else {
+            return;
+        };
+        for id in s.inbound.take_due(ctx.now, &mut ctx.timers) {
+            ctx.emit(Event::CallCancelled(InboundCallId { conn: self.id, id }));
+        }
+    }
+}
+
+/// [`Connection::reply`] for a call no longer in flight.
+#[derive(Debug)]
+pub(crate) struct NotInFlight;
+
+/// At most `max` bytes of `note`, cut on a UTF-8 boundary (the note must
+/// stay valid UTF-8); anything that is not UTF-8 is dropped.
+fn utf8_prefix(note: Bytes, max: usize) -> Bytes {
+    let valid = match core::str::from_utf8(&note) {
+        Ok(s) => s.len(),
+        Err(e) => e.valid_up_to(),
+    };
+    let mut end = valid.min(max);
+    while end > 0 && core::str::from_utf8(&note[..end]).is_err() {
+        end -= 1;
+    }
+    note.slice(..end)
+}

@@ -1,0 +1,227 @@
+//! How a connection ends: one [`Ending`] value per end, from which the
+//! farewell frame (GOODBYE, REJECT or nothing), the [`CloseReason`] of an
+//! established connection and the [`HandshakeError`] of one that never got
+//! there are all derived, so no ending is described twice.
+
+use alloc::borrow::Cow;
+use alloc::format;
+use alloc::string::String;
+use core::time::Duration;
+
+use bytes::BytesMut;
+
+use crate::codes::{GoodbyeCode, RejectCode};
+use crate::envelope::EnvelopeRef;
+use crate::error::{CloseReason, HandshakeError};
+use crate::frame::{FrameError, encode_frame};
+use crate::handshake::{self, Failure};
+use crate::ids::Side;
+
+/// Why a connection ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Ending {
+    /// The transport ended (EOF, reset, failed write).
+    TransportLost,
+    /// The handshake did not finish within `handshake_timeout`.
+    HandshakeTimeout,
+    /// A handshake step failed (section 2); maybe a REJECT to send.
+    HandshakeFailed(Failure),
+    /// A frame header was invalid: REJECT `malformed` during the handshake,
+    /// GOODBYE `protocol_error` after it.
+    BadFrame(FrameError),
+    /// The peer broke the protocol on an established connection (this
+    /// reason goes out in GOODBYE `protocol_error`).
+    ProtocolError(String),
+    /// Nothing arrived for `idle_timeout` (this long).
+    Idle(Duration),
+    /// The responder refused our PROOF after we had started using the
+    /// connection.
+    RejectedAfterProof(RejectCode),
+    /// The peer said GOODBYE.
+    Goodbye {
+        /// Its code (an unknown one reads as `normal`).
+        code: GoodbyeCode,
+        /// Its reason.
+        reason: String,
+    },
+    /// Another connection to the same peer won by the rule of section 4.
+    Superseded,
+    /// The peer was unpaired.
+    Unpaired,
+    /// Closed on purpose ([`crate::Endpoint::disconnect`]).
+    Disconnected,
+    /// The endpoint closes everything ([`crate::Endpoint::close_all`]).
+    ShuttingDown,
+}
+
+impl Ending {
+    /// The GOODBYE this ending sends on an established connection, if any.
+    fn goodbye(&self) -> Option<(GoodbyeCode, Cow<'_, str>)> {
+        let (code, reason) = match self {
+            Ending::BadFrame(error) => {
+                (GoodbyeCode::ProtocolError, format!("frame: {error}").into())
+            }
+            Ending::ProtocolError(reason) => (GoodbyeCode::ProtocolError, reason.as_str().into()),
+            Ending::Idle(idle) => (
+                GoodbyeCode::IdleTimeout,
+                format!("no frame received for {idle:?}").into(),
+            ),
+            Ending::Superseded => (GoodbyeCode::Superseded, "superseded".into()),
+            Ending::Unpaired => (GoodbyeCode::Revoked, "unpaired".into()),
+            Ending::Disconnected => (GoodbyeCode::Normal, "closed".into()),
+            Ending::ShuttingDown => (GoodbyeCode::Normal, "shutting down".into()),
+            Ending::TransportLost
+            | Ending::HandshakeTimeout
+            | Ending::HandshakeFailed(_)
+            | Ending::RejectedAfterProof(_)
+            | Ending::Goodbye { .. } => return None,
+        };
+        Some((code, reason))
+    }
+
+    /// Appends the farewell frame to `out`: a GOODBYE on an established
+    /// connection, a REJECT during a handshake (never a GOODBYE there: the
+    /// peer would read an envelope where it expects a handshake frame), or
+    /// nothing. A GOODBYE too large for a frame is left out.
+    pub(crate) fn write_farewell(&self, established: bool, out: &mut BytesMut, max_frame_len: u32) {
+        if established {
+            if let Some((code, reason)) = self.goodbye() {
+                let goodbye = EnvelopeRef::Goodbye {
+                    code: code.code(),
+                    reason: &reason,
+                };
+                let _ = goodbye.encode_frame(out, max_frame_len);
+            }
+            return;
+        }
+        let reject = match self {
+            Ending::HandshakeFailed(failure) => failure.send,
+            Ending::BadFrame(_) => Some(RejectCode::Malformed),
+            _ => None,
+        };
+        if let Some(code) = reject {
+            encode_frame(&handshake::reject(code), out);
+        }
+    }
+
+    /// Why an announced connection ended.
+    pub(crate) fn close_reason(self) -> CloseReason {
+        match self {
+            Ending::RejectedAfterProof(code) => CloseReason::Rejected(code),
+            Ending::Goodbye { code, reason } => CloseReason::Goodbye {
+                by: Side::Remote,
+                code,
+                reason,
+            },
+            other => match other.goodbye() {
+                Some((code, reason)) => CloseReason::local(code, reason),
+                None => CloseReason::TransportLost,
+            },
+        }
+    }
+
+    /// Why a connection that was never announced did not become one.
+    pub(crate) fn handshake_error(self) -> HandshakeError {
+        match self {
+            Ending::TransportLost => HandshakeError::TransportLost,
+            Ending::HandshakeTimeout => HandshakeError::Timeout,
+            Ending::HandshakeFailed(failure) => failure.error,
+            Ending::BadFrame(_) => HandshakeError::Frame,
+            Ending::Superseded => HandshakeError::Superseded,
+            Ending::Unpaired | Ending::Disconnected | Ending::ShuttingDown => {
+                HandshakeError::Abandoned
+            }
+            // The rest only end established connections, and an
+            // established connection is announced as soon as it wins the
+            // registry (a loser ends `Superseded`): not reached, but a
+            // connection that had finished its handshake reads as lost.
+            Ending::ProtocolError(_)
+            | Ending::Idle(_)
+            | Ending::RejectedAfterProof(_)
+            | Ending::Goodbye { .. } => HandshakeError::TransportLost,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envelope::Envelope;
+    use crate::frame::FrameDecoder;
+
+    /// The farewell frame's body, decoded: a GOODBYE's code and reason, or
+    /// a REJECT's code.
+    fn farewell(ending: &Ending, established: bool) -> Option<Result<(u64, String), RejectCode>> {
+        let mut out = BytesMut::new();
+        ending.write_farewell(established, &mut out, 1 << 20);
+        let mut wire = out.freeze();
+        let body = FrameDecoder::new(1 << 20).decode(&mut wire).unwrap()?;
+        if let Some(code) = handshake::parse_reject(&body) {
+            return Some(Err(code));
+        }
+        match Envelope::decode(&body).unwrap() {
+            Envelope::Goodbye { code, reason } => Some(Ok((code, reason))),
+            other => panic!("not a farewell: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn one_ending_gives_frame_reason_and_error_alike() {
+        let idle = Ending::Idle(Duration::from_secs(45));
+        let reason = "no frame received for 45s";
+        assert_eq!(farewell(&idle, true), Some(Ok((4, reason.into()))));
+        assert_eq!(
+            idle.clone().close_reason(),
+            CloseReason::local(GoodbyeCode::IdleTimeout, reason)
+        );
+        // A frame error: REJECT during the handshake, GOODBYE after it.
+        let bad = Ending::BadFrame(FrameError::Empty);
+        assert_eq!(farewell(&bad, false), Some(Err(RejectCode::Malformed)));
+        let Some(Ok((3, text))) = farewell(&bad, true) else {
+            panic!("not a protocol_error GOODBYE");
+        };
+        assert_eq!(
+            bad.clone().close_reason().goodbye_code(),
+            Some(GoodbyeCode::ProtocolError)
+        );
+        assert_eq!(
+            CloseReason::local(GoodbyeCode::ProtocolError, text),
+            bad.clone().close_reason()
+        );
+        assert_eq!(bad.handshake_error(), HandshakeError::Frame);
+        // No GOODBYE during a handshake; the error says what happened.
+        assert_eq!(farewell(&Ending::Unpaired, false), None);
+        assert_eq!(
+            Ending::Unpaired.handshake_error(),
+            HandshakeError::Abandoned
+        );
+        assert_eq!(
+            Ending::Superseded.handshake_error(),
+            HandshakeError::Superseded
+        );
+        // Nothing is sent in answer to the peer's own farewell.
+        let goodbye = Ending::Goodbye {
+            code: GoodbyeCode::Revoked,
+            reason: "unpaired".into(),
+        };
+        assert_eq!(farewell(&goodbye, true), None);
+        assert_eq!(
+            goodbye.close_reason(),
+            CloseReason::Goodbye {
+                by: Side::Remote,
+                code: GoodbyeCode::Revoked,
+                reason: "unpaired".into(),
+            }
+        );
+        let refused = Ending::HandshakeFailed(Failure::refuse(RejectCode::BadSignature));
+        assert_eq!(
+            farewell(&refused, false),
+            Some(Err(RejectCode::BadSignature))
+        );
+        assert_eq!(refused.clone().close_reason(), CloseReason::TransportLost);
+        assert_eq!(
+            refused.handshake_error(),
+            HandshakeError::Refused(RejectCode::BadSignature)
+        );
+    }
+}

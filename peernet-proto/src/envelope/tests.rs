@@ -1,0 +1,285 @@
+use super::*;
+use crate::codes::{GoodbyeCode, ReplyStatus};
+use alloc::string::ToString;
+use alloc::vec;
+use cbor::{EXPECT_TEXT, EXPECT_UINT};
+
+fn decode_hex(hex: &str) -> Result<Envelope, EnvelopeError> {
+    Envelope::decode(&Bytes::from(hex::decode(hex).unwrap()))
+}
+
+fn call(id: u64, args: &'static [u8], timeout_ms: u64) -> Envelope {
+    Envelope::Call {
+        id,
+        handle: Handle::from_static("echo"),
+        args: Bytes::from_static(args),
+        timeout_ms,
+    }
+}
+
+fn call_to(handle: &str) -> Envelope {
+    Envelope::Call {
+        id: 1,
+        handle: Handle::new(handle).unwrap(),
+        args: Bytes::new(),
+        timeout_ms: 0,
+    }
+}
+
+#[test]
+fn handle_limits() {
+    assert_eq!(Handle::new(""), Err(InvalidHandle::Empty));
+    assert!(Handle::new(&"a".repeat(255)).is_ok());
+    assert_eq!(
+        Handle::new(&"a".repeat(256)),
+        Err(InvalidHandle::TooLong { len: 256 })
+    );
+    assert_eq!(
+        Handle::try_from(Bytes::from_static(b"\xc3\x28")),
+        Err(InvalidHandle::InvalidUtf8)
+    );
+    let h = Handle::try_from(String::from("store.put")).unwrap();
+    assert_eq!(h, "store.put");
+    assert_eq!(h.to_string(), "store.put");
+    assert_eq!(alloc::format!("{h:?}"), "Handle(\"store.put\")");
+    assert_eq!(h.len(), 9);
+}
+
+#[test]
+#[should_panic(expected = "empty handle")]
+fn from_static_rejects_empty() {
+    let _ = Handle::from_static("");
+}
+
+#[cfg(feature = "std")]
+#[test]
+fn handle_hashes_and_orders_like_str() {
+    use core::hash::BuildHasher;
+    let s = std::hash::RandomState::new();
+    let h = Handle::from_static("ping");
+    assert_eq!(s.hash_one(&h), s.hash_one("ping"));
+    let mut names = vec![
+        Handle::from_static("b"),
+        Handle::from_static("ab"),
+        Handle::from_static("a"),
+    ];
+    names.sort();
+    assert_eq!(names, ["a", "ab", "b"]);
+    let map: std::collections::HashMap<Handle, u8> = [(h, 1)].into_iter().collect();
+    assert_eq!(map.get("ping"), Some(&1));
+}
+
+#[test]
+fn payloads_are_slices_of_the_frame_and_handles_inline() {
+    let body = Bytes::from(call(1, b"hi", 5000).to_body());
+    let range = body.as_ptr_range();
+    let Envelope::Call { handle, args, .. } = Envelope::decode(&body).unwrap() else {
+        panic!("not a call");
+    };
+    assert!(range.contains(&args.as_ptr()));
+    // the handle lives in the `Handle` itself, not in the frame
+    let handle_at = handle.as_bytes().as_ptr();
+    assert!(!range.contains(&handle_at));
+    let inline = (&raw const handle).cast::<u8>();
+    let size = core::mem::size_of::<Handle>();
+    assert!((inline..inline.wrapping_add(size)).contains(&handle_at));
+    // a long name is stored once, and still compares like its `str`
+    let long = "x".repeat(MAX_HANDLE_LEN);
+    let body = Bytes::from(call_to(&long).to_body());
+    let Envelope::Call { handle, .. } = Envelope::decode(&body).unwrap() else {
+        panic!("not a call");
+    };
+    assert_eq!(handle, long.as_str());
+}
+
+#[test]
+fn integer_boundaries_round_trip_in_shortest_form() {
+    for (n, len) in [
+        (0u64, 1),
+        (23, 1),
+        (24, 2),
+        (255, 2),
+        (256, 3),
+        (65535, 3),
+        (65536, 5),
+        (u32::MAX as u64, 5),
+        (u32::MAX as u64 + 1, 9),
+        (u64::MAX, 9),
+    ] {
+        let ping = Envelope::Ping { nonce: n };
+        let body = ping.to_body();
+        assert_eq!(body.len(), 2 + len, "nonce {n}");
+        assert_eq!(ping.encoded_len(), body.len());
+        assert_eq!(Envelope::decode(&Bytes::from(body)), Ok(ping));
+    }
+}
+
+#[test]
+fn non_shortest_integers_are_accepted() {
+    // [3, 5] with the nonce as a 2-byte uint: wasteful, not invalid.
+    assert_eq!(decode_hex("8203190005"), Ok(Envelope::Ping { nonce: 5 }));
+}
+
+#[test]
+fn error_reasons() {
+    let cases: &[(&str, EnvelopeError, &str)] = &[
+        ("05", EnvelopeError::NotAnArray, "envelope: not an array"),
+        ("", EnvelopeError::Truncated, "envelope: truncated"),
+        ("80", EnvelopeError::EmptyArray, "envelope: empty array"),
+        (
+            "820701",
+            EnvelopeError::UnknownTag(7),
+            "envelope: unknown tag 7",
+        ),
+        (
+            "840001646563686f40",
+            EnvelopeError::WrongLength {
+                tag: 0,
+                expected: 5,
+                got: 4,
+            },
+            "envelope: tag 0 takes 5 items, got 4",
+        ),
+        (
+            "846463616c6c01646563686f40",
+            EnvelopeError::WrongType {
+                field: "tag",
+                expected: EXPECT_UINT,
+            },
+            "envelope: tag is not an unsigned integer",
+        ),
+        (
+            "850001446563686f4000",
+            EnvelopeError::WrongType {
+                field: "handle",
+                expected: EXPECT_TEXT,
+            },
+            "envelope: handle is not a text string",
+        ),
+        (
+            "850020646563686f4000",
+            EnvelopeError::WrongType {
+                field: "id",
+                expected: EXPECT_UINT,
+            },
+            "envelope: id is not an unsigned integer",
+        ),
+        (
+            "840101f540",
+            EnvelopeError::WrongType {
+                field: "status",
+                expected: EXPECT_UINT,
+            },
+            "envelope: status is not an unsigned integer",
+        ),
+        (
+            "8305004178",
+            EnvelopeError::WrongType {
+                field: "reason",
+                expected: EXPECT_TEXT,
+            },
+            "envelope: reason is not a text string",
+        ),
+        (
+            "9f0301ff",
+            EnvelopeError::IndefiniteLength,
+            "envelope: indefinite-length item",
+        ),
+        (
+            "850001646563686f5f4100ff00",
+            EnvelopeError::IndefiniteLength,
+            "envelope: indefinite-length item",
+        ),
+        (
+            "82030100",
+            EnvelopeError::TrailingBytes,
+            "envelope: bytes left over after the array",
+        ),
+        (
+            "850001646563686f4661626364",
+            EnvelopeError::Truncated,
+            "envelope: truncated",
+        ),
+        (
+            "850001646563686f5b0000000100000000",
+            EnvelopeError::Truncated,
+            "envelope: truncated",
+        ),
+        (
+            "850001604000",
+            EnvelopeError::InvalidHandle(InvalidHandle::Empty),
+            "envelope: empty handle",
+        ),
+        (
+            "85000162c3284000",
+            EnvelopeError::InvalidUtf8 { field: "handle" },
+            "envelope: handle is not valid UTF-8",
+        ),
+        (
+            "83050162c328",
+            EnvelopeError::InvalidUtf8 { field: "reason" },
+            "envelope: reason is not valid UTF-8",
+        ),
+        // A CBOR tag (major type 6) where the envelope tag belongs.
+        (
+            "82c10301",
+            EnvelopeError::WrongType {
+                field: "tag",
+                expected: EXPECT_UINT,
+            },
+            "envelope: tag is not an unsigned integer",
+        ),
+        // Reserved additional-information values 28..30.
+        (
+            "821c",
+            EnvelopeError::WrongType {
+                field: "tag",
+                expected: EXPECT_UINT,
+            },
+            "envelope: tag is not an unsigned integer",
+        ),
+        ("9c", EnvelopeError::NotAnArray, "envelope: not an array"),
+    ];
+    for (hex, err, reason) in cases {
+        assert_eq!(decode_hex(hex).as_ref(), Err(err), "{hex}");
+        assert_eq!(err.to_string(), *reason, "{hex}");
+    }
+}
+
+#[test]
+fn encode_frame_respects_the_limit() {
+    let env = call(1, &[0; 100], 0);
+    let len = env.encoded_len();
+    let mut out = BytesMut::from(&b"xy"[..]);
+    assert_eq!(
+        env.encode_frame(&mut out, len as u32 - 1),
+        Err(EnvelopeTooLarge {
+            len,
+            max: len as u32 - 1
+        })
+    );
+    assert_eq!(&out[..], b"xy");
+    env.encode_frame(&mut out, len as u32).unwrap();
+    assert_eq!(out.len(), 2 + 4 + len);
+    assert_eq!(&out[2..6], &(len as u32).to_be_bytes());
+    assert_eq!(&out[6..], &env.to_body()[..]);
+}
+
+#[test]
+fn status_and_goodbye_codes() {
+    for code in 0..8 {
+        assert_eq!(ReplyStatus::from_code(code).code(), code);
+    }
+    assert_eq!(ReplyStatus::from_code(8), ReplyStatus::HandlerError);
+    assert_eq!(ReplyStatus::try_from_code(u64::MAX), None);
+    assert_eq!(ReplyStatus::NoSuchHandle.to_string(), "no_such_handle");
+    assert_eq!(ReplyStatus::HandlerPanicked.name(), "handler_panicked");
+    assert_eq!(ReplyStatus::ShuttingDown.name(), "shutting_down");
+    assert_eq!(ReplyStatus::TooLarge.name(), "too_large");
+    for code in 0..5 {
+        assert_eq!(GoodbyeCode::from_code(code).code(), code);
+    }
+    assert_eq!(GoodbyeCode::from_code(5), GoodbyeCode::Normal);
+    assert_eq!(GoodbyeCode::ProtocolError.to_string(), "protocol_error");
+    assert_eq!(GoodbyeCode::IdleTimeout.name(), "idle_timeout");
+}

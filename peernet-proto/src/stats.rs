@@ -1,0 +1,30 @@
+//! [`Stats`]: counters over a whole endpoint.
+
+/// Counters over the whole endpoint, for tests, simulation invariants and
+/// metrics. Computed on demand (walks every connection).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Transports the endpoint drives.
+    pub connections: usize,
+    /// Of those, established.
+    pub established: usize,
+    /// Inbound handshakes counted against `max_handshakes`.
+    pub inbound_handshakes: usize,
+    /// Our calls in flight.
+    pub outbound_calls: usize,
+    /// Calls we serve in flight.
+    pub inbound_calls: usize,
+    /// The most inbound calls in flight on one connection.
+    pub max_inbound_calls_per_conn: usize,
+    /// Bytes queued for transports, not yet taken by the driver.
+    pub queued_bytes: usize,
+    /// The most bytes queued for one transport.
+    pub max_queued_bytes_per_conn: usize,
+    /// Bytes held for partial incoming frames.
+    pub buffered_input: usize,
+    /// The most bytes held for one transport's partial frame.
+    pub max_buffered_input_per_conn: usize,
+    /// Armed deadlines.
+    pub timers: usize,
+}
