@@ -1,7 +1,8 @@
 //! The state every task of a node shares, behind one mutex that is never
-//! held across an `.await` nor while application code runs, and `drain`:
-//! the one place where the core's outputs become wake-ups, completed
-//! calls, handler runs and events.
+//! held across an `.await` nor while application code runs; the one door
+//! to it, [`Shared::with_core`]; and `drain`, the one place where the
+//! core's outputs become wake-ups, completed calls, handler runs and
+//! events.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -203,14 +204,14 @@ impl<R: Runtime> Shared<R> {
         }
     }
 
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
         // No application code runs under the lock and the core does not
         // panic, so a poisoned lock still guards a consistent state.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The runtime's clock as the core's time.
-    pub(crate) fn now(&self) -> Instant {
+    fn now(&self) -> Instant {
         Instant::from_duration(self.rt.now().saturating_duration_since(self.epoch))
     }
 
@@ -229,23 +230,53 @@ impl<R: Runtime> Shared<R> {
             .unwrap_or(self.epoch + std::time::Duration::from_secs(1 << 32))
     }
 
-    /// Runs `command` on the state under the lock with the current time,
-    /// drains what it produced, then runs the handlers found outside the
-    /// lock.
-    pub(crate) fn command<T>(
+    /// The one door into the core: locks, reads the clock, runs `act` on
+    /// the state, drains what it produced, drops the lock, then wakes the
+    /// tasks and completes the calls it found and runs the handlers.
+    pub(crate) fn with_core<T>(self: &Arc<Self>, act: impl FnOnce(&mut Inner, Instant) -> T) -> T {
+        self.with_core_in(&mut Vec::new(), act)
+    }
+
+    /// [`Shared::with_core`] with a buffer kept by the caller (a reader
+    /// loop), so that a busy connection allocates nothing per input.
+    pub(crate) fn with_core_in<T>(
         self: &Arc<Self>,
-        command: impl FnOnce(&mut Inner, Instant) -> T,
+        work: &mut Vec<Work>,
+        act: impl FnOnce(&mut Inner, Instant) -> T,
     ) -> T {
-        let mut work = Vec::new();
-        let out = {
-            let mut inner = self.lock();
-            let now = self.now();
-            let out = command(&mut inner, now);
-            self.drain(&mut inner, &mut work);
-            out
-        };
-        self.run(&mut work);
+        let out = self.critical(work, act);
+        self.run(work);
         out
+    }
+
+    /// The critical section itself: lock, clock, act, drain, unlock. The
+    /// wake-ups are left in `work` for [`Shared::run`].
+    fn critical<T>(&self, work: &mut Vec<Work>, act: impl FnOnce(&mut Inner, Instant) -> T) -> T {
+        let mut inner = self.lock();
+        let now = self.now();
+        let out = act(&mut inner, now);
+        self.drain(&mut inner, now, work);
+        out
+    }
+
+    /// A look at the state that cannot change the core (so produces
+    /// nothing to drain): queries such as `peers` or `stats`.
+    pub(crate) fn read<T>(&self, look: impl FnOnce(&Inner) -> T) -> T {
+        look(&self.lock())
+    }
+
+    /// The writer's turn: everything queued for `conn`, and its last bytes
+    /// if the core closed it (empty if the driver forgot it). Takes no
+    /// clock and produces no output: freeing queue room is the caller's
+    /// to announce ([`Shared::wake_room`]).
+    pub(crate) fn take_transmit(&self, conn: ConnId) -> (Option<Bytes>, Option<Bytes>) {
+        let mut inner = self.lock();
+        let data = inner.ep.poll_transmit(conn);
+        let closing = match inner.conns.get_mut(&conn) {
+            Some(entry) => entry.closing.take(),
+            None => Some(Bytes::new()),
+        };
+        (data, closing)
     }
 
     /// Wakes callers blocked on a full queue, if there are any.
@@ -261,7 +292,7 @@ impl<R: Runtime> Shared<R> {
 
     /// Drains the core's outputs into wake-ups and `work` (run it with
     /// [`Shared::run`] after dropping the lock).
-    pub(crate) fn drain(&self, inner: &mut Inner, work: &mut Vec<Work>) {
+    fn drain(&self, inner: &mut Inner, now: Instant, work: &mut Vec<Work>) {
         while let Some(output) = inner.ep.poll_output() {
             match output {
                 Output::Transmit(conn) => {
@@ -278,7 +309,7 @@ impl<R: Runtime> Shared<R> {
                     // callers waiting for room learn the connection is gone
                     self.wake_room();
                 }
-                Output::Event(event) => self.on_event(inner, event, work),
+                Output::Event(event) => self.on_event(inner, now, event, work),
             }
         }
         // An input or command may have armed an earlier deadline.
@@ -289,7 +320,7 @@ impl<R: Runtime> Shared<R> {
         }
     }
 
-    fn on_event(&self, inner: &mut Inner, event: Event, work: &mut Vec<Work>) {
+    fn on_event(&self, inner: &mut Inner, now: Instant, event: Event, work: &mut Vec<Work>) {
         match event {
             Event::CallResult { id, result } => {
                 if let Some(tx) = inner.calls.remove(&id) {
@@ -304,7 +335,6 @@ impl<R: Runtime> Shared<R> {
                 // change together under this lock. Answer rather than
                 // leave the caller to its timeout.
                 None => {
-                    let now = self.now();
                     inner.ep.reply(now, call.id, Response::Error(Bytes::new()));
                 }
             },
@@ -357,7 +387,7 @@ impl<R: Runtime> Shared<R> {
                         {
                             Ok(peer)
                         }
-                        _ => Err(ConnectError::from_handshake(error.clone())),
+                        _ => Err(ConnectError::Handshake(error.clone())),
                     };
                     let _ = tx.send(result);
                 }
@@ -450,9 +480,7 @@ impl<R: Runtime> Shared<R> {
             return;
         }
         let mut spawn = Vec::with_capacity(tasks.len());
-        {
-            let mut inner = self.lock();
-            let now = self.now();
+        self.critical(work, |inner, now| {
             for (id, response) in replies {
                 inner.ep.reply(now, id, response);
             }
@@ -468,8 +496,7 @@ impl<R: Runtime> Shared<R> {
                 inner.running.insert(key, handle);
                 spawn.push((key, Abortable::new(fut, registration)));
             }
-            self.drain(&mut inner, work);
-        }
+        });
         for (key, fut) in spawn {
             let shared = self.clone();
             self.rt.spawn(async move {
@@ -486,18 +513,14 @@ impl<R: Runtime> Shared<R> {
         key: TaskKey,
         outcome: Result<std::thread::Result<HandlerResult>, Aborted>,
     ) {
-        let mut work = Vec::new();
-        {
-            let mut inner = self.lock();
+        self.with_core(|inner, now| {
             if inner.running.remove(&key).is_none() {
                 // aborted, or its connection is gone: nobody to answer
                 return;
             }
             match (key, outcome) {
                 (TaskKey::Call(id), Ok(outcome)) => {
-                    let now = self.now();
                     inner.ep.reply(now, id, response(outcome));
-                    self.drain(&mut inner, &mut work);
                 }
                 (TaskKey::Send(peer, _), outcome) => {
                     if let Ok(Err(panic)) = outcome {
@@ -507,9 +530,8 @@ impl<R: Runtime> Shared<R> {
                 }
                 (TaskKey::Call(_), Err(Aborted)) => {}
             }
-            self.maybe_quiet(&inner);
-        }
-        self.run(&mut work);
+            self.maybe_quiet(inner);
+        });
     }
 
     /// Stops every handler task (end of shutdown's grace period).

@@ -25,7 +25,8 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use peernet_tokio::persist::{read_identity, write_identity};
 use peernet_tokio::{
-    CallError, CloseReason, Config, ConnectError, Identity, Node, NodeConfig, NodeEvent, PeerId,
+    CallError, CloseReason, Config, ConnectError, HandshakeError, Identity, Node, NodeConfig,
+    NodeEvent, PeerId,
 };
 
 #[derive(Parser)]
@@ -245,10 +246,14 @@ fn reason_name(reason: &CloseReason) -> String {
 
 fn connect_cause(error: &ConnectError) -> String {
     match error {
-        ConnectError::Rejected(code) => format!("rejected: {}", code.name()),
-        ConnectError::Refused(code) => format!("refused: {}", code.name()),
-        ConnectError::UnexpectedPeer { .. } => "unexpected_peer".into(),
-        ConnectError::Timeout => "timeout".into(),
+        ConnectError::Handshake(HandshakeError::Rejected(code)) => {
+            format!("rejected: {}", code.name())
+        }
+        ConnectError::Handshake(HandshakeError::Refused(code)) => {
+            format!("refused: {}", code.name())
+        }
+        ConnectError::Handshake(HandshakeError::UnexpectedPeer { .. }) => "unexpected_peer".into(),
+        ConnectError::Handshake(HandshakeError::Timeout) => "timeout".into(),
         other => other.to_string(),
     }
 }
