@@ -10,7 +10,7 @@ use futures_util::future::{Either, Map};
 use minicbor::{Decode, Encode};
 use peernet_proto::{CallError, PeerId};
 
-use crate::handler::HandlerResult;
+use crate::handlers::HandlerResult;
 
 use crate::node::Node;
 use crate::runtime::Runtime;

@@ -34,7 +34,7 @@ mod cbor;
 mod config;
 mod error;
 mod events;
-mod handler;
+mod handlers;
 mod lifecycle;
 mod node;
 pub mod persist;
@@ -47,7 +47,7 @@ pub use cbor::{CborFuture, EncodeError, TypedCallError, TypedSendError, cbor_han
 pub use config::NodeConfig;
 pub use error::{CallErrorExt, ConnectError, StartError};
 pub use events::{EventStream, NodeEvent};
-pub use handler::HandlerResult;
+pub use handlers::HandlerResult;
 pub use node::Node;
 pub use persist::DataDir;
 pub use runtime::{BoxFuture, BoxRead, BoxWrite, Runtime, Transport, WrapStream};

@@ -17,7 +17,7 @@ use rand_chacha::rand_core::SeedableRng;
 use crate::config::NodeConfig;
 use crate::error::{ConnectError, StartError};
 use crate::events::EventStream;
-use crate::handler::{self, HandlerResult};
+use crate::handlers::{self, HandlerResult};
 use crate::lifecycle::{self, Life};
 use crate::runtime::{Runtime, WrapStream};
 use crate::shared::{Inner, Shared};
@@ -199,7 +199,7 @@ impl<R: Runtime> Node<R> {
         F: Fn(PeerId, Bytes) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = HandlerResult> + Send + 'static,
     {
-        let handler = handler::boxed(handler);
+        let handler = handlers::boxed(handler);
         self.shared.with_core(|inner, _| {
             inner.ep.expose(handle, access)?;
             inner.handlers.insert(handle.to_owned(), handler);

@@ -6,18 +6,16 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant as StdInstant;
 
 use bytes::Bytes;
 use event_listener::Event as Broadcast;
-use futures_util::FutureExt;
-use futures_util::future::{AbortHandle, Abortable, Aborted, CatchUnwind};
+use futures_util::future::AbortHandle;
 use peernet_proto::{
-    CallError, CallId, ConnId, Direction, Endpoint, Event, InboundCall, InboundCallId, InboundSend,
-    Instant, Output, PeerId, Response,
+    CallError, CallId, ConnId, Direction, Endpoint, Event, InboundCall, InboundSend, Instant,
+    Output, PeerId, Response,
 };
 
 use crate::error::ConnectError;
@@ -25,9 +23,9 @@ use crate::events::NodeEvent;
 // Maps keyed by ids this node chooses itself (connection and call ids,
 // handle names, trusted peers) use a fast non-cryptographic hash; no peer
 // picks these keys, so none can aim collisions at them.
-use crate::handler::{DynHandler, HandlerResult};
+use crate::handlers::{DynHandler, TaskKey};
 use crate::persist::DataDir;
-use crate::runtime::{BoxFuture, Runtime};
+use crate::runtime::Runtime;
 use crate::signal::Signal;
 use rustc_hash::FxHashMap as FastMap;
 
@@ -65,14 +63,6 @@ pub(crate) enum Phase {
     Closed,
 }
 
-/// A handler running as a task of its own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum TaskKey {
-    Call(InboundCallId),
-    /// A send handler of this peer (numbered: sends have no id).
-    Send(PeerId, u64),
-}
-
 pub(crate) struct Inner {
     pub(crate) ep: Endpoint,
     pub(crate) phase: Phase,
@@ -83,11 +73,11 @@ pub(crate) struct Inner {
     /// Handlers that did not finish on their first poll, so that CANCEL
     /// (or a closed connection) can stop them and shutdown can wait.
     pub(crate) running: HashMap<TaskKey, AbortHandle>,
-    next_task: u64,
+    pub(crate) next_task: u64,
     /// Send handlers started and not finished, per peer: at most
     /// `max_inbound_calls`; a SEND beyond is dropped, as a CALL beyond is
     /// answered `overloaded`.
-    sends_running: FastMap<PeerId, usize>,
+    pub(crate) sends_running: FastMap<PeerId, usize>,
     send_cap: usize,
     pub(crate) subscribers: Vec<async_channel::Sender<NodeEvent>>,
     /// The deadline the timer task sleeps towards.
@@ -115,7 +105,7 @@ impl Inner {
 
 impl Inner {
     /// Takes a send-handler slot for `peer`, if one is free.
-    fn take_send_slot(&mut self, peer: PeerId) -> bool {
+    pub(crate) fn take_send_slot(&mut self, peer: PeerId) -> bool {
         let running = self.sends_running.entry(peer).or_insert(0);
         let free = *running < self.send_cap;
         if free {
@@ -125,7 +115,7 @@ impl Inner {
     }
 
     /// Gives a send-handler slot back.
-    fn release_send_slot(&mut self, peer: PeerId) {
+    pub(crate) fn release_send_slot(&mut self, peer: PeerId) {
         if let Some(running) = self.sends_running.get_mut(&peer) {
             *running = running.saturating_sub(1);
             if *running == 0 {
@@ -153,8 +143,6 @@ pub(crate) enum Work {
 }
 
 type Completion = oneshot::Sender<Result<Bytes, CallError>>;
-
-type Running = CatchUnwind<AssertUnwindSafe<BoxFuture<HandlerResult>>>;
 
 pub(crate) struct Shared<R: Runtime> {
     pub(crate) rt: R,
@@ -251,7 +239,11 @@ impl<R: Runtime> Shared<R> {
 
     /// The critical section itself: lock, clock, act, drain, unlock. The
     /// wake-ups are left in `work` for [`Shared::run`].
-    fn critical<T>(&self, work: &mut Vec<Work>, act: impl FnOnce(&mut Inner, Instant) -> T) -> T {
+    pub(crate) fn critical<T>(
+        &self,
+        work: &mut Vec<Work>,
+        act: impl FnOnce(&mut Inner, Instant) -> T,
+    ) -> T {
         let mut inner = self.lock();
         let now = self.now();
         let out = act(&mut inner, now);
@@ -417,131 +409,6 @@ impl<R: Runtime> Shared<R> {
                 Err(async_channel::TrySendError::Closed(_)) => false,
             });
     }
-
-    fn maybe_quiet(&self, inner: &Inner) {
-        if inner.running.is_empty() {
-            self.quiet.notify(usize::MAX);
-        }
-    }
-
-    /// Runs the handlers found by `drain`, outside the lock. A handler that
-    /// is ready on its first poll is answered without a task of its own
-    /// (all such answers under one lock); the others become tasks that
-    /// CANCEL can abort.
-    pub(crate) fn run(self: &Arc<Self>, work: &mut Vec<Work>) {
-        while !work.is_empty() {
-            self.run_once(work);
-        }
-    }
-
-    fn run_once(self: &Arc<Self>, work: &mut Vec<Work>) {
-        let mut replies = Vec::new();
-        let mut tasks: Vec<(TaskKey, Running)> = Vec::new();
-        let mut sends_done = Vec::new();
-        for item in work.drain(..) {
-            let (key, peer, args, handler) = match item {
-                Work::Complete(tx, result) => {
-                    let _ = tx.send(result);
-                    continue;
-                }
-                Work::Write(signals) => {
-                    signals.write.notify();
-                    continue;
-                }
-                Work::Call(call, handler) => {
-                    (TaskKey::Call(call.id), call.peer, call.args, handler)
-                }
-                Work::Send(send, handler) => {
-                    (TaskKey::Send(send.peer, 0), send.peer, send.args, handler)
-                }
-            };
-            let started = std::panic::catch_unwind(AssertUnwindSafe(|| handler(peer, args)));
-            let outcome = match started {
-                Err(panic) => Err(panic),
-                Ok(fut) => {
-                    let mut fut = AssertUnwindSafe(fut).catch_unwind();
-                    match (&mut fut).now_or_never() {
-                        Some(outcome) => outcome,
-                        None => {
-                            tasks.push((key, fut));
-                            continue;
-                        }
-                    }
-                }
-            };
-            // (a send's outcome goes nowhere; a panic was logged)
-            let response = response(outcome);
-            match key {
-                TaskKey::Call(id) => replies.push((id, response)),
-                TaskKey::Send(peer, _) => sends_done.push(peer),
-            }
-        }
-        if replies.is_empty() && tasks.is_empty() && sends_done.is_empty() {
-            return;
-        }
-        let mut spawn = Vec::with_capacity(tasks.len());
-        self.critical(work, |inner, now| {
-            for (id, response) in replies {
-                inner.ep.reply(now, id, response);
-            }
-            for peer in sends_done {
-                inner.release_send_slot(peer);
-            }
-            for (mut key, fut) in tasks {
-                if let TaskKey::Send(peer, _) = key {
-                    inner.next_task += 1;
-                    key = TaskKey::Send(peer, inner.next_task);
-                }
-                let (handle, registration) = AbortHandle::new_pair();
-                inner.running.insert(key, handle);
-                spawn.push((key, Abortable::new(fut, registration)));
-            }
-        });
-        for (key, fut) in spawn {
-            let shared = self.clone();
-            self.rt.spawn(async move {
-                let outcome = fut.await;
-                shared.finish(key, outcome);
-            });
-        }
-        // `work` now holds the wake-ups the replies caused; `run` loops.
-    }
-
-    /// A handler task ended (or was aborted).
-    fn finish(
-        self: &Arc<Self>,
-        key: TaskKey,
-        outcome: Result<std::thread::Result<HandlerResult>, Aborted>,
-    ) {
-        self.with_core(|inner, now| {
-            if inner.running.remove(&key).is_none() {
-                // aborted, or its connection is gone: nobody to answer
-                return;
-            }
-            match (key, outcome) {
-                (TaskKey::Call(id), Ok(outcome)) => {
-                    inner.ep.reply(now, id, response(outcome));
-                }
-                (TaskKey::Send(peer, _), outcome) => {
-                    if let Ok(Err(panic)) = outcome {
-                        response(Err(panic));
-                    }
-                    inner.release_send_slot(peer);
-                }
-                (TaskKey::Call(_), Err(Aborted)) => {}
-            }
-            self.maybe_quiet(inner);
-        });
-    }
-
-    /// Stops every handler task (end of shutdown's grace period).
-    pub(crate) fn abort_handlers(&self, inner: &mut Inner) {
-        for (_, handle) in inner.running.drain() {
-            handle.abort();
-        }
-        inner.sends_running.clear();
-        self.quiet.notify(usize::MAX);
-    }
 }
 
 fn direction_of(inner: &Inner, conn: ConnId) -> Direction {
@@ -549,23 +416,4 @@ fn direction_of(inner: &Inner, conn: ConnId) -> Direction {
         .conns
         .get(&conn)
         .map_or(Direction::Inbound, |e| e.direction)
-}
-
-/// A handler's outcome as a reply. A panic is logged here, with its
-/// message; the peer gets an empty note (a panic message may say more
-/// about this node than a mutually-suspicious peer should learn).
-fn response(outcome: std::thread::Result<HandlerResult>) -> Response {
-    match outcome {
-        Ok(Ok(body)) => Response::Ok(body),
-        Ok(Err(body)) => Response::Error(body),
-        Err(panic) => {
-            let note = panic
-                .downcast_ref::<&str>()
-                .copied()
-                .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
-                .unwrap_or("");
-            tracing::warn!(panic = note, "handler panicked");
-            Response::Panicked(Bytes::new())
-        }
-    }
 }
