@@ -1,4 +1,4 @@
-//! The shared scenarios (`peernet_driver::testing`) on async-std, over
+//! The shared scenarios (`peernet-conformance`) on async-std, over
 //! real loopback TCP.
 
 use std::future::Future;
@@ -6,7 +6,7 @@ use std::io;
 
 use async_std::os::unix::net::UnixStream;
 use peernet_async_std::AsyncStdRuntime;
-use peernet_driver::testing::Harness;
+use peernet_conformance::Harness;
 
 struct AsyncStd;
 
@@ -23,4 +23,4 @@ impl Harness for AsyncStd {
     }
 }
 
-peernet_driver::scenario_tests!(AsyncStd);
+peernet_conformance::scenario_tests!(AsyncStd);

@@ -1,15 +1,16 @@
 //! Typed calls: CBOR-encoded arguments and results (`minicbor`) on top of
 //! the bytes API.
 
+use std::convert::Infallible;
 use std::future::{Future, Ready, ready};
 
 use bytes::Bytes;
 use futures_util::FutureExt;
 use futures_util::future::{Either, Map};
 use minicbor::{Decode, Encode};
-use peernet_proto::{CallError, PeerId};
+use peernet_proto::{CallError, PeerId, SendError};
 
-use crate::handler::HandlerResult;
+use crate::handlers::HandlerResult;
 
 use crate::node::Node;
 use crate::runtime::Runtime;
@@ -27,7 +28,28 @@ pub enum TypedCallError<E> {
     /// The reply did not decode as the expected type.
     #[error("reply does not decode: {0}")]
     Decode(minicbor::decode::Error),
+    /// The arguments did not encode (their `Encode` impl failed); nothing
+    /// was sent.
+    #[error("arguments do not encode: {0}")]
+    Encode(EncodeError),
 }
+
+/// A typed send failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TypedSendError {
+    /// The send itself was refused.
+    #[error(transparent)]
+    Send(SendError),
+    /// The arguments did not encode (their `Encode` impl failed); nothing
+    /// was sent.
+    #[error("arguments do not encode: {0}")]
+    Encode(EncodeError),
+}
+
+/// Why a value did not encode as CBOR (an `Encode` impl reported an
+/// error; writing to memory itself cannot fail).
+pub type EncodeError = minicbor::encode::Error<Infallible>;
 
 impl<R: Runtime> Node<R> {
     /// Calls `handle` with `args` encoded as CBOR and decodes the result
@@ -44,8 +66,7 @@ impl<R: Runtime> Node<R> {
         T: for<'b> Decode<'b, ()>,
         E: for<'b> Decode<'b, ()>,
     {
-        let args =
-            minicbor::to_vec(args).map_err(|_| TypedCallError::Call(CallError::MessageTooLarge))?;
+        let args = minicbor::to_vec(args).map_err(TypedCallError::Encode)?;
         match self.call(peer, handle, args, timeout).await {
             Ok(body) => minicbor::decode(&body).map_err(TypedCallError::Decode),
             Err(CallError::HandlerError(body)) => match minicbor::decode(&body) {
@@ -57,12 +78,19 @@ impl<R: Runtime> Node<R> {
     }
 
     /// Sends `args` encoded as CBOR, fire-and-forget (see [`Node::send`]).
-    pub async fn send_cbor<A>(&self, peer: &PeerId, handle: &str, args: &A) -> Result<(), CallError>
+    pub async fn send_cbor<A>(
+        &self,
+        peer: &PeerId,
+        handle: &str,
+        args: &A,
+    ) -> Result<(), TypedSendError>
     where
         A: Encode<()>,
     {
-        let args = minicbor::to_vec(args).map_err(|_| CallError::MessageTooLarge)?;
-        self.send(peer, handle, args).await
+        let args = minicbor::to_vec(args).map_err(TypedSendError::Encode)?;
+        self.send(peer, handle, args)
+            .await
+            .map_err(TypedSendError::Send)
     }
 }
 

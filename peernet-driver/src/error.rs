@@ -3,69 +3,27 @@
 
 use std::io;
 
-use peernet_proto::{CallError, CloseReason, GoodbyeCode, HandshakeError, PeerId, RejectCode};
+use peernet_proto::{CallError, CloseReason, GoodbyeCode, HandshakeError};
 
-/// Why `connect` (or a brought-in stream) did not give a connection.
+/// Why `connect` (or a brought-in stream) did not give a connection: the
+/// core's reasons as they are, plus the transport's.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConnectError {
-    /// The TCP connection could not be opened.
+    /// The transport could not be opened (e.g. the TCP connection was
+    /// refused).
     #[error("io: {0}")]
     Io(#[from] io::Error),
-    /// The peer refused us with this REJECT code (e.g. `untrusted`: it
-    /// does not trust our key).
-    #[error("rejected: {0}")]
-    Rejected(RejectCode),
-    /// We refused the peer with this REJECT code (its key is not trusted,
-    /// its signature did not verify, …).
-    #[error("refused: {0}")]
-    Refused(RejectCode),
-    /// The peer that answered is not the one we dialed.
-    #[error("unexpected_peer: dialed {expected}, reached {actual}")]
-    UnexpectedPeer {
-        /// The PeerId dialed.
-        expected: PeerId,
-        /// The trusted peer that answered.
-        actual: PeerId,
-    },
-    /// The handshake did not finish within `handshake_timeout`.
-    #[error("timeout")]
-    Timeout,
-    /// The transport closed during the handshake.
-    #[error("connection closed during the handshake")]
-    Closed,
-    /// The peer to dial is not in our trust list.
-    #[error("peer {0} is not trusted")]
-    Untrusted(PeerId),
-    /// The node is shutting down, or the peer was unpaired meanwhile.
-    #[error("abandoned: the node is shutting down or the peer was unpaired")]
-    Abandoned,
-}
-
-impl From<peernet_proto::ConnectError> for ConnectError {
-    fn from(error: peernet_proto::ConnectError) -> ConnectError {
-        match error {
-            peernet_proto::ConnectError::Untrusted(peer) => ConnectError::Untrusted(peer),
-            peernet_proto::ConnectError::Handshake(error) => ConnectError::from_handshake(error),
-            _ => ConnectError::Abandoned,
-        }
-    }
-}
-
-impl ConnectError {
-    pub(crate) fn from_handshake(error: HandshakeError) -> ConnectError {
-        match error {
-            HandshakeError::Rejected(code) => ConnectError::Rejected(code),
-            HandshakeError::Refused(code) => ConnectError::Refused(code),
-            HandshakeError::UnexpectedPeer { expected, actual } => {
-                ConnectError::UnexpectedPeer { expected, actual }
-            }
-            HandshakeError::Timeout => ConnectError::Timeout,
-            HandshakeError::Frame => ConnectError::Refused(RejectCode::Malformed),
-            HandshakeError::TransportLost => ConnectError::Closed,
-            _ => ConnectError::Abandoned,
-        }
-    }
+    /// The core would not start the handshake: the peer to dial is not in
+    /// our trust list (or is ourselves), or the node is shutting down.
+    #[error(transparent)]
+    Start(#[from] peernet_proto::ConnectError),
+    /// The handshake ran and failed: refused by either side, the wrong
+    /// peer answered, it timed out (the budget `handshake_timeout` also
+    /// covers opening the transport), the transport closed, or the node
+    /// shut down or unpaired the peer meanwhile.
+    #[error("handshake: {0}")]
+    Handshake(#[from] HandshakeError),
 }
 
 /// Questions about a failed call that would otherwise need a nested

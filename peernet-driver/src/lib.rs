@@ -9,12 +9,13 @@
 //!
 //! How it is driven:
 //!
-//! - one `std::sync::Mutex` holds the core [`Endpoint`](proto::Endpoint)
+//! - one `std::sync::Mutex` holds the core [`Endpoint`](peernet_proto::Endpoint)
 //!   and the driver's tables; it is never held across an `.await` or while
 //!   application code runs;
-//! - after every input or command one function, `drain`, turns the core's
-//!   outputs into wake-ups (a connection's writer, the timer), completed
-//!   calls (a oneshot each), handler runs and events;
+//! - every input and command goes through one door, `with_core`: lock,
+//!   read the clock, act on the core, drain its outputs, unlock; then, with
+//!   the lock dropped, wake the tasks (a connection's writer, the timer),
+//!   complete the calls (a oneshot each), run the handlers;
 //! - per connection a reader hands every read chunk to the core whole (no
 //!   copy), and a writer writes everything queued since its last wake-up
 //!   in one `write_all`;
@@ -30,23 +31,24 @@
 #![warn(missing_docs)]
 
 mod cbor;
+mod config;
 mod error;
 mod events;
-mod handler;
+mod handlers;
+mod lifecycle;
 mod node;
 pub mod persist;
 mod runtime;
 mod shared;
 mod signal;
 mod tasks;
-#[cfg(feature = "test-support")]
-pub mod testing;
 
-pub use cbor::{CborFuture, TypedCallError, cbor_handler};
+pub use cbor::{CborFuture, EncodeError, TypedCallError, TypedSendError, cbor_handler};
+pub use config::NodeConfig;
 pub use error::{CallErrorExt, ConnectError, StartError};
 pub use events::{EventStream, NodeEvent};
-pub use handler::HandlerResult;
-pub use node::{Node, NodeConfig};
+pub use handlers::HandlerResult;
+pub use node::Node;
 pub use persist::DataDir;
 pub use runtime::{BoxFuture, BoxRead, BoxWrite, Runtime, Transport, WrapStream};
 
@@ -55,10 +57,11 @@ pub use runtime::{BoxFuture, BoxRead, BoxWrite, Runtime, Transport, WrapStream};
 pub mod api {
     pub use crate::persist;
     pub use crate::{
-        CallErrorExt, CborFuture, ConnectError, DataDir, EventStream, HandlerResult, NodeConfig,
-        NodeEvent, StartError, TypedCallError, cbor_handler,
+        CallErrorExt, CborFuture, ConnectError, DataDir, EncodeError, EventStream, HandlerResult,
+        NodeConfig, NodeEvent, StartError, TypedCallError, TypedSendError, cbor_handler,
     };
     pub use bytes::Bytes;
+    pub use peernet_proto::ConnectError as CoreConnectError;
     pub use peernet_proto::{
         Access, CallError, CloseReason, Config, Direction, GoodbyeCode, HandshakeError, Identity,
         InvalidHandle, Label, PeerId, RejectCode, Side, Stats, TrustList,
@@ -66,4 +69,3 @@ pub mod api {
 }
 
 pub use api::*;
-pub use peernet_proto as proto;

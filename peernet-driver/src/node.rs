@@ -3,143 +3,26 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::path::Path;
-use std::pin::pin;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant as StdInstant};
 
 use bytes::Bytes;
-use futures_util::future::{Either, select};
 use peernet_proto::{
-    Access, CallError, CallId, Config, Endpoint, Identity, InvalidHandle, Label, PeerId, SendError,
-    Stats, TrustList,
+    Access, CallError, CallId, Direction, Endpoint, InvalidHandle, Label, PeerId, SendError, Stats,
+    TrustList,
 };
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 
+use crate::config::NodeConfig;
 use crate::error::{ConnectError, StartError};
 use crate::events::EventStream;
-use crate::handler::{self, HandlerResult};
-use crate::persist::DataDir;
+use crate::handlers::{self, HandlerResult};
+use crate::lifecycle::{self, Life};
 use crate::runtime::{Runtime, WrapStream};
-use crate::shared::{Inner, Phase, Shared};
-use crate::tasks::{self, DialResult, Role, first};
-
-/// How long `shutdown` waits at least for the goodbyes to be written.
-const MIN_FLUSH: Duration = Duration::from_secs(1);
-
-/// Setters for the protocol limits most applications tune.
-macro_rules! protocol_setters {
-    ($($(#[$doc:meta])* $name:ident: $ty:ty;)*) => {
-        impl NodeConfig {
-            $(
-                $(#[$doc])*
-                pub fn $name(mut self, value: $ty) -> NodeConfig {
-                    self.protocol.$name = value;
-                    self
-                }
-            )*
-        }
-    };
-}
-
-protocol_setters! {
-    /// The largest frame sent or accepted. Default 1 MiB.
-    max_frame_len: u32;
-    /// Calls served at once per connection before further calls are
-    /// answered `overloaded`. Default 1024.
-    max_inbound_calls: usize;
-    /// Bytes queued per connection before `call`/`send` wait for the
-    /// writer (backpressure). Default 1 MiB.
-    send_buffer: usize;
-    /// The whole handshake's budget. Default 10 s.
-    handshake_timeout: Duration;
-    /// Idle time after which a PING is sent. Default 15 s.
-    ping_interval: Duration;
-    /// Silence after which a peer is given up (GOODBYE `idle_timeout`).
-    /// Default 45 s.
-    idle_timeout: Duration;
-}
-
-/// How to build a [`Node`]: its identity, whom it trusts, its limits and
-/// timeouts.
-#[derive(Debug, Clone)]
-pub struct NodeConfig {
-    identity: Identity,
-    trust: TrustList,
-    protocol: Config,
-    shutdown_grace: Duration,
-    events_capacity: usize,
-    data_dir: Option<DataDir>,
-}
-
-impl NodeConfig {
-    /// A node with this identity, trusting nobody yet, with the protocol's
-    /// default limits and timeouts.
-    pub fn new(identity: Identity) -> NodeConfig {
-        NodeConfig {
-            identity,
-            trust: TrustList::new(),
-            protocol: Config::default(),
-            shutdown_grace: Duration::from_secs(5),
-            events_capacity: 1024,
-            data_dir: None,
-        }
-    }
-
-    /// Loads the identity (created with mode 0600 if there is none; never
-    /// overwritten) and the trust list from the directory `dir`; every
-    /// later [`Node::pair`] / [`Node::unpair`] is saved there atomically.
-    pub fn from_data_dir(dir: impl AsRef<Path>) -> Result<NodeConfig, StartError> {
-        let data = DataDir::open(dir.as_ref())?;
-        let mut config = NodeConfig::new(data.load_or_create_identity()?);
-        config.trust = data.load_trust()?;
-        config.data_dir = Some(data);
-        Ok(config)
-    }
-
-    /// This node's PeerId.
-    pub fn peer_id(&self) -> PeerId {
-        self.identity.peer_id()
-    }
-
-    /// The trust list the node starts with.
-    pub fn trust_list(&self) -> &TrustList {
-        &self.trust
-    }
-
-    /// Replaces the trust list.
-    pub fn trust(mut self, trust: TrustList) -> NodeConfig {
-        self.trust = trust;
-        self
-    }
-
-    /// Trusts one more peer.
-    pub fn trusting(mut self, peer: PeerId) -> NodeConfig {
-        self.trust.insert(peer, None);
-        self
-    }
-
-    /// All protocol limits and timeouts at once (see [`Config`]).
-    pub fn protocol(mut self, protocol: Config) -> NodeConfig {
-        self.protocol = protocol;
-        self
-    }
-
-    /// How long [`Node::shutdown`] lets running handlers finish. Default
-    /// 5 s.
-    pub fn shutdown_grace(mut self, grace: Duration) -> NodeConfig {
-        self.shutdown_grace = grace;
-        self
-    }
-
-    /// Events buffered per subscriber of [`Node::events`]. Default 1024.
-    pub fn events_capacity(mut self, capacity: usize) -> NodeConfig {
-        self.events_capacity = capacity.max(1);
-        self
-    }
-}
+use crate::shared::{Inner, Shared};
+use crate::tasks::{self, Role, first};
 
 /// One peernet node: an optional listener, its connections (at most one
 /// per peer), its exposed handles.
@@ -179,37 +62,6 @@ impl<R: Runtime> std::fmt::Debug for Node<R> {
     }
 }
 
-/// Closes the node when the last `Node` handle goes away.
-struct Life<R: Runtime>(Arc<Shared<R>>);
-
-impl<R: Runtime> Drop for Life<R> {
-    fn drop(&mut self) {
-        close_now(&self.0);
-    }
-}
-
-/// Closes every connection at once and stops the node's tasks.
-fn close_now<R: Runtime>(shared: &Arc<Shared<R>>) {
-    let mut work = Vec::new();
-    {
-        let mut inner = shared.lock();
-        if inner.phase == Phase::Closed {
-            return;
-        }
-        let now = shared.now();
-        inner.ep.shutdown(now);
-        shared.abort_handlers(&mut inner);
-        inner.ep.close_all(now);
-        shared.drain(&mut inner, &mut work);
-        inner.phase = Phase::Closed;
-    }
-    // the writers' wake-ups: the goodbyes go out
-    shared.run(&mut work);
-    shared.stop_accepting.notify();
-    shared.timer.notify();
-    shared.closed.notify(usize::MAX);
-}
-
 /// A call in flight: if the caller stops waiting (drops the future), the
 /// call is cancelled in the core and CANCEL tells the callee.
 struct Pending<'a, R: Runtime> {
@@ -220,7 +72,7 @@ struct Pending<'a, R: Runtime> {
 impl<R: Runtime> Drop for Pending<'_, R> {
     fn drop(&mut self) {
         if let Some(id) = self.id.take() {
-            self.shared.command(|inner, now| {
+            self.shared.with_core(|inner, now| {
                 inner.calls.remove(&id);
                 inner.ep.cancel(now, id)
             });
@@ -348,19 +200,21 @@ impl<R: Runtime> Node<R> {
         F: Fn(PeerId, Bytes) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = HandlerResult> + Send + 'static,
     {
-        let handler = handler::boxed(handler);
-        let mut inner = self.shared.lock();
-        inner.ep.expose(handle, access)?;
-        inner.handlers.insert(handle.to_owned(), handler);
-        Ok(())
+        let handler = handlers::boxed(handler);
+        self.shared.with_core(|inner, _| {
+            inner.ep.expose(handle, access)?;
+            inner.handlers.insert(handle.to_owned(), handler);
+            Ok(())
+        })
     }
 
     /// Closes `handle`: later calls get `no_such_handle`; calls already
     /// running finish. Returns false if it was not exposed.
     pub fn unexpose(&self, handle: &str) -> bool {
-        let mut inner = self.shared.lock();
-        inner.handlers.remove(handle);
-        inner.ep.unexpose(handle)
+        self.shared.with_core(|inner, _| {
+            inner.handlers.remove(handle);
+            inner.ep.unexpose(handle)
+        })
     }
 
     // ----- trust -----
@@ -406,39 +260,39 @@ impl<R: Runtime> Node<R> {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         if let Some(dir) = &self.shared.data_dir {
-            let mut next = self.shared.lock().ep.trust().clone();
+            let mut next = self.trust();
             edit(&mut next);
             dir.save_trust(&next)?;
         }
-        Ok(self.shared.command(apply))
+        Ok(self.shared.with_core(apply))
     }
 
     /// The trust list.
     pub fn trust(&self) -> TrustList {
-        self.shared.lock().ep.trust().clone()
+        self.shared.read(|inner| inner.ep.trust().clone())
     }
 
     // ----- connections -----
 
     /// Whether `peer` has an established connection.
     pub fn is_connected(&self, peer: &PeerId) -> bool {
-        self.shared.lock().ep.is_connected(peer)
+        self.shared.read(|inner| inner.ep.is_connected(peer))
     }
 
     /// The peers with an established connection, in PeerId order.
     pub fn peers(&self) -> Vec<PeerId> {
-        self.shared.lock().ep.peers().collect()
+        self.shared.read(|inner| inner.ep.peers().collect())
     }
 
     /// Counters over every connection (see [`Stats`]).
     pub fn stats(&self) -> Stats {
-        self.shared.lock().ep.stats()
+        self.shared.read(|inner| inner.ep.stats())
     }
 
     /// A new subscription to connection events, from now on.
     pub fn events(&self) -> EventStream {
         let (tx, rx) = async_channel::bounded(self.events_capacity);
-        self.shared.lock().subscribers.push(tx);
+        self.shared.with_core(|inner, _| inner.subscribers.push(tx));
         rx
     }
 
@@ -481,29 +335,22 @@ impl<R: Runtime> Node<R> {
         addr: SocketAddr,
         again: bool,
     ) -> Result<PeerId, ConnectError> {
-        let budget = {
-            let inner = self.shared.lock();
+        // The core decides whether to dial (trust, shutdown) and starts the
+        // handshake's budget before the transport is opened.
+        let started = self.shared.with_core(|inner, now| {
             if !again && inner.ep.is_connected(&peer) {
-                return Ok(peer);
+                return Ok(None);
             }
-            if inner.phase != Phase::Running {
-                return Err(ConnectError::Abandoned);
+            let conn = inner.ep.connect(now, Some(peer))?;
+            let (signals, done) = tasks::register(inner, conn, Direction::Outbound, Some(addr));
+            Ok::<_, ConnectError>(Some((conn, signals, done)))
+        })?;
+        match started {
+            None => Ok(peer),
+            Some((conn, signals, done)) => {
+                tasks::dial(&self.shared, conn, signals, addr, done).await
             }
-            if !inner.ep.trust().contains(&peer) || peer == self.peer_id {
-                return Err(ConnectError::Untrusted(peer));
-            }
-            inner.ep.config().handshake_timeout
-        };
-        let connecting = pin!(self.shared.rt.connect(addr));
-        let transport = match self.deadline(Some(budget)) {
-            None => connecting.await?,
-            Some(at) => match select(connecting, self.shared.rt.sleep_until(at)).await {
-                Either::Left((transport, _)) => transport?,
-                Either::Right(_) => return Err(ConnectError::Timeout),
-            },
-        };
-        let done = tasks::start_conn(&self.shared, transport, Role::Dial(Some(peer)))?;
-        handshake(done).await
+        }
     }
 
     /// Runs the handshake as initiator over a stream the application
@@ -519,7 +366,7 @@ impl<R: Runtime> Node<R> {
         R: WrapStream<S>,
     {
         let done = tasks::start_conn(&self.shared, R::wrap(stream), Role::Dial(peer))?;
-        handshake(done).await
+        tasks::handshake(done).await
     }
 
     /// Runs the handshake as responder over a stream the application
@@ -529,14 +376,14 @@ impl<R: Runtime> Node<R> {
         R: WrapStream<S>,
     {
         let done = tasks::start_conn(&self.shared, R::wrap(stream), Role::Accept)?;
-        handshake(done).await
+        tasks::handshake(done).await
     }
 
     /// Closes the connection to `peer` with GOODBYE `normal`. Returns
     /// false if there was none.
     pub fn disconnect(&self, peer: &PeerId) -> bool {
         self.shared
-            .command(|inner, now| inner.ep.disconnect(now, peer))
+            .with_core(|inner, now| inner.ep.disconnect(now, peer))
     }
 
     // ----- calls -----
@@ -555,10 +402,7 @@ impl<R: Runtime> Node<R> {
         let (args, timeout) = (args.as_ref(), timeout.into());
         let mut deadline: Option<StdInstant> = None;
         let (id, rx) = loop {
-            let mut work = Vec::new();
-            let room = {
-                let mut inner = self.shared.lock();
-                let now = self.shared.now();
+            let attempt = self.shared.with_core(|inner, now| {
                 let budget = match deadline {
                     Some(at) => Some(at.saturating_duration_since(self.shared.rt.now())),
                     None => timeout,
@@ -567,14 +411,15 @@ impl<R: Runtime> Node<R> {
                     Ok(id) => {
                         let (tx, rx) = oneshot::channel();
                         inner.calls.insert(id, tx);
-                        self.shared.drain(&mut inner, &mut work);
-                        drop(inner);
-                        self.shared.run(&mut work);
-                        break (id, rx);
+                        Ok(Ok((id, rx)))
                     }
-                    Err(CallError::WouldBlock) => self.wait_for_room(),
-                    Err(error) => return Err(error),
+                    Err(CallError::WouldBlock) => Ok(Err(self.wait_for_room())),
+                    Err(error) => Err(error),
                 }
+            })?;
+            let room = match attempt {
+                Ok(call) => break call,
+                Err(room) => room,
             };
             if deadline.is_none() {
                 deadline = self.deadline(timeout);
@@ -600,35 +445,37 @@ impl<R: Runtime> Node<R> {
     /// Sends to `handle` on `peer`, fire-and-forget: resolves once the
     /// envelope is queued (first waiting for room if the queue is full). A
     /// refusal on the other side is silent.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError`]: not connected, the message does not fit in one frame,
+    /// or the handle name is invalid. Never `WouldBlock`: a full queue is
+    /// waited out.
     pub async fn send(
         &self,
         peer: &PeerId,
         handle: &str,
         args: impl AsRef<[u8]>,
-    ) -> Result<(), CallError> {
+    ) -> Result<(), SendError> {
         let args = args.as_ref();
         loop {
-            let mut work = Vec::new();
-            let room = {
-                let mut inner = self.shared.lock();
-                let now = self.shared.now();
+            let room = self.shared.with_core(|inner, now| {
                 match inner.ep.send(now, peer, handle, args) {
-                    Ok(()) => {
-                        self.shared.drain(&mut inner, &mut work);
-                        drop(inner);
-                        self.shared.run(&mut work);
-                        return Ok(());
-                    }
-                    Err(SendError::WouldBlock) => self.wait_for_room(),
-                    Err(error) => return Err(error.into()),
+                    Ok(()) => Ok(None),
+                    Err(SendError::WouldBlock) => Ok(Some(self.wait_for_room())),
+                    Err(error) => Err(error),
                 }
-            };
-            room.await;
+            })?;
+            match room {
+                None => return Ok(()),
+                Some(room) => room.await,
+            }
         }
     }
 
     /// Registers for a wake-up when a send queue has room again (call with
-    /// the lock held, right after `WouldBlock`, so no wake-up is missed).
+    /// the core's lock held, right after `WouldBlock`, so no wake-up is
+    /// missed).
     fn wait_for_room(&self) -> event_listener::EventListener {
         let room = self.shared.room.listen();
         self.shared.room_wanted.store(true, Ordering::Release);
@@ -649,71 +496,6 @@ impl<R: Runtime> Node<R> {
     /// left fail with it, and so do ours to them) and waits for the
     /// goodbyes to be written.
     pub fn shutdown(&self) -> impl Future<Output = ()> + Send + 'static {
-        let shared = self.shared.clone();
-        let grace = self.grace;
-        let peer = self.peer_id;
-        let first_call = {
-            let mut inner = shared.lock();
-            let first_call = inner.phase == Phase::Running;
-            if first_call {
-                let now = shared.now();
-                inner.ep.shutdown(now);
-                inner.phase = Phase::ShuttingDown;
-                tracing::info!(%peer, "shutting down");
-            }
-            first_call
-        };
-        shared.stop_accepting.notify();
-        async move {
-            if first_call {
-                graceful_close(&shared, grace).await;
-                tracing::info!(%peer, "shut down");
-            }
-            loop {
-                let closed = shared.closed.listen();
-                if shared.lock().phase == Phase::Closed {
-                    return;
-                }
-                closed.await;
-            }
-        }
+        lifecycle::shutdown(&self.shared, self.peer_id, self.grace)
     }
-}
-
-async fn handshake(done: DialResult) -> Result<PeerId, ConnectError> {
-    done.await.unwrap_or(Err(ConnectError::Abandoned))
-}
-
-async fn graceful_close<R: Runtime>(shared: &Arc<Shared<R>>, grace: Duration) {
-    let rt = &shared.rt;
-    let deadline = shared.after(grace);
-    loop {
-        let quiet = shared.quiet.listen();
-        if shared.lock().running.is_empty() {
-            break;
-        }
-        if !first(quiet, rt.sleep_until(deadline)).await {
-            tracing::warn!("grace period over; stopping the handlers left");
-            break;
-        }
-    }
-    shared.command(|inner, now| {
-        shared.abort_handlers(inner);
-        inner.ep.close_all(now);
-    });
-    let flush_deadline = shared.after(grace.max(MIN_FLUSH));
-    loop {
-        let ended = shared.writer_ended.listen();
-        if shared.writers.load(Ordering::Acquire) == 0 {
-            break;
-        }
-        if !first(ended, rt.sleep_until(flush_deadline)).await {
-            tracing::warn!("goodbyes not written in time; closing anyway");
-            for entry in shared.lock().conns.values() {
-                entry.signals.stop_writer.notify();
-            }
-            break;
-        }
-    }
-    close_now(shared);
 }

@@ -1,22 +1,21 @@
 //! The state every task of a node shares, behind one mutex that is never
-//! held across an `.await` nor while application code runs, and `drain`:
-//! the one place where the core's outputs become wake-ups, completed
-//! calls, handler runs and events.
+//! held across an `.await` nor while application code runs; the one door
+//! to it, [`Shared::with_core`]; and `drain`, the one place where the
+//! core's outputs become wake-ups, completed calls, handler runs and
+//! events.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant as StdInstant;
 
 use bytes::Bytes;
 use event_listener::Event as Broadcast;
-use futures_util::FutureExt;
-use futures_util::future::{AbortHandle, Abortable, Aborted, CatchUnwind};
+use futures_util::future::AbortHandle;
 use peernet_proto::{
-    CallError, CallId, ConnId, Direction, Endpoint, Event, InboundCall, InboundCallId, InboundSend,
-    Instant, Output, PeerId, Response,
+    CallError, CallId, ConnId, Direction, Endpoint, Event, InboundCall, InboundSend, Instant,
+    Output, PeerId, Response,
 };
 
 use crate::error::ConnectError;
@@ -24,9 +23,9 @@ use crate::events::NodeEvent;
 // Maps keyed by ids this node chooses itself (connection and call ids,
 // handle names, trusted peers) use a fast non-cryptographic hash; no peer
 // picks these keys, so none can aim collisions at them.
-use crate::handler::{DynHandler, HandlerResult};
+use crate::handlers::{DynHandler, TaskKey};
 use crate::persist::DataDir;
-use crate::runtime::{BoxFuture, Runtime};
+use crate::runtime::Runtime;
 use crate::signal::Signal;
 use rustc_hash::FxHashMap as FastMap;
 
@@ -64,14 +63,6 @@ pub(crate) enum Phase {
     Closed,
 }
 
-/// A handler running as a task of its own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum TaskKey {
-    Call(InboundCallId),
-    /// A send handler of this peer (numbered: sends have no id).
-    Send(PeerId, u64),
-}
-
 pub(crate) struct Inner {
     pub(crate) ep: Endpoint,
     pub(crate) phase: Phase,
@@ -82,11 +73,11 @@ pub(crate) struct Inner {
     /// Handlers that did not finish on their first poll, so that CANCEL
     /// (or a closed connection) can stop them and shutdown can wait.
     pub(crate) running: HashMap<TaskKey, AbortHandle>,
-    next_task: u64,
+    pub(crate) next_task: u64,
     /// Send handlers started and not finished, per peer: at most
     /// `max_inbound_calls`; a SEND beyond is dropped, as a CALL beyond is
     /// answered `overloaded`.
-    sends_running: FastMap<PeerId, usize>,
+    pub(crate) sends_running: FastMap<PeerId, usize>,
     send_cap: usize,
     pub(crate) subscribers: Vec<async_channel::Sender<NodeEvent>>,
     /// The deadline the timer task sleeps towards.
@@ -114,7 +105,7 @@ impl Inner {
 
 impl Inner {
     /// Takes a send-handler slot for `peer`, if one is free.
-    fn take_send_slot(&mut self, peer: PeerId) -> bool {
+    pub(crate) fn take_send_slot(&mut self, peer: PeerId) -> bool {
         let running = self.sends_running.entry(peer).or_insert(0);
         let free = *running < self.send_cap;
         if free {
@@ -124,7 +115,7 @@ impl Inner {
     }
 
     /// Gives a send-handler slot back.
-    fn release_send_slot(&mut self, peer: PeerId) {
+    pub(crate) fn release_send_slot(&mut self, peer: PeerId) {
         if let Some(running) = self.sends_running.get_mut(&peer) {
             *running = running.saturating_sub(1);
             if *running == 0 {
@@ -152,8 +143,6 @@ pub(crate) enum Work {
 }
 
 type Completion = oneshot::Sender<Result<Bytes, CallError>>;
-
-type Running = CatchUnwind<AssertUnwindSafe<BoxFuture<HandlerResult>>>;
 
 pub(crate) struct Shared<R: Runtime> {
     pub(crate) rt: R,
@@ -203,14 +192,14 @@ impl<R: Runtime> Shared<R> {
         }
     }
 
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
         // No application code runs under the lock and the core does not
         // panic, so a poisoned lock still guards a consistent state.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The runtime's clock as the core's time.
-    pub(crate) fn now(&self) -> Instant {
+    fn now(&self) -> Instant {
         Instant::from_duration(self.rt.now().saturating_duration_since(self.epoch))
     }
 
@@ -229,23 +218,57 @@ impl<R: Runtime> Shared<R> {
             .unwrap_or(self.epoch + std::time::Duration::from_secs(1 << 32))
     }
 
-    /// Runs `command` on the state under the lock with the current time,
-    /// drains what it produced, then runs the handlers found outside the
-    /// lock.
-    pub(crate) fn command<T>(
+    /// The one door into the core: locks, reads the clock, runs `act` on
+    /// the state, drains what it produced, drops the lock, then wakes the
+    /// tasks and completes the calls it found and runs the handlers.
+    pub(crate) fn with_core<T>(self: &Arc<Self>, act: impl FnOnce(&mut Inner, Instant) -> T) -> T {
+        self.with_core_in(&mut Vec::new(), act)
+    }
+
+    /// [`Shared::with_core`] with a buffer kept by the caller (a reader
+    /// loop), so that a busy connection allocates nothing per input.
+    pub(crate) fn with_core_in<T>(
         self: &Arc<Self>,
-        command: impl FnOnce(&mut Inner, Instant) -> T,
+        work: &mut Vec<Work>,
+        act: impl FnOnce(&mut Inner, Instant) -> T,
     ) -> T {
-        let mut work = Vec::new();
-        let out = {
-            let mut inner = self.lock();
-            let now = self.now();
-            let out = command(&mut inner, now);
-            self.drain(&mut inner, &mut work);
-            out
-        };
-        self.run(&mut work);
+        let out = self.critical(work, act);
+        self.run(work);
         out
+    }
+
+    /// The critical section itself: lock, clock, act, drain, unlock. The
+    /// wake-ups are left in `work` for [`Shared::run`].
+    pub(crate) fn critical<T>(
+        &self,
+        work: &mut Vec<Work>,
+        act: impl FnOnce(&mut Inner, Instant) -> T,
+    ) -> T {
+        let mut inner = self.lock();
+        let now = self.now();
+        let out = act(&mut inner, now);
+        self.drain(&mut inner, now, work);
+        out
+    }
+
+    /// A look at the state that cannot change the core (so produces
+    /// nothing to drain): queries such as `peers` or `stats`.
+    pub(crate) fn read<T>(&self, look: impl FnOnce(&Inner) -> T) -> T {
+        look(&self.lock())
+    }
+
+    /// The writer's turn: everything queued for `conn`, and its last bytes
+    /// if the core closed it (empty if the driver forgot it). Takes no
+    /// clock and produces no output: freeing queue room is the caller's
+    /// to announce ([`Shared::wake_room`]).
+    pub(crate) fn take_transmit(&self, conn: ConnId) -> (Option<Bytes>, Option<Bytes>) {
+        let mut inner = self.lock();
+        let data = inner.ep.poll_transmit(conn);
+        let closing = match inner.conns.get_mut(&conn) {
+            Some(entry) => entry.closing.take(),
+            None => Some(Bytes::new()),
+        };
+        (data, closing)
     }
 
     /// Wakes callers blocked on a full queue, if there are any.
@@ -261,7 +284,7 @@ impl<R: Runtime> Shared<R> {
 
     /// Drains the core's outputs into wake-ups and `work` (run it with
     /// [`Shared::run`] after dropping the lock).
-    pub(crate) fn drain(&self, inner: &mut Inner, work: &mut Vec<Work>) {
+    fn drain(&self, inner: &mut Inner, now: Instant, work: &mut Vec<Work>) {
         while let Some(output) = inner.ep.poll_output() {
             match output {
                 Output::Transmit(conn) => {
@@ -278,7 +301,7 @@ impl<R: Runtime> Shared<R> {
                     // callers waiting for room learn the connection is gone
                     self.wake_room();
                 }
-                Output::Event(event) => self.on_event(inner, event, work),
+                Output::Event(event) => self.on_event(inner, now, event, work),
             }
         }
         // An input or command may have armed an earlier deadline.
@@ -289,7 +312,7 @@ impl<R: Runtime> Shared<R> {
         }
     }
 
-    fn on_event(&self, inner: &mut Inner, event: Event, work: &mut Vec<Work>) {
+    fn on_event(&self, inner: &mut Inner, now: Instant, event: Event, work: &mut Vec<Work>) {
         match event {
             Event::CallResult { id, result } => {
                 if let Some(tx) = inner.calls.remove(&id) {
@@ -304,7 +327,6 @@ impl<R: Runtime> Shared<R> {
                 // change together under this lock. Answer rather than
                 // leave the caller to its timeout.
                 None => {
-                    let now = self.now();
                     inner.ep.reply(now, call.id, Response::Error(Bytes::new()));
                 }
             },
@@ -357,7 +379,7 @@ impl<R: Runtime> Shared<R> {
                         {
                             Ok(peer)
                         }
-                        _ => Err(ConnectError::from_handshake(error.clone())),
+                        _ => Err(ConnectError::Handshake(error.clone())),
                     };
                     let _ = tx.send(result);
                 }
@@ -387,139 +409,6 @@ impl<R: Runtime> Shared<R> {
                 Err(async_channel::TrySendError::Closed(_)) => false,
             });
     }
-
-    fn maybe_quiet(&self, inner: &Inner) {
-        if inner.running.is_empty() {
-            self.quiet.notify(usize::MAX);
-        }
-    }
-
-    /// Runs the handlers found by `drain`, outside the lock. A handler that
-    /// is ready on its first poll is answered without a task of its own
-    /// (all such answers under one lock); the others become tasks that
-    /// CANCEL can abort.
-    pub(crate) fn run(self: &Arc<Self>, work: &mut Vec<Work>) {
-        while !work.is_empty() {
-            self.run_once(work);
-        }
-    }
-
-    fn run_once(self: &Arc<Self>, work: &mut Vec<Work>) {
-        let mut replies = Vec::new();
-        let mut tasks: Vec<(TaskKey, Running)> = Vec::new();
-        let mut sends_done = Vec::new();
-        for item in work.drain(..) {
-            let (key, peer, args, handler) = match item {
-                Work::Complete(tx, result) => {
-                    let _ = tx.send(result);
-                    continue;
-                }
-                Work::Write(signals) => {
-                    signals.write.notify();
-                    continue;
-                }
-                Work::Call(call, handler) => {
-                    (TaskKey::Call(call.id), call.peer, call.args, handler)
-                }
-                Work::Send(send, handler) => {
-                    (TaskKey::Send(send.peer, 0), send.peer, send.args, handler)
-                }
-            };
-            let started = std::panic::catch_unwind(AssertUnwindSafe(|| handler(peer, args)));
-            let outcome = match started {
-                Err(panic) => Err(panic),
-                Ok(fut) => {
-                    let mut fut = AssertUnwindSafe(fut).catch_unwind();
-                    match (&mut fut).now_or_never() {
-                        Some(outcome) => outcome,
-                        None => {
-                            tasks.push((key, fut));
-                            continue;
-                        }
-                    }
-                }
-            };
-            // (a send's outcome goes nowhere; a panic was logged)
-            let response = response(outcome);
-            match key {
-                TaskKey::Call(id) => replies.push((id, response)),
-                TaskKey::Send(peer, _) => sends_done.push(peer),
-            }
-        }
-        if replies.is_empty() && tasks.is_empty() && sends_done.is_empty() {
-            return;
-        }
-        let mut spawn = Vec::with_capacity(tasks.len());
-        {
-            let mut inner = self.lock();
-            let now = self.now();
-            for (id, response) in replies {
-                inner.ep.reply(now, id, response);
-            }
-            for peer in sends_done {
-                inner.release_send_slot(peer);
-            }
-            for (mut key, fut) in tasks {
-                if let TaskKey::Send(peer, _) = key {
-                    inner.next_task += 1;
-                    key = TaskKey::Send(peer, inner.next_task);
-                }
-                let (handle, registration) = AbortHandle::new_pair();
-                inner.running.insert(key, handle);
-                spawn.push((key, Abortable::new(fut, registration)));
-            }
-            self.drain(&mut inner, work);
-        }
-        for (key, fut) in spawn {
-            let shared = self.clone();
-            self.rt.spawn(async move {
-                let outcome = fut.await;
-                shared.finish(key, outcome);
-            });
-        }
-        // `work` now holds the wake-ups the replies caused; `run` loops.
-    }
-
-    /// A handler task ended (or was aborted).
-    fn finish(
-        self: &Arc<Self>,
-        key: TaskKey,
-        outcome: Result<std::thread::Result<HandlerResult>, Aborted>,
-    ) {
-        let mut work = Vec::new();
-        {
-            let mut inner = self.lock();
-            if inner.running.remove(&key).is_none() {
-                // aborted, or its connection is gone: nobody to answer
-                return;
-            }
-            match (key, outcome) {
-                (TaskKey::Call(id), Ok(outcome)) => {
-                    let now = self.now();
-                    inner.ep.reply(now, id, response(outcome));
-                    self.drain(&mut inner, &mut work);
-                }
-                (TaskKey::Send(peer, _), outcome) => {
-                    if let Ok(Err(panic)) = outcome {
-                        response(Err(panic));
-                    }
-                    inner.release_send_slot(peer);
-                }
-                (TaskKey::Call(_), Err(Aborted)) => {}
-            }
-            self.maybe_quiet(&inner);
-        }
-        self.run(&mut work);
-    }
-
-    /// Stops every handler task (end of shutdown's grace period).
-    pub(crate) fn abort_handlers(&self, inner: &mut Inner) {
-        for (_, handle) in inner.running.drain() {
-            handle.abort();
-        }
-        inner.sends_running.clear();
-        self.quiet.notify(usize::MAX);
-    }
 }
 
 fn direction_of(inner: &Inner, conn: ConnId) -> Direction {
@@ -527,23 +416,4 @@ fn direction_of(inner: &Inner, conn: ConnId) -> Direction {
         .conns
         .get(&conn)
         .map_or(Direction::Inbound, |e| e.direction)
-}
-
-/// A handler's outcome as a reply. A panic is logged here, with its
-/// message; the peer gets an empty note (a panic message may say more
-/// about this node than a mutually-suspicious peer should learn).
-fn response(outcome: std::thread::Result<HandlerResult>) -> Response {
-    match outcome {
-        Ok(Ok(body)) => Response::Ok(body),
-        Ok(Err(body)) => Response::Error(body),
-        Err(panic) => {
-            let note = panic
-                .downcast_ref::<&str>()
-                .copied()
-                .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
-                .unwrap_or("");
-            tracing::warn!(panic = note, "handler panicked");
-            Response::Panicked(Bytes::new())
-        }
-    }
 }

@@ -2,23 +2,24 @@
 //! per connection a reader and a writer, per node a timer and an accept
 //! loop. None of them knows anything of the protocol.
 
-use std::future::{Future, poll_fn};
+use std::future::{Future, IntoFuture, poll_fn};
+use std::net::SocketAddr;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::Poll;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use futures_io::AsyncRead;
 use futures_util::AsyncWriteExt;
 use futures_util::future::{Either, select};
-use peernet_proto::{ConnId, Direction, Input, PeerId};
+use peernet_proto::{ConnId, Direction, HandshakeError, Input, PeerId};
 use tracing::Instrument;
 
 use crate::error::ConnectError;
 use crate::runtime::{BoxRead, BoxWrite, Runtime, Transport};
-use crate::shared::{ConnEntry, ConnSignals, Phase, Shared};
+use crate::shared::{ConnEntry, ConnSignals, Inner, Phase, Shared};
 use crate::signal::Signal;
 
 /// Read buffers. Every read hands its bytes to the core as one `Bytes`
@@ -57,39 +58,126 @@ pub(crate) fn start_conn<R: Runtime>(
     role: Role,
 ) -> Result<DialResult, ConnectError> {
     let remote_addr = transport.remote_addr();
-    let (read, write) = transport.into_parts();
-    let signals = Arc::new(ConnSignals::default());
-    let (tx, rx) = oneshot::channel();
     let direction = match role {
         Role::Dial(_) => Direction::Outbound,
         Role::Accept => Direction::Inbound,
     };
-    let mut work = Vec::new();
-    let conn = {
-        let mut inner = shared.lock();
-        let now = shared.now();
-        let started = match role {
+    let (conn, signals, done) = shared.with_core(|inner, now| {
+        let conn = match role {
             Role::Dial(peer) => inner.ep.connect(now, peer),
             Role::Accept => inner.ep.accept(now),
-        };
-        let conn = started.map_err(|e| match e {
-            peernet_proto::ConnectError::Untrusted(peer) => ConnectError::Untrusted(peer),
-            _ => ConnectError::Abandoned,
-        })?;
-        inner.conns.insert(
-            conn,
-            ConnEntry {
-                signals: signals.clone(),
-                direction,
-                remote_addr,
-                closing: None,
-            },
-        );
-        inner.dials.insert(conn, tx);
-        shared.writers.fetch_add(1, Ordering::AcqRel);
-        shared.drain(&mut inner, &mut work);
-        conn
+        }?;
+        let (signals, done) = register(inner, conn, direction, remote_addr);
+        Ok::<_, ConnectError>((conn, signals, done))
+    })?;
+    attach(shared, conn, direction, signals, transport);
+    Ok(done)
+}
+
+/// Dials `addr` for `conn`, a connection the core has already started
+/// (its HELLO waits in the core's queue and its handshake budget runs
+/// from then on), and hands over the transport. Resolves when the
+/// handshake ends, or when opening the transport fails, or when the core
+/// gives the connection up first (its handshake timeout, shutdown, the
+/// peer unpaired).
+pub(crate) async fn dial<R: Runtime>(
+    shared: &Arc<Shared<R>>,
+    conn: ConnId,
+    signals: Arc<ConnSignals>,
+    addr: SocketAddr,
+    done: DialResult,
+) -> Result<PeerId, ConnectError> {
+    let mut unopened = Unopened {
+        shared,
+        conn: Some(conn),
     };
+    match select(pin!(shared.rt.connect(addr)), pin!(done.into_future())).await {
+        Either::Left((Ok(transport), done)) => {
+            unopened.conn = None;
+            attach(shared, conn, Direction::Outbound, signals, transport);
+            done.await.unwrap_or(Err(abandoned()))
+        }
+        Either::Left((Err(error), _)) => {
+            unopened.forget();
+            Err(ConnectError::Io(error))
+        }
+        Either::Right((result, _)) => result.unwrap_or(Err(abandoned())),
+    }
+}
+
+/// The outcome of a handshake being waited on.
+pub(crate) async fn handshake(done: DialResult) -> Result<PeerId, ConnectError> {
+    done.await.unwrap_or(Err(abandoned()))
+}
+
+/// The node closed while a handshake was waited on.
+fn abandoned() -> ConnectError {
+    ConnectError::Handshake(HandshakeError::Abandoned)
+}
+
+/// A dialed connection whose transport is not open (yet): if the dial
+/// gives up (its future is dropped, or opening failed), the driver and the
+/// core forget the connection, as if its transport had closed.
+struct Unopened<'a, R: Runtime> {
+    shared: &'a Arc<Shared<R>>,
+    /// `None` once the transport is open.
+    conn: Option<ConnId>,
+}
+
+impl<R: Runtime> Unopened<'_, R> {
+    fn forget(&mut self) {
+        let Some(conn) = self.conn.take() else {
+            return;
+        };
+        self.shared.with_core(|inner, now| {
+            inner.dials.remove(&conn);
+            if inner.conns.remove(&conn).is_some() {
+                inner.ep.handle_input(now, Input::Closed { conn });
+            }
+        });
+    }
+}
+
+impl<R: Runtime> Drop for Unopened<'_, R> {
+    fn drop(&mut self) {
+        self.forget();
+    }
+}
+
+/// Records a connection the core just started: its entry, and who waits
+/// for its handshake (the receiver). Called through `Shared::with_core`.
+pub(crate) fn register(
+    inner: &mut Inner,
+    conn: ConnId,
+    direction: Direction,
+    remote_addr: Option<SocketAddr>,
+) -> (Arc<ConnSignals>, DialResult) {
+    let signals = Arc::new(ConnSignals::default());
+    let (tx, rx) = oneshot::channel();
+    inner.conns.insert(
+        conn,
+        ConnEntry {
+            signals: signals.clone(),
+            direction,
+            remote_addr,
+            closing: None,
+        },
+    );
+    inner.dials.insert(conn, tx);
+    (signals, rx)
+}
+
+/// Starts the reader and writer of a registered connection.
+fn attach<R: Runtime>(
+    shared: &Arc<Shared<R>>,
+    conn: ConnId,
+    direction: Direction,
+    signals: Arc<ConnSignals>,
+    transport: Transport,
+) {
+    let remote_addr = transport.remote_addr();
+    let (read, write) = transport.into_parts();
+    shared.writers.fetch_add(1, Ordering::AcqRel);
     let span = tracing::info_span!("peernet.conn", %conn, ?direction, remote = ?remote_addr);
     tracing::debug!(parent: &span, "transport open");
     shared
@@ -98,8 +186,6 @@ pub(crate) fn start_conn<R: Runtime>(
     shared
         .rt
         .spawn(writer(shared.clone(), conn, write, signals).instrument(span));
-    shared.run(&mut work);
-    Ok(rx)
 }
 
 /// `fut`, unless `stop` is raised first.
@@ -164,13 +250,7 @@ async fn reader<R: Runtime>(
                 data: buf.split_to(n).freeze(),
             },
         };
-        {
-            let mut inner = shared.lock();
-            let now = shared.now();
-            inner.ep.handle_input(now, input);
-            shared.drain(&mut inner, &mut work);
-        }
-        shared.run(&mut work);
+        shared.with_core_in(&mut work, |inner, now| inner.ep.handle_input(now, input));
         if n == 0 {
             tracing::debug!("transport closed by peer");
             break;
@@ -197,15 +277,7 @@ async fn writer<R: Runtime>(
         if unless(stop, signals.write.take()).await.is_none() {
             break Ending::Broken;
         }
-        let (data, closing) = {
-            let mut inner = shared.lock();
-            let data = inner.ep.poll_transmit(conn);
-            let closing = match inner.conns.get_mut(&conn) {
-                Some(entry) => entry.closing.take(),
-                None => Some(Bytes::new()),
-            };
-            (data, closing)
-        };
+        let (data, closing) = shared.take_transmit(conn);
         if let Some(data) = data {
             // Everything queued since the last wake-up, in one write.
             let written = match unless(stop, write.write_all(&data)).await {
@@ -215,7 +287,7 @@ async fn writer<R: Runtime>(
             };
             if let Err(error) = written {
                 tracing::debug!(%error, "write failed");
-                shared.command(|inner, now| inner.ep.handle_input(now, Input::Closed { conn }));
+                shared.with_core(|inner, now| inner.ep.handle_input(now, Input::Closed { conn }));
                 break Ending::Broken;
             }
             shared.wake_room();
@@ -236,7 +308,7 @@ async fn writer<R: Runtime>(
             }
         }
     };
-    shared.lock().conns.remove(&conn);
+    shared.with_core(|inner, _| inner.conns.remove(&conn));
     shared.writers.fetch_sub(1, Ordering::AcqRel);
     shared.writer_ended.notify(usize::MAX);
     if let Ending::Closed = ending {
@@ -258,29 +330,24 @@ async fn writer<R: Runtime>(
 pub(crate) async fn timer<R: Runtime>(shared: Arc<Shared<R>>) {
     let mut work = Vec::new();
     loop {
-        let next = {
-            let mut inner = shared.lock();
+        // (at the first turn nothing is due: handling time is harmless)
+        let next = shared.with_core_in(&mut work, |inner, now| {
             if inner.phase == Phase::Closed {
-                return;
+                return Err(());
             }
+            inner.ep.handle_timeout(now);
             let next = inner.ep.poll_timeout();
             inner.set_timer_armed(next);
-            next
-        };
+            Ok(next)
+        });
         match next {
-            None => shared.timer.take().await,
-            Some(at) => {
+            Err(()) => return,
+            Ok(None) => shared.timer.take().await,
+            Ok(Some(at)) => {
                 let sleep = shared.rt.sleep_until(shared.to_std(at));
                 first(sleep, shared.timer.take()).await;
             }
         }
-        {
-            let mut inner = shared.lock();
-            let now = shared.now();
-            inner.ep.handle_timeout(now);
-            shared.drain(&mut inner, &mut work);
-        }
-        shared.run(&mut work);
     }
 }
 

@@ -1,10 +1,10 @@
-//! The shared scenarios (`peernet_driver::testing`) on smol, over real
+//! The shared scenarios (`peernet-conformance`) on smol, over real
 //! loopback TCP.
 
 use std::future::Future;
 use std::io;
 
-use peernet_driver::testing::Harness;
+use peernet_conformance::Harness;
 use peernet_smol::SmolRuntime;
 use smol::net::unix::UnixStream;
 
@@ -23,4 +23,4 @@ impl Harness for Smol {
     }
 }
 
-peernet_driver::scenario_tests!(Smol);
+peernet_conformance::scenario_tests!(Smol);

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use peernet_tokio::{Bytes, ConnectError, Identity, Node, NodeConfig, NodeEvent, RejectCode};
+use peernet_tokio::{
+    Bytes, ConnectError, HandshakeError, Identity, Node, NodeConfig, NodeEvent, RejectCode,
+};
 
 fn step(text: &str) {
     println!("\n==> {text}");
@@ -94,7 +96,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mallory_id = Identity::generate(&mut os_rng);
     let mallory = Node::new(NodeConfig::new(mallory_id).trusting(bob_peer));
     match mallory.connect(bob_peer, bob.local_addr().unwrap()).await {
-        Err(ConnectError::Rejected(RejectCode::Untrusted)) => {
+        Err(ConnectError::Handshake(HandshakeError::Rejected(RejectCode::Untrusted))) => {
             println!("    rejected: untrusted (Bob refused before signing anything)")
         }
         other => println!("    unexpected outcome: {other:?}"),

@@ -34,7 +34,8 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use peernet_tokio::persist::{read_identity, write_identity};
 use peernet_tokio::{
-    CallError, CloseReason, Config, ConnectError, Identity, Node, NodeConfig, NodeEvent, PeerId,
+    CallError, CloseReason, Config, ConnectError, HandshakeError, Identity, Node, NodeConfig,
+    NodeEvent, PeerId,
 };
 use tracing_appender::non_blocking::{NonBlocking, NonBlockingBuilder, WorkerGuard};
 
@@ -315,10 +316,14 @@ fn reason_name(reason: &CloseReason) -> String {
 
 fn connect_cause(error: &ConnectError) -> String {
     match error {
-        ConnectError::Rejected(code) => format!("rejected: {}", code.name()),
-        ConnectError::Refused(code) => format!("refused: {}", code.name()),
-        ConnectError::UnexpectedPeer { .. } => "unexpected_peer".into(),
-        ConnectError::Timeout => "timeout".into(),
+        ConnectError::Handshake(HandshakeError::Rejected(code)) => {
+            format!("rejected: {}", code.name())
+        }
+        ConnectError::Handshake(HandshakeError::Refused(code)) => {
+            format!("refused: {}", code.name())
+        }
+        ConnectError::Handshake(HandshakeError::UnexpectedPeer { .. }) => "unexpected_peer".into(),
+        ConnectError::Handshake(HandshakeError::Timeout) => "timeout".into(),
         other => other.to_string(),
     }
 }
@@ -350,7 +355,7 @@ async fn run_dial(dial: Dial, call: bool) -> Result<(), Failure> {
     } else {
         node.send(&peer, &dial.handle, dial.args.into_bytes())
             .await
-            .map_err(|e| call_failure(&e))
+            .map_err(|e| Failure(1, e.to_string()))
     };
     // Flushes what is queued (the CALL's CANCEL after a timeout, a SEND)
     // and says goodbye before the process exits.

@@ -1,10 +1,10 @@
-//! The shared scenarios (`peernet_driver::testing`) on tokio, over real
+//! The shared scenarios (`peernet-conformance`) on tokio, over real
 //! loopback TCP.
 
 use std::future::Future;
 use std::io;
 
-use peernet_driver::testing::Harness;
+use peernet_conformance::Harness;
 use peernet_tokio::TokioRuntime;
 use tokio::net::UnixStream;
 
@@ -28,4 +28,4 @@ impl Harness for Tokio {
     }
 }
 
-peernet_driver::scenario_tests!(Tokio);
+peernet_conformance::scenario_tests!(Tokio);

@@ -14,7 +14,7 @@ use peernet_proto::{
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 
-use crate::runtime::{BoxRead, BoxWrite, Runtime};
+use peernet_driver::{BoxRead, BoxWrite, Runtime};
 
 /// A hand-driven peer: nothing happens unless the test pumps it.
 pub struct RawPeer {

@@ -11,7 +11,8 @@ use peernet_proto::{
 };
 
 use super::*;
-use crate::error::{CallErrorExt, ConnectError};
+use peernet_driver::{CallErrorExt, ConnectError, TypedCallError, cbor_handler};
+use peernet_proto::ConnectError as CoreConnectError;
 
 type N<H> = Node<<H as Harness>::Rt>;
 
@@ -193,7 +194,7 @@ pub async fn send_is_fire_and_forget<H: Harness>() {
     assert!(a.is_connected(&b.peer_id()));
     assert_eq!(
         a.send(&peer(7), "inbox", "x").await,
-        Err(CallError::NotConnected)
+        Err(peernet_proto::SendError::NotConnected)
     );
 }
 
@@ -342,7 +343,12 @@ pub async fn untrusted_dialer_is_rejected<H: Harness>() {
     let events_b = b.events();
     let got = a.connect(b.peer_id(), b.local_addr().unwrap()).await;
     assert!(
-        matches!(got, Err(ConnectError::Rejected(RejectCode::Untrusted))),
+        matches!(
+            got,
+            Err(ConnectError::Handshake(HandshakeError::Rejected(
+                RejectCode::Untrusted
+            )))
+        ),
         "{got:?}"
     );
     expect_event(&rt, &events_b, "b refused a", |e| {
@@ -360,9 +366,40 @@ pub async fn untrusted_dialer_is_rejected<H: Harness>() {
 
     let got = b.connect(a.peer_id(), a.local_addr().unwrap()).await;
     assert!(
-        matches!(got, Err(ConnectError::Untrusted(p)) if p == a.peer_id()),
+        matches!(got, Err(ConnectError::Start(CoreConnectError::Untrusted(p))) if p == a.peer_id()),
         "{got:?}"
     );
+}
+
+/// The core decides whether to dial before any transport is opened, and
+/// its handshake budget covers opening the transport: an untrusted peer is
+/// refused even at an address where nothing listens; a refused TCP
+/// connection is an I/O error; a listener that never answers runs out the
+/// handshake budget. No failed dial leaves a connection behind.
+pub async fn dial_failures<H: Harness>() {
+    let a: N<H> = node(1, &[2], |c| c.handshake_timeout(Duration::from_millis(300))).await;
+    let nobody = {
+        let listener = std::net::TcpListener::bind(loopback()).expect("bind");
+        listener.local_addr().expect("addr")
+    };
+    let got = a.connect(peer(3), nobody).await;
+    assert!(
+        matches!(got, Err(ConnectError::Start(CoreConnectError::Untrusted(p))) if p == peer(3)),
+        "{got:?}"
+    );
+    let got = a.connect(peer(2), nobody).await;
+    assert!(matches!(got, Err(ConnectError::Io(_))), "{got:?}");
+    assert_eq!(a.stats().connections, 0);
+
+    // accepted by the kernel (backlog), never answered
+    let silent = std::net::TcpListener::bind(loopback()).expect("bind");
+    let got = a.connect(peer(2), silent.local_addr().expect("addr")).await;
+    assert!(
+        matches!(got, Err(ConnectError::Handshake(HandshakeError::Timeout))),
+        "{got:?}"
+    );
+    assert_eq!(a.stats().connections, 0);
+    assert!(!a.is_connected(&peer(2)));
 }
 
 /// Dialing an address where another (trusted) peer answers.
@@ -373,7 +410,7 @@ pub async fn unexpected_peer_on_dial<H: Harness>() {
     let events_b = b.events();
     let got = a.connect(peer(3), b.local_addr().unwrap()).await;
     match got {
-        Err(ConnectError::UnexpectedPeer { expected, actual }) => {
+        Err(ConnectError::Handshake(HandshakeError::UnexpectedPeer { expected, actual })) => {
             assert_eq!((expected, actual), (peer(3), b.peer_id()));
         }
         other => panic!("expected UnexpectedPeer, got {other:?}"),
@@ -510,7 +547,10 @@ pub async fn unpair_mid_call_fails_with_revoked<H: Harness>() {
     .await;
     let redial = a.connect(b.peer_id(), b.local_addr().unwrap()).await;
     assert!(
-        matches!(redial, Err(ConnectError::Untrusted(_))),
+        matches!(
+            redial,
+            Err(ConnectError::Start(CoreConnectError::Untrusted(_)))
+        ),
         "{redial:?}"
     );
 
@@ -673,7 +713,7 @@ pub async fn typed_cbor_calls<H: Harness>() {
     let (a, b) = connected::<H>(same, same).await;
     b.expose(
         "sum",
-        crate::cbor_handler(|_caller, args: Sum| async move {
+        cbor_handler(|_caller, args: Sum| async move {
             args.terms
                 .iter()
                 .try_fold(0u32, |acc, t| acc.checked_add(*t))
@@ -682,7 +722,7 @@ pub async fn typed_cbor_calls<H: Harness>() {
     )
     .unwrap();
     let peer = b.peer_id();
-    let ok: Result<u32, crate::TypedCallError<SumError>> = a
+    let ok: Result<u32, TypedCallError<SumError>> = a
         .call_cbor(
             &peer,
             "sum",
@@ -699,7 +739,7 @@ pub async fn typed_cbor_calls<H: Harness>() {
     let err: Result<u32, _> = a.call_cbor(&peer, "sum", &overflow, CALL).await;
     assert!(matches!(
         err,
-        Err(crate::TypedCallError::Handler(SumError::Overflow))
+        Err(TypedCallError::Handler(SumError::Overflow))
     ));
     // arguments that do not decode: handler_error, empty
     let raw = a.call(&peer, "sum", "not cbor", CALL).await;

@@ -1,8 +1,8 @@
 //! The integration scenarios every runtime crate runs over real loopback
 //! TCP, written once, generic over a [`Harness`]. A runtime crate's test
 //! file is a `Harness` impl and one [`scenario_tests!`](crate::scenario_tests)
-//! line. Test support only (feature `test-support`): the scenarios panic on
-//! failure.
+//! line, and this crate as a dev-dependency. Test-only and unpublished: the
+//! scenarios panic on failure.
 
 use std::future::Future;
 use std::io;
@@ -15,9 +15,7 @@ use bytes::Bytes;
 use futures_util::future::{Either, select};
 use peernet_proto::{CallError, Identity, PeerId};
 
-use crate::events::{EventStream, NodeEvent};
-use crate::node::{Node, NodeConfig};
-use crate::runtime::{Runtime, WrapStream};
+use peernet_driver::{EventStream, Node, NodeConfig, NodeEvent, Runtime, WrapStream};
 
 mod raw;
 pub mod scenarios;
@@ -73,6 +71,7 @@ macro_rules! scenario_tests {
             message_too_large,
             untrusted_dialer_is_rejected,
             unexpected_peer_on_dial,
+            dial_failures,
             supersede_by_redial,
             simultaneous_dial_converges,
             unpair_mid_call_fails_with_revoked,
@@ -88,7 +87,7 @@ macro_rules! scenario_tests {
         $(
             #[test]
             fn $name() {
-                $crate::testing::run::<$h, _>($crate::testing::scenarios::$name::<$h>);
+                $crate::run::<$h, _>($crate::scenarios::$name::<$h>);
             }
         )*
     };

@@ -1,0 +1,121 @@
+//! How to build a node: [`NodeConfig`].
+
+use std::path::Path;
+use std::time::Duration;
+
+use peernet_proto::{Config, Identity, PeerId, TrustList};
+
+use crate::error::StartError;
+use crate::persist::DataDir;
+
+/// Setters for the protocol limits most applications tune.
+macro_rules! protocol_setters {
+    ($($(#[$doc:meta])* $name:ident: $ty:ty;)*) => {
+        impl NodeConfig {
+            $(
+                $(#[$doc])*
+                pub fn $name(mut self, value: $ty) -> NodeConfig {
+                    self.protocol.$name = value;
+                    self
+                }
+            )*
+        }
+    };
+}
+
+protocol_setters! {
+    /// The largest frame sent or accepted. Default 1 MiB.
+    max_frame_len: u32;
+    /// Calls served at once per connection before further calls are
+    /// answered `overloaded`. Default 1024.
+    max_inbound_calls: usize;
+    /// Bytes queued per connection before `call`/`send` wait for the
+    /// writer (backpressure). Default 1 MiB.
+    send_buffer: usize;
+    /// The whole handshake's budget. Default 10 s.
+    handshake_timeout: Duration;
+    /// Idle time after which a PING is sent. Default 15 s.
+    ping_interval: Duration;
+    /// Silence after which a peer is given up (GOODBYE `idle_timeout`).
+    /// Default 45 s.
+    idle_timeout: Duration;
+}
+
+/// How to build a [`Node`](crate::Node): its identity, whom it trusts, its limits and
+/// timeouts.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub(crate) identity: Identity,
+    pub(crate) trust: TrustList,
+    pub(crate) protocol: Config,
+    pub(crate) shutdown_grace: Duration,
+    pub(crate) events_capacity: usize,
+    pub(crate) data_dir: Option<DataDir>,
+}
+
+impl NodeConfig {
+    /// A node with this identity, trusting nobody yet, with the protocol's
+    /// default limits and timeouts.
+    pub fn new(identity: Identity) -> NodeConfig {
+        NodeConfig {
+            identity,
+            trust: TrustList::new(),
+            protocol: Config::default(),
+            shutdown_grace: Duration::from_secs(5),
+            events_capacity: 1024,
+            data_dir: None,
+        }
+    }
+
+    /// Loads the identity (created with mode 0600 if there is none; never
+    /// overwritten) and the trust list from the directory `dir`; every
+    /// later [`Node::pair`](crate::Node::pair) / [`Node::unpair`](crate::Node::unpair) is saved there atomically.
+    pub fn from_data_dir(dir: impl AsRef<Path>) -> Result<NodeConfig, StartError> {
+        let data = DataDir::open(dir.as_ref())?;
+        let mut config = NodeConfig::new(data.load_or_create_identity()?);
+        config.trust = data.load_trust()?;
+        config.data_dir = Some(data);
+        Ok(config)
+    }
+
+    /// This node's PeerId.
+    pub fn peer_id(&self) -> PeerId {
+        self.identity.peer_id()
+    }
+
+    /// The trust list the node starts with.
+    pub fn trust_list(&self) -> &TrustList {
+        &self.trust
+    }
+
+    /// Replaces the trust list.
+    pub fn trust(mut self, trust: TrustList) -> NodeConfig {
+        self.trust = trust;
+        self
+    }
+
+    /// Trusts one more peer.
+    pub fn trusting(mut self, peer: PeerId) -> NodeConfig {
+        self.trust.insert(peer, None);
+        self
+    }
+
+    /// All protocol limits and timeouts at once (see [`Config`]).
+    pub fn protocol(mut self, protocol: Config) -> NodeConfig {
+        self.protocol = protocol;
+        self
+    }
+
+    /// How long [`Node::shutdown`](crate::Node::shutdown) lets running handlers finish. Default
+    /// 5 s.
+    pub fn shutdown_grace(mut self, grace: Duration) -> NodeConfig {
+        self.shutdown_grace = grace;
+        self
+    }
+
+    /// Events buffered per subscriber of [`Node::events`](crate::Node::events). Default 1024.
+    pub fn events_capacity(mut self, capacity: usize) -> NodeConfig {
+        self.events_capacity = capacity.max(1);
+        self
+    }
+}

@@ -1,0 +1,190 @@
+//! Handlers: async functions of (caller, args) that the application
+//! exposes under a handle name, and how they run: those ready on their
+//! first poll are answered at once (all their replies under one lock), the
+//! others run as tasks of their own that CANCEL, a closed connection or
+//! shutdown can abort.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::FutureExt;
+use futures_util::future::{AbortHandle, Abortable, Aborted, CatchUnwind};
+use peernet_proto::{InboundCallId, PeerId, Response};
+
+use crate::runtime::{BoxFuture, Runtime};
+use crate::shared::{Inner, Shared, Work};
+
+/// What a handler returns: the result bytes, or its own error bytes
+/// (status `handler_error` on the caller's side).
+pub type HandlerResult = Result<Bytes, Bytes>;
+
+/// A handler as stored by the node.
+pub(crate) type DynHandler = Arc<dyn Fn(PeerId, Bytes) -> BoxFuture<HandlerResult> + Send + Sync>;
+
+/// Boxes an async function into a [`DynHandler`].
+pub(crate) fn boxed<F, Fut>(handler: F) -> DynHandler
+where
+    F: Fn(PeerId, Bytes) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = HandlerResult> + Send + 'static,
+{
+    Arc::new(move |peer, args| Box::pin(handler(peer, args)))
+}
+
+/// A handler running as a task of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum TaskKey {
+    Call(InboundCallId),
+    /// A send handler of this peer (numbered: sends have no id).
+    Send(PeerId, u64),
+}
+
+type Running = CatchUnwind<AssertUnwindSafe<BoxFuture<HandlerResult>>>;
+
+impl<R: Runtime> Shared<R> {
+    /// Tells shutdown when the last running handler is done.
+    pub(crate) fn maybe_quiet(&self, inner: &Inner) {
+        if inner.running.is_empty() {
+            self.quiet.notify(usize::MAX);
+        }
+    }
+
+    /// Runs the handlers found by `drain`, outside the lock. A handler that
+    /// is ready on its first poll is answered without a task of its own
+    /// (all such answers under one lock); the others become tasks that
+    /// CANCEL can abort.
+    pub(crate) fn run(self: &Arc<Self>, work: &mut Vec<Work>) {
+        while !work.is_empty() {
+            self.run_once(work);
+        }
+    }
+
+    fn run_once(self: &Arc<Self>, work: &mut Vec<Work>) {
+        let mut replies = Vec::new();
+        let mut tasks: Vec<(TaskKey, Running)> = Vec::new();
+        let mut sends_done = Vec::new();
+        for item in work.drain(..) {
+            let (key, peer, args, handler) = match item {
+                Work::Complete(tx, result) => {
+                    let _ = tx.send(result);
+                    continue;
+                }
+                Work::Write(signals) => {
+                    signals.write.notify();
+                    continue;
+                }
+                Work::Call(call, handler) => {
+                    (TaskKey::Call(call.id), call.peer, call.args, handler)
+                }
+                Work::Send(send, handler) => {
+                    (TaskKey::Send(send.peer, 0), send.peer, send.args, handler)
+                }
+            };
+            let started = std::panic::catch_unwind(AssertUnwindSafe(|| handler(peer, args)));
+            let outcome = match started {
+                Err(panic) => Err(panic),
+                Ok(fut) => {
+                    let mut fut = AssertUnwindSafe(fut).catch_unwind();
+                    match (&mut fut).now_or_never() {
+                        Some(outcome) => outcome,
+                        None => {
+                            tasks.push((key, fut));
+                            continue;
+                        }
+                    }
+                }
+            };
+            // (a send's outcome goes nowhere; a panic was logged)
+            let response = response(outcome);
+            match key {
+                TaskKey::Call(id) => replies.push((id, response)),
+                TaskKey::Send(peer, _) => sends_done.push(peer),
+            }
+        }
+        if replies.is_empty() && tasks.is_empty() && sends_done.is_empty() {
+            return;
+        }
+        let mut spawn = Vec::with_capacity(tasks.len());
+        self.critical(work, |inner, now| {
+            for (id, response) in replies {
+                inner.ep.reply(now, id, response);
+            }
+            for peer in sends_done {
+                inner.release_send_slot(peer);
+            }
+            for (mut key, fut) in tasks {
+                if let TaskKey::Send(peer, _) = key {
+                    inner.next_task += 1;
+                    key = TaskKey::Send(peer, inner.next_task);
+                }
+                let (handle, registration) = AbortHandle::new_pair();
+                inner.running.insert(key, handle);
+                spawn.push((key, Abortable::new(fut, registration)));
+            }
+        });
+        for (key, fut) in spawn {
+            let shared = self.clone();
+            self.rt.spawn(async move {
+                let outcome = fut.await;
+                shared.finish(key, outcome);
+            });
+        }
+        // `work` now holds the wake-ups the replies caused; `run` loops.
+    }
+
+    /// A handler task ended (or was aborted).
+    fn finish(
+        self: &Arc<Self>,
+        key: TaskKey,
+        outcome: Result<std::thread::Result<HandlerResult>, Aborted>,
+    ) {
+        self.with_core(|inner, now| {
+            if inner.running.remove(&key).is_none() {
+                // aborted, or its connection is gone: nobody to answer
+                return;
+            }
+            match (key, outcome) {
+                (TaskKey::Call(id), Ok(outcome)) => {
+                    inner.ep.reply(now, id, response(outcome));
+                }
+                (TaskKey::Send(peer, _), outcome) => {
+                    if let Ok(Err(panic)) = outcome {
+                        response(Err(panic));
+                    }
+                    inner.release_send_slot(peer);
+                }
+                (TaskKey::Call(_), Err(Aborted)) => {}
+            }
+            self.maybe_quiet(inner);
+        });
+    }
+
+    /// Stops every handler task (end of shutdown's grace period).
+    pub(crate) fn abort_handlers(&self, inner: &mut Inner) {
+        for (_, handle) in inner.running.drain() {
+            handle.abort();
+        }
+        inner.sends_running.clear();
+        self.quiet.notify(usize::MAX);
+    }
+}
+
+/// A handler's outcome as a reply. A panic is logged here, with its
+/// message; the peer gets an empty note (a panic message may say more
+/// about this node than a mutually-suspicious peer should learn).
+fn response(outcome: std::thread::Result<HandlerResult>) -> Response {
+    match outcome {
+        Ok(Ok(body)) => Response::Ok(body),
+        Ok(Err(body)) => Response::Error(body),
+        Err(panic) => {
+            let note = panic
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("");
+            tracing::warn!(panic = note, "handler panicked");
+            Response::Panicked(Bytes::new())
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! A node's life after it starts: the graceful [`shutdown`], and the
+//! immediate close when the last `Node` handle is dropped ([`Life`]).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use peernet_proto::PeerId;
+
+use crate::runtime::Runtime;
+use crate::shared::{Phase, Shared};
+use crate::tasks::first;
+
+/// How long `shutdown` waits at least for the goodbyes to be written.
+const MIN_FLUSH: Duration = Duration::from_secs(1);
+
+/// Closes the node when the last `Node` handle goes away.
+pub(crate) struct Life<R: Runtime>(pub(crate) Arc<Shared<R>>);
+
+impl<R: Runtime> Drop for Life<R> {
+    fn drop(&mut self) {
+        close_now(&self.0);
+    }
+}
+
+/// Closes every connection at once and stops the node's tasks.
+fn close_now<R: Runtime>(shared: &Arc<Shared<R>>) {
+    let closed_now = shared.with_core(|inner, now| {
+        if inner.phase == Phase::Closed {
+            return false;
+        }
+        inner.ep.shutdown(now);
+        shared.abort_handlers(inner);
+        inner.ep.close_all(now);
+        inner.phase = Phase::Closed;
+        true
+    });
+    // (`with_core` has woken the writers: the goodbyes go out)
+    if closed_now {
+        shared.stop_accepting.notify();
+        shared.timer.notify();
+        shared.closed.notify(usize::MAX);
+    }
+}
+
+/// [`Node::shutdown`](crate::Node::shutdown): the part done at once, and
+/// the future that does the rest.
+pub(crate) fn shutdown<R: Runtime>(
+    shared: &Arc<Shared<R>>,
+    peer: PeerId,
+    grace: Duration,
+) -> impl Future<Output = ()> + Send + 'static {
+    let shared = shared.clone();
+    let first_call = shared.with_core(|inner, now| {
+        let first_call = inner.phase == Phase::Running;
+        if first_call {
+            inner.ep.shutdown(now);
+            inner.phase = Phase::ShuttingDown;
+            tracing::info!(%peer, "shutting down");
+        }
+        first_call
+    });
+    shared.stop_accepting.notify();
+    async move {
+        if first_call {
+            graceful_close(&shared, grace).await;
+            tracing::info!(%peer, "shut down");
+        }
+        loop {
+            let closed = shared.closed.listen();
+            if shared.read(|inner| inner.phase == Phase::Closed) {
+                return;
+            }
+            closed.await;
+        }
+    }
+}
+
+/// Lets running handlers finish within `grace`, stops those left, closes
+/// every connection, waits for the goodbyes to be written, then closes.
+async fn graceful_close<R: Runtime>(shared: &Arc<Shared<R>>, grace: Duration) {
+    let rt = &shared.rt;
+    let deadline = shared.after(grace);
+    loop {
+        let quiet = shared.quiet.listen();
+        if shared.read(|inner| inner.running.is_empty()) {
+            break;
+        }
+        if !first(quiet, rt.sleep_until(deadline)).await {
+            tracing::warn!("grace period over; stopping the handlers left");
+            break;
+        }
+    }
+    shared.with_core(|inner, now| {
+        shared.abort_handlers(inner);
+        inner.ep.close_all(now);
+    });
+    let flush_deadline = shared.after(grace.max(MIN_FLUSH));
+    loop {
+        let ended = shared.writer_ended.listen();
+        if shared.writers.load(Ordering::Acquire) == 0 {
+            break;
+        }
+        if !first(ended, rt.sleep_until(flush_deadline)).await {
+            tracing::warn!("goodbyes not written in time; closing anyway");
+            shared.read(|inner| {
+                for entry in inner.conns.values() {
+                    entry.signals.stop_writer.notify();
+                }
+            });
+            break;
+        }
+    }
+    close_now(shared);
+}
