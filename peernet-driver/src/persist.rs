@@ -11,6 +11,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use peernet_proto::identity::IDENTITY_FILE_LEN;
 use peernet_proto::{Identity, TrustList};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
@@ -83,8 +84,13 @@ impl DataDir {
     /// Loads the trust list; a missing file is an empty list, a damaged
     /// one an error.
     pub fn load_trust(&self) -> Result<TrustList, StartError> {
-        match fs::read_to_string(self.path.join(TRUST_FILE)) {
-            Ok(text) => Ok(TrustList::from_text(&text)?),
+        match read_regular(&self.path.join(TRUST_FILE), MAX_TRUST_FILE_LEN) {
+            Ok(bytes) => {
+                let text = String::from_utf8(bytes).map_err(|_| {
+                    io::Error::new(io::ErrorKind::InvalidData, "trust list is not UTF-8")
+                })?;
+                Ok(TrustList::from_text(&text)?)
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(TrustList::new()),
             Err(e) => Err(e.into()),
         }
@@ -137,10 +143,46 @@ pub fn write_identity(path: &Path, identity: &Identity) -> io::Result<()> {
     file.sync_all()
 }
 
-/// Reads an identity file written by [`write_identity`]. Warns (tracing)
-/// when the file is readable by others than its owner.
+/// The largest trust list file read (16 MiB, about 80,000 peers with
+/// labels): a larger one is refused rather than read into memory.
+pub const MAX_TRUST_FILE_LEN: u64 = 16 << 20;
+
+/// Reads a whole file that must be a regular file of at most `max` bytes.
+///
+/// A FIFO, a device (`/dev/zero`), a directory or a socket is refused with
+/// [`io::ErrorKind::InvalidInput`] before anything is read (on Unix it is
+/// opened non-blocking, so opening a FIFO with no writer cannot hang), and
+/// a file larger than `max` with [`io::ErrorKind::InvalidData`], having
+/// read at most `max + 1` bytes.
+pub fn read_regular(path: &Path, max: u64) -> io::Result<Vec<u8>> {
+    let mut options = OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+    let file = options.open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    let mut bytes = Vec::new();
+    io::Read::read_to_end(&mut io::Read::take(file, max + 1), &mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("larger than {max} bytes"),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Reads an identity file written by [`write_identity`]: a regular file of
+/// exactly [`IDENTITY_FILE_LEN`] bytes (see [`read_regular`] for what is
+/// refused). Warns (tracing) when the file is readable by others than its
+/// owner.
 pub fn read_identity(path: &Path) -> Result<Identity, StartError> {
-    let bytes = fs::read(path)?;
+    let bytes = read_regular(path, IDENTITY_FILE_LEN as u64)?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -242,6 +284,40 @@ mod tests {
         // and the next save replaces the stray temp file
         data.save_trust(&new).unwrap();
         assert_eq!(data.load_trust().unwrap(), new);
+    }
+
+    #[test]
+    fn special_and_oversized_files_are_refused_without_hanging() {
+        let dir = tempfile::tempdir().unwrap();
+        // /dev/zero would be read until memory runs out.
+        let zero = read_identity(Path::new("/dev/zero")).unwrap_err();
+        assert!(zero.to_string().contains("not a regular file"), "{zero}");
+        // A FIFO with no writer would block the open forever.
+        let fifo = dir.path().join("key.fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let err = read_identity(&fifo).unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+        // A directory.
+        let err = read_identity(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+        // Longer than the format: refused, not parsed.
+        let big = dir.path().join("big.key");
+        fs::write(&big, vec![b'P'; 4096]).unwrap();
+        let err = read_identity(&big).unwrap_err();
+        assert!(err.to_string().contains("larger than 72 bytes"), "{err}");
+        // A trust list behind a FIFO.
+        let data = DataDir::open(dir.path().join("data")).unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(data.path().join(TRUST_FILE))
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let err = data.load_trust().unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
     }
 
     #[test]

@@ -392,3 +392,33 @@ fn logs_are_plain_when_stderr_is_not_a_terminal() {
         "ANSI escape in piped stderr: {err:?}"
     );
 }
+
+/// Issue 13, fault 3: a key file that is a FIFO or a device is refused at
+/// once with one `error:` line (it used to hang, or read `/dev/zero` until
+/// memory ran out).
+#[test]
+fn key_files_that_are_not_regular_files_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert!(
+        Command::new("mkfifo")
+            .arg(d.join("key.fifo"))
+            .status()
+            .unwrap()
+            .success()
+    );
+    for key in ["key.fifo", "/dev/zero"] {
+        for args in [
+            &["id", key][..],
+            &["serve", "--key", key, "--listen", "127.0.0.1:0"],
+        ] {
+            let out = run(args, d);
+            assert_eq!(out.status.code(), Some(1), "{args:?}");
+            let err = stderr(&out);
+            assert!(
+                err.starts_with("error: ") && err.contains("not a regular file"),
+                "{args:?}: {err}"
+            );
+        }
+    }
+}
