@@ -16,9 +16,6 @@
 //! are sealed in place in the caller's buffer. `snow` checks the result in
 //! `tests/v2_snow_interop.rs`.
 
-// Until the connection state machine calls it, most of this module is used
-// only by tests (with `testkit`).
-#![cfg_attr(not(feature = "testkit"), allow(dead_code, unused_imports))]
 
 mod handshake;
 mod keys;
