@@ -77,6 +77,11 @@ pub enum StartError {
     /// The trust list file is damaged (never read as an empty list).
     #[error("trust list file: {0}")]
     TrustList(#[from] peernet_proto::TrustListError),
+    /// The protocol configuration breaks a rule ([`peernet_proto::Config::validate`]):
+    /// a zero duration or count, an idle timeout not above the ping
+    /// interval, a frame limit below the largest handshake frame.
+    #[error("configuration: {0}")]
+    Config(#[from] peernet_proto::ConfigError),
     /// The operating system gave no randomness to seed the node's RNG.
     #[error("no entropy from the operating system: {0}")]
     Entropy(getrandom::Error),

@@ -63,8 +63,9 @@ pub mod api {
     pub use bytes::Bytes;
     pub use peernet_proto::ConnectError as CoreConnectError;
     pub use peernet_proto::{
-        Access, CallError, CloseReason, Config, Direction, GoodbyeCode, HandshakeError, Identity,
-        InvalidHandle, Label, PeerId, RejectCode, Side, Stats, TrustList,
+        Access, CallError, CloseReason, Config, ConfigError, Direction, GoodbyeCode,
+        HandshakeError, Identity, InvalidHandle, Label, PeerId, RejectCode, SendError, Side, Stats,
+        TrustList,
     };
 }
 

@@ -93,8 +93,9 @@ impl<R: Runtime> Node<R> {
     ///
     /// # Panics
     ///
-    /// If the operating system has no randomness to give (see
-    /// [`Node::try_new_with`] for an error instead).
+    /// If the operating system has no randomness to give, or the protocol
+    /// configuration is invalid (see [`Node::try_new_with`] for an error
+    /// instead).
     pub fn new(config: NodeConfig) -> Node<R> {
         Node::new_with(R::default(), config)
     }
@@ -105,6 +106,8 @@ impl<R: Runtime> Node<R> {
         config: NodeConfig,
         addr: SocketAddr,
     ) -> Result<Node<R>, StartError> {
+        // Refuse a bad configuration before taking the port.
+        config.protocol.validate()?;
         let listener = rt.bind(addr).await?;
         let local = R::local_addr(&listener)?;
         let mut node = Node::try_new_with(rt, config)?;
@@ -119,7 +122,8 @@ impl<R: Runtime> Node<R> {
     ///
     /// # Panics
     ///
-    /// If the operating system has no randomness to give.
+    /// If the operating system has no randomness to give, or the protocol
+    /// configuration is invalid.
     pub fn new_with(rt: R, config: NodeConfig) -> Node<R> {
         match Node::try_new_with(rt, config) {
             Ok(node) => node,
@@ -127,9 +131,11 @@ impl<R: Runtime> Node<R> {
         }
     }
 
-    /// [`Node::new_with`], with an error when the operating system has no
-    /// randomness to seed the node's RNG (nonces, request ids).
+    /// [`Node::new_with`], with an error when the protocol configuration
+    /// breaks a rule of [`peernet_proto::Config::validate`] or the operating
+    /// system has no randomness to seed the node's RNG (nonces, request ids).
     pub fn try_new_with(rt: R, config: NodeConfig) -> Result<Node<R>, StartError> {
+        config.protocol.validate()?;
         let rng = ChaCha20Rng::try_from_rng(&mut getrandom::SysRng).map_err(StartError::Entropy)?;
         let peer_id = config.identity.peer_id();
         let ep = Endpoint::new(

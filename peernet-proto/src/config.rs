@@ -130,12 +130,124 @@ impl Default for Config {
     }
 }
 
+/// A [`Config`] value that makes no sense, found by [`Config::validate`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A duration that must be positive is zero (a zero ping interval
+    /// would PING every idle peer as fast as the driver can loop).
+    #[error("{0} must be above zero")]
+    Zero(&'static str),
+    /// `idle_timeout` is not above `ping_interval`: an idle but healthy
+    /// peer would be closed before it is ever pinged.
+    #[error("idle_timeout ({idle:?}) must be above ping_interval ({ping:?})")]
+    IdleNotAbovePing {
+        /// The idle timeout given.
+        idle: Duration,
+        /// The ping interval given.
+        ping: Duration,
+    },
+    /// `max_frame_len` is below [`Config::MIN_FRAME_LEN`]: no handshake
+    /// frame would fit.
+    #[error("max_frame_len ({0}) must be at least {min}", min = Config::MIN_FRAME_LEN)]
+    FrameTooSmall(u32),
+}
+
 impl Config {
+    /// The smallest `max_frame_len` accepted: the largest handshake frame
+    /// (a version-2 INIT, 150 bytes).
+    pub const MIN_FRAME_LEN: u32 = 150;
+
+    /// Checks the rules every field must follow: durations above zero,
+    /// `idle_timeout` above `ping_interval`, counts and buffers above
+    /// zero, `max_frame_len` at least [`Config::MIN_FRAME_LEN`]. The
+    /// driver refuses to start a node whose configuration fails this;
+    /// [`crate::Endpoint::new`] itself clamps such values to the nearest
+    /// workable ones rather than spin or divide by zero.
+    ///
+    /// # Errors
+    ///
+    /// The first rule broken, as a [`ConfigError`].
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let durations = [
+            ("handshake_timeout", self.handshake_timeout),
+            ("ping_interval", self.ping_interval),
+            ("idle_timeout", self.idle_timeout),
+        ];
+        for (name, value) in durations {
+            if value.is_zero() {
+                return Err(ConfigError::Zero(name));
+            }
+        }
+        let counts = [
+            ("max_handshakes", self.max_handshakes),
+            ("max_inbound_calls", self.max_inbound_calls),
+            ("max_outbound_calls", self.max_outbound_calls),
+            ("send_buffer", self.send_buffer),
+            ("max_send_buffer", self.max_send_buffer),
+        ];
+        for (name, value) in counts {
+            if value == 0 {
+                return Err(ConfigError::Zero(name));
+            }
+        }
+        if self.idle_timeout <= self.ping_interval {
+            return Err(ConfigError::IdleNotAbovePing {
+                idle: self.idle_timeout,
+                ping: self.ping_interval,
+            });
+        }
+        if self.max_frame_len < Config::MIN_FRAME_LEN {
+            return Err(ConfigError::FrameTooSmall(self.max_frame_len));
+        }
+        Ok(())
+    }
+
     /// The hard cap actually enforced on a connection's send queue.
     pub(crate) fn hard_send_cap(&self) -> usize {
         self.max_send_buffer.max(
             self.send_buffer
                 .saturating_add(self.max_frame_len as usize + 4),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_are_valid_and_each_rule_is_checked() {
+        assert_eq!(Config::default().validate(), Ok(()));
+        let with = |f: fn(&mut Config)| {
+            let mut c = Config::default();
+            f(&mut c);
+            c.validate()
+        };
+        assert_eq!(
+            with(|c| c.ping_interval = Duration::ZERO),
+            Err(ConfigError::Zero("ping_interval"))
+        );
+        assert_eq!(
+            with(|c| c.idle_timeout = Duration::ZERO),
+            Err(ConfigError::Zero("idle_timeout"))
+        );
+        assert_eq!(
+            with(|c| c.handshake_timeout = Duration::ZERO),
+            Err(ConfigError::Zero("handshake_timeout"))
+        );
+        assert_eq!(
+            with(|c| c.max_inbound_calls = 0),
+            Err(ConfigError::Zero("max_inbound_calls"))
+        );
+        assert!(matches!(
+            with(|c| c.idle_timeout = c.ping_interval),
+            Err(ConfigError::IdleNotAbovePing { .. })
+        ));
+        assert_eq!(
+            with(|c| c.max_frame_len = 149),
+            Err(ConfigError::FrameTooSmall(149))
+        );
+        assert_eq!(with(|c| c.max_frame_len = 150), Ok(()));
     }
 }

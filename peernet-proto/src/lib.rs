@@ -39,6 +39,7 @@ pub mod trust;
 
 pub use codes::{GoodbyeCode, RejectCode, ReplyStatus};
 pub use config::Config;
+pub use config::ConfigError;
 pub use endpoint::Endpoint;
 pub use envelope::{
     Envelope, EnvelopeError, EnvelopeTooLarge, Handle, InvalidHandle, MAX_HANDLE_LEN,

@@ -16,7 +16,6 @@
 //! are sealed in place in the caller's buffer. `snow` checks the result in
 //! `tests/v2_snow_interop.rs`.
 
-
 mod handshake;
 mod keys;
 mod record;
