@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use peernet_proto::registry::{self, Established, Survivor};
 use peernet_proto::{CallError, CallId, CloseReason, ConnId, Event, HandshakeError, PeerId, Side};
-use peernet_testkit::model::{Expected, check_tables, max_per_conn};
+use peernet_testkit::model::{Expected, check_tables, local_protocol_error, max_per_conn};
 
 use super::net::LinkId;
-use super::node::{self, NodeIx, Role};
+use super::node::{self, NodeIx, NodeState, Role};
 use super::trace::Time;
-use super::{Fault, Sim};
+use super::{Fault, Owner, Sim};
 
 pub use peernet_testkit::Invariant;
 
@@ -115,7 +115,17 @@ impl Sim {
                         format!("n{n}: Connected on {conn}, a transport the driver never opened"),
                     );
                 };
-                let (link, side) = (cm.link, cm.side);
+                let (link, side, expected) = (cm.link, cm.side, cm.expected);
+                if expected.is_some_and(|e| e != *peer) {
+                    let named = expected.map(|p| self.who(&p));
+                    return self.fail(
+                        Invariant::DialReachesOnlyTheNamedPeer,
+                        format!(
+                            "n{n}: {conn} ({link}) dialed {named:?} but established with {}",
+                            self.who(peer)
+                        ),
+                    );
+                }
                 let holder = self.holder(link, 1 - side).map(|(_, p)| p);
                 if holder != Some(*peer) {
                     let holder = holder.map_or("a raw source with no key".into(), |p| self.who(&p));
@@ -164,6 +174,17 @@ impl Sim {
                 {
                     self.record_verdict(n, *conn, *peer);
                 }
+                if let Some(error) = local_protocol_error(event, true)
+                    && self.honest_pair(n, peer)
+                {
+                    self.fail(
+                        Invariant::NoProtocolErrorBetweenHonestPeers,
+                        format!(
+                            "n{n}: honest {} made it see a protocol error on {conn}: {error}",
+                            self.who(peer)
+                        ),
+                    );
+                }
             }
             Event::HandshakeFailed { conn, peer, error } => {
                 let who = peer.map(|p| self.who(&p));
@@ -183,6 +204,7 @@ impl Sim {
                     call.id.conn(),
                     call.id.request_id()
                 );
+                self.check_not_shutting_down(n, call.handle.as_str());
                 self.check_handler(n, Some(call.id.conn()), &call.peer, call.handle.as_str());
                 if !self.nodes[n].serving.insert(call.id) {
                     self.fail(
@@ -203,6 +225,7 @@ impl Sim {
                     send.handle.as_str(),
                     self.who(&send.peer)
                 );
+                self.check_not_shutting_down(n, send.handle.as_str());
                 self.check_handler(n, None, &send.peer, send.handle.as_str());
             }
             Event::CallCancelled(id) => {
@@ -225,6 +248,23 @@ impl Sim {
             }
             Event::CallResult { id, result } => self.check_call_result(n, *id, result),
             _ => {}
+        }
+    }
+
+    /// Whether `n` and `peer` are both honest nodes (not the byzantine
+    /// key, not an untrusted intruder).
+    fn honest_pair(&self, n: NodeIx, peer: &PeerId) -> bool {
+        let honest = |m: NodeIx| self.nodes[m].role == Role::Honest;
+        honest(n) && matches!(self.owners.get(peer), Some(Owner::Node(m)) if honest(*m))
+    }
+
+    /// `no_handlers_while_shutting_down`.
+    fn check_not_shutting_down(&mut self, n: NodeIx, handle: &str) {
+        if self.nodes[n].state == NodeState::ShuttingDown {
+            self.fail(
+                Invariant::NoHandlersWhileShuttingDown,
+                format!("n{n}: handler {handle:?} runs after `shutdown`"),
+            );
         }
     }
 
