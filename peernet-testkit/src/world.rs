@@ -296,11 +296,11 @@ impl World {
 
     fn sync(&mut self) -> (Vec<&mut Node>, &mut Net) {
         let now = self.now;
-        let nodes = self.nodes.iter_mut().map(|n| {
+        let mut nodes: Vec<&mut Node> = self.nodes.iter_mut().collect();
+        for n in nodes.iter_mut() {
             n.now = now;
-            n
-        });
-        (nodes.collect(), &mut self.net)
+        }
+        (nodes, &mut self.net)
     }
 
     /// Node `i`'s PeerId.
