@@ -70,10 +70,6 @@ pub enum Invariant {
     NoHandlersWhileShuttingDown,
     /// A dial that names a PeerId is established only with that peer.
     DialReachesOnlyTheNamedPeer,
-    /// A connection between two live honest nodes over a healthy link
-    /// (never stalled, partitioned or reset) is never closed by the idle
-    /// timeout: PINGs are answered and PONGs count as traffic.
-    HealthyConnectionsStayOpen,
 }
 
 impl Invariant {
@@ -99,7 +95,6 @@ impl Invariant {
             }
             Invariant::NoHandlersWhileShuttingDown => "no_handlers_while_shutting_down",
             Invariant::DialReachesOnlyTheNamedPeer => "dial_reaches_only_the_named_peer",
-            Invariant::HealthyConnectionsStayOpen => "healthy_connections_stay_open",
         }
     }
 }
