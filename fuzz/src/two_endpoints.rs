@@ -16,16 +16,19 @@
 //! - at the end, after every connection closed, every call has resolved
 //!   and every served call has ended.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::{Action, Node, Rule, STRANGER_SEED, assert_no_protocol_error_but_send_cap, peer};
+use crate::{
+    Net, Node, Rule, STRANGER_SEED, assert_no_protocol_error_but_send_cap, new_node, peer,
+};
 use arbitrary::Arbitrary;
 use bytes::Bytes;
 use peernet_proto::{
-    CallError, CallId, CloseReason, Config, ConnId, Event, GoodbyeCode, HandshakeError, Identity,
-    PeerId, Response, Side,
+    CallId, CloseReason, Config, ConnId, Event, GoodbyeCode, HandshakeError, Identity, PeerId,
+    Response, Side,
 };
+use peernet_testkit::model::{check_result, enforce};
 
 const MAX_OPS: usize = 400;
 
@@ -246,25 +249,6 @@ pub struct Summary {
     pub rule2_splits: usize,
 }
 
-/// One transport between A and B; arrays are indexed by `Who`.
-struct Link {
-    conn: [Option<ConnId>; 2],
-    /// Bytes in flight towards A / B.
-    to: [VecDeque<Bytes>; 2],
-    /// A FIN travels behind them.
-    fin: [bool; 2],
-    /// That side's endpoint is done with the transport.
-    closed: [bool; 2],
-    /// That side's endpoint signalled bytes its driver did not take yet.
-    wants: [bool; 2],
-}
-
-impl Link {
-    fn in_flight(&self, to: Who) -> usize {
-        self.to[to.index()].iter().map(Bytes::len).sum()
-    }
-}
-
 /// A call as its caller made it.
 struct Made {
     handle: String,
@@ -273,8 +257,8 @@ struct Made {
 
 struct World {
     nodes: [Node; 2],
-    links: Vec<Link>,
-    link_capacity: usize,
+    /// The kit's links between A (node 0, end 0) and B (node 1, end 1).
+    net: Net,
     stranger: PeerId,
     /// (caller, caller's conn, request id) -> what was sent.
     made: BTreeMap<(usize, ConnId, u64), Made>,
@@ -297,7 +281,7 @@ impl World {
     }
 
     fn id(&self, who: Who) -> PeerId {
-        self.nodes[who.index()].model.me
+        self.nodes[who.index()].model().me
     }
 
     fn target(&self, from: Who, t: Target) -> Option<PeerId> {
@@ -309,15 +293,12 @@ impl World {
     }
 
     fn link_of(&self, who: Who, conn: ConnId) -> Option<usize> {
-        self.links
-            .iter()
-            .position(|l| l.conn[who.index()] == Some(conn))
+        self.net.link_of(who.index(), conn).map(|(l, _)| l)
     }
 
     /// The far end of `who`'s `conn`.
     fn peer_conn(&self, who: Who, conn: ConnId) -> Option<ConnId> {
-        let l = self.link_of(who, conn)?;
-        self.links[l].conn[who.other().index()]
+        self.net.peer_conn(who.index(), conn)
     }
 
     fn set_now(&mut self, now: peernet_proto::Instant) {
@@ -326,52 +307,31 @@ impl World {
         }
     }
 
+    /// Checks the events the kit's net kept, `first`'s before the
+    /// other's.
+    fn events(&mut self, first: Who) {
+        for who in [first, first.other()] {
+            for event in self.node(who).take_events() {
+                self.on_event(who, event);
+            }
+        }
+    }
+
     /// Drains `who`'s outputs and routes them; returns whether anything
     /// moved.
     fn pump(&mut self, who: Who) -> bool {
-        let actions = self.node(who).pump();
-        let moved = !actions.is_empty();
-        for action in actions {
-            match action {
-                Action::Transmit(conn) => {
-                    if let Some(l) = self.link_of(who, conn) {
-                        self.links[l].wants[who.index()] = true;
-                        self.take(who, l);
-                    }
-                }
-                Action::Close(conn, last) => {
-                    if let Some(l) = self.link_of(who, conn) {
-                        let link = &mut self.links[l];
-                        let (me, other) = (who.index(), who.other().index());
-                        link.closed[me] = true;
-                        link.wants[me] = false;
-                        link.to[me].clear();
-                        link.fin[me] = false;
-                        if !last.is_empty() {
-                            link.to[other].push_back(last);
-                        }
-                        link.fin[other] = true;
-                    }
-                }
-                Action::Event(event) => self.on_event(who, event),
-            }
-        }
+        let [a, b] = &mut self.nodes;
+        let moved = self.net.pump(&mut [a, b], who.index());
+        self.events(who);
         moved
     }
 
-    /// The driver of `who` takes its bytes for link `l` if the link has
-    /// room (else it waits: that is backpressure).
-    fn take(&mut self, who: Who, l: usize) {
-        let link = &self.links[l];
-        let me = who.index();
-        if !link.wants[me] || link.closed[me] || link.in_flight(who.other()) >= self.link_capacity {
-            return;
-        }
-        let Some(conn) = link.conn[me] else { return };
-        self.links[l].wants[me] = false;
-        if let Some(bytes) = self.node(who).take(conn) {
-            self.links[l].to[who.other().index()].push_back(bytes);
-        }
+    /// Delivers up to `n` bytes towards `to` on link `l` (or its FIN).
+    fn deliver(&mut self, l: usize, to: Who, n: usize) -> bool {
+        let [a, b] = &mut self.nodes;
+        let moved = self.net.deliver(&mut [a, b], l, to.index(), n);
+        self.events(to);
+        moved
     }
 
     fn on_event(&mut self, who: Who, event: Event) {
@@ -408,7 +368,7 @@ impl World {
                 let link = self.link_of(who, conn).expect("unlinked conn");
                 self.established.insert((who.index(), link), now);
                 let older = self.nodes[who.index()]
-                    .model
+                    .model()
                     .connection(&self.id(who.other()));
                 if let Some(survivor) = older.and_then(|c| self.link_of(who, c)) {
                     self.decide(who, link, survivor);
@@ -440,7 +400,7 @@ impl World {
                 let produced = self
                     .produced
                     .get(&(who.other().index(), far, id.request_id()));
-                check_result(id, &result, produced);
+                enforce(check_result(id, &result, produced));
                 if result.is_ok() {
                     self.summary.ok_results += 1;
                 }
@@ -474,8 +434,8 @@ impl World {
             (Some(f), Some(l)) => l.saturating_duration_since(*f),
             _ => Duration::MAX,
         };
-        let h = (self.nodes[0].model.config.handshake_timeout)
-            .min(self.nodes[1].model.config.handshake_timeout);
+        let h = (self.nodes[0].model().config.handshake_timeout)
+            .min(self.nodes[1].model().config.handshake_timeout);
         if times.len() == 4 && spread <= h {
             panic!(
                 "{who:?} kept link {survivor} over {loser}, the other side the reverse, \
@@ -485,46 +445,11 @@ impl World {
         self.summary.rule2_splits += 1;
     }
 
-    /// Delivers up to `n` bytes towards `to` on link `l` (or its FIN).
-    fn deliver(&mut self, l: usize, to: Who, n: usize) -> bool {
-        let t = to.index();
-        let Some(conn) = self.links[l].conn[t] else {
-            return false;
-        };
-        if self.links[l].closed[t] {
-            self.links[l].to[t].clear();
-            self.links[l].fin[t] = false;
-            return false;
-        }
-        if let Some(mut front) = self.links[l].to[t].pop_front() {
-            let chunk = front.split_to(n.clamp(1, front.len()));
-            if !front.is_empty() {
-                self.links[l].to[t].push_front(front);
-            }
-            self.node(to).receive(conn, chunk);
-            self.pump(to);
-            // Room on the link: the sender's driver may take more.
-            self.take(to.other(), l);
-            self.pump(to.other());
-            true
-        } else if self.links[l].fin[t] {
-            self.links[l].fin[t] = false;
-            self.links[l].closed[t] = true;
-            if self.node(to).model.is_open(conn) {
-                self.node(to).transport_closed(conn);
-            }
-            self.pump(to);
-            true
-        } else {
-            false
-        }
-    }
-
     /// Delivers everything, in whole buffers, until nothing moves.
     fn flush(&mut self) {
         for _ in 0..10_000 {
             let mut moved = self.pump(Who::A) | self.pump(Who::B);
-            for l in 0..self.links.len() {
+            for l in 0..self.net.links.len() {
                 for to in [Who::A, Who::B] {
                     while self.deliver(l, to, usize::MAX) {
                         moved = true;
@@ -542,29 +467,14 @@ impl World {
         match op {
             Op::Dial { from, target } => {
                 let expected = self.target(from, target);
-                if let Some(out) = self.node(from).connect(expected) {
-                    let inn = self.node(from.other()).accept();
-                    let mut conn = [None, None];
-                    conn[from.index()] = Some(out);
-                    conn[from.other().index()] = inn;
-                    self.links.push(Link {
-                        conn,
-                        to: [VecDeque::new(), VecDeque::new()],
-                        fin: [false; 2],
-                        closed: [false, false],
-                        wants: [false; 2],
-                    });
-                    if inn.is_none() {
-                        // Nobody accepted: the dial fails at the transport.
-                        let l = self.links.len() - 1;
-                        self.links[l].closed[from.other().index()] = true;
-                        self.node(from).transport_closed(out);
-                    }
-                }
+                let [a, b] = &mut self.nodes;
+                // Nobody accepting fails the dial at the transport.
+                let (from, to) = (from.index(), from.other().index());
+                self.net.dial(&mut [a, b], from, to, expected);
             }
             Op::Deliver { link, to, bytes } => {
-                if !self.links.is_empty() {
-                    let l = usize::from(link) % self.links.len();
+                if !self.net.links.is_empty() {
+                    let l = usize::from(link) % self.net.links.len();
                     self.deliver(l, to, usize::from(bytes));
                 }
             }
@@ -595,7 +505,7 @@ impl World {
                 response,
                 body,
             } => {
-                let inbound: Vec<_> = self.node(who).model.inbound.iter().copied().collect();
+                let inbound: Vec<_> = self.node(who).model().inbound.iter().copied().collect();
                 if !inbound.is_empty() {
                     let id = inbound[usize::from(pick) % inbound.len()];
                     let body = body.bytes();
@@ -611,7 +521,8 @@ impl World {
                 }
             }
             Op::Cancel { who, pick } => {
-                let outbound: Vec<CallId> = self.node(who).model.outbound.iter().copied().collect();
+                let outbound: Vec<CallId> =
+                    self.node(who).model().outbound.iter().copied().collect();
                 if !outbound.is_empty() {
                     let id = outbound[usize::from(pick) % outbound.len()];
                     self.node(who).cancel(id);
@@ -631,28 +542,28 @@ impl World {
                 let p = self.target(who, whom).unwrap_or(self.id(who.other()));
                 let node = self.node(who);
                 let fresh = node.ep.pair(p, None);
-                assert_eq!(fresh, node.model.trusted.insert(p), "pair vs model");
+                assert_eq!(fresh, node.model_mut().trusted.insert(p), "pair vs model");
             }
             Op::Unpair { who, whom } => {
                 let p = self.target(who, whom).unwrap_or(self.id(who.other()));
                 let node = self.node(who);
                 // The model stops trusting first: nothing may run for `p`
                 // from here on, even in the events `unpair` produces.
-                let was = node.model.trusted.remove(&p);
+                let was = node.model_mut().trusted.remove(&p);
                 assert_eq!(node.ep.unpair(node.now, &p), was, "unpair vs model");
                 assert!(!node.ep.is_connected(&p), "connected after unpair");
             }
             Op::Disconnect { who } => {
                 let p = self.id(who.other());
                 let node = self.node(who);
-                let had = node.model.connection(&p).is_some();
+                let had = node.model().connection(&p).is_some();
                 assert_eq!(node.ep.disconnect(node.now, &p), had, "disconnect vs model");
             }
             Op::Cut { link, side } => {
-                if !self.links.is_empty() {
-                    let l = usize::from(link) % self.links.len();
-                    if let Some(conn) = self.links[l].conn[side.index()]
-                        && self.node(side).model.is_open(conn)
+                if !self.net.links.is_empty() {
+                    let l = usize::from(link) % self.net.links.len();
+                    if let Some(conn) = self.net.links[l].conn[side.index()]
+                        && self.node(side).model().is_open(conn)
                     {
                         self.node(side).transport_closed(conn);
                     }
@@ -673,7 +584,7 @@ impl World {
             Op::Shutdown { who } => {
                 let node = self.node(who);
                 node.ep.shutdown(node.now);
-                node.model.shutting_down = true;
+                node.model_mut().shutting_down = true;
             }
             Op::CloseAll { who } => {
                 let node = self.node(who);
@@ -687,8 +598,8 @@ impl World {
     /// After a flush, a pair connected both ways is connected over the
     /// same transport: both sides picked the same survivor (section 4).
     fn check_agreement(&self) {
-        let a = self.nodes[0].model.connection(&self.id(Who::B));
-        let b = self.nodes[1].model.connection(&self.id(Who::A));
+        let a = self.nodes[0].model().connection(&self.id(Who::B));
+        let b = self.nodes[1].model().connection(&self.id(Who::A));
         if let (Some(ca), Some(cb)) = (a, b) {
             let la = self.link_of(Who::A, ca);
             let lb = self.link_of(Who::B, cb);
@@ -697,54 +608,18 @@ impl World {
     }
 }
 
-fn check_result(id: CallId, result: &Result<Bytes, CallError>, produced: Option<&Response>) {
-    match result {
-        Ok(body) => match produced {
-            Some(Response::Ok(b)) if b == body => {}
-            other => panic!("{id:?} resolved Ok({body:?}), the callee produced {other:?}"),
-        },
-        Err(CallError::HandlerError(body)) => match produced {
-            Some(Response::Error(b)) if b == body => {}
-            other => panic!("{id:?} resolved HandlerError({body:?}), callee {other:?}"),
-        },
-        Err(CallError::HandlerPanicked(note)) => match produced {
-            Some(Response::Panicked(b)) if b.starts_with(note) && note.len() <= 256 => {}
-            other => panic!("{id:?} resolved HandlerPanicked({note:?}), callee {other:?}"),
-        },
-        Err(CallError::ResultTooLarge) => {
-            assert!(
-                produced.is_some(),
-                "{id:?}: too_large with no handler result"
-            );
-        }
-        Err(
-            e @ (CallError::NoSuchHandle
-            | CallError::Forbidden
-            | CallError::Overloaded
-            | CallError::ShuttingDown),
-        ) => {
-            assert!(
-                produced.is_none(),
-                "{id:?} refused ({e}) after its handler ran"
-            );
-        }
-        Err(CallError::Timeout | CallError::Cancelled | CallError::ConnectionClosed(_)) => {}
-        Err(e) => panic!("{id:?} resolved with {e:?}"),
-    }
-}
-
 /// Runs a scenario; panics on any broken invariant.
 pub fn run(scenario: Scenario) -> Summary {
     let stranger = peer(&STRANGER_SEED);
     let (ia, ib) = (Identity::from_seed(&[1; 32]), Identity::from_seed(&[2; 32]));
     let (pa, pb) = (ia.peer_id(), ib.peer_id());
-    let a = Node::new(
+    let a = new_node(
         scenario.a.config(scenario.max_frame_len),
         &[1; 32],
         &[pb],
         1,
     );
-    let b = Node::new(
+    let b = new_node(
         scenario.b.config(scenario.max_frame_len),
         &[2; 32],
         &[pa],
@@ -752,8 +627,7 @@ pub fn run(scenario: Scenario) -> Summary {
     );
     let mut world = World {
         nodes: [a, b],
-        links: Vec::new(),
-        link_capacity: 1 + usize::from(scenario.link_capacity % 32768),
+        net: Net::with_capacity(1 + usize::from(scenario.link_capacity % 32768)),
         stranger,
         made: BTreeMap::new(),
         produced: BTreeMap::new(),
@@ -777,7 +651,7 @@ pub fn run(scenario: Scenario) -> Summary {
         world.flush();
     }
     for n in &world.nodes {
-        n.model.check_all_done(&n.ep);
+        n.model().check_all_done(&n.ep);
     }
     world.summary
 }

@@ -90,8 +90,14 @@ fn handshake_in_both_roles() {
             );
             assert_eq!(p.node(who).ep.peers().collect::<Vec<_>>(), vec![peer]);
         }
-        assert_eq!(p.a.ep.connection(&p.id(Who::B)), Some(p.links[link].a));
-        assert_eq!(p.b.ep.connection(&p.id(Who::A)), Some(p.links[link].b));
+        assert_eq!(
+            p.a.ep.connection(&p.id(Who::B)),
+            Some(p.net.links[link].a())
+        );
+        assert_eq!(
+            p.b.ep.connection(&p.id(Who::A)),
+            Some(p.net.links[link].b())
+        );
     }
 }
 
@@ -153,7 +159,7 @@ fn timeout_sends_cancel_and_the_late_reply_is_dropped() {
     p.drive();
     let calls = inbound_calls(&mut p, Who::B);
     // B answers, but its reply is held up on the way back to A.
-    p.links[0].hold_to_a = true;
+    p.net.links[0].to[0].hold = true;
     assert!(reply(
         &mut p,
         Who::B,
@@ -163,7 +169,7 @@ fn timeout_sends_cancel_and_the_late_reply_is_dropped() {
     p.advance(3 * SEC);
     assert_eq!(results(&mut p, Who::A), vec![(id, Err(CallError::Timeout))]);
     // the reply now arrives: dropped silently, connection fine
-    p.links[0].hold_to_a = false;
+    p.net.links[0].to[0].hold = false;
     p.drive();
     assert!(results(&mut p, Who::A).is_empty());
     assert!(p.a.ep.is_connected(&p.id(Who::B)));
@@ -350,7 +356,7 @@ fn a_call_that_does_not_fit_a_frame_fails_locally() {
         p.a.ep.call(now, &peer, "echo", &args, None),
         Err(CallError::MessageTooLarge)
     );
-    assert_eq!(p.a.ep.queued_bytes(p.links[0].a), 0, "nothing sent");
+    assert_eq!(p.a.ep.queued_bytes(p.net.links[0].a()), 0, "nothing sent");
     assert_eq!(p.a.ep.stats().outbound_calls, 0);
 }
 
@@ -386,8 +392,8 @@ fn idle_timeout_closes_a_connection_whose_peer_vanished() {
     let mut p = Pair::connected();
     let start = p.now;
     // B vanishes: nothing reaches A any more, nothing A sends is read.
-    p.links[0].hold_to_a = true;
-    p.links[0].hold_to_b = true;
+    p.net.links[0].to[0].hold = true;
+    p.net.links[0].to[1].hold = true;
     let mut closed_at = None;
     for _ in 0..70 {
         p.advance(SEC);
@@ -431,7 +437,7 @@ fn goodbye_normal_and_protocol_error_reach_the_peer() {
 
     // a frame that is not an envelope: protocol error, with a reason
     let mut p = Pair::connected();
-    let conn = p.links[0].b;
+    let conn = p.net.links[0].b();
     let now = p.now;
     p.b.ep.handle_input(
         now,
@@ -463,7 +469,7 @@ fn call_id_zero_and_duplicate_ids_are_protocol_errors() {
     for ids in [&[0u64][..], &[7, 7]] {
         let mut p = Pair::connected();
         expose_echo(&mut p);
-        let conn = p.links[0].b;
+        let conn = p.net.links[0].b();
         let mut wire = bytes::BytesMut::new();
         for &id in ids {
             Envelope::Call {
@@ -501,8 +507,14 @@ fn redial_supersedes_and_fails_calls_on_the_old_connection() {
     p.take_events(Who::B);
     let link = p.dial(Who::A);
     p.drive();
-    assert_eq!(p.a.ep.connection(&p.id(Who::B)), Some(p.links[link].a));
-    assert_eq!(p.b.ep.connection(&p.id(Who::A)), Some(p.links[link].b));
+    assert_eq!(
+        p.a.ep.connection(&p.id(Who::B)),
+        Some(p.net.links[link].a())
+    );
+    assert_eq!(
+        p.b.ep.connection(&p.id(Who::A)),
+        Some(p.net.links[link].b())
+    );
     let a_events = p.take_events(Who::A);
     assert!(a_events.iter().any(|e| matches!(e, Event::CallResult { id, result: Err(CallError::ConnectionClosed(r)) } if *id == old_call && r.goodbye_code() == Some(GoodbyeCode::Superseded))), "{a_events:?}");
     assert!(goodbye(Side::Local, GoodbyeCode::Superseded)(
@@ -529,7 +541,7 @@ fn redial_supersedes_and_fails_calls_on_the_old_connection() {
 fn simultaneous_dials_converge_on_one_connection_on_both_sides() {
     for splits in [vec![], vec![1], vec![3, 70, 5]] {
         let mut p = Pair::new();
-        p.splits = splits.clone();
+        p.net.splits = splits.clone();
         let from_a = p.dial(Who::A);
         let from_b = p.dial(Who::B);
         p.drive();
@@ -540,12 +552,12 @@ fn simultaneous_dials_converge_on_one_connection_on_both_sides() {
         };
         assert_eq!(
             p.a.ep.connection(&p.id(Who::B)),
-            Some(p.links[winner].a),
+            Some(p.net.links[winner].a()),
             "{splits:?}"
         );
         assert_eq!(
             p.b.ep.connection(&p.id(Who::A)),
-            Some(p.links[winner].b),
+            Some(p.net.links[winner].b()),
             "{splits:?}"
         );
         assert_eq!(p.a.ep.stats().connections, 1);
@@ -558,13 +570,19 @@ fn a_dial_long_after_the_first_replaces_a_half_open_connection() {
     // B's side of the first connection is gone without a trace; B dials A
     // much later: rule 2 makes the new connection win on both sides.
     let mut p = Pair::connected();
-    p.links[0].hold_to_a = true;
-    p.links[0].hold_to_b = true;
+    p.net.links[0].to[0].hold = true;
+    p.net.links[0].to[1].hold = true;
     p.advance(11 * SEC);
     let link = p.dial(Who::B);
     p.drive();
-    assert_eq!(p.a.ep.connection(&p.id(Who::B)), Some(p.links[link].a));
-    assert_eq!(p.b.ep.connection(&p.id(Who::A)), Some(p.links[link].b));
+    assert_eq!(
+        p.a.ep.connection(&p.id(Who::B)),
+        Some(p.net.links[link].a())
+    );
+    assert_eq!(
+        p.b.ep.connection(&p.id(Who::A)),
+        Some(p.net.links[link].b())
+    );
 }
 
 #[test]
@@ -622,19 +640,19 @@ fn a_peer_unpaired_during_its_handshake_never_gets_in() {
     let mut p = Pair::new();
     p.dial(Who::A);
     // deliver HELLO and WELCOME, hold PROOF
-    p.links[0].hold_to_b = true;
+    p.net.links[0].to[1].hold = true;
     p.drive();
-    p.links[0].hold_to_b = false;
+    p.net.links[0].to[1].hold = false;
     // A already sent HELLO; B answered. Unpair A at B now.
     let mut q = Pair::new();
-    q.splits = vec![70 + 4];
+    q.net.splits = vec![70 + 4];
     q.dial(Who::A);
     // step: B reads HELLO (74 bytes incl. header) and answers WELCOME
-    q.links[0].hold_to_a = true;
+    q.net.links[0].to[0].hold = true;
     q.drive();
     let (now, a) = (q.now, q.id(Who::A));
     q.b.ep.unpair(now, &a);
-    q.links[0].hold_to_a = false;
+    q.net.links[0].to[0].hold = false;
     q.drive();
     assert!(!q.b.ep.is_connected(&a));
     let events = q.take_events(Who::B);
@@ -708,10 +726,10 @@ fn unexpected_peer_aborts_the_dial() {
 #[test]
 fn handshake_timeout_closes_without_a_reject() {
     let mut p = Pair::new();
-    p.links.clear();
+    p.net.links.clear();
     p.dial(Who::A);
-    p.links[0].hold_to_a = true;
-    p.links[0].hold_to_b = true;
+    p.net.links[0].to[0].hold = true;
+    p.net.links[0].to[1].hold = true;
     p.advance(11 * SEC);
     for who in [Who::A, Who::B] {
         let events = p.take_events(who);
@@ -826,8 +844,8 @@ fn a_peer_that_does_not_read_is_cut_off_at_the_hard_cap() {
     p.dial(Who::A);
     p.drive();
     // B floods A with pings and never reads A's pongs.
-    p.links[0].hold_to_b = true;
-    let conn = p.links[0].a;
+    p.net.links[0].to[1].hold = true;
+    let conn = p.net.links[0].a();
     let ping = peernet_proto::Envelope::Ping { nonce: 1 };
     let mut wire = bytes::BytesMut::new();
     for _ in 0..2000 {
@@ -877,7 +895,7 @@ fn every_call_resolves_when_the_transport_is_lost() {
     let ids: Vec<_> = (0..5)
         .map(|_| call(&mut p, Who::A, "echo", b"x", Some(5 * SEC)))
         .collect();
-    let conn = p.links[0].a;
+    let conn = p.net.links[0].a();
     let now = p.now;
     p.a.ep.handle_input(now, Input::Closed { conn });
     p.drive();

@@ -18,7 +18,7 @@ use support::{Pair, Who};
 /// events in order.
 fn session(splits: Vec<usize>) -> (Vec<Event>, Vec<Event>) {
     let mut p = Pair::new();
-    p.splits = splits;
+    p.net.splits = splits;
     p.a.ep.expose("echo", Access::Anyone).unwrap();
     p.b.ep.expose("echo", Access::Anyone).unwrap();
     p.b.ep.expose("chat", Access::Anyone).unwrap();
@@ -110,7 +110,7 @@ proptest! {
     ) {
         let mut p = Pair::connected();
         p.b.ep.expose("echo", Access::Anyone).unwrap();
-        let conn = p.links[0].b;
+        let conn = p.net.links[0].b();
         // half the cases wrap the bytes in a valid frame header so they
         // reach the envelope decoder
         let mut wire = Vec::new();

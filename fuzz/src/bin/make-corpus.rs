@@ -24,7 +24,7 @@ use arbitrary::Arbitrary;
 use bytes::{Bytes, BytesMut};
 use peernet_fuzz::{
     Action, Established, Feed, INITIATOR_SEED, Node, RESPONDER_RNG, RESPONDER_SEED, STRANGER_SEED,
-    fuzz_config, initiator, responder, two_endpoints,
+    expose_standard, fuzz_config, initiator, new_node, responder, two_endpoints,
 };
 use peernet_proto::frame::encode_frame;
 use peernet_proto::testkit::handshake::{self, Initiator, Responder};
@@ -248,7 +248,7 @@ fn handshake_seeds(c: &mut Corpus, v: &Vectors, valid: &[Vec<u8>], invalid: &[Ve
     r.receive(conn, Bytes::from(hello_proof.clone()));
     r.pump();
     assert!(
-        r.model.connection(&a.peer_id()).is_some(),
+        r.model().connection(&a.peer_id()).is_some(),
         "responder seed no longer completes the handshake"
     );
     for (flags, split, tick) in [(0, 0, 0), (0, 7, 0), (0, 0, 40), (1, 0, 0), (0, 1, 1)] {
@@ -265,13 +265,13 @@ fn handshake_seeds(c: &mut Corpus, v: &Vectors, valid: &[Vec<u8>], invalid: &[Ve
     // were trusted (the responder's nonce does not depend on its trust
     // list): refused as untrusted, unless a bug skips the trust check.
     let stranger = Identity::from_seed(&STRANGER_SEED);
-    let mut trusting = Node::new(
+    let mut trusting = new_node(
         fuzz_config(),
         &RESPONDER_SEED,
         &[a.peer_id(), stranger.peer_id()],
         RESPONDER_RNG,
     );
-    trusting.expose_standard();
+    expose_standard(&mut trusting);
     let tconn = trusting.accept().expect("accept");
     let s_init = Initiator::start(&stranger, &nonce, None);
     let s_hello = framed(s_init.hello());
@@ -331,7 +331,7 @@ fn handshake_seeds(c: &mut Corpus, v: &Vectors, valid: &[Vec<u8>], invalid: &[Ve
     i.receive(conn, Bytes::from(welcome_frame.clone()));
     i.pump();
     assert!(
-        i.model.connection(&b.peer_id()).is_some(),
+        i.model().connection(&b.peer_id()).is_some(),
         "initiator seed no longer completes the handshake"
     );
     for (flags, split, tick) in [(0, 0, 0), (0, 9, 0), (2, 0, 0), (1, 0, 30), (0, 1, 0)] {
@@ -397,7 +397,7 @@ fn established_seeds(c: &mut Corpus, valid: &[Vec<u8>], invalid: &[Vec<u8>]) {
         // `peernet_fuzz::Established::new`).
         let s = Established::new(flags);
         let ids: Vec<u64> =
-            s.x.model
+            s.x.model()
                 .outbound
                 .iter()
                 .map(|id| id.request_id())
@@ -420,7 +420,7 @@ fn established_seeds(c: &mut Corpus, valid: &[Vec<u8>], invalid: &[Vec<u8>]) {
         check.x.receive(check.cx, Bytes::from(replies.clone()));
         check.settle();
         assert!(
-            ids.len() == 3 && check.x.model.outbound.is_empty(),
+            ids.len() == 3 && check.x.model().outbound.is_empty(),
             "established seed: REPLYs no longer match the calls"
         );
         let mut odd = Vec::new();
@@ -733,10 +733,9 @@ fn main() {
     let out = args
         .next()
         .map_or_else(|| manifest.join("corpus"), PathBuf::from);
-    let vectors = args.next().map_or_else(
-        || manifest.join("../vectors"),
-        PathBuf::from,
-    );
+    let vectors = args
+        .next()
+        .map_or_else(|| manifest.join("../vectors"), PathBuf::from);
     let v = load(&vectors);
     let (valid, invalid) = envelope_bodies(&v);
     let mut c = Corpus {

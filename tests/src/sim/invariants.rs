@@ -9,81 +9,14 @@ use std::time::Duration;
 
 use peernet_proto::testkit::registry::{self, Established, Survivor};
 use peernet_proto::{CallError, CallId, CloseReason, ConnId, Event, HandshakeError, PeerId, Side};
+use peernet_testkit::model::{Expected, check_tables, local_protocol_error, max_per_conn};
 
 use super::net::LinkId;
-use super::node::{self, NodeIx, Role};
+use super::node::{self, NodeIx, NodeState, Role};
 use super::trace::Time;
-use super::{Fault, Sim};
+use super::{Fault, Owner, Sim};
 
-/// The named invariants.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Invariant {
-    /// Every call resolves exactly once (reply, typed error, timeout or
-    /// connection end), never after its deadline has passed unresolved
-    /// and never left behind by a closed connection; on the callee's side,
-    /// every inbound call ends exactly once too (reply or cancellation).
-    CallsResolveExactlyOnce,
-    /// A reply is the one its callee produced for that very call: no
-    /// cross-talk between request ids or connections.
-    RepliesMatchTheirCalls,
-    /// A connection is established only with the peer that really holds
-    /// the key it proved.
-    AuthenticatedPeerIdentity,
-    /// A connection is established only with a peer trusted at the end of
-    /// its handshake.
-    EstablishedOnlyWithTrustedPeers,
-    /// A handler runs only for a peer trusted at handshake time, on a
-    /// handle exposed to that peer, and never after the peer was revoked.
-    HandlersOnlyForTrustedExposedPeers,
-    /// A node never has two established connections to one peer.
-    AtMostOneConnectionPerPeer,
-    /// When both peers pick between the same two connections, they keep
-    /// the same one (section 4), unless the rule itself, applied to what
-    /// each side saw, would pick differently.
-    SupersedeVerdictsAgree,
-    /// Once the network is quiet, every two trusted peers that are both
-    /// up have at most one connection, and both sides agree which.
-    PairsAgreeWhenQuiet,
-    /// Buffered bytes, queued bytes, and the pending-call and handshake
-    /// tables stay within the configured limits, whatever peers send.
-    TablesWithinLimits,
-    /// A connection whose peer vanished is closed within `idle_timeout`
-    /// plus one ping interval.
-    DeadPeersDetectedInTime,
-    /// A handshake ends (established or closed) within
-    /// `handshake_timeout`.
-    HandshakesFinishInTime,
-    /// The same seed gives a byte-identical trace.
-    SameSeedSameTrace,
-}
-
-impl Invariant {
-    /// Its name, as printed.
-    pub fn name(self) -> &'static str {
-        match self {
-            Invariant::CallsResolveExactlyOnce => "calls_resolve_exactly_once",
-            Invariant::RepliesMatchTheirCalls => "replies_match_their_calls",
-            Invariant::AuthenticatedPeerIdentity => "authenticated_peer_identity",
-            Invariant::EstablishedOnlyWithTrustedPeers => "established_only_with_trusted_peers",
-            Invariant::HandlersOnlyForTrustedExposedPeers => {
-                "handlers_only_for_trusted_exposed_peers"
-            }
-            Invariant::AtMostOneConnectionPerPeer => "at_most_one_connection_per_peer",
-            Invariant::SupersedeVerdictsAgree => "supersede_verdicts_agree",
-            Invariant::PairsAgreeWhenQuiet => "pairs_agree_when_quiet",
-            Invariant::TablesWithinLimits => "tables_within_limits",
-            Invariant::DeadPeersDetectedInTime => "dead_peers_detected_in_time",
-            Invariant::HandshakesFinishInTime => "handshakes_finish_in_time",
-            Invariant::SameSeedSameTrace => "same_seed_same_trace",
-        }
-    }
-}
-
-impl fmt::Display for Invariant {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+pub use peernet_testkit::Invariant;
 
 /// A failed invariant.
 #[derive(Debug, Clone)]
@@ -182,7 +115,17 @@ impl Sim {
                         format!("n{n}: Connected on {conn}, a transport the driver never opened"),
                     );
                 };
-                let (link, side) = (cm.link, cm.side);
+                let (link, side, expected) = (cm.link, cm.side, cm.expected);
+                if expected.is_some_and(|e| e != *peer) {
+                    let named = expected.map(|p| self.who(&p));
+                    return self.fail(
+                        Invariant::DialReachesOnlyTheNamedPeer,
+                        format!(
+                            "n{n}: {conn} ({link}) dialed {named:?} but established with {}",
+                            self.who(peer)
+                        ),
+                    );
+                }
                 let holder = self.holder(link, 1 - side).map(|(_, p)| p);
                 if holder != Some(*peer) {
                     let holder = holder.map_or("a raw source with no key".into(), |p| self.who(&p));
@@ -231,6 +174,17 @@ impl Sim {
                 {
                     self.record_verdict(n, *conn, *peer);
                 }
+                if let Some(error) = local_protocol_error(event, true)
+                    && self.honest_pair(n, peer)
+                {
+                    self.fail(
+                        Invariant::NoProtocolErrorBetweenHonestPeers,
+                        format!(
+                            "n{n}: honest {} made it see a protocol error on {conn}: {error}",
+                            self.who(peer)
+                        ),
+                    );
+                }
             }
             Event::HandshakeFailed { conn, peer, error } => {
                 let who = peer.map(|p| self.who(&p));
@@ -250,6 +204,7 @@ impl Sim {
                     call.id.conn(),
                     call.id.request_id()
                 );
+                self.check_not_shutting_down(n, call.handle.as_str());
                 self.check_handler(n, Some(call.id.conn()), &call.peer, call.handle.as_str());
                 if !self.nodes[n].serving.insert(call.id) {
                     self.fail(
@@ -270,6 +225,7 @@ impl Sim {
                     send.handle.as_str(),
                     self.who(&send.peer)
                 );
+                self.check_not_shutting_down(n, send.handle.as_str());
                 self.check_handler(n, None, &send.peer, send.handle.as_str());
             }
             Event::CallCancelled(id) => {
@@ -292,6 +248,23 @@ impl Sim {
             }
             Event::CallResult { id, result } => self.check_call_result(n, *id, result),
             _ => {}
+        }
+    }
+
+    /// Whether `n` and `peer` are both honest nodes (not the byzantine
+    /// key, not an untrusted intruder).
+    fn honest_pair(&self, n: NodeIx, peer: &PeerId) -> bool {
+        let honest = |m: NodeIx| self.nodes[m].role == Role::Honest;
+        honest(n) && matches!(self.owners.get(peer), Some(Owner::Node(m)) if honest(*m))
+    }
+
+    /// `no_handlers_while_shutting_down`.
+    fn check_not_shutting_down(&mut self, n: NodeIx, handle: &str) {
+        if self.nodes[n].state == NodeState::ShuttingDown {
+            self.fail(
+                Invariant::NoHandlersWhileShuttingDown,
+                format!("n{n}: handler {handle:?} runs after `shutdown`"),
+            );
         }
     }
 
@@ -608,76 +581,14 @@ impl Sim {
     fn check_limits(&mut self, n: NodeIx) {
         let node = &self.nodes[n];
         let Some(ep) = node.ep.as_ref() else { return };
-        let s = ep.stats();
-        let c = &self.cfg.endpoint;
-        let frame = c.max_frame_len as usize + 4;
-        let hard_cap = c.max_send_buffer.max(c.send_buffer + frame);
-        // CANCELs and PINGs are queued without the cap check: a bounded
-        // slack for them.
-        let queue_cap = hard_cap + 32 * c.max_outbound_calls + 2048;
-        let mut per_conn: BTreeMap<ConnId, usize> = BTreeMap::new();
-        for id in node.calls.keys() {
-            *per_conn.entry(id.conn()).or_default() += 1;
-        }
-        let open = node.conns.values().filter(|c| !c.closed).count();
-        let problem = if s.max_inbound_calls_per_conn > c.max_inbound_calls {
-            Some(format!(
-                "{} inbound calls in flight on one connection (max_inbound_calls {})",
-                s.max_inbound_calls_per_conn, c.max_inbound_calls
-            ))
-        } else if let Some(max) = per_conn
-            .values()
-            .max()
-            .filter(|m| **m > c.max_outbound_calls)
-        {
-            Some(format!(
-                "{max} outbound calls on one connection (max_outbound_calls {})",
-                c.max_outbound_calls
-            ))
-        } else if s.max_buffered_input_per_conn > frame {
-            Some(format!(
-                "{} bytes buffered for one partial frame (limit {frame})",
-                s.max_buffered_input_per_conn
-            ))
-        } else if s.max_queued_bytes_per_conn > queue_cap {
-            Some(format!(
-                "{} bytes queued for one connection (cap {queue_cap})",
-                s.max_queued_bytes_per_conn
-            ))
-        } else if s.inbound_handshakes > c.max_handshakes {
-            Some(format!(
-                "{} inbound handshakes (max_handshakes {})",
-                s.inbound_handshakes, c.max_handshakes
-            ))
-        } else if s.outbound_calls != node.calls.len() {
-            Some(format!(
-                "the core holds {} outbound calls, the callers wait for {}",
-                s.outbound_calls,
-                node.calls.len()
-            ))
-        } else if s.inbound_calls != node.serving.len() {
-            Some(format!(
-                "the core holds {} inbound calls, the handlers hold {}",
-                s.inbound_calls,
-                node.serving.len()
-            ))
-        } else if s.timers > 2 * s.connections + s.outbound_calls + s.inbound_calls {
-            Some(format!(
-                "{} timers armed for {} connections and {} calls: timers leak",
-                s.timers,
-                s.connections,
-                s.outbound_calls + s.inbound_calls
-            ))
-        } else if s.connections != open {
-            Some(format!(
-                "the core drives {} connections, the driver {open}",
-                s.connections
-            ))
-        } else {
-            None
+        let expected = Expected {
+            outbound_calls: node.calls.len(),
+            max_outbound_per_conn: max_per_conn(node.calls.keys()),
+            inbound_calls: node.serving.len(),
+            connections: node.conns.values().filter(|c| !c.closed).count(),
         };
-        if let Some(problem) = problem {
-            self.fail(Invariant::TablesWithinLimits, format!("n{n}: {problem}"));
+        if let Err(b) = check_tables(&self.cfg.endpoint, &ep.stats(), &expected) {
+            self.fail(b.invariant, format!("n{n}: {}", b.detail));
         }
     }
 

@@ -175,12 +175,15 @@ impl Sim {
             },
             b,
         );
-        let expected = expected.map(|p| self.who(&p));
+        let named = expected.map(|p| self.who(&p));
         tr!(
             self,
-            "n{a} dials n{b} ({link}, {conn}, expecting {expected:?})"
+            "n{a} dials n{b} ({link}, {conn}, expecting {named:?})"
         );
         self.add_conn(a, conn, link, 0);
+        if let Some(cm) = self.nodes[a].conns.get_mut(&conn) {
+            cm.expected = expected;
+        }
         self.touch(a);
         Some(link)
     }
@@ -202,6 +205,7 @@ impl Sim {
                 link,
                 side,
                 opened,
+                expected: None,
                 established: None,
                 revoked: false,
                 closed: false,

@@ -78,6 +78,9 @@ pub struct ConnModel {
     pub side: usize,
     /// When it was opened, on the node's clock.
     pub opened: Instant,
+    /// The PeerId the dial named (`None`: accepted, or any trusted
+    /// responder).
+    pub expected: Option<PeerId>,
     /// The proven peer and when `Connected` came, on the node's clock.
     pub established: Option<(PeerId, Instant)>,
     /// The peer was unpaired while this connection was established.
