@@ -76,12 +76,22 @@ pub enum Fault {
     SkipExposureCheck,
     /// `Connection::on_call`: `max_inbound_calls` is not enforced.
     IgnoreInboundLimit,
+    /// `connection::session` (CANCEL): a CANCEL for an id not in flight
+    /// ends the connection with `protocol_error` (the spec says: ignored;
+    /// honest callers send one whenever a timeout races the reply).
+    CancelUnknownIsError,
+    /// `connection::session` (CALL, SEND): a node that is shutting down
+    /// still hands new calls and sends to handlers.
+    HandlersWhileShuttingDown,
+    /// `Endpoint::connect`: the PeerId a dial names is not passed to the
+    /// handshake, so any trusted responder is accepted.
+    IgnoreExpectedPeer,
 }
 
 #[cfg(feature = "fault-injection")]
 impl Fault {
     /// Every fault, for the simulation and the fuzz targets to iterate.
-    pub const ALL: [Fault; 7] = [
+    pub const ALL: [Fault; 10] = [
         Fault::SupersedeNewest,
         Fault::SkipTrustCheck,
         Fault::ReplyAnyConnection,
@@ -89,6 +99,9 @@ impl Fault {
         Fault::KeepRevokedConnections,
         Fault::SkipExposureCheck,
         Fault::IgnoreInboundLimit,
+        Fault::CancelUnknownIsError,
+        Fault::HandlersWhileShuttingDown,
+        Fault::IgnoreExpectedPeer,
     ];
 
     /// The fault whose variant name is `name` (as its `Debug` prints it).

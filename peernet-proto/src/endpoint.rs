@@ -256,6 +256,10 @@ impl Endpoint {
             }
         }
         let id = self.new_conn_id();
+        let expected = match fault!(self.ctx.config, IgnoreExpectedPeer) {
+            true => None,
+            false => expected,
+        };
         let conn = Connection::dial(id, expected, &mut node!(self), &mut self.ctx);
         self.conns.insert(id, conn);
         tracing::debug!(conn = %id, peer = ?expected, "dialing");

@@ -237,3 +237,27 @@ fn catches_skipped_exposure_check() {
 fn catches_ignored_inbound_limit() {
     caught(Fault::IgnoreInboundLimit, Invariant::TablesWithinLimits);
 }
+
+#[test]
+fn catches_cancel_of_unknown_id_treated_as_error() {
+    caught(
+        Fault::CancelUnknownIsError,
+        Invariant::NoProtocolErrorBetweenHonestPeers,
+    );
+}
+
+#[test]
+fn catches_handlers_run_while_shutting_down() {
+    caught(
+        Fault::HandlersWhileShuttingDown,
+        Invariant::NoHandlersWhileShuttingDown,
+    );
+}
+
+#[test]
+fn catches_dial_that_ignores_the_named_peer() {
+    caught(
+        Fault::IgnoreExpectedPeer,
+        Invariant::DialReachesOnlyTheNamedPeer,
+    );
+}

@@ -148,7 +148,8 @@ impl Connection {
             }
             Envelope::Send { handle, args } => {
                 let peer = s.peer;
-                if node.exposure.check(handle.as_str(), &peer).is_ok() && !node.shutting_down {
+                let open = !node.shutting_down || fault!(ctx.config, HandlersWhileShuttingDown);
+                if node.exposure.check(handle.as_str(), &peer).is_ok() && open {
                     ctx.emit(Event::Send(InboundSend { peer, handle, args }));
                 }
             }
@@ -166,6 +167,9 @@ impl Connection {
             Envelope::Cancel { id } => {
                 if s.inbound.remove(id, &mut ctx.timers) {
                     ctx.emit(Event::CallCancelled(InboundCallId { conn, id }));
+                } else if fault!(ctx.config, CancelUnknownIsError) {
+                    let reason = format!("CANCEL of request id {id}, not in flight");
+                    return Some(Transition::End(Ending::ProtocolError(reason)));
                 }
             }
         }
@@ -194,7 +198,7 @@ impl Connection {
             return Some(Transition::End(Ending::ProtocolError(reason)));
         }
         let peer = s.peer;
-        let verdict = if node.shutting_down {
+        let verdict = if node.shutting_down && !fault!(ctx.config, HandlersWhileShuttingDown) {
             Err(ReplyStatus::ShuttingDown)
         } else {
             let full = s.inbound.len() >= ctx.config.max_inbound_calls
