@@ -74,6 +74,12 @@ impl<R: Runtime> Shared<R> {
                     signals.write.notify();
                     continue;
                 }
+                Work::CloseDeadline(signals) => {
+                    let at = self.rt.now() + crate::tasks::LINGER;
+                    let sleep = self.rt.sleep_until(at);
+                    self.rt.spawn(crate::tasks::close_deadline(sleep, signals));
+                    continue;
+                }
                 Work::Call(call, handler) => {
                     (TaskKey::Call(call.id), call.peer, call.args, handler)
                 }

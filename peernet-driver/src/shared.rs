@@ -138,6 +138,9 @@ pub(crate) enum Work {
     Complete(Completion, Result<Bytes, CallError>),
     /// A connection has bytes queued, or is closing: wake its writer.
     Write(Arc<ConnSignals>),
+    /// The core closed a connection: whatever the peer does, its transport
+    /// is released within the linger (see `tasks::close_deadline`).
+    CloseDeadline(Arc<ConnSignals>),
     Call(InboundCall, DynHandler),
     Send(InboundSend, DynHandler),
 }
@@ -297,6 +300,7 @@ impl<R: Runtime> Shared<R> {
                         entry.signals.closed.store(true, Ordering::Release);
                         entry.closing = Some(last);
                         work.push(Work::Write(entry.signals.clone()));
+                        work.push(Work::CloseDeadline(entry.signals.clone()));
                     }
                     // callers waiting for room learn the connection is gone
                     self.wake_room();

@@ -18,7 +18,7 @@ use peernet_proto::{ConnId, Direction, HandshakeError, Input, PeerId};
 use tracing::Instrument;
 
 use crate::error::ConnectError;
-use crate::runtime::{BoxRead, BoxWrite, Runtime, Transport};
+use crate::runtime::{BoxFuture, BoxRead, BoxWrite, Runtime, Transport};
 use crate::shared::{ConnEntry, ConnSignals, Inner, Phase, Shared};
 use crate::signal::Signal;
 
@@ -32,8 +32,23 @@ const MAX_READ_BUF: usize = 64 * 1024;
 
 /// How long a closed connection keeps reading (and discarding) after its
 /// last bytes went out, so that the peer reads our GOODBYE before the
-/// socket closes under data still arriving (which would reset it).
-const LINGER: Duration = Duration::from_secs(2);
+/// socket closes under data still arriving (which would reset it). Also
+/// the most a closed connection may take, from the core's close, to let
+/// go of its socket and buffers: a peer that never reads cannot hold them
+/// longer by leaving our writer blocked (see [`close_deadline`]).
+pub(crate) const LINGER: Duration = Duration::from_secs(2);
+
+/// Started when the core closes a connection: once `sleep` (the linger)
+/// ends, the writer and reader are told to stop wherever they are. A
+/// writer still blocked writing to a peer that does not read gives up
+/// its write, and with both halves dropped the socket, its descriptor
+/// and every queued byte are released. Harmless when the connection
+/// already ended (the signals are then unobserved).
+pub(crate) async fn close_deadline(sleep: BoxFuture<()>, signals: Arc<ConnSignals>) {
+    sleep.await;
+    signals.stop_writer.notify();
+    signals.stop_reader.notify();
+}
 
 /// Back-off after a failed `accept` (e.g. out of file descriptors).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
