@@ -101,6 +101,29 @@ pub(super) fn uint(d: &mut Decoder<'_>, field: &'static str) -> Result<u64, Enve
     }
 }
 
+/// Payloads up to this many bytes are copied out of the received buffer
+/// rather than sliced from it (see [`hold`]).
+pub(crate) const COPY_UP_TO: usize = 16 * 1024;
+
+/// A payload as held after decoding: a slice of `body` (no copy) when it
+/// is large, both absolutely and as a share of `body`; otherwise a copy of
+/// its own.
+///
+/// A slice keeps the whole received buffer alive for as long as the
+/// application holds the payload: a 5-byte argument sliced from a 64 KiB
+/// read chunk pinned 61 KiB. Copying what is at most 16 KiB, or less than
+/// a quarter of the buffer it came from, bounds what any payload pins to
+/// four times its own size (plus 16 KiB), at the price of a copy that is
+/// cheap at that size; large payloads, which make up most of their buffer,
+/// stay zero-copy.
+fn hold(body: &Bytes, payload: &[u8]) -> Bytes {
+    if payload.len() <= COPY_UP_TO || payload.len().saturating_mul(4) < body.len() {
+        Bytes::copy_from_slice(payload)
+    } else {
+        body.slice_ref(payload)
+    }
+}
+
 pub(super) fn byte_string(
     d: &mut Decoder<'_>,
     body: &Bytes,
@@ -109,7 +132,7 @@ pub(super) fn byte_string(
     match head(d, MAJOR_BYTES) {
         Head::Definite => d
             .bytes()
-            .map(|b| body.slice_ref(b))
+            .map(|b| hold(body, b))
             .map_err(|_| EnvelopeError::Truncated),
         Head::Indefinite => Err(EnvelopeError::IndefiniteLength),
         Head::Other => Err(EnvelopeError::WrongType {

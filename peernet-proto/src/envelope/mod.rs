@@ -4,9 +4,11 @@
 //! Every frame body after the handshake is exactly one CBOR definite-length
 //! array whose first item is an unsigned tag. [`Envelope::decode`] is strict
 //! (anything else is a protocol error, reported as an [`EnvelopeError`]
-//! whose `Display` is the GOODBYE reason) and zero-copy for payloads:
-//! arguments and reply bodies are slices of the frame (handles, at most
-//! 255 bytes and nearly always short, are stored inline; see [`Handle`]).
+//! whose `Display` is the GOODBYE reason) and zero-copy for large payloads:
+//! arguments and reply bodies over 16 KiB that make up most of their buffer
+//! are slices of it, smaller ones are copied so that they do not keep a
+//! whole read buffer alive (handles, at most 255 bytes and nearly always
+//! short, are stored inline; see [`Handle`]).
 //!
 //! ```
 //! use bytes::{Bytes, BytesMut};
@@ -185,8 +187,11 @@ impl From<InvalidHandle> for EnvelopeError {
 impl Envelope {
     /// Decodes one frame body.
     ///
-    /// Zero-copy: `handle`, `args` and `body` are slices of `body`; only a
-    /// GOODBYE reason is copied (into a `String` no longer than the frame).
+    /// Zero-copy for large payloads: `args` and `body` over 16 KiB that are
+    /// at least a quarter of `body` are slices of it; smaller ones are
+    /// copied, so a payload never pins more than four times its size of
+    /// the buffer it came from. A GOODBYE reason is copied (into a `String`
+    /// no longer than the frame), a handle stored inline.
     /// Rejects, per PROTOCOL.md section 3, anything that is not exactly one
     /// definite-length array of the right shape. An `id` of 0 decodes: it is
     /// a protocol error, but the connection's to report. Never panics and
@@ -196,7 +201,7 @@ impl Envelope {
     }
 
     /// Decodes the body `body[..len]` (`len` at most `body.len()`), whose
-    /// byte strings become slices of `body`.
+    /// large byte strings become slices of `body` (see `decode`).
     pub(crate) fn decode_prefix(body: &Bytes, len: usize) -> Result<Envelope, EnvelopeError> {
         let mut d = Decoder::new(&body[..len]);
         let items = match head(&d, MAJOR_ARRAY) {

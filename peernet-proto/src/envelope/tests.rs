@@ -70,13 +70,22 @@ fn handle_hashes_and_orders_like_str() {
 }
 
 #[test]
-fn payloads_are_slices_of_the_frame_and_handles_inline() {
-    let body = Bytes::from(call(1, b"hi", 5000).to_body());
+fn large_payloads_are_slices_small_ones_copies_and_handles_inline() {
+    // A large payload that is most of its frame: zero-copy.
+    let big = vec![7u8; cbor::COPY_UP_TO + 1];
+    let big_call = Envelope::Call {
+        id: 1,
+        handle: Handle::from_static("echo"),
+        args: Bytes::from(big.clone()),
+        timeout_ms: 5000,
+    };
+    let body = Bytes::from(big_call.to_body());
     let range = body.as_ptr_range();
     let Envelope::Call { handle, args, .. } = Envelope::decode(&body).unwrap() else {
         panic!("not a call");
     };
     assert!(range.contains(&args.as_ptr()));
+    assert_eq!(&args[..], &big[..]);
     // the handle lives in the `Handle` itself, not in the frame
     let handle_at = handle.as_bytes().as_ptr();
     assert!(!range.contains(&handle_at));
@@ -90,6 +99,37 @@ fn payloads_are_slices_of_the_frame_and_handles_inline() {
         panic!("not a call");
     };
     assert_eq!(handle, long.as_str());
+}
+
+/// Issue 13, limit 7: a small payload does not keep its read chunk alive.
+/// Before, a 5-byte argument decoded from a 64 KiB chunk pinned the chunk
+/// (61 KiB held per 5-byte call); now it holds 5 bytes of its own.
+#[test]
+fn small_payloads_do_not_pin_their_chunk() {
+    let frame = call(1, b"hello", 0).to_body();
+    let mut chunk = frame.clone();
+    chunk.resize(64 * 1024, 0); // the rest of a full read buffer
+    let chunk = Bytes::from(chunk);
+    let Ok(Envelope::Call { args, .. }) = Envelope::decode_prefix(&chunk, frame.len()) else {
+        panic!("not a call");
+    };
+    assert_eq!(&args[..], b"hello");
+    assert!(!chunk.as_ptr_range().contains(&args.as_ptr()), "copied");
+    // A payload over 16 KiB but under a quarter of its buffer: copied too.
+    let mid = Envelope::Call {
+        id: 2,
+        handle: Handle::from_static("echo"),
+        args: Bytes::from(vec![1u8; cbor::COPY_UP_TO + 1]),
+        timeout_ms: 0,
+    };
+    let frame = mid.to_body();
+    let mut chunk = frame.clone();
+    chunk.resize(frame.len() * 5, 0);
+    let chunk = Bytes::from(chunk);
+    let Ok(Envelope::Call { args, .. }) = Envelope::decode_prefix(&chunk, frame.len()) else {
+        panic!("not a call");
+    };
+    assert!(!chunk.as_ptr_range().contains(&args.as_ptr()));
 }
 
 #[test]
