@@ -51,6 +51,7 @@ pub struct NodeConfig {
     pub(crate) shutdown_grace: Duration,
     pub(crate) events_capacity: usize,
     pub(crate) data_dir: Option<DataDir>,
+    pub(crate) handshakes_per_source: usize,
 }
 
 impl NodeConfig {
@@ -64,6 +65,7 @@ impl NodeConfig {
             shutdown_grace: Duration::from_secs(5),
             events_capacity: 1024,
             data_dir: None,
+            handshakes_per_source: DEFAULT_HANDSHAKES_PER_SOURCE,
         }
     }
 
@@ -118,4 +120,17 @@ impl NodeConfig {
         self.events_capacity = capacity.max(1);
         self
     }
+
+    /// Accepted handshakes in progress from one source (an IPv4 address or
+    /// an IPv6 /64) before further connections from it are closed at once,
+    /// unread. Keeps one address holding idle sockets from taking every
+    /// one of the `max_handshakes` slots and locking every other peer out.
+    /// Default 32; at least 1.
+    pub fn handshakes_per_source(mut self, limit: usize) -> NodeConfig {
+        self.handshakes_per_source = limit.max(1);
+        self
+    }
 }
+
+/// The default of [`NodeConfig::handshakes_per_source`].
+pub(crate) const DEFAULT_HANDSHAKES_PER_SOURCE: usize = 32;

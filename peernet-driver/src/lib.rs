@@ -41,6 +41,7 @@ pub mod persist;
 mod runtime;
 mod shared;
 mod signal;
+mod sources;
 mod tasks;
 
 pub use cbor::{CborFuture, EncodeError, TypedCallError, TypedSendError, cbor_handler};

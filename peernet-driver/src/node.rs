@@ -144,7 +144,11 @@ impl<R: Runtime> Node<R> {
             config.trust,
             Box::new(rng),
         );
-        let shared = Arc::new(Shared::new(rt, Inner::new(ep), config.data_dir));
+        let shared = Arc::new(Shared::new(
+            rt,
+            Inner::new(ep, config.handshakes_per_source),
+            config.data_dir,
+        ));
         shared.rt.spawn(tasks::timer(shared.clone()));
         Ok(Node {
             life: Arc::new(Life(shared.clone())),
@@ -311,6 +315,13 @@ impl<R: Runtime> Node<R> {
     /// `max_inbound_calls` send handlers running (see [`Node::expose`]).
     pub fn dropped_sends(&self) -> u64 {
         self.shared.dropped_sends.load(Ordering::Relaxed)
+    }
+
+    /// Accepted connections closed at once, unread, because their source
+    /// address already had [`NodeConfig::handshakes_per_source`]
+    /// handshakes in progress.
+    pub fn refused_connections(&self) -> u64 {
+        self.shared.read(|inner| inner.sources.refused)
     }
 
     /// Dials `peer` at `addr` over TCP. Resolves when the handshake

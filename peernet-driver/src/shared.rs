@@ -29,6 +29,8 @@ use crate::runtime::Runtime;
 use crate::signal::Signal;
 use rustc_hash::FxHashMap as FastMap;
 
+use crate::sources::Sources;
+
 /// What a connection's two tasks listen to.
 #[derive(Default)]
 pub(crate) struct ConnSignals {
@@ -67,6 +69,8 @@ pub(crate) struct Inner {
     pub(crate) ep: Endpoint,
     pub(crate) phase: Phase,
     pub(crate) conns: FastMap<ConnId, ConnEntry>,
+    /// Accepted handshakes in progress per source address.
+    pub(crate) sources: Sources,
     pub(crate) calls: FastMap<CallId, Completion>,
     pub(crate) dials: FastMap<ConnId, oneshot::Sender<Result<PeerId, ConnectError>>>,
     pub(crate) handlers: FastMap<String, DynHandler>,
@@ -85,8 +89,9 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
-    pub(crate) fn new(ep: Endpoint) -> Inner {
+    pub(crate) fn new(ep: Endpoint, handshakes_per_source: usize) -> Inner {
         Inner {
+            sources: Sources::new(handshakes_per_source),
             send_cap: ep.config().max_inbound_calls,
             ep,
             phase: Phase::Running,
@@ -359,6 +364,7 @@ impl<R: Runtime> Shared<R> {
                 peer,
                 direction,
             } => {
+                inner.sources.release(conn);
                 let remote = inner.conns.get(&conn).and_then(|e| e.remote_addr);
                 tracing::info!(%conn, %peer, ?direction, ?remote, "connected");
                 if let Some(tx) = inner.dials.remove(&conn) {
@@ -372,6 +378,7 @@ impl<R: Runtime> Shared<R> {
                 self.publish(inner, NodeEvent::Disconnected { peer, reason });
             }
             Event::HandshakeFailed { conn, peer, error } => {
+                inner.sources.release(conn);
                 let direction = direction_of(inner, conn);
                 tracing::debug!(%conn, ?peer, ?direction, %error, "handshake failed");
                 if let Some(tx) = inner.dials.remove(&conn) {

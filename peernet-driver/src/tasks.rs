@@ -21,6 +21,7 @@ use crate::error::ConnectError;
 use crate::runtime::{BoxFuture, BoxRead, BoxWrite, Runtime, Transport};
 use crate::shared::{ConnEntry, ConnSignals, Inner, Phase, Shared};
 use crate::signal::Signal;
+use crate::sources::Source;
 
 /// Read buffers. Every read hands its bytes to the core as one `Bytes`
 /// split off the buffer (no copy); a new buffer is taken when less than a
@@ -83,6 +84,9 @@ pub(crate) fn start_conn<R: Runtime>(
             Role::Accept => inner.ep.accept(now),
         }?;
         let (signals, done) = register(inner, conn, direction, remote_addr);
+        if let (Role::Accept, Some(addr)) = (&role, remote_addr) {
+            inner.sources.track(conn, Source::of(addr));
+        }
         Ok::<_, ConnectError>((conn, signals, done))
     })?;
     attach(shared, conn, direction, signals, transport);
@@ -323,7 +327,10 @@ async fn writer<R: Runtime>(
             }
         }
     };
-    shared.with_core(|inner, _| inner.conns.remove(&conn));
+    shared.with_core(|inner, _| {
+        inner.sources.release(conn);
+        inner.conns.remove(&conn)
+    });
     shared.writers.fetch_sub(1, Ordering::AcqRel);
     shared.writer_ended.notify(usize::MAX);
     if let Ending::Closed = ending {
@@ -372,7 +379,17 @@ pub(crate) async fn accept_loop<R: Runtime>(shared: Arc<Shared<R>>, listener: R:
         match unless(&shared.stop_accepting, shared.rt.accept(&listener)).await {
             None => break,
             Some(Ok(transport)) => {
-                tracing::debug!(remote = ?transport.remote_addr(), "accepted");
+                let remote = transport.remote_addr();
+                let source = remote.map(Source::of);
+                let room = source.is_none_or(|source| {
+                    shared.with_core(|inner, _| inner.sources.has_room(source))
+                });
+                if !room {
+                    // A bare close: no REJECT, nothing read, no core state.
+                    tracing::debug!(?remote, "refused: too many handshakes from this source");
+                    continue;
+                }
+                tracing::debug!(?remote, "accepted");
                 if start_conn(&shared, transport, Role::Accept).is_err() {
                     break;
                 }
