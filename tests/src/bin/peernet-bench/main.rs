@@ -338,11 +338,13 @@ where
 }
 
 async fn tarpc_call(c: Arc<tarpc_bench::EchoClient>, p: Bytes) {
-    tarpc_bench::call(&c, &p).await;
+    let r = tarpc_bench::call(&c, &p).await;
+    debug_assert_eq!(r.len(), p.len());
 }
 
 async fn quinn_call(c: Arc<quinn_bench::Client>, p: Bytes) {
-    quinn_bench::call(&c, &p).await;
+    let r = quinn_bench::call(&c, &p).await;
+    debug_assert_eq!(r.len(), p.len());
 }
 
 /// The RPC baselines of the sequential and pipelined workloads: tarpc in
