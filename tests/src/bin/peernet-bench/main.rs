@@ -14,23 +14,27 @@
 mod drive;
 mod measure;
 mod peer;
+mod quinn_bench;
 mod raw;
 mod tarpc_bench;
+mod tls;
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use clap::{Parser, ValueEnum};
+use curve25519_dalek::MontgomeryPoint;
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 
 use measure::{Contender, Sample, interleave, summarize};
-use peer::Exec;
+use peer::{Exec, Version};
 
 #[derive(Parser, Debug)]
-#[command(about = "peernet vs raw TCP vs tarpc, on tokio, async-std and smol")]
+#[command(about = "peernet vs raw TCP, tarpc and quinn, on tokio, async-std and smol")]
 struct Args {
     /// Measured seconds per contender per figure (split over the rounds).
     #[arg(long, default_value_t = 2.0)]
@@ -119,21 +123,26 @@ struct Ctx {
 macro_rules! fleets {
     ($ctx:expr, $fam:expr, $n:expr, $connected:expr) => {
         (
-            Arc::new(
-                $ctx.tk
-                    .block_on(peer::Fleet::new($ctx.tk.rt(), $fam, $n, $connected)),
-            ),
+            Arc::new($ctx.tk.block_on(peer::Fleet::new(
+                $ctx.tk.rt(),
+                $fam,
+                $n,
+                $connected,
+                Version::V2,
+            ))),
             Arc::new($ctx.asx.block_on(peer::Fleet::new(
                 $ctx.asx.rt(),
                 $fam + 0x100,
                 $n,
                 $connected,
+                Version::V2,
             ))),
             Arc::new($ctx.smx.block_on(peer::Fleet::new(
                 $ctx.smx.rt(),
                 $fam + 0x200,
                 $n,
                 $connected,
+                Version::V2,
             ))),
         )
     };
@@ -168,6 +177,17 @@ impl Ctx {
     }
     fn tokio(&self) -> &tokio::runtime::Runtime {
         &self.tk.0
+    }
+    /// A version-1 fleet on tokio (`peernet-tokio.v1`), beside the
+    /// version-2 fleets of `fleets!`.
+    fn v1_fleet(
+        &self,
+        family: u64,
+        n: usize,
+        connected: usize,
+    ) -> Arc<peer::Fleet<peernet_tokio::TokioRuntime>> {
+        let fleet = peer::Fleet::new(self.tk.rt(), family + 0x300, n, connected, Version::V1);
+        Arc::new(self.tk.block_on(fleet))
     }
 }
 
@@ -287,17 +307,118 @@ where
     out
 }
 
+/// A baseline RPC contender on tokio: `op(client, payload)` makes one call;
+/// sequential (with latencies) or `inflight` calls in flight.
+fn rpc<'a, C, F, Fut>(
+    tk: &'a peer::TokioExec,
+    name: &str,
+    client: Arc<C>,
+    p: Bytes,
+    inflight: Option<usize>,
+    op: F,
+) -> Contender<'a>
+where
+    C: Send + Sync + 'static,
+    F: Fn(Arc<C>, Bytes) -> Fut + Copy + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    Contender::new(name, move |w| {
+        let (c, p) = (client.clone(), p.clone());
+        measure::window(|| {
+            tk.run(async move {
+                let deadline = Instant::now() + w;
+                let call = || op(c.clone(), p.clone());
+                match inflight {
+                    None => drive::sequential(deadline, call).await,
+                    Some(n) => (drive::pipelined(n, deadline, call).await, vec![]),
+                }
+            })
+        })
+    })
+}
+
+async fn tarpc_call(c: Arc<tarpc_bench::EchoClient>, p: Bytes) {
+    let r = tarpc_bench::call(&c, &p).await;
+    debug_assert_eq!(r.len(), p.len());
+}
+
+async fn quinn_call(c: Arc<quinn_bench::Client>, p: Bytes) {
+    let r = quinn_bench::call(&c, &p).await;
+    debug_assert_eq!(r.len(), p.len());
+}
+
+/// The RPC baselines of the sequential and pipelined workloads: tarpc in
+/// clear and over TLS, and quinn. Their servers live as long as this.
+struct Baselines {
+    tarpc: Arc<tarpc_bench::EchoClient>,
+    tarpc_tls: Arc<tarpc_bench::EchoClient>,
+    quinn: Arc<quinn_bench::Client>,
+    _quinn_server: quinn::Endpoint,
+}
+
+impl Baselines {
+    fn start(tk: &peer::TokioExec) -> Baselines {
+        tk.block_on(async {
+            let tls = tls::Tls::new();
+            let taddr = tarpc_bench::start_server().await.unwrap();
+            let tls_addr = tarpc_bench::start_server_tls(&tls).await.unwrap();
+            let qs = quinn_bench::start_server(&tls).await.unwrap();
+            let qaddr = qs.local_addr().unwrap();
+            Baselines {
+                tarpc: Arc::new(tarpc_bench::connect(taddr).await.unwrap()),
+                tarpc_tls: Arc::new(tarpc_bench::connect_tls(tls_addr, &tls).await.unwrap()),
+                quinn: Arc::new(quinn_bench::connect(qaddr, &tls).await.unwrap()),
+                _quinn_server: qs,
+            }
+        })
+    }
+
+    fn contenders<'a>(
+        &self,
+        tk: &'a peer::TokioExec,
+        p: &Bytes,
+        inflight: Option<usize>,
+    ) -> [Contender<'a>; 3] {
+        [
+            rpc(
+                tk,
+                "tarpc",
+                self.tarpc.clone(),
+                p.clone(),
+                inflight,
+                tarpc_call,
+            ),
+            rpc(
+                tk,
+                "tarpc_tls",
+                self.tarpc_tls.clone(),
+                p.clone(),
+                inflight,
+                tarpc_call,
+            ),
+            rpc(
+                tk,
+                "quinn",
+                self.quinn.clone(),
+                p.clone(),
+                inflight,
+                quinn_call,
+            ),
+        ]
+    }
+}
+
 /// 1. Sequential 64-byte calls.
 fn seq(ctx: &Ctx, r: &mut Report) {
     let rt = ctx.tokio();
     let tk = &ctx.tk;
     let p = payload(64);
     let server = rt.block_on(raw::RawServer::start()).unwrap();
-    let taddr = rt.block_on(tarpc_bench::start_server()).unwrap();
+    let base = Baselines::start(tk);
     let mut pp = Some(rt.block_on(raw::PingPong::connect(server.addr)).unwrap());
     let mux = Arc::new(rt.block_on(raw::Mux::connect(server.addr)).unwrap());
-    let tc = rt.block_on(tarpc_bench::connect(taddr)).unwrap();
     let fl = fleets!(ctx, 0x11, 1, 1);
+    let fl1 = ctx.v1_fleet(0x11, 1, 1);
     let mut cs = vec![
         Contender::new("rawtcp.pingpong", |w| {
             let p = p.clone();
@@ -319,19 +440,10 @@ fn seq(ctx: &Ctx, r: &mut Report) {
                 })
             })
         }),
-        Contender::new("tarpc", |w| {
-            let (c, p) = (tc.clone(), p.clone());
-            measure::window(|| {
-                tk.run(async move {
-                    drive::sequential(Instant::now() + w, || async {
-                        tarpc_bench::call(&c, &p).await;
-                    })
-                    .await
-                })
-            })
-        }),
     ];
+    cs.extend(base.contenders(tk, &p, None));
     cs.extend(each_runtime!(ctx, fl, |e, f| peer::seq(e, f, p.clone())));
+    cs.push(peer::seq(tk, fl1, p.clone()));
     run_interleaved(ctx, r, "seq64", "calls/s", cs, true);
 }
 
@@ -340,11 +452,11 @@ fn pipe(ctx: &Ctx, r: &mut Report) {
     let rt = ctx.tokio();
     let tk = &ctx.tk;
     let server = rt.block_on(raw::RawServer::start()).unwrap();
-    let taddr = rt.block_on(tarpc_bench::start_server()).unwrap();
+    let base = Baselines::start(tk);
     let mut rp = Some(rt.block_on(raw::Pipe::connect(server.addr)).unwrap());
     let mux = Arc::new(rt.block_on(raw::Mux::connect(server.addr)).unwrap());
-    let tc = rt.block_on(tarpc_bench::connect(taddr)).unwrap();
     let fl = fleets!(ctx, 0x12, 1, 1);
+    let fl1 = ctx.v1_fleet(0x12, 1, 1);
     for (inflight, size) in [(64, 64), (256, 64), (64, 1024), (256, 1024)] {
         let p = payload(size);
         let rp = &mut rp;
@@ -371,25 +483,15 @@ fn pipe(ctx: &Ctx, r: &mut Report) {
                     (n, vec![])
                 })
             }),
-            Contender::new("tarpc", |w| {
-                let (c, p) = (tc.clone(), p.clone());
-                measure::window(|| {
-                    let n = tk.run(async move {
-                        drive::pipelined(inflight, Instant::now() + w, || async {
-                            tarpc_bench::call(&c, &p).await;
-                        })
-                        .await
-                    });
-                    (n, vec![])
-                })
-            }),
         ];
+        cs.extend(base.contenders(tk, &p, Some(inflight)));
         cs.extend(each_runtime!(ctx, fl, |e, f| peer::pipe(
             e,
             f,
             inflight,
             p.clone()
         )));
+        cs.push(peer::pipe(tk, fl1.clone(), inflight, p.clone()));
         let fig = format!("pipe{inflight}x{size}B");
         run_interleaved(ctx, r, &fig, "calls/s", cs, false);
     }
@@ -410,6 +512,7 @@ fn many(ctx: &Ctx, r: &mut Report) {
         v
     });
     let fl = fleets!(ctx, 0x13, ctx.peers, ctx.peers);
+    let fl1 = ctx.v1_fleet(0x13, ctx.peers, ctx.peers);
     let mut cs = vec![Contender::new("rawtcp.pingpong", |w| {
         measure::window(|| {
             let deadline = Instant::now() + w;
@@ -437,6 +540,7 @@ fn many(ctx: &Ctx, r: &mut Report) {
         })
     })];
     cs.extend(each_runtime!(ctx, fl, |e, f| peer::many(e, f, p.clone())));
+    cs.push(peer::many(tk, fl1, p.clone()));
     let fig = format!("many{}", ctx.peers);
     run_interleaved(ctx, r, &fig, "calls/s", cs, false);
 }
@@ -473,26 +577,63 @@ impl Floor {
     }
 }
 
+/// The X25519 work of one version-2 handshake side (PROTOCOL.md part B,
+/// Noise IK): one ephemeral key generation and four Diffie-Hellman (ee, es,
+/// se and ss, computed once on each side), on the curve25519-dalek the core
+/// uses. Ephemeral secrets come from a counter (no RNG cost in the floor).
+struct X25519Floor {
+    secret: [u8; 32],
+    peer: MontgomeryPoint,
+    n: u64,
+}
+
+impl X25519Floor {
+    fn new() -> X25519Floor {
+        X25519Floor {
+            secret: [7; 32],
+            peer: MontgomeryPoint::mul_base_clamped([9; 32]),
+            n: 0,
+        }
+    }
+    fn once(&mut self) {
+        use std::hint::black_box;
+        self.n += 1;
+        self.secret[..8].copy_from_slice(&self.n.to_le_bytes());
+        black_box(MontgomeryPoint::mul_base_clamped(black_box(self.secret)));
+        for _ in 0..4 {
+            black_box(black_box(self.peer).mul_clamped(black_box(self.secret)));
+        }
+    }
+}
+
+/// A loop of `once` until the window ends, 16 at a time.
+fn cpu_loop(w: Duration, mut once: impl FnMut()) -> (u64, Vec<u64>) {
+    let deadline = Instant::now() + w;
+    let mut n = 0;
+    while Instant::now() < deadline {
+        for _ in 0..16 {
+            once();
+        }
+        n += 16;
+    }
+    (n, vec![])
+}
+
 /// 4. Handshakes: full connects per second, CPU per handshake side.
 fn handshake(ctx: &Ctx, r: &mut Report) {
     let rt = ctx.tokio();
     let server = rt.block_on(raw::RawServer::start()).unwrap();
     let floor = Floor::new();
+    let mut x25519 = X25519Floor::new();
     let par = ctx.handshakes_par;
     let fl = fleets!(ctx, 0x14, 256, 0);
+    let fl1 = ctx.v1_fleet(0x14, 256, 0);
     let mut cs = vec![
         Contender::new("crypto_floor", |w| {
-            measure::window(|| {
-                let deadline = Instant::now() + w;
-                let mut n = 0;
-                while Instant::now() < deadline {
-                    for _ in 0..16 {
-                        floor.once();
-                    }
-                    n += 16;
-                }
-                (n, vec![])
-            })
+            measure::window(|| cpu_loop(w, || floor.once()))
+        }),
+        Contender::new("x25519_floor", |w| {
+            measure::window(|| cpu_loop(w, || x25519.once()))
         }),
         Contender::new("rawtcp.connect", |w| {
             measure::window(|| {
@@ -506,14 +647,15 @@ fn handshake(ctx: &Ctx, r: &mut Report) {
         }),
     ];
     cs.extend(each_runtime!(ctx, fl, |e, f| peer::handshake(e, f, par)));
+    cs.push(peer::handshake(&ctx.tk, fl1, par));
     ctx.keep("handshake", &mut cs);
     let names: Vec<String> = cs.iter().map(|c| c.name.clone()).collect();
     let mut samples = interleave(&mut cs, ctx.rounds, ctx.win);
     drop(cs);
     for (name, s) in names.iter().zip(samples.iter_mut()) {
         let sum = summarize(s);
-        if name == "crypto_floor" {
-            r.fig("handshake.crypto_floor", sum.cpu_ns_per_op / 1e3, "us");
+        if name.ends_with("_floor") {
+            r.fig(&format!("handshake.{name}"), sum.cpu_ns_per_op / 1e3, "us");
         } else {
             r.fig(&format!("handshake.{name}"), sum.rate, "connects/s");
             // Both sides live in this process: CPU per side is half.
@@ -523,6 +665,11 @@ fn handshake(ctx: &Ctx, r: &mut Report) {
                 "us",
             );
         }
+    }
+    // Version 2's floor per side: TCP alone plus the handshake's X25519.
+    let v = r.get("handshake.rawtcp.connect.cpu_per_side") + r.get("handshake.x25519_floor");
+    if !v.is_nan() {
+        r.fig("handshake.v2_floor", v, "us");
     }
 }
 
@@ -670,6 +817,7 @@ fn send(ctx: &Ctx, r: &mut Report) {
     let mut pp = Some(rt.block_on(raw::PingPong::connect(server.addr)).unwrap());
     let delivered = server.sends.clone();
     let fl = fleets!(ctx, 0x16, 1, 1);
+    let fl1 = ctx.v1_fleet(0x16, 1, 1);
     let mut cs = vec![Contender::new("rawtcp", |w| {
         let p = p.clone();
         measure::window(|| {
@@ -686,6 +834,7 @@ fn send(ctx: &Ctx, r: &mut Report) {
         })
     })];
     cs.extend(each_runtime!(ctx, fl, |e, f| peer::send(e, f, p.clone())));
+    cs.push(peer::send(&ctx.tk, fl1, p.clone()));
     run_interleaved(ctx, r, "send64", "sends/s", cs, false);
 }
 
@@ -714,7 +863,19 @@ fn ratio_line(name: &str, v: f64, goal: &str, met: Option<bool>) {
         Some(false) => "MISSED",
         None => "n/a",
     };
-    println!("ratio_{name}: {v:.3} (goal {goal}: {verdict})");
+    println!(
+        "ratio_{name}: {v:.3} (goal {goal}: {verdict}){}",
+        v2_label(name)
+    );
+}
+
+/// What a version-2 line measures while the core does not speak it yet.
+fn v2_label(name: &str) -> &'static str {
+    if name.starts_with("v2_") && !peer::V2_WIRED {
+        " (v2 not wired yet: plaintext peernet)"
+    } else {
+        ""
+    }
 }
 
 fn ratios(r: &Report) {
@@ -751,9 +912,99 @@ fn ratios(r: &Report) {
     ratio_line("anchor_tarpc_vs_rawmux", v, "~0.19 (anchor)", None);
     let v = r.get("seq64.tarpc.p50") / r.get("seq64.rawtcp.pingpong.p50");
     ratio_line("anchor_tarpc_p50_vs_rawtcp", v, "~1.7 (anchor)", None);
+    for (name, num, den, goal) in V2_RATIOS {
+        let v = r.get(num) / r.get(den);
+        let met = match goal {
+            Goal::AtLeast(g) => (!v.is_nan()).then_some(v >= *g),
+            Goal::AtMost(g) => (!v.is_nan()).then_some(v <= *g),
+            Goal::Anchor => None,
+        };
+        ratio_line(name, v, &goal.to_string(), met);
+    }
     println!(
         "cpu_ns_per_call: peernet-tokio {:.0} rawtcp.mux {:.0} (pipelined 64 in flight, 64 B; both sides)",
         r.get("pipe64x64B.peernet-tokio.cpu"),
         r.get("pipe64x64B.rawtcp.mux.cpu")
     );
+    let (v2, v1) = (
+        r.get("pipe64x64B.peernet-tokio.cpu"),
+        r.get("pipe64x64B.peernet-tokio.v1.cpu"),
+    );
+    println!(
+        "cpu_ns_per_call_v2_minus_v1: {:.0} (v2 {v2:.0}, v1 {v1:.0}; pipelined 64 in flight, 64 B; both sides){}",
+        v2 - v1,
+        v2_label("v2_")
+    );
 }
+
+/// What a ratio is held to.
+enum Goal {
+    AtLeast(f64),
+    AtMost(f64),
+    /// Context only.
+    Anchor,
+}
+
+impl std::fmt::Display for Goal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Goal::AtLeast(g) => write!(f, ">= {g}"),
+            Goal::AtMost(g) => write!(f, "<= {g}"),
+            Goal::Anchor => f.write_str("(anchor)"),
+        }
+    }
+}
+
+/// The encrypted baselines' anchors and the goals of protocol version 2
+/// (issue 12): `ratio_<name>` = figure / figure. `peernet-tokio` is version
+/// 2, `peernet-tokio.v1` version 1.
+const V2_RATIOS: &[(&str, &str, &str, Goal)] = &[
+    (
+        "anchor_quinn_vs_rawmux",
+        "pipe64x64B.quinn",
+        "pipe64x64B.rawtcp.mux",
+        Goal::Anchor,
+    ),
+    (
+        "anchor_tarpc_tls_vs_tarpc",
+        "pipe64x64B.tarpc_tls",
+        "pipe64x64B.tarpc",
+        Goal::Anchor,
+    ),
+    (
+        "v2_pipelined64_vs_rawmux",
+        "pipe64x64B.peernet-tokio",
+        "pipe64x64B.rawtcp.mux",
+        Goal::AtLeast(0.75),
+    ),
+    (
+        "v2_vs_v1_pipelined64",
+        "pipe64x64B.peernet-tokio",
+        "pipe64x64B.peernet-tokio.v1",
+        Goal::AtLeast(0.9),
+    ),
+    (
+        "v2_latency_p50_vs_rawtcp",
+        "seq64.peernet-tokio.p50",
+        "seq64.rawtcp.pingpong.p50",
+        Goal::AtMost(1.25),
+    ),
+    (
+        "v2_pipelined64_vs_quinn",
+        "pipe64x64B.peernet-tokio",
+        "pipe64x64B.quinn",
+        Goal::AtLeast(5.0),
+    ),
+    (
+        "v2_pipelined64_vs_tarpc_tls",
+        "pipe64x64B.peernet-tokio",
+        "pipe64x64B.tarpc_tls",
+        Goal::AtLeast(2.5),
+    ),
+    (
+        "v2_handshake_vs_floor",
+        "handshake.peernet-tokio.cpu_per_side",
+        "handshake.v2_floor",
+        Goal::AtMost(1.3),
+    ),
+];
