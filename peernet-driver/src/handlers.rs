@@ -4,9 +4,11 @@
 //! others run as tasks of their own that CANCEL, a closed connection or
 //! shutdown can abort.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
+use std::time::{Duration, Instant as StdInstant};
 
 use bytes::Bytes;
 use futures_util::FutureExt;
@@ -102,7 +104,7 @@ impl<R: Runtime> Shared<R> {
                 }
             };
             // (a send's outcome goes nowhere; a panic was logged)
-            let response = response(outcome);
+            let response = self.response(peer, outcome);
             match key {
                 TaskKey::Call(id) => replies.push((id, response)),
                 TaskKey::Send(peer, _) => sends_done.push(peer),
@@ -152,11 +154,15 @@ impl<R: Runtime> Shared<R> {
             }
             match (key, outcome) {
                 (TaskKey::Call(id), Ok(outcome)) => {
-                    inner.ep.reply(now, id, response(outcome));
+                    // (no peer: the connection is gone, nobody to answer)
+                    if let Some(peer) = inner.ep.peer_of(id.conn()) {
+                        let response = self.response(peer, outcome);
+                        inner.ep.reply(now, id, response);
+                    }
                 }
                 (TaskKey::Send(peer, _), outcome) => {
                     if let Ok(Err(panic)) = outcome {
-                        response(Err(panic));
+                        self.response(peer, Err(panic));
                     }
                     inner.release_send_slot(peer);
                 }
@@ -176,21 +182,94 @@ impl<R: Runtime> Shared<R> {
     }
 }
 
-/// A handler's outcome as a reply. A panic is logged here, with its
-/// message; the peer gets an empty note (a panic message may say more
-/// about this node than a mutually-suspicious peer should learn).
-fn response(outcome: std::thread::Result<HandlerResult>) -> Response {
-    match outcome {
-        Ok(Ok(body)) => Response::Ok(body),
-        Ok(Err(body)) => Response::Error(body),
-        Err(panic) => {
-            let note = panic
-                .downcast_ref::<&str>()
-                .copied()
-                .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
-                .unwrap_or("");
-            tracing::warn!(panic = note, "handler panicked");
-            Response::Panicked(Bytes::new())
+impl<R: Runtime> Shared<R> {
+    /// A handler's outcome as a reply. A panic is logged here, with its
+    /// message (at most once per peer per [`PANIC_LOG_EVERY`] at `warn`,
+    /// the rest at `debug` and counted, so a peer calling a panicking
+    /// handler in a loop cannot grow the log without bound); the peer gets
+    /// an empty note (a panic message may say more about this node than a
+    /// mutually-suspicious peer should learn).
+    fn response(&self, peer: PeerId, outcome: std::thread::Result<HandlerResult>) -> Response {
+        match outcome {
+            Ok(Ok(body)) => Response::Ok(body),
+            Ok(Err(body)) => Response::Error(body),
+            Err(panic) => {
+                let note = panic
+                    .downcast_ref::<&str>()
+                    .copied()
+                    .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+                    .unwrap_or("");
+                let mut log = self
+                    .panic_log
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                log.panicked(peer, StdInstant::now(), note);
+                Response::Panicked(Bytes::new())
+            }
         }
+    }
+}
+
+/// How often a peer's handler panics are logged at `warn`.
+pub(crate) const PANIC_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// The peers whose handler panics were logged lately, to rate-limit the
+/// warnings. Bounded: past 4,096 peers the entries older than
+/// [`PANIC_LOG_EVERY`] are dropped (and if none are, all of them).
+#[derive(Debug, Default)]
+pub(crate) struct PanicLog {
+    /// When a warning was last written for the peer, and how many panics
+    /// went to `debug` since.
+    last: HashMap<PeerId, (StdInstant, u64)>,
+}
+
+impl PanicLog {
+    const MAX_PEERS: usize = 4096;
+
+    /// Logs one panic of a handler `peer` called; returns whether it was
+    /// written at `warn`.
+    pub(crate) fn panicked(&mut self, peer: PeerId, now: StdInstant, note: &str) -> bool {
+        if self.last.len() >= PanicLog::MAX_PEERS && !self.last.contains_key(&peer) {
+            self.last
+                .retain(|_, (at, _)| now.duration_since(*at) < PANIC_LOG_EVERY);
+            if self.last.len() >= PanicLog::MAX_PEERS {
+                self.last.clear();
+            }
+        }
+        match self.last.get_mut(&peer) {
+            Some((at, suppressed)) if now.duration_since(*at) < PANIC_LOG_EVERY => {
+                *suppressed += 1;
+                tracing::debug!(%peer, panic = note, "handler panicked");
+                false
+            }
+            entry => {
+                let suppressed = entry.map_or(0, |(_, n)| *n);
+                tracing::warn!(%peer, panic = note, suppressed, "handler panicked");
+                self.last.insert(peer, (now, 0));
+                true
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use peernet_proto::Identity;
+
+    #[test]
+    fn panics_are_logged_at_warn_once_per_peer_per_interval() {
+        let (a, b) = (
+            Identity::from_seed(&[1; 32]).peer_id(),
+            Identity::from_seed(&[2; 32]).peer_id(),
+        );
+        let mut log = PanicLog::default();
+        let t0 = StdInstant::now();
+        assert!(log.panicked(a, t0, "boom"));
+        for i in 1..1000 {
+            assert!(!log.panicked(a, t0 + Duration::from_millis(i), "boom"));
+        }
+        assert!(log.panicked(b, t0, "boom"), "another peer is not silenced");
+        assert!(log.panicked(a, t0 + PANIC_LOG_EVERY, "boom"));
     }
 }

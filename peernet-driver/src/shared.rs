@@ -29,6 +29,7 @@ use crate::runtime::Runtime;
 use crate::signal::Signal;
 use rustc_hash::FxHashMap as FastMap;
 
+use crate::handlers::PanicLog;
 use crate::sources::Sources;
 
 /// What a connection's two tasks listen to.
@@ -177,6 +178,8 @@ pub(crate) struct Shared<R: Runtime> {
     pub(crate) dropped_events: AtomicU64,
     /// SENDs dropped because their peer had too many handlers running.
     pub(crate) dropped_sends: AtomicU64,
+    /// Rate limit for "handler panicked" warnings, per peer.
+    pub(crate) panic_log: Mutex<PanicLog>,
 }
 
 impl<R: Runtime> Shared<R> {
@@ -197,6 +200,7 @@ impl<R: Runtime> Shared<R> {
             closed: Broadcast::new(),
             dropped_events: AtomicU64::new(0),
             dropped_sends: AtomicU64::new(0),
+            panic_log: Mutex::new(PanicLog::default()),
         }
     }
 

@@ -144,6 +144,19 @@ fn main() -> ExitCode {
             };
         }
     };
+    // A handler panic is caught by the node and logged, rate-limited per
+    // peer; the default hook would also print every one of them (a peer
+    // calling a panicking handler in a loop grew stderr by ~0.5 MB/s).
+    // Print at most one panic report every 10 s.
+    let default_hook = std::panic::take_hook();
+    let last_report = std::sync::Mutex::new(None::<std::time::Instant>);
+    std::panic::set_hook(Box::new(move |info| {
+        let mut last = last_report.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_none_or(|at| at.elapsed() >= Duration::from_secs(10)) {
+            *last = Some(std::time::Instant::now());
+            default_hook(info);
+        }
+    }));
     let (stderr, _stderr_guard) = non_blocking(std::io::stderr(), "peernet-stderr");
     let (stdout, _stdout_guard) = non_blocking(std::io::stdout(), "peernet-stdout");
     let _ = STDOUT.set(stdout);

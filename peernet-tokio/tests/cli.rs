@@ -422,3 +422,39 @@ fn key_files_that_are_not_regular_files_are_refused() {
         }
     }
 }
+
+/// A peer calling a panicking handler in a loop must not grow the log
+/// without bound: each panic used to print the panic hook's report and a
+/// warning (about 0.5 MB/s). Now one warning per peer per 10 s and one
+/// panic report per 10 s.
+#[test]
+fn a_handler_panicking_in_a_loop_does_not_flood_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let a = stdout(&run(&["keygen", "a.key"], d)).trim().to_string();
+    stdout(&run(&["keygen", "b.key"], d));
+    let mut child = Command::new(peernet())
+        .args(["serve", "--key", "b.key", "--listen", "127.0.0.1:0"])
+        .args(["--trust", &a, "--expose", "panic"])
+        .current_dir(d)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = Lines::new(child.stdout.take().unwrap());
+    let first = lines.next();
+    let parts: Vec<&str> = first.split(' ').collect();
+    let target = format!("{}@{}", parts[1], parts[2]);
+    for _ in 0..20 {
+        let out = run(
+            &["call", "--key", "a.key", "--connect", &target, "panic", "x"],
+            d,
+        );
+        assert_eq!(out.status.code(), Some(2));
+    }
+    let _ = child.kill();
+    let err = stderr(&child.wait_with_output().unwrap());
+    let warnings = err.lines().filter(|l| l.contains("WARN")).count();
+    let reports = err.matches("panicked at").count();
+    assert_eq!((warnings, reports), (1, 1), "{err}");
+}
