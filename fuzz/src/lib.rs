@@ -24,6 +24,7 @@
 //! that the targets' endpoints will accept.
 
 pub mod two_endpoints;
+pub mod v2;
 
 use std::time::Duration;
 

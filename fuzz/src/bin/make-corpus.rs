@@ -227,7 +227,11 @@ fn handshake_seeds(c: &mut Corpus, v: &Vectors, valid: &[Vec<u8>], invalid: &[Ve
         }
         .to_body(),
     );
-    let reject = |code: u8| framed(&handshake::reject(handshake::RejectCode::from_code(code)));
+    let reject = |code: u8| {
+        framed(&handshake::reject(peernet_proto::RejectCode::from_code(
+            code,
+        )))
+    };
 
     // --- responder: the vectors' HELLO, then a PROOF for its WELCOME.
     let (mut r, conn) = responder();
@@ -461,7 +465,7 @@ fn established_seeds(c: &mut Corpus, valid: &[Vec<u8>], invalid: &[Vec<u8>]) {
             "connection_established",
             &cat(&[
                 &h,
-                &framed(&handshake::reject(handshake::RejectCode::BadSignature)),
+                &framed(&handshake::reject(peernet_proto::RejectCode::BadSignature)),
             ]),
         );
     }
@@ -727,6 +731,49 @@ fn regressions(c: &mut Corpus, dir: &Path) {
     }
 }
 
+/// Seeds for the version-2 targets from `vectors/v2/`: the vector INIT
+/// (valid for the targets' responder) followed by the initiator's records,
+/// each invalid INIT, the record cases after the key confirmation; the
+/// vector RESP followed by the responder's records, and the REJECTs.
+fn v2_seeds(c: &mut Corpus, dir: &Path) {
+    let read = |name: &str| -> Value {
+        let path = dir.join(name);
+        let text =
+            fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    };
+    let handshake = read("handshake.json");
+    let records = read("records.json");
+    let frames_from = |from: &str| -> Vec<u8> {
+        handshake["records"]
+            .as_array()
+            .expect("records")
+            .iter()
+            .filter(|r| r["from"] == from)
+            .flat_map(|r| hex_of(&r["frame"]))
+            .collect()
+    };
+    let init = hex_of(&handshake["init"]);
+    c.add("v2_responder", &init);
+    c.add(
+        "v2_responder",
+        &[init.clone(), frames_from("initiator")].concat(),
+    );
+    for case in handshake["invalid_init"].as_array().expect("invalid_init") {
+        c.add("v2_responder", &hex_of(&case["init"]));
+    }
+    let confirmation = hex_of(&records["confirmation"]);
+    for case in records["cases"].as_array().expect("cases") {
+        let seed = [init.clone(), confirmation.clone(), hex_of(&case["frame"])].concat();
+        c.add("v2_responder", &seed);
+    }
+    let resp = hex_of(&handshake["resp"]);
+    c.add("v2_initiator", &resp);
+    c.add("v2_initiator", &[resp, frames_from("responder")].concat());
+    c.add("v2_initiator", &hex_of(&handshake["reject_untrusted"]));
+    c.add("v2_initiator", &hex_of(&handshake["v1_hello_answer"]));
+}
+
 fn main() {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut args = std::env::args().skip(1);
@@ -748,6 +795,7 @@ fn main() {
     handshake_seeds(&mut c, &v, &valid, &invalid);
     established_seeds(&mut c, &valid, &invalid);
     two_endpoint_seeds(&mut c);
+    v2_seeds(&mut c, &vectors.join("v2"));
     regressions(&mut c, &manifest.join("regressions"));
     println!(
         "make-corpus: {} new seed files under {}",
