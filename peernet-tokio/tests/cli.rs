@@ -68,12 +68,18 @@ struct Serve {
 }
 
 fn serve(dir: &Path, key: &str, extra: &[&str]) -> Serve {
+    serve_with(dir, key, extra, Stdio::null(), "warn")
+}
+
+/// `serve` with its stderr going to `stderr`, logging at `log` (RUST_LOG).
+fn serve_with(dir: &Path, key: &str, extra: &[&str], stderr: Stdio, log: &str) -> Serve {
     let mut child = Command::new(peernet())
         .args(["serve", "--key", key, "--listen", "127.0.0.1:0"])
         .args(extra)
+        .env("RUST_LOG", log)
         .current_dir(dir)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     let lines = Lines::new(child.stdout.take().unwrap());
@@ -360,17 +366,8 @@ fn logs_are_plain_when_stderr_is_not_a_terminal() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     stdout(&run(&["keygen", "b.key"], d));
-    let mut child = Command::new(peernet())
-        .args(["serve", "--key", "b.key", "--listen", "127.0.0.1:0"])
-        .env("RUST_LOG", "debug")
-        .current_dir(d)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lines = Lines::new(child.stdout.take().unwrap());
-    let first = lines.next();
-    let addr = first.split(' ').nth(2).unwrap().to_string();
+    let s = serve_with(d, "b.key", &[], Stdio::piped(), "debug");
+    let (mut child, addr) = (s.child, s.addr);
     // A bare TCP connection that says nothing and leaves: the node logs
     // the accept and the failed handshake at debug.
     let logs = BufReader::new(child.stderr.take().unwrap());
@@ -433,18 +430,14 @@ fn a_handler_panicking_in_a_loop_does_not_flood_the_log() {
     let d = dir.path();
     let a = stdout(&run(&["keygen", "a.key"], d)).trim().to_string();
     stdout(&run(&["keygen", "b.key"], d));
-    let mut child = Command::new(peernet())
-        .args(["serve", "--key", "b.key", "--listen", "127.0.0.1:0"])
-        .args(["--trust", &a, "--expose", "panic"])
-        .current_dir(d)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lines = Lines::new(child.stdout.take().unwrap());
-    let first = lines.next();
-    let parts: Vec<&str> = first.split(' ').collect();
-    let target = format!("{}@{}", parts[1], parts[2]);
+    let s = serve_with(
+        d,
+        "b.key",
+        &["--trust", &a, "--expose", "panic"],
+        Stdio::piped(),
+        "warn",
+    );
+    let (mut child, target) = (s.child, format!("{}@{}", s.peer, s.addr));
     for _ in 0..20 {
         let out = run(
             &["call", "--key", "a.key", "--connect", &target, "panic", "x"],
