@@ -86,12 +86,26 @@ pub enum Fault {
     /// `Endpoint::connect`: the PeerId a dial names is not passed to the
     /// handshake, so any trusted responder is accepted.
     IgnoreExpectedPeer,
+    /// `connection::session` (CANCEL): a CANCEL that arrives leaves the
+    /// call in flight (its handler slot is not freed).
+    CancelIgnored,
+    /// `Endpoint::unpair`: the revoked peer's connection is closed with
+    /// GOODBYE `normal` instead of `revoked`.
+    RevokedAsNormal,
+    /// `connection::session` (PING): a PING is not answered with a PONG.
+    NoPong,
+    /// `Connection::on_liveness`: no PING is ever sent (the timer re-arms
+    /// as if one had been).
+    NoPing,
+    /// `Connection::handle_data`: any bytes on an established connection
+    /// reset the idle clock, not only complete frames.
+    HalfFrameResetsIdle,
 }
 
 #[cfg(feature = "fault-injection")]
 impl Fault {
     /// Every fault, for the simulation and the fuzz targets to iterate.
-    pub const ALL: [Fault; 10] = [
+    pub const ALL: [Fault; 15] = [
         Fault::SupersedeNewest,
         Fault::SkipTrustCheck,
         Fault::ReplyAnyConnection,
@@ -102,6 +116,11 @@ impl Fault {
         Fault::CancelUnknownIsError,
         Fault::HandlersWhileShuttingDown,
         Fault::IgnoreExpectedPeer,
+        Fault::CancelIgnored,
+        Fault::RevokedAsNormal,
+        Fault::NoPong,
+        Fault::NoPing,
+        Fault::HalfFrameResetsIdle,
     ];
 
     /// The fault whose variant name is `name` (as its `Debug` prints it).

@@ -430,7 +430,15 @@ impl Endpoint {
             .map(|(id, _)| *id)
             .collect();
         for conn in doomed {
-            self.end(conn, Ending::Unpaired);
+            let revoked = !fault!(self.ctx.config, RevokedAsNormal);
+            self.end(
+                conn,
+                if revoked {
+                    Ending::Unpaired
+                } else {
+                    Ending::Disconnected
+                },
+            );
         }
         was
     }

@@ -70,6 +70,23 @@ pub enum Invariant {
     NoHandlersWhileShuttingDown,
     /// A dial that names a PeerId is established only with that peer.
     DialReachesOnlyTheNamedPeer,
+    /// A CANCEL that arrives ends the call it names on the callee's side
+    /// (`CallCancelled`): the handler's slot is freed.
+    CancelFreesTheCalleeSlot,
+    /// After an unpair, both sides report `revoked`: the unpairing side's
+    /// `Disconnected` says GOODBYE `revoked` by `Local`, the other side's
+    /// says GOODBYE `revoked` by `Remote` (unless it ended the connection
+    /// first, or the transport died before the GOODBYE arrived).
+    RevokedOnBothSides,
+    /// Every PING is answered with a PONG carrying its nonce.
+    PingsAreAnswered,
+    /// A connection between two live, well-behaved peers over a healthy
+    /// transport is never closed by the idle timeout, however quiet.
+    HealthyIdleConnectionsStayOpen,
+    /// Only complete frames reset the idle clock: a peer that trickles
+    /// the bytes of a frame it never finishes is closed within
+    /// `idle_timeout` (plus one ping interval) of its last complete frame.
+    IdleResetOnlyByCompleteFrames,
 }
 
 impl Invariant {
@@ -95,6 +112,11 @@ impl Invariant {
             }
             Invariant::NoHandlersWhileShuttingDown => "no_handlers_while_shutting_down",
             Invariant::DialReachesOnlyTheNamedPeer => "dial_reaches_only_the_named_peer",
+            Invariant::CancelFreesTheCalleeSlot => "cancel_frees_the_callee_slot",
+            Invariant::RevokedOnBothSides => "revoked_on_both_sides",
+            Invariant::PingsAreAnswered => "pings_are_answered",
+            Invariant::HealthyIdleConnectionsStayOpen => "healthy_idle_connections_stay_open",
+            Invariant::IdleResetOnlyByCompleteFrames => "idle_reset_only_by_complete_frames",
         }
     }
 }
@@ -249,6 +271,52 @@ pub fn local_protocol_error(event: &Event, send_cap_excused: bool) -> Option<&st
         } if !(send_cap_excused && is_send_cap(r)) => Some(reason),
         _ => None,
     }
+}
+
+/// Whether `reason` is a GOODBYE `code` said by `by`.
+pub fn is_goodbye(reason: &CloseReason, by: Side, code: GoodbyeCode) -> bool {
+    matches!(reason, CloseReason::Goodbye { by: b, code: c, .. } if *b == by && *c == code)
+}
+
+/// `revoked_on_both_sides`, the unpairing side: a connection that
+/// `unpair` ended must report GOODBYE `revoked` sent by us.
+pub fn check_unpaired(conn: ConnId, reason: &CloseReason) -> Result<(), Breach> {
+    if is_goodbye(reason, Side::Local, GoodbyeCode::Revoked) {
+        return Ok(());
+    }
+    breach(
+        Invariant::RevokedOnBothSides,
+        format!("{conn} ended by `unpair` reports {reason}, not a revocation we sent"),
+    )
+}
+
+/// `revoked_on_both_sides`, the revoked side: the peer unpaired us on
+/// `conn`; it must end with the peer's GOODBYE `revoked`, unless we ended
+/// it first (any local reason), or the transport died before the GOODBYE
+/// could arrive (`transport_dead`).
+pub fn check_revoked_by_peer(
+    conn: ConnId,
+    reason: &CloseReason,
+    transport_dead: bool,
+) -> Result<(), Breach> {
+    let ok = match reason {
+        CloseReason::Goodbye {
+            by: Side::Local, ..
+        } => true,
+        CloseReason::Goodbye {
+            by: Side::Remote,
+            code,
+            ..
+        } => *code == GoodbyeCode::Revoked,
+        _ => transport_dead,
+    };
+    if ok {
+        return Ok(());
+    }
+    breach(
+        Invariant::RevokedOnBothSides,
+        format!("the peer unpaired us, but {conn} ends with {reason}, not its revocation"),
+    )
 }
 
 /// `replies_match_their_calls`: `result` is what the callee `produced`

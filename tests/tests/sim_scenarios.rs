@@ -20,6 +20,11 @@ fn ok<T>(r: Result<T, Violation>) -> T {
 /// `n` nodes that all trust each other and expose every handle to
 /// everyone; answers come within 20 ms.
 fn calm(seed: u64, n: usize) -> Sim {
+    sim_with(calm_config(seed, n))
+}
+
+/// The configuration of [`calm`].
+fn calm_config(seed: u64, n: usize) -> SimConfig {
     let mut cfg = SimConfig::new(seed, n);
     cfg.app = AppPolicy {
         ok: 1,
@@ -31,7 +36,7 @@ fn calm(seed: u64, n: usize) -> Sim {
         slow_max: 20_000_000,
         oversized: 0.0,
     };
-    sim_with(cfg)
+    cfg
 }
 
 fn sim_with(cfg: SimConfig) -> Sim {
@@ -426,4 +431,166 @@ fn closed_calls_report_the_goodbye_reason() {
         Err(e) => panic!("{e}"),
     }
     assert!(sim.connection_link(0, 1).is_none());
+}
+
+/// `r` is the violation of `invariant`.
+fn violated<T: std::fmt::Debug>(r: Result<T, Violation>, invariant: Invariant) {
+    match r {
+        Err(v) => assert_eq!(v.invariant, invariant, "{v}"),
+        Ok(r) => panic!("`{invariant}` did not fire: {r:?}"),
+    }
+}
+
+/// A CANCEL frees the callee's slot at once; with fault `CancelIgnored`
+/// the call stays in flight and `cancel_frees_the_callee_slot` fires.
+#[test]
+fn cancel_frees_the_callee_slot() {
+    for fault in [None, Some(Fault::CancelIgnored)] {
+        let mut cfg = SimConfig::new(1, 2);
+        cfg.fault = fault;
+        cfg.app = AppPolicy {
+            never: 1,
+            ok: 0,
+            error: 0,
+            panic: 0,
+            ..AppPolicy::default()
+        };
+        let mut sim = sim_with(cfg);
+        connect(&mut sim, 0, 1);
+        let id = sim
+            .call(0, 1, "h0", None, 0)
+            .unwrap_or_else(|e| panic!("{e}"));
+        ok(sim.run_for(100 * MS));
+        let serving = |sim: &Sim| sim.endpoint(1).unwrap().stats().inbound_calls;
+        assert_eq!(serving(&sim), 1, "the handler holds the call");
+        sim.cancel(0, id);
+        ok(sim.run_for(200 * MS));
+        match fault {
+            None => {
+                assert_eq!(serving(&sim), 0, "the CANCEL freed the slot");
+                ok(sim.finish());
+            }
+            Some(_) => {
+                assert_eq!(serving(&sim), 1);
+                violated(sim.run_for(4_000 * MS), Invariant::CancelFreesTheCalleeSlot);
+            }
+        }
+    }
+}
+
+/// Both sides of an unpair report `revoked`; with fault
+/// `RevokedAsNormal` (GOODBYE `normal`) `revoked_on_both_sides` fires.
+#[test]
+fn unpair_is_reported_as_revoked_on_both_sides() {
+    for revoker in 0..2 {
+        for fault in [None, Some(Fault::RevokedAsNormal)] {
+            let mut cfg = calm_config(revoker as u64, 2);
+            cfg.fault = fault;
+            let mut sim = sim_with(cfg);
+            connect(&mut sim, 0, 1);
+            let revoked = sim.peer_id(1 - revoker);
+            sim.unpair(revoker, revoked);
+            let r = sim.run_for(300 * MS);
+            match fault {
+                None => {
+                    ok(r);
+                    assert!(sim.connection_link(0, 1).is_none());
+                    assert!(sim.connection_link(1, 0).is_none());
+                    ok(sim.finish());
+                }
+                Some(_) => violated(r, Invariant::RevokedOnBothSides),
+            }
+        }
+    }
+}
+
+/// Two honest nodes with nothing to say keep their connection on PINGs
+/// alone; with fault `NoPing` both idle out and
+/// `healthy_idle_connections_stay_open` fires.
+#[test]
+fn idle_connection_lives_on_pings_alone() {
+    for seed in 0..4 {
+        for fault in [None, Some(Fault::NoPing)] {
+            let mut cfg = calm_config(seed, 2);
+            cfg.fault = fault;
+            let mut sim = sim_with(cfg);
+            connect(&mut sim, 0, 1);
+            let link = sim.connection_link(0, 1);
+            let r = sim.run_for(Duration::from_secs(10));
+            match fault {
+                None => {
+                    ok(r);
+                    assert_eq!(sim.connection_link(0, 1), link, "seed {seed}");
+                    assert_eq!(sim.connection_link(1, 0), link, "seed {seed}");
+                    ok(sim.finish());
+                }
+                Some(_) => violated(r, Invariant::HealthyIdleConnectionsStayOpen),
+            }
+        }
+    }
+}
+
+/// A trusted peer that only PINGs gets a PONG for each and is kept open
+/// well past the idle timeout, without a protocol error; with fault
+/// `NoPong` `pings_are_answered` fires.
+#[test]
+fn ping_only_intruder_is_answered_and_kept_alive() {
+    for seed in 0..5 {
+        let mut cfg = SimConfig::new(seed, 1);
+        cfg.byzantine = true;
+        let mut sim = sim_with(cfg);
+        sim.attack(0, Attack::Byzantine(Byzantine::PingOnly));
+        ok(sim.run_for(5_000 * MS));
+        let peers = sim.endpoint(0).unwrap().peers().count();
+        assert_eq!(peers, 1, "seed {seed}: the pinging peer is kept");
+        ok(sim.finish());
+    }
+    let mut cfg = SimConfig::new(0, 1);
+    cfg.byzantine = true;
+    cfg.fault = Some(Fault::NoPong);
+    let mut sim = sim_with(cfg);
+    sim.attack(0, Attack::Byzantine(Byzantine::PingOnly));
+    violated(sim.run_for(3_000 * MS), Invariant::PingsAreAnswered);
+}
+
+/// A trusted peer that trickles a frame it never finishes is closed by
+/// the idle timeout of its last complete frame; with fault
+/// `HalfFrameResetsIdle` `idle_reset_only_by_complete_frames` fires.
+#[test]
+fn half_frame_trickler_is_closed_by_the_idle_timeout() {
+    for seed in 0..5 {
+        let mut cfg = SimConfig::new(seed, 1);
+        cfg.byzantine = true;
+        let mut sim = sim_with(cfg);
+        sim.attack(0, Attack::Byzantine(Byzantine::HalfFrames));
+        ok(sim.run_for(2_500 * MS));
+        let peers = |sim: &Sim| sim.endpoint(0).unwrap().peers().count();
+        assert_eq!(peers(&sim), 1, "seed {seed}: not before the idle timeout");
+        ok(sim.run_for(2_000 * MS));
+        assert_eq!(peers(&sim), 0, "seed {seed}: closed by the idle timeout");
+        ok(sim.finish());
+    }
+    let mut cfg = SimConfig::new(0, 1);
+    cfg.byzantine = true;
+    cfg.fault = Some(Fault::HalfFrameResetsIdle);
+    let mut sim = sim_with(cfg);
+    sim.attack(0, Attack::Byzantine(Byzantine::HalfFrames));
+    violated(
+        sim.run_for(6_000 * MS),
+        Invariant::IdleResetOnlyByCompleteFrames,
+    );
+}
+
+/// With fault `NoIdleTimeout`, the survivor of a half-open link keeps it
+/// and `dead_peers_detected_in_time` fires (the sweep may meet a
+/// trickling intruder first, which fires `idle_reset_only_by_complete_frames`).
+#[test]
+fn missing_idle_timeout_leaves_a_dead_peer() {
+    let mut cfg = calm_config(0, 2);
+    cfg.fault = Some(Fault::NoIdleTimeout);
+    let mut sim = sim_with(cfg);
+    connect(&mut sim, 0, 1);
+    let link = sim.connection_link(0, 1).unwrap();
+    sim.half_open(link, 0);
+    violated(sim.run_for(5_000 * MS), Invariant::DeadPeersDetectedInTime);
 }

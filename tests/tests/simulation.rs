@@ -181,13 +181,26 @@ fn same_seed_same_trace() {
 /// Runs seeds with `fault` switched on until an invariant fires, and
 /// checks it is `expected`.
 fn caught(fault: Fault, expected: Invariant) {
+    caught_by_one_of(fault, &[expected]);
+}
+
+/// Runs seeds with `fault` switched on until an invariant fires, and
+/// checks it is one of `expected`; prints which, with the seed and the
+/// simulated time.
+fn caught_by_one_of(fault: Fault, expected: &[Invariant]) {
     const BUDGET: u64 = 300;
     match run_seeds(0..BUDGET, Some(fault)) {
         Ok(_) => panic!("{fault:?} went unnoticed for {BUDGET} seeds"),
         Err(violation) => {
-            println!("{fault:?} caught:\n{violation}");
-            assert_eq!(
-                violation.invariant, expected,
+            println!(
+                "{fault:?} caught by `{}` at seed {}, t={:.3}s",
+                violation.invariant,
+                violation.seed,
+                violation.at.as_secs_f64()
+            );
+            println!("{violation}");
+            assert!(
+                expected.contains(&violation.invariant),
                 "{fault:?} caught by another invariant:\n{violation}"
             );
         }
@@ -214,7 +227,16 @@ fn catches_reply_matched_on_any_connection() {
 
 #[test]
 fn catches_missing_idle_timeout() {
-    caught(Fault::NoIdleTimeout, Invariant::DeadPeersDetectedInTime);
+    // A peer that trickles half-frames is a dead-looking peer too: with no
+    // idle timeout at all, the sweep may meet it first (the scenario
+    // `missing_idle_timeout_leaves_a_dead_peer` pins the other one).
+    caught_by_one_of(
+        Fault::NoIdleTimeout,
+        &[
+            Invariant::DeadPeersDetectedInTime,
+            Invariant::IdleResetOnlyByCompleteFrames,
+        ],
+    );
 }
 
 #[test]
@@ -260,4 +282,32 @@ fn catches_dial_that_ignores_the_named_peer() {
         Fault::IgnoreExpectedPeer,
         Invariant::DialReachesOnlyTheNamedPeer,
     );
+}
+
+#[test]
+fn catches_cancel_that_leaves_the_call_in_flight() {
+    caught(Fault::CancelIgnored, Invariant::CancelFreesTheCalleeSlot);
+}
+
+#[test]
+fn catches_unpair_reported_as_a_normal_close() {
+    caught(Fault::RevokedAsNormal, Invariant::RevokedOnBothSides);
+}
+
+#[test]
+fn catches_ping_left_unanswered() {
+    caught(Fault::NoPong, Invariant::PingsAreAnswered);
+}
+
+#[test]
+fn catches_half_frames_resetting_the_idle_clock() {
+    caught(
+        Fault::HalfFrameResetsIdle,
+        Invariant::IdleResetOnlyByCompleteFrames,
+    );
+}
+
+#[test]
+fn catches_pings_never_sent() {
+    caught(Fault::NoPing, Invariant::HealthyIdleConnectionsStayOpen);
 }

@@ -231,6 +231,9 @@ impl Connection {
         node: &mut Node<'_>,
         ctx: &mut Ctx,
     ) -> Option<Transition> {
+        if fault!(ctx.config, HalfFrameResetsIdle) && matches!(self.state, State::Established(_)) {
+            self.liveness.last_recv = ctx.now;
+        }
         loop {
             let transition = match self.decoder.decode_in_place(data) {
                 Ok(Some(Frame::InPlace(len))) => {
@@ -350,6 +353,7 @@ impl Connection {
                 return Some(Ending::Idle(ctx.config.idle_timeout));
             }
             Check::Idle => {}
+            Check::Ping(_) if fault!(ctx.config, NoPing) => self.liveness.arm(ctx.now, ctx),
             Check::Ping(nonce) => {
                 let _ = self.tx.push(EnvelopeRef::Ping { nonce }, ctx);
                 self.liveness.arm(self.tx.last_sent, ctx);

@@ -154,7 +154,9 @@ impl Connection {
                 }
             }
             Envelope::Ping { nonce } => {
-                let _ = self.tx.push(EnvelopeRef::Pong { nonce }, ctx);
+                if !fault!(ctx.config, NoPong) {
+                    let _ = self.tx.push(EnvelopeRef::Pong { nonce }, ctx);
+                }
                 return self.enforce_send_cap(ctx).map(Transition::End);
             }
             Envelope::Pong { nonce } => self.liveness.on_pong(nonce),
@@ -165,7 +167,7 @@ impl Connection {
                 }));
             }
             Envelope::Cancel { id } => {
-                if s.inbound.remove(id, &mut ctx.timers) {
+                if !fault!(ctx.config, CancelIgnored) && s.inbound.remove(id, &mut ctx.timers) {
                     ctx.emit(Event::CallCancelled(InboundCallId { conn, id }));
                 } else if fault!(ctx.config, CancelUnknownIsError) {
                     let reason = format!("CANCEL of request id {id}, not in flight");

@@ -6,6 +6,7 @@
 //! victims trust and so may call exposed handles like any peer, but must
 //! not get the victim to exceed its limits or crash, whatever it sends.
 
+use std::collections::VecDeque;
 use std::sync::OnceLock;
 
 use bytes::{Bytes, BytesMut};
@@ -13,10 +14,10 @@ use peernet_proto::frame::encode_frame;
 use peernet_proto::testkit::handshake::{Initiator, MAX_HANDSHAKE_FRAME};
 use peernet_proto::{Envelope, FrameDecoder, Handle, Identity, PeerId, TrustList};
 
-use super::Sim;
 use super::net::{EndKind, LinkId};
 use super::node::{HANDLES, NodeIx};
 use super::rng::SimRng;
+use super::{Ev, Sim};
 
 /// What a raw intruder does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +55,13 @@ pub enum Byzantine {
     Mute,
     /// Starts a frame as large as the limit allows and never finishes it.
     PartialFrame,
+    /// Sends only PINGs, often enough to keep the connection alive, and
+    /// checks that each is answered with its PONG (it answers nothing).
+    PingOnly,
+    /// Trickles the bytes of one frame, a few at a time, and never
+    /// finishes it: its victim must close within the idle timeout of its
+    /// last complete frame (PROOF).
+    HalfFrames,
 }
 
 impl Attack {
@@ -68,13 +76,15 @@ impl Attack {
             3 => Attack::UntrustedHello,
             4 => Attack::BadFrameHeader,
             5 => Attack::InvalidEnvelopeEarly,
-            _ => Attack::Byzantine(match rng.weighted(&[2, 2, 3, 2, 1, 1]) {
+            _ => Attack::Byzantine(match rng.weighted(&[2, 2, 3, 2, 1, 1, 2, 2]) {
                 0 => Byzantine::InvalidEnvelope,
                 1 => Byzantine::CallFlood,
                 2 => Byzantine::Chatter,
                 3 => Byzantine::ReuseId,
                 4 => Byzantine::Mute,
-                _ => Byzantine::PartialFrame,
+                5 => Byzantine::PartialFrame,
+                6 => Byzantine::PingOnly,
+                _ => Byzantine::HalfFrames,
             }),
         }
     }
@@ -122,6 +132,28 @@ pub struct RawPeer {
     stop_reading: bool,
     answers_pings: bool,
     established: bool,
+    /// Bytes written so far.
+    written: u64,
+    /// Bytes written up to the end of the last complete frame.
+    complete_upto: u64,
+    /// `PingOnly`: the PINGs not answered yet, (nonce, sent at).
+    pings: VecDeque<(u64, u64)>,
+    /// `HalfFrames`: body bytes the frame under way still announces
+    /// (`None`: its header is not written yet).
+    trickle_left: Option<usize>,
+    /// `HalfFrames`: its victim was told when to close it.
+    pub(super) trickle_obliged: bool,
+}
+
+/// What a raw peer's own timer ([`RawPeer::on_tick`]) asks for.
+#[derive(Debug, Default)]
+pub struct Tick {
+    /// What to write.
+    pub action: RawAction,
+    /// A PING unanswered for too long: (nonce, sent at).
+    pub late_ping: Option<(u64, u64)>,
+    /// The next tick, this long from now (ns); `None`: no more ticks.
+    pub next: Option<u64>,
 }
 
 fn frame(body: &[u8]) -> Bytes {
@@ -168,6 +200,11 @@ impl RawPeer {
             stop_reading: false,
             answers_pings: false,
             established: false,
+            written: 0,
+            complete_upto: 0,
+            pings: VecDeque::new(),
+            trickle_left: None,
+            trickle_obliged: false,
         };
         match attack {
             Attack::Garbage => {
@@ -275,6 +312,11 @@ impl RawPeer {
                         partial.extend(rng.bytes(len));
                         raw.payload = vec![partial.into()];
                     }
+                    // Long enough to outlive the idle timeout (3 s) of
+                    // the simulated endpoints by far.
+                    Byzantine::PingOnly | Byzantine::HalfFrames => {
+                        raw.lifetime = rng.range(5_500_000_000, 9_000_000_000);
+                    }
                 }
             }
         }
@@ -292,7 +334,78 @@ impl RawPeer {
     /// Whether it finished its handshake and will not write again (not
     /// even a PONG): its victim must find out by idle timeout.
     pub fn silent(&self) -> bool {
-        self.established && !self.answers_pings
+        self.established && !self.answers_pings && !self.ticks()
+    }
+
+    /// Whether it acts on its own timer ([`RawPeer::on_tick`]).
+    pub fn ticks(&self) -> bool {
+        matches!(
+            self.attack,
+            Attack::Byzantine(Byzantine::PingOnly | Byzantine::HalfFrames)
+        )
+    }
+
+    /// Whether it is a `PingOnly` peer: well-behaved as far as its victim
+    /// can tell (it sends nothing but valid PINGs).
+    pub fn pings_only(&self) -> bool {
+        self.attack == Attack::Byzantine(Byzantine::PingOnly)
+    }
+
+    /// `HalfFrames` only: the stream offset after its last complete frame
+    /// (PROOF), once its handshake is through.
+    pub fn trickle_from(&self) -> Option<u64> {
+        (self.established && self.attack == Attack::Byzantine(Byzantine::HalfFrames))
+            .then_some(self.complete_upto)
+    }
+
+    /// Its own timer, at `now` (global ns): a `PingOnly` peer reports a
+    /// PING unanswered for `pong_within` and sends the next PING; a
+    /// `HalfFrames` peer writes a few more bytes of its frame.
+    pub fn on_tick(&mut self, now: u64, pong_within: u64, rng: &mut SimRng) -> Tick {
+        let mut tick = Tick::default();
+        if !self.established {
+            tick.next = Some(50_000_000);
+            return tick;
+        }
+        match self.attack {
+            Attack::Byzantine(Byzantine::PingOnly) => {
+                tick.late_ping = self
+                    .pings
+                    .front()
+                    .copied()
+                    .filter(|&(_, sent)| now > sent + pong_within);
+                let nonce = rng.u64();
+                self.pings.push_back((nonce, now));
+                tick.action.writes.push(envelope(&Envelope::Ping { nonce }));
+                tick.next = Some(rng.range(300_000_000, 900_000_000));
+            }
+            Attack::Byzantine(Byzantine::HalfFrames) => {
+                let left = match self.trickle_left {
+                    None => {
+                        let len = rng.range(512, 4096) as u32;
+                        tick.action
+                            .writes
+                            .push(Bytes::from(len.to_be_bytes().to_vec()));
+                        len as usize
+                    }
+                    Some(left) => {
+                        // Never the last byte: the frame stays unfinished.
+                        let n = (rng.range(1, 3) as usize).min(left - 1);
+                        tick.action.writes.push(rng.bytes(n).into());
+                        left - n
+                    }
+                };
+                self.trickle_left = Some(left);
+                tick.next = (left > 1).then(|| rng.range(150_000_000, 600_000_000));
+            }
+            _ => {}
+        }
+        self.count(&tick.action);
+        tick
+    }
+
+    fn count(&mut self, action: &RawAction) {
+        self.written += action.writes.iter().map(|b| b.len() as u64).sum::<u64>();
     }
 
     /// The key it holds, if any.
@@ -308,6 +421,7 @@ impl RawPeer {
             let take = rng.range(1, rest.len() as u64) as usize;
             action.writes.push(rest.split_to(take));
         }
+        self.count(&action);
         action
     }
 
@@ -336,6 +450,9 @@ impl RawPeer {
                         action.writes.push(frame(&proof));
                         action.writes.append(&mut self.payload);
                         action.stop_reading = self.stop_reading;
+                        self.count(&action);
+                        self.complete_upto = self.written;
+                        continue;
                     }
                     Err(_) => {
                         action.close = true;
@@ -344,7 +461,13 @@ impl RawPeer {
                 }
             } else if self.answers_pings {
                 if let Ok(Envelope::Ping { nonce }) = Envelope::decode(&body) {
-                    action.writes.push(envelope(&Envelope::Pong { nonce }));
+                    let pong = envelope(&Envelope::Pong { nonce });
+                    self.written += pong.len() as u64;
+                    action.writes.push(pong);
+                }
+            } else if self.pings_only() {
+                if let Ok(Envelope::Pong { nonce }) = Envelope::decode(&body) {
+                    self.pings.retain(|&(n, _)| n != nonce);
                 }
             }
         }
@@ -441,6 +564,79 @@ impl Sim {
             conn,
             super::invariants::Obligation::NoticeDeadPeer,
         ));
+    }
+
+    /// A `HalfFrames` peer's complete frames have all been read: its
+    /// victim must close the connection within the idle timeout plus one
+    /// ping of now, whatever partial bytes follow.
+    pub(super) fn oblige_if_trickling(&mut self, link: LinkId) {
+        let Some(l) = self.links.get_mut(&link) else {
+            return;
+        };
+        let delivered = l.delivered[0];
+        let EndKind::Node {
+            node,
+            inc,
+            conn: Some(conn),
+        } = l.ends[1].kind
+        else {
+            return;
+        };
+        let EndKind::Raw(raw) = &mut l.ends[0].kind else {
+            return;
+        };
+        if raw.trickle_obliged || raw.trickle_from().is_none_or(|from| delivered < from) {
+            return;
+        }
+        raw.trickle_obliged = true;
+        let c = &self.cfg.endpoint;
+        let grace = (c.idle_timeout + c.ping_interval).as_nanos() as u64;
+        tr!(
+            self,
+            "{link} intruder's last complete frame read by n{node}"
+        );
+        self.model.obligations.insert((
+            self.now + grace,
+            node,
+            inc,
+            conn,
+            super::invariants::Obligation::CloseTrickler,
+        ));
+    }
+
+    /// A raw peer's own timer.
+    pub(super) fn raw_tick(&mut self, link: LinkId) {
+        let now = self.now;
+        let pong_within = self.cfg.endpoint.ping_interval.as_nanos() as u64;
+        let Some(l) = self.links.get_mut(&link) else {
+            return;
+        };
+        if l.dead || !l.ends[0].open || !l.ends[1].open {
+            return;
+        }
+        let disturbed = l.disturbed_until;
+        let EndKind::Raw(raw) = &mut l.ends[0].kind else {
+            return;
+        };
+        let tick = raw.on_tick(now, pong_within, &mut self.rng);
+        if let Some((nonce, sent)) = tick.late_ping
+            && disturbed <= sent
+        {
+            let EndKind::Node { node, .. } = l.ends[1].kind else {
+                return;
+            };
+            return self.fail(
+                super::Invariant::PingsAreAnswered,
+                format!(
+                    "n{node}: no PONG on {link} for the intruder's PING {nonce:#x} sent at {}s",
+                    super::Time(sent)
+                ),
+            );
+        }
+        self.raw_act(link, tick.action);
+        if let Some(after) = tick.next {
+            self.schedule(now + after, Ev::RawTick { link });
+        }
     }
 
     pub(super) fn raw_wake(&mut self, link: LinkId) {

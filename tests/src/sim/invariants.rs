@@ -7,9 +7,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
 
+use peernet_proto::GoodbyeCode;
 use peernet_proto::testkit::registry::{self, Established, Survivor};
 use peernet_proto::{CallError, CallId, CloseReason, ConnId, Event, HandshakeError, PeerId, Side};
-use peernet_testkit::model::{Expected, check_tables, local_protocol_error, max_per_conn};
+use peernet_testkit::model::{
+    Expected, check_revoked_by_peer, check_tables, check_unpaired, is_goodbye,
+    local_protocol_error, max_per_conn,
+};
 
 use super::net::LinkId;
 use super::node::{self, NodeIx, NodeState, Role};
@@ -71,6 +75,30 @@ pub enum Obligation {
     HandshakeEnds,
     /// The connection's peer vanished: it must be closed.
     NoticeDeadPeer,
+    /// The peer only trickles bytes of a frame it never finishes: it must
+    /// be closed.
+    CloseTrickler,
+}
+
+/// A CANCEL on its way: by `at` (global ns) the callee `node` (in life
+/// `inc`) must no longer serve request `id` on `conn`, unless `link` was
+/// disturbed after `since`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct CancelDue {
+    /// The deadline.
+    pub at: u64,
+    /// The callee.
+    pub node: NodeIx,
+    /// Its life.
+    pub inc: u32,
+    /// The callee's connection.
+    pub conn: ConnId,
+    /// The request id.
+    pub id: u64,
+    /// The transport.
+    pub link: LinkId,
+    /// When the caller cancelled.
+    pub since: u64,
 }
 
 /// One side's choice between two connections to the same peer.
@@ -90,6 +118,8 @@ pub struct Model {
     pub obligations: BTreeSet<(u64, NodeIx, u32, ConnId, Obligation)>,
     /// (virtual deadline, node, life, call): the call must be resolved.
     pub call_deadlines: BTreeSet<(u64, NodeIx, u32, CallId)>,
+    /// CANCELs that must have freed the callee's slot by their deadline.
+    pub cancels: BTreeSet<CancelDue>,
     verdicts: BTreeMap<(LinkId, LinkId), Verdict>,
 }
 
@@ -174,8 +204,10 @@ impl Sim {
                 {
                     self.record_verdict(n, *conn, *peer);
                 }
+                self.check_revocation(n, *conn, peer, reason);
+                self.check_idle_close(n, *conn, peer, reason);
                 if let Some(error) = local_protocol_error(event, true)
-                    && self.honest_pair(n, peer)
+                    && self.well_behaved(n, *conn, peer)
                 {
                     self.fail(
                         Invariant::NoProtocolErrorBetweenHonestPeers,
@@ -187,6 +219,9 @@ impl Sim {
                 }
             }
             Event::HandshakeFailed { conn, peer, error } => {
+                // Only what `unpair` ends as an established connection is
+                // checked for its revocation.
+                self.unpairing.retain(|c| *c != (n, *conn));
                 let who = peer.map(|p| self.who(&p));
                 tr!(self, "n{n} handshake {conn} with {who:?} failed: {error}");
                 self.counters.handshakes_failed += 1;
@@ -256,6 +291,107 @@ impl Sim {
     fn honest_pair(&self, n: NodeIx, peer: &PeerId) -> bool {
         let honest = |m: NodeIx| self.nodes[m].role == Role::Honest;
         honest(n) && matches!(self.owners.get(peer), Some(Owner::Node(m)) if honest(*m))
+    }
+
+    /// Whether `peer`, on node `n`'s `conn`, is a peer that keeps the
+    /// protocol: an honest node (and `n` is honest), or a raw intruder
+    /// that only PINGs.
+    fn well_behaved(&self, n: NodeIx, conn: ConnId, peer: &PeerId) -> bool {
+        if self.honest_pair(n, peer) {
+            return true;
+        }
+        let Some(cm) = self.nodes[n].conns.get(&conn) else {
+            return false;
+        };
+        self.links.get(&cm.link).is_some_and(|l| {
+            matches!(&l.ends[1 - cm.side].kind, super::net::EndKind::Raw(raw) if raw.pings_only())
+        })
+    }
+
+    /// `revoked_on_both_sides`: what `unpair` ended reports a revocation
+    /// we sent; the honest peer of such a connection must hear it.
+    fn check_revocation(&mut self, n: NodeIx, conn: ConnId, peer: &PeerId, reason: &CloseReason) {
+        if let Some(i) = self.unpairing.iter().position(|c| *c == (n, conn)) {
+            self.unpairing.swap_remove(i);
+            if let Err(b) = check_unpaired(conn, reason) {
+                return self.fail(b.invariant, format!("n{n}: {}", b.detail));
+            }
+        }
+        let Some(cm) = self.nodes[n].conns.get(&conn) else {
+            return;
+        };
+        let (link, side) = (cm.link, cm.side);
+        if cm.peer_revoked {
+            let dead = !self.healthy_since(link, side, 0);
+            if let Err(b) = check_revoked_by_peer(conn, reason, dead) {
+                return self.fail(
+                    b.invariant,
+                    format!("n{n}: {} unpaired it: {}", self.who(peer), b.detail),
+                );
+            }
+        }
+        if is_goodbye(reason, Side::Local, GoodbyeCode::Revoked)
+            && self.honest_pair(n, peer)
+            && self.healthy_since(link, side, 0)
+            && let Some((m, _, mc)) = self.other_node_end(link, side)
+            && let Some(c) = self.nodes[m].conns.get_mut(&mc)
+        {
+            c.peer_revoked = true;
+        }
+    }
+
+    /// `healthy_idle_connections_stay_open`: a local idle timeout on a
+    /// connection to a well-behaved peer is only excused by a transport
+    /// that died or stalled, or a clock that stepped, within the last
+    /// idle period.
+    fn check_idle_close(&mut self, n: NodeIx, conn: ConnId, peer: &PeerId, reason: &CloseReason) {
+        if !is_goodbye(reason, Side::Local, GoodbyeCode::IdleTimeout)
+            || !self.well_behaved(n, conn, peer)
+        {
+            return;
+        }
+        let Some(cm) = self.nodes[n].conns.get(&conn) else {
+            return;
+        };
+        let c = &self.cfg.endpoint;
+        let since = self
+            .now
+            .saturating_sub((c.idle_timeout + c.ping_interval).as_nanos() as u64);
+        let stepped = self.nodes[n].last_clock_step.is_some_and(|t| t >= since);
+        if stepped || !self.healthy_since(cm.link, cm.side, since) {
+            return;
+        }
+        let link = cm.link;
+        self.fail(
+            Invariant::HealthyIdleConnectionsStayOpen,
+            format!(
+                "n{n}: {conn} ({link}) to live, well-behaved {} closed by the idle timeout over a healthy transport",
+                self.who(peer)
+            ),
+        );
+    }
+
+    /// `cancel_frees_the_callee_slot`: node `n` gave up on its call `id`
+    /// (cancel or timeout), so a CANCEL is on its way; the callee must
+    /// have ended the call within the idle timeout.
+    pub(super) fn expect_cancel(&mut self, n: NodeIx, id: CallId) {
+        let Some(cm) = self.nodes[n].conns.get(&id.conn()) else {
+            return;
+        };
+        let (link, side) = (cm.link, cm.side);
+        let Some((node, inc, conn)) = self.other_node_end(link, side) else {
+            return;
+        };
+        let at = self.now + self.cfg.endpoint.idle_timeout.as_nanos() as u64;
+        self.model.cancels.insert(CancelDue {
+            at,
+            node,
+            inc,
+            conn,
+            id: id.request_id(),
+            link,
+            since: self.now,
+        });
     }
 
     /// `no_handlers_while_shutting_down`.
@@ -383,6 +519,7 @@ impl Sim {
                     .then(|| format!("the panic note is {:?}", String::from_utf8_lossy(note)))
             }
             Err(CallError::Timeout) => {
+                self.expect_cancel(n, id);
                 if call.deadline.is_none_or(|d| now < d) {
                     return self.fail(
                         Invariant::CallsResolveExactlyOnce,
@@ -550,6 +687,44 @@ impl Sim {
                         format!("n{n}: {conn} still open {grace:?} after its peer vanished"),
                     );
                 }
+                Obligation::CloseTrickler => {
+                    let c = &self.cfg.endpoint;
+                    let grace = c.idle_timeout + c.ping_interval;
+                    self.fail(
+                        Invariant::IdleResetOnlyByCompleteFrames,
+                        format!(
+                            "n{n}: {conn} still open {grace:?} after its peer's last complete frame (it trickles a frame it never finishes)"
+                        ),
+                    );
+                }
+            }
+        }
+        while let Some(&due) = self.model.cancels.first() {
+            if due.at >= self.now {
+                break;
+            }
+            self.model.cancels.pop_first();
+            let node = &self.nodes[due.node];
+            let serving = node.inc == due.inc
+                && node
+                    .serving
+                    .iter()
+                    .any(|c| c.conn() == due.conn && c.request_id() == due.id);
+            // The callee's side of the link is side 1 or 0; either way
+            // the link must be alive and unstalled since the cancel.
+            let healthy = self
+                .links
+                .get(&due.link)
+                .is_some_and(|l| !l.dead && l.disturbed_until <= due.since);
+            if serving && healthy {
+                let waited = Duration::from_nanos(due.at - due.since);
+                self.fail(
+                    Invariant::CancelFreesTheCalleeSlot,
+                    format!(
+                        "n{}: inbound call {}#{} still in flight {waited:?} after its caller cancelled it ({})",
+                        due.node, due.conn, due.id, due.link
+                    ),
+                );
             }
         }
         while let Some(&first) = self.model.call_deadlines.first() {

@@ -189,6 +189,8 @@ enum Ev {
     CloseAll { node: NodeIx, inc: u32 },
     /// A raw intruder's own timer (it closes).
     RawWake { link: LinkId },
+    /// A raw intruder's own timer (it pings or trickles).
+    RawTick { link: LinkId },
     /// An application call right after `Connected`.
     EagerCall { node: NodeIx, target: NodeIx },
     /// A dial scheduled by the workload.
@@ -220,6 +222,10 @@ pub struct Sim {
     model: Model,
     violation: Option<Violation>,
     dirty: Vec<NodeIx>,
+    /// Connections `unpair` is ending right now: (node, connection).
+    unpairing: Vec<(NodeIx, ConnId)>,
+    /// The workload rests until then (global ns): a quiet spell.
+    lull_until: u64,
     phase: Phase,
     steps: u64,
     counters: Counters,
@@ -305,6 +311,8 @@ impl Sim {
             model: Model::default(),
             violation: None,
             dirty: Vec::new(),
+            unpairing: Vec::new(),
+            lull_until: 0,
             phase: Phase::Chaos,
             steps: 0,
             counters: Counters::default(),
@@ -432,15 +440,28 @@ impl Sim {
     /// found, then the quiet-network invariant is checked.
     pub fn finish(mut self) -> Result<Report, Violation> {
         self.begin_quiet();
-        let c = &self.cfg.endpoint;
+        let c = self.cfg.endpoint.clone();
         let settle = c.handshake_timeout + c.idle_timeout + 2 * c.ping_interval;
         self.run_for(settle + Duration::from_secs(1))?;
+        self.check_quiet_pairs();
+        // A quiet spell: no calls, no sends, longer than the idle timeout
+        // plus a ping. Only PINGs keep the connections alive now, and
+        // every one of them must stay open.
+        let lull = c.idle_timeout + 2 * c.ping_interval;
+        self.lull(lull);
+        self.run_for(lull)?;
         self.check_quiet_pairs();
         if let Some(v) = self.violation.take() {
             return Err(v);
         }
         tr!(self, "end hash={:016x}", self.trace.hash());
         Ok(self.report())
+    }
+
+    /// The workload rests for `d` from now: no action at all.
+    pub fn lull(&mut self, d: Duration) {
+        self.lull_until = self.now + d.as_nanos() as u64;
+        tr!(self, "lull until {}", Time(self.lull_until));
     }
 
     /// Switches to the quiet phase now.
@@ -503,6 +524,10 @@ impl Sim {
                 call,
                 response,
             } => self.app_reply(node, inc, call, response),
+            Ev::Workload if self.now < self.lull_until => {
+                let at = self.lull_until;
+                self.schedule(at, Ev::Workload);
+            }
             Ev::Workload => {
                 self.workload_tick();
                 let mean = self.cfg.workload.tick_mean.as_nanos() as u64;
@@ -521,6 +546,7 @@ impl Sim {
                 }
             }
             Ev::RawWake { link } => self.raw_wake(link),
+            Ev::RawTick { link } => self.raw_tick(link),
             Ev::EagerCall { node, target } => {
                 let pad = self.rng.below(1_500) as usize;
                 let timeout = Some(Duration::from_millis(self.rng.range(100, 2_000)));
@@ -791,6 +817,7 @@ impl Sim {
     /// step): its timers see the jump at once.
     pub fn clock_step(&mut self, n: NodeIx, by: Duration) {
         self.nodes[n].offset += by.as_nanos() as u64;
+        self.nodes[n].last_clock_step = Some(self.now);
         tr!(self, "n{n} clock steps +{}", Time(by.as_nanos() as u64));
         self.counters.faults += 1;
         self.touch(n);

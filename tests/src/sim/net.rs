@@ -109,6 +109,12 @@ pub struct Link {
     pub accepted: bool,
     /// Reset, half-open or partitioned: nothing arrives any more.
     pub dead: bool,
+    /// Until when a reader of this link was stalled (global ns): before
+    /// then, quiet on it proves nothing about the endpoints.
+    pub disturbed_until: u64,
+    /// Bytes read so far in each direction (`delivered[s]`: what side `s`
+    /// wrote and the other side read).
+    pub delivered: [u64; 2],
     /// The dialer's first bytes, for the replay pool.
     record: Option<Vec<u8>>,
 }
@@ -144,6 +150,8 @@ impl Sim {
             window,
             accepted: false,
             dead: false,
+            disturbed_until: 0,
+            delivered: [0; 2],
             record,
         };
         self.links.insert(id, link);
@@ -191,8 +199,12 @@ impl Sim {
     /// A raw intruder dials node `victim`.
     pub(crate) fn dial_raw(&mut self, raw: RawPeer, victim: NodeIx) -> LinkId {
         let lifetime = raw.lifetime;
+        let ticks = raw.ticks();
         let link = self.new_link(EndKind::Raw(Box::new(raw)), victim);
         self.schedule(self.now + lifetime, Ev::RawWake { link });
+        if ticks {
+            self.schedule(self.now + 50_000_000, Ev::RawTick { link });
+        }
         link
     }
 
@@ -208,6 +220,7 @@ impl Sim {
                 expected: None,
                 established: None,
                 revoked: false,
+                peer_revoked: false,
                 closed: false,
             },
         );
@@ -441,9 +454,11 @@ impl Sim {
         d.in_flight -= data.len();
         let reader = 1 - dir;
         if !data.is_empty() && link.ends[reader].open {
+            link.delivered[dir] += data.len() as u64;
             self.receive(id, reader, data);
             if dir == 0 {
                 self.oblige_if_silent(id);
+                self.oblige_if_trickling(id);
             }
         }
         if fin {
@@ -628,6 +643,7 @@ impl Sim {
             return;
         };
         link.dirs[dir].stalled_until = until;
+        link.disturbed_until = link.disturbed_until.max(until);
         self.counters.faults += 1;
         tr!(
             self,
@@ -643,9 +659,31 @@ impl Sim {
                 if let Some(link) = self.links.get_mut(&id) {
                     link.dirs[dir].stalled_until = 0;
                     link.dirs[dir].wake = None;
+                    link.disturbed_until = link.disturbed_until.min(self.now);
                 }
                 self.wake_dir(id, dir);
             }
+        }
+    }
+
+    /// Whether `id` carried bytes both ways undisturbed since `since`
+    /// (global ns): alive, accepted, no reader stalled after then, and
+    /// the end opposite `side` still open.
+    pub(super) fn healthy_since(&self, id: LinkId, side: usize, since: u64) -> bool {
+        self.links.get(&id).is_some_and(|l| {
+            !l.dead && l.accepted && l.disturbed_until <= since && l.ends[1 - side].open
+        })
+    }
+
+    /// The node end opposite `side` of `id`: (node, life, connection).
+    pub(super) fn other_node_end(&self, id: LinkId, side: usize) -> Option<(NodeIx, u32, ConnId)> {
+        match self.links.get(&id)?.ends[1 - side].kind {
+            EndKind::Node {
+                node,
+                inc,
+                conn: Some(conn),
+            } if self.nodes[node].inc == inc => Some((node, inc, conn)),
+            _ => None,
         }
     }
 

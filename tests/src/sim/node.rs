@@ -85,6 +85,9 @@ pub struct ConnModel {
     pub established: Option<(PeerId, Instant)>,
     /// The peer was unpaired while this connection was established.
     pub revoked: bool,
+    /// The peer unpaired us and sent its GOODBYE `revoked` on this
+    /// connection: it must end with that GOODBYE.
+    pub peer_revoked: bool,
     /// `Output::Close` came: the core is done with it.
     pub closed: bool,
 }
@@ -124,6 +127,8 @@ pub struct Node {
     pub offset: u64,
     /// The global time of the `handle_timeout` wake-up queued for it.
     pub timer_at: Option<u64>,
+    /// When its clock last stepped (global time, ns).
+    pub last_clock_step: Option<u64>,
     /// The trust list, as the model knows it (persists across restarts).
     pub trust: BTreeSet<PeerId>,
     /// The exposed handles, as the model knows them (re-exposed after a
@@ -151,6 +156,7 @@ impl Node {
             state: NodeState::Down,
             offset: 0,
             timer_at: None,
+            last_clock_step: None,
             trust: BTreeSet::new(),
             exposure: BTreeMap::new(),
             conns: BTreeMap::new(),

@@ -539,7 +539,9 @@ impl Sim {
             id.conn(),
             id.request_id()
         );
-        if !done {
+        if done {
+            self.expect_cancel(n, id);
+        } else {
             self.fail(
                 super::Invariant::CallsResolveExactlyOnce,
                 format!(
@@ -585,15 +587,19 @@ impl Sim {
         let now = self.nodes[n].clock(self.now);
         let node = &mut self.nodes[n];
         node.trust.remove(&peer);
-        for c in node.conns.values_mut() {
-            if c.established.is_some_and(|(p, _)| p == peer) {
+        for (id, c) in node.conns.iter_mut() {
+            if !c.closed && c.established.is_some_and(|(p, _)| p == peer) {
                 c.revoked = true;
+                self.unpairing.push((n, *id));
             }
         }
         if let Some(ep) = node.ep.as_mut() {
             ep.unpair(now, &peer);
             self.touch(n);
         }
+        // What `unpair` did not end (fault `KeepRevokedConnections`) is
+        // for `handlers_only_for_trusted_exposed_peers` to catch.
+        self.unpairing.clear();
     }
 
     /// Node `n` closes its connection to `peer` on purpose.
