@@ -40,10 +40,27 @@ pub struct Config {
     /// Time without any frame received after which the connection is
     /// closed with GOODBYE `idle_timeout`. Default 45 s.
     pub idle_timeout: Duration,
+    /// The protocol version this node speaks, as initiator and responder:
+    /// it answers the other version's first frame with REJECT
+    /// `unsupported_version` (PROTOCOL.md 6.1). Default
+    /// [`ProtocolVersion::V2`], encrypted; [`ProtocolVersion::V1`] is the
+    /// opt-in for trusted networks and streams that are already encrypted.
+    pub version: ProtocolVersion,
     /// A deliberate bug to switch on, for the simulation tests only.
     #[cfg(feature = "fault-injection")]
     #[doc(hidden)]
     pub fault: Option<Fault>,
+}
+
+/// The wire protocol a node speaks (PROTOCOL.md parts A and B).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum ProtocolVersion {
+    /// Version 1: an ed25519 handshake, then envelopes in clear.
+    V1,
+    /// Version 2: a Noise IK handshake, then envelopes in encrypted
+    /// records. The default.
+    #[default]
+    V2,
 }
 
 /// Deliberate bugs, each a one-line detour at the place it names, which
@@ -76,12 +93,17 @@ pub enum Fault {
     SkipExposureCheck,
     /// `Connection::on_call`: `max_inbound_calls` is not enforced.
     IgnoreInboundLimit,
+    /// `connection::handshake` (version 2): the responder treats the
+    /// connection as established when it sends RESP, not when the
+    /// initiator's first record decrypts, so a replayed INIT becomes a
+    /// connection.
+    EstablishAtResp,
 }
 
 #[cfg(feature = "fault-injection")]
 impl Fault {
     /// Every fault, for the simulation and the fuzz targets to iterate.
-    pub const ALL: [Fault; 7] = [
+    pub const ALL: [Fault; 8] = [
         Fault::SupersedeNewest,
         Fault::SkipTrustCheck,
         Fault::ReplyAnyConnection,
@@ -89,6 +111,7 @@ impl Fault {
         Fault::KeepRevokedConnections,
         Fault::SkipExposureCheck,
         Fault::IgnoreInboundLimit,
+        Fault::EstablishAtResp,
     ];
 
     /// The fault whose variant name is `name` (as its `Debug` prints it).
@@ -124,6 +147,7 @@ impl Default for Config {
             handshake_timeout: Duration::from_secs(10),
             ping_interval: Duration::from_secs(15),
             idle_timeout: Duration::from_secs(45),
+            version: ProtocolVersion::V2,
             #[cfg(feature = "fault-injection")]
             fault: None,
         }

@@ -6,14 +6,16 @@ use std::time::Duration;
 use bytes::Bytes;
 use peernet_proto::{
     CloseReason, Config, ConnId, Endpoint, Event, GoodbyeCode, Identity, Input, Instant, Output,
-    PeerId, Side, TrustList,
+    PeerId, ProtocolVersion, Side, TrustList,
 };
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
-/// The fuzz targets' limits (`peernet_fuzz::fuzz_config`).
+/// The fuzz targets' limits (`peernet_fuzz::fuzz_config`). Version 1:
+/// these regressions feed plaintext frames and count their bytes.
 fn config() -> Config {
     let mut c = Config::default();
+    c.version = ProtocolVersion::V1;
     c.max_frame_len = 4096;
     c.max_handshakes = 2;
     c.max_inbound_calls = 8;

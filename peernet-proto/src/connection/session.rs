@@ -131,6 +131,19 @@ impl Connection {
             Ok(envelope) => envelope,
             Err(error) => return Some(Transition::End(Ending::ProtocolError(format!("{error}")))),
         };
+        self.on_decoded(envelope, node, ctx)
+    }
+
+    /// One envelope, from a frame (version 1) or a record (version 2).
+    pub(super) fn on_decoded(
+        &mut self,
+        envelope: Envelope,
+        node: &mut Node<'_>,
+        ctx: &mut Ctx,
+    ) -> Option<Transition> {
+        let State::Established(s) = &mut self.state else {
+            return None;
+        };
         s.heard_envelope = true;
         let conn = self.id;
         match envelope {
@@ -346,7 +359,7 @@ impl Connection {
             status: status.code(),
             body: &body,
         };
-        if reply.body_len() > ctx.config.max_frame_len as usize {
+        if reply.body_len() > self.tx.max_envelope(ctx.config.max_frame_len) {
             reply = EnvelopeRef::Reply {
                 id,
                 status: ReplyStatus::TooLarge.code(),
