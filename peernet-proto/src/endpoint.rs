@@ -484,6 +484,25 @@ impl Endpoint {
         }
     }
 
+    /// Queues `envelope` on `conn` as it is, whatever the connection's
+    /// state of calls (sealed in a record in version 2): for tests that
+    /// make a peer misbehave, e.g. answer a call it no longer serves.
+    /// False if `conn` is not established or the envelope does not fit.
+    #[cfg(feature = "testkit")]
+    #[doc(hidden)]
+    pub fn testkit_queue_envelope(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        envelope: &crate::Envelope,
+    ) -> bool {
+        self.advance(now);
+        match self.conns.get_mut(&conn) {
+            Some(c) => c.queue_raw(envelope, &mut self.ctx),
+            None => false,
+        }
+    }
+
     // ----- output -----
 
     /// The next thing for the driver to do, or `None` when there is

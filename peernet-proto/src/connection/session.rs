@@ -296,6 +296,12 @@ impl Connection {
         Ok(CallId { conn: self.id, id })
     }
 
+    /// Queues any envelope as it is (testkit only).
+    #[cfg(feature = "testkit")]
+    pub(crate) fn queue_raw(&mut self, envelope: &Envelope, ctx: &mut Ctx) -> bool {
+        matches!(self.state, State::Established(_)) && self.tx.push(envelope.as_ref(), ctx).is_ok()
+    }
+
     /// Queues a SEND (see [`crate::Endpoint::send`]).
     pub(crate) fn send(
         &mut self,
