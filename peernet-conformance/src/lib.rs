@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::future::{Either, select};
-use peernet_proto::{CallError, Identity, PeerId, ProtocolVersion};
+pub use peernet_proto::ProtocolVersion;
+use peernet_proto::{CallError, Identity, PeerId};
 
 use peernet_driver::{EventStream, Node, NodeConfig, NodeEvent, Runtime, WrapStream};
 
@@ -80,10 +81,10 @@ where
 #[macro_export]
 macro_rules! scenario_tests {
     ($h:ty, v1) => {
-        $crate::scenario_tests!(@all $h; $crate::set_version(::peernet_proto::ProtocolVersion::V1));
+        $crate::scenario_tests!(@all $h; $crate::set_version($crate::ProtocolVersion::V1));
     };
     ($h:ty) => {
-        $crate::scenario_tests!(@all $h; $crate::set_version(::peernet_proto::ProtocolVersion::V2));
+        $crate::scenario_tests!(@all $h; $crate::set_version($crate::ProtocolVersion::V2));
     };
     (@all $h:ty; $set:expr) => {
         $crate::scenario_tests!(@each $h; $set;

@@ -64,7 +64,8 @@ pub mod api {
     pub use peernet_proto::ConnectError as CoreConnectError;
     pub use peernet_proto::{
         Access, CallError, CloseReason, Config, Direction, GoodbyeCode, HandshakeError, Identity,
-        InvalidHandle, Label, PeerId, RejectCode, Side, Stats, TrustList,
+        InvalidHandle, Label, PeerId, ProtocolVersion, RecordError, RejectCode, Side, Stats,
+        TrustList,
     };
 }
 
