@@ -2,8 +2,9 @@
 //! handshake or session, its liveness and the deadlines it has armed.
 //!
 //! A connection owns its protocol logic: [`Connection::handle_data`] takes
-//! the transport's bytes through the handshake (section 2) and then the
-//! envelopes (section 3); the commands (`call`, `send`, `cancel`, `reply`)
+//! the transport's bytes through the handshake (section 2, or 6 for
+//! version 2) and then the envelopes (section 3), in version 2 each
+//! record opened in place first (section 7); the commands (`call`, `send`, `cancel`, `reply`)
 //! and the timers act on it through its methods. It never reaches the
 //! endpoint's tables: what the endpoint must do in turn comes back as a
 //! [`Transition`] (established: register it; ended: remove it), and what
@@ -11,8 +12,8 @@
 //!
 //! Rooms: `handshake` (the handshake's states, one variant per protocol
 //! version), `session` (an established connection: calls, ids, the
-//! envelopes), `liveness` (PING and idle), `transmit` (the send queue, the
-//! seam for a record layer), `in_flight` (the call tables).
+//! envelopes), `liveness` (PING and idle), `transmit` (the send queue,
+//! which seals version 2's records), `in_flight` (the call tables).
 
 use alloc::collections::VecDeque;
 use alloc::format;

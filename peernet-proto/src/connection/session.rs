@@ -108,8 +108,8 @@ impl Session {
 }
 
 impl Connection {
-    /// One envelope frame's body, `data[..len]`. This is where a record
-    /// layer (version 2) will have decrypted the frame body already.
+    /// One version-1 envelope frame's body, `data[..len]` (version 2's
+    /// records come in through `Connection::on_record`).
     pub(super) fn on_envelope(
         &mut self,
         data: &Bytes,
