@@ -13,8 +13,9 @@ use crate::frame::DEFAULT_MAX_FRAME_LEN;
 pub struct Config {
     /// Largest frame body sent or accepted (section 1). Default 1 MiB.
     pub max_frame_len: u32,
-    /// Inbound handshakes in progress before a HELLO is answered with
-    /// REJECT `busy`. Default 1024.
+    /// Inbound handshakes in progress before a HELLO or INIT is answered
+    /// with REJECT `busy`. A version-2 responder counts a connection until
+    /// the initiator's first record decrypts. Default 1024.
     pub max_handshakes: usize,
     /// Calls in flight from one connection before a CALL is answered with
     /// `overloaded`. Default 1024.
