@@ -9,10 +9,12 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::future::{Either, select};
+pub use peernet_proto::ProtocolVersion;
 use peernet_proto::{CallError, Identity, PeerId};
 
 use peernet_driver::{EventStream, Node, NodeConfig, NodeEvent, Runtime, WrapStream};
@@ -35,6 +37,25 @@ pub trait Harness: 'static {
     fn stream_pair() -> io::Result<(Self::Stream, Self::Stream)>;
 }
 
+static V1: AtomicBool = AtomicBool::new(false);
+
+/// The protocol version every node and [`RawPeer`] of the scenarios
+/// speaks in this test process: version 2 unless a test binary opted into
+/// version 1 with `scenario_tests!(Harness, v1)`. Process-wide, so one test
+/// binary runs one version (a runtime crate has one binary per version).
+pub fn version() -> ProtocolVersion {
+    if V1.load(Ordering::Relaxed) {
+        ProtocolVersion::V1
+    } else {
+        ProtocolVersion::V2
+    }
+}
+
+/// Makes this test process's scenarios speak `version`.
+pub fn set_version(version: ProtocolVersion) {
+    V1.store(version == ProtocolVersion::V1, Ordering::Relaxed);
+}
+
 /// No scenario may take longer than this: a safety net, not a wait.
 pub const SCENARIO_TIMEOUT: Duration = Duration::from_secs(60);
 /// No single wait inside a scenario may take longer than this.
@@ -54,11 +75,19 @@ where
     });
 }
 
-/// Defines one `#[test]` per scenario for the harness type `$h`.
+/// Defines one `#[test]` per scenario for the harness type `$h`, on
+/// version 2; `scenario_tests!($h, v1)` on version 1 (put it in a test
+/// binary of its own: the version is process-wide).
 #[macro_export]
 macro_rules! scenario_tests {
+    ($h:ty, v1) => {
+        $crate::scenario_tests!(@all $h; $crate::set_version($crate::ProtocolVersion::V1));
+    };
     ($h:ty) => {
-        $crate::scenario_tests!(@each $h;
+        $crate::scenario_tests!(@all $h; $crate::set_version($crate::ProtocolVersion::V2));
+    };
+    (@all $h:ty; $set:expr) => {
+        $crate::scenario_tests!(@each $h; $set;
             handshake_and_call,
             calls_both_ways,
             concurrent_calls_complete_out_of_order,
@@ -83,10 +112,11 @@ macro_rules! scenario_tests {
             persistence_survives_a_restart
         );
     };
-    (@each $h:ty; $($name:ident),* $(,)?) => {
+    (@each $h:ty; $set:expr; $($name:ident),* $(,)?) => {
         $(
             #[test]
             fn $name() {
+                $set;
                 $crate::run::<$h, _>($crate::scenarios::$name::<$h>);
             }
         )*
@@ -114,7 +144,7 @@ pub async fn node<R: Runtime>(
     trusts: &[u8],
     tweak: impl FnOnce(NodeConfig) -> NodeConfig,
 ) -> Node<R> {
-    let mut config = NodeConfig::new(identity(seed));
+    let mut config = NodeConfig::new(identity(seed)).protocol_version(version());
     for t in trusts {
         config = config.trusting(peer(*t));
     }

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Instant as StdInstant;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::{AsyncReadExt, AsyncWriteExt};
 use peernet_proto::{
     Access, Config, ConnId, Endpoint, Envelope, Event, Identity, InboundCallId, Input, Instant,
@@ -40,7 +40,9 @@ impl RawPeer {
         let (read, write) = rt.connect(addr).await.expect("raw dial").into_parts();
         let trust: TrustList = [node].into_iter().collect();
         let rng = ChaCha20Rng::seed_from_u64(0x5eed);
-        let mut ep = Endpoint::new(Config::default(), identity, trust, Box::new(rng));
+        let mut config = Config::default();
+        config.version = crate::version();
+        let mut ep = Endpoint::new(config, identity, trust, Box::new(rng));
         for handle in handles {
             ep.expose(handle, Access::Anyone).expect("handle");
         }
@@ -115,16 +117,16 @@ impl RawPeer {
         self.flush().await;
     }
 
-    /// Writes a REPLY frame the core would never send (a late one).
+    /// Writes a REPLY the core would never send (a late one), through the
+    /// core so that version 2 seals it like any other.
     pub async fn reply_anyway(&mut self, request_id: u64, body: &[u8]) {
-        let mut frame = BytesMut::new();
-        Envelope::Reply {
+        let reply = Envelope::Reply {
             id: request_id,
             status: 0,
             body: Bytes::copy_from_slice(body),
-        }
-        .encode_frame(&mut frame, 1 << 20)
-        .expect("frame");
-        self.write.write_all(&frame).await.expect("raw write");
+        };
+        let now = self.now();
+        assert!(self.ep.testkit_queue_envelope(now, self.conn, &reply));
+        self.flush().await;
     }
 }

@@ -402,17 +402,23 @@ pub async fn dial_failures<H: Harness>() {
     assert!(!a.is_connected(&peer(2)));
 }
 
-/// Dialing an address where another (trusted) peer answers.
+/// Dialing an address where another (trusted) peer answers. Version 1:
+/// the dialer sees the other PeerId in WELCOME and refuses it. Version 2:
+/// the INIT's `mac1` is keyed for the PeerId dialed, so the responder
+/// refuses it with `unexpected_peer`.
 pub async fn unexpected_peer_on_dial<H: Harness>() {
     let a: N<H> = node(1, &[2, 3], same).await;
     let b: N<H> = node(2, &[1], same).await;
     let rt = a.runtime().clone();
     let events_b = b.events();
     let got = a.connect(peer(3), b.local_addr().unwrap()).await;
+    let v1 = version() == peernet_proto::ProtocolVersion::V1;
     match got {
-        Err(ConnectError::Handshake(HandshakeError::UnexpectedPeer { expected, actual })) => {
+        Err(ConnectError::Handshake(HandshakeError::UnexpectedPeer { expected, actual })) if v1 => {
             assert_eq!((expected, actual), (peer(3), b.peer_id()));
         }
+        Err(ConnectError::Handshake(HandshakeError::Rejected(RejectCode::UnexpectedPeer)))
+            if !v1 => {}
         other => panic!("expected UnexpectedPeer, got {other:?}"),
     }
     expect_event(&rt, &events_b, "b told unexpected_peer", |e| {
@@ -421,7 +427,13 @@ pub async fn unexpected_peer_on_dial<H: Harness>() {
             NodeEvent::HandshakeFailed {
                 error: HandshakeError::Rejected(RejectCode::UnexpectedPeer),
                 ..
-            }
+            } if v1
+        ) || matches!(
+            e,
+            NodeEvent::HandshakeFailed {
+                error: HandshakeError::Refused(RejectCode::UnexpectedPeer),
+                ..
+            } if !v1
         )
     })
     .await;
@@ -645,8 +657,16 @@ pub async fn graceful_shutdown<H: Harness>() {
 /// A stream the application opened itself (here a Unix socket pair) as
 /// inbound on one node and outbound (expecting a PeerId) on the other.
 pub async fn bring_your_own_stream<H: Harness>() {
-    let a: N<H> = Node::new(NodeConfig::new(identity(1)).trusting(peer(2)));
-    let b: N<H> = Node::new(NodeConfig::new(identity(2)).trusting(peer(1)));
+    let a: N<H> = Node::new(
+        NodeConfig::new(identity(1))
+            .protocol_version(version())
+            .trusting(peer(2)),
+    );
+    let b: N<H> = Node::new(
+        NodeConfig::new(identity(2))
+            .protocol_version(version())
+            .trusting(peer(1)),
+    );
     let rt = a.runtime().clone();
     expose_echo(&a);
     let (left, right) = H::stream_pair().expect("stream pair");
@@ -754,7 +774,11 @@ pub async fn typed_cbor_calls<H: Harness>() {
 pub async fn persistence_survives_a_restart<H: Harness>() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("node");
-    let first: N<H> = Node::new(NodeConfig::from_data_dir(&path).unwrap());
+    let first: N<H> = Node::new(
+        NodeConfig::from_data_dir(&path)
+            .unwrap()
+            .protocol_version(version()),
+    );
     let me = first.peer_id();
     let label = Label::new("bob").unwrap();
     assert!(first.pair(peer(2), Some(label.clone())).unwrap());
@@ -763,7 +787,9 @@ pub async fn persistence_survives_a_restart<H: Harness>() {
     first.shutdown().await;
     drop(first);
 
-    let config = NodeConfig::from_data_dir(&path).unwrap();
+    let config = NodeConfig::from_data_dir(&path)
+        .unwrap()
+        .protocol_version(version());
     assert_eq!(config.peer_id(), me);
     let trust = config.trust_list();
     assert_eq!(trust.len(), 1);

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use peernet_proto::{Config, Identity, PeerId, TrustList};
+use peernet_proto::{Config, Identity, PeerId, ProtocolVersion, TrustList};
 
 use crate::error::StartError;
 use crate::persist::DataDir;
@@ -105,6 +105,15 @@ impl NodeConfig {
     /// All protocol limits and timeouts at once (see [`Config`]).
     pub fn protocol(mut self, protocol: Config) -> NodeConfig {
         self.protocol = protocol;
+        self
+    }
+
+    /// The protocol version the node speaks, dialing and accepting.
+    /// Default [`ProtocolVersion::V2`] (encrypted); version 1 is the opt-in
+    /// for trusted networks and streams that are already encrypted. A node
+    /// answers the other version with REJECT `unsupported_version`.
+    pub fn protocol_version(mut self, version: ProtocolVersion) -> NodeConfig {
+        self.protocol.version = version;
         self
     }
 

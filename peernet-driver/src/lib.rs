@@ -65,8 +65,8 @@ pub mod api {
     pub use peernet_proto::ConnectError as CoreConnectError;
     pub use peernet_proto::{
         Access, CallError, CloseReason, Config, ConfigError, Direction, GoodbyeCode,
-        HandshakeError, Identity, InvalidHandle, Label, PeerId, RejectCode, SendError, Side, Stats,
-        TrustList,
+        HandshakeError, Identity, InvalidHandle, Label, PeerId, ProtocolVersion, RecordError,
+        RejectCode, SendError, Side, Stats, TrustList,
     };
 }
 

@@ -13,8 +13,9 @@ use crate::frame::DEFAULT_MAX_FRAME_LEN;
 pub struct Config {
     /// Largest frame body sent or accepted (section 1). Default 1 MiB.
     pub max_frame_len: u32,
-    /// Inbound handshakes in progress before a HELLO is answered with
-    /// REJECT `busy`. Default 1024.
+    /// Inbound handshakes in progress before a HELLO or INIT is answered
+    /// with REJECT `busy`. A version-2 responder counts a connection until
+    /// the initiator's first record decrypts. Default 1024.
     pub max_handshakes: usize,
     /// Calls in flight from one connection before a CALL is answered with
     /// `overloaded`. Default 1024.
@@ -40,10 +41,27 @@ pub struct Config {
     /// Time without any frame received after which the connection is
     /// closed with GOODBYE `idle_timeout`. Default 45 s.
     pub idle_timeout: Duration,
+    /// The protocol version this node speaks, as initiator and responder:
+    /// it answers the other version's first frame with REJECT
+    /// `unsupported_version` (PROTOCOL.md 6.1). Default
+    /// [`ProtocolVersion::V2`], encrypted; [`ProtocolVersion::V1`] is the
+    /// opt-in for trusted networks and streams that are already encrypted.
+    pub version: ProtocolVersion,
     /// A deliberate bug to switch on, for the simulation tests only.
     #[cfg(feature = "fault-injection")]
     #[doc(hidden)]
     pub fault: Option<Fault>,
+}
+
+/// The wire protocol a node speaks (PROTOCOL.md parts A and B).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum ProtocolVersion {
+    /// Version 1: an ed25519 handshake, then envelopes in clear.
+    V1,
+    /// Version 2: a Noise IK handshake, then envelopes in encrypted
+    /// records. The default.
+    #[default]
+    V2,
 }
 
 /// Deliberate bugs, each a one-line detour at the place it names, which
@@ -100,12 +118,17 @@ pub enum Fault {
     /// `Connection::handle_data`: any bytes on an established connection
     /// reset the idle clock, not only complete frames.
     HalfFrameResetsIdle,
+    /// `connection::handshake` (version 2): the responder treats the
+    /// connection as established when it sends RESP, not when the
+    /// initiator's first record decrypts, so a replayed INIT becomes a
+    /// connection.
+    EstablishAtResp,
 }
 
 #[cfg(feature = "fault-injection")]
 impl Fault {
     /// Every fault, for the simulation and the fuzz targets to iterate.
-    pub const ALL: [Fault; 15] = [
+    pub const ALL: [Fault; 16] = [
         Fault::SupersedeNewest,
         Fault::SkipTrustCheck,
         Fault::ReplyAnyConnection,
@@ -121,6 +144,7 @@ impl Fault {
         Fault::NoPong,
         Fault::NoPing,
         Fault::HalfFrameResetsIdle,
+        Fault::EstablishAtResp,
     ];
 
     /// The fault whose variant name is `name` (as its `Debug` prints it).
@@ -156,6 +180,7 @@ impl Default for Config {
             handshake_timeout: Duration::from_secs(10),
             ping_interval: Duration::from_secs(15),
             idle_timeout: Duration::from_secs(45),
+            version: ProtocolVersion::V2,
             #[cfg(feature = "fault-injection")]
             fault: None,
         }

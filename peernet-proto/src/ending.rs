@@ -16,6 +16,7 @@ use crate::error::{CloseReason, HandshakeError};
 use crate::frame::{FrameError, encode_frame};
 use crate::handshake::{self, Failure};
 use crate::ids::Side;
+use crate::noise::{RecordError, reject_v2};
 
 /// Why a connection ends.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +53,9 @@ pub(crate) enum Ending {
     Disconnected,
     /// The endpoint closes everything ([`crate::Endpoint::close_all`]).
     ShuttingDown,
+    /// Version 2: a record failed to decrypt, or the nonces ran out.
+    /// Nothing more is sent (PROTOCOL.md section 7).
+    RecordFailed(RecordError),
 }
 
 impl Ending {
@@ -74,16 +78,31 @@ impl Ending {
             | Ending::HandshakeTimeout
             | Ending::HandshakeFailed(_)
             | Ending::RejectedAfterProof(_)
+            | Ending::RecordFailed(_)
             | Ending::Goodbye { .. } => return None,
         };
         Some((code, reason))
     }
 
+    /// The GOODBYE this ending sends on an established version-2
+    /// connection, to be sealed in a record.
+    pub(crate) fn goodbye_envelope(&self) -> Option<(u64, Cow<'_, str>)> {
+        self.goodbye().map(|(code, reason)| (code.code(), reason))
+    }
+
     /// Appends the farewell frame to `out`: a GOODBYE on an established
     /// connection, a REJECT during a handshake (never a GOODBYE there: the
     /// peer would read an envelope where it expects a handshake frame), or
-    /// nothing. A GOODBYE too large for a frame is left out.
-    pub(crate) fn write_farewell(&self, established: bool, out: &mut BytesMut, max_frame_len: u32) {
+    /// nothing. A GOODBYE too large for a frame is left out. `v2`: a
+    /// REJECT carries version byte 2 (an established version-2 connection
+    /// seals its GOODBYE instead, see [`Ending::goodbye_envelope`]).
+    pub(crate) fn write_farewell(
+        &self,
+        established: bool,
+        v2: bool,
+        out: &mut BytesMut,
+        max_frame_len: u32,
+    ) {
         if established {
             if let Some((code, reason)) = self.goodbye() {
                 let goodbye = EnvelopeRef::Goodbye {
@@ -99,8 +118,10 @@ impl Ending {
             Ending::BadFrame(_) => Some(RejectCode::Malformed),
             _ => None,
         };
-        if let Some(code) = reject {
-            encode_frame(&handshake::reject(code), out);
+        match reject {
+            Some(code) if v2 => encode_frame(&reject_v2(code), out),
+            Some(code) => encode_frame(&handshake::reject(code), out),
+            None => {}
         }
     }
 
@@ -108,6 +129,7 @@ impl Ending {
     pub(crate) fn close_reason(self) -> CloseReason {
         match self {
             Ending::RejectedAfterProof(code) => CloseReason::Rejected(code),
+            Ending::RecordFailed(e) => CloseReason::RecordFailed(e),
             Ending::Goodbye { code, reason } => CloseReason::Goodbye {
                 by: Side::Remote,
                 code,
@@ -126,6 +148,7 @@ impl Ending {
             Ending::TransportLost => HandshakeError::TransportLost,
             Ending::HandshakeTimeout => HandshakeError::Timeout,
             Ending::HandshakeFailed(failure) => failure.error,
+            Ending::RecordFailed(e) => HandshakeError::Record(e),
             Ending::BadFrame(_) => HandshakeError::Frame,
             Ending::Superseded => HandshakeError::Superseded,
             Ending::Unpaired | Ending::Disconnected | Ending::ShuttingDown => {
@@ -153,7 +176,7 @@ mod tests {
     /// a REJECT's code.
     fn farewell(ending: &Ending, established: bool) -> Option<Result<(u64, String), RejectCode>> {
         let mut out = BytesMut::new();
-        ending.write_farewell(established, &mut out, 1 << 20);
+        ending.write_farewell(established, false, &mut out, 1 << 20);
         let mut wire = out.freeze();
         let body = FrameDecoder::new(1 << 20).decode(&mut wire).unwrap()?;
         if let Some(code) = handshake::parse_reject(&body) {

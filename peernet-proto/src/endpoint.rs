@@ -27,6 +27,7 @@ use crate::exposure::{Access, Exposure};
 use crate::handshake;
 use crate::identity::{Identity, PeerId};
 use crate::ids::{CallId, ConnId, Direction, InboundCallId};
+use crate::noise::{INIT_LEN, LocalStatic, ReplayCache};
 use crate::registry::Registry;
 use crate::stats::Stats;
 use crate::timers::Timer;
@@ -86,6 +87,12 @@ use crate::trust::{Label, TrustList};
 pub struct Endpoint {
     ctx: Ctx,
     identity: Identity,
+    /// Version 2's static keys, derived once from `identity`.
+    local: LocalStatic,
+    /// Version 2: the ephemeral keys of the INITs answered within
+    /// `handshake_timeout`, so a replayed INIT is closed before any X25519
+    /// work.
+    replay: ReplayCache,
     trust: TrustList,
     rng: Box<dyn CryptoRng + Send>,
     conns: BTreeMap<ConnId, Connection>,
@@ -119,24 +126,37 @@ macro_rules! node {
             exposure: &$ep.exposure,
             rng: &mut *$ep.rng,
             shutting_down: $ep.shutting_down,
+            local: &$ep.local,
+            replay: &mut $ep.replay,
         }
     };
 }
 
 impl Endpoint {
     /// A new endpoint for `identity`, trusting the peers in `trust`.
-    /// `rng` supplies every nonce and request-id start.
+    /// `rng` supplies every nonce, ephemeral key and request-id start.
     pub fn new(
         mut config: Config,
         identity: Identity,
         trust: TrustList,
-        rng: Box<dyn CryptoRng + Send>,
+        mut rng: Box<dyn CryptoRng + Send>,
     ) -> Endpoint {
         // Zero intervals would re-arm timers at `now` forever.
         config.ping_interval = config.ping_interval.max(MIN_INTERVAL);
         config.idle_timeout = config.idle_timeout.max(MIN_INTERVAL);
         config.handshake_timeout = config.handshake_timeout.max(MIN_INTERVAL);
-        config.max_frame_len = config.max_frame_len.max(handshake::MAX_HANDSHAKE_FRAME);
+        config.max_frame_len = config
+            .max_frame_len
+            .max(handshake::MAX_HANDSHAKE_FRAME)
+            .max(INIT_LEN as u32);
+        // Every INIT answered within the window, up to twice the
+        // handshakes that may be in progress at once.
+        let replay = ReplayCache::new(
+            config.max_handshakes.saturating_mul(2).max(16),
+            config.handshake_timeout,
+            rng.next_u64(),
+        );
+        let local = LocalStatic::new(&identity);
         Endpoint {
             ctx: Ctx {
                 config,
@@ -145,6 +165,8 @@ impl Endpoint {
                 now: Instant::ZERO,
             },
             identity,
+            local,
+            replay,
             trust,
             rng,
             conns: BTreeMap::new(),
@@ -239,8 +261,9 @@ impl Endpoint {
     // ----- input -----
 
     /// A transport we dialed is open: starts the handshake as initiator
-    /// (HELLO is queued). `expected` is the PeerId dialed; `None` accepts
-    /// any trusted responder.
+    /// (HELLO or INIT is queued). `expected` is the PeerId dialed; `None`
+    /// accepts any trusted responder in version 1, and is refused with
+    /// [`ConnectError::PeerIdRequired`] in version 2.
     pub fn connect(
         &mut self,
         now: Instant,
@@ -255,12 +278,13 @@ impl Endpoint {
                 return Err(ConnectError::Untrusted(peer));
             }
         }
-        let id = self.new_conn_id();
+        let id = ConnId(self.next_conn);
         let expected = match fault!(self.ctx.config, IgnoreExpectedPeer) {
             true => None,
             false => expected,
         };
-        let conn = Connection::dial(id, expected, &mut node!(self), &mut self.ctx);
+        let conn = Connection::dial(id, expected, &mut node!(self), &mut self.ctx)?;
+        self.next_conn += 1;
         self.conns.insert(id, conn);
         tracing::debug!(conn = %id, peer = ?expected, "dialing");
         Ok(id)
@@ -472,6 +496,25 @@ impl Endpoint {
         }
     }
 
+    /// Queues `envelope` on `conn` as it is, whatever the connection's
+    /// state of calls (sealed in a record in version 2): for tests that
+    /// make a peer misbehave, e.g. answer a call it no longer serves.
+    /// False if `conn` is not established or the envelope does not fit.
+    #[cfg(feature = "testkit")]
+    #[doc(hidden)]
+    pub fn testkit_queue_envelope(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        envelope: &crate::Envelope,
+    ) -> bool {
+        self.advance(now);
+        match self.conns.get_mut(&conn) {
+            Some(c) => c.queue_raw(envelope, &mut self.ctx),
+            None => false,
+        }
+    }
+
     // ----- output -----
 
     /// The next thing for the driver to do, or `None` when there is
@@ -482,8 +525,15 @@ impl Endpoint {
 
     /// Everything queued for `conn`, as one buffer to write in one go.
     /// Taking it frees room in the connection's send queue.
+    /// In version 2 the envelopes queued are sealed into records here.
     pub fn poll_transmit(&mut self, conn: ConnId) -> Option<Bytes> {
-        self.conns.get_mut(&conn)?.take_transmit()
+        match self.conns.get_mut(&conn)?.take_transmit() {
+            Ok(bytes) => bytes,
+            Err(ending) => {
+                self.end(conn, ending);
+                None
+            }
+        }
     }
 
     /// When to call [`Endpoint::handle_timeout`] next. It only moves

@@ -10,6 +10,7 @@ use crate::codes::{GoodbyeCode, RejectCode};
 use crate::envelope::InvalidHandle;
 use crate::identity::PeerId;
 use crate::ids::Side;
+use crate::noise::RecordError;
 
 /// Why a transport did not become a connection: refused before it
 /// started ([`crate::Endpoint::connect`], [`crate::Endpoint::accept`]),
@@ -25,6 +26,10 @@ pub enum ConnectError {
     /// WELCOME would be refused, so the dial is refused before it starts.
     #[error("peer {0} is not trusted")]
     Untrusted(PeerId),
+    /// Version 2 dials only a named PeerId (its static key is the Noise
+    /// pre-message): `expected` must be given.
+    #[error("a version-2 dial needs the PeerId of the peer dialed")]
+    PeerIdRequired,
     /// The handshake ran and failed ([`crate::Event::HandshakeFailed`]).
     #[error("handshake: {0}")]
     Handshake(#[from] HandshakeError),
@@ -70,6 +75,16 @@ pub enum HandshakeError {
     /// that one.
     #[error("superseded by another connection to the same peer")]
     Superseded,
+    /// Version 2, responder: the INIT repeats the ephemeral key of one
+    /// answered within `handshake_timeout` (a replay); closed before any
+    /// X25519 work, with nothing sent.
+    #[error("replayed INIT")]
+    Replayed,
+    /// Version 2, responder: the initiator's first record did not decrypt
+    /// (a replayed INIT cannot produce it). A protocol error; nothing was
+    /// sent.
+    #[error("the first record failed: {0}")]
+    Record(RecordError),
 }
 
 /// Why an established connection ended.
@@ -90,6 +105,10 @@ pub enum CloseReason {
     Rejected(RejectCode),
     /// The transport ended (EOF, reset, write failure) with no GOODBYE.
     TransportLost,
+    /// Version 2: a record failed to decrypt (wrong tag, replayed,
+    /// reordered, cut) or a direction's nonces ran out. A protocol error,
+    /// closed at once with nothing more sent (PROTOCOL.md section 7).
+    RecordFailed(RecordError),
 }
 
 impl CloseReason {
@@ -126,6 +145,7 @@ impl fmt::Display for CloseReason {
             }
             CloseReason::Rejected(code) => write!(f, "rejected by peer: {code}"),
             CloseReason::TransportLost => f.write_str("transport lost"),
+            CloseReason::RecordFailed(e) => write!(f, "protocol error: {e}"),
         }
     }
 }

@@ -75,7 +75,7 @@ pub(crate) enum Frame {
     /// The first `len` bytes of the input.
     InPlace(usize),
     /// Split across inputs, so assembled in a buffer of its own.
-    Assembled(Bytes),
+    Assembled(BytesMut),
 }
 
 impl FrameDecoder {
@@ -120,6 +120,19 @@ impl FrameDecoder {
         Ok(match self.decode_in_place(input)? {
             None => None,
             Some(Frame::InPlace(len)) => Some(input.split_to(len)),
+            Some(Frame::Assembled(body)) => Some(body.freeze()),
+        })
+    }
+
+    /// [`FrameDecoder::decode`] on a mutable buffer: the body comes out
+    /// mutable and unshared, to be decrypted in place (version-2 records).
+    pub(crate) fn decode_mut(
+        &mut self,
+        input: &mut BytesMut,
+    ) -> Result<Option<BytesMut>, FrameError> {
+        Ok(match self.decode_in_place(input)? {
+            None => None,
+            Some(Frame::InPlace(len)) => Some(input.split_to(len)),
             Some(Frame::Assembled(body)) => Some(body),
         })
     }
@@ -130,10 +143,10 @@ impl FrameDecoder {
     /// envelopes straight from the received chunk this way; a `Bytes` per
     /// frame would cost two atomic reference-count updates on the chunk
     /// for each envelope.
-    pub(crate) fn decode_in_place(
-        &mut self,
-        input: &mut Bytes,
-    ) -> Result<Option<Frame>, FrameError> {
+    pub(crate) fn decode_in_place<B>(&mut self, input: &mut B) -> Result<Option<Frame>, FrameError>
+    where
+        B: Buf + core::ops::Deref<Target = [u8]>,
+    {
         loop {
             match &mut self.state {
                 State::Failed(err) => return Err(*err),
@@ -182,7 +195,7 @@ impl FrameDecoder {
                     if buf.len() < *len {
                         return Ok(None);
                     }
-                    let frame = core::mem::take(buf).freeze();
+                    let frame = core::mem::take(buf);
                     self.reset();
                     return Ok(Some(Frame::Assembled(frame)));
                 }

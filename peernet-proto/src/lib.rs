@@ -38,8 +38,7 @@ mod timers;
 pub mod trust;
 
 pub use codes::{GoodbyeCode, RejectCode, ReplyStatus};
-pub use config::Config;
-pub use config::ConfigError;
+pub use config::{Config, ConfigError, ProtocolVersion};
 pub use endpoint::Endpoint;
 pub use envelope::{
     Envelope, EnvelopeError, EnvelopeTooLarge, Handle, InvalidHandle, MAX_HANDLE_LEN,
@@ -50,6 +49,7 @@ pub use exposure::Access;
 pub use frame::{DEFAULT_MAX_FRAME_LEN, FRAME_HEADER_LEN, FrameDecoder, FrameError};
 pub use identity::{Identity, InvalidIdentity, InvalidPeerId, PeerId};
 pub use ids::{CallId, ConnId, Direction, InboundCallId, Side};
+pub use noise::RecordError;
 pub use stats::Stats;
 pub use time::Instant;
 pub use trust::{InvalidLabel, Label, TrustList, TrustListError, TrustListErrorKind};

@@ -5,10 +5,16 @@
 //! peernet id <KEYFILE>
 //! peernet serve --key <KEYFILE> --listen <IP:PORT> [--trust <PEERID>]... [--expose <HANDLE>]...
 //!               [--handshake-timeout <MS>] [--ping-interval <MS>] [--idle-timeout <MS>]
-//!               [--max-frame <BYTES>] [--max-inbound-calls <N>]
-//! peernet call --key <KEYFILE> --connect <PEERID>@<IP:PORT> [--timeout <MS>] <HANDLE> <ARGS>
-//! peernet send --key <KEYFILE> --connect <PEERID>@<IP:PORT> <HANDLE> <ARGS>
+//!               [--max-frame <BYTES>] [--max-inbound-calls <N>] [--protocol 1|2]
+//! peernet call --key <KEYFILE> --connect <PEERID>@<IP:PORT> [--timeout <MS>] [--protocol 1|2]
+//!              <HANDLE> <ARGS>
+//! peernet send --key <KEYFILE> --connect <PEERID>@<IP:PORT> [--protocol 1|2] <HANDLE> <ARGS>
 //! ```
+//!
+//! `--protocol` picks the wire protocol: 2 (the default) encrypts
+//! everything after the handshake; 1 is the opt-in for trusted networks
+//! and streams already encrypted. A node speaks only its version: the
+//! other one is refused with `unsupported_version`.
 //!
 //! `serve` prints `listening <PEERID> <IP:PORT>` once ready, then one line
 //! per event: `connected <PEERID>`, `disconnected <PEERID> <reason>`. Logs
@@ -35,7 +41,7 @@ use clap::{Parser, Subcommand};
 use peernet_tokio::persist::{read_identity, write_identity};
 use peernet_tokio::{
     CallError, CloseReason, Config, ConnectError, HandshakeError, Identity, Node, NodeConfig,
-    NodeEvent, PeerId,
+    NodeEvent, PeerId, ProtocolVersion, RejectCode,
 };
 use tracing_appender::non_blocking::{NonBlocking, NonBlockingBuilder, WorkerGuard};
 
@@ -88,6 +94,9 @@ struct Serve {
     max_frame: Option<u32>,
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     max_inbound_calls: Option<u64>,
+    /// The protocol version: 2 (encrypted, the default) or 1.
+    #[arg(long, value_name = "1|2", default_value = "2", value_parser = parse_protocol)]
+    protocol: ProtocolVersion,
 }
 
 #[derive(clap::Args)]
@@ -101,8 +110,19 @@ struct Dial {
     #[arg(long, value_name = "MS", default_value_t = 10_000,
           value_parser = clap::value_parser!(u64).range(1..))]
     timeout: u64,
+    /// The protocol version: 2 (encrypted, the default) or 1.
+    #[arg(long, value_name = "1|2", default_value = "2", value_parser = parse_protocol)]
+    protocol: ProtocolVersion,
     handle: String,
     args: String,
+}
+
+fn parse_protocol(s: &str) -> Result<ProtocolVersion, String> {
+    match s {
+        "1" => Ok(ProtocolVersion::V1),
+        "2" => Ok(ProtocolVersion::V2),
+        _ => Err("expected 1 or 2".into()),
+    }
 }
 
 fn parse_target(s: &str) -> Result<(PeerId, SocketAddr), String> {
@@ -253,6 +273,7 @@ async fn run_serve(serve: Serve) -> Result<(), Failure> {
             ),
         ));
     }
+    protocol.version = serve.protocol;
     let mut config = NodeConfig::new(load(&serve.key)?).protocol(protocol);
     for peer in serve.trust {
         config = config.trusting(peer);
@@ -329,13 +350,18 @@ fn reason_name(reason: &CloseReason) -> String {
 
 fn connect_cause(error: &ConnectError) -> String {
     match error {
+        // Version 1: the dialer saw another PeerId. Version 2: the
+        // responder refused an INIT keyed for another PeerId.
+        ConnectError::Handshake(
+            HandshakeError::UnexpectedPeer { .. }
+            | HandshakeError::Rejected(RejectCode::UnexpectedPeer),
+        ) => "unexpected_peer".into(),
         ConnectError::Handshake(HandshakeError::Rejected(code)) => {
             format!("rejected: {}", code.name())
         }
         ConnectError::Handshake(HandshakeError::Refused(code)) => {
             format!("refused: {}", code.name())
         }
-        ConnectError::Handshake(HandshakeError::UnexpectedPeer { .. }) => "unexpected_peer".into(),
         ConnectError::Handshake(HandshakeError::Timeout) => "timeout".into(),
         other => other.to_string(),
     }
@@ -344,7 +370,10 @@ fn connect_cause(error: &ConnectError) -> String {
 async fn run_dial(dial: Dial, call: bool) -> Result<(), Failure> {
     let (peer, addr) = dial.connect;
     // trusting that PeerId for this dial only (nothing is saved)
-    let node = Node::new(NodeConfig::new(load(&dial.key)?).trusting(peer));
+    let config = NodeConfig::new(load(&dial.key)?)
+        .protocol_version(dial.protocol)
+        .trusting(peer);
+    let node = Node::new(config);
     let timeout = Duration::from_millis(dial.timeout);
     let connected = tokio::time::timeout(timeout, node.connect(peer, addr)).await;
     match connected {

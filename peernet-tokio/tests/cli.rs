@@ -201,6 +201,57 @@ fn serve_call_send_and_every_exit_code() {
     );
     assert_eq!(sent.status.code(), Some(0), "{}", stderr(&sent));
 
+    // The server speaks version 2 (the default) only.
+    let v1 = call("a.key", &target, &["--protocol", "1", "echo", "x"]);
+    assert_eq!(v1.status.code(), Some(1));
+    assert!(
+        stderr(&v1).contains("error: ") && stderr(&v1).contains("unsupported_version"),
+        "{}",
+        stderr(&v1)
+    );
+
+    let _ = s.child.kill();
+    let _ = s.child.wait();
+}
+
+#[test]
+fn protocol_1_is_an_opt_in_on_both_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let key = |name: &str| stdout(&run(&["keygen", name], d)).trim().to_string();
+    let (a, _b, c) = (key("a.key"), key("b.key"), key("c.key"));
+    let mut s = serve(
+        d,
+        "b.key",
+        &["--trust", &a, "--expose", "echo", "--protocol", "1"],
+    );
+    let call = |target: &str, extra: &[&str]| {
+        let mut args = vec!["call", "--key", "a.key", "--connect", target];
+        args.extend_from_slice(extra);
+        run(&args, d)
+    };
+    let target = format!("{}@{}", s.peer, s.addr);
+    let ok = call(&target, &["--protocol", "1", "echo", "v1"]);
+    assert_eq!(
+        (ok.status.code(), stdout(&ok).as_str()),
+        (Some(0), "v1"),
+        "{}",
+        stderr(&ok)
+    );
+    let wrong = call(
+        &format!("{c}@{}", s.addr),
+        &["--protocol", "1", "echo", "x"],
+    );
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(
+        stderr(&wrong).contains("error: unexpected_peer"),
+        "{}",
+        stderr(&wrong)
+    );
+    // A version-2 client (the default) is refused by a version-1 server.
+    let v2 = call(&target, &["echo", "x"]);
+    assert_eq!(v2.status.code(), Some(1), "{}", stderr(&v2));
+    assert!(stderr(&v2).starts_with("error: "), "{}", stderr(&v2));
     let _ = s.child.kill();
     let _ = s.child.wait();
 }

@@ -7,7 +7,9 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use peernet_driver::{Bytes, Direction, Identity, Node, NodeConfig, NodeEvent, PeerId, Runtime};
+use peernet_driver::{
+    Bytes, Direction, Identity, Node, NodeConfig, NodeEvent, PeerId, ProtocolVersion, Runtime,
+};
 use tokio::sync::mpsc::UnboundedSender;
 
 const CALL: Duration = Duration::from_secs(10);
@@ -29,7 +31,9 @@ async fn start<R: Runtime>(
     others: [u8; 2],
     arrivals: UnboundedSender<(&'static str, PeerId, Bytes)>,
 ) -> Node<R> {
-    let mut config = NodeConfig::new(identity(seed));
+    // Version 2, named although it is the default: the runtimes must
+    // agree on the encrypted protocol.
+    let mut config = NodeConfig::new(identity(seed)).protocol_version(ProtocolVersion::V2);
     for other in others {
         config = config.trusting(identity(other).peer_id());
     }

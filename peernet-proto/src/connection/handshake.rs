@@ -5,14 +5,20 @@
 //! list and RNG.
 //!
 //! Each version's states sit side by side in [`Handshake`]: version 2
-//! (PROTOCOL.md Part B, Noise IK) becomes a `V2` variant here, and
-//! finishing it yields the same [`Step::Done`] (plus its record keys) as
-//! version 1 does.
+//! (PROTOCOL.md Part B, Noise IK, in [`crate::noise`]) finishes with the
+//! same [`Step::Done`] as version 1, plus its record keys. Its responder
+//! has one more step: after RESP it holds the keys ([`Step::Keyed`]) but is
+//! established only when the initiator's first record decrypts, which the
+//! connection's record layer sees.
 
 use alloc::boxed::Box;
 
+use crate::config::{ProtocolVersion, fault};
+use crate::error::{ConnectError, HandshakeError};
+use crate::frame::encode_frame;
 use crate::handshake::{self, Failure, Initiator, Responder};
 use crate::identity::PeerId;
+use crate::noise::{self, InitiatorV2, Transport};
 
 use super::transmit::Transmit;
 use super::{Ctx, Node};
@@ -21,6 +27,20 @@ use super::{Ctx, Node};
 pub(super) enum Handshake {
     /// Version 1 (PROTOCOL.md section 2).
     V1(V1),
+    /// Version 2 (PROTOCOL.md section 6).
+    V2(V2),
+}
+
+/// The states of a version-2 handshake.
+pub(super) enum V2 {
+    /// Accepted; waiting for INIT. `busy` when accepted beyond
+    /// `max_handshakes`: its INIT gets REJECT `busy` (after `mac1`).
+    Accepted { busy: bool },
+    /// Dialed; INIT sent, waiting for RESP.
+    Dialed(Box<InitiatorV2>),
+    /// RESP sent, keys held: waiting for the initiator's first record
+    /// (step 4), which the record layer opens.
+    Pending { peer: PeerId },
 }
 
 /// The states of a version-1 handshake.
@@ -44,29 +64,56 @@ pub(super) enum Step {
         peer: PeerId,
         /// Who dialed (the proven peer or us).
         initiator: PeerId,
+        /// Version 2: the record keys.
+        keys: Option<Transport>,
+    },
+    /// Version 2, responder: RESP is queued and these are the keys; the
+    /// connection is established when the first record opens with them.
+    Keyed {
+        /// The initiator, not yet proven to hold its key now.
+        peer: PeerId,
+        /// The record keys.
+        keys: Transport,
     },
     /// The handshake failed.
     Failed(Failure),
 }
 
 impl Handshake {
-    /// Starts a dial: queues HELLO. `expected` is the PeerId dialed.
+    /// Starts a dial: queues HELLO (version 1) or INIT (version 2, which
+    /// needs `expected`, the PeerId dialed).
     pub(super) fn dial(
         node: &mut Node<'_>,
         expected: Option<PeerId>,
         tx: &mut Transmit,
         ctx: &mut Ctx,
-    ) -> Handshake {
+    ) -> Result<Handshake, ConnectError> {
         let mut nonce = [0u8; 32];
         node.rng.fill_bytes(&mut nonce);
+        if ctx.config.version == ProtocolVersion::V2 {
+            let peer = expected.ok_or(ConnectError::PeerIdRequired)?;
+            let (initiator, init) = InitiatorV2::start(node.local, peer, nonce)
+                .map_err(|_| ConnectError::Untrusted(peer))?;
+            tx.push_handshake(&init, ctx);
+            return Ok(Handshake::V2(V2::Dialed(Box::new(initiator))));
+        }
         let initiator = Initiator::start(node.identity, &nonce, expected);
         tx.push_handshake(initiator.hello(), ctx);
-        Handshake::V1(V1::Dialed(initiator))
+        Ok(Handshake::V1(V1::Dialed(initiator)))
     }
 
-    /// Waits for a dialer's HELLO; `busy` refuses it.
-    pub(super) fn accept(busy: bool) -> Handshake {
-        Handshake::V1(V1::Accepted { busy })
+    /// Waits for a dialer's HELLO or INIT; `busy` refuses it.
+    pub(super) fn accept(busy: bool, version: ProtocolVersion) -> Handshake {
+        match version {
+            ProtocolVersion::V1 => Handshake::V1(V1::Accepted { busy }),
+            ProtocolVersion::V2 => Handshake::V2(V2::Accepted { busy }),
+        }
+    }
+
+    /// Whether this handshake holds record keys already: its next frame is
+    /// a record (a version-2 responder after RESP).
+    pub(super) fn is_v2(&self) -> bool {
+        matches!(self, Handshake::V2(_))
     }
 
     /// The peer, once known (dialed, or named by its HELLO).
@@ -75,6 +122,9 @@ impl Handshake {
             Handshake::V1(V1::Accepted { .. }) => None,
             Handshake::V1(V1::Dialed(i)) => i.expected(),
             Handshake::V1(V1::Welcomed(r)) => Some(r.peer()),
+            Handshake::V2(V2::Accepted { .. }) => None,
+            Handshake::V2(V2::Dialed(i)) => Some(i.responder()),
+            Handshake::V2(V2::Pending { peer }) => Some(*peer),
         }
     }
 
@@ -83,6 +133,7 @@ impl Handshake {
         matches!(
             self,
             Handshake::V1(V1::Accepted { busy: false } | V1::Welcomed(_))
+                | Handshake::V2(V2::Accepted { busy: false } | V2::Pending { .. })
         )
     }
 
@@ -123,6 +174,7 @@ impl Handshake {
                         Step::Done {
                             peer,
                             initiator: node.identity.peer_id(),
+                            keys: None,
                         }
                     }
                 }
@@ -135,10 +187,90 @@ impl Handshake {
                 Ok(peer) => Step::Done {
                     peer,
                     initiator: peer,
+                    keys: None,
                 },
             },
+            Handshake::V2(V2::Accepted { busy }) => {
+                let busy = *busy;
+                let step = on_init(body, busy, node, tx, ctx);
+                if let Step::Keyed { peer, .. } = &step {
+                    *self = Handshake::V2(V2::Pending { peer: *peer });
+                }
+                step
+            }
+            Handshake::V2(V2::Dialed(initiator)) => {
+                let peer = initiator.responder();
+                // `read_resp` consumes the state; a spent one stands in.
+                let initiator = core::mem::replace(self, Handshake::V2(V2::Pending { peer }));
+                let Handshake::V2(V2::Dialed(initiator)) = initiator else {
+                    return Step::Failed(Failure::refuse(crate::RejectCode::Malformed));
+                };
+                match initiator.read_resp(body) {
+                    Err(failure) => Step::Failed(failure),
+                    Ok(keys) => Step::Done {
+                        peer,
+                        initiator: node.identity.peer_id(),
+                        keys: Some(keys),
+                    },
+                }
+            }
+            // The record layer handles every frame from here on.
+            Handshake::V2(V2::Pending { .. }) => {
+                Step::Failed(Failure::refuse(crate::RejectCode::Malformed))
+            }
         }
     }
+}
+
+/// A version-2 responder reads INIT (PROTOCOL.md 6.1 step 2): header and
+/// `mac1`, then the replay cache before any X25519 work, then `busy`, the
+/// Noise message and trust; RESP is queued.
+fn on_init(body: &[u8], busy: bool, node: &mut Node<'_>, tx: &mut Transmit, ctx: &mut Ctx) -> Step {
+    let checked = match noise::check_init(node.local, body) {
+        Ok(checked) => checked,
+        Err(failure) => return refuse_v2(failure, body, tx),
+    };
+    let ephemeral = *checked.ephemeral();
+    if node.replay.contains(&ephemeral, ctx.now) {
+        return Step::Failed(Failure {
+            send: None,
+            error: HandshakeError::Replayed,
+        });
+    }
+    let mut secret = [0u8; 32];
+    node.rng.fill_bytes(&mut secret);
+    match checked.accept(node.local, node.trust, busy, secret) {
+        Err(failure) => refuse_v2(failure, body, tx),
+        Ok(accepted) => {
+            node.replay.insert(ephemeral, ctx.now);
+            tx.push_handshake(&accepted.resp, ctx);
+            let peer = accepted.peer;
+            if fault!(ctx.config, EstablishAtResp) {
+                return Step::Done {
+                    peer,
+                    initiator: peer,
+                    keys: Some(accepted.transport),
+                };
+            }
+            Step::Keyed {
+                peer,
+                keys: accepted.transport,
+            }
+        }
+    }
+}
+
+/// Queues the REJECT a version-2 responder answers `failure` with (a
+/// version-1 HELLO gets the version-1 `unsupported_version`); the failure
+/// then has nothing left to send.
+fn refuse_v2(failure: Failure, received: &[u8], tx: &mut Transmit) -> Step {
+    if let Some(reject) = noise::reject_answer(&failure, received) {
+        encode_frame(&reject, tx.out_for_farewell());
+    }
+    Step::Failed(Failure {
+        send: None,
+        error: failure.error,
+    })
 }
 
 /// Fault `SkipTrustCheck`: a HELLO refused only because its key is

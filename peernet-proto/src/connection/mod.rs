@@ -2,8 +2,9 @@
 //! handshake or session, its liveness and the deadlines it has armed.
 //!
 //! A connection owns its protocol logic: [`Connection::handle_data`] takes
-//! the transport's bytes through the handshake (section 2) and then the
-//! envelopes (section 3); the commands (`call`, `send`, `cancel`, `reply`)
+//! the transport's bytes through the handshake (section 2, or 6 for
+//! version 2) and then the envelopes (section 3), in version 2 each
+//! record opened in place first (section 7); the commands (`call`, `send`, `cancel`, `reply`)
 //! and the timers act on it through its methods. It never reaches the
 //! endpoint's tables: what the endpoint must do in turn comes back as a
 //! [`Transition`] (established: register it; ended: remove it), and what
@@ -11,26 +12,28 @@
 //!
 //! Rooms: `handshake` (the handshake's states, one variant per protocol
 //! version), `session` (an established connection: calls, ids, the
-//! envelopes), `liveness` (PING and idle), `transmit` (the send queue, the
-//! seam for a record layer), `in_flight` (the call tables).
+//! envelopes), `liveness` (PING and idle), `transmit` (the send queue,
+//! which seals version 2's records), `in_flight` (the call tables).
 
 use alloc::collections::VecDeque;
+use alloc::format;
 use alloc::vec::Vec;
 
-use bytes::{Buf, Bytes};
+use bytes::{Buf, Bytes, BytesMut};
 use rand_core::CryptoRng;
 
 use crate::Instant;
-use crate::config::{Config, fault};
+use crate::config::{Config, ProtocolVersion, fault};
 use crate::ending::Ending;
-use crate::envelope::EnvelopeRef;
-use crate::error::{CallError, CloseReason};
+use crate::envelope::{Envelope, EnvelopeRef};
+use crate::error::{CallError, CloseReason, ConnectError};
 use crate::event::{Event, Output};
 use crate::exposure::Exposure;
 use crate::frame::{Frame, FrameDecoder};
 use crate::handshake::MAX_HANDSHAKE_FRAME;
 use crate::identity::{Identity, PeerId};
 use crate::ids::{CallId, ConnId, Direction, InboundCallId};
+use crate::noise::{CipherState, INIT_LEN, LocalStatic, ReplayCache, Transport};
 use crate::registry::Established;
 use crate::timers::{Timer, Timers};
 use crate::trust::TrustList;
@@ -71,6 +74,10 @@ pub(crate) struct Node<'a> {
     pub(crate) exposure: &'a Exposure,
     pub(crate) rng: &'a mut (dyn CryptoRng + Send),
     pub(crate) shutting_down: bool,
+    /// Version 2: the static keys, derived once per endpoint.
+    pub(crate) local: &'a LocalStatic,
+    /// Version 2: the ephemeral keys of INITs answered lately.
+    pub(crate) replay: &'a mut ReplayCache,
 }
 
 /// What the endpoint must do after a connection handled input.
@@ -106,6 +113,13 @@ pub(crate) struct Connection {
     tx: Transmit,
     liveness: Liveness,
     handshake_deadline: Option<Instant>,
+    /// Version 2, once the handshake gave the keys: opens the peer's
+    /// records. Every frame from then on is a record.
+    recv: Option<CipherState>,
+    /// Version 2: a record's plaintext not yet decoded to its end, and
+    /// where the next envelope starts (decoding stops to let the endpoint
+    /// act on a transition, then resumes).
+    plain: Option<(Bytes, usize)>,
 }
 
 impl Connection {
@@ -115,11 +129,18 @@ impl Connection {
         expected: Option<PeerId>,
         node: &mut Node<'_>,
         ctx: &mut Ctx,
-    ) -> Connection {
-        let deadline = Connection::arm_handshake(id, ctx);
+    ) -> Result<Connection, ConnectError> {
         let mut tx = Transmit::new(id, ctx.now);
-        let handshake = Handshake::dial(node, expected, &mut tx, ctx);
-        Connection::new(id, Direction::Outbound, handshake, tx, deadline, ctx)
+        let handshake = Handshake::dial(node, expected, &mut tx, ctx)?;
+        let deadline = Connection::arm_handshake(id, ctx);
+        Ok(Connection::new(
+            id,
+            Direction::Outbound,
+            handshake,
+            tx,
+            deadline,
+            ctx,
+        ))
     }
 
     /// A transport we accepted; `busy` refuses its HELLO.
@@ -129,7 +150,7 @@ impl Connection {
         Connection::new(
             id,
             Direction::Inbound,
-            Handshake::accept(busy),
+            Handshake::accept(busy, ctx.config.version),
             tx,
             deadline,
             ctx,
@@ -151,14 +172,21 @@ impl Connection {
         deadline: Instant,
         ctx: &Ctx,
     ) -> Connection {
+        // Version 2's INIT is the largest handshake frame.
+        let limit = match ctx.config.version {
+            ProtocolVersion::V1 => MAX_HANDSHAKE_FRAME,
+            ProtocolVersion::V2 => INIT_LEN as u32,
+        };
         Connection {
             id,
             direction,
             state: State::Handshake(handshake),
-            decoder: FrameDecoder::new(MAX_HANDSHAKE_FRAME),
+            decoder: FrameDecoder::new(limit),
             tx,
             liveness: Liveness::new(id, ctx.now),
             handshake_deadline: Some(deadline),
+            recv: None,
+            plain: None,
         }
     }
 
@@ -235,6 +263,9 @@ impl Connection {
             self.liveness.last_recv = ctx.now;
         }
         loop {
+            if self.recv.is_some() {
+                return self.handle_records(data, node, ctx);
+            }
             let transition = match self.decoder.decode_in_place(data) {
                 Ok(Some(Frame::InPlace(len))) => {
                     self.liveness.last_recv = ctx.now;
@@ -244,6 +275,7 @@ impl Connection {
                 }
                 Ok(Some(Frame::Assembled(body))) => {
                     self.liveness.last_recv = ctx.now;
+                    let body = body.freeze();
                     self.handle_frame(&body, body.len(), node, ctx)
                 }
                 Ok(None) => return None,
@@ -269,11 +301,125 @@ impl Connection {
         match handshake.on_frame(&data[..len], node, &mut self.tx, ctx) {
             Step::Continue => None,
             Step::Failed(failure) => Some(Transition::End(Ending::HandshakeFailed(failure))),
-            Step::Done { peer, initiator } => {
+            Step::Keyed { keys, .. } => {
+                self.start_records(keys, ctx);
+                None
+            }
+            Step::Done {
+                peer,
+                initiator,
+                keys,
+            } => {
+                let first_record = keys.is_some() && self.direction == Direction::Outbound;
+                if let Some(keys) = keys {
+                    self.start_records(keys, ctx);
+                }
                 self.establish(peer, initiator, node, ctx);
+                if first_record {
+                    // Step 3: the initiator's first record goes out at
+                    // once, empty if nothing is queued by then.
+                    self.tx.push_empty_record(ctx);
+                }
                 Some(Transition::Established)
             }
         }
+    }
+
+    /// Version 2: the handshake gave the keys; every frame from here on is
+    /// a record, bounded by `max_frame_len`.
+    fn start_records(&mut self, keys: Transport, ctx: &Ctx) {
+        let Transport { send, recv, .. } = keys;
+        self.tx.start_records(send, ctx.config.max_frame_len);
+        self.recv = Some(recv);
+        self.decoder.set_max_frame_len(ctx.config.max_frame_len);
+    }
+
+    /// Version 2: frames are records (PROTOCOL.md section 7). The chunk is
+    /// taken as a mutable buffer (no copy when the driver handed over the
+    /// only reference) so each record is opened in place; its plaintext
+    /// then lends the envelopes their bytes. What is left goes back into
+    /// `data` when a transition stops the loop.
+    fn handle_records(
+        &mut self,
+        data: &mut Bytes,
+        node: &mut Node<'_>,
+        ctx: &mut Ctx,
+    ) -> Option<Transition> {
+        if let Some(t) = self.drain_plain(node, ctx) {
+            return Some(t);
+        }
+        if data.is_empty() {
+            return None;
+        }
+        let mut buf = match core::mem::take(data).try_into_mut() {
+            Ok(buf) => buf,
+            Err(shared) => BytesMut::from(&shared[..]),
+        };
+        let transition = loop {
+            let record = match self.decoder.decode_mut(&mut buf) {
+                Ok(Some(record)) => record,
+                Ok(None) => break None,
+                Err(error) => break Some(Transition::End(Ending::BadFrame(error))),
+            };
+            if let Some(t) = self.on_record(record, node, ctx) {
+                break Some(t);
+            }
+        };
+        *data = buf.freeze();
+        transition
+    }
+
+    /// One record: opened in place, then its envelopes one after another.
+    /// The first one to open on a version-2 responder establishes the
+    /// connection (step 4) before any of its envelopes is handled.
+    fn on_record(
+        &mut self,
+        mut record: BytesMut,
+        node: &mut Node<'_>,
+        ctx: &mut Ctx,
+    ) -> Option<Transition> {
+        let recv = self.recv.as_mut()?;
+        let plain_len = match recv.open_record(&mut record) {
+            Ok(plain) => plain.len(),
+            Err(e) => {
+                self.tx.discard();
+                return Some(Transition::End(Ending::RecordFailed(e)));
+            }
+        };
+        self.liveness.last_recv = ctx.now;
+        record.truncate(plain_len);
+        if !record.is_empty() {
+            self.plain = Some((record.freeze(), 0));
+        }
+        if let State::Handshake(h) = &self.state {
+            let peer = h.peer()?;
+            self.establish(peer, peer, node, ctx);
+            return Some(Transition::Established);
+        }
+        self.drain_plain(node, ctx)
+    }
+
+    /// Decodes and handles the envelopes left in the current record's
+    /// plaintext, until it ends or one asks the endpoint for something.
+    fn drain_plain(&mut self, node: &mut Node<'_>, ctx: &mut Ctx) -> Option<Transition> {
+        while let Some((plain, pos)) = self.plain.take() {
+            if !matches!(self.state, State::Established(_)) {
+                return None;
+            }
+            let (envelope, end) = match Envelope::decode_item(&plain, pos, plain.len()) {
+                Ok(item) => item,
+                Err(error) => {
+                    return Some(Transition::End(Ending::ProtocolError(format!("{error}"))));
+                }
+            };
+            if end < plain.len() {
+                self.plain = Some((plain, end));
+            }
+            if let Some(t) = self.on_decoded(envelope, node, ctx) {
+                return Some(t);
+            }
+        }
+        None
     }
 
     /// Leaves the handshake: disarms its deadline, lifts the frame limit
@@ -369,8 +515,9 @@ impl Connection {
     // ----- output -----
 
     /// Everything queued, as one buffer: one write per wake-up.
-    pub(crate) fn take_transmit(&mut self) -> Option<Bytes> {
-        self.tx.take()
+    /// `Err` when a record could not be sealed: the connection must end.
+    pub(crate) fn take_transmit(&mut self) -> Result<Option<Bytes>, Ending> {
+        self.tx.take().map_err(Ending::RecordFailed)
     }
 
     /// Ends the connection (the endpoint already forgot it): queues the
@@ -382,11 +529,23 @@ impl Connection {
         let peer = self.peer();
         let announced = self.is_announced();
         let established = matches!(self.state, State::Established(_));
-        ending.write_farewell(
-            established,
-            self.tx.out_for_farewell(),
-            ctx.config.max_frame_len,
-        );
+        if self.tx.is_sealed() && established {
+            if let Some((code, reason)) = ending.goodbye_envelope() {
+                let goodbye = EnvelopeRef::Goodbye {
+                    code,
+                    reason: &reason,
+                };
+                self.tx.push_farewell(goodbye, ctx.config.max_frame_len);
+            }
+        } else {
+            let v2 = matches!(&self.state, State::Handshake(h) if h.is_v2());
+            ending.write_farewell(
+                established,
+                v2,
+                self.tx.out_for_farewell(),
+                ctx.config.max_frame_len,
+            );
+        }
         if let Some(at) = self.handshake_deadline.take() {
             ctx.timers.disarm(at, Timer::Handshake(conn));
         }

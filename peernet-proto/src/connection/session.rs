@@ -108,8 +108,8 @@ impl Session {
 }
 
 impl Connection {
-    /// One envelope frame's body, `data[..len]`. This is where a record
-    /// layer (version 2) will have decrypted the frame body already.
+    /// One version-1 envelope frame's body, `data[..len]` (version 2's
+    /// records come in through `Connection::on_record`).
     pub(super) fn on_envelope(
         &mut self,
         data: &Bytes,
@@ -130,6 +130,19 @@ impl Connection {
         let envelope = match Envelope::decode_prefix(data, len) {
             Ok(envelope) => envelope,
             Err(error) => return Some(Transition::End(Ending::ProtocolError(format!("{error}")))),
+        };
+        self.on_decoded(envelope, node, ctx)
+    }
+
+    /// One envelope, from a frame (version 1) or a record (version 2).
+    pub(super) fn on_decoded(
+        &mut self,
+        envelope: Envelope,
+        node: &mut Node<'_>,
+        ctx: &mut Ctx,
+    ) -> Option<Transition> {
+        let State::Established(s) = &mut self.state else {
+            return None;
         };
         s.heard_envelope = true;
         let conn = self.id;
@@ -289,6 +302,12 @@ impl Connection {
         Ok(CallId { conn: self.id, id })
     }
 
+    /// Queues any envelope as it is (testkit only).
+    #[cfg(feature = "testkit")]
+    pub(crate) fn queue_raw(&mut self, envelope: &Envelope, ctx: &mut Ctx) -> bool {
+        matches!(self.state, State::Established(_)) && self.tx.push(envelope.as_ref(), ctx).is_ok()
+    }
+
     /// Queues a SEND (see [`crate::Endpoint::send`]).
     pub(crate) fn send(
         &mut self,
@@ -352,7 +371,7 @@ impl Connection {
             status: status.code(),
             body: &body,
         };
-        if reply.body_len() > ctx.config.max_frame_len as usize {
+        if reply.body_len() > self.tx.max_envelope(ctx.config.max_frame_len) {
             reply = EnvelopeRef::Reply {
                 id,
                 status: ReplyStatus::TooLarge.code(),

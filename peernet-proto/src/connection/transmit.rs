@@ -3,18 +3,23 @@
 //!
 //! Handshake messages go in through [`Transmit::push_handshake`], envelopes
 //! through [`Transmit::push`] only, and everything leaves through
-//! [`Transmit::take`]. That is the seam a record layer needs: version 2
-//! (PROTOCOL.md Part B) will keep envelopes as plaintext frames here and
-//! seal them into encrypted records when the driver takes them, without
-//! any caller of `push` changing.
+//! [`Transmit::take`]. In version 1 an envelope is queued as its own
+//! frame. In version 2 (PROTOCOL.md section 7), once the keys exist,
+//! envelopes are queued as plaintext CBOR items inside an open record
+//! whose frame header is reserved in front of them; a record is sealed in
+//! place when the next envelope would not fit in it, or when the driver
+//! takes the queue. So everything one `take` hands over costs one AEAD per
+//! `max_frame_len` of envelopes, not one per envelope, and an envelope
+//! never spans two records.
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::Instant;
 use crate::envelope::{EnvelopeRef, EnvelopeTooLarge};
 use crate::event::Output;
-use crate::frame::encode_frame;
+use crate::frame::{FRAME_HEADER_LEN, encode_frame};
 use crate::ids::ConnId;
+use crate::noise::{CipherState, RecordError, TAG_LEN};
 
 use super::Ctx;
 
@@ -25,6 +30,36 @@ pub(super) struct Transmit {
     signalled: bool,
     /// When a frame was last queued (liveness: PING after a quiet spell).
     pub(super) last_sent: Instant,
+    /// Version 2, once the handshake gave the keys: the record layer.
+    sealer: Option<Sealer>,
+}
+
+/// Seals what a version-2 connection sends.
+struct Sealer {
+    cipher: CipherState,
+    /// Where the open record's reserved frame header starts in `out`; its
+    /// plaintext runs from there + 4 to the end of `out`.
+    open: Option<usize>,
+    /// The largest plaintext a record holds: `max_frame_len - 16`.
+    max_plain: usize,
+    /// A record could not be sealed (nonces ran out): the connection ends.
+    failed: Option<RecordError>,
+}
+
+impl Sealer {
+    /// Seals the open record, if any, in place at the end of `out`.
+    fn close_record(&mut self, out: &mut BytesMut) {
+        let Some(start) = self.open.take() else {
+            return;
+        };
+        let body = out.len() - start - FRAME_HEADER_LEN + TAG_LEN;
+        let header = u32::try_from(body).unwrap_or(u32::MAX).to_be_bytes();
+        out[start..start + FRAME_HEADER_LEN].copy_from_slice(&header);
+        if let Err(e) = self.cipher.seal_record(out, start + FRAME_HEADER_LEN) {
+            out.truncate(start);
+            self.failed = Some(e);
+        }
+    }
 }
 
 impl Transmit {
@@ -34,6 +69,7 @@ impl Transmit {
             out: BytesMut::new(),
             signalled: false,
             last_sent: now,
+            sealer: None,
         }
     }
 
@@ -42,33 +78,108 @@ impl Transmit {
         self.out.len()
     }
 
+    /// Version 2: from now on envelopes are sealed into records with
+    /// `cipher`, each at most `max_frame_len` long.
+    pub(super) fn start_records(&mut self, cipher: CipherState, max_frame_len: u32) {
+        self.sealer = Some(Sealer {
+            cipher,
+            open: None,
+            max_plain: (max_frame_len as usize).saturating_sub(TAG_LEN),
+            failed: None,
+        });
+    }
+
+    /// Whether envelopes are sealed into records (version 2).
+    pub(super) fn is_sealed(&self) -> bool {
+        self.sealer.is_some()
+    }
+
+    /// The largest envelope that fits in one frame (or record).
+    pub(super) fn max_envelope(&self, max_frame_len: u32) -> usize {
+        match &self.sealer {
+            Some(s) => s.max_plain,
+            None => max_frame_len as usize,
+        }
+    }
+
     /// Queues a handshake message (always a plaintext frame).
     pub(super) fn push_handshake(&mut self, body: &[u8], ctx: &mut Ctx) {
         encode_frame(body, &mut self.out);
         self.wrote(ctx);
     }
 
-    /// Queues an envelope. Fails only if it does not fit in a frame, and
-    /// then queues nothing.
+    /// Version 2: opens a record even with nothing to put in it, so one
+    /// goes out at the next `take` (the initiator's first record, which
+    /// confirms the keys, PROTOCOL.md 6.1 step 3).
+    pub(super) fn push_empty_record(&mut self, ctx: &mut Ctx) {
+        if let Some(s) = &mut self.sealer {
+            if s.open.is_none() {
+                s.open = Some(self.out.len());
+                self.out.put_u32(0);
+            }
+            self.wrote(ctx);
+        }
+    }
+
+    /// Queues an envelope. Fails only if it does not fit in a frame (or a
+    /// record), and then queues nothing.
     pub(super) fn push(
         &mut self,
         envelope: EnvelopeRef<'_>,
         ctx: &mut Ctx,
     ) -> Result<(), EnvelopeTooLarge> {
-        envelope.encode_frame(&mut self.out, ctx.config.max_frame_len)?;
+        self.queue(envelope, ctx.config.max_frame_len)?;
         self.wrote(ctx);
         Ok(())
     }
 
     /// Queues the envelope that ends the connection: no wake-up, its bytes
-    /// leave with `Output::Close`.
+    /// leave with `Output::Close`. A GOODBYE too large is left out.
+    pub(super) fn push_farewell(&mut self, envelope: EnvelopeRef<'_>, max_frame_len: u32) {
+        let _ = self.queue(envelope, max_frame_len);
+    }
+
+    fn queue(
+        &mut self,
+        envelope: EnvelopeRef<'_>,
+        max_frame_len: u32,
+    ) -> Result<(), EnvelopeTooLarge> {
+        let Some(s) = &mut self.sealer else {
+            return envelope.encode_frame(&mut self.out, max_frame_len);
+        };
+        let len = envelope.body_len();
+        if len > s.max_plain {
+            return Err(EnvelopeTooLarge {
+                len,
+                max: u32::try_from(s.max_plain).unwrap_or(u32::MAX),
+            });
+        }
+        if let Some(start) = s.open {
+            if self.out.len() - start - FRAME_HEADER_LEN + len > s.max_plain {
+                s.close_record(&mut self.out);
+            }
+        }
+        if s.open.is_none() {
+            s.open = Some(self.out.len());
+            self.out.reserve(FRAME_HEADER_LEN + len + TAG_LEN);
+            self.out.put_u32(0);
+        }
+        envelope.encode_item(&mut self.out, s.max_plain)
+    }
+
+    /// The plaintext frames of a version-1 farewell (or a handshake's
+    /// REJECT), written by [`crate::ending::Ending::write_farewell`].
     pub(super) fn out_for_farewell(&mut self) -> &mut BytesMut {
         &mut self.out
     }
 
-    /// Drops everything queued (a peer that does not read gets no more).
+    /// Drops everything queued (a peer that does not read gets no more;
+    /// a record that failed to decrypt gets nothing more).
     pub(super) fn discard(&mut self) {
         self.out.clear();
+        if let Some(s) = &mut self.sealer {
+            s.open = None;
+        }
     }
 
     fn wrote(&mut self, ctx: &mut Ctx) {
@@ -79,14 +190,25 @@ impl Transmit {
         }
     }
 
-    /// Everything queued, as one buffer: one write per wake-up.
-    pub(super) fn take(&mut self) -> Option<Bytes> {
+    /// Everything queued, as one buffer: one write per wake-up. In version
+    /// 2 the open record is sealed first. `Err` when a record could not be
+    /// sealed: the connection must end.
+    pub(super) fn take(&mut self) -> Result<Option<Bytes>, RecordError> {
         self.signalled = false;
-        (!self.out.is_empty()).then(|| self.out.split().freeze())
+        if let Some(s) = &mut self.sealer {
+            s.close_record(&mut self.out);
+            if let Some(e) = s.failed {
+                return Err(e);
+            }
+        }
+        Ok((!self.out.is_empty()).then(|| self.out.split().freeze()))
     }
 
-    /// Everything left, for the connection's last write.
+    /// Everything left, for the connection's last write (sealed).
     pub(super) fn take_last(&mut self) -> Bytes {
+        if let Some(s) = &mut self.sealer {
+            s.close_record(&mut self.out);
+        }
         self.out.split().freeze()
     }
 }

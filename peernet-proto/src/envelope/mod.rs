@@ -203,7 +203,24 @@ impl Envelope {
     /// Decodes the body `body[..len]` (`len` at most `body.len()`), whose
     /// large byte strings become slices of `body` (see `decode`).
     pub(crate) fn decode_prefix(body: &Bytes, len: usize) -> Result<Envelope, EnvelopeError> {
-        let mut d = Decoder::new(&body[..len]);
+        let (envelope, end) = Envelope::decode_item(body, 0, len)?;
+        if end != len {
+            return Err(EnvelopeError::TrailingBytes);
+        }
+        Ok(envelope)
+    }
+
+    /// Decodes the one CBOR item that starts at `body[start]` and ends by
+    /// `body[end]` (a record's plaintext holds several, one after
+    /// another); returns it and where it ended. An item cut by `end` is
+    /// `Truncated`.
+    pub(crate) fn decode_item(
+        body: &Bytes,
+        start: usize,
+        end: usize,
+    ) -> Result<(Envelope, usize), EnvelopeError> {
+        let mut d = Decoder::new(&body[..end]);
+        d.set_position(start);
         let items = match head(&d, MAJOR_ARRAY) {
             Head::Definite => d
                 .array()
@@ -262,10 +279,7 @@ impl Envelope {
                 id: uint(&mut d, "id")?,
             },
         };
-        if d.position() != len {
-            return Err(EnvelopeError::TrailingBytes);
-        }
-        Ok(envelope)
+        Ok((envelope, d.position()))
     }
 
     /// Exact size of the CBOR body, computed without encoding.
@@ -415,6 +429,25 @@ impl EnvelopeRef<'_> {
         out.put_u32(frame_len);
         self.put_body(out);
         debug_assert_eq!(out.len() - start, FRAME_HEADER_LEN + len);
+        Ok(())
+    }
+
+    /// Appends the CBOR body alone (a record's plaintext item), or leaves
+    /// `out` untouched if it is over `max_len`.
+    pub(crate) fn encode_item(
+        &self,
+        out: &mut BytesMut,
+        max_len: usize,
+    ) -> Result<(), EnvelopeTooLarge> {
+        let len = self.body_len();
+        if len > max_len {
+            return Err(EnvelopeTooLarge {
+                len,
+                max: u32::try_from(max_len).unwrap_or(u32::MAX),
+            });
+        }
+        out.reserve(len);
+        self.put_body(out);
         Ok(())
     }
 

@@ -3,4 +3,4 @@
 
 #![allow(unused_imports)]
 
-pub(crate) use peernet_testkit::{Pair, Who, identity, test_config};
+pub(crate) use peernet_testkit::{Pair, Who, identity, test_config, test_config_v2};

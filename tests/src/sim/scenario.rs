@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use peernet_proto::Config;
+use peernet_proto::{Config, ProtocolVersion};
 
 use super::Fault;
 use super::rng::SimRng;
@@ -93,6 +93,10 @@ impl SimConfig {
     /// idle 3 s), so limits are reached and timeouts fire in short runs.
     pub fn endpoint_config() -> Config {
         let mut c = Config::default();
+        // Version 1 for now: the intruders and the faults the sweep must
+        // catch speak version 1's bytes (version 2 in the simulation is
+        // the test kit's next step).
+        c.version = ProtocolVersion::V1;
         c.max_frame_len = 4096;
         c.max_handshakes = 8;
         c.max_inbound_calls = 16;

@@ -1,0 +1,516 @@
+//! Version 2 (PROTOCOL.md part B) through the endpoint: the responder is
+//! established only by the initiator's first record, a replayed INIT never
+//! becomes a connection, a record that does not decrypt ends its
+//! connection with nothing more sent, and calls, sends, pings, goodbye and
+//! supersede work over records.
+
+mod support;
+
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use peernet_proto::testkit::noise::{CipherState, InitiatorV2, LocalStatic, Transport};
+use peernet_proto::{
+    Access, CallError, CloseReason, Config, ConnId, ConnectError, Endpoint, Envelope, Event,
+    GoodbyeCode, Handle, HandshakeError, Input, Instant, Output, RecordError, RejectCode, Response,
+    Side, TrustList,
+};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use support::{Pair, Who, identity, test_config, test_config_v2};
+
+const SEC: Duration = Duration::from_secs(1);
+
+/// B, a version-2 responder that trusts identity 1 (the hand-driven
+/// initiator).
+fn responder(config: Config) -> Endpoint {
+    let mut trust = TrustList::new();
+    trust.insert(identity(1).peer_id(), None);
+    Endpoint::new(
+        config,
+        identity(2),
+        trust,
+        Box::new(ChaCha20Rng::seed_from_u64(2)),
+    )
+}
+
+/// What B did for `conn`: the bytes it wrote (its last ones included),
+/// whether it closed, and every event.
+#[derive(Default)]
+struct Drained {
+    sent: Vec<u8>,
+    closed: bool,
+    events: Vec<Event>,
+}
+
+fn drain(ep: &mut Endpoint, conn: ConnId) -> Drained {
+    let mut d = Drained::default();
+    while let Some(out) = ep.poll_output() {
+        match out {
+            Output::Transmit(c) => {
+                if let Some(b) = ep.poll_transmit(c) {
+                    if c == conn {
+                        d.sent.extend_from_slice(&b);
+                    }
+                }
+            }
+            Output::Close { conn: c, last } if c == conn => {
+                d.sent.extend_from_slice(&last);
+                d.closed = true;
+            }
+            Output::Close { .. } => {}
+            Output::Event(e) => d.events.push(e),
+        }
+    }
+    d
+}
+
+fn feed(ep: &mut Endpoint, now: Instant, conn: ConnId, data: &[u8]) -> Drained {
+    let data = Bytes::copy_from_slice(data);
+    ep.handle_input(now, Input::Received { conn, data });
+    drain(ep, conn)
+}
+
+fn frame(body: &[u8]) -> Vec<u8> {
+    let mut f = (body.len() as u32).to_be_bytes().to_vec();
+    f.extend_from_slice(body);
+    f
+}
+
+/// A record (a whole frame) holding `plain`.
+fn seal(cipher: &mut CipherState, plain: &[u8]) -> Vec<u8> {
+    let mut buf = BytesMut::new();
+    buf.put_u32(0);
+    buf.put_slice(plain);
+    cipher.seal_record(&mut buf, 4).unwrap();
+    let len = (buf.len() - 4) as u32;
+    buf[..4].copy_from_slice(&len.to_be_bytes());
+    buf.to_vec()
+}
+
+/// The plaintexts of the records in `wire`.
+fn open_all(cipher: &mut CipherState, wire: &[u8]) -> Vec<Vec<u8>> {
+    let mut rest = wire;
+    let mut out = Vec::new();
+    while rest.len() >= 4 {
+        let len = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
+        let mut body = rest[4..4 + len].to_vec();
+        out.push(
+            cipher
+                .open_record(&mut body)
+                .expect("record opens")
+                .to_vec(),
+        );
+        rest = &rest[4 + len..];
+    }
+    out
+}
+
+fn send_body(args: &[u8]) -> Vec<u8> {
+    Envelope::Send {
+        handle: Handle::new("log").unwrap(),
+        args: Bytes::copy_from_slice(args),
+    }
+    .to_body()
+}
+
+/// An INIT from identity 1 to identity 2 with ephemeral `seed`.
+fn init(seed: u8) -> (InitiatorV2, Vec<u8>) {
+    let local = LocalStatic::new(&identity(1));
+    let (initiator, init) = InitiatorV2::start(&local, identity(2).peer_id(), [seed; 32]).unwrap();
+    (initiator, frame(&init))
+}
+
+/// Identity 1 dials B by hand up to RESP: B's connection, the keys, and
+/// what B did.
+fn handshake(b: &mut Endpoint, now: Instant, seed: u8) -> (ConnId, Transport, Drained) {
+    let conn = b.accept(now).unwrap();
+    let (initiator, init) = init(seed);
+    let d = feed(b, now, conn, &init);
+    assert_eq!(d.sent.len(), 4 + 54, "RESP");
+    let keys = initiator.read_resp(&d.sent[4..]).expect("RESP reads");
+    (conn, keys, d)
+}
+
+fn connected(events: &[Event], conn: ConnId) -> bool {
+    events
+        .iter()
+        .any(|e| matches!(e, Event::Connected { conn: c, .. } if *c == conn))
+}
+
+#[test]
+fn the_first_record_establishes_the_responder() {
+    let now = Instant::from_millis(1_000);
+    let mut b = responder(test_config_v2());
+    let (conn, mut keys, d) = handshake(&mut b, now, 7);
+    assert!(!connected(&d.events, conn), "not at RESP");
+    assert!(!b.is_connected(&identity(1).peer_id()));
+    assert_eq!(b.stats().inbound_handshakes, 1, "RESP holds a slot");
+    let d = feed(&mut b, now, conn, &seal(&mut keys.send, &[]));
+    assert!(connected(&d.events, conn), "{:?}", d.events);
+    assert_eq!(b.stats().inbound_handshakes, 0);
+    assert!(d.sent.is_empty(), "an empty record asks for nothing");
+}
+
+#[test]
+fn a_pending_responder_times_out_without_its_first_record() {
+    let now = Instant::from_millis(1_000);
+    let mut b = responder(test_config_v2());
+    let (conn, _keys, _) = handshake(&mut b, now, 7);
+    b.handle_timeout(now + 10 * SEC);
+    let d = drain(&mut b, conn);
+    assert!(d.closed && d.sent.is_empty());
+    assert!(d.events.iter().any(|e| matches!(
+        e,
+        Event::HandshakeFailed {
+            error: HandshakeError::Timeout,
+            ..
+        }
+    )));
+    assert_eq!(b.stats().inbound_handshakes, 0);
+}
+
+/// The real connection, then the same INIT replayed twice: within the
+/// window (the cache closes it before any X25519 work, nothing sent) and
+/// after it (RESP, then nothing, since the replayer cannot make the first
+/// record). `Err` says how the replay got in.
+fn replay_scenario(config: Config) -> Result<(), String> {
+    let mut now = Instant::from_millis(1_000);
+    let mut b = responder(config);
+    let peer = identity(1).peer_id();
+    let (real, mut keys, _) = handshake(&mut b, now, 7);
+    feed(&mut b, now, real, &seal(&mut keys.send, &[]));
+    if b.connection(&peer) != Some(real) {
+        return Err("the real connection did not establish".into());
+    }
+    let (_, replayed) = init(7);
+    let conn = b.accept(now).unwrap();
+    let d = feed(&mut b, now, conn, &replayed);
+    if !(d.closed && d.sent.is_empty()) {
+        return Err("a replay within the window was answered".into());
+    }
+    if !d.events.iter().any(|e| {
+        matches!(
+            e,
+            Event::HandshakeFailed {
+                error: HandshakeError::Replayed,
+                ..
+            }
+        )
+    }) {
+        return Err(format!("not reported as a replay: {:?}", d.events));
+    }
+    // Past the window the cache has forgotten it: RESP goes out, and the
+    // connection waits for a first record that never comes.
+    now = now + 11 * SEC;
+    b.handle_timeout(now);
+    drain(&mut b, real);
+    let conn = b.accept(now).unwrap();
+    let mut d = feed(&mut b, now, conn, &replayed);
+    if d.sent.len() != 4 + 54 {
+        return Err("no RESP past the window".into());
+    }
+    now = now + 10 * SEC;
+    b.handle_timeout(now);
+    d.events.extend(drain(&mut b, conn).events);
+    if connected(&d.events, conn) || b.connection(&peer) != Some(real) || !b.is_open(real) {
+        return Err(format!("the replay became a connection: {:?}", d.events));
+    }
+    Ok(())
+}
+
+#[test]
+fn a_replayed_init_never_creates_or_supersedes_a_connection() {
+    replay_scenario(test_config_v2()).unwrap();
+}
+
+/// The fault `EstablishAtResp` (the responder established at RESP) is
+/// what the replay test exists to catch.
+#[cfg(feature = "fault-injection")]
+#[test]
+fn the_replay_test_catches_establishing_at_resp() {
+    let mut config = test_config_v2();
+    config.fault = Some(peernet_proto::testkit::Fault::EstablishAtResp);
+    let err = replay_scenario(config).unwrap_err();
+    assert!(err.contains("became a connection"), "{err}");
+}
+
+/// A connection established by hand with a SEND handle exposed, and one
+/// record already delivered.
+fn established() -> (Endpoint, ConnId, Transport, Instant) {
+    let now = Instant::from_millis(1_000);
+    let mut b = responder(test_config_v2());
+    b.expose("log", Access::Anyone).unwrap();
+    let (conn, mut keys, _) = handshake(&mut b, now, 9);
+    let d = feed(
+        &mut b,
+        now,
+        conn,
+        &seal(&mut keys.send, &send_body(b"first")),
+    );
+    assert!(connected(&d.events, conn));
+    assert!(
+        d.events
+            .iter()
+            .any(|e| matches!(e, Event::Send(s) if &s.args[..] == b"first")),
+        "the first record's envelope is handled after Connected"
+    );
+    (b, conn, keys, now)
+}
+
+fn assert_record_failed(d: &Drained) {
+    assert!(d.closed, "closed at once");
+    assert!(d.sent.is_empty(), "nothing more sent");
+    assert!(
+        d.events.iter().any(|e| matches!(
+            e,
+            Event::Disconnected {
+                reason: CloseReason::RecordFailed(RecordError::DecryptFailed),
+                ..
+            }
+        )),
+        "{:?}",
+        d.events
+    );
+    assert!(
+        !d.events.iter().any(|e| matches!(e, Event::Send(_))),
+        "nothing from a bad record is handled"
+    );
+}
+
+#[test]
+fn a_tampered_record_ends_the_connection() {
+    let (mut b, conn, mut keys, now) = established();
+    let mut record = seal(&mut keys.send, &send_body(b"x"));
+    record[6] ^= 1;
+    assert_record_failed(&feed(&mut b, now, conn, &record));
+}
+
+#[test]
+fn a_replayed_record_ends_the_connection() {
+    let (mut b, conn, mut keys, now) = established();
+    let record = seal(&mut keys.send, &send_body(b"x"));
+    let d = feed(&mut b, now, conn, &record);
+    assert!(!d.closed);
+    assert_record_failed(&feed(&mut b, now, conn, &record));
+}
+
+#[test]
+fn a_reordered_record_ends_the_connection() {
+    let (mut b, conn, mut keys, now) = established();
+    let _first = seal(&mut keys.send, &send_body(b"x"));
+    let second = seal(&mut keys.send, &send_body(b"y"));
+    assert_record_failed(&feed(&mut b, now, conn, &second));
+}
+
+#[test]
+fn a_truncated_or_short_record_ends_the_connection() {
+    let (mut b, conn, mut keys, now) = established();
+    let record = seal(&mut keys.send, &send_body(b"x"));
+    let cut = frame(&record[4..record.len() - 1]);
+    assert_record_failed(&feed(&mut b, now, conn, &cut));
+    let (mut b, conn, _, now) = established();
+    assert_record_failed(&feed(&mut b, now, conn, &frame(&[0; 15])));
+}
+
+#[test]
+fn an_envelope_cut_by_the_record_end_is_a_protocol_error() {
+    let (mut b, conn, mut keys, now) = established();
+    let mut plain = send_body(b"whole");
+    let next = send_body(b"cut");
+    plain.extend_from_slice(&next[..next.len() - 2]);
+    let d = feed(&mut b, now, conn, &seal(&mut keys.send, &plain));
+    assert!(d.closed);
+    assert!(
+        d.events
+            .iter()
+            .any(|e| matches!(e, Event::Send(s) if &s.args[..] == b"whole")),
+        "the whole envelope before the cut is handled"
+    );
+    // The GOODBYE travels in a record.
+    let records = open_all(&mut keys.recv, &d.sent);
+    assert_eq!(records.len(), 1);
+    match Envelope::decode(&Bytes::from(records[0].clone())).unwrap() {
+        Envelope::Goodbye { code, .. } => assert_eq!(code, GoodbyeCode::ProtocolError.code()),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn many_envelopes_go_out_in_one_record() {
+    let (mut b, conn, mut keys, now) = established();
+    let peer = identity(1).peer_id();
+    for i in 0..10u8 {
+        b.send(now, &peer, "log", &[i; 100]).unwrap();
+    }
+    let d = drain(&mut b, conn);
+    let records = open_all(&mut keys.recv, &d.sent);
+    assert_eq!(records.len(), 1, "one AEAD for the whole write");
+    assert_eq!(records[0].len(), 10 * send_body(&[0; 100]).len());
+}
+
+#[test]
+fn envelopes_never_span_records_and_the_limit_is_the_record_plaintext() {
+    let mut config = test_config_v2();
+    config.max_frame_len = 1024;
+    let now = Instant::from_millis(1_000);
+    let mut b = responder(config);
+    let (conn, mut keys, _) = handshake(&mut b, now, 9);
+    feed(&mut b, now, conn, &seal(&mut keys.send, &[]));
+    let peer = identity(1).peer_id();
+    let one = send_body(&[0; 300]).len();
+    for _ in 0..5 {
+        b.send(now, &peer, "log", &[0; 300]).unwrap();
+    }
+    let d = drain(&mut b, conn);
+    let records = open_all(&mut keys.recv, &d.sent);
+    assert_eq!(
+        records.iter().map(Vec::len).collect::<Vec<_>>(),
+        vec![3 * one, 2 * one]
+    );
+    // An envelope over max_frame_len - 16 fails locally.
+    let fits = 1024 - 16 - (send_body(&[]).len() + 2);
+    assert!(b.send(now, &peer, "log", &vec![0; fits]).is_ok());
+    assert_eq!(
+        b.send(now, &peer, "log", &vec![0; fits + 1]),
+        Err(peernet_proto::SendError::MessageTooLarge)
+    );
+}
+
+#[test]
+fn calls_sends_pings_and_goodbye_over_v2() {
+    let mut p = Pair::with(test_config_v2(), test_config_v2(), true, true);
+    p.dial(Who::A);
+    p.drive();
+    assert!(p.a.ep.is_connected(&p.id(Who::B)) && p.b.ep.is_connected(&p.id(Who::A)));
+    p.a.ep.expose("echo", Access::Anyone).unwrap();
+    p.b.ep.expose("echo", Access::Anyone).unwrap();
+    p.take_events(Who::A);
+    p.take_events(Who::B);
+    let (now, bid, aid) = (p.now, p.id(Who::B), p.id(Who::A));
+    let id = p.a.ep.call(now, &bid, "echo", b"hi", None).unwrap();
+    p.a.ep.send(now, &bid, "echo", b"fire").unwrap();
+    p.drive();
+    let events = p.take_events(Who::B);
+    let call = events
+        .iter()
+        .find_map(|e| match e {
+            Event::Call(c) => Some(c.clone()),
+            _ => None,
+        })
+        .expect("call arrives");
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Send(s) if &s.args[..] == b"fire"))
+    );
+    assert!(p.b.ep.reply(now, call.id, Response::Ok(call.args.clone())));
+    p.drive();
+    let results: Vec<_> = p
+        .take_events(Who::A)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::CallResult { id: i, result } if i == id => Some(result),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(results, vec![Ok(Bytes::from_static(b"hi"))]);
+    // Pings keep a quiet connection alive well past idle_timeout.
+    p.advance(120 * SEC);
+    assert!(p.a.ep.is_connected(&bid) && p.b.ep.is_connected(&aid));
+    // A call in flight when B says goodbye fails with it.
+    let now = p.now;
+    let pending = p.a.ep.call(now, &bid, "echo", b"late", None).unwrap();
+    p.drive();
+    assert!(p.b.ep.disconnect(now, &aid));
+    p.drive();
+    let a = p.take_events(Who::A);
+    assert!(
+        a.iter().any(|e| matches!(
+            e,
+            Event::Disconnected {
+                reason: CloseReason::Goodbye {
+                    by: Side::Remote,
+                    code: GoodbyeCode::Normal,
+                    ..
+                },
+                ..
+            }
+        )),
+        "{a:?}"
+    );
+    assert!(a.iter().any(|e| matches!(
+        e,
+        Event::CallResult { id, result: Err(CallError::ConnectionClosed(_)) } if *id == pending
+    )));
+}
+
+#[test]
+fn a_redial_supersedes_over_v2() {
+    let mut p = Pair::with(test_config_v2(), test_config_v2(), true, true);
+    p.dial(Who::A);
+    p.drive();
+    let bid = p.id(Who::B);
+    let old = p.a.ep.connection(&bid).unwrap();
+    p.take_events(Who::A);
+    p.advance(20 * SEC);
+    p.dial(Who::A);
+    p.drive();
+    let new = p.a.ep.connection(&bid).expect("connected");
+    assert_ne!(new, old);
+    assert!(!p.a.ep.is_open(old));
+    let a = p.take_events(Who::A);
+    assert!(a.iter().any(|e| matches!(
+        e,
+        Event::Disconnected { conn, reason: CloseReason::Goodbye { code: GoodbyeCode::Superseded, .. }, .. } if *conn == old
+    )), "{a:?}");
+}
+
+#[test]
+fn a_v2_node_answers_a_v1_hello_with_unsupported_version() {
+    let mut p = Pair::with(test_config(), test_config_v2(), true, true);
+    p.dial(Who::A);
+    p.drive();
+    let a = p.take_events(Who::A);
+    assert!(
+        a.iter().any(|e| matches!(
+            e,
+            Event::HandshakeFailed {
+                error: HandshakeError::Rejected(RejectCode::UnsupportedVersion),
+                ..
+            }
+        )),
+        "{a:?}"
+    );
+}
+
+#[test]
+fn a_v2_responder_rejects_an_init_for_another_peer_as_unexpected_peer() {
+    // A dials identity 3 but reaches B: mac1 is keyed for 3.
+    let mut p = Pair::with(test_config_v2(), test_config_v2(), true, true);
+    let c = identity(3).peer_id();
+    p.a.ep.pair(c, None);
+    p.dial_expecting(Who::A, Some(c));
+    p.drive();
+    let a = p.take_events(Who::A);
+    assert!(
+        a.iter().any(|e| matches!(
+            e,
+            Event::HandshakeFailed {
+                error: HandshakeError::Rejected(RejectCode::UnexpectedPeer),
+                ..
+            }
+        )),
+        "{a:?}"
+    );
+}
+
+#[test]
+fn a_v2_dial_needs_the_peer_id() {
+    let mut b = responder(test_config_v2());
+    assert_eq!(
+        b.connect(Instant::ZERO, None),
+        Err(ConnectError::PeerIdRequired)
+    );
+    assert_eq!(b.stats().connections, 0);
+}
