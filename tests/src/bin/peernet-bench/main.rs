@@ -863,19 +863,7 @@ fn ratio_line(name: &str, v: f64, goal: &str, met: Option<bool>) {
         Some(false) => "MISSED",
         None => "n/a",
     };
-    println!(
-        "ratio_{name}: {v:.3} (goal {goal}: {verdict}){}",
-        v2_label(name)
-    );
-}
-
-/// What a version-2 line measures while the core does not speak it yet.
-fn v2_label(name: &str) -> &'static str {
-    if name.starts_with("v2_") && !peer::V2_WIRED {
-        " (v2 not wired yet: plaintext peernet)"
-    } else {
-        ""
-    }
+    println!("ratio_{name}: {v:.3} (goal {goal}: {verdict})");
 }
 
 fn ratios(r: &Report) {
@@ -931,9 +919,8 @@ fn ratios(r: &Report) {
         r.get("pipe64x64B.peernet-tokio.v1.cpu"),
     );
     println!(
-        "cpu_ns_per_call_v2_minus_v1: {:.0} (v2 {v2:.0}, v1 {v1:.0}; pipelined 64 in flight, 64 B; both sides){}",
-        v2 - v1,
-        v2_label("v2_")
+        "cpu_ns_per_call_v2_minus_v1: {:.0} (v2 {v2:.0}, v1 {v1:.0}; pipelined 64 in flight, 64 B; both sides)",
+        v2 - v1
     );
 }
 

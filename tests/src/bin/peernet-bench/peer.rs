@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::StreamExt;
-use peernet_driver::{Identity, Node, NodeConfig, PeerId, Runtime};
+use peernet_driver::{Identity, Node, NodeConfig, PeerId, ProtocolVersion, Runtime};
 
 use crate::drive;
 use crate::measure::{self, Contender};
@@ -209,18 +209,12 @@ impl Version {
     }
 }
 
-/// Whether `Version::V2` reaches the core yet (see `versioned`); the
-/// summary labels the v2 ratios with it.
-pub const V2_WIRED: bool = false;
-
-/// The one place a contender's protocol version reaches its node. Until the
-/// core speaks version 2 both versions run the current (plaintext) protocol;
-/// when it does, this becomes
-/// `cfg.protocol(peernet_proto::Config { version: v.into(), ..Default::default() })`
-/// and `V2_WIRED` true.
+/// The one place a contender's protocol version reaches its node.
 fn versioned(cfg: NodeConfig, v: Version) -> NodeConfig {
-    let _ = v;
-    cfg
+    cfg.protocol_version(match v {
+        Version::V1 => ProtocolVersion::V1,
+        Version::V2 => ProtocolVersion::V2,
+    })
 }
 
 const ROLE_SERVER: u8 = 1;
