@@ -876,11 +876,12 @@ fn ratios(r: &Report) {
     ratio_line("pipelined64_vs_tarpc", v, ">= 4.0", ge(v, 4.0));
     let v = r.get("seq64.peernet-tokio.p50") / r.get("seq64.rawtcp.pingpong.p50");
     ratio_line("latency_p50_vs_rawtcp", v, "<= 1.2", le(v, 1.2));
-    let v = r.get("handshake.peernet-tokio.cpu_per_side") / r.get("handshake.crypto_floor");
+    // The ed25519 floor is version 1's: compare the version-1 handshake.
+    let v = r.get("handshake.peernet-tokio.v1.cpu_per_side") / r.get("handshake.crypto_floor");
     ratio_line("handshake_vs_crypto_floor", v, "<= 1.2", le(v, 1.2));
     // The same with what TCP alone costs per side (connect, accept, a few
     // bytes, close: rawtcp.connect) taken out: what peernet adds to TCP.
-    let v = (r.get("handshake.peernet-tokio.cpu_per_side")
+    let v = (r.get("handshake.peernet-tokio.v1.cpu_per_side")
         - r.get("handshake.rawtcp.connect.cpu_per_side"))
         / r.get("handshake.crypto_floor");
     ratio_line(
