@@ -19,6 +19,19 @@ pub struct Config {
     /// Calls in flight from one connection before a CALL is answered with
     /// `overloaded`. Default 1024.
     pub max_inbound_calls: usize,
+    /// Bytes of arguments one connection may hold: of the calls from it
+    /// in flight on our side, and of its SENDs whose handlers still run
+    /// (counted until the driver reports them done with
+    /// [`crate::Endpoint::send_done`]). A CALL beyond is answered
+    /// `overloaded`, a SEND beyond is dropped and counted
+    /// ([`crate::Stats::sends_dropped`]). Default 16 MiB: with the
+    /// default 1 MiB frames, one peer pins at most 16 MiB of arguments
+    /// however many calls it keeps open.
+    pub max_inbound_bytes_per_conn: usize,
+    /// The same budget for the whole node, over every connection (and the
+    /// SENDs still running from connections that ended). Default 256 MiB:
+    /// sixteen peers at their full per-connection budget.
+    pub max_inbound_bytes: usize,
     /// Our own calls in flight on one connection before
     /// [`crate::Endpoint::call`] refuses more. Default 4096.
     pub max_outbound_calls: usize,
@@ -132,6 +145,8 @@ impl Default for Config {
             max_handshakes: 1024,
             max_inbound_calls: 1024,
             max_outbound_calls: 4096,
+            max_inbound_bytes_per_conn: 16 << 20,
+            max_inbound_bytes: 256 << 20,
             send_buffer: 1 << 20,
             max_send_buffer: 16 << 20,
             handshake_timeout: Duration::from_secs(10),
@@ -196,6 +211,11 @@ impl Config {
             ("max_handshakes", self.max_handshakes),
             ("max_inbound_calls", self.max_inbound_calls),
             ("max_outbound_calls", self.max_outbound_calls),
+            (
+                "max_inbound_bytes_per_conn",
+                self.max_inbound_bytes_per_conn,
+            ),
+            ("max_inbound_bytes", self.max_inbound_bytes),
             ("send_buffer", self.send_buffer),
             ("max_send_buffer", self.max_send_buffer),
         ];
@@ -252,6 +272,14 @@ mod tests {
         assert_eq!(
             with(|c| c.max_inbound_calls = 0),
             Err(ConfigError::Zero("max_inbound_calls"))
+        );
+        assert_eq!(
+            with(|c| c.max_inbound_bytes_per_conn = 0),
+            Err(ConfigError::Zero("max_inbound_bytes_per_conn"))
+        );
+        assert_eq!(
+            with(|c| c.max_inbound_bytes = 0),
+            Err(ConfigError::Zero("max_inbound_bytes"))
         );
         assert!(matches!(
             with(|c| c.idle_timeout = c.ping_interval),

@@ -143,6 +143,8 @@ impl Endpoint {
                 timers: Default::default(),
                 outputs: Default::default(),
                 now: Instant::ZERO,
+                held: 0,
+                sends_dropped: 0,
             },
             identity,
             trust,
@@ -219,11 +221,14 @@ impl Endpoint {
             connections: self.conns.len(),
             inbound_handshakes: self.inbound_handshakes,
             timers: self.ctx.timers.len(),
+            inbound_bytes: self.ctx.held,
+            sends_dropped: self.ctx.sends_dropped,
             ..Stats::default()
         };
         for c in self.conns.values() {
             s.queued_bytes += c.queued();
             s.max_queued_bytes_per_conn = s.max_queued_bytes_per_conn.max(c.queued());
+            s.max_inbound_bytes_per_conn = s.max_inbound_bytes_per_conn.max(c.held_bytes());
             s.buffered_input += c.buffered_input();
             s.max_buffered_input_per_conn = s.max_buffered_input_per_conn.max(c.buffered_input());
             if let Some((outbound, inbound)) = c.calls_in_flight() {
@@ -374,6 +379,19 @@ impl Endpoint {
             return false;
         };
         c.cancel(call.id, &mut self.ctx)
+    }
+
+    /// A SEND's handler finished (or will never run): gives the `bytes` of
+    /// its arguments (`args.len()` of its [`Event::Send`]) back to the
+    /// byte budgets of its connection `conn` (if still open) and of the
+    /// node. Call it exactly once per [`Event::Send`]: until then its
+    /// arguments count as held, so that a peer cannot pin memory with
+    /// sends whose handlers never finish.
+    pub fn send_done(&mut self, conn: ConnId, bytes: usize) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.send_done(bytes);
+        }
+        self.ctx.held = self.ctx.held.saturating_sub(bytes);
     }
 
     /// Answers a call from [`Event::Call`]. Returns false (and sends

@@ -54,6 +54,12 @@ pub(crate) struct Ctx {
     pub(crate) timers: Timers,
     pub(crate) outputs: VecDeque<Output>,
     pub(crate) now: Instant,
+    /// Bytes of inbound arguments held over the whole node (calls we
+    /// serve in flight, SENDs still running): against
+    /// `Config::max_inbound_bytes`.
+    pub(crate) held: usize,
+    /// SENDs dropped because a byte budget was full.
+    pub(crate) sends_dropped: u64,
 }
 
 impl Ctx {
@@ -211,6 +217,22 @@ impl Connection {
         match &self.state {
             State::Established(s) => Some((s.outbound.len(), s.inbound.len())),
             State::Handshake(_) => None,
+        }
+    }
+
+    /// Bytes of inbound arguments this connection holds against its
+    /// budget.
+    pub(crate) fn held_bytes(&self) -> usize {
+        match &self.state {
+            State::Established(s) => s.held,
+            State::Handshake(_) => 0,
+        }
+    }
+
+    /// A SEND from this connection of `bytes` finished running.
+    pub(crate) fn send_done(&mut self, bytes: usize) {
+        if let State::Established(s) = &mut self.state {
+            s.held = s.held.saturating_sub(bytes);
         }
     }
 
@@ -391,10 +413,14 @@ impl Connection {
         let (outbound, inbound) = match &mut self.state {
             State::Established(s) => (
                 s.outbound.drain_sorted(&mut ctx.timers),
-                s.inbound.drain_sorted(&mut ctx.timers),
+                s.inbound.drain_sorted_with(&mut ctx.timers),
             ),
             State::Handshake(_) => (Vec::new(), Vec::new()),
         };
+        // The calls' arguments go with them; the SENDs still running keep
+        // theirs in the node's total until the driver reports them done.
+        let call_bytes: usize = inbound.iter().map(|&(_, size)| size as usize).sum();
+        ctx.held = ctx.held.saturating_sub(call_bytes);
         // A connection is announced as soon as its handshake wins the
         // registry, so one that was not has no call in flight.
         let outcome = match (announced, peer) {
@@ -411,7 +437,7 @@ impl Connection {
                 result: Err(CallError::ConnectionClosed(reason)),
             });
         }
-        for id in inbound {
+        for (id, _) in inbound {
             ctx.emit(Event::CallCancelled(InboundCallId { conn, id }));
         }
         ctx.outputs.push_back(Output::Close { conn, last });
