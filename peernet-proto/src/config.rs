@@ -48,6 +48,12 @@ pub struct Config {
     /// The whole handshake's budget from the moment the transport exists.
     /// Default 10 s.
     pub handshake_timeout: Duration,
+    /// How long an accepted transport may take to deliver its first
+    /// complete handshake frame before it is closed (without a word), so
+    /// that sockets that send nothing free their handshake slot long
+    /// before `handshake_timeout`. At most `handshake_timeout`. Default
+    /// 2 s.
+    pub first_frame_timeout: Duration,
     /// Idle time after which a PING is sent. Default 15 s.
     pub ping_interval: Duration,
     /// Time without any frame received after which the connection is
@@ -150,6 +156,7 @@ impl Default for Config {
             send_buffer: 1 << 20,
             max_send_buffer: 16 << 20,
             handshake_timeout: Duration::from_secs(10),
+            first_frame_timeout: Duration::from_secs(2),
             ping_interval: Duration::from_secs(15),
             idle_timeout: Duration::from_secs(45),
             #[cfg(feature = "fault-injection")]
@@ -179,6 +186,15 @@ pub enum ConfigError {
     /// frame would fit.
     #[error("max_frame_len ({0}) must be at least {min}", min = Config::MIN_FRAME_LEN)]
     FrameTooSmall(u32),
+    /// `first_frame_timeout` is above `handshake_timeout`: the whole
+    /// handshake's deadline would always come first.
+    #[error("first_frame_timeout ({first:?}) must not be above handshake_timeout ({handshake:?})")]
+    FirstFrameAboveHandshake {
+        /// The first-frame timeout given.
+        first: Duration,
+        /// The handshake timeout given.
+        handshake: Duration,
+    },
 }
 
 impl Config {
@@ -199,6 +215,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let durations = [
             ("handshake_timeout", self.handshake_timeout),
+            ("first_frame_timeout", self.first_frame_timeout),
             ("ping_interval", self.ping_interval),
             ("idle_timeout", self.idle_timeout),
         ];
@@ -232,6 +249,12 @@ impl Config {
         }
         if self.max_frame_len < Config::MIN_FRAME_LEN {
             return Err(ConfigError::FrameTooSmall(self.max_frame_len));
+        }
+        if self.first_frame_timeout > self.handshake_timeout {
+            return Err(ConfigError::FirstFrameAboveHandshake {
+                first: self.first_frame_timeout,
+                handshake: self.handshake_timeout,
+            });
         }
         Ok(())
     }
@@ -272,6 +295,18 @@ mod tests {
         assert_eq!(
             with(|c| c.max_inbound_calls = 0),
             Err(ConfigError::Zero("max_inbound_calls"))
+        );
+        assert_eq!(
+            with(|c| c.first_frame_timeout = Duration::ZERO),
+            Err(ConfigError::Zero("first_frame_timeout"))
+        );
+        assert!(matches!(
+            with(|c| c.first_frame_timeout = c.handshake_timeout + Duration::from_millis(1)),
+            Err(ConfigError::FirstFrameAboveHandshake { .. })
+        ));
+        assert_eq!(
+            with(|c| c.first_frame_timeout = c.handshake_timeout),
+            Ok(())
         );
         assert_eq!(
             with(|c| c.max_inbound_bytes_per_conn = 0),

@@ -136,6 +136,9 @@ impl Endpoint {
         config.ping_interval = config.ping_interval.max(MIN_INTERVAL);
         config.idle_timeout = config.idle_timeout.max(MIN_INTERVAL);
         config.handshake_timeout = config.handshake_timeout.max(MIN_INTERVAL);
+        config.first_frame_timeout = config
+            .first_frame_timeout
+            .clamp(MIN_INTERVAL, config.handshake_timeout);
         config.max_frame_len = config.max_frame_len.max(handshake::MAX_HANDSHAKE_FRAME);
         Endpoint {
             ctx: Ctx {

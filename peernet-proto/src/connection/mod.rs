@@ -111,7 +111,12 @@ pub(crate) struct Connection {
     decoder: FrameDecoder,
     tx: Transmit,
     liveness: Liveness,
+    /// When `Timer::Handshake` is armed for, while it is.
     handshake_deadline: Option<Instant>,
+    /// An accepted transport that has not delivered a complete frame yet:
+    /// `Timer::Handshake` is armed for the first-frame deadline, and this
+    /// is the whole handshake's deadline to move it to once a frame comes.
+    first_frame_pending: Option<Instant>,
 }
 
 impl Connection {
@@ -128,18 +133,25 @@ impl Connection {
         Connection::new(id, Direction::Outbound, handshake, tx, deadline, ctx)
     }
 
-    /// A transport we accepted; `busy` refuses its HELLO.
+    /// A transport we accepted; `busy` refuses its HELLO. Until its first
+    /// complete frame it has `first_frame_timeout`, not the whole
+    /// `handshake_timeout`: sockets that send nothing must not hold
+    /// handshake slots for long.
     pub(crate) fn accept(id: ConnId, busy: bool, ctx: &mut Ctx) -> Connection {
-        let deadline = Connection::arm_handshake(id, ctx);
+        let whole = ctx.now + ctx.config.handshake_timeout;
+        let first = (ctx.now + ctx.config.first_frame_timeout).min(whole);
+        ctx.timers.arm(first, Timer::Handshake(id));
         let tx = Transmit::new(id, ctx.now);
-        Connection::new(
+        let mut conn = Connection::new(
             id,
             Direction::Inbound,
             Handshake::accept(busy),
             tx,
-            deadline,
+            first,
             ctx,
-        )
+        );
+        conn.first_frame_pending = (first < whole).then_some(whole);
+        conn
     }
 
     /// The whole handshake's budget starts with the transport.
@@ -165,6 +177,7 @@ impl Connection {
             tx,
             liveness: Liveness::new(id, ctx.now),
             handshake_deadline: Some(deadline),
+            first_frame_pending: None,
         }
     }
 
@@ -285,6 +298,14 @@ impl Connection {
         let State::Handshake(handshake) = &mut self.state else {
             return self.on_envelope(data, len, node, ctx);
         };
+        if let Some(whole) = self.first_frame_pending.take() {
+            // The first complete frame: the rest of the handshake has the
+            // whole budget.
+            if let Some(at) = self.handshake_deadline.replace(whole) {
+                ctx.timers.disarm(at, Timer::Handshake(self.id));
+            }
+            ctx.timers.arm(whole, Timer::Handshake(self.id));
+        }
         match handshake.on_frame(&data[..len], node, &mut self.tx, ctx) {
             Step::Continue => None,
             Step::Failed(failure) => Some(Transition::End(Ending::HandshakeFailed(failure))),
