@@ -392,6 +392,8 @@ impl World {
             }
             Event::Send(send) => {
                 assert_eq!(send.peer, self.id(who.other()));
+                let node = &mut self.nodes[who.index()];
+                node.ep.send_done(send.conn, send.args.len());
             }
             Event::CallResult { id, result } => {
                 let far = self

@@ -32,8 +32,15 @@ protocol_setters! {
     /// Bytes queued per connection before `call`/`send` wait for the
     /// writer (backpressure). Default 1 MiB.
     send_buffer: usize;
-    /// The whole handshake's budget. Default 10 s.
-    handshake_timeout: Duration;
+    /// How long an accepted connection may take to deliver its first
+    /// complete handshake frame. Default 2 s; at most `handshake_timeout`.
+    first_frame_timeout: Duration;
+    /// Bytes of inbound call and send arguments one connection may hold
+    /// (calls beyond are answered `overloaded`, sends dropped). Default
+    /// 16 MiB.
+    max_inbound_bytes_per_conn: usize;
+    /// The same budget over the whole node. Default 256 MiB.
+    max_inbound_bytes: usize;
     /// Idle time after which a PING is sent. Default 15 s.
     ping_interval: Duration;
     /// Silence after which a peer is given up (GOODBYE `idle_timeout`).
@@ -55,6 +62,15 @@ pub struct NodeConfig {
 }
 
 impl NodeConfig {
+    /// The whole handshake's budget. Default 10 s. Lowers
+    /// `first_frame_timeout` to it if that was above.
+    pub fn handshake_timeout(mut self, value: Duration) -> NodeConfig {
+        self.protocol.handshake_timeout = value;
+        let first = self.protocol.first_frame_timeout.min(value);
+        self.protocol.first_frame_timeout = first;
+        self
+    }
+
     /// A node with this identity, trusting nobody yet, with the protocol's
     /// default limits and timeouts.
     pub fn new(identity: Identity) -> NodeConfig {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant as StdInstant};
 use bytes::Bytes;
 use futures_util::FutureExt;
 use futures_util::future::{AbortHandle, Abortable, Aborted, CatchUnwind};
-use peernet_proto::{InboundCallId, PeerId, Response};
+use peernet_proto::{ConnId, InboundCallId, PeerId, Response};
 
 use crate::runtime::{BoxFuture, Runtime};
 use crate::shared::{Inner, Shared, Work};
@@ -38,8 +38,17 @@ where
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum TaskKey {
     Call(InboundCallId),
-    /// A send handler of this peer (numbered: sends have no id).
-    Send(PeerId, u64),
+    /// A send handler (numbered: sends have no id).
+    Send(SendKey, u64),
+}
+
+/// What finishing a send handler gives back: the peer's slot and the
+/// bytes its arguments hold against the core's budgets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct SendKey {
+    pub(crate) peer: PeerId,
+    pub(crate) conn: ConnId,
+    pub(crate) bytes: usize,
 }
 
 type Running = CatchUnwind<AssertUnwindSafe<BoxFuture<HandlerResult>>>;
@@ -86,7 +95,12 @@ impl<R: Runtime> Shared<R> {
                     (TaskKey::Call(call.id), call.peer, call.args, handler)
                 }
                 Work::Send(send, handler) => {
-                    (TaskKey::Send(send.peer, 0), send.peer, send.args, handler)
+                    let done = SendKey {
+                        peer: send.peer,
+                        conn: send.conn,
+                        bytes: send.args.len(),
+                    };
+                    (TaskKey::Send(done, 0), send.peer, send.args, handler)
                 }
             };
             let started = std::panic::catch_unwind(AssertUnwindSafe(|| handler(peer, args)));
@@ -107,7 +121,7 @@ impl<R: Runtime> Shared<R> {
             let response = self.response(peer, outcome);
             match key {
                 TaskKey::Call(id) => replies.push((id, response)),
-                TaskKey::Send(peer, _) => sends_done.push(peer),
+                TaskKey::Send(done, _) => sends_done.push(done),
             }
         }
         if replies.is_empty() && tasks.is_empty() && sends_done.is_empty() {
@@ -118,13 +132,13 @@ impl<R: Runtime> Shared<R> {
             for (id, response) in replies {
                 inner.ep.reply(now, id, response);
             }
-            for peer in sends_done {
-                inner.release_send_slot(peer);
+            for done in sends_done {
+                inner.send_finished(done);
             }
             for (mut key, fut) in tasks {
-                if let TaskKey::Send(peer, _) = key {
+                if let TaskKey::Send(done, _) = key {
                     inner.next_task += 1;
-                    key = TaskKey::Send(peer, inner.next_task);
+                    key = TaskKey::Send(done, inner.next_task);
                 }
                 let (handle, registration) = AbortHandle::new_pair();
                 inner.running.insert(key, handle);
@@ -160,11 +174,11 @@ impl<R: Runtime> Shared<R> {
                         inner.ep.reply(now, id, response);
                     }
                 }
-                (TaskKey::Send(peer, _), outcome) => {
+                (TaskKey::Send(done, _), outcome) => {
                     if let Ok(Err(panic)) = outcome {
-                        self.response(peer, Err(panic));
+                        self.response(done.peer, Err(panic));
                     }
-                    inner.release_send_slot(peer);
+                    inner.send_finished(done);
                 }
                 (TaskKey::Call(_), Err(Aborted)) => {}
             }
@@ -174,8 +188,11 @@ impl<R: Runtime> Shared<R> {
 
     /// Stops every handler task (end of shutdown's grace period).
     pub(crate) fn abort_handlers(&self, inner: &mut Inner) {
-        for (_, handle) in inner.running.drain() {
+        for (key, handle) in inner.running.drain() {
             handle.abort();
+            if let TaskKey::Send(done, _) = key {
+                inner.ep.send_done(done.conn, done.bytes);
+            }
         }
         inner.sends_running.clear();
         self.quiet.notify(usize::MAX);

@@ -23,7 +23,7 @@ use crate::events::NodeEvent;
 // Maps keyed by ids this node chooses itself (connection and call ids,
 // handle names, trusted peers) use a fast non-cryptographic hash; no peer
 // picks these keys, so none can aim collisions at them.
-use crate::handlers::{DynHandler, TaskKey};
+use crate::handlers::{DynHandler, SendKey, TaskKey};
 use crate::persist::DataDir;
 use crate::runtime::Runtime;
 use crate::signal::Signal;
@@ -120,8 +120,15 @@ impl Inner {
         free
     }
 
+    /// A send handler finished: gives its slot back, and its arguments'
+    /// bytes to the core's budgets.
+    pub(crate) fn send_finished(&mut self, done: SendKey) {
+        self.ep.send_done(done.conn, done.bytes);
+        self.release_send_slot(done.peer);
+    }
+
     /// Gives a send-handler slot back.
-    pub(crate) fn release_send_slot(&mut self, peer: PeerId) {
+    fn release_send_slot(&mut self, peer: PeerId) {
         if let Some(running) = self.sends_running.get_mut(&peer) {
             *running = running.saturating_sub(1);
             if *running == 0 {
@@ -344,14 +351,18 @@ impl<R: Runtime> Shared<R> {
                 }
             },
             Event::Send(send) => {
-                if let Some(handler) = inner.handlers.get(send.handle.as_str()) {
-                    let handler = handler.clone();
-                    if inner.take_send_slot(send.peer) {
+                let handler = inner.handlers.get(send.handle.as_str()).cloned();
+                match handler {
+                    Some(handler) if inner.take_send_slot(send.peer) => {
                         work.push(Work::Send(send, handler));
-                    } else {
+                    }
+                    Some(_) => {
+                        inner.ep.send_done(send.conn, send.args.len());
                         self.dropped_sends.fetch_add(1, Ordering::Relaxed);
                         tracing::debug!(peer = %send.peer, handle = send.handle.as_str(), "send dropped: too many send handlers running");
                     }
+                    // Never happens (see `Event::Call`); nothing runs.
+                    None => inner.ep.send_done(send.conn, send.args.len()),
                 }
             }
             Event::CallCancelled(id) => {

@@ -20,6 +20,19 @@ pub struct Config {
     /// Calls in flight from one connection before a CALL is answered with
     /// `overloaded`. Default 1024.
     pub max_inbound_calls: usize,
+    /// Bytes of arguments one connection may hold: of the calls from it
+    /// in flight on our side, and of its SENDs whose handlers still run
+    /// (counted until the driver reports them done with
+    /// [`crate::Endpoint::send_done`]). A CALL beyond is answered
+    /// `overloaded`, a SEND beyond is dropped and counted
+    /// ([`crate::Stats::sends_dropped`]). Default 16 MiB: with the
+    /// default 1 MiB frames, one peer pins at most 16 MiB of arguments
+    /// however many calls it keeps open.
+    pub max_inbound_bytes_per_conn: usize,
+    /// The same budget for the whole node, over every connection (and the
+    /// SENDs still running from connections that ended). Default 256 MiB:
+    /// sixteen peers at their full per-connection budget.
+    pub max_inbound_bytes: usize,
     /// Our own calls in flight on one connection before
     /// [`crate::Endpoint::call`] refuses more. Default 4096.
     pub max_outbound_calls: usize,
@@ -36,6 +49,12 @@ pub struct Config {
     /// The whole handshake's budget from the moment the transport exists.
     /// Default 10 s.
     pub handshake_timeout: Duration,
+    /// How long an accepted transport may take to deliver its first
+    /// complete handshake frame before it is closed (without a word), so
+    /// that sockets that send nothing free their handshake slot long
+    /// before `handshake_timeout`. At most `handshake_timeout`. Default
+    /// 2 s.
+    pub first_frame_timeout: Duration,
     /// Idle time after which a PING is sent. Default 15 s.
     pub ping_interval: Duration,
     /// Time without any frame received after which the connection is
@@ -175,9 +194,12 @@ impl Default for Config {
             max_handshakes: 1024,
             max_inbound_calls: 1024,
             max_outbound_calls: 4096,
+            max_inbound_bytes_per_conn: 16 << 20,
+            max_inbound_bytes: 256 << 20,
             send_buffer: 1 << 20,
             max_send_buffer: 16 << 20,
             handshake_timeout: Duration::from_secs(10),
+            first_frame_timeout: Duration::from_secs(2),
             ping_interval: Duration::from_secs(15),
             idle_timeout: Duration::from_secs(45),
             version: ProtocolVersion::V2,
@@ -208,6 +230,15 @@ pub enum ConfigError {
     /// frame would fit.
     #[error("max_frame_len ({0}) must be at least {min}", min = Config::MIN_FRAME_LEN)]
     FrameTooSmall(u32),
+    /// `first_frame_timeout` is above `handshake_timeout`: the whole
+    /// handshake's deadline would always come first.
+    #[error("first_frame_timeout ({first:?}) must not be above handshake_timeout ({handshake:?})")]
+    FirstFrameAboveHandshake {
+        /// The first-frame timeout given.
+        first: Duration,
+        /// The handshake timeout given.
+        handshake: Duration,
+    },
 }
 
 impl Config {
@@ -228,6 +259,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let durations = [
             ("handshake_timeout", self.handshake_timeout),
+            ("first_frame_timeout", self.first_frame_timeout),
             ("ping_interval", self.ping_interval),
             ("idle_timeout", self.idle_timeout),
         ];
@@ -240,6 +272,11 @@ impl Config {
             ("max_handshakes", self.max_handshakes),
             ("max_inbound_calls", self.max_inbound_calls),
             ("max_outbound_calls", self.max_outbound_calls),
+            (
+                "max_inbound_bytes_per_conn",
+                self.max_inbound_bytes_per_conn,
+            ),
+            ("max_inbound_bytes", self.max_inbound_bytes),
             ("send_buffer", self.send_buffer),
             ("max_send_buffer", self.max_send_buffer),
         ];
@@ -256,6 +293,12 @@ impl Config {
         }
         if self.max_frame_len < Config::MIN_FRAME_LEN {
             return Err(ConfigError::FrameTooSmall(self.max_frame_len));
+        }
+        if self.first_frame_timeout > self.handshake_timeout {
+            return Err(ConfigError::FirstFrameAboveHandshake {
+                first: self.first_frame_timeout,
+                handshake: self.handshake_timeout,
+            });
         }
         Ok(())
     }
@@ -296,6 +339,26 @@ mod tests {
         assert_eq!(
             with(|c| c.max_inbound_calls = 0),
             Err(ConfigError::Zero("max_inbound_calls"))
+        );
+        assert_eq!(
+            with(|c| c.first_frame_timeout = Duration::ZERO),
+            Err(ConfigError::Zero("first_frame_timeout"))
+        );
+        assert!(matches!(
+            with(|c| c.first_frame_timeout = c.handshake_timeout + Duration::from_millis(1)),
+            Err(ConfigError::FirstFrameAboveHandshake { .. })
+        ));
+        assert_eq!(
+            with(|c| c.first_frame_timeout = c.handshake_timeout),
+            Ok(())
+        );
+        assert_eq!(
+            with(|c| c.max_inbound_bytes_per_conn = 0),
+            Err(ConfigError::Zero("max_inbound_bytes_per_conn"))
+        );
+        assert_eq!(
+            with(|c| c.max_inbound_bytes = 0),
+            Err(ConfigError::Zero("max_inbound_bytes"))
         );
         assert!(matches!(
             with(|c| c.idle_timeout = c.ping_interval),

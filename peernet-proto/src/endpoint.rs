@@ -145,6 +145,9 @@ impl Endpoint {
         config.ping_interval = config.ping_interval.max(MIN_INTERVAL);
         config.idle_timeout = config.idle_timeout.max(MIN_INTERVAL);
         config.handshake_timeout = config.handshake_timeout.max(MIN_INTERVAL);
+        config.first_frame_timeout = config
+            .first_frame_timeout
+            .clamp(MIN_INTERVAL, config.handshake_timeout);
         config.max_frame_len = config
             .max_frame_len
             .max(handshake::MAX_HANDSHAKE_FRAME)
@@ -163,6 +166,8 @@ impl Endpoint {
                 timers: Default::default(),
                 outputs: Default::default(),
                 now: Instant::ZERO,
+                held: 0,
+                sends_dropped: 0,
             },
             identity,
             local,
@@ -241,11 +246,14 @@ impl Endpoint {
             connections: self.conns.len(),
             inbound_handshakes: self.inbound_handshakes,
             timers: self.ctx.timers.len(),
+            inbound_bytes: self.ctx.held,
+            sends_dropped: self.ctx.sends_dropped,
             ..Stats::default()
         };
         for c in self.conns.values() {
             s.queued_bytes += c.queued();
             s.max_queued_bytes_per_conn = s.max_queued_bytes_per_conn.max(c.queued());
+            s.max_inbound_bytes_per_conn = s.max_inbound_bytes_per_conn.max(c.held_bytes());
             s.buffered_input += c.buffered_input();
             s.max_buffered_input_per_conn = s.max_buffered_input_per_conn.max(c.buffered_input());
             if let Some((outbound, inbound)) = c.calls_in_flight() {
@@ -398,6 +406,19 @@ impl Endpoint {
             return false;
         };
         c.cancel(call.id, &mut self.ctx)
+    }
+
+    /// A SEND's handler finished (or will never run): gives the `bytes` of
+    /// its arguments (`args.len()` of its [`Event::Send`]) back to the
+    /// byte budgets of its connection `conn` (if still open) and of the
+    /// node. Call it exactly once per [`Event::Send`]: until then its
+    /// arguments count as held, so that a peer cannot pin memory with
+    /// sends whose handlers never finish.
+    pub fn send_done(&mut self, conn: ConnId, bytes: usize) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.send_done(bytes);
+        }
+        self.ctx.held = self.ctx.held.saturating_sub(bytes);
     }
 
     /// Answers a call from [`Event::Call`]. Returns false (and sends

@@ -48,6 +48,9 @@ pub struct InboundCall {
 /// A fire-and-forget message for the application.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InboundSend {
+    /// The connection it came on. Its arguments count against that
+    /// connection's byte budget until [`crate::Endpoint::send_done`].
+    pub conn: ConnId,
     /// The sender, as proven by the handshake.
     pub peer: PeerId,
     /// The handle (exposed to `peer`: the endpoint checked).

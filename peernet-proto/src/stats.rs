@@ -17,6 +17,15 @@ pub struct Stats {
     pub inbound_calls: usize,
     /// The most inbound calls in flight on one connection.
     pub max_inbound_calls_per_conn: usize,
+    /// Bytes of inbound arguments held against the byte budgets: of calls
+    /// we serve in flight and of SENDs whose handlers still run
+    /// (including those of connections that ended).
+    pub inbound_bytes: usize,
+    /// The most such bytes held for one connection.
+    pub max_inbound_bytes_per_conn: usize,
+    /// SENDs dropped since the endpoint started because a byte budget
+    /// was full.
+    pub sends_dropped: u64,
     /// Bytes queued for transports, not yet taken by the driver.
     pub queued_bytes: usize,
     /// The most bytes queued for one transport.

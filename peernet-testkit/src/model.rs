@@ -176,7 +176,9 @@ pub struct Expected {
 
 /// `tables_within_limits`: the endpoint's counters against the limits of
 /// `c` and against what the harness expects. Call with the output queue
-/// drained.
+/// drained, and with every send handler finished (`Endpoint::send_done`
+/// called for each `Event::Send`, as the test kit and the simulation do
+/// at once): bytes held then belong to calls in flight alone.
 pub fn check_tables(c: &Config, s: &Stats, e: &Expected) -> Result<(), Breach> {
     let frame = c.max_frame_len as usize + 4;
     let cap = queue_cap(c);
@@ -199,6 +201,22 @@ pub fn check_tables(c: &Config, s: &Stats, e: &Expected) -> Result<(), Breach> {
         format!(
             "{} bytes queued for one connection (cap {cap})",
             s.max_queued_bytes_per_conn
+        )
+    } else if s.max_inbound_bytes_per_conn > c.max_inbound_bytes_per_conn {
+        format!(
+            "{} bytes of arguments held for one connection (max_inbound_bytes_per_conn {})",
+            s.max_inbound_bytes_per_conn, c.max_inbound_bytes_per_conn
+        )
+    } else if s.inbound_bytes > c.max_inbound_bytes {
+        format!(
+            "{} bytes of arguments held (max_inbound_bytes {})",
+            s.inbound_bytes, c.max_inbound_bytes
+        )
+    } else if s.inbound_calls == 0 && s.inbound_bytes != 0 {
+        // Send handlers finish at once here, so only calls hold bytes.
+        format!(
+            "{} bytes of arguments held with no call in flight: the budget leaks",
+            s.inbound_bytes
         )
     } else if s.inbound_handshakes > c.max_handshakes {
         format!(

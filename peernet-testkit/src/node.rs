@@ -218,8 +218,11 @@ impl Node {
                     Output::Transmit(conn) => Action::Transmit(conn),
                     Output::Close { conn, last } => Action::Close(conn, last),
                     Output::Event(event) => {
-                        if let Event::Call(call) = &event {
-                            calls.push(call.clone());
+                        match &event {
+                            Event::Call(call) => calls.push(call.clone()),
+                            // A send handler here finishes at once.
+                            Event::Send(send) => self.ep.send_done(send.conn, send.args.len()),
+                            _ => {}
                         }
                         Action::Event(event)
                     }

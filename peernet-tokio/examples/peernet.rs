@@ -250,6 +250,8 @@ async fn run_serve(serve: Serve) -> Result<(), Failure> {
     let ms = Duration::from_millis;
     if let Some(v) = serve.handshake_timeout {
         protocol.handshake_timeout = ms(v);
+        // The first-frame deadline may not be above the whole handshake's.
+        protocol.first_frame_timeout = protocol.first_frame_timeout.min(ms(v));
     }
     if let Some(v) = serve.ping_interval {
         protocol.ping_interval = ms(v);

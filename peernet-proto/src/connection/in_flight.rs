@@ -10,6 +10,11 @@
 //! cannot predict. Whatever leaves the table in bulk (timeouts, teardown)
 //! comes out sorted, so the endpoint stays deterministic for a given seed
 //! whatever the table's iteration order.
+//!
+//! Each entry may carry a small value `V` beside its deadline: the calls
+//! we serve carry the size of their arguments (`u32`, for the byte
+//! budgets: 24-byte entries), our own calls carry nothing (`()`, entries
+//! stay 16 bytes).
 
 use alloc::vec::Vec;
 
@@ -25,10 +30,10 @@ use crate::timers::{Timer, Timers};
 /// before the earliest deadline while calls with deadlines are in flight,
 /// disarmed once the table is empty. One timer per connection and
 /// direction rather than one per call (see `Timer::Outbound`).
-pub(crate) struct InFlight {
-    /// Id -> deadline, `NO_DEADLINE` for none: 16-byte entries rather than
-    /// 24 with an `Option`, as every call touches one.
-    calls: HashMap<u64, Instant, SeedableRandomState>,
+pub(crate) struct InFlight<V: Copy = ()> {
+    /// Id -> deadline, `NO_DEADLINE` for none (16-byte entries rather than
+    /// 24 with an `Option`, as every call touches one), and the value.
+    calls: HashMap<u64, (Instant, V), SeedableRandomState>,
     /// `Timer::Outbound(conn)` or `Timer::Inbound(conn)`.
     timer: Timer,
     /// When `timer` is armed for, if it is.
@@ -39,8 +44,15 @@ pub(crate) struct InFlight {
 /// is the same as none.
 const NO_DEADLINE: Instant = Instant::MAX;
 
-impl InFlight {
-    pub(crate) fn new(seed: u64, timer: Timer) -> InFlight {
+impl InFlight<()> {
+    /// Adds a call, arming the timer if its deadline is the earliest.
+    pub(crate) fn insert(&mut self, id: u64, deadline: Option<Instant>, timers: &mut Timers) {
+        self.insert_with(id, deadline, (), timers);
+    }
+}
+
+impl<V: Copy> InFlight<V> {
+    pub(crate) fn new(seed: u64, timer: Timer) -> InFlight<V> {
         let hasher = SeedableRandomState::with_seed(seed, SharedSeed::global_fixed());
         InFlight {
             calls: HashMap::with_hasher(hasher),
@@ -57,9 +69,17 @@ impl InFlight {
         self.calls.contains_key(&id)
     }
 
-    /// Adds a call, arming the timer if its deadline is the earliest.
-    pub(crate) fn insert(&mut self, id: u64, deadline: Option<Instant>, timers: &mut Timers) {
-        self.calls.insert(id, deadline.unwrap_or(NO_DEADLINE));
+    /// Adds a call with its value, arming the timer if its deadline is
+    /// the earliest.
+    pub(crate) fn insert_with(
+        &mut self,
+        id: u64,
+        deadline: Option<Instant>,
+        value: V,
+        timers: &mut Timers,
+    ) {
+        self.calls
+            .insert(id, (deadline.unwrap_or(NO_DEADLINE), value));
         let Some(at) = deadline else { return };
         if self.armed.is_some_and(|armed| armed <= at) {
             return;
@@ -73,13 +93,17 @@ impl InFlight {
     /// Removes a call; whether it was in flight. A completing call leaves
     /// the timer armed unless it was the last one.
     pub(crate) fn remove(&mut self, id: u64, timers: &mut Timers) -> bool {
-        if self.calls.remove(&id).is_none() {
-            return false;
-        }
+        self.take(id, timers).is_some()
+    }
+
+    /// [`InFlight::remove`], returning the call's value if it was in
+    /// flight.
+    pub(crate) fn take(&mut self, id: u64, timers: &mut Timers) -> Option<V> {
+        let (_, value) = self.calls.remove(&id)?;
         if self.calls.is_empty() {
             self.disarm(timers);
         }
-        true
+        Some(value)
     }
 
     /// The timer fired (and so left `timers`): removes the calls whose
@@ -87,14 +111,20 @@ impl InFlight {
     /// first (then by id), re-arming the timer for the earliest deadline
     /// left.
     pub(crate) fn take_due(&mut self, now: Instant, timers: &mut Timers) -> Vec<u64> {
+        let due = self.take_due_with(now, timers);
+        due.into_iter().map(|(id, _)| id).collect()
+    }
+
+    /// [`InFlight::take_due`] with each call's value.
+    pub(crate) fn take_due_with(&mut self, now: Instant, timers: &mut Timers) -> Vec<(u64, V)> {
         self.armed = None;
-        let mut due: Vec<(Instant, u64)> = Vec::new();
+        let mut due: Vec<(Instant, u64, V)> = Vec::new();
         let mut next: Option<Instant> = None;
-        self.calls.retain(|&id, &mut at| {
+        self.calls.retain(|&id, &mut (at, value)| {
             if at == NO_DEADLINE {
                 true
             } else if at <= now {
-                due.push((at, id));
+                due.push((at, id, value));
                 false
             } else {
                 next = Some(next.map_or(at, |n| n.min(at)));
@@ -105,17 +135,23 @@ impl InFlight {
             self.armed = Some(at);
             timers.arm(at, self.timer);
         }
-        due.sort_unstable();
-        due.into_iter().map(|(_, id)| id).collect()
+        due.sort_unstable_by_key(|&(at, id, _)| (at, id));
+        due.into_iter().map(|(_, id, value)| (id, value)).collect()
     }
 
     /// Empties the table, disarms the timer, and returns the ids in
     /// ascending order.
     pub(crate) fn drain_sorted(&mut self, timers: &mut Timers) -> Vec<u64> {
+        let calls = self.drain_sorted_with(timers);
+        calls.into_iter().map(|(id, _)| id).collect()
+    }
+
+    /// [`InFlight::drain_sorted`] with each call's value.
+    pub(crate) fn drain_sorted_with(&mut self, timers: &mut Timers) -> Vec<(u64, V)> {
         self.disarm(timers);
-        let mut ids: Vec<u64> = self.calls.drain().map(|(id, _)| id).collect();
-        ids.sort_unstable();
-        ids
+        let mut calls: Vec<(u64, V)> = self.calls.drain().map(|(id, (_, v))| (id, v)).collect();
+        calls.sort_unstable_by_key(|&(id, _)| id);
+        calls
     }
 
     fn disarm(&mut self, timers: &mut Timers) {
@@ -135,7 +171,7 @@ mod tests {
         Instant::ZERO + Duration::from_millis(ms)
     }
 
-    fn table(seed: u64) -> (InFlight, Timers) {
+    fn table(seed: u64) -> (InFlight<()>, Timers) {
         (
             InFlight::new(seed, Timer::Outbound(ConnId(1))),
             Timers::default(),

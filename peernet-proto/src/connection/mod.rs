@@ -57,6 +57,12 @@ pub(crate) struct Ctx {
     pub(crate) timers: Timers,
     pub(crate) outputs: VecDeque<Output>,
     pub(crate) now: Instant,
+    /// Bytes of inbound arguments held over the whole node (calls we
+    /// serve in flight, SENDs still running): against
+    /// `Config::max_inbound_bytes`.
+    pub(crate) held: usize,
+    /// SENDs dropped because a byte budget was full.
+    pub(crate) sends_dropped: u64,
 }
 
 impl Ctx {
@@ -112,6 +118,7 @@ pub(crate) struct Connection {
     decoder: FrameDecoder,
     tx: Transmit,
     liveness: Liveness,
+    /// When `Timer::Handshake` is armed for, while it is.
     handshake_deadline: Option<Instant>,
     /// Version 2, once the handshake gave the keys: opens the peer's
     /// records. Every frame from then on is a record.
@@ -120,6 +127,10 @@ pub(crate) struct Connection {
     /// where the next envelope starts (decoding stops to let the endpoint
     /// act on a transition, then resumes).
     plain: Option<(Bytes, usize)>,
+    /// An accepted transport that has not delivered a complete frame yet:
+    /// `Timer::Handshake` is armed for the first-frame deadline, and this
+    /// is the whole handshake's deadline to move it to once a frame comes.
+    first_frame_pending: Option<Instant>,
 }
 
 impl Connection {
@@ -143,18 +154,25 @@ impl Connection {
         ))
     }
 
-    /// A transport we accepted; `busy` refuses its HELLO.
+    /// A transport we accepted; `busy` refuses its HELLO. Until its first
+    /// complete frame it has `first_frame_timeout`, not the whole
+    /// `handshake_timeout`: sockets that send nothing must not hold
+    /// handshake slots for long.
     pub(crate) fn accept(id: ConnId, busy: bool, ctx: &mut Ctx) -> Connection {
-        let deadline = Connection::arm_handshake(id, ctx);
+        let whole = ctx.now + ctx.config.handshake_timeout;
+        let first = (ctx.now + ctx.config.first_frame_timeout).min(whole);
+        ctx.timers.arm(first, Timer::Handshake(id));
         let tx = Transmit::new(id, ctx.now);
-        Connection::new(
+        let mut conn = Connection::new(
             id,
             Direction::Inbound,
             Handshake::accept(busy, ctx.config.version),
             tx,
-            deadline,
+            first,
             ctx,
-        )
+        );
+        conn.first_frame_pending = (first < whole).then_some(whole);
+        conn
     }
 
     /// The whole handshake's budget starts with the transport.
@@ -187,6 +205,7 @@ impl Connection {
             handshake_deadline: Some(deadline),
             recv: None,
             plain: None,
+            first_frame_pending: None,
         }
     }
 
@@ -239,6 +258,22 @@ impl Connection {
         match &self.state {
             State::Established(s) => Some((s.outbound.len(), s.inbound.len())),
             State::Handshake(_) => None,
+        }
+    }
+
+    /// Bytes of inbound arguments this connection holds against its
+    /// budget.
+    pub(crate) fn held_bytes(&self) -> usize {
+        match &self.state {
+            State::Established(s) => s.held,
+            State::Handshake(_) => 0,
+        }
+    }
+
+    /// A SEND from this connection of `bytes` finished running.
+    pub(crate) fn send_done(&mut self, bytes: usize) {
+        if let State::Established(s) = &mut self.state {
+            s.held = s.held.saturating_sub(bytes);
         }
     }
 
@@ -298,6 +333,14 @@ impl Connection {
         let State::Handshake(handshake) = &mut self.state else {
             return self.on_envelope(data, len, node, ctx);
         };
+        if let Some(whole) = self.first_frame_pending.take() {
+            // The first complete frame: the rest of the handshake has the
+            // whole budget.
+            if let Some(at) = self.handshake_deadline.replace(whole) {
+                ctx.timers.disarm(at, Timer::Handshake(self.id));
+            }
+            ctx.timers.arm(whole, Timer::Handshake(self.id));
+        }
         match handshake.on_frame(&data[..len], node, &mut self.tx, ctx) {
             Step::Continue => None,
             Step::Failed(failure) => Some(Transition::End(Ending::HandshakeFailed(failure))),
@@ -554,10 +597,14 @@ impl Connection {
         let (outbound, inbound) = match &mut self.state {
             State::Established(s) => (
                 s.outbound.drain_sorted(&mut ctx.timers),
-                s.inbound.drain_sorted(&mut ctx.timers),
+                s.inbound.drain_sorted_with(&mut ctx.timers),
             ),
             State::Handshake(_) => (Vec::new(), Vec::new()),
         };
+        // The calls' arguments go with them; the SENDs still running keep
+        // theirs in the node's total until the driver reports them done.
+        let call_bytes: usize = inbound.iter().map(|&(_, size)| size as usize).sum();
+        ctx.held = ctx.held.saturating_sub(call_bytes);
         // A connection is announced as soon as its handshake wins the
         // registry, so one that was not has no call in flight.
         let outcome = match (announced, peer) {
@@ -574,7 +621,7 @@ impl Connection {
                 result: Err(CallError::ConnectionClosed(reason)),
             });
         }
-        for id in inbound {
+        for (id, _) in inbound {
             ctx.emit(Event::CallCancelled(InboundCallId { conn, id }));
         }
         ctx.outputs.push_back(Output::Close { conn, last });

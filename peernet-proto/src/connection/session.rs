@@ -39,8 +39,11 @@ pub(super) struct Session {
     next_id: u64,
     /// Our calls in flight.
     pub(super) outbound: InFlight,
-    /// Calls we serve in flight.
-    pub(super) inbound: InFlight,
+    /// Calls we serve in flight, with the size of their arguments.
+    pub(super) inbound: InFlight<u32>,
+    /// Bytes of arguments held against `max_inbound_bytes_per_conn`:
+    /// of `inbound`, and of SENDs still running.
+    pub(super) held: usize,
 }
 
 impl Session {
@@ -61,6 +64,7 @@ impl Session {
             next_id: first_id,
             outbound: InFlight::new(seed, Timer::Outbound(conn)),
             inbound: InFlight::new(seed.rotate_left(32), Timer::Inbound(conn)),
+            held: 0,
         }
     }
 
@@ -104,6 +108,27 @@ impl Session {
             id: CallId { conn, id },
             result,
         });
+    }
+}
+
+impl Session {
+    /// Takes `bytes` of inbound arguments against the connection's and the
+    /// node's budgets; false (nothing taken) if either would overflow.
+    fn hold(&mut self, bytes: usize, ctx: &mut Ctx) -> bool {
+        let conn = self.held.saturating_add(bytes);
+        let node = ctx.held.saturating_add(bytes);
+        if conn > ctx.config.max_inbound_bytes_per_conn || node > ctx.config.max_inbound_bytes {
+            return false;
+        }
+        self.held = conn;
+        ctx.held = node;
+        true
+    }
+
+    /// Gives back what [`Session::hold`] took.
+    fn release(&mut self, bytes: usize, ctx: &mut Ctx) {
+        self.held = self.held.saturating_sub(bytes);
+        ctx.held = ctx.held.saturating_sub(bytes);
     }
 }
 
@@ -163,7 +188,16 @@ impl Connection {
                 let peer = s.peer;
                 let open = !node.shutting_down || fault!(ctx.config, HandlersWhileShuttingDown);
                 if node.exposure.check(handle.as_str(), &peer).is_ok() && open {
-                    ctx.emit(Event::Send(InboundSend { peer, handle, args }));
+                    if s.hold(args.len(), ctx) {
+                        ctx.emit(Event::Send(InboundSend {
+                            conn,
+                            peer,
+                            handle,
+                            args,
+                        }));
+                    } else {
+                        ctx.sends_dropped += 1;
+                    }
                 }
             }
             Envelope::Ping { nonce } => {
@@ -180,7 +214,12 @@ impl Connection {
                 }));
             }
             Envelope::Cancel { id } => {
-                if !fault!(ctx.config, CancelIgnored) && s.inbound.remove(id, &mut ctx.timers) {
+                let taken = match fault!(ctx.config, CancelIgnored) {
+                    true => None,
+                    false => s.inbound.take(id, &mut ctx.timers),
+                };
+                if let Some(size) = taken {
+                    s.release(size as usize, ctx);
                     ctx.emit(Event::CallCancelled(InboundCallId { conn, id }));
                 } else if fault!(ctx.config, CancelUnknownIsError) {
                     let reason = format!("CANCEL of request id {id}, not in flight");
@@ -223,10 +262,13 @@ impl Connection {
                 true => Ok(()),
                 false => Err(e),
             });
-            exposed.and(if full {
-                Err(ReplyStatus::Overloaded)
-            } else {
-                Ok(())
+            // Lazily: the byte budgets are taken only for a call that runs.
+            exposed.and_then(|()| {
+                if full || !s.hold(args.len(), ctx) {
+                    Err(ReplyStatus::Overloaded)
+                } else {
+                    Ok(())
+                }
             })
         };
         match verdict {
@@ -242,7 +284,9 @@ impl Connection {
             Ok(()) => {
                 let deadline =
                     (timeout_ms > 0).then(|| ctx.now + Duration::from_millis(timeout_ms));
-                s.inbound.insert(id, deadline, &mut ctx.timers);
+                // `hold` took `args.len()`, at most `max_frame_len`: a u32.
+                let size = u32::try_from(args.len()).unwrap_or(u32::MAX);
+                s.inbound.insert_with(id, deadline, size, &mut ctx.timers);
                 ctx.emit(Event::Call(InboundCall {
                     id: InboundCallId { conn: self.id, id },
                     peer,
@@ -355,9 +399,10 @@ impl Connection {
         let State::Established(s) = &mut self.state else {
             return Err(NotInFlight);
         };
-        if !s.inbound.remove(id, &mut ctx.timers) {
+        let Some(size) = s.inbound.take(id, &mut ctx.timers) else {
             return Err(NotInFlight);
-        }
+        };
+        s.release(size as usize, ctx);
         let (status, body) = match response {
             Response::Ok(body) => (ReplyStatus::Ok, body),
             Response::Error(body) => (ReplyStatus::HandlerError, body),
@@ -406,7 +451,8 @@ impl Connection {
         let State::Established(s) = &mut self.state else {
             return;
         };
-        for id in s.inbound.take_due(ctx.now, &mut ctx.timers) {
+        for (id, size) in s.inbound.take_due_with(ctx.now, &mut ctx.timers) {
+            s.release(size as usize, ctx);
             ctx.emit(Event::CallCancelled(InboundCallId { conn: self.id, id }));
         }
     }

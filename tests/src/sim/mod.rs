@@ -645,6 +645,12 @@ impl Sim {
         self.check_event(n, &event);
         match event {
             Event::Call(call) => self.app_on_call(n, call),
+            // The application's send handler finishes at once.
+            Event::Send(send) => {
+                if let Some(ep) = self.nodes[n].ep.as_mut() {
+                    ep.send_done(send.conn, send.args.len());
+                }
+            }
             Event::Connected {
                 peer, direction, ..
             } => {
