@@ -59,6 +59,7 @@ pub struct NodeConfig {
     pub(crate) events_capacity: usize,
     pub(crate) data_dir: Option<DataDir>,
     pub(crate) handshakes_per_source: usize,
+    pub(crate) listen_backlog: u32,
 }
 
 impl NodeConfig {
@@ -82,6 +83,7 @@ impl NodeConfig {
             events_capacity: 1024,
             data_dir: None,
             handshakes_per_source: DEFAULT_HANDSHAKES_PER_SOURCE,
+            listen_backlog: DEFAULT_LISTEN_BACKLOG,
         }
     }
 
@@ -146,6 +148,16 @@ impl NodeConfig {
         self
     }
 
+    /// The listener's accept queue: connections the kernel completes and
+    /// holds until the node accepts them ([`Node::bind`](crate::Node::bind)).
+    /// A burst beyond it is refused by the kernel. Default 1,024 (the
+    /// operating system's default is often 128); at least 1; the kernel
+    /// may cap it (`net.core.somaxconn` on Linux).
+    pub fn listen_backlog(mut self, backlog: u32) -> NodeConfig {
+        self.listen_backlog = backlog.max(1);
+        self
+    }
+
     /// Accepted handshakes in progress from one source (an IPv4 address or
     /// an IPv6 /64) before further connections from it are closed at once,
     /// unread. Keeps one address holding idle sockets from taking every
@@ -156,6 +168,9 @@ impl NodeConfig {
         self
     }
 }
+
+/// The default of [`NodeConfig::listen_backlog`].
+pub(crate) const DEFAULT_LISTEN_BACKLOG: u32 = 1024;
 
 /// The default of [`NodeConfig::handshakes_per_source`].
 pub(crate) const DEFAULT_HANDSHAKES_PER_SOURCE: usize = 32;

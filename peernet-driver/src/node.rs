@@ -108,7 +108,7 @@ impl<R: Runtime> Node<R> {
     ) -> Result<Node<R>, StartError> {
         // Refuse a bad configuration before taking the port.
         config.protocol.validate()?;
-        let listener = rt.bind(addr).await?;
+        let listener = rt.bind(addr, config.listen_backlog).await?;
         let local = R::local_addr(&listener)?;
         let mut node = Node::try_new_with(rt, config)?;
         node.local_addr = Some(local);

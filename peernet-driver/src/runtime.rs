@@ -42,8 +42,13 @@ pub trait Runtime: Clone + Default + Send + Sync + 'static {
     /// Opens a TCP connection to `addr`, with `TCP_NODELAY` set.
     fn connect(&self, addr: SocketAddr) -> impl Future<Output = io::Result<Transport>> + Send;
 
-    /// Binds a TCP listener to `addr`.
-    fn bind(&self, addr: SocketAddr) -> impl Future<Output = io::Result<Self::Listener>> + Send;
+    /// Binds a TCP listener to `addr` whose accept queue holds `backlog`
+    /// connections (the kernel may cap it, e.g. at `net.core.somaxconn`).
+    fn bind(
+        &self,
+        addr: SocketAddr,
+        backlog: u32,
+    ) -> impl Future<Output = io::Result<Self::Listener>> + Send;
 
     /// The address `listener` is bound to.
     fn local_addr(listener: &Self::Listener) -> io::Result<SocketAddr>;

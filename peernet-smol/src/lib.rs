@@ -160,8 +160,13 @@ impl<S: Spawner> Runtime for AsyncIoRuntime<S> {
         tcp(TcpStream::connect(addr).await?)
     }
 
-    fn bind(&self, addr: SocketAddr) -> impl Future<Output = io::Result<TcpListener>> + Send {
-        TcpListener::bind(addr)
+    fn bind(
+        &self,
+        addr: SocketAddr,
+        backlog: u32,
+    ) -> impl Future<Output = io::Result<TcpListener>> + Send {
+        let listener = listen(addr, backlog);
+        async move { listener }
     }
 
     fn local_addr(listener: &TcpListener) -> io::Result<SocketAddr> {
@@ -171,6 +176,18 @@ impl<S: Spawner> Runtime for AsyncIoRuntime<S> {
     async fn accept(&self, listener: &TcpListener) -> io::Result<Transport> {
         tcp(listener.accept().await?.0)
     }
+}
+
+/// A listening socket with an accept queue of `backlog` (async-net's
+/// `bind` always asks for 128).
+fn listen(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    #[cfg(unix)]
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
+    TcpListener::try_from(std::net::TcpListener::from(socket))
 }
 
 impl<S, T> WrapStream<T> for AsyncIoRuntime<S>

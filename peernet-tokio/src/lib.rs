@@ -46,7 +46,7 @@ use std::time::Instant;
 
 use peernet_driver::{BoxFuture, Runtime, Transport, WrapStream};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::runtime::Handle;
 use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 
@@ -119,8 +119,21 @@ impl Runtime for TokioRuntime {
         async move { task.await.map_err(io::Error::other)? }
     }
 
-    fn bind(&self, addr: SocketAddr) -> impl Future<Output = io::Result<TcpListener>> + Send {
-        let task = self.handle.spawn(TcpListener::bind(addr));
+    fn bind(
+        &self,
+        addr: SocketAddr,
+        backlog: u32,
+    ) -> impl Future<Output = io::Result<TcpListener>> + Send {
+        let task = self.handle.spawn(async move {
+            let socket = match addr {
+                SocketAddr::V4(_) => TcpSocket::new_v4()?,
+                SocketAddr::V6(_) => TcpSocket::new_v6()?,
+            };
+            #[cfg(unix)]
+            socket.set_reuseaddr(true)?;
+            socket.bind(addr)?;
+            socket.listen(backlog)
+        });
         async move { task.await.map_err(io::Error::other)? }
     }
 

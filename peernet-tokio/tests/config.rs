@@ -48,3 +48,36 @@ async fn bind_refuses_invalid_configurations() {
     let node = Node::bind(node_config(|_| {}), addr).await.unwrap();
     node.shutdown().await;
 }
+
+/// The listen backlog is the node's (default 1,024, configurable), not the
+/// operating system's default of 128: `ss` shows a listener's accept-queue
+/// size in its Send-Q column.
+#[tokio::test]
+async fn the_listen_backlog_is_configurable() {
+    let somaxconn: u32 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(4096);
+    for (setting, want) in [(None, 1024), (Some(700), 700)] {
+        let mut config = node_config(|_| {});
+        if let Some(backlog) = setting {
+            config = config.listen_backlog(backlog);
+        }
+        let node = Node::bind(config, "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let port = node.local_addr().unwrap().port();
+        let out = std::process::Command::new("ss")
+            .args(["-ltnH", &format!("sport = :{port}")])
+            .output()
+            .expect("ss (iproute2)");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let send_q: u32 = text
+            .split_whitespace()
+            .nth(2)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no listener line: {text:?}"));
+        assert_eq!(send_q, want.min(somaxconn), "{text}");
+        node.shutdown().await;
+    }
+}
