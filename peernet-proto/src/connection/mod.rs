@@ -16,16 +16,15 @@
 //! which seals version 2's records), `in_flight` (the call tables).
 
 use alloc::collections::VecDeque;
-use alloc::format;
 use alloc::vec::Vec;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 use rand_core::CryptoRng;
 
 use crate::Instant;
 use crate::config::{Config, ProtocolVersion, fault};
 use crate::ending::Ending;
-use crate::envelope::{Envelope, EnvelopeRef};
+use crate::envelope::EnvelopeRef;
 use crate::error::{CallError, CloseReason, ConnectError};
 use crate::event::{Event, Output};
 use crate::exposure::Exposure;
@@ -33,7 +32,7 @@ use crate::frame::{Frame, FrameDecoder};
 use crate::handshake::MAX_HANDSHAKE_FRAME;
 use crate::identity::{Identity, PeerId};
 use crate::ids::{CallId, ConnId, Direction, InboundCallId};
-use crate::noise::{CipherState, INIT_LEN, LocalStatic, ReplayCache, Transport};
+use crate::noise::{CipherState, INIT_LEN, LocalStatic, ReplayCache};
 use crate::registry::Established;
 use crate::timers::{Timer, Timers};
 use crate::trust::TrustList;
@@ -41,6 +40,7 @@ use crate::trust::TrustList;
 mod handshake;
 mod in_flight;
 mod liveness;
+mod records;
 mod session;
 mod transmit;
 
@@ -366,103 +366,6 @@ impl Connection {
                 Some(Transition::Established)
             }
         }
-    }
-
-    /// Version 2: the handshake gave the keys; every frame from here on is
-    /// a record, bounded by `max_frame_len`.
-    fn start_records(&mut self, keys: Transport, ctx: &Ctx) {
-        let Transport { send, recv, .. } = keys;
-        self.tx.start_records(send, ctx.config.max_frame_len);
-        self.recv = Some(recv);
-        self.decoder.set_max_frame_len(ctx.config.max_frame_len);
-    }
-
-    /// Version 2: frames are records (PROTOCOL.md section 7). The chunk is
-    /// taken as a mutable buffer (no copy when the driver handed over the
-    /// only reference) so each record is opened in place; its plaintext
-    /// then lends the envelopes their bytes. What is left goes back into
-    /// `data` when a transition stops the loop.
-    fn handle_records(
-        &mut self,
-        data: &mut Bytes,
-        node: &mut Node<'_>,
-        ctx: &mut Ctx,
-    ) -> Option<Transition> {
-        if let Some(t) = self.drain_plain(node, ctx) {
-            return Some(t);
-        }
-        if data.is_empty() {
-            return None;
-        }
-        let mut buf = match core::mem::take(data).try_into_mut() {
-            Ok(buf) => buf,
-            Err(shared) => BytesMut::from(&shared[..]),
-        };
-        let transition = loop {
-            let record = match self.decoder.decode_mut(&mut buf) {
-                Ok(Some(record)) => record,
-                Ok(None) => break None,
-                Err(error) => break Some(Transition::End(Ending::BadFrame(error))),
-            };
-            if let Some(t) = self.on_record(record, node, ctx) {
-                break Some(t);
-            }
-        };
-        *data = buf.freeze();
-        transition
-    }
-
-    /// One record: opened in place, then its envelopes one after another.
-    /// The first one to open on a version-2 responder establishes the
-    /// connection (step 4) before any of its envelopes is handled.
-    fn on_record(
-        &mut self,
-        mut record: BytesMut,
-        node: &mut Node<'_>,
-        ctx: &mut Ctx,
-    ) -> Option<Transition> {
-        let recv = self.recv.as_mut()?;
-        let plain_len = match recv.open_record(&mut record) {
-            Ok(plain) => plain.len(),
-            Err(e) => {
-                self.tx.discard();
-                return Some(Transition::End(Ending::RecordFailed(e)));
-            }
-        };
-        self.liveness.last_recv = ctx.now;
-        record.truncate(plain_len);
-        if !record.is_empty() {
-            self.plain = Some((record.freeze(), 0));
-        }
-        if let State::Handshake(h) = &self.state {
-            let peer = h.peer()?;
-            self.establish(peer, peer, node, ctx);
-            return Some(Transition::Established);
-        }
-        self.drain_plain(node, ctx)
-    }
-
-    /// Decodes and handles the envelopes left in the current record's
-    /// plaintext, until it ends or one asks the endpoint for something.
-    fn drain_plain(&mut self, node: &mut Node<'_>, ctx: &mut Ctx) -> Option<Transition> {
-        while let Some((plain, pos)) = self.plain.take() {
-            if !matches!(self.state, State::Established(_)) {
-                return None;
-            }
-            let (envelope, end) = match Envelope::decode_item(&plain, pos, plain.len()) {
-                Ok(item) => item,
-                Err(error) => {
-                    return Some(Transition::End(Ending::ProtocolError(format!("{error}"))));
-                }
-            };
-            if end < plain.len() {
-                self.plain = Some((plain, end));
-            }
-            if let Some(t) = self.on_decoded(envelope, node, ctx) {
-                return Some(t);
-            }
-        }
-        None
     }
 
     /// Leaves the handshake: disarms its deadline, lifts the frame limit

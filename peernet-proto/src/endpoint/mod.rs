@@ -16,7 +16,7 @@ use rand_core::CryptoRng;
 
 use crate::Instant;
 use crate::config::{Config, fault};
-use crate::connection::{Connection, Ctx, Node, NotInFlight, Transition};
+use crate::connection::{Connection, Ctx, Node, NotInFlight};
 use crate::ending::Ending;
 use crate::envelope::{Handle, InvalidHandle, check_handle_len};
 use crate::error::{CallError, ConnectError, SendError};
@@ -26,7 +26,7 @@ use crate::event::{Input, Output, Response};
 use crate::exposure::{Access, Exposure};
 use crate::handshake;
 use crate::identity::{Identity, PeerId};
-use crate::ids::{CallId, ConnId, Direction, InboundCallId};
+use crate::ids::{CallId, ConnId, InboundCallId};
 use crate::noise::{INIT_LEN, LocalStatic, ReplayCache};
 use crate::registry::Registry;
 use crate::stats::Stats;
@@ -591,80 +591,8 @@ impl Endpoint {
         let c = self.conns.get_mut(&conn).ok_or(SendError::NotConnected)?;
         Ok((c, &mut self.ctx))
     }
-
-    /// Does what a connection asked for after handling input.
-    fn on_transition(&mut self, conn: ConnId, transition: Transition) {
-        match transition {
-            Transition::Established => {
-                let inbound = self
-                    .conns
-                    .get(&conn)
-                    .is_some_and(|c| c.direction() == Direction::Inbound);
-                if inbound {
-                    self.inbound_handshakes = self.inbound_handshakes.saturating_sub(1);
-                }
-                self.register(conn);
-            }
-            Transition::End(ending) => self.end(conn, ending),
-            Transition::MisroutedReply { id, status, body } => {
-                self.misrouted_reply(conn, id, status, body)
-            }
-        }
-    }
-
-    /// Fault `ReplyAnyConnection`: the REPLY's id is looked up on every
-    /// connection, in ConnId order, as if request ids were global.
-    fn misrouted_reply(&mut self, conn: ConnId, id: u64, status: u64, body: Bytes) {
-        let owner = self
-            .conns
-            .iter()
-            .find(|(_, c)| c.has_outbound_call(id))
-            .map_or(conn, |(owner, _)| *owner);
-        if let Some(c) = self.conns.get_mut(&owner) {
-            c.resolve_reply(id, status, body, &mut self.ctx);
-        }
-    }
-
-    /// A connection just became established: make it the peer's one
-    /// connection, or let the rule of section 4 pick between it and the
-    /// one already there.
-    fn register(&mut self, conn: ConnId) {
-        let Some((peer, newer)) = self.conns.get(&conn).and_then(Connection::established) else {
-            return;
-        };
-        let older = self.registry.get(&peer).and_then(|old| {
-            let (_, older) = self.conns.get(&old)?.established()?;
-            Some((old, older))
-        });
-        let keep_newest = fault!(self.ctx.config, SupersedeNewest);
-        let timeout = self.ctx.config.handshake_timeout;
-        if let Some(loser) = Registry::contest(conn, newer, older, timeout, keep_newest) {
-            self.end(loser, Ending::Superseded);
-            if loser == conn {
-                return;
-            }
-        }
-        self.registry.insert(peer, conn);
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.announce(&mut self.ctx);
-        }
-    }
-
-    /// Ends a connection: the one way a connection ever leaves the
-    /// endpoint. The connection sends its farewell and resolves what it
-    /// held ([`Connection::close`]).
-    fn end(&mut self, conn: ConnId, ending: Ending) {
-        let Some(c) = self.conns.remove(&conn) else {
-            return;
-        };
-        if c.counts_against_handshake_limit() {
-            self.inbound_handshakes = self.inbound_handshakes.saturating_sub(1);
-        }
-        if c.is_announced() {
-            if let Some(peer) = c.peer() {
-                self.registry.remove(&peer, conn);
-            }
-        }
-        c.close(ending, &mut self.ctx);
-    }
 }
+
+// The endpoint's reactions to what its connections report: a new
+// connection to register, an ending to carry out.
+mod transitions;

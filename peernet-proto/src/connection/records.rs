@@ -1,0 +1,113 @@
+//! Version 2's record layer on the receiving side (PROTOCOL.md section 7):
+//! once the handshake gave the keys every frame is a record, opened in
+//! place, and its plaintext is decoded one envelope after another (the
+//! sending side is `transmit.rs`).
+
+use alloc::format;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::ending::Ending;
+use crate::envelope::Envelope;
+use crate::noise::Transport;
+
+use super::{Connection, Ctx, Node, State, Transition};
+
+impl Connection {
+    /// Version 2: the handshake gave the keys; every frame from here on is
+    /// a record, bounded by `max_frame_len`.
+    pub(super) fn start_records(&mut self, keys: Transport, ctx: &Ctx) {
+        let Transport { send, recv, .. } = keys;
+        self.tx.start_records(send, ctx.config.max_frame_len);
+        self.recv = Some(recv);
+        self.decoder.set_max_frame_len(ctx.config.max_frame_len);
+    }
+
+    /// Version 2: frames are records (PROTOCOL.md section 7). The chunk is
+    /// taken as a mutable buffer (no copy when the driver handed over the
+    /// only reference) so each record is opened in place; its plaintext
+    /// then lends the envelopes their bytes. What is left goes back into
+    /// `data` when a transition stops the loop.
+    pub(super) fn handle_records(
+        &mut self,
+        data: &mut Bytes,
+        node: &mut Node<'_>,
+        ctx: &mut Ctx,
+    ) -> Option<Transition> {
+        if let Some(t) = self.drain_plain(node, ctx) {
+            return Some(t);
+        }
+        if data.is_empty() {
+            return None;
+        }
+        let mut buf = match core::mem::take(data).try_into_mut() {
+            Ok(buf) => buf,
+            Err(shared) => BytesMut::from(&shared[..]),
+        };
+        let transition = loop {
+            let record = match self.decoder.decode_mut(&mut buf) {
+                Ok(Some(record)) => record,
+                Ok(None) => break None,
+                Err(error) => break Some(Transition::End(Ending::BadFrame(error))),
+            };
+            if let Some(t) = self.on_record(record, node, ctx) {
+                break Some(t);
+            }
+        };
+        *data = buf.freeze();
+        transition
+    }
+
+    /// One record: opened in place, then its envelopes one after another.
+    /// The first one to open on a version-2 responder establishes the
+    /// connection (step 4) before any of its envelopes is handled.
+    pub(super) fn on_record(
+        &mut self,
+        mut record: BytesMut,
+        node: &mut Node<'_>,
+        ctx: &mut Ctx,
+    ) -> Option<Transition> {
+        let recv = self.recv.as_mut()?;
+        let plain_len = match recv.open_record(&mut record) {
+            Ok(plain) => plain.len(),
+            Err(e) => {
+                self.tx.discard();
+                return Some(Transition::End(Ending::RecordFailed(e)));
+            }
+        };
+        self.liveness.last_recv = ctx.now;
+        record.truncate(plain_len);
+        if !record.is_empty() {
+            self.plain = Some((record.freeze(), 0));
+        }
+        if let State::Handshake(h) = &self.state {
+            let peer = h.peer()?;
+            self.establish(peer, peer, node, ctx);
+            return Some(Transition::Established);
+        }
+        self.drain_plain(node, ctx)
+    }
+
+    /// Decodes and handles the envelopes left in the current record's
+    /// plaintext, until it ends or one asks the endpoint for something.
+    pub(super) fn drain_plain(&mut self, node: &mut Node<'_>, ctx: &mut Ctx) -> Option<Transition> {
+        while let Some((plain, pos)) = self.plain.take() {
+            if !matches!(self.state, State::Established(_)) {
+                return None;
+            }
+            let (envelope, end) = match Envelope::decode_item(&plain, pos, plain.len()) {
+                Ok(item) => item,
+                Err(error) => {
+                    return Some(Transition::End(Ending::ProtocolError(format!("{error}"))));
+                }
+            };
+            if end < plain.len() {
+                self.plain = Some((plain, end));
+            }
+            if let Some(t) = self.on_decoded(envelope, node, ctx) {
+                return Some(t);
+            }
+        }
+        None
+    }
+}
