@@ -41,7 +41,7 @@ use clap::{Parser, Subcommand};
 use peernet_tokio::persist::{read_identity, write_identity};
 use peernet_tokio::{
     CallError, CloseReason, Config, ConnectError, HandshakeError, Identity, Node, NodeConfig,
-    NodeEvent, PeerId, ProtocolVersion, RejectCode,
+    NodeEvent, PeerId, ProtocolVersion, RejectCode, StartError,
 };
 use tracing_appender::non_blocking::{NonBlocking, NonBlockingBuilder, WorkerGuard};
 
@@ -265,16 +265,6 @@ async fn run_serve(serve: Serve) -> Result<(), Failure> {
     if let Some(v) = serve.max_inbound_calls {
         protocol.max_inbound_calls = usize::try_from(v).unwrap_or(usize::MAX);
     }
-    if protocol.idle_timeout <= protocol.ping_interval {
-        return Err(Failure(
-            EXIT_USAGE,
-            format!(
-                "--idle-timeout ({} ms) must be above --ping-interval ({} ms)",
-                protocol.idle_timeout.as_millis(),
-                protocol.ping_interval.as_millis()
-            ),
-        ));
-    }
     protocol.version = serve.protocol;
     let mut config = NodeConfig::new(load(&serve.key)?).protocol(protocol);
     for peer in serve.trust {
@@ -282,7 +272,11 @@ async fn run_serve(serve: Serve) -> Result<(), Failure> {
     }
     let node = Node::bind(config, serve.listen)
         .await
-        .map_err(|e| Failure(1, format!("listen: {e}")))?;
+        .map_err(|e| match e {
+            // The library's rules (Config::validate): a usage error here.
+            StartError::Config(e) => Failure(EXIT_USAGE, e.to_string()),
+            e => Failure(1, format!("listen: {e}")),
+        })?;
     for handle in &serve.expose {
         expose_demo(&node, handle)?;
     }
