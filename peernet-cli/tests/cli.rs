@@ -11,13 +11,14 @@ use peernet_tokio::{
     CloseReason, GoodbyeCode, Identity, Node, NodeConfig, NodeEvent, PeerId, Side,
 };
 
-/// `cargo test` builds the examples next to the test binaries.
+/// The binary under test: cargo's build of `peernet`, or an installed
+/// one named by `PEERNET_BIN` (the `cargo install` check runs this suite
+/// against the installed binary).
 fn peernet() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let bin = dir.join("examples").join("peernet");
-    assert!(bin.exists(), "{} not built", bin.display());
-    bin
+    match std::env::var_os("PEERNET_BIN") {
+        Some(bin) => PathBuf::from(bin),
+        None => PathBuf::from(env!("CARGO_BIN_EXE_peernet")),
+    }
 }
 
 fn run(args: &[&str], cwd: &Path) -> Output {

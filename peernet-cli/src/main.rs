@@ -1,0 +1,164 @@
+//! `peernet`, the command-line tool: generate an identity, run a node, call it from a shell.
+//!
+//! ```text
+//! peernet keygen <KEYFILE>
+//! peernet id <KEYFILE>
+//! peernet serve --key <KEYFILE> --listen <IP:PORT> [--trust <PEERID>]... [--expose <HANDLE>]...
+//!               [--handshake-timeout <MS>] [--ping-interval <MS>] [--idle-timeout <MS>]
+//!               [--max-frame <BYTES>] [--max-inbound-calls <N>] [--protocol 1|2]
+//! peernet call --key <KEYFILE> --connect <PEERID>@<IP:PORT> [--timeout <MS>] [--protocol 1|2]
+//!              <HANDLE> <ARGS>
+//! peernet send --key <KEYFILE> --connect <PEERID>@<IP:PORT> [--protocol 1|2] <HANDLE> <ARGS>
+//! ```
+//!
+//! `--protocol` picks the wire protocol: 2 (the default) encrypts
+//! everything after the handshake; 1 is the opt-in for trusted networks
+//! and streams already encrypted. A node speaks only its version: the
+//! other one is refused with `unsupported_version`.
+//!
+//! `serve` prints `listening <PEERID> <IP:PORT>` once ready, then one line
+//! per event: `connected <PEERID>`, `disconnected <PEERID> <reason>`. Logs
+//! go to stderr (`RUST_LOG`), coloured only when stderr is a terminal.
+//!
+//! Output never stalls the node: stdout and stderr are written by their own
+//! threads behind bounded queues, and when a reader does not keep up the
+//! lines that do not fit are dropped and counted (a warning says how many)
+//! instead of blocking handshakes, calls and timers.
+//!
+//! Exit codes: 0 success; 1 connection, handshake, timeout or file failure
+//! (`error: <cause>`, one line); 2 an error status from the callee
+//! (`error: <status>`); 64 a usage error (bad flags or values, as
+//! `sysexits.h` has `EX_USAGE`).
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use peernet_tokio::persist::{read_identity, write_identity};
+use peernet_tokio::{Identity, ProtocolVersion};
+
+mod dial;
+mod output;
+mod serve;
+
+use output::{STDOUT, non_blocking};
+
+#[derive(Parser)]
+#[command(
+    name = "peernet",
+    version,
+    about = "Default-deny peer-to-peer RPC between ed25519-identified peers"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create an identity file (mode 0600; never overwritten) and print its PeerId.
+    Keygen { keyfile: PathBuf },
+    /// Print the PeerId of an identity file.
+    Id { keyfile: PathBuf },
+    /// Run a node until interrupted (Ctrl-C; SIGTERM too on Unix).
+    Serve(serve::Serve),
+    /// Dial a peer, call a handle, print the reply.
+    Call(dial::Dial),
+    /// Dial a peer and send to a handle (fire-and-forget).
+    Send(dial::Dial),
+}
+
+fn parse_protocol(s: &str) -> Result<ProtocolVersion, String> {
+    match s {
+        "1" => Ok(ProtocolVersion::V1),
+        "2" => Ok(ProtocolVersion::V2),
+        _ => Err("expected 1 or 2".into()),
+    }
+}
+
+/// A failure and its exit code.
+pub(crate) struct Failure(pub(crate) u8, pub(crate) String);
+
+/// `EX_USAGE` of `sysexits.h`: the command line was wrong.
+pub(crate) const EXIT_USAGE: u8 = 64;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return match e.use_stderr() {
+                true => ExitCode::from(EXIT_USAGE),
+                false => ExitCode::SUCCESS, // --help, --version
+            };
+        }
+    };
+    // A handler panic is caught by the node and logged, rate-limited per
+    // peer; the default hook would also print every one of them (a peer
+    // calling a panicking handler in a loop grew stderr by ~0.5 MB/s).
+    // Print at most one panic report every 10 s.
+    let default_hook = std::panic::take_hook();
+    let last_report = std::sync::Mutex::new(None::<std::time::Instant>);
+    std::panic::set_hook(Box::new(move |info| {
+        let mut last = last_report.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_none_or(|at| at.elapsed() >= Duration::from_secs(10)) {
+            *last = Some(std::time::Instant::now());
+            default_hook(info);
+        }
+    }));
+    let (stderr, _stderr_guard) = non_blocking(std::io::stderr(), "peernet-stderr");
+    let (stdout, _stdout_guard) = non_blocking(std::io::stdout(), "peernet-stdout");
+    let _ = STDOUT.set(stdout);
+    tracing_subscriber::fmt()
+        .with_writer(stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let result = runtime.block_on(run(cli.command));
+    if let Some(dropped) = STDOUT.get().map(|o| o.error_counter().dropped_lines()) {
+        if dropped > 0 {
+            tracing::warn!(dropped, "stdout was not read: event lines dropped");
+        }
+    }
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure(code, message)) => {
+            // One line, whatever the cause's text holds.
+            let message = message.replace(['\n', '\r'], " ");
+            eprintln!("error: {message}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+async fn run(command: Command) -> Result<(), Failure> {
+    match command {
+        Command::Keygen { keyfile } => {
+            let identity = Identity::generate(&mut rand_core::UnwrapErr(getrandom::SysRng));
+            write_identity(&keyfile, &identity)
+                .map_err(|e| Failure(1, format!("{}: {e}", keyfile.display())))?;
+            println!("{}", identity.peer_id());
+            Ok(())
+        }
+        Command::Id { keyfile } => {
+            println!("{}", load(&keyfile)?.peer_id());
+            Ok(())
+        }
+        Command::Serve(serve) => serve::run_serve(serve).await,
+        Command::Call(dial) => dial::run_dial(dial, true).await,
+        Command::Send(dial) => dial::run_dial(dial, false).await,
+    }
+}
+
+fn load(keyfile: &Path) -> Result<Identity, Failure> {
+    read_identity(keyfile).map_err(|e| Failure(1, format!("{}: {e}", keyfile.display())))
+}

@@ -1,0 +1,154 @@
+//! `peernet serve`: run a node until interrupted, one stdout line per event.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use peernet_tokio::{
+    CloseReason, Config, Node, NodeConfig, NodeEvent, PeerId, ProtocolVersion, StartError,
+};
+
+use crate::output::out;
+use crate::{EXIT_USAGE, Failure, load, parse_protocol};
+
+#[derive(clap::Args)]
+pub(crate) struct Serve {
+    #[arg(long)]
+    key: PathBuf,
+    #[arg(long)]
+    listen: SocketAddr,
+    /// A peer to trust (repeatable).
+    #[arg(long = "trust")]
+    trust: Vec<PeerId>,
+    /// A demo handle to expose: echo, fail, sleep, panic (repeatable).
+    #[arg(long = "expose")]
+    expose: Vec<String>,
+    /// Whole-handshake deadline (at least 1).
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
+    handshake_timeout: Option<u64>,
+    /// PING after this long without sending (at least 1).
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
+    ping_interval: Option<u64>,
+    /// Close after this long without receiving; must exceed the ping interval.
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
+    idle_timeout: Option<u64>,
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u32).range(1..))]
+    max_frame: Option<u32>,
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    max_inbound_calls: Option<u64>,
+    /// The protocol version: 2 (encrypted, the default) or 1.
+    #[arg(long, value_name = "1|2", default_value = "2", value_parser = parse_protocol)]
+    protocol: ProtocolVersion,
+}
+
+pub(crate) async fn run_serve(serve: Serve) -> Result<(), Failure> {
+    let mut protocol = Config::default();
+    let ms = Duration::from_millis;
+    if let Some(v) = serve.handshake_timeout {
+        protocol.handshake_timeout = ms(v);
+        // The first-frame deadline may not be above the whole handshake's.
+        protocol.first_frame_timeout = protocol.first_frame_timeout.min(ms(v));
+    }
+    if let Some(v) = serve.ping_interval {
+        protocol.ping_interval = ms(v);
+    }
+    if let Some(v) = serve.idle_timeout {
+        protocol.idle_timeout = ms(v);
+    }
+    if let Some(v) = serve.max_frame {
+        protocol.max_frame_len = v;
+    }
+    if let Some(v) = serve.max_inbound_calls {
+        protocol.max_inbound_calls = usize::try_from(v).unwrap_or(usize::MAX);
+    }
+    protocol.version = serve.protocol;
+    let mut config = NodeConfig::new(load(&serve.key)?).protocol(protocol);
+    for peer in serve.trust {
+        config = config.trusting(peer);
+    }
+    let node = Node::bind(config, serve.listen)
+        .await
+        .map_err(|e| match e {
+            // The library's rules (Config::validate): a usage error here.
+            StartError::Config(e) => Failure(EXIT_USAGE, e.to_string()),
+            e => Failure(1, format!("listen: {e}")),
+        })?;
+    for handle in &serve.expose {
+        expose_demo(&node, handle)?;
+    }
+    let events = node.events();
+    let addr = node.local_addr().expect("bound");
+    out(format!("listening {} {addr}", node.peer_id()));
+
+    let printer = tokio::spawn(async move {
+        while let Ok(event) = events.recv().await {
+            match event {
+                NodeEvent::Connected { peer, .. } => out(format!("connected {peer}")),
+                NodeEvent::Disconnected { peer, reason } => {
+                    out(format!("disconnected {peer} {}", reason_name(&reason)))
+                }
+                _ => {}
+            }
+        }
+    });
+    wait_for_signal().await;
+    node.shutdown().await;
+    printer.abort();
+    Ok(())
+}
+
+/// Ctrl-C everywhere; SIGTERM too where there are Unix signals.
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+                return;
+            }
+            Err(e) => tracing::warn!(error = %e, "no SIGTERM handler; Ctrl-C only"),
+        }
+    }
+    if let Err(e) = tokio::signal::ctrl_c().await {
+        tracing::warn!(error = %e, "no Ctrl-C handler; serving until killed");
+        std::future::pending::<()>().await;
+    }
+}
+
+/// The demo handles, each reachable only when named by `--expose`.
+pub(crate) fn expose_demo(node: &Node, handle: &str) -> Result<(), Failure> {
+    let exposed = match handle {
+        "echo" => node.expose("echo", |_peer, args| async move { Ok(args) }),
+        "fail" => node.expose("fail", |_peer, args| async move { Err(args) }),
+        "sleep" => node.expose("sleep", |_peer, args| async move {
+            let ms = std::str::from_utf8(&args)
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .ok_or_else(|| bytes::Bytes::from_static(b"sleep takes decimal milliseconds"))?;
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Ok(bytes::Bytes::from_static(b"slept"))
+        }),
+        "panic" => node.expose("panic", |_peer, _args| async move {
+            panic!("the demo handler panicked on purpose")
+        }),
+        other => {
+            return Err(Failure(
+                1,
+                format!("no demo handle named {other:?} (echo, fail, sleep, panic)"),
+            ));
+        }
+    };
+    exposed.map_err(|e| Failure(1, format!("{handle}: {e}")))
+}
+
+pub(crate) fn reason_name(reason: &CloseReason) -> String {
+    match reason {
+        CloseReason::Goodbye { code, .. } => code.name().to_string(),
+        CloseReason::Rejected(code) => format!("rejected_{}", code.name()),
+        _ => "transport_lost".to_string(),
+    }
+}
