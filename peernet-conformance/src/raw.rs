@@ -103,7 +103,7 @@ impl RawPeer {
                 0 => Input::Closed { conn: self.conn },
                 n => Input::Received {
                     conn: self.conn,
-                    data: Bytes::copy_from_slice(&self.buf[..n]),
+                    data: Bytes::copy_from_slice(&self.buf[..n]).into(),
                 },
             };
             self.ep.handle_input(now, input);

@@ -23,7 +23,7 @@ use crate::shared::{ConnEntry, ConnSignals, Inner, Phase, Shared};
 use crate::signal::Signal;
 use crate::sources::Source;
 
-/// Read buffers. Every read hands its bytes to the core as one `Bytes`
+/// Read buffers. Every read hands its bytes to the core as one `BytesMut`
 /// split off the buffer (no copy); a new buffer is taken when less than a
 /// quarter of it is left. A connection starts small (a handshake, an idle
 /// peer, a flood of connections that never say HELLO cost little) and
@@ -266,7 +266,9 @@ async fn reader<R: Runtime>(
             0 => Input::Closed { conn },
             n => Input::Received {
                 conn,
-                data: buf.split_to(n).freeze(),
+                // the read bytes, split off (not copied): the core
+                // decrypts records where they lie
+                data: buf.split_to(n),
             },
         };
         shared.with_core_in(&mut work, |inner, now| inner.ep.handle_input(now, input));

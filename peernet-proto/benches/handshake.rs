@@ -59,7 +59,13 @@ fn handshake(s: &mut Setup) {
                     Output::Transmit(c) => {
                         debug_assert_eq!(c, fc);
                         if let Some(data) = from.poll_transmit(c) {
-                            to.handle_input(now, Input::Received { conn: tc, data });
+                            to.handle_input(
+                                now,
+                                Input::Received {
+                                    conn: tc,
+                                    data: data.into(),
+                                },
+                            );
                             moved = true;
                         }
                     }

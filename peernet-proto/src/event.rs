@@ -2,7 +2,7 @@
 //! bytes or its end) and [`Output`] (bytes to write, a transport to close,
 //! or an [`Event`] for the application).
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use crate::Instant;
 use crate::envelope::Handle;
@@ -18,8 +18,14 @@ pub enum Input {
     Received {
         /// The transport they came from.
         conn: ConnId,
-        /// The bytes (whole read chunks; frames inside are not copied).
-        data: Bytes,
+        /// The bytes, owned: a whole read chunk that the core may change
+        /// in place. Version-2 records are decrypted where they lie and
+        /// version-1 frames are sliced from it, so nothing is copied
+        /// except a frame split across two chunks. A reader that splits
+        /// each chunk off its read buffer (`BytesMut::split_to`) hands
+        /// over bytes no one else can see, without a copy; `Bytes`
+        /// converts with `into()` (copying only if it is shared).
+        data: BytesMut,
     },
     /// The transport ended (EOF, reset, or a failed write).
     Closed {

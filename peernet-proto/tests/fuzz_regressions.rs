@@ -123,7 +123,7 @@ fn pings_to_a_peer_that_never_reads_stay_within_the_send_cap() {
             now,
             Input::Received {
                 conn: cb,
-                data: pong.clone(),
+                data: pong.clone().into(),
             },
         );
         b.handle_timeout(now);

@@ -443,7 +443,7 @@ fn goodbye_normal_and_protocol_error_reach_the_peer() {
         now,
         Input::Received {
             conn,
-            data: Bytes::from_static(&[0, 0, 0, 1, 0x05]),
+            data: Bytes::from_static(&[0, 0, 0, 1, 0x05]).into(),
         },
     );
     p.drive();
@@ -482,13 +482,8 @@ fn call_id_zero_and_duplicate_ids_are_protocol_errors() {
             .unwrap();
         }
         let now = p.now;
-        p.b.ep.handle_input(
-            now,
-            Input::Received {
-                conn,
-                data: wire.freeze(),
-            },
-        );
+        p.b.ep
+            .handle_input(now, Input::Received { conn, data: wire });
         p.drive();
         let reason = closed_reason(&p.take_events(Who::B)).expect("closed");
         assert!(
@@ -852,13 +847,8 @@ fn a_peer_that_does_not_read_is_cut_off_at_the_hard_cap() {
         ping.encode_frame(&mut wire, 1 << 20).unwrap();
     }
     let now = p.now;
-    p.a.ep.handle_input(
-        now,
-        Input::Received {
-            conn,
-            data: wire.freeze(),
-        },
-    );
+    p.a.ep
+        .handle_input(now, Input::Received { conn, data: wire });
     // the driver never takes A's bytes: the queue is what grows
     while p.a.ep.poll_output().is_some() {}
     assert!(!p.a.ep.is_open(conn));

@@ -141,7 +141,7 @@ fn feed(
             now,
             Input::Received {
                 conn,
-                data: Bytes::copy_from_slice(&rest[..n]),
+                data: Bytes::copy_from_slice(&rest[..n]).into(),
             },
         );
         rest = &rest[n..];

@@ -67,7 +67,13 @@ fn drain(ep: &mut Endpoint, conn: ConnId) -> Drained {
 
 fn feed(ep: &mut Endpoint, now: Instant, conn: ConnId, data: &[u8]) -> Drained {
     let data = Bytes::copy_from_slice(data);
-    ep.handle_input(now, Input::Received { conn, data });
+    ep.handle_input(
+        now,
+        Input::Received {
+            conn,
+            data: data.into(),
+        },
+    );
     drain(ep, conn)
 }
 
@@ -513,4 +519,38 @@ fn a_v2_dial_needs_the_peer_id() {
         Err(ConnectError::PeerIdRequired)
     );
     assert_eq!(b.stats().connections, 0);
+}
+
+/// Receive is copy-free: a record is decrypted where it lies in the chunk
+/// handed in, also when the chunk was split off a larger read buffer as
+/// the driver's reader does, so a large argument is a slice of that very
+/// buffer. (A copy anywhere between input and event would move it.)
+#[test]
+fn records_are_opened_in_the_chunk_handed_in() {
+    let (mut b, conn, mut keys, now) = established();
+    for split_off_a_buffer in [false, true] {
+        let args = vec![0xa5; 40 * 1024];
+        let record = seal(&mut keys.send, &send_body(&args));
+        let mut read_buf = BytesMut::with_capacity(64 * 1024);
+        read_buf.put_slice(&record);
+        let chunk = if split_off_a_buffer {
+            read_buf.put_bytes(0, 1024);
+            read_buf.split_to(record.len())
+        } else {
+            read_buf
+        };
+        let span = chunk.as_ptr() as usize..chunk.as_ptr() as usize + chunk.len();
+        b.handle_input(now, Input::Received { conn, data: chunk });
+        let d = drain(&mut b, conn);
+        let got = d.events.iter().find_map(|e| match e {
+            Event::Send(s) => Some(s.args.clone()),
+            _ => None,
+        });
+        let got = got.expect("the SEND is delivered");
+        assert_eq!(got[..], args[..]);
+        assert!(
+            span.contains(&(got.as_ptr() as usize)),
+            "the arguments were copied out of the chunk (split off a buffer: {split_off_a_buffer})"
+        );
+    }
 }

@@ -151,8 +151,13 @@ impl Node {
         if !data.is_empty() {
             self.last_input.insert(conn, self.now);
         }
-        self.ep
-            .handle_input(self.now, Input::Received { conn, data });
+        self.ep.handle_input(
+            self.now,
+            Input::Received {
+                conn,
+                data: data.into(),
+            },
+        );
     }
 
     /// The transport of `conn` ended (ignored once the core closed it).

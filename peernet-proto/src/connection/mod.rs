@@ -18,7 +18,7 @@
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
-use bytes::{Buf, Bytes};
+use bytes::{Buf, Bytes, BytesMut};
 use rand_core::CryptoRng;
 
 use crate::Instant;
@@ -290,7 +290,7 @@ impl Connection {
     /// connection still exists).
     pub(crate) fn handle_data(
         &mut self,
-        data: &mut Bytes,
+        data: &mut BytesMut,
         node: &mut Node<'_>,
         ctx: &mut Ctx,
     ) -> Option<Transition> {
@@ -299,7 +299,38 @@ impl Connection {
         }
         loop {
             if self.recv.is_some() {
+                // Records are opened in place in the chunk itself.
                 return self.handle_records(data, node, ctx);
+            }
+            // Plaintext frames (version 1, every handshake) lend their
+            // envelopes slices of the chunk: read from it frozen. What is
+            // left once a transition stops them, or once the handshake
+            // gave the keys mid-chunk, goes back as it was (copied only if
+            // an envelope still shares the chunk: at most once per
+            // connection, as the steady state consumes every byte).
+            let mut frames = core::mem::take(data).freeze();
+            let transition = self.handle_frames(&mut frames, node, ctx);
+            if !frames.is_empty() {
+                *data = frames.into();
+            }
+            if transition.is_some() || data.is_empty() {
+                return transition;
+            }
+        }
+    }
+
+    /// Plaintext frames: handles them until one asks the endpoint for
+    /// something, the bytes run out, or the handshake gave the keys (the
+    /// rest of `data` is then records).
+    fn handle_frames(
+        &mut self,
+        data: &mut Bytes,
+        node: &mut Node<'_>,
+        ctx: &mut Ctx,
+    ) -> Option<Transition> {
+        loop {
+            if self.recv.is_some() {
+                return None;
             }
             let transition = match self.decoder.decode_in_place(data) {
                 Ok(Some(Frame::InPlace(len))) => {

@@ -5,7 +5,7 @@
 
 use alloc::format;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 
 use crate::ending::Ending;
 use crate::envelope::Envelope;
@@ -23,39 +23,30 @@ impl Connection {
         self.decoder.set_max_frame_len(ctx.config.max_frame_len);
     }
 
-    /// Version 2: frames are records (PROTOCOL.md section 7). The chunk is
-    /// taken as a mutable buffer (no copy when the driver handed over the
-    /// only reference) so each record is opened in place; its plaintext
-    /// then lends the envelopes their bytes. What is left goes back into
-    /// `data` when a transition stops the loop.
+    /// Version 2: frames are records (PROTOCOL.md section 7). Each record
+    /// is split off the chunk the driver handed over (its own bytes, so
+    /// nothing is copied) and opened where it lies; its plaintext then
+    /// lends the envelopes their bytes. What is left stays in `data` when
+    /// a transition stops the loop.
     pub(super) fn handle_records(
         &mut self,
-        data: &mut Bytes,
+        data: &mut BytesMut,
         node: &mut Node<'_>,
         ctx: &mut Ctx,
     ) -> Option<Transition> {
         if let Some(t) = self.drain_plain(node, ctx) {
             return Some(t);
         }
-        if data.is_empty() {
-            return None;
-        }
-        let mut buf = match core::mem::take(data).try_into_mut() {
-            Ok(buf) => buf,
-            Err(shared) => BytesMut::from(&shared[..]),
-        };
-        let transition = loop {
-            let record = match self.decoder.decode_mut(&mut buf) {
+        loop {
+            let record = match self.decoder.decode_mut(data) {
                 Ok(Some(record)) => record,
-                Ok(None) => break None,
-                Err(error) => break Some(Transition::End(Ending::BadFrame(error))),
+                Ok(None) => return None,
+                Err(error) => return Some(Transition::End(Ending::BadFrame(error))),
             };
             if let Some(t) = self.on_record(record, node, ctx) {
-                break Some(t);
+                return Some(t);
             }
-        };
-        *data = buf.freeze();
-        transition
+        }
     }
 
     /// One record: opened in place, then its envelopes one after another.

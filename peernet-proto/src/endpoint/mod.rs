@@ -60,7 +60,7 @@ use crate::trust::{Label, TrustList};
 ///
 /// ```no_run
 /// # use peernet_proto::*;
-/// # fn read_some() -> (ConnId, bytes::Bytes) { unimplemented!() }
+/// # fn read_some() -> (ConnId, bytes::BytesMut) { unimplemented!() }
 /// # fn write(_: ConnId, _: bytes::Bytes) {}
 /// # fn close(_: ConnId, _: bytes::Bytes) {}
 /// # fn clock() -> Instant { unimplemented!() }

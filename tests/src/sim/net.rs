@@ -485,7 +485,13 @@ impl Sim {
             } => {
                 let (node, conn) = (*node, *conn);
                 tr!(self, "n{node} <- {id} {}B", data.len());
-                self.input(node, Input::Received { conn, data });
+                self.input(
+                    node,
+                    Input::Received {
+                        conn,
+                        data: data.into(),
+                    },
+                );
             }
             EndKind::Node { conn: None, .. } => {}
             EndKind::Raw(raw) => {

@@ -14,6 +14,7 @@
 mod drive;
 mod measure;
 mod peer;
+mod profile;
 mod quinn_bench;
 mod raw;
 mod tarpc_bench;
@@ -62,6 +63,13 @@ struct Args {
     /// 10 s, is tarpc's default deadline.
     #[arg(long, default_value_t = 10_000)]
     call_timeout_ms: u64,
+    /// Instead of the timed workloads, run `--count` operations of one
+    /// workload on one thread, for callgrind (see profile.rs).
+    #[arg(long)]
+    profile: Option<profile::Profile>,
+    /// Operations for `--profile`.
+    #[arg(long, default_value_t = 10_000)]
+    count: u64,
     /// Internal: run as the idle-connections child process for this system.
     #[arg(long, hide = true)]
     child_idle: Option<String>,
@@ -195,6 +203,10 @@ fn main() {
     let args = Args::parse();
     let fd_limit = measure::raise_fd_limit();
     peer::set_call_timeout_ms(args.call_timeout_ms);
+    if let Some(what) = args.profile {
+        profile::run(what, args.count);
+        return;
+    }
     if let Some(sys) = &args.child_idle {
         idle_child(sys);
         return;
