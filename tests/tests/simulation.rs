@@ -106,6 +106,9 @@ fn seed_sweep() {
     assert!(
         total.crashes > 0 && total.attacks > 0 && total.would_block > 0 && total.overloaded > 0
     );
+    // Version 2 by default, with a share of version-1 nodes; its
+    // intruders replay INITs and break records.
+    assert!(total.versions_refused > 0 && total.replayed_inits > 0 && total.bad_records > 0);
     assert!(
         reports.iter().any(|r| r.nodes >= 50),
         "some seeds run 50 nodes"
@@ -310,4 +313,19 @@ fn catches_half_frames_resetting_the_idle_clock() {
 #[test]
 fn catches_pings_never_sent() {
     caught(Fault::NoPing, Invariant::HealthyIdleConnectionsStayOpen);
+}
+
+#[test]
+fn catches_responder_established_at_resp() {
+    caught(Fault::EstablishAtResp, Invariant::ReplayedInitNeverConnects);
+}
+
+#[test]
+fn catches_bad_record_ignored() {
+    caught(Fault::IgnoreBadRecord, Invariant::BadRecordsEndTheConnection);
+}
+
+#[test]
+fn catches_version_1_refusing_an_init_as_a_frame_error() {
+    caught(Fault::SmallHandshakeFrames, Invariant::VersionsNeverMix);
 }

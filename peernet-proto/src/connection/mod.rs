@@ -190,10 +190,13 @@ impl Connection {
         deadline: Instant,
         ctx: &Ctx,
     ) -> Connection {
-        // Version 2's INIT is the largest handshake frame.
+        // Version 2's INIT is the largest handshake frame, on both
+        // versions: a version-1 node reads a whole INIT to answer it with
+        // REJECT `unsupported_version` (PROTOCOL.md 2.1 step 2: the
+        // version is checked before the length), not a frame error.
         let limit = match ctx.config.version {
-            ProtocolVersion::V1 => MAX_HANDSHAKE_FRAME,
-            ProtocolVersion::V2 => INIT_LEN as u32,
+            ProtocolVersion::V1 if fault!(ctx.config, SmallHandshakeFrames) => MAX_HANDSHAKE_FRAME,
+            ProtocolVersion::V1 | ProtocolVersion::V2 => INIT_LEN as u32,
         };
         Connection {
             id,

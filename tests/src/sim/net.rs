@@ -36,9 +36,21 @@ impl fmt::Display for LinkId {
     }
 }
 
-/// Bytes of a dial's first flight kept for replay attacks: HELLO and
-/// PROOF, one frame each (4 + 70 bytes).
-pub const FIRST_FLIGHT: usize = 2 * (4 + 70);
+/// A dial's first flight is kept for replay attacks: its first two frames
+/// (version 1: HELLO and PROOF; version 2: INIT and the first record), if
+/// they fit in this many bytes.
+pub const MAX_FLIGHT: usize = 4 * 1024;
+
+/// Where the first two frames of `bytes` end, once both are there.
+fn two_frames_end(bytes: &[u8]) -> Option<usize> {
+    let len_at = |at: usize| -> Option<usize> {
+        let h = bytes.get(at..at + 4)?;
+        Some(u32::from_be_bytes(h.try_into().ok()?) as usize)
+    };
+    let second = 4 + len_at(0)?;
+    let end = second + 4 + len_at(second)?;
+    (bytes.len() >= end).then_some(end)
+}
 
 /// One end of a link.
 pub enum EndKind {
@@ -325,10 +337,15 @@ impl Sim {
         };
         if side == 0 {
             if let Some(rec) = link.record.as_mut() {
-                let take = (FIRST_FLIGHT - rec.len()).min(bytes.len());
+                let take = (MAX_FLIGHT - rec.len()).min(bytes.len());
                 rec.extend_from_slice(&bytes[..take]);
-                if rec.len() == FIRST_FLIGHT {
-                    let rec = link.record.take().expect("some");
+                let end = two_frames_end(rec);
+                if end.is_none() && rec.len() == MAX_FLIGHT {
+                    link.record = None;
+                }
+                if let Some(end) = end {
+                    let mut rec = link.record.take().expect("some");
+                    rec.truncate(end);
                     if let EndKind::Node { node, .. } = link.ends[1].kind {
                         let responder = self.nodes[node].peer;
                         if self.replays.len() >= 16 {
@@ -457,6 +474,7 @@ impl Sim {
             link.delivered[dir] += data.len() as u64;
             self.receive(id, reader, data);
             if dir == 0 {
+                self.check_bad_record(id);
                 self.oblige_if_silent(id);
                 self.oblige_if_trickling(id);
             }
