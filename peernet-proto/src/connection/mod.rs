@@ -461,6 +461,20 @@ impl Connection {
         self.enforce_send_cap(ctx)
     }
 
+    /// Version 2: moves the record nonces of both directions (tests of
+    /// the end of the nonce space); `false` before the keys exist.
+    #[cfg(feature = "testkit")]
+    pub(crate) fn set_record_nonces(&mut self, send: u64, recv: u64) -> bool {
+        match (self.tx.cipher_mut(), self.recv.as_mut()) {
+            (Some(tx), Some(rx)) => {
+                tx.set_nonce(send);
+                rx.set_nonce(recv);
+                true
+            }
+            _ => false,
+        }
+    }
+
     // ----- output -----
 
     /// Everything queued, as one buffer: one write per wake-up.

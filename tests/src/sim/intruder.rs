@@ -667,9 +667,9 @@ impl RawPeer {
 
 /// The first frame of a recorded flight (HELLO or INIT, with its header).
 fn first_frame(flight: &[u8]) -> &[u8] {
-    let len = flight
-        .get(..4)
-        .map_or(0, |h| u32::from_be_bytes(h.try_into().expect("4 bytes")) as usize);
+    let len = flight.get(..4).map_or(0, |h| {
+        u32::from_be_bytes(h.try_into().expect("4 bytes")) as usize
+    });
     &flight[..(4 + len).min(flight.len())]
 }
 
@@ -731,7 +731,10 @@ impl Sim {
             self.counters.replayed_inits += 1;
         }
         let link = self.dial_raw(raw, victim);
-        tr!(self, "intruder {attack:?} ({version:?}) dials n{victim} ({link})");
+        tr!(
+            self,
+            "intruder {attack:?} ({version:?}) dials n{victim} ({link})"
+        );
         Some(link)
     }
 
@@ -929,7 +932,9 @@ impl Sim {
         if self.nodes[node].conns.get(&conn).is_some_and(|c| !c.closed) {
             self.fail(
                 Invariant::BadRecordsEndTheConnection,
-                format!("n{node}: {conn} ({link}) still open after reading the record of {attack:?}"),
+                format!(
+                    "n{node}: {conn} ({link}) still open after reading the record of {attack:?}"
+                ),
             );
         }
     }
