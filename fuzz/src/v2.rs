@@ -138,3 +138,37 @@ fn seal(cipher: &mut CipherState, plain: &[u8]) -> Bytes {
     buf[..4].copy_from_slice(&len.to_be_bytes());
     buf.freeze()
 }
+
+#[cfg(test)]
+mod tests {
+    use peernet_proto::Envelope;
+
+    use super::run_records;
+
+    fn item(kind: u8, plain: &[u8]) -> Vec<u8> {
+        let len = u16::try_from(plain.len()).unwrap();
+        [&[kind][..], &len.to_be_bytes(), plain].concat()
+    }
+
+    #[test]
+    fn records_valid_broken_and_garbage_run_clean() {
+        let ping = Envelope::Ping { nonce: 9 }.to_body();
+        run_records(&[]);
+        run_records(&item(0, &[]));
+        run_records(
+            &[
+                item(0, &ping),
+                item(1, &[ping.clone(), ping.clone()].concat()),
+            ]
+            .concat(),
+        );
+        run_records(&item(2, &ping[..ping.len() - 1]));
+        run_records(&item(3, b"\xff\xff garbage"));
+        for kind in [5, 6, 7] {
+            for len in 0..40u8 {
+                let plain = vec![len; usize::from(len)];
+                run_records(&[item(0, &ping), item(kind, &plain)].concat());
+            }
+        }
+    }
+}

@@ -321,7 +321,17 @@ impl RawPeer {
                     .collect();
             }
             Attack::WrongMac1 => {
-                raw.opening = v2::wrong_mac1_init(victim, rng);
+                raw.opening = match replay.map(first_frame) {
+                    // A recorded INIT (for this victim or another) with
+                    // one bit flipped: its mac1 is wrong, for free.
+                    Some(init) if init.len() == 4 + INIT_LEN && init[8] == 2 => {
+                        let mut init = init.to_vec();
+                        let at = 4 + 6 + rng.index(INIT_LEN - 6);
+                        init[at] ^= 1 << rng.below(8);
+                        init
+                    }
+                    _ => v2::wrong_mac1_init(victim, rng),
+                };
             }
             Attack::BadFrameHeader => {
                 let len: u32 = match rng.below(3) {
