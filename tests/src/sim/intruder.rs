@@ -15,16 +15,14 @@ use bytes::{Bytes, BytesMut};
 use peernet_proto::frame::encode_frame;
 use peernet_proto::testkit::handshake::{Initiator, MAX_HANDSHAKE_FRAME};
 use peernet_proto::testkit::noise::INIT_LEN;
-use peernet_proto::{
-    ConnId, Envelope, FrameDecoder, Handle, Identity, PeerId, ProtocolVersion, TrustList,
-};
+use peernet_proto::{Envelope, FrameDecoder, Handle, Identity, PeerId, ProtocolVersion, TrustList};
 
 pub use v2::MARK;
 
 use super::net::{EndKind, LinkId};
 use super::node::{HANDLES, NodeIx};
 use super::rng::SimRng;
-use super::{Ev, Invariant, Sim};
+use super::{Ev, Sim};
 
 /// What a raw intruder does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -887,90 +885,5 @@ impl Sim {
         l.ends[0].open = false;
         tr!(self, "{link} intruder closes");
         self.write_fin(link, 0);
-    }
-}
-
-impl Sim {
-    /// The attack of the raw intruder that dialed `link`, if one did.
-    pub(super) fn raw_attack(&self, link: LinkId) -> Option<Attack> {
-        match &self.links.get(&link)?.ends[0].kind {
-            EndKind::Raw(raw) => Some(raw.attack),
-            EndKind::Node { .. } => None,
-        }
-    }
-
-    /// The versions of the two nodes on `link` (dialer first), when both
-    /// ends are nodes.
-    pub(super) fn node_versions(&self, link: LinkId) -> Option<(ProtocolVersion, ProtocolVersion)> {
-        let l = self.links.get(&link)?;
-        match (&l.ends[0].kind, &l.ends[1].kind) {
-            (EndKind::Node { node: a, .. }, EndKind::Node { node: b, .. }) => {
-                Some((self.cfg.version_of(*a), self.cfg.version_of(*b)))
-            }
-            _ => None,
-        }
-    }
-
-    /// Invariant `bad_records_end_the_connection`, after its victim read
-    /// more of a raw intruder's stream: once the broken record is read,
-    /// the connection must be over.
-    pub(super) fn check_bad_record(&mut self, link: LinkId) {
-        let Some(l) = self.links.get_mut(&link) else {
-            return;
-        };
-        let delivered = l.delivered[0];
-        let EndKind::Node {
-            node,
-            inc,
-            conn: Some(conn),
-        } = l.ends[1].kind
-        else {
-            return;
-        };
-        let EndKind::Raw(raw) = &mut l.ends[0].kind else {
-            return;
-        };
-        let attack = raw.attack;
-        if raw.bad_record_end.is_none_or(|end| delivered < end) {
-            return;
-        }
-        raw.bad_record_end = None;
-        if self.nodes[node].inc != inc {
-            return;
-        }
-        self.counters.bad_records += 1;
-        if self.nodes[node].conns.get(&conn).is_some_and(|c| !c.closed) {
-            self.fail(
-                Invariant::BadRecordsEndTheConnection,
-                format!(
-                    "n{node}: {conn} ({link}) still open after reading the record of {attack:?}"
-                ),
-            );
-        }
-    }
-
-    /// Invariant `bad_records_end_the_connection`: node `n` handed a
-    /// [`MARK`] SEND to a handler; more often than valid records carried
-    /// one means a broken record delivered it.
-    pub(super) fn check_marked_send(&mut self, n: NodeIx, conn: ConnId) {
-        let Some(link) = self.nodes[n].conns.get(&conn).map(|c| c.link) else {
-            return;
-        };
-        let Some(l) = self.links.get_mut(&link) else {
-            return;
-        };
-        let EndKind::Raw(raw) = &mut l.ends[0].kind else {
-            return;
-        };
-        raw.marks_seen += 1;
-        let (seen, allowed, attack) = (raw.marks_seen, raw.marks_allowed, raw.attack);
-        if seen > allowed {
-            self.fail(
-                Invariant::BadRecordsEndTheConnection,
-                format!(
-                    "n{n}: {conn} ({link}) handed out {seen} SENDs of {attack:?}, only {allowed} came in a valid record"
-                ),
-            );
-        }
     }
 }

@@ -333,12 +333,14 @@ impl Sim {
     /// protocol: an honest node (and `n` is honest), or a raw intruder
     /// that only PINGs.
     fn well_behaved(&self, n: NodeIx, conn: ConnId, peer: &PeerId) -> bool {
-        if self.honest_pair(n, peer) {
-            return true;
-        }
         let Some(cm) = self.nodes[n].conns.get(&conn) else {
-            return false;
+            return self.honest_pair(n, peer);
         };
+        if self.honest_pair(n, peer) {
+            // A record an on-path attacker broke ends the connection
+            // with a local protocol error, as PROTOCOL.md section 7 says.
+            return !self.tampered(cm.link);
+        }
         self.links.get(&cm.link).is_some_and(|l| {
             matches!(&l.ends[1 - cm.side].kind, super::net::EndKind::Raw(raw) if raw.pings_only())
         })

@@ -40,6 +40,7 @@ pub mod node;
 pub mod rng;
 pub mod scenario;
 pub mod trace;
+pub mod v2checks;
 pub mod workload;
 
 use std::collections::BTreeMap;
@@ -53,6 +54,7 @@ pub use net::LinkId;
 pub use node::{Exposed, HANDLES, NodeIx, NodeState, Role};
 pub use peernet_proto::testkit::Fault;
 pub use scenario::{AppPolicy, SimConfig, Workload};
+pub use v2checks::Tamper;
 
 use invariants::Model;
 use net::Link;

@@ -95,7 +95,14 @@ pub struct Dir {
     /// The latest arrival time queued (arrivals never reorder).
     last_at: u64,
     /// FIN written.
-    fin: bool,
+    pub(super) fin: bool,
+    /// Bytes written so far.
+    pub(super) written: u64,
+    /// The last write (a whole `poll_transmit`), for an on-path replay.
+    pub(super) last_write: Option<Bytes>,
+    /// An on-path attacker broke the stream: by this offset the reader
+    /// has read the broken bytes and must have ended the connection.
+    pub(super) bad_end: Option<u64>,
 }
 
 impl Dir {
@@ -129,6 +136,8 @@ pub struct Link {
     pub delivered: [u64; 2],
     /// The dialer's first bytes, for the replay pool.
     record: Option<Vec<u8>>,
+    /// An on-path attacker broke a record on it.
+    pub tampered: bool,
 }
 
 impl Sim {
@@ -165,6 +174,7 @@ impl Sim {
             disturbed_until: 0,
             delivered: [0; 2],
             record,
+            tampered: false,
         };
         self.links.insert(id, link);
         let connect_delay = latency + self.rng.below(2_000_000);
@@ -359,6 +369,8 @@ impl Sim {
         let link = self.links.get_mut(&id).expect("present");
         let dir = &mut link.dirs[side];
         dir.in_flight += bytes.len();
+        dir.written += bytes.len() as u64;
+        dir.last_write = Some(bytes.clone());
         let mut rest = bytes;
         let pieces = match self.rng.below(3) {
             0 => 1,
@@ -473,6 +485,7 @@ impl Sim {
         if !data.is_empty() && link.ends[reader].open {
             link.delivered[dir] += data.len() as u64;
             self.receive(id, reader, data);
+            self.check_tampered(id, dir);
             if dir == 0 {
                 self.check_bad_record(id);
                 self.oblige_if_silent(id);
