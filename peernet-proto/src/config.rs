@@ -142,12 +142,20 @@ pub enum Fault {
     /// initiator's first record decrypts, so a replayed INIT becomes a
     /// connection.
     EstablishAtResp,
+    /// `Connection::on_record` (version 2): a record that fails to
+    /// decrypt is skipped and the connection stays open, instead of
+    /// ending it at once.
+    IgnoreBadRecord,
+    /// `Connection::new` (version 1): the handshake frame limit stays
+    /// WELCOME's 134 bytes, so a version-2 INIT (150) is a frame error
+    /// rather than REJECT `unsupported_version`.
+    SmallHandshakeFrames,
 }
 
 #[cfg(feature = "fault-injection")]
 impl Fault {
     /// Every fault, for the simulation and the fuzz targets to iterate.
-    pub const ALL: [Fault; 16] = [
+    pub const ALL: [Fault; 18] = [
         Fault::SupersedeNewest,
         Fault::SkipTrustCheck,
         Fault::ReplyAnyConnection,
@@ -164,6 +172,8 @@ impl Fault {
         Fault::NoPing,
         Fault::HalfFrameResetsIdle,
         Fault::EstablishAtResp,
+        Fault::IgnoreBadRecord,
+        Fault::SmallHandshakeFrames,
     ];
 
     /// The fault whose variant name is `name` (as its `Debug` prints it).

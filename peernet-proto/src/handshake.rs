@@ -28,9 +28,11 @@ pub const WELCOME_LEN: usize = 134;
 pub const PROOF_LEN: usize = 70;
 /// Length of a REJECT body.
 pub const REJECT_LEN: usize = 7;
-/// The largest handshake frame body. While a handshake runs, a frame
-/// header announcing more than this is refused at once, so an
-/// unauthenticated peer can never make us buffer more than this.
+/// The largest version-1 handshake frame body (WELCOME). A connection's
+/// limit while its handshake runs is version 2's INIT (150 bytes) on both
+/// versions, so a version-1 node reads a whole INIT to answer it with
+/// `unsupported_version`; a header announcing more is refused at once,
+/// so an unauthenticated peer can never make us buffer more than that.
 pub const MAX_HANDSHAKE_FRAME: u32 = WELCOME_LEN as u32;
 
 const HEADER_LEN: usize = 6;

@@ -68,6 +68,29 @@ pub mod testkit {
     pub mod noise {
         pub use crate::noise::*;
     }
+    /// Version 2's record plaintext (PROTOCOL.md section 7), decoded as a
+    /// connection decodes it: for intruders and fuzzers that speak records.
+    pub mod records {
+        use alloc::vec::Vec;
+
+        use bytes::Bytes;
+
+        use crate::envelope::{Envelope, EnvelopeError};
+
+        /// The envelopes of an opened record's plaintext, one CBOR item
+        /// after another until it ends; the first error (an item cut by
+        /// the end of the record included) stops it.
+        pub fn decode_plaintext(plain: &Bytes) -> Result<Vec<Envelope>, EnvelopeError> {
+            let mut out = Vec::new();
+            let mut pos = 0;
+            while pos < plain.len() {
+                let (envelope, end) = Envelope::decode_item(plain, pos, plain.len())?;
+                out.push(envelope);
+                pos = end;
+            }
+            Ok(out)
+        }
+    }
     /// The supersede rule of PROTOCOL.md section 4.
     pub mod registry {
         pub use crate::registry::{Established, Survivor, survivor};

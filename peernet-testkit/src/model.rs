@@ -18,7 +18,7 @@ use std::fmt;
 use bytes::Bytes;
 use peernet_proto::{
     Access, CallError, CallId, CloseReason, Config, ConnId, Endpoint, Event, GoodbyeCode,
-    InboundCallId, Output, PeerId, Response, Side, Stats,
+    HandshakeError, InboundCallId, Output, PeerId, RejectCode, Response, Side, Stats,
 };
 
 use crate::setup::hard_send_cap;
@@ -87,6 +87,19 @@ pub enum Invariant {
     /// the bytes of a frame it never finishes is closed within
     /// `idle_timeout` (plus one ping interval) of its last complete frame.
     IdleResetOnlyByCompleteFrames,
+    /// A replayed version-2 INIT (with or without the first record it
+    /// was recorded with) never becomes a connection, so it never
+    /// supersedes one (PROTOCOL.md 6.1 step 4).
+    ReplayedInitNeverConnects,
+    /// A version-2 record that fails to decrypt (tampered, replayed,
+    /// reordered, truncated) ends its connection as soon as it is read,
+    /// and nothing it carried reaches a handler; a record that cuts an
+    /// envelope ends it too (a protocol error).
+    BadRecordsEndTheConnection,
+    /// A node speaks only its configured version: a handshake between a
+    /// version-1 and a version-2 node never connects, and fails cleanly
+    /// (see [`fails_cleanly_across_versions`]).
+    VersionsNeverMix,
 }
 
 impl Invariant {
@@ -117,7 +130,29 @@ impl Invariant {
             Invariant::PingsAreAnswered => "pings_are_answered",
             Invariant::HealthyIdleConnectionsStayOpen => "healthy_idle_connections_stay_open",
             Invariant::IdleResetOnlyByCompleteFrames => "idle_reset_only_by_complete_frames",
+            Invariant::ReplayedInitNeverConnects => "replayed_init_never_connects",
+            Invariant::BadRecordsEndTheConnection => "bad_records_end_the_connection",
+            Invariant::VersionsNeverMix => "versions_never_mix",
         }
+    }
+}
+
+/// Whether `error` is how a handshake between a version-1 and a version-2
+/// node may end (PROTOCOL.md 2.1 and 6.1 step 2.1): REJECT
+/// `unsupported_version` either way (or `busy` from a full responder), or
+/// something local: a timeout, the transport lost, abandoned, superseded.
+/// A frame error, another REJECT code or a crypto failure means one side
+/// read the other version's bytes as its own.
+pub fn fails_cleanly_across_versions(error: &HandshakeError) -> bool {
+    match error {
+        HandshakeError::Rejected(code) | HandshakeError::Refused(code) => {
+            matches!(code, RejectCode::UnsupportedVersion | RejectCode::Busy)
+        }
+        HandshakeError::Timeout
+        | HandshakeError::TransportLost
+        | HandshakeError::Abandoned
+        | HandshakeError::Superseded => true,
+        _ => false,
     }
 }
 

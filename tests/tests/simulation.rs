@@ -106,6 +106,9 @@ fn seed_sweep() {
     assert!(
         total.crashes > 0 && total.attacks > 0 && total.would_block > 0 && total.overloaded > 0
     );
+    // Version 2 by default, with a share of version-1 nodes; its
+    // intruders replay INITs and break records.
+    assert!(total.versions_refused > 0 && total.replayed_inits > 0 && total.bad_records > 0);
     assert!(
         reports.iter().any(|r| r.nodes >= 50),
         "some seeds run 50 nodes"
@@ -170,9 +173,14 @@ fn same_seed_same_trace() {
         seeds.len(),
         "different seeds, different traces"
     );
-    // Determinism holds with a fault switched on, failure included.
-    let a = sim::run_seed(0, Some(Fault::SupersedeNewest)).expect_err("caught");
-    let b = sim::run_seed(0, Some(Fault::SupersedeNewest)).expect_err("caught");
+    // Determinism holds with a fault switched on, failure included (at
+    // the first seed that catches it).
+    let fault = Some(Fault::SupersedeNewest);
+    let seed = (0..300)
+        .find(|s| sim::run_seed(*s, fault).is_err())
+        .expect("the fault is caught");
+    let a = sim::run_seed(seed, fault).expect_err("caught");
+    let b = sim::run_seed(seed, fault).expect_err("caught");
     assert_eq!((a.at, a.trace), (b.at, b.trace));
 }
 
@@ -241,9 +249,15 @@ fn catches_missing_idle_timeout() {
 
 #[test]
 fn catches_revoked_connection_kept() {
-    caught(
+    // The fault also leaves a handshake in progress with the unpaired
+    // peer, which then becomes a connection to a peer no longer trusted:
+    // the sweep may meet that first.
+    caught_by_one_of(
         Fault::KeepRevokedConnections,
-        Invariant::HandlersOnlyForTrustedExposedPeers,
+        &[
+            Invariant::HandlersOnlyForTrustedExposedPeers,
+            Invariant::EstablishedOnlyWithTrustedPeers,
+        ],
     );
 }
 
@@ -310,4 +324,22 @@ fn catches_half_frames_resetting_the_idle_clock() {
 #[test]
 fn catches_pings_never_sent() {
     caught(Fault::NoPing, Invariant::HealthyIdleConnectionsStayOpen);
+}
+
+#[test]
+fn catches_responder_established_at_resp() {
+    caught(Fault::EstablishAtResp, Invariant::ReplayedInitNeverConnects);
+}
+
+#[test]
+fn catches_bad_record_ignored() {
+    caught(
+        Fault::IgnoreBadRecord,
+        Invariant::BadRecordsEndTheConnection,
+    );
+}
+
+#[test]
+fn catches_version_1_refusing_an_init_as_a_frame_error() {
+    caught(Fault::SmallHandshakeFrames, Invariant::VersionsNeverMix);
 }

@@ -774,6 +774,32 @@ fn v2_seeds(c: &mut Corpus, dir: &Path) {
     c.add("v2_initiator", &hex_of(&handshake["v1_hello_answer"]));
 }
 
+/// Seeds for `v2_records` (`kind | len | plaintext` items, see
+/// `peernet_fuzz::v2::run_records`): each valid envelope alone, all of
+/// them batched in one record, an empty record, each invalid envelope, a
+/// record cutting an envelope, and each way of breaking a record.
+fn v2_record_seeds(c: &mut Corpus, valid: &[Vec<u8>], invalid: &[Vec<u8>]) {
+    let item = |kind: u8, plain: &[u8]| -> Vec<u8> {
+        let len = u16::try_from(plain.len()).expect("a small plaintext");
+        [&[kind][..], &len.to_be_bytes(), plain].concat()
+    };
+    let batch: Vec<u8> = valid.concat();
+    for body in valid {
+        c.add("v2_records", &item(0, body));
+    }
+    c.add("v2_records", &[item(0, &[]), item(1, &batch)].concat());
+    for body in invalid {
+        c.add("v2_records", &[item(0, &[]), item(2, body)].concat());
+    }
+    if let Some(first) = valid.first() {
+        let cut = [&batch[..], &first[..first.len() / 2]].concat();
+        c.add("v2_records", &item(3, &cut));
+        for kind in [5, 6, 7] {
+            c.add("v2_records", &[item(0, first), item(kind, first)].concat());
+        }
+    }
+}
+
 fn main() {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut args = std::env::args().skip(1);
@@ -796,6 +822,7 @@ fn main() {
     established_seeds(&mut c, &valid, &invalid);
     two_endpoint_seeds(&mut c);
     v2_seeds(&mut c, &vectors.join("v2"));
+    v2_record_seeds(&mut c, &valid, &invalid);
     regressions(&mut c, &manifest.join("regressions"));
     println!(
         "make-corpus: {} new seed files under {}",

@@ -190,10 +190,13 @@ impl Connection {
         deadline: Instant,
         ctx: &Ctx,
     ) -> Connection {
-        // Version 2's INIT is the largest handshake frame.
+        // Version 2's INIT is the largest handshake frame, on both
+        // versions: a version-1 node reads a whole INIT to answer it with
+        // REJECT `unsupported_version` (PROTOCOL.md 2.1 step 2: the
+        // version is checked before the length), not a frame error.
         let limit = match ctx.config.version {
-            ProtocolVersion::V1 => MAX_HANDSHAKE_FRAME,
-            ProtocolVersion::V2 => INIT_LEN as u32,
+            ProtocolVersion::V1 if fault!(ctx.config, SmallHandshakeFrames) => MAX_HANDSHAKE_FRAME,
+            ProtocolVersion::V1 | ProtocolVersion::V2 => INIT_LEN as u32,
         };
         Connection {
             id,
@@ -487,6 +490,20 @@ impl Connection {
         // sending but never reads must not grow the queue one PING per
         // interval without bound.
         self.enforce_send_cap(ctx)
+    }
+
+    /// Version 2: moves the record nonces of both directions (tests of
+    /// the end of the nonce space); `false` before the keys exist.
+    #[cfg(feature = "testkit")]
+    pub(crate) fn set_record_nonces(&mut self, send: u64, recv: u64) -> bool {
+        match (self.tx.cipher_mut(), self.recv.as_mut()) {
+            (Some(tx), Some(rx)) => {
+                tx.set_nonce(send);
+                rx.set_nonce(recv);
+                true
+            }
+            _ => false,
+        }
     }
 
     // ----- output -----

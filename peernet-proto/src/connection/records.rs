@@ -61,6 +61,7 @@ impl Connection {
         let recv = self.recv.as_mut()?;
         let plain_len = match recv.open_record(&mut record) {
             Ok(plain) => plain.len(),
+            Err(_) if crate::config::fault!(ctx.config, IgnoreBadRecord) => return None,
             Err(e) => {
                 self.tx.discard();
                 return Some(Transition::End(Ending::RecordFailed(e)));

@@ -89,6 +89,12 @@ impl Transmit {
         });
     }
 
+    /// Version 2: the cipher that seals what this side sends (tests).
+    #[cfg(feature = "testkit")]
+    pub(super) fn cipher_mut(&mut self) -> Option<&mut CipherState> {
+        self.sealer.as_mut().map(|s| &mut s.cipher)
+    }
+
     /// Whether envelopes are sealed into records (version 2).
     pub(super) fn is_sealed(&self) -> bool {
         self.sealer.is_some()

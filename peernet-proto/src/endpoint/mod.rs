@@ -557,6 +557,16 @@ impl Endpoint {
         }
     }
 
+    /// Test hook (`testkit` only): the next record `conn` seals uses nonce
+    /// `send`, the next it opens `recv`. `false` if `conn` has no record
+    /// keys (version 1, or before the handshake gave them).
+    #[cfg(feature = "testkit")]
+    pub fn testkit_set_record_nonces(&mut self, conn: ConnId, send: u64, recv: u64) -> bool {
+        self.conns
+            .get_mut(&conn)
+            .is_some_and(|c| c.set_record_nonces(send, recv))
+    }
+
     /// When to call [`Endpoint::handle_timeout`] next. It only moves
     /// forward as deadlines are handled: it is never a past instant that
     /// `handle_timeout` would leave in place.

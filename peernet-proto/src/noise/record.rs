@@ -52,6 +52,13 @@ impl CipherState {
         CipherState { key, n }
     }
 
+    /// Moves the counter to `n`: the next record uses nonce `n` (tests of
+    /// the end of the nonce space on a live connection).
+    #[cfg(feature = "testkit")]
+    pub fn set_nonce(&mut self, n: u64) {
+        self.n = n;
+    }
+
     fn next_nonce(&mut self) -> Result<u64, RecordError> {
         // Noise reserves 2^64 - 1; a side that would use it closes instead.
         if self.n == u64::MAX {

@@ -6,13 +6,18 @@
 //! victims trust and so may call exposed handles like any peer, but must
 //! not get the victim to exceed its limits or crash, whatever it sends.
 
+mod v2;
+
 use std::collections::VecDeque;
 use std::sync::OnceLock;
 
 use bytes::{Bytes, BytesMut};
 use peernet_proto::frame::encode_frame;
 use peernet_proto::testkit::handshake::{Initiator, MAX_HANDSHAKE_FRAME};
-use peernet_proto::{Envelope, FrameDecoder, Handle, Identity, PeerId, TrustList};
+use peernet_proto::testkit::noise::INIT_LEN;
+use peernet_proto::{Envelope, FrameDecoder, Handle, Identity, PeerId, ProtocolVersion, TrustList};
+
+pub use v2::MARK;
 
 use super::net::{EndKind, LinkId};
 use super::node::{HANDLES, NodeIx};
@@ -24,13 +29,17 @@ use super::{Ev, Sim};
 pub enum Attack {
     /// Random bytes, sometimes behind a plausible frame header.
     Garbage,
-    /// A prefix of a real HELLO, then silence.
+    /// A prefix of a real HELLO (or INIT), then silence.
     TruncatedHello,
-    /// A recorded first flight (HELLO + PROOF) of a real dial, replayed to
-    /// the node it was meant for.
+    /// A recorded first flight of a real dial (version 1: HELLO + PROOF;
+    /// version 2: INIT + the first record), replayed to the node it was
+    /// meant for: it must never become a connection.
     ReplayedHandshake,
     /// A well-formed handshake under a key nobody trusts.
     UntrustedHello,
+    /// A version-2 INIT whose `mac1` is wrong for its victim (a bit
+    /// flipped, or made for another PeerId): REJECT `unexpected_peer`.
+    WrongMac1,
     /// A frame header announcing length 0 or more than the limit.
     BadFrameHeader,
     /// An envelope from the `invalid` vectors, sent before any handshake.
@@ -60,32 +69,65 @@ pub enum Byzantine {
     PingOnly,
     /// Trickles the bytes of one frame, a few at a time, and never
     /// finishes it: its victim must close within the idle timeout of its
-    /// last complete frame (PROOF).
+    /// last complete frame (PROOF, or version 2's first record).
     HalfFrames,
+    /// Version 2: a record with one bit flipped (ciphertext or tag).
+    TamperedRecord,
+    /// Version 2: a valid record sent twice.
+    ReplayedRecord,
+    /// Version 2: two valid records in the wrong order.
+    ReorderedRecord,
+    /// Version 2: a record cut short (sometimes below the tag's 16 bytes)
+    /// and framed again.
+    TruncatedRecord,
+    /// Version 2: a valid record whose plaintext ends inside an envelope.
+    CutEnvelope,
+}
+
+impl Byzantine {
+    /// Whether it breaks version 2's records (needs a version-2 victim).
+    pub fn breaks_records(self) -> bool {
+        matches!(
+            self,
+            Byzantine::TamperedRecord
+                | Byzantine::ReplayedRecord
+                | Byzantine::ReorderedRecord
+                | Byzantine::TruncatedRecord
+                | Byzantine::CutEnvelope
+        )
+    }
 }
 
 impl Attack {
     /// A random attack (`byzantine`: whether a trusted byzantine key
     /// exists in this run).
     pub fn random(rng: &mut SimRng, byzantine: bool) -> Attack {
-        let w = if byzantine { 6 } else { 0 };
-        match rng.weighted(&[2, 2, 3, 2, 1, 2, w]) {
+        let w = if byzantine { 8 } else { 0 };
+        match rng.weighted(&[2, 2, 3, 2, 1, 1, 2, w]) {
             0 => Attack::Garbage,
             1 => Attack::TruncatedHello,
             2 => Attack::ReplayedHandshake,
             3 => Attack::UntrustedHello,
-            4 => Attack::BadFrameHeader,
-            5 => Attack::InvalidEnvelopeEarly,
-            _ => Attack::Byzantine(match rng.weighted(&[2, 2, 3, 2, 1, 1, 2, 2]) {
-                0 => Byzantine::InvalidEnvelope,
-                1 => Byzantine::CallFlood,
-                2 => Byzantine::Chatter,
-                3 => Byzantine::ReuseId,
-                4 => Byzantine::Mute,
-                5 => Byzantine::PartialFrame,
-                6 => Byzantine::PingOnly,
-                _ => Byzantine::HalfFrames,
-            }),
+            4 => Attack::WrongMac1,
+            5 => Attack::BadFrameHeader,
+            6 => Attack::InvalidEnvelopeEarly,
+            _ => Attack::Byzantine(
+                match rng.weighted(&[2, 2, 3, 2, 1, 1, 2, 2, 1, 1, 1, 1, 1]) {
+                    0 => Byzantine::InvalidEnvelope,
+                    1 => Byzantine::CallFlood,
+                    2 => Byzantine::Chatter,
+                    3 => Byzantine::ReuseId,
+                    4 => Byzantine::Mute,
+                    5 => Byzantine::PartialFrame,
+                    6 => Byzantine::PingOnly,
+                    7 => Byzantine::HalfFrames,
+                    8 => Byzantine::TamperedRecord,
+                    9 => Byzantine::ReplayedRecord,
+                    10 => Byzantine::ReorderedRecord,
+                    11 => Byzantine::TruncatedRecord,
+                    _ => Byzantine::CutEnvelope,
+                },
+            ),
         }
     }
 }
@@ -117,18 +159,30 @@ pub struct RawAction {
     pub close: bool,
 }
 
+/// What a raw peer writes once its handshake is through.
+enum Out {
+    /// An envelope body: one frame (version 1), or sealed into a record
+    /// (version 2).
+    Envelope(Vec<u8>),
+    /// Bytes written as they are (a frame never finished).
+    Raw(Bytes),
+}
+
 /// A raw intruder's side of a link.
 pub struct RawPeer {
     /// Its attack.
     pub attack: Attack,
+    /// The version its handshake speaks.
+    pub version: ProtocolVersion,
     /// How long it stays before it closes, ns.
     pub lifetime: u64,
     identity: Option<Identity>,
     victim: PeerId,
     initiator: Option<Initiator>,
+    session: Option<v2::Session>,
     decoder: FrameDecoder,
     opening: Vec<u8>,
-    payload: Vec<Bytes>,
+    payload: Vec<Out>,
     stop_reading: bool,
     answers_pings: bool,
     established: bool,
@@ -143,6 +197,14 @@ pub struct RawPeer {
     trickle_left: Option<usize>,
     /// `HalfFrames`: its victim was told when to close it.
     pub(super) trickle_obliged: bool,
+    /// A record attack: the stream offset by which its victim has read
+    /// the broken record, and must have ended the connection.
+    pub(super) bad_record_end: Option<u64>,
+    /// A record attack: how often the [`MARK`] SEND travelled in a
+    /// record that opens (its victim may hand it out that often).
+    pub(super) marks_allowed: u32,
+    /// How often its victim handed the [`MARK`] SEND to a handler.
+    pub(super) marks_seen: u32,
 }
 
 /// What a raw peer's own timer ([`RawPeer::on_tick`]) asks for.
@@ -162,11 +224,11 @@ fn frame(body: &[u8]) -> Bytes {
     out.freeze()
 }
 
-fn envelope(e: &Envelope) -> Bytes {
-    frame(&e.to_body())
+fn envelope(e: &Envelope) -> Out {
+    Out::Envelope(e.to_body())
 }
 
-fn call(id: u64, handle: &str, rng: &mut SimRng) -> Bytes {
+fn call(id: u64, handle: &str, rng: &mut SimRng) -> Out {
     envelope(&Envelope::Call {
         id,
         handle: Handle::new(handle).expect("valid"),
@@ -178,11 +240,17 @@ fn call(id: u64, handle: &str, rng: &mut SimRng) -> Bytes {
     })
 }
 
+/// The victims' frame limit less the tag: the most plaintext one record
+/// may hold.
+const MAX_PLAIN: usize = 4096 - 16;
+
 impl RawPeer {
-    /// Builds the attack on `victim`. `replay` is a recorded first
-    /// flight, `byzantine` the seed of the trusted byzantine key.
+    /// Builds the attack on `victim`, speaking `version`. `replay` is a
+    /// recorded first flight, `byzantine` the seed of the trusted
+    /// byzantine key.
     pub fn new(
         attack: Attack,
+        version: ProtocolVersion,
         victim: PeerId,
         replay: Option<&[u8]>,
         byzantine: Option<[u8; 32]>,
@@ -190,10 +258,12 @@ impl RawPeer {
     ) -> RawPeer {
         let mut raw = RawPeer {
             attack,
+            version,
             lifetime: rng.range(200_000_000, 8_000_000_000),
             identity: None,
             victim,
             initiator: None,
+            session: None,
             decoder: FrameDecoder::new(1 << 16),
             opening: Vec::new(),
             payload: Vec::new(),
@@ -205,6 +275,9 @@ impl RawPeer {
             pings: VecDeque::new(),
             trickle_left: None,
             trickle_obliged: false,
+            bad_record_end: None,
+            marks_allowed: 0,
+            marks_seen: 0,
         };
         match attack {
             Attack::Garbage => {
@@ -214,21 +287,26 @@ impl RawPeer {
                     let body = (len - 4) as u32;
                     bytes[..4].copy_from_slice(&body.to_be_bytes());
                     if rng.chance(0.5) && len > 10 {
-                        bytes[4..10].copy_from_slice(b"PNET\x01\x01");
+                        let v = if version == ProtocolVersion::V1 { 1 } else { 2 };
+                        bytes[4..10].copy_from_slice(&[b'P', b'N', b'E', b'T', v, 1]);
                     }
                 }
                 raw.opening = bytes;
             }
             Attack::TruncatedHello => {
-                let hello = match replay {
-                    Some(flight) => flight[..74].to_vec(),
+                let first = match replay {
+                    Some(flight) => first_frame(flight).to_vec(),
+                    None if version == ProtocolVersion::V2 => {
+                        let id = Identity::from_seed(&rng.array32());
+                        v2::start(&id, victim, rng).1
+                    }
                     None => {
                         let id = Identity::from_seed(&rng.array32());
                         frame(Initiator::start(&id, &rng.array32(), Some(victim)).hello()).to_vec()
                     }
                 };
-                let cut = rng.range(1, hello.len() as u64 - 1) as usize;
-                raw.opening = hello[..cut].to_vec();
+                let cut = rng.range(1, first.len() as u64 - 1) as usize;
+                raw.opening = first[..cut].to_vec();
             }
             Attack::ReplayedHandshake => {
                 raw.opening = replay.map(<[u8]>::to_vec).unwrap_or_default();
@@ -240,10 +318,24 @@ impl RawPeer {
                     .map(|i| call(i + 1, HANDLES[i as usize], rng))
                     .collect();
             }
+            Attack::WrongMac1 => {
+                raw.opening = match replay.map(first_frame) {
+                    // A recorded INIT (for this victim or another) with
+                    // one bit flipped: its mac1 is wrong, for free.
+                    Some(init) if init.len() == 4 + INIT_LEN && init[8] == 2 => {
+                        let mut init = init.to_vec();
+                        let at = 4 + 6 + rng.index(INIT_LEN - 6);
+                        init[at] ^= 1 << rng.below(8);
+                        init
+                    }
+                    _ => v2::wrong_mac1_init(victim, rng),
+                };
+            }
             Attack::BadFrameHeader => {
                 let len: u32 = match rng.below(3) {
                     0 => 0,
-                    1 => MAX_HANDSHAKE_FRAME + 1 + rng.below(1000) as u32,
+                    // Over the handshake frame limit of both versions.
+                    1 => INIT_LEN as u32 + 1 + rng.below(1000) as u32,
                     _ => u32::MAX,
                 };
                 raw.opening = len.to_be_bytes().to_vec();
@@ -257,78 +349,127 @@ impl RawPeer {
             Attack::Byzantine(what) => {
                 let seed = byzantine.expect("a byzantine key in this run");
                 raw.start_handshake(Identity::from_seed(&seed), rng);
-                match what {
-                    Byzantine::InvalidEnvelope => {
-                        let invalid = invalid_envelopes();
-                        raw.payload = vec![frame(&invalid[rng.index(invalid.len())])];
-                    }
-                    Byzantine::CallFlood => {
-                        let n = rng.range(20, 80);
-                        raw.payload = (1..=n)
-                            .map(|id| call(id, HANDLES[rng.index(4)], rng))
-                            .collect();
-                        raw.stop_reading = true;
-                    }
-                    Byzantine::Chatter => {
-                        let base = rng.u64() | 1;
-                        for i in 0..rng.range(1, 5) {
-                            let handle = HANDLES[rng.index(HANDLES.len())];
-                            raw.payload.push(call(base.wrapping_add(i), handle, rng));
-                        }
-                        raw.payload.push(envelope(&Envelope::Send {
-                            handle: Handle::new(HANDLES[rng.index(4)]).expect("valid"),
-                            args: Bytes::from_static(b"byzantine"),
-                        }));
-                        raw.payload
-                            .push(envelope(&Envelope::Ping { nonce: rng.u64() }));
-                        raw.payload.push(envelope(&Envelope::Reply {
-                            id: rng.u64(),
-                            status: rng.below(10),
-                            body: Bytes::from_static(b"forged"),
-                        }));
-                        raw.payload
-                            .push(envelope(&Envelope::Cancel { id: rng.u64() }));
-                        if rng.chance(0.3) {
-                            raw.payload.push(envelope(&Envelope::Goodbye {
-                                code: rng.below(7),
-                                reason: "bye".into(),
-                            }));
-                        }
-                        raw.answers_pings = true;
-                    }
-                    Byzantine::ReuseId => {
-                        if rng.chance(0.5) {
-                            raw.payload.push(call(0, "h0", rng));
-                        } else {
-                            let id = rng.u64() | 1;
-                            raw.payload.push(call(id, "h1", rng));
-                            raw.payload.push(call(id, "h1", rng));
-                        }
-                    }
-                    Byzantine::Mute => raw.stop_reading = true,
-                    Byzantine::PartialFrame => {
-                        let mut partial = 4096u32.to_be_bytes().to_vec();
-                        let len = rng.below(4096) as usize;
-                        partial.extend(rng.bytes(len));
-                        raw.payload = vec![partial.into()];
-                    }
-                    // Long enough to outlive the idle timeout (3 s) of
-                    // the simulated endpoints by far.
-                    Byzantine::PingOnly | Byzantine::HalfFrames => {
-                        raw.lifetime = rng.range(5_500_000_000, 9_000_000_000);
-                    }
-                }
+                raw.byzantine_payload(what, rng);
             }
         }
         raw
     }
 
+    fn byzantine_payload(&mut self, what: Byzantine, rng: &mut SimRng) {
+        match what {
+            Byzantine::InvalidEnvelope => {
+                let invalid = invalid_envelopes();
+                self.payload = vec![Out::Envelope(invalid[rng.index(invalid.len())].clone())];
+            }
+            Byzantine::CallFlood => {
+                let n = rng.range(20, 80);
+                self.payload = (1..=n)
+                    .map(|id| call(id, HANDLES[rng.index(4)], rng))
+                    .collect();
+                self.stop_reading = true;
+            }
+            Byzantine::Chatter => {
+                let base = rng.u64() | 1;
+                for i in 0..rng.range(1, 5) {
+                    let handle = HANDLES[rng.index(HANDLES.len())];
+                    self.payload.push(call(base.wrapping_add(i), handle, rng));
+                }
+                self.payload.push(envelope(&Envelope::Send {
+                    handle: Handle::new(HANDLES[rng.index(4)]).expect("valid"),
+                    args: Bytes::from_static(b"byzantine"),
+                }));
+                self.payload
+                    .push(envelope(&Envelope::Ping { nonce: rng.u64() }));
+                self.payload.push(envelope(&Envelope::Reply {
+                    id: rng.u64(),
+                    status: rng.below(10),
+                    body: Bytes::from_static(b"forged"),
+                }));
+                self.payload
+                    .push(envelope(&Envelope::Cancel { id: rng.u64() }));
+                if rng.chance(0.3) {
+                    self.payload.push(envelope(&Envelope::Goodbye {
+                        code: rng.below(7),
+                        reason: "bye".into(),
+                    }));
+                }
+                self.answers_pings = true;
+            }
+            Byzantine::ReuseId => {
+                if rng.chance(0.5) {
+                    self.payload.push(call(0, "h0", rng));
+                } else {
+                    let id = rng.u64() | 1;
+                    self.payload.push(call(id, "h1", rng));
+                    self.payload.push(call(id, "h1", rng));
+                }
+            }
+            Byzantine::Mute => self.stop_reading = true,
+            Byzantine::PartialFrame => {
+                let mut partial = 4096u32.to_be_bytes().to_vec();
+                let len = rng.below(4096) as usize;
+                partial.extend(rng.bytes(len));
+                self.payload = vec![Out::Raw(partial.into())];
+            }
+            // Long enough to outlive the idle timeout (3 s) of the
+            // simulated endpoints by far.
+            Byzantine::PingOnly | Byzantine::HalfFrames => {
+                self.lifetime = rng.range(5_500_000_000, 9_000_000_000);
+            }
+            // Built once the keys are there (`on_bytes`).
+            Byzantine::TamperedRecord
+            | Byzantine::ReplayedRecord
+            | Byzantine::ReorderedRecord
+            | Byzantine::TruncatedRecord
+            | Byzantine::CutEnvelope => {}
+        }
+    }
+
     fn start_handshake(&mut self, identity: Identity, rng: &mut SimRng) {
-        let initiator = Initiator::start(&identity, &rng.array32(), Some(self.victim));
-        self.opening = frame(initiator.hello()).to_vec();
-        self.decoder = FrameDecoder::new(MAX_HANDSHAKE_FRAME);
-        self.initiator = Some(initiator);
+        match self.version {
+            ProtocolVersion::V1 => {
+                let initiator = Initiator::start(&identity, &rng.array32(), Some(self.victim));
+                self.opening = frame(initiator.hello()).to_vec();
+                self.decoder = FrameDecoder::new(MAX_HANDSHAKE_FRAME);
+                self.initiator = Some(initiator);
+            }
+            _ => {
+                let (session, init) = v2::start(&identity, self.victim, rng);
+                self.opening = init;
+                self.decoder = FrameDecoder::new(INIT_LEN as u32);
+                self.session = Some(session);
+            }
+        }
         self.identity = Some(identity);
+    }
+
+    /// Turns what it wants to write into bytes: frames (version 1) or
+    /// records, one envelope each or batched (version 2).
+    fn encode(&mut self, outs: Vec<Out>, rng: &mut SimRng) -> Vec<Bytes> {
+        let Some(session) = self.session.as_mut() else {
+            return outs
+                .into_iter()
+                .map(|o| match o {
+                    Out::Envelope(body) => frame(&body),
+                    Out::Raw(bytes) => bytes,
+                })
+                .collect();
+        };
+        let batch = rng.chance(0.5);
+        let mut writes = Vec::new();
+        let mut bodies = Vec::new();
+        for o in outs {
+            match o {
+                Out::Envelope(body) => bodies.push(body),
+                Out::Raw(bytes) => {
+                    writes.extend(session.seal_all(&bodies, batch, MAX_PLAIN));
+                    bodies.clear();
+                    writes.push(bytes);
+                }
+            }
+        }
+        writes.extend(session.seal_all(&bodies, batch, MAX_PLAIN));
+        writes
     }
 
     /// Whether it finished its handshake and will not write again (not
@@ -352,7 +493,7 @@ impl RawPeer {
     }
 
     /// `HalfFrames` only: the stream offset after its last complete frame
-    /// (PROOF), once its handshake is through.
+    /// (PROOF, or the first record), once its handshake is through.
     pub fn trickle_from(&self) -> Option<u64> {
         (self.established && self.attack == Attack::Byzantine(Byzantine::HalfFrames))
             .then_some(self.complete_upto)
@@ -376,7 +517,8 @@ impl RawPeer {
                     .filter(|&(_, sent)| now > sent + pong_within);
                 let nonce = rng.u64();
                 self.pings.push_back((nonce, now));
-                tick.action.writes.push(envelope(&Envelope::Ping { nonce }));
+                let ping = envelope(&Envelope::Ping { nonce });
+                tick.action.writes = self.encode(vec![ping], rng);
                 tick.next = Some(rng.range(300_000_000, 900_000_000));
             }
             Attack::Byzantine(Byzantine::HalfFrames) => {
@@ -425,8 +567,47 @@ impl RawPeer {
         action
     }
 
+    /// The handshake answer (WELCOME or RESP) checks out: the last
+    /// handshake message (PROOF, or version 2's first record), then the
+    /// payload, then (a record attack) the broken records.
+    fn on_handshake_done(&mut self, proof: Option<Bytes>, rng: &mut SimRng) -> RawAction {
+        let mut action = RawAction::default();
+        self.established = true;
+        self.decoder.set_max_frame_len(1 << 20);
+        let payload = std::mem::take(&mut self.payload);
+        match proof {
+            Some(proof) => {
+                action.writes.push(proof);
+                action.writes.extend(self.encode(payload, rng));
+            }
+            None => {
+                // Version 2: the first record goes at once; it carries the
+                // payload's first envelopes, or nothing.
+                if !matches!(payload.first(), Some(Out::Envelope(_))) {
+                    let session = self.session.as_mut().expect("version 2");
+                    action.writes.push(session.seal(&[]));
+                }
+                action.writes.extend(self.encode(payload, rng));
+            }
+        }
+        action.stop_reading = self.stop_reading;
+        self.count(&action);
+        self.complete_upto = self.written;
+        if let (Attack::Byzantine(what), Some(session)) = (self.attack, self.session.as_mut())
+            && what.breaks_records()
+        {
+            let (writes, bad, allowed) = session.bad_records(what, rng);
+            let upto: u64 = writes[..=bad].iter().map(|b| b.len() as u64).sum();
+            self.bad_record_end = Some(self.written + upto);
+            self.marks_allowed = allowed;
+            self.written += writes.iter().map(|b| b.len() as u64).sum::<u64>();
+            action.writes.extend(writes);
+        }
+        action
+    }
+
     /// Bytes from the victim.
-    pub fn on_bytes(&mut self, mut data: Bytes, _rng: &mut SimRng) -> RawAction {
+    pub fn on_bytes(&mut self, mut data: Bytes, rng: &mut SimRng) -> RawAction {
         let mut action = RawAction::default();
         loop {
             let body = match self.decoder.decode(&mut data) {
@@ -438,41 +619,66 @@ impl RawPeer {
                 }
             };
             if !self.established {
-                let (Some(initiator), Some(identity)) = (&self.initiator, &self.identity) else {
-                    continue; // replayed or garbage: it does not care
+                let proof = match (&self.initiator, &self.identity, self.session.as_mut()) {
+                    (Some(initiator), Some(identity), _) => {
+                        let mut trust = TrustList::new();
+                        trust.insert(self.victim, None);
+                        match initiator.on_welcome(identity, &trust, &body) {
+                            Ok((_, proof)) => Some(Some(frame(&proof))),
+                            Err(_) => None,
+                        }
+                    }
+                    (None, _, Some(session)) => session.read_resp(&body).then_some(None),
+                    // Replayed or garbage: it does not care.
+                    _ => continue,
                 };
-                let mut trust = TrustList::new();
-                trust.insert(self.victim, None);
-                match initiator.on_welcome(identity, &trust, &body) {
-                    Ok((_, proof)) => {
-                        self.established = true;
-                        self.decoder.set_max_frame_len(1 << 20);
-                        action.writes.push(frame(&proof));
-                        action.writes.append(&mut self.payload);
-                        action.stop_reading = self.stop_reading;
-                        self.count(&action);
-                        self.complete_upto = self.written;
+                match proof {
+                    Some(proof) => {
+                        let done = self.on_handshake_done(proof, rng);
+                        action.writes.extend(done.writes);
+                        action.stop_reading |= done.stop_reading;
                         continue;
                     }
-                    Err(_) => {
+                    None => {
                         action.close = true;
                         break;
                     }
                 }
-            } else if self.answers_pings {
-                if let Ok(Envelope::Ping { nonce }) = Envelope::decode(&body) {
-                    let pong = envelope(&Envelope::Pong { nonce });
-                    self.written += pong.len() as u64;
-                    action.writes.push(pong);
-                }
-            } else if self.pings_only() {
-                if let Ok(Envelope::Pong { nonce }) = Envelope::decode(&body) {
-                    self.pings.retain(|&(n, _)| n != nonce);
+            }
+            let envelopes = match self.session.as_mut() {
+                Some(session) => match session.open(&body) {
+                    Some(envelopes) => envelopes,
+                    None => {
+                        action.close = true;
+                        break;
+                    }
+                },
+                None => Envelope::decode(&body).into_iter().collect(),
+            };
+            for e in envelopes {
+                if self.answers_pings {
+                    if let Envelope::Ping { nonce } = e {
+                        let pong = self.encode(vec![envelope(&Envelope::Pong { nonce })], rng);
+                        self.written += pong.iter().map(|b| b.len() as u64).sum::<u64>();
+                        action.writes.extend(pong);
+                    }
+                } else if self.pings_only() {
+                    if let Envelope::Pong { nonce } = e {
+                        self.pings.retain(|&(n, _)| n != nonce);
+                    }
                 }
             }
         }
         action
     }
+}
+
+/// The first frame of a recorded flight (HELLO or INIT, with its header).
+fn first_frame(flight: &[u8]) -> &[u8] {
+    let len = flight.get(..4).map_or(0, |h| {
+        u32::from_be_bytes(h.try_into().expect("4 bytes")) as usize
+    });
+    &flight[..(4 + len).min(flight.len())]
 }
 
 impl Sim {
@@ -499,18 +705,44 @@ impl Sim {
             }
             _ => victim,
         };
+        // Mostly the victim's version; now and then a handshake of the
+        // other one, which must be refused with `unsupported_version`.
+        let theirs = self.cfg.version_of(victim);
+        let version = match attack {
+            Attack::WrongMac1 => ProtocolVersion::V2,
+            Attack::Byzantine(_) | Attack::ReplayedHandshake => theirs,
+            _ if self.rng.chance(0.15) => match theirs {
+                ProtocolVersion::V1 => ProtocolVersion::V2,
+                _ => ProtocolVersion::V1,
+            },
+            _ => theirs,
+        };
+        // Records exist on version 2 only.
+        let attack = match attack {
+            Attack::Byzantine(b) if b.breaks_records() && version == ProtocolVersion::V1 => {
+                Attack::Byzantine(Byzantine::InvalidEnvelope)
+            }
+            a => a,
+        };
         let peer = self.nodes[victim].peer;
         let flight = replay.map(|r| self.replays[r].1.clone());
         let raw = RawPeer::new(
             attack,
+            version,
             peer,
             flight.as_deref(),
             self.byzantine,
             &mut self.rng,
         );
         self.counters.attacks += 1;
+        if attack == Attack::ReplayedHandshake && version == ProtocolVersion::V2 {
+            self.counters.replayed_inits += 1;
+        }
         let link = self.dial_raw(raw, victim);
-        tr!(self, "intruder {attack:?} dials n{victim} ({link})");
+        tr!(
+            self,
+            "intruder {attack:?} ({version:?}) dials n{victim} ({link})"
+        );
         Some(link)
     }
 

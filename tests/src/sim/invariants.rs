@@ -11,9 +11,11 @@ use peernet_proto::GoodbyeCode;
 use peernet_proto::testkit::registry::{self, Established, Survivor};
 use peernet_proto::{CallError, CallId, CloseReason, ConnId, Event, HandshakeError, PeerId, Side};
 use peernet_testkit::model::{
-    Expected, check_revoked_by_peer, check_tables, check_unpaired, is_goodbye,
-    local_protocol_error, max_per_conn,
+    Expected, check_revoked_by_peer, check_tables, check_unpaired, fails_cleanly_across_versions,
+    is_goodbye, local_protocol_error, max_per_conn,
 };
+
+use super::intruder::{Attack, MARK};
 
 use super::net::LinkId;
 use super::node::{self, NodeIx, NodeState, Role};
@@ -146,6 +148,23 @@ impl Sim {
                     );
                 };
                 let (link, side, expected) = (cm.link, cm.side, cm.expected);
+                if self.raw_attack(link) == Some(Attack::ReplayedHandshake) {
+                    return self.fail(
+                        Invariant::ReplayedInitNeverConnects,
+                        format!(
+                            "n{n}: {conn} ({link}) established as {} from a replayed first flight",
+                            self.who(peer)
+                        ),
+                    );
+                }
+                if let Some((a, b)) = self.node_versions(link)
+                    && a != b
+                {
+                    return self.fail(
+                        Invariant::VersionsNeverMix,
+                        format!("n{n}: {conn} ({link}) established between {a:?} and {b:?}"),
+                    );
+                }
                 if expected.is_some_and(|e| e != *peer) {
                     let named = expected.map(|p| self.who(&p));
                     return self.fail(
@@ -225,6 +244,20 @@ impl Sim {
                 let who = peer.map(|p| self.who(&p));
                 tr!(self, "n{n} handshake {conn} with {who:?} failed: {error}");
                 self.counters.handshakes_failed += 1;
+                let link = self.nodes[n].conns.get(conn).map(|c| c.link);
+                if let Some((a, b)) = link.and_then(|l| self.node_versions(l))
+                    && a != b
+                {
+                    self.counters.versions_refused += 1;
+                    if !fails_cleanly_across_versions(error) {
+                        self.fail(
+                            Invariant::VersionsNeverMix,
+                            format!(
+                                "n{n}: handshake {conn} between {a:?} and {b:?} failed with {error:?}"
+                            ),
+                        );
+                    }
+                }
                 if let (HandshakeError::Superseded, Some(peer)) = (error, peer) {
                     self.record_verdict(n, *conn, *peer);
                 }
@@ -262,6 +295,9 @@ impl Sim {
                 );
                 self.check_not_shutting_down(n, send.handle.as_str());
                 self.check_handler(n, None, &send.peer, send.handle.as_str());
+                if send.args.as_ref() == MARK {
+                    self.check_marked_send(n, send.conn);
+                }
             }
             Event::CallCancelled(id) => {
                 tr!(
@@ -297,12 +333,14 @@ impl Sim {
     /// protocol: an honest node (and `n` is honest), or a raw intruder
     /// that only PINGs.
     fn well_behaved(&self, n: NodeIx, conn: ConnId, peer: &PeerId) -> bool {
-        if self.honest_pair(n, peer) {
-            return true;
-        }
         let Some(cm) = self.nodes[n].conns.get(&conn) else {
-            return false;
+            return self.honest_pair(n, peer);
         };
+        if self.honest_pair(n, peer) {
+            // A record an on-path attacker broke ends the connection
+            // with a local protocol error, as PROTOCOL.md section 7 says.
+            return !self.tampered(cm.link);
+        }
         self.links.get(&cm.link).is_some_and(|l| {
             matches!(&l.ends[1 - cm.side].kind, super::net::EndKind::Raw(raw) if raw.pings_only())
         })

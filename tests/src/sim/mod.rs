@@ -40,6 +40,7 @@ pub mod node;
 pub mod rng;
 pub mod scenario;
 pub mod trace;
+pub mod v2checks;
 pub mod workload;
 
 use std::collections::BTreeMap;
@@ -53,6 +54,7 @@ pub use net::LinkId;
 pub use node::{Exposed, HANDLES, NodeIx, NodeState, Role};
 pub use peernet_proto::testkit::Fault;
 pub use scenario::{AppPolicy, SimConfig, Workload};
+pub use v2checks::Tamper;
 
 use invariants::Model;
 use net::Link;
@@ -120,6 +122,13 @@ pub struct Counters {
     pub crashes: u64,
     pub attacks: u64,
     pub would_block: u64,
+    /// Handshakes between a version-1 and a version-2 node that failed.
+    pub versions_refused: u64,
+    /// Version-2 replays of a first flight that reached their victim.
+    pub replayed_inits: u64,
+    /// Broken version-2 records read by their victim (which then had
+    /// ended the connection).
+    pub bad_records: u64,
 }
 
 impl std::ops::AddAssign<&Counters> for Counters {
@@ -143,6 +152,9 @@ impl std::ops::AddAssign<&Counters> for Counters {
         self.crashes += o.crashes;
         self.attacks += o.attacks;
         self.would_block += o.would_block;
+        self.versions_refused += o.versions_refused;
+        self.replayed_inits += o.replayed_inits;
+        self.bad_records += o.bad_records;
     }
 }
 
@@ -322,12 +334,15 @@ impl Sim {
         };
         tr!(
             sim,
-            "start seed={} nodes={}+{} byzantine={} fault={:?}",
+            "start seed={} nodes={}+{} byzantine={} fault={:?} v1={:?}",
             sim.cfg.seed,
             sim.cfg.nodes,
             sim.cfg.untrusted_nodes,
             sim.cfg.byzantine,
-            sim.cfg.fault
+            sim.cfg.fault,
+            (0..sim.nodes.len())
+                .filter(|&n| sim.cfg.version_of(n) == peernet_proto::ProtocolVersion::V1)
+                .collect::<Vec<_>>()
         );
         for ix in 0..sim.nodes.len() {
             sim.start_node(ix);
@@ -627,7 +642,8 @@ impl Sim {
     }
 
     fn start_node(&mut self, n: NodeIx) {
-        let config = self.endpoint_config();
+        let mut config = self.endpoint_config();
+        config.version = self.cfg.version_of(n);
         self.nodes[n].start(&config, &mut self.rng);
         tr!(self, "n{n} up (life {})", self.nodes[n].inc);
         self.touch(n);

@@ -36,9 +36,21 @@ impl fmt::Display for LinkId {
     }
 }
 
-/// Bytes of a dial's first flight kept for replay attacks: HELLO and
-/// PROOF, one frame each (4 + 70 bytes).
-pub const FIRST_FLIGHT: usize = 2 * (4 + 70);
+/// A dial's first flight is kept for replay attacks: its first two frames
+/// (version 1: HELLO and PROOF; version 2: INIT and the first record), if
+/// they fit in this many bytes.
+pub const MAX_FLIGHT: usize = 4 * 1024;
+
+/// Where the first two frames of `bytes` end, once both are there.
+fn two_frames_end(bytes: &[u8]) -> Option<usize> {
+    let len_at = |at: usize| -> Option<usize> {
+        let h = bytes.get(at..at + 4)?;
+        Some(u32::from_be_bytes(h.try_into().ok()?) as usize)
+    };
+    let second = 4 + len_at(0)?;
+    let end = second + 4 + len_at(second)?;
+    (bytes.len() >= end).then_some(end)
+}
 
 /// One end of a link.
 pub enum EndKind {
@@ -83,7 +95,14 @@ pub struct Dir {
     /// The latest arrival time queued (arrivals never reorder).
     last_at: u64,
     /// FIN written.
-    fin: bool,
+    pub(super) fin: bool,
+    /// Bytes written so far.
+    pub(super) written: u64,
+    /// The last write (a whole `poll_transmit`), for an on-path replay.
+    pub(super) last_write: Option<Bytes>,
+    /// An on-path attacker broke the stream: by this offset the reader
+    /// has read the broken bytes and must have ended the connection.
+    pub(super) bad_end: Option<u64>,
 }
 
 impl Dir {
@@ -117,6 +136,8 @@ pub struct Link {
     pub delivered: [u64; 2],
     /// The dialer's first bytes, for the replay pool.
     record: Option<Vec<u8>>,
+    /// An on-path attacker broke a record on it.
+    pub tampered: bool,
 }
 
 impl Sim {
@@ -153,6 +174,7 @@ impl Sim {
             disturbed_until: 0,
             delivered: [0; 2],
             record,
+            tampered: false,
         };
         self.links.insert(id, link);
         let connect_delay = latency + self.rng.below(2_000_000);
@@ -325,10 +347,15 @@ impl Sim {
         };
         if side == 0 {
             if let Some(rec) = link.record.as_mut() {
-                let take = (FIRST_FLIGHT - rec.len()).min(bytes.len());
+                let take = (MAX_FLIGHT - rec.len()).min(bytes.len());
                 rec.extend_from_slice(&bytes[..take]);
-                if rec.len() == FIRST_FLIGHT {
-                    let rec = link.record.take().expect("some");
+                let end = two_frames_end(rec);
+                if end.is_none() && rec.len() == MAX_FLIGHT {
+                    link.record = None;
+                }
+                if let Some(end) = end {
+                    let mut rec = link.record.take().expect("some");
+                    rec.truncate(end);
                     if let EndKind::Node { node, .. } = link.ends[1].kind {
                         let responder = self.nodes[node].peer;
                         if self.replays.len() >= 16 {
@@ -342,6 +369,8 @@ impl Sim {
         let link = self.links.get_mut(&id).expect("present");
         let dir = &mut link.dirs[side];
         dir.in_flight += bytes.len();
+        dir.written += bytes.len() as u64;
+        dir.last_write = Some(bytes.clone());
         let mut rest = bytes;
         let pieces = match self.rng.below(3) {
             0 => 1,
@@ -456,7 +485,9 @@ impl Sim {
         if !data.is_empty() && link.ends[reader].open {
             link.delivered[dir] += data.len() as u64;
             self.receive(id, reader, data);
+            self.check_tampered(id, dir);
             if dir == 0 {
+                self.check_bad_record(id);
                 self.oblige_if_silent(id);
                 self.oblige_if_trickling(id);
             }

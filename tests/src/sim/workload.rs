@@ -44,6 +44,7 @@ enum Action {
     RevokeMidCall,
     TrustChangeMidHandshake,
     Attack,
+    TamperRecord,
 }
 
 impl Sim {
@@ -78,6 +79,7 @@ impl Sim {
                 (RevokeMidCall, 2 * f),
                 (TrustChangeMidHandshake, f),
                 (Attack, 4 * a),
+                (TamperRecord, f),
             ]
         };
         let weights: Vec<u32> = table.iter().map(|(_, w)| *w).collect();
@@ -188,6 +190,17 @@ impl Sim {
                 }
             }
             RevokeMidCall => self.revoke_mid_call(),
+            TamperRecord => {
+                if let Some(l) = self.random_link() {
+                    let dir = self.rng.index(2);
+                    let how = [
+                        super::Tamper::Forged,
+                        super::Tamper::Replayed,
+                        super::Tamper::Short,
+                    ][self.rng.index(3)];
+                    self.tamper(l, dir, how);
+                }
+            }
             TrustChangeMidHandshake => {
                 if let Some((x, y)) = self.random_mutual_pair() {
                     let py = self.nodes[y].peer;

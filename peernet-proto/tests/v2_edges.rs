@@ -1,0 +1,247 @@
+//! Version 2 at its edges: a version-1 node meeting a version-2 INIT
+//! (PROTOCOL.md 2.1 step 2 and 6.1 step 2.1) and the end of the record
+//! nonce space on a live connection (section 7).
+
+mod support;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use peernet_proto::testkit::noise::{CipherState, INIT_LEN, InitiatorV2, LocalStatic, Transport};
+use peernet_proto::{
+    Access, CloseReason, Config, ConnId, Endpoint, Envelope, Event, HandshakeError, Input, Instant,
+    Output, RecordError, RejectCode, TrustList,
+};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use support::{Pair, Who, identity, test_config, test_config_v2};
+
+/// B (identity 2), trusting identity 1 (the hand-driven initiator).
+fn responder(config: Config) -> Endpoint {
+    let mut trust = TrustList::new();
+    trust.insert(identity(1).peer_id(), None);
+    Endpoint::new(
+        config,
+        identity(2),
+        trust,
+        Box::new(ChaCha20Rng::seed_from_u64(2)),
+    )
+}
+
+/// What B did for `conn`: bytes written (last ones included), whether it
+/// closed, every event.
+#[derive(Default, Debug)]
+struct Drained {
+    sent: Vec<u8>,
+    closed: bool,
+    events: Vec<Event>,
+}
+
+fn drain(ep: &mut Endpoint, conn: ConnId) -> Drained {
+    let mut d = Drained::default();
+    while let Some(out) = ep.poll_output() {
+        match out {
+            Output::Transmit(c) => {
+                if let Some(b) = ep.poll_transmit(c).filter(|_| c == conn) {
+                    d.sent.extend_from_slice(&b);
+                }
+            }
+            Output::Close { conn: c, last } if c == conn => {
+                d.sent.extend_from_slice(&last);
+                d.closed = true;
+            }
+            Output::Close { .. } => {}
+            Output::Event(e) => d.events.push(e),
+        }
+    }
+    d
+}
+
+fn feed(ep: &mut Endpoint, now: Instant, conn: ConnId, data: &[u8]) -> Drained {
+    let data = Bytes::copy_from_slice(data);
+    ep.handle_input(now, Input::Received { conn, data });
+    drain(ep, conn)
+}
+
+fn frame(body: &[u8]) -> Vec<u8> {
+    let mut f = (body.len() as u32).to_be_bytes().to_vec();
+    f.extend_from_slice(body);
+    f
+}
+
+/// A record (a whole frame) holding `plain`.
+fn seal(cipher: &mut CipherState, plain: &[u8]) -> Vec<u8> {
+    let mut buf = BytesMut::new();
+    buf.put_u32(0);
+    buf.put_slice(plain);
+    cipher.seal_record(&mut buf, 4).unwrap();
+    let len = (buf.len() - 4) as u32;
+    buf[..4].copy_from_slice(&len.to_be_bytes());
+    buf.to_vec()
+}
+
+/// An INIT frame from identity 1 to identity 2.
+fn init() -> (InitiatorV2, Vec<u8>) {
+    let local = LocalStatic::new(&identity(1));
+    let (initiator, init) = InitiatorV2::start(&local, identity(2).peer_id(), [7; 32]).unwrap();
+    (initiator, frame(&init))
+}
+
+fn failed_with(events: &[Event], expected: HandshakeError) -> bool {
+    events
+        .iter()
+        .any(|e| matches!(e, Event::HandshakeFailed { error, .. } if *error == expected))
+}
+
+fn closed_by(events: &[Event], expected: RecordError) -> bool {
+    events.iter().any(|e| {
+        matches!(e, Event::Disconnected { reason: CloseReason::RecordFailed(r), .. } if *r == expected)
+    })
+}
+
+// ----- a version-1 node and a version-2 INIT -----
+
+/// PROTOCOL.md 2.1 step 2 checks the version before the length ("else
+/// REJECT `unsupported_version`, whatever the length; its own header
+/// still says version 1"), and 6.1 step 2.1 has a version-2 initiator
+/// recognise that REJECT: so a version-1 node reads the whole 150-byte
+/// INIT (its handshake frame limit is INIT's, not WELCOME's 134) and
+/// answers `PNET|01|04|02`.
+#[test]
+fn a_v1_node_answers_a_v2_init_with_unsupported_version() {
+    let now = Instant::from_millis(1_000);
+    let mut b = responder(test_config());
+    let conn = b.accept(now).unwrap();
+    let (_, init) = init();
+    assert_eq!(init.len(), 4 + INIT_LEN);
+    let d = feed(&mut b, now, conn, &init);
+    assert!(d.closed, "{d:?}");
+    assert_eq!(d.sent, frame(b"PNET\x01\x04\x02"), "a version-1 REJECT");
+    assert!(
+        failed_with(
+            &d.events,
+            HandshakeError::Refused(RejectCode::UnsupportedVersion)
+        ),
+        "{:?}",
+        d.events
+    );
+}
+
+#[test]
+fn a_v2_dial_to_a_v1_node_fails_with_unsupported_version() {
+    let mut p = Pair::with(test_config_v2(), test_config(), true, true);
+    p.dial(Who::A);
+    p.drive();
+    let (a, b) = (p.take_events(Who::A), p.take_events(Who::B));
+    let unsupported = RejectCode::UnsupportedVersion;
+    assert!(
+        failed_with(&a, HandshakeError::Rejected(unsupported)),
+        "{a:?}"
+    );
+    assert!(
+        failed_with(&b, HandshakeError::Refused(unsupported)),
+        "{b:?}"
+    );
+}
+
+/// Past INIT's 150 bytes a handshake frame is refused at its header, on
+/// version 1 as on version 2 (PROTOCOL.md 6.1: "larger than 150 is
+/// `malformed` at once"), with no byte of its body read.
+#[test]
+fn a_handshake_frame_over_150_bytes_is_refused_at_its_header() {
+    for config in [test_config(), test_config_v2()] {
+        let now = Instant::from_millis(1_000);
+        let mut b = responder(config);
+        let conn = b.accept(now).unwrap();
+        let d = feed(&mut b, now, conn, &(INIT_LEN as u32 + 1).to_be_bytes());
+        assert!(d.closed, "{d:?}");
+        assert!(failed_with(&d.events, HandshakeError::Frame), "{d:?}");
+    }
+}
+
+// ----- the end of the nonce space -----
+
+/// B established by identity 1's first record; returns B, its connection
+/// and identity 1's keys.
+fn established() -> (Endpoint, ConnId, Transport, Instant) {
+    let now = Instant::from_millis(1_000);
+    let mut b = responder(test_config_v2());
+    b.expose("log", Access::Anyone).unwrap();
+    let conn = b.accept(now).unwrap();
+    let (initiator, init) = init();
+    let d = feed(&mut b, now, conn, &init);
+    let mut keys = initiator.read_resp(&d.sent[4..]).expect("RESP reads");
+    let d = feed(&mut b, now, conn, &seal(&mut keys.send, &[]));
+    assert!(
+        d.events
+            .iter()
+            .any(|e| matches!(e, Event::Connected { .. })),
+        "{d:?}"
+    );
+    (b, conn, keys, now)
+}
+
+/// Section 7: "A side that would reach 2^64 - 1 closes instead." B seals
+/// its last record under nonce 2^64 - 2; the next envelope it has to send
+/// ends the connection (`RecordFailed(NonceExhausted)`) with nothing more
+/// on the wire: no record under a reused or the reserved nonce.
+#[test]
+fn a_sender_at_the_end_of_the_nonce_space_closes_instead_of_sealing() {
+    let (mut b, conn, mut keys, now) = established();
+    assert!(b.testkit_set_record_nonces(conn, u64::MAX - 1, keys.send.nonce()));
+    keys.recv.set_nonce(u64::MAX - 1);
+    assert!(b.testkit_queue_envelope(now, conn, &Envelope::Ping { nonce: 1 }));
+    let d = drain(&mut b, conn);
+    assert!(!d.closed, "{d:?}");
+    let mut record = d.sent[4..].to_vec();
+    let plain = keys
+        .recv
+        .open_record(&mut record)
+        .expect("the last record opens");
+    assert_eq!(
+        Envelope::decode(&Bytes::copy_from_slice(plain)),
+        Ok(Envelope::Ping { nonce: 1 })
+    );
+    assert_eq!(keys.recv.nonce(), u64::MAX);
+
+    assert!(b.testkit_queue_envelope(now, conn, &Envelope::Ping { nonce: 2 }));
+    let d = drain(&mut b, conn);
+    assert!(d.closed, "{d:?}");
+    assert!(d.sent.is_empty(), "nothing sealed: {:?}", d.sent);
+    assert!(
+        closed_by(&d.events, RecordError::NonceExhausted),
+        "{:?}",
+        d.events
+    );
+    assert!(!b.is_open(conn));
+}
+
+/// The receiving side: once its counter stands at 2^64 - 1 no record can
+/// be valid (a sender never uses that nonce); the next one ends the
+/// connection and nothing in it is handled.
+#[test]
+fn a_receiver_at_the_end_of_the_nonce_space_closes_on_the_next_record() {
+    let (mut b, conn, mut keys, now) = established();
+    assert!(b.testkit_set_record_nonces(conn, 0, u64::MAX));
+    keys.send.set_nonce(u64::MAX - 1);
+    let send = Envelope::Send {
+        handle: peernet_proto::Handle::new("log").unwrap(),
+        args: Bytes::from_static(b"late"),
+    };
+    let d = feed(&mut b, now, conn, &seal(&mut keys.send, &send.to_body()));
+    assert!(d.closed, "{d:?}");
+    assert!(d.sent.is_empty(), "nothing more sent: {:?}", d.sent);
+    assert!(
+        closed_by(&d.events, RecordError::NonceExhausted),
+        "{:?}",
+        d.events
+    );
+    assert!(!d.events.iter().any(|e| matches!(e, Event::Send(_))));
+}
+
+/// The hook refuses a connection without record keys.
+#[test]
+fn nonces_exist_only_once_the_keys_do() {
+    let now = Instant::from_millis(1_000);
+    let mut b = responder(test_config_v2());
+    let conn = b.accept(now).unwrap();
+    assert!(!b.testkit_set_record_nonces(conn, 0, 0));
+}
