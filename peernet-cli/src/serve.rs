@@ -5,16 +5,27 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use peernet_tokio::{
-    CloseReason, Config, Node, NodeConfig, NodeEvent, PeerId, ProtocolVersion, StartError,
+    CloseReason, Config, Node, NodeConfig, NodeEvent, PeerId, ProtocolVersion, StartError, Ticket,
 };
 
+use crate::datadir::{lock, open_existing};
 use crate::output::out;
+use crate::reach::reachable;
 use crate::{EXIT_USAGE, Failure, load, parse_protocol};
 
 #[derive(clap::Args)]
 pub(crate) struct Serve {
-    #[arg(long)]
-    key: PathBuf,
+    /// An identity file (no trust list or address book is kept).
+    #[arg(
+        long,
+        required_unless_present = "data_dir",
+        conflicts_with = "data_dir"
+    )]
+    key: Option<PathBuf>,
+    /// A data directory made by `peernet init`: identity, trust list,
+    /// address book. Locked while serving.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
     #[arg(long)]
     listen: SocketAddr,
     /// A peer to trust (repeatable).
@@ -62,7 +73,19 @@ pub(crate) async fn run_serve(serve: Serve) -> Result<(), Failure> {
         protocol.max_inbound_calls = usize::try_from(v).unwrap_or(usize::MAX);
     }
     protocol.version = serve.protocol;
-    let mut config = NodeConfig::new(load(&serve.key)?).protocol(protocol);
+    // The directory's lock lives as long as the node.
+    let (config, _lock) = match (&serve.key, &serve.data_dir) {
+        (Some(key), _) => (NodeConfig::new(load(key)?), None),
+        (None, Some(dir)) => {
+            let (data, _) = open_existing(dir)?;
+            let lock = lock(&data)?;
+            let config = NodeConfig::from_data_dir(dir)
+                .map_err(|e| Failure(1, format!("{}: {e}", dir.display())))?;
+            (config, Some(lock))
+        }
+        (None, None) => unreachable!("clap requires --key or --data-dir"),
+    };
+    let mut config = config.protocol(protocol);
     for peer in serve.trust {
         config = config.trusting(peer);
     }
@@ -79,6 +102,10 @@ pub(crate) async fn run_serve(serve: Serve) -> Result<(), Failure> {
     let events = node.events();
     let addr = node.local_addr().expect("bound");
     out(format!("listening {} {addr}", node.peer_id()));
+    match Ticket::new(node.peer_id(), reachable(addr)) {
+        Ok(ticket) => out(format!("ticket {ticket}")),
+        Err(e) => tracing::warn!(error = %e, "no ticket"),
+    }
 
     let printer = tokio::spawn(async move {
         while let Ok(event) = events.recv().await {
