@@ -322,6 +322,9 @@ impl<R: Runtime> Shared<R> {
                     self.wake_room();
                 }
                 Output::Event(event) => self.on_event(inner, now, event, work),
+                // Dialing by PeerId is not driven yet: a dial is reported
+                // failed at once, so the schedule moves on and backs off.
+                Output::Dial { peer, addr } => inner.ep.dial_failed(now, peer, addr),
             }
         }
         // An input or command may have armed an earlier deadline.

@@ -436,6 +436,8 @@ impl Connection {
                 self.on_served_deadlines(ctx);
                 None
             }
+            // The endpoint's own, never routed to a connection.
+            Timer::Dial(_) => None,
         }
     }
 

@@ -70,6 +70,7 @@ impl Endpoint {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.announce(&mut self.ctx);
         }
+        self.on_peer_connected(peer, conn);
     }
 
     /// Ends a connection: the one way a connection ever leaves the
@@ -82,11 +83,18 @@ impl Endpoint {
         if c.counts_against_handshake_limit() {
             self.inbound_handshakes = self.inbound_handshakes.saturating_sub(1);
         }
-        if c.is_announced() {
-            if let Some(peer) = c.peer() {
+        let announced = c.is_announced();
+        let peer = c.peer();
+        if announced {
+            if let Some(peer) = peer {
                 self.registry.remove(&peer, conn);
             }
+        } else {
+            self.on_handshake_ended(conn, &ending);
         }
         c.close(ending, &mut self.ctx);
+        if let Some(peer) = peer.filter(|p| announced && self.registry.get(p).is_none()) {
+            self.on_peer_lost(peer);
+        }
     }
 }
