@@ -9,6 +9,7 @@ use peernet_tokio::{
     CallError, ConnectError, HandshakeError, Node, NodeConfig, PeerId, ProtocolVersion, RejectCode,
 };
 
+use peernet_tokio::AddrSource;
 use peernet_tokio::TrustList;
 use peernet_tokio::book_file::SavedBook;
 
@@ -58,7 +59,7 @@ struct Plan {
     config: NodeConfig,
     peer: PeerId,
     /// Best first.
-    addrs: Vec<SocketAddr>,
+    addrs: Vec<(SocketAddr, AddrSource)>,
     handle: String,
     args: String,
 }
@@ -89,11 +90,12 @@ fn plan(dial: Dial) -> Result<Plan, Failure> {
         (Some(_), Some(_)) => {
             return Err(usage("--connect and a peer argument both name the peer"));
         }
-        (Some((peer, addr)), None) => (peer, vec![addr], true),
+        (Some((peer, addr)), None) => (peer, vec![(addr, AddrSource::Application)], true),
         (None, None) => return Err(usage("name the peer: PEERID, TICKET, or --connect")),
         // a ticket is an explicit trust for this dial, like --connect
-        (None, Some(Target::Ticket(ticket))) => (ticket.peer(), ticket.addrs().to_vec(), true),
-        (None, Some(Target::At(peer, addr))) => (peer, vec![addr], true),
+        (None, Some(target @ (Target::Ticket(_) | Target::At(..)))) => {
+            (target.peer(), target.addrs(), true)
+        }
         (None, Some(Target::Peer(peer))) => {
             if dial.data_dir.is_none() {
                 return Err(usage(
@@ -103,8 +105,7 @@ fn plan(dial: Dial) -> Result<Plan, Failure> {
             if !trust.contains(&peer) {
                 return Err(Failure(1, format!("{peer} is not paired")));
             }
-            let addrs: Vec<SocketAddr> = book.get(&peer).iter().map(|(a, _)| *a).collect();
-            (peer, addrs, false)
+            (peer, book.get(&peer).to_vec(), false)
         }
     };
     if addrs.is_empty() {
@@ -184,22 +185,23 @@ pub(crate) async fn run_dial(dial: Dial, call: bool) -> Result<(), Failure> {
 
 /// Dials the addresses in turn, best first, until one connects; the
 /// last failure otherwise.
+/// One address: dialed directly, so that a failure says why (refused,
+/// `unexpected_peer`, ...). Several: through the node's address book,
+/// best first, each after the one before failed.
 async fn connect_any(
     node: &Node,
     peer: PeerId,
-    addrs: &[SocketAddr],
+    addrs: &[(SocketAddr, AddrSource)],
 ) -> Result<PeerId, ConnectError> {
-    let mut last = None;
-    for addr in addrs {
-        match node.connect(peer, *addr).await {
-            Ok(peer) => return Ok(peer),
-            Err(e) => {
-                tracing::debug!(%addr, error = %e, "dial failed");
-                last = Some(e);
-            }
+    if let [(addr, _)] = addrs {
+        return node.connect(peer, *addr).await;
+    }
+    for &(addr, source) in addrs {
+        if let Err(e) = node.add_address(peer, addr, source) {
+            tracing::debug!(%addr, error = %e, "address not added");
         }
     }
-    Err(last.expect("at least one address"))
+    node.connect_peer(peer).await
 }
 
 pub(crate) fn call_failure(error: &CallError) -> Failure {

@@ -28,6 +28,11 @@ pub(crate) struct Serve {
     data_dir: Option<PathBuf>,
     #[arg(long)]
     listen: SocketAddr,
+    /// Dial every trusted peer that has an address and keep it connected,
+    /// redialing with backoff after a loss (each redial announced as
+    /// `reconnecting <PEERID> attempt <N>`).
+    #[arg(long)]
+    keep_connected: bool,
     /// A peer to trust (repeatable).
     #[arg(long = "trust")]
     trust: Vec<PeerId>,
@@ -85,7 +90,9 @@ pub(crate) async fn run_serve(serve: Serve) -> Result<(), Failure> {
         }
         (None, None) => unreachable!("clap requires --key or --data-dir"),
     };
-    let mut config = config.protocol(protocol);
+    let mut config = config
+        .protocol(protocol)
+        .keep_trusted_connected(serve.keep_connected);
     for peer in serve.trust {
         config = config.trusting(peer);
     }
@@ -113,6 +120,9 @@ pub(crate) async fn run_serve(serve: Serve) -> Result<(), Failure> {
                 NodeEvent::Connected { peer, .. } => out(format!("connected {peer}")),
                 NodeEvent::Disconnected { peer, reason } => {
                     out(format!("disconnected {peer} {}", reason_name(&reason)))
+                }
+                NodeEvent::Reconnecting { peer, attempt, .. } => {
+                    out(format!("reconnecting {peer} attempt {attempt}"))
                 }
                 _ => {}
             }

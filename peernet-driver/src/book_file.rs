@@ -29,15 +29,8 @@ use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+pub use peernet_proto::AddrSource;
 use peernet_proto::{InvalidPeerId, PeerId};
-// TEMP until dialcore merges
-#[allow(missing_docs)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AddrSource {
-    Application,
-    Ticket,
-    Discovery,
-}
 
 use crate::persist::{DataDir, read_regular, sync_dir};
 

@@ -33,6 +33,8 @@
 pub mod book_file;
 mod cbor;
 mod config;
+mod dialer;
+mod dialing;
 pub mod dirlock;
 mod error;
 mod events;
@@ -74,6 +76,7 @@ pub mod api {
         HandshakeError, Identity, InvalidHandle, Label, PeerId, ProtocolVersion, RecordError,
         RejectCode, SendError, Side, Stats, TrustList,
     };
+    pub use peernet_proto::{AddrEntry, AddrSource, BookError, DialConfig};
 }
 
 pub use api::*;
