@@ -317,3 +317,65 @@ fn an_unspecified_listen_address_gives_interface_addresses() {
     assert!(addrs.contains(&format!("127.0.0.1:{port}")), "{addrs}");
     let _ = b;
 }
+
+/// `serve --keep-connected`: the first dial is silent; after the peer is
+/// killed every redial is announced as `reconnecting <PEERID> attempt <N>`
+/// right before it is made, N from 1, the first 0.1-1 s after the loss and
+/// each next one at least 1.5x later than the one before; the peer
+/// restarted on its address is reconnected without anyone asking.
+#[test]
+fn keep_connected_redials_with_backoff_and_announces_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let a = init(d, "a");
+    let b = init(d, "b");
+    ok(&["pair", "b", &a], d);
+    // b first, on a free port, to know its address
+    let sb = serve(d, "b", "127.0.0.1:0", &["--expose", "echo"]);
+    let b_addr = sb.addr.clone();
+    ok(&["pair", "a", &sb.ticket], d);
+    let sa = serve(d, "a", "127.0.0.1:0", &["--keep-connected"]);
+    // the first dial is silent
+    assert_eq!(sa.lines.next(), format!("connected {b}"));
+    drop(sb); // SIGKILL: no goodbye, the transport is lost
+    let (lost_at, lost) = sa.lines.next_at();
+    assert_eq!(lost, format!("disconnected {b} transport_lost"));
+    let mut redials = Vec::new();
+    for n in 1..=4 {
+        let (at, line) = sa.lines.next_at();
+        assert_eq!(line, format!("reconnecting {b} attempt {n}"));
+        redials.push(at);
+    }
+    let first = redials[0] - lost_at;
+    // (the line is printed by a thread behind a queue: allow it 100 ms)
+    assert!(
+        first >= Duration::from_millis(100) && first <= Duration::from_millis(1100),
+        "first redial {first:?} after the loss"
+    );
+    let gaps: Vec<Duration> = std::iter::once(first)
+        .chain(redials.windows(2).map(|w| w[1] - w[0]))
+        .collect();
+    for w in gaps.windows(2) {
+        // each refused dial takes well under a millisecond here; 30 ms of
+        // slack for scheduling and the output thread
+        assert!(
+            w[1].as_secs_f64() * 1000.0 + 30.0 >= w[0].as_secs_f64() * 1000.0 * 1.5,
+            "delays do not grow 1.5x: {gaps:?}"
+        );
+    }
+    eprintln!("measured redial delays: {gaps:?}");
+    // b comes back on the same address: reconnected, attempt numbers go on
+    // until then
+    let sb = serve(d, "b", &b_addr, &["--expose", "echo"]);
+    loop {
+        let line = sa.lines.next();
+        if line == format!("connected {b}") {
+            break;
+        }
+        assert!(
+            line.starts_with(&format!("reconnecting {b} attempt ")),
+            "{line}"
+        );
+    }
+    assert_eq!(sb.lines.next(), format!("connected {a}"));
+}
