@@ -9,6 +9,7 @@
 //! peernet unpair <DIR> <PEERID>
 //! peernet peers <DIR>
 //! peernet serve (--key <KEYFILE> | --data-dir <DIR>) --listen <IP:PORT> [--keep-connected]
+//!               [--mdns [--mdns-interface <IP>]...]
 //!               [--trust <PEERID>]... [--expose <HANDLE>]...
 //!               [--handshake-timeout <MS>] [--ping-interval <MS>] [--idle-timeout <MS>]
 //!               [--max-frame <BYTES>] [--max-inbound-calls <N>] [--protocol 1|2]
@@ -28,6 +29,11 @@
 //! --data-dir` runs, `pair` and `unpair` on it are refused with `error:
 //! data directory in use` (stop the node, pair, start it again); readers
 //! (`peers`, `ticket`, `call`/`send`) always work.
+//!
+//! `--mdns` (cargo feature `mdns`, on by default) announces the node on
+//! the local network and adds the addresses of trusted peers that announce
+//! themselves to the address book; an untrusted peer's announcement is
+//! ignored, and a false one costs at most one failed dial.
 //!
 //! `--protocol` picks the wire protocol: 2 (the default) encrypts
 //! everything after the handshake; 1 is the opt-in for trusted networks

@@ -33,6 +33,16 @@ pub(crate) struct Serve {
     /// `reconnecting <PEERID> attempt <N>`).
     #[arg(long)]
     keep_connected: bool,
+    /// Announce this node on the local network (mDNS) and learn the
+    /// addresses of trusted peers that announce themselves.
+    #[cfg(feature = "mdns")]
+    #[arg(long)]
+    mdns: bool,
+    /// With --mdns: only on the interface that has this address
+    /// (repeatable; default every interface).
+    #[cfg(feature = "mdns")]
+    #[arg(long = "mdns-interface", value_name = "IP", requires = "mdns")]
+    mdns_interface: Vec<std::net::IpAddr>,
     /// A peer to trust (repeatable).
     #[arg(long = "trust")]
     trust: Vec<PeerId>,
@@ -107,6 +117,20 @@ pub(crate) async fn run_serve(serve: Serve) -> Result<(), Failure> {
         expose_demo(&node, handle)?;
     }
     let events = node.events();
+    #[cfg(feature = "mdns")]
+    let _discovery = match serve.mdns {
+        true => {
+            let mut lan = peernet_tokio::discovery::DiscoveryConfig::new();
+            for ip in serve.mdns_interface {
+                lan = lan.interface(ip);
+            }
+            let discovery = node
+                .discover_lan(lan)
+                .map_err(|e| Failure(1, format!("mdns: {e}")))?;
+            Some(discovery)
+        }
+        false => None,
+    };
     let addr = node.local_addr().expect("bound");
     out(format!("listening {} {addr}", node.peer_id()));
     match Ticket::new(node.peer_id(), reachable(addr)) {

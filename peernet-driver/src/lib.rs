@@ -36,6 +36,8 @@ mod config;
 mod dialer;
 mod dialing;
 pub mod dirlock;
+#[cfg(feature = "mdns")]
+pub mod discovery;
 mod error;
 mod events;
 mod handlers;
@@ -63,6 +65,8 @@ pub use ticket::{Ticket, TicketError};
 /// The types of the API that every runtime crate re-exports as they are
 /// (`pub use peernet_driver::api::*`), next to its own `Node` alias.
 pub mod api {
+    #[cfg(feature = "mdns")]
+    pub use crate::discovery;
     pub use crate::{
         CallErrorExt, CborFuture, ConnectError, DataDir, DirLock, EncodeError, EventStream,
         HandlerResult, LockError, NodeConfig, NodeEvent, StartError, Ticket, TicketError,
