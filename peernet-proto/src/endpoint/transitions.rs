@@ -61,10 +61,14 @@ impl Endpoint {
         let keep_newest = fault!(self.ctx.config, SupersedeNewest);
         let timeout = self.ctx.config.handshake_timeout;
         if let Some(loser) = Registry::contest(conn, newer, older, timeout, keep_newest) {
-            self.end(loser, Ending::Superseded);
             if loser == conn {
+                self.end(conn, Ending::Superseded);
                 return;
             }
+            // Registered first, so the older one's end is no loss of the
+            // peer (the dial schedule must not back off for it).
+            self.registry.insert(peer, conn);
+            self.end(loser, Ending::Superseded);
         }
         self.registry.insert(peer, conn);
         if let Some(c) = self.conns.get_mut(&conn) {

@@ -35,6 +35,7 @@ macro_rules! tr {
 
 pub mod intruder;
 pub mod invariants;
+pub mod keep;
 pub mod net;
 pub mod node;
 pub mod rng;
