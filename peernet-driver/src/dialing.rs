@@ -380,6 +380,10 @@ impl<R: Runtime> Node<R> {
     pub fn keep_connected(&self, peer: PeerId, keep: bool) -> Result<(), ConnectError> {
         self.shared
             .with_core(|inner, now| inner.ep.keep_connected(now, peer, keep))?;
+        if !keep {
+            // calls waiting for its reconnect stop waiting
+            self.shared.dialing.reconnected.notify(usize::MAX);
+        }
         Ok(())
     }
 
