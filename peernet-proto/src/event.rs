@@ -131,7 +131,9 @@ pub enum Event {
         /// when the backoff resets (a connection that lived
         /// [`crate::config::DialConfig::reset_after`]).
         attempt: u32,
-        /// The backoff delay waited before this redial.
+        /// The backoff delay waited before this redial (zero when the
+        /// redial was prompted by an address added for a kept peer that
+        /// had none).
         after: Duration,
     },
     /// A dial through the address book ([`crate::Endpoint::dial`]) tried

@@ -453,3 +453,76 @@ fn a_connected_peer_is_never_dialed() {
     assert!(!p.a.is_connected(&b));
     assert!(dials(&p.pump()).is_empty(), "no longer kept");
 }
+
+/// What happens to a kept peer's dial before the next loss.
+#[derive(Debug, Clone)]
+enum Outcome {
+    /// The transport could not be opened.
+    Fail,
+    /// It connected and lived this many seconds.
+    Live(u64),
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    /// Through the endpoint, whatever mix of failed dials and short or
+    /// long connections: every redial is announced with its attempt and
+    /// delay right before its Dial, comes exactly that delay after the
+    /// loss, and the delays obey the rules; a connection that lived 10 s
+    /// starts the count and the delays over.
+    #[test]
+    fn redials_follow_the_backoff_through_any_history(
+        outcomes in proptest::collection::vec(
+            prop_oneof![Just(Outcome::Fail), (0u64..25).prop_map(Outcome::Live)],
+            1..14,
+        )
+    ) {
+        let mut p = Pair::new();
+        let b = p.b.peer_id();
+        p.a.add_address(p.now, b, addr(1), AddrSource::Application).unwrap();
+        p.a.keep_connected(p.now, b, true).unwrap();
+        prop_assert_eq!(dials(&p.pump()), [(b, addr(1))]);
+        let mut prev: Option<(u32, Duration)> = None;
+        for outcome in outcomes {
+            let reset = match outcome {
+                Outcome::Fail => {
+                    p.a.dial_failed(p.now, b, addr(1));
+                    false
+                }
+                Outcome::Live(secs) => {
+                    p.open(addr(1));
+                    prop_assert!(p.a.is_connected(&b));
+                    for _ in 0..secs {
+                        let at = p.now + SEC;
+                        p.advance_to(at);
+                    }
+                    p.cut();
+                    secs >= 10
+                }
+            };
+            let lost_at = p.now;
+            let at = p.a.poll_timeout().expect("the backoff is armed");
+            let out = p.advance_to(at);
+            let ev = events(&out);
+            let Some(Event::Reconnecting { attempt, after, .. }) = ev.first().cloned() else {
+                return Err(TestCaseError::fail(format!("no Reconnecting: {out:?}")));
+            };
+            let dial_last = matches!(out.last(), Some(Output::Dial { .. }));
+            prop_assert!(dial_last, "the Dial follows its Reconnecting");
+            prop_assert_eq!(at, lost_at + after);
+            prop_assert!(after <= 30 * SEC);
+            match prev {
+                Some((n, last)) if !reset => {
+                    prop_assert_eq!(attempt, n + 1);
+                    let floor = (last.as_nanos() * 3).div_ceil(2);
+                    prop_assert!(after.as_nanos() >= floor || after == 30 * SEC);
+                }
+                _ => {
+                    prop_assert_eq!(attempt, 1);
+                    prop_assert!(after >= 100 * MS && after <= SEC);
+                }
+            }
+            prev = Some((attempt, after));
+        }
+    }
+}

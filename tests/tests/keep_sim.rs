@@ -66,14 +66,16 @@ fn keep_seed_sweep() {
         .unwrap_or_default();
     let redials: u64 = reports.iter().map(|r| r.redials).sum();
     let dials: u64 = reports.iter().map(|r| r.dials).sum();
+    let superseded: u64 = reports.iter().map(|r| r.superseded).sum();
     println!(
         "{count} seeds in {:.1} s: slowest reconnect {slowest:?} (bound {bound:?}), \
-         {redials} redials, {dials} dials",
+         {redials} redials, {dials} dials, {superseded} simultaneous dials superseded",
         started.elapsed().as_secs_f64()
     );
     // The sweep exercises what it claims: redials happened, and every
     // seed went through its four check points.
     assert!(redials > 0 && dials > redials);
+    assert!(superseded > 0, "both sides of some pair dialed at once");
     assert!(reports.iter().all(|r| r.reconnects.len() == 4));
     assert!(slowest > Duration::ZERO && slowest <= bound);
 }
@@ -168,8 +170,13 @@ fn scale_thousand_nodes_partition_a_minute() {
     }
     println!(
         "{} nodes, {pairs} kept pairs ({split} split): {} redials (backoff allows {allowed}), {} dials, \
-         {} connections; {:?} simulated in {wall:.2?} wall",
-        report.nodes, report.redials, report.dials, report.connections, report.duration
+         {} connections ({} superseded); {:?} simulated in {wall:.2?} wall",
+        report.nodes,
+        report.redials,
+        report.dials,
+        report.connections,
+        report.superseded,
+        report.duration
     );
     assert!(report.redials <= allowed);
 }

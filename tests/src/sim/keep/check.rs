@@ -247,3 +247,54 @@ impl Checker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use peernet_proto::Identity;
+
+    const SEC: u64 = 1_000_000_000;
+
+    #[test]
+    fn the_bounds_follow_the_backoff() {
+        let cfg = Config::default();
+        assert_eq!(reconnect_bound(&cfg), Duration::from_secs(50));
+        // 0.1 s growing by 1.5: 14 delays fit in a minute (58.2 s).
+        assert_eq!(rounds_without_reset(Duration::from_secs(60), &cfg.dial), 14);
+        assert_eq!(
+            rounds_without_reset(Duration::from_millis(99), &cfg.dial),
+            0
+        );
+        // Up to 6 resets a minute, each starting the sequence over.
+        assert_eq!(max_rounds_in(Duration::from_secs(60), &cfg.dial), 14 * 7);
+    }
+
+    #[test]
+    fn a_dial_storm_is_caught_even_when_each_claim_is_right() {
+        let cfg = Config::default();
+        let peer = Identity::from_seed(&[3; 32]).peer_id();
+        let mut c = Checker::new(0, None, &cfg);
+        let limit = (max_rounds_in(Duration::from_secs(60), &cfg.dial) + 1) * 8;
+        for i in 0..=limit {
+            c.on_dial(i * SEC / 100, 0, 0, peer);
+        }
+        let v = c.violation.expect("caught");
+        assert_eq!(v.invariant, KeepInvariant::RedialsFollowBackoff);
+    }
+
+    #[test]
+    fn a_redial_sooner_than_its_claimed_delay_is_caught() {
+        let cfg = Config::default();
+        let peer = Identity::from_seed(&[3; 32]).peer_id();
+        let mut c = Checker::new(0, None, &cfg);
+        let second = Duration::from_secs(1);
+        c.on_reconnecting(0, (0, 0, peer), 1, second / 2);
+        c.on_reconnecting(SEC, (0, 0, peer), 2, second);
+        assert!(c.violation.is_none());
+        // Claims 2 s but came 1 s after the last one.
+        c.on_reconnecting(2 * SEC, (0, 0, peer), 3, 2 * second);
+        let v = c.violation.expect("caught");
+        assert_eq!(v.invariant, KeepInvariant::RedialsFollowBackoff);
+        assert!(v.detail.contains("claims"), "{}", v.detail);
+    }
+}

@@ -24,8 +24,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use peernet_proto::{
-    AddrSource, Config, ConnId, Endpoint, Event, Identity, Input, Instant, Output, PeerId,
-    TrustList,
+    AddrSource, Config, ConnId, Endpoint, Event, HandshakeError, Identity, Input, Instant, Output,
+    PeerId, TrustList,
 };
 
 pub use check::{
@@ -61,6 +61,9 @@ pub struct KeepReport {
     pub dials: u64,
     /// Handshakes that gave a connection.
     pub connections: u64,
+    /// Connections that lost to another one to the same peer (both
+    /// sides dialed at once).
+    pub superseded: u64,
     /// Simulated time.
     pub duration: Duration,
 }
@@ -144,6 +147,7 @@ pub struct KeepSim {
     check: Checker,
     reconnects: Vec<(String, Duration, Duration)>,
     connections: u64,
+    superseded: u64,
 }
 
 impl KeepSim {
@@ -185,6 +189,7 @@ impl KeepSim {
             sides: None,
             reconnects: Vec::new(),
             connections: 0,
+            superseded: 0,
         };
         for (a, b) in cfg.pairs() {
             for (x, y) in [(a, b), (b, a)] {
@@ -243,6 +248,7 @@ impl KeepSim {
             redials: self.check.reconnects,
             dials: self.check.dials,
             connections: self.connections,
+            superseded: self.superseded,
             duration: Duration::from_nanos(self.now),
         })
     }
@@ -582,6 +588,10 @@ impl KeepSim {
             } => self
                 .check
                 .on_reconnecting(self.now, (n, inc, peer), attempt, after),
+            Event::HandshakeFailed {
+                error: HandshakeError::Superseded,
+                ..
+            } => self.superseded += 1,
             _ => {}
         }
     }
