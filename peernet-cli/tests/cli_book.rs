@@ -246,6 +246,14 @@ fn ticket_pair_peers_unpair() {
     let err = fails(64, &["pair", "a", std::str::from_utf8(&typo).unwrap()], d);
     assert!(err.contains("ticket"), "{err}");
     fails(64, &["ticket", "b"], d);
+    let mut nine = vec!["ticket", "b"];
+    let addrs: Vec<String> = (0..9).map(|i| format!("127.0.0.1:{}", 4000 + i)).collect();
+    for a in &addrs {
+        nine.extend(["--addr", a.as_str()]);
+    }
+    let err = fails(64, &nine, d);
+    assert!(err.contains("at most 8 addresses"), "{err}");
+    fails(1, &["ticket", "nowhere", "--addr", "127.0.0.1:1"], d);
     fails(64, &["pair", "a", &a], d);
 }
 
