@@ -25,14 +25,6 @@ const IDENTITY_FILE: &str = "identity";
 /// address book; prints the PeerId.
 pub(crate) fn run_init(dir: &Path) -> Result<(), Failure> {
     let data = DataDir::open(dir).map_err(|e| Failure(1, format!("{}: {e}", dir.display())))?;
-    #[cfg(unix)]
-    {
-        // DataDir::open creates with 0700 but leaves an existing directory
-        // as it was: an init makes it private either way.
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-            .map_err(|e| Failure(1, format!("{}: {e}", dir.display())))?;
-    }
     let identity = Identity::generate(&mut rand_core::UnwrapErr(getrandom::SysRng));
     create_identity(dir, &identity).map_err(|e| match e.kind() {
         io::ErrorKind::AlreadyExists => {
@@ -40,6 +32,14 @@ pub(crate) fn run_init(dir: &Path) -> Result<(), Failure> {
         }
         _ => Failure(1, format!("{}: {e}", dir.display())),
     })?;
+    #[cfg(unix)]
+    {
+        // DataDir::open creates with 0700 but leaves an existing directory
+        // as it was: an init that won makes it private either way.
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+            .map_err(|e| Failure(1, format!("{}: {e}", dir.display())))?;
+    }
     // Never over lists that are there (a directory that lost only its
     // identity keeps its trust list and book).
     if !data.path().join("trust").exists() {
