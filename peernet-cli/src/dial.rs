@@ -9,16 +9,31 @@ use peernet_tokio::{
     CallError, ConnectError, HandshakeError, Node, NodeConfig, PeerId, ProtocolVersion, RejectCode,
 };
 
+use peernet_tokio::AddrSource;
+use peernet_tokio::TrustList;
+use peernet_tokio::book_file::SavedBook;
+
+use crate::book::Target;
+use crate::datadir::{load_book, load_trust, open_existing};
 use crate::serve::reason_name;
-use crate::{Failure, load, parse_protocol};
+use crate::{EXIT_USAGE, Failure, load, parse_protocol};
 
 #[derive(clap::Args)]
 pub(crate) struct Dial {
-    #[arg(long)]
-    key: PathBuf,
-    /// The peer to dial, as PEERID@IP:PORT.
-    #[arg(long, value_parser = parse_target)]
-    connect: (PeerId, SocketAddr),
+    /// An identity file; the peer comes from --connect or a ticket.
+    #[arg(
+        long,
+        required_unless_present = "data_dir",
+        conflicts_with = "data_dir"
+    )]
+    key: Option<PathBuf>,
+    /// A data directory: a paired PeerId is dialed at the addresses in its
+    /// address book (read, never written).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// The peer to dial, as PEERID@IP:PORT (with --key).
+    #[arg(long, value_parser = parse_target, conflicts_with = "data_dir")]
+    connect: Option<(PeerId, SocketAddr)>,
     /// Give up on the call after this many milliseconds (at least 1).
     #[arg(long, value_name = "MS", default_value_t = 10_000,
           value_parser = clap::value_parser!(u64).range(1..))]
@@ -26,8 +41,10 @@ pub(crate) struct Dial {
     /// The protocol version: 2 (encrypted, the default) or 1.
     #[arg(long, value_name = "1|2", default_value = "2", value_parser = parse_protocol)]
     protocol: ProtocolVersion,
-    handle: String,
-    args: String,
+    /// [PEERID|TICKET] HANDLE ARGS: the peer (unless --connect names it),
+    /// the handle, the arguments.
+    #[arg(num_args = 2..=3, required = true, value_name = "[PEERID|TICKET] HANDLE ARGS")]
+    words: Vec<String>,
 }
 
 fn parse_target(s: &str) -> Result<(PeerId, SocketAddr), String> {
@@ -35,6 +52,79 @@ fn parse_target(s: &str) -> Result<(PeerId, SocketAddr), String> {
     let peer = peer.parse::<PeerId>().map_err(|e| e.to_string())?;
     let addr = addr.parse::<SocketAddr>().map_err(|e| e.to_string())?;
     Ok((peer, addr))
+}
+
+/// What to dial, whom to trust for it, and with which identity.
+struct Plan {
+    config: NodeConfig,
+    peer: PeerId,
+    /// Best first.
+    addrs: Vec<(SocketAddr, AddrSource)>,
+    handle: String,
+    args: String,
+}
+
+fn usage(message: impl Into<String>) -> Failure {
+    Failure(EXIT_USAGE, message.into())
+}
+
+fn plan(dial: Dial) -> Result<Plan, Failure> {
+    let mut words = dial.words.into_iter();
+    let (target, handle, args) = match (words.next(), words.next(), words.next()) {
+        (Some(t), Some(h), Some(a)) => (Some(t), h, a),
+        (Some(h), Some(a), None) => (None, h, a),
+        _ => return Err(usage("expected [PEERID|TICKET] HANDLE ARGS")),
+    };
+    let target = target
+        .map(|t| t.parse::<Target>().map_err(usage))
+        .transpose()?;
+    let (identity, trust, book) = match (&dial.key, &dial.data_dir) {
+        (Some(key), _) => (load(key)?, TrustList::new(), SavedBook::new()),
+        (None, Some(dir)) => {
+            let (data, identity) = open_existing(dir)?;
+            (identity, load_trust(&data)?, load_book(&data)?)
+        }
+        (None, None) => unreachable!("clap requires --key or --data-dir"),
+    };
+    let (peer, addrs, one_off) = match (dial.connect, target) {
+        (Some(_), Some(_)) => {
+            return Err(usage("--connect and a peer argument both name the peer"));
+        }
+        (Some((peer, addr)), None) => (peer, vec![(addr, AddrSource::Application)], true),
+        (None, None) => return Err(usage("name the peer: PEERID, TICKET, or --connect")),
+        // a ticket is an explicit trust for this dial, like --connect
+        (None, Some(target @ (Target::Ticket(_) | Target::At(..)))) => {
+            (target.peer(), target.addrs(), true)
+        }
+        (None, Some(Target::Peer(peer))) => {
+            if dial.data_dir.is_none() {
+                return Err(usage(
+                    "a bare PEERID needs --data-dir (or a ticket, or --connect)",
+                ));
+            }
+            if !trust.contains(&peer) {
+                return Err(Failure(1, format!("{peer} is not paired")));
+            }
+            (peer, book.get(&peer).to_vec(), false)
+        }
+    };
+    if addrs.is_empty() {
+        return Err(Failure(1, format!("no address known for {peer}")));
+    }
+    let mut config = NodeConfig::new(identity)
+        .protocol_version(dial.protocol)
+        .trust(trust);
+    if one_off {
+        // trusting that PeerId for this dial only (nothing is saved)
+        config = config.trusting(peer);
+    }
+    Ok(Plan {
+        config,
+        peer,
+        addrs,
+        handle,
+        args,
+    })
 }
 
 fn connect_cause(error: &ConnectError) -> String {
@@ -57,24 +147,23 @@ fn connect_cause(error: &ConnectError) -> String {
 }
 
 pub(crate) async fn run_dial(dial: Dial, call: bool) -> Result<(), Failure> {
-    let (peer, addr) = dial.connect;
-    // trusting that PeerId for this dial only (nothing is saved)
-    let config = NodeConfig::new(load(&dial.key)?)
-        .protocol_version(dial.protocol)
-        .trusting(peer);
-    let node = Node::new(config);
     let timeout = Duration::from_millis(dial.timeout);
-    let connected = tokio::time::timeout(timeout, node.connect(peer, addr)).await;
+    let Plan {
+        config,
+        peer,
+        addrs,
+        handle,
+        args,
+    } = plan(dial)?;
+    let node = Node::new(config);
+    let connected = tokio::time::timeout(timeout, connect_any(&node, peer, &addrs)).await;
     match connected {
         Err(_) => return Err(Failure(1, "timeout".into())),
         Ok(Err(e)) => return Err(Failure(1, connect_cause(&e))),
         Ok(Ok(_)) => {}
     }
     let result = if call {
-        match node
-            .call(&peer, &dial.handle, dial.args.into_bytes(), timeout)
-            .await
-        {
+        match node.call(&peer, &handle, args.into_bytes(), timeout).await {
             Ok(body) => {
                 let mut stdout = std::io::stdout().lock();
                 let _ = stdout.write_all(&body);
@@ -84,7 +173,7 @@ pub(crate) async fn run_dial(dial: Dial, call: bool) -> Result<(), Failure> {
             Err(e) => Err(call_failure(&e)),
         }
     } else {
-        node.send(&peer, &dial.handle, dial.args.into_bytes())
+        node.send(&peer, &handle, args.into_bytes())
             .await
             .map_err(|e| Failure(1, e.to_string()))
     };
@@ -92,6 +181,27 @@ pub(crate) async fn run_dial(dial: Dial, call: bool) -> Result<(), Failure> {
     // and says goodbye before the process exits.
     node.shutdown().await;
     result
+}
+
+/// Dials the addresses in turn, best first, until one connects; the
+/// last failure otherwise.
+/// One address: dialed directly, so that a failure says why (refused,
+/// `unexpected_peer`, ...). Several: through the node's address book,
+/// best first, each after the one before failed.
+async fn connect_any(
+    node: &Node,
+    peer: PeerId,
+    addrs: &[(SocketAddr, AddrSource)],
+) -> Result<PeerId, ConnectError> {
+    if let [(addr, _)] = addrs {
+        return node.connect(peer, *addr).await;
+    }
+    for &(addr, source) in addrs {
+        if let Err(e) = node.add_address(peer, addr, source) {
+            tracing::debug!(%addr, error = %e, "address not added");
+        }
+    }
+    node.connect_peer(peer).await
 }
 
 pub(crate) fn call_failure(error: &CallError) -> Failure {

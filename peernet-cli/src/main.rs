@@ -3,21 +3,49 @@
 //! ```text
 //! peernet keygen <KEYFILE>
 //! peernet id <KEYFILE>
-//! peernet serve --key <KEYFILE> --listen <IP:PORT> [--trust <PEERID>]... [--expose <HANDLE>]...
+//! peernet init <DIR>
+//! peernet ticket <DIR> --addr <IP:PORT> [--addr <IP:PORT>]...
+//! peernet pair <DIR> <TICKET|PEERID|PEERID@IP:PORT> [--label <L>]
+//! peernet unpair <DIR> <PEERID>
+//! peernet peers <DIR>
+//! peernet serve (--key <KEYFILE> | --data-dir <DIR>) --listen <IP:PORT> [--keep-connected]
+//!               [--mdns [--mdns-interface <IP>]...]
+//!               [--trust <PEERID>]... [--expose <HANDLE>]...
 //!               [--handshake-timeout <MS>] [--ping-interval <MS>] [--idle-timeout <MS>]
 //!               [--max-frame <BYTES>] [--max-inbound-calls <N>] [--protocol 1|2]
 //! peernet call --key <KEYFILE> --connect <PEERID>@<IP:PORT> [--timeout <MS>] [--protocol 1|2]
 //!              <HANDLE> <ARGS>
-//! peernet send --key <KEYFILE> --connect <PEERID>@<IP:PORT> [--protocol 1|2] <HANDLE> <ARGS>
+//! peernet call --key <KEYFILE> <TICKET> <HANDLE> <ARGS>
+//! peernet call --data-dir <DIR> [--timeout <MS>] <PEERID|TICKET> <HANDLE> <ARGS>
+//! peernet send (the same forms as call) <HANDLE> <ARGS>
 //! ```
+//!
+//! A data directory (`init`) holds the identity, the trust list and the
+//! address book. `pair` trusts a peer and records the addresses a ticket
+//! or `PEERID@IP:PORT` gives (replacing the ones it had; the label is
+//! kept unless `--label` is given); `peers` prints one line per trusted
+//! peer, `<PEERID> <label or -> <addresses comma-separated, or ->`. A
+//! directory is written by one process at a time: while `serve
+//! --data-dir` runs, `pair` and `unpair` on it are refused with `error:
+//! data directory in use` (stop the node, pair, start it again); readers
+//! (`peers`, `ticket`, `call`/`send`) always work.
+//!
+//! `--mdns` (cargo feature `mdns`, on by default) announces the node on
+//! the local network and adds the addresses of trusted peers that announce
+//! themselves to the address book; an untrusted peer's announcement is
+//! ignored, and a false one costs at most one failed dial.
 //!
 //! `--protocol` picks the wire protocol: 2 (the default) encrypts
 //! everything after the handshake; 1 is the opt-in for trusted networks
 //! and streams already encrypted. A node speaks only its version: the
 //! other one is refused with `unsupported_version`.
 //!
-//! `serve` prints `listening <PEERID> <IP:PORT>` once ready, then one line
-//! per event: `connected <PEERID>`, `disconnected <PEERID> <reason>`. Logs
+//! `serve` prints `listening <PEERID> <IP:PORT>` once ready, then
+//! `ticket <TICKET>` (the listen address, or for `0.0.0.0`/`[::]` the
+//! host's interface addresses), then one line per event: `connected
+//! <PEERID>`, `disconnected <PEERID> <reason>`, and with
+//! `--keep-connected` `reconnecting <PEERID> attempt <N>` right before
+//! each redial after a loss. Logs
 //! go to stderr (`RUST_LOG`), coloured only when stderr is a terminal.
 //!
 //! Output never stalls the node: stdout and stderr are written by their own
@@ -39,8 +67,11 @@ use clap::{Parser, Subcommand};
 use peernet_tokio::persist::{read_identity, write_identity};
 use peernet_tokio::{Identity, ProtocolVersion};
 
+mod book;
+mod datadir;
 mod dial;
 mod output;
+mod reach;
 mod serve;
 
 use output::{STDOUT, non_blocking};
@@ -62,6 +93,18 @@ enum Command {
     Keygen { keyfile: PathBuf },
     /// Print the PeerId of an identity file.
     Id { keyfile: PathBuf },
+    /// Create a data directory (mode 0700): a new identity, an empty trust
+    /// list and address book. Prints the PeerId; exit 1 if DIR already
+    /// holds an identity.
+    Init { dir: PathBuf },
+    /// Print this node's ticket for the given addresses, without starting it.
+    Ticket(datadir::TicketCmd),
+    /// Trust a peer, and record the addresses a ticket or PEERID@IP:PORT gives.
+    Pair(book::Pair),
+    /// Stop trusting a peer and forget its addresses (exit 1 if not paired).
+    Unpair(book::Unpair),
+    /// List the trusted peers: PEERID LABEL|- ADDRESSES|-.
+    Peers { dir: PathBuf },
     /// Run a node until interrupted (Ctrl-C; SIGTERM too on Unix).
     Serve(serve::Serve),
     /// Dial a peer, call a handle, print the reply.
@@ -153,6 +196,11 @@ async fn run(command: Command) -> Result<(), Failure> {
             println!("{}", load(&keyfile)?.peer_id());
             Ok(())
         }
+        Command::Init { dir } => datadir::run_init(&dir),
+        Command::Ticket(cmd) => datadir::run_ticket(cmd),
+        Command::Pair(pair) => book::run_pair(pair),
+        Command::Unpair(unpair) => book::run_unpair(unpair),
+        Command::Peers { dir } => book::run_peers(dir),
         Command::Serve(serve) => serve::run_serve(serve).await,
         Command::Call(dial) => dial::run_dial(dial, true).await,
         Command::Send(dial) => dial::run_dial(dial, false).await,

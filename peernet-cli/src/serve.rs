@@ -5,18 +5,44 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use peernet_tokio::{
-    CloseReason, Config, Node, NodeConfig, NodeEvent, PeerId, ProtocolVersion, StartError,
+    CloseReason, Config, Node, NodeConfig, NodeEvent, PeerId, ProtocolVersion, StartError, Ticket,
 };
 
+use crate::datadir::{lock, open_existing};
 use crate::output::out;
+use crate::reach::reachable;
 use crate::{EXIT_USAGE, Failure, load, parse_protocol};
 
 #[derive(clap::Args)]
 pub(crate) struct Serve {
-    #[arg(long)]
-    key: PathBuf,
+    /// An identity file (no trust list or address book is kept).
+    #[arg(
+        long,
+        required_unless_present = "data_dir",
+        conflicts_with = "data_dir"
+    )]
+    key: Option<PathBuf>,
+    /// A data directory made by `peernet init`: identity, trust list,
+    /// address book. Locked while serving.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
     #[arg(long)]
     listen: SocketAddr,
+    /// Dial every trusted peer that has an address and keep it connected,
+    /// redialing with backoff after a loss (each redial announced as
+    /// `reconnecting <PEERID> attempt <N>`).
+    #[arg(long)]
+    keep_connected: bool,
+    /// Announce this node on the local network (mDNS) and learn the
+    /// addresses of trusted peers that announce themselves.
+    #[cfg(feature = "mdns")]
+    #[arg(long)]
+    mdns: bool,
+    /// With --mdns: only on the interface that has this address
+    /// (repeatable; default every interface).
+    #[cfg(feature = "mdns")]
+    #[arg(long = "mdns-interface", value_name = "IP", requires = "mdns")]
+    mdns_interface: Vec<std::net::IpAddr>,
     /// A peer to trust (repeatable).
     #[arg(long = "trust")]
     trust: Vec<PeerId>,
@@ -62,7 +88,21 @@ pub(crate) async fn run_serve(serve: Serve) -> Result<(), Failure> {
         protocol.max_inbound_calls = usize::try_from(v).unwrap_or(usize::MAX);
     }
     protocol.version = serve.protocol;
-    let mut config = NodeConfig::new(load(&serve.key)?).protocol(protocol);
+    // The directory's lock lives as long as the node.
+    let (config, _lock) = match (&serve.key, &serve.data_dir) {
+        (Some(key), _) => (NodeConfig::new(load(key)?), None),
+        (None, Some(dir)) => {
+            let (data, _) = open_existing(dir)?;
+            let lock = lock(&data)?;
+            let config = NodeConfig::from_data_dir(dir)
+                .map_err(|e| Failure(1, format!("{}: {e}", dir.display())))?;
+            (config, Some(lock))
+        }
+        (None, None) => unreachable!("clap requires --key or --data-dir"),
+    };
+    let mut config = config
+        .protocol(protocol)
+        .keep_trusted_connected(serve.keep_connected);
     for peer in serve.trust {
         config = config.trusting(peer);
     }
@@ -77,8 +117,26 @@ pub(crate) async fn run_serve(serve: Serve) -> Result<(), Failure> {
         expose_demo(&node, handle)?;
     }
     let events = node.events();
+    #[cfg(feature = "mdns")]
+    let _discovery = match serve.mdns {
+        true => {
+            let mut lan = peernet_tokio::discovery::DiscoveryConfig::new();
+            for ip in serve.mdns_interface {
+                lan = lan.interface(ip);
+            }
+            let discovery = node
+                .discover_lan(lan)
+                .map_err(|e| Failure(1, format!("mdns: {e}")))?;
+            Some(discovery)
+        }
+        false => None,
+    };
     let addr = node.local_addr().expect("bound");
     out(format!("listening {} {addr}", node.peer_id()));
+    match Ticket::new(node.peer_id(), reachable(addr)) {
+        Ok(ticket) => out(format!("ticket {ticket}")),
+        Err(e) => tracing::warn!(error = %e, "no ticket"),
+    }
 
     let printer = tokio::spawn(async move {
         while let Ok(event) = events.recv().await {
@@ -86,6 +144,9 @@ pub(crate) async fn run_serve(serve: Serve) -> Result<(), Failure> {
                 NodeEvent::Connected { peer, .. } => out(format!("connected {peer}")),
                 NodeEvent::Disconnected { peer, reason } => {
                     out(format!("disconnected {peer} {}", reason_name(&reason)))
+                }
+                NodeEvent::Reconnecting { peer, attempt, .. } => {
+                    out(format!("reconnecting {peer} attempt {attempt}"))
                 }
                 _ => {}
             }

@@ -93,6 +93,8 @@ fn serve_with(dir: &Path, key: &str, extra: &[&str], stderr: Stdio, log: &str) -
         Some("0"),
         "the real port is printed"
     );
+    let ticket = lines.next();
+    assert!(ticket.starts_with("ticket peernet1"), "{ticket}");
     Serve {
         peer: parts[1].into(),
         addr: parts[2].into(),

@@ -19,6 +19,7 @@ use peernet_proto::{CallError, Identity, PeerId};
 
 use peernet_driver::{EventStream, Node, NodeConfig, NodeEvent, Runtime, WrapStream};
 
+mod dialing;
 mod raw;
 pub mod scenarios;
 
@@ -109,7 +110,11 @@ macro_rules! scenario_tests {
             bring_your_own_stream,
             backpressure_bounds_the_send_queue,
             typed_cbor_calls,
-            persistence_survives_a_restart
+            persistence_survives_a_restart,
+            kept_peer_restarted_on_its_address_is_reconnected,
+            kept_peer_on_a_new_port_is_found_through_a_ticket,
+            connect_peer_dials_through_the_book,
+            the_book_survives_a_restart
         );
     };
     (@each $h:ty; $set:expr; $($name:ident),* $(,)?) => {

@@ -86,6 +86,8 @@ impl RawPeer {
                     let _ = self.write.close().await;
                 }
                 Output::Event(event) => self.events.push_back(event),
+                // One transport, opened by the test: nothing to dial.
+                Output::Dial { peer, addr } => self.ep.dial_failed(self.now(), peer, addr),
             }
         }
     }

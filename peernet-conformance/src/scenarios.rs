@@ -14,6 +14,11 @@ use super::*;
 use peernet_driver::{CallErrorExt, ConnectError, TypedCallError, cbor_handler};
 use peernet_proto::ConnectError as CoreConnectError;
 
+pub use crate::dialing::{
+    connect_peer_dials_through_the_book, kept_peer_on_a_new_port_is_found_through_a_ticket,
+    kept_peer_restarted_on_its_address_is_reconnected, the_book_survives_a_restart,
+};
+
 type N<H> = Node<<H as Harness>::Rt>;
 
 const CALL: Option<Duration> = Some(Duration::from_secs(10));

@@ -60,6 +60,8 @@ pub struct NodeConfig {
     pub(crate) data_dir: Option<DataDir>,
     pub(crate) handshakes_per_source: usize,
     pub(crate) listen_backlog: u32,
+    /// Dialing by PeerId: see `dialing.rs`.
+    pub(crate) dialing: crate::dialing::DialOptions,
 }
 
 impl NodeConfig {
@@ -84,16 +86,20 @@ impl NodeConfig {
             data_dir: None,
             handshakes_per_source: DEFAULT_HANDSHAKES_PER_SOURCE,
             listen_backlog: DEFAULT_LISTEN_BACKLOG,
+            dialing: crate::dialing::DialOptions::default(),
         }
     }
 
     /// Loads the identity (created with mode 0600 if there is none; never
-    /// overwritten) and the trust list from the directory `dir`; every
-    /// later [`Node::pair`](crate::Node::pair) / [`Node::unpair`](crate::Node::unpair) is saved there atomically.
+    /// overwritten), the trust list and the address book from the
+    /// directory `dir`; every later [`Node::pair`](crate::Node::pair) /
+    /// [`Node::unpair`](crate::Node::unpair) is saved there atomically, and
+    /// the address book whenever it changes (debounced).
     pub fn from_data_dir(dir: impl AsRef<Path>) -> Result<NodeConfig, StartError> {
         let data = DataDir::open(dir.as_ref())?;
         let mut config = NodeConfig::new(data.load_or_create_identity()?);
         config.trust = data.load_trust()?;
+        config.dialing.book = data.load_book()?;
         config.data_dir = Some(data);
         Ok(config)
     }

@@ -24,6 +24,10 @@ pub enum ConnectError {
     /// shut down or unpaired the peer meanwhile.
     #[error("handshake: {0}")]
     Handshake(#[from] HandshakeError),
+    /// [`Node::connect_peer`](crate::Node::connect_peer): every address in
+    /// the book was tried and none gave a connection.
+    #[error("peer {0} is unreachable at every known address")]
+    Unreachable(peernet_proto::PeerId),
 }
 
 /// Questions about a failed call that would otherwise need a nested
@@ -77,6 +81,10 @@ pub enum StartError {
     /// The trust list file is damaged (never read as an empty list).
     #[error("trust list file: {0}")]
     TrustList(#[from] peernet_proto::TrustListError),
+    /// The address book file is damaged (never read as an empty book) or
+    /// unreadable.
+    #[error(transparent)]
+    Book(#[from] crate::book_file::LoadBookError),
     /// The protocol configuration breaks a rule ([`peernet_proto::Config::validate`]):
     /// a zero duration or count, an idle timeout not above the ping
     /// interval, a frame limit below the largest handshake frame.

@@ -1,5 +1,7 @@
 //! What a node tells the application about its connections.
 
+use std::time::Duration;
+
 use peernet_proto::{CloseReason, Direction, HandshakeError, PeerId};
 
 /// A connection came, went, or never came to be.
@@ -30,6 +32,25 @@ pub enum NodeEvent {
         direction: Direction,
         /// Why.
         error: HandshakeError,
+    },
+    /// A kept peer ([`Node::keep_connected`](crate::Node::keep_connected))
+    /// is redialed after a loss, now: announced right before each redial
+    /// (the first dial is silent).
+    Reconnecting {
+        /// The peer.
+        peer: PeerId,
+        /// The redial's number since the loss, from 1 (it starts again
+        /// when the backoff resets, after a connection lived 10 s).
+        attempt: u32,
+        /// The backoff waited before this redial.
+        after: Duration,
+    },
+    /// A dial through the address book
+    /// ([`Node::connect_peer`](crate::Node::connect_peer)) tried every
+    /// address of `peer` and none gave a connection.
+    Unreachable {
+        /// The peer.
+        peer: PeerId,
     },
 }
 

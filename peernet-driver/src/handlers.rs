@@ -85,6 +85,10 @@ impl<R: Runtime> Shared<R> {
                     signals.write.notify();
                     continue;
                 }
+                Work::Dial(peer, addr) => {
+                    self.rt.spawn(crate::dialer::dial(self.clone(), peer, addr));
+                    continue;
+                }
                 Work::CloseDeadline(signals) => {
                     let at = self.rt.now() + crate::tasks::LINGER;
                     let sleep = self.rt.sleep_until(at);

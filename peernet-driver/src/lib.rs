@@ -30,8 +30,14 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod book_file;
 mod cbor;
 mod config;
+mod dialer;
+mod dialing;
+pub mod dirlock;
+#[cfg(feature = "mdns")]
+pub mod discovery;
 mod error;
 mod events;
 mod handlers;
@@ -43,24 +49,30 @@ mod shared;
 mod signal;
 mod sources;
 mod tasks;
+pub mod ticket;
 
 pub use cbor::{CborFuture, EncodeError, TypedCallError, TypedSendError, cbor_handler};
 pub use config::NodeConfig;
+pub use dirlock::{DirLock, LockError};
 pub use error::{CallErrorExt, ConnectError, StartError};
 pub use events::{EventStream, NodeEvent};
 pub use handlers::HandlerResult;
 pub use node::Node;
 pub use persist::DataDir;
 pub use runtime::{BoxFuture, BoxRead, BoxWrite, Runtime, Transport, WrapStream};
+pub use ticket::{Ticket, TicketError};
 
 /// The types of the API that every runtime crate re-exports as they are
 /// (`pub use peernet_driver::api::*`), next to its own `Node` alias.
 pub mod api {
-    pub use crate::persist;
+    #[cfg(feature = "mdns")]
+    pub use crate::discovery;
     pub use crate::{
-        CallErrorExt, CborFuture, ConnectError, DataDir, EncodeError, EventStream, HandlerResult,
-        NodeConfig, NodeEvent, StartError, TypedCallError, TypedSendError, cbor_handler,
+        CallErrorExt, CborFuture, ConnectError, DataDir, DirLock, EncodeError, EventStream,
+        HandlerResult, LockError, NodeConfig, NodeEvent, StartError, Ticket, TicketError,
+        TypedCallError, TypedSendError, cbor_handler,
     };
+    pub use crate::{book_file, persist, ticket};
     pub use bytes::Bytes;
     pub use peernet_proto::ConnectError as CoreConnectError;
     pub use peernet_proto::{
@@ -68,6 +80,7 @@ pub mod api {
         HandshakeError, Identity, InvalidHandle, Label, PeerId, ProtocolVersion, RecordError,
         RejectCode, SendError, Side, Stats, TrustList,
     };
+    pub use peernet_proto::{AddrEntry, AddrSource, BookError, DialConfig};
 }
 
 pub use api::*;

@@ -32,7 +32,7 @@ use crate::tasks::{self, Role, first};
 /// gracefully. A handler that holds a clone of its own node keeps it alive:
 /// call `shutdown` then.
 pub struct Node<R: Runtime> {
-    shared: Arc<Shared<R>>,
+    pub(crate) shared: Arc<Shared<R>>,
     life: Arc<Life<R>>,
     peer_id: PeerId,
     local_addr: Option<SocketAddr>,
@@ -150,6 +150,7 @@ impl<R: Runtime> Node<R> {
             config.data_dir,
         ));
         shared.rt.spawn(tasks::timer(shared.clone()));
+        crate::dialing::start(&shared, config.dialing);
         Ok(Node {
             life: Arc::new(Life(shared.clone())),
             shared,
@@ -234,12 +235,14 @@ impl<R: Runtime> Node<R> {
     /// Returns true if `peer` was not trusted before.
     pub fn pair(&self, peer: PeerId, label: Option<Label>) -> io::Result<bool> {
         let saved = label.clone();
-        self.change_trust(
+        let new = self.change_trust(
             |trust| {
                 trust.insert(peer, saved);
             },
             |inner, _| inner.ep.pair(peer, label),
-        )
+        )?;
+        crate::dialing::after_pair(&self.shared, peer);
+        Ok(new)
     }
 
     /// Stops trusting `peer`: its connection closes at once with GOODBYE
@@ -248,12 +251,14 @@ impl<R: Runtime> Node<R> {
     /// With a data directory the new list is written first, atomically.
     /// Returns true if `peer` was trusted.
     pub fn unpair(&self, peer: &PeerId) -> io::Result<bool> {
-        self.change_trust(
+        let was = self.change_trust(
             |trust| {
                 trust.remove(peer);
             },
             |inner, now| inner.ep.unpair(now, peer),
-        )
+        )?;
+        crate::dialing::after_unpair(&self.shared, *peer);
+        Ok(was)
     }
 
     /// One trust-list change: `edit` on the list as saved (with a data
@@ -335,8 +340,14 @@ impl<R: Runtime> Node<R> {
     /// reports [`NodeEvent::Connected`](crate::NodeEvent::Connected)) when
     /// our PROOF reaches it, half a round trip later, and until then its
     /// own calls to us fail with `NotConnected`.
+    ///
+    /// Once connected, `addr` is recorded in the address book (source
+    /// `Application`), so that [`Node::connect_peer`] and
+    /// [`Node::keep_connected`] find the peer there later.
     pub async fn connect(&self, peer: PeerId, addr: SocketAddr) -> Result<PeerId, ConnectError> {
-        self.dial(peer, addr, false).await
+        let connected = self.dial(peer, addr, false).await?;
+        self.learned(peer, addr);
+        Ok(connected)
     }
 
     /// Dials `peer` at `addr` even when it is connected: when the new
@@ -410,7 +421,11 @@ impl<R: Runtime> Node<R> {
     /// Calls `handle` on `peer` and waits for the reply, at most `timeout`
     /// (a `Duration`, or `None` for no limit). When the connection's send
     /// queue is full the call first waits for room, within the same
-    /// timeout. Dropping the future cancels the call (CANCEL is sent).
+    /// timeout; when `peer` is kept connected ([`Node::keep_connected`])
+    /// but not connected at the moment, it first waits for the reconnect,
+    /// within the same timeout (unless
+    /// [`NodeConfig::wait_for_reconnect`](crate::NodeConfig::wait_for_reconnect)
+    /// is off). Dropping the future cancels the call (CANCEL is sent).
     pub async fn call(
         &self,
         peer: &PeerId,
@@ -433,6 +448,12 @@ impl<R: Runtime> Node<R> {
                         Ok(Ok((id, rx)))
                     }
                     Err(CallError::WouldBlock) => Ok(Err(self.wait_for_room())),
+                    // a kept peer being reconnected (dialing.rs)
+                    Err(CallError::NotConnected) => {
+                        crate::dialing::reconnect_wait(&self.shared, inner, peer)
+                            .map(Err)
+                            .ok_or(CallError::NotConnected)
+                    }
                     Err(error) => Err(error),
                 }
             })?;
@@ -515,6 +536,7 @@ impl<R: Runtime> Node<R> {
     /// left fail with it, and so do ours to them) and waits for the
     /// goodbyes to be written.
     pub fn shutdown(&self) -> impl Future<Output = ()> + Send + 'static {
+        crate::dialing::on_shutdown(&self.shared);
         lifecycle::shutdown(&self.shared, self.peer_id, self.grace)
     }
 }

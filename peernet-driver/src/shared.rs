@@ -156,6 +156,8 @@ pub(crate) enum Work {
     CloseDeadline(Arc<ConnSignals>),
     Call(InboundCall, DynHandler),
     Send(InboundSend, DynHandler),
+    /// The core asks for a transport to a peer (`dialer.rs`).
+    Dial(PeerId, SocketAddr),
 }
 
 type Completion = oneshot::Sender<Result<Bytes, CallError>>;
@@ -187,6 +189,8 @@ pub(crate) struct Shared<R: Runtime> {
     pub(crate) dropped_sends: AtomicU64,
     /// Rate limit for "handler panicked" warnings, per peer.
     pub(crate) panic_log: Mutex<PanicLog>,
+    /// Dialing by PeerId: waiters, the book's saving (`dialing.rs`).
+    pub(crate) dialing: crate::dialing::DialState,
 }
 
 impl<R: Runtime> Shared<R> {
@@ -208,6 +212,7 @@ impl<R: Runtime> Shared<R> {
             dropped_events: AtomicU64::new(0),
             dropped_sends: AtomicU64::new(0),
             panic_log: Mutex::new(PanicLog::default()),
+            dialing: crate::dialing::DialState::default(),
         }
     }
 
@@ -322,6 +327,7 @@ impl<R: Runtime> Shared<R> {
                     self.wake_room();
                 }
                 Output::Event(event) => self.on_event(inner, now, event, work),
+                Output::Dial { peer, addr } => work.push(Work::Dial(peer, addr)),
             }
         }
         // An input or command may have armed an earlier deadline.
@@ -385,6 +391,7 @@ impl<R: Runtime> Shared<R> {
                 if let Some(tx) = inner.dials.remove(&conn) {
                     let _ = tx.send(Ok(peer));
                 }
+                self.dialing.connected(peer);
                 self.publish(inner, NodeEvent::Connected { peer, direction });
             }
             Event::Disconnected { conn, peer, reason } => {
@@ -418,11 +425,11 @@ impl<R: Runtime> Shared<R> {
                     },
                 );
             }
-            _ => {}
+            other => crate::dialing::on_event(self, inner, other),
         }
     }
 
-    fn publish(&self, inner: &mut Inner, event: NodeEvent) {
+    pub(crate) fn publish(&self, inner: &mut Inner, event: NodeEvent) {
         inner
             .subscribers
             .retain(|tx| match tx.try_send(event.clone()) {

@@ -187,7 +187,7 @@ pub(crate) fn register(
 }
 
 /// Starts the reader and writer of a registered connection.
-fn attach<R: Runtime>(
+pub(crate) fn attach<R: Runtime>(
     shared: &Arc<Shared<R>>,
     conn: ConnId,
     direction: Direction,

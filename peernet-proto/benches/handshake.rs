@@ -72,6 +72,7 @@ fn handshake(s: &mut Setup) {
                     Output::Event(Event::Connected { .. }) => connected += 1,
                     Output::Event(other) => panic!("unexpected {other:?}"),
                     Output::Close { .. } => panic!("closed"),
+                    Output::Dial { .. } => panic!("nothing dials by PeerId here"),
                 }
             }
         }

@@ -66,10 +66,60 @@ pub struct Config {
     /// [`ProtocolVersion::V2`], encrypted; [`ProtocolVersion::V1`] is the
     /// opt-in for trusted networks and streams that are already encrypted.
     pub version: ProtocolVersion,
+    /// Addresses the address book keeps per peer. Default 8.
+    pub max_addresses_per_peer: usize,
+    /// Addresses the address book keeps in all. Default 8192.
+    pub max_addresses: usize,
+    /// The dial schedule: backoff of kept peers, dial timeout.
+    pub dial: DialConfig,
     /// A deliberate bug to switch on, for the simulation tests only.
     #[cfg(feature = "fault-injection")]
     #[doc(hidden)]
     pub fault: Option<Fault>,
+}
+
+/// How the endpoint redials the peers it keeps connected
+/// ([`crate::Endpoint::keep_connected`]): an exponential backoff with
+/// jitter. After a loss the first redial waits a random delay in
+/// `[first_min, first_max]`; each later one waits the delay before times
+/// a random factor in `[growth_min_percent, growth_max_percent]` percent,
+/// never more than `max_delay`. A connection that lived `reset_after`
+/// resets the backoff (and the attempt count).
+///
+/// `#[non_exhaustive]`: start from [`DialConfig::default`] and set fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DialConfig {
+    /// Shortest first redial after a loss. Default 100 ms.
+    pub first_min: Duration,
+    /// Longest first redial after a loss. Default 1 s.
+    pub first_max: Duration,
+    /// Smallest growth of the delay from one redial to the next, in
+    /// percent (at least 100). Default 150.
+    pub growth_min_percent: u32,
+    /// Largest growth, in percent. Default 200.
+    pub growth_max_percent: u32,
+    /// The delay never grows above this. Default 30 s.
+    pub max_delay: Duration,
+    /// A connection that lived this long resets the backoff. Default 10 s.
+    pub reset_after: Duration,
+    /// How long the driver may take to open a transport for an
+    /// [`crate::Output::Dial`] before the dial counts as failed. Default 10 s.
+    pub dial_timeout: Duration,
+}
+
+impl Default for DialConfig {
+    fn default() -> Self {
+        DialConfig {
+            first_min: Duration::from_millis(100),
+            first_max: Duration::from_secs(1),
+            growth_min_percent: 150,
+            growth_max_percent: 200,
+            max_delay: Duration::from_secs(30),
+            reset_after: Duration::from_secs(10),
+            dial_timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 /// The wire protocol a node speaks (PROTOCOL.md parts A and B).
@@ -150,12 +200,18 @@ pub enum Fault {
     /// WELCOME's 134 bytes, so a version-2 INIT (150) is a frame error
     /// rather than REJECT `unsupported_version`.
     SmallHandshakeFrames,
+    /// `dial::next_delay`: a kept peer is redialed at once (1 ms) after
+    /// every loss or failure, the delay never growing.
+    NoBackoff,
+    /// `Endpoint::unpair`: the peer's dial schedule and addresses are kept,
+    /// so a kept peer goes on being redialed after it was unpaired.
+    RedialAfterUnpair,
 }
 
 #[cfg(feature = "fault-injection")]
 impl Fault {
     /// Every fault, for the simulation and the fuzz targets to iterate.
-    pub const ALL: [Fault; 18] = [
+    pub const ALL: [Fault; 20] = [
         Fault::SupersedeNewest,
         Fault::SkipTrustCheck,
         Fault::ReplyAnyConnection,
@@ -174,6 +230,8 @@ impl Fault {
         Fault::EstablishAtResp,
         Fault::IgnoreBadRecord,
         Fault::SmallHandshakeFrames,
+        Fault::NoBackoff,
+        Fault::RedialAfterUnpair,
     ];
 
     /// The fault whose variant name is `name` (as its `Debug` prints it).
@@ -213,6 +271,9 @@ impl Default for Config {
             ping_interval: Duration::from_secs(15),
             idle_timeout: Duration::from_secs(45),
             version: ProtocolVersion::V2,
+            max_addresses_per_peer: 8,
+            max_addresses: 8192,
+            dial: DialConfig::default(),
             #[cfg(feature = "fault-injection")]
             fault: None,
         }
@@ -249,6 +310,18 @@ pub enum ConfigError {
         /// The handshake timeout given.
         handshake: Duration,
     },
+    /// Two dial settings are the wrong way round (`low` is above `high`,
+    /// e.g. `dial.first_min` above `dial.first_max`).
+    #[error("{low} must not be above {high}")]
+    Inverted {
+        /// The setting that must be the lower.
+        low: &'static str,
+        /// The setting that must be the higher.
+        high: &'static str,
+    },
+    /// `dial.growth_min_percent` is below 100: the backoff would shrink.
+    #[error("dial.growth_min_percent ({0}) must be at least 100")]
+    BackoffShrinks(u32),
 }
 
 impl Config {
@@ -272,6 +345,11 @@ impl Config {
             ("first_frame_timeout", self.first_frame_timeout),
             ("ping_interval", self.ping_interval),
             ("idle_timeout", self.idle_timeout),
+            ("dial.first_min", self.dial.first_min),
+            ("dial.first_max", self.dial.first_max),
+            ("dial.max_delay", self.dial.max_delay),
+            ("dial.reset_after", self.dial.reset_after),
+            ("dial.dial_timeout", self.dial.dial_timeout),
         ];
         for (name, value) in durations {
             if value.is_zero() {
@@ -289,6 +367,8 @@ impl Config {
             ("max_inbound_bytes", self.max_inbound_bytes),
             ("send_buffer", self.send_buffer),
             ("max_send_buffer", self.max_send_buffer),
+            ("max_addresses_per_peer", self.max_addresses_per_peer),
+            ("max_addresses", self.max_addresses),
         ];
         for (name, value) in counts {
             if value == 0 {
@@ -310,7 +390,7 @@ impl Config {
                 handshake: self.handshake_timeout,
             });
         }
-        Ok(())
+        self.dial.validate()
     }
 
     /// The hard cap actually enforced on a connection's send queue.
@@ -319,6 +399,26 @@ impl Config {
             self.send_buffer
                 .saturating_add(self.max_frame_len as usize + 4),
         )
+    }
+}
+
+impl DialConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let d = self;
+        if d.growth_min_percent < 100 {
+            return Err(ConfigError::BackoffShrinks(d.growth_min_percent));
+        }
+        let inverted = |low, high| Err(ConfigError::Inverted { low, high });
+        if d.first_min > d.first_max {
+            return inverted("dial.first_min", "dial.first_max");
+        }
+        if d.first_max > d.max_delay {
+            return inverted("dial.first_max", "dial.max_delay");
+        }
+        if d.growth_min_percent > d.growth_max_percent {
+            return inverted("dial.growth_min_percent", "dial.growth_max_percent");
+        }
+        Ok(())
     }
 }
 
@@ -379,5 +479,59 @@ mod tests {
             Err(ConfigError::FrameTooSmall(149))
         );
         assert_eq!(with(|c| c.max_frame_len = 150), Ok(()));
+    }
+
+    #[test]
+    fn dial_settings_are_checked() {
+        let with = |f: fn(&mut DialConfig)| {
+            let mut c = Config::default();
+            f(&mut c.dial);
+            c.validate()
+        };
+        assert_eq!(
+            with(|d| d.first_min = Duration::ZERO),
+            Err(ConfigError::Zero("dial.first_min"))
+        );
+        assert_eq!(
+            with(|d| d.max_delay = Duration::ZERO),
+            Err(ConfigError::Zero("dial.max_delay"))
+        );
+        assert_eq!(
+            with(|d| d.reset_after = Duration::ZERO),
+            Err(ConfigError::Zero("dial.reset_after"))
+        );
+        assert_eq!(
+            with(|d| d.first_min = Duration::from_secs(2)),
+            Err(ConfigError::Inverted {
+                low: "dial.first_min",
+                high: "dial.first_max"
+            })
+        );
+        assert_eq!(
+            with(|d| d.max_delay = Duration::from_millis(500)),
+            Err(ConfigError::Inverted {
+                low: "dial.first_max",
+                high: "dial.max_delay"
+            })
+        );
+        assert_eq!(
+            with(|d| d.growth_max_percent = 120),
+            Err(ConfigError::Inverted {
+                low: "dial.growth_min_percent",
+                high: "dial.growth_max_percent"
+            })
+        );
+        assert_eq!(
+            with(|d| d.growth_min_percent = 99),
+            Err(ConfigError::BackoffShrinks(99))
+        );
+        let c = Config {
+            max_addresses_per_peer: 0,
+            ..Config::default()
+        };
+        assert_eq!(
+            c.validate(),
+            Err(ConfigError::Zero("max_addresses_per_peer"))
+        );
     }
 }

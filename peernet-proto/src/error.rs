@@ -30,6 +30,15 @@ pub enum ConnectError {
     /// pre-message): `expected` must be given.
     #[error("a version-2 dial needs the PeerId of the peer dialed")]
     PeerIdRequired,
+    /// [`crate::Endpoint::dial`]: the address book has no address for the
+    /// peer; add one first.
+    #[error("no address known for peer {0}")]
+    NoAddress(PeerId),
+    /// [`crate::Endpoint::dial`] or [`crate::Endpoint::connect_to`]: the
+    /// peer is connected already (in either direction); a second
+    /// connection would only supersede it.
+    #[error("peer {0} is already connected")]
+    AlreadyConnected(PeerId),
     /// The handshake ran and failed ([`crate::Event::HandshakeFailed`]).
     #[error("handshake: {0}")]
     Handshake(#[from] HandshakeError),

@@ -4,6 +4,9 @@
 
 use bytes::{Bytes, BytesMut};
 
+use core::net::SocketAddr;
+use core::time::Duration;
+
 use crate::Instant;
 use crate::envelope::Handle;
 use crate::error::{CallError, CloseReason, HandshakeError};
@@ -124,6 +127,27 @@ pub enum Event {
         /// The reply body, or why it failed.
         result: Result<Bytes, CallError>,
     },
+    /// A kept peer ([`crate::Endpoint::keep_connected`]) is redialed after
+    /// a loss: emitted right before the [`Output::Dial`] of every redial
+    /// (the first dial of `keep_connected` or `dial` is silent).
+    Reconnecting {
+        /// The peer.
+        peer: PeerId,
+        /// The redial's number since the loss, from 1; it starts again
+        /// when the backoff resets (a connection that lived
+        /// [`crate::config::DialConfig::reset_after`]).
+        attempt: u32,
+        /// The backoff delay waited before this redial (zero when the
+        /// redial was prompted by an address added for a kept peer that
+        /// had none).
+        after: Duration,
+    },
+    /// A dial through the address book ([`crate::Endpoint::dial`]) tried
+    /// every address of `peer` and none gave a connection.
+    Unreachable {
+        /// The peer.
+        peer: PeerId,
+    },
 }
 
 /// What the driver must do next; see [`crate::Endpoint::poll_output`].
@@ -142,4 +166,16 @@ pub enum Output {
     },
     /// Something for the application.
     Event(Event),
+    /// Open a transport to `addr` for `peer`, then report the outcome:
+    /// [`crate::Endpoint::connect_to`] once it is open,
+    /// [`crate::Endpoint::dial_failed`] if it could not be (refused,
+    /// unreachable, timed out). At most one is in flight per peer; a
+    /// dial neither reported within
+    /// [`crate::config::DialConfig::dial_timeout`] counts as failed.
+    Dial {
+        /// The peer to dial.
+        peer: PeerId,
+        /// Where, from the address book.
+        addr: SocketAddr,
+    },
 }

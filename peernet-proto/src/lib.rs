@@ -9,9 +9,11 @@ extern crate std;
 #[macro_use]
 mod wire_code;
 
+pub mod book;
 mod codes;
 pub mod config;
 mod connection;
+pub mod dial;
 mod ending;
 mod endpoint;
 pub mod envelope;
@@ -37,8 +39,9 @@ pub mod time;
 mod timers;
 pub mod trust;
 
+pub use book::{AddrEntry, AddrSource, AddressBook, BookError};
 pub use codes::{GoodbyeCode, RejectCode, ReplyStatus};
-pub use config::{Config, ConfigError, ProtocolVersion};
+pub use config::{Config, ConfigError, DialConfig, ProtocolVersion};
 pub use endpoint::Endpoint;
 pub use envelope::{
     Envelope, EnvelopeError, EnvelopeTooLarge, Handle, InvalidHandle, MAX_HANDLE_LEN,

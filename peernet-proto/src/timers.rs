@@ -5,6 +5,7 @@
 use alloc::collections::BTreeSet;
 
 use crate::Instant;
+use crate::identity::PeerId;
 use crate::ids::ConnId;
 
 /// What a deadline is for.
@@ -23,13 +24,19 @@ pub(crate) enum Timer {
     Outbound(ConnId),
     /// The same for the calls we serve (their callers' budgets).
     Inbound(ConnId),
+    /// The dial schedule of a peer: its backoff ran out, or the driver
+    /// took too long to open the transport of a dial.
+    Dial(PeerId),
 }
 
 impl Timer {
-    /// The connection that armed it.
-    pub(crate) fn conn(self) -> ConnId {
+    /// The connection that armed it (none for the dial schedule's).
+    pub(crate) fn conn(self) -> Option<ConnId> {
         match self {
-            Timer::Handshake(c) | Timer::Liveness(c) | Timer::Outbound(c) | Timer::Inbound(c) => c,
+            Timer::Handshake(c) | Timer::Liveness(c) | Timer::Outbound(c) | Timer::Inbound(c) => {
+                Some(c)
+            }
+            Timer::Dial(_) => None,
         }
     }
 }

@@ -58,7 +58,7 @@ fn drain(ep: &mut Endpoint, conn: ConnId) -> Drained {
                 d.sent.extend_from_slice(&last);
                 d.closed = true;
             }
-            Output::Close { .. } => {}
+            Output::Close { .. } | Output::Dial { .. } => {}
             Output::Event(e) => d.events.push(e),
         }
     }

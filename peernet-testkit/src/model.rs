@@ -556,6 +556,9 @@ impl Model {
                 c.closed = true;
             }
             Output::Event(event) => self.observe_event(event),
+            // Dials open transports; the connection they make is checked
+            // like any other.
+            Output::Dial { .. } => {}
         }
     }
 

@@ -2,6 +2,7 @@
 //! when checked, the [`Model`] every output goes through.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -23,6 +24,8 @@ pub enum Action {
     Close(ConnId, Bytes),
     /// An event (already checked).
     Event(Event),
+    /// Open a transport to the address for the peer (`Output::Dial`).
+    Dial(PeerId, SocketAddr),
 }
 
 /// How a node's built-in application answers calls, decided by the first
@@ -167,6 +170,11 @@ impl Node {
         }
     }
 
+    /// A transport for an `Output::Dial` could not be opened.
+    pub fn dial_failed(&mut self, peer: PeerId, addr: SocketAddr) {
+        self.ep.dial_failed(self.now, peer, addr);
+    }
+
     /// Moves the clock and fires what is due.
     pub fn advance(&mut self, by: Duration) {
         self.now = self.now + by;
@@ -222,6 +230,7 @@ impl Node {
                 actions.push(match output {
                     Output::Transmit(conn) => Action::Transmit(conn),
                     Output::Close { conn, last } => Action::Close(conn, last),
+                    Output::Dial { peer, addr } => Action::Dial(peer, addr),
                     Output::Event(event) => {
                         match &event {
                             Event::Call(call) => calls.push(call.clone()),

@@ -130,6 +130,9 @@ impl Net {
                     }
                 }
                 Action::Event(event) => nodes[who].events.push(event),
+                // Links here are made by hand, not by address: a dial by
+                // PeerId is the simulation's (tests/src/sim/keep.rs).
+                Action::Dial(peer, addr) => nodes[who].dial_failed(peer, addr),
             }
         }
         moved

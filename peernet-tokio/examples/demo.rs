@@ -29,13 +29,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     step("They pair: each puts the other's PeerId in its trust list");
     let alice = Node::bind(NodeConfig::new(alice_id).trusting(bob_peer), any_port).await?;
-    let bob = Node::bind(NodeConfig::new(bob_id).trusting(alice_peer), any_port).await?;
+    let bob = Node::bind(
+        NodeConfig::new(bob_id.clone()).trusting(alice_peer),
+        any_port,
+    )
+    .await?;
     println!(
         "    alice listens on {}, bob on {}",
         alice.local_addr().unwrap(),
         bob.local_addr().unwrap()
     );
-    let bob_events = bob.events();
+    let mut bob_events = bob.events();
 
     step(
         "Every handle is closed until exposed: Bob exposes `greet`, Alice exposes `echo` and `chat`",
@@ -91,6 +95,52 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             short(&from)
         );
     }
+
+    step("Alice keeps Bob connected; Bob is killed and restarted on the same address");
+    // connect() recorded Bob's address in Alice's book: the PeerId is enough now
+    alice.keep_connected(bob_peer, true)?;
+    let alice_events = alice.events();
+    let bob_addr = bob.local_addr().unwrap();
+    bob.shutdown().await;
+    drop(bob);
+    println!("    bob is down");
+    // a call made during the outage waits for the reconnect, within its timeout
+    let caller = alice.clone();
+    let call = tokio::spawn(async move {
+        caller
+            .call(&bob_peer, "greet", "alice again", Duration::from_secs(10))
+            .await
+    });
+    while let Ok(event) = alice_events.recv().await {
+        match event {
+            NodeEvent::Reconnecting { attempt, after, .. } => {
+                println!("    alice sees: reconnecting bob, attempt {attempt} after {after:?}");
+                break;
+            }
+            NodeEvent::Disconnected { reason, .. } => {
+                println!("    alice sees: disconnected bob ({reason})")
+            }
+            _ => {}
+        }
+    }
+    let bob = Node::bind(NodeConfig::new(bob_id).trusting(alice_peer), bob_addr).await?;
+    bob.expose("greet", |caller, args| async move {
+        let name = String::from_utf8_lossy(&args).into_owned();
+        Ok(Bytes::from(format!(
+            "hello {name}, you are {}",
+            short(&caller)
+        )))
+    })?;
+    bob_events = bob.events();
+    println!("    bob is back on {bob_addr}");
+    if let Ok(NodeEvent::Connected { direction, .. }) = bob_events.recv().await {
+        println!("    bob sees: connected alice ({direction:?}), no application code redialed");
+    }
+    let reply = call.await??;
+    println!(
+        "    the call made during the outage: {}",
+        String::from_utf8_lossy(&reply)
+    );
 
     step("Mallory, whom nobody trusts, dials Bob");
     let mallory_id = Identity::generate(&mut os_rng);

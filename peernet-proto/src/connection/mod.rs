@@ -470,6 +470,8 @@ impl Connection {
                 self.on_served_deadlines(ctx);
                 None
             }
+            // The endpoint's own, never routed to a connection.
+            Timer::Dial(_) => None,
         }
     }
 

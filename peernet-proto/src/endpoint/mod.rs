@@ -15,8 +15,10 @@ use bytes::Bytes;
 use rand_core::CryptoRng;
 
 use crate::Instant;
+use crate::book::AddressBook;
 use crate::config::{Config, fault};
 use crate::connection::{Connection, Ctx, Node, NotInFlight};
+use crate::dial::DialSchedule;
 use crate::ending::Ending;
 use crate::envelope::{Handle, InvalidHandle, check_handle_len};
 use crate::error::{CallError, ConnectError, SendError};
@@ -42,12 +44,16 @@ use crate::trust::{Label, TrustList};
 /// - **getters**: [`peer_id`](Self::peer_id), [`is_connected`](Self::is_connected),
 ///   [`trust`](Self::trust), [`stats`](Self::stats), …
 /// - **input**: [`connect`](Self::connect) and [`accept`](Self::accept)
-///   when a transport opens, [`handle_input`](Self::handle_input) for its
+///   when a transport opens ([`connect_to`](Self::connect_to) for an
+///   [`Output::Dial`], or [`dial_failed`](Self::dial_failed) when it could
+///   not be opened), [`handle_input`](Self::handle_input) for its
 ///   bytes and its end, [`handle_timeout`](Self::handle_timeout) when the
 ///   deadline from `poll_timeout` is reached;
 /// - **commands**: [`call`](Self::call), [`send`](Self::send),
 ///   [`reply`](Self::reply), [`cancel`](Self::cancel), [`expose`](Self::expose),
-///   [`pair`](Self::pair), [`unpair`](Self::unpair), [`shutdown`](Self::shutdown), …
+///   [`pair`](Self::pair), [`unpair`](Self::unpair), [`shutdown`](Self::shutdown),
+///   dialing by PeerId: [`add_address`](Self::add_address),
+///   [`dial`](Self::dial), [`keep_connected`](Self::keep_connected), …
 /// - **output**: [`poll_output`](Self::poll_output) until it returns `None`,
 ///   [`poll_transmit`](Self::poll_transmit) for a connection's bytes, and
 ///   [`poll_timeout`](Self::poll_timeout) for when to call
@@ -63,6 +69,7 @@ use crate::trust::{Label, TrustList};
 /// # fn read_some() -> (ConnId, bytes::BytesMut) { unimplemented!() }
 /// # fn write(_: ConnId, _: bytes::Bytes) {}
 /// # fn close(_: ConnId, _: bytes::Bytes) {}
+/// # fn open(_: PeerId, _: std::net::SocketAddr) {}
 /// # fn clock() -> Instant { unimplemented!() }
 /// # fn handle(_: Event) {}
 /// # let mut endpoint: Endpoint = unimplemented!();
@@ -79,6 +86,8 @@ use crate::trust::{Label, TrustList};
 ///             }
 ///             Output::Close { conn, last } => close(conn, last),
 ///             Output::Event(event) => handle(event),
+///             // later: `connect_to` once open, or `dial_failed`
+///             Output::Dial { peer, addr } => open(peer, addr),
 ///         }
 ///     }
 ///     let _wake_at = endpoint.poll_timeout();
@@ -102,6 +111,10 @@ pub struct Endpoint {
     next_conn: u64,
     inbound_handshakes: usize,
     shutting_down: bool,
+    /// Where each trusted peer may be dialed.
+    book: AddressBook,
+    /// The peers being dialed through the book or kept connected.
+    dials: DialSchedule,
 }
 
 impl fmt::Debug for Endpoint {
@@ -148,6 +161,14 @@ impl Endpoint {
         config.first_frame_timeout = config
             .first_frame_timeout
             .clamp(MIN_INTERVAL, config.handshake_timeout);
+        let dial = &mut config.dial;
+        dial.first_min = dial.first_min.max(MIN_INTERVAL);
+        dial.first_max = dial.first_max.max(dial.first_min);
+        dial.max_delay = dial.max_delay.max(dial.first_max);
+        dial.growth_min_percent = dial.growth_min_percent.max(100);
+        dial.growth_max_percent = dial.growth_max_percent.max(dial.growth_min_percent);
+        dial.dial_timeout = dial.dial_timeout.max(MIN_INTERVAL);
+        let book = AddressBook::new(config.max_addresses_per_peer, config.max_addresses);
         config.max_frame_len = config
             .max_frame_len
             .max(handshake::MAX_HANDSHAKE_FRAME)
@@ -180,6 +201,8 @@ impl Endpoint {
             next_conn: 1,
             inbound_handshakes: 0,
             shutting_down: false,
+            book,
+            dials: DialSchedule::default(),
         }
     }
 
@@ -343,7 +366,12 @@ impl Endpoint {
                 Timer::Liveness(_) => self.rng.next_u64(),
                 _ => 0,
             };
-            let conn = timer.conn();
+            let Some(conn) = timer.conn() else {
+                if let Timer::Dial(peer) = timer {
+                    self.on_dial_timer(peer);
+                }
+                continue;
+            };
             let Some(c) = self.conns.get_mut(&conn) else {
                 continue;
             };
@@ -461,12 +489,13 @@ impl Endpoint {
     }
 
     /// Stops trusting `peer`: its connection is closed at once with
-    /// GOODBYE `revoked` (its calls fail with that reason) and its
-    /// handshakes in progress are abandoned. Returns true if it was
-    /// trusted.
+    /// GOODBYE `revoked` (its calls fail with that reason), its
+    /// handshakes in progress are abandoned, its dials stop and its
+    /// addresses are forgotten. Returns true if it was trusted.
     pub fn unpair(&mut self, now: Instant, peer: &PeerId) -> bool {
         self.advance(now);
         let was = self.trust.remove(peer);
+        self.forget_dials(peer);
         let doomed: Vec<ConnId> = self
             .conns
             .iter()
@@ -499,12 +528,13 @@ impl Endpoint {
         true
     }
 
-    /// Starts shutting down: no new transports, and new calls are answered
-    /// with `shutting_down`, while calls already running may still reply.
-    /// Finish with [`Endpoint::close_all`].
+    /// Starts shutting down: no new transports, no more dials, and new
+    /// calls are answered with `shutting_down`, while calls already
+    /// running may still reply. Finish with [`Endpoint::close_all`].
     pub fn shutdown(&mut self, now: Instant) {
         self.advance(now);
         self.shutting_down = true;
+        self.stop_all_dials();
     }
 
     /// Closes every connection: GOODBYE `normal` on established ones (their
@@ -606,3 +636,5 @@ impl Endpoint {
 // The endpoint's reactions to what its connections report: a new
 // connection to register, an ending to carry out.
 mod transitions;
+// Dialing by PeerId: the address book, one-off dials, kept peers.
+mod dialing;

@@ -61,15 +61,20 @@ impl Endpoint {
         let keep_newest = fault!(self.ctx.config, SupersedeNewest);
         let timeout = self.ctx.config.handshake_timeout;
         if let Some(loser) = Registry::contest(conn, newer, older, timeout, keep_newest) {
-            self.end(loser, Ending::Superseded);
             if loser == conn {
+                self.end(conn, Ending::Superseded);
                 return;
             }
+            // Registered first, so the older one's end is no loss of the
+            // peer (the dial schedule must not back off for it).
+            self.registry.insert(peer, conn);
+            self.end(loser, Ending::Superseded);
         }
         self.registry.insert(peer, conn);
         if let Some(c) = self.conns.get_mut(&conn) {
             c.announce(&mut self.ctx);
         }
+        self.on_peer_connected(peer, conn);
     }
 
     /// Ends a connection: the one way a connection ever leaves the
@@ -82,11 +87,18 @@ impl Endpoint {
         if c.counts_against_handshake_limit() {
             self.inbound_handshakes = self.inbound_handshakes.saturating_sub(1);
         }
-        if c.is_announced() {
-            if let Some(peer) = c.peer() {
+        let announced = c.is_announced();
+        let peer = c.peer();
+        if announced {
+            if let Some(peer) = peer {
                 self.registry.remove(&peer, conn);
             }
+        } else {
+            self.on_handshake_ended(conn, &ending);
         }
         c.close(ending, &mut self.ctx);
+        if let Some(peer) = peer.filter(|p| announced && self.registry.get(p).is_none()) {
+            self.on_peer_lost(peer);
+        }
     }
 }

@@ -35,6 +35,7 @@ macro_rules! tr {
 
 pub mod intruder;
 pub mod invariants;
+pub mod keep;
 pub mod net;
 pub mod node;
 pub mod rng;
@@ -615,6 +616,14 @@ impl Sim {
                 }
                 Output::Close { conn, last } => self.on_close(n, conn, last),
                 Output::Event(event) => self.on_event(n, event),
+                // This world links nodes by hand, never by address (dialing
+                // by PeerId has its own world, `keep`): refuse the dial.
+                Output::Dial { peer, addr } => {
+                    let now = self.nodes[n].clock(self.now);
+                    if let Some(ep) = self.nodes[n].ep.as_mut() {
+                        ep.dial_failed(now, peer, addr);
+                    }
+                }
             }
         }
     }

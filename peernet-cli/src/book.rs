@@ -1,0 +1,168 @@
+//! `peernet pair`, `unpair` and `peers`: the trust list and the address
+//! book of a data directory, edited without starting a node.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use peernet_tokio::book_file::AddrSource;
+use peernet_tokio::{Label, PeerId, Ticket};
+
+use crate::datadir::{load_book, load_trust, lock, open_existing};
+use crate::{EXIT_USAGE, Failure};
+
+/// Who to dial: a ticket, a bare PeerId (its addresses come from the
+/// book), or `PEERID@IP:PORT`.
+#[derive(Debug, Clone)]
+pub(crate) enum Target {
+    Peer(PeerId),
+    At(PeerId, SocketAddr),
+    Ticket(Ticket),
+}
+
+impl FromStr for Target {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Target, String> {
+        if s.starts_with(peernet_tokio::ticket::TICKET_PREFIX) {
+            return s
+                .parse()
+                .map(Target::Ticket)
+                .map_err(|e| format!("ticket: {e}"));
+        }
+        match s.split_once('@') {
+            Some((peer, addr)) => {
+                let peer = peer.parse::<PeerId>().map_err(|e| e.to_string())?;
+                let addr = addr
+                    .parse::<SocketAddr>()
+                    .map_err(|e| format!("address: {e}"))?;
+                Ok(Target::At(peer, addr))
+            }
+            None => s
+                .parse::<PeerId>()
+                .map(Target::Peer)
+                .map_err(|e| format!("expected a ticket, a PeerId or PEERID@IP:PORT: {e}")),
+        }
+    }
+}
+
+impl Target {
+    pub(crate) fn peer(&self) -> PeerId {
+        match self {
+            Target::Peer(peer) | Target::At(peer, _) => *peer,
+            Target::Ticket(ticket) => ticket.peer(),
+        }
+    }
+
+    /// The addresses it names, with where they came from.
+    pub(crate) fn addrs(&self) -> Vec<(SocketAddr, AddrSource)> {
+        match self {
+            Target::Peer(_) => Vec::new(),
+            Target::At(_, addr) => vec![(*addr, AddrSource::Application)],
+            Target::Ticket(ticket) => ticket
+                .addrs()
+                .iter()
+                .map(|a| (*a, AddrSource::Ticket))
+                .collect(),
+        }
+    }
+}
+
+/// A label as the CLI takes it: a valid trust-list label without
+/// whitespace (so that `peers` lines split on spaces), and not `-` (which
+/// `peers` prints for "no label").
+fn parse_label(s: &str) -> Result<Label, String> {
+    if s == "-" {
+        return Err("`-` is reserved for \"no label\"".into());
+    }
+    if s.chars().any(char::is_whitespace) {
+        return Err("a label has no whitespace".into());
+    }
+    Label::new(s).map_err(|e| e.to_string())
+}
+
+#[derive(clap::Args)]
+pub(crate) struct Pair {
+    dir: PathBuf,
+    /// TICKET, PEERID or PEERID@IP:PORT.
+    #[arg(value_name = "TICKET|PEERID|PEERID@IP:PORT")]
+    target: Target,
+    /// A label (no whitespace; `-` is reserved). Kept from before when
+    /// not given.
+    #[arg(long, value_parser = parse_label)]
+    label: Option<Label>,
+}
+
+/// Trusts the peer; new addresses replace the ones it had.
+pub(crate) fn run_pair(pair: Pair) -> Result<(), Failure> {
+    let (data, identity) = open_existing(&pair.dir)?;
+    let peer = pair.target.peer();
+    if peer == identity.peer_id() {
+        return Err(Failure(
+            EXIT_USAGE,
+            "cannot pair with this node itself".into(),
+        ));
+    }
+    let _lock = lock(&data)?;
+    let mut trust = load_trust(&data)?;
+    let mut book = load_book(&data)?;
+    let label = pair.label.or_else(|| trust.label(&peer).cloned());
+    trust.insert(peer, label);
+    let addrs = pair.target.addrs();
+    let new_addrs = !addrs.is_empty();
+    if new_addrs {
+        book.set(peer, addrs);
+    }
+    // The trust list first: a crash in between leaves a trusted peer
+    // without its new addresses, never addresses of an untrusted one.
+    data.save_trust(&trust)
+        .map_err(|e| Failure(1, format!("trust list: {e}")))?;
+    if new_addrs {
+        data.save_book(&book)
+            .map_err(|e| Failure(1, format!("address book: {e}")))?;
+    }
+    Ok(())
+}
+
+#[derive(clap::Args)]
+pub(crate) struct Unpair {
+    dir: PathBuf,
+    peer: PeerId,
+}
+
+/// Stops trusting the peer and forgets its addresses; exit 1 if it was not
+/// paired.
+pub(crate) fn run_unpair(unpair: Unpair) -> Result<(), Failure> {
+    let (data, _) = open_existing(&unpair.dir)?;
+    let _lock = lock(&data)?;
+    let mut trust = load_trust(&data)?;
+    let mut book = load_book(&data)?;
+    if !trust.remove(&unpair.peer) {
+        return Err(Failure(1, format!("{} is not paired", unpair.peer)));
+    }
+    data.save_trust(&trust)
+        .map_err(|e| Failure(1, format!("trust list: {e}")))?;
+    if book.remove(&unpair.peer) {
+        data.save_book(&book)
+            .map_err(|e| Failure(1, format!("address book: {e}")))?;
+    }
+    Ok(())
+}
+
+/// `peernet peers DIR`: `<PEERID> <label or -> <addresses or ->`, one
+/// line per trusted peer, in PeerId order.
+pub(crate) fn run_peers(dir: PathBuf) -> Result<(), Failure> {
+    let (data, _) = open_existing(&dir)?;
+    let trust = load_trust(&data)?;
+    let book = load_book(&data)?;
+    for (peer, label) in trust.iter() {
+        let addrs: Vec<String> = book.get(peer).iter().map(|(a, _)| a.to_string()).collect();
+        let label = label.map_or("-", |l| l.as_str());
+        let addrs = match addrs.is_empty() {
+            true => "-".to_string(),
+            false => addrs.join(","),
+        };
+        println!("{peer} {label} {addrs}");
+    }
+    Ok(())
+}

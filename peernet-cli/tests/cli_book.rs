@@ -1,0 +1,475 @@
+//! The data-directory commands of `peernet` (init, ticket, pair, unpair,
+//! peers, serve/call/send --data-dir), driven as processes: every output
+//! line and exit code the scripts rely on.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+fn peernet() -> PathBuf {
+    match std::env::var_os("PEERNET_BIN") {
+        Some(bin) => PathBuf::from(bin),
+        None => PathBuf::from(env!("CARGO_BIN_EXE_peernet")),
+    }
+}
+
+fn run(args: &[&str], cwd: &Path) -> Output {
+    Command::new(peernet())
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Runs and expects exit 0; returns stdout.
+fn ok(args: &[&str], cwd: &Path) -> String {
+    let o = run(args, cwd);
+    assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
+    stdout(&o)
+}
+
+/// Runs and expects exit `code`; returns stderr.
+fn fails(code: i32, args: &[&str], cwd: &Path) -> String {
+    let o = run(args, cwd);
+    assert_eq!(o.status.code(), Some(code), "{args:?}: {}", stderr(&o));
+    stderr(&o)
+}
+
+/// Lines of a child's stdout, each with when it was read.
+struct Lines(mpsc::Receiver<(Instant, String)>);
+
+impl Lines {
+    fn new(out: ChildStdout) -> Lines {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                if tx.send((Instant::now(), line.unwrap())).is_err() {
+                    return;
+                }
+            }
+        });
+        Lines(rx)
+    }
+
+    fn next_at(&self) -> (Instant, String) {
+        self.0
+            .recv_timeout(Duration::from_secs(30))
+            .expect("a line from serve")
+    }
+
+    fn next(&self) -> String {
+        self.next_at().1
+    }
+}
+
+struct Serve {
+    child: Child,
+    lines: Lines,
+    addr: String,
+    ticket: String,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(cwd: &Path, dir: &str, listen: &str, extra: &[&str]) -> Serve {
+    let mut child = Command::new(peernet())
+        .args(["serve", "--data-dir", dir, "--listen", listen])
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .current_dir(cwd)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = Lines::new(child.stdout.take().unwrap());
+    let listening = lines.next();
+    let parts: Vec<&str> = listening.split(' ').collect();
+    assert_eq!(parts.len(), 3, "{listening}");
+    assert_eq!(parts[0], "listening");
+    let ticket = lines.next();
+    let ticket = ticket
+        .strip_prefix("ticket ")
+        .unwrap_or_else(|| panic!("a ticket line, not {ticket:?}"))
+        .to_string();
+    Serve {
+        addr: parts[2].into(),
+        ticket,
+        child,
+        lines,
+    }
+}
+
+fn init(cwd: &Path, dir: &str) -> String {
+    let out = ok(&["init", dir], cwd);
+    let peer = out.trim_end().to_string();
+    assert_eq!(out, format!("{peer}\n"));
+    assert_eq!(peer.len(), 64);
+    peer
+}
+
+#[test]
+fn init_makes_a_private_directory_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let peer = init(d, "a");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(d.join("a")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        let mode = std::fs::metadata(d.join("a/identity"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    assert_eq!(ok(&["id", "a/identity"], d).trim_end(), peer);
+    assert_eq!(ok(&["peers", "a"], d), "");
+    let err = fails(1, &["init", "a"], d);
+    assert!(err.contains("already holds an identity"), "{err}");
+    assert_eq!(ok(&["id", "a/identity"], d).trim_end(), peer);
+    // a directory without an identity is not a node
+    std::fs::create_dir(d.join("empty")).unwrap();
+    let err = fails(1, &["peers", "empty"], d);
+    assert!(err.contains("holds no identity"), "{err}");
+}
+
+#[test]
+fn racing_inits_one_wins() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    for round in 0..10 {
+        let dir = format!("r{round}");
+        let children: Vec<_> = (0..4)
+            .map(|_| {
+                Command::new(peernet())
+                    .args(["init", &dir])
+                    .current_dir(d)
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let outs: Vec<Output> = children
+            .into_iter()
+            .map(|c| c.wait_with_output().unwrap())
+            .collect();
+        let winners: Vec<&Output> = outs.iter().filter(|o| o.status.success()).collect();
+        assert_eq!(winners.len(), 1, "round {round}");
+        assert!(
+            outs.iter()
+                .filter(|o| !o.status.success())
+                .all(|o| o.status.code() == Some(1))
+        );
+        let id = ok(&["id", &format!("{dir}/identity")], d);
+        assert_eq!(id, stdout(winners[0]));
+    }
+}
+
+#[test]
+fn ticket_pair_peers_unpair() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let a = init(d, "a");
+    let b = init(d, "b");
+    let ticket = ok(
+        &[
+            "ticket",
+            "b",
+            "--addr",
+            "127.0.0.1:4000",
+            "--addr",
+            "[::1]:4001",
+        ],
+        d,
+    );
+    let ticket = ticket.trim_end();
+    assert!(ticket.starts_with("peernet1"), "{ticket}");
+    // pairing by ticket records its addresses
+    assert_eq!(ok(&["pair", "a", ticket], d), "");
+    assert_eq!(
+        ok(&["peers", "a"], d),
+        format!("{b} - 127.0.0.1:4000,[::1]:4001\n")
+    );
+    // a label; pairing again without --label keeps it, new addresses
+    // replace the old ones
+    ok(&["pair", "a", &b, "--label", "bee"], d);
+    assert_eq!(
+        ok(&["peers", "a"], d),
+        format!("{b} bee 127.0.0.1:4000,[::1]:4001\n")
+    );
+    ok(&["pair", "a", &format!("{b}@127.0.0.1:5000")], d);
+    assert_eq!(ok(&["peers", "a"], d), format!("{b} bee 127.0.0.1:5000\n"));
+    // a peer without address or label
+    let c = init(d, "c");
+    ok(&["pair", "a", &c], d);
+    let peers = ok(&["peers", "a"], d);
+    let mut expected = vec![format!("{b} bee 127.0.0.1:5000"), format!("{c} - -")];
+    expected.sort();
+    assert_eq!(peers.lines().collect::<Vec<_>>(), expected);
+    // unpair forgets the addresses too; twice is exit 1
+    ok(&["unpair", "a", &b], d);
+    assert_eq!(ok(&["peers", "a"], d), format!("{c} - -\n"));
+    let err = fails(1, &["unpair", "a", &b], d);
+    assert!(err.contains("not paired"), "{err}");
+    ok(&["pair", "a", &b], d);
+    assert_eq!(
+        ok(&["peers", "a"], d)
+            .lines()
+            .filter(|l| l.starts_with(&b))
+            .collect::<Vec<_>>(),
+        [format!("{b} - -")]
+    );
+    // usage errors: bad labels, bad targets, a typo in a ticket, no --addr
+    fails(64, &["pair", "a", &c, "--label", "-"], d);
+    fails(64, &["pair", "a", &c, "--label", "two words"], d);
+    fails(64, &["pair", "a", "nonsense"], d);
+    let mut typo = ticket.to_string().into_bytes();
+    let last = typo.len() - 3;
+    typo[last] = if typo[last] == b'a' { b'b' } else { b'a' };
+    let err = fails(64, &["pair", "a", std::str::from_utf8(&typo).unwrap()], d);
+    assert!(err.contains("ticket"), "{err}");
+    fails(64, &["ticket", "b"], d);
+    let mut nine = vec!["ticket", "b"];
+    let addrs: Vec<String> = (0..9).map(|i| format!("127.0.0.1:{}", 4000 + i)).collect();
+    for a in &addrs {
+        nine.extend(["--addr", a.as_str()]);
+    }
+    let err = fails(64, &nine, d);
+    assert!(err.contains("at most 8 addresses"), "{err}");
+    fails(1, &["ticket", "nowhere", "--addr", "127.0.0.1:1"], d);
+    fails(64, &["pair", "a", &a], d);
+}
+
+#[test]
+fn a_damaged_book_is_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    init(d, "a");
+    std::fs::write(d.join("a/book"), "peernet-address-book v1\n").unwrap();
+    let err = fails(1, &["peers", "a"], d);
+    assert!(err.contains("truncated"), "{err}");
+    let b = init(d, "b");
+    let err = fails(1, &["pair", "a", &b], d);
+    assert!(err.contains("book"), "{err}");
+}
+
+#[test]
+fn serve_locks_its_directory_and_prints_a_ticket() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let a = init(d, "a");
+    let b = init(d, "b");
+    ok(&["pair", "a", &b], d);
+    let s = serve(d, "a", "127.0.0.1:0", &["--expose", "echo"]);
+    // the ticket names the listen address
+    let pair_out = ok(&["pair", "b", &s.ticket], d);
+    assert_eq!(pair_out, "");
+    assert_eq!(ok(&["peers", "b"], d), format!("{a} - {}\n", s.addr));
+    // a second writer is refused at once; readers are fine
+    let c = init(d, "c");
+    let err = fails(1, &["pair", "a", &c], d);
+    assert_eq!(err, "error: data directory in use\n");
+    fails(1, &["unpair", "a", &b], d);
+    let err = fails(
+        1,
+        &["serve", "--data-dir", "a", "--listen", "127.0.0.1:0"],
+        d,
+    );
+    assert_eq!(err, "error: data directory in use\n");
+    assert_eq!(ok(&["peers", "a"], d), format!("{b} - -\n"));
+    // call by PeerId through b's book, and by ticket as a one-off trust
+    let reply = ok(&["call", "--data-dir", "b", &a, "echo", "hi"], d);
+    assert_eq!(reply, "hi");
+    assert_eq!(s.lines.next(), format!("connected {b}"));
+    let err = fails(1, &["call", "--data-dir", "c", &s.ticket, "echo", "x"], d);
+    // c is not trusted by a: the handshake is refused
+    assert!(!err.is_empty());
+    let err = fails(1, &["call", "--data-dir", "c", &a, "echo", "x"], d);
+    assert!(err.contains("not paired"), "{err}");
+    ok(&["send", "--data-dir", "b", &s.ticket, "echo", "x"], d);
+}
+
+#[test]
+fn an_unspecified_listen_address_gives_interface_addresses() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    init(d, "a");
+    let s = serve(d, "a", "0.0.0.0:0", &[]);
+    let port = s.addr.rsplit(':').next().unwrap().to_string();
+    let b = init(d, "b");
+    ok(&["pair", "b", &s.ticket], d);
+    let peers = ok(&["peers", "b"], d);
+    let addrs = peers.trim_end().rsplit(' ').next().unwrap().to_string();
+    assert!(
+        addrs.split(',').all(|a| a.ends_with(&format!(":{port}"))),
+        "{addrs}"
+    );
+    assert!(!addrs.contains("0.0.0.0"), "{addrs}");
+    assert!(addrs.contains(&format!("127.0.0.1:{port}")), "{addrs}");
+    let _ = b;
+}
+
+/// `serve --keep-connected`: the first dial is silent; after the peer is
+/// killed every redial is announced as `reconnecting <PEERID> attempt <N>`
+/// right before it is made, N from 1, the first 0.1-1 s after the loss and
+/// each next one at least 1.5x later than the one before; the peer
+/// restarted on its address is reconnected without anyone asking.
+#[test]
+fn keep_connected_redials_with_backoff_and_announces_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let a = init(d, "a");
+    let b = init(d, "b");
+    ok(&["pair", "b", &a], d);
+    // b first, on a free port, to know its address
+    let sb = serve(d, "b", "127.0.0.1:0", &["--expose", "echo"]);
+    let b_addr = sb.addr.clone();
+    ok(&["pair", "a", &sb.ticket], d);
+    let sa = serve(d, "a", "127.0.0.1:0", &["--keep-connected"]);
+    // the first dial is silent
+    assert_eq!(sa.lines.next(), format!("connected {b}"));
+    drop(sb); // SIGKILL: no goodbye, the transport is lost
+    let (lost_at, lost) = sa.lines.next_at();
+    assert_eq!(lost, format!("disconnected {b} transport_lost"));
+    let mut redials = Vec::new();
+    for n in 1..=4 {
+        let (at, line) = sa.lines.next_at();
+        assert_eq!(line, format!("reconnecting {b} attempt {n}"));
+        redials.push(at);
+    }
+    let first = redials[0] - lost_at;
+    // (the line is printed by a thread behind a queue: allow it 100 ms)
+    assert!(
+        first >= Duration::from_millis(100) && first <= Duration::from_millis(1100),
+        "first redial {first:?} after the loss"
+    );
+    let gaps: Vec<Duration> = std::iter::once(first)
+        .chain(redials.windows(2).map(|w| w[1] - w[0]))
+        .collect();
+    for w in gaps.windows(2) {
+        // each refused dial takes well under a millisecond here; 30 ms of
+        // slack for scheduling and the output thread
+        assert!(
+            w[1].as_secs_f64() * 1000.0 + 30.0 >= w[0].as_secs_f64() * 1000.0 * 1.5,
+            "delays do not grow 1.5x: {gaps:?}"
+        );
+    }
+    eprintln!("measured redial delays: {gaps:?}");
+    // b comes back on the same address: reconnected, attempt numbers go on
+    // until then
+    let sb = serve(d, "b", &b_addr, &["--expose", "echo"]);
+    loop {
+        let line = sa.lines.next();
+        if line == format!("connected {b}") {
+            break;
+        }
+        assert!(
+            line.starts_with(&format!("reconnecting {b} attempt ")),
+            "{line}"
+        );
+    }
+    assert_eq!(sb.lines.next(), format!("connected {a}"));
+}
+
+const IN_NETNS: &str = "PEERNET_TEST_IN_NETNS";
+
+/// Whether the loopback takes multicast in this network namespace.
+fn loopback_multicast() -> bool {
+    std::process::Command::new("ip")
+        .args(["-o", "link", "show", "lo"])
+        .output()
+        .map(|o| {
+            let text = String::from_utf8_lossy(&o.stdout).into_owned();
+            text.split_once('<')
+                .and_then(|(_, r)| r.split_once('>'))
+                .is_some_and(|(flags, _)| flags.split(',').any(|f| f == "MULTICAST"))
+        })
+        .unwrap_or(false)
+}
+
+/// Runs `test` of this binary again in a network namespace of its own
+/// (root: `unshare -n`) whose loopback takes multicast. `None` if no
+/// namespace can be made.
+fn rerun_in_netns(test: &str) -> Option<bool> {
+    let probe = Command::new("unshare").args(["-n", "true"]).output().ok()?;
+    if !probe.status.success() {
+        return None;
+    }
+    let status = Command::new("unshare")
+        .args(["-n", "sh", "-c"])
+        .arg(r#"ip link set lo up && ip link set lo multicast on && exec "$0" --exact "$1" --nocapture"#)
+        .arg(std::env::current_exe().unwrap())
+        .arg(test)
+        .env(IN_NETNS, "1")
+        .status()
+        .ok()?;
+    Some(status.success())
+}
+
+/// `serve --mdns`, on the loopback only: a keeps b connected knowing no
+/// address for it; b announces itself; a dials it and saves the address
+/// in its book (source discovery).
+#[cfg(feature = "mdns")]
+#[test]
+fn mdns_finds_a_kept_peer_and_the_book_remembers() {
+    const NAME: &str = "mdns_finds_a_kept_peer_and_the_book_remembers";
+    if !loopback_multicast() {
+        if std::env::var_os(IN_NETNS).is_some() {
+            panic!("no multicast on the loopback in the network namespace");
+        }
+        match rerun_in_netns(NAME) {
+            Some(passed) => assert!(passed, "failed in its network namespace"),
+            None => eprintln!(
+                "SKIPPED {NAME}: the loopback has no MULTICAST flag and no network namespace \
+                 can be made (not root?)"
+            ),
+        }
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let a = init(d, "a");
+    let b = init(d, "b");
+    ok(&["pair", "a", &b], d);
+    ok(&["pair", "b", &a], d);
+    let lo = ["--mdns", "--mdns-interface", "127.0.0.1"];
+    let sa = serve(
+        d,
+        "a",
+        "127.0.0.1:0",
+        &[&["--keep-connected"][..], &lo].concat(),
+    );
+    let sb = serve(d, "b", "127.0.0.1:0", &lo);
+    assert_eq!(sa.lines.next(), format!("connected {b}"));
+    assert_eq!(sb.lines.next(), format!("connected {a}"));
+    // SIGTERM: a graceful stop saves what the book has pending
+    let mut sa = sa;
+    let term = Command::new("kill")
+        .args(["-TERM", &sa.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    assert_eq!(sa.child.wait().unwrap().code(), Some(0));
+    let book = std::fs::read_to_string(d.join("a/book")).unwrap();
+    assert!(
+        book.contains(&format!("{b} {} discovery", sb.addr)),
+        "{book}"
+    );
+}

@@ -1,0 +1,491 @@
+//! The address book on disk: `book` in the data directory, next to the
+//! identity and the trust list, with the same rules: replaced atomically
+//! (temporary file, fsync, rename, fsync of the directory), read only from
+//! a regular file of bounded size, and a damaged file is an error, never
+//! an empty book.
+//!
+//! # Text format, version 1
+//!
+//! ```text
+//! peernet-address-book v1
+//! <64 lowercase hex PeerId> <IP:PORT> <application|ticket|discovery>
+//! ...
+//! end <N>
+//! ```
+//!
+//! One line per address, a peer's addresses best first (the order they
+//! are dialed in); `N` counts the address lines. Every line ends with
+//! `\n` (`\r\n` is read too); blank lines and lines starting with `#` are
+//! ignored; nothing follows the end line. As for the trust list, the
+//! header and the counted end line make a truncated or cut file an error.
+//! Only what stays true across a restart is saved: the address and where
+//! it came from, not when it last worked (the core's clock starts again
+//! with every node).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+pub use peernet_proto::AddrSource;
+use peernet_proto::{InvalidPeerId, PeerId};
+
+use crate::persist::{DataDir, read_regular, sync_dir};
+
+const BOOK_FILE: &str = "book";
+const BOOK_TEMP: &str = "book.tmp";
+
+/// The first line of the version 1 text format.
+pub const BOOK_HEADER: &str = "peernet-address-book v1";
+
+/// The largest book file read (4 MiB, some 40,000 addresses): a larger
+/// one is refused rather than read into memory.
+pub const MAX_BOOK_FILE_LEN: u64 = 4 << 20;
+
+/// The most addresses one peer may have in the file (the core keeps at
+/// most `Config::max_addresses_per_peer` of them, 8 by default); more is
+/// not a file this crate wrote.
+pub const MAX_SAVED_ADDRS_PER_PEER: usize = 64;
+
+/// The address book as saved: per peer, its addresses best first, each
+/// with where it came from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SavedBook {
+    peers: BTreeMap<PeerId, Vec<(SocketAddr, AddrSource)>>,
+}
+
+/// Why a text is not an address book: the first bad line and what is
+/// wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("address book line {line}: {kind}")]
+pub struct BookFileError {
+    /// The 1-based number of the offending line (for a missing end line,
+    /// the line after the last).
+    pub line: usize,
+    /// What is wrong.
+    pub kind: BookFileErrorKind,
+}
+
+/// What is wrong with a line of an address book; see [`BookFileError`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BookFileErrorKind {
+    /// The first line is not `peernet-address-book v1`.
+    #[error("expected the header `{BOOK_HEADER}`")]
+    MissingHeader,
+    /// The file is not UTF-8.
+    #[error("not UTF-8")]
+    NotUtf8,
+    /// A line is not `PEERID IP:PORT SOURCE`.
+    #[error("expected `PEERID IP:PORT SOURCE`")]
+    Malformed,
+    /// The PeerId is not valid.
+    #[error("invalid PeerId: {0}")]
+    InvalidPeerId(InvalidPeerId),
+    /// The address is not `IP:PORT`.
+    #[error("invalid address")]
+    InvalidAddress,
+    /// The source is not `application`, `ticket` or `discovery`.
+    #[error("unknown source")]
+    InvalidSource,
+    /// The same address of the same peer again.
+    #[error("duplicate address")]
+    Duplicate,
+    /// More than [`MAX_SAVED_ADDRS_PER_PEER`] addresses for one peer.
+    #[error("more than {MAX_SAVED_ADDRS_PER_PEER} addresses for one peer")]
+    TooManyAddresses,
+    /// The text ends before the end line: the file is truncated.
+    #[error("missing `end <N>` line: the file is truncated")]
+    MissingEnd,
+    /// The end line is not `end <N>` or its count is not the number of
+    /// address lines.
+    #[error("the end line does not count the address lines")]
+    CountMismatch,
+    /// Something follows the end line.
+    #[error("content after the end line")]
+    TrailingContent,
+    /// The last line has no newline: the file is truncated.
+    #[error("line has no newline: the file is truncated")]
+    UnterminatedLine,
+}
+
+/// The text of a source in the file.
+fn source_name(source: AddrSource) -> &'static str {
+    match source {
+        AddrSource::Application => "application",
+        AddrSource::Ticket => "ticket",
+        AddrSource::Discovery => "discovery",
+    }
+}
+
+fn parse_source(s: &str) -> Option<AddrSource> {
+    match s {
+        "application" => Some(AddrSource::Application),
+        "ticket" => Some(AddrSource::Ticket),
+        "discovery" => Some(AddrSource::Discovery),
+        _ => None,
+    }
+}
+
+impl SavedBook {
+    /// An empty book.
+    pub fn new() -> SavedBook {
+        SavedBook::default()
+    }
+
+    /// The addresses of `peer`, best first (empty if none).
+    pub fn get(&self, peer: &PeerId) -> &[(SocketAddr, AddrSource)] {
+        self.peers.get(peer).map_or(&[], Vec::as_slice)
+    }
+
+    /// Replaces the addresses of `peer` (none: forgets the peer). At most
+    /// [`MAX_SAVED_ADDRS_PER_PEER`] are kept, duplicates dropped.
+    pub fn set(&mut self, peer: PeerId, addrs: impl IntoIterator<Item = (SocketAddr, AddrSource)>) {
+        let mut list: Vec<(SocketAddr, AddrSource)> = Vec::new();
+        for (addr, source) in addrs {
+            if list.len() < MAX_SAVED_ADDRS_PER_PEER && !list.iter().any(|(a, _)| *a == addr) {
+                list.push((addr, source));
+            }
+        }
+        if list.is_empty() {
+            self.peers.remove(&peer);
+        } else {
+            self.peers.insert(peer, list);
+        }
+    }
+
+    /// Forgets `peer`. Returns true if it had addresses.
+    pub fn remove(&mut self, peer: &PeerId) -> bool {
+        self.peers.remove(peer).is_some()
+    }
+
+    /// Keeps only the peers `keep` says yes to (e.g. those still trusted).
+    pub fn retain(&mut self, mut keep: impl FnMut(&PeerId) -> bool) {
+        self.peers.retain(|peer, _| keep(peer));
+    }
+
+    /// Every peer with its addresses, in PeerId order.
+    pub fn iter(&self) -> impl Iterator<Item = (&PeerId, &[(SocketAddr, AddrSource)])> {
+        self.peers.iter().map(|(p, a)| (p, a.as_slice()))
+    }
+
+    /// The number of addresses over all peers.
+    pub fn len(&self) -> usize {
+        self.peers.values().map(Vec::len).sum()
+    }
+
+    /// Whether no peer has an address.
+    pub fn is_empty(&self) -> bool {
+        self.peers.is_empty()
+    }
+
+    /// The version 1 text (see the [module docs](self)).
+    pub fn to_text(&self) -> String {
+        let mut out = String::with_capacity(32 + self.len() * 100);
+        out.push_str(BOOK_HEADER);
+        out.push('\n');
+        for (peer, addrs) in &self.peers {
+            for (addr, source) in addrs {
+                let _ = writeln!(out, "{peer} {addr} {}", source_name(*source));
+            }
+        }
+        let _ = writeln!(out, "end {}", self.len());
+        out
+    }
+
+    /// Parses the version 1 text; never a partial book (see the [module
+    /// docs](self)).
+    pub fn from_text(text: &str) -> Result<SavedBook, BookFileError> {
+        let err = |line, kind| BookFileError { line, kind };
+        let mut lines = text.split_inclusive('\n').enumerate().map(|(i, l)| {
+            let terminated = l.ends_with('\n');
+            let l = l.strip_suffix('\n').unwrap_or(l);
+            (i + 1, l.strip_suffix('\r').unwrap_or(l), terminated)
+        });
+        match lines.next() {
+            Some((_, BOOK_HEADER, true)) => {}
+            Some((n, BOOK_HEADER, false)) => {
+                return Err(err(n, BookFileErrorKind::UnterminatedLine));
+            }
+            _ => return Err(err(1, BookFileErrorKind::MissingHeader)),
+        }
+        let mut book = SavedBook::new();
+        let mut count = 0usize;
+        let mut last = 1;
+        for (n, line, terminated) in lines.by_ref() {
+            last = n;
+            if !terminated {
+                return Err(err(n, BookFileErrorKind::UnterminatedLine));
+            }
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            if let Some(declared) = line.strip_prefix("end ") {
+                let canonical = declared
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|d| d.to_string() == declared);
+                if canonical != Some(count) {
+                    return Err(err(n, BookFileErrorKind::CountMismatch));
+                }
+                if let Some((extra, _, _)) = lines.next() {
+                    return Err(err(extra, BookFileErrorKind::TrailingContent));
+                }
+                return Ok(book);
+            }
+            let mut fields = line.split(' ');
+            let (Some(peer), Some(addr), Some(source), None) =
+                (fields.next(), fields.next(), fields.next(), fields.next())
+            else {
+                return Err(err(n, BookFileErrorKind::Malformed));
+            };
+            let peer = peer
+                .parse::<PeerId>()
+                .map_err(|e| err(n, BookFileErrorKind::InvalidPeerId(e)))?;
+            let addr = addr
+                .parse::<SocketAddr>()
+                .map_err(|_| err(n, BookFileErrorKind::InvalidAddress))?;
+            let source = parse_source(source).ok_or(err(n, BookFileErrorKind::InvalidSource))?;
+            let list = book.peers.entry(peer).or_default();
+            if list.iter().any(|(a, _)| *a == addr) {
+                return Err(err(n, BookFileErrorKind::Duplicate));
+            }
+            if list.len() >= MAX_SAVED_ADDRS_PER_PEER {
+                return Err(err(n, BookFileErrorKind::TooManyAddresses));
+            }
+            list.push((addr, source));
+            count += 1;
+        }
+        Err(err(last + 1, BookFileErrorKind::MissingEnd))
+    }
+}
+
+/// Why the address book could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadBookError {
+    /// Reading failed, or the file is not a regular file, or too large.
+    #[error("address book file: {0}")]
+    Io(#[from] io::Error),
+    /// The file is damaged (never read as an empty book).
+    #[error(transparent)]
+    Damaged(#[from] BookFileError),
+}
+
+impl DataDir {
+    /// The address book file's path.
+    pub fn book_path(&self) -> PathBuf {
+        self.path().join(BOOK_FILE)
+    }
+
+    /// Loads the address book; a missing file is an empty book, a damaged
+    /// one an error.
+    pub fn load_book(&self) -> Result<SavedBook, LoadBookError> {
+        match read_regular(&self.book_path(), MAX_BOOK_FILE_LEN) {
+            Ok(bytes) => {
+                let text = String::from_utf8(bytes).map_err(|_| BookFileError {
+                    line: 1,
+                    kind: BookFileErrorKind::NotUtf8,
+                })?;
+                Ok(SavedBook::from_text(&text)?)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(SavedBook::new()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Replaces the address book atomically, as
+    /// [`DataDir::save_trust`] does the trust list: a crash leaves the old
+    /// book or the new one, never a mix.
+    pub fn save_book(&self, book: &SavedBook) -> io::Result<()> {
+        let temp = self.stage_book(book)?;
+        fs::rename(&temp, self.book_path())?;
+        sync_dir(self.path())
+    }
+
+    /// The first half of [`DataDir::save_book`]: the new book, written and
+    /// synced to the temporary file.
+    fn stage_book(&self, book: &SavedBook) -> io::Result<PathBuf> {
+        let temp = self.path().join(BOOK_TEMP);
+        let mut options = OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&temp)?;
+        file.write_all(book.to_text().as_bytes())?;
+        file.sync_all()?;
+        Ok(temp)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use peernet_proto::Identity;
+
+    fn peer(seed: u8) -> PeerId {
+        Identity::from_seed(&[seed; 32]).peer_id()
+    }
+
+    fn sample() -> SavedBook {
+        let mut book = SavedBook::new();
+        book.set(
+            peer(1),
+            [
+                ("192.0.2.1:4000".parse().unwrap(), AddrSource::Application),
+                ("[2001:db8::1]:4000".parse().unwrap(), AddrSource::Ticket),
+            ],
+        );
+        book.set(
+            peer(2),
+            [("192.0.2.2:9".parse().unwrap(), AddrSource::Discovery)],
+        );
+        book
+    }
+
+    #[test]
+    fn a_book_survives_a_restart_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::open(dir.path()).unwrap();
+        assert!(data.load_book().unwrap().is_empty());
+        let book = sample();
+        data.save_book(&book).unwrap();
+        let again = DataDir::open(dir.path()).unwrap().load_book().unwrap();
+        assert_eq!(again, book);
+        assert_eq!(again.get(&peer(1))[1].1, AddrSource::Ticket);
+        assert_eq!(again.len(), 3);
+    }
+
+    #[test]
+    fn every_cut_of_the_file_is_an_error_never_a_smaller_book() {
+        let text = sample().to_text();
+        for cut in 0..text.len() {
+            assert!(SavedBook::from_text(&text[..cut]).is_err(), "cut at {cut}");
+        }
+        // a line deleted
+        let lines: Vec<&str> = text.split_inclusive('\n').collect();
+        for skip in 0..lines.len() {
+            let damaged: String = lines
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != skip)
+                .map(|(_, l)| *l)
+                .collect();
+            assert!(
+                SavedBook::from_text(&damaged).is_err(),
+                "line {skip} deleted"
+            );
+        }
+        assert_eq!(SavedBook::from_text(&text).unwrap(), sample());
+    }
+
+    #[test]
+    fn damage_is_a_typed_error_naming_the_line() {
+        let p = peer(1);
+        let cases = [
+            (
+                format!("{BOOK_HEADER}\n{p} 1.2.3.4:5 application\nend 1\nx\n"),
+                4,
+                BookFileErrorKind::TrailingContent,
+            ),
+            (
+                format!("{BOOK_HEADER}\n{p} 1.2.3.4 application\nend 1\n"),
+                2,
+                BookFileErrorKind::InvalidAddress,
+            ),
+            (
+                format!("{BOOK_HEADER}\n{p} 1.2.3.4:5 rumour\nend 1\n"),
+                2,
+                BookFileErrorKind::InvalidSource,
+            ),
+            (
+                format!("{BOOK_HEADER}\n{p} 1.2.3.4:5\nend 1\n"),
+                2,
+                BookFileErrorKind::Malformed,
+            ),
+            (
+                format!("{BOOK_HEADER}\n{p} 1.2.3.4:5 ticket\n{p} 1.2.3.4:5 ticket\nend 2\n"),
+                3,
+                BookFileErrorKind::Duplicate,
+            ),
+            (
+                format!("{BOOK_HEADER}\n{p} 1.2.3.4:5 ticket\nend 01\n"),
+                3,
+                BookFileErrorKind::CountMismatch,
+            ),
+            (
+                "peernet-trust-list v1\nend 0\n".to_string(),
+                1,
+                BookFileErrorKind::MissingHeader,
+            ),
+        ];
+        for (text, line, kind) in cases {
+            assert_eq!(
+                SavedBook::from_text(&text),
+                Err(BookFileError { line, kind }),
+                "{text}"
+            );
+        }
+        // comments, blank lines and CRLF are fine
+        let text = format!("{BOOK_HEADER}\r\n# a note\r\n\r\n{p} 1.2.3.4:5 ticket\r\nend 1\r\n");
+        assert_eq!(SavedBook::from_text(&text).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_damaged_or_special_file_is_an_error_not_an_empty_book() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::open(dir.path()).unwrap();
+        fs::write(data.book_path(), "").unwrap();
+        assert!(matches!(data.load_book(), Err(LoadBookError::Damaged(_))));
+        fs::write(data.book_path(), [0xff, 0xfe]).unwrap();
+        assert!(matches!(data.load_book(), Err(LoadBookError::Damaged(_))));
+        fs::remove_file(data.book_path()).unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(data.book_path())
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let err = data.load_book().unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+        fs::remove_file(data.book_path()).unwrap();
+        let big = vec![b'#'; MAX_BOOK_FILE_LEN as usize + 1];
+        fs::write(data.book_path(), big).unwrap();
+        let err = data.load_book().unwrap_err();
+        assert!(err.to_string().contains("larger than"), "{err}");
+    }
+
+    #[test]
+    fn a_crash_before_the_rename_leaves_the_old_book() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::open(dir.path()).unwrap();
+        let old = sample();
+        data.save_book(&old).unwrap();
+        let mut new = old.clone();
+        new.remove(&peer(1));
+        let staged = data.stage_book(&new).unwrap();
+        let text = new.to_text();
+        fs::write(&staged, &text[..text.len() / 2]).unwrap();
+        assert_eq!(data.load_book().unwrap(), old);
+        data.save_book(&new).unwrap();
+        assert_eq!(data.load_book().unwrap(), new);
+    }
+
+    #[test]
+    fn bounds_per_peer() {
+        let mut book = SavedBook::new();
+        let many = (0..100u16).map(|i| (SocketAddr::from(([192, 0, 2, 1], i)), AddrSource::Ticket));
+        book.set(peer(1), many);
+        assert_eq!(book.get(&peer(1)).len(), MAX_SAVED_ADDRS_PER_PEER);
+        let mut text = format!("{BOOK_HEADER}\n");
+        for i in 0..=MAX_SAVED_ADDRS_PER_PEER {
+            text.push_str(&format!("{} 192.0.2.1:{i} ticket\n", peer(1)));
+        }
+        text.push_str(&format!("end {}\n", MAX_SAVED_ADDRS_PER_PEER + 1));
+        assert_eq!(
+            SavedBook::from_text(&text).unwrap_err().kind,
+            BookFileErrorKind::TooManyAddresses
+        );
+    }
+}

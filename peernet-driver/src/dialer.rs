@@ -1,0 +1,53 @@
+//! Performs the core's `Output::Dial { peer, addr }`: opens a TCP
+//! connection to `addr` within `DialConfig::dial_timeout`, then hands it
+//! to the core (`connect_to`) and runs it like any dialed connection, or
+//! reports the failure (`dial_failed`) so the schedule moves on to the
+//! next address or backs off. Which address, when, and how often is the
+//! core's to decide; this task only does the I/O.
+
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::sync::Arc;
+
+use futures_util::future::{Either, select};
+use peernet_proto::{Direction, PeerId};
+
+use crate::runtime::Runtime;
+use crate::shared::Shared;
+use crate::tasks;
+
+/// One dial, as a task of its own.
+pub(crate) async fn dial<R: Runtime>(shared: Arc<Shared<R>>, peer: PeerId, addr: SocketAddr) {
+    let timeout = shared.read(|inner| inner.ep.config().dial.dial_timeout);
+    let deadline = shared.after(timeout);
+    let connecting = pin!(shared.rt.connect(addr));
+    let opened = match select(connecting, shared.rt.sleep_until(deadline)).await {
+        Either::Left((Ok(transport), _)) => Ok(transport),
+        Either::Left((Err(error), _)) => Err(error.to_string()),
+        Either::Right(_) => Err(format!("no connection within {timeout:?}")),
+    };
+    let transport = match opened {
+        Ok(transport) => transport,
+        Err(error) => {
+            tracing::debug!(%peer, %addr, %error, "dial failed");
+            shared.with_core(|inner, now| inner.ep.dial_failed(now, peer, addr));
+            return;
+        }
+    };
+    let started = shared.with_core(|inner, now| {
+        let conn = inner.ep.connect_to(now, peer, addr)?;
+        // Nobody waits on this handshake's outcome but the core's
+        // schedule: the receiver is dropped.
+        let (signals, _done) = tasks::register(inner, conn, Direction::Outbound, Some(addr));
+        Ok::<_, peernet_proto::ConnectError>((conn, signals))
+    });
+    match started {
+        Ok((conn, signals)) => {
+            tracing::debug!(%peer, %addr, %conn, "dialed");
+            tasks::attach(&shared, conn, Direction::Outbound, signals, transport);
+        }
+        // Connected meanwhile (the other side dialed us), unpaired, or
+        // shutting down: the transport is dropped, closing it.
+        Err(error) => tracing::debug!(%peer, %addr, %error, "dial not needed any more"),
+    }
+}

@@ -1,0 +1,402 @@
+//! Dialing by PeerId: the address book, peers kept connected, and the
+//! book saved to the data directory.
+//!
+//! The core decides everything (which address, when, the backoff, when to
+//! give up: `peernet_proto::Endpoint::{dial, keep_connected}`); the driver
+//! performs its dials (`dialer.rs`), tells the application
+//! ([`NodeEvent::Reconnecting`], [`NodeEvent::Unreachable`]), lets a
+//! `connect_peer` or a `call` wait for a connection, and saves the book.
+//!
+//! - [`Node::connect_peer`] dials through the book; [`Node::connect`]
+//!   keeps its `(peer, addr)` form and records the address once it
+//!   connects. They are two methods rather than one taking an optional
+//!   address so that every existing caller keeps compiling and each
+//!   signature says what it does.
+//! - A [`Node::call`] to a kept peer that is momentarily disconnected
+//!   waits for the reconnect within the call's own timeout instead of
+//!   failing with `NotConnected` at once
+//!   ([`NodeConfig::wait_for_reconnect`] turns this off).
+//! - With a data directory the book is saved (atomically, see
+//!   `book_file.rs`) 250 ms after it changes, so a burst of changes is one
+//!   write, and at once when the node shuts down.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use event_listener::{Event as Broadcast, EventListener};
+use peernet_proto::{AddrEntry, AddrSource, BookError, Event, PeerId};
+use rustc_hash::FxHashMap;
+
+use crate::book_file::SavedBook;
+use crate::config::NodeConfig;
+use crate::error::ConnectError;
+use crate::events::NodeEvent;
+use crate::node::Node;
+use crate::runtime::Runtime;
+use crate::shared::{Inner, Shared};
+use crate::tasks::first;
+
+/// How long after a change of the address book it is saved.
+const SAVE_DEBOUNCE: Duration = Duration::from_millis(250);
+
+/// What a [`NodeConfig`] says about dialing by PeerId.
+#[derive(Debug, Clone)]
+pub(crate) struct DialOptions {
+    /// The addresses the node starts with (from the data directory).
+    pub(crate) book: SavedBook,
+    keep_trusted: bool,
+    wait_for_reconnect: bool,
+}
+
+impl Default for DialOptions {
+    fn default() -> Self {
+        DialOptions {
+            book: SavedBook::new(),
+            keep_trusted: false,
+            wait_for_reconnect: true,
+        }
+    }
+}
+
+impl NodeConfig {
+    /// Keeps every trusted peer connected, those trusted at the start and
+    /// those paired later (see [`Node::keep_connected`]). Default off:
+    /// peers are dialed only when asked to.
+    pub fn keep_trusted_connected(mut self, keep: bool) -> NodeConfig {
+        self.dialing.keep_trusted = keep;
+        self
+    }
+
+    /// Whether a [`Node::call`] to a kept peer that is not connected at
+    /// the moment waits, within its timeout, for the node to reconnect
+    /// (default) or fails at once with `NotConnected`.
+    pub fn wait_for_reconnect(mut self, wait: bool) -> NodeConfig {
+        self.dialing.wait_for_reconnect = wait;
+        self
+    }
+
+    /// Addresses the node starts with, e.g. loaded with
+    /// [`DataDir::load_book`](crate::DataDir::load_book) (which
+    /// [`NodeConfig::from_data_dir`] does). Those of peers that are not
+    /// trusted are ignored.
+    pub fn address_book(mut self, book: SavedBook) -> NodeConfig {
+        self.dialing.book = book;
+        self
+    }
+
+    /// The address book the node starts with.
+    pub fn saved_book(&self) -> &SavedBook {
+        &self.dialing.book
+    }
+}
+
+type Waiter = oneshot::Sender<Result<(), ConnectError>>;
+
+/// The driver's side of dialing, in [`Shared`].
+#[derive(Default)]
+pub(crate) struct DialState {
+    keep_trusted: AtomicBool,
+    wait_for_reconnect: AtomicBool,
+    /// `connect_peer` calls waiting for their peer: answered on its
+    /// `Connected`, `Unreachable`, unpair or shutdown.
+    waiters: Mutex<FxHashMap<PeerId, Vec<Waiter>>>,
+    /// Some peer connected, or was unpaired, or the node shuts down: calls
+    /// waiting for a reconnect, look again.
+    reconnected: Broadcast,
+    /// A debounced save of the book is scheduled.
+    save_pending: AtomicBool,
+}
+
+impl DialState {
+    fn take_waiters(&self, peer: &PeerId) -> Vec<Waiter> {
+        let mut waiters = self.waiters.lock().unwrap_or_else(PoisonError::into_inner);
+        waiters.remove(peer).unwrap_or_default()
+    }
+
+    /// `peer` connected (under the core's lock, from `drain`).
+    pub(crate) fn connected(&self, peer: PeerId) {
+        for tx in self.take_waiters(&peer) {
+            let _ = tx.send(Ok(()));
+        }
+        self.reconnected.notify(usize::MAX);
+    }
+
+    fn fail_waiters(&self, peer: &PeerId, error: impl Fn() -> ConnectError) {
+        for tx in self.take_waiters(peer) {
+            let _ = tx.send(Err(error()));
+        }
+    }
+}
+
+/// The core's dialing events (under the core's lock, from `drain`).
+pub(crate) fn on_event<R: Runtime>(shared: &Shared<R>, inner: &mut Inner, event: Event) {
+    match event {
+        Event::Reconnecting {
+            peer,
+            attempt,
+            after,
+        } => {
+            tracing::info!(%peer, attempt, ?after, "reconnecting");
+            shared.publish(
+                inner,
+                NodeEvent::Reconnecting {
+                    peer,
+                    attempt,
+                    after,
+                },
+            );
+        }
+        Event::Unreachable { peer } => {
+            tracing::info!(%peer, "unreachable at every known address");
+            shared
+                .dialing
+                .fail_waiters(&peer, || ConnectError::Unreachable(peer));
+            shared.publish(inner, NodeEvent::Unreachable { peer });
+        }
+        _ => {}
+    }
+}
+
+/// Applies a config's dialing options to a new node: its book, and the
+/// peers to keep connected.
+pub(crate) fn start<R: Runtime>(shared: &Arc<Shared<R>>, options: DialOptions) {
+    let state = &shared.dialing;
+    state
+        .keep_trusted
+        .store(options.keep_trusted, Ordering::Relaxed);
+    state
+        .wait_for_reconnect
+        .store(options.wait_for_reconnect, Ordering::Relaxed);
+    shared.with_core(|inner, now| {
+        for (peer, addrs) in options.book.iter() {
+            for &(addr, source) in addrs {
+                match inner.ep.add_address(now, *peer, addr, source) {
+                    Ok(()) => {}
+                    Err(BookError::NotTrusted(_)) => {
+                        tracing::debug!(%peer, %addr, "address of an untrusted peer ignored");
+                    }
+                    Err(error) => tracing::warn!(%peer, %addr, %error, "address not loaded"),
+                }
+            }
+        }
+        if options.keep_trusted {
+            let trusted: Vec<PeerId> = inner.ep.trust().iter().map(|(p, _)| *p).collect();
+            for peer in trusted {
+                if let Err(error) = inner.ep.keep_connected(now, peer, true) {
+                    tracing::debug!(%peer, %error, "not kept");
+                }
+            }
+        }
+    });
+}
+
+/// `peer` was just paired: kept connected if the node keeps every trusted
+/// peer.
+pub(crate) fn after_pair<R: Runtime>(shared: &Arc<Shared<R>>, peer: PeerId) {
+    if shared.dialing.keep_trusted.load(Ordering::Relaxed) {
+        let kept = shared.with_core(|inner, now| inner.ep.keep_connected(now, peer, true));
+        if let Err(error) = kept {
+            tracing::debug!(%peer, %error, "not kept");
+        }
+    }
+}
+
+/// `peer` was just unpaired: its dials stopped and its addresses went (in
+/// the core); whoever waited for it is told, and the book is saved.
+pub(crate) fn after_unpair<R: Runtime>(shared: &Arc<Shared<R>>, peer: PeerId) {
+    let state = &shared.dialing;
+    state.fail_waiters(&peer, || {
+        ConnectError::Start(peernet_proto::ConnectError::Untrusted(peer))
+    });
+    state.reconnected.notify(usize::MAX);
+    schedule_save(shared);
+}
+
+/// The node shuts down: waiters are released, a pending save is done now.
+pub(crate) fn on_shutdown<R: Runtime>(shared: &Arc<Shared<R>>) {
+    let state = &shared.dialing;
+    let peers: Vec<PeerId> = state
+        .waiters
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .keys()
+        .copied()
+        .collect();
+    for peer in peers {
+        state.fail_waiters(&peer, || {
+            ConnectError::Start(peernet_proto::ConnectError::ShuttingDown)
+        });
+    }
+    state.reconnected.notify(usize::MAX);
+    if state.save_pending.swap(false, Ordering::AcqRel) {
+        save_now(shared);
+    }
+}
+
+/// For [`Node::call`], under the core's lock, after `NotConnected`: a
+/// wake-up for when some peer connects, if the call should wait for
+/// `peer` to be reconnected.
+pub(crate) fn reconnect_wait<R: Runtime>(
+    shared: &Shared<R>,
+    inner: &Inner,
+    peer: &PeerId,
+) -> Option<EventListener> {
+    let state = &shared.dialing;
+    (state.wait_for_reconnect.load(Ordering::Relaxed) && inner.ep.is_kept(peer))
+        .then(|| state.reconnected.listen())
+}
+
+/// Saves the book soon (debounced), if the node has a data directory.
+fn schedule_save<R: Runtime>(shared: &Arc<Shared<R>>) {
+    if shared.data_dir.is_none() || shared.dialing.save_pending.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let shared_ = shared.clone();
+    shared.rt.spawn(async move {
+        let shared = shared_;
+        shared.rt.sleep_until(shared.after(SAVE_DEBOUNCE)).await;
+        if shared.dialing.save_pending.swap(false, Ordering::AcqRel) {
+            save_now(&shared);
+        }
+    });
+}
+
+/// Writes the book of every trusted peer to the data directory.
+fn save_now<R: Runtime>(shared: &Arc<Shared<R>>) {
+    let Some(dir) = &shared.data_dir else {
+        return;
+    };
+    // Serialised with trust-list saves.
+    let _order = shared
+        .persist
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let book = shared.read(|inner| {
+        let mut book = SavedBook::new();
+        for (peer, _) in inner.ep.trust().iter() {
+            book.set(*peer, inner.ep.addresses(peer).map(|e| (e.addr, e.source)));
+        }
+        book
+    });
+    match dir.save_book(&book) {
+        Ok(()) => tracing::debug!(addresses = book.len(), "address book saved"),
+        Err(error) => tracing::warn!(%error, "address book not saved"),
+    }
+}
+
+impl<R: Runtime> Node<R> {
+    /// Records `addr` as an address of the trusted `peer`, learned from
+    /// `source`. A kept peer waiting for an address is dialed at once.
+    /// Saved to the data directory, if there is one.
+    ///
+    /// # Errors
+    ///
+    /// [`BookError::NotTrusted`] for a peer not paired (addresses are
+    /// kept only for trusted peers); [`BookError::Full`] when the peer
+    /// has `max_addresses_per_peer` better ones, or the book is full.
+    pub fn add_address(
+        &self,
+        peer: PeerId,
+        addr: SocketAddr,
+        source: AddrSource,
+    ) -> Result<(), BookError> {
+        self.shared
+            .with_core(|inner, now| inner.ep.add_address(now, peer, addr, source))?;
+        schedule_save(&self.shared);
+        Ok(())
+    }
+
+    /// Forgets `addr` for `peer`. Returns false if it was not known.
+    pub fn remove_address(&self, peer: &PeerId, addr: SocketAddr) -> bool {
+        let removed = self
+            .shared
+            .with_core(|inner, _| inner.ep.remove_address(peer, addr));
+        if removed {
+            schedule_save(&self.shared);
+        }
+        removed
+    }
+
+    /// The addresses of `peer`, best (first dialed) first.
+    pub fn addresses(&self, peer: &PeerId) -> Vec<AddrEntry> {
+        self.shared
+            .read(|inner| inner.ep.addresses(peer).copied().collect())
+    }
+
+    /// Dials `peer` through the address book: its addresses one at a time,
+    /// best first, each after the one before failed (the transport within
+    /// `DialConfig::dial_timeout`, then the handshake). Resolves when it is
+    /// connected (at once if it already is), or with
+    /// [`ConnectError::Unreachable`] when every address failed.
+    ///
+    /// # Errors
+    ///
+    /// Also [`ConnectError::Start`] with the core's reason: the peer is
+    /// not trusted, has no address (`NoAddress`), or the node shuts down.
+    pub async fn connect_peer(&self, peer: PeerId) -> Result<PeerId, ConnectError> {
+        let closed = self.shared.closed.listen();
+        let waiting = self.shared.with_core(|inner, now| {
+            if inner.ep.is_connected(&peer) {
+                return Ok(None);
+            }
+            inner.ep.dial(now, peer)?;
+            let (tx, rx) = oneshot::channel();
+            let state = &self.shared.dialing;
+            let mut waiters = state.waiters.lock().unwrap_or_else(PoisonError::into_inner);
+            waiters.entry(peer).or_default().push(tx);
+            Ok::<_, ConnectError>(Some(rx))
+        })?;
+        let Some(rx) = waiting else {
+            return Ok(peer);
+        };
+        let mut outcome = None;
+        first(async { outcome = Some(rx.await) }, closed).await;
+        match outcome {
+            Some(Ok(Ok(()))) => Ok(peer),
+            Some(Ok(Err(error))) => Err(error),
+            // the node closed
+            _ => Err(ConnectError::Start(
+                peernet_proto::ConnectError::ShuttingDown,
+            )),
+        }
+    }
+
+    /// Keeps `peer` connected (`keep`), or stops doing so: while kept, the
+    /// node dials it through the address book when it is not connected,
+    /// and after every loss redials it with exponential backoff and jitter
+    /// (the first redial 0.1–1 s after the loss, each next delay at least
+    /// 1.5× the one before, never above 30 s; reset once a connection has
+    /// lived 10 s: `Config::dial`), announcing each redial with
+    /// [`NodeEvent::Reconnecting`]. A peer connected in either direction is
+    /// never dialed, so two nodes that keep each other converge on one
+    /// connection. Unpairing the peer or shutting down stops it at once.
+    ///
+    /// # Errors
+    ///
+    /// [`ConnectError::Start`]: the peer is not trusted, or the node shuts
+    /// down.
+    pub fn keep_connected(&self, peer: PeerId, keep: bool) -> Result<(), ConnectError> {
+        self.shared
+            .with_core(|inner, now| inner.ep.keep_connected(now, peer, keep))?;
+        if !keep {
+            // calls waiting for its reconnect stop waiting
+            self.shared.dialing.reconnected.notify(usize::MAX);
+        }
+        Ok(())
+    }
+
+    /// Whether `peer` is kept connected.
+    pub fn is_kept(&self, peer: &PeerId) -> bool {
+        self.shared.read(|inner| inner.ep.is_kept(peer))
+    }
+
+    /// The application's `connect(peer, addr)` succeeded: the address is
+    /// recorded (and saved).
+    pub(crate) fn learned(&self, peer: PeerId, addr: SocketAddr) {
+        if let Err(error) = self.add_address(peer, addr, AddrSource::Application) {
+            tracing::debug!(%peer, %addr, %error, "address not recorded");
+        }
+    }
+}

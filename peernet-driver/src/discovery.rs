@@ -1,0 +1,225 @@
+//! LAN discovery over mDNS / DNS-SD (`mdns-sd`), behind the cargo
+//! feature `mdns`.
+//!
+//! A node announces itself as an instance of [`SERVICE_TYPE`]: its
+//! listening port, its addresses, and its PeerId in the TXT record
+//! (`id=<64 hex>`). It browses for the others, and each announcement of a
+//! **trusted** peer adds that peer's addresses to the address book as
+//! [`AddrSource::Discovery`]. That is all an announcement can do:
+//!
+//! - an untrusted peer's announcement is dropped (the book holds only
+//!   trusted peers), so discovery never makes the node dial a peer the
+//!   trust list does not name;
+//! - an announcement is a hint, not a proof: the handshake still proves
+//!   the key, and a false one costs at most one failed dial, tried after
+//!   the addresses that worked (the book's ranking);
+//! - a kept peer waiting for an address is dialed when one is learned.
+//!
+//! mDNS runs on a thread of `mdns-sd`'s own; the node's runtime only runs
+//! a task reading its events.
+
+use std::net::{IpAddr, SocketAddr};
+
+use mdns_sd::{IfKind, ServiceDaemon, ServiceEvent, ServiceInfo};
+use peernet_proto::{AddrSource, BookError, PeerId};
+
+use crate::node::Node;
+use crate::runtime::Runtime;
+
+/// The DNS-SD service type peernet nodes announce.
+pub const SERVICE_TYPE: &str = "_peernet._tcp.local.";
+
+/// The TXT key that carries the PeerId.
+const TXT_ID: &str = "id";
+
+/// Where to announce and listen.
+#[derive(Debug, Clone, Default)]
+pub struct DiscoveryConfig {
+    interfaces: Vec<IpAddr>,
+}
+
+impl DiscoveryConfig {
+    /// Every interface (mDNS is link-local multicast: it stays on the
+    /// local networks).
+    pub fn new() -> DiscoveryConfig {
+        DiscoveryConfig::default()
+    }
+
+    /// Only the interface that has `ip` (repeatable): e.g. `127.0.0.1`
+    /// for a test that must not send to a real network.
+    pub fn interface(mut self, ip: IpAddr) -> DiscoveryConfig {
+        self.interfaces.push(ip);
+        self
+    }
+}
+
+/// Why discovery could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DiscoveryError {
+    /// The node has no listener to announce.
+    #[error("the node does not listen: nothing to announce")]
+    NotListening,
+    /// mDNS could not start (no multicast socket, ...).
+    #[error("mdns: {0}")]
+    Mdns(#[from] mdns_sd::Error),
+}
+
+/// LAN discovery of a node, running until dropped (which withdraws the
+/// announcement).
+pub struct Discovery {
+    daemon: ServiceDaemon,
+    fullname: String,
+}
+
+impl std::fmt::Debug for Discovery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Discovery")
+            .field("fullname", &self.fullname)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Discovery {
+    fn drop(&mut self) {
+        let _ = self.daemon.unregister(&self.fullname);
+        let _ = self.daemon.shutdown();
+    }
+}
+
+/// The instance name of a node: a DNS label is at most 63 bytes, so the
+/// first 32 hex digits of the PeerId (the TXT record has all of it).
+fn instance_name(peer: &PeerId) -> String {
+    peer.to_string()[..32].to_string()
+}
+
+/// What an announcement tells: the peer and where it listens. `None` if
+/// it names no valid PeerId.
+pub fn read_announcement(
+    id: Option<&str>,
+    ips: impl IntoIterator<Item = IpAddr>,
+    port: u16,
+) -> Option<(PeerId, Vec<SocketAddr>)> {
+    let peer = id?.parse::<PeerId>().ok()?;
+    let addrs = ips
+        .into_iter()
+        .map(|ip| SocketAddr::new(ip, port))
+        .collect();
+    Some((peer, addrs))
+}
+
+impl<R: Runtime> Node<R> {
+    /// Announces this node on the local network and feeds the
+    /// announcements of trusted peers into the address book (see the
+    /// [module docs](crate::discovery)). Runs until the returned
+    /// [`Discovery`] is dropped.
+    ///
+    /// # Errors
+    ///
+    /// [`DiscoveryError::NotListening`] for a node without a listener;
+    /// [`DiscoveryError::Mdns`] when mDNS cannot start.
+    pub fn discover_lan(&self, config: DiscoveryConfig) -> Result<Discovery, DiscoveryError> {
+        let port = self
+            .local_addr()
+            .ok_or(DiscoveryError::NotListening)?
+            .port();
+        let daemon = ServiceDaemon::new()?;
+        if !config.interfaces.is_empty() {
+            daemon.disable_interface(IfKind::All)?;
+            let wanted: Vec<IfKind> = config
+                .interfaces
+                .iter()
+                .map(|ip| IfKind::Addr(*ip))
+                .collect();
+            daemon.enable_interface(wanted)?;
+        }
+        let me = self.peer_id();
+        let name = instance_name(&me);
+        let id = me.to_string();
+        let info = ServiceInfo::new(
+            SERVICE_TYPE,
+            &name,
+            &format!("{name}.local."),
+            "",
+            port,
+            &[(TXT_ID, id.as_str())][..],
+        )?
+        .enable_addr_auto();
+        let fullname = info.get_fullname().to_string();
+        daemon.register(info)?;
+        let events = daemon.browse(SERVICE_TYPE)?;
+        let node = self.clone();
+        self.runtime().spawn(async move {
+            while let Ok(event) = events.recv_async().await {
+                if let ServiceEvent::ServiceResolved(service) = event {
+                    let ips = service.get_addresses().iter().map(|ip| ip.to_ip_addr());
+                    let announced = read_announcement(
+                        service.get_property_val_str(TXT_ID),
+                        ips,
+                        service.get_port(),
+                    );
+                    match announced {
+                        Some((peer, addrs)) => {
+                            node.learn_from_discovery(peer, &addrs);
+                        }
+                        None => tracing::debug!(
+                            name = service.get_fullname(),
+                            "announcement without a valid PeerId"
+                        ),
+                    }
+                }
+            }
+        });
+        tracing::info!(%fullname, port, "announcing on the local network");
+        Ok(Discovery { daemon, fullname })
+    }
+
+    /// An announcement was heard: `peer` listens at `addrs`. Adds them to
+    /// the book as [`AddrSource::Discovery`] if `peer` is trusted (and not
+    /// this node); otherwise nothing happens. Returns how many were added.
+    pub fn learn_from_discovery(&self, peer: PeerId, addrs: &[SocketAddr]) -> usize {
+        if peer == self.peer_id() {
+            return 0;
+        }
+        let mut added = 0;
+        for addr in addrs {
+            match self.add_address(peer, *addr, AddrSource::Discovery) {
+                Ok(()) => added += 1,
+                Err(BookError::NotTrusted(_)) => {
+                    tracing::trace!(%peer, "announcement of an untrusted peer ignored");
+                    return 0;
+                }
+                Err(error) => tracing::debug!(%peer, %addr, %error, "discovered address not added"),
+            }
+        }
+        if added > 0 {
+            tracing::debug!(%peer, added, "addresses learned from discovery");
+        }
+        added
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use peernet_proto::Identity;
+
+    #[test]
+    fn an_announcement_names_a_peer_and_its_addresses() {
+        let peer = Identity::from_seed(&[1; 32]).peer_id();
+        let id = peer.to_string();
+        let ips = ["192.0.2.1".parse().unwrap(), "2001:db8::1".parse().unwrap()];
+        let (got, addrs) = read_announcement(Some(&id), ips, 4000).unwrap();
+        assert_eq!(got, peer);
+        assert_eq!(
+            addrs,
+            [
+                "192.0.2.1:4000".parse().unwrap(),
+                "[2001:db8::1]:4000".parse().unwrap()
+            ]
+        );
+        assert!(read_announcement(None, ips, 1).is_none());
+        assert!(read_announcement(Some("not a peer"), ips, 1).is_none());
+        assert_eq!(instance_name(&peer).len(), 32);
+    }
+}

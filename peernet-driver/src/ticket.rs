@@ -1,0 +1,410 @@
+//! Tickets: a peer's PeerId and the addresses it can be reached at, as
+//! one line of text to copy and paste (`peernet1…`).
+//!
+//! ```text
+//! peernet1 <base32( peer (32) | addr* | crc32 (4) )>
+//! addr = 0x04 | IPv4 (4) | port (2, big-endian)
+//!      | 0x06 | IPv6 (16) | port (2, big-endian)
+//! ```
+//!
+//! - The alphabet is RFC 4648 base32 in lower case, without padding:
+//!   URL-safe, case-free to read aloud, no `0`/`1`/`8`/`9` to mistake for
+//!   letters; a trailing character whose unused bits are not zero is
+//!   refused, so every ticket has exactly one text form.
+//! - The checksum is CRC-32 (polynomial `0x04C11DB7`, bits taken most
+//!   significant first, appended big-endian) over the decoded bytes. A
+//!   CRC-32 catches every error burst of at most 32 bits; one mistyped
+//!   character changes at most 5 adjacent bits and two swapped neighbours
+//!   at most 10, so every such typo is caught, not only most of them
+//!   (a truncated hash would miss one in 2^32). A dropped or added
+//!   character shifts every bit after it: the base32 length rule, the
+//!   layout or (but for a chance of 2^-32) the checksum refuses it.
+//! - Bounded: at most [`MAX_TICKET_ADDRS`] addresses, so at most
+//!   [`MAX_TICKET_LEN`] characters; longer text is refused before it is
+//!   decoded.
+//!
+//! An IPv6 address's scope id and flow label are not carried.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::str::FromStr;
+use std::sync::LazyLock;
+
+use data_encoding::Encoding;
+use peernet_proto::identity::PEER_ID_LEN;
+use peernet_proto::{InvalidPeerId, PeerId};
+
+/// The text every ticket starts with (format version 1).
+pub const TICKET_PREFIX: &str = "peernet1";
+
+/// The most addresses a ticket carries (the core's default per-peer bound
+/// of its address book).
+pub const MAX_TICKET_ADDRS: usize = 8;
+
+const TAG_V4: u8 = 0x04;
+const TAG_V6: u8 = 0x06;
+const CRC_LEN: usize = 4;
+/// The largest encoded payload: a PeerId, eight IPv6 addresses, the CRC.
+const MAX_PAYLOAD: usize = PEER_ID_LEN + MAX_TICKET_ADDRS * (1 + 16 + 2) + CRC_LEN;
+
+/// The longest ticket text: the prefix and the base32 of the largest
+/// payload (312 characters).
+pub const MAX_TICKET_LEN: usize = TICKET_PREFIX.len() + (MAX_PAYLOAD * 8).div_ceil(5);
+
+/// RFC 4648 base32, lower case, no padding, trailing bits checked.
+static BASE32: LazyLock<Encoding> = LazyLock::new(|| {
+    let mut spec = data_encoding::Specification::new();
+    spec.symbols.push_str("abcdefghijklmnopqrstuvwxyz234567");
+    spec.check_trailing_bits = true;
+    spec.encoding().expect("a valid base32 specification")
+});
+
+/// A peer and where to dial it, as handed from one user to another.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Ticket {
+    peer: PeerId,
+    addrs: Vec<SocketAddr>,
+}
+
+/// Why text is not a [`Ticket`], or a ticket cannot be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TicketError {
+    /// The text does not start with `peernet1`.
+    #[error("a ticket starts with {TICKET_PREFIX:?}")]
+    Prefix,
+    /// The text is longer than [`MAX_TICKET_LEN`].
+    #[error("a ticket is at most {MAX_TICKET_LEN} characters, this one has {0}")]
+    TooLong(usize),
+    /// A character outside the lower-case base32 alphabet, or a length no
+    /// base32 text has: a typo, or a truncated paste.
+    #[error("not base32 at character {position}: mistyped or cut short?")]
+    Encoding {
+        /// The character's position in the text (from 0).
+        position: usize,
+    },
+    /// The checksum does not match: a typo.
+    #[error("checksum mismatch: the ticket was mistyped")]
+    Checksum,
+    /// The checksum matches but the bytes are not a ticket (a bad address
+    /// tag, a truncated address, no PeerId).
+    #[error("malformed ticket: {0}")]
+    Malformed(&'static str),
+    /// The PeerId is not a valid key.
+    #[error("ticket PeerId: {0}")]
+    PeerId(#[from] InvalidPeerId),
+    /// More than [`MAX_TICKET_ADDRS`] addresses.
+    #[error("a ticket holds at most {MAX_TICKET_ADDRS} addresses, not {0}")]
+    TooManyAddresses(usize),
+}
+
+impl Ticket {
+    /// A ticket for `peer` at `addrs` (duplicates dropped, order kept).
+    ///
+    /// # Errors
+    ///
+    /// [`TicketError::TooManyAddresses`] beyond [`MAX_TICKET_ADDRS`]
+    /// distinct addresses.
+    pub fn new(
+        peer: PeerId,
+        addrs: impl IntoIterator<Item = SocketAddr>,
+    ) -> Result<Ticket, TicketError> {
+        let mut unique: Vec<SocketAddr> = Vec::new();
+        for addr in addrs {
+            let addr = strip(addr);
+            if !unique.contains(&addr) {
+                unique.push(addr);
+            }
+        }
+        if unique.len() > MAX_TICKET_ADDRS {
+            return Err(TicketError::TooManyAddresses(unique.len()));
+        }
+        Ok(Ticket {
+            peer,
+            addrs: unique,
+        })
+    }
+
+    /// The peer.
+    pub fn peer(&self) -> PeerId {
+        self.peer
+    }
+
+    /// Where it can be dialed, in the order given.
+    pub fn addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    fn to_bytes(&self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(MAX_PAYLOAD);
+        bytes.extend_from_slice(self.peer.as_bytes());
+        for addr in &self.addrs {
+            match addr.ip() {
+                IpAddr::V4(ip) => {
+                    bytes.push(TAG_V4);
+                    bytes.extend_from_slice(&ip.octets());
+                }
+                IpAddr::V6(ip) => {
+                    bytes.push(TAG_V6);
+                    bytes.extend_from_slice(&ip.octets());
+                }
+            }
+            bytes.extend_from_slice(&addr.port().to_be_bytes());
+        }
+        let crc = crc32(&bytes);
+        bytes.extend_from_slice(&crc.to_be_bytes());
+        bytes
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Result<Ticket, TicketError> {
+        let Some((body, crc)) = bytes.split_last_chunk::<CRC_LEN>() else {
+            return Err(TicketError::Malformed("too short"));
+        };
+        if crc32(body) != u32::from_be_bytes(*crc) {
+            return Err(TicketError::Checksum);
+        }
+        let Some((peer, mut rest)) = body.split_first_chunk::<PEER_ID_LEN>() else {
+            return Err(TicketError::Malformed("no PeerId"));
+        };
+        let peer = PeerId::from_bytes(*peer)?;
+        let mut addrs = Vec::new();
+        while let Some((&tag, after)) = rest.split_first() {
+            let ip_len = match tag {
+                TAG_V4 => 4,
+                TAG_V6 => 16,
+                _ => return Err(TicketError::Malformed("unknown address tag")),
+            };
+            if after.len() < ip_len + 2 {
+                return Err(TicketError::Malformed("truncated address"));
+            }
+            let (ip, after) = after.split_at(ip_len);
+            let (port, after) = after.split_at(2);
+            let ip = match <[u8; 4]>::try_from(ip) {
+                Ok(v4) => IpAddr::V4(Ipv4Addr::from(v4)),
+                Err(_) => IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(ip).expect("16 bytes"))),
+            };
+            addrs.push(SocketAddr::new(ip, u16::from_be_bytes([port[0], port[1]])));
+            if addrs.len() > MAX_TICKET_ADDRS {
+                return Err(TicketError::TooManyAddresses(addrs.len()));
+            }
+            rest = after;
+        }
+        let ticket = Ticket::new(peer, addrs.iter().copied())?;
+        if ticket.addrs.len() != addrs.len() {
+            // one text form per ticket: no repeated address
+            return Err(TicketError::Malformed("repeated address"));
+        }
+        Ok(ticket)
+    }
+}
+
+/// A ticket carries an IP and a port only.
+fn strip(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip(), addr.port())
+}
+
+impl fmt::Display for Ticket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(TICKET_PREFIX)?;
+        f.write_str(&BASE32.encode(&self.to_bytes()))
+    }
+}
+
+impl FromStr for Ticket {
+    type Err = TicketError;
+
+    fn from_str(s: &str) -> Result<Ticket, TicketError> {
+        if s.len() > MAX_TICKET_LEN {
+            return Err(TicketError::TooLong(s.len()));
+        }
+        let body = s.strip_prefix(TICKET_PREFIX).ok_or(TicketError::Prefix)?;
+        let bytes = BASE32
+            .decode(body.as_bytes())
+            .map_err(|e| TicketError::Encoding {
+                position: TICKET_PREFIX.len() + e.position,
+            })?;
+        Ticket::from_bytes(&bytes)
+    }
+}
+
+/// CRC-32 with the polynomial 0x04C11DB7 over the bits in the order the
+/// base32 text carries them (most significant first), initial value and
+/// final XOR all ones (the parameters known as CRC-32/BZIP2).
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = u32::MAX;
+    for &byte in bytes {
+        crc ^= u32::from(byte) << 24;
+        for _ in 0..8 {
+            crc = if crc & 0x8000_0000 != 0 {
+                (crc << 1) ^ 0x04C1_1DB7
+            } else {
+                crc << 1
+            };
+        }
+    }
+    !crc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use peernet_proto::Identity;
+    use proptest::prelude::*;
+
+    fn peer(seed: u8) -> PeerId {
+        Identity::from_seed(&[seed; 32]).peer_id()
+    }
+
+    #[test]
+    fn crc32_is_the_bzip2_check_value() {
+        // The catalogue's check value for "123456789".
+        assert_eq!(crc32(b"123456789"), 0xFC89_1918);
+    }
+
+    #[test]
+    fn a_ticket_reads_back_and_has_one_text_form() {
+        let addrs = [
+            "192.0.2.7:4000".parse().unwrap(),
+            "[2001:db8::1]:4001".parse().unwrap(),
+        ];
+        let ticket = Ticket::new(peer(1), addrs).unwrap();
+        let text = ticket.to_string();
+        assert!(text.starts_with("peernet1"), "{text}");
+        assert!(
+            text[TICKET_PREFIX.len()..]
+                .bytes()
+                .all(|c| c.is_ascii_lowercase() || (b'2'..=b'7').contains(&c))
+        );
+        assert_eq!(text.parse::<Ticket>().unwrap(), ticket);
+        // upper case is another text: refused, not read as the same ticket
+        assert!(matches!(
+            text.to_uppercase().parse::<Ticket>(),
+            Err(TicketError::Prefix)
+        ));
+        let upper_body = format!("peernet1{}", text[8..].to_uppercase());
+        assert!(matches!(
+            upper_body.parse::<Ticket>(),
+            Err(TicketError::Encoding { position: 8 })
+        ));
+    }
+
+    #[test]
+    fn bounds_are_enforced_before_decoding() {
+        let many: Vec<SocketAddr> = (0..9)
+            .map(|i| SocketAddr::new(Ipv6Addr::LOCALHOST.into(), 1000 + i))
+            .collect();
+        assert_eq!(
+            Ticket::new(peer(1), many.clone()),
+            Err(TicketError::TooManyAddresses(9))
+        );
+        let full = Ticket::new(peer(1), many[..8].iter().copied()).unwrap();
+        assert_eq!(full.to_string().len(), MAX_TICKET_LEN);
+        let long = format!("{full}a");
+        assert_eq!(
+            long.parse::<Ticket>(),
+            Err(TicketError::TooLong(MAX_TICKET_LEN + 1))
+        );
+        // a ticket of 9 addresses, checksum and all, is still refused
+        let mut ticket = full.clone();
+        ticket.addrs.push(many[8]);
+        let text = format!("peernet1{}", BASE32.encode(&ticket.to_bytes()));
+        assert!(text.parse::<Ticket>().is_err());
+        // duplicates are dropped on the way in
+        let twice = Ticket::new(peer(1), [many[0], many[0]]).unwrap();
+        assert_eq!(twice.addrs(), &many[..1]);
+    }
+
+    #[test]
+    fn a_bad_peer_id_or_layout_is_a_typed_error() {
+        // a payload with a valid checksum but a weak key
+        let mut bytes = vec![0u8; PEER_ID_LEN];
+        bytes[0] = 1; // the identity point, small order
+        let crc = crc32(&bytes);
+        bytes.extend_from_slice(&crc.to_be_bytes());
+        let text = format!("peernet1{}", BASE32.encode(&bytes));
+        assert!(matches!(
+            text.parse::<Ticket>(),
+            Err(TicketError::PeerId(_))
+        ));
+        // an unknown address tag
+        let mut bytes = peer(2).as_bytes().to_vec();
+        bytes.extend_from_slice(&[0x05, 1, 2, 3, 4, 0, 80]);
+        let crc = crc32(&bytes);
+        bytes.extend_from_slice(&crc.to_be_bytes());
+        let text = format!("peernet1{}", BASE32.encode(&bytes));
+        assert_eq!(
+            text.parse::<Ticket>(),
+            Err(TicketError::Malformed("unknown address tag"))
+        );
+        assert_eq!(
+            "peernet1".parse::<Ticket>(),
+            Err(TicketError::Malformed("too short"))
+        );
+        assert_eq!("peer".parse::<Ticket>(), Err(TicketError::Prefix));
+    }
+
+    fn arb_addr() -> impl Strategy<Value = SocketAddr> {
+        prop_oneof![
+            (any::<[u8; 4]>(), any::<u16>())
+                .prop_map(|(ip, port)| SocketAddr::new(Ipv4Addr::from(ip).into(), port)),
+            (any::<[u8; 16]>(), any::<u16>())
+                .prop_map(|(ip, port)| SocketAddr::new(Ipv6Addr::from(ip).into(), port)),
+        ]
+    }
+
+    fn arb_ticket() -> impl Strategy<Value = Ticket> {
+        (
+            any::<u8>(),
+            proptest::collection::vec(arb_addr(), 0..=MAX_TICKET_ADDRS),
+        )
+            .prop_map(|(seed, addrs)| Ticket::new(peer(seed), addrs).unwrap())
+    }
+
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
+
+    proptest! {
+        #[test]
+        fn round_trip(ticket in arb_ticket()) {
+            let text = ticket.to_string();
+            prop_assert!(text.len() <= MAX_TICKET_LEN);
+            prop_assert_eq!(text.parse::<Ticket>().unwrap(), ticket);
+        }
+
+        /// Every one-character substitution (to any other character of
+        /// the alphabet), every swap of two different neighbours, every
+        /// dropped character: refused.
+        #[test]
+        fn every_one_character_typo_is_caught(ticket in arb_ticket()) {
+            let text = ticket.to_string();
+            let bytes = text.as_bytes();
+            for i in TICKET_PREFIX.len()..bytes.len() {
+                for &c in ALPHABET {
+                    if c == bytes[i] {
+                        continue;
+                    }
+                    let mut typo = bytes.to_vec();
+                    typo[i] = c;
+                    let typo = String::from_utf8(typo).unwrap();
+                    prop_assert!(typo.parse::<Ticket>().is_err(), "{} accepted", typo);
+                }
+                if i + 1 < bytes.len() && bytes[i] != bytes[i + 1] {
+                    let mut swapped = bytes.to_vec();
+                    swapped.swap(i, i + 1);
+                    let swapped = String::from_utf8(swapped).unwrap();
+                    prop_assert!(swapped.parse::<Ticket>().is_err(), "{} accepted", swapped);
+                }
+                let mut dropped = bytes.to_vec();
+                dropped.remove(i);
+                let dropped = String::from_utf8(dropped).unwrap();
+                prop_assert!(dropped.parse::<Ticket>().is_err(), "{} accepted", dropped);
+            }
+        }
+
+        #[test]
+        fn any_text_is_refused_or_read_without_panic(text in "peernet1[a-z2-7]{0,320}") {
+            if let Ok(ticket) = text.parse::<Ticket>() {
+                prop_assert_eq!(ticket.to_string(), text);
+            }
+        }
+    }
+}

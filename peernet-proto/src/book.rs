@@ -1,0 +1,346 @@
+//! The address book: where each trusted peer may be dialed, where each
+//! address came from, and when it last worked or failed.
+//!
+//! The book is a hint table, never a trust decision: every dial still runs
+//! the handshake, which proves the peer's key. It is bounded twice (per
+//! peer and in total, see [`Config::max_addresses_per_peer`] and
+//! [`Config::max_addresses`]), and holds entries only for peers in the
+//! trust list (the endpoint checks; `unpair` drops the peer's entries).
+//!
+//! Addresses are ranked best first ([`AddrEntry::rank`]):
+//!
+//! 1. those that worked, most recently first (and not failed since);
+//! 2. those never tried, given by the application or a ticket;
+//! 3. those never tried, learned from discovery (a false discovery hint
+//!    thus costs at most one failed dial, made after the addresses that
+//!    worked);
+//! 4. those that failed last time: those that once worked first (the most
+//!    recently worked first), then the longest-failed first.
+//!
+//! [`Config::max_addresses_per_peer`]: crate::Config::max_addresses_per_peer
+//! [`Config::max_addresses`]: crate::Config::max_addresses
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+use core::cmp::{Ordering, Reverse};
+use core::net::SocketAddr;
+
+use crate::Instant;
+use crate::identity::PeerId;
+
+/// Where an address came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AddrSource {
+    /// Given by the application (or a user, e.g. `PEERID@IP:PORT`).
+    Application,
+    /// Read from a ticket the peer handed out.
+    Ticket,
+    /// Heard from discovery (e.g. a LAN announcement): a hint only.
+    Discovery,
+}
+
+impl AddrSource {
+    /// Higher is more trustworthy: an address heard from several sources
+    /// keeps the best one.
+    fn weight(self) -> u8 {
+        match self {
+            AddrSource::Application => 2,
+            AddrSource::Ticket => 1,
+            AddrSource::Discovery => 0,
+        }
+    }
+}
+
+/// One address of a peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddrEntry {
+    /// The address to dial.
+    pub addr: SocketAddr,
+    /// Where it came from (the most trustworthy source that gave it).
+    pub source: AddrSource,
+    /// When a dial to it last completed a handshake.
+    pub last_ok: Option<Instant>,
+    /// When a dial to it last failed (transport or handshake).
+    pub last_failed: Option<Instant>,
+}
+
+/// The ranking class of an entry: lower is better.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Class {
+    Worked,
+    Untried,
+    UntriedHint,
+    Failed,
+}
+
+impl AddrEntry {
+    fn new(addr: SocketAddr, source: AddrSource) -> AddrEntry {
+        AddrEntry {
+            addr,
+            source,
+            last_ok: None,
+            last_failed: None,
+        }
+    }
+
+    fn class(&self) -> Class {
+        match (self.last_ok, self.last_failed) {
+            (Some(ok), Some(failed)) if failed >= ok => Class::Failed,
+            (Some(_), _) => Class::Worked,
+            (None, Some(_)) => Class::Failed,
+            (None, None) if self.source == AddrSource::Discovery => Class::UntriedHint,
+            (None, None) => Class::Untried,
+        }
+    }
+
+    /// Orders two entries of one peer, best (to dial first) first.
+    pub fn rank(&self, other: &AddrEntry) -> Ordering {
+        let key = |e: &AddrEntry| {
+            (
+                e.class(),
+                Reverse(e.last_ok),
+                e.last_failed,
+                Reverse(e.source.weight()),
+                e.addr,
+            )
+        };
+        key(self).cmp(&key(other))
+    }
+}
+
+/// Why an address was not added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BookError {
+    /// Only trusted peers have addresses: pair it first.
+    #[error("peer {0} is not trusted")]
+    NotTrusted(PeerId),
+    /// The peer already has its maximum of addresses, all better than the
+    /// new one, or the book holds its total maximum.
+    #[error("the address book is full")]
+    Full,
+}
+
+/// The addresses of every trusted peer, bounded per peer and in total.
+#[derive(Debug, Clone, Default)]
+pub struct AddressBook {
+    /// Per peer, kept sorted best first.
+    peers: BTreeMap<PeerId, Vec<AddrEntry>>,
+    total: usize,
+    per_peer: usize,
+    max_total: usize,
+}
+
+impl AddressBook {
+    /// An empty book holding at most `per_peer` addresses per peer and
+    /// `max_total` in all (each at least 1).
+    pub fn new(per_peer: usize, max_total: usize) -> AddressBook {
+        AddressBook {
+            peers: BTreeMap::new(),
+            total: 0,
+            per_peer: per_peer.max(1),
+            max_total: max_total.max(1),
+        }
+    }
+
+    /// Adds `addr` for `peer` (or, if known, keeps the better of the two
+    /// sources). A full peer makes room by dropping its worst entry if
+    /// that ranks below the new one; otherwise [`BookError::Full`]. Trust
+    /// is the caller's to check. Returns true if the address is new.
+    pub fn add(
+        &mut self,
+        peer: PeerId,
+        addr: SocketAddr,
+        source: AddrSource,
+    ) -> Result<bool, BookError> {
+        let at_total = self.total >= self.max_total;
+        let per_peer = self.per_peer;
+        let entries = self.peers.entry(peer).or_default();
+        if let Some(e) = entries.iter_mut().find(|e| e.addr == addr) {
+            if source.weight() > e.source.weight() {
+                e.source = source;
+            }
+            entries.sort_by(AddrEntry::rank);
+            return Ok(false);
+        }
+        let new = AddrEntry::new(addr, source);
+        let evict = entries.len() >= per_peer || at_total;
+        if evict {
+            // Entries are sorted: the last is the worst.
+            match entries.last() {
+                Some(worst) if worst.rank(&new) == Ordering::Greater => {
+                    entries.pop();
+                    self.total -= 1;
+                }
+                _ => {
+                    if entries.is_empty() {
+                        self.peers.remove(&peer);
+                    }
+                    return Err(BookError::Full);
+                }
+            }
+        }
+        entries.push(new);
+        entries.sort_by(AddrEntry::rank);
+        self.total += 1;
+        Ok(true)
+    }
+
+    /// Forgets `addr` for `peer`. Returns false if it was not there.
+    pub fn remove(&mut self, peer: &PeerId, addr: SocketAddr) -> bool {
+        let Some(entries) = self.peers.get_mut(peer) else {
+            return false;
+        };
+        let before = entries.len();
+        entries.retain(|e| e.addr != addr);
+        let removed = before != entries.len();
+        if removed {
+            self.total -= 1;
+        }
+        if entries.is_empty() {
+            self.peers.remove(peer);
+        }
+        removed
+    }
+
+    /// Forgets every address of `peer` (it was unpaired).
+    pub fn remove_peer(&mut self, peer: &PeerId) {
+        if let Some(entries) = self.peers.remove(peer) {
+            self.total -= entries.len();
+        }
+    }
+
+    /// The addresses of `peer`, best first.
+    pub fn get(&self, peer: &PeerId) -> impl Iterator<Item = &AddrEntry> + '_ {
+        self.peers.get(peer).into_iter().flatten()
+    }
+
+    /// Whether `peer` has any address.
+    pub fn has(&self, peer: &PeerId) -> bool {
+        self.peers.contains_key(peer)
+    }
+
+    /// How many addresses the book holds in all.
+    pub fn len(&self) -> usize {
+        self.total
+    }
+
+    /// Whether the book is empty.
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+
+    /// A dial to `addr` completed a handshake at `now`.
+    pub fn mark_ok(&mut self, peer: &PeerId, addr: SocketAddr, now: Instant) {
+        self.update(peer, addr, |e| e.last_ok = Some(now));
+    }
+
+    /// A dial to `addr` failed at `now`.
+    pub fn mark_failed(&mut self, peer: &PeerId, addr: SocketAddr, now: Instant) {
+        self.update(peer, addr, |e| e.last_failed = Some(now));
+    }
+
+    fn update(&mut self, peer: &PeerId, addr: SocketAddr, f: impl FnOnce(&mut AddrEntry)) {
+        let Some(entries) = self.peers.get_mut(peer) else {
+            return;
+        };
+        if let Some(e) = entries.iter_mut().find(|e| e.addr == addr) {
+            f(e);
+            entries.sort_by(AddrEntry::rank);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Identity;
+
+    fn peer(n: u8) -> PeerId {
+        Identity::from_seed(&[n; 32]).peer_id()
+    }
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    fn ports(book: &AddressBook, p: &PeerId) -> Vec<u16> {
+        book.get(p).map(|e| e.addr.port()).collect()
+    }
+
+    fn at(ms: u64) -> Instant {
+        Instant::from_millis(ms)
+    }
+
+    #[test]
+    fn ranks_worked_then_untried_then_hints_then_failed() {
+        let p = peer(1);
+        let mut book = AddressBook::new(8, 64);
+        book.add(p, addr(1), AddrSource::Discovery).unwrap();
+        book.add(p, addr(2), AddrSource::Application).unwrap();
+        book.add(p, addr(3), AddrSource::Ticket).unwrap();
+        book.add(p, addr(4), AddrSource::Application).unwrap();
+        book.add(p, addr(5), AddrSource::Application).unwrap();
+        // Untried: application and ticket before the discovery hint.
+        assert_eq!(ports(&book, &p), [2, 4, 5, 3, 1]);
+        book.mark_ok(&p, addr(4), at(10));
+        book.mark_ok(&p, addr(5), at(20));
+        book.mark_failed(&p, addr(2), at(30));
+        // 5 worked last, then 4; 2 failed: last.
+        assert_eq!(ports(&book, &p), [5, 4, 3, 1, 2]);
+        // 5 fails now: below the untried ones, but before 2, which
+        // never worked.
+        book.mark_failed(&p, addr(5), at(40));
+        assert_eq!(ports(&book, &p), [4, 3, 1, 5, 2]);
+        // A false hint fails once and goes to the back.
+        book.mark_failed(&p, addr(1), at(50));
+        assert_eq!(ports(&book, &p), [4, 3, 5, 2, 1]);
+        // Working again after a failure puts it first.
+        book.mark_ok(&p, addr(2), at(60));
+        assert_eq!(ports(&book, &p), [2, 4, 3, 5, 1]);
+    }
+
+    #[test]
+    fn a_second_source_keeps_the_better_one() {
+        let p = peer(1);
+        let mut book = AddressBook::new(8, 64);
+        assert_eq!(book.add(p, addr(1), AddrSource::Discovery), Ok(true));
+        assert_eq!(book.add(p, addr(1), AddrSource::Ticket), Ok(false));
+        assert_eq!(book.add(p, addr(1), AddrSource::Discovery), Ok(false));
+        assert_eq!(book.get(&p).next().unwrap().source, AddrSource::Ticket);
+        assert_eq!(book.len(), 1);
+    }
+
+    #[test]
+    fn bounded_per_peer_and_in_total() {
+        let (p, q) = (peer(1), peer(2));
+        let mut book = AddressBook::new(2, 3);
+        book.add(p, addr(1), AddrSource::Application).unwrap();
+        book.add(p, addr(2), AddrSource::Application).unwrap();
+        book.mark_ok(&p, addr(1), at(1));
+        // A hint does not push out an untried application address.
+        assert_eq!(
+            book.add(p, addr(3), AddrSource::Discovery),
+            Err(BookError::Full)
+        );
+        // A failed one makes room for a new untried one.
+        book.mark_failed(&p, addr(2), at(2));
+        assert_eq!(book.add(p, addr(3), AddrSource::Discovery), Ok(true));
+        assert_eq!(ports(&book, &p), [1, 3]);
+        book.add(q, addr(9), AddrSource::Ticket).unwrap();
+        assert_eq!(book.len(), 3);
+        // Total full: a new peer gets nothing, and no empty entry lingers.
+        let r = peer(3);
+        assert_eq!(
+            book.add(r, addr(7), AddrSource::Application),
+            Err(BookError::Full)
+        );
+        assert!(!book.has(&r));
+        book.remove_peer(&p);
+        assert_eq!(book.len(), 1);
+        assert!(book.remove(&q, addr(9)));
+        assert!(!book.remove(&q, addr(9)));
+        assert!(book.is_empty());
+        assert!(!book.has(&q));
+    }
+}

@@ -1,0 +1,189 @@
+//! The dial schedule: per peer, what the endpoint is doing to reach it
+//! through the address book, and the backoff of the peers it keeps
+//! connected.
+//!
+//! A *round* dials the peer's addresses one at a time, best first, each
+//! after the one before failed, until one gives a connection or none is
+//! left. [`crate::Endpoint::dial`] is one round; a kept peer
+//! ([`crate::Endpoint::keep_connected`]) gets a round at once, and after a
+//! loss or a failed round another one after a backoff delay
+//! ([`next_delay`]), announced with [`crate::Event::Reconnecting`].
+//!
+//! This module holds the state and the arithmetic; the endpoint
+//! (`endpoint/dialing.rs`) acts on it, because acting needs the book, the
+//! registry, the timers and the RNG together.
+
+use alloc::collections::BTreeMap;
+use alloc::collections::VecDeque;
+use core::net::SocketAddr;
+use core::time::Duration;
+
+use rand_core::Rng;
+
+use crate::Instant;
+use crate::config::DialConfig;
+use crate::identity::PeerId;
+use crate::ids::ConnId;
+
+/// The backoff delay to wait after `prev` (or, with `None`, after a loss):
+/// the first in `[first_min, first_max]`, each later one `prev` times a
+/// factor drawn in `[growth_min_percent, growth_max_percent]` percent
+/// (rounded up, so it is never below the minimum growth), never above
+/// `max_delay`.
+pub fn next_delay(
+    prev: Option<Duration>,
+    cfg: &DialConfig,
+    rng: &mut (impl Rng + ?Sized),
+) -> Duration {
+    let delay = match prev {
+        None => {
+            let (lo, hi) = (
+                nanos(cfg.first_min),
+                nanos(cfg.first_max).max(nanos(cfg.first_min)),
+            );
+            Duration::from_nanos(lo + draw(rng, hi - lo))
+        }
+        Some(prev) => {
+            let lo = u64::from(cfg.growth_min_percent);
+            let hi = u64::from(cfg.growth_max_percent).max(lo);
+            let percent = u128::from(lo + draw(rng, hi - lo));
+            let grown = (prev.as_nanos() * percent).div_ceil(100);
+            Duration::from_nanos(u64::try_from(grown).unwrap_or(u64::MAX))
+        }
+    };
+    delay.min(cfg.max_delay)
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// A number in `[0, span]`.
+fn draw(rng: &mut (impl Rng + ?Sized), span: u64) -> u64 {
+    match span.checked_add(1) {
+        Some(n) => rng.next_u64() % n,
+        None => rng.next_u64(),
+    }
+}
+
+/// Where a peer's schedule stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Nothing under way: a kept peer with no address yet.
+    Idle,
+    /// Connected (in either direction) since `since`.
+    Connected {
+        /// When the connection was registered.
+        since: Instant,
+    },
+    /// Backing off: the next round starts at `at`, `delay` after the loss
+    /// or the failed round.
+    Waiting {
+        /// When the timer fires.
+        at: Instant,
+        /// The delay waited.
+        delay: Duration,
+    },
+    /// [`crate::Output::Dial`] went out; waiting for `connect_to` or
+    /// `dial_failed` until `deadline`.
+    Opening {
+        /// The address dialed.
+        addr: SocketAddr,
+        /// When the dial counts as failed.
+        deadline: Instant,
+    },
+    /// The transport opened (`connect_to`); its handshake runs on `conn`.
+    Handshaking {
+        /// The address dialed.
+        addr: SocketAddr,
+        /// The connection.
+        conn: ConnId,
+    },
+}
+
+/// One peer's schedule.
+#[derive(Debug, Clone)]
+pub(crate) struct PeerDial {
+    /// Kept connected: redial after a loss or a failed round.
+    pub(crate) kept: bool,
+    /// A one-off `dial` waits for this round: emit `Unreachable` if it
+    /// fails.
+    pub(crate) report: bool,
+    /// The connection was lost and not regained: redials are announced.
+    pub(crate) lost: bool,
+    /// Redials announced since the backoff last reset.
+    pub(crate) attempt: u32,
+    /// The last backoff delay (`None`: the next is a first one).
+    pub(crate) delay: Option<Duration>,
+    /// The round's addresses not yet dialed, best first.
+    pub(crate) rest: VecDeque<SocketAddr>,
+    pub(crate) phase: Phase,
+}
+
+impl PeerDial {
+    pub(crate) fn new() -> PeerDial {
+        PeerDial {
+            kept: false,
+            report: false,
+            lost: false,
+            attempt: 0,
+            delay: None,
+            rest: VecDeque::new(),
+            phase: Phase::Idle,
+        }
+    }
+
+    /// The instant the peer's `Timer::Dial` is armed for, if it is.
+    pub(crate) fn armed(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Waiting { at, .. } => Some(at),
+            Phase::Opening { deadline, .. } => Some(deadline),
+            _ => None,
+        }
+    }
+
+    /// Whether a round is under way (a dial out or its handshake).
+    pub(crate) fn dialing(&self) -> bool {
+        matches!(
+            self.phase,
+            Phase::Opening { .. } | Phase::Handshaking { .. }
+        )
+    }
+
+    /// A connection that lived `lived` was lost: resets the backoff if it
+    /// lived long enough.
+    pub(crate) fn reset_if_lived(&mut self, lived: Duration, cfg: &DialConfig) {
+        if lived >= cfg.reset_after {
+            self.attempt = 0;
+            self.delay = None;
+        }
+    }
+}
+
+/// Every peer the endpoint is dialing or keeps connected. Bounded by the
+/// trust list: entries exist only for trusted peers.
+#[derive(Debug, Default)]
+pub(crate) struct DialSchedule {
+    pub(crate) peers: BTreeMap<PeerId, PeerDial>,
+    /// The connections opened by `connect_to`, with the address dialed,
+    /// until they are registered or end: the book learns how it went.
+    pub(crate) dialed: BTreeMap<ConnId, (PeerId, SocketAddr)>,
+}
+
+impl DialSchedule {
+    pub(crate) fn get(&self, peer: &PeerId) -> Option<&PeerDial> {
+        self.peers.get(peer)
+    }
+
+    pub(crate) fn get_mut(&mut self, peer: &PeerId) -> Option<&mut PeerDial> {
+        self.peers.get_mut(peer)
+    }
+
+    pub(crate) fn entry(&mut self, peer: PeerId) -> &mut PeerDial {
+        self.peers.entry(peer).or_insert_with(PeerDial::new)
+    }
+
+    pub(crate) fn remove(&mut self, peer: &PeerId) -> Option<PeerDial> {
+        self.peers.remove(peer)
+    }
+}

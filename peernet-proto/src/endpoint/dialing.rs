@@ -1,0 +1,441 @@
+//! Dialing by PeerId: the address book's commands, one-off dials through
+//! it, the peers kept connected, and what the schedule (`crate::dial`)
+//! does when a dial, a connection or its timer reports.
+//!
+//! Rules the code below keeps:
+//! - a peer connected in either direction is never dialed; a dial that
+//!   finds it connected stops (the supersede rule settles the rest);
+//! - at most one dial is in flight per peer;
+//! - only trusted peers have addresses or a schedule; `unpair` and
+//!   `shutdown` stop every dial at once.
+
+use alloc::collections::VecDeque;
+use core::net::SocketAddr;
+use core::time::Duration;
+
+use crate::Instant;
+use crate::book::{AddrEntry, AddrSource, BookError};
+use crate::config::fault;
+use crate::dial::{PeerDial, Phase, next_delay};
+use crate::ending::Ending;
+use crate::error::ConnectError;
+use crate::event::{Event, Output};
+use crate::identity::PeerId;
+use crate::ids::ConnId;
+use crate::timers::Timer;
+
+use super::Endpoint;
+
+impl Endpoint {
+    // ----- the address book -----
+
+    /// Adds `addr` as an address of the trusted `peer`, learned from
+    /// `source` (an address known already keeps the better source). A
+    /// kept peer that was waiting for an address is dialed at once.
+    ///
+    /// # Errors
+    ///
+    /// [`BookError::NotTrusted`] for a peer not in the trust list (or
+    /// ourselves); [`BookError::Full`] when the peer's or the book's bound
+    /// is reached and no worse entry of the peer can make room.
+    pub fn add_address(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        addr: SocketAddr,
+        source: AddrSource,
+    ) -> Result<(), BookError> {
+        self.advance(now);
+        if !self.trust.contains(&peer) || peer == self.peer_id() {
+            return Err(BookError::NotTrusted(peer));
+        }
+        let new = self.book.add(peer, addr, source)?;
+        tracing::debug!(peer = %peer, %addr, ?source, new, "address added");
+        let connected = self.is_connected(&peer);
+        let Some(d) = self.dials.get_mut(&peer) else {
+            return Ok(());
+        };
+        if new && d.kept && d.phase == Phase::Idle && !connected && !self.shutting_down {
+            // After a loss this is a redial like any other, announced.
+            let announce = d.lost.then(|| {
+                d.attempt = d.attempt.saturating_add(1);
+                (d.attempt, Duration::ZERO)
+            });
+            self.start_round(peer, announce);
+        }
+        Ok(())
+    }
+
+    /// Forgets `addr` for `peer`. Returns false if the book did not have
+    /// it. A dial to it already out is not called back.
+    pub fn remove_address(&mut self, peer: &PeerId, addr: SocketAddr) -> bool {
+        self.book.remove(peer, addr)
+    }
+
+    /// The addresses of `peer`, best first (the order dials try them).
+    pub fn addresses(&self, peer: &PeerId) -> impl Iterator<Item = &AddrEntry> + '_ {
+        self.book.get(peer)
+    }
+
+    /// Addresses in the book, over every peer.
+    pub fn address_count(&self) -> usize {
+        self.book.len()
+    }
+
+    // ----- dialing -----
+
+    /// Keeps `peer` connected (`keep`) or stops doing so. While kept, a
+    /// peer that is not connected is dialed through the address book at
+    /// once (silently), and after every loss or failed round redialed
+    /// with the backoff of [`crate::config::DialConfig`], each redial
+    /// announced by [`Event::Reconnecting`]. A kept peer without an
+    /// address is dialed as soon as one is added. `keep = false` stops
+    /// the schedule (a handshake already running finishes on its own).
+    ///
+    /// # Errors
+    ///
+    /// [`ConnectError::Untrusted`] for a peer not in the trust list (or
+    /// ourselves), [`ConnectError::ShuttingDown`] after `shutdown`.
+    pub fn keep_connected(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        keep: bool,
+    ) -> Result<(), ConnectError> {
+        self.advance(now);
+        if !keep {
+            if let Some(d) = self.dials.get_mut(&peer) {
+                d.kept = false;
+                if !d.report {
+                    self.stop_dialing(&peer);
+                }
+            }
+            return Ok(());
+        }
+        self.check_dialable(peer)?;
+        let now = self.ctx.now;
+        let connected = self.is_connected(&peer);
+        let d = self.dials.entry(peer);
+        d.kept = true;
+        match d.phase {
+            _ if connected => {
+                if !matches!(d.phase, Phase::Connected { .. }) {
+                    d.phase = Phase::Connected { since: now };
+                }
+            }
+            Phase::Idle | Phase::Connected { .. } => {
+                d.phase = Phase::Idle;
+                if self.book.has(&peer) {
+                    self.start_round(peer, None);
+                }
+            }
+            Phase::Waiting { .. } | Phase::Opening { .. } | Phase::Handshaking { .. } => {}
+        }
+        tracing::debug!(peer = %peer, "keeping connected");
+        Ok(())
+    }
+
+    /// Whether `peer` is kept connected.
+    pub fn is_kept(&self, peer: &PeerId) -> bool {
+        self.dials.get(peer).is_some_and(|d| d.kept)
+    }
+
+    /// Dials `peer` once through the address book: its addresses one at a
+    /// time, best first, each after the one before failed. Ends with
+    /// [`Event::Connected`] or [`Event::Unreachable`]. A round already
+    /// under way for a kept peer is joined; a kept peer backing off is
+    /// dialed now.
+    ///
+    /// # Errors
+    ///
+    /// [`ConnectError::Untrusted`], [`ConnectError::ShuttingDown`],
+    /// [`ConnectError::AlreadyConnected`] (nothing to do), and
+    /// [`ConnectError::NoAddress`] when the book has no address for it.
+    pub fn dial(&mut self, now: Instant, peer: PeerId) -> Result<(), ConnectError> {
+        self.advance(now);
+        self.check_dialable(peer)?;
+        if self.is_connected(&peer) {
+            return Err(ConnectError::AlreadyConnected(peer));
+        }
+        if !self.book.has(&peer) {
+            return Err(ConnectError::NoAddress(peer));
+        }
+        let d = self.dials.entry(peer);
+        d.report = true;
+        if !d.dialing() {
+            self.disarm_dial(&peer);
+            self.start_round(peer, None);
+        }
+        Ok(())
+    }
+
+    /// The driver opened the transport of an [`Output::Dial`] (or of a
+    /// dial of its own) to `addr` for `peer`: starts the handshake as
+    /// [`Endpoint::connect`] does, and remembers `addr` so the book marks
+    /// it as worked once the connection is established, or as failed (and
+    /// the round moves on to the next address) if the handshake fails.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Endpoint::connect`] (e.g. [`ConnectError::Untrusted`]
+    /// for a peer unpaired while the transport opened), and
+    /// [`ConnectError::AlreadyConnected`] when the peer got connected
+    /// meanwhile: close the transport.
+    pub fn connect_to(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        addr: SocketAddr,
+    ) -> Result<ConnId, ConnectError> {
+        self.advance(now);
+        if self.is_connected(&peer) && self.trust.contains(&peer) {
+            return Err(ConnectError::AlreadyConnected(peer));
+        }
+        let conn = self.connect(now, Some(peer))?;
+        self.dials.dialed.insert(conn, (peer, addr));
+        let ours = self
+            .dials
+            .get(&peer)
+            .is_some_and(|d| matches!(d.phase, Phase::Opening { addr: a, .. } if a == addr));
+        if ours {
+            self.disarm_dial(&peer);
+            if let Some(d) = self.dials.get_mut(&peer) {
+                d.phase = Phase::Handshaking { addr, conn };
+            }
+        }
+        Ok(conn)
+    }
+
+    /// The driver could not open a transport to `addr` for `peer`
+    /// (refused, unreachable, timed out): the book marks it failed and the
+    /// round moves on to the next address.
+    pub fn dial_failed(&mut self, now: Instant, peer: PeerId, addr: SocketAddr) {
+        self.advance(now);
+        let now = self.ctx.now;
+        self.book.mark_failed(&peer, addr, now);
+        tracing::debug!(peer = %peer, %addr, "dial failed");
+        let ours = self
+            .dials
+            .get(&peer)
+            .is_some_and(|d| matches!(d.phase, Phase::Opening { addr: a, .. } if a == addr));
+        if ours {
+            self.disarm_dial(&peer);
+            self.next_address(peer);
+        }
+    }
+
+    // ----- what the endpoint reports to the schedule -----
+
+    /// `Timer::Dial(peer)` fired: a backoff ran out, or a dial was not
+    /// reported in time.
+    pub(super) fn on_dial_timer(&mut self, peer: PeerId) {
+        let now = self.ctx.now;
+        let Some(d) = self.dials.get_mut(&peer) else {
+            return;
+        };
+        match d.phase.clone() {
+            Phase::Waiting { delay, .. } => {
+                d.phase = Phase::Idle;
+                if self.registry.get(&peer).is_some() {
+                    d.phase = Phase::Connected { since: now };
+                    return;
+                }
+                let announce = d.lost.then(|| {
+                    d.attempt = d.attempt.saturating_add(1);
+                    (d.attempt, delay)
+                });
+                self.start_round(peer, announce);
+            }
+            Phase::Opening { addr, .. } => {
+                tracing::debug!(peer = %peer, %addr, "dial not reported in time");
+                self.book.mark_failed(&peer, addr, now);
+                self.next_address(peer);
+            }
+            _ => {}
+        }
+    }
+
+    /// `peer`'s connection was just registered (either direction).
+    pub(super) fn on_peer_connected(&mut self, peer: PeerId, conn: ConnId) {
+        let now = self.ctx.now;
+        if let Some((_, addr)) = self.dials.dialed.remove(&conn) {
+            self.book.mark_ok(&peer, addr, now);
+        }
+        self.disarm_dial(&peer);
+        let Some(d) = self.dials.get_mut(&peer) else {
+            return;
+        };
+        d.report = false;
+        d.lost = false;
+        d.rest.clear();
+        if !d.kept {
+            self.dials.remove(&peer);
+            return;
+        }
+        if !matches!(d.phase, Phase::Connected { .. }) {
+            d.phase = Phase::Connected { since: now };
+        }
+    }
+
+    /// `peer`'s registered connection ended and no other replaced it.
+    pub(super) fn on_peer_lost(&mut self, peer: PeerId) {
+        let now = self.ctx.now;
+        if self.shutting_down {
+            return;
+        }
+        let cfg = &self.ctx.config.dial;
+        let Some(d) = self.dials.get_mut(&peer) else {
+            return;
+        };
+        if !d.kept || d.dialing() {
+            return;
+        }
+        if let Phase::Connected { since } = d.phase {
+            d.reset_if_lived(now.saturating_duration_since(since), cfg);
+        }
+        d.lost = true;
+        d.phase = Phase::Idle;
+        tracing::debug!(peer = %peer, "kept peer lost");
+        self.back_off(peer);
+    }
+
+    /// A connection ended before it was registered: if `connect_to` made
+    /// it, the book learns how it went and the round moves on.
+    pub(super) fn on_handshake_ended(&mut self, conn: ConnId, ending: &Ending) {
+        let Some((peer, addr)) = self.dials.dialed.remove(&conn) else {
+            return;
+        };
+        let now = self.ctx.now;
+        let superseded = matches!(ending, Ending::Superseded);
+        if superseded {
+            self.book.mark_ok(&peer, addr, now);
+        } else {
+            self.book.mark_failed(&peer, addr, now);
+        }
+        let ours = self
+            .dials
+            .get(&peer)
+            .is_some_and(|d| d.phase == Phase::Handshaking { addr, conn });
+        if ours && !self.shutting_down {
+            self.next_address(peer);
+        }
+    }
+
+    /// `peer` was unpaired: its schedule and addresses go.
+    pub(super) fn forget_dials(&mut self, peer: &PeerId) {
+        if fault!(self.ctx.config, RedialAfterUnpair) {
+            return;
+        }
+        self.stop_dialing(peer);
+        self.book.remove_peer(peer);
+    }
+
+    /// Shutdown: every schedule stops.
+    pub(super) fn stop_all_dials(&mut self) {
+        let peers: alloc::vec::Vec<PeerId> = self.dials.peers.keys().copied().collect();
+        for peer in peers {
+            self.stop_dialing(&peer);
+        }
+    }
+
+    // ----- internals -----
+
+    fn check_dialable(&self, peer: PeerId) -> Result<(), ConnectError> {
+        if self.shutting_down {
+            return Err(ConnectError::ShuttingDown);
+        }
+        if !self.trust.contains(&peer) || peer == self.peer_id() {
+            return Err(ConnectError::Untrusted(peer));
+        }
+        Ok(())
+    }
+
+    fn stop_dialing(&mut self, peer: &PeerId) {
+        self.disarm_dial(peer);
+        self.dials.remove(peer);
+    }
+
+    fn disarm_dial(&mut self, peer: &PeerId) {
+        if let Some(at) = self.dials.get(peer).and_then(PeerDial::armed) {
+            self.ctx.timers.disarm(at, Timer::Dial(*peer));
+        }
+    }
+
+    /// Starts a round through the peer's addresses, best first;
+    /// `announce` is the redial's attempt and delay, `None` for a silent
+    /// first dial.
+    fn start_round(&mut self, peer: PeerId, announce: Option<(u32, Duration)>) {
+        let rest: VecDeque<SocketAddr> = self.book.get(&peer).map(|e| e.addr).collect();
+        let d = self.dials.entry(peer);
+        d.rest = rest;
+        if let Some((attempt, after)) = announce {
+            if !d.rest.is_empty() {
+                tracing::debug!(peer = %peer, attempt, ?after, "reconnecting");
+                self.ctx.emit(Event::Reconnecting {
+                    peer,
+                    attempt,
+                    after,
+                });
+            }
+        }
+        self.next_address(peer);
+    }
+
+    /// Dials the round's next address still in the book; when none is
+    /// left the round failed: report it, and back off if kept.
+    fn next_address(&mut self, peer: PeerId) {
+        let now = self.ctx.now;
+        let connected = self.registry.get(&peer).is_some();
+        let dial_timeout = self.ctx.config.dial.dial_timeout;
+        let Some(d) = self.dials.get_mut(&peer) else {
+            return;
+        };
+        if connected {
+            d.phase = Phase::Connected { since: now };
+            d.rest.clear();
+            return;
+        }
+        while let Some(addr) = d.rest.pop_front() {
+            if !self.book.get(&peer).any(|e| e.addr == addr) {
+                continue;
+            }
+            let deadline = now + dial_timeout;
+            d.phase = Phase::Opening { addr, deadline };
+            self.ctx.timers.arm(deadline, Timer::Dial(peer));
+            tracing::debug!(peer = %peer, %addr, "dial");
+            self.ctx.outputs.push_back(Output::Dial { peer, addr });
+            return;
+        }
+        d.phase = Phase::Idle;
+        if d.report {
+            d.report = false;
+            tracing::debug!(peer = %peer, "unreachable");
+            self.ctx.emit(Event::Unreachable { peer });
+        }
+        if d.kept {
+            d.lost = true;
+            self.back_off(peer);
+        } else {
+            self.dials.remove(&peer);
+        }
+    }
+
+    /// Arms the kept peer's next round after the backoff delay.
+    fn back_off(&mut self, peer: PeerId) {
+        if !self.book.has(&peer) {
+            // Dialed as soon as an address comes.
+            return;
+        }
+        let Some(d) = self.dials.get_mut(&peer) else {
+            return;
+        };
+        let delay = match fault!(self.ctx.config, NoBackoff) {
+            true => Duration::from_millis(1),
+            false => next_delay(d.delay, &self.ctx.config.dial, &mut *self.rng),
+        };
+        d.delay = Some(delay);
+        let at = self.ctx.now + delay;
+        d.phase = Phase::Waiting { at, delay };
+        self.ctx.timers.arm(at, Timer::Dial(peer));
+    }
+}

@@ -1,0 +1,528 @@
+//! Dialing by PeerId in the core: the address book's commands, one-off
+//! dials through it, and the backoff of kept peers (issue 15: the first
+//! redial 0.1–1 s after a loss, each later delay at least 1.5 times the
+//! one before, never above 30 s, reset once a connection lived 10 s;
+//! `unpair` stops everything at once).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use peernet_proto::dial::next_delay;
+use peernet_proto::{
+    AddrSource, BookError, Config, ConnId, ConnectError, DialConfig, Endpoint, Event, Identity,
+    Input, Instant, Output, PeerId, TrustList,
+};
+use proptest::prelude::*;
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+const MS: Duration = Duration::from_millis(1);
+const SEC: Duration = Duration::from_secs(1);
+
+fn identity(n: u8) -> Identity {
+    Identity::from_seed(&[n; 32])
+}
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([10, 0, 0, 1], port))
+}
+
+fn endpoint(me: u8, trusted: &[u8]) -> Endpoint {
+    let mut trust = TrustList::new();
+    for t in trusted {
+        trust.insert(identity(*t).peer_id(), None);
+    }
+    Endpoint::new(
+        Config::default(),
+        identity(me),
+        trust,
+        Box::new(ChaCha20Rng::seed_from_u64(u64::from(me))),
+    )
+}
+
+/// Everything `ep` wants done, in order (transmits are left queued).
+fn drain(ep: &mut Endpoint) -> Vec<Output> {
+    std::iter::from_fn(|| ep.poll_output()).collect()
+}
+
+fn dials(outputs: &[Output]) -> Vec<(PeerId, SocketAddr)> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Dial { peer, addr } => Some((*peer, *addr)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn events(outputs: &[Output]) -> Vec<Event> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Event(e) => Some(e.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Fires the next deadline of `ep`; returns when it was.
+fn next_deadline(ep: &mut Endpoint) -> Instant {
+    let at = ep.poll_timeout().expect("a deadline is armed");
+    ep.handle_timeout(at);
+    at
+}
+
+proptest! {
+    /// Every delay sequence the backoff can draw obeys the issue's rules.
+    #[test]
+    fn backoff_delays_obey_the_rules(seed in any::<u64>(), len in 1usize..40) {
+        let cfg = DialConfig::default();
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let mut prev = None;
+        for _ in 0..len {
+            let d = next_delay(prev, &cfg, &mut rng);
+            prop_assert!(d <= Duration::from_secs(30));
+            match prev {
+                None => prop_assert!(d >= 100 * MS && d <= SEC, "first {d:?}"),
+                Some(p) => {
+                    // At least 1.5 times the one before, unless capped.
+                    let floor = (p.as_nanos() * 3).div_ceil(2);
+                    prop_assert!(
+                        d.as_nanos() >= floor || d == Duration::from_secs(30),
+                        "{p:?} then {d:?}"
+                    );
+                }
+            }
+            prev = Some(d);
+        }
+    }
+}
+
+#[test]
+fn the_backoff_is_jittered() {
+    let cfg = DialConfig::default();
+    let firsts: std::collections::BTreeSet<Duration> = (0..20)
+        .map(|seed| next_delay(None, &cfg, &mut ChaCha20Rng::seed_from_u64(seed)))
+        .collect();
+    assert!(firsts.len() > 15, "{firsts:?}");
+}
+
+#[test]
+fn the_book_takes_only_trusted_peers_and_unpair_empties_it() {
+    let b = identity(2).peer_id();
+    let stranger = identity(9).peer_id();
+    let mut a = endpoint(1, &[2]);
+    let now = Instant::from_millis(1);
+    assert_eq!(
+        a.add_address(now, stranger, addr(1), AddrSource::Application),
+        Err(BookError::NotTrusted(stranger))
+    );
+    let me = a.peer_id();
+    assert_eq!(
+        a.add_address(now, me, addr(1), AddrSource::Application),
+        Err(BookError::NotTrusted(me))
+    );
+    a.add_address(now, b, addr(1), AddrSource::Discovery)
+        .unwrap();
+    a.add_address(now, b, addr(2), AddrSource::Ticket).unwrap();
+    let ports: Vec<u16> = a.addresses(&b).map(|e| e.addr.port()).collect();
+    assert_eq!(ports, [2, 1], "the ticket before the discovery hint");
+    assert!(a.remove_address(&b, addr(1)));
+    assert!(!a.remove_address(&b, addr(1)));
+    assert!(a.unpair(now, &b));
+    assert_eq!(a.addresses(&b).count(), 0);
+    assert_eq!(a.address_count(), 0);
+    // Nothing was dialed: only keep_connected and dial do.
+    assert!(dials(&drain(&mut a)).is_empty());
+}
+
+#[test]
+fn a_one_off_dial_tries_each_address_then_reports_unreachable() {
+    let b = identity(2).peer_id();
+    let mut a = endpoint(1, &[2]);
+    let now = Instant::from_millis(1);
+    assert_eq!(a.dial(now, b), Err(ConnectError::NoAddress(b)));
+    let stranger = identity(9).peer_id();
+    assert_eq!(
+        a.dial(now, stranger),
+        Err(ConnectError::Untrusted(stranger))
+    );
+    a.add_address(now, b, addr(1), AddrSource::Application)
+        .unwrap();
+    a.add_address(now, b, addr(2), AddrSource::Discovery)
+        .unwrap();
+    a.dial(now, b).unwrap();
+    let out = drain(&mut a);
+    assert_eq!(dials(&out), [(b, addr(1))]);
+    assert!(events(&out).is_empty(), "the first dial is silent");
+    // Refused: the next address at once.
+    a.dial_failed(now, b, addr(1));
+    let out = drain(&mut a);
+    assert_eq!(dials(&out), [(b, addr(2))]);
+    // The transport opens but the handshake ends: the round is over.
+    let conn = a.connect_to(now, b, addr(2)).unwrap();
+    a.handle_input(now, Input::Closed { conn });
+    let out = drain(&mut a);
+    assert!(dials(&out).is_empty());
+    assert!(events(&out).contains(&Event::Unreachable { peer: b }));
+    assert!(!a.is_kept(&b));
+    // Both failed: they rank last now, the most recent failure last.
+    let e: Vec<_> = a.addresses(&b).collect();
+    assert!(e.iter().all(|e| e.last_failed.is_some()));
+    assert_eq!(e[1].addr, addr(2));
+    assert_eq!(a.poll_timeout(), None, "no schedule left behind");
+}
+
+#[test]
+fn a_dial_not_reported_in_time_counts_as_failed() {
+    let b = identity(2).peer_id();
+    let mut a = endpoint(1, &[2]);
+    let now = Instant::from_millis(1);
+    a.add_address(now, b, addr(1), AddrSource::Application)
+        .unwrap();
+    a.add_address(now, b, addr(2), AddrSource::Application)
+        .unwrap();
+    a.dial(now, b).unwrap();
+    assert_eq!(dials(&drain(&mut a)), [(b, addr(1))]);
+    let at = next_deadline(&mut a);
+    assert_eq!(at, now + a.config().dial.dial_timeout);
+    assert_eq!(dials(&drain(&mut a)), [(b, addr(2))]);
+    // A late report of the first is harmless.
+    a.dial_failed(at, b, addr(1));
+    assert!(dials(&drain(&mut a)).is_empty());
+}
+
+/// Keeps peer 2 with one address that always refuses; returns the
+/// `Reconnecting` events of `rounds` redials with the time each came.
+fn refused_redials(a: &mut Endpoint, rounds: usize) -> Vec<(Instant, u32, Duration)> {
+    let b = identity(2).peer_id();
+    let start = Instant::from_millis(1);
+    a.add_address(start, b, addr(1), AddrSource::Application)
+        .unwrap();
+    a.keep_connected(start, b, true).unwrap();
+    let out = drain(a);
+    assert_eq!(dials(&out), [(b, addr(1))]);
+    assert!(events(&out).is_empty(), "the first dial is silent");
+    a.dial_failed(start, b, addr(1));
+    let mut seen = Vec::new();
+    let mut failed_at = start;
+    for _ in 0..rounds {
+        let at = next_deadline(a);
+        let out = drain(a);
+        let Some(Event::Reconnecting {
+            peer,
+            attempt,
+            after,
+        }) = events(&out).first().cloned()
+        else {
+            panic!("no Reconnecting before the redial: {out:?}");
+        };
+        assert_eq!(peer, b);
+        assert_eq!(at, failed_at + after, "redialed exactly after the delay");
+        // Reconnecting comes right before its Dial.
+        assert!(matches!(out.last(), Some(Output::Dial { .. })));
+        assert_eq!(dials(&out), [(b, addr(1))]);
+        seen.push((at, attempt, after));
+        a.dial_failed(at, b, addr(1));
+        failed_at = at;
+    }
+    seen
+}
+
+#[test]
+fn a_kept_peer_that_stays_down_is_redialed_with_the_backoff() {
+    let mut a = endpoint(1, &[2]);
+    let seen = refused_redials(&mut a, 14);
+    let mut prev: Option<Duration> = None;
+    for (i, (_, attempt, after)) in seen.iter().enumerate() {
+        assert_eq!(*attempt as usize, i + 1);
+        assert!(*after <= 30 * SEC);
+        match prev {
+            None => assert!(*after >= 100 * MS && *after <= SEC),
+            Some(p) => assert!(*after >= p * 3 / 2 || *after == 30 * SEC, "{p:?} {after:?}"),
+        }
+        prev = Some(*after);
+    }
+    assert_eq!(prev, Some(30 * SEC), "capped after 14 rounds");
+    // Stopping: no deadline is left, nothing more is dialed.
+    let b = identity(2).peer_id();
+    a.keep_connected(a.now(), b, false).unwrap();
+    assert!(!a.is_kept(&b));
+    assert_eq!(a.poll_timeout(), None);
+}
+
+#[test]
+fn unpair_stops_a_kept_peer_at_once() {
+    let b = identity(2).peer_id();
+    let mut a = endpoint(1, &[2]);
+    refused_redials(&mut a, 2);
+    assert!(a.poll_timeout().is_some(), "backing off");
+    a.unpair(a.now(), &b);
+    assert!(!a.is_kept(&b));
+    assert_eq!(a.poll_timeout(), None);
+    a.handle_timeout(a.now() + Duration::from_secs(120));
+    assert!(dials(&drain(&mut a)).is_empty());
+    assert_eq!(
+        a.keep_connected(a.now(), b, true),
+        Err(ConnectError::Untrusted(b))
+    );
+}
+
+#[test]
+fn a_dial_in_flight_when_unpaired_is_refused() {
+    let b = identity(2).peer_id();
+    let mut a = endpoint(1, &[2]);
+    let now = Instant::from_millis(1);
+    a.add_address(now, b, addr(1), AddrSource::Application)
+        .unwrap();
+    a.keep_connected(now, b, true).unwrap();
+    assert_eq!(dials(&drain(&mut a)).len(), 1);
+    a.unpair(now, &b);
+    assert_eq!(
+        a.connect_to(now, b, addr(1)),
+        Err(ConnectError::Untrusted(b))
+    );
+    a.dial_failed(now, b, addr(1));
+    assert!(dials(&drain(&mut a)).is_empty());
+    assert_eq!(a.poll_timeout(), None);
+}
+
+#[test]
+fn shutdown_stops_every_dial() {
+    let b = identity(2).peer_id();
+    let mut a = endpoint(1, &[2]);
+    refused_redials(&mut a, 1);
+    a.shutdown(a.now());
+    assert_eq!(a.poll_timeout(), None);
+    assert_eq!(
+        a.keep_connected(a.now(), b, true),
+        Err(ConnectError::ShuttingDown)
+    );
+    assert_eq!(a.dial(a.now(), b), Err(ConnectError::ShuttingDown));
+}
+
+/// Two endpoints joined by hand: A dials B through `connect_to`.
+struct Pair {
+    a: Endpoint,
+    b: Endpoint,
+    /// A's connection and B's end of it.
+    link: Option<(ConnId, ConnId)>,
+    now: Instant,
+}
+
+impl Pair {
+    fn new() -> Pair {
+        Pair {
+            a: endpoint(1, &[2]),
+            b: endpoint(2, &[1]),
+            link: None,
+            now: Instant::from_millis(1),
+        }
+    }
+
+    /// A opens the transport of its dial; moves bytes until quiet.
+    /// Returns A's outputs on the way.
+    fn open(&mut self, to: SocketAddr) -> Vec<Output> {
+        let b = self.b.peer_id();
+        let ca = self.a.connect_to(self.now, b, to).unwrap();
+        let cb = self.b.accept(self.now).unwrap();
+        self.link = Some((ca, cb));
+        self.pump()
+    }
+
+    fn pump(&mut self) -> Vec<Output> {
+        let mut seen = Vec::new();
+        loop {
+            let mut moved = false;
+            while let Some(out) = self.a.poll_output() {
+                if let (Output::Transmit(c), Some((ca, cb))) = (&out, self.link) {
+                    if *c == ca {
+                        if let Some(data) = self.a.poll_transmit(ca) {
+                            let input = Input::Received { conn: cb, data };
+                            self.b.handle_input(self.now, input);
+                            moved = true;
+                        }
+                    }
+                }
+                seen.push(out);
+            }
+            while let Some(out) = self.b.poll_output() {
+                if let (Output::Transmit(c), Some((ca, cb))) = (&out, self.link) {
+                    if *c == cb {
+                        if let Some(data) = self.b.poll_transmit(cb) {
+                            let input = Input::Received { conn: ca, data };
+                            self.a.handle_input(self.now, input);
+                            moved = true;
+                        }
+                    }
+                }
+            }
+            if !moved {
+                return seen;
+            }
+        }
+    }
+
+    /// The transport breaks (both ends see it).
+    fn cut(&mut self) -> Vec<Output> {
+        let (ca, cb) = self.link.take().expect("a link");
+        self.a.handle_input(self.now, Input::Closed { conn: ca });
+        self.b.handle_input(self.now, Input::Closed { conn: cb });
+        self.pump()
+    }
+
+    /// Moves time to `at` on both and fires what is due.
+    fn advance_to(&mut self, at: Instant) -> Vec<Output> {
+        self.now = at;
+        self.a.handle_timeout(at);
+        self.b.handle_timeout(at);
+        self.pump()
+    }
+}
+
+#[test]
+fn a_lost_connection_is_redialed_and_the_backoff_resets_after_ten_seconds() {
+    let mut p = Pair::new();
+    let b = p.b.peer_id();
+    p.a.add_address(p.now, b, addr(1), AddrSource::Application)
+        .unwrap();
+    p.a.keep_connected(p.now, b, true).unwrap();
+    assert_eq!(dials(&p.pump()), [(b, addr(1))]);
+    let out = p.open(addr(1));
+    assert!(
+        events(&out)
+            .iter()
+            .any(|e| matches!(e, Event::Connected { .. }))
+    );
+    assert!(p.a.addresses(&b).next().unwrap().last_ok.is_some());
+    // It lives 2 s, then breaks: redial 1.
+    let mut afters = Vec::new();
+    for lived in [2, 3] {
+        p.advance_to(p.now + lived * SEC);
+        p.cut();
+        let at = p.a.poll_timeout().unwrap();
+        let out = p.advance_to(at);
+        let ev = events(&out);
+        let Some(Event::Reconnecting { attempt, after, .. }) = ev.first() else {
+            panic!("{ev:?}");
+        };
+        afters.push((*attempt, *after));
+        assert_eq!(dials(&out), [(b, addr(1))]);
+        p.open(addr(1));
+        assert!(p.a.is_connected(&b));
+    }
+    // Short lives: the backoff grew and the attempts counted on.
+    assert_eq!(afters[0].0, 1);
+    assert_eq!(afters[1].0, 2);
+    assert!(afters[0].1 >= 100 * MS && afters[0].1 <= SEC);
+    assert!(afters[1].1 >= afters[0].1 * 3 / 2);
+    // This one lives 10 s: the next loss starts over.
+    p.advance_to(p.now + 10 * SEC);
+    p.cut();
+    let at = p.a.poll_timeout().unwrap();
+    let ev = events(&p.advance_to(at));
+    let Some(Event::Reconnecting { attempt, after, .. }) = ev.first() else {
+        panic!("{ev:?}");
+    };
+    assert_eq!(*attempt, 1);
+    assert!(*after >= 100 * MS && *after <= SEC, "{after:?}");
+}
+
+#[test]
+fn a_connected_peer_is_never_dialed() {
+    let mut p = Pair::new();
+    let b = p.b.peer_id();
+    p.a.add_address(p.now, b, addr(1), AddrSource::Application)
+        .unwrap();
+    p.a.dial(p.now, b).unwrap();
+    assert_eq!(dials(&p.pump()), [(b, addr(1))]);
+    p.open(addr(1));
+    assert!(p.a.is_connected(&b));
+    assert_eq!(p.a.dial(p.now, b), Err(ConnectError::AlreadyConnected(b)));
+    assert_eq!(
+        p.a.connect_to(p.now, b, addr(1)),
+        Err(ConnectError::AlreadyConnected(b))
+    );
+    p.a.keep_connected(p.now, b, true).unwrap();
+    assert!(dials(&p.pump()).is_empty());
+    // Only the dial's deadline was ever armed for the schedule; the
+    // connection's own timers remain.
+    p.a.keep_connected(p.now, b, false).unwrap();
+    p.cut();
+    p.advance_to(p.now + 60 * SEC);
+    assert!(!p.a.is_connected(&b));
+    assert!(dials(&p.pump()).is_empty(), "no longer kept");
+}
+
+/// What happens to a kept peer's dial before the next loss.
+#[derive(Debug, Clone)]
+enum Outcome {
+    /// The transport could not be opened.
+    Fail,
+    /// It connected and lived this many seconds.
+    Live(u64),
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    /// Through the endpoint, whatever mix of failed dials and short or
+    /// long connections: every redial is announced with its attempt and
+    /// delay right before its Dial, comes exactly that delay after the
+    /// loss, and the delays obey the rules; a connection that lived 10 s
+    /// starts the count and the delays over.
+    #[test]
+    fn redials_follow_the_backoff_through_any_history(
+        outcomes in proptest::collection::vec(
+            prop_oneof![Just(Outcome::Fail), (0u64..25).prop_map(Outcome::Live)],
+            1..14,
+        )
+    ) {
+        let mut p = Pair::new();
+        let b = p.b.peer_id();
+        p.a.add_address(p.now, b, addr(1), AddrSource::Application).unwrap();
+        p.a.keep_connected(p.now, b, true).unwrap();
+        prop_assert_eq!(dials(&p.pump()), [(b, addr(1))]);
+        let mut prev: Option<(u32, Duration)> = None;
+        for outcome in outcomes {
+            let reset = match outcome {
+                Outcome::Fail => {
+                    p.a.dial_failed(p.now, b, addr(1));
+                    false
+                }
+                Outcome::Live(secs) => {
+                    p.open(addr(1));
+                    prop_assert!(p.a.is_connected(&b));
+                    for _ in 0..secs {
+                        let at = p.now + SEC;
+                        p.advance_to(at);
+                    }
+                    p.cut();
+                    secs >= 10
+                }
+            };
+            let lost_at = p.now;
+            let at = p.a.poll_timeout().expect("the backoff is armed");
+            let out = p.advance_to(at);
+            let ev = events(&out);
+            let Some(Event::Reconnecting { attempt, after, .. }) = ev.first().cloned() else {
+                return Err(TestCaseError::fail(format!("no Reconnecting: {out:?}")));
+            };
+            let dial_last = matches!(out.last(), Some(Output::Dial { .. }));
+            prop_assert!(dial_last, "the Dial follows its Reconnecting");
+            prop_assert_eq!(at, lost_at + after);
+            prop_assert!(after <= 30 * SEC);
+            match prev {
+                Some((n, last)) if !reset => {
+                    prop_assert_eq!(attempt, n + 1);
+                    let floor = (last.as_nanos() * 3).div_ceil(2);
+                    prop_assert!(after.as_nanos() >= floor || after == 30 * SEC);
+                }
+                _ => {
+                    prop_assert_eq!(attempt, 1);
+                    prop_assert!(after >= 100 * MS && after <= SEC);
+                }
+            }
+            prev = Some((attempt, after));
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! LAN discovery (feature `mdns`): the logic beneath, announcement →
+//! book → dial, deterministically; then real mDNS on the loopback
+//! interface where the kernel allows multicast there.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use peernet_tokio::discovery::DiscoveryConfig;
+use peernet_tokio::{AddrSource, Identity, Node, NodeConfig, NodeEvent, PeerId};
+
+fn id(seed: u8) -> Identity {
+    Identity::from_seed(&[seed; 32])
+}
+
+fn peer(seed: u8) -> PeerId {
+    id(seed).peer_id()
+}
+
+async fn node(seed: u8, trusts: &[u8]) -> Node {
+    let mut config = NodeConfig::new(id(seed));
+    for t in trusts {
+        config = config.trusting(peer(*t));
+    }
+    Node::bind(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+}
+
+async fn connected(events: &peernet_tokio::EventStream, to: PeerId) {
+    tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            if let NodeEvent::Connected { peer, .. } = events.recv().await.unwrap() {
+                if peer == to {
+                    return;
+                }
+            }
+        }
+    })
+    .await
+    .expect("connected within 15 s");
+}
+
+fn dead_address() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// A kept peer with no address is dialed once an announcement names it;
+/// a false address in the same announcement costs one failed dial; an
+/// untrusted peer's announcement changes nothing; our own is ignored.
+#[tokio::test]
+async fn an_announcement_of_a_trusted_peer_feeds_the_book_and_the_dial() {
+    let a = node(1, &[2]).await;
+    let b = node(2, &[1]).await;
+    let c = node(3, &[1]).await;
+    let events = a.events();
+    a.keep_connected(peer(2), true).unwrap();
+    assert!(a.addresses(&peer(2)).is_empty());
+
+    // untrusted: nothing stored, nothing dialed
+    assert_eq!(
+        a.learn_from_discovery(peer(3), &[c.local_addr().unwrap()]),
+        0
+    );
+    assert!(a.addresses(&peer(3)).is_empty());
+    assert_eq!(
+        a.learn_from_discovery(peer(1), &[a.local_addr().unwrap()]),
+        0
+    );
+
+    let heard = [dead_address(), b.local_addr().unwrap()];
+    assert_eq!(a.learn_from_discovery(peer(2), &heard), 2);
+    connected(&events, peer(2)).await;
+    let book = a.addresses(&peer(2));
+    assert!(book.iter().all(|e| e.source == AddrSource::Discovery));
+    assert_eq!(book[0].addr, b.local_addr().unwrap(), "{book:?}");
+    assert!(
+        !c.is_connected(&peer(1)),
+        "the untrusted peer was never dialed"
+    );
+}
+
+/// Whether the loopback interface takes multicast (the MULTICAST flag,
+/// as `ip link` shows it in this network namespace).
+fn loopback_multicast() -> Result<(), String> {
+    let out = std::process::Command::new("ip")
+        .args(["-o", "link", "show", "lo"])
+        .output()
+        .map_err(|e| format!("cannot run `ip link`: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let flags = text
+        .split_once('<')
+        .and_then(|(_, rest)| rest.split_once('>'))
+        .map(|(flags, _)| flags.to_string())
+        .ok_or_else(|| format!("unexpected `ip link` output: {text}"))?;
+    if !flags.split(',').any(|f| f == "MULTICAST") {
+        return Err(
+            "the loopback interface has no MULTICAST flag (to test real mDNS, run this test \
+             in a network namespace: `unshare -n sh -c 'ip link set lo up multicast on && \
+             <test binary>'`)"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+const IN_NETNS: &str = "PEERNET_TEST_IN_NETNS";
+
+/// Runs `test` of this binary again in a new network namespace (`unshare
+/// -n`, root only) with the loopback up and multicast on. `Err` if no
+/// namespace could be made; otherwise whether the test passed there.
+fn rerun_in_netns(test: &str) -> Result<bool, String> {
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    let probe = std::process::Command::new("unshare")
+        .args(["-n", "true"])
+        .output()
+        .map_err(|e| format!("no `unshare`: {e}"))?;
+    if !probe.status.success() {
+        return Err(format!(
+            "cannot make a network namespace: {}",
+            String::from_utf8_lossy(&probe.stderr).trim()
+        ));
+    }
+    let status = std::process::Command::new("unshare")
+        .args(["-n", "sh", "-c"])
+        .arg(r#"ip link set lo up && ip link set lo multicast on && exec "$0" --exact "$1" --nocapture"#)
+        .arg(me)
+        .arg(test)
+        .env(IN_NETNS, "1")
+        .status()
+        .map_err(|e| e.to_string())?;
+    eprintln!("ran {test} in a network namespace of its own: {status}");
+    Ok(status.success())
+}
+
+/// Real mDNS, on the loopback only (no packet leaves the machine): b
+/// announces, a (keeping b, knowing no address) finds and dials it; c,
+/// untrusted, announces too and is never stored.
+#[tokio::test]
+async fn real_mdns_on_the_loopback_finds_a_kept_peer() {
+    if let Err(reason) = loopback_multicast() {
+        // Root can give this test a network namespace of its own whose
+        // loopback takes multicast: run it again there.
+        if std::env::var_os(IN_NETNS).is_none() {
+            match rerun_in_netns("real_mdns_on_the_loopback_finds_a_kept_peer") {
+                Ok(true) => return,
+                Ok(false) => panic!("the test failed in its network namespace (output above)"),
+                Err(why) => {
+                    eprintln!(
+                        "SKIPPED real_mdns_on_the_loopback_finds_a_kept_peer: {reason}; {why}"
+                    );
+                    return;
+                }
+            }
+        }
+        panic!("no multicast on the loopback even in a network namespace: {reason}");
+    }
+    let lo = DiscoveryConfig::new().interface(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let a = node(1, &[2]).await;
+    let b = node(2, &[1]).await;
+    let c = node(3, &[1]).await;
+    let events = a.events();
+    a.keep_connected(peer(2), true).unwrap();
+    let _da = a.discover_lan(lo.clone()).expect("mdns for a");
+    let _db = b.discover_lan(lo.clone()).expect("mdns for b");
+    let _dc = c.discover_lan(lo).expect("mdns for c");
+    connected(&events, peer(2)).await;
+    assert!(
+        a.addresses(&peer(2))
+            .iter()
+            .any(|e| e.source == AddrSource::Discovery
+                && e.addr.port() == b.local_addr().unwrap().port())
+    );
+    assert!(a.addresses(&peer(3)).is_empty());
+}

@@ -1,0 +1,300 @@
+//! The named invariants of kept connections, and the bounds they hold
+//! the core to, derived from its configuration.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::fmt;
+use std::time::Duration;
+
+use peernet_proto::{Config, DialConfig, PeerId};
+
+use super::super::Fault;
+use super::NodeIx;
+
+const MINUTE: u64 = 60_000_000_000;
+
+/// An invariant of kept connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeepInvariant {
+    /// Every kept pair (both up, trusting and keeping each other, on the
+    /// same side of any partition) is connected, on one connection,
+    /// within [`reconnect_bound`] of the network healing, a restart, or
+    /// the start.
+    KeptPairConnectedWithinBound,
+    /// Redials follow the backoff: each `Reconnecting` waited at least
+    /// the delay it claims, delays obey the rules, and a peer is
+    /// redialed at most [`max_rounds_in`] a minute.
+    RedialsFollowBackoff,
+    /// A peer is never dialed after it was unpaired.
+    NoRedialAfterUnpair,
+    /// At most one connection per pair is open on both ends once settled.
+    OneConnectionPerPair,
+}
+
+impl fmt::Display for KeepInvariant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// A failed invariant of a kept-connection run.
+#[derive(Debug, Clone)]
+pub struct KeepViolation {
+    /// Which.
+    pub invariant: KeepInvariant,
+    /// The run's seed.
+    pub seed: u64,
+    /// The deliberate fault switched on, if any.
+    pub fault: Option<Fault>,
+    /// Virtual time of the failure.
+    pub at: Duration,
+    /// What exactly was wrong.
+    pub detail: String,
+}
+
+impl fmt::Display for KeepViolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invariant `{}` violated at t={:.3}s, seed {}{}: {}",
+            self.invariant,
+            self.at.as_secs_f64(),
+            self.seed,
+            match self.fault {
+                Some(fault) => format!(", deliberate fault {fault:?}"),
+                None => String::new(),
+            },
+            self.detail
+        )
+    }
+}
+
+/// How long a kept pair may take to be connected again once nothing
+/// stands in the way: a dial or handshake under way when the network
+/// heals ends within `max(dial_timeout, handshake_timeout)` (the core
+/// enforces both); the backoff wait that follows is at most
+/// `dial.max_delay`; the redial's handshake then takes at most
+/// `handshake_timeout`. Defaults: 10 + 30 + 10 = 50 s.
+pub fn reconnect_bound(cfg: &Config) -> Duration {
+    cfg.dial.dial_timeout.max(cfg.handshake_timeout) + cfg.dial.max_delay + cfg.handshake_timeout
+}
+
+/// The most redial rounds the backoff allows within `window` without a
+/// reset: the count of the shortest delays it can draw (the first at
+/// `first_min`, each later one `growth_min_percent` of the one before,
+/// capped at `max_delay`) that fit in `window`.
+pub fn rounds_without_reset(window: Duration, dial: &DialConfig) -> u64 {
+    let mut delay = dial.first_min;
+    let mut spent = Duration::ZERO;
+    let mut rounds = 0;
+    loop {
+        spent += delay;
+        if spent > window {
+            return rounds;
+        }
+        rounds += 1;
+        let grown = delay.as_nanos() * u128::from(dial.growth_min_percent) / 100;
+        delay = Duration::from_nanos(grown as u64).min(dial.max_delay);
+    }
+}
+
+/// The most redial rounds of one peer within `window`: each connection
+/// that lived `reset_after` may start the shortest sequence over, so at
+/// most `window / reset_after` resets, each followed by at most
+/// [`rounds_without_reset`].
+pub fn max_rounds_in(window: Duration, dial: &DialConfig) -> u64 {
+    let resets = window.as_nanos() / dial.reset_after.as_nanos().max(1);
+    rounds_without_reset(window, dial) * (1 + resets as u64)
+}
+
+/// One node-life's view of one peer, for the backoff checks.
+#[derive(Debug, Default)]
+struct PeerLog {
+    /// The last `Reconnecting`: (time, attempt, after).
+    last: Option<(u64, u32, Duration)>,
+    /// Times of the `Reconnecting`s of the last minute.
+    rounds: VecDeque<u64>,
+    /// Times of the dials of the last minute.
+    dials: VecDeque<u64>,
+}
+
+/// What the checks remember.
+#[derive(Debug)]
+pub struct Checker {
+    pub(super) seed: u64,
+    pub(super) fault: Option<Fault>,
+    dial: DialConfig,
+    max_addresses: u64,
+    /// Per (node, life, peer).
+    logs: BTreeMap<(NodeIx, u32, PeerId), PeerLog>,
+    /// (node, peer) pairs where the node unpaired the peer.
+    pub(super) unpaired: BTreeSet<(NodeIx, PeerId)>,
+    /// Per unordered pair of nodes: when it last became connected.
+    pub(super) connected_at: BTreeMap<(NodeIx, NodeIx), u64>,
+    /// `Reconnecting` events seen.
+    pub(super) reconnects: u64,
+    /// Dials seen.
+    pub(super) dials: u64,
+    pub(super) violation: Option<KeepViolation>,
+}
+
+impl Checker {
+    pub(super) fn new(seed: u64, fault: Option<Fault>, cfg: &Config) -> Checker {
+        Checker {
+            seed,
+            fault,
+            dial: cfg.dial.clone(),
+            max_addresses: cfg.max_addresses_per_peer as u64,
+            logs: BTreeMap::new(),
+            unpaired: BTreeSet::new(),
+            connected_at: BTreeMap::new(),
+            reconnects: 0,
+            dials: 0,
+            violation: None,
+        }
+    }
+
+    pub(super) fn fail(&mut self, now: u64, invariant: KeepInvariant, detail: String) {
+        if self.violation.is_none() {
+            self.violation = Some(KeepViolation {
+                invariant,
+                seed: self.seed,
+                fault: self.fault,
+                at: Duration::from_nanos(now),
+                detail,
+            });
+        }
+    }
+
+    /// Node `n` (in life `inc`) asked to dial `peer`.
+    pub(super) fn on_dial(&mut self, now: u64, n: NodeIx, inc: u32, peer: PeerId) {
+        self.dials += 1;
+        if self.unpaired.contains(&(n, peer)) {
+            self.fail(
+                now,
+                KeepInvariant::NoRedialAfterUnpair,
+                format!("node {n} dialed {peer} after unpairing it"),
+            );
+        }
+        let per_minute =
+            (max_rounds_in(Duration::from_nanos(MINUTE), &self.dial) + 1) * self.max_addresses;
+        let log = self.logs.entry((n, inc, peer)).or_default();
+        log.dials.push_back(now);
+        while log.dials.front().is_some_and(|t| now - t > MINUTE) {
+            log.dials.pop_front();
+        }
+        if log.dials.len() as u64 > per_minute {
+            let count = log.dials.len();
+            self.fail(
+                now,
+                KeepInvariant::RedialsFollowBackoff,
+                format!("node {n} dialed {peer} {count} times in a minute (at most {per_minute})"),
+            );
+        }
+    }
+
+    /// Node `n` announced a redial of `peer`.
+    pub(super) fn on_reconnecting(
+        &mut self,
+        now: u64,
+        (n, inc, peer): (NodeIx, u32, PeerId),
+        attempt: u32,
+        after: Duration,
+    ) {
+        self.reconnects += 1;
+        let dial = self.dial.clone();
+        let per_minute = max_rounds_in(Duration::from_nanos(MINUTE), &dial);
+        let log = self.logs.entry((n, inc, peer)).or_default();
+        let last = log.last.replace((now, attempt, after));
+        log.rounds.push_back(now);
+        while log.rounds.front().is_some_and(|t| now - t > MINUTE) {
+            log.rounds.pop_front();
+        }
+        let rounds = log.rounds.len() as u64;
+        let mut wrong = None;
+        if after > dial.max_delay {
+            wrong = Some(format!("delay {after:?} above {:?}", dial.max_delay));
+        } else if attempt == 1 {
+            if after < dial.first_min || after > dial.first_max {
+                wrong = Some(format!("first delay {after:?} outside the first range"));
+            }
+        } else {
+            match last {
+                Some((t, a, prev)) if a + 1 == attempt => {
+                    let floor = prev.as_nanos() * u128::from(dial.growth_min_percent) / 100;
+                    if after.as_nanos() < floor && after < dial.max_delay {
+                        wrong = Some(format!("delay {after:?} after {prev:?}: grew too little"));
+                    } else if Duration::from_nanos(now - t) < after {
+                        wrong = Some(format!(
+                            "redialed {:?} after the last one, claims {after:?}",
+                            Duration::from_nanos(now - t)
+                        ));
+                    }
+                }
+                _ => wrong = Some(format!("attempt {attempt} does not follow {last:?}")),
+            }
+        }
+        if wrong.is_none() && rounds > per_minute {
+            wrong = Some(format!(
+                "{rounds} redials in a minute (at most {per_minute})"
+            ));
+        }
+        if let Some(what) = wrong {
+            self.fail(
+                now,
+                KeepInvariant::RedialsFollowBackoff,
+                format!("node {n} redialing {peer} (attempt {attempt}): {what}"),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use peernet_proto::Identity;
+
+    const SEC: u64 = 1_000_000_000;
+
+    #[test]
+    fn the_bounds_follow_the_backoff() {
+        let cfg = Config::default();
+        assert_eq!(reconnect_bound(&cfg), Duration::from_secs(50));
+        // 0.1 s growing by 1.5: 14 delays fit in a minute (58.2 s).
+        assert_eq!(rounds_without_reset(Duration::from_secs(60), &cfg.dial), 14);
+        assert_eq!(
+            rounds_without_reset(Duration::from_millis(99), &cfg.dial),
+            0
+        );
+        // Up to 6 resets a minute, each starting the sequence over.
+        assert_eq!(max_rounds_in(Duration::from_secs(60), &cfg.dial), 14 * 7);
+    }
+
+    #[test]
+    fn a_dial_storm_is_caught_even_when_each_claim_is_right() {
+        let cfg = Config::default();
+        let peer = Identity::from_seed(&[3; 32]).peer_id();
+        let mut c = Checker::new(0, None, &cfg);
+        let limit = (max_rounds_in(Duration::from_secs(60), &cfg.dial) + 1) * 8;
+        for i in 0..=limit {
+            c.on_dial(i * SEC / 100, 0, 0, peer);
+        }
+        let v = c.violation.expect("caught");
+        assert_eq!(v.invariant, KeepInvariant::RedialsFollowBackoff);
+    }
+
+    #[test]
+    fn a_redial_sooner_than_its_claimed_delay_is_caught() {
+        let cfg = Config::default();
+        let peer = Identity::from_seed(&[3; 32]).peer_id();
+        let mut c = Checker::new(0, None, &cfg);
+        let second = Duration::from_secs(1);
+        c.on_reconnecting(0, (0, 0, peer), 1, second / 2);
+        c.on_reconnecting(SEC, (0, 0, peer), 2, second);
+        assert!(c.violation.is_none());
+        // Claims 2 s but came 1 s after the last one.
+        c.on_reconnecting(2 * SEC, (0, 0, peer), 3, 2 * second);
+        let v = c.violation.expect("caught");
+        assert_eq!(v.invariant, KeepInvariant::RedialsFollowBackoff);
+        assert!(v.detail.contains("claims"), "{}", v.detail);
+    }
+}

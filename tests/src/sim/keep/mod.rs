@@ -1,0 +1,672 @@
+//! Kept connections in simulation: nodes that dial each other by PeerId
+//! through their address books and keep each other connected, over a
+//! network that partitions and heals, with nodes that crash and restart
+//! on new ports (their peers learn the new address from a ticket), peers
+//! that stay down, and pairs that unpair.
+//!
+//! The world routes every `Output::Dial` to the node listening at the
+//! address: refused at once if nobody listens there, timed out after
+//! [`CONNECT_TIMEOUT`] across a partition. Links are ordered byte streams
+//! with a fixed latency per link; across a partition their bytes are held
+//! (as TCP would keep retransmitting) and delivered in order once it
+//! heals, so connections die the protocol's way: by idle timeout.
+//!
+//! The named invariants ([`KeepInvariant`]) are checked on every dial and
+//! redial and at the check points of the [`plan`]; the first failure stops
+//! the run.
+
+mod check;
+pub mod plan;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use peernet_proto::{
+    AddrSource, Config, ConnId, Endpoint, Event, HandshakeError, Identity, Input, Instant, Output,
+    PeerId, TrustList,
+};
+
+pub use check::{
+    KeepInvariant, KeepViolation, max_rounds_in, reconnect_bound, rounds_without_reset,
+};
+pub use plan::{KeepConfig, Step};
+
+use super::Fault;
+use super::rng::SimRng;
+use check::Checker;
+
+/// A node's index.
+pub type NodeIx = usize;
+
+/// How long a dial across a partition takes to fail (the driver's TCP
+/// connect timeout, shorter than the core's `dial_timeout`).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// What a finished run did.
+#[derive(Debug, Clone)]
+pub struct KeepReport {
+    /// Nodes.
+    pub nodes: usize,
+    /// Kept pairs (unordered).
+    pub pairs: usize,
+    /// Per check point: its label, when its clock started (the heal, the
+    /// restart), and the longest time a pair checked took to be connected
+    /// again after that.
+    pub reconnects: Vec<(String, Duration, Duration)>,
+    /// `Reconnecting` events over the run.
+    pub redials: u64,
+    /// Dials over the run.
+    pub dials: u64,
+    /// Handshakes that gave a connection.
+    pub connections: u64,
+    /// Connections that lost to another one to the same peer (both
+    /// sides dialed at once).
+    pub superseded: u64,
+    /// Simulated time.
+    pub duration: Duration,
+}
+
+enum Chunk {
+    Data(Bytes),
+    Fin,
+}
+
+/// One direction of a link: chunks in order, delivered one per
+/// `Deliver` event; `stalled` counts deliveries held by a partition.
+#[derive(Default)]
+struct Dir {
+    queue: VecDeque<Chunk>,
+    stalled: u32,
+    done: bool,
+}
+
+struct Link {
+    /// Per side: node, life, connection.
+    ends: [(NodeIx, u32, ConnId); 2],
+    latency: u64,
+    /// `dirs[i]`: bytes toward side `i`.
+    dirs: [Dir; 2],
+}
+
+struct Node {
+    seed: [u8; 32],
+    peer: PeerId,
+    ep: Option<Endpoint>,
+    inc: u32,
+    port: u16,
+    trusted: BTreeSet<NodeIx>,
+    kept: BTreeSet<NodeIx>,
+    /// Connection → (link, side).
+    conns: BTreeMap<ConnId, (u64, usize)>,
+    timer_at: Option<u64>,
+}
+
+impl Node {
+    fn addr(&self, ix: NodeIx) -> SocketAddr {
+        let ix = ix as u32;
+        SocketAddr::from(([10, (ix >> 16) as u8, (ix >> 8) as u8, ix as u8], self.port))
+    }
+}
+
+enum Ev {
+    Deliver {
+        link: u64,
+        to: usize,
+    },
+    Timer {
+        node: NodeIx,
+        inc: u32,
+    },
+    Dialed {
+        node: NodeIx,
+        inc: u32,
+        peer: PeerId,
+        addr: SocketAddr,
+        open: bool,
+    },
+    Step(usize),
+}
+
+/// The world.
+pub struct KeepSim {
+    config: Config,
+    plan: Vec<(Duration, Step)>,
+    rng: SimRng,
+    now: u64,
+    queue: BTreeMap<(u64, u64), Ev>,
+    seq: u64,
+    nodes: Vec<Node>,
+    ix_of: BTreeMap<PeerId, NodeIx>,
+    listeners: BTreeMap<SocketAddr, NodeIx>,
+    links: BTreeMap<u64, Link>,
+    next_link: u64,
+    /// Side of every node while partitioned.
+    sides: Option<Vec<bool>>,
+    check: Checker,
+    reconnects: Vec<(String, Duration, Duration)>,
+    connections: u64,
+    superseded: u64,
+}
+
+impl KeepSim {
+    /// A world as `cfg` describes it, not started.
+    pub fn new(cfg: KeepConfig) -> KeepSim {
+        let mut rng = SimRng::new(cfg.seed);
+        let mut config = cfg.endpoint.clone();
+        config.fault = cfg.fault;
+        let nodes: Vec<Node> = (0..cfg.nodes)
+            .map(|_| {
+                let seed = rng.array32();
+                Node {
+                    seed,
+                    peer: Identity::from_seed(&seed).peer_id(),
+                    ep: None,
+                    inc: 0,
+                    port: 4000,
+                    trusted: BTreeSet::new(),
+                    kept: BTreeSet::new(),
+                    conns: BTreeMap::new(),
+                    timer_at: None,
+                }
+            })
+            .collect();
+        let ix_of = nodes.iter().enumerate().map(|(i, n)| (n.peer, i)).collect();
+        let mut sim = KeepSim {
+            check: Checker::new(cfg.seed, cfg.fault, &config),
+            config,
+            plan: cfg.plan.clone(),
+            rng,
+            now: 0,
+            queue: BTreeMap::new(),
+            seq: 0,
+            nodes,
+            ix_of,
+            listeners: BTreeMap::new(),
+            links: BTreeMap::new(),
+            next_link: 0,
+            sides: None,
+            reconnects: Vec::new(),
+            connections: 0,
+            superseded: 0,
+        };
+        for (a, b) in cfg.pairs() {
+            for (x, y) in [(a, b), (b, a)] {
+                sim.nodes[x].trusted.insert(y);
+                sim.nodes[x].kept.insert(y);
+            }
+        }
+        for (i, (at, _)) in cfg.plan.iter().enumerate() {
+            sim.push(at.as_nanos() as u64, Ev::Step(i));
+        }
+        sim
+    }
+
+    /// Runs the plan to its end.
+    pub fn run(mut self) -> Result<KeepReport, KeepViolation> {
+        let mut events = 0u64;
+        let debug = std::env::var_os("PEERNET_KEEP_DEBUG").is_some();
+        // Pings keep the queue busy forever: the run ends with its plan.
+        let end = self
+            .plan
+            .iter()
+            .map(|(at, _)| *at)
+            .max()
+            .unwrap_or_default();
+        let end = end.as_nanos() as u64;
+        while let Some(((at, _), ev)) = self.queue.pop_first() {
+            if at > end {
+                break;
+            }
+            self.now = at;
+            events += 1;
+            if debug && events % 100_000 == 0 {
+                eprintln!(
+                    "{events} events, t={:?}, queue {}, links {}, {}",
+                    Duration::from_nanos(at),
+                    self.queue.len(),
+                    self.links.len(),
+                    match &ev {
+                        Ev::Deliver { link, to } => format!("deliver {link} {to}"),
+                        Ev::Timer { node, .. } => format!("timer {node}"),
+                        Ev::Dialed { node, addr, .. } => format!("dialed {node} {addr}"),
+                        Ev::Step(i) => format!("step {i}"),
+                    }
+                );
+            }
+            self.handle(ev);
+            if let Some(v) = self.check.violation.take() {
+                return Err(v);
+            }
+        }
+        let pairs = self.pairs().len();
+        Ok(KeepReport {
+            nodes: self.nodes.len(),
+            pairs,
+            reconnects: self.reconnects,
+            redials: self.check.reconnects,
+            dials: self.check.dials,
+            connections: self.connections,
+            superseded: self.superseded,
+            duration: Duration::from_nanos(self.now),
+        })
+    }
+
+    fn push(&mut self, at: u64, ev: Ev) {
+        self.seq += 1;
+        self.queue.insert((at, self.seq), ev);
+    }
+
+    fn instant(&self) -> Instant {
+        Instant::from_nanos(self.now)
+    }
+
+    fn handle(&mut self, ev: Ev) {
+        match ev {
+            Ev::Step(i) => {
+                let step = self.plan[i].1.clone();
+                self.step(step);
+            }
+            Ev::Timer { node, inc } => {
+                let now = self.instant();
+                let n = &mut self.nodes[node];
+                if n.inc != inc || n.timer_at != Some(self.now) {
+                    return;
+                }
+                n.timer_at = None;
+                if let Some(ep) = n.ep.as_mut() {
+                    ep.handle_timeout(now);
+                }
+                self.after(node);
+            }
+            Ev::Deliver { link, to } => self.deliver(link, to),
+            Ev::Dialed {
+                node,
+                inc,
+                peer,
+                addr,
+                open,
+            } => self.dialed(node, inc, peer, addr, open),
+        }
+    }
+
+    fn partitioned(&self, a: NodeIx, b: NodeIx) -> bool {
+        self.sides.as_ref().is_some_and(|s| s[a] != s[b])
+    }
+
+    fn up(&self, n: NodeIx) -> bool {
+        self.nodes[n].ep.is_some()
+    }
+
+    // ----- the plan -----
+
+    fn step(&mut self, step: Step) {
+        match step {
+            Step::Start(n) => self.start(n),
+            Step::Crash(n) => self.crash(n),
+            Step::Restart { node, new_port } => {
+                if new_port {
+                    self.nodes[node].port += 1;
+                }
+                self.start(node);
+                // Its peers learn where it is now from its ticket.
+                let addr = self.nodes[node].addr(node);
+                let peer = self.nodes[node].peer;
+                let now = self.instant();
+                let peers: Vec<NodeIx> = self.nodes[node].trusted.iter().copied().collect();
+                for m in peers {
+                    if !self.nodes[m].trusted.contains(&node) {
+                        continue;
+                    }
+                    if let Some(ep) = self.nodes[m].ep.as_mut() {
+                        ep.add_address(now, peer, addr, AddrSource::Ticket)
+                            .expect("a trusted peer's address");
+                    }
+                    self.after(m);
+                }
+            }
+            Step::Partition(sides) => self.sides = Some(sides),
+            Step::Heal => {
+                self.sides = None;
+                let ids: Vec<u64> = self.links.keys().copied().collect();
+                for id in ids {
+                    for to in 0..2 {
+                        let link = self.links.get_mut(&id).expect("listed");
+                        let stalled = std::mem::take(&mut link.dirs[to].stalled);
+                        let at = self.now + link.latency;
+                        for _ in 0..stalled {
+                            self.push(at, Ev::Deliver { link: id, to });
+                        }
+                    }
+                }
+            }
+            Step::Unpair(a, b) => {
+                let peer = self.nodes[b].peer;
+                self.check.unpaired.insert((a, peer));
+                self.nodes[a].trusted.remove(&b);
+                self.nodes[a].kept.remove(&b);
+                let now = self.instant();
+                if let Some(ep) = self.nodes[a].ep.as_mut() {
+                    ep.unpair(now, &peer);
+                }
+                self.after(a);
+            }
+            Step::Check { label, since } => self.check_pairs(&label, since),
+        }
+    }
+
+    /// Starts node `n` as a driver would from its data directory: the
+    /// trust list, the addresses of its peers, and every trusted peer
+    /// kept connected.
+    fn start(&mut self, n: NodeIx) {
+        let node = &self.nodes[n];
+        let mut trust = TrustList::new();
+        for m in &node.trusted {
+            trust.insert(self.nodes[*m].peer, None);
+        }
+        let identity = Identity::from_seed(&node.seed);
+        let mut ep = Endpoint::new(
+            self.config.clone(),
+            identity,
+            trust,
+            Box::new(self.rng.fork()),
+        );
+        let now = self.instant();
+        for m in &node.kept {
+            let peer = self.nodes[*m].peer;
+            let addr = self.nodes[*m].addr(*m);
+            ep.add_address(now, peer, addr, AddrSource::Application)
+                .expect("a trusted peer's address");
+        }
+        for m in &node.kept {
+            ep.keep_connected(now, self.nodes[*m].peer, true)
+                .expect("a trusted peer");
+        }
+        let addr = node.addr(n);
+        self.listeners.insert(addr, n);
+        let node = &mut self.nodes[n];
+        node.ep = Some(ep);
+        node.timer_at = None;
+        self.after(n);
+    }
+
+    /// Node `n` crashes: its connections are reset, nothing listens at its
+    /// address.
+    fn crash(&mut self, n: NodeIx) {
+        let addr = self.nodes[n].addr(n);
+        self.listeners.remove(&addr);
+        let node = &mut self.nodes[n];
+        node.ep = None;
+        node.inc += 1;
+        node.timer_at = None;
+        let conns = std::mem::take(&mut node.conns);
+        for (_, (link, side)) in conns {
+            if let Some(l) = self.links.get_mut(&link) {
+                l.dirs[side].done = true;
+            }
+            self.send(link, 1 - side, Chunk::Fin);
+        }
+    }
+
+    // ----- the network -----
+
+    /// Queues `chunk` toward side `to` of `link`.
+    fn send(&mut self, link: u64, to: usize, chunk: Chunk) {
+        let Some(l) = self.links.get_mut(&link) else {
+            return;
+        };
+        l.dirs[to].queue.push_back(chunk);
+        let at = self.now + l.latency;
+        self.push(at, Ev::Deliver { link, to });
+    }
+
+    fn deliver(&mut self, link: u64, to: usize) {
+        let Some(l) = self.links.get(&link) else {
+            return;
+        };
+        let (a, b) = (l.ends[0].0, l.ends[1].0);
+        if self.partitioned(a, b) {
+            let l = self.links.get_mut(&link).expect("exists");
+            l.dirs[to].stalled += 1;
+            return;
+        }
+        let l = self.links.get_mut(&link).expect("exists");
+        let Some(chunk) = l.dirs[to].queue.pop_front() else {
+            return;
+        };
+        let (node, inc, conn) = l.ends[to];
+        let fin = matches!(chunk, Chunk::Fin);
+        if fin {
+            l.dirs[to].done = true;
+        }
+        if l.dirs.iter().all(|d| d.done && d.queue.is_empty()) {
+            self.links.remove(&link);
+        }
+        let n = &mut self.nodes[node];
+        if n.inc != inc {
+            return;
+        }
+        let now = Instant::from_nanos(self.now);
+        let Some(ep) = n.ep.as_mut() else { return };
+        if !ep.is_open(conn) {
+            return;
+        }
+        match chunk {
+            Chunk::Data(data) => ep.handle_input(now, Input::Received { conn, data }),
+            Chunk::Fin => {
+                n.conns.remove(&conn);
+                ep.handle_input(now, Input::Closed { conn });
+            }
+        }
+        self.after(node);
+    }
+
+    /// The outcome of node `n`'s dial reaches it.
+    fn dialed(&mut self, n: NodeIx, inc: u32, peer: PeerId, addr: SocketAddr, open: bool) {
+        if self.nodes[n].inc != inc || !self.up(n) {
+            return;
+        }
+        let now = self.instant();
+        let target = self.listeners.get(&addr).copied();
+        let reachable = target.filter(|t| open && self.up(*t) && !self.partitioned(n, *t));
+        let Some(t) = reachable else {
+            let ep = self.nodes[n].ep.as_mut().expect("up");
+            ep.dial_failed(now, peer, addr);
+            self.after(n);
+            return;
+        };
+        let ep = self.nodes[n].ep.as_mut().expect("up");
+        let Ok(ca) = ep.connect_to(now, peer, addr) else {
+            // Connected meanwhile, or unpaired: the transport is dropped.
+            self.after(n);
+            return;
+        };
+        let cb = self.nodes[t]
+            .ep
+            .as_mut()
+            .expect("up")
+            .accept(now)
+            .expect("not shutting down");
+        let id = self.next_link;
+        self.next_link += 1;
+        let latency = self.rng.range(1_000_000, 30_000_000);
+        self.links.insert(
+            id,
+            Link {
+                ends: [(n, inc, ca), (t, self.nodes[t].inc, cb)],
+                latency,
+                dirs: Default::default(),
+            },
+        );
+        self.nodes[n].conns.insert(ca, (id, 0));
+        self.nodes[t].conns.insert(cb, (id, 1));
+        self.after(n);
+        self.after(t);
+    }
+
+    // ----- a node's outputs -----
+
+    /// Drains node `n`'s outputs and re-arms its timer.
+    fn after(&mut self, n: NodeIx) {
+        let now = self.now;
+        let inc = self.nodes[n].inc;
+        loop {
+            let Some(out) = self.nodes[n].ep.as_mut().and_then(Endpoint::poll_output) else {
+                break;
+            };
+            match out {
+                Output::Transmit(conn) => {
+                    let ep = self.nodes[n].ep.as_mut().expect("up");
+                    let data = ep.poll_transmit(conn);
+                    if let (Some(data), Some(&(link, side))) =
+                        (data, self.nodes[n].conns.get(&conn))
+                    {
+                        self.send(link, 1 - side, Chunk::Data(data));
+                    }
+                }
+                Output::Close { conn, last } => {
+                    if let Some((link, side)) = self.nodes[n].conns.remove(&conn) {
+                        if !last.is_empty() {
+                            self.send(link, 1 - side, Chunk::Data(last));
+                        }
+                        if let Some(l) = self.links.get_mut(&link) {
+                            l.dirs[side].done = true;
+                        }
+                        self.send(link, 1 - side, Chunk::Fin);
+                    }
+                }
+                Output::Event(event) => self.on_event(n, inc, event),
+                Output::Dial { peer, addr } => {
+                    self.check.on_dial(now, n, inc, peer);
+                    let target = self.listeners.get(&addr).copied();
+                    let (delay, open) = match target {
+                        Some(t) if self.partitioned(n, t) => {
+                            (CONNECT_TIMEOUT.as_nanos() as u64, false)
+                        }
+                        Some(t) => (2 * self.rng.range(1_000_000, 30_000_000), self.up(t)),
+                        None => (2 * self.rng.range(1_000_000, 30_000_000), false),
+                    };
+                    let ev = Ev::Dialed {
+                        node: n,
+                        inc,
+                        peer,
+                        addr,
+                        open,
+                    };
+                    self.push(now + delay, ev);
+                }
+            }
+        }
+        let next = self.nodes[n]
+            .ep
+            .as_ref()
+            .and_then(Endpoint::poll_timeout)
+            .map(|at| at.as_nanos().max(now));
+        if next != self.nodes[n].timer_at {
+            self.nodes[n].timer_at = next;
+            if let Some(at) = next {
+                self.push(at, Ev::Timer { node: n, inc });
+            }
+        }
+    }
+
+    fn on_event(&mut self, n: NodeIx, inc: u32, event: Event) {
+        match event {
+            Event::Connected { peer, .. } => {
+                self.connections += 1;
+                if let Some(&m) = self.ix_of.get(&peer) {
+                    self.check
+                        .connected_at
+                        .insert((n.min(m), n.max(m)), self.now);
+                }
+            }
+            Event::Reconnecting {
+                peer,
+                attempt,
+                after,
+            } => self
+                .check
+                .on_reconnecting(self.now, (n, inc, peer), attempt, after),
+            Event::HandshakeFailed {
+                error: HandshakeError::Superseded,
+                ..
+            } => self.superseded += 1,
+            _ => {}
+        }
+    }
+
+    // ----- the check points -----
+
+    /// The kept pairs: both keep each other.
+    fn pairs(&self) -> Vec<(NodeIx, NodeIx)> {
+        let mut pairs = Vec::new();
+        for (a, node) in self.nodes.iter().enumerate() {
+            for &b in node.kept.range(a + 1..) {
+                if self.nodes[b].kept.contains(&a) {
+                    pairs.push((a, b));
+                }
+            }
+        }
+        pairs
+    }
+
+    /// Every kept pair that nothing keeps apart must be connected, on
+    /// one connection open at both ends; records how long the slowest took
+    /// since `since` (its clock's start).
+    fn check_pairs(&mut self, label: &str, since: Duration) {
+        let since_ns = since.as_nanos() as u64;
+        let mut slowest = Duration::ZERO;
+        for (a, b) in self.pairs() {
+            if !self.up(a) || !self.up(b) || self.partitioned(a, b) {
+                continue;
+            }
+            let (pa, pb) = (self.nodes[a].peer, self.nodes[b].peer);
+            let ca = self.nodes[a].ep.as_ref().and_then(|e| e.connection(&pb));
+            let cb = self.nodes[b].ep.as_ref().and_then(|e| e.connection(&pa));
+            let link_of = |n: NodeIx, c: Option<ConnId>| {
+                c.and_then(|c| self.nodes[n].conns.get(&c)).map(|(l, _)| *l)
+            };
+            let (la, lb) = (link_of(a, ca), link_of(b, cb));
+            if la.is_none() || la != lb {
+                let detail = format!(
+                    "{label}: kept pair {a}-{b} not connected {:?} after {since:?} \
+                     (connections {ca:?} / {cb:?}, links {la:?} / {lb:?})",
+                    Duration::from_nanos(self.now - since_ns)
+                );
+                self.check.fail(
+                    self.now,
+                    KeepInvariant::KeptPairConnectedWithinBound,
+                    detail,
+                );
+                return;
+            }
+            let open_links = self
+                .links
+                .values()
+                .filter(|l| {
+                    let ends: BTreeSet<NodeIx> = l.ends.iter().map(|e| e.0).collect();
+                    ends == BTreeSet::from([a, b])
+                        && l.ends.iter().all(|&(n, inc, c)| {
+                            self.nodes[n].inc == inc
+                                && self.nodes[n].ep.as_ref().is_some_and(|e| e.is_open(c))
+                        })
+                })
+                .count();
+            if open_links > 1 {
+                let detail = format!("{label}: pair {a}-{b} has {open_links} open connections");
+                self.check
+                    .fail(self.now, KeepInvariant::OneConnectionPerPair, detail);
+                return;
+            }
+            let at = self.check.connected_at.get(&(a, b)).copied().unwrap_or(0);
+            slowest = slowest.max(Duration::from_nanos(at.saturating_sub(since_ns)));
+        }
+        self.reconnects.push((label.to_string(), since, slowest));
+    }
+}
+
+/// Runs one seed of the small random scenario ([`plan::random`]).
+pub fn run_keep_seed(seed: u64, fault: Option<Fault>) -> Result<KeepReport, KeepViolation> {
+    KeepSim::new(plan::random(seed, fault)).run()
+}

@@ -1,0 +1,181 @@
+//! What a kept-connection run does and when: the small random scenarios
+//! of the seed sweep and the scale scenario.
+
+use std::time::Duration;
+
+use peernet_proto::Config;
+
+use super::super::Fault;
+use super::super::rng::SimRng;
+use super::{NodeIx, reconnect_bound};
+
+const SEC: Duration = Duration::from_secs(1);
+
+/// One thing the plan makes happen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// The node starts: its trust list, its peers' addresses, every peer
+    /// kept connected.
+    Start(NodeIx),
+    /// The node crashes (its connections are reset).
+    Crash(NodeIx),
+    /// The node starts again, on a new port or the same one; its peers
+    /// get the address from its ticket.
+    Restart {
+        /// The node.
+        node: NodeIx,
+        /// Whether it listens on a new port.
+        new_port: bool,
+    },
+    /// The network splits: nodes on different sides cannot reach each
+    /// other (bytes are held, dials time out).
+    Partition(Vec<bool>),
+    /// The network heals.
+    Heal,
+    /// The first node unpairs the second (which still keeps it).
+    Unpair(NodeIx, NodeIx),
+    /// Every kept pair that nothing keeps apart must be connected now;
+    /// `since` is when its clock started.
+    Check {
+        /// What the check follows.
+        label: String,
+        /// When the event it follows happened.
+        since: Duration,
+    },
+}
+
+/// A kept-connection run.
+#[derive(Debug, Clone)]
+pub struct KeepConfig {
+    /// The seed of every random choice.
+    pub seed: u64,
+    /// How many nodes.
+    pub nodes: usize,
+    /// Peers each node keeps (even): its ring neighbours `±1..=degree/2`.
+    pub degree: usize,
+    /// The endpoints' configuration.
+    pub endpoint: Config,
+    /// A deliberate fault in every endpoint.
+    pub fault: Option<Fault>,
+    /// The steps, by virtual time.
+    pub plan: Vec<(Duration, Step)>,
+}
+
+impl KeepConfig {
+    /// The kept pairs (unordered, each once).
+    pub fn pairs(&self) -> Vec<(NodeIx, NodeIx)> {
+        let n = self.nodes;
+        let mut pairs = std::collections::BTreeSet::new();
+        for a in 0..n {
+            for k in 1..=(self.degree / 2) {
+                let b = (a + k) % n;
+                if a != b {
+                    pairs.insert((a.min(b), a.max(b)));
+                }
+            }
+        }
+        pairs.into_iter().collect()
+    }
+}
+
+/// A random split into two non-empty sides.
+fn split(rng: &mut SimRng, n: usize) -> Vec<bool> {
+    loop {
+        let sides: Vec<bool> = (0..n).map(|_| rng.chance(0.5)).collect();
+        if sides.iter().any(|s| *s) && sides.iter().any(|s| !*s) {
+            return sides;
+        }
+    }
+}
+
+/// The small scenario of `seed`: 4 to 8 nodes keeping 2 or 4 ring
+/// neighbours each, all started at once (both sides of every pair dial at
+/// once); a partition of 5 to 90 s; a crash and a restart after 1 to 40 s
+/// (on a new port two times in three); another node that crashes and
+/// stays down; then one node unpairs a peer that still keeps it. Every
+/// kept pair is checked [`reconnect_bound`] after the start, the heal and
+/// the restart.
+pub fn random(seed: u64, fault: Option<Fault>) -> KeepConfig {
+    let mut rng = SimRng::new(seed ^ 0x6b65_6570);
+    let nodes = rng.range(4, 8) as usize;
+    let degree = if nodes >= 6 && rng.chance(0.5) { 4 } else { 2 };
+    let endpoint = Config::default();
+    let bound = reconnect_bound(&endpoint);
+    let mut plan = Vec::new();
+    let mut t = Duration::ZERO;
+    for n in 0..nodes {
+        plan.push((Duration::from_millis(rng.range(0, 500)), Step::Start(n)));
+    }
+    t += SEC + bound;
+    plan.push((t, check("start", Duration::from_millis(500))));
+    t += 5 * SEC;
+    plan.push((t, Step::Partition(split(&mut rng, nodes))));
+    t += SEC * rng.range(5, 90) as u32;
+    plan.push((t, Step::Heal));
+    plan.push((t + bound, check("heal", t)));
+    t += bound + 5 * SEC;
+    let crashed = rng.index(nodes);
+    let down = (crashed + 1 + rng.index(nodes - 1)) % nodes;
+    plan.push((t, Step::Crash(crashed)));
+    plan.push((t, Step::Crash(down)));
+    t += SEC * rng.range(1, 40) as u32;
+    let new_port = rng.chance(0.67);
+    plan.push((
+        t,
+        Step::Restart {
+            node: crashed,
+            new_port,
+        },
+    ));
+    plan.push((t + bound, check("restart", t)));
+    t += bound + 5 * SEC;
+    let a = rng.index(nodes);
+    let b = (a + 1) % nodes;
+    plan.push((t, Step::Unpair(a, b)));
+    t += 120 * SEC;
+    plan.push((t, check("end", t - 120 * SEC)));
+    KeepConfig {
+        seed,
+        nodes,
+        degree,
+        endpoint,
+        fault,
+        plan,
+    }
+}
+
+/// The scale scenario: `nodes` nodes each keeping `degree` peers, started
+/// within the first second; checked at `reconnect_bound`; then split at
+/// random in two halves for `partition`, healed, and checked again
+/// `reconnect_bound` after the heal.
+pub fn scale(seed: u64, nodes: usize, degree: usize, partition: Duration) -> KeepConfig {
+    let mut rng = SimRng::new(seed ^ 0x7363_616c);
+    let endpoint = Config::default();
+    let bound = reconnect_bound(&endpoint);
+    let mut plan = Vec::new();
+    for n in 0..nodes {
+        plan.push((Duration::from_millis(rng.range(0, 1000)), Step::Start(n)));
+    }
+    let mut t = SEC + bound;
+    plan.push((t, check("start", SEC)));
+    t += 10 * SEC;
+    plan.push((t, Step::Partition(split(&mut rng, nodes))));
+    t += partition;
+    plan.push((t, Step::Heal));
+    plan.push((t + bound, check("heal", t)));
+    KeepConfig {
+        seed,
+        nodes,
+        degree,
+        endpoint,
+        fault: None,
+        plan,
+    }
+}
+
+fn check(label: &str, since: Duration) -> Step {
+    Step::Check {
+        label: label.to_string(),
+        since,
+    }
+}
