@@ -338,7 +338,10 @@ impl Pair {
                 if let (Output::Transmit(c), Some((ca, cb))) = (&out, self.link) {
                     if *c == ca {
                         if let Some(data) = self.a.poll_transmit(ca) {
-                            let input = Input::Received { conn: cb, data };
+                            let input = Input::Received {
+                                conn: cb,
+                                data: data.into(),
+                            };
                             self.b.handle_input(self.now, input);
                             moved = true;
                         }
@@ -350,7 +353,10 @@ impl Pair {
                 if let (Output::Transmit(c), Some((ca, cb))) = (&out, self.link) {
                     if *c == cb {
                         if let Some(data) = self.b.poll_transmit(cb) {
-                            let input = Input::Received { conn: ca, data };
+                            let input = Input::Received {
+                                conn: ca,
+                                data: data.into(),
+                            };
                             self.a.handle_input(self.now, input);
                             moved = true;
                         }

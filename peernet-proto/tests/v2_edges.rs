@@ -48,7 +48,7 @@ fn drain(ep: &mut Endpoint, conn: ConnId) -> Drained {
                 d.sent.extend_from_slice(&last);
                 d.closed = true;
             }
-            Output::Close { .. } => {}
+            Output::Close { .. } | Output::Dial { .. } => {}
             Output::Event(e) => d.events.push(e),
         }
     }
@@ -56,7 +56,7 @@ fn drain(ep: &mut Endpoint, conn: ConnId) -> Drained {
 }
 
 fn feed(ep: &mut Endpoint, now: Instant, conn: ConnId, data: &[u8]) -> Drained {
-    let data = Bytes::copy_from_slice(data);
+    let data = BytesMut::from(data);
     ep.handle_input(now, Input::Received { conn, data });
     drain(ep, conn)
 }

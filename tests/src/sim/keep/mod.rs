@@ -453,7 +453,13 @@ impl KeepSim {
             return;
         }
         match chunk {
-            Chunk::Data(data) => ep.handle_input(now, Input::Received { conn, data }),
+            Chunk::Data(data) => ep.handle_input(
+                now,
+                Input::Received {
+                    conn,
+                    data: data.into(),
+                },
+            ),
             Chunk::Fin => {
                 n.conns.remove(&conn);
                 ep.handle_input(now, Input::Closed { conn });
