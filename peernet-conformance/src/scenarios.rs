@@ -1,6 +1,7 @@
 //! The scenarios. Identities: 1 and 2 are the usual pair, 3 a third node,
 //! 9 a hand-driven [`RawPeer`].
 
+use std::future::Future;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -523,11 +524,11 @@ async fn call_revoked<R: Runtime>(
     gates: &Gates,
     k: u8,
     side: Side,
-    unpair: impl FnOnce() -> bool,
+    unpair: impl Future<Output = bool>,
 ) {
     let stuck = spawn_call(a, b.peer_id(), "wait", vec![k], CALL);
     gates.wait_started(a.runtime(), 1).await;
-    assert!(unpair());
+    assert!(unpair.await);
     let got = within(a.runtime(), "call failed", stuck.recv())
         .await
         .unwrap()
@@ -548,8 +549,8 @@ pub async fn unpair_mid_call_fails_with_revoked<H: Harness>() {
     let gates = expose_gated(&b, "wait");
 
     // a unpairs b while a's call to b runs
-    call_revoked(&a, &b, &gates, 0, Side::Local, || {
-        a.unpair(&b.peer_id()).unwrap()
+    call_revoked(&a, &b, &gates, 0, Side::Local, async {
+        a.unpair(&b.peer_id()).await.unwrap()
     })
     .await;
     assert!(!a.is_connected(&b.peer_id()));
@@ -567,12 +568,12 @@ pub async fn unpair_mid_call_fails_with_revoked<H: Harness>() {
     );
 
     // pair again; now b unpairs a while a's call to b runs
-    assert!(a.pair(b.peer_id(), None).unwrap());
+    assert!(a.pair(b.peer_id(), None).await.unwrap());
     a.connect(b.peer_id(), b.local_addr().unwrap())
         .await
         .expect("connect again");
-    call_revoked(&a, &b, &gates, 1, Side::Remote, || {
-        b.unpair(&a.peer_id()).unwrap()
+    call_revoked(&a, &b, &gates, 1, Side::Remote, async {
+        b.unpair(&a.peer_id()).await.unwrap()
     })
     .await;
 }
@@ -781,9 +782,9 @@ pub async fn persistence_survives_a_restart<H: Harness>() {
     );
     let me = first.peer_id();
     let label = Label::new("bob").unwrap();
-    assert!(first.pair(peer(2), Some(label.clone())).unwrap());
-    assert!(first.pair(peer(3), None).unwrap());
-    assert!(first.unpair(&peer(3)).unwrap());
+    assert!(first.pair(peer(2), Some(label.clone())).await.unwrap());
+    assert!(first.pair(peer(3), None).await.unwrap());
+    assert!(first.unpair(&peer(3)).await.unwrap());
     first.shutdown().await;
     drop(first);
 

@@ -3,8 +3,8 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant as StdInstant};
 
 use bytes::Bytes;
@@ -230,9 +230,10 @@ impl<R: Runtime> Node<R> {
     // ----- trust -----
 
     /// Trusts `peer` (or relabels it). With a data directory the new list
-    /// is written first, atomically; on a write error nothing changes.
+    /// is written first, atomically, on the runtime's blocking pool (the
+    /// write ends with fsyncs); on a write error nothing changes.
     /// Returns true if `peer` was not trusted before.
-    pub fn pair(&self, peer: PeerId, label: Option<Label>) -> io::Result<bool> {
+    pub async fn pair(&self, peer: PeerId, label: Option<Label>) -> io::Result<bool> {
         let saved = label.clone();
         self.change_trust(
             |trust| {
@@ -240,39 +241,40 @@ impl<R: Runtime> Node<R> {
             },
             |inner, _| inner.ep.pair(peer, label),
         )
+        .await
     }
 
     /// Stops trusting `peer`: its connection closes at once with GOODBYE
     /// `revoked`, and its calls in flight fail with that reason
     /// ([`CallErrorExt::is_revoked`](crate::CallErrorExt::is_revoked)).
-    /// With a data directory the new list is written first, atomically.
-    /// Returns true if `peer` was trusted.
-    pub fn unpair(&self, peer: &PeerId) -> io::Result<bool> {
+    /// With a data directory the new list is written first, atomically,
+    /// on the runtime's blocking pool. Returns true if `peer` was trusted.
+    pub async fn unpair(&self, peer: &PeerId) -> io::Result<bool> {
         self.change_trust(
             |trust| {
                 trust.remove(peer);
             },
             |inner, now| inner.ep.unpair(now, peer),
         )
+        .await
     }
 
     /// One trust-list change: `edit` on the list as saved (with a data
-    /// directory), then `apply` to the core. Changes are serialised, so
+    /// directory, written by a blocking task), then `apply` to the core.
+    /// Changes are serialised by an async lock held across the write, so
     /// the file and the core always agree.
-    fn change_trust<T>(
+    async fn change_trust<T>(
         &self,
         edit: impl FnOnce(&mut TrustList),
         apply: impl FnOnce(&mut Inner, peernet_proto::Instant) -> T,
     ) -> io::Result<T> {
-        let _order = self
-            .shared
-            .persist
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let _order = self.shared.persist.lock().await;
         if let Some(dir) = &self.shared.data_dir {
             let mut next = self.trust();
             edit(&mut next);
-            dir.save_trust(&next)?;
+            let dir = dir.clone();
+            let save = move || dir.save_trust(&next);
+            self.shared.rt.spawn_blocking(save).await?;
         }
         Ok(self.shared.with_core(apply))
     }

@@ -106,7 +106,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     step("Bob unpairs Alice: the connection closes at once");
-    bob.unpair(&alice_peer)?;
+    bob.unpair(&alice_peer).await?;
     while let Ok(event) = bob_events.recv().await {
         match event {
             NodeEvent::Disconnected { peer, reason } => {

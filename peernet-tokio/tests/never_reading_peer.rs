@@ -77,7 +77,7 @@ async fn a_closed_connection_releases_its_socket_though_the_peer_never_reads() {
         .expect("bob's writer blocks");
 
     // The node ends the connection while its writer is stuck.
-    assert!(bob.unpair(&raw_peer).unwrap());
+    assert!(bob.unpair(&raw_peer).await.unwrap());
     assert_eq!(bob.stats().connections, 0, "the core let go at once");
 
     // Within the linger (2 s) plus slack, bob's socket is closed.
