@@ -82,7 +82,7 @@ pub async fn handshake_and_call<H: Harness>() {
     // dialing a connected peer returns the connection there is
     let again = a.connect(b.peer_id(), b.local_addr().unwrap()).await;
     assert_eq!(again.expect("connect again"), b.peer_id());
-    assert_eq!(a.stats().connections, 1);
+    assert_eq!(a.stats().core.connections, 1);
     a.shutdown().await;
     b.shutdown().await;
 }
@@ -100,7 +100,11 @@ pub async fn calls_both_ways<H: Harness>() {
     let from_b = b.call(&a.peer_id(), "whoami", "", CALL).await.unwrap();
     assert_eq!(&from_a[..], a.peer_id().as_bytes());
     assert_eq!(&from_b[..], b.peer_id().as_bytes());
-    assert_eq!(b.stats().connections, 1, "b called over a's connection");
+    assert_eq!(
+        b.stats().core.connections,
+        1,
+        "b called over a's connection"
+    );
 }
 
 /// Four calls in flight; each completes when its handler is let go, in an
@@ -390,7 +394,7 @@ pub async fn dial_failures<H: Harness>() {
     );
     let got = a.connect(peer(2), nobody).await;
     assert!(matches!(got, Err(ConnectError::Io(_))), "{got:?}");
-    assert_eq!(a.stats().connections, 0);
+    assert_eq!(a.stats().core.connections, 0);
 
     // accepted by the kernel (backlog), never answered
     let silent = std::net::TcpListener::bind(loopback()).expect("bind");
@@ -399,7 +403,7 @@ pub async fn dial_failures<H: Harness>() {
         matches!(got, Err(ConnectError::Handshake(HandshakeError::Timeout))),
         "{got:?}"
     );
-    assert_eq!(a.stats().connections, 0);
+    assert_eq!(a.stats().core.connections, 0);
     assert!(!a.is_connected(&peer(2)));
 }
 
@@ -477,10 +481,10 @@ pub async fn supersede_by_redial<H: Harness>() {
         a.call(&b.peer_id(), "echo", "new", CALL).await.unwrap(),
         "new"
     );
-    assert_eq!(a.stats().connections, 1);
+    assert_eq!(a.stats().core.connections, 1);
     let events_b = b.events();
     until(&rt, &events_b, "b keeps one connection", || {
-        b.stats().connections == 1
+        b.stats().core.connections == 1
     })
     .await;
 }
@@ -500,7 +504,7 @@ pub async fn simultaneous_dial_converges<H: Harness>() {
     assert_eq!(got_a.expect("a dials"), b.peer_id());
     assert_eq!(got_b.expect("b dials"), a.peer_id());
     let one = |n: &N<H>| {
-        let s = n.stats();
+        let s = n.stats().core;
         s.connections == 1 && s.established == 1
     };
     until(&rt, &events_a, "a converges", || one(&a)).await;
@@ -708,7 +712,7 @@ pub async fn backpressure_bounds_the_send_queue<H: Harness>() {
     let mut most_queued = 0;
     for _ in 0..MESSAGES {
         a.send(&b.peer_id(), "sink", vec![7u8; 1024]).await.unwrap();
-        most_queued = most_queued.max(a.stats().max_queued_bytes_per_conn);
+        most_queued = most_queued.max(a.stats().core.max_queued_bytes_per_conn);
     }
     for _ in 0..MESSAGES {
         assert_eq!(within(&rt, "a message", inbox.recv()).await.unwrap(), 1024);

@@ -42,6 +42,7 @@ mod runtime;
 mod shared;
 mod signal;
 mod sources;
+mod stats;
 mod tasks;
 
 pub use cbor::{CborFuture, EncodeError, TypedCallError, TypedSendError, cbor_handler};
@@ -52,6 +53,7 @@ pub use handlers::HandlerResult;
 pub use node::Node;
 pub use persist::DataDir;
 pub use runtime::{BoxFuture, BoxRead, BoxWrite, Runtime, Transport, WrapStream};
+pub use stats::NodeStats;
 
 /// The types of the API that every runtime crate re-exports as they are
 /// (`pub use peernet_driver::api::*`), next to its own `Node` alias.
@@ -59,14 +61,15 @@ pub mod api {
     pub use crate::persist;
     pub use crate::{
         CallErrorExt, CborFuture, ConnectError, DataDir, EncodeError, EventStream, HandlerResult,
-        NodeConfig, NodeEvent, StartError, TypedCallError, TypedSendError, cbor_handler,
+        NodeConfig, NodeEvent, NodeStats, StartError, TypedCallError, TypedSendError, cbor_handler,
     };
     pub use bytes::Bytes;
     pub use peernet_proto::ConnectError as CoreConnectError;
     pub use peernet_proto::{
-        Access, CallError, CloseReason, Config, ConfigError, Direction, GoodbyeCode,
-        HandshakeError, Identity, InvalidHandle, Label, PeerId, ProtocolVersion, RecordError,
-        RejectCode, SendError, Side, Stats, TrustList,
+        Access, CallCounts, CallError, CloseReason, Config, ConfigError, Counters, Direction,
+        GoodbyeCode, HandshakeCounts, HandshakeError, Identity, InvalidHandle, Label, PeerId,
+        ProtocolVersion, RecordError, RejectCode, RejectCounts, ReplyStatus, SendError, Side,
+        Stats, StatusCounts, TrustList,
     };
 }
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant as StdInstant};
 
 use bytes::Bytes;
 use peernet_proto::{
-    Access, CallError, CallId, Direction, Endpoint, InvalidHandle, Label, PeerId, SendError, Stats,
+    Access, CallError, CallId, Direction, Endpoint, InvalidHandle, Label, PeerId, SendError,
     TrustList,
 };
 use rand_chacha::ChaCha20Rng;
@@ -22,6 +22,7 @@ use crate::handlers::{self, HandlerResult};
 use crate::lifecycle::{self, Life};
 use crate::runtime::{Runtime, WrapStream};
 use crate::shared::{Inner, Shared};
+use crate::stats::NodeStats;
 use crate::tasks::{self, Role, first};
 
 /// One peernet node: an optional listener, its connections (at most one
@@ -296,9 +297,20 @@ impl<R: Runtime> Node<R> {
         self.shared.read(|inner| inner.ep.peers().collect())
     }
 
-    /// Counters over every connection (see [`Stats`]).
-    pub fn stats(&self) -> Stats {
-        self.shared.read(|inner| inner.ep.stats())
+    /// The core's gauges and counters ([`Stats`](peernet_proto::Stats): connections, calls in
+    /// flight, bytes held; handshakes and calls by outcome, refusals,
+    /// bytes and records in and out, supersedes) and the driver's own
+    /// counters. Its `Display` is a readable summary.
+    pub fn stats(&self) -> NodeStats {
+        let (core, refused_connections) = self
+            .shared
+            .read(|inner| (inner.ep.stats(), inner.sources.refused));
+        NodeStats {
+            core,
+            dropped_sends: self.dropped_sends(),
+            dropped_events: self.dropped_events(),
+            refused_connections,
+        }
     }
 
     /// A new subscription to connection events, from now on.

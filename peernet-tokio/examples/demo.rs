@@ -125,5 +125,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     alice.shutdown().await;
     bob.shutdown().await;
     println!("    done");
+
+    step("What Bob counted (Node::stats)");
+    for line in bob.stats().to_string().lines() {
+        println!("    {line}");
+    }
     Ok(())
 }
