@@ -328,7 +328,7 @@ impl<R: Runtime> Node<R> {
     /// SENDs from peers that were dropped because that peer already had
     /// `max_inbound_calls` send handlers running (see [`Node::expose`]).
     /// Those dropped because a byte budget was full are counted in
-    /// [`Stats::sends_dropped`].
+    /// [`Counters::sends_dropped`](peernet_proto::Counters::sends_dropped).
     pub fn dropped_sends(&self) -> u64 {
         self.shared.dropped_sends.load(Ordering::Relaxed)
     }
