@@ -465,10 +465,10 @@ impl RawPeer {
                     self.written += pong.len() as u64;
                     action.writes.push(pong);
                 }
-            } else if self.pings_only() {
-                if let Ok(Envelope::Pong { nonce }) = Envelope::decode(&body) {
-                    self.pings.retain(|&(n, _)| n != nonce);
-                }
+            } else if self.pings_only()
+                && let Ok(Envelope::Pong { nonce }) = Envelope::decode(&body)
+            {
+                self.pings.retain(|&(n, _)| n != nonce);
             }
         }
         action
@@ -519,11 +519,11 @@ impl Sim {
         for bytes in action.writes {
             self.write(link, 0, bytes);
         }
-        if action.stop_reading {
-            if let Some(l) = self.links.get_mut(&link) {
-                tr!(self, "{link} intruder stops reading");
-                l.dirs[1].stalled_until = u64::MAX;
-            }
+        if action.stop_reading
+            && let Some(l) = self.links.get_mut(&link)
+        {
+            tr!(self, "{link} intruder stops reading");
+            l.dirs[1].stalled_until = u64::MAX;
         }
         if action.close {
             self.raw_close(link);

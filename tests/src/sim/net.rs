@@ -323,19 +323,19 @@ impl Sim {
         let Some(link) = self.links.get_mut(&id) else {
             return;
         };
-        if side == 0 {
-            if let Some(rec) = link.record.as_mut() {
-                let take = (FIRST_FLIGHT - rec.len()).min(bytes.len());
-                rec.extend_from_slice(&bytes[..take]);
-                if rec.len() == FIRST_FLIGHT {
-                    let rec = link.record.take().expect("some");
-                    if let EndKind::Node { node, .. } = link.ends[1].kind {
-                        let responder = self.nodes[node].peer;
-                        if self.replays.len() >= 16 {
-                            self.replays.remove(0);
-                        }
-                        self.replays.push((responder, rec));
+        if side == 0
+            && let Some(rec) = link.record.as_mut()
+        {
+            let take = (FIRST_FLIGHT - rec.len()).min(bytes.len());
+            rec.extend_from_slice(&bytes[..take]);
+            if rec.len() == FIRST_FLIGHT {
+                let rec = link.record.take().expect("some");
+                if let EndKind::Node { node, .. } = link.ends[1].kind {
+                    let responder = self.nodes[node].peer;
+                    if self.replays.len() >= 16 {
+                        self.replays.remove(0);
                     }
+                    self.replays.push((responder, rec));
                 }
             }
         }
