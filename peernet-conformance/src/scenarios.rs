@@ -309,6 +309,9 @@ pub async fn sends_beyond_the_cap_are_dropped<H: Harness>() {
     a.send(&peer, "wait", vec![2]).await.unwrap();
     barrier().await.unwrap();
     assert_eq!(b.dropped_sends(), 1);
+    assert_eq!(b.stats().dropped_sends, 1);
+    // Delivered SENDs count as handed to the application in the core.
+    assert_eq!(b.stats().core.counters.sends_in, 3);
     assert!(gates.started.try_recv().is_err(), "the third send ran");
 
     gates.release(0);
@@ -368,6 +371,11 @@ pub async fn untrusted_dialer_is_rejected<H: Harness>() {
     })
     .await;
     assert!(!b.is_connected(&a.peer_id()));
+    // Counted on both sides, by REJECT code.
+    let refused = b.stats().core.counters.handshakes_in.refused;
+    assert_eq!(refused.get(RejectCode::Untrusted), 1, "{}", b.stats());
+    let rejected = a.stats().core.counters.handshakes_out.rejected;
+    assert_eq!(rejected.get(RejectCode::Untrusted), 1, "{}", a.stats());
 
     let got = b.connect(a.peer_id(), a.local_addr().unwrap()).await;
     assert!(
