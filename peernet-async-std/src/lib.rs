@@ -66,4 +66,12 @@ impl Spawner for AsyncStdSpawner {
     {
         async_std::task::spawn(future);
     }
+
+    fn spawn_blocking<F, T>(&self, work: F) -> impl Future<Output = T> + Send
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        async_std::task::spawn_blocking(work)
+    }
 }

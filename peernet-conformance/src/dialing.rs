@@ -190,13 +190,13 @@ pub async fn the_book_survives_a_restart<H: Harness>() {
         "192.0.2.1:4000".parse().unwrap(),
         "192.0.2.3:4000".parse().unwrap(),
     );
-    first.pair(peer(2), None).unwrap();
-    first.pair(peer(3), None).unwrap();
+    first.pair(peer(2), None).await.unwrap();
+    first.pair(peer(3), None).await.unwrap();
     first.add_address(peer(2), b, AddrSource::Ticket).unwrap();
     first
         .add_address(peer(3), c, AddrSource::Application)
         .unwrap();
-    first.unpair(&peer(3)).unwrap();
+    first.unpair(&peer(3)).await.unwrap();
     // shutdown saves what is pending
     first.shutdown().await;
     drop(first);

@@ -1,6 +1,7 @@
 //! The scenarios. Identities: 1 and 2 are the usual pair, 3 a third node,
 //! 9 a hand-driven [`RawPeer`].
 
+use std::future::Future;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -86,7 +87,7 @@ pub async fn handshake_and_call<H: Harness>() {
     // dialing a connected peer returns the connection there is
     let again = a.connect(b.peer_id(), b.local_addr().unwrap()).await;
     assert_eq!(again.expect("connect again"), b.peer_id());
-    assert_eq!(a.stats().connections, 1);
+    assert_eq!(a.stats().core.connections, 1);
     a.shutdown().await;
     b.shutdown().await;
 }
@@ -104,7 +105,11 @@ pub async fn calls_both_ways<H: Harness>() {
     let from_b = b.call(&a.peer_id(), "whoami", "", CALL).await.unwrap();
     assert_eq!(&from_a[..], a.peer_id().as_bytes());
     assert_eq!(&from_b[..], b.peer_id().as_bytes());
-    assert_eq!(b.stats().connections, 1, "b called over a's connection");
+    assert_eq!(
+        b.stats().core.connections,
+        1,
+        "b called over a's connection"
+    );
 }
 
 /// Four calls in flight; each completes when its handler is let go, in an
@@ -309,6 +314,9 @@ pub async fn sends_beyond_the_cap_are_dropped<H: Harness>() {
     a.send(&peer, "wait", vec![2]).await.unwrap();
     barrier().await.unwrap();
     assert_eq!(b.dropped_sends(), 1);
+    assert_eq!(b.stats().dropped_sends, 1);
+    // Delivered SENDs count as handed to the application in the core.
+    assert_eq!(b.stats().core.counters.sends_in, 3);
     assert!(gates.started.try_recv().is_err(), "the third send ran");
 
     gates.release(0);
@@ -368,6 +376,11 @@ pub async fn untrusted_dialer_is_rejected<H: Harness>() {
     })
     .await;
     assert!(!b.is_connected(&a.peer_id()));
+    // Counted on both sides, by REJECT code.
+    let refused = b.stats().core.counters.handshakes_in.refused;
+    assert_eq!(refused.get(RejectCode::Untrusted), 1, "{}", b.stats());
+    let rejected = a.stats().core.counters.handshakes_out.rejected;
+    assert_eq!(rejected.get(RejectCode::Untrusted), 1, "{}", a.stats());
 
     let got = b.connect(a.peer_id(), a.local_addr().unwrap()).await;
     assert!(
@@ -394,7 +407,7 @@ pub async fn dial_failures<H: Harness>() {
     );
     let got = a.connect(peer(2), nobody).await;
     assert!(matches!(got, Err(ConnectError::Io(_))), "{got:?}");
-    assert_eq!(a.stats().connections, 0);
+    assert_eq!(a.stats().core.connections, 0);
 
     // accepted by the kernel (backlog), never answered
     let silent = std::net::TcpListener::bind(loopback()).expect("bind");
@@ -403,7 +416,7 @@ pub async fn dial_failures<H: Harness>() {
         matches!(got, Err(ConnectError::Handshake(HandshakeError::Timeout))),
         "{got:?}"
     );
-    assert_eq!(a.stats().connections, 0);
+    assert_eq!(a.stats().core.connections, 0);
     assert!(!a.is_connected(&peer(2)));
 }
 
@@ -481,10 +494,10 @@ pub async fn supersede_by_redial<H: Harness>() {
         a.call(&b.peer_id(), "echo", "new", CALL).await.unwrap(),
         "new"
     );
-    assert_eq!(a.stats().connections, 1);
+    assert_eq!(a.stats().core.connections, 1);
     let events_b = b.events();
     until(&rt, &events_b, "b keeps one connection", || {
-        b.stats().connections == 1
+        b.stats().core.connections == 1
     })
     .await;
 }
@@ -504,7 +517,7 @@ pub async fn simultaneous_dial_converges<H: Harness>() {
     assert_eq!(got_a.expect("a dials"), b.peer_id());
     assert_eq!(got_b.expect("b dials"), a.peer_id());
     let one = |n: &N<H>| {
-        let s = n.stats();
+        let s = n.stats().core;
         s.connections == 1 && s.established == 1
     };
     until(&rt, &events_a, "a converges", || one(&a)).await;
@@ -528,11 +541,11 @@ async fn call_revoked<R: Runtime>(
     gates: &Gates,
     k: u8,
     side: Side,
-    unpair: impl FnOnce() -> bool,
+    unpair: impl Future<Output = bool>,
 ) {
     let stuck = spawn_call(a, b.peer_id(), "wait", vec![k], CALL);
     gates.wait_started(a.runtime(), 1).await;
-    assert!(unpair());
+    assert!(unpair.await);
     let got = within(a.runtime(), "call failed", stuck.recv())
         .await
         .unwrap()
@@ -553,8 +566,8 @@ pub async fn unpair_mid_call_fails_with_revoked<H: Harness>() {
     let gates = expose_gated(&b, "wait");
 
     // a unpairs b while a's call to b runs
-    call_revoked(&a, &b, &gates, 0, Side::Local, || {
-        a.unpair(&b.peer_id()).unwrap()
+    call_revoked(&a, &b, &gates, 0, Side::Local, async {
+        a.unpair(&b.peer_id()).await.unwrap()
     })
     .await;
     assert!(!a.is_connected(&b.peer_id()));
@@ -572,12 +585,12 @@ pub async fn unpair_mid_call_fails_with_revoked<H: Harness>() {
     );
 
     // pair again; now b unpairs a while a's call to b runs
-    assert!(a.pair(b.peer_id(), None).unwrap());
+    assert!(a.pair(b.peer_id(), None).await.unwrap());
     a.connect(b.peer_id(), b.local_addr().unwrap())
         .await
         .expect("connect again");
-    call_revoked(&a, &b, &gates, 1, Side::Remote, || {
-        b.unpair(&a.peer_id()).unwrap()
+    call_revoked(&a, &b, &gates, 1, Side::Remote, async {
+        b.unpair(&a.peer_id()).await.unwrap()
     })
     .await;
 }
@@ -712,7 +725,7 @@ pub async fn backpressure_bounds_the_send_queue<H: Harness>() {
     let mut most_queued = 0;
     for _ in 0..MESSAGES {
         a.send(&b.peer_id(), "sink", vec![7u8; 1024]).await.unwrap();
-        most_queued = most_queued.max(a.stats().max_queued_bytes_per_conn);
+        most_queued = most_queued.max(a.stats().core.max_queued_bytes_per_conn);
     }
     for _ in 0..MESSAGES {
         assert_eq!(within(&rt, "a message", inbox.recv()).await.unwrap(), 1024);
@@ -786,9 +799,9 @@ pub async fn persistence_survives_a_restart<H: Harness>() {
     );
     let me = first.peer_id();
     let label = Label::new("bob").unwrap();
-    assert!(first.pair(peer(2), Some(label.clone())).unwrap());
-    assert!(first.pair(peer(3), None).unwrap());
-    assert!(first.unpair(&peer(3)).unwrap());
+    assert!(first.pair(peer(2), Some(label.clone())).await.unwrap());
+    assert!(first.pair(peer(3), None).await.unwrap());
+    assert!(first.unpair(&peer(3)).await.unwrap());
     first.shutdown().await;
     drop(first);
 

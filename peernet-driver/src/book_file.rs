@@ -24,18 +24,16 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 pub use peernet_proto::AddrSource;
 use peernet_proto::{InvalidPeerId, PeerId};
 
-use crate::persist::{DataDir, read_regular, sync_dir};
+use crate::persist::{DataDir, read_regular};
 
 const BOOK_FILE: &str = "book";
-const BOOK_TEMP: &str = "book.tmp";
 
 /// The first line of the version 1 text format.
 pub const BOOK_HEADER: &str = "peernet-address-book v1";
@@ -300,23 +298,7 @@ impl DataDir {
     /// [`DataDir::save_trust`] does the trust list: a crash leaves the old
     /// book or the new one, never a mix.
     pub fn save_book(&self, book: &SavedBook) -> io::Result<()> {
-        let temp = self.stage_book(book)?;
-        fs::rename(&temp, self.book_path())?;
-        sync_dir(self.path())
-    }
-
-    /// The first half of [`DataDir::save_book`]: the new book, written and
-    /// synced to the temporary file.
-    fn stage_book(&self, book: &SavedBook) -> io::Result<PathBuf> {
-        let temp = self.path().join(BOOK_TEMP);
-        let mut options = OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(&temp)?;
-        file.write_all(book.to_text().as_bytes())?;
-        file.sync_all()?;
-        Ok(temp)
+        self.replace(BOOK_FILE, book.to_text().as_bytes())
     }
 }
 
@@ -324,6 +306,7 @@ impl DataDir {
 mod tests {
     use super::*;
     use peernet_proto::Identity;
+    use std::fs;
 
     fn peer(seed: u8) -> PeerId {
         Identity::from_seed(&[seed; 32]).peer_id()
@@ -464,8 +447,12 @@ mod tests {
         data.save_book(&old).unwrap();
         let mut new = old.clone();
         new.remove(&peer(1));
-        let staged = data.stage_book(&new).unwrap();
         let text = new.to_text();
+        let (_, staged) = data
+            .stage(BOOK_FILE, text.as_bytes())
+            .unwrap()
+            .keep()
+            .unwrap();
         fs::write(&staged, &text[..text.len() / 2]).unwrap();
         assert_eq!(data.load_book().unwrap(), old);
         data.save_book(&new).unwrap();

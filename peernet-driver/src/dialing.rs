@@ -214,8 +214,11 @@ pub(crate) fn after_unpair<R: Runtime>(shared: &Arc<Shared<R>>, peer: PeerId) {
     schedule_save(shared);
 }
 
-/// The node shuts down: waiters are released, a pending save is done now.
-pub(crate) fn on_shutdown<R: Runtime>(shared: &Arc<Shared<R>>) {
+/// The node shuts down: waiters are released at once; a pending save is
+/// returned, for the shutdown to finish before it completes.
+pub(crate) fn on_shutdown<R: Runtime>(
+    shared: &Arc<Shared<R>>,
+) -> Option<impl Future<Output = ()> + Send + 'static> {
     let state = &shared.dialing;
     let peers: Vec<PeerId> = state
         .waiters
@@ -230,9 +233,10 @@ pub(crate) fn on_shutdown<R: Runtime>(shared: &Arc<Shared<R>>) {
         });
     }
     state.reconnected.notify(usize::MAX);
-    if state.save_pending.swap(false, Ordering::AcqRel) {
-        save_now(shared);
-    }
+    state
+        .save_pending
+        .swap(false, Ordering::AcqRel)
+        .then(|| save_now(shared.clone()))
 }
 
 /// For [`Node::call`], under the core's lock, after `NotConnected`: a
@@ -258,21 +262,19 @@ fn schedule_save<R: Runtime>(shared: &Arc<Shared<R>>) {
         let shared = shared_;
         shared.rt.sleep_until(shared.after(SAVE_DEBOUNCE)).await;
         if shared.dialing.save_pending.swap(false, Ordering::AcqRel) {
-            save_now(&shared);
+            save_now(shared).await;
         }
     });
 }
 
-/// Writes the book of every trusted peer to the data directory.
-fn save_now<R: Runtime>(shared: &Arc<Shared<R>>) {
-    let Some(dir) = &shared.data_dir else {
+/// Writes the book of every trusted peer to the data directory, on the
+/// runtime's blocking pool.
+async fn save_now<R: Runtime>(shared: Arc<Shared<R>>) {
+    let Some(dir) = shared.data_dir.clone() else {
         return;
     };
     // Serialised with trust-list saves.
-    let _order = shared
-        .persist
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
+    let _order = shared.persist.lock().await;
     let book = shared.read(|inner| {
         let mut book = SavedBook::new();
         for (peer, _) in inner.ep.trust().iter() {
@@ -280,8 +282,9 @@ fn save_now<R: Runtime>(shared: &Arc<Shared<R>>) {
         }
         book
     });
-    match dir.save_book(&book) {
-        Ok(()) => tracing::debug!(addresses = book.len(), "address book saved"),
+    let addresses = book.len();
+    match shared.rt.spawn_blocking(move || dir.save_book(&book)).await {
+        Ok(()) => tracing::debug!(addresses, "address book saved"),
         Err(error) => tracing::warn!(%error, "address book not saved"),
     }
 }

@@ -48,6 +48,7 @@ mod runtime;
 mod shared;
 mod signal;
 mod sources;
+mod stats;
 mod tasks;
 pub mod ticket;
 
@@ -60,6 +61,7 @@ pub use handlers::HandlerResult;
 pub use node::Node;
 pub use persist::DataDir;
 pub use runtime::{BoxFuture, BoxRead, BoxWrite, Runtime, Transport, WrapStream};
+pub use stats::NodeStats;
 pub use ticket::{Ticket, TicketError};
 
 /// The types of the API that every runtime crate re-exports as they are
@@ -69,16 +71,17 @@ pub mod api {
     pub use crate::discovery;
     pub use crate::{
         CallErrorExt, CborFuture, ConnectError, DataDir, DirLock, EncodeError, EventStream,
-        HandlerResult, LockError, NodeConfig, NodeEvent, StartError, Ticket, TicketError,
-        TypedCallError, TypedSendError, cbor_handler,
+        HandlerResult, LockError, NodeConfig, NodeEvent, NodeStats, StartError, Ticket,
+        TicketError, TypedCallError, TypedSendError, cbor_handler,
     };
     pub use crate::{book_file, persist, ticket};
     pub use bytes::Bytes;
     pub use peernet_proto::ConnectError as CoreConnectError;
     pub use peernet_proto::{
-        Access, CallError, CloseReason, Config, ConfigError, Direction, GoodbyeCode,
-        HandshakeError, Identity, InvalidHandle, Label, PeerId, ProtocolVersion, RecordError,
-        RejectCode, SendError, Side, Stats, TrustList,
+        Access, CallCounts, CallError, CloseReason, Config, ConfigError, Counters, Direction,
+        GoodbyeCode, HandshakeCounts, HandshakeError, Identity, InvalidHandle, Label, PeerId,
+        ProtocolVersion, RecordError, RejectCode, RejectCounts, ReplyStatus, SendError, Side,
+        Stats, StatusCounts, TrustList,
     };
     pub use peernet_proto::{AddrEntry, AddrSource, BookError, DialConfig};
 }

@@ -3,13 +3,13 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant as StdInstant};
 
 use bytes::Bytes;
 use peernet_proto::{
-    Access, CallError, CallId, Direction, Endpoint, InvalidHandle, Label, PeerId, SendError, Stats,
+    Access, CallError, CallId, Direction, Endpoint, InvalidHandle, Label, PeerId, SendError,
     TrustList,
 };
 use rand_chacha::ChaCha20Rng;
@@ -22,6 +22,7 @@ use crate::handlers::{self, HandlerResult};
 use crate::lifecycle::{self, Life};
 use crate::runtime::{Runtime, WrapStream};
 use crate::shared::{Inner, Shared};
+use crate::stats::NodeStats;
 use crate::tasks::{self, Role, first};
 
 /// One peernet node: an optional listener, its connections (at most one
@@ -231,16 +232,19 @@ impl<R: Runtime> Node<R> {
     // ----- trust -----
 
     /// Trusts `peer` (or relabels it). With a data directory the new list
-    /// is written first, atomically; on a write error nothing changes.
+    /// is written first, atomically, on the runtime's blocking pool (the
+    /// write ends with fsyncs); on a write error nothing changes.
     /// Returns true if `peer` was not trusted before.
-    pub fn pair(&self, peer: PeerId, label: Option<Label>) -> io::Result<bool> {
+    pub async fn pair(&self, peer: PeerId, label: Option<Label>) -> io::Result<bool> {
         let saved = label.clone();
-        let new = self.change_trust(
-            |trust| {
-                trust.insert(peer, saved);
-            },
-            |inner, _| inner.ep.pair(peer, label),
-        )?;
+        let new = self
+            .change_trust(
+                |trust| {
+                    trust.insert(peer, saved);
+                },
+                |inner, _| inner.ep.pair(peer, label),
+            )
+            .await?;
         crate::dialing::after_pair(&self.shared, peer);
         Ok(new)
     }
@@ -248,36 +252,37 @@ impl<R: Runtime> Node<R> {
     /// Stops trusting `peer`: its connection closes at once with GOODBYE
     /// `revoked`, and its calls in flight fail with that reason
     /// ([`CallErrorExt::is_revoked`](crate::CallErrorExt::is_revoked)).
-    /// With a data directory the new list is written first, atomically.
-    /// Returns true if `peer` was trusted.
-    pub fn unpair(&self, peer: &PeerId) -> io::Result<bool> {
-        let was = self.change_trust(
-            |trust| {
-                trust.remove(peer);
-            },
-            |inner, now| inner.ep.unpair(now, peer),
-        )?;
+    /// With a data directory the new list is written first, atomically,
+    /// on the runtime's blocking pool. Returns true if `peer` was trusted.
+    pub async fn unpair(&self, peer: &PeerId) -> io::Result<bool> {
+        let was = self
+            .change_trust(
+                |trust| {
+                    trust.remove(peer);
+                },
+                |inner, now| inner.ep.unpair(now, peer),
+            )
+            .await?;
         crate::dialing::after_unpair(&self.shared, *peer);
         Ok(was)
     }
 
     /// One trust-list change: `edit` on the list as saved (with a data
-    /// directory), then `apply` to the core. Changes are serialised, so
+    /// directory, written by a blocking task), then `apply` to the core.
+    /// Changes are serialised by an async lock held across the write, so
     /// the file and the core always agree.
-    fn change_trust<T>(
+    async fn change_trust<T>(
         &self,
         edit: impl FnOnce(&mut TrustList),
         apply: impl FnOnce(&mut Inner, peernet_proto::Instant) -> T,
     ) -> io::Result<T> {
-        let _order = self
-            .shared
-            .persist
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let _order = self.shared.persist.lock().await;
         if let Some(dir) = &self.shared.data_dir {
             let mut next = self.trust();
             edit(&mut next);
-            dir.save_trust(&next)?;
+            let dir = dir.clone();
+            let save = move || dir.save_trust(&next);
+            self.shared.rt.spawn_blocking(save).await?;
         }
         Ok(self.shared.with_core(apply))
     }
@@ -299,9 +304,20 @@ impl<R: Runtime> Node<R> {
         self.shared.read(|inner| inner.ep.peers().collect())
     }
 
-    /// Counters over every connection (see [`Stats`]).
-    pub fn stats(&self) -> Stats {
-        self.shared.read(|inner| inner.ep.stats())
+    /// The core's gauges and counters ([`Stats`](peernet_proto::Stats): connections, calls in
+    /// flight, bytes held; handshakes and calls by outcome, refusals,
+    /// bytes and records in and out, supersedes) and the driver's own
+    /// counters. Its `Display` is a readable summary.
+    pub fn stats(&self) -> NodeStats {
+        let (core, refused_connections) = self
+            .shared
+            .read(|inner| (inner.ep.stats(), inner.sources.refused));
+        NodeStats {
+            core,
+            dropped_sends: self.dropped_sends(),
+            dropped_events: self.dropped_events(),
+            refused_connections,
+        }
     }
 
     /// A new subscription to connection events, from now on.
@@ -319,7 +335,7 @@ impl<R: Runtime> Node<R> {
     /// SENDs from peers that were dropped because that peer already had
     /// `max_inbound_calls` send handlers running (see [`Node::expose`]).
     /// Those dropped because a byte budget was full are counted in
-    /// [`Stats::sends_dropped`].
+    /// [`Counters::sends_dropped`](peernet_proto::Counters::sends_dropped).
     pub fn dropped_sends(&self) -> u64 {
         self.shared.dropped_sends.load(Ordering::Relaxed)
     }
@@ -536,7 +552,13 @@ impl<R: Runtime> Node<R> {
     /// left fail with it, and so do ours to them) and waits for the
     /// goodbyes to be written.
     pub fn shutdown(&self) -> impl Future<Output = ()> + Send + 'static {
-        crate::dialing::on_shutdown(&self.shared);
-        lifecycle::shutdown(&self.shared, self.peer_id, self.grace)
+        let save = crate::dialing::on_shutdown(&self.shared);
+        let down = lifecycle::shutdown(&self.shared, self.peer_id, self.grace);
+        async move {
+            if let Some(save) = save {
+                save.await;
+            }
+            down.await;
+        }
     }
 }

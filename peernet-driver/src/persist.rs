@@ -6,6 +6,11 @@
 //!   atomically on every change (write a temporary file, fsync, rename,
 //!   fsync the directory), so a crash leaves the old list or the new one,
 //!   never a mix.
+//!
+//! Temporary files and their atomic replacement are `tempfile`'s
+//! ([`NamedTempFile::persist`], and `persist_noclobber` for the identity,
+//! which must never replace one that exists); the fsync of the directory
+//! that makes the rename durable is ours.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -15,12 +20,12 @@ use peernet_proto::identity::IDENTITY_FILE_LEN;
 use peernet_proto::{Identity, TrustList};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
+use tempfile::NamedTempFile;
 
 use crate::error::StartError;
 
 const IDENTITY_FILE: &str = "identity";
 const TRUST_FILE: &str = "trust";
-const TRUST_TEMP: &str = "trust.tmp";
 
 /// A node's data directory.
 #[derive(Debug, Clone)]
@@ -48,8 +53,8 @@ impl DataDir {
     /// Loads the identity, or creates one if there is none.
     ///
     /// A new identity is written to a temporary file (mode 0600 from its
-    /// first byte), synced, then hard-linked into place: the link fails
-    /// rather than replace an existing file, so an identity is never
+    /// first byte), synced, then moved into place without clobbering: the
+    /// move fails rather than replace an existing file, so an identity is never
     /// overwritten (two processes racing both end up with the one that
     /// won), and a crash never leaves a half-written identity file.
     pub fn load_or_create_identity(&self) -> Result<Identity, StartError> {
@@ -61,23 +66,18 @@ impl DataDir {
         let mut rng =
             ChaCha20Rng::try_from_rng(&mut getrandom::SysRng).map_err(StartError::Entropy)?;
         let identity = Identity::generate(&mut rng);
-        let temp = self
-            .path
-            .join(format!("{IDENTITY_FILE}.tmp.{}", std::process::id()));
-        // a leftover of a crashed process that had our pid
-        let _ = fs::remove_file(&temp);
-        write_identity(&temp, &identity)?;
-        let linked = fs::hard_link(&temp, &path);
-        let _ = fs::remove_file(&temp);
-        match linked {
-            Ok(()) => {
+        let mut temp = self.temp_file(IDENTITY_FILE)?;
+        temp.write_all(&identity.to_bytes())?;
+        temp.as_file().sync_all()?;
+        match temp.persist_noclobber(&path) {
+            Ok(_) => {
                 sync_dir(&self.path)?;
                 tracing::info!(peer = %identity.peer_id(), path = %path.display(), "created identity");
                 Ok(identity)
             }
             // someone else created it meanwhile: theirs stands
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => read_identity(&path),
-            Err(e) => Err(e.into()),
+            Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => read_identity(&path),
+            Err(e) => Err(e.error.into()),
         }
     }
 
@@ -99,26 +99,36 @@ impl DataDir {
     /// Replaces the trust list atomically: the new text goes to a
     /// temporary file in the same directory, is synced, renamed over the
     /// old list, and the directory is synced. A crash at any point leaves
-    /// the old list or the new one, never a mix; a stray temporary file is
-    /// ignored by [`DataDir::load_trust`] and replaced by the next save.
+    /// the old list or the new one, never a mix; a stray temporary file
+    /// (`trust.*.tmp`) is ignored by [`DataDir::load_trust`].
     pub fn save_trust(&self, trust: &TrustList) -> io::Result<()> {
-        let temp = self.stage_trust(trust)?;
-        fs::rename(&temp, self.path.join(TRUST_FILE))?;
+        self.replace(TRUST_FILE, trust.to_text().as_bytes())
+    }
+
+    /// Replaces the file `name` in the directory atomically with
+    /// `contents`: staged, synced, renamed over, directory synced.
+    pub(crate) fn replace(&self, name: &str, contents: &[u8]) -> io::Result<()> {
+        let temp = self.stage(name, contents)?;
+        temp.persist(self.path.join(name)).map_err(|e| e.error)?;
         sync_dir(&self.path)
     }
 
-    /// The first half of [`DataDir::save_trust`]: the new list, written and
-    /// synced to the temporary file.
-    fn stage_trust(&self, trust: &TrustList) -> io::Result<PathBuf> {
-        let temp = self.path.join(TRUST_TEMP);
-        let mut options = OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(&temp)?;
-        file.write_all(trust.to_text().as_bytes())?;
-        file.sync_all()?;
+    /// The first half of [`DataDir::replace`]: `contents`, written and
+    /// synced to a temporary file (removed if dropped unpersisted).
+    pub(crate) fn stage(&self, name: &str, contents: &[u8]) -> io::Result<NamedTempFile> {
+        let mut temp = self.temp_file(name)?;
+        temp.write_all(contents)?;
+        temp.as_file().sync_all()?;
         Ok(temp)
+    }
+
+    /// A new temporary file in the directory, `<name>.<random>.tmp`, mode
+    /// 0600 from its creation (tempfile's default on Unix).
+    fn temp_file(&self, name: &str) -> io::Result<NamedTempFile> {
+        tempfile::Builder::new()
+            .prefix(&format!("{name}."))
+            .suffix(".tmp")
+            .tempfile_in(&self.path)
     }
 }
 
@@ -272,7 +282,11 @@ mod tests {
         let new: TrustList = [Identity::from_seed(&[2; 32]).peer_id()]
             .into_iter()
             .collect();
-        let staged = data.stage_trust(&new).unwrap();
+        let (_, staged) = data
+            .stage(TRUST_FILE, new.to_text().as_bytes())
+            .unwrap()
+            .keep()
+            .unwrap();
         assert_eq!(data.load_trust().unwrap(), old);
         // or half-written, even
         let text = new.to_text();
@@ -281,9 +295,16 @@ mod tests {
             DataDir::open(dir.path()).unwrap().load_trust().unwrap(),
             old
         );
-        // and the next save replaces the stray temp file
+        // and the next save still goes through
         data.save_trust(&new).unwrap();
         assert_eq!(data.load_trust().unwrap(), new);
+        // a save leaves no temporary file of its own behind
+        let temps = fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path() != staged)
+            .filter(|e| e.as_ref().unwrap().file_name() != TRUST_FILE)
+            .count();
+        assert_eq!(temps, 0);
     }
 
     #[test]

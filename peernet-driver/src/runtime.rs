@@ -18,7 +18,7 @@ pub type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 /// What a runtime lends the driver (in the style of quinn's `Runtime`): a
-/// clock, timers, tasks and TCP.
+/// clock, timers, tasks, a pool for blocking work and TCP.
 ///
 /// Each runtime crate implements this in well under a hundred lines; the
 /// whole [`Node`](crate::Node) is written once against it. `Default` is
@@ -35,6 +35,15 @@ pub trait Runtime: Clone + Default + Send + Sync + 'static {
     fn spawn<F>(&self, future: F)
     where
         F: Future<Output = ()> + Send + 'static;
+
+    /// Runs `work` on the runtime's pool for blocking code (file I/O, an
+    /// fsync) and completes with its result, so that it never stalls the
+    /// threads that drive connections. A panic in `work` resumes in the
+    /// awaiting task.
+    fn spawn_blocking<F, T>(&self, work: F) -> impl Future<Output = T> + Send
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static;
 
     /// Completes at `at` (at once if it has passed).
     fn sleep_until(&self, at: Instant) -> BoxFuture<()>;

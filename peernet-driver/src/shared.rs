@@ -168,7 +168,7 @@ pub(crate) struct Shared<R: Runtime> {
     inner: Mutex<Inner>,
     pub(crate) data_dir: Option<DataDir>,
     /// Serialises trust-list changes, so the file and the core agree.
-    pub(crate) persist: Mutex<()>,
+    pub(crate) persist: futures_util::lock::Mutex<()>,
     /// The timer task: an earlier deadline was armed, or the node stops.
     pub(crate) timer: Signal,
     /// The accept loop: stop.
@@ -200,7 +200,7 @@ impl<R: Runtime> Shared<R> {
             rt,
             inner: Mutex::new(inner),
             data_dir,
-            persist: Mutex::new(()),
+            persist: futures_util::lock::Mutex::new(()),
             timer: Signal::default(),
             stop_accepting: Signal::default(),
             room: Broadcast::new(),

@@ -83,10 +83,11 @@ impl PeerId {
 
 impl fmt::Display for PeerId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for b in self.0 {
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
+        let mut text = [0u8; 2 * PEER_ID_LEN];
+        // Cannot fail: the buffer is exactly twice the bytes.
+        let _ = hex::encode_to_slice(self.0, &mut text);
+        // Hex digits are ASCII.
+        f.write_str(core::str::from_utf8(&text).unwrap_or_default())
     }
 }
 
@@ -103,22 +104,13 @@ impl FromStr for PeerId {
     /// PeerId has exactly one text form).
     fn from_str(s: &str) -> Result<PeerId, InvalidPeerId> {
         let s = s.as_bytes();
-        if s.len() != 2 * PEER_ID_LEN {
+        if s.iter().any(u8::is_ascii_uppercase) {
             return Err(InvalidPeerId::Format);
         }
         let mut bytes = [0u8; PEER_ID_LEN];
-        for (i, pair) in s.chunks_exact(2).enumerate() {
-            bytes[i] = (hex_digit(pair[0])? << 4) | hex_digit(pair[1])?;
-        }
+        // Refuses a wrong length and any non-hex digit.
+        hex::decode_to_slice(s, &mut bytes).map_err(|_| InvalidPeerId::Format)?;
         PeerId::from_bytes(bytes)
-    }
-}
-
-fn hex_digit(c: u8) -> Result<u8, InvalidPeerId> {
-    match c {
-        b'0'..=b'9' => Ok(c - b'0'),
-        b'a'..=b'f' => Ok(c - b'a' + 10),
-        _ => Err(InvalidPeerId::Format),
     }
 }
 

@@ -27,6 +27,7 @@ mod handshake;
 pub mod identity;
 mod ids;
 // Version 2's crypto (PROTOCOL.md part B); public only through `testkit`.
+mod counters;
 #[cfg_attr(
     not(feature = "testkit"),
     allow(unreachable_pub, dead_code, unused_imports)
@@ -42,6 +43,7 @@ pub mod trust;
 pub use book::{AddrEntry, AddrSource, AddressBook, BookError};
 pub use codes::{GoodbyeCode, RejectCode, ReplyStatus};
 pub use config::{Config, ConfigError, DialConfig, ProtocolVersion};
+pub use counters::{CallCounts, Counters, HandshakeCounts, RejectCounts, StatusCounts};
 pub use endpoint::Endpoint;
 pub use envelope::{
     Envelope, EnvelopeError, EnvelopeTooLarge, Handle, InvalidHandle, MAX_HANDLE_LEN,

@@ -1,7 +1,12 @@
 //! [`Stats`]: counters over a whole endpoint.
 
+use core::fmt;
+
+use crate::counters::Counters;
+
 /// Counters over the whole endpoint, for tests, simulation invariants and
-/// metrics. Computed on demand (walks every connection).
+/// metrics: gauges of what is held now, computed on demand (walks every
+/// connection), and the [`Counters`] of what happened since the start.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
@@ -36,4 +41,28 @@ pub struct Stats {
     pub max_buffered_input_per_conn: usize,
     /// Armed deadlines.
     pub timers: usize,
+    /// What happened since the endpoint started (handshakes and calls by
+    /// outcome, SENDs, bytes, records, supersedes).
+    pub counters: Counters,
+}
+
+impl fmt::Display for Stats {
+    /// The gauges on one line, then the [`Counters`], one group a line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "connections: {} ({} established, {} inbound handshakes)  calls in flight: out={} in={}",
+            self.connections,
+            self.established,
+            self.inbound_handshakes,
+            self.outbound_calls,
+            self.inbound_calls,
+        )?;
+        writeln!(
+            f,
+            "held: inbound args={} B, send queues={} B, partial frames={} B  timers: {}",
+            self.inbound_bytes, self.queued_bytes, self.buffered_input, self.timers,
+        )?;
+        write!(f, "{}", self.counters)
+    }
 }

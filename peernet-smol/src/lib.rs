@@ -72,6 +72,13 @@ pub trait Spawner: Clone + Default + Send + Sync + 'static {
     fn spawn<F>(&self, future: F)
     where
         F: Future<Output = ()> + Send + 'static;
+
+    /// Runs blocking `work` on a thread pool, as
+    /// [`Runtime::spawn_blocking`].
+    fn spawn_blocking<F, T>(&self, work: F) -> impl Future<Output = T> + Send
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static;
 }
 
 /// A [`Runtime`] on async-io (the reactor under smol and async-std): its
@@ -148,6 +155,14 @@ impl<S: Spawner> Runtime for AsyncIoRuntime<S> {
         F: Future<Output = ()> + Send + 'static,
     {
         self.spawner.spawn(future);
+    }
+
+    fn spawn_blocking<F, T>(&self, work: F) -> impl Future<Output = T> + Send
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.spawner.spawn_blocking(work)
     }
 
     fn sleep_until(&self, at: Instant) -> BoxFuture<()> {
@@ -227,6 +242,14 @@ impl Spawner for SmolSpawner {
             Some(executor) => executor.spawn(future).detach(),
             None => smol::spawn(future).detach(),
         }
+    }
+
+    fn spawn_blocking<F, T>(&self, work: F) -> impl Future<Output = T> + Send
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        smol::unblock(work)
     }
 }
 

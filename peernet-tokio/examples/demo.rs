@@ -156,7 +156,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     step("Bob unpairs Alice: the connection closes at once");
-    bob.unpair(&alice_peer)?;
+    bob.unpair(&alice_peer).await?;
     while let Ok(event) = bob_events.recv().await {
         match event {
             NodeEvent::Disconnected { peer, reason } => {
@@ -175,5 +175,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     alice.shutdown().await;
     bob.shutdown().await;
     println!("    done");
+
+    step("What Bob counted (Node::stats)");
+    for line in bob.stats().to_string().lines() {
+        println!("    {line}");
+    }
     Ok(())
 }

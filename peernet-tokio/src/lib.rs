@@ -105,6 +105,23 @@ impl Runtime for TokioRuntime {
         self.handle.spawn(future);
     }
 
+    fn spawn_blocking<F, T>(&self, work: F) -> impl Future<Output = T> + Send
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let task = self.handle.spawn_blocking(work);
+        async move {
+            match task.await {
+                Ok(value) => value,
+                Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+                // Only when the runtime shuts down under the caller, which
+                // then is not polled again.
+                Err(error) => panic!("blocking task did not finish: {error}"),
+            }
+        }
+    }
+
     fn sleep_until(&self, at: Instant) -> BoxFuture<()> {
         // the timer registers with this runtime, whoever polls it
         let _runtime = self.handle.enter();

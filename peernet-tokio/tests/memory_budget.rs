@@ -71,7 +71,7 @@ async fn one_hostile_peer_pins_at_most_its_byte_budget() {
     let (mut peak_bytes, mut peak_rss) = (0, 0);
     let settled = async {
         loop {
-            let s = bob.stats();
+            let s = bob.stats().core;
             peak_bytes = peak_bytes.max(s.inbound_bytes);
             peak_rss = peak_rss.max(rss());
             if s.inbound_calls + overloaded.load(Ordering::Relaxed) == calls {
@@ -97,15 +97,15 @@ async fn one_hostile_peer_pins_at_most_its_byte_budget() {
         eve.send(&bob_peer, "sink", args.clone()).await.unwrap();
     }
     let drained = async {
-        while bob.stats().sends_dropped < 64 {
-            peak_bytes = peak_bytes.max(bob.stats().inbound_bytes);
+        while bob.stats().core.sends_dropped < 64 {
+            peak_bytes = peak_bytes.max(bob.stats().core.inbound_bytes);
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     };
     tokio::time::timeout(Duration::from_secs(60), drained)
         .await
         .expect("the sends are dropped");
-    let s = bob.stats();
+    let s = bob.stats().core;
     peak_bytes = peak_bytes.max(s.inbound_bytes);
     peak_rss = peak_rss.max(rss());
 
@@ -130,7 +130,7 @@ async fn one_hostile_peer_pins_at_most_its_byte_budget() {
     // The connection's end gives the calls' bytes back.
     assert!(bob.disconnect(&eve_peer));
     let released = async {
-        while bob.stats().inbound_bytes != 0 {
+        while bob.stats().core.inbound_bytes != 0 {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     };

@@ -64,7 +64,7 @@ async fn a_closed_connection_releases_its_socket_though_the_peer_never_reads() {
         let mut before = None;
         loop {
             tick.tick().await;
-            let s = bob.stats();
+            let s = bob.stats().core;
             let now = (s.outbound_calls, s.queued_bytes);
             if before == Some(now) && (1..40).contains(&now.0) {
                 break;
@@ -77,8 +77,8 @@ async fn a_closed_connection_releases_its_socket_though_the_peer_never_reads() {
         .expect("bob's writer blocks");
 
     // The node ends the connection while its writer is stuck.
-    assert!(bob.unpair(&raw_peer).unwrap());
-    assert_eq!(bob.stats().connections, 0, "the core let go at once");
+    assert!(bob.unpair(&raw_peer).await.unwrap());
+    assert_eq!(bob.stats().core.connections, 0, "the core let go at once");
 
     // Within the linger (2 s) plus slack, bob's socket is closed.
     let released = async {

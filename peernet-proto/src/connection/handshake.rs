@@ -155,7 +155,14 @@ impl Handshake {
                 let hello =
                     hello.or_else(|failure| fault_skip_trust_check(node, ctx, body, failure));
                 match hello {
-                    Err(failure) => Step::Failed(failure),
+                    Err(failure) => {
+                        if failure.error == HandshakeError::Refused(crate::RejectCode::Untrusted) {
+                            // HELLO's key field (section 2), as sent.
+                            let key = body.get(6..6 + 32).map(PeerId::from_slice);
+                            tracing::info!(peer = ?key.and_then(Result::ok), "untrusted dialer refused");
+                        }
+                        Step::Failed(failure)
+                    }
                     Ok(dialer) => {
                         let mut nonce = [0u8; 32];
                         node.rng.fill_bytes(&mut nonce);

@@ -23,6 +23,7 @@ use rand_core::CryptoRng;
 
 use crate::Instant;
 use crate::config::{Config, ProtocolVersion, fault};
+use crate::counters::{Counters, HandshakeCounts};
 use crate::ending::Ending;
 use crate::envelope::EnvelopeRef;
 use crate::error::{CallError, CloseReason, ConnectError};
@@ -61,8 +62,8 @@ pub(crate) struct Ctx {
     /// serve in flight, SENDs still running): against
     /// `Config::max_inbound_bytes`.
     pub(crate) held: usize,
-    /// SENDs dropped because a byte budget was full.
-    pub(crate) sends_dropped: u64,
+    /// What happened since the endpoint started.
+    pub(crate) counters: Counters,
 }
 
 impl Ctx {
@@ -251,6 +252,11 @@ impl Connection {
         self.tx.len()
     }
 
+    /// Records (version 2) or envelope frames (version 1) queued so far.
+    pub(crate) fn records_out(&self) -> u64 {
+        self.tx.records
+    }
+
     /// Bytes held for a partial incoming frame.
     pub(crate) fn buffered_input(&self) -> usize {
         self.decoder.buffered_len()
@@ -433,6 +439,7 @@ impl Connection {
         };
         s.announced = true;
         let (conn, peer, direction) = (self.id, s.peer, self.direction);
+        handshakes(ctx, direction).established += 1;
         tracing::debug!(conn = %conn, peer = %peer, ?direction, "connected");
         ctx.emit(Event::Connected {
             conn,
@@ -535,18 +542,25 @@ impl Connection {
             }
         } else {
             let v2 = matches!(&self.state, State::Handshake(h) if h.is_v2());
+            let before = self.tx.len();
             ending.write_farewell(
                 established,
                 v2,
                 self.tx.out_for_farewell(),
                 ctx.config.max_frame_len,
             );
+            if established && self.tx.len() > before {
+                // Version 1's GOODBYE: an envelope frame.
+                self.tx.records += 1;
+            }
         }
         if let Some(at) = self.handshake_deadline.take() {
             ctx.timers.disarm(at, Timer::Handshake(conn));
         }
         self.liveness.disarm(ctx);
         let last = self.tx.take_last();
+        ctx.counters.bytes_out += last.len() as u64;
+        ctx.counters.records_out += self.tx.records;
         let (outbound, inbound) = match &mut self.state {
             State::Established(s) => (
                 s.outbound.drain_sorted(&mut ctx.timers),
@@ -558,6 +572,8 @@ impl Connection {
         // theirs in the node's total until the driver reports them done.
         let call_bytes: usize = inbound.iter().map(|&(_, size)| size as usize).sum();
         ctx.held = ctx.held.saturating_sub(call_bytes);
+        ctx.counters.calls_out.connection_closed += outbound.len() as u64;
+        ctx.counters.calls_in.connection_closed += inbound.len() as u64;
         // A connection is announced as soon as its handshake wins the
         // registry, so one that was not has no call in flight.
         let outcome = match (announced, peer) {
@@ -584,9 +600,18 @@ impl Connection {
                 ctx.emit(Event::Disconnected { conn, peer, reason });
             }
             Err(error) => {
-                tracing::debug!(conn = %conn, peer = ?peer, error = %error, "handshake failed");
+                handshakes(ctx, self.direction).failed(&error);
+                tracing::debug!(conn = %conn, peer = ?peer, error = %error, direction = ?self.direction, "handshake failed");
                 ctx.emit(Event::HandshakeFailed { conn, peer, error });
             }
         }
+    }
+}
+
+/// The handshake counters of one direction.
+fn handshakes(ctx: &mut Ctx, direction: Direction) -> &mut HandshakeCounts {
+    match direction {
+        Direction::Inbound => &mut ctx.counters.handshakes_in,
+        Direction::Outbound => &mut ctx.counters.handshakes_out,
     }
 }

@@ -68,6 +68,7 @@ impl Connection {
             }
         };
         self.liveness.last_recv = ctx.now;
+        ctx.counters.records_in += 1;
         record.truncate(plain_len);
         if !record.is_empty() {
             self.plain = Some((record.freeze(), 0));

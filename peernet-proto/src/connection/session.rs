@@ -94,7 +94,9 @@ impl Session {
         if !self.outbound.remove(id, &mut ctx.timers) {
             return;
         }
-        let result = match ReplyStatus::from_code(status) {
+        let status = ReplyStatus::from_code(status);
+        ctx.counters.calls_out.by_status.add(status);
+        let result = match status {
             ReplyStatus::Ok => Ok(body),
             ReplyStatus::NoSuchHandle => Err(CallError::NoSuchHandle),
             ReplyStatus::Forbidden => Err(CallError::Forbidden),
@@ -152,6 +154,7 @@ impl Connection {
                 return Some(Transition::End(Ending::RejectedAfterProof(code)));
             }
         }
+        ctx.counters.records_in += 1;
         let envelope = match Envelope::decode_prefix(data, len) {
             Ok(envelope) => envelope,
             Err(error) => return Some(Transition::End(Ending::ProtocolError(format!("{error}")))),
@@ -187,8 +190,10 @@ impl Connection {
             Envelope::Send { handle, args } => {
                 let peer = s.peer;
                 let open = !node.shutting_down || fault!(ctx.config, HandlersWhileShuttingDown);
-                if node.exposure.check(handle.as_str(), &peer).is_ok() && open {
+                let allowed = node.exposure.check(handle.as_str(), &peer);
+                if allowed.is_ok() && open {
                     if s.hold(args.len(), ctx) {
+                        ctx.counters.sends_in += 1;
                         ctx.emit(Event::Send(InboundSend {
                             conn,
                             peer,
@@ -196,8 +201,12 @@ impl Connection {
                             args,
                         }));
                     } else {
-                        ctx.sends_dropped += 1;
+                        ctx.counters.sends_dropped += 1;
+                        tracing::debug!(conn = %conn, peer = %peer, handle = %handle.as_str(), "SEND dropped: byte budget full");
                     }
+                } else {
+                    ctx.counters.sends_refused += 1;
+                    tracing::debug!(conn = %conn, peer = %peer, handle = %handle.as_str(), shutting_down = !open, "SEND refused");
                 }
             }
             Envelope::Ping { nonce } => {
@@ -219,6 +228,7 @@ impl Connection {
                     false => s.inbound.take(id, &mut ctx.timers),
                 };
                 if let Some(size) = taken {
+                    ctx.counters.calls_in.cancelled += 1;
                     s.release(size as usize, ctx);
                     ctx.emit(Event::CallCancelled(InboundCallId { conn, id }));
                 } else if fault!(ctx.config, CancelUnknownIsError) {
@@ -252,6 +262,7 @@ impl Connection {
             return Some(Transition::End(Ending::ProtocolError(reason)));
         }
         let peer = s.peer;
+        ctx.counters.calls_in.started += 1;
         let verdict = if node.shutting_down && !fault!(ctx.config, HandlersWhileShuttingDown) {
             Err(ReplyStatus::ShuttingDown)
         } else {
@@ -273,6 +284,8 @@ impl Connection {
         };
         match verdict {
             Err(status) => {
+                ctx.counters.calls_in.by_status.add(status);
+                tracing::debug!(conn = %self.id, peer = %peer, handle = %handle.as_str(), %status, "call refused");
                 let refusal = EnvelopeRef::Reply {
                     id,
                     status: status.code(),
@@ -343,6 +356,7 @@ impl Connection {
             .map_err(|_| SendError::MessageTooLarge)?;
         let deadline = timeout.map(|t| ctx.now + t);
         s.outbound.insert(id, deadline, &mut ctx.timers);
+        ctx.counters.calls_out.started += 1;
         Ok(CallId { conn: self.id, id })
     }
 
@@ -367,7 +381,9 @@ impl Connection {
         }
         self.tx
             .push(EnvelopeRef::Send { handle, args }, ctx)
-            .map_err(|_| SendError::MessageTooLarge)
+            .map_err(|_| SendError::MessageTooLarge)?;
+        ctx.counters.sends_out += 1;
+        Ok(())
     }
 
     /// Gives up on one of our calls (see [`crate::Endpoint::cancel`]).
@@ -379,6 +395,7 @@ impl Connection {
             return false;
         }
         let _ = self.tx.push(EnvelopeRef::Cancel { id }, ctx);
+        ctx.counters.calls_out.cancelled += 1;
         ctx.emit(Event::CallResult {
             id: CallId { conn: self.id, id },
             result: Err(CallError::Cancelled),
@@ -416,13 +433,16 @@ impl Connection {
             status: status.code(),
             body: &body,
         };
+        let mut answered = status;
         if reply.body_len() > self.tx.max_envelope(ctx.config.max_frame_len) {
+            answered = ReplyStatus::TooLarge;
             reply = EnvelopeRef::Reply {
                 id,
-                status: ReplyStatus::TooLarge.code(),
+                status: answered.code(),
                 body: &[],
             };
         }
+        ctx.counters.calls_in.by_status.add(answered);
         let _ = self.tx.push(reply, ctx);
         Ok(self.enforce_send_cap(ctx))
     }
@@ -434,6 +454,7 @@ impl Connection {
             return;
         };
         let due = s.outbound.take_due(ctx.now, &mut ctx.timers);
+        ctx.counters.calls_out.timed_out += due.len() as u64;
         for &id in &due {
             let _ = self.tx.push(EnvelopeRef::Cancel { id }, ctx);
         }
@@ -452,6 +473,7 @@ impl Connection {
             return;
         };
         for (id, size) in s.inbound.take_due_with(ctx.now, &mut ctx.timers) {
+            ctx.counters.calls_in.timed_out += 1;
             s.release(size as usize, ctx);
             ctx.emit(Event::CallCancelled(InboundCallId { conn: self.id, id }));
         }

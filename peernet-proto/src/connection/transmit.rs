@@ -30,6 +30,8 @@ pub(super) struct Transmit {
     signalled: bool,
     /// When a frame was last queued (liveness: PING after a quiet spell).
     pub(super) last_sent: Instant,
+    /// Records sealed (version 2), or envelope frames queued (version 1).
+    pub(super) records: u64,
     /// Version 2, once the handshake gave the keys: the record layer.
     sealer: Option<Sealer>,
 }
@@ -48,9 +50,10 @@ struct Sealer {
 
 impl Sealer {
     /// Seals the open record, if any, in place at the end of `out`.
-    fn close_record(&mut self, out: &mut BytesMut) {
+    /// Returns whether a record was sealed.
+    fn close_record(&mut self, out: &mut BytesMut) -> bool {
         let Some(start) = self.open.take() else {
-            return;
+            return false;
         };
         let body = out.len() - start - FRAME_HEADER_LEN + TAG_LEN;
         let header = u32::try_from(body).unwrap_or(u32::MAX).to_be_bytes();
@@ -58,7 +61,9 @@ impl Sealer {
         if let Err(e) = self.cipher.seal_record(out, start + FRAME_HEADER_LEN) {
             out.truncate(start);
             self.failed = Some(e);
+            return false;
         }
+        true
     }
 }
 
@@ -69,6 +74,7 @@ impl Transmit {
             out: BytesMut::new(),
             signalled: false,
             last_sent: now,
+            records: 0,
             sealer: None,
         }
     }
@@ -151,7 +157,9 @@ impl Transmit {
         max_frame_len: u32,
     ) -> Result<(), EnvelopeTooLarge> {
         let Some(s) = &mut self.sealer else {
-            return envelope.encode_frame(&mut self.out, max_frame_len);
+            envelope.encode_frame(&mut self.out, max_frame_len)?;
+            self.records += 1;
+            return Ok(());
         };
         let len = envelope.body_len();
         if len > s.max_plain {
@@ -162,7 +170,7 @@ impl Transmit {
         }
         if let Some(start) = s.open {
             if self.out.len() - start - FRAME_HEADER_LEN + len > s.max_plain {
-                s.close_record(&mut self.out);
+                self.records += u64::from(s.close_record(&mut self.out));
             }
         }
         if s.open.is_none() {
@@ -202,7 +210,7 @@ impl Transmit {
     pub(super) fn take(&mut self) -> Result<Option<Bytes>, RecordError> {
         self.signalled = false;
         if let Some(s) = &mut self.sealer {
-            s.close_record(&mut self.out);
+            self.records += u64::from(s.close_record(&mut self.out));
             if let Some(e) = s.failed {
                 return Err(e);
             }
@@ -213,7 +221,7 @@ impl Transmit {
     /// Everything left, for the connection's last write (sealed).
     pub(super) fn take_last(&mut self) -> Bytes {
         if let Some(s) = &mut self.sealer {
-            s.close_record(&mut self.out);
+            self.records += u64::from(s.close_record(&mut self.out));
         }
         self.out.split().freeze()
     }

@@ -18,6 +18,7 @@ use crate::Instant;
 use crate::book::AddressBook;
 use crate::config::{Config, fault};
 use crate::connection::{Connection, Ctx, Node, NotInFlight};
+use crate::counters::Counters;
 use crate::dial::DialSchedule;
 use crate::ending::Ending;
 use crate::envelope::{Handle, InvalidHandle, check_handle_len};
@@ -188,7 +189,7 @@ impl Endpoint {
                 outputs: Default::default(),
                 now: Instant::ZERO,
                 held: 0,
-                sends_dropped: 0,
+                counters: Counters::default(),
             },
             identity,
             local,
@@ -270,10 +271,13 @@ impl Endpoint {
             inbound_handshakes: self.inbound_handshakes,
             timers: self.ctx.timers.len(),
             inbound_bytes: self.ctx.held,
-            sends_dropped: self.ctx.sends_dropped,
+            sends_dropped: self.ctx.counters.sends_dropped,
+            counters: self.ctx.counters,
             ..Stats::default()
         };
         for c in self.conns.values() {
+            // Those of closed connections were added up as they closed.
+            s.counters.records_out += c.records_out();
             s.queued_bytes += c.queued();
             s.max_queued_bytes_per_conn = s.max_queued_bytes_per_conn.max(c.queued());
             s.max_inbound_bytes_per_conn = s.max_inbound_bytes_per_conn.max(c.held_bytes());
@@ -342,15 +346,18 @@ impl Endpoint {
     pub fn handle_input(&mut self, now: Instant, input: Input) {
         self.advance(now);
         match input {
-            Input::Received { conn, mut data } => loop {
-                let Some(c) = self.conns.get_mut(&conn) else {
-                    return;
-                };
-                match c.handle_data(&mut data, &mut node!(self), &mut self.ctx) {
-                    Some(transition) => self.on_transition(conn, transition),
-                    None => return,
+            Input::Received { conn, mut data } => {
+                self.ctx.counters.bytes_in += data.len() as u64;
+                loop {
+                    let Some(c) = self.conns.get_mut(&conn) else {
+                        return;
+                    };
+                    match c.handle_data(&mut data, &mut node!(self), &mut self.ctx) {
+                        Some(transition) => self.on_transition(conn, transition),
+                        None => return,
+                    }
                 }
-            },
+            }
             Input::Closed { conn } => self.end(conn, Ending::TransportLost),
         }
     }
@@ -579,7 +586,11 @@ impl Endpoint {
     /// In version 2 the envelopes queued are sealed into records here.
     pub fn poll_transmit(&mut self, conn: ConnId) -> Option<Bytes> {
         match self.conns.get_mut(&conn)?.take_transmit() {
-            Ok(bytes) => bytes,
+            Ok(bytes) => {
+                let sent = bytes.as_ref().map_or(0, Bytes::len);
+                self.ctx.counters.bytes_out += sent as u64;
+                bytes
+            }
             Err(ending) => {
                 self.end(conn, ending);
                 None

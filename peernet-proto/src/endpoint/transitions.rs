@@ -61,6 +61,8 @@ impl Endpoint {
         let keep_newest = fault!(self.ctx.config, SupersedeNewest);
         let timeout = self.ctx.config.handshake_timeout;
         if let Some(loser) = Registry::contest(conn, newer, older, timeout, keep_newest) {
+            self.ctx.counters.superseded += 1;
+            tracing::debug!(conn = %loser, peer = %peer, "superseded");
             if loser == conn {
                 self.end(conn, Ending::Superseded);
                 return;

@@ -256,6 +256,7 @@ impl<'a> CheckedInit<'a> {
             return Err(bad());
         }
         if peer == local.peer_id() || !trust.contains(&peer) {
+            tracing::info!(peer = %peer, "untrusted dialer refused");
             return Err(refuse(RejectCode::Untrusted));
         }
         let mut resp = [0u8; RESP_LEN];

@@ -44,7 +44,7 @@ fn main() {
             }
         }
         let done = seed - first + 1;
-        if done % 1_000 == 0 {
+        if done.is_multiple_of(1_000) {
             eprintln!("{done} seeds, {:.1} s", started.elapsed().as_secs_f64());
         }
     }

@@ -751,11 +751,11 @@ impl Sim {
         for bytes in action.writes {
             self.write(link, 0, bytes);
         }
-        if action.stop_reading {
-            if let Some(l) = self.links.get_mut(&link) {
-                tr!(self, "{link} intruder stops reading");
-                l.dirs[1].stalled_until = u64::MAX;
-            }
+        if action.stop_reading
+            && let Some(l) = self.links.get_mut(&link)
+        {
+            tr!(self, "{link} intruder stops reading");
+            l.dirs[1].stalled_until = u64::MAX;
         }
         if action.close {
             self.raw_close(link);

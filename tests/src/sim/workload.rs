@@ -106,25 +106,23 @@ impl Sim {
             Pair => {
                 if let (Some(n), Some(m)) =
                     (self.random_node(Some(Role::Honest)), self.random_node(None))
+                    && n != m
                 {
-                    if n != m {
-                        // Mostly honest peers; sometimes an intruder.
-                        let peer = self.nodes[m].peer;
-                        if self.nodes[m].role == Role::Honest || self.rng.chance(0.2) {
-                            self.pair(n, peer);
-                        }
+                    // Mostly honest peers; sometimes an intruder.
+                    let peer = self.nodes[m].peer;
+                    if self.nodes[m].role == Role::Honest || self.rng.chance(0.2) {
+                        self.pair(n, peer);
                     }
                 }
             }
             Unpair => {
                 if let (Some(n), Some(m)) =
                     (self.random_node(Some(Role::Honest)), self.random_node(None))
+                    && n != m
                 {
-                    if n != m {
-                        let peer = self.nodes[m].peer;
-                        self.unpair(n, peer);
-                        self.maybe_repair(n, peer);
-                    }
+                    let peer = self.nodes[m].peer;
+                    self.unpair(n, peer);
+                    self.maybe_repair(n, peer);
                 }
             }
             Dial => self.random_dial(),

@@ -54,7 +54,7 @@ where
     let mut open = true;
     while inflight.next().await.is_some() {
         done += 1;
-        if open && done % 16 == 0 && Instant::now() >= deadline {
+        if open && done.is_multiple_of(16) && Instant::now() >= deadline {
             open = false;
         }
         if open {

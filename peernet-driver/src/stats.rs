@@ -1,0 +1,37 @@
+//! [`NodeStats`]: the core's [`Stats`] and what only the driver sees.
+
+use std::fmt;
+
+use peernet_proto::Stats;
+
+/// What [`Node::stats`](crate::Node::stats) reports: the core's gauges and
+/// counters ([`Stats`], with its [`Counters`](peernet_proto::Counters)),
+/// and the driver's own counters. Every counter only grows.
+///
+/// `Display` prints it as a few readable lines, for logs and demos.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NodeStats {
+    /// The core's gauges and counters.
+    pub core: Stats,
+    /// SENDs from peers dropped because that peer already had
+    /// `max_inbound_calls` send handlers running (those dropped because a
+    /// byte budget was full are the core's `counters.sends_dropped`).
+    pub dropped_sends: u64,
+    /// Events that subscribers missed because they lagged.
+    pub dropped_events: u64,
+    /// Accepted connections closed at once, unread, because their source
+    /// address already had `handshakes_per_source` handshakes in progress.
+    pub refused_connections: u64,
+}
+
+impl fmt::Display for NodeStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{}", self.core)?;
+        write!(
+            f,
+            "driver: dropped_sends={} dropped_events={} refused_connections={}",
+            self.dropped_sends, self.dropped_events, self.refused_connections,
+        )
+    }
+}

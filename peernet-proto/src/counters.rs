@@ -1,0 +1,327 @@
+//! [`Counters`]: what happened since the endpoint started, counted where
+//! the core decides it. Plain `u64`s bumped in place (no allocation, no
+//! atomics: the endpoint is `&mut`), read through
+//! [`Endpoint::stats`](crate::Endpoint::stats). They only grow; a metrics
+//! exporter takes differences between two readings.
+
+use core::fmt;
+
+use crate::codes::{RejectCode, ReplyStatus};
+use crate::error::HandshakeError;
+
+/// How many REJECT codes PROTOCOL.md section 2 defines (1 to 6).
+const REJECT_CODES: usize = 6;
+/// How many REPLY statuses section 3.1 defines (0 to 7).
+const REPLY_STATUSES: usize = 8;
+
+/// A count per REJECT code.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RejectCounts([u64; REJECT_CODES]);
+
+impl RejectCounts {
+    /// The count for `code`.
+    pub fn get(&self, code: RejectCode) -> u64 {
+        self.0[usize::from(code.code() - 1)]
+    }
+
+    /// The sum over every code.
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+
+    /// Every code with its count, in code order.
+    pub fn iter(&self) -> impl Iterator<Item = (RejectCode, u64)> + '_ {
+        (1..).map_while(RejectCode::try_from_code).zip(self.0)
+    }
+
+    pub(crate) fn add(&mut self, code: RejectCode) {
+        self.0[usize::from(code.code() - 1)] += 1;
+    }
+}
+
+/// A count per REPLY status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatusCounts([u64; REPLY_STATUSES]);
+
+impl StatusCounts {
+    /// The count for `status`.
+    pub fn get(&self, status: ReplyStatus) -> u64 {
+        // Every status is a code below `REPLY_STATUSES`.
+        self.0[status.code() as usize]
+    }
+
+    /// The sum over every status.
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+
+    /// Every status with its count, in code order.
+    pub fn iter(&self) -> impl Iterator<Item = (ReplyStatus, u64)> + '_ {
+        (0..).map_while(ReplyStatus::try_from_code).zip(self.0)
+    }
+
+    pub(crate) fn add(&mut self, status: ReplyStatus) {
+        self.0[status.code() as usize] += 1;
+    }
+}
+
+/// Handshakes of one direction, by outcome. Every transport the endpoint
+/// drove ends up in exactly one field except `established`'s, whose
+/// connections are counted when they are announced.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HandshakeCounts {
+    /// Finished and announced as the peer's connection.
+    pub established: u64,
+    /// We refused the peer, by the REJECT code we sent (`untrusted`,
+    /// `bad_signature`, `unexpected_peer`, `busy`, `malformed` for a bad
+    /// frame or message, …).
+    pub refused: RejectCounts,
+    /// The peer refused us, by the REJECT code it sent.
+    pub rejected: RejectCounts,
+    /// Did not finish within `handshake_timeout` (or, accepted, sent no
+    /// frame within `first_frame_timeout`).
+    pub timed_out: u64,
+    /// The transport closed first.
+    pub transport_lost: u64,
+    /// Finished, but lost to another connection to the same peer.
+    pub superseded: u64,
+    /// Given up by us: the peer was unpaired, or the endpoint shut down.
+    pub abandoned: u64,
+    /// Version 2: a replayed INIT, closed unanswered.
+    pub replayed: u64,
+    /// Version 2: the initiator's first record did not open.
+    pub record_failed: u64,
+}
+
+impl HandshakeCounts {
+    /// Counts the end of a handshake that did not produce a connection.
+    pub(crate) fn failed(&mut self, error: &HandshakeError) {
+        match error {
+            HandshakeError::Refused(code) => self.refused.add(*code),
+            HandshakeError::UnexpectedPeer { .. } => self.refused.add(RejectCode::UnexpectedPeer),
+            HandshakeError::Frame => self.refused.add(RejectCode::Malformed),
+            HandshakeError::Rejected(code) => self.rejected.add(*code),
+            HandshakeError::Timeout => self.timed_out += 1,
+            HandshakeError::TransportLost => self.transport_lost += 1,
+            HandshakeError::Superseded => self.superseded += 1,
+            HandshakeError::Abandoned => self.abandoned += 1,
+            HandshakeError::Replayed => self.replayed += 1,
+            HandshakeError::Record(_) => self.record_failed += 1,
+        }
+    }
+
+    /// Handshakes that ended without a connection.
+    pub fn failures(&self) -> u64 {
+        self.refused.total()
+            + self.rejected.total()
+            + self.timed_out
+            + self.transport_lost
+            + self.superseded
+            + self.abandoned
+            + self.replayed
+            + self.record_failed
+    }
+}
+
+/// Calls of one direction, by how they ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CallCounts {
+    /// Started: ours queued, or theirs arrived (refused ones included).
+    pub started: u64,
+    /// Answered, by REPLY status: ours by the status the callee sent,
+    /// theirs by the status we answered. For theirs, `no_such_handle`,
+    /// `forbidden`, `overloaded` and `shutting_down` are the core's
+    /// refusals, answered without running a handler.
+    pub by_status: StatusCounts,
+    /// Ours: the caller's timeout ran out (CANCEL sent). Theirs: the
+    /// deadline the caller sent ran out before we answered.
+    pub timed_out: u64,
+    /// Ours: cancelled by us. Theirs: the caller sent CANCEL.
+    pub cancelled: u64,
+    /// The connection ended with the call in flight.
+    pub connection_closed: u64,
+}
+
+impl CallCounts {
+    /// Calls that ended (`started` minus those in flight).
+    pub fn ended(&self) -> u64 {
+        self.by_status.total() + self.timed_out + self.cancelled + self.connection_closed
+    }
+
+    /// Theirs: calls the core refused before any handler ran
+    /// (`no_such_handle`, `forbidden`, `overloaded`).
+    pub fn refusals(&self) -> u64 {
+        self.by_status.get(ReplyStatus::NoSuchHandle)
+            + self.by_status.get(ReplyStatus::Forbidden)
+            + self.by_status.get(ReplyStatus::Overloaded)
+    }
+}
+
+/// What the endpoint did since it started: handshakes and calls by
+/// outcome, SENDs, bytes and records, supersedes. Part of
+/// [`Stats`](crate::Stats).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Counters {
+    /// Handshakes on transports we accepted.
+    pub handshakes_in: HandshakeCounts,
+    /// Handshakes on transports we dialed.
+    pub handshakes_out: HandshakeCounts,
+    /// Calls peers made to us.
+    pub calls_in: CallCounts,
+    /// Calls we made.
+    pub calls_out: CallCounts,
+    /// SENDs handed to the application.
+    pub sends_in: u64,
+    /// SENDs dropped silently because the handle is not exposed to the
+    /// sender, or the endpoint is shutting down.
+    pub sends_refused: u64,
+    /// SENDs dropped because a byte budget was full.
+    pub sends_dropped: u64,
+    /// SENDs we queued.
+    pub sends_out: u64,
+    /// Bytes received from transports.
+    pub bytes_in: u64,
+    /// Bytes handed to the driver for transports (farewells included).
+    pub bytes_out: u64,
+    /// Records received and opened (version 2); envelope frames in
+    /// version 1.
+    pub records_in: u64,
+    /// Records sealed (version 2); envelope frames in version 1.
+    pub records_out: u64,
+    /// Connections ended because another connection to the same peer won
+    /// (PROTOCOL.md section 4): established ones replaced, and finished
+    /// handshakes that lost.
+    pub superseded: u64,
+}
+
+impl fmt::Display for RejectCounts {
+    /// `code=n` for every code counted, or `0`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for (code, n) in self.iter().filter(|&(_, n)| n > 0) {
+            let sep = if first { "" } else { " " };
+            write!(f, "{sep}{code}={n}")?;
+            first = false;
+        }
+        if first {
+            f.write_str("0")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for StatusCounts {
+    /// `status=n` for every status counted, or `0`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for (status, n) in self.iter().filter(|&(_, n)| n > 0) {
+            let sep = if first { "" } else { " " };
+            write!(f, "{sep}{status}={n}")?;
+            first = false;
+        }
+        if first {
+            f.write_str("0")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for HandshakeCounts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "established={} refused[{}] rejected[{}] timed_out={} transport_lost={} \
+             superseded={} abandoned={} replayed={} record_failed={}",
+            self.established,
+            self.refused,
+            self.rejected,
+            self.timed_out,
+            self.transport_lost,
+            self.superseded,
+            self.abandoned,
+            self.replayed,
+            self.record_failed,
+        )
+    }
+}
+
+impl fmt::Display for CallCounts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "started={} answered[{}] timed_out={} cancelled={} connection_closed={}",
+            self.started, self.by_status, self.timed_out, self.cancelled, self.connection_closed,
+        )
+    }
+}
+
+impl fmt::Display for Counters {
+    /// One line per group.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "handshakes in:  {}", self.handshakes_in)?;
+        writeln!(f, "handshakes out: {}", self.handshakes_out)?;
+        writeln!(f, "calls in:  {}", self.calls_in)?;
+        writeln!(f, "calls out: {}", self.calls_out)?;
+        writeln!(
+            f,
+            "sends: in={} refused={} dropped={} out={}",
+            self.sends_in, self.sends_refused, self.sends_dropped, self.sends_out,
+        )?;
+        writeln!(
+            f,
+            "bytes: in={} out={}  records: in={} out={}",
+            self.bytes_in, self.bytes_out, self.records_in, self.records_out,
+        )?;
+        write!(f, "superseded: {}", self.superseded)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloc::string::ToString;
+
+    use super::*;
+
+    #[test]
+    fn every_code_has_its_slot_and_a_name() {
+        let mut r = RejectCounts::default();
+        assert_eq!(r.to_string(), "0");
+        for code in 1..=REJECT_CODES as u8 {
+            r.add(RejectCode::try_from_code(code).unwrap());
+        }
+        r.add(RejectCode::Busy);
+        assert_eq!(r.iter().count(), REJECT_CODES);
+        assert_eq!(r.get(RejectCode::Busy), 2);
+        assert_eq!(r.total(), REJECT_CODES as u64 + 1);
+        assert!(r.to_string().contains("busy=2"), "{r}");
+        let mut s = StatusCounts::default();
+        for code in 0..REPLY_STATUSES as u64 {
+            s.add(ReplyStatus::try_from_code(code).unwrap());
+        }
+        assert_eq!(s.iter().count(), REPLY_STATUSES);
+        assert_eq!(s.total(), REPLY_STATUSES as u64);
+        assert!(s.to_string().starts_with("ok=1 no_such_handle=1"), "{s}");
+        let calls = CallCounts {
+            by_status: s,
+            ..CallCounts::default()
+        };
+        assert_eq!(calls.refusals(), 3);
+    }
+
+    #[test]
+    fn each_handshake_error_lands_in_one_field() {
+        let mut h = HandshakeCounts::default();
+        h.failed(&HandshakeError::Refused(RejectCode::Untrusted));
+        h.failed(&HandshakeError::Rejected(RejectCode::Busy));
+        h.failed(&HandshakeError::Frame);
+        h.failed(&HandshakeError::Timeout);
+        h.failed(&HandshakeError::Replayed);
+        assert_eq!(h.refused.get(RejectCode::Untrusted), 1);
+        assert_eq!(h.refused.get(RejectCode::Malformed), 1);
+        assert_eq!(h.rejected.get(RejectCode::Busy), 1);
+        assert_eq!(h.failures(), 5);
+    }
+}
