@@ -19,6 +19,7 @@ use peernet_proto::{CallError, Identity, PeerId};
 
 use peernet_driver::{EventStream, Node, NodeConfig, NodeEvent, Runtime, WrapStream};
 
+mod context;
 mod raw;
 pub mod scenarios;
 
@@ -109,7 +110,10 @@ macro_rules! scenario_tests {
             bring_your_own_stream,
             backpressure_bounds_the_send_queue,
             typed_cbor_calls,
-            persistence_survives_a_restart
+            persistence_survives_a_restart,
+            cancel_fires_the_handler_context,
+            deadline_and_connection_loss_fire_the_handler_context,
+            nested_call_inherits_the_deadline
         );
     };
     (@each $h:ty; $set:expr; $($name:ident),* $(,)?) => {

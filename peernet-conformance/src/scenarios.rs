@@ -14,6 +14,11 @@ use super::*;
 use peernet_driver::{CallErrorExt, ConnectError, TypedCallError, cbor_handler};
 use peernet_proto::ConnectError as CoreConnectError;
 
+pub use crate::context::{
+    cancel_fires_the_handler_context, deadline_and_connection_loss_fire_the_handler_context,
+    nested_call_inherits_the_deadline,
+};
+
 type N<H> = Node<<H as Harness>::Rt>;
 
 const CALL: Option<Duration> = Some(Duration::from_secs(10));

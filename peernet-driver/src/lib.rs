@@ -32,6 +32,7 @@
 
 mod cbor;
 mod config;
+mod context;
 mod error;
 mod events;
 mod handlers;
@@ -46,6 +47,7 @@ mod tasks;
 
 pub use cbor::{CborFuture, EncodeError, TypedCallError, TypedSendError, cbor_handler};
 pub use config::NodeConfig;
+pub use context::{CallKind, Context};
 pub use error::{CallErrorExt, ConnectError, StartError};
 pub use events::{EventStream, NodeEvent};
 pub use handlers::HandlerResult;
@@ -58,8 +60,9 @@ pub use runtime::{BoxFuture, BoxRead, BoxWrite, Runtime, Transport, WrapStream};
 pub mod api {
     pub use crate::persist;
     pub use crate::{
-        CallErrorExt, CborFuture, ConnectError, DataDir, EncodeError, EventStream, HandlerResult,
-        NodeConfig, NodeEvent, StartError, TypedCallError, TypedSendError, cbor_handler,
+        CallErrorExt, CallKind, CborFuture, ConnectError, Context, DataDir, EncodeError,
+        EventStream, HandlerResult, NodeConfig, NodeEvent, StartError, TypedCallError,
+        TypedSendError, cbor_handler,
     };
     pub use bytes::Bytes;
     pub use peernet_proto::ConnectError as CoreConnectError;

@@ -16,6 +16,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 
 use crate::config::NodeConfig;
+use crate::context::Context;
 use crate::error::{ConnectError, StartError};
 use crate::events::EventStream;
 use crate::handlers::{self, HandlerResult};
@@ -182,7 +183,8 @@ impl<R: Runtime> Node<R> {
     /// reaches the caller as `CallError::HandlerError(bytes)`; a handler
     /// that panics answers `handler_panicked` and the connection lives.
     /// For CBOR-typed arguments and results, wrap the handler in
-    /// [`cbor_handler`](crate::cbor_handler).
+    /// [`cbor_handler`](crate::cbor_handler); for the call's deadline and
+    /// cancellation signal, expose it with [`Node::expose_ctx`].
     ///
     /// A handler that finishes on its first poll costs no task. One that
     /// waits runs as a task of its own, which a CANCEL (or the caller's
@@ -210,7 +212,54 @@ impl<R: Runtime> Node<R> {
         F: Fn(PeerId, Bytes) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = HandlerResult> + Send + 'static,
     {
-        let handler = handlers::boxed(handler);
+        self.install(handle, access, handlers::boxed(handler))
+    }
+
+    /// [`Node::expose`] with a handler that gets the call's [`Context`]:
+    /// the caller, what is left of its timeout (to hand on to nested calls,
+    /// see [`Node::call_in`]), a cancellation signal, and whether it is a
+    /// CALL or a SEND.
+    ///
+    /// ```no_run
+    /// # async fn demo<R: peernet_driver::Runtime>(node: peernet_driver::Node<R>, store: peernet_driver::PeerId) {
+    /// let inner = node.clone();
+    /// node.expose_ctx("lookup", move |ctx, key| {
+    ///     let node = inner.clone();
+    ///     // asks `store` within what is left of our caller's budget
+    ///     async move { node.call_in(&ctx, &store, "get", key).await.map_err(|_| "store".into()) }
+    /// })
+    /// .unwrap();
+    /// # }
+    /// ```
+    pub fn expose_ctx<F, Fut>(&self, handle: &str, handler: F) -> Result<(), InvalidHandle>
+    where
+        F: Fn(Context, Bytes) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HandlerResult> + Send + 'static,
+    {
+        self.expose_ctx_to(handle, Access::Anyone, handler)
+    }
+
+    /// [`Node::expose_to`] with a handler that gets the call's [`Context`]
+    /// (see [`Node::expose_ctx`]).
+    pub fn expose_ctx_to<F, Fut>(
+        &self,
+        handle: &str,
+        access: Access,
+        handler: F,
+    ) -> Result<(), InvalidHandle>
+    where
+        F: Fn(Context, Bytes) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HandlerResult> + Send + 'static,
+    {
+        self.install(handle, access, handlers::boxed_ctx(handler))
+    }
+
+    fn install(
+        &self,
+        handle: &str,
+        access: Access,
+        handler: handlers::DynHandler,
+    ) -> Result<(), InvalidHandle> {
         self.shared.with_core(|inner, _| {
             inner.ep.expose(handle, access)?;
             inner.handlers.insert(handle.to_owned(), handler);
@@ -459,6 +508,43 @@ impl<R: Runtime> Node<R> {
         let result = rx.await;
         pending.id = None;
         result.unwrap_or(Err(CallError::Cancelled))
+    }
+
+    /// A nested call, made while serving the call `ctx` describes: calls
+    /// with what is left of that call's budget ([`Context::timeout`]; no
+    /// limit if its caller set none), and gives up as soon as that call is
+    /// cancelled (CANCEL, its deadline, its connection lost), sending
+    /// CANCEL on in turn. So a chain of calls shares its first caller's
+    /// budget, as with tarpc's context.
+    ///
+    /// # Errors
+    ///
+    /// As [`Node::call`]; `CallError::Timeout` when the inherited budget
+    /// runs out (also when it was already spent: the call is then not
+    /// made), `CallError::Cancelled` when the outer call was cancelled
+    /// before its deadline.
+    pub async fn call_in(
+        &self,
+        ctx: &Context,
+        peer: &PeerId,
+        handle: &str,
+        args: impl AsRef<[u8]>,
+    ) -> Result<Bytes, CallError> {
+        let timeout = ctx.timeout();
+        if timeout == Some(Duration::ZERO) {
+            return Err(CallError::Timeout);
+        }
+        if ctx.is_cancelled() {
+            return Err(CallError::Cancelled);
+        }
+        let call = self.call(peer, handle, args, timeout);
+        let cancelled = ctx.cancelled();
+        match futures_util::future::select(std::pin::pin!(call), std::pin::pin!(cancelled)).await {
+            futures_util::future::Either::Left((result, _)) => result,
+            // (the call's future is dropped here: CANCEL goes out)
+            futures_util::future::Either::Right(_) if ctx.is_expired() => Err(CallError::Timeout),
+            futures_util::future::Either::Right(_) => Err(CallError::Cancelled),
+        }
     }
 
     /// Sends to `handle` on `peer`, fire-and-forget: resolves once the
