@@ -19,6 +19,7 @@ use peernet_proto::{CallError, Identity, PeerId};
 
 use peernet_driver::{EventStream, Node, NodeConfig, NodeEvent, Runtime, WrapStream};
 
+mod addr;
 mod context;
 mod raw;
 pub mod scenarios;
@@ -113,7 +114,9 @@ macro_rules! scenario_tests {
             persistence_survives_a_restart,
             cancel_fires_the_handler_context,
             deadline_and_connection_loss_fire_the_handler_context,
-            nested_call_inherits_the_deadline
+            nested_call_inherits_the_deadline,
+            connect_by_host_name,
+            ipv6_loopback
         );
     };
     (@each $h:ty; $set:expr; $($name:ident),* $(,)?) => {

@@ -14,6 +14,7 @@ use super::*;
 use peernet_driver::{CallErrorExt, ConnectError, TypedCallError, cbor_handler};
 use peernet_proto::ConnectError as CoreConnectError;
 
+pub use crate::addr::{connect_by_host_name, ipv6_loopback};
 pub use crate::context::{
     cancel_fires_the_handler_context, deadline_and_connection_loss_fire_the_handler_context,
     nested_call_inherits_the_deadline,

@@ -30,6 +30,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod addr;
 mod cbor;
 mod config;
 mod context;
@@ -45,6 +46,7 @@ mod signal;
 mod sources;
 mod tasks;
 
+pub use addr::PeerAddr;
 pub use cbor::{CborFuture, EncodeError, TypedCallError, TypedSendError, cbor_handler};
 pub use config::NodeConfig;
 pub use context::{CallKind, Context};
@@ -61,7 +63,7 @@ pub mod api {
     pub use crate::persist;
     pub use crate::{
         CallErrorExt, CallKind, CborFuture, ConnectError, Context, DataDir, EncodeError,
-        EventStream, HandlerResult, NodeConfig, NodeEvent, StartError, TypedCallError,
+        EventStream, HandlerResult, NodeConfig, NodeEvent, PeerAddr, StartError, TypedCallError,
         TypedSendError, cbor_handler,
     };
     pub use bytes::Bytes;

@@ -15,6 +15,7 @@ use peernet_proto::{
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 
+use crate::addr::PeerAddr;
 use crate::config::NodeConfig;
 use crate::context::Context;
 use crate::error::{ConnectError, StartError};
@@ -384,8 +385,17 @@ impl<R: Runtime> Node<R> {
     /// reports [`NodeEvent::Connected`](crate::NodeEvent::Connected)) when
     /// our PROOF reaches it, half a round trip later, and until then its
     /// own calls to us fail with `NotConnected`.
-    pub async fn connect(&self, peer: PeerId, addr: SocketAddr) -> Result<PeerId, ConnectError> {
-        self.dial(peer, addr, false).await
+    ///
+    /// `addr` is a [`SocketAddr`] (IPv4 or IPv6) or a `"host:port"` string
+    /// (see [`PeerAddr`]): a host name is resolved by the runtime first
+    /// (the resolver's own timeouts apply), then each of its addresses is
+    /// tried in turn within the handshake's budget.
+    pub async fn connect(
+        &self,
+        peer: PeerId,
+        addr: impl Into<PeerAddr>,
+    ) -> Result<PeerId, ConnectError> {
+        self.dial_to(peer, addr.into(), false).await
     }
 
     /// Dials `peer` at `addr` even when it is connected: when the new
@@ -393,14 +403,44 @@ impl<R: Runtime> Node<R> {
     /// section 4: same initiator, the newer survives), whose calls in
     /// flight fail with GOODBYE `superseded`. For an application that
     /// suspects its connection is half-open.
-    pub async fn reconnect(&self, peer: PeerId, addr: SocketAddr) -> Result<PeerId, ConnectError> {
-        self.dial(peer, addr, true).await
+    pub async fn reconnect(
+        &self,
+        peer: PeerId,
+        addr: impl Into<PeerAddr>,
+    ) -> Result<PeerId, ConnectError> {
+        self.dial_to(peer, addr.into(), true).await
+    }
+
+    /// Resolves `addr` (unless `peer` is connected and `again` is false),
+    /// then dials.
+    async fn dial_to(
+        &self,
+        peer: PeerId,
+        addr: PeerAddr,
+        again: bool,
+    ) -> Result<PeerId, ConnectError> {
+        let addrs = match addr {
+            PeerAddr::Socket(addr) => return self.dial(peer, addr, again).await,
+            _ if !again && self.is_connected(&peer) => return Ok(peer),
+            addr => addr.resolve(&self.shared.rt).await?,
+        };
+        self.dial_addrs(peer, &addrs, again).await
     }
 
     async fn dial(
         &self,
         peer: PeerId,
         addr: SocketAddr,
+        again: bool,
+    ) -> Result<PeerId, ConnectError> {
+        self.dial_addrs(peer, &[addr], again).await
+    }
+
+    /// Dials `peer` at the first of `addrs` that opens (not empty).
+    async fn dial_addrs(
+        &self,
+        peer: PeerId,
+        addrs: &[SocketAddr],
         again: bool,
     ) -> Result<PeerId, ConnectError> {
         // The core decides whether to dial (trust, shutdown) and starts the
@@ -410,13 +450,14 @@ impl<R: Runtime> Node<R> {
                 return Ok(None);
             }
             let conn = inner.ep.connect(now, Some(peer))?;
-            let (signals, done) = tasks::register(inner, conn, Direction::Outbound, Some(addr));
+            let (signals, done) =
+                tasks::register(inner, conn, Direction::Outbound, addrs.first().copied());
             Ok::<_, ConnectError>(Some((conn, signals, done)))
         })?;
         match started {
             None => Ok(peer),
             Some((conn, signals, done)) => {
-                tasks::dial(&self.shared, conn, signals, addr, done).await
+                tasks::dial_any(&self.shared, conn, signals, addrs, done).await
             }
         }
     }

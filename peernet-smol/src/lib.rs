@@ -156,6 +156,11 @@ impl<S: Spawner> Runtime for AsyncIoRuntime<S> {
         })
     }
 
+    async fn resolve(&self, host: &str) -> io::Result<Vec<SocketAddr>> {
+        // the system resolver, on the `blocking` crate's thread pool
+        async_net::resolve(host).await
+    }
+
     async fn connect(&self, addr: SocketAddr) -> io::Result<Transport> {
         tcp(TcpStream::connect(addr).await?)
     }
