@@ -767,9 +767,22 @@ pub async fn typed_cbor_calls<H: Harness>() {
         err,
         Err(TypedCallError::Handler(SumError::Overflow))
     ));
-    // arguments that do not decode: handler_error, empty
+    // arguments that do not decode: handler_error with a bad-request
+    // body, which a typed caller reports as its own error
     let raw = a.call(&peer, "sum", "not cbor", CALL).await;
-    assert_eq!(raw, Err(CallError::HandlerError(Bytes::new())));
+    let Err(CallError::HandlerError(body)) = raw else {
+        panic!("expected handler_error, got {raw:?}")
+    };
+    assert!(
+        peernet_driver::bad_request_reason(&body).is_some(),
+        "{body:?}"
+    );
+    let wrong: Result<u32, TypedCallError<SumError>> =
+        a.call_cbor(&peer, "sum", &"not a Sum", CALL).await;
+    assert!(
+        matches!(wrong, Err(TypedCallError::BadRequest(_))),
+        "{wrong:?}"
+    );
     a.send_cbor(&peer, "sum", &Sum { terms: vec![] })
         .await
         .unwrap();

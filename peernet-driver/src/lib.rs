@@ -41,13 +41,18 @@ mod lifecycle;
 mod node;
 pub mod persist;
 mod runtime;
+#[cfg(feature = "serde")]
+mod service;
 mod shared;
 mod signal;
 mod sources;
 mod tasks;
 
 pub use addr::PeerAddr;
-pub use cbor::{CborFuture, EncodeError, TypedCallError, TypedSendError, cbor_handler};
+pub use cbor::{
+    BAD_REQUEST, CborFuture, EncodeError, TypedCallError, TypedSendError, bad_request,
+    bad_request_reason, cbor_handler,
+};
 pub use config::NodeConfig;
 pub use context::{CallKind, Context};
 pub use error::{CallErrorExt, ConnectError, StartError};
@@ -56,6 +61,8 @@ pub use handlers::HandlerResult;
 pub use node::Node;
 pub use persist::DataDir;
 pub use runtime::{BoxFuture, BoxRead, BoxWrite, Runtime, Transport, WrapStream};
+#[cfg(feature = "serde")]
+pub use service::{Service, ServiceError};
 
 /// The types of the API that every runtime crate re-exports as they are
 /// (`pub use peernet_driver::api::*`), next to its own `Node` alias.
@@ -66,6 +73,8 @@ pub mod api {
         EventStream, HandlerResult, NodeConfig, NodeEvent, PeerAddr, StartError, TypedCallError,
         TypedSendError, cbor_handler,
     };
+    #[cfg(feature = "serde")]
+    pub use crate::{Service, ServiceError};
     pub use bytes::Bytes;
     pub use peernet_proto::ConnectError as CoreConnectError;
     pub use peernet_proto::{
