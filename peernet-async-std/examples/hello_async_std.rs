@@ -1,18 +1,17 @@
-//! Two nodes on smol: each pairs with the other, one exposes `hello`, the
-//! other calls it and prints the reply. The same program runs on
-//! async-std (`peernet-async-std/examples/hello.rs`) and, with
-//! `#[tokio::main]`, on tokio.
+//! Two nodes on async-std: each pairs with the other, one exposes `hello`,
+//! the other calls it and prints the reply. The same program runs on smol
+//! (`peernet-smol/examples/hello_smol.rs`) and, with `#[tokio::main]`, on tokio.
 //!
 //! ```text
-//! cargo run -p peernet-smol --example hello
+//! cargo run -p peernet-async-std --example hello_async_std
 //! ```
 
 use std::time::Duration;
 
-use peernet_smol::{Bytes, Identity, Node, NodeConfig};
+use peernet_async_std::{Bytes, Identity, Node, NodeConfig};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    smol::block_on(async {
+    async_std::task::block_on(async {
         let any_port = "127.0.0.1:0".parse()?;
         // Fixed seeds keep the example short; a real node keeps a generated
         // identity in its data directory (`NodeConfig::from_data_dir`).
