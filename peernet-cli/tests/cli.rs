@@ -270,7 +270,7 @@ async fn sigterm_says_goodbye_normal_and_exits_zero() {
     let server: PeerId = s.peer.parse().unwrap();
     let node = Node::new(NodeConfig::new(me).trusting(server));
     let events = node.events();
-    node.connect(server, s.addr.parse().unwrap()).await.unwrap();
+    node.connect(server, s.addr.as_str()).await.unwrap();
     assert_eq!(s.lines.next(), format!("connected {mine}"));
 
     let pid = s.child.id().to_string();

@@ -19,6 +19,8 @@ use peernet_proto::{CallError, Identity, PeerId};
 
 use peernet_driver::{EventStream, Node, NodeConfig, NodeEvent, Runtime, WrapStream};
 
+mod addr;
+mod context;
 mod dialing;
 mod raw;
 pub mod scenarios;
@@ -114,7 +116,12 @@ macro_rules! scenario_tests {
             kept_peer_restarted_on_its_address_is_reconnected,
             kept_peer_on_a_new_port_is_found_through_a_ticket,
             connect_peer_dials_through_the_book,
-            the_book_survives_a_restart
+            the_book_survives_a_restart,
+            cancel_fires_the_handler_context,
+            deadline_and_connection_loss_fire_the_handler_context,
+            nested_call_inherits_the_deadline,
+            connect_by_host_name,
+            ipv6_loopback
         );
     };
     (@each $h:ty; $set:expr; $($name:ident),* $(,)?) => {

@@ -15,6 +15,11 @@ use super::*;
 use peernet_driver::{CallErrorExt, ConnectError, TypedCallError, cbor_handler};
 use peernet_proto::ConnectError as CoreConnectError;
 
+pub use crate::addr::{connect_by_host_name, ipv6_loopback};
+pub use crate::context::{
+    cancel_fires_the_handler_context, deadline_and_connection_loss_fire_the_handler_context,
+    nested_call_inherits_the_deadline,
+};
 pub use crate::dialing::{
     connect_peer_dials_through_the_book, kept_peer_on_a_new_port_is_found_through_a_ticket,
     kept_peer_restarted_on_its_address_is_reconnected, the_book_survives_a_restart,
@@ -779,9 +784,22 @@ pub async fn typed_cbor_calls<H: Harness>() {
         err,
         Err(TypedCallError::Handler(SumError::Overflow))
     ));
-    // arguments that do not decode: handler_error, empty
+    // arguments that do not decode: handler_error with a bad-request
+    // body, which a typed caller reports as its own error
     let raw = a.call(&peer, "sum", "not cbor", CALL).await;
-    assert_eq!(raw, Err(CallError::HandlerError(Bytes::new())));
+    let Err(CallError::HandlerError(body)) = raw else {
+        panic!("expected handler_error, got {raw:?}")
+    };
+    assert!(
+        peernet_driver::bad_request_reason(&body).is_some(),
+        "{body:?}"
+    );
+    let wrong: Result<u32, TypedCallError<SumError>> =
+        a.call_cbor(&peer, "sum", &"not a Sum", CALL).await;
+    assert!(
+        matches!(wrong, Err(TypedCallError::BadRequest(_))),
+        "{wrong:?}"
+    );
     a.send_cbor(&peer, "sum", &Sum { terms: vec![] })
         .await
         .unwrap();

@@ -28,6 +28,10 @@ pub enum TypedCallError<E> {
     /// The reply did not decode as the expected type.
     #[error("reply does not decode: {0}")]
     Decode(minicbor::decode::Error),
+    /// The callee could not decode our arguments as the type its handler
+    /// takes (a [`bad_request`] body): the two sides disagree on the type.
+    #[error("the callee could not decode the arguments: {0}")]
+    BadRequest(String),
     /// The arguments did not encode (their `Encode` impl failed); nothing
     /// was sent.
     #[error("arguments do not encode: {0}")]
@@ -69,10 +73,15 @@ impl<R: Runtime> Node<R> {
         let args = minicbor::to_vec(args).map_err(TypedCallError::Encode)?;
         match self.call(peer, handle, args, timeout).await {
             Ok(body) => minicbor::decode(&body).map_err(TypedCallError::Decode),
-            Err(CallError::HandlerError(body)) => match minicbor::decode(&body) {
-                Ok(e) => Err(TypedCallError::Handler(e)),
-                Err(d) => Err(TypedCallError::Decode(d)),
-            },
+            Err(CallError::HandlerError(body)) => {
+                if let Some(why) = bad_request_reason(&body) {
+                    return Err(TypedCallError::BadRequest(why));
+                }
+                match minicbor::decode(&body) {
+                    Ok(e) => Err(TypedCallError::Handler(e)),
+                    Err(d) => Err(TypedCallError::Decode(d)),
+                }
+            }
             Err(e) => Err(TypedCallError::Call(e)),
         }
     }
@@ -102,7 +111,9 @@ pub type CborFuture<Fut, T, E> =
 /// Turns a typed async handler into a bytes handler for
 /// [`Node::expose`] / [`Node::expose_to`]: arguments decoded from CBOR,
 /// result and error value encoded as CBOR. Arguments that do not decode are
-/// answered `handler_error` with an empty body, without running `handler`.
+/// answered `handler_error` with a [`bad_request`] body, without running
+/// `handler` ([`Node::call_cbor`] reports it as
+/// [`TypedCallError::BadRequest`]).
 ///
 /// ```no_run
 /// # async fn demo<R: peernet_driver::Runtime>(node: peernet_driver::Node<R>) {
@@ -125,7 +136,10 @@ where
 {
     move |peer, args| match minicbor::decode::<A>(&args) {
         Ok(args) => Either::Right(handler(peer, args).map(encode_outcome as fn(_) -> _)),
-        Err(_) => Either::Left(ready(Err(Bytes::new()))),
+        Err(error) => {
+            tracing::debug!(%peer, %error, "arguments do not decode");
+            Either::Left(ready(Err(bad_request(&error.to_string()))))
+        }
     }
 }
 
@@ -137,5 +151,52 @@ fn encode_outcome<T: Encode<()>, E: Encode<()>>(outcome: Result<T, E>) -> Handle
         Err(error) => Err(minicbor::to_vec(&error)
             .map(Bytes::from)
             .unwrap_or_default()),
+    }
+}
+
+/// The first element of a [`bad_request`] body.
+pub const BAD_REQUEST: &str = "peernet/bad-request";
+
+/// The `handler_error` body a typed callee (a [`cbor_handler`], or a serde
+/// service) answers when the arguments do not decode as the type its
+/// handler takes: the CBOR array `["peernet/bad-request", reason]` (two
+/// text strings). PROTOCOL.md has no status of its own for it; a typed
+/// caller recognises this body before decoding the handler's error type,
+/// and reports it as its own error.
+pub fn bad_request(reason: &str) -> Bytes {
+    let mut encoder = minicbor::Encoder::new(Vec::new());
+    // (writing to a Vec cannot fail)
+    let _ = encoder
+        .array(2)
+        .and_then(|e| e.str(BAD_REQUEST)?.str(reason));
+    Bytes::from(encoder.into_writer())
+}
+
+/// The reason of a [`bad_request`] body, if `body` is one.
+pub fn bad_request_reason(body: &[u8]) -> Option<String> {
+    let mut decoder = minicbor::Decoder::new(body);
+    if decoder.array().ok()? != Some(2) || decoder.str().ok()? != BAD_REQUEST {
+        return None;
+    }
+    let reason = decoder.str().ok()?.to_owned();
+    (decoder.position() == body.len()).then_some(reason)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_request_bodies_round_trip_and_nothing_else_is_one() {
+        let body = bad_request("expected u32");
+        assert_eq!(bad_request_reason(&body).as_deref(), Some("expected u32"));
+        assert_eq!(bad_request_reason(b""), None);
+        let other = minicbor::to_vec(("peernet/other", "x")).unwrap();
+        assert_eq!(bad_request_reason(&other), None);
+        let longer = minicbor::to_vec((BAD_REQUEST, "x", 1u8)).unwrap();
+        assert_eq!(bad_request_reason(&longer), None);
+        let mut trailing = body.to_vec();
+        trailing.push(0);
+        assert_eq!(bad_request_reason(&trailing), None);
     }
 }

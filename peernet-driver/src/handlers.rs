@@ -1,8 +1,9 @@
-//! Handlers: async functions of (caller, args) that the application
+//! Handlers: async functions of (context, args) that the application
 //! exposes under a handle name, and how they run: those ready on their
 //! first poll are answered at once (all their replies under one lock), the
-//! others run as tasks of their own that CANCEL, a closed connection or
-//! shutdown can abort.
+//! others run as tasks of their own that CANCEL, the deadline, a closed
+//! connection or shutdown can abort (raising their context's cancellation
+//! signal first).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -15,6 +16,7 @@ use futures_util::FutureExt;
 use futures_util::future::{AbortHandle, Abortable, Aborted, CatchUnwind};
 use peernet_proto::{ConnId, InboundCallId, PeerId, Response};
 
+use crate::context::{CallKind, CancelFlag, Clock, Context};
 use crate::runtime::{BoxFuture, Runtime};
 use crate::shared::{Inner, Shared, Work};
 
@@ -23,15 +25,46 @@ use crate::shared::{Inner, Shared, Work};
 pub type HandlerResult = Result<Bytes, Bytes>;
 
 /// A handler as stored by the node.
-pub(crate) type DynHandler = Arc<dyn Fn(PeerId, Bytes) -> BoxFuture<HandlerResult> + Send + Sync>;
+pub(crate) type DynHandler = Arc<dyn Fn(Context, Bytes) -> BoxFuture<HandlerResult> + Send + Sync>;
 
-/// Boxes an async function into a [`DynHandler`].
+/// Boxes an async function of the caller into a [`DynHandler`].
 pub(crate) fn boxed<F, Fut>(handler: F) -> DynHandler
 where
     F: Fn(PeerId, Bytes) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = HandlerResult> + Send + 'static,
 {
-    Arc::new(move |peer, args| Box::pin(handler(peer, args)))
+    Arc::new(move |ctx: Context, args| Box::pin(handler(ctx.peer(), args)))
+}
+
+/// Boxes an async function of the context into a [`DynHandler`].
+pub(crate) fn boxed_ctx<F, Fut>(handler: F) -> DynHandler
+where
+    F: Fn(Context, Bytes) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = HandlerResult> + Send + 'static,
+{
+    Arc::new(move |ctx, args| Box::pin(handler(ctx, args)))
+}
+
+/// A handler task the driver can stop: raise its context's signal, then
+/// drop its future.
+pub(crate) struct RunningTask {
+    abort: AbortHandle,
+    cancel: Arc<CancelFlag>,
+}
+
+impl RunningTask {
+    /// Cancels the handler: its context's signal fires, its future is
+    /// dropped at its next poll.
+    pub(crate) fn stop(self) {
+        self.cancel.cancel();
+        self.abort.abort();
+    }
+}
+
+impl<R: Runtime> Clock for Shared<R> {
+    fn now(&self) -> StdInstant {
+        self.rt.now()
+    }
 }
 
 /// A handler running as a task of its own.
@@ -73,10 +106,10 @@ impl<R: Runtime> Shared<R> {
 
     fn run_once(self: &Arc<Self>, work: &mut Vec<Work>) {
         let mut replies = Vec::new();
-        let mut tasks: Vec<(TaskKey, Running)> = Vec::new();
+        let mut tasks: Vec<(TaskKey, Running, Arc<CancelFlag>)> = Vec::new();
         let mut sends_done = Vec::new();
         for item in work.drain(..) {
-            let (key, peer, args, handler) = match item {
+            let (key, peer, args, handler, ctx) = match item {
                 Work::Complete(tx, result) => {
                     let _ = tx.send(result);
                     continue;
@@ -96,7 +129,9 @@ impl<R: Runtime> Shared<R> {
                     continue;
                 }
                 Work::Call(call, handler) => {
-                    (TaskKey::Call(call.id), call.peer, call.args, handler)
+                    let deadline = call.deadline.map(|at| self.to_std(at));
+                    let ctx = (CallKind::Call, deadline);
+                    (TaskKey::Call(call.id), call.peer, call.args, handler, ctx)
                 }
                 Work::Send(send, handler) => {
                     let done = SendKey {
@@ -104,10 +139,15 @@ impl<R: Runtime> Shared<R> {
                         conn: send.conn,
                         bytes: send.args.len(),
                     };
-                    (TaskKey::Send(done, 0), send.peer, send.args, handler)
+                    let ctx = (CallKind::Send, None);
+                    (TaskKey::Send(done, 0), send.peer, send.args, handler, ctx)
                 }
             };
-            let started = std::panic::catch_unwind(AssertUnwindSafe(|| handler(peer, args)));
+            let (kind, deadline) = ctx;
+            let cancel = Arc::new(CancelFlag::default());
+            let clock: Arc<dyn Clock> = self.clone();
+            let ctx = Context::new(peer, kind, deadline, cancel.clone(), clock);
+            let started = std::panic::catch_unwind(AssertUnwindSafe(|| handler(ctx, args)));
             let outcome = match started {
                 Err(panic) => Err(panic),
                 Ok(fut) => {
@@ -115,7 +155,7 @@ impl<R: Runtime> Shared<R> {
                     match (&mut fut).now_or_never() {
                         Some(outcome) => outcome,
                         None => {
-                            tasks.push((key, fut));
+                            tasks.push((key, fut, cancel));
                             continue;
                         }
                     }
@@ -139,13 +179,19 @@ impl<R: Runtime> Shared<R> {
             for done in sends_done {
                 inner.send_finished(done);
             }
-            for (mut key, fut) in tasks {
+            for (mut key, fut, cancel) in tasks {
                 if let TaskKey::Send(done, _) = key {
                     inner.next_task += 1;
                     key = TaskKey::Send(done, inner.next_task);
                 }
                 let (handle, registration) = AbortHandle::new_pair();
-                inner.running.insert(key, handle);
+                inner.running.insert(
+                    key,
+                    RunningTask {
+                        abort: handle,
+                        cancel,
+                    },
+                );
                 spawn.push((key, Abortable::new(fut, registration)));
             }
         });
@@ -192,8 +238,8 @@ impl<R: Runtime> Shared<R> {
 
     /// Stops every handler task (end of shutdown's grace period).
     pub(crate) fn abort_handlers(&self, inner: &mut Inner) {
-        for (key, handle) in inner.running.drain() {
-            handle.abort();
+        for (key, task) in inner.running.drain() {
+            task.stop();
             if let TaskKey::Send(done, _) = key {
                 inner.ep.send_done(done.conn, done.bytes);
             }

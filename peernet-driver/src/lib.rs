@@ -30,9 +30,11 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod addr;
 pub mod book_file;
 mod cbor;
 mod config;
+mod context;
 mod dialer;
 mod dialing;
 pub mod dirlock;
@@ -45,6 +47,8 @@ mod lifecycle;
 mod node;
 pub mod persist;
 mod runtime;
+#[cfg(feature = "serde")]
+mod service;
 mod shared;
 mod signal;
 mod sources;
@@ -52,8 +56,13 @@ mod stats;
 mod tasks;
 pub mod ticket;
 
-pub use cbor::{CborFuture, EncodeError, TypedCallError, TypedSendError, cbor_handler};
+pub use addr::PeerAddr;
+pub use cbor::{
+    BAD_REQUEST, CborFuture, EncodeError, TypedCallError, TypedSendError, bad_request,
+    bad_request_reason, cbor_handler,
+};
 pub use config::NodeConfig;
+pub use context::{CallKind, Context};
 pub use dirlock::{DirLock, LockError};
 pub use error::{CallErrorExt, ConnectError, StartError};
 pub use events::{EventStream, NodeEvent};
@@ -61,6 +70,8 @@ pub use handlers::HandlerResult;
 pub use node::Node;
 pub use persist::DataDir;
 pub use runtime::{BoxFuture, BoxRead, BoxWrite, Runtime, Transport, WrapStream};
+#[cfg(feature = "serde")]
+pub use service::{Service, ServiceError};
 pub use stats::NodeStats;
 pub use ticket::{Ticket, TicketError};
 
@@ -70,10 +81,12 @@ pub mod api {
     #[cfg(feature = "mdns")]
     pub use crate::discovery;
     pub use crate::{
-        CallErrorExt, CborFuture, ConnectError, DataDir, DirLock, EncodeError, EventStream,
-        HandlerResult, LockError, NodeConfig, NodeEvent, NodeStats, StartError, Ticket,
-        TicketError, TypedCallError, TypedSendError, cbor_handler,
+        CallErrorExt, CallKind, CborFuture, ConnectError, Context, DataDir, DirLock, EncodeError,
+        EventStream, HandlerResult, LockError, NodeConfig, NodeEvent, NodeStats, PeerAddr,
+        StartError, Ticket, TicketError, TypedCallError, TypedSendError, cbor_handler,
     };
+    #[cfg(feature = "serde")]
+    pub use crate::{Service, ServiceError};
     pub use crate::{book_file, persist, ticket};
     pub use bytes::Bytes;
     pub use peernet_proto::ConnectError as CoreConnectError;

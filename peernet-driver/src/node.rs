@@ -15,7 +15,9 @@ use peernet_proto::{
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 
+use crate::addr::PeerAddr;
 use crate::config::NodeConfig;
+use crate::context::Context;
 use crate::error::{ConnectError, StartError};
 use crate::events::EventStream;
 use crate::handlers::{self, HandlerResult};
@@ -184,7 +186,8 @@ impl<R: Runtime> Node<R> {
     /// reaches the caller as `CallError::HandlerError(bytes)`; a handler
     /// that panics answers `handler_panicked` and the connection lives.
     /// For CBOR-typed arguments and results, wrap the handler in
-    /// [`cbor_handler`](crate::cbor_handler).
+    /// [`cbor_handler`](crate::cbor_handler); for the call's deadline and
+    /// cancellation signal, expose it with [`Node::expose_ctx`].
     ///
     /// A handler that finishes on its first poll costs no task. One that
     /// waits runs as a task of its own, which a CANCEL (or the caller's
@@ -212,7 +215,54 @@ impl<R: Runtime> Node<R> {
         F: Fn(PeerId, Bytes) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = HandlerResult> + Send + 'static,
     {
-        let handler = handlers::boxed(handler);
+        self.install(handle, access, handlers::boxed(handler))
+    }
+
+    /// [`Node::expose`] with a handler that gets the call's [`Context`]:
+    /// the caller, what is left of its timeout (to hand on to nested calls,
+    /// see [`Node::call_in`]), a cancellation signal, and whether it is a
+    /// CALL or a SEND.
+    ///
+    /// ```no_run
+    /// # async fn demo<R: peernet_driver::Runtime>(node: peernet_driver::Node<R>, store: peernet_driver::PeerId) {
+    /// let inner = node.clone();
+    /// node.expose_ctx("lookup", move |ctx, key| {
+    ///     let node = inner.clone();
+    ///     // asks `store` within what is left of our caller's budget
+    ///     async move { node.call_in(&ctx, &store, "get", key).await.map_err(|_| "store".into()) }
+    /// })
+    /// .unwrap();
+    /// # }
+    /// ```
+    pub fn expose_ctx<F, Fut>(&self, handle: &str, handler: F) -> Result<(), InvalidHandle>
+    where
+        F: Fn(Context, Bytes) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HandlerResult> + Send + 'static,
+    {
+        self.expose_ctx_to(handle, Access::Anyone, handler)
+    }
+
+    /// [`Node::expose_to`] with a handler that gets the call's [`Context`]
+    /// (see [`Node::expose_ctx`]).
+    pub fn expose_ctx_to<F, Fut>(
+        &self,
+        handle: &str,
+        access: Access,
+        handler: F,
+    ) -> Result<(), InvalidHandle>
+    where
+        F: Fn(Context, Bytes) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HandlerResult> + Send + 'static,
+    {
+        self.install(handle, access, handlers::boxed_ctx(handler))
+    }
+
+    fn install(
+        &self,
+        handle: &str,
+        access: Access,
+        handler: handlers::DynHandler,
+    ) -> Result<(), InvalidHandle> {
         self.shared.with_core(|inner, _| {
             inner.ep.expose(handle, access)?;
             inner.handlers.insert(handle.to_owned(), handler);
@@ -357,12 +407,24 @@ impl<R: Runtime> Node<R> {
     /// our PROOF reaches it, half a round trip later, and until then its
     /// own calls to us fail with `NotConnected`.
     ///
-    /// Once connected, `addr` is recorded in the address book (source
-    /// `Application`), so that [`Node::connect_peer`] and
-    /// [`Node::keep_connected`] find the peer there later.
-    pub async fn connect(&self, peer: PeerId, addr: SocketAddr) -> Result<PeerId, ConnectError> {
-        let connected = self.dial(peer, addr, false).await?;
-        self.learned(peer, addr);
+    /// `addr` is a [`SocketAddr`] (IPv4 or IPv6) or a `"host:port"` string
+    /// (see [`PeerAddr`]): a host name is resolved by the runtime first
+    /// (the resolver's own timeouts apply), then each of its addresses is
+    /// tried in turn within the handshake's budget.
+    ///
+    /// Once connected, the address is recorded in the address book
+    /// (source `Application`; for a host name, the address that opened),
+    /// so that [`Node::connect_peer`] and [`Node::keep_connected`] find
+    /// the peer there later.
+    pub async fn connect(
+        &self,
+        peer: PeerId,
+        addr: impl Into<PeerAddr>,
+    ) -> Result<PeerId, ConnectError> {
+        let (connected, opened) = self.dial_to(peer, addr.into(), false).await?;
+        if let Some(addr) = opened {
+            self.learned(peer, addr);
+        }
         Ok(connected)
     }
 
@@ -371,16 +433,41 @@ impl<R: Runtime> Node<R> {
     /// section 4: same initiator, the newer survives), whose calls in
     /// flight fail with GOODBYE `superseded`. For an application that
     /// suspects its connection is half-open.
-    pub async fn reconnect(&self, peer: PeerId, addr: SocketAddr) -> Result<PeerId, ConnectError> {
-        self.dial(peer, addr, true).await
-    }
-
-    async fn dial(
+    pub async fn reconnect(
         &self,
         peer: PeerId,
-        addr: SocketAddr,
-        again: bool,
+        addr: impl Into<PeerAddr>,
     ) -> Result<PeerId, ConnectError> {
+        Ok(self.dial_to(peer, addr.into(), true).await?.0)
+    }
+
+    /// Resolves `addr` (unless `peer` is connected and `again` is false),
+    /// then dials. Also returns the address known to reach the peer: the
+    /// one given, or of a host name's addresses the one that opened.
+    async fn dial_to(
+        &self,
+        peer: PeerId,
+        addr: PeerAddr,
+        again: bool,
+    ) -> Result<(PeerId, Option<SocketAddr>), ConnectError> {
+        let addrs = match addr {
+            PeerAddr::Socket(addr) => {
+                let (peer, _) = self.dial_addrs(peer, &[addr], again).await?;
+                return Ok((peer, Some(addr)));
+            }
+            _ if !again && self.is_connected(&peer) => return Ok((peer, None)),
+            addr => addr.resolve(&self.shared.rt).await?,
+        };
+        self.dial_addrs(peer, &addrs, again).await
+    }
+
+    /// Dials `peer` at the first of `addrs` that opens (not empty).
+    async fn dial_addrs(
+        &self,
+        peer: PeerId,
+        addrs: &[SocketAddr],
+        again: bool,
+    ) -> Result<(PeerId, Option<SocketAddr>), ConnectError> {
         // The core decides whether to dial (trust, shutdown) and starts the
         // handshake's budget before the transport is opened.
         let started = self.shared.with_core(|inner, now| {
@@ -388,13 +475,14 @@ impl<R: Runtime> Node<R> {
                 return Ok(None);
             }
             let conn = inner.ep.connect(now, Some(peer))?;
-            let (signals, done) = tasks::register(inner, conn, Direction::Outbound, Some(addr));
+            let (signals, done) =
+                tasks::register(inner, conn, Direction::Outbound, addrs.first().copied());
             Ok::<_, ConnectError>(Some((conn, signals, done)))
         })?;
         match started {
-            None => Ok(peer),
+            None => Ok((peer, None)),
             Some((conn, signals, done)) => {
-                tasks::dial(&self.shared, conn, signals, addr, done).await
+                tasks::dial_any(&self.shared, conn, signals, addrs, done).await
             }
         }
     }
@@ -496,6 +584,43 @@ impl<R: Runtime> Node<R> {
         let result = rx.await;
         pending.id = None;
         result.unwrap_or(Err(CallError::Cancelled))
+    }
+
+    /// A nested call, made while serving the call `ctx` describes: calls
+    /// with what is left of that call's budget ([`Context::timeout`]; no
+    /// limit if its caller set none), and gives up as soon as that call is
+    /// cancelled (CANCEL, its deadline, its connection lost), sending
+    /// CANCEL on in turn. So a chain of calls shares its first caller's
+    /// budget, as with tarpc's context.
+    ///
+    /// # Errors
+    ///
+    /// As [`Node::call`]; `CallError::Timeout` when the inherited budget
+    /// runs out (also when it was already spent: the call is then not
+    /// made), `CallError::Cancelled` when the outer call was cancelled
+    /// before its deadline.
+    pub async fn call_in(
+        &self,
+        ctx: &Context,
+        peer: &PeerId,
+        handle: &str,
+        args: impl AsRef<[u8]>,
+    ) -> Result<Bytes, CallError> {
+        let timeout = ctx.timeout();
+        if timeout == Some(Duration::ZERO) {
+            return Err(CallError::Timeout);
+        }
+        if ctx.is_cancelled() {
+            return Err(CallError::Cancelled);
+        }
+        let call = self.call(peer, handle, args, timeout);
+        let cancelled = ctx.cancelled();
+        match futures_util::future::select(std::pin::pin!(call), std::pin::pin!(cancelled)).await {
+            futures_util::future::Either::Left((result, _)) => result,
+            // (the call's future is dropped here: CANCEL goes out)
+            futures_util::future::Either::Right(_) if ctx.is_expired() => Err(CallError::Timeout),
+            futures_util::future::Either::Right(_) => Err(CallError::Cancelled),
+        }
     }
 
     /// Sends to `handle` on `peer`, fire-and-forget: resolves once the

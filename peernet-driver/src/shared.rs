@@ -12,7 +12,6 @@ use std::time::Instant as StdInstant;
 
 use bytes::Bytes;
 use event_listener::Event as Broadcast;
-use futures_util::future::AbortHandle;
 use peernet_proto::{
     CallError, CallId, ConnId, Direction, Endpoint, Event, InboundCall, InboundSend, Instant,
     Output, PeerId, Response,
@@ -23,7 +22,7 @@ use crate::events::NodeEvent;
 // Maps keyed by ids this node chooses itself (connection and call ids,
 // handle names, trusted peers) use a fast non-cryptographic hash; no peer
 // picks these keys, so none can aim collisions at them.
-use crate::handlers::{DynHandler, SendKey, TaskKey};
+use crate::handlers::{DynHandler, RunningTask, SendKey, TaskKey};
 use crate::persist::DataDir;
 use crate::runtime::Runtime;
 use crate::signal::Signal;
@@ -77,7 +76,7 @@ pub(crate) struct Inner {
     pub(crate) handlers: FastMap<String, DynHandler>,
     /// Handlers that did not finish on their first poll, so that CANCEL
     /// (or a closed connection) can stop them and shutdown can wait.
-    pub(crate) running: HashMap<TaskKey, AbortHandle>,
+    pub(crate) running: HashMap<TaskKey, RunningTask>,
     pub(crate) next_task: u64,
     /// Send handlers started and not finished, per peer: at most
     /// `max_inbound_calls`; a SEND beyond is dropped, as a CALL beyond is
@@ -374,9 +373,9 @@ impl<R: Runtime> Shared<R> {
             Event::CallCancelled(id) => {
                 // not started yet (CALL and CANCEL in one read): never start
                 work.retain(|w| !matches!(w, Work::Call(call, _) if call.id == id));
-                if let Some(handle) = inner.running.remove(&TaskKey::Call(id)) {
+                if let Some(task) = inner.running.remove(&TaskKey::Call(id)) {
                     tracing::debug!(call = id.request_id(), "handler cancelled");
-                    handle.abort();
+                    task.stop();
                     self.maybe_quiet(inner);
                 }
             }

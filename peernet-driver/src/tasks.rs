@@ -3,6 +3,7 @@
 //! loop. None of them knows anything of the protocol.
 
 use std::future::{Future, IntoFuture, poll_fn};
+use std::io;
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
@@ -93,34 +94,62 @@ pub(crate) fn start_conn<R: Runtime>(
     Ok(done)
 }
 
-/// Dials `addr` for `conn`, a connection the core has already started
+/// Dials `addrs` for `conn`, a connection the core has already started
 /// (its HELLO waits in the core's queue and its handshake budget runs
 /// from then on), and hands over the transport. Resolves when the
 /// handshake ends, or when opening the transport fails, or when the core
 /// gives the connection up first (its handshake timeout, shutdown, the
 /// peer unpaired).
-pub(crate) async fn dial<R: Runtime>(
+///
+/// Each of `addrs` is tried in turn until a transport opens (the addresses
+/// a host name resolved to: `localhost` may give `[::1]` and `127.0.0.1`,
+/// with the peer listening on one of them); the last failure is the error.
+/// On success, also the address that opened.
+pub(crate) async fn dial_any<R: Runtime>(
     shared: &Arc<Shared<R>>,
     conn: ConnId,
     signals: Arc<ConnSignals>,
-    addr: SocketAddr,
+    addrs: &[SocketAddr],
     done: DialResult,
-) -> Result<PeerId, ConnectError> {
+) -> Result<(PeerId, Option<SocketAddr>), ConnectError> {
     let mut unopened = Unopened {
         shared,
         conn: Some(conn),
     };
-    match select(pin!(shared.rt.connect(addr)), pin!(done.into_future())).await {
-        Either::Left((Ok(transport), done)) => {
+    let open = async {
+        let mut failed = io::Error::new(io::ErrorKind::InvalidInput, "no address to dial");
+        for addr in addrs {
+            match shared.rt.connect(*addr).await {
+                Ok(transport) => return Ok((transport, *addr)),
+                Err(error) => {
+                    tracing::debug!(%addr, %error, "dial failed");
+                    failed = error;
+                }
+            }
+        }
+        Err(failed)
+    };
+    match select(pin!(open), pin!(done.into_future())).await {
+        Either::Left((Ok((transport, opened)), done)) => {
             unopened.conn = None;
+            if addrs.len() > 1 {
+                // (registered with the first address; another one opened)
+                shared.with_core(|inner, _| {
+                    if let Some(entry) = inner.conns.get_mut(&conn) {
+                        entry.remote_addr = transport.remote_addr().or(entry.remote_addr);
+                    }
+                });
+            }
             attach(shared, conn, Direction::Outbound, signals, transport);
-            done.await.unwrap_or(Err(abandoned()))
+            let peer = done.await.unwrap_or(Err(abandoned()))?;
+            Ok((peer, Some(opened)))
         }
         Either::Left((Err(error), _)) => {
             unopened.forget();
             Err(ConnectError::Io(error))
         }
-        Either::Right((result, _)) => result.unwrap_or(Err(abandoned())),
+        // (settled before a transport opened: none was used)
+        Either::Right((result, _)) => Ok((result.unwrap_or(Err(abandoned()))?, None)),
     }
 }
 

@@ -49,7 +49,7 @@ use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
+use std::task::{self, Poll, ready};
 use std::time::Instant;
 
 use async_io::Async;
@@ -123,7 +123,7 @@ struct TcpReader {
 impl AsyncRead for TcpReader {
     fn poll_read(
         mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
+        cx: &mut task::Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
         loop {
@@ -169,6 +169,11 @@ impl<S: Spawner> Runtime for AsyncIoRuntime<S> {
         Box::pin(async move {
             async_io::Timer::at(at).await;
         })
+    }
+
+    async fn resolve(&self, host: &str) -> io::Result<Vec<SocketAddr>> {
+        // the system resolver, on the `blocking` crate's thread pool
+        async_net::resolve(host).await
     }
 
     async fn connect(&self, addr: SocketAddr) -> io::Result<Transport> {

@@ -128,6 +128,15 @@ impl Runtime for TokioRuntime {
         Box::pin(tokio::time::sleep_until(at.into()))
     }
 
+    fn resolve(&self, host: &str) -> impl Future<Output = io::Result<Vec<SocketAddr>>> + Send {
+        // tokio's resolver runs on this runtime's blocking pool
+        let host = host.to_owned();
+        let task = self
+            .handle
+            .spawn(async move { Ok(tokio::net::lookup_host(host).await?.collect()) });
+        async move { task.await.map_err(io::Error::other)? }
+    }
+
     fn connect(&self, addr: SocketAddr) -> impl Future<Output = io::Result<Transport>> + Send {
         // sockets register with the runtime they are created on
         let task = self

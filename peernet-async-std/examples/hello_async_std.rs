@@ -1,0 +1,46 @@
+//! Two nodes on async-std: each pairs with the other, one exposes `hello`,
+//! the other calls it and prints the reply. The same program runs on smol
+//! (`peernet-smol/examples/hello_smol.rs`) and, with `#[tokio::main]`, on tokio.
+//!
+//! ```text
+//! cargo run -p peernet-async-std --example hello_async_std
+//! ```
+
+use std::time::Duration;
+
+use peernet_async_std::{Bytes, Identity, Node, NodeConfig};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    async_std::task::block_on(async {
+        let any_port = "127.0.0.1:0".parse()?;
+        // Fixed seeds keep the example short; a real node keeps a generated
+        // identity in its data directory (`NodeConfig::from_data_dir`).
+        let (alice_id, bob_id) = (Identity::from_seed(&[1; 32]), Identity::from_seed(&[2; 32]));
+        let alice = Node::bind(NodeConfig::new(alice_id), any_port).await?;
+        let bob = Node::bind(NodeConfig::new(bob_id), any_port).await?;
+
+        // Default-deny: each side trusts the other by PeerId, nobody else.
+        alice.pair(bob.peer_id(), None).await?;
+        bob.pair(alice.peer_id(), None).await?;
+
+        // The handler learns who called (proven by the handshake) and how
+        // long they wait.
+        bob.expose_ctx("hello", |ctx, name| async move {
+            let name = String::from_utf8_lossy(&name);
+            let reply = format!("hello {name}, you are {}", ctx.peer());
+            Ok(Bytes::from(reply))
+        })?;
+
+        alice
+            .connect(bob.peer_id(), bob.local_addr().unwrap())
+            .await?;
+        let reply = alice
+            .call(&bob.peer_id(), "hello", "alice", Duration::from_secs(5))
+            .await?;
+        println!("{}", String::from_utf8_lossy(&reply));
+
+        alice.shutdown().await;
+        bob.shutdown().await;
+        Ok(())
+    })
+}

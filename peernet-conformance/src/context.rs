@@ -1,0 +1,197 @@
+//! Scenarios of the handler [`Context`]: its cancellation signal fires on
+//! CANCEL, on the callee-side deadline and on connection loss; a nested
+//! call inherits the outer call's budget.
+
+use std::future::pending;
+use std::time::Duration;
+
+use bytes::Bytes;
+use peernet_driver::{CallKind, Context, HandlerResult};
+use peernet_proto::CallError;
+
+use super::*;
+
+type N<H> = Node<<H as Harness>::Rt>;
+
+/// Exposes `handle` on `node`: a handler that hands its context to the
+/// test and never answers.
+fn expose_waiting<R: Runtime>(node: &Node<R>, handle: &str) -> async_channel::Receiver<Context> {
+    let (tx, rx) = async_channel::unbounded();
+    node.expose_ctx(handle, move |ctx, _args| {
+        let tx = tx.clone();
+        async move {
+            let _ = tx.send(ctx).await;
+            pending::<HandlerResult>().await
+        }
+    })
+    .expect("handle");
+    rx
+}
+
+/// Nodes `x` and `y` trusting each other, `x` dialed `y` and `y` knows.
+async fn linked<R: Runtime>(x: &Node<R>, y: &Node<R>) {
+    let events = y.events();
+    x.connect(y.peer_id(), y.local_addr().unwrap())
+        .await
+        .expect("connect");
+    until(x.runtime(), &events, "connected", || {
+        y.is_connected(&x.peer_id())
+    })
+    .await;
+}
+
+/// The caller drops its call (CANCEL on the wire): the handler's context
+/// says so. The context also names the caller, the kind and the budget.
+pub async fn cancel_fires_the_handler_context<H: Harness>() {
+    let a: N<H> = node(1, &[2], |c| c).await;
+    let b: N<H> = node(2, &[1], |c| c).await;
+    let rt = a.runtime().clone();
+    linked(&a, &b).await;
+    let contexts = expose_waiting(&b, "wait");
+
+    let budget = Duration::from_secs(30);
+    let b_id = b.peer_id();
+    let call = a.call(&b_id, "wait", "x", budget);
+    let ctx = match select(pin!(call), pin!(contexts.recv())).await {
+        Either::Left((result, _)) => panic!("the call ended first: {result:?}"),
+        Either::Right((ctx, _call)) => ctx.expect("handler gone"),
+        // (`_call` is dropped here: CANCEL goes to b)
+    };
+    assert_eq!(ctx.peer(), a.peer_id());
+    assert_eq!(ctx.kind(), CallKind::Call);
+    let left = ctx.timeout().expect("the caller set a timeout");
+    assert!(left <= budget && left > budget - WAIT, "{left:?}");
+
+    within(&rt, "the handler's cancellation", ctx.cancelled()).await;
+    assert!(ctx.is_cancelled());
+    assert!(!ctx.is_expired());
+    // the connection is fine
+    expose_echo(&b);
+    let reply = a
+        .call(&b.peer_id(), "echo", "y", Duration::from_secs(10))
+        .await;
+    assert_eq!(reply.expect("call after the cancel"), "y");
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+/// The context is cancelled when the caller's timeout runs out on the
+/// callee's clock, and when the connection is lost; a SEND's context is
+/// a SEND's and has no deadline.
+pub async fn deadline_and_connection_loss_fire_the_handler_context<H: Harness>() {
+    let a: N<H> = node(1, &[2], |c| c).await;
+    // (the send handler never ends: shutdown stops it after the grace)
+    let grace = Duration::from_millis(100);
+    let b: N<H> = node(2, &[1], |c| c.shutdown_grace(grace)).await;
+    let rt = a.runtime().clone();
+    linked(&a, &b).await;
+    let contexts = expose_waiting(&b, "wait");
+
+    // the deadline
+    let calling = spawn_call(
+        &a,
+        b.peer_id(),
+        "wait",
+        "x",
+        Some(Duration::from_millis(200)),
+    );
+    let ctx = within(&rt, "the handler", contexts.recv()).await.unwrap();
+    within(&rt, "cancellation at the deadline", ctx.cancelled()).await;
+    assert!(ctx.is_expired(), "cancelled before its deadline");
+    assert_eq!(ctx.timeout(), Some(Duration::ZERO));
+    let result = within(&rt, "the call", calling.recv()).await.unwrap();
+    assert_eq!(result, Err(CallError::Timeout));
+
+    // a SEND
+    a.send(&b.peer_id(), "wait", "s").await.expect("send");
+    let sent = within(&rt, "the send handler", contexts.recv())
+        .await
+        .unwrap();
+    assert_eq!(sent.kind(), CallKind::Send);
+    assert!(!sent.is_call());
+    assert_eq!(sent.timeout(), None);
+
+    // the connection's end (no timeout: only the loss can cancel it)
+    let calling = spawn_call(&a, b.peer_id(), "wait", "x", None);
+    let ctx = within(&rt, "the handler", contexts.recv()).await.unwrap();
+    assert_eq!(ctx.timeout(), None);
+    assert!(!ctx.is_cancelled());
+    assert!(a.disconnect(&b.peer_id()));
+    within(&rt, "cancellation on disconnect", ctx.cancelled()).await;
+    assert!(!ctx.is_expired());
+    let result = within(&rt, "the call", calling.recv()).await.unwrap();
+    assert!(matches!(result, Err(CallError::ConnectionClosed(_))));
+    assert!(!sent.is_cancelled(), "a SEND is not tied to the connection");
+    a.shutdown().await;
+    b.shutdown().await;
+    assert!(sent.is_cancelled(), "shutdown stops the send handler");
+}
+
+/// a calls b's `outer` with 300 ms; `outer` calls c's `stall` with
+/// [`Node::call_in`]. The nested call carries what is left of the 300 ms
+/// (c's context sees at most that), and times out with the outer budget,
+/// not later: c's handler is cancelled at that deadline too.
+pub async fn nested_call_inherits_the_deadline<H: Harness>() {
+    let a: N<H> = node(1, &[2], |c| c).await;
+    let b: N<H> = node(2, &[1, 3], |c| c).await;
+    let c: N<H> = node(3, &[2], |c| c).await;
+    let rt = a.runtime().clone();
+    linked(&b, &c).await;
+    linked(&a, &b).await;
+    let stalled = expose_waiting(&c, "stall");
+
+    let (nested_tx, nested) = async_channel::bounded(1);
+    let (b2, c_id) = (b.clone(), c.peer_id());
+    b.expose_ctx("outer", move |ctx, _args| {
+        let (node, tx) = (b2.clone(), nested_tx.clone());
+        // The nested call runs in a task of its own so that the test sees
+        // its outcome (this handler is dropped at the outer deadline).
+        let rt = node.runtime().clone();
+        let ctx2 = ctx.clone();
+        rt.spawn(async move {
+            let result = node.call_in(&ctx2, &c_id, "stall", "inner").await;
+            let _ = tx.send((result, node.runtime().now())).await;
+        });
+        async move {
+            ctx.cancelled().await;
+            Err(Bytes::new())
+        }
+    })
+    .expect("handle");
+
+    let budget = Duration::from_millis(300);
+    let start = rt.now();
+    let outer = a.call(&b.peer_id(), "outer", "x", budget).await;
+    assert_eq!(outer, Err(CallError::Timeout));
+
+    let inner_ctx = within(&rt, "the nested handler", stalled.recv())
+        .await
+        .unwrap();
+    // c's deadline is a's: the budget from when a called (plus transit
+    // and the wire's rounding to milliseconds)
+    let deadline = inner_ctx
+        .deadline()
+        .expect("the nested call carries a timeout");
+    let late = deadline.saturating_duration_since(start + budget);
+    assert!(
+        late < Duration::from_millis(50),
+        "{late:?} past a's deadline"
+    );
+
+    let (result, ended) = within(&rt, "the nested call's end", nested.recv())
+        .await
+        .unwrap();
+    assert_eq!(result, Err(CallError::Timeout));
+    let took = ended - start;
+    assert!(took >= budget, "ended after {took:?}, before the budget");
+    assert!(took < budget + WAIT / 2, "ended after {took:?}");
+    within(
+        &rt,
+        "the nested handler's cancellation",
+        inner_ctx.cancelled(),
+    )
+    .await;
+    a.shutdown().await;
+    b.shutdown().await;
+    c.shutdown().await;
+}

@@ -1,0 +1,181 @@
+//! Typed services over serde (feature `serde`): a request type, its
+//! response type, its error type and the handle name, defined once in a
+//! [`Service`]; [`Node::call_service`] on the caller's side and
+//! [`Node::expose_service`] on the callee's check them.
+//!
+//! Bodies are CBOR, written by `minicbor-serde` (structs as maps keyed by
+//! field name, enums externally tagged). It was chosen by measurement
+//! against `ciborium`: one encode and decode of a small struct (an id, a
+//! name, four tags, a flag) took 958 ns with minicbor-serde, 2,324 ns with
+//! ciborium and 737 ns with minicbor's own derive (release build, a busy
+//! 2-core machine; `cargo run --release -p peernet-driver --example
+//! cbor_codecs`); minicbor-serde also adds no new crate family, minicbor
+//! being in the tree already.
+//!
+//! On the wire: the request is the CALL's arguments; the response is the
+//! `ok` body; the handler's error is the `handler_error` body; a request
+//! that does not decode is answered `handler_error` with a
+//! [`bad_request`](crate::bad_request) body, which the caller reports as
+//! [`ServiceError::BadRequest`].
+
+use std::future::Future;
+use std::time::Duration;
+
+use bytes::Bytes;
+use peernet_proto::{Access, CallError, InvalidHandle, PeerId};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::cbor::{bad_request, bad_request_reason};
+use crate::context::Context;
+use crate::node::Node;
+use crate::runtime::Runtime;
+
+/// A typed service: its handle name and the types that cross the wire,
+/// defined once and shared by both sides.
+///
+/// ```
+/// use peernet_driver::Service;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct Add { a: u32, b: u32 }
+///
+/// /// `add`: the sum, or an error if it overflows.
+/// struct Adder;
+///
+/// impl Service for Adder {
+///     const HANDLE: &'static str = "add";
+///     type Request = Add;
+///     type Response = u32;
+///     type Error = String;
+/// }
+/// ```
+pub trait Service: 'static {
+    /// The handle name the service is exposed under.
+    const HANDLE: &'static str;
+    /// What the caller sends.
+    type Request: Serialize + DeserializeOwned + Send + 'static;
+    /// What the handler answers.
+    type Response: Serialize + DeserializeOwned + Send + 'static;
+    /// The handler's own error.
+    type Error: Serialize + DeserializeOwned + Send + 'static;
+}
+
+/// A call to a typed [`Service`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServiceError<E> {
+    /// The call itself failed (not connected, timeout, refused...).
+    #[error(transparent)]
+    Call(CallError),
+    /// The handler answered with its own error value.
+    #[error("handler error")]
+    Handler(E),
+    /// The callee could not decode our request as its handler's request
+    /// type: the two sides disagree on the service's types.
+    #[error("the callee could not decode the request: {0}")]
+    BadRequest(String),
+    /// The reply (or the handler's error) did not decode as the service's
+    /// type.
+    #[error("the reply does not decode: {0}")]
+    BadResponse(String),
+    /// The request did not encode (its `Serialize` impl failed); nothing
+    /// was sent.
+    #[error("the request does not encode: {0}")]
+    Encode(String),
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Bytes, String> {
+    minicbor_serde::to_vec(value)
+        .map(Bytes::from)
+        .map_err(|e| e.to_string())
+}
+
+fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    minicbor_serde::from_slice(body).map_err(|e| e.to_string())
+}
+
+impl<R: Runtime> Node<R> {
+    /// Calls the service `S` (a value of it names it: usually a unit
+    /// struct) on `peer` with `request`, at most `timeout`
+    /// (`None`: no limit; in a handler, pass [`Context::timeout`]), and
+    /// decodes the response.
+    pub async fn call_service<S: Service>(
+        &self,
+        _service: S,
+        peer: &PeerId,
+        request: &S::Request,
+        timeout: impl Into<Option<Duration>>,
+    ) -> Result<S::Response, ServiceError<S::Error>> {
+        let args = encode(request).map_err(ServiceError::Encode)?;
+        match self.call(peer, S::HANDLE, args, timeout).await {
+            Ok(body) => decode(&body).map_err(ServiceError::BadResponse),
+            Err(CallError::HandlerError(body)) => {
+                if let Some(why) = bad_request_reason(&body) {
+                    return Err(ServiceError::BadRequest(why));
+                }
+                match decode(&body) {
+                    Ok(error) => Err(ServiceError::Handler(error)),
+                    Err(why) => Err(ServiceError::BadResponse(why)),
+                }
+            }
+            Err(error) => Err(ServiceError::Call(error)),
+        }
+    }
+
+    /// Exposes the service `S` (named by a value of it) to every trusted
+    /// peer, under [`Service::HANDLE`]: `handler` gets the
+    /// call's [`Context`] and the decoded request; its response or error
+    /// is encoded back. A request that does not decode is answered with a
+    /// bad-request body without running `handler`.
+    pub fn expose_service<S, F, Fut>(&self, service: S, handler: F) -> Result<(), InvalidHandle>
+    where
+        S: Service,
+        F: Fn(Context, S::Request) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<S::Response, S::Error>> + Send + 'static,
+    {
+        self.expose_service_to(service, Access::Anyone, handler)
+    }
+
+    /// [`Node::expose_service`] for the trusted peers `access` allows.
+    pub fn expose_service_to<S, F, Fut>(
+        &self,
+        _service: S,
+        access: Access,
+        handler: F,
+    ) -> Result<(), InvalidHandle>
+    where
+        S: Service,
+        F: Fn(Context, S::Request) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<S::Response, S::Error>> + Send + 'static,
+    {
+        self.expose_ctx_to(S::HANDLE, access, move |ctx, args: Bytes| {
+            let peer = ctx.peer();
+            let fut = decode::<S::Request>(&args).map(|request| handler(ctx, request));
+            async move {
+                match fut {
+                    Err(why) => {
+                        tracing::debug!(%peer, handle = S::HANDLE, %why, "request does not decode");
+                        Err(bad_request(&why))
+                    }
+                    Ok(fut) => match fut.await {
+                        Ok(response) => encode(&response).map_err(|why| bad_response(&why)),
+                        Err(error) => Err(encode(&error).unwrap_or_else(|why| bad_response(&why))),
+                    },
+                }
+            }
+        })
+    }
+}
+
+/// The `handler_error` body for a response or error value that did not
+/// encode (its `Serialize` impl failed): `["peernet/bad-response", why]`,
+/// which the caller does not decode as the service's error type and so
+/// reports as [`ServiceError::BadResponse`].
+fn bad_response(why: &str) -> Bytes {
+    tracing::warn!(%why, "a service's response does not encode");
+    minicbor::to_vec(("peernet/bad-response", why))
+        .map(Bytes::from)
+        .unwrap_or_default()
+}
