@@ -662,10 +662,10 @@ impl RawPeer {
                         self.written += pong.iter().map(|b| b.len() as u64).sum::<u64>();
                         action.writes.extend(pong);
                     }
-                } else if self.pings_only() {
-                    if let Envelope::Pong { nonce } = e {
-                        self.pings.retain(|&(n, _)| n != nonce);
-                    }
+                } else if self.pings_only()
+                    && let Envelope::Pong { nonce } = e
+                {
+                    self.pings.retain(|&(n, _)| n != nonce);
                 }
             }
         }

@@ -345,24 +345,24 @@ impl Sim {
         let Some(link) = self.links.get_mut(&id) else {
             return;
         };
-        if side == 0 {
-            if let Some(rec) = link.record.as_mut() {
-                let take = (MAX_FLIGHT - rec.len()).min(bytes.len());
-                rec.extend_from_slice(&bytes[..take]);
-                let end = two_frames_end(rec);
-                if end.is_none() && rec.len() == MAX_FLIGHT {
-                    link.record = None;
-                }
-                if let Some(end) = end {
-                    let mut rec = link.record.take().expect("some");
-                    rec.truncate(end);
-                    if let EndKind::Node { node, .. } = link.ends[1].kind {
-                        let responder = self.nodes[node].peer;
-                        if self.replays.len() >= 16 {
-                            self.replays.remove(0);
-                        }
-                        self.replays.push((responder, rec));
+        if side == 0
+            && let Some(rec) = link.record.as_mut()
+        {
+            let take = (MAX_FLIGHT - rec.len()).min(bytes.len());
+            rec.extend_from_slice(&bytes[..take]);
+            let end = two_frames_end(rec);
+            if end.is_none() && rec.len() == MAX_FLIGHT {
+                link.record = None;
+            }
+            if let Some(end) = end {
+                let mut rec = link.record.take().expect("some");
+                rec.truncate(end);
+                if let EndKind::Node { node, .. } = link.ends[1].kind {
+                    let responder = self.nodes[node].peer;
+                    if self.replays.len() >= 16 {
+                        self.replays.remove(0);
                     }
+                    self.replays.push((responder, rec));
                 }
             }
         }

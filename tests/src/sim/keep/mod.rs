@@ -221,7 +221,7 @@ impl KeepSim {
             }
             self.now = at;
             events += 1;
-            if debug && events % 100_000 == 0 {
+            if debug && events.is_multiple_of(100_000) {
                 eprintln!(
                     "{events} events, t={:?}, queue {}, links {}, {}",
                     Duration::from_nanos(at),
