@@ -10,7 +10,7 @@ use peernet_proto::{
     Access, CallError, CallId, CloseReason, Config, Direction, Event, GoodbyeCode, HandshakeError,
     InboundCall, Input, RejectCode, Response, Side,
 };
-use support::{Pair, Who, identity, test_config};
+use support::{Pair, Who, failed_with, identity, test_config};
 
 const SEC: Duration = Duration::from_secs(1);
 
@@ -652,13 +652,7 @@ fn a_peer_unpaired_during_its_handshake_never_gets_in() {
     assert!(!q.b.ep.is_connected(&a));
     let events = q.take_events(Who::B);
     assert!(
-        events.iter().any(|e| matches!(
-            e,
-            Event::HandshakeFailed {
-                error: HandshakeError::Abandoned,
-                ..
-            }
-        )),
+        failed_with(&events, HandshakeError::Abandoned),
         "{events:?}"
     );
     assert!(!events.iter().any(|e| matches!(e, Event::Connected { .. })));
@@ -672,23 +666,11 @@ fn untrusted_dialer_is_rejected_before_the_responder_signs() {
     let a = p.take_events(Who::A);
     let b = p.take_events(Who::B);
     assert!(
-        a.iter().any(|e| matches!(
-            e,
-            Event::HandshakeFailed {
-                error: HandshakeError::Rejected(RejectCode::Untrusted),
-                ..
-            }
-        )),
+        failed_with(&a, HandshakeError::Rejected(RejectCode::Untrusted)),
         "{a:?}"
     );
     assert!(
-        b.iter().any(|e| matches!(
-            e,
-            Event::HandshakeFailed {
-                error: HandshakeError::Refused(RejectCode::Untrusted),
-                ..
-            }
-        )),
+        failed_with(&b, HandshakeError::Refused(RejectCode::Untrusted)),
         "{b:?}"
     );
     assert_eq!(p.a.ep.stats().connections + p.b.ep.stats().connections, 0);
@@ -706,13 +688,7 @@ fn unexpected_peer_aborts_the_dial() {
     let bid = p.id(Who::B);
     assert!(a.iter().any(|e| matches!(e, Event::HandshakeFailed { error: HandshakeError::UnexpectedPeer { expected, actual }, .. } if *expected == c && *actual == bid)), "{a:?}");
     assert!(
-        b.iter().any(|e| matches!(
-            e,
-            Event::HandshakeFailed {
-                error: HandshakeError::Rejected(RejectCode::UnexpectedPeer),
-                ..
-            }
-        )),
+        failed_with(&b, HandshakeError::Rejected(RejectCode::UnexpectedPeer)),
         "{b:?}"
     );
     assert!(!p.a.ep.is_connected(&bid));
@@ -729,13 +705,7 @@ fn handshake_timeout_closes_without_a_reject() {
     for who in [Who::A, Who::B] {
         let events = p.take_events(who);
         assert!(
-            events.iter().any(|e| matches!(
-                e,
-                Event::HandshakeFailed {
-                    error: HandshakeError::Timeout,
-                    ..
-                }
-            )),
+            failed_with(&events, HandshakeError::Timeout),
             "{who:?} {events:?}"
         );
         assert_eq!(p.node(who).ep.stats().timers, 0);
@@ -752,13 +722,7 @@ fn hellos_beyond_max_handshakes_get_busy() {
     p.drive();
     let a = p.take_events(Who::A);
     assert!(
-        a.iter().any(|e| matches!(
-            e,
-            Event::HandshakeFailed {
-                error: HandshakeError::Rejected(RejectCode::Busy),
-                ..
-            }
-        )),
+        failed_with(&a, HandshakeError::Rejected(RejectCode::Busy)),
         "{a:?}"
     );
     assert!(a.iter().any(|e| matches!(e, Event::Connected { .. })));
@@ -957,13 +921,7 @@ fn reaching_an_untrusted_key_when_dialing_a_peerid_reports_unexpected_peer() {
     let b = p.take_events(Who::B);
     assert!(a.iter().any(|e| matches!(e, Event::HandshakeFailed { error: HandshakeError::UnexpectedPeer { expected, actual }, .. } if *expected == c && *actual == bid)), "{a:?}");
     assert!(
-        b.iter().any(|e| matches!(
-            e,
-            Event::HandshakeFailed {
-                error: HandshakeError::Rejected(RejectCode::Untrusted),
-                ..
-            }
-        )),
+        failed_with(&b, HandshakeError::Rejected(RejectCode::Untrusted)),
         "{b:?}"
     );
 }

@@ -4,98 +4,11 @@
 
 mod support;
 
-use bytes::{BufMut, Bytes, BytesMut};
-use peernet_proto::testkit::noise::{CipherState, INIT_LEN, InitiatorV2, LocalStatic, Transport};
-use peernet_proto::{
-    Access, CloseReason, Config, ConnId, Endpoint, Envelope, Event, HandshakeError, Input, Instant,
-    Output, RecordError, RejectCode, TrustList,
-};
-use rand_chacha::ChaCha20Rng;
-use rand_core::SeedableRng;
-use support::{Pair, Who, identity, test_config, test_config_v2};
-
-/// B (identity 2), trusting identity 1 (the hand-driven initiator).
-fn responder(config: Config) -> Endpoint {
-    let mut trust = TrustList::new();
-    trust.insert(identity(1).peer_id(), None);
-    Endpoint::new(
-        config,
-        identity(2),
-        trust,
-        Box::new(ChaCha20Rng::seed_from_u64(2)),
-    )
-}
-
-/// What B did for `conn`: bytes written (last ones included), whether it
-/// closed, every event.
-#[derive(Default, Debug)]
-struct Drained {
-    sent: Vec<u8>,
-    closed: bool,
-    events: Vec<Event>,
-}
-
-fn drain(ep: &mut Endpoint, conn: ConnId) -> Drained {
-    let mut d = Drained::default();
-    while let Some(out) = ep.poll_output() {
-        match out {
-            Output::Transmit(c) => {
-                if let Some(b) = ep.poll_transmit(c).filter(|_| c == conn) {
-                    d.sent.extend_from_slice(&b);
-                }
-            }
-            Output::Close { conn: c, last } if c == conn => {
-                d.sent.extend_from_slice(&last);
-                d.closed = true;
-            }
-            Output::Close { .. } | Output::Dial { .. } => {}
-            Output::Event(e) => d.events.push(e),
-        }
-    }
-    d
-}
-
-fn feed(ep: &mut Endpoint, now: Instant, conn: ConnId, data: &[u8]) -> Drained {
-    let data = BytesMut::from(data);
-    ep.handle_input(now, Input::Received { conn, data });
-    drain(ep, conn)
-}
-
-fn frame(body: &[u8]) -> Vec<u8> {
-    let mut f = (body.len() as u32).to_be_bytes().to_vec();
-    f.extend_from_slice(body);
-    f
-}
-
-/// A record (a whole frame) holding `plain`.
-fn seal(cipher: &mut CipherState, plain: &[u8]) -> Vec<u8> {
-    let mut buf = BytesMut::new();
-    buf.put_u32(0);
-    buf.put_slice(plain);
-    cipher.seal_record(&mut buf, 4).unwrap();
-    let len = (buf.len() - 4) as u32;
-    buf[..4].copy_from_slice(&len.to_be_bytes());
-    buf.to_vec()
-}
-
-/// An INIT frame from identity 1 to identity 2.
-fn init() -> (InitiatorV2, Vec<u8>) {
-    let local = LocalStatic::new(&identity(1));
-    let (initiator, init) = InitiatorV2::start(&local, identity(2).peer_id(), [7; 32]).unwrap();
-    (initiator, frame(&init))
-}
-
-fn failed_with(events: &[Event], expected: HandshakeError) -> bool {
-    events
-        .iter()
-        .any(|e| matches!(e, Event::HandshakeFailed { error, .. } if *error == expected))
-}
-
-fn closed_by(events: &[Event], expected: RecordError) -> bool {
-    events.iter().any(|e| {
-        matches!(e, Event::Disconnected { reason: CloseReason::RecordFailed(r), .. } if *r == expected)
-    })
-}
+use bytes::Bytes;
+use peernet_proto::testkit::noise::INIT_LEN;
+use peernet_proto::{Envelope, Event, HandshakeError, Instant, RecordError, RejectCode};
+use support::v2::*;
+use support::{Pair, Who, test_config, test_config_v2};
 
 // ----- a version-1 node and a version-2 INIT -----
 
@@ -110,7 +23,7 @@ fn a_v1_node_answers_a_v2_init_with_unsupported_version() {
     let now = Instant::from_millis(1_000);
     let mut b = responder(test_config());
     let conn = b.accept(now).unwrap();
-    let (_, init) = init();
+    let (_, init) = init(7);
     assert_eq!(init.len(), 4 + INIT_LEN);
     let d = feed(&mut b, now, conn, &init);
     assert!(d.closed, "{d:?}");
@@ -158,26 +71,6 @@ fn a_handshake_frame_over_150_bytes_is_refused_at_its_header() {
 }
 
 // ----- the end of the nonce space -----
-
-/// B established by identity 1's first record; returns B, its connection
-/// and identity 1's keys.
-fn established() -> (Endpoint, ConnId, Transport, Instant) {
-    let now = Instant::from_millis(1_000);
-    let mut b = responder(test_config_v2());
-    b.expose("log", Access::Anyone).unwrap();
-    let conn = b.accept(now).unwrap();
-    let (initiator, init) = init();
-    let d = feed(&mut b, now, conn, &init);
-    let mut keys = initiator.read_resp(&d.sent[4..]).expect("RESP reads");
-    let d = feed(&mut b, now, conn, &seal(&mut keys.send, &[]));
-    assert!(
-        d.events
-            .iter()
-            .any(|e| matches!(e, Event::Connected { .. })),
-        "{d:?}"
-    );
-    (b, conn, keys, now)
-}
 
 /// Section 7: "A side that would reach 2^64 - 1 closes instead." B seals
 /// its last record under nonce 2^64 - 2; the next envelope it has to send

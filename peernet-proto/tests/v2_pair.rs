@@ -9,140 +9,14 @@ mod support;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use peernet_proto::testkit::noise::{CipherState, InitiatorV2, LocalStatic, Transport};
 use peernet_proto::{
-    Access, CallError, CloseReason, Config, ConnId, ConnectError, Endpoint, Envelope, Event,
-    GoodbyeCode, Handle, HandshakeError, Input, Instant, Output, RecordError, RejectCode, Response,
-    Side, TrustList,
+    Access, CallError, CloseReason, Config, ConnectError, Envelope, Event, GoodbyeCode,
+    HandshakeError, Input, Instant, RecordError, RejectCode, Response, Side,
 };
-use rand_chacha::ChaCha20Rng;
-use rand_core::SeedableRng;
+use support::v2::*;
 use support::{Pair, Who, identity, test_config, test_config_v2};
 
 const SEC: Duration = Duration::from_secs(1);
-
-/// B, a version-2 responder that trusts identity 1 (the hand-driven
-/// initiator).
-fn responder(config: Config) -> Endpoint {
-    let mut trust = TrustList::new();
-    trust.insert(identity(1).peer_id(), None);
-    Endpoint::new(
-        config,
-        identity(2),
-        trust,
-        Box::new(ChaCha20Rng::seed_from_u64(2)),
-    )
-}
-
-/// What B did for `conn`: the bytes it wrote (its last ones included),
-/// whether it closed, and every event.
-#[derive(Default)]
-struct Drained {
-    sent: Vec<u8>,
-    closed: bool,
-    events: Vec<Event>,
-}
-
-fn drain(ep: &mut Endpoint, conn: ConnId) -> Drained {
-    let mut d = Drained::default();
-    while let Some(out) = ep.poll_output() {
-        match out {
-            Output::Transmit(c) => {
-                if let Some(b) = ep.poll_transmit(c) {
-                    if c == conn {
-                        d.sent.extend_from_slice(&b);
-                    }
-                }
-            }
-            Output::Close { conn: c, last } if c == conn => {
-                d.sent.extend_from_slice(&last);
-                d.closed = true;
-            }
-            Output::Close { .. } | Output::Dial { .. } => {}
-            Output::Event(e) => d.events.push(e),
-        }
-    }
-    d
-}
-
-fn feed(ep: &mut Endpoint, now: Instant, conn: ConnId, data: &[u8]) -> Drained {
-    let data = Bytes::copy_from_slice(data);
-    ep.handle_input(
-        now,
-        Input::Received {
-            conn,
-            data: data.into(),
-        },
-    );
-    drain(ep, conn)
-}
-
-fn frame(body: &[u8]) -> Vec<u8> {
-    let mut f = (body.len() as u32).to_be_bytes().to_vec();
-    f.extend_from_slice(body);
-    f
-}
-
-/// A record (a whole frame) holding `plain`.
-fn seal(cipher: &mut CipherState, plain: &[u8]) -> Vec<u8> {
-    let mut buf = BytesMut::new();
-    buf.put_u32(0);
-    buf.put_slice(plain);
-    cipher.seal_record(&mut buf, 4).unwrap();
-    let len = (buf.len() - 4) as u32;
-    buf[..4].copy_from_slice(&len.to_be_bytes());
-    buf.to_vec()
-}
-
-/// The plaintexts of the records in `wire`.
-fn open_all(cipher: &mut CipherState, wire: &[u8]) -> Vec<Vec<u8>> {
-    let mut rest = wire;
-    let mut out = Vec::new();
-    while rest.len() >= 4 {
-        let len = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
-        let mut body = rest[4..4 + len].to_vec();
-        out.push(
-            cipher
-                .open_record(&mut body)
-                .expect("record opens")
-                .to_vec(),
-        );
-        rest = &rest[4 + len..];
-    }
-    out
-}
-
-fn send_body(args: &[u8]) -> Vec<u8> {
-    Envelope::Send {
-        handle: Handle::new("log").unwrap(),
-        args: Bytes::copy_from_slice(args),
-    }
-    .to_body()
-}
-
-/// An INIT from identity 1 to identity 2 with ephemeral `seed`.
-fn init(seed: u8) -> (InitiatorV2, Vec<u8>) {
-    let local = LocalStatic::new(&identity(1));
-    let (initiator, init) = InitiatorV2::start(&local, identity(2).peer_id(), [seed; 32]).unwrap();
-    (initiator, frame(&init))
-}
-
-/// Identity 1 dials B by hand up to RESP: B's connection, the keys, and
-/// what B did.
-fn handshake(b: &mut Endpoint, now: Instant, seed: u8) -> (ConnId, Transport, Drained) {
-    let conn = b.accept(now).unwrap();
-    let (initiator, init) = init(seed);
-    let d = feed(b, now, conn, &init);
-    assert_eq!(d.sent.len(), 4 + 54, "RESP");
-    let keys = initiator.read_resp(&d.sent[4..]).expect("RESP reads");
-    (conn, keys, d)
-}
-
-fn connected(events: &[Event], conn: ConnId) -> bool {
-    events
-        .iter()
-        .any(|e| matches!(e, Event::Connected { conn: c, .. } if *c == conn))
-}
 
 #[test]
 fn the_first_record_establishes_the_responder() {
@@ -166,13 +40,7 @@ fn a_pending_responder_times_out_without_its_first_record() {
     b.handle_timeout(now + 10 * SEC);
     let d = drain(&mut b, conn);
     assert!(d.closed && d.sent.is_empty());
-    assert!(d.events.iter().any(|e| matches!(
-        e,
-        Event::HandshakeFailed {
-            error: HandshakeError::Timeout,
-            ..
-        }
-    )));
+    assert!(failed_with(&d.events, HandshakeError::Timeout));
     assert_eq!(b.stats().inbound_handshakes, 0);
 }
 
@@ -243,27 +111,6 @@ fn the_replay_test_catches_establishing_at_resp() {
 
 /// A connection established by hand with a SEND handle exposed, and one
 /// record already delivered.
-fn established() -> (Endpoint, ConnId, Transport, Instant) {
-    let now = Instant::from_millis(1_000);
-    let mut b = responder(test_config_v2());
-    b.expose("log", Access::Anyone).unwrap();
-    let (conn, mut keys, _) = handshake(&mut b, now, 9);
-    let d = feed(
-        &mut b,
-        now,
-        conn,
-        &seal(&mut keys.send, &send_body(b"first")),
-    );
-    assert!(connected(&d.events, conn));
-    assert!(
-        d.events
-            .iter()
-            .any(|e| matches!(e, Event::Send(s) if &s.args[..] == b"first")),
-        "the first record's envelope is handled after Connected"
-    );
-    (b, conn, keys, now)
-}
-
 fn assert_record_failed(d: &Drained) {
     assert!(d.closed, "closed at once");
     assert!(d.sent.is_empty(), "nothing more sent");
@@ -479,13 +326,7 @@ fn a_v2_node_answers_a_v1_hello_with_unsupported_version() {
     p.drive();
     let a = p.take_events(Who::A);
     assert!(
-        a.iter().any(|e| matches!(
-            e,
-            Event::HandshakeFailed {
-                error: HandshakeError::Rejected(RejectCode::UnsupportedVersion),
-                ..
-            }
-        )),
+        failed_with(&a, HandshakeError::Rejected(RejectCode::UnsupportedVersion)),
         "{a:?}"
     );
 }
@@ -500,13 +341,7 @@ fn a_v2_responder_rejects_an_init_for_another_peer_as_unexpected_peer() {
     p.drive();
     let a = p.take_events(Who::A);
     assert!(
-        a.iter().any(|e| matches!(
-            e,
-            Event::HandshakeFailed {
-                error: HandshakeError::Rejected(RejectCode::UnexpectedPeer),
-                ..
-            }
-        )),
+        failed_with(&a, HandshakeError::Rejected(RejectCode::UnexpectedPeer)),
         "{a:?}"
     );
 }

@@ -9,44 +9,19 @@
 //! `PEERNET_KEEP_SEEDS=<n>` sets how many seeds the sweep runs (default
 //! 300).
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use peernet_proto::Config;
-use peernet_tests::sim::Fault;
 use peernet_tests::sim::keep::{
     KeepInvariant, KeepReport, KeepSim, KeepViolation, Step, plan, reconnect_bound,
     rounds_without_reset, run_keep_seed,
 };
+use peernet_tests::sim::{Fault, sweep};
 
 /// Runs `seeds` on every core; the violation of the lowest failing seed,
 /// or every report.
 fn run_seeds(seeds: &[u64], fault: Option<Fault>) -> Result<Vec<KeepReport>, KeepViolation> {
-    let next = AtomicU64::new(0);
-    let reports = Mutex::new(Vec::new());
-    let failures = Mutex::new(Vec::<KeepViolation>::new());
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-    std::thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed) as usize;
-                    let Some(&seed) = seeds.get(i) else { break };
-                    match run_keep_seed(seed, fault) {
-                        Ok(report) => reports.lock().unwrap().push(report),
-                        Err(v) => failures.lock().unwrap().push(v),
-                    }
-                }
-            });
-        }
-    });
-    let mut failures = failures.into_inner().unwrap();
-    failures.sort_by_key(|v| v.seed);
-    match failures.into_iter().next() {
-        Some(v) => Err(v),
-        None => Ok(reports.into_inner().unwrap()),
-    }
+    sweep::run_seeds(seeds, |seed| run_keep_seed(seed, fault))
 }
 
 #[test]

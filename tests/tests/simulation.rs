@@ -10,10 +10,9 @@
 //!   report (`PEERNET_SIM_TRACE=1` prints every trace line,
 //!   `PEERNET_SIM_FAULT=<name>` switches a deliberate fault on).
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
+use peernet_tests::sim::sweep;
 use peernet_tests::sim::{self, Counters, Fault, Invariant, Report, SimConfig, Violation};
 
 fn env_u64(name: &str) -> Option<u64> {
@@ -43,34 +42,7 @@ fn run_seeds(
     fault: Option<Fault>,
 ) -> Result<Vec<Report>, Violation> {
     let seeds: Vec<u64> = seeds.collect();
-    let next = AtomicU64::new(0);
-    let stop = AtomicBool::new(false);
-    let reports = Mutex::new(Vec::new());
-    let failures = Mutex::new(Vec::<Violation>::new());
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-    std::thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| {
-                while !stop.load(Ordering::Relaxed) {
-                    let i = next.fetch_add(1, Ordering::Relaxed) as usize;
-                    let Some(&seed) = seeds.get(i) else { break };
-                    match sim::run_seed(seed, fault) {
-                        Ok(report) => reports.lock().unwrap().push(report),
-                        Err(violation) => {
-                            stop.store(true, Ordering::Relaxed);
-                            failures.lock().unwrap().push(violation);
-                        }
-                    }
-                }
-            });
-        }
-    });
-    let mut failures = failures.into_inner().unwrap();
-    failures.sort_by_key(|v| v.seed);
-    match failures.into_iter().next() {
-        Some(v) => Err(v),
-        None => Ok(reports.into_inner().unwrap()),
-    }
+    sweep::run_seeds(&seeds, |seed| sim::run_seed(seed, fault))
 }
 
 /// At least 2,000 seeds of mixed scenarios (2 to 8 nodes, one seed in 40
