@@ -1,65 +1,17 @@
 //! The `peernet` command-line example, driven as a process through every
 //! subcommand and exit code.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::*;
 use peernet_tokio::{
     CloseReason, GoodbyeCode, Identity, Node, NodeConfig, NodeEvent, PeerId, Side,
 };
-
-/// The binary under test: cargo's build of `peernet`, or an installed
-/// one named by `PEERNET_BIN` (the `cargo install` check runs this suite
-/// against the installed binary).
-fn peernet() -> PathBuf {
-    match std::env::var_os("PEERNET_BIN") {
-        Some(bin) => PathBuf::from(bin),
-        None => PathBuf::from(env!("CARGO_BIN_EXE_peernet")),
-    }
-}
-
-fn run(args: &[&str], cwd: &Path) -> Output {
-    Command::new(peernet())
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Lines of a child's stdout, read on a thread so the test can wait with
-/// a safety timeout instead of blocking forever.
-struct Lines(mpsc::Receiver<String>);
-
-impl Lines {
-    fn new(out: ChildStdout) -> Lines {
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                if tx.send(line.unwrap()).is_err() {
-                    return;
-                }
-            }
-        });
-        Lines(rx)
-    }
-
-    fn next(&self) -> String {
-        self.0
-            .recv_timeout(Duration::from_secs(30))
-            .expect("a line from serve")
-    }
-}
 
 struct Serve {
     child: Child,
@@ -74,32 +26,14 @@ fn serve(dir: &Path, key: &str, extra: &[&str]) -> Serve {
 
 /// `serve` with its stderr going to `stderr`, logging at `log` (RUST_LOG).
 fn serve_with(dir: &Path, key: &str, extra: &[&str], stderr: Stdio, log: &str) -> Serve {
-    let mut child = Command::new(peernet())
-        .args(["serve", "--key", key, "--listen", "127.0.0.1:0"])
-        .args(extra)
-        .env("RUST_LOG", log)
-        .current_dir(dir)
-        .stdout(Stdio::piped())
-        .stderr(stderr)
-        .spawn()
-        .unwrap();
-    let lines = Lines::new(child.stdout.take().unwrap());
-    let first = lines.next();
-    let parts: Vec<&str> = first.split(' ').collect();
-    assert_eq!(parts.len(), 3, "{first}");
-    assert_eq!(parts[0], "listening");
-    assert_ne!(
-        parts[2].rsplit(':').next(),
-        Some("0"),
-        "the real port is printed"
-    );
-    let ticket = lines.next();
-    assert!(ticket.starts_with("ticket peernet1"), "{ticket}");
+    let mut args = vec!["--key", key, "--listen", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    let s = start_serve(dir, &args, stderr, log);
     Serve {
-        peer: parts[1].into(),
-        addr: parts[2].into(),
-        child,
-        lines,
+        child: s.child,
+        lines: s.lines,
+        peer: s.peer,
+        addr: s.addr,
     }
 }
 

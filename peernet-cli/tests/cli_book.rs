@@ -2,75 +2,12 @@
 //! peers, serve/call/send --data-dir), driven as processes: every output
 //! line and exit code the scripts rely on.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+mod common;
 
-fn peernet() -> PathBuf {
-    match std::env::var_os("PEERNET_BIN") {
-        Some(bin) => PathBuf::from(bin),
-        None => PathBuf::from(env!("CARGO_BIN_EXE_peernet")),
-    }
-}
-
-fn run(args: &[&str], cwd: &Path) -> Output {
-    Command::new(peernet())
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Runs and expects exit 0; returns stdout.
-fn ok(args: &[&str], cwd: &Path) -> String {
-    let o = run(args, cwd);
-    assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
-    stdout(&o)
-}
-
-/// Runs and expects exit `code`; returns stderr.
-fn fails(code: i32, args: &[&str], cwd: &Path) -> String {
-    let o = run(args, cwd);
-    assert_eq!(o.status.code(), Some(code), "{args:?}: {}", stderr(&o));
-    stderr(&o)
-}
-
-/// Lines of a child's stdout, each with when it was read.
-struct Lines(mpsc::Receiver<(Instant, String)>);
-
-impl Lines {
-    fn new(out: ChildStdout) -> Lines {
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                if tx.send((Instant::now(), line.unwrap())).is_err() {
-                    return;
-                }
-            }
-        });
-        Lines(rx)
-    }
-
-    fn next_at(&self) -> (Instant, String) {
-        self.0
-            .recv_timeout(Duration::from_secs(30))
-            .expect("a line from serve")
-    }
-
-    fn next(&self) -> String {
-        self.next_at().1
-    }
-}
+use common::*;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
 
 struct Serve {
     child: Child,
@@ -87,30 +24,14 @@ impl Drop for Serve {
 }
 
 fn serve(cwd: &Path, dir: &str, listen: &str, extra: &[&str]) -> Serve {
-    let mut child = Command::new(peernet())
-        .args(["serve", "--data-dir", dir, "--listen", listen])
-        .args(extra)
-        .env("RUST_LOG", "warn")
-        .current_dir(cwd)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let lines = Lines::new(child.stdout.take().unwrap());
-    let listening = lines.next();
-    let parts: Vec<&str> = listening.split(' ').collect();
-    assert_eq!(parts.len(), 3, "{listening}");
-    assert_eq!(parts[0], "listening");
-    let ticket = lines.next();
-    let ticket = ticket
-        .strip_prefix("ticket ")
-        .unwrap_or_else(|| panic!("a ticket line, not {ticket:?}"))
-        .to_string();
+    let mut args = vec!["--data-dir", dir, "--listen", listen];
+    args.extend_from_slice(extra);
+    let s = start_serve(cwd, &args, Stdio::null(), "warn");
     Serve {
-        addr: parts[2].into(),
-        ticket,
-        child,
-        lines,
+        child: s.child,
+        lines: s.lines,
+        addr: s.addr,
+        ticket: s.ticket,
     }
 }
 

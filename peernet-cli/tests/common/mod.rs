@@ -1,0 +1,125 @@
+//! What both CLI test files drive `peernet` with: the binary, one-shot
+//! runs, and a `serve` child whose stdout is read line by line.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The binary under test: cargo's build of `peernet`, or an installed
+/// one named by `PEERNET_BIN` (the `cargo install` check runs these
+/// suites against the installed binary).
+pub fn peernet() -> PathBuf {
+    match std::env::var_os("PEERNET_BIN") {
+        Some(bin) => PathBuf::from(bin),
+        None => PathBuf::from(env!("CARGO_BIN_EXE_peernet")),
+    }
+}
+
+/// Runs `peernet args` in `cwd` to its end.
+pub fn run(args: &[&str], cwd: &Path) -> Output {
+    Command::new(peernet())
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Runs and expects exit 0; returns stdout.
+pub fn ok(args: &[&str], cwd: &Path) -> String {
+    let o = run(args, cwd);
+    assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
+    stdout(&o)
+}
+
+/// Runs and expects exit `code`; returns stderr.
+pub fn fails(code: i32, args: &[&str], cwd: &Path) -> String {
+    let o = run(args, cwd);
+    assert_eq!(o.status.code(), Some(code), "{args:?}: {}", stderr(&o));
+    stderr(&o)
+}
+
+/// Lines of a child's stdout, each with when it was read, read on a
+/// thread so the test waits with a safety timeout instead of forever.
+pub struct Lines(mpsc::Receiver<(Instant, String)>);
+
+impl Lines {
+    pub fn new(out: ChildStdout) -> Lines {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                if tx.send((Instant::now(), line.unwrap())).is_err() {
+                    return;
+                }
+            }
+        });
+        Lines(rx)
+    }
+
+    pub fn next_at(&self) -> (Instant, String) {
+        self.0
+            .recv_timeout(Duration::from_secs(30))
+            .expect("a line from serve")
+    }
+
+    pub fn next(&self) -> String {
+        self.next_at().1
+    }
+}
+
+/// A `peernet serve` that printed its `listening` and `ticket` lines.
+pub struct Started {
+    pub child: Child,
+    pub lines: Lines,
+    pub peer: String,
+    pub addr: String,
+    pub ticket: String,
+}
+
+/// Starts `peernet serve args` in `cwd`, its stderr to `stderr`, logging
+/// at `log` (RUST_LOG), and reads its first two lines.
+pub fn start_serve(cwd: &Path, args: &[&str], stderr: Stdio, log: &str) -> Started {
+    let mut child = Command::new(peernet())
+        .arg("serve")
+        .args(args)
+        .env("RUST_LOG", log)
+        .current_dir(cwd)
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let lines = Lines::new(child.stdout.take().unwrap());
+    let listening = lines.next();
+    let parts: Vec<&str> = listening.split(' ').collect();
+    assert_eq!(parts.len(), 3, "{listening}");
+    assert_eq!(parts[0], "listening");
+    assert_ne!(
+        parts[2].rsplit(':').next(),
+        Some("0"),
+        "the real port is printed"
+    );
+    let ticket = lines.next();
+    let ticket = ticket
+        .strip_prefix("ticket ")
+        .unwrap_or_else(|| panic!("a ticket line, not {ticket:?}"))
+        .to_string();
+    assert!(ticket.starts_with("peernet1"), "{ticket}");
+    Started {
+        peer: parts[1].into(),
+        addr: parts[2].into(),
+        ticket,
+        child,
+        lines,
+    }
+}
