@@ -21,6 +21,44 @@ use crate::{EXIT_USAGE, Failure};
 
 const IDENTITY_FILE: &str = "identity";
 
+/// Where `serve`, `call` and `send` take their identity from: exactly one
+/// of a key file or a data directory.
+#[derive(clap::Args)]
+pub(crate) struct IdentityArgs {
+    /// An identity file: no trust list or address book is kept (the peer
+    /// comes from --connect, --trust or a ticket).
+    #[arg(
+        long,
+        required_unless_present = "data_dir",
+        conflicts_with = "data_dir"
+    )]
+    key: Option<PathBuf>,
+    /// A data directory made by `peernet init`: identity, trust list,
+    /// address book (locked while serving; read, never written, by
+    /// call/send).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+/// The one identity source given.
+pub(crate) enum IdentitySource<'a> {
+    /// `--key FILE`.
+    Key(&'a Path),
+    /// `--data-dir DIR`.
+    DataDir(&'a Path),
+}
+
+impl IdentityArgs {
+    /// Which one was given (clap requires exactly one).
+    pub(crate) fn source(&self) -> IdentitySource<'_> {
+        match (&self.key, &self.data_dir) {
+            (Some(key), _) => IdentitySource::Key(key),
+            (None, Some(dir)) => IdentitySource::DataDir(dir),
+            (None, None) => unreachable!("clap requires --key or --data-dir"),
+        }
+    }
+}
+
 /// `peernet init DIR`: a new identity, an empty trust list and an empty
 /// address book; prints the PeerId.
 pub(crate) fn run_init(dir: &Path) -> Result<(), Failure> {

@@ -2,7 +2,6 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use peernet_tokio::{
@@ -14,23 +13,14 @@ use peernet_tokio::TrustList;
 use peernet_tokio::book_file::SavedBook;
 
 use crate::book::Target;
-use crate::datadir::{load_book, load_trust, open_existing};
+use crate::datadir::{IdentityArgs, IdentitySource, load_book, load_trust, open_existing};
 use crate::serve::reason_name;
 use crate::{EXIT_USAGE, Failure, load, parse_protocol};
 
 #[derive(clap::Args)]
 pub(crate) struct Dial {
-    /// An identity file; the peer comes from --connect or a ticket.
-    #[arg(
-        long,
-        required_unless_present = "data_dir",
-        conflicts_with = "data_dir"
-    )]
-    key: Option<PathBuf>,
-    /// A data directory: a paired PeerId is dialed at the addresses in its
-    /// address book (read, never written).
-    #[arg(long, value_name = "DIR")]
-    data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    identity: IdentityArgs,
     /// The peer to dial, as PEERID@IP:PORT (with --key).
     #[arg(long, value_parser = parse_target, conflicts_with = "data_dir")]
     connect: Option<(PeerId, SocketAddr)>,
@@ -78,13 +68,13 @@ fn plan(dial: Dial) -> Result<Plan, Failure> {
     let target = target
         .map(|t| t.parse::<Target>().map_err(usage))
         .transpose()?;
-    let (identity, trust, book) = match (&dial.key, &dial.data_dir) {
-        (Some(key), _) => (load(key)?, TrustList::new(), SavedBook::new()),
-        (None, Some(dir)) => {
+    let from_dir = matches!(dial.identity.source(), IdentitySource::DataDir(_));
+    let (identity, trust, book) = match dial.identity.source() {
+        IdentitySource::Key(key) => (load(key)?, TrustList::new(), SavedBook::new()),
+        IdentitySource::DataDir(dir) => {
             let (data, identity) = open_existing(dir)?;
             (identity, load_trust(&data)?, load_book(&data)?)
         }
-        (None, None) => unreachable!("clap requires --key or --data-dir"),
     };
     let (peer, addrs, one_off) = match (dial.connect, target) {
         (Some(_), Some(_)) => {
@@ -97,7 +87,7 @@ fn plan(dial: Dial) -> Result<Plan, Failure> {
             (target.peer(), target.addrs(), true)
         }
         (None, Some(Target::Peer(peer))) => {
-            if dial.data_dir.is_none() {
+            if !from_dir {
                 return Err(usage(
                     "a bare PEERID needs --data-dir (or a ticket, or --connect)",
                 ));

@@ -1,31 +1,23 @@
 //! `peernet serve`: run a node until interrupted, one stdout line per event.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use peernet_tokio::{
     CloseReason, Config, Node, NodeConfig, NodeEvent, PeerId, ProtocolVersion, StartError, Ticket,
 };
 
-use crate::datadir::{lock, open_existing};
+use crate::datadir::{IdentityArgs, IdentitySource, lock, open_existing};
 use crate::output::out;
 use crate::reach::reachable;
 use crate::{EXIT_USAGE, Failure, load, parse_protocol};
 
 #[derive(clap::Args)]
 pub(crate) struct Serve {
-    /// An identity file (no trust list or address book is kept).
-    #[arg(
-        long,
-        required_unless_present = "data_dir",
-        conflicts_with = "data_dir"
-    )]
-    key: Option<PathBuf>,
-    /// A data directory made by `peernet init`: identity, trust list,
-    /// address book. Locked while serving.
-    #[arg(long, value_name = "DIR")]
-    data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    identity: IdentityArgs,
+    /// The address to listen on, IP:PORT (port 0: any free port; the real
+    /// one is printed on the `listening` line).
     #[arg(long)]
     listen: SocketAddr,
     /// Dial every trusted peer that has an address and keep it connected,
@@ -58,8 +50,11 @@ pub(crate) struct Serve {
     /// Close after this long without receiving; must exceed the ping interval.
     #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
     idle_timeout: Option<u64>,
+    /// The largest frame accepted from a peer, in bytes (at least 1).
     #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u32).range(1..))]
     max_frame: Option<u32>,
+    /// How many calls from peers may run at once (at least 1); more are
+    /// answered `overloaded`.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     max_inbound_calls: Option<u64>,
     /// The protocol version: 2 (encrypted, the default) or 1.
@@ -89,16 +84,15 @@ pub(crate) async fn run_serve(serve: Serve) -> Result<(), Failure> {
     }
     protocol.version = serve.protocol;
     // The directory's lock lives as long as the node.
-    let (config, _lock) = match (&serve.key, &serve.data_dir) {
-        (Some(key), _) => (NodeConfig::new(load(key)?), None),
-        (None, Some(dir)) => {
+    let (config, _lock) = match serve.identity.source() {
+        IdentitySource::Key(key) => (NodeConfig::new(load(key)?), None),
+        IdentitySource::DataDir(dir) => {
             let (data, _) = open_existing(dir)?;
             let lock = lock(&data)?;
             let config = NodeConfig::from_data_dir(dir)
                 .map_err(|e| Failure(1, format!("{}: {e}", dir.display())))?;
             (config, Some(lock))
         }
-        (None, None) => unreachable!("clap requires --key or --data-dir"),
     };
     let mut config = config
         .protocol(protocol)
