@@ -681,6 +681,20 @@ fn first_frame(flight: &[u8]) -> &[u8] {
     &flight[..(4 + len).min(flight.len())]
 }
 
+/// A raw intruder's link to a node (see [`Sim::raw_against_node`]).
+pub(super) struct RawAgainstNode<'a> {
+    /// How many of the intruder's bytes the node has read.
+    pub delivered: u64,
+    /// The node.
+    pub node: NodeIx,
+    /// The node's life the connection belongs to.
+    pub inc: u32,
+    /// The node's id for the connection.
+    pub conn: peernet_proto::ConnId,
+    /// The intruder.
+    pub raw: &'a mut RawPeer,
+}
+
 impl Sim {
     /// Opens a raw intruder's transport to `victim`.
     pub fn attack(&mut self, victim: NodeIx, attack: Attack) -> Option<LinkId> {
@@ -798,13 +812,10 @@ impl Sim {
         ));
     }
 
-    /// A `HalfFrames` peer's complete frames have all been read: its
-    /// victim must close the connection within the idle timeout plus one
-    /// ping of now, whatever partial bytes follow.
-    pub(super) fn oblige_if_trickling(&mut self, link: LinkId) {
-        let Some(l) = self.links.get_mut(&link) else {
-            return;
-        };
+    /// The raw intruder on `link` and the node it talks to, if the node's
+    /// end has a connection.
+    pub(super) fn raw_against_node(&mut self, link: LinkId) -> Option<RawAgainstNode<'_>> {
+        let l = self.links.get_mut(&link)?;
         let delivered = l.delivered[0];
         let EndKind::Node {
             node,
@@ -812,9 +823,32 @@ impl Sim {
             conn: Some(conn),
         } = l.ends[1].kind
         else {
-            return;
+            return None;
         };
         let EndKind::Raw(raw) = &mut l.ends[0].kind else {
+            return None;
+        };
+        Some(RawAgainstNode {
+            delivered,
+            node,
+            inc,
+            conn,
+            raw,
+        })
+    }
+
+    /// A `HalfFrames` peer's complete frames have all been read: its
+    /// victim must close the connection within the idle timeout plus one
+    /// ping of now, whatever partial bytes follow.
+    pub(super) fn oblige_if_trickling(&mut self, link: LinkId) {
+        let Some(RawAgainstNode {
+            delivered,
+            node,
+            inc,
+            conn,
+            raw,
+        }) = self.raw_against_node(link)
+        else {
             return;
         };
         if raw.trickle_obliged || raw.trickle_from().is_none_or(|from| delivered < from) {

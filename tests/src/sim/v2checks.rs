@@ -7,7 +7,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use peernet_proto::{ConnId, ProtocolVersion};
 
-use super::intruder::Attack;
+use super::intruder::{Attack, RawAgainstNode};
 use super::net::{EndKind, LinkId};
 use super::node::NodeIx;
 use super::{Invariant, Sim};
@@ -158,19 +158,14 @@ impl Sim {
     /// more of a raw intruder's stream: once the broken record is read,
     /// the connection must be over.
     pub(super) fn check_bad_record(&mut self, link: LinkId) {
-        let Some(l) = self.links.get_mut(&link) else {
-            return;
-        };
-        let delivered = l.delivered[0];
-        let EndKind::Node {
+        let Some(RawAgainstNode {
+            delivered,
             node,
             inc,
-            conn: Some(conn),
-        } = l.ends[1].kind
+            conn,
+            raw,
+        }) = self.raw_against_node(link)
         else {
-            return;
-        };
-        let EndKind::Raw(raw) = &mut l.ends[0].kind else {
             return;
         };
         let attack = raw.attack;
