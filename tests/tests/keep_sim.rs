@@ -3,8 +3,7 @@
 //! dialing at once, a peer that stays down, an unpair), proof that the
 //! invariants catch the deliberate faults, and the scale scenario
 //! (`#[ignore]`d; run it in release:
-//! `cargo test -p peernet-tests --release --test keep_sim -- --ignored --nocapture`,
-//! or `cargo run -p peernet-tests --release --bin keep-bench`).
+//! `cargo test -p peernet-tests --release --test keep_sim -- --ignored --nocapture`).
 //!
 //! `PEERNET_KEEP_SEEDS=<n>` sets how many seeds the sweep runs (default
 //! 300).
