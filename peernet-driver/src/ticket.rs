@@ -229,20 +229,13 @@ impl FromStr for Ticket {
 
 /// CRC-32 with the polynomial 0x04C11DB7 over the bits in the order the
 /// base32 text carries them (most significant first), initial value and
-/// final XOR all ones (the parameters known as CRC-32/BZIP2).
+/// final XOR all ones (the parameters known as CRC-32/BZIP2), from the
+/// `crc` crate's catalogue.
+const CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_BZIP2);
+
+/// [`CRC32`] of `bytes`.
 fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = u32::MAX;
-    for &byte in bytes {
-        crc ^= u32::from(byte) << 24;
-        for _ in 0..8 {
-            crc = if crc & 0x8000_0000 != 0 {
-                (crc << 1) ^ 0x04C1_1DB7
-            } else {
-                crc << 1
-            };
-        }
-    }
-    !crc
+    CRC32.checksum(bytes)
 }
 
 #[cfg(test)]
