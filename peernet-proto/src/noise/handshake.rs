@@ -8,7 +8,7 @@ use curve25519_dalek::montgomery::MontgomeryPoint;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroize;
 
-use super::keys::{LocalStatic, dh, static_public_of};
+use super::keys::{DhPublic, LocalStatic, static_key_of};
 use super::record::{CipherState, TAG_LEN, Transport};
 use super::symmetric::{SymmetricState, mac1_key};
 use crate::HandshakeError;
@@ -94,17 +94,17 @@ impl InitiatorV2 {
             send: None,
             error: HandshakeError::Refused(RejectCode::Untrusted),
         };
-        let (_, rs) = static_public_of(responder.as_bytes()).map_err(|_| bad_key())?;
+        let (_, rs, rs_key) = static_key_of(responder.as_bytes()).map_err(|_| bad_key())?;
         let mut state = SymmetricState::initialize(&rs);
         let mut init = [0u8; INIT_LEN];
         init[..HEADER_LEN].copy_from_slice(&header(KIND_INIT));
         let e = MontgomeryPoint::mul_base_clamped(ephemeral_secret).to_bytes();
         init[INIT_E..INIT_S].copy_from_slice(&e);
         state.mix_hash(&e);
-        state.mix_key(dh(&ephemeral_secret, &rs).map_err(|_| bad_key())?);
+        state.mix_key(rs_key.dh(&ephemeral_secret).map_err(|_| bad_key())?);
         init[INIT_S..INIT_S + KEY_LEN].copy_from_slice(local.public());
         state.encrypt_and_hash(&mut init[INIT_S..INIT_PAYLOAD]);
-        state.mix_key(dh(local.secret(), &rs).map_err(|_| bad_key())?);
+        state.mix_key(rs_key.dh(local.secret()).map_err(|_| bad_key())?);
         init[INIT_PAYLOAD..INIT_PAYLOAD + PEER_ID_LEN].copy_from_slice(local.peer_id().as_bytes());
         state.encrypt_and_hash(&mut init[INIT_PAYLOAD..INIT_MAC1]);
         let mac1 = mac1_key(&responder).mac(&init[..INIT_MAC1]);
@@ -142,10 +142,11 @@ impl InitiatorV2 {
         let mut re = [0u8; KEY_LEN];
         re.copy_from_slice(&body[RESP_E..RESP_TAG]);
         self.state.mix_hash(&re);
+        let re = DhPublic::new(&re);
         self.state
-            .mix_key(dh(&self.ephemeral, &re).map_err(|_| bad())?);
+            .mix_key(re.dh(&self.ephemeral).map_err(|_| bad())?);
         self.state
-            .mix_key(dh(&self.static_secret, &re).map_err(|_| bad())?);
+            .mix_key(re.dh(&self.static_secret).map_err(|_| bad())?);
         self.state
             .decrypt_and_hash(&body[RESP_TAG..], &mut [])
             .ok_or_else(bad)?;
@@ -241,17 +242,19 @@ impl<'a> CheckedInit<'a> {
         let mut state = SymmetricState::initialize(local.public());
         let re = self.ephemeral();
         state.mix_hash(re);
-        state.mix_key(dh(local.secret(), re).map_err(|_| bad())?);
+        let re = DhPublic::new(re);
+        state.mix_key(re.dh(local.secret()).map_err(|_| bad())?);
         let mut rs = [0u8; KEY_LEN];
         state
             .decrypt_and_hash(&body[INIT_S..INIT_PAYLOAD], &mut rs)
             .ok_or_else(bad)?;
-        state.mix_key(dh(local.secret(), &rs).map_err(|_| bad())?);
+        let rs_key = DhPublic::new(&rs);
+        state.mix_key(rs_key.dh(local.secret()).map_err(|_| bad())?);
         let mut payload = [0u8; PEER_ID_LEN];
         state
             .decrypt_and_hash(&body[INIT_PAYLOAD..INIT_MAC1], &mut payload)
             .ok_or_else(bad)?;
-        let (peer, claimed) = static_public_of(&payload).map_err(|_| bad())?;
+        let (peer, claimed, _) = static_key_of(&payload).map_err(|_| bad())?;
         if !bool::from(claimed.ct_eq(&rs)) {
             return Err(bad());
         }
@@ -264,8 +267,8 @@ impl<'a> CheckedInit<'a> {
         let e = MontgomeryPoint::mul_base_clamped(ephemeral_secret).to_bytes();
         resp[RESP_E..RESP_TAG].copy_from_slice(&e);
         state.mix_hash(&e);
-        let ee = dh(&ephemeral_secret, re);
-        let se = dh(&ephemeral_secret, &rs);
+        let ee = re.dh(&ephemeral_secret);
+        let se = rs_key.dh(&ephemeral_secret);
         ephemeral_secret.zeroize();
         state.mix_key(ee.map_err(|_| bad())?);
         state.mix_key(se.map_err(|_| bad())?);

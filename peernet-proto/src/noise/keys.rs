@@ -3,6 +3,7 @@
 
 use core::fmt;
 
+use curve25519_dalek::edwards::EdwardsPoint;
 use curve25519_dalek::montgomery::MontgomeryPoint;
 use ed25519_dalek::VerifyingKey;
 use sha2::{Digest, Sha512};
@@ -90,10 +91,20 @@ impl fmt::Debug for LocalStatic {
 /// u-coordinate of the Edwards point, after the PeerId checks of version 1
 /// (it decodes, it is not weak).
 pub fn static_public_of(bytes: &[u8; PEER_ID_LEN]) -> Result<(PeerId, [u8; 32]), InvalidPeerId> {
+    let (peer, public, _) = static_key_of(bytes)?;
+    Ok((peer, public))
+}
+
+/// [`static_public_of`], and the key ready for Diffie-Hellman: the Edwards
+/// point the PeerId decoded to, so that no DH with it decodes it again.
+pub fn static_key_of(
+    bytes: &[u8; PEER_ID_LEN],
+) -> Result<(PeerId, [u8; 32], DhPublic), InvalidPeerId> {
     let key: VerifyingKey = PeerId::verifying_key_of(bytes)?;
     Ok((
         PeerId::from_verified(*bytes),
         key.to_montgomery().to_bytes(),
+        DhPublic(Lift::Edwards(key.to_edwards())),
     ))
 }
 
@@ -103,14 +114,13 @@ pub struct ZeroDh;
 
 /// X25519(secret, public), refusing the all-zero result (section 5).
 pub fn dh(secret: &[u8; 32], public: &[u8; 32]) -> Result<[u8; 32], ZeroDh> {
-    let shared = x25519(secret, MontgomeryPoint(*public));
-    if bool::from(shared.ct_eq(&[0u8; 32])) {
-        return Err(ZeroDh);
-    }
-    Ok(shared)
+    DhPublic::new(public).dh(secret)
 }
 
-/// X25519 (RFC 7748), the same bytes as `MontgomeryPoint::mul_clamped`,
+/// A public X25519 key decoded once, for several Diffie-Hellman with it
+/// (a handshake uses each remote key twice).
+///
+/// X25519 here gives the bytes of RFC 7748 (`MontgomeryPoint::mul_clamped`)
 /// but faster: a `u` on the curve itself (every honest key) is lifted to
 /// Edwards form and multiplied there, where curve25519-dalek uses its
 /// vector (AVX2) backend when the CPU has one; measured on this project's
@@ -122,10 +132,35 @@ pub fn dh(secret: &[u8; 32], public: &[u8; 32]) -> Result<[u8; 32], ZeroDh> {
 /// (only an attacker sends one) has no Edwards point and takes the ladder.
 /// Which way a key goes depends on the public key alone, never on the
 /// secret; both are constant-time in the secret.
-fn x25519(secret: &[u8; 32], public: MontgomeryPoint) -> [u8; 32] {
-    match public.to_edwards(0) {
-        Some(point) => point.mul_clamped(*secret).to_montgomery().to_bytes(),
-        None => public.mul_clamped(*secret).to_bytes(),
+#[derive(Clone, Copy)]
+pub struct DhPublic(Lift);
+
+#[derive(Clone, Copy)]
+enum Lift {
+    Edwards(EdwardsPoint),
+    Twist(MontgomeryPoint),
+}
+
+impl DhPublic {
+    /// Decodes the public key `u`.
+    pub fn new(public: &[u8; 32]) -> DhPublic {
+        let u = MontgomeryPoint(*public);
+        DhPublic(match u.to_edwards(0) {
+            Some(point) => Lift::Edwards(point),
+            None => Lift::Twist(u),
+        })
+    }
+
+    /// X25519(secret, this key), refusing the all-zero result.
+    pub fn dh(&self, secret: &[u8; 32]) -> Result<[u8; 32], ZeroDh> {
+        let shared = match self.0 {
+            Lift::Edwards(point) => point.mul_clamped(*secret).to_montgomery().to_bytes(),
+            Lift::Twist(u) => u.mul_clamped(*secret).to_bytes(),
+        };
+        if bool::from(shared.ct_eq(&[0u8; 32])) {
+            return Err(ZeroDh);
+        }
+        Ok(shared)
     }
 }
 
@@ -136,6 +171,20 @@ mod tests {
     /// The Edwards path gives the ladder's bytes: honest keys, random
     /// strings (about half of them on the twist), small-order points and
     /// the edge encodings.
+    #[test]
+    fn a_peer_ids_own_point_gives_the_same_dh_as_its_static_key() {
+        for seed in 0..20u8 {
+            let peer = Identity::from_seed(&[seed; 32]).peer_id();
+            let (_, public, lifted) = static_key_of(peer.as_bytes()).unwrap();
+            let secret = [seed.wrapping_mul(7) | 1; 32];
+            assert_eq!(lifted.dh(&secret), dh(&secret, &public));
+            assert_eq!(
+                lifted.dh(&secret).unwrap(),
+                MontgomeryPoint(public).mul_clamped(secret).to_bytes()
+            );
+        }
+    }
+
     #[test]
     fn x25519_matches_the_montgomery_ladder() {
         let mut state = 0x9e37_79b9_7f4a_7c15u64;
@@ -168,8 +217,9 @@ mod tests {
                 Some(_) => curve += 1,
                 None => twist += 1,
             }
+            // (a zero result is refused, and is what the ladder gives)
             assert_eq!(
-                x25519(&secret, public),
+                DhPublic::new(&u).dh(&secret).unwrap_or([0; 32]),
                 public.mul_clamped(secret).to_bytes(),
                 "u = {u:02x?}"
             );
