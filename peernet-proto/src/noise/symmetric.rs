@@ -3,6 +3,7 @@
 //! defines them, MixHash, MixKey, EncryptAndHash, DecryptAndHash, Split;
 //! plus the `mac1` of PROTOCOL.md section 6.
 
+use hmac::{Hmac, KeyInit, Mac};
 use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, Tag, UnboundKey};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroize;
@@ -14,38 +15,35 @@ pub const PROTOCOL_NAME: &[u8; 32] = b"Noise_IK_25519_ChaChaPoly_SHA256";
 /// The prologue every version-2 handshake mixes in.
 pub const PROLOGUE: &[u8; 10] = b"peernet-v2";
 
-const BLOCK: usize = 64;
+/// HMAC over SHA-256.
+type HmacSha256 = Hmac<Sha256>;
 const MAC1_LABEL: &[u8] = b"peernet-v2-mac1";
 
-/// HMAC-SHA256 with a 32-byte key over the concatenation of `parts`.
-pub(super) fn hmac(key: &[u8; 32], parts: &[&[u8]]) -> [u8; 32] {
-    let mut pad = [0x36u8; BLOCK];
-    for (p, k) in pad.iter_mut().zip(key) {
-        *p ^= k;
-    }
-    let mut inner = Sha256::new();
-    inner.update(pad);
-    for part in parts {
-        inner.update(part);
-    }
-    let inner: [u8; 32] = inner.finalize().into();
-    for p in pad.iter_mut() {
-        // 0x36 ^ 0x5c turns the inner pad into the outer one.
-        *p ^= 0x36 ^ 0x5c;
-    }
-    let mut outer = Sha256::new();
-    outer.update(pad);
-    outer.update(inner);
-    pad.zeroize();
-    outer.finalize().into()
+/// HMAC-SHA256 keyed once (the padded key blocks absorbed), to be
+/// cloned for each message under that key.
+fn keyed(key: &[u8; 32]) -> HmacSha256 {
+    // A 32-byte key is always accepted (any length is).
+    <HmacSha256 as KeyInit>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"))
 }
 
-/// Noise's HKDF with two outputs.
+/// HMAC-SHA256 under `keyed` over the concatenation of `parts`.
+fn hmac_with(keyed: &HmacSha256, parts: &[&[u8]]) -> [u8; 32] {
+    let mut mac = keyed.clone();
+    for part in parts {
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().into()
+}
+
+/// Noise's HKDF with two outputs; the temporary key's HMAC state is
+/// built once for both outputs.
 pub(super) fn hkdf2(chaining_key: &[u8; 32], input: &[u8]) -> ([u8; 32], [u8; 32]) {
-    let mut temp = hmac(chaining_key, &[input]);
-    let first = hmac(&temp, &[&[1]]);
-    let second = hmac(&temp, &[&first, &[2]]);
+    let mut temp = hmac_with(&keyed(chaining_key), &[input]);
+    let temp_key = keyed(&temp);
     temp.zeroize();
+    let first = hmac_with(&temp_key, &[&[1]]);
+    let second = hmac_with(&temp_key, &[&first, &[2]]);
     (first, second)
 }
 
@@ -69,7 +67,7 @@ impl Mac1Key {
 
     /// The first 16 bytes of HMAC-SHA256(key, data).
     pub(super) fn mac(&self, data: &[u8]) -> [u8; 16] {
-        let full = hmac(&self.0, &[data]);
+        let full = hmac_with(&keyed(&self.0), &[data]);
         let mut out = [0u8; 16];
         out.copy_from_slice(&full[..16]);
         out
