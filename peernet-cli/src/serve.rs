@@ -7,7 +7,7 @@ use peernet_tokio::{
     CloseReason, Config, Node, NodeConfig, NodeEvent, PeerId, ProtocolVersion, StartError, Ticket,
 };
 
-use crate::datadir::{IdentityArgs, IdentitySource, lock, open_existing};
+use crate::datadir::{IdentityArgs, IdentitySource, open_existing};
 use crate::output::out;
 use crate::reach::reachable;
 use crate::{EXIT_USAGE, Failure, load, parse_protocol};
@@ -83,15 +83,15 @@ pub(crate) async fn run_serve(serve: Serve) -> Result<(), Failure> {
         protocol.max_inbound_calls = usize::try_from(v).unwrap_or(usize::MAX);
     }
     protocol.version = serve.protocol;
-    // The directory's lock lives as long as the node.
-    let (config, _lock) = match serve.identity.source() {
-        IdentitySource::Key(key) => (NodeConfig::new(load(key)?), None),
+    // (the node holds the directory's lock until it has shut down)
+    let config = match serve.identity.source() {
+        IdentitySource::Key(key) => NodeConfig::new(load(key)?),
         IdentitySource::DataDir(dir) => {
-            let (data, _) = open_existing(dir)?;
-            let lock = lock(&data)?;
-            let config = NodeConfig::from_data_dir(dir)
-                .map_err(|e| Failure(1, format!("{}: {e}", dir.display())))?;
-            (config, Some(lock))
+            open_existing(dir)?;
+            NodeConfig::from_data_dir(dir).map_err(|e| match e {
+                StartError::Lock(e) => Failure(1, e.to_string()),
+                e => Failure(1, format!("{}: {e}", dir.display())),
+            })?
         }
     };
     let mut config = config

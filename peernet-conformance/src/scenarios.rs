@@ -12,7 +12,9 @@ use peernet_proto::{
 };
 
 use super::*;
-use peernet_driver::{CallErrorExt, ConnectError, TypedCallError, cbor_handler};
+use peernet_driver::{
+    CallErrorExt, ConnectError, LockError, StartError, TypedCallError, cbor_handler,
+};
 use peernet_proto::ConnectError as CoreConnectError;
 
 pub use crate::addr::{connect_by_host_name, ipv6_loopback};
@@ -820,6 +822,12 @@ pub async fn persistence_survives_a_restart<H: Harness>() {
     assert!(first.pair(peer(2), Some(label.clone())).await.unwrap());
     assert!(first.pair(peer(3), None).await.unwrap());
     assert!(first.unpair(&peer(3)).await.unwrap());
+    // a second node on the directory is refused while the first runs
+    let second = NodeConfig::from_data_dir(&path);
+    assert!(
+        matches!(second, Err(StartError::Lock(LockError::InUse))),
+        "{second:?}"
+    );
     first.shutdown().await;
     drop(first);
 

@@ -1,10 +1,12 @@
 //! How to build a node: [`NodeConfig`].
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use peernet_proto::{Config, Identity, PeerId, ProtocolVersion, TrustList};
 
+use crate::dirlock::DirLock;
 use crate::error::StartError;
 use crate::persist::DataDir;
 
@@ -58,6 +60,8 @@ pub struct NodeConfig {
     pub(crate) shutdown_grace: Duration,
     pub(crate) events_capacity: usize,
     pub(crate) data_dir: Option<DataDir>,
+    /// The data directory's lock, held from `from_data_dir` on.
+    pub(crate) dir_lock: Option<Arc<DirLock>>,
     pub(crate) handshakes_per_source: usize,
     pub(crate) listen_backlog: u32,
     /// Dialing by PeerId: see `dialing.rs`.
@@ -84,6 +88,7 @@ impl NodeConfig {
             shutdown_grace: Duration::from_secs(5),
             events_capacity: 1024,
             data_dir: None,
+            dir_lock: None,
             handshakes_per_source: DEFAULT_HANDSHAKES_PER_SOURCE,
             listen_backlog: DEFAULT_LISTEN_BACKLOG,
             dialing: crate::dialing::DialOptions::default(),
@@ -95,9 +100,17 @@ impl NodeConfig {
     /// directory `dir`; every later [`Node::pair`](crate::Node::pair) /
     /// [`Node::unpair`](crate::Node::unpair) is saved there atomically, and
     /// the address book whenever it changes (debounced).
+    ///
+    /// The directory's lock ([`DataDir::try_lock`]) is taken first and held
+    /// by this config and then by its node, until the node has shut down
+    /// (or its last handle is dropped): a second node, or a `peernet pair`
+    /// next to it, gets [`StartError::Lock`] (`data directory in use`)
+    /// instead of replacing the other's trust list or book.
     pub fn from_data_dir(dir: impl AsRef<Path>) -> Result<NodeConfig, StartError> {
         let data = DataDir::open(dir.as_ref())?;
+        let lock = data.try_lock()?;
         let mut config = NodeConfig::new(data.load_or_create_identity()?);
+        config.dir_lock = Some(Arc::new(lock));
         config.trust = data.load_trust()?;
         config.dialing.book = data.load_book()?;
         config.data_dir = Some(data);

@@ -2,7 +2,8 @@
 //! Unix, `LockFileEx` on Windows, through `fs4`) on the file `lock` in the
 //! directory.
 //!
-//! A process that changes the directory (a serving node, `peernet pair`,
+//! A process that changes the directory (a node started from it with
+//! `NodeConfig::from_data_dir`, until it has shut down; `peernet pair`,
 //! `peernet unpair`) holds the lock while it does; a second one is
 //! refused at once with [`LockError::InUse`] rather than letting two
 //! writers each replace the other's trust list or address book. Readers

@@ -90,6 +90,11 @@ pub enum StartError {
     /// interval, a frame limit below the largest handshake frame.
     #[error("configuration: {0}")]
     Config(#[from] peernet_proto::ConfigError),
+    /// The data directory is in use by another node or process
+    /// ([`LockError::InUse`](crate::LockError::InUse)), or its lock file
+    /// could not be opened.
+    #[error(transparent)]
+    Lock(#[from] crate::dirlock::LockError),
     /// The operating system gave no randomness to seed the node's RNG.
     #[error("no entropy from the operating system: {0}")]
     Entropy(getrandom::Error),

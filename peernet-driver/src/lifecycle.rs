@@ -40,6 +40,7 @@ fn close_now<R: Runtime>(shared: &Arc<Shared<R>>) {
     if closed_now {
         shared.stop_accepting.notify();
         shared.timer.notify();
+        shared.release_dir_lock();
         shared.closed.notify(usize::MAX);
     }
 }

@@ -151,6 +151,7 @@ impl<R: Runtime> Node<R> {
             rt,
             Inner::new(ep, config.handshakes_per_source),
             config.data_dir,
+            config.dir_lock,
         ));
         shared.rt.spawn(tasks::timer(shared.clone()));
         crate::dialing::start(&shared, config.dialing);

@@ -22,6 +22,7 @@ use crate::events::NodeEvent;
 // Maps keyed by ids this node chooses itself (connection and call ids,
 // handle names, trusted peers) use a fast non-cryptographic hash; no peer
 // picks these keys, so none can aim collisions at them.
+use crate::dirlock::DirLock;
 use crate::handlers::{DynHandler, RunningTask, SendKey, TaskKey};
 use crate::persist::DataDir;
 use crate::runtime::Runtime;
@@ -166,6 +167,8 @@ pub(crate) struct Shared<R: Runtime> {
     epoch: StdInstant,
     inner: Mutex<Inner>,
     pub(crate) data_dir: Option<DataDir>,
+    /// The data directory's lock, released once the node is closed.
+    dir_lock: Mutex<Option<Arc<DirLock>>>,
     /// Serialises trust-list changes, so the file and the core agree.
     pub(crate) persist: futures_util::lock::Mutex<()>,
     /// The timer task: an earlier deadline was armed, or the node stops.
@@ -193,12 +196,18 @@ pub(crate) struct Shared<R: Runtime> {
 }
 
 impl<R: Runtime> Shared<R> {
-    pub(crate) fn new(rt: R, inner: Inner, data_dir: Option<DataDir>) -> Shared<R> {
+    pub(crate) fn new(
+        rt: R,
+        inner: Inner,
+        data_dir: Option<DataDir>,
+        dir_lock: Option<Arc<DirLock>>,
+    ) -> Shared<R> {
         Shared {
             epoch: rt.now(),
             rt,
             inner: Mutex::new(inner),
             data_dir,
+            dir_lock: Mutex::new(dir_lock),
             persist: futures_util::lock::Mutex::new(()),
             timer: Signal::default(),
             stop_accepting: Signal::default(),
@@ -272,6 +281,17 @@ impl<R: Runtime> Shared<R> {
         let out = act(&mut inner, now);
         self.drain(&mut inner, now, work);
         out
+    }
+
+    /// Lets go of the data directory's lock (the node is closed: nothing
+    /// more is written there).
+    pub(crate) fn release_dir_lock(&self) {
+        let lock = self
+            .dir_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        drop(lock);
     }
 
     /// A look at the state that cannot change the core (so produces
