@@ -82,12 +82,24 @@ pub async fn deadline_and_connection_loss_fire_the_handler_context<H: Harness>()
     let a: N<H> = node(1, &[2], |c| c).await;
     // (the send handler never ends: shutdown stops it after the grace)
     let grace = Duration::from_millis(100);
-    let b: N<H> = node(2, &[1], |c| c.shutdown_grace(grace)).await;
+    let b: N<H> = node(2, &[1, 9], |c| c.shutdown_grace(grace)).await;
     let rt = a.runtime().clone();
-    linked(&a, &b).await;
     let contexts = expose_waiting(&b, "wait");
 
-    // the deadline
+    // the deadline, alone: a raw caller whose own timeout never sends a
+    // CANCEL (a node's would race the callee's deadline)
+    let mut raw = RawPeer::dial(&rt, identity(9), b.peer_id(), b.local_addr().unwrap(), &[]).await;
+    raw.call(&b.peer_id(), "wait", b"x", Duration::from_millis(200))
+        .await;
+    let ctx = within(&rt, "the handler", contexts.recv()).await.unwrap();
+    assert_eq!(ctx.peer(), peer(9));
+    within(&rt, "cancellation at the deadline", ctx.cancelled()).await;
+    assert!(ctx.is_expired(), "cancelled before its deadline");
+    assert_eq!(ctx.timeout(), Some(Duration::ZERO));
+    drop(raw);
+
+    // a node's call that times out resolves `Timeout` on the caller
+    linked(&a, &b).await;
     let calling = spawn_call(
         &a,
         b.peer_id(),
@@ -96,9 +108,7 @@ pub async fn deadline_and_connection_loss_fire_the_handler_context<H: Harness>()
         Some(Duration::from_millis(200)),
     );
     let ctx = within(&rt, "the handler", contexts.recv()).await.unwrap();
-    within(&rt, "cancellation at the deadline", ctx.cancelled()).await;
-    assert!(ctx.is_expired(), "cancelled before its deadline");
-    assert_eq!(ctx.timeout(), Some(Duration::ZERO));
+    within(&rt, "cancellation", ctx.cancelled()).await;
     let result = within(&rt, "the call", calling.recv()).await.unwrap();
     assert_eq!(result, Err(CallError::Timeout));
 

@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::time::Instant as StdInstant;
+use std::time::{Duration, Instant as StdInstant};
 
 use bytes::Bytes;
 use futures_util::{AsyncReadExt, AsyncWriteExt};
@@ -110,6 +110,18 @@ impl RawPeer {
             };
             self.ep.handle_input(now, input);
         }
+    }
+
+    /// Calls `handle` on the node with `timeout` carried on the wire, and
+    /// writes the CALL. This peer's timers run only when a test pumps
+    /// them, so it never sends the CANCEL its own timeout would: only the
+    /// callee's deadline can end the call on the node.
+    pub async fn call(&mut self, node: &PeerId, handle: &str, args: &[u8], timeout: Duration) {
+        let now = self.now();
+        self.ep
+            .call(now, node, handle, args, Some(timeout))
+            .expect("raw call");
+        self.flush().await;
     }
 
     /// Answers a call through the core (and writes the reply).
