@@ -3,7 +3,7 @@
 use std::net::{Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
-use peernet_driver::PeerAddr;
+use peernet_driver::{AddrSource, PeerAddr};
 
 use super::*;
 
@@ -28,6 +28,18 @@ pub async fn connect_by_host_name<H: Harness>() {
     )
     .await;
     assert_eq!(got.expect("connect to localhost"), b.peer_id());
+    // the address book learned the resolved address that opened, not the
+    // name nor an address that refused
+    let book: Vec<(SocketAddr, AddrSource)> = a
+        .addresses(&b.peer_id())
+        .iter()
+        .map(|e| (e.addr, e.source))
+        .collect();
+    assert_eq!(
+        book,
+        [(b.local_addr().unwrap(), AddrSource::Application)],
+        "{book:?}"
+    );
     let reply = a.call(&b.peer_id(), "echo", "by name", CALL).await;
     assert_eq!(reply.expect("call"), "by name");
     // (host, port) works too, and finds the connection there is
