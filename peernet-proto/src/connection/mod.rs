@@ -41,6 +41,7 @@ use crate::trust::TrustList;
 mod handshake;
 mod in_flight;
 mod liveness;
+mod queries;
 mod records;
 mod session;
 mod transmit;
@@ -211,84 +212,6 @@ impl Connection {
             plain: None,
             first_frame_pending: None,
         }
-    }
-
-    // ----- getters -----
-
-    pub(crate) fn direction(&self) -> Direction {
-        self.direction
-    }
-
-    /// The peer, once known (dialed, named by HELLO, or proven).
-    pub(crate) fn peer(&self) -> Option<PeerId> {
-        match &self.state {
-            State::Handshake(h) => h.peer(),
-            State::Established(s) => Some(s.peer),
-        }
-    }
-
-    /// The proven peer and what section 4 needs, once established.
-    pub(crate) fn established(&self) -> Option<(PeerId, Established)> {
-        match &self.state {
-            State::Established(s) => Some((s.peer, s.established)),
-            State::Handshake(_) => None,
-        }
-    }
-
-    /// Whether the endpoint announced this connection with `Connected`.
-    pub(crate) fn is_announced(&self) -> bool {
-        matches!(&self.state, State::Established(s) if s.announced)
-    }
-
-    /// Whether this is an inbound handshake counted against
-    /// `max_handshakes`.
-    pub(crate) fn counts_against_handshake_limit(&self) -> bool {
-        self.direction == Direction::Inbound
-            && matches!(&self.state, State::Handshake(h) if h.counts_against_limit())
-    }
-
-    /// Bytes queued for the transport.
-    pub(crate) fn queued(&self) -> usize {
-        self.tx.len()
-    }
-
-    /// Records (version 2) or envelope frames (version 1) queued so far.
-    pub(crate) fn records_out(&self) -> u64 {
-        self.tx.records
-    }
-
-    /// Bytes held for a partial incoming frame.
-    pub(crate) fn buffered_input(&self) -> usize {
-        self.decoder.buffered_len()
-    }
-
-    /// Our calls and the calls we serve in flight, once established.
-    pub(crate) fn calls_in_flight(&self) -> Option<(usize, usize)> {
-        match &self.state {
-            State::Established(s) => Some((s.outbound.len(), s.inbound.len())),
-            State::Handshake(_) => None,
-        }
-    }
-
-    /// Bytes of inbound arguments this connection holds against its
-    /// budget.
-    pub(crate) fn held_bytes(&self) -> usize {
-        match &self.state {
-            State::Established(s) => s.held,
-            State::Handshake(_) => 0,
-        }
-    }
-
-    /// A SEND from this connection of `bytes` finished running.
-    pub(crate) fn send_done(&mut self, bytes: usize) {
-        if let State::Established(s) = &mut self.state {
-            s.held = s.held.saturating_sub(bytes);
-        }
-    }
-
-    /// Whether our call `id` is in flight here (fault `ReplyAnyConnection`).
-    pub(crate) fn has_outbound_call(&self, id: u64) -> bool {
-        matches!(&self.state, State::Established(s) if s.outbound.contains(id))
     }
 
     // ----- input -----

@@ -207,92 +207,6 @@ impl Endpoint {
         }
     }
 
-    // ----- getters -----
-
-    /// This node's PeerId.
-    pub fn peer_id(&self) -> PeerId {
-        self.identity.peer_id()
-    }
-
-    /// The configuration in force.
-    pub fn config(&self) -> &Config {
-        &self.ctx.config
-    }
-
-    /// The trust list.
-    pub fn trust(&self) -> &TrustList {
-        &self.trust
-    }
-
-    /// The latest time passed in (never moves backwards).
-    pub fn now(&self) -> Instant {
-        self.ctx.now
-    }
-
-    /// Whether an established connection to `peer` exists.
-    pub fn is_connected(&self, peer: &PeerId) -> bool {
-        self.registry.get(peer).is_some()
-    }
-
-    /// The established connection to `peer`.
-    pub fn connection(&self, peer: &PeerId) -> Option<ConnId> {
-        self.registry.get(peer)
-    }
-
-    /// The peers with an established connection, in PeerId order.
-    pub fn peers(&self) -> impl Iterator<Item = PeerId> + '_ {
-        self.registry.peers()
-    }
-
-    /// The peer on `conn`, once known (dialed, named by HELLO, or proven).
-    pub fn peer_of(&self, conn: ConnId) -> Option<PeerId> {
-        self.conns.get(&conn).and_then(Connection::peer)
-    }
-
-    /// Whether `conn` is driven by this endpoint (not yet closed).
-    pub fn is_open(&self, conn: ConnId) -> bool {
-        self.conns.contains_key(&conn)
-    }
-
-    /// Bytes queued for `conn` and not yet taken.
-    pub fn queued_bytes(&self, conn: ConnId) -> usize {
-        self.conns.get(&conn).map_or(0, Connection::queued)
-    }
-
-    /// Whether [`Endpoint::shutdown`] was called.
-    pub fn is_shutting_down(&self) -> bool {
-        self.shutting_down
-    }
-
-    /// Counters over every connection.
-    pub fn stats(&self) -> Stats {
-        let mut s = Stats {
-            connections: self.conns.len(),
-            inbound_handshakes: self.inbound_handshakes,
-            timers: self.ctx.timers.len(),
-            inbound_bytes: self.ctx.held,
-            sends_dropped: self.ctx.counters.sends_dropped,
-            counters: self.ctx.counters,
-            ..Stats::default()
-        };
-        for c in self.conns.values() {
-            // Those of closed connections were added up as they closed.
-            s.counters.records_out += c.records_out();
-            s.queued_bytes += c.queued();
-            s.max_queued_bytes_per_conn = s.max_queued_bytes_per_conn.max(c.queued());
-            s.max_inbound_bytes_per_conn = s.max_inbound_bytes_per_conn.max(c.held_bytes());
-            s.buffered_input += c.buffered_input();
-            s.max_buffered_input_per_conn = s.max_buffered_input_per_conn.max(c.buffered_input());
-            if let Some((outbound, inbound)) = c.calls_in_flight() {
-                s.established += 1;
-                s.outbound_calls += outbound;
-                s.inbound_calls += inbound;
-                s.max_inbound_calls_per_conn = s.max_inbound_calls_per_conn.max(inbound);
-            }
-        }
-        s
-    }
-
     // ----- input -----
 
     /// A transport we dialed is open: starts the handshake as initiator
@@ -649,3 +563,4 @@ impl Endpoint {
 mod transitions;
 // Dialing by PeerId: the address book, one-off dials, kept peers.
 mod dialing;
+mod queries;
