@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use peernet_tokio::{
-    Bytes, ConnectError, HandshakeError, Identity, Node, NodeConfig, NodeEvent, RejectCode,
+    Bytes, ConnectError, HandlerResult, HandshakeError, Identity, Node, NodeConfig, NodeEvent,
+    PeerId, RejectCode,
 };
 
 fn step(text: &str) {
@@ -44,13 +45,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     step(
         "Every handle is closed until exposed: Bob exposes `greet`, Alice exposes `echo` and `chat`",
     );
-    bob.expose("greet", |caller, args| async move {
-        let name = String::from_utf8_lossy(&args).into_owned();
-        Ok(Bytes::from(format!(
-            "hello {name}, you are {}",
-            short(&caller)
-        )))
-    })?;
+    bob.expose("greet", greet)?;
     alice.expose("echo", |_caller, args| async move { Ok(args) })?;
     let (chat_tx, chat_rx) = tokio::sync::mpsc::unbounded_channel();
     alice.expose("chat", move |caller, args| {
@@ -124,13 +119,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let bob = Node::bind(NodeConfig::new(bob_id).trusting(alice_peer), bob_addr).await?;
-    bob.expose("greet", |caller, args| async move {
-        let name = String::from_utf8_lossy(&args).into_owned();
-        Ok(Bytes::from(format!(
-            "hello {name}, you are {}",
-            short(&caller)
-        )))
-    })?;
+    bob.expose("greet", greet)?;
     bob_events = bob.events();
     println!("    bob is back on {bob_addr}");
     if let Ok(NodeEvent::Connected { direction, .. }) = bob_events.recv().await {
@@ -181,4 +170,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("    {line}");
     }
     Ok(())
+}
+
+/// Bob's `greet` handler: greets the caller by the name it sends and by
+/// its proven PeerId.
+async fn greet(caller: PeerId, args: Bytes) -> HandlerResult {
+    let name = String::from_utf8_lossy(&args).into_owned();
+    Ok(Bytes::from(format!(
+        "hello {name}, you are {}",
+        short(&caller)
+    )))
 }

@@ -193,10 +193,7 @@ impl Endpoint {
         }
         let conn = self.connect(now, Some(peer))?;
         self.dials.dialed.insert(conn, (peer, addr));
-        let ours = self
-            .dials
-            .get(&peer)
-            .is_some_and(|d| matches!(d.phase, Phase::Opening { addr: a, .. } if a == addr));
+        let ours = self.is_opening(&peer, addr);
         if ours {
             self.disarm_dial(&peer);
             if let Some(d) = self.dials.get_mut(&peer) {
@@ -214,14 +211,19 @@ impl Endpoint {
         let now = self.ctx.now;
         self.book.mark_failed(&peer, addr, now);
         tracing::debug!(peer = %peer, %addr, "dial failed");
-        let ours = self
-            .dials
-            .get(&peer)
-            .is_some_and(|d| matches!(d.phase, Phase::Opening { addr: a, .. } if a == addr));
+        let ours = self.is_opening(&peer, addr);
         if ours {
             self.disarm_dial(&peer);
             self.next_address(peer);
         }
+    }
+
+    /// Whether the schedule is waiting for the driver to open `addr` for
+    /// `peer` (the dial is the schedule's own, not the application's).
+    fn is_opening(&self, peer: &PeerId, addr: SocketAddr) -> bool {
+        self.dials
+            .get(peer)
+            .is_some_and(|d| matches!(d.phase, Phase::Opening { addr: a, .. } if a == addr))
     }
 
     // ----- what the endpoint reports to the schedule -----

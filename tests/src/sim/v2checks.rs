@@ -116,16 +116,9 @@ impl Sim {
         else {
             return;
         };
-        if self.nodes[node].inc != inc {
-            return;
-        }
-        self.counters.bad_records += 1;
-        if self.nodes[node].conns.get(&conn).is_some_and(|c| !c.closed) {
-            self.fail(
-                Invariant::BadRecordsEndTheConnection,
-                format!("n{node}: {conn} ({link}) still open after reading a record an on-path attacker broke"),
-            );
-        }
+        self.bad_record_read(node, inc, conn, || {
+            format!("n{node}: {conn} ({link}) still open after reading a record an on-path attacker broke")
+        });
     }
 
     /// Whether an on-path attacker broke a record on `link`: what its
@@ -173,17 +166,26 @@ impl Sim {
             return;
         }
         raw.bad_record_end = None;
+        self.bad_record_read(node, inc, conn, || {
+            format!("n{node}: {conn} ({link}) still open after reading the record of {attack:?}")
+        });
+    }
+
+    /// Node `node` (in its life `inc`) has read a broken record on `conn`:
+    /// the connection must be over (`what` says otherwise).
+    fn bad_record_read(
+        &mut self,
+        node: NodeIx,
+        inc: u32,
+        conn: ConnId,
+        what: impl FnOnce() -> String,
+    ) {
         if self.nodes[node].inc != inc {
             return;
         }
         self.counters.bad_records += 1;
         if self.nodes[node].conns.get(&conn).is_some_and(|c| !c.closed) {
-            self.fail(
-                Invariant::BadRecordsEndTheConnection,
-                format!(
-                    "n{node}: {conn} ({link}) still open after reading the record of {attack:?}"
-                ),
-            );
+            self.fail(Invariant::BadRecordsEndTheConnection, what());
         }
     }
 
