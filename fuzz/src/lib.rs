@@ -342,6 +342,11 @@ impl Established {
                         }
                     }
                     Action::Event(e) => assert_no_local_protocol_error(&e),
+                    // Nobody here keeps a peer connected or asks to dial,
+                    // so a dial is the endpoint inventing work.
+                    Action::Dial(peer, addr) => {
+                        panic!("the fuzzed endpoint dialed {peer:?} at {addr} unasked")
+                    }
                 }
             }
             if !moved {
