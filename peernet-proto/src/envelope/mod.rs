@@ -34,7 +34,6 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use minicbor::Decoder;
 use smol_str::SmolStr;
 
 use crate::frame::FRAME_HEADER_LEN;
@@ -45,8 +44,8 @@ mod handle;
 mod tests;
 
 use cbor::{
-    Head, MAJOR_ARRAY, MAJOR_BYTES, MAJOR_TEXT, MAJOR_UINT, byte_string, head, put_head,
-    put_string, string_len, text, uint, uint_len,
+    MAJOR_ARRAY, MAJOR_BYTES, MAJOR_TEXT, MAJOR_UINT, Reader, put_head, put_string, string_len,
+    uint_len,
 };
 pub(crate) use handle::check_handle_len;
 pub use handle::{Handle, InvalidHandle, MAX_HANDLE_LEN};
@@ -219,21 +218,12 @@ impl Envelope {
         start: usize,
         end: usize,
     ) -> Result<(Envelope, usize), EnvelopeError> {
-        let mut d = Decoder::new(&body[..end]);
-        d.set_position(start);
-        let items = match head(&d, MAJOR_ARRAY) {
-            Head::Definite => d
-                .array()
-                .map_err(|_| EnvelopeError::Truncated)?
-                .ok_or(EnvelopeError::IndefiniteLength)?,
-            Head::Indefinite => return Err(EnvelopeError::IndefiniteLength),
-            Head::Other => return Err(EnvelopeError::NotAnArray),
-            Head::End => return Err(EnvelopeError::Truncated),
-        };
+        let mut d = Reader::new(&body[..end], start);
+        let items = d.array()?;
         if items == 0 {
             return Err(EnvelopeError::EmptyArray);
         }
-        let tag = uint(&mut d, "tag")?;
+        let tag = d.uint("tag")?;
         let expected = match tag {
             TAG_CALL => 5,
             TAG_REPLY => 4,
@@ -251,33 +241,31 @@ impl Envelope {
         // Struct fields are evaluated in source order, which is wire order.
         let envelope = match tag {
             TAG_CALL => Envelope::Call {
-                id: uint(&mut d, "id")?,
+                id: d.uint("id")?,
                 handle: handle(&mut d)?,
-                args: byte_string(&mut d, body, "args")?,
-                timeout_ms: uint(&mut d, "timeout_ms")?,
+                args: d.byte_string(body, "args")?,
+                timeout_ms: d.uint("timeout_ms")?,
             },
             TAG_REPLY => Envelope::Reply {
-                id: uint(&mut d, "id")?,
-                status: uint(&mut d, "status")?,
-                body: byte_string(&mut d, body, "body")?,
+                id: d.uint("id")?,
+                status: d.uint("status")?,
+                body: d.byte_string(body, "body")?,
             },
             TAG_SEND => Envelope::Send {
                 handle: handle(&mut d)?,
-                args: byte_string(&mut d, body, "args")?,
+                args: d.byte_string(body, "args")?,
             },
             TAG_PING => Envelope::Ping {
-                nonce: uint(&mut d, "nonce")?,
+                nonce: d.uint("nonce")?,
             },
             TAG_PONG => Envelope::Pong {
-                nonce: uint(&mut d, "nonce")?,
+                nonce: d.uint("nonce")?,
             },
             TAG_GOODBYE => Envelope::Goodbye {
-                code: uint(&mut d, "code")?,
-                reason: text(&mut d, "reason")?.into(),
+                code: d.uint("code")?,
+                reason: d.text("reason")?.into(),
             },
-            _ => Envelope::Cancel {
-                id: uint(&mut d, "id")?,
-            },
+            _ => Envelope::Cancel { id: d.uint("id")? },
         };
         Ok((envelope, d.position()))
     }
@@ -498,8 +486,8 @@ impl EnvelopeRef<'_> {
     }
 }
 
-fn handle(d: &mut Decoder<'_>) -> Result<Handle, EnvelopeError> {
-    let name = text(d, "handle")?;
+fn handle(d: &mut Reader<'_>) -> Result<Handle, EnvelopeError> {
+    let name = d.text("handle")?;
     check_handle_len(name.len())?;
     Ok(Handle(SmolStr::new(name)))
 }
