@@ -158,6 +158,27 @@ fn integer_boundaries_round_trip_in_shortest_form() {
 fn non_shortest_integers_are_accepted() {
     // [3, 5] with the nonce as a 2-byte uint: wasteful, not invalid.
     assert_eq!(decode_hex("8203190005"), Ok(Envelope::Ping { nonce: 5 }));
+    // Every width, on the array's count too: 1-byte count, 4- and 8-byte
+    // integers, a byte string whose length takes 2 bytes.
+    assert_eq!(
+        decode_hex("9802031b0000000000000005"),
+        Ok(Envelope::Ping { nonce: 5 })
+    );
+    assert_eq!(
+        decode_hex("84011a000000070059000161"),
+        Ok(Envelope::Reply {
+            id: 7,
+            status: 0,
+            body: Bytes::from_static(b"a"),
+        })
+    );
+}
+
+#[test]
+fn a_head_cut_before_its_argument_is_truncated() {
+    for hex in ["8203", "820319", "82031900", "98", "85000178", "85000164"] {
+        assert_eq!(decode_hex(hex), Err(EnvelopeError::Truncated), "{hex}");
+    }
 }
 
 #[test]
