@@ -118,6 +118,7 @@ impl<'b> Reader<'b> {
     }
 
     /// Reads the head of an item of `major` type; returns its argument.
+    #[inline]
     fn head(&mut self, major: u8) -> Result<u64, Bad> {
         let &initial = self.input.get(self.pos).ok_or(Bad::End)?;
         if initial & 0xe0 != major {
@@ -142,6 +143,7 @@ impl<'b> Reader<'b> {
     }
 
     /// Reads a definite-length array's head; returns its item count.
+    #[inline]
     pub(super) fn array(&mut self) -> Result<u64, EnvelopeError> {
         self.head(MAJOR_ARRAY).map_err(|bad| match bad {
             Bad::End => EnvelopeError::Truncated,
@@ -151,6 +153,7 @@ impl<'b> Reader<'b> {
     }
 
     /// Reads an unsigned integer.
+    #[inline]
     pub(super) fn uint(&mut self, field: &'static str) -> Result<u64, EnvelopeError> {
         self.head(MAJOR_UINT).map_err(|bad| match bad {
             Bad::End => EnvelopeError::Truncated,
