@@ -97,9 +97,12 @@ impl<S: Spawner> AsyncIoRuntime<S> {
 
 /// `TCP_NODELAY`; the stream is shared by its halves (one socket, with no
 /// lock between the reader and the writer).
-fn tcp(stream: TcpStream) -> io::Result<Transport> {
+///
+/// `remote` is what connect dialed or accept returned (asking the socket
+/// again would be one `getpeername` per connection for nothing).
+fn tcp(stream: TcpStream, remote: SocketAddr) -> io::Result<Transport> {
     stream.set_nodelay(true)?;
-    let remote = stream.peer_addr().ok();
+    let remote = Some(remote);
     let reader = TcpReader {
         socket: stream.clone().into(),
         drained: false,
@@ -177,7 +180,7 @@ impl<S: Spawner> Runtime for AsyncIoRuntime<S> {
     }
 
     async fn connect(&self, addr: SocketAddr) -> io::Result<Transport> {
-        tcp(TcpStream::connect(addr).await?)
+        tcp(TcpStream::connect(addr).await?, addr)
     }
 
     fn bind(
@@ -194,7 +197,8 @@ impl<S: Spawner> Runtime for AsyncIoRuntime<S> {
     }
 
     async fn accept(&self, listener: &TcpListener) -> io::Result<Transport> {
-        tcp(listener.accept().await?.0)
+        let (stream, remote) = listener.accept().await?;
+        tcp(stream, remote)
     }
 }
 

@@ -84,9 +84,11 @@ impl Default for TokioRuntime {
 }
 
 /// `TCP_NODELAY`, then the stream's halves without a lock between them.
-fn tcp(stream: TcpStream) -> io::Result<Transport> {
+/// `remote` is what connect dialed or accept returned (asking the socket
+/// again would be one `getpeername` per connection for nothing).
+fn tcp(stream: TcpStream, remote: SocketAddr) -> io::Result<Transport> {
     stream.set_nodelay(true)?;
-    let remote = stream.peer_addr().ok();
+    let remote = Some(remote);
     let (read, write) = stream.into_split();
     Ok(Transport::new(read.compat(), write.compat_write(), remote))
 }
@@ -141,7 +143,7 @@ impl Runtime for TokioRuntime {
         // sockets register with the runtime they are created on
         let task = self
             .handle
-            .spawn(async move { tcp(TcpStream::connect(addr).await?) });
+            .spawn(async move { tcp(TcpStream::connect(addr).await?, addr) });
         async move { task.await.map_err(io::Error::other)? }
     }
 
@@ -168,7 +170,8 @@ impl Runtime for TokioRuntime {
     }
 
     async fn accept(&self, listener: &TcpListener) -> io::Result<Transport> {
-        tcp(listener.accept().await?.0)
+        let (stream, remote) = listener.accept().await?;
+        tcp(stream, remote)
     }
 }
 
