@@ -195,6 +195,16 @@ impl<R: Runtime> Node<R> {
     /// timeout, or the connection's end) stops. A peer has at most
     /// `max_inbound_calls` of each running: a CALL beyond is answered
     /// `overloaded`, a SEND beyond is dropped ([`Node::dropped_sends`]).
+    ///
+    /// A panic is caught, but only after the process's panic hook has run
+    /// on the thread that polled the handler: the default hook writes to
+    /// stderr and, with `RUST_BACKTRACE` set, captures and prints a
+    /// backtrace, which costs far more than answering the call (the
+    /// symbols are read from the binary's debug information). A peer
+    /// allowed to call a handler that can panic can make the node do that
+    /// work in a loop; this node logs such panics rate-limited per peer,
+    /// but the hook is the application's: install one that stays quiet
+    /// for handler panics if that matters.
     pub fn expose<F, Fut>(&self, handle: &str, handler: F) -> Result<(), InvalidHandle>
     where
         F: Fn(PeerId, Bytes) -> Fut + Send + Sync + 'static,
