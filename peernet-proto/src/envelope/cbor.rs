@@ -94,8 +94,8 @@ enum Bad {
 /// A cursor over `input`, reading the subset: each reader checks the
 /// initial byte's major type, takes the argument in any width (1, 2, 4 or
 /// 8 bytes after the initial byte, or the initial byte itself below 24),
-/// and leaves the cursor after the item, or returns an error and leaves
-/// the cursor where it was.
+/// and leaves the cursor after the item; after an error the envelope is
+/// refused, so where the cursor stands no longer matters.
 ///
 /// Hand-written rather than through `minicbor::Decoder`: four head forms
 /// and a bounds check are all the subset needs. Under callgrind
@@ -171,7 +171,6 @@ impl<'b> Reader<'b> {
         field: &'static str,
         expected: &'static str,
     ) -> Result<&'b [u8], EnvelopeError> {
-        let at = self.pos;
         let len = self.head(major).map_err(|bad| match bad {
             Bad::End => EnvelopeError::Truncated,
             Bad::Indefinite => EnvelopeError::IndefiniteLength,
@@ -184,10 +183,7 @@ impl<'b> Reader<'b> {
                 self.pos = from + len;
                 Ok(&self.input[from..from + len])
             }
-            _ => {
-                self.pos = at;
-                Err(EnvelopeError::Truncated)
-            }
+            _ => Err(EnvelopeError::Truncated),
         }
     }
 
