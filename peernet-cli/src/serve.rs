@@ -100,17 +100,20 @@ pub(crate) async fn run_serve(serve: Serve) -> Result<(), Failure> {
     for peer in serve.trust {
         config = config.trusting(peer);
     }
-    let node = Node::bind(config, serve.listen)
-        .await
-        .map_err(|e| match e {
-            // The library's rules (Config::validate): a usage error here.
-            StartError::Config(e) => Failure(EXIT_USAGE, e.to_string()),
-            e => Failure(1, format!("listen: {e}")),
-        })?;
+    let node = Node::try_new(config).map_err(|e| match e {
+        // The library's rules (Config::validate): a usage error here.
+        StartError::Config(e) => Failure(EXIT_USAGE, e.to_string()),
+        e => Failure(1, format!("start: {e}")),
+    })?;
+    // Handles first, then the port: a peer that keeps us connected redials
+    // the moment it opens, with the calls it queued.
     for handle in &serve.expose {
         expose_demo(&node, handle)?;
     }
     let events = node.events();
+    node.listen(serve.listen)
+        .await
+        .map_err(|e| Failure(1, format!("listen: {e}")))?;
     #[cfg(feature = "mdns")]
     let _discovery = match serve.mdns {
         true => {

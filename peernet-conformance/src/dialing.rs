@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use peernet_driver::{AddrSource, ConnectError, Ticket};
+use peernet_driver::{AddrSource, ConnectError, StartError, Ticket};
 use peernet_proto::ConnectError as CoreConnectError;
 
 use super::*;
@@ -19,14 +19,46 @@ fn dead_address() -> SocketAddr {
 }
 
 /// Node 2 on `addr`, trusting 1, echoing: bound again after a stop (the
-/// old listener is closed once its shutdown returned).
+/// old listener is closed once its shutdown returned). Exposes before it
+/// listens: node 1 redials the moment the port opens, with a call queued,
+/// which must not meet `no_such_handle`.
 async fn node_2_at<R: Runtime>(addr: SocketAddr) -> Node<R> {
     let config = NodeConfig::new(identity(2))
         .protocol_version(version())
         .trusting(peer(1));
-    let node = Node::bind(config, addr).await.expect("bind again");
+    let node = Node::try_new(config).expect("node 2");
     expose_echo(&node);
+    let bound = node.listen(addr).await.expect("bind");
+    assert!(addr.port() == 0 || bound == addr, "{bound} for {addr}");
     node
+}
+
+/// `Node::new` then `listen`: no listener (and no address) before it, a
+/// working one after; a second `listen` and one after shutdown are
+/// refused with their own errors, and the first listener stays.
+pub async fn listen_after_expose<H: Harness>() {
+    let config = NodeConfig::new(identity(2))
+        .protocol_version(version())
+        .trusting(peer(1));
+    let b: N<H> = Node::try_new(config).expect("node 2");
+    assert_eq!(b.local_addr(), None);
+    expose_echo(&b);
+    let addr = b.listen(loopback()).await.expect("listen");
+    assert_eq!(b.local_addr(), Some(addr));
+    assert_ne!(addr.port(), 0);
+    let again = b.listen(loopback()).await;
+    assert!(
+        matches!(again, Err(StartError::AlreadyListening)),
+        "{again:?}"
+    );
+    let a: N<H> = node(1, &[2], same).await;
+    a.connect(peer(2), addr).await.expect("connect");
+    let reply = a.call(&peer(2), "echo", "listening", Some(WAIT)).await;
+    assert_eq!(reply.expect("call"), "listening");
+    assert_eq!(b.local_addr(), Some(addr), "the first listener stays");
+    b.shutdown().await;
+    let closed = b.listen(loopback()).await;
+    assert!(matches!(closed, Err(StartError::Closed)), "{closed:?}");
 }
 
 /// Node 1 keeps node 2 connected, knowing it at `addr`; returns once it is

@@ -114,6 +114,7 @@ macro_rules! scenario_tests {
             typed_cbor_calls,
             persistence_survives_a_restart,
             kept_peer_restarted_on_its_address_is_reconnected,
+            listen_after_expose,
             kept_peer_on_a_new_port_is_found_through_a_ticket,
             connect_peer_dials_through_the_book,
             the_book_survives_a_restart,

@@ -24,7 +24,8 @@ pub use crate::context::{
 };
 pub use crate::dialing::{
     connect_peer_dials_through_the_book, kept_peer_on_a_new_port_is_found_through_a_ticket,
-    kept_peer_restarted_on_its_address_is_reconnected, the_book_survives_a_restart,
+    kept_peer_restarted_on_its_address_is_reconnected, listen_after_expose,
+    the_book_survives_a_restart,
 };
 
 type N<H> = Node<<H as Harness>::Rt>;

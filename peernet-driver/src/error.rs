@@ -98,4 +98,12 @@ pub enum StartError {
     /// The operating system gave no randomness to seed the node's RNG.
     #[error("no entropy from the operating system: {0}")]
     Entropy(getrandom::Error),
+    /// [`Node::listen`](crate::Node::listen) on a node that has a listener
+    /// already.
+    #[error("the node is listening already")]
+    AlreadyListening,
+    /// [`Node::listen`](crate::Node::listen) after
+    /// [`Node::shutdown`](crate::Node::shutdown).
+    #[error("the node is shut down")]
+    Closed,
 }

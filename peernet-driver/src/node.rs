@@ -23,7 +23,7 @@ use crate::events::EventStream;
 use crate::handlers::{self, HandlerResult};
 use crate::lifecycle::{self, Life};
 use crate::runtime::{Runtime, WrapStream};
-use crate::shared::{Inner, Shared};
+use crate::shared::{Inner, Phase, Shared};
 use crate::stats::NodeStats;
 use crate::tasks::{self, Role, first};
 
@@ -38,7 +38,8 @@ pub struct Node<R: Runtime> {
     pub(crate) shared: Arc<Shared<R>>,
     life: Arc<Life<R>>,
     peer_id: PeerId,
-    local_addr: Option<SocketAddr>,
+    /// The listener's backlog ([`NodeConfig::listen_backlog`]).
+    backlog: u32,
     grace: Duration,
     events_capacity: usize,
 }
@@ -49,7 +50,7 @@ impl<R: Runtime> Clone for Node<R> {
             shared: self.shared.clone(),
             life: self.life.clone(),
             peer_id: self.peer_id,
-            local_addr: self.local_addr,
+            backlog: self.backlog,
             grace: self.grace,
             events_capacity: self.events_capacity,
         }
@@ -60,7 +61,7 @@ impl<R: Runtime> std::fmt::Debug for Node<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Node")
             .field("peer_id", &self.peer_id)
-            .field("local_addr", &self.local_addr)
+            .field("local_addr", &self.local_addr())
             .finish_non_exhaustive()
     }
 }
@@ -86,21 +87,35 @@ impl<R: Runtime> Drop for Pending<'_, R> {
 impl<R: Runtime> Node<R> {
     /// Starts a node listening on `addr` (port 0 picks a free port; see
     /// [`Node::local_addr`]), on the runtime the caller is on.
+    ///
+    /// Peers can connect as soon as this returns, before the application
+    /// has exposed anything: a call in between is answered
+    /// `no_such_handle`. A restarted node whose peers keep it connected
+    /// (they redial at once, with the calls they queued meanwhile) should
+    /// therefore start with [`Node::new`], expose its handles, then
+    /// [`Node::listen`].
     pub async fn bind(config: NodeConfig, addr: SocketAddr) -> Result<Node<R>, StartError> {
         Node::bind_with(R::default(), config, addr).await
     }
 
     /// Starts a node without a listener, on the runtime the caller is on:
     /// it dials, or takes streams the application opened
-    /// ([`Node::accept_stream`], [`Node::connect_stream`]).
+    /// ([`Node::accept_stream`], [`Node::connect_stream`]), or listens
+    /// later ([`Node::listen`]).
     ///
     /// # Panics
     ///
     /// If the operating system has no randomness to give, or the protocol
-    /// configuration is invalid (see [`Node::try_new_with`] for an error
+    /// configuration is invalid (see [`Node::try_new`] for an error
     /// instead).
     pub fn new(config: NodeConfig) -> Node<R> {
         Node::new_with(R::default(), config)
+    }
+
+    /// [`Node::new`], with an error instead of a panic (see
+    /// [`Node::try_new_with`]).
+    pub fn try_new(config: NodeConfig) -> Result<Node<R>, StartError> {
+        Node::try_new_with(R::default(), config)
     }
 
     /// [`Node::bind`] on a given runtime handle.
@@ -109,16 +124,47 @@ impl<R: Runtime> Node<R> {
         config: NodeConfig,
         addr: SocketAddr,
     ) -> Result<Node<R>, StartError> {
-        // Refuse a bad configuration before taking the port.
-        config.protocol.validate()?;
-        let listener = rt.bind(addr, config.listen_backlog).await?;
-        let local = R::local_addr(&listener)?;
-        let mut node = Node::try_new_with(rt, config)?;
-        node.local_addr = Some(local);
-        let accept = tasks::accept_loop(node.shared.clone(), listener);
-        node.shared.rt.spawn(accept);
-        tracing::info!(peer = %node.peer_id, addr = %local, "listening");
+        let node = Node::try_new_with(rt, config)?;
+        node.listen(addr).await?;
         Ok(node)
+    }
+
+    /// Starts accepting connections on `addr` (port 0 picks a free port);
+    /// returns the address bound. For a node made with [`Node::new`]:
+    /// expose the handles first, then listen, and no peer can call before
+    /// its handler is there.
+    ///
+    /// # Errors
+    ///
+    /// [`StartError::AlreadyListening`] when the node has a listener
+    /// already (one per node); [`StartError::Closed`] after
+    /// [`Node::shutdown`]; [`StartError::Io`] when binding fails.
+    pub async fn listen(&self, addr: SocketAddr) -> Result<SocketAddr, StartError> {
+        let refused = |shared: &Shared<R>| {
+            if shared.read(|inner| inner.phase) != Phase::Running {
+                Some(StartError::Closed)
+            } else if shared.local_addr.get().is_some() {
+                Some(StartError::AlreadyListening)
+            } else {
+                None
+            }
+        };
+        if let Some(error) = refused(&self.shared) {
+            return Err(error);
+        }
+        let listener = self.shared.rt.bind(addr, self.backlog).await?;
+        let local = R::local_addr(&listener)?;
+        // (checked again: another `listen`, or a shutdown, while binding)
+        if let Some(error) = refused(&self.shared) {
+            return Err(error);
+        }
+        if self.shared.local_addr.set(local).is_err() {
+            return Err(StartError::AlreadyListening);
+        }
+        let accept = tasks::accept_loop(self.shared.clone(), listener);
+        self.shared.rt.spawn(accept);
+        tracing::info!(peer = %self.peer_id, addr = %local, "listening");
+        Ok(local)
     }
 
     /// [`Node::new`] on a given runtime handle.
@@ -141,6 +187,7 @@ impl<R: Runtime> Node<R> {
         config.protocol.validate()?;
         let rng = ChaCha20Rng::try_from_rng(&mut getrandom::SysRng).map_err(StartError::Entropy)?;
         let peer_id = config.identity.peer_id();
+        let backlog = config.listen_backlog;
         let ep = Endpoint::new(
             config.protocol,
             config.identity,
@@ -159,7 +206,7 @@ impl<R: Runtime> Node<R> {
             life: Arc::new(Life(shared.clone())),
             shared,
             peer_id,
-            local_addr: None,
+            backlog,
             grace: config.shutdown_grace,
             events_capacity: config.events_capacity,
         })
@@ -172,7 +219,7 @@ impl<R: Runtime> Node<R> {
 
     /// The address the listener is bound to (`None` without a listener).
     pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.local_addr
+        self.shared.local_addr.get().copied()
     }
 
     /// The runtime handle the node runs on.

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant as StdInstant;
 
 use bytes::Bytes;
@@ -164,6 +164,8 @@ type Completion = oneshot::Sender<Result<Bytes, CallError>>;
 
 pub(crate) struct Shared<R: Runtime> {
     pub(crate) rt: R,
+    /// Where the listener is bound, once [`crate::Node::listen`] bound it.
+    pub(crate) local_addr: OnceLock<SocketAddr>,
     epoch: StdInstant,
     inner: Mutex<Inner>,
     pub(crate) data_dir: Option<DataDir>,
@@ -205,6 +207,7 @@ impl<R: Runtime> Shared<R> {
         Shared {
             epoch: rt.now(),
             rt,
+            local_addr: OnceLock::new(),
             inner: Mutex::new(inner),
             data_dir,
             dir_lock: Mutex::new(dir_lock),

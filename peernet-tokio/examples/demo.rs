@@ -118,9 +118,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             _ => {}
         }
     }
-    let bob = Node::bind(NodeConfig::new(bob_id).trusting(alice_peer), bob_addr).await?;
+    // Expose, and listen to events, before listening: alice redials the
+    // moment the port opens, with her call queued.
+    let bob = Node::try_new(NodeConfig::new(bob_id).trusting(alice_peer))?;
     bob.expose("greet", greet)?;
     bob_events = bob.events();
+    bob.listen(bob_addr).await?;
     println!("    bob is back on {bob_addr}");
     if let Ok(NodeEvent::Connected { direction, .. }) = bob_events.recv().await {
         println!("    bob sees: connected alice ({direction:?}), no application code redialed");
