@@ -64,11 +64,38 @@ pub const SCENARIO_TIMEOUT: Duration = Duration::from_secs(60);
 /// No single wait inside a scenario may take longer than this.
 pub const WAIT: Duration = Duration::from_secs(15);
 
+/// How the handlers of the scenarios begin the message of a panic they
+/// raise on purpose.
+pub const DELIBERATE: &str = "deliberate panic";
+
+/// Keeps the process's panic hook from reporting the panics handlers raise
+/// on purpose: the default hook writes each one, and with `RUST_BACKTRACE`
+/// set it resolves a backtrace of the whole test binary first, which on a
+/// loaded machine took seconds and ran a call into its timeout. Every
+/// other panic (a failed assertion) is reported as before.
+fn quiet_deliberate_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let payload = info.payload();
+            let message = payload
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| payload.downcast_ref::<String>().map(String::as_str));
+            if !message.is_some_and(|m| m.starts_with(DELIBERATE)) {
+                default(info);
+            }
+        }));
+    });
+}
+
 /// Runs one scenario on `H`'s runtime, within [`SCENARIO_TIMEOUT`].
 pub fn run<H: Harness, Fut>(scenario: fn() -> Fut)
 where
     Fut: Future<Output = ()> + Send + 'static,
 {
+    quiet_deliberate_panics();
     H::block_on(async move {
         let rt = H::Rt::default();
         let deadline = rt.now() + SCENARIO_TIMEOUT;

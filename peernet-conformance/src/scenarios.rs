@@ -250,19 +250,21 @@ pub async fn handler_error_and_handler_panicked<H: Harness>() {
     let (a, b) = connected::<H>(same, same).await;
     b.expose("fails", |_, _| async { Err(Bytes::from_static(b"nope")) })
         .unwrap();
-    b.expose("panics", |_, _| async { panic!("handler bug") })
-        .unwrap();
+    b.expose("panics", |_, _| async {
+        panic!("{DELIBERATE}: handler bug")
+    })
+    .unwrap();
     let (tx, rx) = async_channel::bounded::<()>(1);
     b.expose("panics-later", move |_, _| {
         let rx = rx.clone();
         async move {
             let _ = rx.recv().await;
-            panic!("later handler bug")
+            panic!("{DELIBERATE}: later handler bug")
         }
     })
     .unwrap();
     b.expose("panics-early", |_, _| -> std::future::Ready<_> {
-        panic!("handler bug before its future")
+        panic!("{DELIBERATE}: handler bug before its future")
     })
     .unwrap();
     expose_echo(&b);
@@ -641,7 +643,9 @@ pub async fn idle_timeout_detects_a_silent_peer<H: Harness>() {
 /// within the grace period, one that does not is stopped and its caller
 /// told GOODBYE `normal`.
 pub async fn graceful_shutdown<H: Harness>() {
-    let (a, b) = connected::<H>(same, |c| c.shutdown_grace(Duration::from_millis(300))).await;
+    // A grace far longer than the work in it: a starved machine must not
+    // turn "finished within grace" into a race (it did once at 300 ms).
+    let (a, b) = connected::<H>(same, |c| c.shutdown_grace(Duration::from_secs(2))).await;
     let rt = a.runtime().clone();
     let events_a = a.events();
     let gates = expose_gated(&b, "wait");
