@@ -35,7 +35,8 @@ async fn node_2_at<R: Runtime>(addr: SocketAddr) -> Node<R> {
 
 /// `Node::new` then `listen`: no listener (and no address) before it, a
 /// working one after; a second `listen` and one after shutdown are
-/// refused with their own errors, and the first listener stays.
+/// refused with their own errors, and the first listener stays; `bind`
+/// on a port in use fails without holding anything.
 pub async fn listen_after_expose<H: Harness>() {
     let config = NodeConfig::new(identity(2))
         .protocol_version(version())
@@ -56,6 +57,13 @@ pub async fn listen_after_expose<H: Harness>() {
     let reply = a.call(&peer(2), "echo", "listening", Some(WAIT)).await;
     assert_eq!(reply.expect("call"), "listening");
     assert_eq!(b.local_addr(), Some(addr), "the first listener stays");
+    // `bind` on a port in use: an io error, and the node it made is gone
+    // (its data directory free again at once)
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = NodeConfig::from_data_dir(dir.path()).expect("data dir");
+    let taken = Node::<H::Rt>::bind(config.protocol_version(version()), addr).await;
+    assert!(matches!(taken, Err(StartError::Io(_))), "{taken:?}");
+    NodeConfig::from_data_dir(dir.path()).expect("the directory is free");
     b.shutdown().await;
     let closed = b.listen(loopback()).await;
     assert!(matches!(closed, Err(StartError::Closed)), "{closed:?}");
