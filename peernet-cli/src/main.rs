@@ -44,8 +44,8 @@
 //! `ticket <TICKET>` (the listen address, or for `0.0.0.0`/`[::]` the
 //! host's interface addresses), then one line per event: `connected
 //! <PEERID>`, `disconnected <PEERID> <reason>`, and with
-//! `--keep-connected` `reconnecting <PEERID> attempt <N>` right before
-//! each redial after a loss. Logs
+//! `--keep-connected` `reconnecting <PEERID> attempt <N> after <MS>ms`
+//! right before each redial after a loss (MS: the backoff waited). Logs
 //! go to stderr (`RUST_LOG`), coloured only when stderr is a terminal.
 //!
 //! Output never stalls the node: stdout and stderr are written by their own

@@ -22,7 +22,8 @@ pub(crate) struct Serve {
     listen: SocketAddr,
     /// Dial every trusted peer that has an address and keep it connected,
     /// redialing with backoff after a loss (each redial announced as
-    /// `reconnecting <PEERID> attempt <N>`).
+    /// `reconnecting <PEERID> attempt <N> after <MS>ms`, MS the backoff
+    /// waited before it).
     #[arg(long)]
     keep_connected: bool,
     /// Announce this node on the local network (mDNS) and learn the
@@ -142,9 +143,14 @@ pub(crate) async fn run_serve(serve: Serve) -> Result<(), Failure> {
                 NodeEvent::Disconnected { peer, reason } => {
                     out(format!("disconnected {peer} {}", reason_name(&reason)))
                 }
-                NodeEvent::Reconnecting { peer, attempt, .. } => {
-                    out(format!("reconnecting {peer} attempt {attempt}"))
-                }
+                NodeEvent::Reconnecting {
+                    peer,
+                    attempt,
+                    after,
+                } => out(format!(
+                    "reconnecting {peer} attempt {attempt} after {}ms",
+                    after.as_millis()
+                )),
                 _ => {}
             }
         }

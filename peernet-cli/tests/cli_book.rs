@@ -248,10 +248,18 @@ fn an_unspecified_listen_address_gives_interface_addresses() {
 }
 
 /// `serve --keep-connected`: the first dial is silent; after the peer is
-/// killed every redial is announced as `reconnecting <PEERID> attempt <N>`
-/// right before it is made, N from 1, the first 0.1-1 s after the loss and
-/// each next one at least 1.5x later than the one before; the peer
+/// killed every redial is announced as `reconnecting <PEERID> attempt <N>
+/// after <MS>ms` right before it is made, N from 1, the first 0.1-1 s after
+/// the loss and each next one at least 1.5x the one before; the peer
 /// restarted on its address is reconnected without anyone asking.
+///
+/// The delays are the ones the node reports, not the gaps between the
+/// times this test reads the lines: those also hold how late the output
+/// thread and this test were scheduled, which on a loaded machine is
+/// enough to break a 1.5x check (the schedule's timing itself is tested
+/// in the core, `dial_schedule.rs`, and by the simulation). The gaps are
+/// only checked to add up to no less than the reported delays, less a
+/// margin for the first line being read late.
 #[test]
 fn keep_connected_redials_with_backoff_and_announces_it() {
     let tmp = tempfile::tempdir().unwrap();
@@ -270,29 +278,43 @@ fn keep_connected_redials_with_backoff_and_announces_it() {
     let (lost_at, lost) = sa.lines.next_at();
     assert_eq!(lost, format!("disconnected {b} transport_lost"));
     let mut redials = Vec::new();
+    let mut delays = Vec::new();
     for n in 1..=4 {
         let (at, line) = sa.lines.next_at();
-        assert_eq!(line, format!("reconnecting {b} attempt {n}"));
+        let prefix = format!("reconnecting {b} attempt {n} after ");
+        let ms = line
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.strip_suffix("ms"))
+            .and_then(|ms| ms.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("expected `{prefix}<MS>ms`, got {line:?}"));
         redials.push(at);
+        delays.push(Duration::from_millis(ms));
     }
-    let first = redials[0] - lost_at;
-    // (the line is printed by a thread behind a queue: allow it 100 ms)
     assert!(
-        first >= Duration::from_millis(100) && first <= Duration::from_millis(1100),
-        "first redial {first:?} after the loss"
+        (Duration::from_millis(100)..=Duration::from_secs(1)).contains(&delays[0]),
+        "first redial {:?} after the loss",
+        delays[0]
     );
-    let gaps: Vec<Duration> = std::iter::once(first)
-        .chain(redials.windows(2).map(|w| w[1] - w[0]))
-        .collect();
-    for w in gaps.windows(2) {
-        // each refused dial takes well under a millisecond here; 30 ms of
-        // slack for scheduling and the output thread
+    for w in delays.windows(2) {
+        // (reported in whole milliseconds, each rounded down: 1 ms slack)
         assert!(
-            w[1].as_secs_f64() * 1000.0 + 30.0 >= w[0].as_secs_f64() * 1000.0 * 1.5,
-            "delays do not grow 1.5x: {gaps:?}"
+            w[1].as_secs_f64() + 0.001 >= w[0].as_secs_f64() * 1.5,
+            "delays do not grow 1.5x: {delays:?}"
         );
     }
-    eprintln!("measured redial delays: {gaps:?}");
+    // The node really waits them: the fourth redial comes no earlier than
+    // the four delays after the loss, less 500 ms for the loss's line
+    // having been read late.
+    let waited: Duration = delays.iter().sum();
+    let seen = redials[3] - lost_at;
+    assert!(
+        seen + Duration::from_millis(500) >= waited,
+        "redials {seen:?} after the loss, reported delays {delays:?}"
+    );
+    let gaps: Vec<Duration> = std::iter::once(redials[0] - lost_at)
+        .chain(redials.windows(2).map(|w| w[1] - w[0]))
+        .collect();
+    eprintln!("reported redial delays: {delays:?}, seen: {gaps:?}");
     // b comes back on the same address: reconnected, attempt numbers go on
     // until then
     let sb = serve(d, "b", &b_addr, &["--expose", "echo"]);

@@ -180,16 +180,16 @@ pub async fn nested_call_inherits_the_deadline<H: Harness>() {
     let inner_ctx = within(&rt, "the nested handler", stalled.recv())
         .await
         .unwrap();
-    // c's deadline is a's: the budget from when a called (plus transit
-    // and the wire's rounding to milliseconds)
+    // c's deadline is a's: the budget from when a called, plus the time
+    // the CALL took to reach b and the nested one to reach c, and the
+    // wire's rounding to milliseconds. A budget started afresh at b or c
+    // would put it a whole budget late; half of one leaves room for a
+    // starved scheduler without letting that through.
     let deadline = inner_ctx
         .deadline()
         .expect("the nested call carries a timeout");
     let late = deadline.saturating_duration_since(start + budget);
-    assert!(
-        late < Duration::from_millis(50),
-        "{late:?} past a's deadline"
-    );
+    assert!(late < budget / 2, "{late:?} past a's deadline");
 
     let (result, ended) = within(&rt, "the nested call's end", nested.recv())
         .await
