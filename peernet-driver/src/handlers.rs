@@ -122,8 +122,8 @@ impl<R: Runtime> Shared<R> {
         let mut sends_done = Vec::new();
         for item in work.drain(..) {
             let (key, peer, args, handler, ctx) = match item {
-                Work::Complete(tx, result) => {
-                    let _ = tx.send(result);
+                Work::Complete(waker) => {
+                    waker.wake();
                     continue;
                 }
                 Work::Write(signals) => {

@@ -15,13 +15,13 @@
 //! - every input and command goes through one door, `with_core`: lock,
 //!   read the clock, act on the core, drain its outputs, unlock; then, with
 //!   the lock dropped, wake the tasks (a connection's writer, the timer),
-//!   complete the calls (a oneshot each), run the handlers;
+//!   wake the callers whose calls resolved, run the handlers;
 //! - per connection a reader hands every read chunk to the core whole (no
 //!   copy), and a writer writes everything queued since its last wake-up
 //!   in one `write_all`;
 //! - per call there is at most one task hand-off each way: the caller
-//!   queues the CALL and wakes the writer; the reader completes the
-//!   caller's oneshot when the REPLY arrives. A handler that is ready on
+//!   queues the CALL and wakes the writer; the reader leaves the result
+//!   in the caller's slot and wakes it when the REPLY arrives. A handler that is ready on
 //!   its first poll is answered without a task of its own;
 //! - backpressure: when a connection's send queue is over
 //!   `Config::send_buffer`, `call` and `send` wait for the writer to take
@@ -33,6 +33,7 @@
 mod addr;
 pub mod book_file;
 mod cbor;
+mod completion;
 mod config;
 mod context;
 mod dialer;

@@ -5,6 +5,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::Poll;
 use std::time::{Duration, Instant as StdInstant};
 
 use bytes::Bytes;
@@ -77,7 +78,7 @@ impl<R: Runtime> Drop for Pending<'_, R> {
     fn drop(&mut self) {
         if let Some(id) = self.id.take() {
             self.shared.with_core(|inner, now| {
-                inner.calls.remove(&id);
+                inner.calls.forget(id);
                 inner.ep.cancel(now, id)
             });
         }
@@ -597,7 +598,10 @@ impl<R: Runtime> Node<R> {
     ) -> Result<Bytes, CallError> {
         let (args, timeout) = (args.as_ref(), timeout.into());
         let mut deadline: Option<StdInstant> = None;
-        let (id, rx) = loop {
+        // who to wake when the result is in, registered with the call (so
+        // that waiting for it takes no second turn of the lock)
+        let waker = std::future::poll_fn(|cx| Poll::Ready(cx.waker().clone())).await;
+        let id = loop {
             let attempt = self.shared.with_core(|inner, now| {
                 let budget = match deadline {
                     Some(at) => Some(at.saturating_duration_since(self.shared.rt.now())),
@@ -605,9 +609,8 @@ impl<R: Runtime> Node<R> {
                 };
                 match inner.ep.call(now, peer, handle, args, budget) {
                     Ok(id) => {
-                        let (tx, rx) = oneshot::channel();
-                        inner.calls.insert(id, tx);
-                        Ok(Ok((id, rx)))
+                        inner.calls.start(id, waker.clone());
+                        Ok(Ok(id))
                     }
                     Err(CallError::WouldBlock) => Ok(Err(self.wait_for_room())),
                     // a kept peer being reconnected (dialing.rs)
@@ -639,9 +642,17 @@ impl<R: Runtime> Node<R> {
             shared: &self.shared,
             id: Some(id),
         };
-        let result = rx.await;
+        // The first poll follows the call in the same turn of this future:
+        // its slot holds this very waker and a result can only have come
+        // with a wake-up, so the lock is not taken for it.
+        let mut registered = Some(waker);
+        let result = std::future::poll_fn(|cx| match registered.take() {
+            Some(waker) if waker.will_wake(cx.waker()) => Poll::Pending,
+            _ => self.shared.calls(|calls| calls.poll(id, cx)),
+        })
+        .await;
         pending.id = None;
-        result.unwrap_or(Err(CallError::Cancelled))
+        result
     }
 
     /// A nested call, made while serving the call `ctx` describes: calls

@@ -13,8 +13,7 @@ use std::time::Instant as StdInstant;
 use bytes::Bytes;
 use event_listener::Event as Broadcast;
 use peernet_proto::{
-    CallError, CallId, ConnId, Direction, Endpoint, Event, InboundCall, InboundSend, Instant,
-    Output, PeerId, Response,
+    ConnId, Direction, Endpoint, Event, InboundCall, InboundSend, Instant, Output, PeerId, Response,
 };
 
 use crate::error::ConnectError;
@@ -22,6 +21,7 @@ use crate::events::NodeEvent;
 // Maps keyed by ids this node chooses itself (connection and call ids,
 // handle names, trusted peers) use a fast non-cryptographic hash; no peer
 // picks these keys, so none can aim collisions at them.
+use crate::completion::Calls;
 use crate::dirlock::DirLock;
 use crate::handlers::{DynHandler, RunningTask, SendKey, TaskKey};
 use crate::persist::DataDir;
@@ -72,7 +72,8 @@ pub(crate) struct Inner {
     pub(crate) conns: FastMap<ConnId, ConnEntry>,
     /// Accepted handshakes in progress per source address.
     pub(crate) sources: Sources,
-    pub(crate) calls: FastMap<CallId, Completion>,
+    /// Our calls in flight and their callers (`completion.rs`).
+    pub(crate) calls: Calls,
     pub(crate) dials: FastMap<ConnId, oneshot::Sender<Result<PeerId, ConnectError>>>,
     pub(crate) handlers: FastMap<String, DynHandler>,
     /// Handlers that did not finish on their first poll, so that CANCEL
@@ -97,7 +98,7 @@ impl Inner {
             ep,
             phase: Phase::Running,
             conns: FastMap::default(),
-            calls: FastMap::default(),
+            calls: Calls::default(),
             dials: FastMap::default(),
             handlers: FastMap::default(),
             running: HashMap::new(),
@@ -147,8 +148,8 @@ impl Inner {
 /// no task is scheduled, and no thread woken, from inside the critical
 /// section) and handler runs (a handler may call back into the node).
 pub(crate) enum Work {
-    /// One of our calls resolved: complete its future.
-    Complete(Completion, Result<Bytes, CallError>),
+    /// One of our calls resolved: wake its caller.
+    Complete(std::task::Waker),
     /// A connection has bytes queued, or is closing: wake its writer.
     Write(Arc<ConnSignals>),
     /// The core closed a connection: whatever the peer does, its transport
@@ -159,8 +160,6 @@ pub(crate) enum Work {
     /// The core asks for a transport to a peer (`dialer.rs`).
     Dial(PeerId, SocketAddr),
 }
-
-type Completion = oneshot::Sender<Result<Bytes, CallError>>;
 
 pub(crate) struct Shared<R: Runtime> {
     pub(crate) rt: R,
@@ -297,6 +296,12 @@ impl<R: Runtime> Shared<R> {
         drop(lock);
     }
 
+    /// The table of our calls in flight alone: what a caller polling for
+    /// its result needs (no clock, nothing for the core, nothing to drain).
+    pub(crate) fn calls<T>(&self, act: impl FnOnce(&mut Calls) -> T) -> T {
+        act(&mut self.lock().calls)
+    }
+
     /// A look at the state that cannot change the core (so produces
     /// nothing to drain): queries such as `peers` or `stats`.
     pub(crate) fn read<T>(&self, look: impl FnOnce(&Inner) -> T) -> T {
@@ -363,8 +368,8 @@ impl<R: Runtime> Shared<R> {
     fn on_event(&self, inner: &mut Inner, now: Instant, event: Event, work: &mut Vec<Work>) {
         match event {
             Event::CallResult { id, result } => {
-                if let Some(tx) = inner.calls.remove(&id) {
-                    work.push(Work::Complete(tx, result));
+                if let Some(waker) = inner.calls.complete(id, result) {
+                    work.push(Work::Complete(waker));
                 }
                 // a slot under `max_outbound_calls` is free again
                 self.wake_room();
