@@ -4,12 +4,21 @@
 use std::time::Duration;
 
 use peernet_tokio::{
-    Bytes, ConnectError, HandlerResult, HandshakeError, Identity, Node, NodeConfig, NodeEvent,
-    PeerId, RejectCode,
+    Bytes, CallError, ConnectError, HandlerResult, HandshakeError, Identity, Node, NodeConfig,
+    NodeEvent, PeerId, RejectCode,
 };
 
 fn step(text: &str) {
     println!("\n==> {text}");
+}
+
+/// Ends the demo with an error (a non-zero exit: CI runs the demo) when
+/// what it shows did not happen.
+fn check(held: bool, claim: &str) -> Result<(), Box<dyn std::error::Error>> {
+    match held {
+        true => Ok(()),
+        false => Err(format!("the demo went wrong: {claim}").into()),
+    }
 }
 
 fn short(peer: &peernet_tokio::PeerId) -> String {
@@ -79,17 +88,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .call(&alice_peer, "admin", "", Duration::from_secs(5))
         .await;
     println!("    result: {refused:?}");
+    check(
+        matches!(refused, Err(CallError::NoSuchHandle)),
+        "a handle never exposed answers no_such_handle",
+    )?;
 
     step("Bob sends to Alice's `chat` (fire-and-forget: no reply)");
     bob.send(&alice_peer, "chat", "see you").await?;
     let mut chat_rx = chat_rx;
-    if let Some((from, text)) = chat_rx.recv().await {
-        println!(
-            "    alice got {:?} from {}",
-            String::from_utf8_lossy(&text),
-            short(&from)
-        );
-    }
+    let Some((from, text)) = chat_rx.recv().await else {
+        return Err("the demo went wrong: alice's `chat` never got the SEND".into());
+    };
+    println!(
+        "    alice got {:?} from {}",
+        String::from_utf8_lossy(&text),
+        short(&from)
+    );
 
     step("Alice keeps Bob connected; Bob is killed and restarted on the same address");
     // connect() recorded Bob's address in Alice's book: the PeerId is enough now
@@ -141,7 +155,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Err(ConnectError::Handshake(HandshakeError::Rejected(RejectCode::Untrusted))) => {
             println!("    rejected: untrusted (Bob refused before signing anything)")
         }
-        other => println!("    unexpected outcome: {other:?}"),
+        other => return Err(format!("the demo went wrong: mallory got {other:?}").into()),
     }
     if let Ok(NodeEvent::HandshakeFailed { error, .. }) = bob_events.recv().await {
         println!("    bob sees: handshake failed: {error}");
@@ -162,6 +176,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .call(&bob_peer, "greet", "again", Duration::from_secs(5))
         .await;
     println!("    alice calls again: {after:?}");
+    check(after.is_err(), "an unpaired peer's calls fail")?;
 
     step("Both shut down with GOODBYE normal");
     alice.shutdown().await;
