@@ -21,8 +21,9 @@
 //!   in one `write_all`;
 //! - per call there is at most one task hand-off each way: the caller
 //!   queues the CALL and wakes the writer; the reader leaves the result
-//!   in the caller's slot and wakes it when the REPLY arrives. A handler that is ready on
-//!   its first poll is answered without a task of its own;
+//!   in the caller's slot and wakes the caller when the REPLY arrives. A
+//!   handler that is ready on its first poll is answered without a task
+//!   of its own;
 //! - backpressure: when a connection's send queue is over
 //!   `Config::send_buffer`, `call` and `send` wait for the writer to take
 //!   it, instead of buffering without bound.
