@@ -718,6 +718,38 @@ pub async fn bring_your_own_stream<H: Harness>() {
     assert_eq!(a.local_addr(), None);
 }
 
+/// With its connection's one call slot taken (`max_outbound_calls` 1), a
+/// second call waits for room. Polled first by one task and then moved to
+/// another, it completes there: its reply wakes the task that holds it
+/// now, not the one that first polled it (a no-op waker here, which would
+/// leave the call hanging).
+pub async fn call_waiting_for_room_moves_between_tasks<H: Harness>() {
+    let (a, b) = connected::<H>(|c| c.max_outbound_calls(1), same).await;
+    let rt = a.runtime().clone();
+    let gates = expose_gated(&b, "wait");
+    let first = spawn_call(&a, b.peer_id(), "wait", vec![0u8], CALL);
+    gates.wait_started(&rt, 1).await;
+    let (a2, to) = (a.clone(), b.peer_id());
+    let mut second = Box::pin(async move { a2.call(&to, "wait", vec![1u8], CALL).await });
+    let polled = {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        second.as_mut().poll(&mut cx)
+    };
+    assert!(polled.is_pending(), "the second call waits for room");
+    let (tx, moved) = async_channel::bounded(1);
+    rt.spawn(async move {
+        let _ = tx.send(second.await).await;
+    });
+    gates.release(0);
+    let got = within(&rt, "the first call", first.recv()).await;
+    assert_eq!(got.unwrap().expect("first call"), Bytes::from(vec![0u8]));
+    // the second call got room and reached b from its new task
+    gates.wait_started(&rt, 1).await;
+    gates.release(1);
+    let got = within(&rt, "the moved call", moved.recv()).await;
+    assert_eq!(got.unwrap().expect("moved call"), Bytes::from(vec![1u8]));
+}
+
 /// With a small send buffer, a burst of sends waits for the writer instead
 /// of queueing without bound, and every message arrives.
 pub async fn backpressure_bounds_the_send_queue<H: Harness>() {

@@ -31,6 +31,9 @@ protocol_setters! {
     /// Calls served at once per connection before further calls are
     /// answered `overloaded`. Default 1024.
     max_inbound_calls: usize;
+    /// Our own calls in flight on one connection before `call` waits for
+    /// one of them to finish (within its timeout). Default 4096.
+    max_outbound_calls: usize;
     /// Bytes queued per connection before `call`/`send` wait for the
     /// writer (backpressure). Default 1 MiB.
     send_buffer: usize;
