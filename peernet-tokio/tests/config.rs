@@ -37,6 +37,12 @@ async fn bind_refuses_invalid_configurations() {
             Ok(_) => panic!("{want:?}: accepted"),
         }
     }
+    // the same checks behind NodeConfig's own setters
+    let no_calls = NodeConfig::new(Identity::from_seed(&[5; 32])).max_outbound_calls(0);
+    assert!(matches!(
+        Node::bind(no_calls, addr).await,
+        Err(StartError::Config(ConfigError::Zero("max_outbound_calls")))
+    ));
     let idle = node_config(|c| {
         c.ping_interval = Duration::from_secs(2);
         c.idle_timeout = Duration::from_secs(1);
