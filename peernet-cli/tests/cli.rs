@@ -431,7 +431,7 @@ fn a_handler_panicking_in_a_loop_does_not_flood_the_log() {
             &["call", "--key", "a.key", "--connect", &target, "panic", "x"],
             d,
         );
-        assert_eq!(out.status.code(), Some(2));
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     }
     let _ = child.kill();
     let err = stderr(&child.wait_with_output().unwrap());

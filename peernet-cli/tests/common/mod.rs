@@ -94,6 +94,12 @@ pub fn start_serve(cwd: &Path, args: &[&str], stderr: Stdio, log: &str) -> Start
         .arg("serve")
         .args(args)
         .env("RUST_LOG", log)
+        // Panic reports without a backtrace, whatever the environment says:
+        // resolving one for this debug binary takes about a second of the
+        // node's one runtime thread (measured 0.92 s on a quiet machine,
+        // many times that under load), during which the node answers
+        // nothing and a test's call can run out of time.
+        .env("RUST_BACKTRACE", "0")
         .current_dir(cwd)
         .stdout(Stdio::piped())
         .stderr(stderr)
