@@ -598,10 +598,11 @@ impl<R: Runtime> Node<R> {
     ) -> Result<Bytes, CallError> {
         let (args, timeout) = (args.as_ref(), timeout.into());
         let mut deadline: Option<StdInstant> = None;
-        // who to wake when the result is in, registered with the call (so
-        // that waiting for it takes no second turn of the lock)
-        let waker = std::future::poll_fn(|cx| Poll::Ready(cx.waker().clone())).await;
         let id = loop {
+            // who to wake when the result is in, registered with the call:
+            // taken from this very poll (the future is ready at once), so
+            // after a wait for room it is the waker of the task polling now
+            let waker = std::future::poll_fn(|cx| Poll::Ready(cx.waker().clone())).await;
             let attempt = self.shared.with_core(|inner, now| {
                 let budget = match deadline {
                     Some(at) => Some(at.saturating_duration_since(self.shared.rt.now())),
@@ -609,7 +610,7 @@ impl<R: Runtime> Node<R> {
                 };
                 match inner.ep.call(now, peer, handle, args, budget) {
                     Ok(id) => {
-                        inner.calls.start(id, waker.clone());
+                        inner.calls.start(id, waker);
                         Ok(Ok(id))
                     }
                     Err(CallError::WouldBlock) => Ok(Err(self.wait_for_room())),
@@ -642,13 +643,15 @@ impl<R: Runtime> Node<R> {
             shared: &self.shared,
             id: Some(id),
         };
-        // The first poll follows the call in the same turn of this future:
-        // its slot holds this very waker and a result can only have come
-        // with a wake-up, so the lock is not taken for it.
-        let mut registered = Some(waker);
-        let result = std::future::poll_fn(|cx| match registered.take() {
-            Some(waker) if waker.will_wake(cx.waker()) => Poll::Pending,
-            _ => self.shared.calls(|calls| calls.poll(id, cx)),
+        // The first poll is the same poll that registered the waker: a
+        // result can only have come with a wake-up, so the lock is not
+        // taken for it.
+        let mut first = true;
+        let result = std::future::poll_fn(|cx| {
+            if std::mem::take(&mut first) {
+                return Poll::Pending;
+            }
+            self.shared.calls(|calls| calls.poll(id, cx))
         })
         .await;
         pending.id = None;
