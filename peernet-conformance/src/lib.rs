@@ -139,6 +139,7 @@ macro_rules! scenario_tests {
             bring_your_own_stream,
             backpressure_bounds_the_send_queue,
             call_waiting_for_room_moves_between_tasks,
+            replies_larger_than_the_socket_takes_arrive_whole,
             typed_cbor_calls,
             persistence_survives_a_restart,
             kept_peer_restarted_on_its_address_is_reconnected,

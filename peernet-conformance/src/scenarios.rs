@@ -750,6 +750,57 @@ pub async fn call_waiting_for_room_moves_between_tasks<H: Harness>() {
     assert_eq!(got.unwrap().expect("moved call"), Bytes::from(vec![1u8]));
 }
 
+/// Replies larger than the socket takes at once: the connection's reader
+/// writes what its input made the core queue (the driver's `port.rs`) as
+/// far as the socket takes it, and leaves the rest to the writer task,
+/// which must write it before anything newer. Over a Unix socket pair
+/// (buffers of a few hundred KiB), 32 calls in flight, 256 KiB back for
+/// each: every reply must come back whole (a byte lost or reordered fails
+/// a record's authentication or an envelope's decoding, and the calls
+/// with it).
+pub async fn replies_larger_than_the_socket_takes_arrive_whole<H: Harness>() {
+    const CALLS: u8 = 32;
+    const SIZE: usize = 256 * 1024;
+    let a: N<H> = Node::new(
+        NodeConfig::new(identity(1))
+            .protocol_version(version())
+            .trusting(peer(2)),
+    );
+    let b: N<H> = Node::new(
+        NodeConfig::new(identity(2))
+            .protocol_version(version())
+            .trusting(peer(1)),
+    );
+    let rt = a.runtime().clone();
+    b.expose("fill", |_, args: Bytes| async move {
+        Ok(Bytes::from(vec![args[0]; SIZE]))
+    })
+    .unwrap();
+    let (left, right) = H::stream_pair().expect("stream pair");
+    let (got_b, got_a) = within(
+        &rt,
+        "handshake over the stream",
+        join(
+            b.accept_stream(left),
+            a.connect_stream(right, Some(b.peer_id())),
+        ),
+    )
+    .await;
+    got_b.expect("accept_stream");
+    got_a.expect("connect_stream");
+    let results: Vec<_> = (0..CALLS)
+        .map(|k| spawn_call(&a, b.peer_id(), "fill", vec![k], CALL))
+        .collect();
+    for (k, rx) in (0..CALLS).zip(&results) {
+        let got = within(&rt, "a large reply", rx.recv()).await.unwrap();
+        let got = got.expect("call");
+        assert!(
+            got.len() == SIZE && got.iter().all(|&x| x == k),
+            "reply {k} came back altered"
+        );
+    }
+}
+
 /// With a small send buffer, a burst of sends waits for the writer instead
 /// of queueing without bound, and every message arrives.
 pub async fn backpressure_bounds_the_send_queue<H: Harness>() {

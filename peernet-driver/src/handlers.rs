@@ -18,7 +18,7 @@ use peernet_proto::{ConnId, InboundCallId, PeerId, Response};
 
 use crate::context::{CallKind, CancelFlag, Clock, Context};
 use crate::runtime::{BoxFuture, Runtime};
-use crate::shared::{Inner, Shared, Work};
+use crate::shared::{ConnSignals, Inner, Shared, Work};
 
 /// What a handler returns: the result bytes, or its own error bytes
 /// (status `handler_error` on the caller's side).
@@ -111,12 +111,25 @@ impl<R: Runtime> Shared<R> {
     /// (all such answers under one lock); the others become tasks that
     /// CANCEL can abort.
     pub(crate) fn run(self: &Arc<Self>, work: &mut Vec<Work>) {
-        while !work.is_empty() {
-            self.run_once(work);
-        }
+        self.run_for(work, None);
     }
 
-    fn run_once(self: &Arc<Self>, work: &mut Vec<Work>) {
+    /// [`Shared::run`] for a task that writes `own`'s bytes itself: its
+    /// writer is not woken; returns whether it had bytes queued.
+    pub(crate) fn run_for(
+        self: &Arc<Self>,
+        work: &mut Vec<Work>,
+        own: Option<&Arc<ConnSignals>>,
+    ) -> bool {
+        let mut queued = false;
+        while !work.is_empty() {
+            queued |= self.run_once(work, own);
+        }
+        queued
+    }
+
+    fn run_once(self: &Arc<Self>, work: &mut Vec<Work>, own: Option<&Arc<ConnSignals>>) -> bool {
+        let mut queued = false;
         let mut replies = Vec::new();
         let mut tasks: Vec<(TaskKey, Running, Option<Arc<CancelFlag>>)> = Vec::new();
         let mut sends_done = Vec::new();
@@ -127,7 +140,10 @@ impl<R: Runtime> Shared<R> {
                     continue;
                 }
                 Work::Write(signals) => {
-                    signals.write.notify();
+                    match own {
+                        Some(own) if Arc::ptr_eq(own, &signals) => queued = true,
+                        _ => signals.write.notify(),
+                    }
                     continue;
                 }
                 Work::Dial(peer, addr) => {
@@ -189,7 +205,7 @@ impl<R: Runtime> Shared<R> {
             }
         }
         if replies.is_empty() && tasks.is_empty() && sends_done.is_empty() {
-            return;
+            return queued;
         }
         let mut spawn = Vec::with_capacity(tasks.len());
         self.critical(work, |inner, now| {
@@ -223,6 +239,7 @@ impl<R: Runtime> Shared<R> {
             });
         }
         // `work` now holds the wake-ups the replies caused; `run` loops.
+        queued
     }
 
     /// A handler task ended (or was aborted).

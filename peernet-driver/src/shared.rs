@@ -25,6 +25,7 @@ use crate::completion::Calls;
 use crate::dirlock::DirLock;
 use crate::handlers::{DynHandler, RunningTask, SendKey, TaskKey};
 use crate::persist::DataDir;
+use crate::port::Port;
 use crate::runtime::Runtime;
 use crate::signal::Signal;
 use rustc_hash::FxHashMap as FastMap;
@@ -45,6 +46,8 @@ pub(crate) struct ConnSignals {
     pub(crate) stop_writer: Signal,
     /// The reader has ended (so the writer need not linger).
     pub(crate) reader_done: Signal,
+    /// The write half, for the writer and for the reader's inline writes.
+    pub(crate) port: Port,
 }
 
 pub(crate) struct ConnEntry {
@@ -268,6 +271,25 @@ impl<R: Runtime> Shared<R> {
     ) -> T {
         let out = self.critical(work, act);
         self.run(work);
+        out
+    }
+
+    /// [`Shared::with_core_in`] for the reader of `conn`, handing the core
+    /// what it read: what that makes the core queue for `conn` (replies,
+    /// a handshake message) is written at once from the reader's task if
+    /// the socket takes it without waiting (`port.rs`), rather than by a
+    /// wake-up of the writer task.
+    pub(crate) fn with_core_reading<T>(
+        self: &Arc<Self>,
+        work: &mut Vec<Work>,
+        conn: ConnId,
+        signals: &Arc<ConnSignals>,
+        act: impl FnOnce(&mut Inner, Instant) -> T,
+    ) -> T {
+        let out = self.critical(work, act);
+        if self.run_for(work, Some(signals)) && !signals.port.write_now(self, conn) {
+            signals.write.notify();
+        }
         out
     }
 

@@ -1,6 +1,7 @@
 //! The tasks that move bytes and time between the runtime and the core:
-//! per connection a reader and a writer, per node a timer and an accept
-//! loop. None of them knows anything of the protocol.
+//! per connection a reader and a writer (which share the write half, see
+//! `port.rs`), per node a timer and an accept loop. None of them knows
+//! anything of the protocol.
 
 use std::future::{Future, IntoFuture, poll_fn};
 use std::io;
@@ -19,7 +20,7 @@ use peernet_proto::{ConnId, Direction, HandshakeError, Input, PeerId};
 use tracing::Instrument;
 
 use crate::error::ConnectError;
-use crate::runtime::{BoxFuture, BoxRead, BoxWrite, Runtime, Transport};
+use crate::runtime::{BoxFuture, BoxRead, Runtime, Transport};
 use crate::shared::{ConnEntry, ConnSignals, Inner, Phase, Shared};
 use crate::signal::Signal;
 use crate::sources::Source;
@@ -225,6 +226,7 @@ pub(crate) fn attach<R: Runtime>(
 ) {
     let remote_addr = transport.remote_addr();
     let (read, write) = transport.into_parts();
+    signals.port.open(write);
     shared.writers.fetch_add(1, Ordering::AcqRel);
     let span = tracing::info_span!("peernet.conn", %conn, ?direction, remote = ?remote_addr);
     tracing::debug!(parent: &span, "transport open");
@@ -233,7 +235,7 @@ pub(crate) fn attach<R: Runtime>(
         .spawn(reader(shared.clone(), conn, read, signals.clone()).instrument(span.clone()));
     shared
         .rt
-        .spawn(writer(shared.clone(), conn, write, signals).instrument(span));
+        .spawn(writer(shared.clone(), conn, signals).instrument(span));
 }
 
 /// `fut`, unless `stop` is raised first.
@@ -300,7 +302,9 @@ async fn reader<R: Runtime>(
                 data: buf.split_to(n),
             },
         };
-        shared.with_core_in(&mut work, |inner, now| inner.ep.handle_input(now, input));
+        shared.with_core_reading(&mut work, conn, &signals, |inner, now| {
+            inner.ep.handle_input(now, input)
+        });
         if n == 0 {
             tracing::debug!("transport closed by peer");
             break;
@@ -316,25 +320,38 @@ enum Ending {
     Broken,
 }
 
-async fn writer<R: Runtime>(
-    shared: Arc<Shared<R>>,
-    conn: ConnId,
-    mut write: BoxWrite,
-    signals: Arc<ConnSignals>,
-) {
+async fn writer<R: Runtime>(shared: Arc<Shared<R>>, conn: ConnId, signals: Arc<ConnSignals>) {
     let stop = &signals.stop_writer;
     let ending = loop {
         if unless(stop, signals.write.take()).await.is_none() {
             break Ending::Broken;
         }
-        let (data, closing) = shared.take_transmit(conn);
-        if let Some(data) = data {
+        let Some(mut guard) = unless(stop, signals.port.lock()).await else {
+            break Ending::Broken;
+        };
+        let port = &mut *guard;
+        let Some(write) = port.write.as_mut() else {
+            break Ending::Broken;
+        };
+        // What an inline write left (`port.rs`) goes first.
+        let left = port.left.take();
+        let (data, closing) = match port.closing.take() {
+            Some(last) => (None, Some(last)),
+            None => shared.take_transmit(conn),
+        };
+        if left.is_some() || data.is_some() {
             // Everything queued since the last wake-up, in one write.
-            let written = match unless(stop, write.write_all(&data)).await {
-                Some(Ok(())) => Ok(()),
-                Some(Err(error)) => Err(error.to_string()),
-                None => Err("stopped".into()),
-            };
+            let mut written = Ok(());
+            for bytes in [left, data].into_iter().flatten() {
+                written = match unless(stop, write.write_all(&bytes)).await {
+                    Some(Ok(())) => Ok(()),
+                    Some(Err(error)) => Err(error.to_string()),
+                    None => Err("stopped".into()),
+                };
+                if written.is_err() {
+                    break;
+                }
+            }
             if let Err(error) = written {
                 tracing::debug!(%error, "write failed");
                 shared.with_core(|inner, now| inner.ep.handle_input(now, Input::Closed { conn }));
@@ -358,6 +375,9 @@ async fn writer<R: Runtime>(
             }
         }
     };
+    // Our side of the transport closes here (inline writers hold the
+    // port only for a write that does not wait).
+    signals.port.lock().await.write = None;
     shared.with_core(|inner, _| {
         inner.sources.release(conn);
         inner.conns.remove(&conn)

@@ -1,0 +1,101 @@
+//! A connection's write half, and who may write to it: its writer task,
+//! which may wait (a full socket, a slow peer), or, without waiting, the
+//! connection's reader, right after the input that made the core queue
+//! the bytes (a batch of replies, a handshake message).
+//!
+//! Writing from the reader saves a wake-up of the writer task per read:
+//! on a multi-threaded runtime that is often a hand-off to another worker
+//! thread, which cost more than the write itself (the bench README's
+//! "one worker against two"). Whoever writes holds the port's lock from
+//! taking the core's bytes to the end of their write, so bytes go out in
+//! the order the core queued them; an inline write that cannot finish at
+//! once leaves the rest here, and the writer task writes it first.
+
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
+use bytes::{Buf, Bytes};
+use futures_io::AsyncWrite;
+use futures_util::lock::{Mutex, MutexGuard};
+use peernet_proto::ConnId;
+
+use crate::runtime::{BoxWrite, Runtime};
+use crate::shared::Shared;
+
+/// The write half and what an inline write left for the writer task.
+#[derive(Default)]
+pub(crate) struct Port(Mutex<PortState>);
+
+#[derive(Default)]
+pub(crate) struct PortState {
+    /// The transport's write half: `None` until the transport opens, and
+    /// again once the writer task ended (dropping it closes our side).
+    pub(crate) write: Option<BoxWrite>,
+    /// Bytes an inline write took from the core and could not write at
+    /// once: the writer task writes them before anything else.
+    pub(crate) left: Option<Bytes>,
+    /// The connection's last bytes, when an inline write found the core
+    /// had closed it: the writer task writes them and closes.
+    pub(crate) closing: Option<Bytes>,
+}
+
+impl Port {
+    /// The port, for the writer task (which may wait for it).
+    pub(crate) async fn lock(&self) -> MutexGuard<'_, PortState> {
+        self.0.lock().await
+    }
+
+    /// Gives the port its write half (the transport opened).
+    pub(crate) fn open(&self, write: BoxWrite) {
+        // (nobody else holds the port before the writer task starts)
+        if let Some(mut port) = self.0.try_lock() {
+            port.write = Some(write);
+        }
+    }
+
+    /// Writes what the core queued for `conn` now, from the calling task,
+    /// as far as the socket takes it without waiting. Returns whether the
+    /// writer task has nothing to do: false when it holds the port (it is
+    /// writing: it takes the new bytes in its next turn), when the socket
+    /// did not take everything, when a write failed (the writer task
+    /// meets the error again and handles it), or when the core closed the
+    /// connection (closing is the writer task's).
+    pub(crate) fn write_now<R: Runtime>(&self, shared: &Shared<R>, conn: ConnId) -> bool {
+        let Some(mut guard) = self.0.try_lock() else {
+            return false;
+        };
+        let port = &mut *guard;
+        let Some(write) = port.write.as_mut() else {
+            return false;
+        };
+        if port.left.is_some() || port.closing.is_some() {
+            return false;
+        }
+        let (data, closing) = shared.take_transmit(conn);
+        if closing.is_some() {
+            port.left = data;
+            port.closing = closing;
+            return false;
+        }
+        let Some(mut data) = data else {
+            return true;
+        };
+        // No task waits on this context: when the socket is full the
+        // writer task, woken by our caller, polls again with its own.
+        let mut cx = Context::from_waker(Waker::noop());
+        while !data.is_empty() {
+            match Pin::new(&mut *write).poll_write(&mut cx, &data) {
+                Poll::Ready(Ok(n)) if n > 0 => data.advance(n),
+                // full, failed or closed: the writer task's to handle
+                _ => {
+                    port.left = Some(data);
+                    return false;
+                }
+            }
+        }
+        shared.wake_room();
+        // (a no-op on TCP; a buffering stream not flushed at once is
+        // flushed in the writer task's turn)
+        matches!(Pin::new(write).poll_flush(&mut cx), Poll::Ready(Ok(())))
+    }
+}
