@@ -115,21 +115,25 @@ impl<R: Runtime> Shared<R> {
     }
 
     /// [`Shared::run`] for a task that writes `own`'s bytes itself: its
-    /// writer is not woken; returns whether it had bytes queued.
+    /// writer is not woken; returns its signals if it had bytes queued.
     pub(crate) fn run_for(
         self: &Arc<Self>,
         work: &mut Vec<Work>,
-        own: Option<&Arc<ConnSignals>>,
-    ) -> bool {
-        let mut queued = false;
+        own: Option<ConnId>,
+    ) -> Option<Arc<ConnSignals>> {
+        let mut queued = None;
         while !work.is_empty() {
-            queued |= self.run_once(work, own);
+            self.run_once(work, own, &mut queued);
         }
         queued
     }
 
-    fn run_once(self: &Arc<Self>, work: &mut Vec<Work>, own: Option<&Arc<ConnSignals>>) -> bool {
-        let mut queued = false;
+    fn run_once(
+        self: &Arc<Self>,
+        work: &mut Vec<Work>,
+        own: Option<ConnId>,
+        queued: &mut Option<Arc<ConnSignals>>,
+    ) {
         let mut replies = Vec::new();
         let mut tasks: Vec<(TaskKey, Running, Option<Arc<CancelFlag>>)> = Vec::new();
         let mut sends_done = Vec::new();
@@ -139,10 +143,11 @@ impl<R: Runtime> Shared<R> {
                     waker.wake();
                     continue;
                 }
-                Work::Write(signals) => {
-                    match own {
-                        Some(own) if Arc::ptr_eq(own, &signals) => queued = true,
-                        _ => signals.write.notify(),
+                Work::Write(conn, signals) => {
+                    if own == Some(conn) {
+                        *queued = Some(signals);
+                    } else {
+                        signals.write.notify();
                     }
                     continue;
                 }
@@ -205,7 +210,7 @@ impl<R: Runtime> Shared<R> {
             }
         }
         if replies.is_empty() && tasks.is_empty() && sends_done.is_empty() {
-            return queued;
+            return;
         }
         let mut spawn = Vec::with_capacity(tasks.len());
         self.critical(work, |inner, now| {
@@ -239,7 +244,6 @@ impl<R: Runtime> Shared<R> {
             });
         }
         // `work` now holds the wake-ups the replies caused; `run` loops.
-        queued
     }
 
     /// A handler task ended (or was aborted).

@@ -154,7 +154,7 @@ pub(crate) enum Work {
     /// One of our calls resolved: wake its caller.
     Complete(std::task::Waker),
     /// A connection has bytes queued, or is closing: wake its writer.
-    Write(Arc<ConnSignals>),
+    Write(ConnId, Arc<ConnSignals>),
     /// The core closed a connection: whatever the peer does, its transport
     /// is released within the linger (see `tasks::close_deadline`).
     CloseDeadline(Arc<ConnSignals>),
@@ -275,20 +275,22 @@ impl<R: Runtime> Shared<R> {
     }
 
     /// [`Shared::with_core_in`] for the reader of `conn`, handing the core
-    /// what it read: what that makes the core queue for `conn` (replies,
-    /// a handshake message) is written at once from the reader's task if
-    /// the socket takes it without waiting (`port.rs`), rather than by a
-    /// wake-up of the writer task.
+    /// what it read: what that makes the core queue for `conn` (the
+    /// replies to the calls the read carried, a handshake message) is
+    /// written at once from the reader's task if the socket takes it
+    /// without waiting (`port.rs`), rather than by a wake-up of the
+    /// connection's writer task.
     pub(crate) fn with_core_reading<T>(
         self: &Arc<Self>,
         work: &mut Vec<Work>,
         conn: ConnId,
-        signals: &Arc<ConnSignals>,
         act: impl FnOnce(&mut Inner, Instant) -> T,
     ) -> T {
         let out = self.critical(work, act);
-        if self.run_for(work, Some(signals)) && !signals.port.write_now(self, conn) {
-            signals.write.notify();
+        if let Some(signals) = self.run_for(work, Some(conn)) {
+            if !signals.port.write_now(self, conn) {
+                signals.write.notify();
+            }
         }
         out
     }
@@ -362,14 +364,14 @@ impl<R: Runtime> Shared<R> {
             match output {
                 Output::Transmit(conn) => {
                     if let Some(entry) = inner.conns.get(&conn) {
-                        work.push(Work::Write(entry.signals.clone()));
+                        work.push(Work::Write(conn, entry.signals.clone()));
                     }
                 }
                 Output::Close { conn, last } => {
                     if let Some(entry) = inner.conns.get_mut(&conn) {
                         entry.signals.closed.store(true, Ordering::Release);
                         entry.closing = Some(last);
-                        work.push(Work::Write(entry.signals.clone()));
+                        work.push(Work::Write(conn, entry.signals.clone()));
                         work.push(Work::CloseDeadline(entry.signals.clone()));
                     }
                     // callers waiting for room learn the connection is gone

@@ -302,7 +302,7 @@ async fn reader<R: Runtime>(
                 data: buf.split_to(n),
             },
         };
-        shared.with_core_reading(&mut work, conn, &signals, |inner, now| {
+        shared.with_core_reading(&mut work, conn, |inner, now| {
             inner.ep.handle_input(now, input)
         });
         if n == 0 {
