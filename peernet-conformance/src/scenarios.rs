@@ -684,9 +684,10 @@ pub async fn graceful_shutdown<H: Harness>() {
     within(&rt, "second shutdown", b.shutdown()).await;
 }
 
-/// A stream the application opened itself (here a Unix socket pair) as
-/// inbound on one node and outbound (expecting a PeerId) on the other.
-pub async fn bring_your_own_stream<H: Harness>() {
+/// Two nodes trusting each other (1 and 2), joined over a stream the
+/// application opened itself (a Unix socket pair): the first accepted it,
+/// the second dialed it expecting the first's PeerId.
+async fn joined_by_stream<H: Harness>() -> (N<H>, N<H>) {
     let a: N<H> = Node::new(
         NodeConfig::new(identity(1))
             .protocol_version(version())
@@ -697,11 +698,9 @@ pub async fn bring_your_own_stream<H: Harness>() {
             .protocol_version(version())
             .trusting(peer(1)),
     );
-    let rt = a.runtime().clone();
-    expose_echo(&a);
     let (left, right) = H::stream_pair().expect("stream pair");
     let (got_a, got_b) = within(
-        &rt,
+        a.runtime(),
         "handshake over the stream",
         join(
             a.accept_stream(left),
@@ -711,6 +710,14 @@ pub async fn bring_your_own_stream<H: Harness>() {
     .await;
     assert_eq!(got_a.expect("accept_stream"), b.peer_id());
     assert_eq!(got_b.expect("connect_stream"), a.peer_id());
+    (a, b)
+}
+
+/// A stream the application opened itself (here a Unix socket pair) as
+/// inbound on one node and outbound (expecting a PeerId) on the other.
+pub async fn bring_your_own_stream<H: Harness>() {
+    let (a, b) = joined_by_stream::<H>().await;
+    expose_echo(&a);
     assert_eq!(
         b.call(&a.peer_id(), "echo", "byo", CALL).await.unwrap(),
         "byo"
@@ -761,33 +768,12 @@ pub async fn call_waiting_for_room_moves_between_tasks<H: Harness>() {
 pub async fn replies_larger_than_the_socket_takes_arrive_whole<H: Harness>() {
     const CALLS: u8 = 32;
     const SIZE: usize = 256 * 1024;
-    let a: N<H> = Node::new(
-        NodeConfig::new(identity(1))
-            .protocol_version(version())
-            .trusting(peer(2)),
-    );
-    let b: N<H> = Node::new(
-        NodeConfig::new(identity(2))
-            .protocol_version(version())
-            .trusting(peer(1)),
-    );
+    let (b, a) = joined_by_stream::<H>().await;
     let rt = a.runtime().clone();
     b.expose("fill", |_, args: Bytes| async move {
         Ok(Bytes::from(vec![args[0]; SIZE]))
     })
     .unwrap();
-    let (left, right) = H::stream_pair().expect("stream pair");
-    let (got_b, got_a) = within(
-        &rt,
-        "handshake over the stream",
-        join(
-            b.accept_stream(left),
-            a.connect_stream(right, Some(b.peer_id())),
-        ),
-    )
-    .await;
-    got_b.expect("accept_stream");
-    got_a.expect("connect_stream");
     let results: Vec<_> = (0..CALLS)
         .map(|k| spawn_call(&a, b.peer_id(), "fill", vec![k], CALL))
         .collect();
