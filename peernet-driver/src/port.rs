@@ -28,8 +28,9 @@ pub(crate) struct Port(Mutex<PortState>);
 
 #[derive(Default)]
 pub(crate) struct PortState {
-    /// The transport's write half: `None` until the transport opens, and
-    /// again once the writer task ended (dropping it closes our side).
+    /// The transport's write half: `None` until the writer task starts
+    /// (it brings it), and again once it ended (dropping it closes our
+    /// side).
     pub(crate) write: Option<BoxWrite>,
     /// Bytes an inline write took from the core and could not write at
     /// once: the writer task writes them before anything else.
@@ -43,14 +44,6 @@ impl Port {
     /// The port, for the writer task (which may wait for it).
     pub(crate) async fn lock(&self) -> MutexGuard<'_, PortState> {
         self.0.lock().await
-    }
-
-    /// Gives the port its write half (the transport opened).
-    pub(crate) fn open(&self, write: BoxWrite) {
-        // (nobody else holds the port before the writer task starts)
-        if let Some(mut port) = self.0.try_lock() {
-            port.write = Some(write);
-        }
     }
 
     /// Writes what the core queued for `conn` now, from the calling task,

@@ -20,7 +20,7 @@ use peernet_proto::{ConnId, Direction, HandshakeError, Input, PeerId};
 use tracing::Instrument;
 
 use crate::error::ConnectError;
-use crate::runtime::{BoxFuture, BoxRead, Runtime, Transport};
+use crate::runtime::{BoxFuture, BoxRead, BoxWrite, Runtime, Transport};
 use crate::shared::{ConnEntry, ConnSignals, Inner, Phase, Shared};
 use crate::signal::Signal;
 use crate::sources::Source;
@@ -226,7 +226,6 @@ pub(crate) fn attach<R: Runtime>(
 ) {
     let remote_addr = transport.remote_addr();
     let (read, write) = transport.into_parts();
-    signals.port.open(write);
     shared.writers.fetch_add(1, Ordering::AcqRel);
     let span = tracing::info_span!("peernet.conn", %conn, ?direction, remote = ?remote_addr);
     tracing::debug!(parent: &span, "transport open");
@@ -235,7 +234,7 @@ pub(crate) fn attach<R: Runtime>(
         .spawn(reader(shared.clone(), conn, read, signals.clone()).instrument(span.clone()));
     shared
         .rt
-        .spawn(writer(shared.clone(), conn, signals).instrument(span));
+        .spawn(writer(shared.clone(), conn, write, signals).instrument(span));
 }
 
 /// `fut`, unless `stop` is raised first.
@@ -320,8 +319,16 @@ enum Ending {
     Broken,
 }
 
-async fn writer<R: Runtime>(shared: Arc<Shared<R>>, conn: ConnId, signals: Arc<ConnSignals>) {
+async fn writer<R: Runtime>(
+    shared: Arc<Shared<R>>,
+    conn: ConnId,
+    write: BoxWrite,
+    signals: Arc<ConnSignals>,
+) {
     let stop = &signals.stop_writer;
+    // (until now the reader's inline writes found no write half and woke
+    // this task instead, which writes what they left below)
+    signals.port.lock().await.write = Some(write);
     let ending = loop {
         if unless(stop, signals.write.take()).await.is_none() {
             break Ending::Broken;
