@@ -757,14 +757,12 @@ pub async fn call_waiting_for_room_moves_between_tasks<H: Harness>() {
     assert_eq!(got.unwrap().expect("moved call"), Bytes::from(vec![1u8]));
 }
 
-/// Replies larger than the socket takes at once: the connection's reader
-/// writes what its input made the core queue (the driver's `port.rs`) as
-/// far as the socket takes it, and leaves the rest to the writer task,
-/// which must write it before anything newer. Over a Unix socket pair
-/// (buffers of a few hundred KiB), 32 calls in flight, 256 KiB back for
-/// each: every reply must come back whole (a byte lost or reordered fails
-/// a record's authentication or an envelope's decoding, and the calls
-/// with it).
+/// Replies larger than the socket takes at once, over a Unix socket pair
+/// (buffers of a few hundred KiB): 32 calls in flight, 256 KiB back for
+/// each, so that the callee's writes stop part-way and its writer task
+/// picks them up where they stopped. Every reply must come back whole (a
+/// byte lost or reordered fails a record's authentication or an
+/// envelope's decoding, and the calls with it).
 pub async fn replies_larger_than_the_socket_takes_arrive_whole<H: Harness>() {
     const CALLS: u8 = 32;
     const SIZE: usize = 256 * 1024;

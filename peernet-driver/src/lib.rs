@@ -18,16 +18,14 @@
 //!   wake the callers whose calls resolved, run the handlers;
 //! - per connection a reader hands every read chunk to the core whole (no
 //!   copy), and a writer writes everything queued since its last wake-up
-//!   in one `write_all`; what a read makes the core queue for the same
-//!   connection (the replies to the calls it carried, a handshake
-//!   message) the reader writes itself, as far as the socket takes it
-//!   without waiting, and leaves the rest to the writer;
+//!   in one `write_all` (during the handshake the reader writes the next
+//!   message itself, as far as the socket takes it without waiting, and
+//!   leaves the rest to the writer);
 //! - per call there is at most one task hand-off each way: the caller
 //!   queues the CALL and wakes the writer; the reader leaves the result
 //!   in the caller's slot and wakes the caller when the REPLY arrives. A
 //!   handler that is ready on its first poll is answered without a task
-//!   of its own, and its reply goes out from the reader that read the
-//!   call;
+//!   of its own;
 //! - backpressure: when a connection's send queue is over
 //!   `Config::send_buffer`, `call` and `send` wait for the writer to take
 //!   it, instead of buffering without bound.

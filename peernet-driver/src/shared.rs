@@ -56,6 +56,8 @@ pub(crate) struct ConnEntry {
     pub(crate) remote_addr: Option<SocketAddr>,
     /// Set by `Output::Close`: the final bytes; then the writer closes.
     pub(crate) closing: Option<Bytes>,
+    /// The handshake is over (`Event::Connected`).
+    pub(crate) established: bool,
 }
 
 /// Where a node is in its life.
@@ -275,19 +277,27 @@ impl<R: Runtime> Shared<R> {
     }
 
     /// [`Shared::with_core_in`] for the reader of `conn`, handing the core
-    /// what it read: what that makes the core queue for `conn` (the
-    /// replies to the calls the read carried, a handshake message) is
-    /// written at once from the reader's task if the socket takes it
-    /// without waiting (`port.rs`), rather than by a wake-up of the
-    /// connection's writer task.
+    /// what it read. While the connection is in its handshake, what the
+    /// read makes the core queue for it (the next handshake message, or a
+    /// REJECT) is written at once from the reader's task if the socket
+    /// takes it without waiting (`port.rs`), rather than by a wake-up of
+    /// the writer task: each handshake message answers the one before and
+    /// nothing else can join it, so the wake-up was pure cost (on a
+    /// multi-threaded runtime, often a hand-off to another thread).
+    /// Afterwards the writer task writes everything: the reader goes back
+    /// to reading while the writer writes, which pipelined calls need
+    /// (measured: the bench README).
     pub(crate) fn with_core_reading<T>(
         self: &Arc<Self>,
         work: &mut Vec<Work>,
         conn: ConnId,
         act: impl FnOnce(&mut Inner, Instant) -> T,
     ) -> T {
-        let out = self.critical(work, act);
-        if let Some(signals) = self.run_for(work, Some(conn)) {
+        let (out, handshaking) = self.critical(work, |inner, now| {
+            let handshaking = inner.conns.get(&conn).is_some_and(|e| !e.established);
+            (act(inner, now), handshaking)
+        });
+        if let Some(signals) = self.run_for(work, handshaking.then_some(conn)) {
             if !signals.port.write_now(self, conn) {
                 signals.write.notify();
             }
@@ -437,7 +447,10 @@ impl<R: Runtime> Shared<R> {
                 direction,
             } => {
                 inner.sources.release(conn);
-                let remote = inner.conns.get(&conn).and_then(|e| e.remote_addr);
+                let remote = inner.conns.get_mut(&conn).and_then(|entry| {
+                    entry.established = true;
+                    entry.remote_addr
+                });
                 tracing::info!(%conn, %peer, ?direction, ?remote, "connected");
                 if let Some(tx) = inner.dials.remove(&conn) {
                     let _ = tx.send(Ok(peer));

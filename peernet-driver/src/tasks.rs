@@ -210,6 +210,7 @@ pub(crate) fn register(
             direction,
             remote_addr,
             closing: None,
+            established: false,
         },
     );
     inner.dials.insert(conn, tx);
