@@ -56,8 +56,6 @@ pub(crate) struct ConnEntry {
     pub(crate) remote_addr: Option<SocketAddr>,
     /// Set by `Output::Close`: the final bytes; then the writer closes.
     pub(crate) closing: Option<Bytes>,
-    /// The handshake is over (`Event::Connected`).
-    pub(crate) established: bool,
 }
 
 /// Where a node is in its life.
@@ -294,7 +292,7 @@ impl<R: Runtime> Shared<R> {
         act: impl FnOnce(&mut Inner, Instant) -> T,
     ) -> T {
         let (out, handshaking) = self.critical(work, |inner, now| {
-            let handshaking = inner.conns.get(&conn).is_some_and(|e| !e.established);
+            let handshaking = inner.ep.is_handshaking(conn);
             (act(inner, now), handshaking)
         });
         if let Some(signals) = self.run_for(work, handshaking.then_some(conn)) {
@@ -447,10 +445,7 @@ impl<R: Runtime> Shared<R> {
                 direction,
             } => {
                 inner.sources.release(conn);
-                let remote = inner.conns.get_mut(&conn).and_then(|entry| {
-                    entry.established = true;
-                    entry.remote_addr
-                });
+                let remote = inner.conns.get(&conn).and_then(|e| e.remote_addr);
                 tracing::info!(%conn, %peer, ?direction, ?remote, "connected");
                 if let Some(tx) = inner.dials.remove(&conn) {
                     let _ = tx.send(Ok(peer));

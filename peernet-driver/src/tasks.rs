@@ -210,7 +210,6 @@ pub(crate) fn register(
             direction,
             remote_addr,
             closing: None,
-            established: false,
         },
     );
     inner.dials.insert(conn, tx);

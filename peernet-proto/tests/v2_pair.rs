@@ -25,9 +25,11 @@ fn the_first_record_establishes_the_responder() {
     let (conn, mut keys, d) = handshake(&mut b, now, 7);
     assert!(!connected(&d.events, conn), "not at RESP");
     assert!(!b.is_connected(&identity(1).peer_id()));
+    assert!(b.is_handshaking(conn), "pending until the first record");
     assert_eq!(b.stats().inbound_handshakes, 1, "RESP holds a slot");
     let d = feed(&mut b, now, conn, &seal(&mut keys.send, &[]));
     assert!(connected(&d.events, conn), "{:?}", d.events);
+    assert!(!b.is_handshaking(conn));
     assert_eq!(b.stats().inbound_handshakes, 0);
     assert!(d.sent.is_empty(), "an empty record asks for nothing");
 }

@@ -44,6 +44,14 @@ impl Endpoint {
         self.conns.get(&conn).and_then(Connection::peer)
     }
 
+    /// Whether `conn` is open and still in its handshake (not yet
+    /// established).
+    pub fn is_handshaking(&self, conn: ConnId) -> bool {
+        self.conns
+            .get(&conn)
+            .is_some_and(|c| c.established().is_none())
+    }
+
     /// Whether `conn` is driven by this endpoint (not yet closed).
     pub fn is_open(&self, conn: ConnId) -> bool {
         self.conns.contains_key(&conn)
