@@ -232,6 +232,63 @@ fn envelopes_never_span_records_and_the_limit_is_the_record_plaintext() {
     );
 }
 
+/// A reply is checked against the record's plaintext (`max_frame_len -
+/// 16`), not the frame: one byte over it goes back as `result_too_large`,
+/// one that just fits arrives whole.
+#[test]
+fn a_reply_over_the_record_limit_is_answered_too_large() {
+    let mut config = test_config_v2();
+    config.max_frame_len = 1024;
+    let mut p = Pair::with(config.clone(), config, true, true);
+    p.dial(Who::A);
+    p.drive();
+    p.b.ep.expose("echo", Access::Anyone).unwrap();
+    p.take_events(Who::B);
+    let (now, bid) = (p.now, p.id(Who::B));
+    let mut calls = Vec::new();
+    let mut fits = 0;
+    for over in [0, 1] {
+        let id = p.a.ep.call(now, &bid, "echo", b"", None).unwrap();
+        p.drive();
+        let call = p
+            .take_events(Who::B)
+            .into_iter()
+            .find_map(|e| match e {
+                Event::Call(c) => Some(c),
+                _ => None,
+            })
+            .expect("call arrives");
+        // what the REPLY's CBOR adds to a body of about this size
+        let probe = Envelope::Reply {
+            id: call.id.request_id(),
+            status: 0,
+            body: Bytes::from(vec![0; 1000]),
+        };
+        fits = 1024 - 16 - (probe.to_body().len() - 1000);
+        let body = vec![7u8; fits + over];
+        assert!(p.b.ep.reply(now, call.id, Response::Ok(body.into())));
+        calls.push(id);
+    }
+    p.drive();
+    let mut results: Vec<_> = p
+        .take_events(Who::A)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::CallResult { id, result } => Some((id, result)),
+            _ => None,
+        })
+        .collect();
+    results.sort_by_key(|(id, _)| *id);
+    assert_eq!(
+        results,
+        vec![
+            (calls[0], Ok(Bytes::from(vec![7u8; fits]))),
+            (calls[1], Err(CallError::ResultTooLarge)),
+        ]
+    );
+    assert!(p.a.ep.is_connected(&bid), "the connection goes on");
+}
+
 #[test]
 fn calls_sends_pings_and_goodbye_over_v2() {
     let mut p = Pair::with(test_config_v2(), test_config_v2(), true, true);

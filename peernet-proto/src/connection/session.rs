@@ -428,22 +428,23 @@ impl Connection {
                 utf8_prefix(note, MAX_PANIC_NOTE),
             ),
         };
-        let mut reply = EnvelopeRef::Reply {
+        let reply = EnvelopeRef::Reply {
             id,
             status: status.code(),
             body: &body,
         };
+        // A reply that does not fit is not queued; the caller learns why.
         let mut answered = status;
-        if reply.body_len() > self.tx.max_envelope(ctx.config.max_frame_len) {
+        if self.tx.push(reply, ctx).is_err() {
             answered = ReplyStatus::TooLarge;
-            reply = EnvelopeRef::Reply {
+            let too_large = EnvelopeRef::Reply {
                 id,
                 status: answered.code(),
                 body: &[],
             };
+            let _ = self.tx.push(too_large, ctx);
         }
         ctx.counters.calls_in.by_status.add(answered);
-        let _ = self.tx.push(reply, ctx);
         Ok(self.enforce_send_cap(ctx))
     }
 

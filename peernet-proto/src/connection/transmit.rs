@@ -106,14 +106,6 @@ impl Transmit {
         self.sealer.is_some()
     }
 
-    /// The largest envelope that fits in one frame (or record).
-    pub(super) fn max_envelope(&self, max_frame_len: u32) -> usize {
-        match &self.sealer {
-            Some(s) => s.max_plain,
-            None => max_frame_len as usize,
-        }
-    }
-
     /// Queues a handshake message (always a plaintext frame).
     pub(super) fn push_handshake(&mut self, body: &[u8], ctx: &mut Ctx) {
         encode_frame(body, &mut self.out);
@@ -178,7 +170,8 @@ impl Transmit {
             self.out.reserve(FRAME_HEADER_LEN + len + TAG_LEN);
             self.out.put_u32(0);
         }
-        envelope.encode_item(&mut self.out, s.max_plain)
+        envelope.encode_item(&mut self.out, len);
+        Ok(())
     }
 
     /// The plaintext frames of a version-1 farewell (or a handshake's

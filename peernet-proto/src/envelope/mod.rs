@@ -420,23 +420,15 @@ impl EnvelopeRef<'_> {
         Ok(())
     }
 
-    /// Appends the CBOR body alone (a record's plaintext item), or leaves
-    /// `out` untouched if it is over `max_len`.
-    pub(crate) fn encode_item(
-        &self,
-        out: &mut BytesMut,
-        max_len: usize,
-    ) -> Result<(), EnvelopeTooLarge> {
-        let len = self.body_len();
-        if len > max_len {
-            return Err(EnvelopeTooLarge {
-                len,
-                max: u32::try_from(max_len).unwrap_or(u32::MAX),
-            });
-        }
+    /// Appends the CBOR body alone (a record's plaintext item), whose
+    /// length `len` the caller has from [`EnvelopeRef::body_len`] (and
+    /// has checked against the record's room).
+    pub(crate) fn encode_item(&self, out: &mut BytesMut, len: usize) {
+        debug_assert_eq!(len, self.body_len());
         out.reserve(len);
+        let start = out.len();
         self.put_body(out);
-        Ok(())
+        debug_assert_eq!(out.len() - start, len);
     }
 
     // Encoded by hand rather than through `minicbor::Encoder`: the heads are
