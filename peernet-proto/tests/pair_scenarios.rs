@@ -59,6 +59,54 @@ fn reply(p: &mut Pair, who: Who, c: &InboundCall, r: Response) -> bool {
     p.node(who).ep.reply(now, c.id, r)
 }
 
+/// A connected pair with `echo` exposed on both sides and one call from A
+/// to B delivered: the call's id and the call as B's application sees it.
+fn echo_call_delivered(
+    args: &'static [u8],
+    timeout: Option<Duration>,
+) -> (Pair, CallId, InboundCall) {
+    let mut p = Pair::connected();
+    expose_echo(&mut p);
+    let id = call(&mut p, Who::A, "echo", args, timeout);
+    p.drive();
+    let mut calls = inbound_calls(&mut p, Who::B);
+    assert_eq!(calls.len(), 1, "one call reached B");
+    (p, id, calls.remove(0))
+}
+
+/// Asserts that A and B each hold `link` as their connection to the other;
+/// `note` says which case failed.
+#[track_caller]
+fn assert_connected_over(p: &Pair, link: usize, note: impl std::fmt::Debug) {
+    assert_eq!(
+        p.a.ep.connection(&p.id(Who::B)),
+        Some(p.net.links[link].a()),
+        "{note:?}"
+    );
+    assert_eq!(
+        p.b.ep.connection(&p.id(Who::A)),
+        Some(p.net.links[link].b()),
+        "{note:?}"
+    );
+}
+
+/// A trusts a third key C and dials expecting C, but B answers: asserts
+/// that A's dial fails with `UnexpectedPeer` (C expected, B reached) and
+/// that B's handshake fails with `b_error`. Returns the pair afterwards.
+#[track_caller]
+fn dial_c_but_reach_b(mut p: Pair, b_error: HandshakeError) -> Pair {
+    let c = identity(3).peer_id();
+    p.a.ep.pair(c, None);
+    p.dial_expecting(Who::A, Some(c));
+    p.drive();
+    let bid = p.id(Who::B);
+    let a = p.take_events(Who::A);
+    let b = p.take_events(Who::B);
+    assert!(a.iter().any(|e| matches!(e, Event::HandshakeFailed { error: HandshakeError::UnexpectedPeer { expected, actual }, .. } if *expected == c && *actual == bid)), "{a:?}");
+    assert!(failed_with(&b, b_error), "{b:?}");
+    p
+}
+
 fn closed_reason(events: &[Event]) -> Option<CloseReason> {
     events.iter().find_map(|e| match e {
         Event::Disconnected { reason, .. } => Some(reason.clone()),
@@ -90,14 +138,7 @@ fn handshake_in_both_roles() {
             );
             assert_eq!(p.node(who).ep.peers().collect::<Vec<_>>(), vec![peer]);
         }
-        assert_eq!(
-            p.a.ep.connection(&p.id(Who::B)),
-            Some(p.net.links[link].a())
-        );
-        assert_eq!(
-            p.b.ep.connection(&p.id(Who::A)),
-            Some(p.net.links[link].b())
-        );
+        assert_connected_over(&p, link, dialer);
     }
 }
 
@@ -153,17 +194,13 @@ fn out_of_order_replies_are_matched_by_id() {
 
 #[test]
 fn timeout_sends_cancel_and_the_late_reply_is_dropped() {
-    let mut p = Pair::connected();
-    expose_echo(&mut p);
-    let id = call(&mut p, Who::A, "echo", b"x", Some(2 * SEC));
-    p.drive();
-    let calls = inbound_calls(&mut p, Who::B);
+    let (mut p, id, inbound) = echo_call_delivered(b"x", Some(2 * SEC));
     // B answers, but its reply is held up on the way back to A.
     p.net.links[0].to[0].hold = true;
     assert!(reply(
         &mut p,
         Who::B,
-        &calls[0],
+        &inbound,
         Response::Ok(Bytes::from_static(b"late"))
     ));
     p.advance(3 * SEC);
@@ -178,21 +215,17 @@ fn timeout_sends_cancel_and_the_late_reply_is_dropped() {
 
 #[test]
 fn callee_enforces_the_callers_timeout() {
-    let mut p = Pair::connected();
-    expose_echo(&mut p);
-    call(&mut p, Who::A, "echo", b"x", Some(2 * SEC));
-    p.drive();
-    let calls = inbound_calls(&mut p, Who::B);
+    let (mut p, _, inbound) = echo_call_delivered(b"x", Some(2 * SEC));
     assert_eq!(p.b.ep.stats().inbound_calls, 1);
     p.advance(3 * SEC);
     let events = p.take_events(Who::B);
     assert!(
-        events.contains(&Event::CallCancelled(calls[0].id)),
+        events.contains(&Event::CallCancelled(inbound.id)),
         "{events:?}"
     );
     assert_eq!(p.b.ep.stats().inbound_calls, 0, "the slot is freed");
     assert!(
-        !reply(&mut p, Who::B, &calls[0], Response::Ok(Bytes::new())),
+        !reply(&mut p, Who::B, &inbound, Response::Ok(Bytes::new())),
         "late reply not sent"
     );
 }
@@ -247,11 +280,7 @@ fn call_deadlines_fire_in_order_and_completed_calls_never_time_out() {
 
 #[test]
 fn cancel_resolves_once_and_frees_the_callee_slot() {
-    let mut p = Pair::connected();
-    expose_echo(&mut p);
-    let id = call(&mut p, Who::A, "echo", b"x", None);
-    p.drive();
-    let calls = inbound_calls(&mut p, Who::B);
+    let (mut p, id, inbound) = echo_call_delivered(b"x", None);
     let now = p.now;
     assert!(p.a.ep.cancel(now, id));
     assert!(!p.a.ep.cancel(now, id), "only once");
@@ -262,14 +291,9 @@ fn cancel_resolves_once_and_frees_the_callee_slot() {
     );
     assert_eq!(
         p.take_events(Who::B),
-        vec![Event::CallCancelled(calls[0].id)]
+        vec![Event::CallCancelled(inbound.id)]
     );
-    assert!(!reply(
-        &mut p,
-        Who::B,
-        &calls[0],
-        Response::Ok(Bytes::new())
-    ));
+    assert!(!reply(&mut p, Who::B, &inbound, Response::Ok(Bytes::new())));
     // CANCEL for an id not in flight is ignored
     p.drive();
     assert!(p.a.ep.is_connected(&p.id(Who::B)));
@@ -502,14 +526,7 @@ fn redial_supersedes_and_fails_calls_on_the_old_connection() {
     p.take_events(Who::B);
     let link = p.dial(Who::A);
     p.drive();
-    assert_eq!(
-        p.a.ep.connection(&p.id(Who::B)),
-        Some(p.net.links[link].a())
-    );
-    assert_eq!(
-        p.b.ep.connection(&p.id(Who::A)),
-        Some(p.net.links[link].b())
-    );
+    assert_connected_over(&p, link, "the new connection");
     let a_events = p.take_events(Who::A);
     assert!(a_events.iter().any(|e| matches!(e, Event::CallResult { id, result: Err(CallError::ConnectionClosed(r)) } if *id == old_call && r.goodbye_code() == Some(GoodbyeCode::Superseded))), "{a_events:?}");
     assert!(goodbye(Side::Local, GoodbyeCode::Superseded)(
@@ -545,16 +562,7 @@ fn simultaneous_dials_converge_on_one_connection_on_both_sides() {
         } else {
             from_b
         };
-        assert_eq!(
-            p.a.ep.connection(&p.id(Who::B)),
-            Some(p.net.links[winner].a()),
-            "{splits:?}"
-        );
-        assert_eq!(
-            p.b.ep.connection(&p.id(Who::A)),
-            Some(p.net.links[winner].b()),
-            "{splits:?}"
-        );
+        assert_connected_over(&p, winner, &splits);
         assert_eq!(p.a.ep.stats().connections, 1);
         assert_eq!(p.b.ep.stats().connections, 1);
     }
@@ -570,29 +578,18 @@ fn a_dial_long_after_the_first_replaces_a_half_open_connection() {
     p.advance(11 * SEC);
     let link = p.dial(Who::B);
     p.drive();
-    assert_eq!(
-        p.a.ep.connection(&p.id(Who::B)),
-        Some(p.net.links[link].a())
-    );
-    assert_eq!(
-        p.b.ep.connection(&p.id(Who::A)),
-        Some(p.net.links[link].b())
-    );
+    assert_connected_over(&p, link, "the new connection");
 }
 
 #[test]
 fn unpair_mid_call_fails_the_call_with_revoked() {
     // The callee revokes the caller…
-    let mut p = Pair::connected();
-    expose_echo(&mut p);
-    let id = call(&mut p, Who::A, "echo", b"x", None);
-    p.drive();
-    let calls = inbound_calls(&mut p, Who::B);
+    let (mut p, id, inbound) = echo_call_delivered(b"x", None);
     let (now, a) = (p.now, p.id(Who::A));
     assert!(p.b.ep.unpair(now, &a));
     p.drive();
     assert!(
-        !reply(&mut p, Who::B, &calls[0], Response::Ok(Bytes::new())),
+        !reply(&mut p, Who::B, &inbound, Response::Ok(Bytes::new())),
         "no handler result after revoke"
     );
     let r = results(&mut p, Who::A);
@@ -612,10 +609,7 @@ fn unpair_mid_call_fails_the_call_with_revoked() {
     )));
 
     // The caller revokes the callee.
-    let mut p = Pair::connected();
-    expose_echo(&mut p);
-    let id = call(&mut p, Who::A, "echo", b"x", None);
-    p.drive();
+    let (mut p, id, _) = echo_call_delivered(b"x", None);
     let (now, b) = (p.now, p.id(Who::B));
     p.a.ep.unpair(now, &b);
     p.drive();
@@ -678,20 +672,11 @@ fn untrusted_dialer_is_rejected_before_the_responder_signs() {
 
 #[test]
 fn unexpected_peer_aborts_the_dial() {
-    let mut p = Pair::new();
-    let c = identity(3).peer_id();
-    p.a.ep.pair(c, None);
-    p.dial_expecting(Who::A, Some(c));
-    p.drive();
-    let a = p.take_events(Who::A);
-    let b = p.take_events(Who::B);
-    let bid = p.id(Who::B);
-    assert!(a.iter().any(|e| matches!(e, Event::HandshakeFailed { error: HandshakeError::UnexpectedPeer { expected, actual }, .. } if *expected == c && *actual == bid)), "{a:?}");
-    assert!(
-        failed_with(&b, HandshakeError::Rejected(RejectCode::UnexpectedPeer)),
-        "{b:?}"
+    let p = dial_c_but_reach_b(
+        Pair::new(),
+        HandshakeError::Rejected(RejectCode::UnexpectedPeer),
     );
-    assert!(!p.a.ep.is_connected(&bid));
+    assert!(!p.a.ep.is_connected(&p.id(Who::B)));
 }
 
 #[test]
@@ -731,11 +716,7 @@ fn hellos_beyond_max_handshakes_get_busy() {
 
 #[test]
 fn shutdown_answers_new_calls_then_says_goodbye() {
-    let mut p = Pair::connected();
-    expose_echo(&mut p);
-    let running = call(&mut p, Who::A, "echo", b"1", None);
-    p.drive();
-    let calls = inbound_calls(&mut p, Who::B);
+    let (mut p, running, inbound) = echo_call_delivered(b"1", None);
     let now = p.now;
     p.b.ep.shutdown(now);
     let late = call(&mut p, Who::A, "echo", b"2", None);
@@ -748,7 +729,7 @@ fn shutdown_answers_new_calls_then_says_goodbye() {
     reply(
         &mut p,
         Who::B,
-        &calls[0],
+        &inbound,
         Response::Ok(Bytes::from_static(b"done")),
     );
     p.drive();
@@ -766,10 +747,7 @@ fn shutdown_answers_new_calls_then_says_goodbye() {
 
 #[test]
 fn a_clock_that_steps_back_fires_nothing_early_and_never_spins() {
-    let mut p = Pair::connected();
-    expose_echo(&mut p);
-    let id = call(&mut p, Who::A, "echo", b"x", Some(5 * SEC));
-    p.drive();
+    let (mut p, id, _) = echo_call_delivered(b"x", Some(5 * SEC));
     let t = p.now;
     // time going backwards: nothing fires, nothing panics
     p.a.ep.handle_timeout(t - Duration::from_secs(100));
@@ -911,17 +889,8 @@ fn reaching_an_untrusted_key_when_dialing_a_peerid_reports_unexpected_peer() {
     // A trusts only C and dials C, but B answers: on the wire the answer is
     // REJECT `untrusted` (trust is checked first), locally the dial says it
     // reached the wrong peer.
-    let mut p = Pair::with(test_config(), test_config(), false, true);
-    let c = identity(3).peer_id();
-    p.a.ep.pair(c, None);
-    p.dial_expecting(Who::A, Some(c));
-    p.drive();
-    let bid = p.id(Who::B);
-    let a = p.take_events(Who::A);
-    let b = p.take_events(Who::B);
-    assert!(a.iter().any(|e| matches!(e, Event::HandshakeFailed { error: HandshakeError::UnexpectedPeer { expected, actual }, .. } if *expected == c && *actual == bid)), "{a:?}");
-    assert!(
-        failed_with(&b, HandshakeError::Rejected(RejectCode::Untrusted)),
-        "{b:?}"
+    dial_c_but_reach_b(
+        Pair::with(test_config(), test_config(), false, true),
+        HandshakeError::Rejected(RejectCode::Untrusted),
     );
 }
