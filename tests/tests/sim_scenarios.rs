@@ -78,14 +78,92 @@ fn only_result(sim: &mut Sim, token: u64) -> Result<bytes::Bytes, CallError> {
     results.into_iter().next().unwrap().result
 }
 
+/// Neither side holds a connection to the other.
+fn disconnected(sim: &Sim, a: NodeIx, b: NodeIx) -> bool {
+    sim.connection_link(a, b).is_none() && sim.connection_link(b, a).is_none()
+}
+
+/// Whether a call from `a` to `b` on `handle` (with `pad` bytes of
+/// padding and a 1 s timeout) gets exactly one result, a success, within
+/// `wait`.
+fn call_succeeds(
+    sim: &mut Sim,
+    a: NodeIx,
+    b: NodeIx,
+    handle: &'static str,
+    pad: usize,
+    wait: Duration,
+) -> bool {
+    let token = sim.next_token();
+    ok(sim
+        .call(a, b, handle, Some(Duration::from_secs(1)), pad)
+        .map_err(|e| panic!("{e}")));
+    ok(sim.run_for(wait));
+    only_result(sim, token).is_ok()
+}
+
+/// Nodes 0 and 1 dial each other at the same instant.
+fn dial_both_ways(sim: &mut Sim) {
+    let (p0, p1) = (sim.peer_id(0), sim.peer_id(1));
+    sim.dial(0, 1, Some(p1));
+    sim.dial(1, 0, Some(p0));
+}
+
+/// Two nodes whose handlers hold every call and never answer.
+fn holding_config(seed: u64) -> SimConfig {
+    let mut cfg = SimConfig::new(seed, 2);
+    cfg.app = AppPolicy {
+        never: 1,
+        ok: 0,
+        error: 0,
+        panic: 0,
+        ..AppPolicy::default()
+    };
+    cfg
+}
+
+/// Two [`calm`] nodes with `fault` injected, n0 connected to n1.
+fn calm_pair_with(seed: u64, fault: Option<Fault>) -> Sim {
+    let mut cfg = calm_config(seed, 2);
+    cfg.fault = fault;
+    let mut sim = sim_with(cfg);
+    connect(&mut sim, 0, 1);
+    sim
+}
+
+/// Launches each of `attacks` `times` times against n1, letting the
+/// simulation run for `settle` after each kind.
+fn attack_n1(
+    sim: &mut Sim,
+    attacks: impl IntoIterator<Item = Attack>,
+    times: usize,
+    settle: Duration,
+) {
+    for attack in attacks {
+        for _ in 0..times {
+            sim.attack(1, attack);
+        }
+        ok(sim.run_for(settle));
+    }
+}
+
+/// One node and a byzantine peer (with `fault` injected) that starts
+/// `plan` against it.
+fn lone_node_under(seed: u64, plan: Byzantine, fault: Option<Fault>) -> Sim {
+    let mut cfg = SimConfig::new(seed, 1);
+    cfg.byzantine = true;
+    cfg.fault = fault;
+    let mut sim = sim_with(cfg);
+    sim.attack(0, Attack::Byzantine(plan));
+    sim
+}
+
 #[test]
 fn simultaneous_dials_converge_on_one_connection() {
     let mut compared = 0;
     for seed in 0..40 {
         let mut sim = calm(seed, 2);
-        let (p0, p1) = (sim.peer_id(0), sim.peer_id(1));
-        sim.dial(0, 1, Some(p1));
-        sim.dial(1, 0, Some(p0));
+        dial_both_ways(&mut sim);
         ok(sim.run_for(Duration::from_secs(1)));
         assert!(
             connected(&sim, 0, 1),
@@ -93,12 +171,7 @@ fn simultaneous_dials_converge_on_one_connection() {
         );
         compared += sim.counters().supersede_pairs_compared;
         // And it carries calls.
-        let token = sim.next_token();
-        ok(sim
-            .call(0, 1, "h0", Some(Duration::from_secs(1)), 8)
-            .map_err(|e| panic!("{e}")));
-        ok(sim.run_for(200 * MS));
-        assert!(only_result(&mut sim, token).is_ok());
+        assert!(call_succeeds(&mut sim, 0, 1, "h0", 8, 200 * MS));
         ok(sim.finish());
     }
     assert!(
@@ -114,9 +187,7 @@ fn simultaneous_dials_with_newest_only_rule_disagree() {
         let mut cfg = SimConfig::new(seed, 2);
         cfg.fault = Some(Fault::SupersedeNewest);
         let mut sim = Sim::new(cfg);
-        let (p0, p1) = (sim.peer_id(0), sim.peer_id(1));
-        sim.dial(0, 1, Some(p1));
-        sim.dial(1, 0, Some(p0));
+        dial_both_ways(&mut sim);
         if let Err(v) = sim.run_for(Duration::from_secs(1)) {
             caught = Some(v);
             break;
@@ -147,13 +218,8 @@ fn crash_and_restart_with_the_same_identity() {
                 connected(&sim, 0, 1),
                 "seed {seed}: the redial replaces the dead connection"
             );
-            let token = sim.next_token();
-            ok(sim
-                .call(0, 1, "h1", Some(Duration::from_secs(1)), 0)
-                .map_err(|e| panic!("{e}")));
-            ok(sim.run_for(200 * MS));
             assert!(
-                only_result(&mut sim, token).is_ok(),
+                call_succeeds(&mut sim, 0, 1, "h1", 0, 200 * MS),
                 "seed {seed}: calls reach the new life"
             );
             // n2 never hears from n1 again: it finds out within the idle
@@ -209,7 +275,7 @@ fn partition_is_detected_on_both_sides() {
     sim.partition(link);
     ok(sim.call(0, 1, "h0", None, 0).map_err(|e| panic!("{e}")));
     ok(sim.run_for(Duration::from_secs(4)));
-    assert!(sim.connection_link(0, 1).is_none() && sim.connection_link(1, 0).is_none());
+    assert!(disconnected(&sim, 0, 1));
     // The call without a timeout ended with its connection.
     match only_result(&mut sim, token) {
         Err(CallError::ConnectionClosed(reason)) => {
@@ -227,15 +293,7 @@ fn partition_is_detected_on_both_sides() {
 #[test]
 fn revoke_in_the_middle_of_calls() {
     for (seed, revoker) in [(1, 0), (2, 1), (3, 0), (4, 1)] {
-        let mut cfg = SimConfig::new(seed, 2);
-        cfg.app = AppPolicy {
-            never: 1,
-            ok: 0,
-            error: 0,
-            panic: 0,
-            ..AppPolicy::default()
-        };
-        let mut sim = sim_with(cfg);
+        let mut sim = sim_with(holding_config(seed));
         connect(&mut sim, 0, 1);
         let first = sim.next_token();
         for handle in ["h0", "h1", "h2"] {
@@ -258,7 +316,7 @@ fn revoke_in_the_middle_of_calls() {
                 "{reason}"
             );
         }
-        assert!(sim.connection_link(0, 1).is_none() && sim.connection_link(1, 0).is_none());
+        assert!(disconnected(&sim, 0, 1));
         // No new connection while the trust is gone.
         let p1 = sim.peer_id(1);
         sim.dial(0, 1, Some(p1));
@@ -310,16 +368,7 @@ fn slow_reader_pushes_back_then_recovers() {
     assert!(refused > 0, "the full window pushed back");
     ok(sim.run_for(Duration::from_secs(2)));
     assert!(connected(&sim, 0, 1));
-    let token = sim.next_token();
-    ok(sim
-        .call(0, 1, "h0", Some(Duration::from_secs(1)), 0)
-        .map_err(|e| panic!("{e}")));
-    ok(sim.run_for(300 * MS));
-    assert!(
-        sim.take_results()
-            .iter()
-            .any(|r| r.token == token && r.result.is_ok())
-    );
+    assert!(call_succeeds(&mut sim, 0, 1, "h0", 0, 300 * MS));
     ok(sim.finish());
 }
 
@@ -331,8 +380,8 @@ fn clock_step_forward_closes_idle_connections_cleanly() {
     sim.clock_step(0, Duration::from_secs(30));
     ok(sim.run_for(200 * MS));
     // n0's clock says nothing arrived for 30 s: it says goodbye.
-    assert!(sim.connection_link(0, 1).is_none() && sim.connection_link(1, 0).is_none());
-    assert!(sim.connection_link(0, 2).is_none() && sim.connection_link(2, 0).is_none());
+    assert!(disconnected(&sim, 0, 1));
+    assert!(disconnected(&sim, 0, 2));
     connect(&mut sim, 1, 0);
     ok(sim.finish());
 }
@@ -354,12 +403,7 @@ fn intruders_never_reach_a_handler() {
         // A real dial first, so there is a handshake to replay.
         connect(&mut sim, 0, 1);
         let handlers = sim.counters().handlers_run;
-        for attack in attacks {
-            for _ in 0..3 {
-                sim.attack(1, attack);
-            }
-            ok(sim.run_for(50 * MS));
-        }
+        attack_n1(&mut sim, attacks, 3, 50 * MS);
         // The intruder node (n2) has a real endpoint and a key nobody
         // trusts.
         let p1 = sim.peer_id(1);
@@ -399,12 +443,7 @@ fn byzantine_peer_cannot_break_limits() {
         cfg.app.never = 50; // handlers that hold calls fill the table
         let mut sim = sim_with(cfg);
         connect(&mut sim, 0, 1);
-        for plan in plans {
-            for _ in 0..2 {
-                sim.attack(1, Attack::Byzantine(plan));
-            }
-            ok(sim.run_for(300 * MS));
-        }
+        attack_n1(&mut sim, plans.map(Attack::Byzantine), 2, 300 * MS);
         ok(sim.run_for(Duration::from_secs(5)));
         assert!(
             connected(&sim, 0, 1),
@@ -446,15 +485,8 @@ fn violated<T: std::fmt::Debug>(r: Result<T, Violation>, invariant: Invariant) {
 #[test]
 fn cancel_frees_the_callee_slot() {
     for fault in [None, Some(Fault::CancelIgnored)] {
-        let mut cfg = SimConfig::new(1, 2);
+        let mut cfg = holding_config(1);
         cfg.fault = fault;
-        cfg.app = AppPolicy {
-            never: 1,
-            ok: 0,
-            error: 0,
-            panic: 0,
-            ..AppPolicy::default()
-        };
         let mut sim = sim_with(cfg);
         connect(&mut sim, 0, 1);
         let id = sim
@@ -484,18 +516,14 @@ fn cancel_frees_the_callee_slot() {
 fn unpair_is_reported_as_revoked_on_both_sides() {
     for revoker in 0..2 {
         for fault in [None, Some(Fault::RevokedAsNormal)] {
-            let mut cfg = calm_config(revoker as u64, 2);
-            cfg.fault = fault;
-            let mut sim = sim_with(cfg);
-            connect(&mut sim, 0, 1);
+            let mut sim = calm_pair_with(revoker as u64, fault);
             let revoked = sim.peer_id(1 - revoker);
             sim.unpair(revoker, revoked);
             let r = sim.run_for(300 * MS);
             match fault {
                 None => {
                     ok(r);
-                    assert!(sim.connection_link(0, 1).is_none());
-                    assert!(sim.connection_link(1, 0).is_none());
+                    assert!(disconnected(&sim, 0, 1));
                     ok(sim.finish());
                 }
                 Some(_) => violated(r, Invariant::RevokedOnBothSides),
@@ -511,10 +539,7 @@ fn unpair_is_reported_as_revoked_on_both_sides() {
 fn idle_connection_lives_on_pings_alone() {
     for seed in 0..4 {
         for fault in [None, Some(Fault::NoPing)] {
-            let mut cfg = calm_config(seed, 2);
-            cfg.fault = fault;
-            let mut sim = sim_with(cfg);
-            connect(&mut sim, 0, 1);
+            let mut sim = calm_pair_with(seed, fault);
             let link = sim.connection_link(0, 1);
             let r = sim.run_for(Duration::from_secs(10));
             match fault {
@@ -536,20 +561,13 @@ fn idle_connection_lives_on_pings_alone() {
 #[test]
 fn ping_only_intruder_is_answered_and_kept_alive() {
     for seed in 0..5 {
-        let mut cfg = SimConfig::new(seed, 1);
-        cfg.byzantine = true;
-        let mut sim = sim_with(cfg);
-        sim.attack(0, Attack::Byzantine(Byzantine::PingOnly));
+        let mut sim = lone_node_under(seed, Byzantine::PingOnly, None);
         ok(sim.run_for(5_000 * MS));
         let peers = sim.endpoint(0).unwrap().peers().count();
         assert_eq!(peers, 1, "seed {seed}: the pinging peer is kept");
         ok(sim.finish());
     }
-    let mut cfg = SimConfig::new(0, 1);
-    cfg.byzantine = true;
-    cfg.fault = Some(Fault::NoPong);
-    let mut sim = sim_with(cfg);
-    sim.attack(0, Attack::Byzantine(Byzantine::PingOnly));
+    let mut sim = lone_node_under(0, Byzantine::PingOnly, Some(Fault::NoPong));
     violated(sim.run_for(3_000 * MS), Invariant::PingsAreAnswered);
 }
 
@@ -559,10 +577,7 @@ fn ping_only_intruder_is_answered_and_kept_alive() {
 #[test]
 fn half_frame_trickler_is_closed_by_the_idle_timeout() {
     for seed in 0..5 {
-        let mut cfg = SimConfig::new(seed, 1);
-        cfg.byzantine = true;
-        let mut sim = sim_with(cfg);
-        sim.attack(0, Attack::Byzantine(Byzantine::HalfFrames));
+        let mut sim = lone_node_under(seed, Byzantine::HalfFrames, None);
         ok(sim.run_for(2_500 * MS));
         let peers = |sim: &Sim| sim.endpoint(0).unwrap().peers().count();
         assert_eq!(peers(&sim), 1, "seed {seed}: not before the idle timeout");
@@ -570,11 +585,7 @@ fn half_frame_trickler_is_closed_by_the_idle_timeout() {
         assert_eq!(peers(&sim), 0, "seed {seed}: closed by the idle timeout");
         ok(sim.finish());
     }
-    let mut cfg = SimConfig::new(0, 1);
-    cfg.byzantine = true;
-    cfg.fault = Some(Fault::HalfFrameResetsIdle);
-    let mut sim = sim_with(cfg);
-    sim.attack(0, Attack::Byzantine(Byzantine::HalfFrames));
+    let mut sim = lone_node_under(0, Byzantine::HalfFrames, Some(Fault::HalfFrameResetsIdle));
     violated(
         sim.run_for(6_000 * MS),
         Invariant::IdleResetOnlyByCompleteFrames,
@@ -586,10 +597,7 @@ fn half_frame_trickler_is_closed_by_the_idle_timeout() {
 /// trickling intruder first, which fires `idle_reset_only_by_complete_frames`).
 #[test]
 fn missing_idle_timeout_leaves_a_dead_peer() {
-    let mut cfg = calm_config(0, 2);
-    cfg.fault = Some(Fault::NoIdleTimeout);
-    let mut sim = sim_with(cfg);
-    connect(&mut sim, 0, 1);
+    let mut sim = calm_pair_with(0, Some(Fault::NoIdleTimeout));
     let link = sim.connection_link(0, 1).unwrap();
     sim.half_open(link, 0);
     violated(sim.run_for(5_000 * MS), Invariant::DeadPeersDetectedInTime);
