@@ -90,24 +90,19 @@ impl Sim {
             Send => self.random_send(),
             Cancel => self.random_cancel(),
             Expose => {
-                if let Some(n) = self.random_node(Some(Role::Honest)) {
-                    let handle = HANDLES[self.rng.index(4)];
+                if let Some((n, handle)) = self.random_honest_handle() {
                     let peers = self.honest_peers();
                     let exposed = random_exposure(&mut self.rng, &peers);
                     self.expose(n, handle, exposed);
                 }
             }
             Unexpose => {
-                if let Some(n) = self.random_node(Some(Role::Honest)) {
-                    let handle = HANDLES[self.rng.index(4)];
+                if let Some((n, handle)) = self.random_honest_handle() {
                     self.unexpose(n, handle);
                 }
             }
             Pair => {
-                if let (Some(n), Some(m)) =
-                    (self.random_node(Some(Role::Honest)), self.random_node(None))
-                    && n != m
-                {
+                if let Some((n, m)) = self.random_truster_and_peer() {
                     // Mostly honest peers; sometimes an intruder.
                     let peer = self.nodes[m].peer;
                     if self.nodes[m].role == Role::Honest || self.rng.chance(0.2) {
@@ -116,10 +111,7 @@ impl Sim {
                 }
             }
             Unpair => {
-                if let (Some(n), Some(m)) =
-                    (self.random_node(Some(Role::Honest)), self.random_node(None))
-                    && n != m
-                {
+                if let Some((n, m)) = self.random_truster_and_peer() {
                     let peer = self.nodes[m].peer;
                     self.unpair(n, peer);
                     self.maybe_repair(n, peer);
@@ -135,14 +127,10 @@ impl Sim {
                 }
             }
             Disconnect => {
-                if let Some(n) = self.random_node(None) {
-                    let peers: Vec<PeerId> = self.nodes[n]
-                        .ep
-                        .as_ref()
-                        .map_or(Vec::new(), |ep| ep.peers().collect());
-                    if let Some(peer) = self.rng.pick(&peers).copied() {
-                        self.disconnect(n, peer);
-                    }
+                if let Some(n) = self.random_node(None)
+                    && let Some(peer) = self.random_peer_of(n)
+                {
+                    self.disconnect(n, peer);
                 }
             }
             Shutdown => {
@@ -164,8 +152,7 @@ impl Sim {
                 }
             }
             HalfOpen => {
-                if let Some(l) = self.random_link() {
-                    let side = self.rng.index(2);
+                if let Some((l, side)) = self.random_link_side() {
                     self.half_open(l, side);
                 }
             }
@@ -175,8 +162,7 @@ impl Sim {
                 }
             }
             Stall => {
-                if let Some(l) = self.random_link() {
-                    let dir = self.rng.index(2);
+                if let Some((l, dir)) = self.random_link_side() {
                     let d = Duration::from_millis(self.rng.range(100, 4_000));
                     self.stall(l, dir, d);
                 }
@@ -189,8 +175,7 @@ impl Sim {
             }
             RevokeMidCall => self.revoke_mid_call(),
             TamperRecord => {
-                if let Some(l) = self.random_link() {
-                    let dir = self.rng.index(2);
+                if let Some((l, dir)) = self.random_link_side() {
                     let how = [
                         super::Tamper::Forged,
                         super::Tamper::Replayed,
@@ -321,6 +306,41 @@ impl Sim {
             .map(|l| l.id)
             .collect();
         self.rng.pick(&live).copied()
+    }
+
+    /// One of the peers node `n` is connected to (none while it is down).
+    fn random_peer_of(&mut self, n: NodeIx) -> Option<PeerId> {
+        let peers: Vec<PeerId> = self.nodes[n]
+            .ep
+            .as_ref()
+            .map_or(Vec::new(), |ep| ep.peers().collect());
+        self.rng.pick(&peers).copied()
+    }
+
+    /// A live link and one of its two sides (or directions), drawn in that
+    /// order.
+    fn random_link_side(&mut self) -> Option<(LinkId, usize)> {
+        let l = self.random_link()?;
+        Some((l, self.rng.index(2)))
+    }
+
+    /// An honest node and one of the first four handles, drawn in that
+    /// order.
+    fn random_honest_handle(&mut self) -> Option<(NodeIx, &'static str)> {
+        let n = self.random_node(Some(Role::Honest))?;
+        Some((n, HANDLES[self.rng.index(4)]))
+    }
+
+    /// An honest node and another node of any role, for a trust change of
+    /// the first about the second. Both are always drawn, in that order,
+    /// so the random stream does not depend on the first draw.
+    fn random_truster_and_peer(&mut self) -> Option<(NodeIx, NodeIx)> {
+        let n = self.random_node(Some(Role::Honest));
+        let m = self.random_node(None);
+        match (n, m) {
+            (Some(n), Some(m)) if n != m => Some((n, m)),
+            _ => None,
+        }
     }
 
     fn maybe_repair(&mut self, n: NodeIx, peer: PeerId) {
@@ -476,11 +496,7 @@ impl Sim {
         let Some(a) = self.random_node(Some(Role::Honest)) else {
             return;
         };
-        let peers: Vec<PeerId> = self.nodes[a]
-            .ep
-            .as_ref()
-            .map_or(Vec::new(), |ep| ep.peers().collect());
-        let Some(peer) = self.rng.pick(&peers).copied() else {
+        let Some(peer) = self.random_peer_of(a) else {
             return;
         };
         let Some(&Owner::Node(b)) = self.owners.get(&peer) else {
@@ -503,11 +519,7 @@ impl Sim {
         let Some(a) = self.random_node(None) else {
             return;
         };
-        let peers: Vec<PeerId> = self.nodes[a]
-            .ep
-            .as_ref()
-            .map_or(Vec::new(), |ep| ep.peers().collect());
-        let Some(peer) = self.rng.pick(&peers).copied() else {
+        let Some(peer) = self.random_peer_of(a) else {
             return;
         };
         let now = self.nodes[a].clock(self.now);
