@@ -67,6 +67,21 @@ pub enum EndKind {
     Raw(Box<RawPeer>),
 }
 
+impl EndKind {
+    /// The node, its life and its id for the connection, when this end is
+    /// a node's and it has connected or accepted.
+    pub fn node_conn(&self) -> Option<(NodeIx, u32, ConnId)> {
+        match *self {
+            EndKind::Node {
+                node,
+                inc,
+                conn: Some(conn),
+            } => Some((node, inc, conn)),
+            _ => None,
+        }
+    }
+}
+
 /// One end and whether it still reads and writes.
 pub struct End {
     /// Who is there.
@@ -320,12 +335,7 @@ impl Sim {
             return;
         }
         dir.want = false;
-        let EndKind::Node {
-            node,
-            conn: Some(conn),
-            ..
-        } = link.ends[side].kind
-        else {
+        let Some((node, _, conn)) = link.ends[side].kind.node_conn() else {
             return;
         };
         let bytes = self.nodes[node]
@@ -508,27 +518,19 @@ impl Sim {
         let Some(link) = self.links.get_mut(&id) else {
             return;
         };
-        match &mut link.ends[side].kind {
-            EndKind::Node {
+        let end = &mut link.ends[side].kind;
+        if let Some((node, _, conn)) = end.node_conn() {
+            tr!(self, "n{node} <- {id} {}B", data.len());
+            self.input(
                 node,
-                conn: Some(conn),
-                ..
-            } => {
-                let (node, conn) = (*node, *conn);
-                tr!(self, "n{node} <- {id} {}B", data.len());
-                self.input(
-                    node,
-                    Input::Received {
-                        conn,
-                        data: data.into(),
-                    },
-                );
-            }
-            EndKind::Node { conn: None, .. } => {}
-            EndKind::Raw(raw) => {
-                let action = raw.on_bytes(data, &mut self.rng);
-                self.raw_act(id, action);
-            }
+                Input::Received {
+                    conn,
+                    data: data.into(),
+                },
+            );
+        } else if let EndKind::Raw(raw) = end {
+            let action = raw.on_bytes(data, &mut self.rng);
+            self.raw_act(id, action);
         }
     }
 
@@ -541,21 +543,13 @@ impl Sim {
         if !link.ends[side].open {
             return;
         }
-        match &mut link.ends[side].kind {
-            EndKind::Node {
-                node,
-                conn: Some(conn),
-                ..
-            } => {
-                let (node, conn) = (*node, *conn);
-                tr!(self, "n{node} <- {id} EOF");
-                self.input(node, Input::Closed { conn });
-            }
-            EndKind::Node { conn: None, .. } => {}
-            EndKind::Raw(_) => {
-                link.ends[side].open = false;
-                self.write_fin(id, side);
-            }
+        let end = &mut link.ends[side];
+        if let Some((node, _, conn)) = end.kind.node_conn() {
+            tr!(self, "n{node} <- {id} EOF");
+            self.input(node, Input::Closed { conn });
+        } else if let EndKind::Raw(_) = end.kind {
+            end.open = false;
+            self.write_fin(id, side);
         }
     }
 
@@ -609,16 +603,8 @@ impl Sim {
         let grace = c.idle_timeout + c.ping_interval;
         let mut due = Vec::new();
         for end in &link.ends {
-            if let (
-                true,
-                EndKind::Node {
-                    node,
-                    inc,
-                    conn: Some(conn),
-                },
-            ) = (end.open, &end.kind)
-            {
-                due.push((*node, *inc, *conn));
+            if let (true, Some(node_end)) = (end.open, end.kind.node_conn()) {
+                due.push(node_end);
             }
         }
         for (node, inc, conn) in due {
@@ -714,14 +700,8 @@ impl Sim {
 
     /// The node end opposite `side` of `id`: (node, life, connection).
     pub(super) fn other_node_end(&self, id: LinkId, side: usize) -> Option<(NodeIx, u32, ConnId)> {
-        match self.links.get(&id)?.ends[1 - side].kind {
-            EndKind::Node {
-                node,
-                inc,
-                conn: Some(conn),
-            } if self.nodes[node].inc == inc => Some((node, inc, conn)),
-            _ => None,
-        }
+        let (node, inc, conn) = self.links.get(&id)?.ends[1 - side].kind.node_conn()?;
+        (self.nodes[node].inc == inc).then_some((node, inc, conn))
     }
 
     /// The links of node `n`'s open connections.
