@@ -783,33 +783,38 @@ impl Sim {
         let Some(l) = self.links.get(&link) else {
             return;
         };
-        let EndKind::Raw(raw) = &l.ends[0].kind else {
-            return;
-        };
-        if l.dirs[0].has_pending() {
+        if l.dirs[0].has_pending() || !l.ends[0].open {
             return;
         }
-        let EndKind::Node {
-            node,
-            inc,
-            conn: Some(conn),
-        } = l.ends[1].kind
-        else {
+        let Some(r) = self.raw_against_node(link) else {
             return;
         };
-        if !raw.silent() || !l.ends[0].open {
+        if !r.raw.silent() {
             return;
         }
-        let c = &self.cfg.endpoint;
-        let grace = (c.idle_timeout + c.ping_interval).as_nanos() as u64;
-        let at = self.now + grace;
-        self.model.obligations.insert((
-            at,
+        let (node, inc, conn) = (r.node, r.inc, r.conn);
+        self.oblige_within_idle_grace(
             node,
             inc,
             conn,
             super::invariants::Obligation::NoticeDeadPeer,
-        ));
+        );
+    }
+
+    /// Node `node` (in its life `inc`) must meet `obligation` on `conn`
+    /// within the idle timeout plus one ping of now.
+    fn oblige_within_idle_grace(
+        &mut self,
+        node: NodeIx,
+        inc: u32,
+        conn: peernet_proto::ConnId,
+        obligation: super::invariants::Obligation,
+    ) {
+        let c = &self.cfg.endpoint;
+        let grace = (c.idle_timeout + c.ping_interval).as_nanos() as u64;
+        self.model
+            .obligations
+            .insert((self.now + grace, node, inc, conn, obligation));
     }
 
     /// The raw intruder on `link` and the node it talks to, if the node's
@@ -817,14 +822,7 @@ impl Sim {
     pub(super) fn raw_against_node(&mut self, link: LinkId) -> Option<RawAgainstNode<'_>> {
         let l = self.links.get_mut(&link)?;
         let delivered = l.delivered[0];
-        let EndKind::Node {
-            node,
-            inc,
-            conn: Some(conn),
-        } = l.ends[1].kind
-        else {
-            return None;
-        };
+        let (node, inc, conn) = l.ends[1].kind.node_conn()?;
         let EndKind::Raw(raw) = &mut l.ends[0].kind else {
             return None;
         };
@@ -841,33 +839,24 @@ impl Sim {
     /// victim must close the connection within the idle timeout plus one
     /// ping of now, whatever partial bytes follow.
     pub(super) fn oblige_if_trickling(&mut self, link: LinkId) {
-        let Some(RawAgainstNode {
-            delivered,
-            node,
-            inc,
-            conn,
-            raw,
-        }) = self.raw_against_node(link)
-        else {
+        let Some(r) = self.raw_against_node(link) else {
             return;
         };
-        if raw.trickle_obliged || raw.trickle_from().is_none_or(|from| delivered < from) {
+        if r.raw.trickle_obliged || r.raw.trickle_from().is_none_or(|from| r.delivered < from) {
             return;
         }
-        raw.trickle_obliged = true;
-        let c = &self.cfg.endpoint;
-        let grace = (c.idle_timeout + c.ping_interval).as_nanos() as u64;
+        r.raw.trickle_obliged = true;
+        let (node, inc, conn) = (r.node, r.inc, r.conn);
         tr!(
             self,
             "{link} intruder's last complete frame read by n{node}"
         );
-        self.model.obligations.insert((
-            self.now + grace,
+        self.oblige_within_idle_grace(
             node,
             inc,
             conn,
             super::invariants::Obligation::CloseTrickler,
-        ));
+        );
     }
 
     /// A raw peer's own timer.

@@ -7,7 +7,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use peernet_proto::{ConnId, ProtocolVersion};
 
-use super::intruder::{Attack, RawAgainstNode};
+use super::intruder::Attack;
 use super::net::{EndKind, LinkId};
 use super::node::NodeIx;
 use super::{Invariant, Sim};
@@ -108,12 +108,7 @@ impl Sim {
             return;
         }
         l.dirs[dir].bad_end = None;
-        let EndKind::Node {
-            node,
-            inc,
-            conn: Some(conn),
-        } = l.ends[reader].kind
-        else {
+        let Some((node, inc, conn)) = l.ends[reader].kind.node_conn() else {
             return;
         };
         self.bad_record_read(node, inc, conn, || {
@@ -151,21 +146,14 @@ impl Sim {
     /// more of a raw intruder's stream: once the broken record is read,
     /// the connection must be over.
     pub(super) fn check_bad_record(&mut self, link: LinkId) {
-        let Some(RawAgainstNode {
-            delivered,
-            node,
-            inc,
-            conn,
-            raw,
-        }) = self.raw_against_node(link)
-        else {
+        let Some(r) = self.raw_against_node(link) else {
             return;
         };
-        let attack = raw.attack;
-        if raw.bad_record_end.is_none_or(|end| delivered < end) {
+        if r.raw.bad_record_end.is_none_or(|end| r.delivered < end) {
             return;
         }
-        raw.bad_record_end = None;
+        r.raw.bad_record_end = None;
+        let (node, inc, conn, attack) = (r.node, r.inc, r.conn, r.raw.attack);
         self.bad_record_read(node, inc, conn, || {
             format!("n{node}: {conn} ({link}) still open after reading the record of {attack:?}")
         });
