@@ -128,31 +128,13 @@ struct Ctx {
     smx: peer::SmolExec,
 }
 
-/// One fleet per peernet runtime: (tokio, async-std, smol).
+/// One version-2 fleet per peernet runtime: (tokio, async-std, smol).
 macro_rules! fleets {
     ($ctx:expr, $fam:expr, $n:expr, $connected:expr) => {
         (
-            Arc::new($ctx.tk.block_on(peer::Fleet::new(
-                $ctx.tk.rt(),
-                $fam,
-                $n,
-                $connected,
-                Version::V2,
-            ))),
-            Arc::new($ctx.asx.block_on(peer::Fleet::new(
-                $ctx.asx.rt(),
-                $fam + 0x100,
-                $n,
-                $connected,
-                Version::V2,
-            ))),
-            Arc::new($ctx.smx.block_on(peer::Fleet::new(
-                $ctx.smx.rt(),
-                $fam + 0x200,
-                $n,
-                $connected,
-                Version::V2,
-            ))),
+            peer::fleet(&$ctx.tk, $fam, $n, $connected, Version::V2),
+            peer::fleet(&$ctx.asx, $fam + 0x100, $n, $connected, Version::V2),
+            peer::fleet(&$ctx.smx, $fam + 0x200, $n, $connected, Version::V2),
         )
     };
 }
@@ -195,8 +177,7 @@ impl Ctx {
         n: usize,
         connected: usize,
     ) -> Arc<peer::Fleet<peernet_tokio::TokioRuntime>> {
-        let fleet = peer::Fleet::new(self.tk.rt(), family + 0x300, n, connected, Version::V1);
-        Arc::new(self.tk.block_on(fleet))
+        peer::fleet(&self.tk, family + 0x300, n, connected, Version::V1)
     }
 }
 
@@ -392,23 +373,12 @@ impl Baselines {
         p: &Bytes,
         inflight: Option<usize>,
     ) -> [Contender<'a>; 3] {
+        let tarpc = |name, client: &Arc<tarpc_bench::EchoClient>| {
+            rpc(tk, name, client.clone(), p.clone(), inflight, tarpc_call)
+        };
         [
-            rpc(
-                tk,
-                "tarpc",
-                self.tarpc.clone(),
-                p.clone(),
-                inflight,
-                tarpc_call,
-            ),
-            rpc(
-                tk,
-                "tarpc_tls",
-                self.tarpc_tls.clone(),
-                p.clone(),
-                inflight,
-                tarpc_call,
-            ),
+            tarpc("tarpc", &self.tarpc),
+            tarpc("tarpc_tls", &self.tarpc_tls),
             rpc(
                 tk,
                 "quinn",

@@ -273,7 +273,43 @@ pub struct Fleet<R: Runtime> {
     pub version: Version,
 }
 
+/// A fleet of `n` clients (see [`Fleet::new`]) on `e`'s runtime, set up
+/// on this thread.
+pub fn fleet<E: Exec>(
+    e: &E,
+    family: u64,
+    n: usize,
+    connected: usize,
+    version: Version,
+) -> Arc<Fleet<E::R>> {
+    Arc::new(e.block_on(Fleet::new(e.rt(), family, n, connected, version)))
+}
+
+/// Adds `op` to `inflight`; then, with `par` or more in flight, waits for
+/// one to finish. Returns how many finished (0 or 1).
+pub async fn push_within<F: Future>(
+    inflight: &mut futures::stream::FuturesUnordered<F>,
+    op: F,
+    par: usize,
+) -> u64 {
+    inflight.push(op);
+    if inflight.len() >= par {
+        inflight.next().await;
+        1
+    } else {
+        0
+    }
+}
+
 impl<R: Runtime> Fleet<R> {
+    /// One full connect (TCP + handshake) of client `i` (round-robin over
+    /// the clients) to the server, followed by a disconnect.
+    pub async fn connect_cycle(&self, i: usize) {
+        let c = &self.clients[i % self.clients.len()];
+        c.connect(self.sid, self.addr).await.expect("connect");
+        c.disconnect(&self.sid);
+    }
+
     /// `n` clients; the first `connected` of them dial the server now.
     pub async fn new(rt: R, family: u64, n: usize, connected: usize, version: Version) -> Fleet<R> {
         let ids = client_ids(family, n);
@@ -384,16 +420,8 @@ pub fn handshake<'a, E: Exec>(e: &'a E, f: Arc<Fleet<E::R>>, par: usize) -> Cont
                 let mut inflight = futures::stream::FuturesUnordered::new();
                 while Instant::now() < deadline {
                     for _ in 0..64 {
-                        let c = &f.clients[next % f.clients.len()];
+                        n += push_within(&mut inflight, f.connect_cycle(next), par).await;
                         next += 1;
-                        inflight.push(async move {
-                            c.connect(f.sid, f.addr).await.expect("connect");
-                            c.disconnect(&f.sid);
-                        });
-                        if inflight.len() >= par {
-                            inflight.next().await;
-                            n += 1;
-                        }
                     }
                 }
                 while inflight.next().await.is_some() {

@@ -20,7 +20,7 @@ use clap::ValueEnum;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 
-use crate::peer::{Fleet, Version};
+use crate::peer::{Fleet, Version, push_within};
 use crate::raw;
 
 /// What `--profile` runs.
@@ -107,15 +107,7 @@ async fn handshakes(count: u64, v: Version) -> u64 {
     let mut inflight = FuturesUnordered::new();
     let mut n = 0;
     for i in 0..count as usize {
-        let (c, f) = (&f.clients[i % f.clients.len()], &f);
-        inflight.push(async move {
-            c.connect(f.sid, f.addr).await.expect("connect");
-            c.disconnect(&f.sid);
-        });
-        if inflight.len() >= PAR {
-            inflight.next().await;
-            n += 1;
-        }
+        n += push_within(&mut inflight, f.connect_cycle(i), PAR).await;
     }
     while inflight.next().await.is_some() {
         n += 1;
