@@ -37,6 +37,20 @@ fn serve_with(dir: &Path, key: &str, extra: &[&str], stderr: Stdio, log: &str) -
     }
 }
 
+/// Runs `peernet call --key key --connect target extra…` in `cwd`.
+fn call(cwd: &Path, key: &str, target: &str, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["call", "--key", key, "--connect", target];
+    args.extend_from_slice(extra);
+    run(&args, cwd)
+}
+
+/// Asserts that `out` exited 1 with `needle` in its stderr.
+#[track_caller]
+fn assert_fails_with(out: &std::process::Output, needle: &str) {
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(out));
+    assert!(stderr(out).contains(needle), "{}", stderr(out));
+}
+
 #[test]
 fn keygen_and_id() {
     let dir = tempfile::tempdir().unwrap();
@@ -68,8 +82,7 @@ fn keygen_and_id() {
 fn serve_call_send_and_every_exit_code() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let key = |name: &str| stdout(&run(&["keygen", name], d)).trim().to_string();
-    let (a, _b, c) = (key("a.key"), key("b.key"), key("c.key"));
+    let [a, _b, c] = ["a.key", "b.key", "c.key"].map(|name| keygen(d, name));
     let mut s = serve(
         d,
         "b.key",
@@ -79,11 +92,7 @@ fn serve_call_send_and_every_exit_code() {
         ],
     );
     let target = format!("{}@{}", s.peer, s.addr);
-    let call = |key: &str, target: &str, extra: &[&str]| {
-        let mut args = vec!["call", "--key", key, "--connect", target];
-        args.extend_from_slice(extra);
-        run(&args, d)
-    };
+    let call = |key: &str, target: &str, extra: &[&str]| call(d, key, target, extra);
 
     let ok = call("a.key", &target, &["echo", "hello"]);
     assert_eq!(
@@ -109,28 +118,13 @@ fn serve_call_send_and_every_exit_code() {
         );
     }
     let slow = call("a.key", &target, &["--timeout", "300", "sleep", "5000"]);
-    assert_eq!(slow.status.code(), Some(1));
-    assert!(
-        stderr(&slow).contains("error: timeout"),
-        "{}",
-        stderr(&slow)
-    );
+    assert_fails_with(&slow, "error: timeout");
 
     let untrusted = call("c.key", &target, &["echo", "x"]);
-    assert_eq!(untrusted.status.code(), Some(1));
-    assert!(
-        stderr(&untrusted).contains("error: rejected: untrusted"),
-        "{}",
-        stderr(&untrusted)
-    );
+    assert_fails_with(&untrusted, "error: rejected: untrusted");
 
     let wrong = call("a.key", &format!("{c}@{}", s.addr), &["echo", "x"]);
-    assert_eq!(wrong.status.code(), Some(1));
-    assert!(
-        stderr(&wrong).contains("error: unexpected_peer"),
-        "{}",
-        stderr(&wrong)
-    );
+    assert_fails_with(&wrong, "error: unexpected_peer");
 
     let sent = run(
         &["send", "--key", "a.key", "--connect", &target, "echo", "x"],
@@ -155,18 +149,13 @@ fn serve_call_send_and_every_exit_code() {
 fn protocol_1_is_an_opt_in_on_both_ends() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let key = |name: &str| stdout(&run(&["keygen", name], d)).trim().to_string();
-    let (a, _b, c) = (key("a.key"), key("b.key"), key("c.key"));
+    let [a, _b, c] = ["a.key", "b.key", "c.key"].map(|name| keygen(d, name));
     let mut s = serve(
         d,
         "b.key",
         &["--trust", &a, "--expose", "echo", "--protocol", "1"],
     );
-    let call = |target: &str, extra: &[&str]| {
-        let mut args = vec!["call", "--key", "a.key", "--connect", target];
-        args.extend_from_slice(extra);
-        run(&args, d)
-    };
+    let call = |target: &str, extra: &[&str]| call(d, "a.key", target, extra);
     let target = format!("{}@{}", s.peer, s.addr);
     let ok = call(&target, &["--protocol", "1", "echo", "v1"]);
     assert_eq!(
@@ -179,12 +168,7 @@ fn protocol_1_is_an_opt_in_on_both_ends() {
         &format!("{c}@{}", s.addr),
         &["--protocol", "1", "echo", "x"],
     );
-    assert_eq!(wrong.status.code(), Some(1));
-    assert!(
-        stderr(&wrong).contains("error: unexpected_peer"),
-        "{}",
-        stderr(&wrong)
-    );
+    assert_fails_with(&wrong, "error: unexpected_peer");
     // A version-2 client (the default) is refused by a version-1 server.
     let v2 = call(&target, &["echo", "x"]);
     assert_eq!(v2.status.code(), Some(1), "{}", stderr(&v2));
@@ -199,7 +183,7 @@ async fn sigterm_says_goodbye_normal_and_exits_zero() {
     let d = dir.path().to_path_buf();
     let me = Identity::from_seed(&[42; 32]);
     let mine = me.peer_id().to_string();
-    stdout(&run(&["keygen", "b.key"], &d));
+    keygen(&d, "b.key");
     let mut s = serve(&d, "b.key", &["--trust", &mine, "--expose", "echo"]);
     let server: PeerId = s.peer.parse().unwrap();
     let node = Node::new(NodeConfig::new(me).trusting(server));
@@ -252,7 +236,7 @@ async fn serve_keeps_serving_when_stdout_is_not_read() {
     let d = dir.path().to_path_buf();
     let me = Identity::from_seed(&[43; 32]);
     let mine = me.peer_id().to_string();
-    stdout(&run(&["keygen", "b.key"], &d));
+    keygen(&d, "b.key");
     let mut child = Command::new(peernet())
         .args(["serve", "--key", "b.key", "--listen", "127.0.0.1:0"])
         .args(["--trust", &mine, "--expose", "echo"])
@@ -302,7 +286,7 @@ async fn serve_keeps_serving_when_stdout_is_not_read() {
 fn zero_and_inconsistent_durations_are_usage_errors() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    stdout(&run(&["keygen", "b.key"], d));
+    keygen(d, "b.key");
     let base = ["serve", "--key", "b.key", "--listen", "127.0.0.1:0"];
     for extra in [
         &["--handshake-timeout", "0"][..],
@@ -353,7 +337,7 @@ fn zero_and_inconsistent_durations_are_usage_errors() {
 fn logs_are_plain_when_stderr_is_not_a_terminal() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    stdout(&run(&["keygen", "b.key"], d));
+    keygen(d, "b.key");
     let s = serve_with(d, "b.key", &[], Stdio::piped(), "debug");
     let (mut child, addr) = (s.child, s.addr);
     // A bare TCP connection that says nothing and leaves: the node logs
@@ -416,8 +400,8 @@ fn key_files_that_are_not_regular_files_are_refused() {
 fn a_handler_panicking_in_a_loop_does_not_flood_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let a = stdout(&run(&["keygen", "a.key"], d)).trim().to_string();
-    stdout(&run(&["keygen", "b.key"], d));
+    let a = keygen(d, "a.key");
+    keygen(d, "b.key");
     let s = serve_with(
         d,
         "b.key",
@@ -427,10 +411,7 @@ fn a_handler_panicking_in_a_loop_does_not_flood_the_log() {
     );
     let (mut child, target) = (s.child, format!("{}@{}", s.peer, s.addr));
     for _ in 0..20 {
-        let out = run(
-            &["call", "--key", "a.key", "--connect", &target, "panic", "x"],
-            d,
-        );
+        let out = call(d, "a.key", &target, &["panic", "x"]);
         assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     }
     let _ = child.kill();

@@ -36,6 +36,11 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// Makes a key file `name` in `cwd` (expects exit 0); returns its peer id.
+pub fn keygen(cwd: &Path, name: &str) -> String {
+    ok(&["keygen", name], cwd).trim().to_string()
+}
+
 /// Runs and expects exit 0; returns stdout.
 pub fn ok(args: &[&str], cwd: &Path) -> String {
     let o = run(args, cwd);
