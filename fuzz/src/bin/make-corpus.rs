@@ -28,7 +28,7 @@ use peernet_fuzz::{
 };
 use peernet_proto::frame::encode_frame;
 use peernet_proto::testkit::handshake::{self, Initiator, Responder};
-use peernet_proto::{Envelope, FrameDecoder, Handle, Identity, TrustList};
+use peernet_proto::{ConnId, Envelope, FrameDecoder, Handle, Identity, PeerId, TrustList};
 use serde_json::Value;
 
 struct Vectors {
@@ -119,6 +119,24 @@ fn sent(node: &mut Node) -> Vec<u8> {
         }
     }
     out
+}
+
+/// The first frame body `node` queued so far (its answer); `what` says
+/// what it should have sent.
+fn first_sent(node: &mut Node, what: &str) -> Bytes {
+    let first = bodies(Bytes::from(sent(node))).into_iter().next();
+    first.unwrap_or_else(|| panic!("{what}"))
+}
+
+/// Checks that a seed does what it is for: `node`, fed `seed` on `conn`,
+/// is established with `peer` (`role` names the seed's target).
+fn assert_establishes(node: &mut Node, conn: ConnId, seed: &[u8], peer: &PeerId, role: &str) {
+    node.receive(conn, Bytes::from(seed.to_vec()));
+    node.pump();
+    assert!(
+        node.model().connection(peer).is_some(),
+        "{role} seed no longer completes the handshake"
+    );
 }
 
 fn frame_seeds(c: &mut Corpus, v: &Vectors, valid: &[Vec<u8>], hello_frame: &[u8]) {
@@ -236,25 +254,18 @@ fn handshake_seeds(c: &mut Corpus, v: &Vectors, valid: &[Vec<u8>], invalid: &[Ve
     // --- responder: the vectors' HELLO, then a PROOF for its WELCOME.
     let (mut r, conn) = responder();
     r.receive(conn, Bytes::from(hello_frame.clone()));
-    let welcome = sent(&mut r);
-    let welcome = bodies(Bytes::from(welcome));
-    let welcome = welcome.first().expect("responder answered the HELLO");
+    let welcome = first_sent(&mut r, "responder answered the HELLO");
     let init = Initiator::start(&a, &nonce, Some(b.peer_id()));
     let mut trust_b = TrustList::new();
     trust_b.insert(b.peer_id(), None);
     let (_, proof) = init
-        .on_welcome(&a, &trust_b, welcome)
+        .on_welcome(&a, &trust_b, &welcome)
         .expect("the responder's WELCOME verifies");
     let proof_frame = framed(&proof);
     let hello_proof = cat(&[&hello_frame, &proof_frame]);
     // Check the seed does what it is for: the responder gets established.
     let (mut r, conn) = responder();
-    r.receive(conn, Bytes::from(hello_proof.clone()));
-    r.pump();
-    assert!(
-        r.model().connection(&a.peer_id()).is_some(),
-        "responder seed no longer completes the handshake"
-    );
+    assert_establishes(&mut r, conn, &hello_proof, &a.peer_id(), "responder");
     for (flags, split, tick) in [(0, 0, 0), (0, 7, 0), (0, 0, 40), (1, 0, 0), (0, 1, 1)] {
         let h = Feed::header(flags, split, tick);
         c.add("handshake_responder", &cat(&[&h, &hello_frame]));
@@ -280,9 +291,9 @@ fn handshake_seeds(c: &mut Corpus, v: &Vectors, valid: &[Vec<u8>], invalid: &[Ve
     let s_init = Initiator::start(&stranger, &nonce, None);
     let s_hello = framed(s_init.hello());
     trusting.receive(tconn, Bytes::from(s_hello.clone()));
-    let s_welcome = bodies(Bytes::from(sent(&mut trusting)));
+    let s_welcome = first_sent(&mut trusting, "the responder answered the stranger");
     let (_, s_proof) = s_init
-        .on_welcome(&stranger, &trust_b, &s_welcome[0])
+        .on_welcome(&stranger, &trust_b, &s_welcome)
         .expect("WELCOME to the stranger verifies");
     let s_seed = cat(&[&s_hello, &framed(&s_proof), &calls]);
     for split in [0, 3] {
@@ -321,23 +332,16 @@ fn handshake_seeds(c: &mut Corpus, v: &Vectors, valid: &[Vec<u8>], invalid: &[Ve
 
     // --- initiator: a WELCOME for the HELLO this endpoint sends.
     let (mut i, _) = initiator(true);
-    let hello = sent(&mut i);
-    let hello = bodies(Bytes::from(hello));
-    let hello = hello.first().expect("initiator sent HELLO");
+    let hello = first_sent(&mut i, "initiator sent HELLO");
     let their_nonce: [u8; 32] = hex_of(&hs["responder_nonce"]).try_into().unwrap();
     let mut trust_a = TrustList::new();
     trust_a.insert(a.peer_id(), None);
-    let dialer = handshake::read_hello(&b, &trust_a, hello).expect("our HELLO reads");
-    let welcome = Responder::welcome(&b, dialer, hello, &their_nonce);
+    let dialer = handshake::read_hello(&b, &trust_a, &hello).expect("our HELLO reads");
+    let welcome = Responder::welcome(&b, dialer, &hello, &their_nonce);
     let welcome_frame = framed(welcome.welcome_body());
     let (mut i, conn) = initiator(true);
     i.pump();
-    i.receive(conn, Bytes::from(welcome_frame.clone()));
-    i.pump();
-    assert!(
-        i.model().connection(&b.peer_id()).is_some(),
-        "initiator seed no longer completes the handshake"
-    );
+    assert_establishes(&mut i, conn, &welcome_frame, &b.peer_id(), "initiator");
     for (flags, split, tick) in [(0, 0, 0), (0, 9, 0), (2, 0, 0), (1, 0, 30), (0, 1, 0)] {
         let h = Feed::header(flags, split, tick);
         c.add("handshake_initiator", &cat(&[&h, &welcome_frame]));
@@ -357,8 +361,8 @@ fn handshake_seeds(c: &mut Corpus, v: &Vectors, valid: &[Vec<u8>], invalid: &[Ve
     // A WELCOME from the stranger (untrusted) for our HELLO.
     let mut trust_a_s = TrustList::new();
     trust_a_s.insert(a.peer_id(), None);
-    let dialer = handshake::read_hello(&stranger, &trust_a_s, hello).expect("HELLO reads");
-    let s_welcome = Responder::welcome(&stranger, dialer, hello, &their_nonce);
+    let dialer = handshake::read_hello(&stranger, &trust_a_s, &hello).expect("HELLO reads");
+    let s_welcome = Responder::welcome(&stranger, dialer, &hello, &their_nonce);
     let s_welcome = framed(s_welcome.welcome_body());
     for flags in [0, 2] {
         let h = Feed::header(flags, 0, 0);
