@@ -71,6 +71,13 @@ struct Args {
     /// Operations for `--profile`.
     #[arg(long, default_value_t = 10_000)]
     count: u64,
+    /// `false`: the pipelined driver keeps `FuturesUnordered` from
+    /// yielding after a poll that polled its whole window (one
+    /// never-ready future beside it), for every contender. The default
+    /// `true` is the plain loop an application would write; the README
+    /// says what the difference measures.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    harness_yield: bool,
     /// Internal: run as the idle-connections child process for this system.
     #[arg(long, hide = true)]
     child_idle: Option<String>,
@@ -185,6 +192,7 @@ fn main() {
     let args = Args::parse();
     let fd_limit = measure::raise_fd_limit();
     peer::set_call_timeout_ms(args.call_timeout_ms);
+    drive::set_window_yield(args.harness_yield);
     if let Some(what) = args.profile {
         profile::run(what, args.count);
         return;
@@ -213,8 +221,9 @@ fn main() {
     };
     let want = |w: Workload| args.only.is_empty() || args.only.contains(&w);
     println!(
-        "# peernet-bench: {cores} cores, {rounds} rounds x {:.3} s windows, fd limit {fd_limit}",
-        ctx.win.as_secs_f64()
+        "# peernet-bench: {cores} cores, {rounds} rounds x {:.3} s windows, fd limit {fd_limit}, harness yield {}",
+        ctx.win.as_secs_f64(),
+        args.harness_yield
     );
     let t0 = Instant::now();
     let mut r = Report::default();
