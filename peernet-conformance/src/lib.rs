@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::future::{Either, select};
+use futures_util::future::{Either, join, select};
 pub use peernet_proto::ProtocolVersion;
 use peernet_proto::{CallError, Identity, PeerId};
 
@@ -199,6 +199,39 @@ pub async fn within<R: Runtime, F: Future>(rt: &R, what: &str, fut: F) -> F::Out
         Either::Left((value, _)) => value,
         Either::Right(_) => panic!("timed out waiting for {what}"),
     }
+}
+
+/// Two nodes trusting each other (identities 1 and 2) and speaking
+/// `version`, joined over the two ends of a stream the application opened
+/// itself: the first accepts `left`, the second dials over `right`
+/// expecting the first's PeerId. Panics if either side's handshake fails
+/// or does not end within the scenarios' wait.
+pub async fn joined_over<R, S>(left: S, right: S, version: ProtocolVersion) -> (Node<R>, Node<R>)
+where
+    R: Runtime + WrapStream<S>,
+{
+    let a: Node<R> = Node::new(
+        NodeConfig::new(identity(1))
+            .protocol_version(version)
+            .trusting(peer(2)),
+    );
+    let b: Node<R> = Node::new(
+        NodeConfig::new(identity(2))
+            .protocol_version(version)
+            .trusting(peer(1)),
+    );
+    let (got_a, got_b) = within(
+        a.runtime(),
+        "handshake over the stream",
+        join(
+            a.accept_stream(left),
+            b.connect_stream(right, Some(a.peer_id())),
+        ),
+    )
+    .await;
+    assert_eq!(got_a.expect("accept_stream"), b.peer_id());
+    assert_eq!(got_b.expect("connect_stream"), a.peer_id());
+    (a, b)
 }
 
 /// The next event matching `pred` (others are skipped).

@@ -688,29 +688,8 @@ pub async fn graceful_shutdown<H: Harness>() {
 /// application opened itself (a Unix socket pair): the first accepted it,
 /// the second dialed it expecting the first's PeerId.
 async fn joined_by_stream<H: Harness>() -> (N<H>, N<H>) {
-    let a: N<H> = Node::new(
-        NodeConfig::new(identity(1))
-            .protocol_version(version())
-            .trusting(peer(2)),
-    );
-    let b: N<H> = Node::new(
-        NodeConfig::new(identity(2))
-            .protocol_version(version())
-            .trusting(peer(1)),
-    );
     let (left, right) = H::stream_pair().expect("stream pair");
-    let (got_a, got_b) = within(
-        a.runtime(),
-        "handshake over the stream",
-        join(
-            a.accept_stream(left),
-            b.connect_stream(right, Some(a.peer_id())),
-        ),
-    )
-    .await;
-    assert_eq!(got_a.expect("accept_stream"), b.peer_id());
-    assert_eq!(got_b.expect("connect_stream"), a.peer_id());
-    (a, b)
+    crate::joined_over(left, right, version()).await
 }
 
 /// A stream the application opened itself (here a Unix socket pair) as

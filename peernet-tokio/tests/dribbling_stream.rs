@@ -12,7 +12,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use peernet_tokio::{Identity, Node, NodeConfig, ProtocolVersion};
+use peernet_conformance::joined_over;
+use peernet_tokio::{Node, ProtocolVersion};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::UnixStream;
 
@@ -69,35 +70,12 @@ impl AsyncRead for Dribbling {
 }
 
 async fn handshake_and_calls_over_a_dribbling_stream(version: ProtocolVersion) {
-    let (ida, idb) = (
-        Identity::from_seed(&[71; 32]),
-        Identity::from_seed(&[72; 32]),
-    );
-    let a = Node::new(
-        NodeConfig::new(ida.clone())
-            .protocol_version(version)
-            .trusting(idb.peer_id()),
-    );
-    let b = Node::new(
-        NodeConfig::new(idb.clone())
-            .protocol_version(version)
-            .trusting(ida.peer_id()),
-    );
+    let (left, right) = UnixStream::pair().unwrap();
+    let (a, b): (Node, Node) =
+        joined_over(Dribbling::new(left), Dribbling::new(right), version).await;
     a.expose("echo", |_, args: Bytes| async move { Ok(args) })
         .unwrap();
-    let (left, right) = UnixStream::pair().unwrap();
     let wait = Duration::from_secs(30);
-    let (got_a, got_b) = tokio::time::timeout(
-        wait,
-        futures_util::future::join(
-            a.accept_stream(Dribbling::new(left)),
-            b.connect_stream(Dribbling::new(right), Some(a.peer_id())),
-        ),
-    )
-    .await
-    .expect("handshake over a dribbling stream");
-    assert_eq!(got_a.expect("accept_stream"), b.peer_id());
-    assert_eq!(got_b.expect("connect_stream"), a.peer_id());
     let calls = (0..8u8).map(|k| {
         let b = b.clone();
         let to = a.peer_id();
