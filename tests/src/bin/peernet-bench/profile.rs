@@ -32,6 +32,10 @@ pub enum Profile {
     PipeV2,
     /// The same on the raw multiplexing client (the plaintext baseline).
     PipeRawmux,
+    /// `count` 64-byte echo calls one after another, version 2.
+    SeqV2,
+    /// The same on raw TCP ping-pong (the latency floor).
+    SeqRawtcp,
     /// `count` connects and disconnects, 4 at a time, version 1.
     HandshakeV1,
     /// The same on version 2.
@@ -66,6 +70,24 @@ pub fn run(what: Profile, count: u64) {
                     }
                 })
                 .await
+            }
+            Profile::SeqV2 => {
+                let f = Fleet::new(tokio_rt(), 0x53, 1, 1, Version::V2).await;
+                for _ in 0..count {
+                    let r = f.clients[0].call(&f.sid, "echo", p.clone(), None).await;
+                    assert_eq!(r.expect("call").len(), 64);
+                }
+                count
+            }
+            Profile::SeqRawtcp => {
+                let server = raw::RawServer::start().await.expect("raw server");
+                let mut pp = raw::PingPong::connect(server.addr)
+                    .await
+                    .expect("ping-pong");
+                for _ in 0..count {
+                    assert_eq!(pp.call(&p).await.expect("ping-pong call").len(), 64);
+                }
+                count
             }
             Profile::HandshakeV1 => handshakes(count, Version::V1).await,
             Profile::HandshakeV2 => handshakes(count, Version::V2).await,
