@@ -78,6 +78,11 @@ struct Args {
     /// says what the difference measures.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     harness_yield: bool,
+    /// Counts the yields of the pipelined loop and prints, per contender,
+    /// the calls completed per yield (`….calls_per_yield`). Costs one
+    /// allocation per poll of the loop, alike for every contender.
+    #[arg(long)]
+    count_yields: bool,
     /// Internal: run as the idle-connections child process for this system.
     #[arg(long, hide = true)]
     child_idle: Option<String>,
@@ -193,6 +198,9 @@ fn main() {
     let fd_limit = measure::raise_fd_limit();
     peer::set_call_timeout_ms(args.call_timeout_ms);
     drive::set_window_yield(args.harness_yield);
+    if args.count_yields {
+        drive::count_yields();
+    }
     if let Some(what) = args.profile {
         profile::run(what, args.count);
         return;
@@ -277,6 +285,9 @@ fn report_rates(
             sum.vcsw_per_op,
             "per op",
         );
+        if let Some(per_yield) = sum.ops_per_yield.filter(|_| !latency) {
+            r.fig(&format!("{fig}.{name}.calls_per_yield"), per_yield, "");
+        }
     }
 }
 

@@ -68,6 +68,9 @@ pub struct Sample {
     pub lat_ns: Vec<u64>,
     /// Voluntary context switches during the window.
     pub vcsw: u64,
+    /// Yields of the pipelined loop during the window, when counted
+    /// (`--count-yields`) and the contender runs that loop.
+    pub yields: Option<u64>,
 }
 
 impl Sample {
@@ -94,18 +97,24 @@ impl Sample {
 /// Measures `f` over a window: wall and process CPU around it. `f` returns
 /// the operation count and any latencies.
 pub fn window<F: FnOnce() -> (u64, Vec<u64>)>(f: F) -> Sample {
-    let (c0, v0) = (process_cpu(), voluntary_switches());
+    let (c0, v0, y0) = (process_cpu(), voluntary_switches(), crate::drive::yields());
     let t0 = Instant::now();
     let (ops, lat_ns) = f();
     let wall = t0.elapsed();
     let cpu = process_cpu() - c0;
     let vcsw = voluntary_switches() - v0;
+    // (a contender that does not run the pipelined loop has none)
+    let yields = crate::drive::yields()
+        .zip(y0)
+        .filter(|((p1, _), (p0, _))| p1 > p0)
+        .map(|((_, y1), (_, y0))| y1 - y0);
     Sample {
         ops,
         wall,
         cpu,
         lat_ns,
         vcsw,
+        yields,
     }
 }
 
@@ -174,6 +183,8 @@ pub struct Summary {
     pub cores: f64,
     /// Voluntary context switches per operation.
     pub vcsw_per_op: f64,
+    /// Operations per yield of the pipelined loop, when counted.
+    pub ops_per_yield: Option<f64>,
 }
 
 pub fn summarize(samples: &mut [Sample]) -> Summary {
@@ -194,5 +205,13 @@ pub fn summarize(samples: &mut [Sample]) -> Summary {
                 .map(|s| s.cpu.as_secs_f64() / s.wall.as_secs_f64())
                 .collect(),
         ),
+        ops_per_yield: samples.iter().all(|s| s.yields.is_some()).then(|| {
+            median(
+                samples
+                    .iter()
+                    .map(|s| s.ops as f64 / s.yields.unwrap_or(0) as f64)
+                    .collect(),
+            )
+        }),
     }
 }
