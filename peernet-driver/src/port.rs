@@ -1,12 +1,13 @@
 //! A connection's write half, and who may write to it: its writer task,
 //! which may wait (a full socket, a slow peer), or, without waiting, the
 //! connection's reader, right after a read made the core queue the next
-//! handshake message (`Shared::with_core_reading` says when).
+//! handshake message or the reply to a lone call
+//! (`Shared::with_core_reading` says when).
 //!
 //! Writing from the reader saves a wake-up of the writer task per
-//! handshake message: on a multi-threaded runtime that is often a
-//! hand-off to another worker thread, which cost more than the write
-//! itself (the bench README). Whoever writes holds the port's lock from
+//! handshake message and per sequential call: on a multi-threaded
+//! runtime that is often a hand-off to another worker thread, which cost
+//! more than the write itself (the bench README). Whoever writes holds the port's lock from
 //! taking the core's bytes to the end of their write, so bytes go out in
 //! the order the core queued them; an inline write that cannot finish at
 //! once leaves the rest here, and the writer task writes it first.

@@ -282,9 +282,12 @@ impl<R: Runtime> Shared<R> {
     /// the writer task: each handshake message answers the one before and
     /// nothing else can join it, so the wake-up was pure cost (on a
     /// multi-threaded runtime, often a hand-off to another thread).
-    /// Afterwards the writer task writes everything: the reader goes back
-    /// to reading while the writer writes, which pipelined calls need
-    /// (measured: the bench README).
+    /// Afterwards the same holds for a read that brought exactly one call
+    /// whose handler answered at once (a sequential caller: nothing else
+    /// can join that reply); whatever else a read makes the core queue is
+    /// the writer task's, so the reader goes back to reading while the
+    /// writer writes, which pipelined calls need (measured: the bench
+    /// README).
     pub(crate) fn with_core_reading<T>(
         self: &Arc<Self>,
         work: &mut Vec<Work>,
@@ -295,7 +298,9 @@ impl<R: Runtime> Shared<R> {
             let handshaking = inner.ep.is_handshaking(conn);
             (act(inner, now), handshaking)
         });
-        if let Some(signals) = self.run_for(work, handshaking.then_some(conn)) {
+        let one_call = work.iter().filter(|w| matches!(w, Work::Call(..))).count() == 1;
+        let inline = (handshaking || one_call).then_some(conn);
+        if let Some(signals) = self.run_for(work, inline) {
             if !signals.port.write_now(self, conn) {
                 signals.write.notify();
             }
