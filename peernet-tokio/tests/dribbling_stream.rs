@@ -1,10 +1,10 @@
 //! A transport that takes at most a few bytes per write, and is full on
-//! every other poll. During the handshake the connection's reader writes
-//! the core's next message itself (the driver's `port.rs`); here every
-//! such write stops part-way, and the writer task must write what is left
-//! before anything newer, byte for byte, or the handshake and the calls
-//! after it fail (a record that does not authenticate, a frame that does
-//! not decode).
+//! every other poll. During the handshake, and for the reply to a read
+//! that brought one call, the connection's reader writes the core's bytes
+//! itself (the driver's `port.rs`); here every such write stops part-way,
+//! and the writer task must write what is left before anything newer,
+//! byte for byte, or the handshake and the calls after it fail (a record
+//! that does not authenticate, a frame that does not decode).
 
 use std::io;
 use std::pin::Pin;
@@ -86,6 +86,15 @@ async fn handshake_and_calls_over_a_dribbling_stream(version: ProtocolVersion) {
         }
     });
     futures_util::future::join_all(calls).await;
+    // one at a time: each reply is the lone call's, written by the reader
+    for k in 0..4u8 {
+        let args = vec![k; 100 + 200 * usize::from(k)];
+        let got = b
+            .call(&a.peer_id(), "echo", &args, wait)
+            .await
+            .expect("call");
+        assert_eq!(got, args, "sequential call {k} came back altered");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
