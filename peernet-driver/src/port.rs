@@ -7,8 +7,9 @@
 //! Writing from the reader saves a wake-up of the writer task per
 //! handshake message and per sequential call: on a multi-threaded
 //! runtime that is often a hand-off to another worker thread, which cost
-//! more than the write itself (the bench README). Whoever writes holds the port's lock from
-//! taking the core's bytes to the end of their write, so bytes go out in
+//! more than the write itself (the bench README). Whoever writes holds
+//! the port's lock from taking the core's bytes to the end of their
+//! write, so bytes go out in
 //! the order the core queued them; an inline write that cannot finish at
 //! once leaves the rest here, and the writer task writes it first.
 

@@ -283,11 +283,11 @@ impl<R: Runtime> Shared<R> {
     /// nothing else can join it, so the wake-up was pure cost (on a
     /// multi-threaded runtime, often a hand-off to another thread).
     /// Afterwards the same holds for a read that brought exactly one call
-    /// whose handler answered at once (a sequential caller: nothing else
-    /// can join that reply); whatever else a read makes the core queue is
-    /// the writer task's, so the reader goes back to reading while the
-    /// writer writes, which pipelined calls need (measured: the bench
-    /// README).
+    /// (a sequential caller: nothing else can join the reply its handler
+    /// gives at once; a reply given later goes to the writer task).
+    /// Whatever else a read makes the core queue is the writer task's, so
+    /// the reader goes back to reading while the writer writes, which
+    /// pipelined calls need (measured: the bench README).
     pub(crate) fn with_core_reading<T>(
         self: &Arc<Self>,
         work: &mut Vec<Work>,
@@ -298,7 +298,9 @@ impl<R: Runtime> Shared<R> {
             let handshaking = inner.ep.is_handshaking(conn);
             (act(inner, now), handshaking)
         });
-        let one_call = work.iter().filter(|w| matches!(w, Work::Call(..))).count() == 1;
+        // (stops at a second call: a pipelined read holds dozens)
+        let calls = work.iter().filter(|w| matches!(w, Work::Call(..)));
+        let one_call = calls.take(2).count() == 1;
         let inline = (handshaking || one_call).then_some(conn);
         if let Some(signals) = self.run_for(work, inline) {
             if !signals.port.write_now(self, conn) {
