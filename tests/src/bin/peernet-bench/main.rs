@@ -17,6 +17,7 @@ mod peer;
 mod profile;
 mod quinn_bench;
 mod raw;
+mod raw_other;
 mod tarpc_bench;
 mod tls;
 
@@ -308,7 +309,7 @@ fn run_interleaved(
 
 /// Moves `state` into a task on `tk`, runs `f` on it there, and puts it
 /// back: the load is driven from a runtime task, as an application would.
-fn on_task<S, T, F, Fut>(tk: &peer::TokioExec, slot: &mut Option<S>, f: F) -> T
+fn on_task<E: Exec, S, T, F, Fut>(e: &E, slot: &mut Option<S>, f: F) -> T
 where
     S: Send + 'static,
     T: Send + 'static,
@@ -316,9 +317,28 @@ where
     Fut: std::future::Future<Output = (S, T)> + Send + 'static,
 {
     let state = slot.take().expect("state in use");
-    let (state, out) = tk.run(f(state));
+    let (state, out) = e.run(f(state));
     *slot = Some(state);
     out
+}
+
+/// Sequential raw TCP calls over `stream` on `e`'s executor: that
+/// runtime's latency floor (`raw_other.rs`).
+fn raw_pingpong<'a, E, S>(name: &str, e: &'a E, stream: S, p: &Bytes) -> Contender<'a>
+where
+    E: Exec,
+    S: futures::io::AsyncRead + futures::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut slot, p) = (Some(stream), p.clone());
+    Contender::new(name, move |w| {
+        let p = p.clone();
+        measure::window(|| {
+            on_task(e, &mut slot, |mut c| async move {
+                let r = raw_other::run_seq(&mut c, &p, Instant::now() + w).await;
+                (c, r)
+            })
+        })
+    })
 }
 
 /// A baseline RPC contender on tokio: `op(client, payload)` makes one call;
@@ -432,6 +452,18 @@ fn seq(ctx: &Ctx, r: &mut Report) {
                 })
             })
         }),
+        raw_pingpong(
+            "rawtcp.pingpong.smol",
+            &ctx.smx,
+            raw_other::smol_pair(&ctx.smx.0),
+            &p,
+        ),
+        raw_pingpong(
+            "rawtcp.pingpong.async-std",
+            &ctx.asx,
+            raw_other::async_std_pair(),
+            &p,
+        ),
         Contender::new("rawtcp.mux", |w| {
             let (m, p) = (mux.clone(), p.clone());
             measure::window(|| {
@@ -906,6 +938,17 @@ fn ratios(r: &Report) {
     ratio_line("anchor_tarpc_vs_rawmux", v, "~0.19 (anchor)", None);
     let v = r.get("seq64.tarpc.p50") / r.get("seq64.rawtcp.pingpong.p50");
     ratio_line("anchor_tarpc_p50_vs_rawtcp", v, "~1.7 (anchor)", None);
+    // Each runtime's peernet latency against that runtime's raw TCP.
+    for rt in ["smol", "async-std"] {
+        let v = r.get(&format!("seq64.peernet-{rt}.p50"))
+            / r.get(&format!("seq64.rawtcp.pingpong.{rt}.p50"));
+        let name = format!(
+            "{}_latency_p50_vs_raw{}",
+            rt.replace('-', ""),
+            rt.replace('-', "")
+        );
+        ratio_line(&name, v, "(context)", None);
+    }
     for (name, num, den, goal) in V2_RATIOS {
         let v = r.get(num) / r.get(den);
         let met = match goal {

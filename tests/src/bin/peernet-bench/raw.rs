@@ -25,7 +25,7 @@ use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 
 const HDR: usize = 4 + 8;
 
-fn put_frame(out: &mut BytesMut, id: u64, payload: &[u8]) {
+pub fn put_frame(out: &mut BytesMut, id: u64, payload: &[u8]) {
     out.reserve(HDR + payload.len());
     out.put_u32((8 + payload.len()) as u32);
     out.put_u64_le(id);
@@ -33,7 +33,7 @@ fn put_frame(out: &mut BytesMut, id: u64, payload: &[u8]) {
 }
 
 /// Splits one complete frame off the front of `buf`: `(id, payload)`.
-fn take_frame(buf: &mut BytesMut) -> Option<(u64, BytesMut)> {
+pub fn take_frame(buf: &mut BytesMut) -> Option<(u64, BytesMut)> {
     if buf.len() < 4 {
         return None;
     }
