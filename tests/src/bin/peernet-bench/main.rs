@@ -939,15 +939,11 @@ fn ratios(r: &Report) {
     let v = r.get("seq64.tarpc.p50") / r.get("seq64.rawtcp.pingpong.p50");
     ratio_line("anchor_tarpc_p50_vs_rawtcp", v, "~1.7 (anchor)", None);
     // Each runtime's peernet latency against that runtime's raw TCP.
-    for rt in ["smol", "async-std"] {
+    for (name, rt) in [("smol", "smol"), ("asyncstd", "async-std")] {
         let v = r.get(&format!("seq64.peernet-{rt}.p50"))
             / r.get(&format!("seq64.rawtcp.pingpong.{rt}.p50"));
-        let name = format!(
-            "{}_latency_p50_vs_raw{}",
-            rt.replace('-', ""),
-            rt.replace('-', "")
-        );
-        ratio_line(&name, v, "(context)", None);
+        let ratio = format!("{name}_latency_p50_vs_raw{name}");
+        ratio_line(&ratio, v, "(context)", None);
     }
     for (name, num, den, goal) in V2_RATIOS {
         let v = r.get(num) / r.get(den);
