@@ -10,7 +10,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use peernet_tokio::{Identity, Node, NodeConfig};
@@ -22,15 +22,14 @@ const ROUNDS: usize = 40;
 const CALLS_PER_ROUND: usize = 5;
 
 /// One attacker socket: connect, send nothing, and when the node closes
-/// it, connect again, until told to stop.
+/// it, connect again, until the task is aborted.
 async fn idle_socket(
     addr: SocketAddr,
-    stop: Arc<AtomicBool>,
     opened: Arc<AtomicU64>,
     first: tokio::sync::mpsc::UnboundedSender<()>,
 ) {
     let mut buf = [0u8; 64];
-    while !stop.load(Ordering::Relaxed) {
+    loop {
         let Ok(mut stream) = TcpStream::connect(addr).await else {
             tokio::task::yield_now().await;
             continue;
@@ -38,15 +37,8 @@ async fn idle_socket(
         if opened.fetch_add(1, Ordering::Relaxed) < IDLE_SOCKETS as u64 {
             let _ = first.send(());
         }
-        // Wait for the node to close it (EOF or reset), or for the end.
-        loop {
-            tokio::select! {
-                read = stream.read(&mut buf) => if !matches!(read, Ok(n) if n > 0) { break },
-                _ = tokio::time::sleep(Duration::from_millis(200)) => {
-                    if stop.load(Ordering::Relaxed) { return; }
-                }
-            }
-        }
+        // Wait for the node to close it (EOF or reset).
+        while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {}
     }
 }
 
@@ -85,18 +77,10 @@ async fn idle_sockets_from_one_address_do_not_lock_out_another() {
     let client = Node::new(NodeConfig::new(client_id).trusting(server_id.peer_id()));
     let addr = server.local_addr().unwrap();
 
-    let stop = Arc::new(AtomicBool::new(false));
     let opened = Arc::new(AtomicU64::new(0));
     let (first, mut up) = tokio::sync::mpsc::unbounded_channel();
     let attackers: Vec<_> = (0..IDLE_SOCKETS)
-        .map(|_| {
-            tokio::spawn(idle_socket(
-                addr,
-                stop.clone(),
-                opened.clone(),
-                first.clone(),
-            ))
-        })
+        .map(|_| tokio::spawn(idle_socket(addr, opened.clone(), first.clone())))
         .collect();
     // The attack is on (1,500 sockets opened) before the first legitimate
     // dial.
@@ -116,7 +100,9 @@ async fn idle_sockets_from_one_address_do_not_lock_out_another() {
         }
         client.disconnect(&server.peer_id());
     }
-    stop.store(true, Ordering::Relaxed);
+    for a in &attackers {
+        a.abort();
+    }
     let total = ROUNDS * CALLS_PER_ROUND;
     let refused = server.refused_connections();
     println!(
@@ -125,9 +111,6 @@ async fn idle_sockets_from_one_address_do_not_lock_out_another() {
     );
     assert!(ok * 100 >= total * 95, "only {ok}/{total} calls completed");
     assert!(refused > 0, "the per-source limit never fired");
-    for a in attackers {
-        a.abort();
-    }
     client.shutdown().await;
     server.shutdown().await;
 }

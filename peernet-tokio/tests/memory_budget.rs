@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use peernet_tokio::{CallError, Config, Identity, Node, NodeConfig};
+use peernet_tokio::{CallError, Config, Identity, Node, NodeConfig, NodeEvent};
 
 const MIB: usize = 1 << 20;
 
@@ -39,8 +39,18 @@ async fn one_hostile_peer_pins_at_most_its_byte_budget() {
     )
     .await
     .unwrap();
-    bob.expose("hang", |_, _| std::future::pending()).unwrap();
+    // Each call ends up held (its handler starts, and never finishes) or
+    // refused: both say so here, so the test awaits the count.
+    let (settled_tx, mut settled) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let held_tx = settled_tx.clone();
+    bob.expose("hang", move |_, _| {
+        let _ = held_tx.send(());
+        std::future::pending()
+    })
+    .unwrap();
     bob.expose("sink", |_, _| std::future::pending()).unwrap();
+    bob.expose("barrier", |_, _| async { Ok(bytes::Bytes::new()) })
+        .unwrap();
     let eve = Node::bind(
         NodeConfig::new(eve_id).trusting(bob_peer),
         "127.0.0.1:0".parse().unwrap(),
@@ -58,33 +68,31 @@ async fn one_hostile_peer_pins_at_most_its_byte_budget() {
     let overloaded = Arc::new(AtomicUsize::new(0));
     for _ in 0..calls {
         let (eve, args, overloaded) = (eve.clone(), args.clone(), overloaded.clone());
+        let refused_tx = settled_tx.clone();
         tokio::spawn(async move {
             match eve.call(&bob_peer, "hang", args, None).await {
                 Err(CallError::Overloaded) => {
                     overloaded.fetch_add(1, Ordering::Relaxed);
+                    let _ = refused_tx.send(());
                 }
                 other => panic!("a held call resolved: {other:?}"),
             }
         });
     }
     // Every call is either held by bob or refused.
-    let (mut peak_bytes, mut peak_rss) = (0, 0);
-    let settled = async {
-        loop {
-            let s = bob.stats().core;
-            peak_bytes = peak_bytes.max(s.inbound_bytes);
-            peak_rss = peak_rss.max(rss());
-            if s.inbound_calls + overloaded.load(Ordering::Relaxed) == calls {
-                break s;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
+    let all_settled = async {
+        for _ in 0..calls {
+            settled.recv().await.expect("senders live");
         }
     };
-    let s = tokio::time::timeout(Duration::from_secs(120), settled)
+    tokio::time::timeout(Duration::from_secs(120), all_settled)
         .await
         .expect("every call is held or refused");
+    let s = bob.stats().core;
+    let mut rss_held = rss();
     let held_calls = s.inbound_calls;
     assert!(held_calls >= 1, "the budget admits calls");
+    assert_eq!(held_calls + overloaded.load(Ordering::Relaxed), calls);
     assert_eq!(
         held_calls,
         budget / args.len(),
@@ -92,28 +100,28 @@ async fn one_hostile_peer_pins_at_most_its_byte_budget() {
     );
 
     // Sends to a handler that never finishes: dropped once the budget is
-    // full (it already is).
+    // full (it already is). A call after them is a barrier: bob handles a
+    // connection's envelopes in order, so when it is answered (or refused)
+    // every send before it was dropped or admitted.
     for _ in 0..64 {
         eve.send(&bob_peer, "sink", args.clone()).await.unwrap();
     }
-    let drained = async {
-        while bob.stats().core.sends_dropped < 64 {
-            peak_bytes = peak_bytes.max(bob.stats().core.inbound_bytes);
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(60), drained)
-        .await
-        .expect("the sends are dropped");
+    let barrier = eve.call(&bob_peer, "barrier", "", Duration::from_secs(60));
+    match barrier.await {
+        Ok(_) | Err(CallError::Overloaded) => {}
+        Err(other) => panic!("the barrier call failed: {other}"),
+    }
     let s = bob.stats().core;
-    peak_bytes = peak_bytes.max(s.inbound_bytes);
-    peak_rss = peak_rss.max(rss());
+    assert_eq!(s.sends_dropped, 64, "every send over the budget is dropped");
+    rss_held = rss_held.max(rss());
+    // (the core keeps the most it ever held for one connection)
+    let peak_bytes = s.max_inbound_bytes_per_conn;
 
     println!(
         "one hostile peer, {calls} calls of {} B against a hanging handler: \
          {held_calls} held, {} overloaded; args held by the core: peak {:.1} MiB \
          (budget {} MiB per connection, {} MiB per node); {} sends dropped; \
-         process RSS {:.1} MiB before, peak {:.1} MiB (both nodes, one process)",
+         process RSS {:.1} MiB before, {:.1} MiB with the calls held (the larger of two samples; both nodes, one process)",
         args.len(),
         overloaded.load(Ordering::Relaxed),
         peak_bytes as f64 / MIB as f64,
@@ -121,20 +129,29 @@ async fn one_hostile_peer_pins_at_most_its_byte_budget() {
         config.max_inbound_bytes / MIB,
         s.sends_dropped,
         rss_before as f64 / MIB as f64,
-        peak_rss as f64 / MIB as f64,
+        rss_held as f64 / MIB as f64,
     );
     assert!(peak_bytes <= budget, "over the per-connection budget");
     assert!(peak_bytes < 64 * MIB, "one hostile peer under 64 MiB");
     assert_eq!(s.max_inbound_bytes_per_conn, s.inbound_bytes);
 
-    // The connection's end gives the calls' bytes back.
+    // The connection's end gives the calls' bytes back, as it ends.
+    let events = bob.events();
     assert!(bob.disconnect(&eve_peer));
-    let released = async {
-        while bob.stats().core.inbound_bytes != 0 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
+    let ended = async {
+        loop {
+            match events.recv().await.expect("bob's events") {
+                NodeEvent::Disconnected { peer, .. } if peer == eve_peer => break,
+                _ => {}
+            }
         }
     };
-    tokio::time::timeout(Duration::from_secs(30), released)
+    tokio::time::timeout(Duration::from_secs(30), ended)
         .await
-        .expect("bytes released at the connection's end");
+        .expect("the connection ends");
+    assert_eq!(
+        bob.stats().core.inbound_bytes,
+        0,
+        "bytes released at the connection's end"
+    );
 }
