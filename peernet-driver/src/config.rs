@@ -9,6 +9,7 @@ use peernet_proto::{Config, Identity, PeerId, ProtocolVersion, TrustList};
 use crate::dirlock::DirLock;
 use crate::error::StartError;
 use crate::persist::DataDir;
+use crate::sources::SourceLimits;
 
 /// Setters for the protocol limits most applications tune.
 macro_rules! protocol_setters {
@@ -65,7 +66,7 @@ pub struct NodeConfig {
     pub(crate) data_dir: Option<DataDir>,
     /// The data directory's lock, held from `from_data_dir` on.
     pub(crate) dir_lock: Option<Arc<DirLock>>,
-    pub(crate) handshakes_per_source: usize,
+    pub(crate) source_limits: SourceLimits,
     pub(crate) listen_backlog: u32,
     /// Dialing by PeerId: see `dialing.rs`.
     pub(crate) dialing: crate::dialing::DialOptions,
@@ -92,7 +93,11 @@ impl NodeConfig {
             events_capacity: 1024,
             data_dir: None,
             dir_lock: None,
-            handshakes_per_source: DEFAULT_HANDSHAKES_PER_SOURCE,
+            source_limits: SourceLimits {
+                handshakes: DEFAULT_HANDSHAKES_PER_SOURCE,
+                failures_per_second: DEFAULT_FAILED_HANDSHAKES_PER_SECOND,
+                failure_burst: DEFAULT_FAILED_HANDSHAKE_BURST,
+            },
             listen_backlog: DEFAULT_LISTEN_BACKLOG,
             dialing: crate::dialing::DialOptions::default(),
         }
@@ -184,9 +189,39 @@ impl NodeConfig {
     /// an IPv6 /64) before further connections from it are closed at once,
     /// unread. Keeps one address holding idle sockets from taking every
     /// one of the `max_handshakes` slots and locking every other peer out.
-    /// Default 32; at least 1.
+    /// Default 32; at least 1. Handshakes in progress are also charged
+    /// against [`NodeConfig::failed_handshakes_per_source`]'s burst until
+    /// they succeed, so to let one source have more in parallel, raise
+    /// both.
     pub fn handshakes_per_source(mut self, limit: usize) -> NodeConfig {
-        self.handshakes_per_source = limit.max(1);
+        self.source_limits.handshakes = limit.max(1);
+        self
+    }
+
+    /// Failed handshakes one source (an IPv4 address or an IPv6 /64) may
+    /// cause: `burst` at once, then `per_second`. Each connection accepted
+    /// from a source is charged to it, and the charge is given back when
+    /// its handshake succeeds; a source that owes `burst` charges has
+    /// further connections closed at once, unread, and its charges are
+    /// paid off at `per_second` (one more connection `1 / per_second`
+    /// later; a rate of a billion or more per second is no limit). So however many connections a source opens, in parallel or
+    /// in a loop, at most `burst + per_second × seconds` of its handshakes
+    /// fail, while a source whose handshakes succeed is held back only by
+    /// [`NodeConfig::handshakes_per_source`], so that many peers behind
+    /// one NAT are not. Counted in
+    /// [`NodeStats::throttled_connections`](crate::NodeStats).
+    ///
+    /// A failure is any accepted handshake that does not give a
+    /// connection, except those this node caused (`busy`, shutdown, an
+    /// unpairing, a connection superseded). The limit bounds the
+    /// handshake work one address can make the node do for nothing: an
+    /// untrusted peer that knows our PeerId costs two X25519 operations
+    /// per attempt, and could otherwise repeat them as fast as it can open
+    /// connections. Default 8 per second after a burst of 32; each at
+    /// least 1.
+    pub fn failed_handshakes_per_source(mut self, per_second: u32, burst: u32) -> NodeConfig {
+        self.source_limits.failures_per_second = per_second.max(1);
+        self.source_limits.failure_burst = burst.max(1);
         self
     }
 }
@@ -196,3 +231,7 @@ pub(crate) const DEFAULT_LISTEN_BACKLOG: u32 = 1024;
 
 /// The default of [`NodeConfig::handshakes_per_source`].
 pub(crate) const DEFAULT_HANDSHAKES_PER_SOURCE: usize = 32;
+
+/// The defaults of [`NodeConfig::failed_handshakes_per_source`].
+pub(crate) const DEFAULT_FAILED_HANDSHAKES_PER_SECOND: u32 = 8;
+pub(crate) const DEFAULT_FAILED_HANDSHAKE_BURST: u32 = 32;

@@ -197,7 +197,7 @@ impl<R: Runtime> Node<R> {
         );
         let shared = Arc::new(Shared::new(
             rt,
-            Inner::new(ep, config.handshakes_per_source),
+            Inner::new(ep, config.source_limits),
             config.data_dir,
             config.dir_lock,
         ));
@@ -418,14 +418,16 @@ impl<R: Runtime> Node<R> {
     /// bytes and records in and out, supersedes) and the driver's own
     /// counters. Its `Display` is a readable summary.
     pub fn stats(&self) -> NodeStats {
-        let (core, refused_connections) = self
-            .shared
-            .read(|inner| (inner.ep.stats(), inner.sources.refused));
+        let (core, refused_connections, throttled_connections) = self.shared.read(|inner| {
+            let sources = &inner.sources;
+            (inner.ep.stats(), sources.refused, sources.throttled)
+        });
         NodeStats {
             core,
             dropped_sends: self.dropped_sends(),
             dropped_events: self.dropped_events(),
             refused_connections,
+            throttled_connections,
         }
     }
 

@@ -31,7 +31,7 @@ use crate::signal::Signal;
 use rustc_hash::FxHashMap as FastMap;
 
 use crate::handlers::PanicLog;
-use crate::sources::Sources;
+use crate::sources::{SourceLimits, Sources};
 
 /// What a connection's two tasks listen to.
 #[derive(Default)]
@@ -94,9 +94,9 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
-    pub(crate) fn new(ep: Endpoint, handshakes_per_source: usize) -> Inner {
+    pub(crate) fn new(ep: Endpoint, source_limits: SourceLimits) -> Inner {
         Inner {
-            sources: Sources::new(handshakes_per_source),
+            sources: Sources::new(source_limits),
             send_cap: ep.config().max_inbound_calls,
             ep,
             phase: Phase::Running,
@@ -466,7 +466,7 @@ impl<R: Runtime> Shared<R> {
                 self.publish(inner, NodeEvent::Disconnected { peer, reason });
             }
             Event::HandshakeFailed { conn, peer, error } => {
-                inner.sources.release(conn);
+                inner.sources.failed(conn, &error);
                 let direction = direction_of(inner, conn);
                 tracing::debug!(%conn, ?peer, ?direction, %error, "handshake failed");
                 if let Some(tx) = inner.dials.remove(&conn) {

@@ -21,8 +21,13 @@ pub struct NodeStats {
     /// Events that subscribers missed because they lagged.
     pub dropped_events: u64,
     /// Accepted connections closed at once, unread, because their source
-    /// address already had `handshakes_per_source` handshakes in progress.
+    /// address already had `handshakes_per_source` handshakes in progress
+    /// or had failed too many handshakes lately
+    /// (`failed_handshakes_per_source`).
     pub refused_connections: u64,
+    /// Of `refused_connections`, those closed because their source had
+    /// failed too many handshakes lately.
+    pub throttled_connections: u64,
 }
 
 impl fmt::Display for NodeStats {
@@ -30,8 +35,11 @@ impl fmt::Display for NodeStats {
         writeln!(f, "{}", self.core)?;
         write!(
             f,
-            "driver: dropped_sends={} dropped_events={} refused_connections={}",
-            self.dropped_sends, self.dropped_events, self.refused_connections,
+            "driver: dropped_sends={} dropped_events={} refused_connections={} throttled_connections={}",
+            self.dropped_sends,
+            self.dropped_events,
+            self.refused_connections,
+            self.throttled_connections,
         )
     }
 }

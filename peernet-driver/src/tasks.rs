@@ -23,7 +23,7 @@ use crate::error::ConnectError;
 use crate::runtime::{BoxFuture, BoxRead, BoxWrite, Runtime, Transport};
 use crate::shared::{ConnEntry, ConnSignals, Inner, Phase, Shared};
 use crate::signal::Signal;
-use crate::sources::Source;
+use crate::sources::{Refusal, Source};
 
 /// Read buffers. Every read hands its bytes to the core as one `BytesMut`
 /// split off the buffer (no copy); a new buffer is taken when less than a
@@ -439,12 +439,25 @@ pub(crate) async fn accept_loop<R: Runtime>(shared: Arc<Shared<R>>, listener: R:
             Some(Ok(transport)) => {
                 let remote = transport.remote_addr();
                 let source = remote.map(Source::of);
-                let room = source.is_none_or(|source| {
-                    shared.with_core(|inner, _| inner.sources.has_room(source))
+                let admitted = source.map_or(Ok(()), |source| {
+                    shared.with_core(|inner, now| inner.sources.admit(source, now))
                 });
-                if !room {
+                if let Err(refusal) = admitted {
                     // A bare close: no REJECT, nothing read, no core state.
-                    tracing::debug!(?remote, "refused: too many handshakes from this source");
+                    match refusal {
+                        Refusal::Busy => {
+                            tracing::debug!(
+                                ?remote,
+                                "refused: too many handshakes from this source"
+                            );
+                        }
+                        Refusal::Failing => {
+                            tracing::debug!(
+                                ?remote,
+                                "refused: too many failed handshakes from this source"
+                            );
+                        }
+                    }
                     continue;
                 }
                 tracing::debug!(?remote, "accepted");

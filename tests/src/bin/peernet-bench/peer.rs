@@ -227,12 +227,14 @@ pub async fn server<R: Runtime>(
     clients: &[PeerId],
     v: Version,
 ) -> (Node<R>, Arc<AtomicU64>) {
-    // Every client dials from 127.0.0.1: lift the per-source handshake cap
-    // (a defence against idle sockets from one address), or the fleets'
+    // Every client dials from 127.0.0.1: lift the per-source limits
+    // (defences against idle sockets and failing handshakes from one
+    // address, both charging every handshake in progress), or the fleets'
     // 32 concurrent dials plus handshakes not yet confirmed (a version-2
     // responder counts one until the first record) would be refused.
-    let mut cfg =
-        versioned(NodeConfig::new(identity(ROLE_SERVER, tag)), v).handshakes_per_source(usize::MAX);
+    let mut cfg = versioned(NodeConfig::new(identity(ROLE_SERVER, tag)), v)
+        .handshakes_per_source(usize::MAX)
+        .failed_handshakes_per_source(u32::MAX, u32::MAX);
     for c in clients {
         cfg = cfg.trusting(*c);
     }
