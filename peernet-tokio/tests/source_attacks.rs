@@ -89,18 +89,9 @@ async fn dial_from(local: &str, node: &Node, server: &Node) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_sockets_from_one_address_do_not_lock_out_another() {
-    let server_id = Identity::from_seed(&[71; 32]);
-    let client_id = Identity::from_seed(&[72; 32]);
-    let server = Node::bind(
-        NodeConfig::new(server_id.clone()).trusting(client_id.peer_id()),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
-    server
-        .expose("echo", |_, args| async move { Ok(args) })
-        .unwrap();
-    let client = Node::new(NodeConfig::new(client_id).trusting(server_id.peer_id()));
+    let server = echo_server(71, 72, |c| c).await;
+    let client =
+        Node::new(NodeConfig::new(Identity::from_seed(&[72; 32])).trusting(server.peer_id()));
     let addr = server.local_addr().unwrap();
 
     let opened = Arc::new(AtomicU64::new(0));
