@@ -61,6 +61,29 @@ pub(crate) struct Serve {
     /// The protocol version: 2 (encrypted, the default) or 1.
     #[arg(long, value_name = "1|2", default_value = "2", value_parser = parse_protocol)]
     protocol: ProtocolVersion,
+    /// Handshakes in progress from one source address (an IPv4 address or
+    /// an IPv6 /64) before its further connections are closed at accept
+    /// (at least 1; default 32).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    handshakes_per_source: Option<u64>,
+    /// Failed handshakes one source address may cause: BURST at once, then
+    /// RATE a second; beyond, its connections are closed at accept (each
+    /// at least 1; default 8/32).
+    #[arg(long, value_name = "RATE/BURST", value_parser = parse_rate_burst)]
+    failed_handshakes_per_source: Option<(u32, u32)>,
+}
+
+/// `RATE/BURST`, each a number of at least 1.
+fn parse_rate_burst(s: &str) -> Result<(u32, u32), String> {
+    let expected = || format!("expected RATE/BURST, each at least 1, not {s:?}");
+    let (rate, burst) = s.split_once('/').ok_or_else(expected)?;
+    let number = |v: &str| {
+        v.parse::<u32>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(expected)
+    };
+    Ok((number(rate)?, number(burst)?))
 }
 
 pub(crate) async fn run_serve(serve: Serve) -> Result<(), Failure> {
@@ -98,6 +121,12 @@ pub(crate) async fn run_serve(serve: Serve) -> Result<(), Failure> {
     let mut config = config
         .protocol(protocol)
         .keep_trusted_connected(serve.keep_connected);
+    if let Some(n) = serve.handshakes_per_source {
+        config = config.handshakes_per_source(usize::try_from(n).unwrap_or(usize::MAX));
+    }
+    if let Some((rate, burst)) = serve.failed_handshakes_per_source {
+        config = config.failed_handshakes_per_source(rate, burst);
+    }
     for peer in serve.trust {
         config = config.trusting(peer);
     }

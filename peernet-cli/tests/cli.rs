@@ -145,6 +145,41 @@ fn serve_call_send_and_every_exit_code() {
     let _ = s.child.wait();
 }
 
+/// `--failed-handshakes-per-source 1/1`: after one failed handshake, the
+/// address it came from is turned away at accept for a second, before
+/// any handshake work (no `untrusted` REJECT, the connection just ends).
+#[test]
+fn a_source_whose_handshakes_fail_is_turned_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let [a, _b, _c] = ["a.key", "b.key", "c.key"].map(|name| keygen(d, name));
+    let mut s = serve(
+        d,
+        "b.key",
+        &[
+            "--trust",
+            &a,
+            "--expose",
+            "echo",
+            "--failed-handshakes-per-source",
+            "1/1",
+        ],
+    );
+    let target = format!("{}@{}", s.peer, s.addr);
+    let first = call(d, "c.key", &target, &["echo", "x"]);
+    assert_fails_with(&first, "error: rejected: untrusted");
+    // The next attempt comes within the second, unless starting a process
+    // took a whole second; a few tries make that as good as impossible.
+    let turned_away = (0..5).any(|_| {
+        let again = call(d, "c.key", &target, &["echo", "x"]);
+        assert_eq!(again.status.code(), Some(1), "{}", stderr(&again));
+        !stderr(&again).contains("untrusted")
+    });
+    assert!(turned_away, "every attempt reached the trust check");
+    let _ = s.child.kill();
+    let _ = s.child.wait();
+}
+
 #[test]
 fn protocol_1_is_an_opt_in_on_both_ends() {
     let dir = tempfile::tempdir().unwrap();
@@ -295,6 +330,10 @@ fn zero_and_inconsistent_durations_are_usage_errors() {
         &["--max-frame", "0"],
         &["--ping-interval", "2000", "--idle-timeout", "2000"],
         &["--idle-timeout", "1000"], // below the default 15 s ping interval
+        &["--handshakes-per-source", "0"],
+        &["--failed-handshakes-per-source", "0/32"],
+        &["--failed-handshakes-per-source", "8/0"],
+        &["--failed-handshakes-per-source", "8"],
     ] {
         let mut args = base.to_vec();
         args.extend_from_slice(extra);
