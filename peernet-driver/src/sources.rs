@@ -74,6 +74,16 @@ pub(crate) enum Refusal {
     Failing,
 }
 
+impl Refusal {
+    /// The reason, for the log.
+    pub(crate) fn reason(self) -> &'static str {
+        match self {
+            Refusal::Busy => "too many handshakes from this source",
+            Refusal::Failing => "too many failed handshakes from this source",
+        }
+    }
+}
+
 /// The counts, and which connection (`C`, a [`ConnId`] in the node)
 /// counts against which source.
 #[derive(Debug)]
@@ -81,7 +91,7 @@ pub(crate) struct Sources<C = ConnId> {
     limit: usize,
     counts: FastMap<Source, usize>,
     by_conn: FastMap<C, Source>,
-    failures: Failures,
+    charges: Charges,
     /// Connections closed at accept, for either reason.
     pub(crate) refused: u64,
     /// Of those, closed because their source failed too many handshakes.
@@ -94,7 +104,7 @@ impl<C: Copy + Eq + Hash> Sources<C> {
             limit: limits.handshakes.max(1),
             counts: FastMap::default(),
             by_conn: FastMap::default(),
-            failures: Failures::new(limits.failures_per_second, limits.failure_burst),
+            charges: Charges::new(limits.failures_per_second, limits.failure_burst),
             refused: 0,
             throttled: 0,
         }
@@ -106,7 +116,7 @@ impl<C: Copy + Eq + Hash> Sources<C> {
     pub(crate) fn admit(&mut self, source: Source, now: Instant) -> Result<(), Refusal> {
         let refusal = if self.counts.get(&source).copied().unwrap_or(0) >= self.limit {
             Refusal::Busy
-        } else if !self.failures.charge(source, now) {
+        } else if !self.charges.charge(source, now) {
             self.throttled += 1;
             Refusal::Failing
         } else {
@@ -127,7 +137,7 @@ impl<C: Copy + Eq + Hash> Sources<C> {
     /// back. Harmless for a connection that never counted.
     pub(crate) fn release(&mut self, conn: C) {
         if let Some(source) = self.untrack(conn) {
-            self.failures.refund(source);
+            self.charges.refund(source);
         }
     }
 
@@ -181,7 +191,7 @@ pub(crate) const MAX_FAILING_SOURCES: usize = 16 * 1024;
 /// A source whose `clear_at` has passed owes nothing, as one never seen,
 /// so it can be forgotten.
 #[derive(Debug)]
-struct Failures {
+struct Charges {
     /// What one charge costs: a second divided by the rate.
     interval: Duration,
     /// How far ahead `clear_at` may run: `burst - 1` intervals.
@@ -192,10 +202,10 @@ struct Failures {
     next_sweep: Instant,
 }
 
-impl Failures {
-    fn new(per_second: u32, burst: u32) -> Failures {
+impl Charges {
+    fn new(per_second: u32, burst: u32) -> Charges {
         let interval = Duration::from_secs(1) / per_second.max(1);
-        Failures {
+        Charges {
             interval,
             tolerance: interval * (burst.max(1) - 1),
             clear_at: FastMap::default(),
@@ -404,21 +414,21 @@ mod tests {
         for n in 0..MAX_FAILING_SOURCES as u32 {
             assert!(attempt(&mut s, u64::from(n), v4(n), &UNTRUSTED, at(0)));
         }
-        assert_eq!(s.failures.len(), MAX_FAILING_SOURCES);
+        assert_eq!(s.charges.len(), MAX_FAILING_SOURCES);
         // full, and nothing is old enough to forget: a new source is
         // admitted without a charge, the table does not grow
         let new = v4(u32::MAX);
         assert!(attempt(&mut s, 1 << 40, new, &UNTRUSTED, at(500)));
         assert!(attempt(&mut s, (1 << 40) + 1, new, &UNTRUSTED, at(500)));
-        assert_eq!(s.failures.len(), MAX_FAILING_SOURCES);
+        assert_eq!(s.charges.len(), MAX_FAILING_SOURCES);
         assert_eq!(s.admit(v4(7), at(500)), Err(Refusal::Failing));
         // the sweep just done (at 500 ms) waits one window: at 1.2 s every
         // entry has expired, but no sweep runs yet
         assert!(attempt(&mut s, (1 << 40) + 2, new, &UNTRUSTED, at(1_200)));
-        assert_eq!(s.failures.len(), MAX_FAILING_SOURCES);
+        assert_eq!(s.charges.len(), MAX_FAILING_SOURCES);
         // at 1.5 s it runs, forgets them all, and charges the new source
         assert!(attempt(&mut s, (1 << 40) + 3, new, &UNTRUSTED, at(1_500)));
-        assert_eq!(s.failures.len(), 1);
+        assert_eq!(s.charges.len(), 1);
         assert_eq!(s.admit(new, at(1_500)), Err(Refusal::Failing));
         assert_eq!(s.admit(v4(7), at(1_500)), Ok(()));
     }

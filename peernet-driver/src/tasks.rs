@@ -23,7 +23,7 @@ use crate::error::ConnectError;
 use crate::runtime::{BoxFuture, BoxRead, BoxWrite, Runtime, Transport};
 use crate::shared::{ConnEntry, ConnSignals, Inner, Phase, Shared};
 use crate::signal::Signal;
-use crate::sources::{Refusal, Source};
+use crate::sources::Source;
 
 /// Read buffers. Every read hands its bytes to the core as one `BytesMut`
 /// split off the buffer (no copy); a new buffer is taken when less than a
@@ -444,20 +444,7 @@ pub(crate) async fn accept_loop<R: Runtime>(shared: Arc<Shared<R>>, listener: R:
                 });
                 if let Err(refusal) = admitted {
                     // A bare close: no REJECT, nothing read, no core state.
-                    match refusal {
-                        Refusal::Busy => {
-                            tracing::debug!(
-                                ?remote,
-                                "refused: too many handshakes from this source"
-                            );
-                        }
-                        Refusal::Failing => {
-                            tracing::debug!(
-                                ?remote,
-                                "refused: too many failed handshakes from this source"
-                            );
-                        }
-                    }
+                    tracing::debug!(?remote, reason = refusal.reason(), "refused at accept");
                     continue;
                 }
                 tracing::debug!(?remote, "accepted");
