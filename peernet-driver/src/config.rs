@@ -9,7 +9,6 @@ use peernet_proto::{Config, Identity, PeerId, ProtocolVersion, TrustList};
 use crate::dirlock::DirLock;
 use crate::error::StartError;
 use crate::persist::DataDir;
-use crate::sources::SourceLimits;
 
 /// Setters for the protocol limits most applications tune.
 macro_rules! protocol_setters {
@@ -66,7 +65,6 @@ pub struct NodeConfig {
     pub(crate) data_dir: Option<DataDir>,
     /// The data directory's lock, held from `from_data_dir` on.
     pub(crate) dir_lock: Option<Arc<DirLock>>,
-    pub(crate) source_limits: SourceLimits,
     pub(crate) listen_backlog: u32,
     /// Dialing by PeerId: see `dialing.rs`.
     pub(crate) dialing: crate::dialing::DialOptions,
@@ -93,11 +91,6 @@ impl NodeConfig {
             events_capacity: 1024,
             data_dir: None,
             dir_lock: None,
-            source_limits: SourceLimits {
-                handshakes: DEFAULT_HANDSHAKES_PER_SOURCE,
-                failures_per_second: DEFAULT_FAILED_HANDSHAKES_PER_SECOND,
-                failure_burst: DEFAULT_FAILED_HANDSHAKE_BURST,
-            },
             listen_backlog: DEFAULT_LISTEN_BACKLOG,
             dialing: crate::dialing::DialOptions::default(),
         }
@@ -194,7 +187,7 @@ impl NodeConfig {
     /// they succeed, so to let one source have more in parallel, raise
     /// both.
     pub fn handshakes_per_source(mut self, limit: usize) -> NodeConfig {
-        self.source_limits.handshakes = limit.max(1);
+        self.protocol.source_limits.handshakes = limit.max(1);
         self
     }
 
@@ -220,18 +213,11 @@ impl NodeConfig {
     /// connections. Default 8 per second after a burst of 32; each at
     /// least 1.
     pub fn failed_handshakes_per_source(mut self, per_second: u32, burst: u32) -> NodeConfig {
-        self.source_limits.failures_per_second = per_second.max(1);
-        self.source_limits.failure_burst = burst.max(1);
+        self.protocol.source_limits.failures_per_second = per_second.max(1);
+        self.protocol.source_limits.failure_burst = burst.max(1);
         self
     }
 }
 
 /// The default of [`NodeConfig::listen_backlog`].
 pub(crate) const DEFAULT_LISTEN_BACKLOG: u32 = 1024;
-
-/// The default of [`NodeConfig::handshakes_per_source`].
-pub(crate) const DEFAULT_HANDSHAKES_PER_SOURCE: usize = 32;
-
-/// The defaults of [`NodeConfig::failed_handshakes_per_source`].
-pub(crate) const DEFAULT_FAILED_HANDSHAKES_PER_SECOND: u32 = 8;
-pub(crate) const DEFAULT_FAILED_HANDSHAKE_BURST: u32 = 32;

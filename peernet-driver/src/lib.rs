@@ -56,7 +56,6 @@ mod runtime;
 mod service;
 mod shared;
 mod signal;
-mod sources;
 mod stats;
 mod tasks;
 pub mod ticket;

@@ -197,7 +197,7 @@ impl<R: Runtime> Node<R> {
         );
         let shared = Arc::new(Shared::new(
             rt,
-            Inner::new(ep, config.source_limits),
+            Inner::new(ep),
             config.data_dir,
             config.dir_lock,
         ));
@@ -418,16 +418,13 @@ impl<R: Runtime> Node<R> {
     /// bytes and records in and out, supersedes) and the driver's own
     /// counters. Its `Display` is a readable summary.
     pub fn stats(&self) -> NodeStats {
-        let (core, refused_connections, throttled_connections) = self.shared.read(|inner| {
-            let sources = &inner.sources;
-            (inner.ep.stats(), sources.refused, sources.throttled)
-        });
+        let core = self.shared.read(|inner| inner.ep.stats());
         NodeStats {
             core,
             dropped_sends: self.dropped_sends(),
             dropped_events: self.dropped_events(),
-            refused_connections,
-            throttled_connections,
+            refused_connections: core.counters.refused_at_accept,
+            throttled_connections: core.counters.throttled_at_accept,
         }
     }
 
@@ -455,7 +452,8 @@ impl<R: Runtime> Node<R> {
     /// address already had [`NodeConfig::handshakes_per_source`]
     /// handshakes in progress.
     pub fn refused_connections(&self) -> u64 {
-        self.shared.read(|inner| inner.sources.refused)
+        self.shared
+            .read(|inner| inner.ep.stats().counters.refused_at_accept)
     }
 
     /// Dials `peer` at `addr` over TCP. Resolves when the handshake

@@ -31,7 +31,6 @@ use crate::signal::Signal;
 use rustc_hash::FxHashMap as FastMap;
 
 use crate::handlers::PanicLog;
-use crate::sources::{SourceLimits, Sources};
 
 /// What a connection's two tasks listen to.
 #[derive(Default)]
@@ -73,8 +72,6 @@ pub(crate) struct Inner {
     pub(crate) ep: Endpoint,
     pub(crate) phase: Phase,
     pub(crate) conns: FastMap<ConnId, ConnEntry>,
-    /// Accepted handshakes in progress per source address.
-    pub(crate) sources: Sources,
     /// Our calls in flight and their callers (`completion.rs`).
     pub(crate) calls: Calls,
     pub(crate) dials: FastMap<ConnId, oneshot::Sender<Result<PeerId, ConnectError>>>,
@@ -94,9 +91,8 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
-    pub(crate) fn new(ep: Endpoint, source_limits: SourceLimits) -> Inner {
+    pub(crate) fn new(ep: Endpoint) -> Inner {
         Inner {
-            sources: Sources::new(source_limits),
             send_cap: ep.config().max_inbound_calls,
             ep,
             phase: Phase::Running,
@@ -451,7 +447,6 @@ impl<R: Runtime> Shared<R> {
                 peer,
                 direction,
             } => {
-                inner.sources.release(conn);
                 let remote = inner.conns.get(&conn).and_then(|e| e.remote_addr);
                 tracing::info!(%conn, %peer, ?direction, ?remote, "connected");
                 if let Some(tx) = inner.dials.remove(&conn) {
@@ -466,7 +461,6 @@ impl<R: Runtime> Shared<R> {
                 self.publish(inner, NodeEvent::Disconnected { peer, reason });
             }
             Event::HandshakeFailed { conn, peer, error } => {
-                inner.sources.failed(conn, &error);
                 let direction = direction_of(inner, conn);
                 tracing::debug!(%conn, ?peer, ?direction, %error, "handshake failed");
                 if let Some(tx) = inner.dials.remove(&conn) {

@@ -23,7 +23,7 @@ use crate::error::ConnectError;
 use crate::runtime::{BoxFuture, BoxRead, BoxWrite, Runtime, Transport};
 use crate::shared::{ConnEntry, ConnSignals, Inner, Phase, Shared};
 use crate::signal::Signal;
-use crate::sources::Source;
+use peernet_proto::Source;
 
 /// Read buffers. Every read hands its bytes to the core as one `BytesMut`
 /// split off the buffer (no copy); a new buffer is taken when less than a
@@ -81,14 +81,12 @@ pub(crate) fn start_conn<R: Runtime>(
         Role::Accept => Direction::Inbound,
     };
     let (conn, signals, done) = shared.with_core(|inner, now| {
-        let conn = match role {
-            Role::Dial(peer) => inner.ep.connect(now, peer),
-            Role::Accept => inner.ep.accept(now),
+        let conn = match (role, remote_addr) {
+            (Role::Dial(peer), _) => inner.ep.connect(now, peer),
+            (Role::Accept, Some(addr)) => inner.ep.accept_from(now, Source::from(addr)),
+            (Role::Accept, None) => inner.ep.accept(now),
         }?;
         let (signals, done) = register(inner, conn, direction, remote_addr);
-        if let (Role::Accept, Some(addr)) = (&role, remote_addr) {
-            inner.sources.track(conn, Source::of(addr));
-        }
         Ok::<_, ConnectError>((conn, signals, done))
     })?;
     attach(shared, conn, direction, signals, transport);
@@ -385,10 +383,7 @@ async fn writer<R: Runtime>(
     // Our side of the transport closes here (inline writers hold the
     // port only for a write that does not wait).
     signals.port.lock().await.write = None;
-    shared.with_core(|inner, _| {
-        inner.sources.release(conn);
-        inner.conns.remove(&conn)
-    });
+    shared.with_core(|inner, _| inner.conns.remove(&conn));
     shared.writers.fetch_sub(1, Ordering::AcqRel);
     shared.writer_ended.notify(usize::MAX);
     if let Ending::Closed = ending {
@@ -438,18 +433,16 @@ pub(crate) async fn accept_loop<R: Runtime>(shared: Arc<Shared<R>>, listener: R:
             None => break,
             Some(Ok(transport)) => {
                 let remote = transport.remote_addr();
-                let source = remote.map(Source::of);
-                let admitted = source.map_or(Ok(()), |source| {
-                    shared.with_core(|inner, now| inner.sources.admit(source, now))
-                });
-                if let Err(refusal) = admitted {
-                    // A bare close: no REJECT, nothing read, no core state.
-                    tracing::debug!(?remote, reason = refusal.reason(), "refused at accept");
-                    continue;
-                }
-                tracing::debug!(?remote, "accepted");
-                if start_conn(&shared, transport, Role::Accept).is_err() {
-                    break;
+                match start_conn(&shared, transport, Role::Accept) {
+                    Ok(_) => tracing::debug!(?remote, "accepted"),
+                    // A bare close (the transport is dropped): no REJECT,
+                    // nothing read, no core state.
+                    Err(ConnectError::Start(peernet_proto::ConnectError::SourceLimited(
+                        refusal,
+                    ))) => {
+                        tracing::debug!(?remote, %refusal, "refused at accept");
+                    }
+                    Err(_) => break,
                 }
             }
             Some(Err(error)) => {

@@ -4,6 +4,7 @@
 use core::time::Duration;
 
 use crate::frame::DEFAULT_MAX_FRAME_LEN;
+use crate::sources::SourceLimits;
 
 /// Endpoint configuration. The defaults are the protocol's (PROTOCOL.md).
 ///
@@ -66,6 +67,11 @@ pub struct Config {
     /// [`ProtocolVersion::V2`], encrypted; [`ProtocolVersion::V1`] is the
     /// opt-in for trusted networks and streams that are already encrypted.
     pub version: ProtocolVersion,
+    /// What one source address may have of the handshakes of connections
+    /// accepted with [`crate::Endpoint::accept_from`]: in progress at
+    /// once, and failed per second (see [`SourceLimits`]). Default 32 in
+    /// progress, 8 failures a second after a burst of 32.
+    pub source_limits: SourceLimits,
     /// Addresses the address book keeps per peer. Default 8.
     pub max_addresses_per_peer: usize,
     /// Addresses the address book keeps in all. Default 8192.
@@ -206,12 +212,19 @@ pub enum Fault {
     /// `Endpoint::unpair`: the peer's dial schedule and addresses are kept,
     /// so a kept peer goes on being redialed after it was unpaired.
     RedialAfterUnpair,
+    /// `Endpoint::accept_from`: every connection is admitted whatever its
+    /// source has in progress or has failed lately.
+    SourceUnlimited,
+    /// `Endpoint::end`: a failed inbound handshake gives its charge back
+    /// to its source as a success would, so failures are bounded by
+    /// nothing but the handshakes in progress.
+    FailuresRefunded,
 }
 
 #[cfg(feature = "fault-injection")]
 impl Fault {
     /// Every fault, for the simulation and the fuzz targets to iterate.
-    pub const ALL: [Fault; 20] = [
+    pub const ALL: [Fault; 22] = [
         Fault::SupersedeNewest,
         Fault::SkipTrustCheck,
         Fault::ReplyAnyConnection,
@@ -232,6 +245,8 @@ impl Fault {
         Fault::SmallHandshakeFrames,
         Fault::NoBackoff,
         Fault::RedialAfterUnpair,
+        Fault::SourceUnlimited,
+        Fault::FailuresRefunded,
     ];
 
     /// The fault whose variant name is `name` (as its `Debug` prints it).
@@ -271,6 +286,7 @@ impl Default for Config {
             ping_interval: Duration::from_secs(15),
             idle_timeout: Duration::from_secs(45),
             version: ProtocolVersion::V2,
+            source_limits: SourceLimits::default(),
             max_addresses_per_peer: 8,
             max_addresses: 8192,
             dial: DialConfig::default(),

@@ -195,6 +195,12 @@ pub struct Counters {
     /// (PROTOCOL.md section 4): established ones replaced, and finished
     /// handshakes that lost.
     pub superseded: u64,
+    /// Connections refused at accept because their source was over a
+    /// limit ([`crate::SourceLimits`]), before any handshake.
+    pub refused_at_accept: u64,
+    /// Of `refused_at_accept`, those whose source had failed too many
+    /// handshakes lately.
+    pub throttled_at_accept: u64,
 }
 
 impl fmt::Display for RejectCounts {
@@ -275,7 +281,11 @@ impl fmt::Display for Counters {
             "bytes: in={} out={}  records: in={} out={}",
             self.bytes_in, self.bytes_out, self.records_in, self.records_out,
         )?;
-        write!(f, "superseded: {}", self.superseded)
+        write!(
+            f,
+            "superseded: {}  refused at accept: {} ({} throttled)",
+            self.superseded, self.refused_at_accept, self.throttled_at_accept,
+        )
     }
 }
 

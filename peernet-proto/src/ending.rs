@@ -142,6 +142,24 @@ impl Ending {
         }
     }
 
+    /// Whether an inbound handshake that ends this way is held against
+    /// its source (`sources.rs`): every ending but those this node caused
+    /// (`busy`: its own slots were full; shutdown, an unpairing or a
+    /// disconnect; a connection that lost to another one of the same
+    /// peer). A trusted peer's slow network counts too: the node cannot
+    /// tell it from a source that wastes its work.
+    pub(crate) fn held_against_source(&self) -> bool {
+        match self {
+            Ending::Superseded | Ending::Unpaired | Ending::Disconnected | Ending::ShuttingDown => {
+                false
+            }
+            Ending::HandshakeFailed(failure) => {
+                failure.error != HandshakeError::Refused(RejectCode::Busy)
+            }
+            _ => true,
+        }
+    }
+
     /// Why a connection that was never announced did not become one.
     pub(crate) fn handshake_error(self) -> HandshakeError {
         match self {
@@ -246,5 +264,35 @@ mod tests {
             refused.handshake_error(),
             HandshakeError::Refused(RejectCode::BadSignature)
         );
+    }
+
+    #[test]
+    fn only_this_nodes_own_endings_are_not_held_against_a_source() {
+        let ours = [
+            Ending::HandshakeFailed(Failure::refuse(RejectCode::Busy)),
+            Ending::Superseded,
+            Ending::Unpaired,
+            Ending::Disconnected,
+            Ending::ShuttingDown,
+        ];
+        for ending in ours {
+            assert!(!ending.held_against_source(), "{ending:?}");
+        }
+        let theirs = [
+            Ending::HandshakeFailed(Failure::refuse(RejectCode::Untrusted)),
+            Ending::HandshakeFailed(Failure::refuse(RejectCode::BadSignature)),
+            Ending::HandshakeFailed(Failure::refuse(RejectCode::Malformed)),
+            Ending::HandshakeFailed(Failure {
+                send: None,
+                error: HandshakeError::Replayed,
+            }),
+            Ending::HandshakeTimeout,
+            Ending::TransportLost,
+            Ending::BadFrame(FrameError::Empty),
+            Ending::RecordFailed(RecordError::DecryptFailed),
+        ];
+        for ending in theirs {
+            assert!(ending.held_against_source(), "{ending:?}");
+        }
     }
 }

@@ -39,6 +39,11 @@ pub enum ConnectError {
     /// connection would only supersede it.
     #[error("peer {0} is already connected")]
     AlreadyConnected(PeerId),
+    /// [`crate::Endpoint::accept_from`]: the connection's source is over
+    /// one of its limits ([`crate::SourceLimits`]); close the transport
+    /// without a word.
+    #[error("refused at accept: {0}")]
+    SourceLimited(crate::SourceRefusal),
     /// The handshake ran and failed ([`crate::Event::HandshakeFailed`]).
     #[error("handshake: {0}")]
     Handshake(#[from] HandshakeError),

@@ -35,6 +35,7 @@ mod counters;
 mod noise;
 #[cfg_attr(not(feature = "testkit"), allow(unreachable_pub))]
 mod registry;
+mod sources;
 mod stats;
 pub mod time;
 mod timers;
@@ -55,6 +56,7 @@ pub use frame::{DEFAULT_MAX_FRAME_LEN, FRAME_HEADER_LEN, FrameDecoder, FrameErro
 pub use identity::{Identity, InvalidIdentity, InvalidPeerId, PeerId};
 pub use ids::{CallId, ConnId, Direction, InboundCallId, Side};
 pub use noise::RecordError;
+pub use sources::{Source, SourceLimits, SourceRefusal};
 pub use stats::Stats;
 pub use time::Instant;
 pub use trust::{InvalidLabel, Label, TrustList, TrustListError, TrustListErrorKind};

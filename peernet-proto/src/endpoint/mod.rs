@@ -32,6 +32,7 @@ use crate::identity::{Identity, PeerId};
 use crate::ids::{CallId, ConnId, InboundCallId};
 use crate::noise::{INIT_LEN, LocalStatic, ReplayCache};
 use crate::registry::Registry;
+use crate::sources::{Source, SourceRefusal, Sources};
 use crate::stats::Stats;
 use crate::timers::Timer;
 use crate::trust::{Label, TrustList};
@@ -111,6 +112,8 @@ pub struct Endpoint {
     exposure: Exposure,
     next_conn: u64,
     inbound_handshakes: usize,
+    /// Per source address: handshakes in progress, failures charged.
+    sources: Sources,
     shutting_down: bool,
     /// Where each trusted peer may be dialed.
     book: AddressBook,
@@ -182,6 +185,7 @@ impl Endpoint {
             rng.next_u64(),
         );
         let local = LocalStatic::new(&identity);
+        let sources = Sources::new(config.source_limits, rng.next_u64());
         Endpoint {
             ctx: Ctx {
                 config,
@@ -201,6 +205,7 @@ impl Endpoint {
             exposure: Exposure::default(),
             next_conn: 1,
             inbound_handshakes: 0,
+            sources,
             shutting_down: false,
             book,
             dials: DialSchedule::default(),
@@ -239,12 +244,52 @@ impl Endpoint {
         Ok(id)
     }
 
-    /// A transport was accepted: starts the handshake as responder.
+    /// A transport was accepted from an address nobody else shares (or
+    /// none: a pipe, a test): starts the handshake as responder, with no
+    /// per-source limit. A driver that knows the remote address uses
+    /// [`Endpoint::accept_from`].
     pub fn accept(&mut self, now: Instant) -> Result<ConnId, ConnectError> {
         self.advance(now);
         if self.shutting_down {
             return Err(ConnectError::ShuttingDown);
         }
+        Ok(self.accept_inbound())
+    }
+
+    /// A transport was accepted from `source`: starts the handshake as
+    /// responder, unless the source is over one of its limits
+    /// ([`Config::source_limits`]): then
+    /// [`ConnectError::SourceLimited`] (counted in
+    /// [`Counters::refused_at_accept`](crate::Counters::refused_at_accept)),
+    /// and the driver closes the transport unread. The connection counts
+    /// against its source until its handshake ends; a handshake that
+    /// fails by the source's doing keeps its charge.
+    pub fn accept_from(&mut self, now: Instant, source: Source) -> Result<ConnId, ConnectError> {
+        self.advance(now);
+        if self.shutting_down {
+            return Err(ConnectError::ShuttingDown);
+        }
+        let admitted = match self.sources.admit(source, now) {
+            Err(_) if fault!(self.ctx.config, SourceUnlimited) => None,
+            Err(refusal) => {
+                self.ctx.counters.refused_at_accept += 1;
+                if refusal == SourceRefusal::Failing {
+                    self.ctx.counters.throttled_at_accept += 1;
+                }
+                tracing::debug!(?source, %refusal, "refused at accept");
+                return Err(ConnectError::SourceLimited(refusal));
+            }
+            Ok(admission) => Some(admission),
+        };
+        let id = self.accept_inbound();
+        if let Some(admission) = admitted {
+            self.sources.track(id, admission);
+        }
+        Ok(id)
+    }
+
+    /// Starts an accepted connection's handshake as responder.
+    fn accept_inbound(&mut self) -> ConnId {
         let busy = self.inbound_handshakes >= self.ctx.config.max_handshakes;
         if !busy {
             self.inbound_handshakes += 1;
@@ -253,7 +298,7 @@ impl Endpoint {
         let conn = Connection::accept(id, busy, &mut self.ctx);
         self.conns.insert(id, conn);
         tracing::debug!(conn = %id, busy, "accepted");
-        Ok(id)
+        id
     }
 
     /// Bytes arrived on a transport, or it ended.

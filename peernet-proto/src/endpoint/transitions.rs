@@ -24,6 +24,7 @@ impl Endpoint {
                     .is_some_and(|c| c.direction() == Direction::Inbound);
                 if inbound {
                     self.inbound_handshakes = self.inbound_handshakes.saturating_sub(1);
+                    self.sources.ended(conn, false, self.ctx.now);
                 }
                 self.register(conn);
             }
@@ -96,6 +97,8 @@ impl Endpoint {
                 self.registry.remove(&peer, conn);
             }
         } else {
+            let held = ending.held_against_source() && !fault!(self.ctx.config, FailuresRefunded);
+            self.sources.ended(conn, held, self.ctx.now);
             self.on_handshake_ended(conn, &ending);
         }
         c.close(ending, &mut self.ctx);

@@ -1,0 +1,459 @@
+//! Which accepted connections a source address may have: the local policy
+//! at accept (PROTOCOL.md section 6.1 leaves it to each node), checked by
+//! [`Endpoint::accept_from`](crate::Endpoint::accept_from) before a
+//! connection exists. Two limits per source ([`SourceLimits`]):
+//!
+//! - **handshakes in progress**, so that one address holding idle sockets
+//!   cannot take every handshake slot. An accepted connection counts from
+//!   accept until its handshake ends either way.
+//! - **failed handshakes per second**, so that one address cannot keep the
+//!   node doing handshake work that never gives a connection: an INIT from
+//!   someone who knows the node's PeerId but is not trusted costs two
+//!   X25519 operations before it is refused, and garbage after a valid
+//!   `mac1` one, for next to nothing on the sender's side. Each accepted
+//!   connection is charged to its source when it is admitted, and the
+//!   charge is given back when its handshake succeeds (or fails by this
+//!   node's doing); a source may owe `burst` charges at once, and they are
+//!   paid off at `rate` per second (a generic cell rate algorithm: one
+//!   instant per source). So the handshakes of a source that fail are at
+//!   most `burst + rate × seconds`, however many connections it opens in
+//!   parallel, while a source whose handshakes succeed is held back only
+//!   by the handshakes it has in progress.
+//!
+//! A connection beyond either limit is refused before it exists (the
+//! driver closes it: no REJECT, nothing read, no work). A source is an
+//! IPv4 address or an IPv6 /64 (one host or one subnet hands out a /64).
+//! Sources are chosen by whoever connects, so the tables hash them with a
+//! seed from the endpoint's RNG: nobody can aim collisions at them.
+
+use core::hash::Hash;
+use core::net::{IpAddr, SocketAddr};
+use core::time::Duration;
+
+use foldhash::SharedSeed;
+use foldhash::fast::SeedableRandomState;
+use hashbrown::HashMap;
+
+use crate::{ConnId, Instant};
+
+/// Where a connection came from, as far as the per-source limits care:
+/// an IPv4 address (an IPv4-mapped IPv6 address counts as one) or the
+/// /64 prefix of an IPv6 address.
+///
+/// ```
+/// use peernet_proto::Source;
+/// let a: std::net::SocketAddr = "[2001:db8:1:2::1]:4000".parse().unwrap();
+/// let b: std::net::SocketAddr = "[2001:db8:1:2:ff::9]:5000".parse().unwrap();
+/// assert_eq!(Source::from(a), Source::from(b));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Source {
+    /// An IPv4 address.
+    V4([u8; 4]),
+    /// An IPv6 address's /64 prefix.
+    V6([u8; 8]),
+}
+
+impl From<IpAddr> for Source {
+    fn from(ip: IpAddr) -> Source {
+        match ip {
+            IpAddr::V4(ip) => Source::V4(ip.octets()),
+            IpAddr::V6(ip) => match ip.to_ipv4_mapped() {
+                Some(v4) => Source::V4(v4.octets()),
+                None => {
+                    let mut prefix = [0u8; 8];
+                    prefix.copy_from_slice(&ip.octets()[..8]);
+                    Source::V6(prefix)
+                }
+            },
+        }
+    }
+}
+
+impl From<SocketAddr> for Source {
+    fn from(addr: SocketAddr) -> Source {
+        Source::from(addr.ip())
+    }
+}
+
+/// The per-source limits ([`Config::source_limits`](crate::Config::source_limits)).
+/// `#[non_exhaustive]`: start from [`SourceLimits::default`] and set fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SourceLimits {
+    /// Handshakes in progress per source. Default 32; 0 counts as 1.
+    pub handshakes: usize,
+    /// Failed handshakes per second per source, after the burst. Default
+    /// 8; 0 counts as 1, a billion or more is no limit.
+    pub failures_per_second: u32,
+    /// Failed handshakes a source may owe at once. Default 32; 0 counts
+    /// as 1. Handshakes in progress count against it until they succeed,
+    /// so to let one source have more in parallel, raise it with
+    /// `handshakes`.
+    pub failure_burst: u32,
+}
+
+impl Default for SourceLimits {
+    fn default() -> Self {
+        SourceLimits {
+            handshakes: 32,
+            failures_per_second: 8,
+            failure_burst: 32,
+        }
+    }
+}
+
+/// Why [`Endpoint::accept_from`](crate::Endpoint::accept_from) refused a
+/// connection ([`ConnectError::SourceLimited`](crate::ConnectError::SourceLimited)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SourceRefusal {
+    /// `handshakes` of its source are in progress.
+    #[error("too many handshakes in progress from this source")]
+    Busy,
+    /// Its source failed too many handshakes lately.
+    #[error("too many failed handshakes from this source")]
+    Failing,
+}
+
+/// The counts, and which connection (`C`, a [`ConnId`] in the endpoint)
+/// counts against which source.
+pub(crate) struct Sources<C = ConnId> {
+    limit: usize,
+    counts: HashMap<Source, usize, SeedableRandomState>,
+    /// Each tracked connection's source, and the end of its charge's
+    /// slot in its source's schedule.
+    by_conn: HashMap<C, (Source, Instant), SeedableRandomState>,
+    charges: Charges,
+}
+
+/// A hasher for tables keyed by what peers choose.
+fn seeded(seed: u64) -> SeedableRandomState {
+    SeedableRandomState::with_seed(seed, SharedSeed::global_fixed())
+}
+
+impl<C: Copy + Eq + Hash> Sources<C> {
+    pub(crate) fn new(limits: SourceLimits, seed: u64) -> Sources<C> {
+        Sources {
+            limit: limits.handshakes.max(1),
+            counts: HashMap::with_hasher(seeded(seed)),
+            by_conn: HashMap::with_hasher(seeded(seed.rotate_left(17))),
+            charges: Charges::new(limits.failures_per_second, limits.failure_burst, seed),
+        }
+    }
+
+    /// Whether one more connection from `source` may start a handshake
+    /// at `now`; if so, it is charged to the source (then
+    /// [`Sources::track`] it with the admission returned).
+    pub(crate) fn admit(
+        &mut self,
+        source: Source,
+        now: Instant,
+    ) -> Result<Admission, SourceRefusal> {
+        if self.counts.get(&source).copied().unwrap_or(0) >= self.limit {
+            return Err(SourceRefusal::Busy);
+        }
+        match self.charges.charge(source, now) {
+            Some(until) => Ok(Admission { source, until }),
+            None => Err(SourceRefusal::Failing),
+        }
+    }
+
+    /// `conn`, admitted as `admission`, counts until its handshake ends.
+    pub(crate) fn track(&mut self, conn: C, admission: Admission) {
+        *self.counts.entry(admission.source).or_insert(0) += 1;
+        self.by_conn
+            .insert(conn, (admission.source, admission.until));
+    }
+
+    /// `conn`'s handshake ended at `now`: it no longer counts as in
+    /// progress, and its charge is given back unless `held` (the failure
+    /// was its source's doing: `Ending::held_against_source`). Harmless
+    /// for a connection that never counted.
+    pub(crate) fn ended(&mut self, conn: C, held: bool, now: Instant) {
+        let Some((source, until)) = self.by_conn.remove(&conn) else {
+            return;
+        };
+        if let Some(n) = self.counts.get_mut(&source) {
+            *n -= 1;
+            if *n == 0 {
+                self.counts.remove(&source);
+            }
+        }
+        if !held {
+            self.charges.refund(source, until, now);
+        }
+    }
+
+    /// Sources with handshakes in progress (tests).
+    #[cfg(test)]
+    fn in_progress(&self, source: Source) -> usize {
+        self.counts.get(&source).copied().unwrap_or(0)
+    }
+}
+
+/// A connection [`Sources::admit`] let in: its source, and the end of
+/// its charge's slot in the source's schedule (what a refund may give
+/// back is the part of that slot still ahead).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Admission {
+    source: Source,
+    until: Instant,
+}
+
+/// Sources tracked for failed handshakes at most: past this many, each
+/// with a charge too recent to be forgotten, a new source is admitted
+/// without a charge (a flood from that many addresses is beyond what a
+/// per-source limit can stop; the table stays bounded in bytes, about
+/// 40 bytes a source).
+pub(crate) const MAX_FAILING_SOURCES: usize = 16 * 1024;
+
+/// Charges per source, as a rate (a generic cell rate algorithm): each
+/// admitted connection pushes its source's `clear_at` one `interval`
+/// further into the future, and each refund pulls it back one; a source
+/// is refused while its `clear_at` is more than `tolerance` ahead of now.
+/// A source whose `clear_at` has passed owes nothing, as one never seen,
+/// so it can be forgotten.
+struct Charges {
+    /// What one charge costs: a second divided by the rate.
+    interval: Duration,
+    /// How far ahead `clear_at` may run: `burst - 1` intervals.
+    tolerance: Duration,
+    clear_at: HashMap<Source, Instant, SeedableRandomState>,
+    /// No sweep for forgotten sources before this: a full table costs a
+    /// pass over it at most once per `tolerance + interval`.
+    next_sweep: Instant,
+}
+
+impl Charges {
+    fn new(per_second: u32, burst: u32, seed: u64) -> Charges {
+        let interval = Duration::from_secs(1) / per_second.max(1);
+        Charges {
+            interval,
+            tolerance: interval * (burst.max(1) - 1),
+            clear_at: HashMap::with_hasher(seeded(seed.rotate_left(41))),
+            next_sweep: Instant::ZERO,
+        }
+    }
+
+    /// Charges one connection from `source` at `now`, if the source has
+    /// room for it: the end of the charge's slot (`now` for a source
+    /// admitted uncharged because the table is full), or `None`.
+    fn charge(&mut self, source: Source, now: Instant) -> Option<Instant> {
+        if let Some(at) = self.clear_at.get_mut(&source) {
+            if at.saturating_duration_since(now) > self.tolerance {
+                return None;
+            }
+            *at = (*at).max(now) + self.interval;
+            return Some(*at);
+        }
+        if self.clear_at.len() >= MAX_FAILING_SOURCES {
+            if now < self.next_sweep {
+                return Some(now);
+            }
+            self.clear_at.retain(|_, at| *at > now);
+            self.next_sweep = now + self.tolerance + self.interval;
+            if self.clear_at.len() >= MAX_FAILING_SOURCES {
+                return Some(now);
+            }
+        }
+        let until = now + self.interval;
+        self.clear_at.insert(source, until);
+        Some(until)
+    }
+
+    /// Gives back, at `now`, what is left of the charge of `source`
+    /// whose slot ends at `until`: the part of the slot still ahead, at
+    /// most one interval. A charge that time has paid off already gives
+    /// nothing back, so that its refund cannot pay for a later failure
+    /// (the failures a source is held to stay within `burst + rate ×
+    /// seconds` whatever successes come between them).
+    fn refund(&mut self, source: Source, until: Instant, now: Instant) {
+        let left = until.saturating_duration_since(now).min(self.interval);
+        if let Some(at) = self.clear_at.get_mut(&source) {
+            *at = *at - left;
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.clear_at.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloc::vec::Vec;
+
+    use super::*;
+
+    fn source(s: &str) -> Source {
+        Source::from(s.parse::<SocketAddr>().unwrap())
+    }
+
+    #[test]
+    fn ipv4_by_address_ipv6_by_slash_64() {
+        assert_eq!(source("127.0.0.1:1"), source("127.0.0.1:2"));
+        assert_ne!(source("127.0.0.1:1"), source("127.0.0.2:1"));
+        assert_eq!(
+            source("[2001:db8:1:2::1]:1"),
+            source("[2001:db8:1:2:ff::9]:7")
+        );
+        assert_ne!(source("[2001:db8:1:2::1]:1"), source("[2001:db8:1:3::1]:1"));
+        assert_eq!(source("[::ffff:10.0.0.1]:1"), source("10.0.0.1:9"));
+    }
+
+    fn limits(handshakes: usize, per_second: u32, burst: u32) -> SourceLimits {
+        SourceLimits {
+            handshakes,
+            failures_per_second: per_second,
+            failure_burst: burst,
+        }
+    }
+
+    fn at(millis: u64) -> Instant {
+        Instant::from_millis(millis)
+    }
+
+    #[test]
+    fn a_source_at_its_limit_is_refused_until_one_ends() {
+        let mut s = Sources::<u64>::new(limits(2, 8, 32), 7);
+        let a = source("127.0.0.1:1");
+        let b = source("127.0.0.2:1");
+        let conns = [1u64, 2, 3];
+        let now = at(0);
+        for conn in &conns[..2] {
+            let admission = s.admit(a, now).unwrap();
+            s.track(*conn, admission);
+        }
+        assert_eq!(s.in_progress(a), 2);
+        assert_eq!(
+            s.admit(a, now).err(),
+            Some(SourceRefusal::Busy),
+            "third from one source"
+        );
+        assert!(s.admit(b, now).is_ok(), "another source is not affected");
+        s.ended(conns[0], false, now);
+        s.ended(conns[0], false, now); // twice is harmless
+        assert!(s.admit(a, now).is_ok());
+        s.ended(conns[2], true, now); // never counted
+        assert_eq!(s.in_progress(a), 1);
+    }
+
+    /// Admits a connection `conn` from `source` at `now` and ends its
+    /// handshake, `held` against the source or not; whether it was
+    /// admitted.
+    fn attempt(s: &mut Sources<u64>, conn: u64, source: Source, held: bool, now: Instant) -> bool {
+        let Ok(admission) = s.admit(source, now) else {
+            return false;
+        };
+        s.track(conn, admission);
+        s.ended(conn, held, now);
+        true
+    }
+
+    #[test]
+    fn failed_handshakes_are_a_burst_then_a_rate() {
+        // 10 per second (one per 100 ms) after a burst of 3
+        let mut s = Sources::<u64>::new(limits(32, 10, 3), 7);
+        let a = source("10.0.0.1:1");
+        let b = source("10.0.0.2:1");
+        for conn in 0..3 {
+            assert!(attempt(&mut s, conn, a, true, at(0)));
+        }
+        assert_eq!(
+            s.admit(a, at(0)).err(),
+            Some(SourceRefusal::Failing),
+            "the burst is spent"
+        );
+        assert_eq!(s.admit(a, at(99)).err(), Some(SourceRefusal::Failing));
+        assert!(s.admit(b, at(0)).is_ok(), "another source is not affected");
+        // one interval later there is room for exactly one more
+        assert!(attempt(&mut s, 3, a, true, at(100)));
+        assert_eq!(s.admit(a, at(100)).err(), Some(SourceRefusal::Failing));
+        assert_eq!(s.admit(a, at(199)).err(), Some(SourceRefusal::Failing));
+        // after burst / rate with no attempt the whole burst is back
+        for conn in 10..13 {
+            assert!(attempt(&mut s, conn, a, true, at(500)));
+        }
+        assert_eq!(s.admit(a, at(500)).err(), Some(SourceRefusal::Failing));
+    }
+
+    #[test]
+    fn connections_in_parallel_get_no_more_than_the_burst() {
+        // 32 connections at once, each admitted before any fails
+        let mut s = Sources::<u64>::new(limits(32, 10, 3), 7);
+        let a = source("10.0.0.1:1");
+        let admitted: Vec<Admission> = (0..32).filter_map(|_| s.admit(a, at(0)).ok()).collect();
+        assert_eq!(admitted.len(), 3);
+        for (conn, admission) in (0..3).zip(admitted) {
+            s.track(conn, admission);
+        }
+        for conn in 0..3 {
+            s.ended(conn, true, at(0));
+        }
+        // over one second of attempts as fast as they come: the burst and
+        // then one per interval, no more
+        let admitted = (1..=1_000)
+            .filter(|&ms| attempt(&mut s, 100 + ms, a, true, at(ms)))
+            .count();
+        assert_eq!(admitted, 10);
+    }
+
+    #[test]
+    fn an_ending_not_held_against_the_source_gives_the_charge_back() {
+        // a burst of 1 at one per second: without the refunds, the second
+        // attempt within the second would be refused
+        let mut s = Sources::<u64>::new(limits(32, 1, 1), 7);
+        let a = source("10.0.0.1:1");
+        for conn in 0..10 {
+            let admission = s.admit(a, at(conn)).expect("admitted");
+            s.track(conn, admission);
+            s.ended(conn, false, at(conn));
+        }
+        assert!(attempt(&mut s, 10, a, true, at(20)));
+        assert_eq!(s.admit(a, at(20)).err(), Some(SourceRefusal::Failing));
+    }
+
+    #[test]
+    fn a_refund_gives_back_no_more_than_the_source_owes() {
+        // one per second, burst 1. A success admitted at 0 whose charge
+        // the wait has paid off by 5 s, refunded after a failure at 5 s:
+        // the refund must not pay for a second failure at 5 s.
+        let mut s = Sources::<u64>::new(limits(32, 1, 1), 7);
+        let a = source("10.0.0.1:1");
+        let admission = s.admit(a, at(0)).unwrap();
+        s.track(1, admission);
+        assert!(attempt(&mut s, 2, a, true, at(5_000)));
+        s.ended(1, false, at(5_000));
+        assert_eq!(s.admit(a, at(5_000)).err(), Some(SourceRefusal::Failing));
+        assert!(s.admit(a, at(6_000)).is_ok());
+    }
+
+    #[test]
+    fn the_table_of_failing_sources_is_bounded_and_swept_at_most_once_a_window() {
+        // one per second, burst 1: each source is remembered for a second
+        let mut s = Sources::<u64>::new(limits(32, 1, 1), 7);
+        let v4 = |n: u32| Source::V4(n.to_be_bytes());
+        for n in 0..MAX_FAILING_SOURCES as u32 {
+            assert!(attempt(&mut s, u64::from(n), v4(n), true, at(0)));
+        }
+        assert_eq!(s.charges.len(), MAX_FAILING_SOURCES);
+        // full, and nothing is old enough to forget: a new source is
+        // admitted without a charge, the table does not grow
+        let new = v4(u32::MAX);
+        assert!(attempt(&mut s, 1 << 40, new, true, at(500)));
+        assert!(attempt(&mut s, (1 << 40) + 1, new, true, at(500)));
+        assert_eq!(s.charges.len(), MAX_FAILING_SOURCES);
+        assert_eq!(s.admit(v4(7), at(500)).err(), Some(SourceRefusal::Failing));
+        // the sweep just done (at 500 ms) waits one window: at 1.2 s every
+        // entry has expired, but no sweep runs yet
+        assert!(attempt(&mut s, (1 << 40) + 2, new, true, at(1_200)));
+        assert_eq!(s.charges.len(), MAX_FAILING_SOURCES);
+        // at 1.5 s it runs, forgets them all, and charges the new source
+        assert!(attempt(&mut s, (1 << 40) + 3, new, true, at(1_500)));
+        assert_eq!(s.charges.len(), 1);
+        assert_eq!(s.admit(new, at(1_500)).err(), Some(SourceRefusal::Failing));
+        assert!(s.admit(v4(7), at(1_500)).is_ok());
+    }
+}
