@@ -100,6 +100,12 @@ pub enum Invariant {
     /// version-1 and a version-2 node never connects, and fails cleanly
     /// (see [`fails_cleanly_across_versions`]).
     VersionsNeverMix,
+    /// Per source address, at accept (`Endpoint::accept_from`): never more
+    /// handshakes in progress than `SourceLimits::handshakes`, and of the
+    /// handshakes that failed by the source's doing, those admitted
+    /// within any `T` seconds are at most `failure_burst +
+    /// failures_per_second × T`.
+    SourceLimitsHold,
 }
 
 impl Invariant {
@@ -133,6 +139,7 @@ impl Invariant {
             Invariant::ReplayedInitNeverConnects => "replayed_init_never_connects",
             Invariant::BadRecordsEndTheConnection => "bad_records_end_the_connection",
             Invariant::VersionsNeverMix => "versions_never_mix",
+            Invariant::SourceLimitsHold => "source_limits_hold",
         }
     }
 }

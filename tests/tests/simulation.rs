@@ -315,3 +315,13 @@ fn catches_bad_record_ignored() {
 fn catches_version_1_refusing_an_init_as_a_frame_error() {
     caught(Fault::SmallHandshakeFrames, Invariant::VersionsNeverMix);
 }
+
+#[test]
+fn catches_source_limits_ignored() {
+    caught(Fault::SourceUnlimited, Invariant::SourceLimitsHold);
+}
+
+#[test]
+fn catches_failed_handshakes_refunded_to_their_source() {
+    caught(Fault::FailuresRefunded, Invariant::SourceLimitsHold);
+}

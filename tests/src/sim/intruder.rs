@@ -698,6 +698,16 @@ pub(super) struct RawAgainstNode<'a> {
 impl Sim {
     /// Opens a raw intruder's transport to `victim`.
     pub fn attack(&mut self, victim: NodeIx, attack: Attack) -> Option<LinkId> {
+        self.attack_from(victim, attack, None)
+    }
+
+    /// [`Sim::attack`] from `source` (`None`: one the intruders share).
+    pub fn attack_from(
+        &mut self,
+        victim: NodeIx,
+        attack: Attack,
+        source: Option<peernet_proto::Source>,
+    ) -> Option<LinkId> {
         let attack = match attack {
             Attack::Byzantine(_) if self.byzantine.is_none() => Attack::UntrustedHello,
             Attack::ReplayedHandshake if self.replays.is_empty() => Attack::Garbage,
@@ -752,7 +762,7 @@ impl Sim {
         if attack == Attack::ReplayedHandshake && version == ProtocolVersion::V2 {
             self.counters.replayed_inits += 1;
         }
-        let link = self.dial_raw(raw, victim);
+        let link = self.dial_raw(raw, victim, source);
         tr!(
             self,
             "intruder {attack:?} ({version:?}) dials n{victim} ({link})"

@@ -141,6 +141,7 @@ impl Sim {
                     self.who(peer)
                 );
                 self.counters.connected += 1;
+                self.source_handshake_ended(n, *conn, None);
                 let Some(cm) = self.nodes[n].conns.get(conn) else {
                     return self.fail(
                         Invariant::AuthenticatedPeerIdentity,
@@ -238,6 +239,7 @@ impl Sim {
                 }
             }
             Event::HandshakeFailed { conn, peer, error } => {
+                self.source_handshake_ended(n, *conn, Some(error));
                 // Only what `unpair` ends as an established connection is
                 // checked for its revocation.
                 self.unpairing.retain(|c| *c != (n, *conn));

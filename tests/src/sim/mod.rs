@@ -40,6 +40,7 @@ pub mod net;
 pub mod node;
 pub mod rng;
 pub mod scenario;
+pub mod sources;
 pub mod sweep;
 pub mod trace;
 pub mod v2checks;
@@ -131,6 +132,10 @@ pub struct Counters {
     /// Broken version-2 records read by their victim (which then had
     /// ended the connection).
     pub bad_records: u64,
+    /// Floods from one source address started.
+    pub floods: u64,
+    /// Connections refused at accept for their source's limits.
+    pub source_refusals: u64,
 }
 
 impl std::ops::AddAssign<&Counters> for Counters {
@@ -157,6 +162,8 @@ impl std::ops::AddAssign<&Counters> for Counters {
         self.versions_refused += o.versions_refused;
         self.replayed_inits += o.replayed_inits;
         self.bad_records += o.bad_records;
+        self.floods += o.floods;
+        self.source_refusals += o.source_refusals;
     }
 }
 
@@ -214,6 +221,12 @@ enum Ev {
         node: NodeIx,
         peer: PeerId,
         trusted: bool,
+    },
+    /// The next handshake of a flood from one source.
+    Flood {
+        victim: NodeIx,
+        left: u32,
+        every: u64,
     },
 }
 
@@ -563,6 +576,11 @@ impl Sim {
                 }
             }
             Ev::RawWake { link } => self.raw_wake(link),
+            Ev::Flood {
+                victim,
+                left,
+                every,
+            } => self.flood_step(victim, left, every),
             Ev::RawTick { link } => self.raw_tick(link),
             Ev::EagerCall { node, target } => {
                 let pad = self.rng.below(1_500) as usize;

@@ -19,11 +19,13 @@ use std::fmt;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use peernet_proto::{ConnId, Input, PeerId};
+use peernet_proto::{ConnId, ConnectError, Input, PeerId, Source};
 
 use super::intruder::RawPeer;
+use super::invariants::Invariant;
 use super::invariants::Obligation;
 use super::node::{ConnModel, NodeIx};
+use super::sources;
 use super::{Ev, Owner, Phase, Sim};
 
 /// Names one simulated transport for the whole run.
@@ -153,12 +155,18 @@ pub struct Link {
     record: Option<Vec<u8>>,
     /// An on-path attacker broke a record on it.
     pub tampered: bool,
+    /// The source address the dialer dials from (`sources.rs`).
+    pub source: Source,
 }
 
 impl Sim {
-    fn new_link(&mut self, dialer: EndKind, target: NodeIx) -> LinkId {
+    fn new_link(&mut self, dialer: EndKind, target: NodeIx, source: Option<Source>) -> LinkId {
         self.next_link += 1;
         let id = LinkId(self.next_link);
+        let source = source.unwrap_or(match &dialer {
+            EndKind::Node { node, .. } => sources::of_node(*node),
+            EndKind::Raw(_) => sources::of_intruder(id.0),
+        });
         let latency = self.rng.range(200_000, 30_000_000);
         let window = match self.rng.below(4) {
             0 => self.rng.range(256, 2_048),
@@ -190,6 +198,7 @@ impl Sim {
             delivered: [0; 2],
             record,
             tampered: false,
+            source,
         };
         self.links.insert(id, link);
         let connect_delay = latency + self.rng.below(2_000_000);
@@ -219,6 +228,7 @@ impl Sim {
                 conn: Some(conn),
             },
             b,
+            None,
         );
         let named = expected.map(|p| self.who(&p));
         tr!(
@@ -233,11 +243,17 @@ impl Sim {
         Some(link)
     }
 
-    /// A raw intruder dials node `victim`.
-    pub(crate) fn dial_raw(&mut self, raw: RawPeer, victim: NodeIx) -> LinkId {
+    /// A raw intruder dials node `victim`, from `source` (`None`: the
+    /// intruders' shared ones).
+    pub(crate) fn dial_raw(
+        &mut self,
+        raw: RawPeer,
+        victim: NodeIx,
+        source: Option<Source>,
+    ) -> LinkId {
         let lifetime = raw.lifetime;
         let ticks = raw.ticks();
-        let link = self.new_link(EndKind::Raw(Box::new(raw)), victim);
+        let link = self.new_link(EndKind::Raw(Box::new(raw)), victim, source);
         self.schedule(self.now + lifetime, Ev::RawWake { link });
         if ticks {
             self.schedule(self.now + 50_000_000, Ev::RawTick { link });
@@ -281,9 +297,15 @@ impl Sim {
             return;
         };
         let now = self.nodes[b].clock(self.now);
+        let source = link.source;
         let accepted = match self.nodes[b].ep.as_mut() {
             None => Err("nobody listens".to_string()),
-            Some(ep) => ep.accept(now).map_err(|e| e.to_string()),
+            Some(ep) => ep.accept_from(now, source).map_err(|e| {
+                if matches!(e, ConnectError::SourceLimited(_)) {
+                    self.counters.source_refusals += 1;
+                }
+                e.to_string()
+            }),
         };
         let conn = match accepted {
             Ok(conn) => conn,
@@ -305,6 +327,10 @@ impl Sim {
         };
         link.accepted = true;
         tr!(self, "n{b} accepts {id} as {conn}");
+        let limits = self.cfg.endpoint.source_limits;
+        if let Err(detail) = self.nodes[b].sources.admitted(conn, source, now, &limits) {
+            self.fail(Invariant::SourceLimitsHold, format!("n{b}: {detail}"));
+        }
         self.add_conn(b, conn, id, 1);
         self.touch(b);
         // A raw dialer starts talking now.

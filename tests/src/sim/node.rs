@@ -140,6 +140,8 @@ pub struct Node {
     pub calls: BTreeMap<CallId, PendingCall>,
     /// Calls we serve, in flight.
     pub serving: BTreeSet<InboundCallId>,
+    /// What this life admitted from each source address.
+    pub sources: super::sources::Ledger,
 }
 
 impl Node {
@@ -162,6 +164,7 @@ impl Node {
             conns: BTreeMap::new(),
             calls: BTreeMap::new(),
             serving: BTreeSet::new(),
+            sources: Default::default(),
         }
     }
 
@@ -201,6 +204,7 @@ impl Node {
         self.conns.clear();
         self.calls.clear();
         self.serving.clear();
+        self.sources = Default::default();
     }
 
     /// Whether the node is up and accepts commands.

@@ -107,6 +107,12 @@ impl SimConfig {
         c.handshake_timeout = Duration::from_secs(2);
         c.ping_interval = Duration::from_secs(1);
         c.idle_timeout = Duration::from_secs(3);
+        // As many handshakes in progress per source as in all, so that a
+        // swarm still fills the node's slots; failures held to 8 a second
+        // after 16, which honest nodes stay under and floods do not.
+        c.source_limits.handshakes = 8;
+        c.source_limits.failures_per_second = 8;
+        c.source_limits.failure_burst = 16;
         c
     }
 

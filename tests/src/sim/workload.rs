@@ -209,7 +209,15 @@ impl Sim {
             }
             Attack => {
                 if let Some(victim) = self.random_node(Some(Role::Honest)) {
-                    if self.rng.chance(0.15) {
+                    if self.rng.chance(0.06) {
+                        // A flood from one source address: well-formed
+                        // handshakes under an untrusted key, one every
+                        // 2-20 ms, more than the source's burst.
+                        let n = self.rng.range(24, 48) as u32;
+                        let every = self.rng.range(2_000_000, 20_000_000);
+                        tr!(self, "flood of {n} untrusted handshakes at n{victim}");
+                        self.flood(victim, n, every);
+                    } else if self.rng.chance(0.15) {
                         // A swarm of stalled handshakes: fills the
                         // victim's handshake slots (honest dials get
                         // REJECT busy until they time out).
