@@ -456,4 +456,85 @@ mod tests {
         assert_eq!(s.admit(new, at(1_500)).err(), Some(SourceRefusal::Failing));
         assert!(s.admit(v4(7), at(1_500)).is_ok());
     }
+
+    /// What one step of the property does.
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// `ms` later, a connection from source `source` asks in.
+        Admit { ms: u16, source: u8 },
+        /// `ms` later, handshake number `pick` (modulo those in
+        /// progress) ends, held against its source or not.
+        End { ms: u16, pick: u8, held: bool },
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0..300u16, 0..2u8).prop_map(|(ms, source)| Op::Admit { ms, source }),
+            (0..300u16, any::<u8>(), any::<bool>()).prop_map(|(ms, pick, held)| Op::End {
+                ms,
+                pick,
+                held
+            }),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2_000))]
+        /// Whatever the order of admissions, successes and failures: never
+        /// more in progress per source than the limit, and the failures
+        /// held against a source admitted within any `T` are at most
+        /// `burst + T / interval`.
+        #[test]
+        fn the_limits_hold_for_any_sequence(
+            handshakes in 1..6usize,
+            per_second in 1..40u32,
+            burst in 1..8u32,
+            ops in proptest::collection::vec(op(), 1..300),
+        ) {
+            let mut s = Sources::<u64>::new(limits(handshakes, per_second, burst), 7);
+            let interval = (Duration::from_secs(1) / per_second).as_nanos();
+            let mut now = 0u64;
+            let mut open: Vec<(u64, Source, Instant)> = Vec::new();
+            let mut held: [Vec<Instant>; 2] = Default::default();
+            for (conn, op) in (0u64..).zip(ops) {
+                match op {
+                    Op::Admit { ms, source } => {
+                        now += u64::from(ms);
+                        let src = Source::V4([10, 0, 0, source]);
+                        if let Ok(admission) = s.admit(src, at(now)) {
+                            s.track(conn, admission);
+                            open.push((conn, src, at(now)));
+                        }
+                        let in_progress = open.iter().filter(|(_, o, _)| *o == src).count();
+                        proptest::prop_assert!(in_progress <= handshakes);
+                    }
+                    Op::End { ms, pick, held: kept } => {
+                        now += u64::from(ms);
+                        if open.is_empty() {
+                            continue;
+                        }
+                        let (conn, src, admitted) = open.remove(usize::from(pick) % open.len());
+                        s.ended(conn, kept, at(now));
+                        if kept {
+                            let list = &mut held[usize::from(src == Source::V4([10, 0, 0, 1]))];
+                            list.push(admitted);
+                            list.sort();
+                            for i in 0..list.len() {
+                                for j in i..list.len() {
+                                    let span = list[j].saturating_duration_since(list[i]).as_nanos();
+                                    let allowed = u128::from(burst) + span / interval;
+                                    proptest::prop_assert!(
+                                        (j - i + 1) as u128 <= allowed,
+                                        "{} failures within {span} ns, {allowed} allowed",
+                                        j - i + 1
+                                    );
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
