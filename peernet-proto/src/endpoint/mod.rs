@@ -179,13 +179,16 @@ impl Endpoint {
             .max(INIT_LEN as u32);
         // Every INIT answered within the window, up to twice the
         // handshakes that may be in progress at once.
+        // One secret seed for the hash tables keyed by what peers choose
+        // (one draw, so the RNG's stream is what it was before `sources`).
+        let table_seed = rng.next_u64();
         let replay = ReplayCache::new(
             config.max_handshakes.saturating_mul(2).max(16),
             config.handshake_timeout,
-            rng.next_u64(),
+            table_seed,
         );
         let local = LocalStatic::new(&identity);
-        let sources = Sources::new(config.source_limits, rng.next_u64());
+        let sources = Sources::new(config.source_limits, table_seed.rotate_left(32));
         Endpoint {
             ctx: Ctx {
                 config,
