@@ -192,12 +192,13 @@ impl NodeConfig {
     }
 
     /// Failed handshakes one source (an IPv4 address or an IPv6 /64) may
-    /// cause: `burst` at once, then `per_second`. Each connection accepted
-    /// from a source is charged to it, and the charge is given back when
-    /// its handshake succeeds; a source that owes `burst` charges has
-    /// further connections closed at once, unread, and its charges are
-    /// paid off at `per_second` (one more connection `1 / per_second`
-    /// later; a rate of a billion or more per second is no limit). So however many connections a source opens, in parallel or
+    /// cause: `burst` at once, then `per_second`. Each handshake that
+    /// fails is charged to its source, and each one still in progress
+    /// counts as a charge it may yet owe; a source that owes `burst`
+    /// charges has further connections closed at once, unread, and its
+    /// charges are paid off at `per_second` (one more connection
+    /// `1 / per_second` later; a rate of a billion or more per second is
+    /// no limit). So however many connections a source opens, in parallel or
     /// in a loop, at most `burst + per_second × seconds` of its handshakes
     /// fail, while a source whose handshakes succeed is held back only by
     /// [`NodeConfig::handshakes_per_source`], so that many peers behind

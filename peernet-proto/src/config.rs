@@ -215,10 +215,10 @@ pub enum Fault {
     /// `Endpoint::accept_from`: every connection is admitted whatever its
     /// source has in progress or has failed lately.
     SourceUnlimited,
-    /// `Endpoint::end`: a failed inbound handshake gives its charge back
-    /// to its source as a success would, so failures are bounded by
-    /// nothing but the handshakes in progress.
-    FailuresRefunded,
+    /// `Endpoint::end`: a failed inbound handshake is not charged to its
+    /// source, as a success is not, so failures are bounded by nothing
+    /// but the handshakes in progress.
+    FailuresUncharged,
 }
 
 #[cfg(feature = "fault-injection")]
@@ -246,7 +246,7 @@ impl Fault {
         Fault::NoBackoff,
         Fault::RedialAfterUnpair,
         Fault::SourceUnlimited,
-        Fault::FailuresRefunded,
+        Fault::FailuresUncharged,
     ];
 
     /// The fault whose variant name is `name` (as its `Debug` prints it).

@@ -10,15 +10,16 @@
 //!   node doing handshake work that never gives a connection: an INIT from
 //!   someone who knows the node's PeerId but is not trusted costs two
 //!   X25519 operations before it is refused, and garbage after a valid
-//!   `mac1` one, for next to nothing on the sender's side. Each accepted
-//!   connection is charged to its source when it is admitted, and the
-//!   charge is given back when its handshake succeeds (or fails by this
-//!   node's doing); a source may owe `burst` charges at once, and they are
-//!   paid off at `rate` per second (a generic cell rate algorithm: one
-//!   instant per source). So the handshakes of a source that fail are at
-//!   most `burst + rate × seconds`, however many connections it opens in
-//!   parallel, while a source whose handshakes succeed is held back only
-//!   by the handshakes it has in progress.
+//!   `mac1` one, for next to nothing on the sender's side. Each handshake
+//!   that fails by its source's doing is charged to the source, and each
+//!   handshake still in progress counts as a charge it may yet owe; a
+//!   source may owe `burst` charges at once, and they are paid off at
+//!   `rate` per second (a generic cell rate algorithm: one instant per
+//!   source). So the handshakes of a source that fail, counted by when
+//!   they were admitted, are at most `burst + rate × seconds`, however
+//!   many connections it opens in parallel, while a source whose
+//!   handshakes succeed is held back only by the handshakes it has in
+//!   progress.
 //!
 //! A connection beyond either limit is refused before it exists (the
 //! driver closes it: no REJECT, nothing read, no work). A source is an
@@ -121,9 +122,7 @@ pub enum SourceRefusal {
 pub(crate) struct Sources<C = ConnId> {
     limit: usize,
     counts: HashMap<Source, usize, SeedableRandomState>,
-    /// Each tracked connection's source, and the end of its charge's
-    /// slot in its source's schedule.
-    by_conn: HashMap<C, (Source, Instant), SeedableRandomState>,
+    by_conn: HashMap<C, Source, SeedableRandomState>,
     charges: Charges,
 }
 
@@ -143,35 +142,30 @@ impl<C: Copy + Eq + Hash> Sources<C> {
     }
 
     /// Whether one more connection from `source` may start a handshake
-    /// at `now`; if so, it is charged to the source (then
-    /// [`Sources::track`] it with the admission returned).
-    pub(crate) fn admit(
-        &mut self,
-        source: Source,
-        now: Instant,
-    ) -> Result<Admission, SourceRefusal> {
-        if self.counts.get(&source).copied().unwrap_or(0) >= self.limit {
-            return Err(SourceRefusal::Busy);
-        }
-        match self.charges.charge(source, now) {
-            Some(until) => Ok(Admission { source, until }),
-            None => Err(SourceRefusal::Failing),
+    /// at `now` (if so, [`Sources::track`] it).
+    pub(crate) fn admit(&self, source: Source, now: Instant) -> Result<(), SourceRefusal> {
+        let in_progress = self.counts.get(&source).copied().unwrap_or(0);
+        if in_progress >= self.limit {
+            Err(SourceRefusal::Busy)
+        } else if !self.charges.has_room(source, in_progress, now) {
+            Err(SourceRefusal::Failing)
+        } else {
+            Ok(())
         }
     }
 
-    /// `conn`, admitted as `admission`, counts until its handshake ends.
-    pub(crate) fn track(&mut self, conn: C, admission: Admission) {
-        *self.counts.entry(admission.source).or_insert(0) += 1;
-        self.by_conn
-            .insert(conn, (admission.source, admission.until));
+    /// `conn`, admitted from `source`, counts until its handshake ends.
+    pub(crate) fn track(&mut self, conn: C, source: Source) {
+        *self.counts.entry(source).or_insert(0) += 1;
+        self.by_conn.insert(conn, source);
     }
 
     /// `conn`'s handshake ended at `now`: it no longer counts as in
-    /// progress, and its charge is given back unless `held` (the failure
-    /// was its source's doing: `Ending::held_against_source`). Harmless
-    /// for a connection that never counted.
+    /// progress, and if `held` (the failure was its source's doing:
+    /// `Ending::held_against_source`) its source is charged for it.
+    /// Harmless for a connection that never counted.
     pub(crate) fn ended(&mut self, conn: C, held: bool, now: Instant) {
-        let Some((source, until)) = self.by_conn.remove(&conn) else {
+        let Some(source) = self.by_conn.remove(&conn) else {
             return;
         };
         if let Some(n) = self.counts.get_mut(&source) {
@@ -180,44 +174,47 @@ impl<C: Copy + Eq + Hash> Sources<C> {
                 self.counts.remove(&source);
             }
         }
-        if !held {
-            self.charges.refund(source, until, now);
+        if held {
+            self.charges.charge(source, now);
         }
     }
 
-    /// Sources with handshakes in progress (tests).
+    /// Handshakes in progress from `source` (tests).
     #[cfg(test)]
     fn in_progress(&self, source: Source) -> usize {
         self.counts.get(&source).copied().unwrap_or(0)
     }
 }
 
-/// A connection [`Sources::admit`] let in: its source, and the end of
-/// its charge's slot in the source's schedule (what a refund may give
-/// back is the part of that slot still ahead).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Admission {
-    source: Source,
-    until: Instant,
-}
-
 /// Sources tracked for failed handshakes at most: past this many, each
-/// with a charge too recent to be forgotten, a new source is admitted
-/// without a charge (a flood from that many addresses is beyond what a
+/// with a charge too recent to be forgotten, a new source's failure is
+/// not charged (a flood from that many addresses is beyond what a
 /// per-source limit can stop; the table stays bounded in bytes, about
 /// 40 bytes a source).
 pub(crate) const MAX_FAILING_SOURCES: usize = 16 * 1024;
 
-/// Charges per source, as a rate (a generic cell rate algorithm): each
-/// admitted connection pushes its source's `clear_at` one `interval`
-/// further into the future, and each refund pulls it back one; a source
-/// is refused while its `clear_at` is more than `tolerance` ahead of now.
-/// A source whose `clear_at` has passed owes nothing, as one never seen,
-/// so it can be forgotten.
+/// The failures of each source, as a rate (a generic cell rate
+/// algorithm): each failure held against a source pushes its `clear_at`
+/// one `interval` further into the future, from now at the earliest. A
+/// source may start a handshake while what it owes, `clear_at − now`
+/// plus one interval for each of its handshakes still in progress (each
+/// may yet fail), is at most `tolerance`. A source whose `clear_at` has
+/// passed owes nothing, as one never seen, so it can be forgotten.
+///
+/// Why this bounds the failures by admission time: take the handshakes
+/// of a source that fail, admitted from `a_i` to `a_k`. When the last of
+/// them was admitted, each earlier one had either failed (pushing
+/// `clear_at` one interval past `a_i` at least, each on top of the last)
+/// or was in progress (one interval owed), so what the source owed was at
+/// least `a_i + (n − 1) × interval − a_k`, and the admission needed that
+/// to be at most `(burst − 1) × interval`: `n ≤ burst + (a_k − a_i) /
+/// interval`. Successes and this node's own refusals charge nothing, so
+/// nothing has to be given back.
 struct Charges {
-    /// What one charge costs: a second divided by the rate.
+    /// What one failure costs: a second divided by the rate.
     interval: Duration,
-    /// How far ahead `clear_at` may run: `burst - 1` intervals.
+    /// How much a source may owe and still start a handshake: `burst - 1`
+    /// intervals.
     tolerance: Duration,
     clear_at: HashMap<Source, Instant, SeedableRandomState>,
     /// No sweep for forgotten sources before this: a full table costs a
@@ -236,43 +233,37 @@ impl Charges {
         }
     }
 
-    /// Charges one connection from `source` at `now`, if the source has
-    /// room for it: the end of the charge's slot (`now` for a source
-    /// admitted uncharged because the table is full), or `None`.
-    fn charge(&mut self, source: Source, now: Instant) -> Option<Instant> {
+    /// Whether `source`, with `in_progress` handshakes under way, may
+    /// start one more at `now`.
+    fn has_room(&self, source: Source, in_progress: usize, now: Instant) -> bool {
+        let owed = self
+            .clear_at
+            .get(&source)
+            .map_or(Duration::ZERO, |at| at.saturating_duration_since(now));
+        let pending = u32::try_from(in_progress)
+            .ok()
+            .and_then(|n| self.interval.checked_mul(n))
+            .unwrap_or(Duration::MAX);
+        owed.saturating_add(pending) <= self.tolerance
+    }
+
+    /// A handshake of `source` failed at `now` by its doing.
+    fn charge(&mut self, source: Source, now: Instant) {
         if let Some(at) = self.clear_at.get_mut(&source) {
-            if at.saturating_duration_since(now) > self.tolerance {
-                return None;
-            }
             *at = (*at).max(now) + self.interval;
-            return Some(*at);
+            return;
         }
         if self.clear_at.len() >= MAX_FAILING_SOURCES {
             if now < self.next_sweep {
-                return Some(now);
+                return;
             }
             self.clear_at.retain(|_, at| *at > now);
             self.next_sweep = now + self.tolerance + self.interval;
             if self.clear_at.len() >= MAX_FAILING_SOURCES {
-                return Some(now);
+                return;
             }
         }
-        let until = now + self.interval;
-        self.clear_at.insert(source, until);
-        Some(until)
-    }
-
-    /// Gives back, at `now`, what is left of the charge of `source`
-    /// whose slot ends at `until`: the part of the slot still ahead, at
-    /// most one interval. A charge that time has paid off already gives
-    /// nothing back, so that its refund cannot pay for a later failure
-    /// (the failures a source is held to stay within `burst + rate ×
-    /// seconds` whatever successes come between them).
-    fn refund(&mut self, source: Source, until: Instant, now: Instant) {
-        let left = until.saturating_duration_since(now).min(self.interval);
-        if let Some(at) = self.clear_at.get_mut(&source) {
-            *at = *at - left;
-        }
+        self.clear_at.insert(source, now + self.interval);
     }
 
     #[cfg(test)]
@@ -323,8 +314,8 @@ mod tests {
         let conns = [1u64, 2, 3];
         let now = at(0);
         for conn in &conns[..2] {
-            let admission = s.admit(a, now).unwrap();
-            s.track(*conn, admission);
+            assert!(s.admit(a, now).is_ok());
+            s.track(*conn, a);
         }
         assert_eq!(s.in_progress(a), 2);
         assert_eq!(
@@ -344,10 +335,10 @@ mod tests {
     /// handshake, `held` against the source or not; whether it was
     /// admitted.
     fn attempt(s: &mut Sources<u64>, conn: u64, source: Source, held: bool, now: Instant) -> bool {
-        let Ok(admission) = s.admit(source, now) else {
+        if s.admit(source, now).is_err() {
             return false;
-        };
-        s.track(conn, admission);
+        }
+        s.track(conn, source);
         s.ended(conn, held, now);
         true
     }
@@ -384,11 +375,14 @@ mod tests {
         // 32 connections at once, each admitted before any fails
         let mut s = Sources::<u64>::new(limits(32, 10, 3), 7);
         let a = source("10.0.0.1:1");
-        let admitted: Vec<Admission> = (0..32).filter_map(|_| s.admit(a, at(0)).ok()).collect();
-        assert_eq!(admitted.len(), 3);
-        for (conn, admission) in (0..3).zip(admitted) {
-            s.track(conn, admission);
+        let mut admitted = 0;
+        for conn in 0..32 {
+            if s.admit(a, at(0)).is_ok() {
+                s.track(conn, a);
+                admitted += 1;
+            }
         }
+        assert_eq!(admitted, 3, "those in progress count against the burst");
         for conn in 0..3 {
             s.ended(conn, true, at(0));
         }
@@ -401,14 +395,14 @@ mod tests {
     }
 
     #[test]
-    fn an_ending_not_held_against_the_source_gives_the_charge_back() {
+    fn an_ending_not_held_against_the_source_charges_nothing() {
         // a burst of 1 at one per second: without the refunds, the second
         // attempt within the second would be refused
         let mut s = Sources::<u64>::new(limits(32, 1, 1), 7);
         let a = source("10.0.0.1:1");
         for conn in 0..10 {
-            let admission = s.admit(a, at(conn)).expect("admitted");
-            s.track(conn, admission);
+            assert!(s.admit(a, at(conn)).is_ok(), "attempt {conn}");
+            s.track(conn, a);
             s.ended(conn, false, at(conn));
         }
         assert!(attempt(&mut s, 10, a, true, at(20)));
@@ -416,16 +410,17 @@ mod tests {
     }
 
     #[test]
-    fn a_refund_gives_back_no_more_than_the_source_owes() {
-        // one per second, burst 1. A success admitted at 0 whose charge
-        // the wait has paid off by 5 s, refunded after a failure at 5 s:
-        // the refund must not pay for a second failure at 5 s.
-        let mut s = Sources::<u64>::new(limits(32, 1, 1), 7);
+    fn a_success_between_failures_pays_for_none_of_them() {
+        // one per second, burst 2. A handshake admitted at 0 is still in
+        // progress at 5 s, when one fails; it then succeeds, and a second
+        // fails: the burst is spent, whatever the success.
+        let mut s = Sources::<u64>::new(limits(32, 1, 2), 7);
         let a = source("10.0.0.1:1");
-        let admission = s.admit(a, at(0)).unwrap();
-        s.track(1, admission);
+        assert!(s.admit(a, at(0)).is_ok());
+        s.track(1, a);
         assert!(attempt(&mut s, 2, a, true, at(5_000)));
         s.ended(1, false, at(5_000));
+        assert!(attempt(&mut s, 3, a, true, at(5_000)));
         assert_eq!(s.admit(a, at(5_000)).err(), Some(SourceRefusal::Failing));
         assert!(s.admit(a, at(6_000)).is_ok());
     }
@@ -439,8 +434,8 @@ mod tests {
             assert!(attempt(&mut s, u64::from(n), v4(n), true, at(0)));
         }
         assert_eq!(s.charges.len(), MAX_FAILING_SOURCES);
-        // full, and nothing is old enough to forget: a new source is
-        // admitted without a charge, the table does not grow
+        // full, and nothing is old enough to forget: a new source's
+        // failures are not charged, the table does not grow
         let new = v4(u32::MAX);
         assert!(attempt(&mut s, 1 << 40, new, true, at(500)));
         assert!(attempt(&mut s, (1 << 40) + 1, new, true, at(500)));
@@ -480,7 +475,7 @@ mod tests {
     }
 
     proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2_000))]
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(5_000))]
         /// Whatever the order of admissions, successes and failures: never
         /// more in progress per source than the limit, and the failures
         /// held against a source admitted within any `T` are at most
@@ -502,8 +497,8 @@ mod tests {
                     Op::Admit { ms, source } => {
                         now += u64::from(ms);
                         let src = Source::V4([10, 0, 0, source]);
-                        if let Ok(admission) = s.admit(src, at(now)) {
-                            s.track(conn, admission);
+                        if s.admit(src, at(now)).is_ok() {
+                            s.track(conn, src);
                             open.push((conn, src, at(now)));
                         }
                         let in_progress = open.iter().filter(|(_, o, _)| *o == src).count();

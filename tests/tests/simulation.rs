@@ -322,6 +322,6 @@ fn catches_source_limits_ignored() {
 }
 
 #[test]
-fn catches_failed_handshakes_refunded_to_their_source() {
-    caught(Fault::FailuresRefunded, Invariant::SourceLimitsHold);
+fn catches_failed_handshakes_left_uncharged() {
+    caught(Fault::FailuresUncharged, Invariant::SourceLimitsHold);
 }

@@ -273,21 +273,19 @@ impl Endpoint {
             return Err(ConnectError::ShuttingDown);
         }
         let admitted = match self.sources.admit(source, now) {
-            Err(_) if fault!(self.ctx.config, SourceUnlimited) => None,
-            Err(refusal) => {
-                self.ctx.counters.refused_at_accept += 1;
-                if refusal == SourceRefusal::Failing {
-                    self.ctx.counters.throttled_at_accept += 1;
-                }
-                tracing::debug!(?source, %refusal, "refused at accept");
-                return Err(ConnectError::SourceLimited(refusal));
-            }
-            Ok(admission) => Some(admission),
+            Err(_) if fault!(self.ctx.config, SourceUnlimited) => Ok(()),
+            other => other,
         };
-        let id = self.accept_inbound();
-        if let Some(admission) = admitted {
-            self.sources.track(id, admission);
+        if let Err(refusal) = admitted {
+            self.ctx.counters.refused_at_accept += 1;
+            if refusal == SourceRefusal::Failing {
+                self.ctx.counters.throttled_at_accept += 1;
+            }
+            tracing::debug!(?source, %refusal, "refused at accept");
+            return Err(ConnectError::SourceLimited(refusal));
         }
+        let id = self.accept_inbound();
+        self.sources.track(id, source);
         Ok(id)
     }
 

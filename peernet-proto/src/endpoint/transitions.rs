@@ -97,7 +97,7 @@ impl Endpoint {
                 self.registry.remove(&peer, conn);
             }
         } else {
-            let held = ending.held_against_source() && !fault!(self.ctx.config, FailuresRefunded);
+            let held = ending.held_against_source() && !fault!(self.ctx.config, FailuresUncharged);
             self.sources.ended(conn, held, self.ctx.now);
             self.on_handshake_ended(conn, &ending);
         }
