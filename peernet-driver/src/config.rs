@@ -182,10 +182,10 @@ impl NodeConfig {
     /// an IPv6 /64) before further connections from it are closed at once,
     /// unread. Keeps one address holding idle sockets from taking every
     /// one of the `max_handshakes` slots and locking every other peer out.
-    /// Default 32; at least 1. Handshakes in progress are also charged
+    /// Default 32; at least 1. Each handshake in progress also counts
     /// against [`NodeConfig::failed_handshakes_per_source`]'s burst until
-    /// they succeed, so to let one source have more in parallel, raise
-    /// both.
+    /// it ends (it may yet fail), so to let one source have more in
+    /// parallel, raise both.
     pub fn handshakes_per_source(mut self, limit: usize) -> NodeConfig {
         self.protocol.source_limits.handshakes = limit.max(1);
         self

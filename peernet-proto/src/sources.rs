@@ -88,9 +88,9 @@ pub struct SourceLimits {
     /// 8; 0 counts as 1, a billion or more is no limit.
     pub failures_per_second: u32,
     /// Failed handshakes a source may owe at once. Default 32; 0 counts
-    /// as 1. Handshakes in progress count against it until they succeed,
-    /// so to let one source have more in parallel, raise it with
-    /// `handshakes`.
+    /// as 1. Each handshake in progress counts against it until it ends
+    /// (it may yet fail), so to let one source have more in parallel,
+    /// raise it with `handshakes`.
     pub failure_burst: u32,
 }
 
