@@ -453,7 +453,7 @@ impl<R: Runtime> Node<R> {
     /// handshakes in progress.
     pub fn refused_connections(&self) -> u64 {
         self.shared
-            .read(|inner| inner.ep.stats().counters.refused_at_accept)
+            .read(|inner| inner.ep.counters().refused_at_accept)
     }
 
     /// Dials `peer` at `addr` over TCP. Resolves when the handshake

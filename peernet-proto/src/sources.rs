@@ -27,7 +27,6 @@
 //! Sources are chosen by whoever connects, so the tables hash them with a
 //! seed from the endpoint's RNG: nobody can aim collisions at them.
 
-use core::hash::Hash;
 use core::net::{IpAddr, SocketAddr};
 use core::time::Duration;
 
@@ -117,12 +116,11 @@ pub enum SourceRefusal {
     Failing,
 }
 
-/// The counts, and which connection (`C`, a [`ConnId`] in the endpoint)
-/// counts against which source.
-pub(crate) struct Sources<C = ConnId> {
+/// The counts, and which connection counts against which source.
+pub(crate) struct Sources {
     limit: usize,
     counts: HashMap<Source, usize, SeedableRandomState>,
-    by_conn: HashMap<C, Source, SeedableRandomState>,
+    by_conn: HashMap<ConnId, Source, SeedableRandomState>,
     charges: Charges,
 }
 
@@ -131,8 +129,8 @@ fn seeded(seed: u64) -> SeedableRandomState {
     SeedableRandomState::with_seed(seed, SharedSeed::global_fixed())
 }
 
-impl<C: Copy + Eq + Hash> Sources<C> {
-    pub(crate) fn new(limits: SourceLimits, seed: u64) -> Sources<C> {
+impl Sources {
+    pub(crate) fn new(limits: SourceLimits, seed: u64) -> Sources {
         Sources {
             limit: limits.handshakes.max(1),
             counts: HashMap::with_hasher(seeded(seed)),
@@ -155,7 +153,7 @@ impl<C: Copy + Eq + Hash> Sources<C> {
     }
 
     /// `conn`, admitted from `source`, counts until its handshake ends.
-    pub(crate) fn track(&mut self, conn: C, source: Source) {
+    pub(crate) fn track(&mut self, conn: ConnId, source: Source) {
         *self.counts.entry(source).or_insert(0) += 1;
         self.by_conn.insert(conn, source);
     }
@@ -164,7 +162,7 @@ impl<C: Copy + Eq + Hash> Sources<C> {
     /// progress, and if `held` (the failure was its source's doing:
     /// `Ending::held_against_source`) its source is charged for it.
     /// Harmless for a connection that never counted.
-    pub(crate) fn ended(&mut self, conn: C, held: bool, now: Instant) {
+    pub(crate) fn ended(&mut self, conn: ConnId, held: bool, now: Instant) {
         let Some(source) = self.by_conn.remove(&conn) else {
             return;
         };
@@ -308,14 +306,14 @@ mod tests {
 
     #[test]
     fn a_source_at_its_limit_is_refused_until_one_ends() {
-        let mut s = Sources::<u64>::new(limits(2, 8, 32), 7);
+        let mut s = Sources::new(limits(2, 8, 32), 7);
         let a = source("127.0.0.1:1");
         let b = source("127.0.0.2:1");
         let conns = [1u64, 2, 3];
         let now = at(0);
         for conn in &conns[..2] {
             assert!(s.admit(a, now).is_ok());
-            s.track(*conn, a);
+            s.track(ConnId(*conn), a);
         }
         assert_eq!(s.in_progress(a), 2);
         assert_eq!(
@@ -324,29 +322,29 @@ mod tests {
             "third from one source"
         );
         assert!(s.admit(b, now).is_ok(), "another source is not affected");
-        s.ended(conns[0], false, now);
-        s.ended(conns[0], false, now); // twice is harmless
+        s.ended(ConnId(conns[0]), false, now);
+        s.ended(ConnId(conns[0]), false, now); // twice is harmless
         assert!(s.admit(a, now).is_ok());
-        s.ended(conns[2], true, now); // never counted
+        s.ended(ConnId(conns[2]), true, now); // never counted
         assert_eq!(s.in_progress(a), 1);
     }
 
     /// Admits a connection `conn` from `source` at `now` and ends its
     /// handshake, `held` against the source or not; whether it was
     /// admitted.
-    fn attempt(s: &mut Sources<u64>, conn: u64, source: Source, held: bool, now: Instant) -> bool {
+    fn attempt(s: &mut Sources, conn: u64, source: Source, held: bool, now: Instant) -> bool {
         if s.admit(source, now).is_err() {
             return false;
         }
-        s.track(conn, source);
-        s.ended(conn, held, now);
+        s.track(ConnId(conn), source);
+        s.ended(ConnId(conn), held, now);
         true
     }
 
     #[test]
     fn failed_handshakes_are_a_burst_then_a_rate() {
         // 10 per second (one per 100 ms) after a burst of 3
-        let mut s = Sources::<u64>::new(limits(32, 10, 3), 7);
+        let mut s = Sources::new(limits(32, 10, 3), 7);
         let a = source("10.0.0.1:1");
         let b = source("10.0.0.2:1");
         for conn in 0..3 {
@@ -373,18 +371,18 @@ mod tests {
     #[test]
     fn connections_in_parallel_get_no_more_than_the_burst() {
         // 32 connections at once, each admitted before any fails
-        let mut s = Sources::<u64>::new(limits(32, 10, 3), 7);
+        let mut s = Sources::new(limits(32, 10, 3), 7);
         let a = source("10.0.0.1:1");
         let mut admitted = 0;
         for conn in 0..32 {
             if s.admit(a, at(0)).is_ok() {
-                s.track(conn, a);
+                s.track(ConnId(conn), a);
                 admitted += 1;
             }
         }
         assert_eq!(admitted, 3, "those in progress count against the burst");
         for conn in 0..3 {
-            s.ended(conn, true, at(0));
+            s.ended(ConnId(conn), true, at(0));
         }
         // over one second of attempts as fast as they come: the burst and
         // then one per interval, no more
@@ -398,12 +396,12 @@ mod tests {
     fn an_ending_not_held_against_the_source_charges_nothing() {
         // a burst of 1 at one per second: without the refunds, the second
         // attempt within the second would be refused
-        let mut s = Sources::<u64>::new(limits(32, 1, 1), 7);
+        let mut s = Sources::new(limits(32, 1, 1), 7);
         let a = source("10.0.0.1:1");
         for conn in 0..10 {
             assert!(s.admit(a, at(conn)).is_ok(), "attempt {conn}");
-            s.track(conn, a);
-            s.ended(conn, false, at(conn));
+            s.track(ConnId(conn), a);
+            s.ended(ConnId(conn), false, at(conn));
         }
         assert!(attempt(&mut s, 10, a, true, at(20)));
         assert_eq!(s.admit(a, at(20)).err(), Some(SourceRefusal::Failing));
@@ -414,12 +412,12 @@ mod tests {
         // one per second, burst 2. A handshake admitted at 0 is still in
         // progress at 5 s, when one fails; it then succeeds, and a second
         // fails: the burst is spent, whatever the success.
-        let mut s = Sources::<u64>::new(limits(32, 1, 2), 7);
+        let mut s = Sources::new(limits(32, 1, 2), 7);
         let a = source("10.0.0.1:1");
         assert!(s.admit(a, at(0)).is_ok());
-        s.track(1, a);
+        s.track(ConnId(1), a);
         assert!(attempt(&mut s, 2, a, true, at(5_000)));
-        s.ended(1, false, at(5_000));
+        s.ended(ConnId(1), false, at(5_000));
         assert!(attempt(&mut s, 3, a, true, at(5_000)));
         assert_eq!(s.admit(a, at(5_000)).err(), Some(SourceRefusal::Failing));
         assert!(s.admit(a, at(6_000)).is_ok());
@@ -428,7 +426,7 @@ mod tests {
     #[test]
     fn the_table_of_failing_sources_is_bounded_and_swept_at_most_once_a_window() {
         // one per second, burst 1: each source is remembered for a second
-        let mut s = Sources::<u64>::new(limits(32, 1, 1), 7);
+        let mut s = Sources::new(limits(32, 1, 1), 7);
         let v4 = |n: u32| Source::V4(n.to_be_bytes());
         for n in 0..MAX_FAILING_SOURCES as u32 {
             assert!(attempt(&mut s, u64::from(n), v4(n), true, at(0)));
@@ -487,7 +485,7 @@ mod tests {
             burst in 1..8u32,
             ops in proptest::collection::vec(op(), 1..300),
         ) {
-            let mut s = Sources::<u64>::new(limits(handshakes, per_second, burst), 7);
+            let mut s = Sources::new(limits(handshakes, per_second, burst), 7);
             let interval = (Duration::from_secs(1) / per_second).as_nanos();
             let mut now = 0u64;
             let mut open: Vec<(u64, Source, Instant)> = Vec::new();
@@ -498,7 +496,7 @@ mod tests {
                         now += u64::from(ms);
                         let src = Source::V4([10, 0, 0, source]);
                         if s.admit(src, at(now)).is_ok() {
-                            s.track(conn, src);
+                            s.track(ConnId(conn), src);
                             open.push((conn, src, at(now)));
                         }
                         let in_progress = open.iter().filter(|(_, o, _)| *o == src).count();
@@ -510,7 +508,7 @@ mod tests {
                             continue;
                         }
                         let (conn, src, admitted) = open.remove(usize::from(pick) % open.len());
-                        s.ended(conn, kept, at(now));
+                        s.ended(ConnId(conn), kept, at(now));
                         if kept {
                             let list = &mut held[usize::from(src == Source::V4([10, 0, 0, 1]))];
                             list.push(admitted);

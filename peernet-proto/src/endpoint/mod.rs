@@ -217,91 +217,6 @@ impl Endpoint {
 
     // ----- input -----
 
-    /// A transport we dialed is open: starts the handshake as initiator
-    /// (HELLO or INIT is queued). `expected` is the PeerId dialed; `None`
-    /// accepts any trusted responder in version 1, and is refused with
-    /// [`ConnectError::PeerIdRequired`] in version 2.
-    pub fn connect(
-        &mut self,
-        now: Instant,
-        expected: Option<PeerId>,
-    ) -> Result<ConnId, ConnectError> {
-        self.advance(now);
-        if self.shutting_down {
-            return Err(ConnectError::ShuttingDown);
-        }
-        if let Some(peer) = expected {
-            if !self.trust.contains(&peer) || peer == self.peer_id() {
-                return Err(ConnectError::Untrusted(peer));
-            }
-        }
-        let id = ConnId(self.next_conn);
-        let expected = match fault!(self.ctx.config, IgnoreExpectedPeer) {
-            true => None,
-            false => expected,
-        };
-        let conn = Connection::dial(id, expected, &mut node!(self), &mut self.ctx)?;
-        self.next_conn += 1;
-        self.conns.insert(id, conn);
-        tracing::debug!(conn = %id, peer = ?expected, "dialing");
-        Ok(id)
-    }
-
-    /// A transport was accepted from an address nobody else shares (or
-    /// none: a pipe, a test): starts the handshake as responder, with no
-    /// per-source limit. A driver that knows the remote address uses
-    /// [`Endpoint::accept_from`].
-    pub fn accept(&mut self, now: Instant) -> Result<ConnId, ConnectError> {
-        self.advance(now);
-        if self.shutting_down {
-            return Err(ConnectError::ShuttingDown);
-        }
-        Ok(self.accept_inbound())
-    }
-
-    /// A transport was accepted from `source`: starts the handshake as
-    /// responder, unless the source is over one of its limits
-    /// ([`Config::source_limits`]): then
-    /// [`ConnectError::SourceLimited`] (counted in
-    /// [`Counters::refused_at_accept`](crate::Counters::refused_at_accept)),
-    /// and the driver closes the transport unread. The connection counts
-    /// against its source until its handshake ends; a handshake that
-    /// fails by the source's doing keeps its charge.
-    pub fn accept_from(&mut self, now: Instant, source: Source) -> Result<ConnId, ConnectError> {
-        self.advance(now);
-        if self.shutting_down {
-            return Err(ConnectError::ShuttingDown);
-        }
-        let admitted = match self.sources.admit(source, now) {
-            Err(_) if fault!(self.ctx.config, SourceUnlimited) => Ok(()),
-            other => other,
-        };
-        if let Err(refusal) = admitted {
-            self.ctx.counters.refused_at_accept += 1;
-            if refusal == SourceRefusal::Failing {
-                self.ctx.counters.throttled_at_accept += 1;
-            }
-            tracing::debug!(?source, %refusal, "refused at accept");
-            return Err(ConnectError::SourceLimited(refusal));
-        }
-        let id = self.accept_inbound();
-        self.sources.track(id, source);
-        Ok(id)
-    }
-
-    /// Starts an accepted connection's handshake as responder.
-    fn accept_inbound(&mut self) -> ConnId {
-        let busy = self.inbound_handshakes >= self.ctx.config.max_handshakes;
-        if !busy {
-            self.inbound_handshakes += 1;
-        }
-        let id = self.new_conn_id();
-        let conn = Connection::accept(id, busy, &mut self.ctx);
-        self.conns.insert(id, conn);
-        tracing::debug!(conn = %id, busy, "accepted");
-        id
-    }
-
     /// Bytes arrived on a transport, or it ended.
     pub fn handle_input(&mut self, now: Instant, input: Input) {
         self.advance(now);
@@ -610,3 +525,4 @@ mod transitions;
 // Dialing by PeerId: the address book, one-off dials, kept peers.
 mod dialing;
 mod queries;
+mod transports;

@@ -67,6 +67,12 @@ impl Endpoint {
         self.shutting_down
     }
 
+    /// What happened since the endpoint started: [`Stats::counters`]
+    /// alone, without walking the connections for the gauges.
+    pub fn counters(&self) -> Counters {
+        self.ctx.counters
+    }
+
     /// Counters over every connection.
     pub fn stats(&self) -> Stats {
         let mut s = Stats {
