@@ -59,6 +59,9 @@ pub struct KeepConfig {
     pub fault: Option<Fault>,
     /// The steps, by virtual time.
     pub plan: Vec<(Duration, Step)>,
+    /// Every link's one-way latency (a connect takes two): `None` draws
+    /// each from 1 to 30 ms.
+    pub latency: Option<Duration>,
 }
 
 impl KeepConfig {
@@ -141,6 +144,51 @@ pub fn random(seed: u64, fault: Option<Fault>) -> KeepConfig {
         endpoint,
         fault,
         plan,
+        latency: None,
+    }
+}
+
+/// Two nodes that keep each other and always dial each other at the same
+/// instant, round after round: they start together, and later crash and
+/// restart together, on links of one fixed latency, with a backoff
+/// without jitter (every first redial waits `first_min`). Whatever the
+/// seed, both sides of every handshake run in lockstep, so the rule of
+/// section 4 decides every pair of connections: each side must keep the
+/// same one, at once, or the pair loses both and redials into the same
+/// race again. Checked [`reconnect_bound`] after each start.
+pub fn lockstep(seed: u64, fault: Option<Fault>) -> KeepConfig {
+    let mut rng = SimRng::new(seed ^ 0x6c6f_636b);
+    let mut endpoint = Config::default();
+    endpoint.dial.first_max = endpoint.dial.first_min;
+    endpoint.dial.growth_max_percent = endpoint.dial.growth_min_percent;
+    let bound = reconnect_bound(&endpoint);
+    let latency = Duration::from_millis(rng.range(1, 30));
+    let mut plan = vec![
+        (Duration::ZERO, Step::Start(0)),
+        (Duration::ZERO, Step::Start(1)),
+    ];
+    let mut t = bound;
+    plan.push((t, check("start", Duration::ZERO)));
+    for round in 0..3 {
+        t += SEC * rng.range(1, 20) as u32;
+        plan.push((t, Step::Crash(0)));
+        plan.push((t, Step::Crash(1)));
+        t += SEC;
+        for node in 0..2 {
+            let new_port = false;
+            plan.push((t, Step::Restart { node, new_port }));
+        }
+        plan.push((t + bound, check(&format!("restart {round}"), t)));
+        t += bound;
+    }
+    KeepConfig {
+        seed,
+        nodes: 2,
+        degree: 2,
+        endpoint,
+        fault,
+        plan,
+        latency: Some(latency),
     }
 }
 
@@ -170,6 +218,7 @@ pub fn scale(seed: u64, nodes: usize, degree: usize, partition: Duration) -> Kee
         endpoint,
         fault: None,
         plan,
+        latency: None,
     }
 }
 
