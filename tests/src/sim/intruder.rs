@@ -706,7 +706,7 @@ impl Sim {
         &mut self,
         victim: NodeIx,
         attack: Attack,
-        source: Option<peernet_proto::Source>,
+        source: Option<std::net::IpAddr>,
     ) -> Option<LinkId> {
         let attack = match attack {
             Attack::Byzantine(_) if self.byzantine.is_none() => Attack::UntrustedHello,

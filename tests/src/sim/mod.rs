@@ -225,6 +225,8 @@ enum Ev {
     /// The next handshake of a flood from one source.
     Flood {
         victim: NodeIx,
+        /// Which flood (`sources::of_flood`).
+        flood: u64,
         left: u32,
         every: u64,
     },
@@ -578,9 +580,10 @@ impl Sim {
             Ev::RawWake { link } => self.raw_wake(link),
             Ev::Flood {
                 victim,
+                flood,
                 left,
                 every,
-            } => self.flood_step(victim, left, every),
+            } => self.flood_step(victim, flood, left, every),
             Ev::RawTick { link } => self.raw_tick(link),
             Ev::EagerCall { node, target } => {
                 let pad = self.rng.below(1_500) as usize;

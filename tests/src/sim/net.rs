@@ -16,6 +16,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -155,12 +156,12 @@ pub struct Link {
     record: Option<Vec<u8>>,
     /// An on-path attacker broke a record on it.
     pub tampered: bool,
-    /// The source address the dialer dials from (`sources.rs`).
-    pub source: Source,
+    /// The address the dialer dials from (`sources.rs`).
+    pub source: IpAddr,
 }
 
 impl Sim {
-    fn new_link(&mut self, dialer: EndKind, target: NodeIx, source: Option<Source>) -> LinkId {
+    fn new_link(&mut self, dialer: EndKind, target: NodeIx, source: Option<IpAddr>) -> LinkId {
         self.next_link += 1;
         let id = LinkId(self.next_link);
         let source = source.unwrap_or(match &dialer {
@@ -249,7 +250,7 @@ impl Sim {
         &mut self,
         raw: RawPeer,
         victim: NodeIx,
-        source: Option<Source>,
+        source: Option<IpAddr>,
     ) -> LinkId {
         let lifetime = raw.lifetime;
         let ticks = raw.ticks();
@@ -300,7 +301,7 @@ impl Sim {
         let source = link.source;
         let accepted = match self.nodes[b].ep.as_mut() {
             None => Err("nobody listens".to_string()),
-            Some(ep) => ep.accept_from(now, source).map_err(|e| {
+            Some(ep) => ep.accept_from(now, Source::from(source)).map_err(|e| {
                 if matches!(e, ConnectError::SourceLimited(_)) {
                     self.counters.source_refusals += 1;
                 }

@@ -1,17 +1,22 @@
 //! Source addresses and the per-source limits at accept, as the model
 //! checks them (invariant `source_limits_hold`).
 //!
-//! Every dialer has a source address: a node its own, a raw intruder one
-//! of a few it shares with other intruders (by its link's number), and a
-//! flood (`Sim::flood`) one of its own. Each node life keeps a
-//! [`Ledger`] of what it admitted from each source: the handshakes in
-//! progress, and the admission instants of those that failed by the
-//! source's doing. The policy is restated here from `SourceLimits`'
-//! documentation ([`held_against_source`]), not taken from the core.
+//! Every dialer has a source address: a node its own (IPv4 for even
+//! nodes, IPv6 for odd ones), a raw intruder one of a few it shares with
+//! other intruders (by its link's number; one of them also arrives in its
+//! IPv4-mapped IPv6 form), and a flood (`Sim::flood`) its own: every other
+//! flood one IPv4 address, the others a new IPv6 address of one /64 for
+//! each handshake. The endpoint is told `Source::from(address)`. Each node
+//! life keeps a [`Ledger`] of what it admitted from each source: the
+//! handshakes in progress, and the admission instants of those that failed
+//! by the source's doing. The policy, and how addresses group into
+//! sources ([`Group`]), are restated here from `SourceLimits`' and
+//! `Source`'s documentation, not taken from the core.
 
 use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use peernet_proto::{ConnId, HandshakeError, Instant, RejectCode, Source, SourceLimits};
+use peernet_proto::{ConnId, HandshakeError, Instant, RejectCode, SourceLimits};
 
 use super::intruder::Attack;
 use super::invariants::Invariant;
@@ -21,20 +26,59 @@ use super::{Ev, Sim};
 /// Sources raw intruders share, by link number.
 const INTRUDER_SOURCES: u64 = 3;
 
-/// The source node `ix` dials from.
-pub fn of_node(ix: NodeIx) -> Source {
+/// The address node `ix` dials from.
+pub fn of_node(ix: NodeIx) -> IpAddr {
     let [.., hi, lo] = (ix as u32).to_be_bytes();
-    Source::V4([10, 0, hi, lo])
+    if ix.is_multiple_of(2) {
+        IpAddr::V4(Ipv4Addr::new(10, 0, hi, lo))
+    } else {
+        IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, ix as u16, 0, 0, 0, 1))
+    }
 }
 
-/// The source a raw intruder on link number `link` dials from.
-pub fn of_intruder(link: u64) -> Source {
-    Source::V4([203, 0, 113, (link % INTRUDER_SOURCES) as u8])
+/// The address a raw intruder on link number `link` dials from: one of
+/// three, the first of them in both its forms.
+pub fn of_intruder(link: u64) -> IpAddr {
+    let v4 = Ipv4Addr::new(203, 0, 113, (link % INTRUDER_SOURCES) as u8);
+    match link % (2 * INTRUDER_SOURCES) {
+        INTRUDER_SOURCES => IpAddr::V6(v4.to_ipv6_mapped()),
+        _ => IpAddr::V4(v4),
+    }
 }
 
-/// The source floods come from (no other dialer uses it).
-pub fn of_flood() -> Source {
-    Source::V4([198, 51, 100, 1])
+/// The address handshake `left` of flood number `flood` comes from (no
+/// other dialer uses these): odd floods one IPv4 address, even ones an
+/// address of their own /64 that changes with every handshake.
+pub fn of_flood(flood: u64, left: u32) -> IpAddr {
+    if !flood.is_multiple_of(2) {
+        return IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1));
+    }
+    let host = (u64::from(left) ^ flood).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let [a, b, c, d] = [host >> 48, host >> 32, host >> 16, host].map(|h| h as u16);
+    IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0xf100, 0, a, b, c, d))
+}
+
+/// How addresses count as one source, restated from `Source`'s docs: an
+/// IPv4 address is a source, in either form; an IPv6 address counts by
+/// its /64.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Group {
+    /// An IPv4 address.
+    V4(Ipv4Addr),
+    /// An IPv6 /64: the address with its last 64 bits zeroed.
+    V6(Ipv6Addr),
+}
+
+impl From<IpAddr> for Group {
+    fn from(ip: IpAddr) -> Group {
+        match ip {
+            IpAddr::V4(v4) => Group::V4(v4),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => Group::V4(v4),
+                None => Group::V6(Ipv6Addr::from(u128::from(v6) >> 64 << 64)),
+            },
+        }
+    }
 }
 
 /// Whether a failed inbound handshake counts against its source: every
@@ -54,22 +98,23 @@ pub fn held_against_source(error: &HandshakeError) -> bool {
 pub struct Ledger {
     /// Admitted connections whose handshake has not ended: their source
     /// and when they were admitted (node clock).
-    open: BTreeMap<ConnId, (Source, Instant)>,
+    open: BTreeMap<ConnId, (Group, Instant)>,
     /// Per source, the admission instants of the handshakes that failed
     /// by its doing, in order.
-    held: BTreeMap<Source, Vec<Instant>>,
+    held: BTreeMap<Group, Vec<Instant>>,
 }
 
 impl Ledger {
-    /// `conn` was admitted from `source` at `at`: what is wrong, if the
+    /// `conn` was admitted from `addr` at `at`: what is wrong, if its
     /// source now has more handshakes in progress than the limit.
     pub fn admitted(
         &mut self,
         conn: ConnId,
-        source: Source,
+        addr: IpAddr,
         at: Instant,
         limits: &SourceLimits,
     ) -> Result<(), String> {
+        let source = Group::from(addr);
         self.open.insert(conn, (source, at));
         let in_progress = self.open.values().filter(|(s, _)| *s == source).count();
         if in_progress > limits.handshakes.max(1) {
@@ -135,35 +180,86 @@ impl Sim {
     }
 
     /// Starts a flood at `victim`: `n` well-formed handshakes under a key
-    /// nobody trusts, one every `every` ns, all from [`of_flood`].
+    /// nobody trusts, one every `every` ns, from [`of_flood`].
     pub(super) fn flood(&mut self, victim: NodeIx, n: u32, every: u64) {
         self.counters.floods += 1;
+        let flood = self.counters.floods;
         self.schedule(
             self.now,
             Ev::Flood {
                 victim,
+                flood,
                 left: n,
                 every,
             },
         );
     }
 
-    /// One handshake of a flood, and the next one scheduled.
-    pub(super) fn flood_step(&mut self, victim: NodeIx, left: u32, every: u64) {
+    /// One handshake of flood number `flood`, and the next one scheduled.
+    pub(super) fn flood_step(&mut self, victim: NodeIx, flood: u64, left: u32, every: u64) {
         if left == 0 {
             return;
         }
-        self.attack_from(victim, Attack::UntrustedHello, Some(of_flood()));
+        let from = of_flood(flood, left);
+        self.attack_from(victim, Attack::UntrustedHello, Some(from));
         let left = left - 1;
         if left > 0 {
             self.schedule(
                 self.now + every,
                 Ev::Flood {
                     victim,
+                    flood,
                     left,
                     every,
                 },
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv6Addr};
+
+    use peernet_proto::Source;
+
+    use super::{Group, of_flood, of_intruder, of_node};
+
+    /// The ledger's grouping and the core's agree on which addresses are
+    /// one source, around every boundary they draw (the /64, the mapped
+    /// form) and on every address the simulation uses.
+    #[test]
+    fn the_ledger_groups_as_the_core_does() {
+        let v6 = |bits: u128| IpAddr::V6(Ipv6Addr::from(bits));
+        let net: u128 = 0x2001_0db8_f100_0000 << 64;
+        let mut addrs = vec![
+            "192.0.2.1".parse().unwrap(),
+            "192.0.2.2".parse().unwrap(),
+            "::ffff:192.0.2.1".parse().unwrap(),
+            "::1".parse().unwrap(),
+            v6(net),
+            v6(net | 1),
+            v6(net | (1 << 63)),
+            v6(net | u128::from(u64::MAX)),
+            v6(net | (1 << 64)),
+            v6(net - 1),
+        ];
+        addrs.extend((0..8).map(of_node));
+        addrs.extend((0..8).map(of_intruder));
+        addrs.extend((0..4).flat_map(|f| (0..4).map(move |l| of_flood(f, l))));
+        for a in &addrs {
+            for b in &addrs {
+                assert_eq!(
+                    Group::from(*a) == Group::from(*b),
+                    Source::from(*a) == Source::from(*b),
+                    "{a} and {b}"
+                );
+            }
+        }
+        // the boundaries are where they should be
+        assert_eq!(Group::from(v6(net)), Group::from(v6(net | (1 << 63))));
+        assert_ne!(Group::from(v6(net)), Group::from(v6(net | (1 << 64))));
+        assert_eq!(Group::from(of_intruder(0)), Group::from(of_intruder(3)));
+        assert_ne!(of_intruder(0), of_intruder(3));
     }
 }
