@@ -19,6 +19,7 @@ use peernet_proto::{CallError, Identity, PeerId};
 
 use peernet_driver::{EventStream, Node, NodeConfig, NodeEvent, Runtime, WrapStream};
 
+mod accept;
 mod addr;
 mod context;
 mod dialing;
@@ -151,7 +152,8 @@ macro_rules! scenario_tests {
             deadline_and_connection_loss_fire_the_handler_context,
             nested_call_inherits_the_deadline,
             connect_by_host_name,
-            ipv6_loopback
+            ipv6_loopback,
+            refused_at_accept_is_reset
         );
     };
     (@each $h:ty; $set:expr; $($name:ident),* $(,)?) => {

@@ -180,7 +180,8 @@ impl NodeConfig {
 
     /// Accepted handshakes in progress from one source (an IPv4 address or
     /// an IPv6 /64) before further connections from it are closed at once,
-    /// unread. Keeps one address holding idle sockets from taking every
+    /// unread, with a TCP reset (no `TIME_WAIT` is left behind; see
+    /// [`Socket::reset`](crate::Socket::reset)). Keeps one address holding idle sockets from taking every
     /// one of the `max_handshakes` slots and locking every other peer out.
     /// Default 32; at least 1. Each handshake in progress also counts
     /// against [`NodeConfig::failed_handshakes_per_source`]'s burst until
@@ -195,7 +196,7 @@ impl NodeConfig {
     /// cause: `burst` at once, then `per_second`. Each handshake that
     /// fails is charged to its source, and each one still in progress
     /// counts as a charge it may yet owe; a source that owes `burst`
-    /// charges has further connections closed at once, unread, and its
+    /// charges has further connections reset at once, unread, and its
     /// charges are paid off at `per_second` (one more connection
     /// `1 / per_second` later; a rate of a billion or more per second is
     /// no limit). So however many connections a source opens, in parallel or

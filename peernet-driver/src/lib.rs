@@ -73,7 +73,7 @@ pub use events::{EventStream, NodeEvent};
 pub use handlers::HandlerResult;
 pub use node::Node;
 pub use persist::DataDir;
-pub use runtime::{BoxFuture, BoxRead, BoxWrite, Runtime, Transport, WrapStream};
+pub use runtime::{BoxFuture, BoxRead, BoxWrite, Runtime, Socket, Transport, WrapStream};
 #[cfg(feature = "serde")]
 pub use service::{Service, ServiceError};
 pub use stats::NodeStats;

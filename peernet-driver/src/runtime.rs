@@ -107,12 +107,31 @@ pub trait WrapStream<S>: Runtime {
     fn wrap(stream: S) -> Transport;
 }
 
+/// A connected socket not split yet, as a runtime hands it over when it
+/// can also refuse a connection with a reset ([`Transport::from_socket`]).
+pub trait Socket: Send + 'static {
+    /// The halves a connection's reader and writer own.
+    fn split(self: Box<Self>) -> (BoxRead, BoxWrite);
+
+    /// Closes the socket at once with a TCP reset (`SO_LINGER` 0) rather
+    /// than a FIN: the dialer learns at once, and this side keeps no
+    /// `TIME_WAIT` (or orphaned `FIN_WAIT`) state behind. The driver does
+    /// this only to a connection it refuses at accept, before a byte was
+    /// read or written. If the option cannot be set, the socket closes as
+    /// usual.
+    fn reset(self: Box<Self>);
+}
+
 /// One byte stream, split into the halves a connection's reader and writer
 /// tasks own, with the peer's address when there is one.
 pub struct Transport {
-    reader: BoxRead,
-    writer: BoxWrite,
+    halves: Halves,
     remote_addr: Option<SocketAddr>,
+}
+
+enum Halves {
+    Split(BoxRead, BoxWrite),
+    Whole(Box<dyn Socket>),
 }
 
 impl Transport {
@@ -124,8 +143,17 @@ impl Transport {
         remote_addr: Option<SocketAddr>,
     ) -> Transport {
         Transport {
-            reader: Box::new(reader),
-            writer: Box::new(writer),
+            halves: Halves::Split(Box::new(reader), Box::new(writer)),
+            remote_addr,
+        }
+    }
+
+    /// A transport over a socket that is split only once the driver keeps
+    /// the connection, and is reset if the driver refuses it at accept
+    /// (what the runtime crates do for TCP).
+    pub fn from_socket(socket: impl Socket, remote_addr: Option<SocketAddr>) -> Transport {
+        Transport {
+            halves: Halves::Whole(Box::new(socket)),
             remote_addr,
         }
     }
@@ -147,7 +175,18 @@ impl Transport {
 
     /// The two halves.
     pub fn into_parts(self) -> (BoxRead, BoxWrite) {
-        (self.reader, self.writer)
+        match self.halves {
+            Halves::Split(reader, writer) => (reader, writer),
+            Halves::Whole(socket) => socket.split(),
+        }
+    }
+
+    /// Closes the transport with a reset if it is a [`Socket`] (see
+    /// [`Socket::reset`]); any other closes as it does when dropped.
+    pub fn reset(self) {
+        if let Halves::Whole(socket) = self.halves {
+            socket.reset();
+        }
     }
 }
 

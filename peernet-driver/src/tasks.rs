@@ -80,7 +80,7 @@ pub(crate) fn start_conn<R: Runtime>(
         Role::Dial(_) => Direction::Outbound,
         Role::Accept => Direction::Inbound,
     };
-    let (conn, signals, done) = shared.with_core(|inner, now| {
+    let started = shared.with_core(|inner, now| {
         let conn = match (role, remote_addr) {
             (Role::Dial(peer), _) => inner.ep.connect(now, peer),
             (Role::Accept, Some(addr)) => inner.ep.accept_from(now, Source::from(addr)),
@@ -88,7 +88,20 @@ pub(crate) fn start_conn<R: Runtime>(
         }?;
         let (signals, done) = register(inner, conn, direction, remote_addr);
         Ok::<_, ConnectError>((conn, signals, done))
-    })?;
+    });
+    let (conn, signals, done) = match started {
+        Ok(started) => started,
+        Err(error) => {
+            // Refused at accept (its source's limits, shutdown) before a
+            // byte crossed: a reset tells the dialer at once and leaves
+            // no TIME_WAIT here, however many a flood opens.
+            if matches!(role, Role::Accept) {
+                tracing::debug!(remote = ?remote_addr, %error, "refused at accept: reset");
+                transport.reset();
+            }
+            return Err(error);
+        }
+    };
     attach(shared, conn, direction, signals, transport);
     Ok(done)
 }

@@ -55,7 +55,7 @@ use std::time::Instant;
 use async_io::Async;
 use async_net::{TcpListener, TcpStream};
 use futures_io::{AsyncRead, AsyncWrite};
-use peernet_driver::{BoxFuture, Runtime, Transport, WrapStream};
+use peernet_driver::{BoxFuture, BoxRead, BoxWrite, Runtime, Socket, Transport, WrapStream};
 
 pub use peernet_driver::api::*;
 
@@ -102,12 +102,24 @@ impl<S: Spawner> AsyncIoRuntime<S> {
 /// again would be one `getpeername` per connection for nothing).
 fn tcp(stream: TcpStream, remote: SocketAddr) -> io::Result<Transport> {
     stream.set_nodelay(true)?;
-    let remote = Some(remote);
-    let reader = TcpReader {
-        socket: stream.clone().into(),
-        drained: false,
-    };
-    Ok(Transport::new(reader, stream, remote))
+    Ok(Transport::from_socket(Tcp(stream), Some(remote)))
+}
+
+/// A TCP stream the driver has not split yet.
+struct Tcp(TcpStream);
+
+impl Socket for Tcp {
+    fn split(self: Box<Self>) -> (BoxRead, BoxWrite) {
+        let reader = TcpReader {
+            socket: self.0.clone().into(),
+            drained: false,
+        };
+        (Box::new(reader), Box::new(self.0))
+    }
+
+    fn reset(self: Box<Self>) {
+        let _ = socket2::SockRef::from(&self.0).set_linger(Some(std::time::Duration::ZERO));
+    }
 }
 
 /// The read half of a TCP stream that, like tokio's, trusts a short read:

@@ -44,7 +44,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use peernet_driver::{BoxFuture, Runtime, Transport, WrapStream};
+use peernet_driver::{BoxFuture, BoxRead, BoxWrite, Runtime, Socket, Transport, WrapStream};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::runtime::Handle;
@@ -83,14 +83,28 @@ impl Default for TokioRuntime {
     }
 }
 
-/// `TCP_NODELAY`, then the stream's halves without a lock between them.
-/// `remote` is what connect dialed or accept returned (asking the socket
-/// again would be one `getpeername` per connection for nothing).
+/// `TCP_NODELAY`, then the stream, split into halves without a lock
+/// between them once the driver keeps it. `remote` is what connect dialed
+/// or accept returned (asking the socket again would be one `getpeername`
+/// per connection for nothing).
 fn tcp(stream: TcpStream, remote: SocketAddr) -> io::Result<Transport> {
     stream.set_nodelay(true)?;
-    let remote = Some(remote);
-    let (read, write) = stream.into_split();
-    Ok(Transport::new(read.compat(), write.compat_write(), remote))
+    Ok(Transport::from_socket(Tcp(stream), Some(remote)))
+}
+
+/// A TCP stream the driver has not split yet.
+struct Tcp(TcpStream);
+
+impl Socket for Tcp {
+    fn split(self: Box<Self>) -> (BoxRead, BoxWrite) {
+        let (read, write) = self.0.into_split();
+        (Box::new(read.compat()), Box::new(write.compat_write()))
+    }
+
+    fn reset(self: Box<Self>) {
+        // (a zero linger never blocks the drop)
+        let _ = self.0.set_zero_linger();
+    }
 }
 
 impl Runtime for TokioRuntime {

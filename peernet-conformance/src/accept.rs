@@ -1,0 +1,45 @@
+//! Scenarios of what a node does with a connection it refuses at accept.
+
+use std::io;
+
+use futures_util::AsyncReadExt;
+
+use super::*;
+
+type N<H> = Node<<H as Harness>::Rt>;
+
+/// A connection refused at accept (its source already has as many
+/// handshakes in progress as allowed) is closed with a reset, not a FIN:
+/// the dialer learns at once, and the node keeps no `TIME_WAIT` behind
+/// however many a flood opens. The connection that holds the slot is
+/// untouched.
+pub async fn refused_at_accept_is_reset<H: Harness>() {
+    let b: N<H> = node(2, &[1], |c| c.handshakes_per_source(1)).await;
+    let rt = b.runtime().clone();
+    let addr = b.local_addr().unwrap();
+    // holds the one handshake 127.0.0.1 may have in progress: says nothing
+    let (mut held, _held_w) = rt.connect(addr).await.expect("connect").into_parts();
+    let mut buf = [0u8; 16];
+    // (the reset may come before the dialer's runtime has set TCP_NODELAY
+    // on its socket, failing its connect)
+    let got = match rt.connect(addr).await {
+        Ok(refused) => {
+            let (mut refused, _w) = refused.into_parts();
+            within(&rt, "the refusal", refused.read(&mut buf)).await
+        }
+        Err(error) => Err(error),
+    };
+    assert!(
+        matches!(&got, Err(e) if e.kind() == io::ErrorKind::ConnectionReset),
+        "a refused connection must be reset, got {got:?}"
+    );
+    assert_eq!(b.refused_connections(), 1);
+    // the first is still open, waiting for its handshake
+    let pending = held.read(&mut buf);
+    let waited = rt.sleep_until(rt.now() + std::time::Duration::from_millis(50));
+    let still_open = matches!(
+        futures_util::future::select(std::pin::pin!(pending), waited).await,
+        futures_util::future::Either::Right(_)
+    );
+    assert!(still_open, "the connection holding the slot was closed");
+}
