@@ -28,6 +28,12 @@ macro_rules! protocol_setters {
 protocol_setters! {
     /// The largest frame sent or accepted. Default 1 MiB.
     max_frame_len: u32;
+    /// Inbound handshakes in progress at once (a connection holds its
+    /// slot from accept). When every slot is taken, a new connection takes
+    /// the slot of the oldest one that has not delivered a complete frame
+    /// yet; only when there is none is its HELLO or INIT answered `busy`.
+    /// Default 1024.
+    max_handshakes: usize;
     /// Calls served at once per connection before further calls are
     /// answered `overloaded`. Default 1024.
     max_inbound_calls: usize;

@@ -14,9 +14,13 @@ use crate::sources::SourceLimits;
 pub struct Config {
     /// Largest frame body sent or accepted (section 1). Default 1 MiB.
     pub max_frame_len: u32,
-    /// Inbound handshakes in progress before a HELLO or INIT is answered
-    /// with REJECT `busy`. A version-2 responder counts a connection until
-    /// the initiator's first record decrypts. Default 1024.
+    /// Inbound handshakes in progress: a connection holds a slot from
+    /// accept, and a version-2 responder until the initiator's first record
+    /// decrypts. When every slot is taken, a new connection takes the slot
+    /// of the oldest that has not delivered a complete frame
+    /// ([`HandshakeError::Evicted`](crate::HandshakeError::Evicted)); only
+    /// if there is none is its HELLO or INIT answered with REJECT `busy`.
+    /// Default 1024.
     pub max_handshakes: usize,
     /// Calls in flight from one connection before a CALL is answered with
     /// `overloaded`. Default 1024.
@@ -219,12 +223,16 @@ pub enum Fault {
     /// source, as a success is not, so failures are bounded by nothing
     /// but the handshakes in progress.
     FailuresUncharged,
+    /// `Endpoint::accept`: when every handshake slot is taken, a new
+    /// connection is answered `busy` even while slots are held by
+    /// connections that have delivered no complete frame.
+    NoEviction,
 }
 
 #[cfg(feature = "fault-injection")]
 impl Fault {
     /// Every fault, for the simulation and the fuzz targets to iterate.
-    pub const ALL: [Fault; 22] = [
+    pub const ALL: [Fault; 23] = [
         Fault::SupersedeNewest,
         Fault::SkipTrustCheck,
         Fault::ReplyAnyConnection,
@@ -247,6 +255,7 @@ impl Fault {
         Fault::RedialAfterUnpair,
         Fault::SourceUnlimited,
         Fault::FailuresUncharged,
+        Fault::NoEviction,
     ];
 
     /// The fault whose variant name is `name` (as its `Debug` prints it).

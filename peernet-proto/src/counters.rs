@@ -92,6 +92,10 @@ pub struct HandshakeCounts {
     pub replayed: u64,
     /// Version 2: the initiator's first record did not open.
     pub record_failed: u64,
+    /// Accepted, but had delivered no complete frame when a newer
+    /// connection took its handshake slot, every slot being taken
+    /// ([`HandshakeError::Evicted`]).
+    pub evicted: u64,
 }
 
 impl HandshakeCounts {
@@ -108,6 +112,7 @@ impl HandshakeCounts {
             HandshakeError::Abandoned => self.abandoned += 1,
             HandshakeError::Replayed => self.replayed += 1,
             HandshakeError::Record(_) => self.record_failed += 1,
+            HandshakeError::Evicted => self.evicted += 1,
         }
     }
 
@@ -121,6 +126,7 @@ impl HandshakeCounts {
             + self.abandoned
             + self.replayed
             + self.record_failed
+            + self.evicted
     }
 }
 
@@ -240,7 +246,7 @@ impl fmt::Display for HandshakeCounts {
         write!(
             f,
             "established={} refused[{}] rejected[{}] timed_out={} transport_lost={} \
-             superseded={} abandoned={} replayed={} record_failed={}",
+             superseded={} abandoned={} replayed={} record_failed={} evicted={}",
             self.established,
             self.refused,
             self.rejected,
@@ -250,6 +256,7 @@ impl fmt::Display for HandshakeCounts {
             self.abandoned,
             self.replayed,
             self.record_failed,
+            self.evicted,
         )
     }
 }

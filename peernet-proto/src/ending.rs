@@ -25,6 +25,9 @@ pub(crate) enum Ending {
     TransportLost,
     /// The handshake did not finish within `handshake_timeout`.
     HandshakeTimeout,
+    /// An accepted connection that had not delivered a complete frame gave
+    /// its handshake slot to a newer one: every slot was taken.
+    Evicted,
     /// A handshake step failed (section 2); maybe a REJECT to send.
     HandshakeFailed(Failure),
     /// A frame header was invalid: REJECT `malformed` during the handshake,
@@ -76,6 +79,7 @@ impl Ending {
             Ending::ShuttingDown => (GoodbyeCode::Normal, "shutting down".into()),
             Ending::TransportLost
             | Ending::HandshakeTimeout
+            | Ending::Evicted
             | Ending::HandshakeFailed(_)
             | Ending::RejectedAfterProof(_)
             | Ending::RecordFailed(_)
@@ -147,7 +151,10 @@ impl Ending {
     /// (`busy`: its own slots were full; shutdown, an unpairing or a
     /// disconnect; a connection that lost to another one of the same
     /// peer). A trusted peer's slow network counts too: the node cannot
-    /// tell it from a source that wastes its work.
+    /// tell it from a source that wastes its work. So does an eviction: a
+    /// source whose sockets say nothing while every slot is taken pays for
+    /// each one evicted, so it cannot churn the slots faster than its
+    /// failure rate.
     pub(crate) fn held_against_source(&self) -> bool {
         match self {
             Ending::Superseded | Ending::Unpaired | Ending::Disconnected | Ending::ShuttingDown => {
@@ -165,6 +172,7 @@ impl Ending {
         match self {
             Ending::TransportLost => HandshakeError::TransportLost,
             Ending::HandshakeTimeout => HandshakeError::Timeout,
+            Ending::Evicted => HandshakeError::Evicted,
             Ending::HandshakeFailed(failure) => failure.error,
             Ending::RecordFailed(e) => HandshakeError::Record(e),
             Ending::BadFrame(_) => HandshakeError::Frame,
@@ -287,6 +295,7 @@ mod tests {
                 error: HandshakeError::Replayed,
             }),
             Ending::HandshakeTimeout,
+            Ending::Evicted,
             Ending::TransportLost,
             Ending::BadFrame(FrameError::Empty),
             Ending::RecordFailed(RecordError::DecryptFailed),

@@ -72,6 +72,12 @@ pub enum HandshakeError {
     /// The handshake did not finish within `handshake_timeout`.
     #[error("handshake timed out")]
     Timeout,
+    /// Responder: the connection had not delivered a complete frame when
+    /// every handshake slot (`Config::max_handshakes`) was taken and a new
+    /// connection came; the oldest such gave its slot to it, closed with
+    /// nothing sent.
+    #[error("evicted before its first frame: every handshake slot was taken")]
+    Evicted,
     /// The transport closed before the handshake finished.
     #[error("the transport closed during the handshake")]
     TransportLost,

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use peernet_proto::{ConnId, Event, HandshakeError};
+use peernet_proto::{ConnId, Event, HandshakeError, ProtocolVersion};
 use peernet_testkit::{Action, Node, identity, test_config};
 
 const MS: Duration = Duration::from_millis(1);
@@ -85,4 +85,118 @@ fn after_the_first_frame_the_whole_handshake_budget_applies() {
     let actions = b.pump();
     assert!(closed(&actions, conn).is_some(), "closed at 10 s");
     assert!(timed_out(&actions, conn));
+}
+
+// ----- every slot taken -----
+
+/// `a` and `b` trusting each other, `b` with `slots` handshake slots.
+fn pair(version: ProtocolVersion, slots: usize) -> (Node, Node) {
+    let mut config = test_config();
+    config.version = version;
+    config.max_handshakes = slots;
+    let (ia, ib) = (identity(1), identity(2));
+    let a = Node::checked(config.clone(), &[1; 32], &[ib.peer_id()], 1);
+    let b = Node::checked(config, &[2; 32], &[ia.peer_id()], 2);
+    (a, b)
+}
+
+fn failed_with(actions: &[Action], conn: ConnId, error: &HandshakeError) -> bool {
+    actions.iter().any(|a| {
+        matches!(a, Action::Event(Event::HandshakeFailed { conn: c, error: e, .. }) if *c == conn && e == error)
+    })
+}
+
+/// `a`'s first frame on a new dial to `b`.
+fn first_frame(a: &mut Node, b: &Node) -> (ConnId, Bytes) {
+    let dial = a.connect(Some(b.me())).unwrap();
+    a.pump();
+    let first = a.take(dial).unwrap();
+    (dial, first)
+}
+
+/// Moves bytes both ways between `a`'s `dial` and `b`'s `conn` until
+/// neither has any: whether `b` then holds it as the connection to `a`.
+fn finish(a: &mut Node, dial: ConnId, b: &mut Node, conn: ConnId) -> bool {
+    for _ in 0..8 {
+        b.pump();
+        if let Some(bytes) = b.take(conn) {
+            a.receive(dial, bytes);
+        }
+        a.pump();
+        if let Some(bytes) = a.take(dial) {
+            b.receive(conn, bytes);
+        }
+    }
+    b.pump();
+    b.ep.connection(&a.me()) == Some(conn)
+}
+
+#[test]
+fn a_new_connection_takes_the_slot_of_the_oldest_silent_one() {
+    for version in [ProtocolVersion::V1, ProtocolVersion::V2] {
+        let (mut a, mut b) = pair(version, 3);
+        let silent: Vec<ConnId> = (0..3)
+            .map(|_| {
+                b.advance(MS);
+                b.accept().unwrap()
+            })
+            .collect();
+        b.pump();
+        assert_eq!(b.ep.stats().inbound_handshakes, 3);
+        // a partial frame does not save the oldest
+        let (dial, first) = first_frame(&mut a, &b);
+        b.receive(silent[0], first.slice(..3));
+        b.pump();
+        let conn = b.accept().unwrap();
+        let actions = b.pump();
+        assert_eq!(
+            closed(&actions, silent[0]),
+            Some(Bytes::new()),
+            "a bare close"
+        );
+        assert!(failed_with(&actions, silent[0], &HandshakeError::Evicted));
+        assert!(b.is_open(silent[1]) && b.is_open(silent[2]), "one evicted");
+        assert_eq!(b.ep.stats().inbound_handshakes, 3);
+        let counted = b.ep.counters().handshakes_in;
+        assert_eq!((counted.evicted, counted.failures()), (1, 1));
+        // the newcomer is served, not refused `busy`
+        b.receive(conn, first);
+        assert!(finish(&mut a, dial, &mut b, conn), "{version:?}");
+        // its slot is free again; once all are taken, the next oldest
+        // silent one goes next
+        assert_eq!(b.ep.stats().inbound_handshakes, 2);
+        let later = b.accept().unwrap();
+        assert!(b.pump().iter().all(|a| !matches!(a, Action::Close(..))));
+        let latest = b.accept().unwrap();
+        let actions = b.pump();
+        assert!(failed_with(&actions, silent[1], &HandshakeError::Evicted));
+        assert!(b.is_open(silent[2]) && b.is_open(later) && b.is_open(latest));
+    }
+}
+
+#[test]
+fn connections_that_spoke_keep_their_slots() {
+    for version in [ProtocolVersion::V1, ProtocolVersion::V2] {
+        let (mut a, mut b) = pair(version, 2);
+        // two handshakes whose first frame came: each waits for a's next
+        let spoke: Vec<ConnId> = (0..2)
+            .map(|_| {
+                let (_, first) = first_frame(&mut a, &b);
+                let conn = b.accept().unwrap();
+                b.receive(conn, first);
+                b.pump();
+                conn
+            })
+            .collect();
+        assert_eq!(b.ep.stats().inbound_handshakes, 2);
+        let conn = b.accept().unwrap();
+        b.pump();
+        assert!(spoke.iter().all(|c| b.is_open(*c)), "{version:?}");
+        let (_, first) = first_frame(&mut a, &b);
+        b.receive(conn, first);
+        let actions = b.pump();
+        let busy = HandshakeError::Refused(peernet_proto::RejectCode::Busy);
+        assert!(failed_with(&actions, conn, &busy), "{version:?}");
+        assert_eq!(b.ep.counters().handshakes_in.evicted, 0);
+    }
 }

@@ -697,8 +697,12 @@ fn handshake_timeout_closes_without_a_reject() {
     }
 }
 
+/// Two transports accepted before either says a word, with one handshake
+/// slot: the second takes the slot of the first (evicted, closed bare),
+/// and connects. (When the slots are held by handshakes that have
+/// spoken, a new one is answered `busy`: `first_frame.rs`.)
 #[test]
-fn hellos_beyond_max_handshakes_get_busy() {
+fn a_transport_beyond_max_handshakes_evicts_a_silent_one() {
     let mut cb = test_config();
     cb.max_handshakes = 1;
     let mut p = Pair::with(test_config(), cb, true, true);
@@ -706,11 +710,11 @@ fn hellos_beyond_max_handshakes_get_busy() {
     p.dial(Who::A);
     p.drive();
     let a = p.take_events(Who::A);
-    assert!(
-        failed_with(&a, HandshakeError::Rejected(RejectCode::Busy)),
-        "{a:?}"
-    );
+    assert!(failed_with(&a, HandshakeError::TransportLost), "{a:?}");
     assert!(a.iter().any(|e| matches!(e, Event::Connected { .. })));
+    let b = p.take_events(Who::B);
+    assert!(failed_with(&b, HandshakeError::Evicted), "{b:?}");
+    assert_eq!(p.b.ep.counters().handshakes_in.evicted, 1);
     assert_eq!(p.b.ep.stats().inbound_handshakes, 0);
 }
 

@@ -156,6 +156,7 @@ pub fn fails_cleanly_across_versions(error: &HandshakeError) -> bool {
             matches!(code, RejectCode::UnsupportedVersion | RejectCode::Busy)
         }
         HandshakeError::Timeout
+        | HandshakeError::Evicted
         | HandshakeError::TransportLost
         | HandshakeError::Abandoned
         | HandshakeError::Superseded => true,

@@ -12,7 +12,7 @@
 //!   connections open, they made the node refuse about 5,000 a second
 //!   (all of one core). The failed-handshake limit per source bounds them.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -28,16 +28,19 @@ const IDLE_SOCKETS: usize = 1_500;
 const ROUNDS: usize = 40;
 const CALLS_PER_ROUND: usize = 5;
 
-/// One attacker socket: connect, send nothing, and when the node closes
-/// it, connect again, until the task is aborted.
+/// One attacker socket from `from` (any port): connect, send nothing,
+/// and when the node closes it, connect again, until the task is aborted.
 async fn idle_socket(
+    from: IpAddr,
     addr: SocketAddr,
     opened: Arc<AtomicU64>,
     first: tokio::sync::mpsc::UnboundedSender<()>,
 ) {
     let mut buf = [0u8; 64];
     loop {
-        let Ok(mut stream) = TcpStream::connect(addr).await else {
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.bind(SocketAddr::new(from, 0)).unwrap();
+        let Ok(mut stream) = socket.connect(addr).await else {
             tokio::task::yield_now().await;
             continue;
         };
@@ -96,8 +99,9 @@ async fn idle_sockets_from_one_address_do_not_lock_out_another() {
 
     let opened = Arc::new(AtomicU64::new(0));
     let (first, mut up) = tokio::sync::mpsc::unbounded_channel();
+    let from = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let attackers: Vec<_> = (0..IDLE_SOCKETS)
-        .map(|_| tokio::spawn(idle_socket(addr, opened.clone(), first.clone())))
+        .map(|_| tokio::spawn(idle_socket(from, addr, opened.clone(), first.clone())))
         .collect();
     // The attack is on (1,500 sockets opened) before the first legitimate
     // dial.
@@ -117,6 +121,63 @@ async fn idle_sockets_from_one_address_do_not_lock_out_another() {
     );
     assert!(ok * 100 >= total * 95, "only {ok}/{total} calls completed");
     assert!(refused > 0, "the per-source limit never fired");
+    client.shutdown().await;
+    server.shutdown().await;
+}
+
+/// Idle sockets from many addresses, each within its per-source limit,
+/// more than the node has handshake slots (`max_handshakes`): every slot
+/// is held by a socket that has sent nothing. A new connection takes the
+/// slot of the oldest of them, so the trusted peer still connects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_sockets_from_many_addresses_do_not_lock_out_another() {
+    const SOURCES: u8 = 16;
+    const PER_SOURCE: usize = 8;
+    const SLOTS: usize = 64;
+    let server = echo_server(76, 77, |c| {
+        c.max_handshakes(SLOTS).handshakes_per_source(PER_SOURCE)
+    })
+    .await;
+    let client =
+        Node::new(NodeConfig::new(Identity::from_seed(&[77; 32])).trusting(server.peer_id()));
+    let addr = server.local_addr().unwrap();
+
+    let opened = Arc::new(AtomicU64::new(0));
+    let (first, mut up) = tokio::sync::mpsc::unbounded_channel();
+    let sockets = usize::from(SOURCES) * PER_SOURCE;
+    let attackers: Vec<_> = (0..sockets)
+        .map(|i| {
+            let from = IpAddr::V4(Ipv4Addr::new(
+                127,
+                0,
+                1,
+                1 + (i % usize::from(SOURCES)) as u8,
+            ));
+            tokio::spawn(idle_socket(from, addr, opened.clone(), first.clone()))
+        })
+        .collect();
+    // Every attacker socket is open, twice as many as the slots, before
+    // the first legitimate dial.
+    for _ in 0..sockets {
+        up.recv().await.unwrap();
+    }
+
+    let ok = legit_rounds(&client, &server).await;
+    for a in &attackers {
+        a.abort();
+    }
+    let total = ROUNDS * CALLS_PER_ROUND;
+    let stats = server.stats();
+    let evicted = stats.core.counters.handshakes_in.evicted;
+    println!(
+        "legit calls completed: {ok}/{total}; attacker sockets opened: {}; evicted: {evicted}; \
+         refused at accept: {} ({} throttled)",
+        opened.load(Ordering::Relaxed),
+        stats.refused_connections,
+        stats.throttled_connections,
+    );
+    assert!(ok * 100 >= total * 95, "only {ok}/{total} calls completed");
+    assert!(evicted > 0, "no socket was evicted");
     client.shutdown().await;
     server.shutdown().await;
 }

@@ -602,3 +602,32 @@ fn missing_idle_timeout_leaves_a_dead_peer() {
     sim.half_open(link, 0);
     violated(sim.run_for(5_000 * MS), Invariant::DeadPeersDetectedInTime);
 }
+
+/// Partial handshakes from 16 addresses (each within its per-source
+/// limit), twice as many as n0 has handshake slots, all silent since: an
+/// honest dial still connects, taking the slot of the oldest of them.
+/// With eviction switched off (`NoEviction`), it is refused `busy`.
+#[test]
+fn silent_sockets_from_many_sources_do_not_lock_out_a_peer() {
+    let slots = SimConfig::endpoint_config().max_handshakes;
+    for seed in 0..10 {
+        for fault in [None, Some(Fault::NoEviction)] {
+            let mut cfg = calm_config(seed, 2);
+            cfg.fault = fault;
+            let mut sim = sim_with(cfg);
+            for i in 0..2 * slots {
+                let from = std::net::Ipv4Addr::new(198, 18, 0, i as u8);
+                sim.attack_from(0, Attack::TruncatedHello, Some(from.into()));
+            }
+            ok(sim.run_for(100 * MS));
+            let p0 = sim.peer_id(0);
+            sim.dial(1, 0, Some(p0)).expect("dial starts");
+            ok(sim.run_for(300 * MS));
+            assert_eq!(
+                connected(&sim, 1, 0),
+                fault.is_none(),
+                "seed {seed}, fault {fault:?}"
+            );
+        }
+    }
+}

@@ -131,7 +131,8 @@ pub(crate) struct Connection {
     plain: Option<(Bytes, usize)>,
     /// An accepted transport that has not delivered a complete frame yet:
     /// `Timer::Handshake` is armed for the first-frame deadline, and this
-    /// is the whole handshake's deadline to move it to once a frame comes.
+    /// is the whole handshake's deadline to move it to once a frame comes
+    /// (the same when `first_frame_timeout` is the whole budget).
     first_frame_pending: Option<Instant>,
 }
 
@@ -173,7 +174,7 @@ impl Connection {
             first,
             ctx,
         );
-        conn.first_frame_pending = (first < whole).then_some(whole);
+        conn.first_frame_pending = Some(whole);
         conn
     }
 
@@ -300,9 +301,11 @@ impl Connection {
             // The first complete frame: the rest of the handshake has the
             // whole budget.
             if let Some(at) = self.handshake_deadline.replace(whole) {
-                ctx.timers.disarm(at, Timer::Handshake(self.id));
+                if at != whole {
+                    ctx.timers.disarm(at, Timer::Handshake(self.id));
+                    ctx.timers.arm(whole, Timer::Handshake(self.id));
+                }
             }
-            ctx.timers.arm(whole, Timer::Handshake(self.id));
         }
         match handshake.on_frame(&data[..len], node, &mut self.tx, ctx) {
             Step::Continue => None,

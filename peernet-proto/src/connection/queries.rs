@@ -37,6 +37,13 @@ impl Connection {
             && matches!(&self.state, State::Handshake(h) if h.counts_against_limit())
     }
 
+    /// Whether this holds a handshake slot without having delivered a
+    /// complete frame: what a newer connection may evict when every slot
+    /// is taken.
+    pub(crate) fn is_evictable(&self) -> bool {
+        self.first_frame_pending.is_some() && self.counts_against_handshake_limit()
+    }
+
     /// Bytes queued for the transport.
     pub(crate) fn queued(&self) -> usize {
         self.tx.len()

@@ -6,7 +6,7 @@
 //! on the [`Transition`] it returns.
 
 use alloc::boxed::Box;
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 use core::fmt;
 use core::time::Duration;
@@ -112,6 +112,11 @@ pub struct Endpoint {
     exposure: Exposure,
     next_conn: u64,
     inbound_handshakes: usize,
+    /// Inbound connections that took a handshake slot, in accept order,
+    /// while they may not have delivered a complete frame yet (those that
+    /// since did, or ended, are skipped and dropped as they come up; see
+    /// `transports.rs`).
+    silent: VecDeque<ConnId>,
     /// Per source address: handshakes in progress, failures charged.
     sources: Sources,
     shutting_down: bool,
@@ -208,6 +213,7 @@ impl Endpoint {
             exposure: Exposure::default(),
             next_conn: 1,
             inbound_handshakes: 0,
+            silent: VecDeque::new(),
             sources,
             shutting_down: false,
             book,

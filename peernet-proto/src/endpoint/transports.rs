@@ -1,6 +1,8 @@
 //! A transport opens: the handshake starts as initiator ([`Endpoint::connect`])
 //! or as responder ([`Endpoint::accept`], and [`Endpoint::accept_from`]
-//! with the per-source limits of `sources.rs` checked first).
+//! with the per-source limits of `sources.rs` checked first). When every
+//! handshake slot is taken, an accepted connection takes the slot of the
+//! oldest one that has not delivered a complete frame yet.
 
 use super::*;
 
@@ -77,16 +79,54 @@ impl Endpoint {
         Ok(id)
     }
 
-    /// Starts an accepted connection's handshake as responder.
+    /// Starts an accepted connection's handshake as responder, in a slot
+    /// of `max_handshakes`: a free one, or else the slot of the oldest
+    /// connection that has delivered no complete frame (evicted, and
+    /// charged to its source); `busy` if there is none.
+    ///
+    /// Sockets that say nothing (from many sources, each within its
+    /// limits) could otherwise hold every slot and turn every peer away
+    /// `busy`, each for `first_frame_timeout`. With eviction, a connection
+    /// is turned away only if all the slots are held by handshakes that
+    /// have spoken, or lost only if `max_handshakes` newer connections
+    /// come before its first frame does.
     fn accept_inbound(&mut self) -> ConnId {
-        let busy = self.inbound_handshakes >= self.ctx.config.max_handshakes;
+        let max = self.ctx.config.max_handshakes;
+        if self.inbound_handshakes >= max && !fault!(self.ctx.config, NoEviction) {
+            self.evict_oldest_silent();
+        }
+        let busy = self.inbound_handshakes >= max;
+        let id = self.new_conn_id();
         if !busy {
             self.inbound_handshakes += 1;
+            self.silent.push_back(id);
         }
-        let id = self.new_conn_id();
         let conn = Connection::accept(id, busy, &mut self.ctx);
         self.conns.insert(id, conn);
         tracing::debug!(conn = %id, busy, "accepted");
+        if self.silent.len() > 2 * max.max(1) {
+            // (the ids of connections that spoke or ended since: at most
+            // twice the slots are kept, so the queue stays bounded)
+            let conns = &self.conns;
+            self.silent
+                .retain(|c| conns.get(c).is_some_and(Connection::is_evictable));
+        }
         id
+    }
+
+    /// Ends the oldest connection that holds a handshake slot without
+    /// having delivered a complete frame, if there is one.
+    fn evict_oldest_silent(&mut self) {
+        while let Some(oldest) = self.silent.pop_front() {
+            if self
+                .conns
+                .get(&oldest)
+                .is_some_and(Connection::is_evictable)
+            {
+                tracing::debug!(conn = %oldest, "evicted: every handshake slot is taken");
+                self.end(oldest, Ending::Evicted);
+                return;
+            }
+        }
     }
 }

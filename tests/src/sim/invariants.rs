@@ -246,6 +246,9 @@ impl Sim {
                 let who = peer.map(|p| self.who(&p));
                 tr!(self, "n{n} handshake {conn} with {who:?} failed: {error}");
                 self.counters.handshakes_failed += 1;
+                if *error == HandshakeError::Evicted {
+                    self.counters.evictions += 1;
+                }
                 let link = self.nodes[n].conns.get(conn).map(|c| c.link);
                 if let Some((a, b)) = link.and_then(|l| self.node_versions(l))
                     && a != b

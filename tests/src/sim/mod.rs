@@ -136,6 +136,8 @@ pub struct Counters {
     pub floods: u64,
     /// Connections refused at accept for their source's limits.
     pub source_refusals: u64,
+    /// Silent connections that gave their handshake slot to a newer one.
+    pub evictions: u64,
 }
 
 impl std::ops::AddAssign<&Counters> for Counters {
@@ -164,6 +166,7 @@ impl std::ops::AddAssign<&Counters> for Counters {
         self.bad_records += o.bad_records;
         self.floods += o.floods;
         self.source_refusals += o.source_refusals;
+        self.evictions += o.evictions;
     }
 }
 

@@ -219,8 +219,8 @@ impl Sim {
                         self.flood(victim, n, every);
                     } else if self.rng.chance(0.15) {
                         // A swarm of stalled handshakes: fills the
-                        // victim's handshake slots (honest dials get
-                        // REJECT busy until they time out).
+                        // victim's handshake slots (a newer connection
+                        // takes the slot of the oldest of them).
                         let n = self.rng.range(4, 12);
                         tr!(self, "swarm of {n} truncated handshakes at n{victim}");
                         for _ in 0..n {
