@@ -30,6 +30,7 @@ const CALLS_PER_ROUND: usize = 5;
 
 /// One attacker socket from `from` (any port): connect, send nothing,
 /// and when the node closes it, connect again, until the task is aborted.
+/// Reports its first connection on `first`.
 async fn idle_socket(
     from: IpAddr,
     addr: SocketAddr,
@@ -50,6 +51,34 @@ async fn idle_socket(
         // Wait for the node to close it (EOF or reset).
         while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {}
     }
+}
+
+/// `sockets` idle sockets from `from` (in turn), all open before the
+/// first round of [`legit_rounds`]; the calls that got their reply, and
+/// how many attacker sockets were opened in all.
+async fn rounds_under_idle_sockets(
+    client: &Node,
+    server: &Node,
+    from: &[IpAddr],
+    sockets: usize,
+) -> (usize, u64) {
+    let addr = server.local_addr().unwrap();
+    let opened = Arc::new(AtomicU64::new(0));
+    let (first, mut up) = tokio::sync::mpsc::unbounded_channel();
+    let attackers: Vec<_> = (0..sockets)
+        .map(|i| {
+            let from = from[i % from.len()];
+            tokio::spawn(idle_socket(from, addr, opened.clone(), first.clone()))
+        })
+        .collect();
+    for _ in 0..sockets {
+        up.recv().await.unwrap();
+    }
+    let ok = legit_rounds(client, server).await;
+    for a in &attackers {
+        a.abort();
+    }
+    (ok, opened.load(Ordering::Relaxed))
 }
 
 /// `ROUNDS` times: the trusted `client` dials `server` from 127.0.0.2 and
@@ -95,29 +124,12 @@ async fn idle_sockets_from_one_address_do_not_lock_out_another() {
     let server = echo_server(71, 72, |c| c).await;
     let client =
         Node::new(NodeConfig::new(Identity::from_seed(&[72; 32])).trusting(server.peer_id()));
-    let addr = server.local_addr().unwrap();
-
-    let opened = Arc::new(AtomicU64::new(0));
-    let (first, mut up) = tokio::sync::mpsc::unbounded_channel();
-    let from = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    let attackers: Vec<_> = (0..IDLE_SOCKETS)
-        .map(|_| tokio::spawn(idle_socket(from, addr, opened.clone(), first.clone())))
-        .collect();
-    // The attack is on (1,500 sockets opened) before the first legitimate
-    // dial.
-    for _ in 0..IDLE_SOCKETS {
-        up.recv().await.unwrap();
-    }
-
-    let ok = legit_rounds(&client, &server).await;
-    for a in &attackers {
-        a.abort();
-    }
+    let from = [IpAddr::V4(Ipv4Addr::LOCALHOST)];
+    let (ok, opened) = rounds_under_idle_sockets(&client, &server, &from, IDLE_SOCKETS).await;
     let total = ROUNDS * CALLS_PER_ROUND;
     let refused = server.refused_connections();
     println!(
-        "legit calls completed: {ok}/{total}; attacker sockets opened: {}; refused at accept: {refused}",
-        opened.load(Ordering::Relaxed)
+        "legit calls completed: {ok}/{total}; attacker sockets opened: {opened}; refused at accept: {refused}"
     );
     assert!(ok * 100 >= total * 95, "only {ok}/{total} calls completed");
     assert!(refused > 0, "the per-source limit never fired");
@@ -131,50 +143,36 @@ async fn idle_sockets_from_one_address_do_not_lock_out_another() {
 /// slot of the oldest of them, so the trusted peer still connects.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_sockets_from_many_addresses_do_not_lock_out_another() {
-    const SOURCES: u8 = 16;
-    const PER_SOURCE: usize = 8;
+    const SOURCES: u8 = 32;
+    const PER_SOURCE: usize = 4;
     const SLOTS: usize = 64;
+    // Each eviction is charged to the evicted socket's source. With a
+    // burst no larger than the handshakes a source may have in progress,
+    // a source holding all it may is at its burst: every socket evicted
+    // reconnects only as its source's charges are paid off, 8 a second,
+    // one eviction every 4 ms over all 32. Evicting a peer's connection
+    // before its first frame would take 64.
     let server = echo_server(76, 77, |c| {
-        c.max_handshakes(SLOTS).handshakes_per_source(PER_SOURCE)
+        c.max_handshakes(SLOTS)
+            .handshakes_per_source(PER_SOURCE)
+            .failed_handshakes_per_source(8, PER_SOURCE as u32)
     })
     .await;
     let client =
         Node::new(NodeConfig::new(Identity::from_seed(&[77; 32])).trusting(server.peer_id()));
-    let addr = server.local_addr().unwrap();
-
-    let opened = Arc::new(AtomicU64::new(0));
-    let (first, mut up) = tokio::sync::mpsc::unbounded_channel();
-    let sockets = usize::from(SOURCES) * PER_SOURCE;
-    let attackers: Vec<_> = (0..sockets)
-        .map(|i| {
-            let from = IpAddr::V4(Ipv4Addr::new(
-                127,
-                0,
-                1,
-                1 + (i % usize::from(SOURCES)) as u8,
-            ));
-            tokio::spawn(idle_socket(from, addr, opened.clone(), first.clone()))
-        })
+    let from: Vec<IpAddr> = (1..=SOURCES)
+        .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 1, i)))
         .collect();
-    // Every attacker socket is open, twice as many as the slots, before
-    // the first legitimate dial.
-    for _ in 0..sockets {
-        up.recv().await.unwrap();
-    }
-
-    let ok = legit_rounds(&client, &server).await;
-    for a in &attackers {
-        a.abort();
-    }
+    // twice as many sockets as slots
+    let sockets = usize::from(SOURCES) * PER_SOURCE;
+    let (ok, opened) = rounds_under_idle_sockets(&client, &server, &from, sockets).await;
     let total = ROUNDS * CALLS_PER_ROUND;
     let stats = server.stats();
     let evicted = stats.core.counters.handshakes_in.evicted;
     println!(
-        "legit calls completed: {ok}/{total}; attacker sockets opened: {}; evicted: {evicted}; \
+        "legit calls completed: {ok}/{total}; attacker sockets opened: {opened}; evicted: {evicted}; \
          refused at accept: {} ({} throttled)",
-        opened.load(Ordering::Relaxed),
-        stats.refused_connections,
-        stats.throttled_connections,
+        stats.refused_connections, stats.throttled_connections,
     );
     assert!(ok * 100 >= total * 95, "only {ok}/{total} calls completed");
     assert!(evicted > 0, "no socket was evicted");
