@@ -96,7 +96,6 @@ pub(crate) fn start_conn<R: Runtime>(
             // byte crossed: a reset tells the dialer at once and leaves
             // no TIME_WAIT here, however many a flood opens.
             if matches!(role, Role::Accept) {
-                tracing::debug!(remote = ?remote_addr, %error, "refused at accept: reset");
                 transport.reset();
             }
             return Err(error);
@@ -448,12 +447,12 @@ pub(crate) async fn accept_loop<R: Runtime>(shared: Arc<Shared<R>>, listener: R:
                 let remote = transport.remote_addr();
                 match start_conn(&shared, transport, Role::Accept) {
                     Ok(_) => tracing::debug!(?remote, "accepted"),
-                    // A bare close (the transport is dropped): no REJECT,
-                    // nothing read, no core state.
+                    // Reset by `start_conn`: no REJECT, nothing read, no
+                    // core state.
                     Err(ConnectError::Start(peernet_proto::ConnectError::SourceLimited(
                         refusal,
                     ))) => {
-                        tracing::debug!(?remote, %refusal, "refused at accept");
+                        tracing::debug!(?remote, %refusal, "refused at accept: reset");
                     }
                     Err(_) => break,
                 }
