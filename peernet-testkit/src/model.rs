@@ -106,6 +106,11 @@ pub enum Invariant {
     /// within any `T` seconds are at most `failure_burst +
     /// failures_per_second × T`.
     SourceLimitsHold,
+    /// A connection is accepted `busy` only if every handshake slot
+    /// (`Config::max_handshakes`) is held by one that has delivered a
+    /// complete frame; otherwise it takes a free slot, or the slot of the
+    /// oldest holder that has not, which ends `Evicted`.
+    BusyOnlyWhenEverySlotSpoke,
 }
 
 impl Invariant {
@@ -140,6 +145,7 @@ impl Invariant {
             Invariant::BadRecordsEndTheConnection => "bad_records_end_the_connection",
             Invariant::VersionsNeverMix => "versions_never_mix",
             Invariant::SourceLimitsHold => "source_limits_hold",
+            Invariant::BusyOnlyWhenEverySlotSpoke => "busy_only_when_every_slot_spoke",
         }
     }
 }

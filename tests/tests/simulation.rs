@@ -325,3 +325,8 @@ fn catches_source_limits_ignored() {
 fn catches_failed_handshakes_left_uncharged() {
     caught(Fault::FailuresUncharged, Invariant::SourceLimitsHold);
 }
+
+#[test]
+fn catches_busy_while_a_silent_connection_holds_a_slot() {
+    caught(Fault::NoEviction, Invariant::BusyOnlyWhenEverySlotSpoke);
+}

@@ -142,6 +142,7 @@ impl Sim {
                 );
                 self.counters.connected += 1;
                 self.source_handshake_ended(n, *conn, None);
+                self.slot_handshake_ended(n, *conn, None);
                 let Some(cm) = self.nodes[n].conns.get(conn) else {
                     return self.fail(
                         Invariant::AuthenticatedPeerIdentity,
@@ -240,6 +241,7 @@ impl Sim {
             }
             Event::HandshakeFailed { conn, peer, error } => {
                 self.source_handshake_ended(n, *conn, Some(error));
+                self.slot_handshake_ended(n, *conn, Some(error));
                 // Only what `unpair` ends as an established connection is
                 // checked for its revocation.
                 self.unpairing.retain(|c| *c != (n, *conn));

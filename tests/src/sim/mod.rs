@@ -40,6 +40,7 @@ pub mod net;
 pub mod node;
 pub mod rng;
 pub mod scenario;
+pub mod slots;
 pub mod sources;
 pub mod sweep;
 pub mod trace;

@@ -332,6 +332,13 @@ impl Sim {
         if let Err(detail) = self.nodes[b].sources.admitted(conn, source, now, &limits) {
             self.fail(Invariant::SourceLimitsHold, format!("n{b}: {detail}"));
         }
+        let slots = self.cfg.endpoint.max_handshakes;
+        if let Err(detail) = self.nodes[b].slots.accepted(conn, slots) {
+            self.fail(
+                Invariant::BusyOnlyWhenEverySlotSpoke,
+                format!("n{b}: {detail}"),
+            );
+        }
         self.add_conn(b, conn, id, 1);
         self.touch(b);
         // A raw dialer starts talking now.
@@ -548,6 +555,7 @@ impl Sim {
         let end = &mut link.ends[side].kind;
         if let Some((node, _, conn)) = end.node_conn() {
             tr!(self, "n{node} <- {id} {}B", data.len());
+            self.nodes[node].slots.received(conn, &data);
             self.input(
                 node,
                 Input::Received {

@@ -142,6 +142,8 @@ pub struct Node {
     pub serving: BTreeSet<InboundCallId>,
     /// What this life admitted from each source address.
     pub sources: super::sources::Ledger,
+    /// What this life's handshake slots hold (`slots.rs`).
+    pub slots: super::slots::Slots,
 }
 
 impl Node {
@@ -165,6 +167,7 @@ impl Node {
             calls: BTreeMap::new(),
             serving: BTreeSet::new(),
             sources: Default::default(),
+            slots: Default::default(),
         }
     }
 
@@ -205,6 +208,7 @@ impl Node {
         self.calls.clear();
         self.serving.clear();
         self.sources = Default::default();
+        self.slots = Default::default();
     }
 
     /// Whether the node is up and accepts commands.
