@@ -11,13 +11,29 @@ use peernet_testkit::{Action, Node, identity, test_config};
 
 const MS: Duration = Duration::from_millis(1);
 
-fn nodes() -> (Node, Node) {
-    let (ia, ib) = (identity(1), identity(2));
-    let config = test_config();
+/// `a` and `b` trusting each other, `b` with `slots` handshake slots.
+fn pair(version: ProtocolVersion, slots: usize) -> (Node, Node) {
+    let mut config = test_config();
     assert_eq!(config.first_frame_timeout, Duration::from_secs(2));
+    config.version = version;
+    config.max_handshakes = slots;
+    let (ia, ib) = (identity(1), identity(2));
     let a = Node::checked(config.clone(), &[1; 32], &[ib.peer_id()], 1);
     let b = Node::checked(config, &[2; 32], &[ia.peer_id()], 2);
     (a, b)
+}
+
+/// [`pair`] on version 1 with the default slots.
+fn nodes() -> (Node, Node) {
+    pair(ProtocolVersion::V1, test_config().max_handshakes)
+}
+
+/// `a`'s first frame on a new dial to `b`.
+fn first_frame(a: &mut Node, b: &Node) -> (ConnId, Bytes) {
+    let dial = a.connect(Some(b.me())).unwrap();
+    a.pump();
+    let first = a.take(dial).unwrap();
+    (dial, first)
 }
 
 /// The bytes `conn` was closed with, if `actions` closed it.
@@ -28,10 +44,15 @@ fn closed(actions: &[Action], conn: ConnId) -> Option<Bytes> {
     })
 }
 
-fn timed_out(actions: &[Action], conn: ConnId) -> bool {
+/// Whether `actions` report `conn`'s handshake failed with `error`.
+fn failed_with(actions: &[Action], conn: ConnId, error: &HandshakeError) -> bool {
     actions.iter().any(|a| {
-        matches!(a, Action::Event(Event::HandshakeFailed { conn: c, error: HandshakeError::Timeout, .. }) if *c == conn)
+        matches!(a, Action::Event(Event::HandshakeFailed { conn: c, error: e, .. }) if *c == conn && e == error)
     })
+}
+
+fn timed_out(actions: &[Action], conn: ConnId) -> bool {
+    failed_with(actions, conn, &HandshakeError::Timeout)
 }
 
 #[test]
@@ -56,9 +77,7 @@ fn a_silent_socket_is_closed_at_the_first_frame_deadline() {
 #[test]
 fn a_partial_frame_does_not_count() {
     let (mut a, mut b) = nodes();
-    let dial = a.connect(Some(b.me())).unwrap();
-    a.pump();
-    let hello = a.take(dial).unwrap();
+    let (_, hello) = first_frame(&mut a, &b);
     let conn = b.accept().unwrap();
     b.advance(Duration::from_secs(1));
     b.receive(conn, hello.slice(..hello.len() - 1));
@@ -70,9 +89,7 @@ fn a_partial_frame_does_not_count() {
 #[test]
 fn after_the_first_frame_the_whole_handshake_budget_applies() {
     let (mut a, mut b) = nodes();
-    let dial = a.connect(Some(b.me())).unwrap();
-    a.pump();
-    let hello = a.take(dial).unwrap();
+    let (_, hello) = first_frame(&mut a, &b);
     let conn = b.accept().unwrap();
     b.advance(Duration::from_millis(1500));
     b.receive(conn, hello);
@@ -88,31 +105,6 @@ fn after_the_first_frame_the_whole_handshake_budget_applies() {
 }
 
 // ----- every slot taken -----
-
-/// `a` and `b` trusting each other, `b` with `slots` handshake slots.
-fn pair(version: ProtocolVersion, slots: usize) -> (Node, Node) {
-    let mut config = test_config();
-    config.version = version;
-    config.max_handshakes = slots;
-    let (ia, ib) = (identity(1), identity(2));
-    let a = Node::checked(config.clone(), &[1; 32], &[ib.peer_id()], 1);
-    let b = Node::checked(config, &[2; 32], &[ia.peer_id()], 2);
-    (a, b)
-}
-
-fn failed_with(actions: &[Action], conn: ConnId, error: &HandshakeError) -> bool {
-    actions.iter().any(|a| {
-        matches!(a, Action::Event(Event::HandshakeFailed { conn: c, error: e, .. }) if *c == conn && e == error)
-    })
-}
-
-/// `a`'s first frame on a new dial to `b`.
-fn first_frame(a: &mut Node, b: &Node) -> (ConnId, Bytes) {
-    let dial = a.connect(Some(b.me())).unwrap();
-    a.pump();
-    let first = a.take(dial).unwrap();
-    (dial, first)
-}
 
 /// Moves bytes both ways between `a`'s `dial` and `b`'s `conn` until
 /// neither has any: whether `b` then holds it as the connection to `a`.
