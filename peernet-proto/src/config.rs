@@ -4,6 +4,7 @@
 use core::time::Duration;
 
 use crate::frame::DEFAULT_MAX_FRAME_LEN;
+use crate::reconnects::PeerConnectLimits;
 use crate::sources::SourceLimits;
 
 /// Endpoint configuration. The defaults are the protocol's (PROTOCOL.md).
@@ -76,6 +77,10 @@ pub struct Config {
     /// once, and failed per second (see [`SourceLimits`]). Default 32 in
     /// progress, 8 failures a second after a burst of 32.
     pub source_limits: SourceLimits,
+    /// How often one trusted peer may establish an inbound connection
+    /// (see [`PeerConnectLimits`]); a HELLO or INIT beyond gets REJECT
+    /// `busy`. Default 20 a second after a burst of 64.
+    pub peer_connects: PeerConnectLimits,
     /// Addresses the address book keeps per peer. Default 8.
     pub max_addresses_per_peer: usize,
     /// Addresses the address book keeps in all. Default 8192.
@@ -227,12 +232,17 @@ pub enum Fault {
     /// connection is answered `busy` even while slots are held by
     /// connections that have delivered no complete frame.
     NoEviction,
+    /// `Endpoint::on_transition`: an inbound connection that becomes
+    /// established is not charged to its peer, so a trusted peer may
+    /// reconnect as often as it likes (`Config::peer_connects` is never
+    /// reached).
+    ReconnectsUncharged,
 }
 
 #[cfg(feature = "fault-injection")]
 impl Fault {
     /// Every fault, for the simulation and the fuzz targets to iterate.
-    pub const ALL: [Fault; 23] = [
+    pub const ALL: [Fault; 24] = [
         Fault::SupersedeNewest,
         Fault::SkipTrustCheck,
         Fault::ReplyAnyConnection,
@@ -256,6 +266,7 @@ impl Fault {
         Fault::SourceUnlimited,
         Fault::FailuresUncharged,
         Fault::NoEviction,
+        Fault::ReconnectsUncharged,
     ];
 
     /// The fault whose variant name is `name` (as its `Debug` prints it).
@@ -296,6 +307,7 @@ impl Default for Config {
             idle_timeout: Duration::from_secs(45),
             version: ProtocolVersion::V2,
             source_limits: SourceLimits::default(),
+            peer_connects: PeerConnectLimits::default(),
             max_addresses_per_peer: 8,
             max_addresses: 8192,
             dial: DialConfig::default(),

@@ -96,6 +96,10 @@ pub struct HandshakeCounts {
     /// connection took its handshake slot, every slot being taken
     /// ([`HandshakeError::Evicted`]).
     pub evicted: u64,
+    /// Refused `busy` because the trusted peer named connects more often
+    /// than `Config::peer_connects` allows ([`HandshakeError::Throttled`];
+    /// also counted in `refused` under `busy`).
+    pub throttled: u64,
 }
 
 impl HandshakeCounts {
@@ -113,6 +117,10 @@ impl HandshakeCounts {
             HandshakeError::Replayed => self.replayed += 1,
             HandshakeError::Record(_) => self.record_failed += 1,
             HandshakeError::Evicted => self.evicted += 1,
+            HandshakeError::Throttled => {
+                self.throttled += 1;
+                self.refused.add(RejectCode::Busy);
+            }
         }
     }
 

@@ -78,6 +78,12 @@ pub enum HandshakeError {
     /// nothing sent.
     #[error("evicted before its first frame: every handshake slot was taken")]
     Evicted,
+    /// Responder: the trusted peer the HELLO or INIT named has
+    /// established inbound connections faster than `Config::peer_connects`
+    /// allows; we sent REJECT `busy` (the peer sees
+    /// `Rejected(busy)`: try later). Held against the connection's source.
+    #[error("the peer connects too often: refused busy")]
+    Throttled,
     /// The transport closed before the handshake finished.
     #[error("the transport closed during the handshake")]
     TransportLost,

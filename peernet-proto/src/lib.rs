@@ -34,6 +34,8 @@ mod counters;
 )]
 mod noise;
 #[cfg_attr(not(feature = "testkit"), allow(unreachable_pub))]
+mod rate;
+mod reconnects;
 mod registry;
 mod sources;
 mod stats;
@@ -56,6 +58,7 @@ pub use frame::{DEFAULT_MAX_FRAME_LEN, FRAME_HEADER_LEN, FrameDecoder, FrameErro
 pub use identity::{Identity, InvalidIdentity, InvalidPeerId, PeerId};
 pub use ids::{CallId, ConnId, Direction, InboundCallId, Side};
 pub use noise::RecordError;
+pub use reconnects::PeerConnectLimits;
 pub use sources::{Source, SourceLimits, SourceRefusal};
 pub use stats::Stats;
 pub use time::Instant;

@@ -28,12 +28,11 @@
 //! seed from the endpoint's RNG: nobody can aim collisions at them.
 
 use core::net::{IpAddr, SocketAddr};
-use core::time::Duration;
 
-use foldhash::SharedSeed;
 use foldhash::fast::SeedableRandomState;
 use hashbrown::HashMap;
 
+use crate::rate::{RateTable, seeded};
 use crate::{ConnId, Instant};
 
 /// Where a connection came from, as far as the per-source limits care:
@@ -84,7 +83,7 @@ pub struct SourceLimits {
     /// Handshakes in progress per source. Default 32; 0 counts as 1.
     pub handshakes: usize,
     /// Failed handshakes per second per source, after the burst. Default
-    /// 8; 0 counts as 1, a billion or more is no limit.
+    /// 8; 0 counts as 1, above a billion is no limit.
     pub failures_per_second: u32,
     /// Failed handshakes a source may owe at once. Default 32; 0 counts
     /// as 1. Each handshake in progress counts against it until it ends
@@ -121,12 +120,9 @@ pub(crate) struct Sources {
     limit: usize,
     counts: HashMap<Source, usize, SeedableRandomState>,
     by_conn: HashMap<ConnId, Source, SeedableRandomState>,
-    charges: Charges,
-}
-
-/// A hasher for tables keyed by what peers choose.
-fn seeded(seed: u64) -> SeedableRandomState {
-    SeedableRandomState::with_seed(seed, SharedSeed::global_fixed())
+    /// Each source's failures, as a rate (`rate.rs`): each handshake in
+    /// progress counts as a failure it may yet owe.
+    charges: RateTable<Source>,
 }
 
 impl Sources {
@@ -135,7 +131,12 @@ impl Sources {
             limit: limits.handshakes.max(1),
             counts: HashMap::with_hasher(seeded(seed)),
             by_conn: HashMap::with_hasher(seeded(seed.rotate_left(17))),
-            charges: Charges::new(limits.failures_per_second, limits.failure_burst, seed),
+            charges: RateTable::new(
+                limits.failures_per_second,
+                limits.failure_burst,
+                MAX_FAILING_SOURCES,
+                seed.rotate_left(41),
+            ),
         }
     }
 
@@ -145,7 +146,7 @@ impl Sources {
         let in_progress = self.counts.get(&source).copied().unwrap_or(0);
         if in_progress >= self.limit {
             Err(SourceRefusal::Busy)
-        } else if !self.charges.has_room(source, in_progress, now) {
+        } else if !self.charges.has_room(&source, in_progress, now) {
             Err(SourceRefusal::Failing)
         } else {
             Ok(())
@@ -191,88 +192,10 @@ impl Sources {
 /// 40 bytes a source).
 pub(crate) const MAX_FAILING_SOURCES: usize = 16 * 1024;
 
-/// The failures of each source, as a rate (a generic cell rate
-/// algorithm): each failure held against a source pushes its `clear_at`
-/// one `interval` further into the future, from now at the earliest. A
-/// source may start a handshake while what it owes, `clear_at − now`
-/// plus one interval for each of its handshakes still in progress (each
-/// may yet fail), is at most `tolerance`. A source whose `clear_at` has
-/// passed owes nothing, as one never seen, so it can be forgotten.
-///
-/// Why this bounds the failures by admission time: take the handshakes
-/// of a source that fail, admitted from `a_i` to `a_k`. When the last of
-/// them was admitted, each earlier one had either failed (pushing
-/// `clear_at` one interval past `a_i` at least, each on top of the last)
-/// or was in progress (one interval owed), so what the source owed was at
-/// least `a_i + (n − 1) × interval − a_k`, and the admission needed that
-/// to be at most `(burst − 1) × interval`: `n ≤ burst + (a_k − a_i) /
-/// interval`. Successes and this node's own refusals charge nothing, so
-/// nothing has to be given back.
-struct Charges {
-    /// What one failure costs: a second divided by the rate.
-    interval: Duration,
-    /// How much a source may owe and still start a handshake: `burst - 1`
-    /// intervals.
-    tolerance: Duration,
-    clear_at: HashMap<Source, Instant, SeedableRandomState>,
-    /// No sweep for forgotten sources before this: a full table costs a
-    /// pass over it at most once per `tolerance + interval`.
-    next_sweep: Instant,
-}
-
-impl Charges {
-    fn new(per_second: u32, burst: u32, seed: u64) -> Charges {
-        let interval = Duration::from_secs(1) / per_second.max(1);
-        Charges {
-            interval,
-            tolerance: interval * (burst.max(1) - 1),
-            clear_at: HashMap::with_hasher(seeded(seed.rotate_left(41))),
-            next_sweep: Instant::ZERO,
-        }
-    }
-
-    /// Whether `source`, with `in_progress` handshakes under way, may
-    /// start one more at `now`.
-    fn has_room(&self, source: Source, in_progress: usize, now: Instant) -> bool {
-        let owed = self
-            .clear_at
-            .get(&source)
-            .map_or(Duration::ZERO, |at| at.saturating_duration_since(now));
-        let pending = u32::try_from(in_progress)
-            .ok()
-            .and_then(|n| self.interval.checked_mul(n))
-            .unwrap_or(Duration::MAX);
-        owed.saturating_add(pending) <= self.tolerance
-    }
-
-    /// A handshake of `source` failed at `now` by its doing.
-    fn charge(&mut self, source: Source, now: Instant) {
-        if let Some(at) = self.clear_at.get_mut(&source) {
-            *at = (*at).max(now) + self.interval;
-            return;
-        }
-        if self.clear_at.len() >= MAX_FAILING_SOURCES {
-            if now < self.next_sweep {
-                return;
-            }
-            self.clear_at.retain(|_, at| *at > now);
-            self.next_sweep = now + self.tolerance + self.interval;
-            if self.clear_at.len() >= MAX_FAILING_SOURCES {
-                return;
-            }
-        }
-        self.clear_at.insert(source, now + self.interval);
-    }
-
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.clear_at.len()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use alloc::vec::Vec;
+    use core::time::Duration;
 
     use super::*;
 

@@ -111,6 +111,11 @@ pub enum Invariant {
     /// complete frame; otherwise it takes a free slot, or the slot of the
     /// oldest holder that has not, which ends `Evicted`.
     BusyOnlyWhenEverySlotSpoke,
+    /// Per trusted peer (`Config::peer_connects`): of the inbound
+    /// connections it established, those accepted from `s` on and
+    /// established by `e` are at most `burst + per_second × (e − s)`,
+    /// plus the most of its handshakes that were in progress at once.
+    PeerConnectsHold,
 }
 
 impl Invariant {
@@ -146,6 +151,7 @@ impl Invariant {
             Invariant::VersionsNeverMix => "versions_never_mix",
             Invariant::SourceLimitsHold => "source_limits_hold",
             Invariant::BusyOnlyWhenEverySlotSpoke => "busy_only_when_every_slot_spoke",
+            Invariant::PeerConnectsHold => "peer_connects_hold",
         }
     }
 }

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use peernet_proto::{
-    CallError, CallId, Config, ConnId, Endpoint, Event, Identity, InboundCall, InboundCallId,
-    Input, Instant, Output, PeerId, Response,
+    CallError, CallId, Config, ConnId, ConnectError, Endpoint, Event, Identity, InboundCall,
+    InboundCallId, Input, Instant, Output, PeerId, Response, Source,
 };
 
 use crate::model::{Invariant, Model, Rule};
@@ -147,6 +147,14 @@ impl Node {
         let conn = self.ep.accept(self.now).ok()?;
         self.opened(conn);
         Some(conn)
+    }
+
+    /// Accepts a transport from `source`, recording the new connection;
+    /// the core's refusal (its source's limits) otherwise.
+    pub fn accept_from(&mut self, source: Source) -> Result<ConnId, ConnectError> {
+        let conn = self.ep.accept_from(self.now, source)?;
+        self.opened(conn);
+        Ok(conn)
     }
 
     /// Feeds bytes.

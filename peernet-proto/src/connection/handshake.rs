@@ -163,6 +163,10 @@ impl Handshake {
                         }
                         Step::Failed(failure)
                     }
+                    Ok(dialer) if !node.reconnects.admits(&dialer.peer(), ctx.now) => {
+                        tracing::info!(peer = %dialer.peer(), "peer connects too often: refused busy");
+                        Step::Failed(throttled())
+                    }
                     Ok(dialer) => {
                         let mut nonce = [0u8; 32];
                         node.rng.fill_bytes(&mut nonce);
@@ -246,7 +250,12 @@ fn on_init(body: &[u8], busy: bool, node: &mut Node<'_>, tx: &mut Transmit, ctx:
     }
     let mut secret = [0u8; 32];
     node.rng.fill_bytes(&mut secret);
-    match checked.accept(node.local, node.trust, busy, secret) {
+    let reconnects = node.reconnects;
+    let throttled_peer = |peer: &PeerId| !reconnects.admits(peer, ctx.now);
+    match checked.accept_unless(node.local, node.trust, busy, &throttled_peer, secret) {
+        Err(failure) if failure.error == HandshakeError::Throttled => {
+            refuse_v2(throttled(), body, tx)
+        }
         Err(failure) => refuse_v2(failure, body, tx),
         Ok(accepted) => {
             node.replay.insert(ephemeral, ctx.now);
@@ -264,6 +273,15 @@ fn on_init(body: &[u8], busy: bool, node: &mut Node<'_>, tx: &mut Transmit, ctx:
                 keys: accepted.transport,
             }
         }
+    }
+}
+
+/// A HELLO or INIT naming a peer that connects more often than
+/// `Config::peer_connects` allows (`reconnects.rs`): REJECT `busy`.
+fn throttled() -> Failure {
+    Failure {
+        send: Some(crate::RejectCode::Busy),
+        error: HandshakeError::Throttled,
     }
 }
 

@@ -34,6 +34,7 @@ use crate::handshake::MAX_HANDSHAKE_FRAME;
 use crate::identity::{Identity, PeerId};
 use crate::ids::{CallId, ConnId, Direction, InboundCallId};
 use crate::noise::{CipherState, INIT_LEN, LocalStatic, ReplayCache};
+use crate::reconnects::Reconnects;
 use crate::registry::Established;
 use crate::timers::{Timer, Timers};
 use crate::trust::TrustList;
@@ -86,6 +87,8 @@ pub(crate) struct Node<'a> {
     pub(crate) local: &'a LocalStatic,
     /// Version 2: the ephemeral keys of INITs answered lately.
     pub(crate) replay: &'a mut ReplayCache,
+    /// How often each trusted peer connected lately (`reconnects.rs`).
+    pub(crate) reconnects: &'a Reconnects,
 }
 
 /// What the endpoint must do after a connection handled input.

@@ -31,6 +31,7 @@ use crate::handshake;
 use crate::identity::{Identity, PeerId};
 use crate::ids::{CallId, ConnId, InboundCallId};
 use crate::noise::{INIT_LEN, LocalStatic, ReplayCache};
+use crate::reconnects::Reconnects;
 use crate::registry::Registry;
 use crate::sources::{Source, SourceRefusal, Sources};
 use crate::stats::Stats;
@@ -119,6 +120,8 @@ pub struct Endpoint {
     silent: VecDeque<ConnId>,
     /// Per source address: handshakes in progress, failures charged.
     sources: Sources,
+    /// Each trusted peer's inbound connections lately (`reconnects.rs`).
+    reconnects: Reconnects,
     shutting_down: bool,
     /// Where each trusted peer may be dialed.
     book: AddressBook,
@@ -150,6 +153,7 @@ macro_rules! node {
             shutting_down: $ep.shutting_down,
             local: &$ep.local,
             replay: &mut $ep.replay,
+            reconnects: &$ep.reconnects,
         }
     };
 }
@@ -194,6 +198,7 @@ impl Endpoint {
         );
         let local = LocalStatic::new(&identity);
         let sources = Sources::new(config.source_limits, table_seed.rotate_left(32));
+        let reconnects = Reconnects::new(config.peer_connects, table_seed.rotate_left(48));
         Endpoint {
             ctx: Ctx {
                 config,
@@ -215,6 +220,7 @@ impl Endpoint {
             inbound_handshakes: 0,
             silent: VecDeque::new(),
             sources,
+            reconnects,
             shutting_down: false,
             book,
             dials: DialSchedule::default(),

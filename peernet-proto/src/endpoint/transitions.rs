@@ -25,6 +25,13 @@ impl Endpoint {
                 if inbound {
                     self.inbound_handshakes = self.inbound_handshakes.saturating_sub(1);
                     self.sources.ended(conn, false, self.ctx.now);
+                    // proven now: charged to the peer (`reconnects.rs`)
+                    let peer = self.conns.get(&conn).and_then(Connection::established);
+                    if let Some((peer, _)) = peer {
+                        if !fault!(self.ctx.config, ReconnectsUncharged) {
+                            self.reconnects.established(peer, self.ctx.now);
+                        }
+                    }
                 }
                 self.register(conn);
             }

@@ -232,6 +232,21 @@ impl<'a> CheckedInit<'a> {
         local: &LocalStatic,
         trust: &TrustList,
         busy: bool,
+        ephemeral_secret: [u8; 32],
+    ) -> Result<Accepted, Failure> {
+        self.accept_unless(local, trust, busy, &|_| false, ephemeral_secret)
+    }
+
+    /// [`CheckedInit::accept`], but a trusted initiator for which
+    /// `throttled` says so is refused ([`HandshakeError::Throttled`], the
+    /// caller answers `busy`) before any more work: no ephemeral key, no
+    /// RESP (local policy, `reconnects.rs`).
+    pub fn accept_unless(
+        self,
+        local: &LocalStatic,
+        trust: &TrustList,
+        busy: bool,
+        throttled: &dyn Fn(&PeerId) -> bool,
         mut ephemeral_secret: [u8; 32],
     ) -> Result<Accepted, Failure> {
         if busy {
@@ -261,6 +276,13 @@ impl<'a> CheckedInit<'a> {
         if peer == local.peer_id() || !trust.contains(&peer) {
             tracing::info!(peer = %peer, "untrusted dialer refused");
             return Err(refuse(RejectCode::Untrusted));
+        }
+        if throttled(&peer) {
+            ephemeral_secret.zeroize();
+            return Err(Failure {
+                send: None,
+                error: HandshakeError::Throttled,
+            });
         }
         let mut resp = [0u8; RESP_LEN];
         resp[..HEADER_LEN].copy_from_slice(&header(KIND_RESP));
