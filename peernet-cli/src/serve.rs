@@ -71,6 +71,11 @@ pub(crate) struct Serve {
     /// at least 1; default 8/32).
     #[arg(long, value_name = "RATE/BURST", value_parser = parse_rate_burst)]
     failed_handshakes_per_source: Option<(u32, u32)>,
+    /// Inbound connections one trusted peer may establish: BURST at once,
+    /// then RATE a second; beyond, its handshakes are refused `busy`
+    /// (each at least 1; default 20/64).
+    #[arg(long, value_name = "RATE/BURST", value_parser = parse_rate_burst)]
+    connects_per_peer: Option<(u32, u32)>,
 }
 
 /// `RATE/BURST`, each a number of at least 1.
@@ -126,6 +131,9 @@ pub(crate) async fn run_serve(serve: Serve) -> Result<(), Failure> {
     }
     if let Some((rate, burst)) = serve.failed_handshakes_per_source {
         config = config.failed_handshakes_per_source(rate, burst);
+    }
+    if let Some((rate, burst)) = serve.connects_per_peer {
+        config = config.connects_per_peer(rate, burst);
     }
     for peer in serve.trust {
         config = config.trusting(peer);

@@ -180,6 +180,42 @@ fn a_source_whose_handshakes_fail_is_turned_away() {
     let _ = s.child.wait();
 }
 
+/// `--connects-per-peer 1/1`: a trusted peer that connected once is
+/// refused `busy` if it connects again within the second.
+#[test]
+fn a_peer_that_reconnects_too_often_is_refused_busy() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let [a, _b] = ["a.key", "b.key"].map(|name| keygen(d, name));
+    let mut s = serve(
+        d,
+        "b.key",
+        &[
+            "--trust",
+            &a,
+            "--expose",
+            "echo",
+            "--connects-per-peer",
+            "1/1",
+        ],
+    );
+    let target = format!("{}@{}", s.peer, s.addr);
+    let first = call(d, "a.key", &target, &["echo", "x"]);
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    // As above: a few tries, in case starting a process took a second.
+    let refused = (0..5).any(|_| {
+        let again = call(d, "a.key", &target, &["echo", "x"]);
+        if again.status.code() == Some(0) {
+            return false;
+        }
+        assert_fails_with(&again, "error: rejected: busy");
+        true
+    });
+    assert!(refused, "every reconnect within the second was let in");
+    let _ = s.child.kill();
+    let _ = s.child.wait();
+}
+
 #[test]
 fn protocol_1_is_an_opt_in_on_both_ends() {
     let dir = tempfile::tempdir().unwrap();
@@ -275,6 +311,8 @@ async fn serve_keeps_serving_when_stdout_is_not_read() {
     let mut child = Command::new(peernet())
         .args(["serve", "--key", "b.key", "--listen", "127.0.0.1:0"])
         .args(["--trust", &mine, "--expose", "echo"])
+        // it reconnects in a loop on purpose: no limit per peer
+        .args(["--connects-per-peer", "2000000000/1"])
         .current_dir(&d)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -334,6 +372,8 @@ fn zero_and_inconsistent_durations_are_usage_errors() {
         &["--failed-handshakes-per-source", "0/32"],
         &["--failed-handshakes-per-source", "8/0"],
         &["--failed-handshakes-per-source", "8"],
+        &["--connects-per-peer", "0/16"],
+        &["--connects-per-peer", "2/0"],
     ] {
         let mut args = base.to_vec();
         args.extend_from_slice(extra);

@@ -204,7 +204,7 @@ impl NodeConfig {
     /// counts as a charge it may yet owe; a source that owes `burst`
     /// charges has further connections reset at once, unread, and its
     /// charges are paid off at `per_second` (one more connection
-    /// `1 / per_second` later; a rate of a billion or more per second is
+    /// `1 / per_second` later; a rate above a billion per second is
     /// no limit). So however many connections a source opens, in parallel or
     /// in a loop, at most `burst + per_second × seconds` of its handshakes
     /// fail, while a source whose handshakes succeed is held back only by
@@ -223,6 +223,28 @@ impl NodeConfig {
     pub fn failed_handshakes_per_source(mut self, per_second: u32, burst: u32) -> NodeConfig {
         self.protocol.source_limits.failures_per_second = per_second.max(1);
         self.protocol.source_limits.failure_burst = burst.max(1);
+        self
+    }
+
+    /// Inbound connections one trusted peer may establish: `burst` at
+    /// once, then `per_second`. A peer is trusted, not harmless: each
+    /// handshake it completes costs this node a key generation and four
+    /// X25519 operations (version 2; a signature and two verifications in
+    /// version 1), and success is never charged to its source, so one
+    /// peer reconnecting in a loop could keep a core busy. Past its burst
+    /// its HELLO or INIT is refused with REJECT `busy` (the peer's dial
+    /// fails with `Rejected(busy)`: try later) before any more work, and
+    /// the refusal counts as a failure of its source
+    /// ([`NodeConfig::failed_handshakes_per_source`]), so a peer that
+    /// keeps trying is soon reset at accept. Only established connections
+    /// are charged, so nobody can spend a peer's budget by naming it.
+    /// Counted in `HandshakeCounts::throttled` ([`crate::Node::stats`]:
+    /// `core.counters.handshakes_in.throttled`).
+    /// Default 20 per second after a burst of 64 (a rate above a billion
+    /// per second is no limit); each at least 1.
+    pub fn connects_per_peer(mut self, per_second: u32, burst: u32) -> NodeConfig {
+        self.protocol.peer_connects.per_second = per_second.max(1);
+        self.protocol.peer_connects.burst = burst.max(1);
         self
     }
 }

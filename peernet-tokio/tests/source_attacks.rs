@@ -313,3 +313,81 @@ async fn failed_handshakes_from_one_address_are_limited() {
     client.shutdown().await;
     server.shutdown().await;
 }
+
+/// A trusted peer reconnecting in a loop for `ATTACK` from 127.0.0.1 to a
+/// server with `limit` (`connects_per_peer`, `None`: no limit); then
+/// another trusted peer dials from 127.0.0.2 and calls. Returns the
+/// server's inbound connections established, the handshakes it refused
+/// as throttled, the attacker's attempts, the other peer's calls that got
+/// their reply, and the time the loop ran.
+async fn reconnect_loop(limit: Option<(u32, u32)>) -> (u64, u64, u64, usize, Duration) {
+    const ATTACK: Duration = Duration::from_millis(1_500);
+    let server = echo_server(81, 82, |c| match limit {
+        Some((rate, burst)) => c.connects_per_peer(rate, burst),
+        None => c.connects_per_peer(u32::MAX, u32::MAX),
+    })
+    .await;
+    let other = Identity::from_seed(&[83; 32]);
+    server.pair(other.peer_id(), None).await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let attacker =
+        Node::new(NodeConfig::new(Identity::from_seed(&[82; 32])).trusting(server.peer_id()));
+    let started = Instant::now();
+    let mut attempts = 0;
+    while started.elapsed() < ATTACK {
+        attempts += 1;
+        let dial = attacker.connect(server.peer_id(), addr);
+        let _ = tokio::time::timeout(Duration::from_secs(5), dial).await;
+        attacker.disconnect(&server.peer_id());
+    }
+    let elapsed = started.elapsed();
+    let client = Node::new(NodeConfig::new(other).trusting(server.peer_id()));
+    let ok = legit_rounds(&client, &server).await;
+    let counts = server.stats().core.counters.handshakes_in;
+    client.shutdown().await;
+    attacker.shutdown().await;
+    server.shutdown().await;
+    (counts.established, counts.throttled, attempts, ok, elapsed)
+}
+
+/// A trusted peer is still a suspicious one: every handshake it completes
+/// costs the node a key generation and four X25519 operations, and a
+/// success is never charged to its source. Its inbound connections are
+/// limited per peer (`connects_per_peer`), and the limit is shown to be
+/// what holds the loop back: without it the same loop establishes more
+/// than the bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trusted_peer_reconnecting_in_a_loop_is_limited() {
+    // (a burst above the other peer's 40 quick rounds)
+    const PER_SECOND: u64 = 10;
+    const BURST: u64 = 50;
+    let bound = |elapsed: Duration, legit: u64| {
+        // the burst, the rate over the loop and the legit rounds after it
+        // (a second at most), one handshake in progress at a time
+        BURST + PER_SECOND * (elapsed.as_secs() + 2) + 1 + legit
+    };
+    let total = ROUNDS * CALLS_PER_ROUND;
+    let (unlimited, none_throttled, tries, ok, elapsed) = reconnect_loop(None).await;
+    println!(
+        "no limit: {unlimited} established in {:.2} s ({tries} attempts), legit calls {ok}/{total}",
+        elapsed.as_secs_f64()
+    );
+    assert_eq!(none_throttled, 0);
+    assert!(
+        unlimited > bound(elapsed, ROUNDS as u64),
+        "without the limit the loop stays within the bound: the test shows nothing"
+    );
+    let limit = (PER_SECOND as u32, BURST as u32);
+    let (established, throttled, tries, ok, elapsed) = reconnect_loop(Some(limit)).await;
+    println!(
+        "{PER_SECOND}/s after {BURST}: {established} established in {:.2} s ({tries} attempts, {throttled} refused busy), legit calls {ok}/{total}",
+        elapsed.as_secs_f64()
+    );
+    assert_eq!(ok, total, "the other peer's calls");
+    assert!(throttled > 0, "the loop was never refused");
+    assert!(
+        established <= bound(elapsed, ROUNDS as u64),
+        "{established} inbound connections established, bound {}",
+        bound(elapsed, ROUNDS as u64)
+    );
+}

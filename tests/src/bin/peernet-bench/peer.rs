@@ -231,10 +231,13 @@ pub async fn server<R: Runtime>(
     // (defences against idle sockets and failing handshakes from one
     // address, both charging every handshake in progress), or the fleets'
     // 32 concurrent dials plus handshakes not yet confirmed (a version-2
-    // responder counts one until the first record) would be refused.
+    // responder counts one until the first record) would be refused. The
+    // handshake workload reconnects each client in a loop on purpose:
+    // lift the limit per peer too.
     let mut cfg = versioned(NodeConfig::new(identity(ROLE_SERVER, tag)), v)
         .handshakes_per_source(usize::MAX)
-        .failed_handshakes_per_source(u32::MAX, u32::MAX);
+        .failed_handshakes_per_source(u32::MAX, u32::MAX)
+        .connects_per_peer(u32::MAX, u32::MAX);
     for c in clients {
         cfg = cfg.trusting(*c);
     }
