@@ -330,3 +330,8 @@ fn catches_failed_handshakes_left_uncharged() {
 fn catches_busy_while_a_silent_connection_holds_a_slot() {
     caught(Fault::NoEviction, Invariant::BusyOnlyWhenEverySlotSpoke);
 }
+
+#[test]
+fn catches_reconnects_left_uncharged() {
+    caught(Fault::ReconnectsUncharged, Invariant::PeerConnectsHold);
+}

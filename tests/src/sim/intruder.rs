@@ -245,6 +245,11 @@ fn call(id: u64, handle: &str, rng: &mut SimRng) -> Out {
 const MAX_PLAIN: usize = 4096 - 16;
 
 impl RawPeer {
+    /// The key its handshake names, if it makes one of its own.
+    pub fn key(&self) -> Option<PeerId> {
+        self.identity.as_ref().map(Identity::peer_id)
+    }
+
     /// Builds the attack on `victim`, speaking `version`. `replay` is a
     /// recorded first flight, `byzantine` the seed of the trusted
     /// byzantine key.

@@ -143,6 +143,7 @@ impl Sim {
                 self.counters.connected += 1;
                 self.source_handshake_ended(n, *conn, None);
                 self.slot_handshake_ended(n, *conn, None);
+                self.reconnect_ended(n, *conn, Some(*peer));
                 let Some(cm) = self.nodes[n].conns.get(conn) else {
                     return self.fail(
                         Invariant::AuthenticatedPeerIdentity,
@@ -242,6 +243,13 @@ impl Sim {
             Event::HandshakeFailed { conn, peer, error } => {
                 self.source_handshake_ended(n, *conn, Some(error));
                 self.slot_handshake_ended(n, *conn, Some(error));
+                self.reconnect_ended(n, *conn, None);
+                if *error == HandshakeError::Throttled {
+                    self.counters.throttled += 1;
+                    if matches!(peer.and_then(|p| self.owners.get(&p)), Some(Owner::Node(_))) {
+                        self.counters.throttled_honest += 1;
+                    }
+                }
                 // Only what `unpair` ends as an established connection is
                 // checked for its revocation.
                 self.unpairing.retain(|c| *c != (n, *conn));

@@ -38,6 +38,7 @@ pub mod invariants;
 pub mod keep;
 pub mod net;
 pub mod node;
+pub mod reconnects;
 pub mod rng;
 pub mod scenario;
 pub mod slots;
@@ -139,6 +140,12 @@ pub struct Counters {
     pub source_refusals: u64,
     /// Silent connections that gave their handshake slot to a newer one.
     pub evictions: u64,
+    /// Reconnect loops of the byzantine peer started.
+    pub reconnect_floods: u64,
+    /// Handshakes refused because their peer connects too often.
+    pub throttled: u64,
+    /// Of those, handshakes of a node (not the byzantine peer).
+    pub throttled_honest: u64,
 }
 
 impl std::ops::AddAssign<&Counters> for Counters {
@@ -168,6 +175,9 @@ impl std::ops::AddAssign<&Counters> for Counters {
         self.floods += o.floods;
         self.source_refusals += o.source_refusals;
         self.evictions += o.evictions;
+        self.reconnect_floods += o.reconnect_floods;
+        self.throttled += o.throttled;
+        self.throttled_honest += o.throttled_honest;
     }
 }
 
@@ -231,6 +241,12 @@ enum Ev {
         victim: NodeIx,
         /// Which flood (`sources::of_flood`).
         flood: u64,
+        left: u32,
+        every: u64,
+    },
+    /// The next reconnect of the byzantine peer's loop (`reconnects.rs`).
+    Reconnect {
+        victim: NodeIx,
         left: u32,
         every: u64,
     },
@@ -588,6 +604,11 @@ impl Sim {
                 left,
                 every,
             } => self.flood_step(victim, flood, left, every),
+            Ev::Reconnect {
+                victim,
+                left,
+                every,
+            } => self.reconnect_step(victim, left, every),
             Ev::RawTick { link } => self.raw_tick(link),
             Ev::EagerCall { node, target } => {
                 let pad = self.rng.below(1_500) as usize;

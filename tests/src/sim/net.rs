@@ -339,6 +339,12 @@ impl Sim {
                 format!("n{b}: {detail}"),
             );
         }
+        let dialer = match self.links.get(&id).map(|l| &l.ends[0].kind) {
+            Some(EndKind::Node { node, .. }) => Some(self.nodes[*node].peer),
+            Some(EndKind::Raw(raw)) => raw.key(),
+            _ => None,
+        };
+        self.reconnect_accepted(b, conn, dialer);
         self.add_conn(b, conn, id, 1);
         self.touch(b);
         // A raw dialer starts talking now.

@@ -144,6 +144,9 @@ pub struct Node {
     pub sources: super::sources::Ledger,
     /// What this life's handshake slots hold (`slots.rs`).
     pub slots: super::slots::Slots,
+    /// Each dialer identity's inbound connections in this life
+    /// (`reconnects.rs`).
+    pub reconnects: super::reconnects::Ledger,
 }
 
 impl Node {
@@ -168,6 +171,7 @@ impl Node {
             serving: BTreeSet::new(),
             sources: Default::default(),
             slots: Default::default(),
+            reconnects: Default::default(),
         }
     }
 
@@ -209,6 +213,7 @@ impl Node {
         self.serving.clear();
         self.sources = Default::default();
         self.slots = Default::default();
+        self.reconnects = Default::default();
     }
 
     /// Whether the node is up and accepts commands.

@@ -113,6 +113,11 @@ impl SimConfig {
         c.source_limits.handshakes = 8;
         c.source_limits.failures_per_second = 8;
         c.source_limits.failure_burst = 16;
+        // Inbound connections per trusted peer held to 8 a second after
+        // 16: honest nodes stay under it, the byzantine peer's reconnect
+        // loops do not.
+        c.peer_connects.per_second = 8;
+        c.peer_connects.burst = 16;
         c
     }
 

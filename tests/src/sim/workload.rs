@@ -226,6 +226,14 @@ impl Sim {
                         for _ in 0..n {
                             self.attack(victim, intruder::Attack::TruncatedHello);
                         }
+                    } else if self.byzantine.is_some() && self.rng.chance(0.08) {
+                        // The byzantine peer reconnects in a loop: each
+                        // handshake completes (its key is trusted), one
+                        // every 2-10 ms, more than its burst.
+                        let n = self.rng.range(40, 80) as u32;
+                        let every = self.rng.range(2_000_000, 10_000_000);
+                        tr!(self, "byzantine peer reconnects {n} times to n{victim}");
+                        self.reconnect_flood(victim, n, every);
                     } else {
                         let attack =
                             intruder::Attack::random(&mut self.rng, self.byzantine.is_some());
