@@ -145,6 +145,20 @@ fn serve_call_send_and_every_exit_code() {
     let _ = s.child.wait();
 }
 
+/// Keys `a.key`, `b.key` and `c.key` made in `d`, and `b.key` serving
+/// `echo` to `a.key` alone, with `option` set to `value`; and the target
+/// to call.
+fn echo_for_a(d: &Path, option: &str, value: &str) -> (Serve, String) {
+    let [a, _b, _c] = ["a.key", "b.key", "c.key"].map(|name| keygen(d, name));
+    let s = serve(
+        d,
+        "b.key",
+        &["--trust", &a, "--expose", "echo", option, value],
+    );
+    let target = format!("{}@{}", s.peer, s.addr);
+    (s, target)
+}
+
 /// `--failed-handshakes-per-source 1/1`: after one failed handshake, the
 /// address it came from is turned away at accept for a second, before
 /// any handshake work (no `untrusted` REJECT, the connection just ends).
@@ -152,20 +166,7 @@ fn serve_call_send_and_every_exit_code() {
 fn a_source_whose_handshakes_fail_is_turned_away() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let [a, _b, _c] = ["a.key", "b.key", "c.key"].map(|name| keygen(d, name));
-    let mut s = serve(
-        d,
-        "b.key",
-        &[
-            "--trust",
-            &a,
-            "--expose",
-            "echo",
-            "--failed-handshakes-per-source",
-            "1/1",
-        ],
-    );
-    let target = format!("{}@{}", s.peer, s.addr);
+    let (mut s, target) = echo_for_a(d, "--failed-handshakes-per-source", "1/1");
     let first = call(d, "c.key", &target, &["echo", "x"]);
     assert_fails_with(&first, "error: rejected: untrusted");
     // The next attempt comes within the second, unless starting a process
@@ -186,20 +187,7 @@ fn a_source_whose_handshakes_fail_is_turned_away() {
 fn a_peer_that_reconnects_too_often_is_refused_busy() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let [a, _b] = ["a.key", "b.key"].map(|name| keygen(d, name));
-    let mut s = serve(
-        d,
-        "b.key",
-        &[
-            "--trust",
-            &a,
-            "--expose",
-            "echo",
-            "--connects-per-peer",
-            "1/1",
-        ],
-    );
-    let target = format!("{}@{}", s.peer, s.addr);
+    let (mut s, target) = echo_for_a(d, "--connects-per-peer", "1/1");
     let first = call(d, "a.key", &target, &["echo", "x"]);
     assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
     // As above: a few tries, in case starting a process took a second.

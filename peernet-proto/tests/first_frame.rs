@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use peernet_proto::{ConnId, Event, HandshakeError, ProtocolVersion};
-use peernet_testkit::{Action, Node, identity, test_config};
+use peernet_testkit::{Action, Node, test_config};
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -17,10 +17,7 @@ fn pair(version: ProtocolVersion, slots: usize) -> (Node, Node) {
     assert_eq!(config.first_frame_timeout, Duration::from_secs(2));
     config.version = version;
     config.max_handshakes = slots;
-    let (ia, ib) = (identity(1), identity(2));
-    let a = Node::checked(config.clone(), &[1; 32], &[ib.peer_id()], 1);
-    let b = Node::checked(config, &[2; 32], &[ia.peer_id()], 2);
-    (a, b)
+    Node::checked_pair(config.clone(), config)
 }
 
 /// [`pair`] on version 1 with the default slots.
@@ -106,23 +103,6 @@ fn after_the_first_frame_the_whole_handshake_budget_applies() {
 
 // ----- every slot taken -----
 
-/// Moves bytes both ways between `a`'s `dial` and `b`'s `conn` until
-/// neither has any: whether `b` then holds it as the connection to `a`.
-fn finish(a: &mut Node, dial: ConnId, b: &mut Node, conn: ConnId) -> bool {
-    for _ in 0..8 {
-        b.pump();
-        if let Some(bytes) = b.take(conn) {
-            a.receive(dial, bytes);
-        }
-        a.pump();
-        if let Some(bytes) = a.take(dial) {
-            b.receive(conn, bytes);
-        }
-    }
-    b.pump();
-    b.ep.connection(&a.me()) == Some(conn)
-}
-
 #[test]
 fn a_new_connection_takes_the_slot_of_the_oldest_silent_one() {
     for version in [ProtocolVersion::V1, ProtocolVersion::V2] {
@@ -153,7 +133,7 @@ fn a_new_connection_takes_the_slot_of_the_oldest_silent_one() {
         assert_eq!((counted.evicted, counted.failures()), (1, 1));
         // the newcomer is served, not refused `busy`
         b.receive(conn, first);
-        assert!(finish(&mut a, dial, &mut b, conn), "{version:?}");
+        assert!(a.shake(dial, &mut b, conn), "{version:?}");
         // its slot is free again; once all are taken, the next oldest
         // silent one goes next
         assert_eq!(b.ep.stats().inbound_handshakes, 2);

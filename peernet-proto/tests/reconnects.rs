@@ -12,7 +12,7 @@ use peernet_proto::{
     Config, HandshakeError, PeerConnectLimits, ProtocolVersion, RejectCode, Source, SourceLimits,
     SourceRefusal,
 };
-use peernet_testkit::{Node, Pair, Who, identity, test_config};
+use peernet_testkit::{Node, Pair, Who, test_config};
 use support::failed_with;
 
 const MS: Duration = Duration::from_millis(1);
@@ -98,9 +98,7 @@ fn dials_the_other_way_are_not_charged() {
 fn nodes(config: Config, sources: SourceLimits) -> (Node, Node) {
     let mut cb = config.clone();
     cb.source_limits = sources;
-    let a = Node::checked(config, &[1; 32], &[identity(2).peer_id()], 1);
-    let b = Node::checked(cb, &[2; 32], &[identity(1).peer_id()], 2);
-    (a, b)
+    Node::checked_pair(config, cb)
 }
 
 /// `a` dials `b`, accepted from `source`; the handshake runs as far as
@@ -215,15 +213,5 @@ fn a_replayed_init_does_not_spend_the_budget() {
 /// end. Whether `b` is connected to `a` through `conn`.
 fn finish(a: &mut Node, b: &mut Node, conn: peernet_proto::ConnId) -> bool {
     let dial = a.connect(Some(b.me())).expect("dial");
-    for _ in 0..8 {
-        a.pump();
-        if let Some(bytes) = a.take(dial) {
-            b.receive(conn, bytes);
-        }
-        b.pump();
-        if let Some(bytes) = b.take(conn) {
-            a.receive(dial, bytes);
-        }
-    }
-    b.ep.connection(&a.me()) == Some(conn)
+    a.shake(dial, b, conn)
 }

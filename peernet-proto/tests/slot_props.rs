@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use peernet_proto::{ConnId, Event, HandshakeError, Input, ProtocolVersion, RejectCode};
-use peernet_testkit::{Action, Node, identity, test_config};
+use peernet_testkit::{Action, Node, test_config};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone, Copy)]
@@ -50,9 +50,7 @@ fn run(version: ProtocolVersion, slots: usize, ops: &[Op]) -> Result<(), TestCas
     let mut config = test_config();
     config.version = version;
     config.max_handshakes = slots;
-    let (ia, ib) = (identity(1), identity(2));
-    let mut a = Node::checked(config.clone(), &[1; 32], &[ib.peer_id()], 1);
-    let mut b = Node::checked(config, &[2; 32], &[ia.peer_id()], 2);
+    let (mut a, mut b) = Node::checked_pair(config.clone(), config);
     // in accept order: ConnId order
     let mut model: BTreeMap<ConnId, Slot> = BTreeMap::new();
     let mut evictions = 0u64;

@@ -12,7 +12,7 @@ use peernet_proto::{
 };
 
 use crate::model::{Invariant, Model, Rule};
-use crate::setup::{START, endpoint};
+use crate::setup::{START, endpoint, peer};
 
 /// What an output asks of the driver, after the model checked it.
 #[derive(Debug)]
@@ -87,6 +87,17 @@ impl Node {
         }
     }
 
+    /// Two checked nodes that trust each other, to be driven by hand: `a`
+    /// runs as identity 1 with `ca`, `b` as identity 2 with `cb` (those of
+    /// [`Pair`](crate::Pair)).
+    pub fn checked_pair(ca: Config, cb: Config) -> (Node, Node) {
+        let (pa, pb) = (peer(&[1; 32]), peer(&[2; 32]));
+        (
+            Node::checked(ca, &[1; 32], &[pb], 1),
+            Node::checked(cb, &[2; 32], &[pa], 2),
+        )
+    }
+
     /// The model of a checked node.
     pub fn model(&self) -> &Model {
         self.model.as_ref().expect("a checked node")
@@ -155,6 +166,24 @@ impl Node {
         let conn = self.ep.accept_from(self.now, source)?;
         self.opened(conn);
         Ok(conn)
+    }
+
+    /// A handshake run by hand: moves bytes both ways between this node's
+    /// `dial` and `responder`'s `conn` (it accepted the transport) until
+    /// neither has any left, at most 8 turns. Whether `responder` then
+    /// holds `conn` as its connection to this node.
+    pub fn shake(&mut self, dial: ConnId, responder: &mut Node, conn: ConnId) -> bool {
+        for _ in 0..8 {
+            self.pump();
+            if let Some(bytes) = self.take(dial) {
+                responder.receive(conn, bytes);
+            }
+            responder.pump();
+            if let Some(bytes) = responder.take(conn) {
+                self.receive(dial, bytes);
+            }
+        }
+        responder.ep.connection(&self.me()) == Some(conn)
     }
 
     /// Feeds bytes.
