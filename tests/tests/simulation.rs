@@ -81,6 +81,10 @@ fn seed_sweep() {
     // Version 2 by default, with a share of version-1 nodes; its
     // intruders replay INITs and break records.
     assert!(total.versions_refused > 0 && total.replayed_inits > 0 && total.bad_records > 0);
+    // The byzantine peer's reconnect loops are throttled; honest nodes,
+    // under the same limit, never are (`SimConfig::endpoint_config`).
+    assert!(total.reconnect_floods > 0 && total.throttled > 0);
+    assert_eq!(total.throttled_honest, 0, "an honest node was throttled");
     assert!(
         reports.iter().any(|r| r.nodes >= 50),
         "some seeds run 50 nodes"
