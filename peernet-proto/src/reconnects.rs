@@ -14,9 +14,8 @@
 //! reveal the initiator (so the RESP's three are saved), in version 1
 //! before any signature. The refusal is
 //! [`HandshakeError::Throttled`](crate::HandshakeError::Throttled), held
-//! against the connection's
-//! source, so a peer that keeps trying is soon refused at accept by its
-//! source's failure limit, with no work at all.
+//! against the connection's source, so a peer that keeps trying is soon
+//! refused at accept by its source's failure limit, with no work at all.
 //!
 //! Only established connections are charged, because only they prove who
 //! the peer is: a version-1 HELLO names a key it has not proven, and a
@@ -52,15 +51,6 @@ impl Default for PeerConnectLimits {
             burst: 64,
         }
     }
-}
-
-impl PeerConnectLimits {
-    /// No limit (the highest rate): for benchmarks and tests
-    /// that reconnect in a loop on purpose.
-    pub const UNLIMITED: PeerConnectLimits = PeerConnectLimits {
-        per_second: u32::MAX,
-        burst: 1,
-    };
 }
 
 /// Peers charged at most: past this many, each with a connection too
