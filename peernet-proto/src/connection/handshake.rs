@@ -251,7 +251,13 @@ fn on_init(body: &[u8], busy: bool, node: &mut Node<'_>, tx: &mut Transmit, ctx:
     let mut secret = [0u8; 32];
     node.rng.fill_bytes(&mut secret);
     let reconnects = node.reconnects;
-    let throttled_peer = |peer: &PeerId| !reconnects.admits(peer, ctx.now);
+    let throttled_peer = |peer: &PeerId| {
+        let refused = !reconnects.admits(peer, ctx.now);
+        if refused {
+            tracing::info!(peer = %peer, "peer connects too often: refused busy");
+        }
+        refused
+    };
     match checked.accept_unless(node.local, node.trust, busy, &throttled_peer, secret) {
         Err(failure) if failure.error == HandshakeError::Throttled => {
             refuse_v2(throttled(), body, tx)
