@@ -1,8 +1,11 @@
-//! Scenarios of what a node does with a connection it refuses at accept.
+//! Scenarios of what a node does with a connection it refuses: at
+//! accept, or at its first frame for a peer that connects too often.
 
 use std::io;
 
 use futures_util::AsyncReadExt;
+use peernet_driver::ConnectError;
+use peernet_proto::{HandshakeError, RejectCode};
 
 use super::*;
 
@@ -42,4 +45,39 @@ pub async fn refused_at_accept_is_reset<H: Harness>() {
         futures_util::future::Either::Right(_)
     );
     assert!(still_open, "the connection holding the slot was closed");
+}
+
+/// A trusted peer that reconnects more often than `connects_per_peer`
+/// allows (here 1 a second after 2) is refused `busy` (the dialer's
+/// `connect` fails with `Rejected(busy)`), and the node counts it as
+/// throttled. Reconnecting takes a few milliseconds, so the third
+/// attempt comes well within the second; up to ten attempts allow for a
+/// machine that stalls, and however long they take, no more connect
+/// than the burst and the rate allow.
+pub async fn a_peer_that_reconnects_too_often_is_refused_busy<H: Harness>() {
+    let b: N<H> = node(2, &[1], |c| c.connects_per_peer(1, 2)).await;
+    let a: N<H> = node(1, &[2], |c| c).await;
+    let rt = b.runtime().clone();
+    let addr = b.local_addr().unwrap();
+    let started = rt.now();
+    let mut connected = 0u64;
+    let mut refused = false;
+    for _ in 0..10 {
+        match within(&rt, "a reconnect", a.connect(peer(2), addr)).await {
+            Ok(_) => connected += 1,
+            Err(ConnectError::Handshake(HandshakeError::Rejected(RejectCode::Busy))) => {
+                refused = true;
+                break;
+            }
+            Err(e) => panic!("reconnect failed otherwise: {e}"),
+        }
+        a.disconnect(&peer(2));
+    }
+    let seconds = rt.now().saturating_duration_since(started).as_secs();
+    assert!(refused, "{connected} reconnects in a row were all let in");
+    assert!(connected >= 2, "the burst of 2 was not let in");
+    assert!(connected <= 2 + seconds + 1, "{connected} in {seconds} s");
+    let counts = b.stats().core.counters.handshakes_in;
+    assert_eq!(counts.throttled, 1);
+    assert_eq!(counts.established, connected);
 }

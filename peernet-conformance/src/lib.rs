@@ -153,7 +153,8 @@ macro_rules! scenario_tests {
             nested_call_inherits_the_deadline,
             connect_by_host_name,
             ipv6_loopback,
-            refused_at_accept_is_reset
+            refused_at_accept_is_reset,
+            a_peer_that_reconnects_too_often_is_refused_busy
         );
     };
     (@each $h:ty; $set:expr; $($name:ident),* $(,)?) => {

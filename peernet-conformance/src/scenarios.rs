@@ -17,7 +17,9 @@ use peernet_driver::{
 };
 use peernet_proto::ConnectError as CoreConnectError;
 
-pub use crate::accept::refused_at_accept_is_reset;
+pub use crate::accept::{
+    a_peer_that_reconnects_too_often_is_refused_busy, refused_at_accept_is_reset,
+};
 pub use crate::addr::{connect_by_host_name, ipv6_loopback};
 pub use crate::context::{
     cancel_fires_the_handler_context, deadline_and_connection_loss_fire_the_handler_context,
