@@ -59,6 +59,7 @@ pub async fn a_peer_that_reconnects_too_often_is_refused_busy<H: Harness>() {
     let a: N<H> = node(1, &[2], |c| c).await;
     let rt = b.runtime().clone();
     let addr = b.local_addr().unwrap();
+    let events = b.events();
     let started = rt.now();
     let mut connected = 0u64;
     let mut refused = false;
@@ -77,6 +78,17 @@ pub async fn a_peer_that_reconnects_too_often_is_refused_busy<H: Harness>() {
     assert!(refused, "{connected} reconnects in a row were all let in");
     assert!(connected >= 2, "the burst of 2 was not let in");
     assert!(connected <= 2 + seconds + 1, "{connected} in {seconds} s");
+    // (a version-2 responder is established by the first record, which
+    // may reach it after the dialer's `connect` returned: wait for it)
+    for _ in 0..connected {
+        expect_event(
+            &rt,
+            &events,
+            "b connected",
+            |e| matches!(e, NodeEvent::Connected { peer: p, .. } if *p == peer(1)),
+        )
+        .await;
+    }
     let counts = b.stats().core.counters.handshakes_in;
     assert_eq!(counts.throttled, 1);
     assert_eq!(counts.established, connected);
