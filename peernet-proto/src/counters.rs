@@ -254,7 +254,8 @@ impl fmt::Display for HandshakeCounts {
         write!(
             f,
             "established={} refused[{}] rejected[{}] timed_out={} transport_lost={} \
-             superseded={} abandoned={} replayed={} record_failed={} evicted={}",
+             superseded={} abandoned={} replayed={} record_failed={} evicted={} \
+             throttled={}",
             self.established,
             self.refused,
             self.rejected,
@@ -265,6 +266,7 @@ impl fmt::Display for HandshakeCounts {
             self.replayed,
             self.record_failed,
             self.evicted,
+            self.throttled,
         )
     }
 }
@@ -348,5 +350,11 @@ mod tests {
         assert_eq!(h.refused.get(RejectCode::Malformed), 1);
         assert_eq!(h.rejected.get(RejectCode::Busy), 1);
         assert_eq!(h.failures(), 5);
+        // a throttled peer was refused busy: one failure, two views of it
+        h.failed(&HandshakeError::Throttled);
+        assert_eq!(h.throttled, 1);
+        assert_eq!(h.refused.get(RejectCode::Busy), 1);
+        assert_eq!(h.failures(), 6);
+        assert!(h.to_string().ends_with("evicted=0 throttled=1"), "{h}");
     }
 }
