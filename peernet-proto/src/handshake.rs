@@ -64,6 +64,16 @@ impl Failure {
             error: crate::HandshakeError::Refused(code),
         }
     }
+
+    /// A HELLO or INIT naming a peer that connects more often than
+    /// `Config::peer_connects` allows (`reconnects.rs`): REJECT `busy`,
+    /// reported as `Throttled`.
+    pub(crate) fn throttled() -> Failure {
+        Failure {
+            send: Some(RejectCode::Busy),
+            error: crate::HandshakeError::Throttled,
+        }
+    }
 }
 
 /// The body of a REJECT frame.

@@ -165,7 +165,7 @@ impl Handshake {
                     }
                     Ok(dialer) if !node.reconnects.admits(&dialer.peer(), ctx.now) => {
                         tracing::info!(peer = %dialer.peer(), "peer connects too often: refused busy");
-                        Step::Failed(throttled())
+                        Step::Failed(Failure::throttled())
                     }
                     Ok(dialer) => {
                         let mut nonce = [0u8; 32];
@@ -259,9 +259,6 @@ fn on_init(body: &[u8], busy: bool, node: &mut Node<'_>, tx: &mut Transmit, ctx:
         refused
     };
     match checked.accept_unless(node.local, node.trust, busy, &throttled_peer, secret) {
-        Err(failure) if failure.error == HandshakeError::Throttled => {
-            refuse_v2(throttled(), body, tx)
-        }
         Err(failure) => refuse_v2(failure, body, tx),
         Ok(accepted) => {
             node.replay.insert(ephemeral, ctx.now);
@@ -279,15 +276,6 @@ fn on_init(body: &[u8], busy: bool, node: &mut Node<'_>, tx: &mut Transmit, ctx:
                 keys: accepted.transport,
             }
         }
-    }
-}
-
-/// A HELLO or INIT naming a peer that connects more often than
-/// `Config::peer_connects` allows (`reconnects.rs`): REJECT `busy`.
-fn throttled() -> Failure {
-    Failure {
-        send: Some(crate::RejectCode::Busy),
-        error: HandshakeError::Throttled,
     }
 }
 

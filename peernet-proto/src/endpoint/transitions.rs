@@ -25,15 +25,8 @@ impl Endpoint {
                 if inbound {
                     self.inbound_handshakes = self.inbound_handshakes.saturating_sub(1);
                     self.sources.ended(conn, false, self.ctx.now);
-                    // proven now: charged to the peer (`reconnects.rs`)
-                    let peer = self.conns.get(&conn).and_then(Connection::established);
-                    if let Some((peer, _)) = peer {
-                        if !fault!(self.ctx.config, ReconnectsUncharged) {
-                            self.reconnects.established(peer, self.ctx.now);
-                        }
-                    }
                 }
-                self.register(conn);
+                self.register(conn, inbound);
             }
             Transition::End(ending) => self.end(conn, ending),
             Transition::MisroutedReply { id, status, body } => {
@@ -55,13 +48,17 @@ impl Endpoint {
         }
     }
 
-    /// A connection just became established: make it the peer's one
-    /// connection, or let the rule of section 4 pick between it and the
-    /// one already there.
-    pub(super) fn register(&mut self, conn: ConnId) {
+    /// A connection just became established: charge it to its peer if it
+    /// is `inbound` (`reconnects.rs`: proven now), then make it the peer's
+    /// one connection, or let the rule of section 4 pick between it and
+    /// the one already there.
+    pub(super) fn register(&mut self, conn: ConnId, inbound: bool) {
         let Some((peer, newer)) = self.conns.get(&conn).and_then(Connection::established) else {
             return;
         };
+        if inbound && !fault!(self.ctx.config, ReconnectsUncharged) {
+            self.reconnects.established(peer, self.ctx.now);
+        }
         let older = self.registry.get(&peer).and_then(|old| {
             let (_, older) = self.conns.get(&old)?.established()?;
             Some((old, older))

@@ -238,9 +238,9 @@ impl<'a> CheckedInit<'a> {
     }
 
     /// [`CheckedInit::accept`], but a trusted initiator for which
-    /// `throttled` says so is refused ([`HandshakeError::Throttled`], the
-    /// caller answers `busy`) before any more work: no ephemeral key, no
-    /// RESP (local policy, `reconnects.rs`).
+    /// `throttled` says so is refused `busy` ([`HandshakeError::Throttled`])
+    /// before any more work: no ephemeral key, no RESP (local policy,
+    /// `reconnects.rs`).
     pub fn accept_unless(
         self,
         local: &LocalStatic,
@@ -279,10 +279,7 @@ impl<'a> CheckedInit<'a> {
         }
         if throttled(&peer) {
             ephemeral_secret.zeroize();
-            return Err(Failure {
-                send: None,
-                error: HandshakeError::Throttled,
-            });
+            return Err(Failure::throttled());
         }
         let mut resp = [0u8; RESP_LEN];
         resp[..HEADER_LEN].copy_from_slice(&header(KIND_RESP));

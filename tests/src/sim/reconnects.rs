@@ -22,6 +22,7 @@ use peernet_proto::{ConnId, Instant, PeerConnectLimits, PeerId};
 use super::intruder::{Attack, Byzantine};
 use super::invariants::Invariant;
 use super::node::NodeIx;
+use super::sources::allowance;
 use super::{Ev, Sim};
 
 /// What one node life saw of each dialer identity's inbound handshakes.
@@ -69,16 +70,11 @@ impl Ledger {
         };
         let list = self.established.entry(peer).or_default();
         list.push(accepted);
-        // (a rate above a billion a second is no limit)
-        let interval = 1_000_000_000 / u64::from(limits.per_second.max(1));
-        if interval == 0 {
-            return Ok(());
-        }
-        let burst = u64::from(limits.burst.max(1));
+        let burst = u64::from(limits.burst);
         for &from in list.iter() {
             let count = list.iter().filter(|s| **s >= from).count() as u64;
             let span = at.as_nanos().saturating_sub(from.as_nanos());
-            let bound = burst + span / interval + most as u64;
+            let bound = allowance(limits.per_second, burst, span).saturating_add(most as u64);
             if count > bound {
                 return Err(format!(
                     "{peer}: {count} inbound connections accepted from {:.3}s established by {:.3}s, at most {bound} allowed ({burst} + {} a second, {most} in progress at once)",

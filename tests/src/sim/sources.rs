@@ -145,11 +145,10 @@ impl Ledger {
         held.insert(pos, at);
         // every window that holds the new failure
         let burst = u64::from(limits.failure_burst.max(1));
-        let interval = 1_000_000_000 / u64::from(limits.failures_per_second.max(1));
         for first in 0..=pos {
             for last in pos..held.len() {
                 let span = held[last].saturating_duration_since(held[first]);
-                let allowed = burst + span.as_nanos() as u64 / interval.max(1);
+                let allowed = allowance(limits.failures_per_second, burst, span.as_nanos() as u64);
                 let count = (last - first + 1) as u64;
                 if count > allowed {
                     return Err(format!(
@@ -161,6 +160,18 @@ impl Ledger {
             }
         }
         Ok(())
+    }
+}
+
+/// The most a rate limit of `per_second` after a burst of `burst` admits
+/// within `span` ns (a generic cell rate algorithm, as `SourceLimits` and
+/// `PeerConnectLimits` document it): the burst and one more per
+/// interval. A rate above a billion a second (a zero interval) is no
+/// limit.
+pub fn allowance(per_second: u32, burst: u64, span: u64) -> u64 {
+    match 1_000_000_000 / u64::from(per_second.max(1)) {
+        0 => u64::MAX,
+        interval => burst.max(1) + span / interval,
     }
 }
 
