@@ -42,13 +42,6 @@ fn header(kind: u8) -> [u8; HEADER_LEN] {
     [MAGIC[0], MAGIC[1], MAGIC[2], MAGIC[3], VERSION_2, kind]
 }
 
-fn refuse(code: RejectCode) -> Failure {
-    Failure {
-        send: Some(code),
-        error: HandshakeError::Refused(code),
-    }
-}
-
 /// A version-2 REJECT body: `"PNET" | 0x02 | 0x04 | code`.
 pub fn reject_v2(code: RejectCode) -> [u8; REJECT_LEN] {
     let h = header(KIND_REJECT);
@@ -136,9 +129,9 @@ impl InitiatorV2 {
             });
         }
         if body.len() != RESP_LEN || body[..HEADER_LEN] != header(KIND_RESP) {
-            return Err(refuse(RejectCode::Malformed));
+            return Err(Failure::refuse(RejectCode::Malformed));
         }
-        let bad = || refuse(RejectCode::BadSignature);
+        let bad = || Failure::refuse(RejectCode::BadSignature);
         let mut re = [0u8; KEY_LEN];
         re.copy_from_slice(&body[RESP_E..RESP_TAG]);
         self.state.mix_hash(&re);
@@ -187,18 +180,20 @@ pub struct CheckedInit<'a> {
 /// `mac1` in constant time.
 pub fn check_init<'a>(local: &LocalStatic, body: &'a [u8]) -> Result<CheckedInit<'a>, Failure> {
     if body.len() < 5 || body[..4] != MAGIC[..] {
-        return Err(refuse(RejectCode::Malformed));
+        return Err(Failure::refuse(RejectCode::Malformed));
     }
     if body[4] != VERSION_2 {
-        return Err(refuse(RejectCode::UnsupportedVersion));
+        return Err(Failure::refuse(RejectCode::UnsupportedVersion));
     }
-    let body: &[u8; INIT_LEN] = body.try_into().map_err(|_| refuse(RejectCode::Malformed))?;
+    let body: &[u8; INIT_LEN] = body
+        .try_into()
+        .map_err(|_| Failure::refuse(RejectCode::Malformed))?;
     if body[5] != KIND_INIT {
-        return Err(refuse(RejectCode::Malformed));
+        return Err(Failure::refuse(RejectCode::Malformed));
     }
     let mac1 = local.mac1().mac(&body[..INIT_MAC1]);
     if !bool::from(mac1.ct_eq(&body[INIT_MAC1..])) {
-        return Err(refuse(RejectCode::UnexpectedPeer));
+        return Err(Failure::refuse(RejectCode::UnexpectedPeer));
     }
     Ok(CheckedInit { body })
 }
@@ -250,9 +245,9 @@ impl<'a> CheckedInit<'a> {
         mut ephemeral_secret: [u8; 32],
     ) -> Result<Accepted, Failure> {
         if busy {
-            return Err(refuse(RejectCode::Busy));
+            return Err(Failure::refuse(RejectCode::Busy));
         }
-        let bad = || refuse(RejectCode::BadSignature);
+        let bad = || Failure::refuse(RejectCode::BadSignature);
         let body = self.body;
         let mut state = SymmetricState::initialize(local.public());
         let re = self.ephemeral();
@@ -275,7 +270,7 @@ impl<'a> CheckedInit<'a> {
         }
         if peer == local.peer_id() || !trust.contains(&peer) {
             tracing::info!(peer = %peer, "untrusted dialer refused");
-            return Err(refuse(RejectCode::Untrusted));
+            return Err(Failure::refuse(RejectCode::Untrusted));
         }
         if throttled(&peer) {
             ephemeral_secret.zeroize();
