@@ -22,8 +22,8 @@ ALL_TARGETS=(frame_decode envelope_decode handshake_responder handshake_initiato
 if [ "$#" -gt 0 ]; then TARGETS=("$@"); else TARGETS=("${ALL_TARGETS[@]}"); fi
 SANITIZER="${FUZZ_SANITIZER:-address}"
 export RUSTC_BOOTSTRAP=1
-JOBS=()
-if [ -n "${FUZZ_JOBS:-}" ]; then JOBS=(--jobs "$FUZZ_JOBS"); fi
+# (cargo-fuzz has no jobs option of its own: cargo reads this one)
+if [ -n "${FUZZ_JOBS:-}" ]; then export CARGO_BUILD_JOBS="$FUZZ_JOBS"; fi
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "run.sh: installing cargo-fuzz" >&2
@@ -36,10 +36,10 @@ cargo run --quiet --features corpus --bin make-corpus
 echo "run.sh: building ${TARGETS[*]} (sanitizer: $SANITIZER)" >&2
 if [ "$#" -gt 0 ]; then
     for t in "${TARGETS[@]}"; do
-        cargo fuzz build --sanitizer "$SANITIZER" "${JOBS[@]}" "$t"
+        cargo fuzz build --sanitizer "$SANITIZER" "$t"
     done
 else
-    cargo fuzz build --sanitizer "$SANITIZER" "${JOBS[@]}"
+    cargo fuzz build --sanitizer "$SANITIZER"
 fi
 
 mkdir -p logs
