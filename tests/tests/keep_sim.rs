@@ -7,7 +7,8 @@
 //! `cargo test -p peernet-tests --release --test keep_sim -- --ignored --nocapture`).
 //!
 //! `PEERNET_KEEP_SEEDS=<n>` sets how many seeds the sweep runs (default
-//! 300).
+//! 300), `PEERNET_KEEP_FIRST_SEED=<n>` the first (default 0: a soak on
+//! new seeds starts elsewhere).
 
 use std::time::{Duration, Instant};
 
@@ -26,10 +27,14 @@ fn run_seeds(seeds: &[u64], fault: Option<Fault>) -> Result<Vec<KeepReport>, Kee
 
 #[test]
 fn keep_seed_sweep() {
-    let count: u64 = std::env::var("PEERNET_KEEP_SEEDS")
-        .ok()
-        .map_or(300, |s| s.parse().expect("a number"));
-    let seeds: Vec<u64> = (0..count).collect();
+    let env = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .map_or(default, |s| s.trim().parse().expect("a number"))
+    };
+    let count = env("PEERNET_KEEP_SEEDS", 300);
+    let first = env("PEERNET_KEEP_FIRST_SEED", 0);
+    let seeds: Vec<u64> = (first..first + count).collect();
     let started = Instant::now();
     let reports = run_seeds(&seeds, None).unwrap_or_else(|v| panic!("{v}"));
     let bound = reconnect_bound(&Config::default());
@@ -43,7 +48,7 @@ fn keep_seed_sweep() {
     let dials: u64 = reports.iter().map(|r| r.dials).sum();
     let superseded: u64 = reports.iter().map(|r| r.superseded).sum();
     println!(
-        "{count} seeds in {:.1} s: slowest reconnect {slowest:?} (bound {bound:?}), \
+        "{count} seeds from {first} in {:.1} s: slowest reconnect {slowest:?} (bound {bound:?}), \
          {redials} redials, {dials} dials, {superseded} simultaneous dials superseded",
         started.elapsed().as_secs_f64()
     );
