@@ -36,20 +36,33 @@ enum Slot {
 /// core's call id (chosen by this node: no peer picks these keys).
 pub(crate) struct Calls<K = CallId> {
     slots: FastMap<K, Slot>,
+    /// The last call started was the only one waited on.
+    last_alone: bool,
 }
 
 impl<K> Default for Calls<K> {
     fn default() -> Self {
         Calls {
             slots: FastMap::default(),
+            last_alone: false,
         }
     }
 }
 
 impl<K: Hash + Eq> Calls<K> {
     /// The core accepted call `id`: wake `waker` when it resolves.
-    pub(crate) fn start(&mut self, id: K, waker: Waker) {
+    /// Returns whether the calls are sequential: `id` is the only call
+    /// waited on, and so was the call started before it. (The first call
+    /// of a new window of pipelined calls can find itself alone, when the
+    /// whole window before it was answered at once; the call before it was
+    /// not, so the window's calls are never taken for sequential ones.)
+    #[inline]
+    pub(crate) fn start(&mut self, id: K, waker: Waker) -> bool {
         self.slots.insert(id, Slot::Waiting(waker));
+        let alone = self.slots.len() == 1;
+        let sequential = alone && self.last_alone;
+        self.last_alone = alone;
+        sequential
     }
 
     /// The core resolved call `id`: keeps the result for the caller and
@@ -111,6 +124,37 @@ mod tests {
         fn wake(self: Arc<Self>) {
             self.0.fetch_add(1, Ordering::SeqCst);
         }
+    }
+
+    #[test]
+    fn only_a_call_alone_after_a_call_alone_is_sequential() {
+        let waker = Waker::from(Arc::new(Count::default()));
+        let mut cx = Context::from_waker(&waker);
+        let mut calls = Calls::default();
+        let mut take = |calls: &mut Calls<u64>, id| {
+            calls.complete(id, Ok(Bytes::new()));
+            assert!(calls.poll(id, &mut cx).is_ready());
+        };
+        // one call after another: all but the first are sequential
+        assert!(!calls.start(1, waker.clone()), "nothing before it");
+        take(&mut calls, 1);
+        assert!(calls.start(2, waker.clone()));
+        take(&mut calls, 2);
+        assert!(calls.start(3, waker.clone()));
+        // a window of pipelined calls: none is
+        assert!(!calls.start(4, waker.clone()));
+        assert!(!calls.start(5, waker.clone()));
+        for id in 3..=5 {
+            take(&mut calls, id);
+        }
+        // the window answered whole: the next call finds itself alone, but
+        // the call before it was not, so it is not taken for sequential
+        assert!(!calls.start(6, waker.clone()));
+        take(&mut calls, 6);
+        assert!(calls.start(7, waker.clone()), "sequential again");
+        // a caller that gave up counts as gone
+        calls.forget(7);
+        assert!(calls.start(8, waker.clone()));
     }
 
     #[test]

@@ -603,26 +603,29 @@ impl<R: Runtime> Node<R> {
             // taken from this very poll (the future is ready at once), so
             // after a wait for room it is the waker of the task polling now
             let waker = std::future::poll_fn(|cx| Poll::Ready(cx.waker().clone())).await;
-            let attempt = self.shared.with_core(|inner, now| {
-                let budget = match deadline {
-                    Some(at) => Some(at.saturating_duration_since(self.shared.rt.now())),
-                    None => timeout,
-                };
-                match inner.ep.call(now, peer, handle, args, budget) {
-                    Ok(id) => {
-                        inner.calls.start(id, waker);
-                        Ok(Ok(id))
+            let attempt = self
+                .shared
+                .with_core_calling(&mut Vec::new(), |inner, now| {
+                    let budget = match deadline {
+                        Some(at) => Some(at.saturating_duration_since(self.shared.rt.now())),
+                        None => timeout,
+                    };
+                    match inner.ep.call(now, peer, handle, args, budget) {
+                        Ok(id) => {
+                            // a sequential call writes its own bytes
+                            // (`with_core_calling`)
+                            let sequential = inner.calls.start(id, waker);
+                            (Ok(Ok(id)), sequential.then(|| id.conn()))
+                        }
+                        Err(CallError::WouldBlock) => (Ok(Err(self.wait_for_room())), None),
+                        // a kept peer being reconnected (dialing.rs)
+                        Err(CallError::NotConnected) => {
+                            let wait = crate::dialing::reconnect_wait(&self.shared, inner, peer);
+                            (wait.map(Err).ok_or(CallError::NotConnected), None)
+                        }
+                        Err(error) => (Err(error), None),
                     }
-                    Err(CallError::WouldBlock) => Ok(Err(self.wait_for_room())),
-                    // a kept peer being reconnected (dialing.rs)
-                    Err(CallError::NotConnected) => {
-                        crate::dialing::reconnect_wait(&self.shared, inner, peer)
-                            .map(Err)
-                            .ok_or(CallError::NotConnected)
-                    }
-                    Err(error) => Err(error),
-                }
-            })?;
+                })?;
             let room = match attempt {
                 Ok(call) => break call,
                 Err(room) => room,

@@ -2,10 +2,11 @@
 //! which may wait (a full socket, a slow peer), or, without waiting, the
 //! connection's reader, right after a read made the core queue the next
 //! handshake message or the reply to a lone call
-//! (`Shared::with_core_reading` says when).
+//! (`Shared::with_core_reading` says when), or a caller that just started
+//! a sequential call (`Shared::with_core_calling`).
 //!
-//! Writing from the reader saves a wake-up of the writer task per
-//! handshake message and per sequential call: on a multi-threaded
+//! Writing from the reader or the caller saves a wake-up of the writer
+//! task per handshake message and per sequential call: on a multi-threaded
 //! runtime that is often a hand-off to another worker thread, which cost
 //! more than the write itself (the bench README). Whoever writes holds
 //! the port's lock from taking the core's bytes to the end of their

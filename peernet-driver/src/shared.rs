@@ -306,6 +306,35 @@ impl<R: Runtime> Shared<R> {
         out
     }
 
+    /// [`Shared::with_core_in`] for a caller whose `act` may start a call
+    /// and name its connection: then the call's bytes are written from
+    /// the calling task if the socket takes them at once (`port.rs`),
+    /// rather than by a wake-up of the writer task. `act` names the
+    /// connection only for a sequential call (no other call of this node
+    /// waited on, now or when the call before it started:
+    /// `Calls::start`): nothing can join its bytes, so the wake-up would
+    /// be pure cost, as for the reply to a lone call (see
+    /// [`Shared::with_core_reading`]). Pipelined calls go to the writer
+    /// task, which gathers them into one write.
+    pub(crate) fn with_core_calling<T>(
+        self: &Arc<Self>,
+        work: &mut Vec<Work>,
+        act: impl FnOnce(&mut Inner, Instant) -> (T, Option<ConnId>),
+    ) -> T {
+        let (out, inline) = self.critical(work, act);
+        match inline {
+            None => self.run(work),
+            Some(conn) => {
+                if let Some(signals) = self.run_for(work, inline) {
+                    if !signals.port.write_now(self, conn) {
+                        signals.write.notify();
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// The critical section itself: lock, clock, act, drain, unlock. The
     /// wake-ups are left in `work` for [`Shared::run`].
     pub(crate) fn critical<T>(
