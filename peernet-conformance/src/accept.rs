@@ -81,13 +81,7 @@ pub async fn a_peer_that_reconnects_too_often_is_refused_busy<H: Harness>() {
     // (a version-2 responder is established by the first record, which
     // may reach it after the dialer's `connect` returned: wait for it)
     for _ in 0..connected {
-        expect_event(
-            &rt,
-            &events,
-            "b connected",
-            |e| matches!(e, NodeEvent::Connected { peer: p, .. } if *p == peer(1)),
-        )
-        .await;
+        expect_connected(&rt, &events, "b connected", peer(1)).await;
     }
     let counts = b.stats().core.counters.handshakes_in;
     assert_eq!(counts.throttled, 1);

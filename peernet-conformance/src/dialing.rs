@@ -79,13 +79,7 @@ async fn keeping<H: Harness>(addr: SocketAddr) -> (N<H>, EventStream) {
     a.keep_connected(peer(2), true).expect("keep");
     assert!(a.is_kept(&peer(2)));
     let rt = a.runtime().clone();
-    expect_event(
-        &rt,
-        &events,
-        "the first (silent) dial",
-        |e| matches!(e, NodeEvent::Connected { peer: p, .. } if *p == peer(2)),
-    )
-    .await;
+    expect_connected(&rt, &events, "the first (silent) dial", peer(2)).await;
     (a, events)
 }
 
@@ -158,13 +152,7 @@ pub async fn kept_peer_on_a_new_port_is_found_through_a_ticket<H: Harness>() {
         a.add_address(ticket.peer(), *addr, AddrSource::Ticket)
             .expect("add the ticket's address");
     }
-    expect_event(
-        &rt,
-        &events,
-        "connected at the new port",
-        |e| matches!(e, NodeEvent::Connected { peer: p, .. } if *p == peer(2)),
-    )
-    .await;
+    expect_connected(&rt, &events, "connected at the new port", peer(2)).await;
     let reply = a.call(&peer(2), "echo", "new port", Some(WAIT)).await;
     assert_eq!(reply.expect("call"), "new port");
 }

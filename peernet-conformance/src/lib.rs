@@ -255,6 +255,17 @@ pub async fn expect_event<R: Runtime>(
     .await
 }
 
+/// The next `Connected` event for `peer` (others are skipped).
+pub async fn expect_connected<R: Runtime>(rt: &R, events: &EventStream, what: &str, peer: PeerId) {
+    expect_event(
+        rt,
+        events,
+        what,
+        |e| matches!(e, NodeEvent::Connected { peer: p, .. } if *p == peer),
+    )
+    .await;
+}
+
 /// Waits until `cond` holds; every change it can observe comes with an
 /// event on `events`.
 pub async fn until<R: Runtime>(rt: &R, events: &EventStream, what: &str, cond: impl Fn() -> bool) {

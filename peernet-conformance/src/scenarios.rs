@@ -619,13 +619,7 @@ pub async fn idle_timeout_detects_a_silent_peer<H: Harness>() {
     let rt = a.runtime().clone();
     let events = a.events();
     let raw = RawPeer::dial(&rt, identity(9), a.peer_id(), a.local_addr().unwrap(), &[]).await;
-    expect_event(
-        &rt,
-        &events,
-        "raw peer connected",
-        |e| matches!(e, NodeEvent::Connected { peer, .. } if *peer == super::peer(9)),
-    )
-    .await;
+    expect_connected(&rt, &events, "raw peer connected", super::peer(9)).await;
     // `raw` now reads nothing and answers nothing
     let event = expect_event(&rt, &events, "idle timeout", |e| {
         matches!(e, NodeEvent::Disconnected { .. })
