@@ -589,6 +589,11 @@ impl<R: Runtime> Node<R> {
     /// within the same timeout (unless
     /// [`NodeConfig::wait_for_reconnect`](crate::NodeConfig::wait_for_reconnect)
     /// is off). Dropping the future cancels the call (CANCEL is sent).
+    ///
+    /// A small result (at most 512 bytes) may share a buffer of at most
+    /// 4 KiB with the other payloads its record brought, and keeps it
+    /// alive while held: to keep a few small results of many calls, copy
+    /// them (`Bytes::copy_from_slice`).
     pub async fn call(
         &self,
         peer: &PeerId,

@@ -94,7 +94,7 @@ pub mod testkit {
             let mut out = Vec::new();
             let mut pos = 0;
             while pos < plain.len() {
-                let (envelope, end) = Envelope::decode_item(plain, pos, plain.len())?;
+                let (envelope, end) = Envelope::decode_item(plain, pos, plain.len(), None)?;
                 out.push(envelope);
                 pos = end;
             }

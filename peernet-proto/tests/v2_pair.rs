@@ -448,3 +448,45 @@ fn records_are_opened_in_the_chunk_handed_in() {
         );
     }
 }
+
+/// The small payloads of one record share one buffer of their own (an
+/// allocation per record rather than per payload), neither the read chunk
+/// nor each other's neighbours beyond the record; a large one gets its own.
+#[test]
+fn small_payloads_of_a_record_share_a_buffer_of_their_own() {
+    let (mut b, conn, mut keys, now) = established();
+    let big = [9u8; 600];
+    let mut plain = send_body(b"one");
+    plain.extend(send_body(b"two"));
+    plain.extend(send_body(&big));
+    plain.extend(send_body(b"three"));
+    let data = BytesMut::from(&seal(&mut keys.send, &plain)[..]);
+    // (where the chunk lies, for after it was handed over)
+    let read = data.as_ptr_range();
+    b.handle_input(now, Input::Received { conn, data });
+    let d = drain(&mut b, conn);
+    let args: Vec<Bytes> = d
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Send(s) => Some(s.args.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(args.len(), 4, "{:?}", d.events);
+    assert_eq!((&args[0][..], &args[1][..]), (&b"one"[..], &b"two"[..]));
+    assert_eq!((&args[2][..], &args[3][..]), (&big[..], &b"three"[..]));
+    let end = |b: &Bytes| b.as_ptr().wrapping_add(b.len());
+    assert_eq!(end(&args[0]), args[1].as_ptr(), "shared");
+    assert_eq!(
+        end(&args[1]),
+        args[3].as_ptr(),
+        "shared, past the large one"
+    );
+    let large = args[2].as_ptr_range();
+    assert!(!large.contains(&args[1].as_ptr()) && !large.contains(&args[3].as_ptr()));
+    assert!(
+        args.iter().all(|a| !read.contains(&a.as_ptr())),
+        "none pins the read chunk"
+    );
+}

@@ -25,7 +25,7 @@ use crate::Instant;
 use crate::config::{Config, ProtocolVersion, fault};
 use crate::counters::{Counters, HandshakeCounts};
 use crate::ending::Ending;
-use crate::envelope::EnvelopeRef;
+use crate::envelope::{Arena, EnvelopeRef};
 use crate::error::{CallError, CloseReason, ConnectError};
 use crate::event::{Event, Output};
 use crate::exposure::Exposure;
@@ -132,6 +132,10 @@ pub(crate) struct Connection {
     /// where the next envelope starts (decoding stops to let the endpoint
     /// act on a transition, then resumes).
     plain: Option<(Bytes, usize)>,
+    /// Version 2: the buffer the small payloads of the record being
+    /// decoded share, released when the record is done (nothing stays on
+    /// an idle connection).
+    arena: Arena,
     /// An accepted transport that has not delivered a complete frame yet:
     /// `Timer::Handshake` is armed for the first-frame deadline, and this
     /// is the whole handshake's deadline to move it to once a frame comes
@@ -214,6 +218,7 @@ impl Connection {
             handshake_deadline: Some(deadline),
             recv: None,
             plain: None,
+            arena: Arena::default(),
             first_frame_pending: None,
         }
     }

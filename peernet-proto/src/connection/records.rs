@@ -88,7 +88,8 @@ impl Connection {
             if !matches!(self.state, State::Established(_)) {
                 return None;
             }
-            let (envelope, end) = match Envelope::decode_item(&plain, pos, plain.len()) {
+            let item = Envelope::decode_item(&plain, pos, plain.len(), Some(&mut self.arena));
+            let (envelope, end) = match item {
                 Ok(item) => item,
                 Err(error) => {
                     return Some(Transition::End(Ending::ProtocolError(format!("{error}"))));
@@ -96,6 +97,9 @@ impl Connection {
             };
             if end < plain.len() {
                 self.plain = Some((plain, end));
+            } else {
+                // the record is done: its buffer is its payloads' alone
+                self.arena.release();
             }
             if let Some(t) = self.on_decoded(envelope, node, ctx) {
                 return Some(t);

@@ -155,7 +155,7 @@ impl Connection {
             }
         }
         ctx.counters.records_in += 1;
-        let envelope = match Envelope::decode_prefix(data, len) {
+        let envelope = match Envelope::decode_prefix(data, len, None) {
             Ok(envelope) => envelope,
             Err(error) => return Some(Transition::End(Ending::ProtocolError(format!("{error}")))),
         };

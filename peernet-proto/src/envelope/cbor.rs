@@ -5,6 +5,7 @@
 use bytes::{BufMut, Bytes};
 
 use super::EnvelopeError;
+use super::arena::Arena;
 
 // CBOR major types, already shifted into the top 3 bits of the initial byte.
 pub(super) const MAJOR_UINT: u8 = 0x00;
@@ -63,7 +64,9 @@ pub(super) fn put_string<B: BufMut>(out: &mut B, major: u8, s: &[u8]) {
 pub(crate) const COPY_UP_TO: usize = 16 * 1024;
 
 /// A payload as held after decoding: a slice of `body` (no copy) when it
-/// is large, both absolutely and as a share of `body`; otherwise a copy of
+/// is large, both absolutely and as a share of `body`; otherwise a copy,
+/// in `arena` if there is one (with how many bytes of the record follow:
+/// small payloads of one record share a buffer, see `arena.rs`), else of
 /// its own.
 ///
 /// A slice keeps the whole received buffer alive for as long as the
@@ -73,9 +76,12 @@ pub(crate) const COPY_UP_TO: usize = 16 * 1024;
 /// four times its own size (plus 16 KiB), at the price of a copy that is
 /// cheap at that size; large payloads, which make up most of their buffer,
 /// stay zero-copy.
-fn hold(body: &Bytes, payload: &[u8]) -> Bytes {
+fn hold(body: &Bytes, payload: &[u8], arena: Option<(&mut Arena, usize)>) -> Bytes {
     if payload.len() <= COPY_UP_TO || payload.len().saturating_mul(4) < body.len() {
-        Bytes::copy_from_slice(payload)
+        match arena {
+            Some((arena, rest)) => arena.copy(payload, rest),
+            None => Bytes::copy_from_slice(payload),
+        }
     } else {
         body.slice_ref(payload)
     }
@@ -192,9 +198,11 @@ impl<'b> Reader<'b> {
         &mut self,
         body: &Bytes,
         field: &'static str,
+        arena: Option<&mut Arena>,
     ) -> Result<Bytes, EnvelopeError> {
         let bytes = self.string(MAJOR_BYTES, field, EXPECT_BYTES)?;
-        Ok(hold(body, bytes))
+        let rest = self.input.len() - self.pos;
+        Ok(hold(body, bytes, arena.map(|arena| (arena, rest))))
     }
 
     /// Reads a text string (valid UTF-8).

@@ -8,7 +8,9 @@
 //! arguments and reply bodies over 16 KiB that make up most of their buffer
 //! are slices of it, smaller ones are copied so that they do not keep a
 //! whole read buffer alive (handles, at most 255 bytes and nearly always
-//! short, are stored inline; see [`Handle`]).
+//! short, are stored inline; see [`Handle`]). On a connection, the
+//! payloads of at most 512 bytes of one version-2 record are copied into
+//! one buffer of at most 4 KiB that they share (`arena.rs`).
 //!
 //! ```
 //! use bytes::{Bytes, BytesMut};
@@ -38,11 +40,13 @@ use smol_str::SmolStr;
 
 use crate::frame::FRAME_HEADER_LEN;
 
+mod arena;
 mod cbor;
 mod handle;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use arena::Arena;
 use cbor::{
     MAJOR_ARRAY, MAJOR_BYTES, MAJOR_TEXT, MAJOR_UINT, Reader, put_head, put_string, string_len,
     uint_len,
@@ -196,13 +200,18 @@ impl Envelope {
     /// a protocol error, but the connection's to report. Never panics and
     /// never recurses, whatever the input.
     pub fn decode(body: &Bytes) -> Result<Envelope, EnvelopeError> {
-        Envelope::decode_prefix(body, body.len())
+        Envelope::decode_prefix(body, body.len(), None)
     }
 
     /// Decodes the body `body[..len]` (`len` at most `body.len()`), whose
-    /// large byte strings become slices of `body` (see `decode`).
-    pub(crate) fn decode_prefix(body: &Bytes, len: usize) -> Result<Envelope, EnvelopeError> {
-        let (envelope, end) = Envelope::decode_item(body, 0, len)?;
+    /// large byte strings become slices of `body` (see `decode`) and small
+    /// ones copies (into `arena` if there is one).
+    pub(crate) fn decode_prefix(
+        body: &Bytes,
+        len: usize,
+        arena: Option<&mut Arena>,
+    ) -> Result<Envelope, EnvelopeError> {
+        let (envelope, end) = Envelope::decode_item(body, 0, len, arena)?;
         if end != len {
             return Err(EnvelopeError::TrailingBytes);
         }
@@ -213,10 +222,14 @@ impl Envelope {
     /// `body[end]` (a record's plaintext holds several, one after
     /// another); returns it and where it ended. An item cut by `end` is
     /// `Truncated`.
+    ///
+    /// Small payloads are copied into `arena` when there is one (a
+    /// connection's: see `arena.rs`), else each into a buffer of its own.
     pub(crate) fn decode_item(
         body: &Bytes,
         start: usize,
         end: usize,
+        arena: Option<&mut Arena>,
     ) -> Result<(Envelope, usize), EnvelopeError> {
         let mut d = Reader::new(&body[..end], start);
         let items = d.array()?;
@@ -243,17 +256,17 @@ impl Envelope {
             TAG_CALL => Envelope::Call {
                 id: d.uint("id")?,
                 handle: handle(&mut d)?,
-                args: d.byte_string(body, "args")?,
+                args: d.byte_string(body, "args", arena)?,
                 timeout_ms: d.uint("timeout_ms")?,
             },
             TAG_REPLY => Envelope::Reply {
                 id: d.uint("id")?,
                 status: d.uint("status")?,
-                body: d.byte_string(body, "body")?,
+                body: d.byte_string(body, "body", arena)?,
             },
             TAG_SEND => Envelope::Send {
                 handle: handle(&mut d)?,
-                args: d.byte_string(body, "args")?,
+                args: d.byte_string(body, "args", arena)?,
             },
             TAG_PING => Envelope::Ping {
                 nonce: d.uint("nonce")?,

@@ -110,7 +110,7 @@ fn small_payloads_do_not_pin_their_chunk() {
     let mut chunk = frame.clone();
     chunk.resize(64 * 1024, 0); // the rest of a full read buffer
     let chunk = Bytes::from(chunk);
-    let Ok(Envelope::Call { args, .. }) = Envelope::decode_prefix(&chunk, frame.len()) else {
+    let Ok(Envelope::Call { args, .. }) = Envelope::decode_prefix(&chunk, frame.len(), None) else {
         panic!("not a call");
     };
     assert_eq!(&args[..], b"hello");
@@ -126,7 +126,7 @@ fn small_payloads_do_not_pin_their_chunk() {
     let mut chunk = frame.clone();
     chunk.resize(frame.len() * 5, 0);
     let chunk = Bytes::from(chunk);
-    let Ok(Envelope::Call { args, .. }) = Envelope::decode_prefix(&chunk, frame.len()) else {
+    let Ok(Envelope::Call { args, .. }) = Envelope::decode_prefix(&chunk, frame.len(), None) else {
         panic!("not a call");
     };
     assert!(!chunk.as_ptr_range().contains(&args.as_ptr()));
