@@ -489,4 +489,11 @@ fn small_payloads_of_a_record_share_a_buffer_of_their_own() {
         args.iter().all(|a| !read.contains(&a.as_ptr())),
         "none pins the read chunk"
     );
+    // The record is done, so the connection let go of the buffer: once
+    // the others are dropped, the last payload holds it alone.
+    let (one, three) = (args[0].clone(), args[3].clone());
+    drop((args, d));
+    assert!(!three.is_unique(), "`one` shares it");
+    drop(one);
+    assert!(three.is_unique(), "nothing of the connection's keeps it");
 }
