@@ -173,3 +173,29 @@ fn cancel_timeout_and_close_give_the_bytes_back() {
     p.drive();
     assert_eq!(held(&mut p), (0, 0), "connection end");
 }
+
+/// What small arguments keep alive besides the bytes the budgets count
+/// (`Config::max_inbound_bytes_per_conn`): version 1's frames of one read
+/// chunk copy them into one buffer they share, which the connection lets
+/// go of once the chunk is done.
+#[test]
+fn small_arguments_of_one_chunk_share_a_buffer_the_connection_lets_go_of() {
+    let mut p = pair(1 << 20, 1 << 20);
+    let (peer, now) = (p.id(Who::B), p.now);
+    for args in [&b"one"[..], b"two", b"three"] {
+        p.node(Who::A)
+            .ep
+            .call(now, &peer, "echo", args, None)
+            .unwrap();
+    }
+    p.drive();
+    let (calls, _) = served(&mut p);
+    let args: Vec<Bytes> = calls.iter().map(|c| c.args.clone()).collect();
+    assert_eq!(args, [&b"one"[..], b"two", b"three"]);
+    let end = |b: &Bytes| b.as_ptr().wrapping_add(b.len());
+    assert_eq!(end(&args[0]), args[1].as_ptr(), "one buffer");
+    assert_eq!(end(&args[1]), args[2].as_ptr(), "one buffer");
+    let last = args[2].clone();
+    drop((args, calls));
+    assert!(last.is_unique(), "nothing of the connection's keeps it");
+}

@@ -132,9 +132,9 @@ pub(crate) struct Connection {
     /// where the next envelope starts (decoding stops to let the endpoint
     /// act on a transition, then resumes).
     plain: Option<(Bytes, usize)>,
-    /// Version 2: the buffer the small payloads of the record being
-    /// decoded share, released when the record is done (nothing stays on
-    /// an idle connection).
+    /// The buffer the small payloads of the record (version 2) or read
+    /// chunk (version 1) being decoded share, released when it is done
+    /// (nothing stays on an idle connection).
     arena: Arena,
     /// An accepted transport that has not delivered a complete frame yet:
     /// `Timer::Handshake` is armed for the first-frame deadline, and this
@@ -253,6 +253,9 @@ impl Connection {
             let transition = self.handle_frames(&mut frames, node, ctx);
             if !frames.is_empty() {
                 *data = frames.into();
+            } else {
+                // the chunk is done: its buffer is its payloads' alone
+                self.arena.release();
             }
             if transition.is_some() || data.is_empty() {
                 return transition;

@@ -88,7 +88,8 @@ impl Connection {
             if !matches!(self.state, State::Established(_)) {
                 return None;
             }
-            let item = Envelope::decode_item(&plain, pos, plain.len(), Some(&mut self.arena));
+            let arena = self.arena.followed_by(0);
+            let item = Envelope::decode_item(&plain, pos, plain.len(), Some(arena));
             let (envelope, end) = match item {
                 Ok(item) => item,
                 Err(error) => {

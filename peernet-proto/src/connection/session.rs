@@ -155,7 +155,9 @@ impl Connection {
             }
         }
         ctx.counters.records_in += 1;
-        let envelope = match Envelope::decode_prefix(data, len, None) {
+        // (its small payloads share a buffer with the chunk's other frames')
+        let arena = self.arena.followed_by(data.len() - len);
+        let envelope = match Envelope::decode_prefix(data, len, Some(arena)) {
             Ok(envelope) => envelope,
             Err(error) => return Some(Transition::End(Ending::ProtocolError(format!("{error}")))),
         };

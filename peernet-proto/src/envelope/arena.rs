@@ -1,6 +1,6 @@
-//! Where the small payloads of one received record are copied to: a
-//! buffer of at most 4 KiB that the payloads of its envelopes share,
-//! instead of an allocation each.
+//! Where the small payloads of one received record (version 2) or read
+//! chunk (version 1) are copied to: a buffer of at most 4 KiB that the
+//! payloads of its envelopes share, instead of an allocation each.
 //!
 //! Small payloads are copied out of the read buffer so that they do not
 //! keep it alive (see `cbor::hold`). A copy of its own per payload cost an
@@ -11,12 +11,12 @@
 //!
 //! The price is in what a payload keeps alive: one of at most
 //! [`ARENA_MAX`] bytes pins the buffer it is in, at most [`ARENA_CHUNK`]
-//! bytes of payloads of the same record, until it is dropped, whatever
-//! became of its neighbours. The buffer is let go of when its record is
-//! decoded, so nothing is kept on an idle connection; a record that can
-//! hold no second payload after this one (a sequential call's) gets
-//! copies of their own, as before, since sharing would cost an allocation
-//! more than it saves.
+//! bytes of payloads of the same record or chunk, until it is dropped,
+//! whatever became of its neighbours. The buffer is let go of when its
+//! record or chunk is decoded, so nothing is kept on an idle connection;
+//! a payload with no room for a second one after it (a sequential
+//! call's) gets a copy of its own, as before, since sharing would cost an
+//! allocation more than it saves.
 
 use bytes::{Bytes, BytesMut};
 
@@ -32,20 +32,33 @@ pub(crate) const ARENA_MAX: usize = 512;
 /// follow the payload: room for another envelope with a payload.
 const ROOM_FOR_MORE: usize = 16;
 
-/// The buffer being filled for one record.
+/// The buffer being filled for one record (version 2) or one read chunk
+/// (version 1, whose frames hold one envelope each).
 #[derive(Debug, Default)]
 pub(crate) struct Arena {
     /// What is left of the buffer: the filled part was split off and
     /// frozen into the payloads, which share its allocation.
     free: BytesMut,
+    /// How many bytes of the same scope follow the item being decoded:
+    /// 0 for a record, which is its own scope; for a version-1 frame, the
+    /// rest of its read chunk.
+    beyond: usize,
 }
 
 impl Arena {
+    /// The arena for an item followed, in the same scope, by `beyond`
+    /// more bytes (see [`Arena::copy`]'s `rest`).
+    pub(crate) fn followed_by(&mut self, beyond: usize) -> &mut Arena {
+        self.beyond = beyond;
+        self
+    }
+
     /// A copy of `payload`, in the current buffer or a new one (sized for
-    /// `rest` more bytes of the record, up to [`ARENA_CHUNK`]); one of its
-    /// own if it is over [`ARENA_MAX`], or if it does not fit and too
-    /// little of the record follows.
+    /// `rest` more bytes of its item, and what follows the item in the
+    /// scope, up to [`ARENA_CHUNK`]); one of its own if it is over
+    /// [`ARENA_MAX`], or if it does not fit and too little follows.
     pub(crate) fn copy(&mut self, payload: &[u8], rest: usize) -> Bytes {
+        let rest = rest.saturating_add(self.beyond);
         if payload.is_empty() {
             return Bytes::new();
         }
@@ -63,8 +76,8 @@ impl Arena {
         self.free.split().freeze()
     }
 
-    /// Lets go of the buffer (its record is done): only the payloads in it
-    /// keep it alive now.
+    /// Lets go of the buffer (its record or chunk is done): only the
+    /// payloads in it keep it alive now.
     #[inline]
     pub(crate) fn release(&mut self) {
         if self.free.capacity() != 0 {
@@ -113,6 +126,16 @@ mod tests {
             last.as_ptr(),
             "it fits, so shared"
         );
+    }
+
+    #[test]
+    fn what_follows_the_item_in_its_scope_counts() {
+        let mut arena = Arena::default();
+        // the last payload of a frame, with more frames in its chunk
+        let first = arena.followed_by(100).copy(b"call", 0);
+        assert_eq!(arena.free.capacity(), 100, "sized for the chunk's rest");
+        let next = arena.followed_by(0).copy(b"next", 0);
+        assert_eq!(first.as_ptr().wrapping_add(4), next.as_ptr());
     }
 
     #[test]

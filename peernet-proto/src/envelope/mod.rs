@@ -9,8 +9,9 @@
 //! are slices of it, smaller ones are copied so that they do not keep a
 //! whole read buffer alive (handles, at most 255 bytes and nearly always
 //! short, are stored inline; see [`Handle`]). On a connection, the
-//! payloads of at most 512 bytes of one version-2 record are copied into
-//! one buffer of at most 4 KiB that they share (`arena.rs`).
+//! payloads of at most 512 bytes of one version-2 record, or of one
+//! version-1 read chunk, are copied into one buffer of at most 4 KiB that
+//! they share (`arena.rs`).
 //!
 //! ```
 //! use bytes::{Bytes, BytesMut};
