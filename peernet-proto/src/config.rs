@@ -35,7 +35,7 @@ pub struct Config {
     /// default 1 MiB frames, one peer pins at most 16 MiB of arguments
     /// however many calls it keeps open. (Besides: an argument of at most
     /// 512 bytes shares a buffer of at most 4 KiB with the other small
-    /// payloads of its record (version 2) or read (version 1), and keeps it alive
+    /// payloads of its record, or read on version 1, and keeps it alive
     /// while its handler holds it: up to 4 KiB per call or SEND held, so
     /// 4 MiB more for 1,024 calls, and as much for the 1,024 SEND handlers
     /// per peer that peernet-driver runs at most.)

@@ -29,7 +29,7 @@ pub(crate) const ARENA_CHUNK: usize = 4 * 1024;
 pub(crate) const ARENA_MAX: usize = 512;
 
 /// A new buffer is started only if at least this many bytes of the record
-/// follow the payload: room for another envelope with a payload.
+/// or chunk follow the payload: room for another envelope with a payload.
 const ROOM_FOR_MORE: usize = 16;
 
 /// The buffer being filled for one record (version 2) or one read chunk
