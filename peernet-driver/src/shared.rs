@@ -322,14 +322,10 @@ impl<R: Runtime> Shared<R> {
         act: impl FnOnce(&mut Inner, Instant) -> (T, Option<ConnId>),
     ) -> T {
         let (out, inline) = self.critical(work, act);
-        match inline {
-            None => self.run(work),
-            Some(conn) => {
-                if let Some(signals) = self.run_for(work, inline) {
-                    if !signals.port.write_now(self, conn) {
-                        signals.write.notify();
-                    }
-                }
+        // (`run_for` with no connection named is `run`)
+        if let (Some(conn), Some(signals)) = (inline, self.run_for(work, inline)) {
+            if !signals.port.write_now(self, conn) {
+                signals.write.notify();
             }
         }
         out

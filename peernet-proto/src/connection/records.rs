@@ -88,8 +88,9 @@ impl Connection {
             if !matches!(self.state, State::Established(_)) {
                 return None;
             }
-            let arena = self.arena.followed_by(0);
-            let item = Envelope::decode_item(&plain, pos, plain.len(), Some(arena));
+            // (a record is its arena's whole scope: nothing follows it)
+            let arena = Some((&mut self.arena, 0));
+            let item = Envelope::decode_item(&plain, pos, plain.len(), arena);
             let (envelope, end) = match item {
                 Ok(item) => item,
                 Err(error) => {

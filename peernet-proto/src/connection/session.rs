@@ -156,8 +156,8 @@ impl Connection {
         }
         ctx.counters.records_in += 1;
         // (its small payloads share a buffer with the chunk's other frames')
-        let arena = self.arena.followed_by(data.len() - len);
-        let envelope = match Envelope::decode_prefix(data, len, Some(arena)) {
+        let arena = Some((&mut self.arena, data.len() - len));
+        let envelope = match Envelope::decode_prefix(data, len, arena) {
             Ok(envelope) => envelope,
             Err(error) => return Some(Transition::End(Ending::ProtocolError(format!("{error}")))),
         };

@@ -39,26 +39,14 @@ pub(crate) struct Arena {
     /// What is left of the buffer: the filled part was split off and
     /// frozen into the payloads, which share its allocation.
     free: BytesMut,
-    /// How many bytes of the same scope follow the item being decoded:
-    /// 0 for a record, which is its own scope; for a version-1 frame, the
-    /// rest of its read chunk.
-    beyond: usize,
 }
 
 impl Arena {
-    /// The arena for an item followed, in the same scope, by `beyond`
-    /// more bytes (see [`Arena::copy`]'s `rest`).
-    pub(crate) fn followed_by(&mut self, beyond: usize) -> &mut Arena {
-        self.beyond = beyond;
-        self
-    }
-
     /// A copy of `payload`, in the current buffer or a new one (sized for
-    /// `rest` more bytes of its item, and what follows the item in the
-    /// scope, up to [`ARENA_CHUNK`]); one of its own if it is over
-    /// [`ARENA_MAX`], or if it does not fit and too little follows.
+    /// the `rest` of the scope after it, up to [`ARENA_CHUNK`]); one of
+    /// its own if it is over [`ARENA_MAX`], or if it does not fit and too
+    /// little follows.
     pub(crate) fn copy(&mut self, payload: &[u8], rest: usize) -> Bytes {
-        let rest = rest.saturating_add(self.beyond);
         if payload.is_empty() {
             return Bytes::new();
         }
@@ -131,10 +119,11 @@ mod tests {
     #[test]
     fn what_follows_the_item_in_its_scope_counts() {
         let mut arena = Arena::default();
-        // the last payload of a frame, with more frames in its chunk
-        let first = arena.followed_by(100).copy(b"call", 0);
+        // the last payload of a frame, with more frames in its chunk (the
+        // decoder adds the chunk's rest to the frame's)
+        let first = arena.copy(b"call", 100);
         assert_eq!(arena.free.capacity(), 100, "sized for the chunk's rest");
-        let next = arena.followed_by(0).copy(b"next", 0);
+        let next = arena.copy(b"next", 0);
         assert_eq!(first.as_ptr().wrapping_add(4), next.as_ptr());
     }
 

@@ -198,11 +198,14 @@ impl<'b> Reader<'b> {
         &mut self,
         body: &Bytes,
         field: &'static str,
-        arena: Option<&mut Arena>,
+        arena: Option<(&mut Arena, usize)>,
     ) -> Result<Bytes, EnvelopeError> {
         let bytes = self.string(MAJOR_BYTES, field, EXPECT_BYTES)?;
+        // what follows in the arena's scope: the rest of the item, and
+        // what the caller says follows the item
         let rest = self.input.len() - self.pos;
-        Ok(hold(body, bytes, arena.map(|arena| (arena, rest))))
+        let arena = arena.map(|(arena, beyond)| (arena, rest.saturating_add(beyond)));
+        Ok(hold(body, bytes, arena))
     }
 
     /// Reads a text string (valid UTF-8).

@@ -210,7 +210,7 @@ impl Envelope {
     pub(crate) fn decode_prefix(
         body: &Bytes,
         len: usize,
-        arena: Option<&mut Arena>,
+        arena: Option<(&mut Arena, usize)>,
     ) -> Result<Envelope, EnvelopeError> {
         let (envelope, end) = Envelope::decode_item(body, 0, len, arena)?;
         if end != len {
@@ -225,12 +225,15 @@ impl Envelope {
     /// `Truncated`.
     ///
     /// Small payloads are copied into `arena` when there is one (a
-    /// connection's: see `arena.rs`), else each into a buffer of its own.
+    /// connection's: see `arena.rs`), with how many bytes of the arena's
+    /// scope follow the item (0 for a record's envelopes, the rest of the
+    /// read chunk for a version-1 frame); else each into a buffer of its
+    /// own.
     pub(crate) fn decode_item(
         body: &Bytes,
         start: usize,
         end: usize,
-        arena: Option<&mut Arena>,
+        arena: Option<(&mut Arena, usize)>,
     ) -> Result<(Envelope, usize), EnvelopeError> {
         let mut d = Reader::new(&body[..end], start);
         let items = d.array()?;
