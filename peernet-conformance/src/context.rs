@@ -137,6 +137,57 @@ pub async fn deadline_and_connection_loss_fire_the_handler_context<H: Harness>()
     assert!(sent.is_cancelled(), "shutdown stops the send handler");
 }
 
+/// A call that ends while its handler's first poll runs outside the
+/// node's lock leaves no handler running: its context is cancelled and
+/// its future dropped, not kept as a task that nothing tracks and that
+/// `max_inbound_calls` no longer counts. Here the handler ends the
+/// connection itself before it returns its future; elsewhere a CANCEL, a
+/// 1 ms deadline, an unpair or a superseding connection on another
+/// thread does the same.
+pub async fn a_call_ended_in_its_handlers_first_poll_leaves_no_task<H: Harness>() {
+    let a: N<H> = node(1, &[2], |c| c).await;
+    let b: N<H> = node(2, &[1], |c| c).await;
+    let rt = a.runtime().clone();
+    linked(&a, &b).await;
+    let (tx, contexts) = async_channel::unbounded();
+    let dropped = Arc::new(AtomicBool::new(false));
+    let (node, flag) = (b.clone(), dropped.clone());
+    b.expose_ctx("ends", move |ctx, _args| {
+        // the call ends now, before the handler is a task of its own
+        assert!(node.disconnect(&ctx.peer()));
+        let _ = tx.try_send(ctx);
+        let dropped = DropFlag(flag.clone());
+        async move {
+            let _dropped = dropped;
+            pending::<HandlerResult>().await
+        }
+    })
+    .expect("handle");
+
+    let result = within(&rt, "the call", a.call(&b.peer_id(), "ends", "x", WAIT)).await;
+    assert!(
+        matches!(result, Err(CallError::ConnectionClosed(_))),
+        "{result:?}"
+    );
+    let ctx = within(&rt, "the handler", contexts.recv()).await.unwrap();
+    within(&rt, "the handler's cancellation", ctx.cancelled()).await;
+    assert!(
+        dropped.load(Ordering::SeqCst),
+        "the handler's future lives on"
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+/// Raises its flag when dropped.
+struct DropFlag(Arc<AtomicBool>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
 /// A caller calls b's `outer` with 300 ms; `outer` calls c's `stall` with
 /// [`Node::call_in`]. The nested call carries what is left of the 300 ms
 /// (c's context sees at most that), and times out with the outer budget,

@@ -151,6 +151,7 @@ macro_rules! scenario_tests {
             cancel_fires_the_handler_context,
             deadline_and_connection_loss_fire_the_handler_context,
             nested_call_inherits_the_deadline,
+            a_call_ended_in_its_handlers_first_poll_leaves_no_task,
             connect_by_host_name,
             ipv6_loopback,
             refused_at_accept_is_reset,

@@ -22,8 +22,8 @@ pub use crate::accept::{
 };
 pub use crate::addr::{connect_by_host_name, ipv6_loopback};
 pub use crate::context::{
-    cancel_fires_the_handler_context, deadline_and_connection_loss_fire_the_handler_context,
-    nested_call_inherits_the_deadline,
+    a_call_ended_in_its_handlers_first_poll_leaves_no_task, cancel_fires_the_handler_context,
+    deadline_and_connection_loss_fire_the_handler_context, nested_call_inherits_the_deadline,
 };
 pub use crate::dialing::{
     connect_peer_dials_through_the_book, kept_peer_on_a_new_port_is_found_through_a_ticket,

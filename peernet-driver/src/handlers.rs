@@ -66,10 +66,17 @@ impl RunningTask {
     /// Cancels the handler: its context's signal fires, its future is
     /// dropped at its next poll.
     pub(crate) fn stop(self) {
-        if let Some(cancel) = self.cancel {
+        RunningTask::cancel_unstarted(self.cancel);
+        self.abort.abort();
+    }
+
+    /// Raises the signal of a handler that never became a task (its
+    /// future is dropped by the caller): whatever it shared its context
+    /// with sees the cancellation.
+    fn cancel_unstarted(cancel: Option<Arc<CancelFlag>>) {
+        if let Some(cancel) = cancel {
             cancel.cancel();
         }
-        self.abort.abort();
     }
 }
 
@@ -221,9 +228,24 @@ impl<R: Runtime> Shared<R> {
                 inner.send_finished(done);
             }
             for (mut key, fut, cancel) in tasks {
-                if let TaskKey::Send(done, _) = key {
-                    inner.next_task += 1;
-                    key = TaskKey::Send(done, inner.next_task);
+                match key {
+                    TaskKey::Send(done, _) => {
+                        inner.next_task += 1;
+                        key = TaskKey::Send(done, inner.next_task);
+                    }
+                    // Cancelled while its first poll ran outside the lock
+                    // (CANCEL, its deadline, its connection's end): the
+                    // `CallCancelled` found nothing to stop, so it stops
+                    // here, before it runs on as a task nobody tracks.
+                    TaskKey::Call(id) if !inner.ep.is_serving(id) => {
+                        tracing::debug!(call = id.request_id(), "handler cancelled as it started");
+                        // (dropped first: whoever sees the signal sees
+                        // the handler's state dropped too)
+                        drop(fut);
+                        RunningTask::cancel_unstarted(cancel);
+                        continue;
+                    }
+                    TaskKey::Call(_) => {}
                 }
                 let (handle, registration) = AbortHandle::new_pair();
                 inner.running.insert(

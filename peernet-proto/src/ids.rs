@@ -49,6 +49,10 @@ impl CallId {
 pub struct InboundCallId {
     pub(crate) conn: ConnId,
     pub(crate) id: u64,
+    /// Tells apart two calls that reused one request id (see
+    /// `connection::session::Served`): ids of two different calls are
+    /// never equal.
+    pub(crate) serial: u32,
 }
 
 impl InboundCallId {

@@ -3,7 +3,9 @@
 //! connection it arrived on. Ids are random in the protocol, so no
 //! simulated peer collides them by chance: every endpoint here draws from
 //! an RNG that repeats one value, which forces the collision.
-//! Also: a callee-side timeout frees its slot.
+//! Also: a callee-side timeout frees its slot, and a request id reused
+//! after its call ended names a new call, which nothing meant for the old
+//! one reaches.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -11,7 +13,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use peernet_proto::config::Fault;
 use peernet_proto::{
-    Access, CallError, CallId, Config, Endpoint, Event, InboundCallId, PeerId, Response, TrustList,
+    Access, CallError, CallId, Config, Endpoint, Envelope, Event, Handle, InboundCallId, PeerId,
+    Response, TrustList,
 };
 use peernet_testkit::{Node, World, identity, test_config};
 use rand_core::{TryCryptoRng, TryRng};
@@ -170,6 +173,60 @@ fn a_cancel_ends_only_the_call_of_its_own_connection() {
     w.drive();
     let seen = results(&w.take_events(C));
     assert_eq!(seen, [(from_c, Ok(Bytes::from_static(b"still here")))]);
+}
+
+/// A peer may reuse a request id once its call ended (here by CANCEL).
+/// The second call gets an id of its own: the first call's answer (a
+/// handler that ran on past its cancellation, answering late) is refused
+/// and leaves the second call waiting for its own, and a driver that asks
+/// `is_serving` about the first is told no.
+#[test]
+fn a_request_id_reused_after_its_call_ended_names_a_new_call() {
+    let mut w = triangle(test_config(), None);
+    let (pa, now) = (w.id(A), w.now);
+    let conn = w.nodes[B].ep.connection(&pa).unwrap();
+    let call = || Envelope::Call {
+        id: 7,
+        handle: Handle::from_static("h"),
+        args: Bytes::from_static(b"x"),
+        timeout_ms: 0,
+    };
+    assert!(w.nodes[B].ep.testkit_queue_envelope(now, conn, &call()));
+    w.drive();
+    let first = calls(&w.take_events(A));
+    assert_eq!(first.len(), 1);
+    assert!(w.nodes[A].ep.is_serving(first[0]));
+    let cancel = Envelope::Cancel { id: 7 };
+    assert!(w.nodes[B].ep.testkit_queue_envelope(now, conn, &cancel));
+    assert!(w.nodes[B].ep.testkit_queue_envelope(now, conn, &call()));
+    w.drive();
+    let a = w.take_events(A);
+    let cancelled: Vec<_> = a
+        .iter()
+        .filter_map(|e| match e {
+            Event::CallCancelled(id) => Some(*id),
+            _ => None,
+        })
+        .collect();
+    let second = calls(&a);
+    assert_eq!(cancelled, first, "{a:?}");
+    assert_eq!(second.len(), 1, "{a:?}");
+    let (old, new) = (first[0], second[0]);
+    assert_eq!(
+        (old.conn(), old.request_id()),
+        (new.conn(), new.request_id())
+    );
+    assert_ne!(old, new, "two calls, two ids");
+    assert!(!w.nodes[A].ep.is_serving(old));
+    let late = Response::Ok(Bytes::from_static(b"meant for the first"));
+    assert!(
+        !w.nodes[A].ep.reply(now, old, late),
+        "the late answer is refused"
+    );
+    assert!(w.nodes[A].ep.is_serving(new), "the second call still waits");
+    let own = Response::Ok(Bytes::from_static(b"its own"));
+    assert!(w.nodes[A].ep.reply(now, new, own));
+    assert!(!w.nodes[A].ep.is_serving(new));
 }
 
 #[test]

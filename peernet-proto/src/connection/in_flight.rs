@@ -69,6 +69,11 @@ impl<V: Copy> InFlight<V> {
         self.calls.contains_key(&id)
     }
 
+    /// The value of a call in flight.
+    pub(crate) fn get(&self, id: u64) -> Option<V> {
+        self.calls.get(&id).map(|&(_, value)| value)
+    }
+
     /// Adds a call with its value, arming the timer if its deadline is
     /// the earliest.
     pub(crate) fn insert_with(

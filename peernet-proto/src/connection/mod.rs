@@ -32,7 +32,7 @@ use crate::exposure::Exposure;
 use crate::frame::{Frame, FrameDecoder};
 use crate::handshake::MAX_HANDSHAKE_FRAME;
 use crate::identity::{Identity, PeerId};
-use crate::ids::{CallId, ConnId, Direction, InboundCallId};
+use crate::ids::{CallId, ConnId, Direction};
 use crate::noise::{CipherState, INIT_LEN, LocalStatic, ReplayCache};
 use crate::reconnects::Reconnects;
 use crate::registry::Established;
@@ -507,7 +507,7 @@ impl Connection {
         };
         // The calls' arguments go with them; the SENDs still running keep
         // theirs in the node's total until the driver reports them done.
-        let call_bytes: usize = inbound.iter().map(|&(_, size)| size as usize).sum();
+        let call_bytes: usize = inbound.iter().map(|(_, s)| s.size as usize).sum();
         ctx.held = ctx.held.saturating_sub(call_bytes);
         ctx.counters.calls_out.connection_closed += outbound.len() as u64;
         ctx.counters.calls_in.connection_closed += inbound.len() as u64;
@@ -527,8 +527,8 @@ impl Connection {
                 result: Err(CallError::ConnectionClosed(reason)),
             });
         }
-        for (id, _) in inbound {
-            ctx.emit(Event::CallCancelled(InboundCallId { conn, id }));
+        for (id, served) in inbound {
+            ctx.emit(Event::CallCancelled(served.id(conn, id)));
         }
         ctx.outputs.push_back(Output::Close { conn, last });
         match outcome {

@@ -67,6 +67,15 @@ impl Connection {
         }
     }
 
+    /// Whether the call we serve with request id `id` and `serial` is in
+    /// flight (not answered, cancelled or timed out).
+    pub(crate) fn is_serving(&self, id: u64, serial: u32) -> bool {
+        match &self.state {
+            State::Established(s) => s.inbound.get(id).is_some_and(|v| v.serial == serial),
+            State::Handshake(_) => false,
+        }
+    }
+
     /// Bytes of inbound arguments this connection holds against its
     /// budget.
     pub(crate) fn held_bytes(&self) -> usize {

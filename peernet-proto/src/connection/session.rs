@@ -39,8 +39,11 @@ pub(super) struct Session {
     next_id: u64,
     /// Our calls in flight.
     pub(super) outbound: InFlight,
-    /// Calls we serve in flight, with the size of their arguments.
-    pub(super) inbound: InFlight<u32>,
+    /// Calls we serve in flight, with the size of their arguments and
+    /// their serial.
+    pub(super) inbound: InFlight<Served>,
+    /// The serial of the next call we serve (see [`Served::serial`]).
+    next_serial: u32,
     /// Bytes of arguments held against `max_inbound_bytes_per_conn`:
     /// of `inbound`, and of SENDs still running.
     pub(super) held: usize,
@@ -64,6 +67,7 @@ impl Session {
             next_id: first_id,
             outbound: InFlight::new(seed, Timer::Outbound(conn)),
             inbound: InFlight::new(seed.rotate_left(32), Timer::Inbound(conn)),
+            next_serial: 0,
             held: 0,
         }
     }
@@ -229,10 +233,10 @@ impl Connection {
                     true => None,
                     false => s.inbound.take(id, &mut ctx.timers),
                 };
-                if let Some(size) = taken {
+                if let Some(served) = taken {
                     ctx.counters.calls_in.cancelled += 1;
-                    s.release(size as usize, ctx);
-                    ctx.emit(Event::CallCancelled(InboundCallId { conn, id }));
+                    s.release(served.size as usize, ctx);
+                    ctx.emit(Event::CallCancelled(served.id(conn, id)));
                 } else if fault!(ctx.config, CancelUnknownIsError) {
                     let reason = format!("CANCEL of request id {id}, not in flight");
                     return Some(Transition::End(Ending::ProtocolError(reason)));
@@ -301,9 +305,14 @@ impl Connection {
                     (timeout_ms > 0).then(|| ctx.now + Duration::from_millis(timeout_ms));
                 // `hold` took `args.len()`, at most `max_frame_len`: a u32.
                 let size = u32::try_from(args.len()).unwrap_or(u32::MAX);
-                s.inbound.insert_with(id, deadline, size, &mut ctx.timers);
+                let served = Served {
+                    size,
+                    serial: s.next_serial,
+                };
+                s.next_serial = s.next_serial.wrapping_add(1);
+                s.inbound.insert_with(id, deadline, served, &mut ctx.timers);
                 ctx.emit(Event::Call(InboundCall {
-                    id: InboundCallId { conn: self.id, id },
+                    id: served.id(self.id, id),
                     peer,
                     handle,
                     args,
@@ -411,17 +420,23 @@ impl Connection {
     /// end.
     pub(crate) fn reply(
         &mut self,
-        id: u64,
+        call: InboundCallId,
         response: Response,
         ctx: &mut Ctx,
     ) -> Result<Option<Ending>, NotInFlight> {
         let State::Established(s) = &mut self.state else {
             return Err(NotInFlight);
         };
-        let Some(size) = s.inbound.take(id, &mut ctx.timers) else {
+        // (the request id may have been reused since: answer only the
+        // call this id was given for)
+        let id = call.id;
+        if s.inbound.get(id).is_none_or(|v| v.serial != call.serial) {
+            return Err(NotInFlight);
+        }
+        let Some(served) = s.inbound.take(id, &mut ctx.timers) else {
             return Err(NotInFlight);
         };
-        s.release(size as usize, ctx);
+        s.release(served.size as usize, ctx);
         let (status, body) = match response {
             Response::Ok(body) => (ReplyStatus::Ok, body),
             Response::Error(body) => (ReplyStatus::HandlerError, body),
@@ -475,10 +490,34 @@ impl Connection {
         let State::Established(s) = &mut self.state else {
             return;
         };
-        for (id, size) in s.inbound.take_due_with(ctx.now, &mut ctx.timers) {
+        for (id, served) in s.inbound.take_due_with(ctx.now, &mut ctx.timers) {
             ctx.counters.calls_in.timed_out += 1;
-            s.release(size as usize, ctx);
-            ctx.emit(Event::CallCancelled(InboundCallId { conn: self.id, id }));
+            s.release(served.size as usize, ctx);
+            ctx.emit(Event::CallCancelled(served.id(self.id, id)));
+        }
+    }
+}
+
+/// What the table of calls we serve keeps beside a call's deadline.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Served {
+    /// The size of its arguments, held against the byte budgets.
+    pub(crate) size: u32,
+    /// Which call this connection served it as: the peer may reuse a
+    /// request id once its call ended, the serial tells the two calls
+    /// apart, so that an answer (or a cancellation) meant for the first
+    /// never reaches the second. It wraps after 2^32 calls on one
+    /// connection, far beyond any call's life.
+    pub(crate) serial: u32,
+}
+
+impl Served {
+    /// The call's id as the endpoint's user sees it.
+    pub(crate) fn id(self, conn: ConnId, id: u64) -> InboundCallId {
+        InboundCallId {
+            conn,
+            id,
+            serial: self.serial,
         }
     }
 }

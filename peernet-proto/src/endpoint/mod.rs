@@ -352,7 +352,7 @@ impl Endpoint {
         let Some(c) = self.conns.get_mut(&call.conn) else {
             return false;
         };
-        match c.reply(call.id, response, &mut self.ctx) {
+        match c.reply(call, response, &mut self.ctx) {
             Err(NotInFlight) => false,
             Ok(None) => true,
             Ok(Some(ending)) => {

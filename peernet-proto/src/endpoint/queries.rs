@@ -57,6 +57,18 @@ impl Endpoint {
         self.conns.contains_key(&conn)
     }
 
+    /// Whether `call` (from [`Event::Call`]) still waits for its
+    /// [`Endpoint::reply`]: false once it was answered, cancelled, timed
+    /// out or its connection ended, and then [`Event::CallCancelled`] (or
+    /// the reply) already went out for it. A driver that starts a handler
+    /// outside its lock checks this before it keeps the handler running,
+    /// so that a call cancelled in the meantime leaves nothing behind.
+    pub fn is_serving(&self, call: InboundCallId) -> bool {
+        self.conns
+            .get(&call.conn)
+            .is_some_and(|c| c.is_serving(call.id, call.serial))
+    }
+
     /// Bytes queued for `conn` and not yet taken.
     pub fn queued_bytes(&self, conn: ConnId) -> usize {
         self.conns.get(&conn).map_or(0, Connection::queued)
