@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
     let (resp, rest) = data.split_at(data.len().min(54));
     let me = LocalStatic::new(&Identity::from_seed(&INITIATOR_SEED));
     let responder = Identity::from_seed(&RESPONDER_SEED).peer_id();
-    let (initiator, _init) =
+    let (mut initiator, _init) =
         InitiatorV2::start(&me, responder, INITIATOR_EPHEMERAL).expect("a valid responder key");
     match initiator.read_resp(resp) {
         Ok(mut transport) => open_records(&mut transport.recv, Bytes::copy_from_slice(rest)),

@@ -27,7 +27,7 @@ struct Nodes {
 
 /// One handshake, both sides; `round` varies the ephemerals.
 fn handshake(n: &Nodes, round: u8) {
-    let (initiator, init) =
+    let (mut initiator, init) =
         InitiatorV2::start(&n.initiator, n.responder.peer_id(), [round; 32]).unwrap();
     let accepted = read_init(
         &n.responder,

@@ -225,7 +225,7 @@ fn our_initiator_against_snow_responder() {
         (3, 200, [7; 32], [9; 32]),
     ] {
         let p = peers(i, r);
-        let (initiator, init) =
+        let (mut initiator, init) =
             InitiatorV2::start(&p.initiator, p.responder.peer_id(), e_i).unwrap();
         assert_eq!(&init[..6], b"PNET\x02\x01");
         assert_eq!(init[134..], mac1(&p.responder, &init[..134]));

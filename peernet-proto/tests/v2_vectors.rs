@@ -95,7 +95,8 @@ fn setup(v: &Value) -> Setup {
 fn handshake(v: &Value) -> (Transport, Transport) {
     let s = setup(v);
     assert_eq!(s.responder.mac1_key(), &hex32(&v["mac1_key"]));
-    let (initiator, init) = InitiatorV2::start(&s.initiator, s.responder.peer_id(), s.e_i).unwrap();
+    let (mut initiator, init) =
+        InitiatorV2::start(&s.initiator, s.responder.peer_id(), s.e_i).unwrap();
     assert_eq!(init.to_vec(), bytes(&v["init"]), "INIT");
     assert_eq!(frame_body(&bytes(&v["init_frame"])), init.to_vec());
     let accepted = read_init(&s.responder, &s.trust_responder, &init, false, s.e_r).unwrap();

@@ -211,12 +211,12 @@ impl Handshake {
             }
             Handshake::V2(V2::Dialed(initiator)) => {
                 let peer = initiator.responder();
-                // `read_resp` consumes the state; a spent one stands in.
-                let initiator = core::mem::replace(self, Handshake::V2(V2::Pending { peer }));
-                let Handshake::V2(V2::Dialed(initiator)) = initiator else {
-                    return Step::Failed(Failure::refuse(crate::RejectCode::Malformed));
-                };
-                match initiator.read_resp(body) {
+                let read = initiator.read_resp(body);
+                // The spent state is dropped in its box, whose `Drop`
+                // wipes the secrets there (moved out, they would be freed
+                // unwiped).
+                *self = Handshake::V2(V2::Pending { peer });
+                match read {
                     Err(failure) => Step::Failed(failure),
                     Ok(keys) => Step::Done {
                         peer,

@@ -119,8 +119,10 @@ impl InitiatorV2 {
 
     /// Reads RESP, or REJECT (step 3). On success the connection is
     /// established on this side, and the caller MUST send its first record
-    /// at once (its queued envelopes, or an empty record).
-    pub fn read_resp(mut self, body: &[u8]) -> Result<Transport, Failure> {
+    /// at once (its queued envelopes, or an empty record). Either way the
+    /// state is spent: drop it where it lies (a state moved out of a box
+    /// would leave the box's copy of the secrets unwiped).
+    pub fn read_resp(&mut self, body: &[u8]) -> Result<Transport, Failure> {
         // A REJECT is recognised whatever its version byte.
         if body.len() == REJECT_LEN && body[..4] == MAGIC[..] && body[5] == KIND_REJECT {
             return Err(Failure {

@@ -127,7 +127,7 @@ pub fn init(seed: u8) -> (InitiatorV2, Vec<u8>) {
 /// what B did.
 pub fn handshake(b: &mut Endpoint, now: Instant, seed: u8) -> (ConnId, Transport, Drained) {
     let conn = b.accept(now).unwrap();
-    let (initiator, init) = init(seed);
+    let (mut initiator, init) = init(seed);
     let d = feed(b, now, conn, &init);
     assert_eq!(d.sent.len(), 4 + 54, "RESP");
     let keys = initiator.read_resp(&d.sent[4..]).expect("RESP reads");

@@ -74,7 +74,7 @@ pub fn wrong_mac1_init(victim: PeerId, rng: &mut SimRng) -> Vec<u8> {
 impl Session {
     /// Reads RESP (or a REJECT): `true` when the keys are there.
     pub fn read_resp(&mut self, body: &[u8]) -> bool {
-        let Some(initiator) = self.initiator.take() else {
+        let Some(mut initiator) = self.initiator.take() else {
             return false;
         };
         match initiator.read_resp(body) {

@@ -1,0 +1,139 @@
+//! No heap copy of a node's long-term X25519 secret is freed unwiped. A
+//! global allocator looks into every block before it goes back to the
+//! system (the block is still the program's at that point) for the bytes
+//! of the secrets of both sides of a version-2 handshake. One test binary
+//! of its own, since the allocator is global.
+
+mod support;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use bytes::BytesMut;
+use peernet_proto::testkit::noise::LocalStatic;
+use peernet_proto::{ConnId, Endpoint, Input, Instant, Output, TrustList};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use support::{identity, test_config_v2};
+
+/// The allocator that looks: while `WATCHING`, a freed block that holds
+/// one of `SECRETS` is counted in `UNWIPED`.
+struct Watch;
+
+static WATCHING: AtomicBool = AtomicBool::new(false);
+static UNWIPED: AtomicUsize = AtomicUsize::new(0);
+/// Set before `WATCHING` goes up; read with `try_lock` only (never
+/// blocks in the allocator, and the test sets it while nothing frees).
+static SECRETS: Mutex<Vec<[u8; 32]>> = Mutex::new(Vec::new());
+
+// SAFETY: every call is passed on to `System` unchanged; `dealloc` only
+// reads the block it is handed, which is still allocated until then.
+unsafe impl GlobalAlloc for Watch {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if WATCHING.load(Ordering::Relaxed) && layout.size() >= 32 {
+            if let Ok(secrets) = SECRETS.try_lock() {
+                // SAFETY: the block is ours until `System.dealloc` below.
+                let block = unsafe { std::slice::from_raw_parts(ptr, layout.size()) };
+                let holds = |s: &[u8; 32]| block.windows(32).any(|w| w == s);
+                if secrets.iter().any(holds) {
+                    UNWIPED.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Watch = Watch;
+
+fn node(me: u8, other: u8) -> Endpoint {
+    let mut trust = TrustList::new();
+    trust.insert(identity(other).peer_id(), None);
+    let rng = Box::new(ChaCha20Rng::seed_from_u64(u64::from(me)));
+    Endpoint::new(test_config_v2(), identity(me), trust, rng)
+}
+
+/// Everything `ep` wrote for `conn` since last time.
+fn written(ep: &mut Endpoint, conn: ConnId) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(o) = ep.poll_output() {
+        match o {
+            Output::Transmit(c) if c == conn => {
+                if let Some(b) = ep.poll_transmit(c) {
+                    out.extend_from_slice(&b);
+                }
+            }
+            Output::Close { conn: c, last } if c == conn => out.extend_from_slice(&last),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn feed(ep: &mut Endpoint, now: Instant, conn: ConnId, bytes: &[u8]) {
+    let data = BytesMut::from(bytes);
+    ep.handle_input(now, Input::Received { conn, data });
+}
+
+/// Counts the unwiped blocks freed while `run` runs.
+fn unwiped_during(run: impl FnOnce()) -> usize {
+    UNWIPED.store(0, Ordering::Relaxed);
+    WATCHING.store(true, Ordering::Relaxed);
+    run();
+    WATCHING.store(false, Ordering::Relaxed);
+    UNWIPED.load(Ordering::Relaxed)
+}
+
+/// Both roles, a dial given up before RESP, a full handshake (which
+/// spends the initiator's state on RESP) and a REJECTed dial.
+#[test]
+fn no_freed_block_holds_a_static_secret() {
+    *SECRETS.lock().unwrap() = [1, 2, 3]
+        .map(|seed| *LocalStatic::new(&identity(seed)).secret())
+        .to_vec();
+    let now = Instant::from_millis(1_000);
+    let (mut a, mut b) = (node(1, 2), node(2, 1));
+    let (pa, pb) = (identity(1).peer_id(), identity(2).peer_id());
+
+    let given_up = unwiped_during(|| {
+        let ca = a.connect(now, Some(pb)).unwrap();
+        let _ = written(&mut a, ca);
+        a.handle_input(now, Input::Closed { conn: ca });
+        let _ = written(&mut a, ca);
+    });
+    assert_eq!(given_up, 0, "a dial given up before RESP");
+
+    let full = unwiped_during(|| {
+        let ca = a.connect(now, Some(pb)).unwrap();
+        let cb = b.accept(now).unwrap();
+        let init = written(&mut a, ca);
+        feed(&mut b, now, cb, &init);
+        let resp = written(&mut b, cb);
+        feed(&mut a, now, ca, &resp);
+        let first = written(&mut a, ca);
+        feed(&mut b, now, cb, &first);
+        let _ = written(&mut b, cb);
+        assert!(a.is_connected(&pb) && b.is_connected(&pa));
+    });
+    assert_eq!(full, 0, "a handshake, both roles");
+
+    // C is not in A's trust list: its INIT is REJECTed `untrusted`, and
+    // C's dial state is spent on the REJECT.
+    let mut c = node(3, 1);
+    let rejected = unwiped_during(|| {
+        let cc = c.connect(now, Some(pa)).unwrap();
+        let ca = a.accept(now).unwrap();
+        let init = written(&mut c, cc);
+        feed(&mut a, now, ca, &init);
+        let reject = written(&mut a, ca);
+        feed(&mut c, now, cc, &reject);
+        assert!(!c.is_connected(&pa));
+    });
+    assert_eq!(rejected, 0, "a REJECTed dial, both roles");
+}
