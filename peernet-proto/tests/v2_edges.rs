@@ -1,12 +1,15 @@
 //! Version 2 at its edges: a version-1 node meeting a version-2 INIT
-//! (PROTOCOL.md 2.1 step 2 and 6.1 step 2.1) and the end of the record
-//! nonce space on a live connection (section 7).
+//! (PROTOCOL.md 2.1 step 2 and 6.1 step 2.1), the end of the record
+//! nonce space on a live connection (section 7), and the GOODBYE to a
+//! peer that does not read, after records it never got (sections 3, 7).
 
 mod support;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use peernet_proto::testkit::noise::INIT_LEN;
-use peernet_proto::{Envelope, Event, HandshakeError, Instant, RecordError, RejectCode};
+use peernet_proto::{
+    Envelope, Event, GoodbyeCode, HandshakeError, Input, Instant, Output, RecordError, RejectCode,
+};
 use support::v2::*;
 use support::{Pair, Who, test_config, test_config_v2};
 
@@ -137,4 +140,50 @@ fn nonces_exist_only_once_the_keys_do() {
     let mut b = responder(test_config_v2());
     let conn = b.accept(now).unwrap();
     assert!(!b.testkit_set_record_nonces(conn, 0, 0));
+}
+
+// ----- a peer that does not read -----
+
+/// B cuts off a peer that sends PINGs and never reads (the hard send
+/// cap), after sealing several records of PONGs that never left. Its
+/// GOODBYE `protocol_error` goes in a record (section 7) under the nonce
+/// the peer expects next, the first B ever sent it: the dropped records
+/// gave their nonces back, so the peer reads why it was cut off.
+#[test]
+fn the_goodbye_to_a_peer_that_does_not_read_opens_at_its_next_nonce() {
+    let mut c = test_config_v2();
+    c.max_frame_len = 4096;
+    c.send_buffer = 2048;
+    c.max_send_buffer = 4096;
+    let now = Instant::from_millis(1_000);
+    let mut b = responder(c);
+    let (conn, mut keys, _) = handshake(&mut b, now, 9);
+    let d = feed(&mut b, now, conn, &seal(&mut keys.send, &[]));
+    assert!(connected(&d.events, conn));
+    let ping = Envelope::Ping { nonce: 1 }.to_body();
+    let pings = ping.repeat((4096 - 16) / ping.len());
+    let mut last = None;
+    for _ in 0..8 {
+        let data = BytesMut::from(&seal(&mut keys.send, &pings)[..]);
+        b.handle_input(now, Input::Received { conn, data });
+        // (the transmits are not taken: the peer does not read)
+        while let Some(output) = b.poll_output() {
+            if let Output::Close { last: bytes, .. } = output {
+                last = Some(bytes);
+            }
+        }
+        if last.is_some() {
+            break;
+        }
+    }
+    let last = last.expect("B cut the peer off");
+    let records = open_all(&mut keys.recv, &last);
+    assert_eq!(records.len(), 1, "one record, the GOODBYE's");
+    let goodbye = Envelope::decode(&Bytes::copy_from_slice(&records[0]));
+    assert!(
+        matches!(&goodbye, Ok(Envelope::Goodbye { code, .. })
+            if *code == GoodbyeCode::ProtocolError.code()),
+        "{goodbye:?}"
+    );
+    assert_eq!(keys.recv.nonce(), 1, "opened under nonce 0");
 }

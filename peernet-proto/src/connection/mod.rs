@@ -442,9 +442,8 @@ impl Connection {
     /// the end of the nonce space); `false` before the keys exist.
     #[cfg(feature = "testkit")]
     pub(crate) fn set_record_nonces(&mut self, send: u64, recv: u64) -> bool {
-        match (self.tx.cipher_mut(), self.recv.as_mut()) {
-            (Some(tx), Some(rx)) => {
-                tx.set_nonce(send);
+        match self.recv.as_mut() {
+            Some(rx) if self.tx.set_send_nonce(send) => {
                 rx.set_nonce(recv);
                 true
             }

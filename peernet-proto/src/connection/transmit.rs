@@ -46,6 +46,9 @@ struct Sealer {
     max_plain: usize,
     /// A record could not be sealed (nonces ran out): the connection ends.
     failed: Option<RecordError>,
+    /// The nonce of the first record sealed since the last `take`: what
+    /// the peer expects next. `discard` goes back to it.
+    unsent_from: u64,
 }
 
 impl Sealer {
@@ -88,17 +91,24 @@ impl Transmit {
     /// `cipher`, each at most `max_frame_len` long.
     pub(super) fn start_records(&mut self, cipher: CipherState, max_frame_len: u32) {
         self.sealer = Some(Sealer {
-            cipher,
             open: None,
             max_plain: (max_frame_len as usize).saturating_sub(TAG_LEN),
             failed: None,
+            unsent_from: cipher.nonce(),
+            cipher,
         });
     }
 
-    /// Version 2: the cipher that seals what this side sends (tests).
+    /// Version 2: moves the nonce of the next record sealed to `n`
+    /// (tests of the end of the nonce space); `false` before the keys.
     #[cfg(feature = "testkit")]
-    pub(super) fn cipher_mut(&mut self) -> Option<&mut CipherState> {
-        self.sealer.as_mut().map(|s| &mut s.cipher)
+    pub(super) fn set_send_nonce(&mut self, n: u64) -> bool {
+        let Some(s) = &mut self.sealer else {
+            return false;
+        };
+        s.cipher.set_nonce(n);
+        s.unsent_from = n;
+        true
     }
 
     /// Whether envelopes are sealed into records (version 2).
@@ -181,11 +191,18 @@ impl Transmit {
     }
 
     /// Drops everything queued (a peer that does not read gets no more;
-    /// a record that failed to decrypt gets nothing more).
+    /// a record that failed to decrypt gets nothing more). In version 2
+    /// the records sealed and dropped give their nonces back: none of
+    /// their bytes left, and the farewell that may follow (GOODBYE
+    /// `protocol_error` to a peer that does not read) must be sealed under
+    /// the nonce the peer expects, or it could not open it.
     pub(super) fn discard(&mut self) {
         self.out.clear();
         if let Some(s) = &mut self.sealer {
             s.open = None;
+            let dropped = s.cipher.nonce().saturating_sub(s.unsent_from);
+            self.records = self.records.saturating_sub(dropped);
+            s.cipher.rewind_unsent(s.unsent_from);
         }
     }
 
@@ -207,6 +224,7 @@ impl Transmit {
             if let Some(e) = s.failed {
                 return Err(e);
             }
+            s.unsent_from = s.cipher.nonce();
         }
         Ok((!self.out.is_empty()).then(|| self.out.split().freeze()))
     }
@@ -215,6 +233,7 @@ impl Transmit {
     pub(super) fn take_last(&mut self) -> Bytes {
         if let Some(s) = &mut self.sealer {
             self.records += u64::from(s.close_record(&mut self.out));
+            s.unsent_from = s.cipher.nonce();
         }
         self.out.split().freeze()
     }

@@ -59,6 +59,16 @@ impl CipherState {
         self.n = n;
     }
 
+    /// Takes back the nonces from `n` on: the records sealed under them
+    /// were dropped before any of their bytes left (a send queue thrown
+    /// away), so the next record, the first the peer sees, uses `n`, the
+    /// nonce the peer expects. Never call it for a record that may have
+    /// been sent: two records under one nonce would break the AEAD.
+    pub(crate) fn rewind_unsent(&mut self, n: u64) {
+        debug_assert!(n <= self.n, "rewinding forward");
+        self.n = self.n.min(n);
+    }
+
     fn next_nonce(&mut self) -> Result<u64, RecordError> {
         // Noise reserves 2^64 - 1; a side that would use it closes instead.
         if self.n == u64::MAX {
