@@ -92,11 +92,19 @@ fn header(kind: u8) -> [u8; HEADER_LEN] {
 /// gives. A REJECT from the other side surfaces as `Rejected`, so each
 /// role handles it in one place.
 fn expect(body: &[u8], kind: u8, len: usize) -> Result<(), Failure> {
-    if body.len() < HEADER_LEN || &body[..4] != MAGIC {
+    if body.get(..4) != Some(&MAGIC[..]) {
         return Err(Failure::refuse(RejectCode::Malformed));
     }
-    if body[4] != VERSION {
-        return Err(Failure::refuse(RejectCode::UnsupportedVersion));
+    // (the version "whatever the length": a 5-byte `PNET|02` too)
+    match body.get(4) {
+        None => return Err(Failure::refuse(RejectCode::Malformed)),
+        Some(&v) if v != VERSION => {
+            return Err(Failure::refuse(RejectCode::UnsupportedVersion));
+        }
+        Some(_) if body.len() < HEADER_LEN => {
+            return Err(Failure::refuse(RejectCode::Malformed));
+        }
+        Some(_) => {}
     }
     if body[5] == KIND_REJECT && body.len() == REJECT_LEN {
         return Err(Failure {

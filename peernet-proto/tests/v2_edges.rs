@@ -73,6 +73,28 @@ fn a_handshake_frame_over_150_bytes_is_refused_at_its_header() {
     }
 }
 
+/// Section 2.1 step 2: the version is checked "whatever the length", so
+/// a first frame cut short after its version byte still learns that the
+/// node speaks version 1; shorter, or with version 1 and no more, it is
+/// `malformed`.
+#[test]
+fn a_v1_node_checks_the_version_of_a_short_first_frame() {
+    let now = Instant::from_millis(1_000);
+    for (body, answer) in [
+        (&b"PNET\x02"[..], &b"PNET\x01\x04\x02"[..]),
+        (b"PNET\x03\x01", b"PNET\x01\x04\x02"),
+        (b"PNET\x01", b"PNET\x01\x04\x06"),
+        (b"PNET", b"PNET\x01\x04\x06"),
+        (b"PNE", b"PNET\x01\x04\x06"),
+    ] {
+        let mut b = responder(test_config());
+        let conn = b.accept(now).unwrap();
+        let d = feed(&mut b, now, conn, &frame(body));
+        assert!(d.closed, "{body:?}: {d:?}");
+        assert_eq!(d.sent, frame(answer), "{body:?}");
+    }
+}
+
 // ----- the end of the nonce space -----
 
 /// Section 7: "A side that would reach 2^64 - 1 closes instead." B seals
