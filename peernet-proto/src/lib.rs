@@ -36,6 +36,7 @@ mod noise;
 #[cfg_attr(not(feature = "testkit"), allow(unreachable_pub))]
 mod rate;
 mod reconnects;
+#[cfg_attr(not(feature = "testkit"), allow(unreachable_pub))]
 mod registry;
 mod sources;
 mod stats;
