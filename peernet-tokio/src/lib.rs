@@ -150,7 +150,7 @@ impl Runtime for TokioRuntime {
         let task = self
             .handle
             .spawn(async move { Ok(tokio::net::lookup_host(host).await?.collect()) });
-        async move { task.await.map_err(io::Error::other)? }
+        joined(task)
     }
 
     fn connect(&self, addr: SocketAddr) -> impl Future<Output = io::Result<Transport>> + Send {
@@ -158,7 +158,7 @@ impl Runtime for TokioRuntime {
         let task = self
             .handle
             .spawn(async move { tcp(TcpStream::connect(addr).await?, addr) });
-        async move { task.await.map_err(io::Error::other)? }
+        joined(task)
     }
 
     fn bind(
@@ -176,7 +176,7 @@ impl Runtime for TokioRuntime {
             socket.bind(addr)?;
             socket.listen(backlog)
         });
-        async move { task.await.map_err(io::Error::other)? }
+        joined(task)
     }
 
     fn local_addr(listener: &TcpListener) -> io::Result<SocketAddr> {
@@ -186,6 +186,29 @@ impl Runtime for TokioRuntime {
     async fn accept(&self, listener: &TcpListener) -> io::Result<Transport> {
         let (stream, remote) = listener.accept().await?;
         tcp(stream, remote)
+    }
+}
+
+/// The outcome of a task spawned to do socket work on this runtime (its
+/// sockets register with the runtime they are created on). The task is
+/// aborted if the future is dropped first: a dial the driver gave up
+/// (handshake budget, shutdown, `dial_timeout`) must not go on trying for
+/// the kernel's connect timeout, holding a socket, nor open a connection
+/// after its failure was reported, which the peer would count as a failed
+/// handshake against our address.
+fn joined<T: Send + 'static>(
+    task: tokio::task::JoinHandle<io::Result<T>>,
+) -> impl Future<Output = io::Result<T>> + Send {
+    let mut guard = AbortOnDrop(task);
+    async move { (&mut guard.0).await.map_err(io::Error::other)? }
+}
+
+/// Aborts its task when dropped (a no-op once the task has finished).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -204,3 +227,27 @@ where
 #[doc = include_str!("../../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A socket future the driver drops (a dial given up) stops its task,
+    /// and with it whatever the task holds (here a sender, standing for
+    /// the socket of a connect still trying).
+    #[tokio::test]
+    async fn a_dropped_socket_future_stops_its_task() {
+        let (held, released) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let _held = held;
+            std::future::pending::<io::Result<()>>().await
+        });
+        drop(joined(task));
+        let wait = std::time::Duration::from_secs(15);
+        let ended = tokio::time::timeout(wait, released).await;
+        assert!(
+            ended.is_ok(),
+            "the task lives on after its future was dropped"
+        );
+    }
+}
