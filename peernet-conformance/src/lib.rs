@@ -23,6 +23,7 @@ mod accept;
 mod addr;
 mod context;
 mod dialing;
+mod lifecycle;
 mod raw;
 pub mod scenarios;
 
@@ -152,6 +153,9 @@ macro_rules! scenario_tests {
             deadline_and_connection_loss_fire_the_handler_context,
             nested_call_inherits_the_deadline,
             a_call_ended_in_its_handlers_first_poll_leaves_no_task,
+            a_dropped_shutdown_future_stops_nothing,
+            the_handlers_go_with_the_node,
+            the_book_is_written_before_the_lock_goes,
             connect_by_host_name,
             ipv6_loopback,
             refused_at_accept_is_reset,

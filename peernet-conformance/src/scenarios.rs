@@ -30,6 +30,10 @@ pub use crate::dialing::{
     kept_peer_restarted_on_its_address_is_reconnected, listen_after_expose,
     the_book_survives_a_restart,
 };
+pub use crate::lifecycle::{
+    a_dropped_shutdown_future_stops_nothing, the_book_is_written_before_the_lock_goes,
+    the_handlers_go_with_the_node,
+};
 
 type N<H> = Node<<H as Harness>::Rt>;
 

@@ -31,6 +31,7 @@ use rustc_hash::FxHashMap;
 
 use crate::book_file::SavedBook;
 use crate::config::NodeConfig;
+use crate::dirlock::DirLock;
 use crate::error::ConnectError;
 use crate::events::NodeEvent;
 use crate::node::Node;
@@ -233,10 +234,21 @@ pub(crate) fn on_shutdown<R: Runtime>(
         });
     }
     state.reconnected.notify(usize::MAX);
+    let lock = shared.dir_lock()?;
     state
         .save_pending
         .swap(false, Ordering::AcqRel)
-        .then(|| save_now(shared.clone()))
+        .then(|| save_now(shared.clone(), lock))
+}
+
+/// The node closes with `lock` taken from it: a save still pending (the
+/// node was dropped without `shutdown`) is written now, by a task that
+/// holds the lock until the write is done; otherwise the lock goes here.
+pub(crate) fn save_at_close<R: Runtime>(shared: &Arc<Shared<R>>, lock: Option<Arc<DirLock>>) {
+    let Some(lock) = lock else { return };
+    if shared.dialing.save_pending.swap(false, Ordering::AcqRel) {
+        shared.rt.spawn(save_now(shared.clone(), lock));
+    }
 }
 
 /// For [`Node::call`], under the core's lock, after `NotConnected`: a
@@ -261,15 +273,19 @@ fn schedule_save<R: Runtime>(shared: &Arc<Shared<R>>) {
     shared.rt.spawn(async move {
         let shared = shared_;
         shared.rt.sleep_until(shared.after(SAVE_DEBOUNCE)).await;
-        if shared.dialing.save_pending.swap(false, Ordering::AcqRel) {
-            save_now(shared).await;
+        if !shared.dialing.save_pending.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        // (none once the node closed: nothing is written after that)
+        if let Some(lock) = shared.dir_lock() {
+            save_now(shared, lock).await;
         }
     });
 }
 
 /// Writes the book of every trusted peer to the data directory, on the
-/// runtime's blocking pool.
-async fn save_now<R: Runtime>(shared: Arc<Shared<R>>) {
+/// runtime's blocking pool, holding the directory's `lock` until done.
+async fn save_now<R: Runtime>(shared: Arc<Shared<R>>, lock: Arc<DirLock>) {
     let Some(dir) = shared.data_dir.clone() else {
         return;
     };
@@ -283,7 +299,12 @@ async fn save_now<R: Runtime>(shared: Arc<Shared<R>>) {
         book
     });
     let addresses = book.len();
-    match shared.rt.spawn_blocking(move || dir.save_book(&book)).await {
+    let save = move || {
+        let saved = dir.save_book(&book);
+        drop(lock);
+        saved
+    };
+    match shared.rt.spawn_blocking(save).await {
         Ok(()) => tracing::debug!(addresses, "address book saved"),
         Err(error) => tracing::warn!(%error, "address book not saved"),
     }

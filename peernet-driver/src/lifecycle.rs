@@ -24,29 +24,37 @@ impl<R: Runtime> Drop for Life<R> {
     }
 }
 
-/// Closes every connection at once and stops the node's tasks.
+/// Closes every connection at once and stops the node's tasks. The
+/// handlers go too: one that holds a handle of its own node (a `Node`
+/// clone, to call on from a handler) would otherwise keep the node's whole
+/// state alive for good, through the handler table.
 fn close_now<R: Runtime>(shared: &Arc<Shared<R>>) {
-    let closed_now = shared.with_core(|inner, now| {
+    let handlers = shared.with_core(|inner, now| {
         if inner.phase == Phase::Closed {
-            return false;
+            return None;
         }
         inner.ep.shutdown(now);
         shared.abort_handlers(inner);
         inner.ep.close_all(now);
         inner.phase = Phase::Closed;
-        true
+        Some(std::mem::take(&mut inner.handlers))
     });
     // (`with_core` has woken the writers: the goodbyes go out)
-    if closed_now {
+    if let Some(handlers) = handlers {
         shared.stop_accepting.notify();
         shared.timer.notify();
-        shared.release_dir_lock();
+        crate::dialing::save_at_close(shared, shared.take_dir_lock());
+        // Dropped outside the lock: this may drop the last `Node` handle,
+        // whose `Life` comes back here (and finds the node closed).
+        drop(handlers);
         shared.closed.notify(usize::MAX);
     }
 }
 
-/// [`Node::shutdown`](crate::Node::shutdown): the part done at once, and
-/// the future that does the rest.
+/// [`Node::shutdown`](crate::Node::shutdown): the part done at once, the
+/// task that does the rest (started by the first call, and not stopped by
+/// dropping any future), and a future that resolves once the node is
+/// closed.
 pub(crate) fn shutdown<R: Runtime>(
     shared: &Arc<Shared<R>>,
     peer: PeerId,
@@ -63,11 +71,21 @@ pub(crate) fn shutdown<R: Runtime>(
         first_call
     });
     shared.stop_accepting.notify();
-    async move {
-        if first_call {
-            graceful_close(&shared, grace).await;
+    if first_call {
+        // After the core's shutdown, which dropped the kept peers: a call
+        // waiting for one to come back, woken here, finds it no longer
+        // kept and fails rather than waiting again.
+        let save = crate::dialing::on_shutdown(&shared);
+        let closing = shared.clone();
+        shared.rt.spawn(async move {
+            if let Some(save) = save {
+                save.await;
+            }
+            graceful_close(&closing, grace).await;
             tracing::info!(%peer, "shut down");
-        }
+        });
+    }
+    async move {
         loop {
             let closed = shared.closed.listen();
             if shared.read(|inner| inner.phase == Phase::Closed) {

@@ -751,19 +751,18 @@ impl<R: Runtime> Node<R> {
 
     /// Shuts down gracefully. At once (before the returned future is first
     /// polled): stops accepting, and new calls from peers are answered
-    /// `shutting_down`. Then the future lets running handlers finish within
-    /// the grace period ([`NodeConfig::shutdown_grace`]), stops those left,
-    /// says GOODBYE `normal` to every peer (their calls to us that were
-    /// left fail with it, and so do ours to them) and waits for the
-    /// goodbyes to be written.
+    /// `shutting_down`. Then, in a task of its own: writes the address book
+    /// if a save is pending, lets running handlers finish within the grace
+    /// period ([`NodeConfig::shutdown_grace`]), stops those left, says
+    /// GOODBYE `normal` to every peer (their calls to us that were left
+    /// fail with it, and so do ours to them), waits for the goodbyes to be
+    /// written, and lets go of the data directory's lock.
+    ///
+    /// The returned future resolves once the node is closed. The shutdown
+    /// goes on whether or not it is polled: dropping it (a `select!`, a
+    /// timeout) stops nothing, and every later call returns a future that
+    /// resolves at the same moment.
     pub fn shutdown(&self) -> impl Future<Output = ()> + Send + 'static {
-        let save = crate::dialing::on_shutdown(&self.shared);
-        let down = lifecycle::shutdown(&self.shared, self.peer_id, self.grace);
-        async move {
-            if let Some(save) = save {
-                save.await;
-            }
-            down.await;
-        }
+        lifecycle::shutdown(&self.shared, self.peer_id, self.grace)
     }
 }

@@ -345,15 +345,25 @@ impl<R: Runtime> Shared<R> {
         out
     }
 
-    /// Lets go of the data directory's lock (the node is closed: nothing
-    /// more is written there).
-    pub(crate) fn release_dir_lock(&self) {
-        let lock = self
-            .dir_lock
+    /// The data directory's lock while the node holds it; `None` once the
+    /// node is closed, or without a data directory. Whoever writes to the
+    /// directory keeps this clone until its write is done, so that the
+    /// lock is never let go under a write.
+    pub(crate) fn dir_lock(&self) -> Option<Arc<DirLock>> {
+        self.dir_lock
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
-        drop(lock);
+            .clone()
+    }
+
+    /// Takes the data directory's lock away from the node (it is closed:
+    /// nothing more is written there). It is let go once the returned
+    /// clone and any write in progress are done with it.
+    pub(crate) fn take_dir_lock(&self) -> Option<Arc<DirLock>> {
+        self.dir_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
     }
 
     /// The table of our calls in flight alone: what a caller polling for

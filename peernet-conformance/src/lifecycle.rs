@@ -1,0 +1,106 @@
+//! Scenarios of a node's end and of what it leaves on disk: a shutdown
+//! future dropped stops nothing, the handlers go with the node, and no
+//! write reaches the data directory after the node let go of its lock.
+
+use std::fs::OpenOptions;
+
+use peernet_driver::{AddrSource, DataDir, LockError};
+
+use super::*;
+
+type N<H> = Node<<H as Harness>::Rt>;
+
+/// Raises its flag when dropped.
+struct DropFlag(Arc<AtomicBool>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Nodes 1 and 2, connected (1 dialed), and 2's events.
+async fn linked<H: Harness>() -> (N<H>, N<H>, EventStream) {
+    let a: N<H> = node(1, &[2], |c| c).await;
+    let b: N<H> = node(2, &[1], |c| c).await;
+    let events = b.events();
+    a.connect(b.peer_id(), b.local_addr().unwrap())
+        .await
+        .expect("connect");
+    until(a.runtime(), &events, "b connected", || {
+        b.is_connected(&a.peer_id())
+    })
+    .await;
+    (a, b, events)
+}
+
+/// The first `shutdown()` future is dropped unpolled (a `select!` or a
+/// timeout that gave up): the shutdown goes on anyway (the peer is told
+/// goodbye), and a later `shutdown()` resolves once the node is closed.
+pub async fn a_dropped_shutdown_future_stops_nothing<H: Harness>() {
+    let (a, b, events) = linked::<H>().await;
+    let rt = a.runtime().clone();
+    drop(a.shutdown());
+    expect_event(
+        &rt,
+        &events,
+        "the goodbye",
+        |e| matches!(e, NodeEvent::Disconnected { peer, .. } if *peer == a.peer_id()),
+    )
+    .await;
+    within(&rt, "the second shutdown", a.shutdown()).await;
+    assert!(a.peers().is_empty());
+    b.shutdown().await;
+}
+
+/// A handler that holds a handle of its own node (to call on from a
+/// handler) is dropped when the node closes, and with it the node's
+/// state: no cycle keeps them alive after `shutdown`.
+pub async fn the_handlers_go_with_the_node<H: Harness>() {
+    let a: N<H> = node(1, &[2], |c| c).await;
+    let dropped = Arc::new(AtomicBool::new(false));
+    let flag = DropFlag(dropped.clone());
+    let own = a.clone();
+    a.expose("x", move |_caller, args: Bytes| {
+        let _held = (&own, &flag);
+        async move { Ok(args) }
+    })
+    .expect("handle");
+    a.shutdown().await;
+    assert!(
+        dropped.load(Ordering::SeqCst),
+        "the handler outlived its node"
+    );
+}
+
+/// A node dropped without `shutdown` while an address-book save is
+/// pending: the save is written, with the data directory's lock held
+/// until it is done. The next holder of the lock finds the book whole
+/// and is never overwritten by the old node (it once wrote 250 ms after
+/// letting go of the lock).
+pub async fn the_book_is_written_before_the_lock_goes<H: Harness>() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = NodeConfig::from_data_dir(dir.path()).expect("data dir");
+    let a: N<H> = Node::new(config.trusting(peer(2)).protocol_version(version()));
+    let rt = a.runtime().clone();
+    let addr: SocketAddr = "192.0.2.1:4000".parse().unwrap();
+    a.add_address(peer(2), addr, AddrSource::Application)
+        .expect("add address");
+    drop(a);
+    let data = DataDir::open(dir.path()).unwrap();
+    assert!(
+        matches!(data.try_lock(), Err(LockError::InUse)),
+        "the lock went before the pending save was written"
+    );
+    // Wait for the lock as the next process would (the kernel's lock: a
+    // blocking wait, off the runtime's threads).
+    let path = dir.path().join("lock");
+    let waited = rt.spawn_blocking(move || {
+        let file = OpenOptions::new().read(true).write(true).open(path)?;
+        fs4::FileExt::lock(&file)?;
+        Ok::<_, std::io::Error>(file)
+    });
+    let _held = within(&rt, "the lock", waited).await.expect("lock");
+    let book = data.load_book().expect("book");
+    assert_eq!(book.get(&peer(2)), [(addr, AddrSource::Application)]);
+}
