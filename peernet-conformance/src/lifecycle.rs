@@ -1,8 +1,12 @@
 //! Scenarios of a node's end and of what it leaves on disk: a shutdown
-//! future dropped stops nothing, the handlers go with the node, and no
-//! write reaches the data directory after the node let go of its lock.
+//! future dropped stops nothing, the handlers go with the node, a change
+//! of the trust list whose caller stopped waiting still reaches both the
+//! file and the node, and no write reaches the data directory after the
+//! node let go of its lock.
 
 use std::fs::OpenOptions;
+use std::future::poll_fn;
+use std::task::Poll;
 
 use peernet_driver::{AddrSource, DataDir, LockError};
 
@@ -71,6 +75,41 @@ pub async fn the_handlers_go_with_the_node<H: Harness>() {
         dropped.load(Ordering::SeqCst),
         "the handler outlived its node"
     );
+}
+
+/// `unpair`, polled once (its file write begun) and then dropped, as a
+/// timeout around it would: the change still reaches the core (the
+/// peer's connection closes, `revoked`) and the file alike.
+pub async fn a_trust_change_given_up_still_lands_whole<H: Harness>() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = NodeConfig::from_data_dir(dir.path()).expect("data dir");
+    let a: N<H> = Node::bind(config.protocol_version(version()), loopback())
+        .await
+        .expect("bind");
+    a.pair(peer(2), None).await.expect("pair");
+    let b: N<H> = node(2, &[], |c| c.trusting(a.peer_id())).await;
+    let events = a.events();
+    a.connect(peer(2), b.local_addr().unwrap())
+        .await
+        .expect("connect");
+    let rt = a.runtime().clone();
+    let two = peer(2);
+    let mut unpair = Box::pin(a.unpair(&two));
+    let first = poll_fn(|cx| Poll::Ready(unpair.as_mut().poll(cx))).await;
+    assert!(first.is_pending(), "the write was begun, not done");
+    drop(unpair);
+    expect_event(
+        &rt,
+        &events,
+        "the revoked connection",
+        |e| matches!(e, NodeEvent::Disconnected { peer, .. } if *peer == two),
+    )
+    .await;
+    assert!(!a.trust().contains(&two), "the core still trusts the peer");
+    let on_disk = DataDir::open(dir.path()).unwrap().load_trust().unwrap();
+    assert!(!on_disk.contains(&two), "the file still trusts the peer");
+    a.shutdown().await;
+    b.shutdown().await;
 }
 
 /// A node dropped without `shutdown` while an address-book save is

@@ -31,8 +31,8 @@ pub use crate::dialing::{
     the_book_survives_a_restart,
 };
 pub use crate::lifecycle::{
-    a_dropped_shutdown_future_stops_nothing, the_book_is_written_before_the_lock_goes,
-    the_handlers_go_with_the_node,
+    a_dropped_shutdown_future_stops_nothing, a_trust_change_given_up_still_lands_whole,
+    the_book_is_written_before_the_lock_goes, the_handlers_go_with_the_node,
 };
 
 type N<H> = Node<<H as Harness>::Rt>;

@@ -346,16 +346,14 @@ impl<R: Runtime> Node<R> {
     /// Returns true if `peer` was not trusted before.
     pub async fn pair(&self, peer: PeerId, label: Option<Label>) -> io::Result<bool> {
         let saved = label.clone();
-        let new = self
-            .change_trust(
-                |trust| {
-                    trust.insert(peer, saved);
-                },
-                |inner, _| inner.ep.pair(peer, label),
-            )
-            .await?;
-        crate::dialing::after_pair(&self.shared, peer);
-        Ok(new)
+        self.change_trust(
+            move |trust| {
+                trust.insert(peer, saved);
+            },
+            move |inner, _| inner.ep.pair(peer, label),
+            move |shared| crate::dialing::after_pair(shared, peer),
+        )
+        .await
     }
 
     /// Stops trusting `peer`: its connection closes at once with GOODBYE
@@ -364,36 +362,43 @@ impl<R: Runtime> Node<R> {
     /// With a data directory the new list is written first, atomically,
     /// on the runtime's blocking pool. Returns true if `peer` was trusted.
     pub async fn unpair(&self, peer: &PeerId) -> io::Result<bool> {
-        let was = self
-            .change_trust(
-                |trust| {
-                    trust.remove(peer);
-                },
-                |inner, now| inner.ep.unpair(now, peer),
-            )
-            .await?;
-        crate::dialing::after_unpair(&self.shared, *peer);
-        Ok(was)
+        let peer = *peer;
+        self.change_trust(
+            move |trust| {
+                trust.remove(&peer);
+            },
+            move |inner, now| inner.ep.unpair(now, &peer),
+            move |shared| crate::dialing::after_unpair(shared, peer),
+        )
+        .await
     }
 
     /// One trust-list change: `edit` on the list as saved (with a data
-    /// directory, written by a blocking task), then `apply` to the core.
-    /// Changes are serialised by an async lock held across the write, so
-    /// the file and the core always agree.
-    async fn change_trust<T>(
+    /// directory, written by a blocking task, the directory's lock held),
+    /// then `apply` to the core, then `after`. Changes are serialised by
+    /// an async lock held across the write, so the file and the core
+    /// always agree; and each runs as a task of its own, so that a caller
+    /// that stops waiting (a timeout, a `select!`) cannot leave the file
+    /// changed and the core not. Once the node is closed its data
+    /// directory is no longer its own: the change fails and nothing
+    /// changes.
+    async fn change_trust<T: Send + 'static>(
         &self,
-        edit: impl FnOnce(&mut TrustList),
-        apply: impl FnOnce(&mut Inner, peernet_proto::Instant) -> T,
+        edit: impl FnOnce(&mut TrustList) + Send + 'static,
+        apply: impl FnOnce(&mut Inner, peernet_proto::Instant) -> T + Send + 'static,
+        after: impl FnOnce(&Arc<Shared<R>>) + Send + 'static,
     ) -> io::Result<T> {
-        let _order = self.shared.persist.lock().await;
-        if let Some(dir) = &self.shared.data_dir {
-            let mut next = self.trust();
-            edit(&mut next);
-            let dir = dir.clone();
-            let save = move || dir.save_trust(&next);
-            self.shared.rt.spawn_blocking(save).await?;
-        }
-        Ok(self.shared.with_core(apply))
+        let shared = self.shared.clone();
+        let (tx, rx) = oneshot::channel();
+        self.shared.rt.spawn(async move {
+            let changed = change_trust(&shared, edit, apply).await;
+            if changed.is_ok() {
+                after(&shared);
+            }
+            let _ = tx.send(changed);
+        });
+        rx.await
+            .unwrap_or_else(|_| Err(io::Error::other("the runtime dropped the trust change")))
     }
 
     /// The trust list.
@@ -765,4 +770,30 @@ impl<R: Runtime> Node<R> {
     pub fn shutdown(&self) -> impl Future<Output = ()> + Send + 'static {
         lifecycle::shutdown(&self.shared, self.peer_id, self.grace)
     }
+}
+
+/// [`Node::change_trust`]'s task.
+async fn change_trust<R: Runtime, T>(
+    shared: &Arc<Shared<R>>,
+    edit: impl FnOnce(&mut TrustList),
+    apply: impl FnOnce(&mut Inner, peernet_proto::Instant) -> T,
+) -> io::Result<T> {
+    let _order = shared.persist.lock().await;
+    if let Some(dir) = &shared.data_dir {
+        let Some(lock) = shared.dir_lock() else {
+            return Err(io::Error::other(
+                "the node is closed: its data directory is no longer locked for it",
+            ));
+        };
+        let mut next = shared.read(|inner| inner.ep.trust().clone());
+        edit(&mut next);
+        let dir = dir.clone();
+        let save = move || {
+            let saved = dir.save_trust(&next);
+            drop(lock);
+            saved
+        };
+        shared.rt.spawn_blocking(save).await?;
+    }
+    Ok(shared.with_core(apply))
 }
