@@ -75,3 +75,9 @@ impl Spawner for AsyncStdSpawner {
         async_std::task::spawn_blocking(work)
     }
 }
+
+/// The crate README's example, compiled as a doctest so that it cannot
+/// drift from the API.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

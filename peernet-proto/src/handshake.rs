@@ -18,7 +18,8 @@ use crate::trust::TrustList;
 
 /// The magic that opens every handshake frame body.
 pub const MAGIC: &[u8; 4] = b"PNET";
-/// The only protocol version this implementation speaks.
+/// The version byte of version-1 handshake frames (version 2's is
+/// `noise::VERSION_2`).
 pub const VERSION: u8 = 1;
 /// Length of a HELLO body.
 pub const HELLO_LEN: usize = 70;

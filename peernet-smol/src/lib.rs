@@ -282,3 +282,9 @@ impl SmolRuntime {
         })
     }
 }
+
+/// The crate README's example, compiled as a doctest so that it cannot
+/// drift from the API.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

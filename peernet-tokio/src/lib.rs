@@ -228,6 +228,11 @@ where
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
+/// This crate's README's example, compiled as a doctest too.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct CrateReadmeDoctests;
+
 #[cfg(test)]
 mod tests {
     use super::*;
