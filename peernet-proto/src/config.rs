@@ -20,8 +20,10 @@ pub struct Config {
     /// decrypts. When every slot is taken, a new connection takes the slot
     /// of the oldest that has not delivered a complete frame
     /// ([`HandshakeError::Evicted`](crate::HandshakeError::Evicted)); only
-    /// if there is none is its HELLO or INIT answered with REJECT `busy`.
-    /// Default 1024.
+    /// if there is none is it left without a slot, and its HELLO or INIT
+    /// is answered with REJECT `busy` unless a slot has freed by the time
+    /// its bytes come (then it takes that one: PROTOCOL.md 6.1 judges
+    /// `busy` at INIT). Default 1024.
     pub max_handshakes: usize,
     /// Calls in flight from one connection before a CALL is answered with
     /// `overloaded`. Default 1024.

@@ -172,3 +172,29 @@ fn connections_that_spoke_keep_their_slots() {
         assert_eq!(b.ep.counters().handshakes_in.evicted, 0);
     }
 }
+
+/// PROTOCOL.md 6.1 step 2.3 judges `busy` when the first frame comes,
+/// not at accept: a connection accepted while every slot was held by a
+/// handshake that spoke, whose first frame comes after that handshake
+/// ended, takes the freed slot and is served.
+#[test]
+fn a_slot_freed_before_the_first_frame_is_taken_then() {
+    for version in [ProtocolVersion::V1, ProtocolVersion::V2] {
+        let (mut a, mut b) = pair(version, 1);
+        let (_, spoke_first) = first_frame(&mut a, &b);
+        let spoke = b.accept().unwrap();
+        b.receive(spoke, spoke_first);
+        b.pump();
+        let late = b.accept().unwrap();
+        b.pump();
+        assert_eq!(b.ep.stats().inbound_handshakes, 1, "{version:?}");
+        // the handshake holding the slot ends; then the late one speaks
+        b.transport_closed(spoke);
+        b.pump();
+        assert_eq!(b.ep.stats().inbound_handshakes, 0, "{version:?}");
+        let (dial, first) = first_frame(&mut a, &b);
+        b.receive(late, first);
+        assert!(a.shake(dial, &mut b, late), "{version:?}: refused busy");
+        assert_eq!(b.ep.stats().inbound_handshakes, 0);
+    }
+}

@@ -2,7 +2,9 @@
 //! of connections that stay silent, drip part of a frame, speak, or close,
 //! follow a model of the rule exactly: a new connection takes a free
 //! slot, or else the slot of the oldest silent one (which ends
-//! `Evicted`), or else is `busy`; a connection that spoke keeps its slot.
+//! `Evicted`), or else is `busy` until its bytes come, when it takes a
+//! slot freed since or is refused `busy`; a connection that spoke keeps
+//! its slot.
 
 use std::collections::BTreeMap;
 
@@ -96,16 +98,24 @@ fn run(version: ProtocolVersion, slots: usize, ops: &[Op]) -> Result<(), TestCas
                 let dial = a.connect(Some(b.me())).expect("dial");
                 a.pump();
                 let first = a.take(dial).expect("first frame");
+                // `busy` is judged when bytes come: a slot freed since
+                // the accept is taken then
+                let free = model
+                    .values()
+                    .filter(|s| !matches!(s, Slot::Busy { .. }))
+                    .count()
+                    < slots;
                 let slot = model.get_mut(&conn).expect("modelled");
+                let busy = matches!(slot, Slot::Busy { .. }) && !free;
                 if let Op::Drip(_) = op {
                     b.receive(conn, first.slice(..3));
-                    *slot = match *slot {
-                        Slot::Busy { .. } => Slot::Busy { dripped: true },
-                        _ => Slot::Silent { dripped: true },
+                    *slot = match busy {
+                        true => Slot::Busy { dripped: true },
+                        false => Slot::Silent { dripped: true },
                     };
                 } else {
                     b.receive(conn, first);
-                    if let Slot::Busy { .. } = slot {
+                    if busy {
                         model.remove(&conn);
                         expected.insert(conn, HandshakeError::Refused(RejectCode::Busy));
                     } else {

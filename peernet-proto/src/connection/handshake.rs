@@ -110,6 +110,17 @@ impl Handshake {
         }
     }
 
+    /// An accepted handshake that found every slot held (`busy`) takes one
+    /// that has freed since; false if it was not waiting for one.
+    pub(super) fn take_slot(&mut self) -> bool {
+        match self {
+            Handshake::V1(V1::Accepted { busy }) | Handshake::V2(V2::Accepted { busy }) => {
+                core::mem::replace(busy, false)
+            }
+            _ => false,
+        }
+    }
+
     /// Whether this handshake holds record keys already: its next frame is
     /// a record (a version-2 responder after RESP).
     pub(super) fn is_v2(&self) -> bool {

@@ -37,6 +37,16 @@ impl Connection {
             && matches!(&self.state, State::Handshake(h) if h.counts_against_limit())
     }
 
+    /// An inbound connection accepted while every handshake slot was held
+    /// takes one that has freed since (see [`Handshake::take_slot`]);
+    /// false if it was not waiting for one.
+    pub(crate) fn take_slot(&mut self) -> bool {
+        match &mut self.state {
+            State::Handshake(h) => h.take_slot(),
+            State::Established(_) => false,
+        }
+    }
+
     /// Whether this holds a handshake slot without having delivered a
     /// complete frame: what a newer connection may evict when every slot
     /// is taken.

@@ -239,6 +239,17 @@ impl Endpoint {
                     let Some(c) = self.conns.get_mut(&conn) else {
                         return;
                     };
+                    // Section 6.1 judges `busy` when the first frame comes,
+                    // not at accept: a slot freed since is taken now.
+                    if !data.is_empty()
+                        && self.inbound_handshakes < self.ctx.config.max_handshakes
+                        && c.take_slot()
+                    {
+                        self.inbound_handshakes += 1;
+                        // (in accept order, oldest first: ids grow)
+                        let at = self.silent.partition_point(|c| *c < conn);
+                        self.silent.insert(at, conn);
+                    }
                     match c.handle_data(&mut data, &mut node!(self), &mut self.ctx) {
                         Some(transition) => self.on_transition(conn, transition),
                         None => return,

@@ -561,7 +561,8 @@ impl Sim {
         let end = &mut link.ends[side].kind;
         if let Some((node, _, conn)) = end.node_conn() {
             tr!(self, "n{node} <- {id} {}B", data.len());
-            self.nodes[node].slots.received(conn, &data);
+            let slots = self.cfg.endpoint.max_handshakes;
+            self.nodes[node].slots.received(conn, &data, slots);
             self.input(
                 node,
                 Input::Received {

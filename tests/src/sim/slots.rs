@@ -8,7 +8,8 @@
 //! bytes). The rule is restated here from `Config::max_handshakes`' docs,
 //! not taken from the core: a new connection takes a free slot, or else
 //! the slot of the oldest holder that has delivered no complete frame
-//! (which must end `Evicted`), or else is accepted `busy`.
+//! (which must end `Evicted`), or else is accepted `busy`; a `busy` one
+//! takes a slot freed by the time its bytes come, or is refused `busy`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -69,11 +70,17 @@ impl Slots {
         Ok(())
     }
 
-    /// `data` is about to be handed to the node on `conn`.
-    pub fn received(&mut self, conn: ConnId, data: &[u8]) {
+    /// `data` is about to be handed to the node on `conn`, which has
+    /// `max` slots. A connection accepted `busy` takes a slot freed since
+    /// (PROTOCOL.md 6.1 judges `busy` when the first frame comes).
+    pub fn received(&mut self, conn: ConnId, data: &[u8], max: usize) {
+        let holders = self.open.values().filter(|h| h.slot).count();
         let Some(held) = self.open.get_mut(&conn) else {
             return;
         };
+        if !held.slot && !data.is_empty() && holders < max.max(1) {
+            held.slot = true;
+        }
         if held.spoke {
             return;
         }
