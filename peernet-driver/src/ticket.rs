@@ -96,6 +96,10 @@ pub enum TicketError {
     /// More than [`MAX_TICKET_ADDRS`] addresses.
     #[error("a ticket holds at most {MAX_TICKET_ADDRS} addresses, not {0}")]
     TooManyAddresses(usize),
+    /// An address no dial can reach: port 0, or an unspecified (`0.0.0.0`,
+    /// `::`), multicast or broadcast IP ([`peernet_proto::is_dialable`]).
+    #[error("{0} cannot be dialed (port 0, or an unspecified, multicast or broadcast IP)")]
+    Undialable(SocketAddr),
 }
 
 impl Ticket {
@@ -104,7 +108,8 @@ impl Ticket {
     /// # Errors
     ///
     /// [`TicketError::TooManyAddresses`] beyond [`MAX_TICKET_ADDRS`]
-    /// distinct addresses.
+    /// distinct addresses; [`TicketError::Undialable`] for an address no
+    /// dial can reach.
     pub fn new(
         peer: PeerId,
         addrs: impl IntoIterator<Item = SocketAddr>,
@@ -112,6 +117,9 @@ impl Ticket {
         let mut unique: Vec<SocketAddr> = Vec::new();
         for addr in addrs {
             let addr = strip(addr);
+            if !peernet_proto::is_dialable(&addr) {
+                return Err(TicketError::Undialable(addr));
+            }
             if !unique.contains(&addr) {
                 unique.push(addr);
             }
@@ -249,6 +257,31 @@ mod tests {
     }
 
     #[test]
+    fn a_ticket_holds_only_addresses_a_dial_can_reach() {
+        for text in [
+            "127.0.0.1:0",
+            "0.0.0.0:4000",
+            "[::]:4000",
+            "224.0.0.251:5353",
+        ] {
+            let bad: SocketAddr = text.parse().unwrap();
+            let good: SocketAddr = "192.0.2.7:4000".parse().unwrap();
+            assert_eq!(
+                Ticket::new(peer(1), [good, bad]),
+                Err(TicketError::Undialable(bad)),
+                "{text}"
+            );
+            // and in a ticket's text, made by a tool that did not check
+            let made = Ticket {
+                peer: peer(1),
+                addrs: vec![good, bad],
+            };
+            let read = made.to_string().parse::<Ticket>();
+            assert_eq!(read, Err(TicketError::Undialable(bad)), "{text}");
+        }
+    }
+
+    #[test]
     fn crc32_is_the_bzip2_check_value() {
         // The catalogue's check value for "123456789".
         assert_eq!(crc32(b"123456789"), 0xFC89_1918);
@@ -343,6 +376,10 @@ mod tests {
             (any::<[u8; 16]>(), any::<u16>())
                 .prop_map(|(ip, port)| SocketAddr::new(Ipv6Addr::from(ip).into(), port)),
         ]
+        .prop_filter(
+            "a ticket holds dialable addresses",
+            peernet_proto::is_dialable,
+        )
     }
 
     fn arb_ticket() -> impl Strategy<Value = Ticket> {

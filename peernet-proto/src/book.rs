@@ -119,6 +119,20 @@ pub enum BookError {
     /// new one, or the book holds its total maximum.
     #[error("the address book is full")]
     Full,
+    /// No connection can reach this address (see [`is_dialable`]).
+    #[error("{0} cannot be dialed: port 0, or an unspecified, multicast or broadcast IP")]
+    Undialable(SocketAddr),
+}
+
+/// Whether a connection can be opened to `addr`: not port 0, and not an
+/// unspecified (`0.0.0.0`, `::`), multicast or broadcast IP. Such an
+/// address in a ticket, a saved book or a discovery answer could only
+/// fail every dial (or, unspecified, reach whatever listens on this very
+/// host), so the book and tickets refuse it.
+pub fn is_dialable(addr: &SocketAddr) -> bool {
+    let ip = addr.ip().to_canonical();
+    let broadcast = matches!(ip, core::net::IpAddr::V4(v4) if v4.is_broadcast());
+    addr.port() != 0 && !ip.is_unspecified() && !ip.is_multicast() && !broadcast
 }
 
 /// The addresses of every trusted peer, bounded per peer and in total.
@@ -146,13 +160,17 @@ impl AddressBook {
     /// Adds `addr` for `peer` (or, if known, keeps the better of the two
     /// sources). A full peer makes room by dropping its worst entry if
     /// that ranks below the new one; otherwise [`BookError::Full`]. Trust
-    /// is the caller's to check. Returns true if the address is new.
+    /// is the caller's to check. Returns true if the address is new;
+    /// [`BookError::Undialable`] for an address no dial can reach.
     pub fn add(
         &mut self,
         peer: PeerId,
         addr: SocketAddr,
         source: AddrSource,
     ) -> Result<bool, BookError> {
+        if !is_dialable(&addr) {
+            return Err(BookError::Undialable(addr));
+        }
         let at_total = self.total >= self.max_total;
         let per_peer = self.per_peer;
         let entries = self.peers.entry(peer).or_default();
@@ -270,6 +288,39 @@ mod tests {
 
     fn at(ms: u64) -> Instant {
         Instant::from_millis(ms)
+    }
+
+    #[test]
+    fn an_address_no_dial_can_reach_is_refused() {
+        let p = peer(1);
+        let mut book = AddressBook::new(8, 64);
+        for text in [
+            "127.0.0.1:0",
+            "0.0.0.0:4000",
+            "[::]:4000",
+            "[::ffff:0.0.0.0]:4000",
+            "224.0.0.251:5353",
+            "[ff02::fb]:5353",
+            "255.255.255.255:4000",
+        ] {
+            let bad: SocketAddr = text.parse().unwrap();
+            assert!(!is_dialable(&bad), "{text}");
+            assert_eq!(
+                book.add(p, bad, AddrSource::Ticket),
+                Err(BookError::Undialable(bad))
+            );
+        }
+        assert_eq!(book.len(), 0);
+        for text in [
+            "127.0.0.1:1",
+            "192.0.2.7:4000",
+            "[::1]:4000",
+            "[fe80::1%2]:9",
+        ] {
+            let good: SocketAddr = text.parse().unwrap();
+            assert!(is_dialable(&good), "{text}");
+            assert_eq!(book.add(p, good, AddrSource::Ticket), Ok(true));
+        }
     }
 
     #[test]
