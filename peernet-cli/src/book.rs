@@ -33,10 +33,7 @@ impl FromStr for Target {
         match s.split_once('@') {
             Some((peer, addr)) => {
                 let peer = peer.parse::<PeerId>().map_err(|e| e.to_string())?;
-                let addr = addr
-                    .parse::<SocketAddr>()
-                    .map_err(|e| format!("address: {e}"))?;
-                Ok(Target::At(peer, addr))
+                Ok(Target::At(peer, peer_addr(addr)?))
             }
             None => s
                 .parse::<PeerId>()
@@ -44,6 +41,21 @@ impl FromStr for Target {
                 .map_err(|e| format!("expected a ticket, a PeerId or PEERID@IP:PORT: {e}")),
         }
     }
+}
+
+/// A peer's IP:PORT, one a dial can reach (not port 0, not an
+/// unspecified, multicast or broadcast IP): what it names is saved in
+/// books and tickets, where a bad one would fail only later.
+pub(crate) fn peer_addr(text: &str) -> Result<SocketAddr, String> {
+    let addr = text
+        .parse::<SocketAddr>()
+        .map_err(|e| format!("address: {e}"))?;
+    if !peernet_tokio::is_dialable(&addr) {
+        return Err(format!(
+            "address {addr} cannot be dialed (port 0, or an unspecified, multicast or broadcast IP)"
+        ));
+    }
+    Ok(addr)
 }
 
 impl Target {

@@ -109,7 +109,9 @@ fn create_identity(dir: &Path, identity: &Identity) -> io::Result<()> {
 /// mistyped path is an error, not a new node).
 pub(crate) fn open_existing(dir: &Path) -> Result<(DataDir, Identity), Failure> {
     let path = dir.join(IDENTITY_FILE);
-    if !path.exists() {
+    // (only "not there" means "not initialised": a directory the user may
+    // not read says so, through the load below)
+    if matches!(fs::symlink_metadata(&path), Err(e) if e.kind() == std::io::ErrorKind::NotFound) {
         return Err(Failure(
             1,
             format!(

@@ -24,7 +24,8 @@ pub(crate) struct Dial {
     /// The peer to dial, as PEERID@IP:PORT (with --key).
     #[arg(long, value_parser = parse_target, conflicts_with = "data_dir")]
     connect: Option<(PeerId, SocketAddr)>,
-    /// Give up on the call after this many milliseconds (at least 1).
+    /// Give up after this many milliseconds, the dial and the call
+    /// together (at least 1).
     #[arg(long, value_name = "MS", default_value_t = 10_000,
           value_parser = clap::value_parser!(u64).range(1..))]
     timeout: u64,
@@ -40,8 +41,7 @@ pub(crate) struct Dial {
 fn parse_target(s: &str) -> Result<(PeerId, SocketAddr), String> {
     let (peer, addr) = s.split_once('@').ok_or("expected PEERID@IP:PORT")?;
     let peer = peer.parse::<PeerId>().map_err(|e| e.to_string())?;
-    let addr = addr.parse::<SocketAddr>().map_err(|e| e.to_string())?;
-    Ok((peer, addr))
+    Ok((peer, crate::book::peer_addr(addr)?))
 }
 
 /// What to dial, whom to trust for it, and with which identity.
@@ -65,6 +65,9 @@ fn plan(dial: Dial) -> Result<Plan, Failure> {
         (Some(h), Some(a), None) => (None, h, a),
         _ => return Err(usage("expected [PEERID|TICKET] HANDLE ARGS")),
     };
+    // (a handle no peer can expose is the user's mistake: said before
+    // any dial)
+    peernet_tokio::Handle::new(&handle).map_err(|e| usage(format!("invalid handle: {e}")))?;
     let target = target
         .map(|t| t.parse::<Target>().map_err(usage))
         .transpose()?;
@@ -146,14 +149,21 @@ pub(crate) async fn run_dial(dial: Dial, call: bool) -> Result<(), Failure> {
         args,
     } = plan(dial)?;
     let node = Node::new(config);
-    let connected = tokio::time::timeout(timeout, connect_any(&node, peer, &addrs)).await;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let connected = tokio::time::timeout_at(deadline, connect_any(&node, peer, &addrs)).await;
     match connected {
         Err(_) => return Err(Failure(1, "timeout".into())),
         Ok(Err(e)) => return Err(Failure(1, connect_cause(&e))),
         Ok(Ok(_)) => {}
     }
+    // (the call has what the dial left of `--timeout`)
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+    if left.is_zero() {
+        node.shutdown().await;
+        return Err(Failure(1, "timeout".into()));
+    }
     let result = if call {
-        match node.call(&peer, &handle, args.into_bytes(), timeout).await {
+        match node.call(&peer, &handle, args.into_bytes(), left).await {
             Ok(body) => {
                 let mut stdout = std::io::stdout().lock();
                 let _ = stdout.write_all(&body);

@@ -42,20 +42,23 @@ pub(crate) struct Serve {
     /// A demo handle to expose: echo, fail, sleep, panic (repeatable).
     #[arg(long = "expose")]
     expose: Vec<String>,
-    /// Whole-handshake deadline (at least 1).
+    /// Whole-handshake deadline (at least 1; default 10000).
     #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
     handshake_timeout: Option<u64>,
-    /// PING after this long without sending (at least 1).
+    /// PING after this long without sending (at least 1; default 15000).
     #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
     ping_interval: Option<u64>,
-    /// Close after this long without receiving; must exceed the ping interval.
+    /// Close after this long without receiving; must exceed the ping
+    /// interval (default 45000).
     #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
     idle_timeout: Option<u64>,
-    /// The largest frame accepted from a peer, in bytes (at least 1).
-    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u32).range(1..))]
+    /// The largest frame accepted from a peer, in bytes (at least 150, the
+    /// largest handshake frame; default 1048576). Frame limits are not
+    /// negotiated: a peer that sends a larger one is cut off.
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u32).range(150..))]
     max_frame: Option<u32>,
-    /// How many calls from peers may run at once (at least 1); more are
-    /// answered `overloaded`.
+    /// How many calls from one peer may run at once (at least 1; default
+    /// 1024); more are answered `overloaded`.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     max_inbound_calls: Option<u64>,
     /// The protocol version: 2 (encrypted, the default) or 1.
@@ -238,7 +241,7 @@ pub(crate) fn expose_demo(node: &Node, handle: &str) -> Result<(), Failure> {
         }),
         other => {
             return Err(Failure(
-                1,
+                EXIT_USAGE,
                 format!("no demo handle named {other:?} (echo, fail, sleep, panic)"),
             ));
         }

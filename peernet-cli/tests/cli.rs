@@ -487,3 +487,39 @@ fn a_handler_panicking_in_a_loop_does_not_flood_the_log() {
     let reports = err.matches("panicked at").count();
     assert_eq!((warnings, reports), (1, 1), "{err}");
 }
+
+/// `--timeout` bounds the dial and the call together: a dial held up for
+/// 700 ms (a proxy that waits before it connects through) leaves a
+/// 1,000 ms budget too little for a call of 600 ms. (It once gave the
+/// call the whole budget again after the dial.)
+#[test]
+fn the_timeout_covers_the_dial_and_the_call_together() {
+    use std::net::{TcpListener, TcpStream};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let a = keygen(d, "a.key");
+    keygen(d, "b.key");
+    let mut s = serve(d, "b.key", &["--trust", &a, "--expose", "sleep"]);
+    let proxy = TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy_addr = proxy.local_addr().unwrap();
+    let server: std::net::SocketAddr = s.addr.parse().unwrap();
+    std::thread::spawn(move || {
+        let (client, _) = proxy.accept().unwrap();
+        // the delay under test: the dial cannot finish before it ends
+        std::thread::sleep(Duration::from_millis(700));
+        let upstream = TcpStream::connect(server).unwrap();
+        let pipe = |mut from: TcpStream, mut to: TcpStream| {
+            std::thread::spawn(move || std::io::copy(&mut from, &mut to))
+        };
+        pipe(client.try_clone().unwrap(), upstream.try_clone().unwrap());
+        pipe(upstream, client);
+    });
+    let target = format!("{}@{proxy_addr}", s.peer);
+    let started = std::time::Instant::now();
+    let out = call(d, "a.key", &target, &["--timeout", "1000", "sleep", "600"]);
+    let took = started.elapsed();
+    assert_fails_with(&out, "error: timeout");
+    assert!(took < Duration::from_millis(1_900), "took {took:?}");
+    let _ = s.child.kill();
+    let _ = s.child.wait();
+}

@@ -416,3 +416,40 @@ fn mdns_finds_a_kept_peer_and_the_book_remembers() {
         "{book}"
     );
 }
+
+/// Values no peer could ever use are the user's mistake, said at once
+/// with exit 64 (usage) and before any dial: an address a dial cannot
+/// reach (port 0, an unspecified or multicast IP) in `--connect`, a
+/// ticket or `pair`; a handle no peer can expose; an unknown demo handle;
+/// a frame limit below the largest handshake frame.
+#[test]
+fn values_no_peer_can_use_are_usage_errors_before_any_dial() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let a = init(d, "a");
+    keygen(d, "k.key");
+    for addr in ["127.0.0.1:0", "0.0.0.0:4000", "[::]:4000", "224.0.0.1:4000"] {
+        let target = format!("{a}@{addr}");
+        let call = ["call", "--key", "k.key", "--connect", &target, "echo", "x"];
+        let err = fails(64, &call, d);
+        assert!(err.contains("cannot be dialed"), "{addr}: {err}");
+        let err = fails(64, &["ticket", "a", "--addr", addr], d);
+        assert!(err.contains("cannot be dialed"), "{addr}: {err}");
+        let err = fails(64, &["pair", "a", &target], d);
+        assert!(err.contains("cannot be dialed"), "{addr}: {err}");
+    }
+    assert_eq!(ok(&["peers", "a"], d), "", "nothing was saved");
+    // port 1 is closed: a dial would fail with exit 1, not 64
+    let closed = format!("{a}@127.0.0.1:1");
+    let long = "h".repeat(256);
+    for handle in ["", long.as_str()] {
+        let call = ["call", "--key", "k.key", "--connect", &closed, handle, "x"];
+        let err = fails(64, &call, d);
+        assert!(err.contains("invalid handle"), "{err}");
+    }
+    let serve = ["serve", "--key", "k.key", "--listen", "127.0.0.1:0"];
+    let err = fails(64, &[&serve[..], &["--expose", "bogus"]].concat(), d);
+    assert!(err.contains("no demo handle"), "{err}");
+    let err = fails(64, &[&serve[..], &["--max-frame", "149"]].concat(), d);
+    assert!(err.contains("149"), "{err}");
+}

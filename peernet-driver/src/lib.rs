@@ -96,11 +96,11 @@ pub mod api {
     pub use peernet_proto::ConnectError as CoreConnectError;
     pub use peernet_proto::{
         Access, CallCounts, CallError, CloseReason, Config, ConfigError, Counters, Direction,
-        GoodbyeCode, HandshakeCounts, HandshakeError, Identity, InvalidHandle, Label, PeerId,
-        ProtocolVersion, RecordError, RejectCode, RejectCounts, ReplyStatus, SendError, Side,
-        Stats, StatusCounts, TrustList,
+        GoodbyeCode, Handle, HandshakeCounts, HandshakeError, Identity, InvalidHandle, Label,
+        PeerId, ProtocolVersion, RecordError, RejectCode, RejectCounts, ReplyStatus, SendError,
+        Side, Stats, StatusCounts, TrustList,
     };
-    pub use peernet_proto::{AddrEntry, AddrSource, BookError, DialConfig};
+    pub use peernet_proto::{AddrEntry, AddrSource, BookError, DialConfig, is_dialable};
 }
 
 pub use api::*;

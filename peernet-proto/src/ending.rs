@@ -65,9 +65,8 @@ impl Ending {
     /// The GOODBYE this ending sends on an established connection, if any.
     fn goodbye(&self) -> Option<(GoodbyeCode, Cow<'_, str>)> {
         let (code, reason) = match self {
-            Ending::BadFrame(error) => {
-                (GoodbyeCode::ProtocolError, format!("frame: {error}").into())
-            }
+            // (its message already says `frame: …`)
+            Ending::BadFrame(error) => (GoodbyeCode::ProtocolError, format!("{error}").into()),
             Ending::ProtocolError(reason) => (GoodbyeCode::ProtocolError, reason.as_str().into()),
             Ending::Idle(idle) => (
                 GoodbyeCode::IdleTimeout,

@@ -47,7 +47,7 @@ use std::time::Instant;
 use peernet_driver::{BoxFuture, BoxRead, BoxWrite, Runtime, Socket, Transport, WrapStream};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::runtime::Handle;
+use tokio::runtime::Handle as RuntimeHandle;
 use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 
 pub use peernet_driver::api::*;
@@ -57,17 +57,17 @@ pub type Node = peernet_driver::Node<TokioRuntime>;
 
 /// The tokio implementation of [`peernet_driver::Runtime`].
 ///
-/// It holds a runtime [`Handle`]: the node's tasks, timers and sockets
+/// It holds a runtime [`Handle`](RuntimeHandle): the node's tasks, timers and sockets
 /// live on that runtime, whichever executor polls the node's futures. The
 /// clock is tokio's, so tests with paused time work.
 #[derive(Debug, Clone)]
 pub struct TokioRuntime {
-    handle: Handle,
+    handle: RuntimeHandle,
 }
 
 impl TokioRuntime {
     /// On the runtime behind `handle`.
-    pub fn new(handle: Handle) -> TokioRuntime {
+    pub fn new(handle: RuntimeHandle) -> TokioRuntime {
         TokioRuntime { handle }
     }
 }
@@ -77,9 +77,9 @@ impl Default for TokioRuntime {
     ///
     /// # Panics
     ///
-    /// Outside a tokio runtime (as [`Handle::current`] does).
+    /// Outside a tokio runtime (as [`Handle::current`](RuntimeHandle::current) does).
     fn default() -> TokioRuntime {
-        TokioRuntime::new(Handle::current())
+        TokioRuntime::new(RuntimeHandle::current())
     }
 }
 
