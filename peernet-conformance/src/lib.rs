@@ -157,6 +157,7 @@ macro_rules! scenario_tests {
             the_handlers_go_with_the_node,
             a_trust_change_given_up_still_lands_whole,
             the_book_is_written_before_the_lock_goes,
+            a_data_dir_config_and_its_clone_start_one_node,
             connect_by_host_name,
             ipv6_loopback,
             refused_at_accept_is_reset,

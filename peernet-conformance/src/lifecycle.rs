@@ -8,7 +8,7 @@ use std::fs::OpenOptions;
 use std::future::poll_fn;
 use std::task::Poll;
 
-use peernet_driver::{AddrSource, DataDir, LockError};
+use peernet_driver::{AddrSource, DataDir, LockError, StartError};
 
 use super::*;
 
@@ -142,4 +142,24 @@ pub async fn the_book_is_written_before_the_lock_goes<H: Harness>() {
     let _held = within(&rt, "the lock", waited).await.expect("lock");
     let book = data.load_book().expect("book");
     assert_eq!(book.get(&peer(2)), [(addr, AddrSource::Application)]);
+}
+
+/// A config from a data directory holds its lock for one node: built
+/// from the config and a clone of it, the second node is refused as a
+/// second process would be, instead of two nodes writing one directory.
+pub async fn a_data_dir_config_and_its_clone_start_one_node<H: Harness>() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = NodeConfig::from_data_dir(dir.path())
+        .expect("data dir")
+        .protocol_version(version());
+    let first = Node::<H::Rt>::try_new(config.clone()).expect("the first node");
+    let second = Node::<H::Rt>::try_new(config);
+    assert!(
+        matches!(second, Err(StartError::Lock(LockError::InUse))),
+        "{:?}",
+        second.map(|n| n.peer_id())
+    );
+    first.shutdown().await;
+    drop(first);
+    NodeConfig::from_data_dir(dir.path()).expect("free once the node is closed");
 }

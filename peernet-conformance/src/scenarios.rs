@@ -31,8 +31,9 @@ pub use crate::dialing::{
     the_book_survives_a_restart,
 };
 pub use crate::lifecycle::{
-    a_dropped_shutdown_future_stops_nothing, a_trust_change_given_up_still_lands_whole,
-    the_book_is_written_before_the_lock_goes, the_handlers_go_with_the_node,
+    a_data_dir_config_and_its_clone_start_one_node, a_dropped_shutdown_future_stops_nothing,
+    a_trust_change_given_up_still_lands_whole, the_book_is_written_before_the_lock_goes,
+    the_handlers_go_with_the_node,
 };
 
 type N<H> = Node<<H as Harness>::Rt>;

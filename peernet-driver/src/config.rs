@@ -1,7 +1,7 @@
 //! How to build a node: [`NodeConfig`].
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use peernet_proto::{Config, Identity, PeerId, ProtocolVersion, TrustList};
@@ -26,7 +26,12 @@ macro_rules! protocol_setters {
 }
 
 protocol_setters! {
-    /// The largest frame sent or accepted. Default 1 MiB.
+    /// The largest frame sent or accepted. Default 1 MiB; at least 150
+    /// (the largest handshake frame), else [`StartError::Config`].
+    /// Frame limits are not negotiated: a CALL that fits ours but not
+    /// the peer's closes the connection (GOODBYE `protocol_error`), with
+    /// every call in flight on it, so peers that exchange large
+    /// payloads should agree on the limit.
     max_frame_len: u32;
     /// Inbound handshakes in progress at once (a connection holds its
     /// slot from accept). When every slot is taken, a new connection takes
@@ -69,8 +74,10 @@ pub struct NodeConfig {
     pub(crate) shutdown_grace: Duration,
     pub(crate) events_capacity: usize,
     pub(crate) data_dir: Option<DataDir>,
-    /// The data directory's lock, held from `from_data_dir` on.
-    pub(crate) dir_lock: Option<Arc<DirLock>>,
+    /// The data directory's lock, held from `from_data_dir` on, until the
+    /// first node built from this config (or a clone of it) takes it: a
+    /// second such node is refused, as a second process would be.
+    pub(crate) dir_lock: Option<Arc<Mutex<Option<DirLock>>>>,
     pub(crate) listen_backlog: u32,
     /// Dialing by PeerId: see `dialing.rs`.
     pub(crate) dialing: crate::dialing::DialOptions,
@@ -112,16 +119,34 @@ impl NodeConfig {
     /// by this config and then by its node, until the node has shut down
     /// (or its last handle is dropped): a second node, or a `peernet pair`
     /// next to it, gets [`StartError::Lock`] (`data directory in use`)
-    /// instead of replacing the other's trust list or book.
+    /// instead of replacing the other's trust list or book. That holds for
+    /// clones of this config too: the first node built from any of them
+    /// takes the lock, a second one is refused.
     pub fn from_data_dir(dir: impl AsRef<Path>) -> Result<NodeConfig, StartError> {
         let data = DataDir::open(dir.as_ref())?;
         let lock = data.try_lock()?;
         let mut config = NodeConfig::new(data.load_or_create_identity()?);
-        config.dir_lock = Some(Arc::new(lock));
+        config.dir_lock = Some(Arc::new(Mutex::new(Some(lock))));
         config.trust = data.load_trust()?;
         config.dialing.book = data.load_book()?;
         config.data_dir = Some(data);
         Ok(config)
+    }
+
+    /// The data directory's lock for the node being built, taken out of
+    /// the config (and its clones): [`LockError::InUse`] if a node built
+    /// from one of them already took it.
+    ///
+    /// [`LockError::InUse`]: crate::LockError::InUse
+    pub(crate) fn take_dir_lock(&self) -> Result<Option<Arc<DirLock>>, StartError> {
+        let Some(slot) = &self.dir_lock else {
+            return Ok(None);
+        };
+        let lock = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+        match lock {
+            Some(lock) => Ok(Some(Arc::new(lock))),
+            None => Err(StartError::Lock(crate::LockError::InUse)),
+        }
     }
 
     /// This node's PeerId.
@@ -146,7 +171,10 @@ impl NodeConfig {
         self
     }
 
-    /// All protocol limits and timeouts at once (see [`Config`]).
+    /// All protocol limits and timeouts at once (see [`Config`]). It
+    /// replaces every one of them, the protocol version included: call it
+    /// before the setters of single limits (`max_frame_len`,
+    /// `protocol_version`, ...), whose values it would otherwise undo.
     pub fn protocol(mut self, protocol: Config) -> NodeConfig {
         self.protocol = protocol;
         self

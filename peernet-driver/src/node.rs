@@ -95,6 +95,14 @@ impl<R: Runtime> Node<R> {
     /// (they redial at once, with the calls they queued meanwhile) should
     /// therefore start with [`Node::new`], expose its handles, then
     /// [`Node::listen`].
+    ///
+    /// # Errors
+    ///
+    /// [`StartError::Config`] for limits that break a rule of
+    /// [`peernet_proto::Config::validate`], [`StartError::Lock`] when the
+    /// config's data directory lock was taken by another node,
+    /// [`StartError::Io`] when `addr` cannot be bound, and
+    /// [`StartError::Entropy`] without randomness from the OS.
     pub async fn bind(config: NodeConfig, addr: SocketAddr) -> Result<Node<R>, StartError> {
         Node::bind_with(R::default(), config, addr).await
     }
@@ -187,6 +195,7 @@ impl<R: Runtime> Node<R> {
     pub fn try_new_with(rt: R, config: NodeConfig) -> Result<Node<R>, StartError> {
         config.protocol.validate()?;
         let rng = ChaCha20Rng::try_from_rng(&mut getrandom::SysRng).map_err(StartError::Entropy)?;
+        let dir_lock = config.take_dir_lock()?;
         let peer_id = config.identity.peer_id();
         let backlog = config.listen_backlog;
         let ep = Endpoint::new(
@@ -195,12 +204,7 @@ impl<R: Runtime> Node<R> {
             config.trust,
             Box::new(rng),
         );
-        let shared = Arc::new(Shared::new(
-            rt,
-            Inner::new(ep),
-            config.data_dir,
-            config.dir_lock,
-        ));
+        let shared = Arc::new(Shared::new(rt, Inner::new(ep), config.data_dir, dir_lock));
         shared.rt.spawn(tasks::timer(shared.clone()));
         crate::dialing::start(&shared, config.dialing);
         Ok(Node {
@@ -253,6 +257,11 @@ impl<R: Runtime> Node<R> {
     /// work in a loop; this node logs such panics rate-limited per peer,
     /// but the hook is the application's: install one that stays quiet
     /// for handler panics if that matters.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidHandle`] for an empty name or one over 255 bytes (the
+    /// same for every `expose` method).
     pub fn expose<F, Fut>(&self, handle: &str, handler: F) -> Result<(), InvalidHandle>
     where
         F: Fn(PeerId, Bytes) -> Fut + Send + Sync + 'static,
@@ -480,6 +489,14 @@ impl<R: Runtime> Node<R> {
     /// (source `Application`; for a host name, the address that opened),
     /// so that [`Node::connect_peer`] and [`Node::keep_connected`] find
     /// the peer there later.
+    ///
+    /// # Errors
+    ///
+    /// [`ConnectError::Start`] before any I/O (the peer is not trusted, the
+    /// node is shutting down, ...), [`ConnectError::Io`] when no TCP
+    /// connection opened (or the name did not resolve), and
+    /// [`ConnectError::Handshake`] with why the handshake failed (refused
+    /// or rejected with a REJECT code, the wrong peer, a timeout).
     pub async fn connect(
         &self,
         peer: PeerId,
@@ -599,6 +616,22 @@ impl<R: Runtime> Node<R> {
     /// 4 KiB with the other payloads its record or read brought, and
     /// keeps it alive while held: to keep a few small results of many
     /// calls, copy them (`Bytes::copy_from_slice`).
+    ///
+    /// # Errors
+    ///
+    /// Before anything is sent: [`CallError::NotConnected`] (no connection
+    /// to `peer`, and none awaited), [`CallError::InvalidHandle`] (empty,
+    /// or over 255 bytes), [`CallError::MessageTooLarge`] (over our
+    /// `max_frame_len`). From the callee: [`CallError::NoSuchHandle`] and
+    /// [`CallError::Forbidden`] (not exposed at all, or not to us),
+    /// [`CallError::HandlerError`],
+    /// [`CallError::HandlerPanicked`], [`CallError::Overloaded`],
+    /// [`CallError::ShuttingDown`], [`CallError::ResultTooLarge`]. Then
+    /// [`CallError::Timeout`], and [`CallError::ConnectionClosed`] with
+    /// the reason (a GOODBYE, an unpair on either side, a superseding
+    /// connection, a lost transport). Frame limits are not negotiated: a
+    /// call under our limit but over the peer's closes the connection
+    /// (see [`NodeConfig::max_frame_len`]).
     pub async fn call(
         &self,
         peer: &PeerId,
