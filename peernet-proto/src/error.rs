@@ -56,8 +56,10 @@ pub enum HandshakeError {
     /// The peer refused us with this REJECT code.
     #[error("rejected by the peer: {0}")]
     Rejected(RejectCode),
-    /// We refused the peer with this REJECT code (it is untrusted, its
-    /// signature did not verify, its frame was malformed, or we were busy).
+    /// We refused the peer with this REJECT code: it is untrusted, its
+    /// proof of identity failed (version 1: its signature did not verify;
+    /// version 2: its handshake did not decrypt), its frame was
+    /// malformed or of another version, or we were busy.
     #[error("refused the peer: {0}")]
     Refused(RejectCode),
     /// The responder is trusted but is not the peer we dialed; we sent
@@ -196,7 +198,9 @@ pub enum CallError {
     /// The handler panicked; the body is empty or a short note.
     #[error("handler panicked")]
     HandlerPanicked(Bytes),
-    /// The callee has `max_inbound_calls` in flight from us.
+    /// The callee has `max_inbound_calls` in flight from us, or its
+    /// byte budget for arguments held (`max_inbound_bytes_per_conn` for
+    /// our connection, `max_inbound_bytes` over the node) is spent.
     #[error("callee overloaded")]
     Overloaded,
     /// The callee is shutting down and takes no new calls.
