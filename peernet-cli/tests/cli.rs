@@ -20,6 +20,14 @@ struct Serve {
     addr: String,
 }
 
+/// A failed assertion must not leave a server running.
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn serve(dir: &Path, key: &str, extra: &[&str]) -> Serve {
     serve_with(dir, key, extra, Stdio::null(), "warn")
 }
@@ -405,12 +413,11 @@ fn logs_are_plain_when_stderr_is_not_a_terminal() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     keygen(d, "b.key");
-    let s = serve_with(d, "b.key", &[], Stdio::piped(), "debug");
-    let (mut child, addr) = (s.child, s.addr);
+    let mut s = serve_with(d, "b.key", &[], Stdio::piped(), "debug");
     // A bare TCP connection that says nothing and leaves: the node logs
     // the accept and the failed handshake at debug.
-    let logs = BufReader::new(child.stderr.take().unwrap());
-    drop(std::net::TcpStream::connect(&addr).unwrap());
+    let logs = BufReader::new(s.child.stderr.take().unwrap());
+    drop(std::net::TcpStream::connect(&s.addr).unwrap());
     let mut err = String::new();
     for line in logs.lines() {
         let line = line.unwrap();
@@ -420,8 +427,7 @@ fn logs_are_plain_when_stderr_is_not_a_terminal() {
             break;
         }
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(s);
     assert!(err.contains("DEBUG"), "no log lines to check: {err:?}");
     assert!(
         !err.contains('\u{1b}'),
@@ -469,20 +475,22 @@ fn a_handler_panicking_in_a_loop_does_not_flood_the_log() {
     let d = dir.path();
     let a = keygen(d, "a.key");
     keygen(d, "b.key");
-    let s = serve_with(
+    let mut s = serve_with(
         d,
         "b.key",
         &["--trust", &a, "--expose", "panic"],
         Stdio::piped(),
         "warn",
     );
-    let (mut child, target) = (s.child, format!("{}@{}", s.peer, s.addr));
+    let target = format!("{}@{}", s.peer, s.addr);
     for _ in 0..20 {
         let out = call(d, "a.key", &target, &["panic", "x"]);
         assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     }
-    let _ = child.kill();
-    let err = stderr(&child.wait_with_output().unwrap());
+    let mut logs = s.child.stderr.take().unwrap();
+    drop(s);
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut logs, &mut err).unwrap();
     let warnings = err.lines().filter(|l| l.contains("WARN")).count();
     let reports = err.matches("panicked at").count();
     assert_eq!((warnings, reports), (1, 1), "{err}");
