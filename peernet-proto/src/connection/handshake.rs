@@ -13,6 +13,8 @@
 
 use alloc::boxed::Box;
 
+use zeroize::Zeroize;
+
 use crate::config::{ProtocolVersion, fault};
 use crate::error::{ConnectError, HandshakeError};
 use crate::frame::encode_frame;
@@ -92,8 +94,10 @@ impl Handshake {
         node.rng.fill_bytes(&mut nonce);
         if ctx.config.version == ProtocolVersion::V2 {
             let peer = expected.ok_or(ConnectError::PeerIdRequired)?;
-            let (initiator, init) = InitiatorV2::start(node.local, peer, nonce)
-                .map_err(|_| ConnectError::Untrusted(peer))?;
+            // (in version 2 the nonce is the ephemeral secret)
+            let started = InitiatorV2::start(node.local, peer, nonce);
+            nonce.zeroize();
+            let (initiator, init) = started.map_err(|_| ConnectError::Untrusted(peer))?;
             tx.push_handshake(&init, ctx);
             return Ok(Handshake::V2(V2::Dialed(Box::new(initiator))));
         }
@@ -269,7 +273,9 @@ fn on_init(body: &[u8], busy: bool, node: &mut Node<'_>, tx: &mut Transmit, ctx:
         }
         refused
     };
-    match checked.accept_unless(node.local, node.trust, busy, &throttled_peer, secret) {
+    let accepted = checked.accept_unless(node.local, node.trust, busy, &throttled_peer, secret);
+    secret.zeroize();
+    match accepted {
         Err(failure) => refuse_v2(failure, body, tx),
         Ok(accepted) => {
             node.replay.insert(ephemeral, ctx.now);

@@ -6,7 +6,7 @@ use core::fmt;
 
 use curve25519_dalek::montgomery::MontgomeryPoint;
 use subtle::ConstantTimeEq;
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 use super::keys::{DhPublic, LocalStatic, static_key_of};
 use super::record::{CipherState, TAG_LEN, Transport};
@@ -145,12 +145,15 @@ impl InitiatorV2 {
         self.state
             .decrypt_and_hash(&body[RESP_TAG..], &mut [])
             .ok_or_else(bad)?;
-        let (k1, k2) = self.state.split();
-        Ok(Transport {
+        let (mut k1, mut k2) = self.state.split();
+        let transport = Transport {
             send: CipherState::new(k1),
             recv: CipherState::new(k2),
             handshake_hash: self.state.handshake_hash(),
-        })
+        };
+        k1.zeroize();
+        k2.zeroize();
+        Ok(transport)
     }
 }
 
@@ -244,8 +247,10 @@ impl<'a> CheckedInit<'a> {
         trust: &TrustList,
         busy: bool,
         throttled: &dyn Fn(&PeerId) -> bool,
-        mut ephemeral_secret: [u8; 32],
+        ephemeral_secret: [u8; 32],
     ) -> Result<Accepted, Failure> {
+        // (wiped on every way out, the refusals' included)
+        let ephemeral_secret = Zeroizing::new(ephemeral_secret);
         if busy {
             return Err(Failure::refuse(RejectCode::Busy));
         }
@@ -275,28 +280,30 @@ impl<'a> CheckedInit<'a> {
             return Err(Failure::refuse(RejectCode::Untrusted));
         }
         if throttled(&peer) {
-            ephemeral_secret.zeroize();
             return Err(Failure::throttled());
         }
         let mut resp = [0u8; RESP_LEN];
         resp[..HEADER_LEN].copy_from_slice(&header(KIND_RESP));
-        let e = MontgomeryPoint::mul_base_clamped(ephemeral_secret).to_bytes();
+        let e = MontgomeryPoint::mul_base_clamped(*ephemeral_secret).to_bytes();
         resp[RESP_E..RESP_TAG].copy_from_slice(&e);
         state.mix_hash(&e);
         let ee = re.dh(&ephemeral_secret);
         let se = rs_key.dh(&ephemeral_secret);
-        ephemeral_secret.zeroize();
+        drop(ephemeral_secret);
         state.mix_key(ee.map_err(|_| bad())?);
         state.mix_key(se.map_err(|_| bad())?);
         state.encrypt_and_hash(&mut resp[RESP_TAG..]);
-        let (k1, k2) = state.split();
+        let (mut k1, mut k2) = state.split();
+        let transport = Transport {
+            send: CipherState::new(k2),
+            recv: CipherState::new(k1),
+            handshake_hash: state.handshake_hash(),
+        };
+        k1.zeroize();
+        k2.zeroize();
         Ok(Accepted {
             peer,
-            transport: Transport {
-                send: CipherState::new(k2),
-                recv: CipherState::new(k1),
-                handshake_hash: state.handshake_hash(),
-            },
+            transport,
             resp,
         })
     }

@@ -74,8 +74,11 @@ impl Mac1Key {
     }
 }
 
-/// A ChaCha20-Poly1305 key for ring. Building it copies 32 bytes, so the
-/// key is kept in our own zeroized memory and built for each operation.
+/// A ChaCha20-Poly1305 key for ring. The key lives in our own memory,
+/// wiped on drop, and ring's key object is built for each operation and
+/// dropped after it: ring does not wipe that object, so a copy of the key
+/// may stay in a dead stack frame until the stack is reused, but none
+/// stays on the heap or lives as long as the connection.
 pub(super) fn aead_key(key: &[u8; 32]) -> LessSafeKey {
     // ring refuses only a key of the wrong length, and this one is 32.
     let unbound = UnboundKey::new(&CHACHA20_POLY1305, key)
@@ -151,9 +154,10 @@ impl SymmetricState {
     pub(super) fn encrypt_and_hash(&mut self, buf: &mut [u8]) {
         let split = buf.len() - 16;
         let (plain, tag_out) = buf.split_at_mut(split);
-        let key = self.k.unwrap_or([0; 32]);
         debug_assert!(self.k.is_some(), "EncryptAndHash before MixKey");
-        let tag = seal(&key, self.n, &self.h, plain);
+        // (the key by reference: no copy of it left on the stack)
+        let key = self.k.as_ref().unwrap_or(&[0; 32]);
+        let tag = seal(key, self.n, &self.h, plain);
         tag_out.copy_from_slice(tag.as_ref());
         self.n += 1;
         self.mix_hash(buf);
@@ -162,11 +166,11 @@ impl SymmetricState {
     /// DecryptAndHash of `ciphertext` (with its tag) into `out`, which is
     /// 16 bytes shorter. `None` if the tag does not verify.
     pub(super) fn decrypt_and_hash(&mut self, ciphertext: &[u8], out: &mut [u8]) -> Option<()> {
-        let key = self.k?;
+        let key = self.k.as_ref()?;
         let mut buf = [0u8; 64];
         let buf = buf.get_mut(..ciphertext.len())?;
         buf.copy_from_slice(ciphertext);
-        let plain = open(&key, self.n, &self.h, buf)?;
+        let plain = open(key, self.n, &self.h, buf)?;
         out.copy_from_slice(plain);
         self.n += 1;
         self.mix_hash(ciphertext);
