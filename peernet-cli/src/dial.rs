@@ -14,7 +14,7 @@ use peernet_tokio::book_file::SavedBook;
 
 use crate::book::Target;
 use crate::datadir::{IdentityArgs, IdentitySource, load_book, load_trust, open_existing};
-use crate::serve::reason_name;
+use crate::serve::{peer_text, reason_detail};
 use crate::{EXIT_USAGE, Failure, load, parse_protocol};
 
 #[derive(clap::Args)]
@@ -208,6 +208,10 @@ pub(crate) fn call_failure(error: &CallError) -> Failure {
     let status = match error {
         CallError::NoSuchHandle => "no_such_handle",
         CallError::Forbidden => "forbidden",
+        // (the handler's own words, if it gave any)
+        CallError::HandlerError(body) if !body.is_empty() => {
+            return Failure(2, format!("handler_error: {}", peer_text(body)));
+        }
         CallError::HandlerError(_) => "handler_error",
         CallError::HandlerPanicked(_) => "handler_panicked",
         CallError::Overloaded => "overloaded",
@@ -215,7 +219,7 @@ pub(crate) fn call_failure(error: &CallError) -> Failure {
         CallError::ResultTooLarge => "too_large",
         CallError::Timeout => return Failure(1, "timeout".into()),
         CallError::ConnectionClosed(reason) => {
-            return Failure(1, format!("closed: {}", reason_name(reason)));
+            return Failure(1, format!("closed: {}", reason_detail(reason)));
         }
         other => return Failure(1, other.to_string()),
     };

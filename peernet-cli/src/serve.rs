@@ -7,7 +7,7 @@ use peernet_tokio::{
     CloseReason, Config, Node, NodeConfig, NodeEvent, PeerId, ProtocolVersion, StartError, Ticket,
 };
 
-use crate::datadir::{IdentityArgs, IdentitySource, open_existing};
+use crate::datadir::{IdentityArgs, IdentitySource, load_book, load_trust, open_existing};
 use crate::output::out;
 use crate::reach::reachable;
 use crate::{EXIT_USAGE, Failure, load, parse_protocol};
@@ -119,7 +119,11 @@ pub(crate) async fn run_serve(serve: Serve) -> Result<(), Failure> {
     let config = match serve.identity.source() {
         IdentitySource::Key(key) => NodeConfig::new(load(key)?),
         IdentitySource::DataDir(dir) => {
-            open_existing(dir)?;
+            // (read first by the tool's own loaders, whose errors name the
+            // file: the library's name the directory)
+            let (data, _) = open_existing(dir)?;
+            load_trust(&data)?;
+            load_book(&data)?;
             NodeConfig::from_data_dir(dir).map_err(|e| match e {
                 StartError::Lock(e) => Failure(1, e.to_string()),
                 e => Failure(1, format!("{}: {e}", dir.display())),
@@ -249,10 +253,51 @@ pub(crate) fn expose_demo(node: &Node, handle: &str) -> Result<(), Failure> {
     exposed.map_err(|e| Failure(1, format!("{handle}: {e}")))
 }
 
+/// `reason_name`, and the peer's own words when its GOODBYE gave any
+/// (escaped, at most 200 characters: they come from the peer).
+pub(crate) fn reason_detail(reason: &CloseReason) -> String {
+    let name = reason_name(reason);
+    match reason {
+        CloseReason::Goodbye { reason: text, .. } if !text.is_empty() => {
+            format!("{name} ({})", peer_text(text.as_bytes()))
+        }
+        _ => name,
+    }
+}
+
+/// Bytes a peer sent, fit for one line of a terminal: UTF-8 (lossy),
+/// control characters escaped, at most 200 characters.
+pub(crate) fn peer_text(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let mut out: String = text
+        .chars()
+        .take(200)
+        .flat_map(char::escape_debug)
+        .collect();
+    if text.chars().count() > 200 {
+        out.push('…');
+    }
+    out
+}
+
 pub(crate) fn reason_name(reason: &CloseReason) -> String {
     match reason {
         CloseReason::Goodbye { code, .. } => code.name().to_string(),
         CloseReason::Rejected(code) => format!("rejected_{}", code.name()),
         _ => "transport_lost".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::peer_text;
+
+    #[test]
+    fn a_peers_words_are_escaped_and_cut_to_200_characters() {
+        assert_eq!(peer_text(b"ok"), "ok");
+        assert_eq!(peer_text(b"\x1b[2J\r\n\x00"), r"\u{1b}[2J\r\n\0");
+        assert_eq!(peer_text(&[0xff, b'a']), "\u{fffd}a");
+        let long = peer_text("é".repeat(300).as_bytes());
+        assert_eq!(long, format!("{}…", "é".repeat(200)));
     }
 }

@@ -531,3 +531,32 @@ fn the_timeout_covers_the_dial_and_the_call_together() {
     let _ = s.child.kill();
     let _ = s.child.wait();
 }
+
+/// What a callee says of a failure reaches the user, on the `error:`
+/// line, escaped (it comes from the peer): a handler's error body, and
+/// the reason of a GOODBYE that closed the connection under the call
+/// (here a call over the server's frame limit).
+#[test]
+fn a_callees_own_words_are_shown_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let a = keygen(d, "a.key");
+    keygen(d, "b.key");
+    let extra = ["--trust", &a, "--expose", "fail", "--expose", "echo"];
+    let s = serve(d, "b.key", &[&extra[..], &["--max-frame", "200"]].concat());
+    let target = format!("{}@{}", s.peer, s.addr);
+    let out = call(d, "a.key", &target, &["fail", "\u{1b}[31mred\nline"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains(r"error: handler_error: \u{1b}[31mred\nline"),
+        "{err}"
+    );
+    assert!(!err.contains('\u{1b}'), "a raw escape reached the terminal");
+    let big = "a".repeat(300);
+    let out = call(d, "a.key", &target, &["echo", &big]);
+    assert_fails_with(
+        &out,
+        "error: closed: protocol_error (frame: length 338 is over the limit of 200)",
+    );
+}

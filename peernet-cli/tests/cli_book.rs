@@ -453,3 +453,26 @@ fn values_no_peer_can_use_are_usage_errors_before_any_dial() {
     let err = fails(64, &[&serve[..], &["--max-frame", "149"]].concat(), d);
     assert!(err.contains("149"), "{err}");
 }
+
+/// A data directory file that is not a regular file (a FIFO) is refused
+/// by `serve --data-dir` at once, naming the file, not the directory.
+#[test]
+fn serve_names_the_data_directory_file_it_refuses() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    init(d, "x");
+    for file in ["trust", "book"] {
+        let path = d.join("x").join(file);
+        let _ = std::fs::remove_file(&path);
+        let made = Command::new("mkfifo").arg(&path).status().unwrap();
+        assert!(made.success());
+        let err = fails(
+            1,
+            &["serve", "--data-dir", "x", "--listen", "127.0.0.1:0"],
+            d,
+        );
+        assert!(err.contains(&format!("x/{file}")), "{file}: {err}");
+        assert!(err.contains("not a regular file"), "{file}: {err}");
+        std::fs::remove_file(&path).unwrap();
+    }
+}
