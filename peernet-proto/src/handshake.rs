@@ -89,10 +89,12 @@ fn header(kind: u8) -> [u8; HEADER_LEN] {
     [MAGIC[0], MAGIC[1], MAGIC[2], MAGIC[3], VERSION, kind]
 }
 
-/// Checks magic, version, kind and length in the order section 2.1
-/// gives. A REJECT from the other side surfaces as `Rejected`, so each
-/// role handles it in one place.
-fn expect(body: &[u8], kind: u8, len: usize) -> Result<(), Failure> {
+/// The first checks of a handshake frame, section 2.1 step 2: magic
+/// (else `malformed`), then the version whatever the length (else
+/// `unsupported_version`), then room for the kind (else `malformed`).
+/// A responder that is `busy` makes them too before it answers `busy`,
+/// so that a peer of another version learns that, not to retry.
+pub(crate) fn check_header(body: &[u8]) -> Result<(), Failure> {
     if body.get(..4) != Some(&MAGIC[..]) {
         return Err(Failure::refuse(RejectCode::Malformed));
     }
@@ -107,6 +109,14 @@ fn expect(body: &[u8], kind: u8, len: usize) -> Result<(), Failure> {
         }
         Some(_) => {}
     }
+    Ok(())
+}
+
+/// Checks magic, version, kind and length in the order section 2.1
+/// gives. A REJECT from the other side surfaces as `Rejected`, so each
+/// role handles it in one place.
+fn expect(body: &[u8], kind: u8, len: usize) -> Result<(), Failure> {
+    check_header(body)?;
     if body[5] == KIND_REJECT && body.len() == REJECT_LEN {
         return Err(Failure {
             send: None,

@@ -6,12 +6,13 @@
 mod support;
 
 use bytes::{Bytes, BytesMut};
+use peernet_proto::testkit::handshake as hs1;
 use peernet_proto::testkit::noise::INIT_LEN;
 use peernet_proto::{
     Envelope, Event, GoodbyeCode, HandshakeError, Input, Instant, Output, RecordError, RejectCode,
 };
 use support::v2::*;
-use support::{Pair, Who, test_config, test_config_v2};
+use support::{Pair, Who, identity, test_config, test_config_v2};
 
 // ----- a version-1 node and a version-2 INIT -----
 
@@ -93,6 +94,30 @@ fn a_v1_node_checks_the_version_of_a_short_first_frame() {
         assert!(d.closed, "{body:?}: {d:?}");
         assert_eq!(d.sent, frame(answer), "{body:?}");
     }
+}
+
+/// A version-1 node with no handshake slot free checks magic and version
+/// before it answers `busy` (as version 2 does, 6.1 step 2): a
+/// version-2 INIT learns `unsupported_version`, which its dialer does not
+/// retry, rather than `busy`, which it would; a version-1 HELLO gets
+/// `busy`.
+#[test]
+fn a_busy_v1_node_still_tells_a_v2_init_its_version() {
+    let now = Instant::from_millis(1_000);
+    let mut config = test_config();
+    config.max_handshakes = 1;
+    let mut b = responder(config);
+    let holder = b.accept(now).unwrap();
+    // the holder's HELLO came (identity 1, trusted): it keeps its slot
+    let dialer = hs1::Initiator::start(&identity(1), &[5; 32], Some(identity(2).peer_id()));
+    let d = feed(&mut b, now, holder, &frame(dialer.hello()));
+    assert!(!d.closed, "{d:?}");
+    let busy = b.accept(now).unwrap();
+    assert!(b.is_open(holder), "the holder was not evicted");
+    let (_, init) = init(7);
+    let d = feed(&mut b, now, busy, &init);
+    assert!(d.closed, "{d:?}");
+    assert_eq!(d.sent, frame(b"PNET\x01\x04\x02"), "unsupported_version");
 }
 
 // ----- the end of the nonce space -----

@@ -161,9 +161,12 @@ impl Handshake {
         ctx: &mut Ctx,
     ) -> Step {
         match self {
-            Handshake::V1(V1::Accepted { busy: true }) => {
-                Step::Failed(Failure::refuse(crate::RejectCode::Busy))
-            }
+            // (magic and version first, as version 2 does: a peer of
+            // another version learns that rather than to retry)
+            Handshake::V1(V1::Accepted { busy: true }) => match handshake::check_header(body) {
+                Err(failure) => Step::Failed(failure),
+                Ok(()) => Step::Failed(Failure::refuse(crate::RejectCode::Busy)),
+            },
             Handshake::V1(V1::Accepted { busy: false }) => {
                 let hello = handshake::read_hello(node.identity, node.trust, body);
                 #[cfg(feature = "fault-injection")]
