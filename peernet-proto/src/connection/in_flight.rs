@@ -101,6 +101,27 @@ impl<V: Copy> InFlight<V> {
         self.take(id, timers).is_some()
     }
 
+    /// [`InFlight::take`] only if `meant` says the call's value is the
+    /// one meant (one lookup).
+    pub(crate) fn take_if(
+        &mut self,
+        id: u64,
+        meant: impl FnOnce(&V) -> bool,
+        timers: &mut Timers,
+    ) -> Option<V> {
+        let hashbrown::hash_map::Entry::Occupied(entry) = self.calls.entry(id) else {
+            return None;
+        };
+        if !meant(&entry.get().1) {
+            return None;
+        }
+        let (_, value) = entry.remove();
+        if self.calls.is_empty() {
+            self.disarm(timers);
+        }
+        Some(value)
+    }
+
     /// [`InFlight::remove`], returning the call's value if it was in
     /// flight.
     pub(crate) fn take(&mut self, id: u64, timers: &mut Timers) -> Option<V> {

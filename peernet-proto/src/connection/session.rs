@@ -430,10 +430,8 @@ impl Connection {
         // (the request id may have been reused since: answer only the
         // call this id was given for)
         let id = call.id;
-        if s.inbound.get(id).is_none_or(|v| v.serial != call.serial) {
-            return Err(NotInFlight);
-        }
-        let Some(served) = s.inbound.take(id, &mut ctx.timers) else {
+        let meant = |v: &Served| v.serial == call.serial;
+        let Some(served) = s.inbound.take_if(id, meant, &mut ctx.timers) else {
             return Err(NotInFlight);
         };
         s.release(served.size as usize, ctx);
