@@ -91,7 +91,7 @@ fn serve_call_send_and_every_exit_code() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let [a, _b, c] = ["a.key", "b.key", "c.key"].map(|name| keygen(d, name));
-    let mut s = serve(
+    let s = serve(
         d,
         "b.key",
         &[
@@ -148,9 +148,6 @@ fn serve_call_send_and_every_exit_code() {
         "{}",
         stderr(&v1)
     );
-
-    let _ = s.child.kill();
-    let _ = s.child.wait();
 }
 
 /// Keys `a.key`, `b.key` and `c.key` made in `d`, and `b.key` serving
@@ -174,7 +171,7 @@ fn echo_for_a(d: &Path, option: &str, value: &str) -> (Serve, String) {
 fn a_source_whose_handshakes_fail_is_turned_away() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (mut s, target) = echo_for_a(d, "--failed-handshakes-per-source", "1/1");
+    let (_server, target) = echo_for_a(d, "--failed-handshakes-per-source", "1/1");
     let first = call(d, "c.key", &target, &["echo", "x"]);
     assert_fails_with(&first, "error: rejected: untrusted");
     // The next attempt comes within the second, unless starting a process
@@ -185,8 +182,6 @@ fn a_source_whose_handshakes_fail_is_turned_away() {
         !stderr(&again).contains("untrusted")
     });
     assert!(turned_away, "every attempt reached the trust check");
-    let _ = s.child.kill();
-    let _ = s.child.wait();
 }
 
 /// `--connects-per-peer 1/1`: a trusted peer that connected once is
@@ -195,7 +190,7 @@ fn a_source_whose_handshakes_fail_is_turned_away() {
 fn a_peer_that_reconnects_too_often_is_refused_busy() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (mut s, target) = echo_for_a(d, "--connects-per-peer", "1/1");
+    let (_server, target) = echo_for_a(d, "--connects-per-peer", "1/1");
     let first = call(d, "a.key", &target, &["echo", "x"]);
     assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
     // As above: a few tries, in case starting a process took a second.
@@ -208,8 +203,6 @@ fn a_peer_that_reconnects_too_often_is_refused_busy() {
         true
     });
     assert!(refused, "every reconnect within the second was let in");
-    let _ = s.child.kill();
-    let _ = s.child.wait();
 }
 
 #[test]
@@ -217,7 +210,7 @@ fn protocol_1_is_an_opt_in_on_both_ends() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let [a, _b, c] = ["a.key", "b.key", "c.key"].map(|name| keygen(d, name));
-    let mut s = serve(
+    let s = serve(
         d,
         "b.key",
         &["--trust", &a, "--expose", "echo", "--protocol", "1"],
@@ -240,8 +233,6 @@ fn protocol_1_is_an_opt_in_on_both_ends() {
     let v2 = call(&target, &["echo", "x"]);
     assert_eq!(v2.status.code(), Some(1), "{}", stderr(&v2));
     assert!(stderr(&v2).starts_with("error: "), "{}", stderr(&v2));
-    let _ = s.child.kill();
-    let _ = s.child.wait();
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -507,7 +498,7 @@ fn the_timeout_covers_the_dial_and_the_call_together() {
     let d = dir.path();
     let a = keygen(d, "a.key");
     keygen(d, "b.key");
-    let mut s = serve(d, "b.key", &["--trust", &a, "--expose", "sleep"]);
+    let s = serve(d, "b.key", &["--trust", &a, "--expose", "sleep"]);
     let proxy = TcpListener::bind("127.0.0.1:0").unwrap();
     let proxy_addr = proxy.local_addr().unwrap();
     let server: std::net::SocketAddr = s.addr.parse().unwrap();
@@ -528,8 +519,6 @@ fn the_timeout_covers_the_dial_and_the_call_together() {
     let took = started.elapsed();
     assert_fails_with(&out, "error: timeout");
     assert!(took < Duration::from_millis(1_900), "took {took:?}");
-    let _ = s.child.kill();
-    let _ = s.child.wait();
 }
 
 /// What a callee says of a failure reaches the user, on the `error:`

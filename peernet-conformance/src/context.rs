@@ -28,18 +28,6 @@ fn expose_waiting<R: Runtime>(node: &Node<R>, handle: &str) -> async_channel::Re
     rx
 }
 
-/// Nodes `x` and `y` trusting each other, `x` dialed `y` and `y` knows.
-async fn linked<R: Runtime>(x: &Node<R>, y: &Node<R>) {
-    let events = y.events();
-    x.connect(y.peer_id(), y.local_addr().unwrap())
-        .await
-        .expect("connect");
-    until(x.runtime(), &events, "connected", || {
-        y.is_connected(&x.peer_id())
-    })
-    .await;
-}
-
 /// The caller drops its call (CANCEL on the wire): the handler's context
 /// says so. The context also names the caller, the kind and the budget.
 pub async fn cancel_fires_the_handler_context<H: Harness>() {
@@ -177,15 +165,6 @@ pub async fn a_call_ended_in_its_handlers_first_poll_leaves_no_task<H: Harness>(
     );
     a.shutdown().await;
     b.shutdown().await;
-}
-
-/// Raises its flag when dropped.
-struct DropFlag(Arc<AtomicBool>);
-
-impl Drop for DropFlag {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::SeqCst);
-    }
 }
 
 /// A caller calls b's `outer` with 300 ms; `outer` calls c's `stall` with

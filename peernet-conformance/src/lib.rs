@@ -203,6 +203,28 @@ pub async fn node<R: Runtime>(
     Node::bind(tweak(config), loopback()).await.expect("bind")
 }
 
+/// Nodes `x` and `y` trusting each other: `x` dials `y`; returns once
+/// `y` knows too.
+pub(crate) async fn linked<R: Runtime>(x: &Node<R>, y: &Node<R>) {
+    let events = y.events();
+    x.connect(y.peer_id(), y.local_addr().unwrap())
+        .await
+        .expect("connect");
+    until(x.runtime(), &events, "connected", || {
+        y.is_connected(&x.peer_id())
+    })
+    .await;
+}
+
+/// Raises its flag when dropped (what a handler holds, to see it go).
+pub(crate) struct DropFlag(pub(crate) Arc<AtomicBool>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
 /// `fut`, or a panic naming `what` after [`WAIT`].
 pub async fn within<R: Runtime, F: Future>(rt: &R, what: &str, fut: F) -> F::Output {
     match select(pin!(fut), rt.sleep_until(rt.now() + WAIT)).await {

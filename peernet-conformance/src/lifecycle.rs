@@ -14,27 +14,12 @@ use super::*;
 
 type N<H> = Node<<H as Harness>::Rt>;
 
-/// Raises its flag when dropped.
-struct DropFlag(Arc<AtomicBool>);
-
-impl Drop for DropFlag {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-}
-
 /// Nodes 1 and 2, connected (1 dialed), and 2's events.
-async fn linked<H: Harness>() -> (N<H>, N<H>, EventStream) {
+async fn paired_and_linked<H: Harness>() -> (N<H>, N<H>, EventStream) {
     let a: N<H> = node(1, &[2], |c| c).await;
     let b: N<H> = node(2, &[1], |c| c).await;
     let events = b.events();
-    a.connect(b.peer_id(), b.local_addr().unwrap())
-        .await
-        .expect("connect");
-    until(a.runtime(), &events, "b connected", || {
-        b.is_connected(&a.peer_id())
-    })
-    .await;
+    linked(&a, &b).await;
     (a, b, events)
 }
 
@@ -42,7 +27,7 @@ async fn linked<H: Harness>() -> (N<H>, N<H>, EventStream) {
 /// timeout that gave up): the shutdown goes on anyway (the peer is told
 /// goodbye), and a later `shutdown()` resolves once the node is closed.
 pub async fn a_dropped_shutdown_future_stops_nothing<H: Harness>() {
-    let (a, b, events) = linked::<H>().await;
+    let (a, b, events) = paired_and_linked::<H>().await;
     let rt = a.runtime().clone();
     drop(a.shutdown());
     expect_event(

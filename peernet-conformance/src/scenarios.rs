@@ -47,15 +47,8 @@ async fn connected<H: Harness>(
 ) -> (N<H>, N<H>) {
     let a: N<H> = node(1, &[2], tweak_a).await;
     let b: N<H> = node(2, &[1], tweak_b).await;
-    let events = b.events();
-    a.connect(b.peer_id(), b.local_addr().unwrap())
-        .await
-        .expect("connect");
-    // b learns of the connection when the PROOF arrives
-    until(a.runtime(), &events, "b connected", || {
-        b.is_connected(&a.peer_id())
-    })
-    .await;
+    // (b learns of the connection when the PROOF or first record arrives)
+    linked(&a, &b).await;
     (a, b)
 }
 

@@ -86,6 +86,16 @@ fn results(events: &[Event]) -> Vec<(CallId, Result<Bytes, CallError>)> {
         .collect()
 }
 
+fn cancelled(events: &[Event]) -> Vec<InboundCallId> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::CallCancelled(id) => Some(*id),
+            _ => None,
+        })
+        .collect()
+}
+
 fn calls(events: &[Event]) -> Vec<InboundCallId> {
     events
         .iter()
@@ -151,13 +161,7 @@ fn a_cancel_ends_only_the_call_of_its_own_connection() {
     assert!(w.nodes[B].ep.cancel(now, from_b));
     w.drive();
     let a = w.take_events(A);
-    let cancelled: Vec<_> = a
-        .iter()
-        .filter_map(|e| match e {
-            Event::CallCancelled(id) => Some(*id),
-            _ => None,
-        })
-        .collect();
+    let cancelled = cancelled(&a);
     let (b_conn, c_conn) = (
         w.nodes[A].ep.connection(&w.id(B)).unwrap(),
         w.nodes[A].ep.connection(&w.id(C)).unwrap(),
@@ -201,13 +205,7 @@ fn a_request_id_reused_after_its_call_ended_names_a_new_call() {
     assert!(w.nodes[B].ep.testkit_queue_envelope(now, conn, &call()));
     w.drive();
     let a = w.take_events(A);
-    let cancelled: Vec<_> = a
-        .iter()
-        .filter_map(|e| match e {
-            Event::CallCancelled(id) => Some(*id),
-            _ => None,
-        })
-        .collect();
+    let cancelled = cancelled(&a);
     let second = calls(&a);
     assert_eq!(cancelled, first, "{a:?}");
     assert_eq!(second.len(), 1, "{a:?}");

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use bytes::BytesMut;
 use peernet_proto::testkit::noise::LocalStatic;
-use peernet_proto::{ConnId, Endpoint, Input, Instant, Output, TrustList};
+use peernet_proto::{ConnId, Endpoint, Input, Instant, Output, PeerId, TrustList};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use support::{identity, test_config_v2};
@@ -81,6 +81,30 @@ fn feed(ep: &mut Endpoint, now: Instant, conn: ConnId, bytes: &[u8]) {
     ep.handle_input(now, Input::Received { conn, data });
 }
 
+/// `dialer` dials `to` at `responder`, and the two hand each other what
+/// they wrote, `flights` times in all (INIT, RESP or REJECT, the first
+/// record).
+fn exchange(
+    dialer: &mut Endpoint,
+    responder: &mut Endpoint,
+    to: PeerId,
+    now: Instant,
+    flights: usize,
+) {
+    let out = dialer.connect(now, Some(to)).unwrap();
+    let inb = responder.accept(now).unwrap();
+    for flight in 0..flights {
+        let (from, from_conn, into, into_conn) = match flight % 2 {
+            0 => (&mut *dialer, out, &mut *responder, inb),
+            _ => (&mut *responder, inb, &mut *dialer, out),
+        };
+        let bytes = written(from, from_conn);
+        feed(into, now, into_conn, &bytes);
+    }
+    let _ = written(responder, inb);
+    let _ = written(dialer, out);
+}
+
 /// Counts the unwiped blocks freed while `run` runs.
 fn unwiped_during(run: impl FnOnce()) -> usize {
     UNWIPED.store(0, Ordering::Relaxed);
@@ -110,15 +134,7 @@ fn no_freed_block_holds_a_static_secret() {
     assert_eq!(given_up, 0, "a dial given up before RESP");
 
     let full = unwiped_during(|| {
-        let ca = a.connect(now, Some(pb)).unwrap();
-        let cb = b.accept(now).unwrap();
-        let init = written(&mut a, ca);
-        feed(&mut b, now, cb, &init);
-        let resp = written(&mut b, cb);
-        feed(&mut a, now, ca, &resp);
-        let first = written(&mut a, ca);
-        feed(&mut b, now, cb, &first);
-        let _ = written(&mut b, cb);
+        exchange(&mut a, &mut b, pb, now, 3);
         assert!(a.is_connected(&pb) && b.is_connected(&pa));
     });
     assert_eq!(full, 0, "a handshake, both roles");
@@ -127,12 +143,7 @@ fn no_freed_block_holds_a_static_secret() {
     // C's dial state is spent on the REJECT.
     let mut c = node(3, 1);
     let rejected = unwiped_during(|| {
-        let cc = c.connect(now, Some(pa)).unwrap();
-        let ca = a.accept(now).unwrap();
-        let init = written(&mut c, cc);
-        feed(&mut a, now, ca, &init);
-        let reject = written(&mut a, ca);
-        feed(&mut c, now, cc, &reject);
+        exchange(&mut c, &mut a, pa, now, 2);
         assert!(!c.is_connected(&pa));
     });
     assert_eq!(rejected, 0, "a REJECTed dial, both roles");
