@@ -514,6 +514,10 @@ impl<R: Runtime> Node<R> {
     /// section 4: same initiator, the newer survives), whose calls in
     /// flight fail with GOODBYE `superseded`. For an application that
     /// suspects its connection is half-open.
+    ///
+    /// # Errors
+    ///
+    /// As [`Node::connect`].
     pub async fn reconnect(
         &self,
         peer: PeerId,
@@ -572,6 +576,12 @@ impl<R: Runtime> Node<R> {
     /// opened itself (a Unix socket, a TLS stream, a relayed stream), in
     /// the runtime's own stream type. `peer` is the PeerId expected on the
     /// other end (`None`: any trusted peer). Resolves with the proven peer.
+    ///
+    /// # Errors
+    ///
+    /// [`ConnectError::Start`] before the handshake (the node is shutting
+    /// down, `peer` is not trusted), [`ConnectError::Handshake`] with why
+    /// it failed; the stream is dropped either way.
     pub async fn connect_stream<S>(
         &self,
         stream: S,
@@ -586,6 +596,10 @@ impl<R: Runtime> Node<R> {
 
     /// Runs the handshake as responder over a stream the application
     /// accepted itself. Resolves with the proven peer.
+    ///
+    /// # Errors
+    ///
+    /// As [`Node::connect_stream`].
     pub async fn accept_stream<S>(&self, stream: S) -> Result<PeerId, ConnectError>
     where
         R: WrapStream<S>,

@@ -35,6 +35,10 @@ pub struct DataDir {
 
 impl DataDir {
     /// Uses (and creates, mode 0700) the directory at `path`.
+    ///
+    /// # Errors
+    ///
+    /// The I/O error of creating it (a path that is a file, no permission).
     pub fn open(path: impl Into<PathBuf>) -> io::Result<DataDir> {
         let path = path.into();
         let mut builder = fs::DirBuilder::new();
@@ -57,6 +61,12 @@ impl DataDir {
     /// move fails rather than replace an existing file, so an identity is never
     /// overwritten (two processes racing both end up with the one that
     /// won), and a crash never leaves a half-written identity file.
+    ///
+    /// # Errors
+    ///
+    /// [`StartError::Io`] when the file cannot be read or written, or is
+    /// not a regular file of the right size; [`StartError::Entropy`]
+    /// without randomness for a new identity.
     pub fn load_or_create_identity(&self) -> Result<Identity, StartError> {
         let path = self.path.join(IDENTITY_FILE);
         match read_identity(&path) {
@@ -83,6 +93,12 @@ impl DataDir {
 
     /// Loads the trust list; a missing file is an empty list, a damaged
     /// one an error.
+    ///
+    /// # Errors
+    ///
+    /// [`StartError::Io`] when it cannot be read, is not a regular file,
+    /// is too large or is not UTF-8; [`StartError::TrustList`] when a line
+    /// does not parse.
     pub fn load_trust(&self) -> Result<TrustList, StartError> {
         match read_regular(&self.path.join(TRUST_FILE), MAX_TRUST_FILE_LEN) {
             Ok(bytes) => {
@@ -101,6 +117,11 @@ impl DataDir {
     /// old list, and the directory is synced. A crash at any point leaves
     /// the old list or the new one, never a mix; a stray temporary file
     /// (`trust.*.tmp`) is ignored by [`DataDir::load_trust`].
+    ///
+    /// # Errors
+    ///
+    /// The I/O error of staging, syncing or renaming; the old list is
+    /// then still in place.
     pub fn save_trust(&self, trust: &TrustList) -> io::Result<()> {
         self.replace(TRUST_FILE, trust.to_text().as_bytes())
     }
@@ -143,6 +164,11 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
 
 /// Writes a new identity file: 0600 from the first byte, and never over
 /// an existing one (`create_new`).
+///
+/// # Errors
+///
+/// `AlreadyExists` if there is a file at `path`; any other I/O error of
+/// creating, writing or syncing it.
 pub fn write_identity(path: &Path, identity: &Identity) -> io::Result<()> {
     let mut options = OpenOptions::new();
     options.write(true).create_new(true);
@@ -191,6 +217,12 @@ pub fn read_regular(path: &Path, max: u64) -> io::Result<Vec<u8>> {
 /// exactly [`IDENTITY_FILE_LEN`] bytes (see [`read_regular`] for what is
 /// refused). Warns (tracing) when the file is readable by others than its
 /// owner.
+///
+/// # Errors
+///
+/// [`StartError::Io`] when it cannot be read or is not a regular file of
+/// [`IDENTITY_FILE_LEN`] bytes; [`StartError::Identity`] when its bytes
+/// are not a key.
 pub fn read_identity(path: &Path) -> Result<Identity, StartError> {
     let bytes = read_regular(path, IDENTITY_FILE_LEN as u64)?;
     #[cfg(unix)]
