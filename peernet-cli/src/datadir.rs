@@ -25,10 +25,12 @@ const IDENTITY_FILE: &str = "identity";
 /// of a key file or a data directory.
 #[derive(clap::Args)]
 pub(crate) struct IdentityArgs {
-    /// An identity file: no trust list or address book is kept (the peer
-    /// comes from --connect, --trust or a ticket).
+    /// An identity file: no trust list or address book is kept (serve
+    /// trusts its --trust peers; call and send the peer of --connect or
+    /// a ticket).
     #[arg(
         long,
+        value_name = "FILE",
         required_unless_present = "data_dir",
         conflicts_with = "data_dir"
     )]
@@ -62,7 +64,14 @@ impl IdentityArgs {
 /// `peernet init DIR`: a new identity, an empty trust list and an empty
 /// address book; prints the PeerId.
 pub(crate) fn run_init(dir: &Path) -> Result<(), Failure> {
-    let data = DataDir::open(dir).map_err(|e| Failure(1, format!("{}: {e}", dir.display())))?;
+    let data = DataDir::open(dir).map_err(|e| match e.kind() {
+        // (`DirBuilder` says "File exists" for a file in the way)
+        io::ErrorKind::AlreadyExists => Failure(
+            1,
+            format!("{} exists and is not a directory", dir.display()),
+        ),
+        _ => Failure(1, format!("{}: {e}", dir.display())),
+    })?;
     let identity = Identity::generate(&mut rand_core::UnwrapErr(getrandom::SysRng));
     create_identity(dir, &identity).map_err(|e| match e.kind() {
         io::ErrorKind::AlreadyExists => {
@@ -123,7 +132,14 @@ pub(crate) fn open_existing(dir: &Path) -> Result<(DataDir, Identity), Failure> 
     }
     let identity =
         read_identity(&path).map_err(|e| Failure(1, format!("{}: {e}", path.display())))?;
-    let data = DataDir::open(dir).map_err(|e| Failure(1, format!("{}: {e}", dir.display())))?;
+    let data = DataDir::open(dir).map_err(|e| match e.kind() {
+        // (`DirBuilder` says "File exists" for a file in the way)
+        io::ErrorKind::AlreadyExists => Failure(
+            1,
+            format!("{} exists and is not a directory", dir.display()),
+        ),
+        _ => Failure(1, format!("{}: {e}", dir.display())),
+    })?;
     Ok((data, identity))
 }
 

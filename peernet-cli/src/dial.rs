@@ -34,7 +34,7 @@ pub(crate) struct Dial {
     protocol: ProtocolVersion,
     /// [PEERID|TICKET] HANDLE ARGS: the peer (unless --connect names it),
     /// the handle, the arguments.
-    #[arg(num_args = 2..=3, required = true, value_name = "[PEERID|TICKET] HANDLE ARGS")]
+    #[arg(num_args = 2..=3, required = true, value_names = ["[PEERID|TICKET]", "HANDLE", "ARGS"])]
     words: Vec<String>,
 }
 

@@ -110,8 +110,10 @@ enum Command {
     /// Run a node until interrupted (Ctrl-C; SIGTERM too on Unix).
     Serve(serve::Serve),
     /// Dial a peer, call a handle, print the reply.
+    #[command(override_usage = "peernet call [OPTIONS] [PEERID|TICKET] HANDLE ARGS")]
     Call(dial::Dial),
     /// Dial a peer and send to a handle (fire-and-forget).
+    #[command(override_usage = "peernet send [OPTIONS] [PEERID|TICKET] HANDLE ARGS")]
     Send(dial::Dial),
 }
 
@@ -153,8 +155,8 @@ fn main() -> ExitCode {
             default_hook(info);
         }
     }));
-    let (stderr, _stderr_guard) = non_blocking(std::io::stderr(), "peernet-stderr");
-    let (stdout, _stdout_guard) = non_blocking(std::io::stdout(), "peernet-stdout");
+    let (stderr, stderr_guard) = non_blocking(std::io::stderr(), "peernet-stderr");
+    let (stdout, stdout_guard) = non_blocking(std::io::stdout(), "peernet-stdout");
     let _ = STDOUT.set(stdout);
     tracing_subscriber::fmt()
         .with_writer(stderr)
@@ -174,6 +176,11 @@ fn main() -> ExitCode {
             tracing::warn!(dropped, "stdout was not read: event lines dropped");
         }
     }
+    // The queued event lines and logs go out first (each guard waits for
+    // its writer thread, at most a second), so that the `error:` line
+    // below is the last one, after every log line.
+    drop(stdout_guard);
+    drop(stderr_guard);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure(code, message)) => {

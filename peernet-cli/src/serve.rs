@@ -18,7 +18,7 @@ pub(crate) struct Serve {
     identity: IdentityArgs,
     /// The address to listen on, IP:PORT (port 0: any free port; the real
     /// one is printed on the `listening` line).
-    #[arg(long)]
+    #[arg(long, value_name = "IP:PORT")]
     listen: SocketAddr,
     /// Dial every trusted peer that has an address and keep it connected,
     /// redialing with backoff after a loss (each redial announced as
@@ -37,10 +37,10 @@ pub(crate) struct Serve {
     #[arg(long = "mdns-interface", value_name = "IP", requires = "mdns")]
     mdns_interface: Vec<std::net::IpAddr>,
     /// A peer to trust (repeatable).
-    #[arg(long = "trust")]
+    #[arg(long = "trust", value_name = "PEERID")]
     trust: Vec<PeerId>,
     /// A demo handle to expose: echo, fail, sleep, panic (repeatable).
-    #[arg(long = "expose")]
+    #[arg(long = "expose", value_name = "HANDLE")]
     expose: Vec<String>,
     /// Whole-handshake deadline (at least 1; default 10000).
     #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]

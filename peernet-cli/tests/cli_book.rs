@@ -476,3 +476,33 @@ fn serve_names_the_data_directory_file_it_refuses() {
         std::fs::remove_file(&path).unwrap();
     }
 }
+
+/// The `error:` line is the last line the tool writes, after its logs
+/// (they used to come out in either order), and `init` on a file says it
+/// is not a directory.
+#[test]
+fn the_error_line_comes_last_and_init_names_a_file_in_the_way() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    // readable by others (a warning) and too short (the error)
+    let key = d.join("short.key");
+    std::fs::write(&key, b"short").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let err = fails(1, &["id", "short.key"], d);
+    let lines: Vec<&str> = err.lines().collect();
+    assert!(lines.len() >= 2, "a warning and the error: {err}");
+    assert!(lines.last().unwrap().starts_with("error: "), "{err}");
+    assert!(
+        lines[..lines.len() - 1]
+            .iter()
+            .all(|l| !l.starts_with("error: ")),
+        "{err}"
+    );
+    std::fs::write(d.join("afile"), b"").unwrap();
+    let err = fails(1, &["init", "afile"], d);
+    assert!(err.contains("exists and is not a directory"), "{err}");
+}
