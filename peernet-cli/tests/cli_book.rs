@@ -506,3 +506,27 @@ fn the_error_line_comes_last_and_init_names_a_file_in_the_way() {
     let err = fails(1, &["init", "afile"], d);
     assert!(err.contains("exists and is not a directory"), "{err}");
 }
+
+/// A call through a ticket of several addresses that all fail says why
+/// each failed: here one answers as another peer, one refuses.
+#[test]
+fn every_address_tried_is_named_with_its_cause() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    init(d, "a");
+    init(d, "b");
+    let c = init(d, "c");
+    let s = serve(d, "b", "127.0.0.1:0", &[]);
+    let ticket = ok(
+        &["ticket", "c", "--addr", &s.addr, "--addr", "127.0.0.1:1"],
+        d,
+    );
+    let err = fails(
+        1,
+        &["call", "--data-dir", "a", ticket.trim_end(), "echo", "x"],
+        d,
+    );
+    assert!(err.contains(&format!("peer {c} is unreachable")), "{err}");
+    assert!(err.contains(&format!("{}: ", s.addr)), "{err}");
+    assert!(err.contains("127.0.0.1:1: "), "{err}");
+}

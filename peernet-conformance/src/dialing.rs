@@ -187,11 +187,25 @@ pub async fn connect_peer_dials_through_the_book<H: Harness>() {
     assert!(book[0].last_ok.is_some() && book[1].last_failed.is_some());
     // connected already: at once
     assert_eq!(a.connect_peer(peer(2)).await.unwrap(), peer(2));
-    // every address dead: Unreachable, as an error and an event
-    a.add_address(peer(3), dead_address(), AddrSource::Ticket)
-        .unwrap();
+    // every address dead, or another peer's: Unreachable, as an error
+    // (with why each address failed) and an event
+    let dead3 = dead_address();
+    a.add_address(peer(3), dead3, AddrSource::Ticket).unwrap();
+    let wrong = b.local_addr().unwrap();
+    a.add_address(peer(3), wrong, AddrSource::Ticket).unwrap();
     match within(&rt, "connect_peer", a.connect_peer(peer(3))).await {
-        Err(ConnectError::Unreachable(p)) => assert_eq!(p, peer(3)),
+        Err(ConnectError::Unreachable { peer: p, tried }) => {
+            assert_eq!(p, peer(3));
+            let mut addrs: Vec<SocketAddr> = tried.iter().map(|(a, _)| *a).collect();
+            addrs.sort();
+            let mut both = vec![dead3, wrong];
+            both.sort();
+            assert_eq!(addrs, both, "{tried:?}");
+            assert!(
+                tried.iter().all(|(_, cause)| !cause.is_empty()),
+                "{tried:?}"
+            );
+        }
         other => panic!("expected Unreachable, got {other:?}"),
     }
     expect_event(&rt, &events, "unreachable", |e| {

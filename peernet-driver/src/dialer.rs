@@ -30,6 +30,8 @@ pub(crate) async fn dial<R: Runtime>(shared: Arc<Shared<R>>, peer: PeerId, addr:
         Ok(transport) => transport,
         Err(error) => {
             tracing::debug!(%peer, %addr, %error, "dial failed");
+            // (kept before the core hears of it: it may end the round)
+            shared.dialing.dial_failed(peer, addr, error);
             shared.with_core(|inner, now| inner.ep.dial_failed(now, peer, addr));
             return;
         }

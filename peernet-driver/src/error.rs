@@ -26,8 +26,28 @@ pub enum ConnectError {
     Handshake(#[from] HandshakeError),
     /// [`Node::connect_peer`](crate::Node::connect_peer): every address in
     /// the book was tried and none gave a connection.
-    #[error("peer {0} is unreachable at every known address")]
-    Unreachable(peernet_proto::PeerId),
+    #[error("peer {peer} is unreachable at every known address{}", Causes(tried))]
+    Unreachable {
+        /// The peer dialed.
+        peer: peernet_proto::PeerId,
+        /// Each address tried in the round that failed, in the order
+        /// tried, with why it failed (the transport's error, or the
+        /// handshake's: refused, rejected, another peer answered).
+        tried: Vec<(std::net::SocketAddr, String)>,
+    },
+}
+
+/// `tried` of [`ConnectError::Unreachable`], as its message ends.
+struct Causes<'a>(&'a [(std::net::SocketAddr, String)]);
+
+impl std::fmt::Display for Causes<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (addr, cause)) in self.0.iter().enumerate() {
+            let sep = if i == 0 { ": " } else { "; " };
+            write!(f, "{sep}{addr}: {cause}")?;
+        }
+        Ok(())
+    }
 }
 
 /// Questions about a failed call that would otherwise need a nested

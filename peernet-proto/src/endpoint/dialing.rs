@@ -17,7 +17,6 @@ use crate::Instant;
 use crate::book::{AddrEntry, AddrSource, BookError};
 use crate::config::fault;
 use crate::dial::{PeerDial, Phase, next_delay};
-use crate::ending::Ending;
 use crate::error::ConnectError;
 use crate::event::{Event, Output};
 use crate::identity::PeerId;
@@ -302,13 +301,13 @@ impl Endpoint {
     }
 
     /// A connection ended before it was registered: if `connect_to` made
-    /// it, the book learns how it went and the round moves on.
-    pub(super) fn on_handshake_ended(&mut self, conn: ConnId, ending: &Ending) {
+    /// it, the book learns how it went (`superseded`: another connection
+    /// to the peer won, so the address worked) and the round moves on.
+    pub(super) fn on_handshake_ended(&mut self, conn: ConnId, superseded: bool) {
         let Some((peer, addr)) = self.dials.dialed.remove(&conn) else {
             return;
         };
         let now = self.ctx.now;
-        let superseded = matches!(ending, Ending::Superseded);
         if superseded {
             self.book.mark_ok(&peer, addr, now);
         } else {

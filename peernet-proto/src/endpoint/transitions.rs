@@ -96,6 +96,7 @@ impl Endpoint {
         }
         let announced = c.is_announced();
         let peer = c.peer();
+        let superseded = matches!(ending, Ending::Superseded);
         if announced {
             if let Some(peer) = peer {
                 self.registry.remove(&peer, conn);
@@ -103,9 +104,13 @@ impl Endpoint {
         } else {
             let held = ending.held_against_source() && !fault!(self.ctx.config, FailuresUncharged);
             self.sources.ended(conn, held, self.ctx.now);
-            self.on_handshake_ended(conn, &ending);
         }
         c.close(ending, &mut self.ctx);
+        // (after `close`: its `HandshakeFailed`, the cause, comes before
+        // the dial schedule's `Unreachable`, its consequence)
+        if !announced {
+            self.on_handshake_ended(conn, superseded);
+        }
         if let Some(peer) = peer.filter(|p| announced && self.registry.get(p).is_none()) {
             self.on_peer_lost(peer);
         }
