@@ -112,7 +112,9 @@ impl<R: Runtime> Node<R> {
     /// Announces this node on the local network and feeds the
     /// announcements of trusted peers into the address book (see the
     /// [module docs](crate::discovery)). Runs until the returned
-    /// [`Discovery`] is dropped.
+    /// [`Discovery`] is dropped; it does not keep the node open (the
+    /// node closes when the application's last handle goes, and the
+    /// announcements heard after that are ignored).
     ///
     /// # Errors
     ///
@@ -148,9 +150,15 @@ impl<R: Runtime> Node<R> {
         let fullname = info.get_fullname().to_string();
         daemon.register(info)?;
         let events = daemon.browse(SERVICE_TYPE)?;
-        let node = self.clone();
+        // (a weak handle: discovery serves the node while the application
+        // holds it, and does not keep it open)
+        let node = self.downgrade();
         self.runtime().spawn(async move {
             while let Ok(event) = events.recv_async().await {
+                let Some(node) = node.upgrade() else {
+                    tracing::debug!("the node is gone: discovery stops listening");
+                    break;
+                };
                 if let ServiceEvent::ServiceResolved(service) = event {
                     let ips = service.get_addresses().iter().map(|ip| ip.to_ip_addr());
                     let announced = read_announcement(

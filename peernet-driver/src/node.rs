@@ -45,6 +45,50 @@ pub struct Node<R: Runtime> {
     events_capacity: usize,
 }
 
+/// A handle that does not keep its node open, for a task that serves the
+/// node for as long as the application keeps it (LAN discovery): once the
+/// last [`Node`] is gone the node closes, and [`WeakNode::upgrade`] says
+/// so.
+#[cfg(feature = "mdns")]
+pub(crate) struct WeakNode<R: Runtime> {
+    shared: std::sync::Weak<Shared<R>>,
+    life: std::sync::Weak<Life<R>>,
+    peer_id: PeerId,
+    backlog: u32,
+    grace: Duration,
+    events_capacity: usize,
+}
+
+#[cfg(feature = "mdns")]
+impl<R: Runtime> WeakNode<R> {
+    /// The node, while the application holds it.
+    pub(crate) fn upgrade(&self) -> Option<Node<R>> {
+        Some(Node {
+            life: self.life.upgrade()?,
+            shared: self.shared.upgrade()?,
+            peer_id: self.peer_id,
+            backlog: self.backlog,
+            grace: self.grace,
+            events_capacity: self.events_capacity,
+        })
+    }
+}
+
+#[cfg(feature = "mdns")]
+impl<R: Runtime> Node<R> {
+    /// A [`WeakNode`] of this node.
+    pub(crate) fn downgrade(&self) -> WeakNode<R> {
+        WeakNode {
+            shared: Arc::downgrade(&self.shared),
+            life: Arc::downgrade(&self.life),
+            peer_id: self.peer_id,
+            backlog: self.backlog,
+            grace: self.grace,
+            events_capacity: self.events_capacity,
+        }
+    }
+}
+
 impl<R: Runtime> Clone for Node<R> {
     fn clone(&self) -> Self {
         Node {

@@ -175,3 +175,37 @@ async fn real_mdns_on_the_loopback_finds_a_kept_peer() {
     );
     assert!(a.addresses(&peer(3)).is_empty());
 }
+
+/// LAN discovery serves the node while the application holds it and does
+/// not keep it open: with its `Discovery` still alive, dropping the last
+/// `Node` closes the node (its peer is told goodbye). It once held a
+/// handle of its own, which kept the node up for as long as the
+/// `Discovery` lived.
+#[tokio::test]
+async fn a_running_discovery_does_not_keep_its_node_open() {
+    let a = node(1, &[2]).await;
+    let b = node(2, &[1]).await;
+    let events = b.events();
+    a.connect(peer(2), b.local_addr().unwrap()).await.unwrap();
+    connected(&events, peer(1)).await;
+    let lo = DiscoveryConfig::new().interface(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let _discovery = match a.discover_lan(lo) {
+        Ok(discovery) => discovery,
+        Err(error) => {
+            eprintln!("SKIPPED: mDNS cannot start here: {error}");
+            return;
+        }
+    };
+    drop(a);
+    tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            if let NodeEvent::Disconnected { peer: p, .. } = events.recv().await.unwrap() {
+                if p == peer(1) {
+                    return;
+                }
+            }
+        }
+    })
+    .await
+    .expect("the node closed once its last handle was dropped");
+}
