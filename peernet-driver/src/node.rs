@@ -51,7 +51,7 @@ pub struct Node<R: Runtime> {
 /// so.
 #[cfg(feature = "mdns")]
 pub(crate) struct WeakNode<R: Runtime> {
-    shared: std::sync::Weak<Shared<R>>,
+    /// (the node's state comes with its `Life`, which holds it)
     life: std::sync::Weak<Life<R>>,
     peer_id: PeerId,
     backlog: u32,
@@ -63,9 +63,10 @@ pub(crate) struct WeakNode<R: Runtime> {
 impl<R: Runtime> WeakNode<R> {
     /// The node, while the application holds it.
     pub(crate) fn upgrade(&self) -> Option<Node<R>> {
+        let life = self.life.upgrade()?;
         Some(Node {
-            life: self.life.upgrade()?,
-            shared: self.shared.upgrade()?,
+            shared: life.0.clone(),
+            life,
             peer_id: self.peer_id,
             backlog: self.backlog,
             grace: self.grace,
@@ -79,7 +80,6 @@ impl<R: Runtime> Node<R> {
     /// A [`WeakNode`] of this node.
     pub(crate) fn downgrade(&self) -> WeakNode<R> {
         WeakNode {
-            shared: Arc::downgrade(&self.shared),
             life: Arc::downgrade(&self.life),
             peer_id: self.peer_id,
             backlog: self.backlog,
