@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use peernet_driver::DialFailure;
 use peernet_driver::{AddrSource, ConnectError, StartError, Ticket};
 use peernet_proto::ConnectError as CoreConnectError;
 
@@ -201,15 +202,21 @@ pub async fn connect_peer_dials_through_the_book<H: Harness>() {
             let mut both = vec![dead3, wrong];
             both.sort();
             assert_eq!(addrs, both, "{tried:?}");
-            assert!(
-                tried.iter().all(|(_, cause)| !cause.is_empty()),
-                "{tried:?}"
-            );
+            for (addr, cause) in &tried {
+                // the dead address never opened; the wrong peer's did,
+                // and its handshake failed
+                let right = match cause {
+                    DialFailure::Transport(_) | DialFailure::TimedOut(_) => *addr == dead3,
+                    DialFailure::Handshake(_) => *addr == wrong,
+                    _ => false,
+                };
+                assert!(right, "{addr}: {cause} ({tried:?})");
+            }
         }
         other => panic!("expected Unreachable, got {other:?}"),
     }
     expect_event(&rt, &events, "unreachable", |e| {
-        *e == NodeEvent::Unreachable { peer: peer(3) }
+        matches!(e, NodeEvent::Unreachable { peer: p, tried } if *p == peer(3) && tried.len() == 2)
     })
     .await;
     // connect(peer, addr) records the address once connected

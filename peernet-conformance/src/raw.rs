@@ -8,8 +8,8 @@ use std::time::{Duration, Instant as StdInstant};
 use bytes::Bytes;
 use futures_util::{AsyncReadExt, AsyncWriteExt};
 use peernet_proto::{
-    Access, Config, ConnId, Endpoint, Envelope, Event, Identity, InboundCallId, Input, Instant,
-    Output, PeerId, Response, TrustList,
+    Access, Config, ConnId, DialFailure, Endpoint, Envelope, Event, Identity, InboundCallId, Input,
+    Instant, Output, PeerId, Response, TrustList,
 };
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
@@ -87,7 +87,10 @@ impl RawPeer {
                 }
                 Output::Event(event) => self.events.push_back(event),
                 // One transport, opened by the test: nothing to dial.
-                Output::Dial { peer, addr } => self.ep.dial_failed(self.now(), peer, addr),
+                Output::Dial { peer, addr } => {
+                    let cause = DialFailure::transport("this harness dials nothing");
+                    self.ep.dial_failed(self.now(), peer, addr, cause);
+                }
             }
         }
     }

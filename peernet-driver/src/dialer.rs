@@ -10,7 +10,7 @@ use std::pin::pin;
 use std::sync::Arc;
 
 use futures_util::future::{Either, select};
-use peernet_proto::{Direction, PeerId};
+use peernet_proto::{DialFailure, Direction, PeerId};
 
 use crate::runtime::Runtime;
 use crate::shared::Shared;
@@ -23,16 +23,14 @@ pub(crate) async fn dial<R: Runtime>(shared: Arc<Shared<R>>, peer: PeerId, addr:
     let connecting = pin!(shared.rt.connect(addr));
     let opened = match select(connecting, shared.rt.sleep_until(deadline)).await {
         Either::Left((Ok(transport), _)) => Ok(transport),
-        Either::Left((Err(error), _)) => Err(error.to_string()),
-        Either::Right(_) => Err(format!("no connection within {timeout:?}")),
+        Either::Left((Err(error), _)) => Err(DialFailure::transport(&error.to_string())),
+        Either::Right(_) => Err(DialFailure::TimedOut(timeout)),
     };
     let transport = match opened {
         Ok(transport) => transport,
-        Err(error) => {
-            tracing::debug!(%peer, %addr, %error, "dial failed");
-            // (kept before the core hears of it: it may end the round)
-            shared.dialing.dial_failed(peer, addr, error);
-            shared.with_core(|inner, now| inner.ep.dial_failed(now, peer, addr));
+        Err(cause) => {
+            tracing::debug!(%peer, %addr, %cause, "dial failed");
+            shared.with_core(|inner, now| inner.ep.dial_failed(now, peer, addr, cause));
             return;
         }
     };

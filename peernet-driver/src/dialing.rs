@@ -108,16 +108,7 @@ pub(crate) struct DialState {
     reconnected: Broadcast,
     /// A debounced save of the book is scheduled.
     save_pending: AtomicBool,
-    /// Why each address tried lately failed, per peer, for the
-    /// `Unreachable` error that ends the round (at most
-    /// [`MAX_CAUSES`] per peer; taken then, dropped when it connects or
-    /// is unpaired).
-    causes: Mutex<FxHashMap<PeerId, Vec<(SocketAddr, String)>>>,
 }
-
-/// The causes kept per peer: the addresses a peer may have
-/// (`Config::max_addresses_per_peer`'s default) and a few more.
-const MAX_CAUSES: usize = 16;
 
 impl DialState {
     fn take_waiters(&self, peer: &PeerId) -> Vec<Waiter> {
@@ -127,27 +118,10 @@ impl DialState {
 
     /// `peer` connected (under the core's lock, from `drain`).
     pub(crate) fn connected(&self, peer: PeerId) {
-        self.take_causes(&peer);
         for tx in self.take_waiters(&peer) {
             let _ = tx.send(Ok(()));
         }
         self.reconnected.notify(usize::MAX);
-    }
-
-    /// A dial of `peer` at `addr` failed, `cause` says why: kept for the
-    /// round's `Unreachable` error.
-    pub(crate) fn dial_failed(&self, peer: PeerId, addr: SocketAddr, cause: String) {
-        let mut causes = self.causes.lock().unwrap_or_else(PoisonError::into_inner);
-        let tried = causes.entry(peer).or_default();
-        if tried.len() >= MAX_CAUSES {
-            tried.remove(0);
-        }
-        tried.push((addr, cause));
-    }
-
-    fn take_causes(&self, peer: &PeerId) -> Vec<(SocketAddr, String)> {
-        let mut causes = self.causes.lock().unwrap_or_else(PoisonError::into_inner);
-        causes.remove(peer).unwrap_or_default()
     }
 
     fn fail_waiters(&self, peer: &PeerId, error: impl Fn() -> ConnectError) {
@@ -175,16 +149,15 @@ pub(crate) fn on_event<R: Runtime>(shared: &Shared<R>, inner: &mut Inner, event:
                 },
             );
         }
-        Event::Unreachable { peer } => {
-            tracing::info!(%peer, "unreachable at every known address");
-            let tried = shared.dialing.take_causes(&peer);
+        Event::Unreachable { peer, tried } => {
+            tracing::info!(%peer, tried = tried.len(), "unreachable at every known address");
             shared
                 .dialing
                 .fail_waiters(&peer, || ConnectError::Unreachable {
                     peer,
                     tried: tried.clone(),
                 });
-            shared.publish(inner, NodeEvent::Unreachable { peer });
+            shared.publish(inner, NodeEvent::Unreachable { peer, tried });
         }
         _ => {}
     }
@@ -238,7 +211,6 @@ pub(crate) fn after_pair<R: Runtime>(shared: &Arc<Shared<R>>, peer: PeerId) {
 /// the core); whoever waited for it is told, and the book is saved.
 pub(crate) fn after_unpair<R: Runtime>(shared: &Arc<Shared<R>>, peer: PeerId) {
     let state = &shared.dialing;
-    state.take_causes(&peer);
     state.fail_waiters(&peer, || {
         ConnectError::Start(peernet_proto::ConnectError::Untrusted(peer))
     });

@@ -31,14 +31,15 @@ pub enum ConnectError {
         /// The peer dialed.
         peer: peernet_proto::PeerId,
         /// Each address tried in the round that failed, in the order
-        /// tried, with why it failed (the transport's error, or the
-        /// handshake's: refused, rejected, another peer answered).
-        tried: Vec<(std::net::SocketAddr, String)>,
+        /// tried, with why it failed (the transport's error, no
+        /// connection in time, or the handshake's: refused, rejected,
+        /// another peer answered).
+        tried: Vec<(std::net::SocketAddr, peernet_proto::DialFailure)>,
     },
 }
 
 /// `tried` of [`ConnectError::Unreachable`], as its message ends.
-struct Causes<'a>(&'a [(std::net::SocketAddr, String)]);
+struct Causes<'a>(&'a [(std::net::SocketAddr, peernet_proto::DialFailure)]);
 
 impl std::fmt::Display for Causes<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -51,6 +51,8 @@ pub enum NodeEvent {
     Unreachable {
         /// The peer.
         peer: PeerId,
+        /// Each address tried, in the order tried, with why it failed.
+        tried: Vec<(std::net::SocketAddr, peernet_proto::DialFailure)>,
     },
 }
 

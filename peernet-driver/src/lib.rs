@@ -100,7 +100,9 @@ pub mod api {
         PeerId, ProtocolVersion, RecordError, RejectCode, RejectCounts, ReplyStatus, SendError,
         Side, Stats, StatusCounts, TrustList,
     };
-    pub use peernet_proto::{AddrEntry, AddrSource, BookError, DialConfig, is_dialable};
+    pub use peernet_proto::{
+        AddrEntry, AddrSource, BookError, DialConfig, DialFailure, is_dialable,
+    };
 }
 
 pub use api::*;

@@ -498,11 +498,6 @@ impl<R: Runtime> Shared<R> {
             Event::HandshakeFailed { conn, peer, error } => {
                 let direction = direction_of(inner, conn);
                 tracing::debug!(%conn, ?peer, ?direction, %error, "handshake failed");
-                let remote = inner.conns.get(&conn).and_then(|e| e.remote_addr);
-                if let (Direction::Outbound, Some(peer), Some(addr)) = (direction, peer, remote) {
-                    // (why this address failed, for a dial round's end)
-                    self.dialing.dial_failed(peer, addr, error.to_string());
-                }
                 if let Some(tx) = inner.dials.remove(&conn) {
                     let result = match (&error, peer) {
                         // Another connection to the same peer won (a

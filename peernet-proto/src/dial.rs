@@ -15,6 +15,7 @@
 
 use alloc::collections::BTreeMap;
 use alloc::collections::VecDeque;
+use alloc::vec::Vec;
 use core::net::SocketAddr;
 use core::time::Duration;
 
@@ -22,6 +23,7 @@ use rand_core::Rng;
 
 use crate::Instant;
 use crate::config::DialConfig;
+use crate::error::DialFailure;
 use crate::identity::PeerId;
 use crate::ids::ConnId;
 
@@ -117,6 +119,9 @@ pub(crate) struct PeerDial {
     pub(crate) delay: Option<Duration>,
     /// The round's addresses not yet dialed, best first.
     pub(crate) rest: VecDeque<SocketAddr>,
+    /// The round's addresses dialed and failed, with why: at most one
+    /// per address of the round, for its [`crate::Event::Unreachable`].
+    pub(crate) tried: Vec<(SocketAddr, DialFailure)>,
     pub(crate) phase: Phase,
 }
 
@@ -129,6 +134,7 @@ impl PeerDial {
             attempt: 0,
             delay: None,
             rest: VecDeque::new(),
+            tried: Vec::new(),
             phase: Phase::Idle,
         }
     }

@@ -115,6 +115,43 @@ pub enum HandshakeError {
     Record(RecordError),
 }
 
+/// Why one address of a dial round ([`crate::Endpoint::dial`],
+/// [`crate::Endpoint::keep_connected`]) gave no connection; the round's
+/// [`crate::Event::Unreachable`] lists one per address tried.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DialFailure {
+    /// The driver could not open the transport
+    /// ([`crate::Endpoint::dial_failed`]); its words, at most
+    /// [`DialFailure::MAX_TRANSPORT_TEXT`] bytes.
+    #[error("{0}")]
+    Transport(String),
+    /// Neither [`crate::Endpoint::connect_to`] nor
+    /// [`crate::Endpoint::dial_failed`] came within
+    /// `DialConfig::dial_timeout` (this long).
+    #[error("no connection within {0:?}")]
+    TimedOut(core::time::Duration),
+    /// The transport opened and the handshake failed.
+    #[error("handshake: {0}")]
+    Handshake(HandshakeError),
+}
+
+impl DialFailure {
+    /// The longest text [`DialFailure::Transport`] keeps: a longer one is
+    /// cut at a character boundary, so a round's causes stay bounded.
+    pub const MAX_TRANSPORT_TEXT: usize = 256;
+
+    /// A transport failure in the driver's words, cut to
+    /// [`DialFailure::MAX_TRANSPORT_TEXT`] bytes.
+    pub fn transport(text: &str) -> DialFailure {
+        let mut end = text.len().min(Self::MAX_TRANSPORT_TEXT);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        DialFailure::Transport(String::from(&text[..end]))
+    }
+}
+
 /// Why an established connection ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

@@ -2,6 +2,7 @@
 //! bytes or its end) and [`Output`] (bytes to write, a transport to close,
 //! or an [`Event`] for the application).
 
+use alloc::vec::Vec;
 use bytes::{Bytes, BytesMut};
 
 use core::net::SocketAddr;
@@ -9,7 +10,7 @@ use core::time::Duration;
 
 use crate::Instant;
 use crate::envelope::Handle;
-use crate::error::{CallError, CloseReason, HandshakeError};
+use crate::error::{CallError, CloseReason, DialFailure, HandshakeError};
 use crate::identity::PeerId;
 use crate::ids::{CallId, ConnId, Direction, InboundCallId};
 
@@ -147,6 +148,9 @@ pub enum Event {
     Unreachable {
         /// The peer.
         peer: PeerId,
+        /// Each address the round tried, in the order tried, with why it
+        /// failed (at most `Config::max_addresses_per_peer` entries).
+        tried: Vec<(SocketAddr, DialFailure)>,
     },
 }
 

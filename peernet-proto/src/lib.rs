@@ -52,7 +52,7 @@ pub use endpoint::Endpoint;
 pub use envelope::{
     Envelope, EnvelopeError, EnvelopeTooLarge, Handle, InvalidHandle, MAX_HANDLE_LEN,
 };
-pub use error::{CallError, CloseReason, ConnectError, HandshakeError, SendError};
+pub use error::{CallError, CloseReason, ConnectError, DialFailure, HandshakeError, SendError};
 pub use event::{Event, InboundCall, InboundSend, Input, Output, Response};
 pub use exposure::Access;
 pub use frame::{DEFAULT_MAX_FRAME_LEN, FRAME_HEADER_LEN, FrameDecoder, FrameError};

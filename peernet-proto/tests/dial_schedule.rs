@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use peernet_proto::dial::next_delay;
 use peernet_proto::{
-    AddrSource, BookError, Config, ConnId, ConnectError, DialConfig, Endpoint, Event, Identity,
-    Input, Instant, Output, PeerId, TrustList,
+    AddrSource, BookError, Config, ConnId, ConnectError, DialConfig, DialFailure, Endpoint, Event,
+    HandshakeError, Identity, Input, Instant, Output, PeerId, TrustList,
 };
 use proptest::prelude::*;
 use rand_chacha::ChaCha20Rng;
@@ -63,6 +63,11 @@ fn events(outputs: &[Output]) -> Vec<Event> {
             _ => None,
         })
         .collect()
+}
+
+/// A transport that refused the dial, in a driver's words.
+fn refused() -> DialFailure {
+    DialFailure::transport("connection refused")
 }
 
 /// Fires the next deadline of `ep`; returns when it was.
@@ -156,7 +161,7 @@ fn a_one_off_dial_tries_each_address_then_reports_unreachable() {
     assert_eq!(dials(&out), [(b, addr(1))]);
     assert!(events(&out).is_empty(), "the first dial is silent");
     // Refused: the next address at once.
-    a.dial_failed(now, b, addr(1));
+    a.dial_failed(now, b, addr(1), refused());
     let out = drain(&mut a);
     assert_eq!(dials(&out), [(b, addr(2))]);
     // The transport opens but the handshake ends: the round is over.
@@ -164,7 +169,19 @@ fn a_one_off_dial_tries_each_address_then_reports_unreachable() {
     a.handle_input(now, Input::Closed { conn });
     let out = drain(&mut a);
     assert!(dials(&out).is_empty());
-    assert!(events(&out).contains(&Event::Unreachable { peer: b }));
+    // The report names each address tried, in order, with why.
+    let tried = vec![
+        (addr(1), refused()),
+        (
+            addr(2),
+            DialFailure::Handshake(HandshakeError::TransportLost),
+        ),
+    ];
+    assert!(
+        events(&out).contains(&Event::Unreachable { peer: b, tried }),
+        "{:?}",
+        events(&out)
+    );
     assert!(!a.is_kept(&b));
     // Both failed: they rank last now, the most recent failure last.
     let e: Vec<_> = a.addresses(&b).collect();
@@ -187,9 +204,21 @@ fn a_dial_not_reported_in_time_counts_as_failed() {
     let at = next_deadline(&mut a);
     assert_eq!(at, now + a.config().dial.dial_timeout);
     assert_eq!(dials(&drain(&mut a)), [(b, addr(2))]);
-    // A late report of the first is harmless.
-    a.dial_failed(at, b, addr(1));
+    // A late report of the first is harmless, and not a cause twice.
+    a.dial_failed(at, b, addr(1), refused());
     assert!(dials(&drain(&mut a)).is_empty());
+    // A driver's overlong words are cut, on a character boundary.
+    let long = "é".repeat(DialFailure::MAX_TRANSPORT_TEXT);
+    a.dial_failed(at, b, addr(2), DialFailure::transport(&long));
+    let kept = "é".repeat(DialFailure::MAX_TRANSPORT_TEXT / 2);
+    let tried = vec![
+        (addr(1), DialFailure::TimedOut(a.config().dial.dial_timeout)),
+        (addr(2), DialFailure::Transport(kept)),
+    ];
+    assert_eq!(
+        events(&drain(&mut a)),
+        [Event::Unreachable { peer: b, tried }]
+    );
 }
 
 /// Keeps peer 2 with one address that always refuses; returns the
@@ -203,7 +232,7 @@ fn refused_redials(a: &mut Endpoint, rounds: usize) -> Vec<(Instant, u32, Durati
     let out = drain(a);
     assert_eq!(dials(&out), [(b, addr(1))]);
     assert!(events(&out).is_empty(), "the first dial is silent");
-    a.dial_failed(start, b, addr(1));
+    a.dial_failed(start, b, addr(1), refused());
     let mut seen = Vec::new();
     let mut failed_at = start;
     for _ in 0..rounds {
@@ -223,7 +252,7 @@ fn refused_redials(a: &mut Endpoint, rounds: usize) -> Vec<(Instant, u32, Durati
         assert!(matches!(out.last(), Some(Output::Dial { .. })));
         assert_eq!(dials(&out), [(b, addr(1))]);
         seen.push((at, attempt, after));
-        a.dial_failed(at, b, addr(1));
+        a.dial_failed(at, b, addr(1), refused());
         failed_at = at;
     }
     seen
@@ -282,7 +311,7 @@ fn a_dial_in_flight_when_unpaired_is_refused() {
         a.connect_to(now, b, addr(1)),
         Err(ConnectError::Untrusted(b))
     );
-    a.dial_failed(now, b, addr(1));
+    a.dial_failed(now, b, addr(1), refused());
     assert!(dials(&drain(&mut a)).is_empty());
     assert_eq!(a.poll_timeout(), None);
 }
@@ -492,7 +521,7 @@ proptest! {
         for outcome in outcomes {
             let reset = match outcome {
                 Outcome::Fail => {
-                    p.a.dial_failed(p.now, b, addr(1));
+                    p.a.dial_failed(p.now, b, addr(1), refused());
                     false
                 }
                 Outcome::Live(secs) => {

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use peernet_proto::{
-    CallError, CallId, Config, ConnId, ConnectError, Endpoint, Event, Identity, InboundCall,
-    InboundCallId, Input, Instant, Output, PeerId, Response, Source,
+    CallError, CallId, Config, ConnId, ConnectError, DialFailure, Endpoint, Event, Identity,
+    InboundCall, InboundCallId, Input, Instant, Output, PeerId, Response, Source,
 };
 
 use crate::model::{Invariant, Model, Rule};
@@ -209,7 +209,8 @@ impl Node {
 
     /// A transport for an `Output::Dial` could not be opened.
     pub fn dial_failed(&mut self, peer: PeerId, addr: SocketAddr) {
-        self.ep.dial_failed(self.now, peer, addr);
+        self.ep
+            .dial_failed(self.now, peer, addr, DialFailure::transport("refused"));
     }
 
     /// Moves the clock and fires what is due.

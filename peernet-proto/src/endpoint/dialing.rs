@@ -17,7 +17,7 @@ use crate::Instant;
 use crate::book::{AddrEntry, AddrSource, BookError};
 use crate::config::fault;
 use crate::dial::{PeerDial, Phase, next_delay};
-use crate::error::ConnectError;
+use crate::error::{ConnectError, DialFailure, HandshakeError};
 use crate::event::{Event, Output};
 use crate::identity::PeerId;
 use crate::ids::ConnId;
@@ -203,17 +203,26 @@ impl Endpoint {
     }
 
     /// The driver could not open a transport to `addr` for `peer`
-    /// (refused, unreachable, timed out): the book marks it failed and the
-    /// round moves on to the next address.
-    pub fn dial_failed(&mut self, now: Instant, peer: PeerId, addr: SocketAddr) {
+    /// (refused, unreachable, timed out), for the reason `cause`
+    /// (usually [`DialFailure::transport`] or [`DialFailure::TimedOut`]):
+    /// the book marks it failed and the round moves on to the next
+    /// address, keeping `cause` for the round's
+    /// [`Event::Unreachable`].
+    pub fn dial_failed(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        addr: SocketAddr,
+        cause: DialFailure,
+    ) {
         self.advance(now);
         let now = self.ctx.now;
         self.book.mark_failed(&peer, addr, now);
-        tracing::debug!(peer = %peer, %addr, "dial failed");
+        tracing::debug!(peer = %peer, %addr, %cause, "dial failed");
         let ours = self.is_opening(&peer, addr);
         if ours {
             self.disarm_dial(&peer);
-            self.next_address(peer);
+            self.round_failed(peer, addr, cause);
         }
     }
 
@@ -250,7 +259,8 @@ impl Endpoint {
             Phase::Opening { addr, .. } => {
                 tracing::debug!(peer = %peer, %addr, "dial not reported in time");
                 self.book.mark_failed(&peer, addr, now);
-                self.next_address(peer);
+                let waited = self.ctx.config.dial.dial_timeout;
+                self.round_failed(peer, addr, DialFailure::TimedOut(waited));
             }
             _ => {}
         }
@@ -269,6 +279,7 @@ impl Endpoint {
         d.report = false;
         d.lost = false;
         d.rest.clear();
+        d.tried.clear();
         if !d.kept {
             self.dials.remove(&peer);
             return;
@@ -300,15 +311,22 @@ impl Endpoint {
         self.back_off(peer);
     }
 
-    /// A connection ended before it was registered: if `connect_to` made
-    /// it, the book learns how it went (`superseded`: another connection
-    /// to the peer won, so the address worked) and the round moves on.
-    pub(super) fn on_handshake_ended(&mut self, conn: ConnId, superseded: bool) {
+    /// Whether `conn` was opened by `connect_to`: its end matters to the
+    /// schedule ([`Endpoint::on_handshake_ended`]).
+    pub(super) fn is_dialed(&self, conn: ConnId) -> bool {
+        self.dials.dialed.contains_key(&conn)
+    }
+
+    /// A connection ended before it was registered, for `error`: if
+    /// `connect_to` made it, the book learns how it went (superseded:
+    /// another connection to the peer won, so the address worked) and
+    /// the round moves on.
+    pub(super) fn on_handshake_ended(&mut self, conn: ConnId, error: HandshakeError) {
         let Some((peer, addr)) = self.dials.dialed.remove(&conn) else {
             return;
         };
         let now = self.ctx.now;
-        if superseded {
+        if error == HandshakeError::Superseded {
             self.book.mark_ok(&peer, addr, now);
         } else {
             self.book.mark_failed(&peer, addr, now);
@@ -318,7 +336,7 @@ impl Endpoint {
             .get(&peer)
             .is_some_and(|d| d.phase == Phase::Handshaking { addr, conn });
         if ours && !self.shutting_down {
-            self.next_address(peer);
+            self.round_failed(peer, addr, DialFailure::Handshake(error));
         }
     }
 
@@ -369,6 +387,7 @@ impl Endpoint {
         let rest: VecDeque<SocketAddr> = self.book.get(&peer).map(|e| e.addr).collect();
         let d = self.dials.entry(peer);
         d.rest = rest;
+        d.tried.clear();
         if let Some((attempt, after)) = announce {
             if !d.rest.is_empty() {
                 tracing::debug!(peer = %peer, attempt, ?after, "reconnecting");
@@ -378,6 +397,15 @@ impl Endpoint {
                     after,
                 });
             }
+        }
+        self.next_address(peer);
+    }
+
+    /// The round's dial of `addr` failed for `cause`: kept for the
+    /// round's report, and the round moves on.
+    fn round_failed(&mut self, peer: PeerId, addr: SocketAddr, cause: DialFailure) {
+        if let Some(d) = self.dials.get_mut(&peer) {
+            d.tried.push((addr, cause));
         }
         self.next_address(peer);
     }
@@ -394,6 +422,7 @@ impl Endpoint {
         if connected {
             d.phase = Phase::Connected { since: now };
             d.rest.clear();
+            d.tried.clear();
             return;
         }
         while let Some(addr) = d.rest.pop_front() {
@@ -408,10 +437,11 @@ impl Endpoint {
             return;
         }
         d.phase = Phase::Idle;
+        let tried = core::mem::take(&mut d.tried);
         if d.report {
             d.report = false;
-            tracing::debug!(peer = %peer, "unreachable");
-            self.ctx.emit(Event::Unreachable { peer });
+            tracing::debug!(peer = %peer, tried = tried.len(), "unreachable");
+            self.ctx.emit(Event::Unreachable { peer, tried });
         }
         if d.kept {
             d.lost = true;

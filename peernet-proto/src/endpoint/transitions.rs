@@ -96,7 +96,9 @@ impl Endpoint {
         }
         let announced = c.is_announced();
         let peer = c.peer();
-        let superseded = matches!(ending, Ending::Superseded);
+        // (why a dial's handshake failed, for its round's report)
+        let dial_error =
+            (!announced && self.is_dialed(conn)).then(|| ending.clone().handshake_error());
         if announced {
             if let Some(peer) = peer {
                 self.registry.remove(&peer, conn);
@@ -108,8 +110,8 @@ impl Endpoint {
         c.close(ending, &mut self.ctx);
         // (after `close`: its `HandshakeFailed`, the cause, comes before
         // the dial schedule's `Unreachable`, its consequence)
-        if !announced {
-            self.on_handshake_ended(conn, superseded);
+        if let Some(error) = dial_error {
+            self.on_handshake_ended(conn, error);
         }
         if let Some(peer) = peer.filter(|p| announced && self.registry.get(p).is_none()) {
             self.on_peer_lost(peer);

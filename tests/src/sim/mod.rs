@@ -51,7 +51,9 @@ pub mod workload;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use peernet_proto::{ConnId, Endpoint, Event, InboundCallId, Input, Output, PeerId, Response};
+use peernet_proto::{
+    ConnId, DialFailure, Endpoint, Event, InboundCallId, Input, Output, PeerId, Response,
+};
 
 pub use intruder::{Attack, Byzantine};
 pub use invariants::{Invariant, Violation};
@@ -668,7 +670,7 @@ impl Sim {
                 Output::Dial { peer, addr } => {
                     let now = self.nodes[n].clock(self.now);
                     if let Some(ep) = self.nodes[n].ep.as_mut() {
-                        ep.dial_failed(now, peer, addr);
+                        ep.dial_failed(now, peer, addr, DialFailure::transport("refused"));
                     }
                 }
             }

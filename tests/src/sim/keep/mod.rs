@@ -25,8 +25,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use peernet_proto::{
-    AddrSource, Config, ConnId, Endpoint, Event, HandshakeError, Identity, Input, Instant, Output,
-    PeerId, TrustList,
+    AddrSource, Config, ConnId, DialFailure, Endpoint, Event, HandshakeError, Identity, Input,
+    Instant, Output, PeerId, TrustList,
 };
 
 pub use check::{
@@ -490,7 +490,7 @@ impl KeepSim {
         let reachable = target.filter(|t| open && self.up(*t) && !self.partitioned(n, *t));
         let Some(t) = reachable else {
             let ep = self.nodes[n].ep.as_mut().expect("up");
-            ep.dial_failed(now, peer, addr);
+            ep.dial_failed(now, peer, addr, DialFailure::transport("refused"));
             self.after(n);
             return;
         };
