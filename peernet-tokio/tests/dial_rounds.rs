@@ -1,0 +1,111 @@
+//! Dial rounds through the address book, on a real network: what a
+//! round reports, and what it records (the review of the dial layer,
+//! s35, turned each finding into one of these).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use peernet_tokio::{
+    AddrSource, Config, ConnectError, DialConfig, DialFailure, Identity, Node, NodeConfig, PeerId,
+};
+
+fn id(seed: u8) -> Identity {
+    Identity::from_seed(&[seed; 32])
+}
+
+fn peer(seed: u8) -> PeerId {
+    id(seed).peer_id()
+}
+
+fn config(seed: u8, trusts: &[u8]) -> NodeConfig {
+    let mut config = NodeConfig::new(id(seed));
+    for t in trusts {
+        config = config.trusting(peer(*t));
+    }
+    config
+}
+
+async fn node(seed: u8, trusts: &[u8]) -> Node {
+    Node::bind(config(seed, trusts), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+}
+
+fn dead_address() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// An address whose TCP connect never completes (SYNs dropped: a full
+/// accept queue, on loopback) is dialed until `dial_timeout`, and the
+/// round's `Unreachable` error says so. (The core's deadline fires before
+/// the dial task's: the cause must come from the core.)
+#[tokio::test]
+async fn unreachable_says_why_a_silent_address_failed() {
+    // a listener with a backlog of 0 whose queue is filled: later SYNs
+    // are dropped, so a connect hangs
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(0).unwrap();
+    let silent = listener.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    loop {
+        match tokio::time::timeout(
+            Duration::from_millis(300),
+            tokio::net::TcpStream::connect(silent),
+        )
+        .await
+        {
+            Ok(Ok(s)) => fillers.push(s),
+            Ok(Err(e)) => panic!("{e}"),
+            Err(_) => break, // hangs now
+        }
+        assert!(fillers.len() < 16, "the accept queue never filled");
+    }
+    let mut protocol = Config::default();
+    let mut dial = DialConfig::default();
+    dial.dial_timeout = Duration::from_millis(500);
+    protocol.dial = dial;
+    let a = Node::bind(
+        config(1, &[2]).protocol(protocol),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    a.add_address(peer(2), silent, AddrSource::Application)
+        .unwrap();
+    let err = a.connect_peer(peer(2)).await.unwrap_err();
+    let ConnectError::Unreachable { tried, .. } = &err else {
+        panic!("{err}");
+    };
+    assert_eq!(
+        tried,
+        &[(silent, DialFailure::TimedOut(Duration::from_millis(500)))],
+        "`{err}`"
+    );
+    drop(listener);
+}
+
+/// `Unreachable { tried }` lists each address tried in the round that
+/// failed, and nothing else: not an earlier, unrelated `Node::connect`
+/// that failed.
+#[tokio::test]
+async fn unreachable_lists_only_the_rounds_addresses() {
+    let a = node(1, &[2, 3]).await;
+    let c = node(3, &[1]).await;
+    let elsewhere = c.local_addr().unwrap();
+    // the wrong peer answers there: the handshake fails
+    assert!(a.connect(peer(2), elsewhere).await.is_err());
+    let dead = dead_address();
+    a.add_address(peer(2), dead, AddrSource::Application)
+        .unwrap();
+    let err = a.connect_peer(peer(2)).await.unwrap_err();
+    let ConnectError::Unreachable { tried, .. } = &err else {
+        panic!("{err}");
+    };
+    let addrs: Vec<SocketAddr> = tried.iter().map(|(a, _)| *a).collect();
+    assert_eq!(addrs, [dead], "`{err}`");
+    assert!(matches!(tried[0].1, DialFailure::Transport(_)), "`{err}`");
+}
