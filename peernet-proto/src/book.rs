@@ -17,6 +17,13 @@
 //! 4. those that failed last time: those that once worked first (the most
 //!    recently worked first), then the longest-failed first.
 //!
+//! A full peer makes room for a new address by dropping its worst entry
+//! of a worse source, or of the same source ranked below the new one.
+//! A discovery hint never pushes out an address the application or a
+//! ticket gave, nor another hint that once worked: a LAN host that
+//! announces addresses for a peer cannot make the book forget the true
+//! ones.
+//!
 //! [`Config::max_addresses_per_peer`]: crate::Config::max_addresses_per_peer
 //! [`Config::max_addresses`]: crate::Config::max_addresses
 
@@ -93,6 +100,23 @@ impl AddrEntry {
         }
     }
 
+    /// Whether this new entry may take `old`'s place in a full book: a
+    /// better source always may; the same source only if `old` ranks
+    /// below it and, for discovery, never worked; a worse source never.
+    /// So a LAN host announcing addresses for a peer can push out only
+    /// other hints that never worked, not what the application, a ticket
+    /// or a working connection gave.
+    fn may_evict(&self, old: &AddrEntry) -> bool {
+        match self.source.weight().cmp(&old.source.weight()) {
+            Ordering::Greater => true,
+            Ordering::Less => false,
+            Ordering::Equal => {
+                old.rank(self) == Ordering::Greater
+                    && (self.source != AddrSource::Discovery || old.last_ok.is_none())
+            }
+        }
+    }
+
     /// Orders two entries of one peer, best (to dial first) first.
     pub fn rank(&self, other: &AddrEntry) -> Ordering {
         let key = |e: &AddrEntry| {
@@ -158,8 +182,10 @@ impl AddressBook {
     }
 
     /// Adds `addr` for `peer` (or, if known, keeps the better of the two
-    /// sources). A full peer makes room by dropping its worst entry if
-    /// that ranks below the new one; otherwise [`BookError::Full`]. Trust
+    /// sources). A full peer makes room by dropping its worst entry that
+    /// the new one may replace: one of a worse source, or of the same
+    /// source ranked below it (for discovery, one that never worked);
+    /// otherwise [`BookError::Full`]. Trust
     /// is the caller's to check. Returns true if the address is new;
     /// [`BookError::Undialable`] for an address no dial can reach.
     pub fn add(
@@ -184,13 +210,13 @@ impl AddressBook {
         let new = AddrEntry::new(addr, source);
         let evict = entries.len() >= per_peer || at_total;
         if evict {
-            // Entries are sorted: the last is the worst.
-            match entries.last() {
-                Some(worst) if worst.rank(&new) == Ordering::Greater => {
-                    entries.pop();
+            // Entries are sorted: the worst that may make room goes.
+            match entries.iter().rposition(|e| new.may_evict(e)) {
+                Some(worst) => {
+                    entries.remove(worst);
                     self.total -= 1;
                 }
-                _ => {
+                None => {
                     if entries.is_empty() {
                         self.peers.remove(&peer);
                     }
@@ -352,6 +378,41 @@ mod tests {
     }
 
     #[test]
+    fn hints_make_room_only_among_hints_that_never_worked() {
+        let p = peer(1);
+        let mut book = AddressBook::new(3, 64);
+        book.add(p, addr(1), AddrSource::Application).unwrap();
+        book.add(p, addr(2), AddrSource::Discovery).unwrap();
+        book.add(p, addr(3), AddrSource::Discovery).unwrap();
+        // addr(2) worked once, then every address failed.
+        book.mark_ok(&p, addr(2), at(1));
+        for (port, t) in [(1, 2), (2, 3), (3, 4)] {
+            book.mark_failed(&p, addr(port), at(t));
+        }
+        // A new hint pushes out only the hint that never worked.
+        assert_eq!(book.add(p, addr(4), AddrSource::Discovery), Ok(true));
+        assert_eq!(ports(&book, &p), [4, 2, 1]);
+        // A flood of hints, each failing, churns that one place only:
+        // the book never forgets the others.
+        for port in 5..50 {
+            book.mark_failed(&p, addr(port - 1), at(u64::from(port)));
+            assert_eq!(book.add(p, addr(port), AddrSource::Discovery), Ok(true));
+            assert_eq!(ports(&book, &p), [port, 2, 1]);
+        }
+        // Untried, the last hint ranks above it: not replaced by another.
+        assert_eq!(
+            book.add(p, addr(50), AddrSource::Discovery),
+            Err(BookError::Full)
+        );
+        // A ticket may replace a hint even if it worked (the worst
+        // first); the application its own failed address.
+        assert_eq!(book.add(p, addr(60), AddrSource::Ticket), Ok(true));
+        assert_eq!(ports(&book, &p), [60, 49, 1]);
+        assert_eq!(book.add(p, addr(61), AddrSource::Application), Ok(true));
+        assert_eq!(ports(&book, &p), [61, 60, 49]);
+    }
+
+    #[test]
     fn a_second_source_keeps_the_better_one() {
         let p = peer(1);
         let mut book = AddressBook::new(8, 64);
@@ -369,14 +430,19 @@ mod tests {
         book.add(p, addr(1), AddrSource::Application).unwrap();
         book.add(p, addr(2), AddrSource::Application).unwrap();
         book.mark_ok(&p, addr(1), at(1));
-        // A hint does not push out an untried application address.
+        // A hint does not push out an application address, untried or
+        // failed.
         assert_eq!(
             book.add(p, addr(3), AddrSource::Discovery),
             Err(BookError::Full)
         );
-        // A failed one makes room for a new untried one.
         book.mark_failed(&p, addr(2), at(2));
-        assert_eq!(book.add(p, addr(3), AddrSource::Discovery), Ok(true));
+        assert_eq!(
+            book.add(p, addr(3), AddrSource::Discovery),
+            Err(BookError::Full)
+        );
+        // A failed one makes room for a new untried one of its source.
+        assert_eq!(book.add(p, addr(3), AddrSource::Application), Ok(true));
         assert_eq!(ports(&book, &p), [1, 3]);
         book.add(q, addr(9), AddrSource::Ticket).unwrap();
         assert_eq!(book.len(), 3);

@@ -561,3 +561,43 @@ proptest! {
         }
     }
 }
+
+/// A LAN host announces fresh addresses for a trusted peer that is down
+/// for a while: the address the application gave (the only true one)
+/// fails once, ranks last, and still is never evicted by a discovery
+/// hint, the least trusted source.
+#[test]
+fn a_discovery_hint_never_evicts_an_application_address() {
+    let b = identity(2).peer_id();
+    let mut a = endpoint(1, &[2]);
+    let mut now = Instant::from_millis(1);
+    let tick = |now: &mut Instant| *now = *now + Duration::from_millis(10);
+    let real = addr(1);
+    a.add_address(now, b, real, AddrSource::Application)
+        .unwrap();
+    // Round 1: B is down (restarting).
+    a.dial(now, b).unwrap();
+    assert_eq!(dials(&drain(&mut a)), [(b, real)]);
+    tick(&mut now);
+    a.dial_failed(now, b, real, refused());
+    // The attacker announces seven addresses for B.
+    for port in 100..107 {
+        a.add_address(now, b, addr(port), AddrSource::Discovery)
+            .unwrap();
+    }
+    // Round 2: the hints go first (untried), the real address last.
+    a.dial(now, b).unwrap();
+    loop {
+        let d = dials(&drain(&mut a));
+        let Some(&(_, at)) = d.first() else { break };
+        tick(&mut now);
+        a.dial_failed(now, b, at, refused());
+    }
+    // One more announcement.
+    let _ = a.add_address(now, b, addr(200), AddrSource::Discovery);
+    let kept: Vec<_> = a.addresses(&b).map(|e| (e.addr, e.source)).collect();
+    assert!(
+        kept.contains(&(real, AddrSource::Application)),
+        "the application's address was evicted by a discovery hint: {kept:?}"
+    );
+}
