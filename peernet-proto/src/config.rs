@@ -228,6 +228,10 @@ pub enum Fault {
     /// `Endpoint::unpair`: the peer's dial schedule and addresses are kept,
     /// so a kept peer goes on being redialed after it was unpaired.
     RedialAfterUnpair,
+    /// `Endpoint::connect_to`: a dial's transport is taken whatever the
+    /// schedule does, and never counted as its round's: a late transport
+    /// runs its handshake beside the round's next dial.
+    LateDialTaken,
     /// `Endpoint::accept_from`: every connection is admitted whatever its
     /// source has in progress or has failed lately.
     SourceUnlimited,
@@ -249,7 +253,7 @@ pub enum Fault {
 #[cfg(feature = "fault-injection")]
 impl Fault {
     /// Every fault, for the simulation and the fuzz targets to iterate.
-    pub const ALL: [Fault; 24] = [
+    pub const ALL: [Fault; 25] = [
         Fault::SupersedeNewest,
         Fault::SkipTrustCheck,
         Fault::ReplyAnyConnection,
@@ -270,6 +274,7 @@ impl Fault {
         Fault::SmallHandshakeFrames,
         Fault::NoBackoff,
         Fault::RedialAfterUnpair,
+        Fault::LateDialTaken,
         Fault::SourceUnlimited,
         Fault::FailuresUncharged,
         Fault::NoEviction,

@@ -39,6 +39,17 @@ pub enum ConnectError {
     /// connection would only supersede it.
     #[error("peer {0} is already connected")]
     AlreadyConnected(PeerId),
+    /// [`crate::Endpoint::connect_to`]: the dial schedule is dialing the
+    /// peer at another address (it gave up on `addr`, whose dial was not
+    /// reported within `DialConfig::dial_timeout`); at most one dial per
+    /// peer is in flight.
+    #[error("peer {peer} is being dialed at another address than {addr}")]
+    DialInFlight {
+        /// The peer.
+        peer: PeerId,
+        /// The address whose transport opened too late.
+        addr: core::net::SocketAddr,
+    },
     /// [`crate::Endpoint::accept_from`]: the connection's source is over
     /// one of its limits ([`crate::SourceLimits`]); close the transport
     /// without a word.

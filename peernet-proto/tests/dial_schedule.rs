@@ -601,3 +601,57 @@ fn a_discovery_hint_never_evicts_an_application_address() {
         "the application's address was evicted by a discovery hint: {kept:?}"
     );
 }
+
+/// At most one dial per peer is in flight: a transport that opens after
+/// the round gave up on it (not reported within `dial_timeout`) is
+/// refused while the round dials elsewhere, and taken as the round's own
+/// while the schedule backs off, so no second handshake races it (the
+/// later of two would supersede the earlier's connection).
+#[test]
+fn a_late_transport_never_runs_beside_the_rounds_dial() {
+    let b = identity(2).peer_id();
+    let mut a = endpoint(1, &[2]);
+    let now = Instant::from_millis(1);
+    a.add_address(now, b, addr(1), AddrSource::Application)
+        .unwrap();
+    a.add_address(now, b, addr(2), AddrSource::Application)
+        .unwrap();
+    a.keep_connected(now, b, true).unwrap();
+    assert_eq!(dials(&drain(&mut a)), [(b, addr(1))]);
+    let at = next_deadline(&mut a);
+    assert_eq!(dials(&drain(&mut a)), [(b, addr(2))]);
+    // addr(1) opens late, while the round dials addr(2): refused.
+    let refused = Err(ConnectError::DialInFlight {
+        peer: b,
+        addr: addr(1),
+    });
+    assert_eq!(a.connect_to(at, b, addr(1)), refused);
+    // addr(2) opens: its handshake runs; addr(1) is refused still.
+    let conn = a.connect_to(at, b, addr(2)).unwrap();
+    assert_eq!(a.connect_to(at, b, addr(1)), refused);
+    // The handshake fails: the round is over, the schedule backs off.
+    a.handle_input(at, Input::Closed { conn });
+    drain(&mut a);
+    assert!(a.poll_timeout().is_some(), "backing off");
+    // addr(1) opens now, during the backoff: it is the round's dial, so
+    // the backoff's end starts no second one beside it.
+    let late = a.connect_to(at, b, addr(1)).unwrap();
+    let past_backoff = at + a.config().dial.first_max + MS;
+    assert!(past_backoff < at + a.config().handshake_timeout);
+    a.handle_timeout(past_backoff);
+    assert!(dials(&drain(&mut a)).is_empty());
+    assert_eq!(
+        a.connect_to(past_backoff, b, addr(2)),
+        Err(ConnectError::DialInFlight {
+            peer: b,
+            addr: addr(2)
+        })
+    );
+    // Its end is the round's: the schedule backs off again, then dials.
+    a.handle_input(past_backoff, Input::Closed { conn: late });
+    drain(&mut a);
+    let next = next_deadline(&mut a);
+    assert!(next > past_backoff);
+    // (addr(2) failed longest ago: first)
+    assert_eq!(dials(&drain(&mut a)), [(b, addr(2))]);
+}

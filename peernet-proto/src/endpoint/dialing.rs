@@ -177,9 +177,13 @@ impl Endpoint {
     /// # Errors
     ///
     /// Those of [`Endpoint::connect`] (e.g. [`ConnectError::Untrusted`]
-    /// for a peer unpaired while the transport opened), and
+    /// for a peer unpaired while the transport opened),
     /// [`ConnectError::AlreadyConnected`] when the peer got connected
-    /// meanwhile: close the transport.
+    /// meanwhile, and [`ConnectError::DialInFlight`] when the schedule
+    /// dials the peer at another address (it gave up on this one, not
+    /// reported within `dial_timeout`) or a handshake of the peer's
+    /// schedule runs: close the transport. A late transport taken while
+    /// the schedule backs off is its round's dial from then on.
     pub fn connect_to(
         &mut self,
         now: Instant,
@@ -190,14 +194,30 @@ impl Endpoint {
         if self.is_connected(&peer) && self.trust.contains(&peer) {
             return Err(ConnectError::AlreadyConnected(peer));
         }
+        // At most one dial in flight per peer: a late transport of a dial
+        // the round gave up on would race the round's current one, and
+        // the later handshake would supersede the earlier's connection.
+        let late = fault!(self.ctx.config, LateDialTaken);
+        let in_flight = self.dials.get(&peer).is_some_and(|d| match d.phase {
+            Phase::Opening { addr: a, .. } => a != addr,
+            Phase::Handshaking { .. } => true,
+            _ => false,
+        });
+        if in_flight && !late {
+            return Err(ConnectError::DialInFlight { peer, addr });
+        }
         let conn = self.connect(now, Some(peer))?;
         self.dials.dialed.insert(conn, (peer, addr));
-        let ours = self.is_opening(&peer, addr);
-        if ours {
-            self.disarm_dial(&peer);
-            if let Some(d) = self.dials.get_mut(&peer) {
-                d.phase = Phase::Handshaking { addr, conn };
+        // The round's own dial, or a late one taken while no other is in
+        // flight: the schedule waits for its handshake rather than
+        // starting another (a backoff's timer is disarmed; the
+        // handshake's end counts as the round's).
+        let adopt = !late || self.is_opening(&peer, addr);
+        if let Some(d) = self.dials.get_mut(&peer).filter(|_| adopt) {
+            if let Some(at) = d.armed() {
+                self.ctx.timers.disarm(at, Timer::Dial(peer));
             }
+            d.phase = Phase::Handshaking { addr, conn };
         }
         Ok(conn)
     }

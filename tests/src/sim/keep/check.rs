@@ -28,6 +28,10 @@ pub enum KeepInvariant {
     NoRedialAfterUnpair,
     /// At most one connection per pair is open on both ends once settled.
     OneConnectionPerPair,
+    /// A node has at most one dial of a peer in flight: a connection it
+    /// dialed is never superseded by another it dialed to the same peer
+    /// (e.g. a transport that opened after the round gave up on it).
+    OneDialInFlight,
 }
 
 impl fmt::Display for KeepInvariant {

@@ -25,8 +25,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use peernet_proto::{
-    AddrSource, Config, ConnId, DialFailure, Endpoint, Event, HandshakeError, Identity, Input,
-    Instant, Output, PeerId, TrustList,
+    AddrSource, Config, ConnId, DialFailure, Endpoint, Event, GoodbyeCode, HandshakeError,
+    Identity, Input, Instant, Output, PeerId, TrustList,
 };
 
 pub use check::{
@@ -44,6 +44,10 @@ pub type NodeIx = usize;
 /// How long a dial across a partition takes to fail (the driver's TCP
 /// connect timeout, shorter than the core's `dial_timeout`).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The share of dials to a reachable address whose transport opens only
+/// after the core's `dial_timeout` (a lost SYN, retransmitted).
+const LATE_OPEN: f64 = 1.0 / 4.0;
 
 /// What a finished run did.
 #[derive(Debug, Clone)]
@@ -101,6 +105,8 @@ struct Node {
     kept: BTreeSet<NodeIx>,
     /// Connection → (link, side).
     conns: BTreeMap<ConnId, (u64, usize)>,
+    /// The connections this node dialed, until their end is reported.
+    dialed: BTreeSet<ConnId>,
     timer_at: Option<u64>,
 }
 
@@ -171,6 +177,7 @@ impl KeepSim {
                     trusted: BTreeSet::new(),
                     kept: BTreeSet::new(),
                     conns: BTreeMap::new(),
+                    dialed: BTreeSet::new(),
                     timer_at: None,
                 }
             })
@@ -413,6 +420,7 @@ impl KeepSim {
         node.inc += 1;
         node.timer_at = None;
         let conns = std::mem::take(&mut node.conns);
+        node.dialed.clear();
         for (_, (link, side)) in conns {
             if let Some(l) = self.links.get_mut(&link) {
                 l.dirs[side].done = true;
@@ -518,6 +526,7 @@ impl KeepSim {
             },
         );
         self.nodes[n].conns.insert(ca, (id, 0));
+        self.nodes[n].dialed.insert(ca);
         self.nodes[t].conns.insert(cb, (id, 1));
         self.after(n);
         self.after(t);
@@ -565,6 +574,16 @@ impl KeepSim {
                         Some(t) if self.partitioned(n, t) => {
                             (CONNECT_TIMEOUT.as_nanos() as u64, false)
                         }
+                        // A connect whose SYN was lost opens after the
+                        // core gave up on it: during the backoff or the
+                        // next round (not in lockstep runs, whose counts
+                        // are exact).
+                        _ if self.latency.is_none() && self.rng.chance(LATE_OPEN) => {
+                            let dial = &self.config.dial;
+                            let waited = dial.dial_timeout.as_nanos() as u64;
+                            let later = (dial.first_max.as_nanos() as u64).max(1);
+                            (waited + self.rng.range(1, 2 * later), true)
+                        }
                         _ => (2 * self.latency(), true),
                     };
                     let ev = Ev::Dialed {
@@ -609,9 +628,38 @@ impl KeepSim {
                 .check
                 .on_reconnecting(self.now, (n, inc, peer), attempt, after),
             Event::HandshakeFailed {
+                conn,
                 error: HandshakeError::Superseded,
                 ..
-            } => self.superseded += 1,
+            } => {
+                self.nodes[n].dialed.remove(&conn);
+                self.superseded += 1;
+            }
+            Event::HandshakeFailed { conn, .. } => {
+                self.nodes[n].dialed.remove(&conn);
+            }
+            Event::Disconnected { conn, peer, reason }
+                if reason.goodbye_code() == Some(GoodbyeCode::Superseded) =>
+            {
+                // Supersede settles races between the two ends; one end
+                // never races itself (one dial in flight per peer).
+                let node = &mut self.nodes[n];
+                let ours = node.dialed.remove(&conn);
+                let survivor = node.ep.as_ref().and_then(|ep| ep.connection(&peer));
+                if ours && survivor.is_some_and(|c| node.dialed.contains(&c)) {
+                    self.check.fail(
+                        self.now,
+                        KeepInvariant::OneDialInFlight,
+                        format!(
+                            "node {n}'s connection {conn} to {peer} was superseded by \
+                             {survivor:?}, which it dialed as well"
+                        ),
+                    );
+                }
+            }
+            Event::Disconnected { conn, .. } => {
+                self.nodes[n].dialed.remove(&conn);
+            }
             _ => {}
         }
     }
