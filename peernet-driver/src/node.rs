@@ -529,10 +529,12 @@ impl<R: Runtime> Node<R> {
     /// (the resolver's own timeouts apply), then each of its addresses is
     /// tried in turn within the handshake's budget.
     ///
-    /// Once connected, the address is recorded in the address book
-    /// (source `Application`; for a host name, the address that opened),
-    /// so that [`Node::connect_peer`] and [`Node::keep_connected`] find
-    /// the peer there later.
+    /// Once connected through it, the address is recorded in the address
+    /// book (source `Application`; for a host name, the address that
+    /// opened), so that [`Node::connect_peer`] and
+    /// [`Node::keep_connected`] find the peer there later. A peer
+    /// connected already resolves at once, and nothing is recorded: the
+    /// address was not tried.
     ///
     /// # Errors
     ///
@@ -571,8 +573,8 @@ impl<R: Runtime> Node<R> {
     }
 
     /// Resolves `addr` (unless `peer` is connected and `again` is false),
-    /// then dials. Also returns the address known to reach the peer: the
-    /// one given, or of a host name's addresses the one that opened.
+    /// then dials. Also returns the address that opened the connection,
+    /// if one did (none when the peer was connected already).
     async fn dial_to(
         &self,
         peer: PeerId,
@@ -580,10 +582,7 @@ impl<R: Runtime> Node<R> {
         again: bool,
     ) -> Result<(PeerId, Option<SocketAddr>), ConnectError> {
         let addrs = match addr {
-            PeerAddr::Socket(addr) => {
-                let (peer, _) = self.dial_addrs(peer, &[addr], again).await?;
-                return Ok((peer, Some(addr)));
-            }
+            PeerAddr::Socket(addr) => return self.dial_addrs(peer, &[addr], again).await,
             _ if !again && self.is_connected(&peer) => return Ok((peer, None)),
             addr => addr.resolve(&self.shared.rt).await?,
         };

@@ -109,3 +109,21 @@ async fn unreachable_lists_only_the_rounds_addresses() {
     assert_eq!(addrs, [dead], "`{err}`");
     assert!(matches!(tried[0].1, DialFailure::Transport(_)), "`{err}`");
 }
+
+/// `Node::connect(peer, addr)` to a peer already connected resolves at
+/// once without opening anything, and records nothing: an untried
+/// address (a typo, say) must not enter the book as the application's.
+#[tokio::test]
+async fn connect_to_a_connected_peer_does_not_record_an_untested_address() {
+    let a = node(1, &[2]).await;
+    let b = node(2, &[1]).await;
+    a.connect(peer(2), b.local_addr().unwrap()).await.unwrap();
+    let typo = dead_address();
+    // already connected: resolves Ok at once, nothing dialed
+    a.connect(peer(2), typo).await.unwrap();
+    let book: Vec<SocketAddr> = a.addresses(&peer(2)).iter().map(|e| e.addr).collect();
+    assert!(
+        !book.contains(&typo),
+        "an address nobody dialed was recorded as the application's: {book:?}"
+    );
+}
