@@ -177,7 +177,7 @@ pub(crate) fn start<R: Runtime>(shared: &Arc<Shared<R>>, options: DialOptions) {
         for (peer, addrs) in options.book.iter() {
             for &(addr, source) in addrs {
                 match inner.ep.add_address(now, *peer, addr, source) {
-                    Ok(()) => {}
+                    Ok(_) => {}
                     Err(BookError::NotTrusted(_)) => {
                         tracing::debug!(%peer, %addr, "address of an untrusted peer ignored");
                     }
@@ -316,7 +316,9 @@ async fn save_now<R: Runtime>(shared: Arc<Shared<R>>, lock: Arc<DirLock>) {
 impl<R: Runtime> Node<R> {
     /// Records `addr` as an address of the trusted `peer`, learned from
     /// `source`. A kept peer waiting for an address is dialed at once.
-    /// Saved to the data directory, if there is one.
+    /// Returns whether the book changed (a new address, or a better
+    /// source for a known one); a change is saved to the data directory,
+    /// if there is one.
     ///
     /// # Errors
     ///
@@ -328,11 +330,14 @@ impl<R: Runtime> Node<R> {
         peer: PeerId,
         addr: SocketAddr,
         source: AddrSource,
-    ) -> Result<(), BookError> {
-        self.shared
+    ) -> Result<bool, BookError> {
+        let changed = self
+            .shared
             .with_core(|inner, now| inner.ep.add_address(now, peer, addr, source))?;
-        schedule_save(&self.shared);
-        Ok(())
+        if changed {
+            schedule_save(&self.shared);
+        }
+        Ok(changed)
     }
 
     /// Forgets `addr` for `peer`. Returns false if it was not known.

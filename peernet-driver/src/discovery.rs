@@ -184,7 +184,8 @@ impl<R: Runtime> Node<R> {
 
     /// An announcement was heard: `peer` listens at `addrs`. Adds them to
     /// the book as [`AddrSource::Discovery`] if `peer` is trusted (and not
-    /// this node); otherwise nothing happens. Returns how many were added.
+    /// this node); otherwise nothing happens. Returns how many were new
+    /// to the book.
     pub fn learn_from_discovery(&self, peer: PeerId, addrs: &[SocketAddr]) -> usize {
         if peer == self.peer_id() {
             return 0;
@@ -192,7 +193,7 @@ impl<R: Runtime> Node<R> {
         let mut added = 0;
         for addr in addrs {
             match self.add_address(peer, *addr, AddrSource::Discovery) {
-                Ok(()) => added += 1,
+                Ok(changed) => added += usize::from(changed),
                 Err(BookError::NotTrusted(_)) => {
                     tracing::trace!(%peer, "announcement of an untrusted peer ignored");
                     return 0;

@@ -127,3 +127,78 @@ async fn connect_to_a_connected_peer_does_not_record_an_untested_address() {
         "an address nobody dialed was recorded as the application's: {book:?}"
     );
 }
+
+/// An `add_address` that changes nothing (an address known already, as
+/// each mDNS re-announcement of a trusted peer repeats it) does not
+/// rewrite the book file (temp file, fsync, rename, fsync of the
+/// directory); one that changes its source does.
+#[tokio::test]
+async fn re_adding_a_known_address_does_not_rewrite_the_book() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let known: SocketAddr = "192.0.2.7:4000".parse().unwrap();
+    let a = Node::bind(
+        NodeConfig::from_data_dir(dir.path())
+            .unwrap()
+            .trusting(peer(2)),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        a.add_address(peer(2), known, AddrSource::Discovery)
+            .unwrap()
+    );
+    a.shutdown().await;
+    drop(a);
+    let path = dir.path().join("book");
+    let before = std::fs::metadata(&path).unwrap().ino();
+    // control: a restart alone does not rewrite it
+    let a = Node::bind(
+        NodeConfig::from_data_dir(dir.path())
+            .unwrap()
+            .trusting(peer(2)),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    a.shutdown().await;
+    drop(a);
+    assert_eq!(before, std::fs::metadata(&path).unwrap().ino(), "control");
+    let a = Node::bind(
+        NodeConfig::from_data_dir(dir.path())
+            .unwrap()
+            .trusting(peer(2)),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(a.addresses(&peer(2)).len(), 1);
+    // the same address again, as an announcement repeats it
+    assert!(
+        !a.add_address(peer(2), known, AddrSource::Discovery)
+            .unwrap()
+    );
+    a.shutdown().await;
+    drop(a);
+    let after = std::fs::metadata(&path).unwrap().ino();
+    assert_eq!(
+        before, after,
+        "the book file was replaced though nothing changed"
+    );
+    // from a ticket now: a better source, saved
+    let a = Node::bind(
+        NodeConfig::from_data_dir(dir.path())
+            .unwrap()
+            .trusting(peer(2)),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    assert!(a.add_address(peer(2), known, AddrSource::Ticket).unwrap());
+    a.shutdown().await;
+    drop(a);
+    assert_ne!(after, std::fs::metadata(&path).unwrap().ino());
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("192.0.2.7:4000 ticket"), "{text}");
+}

@@ -31,6 +31,8 @@ impl Endpoint {
     /// Adds `addr` as an address of the trusted `peer`, learned from
     /// `source` (an address known already keeps the better source). A
     /// kept peer that was waiting for an address is dialed at once.
+    /// Returns whether the book changed: a new address, or a better
+    /// source for a known one (false: nothing to save).
     ///
     /// # Errors
     ///
@@ -43,16 +45,21 @@ impl Endpoint {
         peer: PeerId,
         addr: SocketAddr,
         source: AddrSource,
-    ) -> Result<(), BookError> {
+    ) -> Result<bool, BookError> {
         self.advance(now);
         if !self.trust.contains(&peer) || peer == self.peer_id() {
             return Err(BookError::NotTrusted(peer));
         }
+        let source_of = |book: &crate::book::AddressBook| {
+            book.get(&peer).find(|e| e.addr == addr).map(|e| e.source)
+        };
+        let before = source_of(&self.book);
         let new = self.book.add(peer, addr, source)?;
-        tracing::debug!(peer = %peer, %addr, ?source, new, "address added");
+        let changed = new || source_of(&self.book) != before;
+        tracing::debug!(peer = %peer, %addr, ?source, new, changed, "address added");
         let connected = self.is_connected(&peer);
         let Some(d) = self.dials.get_mut(&peer) else {
-            return Ok(());
+            return Ok(changed);
         };
         if new && d.kept && d.phase == Phase::Idle && !connected && !self.shutting_down {
             // After a loss this is a redial like any other, announced.
@@ -62,7 +69,7 @@ impl Endpoint {
             });
             self.start_round(peer, announce);
         }
-        Ok(())
+        Ok(changed)
     }
 
     /// Forgets `addr` for `peer`. Returns false if the book did not have
