@@ -14,7 +14,10 @@
 //! ```
 //!
 //! One line per address, a peer's addresses best first (the order they
-//! are dialed in); `N` counts the address lines. Every line ends with
+//! are dialed in; a node that loads the file dials the addresses of one
+//! source in the order listed, application before ticket before
+//! discovery); `N` counts the address lines. Addresses no dial can reach
+//! are never written, and refused when read. Every line ends with
 //! `\n` (`\r\n` is read too); blank lines and lines starting with `#` are
 //! ignored; nothing follows the end line. As for the trust list, the
 //! header and the counted end line make a truncated or cut file an error.
@@ -29,7 +32,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 pub use peernet_proto::AddrSource;
-use peernet_proto::{InvalidPeerId, PeerId};
+use peernet_proto::{InvalidPeerId, PeerId, is_dialable};
 
 use crate::persist::{DataDir, read_regular};
 
@@ -41,6 +44,13 @@ pub const BOOK_HEADER: &str = "peernet-address-book v1";
 /// The largest book file read (4 MiB, some 40,000 addresses): a larger
 /// one is refused rather than read into memory.
 pub const MAX_BOOK_FILE_LEN: u64 = 4 << 20;
+
+/// The most addresses saved in all: this many of the longest lines (136
+/// bytes: an IPv6 address with a scope id, port 65535, `application`)
+/// still fit in [`MAX_BOOK_FILE_LEN`], so whatever is saved loads again.
+/// A book larger than this (`Config::max_addresses` raised above it)
+/// saves its first addresses in PeerId order and drops the rest.
+pub const MAX_SAVED_ADDRS: usize = 30_000;
 
 /// The most addresses one peer may have in the file (the core keeps at
 /// most `Config::max_addresses_per_peer` of them, 8 by default); more is
@@ -88,6 +98,10 @@ pub enum BookFileErrorKind {
     /// The source is not `application`, `ticket` or `discovery`.
     #[error("unknown source")]
     InvalidSource,
+    /// An address no dial can reach (port 0, an unspecified, multicast
+    /// or broadcast IP: see [`is_dialable`]); never saved by this crate.
+    #[error("an address no dial can reach")]
+    Undialable,
     /// The same address of the same peer again.
     #[error("duplicate address")]
     Duplicate,
@@ -139,11 +153,16 @@ impl SavedBook {
     }
 
     /// Replaces the addresses of `peer` (none: forgets the peer). At most
-    /// [`MAX_SAVED_ADDRS_PER_PEER`] are kept, duplicates dropped.
+    /// [`MAX_SAVED_ADDRS_PER_PEER`] are kept, and no more than fit in
+    /// [`MAX_SAVED_ADDRS`] with the other peers'; duplicates and
+    /// addresses no dial can reach ([`is_dialable`]) are dropped. So the
+    /// text of any `SavedBook` reads back as the same book.
     pub fn set(&mut self, peer: PeerId, addrs: impl IntoIterator<Item = (SocketAddr, AddrSource)>) {
+        let others = self.len() - self.get(&peer).len();
+        let room = MAX_SAVED_ADDRS_PER_PEER.min(MAX_SAVED_ADDRS.saturating_sub(others));
         let mut list: Vec<(SocketAddr, AddrSource)> = Vec::new();
         for (addr, source) in addrs {
-            if list.len() < MAX_SAVED_ADDRS_PER_PEER && !list.iter().any(|(a, _)| *a == addr) {
+            if list.len() < room && is_dialable(&addr) && !list.iter().any(|(a, _)| *a == addr) {
                 list.push((addr, source));
             }
         }
@@ -245,6 +264,9 @@ impl SavedBook {
             let addr = addr
                 .parse::<SocketAddr>()
                 .map_err(|_| err(n, BookFileErrorKind::InvalidAddress))?;
+            if !is_dialable(&addr) {
+                return Err(err(n, BookFileErrorKind::Undialable));
+            }
             let source = parse_source(source).ok_or(err(n, BookFileErrorKind::InvalidSource))?;
             let list = book.peers.entry(peer).or_default();
             if list.iter().any(|(a, _)| *a == addr) {
@@ -459,14 +481,61 @@ mod tests {
         assert_eq!(data.load_book().unwrap(), new);
     }
 
+    /// Whatever a `SavedBook` holds, its file loads again: the longest
+    /// lines, as many as fit, stay under the size bound, and more are
+    /// not taken.
+    #[test]
+    fn a_full_book_of_the_longest_lines_loads_again() {
+        let longest: SocketAddr = "[2001:ffff:ffff:ffff:ffff:ffff:ffff:ffff%4294967295]:65535"
+            .parse()
+            .unwrap();
+        assert_eq!(longest.to_string().len(), 58);
+        let mut book = SavedBook::new();
+        let peers = MAX_SAVED_ADDRS.div_ceil(MAX_SAVED_ADDRS_PER_PEER) + 3;
+        for i in 0..peers {
+            let mut seed = [7u8; 32];
+            seed[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            let p = Identity::from_seed(&seed).peer_id();
+            // (five-digit ports: every line is the longest)
+            let addrs = (0..MAX_SAVED_ADDRS_PER_PEER as u16).map(|k| {
+                let mut a = longest;
+                a.set_port(65535 - k);
+                (a, AddrSource::Application)
+            });
+            book.set(p, addrs);
+        }
+        assert_eq!(book.len(), MAX_SAVED_ADDRS);
+        let text = book.to_text();
+        assert!(text.len() as u64 <= MAX_BOOK_FILE_LEN, "{}", text.len());
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::open(dir.path()).unwrap();
+        data.save_book(&book).unwrap();
+        assert_eq!(data.load_book().unwrap(), book);
+    }
+
+    #[test]
+    fn an_undialable_address_is_neither_saved_nor_read() {
+        let bad: SocketAddr = "0.0.0.0:0".parse().unwrap();
+        let good: SocketAddr = "192.0.2.1:4000".parse().unwrap();
+        let mut book = SavedBook::new();
+        book.set(
+            peer(1),
+            [(bad, AddrSource::Application), (good, AddrSource::Ticket)],
+        );
+        assert_eq!(book.get(&peer(1)), [(good, AddrSource::Ticket)]);
+        let text = format!("{BOOK_HEADER}\n{} {bad} application\nend 1\n", peer(1));
+        let err = SavedBook::from_text(&text).unwrap_err();
+        assert_eq!((err.line, err.kind), (2, BookFileErrorKind::Undialable));
+    }
+
     #[test]
     fn bounds_per_peer() {
         let mut book = SavedBook::new();
-        let many = (0..100u16).map(|i| (SocketAddr::from(([192, 0, 2, 1], i)), AddrSource::Ticket));
+        let many = (1..100u16).map(|i| (SocketAddr::from(([192, 0, 2, 1], i)), AddrSource::Ticket));
         book.set(peer(1), many);
         assert_eq!(book.get(&peer(1)).len(), MAX_SAVED_ADDRS_PER_PEER);
         let mut text = format!("{BOOK_HEADER}\n");
-        for i in 0..=MAX_SAVED_ADDRS_PER_PEER {
+        for i in 1..=MAX_SAVED_ADDRS_PER_PEER + 1 {
             text.push_str(&format!("{} 192.0.2.1:{i} ticket\n", peer(1)));
         }
         text.push_str(&format!("end {}\n", MAX_SAVED_ADDRS_PER_PEER + 1));

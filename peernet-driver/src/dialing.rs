@@ -299,6 +299,11 @@ async fn save_now<R: Runtime>(shared: Arc<Shared<R>>, lock: Arc<DirLock>) {
         for (peer, _) in inner.ep.trust().iter() {
             book.set(*peer, inner.ep.addresses(peer).map(|e| (e.addr, e.source)));
         }
+        if book.len() < inner.ep.address_count() {
+            // (Config::max_addresses above what a book file holds)
+            let dropped = inner.ep.address_count() - book.len();
+            tracing::warn!(dropped, "addresses over the book file's bound not saved");
+        }
         book
     });
     let addresses = book.len();

@@ -17,6 +17,10 @@
 //! 4. those that failed last time: those that once worked first (the most
 //!    recently worked first), then the longest-failed first.
 //!
+//! Within a class, the better source first, then the address added first
+//! (so untried addresses are dialed in the order a ticket or a saved book
+//! lists them).
+//!
 //! A full peer makes room for a new address by dropping its worst entry
 //! of a worse source, or of the same source ranked below the new one.
 //! A discovery hint never pushes out an address the application or a
@@ -69,6 +73,10 @@ pub struct AddrEntry {
     pub last_ok: Option<Instant>,
     /// When a dial to it last failed (transport or handshake).
     pub last_failed: Option<Instant>,
+    /// The order it was added in (the last tie-break: of two addresses
+    /// alike in every other way, the one given first is dialed first,
+    /// as a ticket or a saved book lists them).
+    added: u64,
 }
 
 /// The ranking class of an entry: lower is better.
@@ -81,12 +89,13 @@ enum Class {
 }
 
 impl AddrEntry {
-    fn new(addr: SocketAddr, source: AddrSource) -> AddrEntry {
+    fn new(addr: SocketAddr, source: AddrSource, added: u64) -> AddrEntry {
         AddrEntry {
             addr,
             source,
             last_ok: None,
             last_failed: None,
+            added,
         }
     }
 
@@ -125,7 +134,7 @@ impl AddrEntry {
                 Reverse(e.last_ok),
                 e.last_failed,
                 Reverse(e.source.weight()),
-                e.addr,
+                e.added,
             )
         };
         key(self).cmp(&key(other))
@@ -164,6 +173,9 @@ pub fn is_dialable(addr: &SocketAddr) -> bool {
 pub struct AddressBook {
     /// Per peer, kept sorted best first.
     peers: BTreeMap<PeerId, Vec<AddrEntry>>,
+    /// Addresses added so far, over the book's life: the next one's
+    /// `added`.
+    added: u64,
     total: usize,
     per_peer: usize,
     max_total: usize,
@@ -175,6 +187,7 @@ impl AddressBook {
     pub fn new(per_peer: usize, max_total: usize) -> AddressBook {
         AddressBook {
             peers: BTreeMap::new(),
+            added: 0,
             total: 0,
             per_peer: per_peer.max(1),
             max_total: max_total.max(1),
@@ -207,7 +220,7 @@ impl AddressBook {
             entries.sort_by(AddrEntry::rank);
             return Ok(false);
         }
-        let new = AddrEntry::new(addr, source);
+        let new = AddrEntry::new(addr, source, self.added);
         let evict = entries.len() >= per_peer || at_total;
         if evict {
             // Entries are sorted: the worst that may make room goes.
@@ -227,6 +240,7 @@ impl AddressBook {
         entries.push(new);
         entries.sort_by(AddrEntry::rank);
         self.total += 1;
+        self.added += 1;
         Ok(true)
     }
 

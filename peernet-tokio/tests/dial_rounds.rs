@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use peernet_tokio::book_file::SavedBook;
 use peernet_tokio::{
     AddrSource, Config, ConnectError, DialConfig, DialFailure, Identity, Node, NodeConfig, PeerId,
 };
@@ -201,4 +202,30 @@ async fn re_adding_a_known_address_does_not_rewrite_the_book() {
     assert_ne!(after, std::fs::metadata(&path).unwrap().ino());
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(text.contains("192.0.2.7:4000 ticket"), "{text}");
+}
+
+/// The book file keeps a peer's addresses best first, and a node started
+/// from it dials them in that order (alike in all else, the one listed
+/// first), not sorted by IP.
+#[tokio::test]
+async fn a_saved_book_is_dialed_in_its_saved_order() {
+    let good: SocketAddr = "192.0.2.200:4000".parse().unwrap();
+    let stale: SocketAddr = "192.0.2.1:4000".parse().unwrap();
+    let mut saved = SavedBook::new();
+    saved.set(
+        peer(2),
+        [
+            (good, AddrSource::Application),
+            (stale, AddrSource::Application),
+        ],
+    );
+    let text = saved.to_text();
+    let a = Node::bind(
+        config(1, &[2]).address_book(SavedBook::from_text(&text).unwrap()),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let order: Vec<SocketAddr> = a.addresses(&peer(2)).iter().map(|e| e.addr).collect();
+    assert_eq!(order, [good, stale], "file order: [{good}, {stale}]");
 }
