@@ -35,7 +35,7 @@
 //! `--mdns` (cargo feature `mdns`, on by default) announces the node on
 //! the local network and adds the addresses of trusted peers that announce
 //! themselves to the address book; an untrusted peer's announcement is
-//! ignored, and a false one costs at most one failed dial.
+//! ignored, and a false one costs one failed dial, then is forgotten.
 //!
 //! `--protocol` picks the wire protocol: 2 (the default) encrypts
 //! everything after the handshake; 1 is the opt-in for trusted networks

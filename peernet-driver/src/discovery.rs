@@ -11,8 +11,11 @@
 //!   trusted peers), so discovery never makes the node dial a peer the
 //!   trust list does not name;
 //! - an announcement is a hint, not a proof: the handshake still proves
-//!   the key, and a false one costs at most one failed dial, tried after
-//!   the addresses that worked (the book's ranking);
+//!   the key, and a false one costs one failed dial, tried after the
+//!   addresses that worked (the book's ranking): a hint that never
+//!   worked is forgotten at its first failure (heard again, it is a new
+//!   hint), and a hint never pushes out an address the application or a
+//!   ticket gave;
 //! - a kept peer waiting for an address is dialed when one is learned.
 //!
 //! mDNS runs on a thread of `mdns-sd`'s own; the node's runtime only runs

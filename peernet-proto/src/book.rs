@@ -11,9 +11,10 @@
 //!
 //! 1. those that worked, most recently first (and not failed since);
 //! 2. those never tried, given by the application or a ticket;
-//! 3. those never tried, learned from discovery (a false discovery hint
-//!    thus costs at most one failed dial, made after the addresses that
-//!    worked);
+//! 3. those never tried, learned from discovery, dialed after the
+//!    addresses that worked (a hint that fails before it ever worked is
+//!    forgotten: a false hint costs one failed dial each time it is
+//!    heard);
 //! 4. those that failed last time: those that once worked first (the most
 //!    recently worked first), then the longest-failed first.
 //!
@@ -293,8 +294,17 @@ impl AddressBook {
         self.update(peer, addr, |e| e.last_ok = Some(now));
     }
 
-    /// A dial to `addr` failed at `now`.
+    /// A dial to `addr` failed at `now`. A discovery hint that never
+    /// worked is forgotten: a false hint costs one failed dial (heard
+    /// again, it is a new hint).
     pub fn mark_failed(&mut self, peer: &PeerId, addr: SocketAddr, now: Instant) {
+        let false_hint = self
+            .get(peer)
+            .any(|e| e.addr == addr && e.source == AddrSource::Discovery && e.last_ok.is_none());
+        if false_hint {
+            self.remove(peer, addr);
+            return;
+        }
         self.update(peer, addr, |e| e.last_failed = Some(now));
     }
 
@@ -383,12 +393,18 @@ mod tests {
         // never worked.
         book.mark_failed(&p, addr(5), at(40));
         assert_eq!(ports(&book, &p), [4, 3, 1, 5, 2]);
-        // A false hint fails once and goes to the back.
+        // A false hint fails once and is forgotten.
         book.mark_failed(&p, addr(1), at(50));
-        assert_eq!(ports(&book, &p), [4, 3, 5, 2, 1]);
+        assert_eq!(ports(&book, &p), [4, 3, 5, 2]);
+        assert_eq!(book.len(), 4);
         // Working again after a failure puts it first.
         book.mark_ok(&p, addr(2), at(60));
-        assert_eq!(ports(&book, &p), [2, 4, 3, 5, 1]);
+        assert_eq!(ports(&book, &p), [2, 4, 3, 5]);
+        // A hint that worked once is kept when it fails.
+        book.add(p, addr(6), AddrSource::Discovery).unwrap();
+        book.mark_ok(&p, addr(6), at(70));
+        book.mark_failed(&p, addr(6), at(80));
+        assert_eq!(ports(&book, &p), [2, 4, 3, 6, 5]);
     }
 
     #[test]

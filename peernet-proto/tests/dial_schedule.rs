@@ -183,10 +183,12 @@ fn a_one_off_dial_tries_each_address_then_reports_unreachable() {
         events(&out)
     );
     assert!(!a.is_kept(&b));
-    // Both failed: they rank last now, the most recent failure last.
+    // Both failed: the application's is marked, the discovery hint that
+    // never worked is forgotten.
     let e: Vec<_> = a.addresses(&b).collect();
-    assert!(e.iter().all(|e| e.last_failed.is_some()));
-    assert_eq!(e[1].addr, addr(2));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].addr, addr(1));
+    assert!(e[0].last_failed.is_some());
     assert_eq!(a.poll_timeout(), None, "no schedule left behind");
 }
 
@@ -654,4 +656,35 @@ fn a_late_transport_never_runs_beside_the_rounds_dial() {
     assert!(next > past_backoff);
     // (addr(2) failed longest ago: first)
     assert_eq!(dials(&drain(&mut a)), [(b, addr(2))]);
+}
+
+/// A false discovery hint costs one failed dial, not one per round: a
+/// hint that fails before it ever worked is forgotten.
+#[test]
+fn a_false_hint_costs_at_most_one_failed_dial() {
+    let b = identity(2).peer_id();
+    let mut a = endpoint(1, &[2]);
+    let now = Instant::from_millis(1);
+    a.add_address(now, b, addr(1), AddrSource::Application)
+        .unwrap();
+    a.add_address(now, b, addr(99), AddrSource::Discovery)
+        .unwrap();
+    let mut hint_dials = 0;
+    for round in 0..5u64 {
+        let now = Instant::from_millis(10 + round * 1000);
+        a.dial(now, b).unwrap();
+        loop {
+            let d = dials(&drain(&mut a));
+            let Some(&(_, at)) = d.first() else { break };
+            if at == addr(99) {
+                hint_dials += 1;
+            }
+            a.dial_failed(now, b, at, refused());
+        }
+    }
+    assert_eq!(
+        hint_dials, 1,
+        "the false hint was dialed {hint_dials} times"
+    );
+    assert!(a.addresses(&b).all(|e| e.addr != addr(99)));
 }
