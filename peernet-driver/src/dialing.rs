@@ -111,6 +111,12 @@ pub(crate) struct DialState {
 }
 
 impl DialState {
+    /// `connect_peer` calls waiting, over every peer.
+    pub(crate) fn waiting(&self) -> usize {
+        let waiters = self.waiters.lock().unwrap_or_else(PoisonError::into_inner);
+        waiters.values().map(Vec::len).sum()
+    }
+
     fn take_waiters(&self, peer: &PeerId) -> Vec<Waiter> {
         let mut waiters = self.waiters.lock().unwrap_or_else(PoisonError::into_inner);
         waiters.remove(peer).unwrap_or_default()
@@ -382,7 +388,12 @@ impl<R: Runtime> Node<R> {
             let (tx, rx) = oneshot::channel();
             let state = &self.shared.dialing;
             let mut waiters = state.waiters.lock().unwrap_or_else(PoisonError::into_inner);
-            waiters.entry(peer).or_default().push(tx);
+            let list = waiters.entry(peer).or_default();
+            // (callers that gave up, e.g. on a timeout of their own, go
+            // now: a round's waiters are those still waiting, not every
+            // caller since it began)
+            list.retain(|tx| !tx.is_closed());
+            list.push(tx);
             Ok::<_, ConnectError>(Some(rx))
         })?;
         let Some(rx) = waiting else {

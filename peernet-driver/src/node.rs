@@ -483,6 +483,7 @@ impl<R: Runtime> Node<R> {
             dropped_events: self.dropped_events(),
             refused_connections: core.counters.refused_at_accept,
             throttled_connections: core.counters.throttled_at_accept,
+            connect_waiters: self.shared.dialing.waiting(),
         }
     }
 

@@ -6,7 +6,7 @@ use peernet_proto::Stats;
 
 /// What [`Node::stats`](crate::Node::stats) reports: the core's gauges and
 /// counters ([`Stats`], with its [`Counters`](peernet_proto::Counters)),
-/// and the driver's own counters. Every counter only grows.
+/// and the driver's own counters and gauges. Every counter only grows.
 ///
 /// `Display` prints it as a few readable lines, for logs and demos.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -28,6 +28,10 @@ pub struct NodeStats {
     /// Of `refused_connections`, those closed because their source had
     /// failed too many handshakes lately.
     pub throttled_connections: u64,
+    /// A gauge: [`Node::connect_peer`](crate::Node::connect_peer) calls
+    /// waiting now for a dial round (a caller that gave up stops counting
+    /// when the next one for its peer starts waiting, or the round ends).
+    pub connect_waiters: usize,
 }
 
 impl fmt::Display for NodeStats {
@@ -35,11 +39,12 @@ impl fmt::Display for NodeStats {
         writeln!(f, "{}", self.core)?;
         write!(
             f,
-            "driver: dropped_sends={} dropped_events={} refused_connections={} throttled_connections={}",
+            "driver: dropped_sends={} dropped_events={} refused_connections={} throttled_connections={} connect_waiters={}",
             self.dropped_sends,
             self.dropped_events,
             self.refused_connections,
             self.throttled_connections,
+            self.connect_waiters,
         )
     }
 }

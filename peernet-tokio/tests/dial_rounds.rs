@@ -39,14 +39,13 @@ fn dead_address() -> SocketAddr {
         .unwrap()
 }
 
-/// An address whose TCP connect never completes (SYNs dropped: a full
-/// accept queue, on loopback) is dialed until `dial_timeout`, and the
-/// round's `Unreachable` error says so. (The core's deadline fires before
-/// the dial task's: the cause must come from the core.)
-#[tokio::test]
-async fn unreachable_says_why_a_silent_address_failed() {
-    // a listener with a backlog of 0 whose queue is filled: later SYNs
-    // are dropped, so a connect hangs
+/// An address whose TCP connects never complete: a listener with a
+/// backlog of 0 whose accept queue is filled, so later SYNs are dropped
+/// (loopback only). Keep the second value alive while it is used.
+async fn silent_address() -> (
+    SocketAddr,
+    (tokio::net::TcpListener, Vec<tokio::net::TcpStream>),
+) {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let listener = socket.listen(0).unwrap();
@@ -65,16 +64,31 @@ async fn unreachable_says_why_a_silent_address_failed() {
         }
         assert!(fillers.len() < 16, "the accept queue never filled");
     }
+    (silent, (listener, fillers))
+}
+
+/// A node trusting peer 2 whose dials give up after `dial_timeout`.
+async fn node_with_dial_timeout(dial_timeout: Duration) -> Node {
     let mut protocol = Config::default();
     let mut dial = DialConfig::default();
-    dial.dial_timeout = Duration::from_millis(500);
+    dial.dial_timeout = dial_timeout;
     protocol.dial = dial;
-    let a = Node::bind(
+    Node::bind(
         config(1, &[2]).protocol(protocol),
         "127.0.0.1:0".parse().unwrap(),
     )
     .await
-    .unwrap();
+    .unwrap()
+}
+
+/// An address whose TCP connect never completes (SYNs dropped: a full
+/// accept queue, on loopback) is dialed until `dial_timeout`, and the
+/// round's `Unreachable` error says so. (The core's deadline fires before
+/// the dial task's: the cause must come from the core.)
+#[tokio::test]
+async fn unreachable_says_why_a_silent_address_failed() {
+    let (silent, _held) = silent_address().await;
+    let a = node_with_dial_timeout(Duration::from_millis(500)).await;
     a.add_address(peer(2), silent, AddrSource::Application)
         .unwrap();
     let err = a.connect_peer(peer(2)).await.unwrap_err();
@@ -86,7 +100,6 @@ async fn unreachable_says_why_a_silent_address_failed() {
         &[(silent, DialFailure::TimedOut(Duration::from_millis(500)))],
         "`{err}`"
     );
-    drop(listener);
 }
 
 /// `Unreachable { tried }` lists each address tried in the round that
@@ -228,4 +241,28 @@ async fn a_saved_book_is_dialed_in_its_saved_order() {
     .unwrap();
     let order: Vec<SocketAddr> = a.addresses(&peer(2)).iter().map(|e| e.addr).collect();
     assert_eq!(order, [good, stale], "file order: [{good}, {stale}]");
+}
+
+/// `connect_peer` callers that gave up (their futures dropped, e.g. by a
+/// timeout of their own) are not kept waiting for the round: those of a
+/// peer dialed again and again stay bounded by the callers still there.
+#[tokio::test]
+async fn callers_that_gave_up_do_not_pile_up() {
+    use futures_util::FutureExt;
+    let (silent, _held) = silent_address().await;
+    let a = node_with_dial_timeout(Duration::from_secs(60)).await;
+    a.add_address(peer(2), silent, AddrSource::Application)
+        .unwrap();
+    // each polled once (it joins the round) and dropped
+    for _ in 0..100 {
+        assert!(a.connect_peer(peer(2)).now_or_never().is_none());
+    }
+    assert!(a.stats().connect_waiters <= 1, "{}", a.stats());
+    let waiting = a.connect_peer(peer(2));
+    let mut waiting = Box::pin(waiting);
+    assert!((&mut waiting).now_or_never().is_none());
+    assert_eq!(a.stats().connect_waiters, 1, "{}", a.stats());
+    a.shutdown().await;
+    assert!(waiting.await.is_err());
+    assert_eq!(a.stats().connect_waiters, 0);
 }
