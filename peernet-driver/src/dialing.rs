@@ -421,6 +421,13 @@ impl<R: Runtime> Node<R> {
     /// never dialed, so two nodes that keep each other converge on one
     /// connection. Unpairing the peer or shutting down stops it at once.
     ///
+    /// Every loss counts, [`Node::disconnect`] included: to close the
+    /// connection of a kept peer for good, call `keep_connected(peer,
+    /// false)` first. A kept peer that refuses us (it unpaired us: each
+    /// dial ends in a [`NodeEvent::HandshakeFailed`]) is redialed at the
+    /// backoff's longest delay for as long as it is kept; the node does
+    /// not give up on its own.
+    ///
     /// # Errors
     ///
     /// [`ConnectError::Start`]: the peer is not trusted, or the node shuts

@@ -653,7 +653,9 @@ impl<R: Runtime> Node<R> {
     }
 
     /// Closes the connection to `peer` with GOODBYE `normal`. Returns
-    /// false if there was none.
+    /// false if there was none. A peer kept connected
+    /// ([`Node::keep_connected`]) is redialed after the backoff's delay,
+    /// as after any loss; stop keeping it first to close for good.
     pub fn disconnect(&self, peer: &PeerId) -> bool {
         self.shared
             .with_core(|inner, now| inner.ep.disconnect(now, peer))
