@@ -169,6 +169,13 @@ pub fn is_dialable(addr: &SocketAddr) -> bool {
     addr.port() != 0 && !ip.is_unspecified() && !ip.is_multicast() && !broadcast
 }
 
+/// `addr` as the book keeps it: an IPv4-mapped IPv6 address
+/// (`[::ffff:192.0.2.1]:4000`) as its IPv4 form, so the two spellings of
+/// one address are one entry.
+pub(crate) fn canonical(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
+}
+
 /// The addresses of every trusted peer, bounded per peer and in total.
 #[derive(Debug, Clone, Default)]
 pub struct AddressBook {
@@ -211,6 +218,7 @@ impl AddressBook {
         if !is_dialable(&addr) {
             return Err(BookError::Undialable(addr));
         }
+        let addr = canonical(addr);
         let at_total = self.total >= self.max_total;
         let per_peer = self.per_peer;
         let entries = self.peers.entry(peer).or_default();
@@ -247,6 +255,7 @@ impl AddressBook {
 
     /// Forgets `addr` for `peer`. Returns false if it was not there.
     pub fn remove(&mut self, peer: &PeerId, addr: SocketAddr) -> bool {
+        let addr = canonical(addr);
         let Some(entries) = self.peers.get_mut(peer) else {
             return false;
         };
@@ -298,6 +307,7 @@ impl AddressBook {
     /// worked is forgotten: a false hint costs one failed dial (heard
     /// again, it is a new hint).
     pub fn mark_failed(&mut self, peer: &PeerId, addr: SocketAddr, now: Instant) {
+        let addr = canonical(addr);
         let false_hint = self
             .get(peer)
             .any(|e| e.addr == addr && e.source == AddrSource::Discovery && e.last_ok.is_none());
@@ -309,6 +319,7 @@ impl AddressBook {
     }
 
     fn update(&mut self, peer: &PeerId, addr: SocketAddr, f: impl FnOnce(&mut AddrEntry)) {
+        let addr = canonical(addr);
         let Some(entries) = self.peers.get_mut(peer) else {
             return;
         };
@@ -440,6 +451,23 @@ mod tests {
         assert_eq!(ports(&book, &p), [60, 49, 1]);
         assert_eq!(book.add(p, addr(61), AddrSource::Application), Ok(true));
         assert_eq!(ports(&book, &p), [61, 60, 49]);
+    }
+
+    #[test]
+    fn an_ipv4_mapped_address_is_its_ipv4_form() {
+        let p = peer(1);
+        let mut book = AddressBook::new(8, 64);
+        let v4: SocketAddr = "192.0.2.1:4000".parse().unwrap();
+        let mapped: SocketAddr = "[::ffff:192.0.2.1]:4000".parse().unwrap();
+        assert_eq!(book.add(p, mapped, AddrSource::Discovery), Ok(true));
+        assert_eq!(book.add(p, v4, AddrSource::Ticket), Ok(false));
+        assert_eq!(book.len(), 1);
+        let e = book.get(&p).next().unwrap();
+        assert_eq!((e.addr, e.source), (v4, AddrSource::Ticket));
+        book.mark_ok(&p, mapped, at(1));
+        assert!(book.get(&p).next().unwrap().last_ok.is_some());
+        assert!(book.remove(&p, mapped));
+        assert!(book.is_empty());
     }
 
     #[test]

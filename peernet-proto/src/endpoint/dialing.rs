@@ -50,8 +50,9 @@ impl Endpoint {
         if !self.trust.contains(&peer) || peer == self.peer_id() {
             return Err(BookError::NotTrusted(peer));
         }
+        let kept_as = crate::book::canonical(addr);
         let source_of = |book: &crate::book::AddressBook| {
-            book.get(&peer).find(|e| e.addr == addr).map(|e| e.source)
+            book.get(&peer).find(|e| e.addr == kept_as).map(|e| e.source)
         };
         let before = source_of(&self.book);
         let new = self.book.add(peer, addr, source)?;
