@@ -848,6 +848,20 @@ pub async fn typed_cbor_calls<H: Harness>() {
         matches!(wrong, Err(TypedCallError::BadRequest(_))),
         "{wrong:?}"
     );
+    // a valid Sum followed by junk, or a body nested past
+    // MAX_CBOR_DEPTH, is refused before any decoder sees it
+    let mut trailing = minicbor::to_vec(Sum { terms: vec![1] }).unwrap();
+    trailing.push(0);
+    let mut deep = vec![0x81u8; 100_000];
+    deep.push(0);
+    for (body, says) in [(trailing, "after the CBOR item"), (deep, "nested deeper")] {
+        let raw = a.call(&peer, "sum", body, CALL).await;
+        let Err(CallError::HandlerError(body)) = raw else {
+            panic!("expected handler_error, got {raw:?}")
+        };
+        let why = peernet_driver::bad_request_reason(&body).expect("a bad request");
+        assert!(why.contains(says), "{why}");
+    }
     a.send_cbor(&peer, "sum", &Sum { terms: vec![] })
         .await
         .unwrap();

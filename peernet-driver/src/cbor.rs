@@ -10,6 +10,7 @@ use futures_util::future::{Either, Map};
 use minicbor::{Decode, Encode};
 use peernet_proto::{CallError, PeerId, SendError};
 
+use crate::cbor_shape::check_cbor;
 use crate::handlers::HandlerResult;
 
 use crate::node::Node;
@@ -72,12 +73,12 @@ impl<R: Runtime> Node<R> {
     {
         let args = minicbor::to_vec(args).map_err(TypedCallError::Encode)?;
         match self.call(peer, handle, args, timeout).await {
-            Ok(body) => minicbor::decode(&body).map_err(TypedCallError::Decode),
+            Ok(body) => decode(&body).map_err(TypedCallError::Decode),
             Err(CallError::HandlerError(body)) => {
                 if let Some(why) = bad_request_reason(&body) {
                     return Err(TypedCallError::BadRequest(why));
                 }
-                match minicbor::decode(&body) {
+                match decode(&body) {
                     Ok(e) => Err(TypedCallError::Handler(e)),
                     Err(d) => Err(TypedCallError::Decode(d)),
                 }
@@ -110,10 +111,12 @@ pub type CborFuture<Fut, T, E> =
 
 /// Turns a typed async handler into a bytes handler for
 /// [`Node::expose`] / [`Node::expose_to`]: arguments decoded from CBOR,
-/// result and error value encoded as CBOR. Arguments that do not decode are
-/// answered `handler_error` with a [`bad_request`] body, without running
-/// `handler` ([`Node::call_cbor`] reports it as
-/// [`TypedCallError::BadRequest`]).
+/// result and error value encoded as CBOR. Arguments that do not decode
+/// (or are not exactly one CBOR item nested at most
+/// [`MAX_CBOR_DEPTH`](crate::MAX_CBOR_DEPTH) deep, see
+/// [`check_cbor`](crate::check_cbor)) are answered `handler_error` with a
+/// [`bad_request`] body, without running `handler` ([`Node::call_cbor`]
+/// reports it as [`TypedCallError::BadRequest`]).
 ///
 /// ```no_run
 /// # async fn demo<R: peernet_driver::Runtime>(node: peernet_driver::Node<R>) {
@@ -134,13 +137,21 @@ where
     F: Fn(PeerId, A) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<T, E>>,
 {
-    move |peer, args| match minicbor::decode::<A>(&args) {
+    move |peer, args| match decode::<A>(&args) {
         Ok(args) => Either::Right(handler(peer, args).map(encode_outcome as fn(_) -> _)),
         Err(error) => {
             tracing::debug!(%peer, %error, "arguments do not decode");
             Either::Left(ready(Err(bad_request(&error.to_string()))))
         }
     }
+}
+
+/// Decodes a body from a peer: exactly one CBOR item, nested at most
+/// [`MAX_CBOR_DEPTH`](crate::MAX_CBOR_DEPTH) deep (checked first, so
+/// that no recursive decoder meets a deeper one).
+fn decode<T: for<'b> Decode<'b, ()>>(body: &[u8]) -> Result<T, minicbor::decode::Error> {
+    check_cbor(body).map_err(minicbor::decode::Error::message)?;
+    minicbor::decode(body)
 }
 
 fn encode_outcome<T: Encode<()>, E: Encode<()>>(outcome: Result<T, E>) -> HandlerResult {

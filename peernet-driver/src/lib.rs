@@ -36,6 +36,7 @@
 mod addr;
 pub mod book_file;
 mod cbor;
+mod cbor_shape;
 mod completion;
 mod config;
 mod context;
@@ -65,6 +66,7 @@ pub use cbor::{
     BAD_REQUEST, CborFuture, EncodeError, TypedCallError, TypedSendError, bad_request,
     bad_request_reason, cbor_handler,
 };
+pub use cbor_shape::{CborShapeError, MAX_CBOR_DEPTH, check_cbor};
 pub use config::NodeConfig;
 pub use context::{CallKind, Context};
 pub use dirlock::{DirLock, LockError};
@@ -85,9 +87,10 @@ pub mod api {
     #[cfg(feature = "mdns")]
     pub use crate::discovery;
     pub use crate::{
-        CallErrorExt, CallKind, CborFuture, ConnectError, Context, DataDir, DirLock, EncodeError,
-        EventStream, HandlerResult, LockError, NodeConfig, NodeEvent, NodeStats, PeerAddr,
-        StartError, Ticket, TicketError, TypedCallError, TypedSendError, cbor_handler,
+        CallErrorExt, CallKind, CborFuture, CborShapeError, ConnectError, Context, DataDir,
+        DirLock, EncodeError, EventStream, HandlerResult, LockError, MAX_CBOR_DEPTH, NodeConfig,
+        NodeEvent, NodeStats, PeerAddr, StartError, Ticket, TicketError, TypedCallError,
+        TypedSendError, cbor_handler, check_cbor,
     };
     #[cfg(feature = "serde")]
     pub use crate::{Service, ServiceError};

@@ -27,6 +27,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::cbor::{bad_request, bad_request_reason};
+use crate::cbor_shape::check_cbor;
 use crate::context::Context;
 use crate::node::Node;
 use crate::runtime::Runtime;
@@ -92,7 +93,12 @@ fn encode<T: Serialize>(value: &T) -> Result<Bytes, String> {
         .map_err(|e| e.to_string())
 }
 
+/// Decodes a body from a peer: exactly one CBOR item, nested at most
+/// [`MAX_CBOR_DEPTH`](crate::MAX_CBOR_DEPTH) deep (checked first: serde's
+/// buffering of a tagged, untagged or flattened type recurses once per
+/// level, whatever the type).
 fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    check_cbor(body).map_err(|e| e.to_string())?;
     minicbor_serde::from_slice(body).map_err(|e| e.to_string())
 }
 

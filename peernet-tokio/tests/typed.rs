@@ -93,3 +93,108 @@ async fn a_typed_call_is_checked_both_ways() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// An ordinary request type that serde buffers to find its tag: decoding
+/// it recurses once per level of whatever nests inside, even in a field
+/// it does not know.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op")]
+enum KvRequest {
+    Get { key: String },
+}
+
+struct Kv;
+impl Service for Kv {
+    const HANDLE: &'static str = "kv";
+    type Request = KvRequest;
+    type Response = u32;
+    type Error = String;
+}
+
+/// `{"op": "Get", "key": "k", "x": [[[[ … ]]]]}`: an unknown field holding
+/// `depth` nested one-element arrays, one byte a level.
+fn kv_with_deep_junk(depth: usize) -> Vec<u8> {
+    let mut v = vec![0xa3];
+    v.extend_from_slice(&[0x62, b'o', b'p', 0x63, b'G', b'e', b't']);
+    v.extend_from_slice(&[0x63, b'k', b'e', b'y', 0x61, b'k']);
+    v.extend_from_slice(&[0x61, b'x']);
+    v.extend(std::iter::repeat_n(0x81u8, depth));
+    v.push(0x00);
+    v
+}
+
+/// 100,000 levels of nesting (100 KB) from a peer would overflow the
+/// decoding thread's stack, which aborts the whole process: the body is
+/// refused before any decoder sees it, answered as a bad request, and
+/// the node serves on. (Without the check this test's process dies.)
+#[tokio::test]
+async fn deeply_nested_arguments_are_a_bad_request_not_a_crash() {
+    let (a, b, peer) = pair().await;
+    b.expose_service(Kv, |_, KvRequest::Get { key }| async move {
+        Ok(key.len() as u32)
+    })
+    .unwrap();
+    let get = |key: &str| KvRequest::Get { key: key.into() };
+    let ok = a.call_service(Kv, &peer, &get("k"), CALL).await;
+    assert_eq!(ok.unwrap(), 1);
+    // just within the bound: decoded, the unknown field ignored
+    let within = kv_with_deep_junk(peernet_tokio::MAX_CBOR_DEPTH - 1);
+    assert!(a.call(&peer, Kv::HANDLE, within, CALL).await.is_ok());
+    let hostile = kv_with_deep_junk(100_000);
+    match a.call(&peer, Kv::HANDLE, hostile, CALL).await {
+        Err(CallError::HandlerError(body)) => {
+            let why = peernet_driver::bad_request_reason(&body).expect("a bad request");
+            assert!(why.contains("nested deeper"), "{why}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // a request with bytes after it is not the handler's request either
+    let mut trailing = minicbor_serde_request("k");
+    trailing.extend_from_slice(&[0xff, 0x00]);
+    match a.call(&peer, Kv::HANDLE, trailing, CALL).await {
+        Err(CallError::HandlerError(body)) => {
+            let why = peernet_driver::bad_request_reason(&body).expect("a bad request");
+            assert!(why.contains("after the CBOR item"), "{why}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let ok = a.call_service(Kv, &peer, &get("kk"), CALL).await;
+    assert_eq!(ok.unwrap(), 2, "the callee serves on");
+}
+
+/// `{"op": "Get", "key": key}` as the serde layer encodes it.
+fn minicbor_serde_request(key: &str) -> Vec<u8> {
+    let mut v = vec![0xa2, 0x62, b'o', b'p', 0x63, b'G', b'e', b't'];
+    v.extend_from_slice(&[0x63, b'k', b'e', b'y', 0x60 + key.len() as u8]);
+    v.extend_from_slice(key.as_bytes());
+    v
+}
+
+/// A hostile callee answers a typed call with 100,000 levels of nesting,
+/// as its reply and as its error value: the caller reports a reply that
+/// does not decode, and does not crash.
+#[tokio::test]
+async fn a_deeply_nested_reply_is_refused_by_the_caller() {
+    let (a, b, peer) = pair().await;
+    let deep = bytes::Bytes::from(kv_with_deep_junk(100_000));
+    let body = deep.clone();
+    b.expose("kv", move |_, _| {
+        let body = body.clone();
+        async move { Ok(body) }
+    })
+    .unwrap();
+    let request = KvRequest::Get { key: "k".into() };
+    match a.call_service(Kv, &peer, &request, CALL).await {
+        Err(ServiceError::BadResponse(why)) => assert!(why.contains("nested deeper"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    b.expose("kv", move |_, _| {
+        let body = deep.clone();
+        async move { Err(body) }
+    })
+    .unwrap();
+    match a.call_service(Kv, &peer, &request, CALL).await {
+        Err(ServiceError::BadResponse(why)) => assert!(why.contains("nested deeper"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+}
