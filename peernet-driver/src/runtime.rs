@@ -51,24 +51,16 @@ pub trait Runtime: Clone + Default + Send + Sync + 'static {
     /// Resolves `host`, a `"name:port"` string, to the addresses to dial,
     /// in the order to try them, without blocking the async threads.
     ///
-    /// The default runs the system resolver (`std::net::ToSocketAddrs`) on
-    /// a thread of its own for each lookup; the runtime crates use their
-    /// runtime's resolver (tokio's `lookup_host`, async-net's `resolve` on
-    /// the blocking pool).
+    /// The default runs the system resolver (`std::net::ToSocketAddrs`)
+    /// through [`Runtime::spawn_blocking`], so lookups share the
+    /// runtime's pool and its bound rather than a thread each; the runtime
+    /// crates use their runtime's resolver (tokio's `lookup_host`,
+    /// async-net's `resolve`, both on the blocking pool).
     fn resolve(&self, host: &str) -> impl Future<Output = io::Result<Vec<SocketAddr>>> + Send {
         let host = host.to_owned();
-        let (tx, rx) = oneshot::channel();
-        let spawned = std::thread::Builder::new()
-            .name("peernet-resolve".into())
-            .spawn(move || {
-                let _ =
-                    tx.send(std::net::ToSocketAddrs::to_socket_addrs(&host).map(Iterator::collect));
-            });
-        async move {
-            spawned?;
-            rx.await
-                .unwrap_or_else(|_| Err(io::Error::other("the resolver thread ended")))
-        }
+        self.spawn_blocking(move || {
+            std::net::ToSocketAddrs::to_socket_addrs(&host).map(Iterator::collect)
+        })
     }
 
     /// Opens a TCP connection to `addr`, with `TCP_NODELAY` set.

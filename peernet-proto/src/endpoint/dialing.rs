@@ -52,7 +52,9 @@ impl Endpoint {
         }
         let kept_as = crate::book::canonical(addr);
         let source_of = |book: &crate::book::AddressBook| {
-            book.get(&peer).find(|e| e.addr == kept_as).map(|e| e.source)
+            book.get(&peer)
+                .find(|e| e.addr == kept_as)
+                .map(|e| e.source)
         };
         let before = source_of(&self.book);
         let new = self.book.add(peer, addr, source)?;
