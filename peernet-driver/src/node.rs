@@ -16,6 +16,7 @@ use peernet_proto::{
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 
+use crate::access;
 use crate::addr::PeerAddr;
 use crate::config::NodeConfig;
 use crate::context::Context;
@@ -317,6 +318,11 @@ impl<R: Runtime> Node<R> {
     /// Exposes `handle` to the trusted peers `access` allows (a set, or a
     /// rule over the caller's PeerId: [`Access::rule`]); others get
     /// `forbidden`.
+    ///
+    /// A rule runs as each call arrives, under the node's lock: it must
+    /// be quick and self-contained (capture what it needs). A rule that
+    /// panics, or that calls back into the node, denies the call and is
+    /// logged at `error`; the connection and the node go on serving.
     pub fn expose_to<F, Fut>(
         &self,
         handle: &str,
@@ -375,6 +381,7 @@ impl<R: Runtime> Node<R> {
         access: Access,
         handler: handlers::DynHandler,
     ) -> Result<(), InvalidHandle> {
+        let access = access::contained(handle, access);
         self.shared.with_core(|inner, _| {
             inner.ep.expose(handle, access)?;
             inner.handlers.insert(handle.to_owned(), handler);

@@ -226,8 +226,11 @@ impl<R: Runtime> Shared<R> {
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        // No application code runs under the lock and the core does not
-        // panic, so a poisoned lock still guards a consistent state.
+        // (an access rule runs under this lock: it must not take it again)
+        crate::access::not_in_rule();
+        // The only application code that runs under the lock, an access
+        // rule, is contained (`access.rs`), and the core does not panic,
+        // so a poisoned lock still guards a consistent state.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 

@@ -27,7 +27,9 @@ impl Access {
         Access::Only(peers.into_iter().collect())
     }
 
-    /// Peers accepted by `rule`.
+    /// Peers accepted by `rule`, which the endpoint runs as each call
+    /// arrives (a driver runs it under its lock: keep it quick and
+    /// self-contained).
     pub fn rule(rule: impl Fn(&PeerId) -> bool + Send + Sync + 'static) -> Access {
         Access::Rule(Arc::new(rule))
     }

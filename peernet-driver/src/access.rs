@@ -1,0 +1,54 @@
+//! An application's [`Access::rule`] as the node runs it: contained.
+//!
+//! The core checks a rule when a call arrives, under the node's lock (so
+//! the check and the handler's lookup are one step, and an unexpose or
+//! unpair cannot slip between them). A rule is application code there:
+//! - one that panics would unwind through the node's state half-updated
+//!   and kill the connection's reader task; it is caught, and the call is
+//!   denied (`forbidden`);
+//! - one that calls back into the node (`node.trust()` to read a label,
+//!   say) would wait for the lock its own thread holds, for ever; the
+//!   node sees it and panics in the rule instead, which denies the call
+//!   the same way.
+//!
+//! Both are logged at `error`: a rule must be quick and self-contained
+//! (capture what it needs, e.g. a set of labels kept up to date).
+
+use std::cell::Cell;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+
+use peernet_proto::{Access, PeerId};
+
+thread_local! {
+    /// This thread runs an application's access rule (under the lock).
+    static IN_RULE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// `access` with its rule, if any, contained as the module docs say.
+pub(crate) fn contained(handle: &str, access: Access) -> Access {
+    let Access::Rule(rule) = access else {
+        return access;
+    };
+    let handle: Arc<str> = Arc::from(handle);
+    Access::rule(move |peer: &PeerId| {
+        IN_RULE.set(true);
+        let verdict = catch_unwind(AssertUnwindSafe(|| rule(peer)));
+        IN_RULE.set(false);
+        verdict.unwrap_or_else(|_| {
+            tracing::error!(%peer, %handle, "the access rule panicked: call denied");
+            false
+        })
+    })
+}
+
+/// Panics if this thread is running an access rule: the caller is about
+/// to take the node's lock, which that thread already holds.
+pub(crate) fn not_in_rule() {
+    if IN_RULE.get() {
+        panic!(
+            "an Access rule called back into its node, which holds its lock while the rule \
+             runs: a rule must not use the node"
+        );
+    }
+}
