@@ -121,9 +121,24 @@ impl DataDir {
     /// # Errors
     ///
     /// The I/O error of staging, syncing or renaming; the old list is
-    /// then still in place.
+    /// then still in place. [`io::ErrorKind::FileTooLarge`] for a list
+    /// whose file would be over [`MAX_TRUST_FILE_LEN`], which
+    /// [`DataDir::load_trust`] would refuse at the next start: nothing is
+    /// written (so a `Node::pair` that would need it fails, and changes
+    /// nothing).
     pub fn save_trust(&self, trust: &TrustList) -> io::Result<()> {
-        self.replace(TRUST_FILE, trust.to_text().as_bytes())
+        let text = trust.to_text();
+        if text.len() as u64 > MAX_TRUST_FILE_LEN {
+            return Err(io::Error::new(
+                io::ErrorKind::FileTooLarge,
+                format!(
+                    "the trust list would take {} bytes, over the {MAX_TRUST_FILE_LEN} a trust \
+                     file may hold",
+                    text.len()
+                ),
+            ));
+        }
+        self.replace(TRUST_FILE, text.as_bytes())
     }
 
     /// Replaces the file `name` in the directory atomically with
@@ -239,6 +254,34 @@ pub fn read_identity(path: &Path) -> Result<Identity, StartError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use peernet_proto::Label;
+
+    /// A list whose file the next start would refuse is not written:
+    /// the old file stays, and loads.
+    #[test]
+    fn a_trust_list_too_large_to_load_is_not_saved() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::open(dir.path().join("node")).unwrap();
+        let label = Label::new(&"l".repeat(Label::MAX_LEN)).unwrap();
+        let line = 64 + 1 + Label::MAX_LEN + 1;
+        let mut trust = TrustList::new();
+        for i in 0..(MAX_TRUST_FILE_LEN as usize / line - 100) {
+            let mut seed = [1u8; 32];
+            seed[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            trust.insert(Identity::from_seed(&seed).peer_id(), Some(label.clone()));
+        }
+        data.save_trust(&trust).unwrap();
+        assert_eq!(data.load_trust().unwrap().len(), trust.len());
+        let saved = trust.len();
+        for i in 0..200u64 {
+            let mut seed = [2u8; 32];
+            seed[..8].copy_from_slice(&i.to_be_bytes());
+            trust.insert(Identity::from_seed(&seed).peer_id(), Some(label.clone()));
+        }
+        let err = data.save_trust(&trust).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::FileTooLarge, "{err}");
+        assert_eq!(data.load_trust().unwrap().len(), saved);
+    }
 
     #[test]
     fn identity_and_trust_survive_a_restart() {
