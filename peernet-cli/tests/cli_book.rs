@@ -484,15 +484,19 @@ fn serve_names_the_data_directory_file_it_refuses() {
 fn the_error_line_comes_last_and_init_names_a_file_in_the_way() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    // readable by others (a warning) and too short (the error)
-    let key = d.join("short.key");
-    std::fs::write(&key, b"short").unwrap();
+    init(d, "a");
+    let b = init(d, "b");
+    // a trust list its group may write (a warning), an address book
+    // anyone may write (the error)
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let mode = |m| std::fs::Permissions::from_mode(m);
+        std::fs::set_permissions(d.join("a/trust"), mode(0o660)).unwrap();
+        std::fs::set_permissions(d.join("a/book"), mode(0o646)).unwrap();
     }
-    let err = fails(1, &["id", "short.key"], d);
+    let err = fails(1, &["pair", "a", &b], d);
+    assert!(err.contains("chmod o-w"), "{err}");
     let lines: Vec<&str> = err.lines().collect();
     assert!(lines.len() >= 2, "a warning and the error: {err}");
     assert!(lines.last().unwrap().starts_with("error: "), "{err}");

@@ -34,7 +34,7 @@ use std::path::PathBuf;
 pub use peernet_proto::AddrSource;
 use peernet_proto::{InvalidPeerId, PeerId, is_dialable};
 
-use crate::persist::{DataDir, read_regular};
+use crate::persist::{DataDir, Private, check_access, read_regular};
 
 const BOOK_FILE: &str = "book";
 
@@ -286,7 +286,8 @@ impl SavedBook {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LoadBookError {
-    /// Reading failed, or the file is not a regular file, or too large.
+    /// Reading failed, or the file is not a regular file, or too large,
+    /// or (Unix) other users may write it.
     #[error("address book file: {0}")]
     Io(#[from] io::Error),
     /// The file is damaged (never read as an empty book).
@@ -305,6 +306,7 @@ impl DataDir {
     pub fn load_book(&self) -> Result<SavedBook, LoadBookError> {
         match read_regular(&self.book_path(), MAX_BOOK_FILE_LEN) {
             Ok(bytes) => {
+                check_access(&self.book_path(), Private::Writes, "address book")?;
                 let text = String::from_utf8(bytes).map_err(|_| BookFileError {
                     line: 1,
                     kind: BookFileErrorKind::NotUtf8,

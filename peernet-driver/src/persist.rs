@@ -7,6 +7,15 @@
 //!   fsync the directory), so a crash leaves the old list or the new one,
 //!   never a mix.
 //!
+//! Who may touch them (Unix): the directory and the files are the node's
+//! security boundary (whoever can replace `trust` chooses who the node
+//! trusts), so a directory or a file that others may write, or an
+//! identity that others may read, is refused with
+//! [`io::ErrorKind::PermissionDenied`] and the `chmod` that mends it, as
+//! ssh refuses a private key or a `~/.ssh` open to others. A directory or
+//! list writable by its group only is used, with a warning: a umask of
+//! `002` makes them so.
+//!
 //! Temporary files and their atomic replacement are `tempfile`'s
 //! ([`NamedTempFile::persist`], and `persist_noclobber` for the identity,
 //! which must never replace one that exists); the fsync of the directory
@@ -38,7 +47,9 @@ impl DataDir {
     ///
     /// # Errors
     ///
-    /// The I/O error of creating it (a path that is a file, no permission).
+    /// The I/O error of creating it (a path that is a file, no
+    /// permission); [`io::ErrorKind::PermissionDenied`] for a directory
+    /// other users may write (see the [module docs](self)).
     pub fn open(path: impl Into<PathBuf>) -> io::Result<DataDir> {
         let path = path.into();
         let mut builder = fs::DirBuilder::new();
@@ -46,6 +57,7 @@ impl DataDir {
         #[cfg(unix)]
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
         builder.create(&path)?;
+        check_access(&path, Private::Writes, "data directory")?;
         Ok(DataDir { path })
     }
 
@@ -100,8 +112,10 @@ impl DataDir {
     /// is too large or is not UTF-8; [`StartError::TrustList`] when a line
     /// does not parse.
     pub fn load_trust(&self) -> Result<TrustList, StartError> {
-        match read_regular(&self.path.join(TRUST_FILE), MAX_TRUST_FILE_LEN) {
+        let path = self.path.join(TRUST_FILE);
+        match read_regular(&path, MAX_TRUST_FILE_LEN) {
             Ok(bytes) => {
+                check_access(&path, Private::Writes, "trust list")?;
                 let text = String::from_utf8(bytes).map_err(|_| {
                     io::Error::new(io::ErrorKind::InvalidData, "trust list is not UTF-8")
                 })?;
@@ -230,31 +244,118 @@ pub fn read_regular(path: &Path, max: u64) -> io::Result<Vec<u8>> {
 
 /// Reads an identity file written by [`write_identity`]: a regular file of
 /// exactly [`IDENTITY_FILE_LEN`] bytes (see [`read_regular`] for what is
-/// refused). Warns (tracing) when the file is readable by others than its
-/// owner.
+/// refused).
 ///
 /// # Errors
 ///
 /// [`StartError::Io`] when it cannot be read or is not a regular file of
-/// [`IDENTITY_FILE_LEN`] bytes; [`StartError::Identity`] when its bytes
-/// are not a key.
+/// [`IDENTITY_FILE_LEN`] bytes, or (Unix) when users other than its owner
+/// may read or write it (`PermissionDenied`, naming the `chmod 600` that
+/// mends it, as ssh refuses such a key); [`StartError::Identity`] when
+/// its bytes are not a key.
 pub fn read_identity(path: &Path) -> Result<Identity, StartError> {
     let bytes = read_regular(path, IDENTITY_FILE_LEN as u64)?;
+    check_access(path, Private::All, "identity file")?;
+    Ok(Identity::from_bytes(&bytes)?)
+}
+
+/// What others may not do to a file of the data directory.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Private {
+    /// Write it (its group may, with a warning): the directory, the
+    /// lists.
+    Writes,
+    /// Read or write it: the identity's secret key.
+    All,
+}
+
+/// Refuses `path` if others may touch it as `private` forbids, naming the
+/// `chmod` that mends it (see the [module docs](self)); a directory or
+/// list writable by its group is used, with a warning.
+pub(crate) fn check_access(path: &Path, private: Private, what: &str) -> io::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = fs::metadata(path)?.permissions().mode();
-        if mode & 0o077 != 0 {
-            tracing::warn!(path = %path.display(), mode = format!("{:o}", mode & 0o777), "identity file is accessible to others");
+        let mode = fs::metadata(path)?.permissions().mode() & 0o777;
+        let (refused, fix) = match private {
+            Private::Writes => (mode & 0o002, "o-w"),
+            Private::All => (mode & 0o077, "go-rwx"),
+        };
+        if refused != 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "{what} {} is open to other users (mode {mode:03o}): run `chmod {fix} {}`",
+                    path.display(),
+                    path.display()
+                ),
+            ));
+        }
+        if private == Private::Writes && mode & 0o020 != 0 {
+            tracing::warn!(path = %path.display(), mode = format!("{mode:03o}"), "{what} is writable by its group");
         }
     }
-    Ok(Identity::from_bytes(&bytes)?)
+    #[cfg(not(unix))]
+    let _ = (path, private, what);
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use peernet_proto::Label;
+
+    /// What other users may write (the directory, the lists) or read
+    /// (the identity) is refused, naming the chmod that mends it; what
+    /// the group may write is used.
+    #[cfg(unix)]
+    #[test]
+    fn files_open_to_other_users_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |m| fs::Permissions::from_mode(m);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node");
+        let data = DataDir::open(&path).unwrap();
+        data.load_or_create_identity().unwrap();
+        data.save_trust(&TrustList::new()).unwrap();
+        data.save_book(&crate::book_file::SavedBook::new()).unwrap();
+        let denied = |e: io::Error, fix: &str| {
+            assert_eq!(e.kind(), io::ErrorKind::PermissionDenied, "{e}");
+            assert!(e.to_string().contains(fix), "{e}");
+        };
+        // the directory
+        fs::set_permissions(&path, mode(0o777)).unwrap();
+        denied(DataDir::open(&path).unwrap_err(), "chmod o-w");
+        fs::set_permissions(&path, mode(0o770)).unwrap();
+        let data = DataDir::open(&path).unwrap();
+        // the identity: no one else may even read it
+        let identity = path.join(IDENTITY_FILE);
+        for open in [0o640, 0o604, 0o620] {
+            fs::set_permissions(&identity, mode(open)).unwrap();
+            match data.load_or_create_identity() {
+                Err(StartError::Io(e)) => denied(e, "chmod go-rwx"),
+                other => panic!("{other:?}"),
+            }
+        }
+        fs::set_permissions(&identity, mode(0o400)).unwrap();
+        data.load_or_create_identity().unwrap();
+        // the trust list and the book
+        let trust = path.join(TRUST_FILE);
+        fs::set_permissions(&trust, mode(0o666)).unwrap();
+        match data.load_trust() {
+            Err(StartError::Io(e)) => denied(e, "chmod o-w"),
+            other => panic!("{other:?}"),
+        }
+        fs::set_permissions(&trust, mode(0o664)).unwrap();
+        data.load_trust().unwrap();
+        fs::set_permissions(data.book_path(), mode(0o602)).unwrap();
+        match data.load_book() {
+            Err(crate::book_file::LoadBookError::Io(e)) => denied(e, "chmod o-w"),
+            other => panic!("{other:?}"),
+        }
+        fs::set_permissions(data.book_path(), mode(0o644)).unwrap();
+        data.load_book().unwrap();
+    }
 
     /// A list whose file the next start would refuse is not written:
     /// the old file stays, and loads.
