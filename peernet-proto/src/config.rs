@@ -232,6 +232,15 @@ pub enum Fault {
     /// schedule does, and never counted as its round's: a late transport
     /// runs its handshake beside the round's next dial.
     LateDialTaken,
+    /// `Connection::handle_timer`: the handshake timer does nothing, so a
+    /// handshake that stalls holds its connection for ever.
+    NoHandshakeTimeout,
+    /// `Endpoint::register`: the older connection that loses to a newer
+    /// one by the rule of section 4 is left open beside it.
+    SupersedeKeepsBoth,
+    /// `Connection::handle_timer`: outbound call deadlines never fire, so
+    /// a call whose reply never comes never resolves.
+    NoCallDeadline,
     /// `Endpoint::accept_from`: every connection is admitted whatever its
     /// source has in progress or has failed lately.
     SourceUnlimited,
@@ -253,7 +262,7 @@ pub enum Fault {
 #[cfg(feature = "fault-injection")]
 impl Fault {
     /// Every fault, for the simulation and the fuzz targets to iterate.
-    pub const ALL: [Fault; 25] = [
+    pub const ALL: [Fault; 28] = [
         Fault::SupersedeNewest,
         Fault::SkipTrustCheck,
         Fault::ReplyAnyConnection,
@@ -275,6 +284,9 @@ impl Fault {
         Fault::NoBackoff,
         Fault::RedialAfterUnpair,
         Fault::LateDialTaken,
+        Fault::NoHandshakeTimeout,
+        Fault::SupersedeKeepsBoth,
+        Fault::NoCallDeadline,
         Fault::SourceUnlimited,
         Fault::FailuresUncharged,
         Fault::NoEviction,

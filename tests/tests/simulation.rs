@@ -339,3 +339,21 @@ fn catches_busy_while_a_silent_connection_holds_a_slot() {
 fn catches_reconnects_left_uncharged() {
     caught(Fault::ReconnectsUncharged, Invariant::PeerConnectsHold);
 }
+
+#[test]
+fn catches_a_handshake_that_never_times_out() {
+    caught(Fault::NoHandshakeTimeout, Invariant::HandshakesFinishInTime);
+}
+
+#[test]
+fn catches_a_superseded_connection_left_open() {
+    caught(
+        Fault::SupersedeKeepsBoth,
+        Invariant::AtMostOneConnectionPerPeer,
+    );
+}
+
+#[test]
+fn catches_call_deadlines_that_never_fire() {
+    caught(Fault::NoCallDeadline, Invariant::CallsResolveExactlyOnce);
+}

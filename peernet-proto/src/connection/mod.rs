@@ -404,10 +404,13 @@ impl Connection {
         ctx: &mut Ctx,
     ) -> Option<Ending> {
         match timer {
+            Timer::Handshake(_) if fault!(ctx.config, NoHandshakeTimeout) => None,
             Timer::Handshake(_) => Some(Ending::HandshakeTimeout),
             Timer::Liveness(_) => self.on_liveness(nonce, ctx),
             Timer::Outbound(_) => {
-                self.on_call_deadlines(ctx);
+                if !fault!(ctx.config, NoCallDeadline) {
+                    self.on_call_deadlines(ctx);
+                }
                 None
             }
             Timer::Inbound(_) => {

@@ -75,7 +75,9 @@ impl Endpoint {
             // Registered first, so the older one's end is no loss of the
             // peer (the dial schedule must not back off for it).
             self.registry.insert(peer, conn);
-            self.end(loser, Ending::Superseded);
+            if !fault!(self.ctx.config, SupersedeKeepsBoth) {
+                self.end(loser, Ending::Superseded);
+            }
         }
         self.registry.insert(peer, conn);
         if let Some(c) = self.conns.get_mut(&conn) {
