@@ -14,7 +14,7 @@ use peernet_proto::testkit::noise::INIT_LEN;
 const MAX_HANDSHAKE_FRAME: u32 = INIT_LEN as u32;
 use peernet_proto::{Access, Config, Event, Input, Response};
 use proptest::prelude::*;
-use support::{Pair, Who};
+use support::{Pair, Who, test_config_v2};
 
 /// Runs one scripted session over links that deliver in chunks of
 /// `splits` (cycled; empty = whole buffers) and returns each side's
@@ -90,19 +90,42 @@ proptest! {
     }
 
     #[test]
-    fn arbitrary_bytes_into_a_responder(data in prop::collection::vec(any::<u8>(), 0..600), chunks in prop::collection::vec(1usize..64, 1..8)) {
-        let mut p = Pair::new();
-        let now = p.now;
+    fn arbitrary_bytes_into_a_responder(
+        data in prop::collection::vec(any::<u8>(), 0..600),
+        form in 0u8..3,
+        flips in prop::collection::vec((any::<usize>(), any::<u8>()), 0..4),
+        chunks in prop::collection::vec(1usize..64, 1..8),
+        v2 in any::<bool>(),
+    ) {
+        let mut p = pair(v2);
+        let (now, b) = (p.now, p.id(Who::B));
+        // what a real initiator sends first, for the forms built on it
+        let dialed = p.a.ep.connect(now, Some(b)).unwrap();
+        let real = flight(&mut p, Who::A, dialed);
         let conn = p.b.ep.accept(now).unwrap();
-        feed(&mut p, Who::B, conn, &data, &chunks, MAX_HANDSHAKE_FRAME);
+        let wire = shaped(form, &real, &data, &flips);
+        feed(&mut p, Who::B, conn, &wire, &chunks, MAX_HANDSHAKE_FRAME);
     }
 
     #[test]
-    fn arbitrary_bytes_into_an_initiator_after_its_hello(data in prop::collection::vec(any::<u8>(), 0..600), chunks in prop::collection::vec(1usize..64, 1..8)) {
-        let mut p = Pair::new();
+    fn arbitrary_bytes_into_an_initiator_after_its_hello(
+        data in prop::collection::vec(any::<u8>(), 0..600),
+        form in 0u8..3,
+        flips in prop::collection::vec((any::<usize>(), any::<u8>()), 0..4),
+        chunks in prop::collection::vec(1usize..64, 1..8),
+        v2 in any::<bool>(),
+    ) {
+        let mut p = pair(v2);
         let (now, b) = (p.now, p.id(Who::B));
         let conn = p.a.ep.connect(now, Some(b)).unwrap();
-        feed(&mut p, Who::A, conn, &data, &chunks, MAX_HANDSHAKE_FRAME);
+        // the real responder's answer to this very dial
+        let hello = flight(&mut p, Who::A, conn);
+        let accepted = p.b.ep.accept(now).unwrap();
+        p.b.ep.handle_input(now, Input::Received { conn: accepted, data: Bytes::from(hello).into() });
+        let real = flight(&mut p, Who::B, accepted);
+        prop_assert!(!real.is_empty(), "the responder answers");
+        let wire = shaped(form, &real, &data, &flips);
+        feed(&mut p, Who::A, conn, &wire, &chunks, MAX_HANDSHAKE_FRAME);
     }
 
     #[test]
@@ -123,6 +146,52 @@ proptest! {
         wire.extend_from_slice(&data);
         let max = p.b.ep.config().max_frame_len;
         feed(&mut p, Who::B, conn, &wire, &chunks, max);
+    }
+}
+
+/// Everything `who` has to send on `conn` now.
+fn flight(p: &mut Pair, who: Who, conn: peernet_proto::ConnId) -> Vec<u8> {
+    while p.node(who).ep.poll_output().is_some() {}
+    let mut out = Vec::new();
+    while let Some(bytes) = p.node(who).ep.poll_transmit(conn) {
+        out.extend_from_slice(&bytes);
+    }
+    out
+}
+
+/// The bytes a property feeds, by `form`: `data` as it is (which the
+/// frame header check refuses almost always); `real` with a few bytes
+/// changed (`flips`: position, xor), which reaches the handshake's
+/// parsers and checks; or `real` cut short, or with `data` after it.
+fn shaped(form: u8, real: &[u8], data: &[u8], flips: &[(usize, u8)]) -> Vec<u8> {
+    match form {
+        0 => data.to_vec(),
+        1 => {
+            let mut wire = real.to_vec();
+            for &(at, xor) in flips {
+                if !wire.is_empty() {
+                    let at = at % wire.len();
+                    wire[at] ^= xor.max(1);
+                }
+            }
+            wire
+        }
+        _ => {
+            let cut = flips
+                .first()
+                .map_or(real.len(), |&(at, _)| at % (real.len() + 1));
+            let mut wire = real[..cut].to_vec();
+            wire.extend_from_slice(data);
+            wire
+        }
+    }
+}
+
+/// Two endpoints that trust each other, of version 2 or 1.
+fn pair(v2: bool) -> Pair {
+    match v2 {
+        true => Pair::with(test_config_v2(), test_config_v2(), true, true),
+        false => Pair::new(),
     }
 }
 
