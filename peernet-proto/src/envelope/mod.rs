@@ -305,8 +305,10 @@ impl Envelope {
         self.as_ref().encode_frame(out, max_frame_len)
     }
 
-    /// The CBOR body alone (for tests and fuzzers; the connection uses
-    /// [`Envelope::encode_frame`]).
+    /// The CBOR body alone (for tests and fuzzers, behind the `testkit`
+    /// feature; the connection uses [`Envelope::encode_frame`]).
+    #[cfg(any(test, feature = "testkit"))]
+    #[doc(hidden)]
     pub fn to_body(&self) -> Vec<u8> {
         let env = self.as_ref();
         let mut body = Vec::with_capacity(env.body_len());
