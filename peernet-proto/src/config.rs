@@ -241,6 +241,9 @@ pub enum Fault {
     /// `Connection::handle_timer`: outbound call deadlines never fire, so
     /// a call whose reply never comes never resolves.
     NoCallDeadline,
+    /// `Responder::on_proof`'s verdict is ignored (version 1): a dialer
+    /// that names a trusted key in its HELLO need not hold it.
+    SkipProofCheck,
     /// `Endpoint::accept_from`: every connection is admitted whatever its
     /// source has in progress or has failed lately.
     SourceUnlimited,
@@ -262,7 +265,7 @@ pub enum Fault {
 #[cfg(feature = "fault-injection")]
 impl Fault {
     /// Every fault, for the simulation and the fuzz targets to iterate.
-    pub const ALL: [Fault; 28] = [
+    pub const ALL: [Fault; 29] = [
         Fault::SupersedeNewest,
         Fault::SkipTrustCheck,
         Fault::ReplyAnyConnection,
@@ -287,6 +290,7 @@ impl Fault {
         Fault::NoHandshakeTimeout,
         Fault::SupersedeKeepsBoth,
         Fault::NoCallDeadline,
+        Fault::SkipProofCheck,
         Fault::SourceUnlimited,
         Fault::FailuresUncharged,
         Fault::NoEviction,

@@ -357,3 +357,8 @@ fn catches_a_superseded_connection_left_open() {
 fn catches_call_deadlines_that_never_fire() {
     caught(Fault::NoCallDeadline, Invariant::CallsResolveExactlyOnce);
 }
+
+#[test]
+fn catches_a_proof_of_identity_not_checked() {
+    caught(Fault::SkipProofCheck, Invariant::AuthenticatedPeerIdentity);
+}

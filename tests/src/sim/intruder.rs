@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 
 use bytes::{Bytes, BytesMut};
 use peernet_proto::frame::encode_frame;
-use peernet_proto::testkit::handshake::{Initiator, MAX_HANDSHAKE_FRAME};
+use peernet_proto::testkit::handshake::{HELLO_LEN, Initiator, MAX_HANDSHAKE_FRAME, WELCOME_LEN};
 use peernet_proto::testkit::noise::INIT_LEN;
 use peernet_proto::{Envelope, FrameDecoder, Handle, Identity, PeerId, ProtocolVersion, TrustList};
 
@@ -46,6 +46,10 @@ pub enum Attack {
     InvalidEnvelopeEarly,
     /// The trusted byzantine key: a real handshake, then misbehaviour.
     Byzantine(Byzantine),
+    /// Version 1: a HELLO naming the trusted byzantine key, which it does
+    /// not hold, then a PROOF that is not that key's: REJECT
+    /// `bad_signature`, never a connection as that key.
+    ForgedKey,
 }
 
 /// What the byzantine peer does once its handshake is through.
@@ -102,8 +106,9 @@ impl Attack {
     /// A random attack (`byzantine`: whether a trusted byzantine key
     /// exists in this run).
     pub fn random(rng: &mut SimRng, byzantine: bool) -> Attack {
-        let w = if byzantine { 8 } else { 0 };
-        match rng.weighted(&[2, 2, 3, 2, 1, 1, 2, w]) {
+        let (w, f) = if byzantine { (8, 2) } else { (0, 0) };
+        match rng.weighted(&[2, 2, 3, 2, 1, 1, 2, w, f]) {
+            8 => Attack::ForgedKey,
             0 => Attack::Garbage,
             1 => Attack::TruncatedHello,
             2 => Attack::ReplayedHandshake,
@@ -179,6 +184,8 @@ pub struct RawPeer {
     identity: Option<Identity>,
     victim: PeerId,
     initiator: Option<Initiator>,
+    /// `ForgedKey`: the HELLO it sent, naming a key it does not hold.
+    forged: Option<[u8; HELLO_LEN]>,
     session: Option<v2::Session>,
     decoder: FrameDecoder,
     opening: Vec<u8>,
@@ -268,6 +275,7 @@ impl RawPeer {
             identity: None,
             victim,
             initiator: None,
+            forged: None,
             session: None,
             decoder: FrameDecoder::new(1 << 16),
             opening: Vec::new(),
@@ -315,6 +323,22 @@ impl RawPeer {
             }
             Attack::ReplayedHandshake => {
                 raw.opening = replay.map(<[u8]>::to_vec).unwrap_or_default();
+            }
+            Attack::ForgedKey => {
+                // (the world sends it only to a version-1 victim, and only
+                // when the byzantine key exists)
+                let claimed = Identity::from_seed(&byzantine.expect("a byzantine key")).peer_id();
+                let own = Identity::from_seed(&rng.array32());
+                let mut hello = *Initiator::start(&own, &rng.array32(), Some(victim)).hello();
+                hello[6..6 + 32].copy_from_slice(claimed.as_bytes());
+                raw.opening = frame(&hello).to_vec();
+                raw.decoder = FrameDecoder::new(MAX_HANDSHAKE_FRAME);
+                raw.forged = Some(hello);
+                raw.identity = Some(own);
+                raw.answers_pings = true;
+                raw.payload = (0..3)
+                    .map(|i| call(i + 1, HANDLES[i as usize], rng))
+                    .collect();
             }
             Attack::UntrustedHello => {
                 raw.start_handshake(Identity::from_seed(&rng.array32()), rng);
@@ -623,6 +647,20 @@ impl RawPeer {
                     break;
                 }
             };
+            if let (false, Some(hello)) = (self.established, self.forged) {
+                // A WELCOME: answer it with a PROOF the claimed key never
+                // made (its header right, its signature random).
+                if body.len() != WELCOME_LEN || body[..5] != hello[..5] || body[5] != 2 {
+                    action.close = true;
+                    break;
+                }
+                let mut proof = hello[..6].to_vec();
+                proof[5] = 3;
+                proof.extend(rng.bytes(64));
+                let done = self.on_handshake_done(Some(frame(&proof)), rng);
+                action.writes.extend(done.writes);
+                continue;
+            }
             if !self.established {
                 let proof = match (&self.initiator, &self.identity, self.session.as_mut()) {
                     (Some(initiator), Some(identity), _) => {
@@ -715,6 +753,12 @@ impl Sim {
     ) -> Option<LinkId> {
         let attack = match attack {
             Attack::Byzantine(_) if self.byzantine.is_none() => Attack::UntrustedHello,
+            Attack::ForgedKey
+                if self.byzantine.is_none()
+                    || self.cfg.version_of(victim) != ProtocolVersion::V1 =>
+            {
+                Attack::UntrustedHello
+            }
             Attack::ReplayedHandshake if self.replays.is_empty() => Attack::Garbage,
             a => a,
         };
@@ -739,7 +783,7 @@ impl Sim {
         let theirs = self.cfg.version_of(victim);
         let version = match attack {
             Attack::WrongMac1 => ProtocolVersion::V2,
-            Attack::Byzantine(_) | Attack::ReplayedHandshake => theirs,
+            Attack::Byzantine(_) | Attack::ReplayedHandshake | Attack::ForgedKey => theirs,
             _ if self.rng.chance(0.15) => match theirs {
                 ProtocolVersion::V1 => ProtocolVersion::V2,
                 _ => ProtocolVersion::V1,
