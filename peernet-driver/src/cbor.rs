@@ -158,11 +158,26 @@ fn encode_outcome<T: Encode<()>, E: Encode<()>>(outcome: Result<T, E>) -> Handle
     match outcome {
         Ok(value) => minicbor::to_vec(&value)
             .map(Bytes::from)
-            .map_err(|_| Bytes::new()),
-        Err(error) => Err(minicbor::to_vec(&error)
+            .map_err(|why| bad_response(&why.to_string())),
+        Err(error) => minicbor::to_vec(&error)
             .map(Bytes::from)
-            .unwrap_or_default()),
+            .map_or_else(|why| Err(bad_response(&why.to_string())), Err),
     }
+}
+
+/// The first element of a [`bad_response`] body.
+const BAD_RESPONSE: &str = "peernet/bad-response";
+
+/// The `handler_error` body for a result or error value that did not
+/// encode (its `Encode` or `Serialize` impl failed):
+/// `["peernet/bad-response", why]`, logged here at `warn`. A typed caller
+/// does not decode it as its error type, and reports a reply that does
+/// not decode.
+pub(crate) fn bad_response(why: &str) -> Bytes {
+    tracing::warn!(%why, "a typed handler's result does not encode");
+    minicbor::to_vec((BAD_RESPONSE, why))
+        .map(Bytes::from)
+        .unwrap_or_default()
 }
 
 /// The first element of a [`bad_request`] body.
@@ -196,6 +211,36 @@ pub fn bad_request_reason(body: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A value whose `Encode` fails.
+    struct Unencodable;
+
+    impl<C> Encode<C> for Unencodable {
+        fn encode<W: minicbor::encode::Write>(
+            &self,
+            _: &mut minicbor::Encoder<W>,
+            _: &mut C,
+        ) -> Result<(), minicbor::encode::Error<W::Error>> {
+            Err(minicbor::encode::Error::message("cannot"))
+        }
+    }
+
+    #[test]
+    fn a_result_that_does_not_encode_is_a_bad_response() {
+        for outcome in [
+            encode_outcome::<Unencodable, u8>(Ok(Unencodable)),
+            encode_outcome::<u8, Unencodable>(Err(Unencodable)),
+        ] {
+            let body = outcome.expect_err("a handler error");
+            let (tag, why): (String, String) = minicbor::decode(&body).unwrap();
+            assert_eq!(tag, BAD_RESPONSE);
+            assert!(why.contains("cannot"), "{why}");
+        }
+        assert_eq!(
+            encode_outcome::<u8, u8>(Ok(7)).unwrap(),
+            minicbor::to_vec(7u8).unwrap()
+        );
+    }
 
     #[test]
     fn bad_request_bodies_round_trip_and_nothing_else_is_one() {

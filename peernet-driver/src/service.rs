@@ -26,7 +26,7 @@ use peernet_proto::{Access, CallError, InvalidHandle, PeerId};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::cbor::{bad_request, bad_request_reason};
+use crate::cbor::{bad_request, bad_request_reason, bad_response};
 use crate::cbor_shape::check_cbor;
 use crate::context::Context;
 use crate::node::Node;
@@ -173,15 +173,4 @@ impl<R: Runtime> Node<R> {
             }
         })
     }
-}
-
-/// The `handler_error` body for a response or error value that did not
-/// encode (its `Serialize` impl failed): `["peernet/bad-response", why]`,
-/// which the caller does not decode as the service's error type and so
-/// reports as [`ServiceError::BadResponse`].
-fn bad_response(why: &str) -> Bytes {
-    tracing::warn!(%why, "a service's response does not encode");
-    minicbor::to_vec(("peernet/bad-response", why))
-        .map(Bytes::from)
-        .unwrap_or_default()
 }
