@@ -491,6 +491,7 @@ impl<R: Runtime> Node<R> {
             refused_connections: core.counters.refused_at_accept,
             throttled_connections: core.counters.throttled_at_accept,
             connect_waiters: self.shared.dialing.waiting(),
+            calls_timed_out_unsent: self.shared.calls_timed_out_unsent.load(Ordering::Relaxed),
         }
     }
 
@@ -747,6 +748,7 @@ impl<R: Runtime> Node<R> {
                 None => room.await,
                 Some(at) => {
                     if !first(room, self.shared.rt.sleep_until(at)).await {
+                        self.timed_out_unsent();
                         return Err(CallError::Timeout);
                     }
                 }
@@ -771,6 +773,13 @@ impl<R: Runtime> Node<R> {
         result
     }
 
+    /// A call's timeout ran out before the core took it.
+    fn timed_out_unsent(&self) {
+        self.shared
+            .calls_timed_out_unsent
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
     /// A nested call, made while serving the call `ctx` describes: calls
     /// with what is left of that call's budget ([`Context::timeout`]; no
     /// limit if its caller set none), and gives up as soon as that call is
@@ -793,6 +802,7 @@ impl<R: Runtime> Node<R> {
     ) -> Result<Bytes, CallError> {
         let timeout = ctx.timeout();
         if timeout == Some(Duration::ZERO) {
+            self.timed_out_unsent();
             return Err(CallError::Timeout);
         }
         if ctx.is_cancelled() {

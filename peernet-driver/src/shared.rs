@@ -189,6 +189,9 @@ pub(crate) struct Shared<R: Runtime> {
     pub(crate) dropped_events: AtomicU64,
     /// SENDs dropped because their peer had too many handlers running.
     pub(crate) dropped_sends: AtomicU64,
+    /// Calls whose timeout ran out before the core took them
+    /// ([`NodeStats::calls_timed_out_unsent`](crate::NodeStats)).
+    pub(crate) calls_timed_out_unsent: AtomicU64,
     /// Rate limit for "handler panicked" warnings, per peer.
     pub(crate) panic_log: Mutex<PanicLog>,
     /// Dialing by PeerId: waiters, the book's saving (`dialing.rs`).
@@ -220,6 +223,7 @@ impl<R: Runtime> Shared<R> {
             closed: Broadcast::new(),
             dropped_events: AtomicU64::new(0),
             dropped_sends: AtomicU64::new(0),
+            calls_timed_out_unsent: AtomicU64::new(0),
             panic_log: Mutex::new(PanicLog::default()),
             dialing: crate::dialing::DialState::default(),
         }

@@ -28,6 +28,11 @@ pub struct NodeStats {
     /// Of `refused_connections`, those closed because their source had
     /// failed too many handshakes lately.
     pub throttled_connections: u64,
+    /// Calls that timed out before the core took them: waiting for room
+    /// in a full send queue, for a kept peer's reconnect, or (a nested
+    /// call) with their inherited budget already spent. The core's
+    /// `counters.calls_out.timed_out` counts those it held.
+    pub calls_timed_out_unsent: u64,
     /// A gauge: [`Node::connect_peer`](crate::Node::connect_peer) calls
     /// waiting now for a dial round (a caller that gave up stops counting
     /// when the next one for its peer starts waiting, or the round ends).
@@ -39,11 +44,12 @@ impl fmt::Display for NodeStats {
         writeln!(f, "{}", self.core)?;
         write!(
             f,
-            "driver: dropped_sends={} dropped_events={} refused_connections={} throttled_connections={} connect_waiters={}",
+            "driver: dropped_sends={} dropped_events={} refused_connections={} throttled_connections={} calls_timed_out_unsent={} connect_waiters={}",
             self.dropped_sends,
             self.dropped_events,
             self.refused_connections,
             self.throttled_connections,
+            self.calls_timed_out_unsent,
             self.connect_waiters,
         )
     }

@@ -266,3 +266,23 @@ async fn callers_that_gave_up_do_not_pile_up() {
     assert!(waiting.await.is_err());
     assert_eq!(a.stats().connect_waiters, 0);
 }
+
+/// A call to a kept peer that is being reconnected waits for it within
+/// its timeout; one that times out so, before the core ever held it, is
+/// counted by the driver (`calls_timed_out_unsent`), as the core counts
+/// the calls it held.
+#[tokio::test]
+async fn a_call_timed_out_waiting_for_a_reconnect_is_counted() {
+    let (silent, _held) = silent_address().await;
+    let a = node_with_dial_timeout(Duration::from_secs(60)).await;
+    a.add_address(peer(2), silent, AddrSource::Application)
+        .unwrap();
+    a.keep_connected(peer(2), true).unwrap();
+    let answer = a
+        .call(&peer(2), "echo", b"", Duration::from_millis(100))
+        .await;
+    assert_eq!(answer, Err(peernet_tokio::CallError::Timeout));
+    let stats = a.stats();
+    assert_eq!(stats.calls_timed_out_unsent, 1, "{stats}");
+    assert_eq!(stats.core.counters.calls_out.timed_out, 0, "{stats}");
+}

@@ -34,6 +34,7 @@
 //! ```
 
 use alloc::string::String;
+#[cfg(any(test, feature = "testkit"))]
 use alloc::vec::Vec;
 
 use bytes::{BufMut, Bytes, BytesMut};
