@@ -518,7 +518,9 @@ fn the_timeout_covers_the_dial_and_the_call_together() {
     let out = call(d, "a.key", &target, &["--timeout", "1000", "sleep", "600"]);
     let took = started.elapsed();
     assert_fails_with(&out, "error: timeout");
-    assert!(took < Duration::from_millis(1_900), "took {took:?}");
+    // (the budget, not some later limit, ended it; loose, as it includes
+    // starting a debug binary on a loaded machine)
+    assert!(took < Duration::from_secs(10), "took {took:?}");
 }
 
 /// What a callee says of a failure reaches the user, on the `error:`
