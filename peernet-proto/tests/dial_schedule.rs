@@ -65,6 +65,19 @@ fn events(outputs: &[Output]) -> Vec<Event> {
         .collect()
 }
 
+/// Node 1 trusting node 2, which has two addresses from the
+/// application, at 1 ms.
+fn with_two_addresses() -> (Endpoint, PeerId, Instant) {
+    let b = identity(2).peer_id();
+    let mut a = endpoint(1, &[2]);
+    let now = Instant::from_millis(1);
+    for port in [1, 2] {
+        a.add_address(now, b, addr(port), AddrSource::Application)
+            .unwrap();
+    }
+    (a, b, now)
+}
+
 /// A transport that refused the dial, in a driver's words.
 fn refused() -> DialFailure {
     DialFailure::transport("connection refused")
@@ -194,13 +207,7 @@ fn a_one_off_dial_tries_each_address_then_reports_unreachable() {
 
 #[test]
 fn a_dial_not_reported_in_time_counts_as_failed() {
-    let b = identity(2).peer_id();
-    let mut a = endpoint(1, &[2]);
-    let now = Instant::from_millis(1);
-    a.add_address(now, b, addr(1), AddrSource::Application)
-        .unwrap();
-    a.add_address(now, b, addr(2), AddrSource::Application)
-        .unwrap();
+    let (mut a, b, now) = with_two_addresses();
     a.dial(now, b).unwrap();
     assert_eq!(dials(&drain(&mut a)), [(b, addr(1))]);
     let at = next_deadline(&mut a);
@@ -611,13 +618,7 @@ fn a_discovery_hint_never_evicts_an_application_address() {
 /// later of two would supersede the earlier's connection).
 #[test]
 fn a_late_transport_never_runs_beside_the_rounds_dial() {
-    let b = identity(2).peer_id();
-    let mut a = endpoint(1, &[2]);
-    let now = Instant::from_millis(1);
-    a.add_address(now, b, addr(1), AddrSource::Application)
-        .unwrap();
-    a.add_address(now, b, addr(2), AddrSource::Application)
-        .unwrap();
+    let (mut a, b, now) = with_two_addresses();
     a.keep_connected(now, b, true).unwrap();
     assert_eq!(dials(&drain(&mut a)), [(b, addr(1))]);
     let at = next_deadline(&mut a);

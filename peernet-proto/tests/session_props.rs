@@ -91,31 +91,23 @@ proptest! {
 
     #[test]
     fn arbitrary_bytes_into_a_responder(
-        data in prop::collection::vec(any::<u8>(), 0..600),
-        form in 0u8..3,
-        flips in prop::collection::vec((any::<usize>(), any::<u8>()), 0..4),
-        chunks in prop::collection::vec(1usize..64, 1..8),
-        v2 in any::<bool>(),
+        h in hostile(),
     ) {
-        let mut p = pair(v2);
+        let mut p = pair(h.v2);
         let (now, b) = (p.now, p.id(Who::B));
         // what a real initiator sends first, for the forms built on it
         let dialed = p.a.ep.connect(now, Some(b)).unwrap();
         let real = flight(&mut p, Who::A, dialed);
         let conn = p.b.ep.accept(now).unwrap();
-        let wire = shaped(form, &real, &data, &flips);
-        feed(&mut p, Who::B, conn, &wire, &chunks, MAX_HANDSHAKE_FRAME);
+        let wire = shaped(h.form, &real, &h.data, &h.flips);
+        feed(&mut p, Who::B, conn, &wire, &h.chunks, MAX_HANDSHAKE_FRAME);
     }
 
     #[test]
     fn arbitrary_bytes_into_an_initiator_after_its_hello(
-        data in prop::collection::vec(any::<u8>(), 0..600),
-        form in 0u8..3,
-        flips in prop::collection::vec((any::<usize>(), any::<u8>()), 0..4),
-        chunks in prop::collection::vec(1usize..64, 1..8),
-        v2 in any::<bool>(),
+        h in hostile(),
     ) {
-        let mut p = pair(v2);
+        let mut p = pair(h.v2);
         let (now, b) = (p.now, p.id(Who::B));
         let conn = p.a.ep.connect(now, Some(b)).unwrap();
         // the real responder's answer to this very dial
@@ -124,8 +116,8 @@ proptest! {
         p.b.ep.handle_input(now, Input::Received { conn: accepted, data: Bytes::from(hello).into() });
         let real = flight(&mut p, Who::B, accepted);
         prop_assert!(!real.is_empty(), "the responder answers");
-        let wire = shaped(form, &real, &data, &flips);
-        feed(&mut p, Who::A, conn, &wire, &chunks, MAX_HANDSHAKE_FRAME);
+        let wire = shaped(h.form, &real, &h.data, &h.flips);
+        feed(&mut p, Who::A, conn, &wire, &h.chunks, MAX_HANDSHAKE_FRAME);
     }
 
     #[test]
@@ -184,6 +176,29 @@ fn shaped(form: u8, real: &[u8], data: &[u8], flips: &[(usize, u8)]) -> Vec<u8> 
             wire.extend_from_slice(data);
             wire
         }
+    }
+}
+
+/// What a handshake property feeds: see [`shaped`] for `form`, `data`
+/// and `flips`; `chunks` the sizes it is read in; `v2` the version.
+#[derive(Debug, Clone)]
+struct Hostile {
+    data: Vec<u8>,
+    form: u8,
+    flips: Vec<(usize, u8)>,
+    chunks: Vec<usize>,
+    v2: bool,
+}
+
+prop_compose! {
+    fn hostile()(
+        data in prop::collection::vec(any::<u8>(), 0..600),
+        form in 0u8..3,
+        flips in prop::collection::vec((any::<usize>(), any::<u8>()), 0..4),
+        chunks in prop::collection::vec(1usize..64, 1..8),
+        v2 in any::<bool>(),
+    ) -> Hostile {
+        Hostile { data, form, flips, chunks, v2 }
     }
 }
 

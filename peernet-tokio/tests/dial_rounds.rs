@@ -142,6 +142,14 @@ async fn connect_to_a_connected_peer_does_not_record_an_untested_address() {
     );
 }
 
+/// A node of the data directory `dir`, trusting peer 2.
+async fn node_in(dir: &std::path::Path) -> Node {
+    let config = NodeConfig::from_data_dir(dir).unwrap().trusting(peer(2));
+    Node::bind(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+}
+
 /// An `add_address` that changes nothing (an address known already, as
 /// each mDNS re-announcement of a trusted peer repeats it) does not
 /// rewrite the book file (temp file, fsync, rename, fsync of the
@@ -151,14 +159,7 @@ async fn re_adding_a_known_address_does_not_rewrite_the_book() {
     use std::os::unix::fs::MetadataExt;
     let dir = tempfile::tempdir().unwrap();
     let known: SocketAddr = "192.0.2.7:4000".parse().unwrap();
-    let a = Node::bind(
-        NodeConfig::from_data_dir(dir.path())
-            .unwrap()
-            .trusting(peer(2)),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
+    let a = node_in(dir.path()).await;
     assert!(
         a.add_address(peer(2), known, AddrSource::Discovery)
             .unwrap()
@@ -168,25 +169,11 @@ async fn re_adding_a_known_address_does_not_rewrite_the_book() {
     let path = dir.path().join("book");
     let before = std::fs::metadata(&path).unwrap().ino();
     // control: a restart alone does not rewrite it
-    let a = Node::bind(
-        NodeConfig::from_data_dir(dir.path())
-            .unwrap()
-            .trusting(peer(2)),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
+    let a = node_in(dir.path()).await;
     a.shutdown().await;
     drop(a);
     assert_eq!(before, std::fs::metadata(&path).unwrap().ino(), "control");
-    let a = Node::bind(
-        NodeConfig::from_data_dir(dir.path())
-            .unwrap()
-            .trusting(peer(2)),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
+    let a = node_in(dir.path()).await;
     assert_eq!(a.addresses(&peer(2)).len(), 1);
     // the same address again, as an announcement repeats it
     assert!(
@@ -201,14 +188,7 @@ async fn re_adding_a_known_address_does_not_rewrite_the_book() {
         "the book file was replaced though nothing changed"
     );
     // from a ticket now: a better source, saved
-    let a = Node::bind(
-        NodeConfig::from_data_dir(dir.path())
-            .unwrap()
-            .trusting(peer(2)),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
+    let a = node_in(dir.path()).await;
     assert!(a.add_address(peer(2), known, AddrSource::Ticket).unwrap());
     a.shutdown().await;
     drop(a);
