@@ -215,7 +215,9 @@ impl fmt::Display for CloseReason {
                 };
                 write!(f, "{who}: {}", code.name())?;
                 if !reason.is_empty() {
-                    write!(f, " ({reason})")?;
+                    // (a peer's words, escaped: this goes to logs and
+                    // terminals, one line)
+                    write!(f, " ({})", reason.escape_debug())?;
                 }
                 Ok(())
             }
@@ -313,5 +315,27 @@ impl From<SendError> for CallError {
             SendError::MessageTooLarge => CallError::MessageTooLarge,
             SendError::InvalidHandle(e) => CallError::InvalidHandle(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A peer's GOODBYE reason reaches logs and terminals through this
+    /// `Display`: it cannot start a line of its own or send escapes.
+    #[test]
+    fn a_peers_goodbye_reason_is_escaped() {
+        let reason = CloseReason::Goodbye {
+            by: Side::Remote,
+            code: GoodbyeCode::Normal,
+            reason: String::from("bye\nERROR forged line \u{1b}[2J\u{202e}"),
+        };
+        let shown = alloc::format!("{reason}");
+        assert_eq!(
+            shown,
+            "closed by peer: normal (bye\\nERROR forged line \\u{1b}[2J\\u{202e})"
+        );
+        assert!(!shown.contains('\n'));
     }
 }

@@ -208,11 +208,11 @@ impl Connection {
                         }));
                     } else {
                         ctx.counters.sends_dropped += 1;
-                        tracing::debug!(conn = %conn, peer = %peer, handle = %handle.as_str(), "SEND dropped: byte budget full");
+                        tracing::debug!(conn = %conn, peer = %peer, handle = ?handle.as_str(), "SEND dropped: byte budget full");
                     }
                 } else {
                     ctx.counters.sends_refused += 1;
-                    tracing::debug!(conn = %conn, peer = %peer, handle = %handle.as_str(), shutting_down = !open, "SEND refused");
+                    tracing::debug!(conn = %conn, peer = %peer, handle = ?handle.as_str(), shutting_down = !open, "SEND refused");
                 }
             }
             Envelope::Ping { nonce } => {
@@ -291,7 +291,7 @@ impl Connection {
         match verdict {
             Err(status) => {
                 ctx.counters.calls_in.by_status.add(status);
-                tracing::debug!(conn = %self.id, peer = %peer, handle = %handle.as_str(), %status, "call refused");
+                tracing::debug!(conn = %self.id, peer = %peer, handle = ?handle.as_str(), %status, "call refused");
                 let refusal = EnvelopeRef::Reply {
                     id,
                     status: status.code(),
