@@ -173,7 +173,15 @@ pub fn is_dialable(addr: &SocketAddr) -> bool {
 /// (`[::ffff:192.0.2.1]:4000`) as its IPv4 form, so the two spellings of
 /// one address are one entry.
 pub(crate) fn canonical(addr: SocketAddr) -> SocketAddr {
-    SocketAddr::new(addr.ip().to_canonical(), addr.port())
+    match addr {
+        // (only a mapped address changes: any other IPv6 address keeps
+        // its scope id, which a link-local one needs to be dialed)
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(v4.into(), v6.port()),
+            None => addr,
+        },
+        SocketAddr::V4(_) => addr,
+    }
 }
 
 /// The addresses of every trusted peer, bounded per peer and in total.
@@ -468,6 +476,15 @@ mod tests {
         assert!(book.get(&p).next().unwrap().last_ok.is_some());
         assert!(book.remove(&p, mapped));
         assert!(book.is_empty());
+        // any other IPv6 address is kept as it is, a link-local one's
+        // scope id included
+        let scoped: SocketAddr = "[fe80::1%2]:9".parse().unwrap();
+        book.add(p, scoped, AddrSource::Discovery).unwrap();
+        assert_eq!(book.get(&p).next().unwrap().addr, scoped);
+        let SocketAddr::V6(kept) = book.get(&p).next().unwrap().addr else {
+            panic!("an IPv6 address")
+        };
+        assert_eq!(kept.scope_id(), 2);
     }
 
     #[test]

@@ -689,3 +689,34 @@ fn a_false_hint_costs_at_most_one_failed_dial() {
     );
     assert!(a.addresses(&b).all(|e| e.addr != addr(99)));
 }
+
+/// A kept peer known only by a false hint: the hint is forgotten at its
+/// failure, and the same hint heard again waits for the backoff instead
+/// of being dialed at once, so a LAN host re-announcing it cannot drive
+/// the redial rate.
+#[test]
+fn a_re_announced_false_hint_waits_for_the_backoff() {
+    let b = identity(2).peer_id();
+    let mut a = endpoint(1, &[2]);
+    let now = Instant::from_millis(1);
+    let hint = addr(9);
+    a.add_address(now, b, hint, AddrSource::Discovery).unwrap();
+    a.keep_connected(now, b, true).unwrap();
+    assert_eq!(dials(&drain(&mut a)), [(b, hint)]);
+    let mut at = now;
+    for round in 0..4 {
+        a.dial_failed(at, b, hint, refused());
+        assert_eq!(a.address_count(), 0, "round {round}: the hint is forgotten");
+        drain(&mut a);
+        let turn = a.poll_timeout().expect("the backoff is armed");
+        // heard again at once: a new hint, dialed at the backoff's turn
+        assert_eq!(a.add_address(at, b, hint, AddrSource::Discovery), Ok(true));
+        assert!(
+            dials(&drain(&mut a)).is_empty(),
+            "round {round}: dialed at once"
+        );
+        at = next_deadline(&mut a);
+        assert_eq!(at, turn);
+        assert_eq!(dials(&drain(&mut a)), [(b, hint)]);
+    }
+}

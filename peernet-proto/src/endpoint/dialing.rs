@@ -98,7 +98,8 @@ impl Endpoint {
     /// once (silently), and after every loss or failed round redialed
     /// with the backoff of [`crate::config::DialConfig`], each redial
     /// announced by [`Event::Reconnecting`]. A kept peer without an
-    /// address is dialed as soon as one is added. `keep = false` stops
+    /// address is dialed as soon as one is added (after a loss or a
+    /// failed round, at the backoff's next turn). `keep = false` stops
     /// the schedule (a handshake already running finishes on its own).
     ///
     /// # Errors
@@ -481,12 +482,11 @@ impl Endpoint {
         }
     }
 
-    /// Arms the kept peer's next round after the backoff delay.
+    /// Arms the kept peer's next round after the backoff delay, also
+    /// when the peer has no address left (its last, a false hint, was
+    /// forgotten): an address heard meanwhile waits for that round, so
+    /// re-announcing a hint cannot redial faster than the backoff.
     fn back_off(&mut self, peer: PeerId) {
-        if !self.book.has(&peer) {
-            // Dialed as soon as an address comes.
-            return;
-        }
         let Some(d) = self.dials.get_mut(&peer) else {
             return;
         };
