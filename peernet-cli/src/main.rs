@@ -32,6 +32,11 @@
 //! --data-dir` speaks with the node's identity, so its connection
 //! supersedes the running node's connection to the same peer.
 //!
+//! Like ssh, the tool refuses a key file (`--key` or the directory's
+//! `identity`) that anyone but its owner may read or write, and a data
+//! directory, trust list or address book that other users may write;
+//! the error names the `chmod` that mends it.
+//!
 //! `--mdns` (cargo feature `mdns`, on by default) announces the node on
 //! the local network and adds the addresses of trusted peers that announce
 //! themselves to the address book; an untrusted peer's announcement is

@@ -11,12 +11,17 @@
 //!   node sees it and panics in the rule instead, which denies the call
 //!   the same way.
 //!
-//! Both are logged at `error`: a rule must be quick and self-contained
-//! (capture what it needs, e.g. a set of labels kept up to date).
+//! Both are logged at `error`, at most once a second per rule (a peer
+//! may call as often as it likes). A rule must be quick and
+//! self-contained (capture what it needs, e.g. a set of labels kept up
+//! to date). Built with `panic = "abort"`, a rule that panics or calls
+//! back into its node aborts the process: nothing can be caught then.
 
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use peernet_proto::{Access, PeerId};
 
@@ -31,12 +36,26 @@ pub(crate) fn contained(handle: &str, access: Access) -> Access {
         return access;
     };
     let handle: Arc<str> = Arc::from(handle);
+    let since = Instant::now();
+    // (ms since `since` of the last error logged, plus one; 0: none yet)
+    let logged = AtomicU64::new(0);
+    let denied = AtomicU64::new(0);
     Access::rule(move |peer: &PeerId| {
         IN_RULE.set(true);
         let verdict = catch_unwind(AssertUnwindSafe(|| rule(peer)));
         IN_RULE.set(false);
         verdict.unwrap_or_else(|_| {
-            tracing::error!(%peer, %handle, "the access rule panicked: call denied");
+            let denied = denied.fetch_add(1, Ordering::Relaxed) + 1;
+            let now = since.elapsed().as_millis() as u64 + 1;
+            let last = logged.load(Ordering::Relaxed);
+            let due = last == 0 || now.saturating_sub(last) >= 1_000;
+            if due
+                && logged
+                    .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+            {
+                tracing::error!(%peer, %handle, denied, "the access rule panicked: call denied");
+            }
             false
         })
     })

@@ -31,7 +31,7 @@ pub enum TypedCallError<E> {
     Decode(minicbor::decode::Error),
     /// The callee could not decode our arguments as the type its handler
     /// takes (a [`bad_request`] body): the two sides disagree on the type.
-    #[error("the callee could not decode the arguments: {0}")]
+    #[error("the callee could not decode the arguments: {}", .0.escape_debug())]
     BadRequest(String),
     /// The arguments did not encode (their `Encode` impl failed); nothing
     /// was sent.
@@ -239,6 +239,17 @@ mod tests {
         assert_eq!(
             encode_outcome::<u8, u8>(Ok(7)).unwrap(),
             minicbor::to_vec(7u8).unwrap()
+        );
+    }
+
+    /// The callee's words in a bad request are shown escaped: they come
+    /// from the peer.
+    #[test]
+    fn a_bad_requests_reason_is_shown_escaped() {
+        let error = TypedCallError::<()>::BadRequest("no\nFORGED \u{1b}[2J".into());
+        assert_eq!(
+            error.to_string(),
+            "the callee could not decode the arguments: no\\nFORGED \\u{1b}[2J"
         );
     }
 

@@ -41,6 +41,9 @@ pub enum CborShapeError {
 struct Level {
     left: Option<u64>,
     chunks_of: Option<u8>,
+    /// An indefinite map: whether it holds an odd number of items so far
+    /// (a break there would cut a key from its value).
+    odd_map: Option<bool>,
 }
 
 /// Checks that `body` is exactly one well-formed CBOR item nested at most
@@ -58,7 +61,11 @@ pub fn check_cbor(body: &[u8]) -> Result<(), CborShapeError> {
         if initial == 0xff {
             // a break closes the innermost indefinite level
             match levels.pop() {
-                Some(Level { left: None, .. }) => {}
+                Some(Level {
+                    left: None,
+                    odd_map: None | Some(false),
+                    ..
+                }) => {}
                 _ => return Err(CborShapeError::Malformed),
             }
         } else {
@@ -83,6 +90,10 @@ pub fn check_cbor(body: &[u8]) -> Result<(), CborShapeError> {
                 31 if matches!(major, 2..=5) => None,
                 _ => return Err(CborShapeError::Malformed),
             };
+            // a simple value in a byte of its own is 32 or more
+            if major == 7 && info == 24 && argument < Some(32) {
+                return Err(CborShapeError::Malformed);
+            }
             let opened = match (major, argument) {
                 // a definite string: skip its bytes
                 (2 | 3, Some(len)) => {
@@ -97,19 +108,23 @@ pub fn check_cbor(body: &[u8]) -> Result<(), CborShapeError> {
                 (2 | 3, None) => Some(Level {
                     left: None,
                     chunks_of: Some(major),
+                    odd_map: None,
                 }),
                 (4, left) => Some(Level {
                     left,
                     chunks_of: None,
+                    odd_map: None,
                 }),
                 (5, left) => Some(Level {
                     left: left.map(|n| n.saturating_mul(2)),
                     chunks_of: None,
+                    odd_map: left.is_none().then_some(false),
                 }),
                 // a tag holds one item
                 (6, _) => Some(Level {
                     left: Some(1),
                     chunks_of: None,
+                    odd_map: None,
                 }),
                 // integers and simple values / floats: nothing inside
                 _ => None,
@@ -133,7 +148,16 @@ pub fn check_cbor(body: &[u8]) -> Result<(), CborShapeError> {
                     done = true;
                     break;
                 }
-                Some(Level { left: None, .. }) => break,
+                Some(Level {
+                    left: None,
+                    odd_map,
+                    ..
+                }) => {
+                    if let Some(odd) = odd_map {
+                        *odd = !*odd;
+                    }
+                    break;
+                }
                 Some(Level { left: Some(n), .. }) => {
                     *n -= 1;
                     if *n > 0 {
@@ -180,6 +204,8 @@ mod tests {
         for body in [
             &[0x9f, 0x01, 0x02, 0xff][..],
             &[0xbf, 0x01, 0x02, 0xff],
+            &[0xbf, 0xff],
+            &[0xf8, 0x20],
             &[0x5f, 0x41, 0xaa, 0x40, 0xff],
             &[0x7f, 0x61, 0x61, 0xff],
             &[0xc1, 0x1a, 0, 0, 0, 1],
@@ -227,6 +253,11 @@ mod tests {
             &[0x1f],
             &[0x5f, 0x61, 0x61, 0xff],
             &[0x5f, 0x5f, 0xff, 0xff],
+            // an indefinite map cut between a key and its value
+            &[0xbf, 0x01, 0xff],
+            &[0xbf, 0x01, 0x02, 0x03, 0xff],
+            // a simple value below 32 in a byte of its own
+            &[0xf8, 0x10],
         ] {
             assert_eq!(
                 check_cbor(body),

@@ -75,7 +75,7 @@ pub enum ServiceError<E> {
     Handler(E),
     /// The callee could not decode our request as its handler's request
     /// type: the two sides disagree on the service's types.
-    #[error("the callee could not decode the request: {0}")]
+    #[error("the callee could not decode the request: {}", .0.escape_debug())]
     BadRequest(String),
     /// The reply (or the handler's error) did not decode as the service's
     /// type.

@@ -41,9 +41,9 @@ pub enum ConnectError {
     AlreadyConnected(PeerId),
     /// [`crate::Endpoint::connect_to`]: the dial schedule is dialing the
     /// peer at another address (it gave up on `addr`, whose dial was not
-    /// reported within `DialConfig::dial_timeout`); at most one dial per
-    /// peer is in flight.
-    #[error("peer {peer} is being dialed at another address than {addr}")]
+    /// reported within `DialConfig::dial_timeout`), or a handshake of its
+    /// schedule already runs; at most one dial per peer is in flight.
+    #[error("peer {peer} is being dialed already (the transport to {addr} came too late)")]
     DialInFlight {
         /// The peer.
         peer: PeerId,
