@@ -634,3 +634,27 @@ fn silent_sockets_from_many_sources_do_not_lock_out_a_peer() {
         }
     }
 }
+
+/// Version 1: n0 dials n1's address naming n2, all three trusted. The
+/// dial must fail (`unexpected_peer`); with the fault that takes any
+/// trusted responder it connects to n1, which the invariant catches.
+/// (The sweep meets this on few seeds: this scenario pins it.)
+#[test]
+fn a_dial_that_reaches_another_trusted_peer_fails() {
+    for fault in [None, Some(Fault::IgnoreExpectedPeer)] {
+        let mut cfg = calm_config(1, 3);
+        cfg.versions = vec![peernet_proto::ProtocolVersion::V1; 3];
+        cfg.fault = fault;
+        let mut sim = sim_with(cfg);
+        let named = sim.peer_id(2);
+        sim.dial(0, 1, Some(named)).expect("dial starts");
+        let run = sim.run_for(300 * MS);
+        match fault {
+            None => {
+                ok(run);
+                assert!(sim.connection_link(0, 1).is_none(), "no connection to n1");
+            }
+            Some(_) => violated(run, Invariant::DialReachesOnlyTheNamedPeer),
+        }
+    }
+}
