@@ -2,11 +2,13 @@
 //! per rule, however often a peer calls (each call is denied). A test
 //! binary of its own: it installs the process's log subscriber.
 
+mod common;
+
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use peernet_tokio::{Access, Bytes, CallError, Identity, Node, NodeConfig};
+use peernet_tokio::{Access, Bytes, CallError};
 
 /// Every log line, kept.
 #[derive(Clone, Default)]
@@ -33,15 +35,8 @@ async fn a_panicking_rule_is_logged_at_most_once_a_second() {
         .init();
     // (the rule's panics are expected: keep them off the test's output)
     std::panic::set_hook(Box::new(|_| {}));
-    let (a_id, b_id) = (Identity::from_seed(&[5; 32]), Identity::from_seed(&[6; 32]));
-    let (a_peer, b_peer) = (a_id.peer_id(), b_id.peer_id());
-    let any = "127.0.0.1:0".parse().unwrap();
-    let a = Node::bind(NodeConfig::new(a_id).trusting(b_peer), any)
-        .await
-        .unwrap();
-    let b = Node::bind(NodeConfig::new(b_id).trusting(a_peer), any)
-        .await
-        .unwrap();
+    let (a, b) = common::trusting_pair(5, 6).await;
+    let b_peer = b.peer_id();
     let rule = Access::rule(|_| panic!("a bug in the rule"));
     b.expose_to("guarded", rule, |_, _| async { Ok(Bytes::new()) })
         .unwrap();

@@ -2,9 +2,11 @@
 //! own error, a request the callee cannot decode reported as its own
 //! error, and a typed nested call within the caller's budget.
 
+mod common;
+
 use std::time::Duration;
 
-use peernet_tokio::{CallError, Identity, Node, NodeConfig, PeerId, Service, ServiceError};
+use peernet_tokio::{CallError, Node, PeerId, Service, ServiceError};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
@@ -42,15 +44,8 @@ impl Service for Missing {
 const CALL: Duration = Duration::from_secs(10);
 
 async fn pair() -> (Node, Node, PeerId) {
-    let (a_id, b_id) = (Identity::from_seed(&[1; 32]), Identity::from_seed(&[2; 32]));
-    let (a_peer, b_peer) = (a_id.peer_id(), b_id.peer_id());
-    let any = "127.0.0.1:0".parse().unwrap();
-    let a = Node::bind(NodeConfig::new(a_id).trusting(b_peer), any)
-        .await
-        .unwrap();
-    let b = Node::bind(NodeConfig::new(b_id).trusting(a_peer), any)
-        .await
-        .unwrap();
+    let (a, b) = common::trusting_pair(1, 2).await;
+    let b_peer = b.peer_id();
     b.expose_service(Adder, |ctx, Add { a, b }| async move {
         assert!(ctx.is_call());
         a.checked_add(b)
