@@ -720,3 +720,37 @@ fn a_re_announced_false_hint_waits_for_the_backoff() {
         assert_eq!(dials(&drain(&mut a)), [(b, hint)]);
     }
 }
+
+/// A one-off dial that joins a round under way goes through every address
+/// the round has not tried, one added since it began included; so does
+/// one that joins a late transport the schedule adopted during its
+/// backoff (that round has no addresses left of its own).
+#[test]
+fn a_dial_joining_a_round_tries_every_address_left() {
+    let (mut a, b, now) = with_two_addresses();
+    a.keep_connected(now, b, true).unwrap();
+    assert_eq!(dials(&drain(&mut a)), [(b, addr(1))]);
+    a.add_address(now, b, addr(3), AddrSource::Ticket).unwrap();
+    a.dial(now, b).unwrap();
+    for (failed, next) in [(1, Some(2)), (2, Some(3)), (3, None)] {
+        a.dial_failed(now, b, addr(failed), refused());
+        let out = drain(&mut a);
+        match next {
+            Some(n) => assert_eq!(dials(&out), [(b, addr(n))]),
+            None => {
+                let Some(Event::Unreachable { tried, .. }) = events(&out).pop() else {
+                    panic!("{out:?}")
+                };
+                let addrs: Vec<_> = tried.iter().map(|(a, _)| a.port()).collect();
+                assert_eq!(addrs, [1, 2, 3]);
+            }
+        }
+    }
+    // The round failed; during its backoff addr(2)'s transport opens
+    // late and is adopted; a dial joins it, and goes on to the others.
+    let late = a.connect_to(now, b, addr(2)).unwrap();
+    a.dial(now, b).unwrap();
+    a.handle_input(now, Input::Closed { conn: late });
+    let out = drain(&mut a);
+    assert_eq!(dials(&out), [(b, addr(1))], "{out:?}");
+}

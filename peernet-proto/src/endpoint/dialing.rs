@@ -170,12 +170,26 @@ impl Endpoint {
         if !self.book.has(&peer) {
             return Err(ConnectError::NoAddress(peer));
         }
+        let book: VecDeque<SocketAddr> = self.book.get(&peer).map(|e| e.addr).collect();
         let d = self.dials.entry(peer);
         d.report = true;
         if !d.dialing() {
             self.disarm_dial(&peer);
             self.start_round(peer, None);
+            return Ok(());
         }
+        // Joining a round under way: it goes on through every address not
+        // tried in it yet, those added since it began included (a round
+        // that is a late transport's adopted dial has none left of its
+        // own).
+        let in_flight = match d.phase {
+            Phase::Opening { addr, .. } | Phase::Handshaking { addr, .. } => Some(addr),
+            _ => None,
+        };
+        d.rest = book
+            .into_iter()
+            .filter(|a| Some(*a) != in_flight && !d.tried.iter().any(|(t, _)| t == a))
+            .collect();
         Ok(())
     }
 
