@@ -172,7 +172,7 @@ pub fn is_dialable(addr: &SocketAddr) -> bool {
 /// `addr` as the book keeps it: an IPv4-mapped IPv6 address
 /// (`[::ffff:192.0.2.1]:4000`) as its IPv4 form, so the two spellings of
 /// one address are one entry.
-pub(crate) fn canonical(addr: SocketAddr) -> SocketAddr {
+fn canonical(addr: SocketAddr) -> SocketAddr {
     match addr {
         // (only a mapped address changes: any other IPv6 address keeps
         // its scope id, which a link-local one needs to be dialed)
@@ -182,6 +182,17 @@ pub(crate) fn canonical(addr: SocketAddr) -> SocketAddr {
         },
         SocketAddr::V4(_) => addr,
     }
+}
+
+/// What [`AddressBook::insert`] changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Added {
+    /// A new address.
+    New,
+    /// A known address, now from a better source.
+    BetterSource,
+    /// Nothing: known already, from as good a source.
+    Known,
 }
 
 /// The addresses of every trusted peer, bounded per peer and in total.
@@ -223,6 +234,16 @@ impl AddressBook {
         addr: SocketAddr,
         source: AddrSource,
     ) -> Result<bool, BookError> {
+        Ok(self.insert(peer, addr, source)? == Added::New)
+    }
+
+    /// [`AddressBook::add`], saying what changed.
+    pub(crate) fn insert(
+        &mut self,
+        peer: PeerId,
+        addr: SocketAddr,
+        source: AddrSource,
+    ) -> Result<Added, BookError> {
         if !is_dialable(&addr) {
             return Err(BookError::Undialable(addr));
         }
@@ -231,11 +252,12 @@ impl AddressBook {
         let per_peer = self.per_peer;
         let entries = self.peers.entry(peer).or_default();
         if let Some(e) = entries.iter_mut().find(|e| e.addr == addr) {
-            if source.weight() > e.source.weight() {
-                e.source = source;
+            if source.weight() <= e.source.weight() {
+                return Ok(Added::Known);
             }
+            e.source = source;
             entries.sort_by(AddrEntry::rank);
-            return Ok(false);
+            return Ok(Added::BetterSource);
         }
         let new = AddrEntry::new(addr, source, self.added);
         let evict = entries.len() >= per_peer || at_total;
@@ -258,7 +280,7 @@ impl AddressBook {
         entries.sort_by(AddrEntry::rank);
         self.total += 1;
         self.added += 1;
-        Ok(true)
+        Ok(Added::New)
     }
 
     /// Forgets `addr` for `peer`. Returns false if it was not there.

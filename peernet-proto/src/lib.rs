@@ -20,6 +20,7 @@ pub mod envelope;
 pub mod error;
 mod event;
 mod exposure;
+mod fault;
 pub mod frame;
 // Public only through `testkit`, for tests and fuzzers.
 #[cfg_attr(not(feature = "testkit"), allow(unreachable_pub, dead_code))]

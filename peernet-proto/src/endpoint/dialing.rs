@@ -14,7 +14,7 @@ use core::net::SocketAddr;
 use core::time::Duration;
 
 use crate::Instant;
-use crate::book::{AddrEntry, AddrSource, BookError};
+use crate::book::{Added, AddrEntry, AddrSource, BookError};
 use crate::config::fault;
 use crate::dial::{PeerDial, Phase, next_delay};
 use crate::error::{ConnectError, DialFailure, HandshakeError};
@@ -50,15 +50,8 @@ impl Endpoint {
         if !self.trust.contains(&peer) || peer == self.peer_id() {
             return Err(BookError::NotTrusted(peer));
         }
-        let kept_as = crate::book::canonical(addr);
-        let source_of = |book: &crate::book::AddressBook| {
-            book.get(&peer)
-                .find(|e| e.addr == kept_as)
-                .map(|e| e.source)
-        };
-        let before = source_of(&self.book);
-        let new = self.book.add(peer, addr, source)?;
-        let changed = new || source_of(&self.book) != before;
+        let added = self.book.insert(peer, addr, source)?;
+        let (new, changed) = (added == Added::New, added != Added::Known);
         tracing::debug!(peer = %peer, %addr, ?source, new, changed, "address added");
         let connected = self.is_connected(&peer);
         let Some(d) = self.dials.get_mut(&peer) else {
@@ -170,7 +163,6 @@ impl Endpoint {
         if !self.book.has(&peer) {
             return Err(ConnectError::NoAddress(peer));
         }
-        let book: VecDeque<SocketAddr> = self.book.get(&peer).map(|e| e.addr).collect();
         let d = self.dials.entry(peer);
         d.report = true;
         if !d.dialing() {
@@ -186,8 +178,10 @@ impl Endpoint {
             Phase::Opening { addr, .. } | Phase::Handshaking { addr, .. } => Some(addr),
             _ => None,
         };
-        d.rest = book
-            .into_iter()
+        d.rest = self
+            .book
+            .get(&peer)
+            .map(|e| e.addr)
             .filter(|a| Some(*a) != in_flight && !d.tried.iter().any(|(t, _)| t == a))
             .collect();
         Ok(())

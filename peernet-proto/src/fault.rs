@@ -1,0 +1,166 @@
+//! The deliberate faults (`Fault`) the simulation switches on to prove
+//! its invariants real, and the `fault!` check the core's detours use.
+//! A room of its own so that `config.rs` holds only the configuration.
+
+/// Deliberate bugs, each a one-line detour at the place it names, which
+/// the simulation tests switch on to prove that their invariants catch
+/// them. Compiled in only with the `fault-injection` feature; reached as
+/// `peernet_proto::testkit::Fault`.
+#[cfg(feature = "fault-injection")]
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum Fault {
+    /// `Endpoint::register`: the supersede rule keeps the newest connection
+    /// always.
+    SupersedeNewest,
+    /// `connection::handshake` (HELLO): a responder accepts a HELLO key it
+    /// does not trust.
+    SkipTrustCheck,
+    /// `Connection::establish`/`on_envelope`: request ids start at 1 on
+    /// every connection and a
+    /// REPLY is matched against every connection's calls, as if ids were
+    /// global.
+    ReplyAnyConnection,
+    /// `Connection::on_liveness`: a connection that went idle is never
+    /// closed.
+    NoIdleTimeout,
+    /// `unpair`: the revoked peer's connections stay open.
+    KeepRevokedConnections,
+    /// `Connection::on_call`: a CALL reaches the handler whether or not its handle is
+    /// exposed to the caller.
+    SkipExposureCheck,
+    /// `Connection::on_call`: `max_inbound_calls` is not enforced.
+    IgnoreInboundLimit,
+    /// `connection::session` (CANCEL): a CANCEL for an id not in flight
+    /// ends the connection with `protocol_error` (the spec says: ignored;
+    /// honest callers send one whenever a timeout races the reply).
+    CancelUnknownIsError,
+    /// `connection::session` (CALL, SEND): a node that is shutting down
+    /// still hands new calls and sends to handlers.
+    HandlersWhileShuttingDown,
+    /// `Endpoint::connect`: the PeerId a dial names is not passed to the
+    /// handshake, so any trusted responder is accepted.
+    IgnoreExpectedPeer,
+    /// `connection::session` (CANCEL): a CANCEL that arrives leaves the
+    /// call in flight (its handler slot is not freed).
+    CancelIgnored,
+    /// `Endpoint::unpair`: the revoked peer's connection is closed with
+    /// GOODBYE `normal` instead of `revoked`.
+    RevokedAsNormal,
+    /// `connection::session` (PING): a PING is not answered with a PONG.
+    NoPong,
+    /// `Connection::on_liveness`: no PING is ever sent (the timer re-arms
+    /// as if one had been).
+    NoPing,
+    /// `Connection::handle_data`: any bytes on an established connection
+    /// reset the idle clock, not only complete frames.
+    HalfFrameResetsIdle,
+    /// `connection::handshake` (version 2): the responder treats the
+    /// connection as established when it sends RESP, not when the
+    /// initiator's first record decrypts, so a replayed INIT becomes a
+    /// connection.
+    EstablishAtResp,
+    /// `Connection::on_record` (version 2): a record that fails to
+    /// decrypt is skipped and the connection stays open, instead of
+    /// ending it at once.
+    IgnoreBadRecord,
+    /// `Connection::new` (version 1): the handshake frame limit stays
+    /// WELCOME's 134 bytes, so a version-2 INIT (150) is a frame error
+    /// rather than REJECT `unsupported_version`.
+    SmallHandshakeFrames,
+    /// `dial::next_delay`: a kept peer is redialed at once (1 ms) after
+    /// every loss or failure, the delay never growing.
+    NoBackoff,
+    /// `Endpoint::unpair`: the peer's dial schedule and addresses are kept,
+    /// so a kept peer goes on being redialed after it was unpaired.
+    RedialAfterUnpair,
+    /// `Endpoint::connect_to`: a dial's transport is taken whatever the
+    /// schedule does, and never counted as its round's: a late transport
+    /// runs its handshake beside the round's next dial.
+    LateDialTaken,
+    /// `Connection::handle_timer`: the handshake timer does nothing, so a
+    /// handshake that stalls holds its connection for ever.
+    NoHandshakeTimeout,
+    /// `Endpoint::register`: the older connection that loses to a newer
+    /// one by the rule of section 4 is left open beside it.
+    SupersedeKeepsBoth,
+    /// `Connection::handle_timer`: outbound call deadlines never fire, so
+    /// a call whose reply never comes never resolves.
+    NoCallDeadline,
+    /// `Responder::on_proof`'s verdict is ignored (version 1): a dialer
+    /// that names a trusted key in its HELLO need not hold it.
+    SkipProofCheck,
+    /// `Endpoint::accept_from`: every connection is admitted whatever its
+    /// source has in progress or has failed lately.
+    SourceUnlimited,
+    /// `Endpoint::end`: a failed inbound handshake is not charged to its
+    /// source, as a success is not, so failures are bounded by nothing
+    /// but the handshakes in progress.
+    FailuresUncharged,
+    /// `Endpoint::accept`: when every handshake slot is taken, a new
+    /// connection is answered `busy` even while slots are held by
+    /// connections that have delivered no complete frame.
+    NoEviction,
+    /// `Endpoint::on_transition`: an inbound connection that becomes
+    /// established is not charged to its peer, so a trusted peer may
+    /// reconnect as often as it likes (`Config::peer_connects` is never
+    /// reached).
+    ReconnectsUncharged,
+}
+
+#[cfg(feature = "fault-injection")]
+impl Fault {
+    /// Every fault, for the simulation and the fuzz targets to iterate.
+    pub const ALL: [Fault; 29] = [
+        Fault::SupersedeNewest,
+        Fault::SkipTrustCheck,
+        Fault::ReplyAnyConnection,
+        Fault::NoIdleTimeout,
+        Fault::KeepRevokedConnections,
+        Fault::SkipExposureCheck,
+        Fault::IgnoreInboundLimit,
+        Fault::CancelUnknownIsError,
+        Fault::HandlersWhileShuttingDown,
+        Fault::IgnoreExpectedPeer,
+        Fault::CancelIgnored,
+        Fault::RevokedAsNormal,
+        Fault::NoPong,
+        Fault::NoPing,
+        Fault::HalfFrameResetsIdle,
+        Fault::EstablishAtResp,
+        Fault::IgnoreBadRecord,
+        Fault::SmallHandshakeFrames,
+        Fault::NoBackoff,
+        Fault::RedialAfterUnpair,
+        Fault::LateDialTaken,
+        Fault::NoHandshakeTimeout,
+        Fault::SupersedeKeepsBoth,
+        Fault::NoCallDeadline,
+        Fault::SkipProofCheck,
+        Fault::SourceUnlimited,
+        Fault::FailuresUncharged,
+        Fault::NoEviction,
+        Fault::ReconnectsUncharged,
+    ];
+
+    /// The fault whose variant name is `name` (as its `Debug` prints it).
+    pub fn from_name(name: &str) -> Option<Fault> {
+        Fault::ALL
+            .into_iter()
+            .find(|f| alloc::format!("{f:?}") == name)
+    }
+}
+
+/// Whether the deliberate fault `$fault` is on; always false without the
+/// `fault-injection` feature.
+macro_rules! fault {
+    ($config:expr, $fault:ident) => {{
+        #[cfg(feature = "fault-injection")]
+        let on = $config.fault == Some($crate::fault::Fault::$fault);
+        #[cfg(not(feature = "fault-injection"))]
+        let on = false;
+        on
+    }};
+}
+pub(crate) use fault;
