@@ -34,7 +34,8 @@ use std::path::PathBuf;
 pub use peernet_proto::AddrSource;
 use peernet_proto::{InvalidPeerId, PeerId, is_dialable};
 
-use crate::persist::{DataDir, Private, check_access, read_regular};
+use crate::persist::DataDir;
+use crate::private_files::{Private, read_private};
 
 const BOOK_FILE: &str = "book";
 
@@ -304,9 +305,13 @@ impl DataDir {
     /// Loads the address book; a missing file is an empty book, a damaged
     /// one an error.
     pub fn load_book(&self) -> Result<SavedBook, LoadBookError> {
-        match read_regular(&self.book_path(), MAX_BOOK_FILE_LEN) {
+        match read_private(
+            &self.book_path(),
+            MAX_BOOK_FILE_LEN,
+            Private::Writes,
+            "address book",
+        ) {
             Ok(bytes) => {
-                check_access(&self.book_path(), Private::Writes, "address book")?;
                 let text = String::from_utf8(bytes).map_err(|_| BookFileError {
                     line: 1,
                     kind: BookFileErrorKind::NotUtf8,

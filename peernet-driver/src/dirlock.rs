@@ -41,6 +41,7 @@ pub enum LockError {
 impl DataDir {
     /// Takes the directory's lock without waiting: [`LockError::InUse`]
     /// if another process (or another [`DirLock`] of this one) holds it.
+    /// The new holder removes the temporary files a crash left behind.
     pub fn try_lock(&self) -> Result<DirLock, LockError> {
         let mut options = OpenOptions::new();
         options.read(true).write(true).create(true).truncate(false);
@@ -48,7 +49,10 @@ impl DataDir {
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         let file = options.open(self.path().join(LOCK_FILE))?;
         match fs4::FileExt::try_lock(&file) {
-            Ok(()) => Ok(DirLock { _file: file }),
+            Ok(()) => {
+                self.remove_stale_temps();
+                Ok(DirLock { _file: file })
+            }
             Err(fs4::TryLockError::WouldBlock) => Err(LockError::InUse),
             Err(fs4::TryLockError::Error(e)) => Err(LockError::Io(e)),
         }

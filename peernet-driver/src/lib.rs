@@ -53,6 +53,7 @@ mod lifecycle;
 mod node;
 pub mod persist;
 mod port;
+mod private_files;
 mod runtime;
 #[cfg(feature = "serde")]
 mod service;

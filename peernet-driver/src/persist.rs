@@ -7,14 +7,11 @@
 //!   fsync the directory), so a crash leaves the old list or the new one,
 //!   never a mix.
 //!
-//! Who may touch them (Unix): the directory and the files are the node's
-//! security boundary (whoever can replace `trust` chooses who the node
-//! trusts), so a directory or a file that others may write, or an
-//! identity that others may read, is refused with
-//! [`io::ErrorKind::PermissionDenied`] and the `chmod` that mends it, as
-//! ssh refuses a private key or a `~/.ssh` open to others. A directory or
-//! list writable by its group only is used, with a warning: a umask of
-//! `002` makes them so.
+//! Who may touch them (Unix): see [`private_files`](crate::private_files)
+//! (re-exported here: [`read_regular`]). In short, a directory or file
+//! that other users may write or own, or an identity they may read, is
+//! refused with [`io::ErrorKind::PermissionDenied`] and the command that
+//! mends it, as ssh refuses a private key or a `~/.ssh` open to others.
 //!
 //! Temporary files and their atomic replacement are `tempfile`'s
 //! ([`NamedTempFile::persist`], and `persist_noclobber` for the identity,
@@ -32,6 +29,8 @@ use rand_chacha::rand_core::SeedableRng;
 use tempfile::NamedTempFile;
 
 use crate::error::StartError;
+pub use crate::private_files::read_regular;
+use crate::private_files::{Private, check_dir, read_private};
 
 const IDENTITY_FILE: &str = "identity";
 const TRUST_FILE: &str = "trust";
@@ -57,7 +56,7 @@ impl DataDir {
         #[cfg(unix)]
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
         builder.create(&path)?;
-        check_access(&path, Private::Writes, "data directory")?;
+        check_dir(&path)?;
         Ok(DataDir { path })
     }
 
@@ -88,7 +87,7 @@ impl DataDir {
         let mut rng =
             ChaCha20Rng::try_from_rng(&mut getrandom::SysRng).map_err(StartError::Entropy)?;
         let identity = Identity::generate(&mut rng);
-        let mut temp = self.temp_file(IDENTITY_FILE)?;
+        let mut temp = temp_file(&self.path, IDENTITY_FILE)?;
         temp.write_all(&identity.to_bytes())?;
         temp.as_file().sync_all()?;
         match temp.persist_noclobber(&path) {
@@ -113,9 +112,8 @@ impl DataDir {
     /// does not parse.
     pub fn load_trust(&self) -> Result<TrustList, StartError> {
         let path = self.path.join(TRUST_FILE);
-        match read_regular(&path, MAX_TRUST_FILE_LEN) {
+        match read_private(&path, MAX_TRUST_FILE_LEN, Private::Writes, "trust list") {
             Ok(bytes) => {
-                check_access(&path, Private::Writes, "trust list")?;
                 let text = String::from_utf8(bytes).map_err(|_| {
                     io::Error::new(io::ErrorKind::InvalidData, "trust list is not UTF-8")
                 })?;
@@ -156,30 +154,87 @@ impl DataDir {
     }
 
     /// Replaces the file `name` in the directory atomically with
-    /// `contents`: staged, synced, renamed over, directory synced.
+    /// `contents`: staged, synced, renamed over, directory synced. When
+    /// `name` is a symbolic link, the file it names is replaced, in its
+    /// own directory, and the link stays: a trust list or book that an
+    /// operator keeps elsewhere and links to is updated where it lives (a
+    /// read-only one fails the save with the file system's error).
     pub(crate) fn replace(&self, name: &str, contents: &[u8]) -> io::Result<()> {
-        let temp = self.stage(name, contents)?;
-        temp.persist(self.path.join(name)).map_err(|e| e.error)?;
-        sync_dir(&self.path)
+        let path = self.path.join(name);
+        let target = match fs::symlink_metadata(&path) {
+            Ok(meta) if meta.file_type().is_symlink() => fs::canonicalize(&path).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("{} is a link to nothing: {e}", path.display()),
+                )
+            })?,
+            _ => path,
+        };
+        let dir = target.parent().unwrap_or(&self.path);
+        let temp = stage_in(dir, name, contents)?;
+        temp.persist(&target).map_err(|e| e.error)?;
+        sync_dir(dir)
     }
 
     /// The first half of [`DataDir::replace`]: `contents`, written and
     /// synced to a temporary file (removed if dropped unpersisted).
+    #[cfg(test)]
     pub(crate) fn stage(&self, name: &str, contents: &[u8]) -> io::Result<NamedTempFile> {
-        let mut temp = self.temp_file(name)?;
-        temp.write_all(contents)?;
-        temp.as_file().sync_all()?;
-        Ok(temp)
+        stage_in(&self.path, name, contents)
     }
 
-    /// A new temporary file in the directory, `<name>.<random>.tmp`, mode
-    /// 0600 from its creation (tempfile's default on Unix).
-    fn temp_file(&self, name: &str) -> io::Result<NamedTempFile> {
-        tempfile::Builder::new()
-            .prefix(&format!("{name}."))
-            .suffix(".tmp")
-            .tempfile_in(&self.path)
+    /// Removes the temporary files a crash left between staging and
+    /// renaming (`trust.*.tmp`, `book.*.tmp`; `identity.*.tmp` once a
+    /// minute old, since an identity may be created without the
+    /// directory's lock). Called by the lock's holder only, so no save is
+    /// under way; what cannot be removed is logged and left.
+    pub(crate) fn remove_stale_temps(&self) {
+        let Ok(entries) = fs::read_dir(&self.path) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let Some(stem) = name.strip_suffix(".tmp") else {
+                continue;
+            };
+            let stale = if stem.starts_with("trust.") || stem.starts_with("book.") {
+                true
+            } else if stem.starts_with("identity.") {
+                let age = entry.metadata().and_then(|m| m.modified()).ok();
+                age.and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age.as_secs() >= 60)
+            } else {
+                false
+            };
+            if !stale || !entry.file_type().is_ok_and(|t| t.is_file()) {
+                continue;
+            }
+            match fs::remove_file(entry.path()) {
+                Ok(()) => tracing::info!(file = name, "removed a temporary file a crash left"),
+                Err(e) => {
+                    tracing::warn!(file = name, error = %e, "cannot remove a stale temporary file")
+                }
+            }
+        }
     }
+}
+
+/// `contents`, written and synced to a new temporary file in `dir`,
+/// `<name>.<random>.tmp`, mode 0600 from its creation (tempfile's default
+/// on Unix).
+fn stage_in(dir: &Path, name: &str, contents: &[u8]) -> io::Result<NamedTempFile> {
+    let mut temp = temp_file(dir, name)?;
+    temp.write_all(contents)?;
+    temp.as_file().sync_all()?;
+    Ok(temp)
+}
+
+fn temp_file(dir: &Path, name: &str) -> io::Result<NamedTempFile> {
+    tempfile::Builder::new()
+        .prefix(&format!("{name}."))
+        .suffix(".tmp")
+        .tempfile_in(dir)
 }
 
 /// Makes a rename or link in `dir` durable.
@@ -212,36 +267,6 @@ pub fn write_identity(path: &Path, identity: &Identity) -> io::Result<()> {
 /// labels): a larger one is refused rather than read into memory.
 pub const MAX_TRUST_FILE_LEN: u64 = 16 << 20;
 
-/// Reads a whole file that must be a regular file of at most `max` bytes.
-///
-/// A FIFO, a device (`/dev/zero`), a directory or a socket is refused with
-/// [`io::ErrorKind::InvalidInput`] before anything is read (on Unix it is
-/// opened non-blocking, so opening a FIFO with no writer cannot hang), and
-/// a file larger than `max` with [`io::ErrorKind::InvalidData`], having
-/// read at most `max + 1` bytes.
-pub fn read_regular(path: &Path, max: u64) -> io::Result<Vec<u8>> {
-    let mut options = OpenOptions::new();
-    options.read(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
-    let file = options.open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "not a regular file",
-        ));
-    }
-    let mut bytes = Vec::new();
-    io::Read::read_to_end(&mut io::Read::take(file, max + 1), &mut bytes)?;
-    if bytes.len() as u64 > max {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("larger than {max} bytes"),
-        ));
-    }
-    Ok(bytes)
-}
-
 /// Reads an identity file written by [`write_identity`]: a regular file of
 /// exactly [`IDENTITY_FILE_LEN`] bytes (see [`read_regular`] for what is
 /// refused).
@@ -254,50 +279,13 @@ pub fn read_regular(path: &Path, max: u64) -> io::Result<Vec<u8>> {
 /// mends it, as ssh refuses such a key); [`StartError::Identity`] when
 /// its bytes are not a key.
 pub fn read_identity(path: &Path) -> Result<Identity, StartError> {
-    let bytes = read_regular(path, IDENTITY_FILE_LEN as u64)?;
-    check_access(path, Private::All, "identity file")?;
+    let bytes = read_private(
+        path,
+        IDENTITY_FILE_LEN as u64,
+        Private::All,
+        "identity file",
+    )?;
     Ok(Identity::from_bytes(&bytes)?)
-}
-
-/// What others may not do to a file of the data directory.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Private {
-    /// Write it (its group may, with a warning): the directory, the
-    /// lists.
-    Writes,
-    /// Read or write it: the identity's secret key.
-    All,
-}
-
-/// Refuses `path` if others may touch it as `private` forbids, naming the
-/// `chmod` that mends it (see the [module docs](self)); a directory or
-/// list writable by its group is used, with a warning.
-pub(crate) fn check_access(path: &Path, private: Private, what: &str) -> io::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = fs::metadata(path)?.permissions().mode() & 0o777;
-        let (refused, fix) = match private {
-            Private::Writes => (mode & 0o002, "o-w"),
-            Private::All => (mode & 0o077, "go-rwx"),
-        };
-        if refused != 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                format!(
-                    "{what} {} is open to other users (mode {mode:03o}): run `chmod {fix} {}`",
-                    path.display(),
-                    path.display()
-                ),
-            ));
-        }
-        if private == Private::Writes && mode & 0o020 != 0 {
-            tracing::warn!(path = %path.display(), mode = format!("{mode:03o}"), "{what} is writable by its group");
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = (path, private, what);
-    Ok(())
 }
 
 #[cfg(test)]
@@ -504,6 +492,8 @@ mod tests {
         // Longer than the format: refused, not parsed.
         let big = dir.path().join("big.key");
         fs::write(&big, vec![b'P'; 4096]).unwrap();
+        #[cfg(unix)]
+        fs::set_permissions(&big, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
         let err = read_identity(&big).unwrap_err();
         assert!(err.to_string().contains("larger than 72 bytes"), "{err}");
         // A trust list behind a FIFO.
@@ -523,5 +513,76 @@ mod tests {
         let data = DataDir::open(dir.path()).unwrap();
         fs::write(dir.path().join(TRUST_FILE), "").unwrap();
         assert!(matches!(data.load_trust(), Err(StartError::TrustList(_))));
+    }
+
+    /// A trust list kept elsewhere and linked into the directory is
+    /// updated where it lives: the link stays a link (it used to be
+    /// replaced by a regular file, cutting the operator's link).
+    #[cfg(unix)]
+    #[test]
+    fn a_linked_list_is_saved_through_its_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::open(dir.path().join("node")).unwrap();
+        let elsewhere = dir.path().join("etc");
+        fs::create_dir(&elsewhere).unwrap();
+        let target = elsewhere.join("trusted-peers");
+        fs::write(&target, TrustList::new().to_text()).unwrap();
+        let link = data.path().join(TRUST_FILE);
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let trust: TrustList = [Identity::from_seed(&[3; 32]).peer_id()]
+            .into_iter()
+            .collect();
+        data.save_trust(&trust).unwrap();
+        assert!(
+            fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(fs::read_to_string(&target).unwrap(), trust.to_text());
+        assert_eq!(data.load_trust().unwrap(), trust);
+        // the link's directory holds no temporary file, nor does the target's
+        assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 1);
+        // a link to nothing is an error that names it, and stays a link
+        fs::remove_file(&target).unwrap();
+        let err = data.save_trust(&trust).unwrap_err();
+        assert!(err.to_string().contains("is a link to nothing"), "{err}");
+        assert!(
+            fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+    }
+
+    /// The lock's new holder removes what a crash between staging and
+    /// renaming left, and nothing else: a fresh identity temporary may be
+    /// another process's creation under way.
+    #[test]
+    fn the_locks_holder_removes_temporary_files_a_crash_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::open(dir.path()).unwrap();
+        let keep = |name: &str| fs::write(dir.path().join(name), "x").unwrap();
+        for name in ["trust.a1b2.tmp", "book.c3d4.tmp", "identity.e5f6.tmp"] {
+            keep(name);
+        }
+        keep("notes.tmp");
+        keep("trust");
+        let old = dir.path().join("identity.0ld0.tmp");
+        keep("identity.0ld0.tmp");
+        let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        File::options()
+            .write(true)
+            .open(&old)
+            .unwrap()
+            .set_modified(an_hour_ago)
+            .unwrap();
+        let _lock = data.try_lock().unwrap();
+        let mut left: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["identity.e5f6.tmp", "lock", "notes.tmp", "trust"]);
     }
 }
