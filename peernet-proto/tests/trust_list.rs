@@ -275,6 +275,11 @@ fn rejects_invalid_labels() {
         invalid(InvalidLabel::ForbiddenCharacter),
     );
     assert_rejects(
+        &with("admin\u{202E}"),
+        2,
+        invalid(InvalidLabel::FormattingCharacter('\u{202E}')),
+    );
+    assert_rejects(
         &with(&"x".repeat(129)),
         2,
         invalid(InvalidLabel::TooLong { len: 129 }),

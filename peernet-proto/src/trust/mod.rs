@@ -71,9 +71,15 @@ pub const TRUST_LIST_HEADER: &str = "peernet-trust-list v1";
 ///
 /// 1 to [`Label::MAX_LEN`] bytes of UTF-8 with no control characters and
 /// no Unicode line or paragraph separators, so that it always fits on one
-/// line of the text format, and with no leading or trailing whitespace, so
+/// line of the text format; with no leading or trailing whitespace, so
 /// that every label has exactly one text form that survives editors which
-/// trim lines.
+/// trim lines; and with none of the invisible or bidirectional formatting
+/// characters that make text display as other text (the "Trojan Source"
+/// set: U+061C, U+200E, U+200F, U+202A to U+202E, U+2066 to U+2069; and
+/// the invisible U+00AD, U+180E, U+200B, U+2060 to U+2064, U+206A to
+/// U+206F, U+FEFF, U+FFF9 to U+FFFB). The zero-width joiner and
+/// non-joiner (U+200C, U+200D) stay allowed: emoji sequences and several
+/// scripts need them.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Label(String);
 
@@ -97,6 +103,12 @@ pub enum InvalidLabel {
     /// The label starts or ends with whitespace.
     #[error("a label must not start or end with whitespace")]
     SurroundingWhitespace,
+    /// The label contains an invisible or bidirectional formatting
+    /// character (such as U+202E RIGHT-TO-LEFT OVERRIDE or U+200B ZERO
+    /// WIDTH SPACE): it would make a label shown in a list or a log read
+    /// as another one.
+    #[error("a label must not contain the invisible formatting character U+{:04X}", u32::from(*.0))]
+    FormattingCharacter(char),
 }
 
 impl Label {
@@ -136,11 +148,33 @@ fn check_label(label: &str) -> Result<(), InvalidLabel> {
     {
         return Err(InvalidLabel::ForbiddenCharacter);
     }
+    if let Some(c) = label.chars().find(|&c| is_invisible_formatting(c)) {
+        return Err(InvalidLabel::FormattingCharacter(c));
+    }
     let trimmed = label.trim();
     if trimmed.len() != label.len() {
         return Err(InvalidLabel::SurroundingWhitespace);
     }
     Ok(())
+}
+
+/// The invisible and bidirectional formatting characters a [`Label`]
+/// refuses (see there).
+fn is_invisible_formatting(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'
+            | '\u{200E}'
+            | '\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+    )
 }
 
 impl fmt::Display for Label {

@@ -37,6 +37,30 @@ fn label_limits() {
             "{bad:?}"
         );
     }
+    // Invisible and bidirectional formatting: "admin" with a hidden
+    // override or a zero-width space would list as another label.
+    for (bad, c) in [
+        ("nimda\u{202E}", '\u{202E}'),
+        ("ad\u{200B}min", '\u{200B}'),
+        ("a\u{2066}b\u{2069}", '\u{2066}'),
+        ("a\u{FEFF}b", '\u{FEFF}'),
+        ("a\u{AD}b", '\u{AD}'),
+        ("a\u{200F}b", '\u{200F}'),
+        ("a\u{61C}b", '\u{61C}'),
+    ] {
+        assert_eq!(
+            Label::new(bad),
+            Err(InvalidLabel::FormattingCharacter(c)),
+            "{bad:?}"
+        );
+    }
+    assert_eq!(
+        InvalidLabel::FormattingCharacter('\u{202E}').to_string(),
+        "a label must not contain the invisible formatting character U+202E"
+    );
+    // the joiners that emoji sequences and some scripts need stay
+    assert!(Label::new("dev 👩\u{200D}💻").is_ok());
+    assert!(Label::new("می\u{200C}خواهم").is_ok());
     let ok = Label::new("laptop (Ada) — 🔑").unwrap();
     assert_eq!(ok.as_str(), "laptop (Ada) — 🔑");
     assert_eq!(ok.to_string(), "laptop (Ada) — 🔑");
