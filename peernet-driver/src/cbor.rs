@@ -2,6 +2,7 @@
 //! the bytes API.
 
 use std::convert::Infallible;
+use std::fmt;
 use std::future::{Future, Ready, ready};
 
 use bytes::Bytes;
@@ -11,32 +12,59 @@ use minicbor::{Decode, Encode};
 use peernet_proto::{CallError, PeerId, SendError};
 
 use crate::cbor_shape::check_cbor;
+use crate::error::HandlerValue;
 use crate::handlers::HandlerResult;
 
 use crate::node::Node;
 use crate::runtime::Runtime;
 
 /// A typed call failed.
-#[derive(Debug, thiserror::Error)]
+///
+/// Its message shows a handler's error value by its `Debug` form, cut
+/// after 256 bytes, so it has one when `E: Debug`.
+#[derive(Debug)]
 #[non_exhaustive]
 pub enum TypedCallError<E> {
     /// The call itself failed.
-    #[error(transparent)]
     Call(CallError),
     /// The handler failed with its own (decoded) error value.
-    #[error("handler error")]
     Handler(E),
     /// The reply did not decode as the expected type.
-    #[error("reply does not decode: {0}")]
     Decode(minicbor::decode::Error),
     /// The callee could not decode our arguments as the type its handler
     /// takes (a [`bad_request`] body): the two sides disagree on the type.
-    #[error("the callee could not decode the arguments: {}", .0.escape_debug())]
     BadRequest(String),
     /// The arguments did not encode (their `Encode` impl failed); nothing
     /// was sent.
-    #[error("arguments do not encode: {0}")]
     Encode(EncodeError),
+}
+
+impl<E: fmt::Debug> fmt::Display for TypedCallError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TypedCallError::Call(e) => fmt::Display::fmt(e, f),
+            TypedCallError::Handler(e) => {
+                write!(f, "the handler answered with an error: {}", HandlerValue(e))
+            }
+            TypedCallError::Decode(e) => write!(f, "reply does not decode: {e}"),
+            TypedCallError::BadRequest(why) => write!(
+                f,
+                "the callee could not decode the arguments: {}",
+                why.escape_debug()
+            ),
+            TypedCallError::Encode(e) => write!(f, "arguments do not encode: {e}"),
+        }
+    }
+}
+
+impl<E: fmt::Debug> std::error::Error for TypedCallError<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            // (the call's error stands for itself, as `#[error(transparent)]`)
+            TypedCallError::Call(e) => std::error::Error::source(e),
+            _ => None,
+        }
+    }
 }
 
 /// A typed send failed.

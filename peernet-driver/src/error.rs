@@ -51,6 +51,50 @@ impl std::fmt::Display for Causes<'_> {
     }
 }
 
+/// A handler's error value, as a typed call's error message ends: its
+/// `Debug` form (which escapes the peer's text), cut after
+/// [`HANDLER_ERROR_SHOWN`] bytes so that a peer's long value cannot
+/// flood a log line.
+pub(crate) struct HandlerValue<'a, E>(pub(crate) &'a E);
+
+/// The most of a handler's error value a message shows, in bytes.
+const HANDLER_ERROR_SHOWN: usize = 256;
+
+impl<E: std::fmt::Debug> std::fmt::Display for HandlerValue<'_, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        /// Passes on at most `left` bytes, cut on a character boundary.
+        struct Cut<'a, 'b> {
+            out: &'a mut std::fmt::Formatter<'b>,
+            left: usize,
+            cut: bool,
+        }
+        impl std::fmt::Write for Cut<'_, '_> {
+            fn write_str(&mut self, s: &str) -> std::fmt::Result {
+                if self.cut {
+                    return Ok(());
+                }
+                let mut end = s.len().min(self.left);
+                while !s.is_char_boundary(end) {
+                    end -= 1;
+                }
+                self.left -= end;
+                self.cut = end < s.len();
+                self.out.write_str(&s[..end])
+            }
+        }
+        let mut cut = Cut {
+            out: f,
+            left: HANDLER_ERROR_SHOWN,
+            cut: false,
+        };
+        std::fmt::write(&mut cut, format_args!("{:?}", self.0))?;
+        if cut.cut {
+            f.write_str("…")?;
+        }
+        Ok(())
+    }
+}
+
 /// Questions about a failed call that would otherwise need a nested
 /// match on [`CallError::ConnectionClosed`] and [`CloseReason`].
 ///
@@ -127,4 +171,37 @@ pub enum StartError {
     /// [`Node::shutdown`](crate::Node::shutdown).
     #[error("the node is shut down")]
     Closed,
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::TypedCallError;
+
+    /// A handler's error value is in the message (it used to say only
+    /// "handler error"), escaped, and cut after 256 bytes on a character
+    /// boundary, however long the peer made it.
+    #[test]
+    fn a_handler_error_says_its_value_escaped_and_cut() {
+        let shown = |value: &str| TypedCallError::Handler(value.to_owned()).to_string();
+        assert_eq!(
+            shown("no such user"),
+            "the handler answered with an error: \"no such user\""
+        );
+        assert_eq!(
+            shown("x\n\u{1b}[31m"),
+            "the handler answered with an error: \"x\\n\\u{1b}[31m\""
+        );
+        let long = shown(&"é".repeat(10_000));
+        let value = long
+            .strip_prefix("the handler answered with an error: ")
+            .unwrap();
+        let kept = value.strip_suffix('…').unwrap();
+        assert_eq!(kept.len(), 255, "{kept}");
+        assert_eq!(kept, format!("\"{}", "é".repeat(127)));
+        #[cfg(feature = "serde")]
+        assert_eq!(
+            crate::ServiceError::Handler(7u8).to_string(),
+            "the handler answered with an error: 7"
+        );
+    }
 }

@@ -18,6 +18,7 @@
 //! [`bad_request`](crate::bad_request) body, which the caller reports as
 //! [`ServiceError::BadRequest`].
 
+use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
@@ -29,6 +30,7 @@ use serde::de::DeserializeOwned;
 use crate::cbor::{bad_request, bad_request_reason, bad_response};
 use crate::cbor_shape::check_cbor;
 use crate::context::Context;
+use crate::error::HandlerValue;
 use crate::node::Node;
 use crate::runtime::Runtime;
 
@@ -64,27 +66,53 @@ pub trait Service: 'static {
 }
 
 /// A call to a typed [`Service`] failed.
-#[derive(Debug, thiserror::Error)]
+///
+/// Its message shows a handler's error value by its `Debug` form, cut
+/// after 256 bytes, so it has one when `E: Debug`.
+#[derive(Debug)]
 #[non_exhaustive]
 pub enum ServiceError<E> {
     /// The call itself failed (not connected, timeout, refused...).
-    #[error(transparent)]
     Call(CallError),
     /// The handler answered with its own error value.
-    #[error("handler error")]
     Handler(E),
     /// The callee could not decode our request as its handler's request
     /// type: the two sides disagree on the service's types.
-    #[error("the callee could not decode the request: {}", .0.escape_debug())]
     BadRequest(String),
     /// The reply (or the handler's error) did not decode as the service's
     /// type.
-    #[error("the reply does not decode: {0}")]
     BadResponse(String),
     /// The request did not encode (its `Serialize` impl failed); nothing
     /// was sent.
-    #[error("the request does not encode: {0}")]
     Encode(String),
+}
+
+impl<E: fmt::Debug> fmt::Display for ServiceError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServiceError::Call(e) => fmt::Display::fmt(e, f),
+            ServiceError::Handler(e) => {
+                write!(f, "the handler answered with an error: {}", HandlerValue(e))
+            }
+            ServiceError::BadRequest(why) => write!(
+                f,
+                "the callee could not decode the request: {}",
+                why.escape_debug()
+            ),
+            ServiceError::BadResponse(why) => write!(f, "the reply does not decode: {why}"),
+            ServiceError::Encode(why) => write!(f, "the request does not encode: {why}"),
+        }
+    }
+}
+
+impl<E: fmt::Debug> std::error::Error for ServiceError<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            // (the call's error stands for itself, as `#[error(transparent)]`)
+            ServiceError::Call(e) => std::error::Error::source(e),
+            _ => None,
+        }
+    }
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<Bytes, String> {
