@@ -16,14 +16,18 @@
 //!   worked is forgotten at its first failure (heard again, it is a new
 //!   hint), and a hint never pushes out an address the application or a
 //!   ticket gave;
+//! - an announced loopback address counts only if the announcement was
+//!   heard on a loopback interface (from this host): a LAN host cannot
+//!   make the node dial its own local services. An IPv6 link-local
+//!   address gets the scope of the interface it was heard on;
 //! - a kept peer waiting for an address is dialed when one is learned.
 //!
 //! mDNS runs on a thread of `mdns-sd`'s own; the node's runtime only runs
 //! a task reading its events.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, SocketAddr, SocketAddrV6};
 
-use mdns_sd::{IfKind, ServiceDaemon, ServiceEvent, ServiceInfo};
+use mdns_sd::{IfKind, ScopedIp, ServiceDaemon, ServiceEvent, ServiceInfo};
 use peernet_proto::{AddrSource, BookError, PeerId};
 
 use crate::node::Node;
@@ -100,15 +104,56 @@ fn instance_name(peer: &PeerId) -> String {
 /// it names no valid PeerId.
 pub fn read_announcement(
     id: Option<&str>,
-    ips: impl IntoIterator<Item = IpAddr>,
-    port: u16,
+    addrs: impl IntoIterator<Item = SocketAddr>,
 ) -> Option<(PeerId, Vec<SocketAddr>)> {
     let peer = id?.parse::<PeerId>().ok()?;
-    let addrs = ips
-        .into_iter()
-        .map(|ip| SocketAddr::new(ip, port))
-        .collect();
-    Some((peer, addrs))
+    Some((peer, addrs.into_iter().collect()))
+}
+
+/// Where an address announced for `port` can be dialed from here, if
+/// anywhere:
+/// - a loopback address only if the announcement was heard on a loopback
+///   interface (it came from this host): one heard from the network would
+///   make this node dial its own local services for a stranger;
+/// - an IPv6 link-local address with the scope of the interface it was
+///   heard on (`scope`, 0 if unknown: then it is dropped, since no dial
+///   could reach it).
+pub fn dialable_hint(
+    ip: IpAddr,
+    port: u16,
+    scope: u32,
+    heard_on_loopback: bool,
+) -> Option<SocketAddr> {
+    if ip.is_loopback() && !heard_on_loopback {
+        return None;
+    }
+    match ip {
+        IpAddr::V6(v6) if v6.is_unicast_link_local() => {
+            (scope != 0).then(|| SocketAddr::V6(SocketAddrV6::new(v6, port, 0, scope)))
+        }
+        _ => Some(SocketAddr::new(ip, port)),
+    }
+}
+
+/// [`dialable_hint`] of an address as mDNS heard it.
+fn heard_addr(ip: &ScopedIp, port: u16) -> Option<SocketAddr> {
+    let (scope, heard_on) = match ip {
+        ScopedIp::V4(v4) => (0, v4.interface_ids().to_vec()),
+        ScopedIp::V6(v6) => (v6.scope_id().index, vec![v6.scope_id().clone()]),
+        // (a kind of address this crate does not know)
+        _ => return None,
+    };
+    let on_loopback = ip.is_loopback()
+        && !heard_on.is_empty()
+        && heard_on.iter().all(|interface| {
+            let addrs = interface.get_addrs();
+            !addrs.is_empty() && addrs.iter().all(IpAddr::is_loopback)
+        });
+    let addr = dialable_hint(ip.to_ip_addr(), port, scope, on_loopback);
+    if addr.is_none() {
+        tracing::debug!(%ip, "announced address dropped: not dialable from here");
+    }
+    addr
 }
 
 impl<R: Runtime> Node<R> {
@@ -163,12 +208,12 @@ impl<R: Runtime> Node<R> {
                     break;
                 };
                 if let ServiceEvent::ServiceResolved(service) = event {
-                    let ips = service.get_addresses().iter().map(|ip| ip.to_ip_addr());
-                    let announced = read_announcement(
-                        service.get_property_val_str(TXT_ID),
-                        ips,
-                        service.get_port(),
-                    );
+                    let port = service.get_port();
+                    let addrs = service
+                        .get_addresses()
+                        .iter()
+                        .filter_map(|ip| heard_addr(ip, port));
+                    let announced = read_announcement(service.get_property_val_str(TXT_ID), addrs);
                     match announced {
                         Some((peer, addrs)) => {
                             node.learn_from_discovery(peer, &addrs);
@@ -220,18 +265,70 @@ mod tests {
     fn an_announcement_names_a_peer_and_its_addresses() {
         let peer = Identity::from_seed(&[1; 32]).peer_id();
         let id = peer.to_string();
-        let ips = ["192.0.2.1".parse().unwrap(), "2001:db8::1".parse().unwrap()];
-        let (got, addrs) = read_announcement(Some(&id), ips, 4000).unwrap();
+        let addrs: [SocketAddr; 2] = [
+            "192.0.2.1:4000".parse().unwrap(),
+            "[2001:db8::1]:4000".parse().unwrap(),
+        ];
+        let (got, read) = read_announcement(Some(&id), addrs).unwrap();
         assert_eq!(got, peer);
-        assert_eq!(
-            addrs,
-            [
-                "192.0.2.1:4000".parse().unwrap(),
-                "[2001:db8::1]:4000".parse().unwrap()
-            ]
-        );
-        assert!(read_announcement(None, ips, 1).is_none());
-        assert!(read_announcement(Some("not a peer"), ips, 1).is_none());
+        assert_eq!(read, addrs);
+        assert!(read_announcement(None, addrs).is_none());
+        assert!(read_announcement(Some("not a peer"), addrs).is_none());
         assert_eq!(instance_name(&peer).len(), 32);
+    }
+
+    /// A LAN host cannot make this node dial its own loopback services:
+    /// a loopback address counts only when heard on a loopback interface.
+    /// A link-local IPv6 address keeps the scope it was heard on, or is
+    /// dropped when there is none (no dial could reach it).
+    #[test]
+    fn only_addresses_dialable_from_here_are_hints() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let at = |s: &str| s.parse::<SocketAddr>().unwrap();
+        // heard from the network
+        assert_eq!(dialable_hint(ip("127.0.0.1"), 22, 0, false), None);
+        assert_eq!(dialable_hint(ip("127.8.9.1"), 22, 2, false), None);
+        assert_eq!(dialable_hint(ip("::1"), 22, 2, false), None);
+        assert_eq!(
+            dialable_hint(ip("192.0.2.7"), 4000, 0, false),
+            Some(at("192.0.2.7:4000"))
+        );
+        // heard on loopback: this host's own announcement
+        assert_eq!(
+            dialable_hint(ip("127.0.0.1"), 4000, 0, true),
+            Some(at("127.0.0.1:4000"))
+        );
+        // link-local IPv6
+        assert_eq!(dialable_hint(ip("fe80::1"), 4000, 0, false), None);
+        assert_eq!(
+            dialable_hint(ip("fe80::1"), 4000, 3, false),
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                "fe80::1".parse().unwrap(),
+                4000,
+                0,
+                3
+            )))
+        );
+        // an address of the machine's loopback interface, as mDNS reports
+        // it: heard there, it is kept; heard on no interface, dropped
+        let lo = if_addrs_loopback();
+        if let Some(lo) = lo {
+            let heard = ScopedIp::V4(mdns_sd::ScopedIpV4::new("127.0.0.1".parse().unwrap(), lo));
+            assert_eq!(heard_addr(&heard, 4000), Some(at("127.0.0.1:4000")));
+        }
+        let nowhere = ScopedIp::from(ip("127.0.0.1"));
+        assert_eq!(heard_addr(&nowhere, 4000), None);
+    }
+
+    /// The machine's loopback interface as mDNS names it, if it has one.
+    fn if_addrs_loopback() -> Option<mdns_sd::InterfaceId> {
+        (1..64).find_map(|index| {
+            let id = mdns_sd::InterfaceId {
+                name: String::new(),
+                index,
+            };
+            let addrs = id.get_addrs();
+            (!addrs.is_empty() && addrs.iter().all(IpAddr::is_loopback)).then_some(id)
+        })
     }
 }
