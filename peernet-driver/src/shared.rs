@@ -304,12 +304,7 @@ impl<R: Runtime> Shared<R> {
         // (stops at a second call: a pipelined read holds dozens)
         let calls = work.iter().filter(|w| matches!(w, Work::Call(..)));
         let one_call = calls.take(2).count() == 1;
-        let inline = (handshaking || one_call).then_some(conn);
-        if let Some(signals) = self.run_for(work, inline) {
-            if !signals.port.write_now(self, conn) {
-                signals.write.notify();
-            }
-        }
+        self.run_writing(work, (handshaking || one_call).then_some(conn));
         out
     }
 
@@ -329,13 +324,20 @@ impl<R: Runtime> Shared<R> {
         act: impl FnOnce(&mut Inner, Instant) -> (T, Option<ConnId>),
     ) -> T {
         let (out, inline) = self.critical(work, act);
-        // (`run_for` with no connection named is `run`)
+        self.run_writing(work, inline);
+        out
+    }
+
+    /// Runs `work` as [`Shared::run`] does; what it queued for `inline`'s
+    /// connection is written from this task if the socket takes it at
+    /// once, else its writer task is woken. With no connection named this
+    /// is `run`.
+    fn run_writing(self: &Arc<Self>, work: &mut Vec<Work>, inline: Option<ConnId>) {
         if let (Some(conn), Some(signals)) = (inline, self.run_for(work, inline)) {
             if !signals.port.write_now(self, conn) {
                 signals.write.notify();
             }
         }
-        out
     }
 
     /// The critical section itself: lock, clock, act, drain, unlock. The
