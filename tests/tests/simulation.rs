@@ -55,8 +55,10 @@ fn seed_sweep() {
     let reports = match run_seeds(first..first + count, None) {
         Ok(reports) => reports,
         Err(violation) => panic!(
-            "{violation}\nadd seed {} to tests/regression-seeds.txt once it is understood",
-            violation.seed
+            "{violation}\nadd `{} {:016x}` (seed, fingerprint) to tests/regression-seeds.txt \
+             once it is understood",
+            violation.seed,
+            SimConfig::random(violation.seed, None).fingerprint()
         ),
     };
     let wall = started.elapsed().as_secs_f64();
@@ -91,18 +93,43 @@ fn seed_sweep() {
     );
 }
 
-/// Every seed in tests/regression-seeds.txt passes.
+/// Every seed in tests/regression-seeds.txt still replays the case it was
+/// recorded for (its fingerprint: what the generator draws from it) and
+/// passes.
 #[test]
 fn regression_seeds() {
-    let seeds: Vec<u64> = include_str!("../regression-seeds.txt")
-        .lines()
-        .map(|line| line.split('#').next().unwrap_or("").trim())
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            s.parse()
-                .unwrap_or_else(|_| panic!("regression-seeds.txt: {s:?} is not a seed"))
-        })
-        .collect();
+    let mut seeds = Vec::new();
+    for line in include_str!("../regression-seeds.txt").lines() {
+        let fields: Vec<&str> = line
+            .split('#')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .collect();
+        let [seed, fingerprint] = fields[..] else {
+            assert!(
+                fields.is_empty(),
+                "regression-seeds.txt: {line:?} is not `SEED FINGERPRINT`"
+            );
+            continue;
+        };
+        let seed: u64 = seed
+            .parse()
+            .unwrap_or_else(|_| panic!("regression-seeds.txt: {seed:?} is not a seed"));
+        let recorded = u64::from_str_radix(fingerprint, 16).unwrap_or_else(|_| {
+            panic!("regression-seeds.txt: {fingerprint:?} is not a fingerprint")
+        });
+        let now = SimConfig::random(seed, None).fingerprint();
+        assert_eq!(
+            recorded, now,
+            "regression seed {seed} was recorded as fingerprint {recorded:016x}, but the \
+             generator now draws {now:016x} from it: it no longer replays the case its comment \
+             names. Find a seed that does (reintroduce the bug, sweep) or make the case a \
+             targeted scenario, then record it anew."
+        );
+        seeds.push(seed);
+    }
+    assert!(!seeds.is_empty(), "regression-seeds.txt lists no seed");
     if let Err(violation) = run_seeds(seeds.into_iter(), None) {
         panic!("regression seed fails again:\n{violation}");
     }
