@@ -61,18 +61,19 @@ fn keep_seed_sweep() {
 }
 
 /// `fault` is caught within the first 40 seeds, by `expected`.
-fn caught(fault: Fault, expected: KeepInvariant) {
-    caught_within(fault, expected, 40);
+fn caught(fault: Fault, expected: KeepInvariant) -> KeepViolation {
+    caught_within(fault, expected, 40)
 }
 
 /// `fault` is caught within the first `seeds` seeds, by `expected`.
-fn caught_within(fault: Fault, expected: KeepInvariant, seeds: u64) {
+fn caught_within(fault: Fault, expected: KeepInvariant, seeds: u64) -> KeepViolation {
     let seeds: Vec<u64> = (0..seeds).collect();
     match run_seeds(&seeds, Some(fault)) {
         Ok(_) => panic!("{fault:?} not caught in {} seeds", seeds.len()),
         Err(v) => {
             assert_eq!(v.invariant, expected, "{fault:?} caught by another:\n{v}");
             println!("{fault:?} caught: {v}");
+            v
         }
     }
 }
@@ -87,12 +88,36 @@ fn catches_redial_after_unpair() {
     caught(Fault::RedialAfterUnpair, KeepInvariant::NoRedialAfterUnpair);
 }
 
+/// Caught a handshake timeout after the second connection, not at the
+/// next check point (the first is 50 s after the start): two connections
+/// that coexist between check points are seen.
 #[test]
 fn catches_a_superseded_connection_left_open() {
-    caught(
+    let v = caught(
         Fault::SupersedeKeepsBoth,
         KeepInvariant::OneConnectionPerPair,
     );
+    assert!(v.detail.contains("a handshake timeout after"), "{v}");
+}
+
+/// Without pings, connections die idle and are dialed again, over and
+/// over: the pair flaps. The loss itself fails the run, whether or not the
+/// pair happens to be connected again at the next check point.
+#[test]
+fn catches_a_pair_that_flaps_between_check_points() {
+    let flapped = (0..40).find_map(|seed| match run_keep_seed(seed, Some(Fault::NoPing)) {
+        Ok(report) => panic!("NoPing not caught at seed {seed}: {report:?}"),
+        Err(v) => {
+            assert_eq!(
+                v.invariant,
+                KeepInvariant::KeptPairConnectedWithinBound,
+                "{v}"
+            );
+            v.detail.contains("lost its connection").then_some(v)
+        }
+    });
+    let v = flapped.expect("no seed caught by the loss itself");
+    println!("NoPing caught: {v}");
 }
 
 /// Rarer by nature: a late transport must land while the next round's

@@ -13,8 +13,12 @@
 //! heals, so connections die the protocol's way: by idle timeout.
 //!
 //! The named invariants ([`KeepInvariant`]) are checked on every dial and
-//! redial and at the check points of the [`plan`]; the first failure stops
-//! the run.
+//! redial, on every connection and every loss of one, and at the check
+//! points of the [`plan`]; the first failure stops the run. Between check
+//! points: a pair with two connections open at both ends a handshake
+//! timeout after the second came fails `OneConnectionPerPair`, and a kept
+//! pair that loses its connection when nothing has kept it apart for the
+//! reconnect bound (it flaps) fails `KeptPairConnectedWithinBound`.
 
 mod check;
 pub mod plan;
@@ -134,6 +138,12 @@ enum Ev {
         open: bool,
     },
     Step(usize),
+    /// A connection of the pair came while another was open: by now one
+    /// of them must be closed.
+    Settled {
+        a: NodeIx,
+        b: NodeIx,
+    },
 }
 
 /// The world.
@@ -157,6 +167,8 @@ pub struct KeepSim {
     reconnects: Vec<(String, Duration, Duration)>,
     connections: u64,
     superseded: u64,
+    /// When the plan last changed the world (every step but a check), ns.
+    last_disruption: u64,
 }
 
 impl KeepSim {
@@ -201,6 +213,7 @@ impl KeepSim {
             reconnects: Vec::new(),
             connections: 0,
             superseded: 0,
+            last_disruption: 0,
         };
         for (a, b) in cfg.pairs() {
             for (x, y) in [(a, b), (b, a)] {
@@ -243,6 +256,7 @@ impl KeepSim {
                         Ev::Timer { node, .. } => format!("timer {node}"),
                         Ev::Dialed { node, addr, .. } => format!("dialed {node} {addr}"),
                         Ev::Step(i) => format!("step {i}"),
+                        Ev::Settled { a, b } => format!("settled {a}-{b}"),
                     }
                 );
             }
@@ -292,6 +306,17 @@ impl KeepSim {
                 self.after(node);
             }
             Ev::Deliver { link, to } => self.deliver(link, to),
+            Ev::Settled { a, b } => {
+                let open = self.open_links(a, b);
+                if open > 1 && !self.partitioned(a, b) {
+                    let detail = format!(
+                        "pair {a}-{b} still has {open} connections open at both ends a \
+                         handshake timeout after the last one connected"
+                    );
+                    self.check
+                        .fail(self.now, KeepInvariant::OneConnectionPerPair, detail);
+                }
+            }
             Ev::Dialed {
                 node,
                 inc,
@@ -321,6 +346,9 @@ impl KeepSim {
     // ----- the plan -----
 
     fn step(&mut self, step: Step) {
+        if !matches!(step, Step::Check { .. }) {
+            self.last_disruption = self.now;
+        }
         match step {
             Step::Start(n) => self.start(n),
             Step::Crash(n) => self.crash(n),
@@ -618,6 +646,14 @@ impl KeepSim {
                     self.check
                         .connected_at
                         .insert((n.min(m), n.max(m)), self.now);
+                    // (after every connection, not only at the check
+                    // points, so that two that coexist between them are
+                    // caught too; a race of two dials leaves both open
+                    // until the loser's GOODBYE arrives, a latency later)
+                    if self.open_links(n, m) > 1 {
+                        let settle = self.config.handshake_timeout.as_nanos() as u64;
+                        self.push(self.now + settle, Ev::Settled { a: n, b: m });
+                    }
                 }
             }
             Event::Reconnecting {
@@ -657,11 +693,57 @@ impl KeepSim {
                     );
                 }
             }
-            Event::Disconnected { conn, .. } => {
+            Event::Disconnected { conn, peer, reason } => {
                 self.nodes[n].dialed.remove(&conn);
+                self.check_settled(n, peer, &reason);
             }
             _ => {}
         }
+    }
+
+    /// A kept pair that nothing has kept apart for the reconnect bound
+    /// stays connected: losing its connection then (the pair flaps) fails
+    /// `KeptPairConnectedWithinBound` at once, even if it is connected
+    /// again by the next check point.
+    fn check_settled(&mut self, n: NodeIx, peer: PeerId, reason: &impl std::fmt::Debug) {
+        let Some(&m) = self.ix_of.get(&peer) else {
+            return;
+        };
+        let bound = reconnect_bound(&self.config).as_nanos() as u64;
+        let kept = self.nodes[n].kept.contains(&m) && self.nodes[m].kept.contains(&n);
+        if !kept
+            || !self.up(m)
+            || self.partitioned(n, m)
+            || self.now < self.last_disruption.saturating_add(bound)
+        {
+            return;
+        }
+        let detail = format!(
+            "kept pair {n}-{m} lost its connection ({reason:?}) {:?} after the plan's last \
+             step, with nothing keeping it apart",
+            Duration::from_nanos(self.now - self.last_disruption)
+        );
+        self.check.fail(
+            self.now,
+            KeepInvariant::KeptPairConnectedWithinBound,
+            detail,
+        );
+    }
+
+    /// The links between `a` and `b` whose connection is open at both
+    /// ends (of the ends' current lives).
+    fn open_links(&self, a: NodeIx, b: NodeIx) -> usize {
+        self.links
+            .values()
+            .filter(|l| {
+                let ends: BTreeSet<NodeIx> = l.ends.iter().map(|e| e.0).collect();
+                ends == BTreeSet::from([a, b])
+                    && l.ends.iter().all(|&(n, inc, c)| {
+                        self.nodes[n].inc == inc
+                            && self.nodes[n].ep.as_ref().is_some_and(|e| e.is_open(c))
+                    })
+            })
+            .count()
     }
 
     // ----- the check points -----
@@ -709,18 +791,7 @@ impl KeepSim {
                 );
                 return;
             }
-            let open_links = self
-                .links
-                .values()
-                .filter(|l| {
-                    let ends: BTreeSet<NodeIx> = l.ends.iter().map(|e| e.0).collect();
-                    ends == BTreeSet::from([a, b])
-                        && l.ends.iter().all(|&(n, inc, c)| {
-                            self.nodes[n].inc == inc
-                                && self.nodes[n].ep.as_ref().is_some_and(|e| e.is_open(c))
-                        })
-                })
-                .count();
+            let open_links = self.open_links(a, b);
             if open_links > 1 {
                 let detail = format!("{label}: pair {a}-{b} has {open_links} open connections");
                 self.check
