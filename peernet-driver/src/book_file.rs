@@ -8,7 +8,7 @@
 //!
 //! ```text
 //! peernet-address-book v1
-//! <64 lowercase hex PeerId> <IP:PORT> <application|ticket|discovery>
+//! <64 lowercase hex PeerId> <IP:PORT> <application|ticket|discovery>[ worked]
 //! ...
 //! end <N>
 //! ```
@@ -21,11 +21,12 @@
 //! `\n` (`\r\n` is read too); blank lines and lines starting with `#` are
 //! ignored; nothing follows the end line. As for the trust list, the
 //! header and the counted end line make a truncated or cut file an error.
-//! Only what stays true across a restart is saved: the address and where
-//! it came from, not when it last worked (the core's clock starts again
-//! with every node).
+//! Only what stays true across a restart is saved: the address, where it
+//! came from, and `worked` if a dial to it had completed a handshake (so a
+//! discovery hint that worked keeps its protection after a restart); not
+//! when (the core's clock starts again with every node).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::io;
 use std::net::SocketAddr;
@@ -46,12 +47,13 @@ pub const BOOK_HEADER: &str = "peernet-address-book v1";
 /// one is refused rather than read into memory.
 pub const MAX_BOOK_FILE_LEN: u64 = 4 << 20;
 
-/// The most addresses saved in all: this many of the longest lines (136
-/// bytes: an IPv6 address with a scope id, port 65535, `application`)
-/// still fit in [`MAX_BOOK_FILE_LEN`], so whatever is saved loads again.
+/// The most addresses saved in all: this many of the longest lines (143
+/// bytes: an IPv6 address with a scope id, port 65535, `application
+/// worked`) still fit in [`MAX_BOOK_FILE_LEN`], so whatever is saved loads
+/// again.
 /// A book larger than this (`Config::max_addresses` raised above it)
 /// saves its first addresses in PeerId order and drops the rest.
-pub const MAX_SAVED_ADDRS: usize = 30_000;
+pub const MAX_SAVED_ADDRS: usize = 29_000;
 
 /// The most addresses one peer may have in the file (the core keeps at
 /// most `Config::max_addresses_per_peer` of them, 8 by default); more is
@@ -59,10 +61,12 @@ pub const MAX_SAVED_ADDRS: usize = 30_000;
 pub const MAX_SAVED_ADDRS_PER_PEER: usize = 64;
 
 /// The address book as saved: per peer, its addresses best first, each
-/// with where it came from.
+/// with where it came from and whether it worked.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SavedBook {
     peers: BTreeMap<PeerId, Vec<(SocketAddr, AddrSource)>>,
+    /// The addresses of `peers` a dial had completed a handshake to.
+    worked: BTreeSet<(PeerId, SocketAddr)>,
 }
 
 /// Why a text is not an address book: the first bad line and what is
@@ -87,8 +91,8 @@ pub enum BookFileErrorKind {
     /// The file is not UTF-8.
     #[error("not UTF-8")]
     NotUtf8,
-    /// A line is not `PEERID IP:PORT SOURCE`.
-    #[error("expected `PEERID IP:PORT SOURCE`")]
+    /// A line is not `PEERID IP:PORT SOURCE[ worked]`.
+    #[error("expected `PEERID IP:PORT SOURCE[ worked]`")]
     Malformed,
     /// The PeerId is not valid.
     #[error("invalid PeerId: {0}")]
@@ -167,6 +171,8 @@ impl SavedBook {
                 list.push((addr, source));
             }
         }
+        self.worked
+            .retain(|(p, a)| *p != peer || list.iter().any(|(kept, _)| kept == a));
         if list.is_empty() {
             self.peers.remove(&peer);
         } else {
@@ -174,14 +180,30 @@ impl SavedBook {
         }
     }
 
+    /// Records that a dial to `addr` of `peer` had completed a handshake;
+    /// nothing for an address the book does not hold.
+    pub fn mark_worked(&mut self, peer: &PeerId, addr: SocketAddr) {
+        if self.get(peer).iter().any(|(a, _)| *a == addr) {
+            self.worked.insert((*peer, addr));
+        }
+    }
+
+    /// Whether a dial to `addr` of `peer` had completed a handshake.
+    pub fn worked(&self, peer: &PeerId, addr: &SocketAddr) -> bool {
+        self.worked.contains(&(*peer, *addr))
+    }
+
     /// Forgets `peer`. Returns true if it had addresses.
     pub fn remove(&mut self, peer: &PeerId) -> bool {
+        self.worked.retain(|(p, _)| p != peer);
         self.peers.remove(peer).is_some()
     }
 
     /// Keeps only the peers `keep` says yes to (e.g. those still trusted).
     pub fn retain(&mut self, mut keep: impl FnMut(&PeerId) -> bool) {
         self.peers.retain(|peer, _| keep(peer));
+        let peers = &self.peers;
+        self.worked.retain(|(p, _)| peers.contains_key(p));
     }
 
     /// Every peer with its addresses, in PeerId order.
@@ -206,7 +228,12 @@ impl SavedBook {
         out.push('\n');
         for (peer, addrs) in &self.peers {
             for (addr, source) in addrs {
-                let _ = writeln!(out, "{peer} {addr} {}", source_name(*source));
+                let worked = if self.worked(peer, addr) {
+                    " worked"
+                } else {
+                    ""
+                };
+                let _ = writeln!(out, "{peer} {addr} {}{worked}", source_name(*source));
             }
         }
         let _ = writeln!(out, "end {}", self.len());
@@ -254,10 +281,19 @@ impl SavedBook {
                 return Ok(book);
             }
             let mut fields = line.split(' ');
-            let (Some(peer), Some(addr), Some(source), None) =
-                (fields.next(), fields.next(), fields.next(), fields.next())
-            else {
+            let (Some(peer), Some(addr), Some(source), worked, None) = (
+                fields.next(),
+                fields.next(),
+                fields.next(),
+                fields.next(),
+                fields.next(),
+            ) else {
                 return Err(err(n, BookFileErrorKind::Malformed));
+            };
+            let worked = match worked {
+                None => false,
+                Some("worked") => true,
+                Some(_) => return Err(err(n, BookFileErrorKind::Malformed)),
             };
             let peer = peer
                 .parse::<PeerId>()
@@ -277,6 +313,9 @@ impl SavedBook {
                 return Err(err(n, BookFileErrorKind::TooManyAddresses));
             }
             list.push((addr, source));
+            if worked {
+                book.worked.insert((peer, addr));
+            }
             count += 1;
         }
         Err(err(last + 1, BookFileErrorKind::MissingEnd))
@@ -510,14 +549,73 @@ mod tests {
                 (a, AddrSource::Application)
             });
             book.set(p, addrs);
+            for k in 0..MAX_SAVED_ADDRS_PER_PEER as u16 {
+                let mut a = longest;
+                a.set_port(65535 - k);
+                book.mark_worked(&p, a);
+            }
         }
         assert_eq!(book.len(), MAX_SAVED_ADDRS);
+        assert!(book.to_text().lines().nth(1).unwrap().len() + 1 == 143);
         let text = book.to_text();
         assert!(text.len() as u64 <= MAX_BOOK_FILE_LEN, "{}", text.len());
         let dir = tempfile::tempdir().unwrap();
         let data = DataDir::open(dir.path()).unwrap();
         data.save_book(&book).unwrap();
         assert_eq!(data.load_book().unwrap(), book);
+    }
+
+    /// Whether an address worked survives the file (a discovery hint
+    /// that worked keeps its protection after a restart); the flag is
+    /// dropped with its address, and only the word `worked` is read.
+    #[test]
+    fn whether_an_address_worked_is_saved() {
+        let (a, b): (SocketAddr, SocketAddr) = (
+            "192.0.2.1:4000".parse().unwrap(),
+            "192.0.2.2:4000".parse().unwrap(),
+        );
+        let mut book = SavedBook::new();
+        book.set(
+            peer(1),
+            [(a, AddrSource::Discovery), (b, AddrSource::Application)],
+        );
+        book.mark_worked(&peer(1), a);
+        // (not in the book: nothing)
+        book.mark_worked(&peer(2), a);
+        let text = book.to_text();
+        assert_eq!(
+            text,
+            format!(
+                "{BOOK_HEADER}\n{p} {a} discovery worked\n{p} {b} application\nend 2\n",
+                p = peer(1)
+            )
+        );
+        let read = SavedBook::from_text(&text).unwrap();
+        assert_eq!(read, book);
+        assert!(read.worked(&peer(1), &a) && !read.worked(&peer(1), &b));
+        assert!(!read.worked(&peer(2), &a));
+        // replaced without it, the address loses its flag
+        let mut again = read.clone();
+        again.set(peer(1), [(b, AddrSource::Application)]);
+        again.set(peer(1), [(a, AddrSource::Discovery)]);
+        assert!(!again.worked(&peer(1), &a));
+        again.mark_worked(&peer(1), a);
+        again.remove(&peer(1));
+        again.set(peer(1), [(a, AddrSource::Discovery)]);
+        assert!(!again.worked(&peer(1), &a));
+        for bad in [
+            "discovery works",
+            "discovery worked worked",
+            "discovery  worked",
+        ] {
+            let text = format!("{BOOK_HEADER}\n{} {a} {bad}\nend 1\n", peer(1));
+            let err = SavedBook::from_text(&text).unwrap_err();
+            assert_eq!(
+                (err.line, err.kind),
+                (2, BookFileErrorKind::Malformed),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

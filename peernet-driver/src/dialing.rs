@@ -182,7 +182,8 @@ pub(crate) fn start<R: Runtime>(shared: &Arc<Shared<R>>, options: DialOptions) {
     shared.with_core(|inner, now| {
         for (peer, addrs) in options.book.iter() {
             for &(addr, source) in addrs {
-                match inner.ep.add_address(now, *peer, addr, source) {
+                let worked = options.book.worked(peer, &addr);
+                match inner.ep.restore_address(now, *peer, addr, source, worked) {
                     Ok(_) => {}
                     Err(BookError::NotTrusted(_)) => {
                         tracing::debug!(%peer, %addr, "address of an untrusted peer ignored");
@@ -191,6 +192,8 @@ pub(crate) fn start<R: Runtime>(shared: &Arc<Shared<R>>, options: DialOptions) {
                 }
             }
         }
+        // (what was just loaded is what the file holds: no save for it)
+        inner.book_saved = inner.ep.book_revision();
         if options.keep_trusted {
             let trusted: Vec<PeerId> = inner.ep.trust().iter().map(|(p, _)| *p).collect();
             for peer in trusted {
@@ -221,7 +224,6 @@ pub(crate) fn after_unpair<R: Runtime>(shared: &Arc<Shared<R>>, peer: PeerId) {
         ConnectError::Start(peernet_proto::ConnectError::Untrusted(peer))
     });
     state.reconnected.notify(usize::MAX);
-    schedule_save(shared);
 }
 
 /// The node shuts down: waiters are released at once; a pending save is
@@ -273,8 +275,10 @@ pub(crate) fn reconnect_wait<R: Runtime>(
         .then(|| state.reconnected.listen())
 }
 
-/// Saves the book soon (debounced), if the node has a data directory.
-fn schedule_save<R: Runtime>(shared: &Arc<Shared<R>>) {
+/// Saves the book soon (debounced), if the node has a data directory:
+/// for `Work::SaveBook`, which the drain of every core change that moves
+/// the book's revision pushes.
+pub(crate) fn schedule_save<R: Runtime>(shared: &Arc<Shared<R>>) {
     if shared.data_dir.is_none() || shared.dialing.save_pending.swap(true, Ordering::AcqRel) {
         return;
     }
@@ -304,6 +308,9 @@ async fn save_now<R: Runtime>(shared: Arc<Shared<R>>, lock: Arc<DirLock>) {
         let mut book = SavedBook::new();
         for (peer, _) in inner.ep.trust().iter() {
             book.set(*peer, inner.ep.addresses(peer).map(|e| (e.addr, e.source)));
+            for e in inner.ep.addresses(peer).filter(|e| e.last_ok.is_some()) {
+                book.mark_worked(peer, e.addr);
+            }
         }
         if book.len() < inner.ep.address_count() {
             // (Config::max_addresses above what a book file holds)
@@ -342,24 +349,14 @@ impl<R: Runtime> Node<R> {
         addr: SocketAddr,
         source: AddrSource,
     ) -> Result<bool, BookError> {
-        let changed = self
-            .shared
-            .with_core(|inner, now| inner.ep.add_address(now, peer, addr, source))?;
-        if changed {
-            schedule_save(&self.shared);
-        }
-        Ok(changed)
+        self.shared
+            .with_core(|inner, now| inner.ep.add_address(now, peer, addr, source))
     }
 
     /// Forgets `addr` for `peer`. Returns false if it was not known.
     pub fn remove_address(&self, peer: &PeerId, addr: SocketAddr) -> bool {
-        let removed = self
-            .shared
-            .with_core(|inner, _| inner.ep.remove_address(peer, addr));
-        if removed {
-            schedule_save(&self.shared);
-        }
-        removed
+        self.shared
+            .with_core(|inner, _| inner.ep.remove_address(peer, addr))
     }
 
     /// The addresses of `peer`, best (first dialed) first.

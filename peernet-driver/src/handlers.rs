@@ -162,6 +162,10 @@ impl<R: Runtime> Shared<R> {
                     self.rt.spawn(crate::dialer::dial(self.clone(), peer, addr));
                     continue;
                 }
+                Work::SaveBook => {
+                    crate::dialing::schedule_save(self);
+                    continue;
+                }
                 Work::CloseDeadline(signals) => {
                     let at = self.rt.now() + crate::tasks::LINGER;
                     let sleep = self.rt.sleep_until(at);

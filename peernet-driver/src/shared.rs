@@ -88,6 +88,9 @@ pub(crate) struct Inner {
     pub(crate) subscribers: Vec<async_channel::Sender<NodeEvent>>,
     /// The deadline the timer task sleeps towards.
     timer_armed: Option<Instant>,
+    /// The core's book revision last handed to a save (or loaded): when
+    /// the core's moves past it, the book is saved (`dialing.rs`).
+    pub(crate) book_saved: u64,
 }
 
 impl Inner {
@@ -105,6 +108,7 @@ impl Inner {
             sends_running: FastMap::default(),
             subscribers: Vec::new(),
             timer_armed: None,
+            book_saved: 0,
         }
     }
 }
@@ -158,6 +162,9 @@ pub(crate) enum Work {
     Send(InboundSend, DynHandler),
     /// The core asks for a transport to a peer (`dialer.rs`).
     Dial(PeerId, SocketAddr),
+    /// The address book changed: save it soon, if there is a data
+    /// directory (`dialing.rs`).
+    SaveBook,
 }
 
 pub(crate) struct Shared<R: Runtime> {
@@ -435,6 +442,13 @@ impl<R: Runtime> Shared<R> {
                 Output::Event(event) => self.on_event(inner, now, event, work),
                 Output::Dial { peer, addr } => work.push(Work::Dial(peer, addr)),
             }
+        }
+        // Any change to the book (an address added, forgotten, or one that
+        // worked for the first time) is saved, whatever made it.
+        let revision = inner.ep.book_revision();
+        if revision != inner.book_saved {
+            inner.book_saved = revision;
+            work.push(Work::SaveBook);
         }
         // An input or command may have armed an earlier deadline.
         let next = inner.ep.poll_timeout();

@@ -197,6 +197,41 @@ async fn re_adding_a_known_address_does_not_rewrite_the_book() {
     assert!(text.contains("192.0.2.7:4000 ticket"), "{text}");
 }
 
+/// A discovery hint that worked is saved as such the moment it first
+/// works (nothing else changed the book), and the node started again from
+/// the directory ranks it as an address that worked: after a restart a
+/// LAN host still cannot push it out, nor does one failure forget it.
+#[tokio::test]
+async fn a_hint_that_worked_is_saved_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = node_in(dir.path()).await;
+    let b = Node::bind(
+        NodeConfig::new(id(2)).trusting(a.peer_id()),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let at = b.local_addr().unwrap();
+    a.add_address(peer(2), at, AddrSource::Discovery).unwrap();
+    a.shutdown().await;
+    drop(a);
+    let path = dir.path().join("book");
+    let line = format!("{} {at} discovery", peer(2));
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(&format!("{line}\n")), "{text}");
+    let a = node_in(dir.path()).await;
+    assert!(a.addresses(&peer(2))[0].last_ok.is_none());
+    a.connect_peer(peer(2)).await.unwrap();
+    a.shutdown().await;
+    drop(a);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(&format!("{line} worked\n")), "{text}");
+    let a = node_in(dir.path()).await;
+    assert!(a.addresses(&peer(2))[0].last_ok.is_some());
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
 /// The book file keeps a peer's addresses best first, and a node started
 /// from it dials them in that order (alike in all else, the one listed
 /// first), not sorted by IP.

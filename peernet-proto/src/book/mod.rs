@@ -206,6 +206,8 @@ pub struct AddressBook {
     total: usize,
     per_peer: usize,
     max_total: usize,
+    /// Bumped by every change worth saving ([`AddressBook::revision`]).
+    revision: u64,
 }
 
 impl AddressBook {
@@ -218,7 +220,16 @@ impl AddressBook {
             total: 0,
             per_peer: per_peer.max(1),
             max_total: max_total.max(1),
+            revision: 0,
         }
+    }
+
+    /// A number that changes whenever the book changes in a way worth
+    /// saving: an address added, forgotten or given a better source, or
+    /// one that worked for the first time. Not when an address fails, nor
+    /// when one that worked works again.
+    pub fn revision(&self) -> u64 {
+        self.revision
     }
 
     /// Adds `addr` for `peer` (or, if known, keeps the better of the two
@@ -257,6 +268,7 @@ impl AddressBook {
             }
             e.source = source;
             entries.sort_by(AddrEntry::rank);
+            self.revision += 1;
             return Ok(Added::BetterSource);
         }
         let new = AddrEntry::new(addr, source, self.added);
@@ -280,6 +292,7 @@ impl AddressBook {
         entries.sort_by(AddrEntry::rank);
         self.total += 1;
         self.added += 1;
+        self.revision += 1;
         Ok(Added::New)
     }
 
@@ -294,6 +307,7 @@ impl AddressBook {
         let removed = before != entries.len();
         if removed {
             self.total -= 1;
+            self.revision += 1;
         }
         if entries.is_empty() {
             self.peers.remove(peer);
@@ -305,6 +319,7 @@ impl AddressBook {
     pub fn remove_peer(&mut self, peer: &PeerId) {
         if let Some(entries) = self.peers.remove(peer) {
             self.total -= entries.len();
+            self.revision += 1;
         }
     }
 
@@ -330,7 +345,14 @@ impl AddressBook {
 
     /// A dial to `addr` completed a handshake at `now`.
     pub fn mark_ok(&mut self, peer: &PeerId, addr: SocketAddr, now: Instant) {
-        self.update(peer, addr, |e| e.last_ok = Some(now));
+        let mut first = false;
+        self.update(peer, addr, |e| {
+            first = e.last_ok.is_none();
+            e.last_ok = Some(now);
+        });
+        if first {
+            self.revision += 1;
+        }
     }
 
     /// A dial to `addr` failed at `now`. A discovery hint that never
@@ -361,200 +383,4 @@ impl AddressBook {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::Identity;
-
-    fn peer(n: u8) -> PeerId {
-        Identity::from_seed(&[n; 32]).peer_id()
-    }
-
-    fn addr(port: u16) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], port))
-    }
-
-    fn ports(book: &AddressBook, p: &PeerId) -> Vec<u16> {
-        book.get(p).map(|e| e.addr.port()).collect()
-    }
-
-    fn at(ms: u64) -> Instant {
-        Instant::from_millis(ms)
-    }
-
-    #[test]
-    fn an_address_no_dial_can_reach_is_refused() {
-        let p = peer(1);
-        let mut book = AddressBook::new(8, 64);
-        for text in [
-            "127.0.0.1:0",
-            "0.0.0.0:4000",
-            "[::]:4000",
-            "[::ffff:0.0.0.0]:4000",
-            "224.0.0.251:5353",
-            "[ff02::fb]:5353",
-            "255.255.255.255:4000",
-        ] {
-            let bad: SocketAddr = text.parse().unwrap();
-            assert!(!is_dialable(&bad), "{text}");
-            assert_eq!(
-                book.add(p, bad, AddrSource::Ticket),
-                Err(BookError::Undialable(bad))
-            );
-        }
-        assert_eq!(book.len(), 0);
-        for text in [
-            "127.0.0.1:1",
-            "192.0.2.7:4000",
-            "[::1]:4000",
-            "[fe80::1%2]:9",
-        ] {
-            let good: SocketAddr = text.parse().unwrap();
-            assert!(is_dialable(&good), "{text}");
-            assert_eq!(book.add(p, good, AddrSource::Ticket), Ok(true));
-        }
-    }
-
-    #[test]
-    fn ranks_worked_then_untried_then_hints_then_failed() {
-        let p = peer(1);
-        let mut book = AddressBook::new(8, 64);
-        book.add(p, addr(1), AddrSource::Discovery).unwrap();
-        book.add(p, addr(2), AddrSource::Application).unwrap();
-        book.add(p, addr(3), AddrSource::Ticket).unwrap();
-        book.add(p, addr(4), AddrSource::Application).unwrap();
-        book.add(p, addr(5), AddrSource::Application).unwrap();
-        // Untried: application and ticket before the discovery hint.
-        assert_eq!(ports(&book, &p), [2, 4, 5, 3, 1]);
-        book.mark_ok(&p, addr(4), at(10));
-        book.mark_ok(&p, addr(5), at(20));
-        book.mark_failed(&p, addr(2), at(30));
-        // 5 worked last, then 4; 2 failed: last.
-        assert_eq!(ports(&book, &p), [5, 4, 3, 1, 2]);
-        // 5 fails now: below the untried ones, but before 2, which
-        // never worked.
-        book.mark_failed(&p, addr(5), at(40));
-        assert_eq!(ports(&book, &p), [4, 3, 1, 5, 2]);
-        // A false hint fails once and is forgotten.
-        book.mark_failed(&p, addr(1), at(50));
-        assert_eq!(ports(&book, &p), [4, 3, 5, 2]);
-        assert_eq!(book.len(), 4);
-        // Working again after a failure puts it first.
-        book.mark_ok(&p, addr(2), at(60));
-        assert_eq!(ports(&book, &p), [2, 4, 3, 5]);
-        // A hint that worked once is kept when it fails.
-        book.add(p, addr(6), AddrSource::Discovery).unwrap();
-        book.mark_ok(&p, addr(6), at(70));
-        book.mark_failed(&p, addr(6), at(80));
-        assert_eq!(ports(&book, &p), [2, 4, 3, 6, 5]);
-    }
-
-    #[test]
-    fn hints_make_room_only_among_hints_that_never_worked() {
-        let p = peer(1);
-        let mut book = AddressBook::new(3, 64);
-        book.add(p, addr(1), AddrSource::Application).unwrap();
-        book.add(p, addr(2), AddrSource::Discovery).unwrap();
-        book.add(p, addr(3), AddrSource::Discovery).unwrap();
-        // addr(2) worked once, then every address failed.
-        book.mark_ok(&p, addr(2), at(1));
-        for (port, t) in [(1, 2), (2, 3), (3, 4)] {
-            book.mark_failed(&p, addr(port), at(t));
-        }
-        // A new hint pushes out only the hint that never worked.
-        assert_eq!(book.add(p, addr(4), AddrSource::Discovery), Ok(true));
-        assert_eq!(ports(&book, &p), [4, 2, 1]);
-        // A flood of hints, each failing, churns that one place only:
-        // the book never forgets the others.
-        for port in 5..50 {
-            book.mark_failed(&p, addr(port - 1), at(u64::from(port)));
-            assert_eq!(book.add(p, addr(port), AddrSource::Discovery), Ok(true));
-            assert_eq!(ports(&book, &p), [port, 2, 1]);
-        }
-        // Untried, the last hint ranks above it: not replaced by another.
-        assert_eq!(
-            book.add(p, addr(50), AddrSource::Discovery),
-            Err(BookError::Full)
-        );
-        // A ticket may replace a hint even if it worked (the worst
-        // first); the application its own failed address.
-        assert_eq!(book.add(p, addr(60), AddrSource::Ticket), Ok(true));
-        assert_eq!(ports(&book, &p), [60, 49, 1]);
-        assert_eq!(book.add(p, addr(61), AddrSource::Application), Ok(true));
-        assert_eq!(ports(&book, &p), [61, 60, 49]);
-    }
-
-    #[test]
-    fn an_ipv4_mapped_address_is_its_ipv4_form() {
-        let p = peer(1);
-        let mut book = AddressBook::new(8, 64);
-        let v4: SocketAddr = "192.0.2.1:4000".parse().unwrap();
-        let mapped: SocketAddr = "[::ffff:192.0.2.1]:4000".parse().unwrap();
-        assert_eq!(book.add(p, mapped, AddrSource::Discovery), Ok(true));
-        assert_eq!(book.add(p, v4, AddrSource::Ticket), Ok(false));
-        assert_eq!(book.len(), 1);
-        let e = book.get(&p).next().unwrap();
-        assert_eq!((e.addr, e.source), (v4, AddrSource::Ticket));
-        book.mark_ok(&p, mapped, at(1));
-        assert!(book.get(&p).next().unwrap().last_ok.is_some());
-        assert!(book.remove(&p, mapped));
-        assert!(book.is_empty());
-        // any other IPv6 address is kept as it is, a link-local one's
-        // scope id included
-        let scoped: SocketAddr = "[fe80::1%2]:9".parse().unwrap();
-        book.add(p, scoped, AddrSource::Discovery).unwrap();
-        assert_eq!(book.get(&p).next().unwrap().addr, scoped);
-        let SocketAddr::V6(kept) = book.get(&p).next().unwrap().addr else {
-            panic!("an IPv6 address")
-        };
-        assert_eq!(kept.scope_id(), 2);
-    }
-
-    #[test]
-    fn a_second_source_keeps_the_better_one() {
-        let p = peer(1);
-        let mut book = AddressBook::new(8, 64);
-        assert_eq!(book.add(p, addr(1), AddrSource::Discovery), Ok(true));
-        assert_eq!(book.add(p, addr(1), AddrSource::Ticket), Ok(false));
-        assert_eq!(book.add(p, addr(1), AddrSource::Discovery), Ok(false));
-        assert_eq!(book.get(&p).next().unwrap().source, AddrSource::Ticket);
-        assert_eq!(book.len(), 1);
-    }
-
-    #[test]
-    fn bounded_per_peer_and_in_total() {
-        let (p, q) = (peer(1), peer(2));
-        let mut book = AddressBook::new(2, 3);
-        book.add(p, addr(1), AddrSource::Application).unwrap();
-        book.add(p, addr(2), AddrSource::Application).unwrap();
-        book.mark_ok(&p, addr(1), at(1));
-        // A hint does not push out an application address, untried or
-        // failed.
-        assert_eq!(
-            book.add(p, addr(3), AddrSource::Discovery),
-            Err(BookError::Full)
-        );
-        book.mark_failed(&p, addr(2), at(2));
-        assert_eq!(
-            book.add(p, addr(3), AddrSource::Discovery),
-            Err(BookError::Full)
-        );
-        // A failed one makes room for a new untried one of its source.
-        assert_eq!(book.add(p, addr(3), AddrSource::Application), Ok(true));
-        assert_eq!(ports(&book, &p), [1, 3]);
-        book.add(q, addr(9), AddrSource::Ticket).unwrap();
-        assert_eq!(book.len(), 3);
-        // Total full: a new peer gets nothing, and no empty entry lingers.
-        let r = peer(3);
-        assert_eq!(
-            book.add(r, addr(7), AddrSource::Application),
-            Err(BookError::Full)
-        );
-        assert!(!book.has(&r));
-        book.remove_peer(&p);
-        assert_eq!(book.len(), 1);
-        assert!(book.remove(&q, addr(9)));
-        assert!(!book.remove(&q, addr(9)));
-        assert!(book.is_empty());
-        assert!(!book.has(&q));
-    }
-}
+mod tests;

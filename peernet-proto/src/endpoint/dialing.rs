@@ -28,6 +28,31 @@ use super::Endpoint;
 impl Endpoint {
     // ----- the address book -----
 
+    /// [`Endpoint::add_address`] for an address a node saved before it
+    /// stopped: `worked` says a dial to it had completed a handshake then.
+    /// Such an address ranks with those that worked in this run (behind
+    /// any that worked since), and a discovery hint that worked keeps
+    /// what that earns it: it is not forgotten at its first failure, nor
+    /// pushed out by other hints.
+    ///
+    /// # Errors
+    ///
+    /// As [`Endpoint::add_address`].
+    pub fn restore_address(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        addr: SocketAddr,
+        source: AddrSource,
+        worked: bool,
+    ) -> Result<bool, BookError> {
+        let changed = self.add_address(now, peer, addr, source)?;
+        if worked {
+            self.book.mark_ok(&peer, addr, now);
+        }
+        Ok(changed)
+    }
+
     /// Adds `addr` as an address of the trusted `peer`, learned from
     /// `source` (an address known already keeps the better source). A
     /// kept peer that was waiting for an address is dialed at once.
@@ -82,6 +107,13 @@ impl Endpoint {
     /// Addresses in the book, over every peer.
     pub fn address_count(&self) -> usize {
         self.book.len()
+    }
+
+    /// Changes whenever the address book changes in a way worth saving
+    /// (see [`AddressBook::revision`]): a driver that keeps the book on
+    /// disk saves it when this moves.
+    pub fn book_revision(&self) -> u64 {
+        self.book.revision()
     }
 
     // ----- dialing -----
