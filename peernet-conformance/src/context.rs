@@ -167,10 +167,11 @@ pub async fn a_call_ended_in_its_handlers_first_poll_leaves_no_task<H: Harness>(
     b.shutdown().await;
 }
 
-/// A caller calls b's `outer` with 300 ms; `outer` calls c's `stall` with
-/// [`Node::call_in`]. The nested call carries what is left of the 300 ms
-/// (c's context sees at most that), and times out with the outer budget,
-/// not later: c's handler is cancelled at that deadline too.
+/// A caller calls b's `outer` with 300 ms; `outer` works for 200 ms, then
+/// calls c's `stall` with [`Node::call_in`]. The nested call carries what
+/// is left of the 300 ms, about 100 ms (a budget started afresh when b
+/// calls would give c 300), and times out with the outer budget, not
+/// later: c's handler is cancelled at that deadline too.
 ///
 /// The outer caller is a raw peer, whose own timeout sends no CANCEL: a
 /// node's CANCEL can reach b a moment before b's deadline for the outer
@@ -192,8 +193,12 @@ pub async fn nested_call_inherits_the_deadline<H: Harness>() {
         let rt = node.runtime().clone();
         let ctx2 = ctx.clone();
         rt.spawn(async move {
+            // (the outer handler's own work: the delay under test)
+            let rt = node.runtime().clone();
+            rt.sleep_until(rt.now() + WORK).await;
+            let called = rt.now();
             let result = node.call_in(&ctx2, &c_id, "stall", "inner").await;
-            let _ = tx.send((result, node.runtime().now())).await;
+            let _ = tx.send((result, called, rt.now())).await;
         });
         async move {
             ctx.cancelled().await;
@@ -202,6 +207,7 @@ pub async fn nested_call_inherits_the_deadline<H: Harness>() {
     })
     .expect("handle");
 
+    const WORK: Duration = Duration::from_millis(200);
     let budget = Duration::from_millis(300);
     let mut raw = RawPeer::dial(&rt, identity(9), b.peer_id(), b.local_addr().unwrap(), &[]).await;
     let start = rt.now();
@@ -221,9 +227,18 @@ pub async fn nested_call_inherits_the_deadline<H: Harness>() {
     let late = deadline.saturating_duration_since(start + budget);
     assert!(late < budget / 2, "{late:?} past a's deadline");
 
-    let (result, ended) = within(&rt, "the nested call's end", nested.recv())
+    let (result, called, ended) = within(&rt, "the nested call's end", nested.recv())
         .await
         .unwrap();
+    // What c was given, counted from when b called: what was left of the
+    // budget after b's work (about 100 ms; less if b was slow to get
+    // there), never a fresh budget (300 ms). The midpoint leaves 100 ms
+    // either way.
+    let given = deadline.saturating_duration_since(called);
+    assert!(
+        given < budget - WORK / 2,
+        "c was given {given:?} from b's call, after {WORK:?} of b's work"
+    );
     assert_eq!(result, Err(CallError::Timeout));
     let took = ended - start;
     assert!(took >= budget, "ended after {took:?}, before the budget");

@@ -57,7 +57,11 @@ fn keep_seed_sweep() {
     assert!(redials > 0 && dials > redials);
     assert!(superseded > 0, "both sides of some pair dialed at once");
     assert!(reports.iter().all(|r| r.reconnects.len() == 4));
-    assert!(slowest > Duration::ZERO && slowest <= bound);
+    // (that `slowest` is within the bound is not asserted here: each check
+    // point runs at its clock's start plus the bound, so it would hold by
+    // construction; KeptPairConnectedWithinBound enforces it, at the check
+    // points and at every loss after the bound)
+    assert!(slowest > Duration::ZERO);
 }
 
 /// `fault` is caught within the first 40 seeds, by `expected`.
