@@ -22,18 +22,15 @@ use crate::{EXIT_USAGE, Failure};
 const IDENTITY_FILE: &str = "identity";
 
 /// Where `serve`, `call` and `send` take their identity from: exactly one
-/// of a key file or a data directory.
+/// of a key file or a data directory (a group, so that a command with
+/// neither says "<--key <FILE>|--data-dir <DIR>>" is missing, not --key).
 #[derive(clap::Args)]
+#[group(required = true, multiple = false)]
 pub(crate) struct IdentityArgs {
     /// An identity file: no trust list or address book is kept (serve
     /// trusts its --trust peers; call and send the peer of --connect or
     /// a ticket).
-    #[arg(
-        long,
-        value_name = "FILE",
-        required_unless_present = "data_dir",
-        conflicts_with = "data_dir"
-    )]
+    #[arg(long, value_name = "FILE")]
     key: Option<PathBuf>,
     /// A data directory made by `peernet init`: identity, trust list,
     /// address book (locked while serving; read, never written, by

@@ -452,6 +452,27 @@ fn values_no_peer_can_use_are_usage_errors_before_any_dial() {
     assert!(err.contains("no demo handle"), "{err}");
     let err = fails(64, &[&serve[..], &["--max-frame", "149"]].concat(), d);
     assert!(err.contains("149"), "{err}");
+    // no identity: the message names both ways to give one, not --key
+    // alone (a data directory's user was told --key was required)
+    for command in [
+        &["call", &closed, "echo", "x"][..],
+        &["serve", "--listen", "127.0.0.1:0"],
+    ] {
+        let err = fails(64, command, d);
+        assert!(err.contains("<--key <FILE>|--data-dir <DIR>>"), "{err}");
+    }
+    let both = [
+        "call",
+        "--key",
+        "k.key",
+        "--data-dir",
+        "a",
+        &closed,
+        "echo",
+        "x",
+    ];
+    let err = fails(64, &both, d);
+    assert!(err.contains("cannot be used with"), "{err}");
 }
 
 /// A data directory file that is not a regular file (a FIFO) is refused
