@@ -16,10 +16,11 @@
 //!   worked is forgotten at its first failure (heard again, it is a new
 //!   hint), and a hint never pushes out an address the application or a
 //!   ticket gave;
-//! - an announced loopback address counts only if the announcement was
-//!   heard on a loopback interface (from this host): a LAN host cannot
-//!   make the node dial its own local services. An IPv6 link-local
-//!   address gets the scope of the interface it was heard on;
+//! - an announced loopback address (IPv4-mapped ones included) counts
+//!   only if the announcement was heard on a loopback interface (from
+//!   this host): a LAN host cannot make the node dial a service that
+//!   listens on loopback only. An IPv6 link-local address gets the scope
+//!   of the interface it was heard on;
 //! - a kept peer waiting for an address is dialed when one is learned.
 //!
 //! mDNS runs on a thread of `mdns-sd`'s own; the node's runtime only runs
@@ -124,6 +125,9 @@ pub fn dialable_hint(
     scope: u32,
     heard_on_loopback: bool,
 ) -> Option<SocketAddr> {
+    // (an IPv4-mapped IPv6 address is its IPv4 form: `::ffff:127.0.0.1`
+    // is loopback, and the book stores it as `127.0.0.1`)
+    let ip = ip.to_canonical();
     if ip.is_loopback() && !heard_on_loopback {
         return None;
     }
@@ -143,7 +147,7 @@ fn heard_addr(ip: &ScopedIp, port: u16) -> Option<SocketAddr> {
         // (a kind of address this crate does not know)
         _ => return None,
     };
-    let on_loopback = ip.is_loopback()
+    let on_loopback = ip.to_ip_addr().to_canonical().is_loopback()
         && !heard_on.is_empty()
         && heard_on.iter().all(|interface| {
             let addrs = interface.get_addrs();
@@ -289,6 +293,11 @@ mod tests {
         assert_eq!(dialable_hint(ip("127.0.0.1"), 22, 0, false), None);
         assert_eq!(dialable_hint(ip("127.8.9.1"), 22, 2, false), None);
         assert_eq!(dialable_hint(ip("::1"), 22, 2, false), None);
+        assert_eq!(dialable_hint(ip("::ffff:127.0.0.1"), 22, 2, false), None);
+        assert_eq!(
+            dialable_hint(ip("::ffff:127.0.0.1"), 4000, 0, true),
+            Some(at("127.0.0.1:4000"))
+        );
         assert_eq!(
             dialable_hint(ip("192.0.2.7"), 4000, 0, false),
             Some(at("192.0.2.7:4000"))
