@@ -308,7 +308,7 @@ async fn save_now<R: Runtime>(shared: Arc<Shared<R>>, lock: Arc<DirLock>) {
         let mut book = SavedBook::new();
         for (peer, _) in inner.ep.trust().iter() {
             book.set(*peer, inner.ep.addresses(peer).map(|e| (e.addr, e.source)));
-            for e in inner.ep.addresses(peer).filter(|e| e.last_ok.is_some()) {
+            for e in inner.ep.addresses(peer).filter(|e| e.worked_last()) {
                 book.mark_worked(peer, e.addr);
             }
         }

@@ -756,9 +756,10 @@ fn a_dial_joining_a_round_tries_every_address_left() {
 }
 
 /// A discovery hint saved as having worked keeps, after a restart, what
-/// working earned it: it is dialed before untried addresses, a failure
-/// does not forget it, and other hints cannot push it out. Restored as
-/// never having worked, the same hint is forgotten at its first failure.
+/// working earned it: it is dialed before untried addresses, other hints
+/// cannot push it out while it works, and a failure does not forget it.
+/// Restored as not working, the same hint is forgotten at its first
+/// failure.
 #[test]
 fn a_hint_restored_as_worked_keeps_its_standing() {
     let b = identity(2).peer_id();
@@ -774,15 +775,15 @@ fn a_hint_restored_as_worked_keeps_its_standing() {
     let mut a = restored(true);
     let ranked: Vec<_> = a.addresses(&b).map(|e| e.addr).collect();
     assert_eq!(ranked, [addr(7), addr(1)], "it worked: dialed first");
-    a.dial(now, b).unwrap();
-    assert_eq!(dials(&drain(&mut a)), [(b, addr(7))]);
-    a.dial_failed(now, b, addr(7), refused());
-    assert!(a.addresses(&b).any(|e| e.addr == addr(7)), "forgotten");
     // a LAN host announcing more hints than the peer has room for
     for k in 20..40 {
         let _ = a.add_address(now, b, addr(k), AddrSource::Discovery);
     }
     assert!(a.addresses(&b).any(|e| e.addr == addr(7)), "pushed out");
+    a.dial(now, b).unwrap();
+    assert_eq!(dials(&drain(&mut a)), [(b, addr(7))]);
+    a.dial_failed(now, b, addr(7), refused());
+    assert!(a.addresses(&b).any(|e| e.addr == addr(7)), "forgotten");
 
     let mut a = restored(false);
     let ranked: Vec<_> = a.addresses(&b).map(|e| e.addr).collect();

@@ -201,6 +201,7 @@ async fn re_adding_a_known_address_does_not_rewrite_the_book() {
 /// works (nothing else changed the book), and the node started again from
 /// the directory ranks it as an address that worked: after a restart a
 /// LAN host still cannot push it out, nor does one failure forget it.
+/// Once its last dial failed, it is saved as not working.
 #[tokio::test]
 async fn a_hint_that_worked_is_saved_as_such() {
     let dir = tempfile::tempdir().unwrap();
@@ -228,8 +229,15 @@ async fn a_hint_that_worked_is_saved_as_such() {
     assert!(text.contains(&format!("{line} worked\n")), "{text}");
     let a = node_in(dir.path()).await;
     assert!(a.addresses(&peer(2))[0].last_ok.is_some());
-    a.shutdown().await;
+    // the peer goes: the hint's last dial fails, and the file says so (a
+    // restart must not make a failing address look like a working one)
     b.shutdown().await;
+    drop(b);
+    assert!(a.connect_peer(peer(2)).await.is_err());
+    a.shutdown().await;
+    drop(a);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(&format!("{line}\n")), "{text}");
 }
 
 /// The book file keeps a peer's addresses best first, and a node started

@@ -25,9 +25,11 @@
 //! A full peer makes room for a new address by dropping its worst entry
 //! of a worse source, or of the same source ranked below the new one.
 //! A discovery hint never pushes out an address the application or a
-//! ticket gave, nor another hint that once worked: a LAN host that
+//! ticket gave, nor another hint whose last dial worked: a LAN host that
 //! announces addresses for a peer cannot make the book forget the true
-//! ones.
+//! ones while they work. A hint whose last dial failed may go (heard
+//! again, it comes back), so hints that worked once and then died, as a
+//! roaming peer leaves them, cannot fill the peer's places for good.
 //!
 //! [`Config::max_addresses_per_peer`]: crate::Config::max_addresses_per_peer
 //! [`Config::max_addresses`]: crate::Config::max_addresses
@@ -112,19 +114,25 @@ impl AddrEntry {
 
     /// Whether this new entry may take `old`'s place in a full book: a
     /// better source always may; the same source only if `old` ranks
-    /// below it and, for discovery, never worked; a worse source never.
-    /// So a LAN host announcing addresses for a peer can push out only
-    /// other hints that never worked, not what the application, a ticket
-    /// or a working connection gave.
+    /// below it and, for discovery, its last dial did not work; a worse
+    /// source never. So a LAN host announcing addresses for a peer can
+    /// push out only other hints that are not working, not what the
+    /// application, a ticket or a working connection gave.
     fn may_evict(&self, old: &AddrEntry) -> bool {
         match self.source.weight().cmp(&old.source.weight()) {
             Ordering::Greater => true,
             Ordering::Less => false,
             Ordering::Equal => {
                 old.rank(self) == Ordering::Greater
-                    && (self.source != AddrSource::Discovery || old.last_ok.is_none())
+                    && (self.source != AddrSource::Discovery || !old.worked_last())
             }
         }
+    }
+
+    /// Whether the last dial to it completed a handshake (it worked, and
+    /// has not failed since). What a saved book marks `worked`.
+    pub fn worked_last(&self) -> bool {
+        self.class() == Class::Worked
     }
 
     /// Orders two entries of one peer, best (to dial first) first.
@@ -226,8 +234,9 @@ impl AddressBook {
 
     /// A number that changes whenever the book changes in a way worth
     /// saving: an address added, forgotten or given a better source, or
-    /// one that worked for the first time. Not when an address fails, nor
-    /// when one that worked works again.
+    /// one whose last dial now worked when it had not, or failed when it
+    /// had worked ([`AddrEntry::worked_last`]). Not when an address fails
+    /// again, nor when one that worked works again.
     pub fn revision(&self) -> u64 {
         self.revision
     }
@@ -345,12 +354,12 @@ impl AddressBook {
 
     /// A dial to `addr` completed a handshake at `now`.
     pub fn mark_ok(&mut self, peer: &PeerId, addr: SocketAddr, now: Instant) {
-        let mut first = false;
+        let mut flipped = false;
         self.update(peer, addr, |e| {
-            first = e.last_ok.is_none();
+            flipped = !e.worked_last();
             e.last_ok = Some(now);
         });
-        if first {
+        if flipped {
             self.revision += 1;
         }
     }
@@ -367,7 +376,14 @@ impl AddressBook {
             self.remove(peer, addr);
             return;
         }
-        self.update(peer, addr, |e| e.last_failed = Some(now));
+        let mut flipped = false;
+        self.update(peer, addr, |e| {
+            flipped = e.worked_last();
+            e.last_failed = Some(now);
+        });
+        if flipped {
+            self.revision += 1;
+        }
     }
 
     fn update(&mut self, peer: &PeerId, addr: SocketAddr, f: impl FnOnce(&mut AddrEntry)) {

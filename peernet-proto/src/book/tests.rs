@@ -85,7 +85,7 @@ fn ranks_worked_then_untried_then_hints_then_failed() {
 }
 
 #[test]
-fn hints_make_room_only_among_hints_that_never_worked() {
+fn hints_make_room_only_among_hints_that_are_not_working() {
     let p = peer(1);
     let mut book = AddressBook::new(3, 64);
     book.add(p, addr(1), AddrSource::Application).unwrap();
@@ -96,27 +96,32 @@ fn hints_make_room_only_among_hints_that_never_worked() {
     for (port, t) in [(1, 2), (2, 3), (3, 4)] {
         book.mark_failed(&p, addr(port), at(t));
     }
-    // A new hint pushes out only the hint that never worked.
+    // The hint that never worked was forgotten at its failure: room.
     assert_eq!(book.add(p, addr(4), AddrSource::Discovery), Ok(true));
     assert_eq!(ports(&book, &p), [4, 2, 1]);
-    // A flood of hints, each failing, churns that one place only:
-    // the book never forgets the others.
+    // A flood of hints, each failing, churns that one place only.
     for port in 5..50 {
         book.mark_failed(&p, addr(port - 1), at(u64::from(port)));
         assert_eq!(book.add(p, addr(port), AddrSource::Discovery), Ok(true));
         assert_eq!(ports(&book, &p), [port, 2, 1]);
     }
-    // Untried, the last hint ranks above it: not replaced by another.
+    // Full: a new hint does not replace the untried one (first come),
+    // nor the application's; it replaces the hint whose last dial failed.
+    assert_eq!(book.add(p, addr(50), AddrSource::Discovery), Ok(true));
+    assert_eq!(ports(&book, &p), [49, 50, 1]);
+    // A hint that is working is not replaced by another.
+    book.mark_ok(&p, addr(50), at(60));
+    book.mark_ok(&p, addr(49), at(61));
     assert_eq!(
-        book.add(p, addr(50), AddrSource::Discovery),
+        book.add(p, addr(51), AddrSource::Discovery),
         Err(BookError::Full)
     );
-    // A ticket may replace a hint even if it worked (the worst
-    // first); the application its own failed address.
+    // A ticket may replace a hint even if it works (the worst first);
+    // the application its own failed address.
     assert_eq!(book.add(p, addr(60), AddrSource::Ticket), Ok(true));
-    assert_eq!(ports(&book, &p), [60, 49, 1]);
+    assert_eq!(ports(&book, &p), [49, 60, 1]);
     assert_eq!(book.add(p, addr(61), AddrSource::Application), Ok(true));
-    assert_eq!(ports(&book, &p), [61, 60, 49]);
+    assert_eq!(ports(&book, &p), [49, 61, 60]);
 }
 
 #[test]
@@ -166,8 +171,13 @@ fn the_revision_moves_with_what_is_worth_saving() {
     book.mark_ok(&p, addr(1), at(5));
     assert!(moved(&book), "worked for the first time");
     book.mark_ok(&p, addr(1), at(6));
+    assert!(!moved(&book), "worked again");
     book.mark_failed(&p, addr(1), at(7));
-    assert!(!moved(&book), "worked again, failed");
+    assert!(moved(&book), "failed after it had worked");
+    book.mark_failed(&p, addr(1), at(8));
+    assert!(!moved(&book), "failed again");
+    book.mark_ok(&p, addr(1), at(9));
+    assert!(moved(&book), "worked again after failing");
     book.add(p, addr(2), AddrSource::Discovery).unwrap();
     moved(&book);
     book.mark_failed(&p, addr(2), at(8));

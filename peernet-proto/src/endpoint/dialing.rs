@@ -29,11 +29,12 @@ impl Endpoint {
     // ----- the address book -----
 
     /// [`Endpoint::add_address`] for an address a node saved before it
-    /// stopped: `worked` says a dial to it had completed a handshake then.
-    /// Such an address ranks with those that worked in this run (behind
-    /// any that worked since), and a discovery hint that worked keeps
-    /// what that earns it: it is not forgotten at its first failure, nor
-    /// pushed out by other hints.
+    /// stopped: `worked` says its last dial then had completed a
+    /// handshake ([`AddrEntry::worked_last`]). Such an address ranks with
+    /// those that worked in this run (behind any that worked since), and a
+    /// discovery hint that worked keeps what that earns it: it is not
+    /// forgotten at its first failure, nor pushed out by other hints while
+    /// it works.
     ///
     /// # Errors
     ///
