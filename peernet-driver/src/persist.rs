@@ -154,26 +154,29 @@ impl DataDir {
     }
 
     /// Replaces the file `name` in the directory atomically with
-    /// `contents`: staged, synced, renamed over, directory synced. When
-    /// `name` is a symbolic link, the file it names is replaced, in its
-    /// own directory, and the link stays: a trust list or book that an
-    /// operator keeps elsewhere and links to is updated where it lives (a
-    /// read-only one fails the save with the file system's error).
+    /// `contents`: staged, synced, renamed over, directory synced.
+    ///
+    /// A `name` that is a symbolic link is refused with
+    /// [`io::ErrorKind::InvalidInput`], and nothing is written: renaming
+    /// over it would silently cut the operator's link, and writing
+    /// through it would let whoever planted the link choose a file
+    /// outside the directory for the node to overwrite. (Reading through
+    /// a link is allowed: the file read is checked as any other.)
     pub(crate) fn replace(&self, name: &str, contents: &[u8]) -> io::Result<()> {
         let path = self.path.join(name);
-        let target = match fs::symlink_metadata(&path) {
-            Ok(meta) if meta.file_type().is_symlink() => fs::canonicalize(&path).map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!("{} is a link to nothing: {e}", path.display()),
-                )
-            })?,
-            _ => path,
-        };
-        let dir = target.parent().unwrap_or(&self.path);
-        let temp = stage_in(dir, name, contents)?;
-        temp.persist(&target).map_err(|e| e.error)?;
-        sync_dir(dir)
+        if fs::symlink_metadata(&path).is_ok_and(|meta| meta.file_type().is_symlink()) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "{} is a symbolic link: the node replaces its files atomically and does not \
+                     write through links; make it a regular file",
+                    path.display()
+                ),
+            ));
+        }
+        let temp = stage_in(&self.path, name, contents)?;
+        temp.persist(&path).map_err(|e| e.error)?;
+        sync_dir(&self.path)
     }
 
     /// The first half of [`DataDir::replace`]: `contents`, written and
@@ -184,10 +187,11 @@ impl DataDir {
     }
 
     /// Removes the temporary files a crash left between staging and
-    /// renaming (`trust.*.tmp`, `book.*.tmp`; `identity.*.tmp` once a
-    /// minute old, since an identity may be created without the
-    /// directory's lock). Called by the lock's holder only, so no save is
-    /// under way; what cannot be removed is logged and left.
+    /// renaming (`trust.*.tmp`, `book.*.tmp`, `identity.*.tmp`) once they
+    /// are a minute old. A save takes milliseconds, and not every writer
+    /// holds the directory's lock (an identity is created without it,
+    /// `peernet init` writes before any node runs), so a younger one may
+    /// be a save under way. What cannot be removed is logged and left.
     pub(crate) fn remove_stale_temps(&self) {
         let Ok(entries) = fs::read_dir(&self.path) else {
             return;
@@ -198,15 +202,14 @@ impl DataDir {
             let Some(stem) = name.strip_suffix(".tmp") else {
                 continue;
             };
-            let stale = if stem.starts_with("trust.") || stem.starts_with("book.") {
-                true
-            } else if stem.starts_with("identity.") {
-                let age = entry.metadata().and_then(|m| m.modified()).ok();
-                age.and_then(|t| t.elapsed().ok())
-                    .is_some_and(|age| age.as_secs() >= 60)
-            } else {
-                false
-            };
+            let ours = ["trust.", "book.", "identity."]
+                .iter()
+                .any(|prefix| stem.starts_with(prefix));
+            let age = entry.metadata().and_then(|m| m.modified()).ok();
+            let old = age
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age.as_secs() >= 60);
+            let stale = ours && old;
             if !stale || !entry.file_type().is_ok_and(|t| t.is_file()) {
                 continue;
             }
@@ -515,74 +518,72 @@ mod tests {
         assert!(matches!(data.load_trust(), Err(StartError::TrustList(_))));
     }
 
-    /// A trust list kept elsewhere and linked into the directory is
-    /// updated where it lives: the link stays a link (it used to be
-    /// replaced by a regular file, cutting the operator's link).
+    /// A trust list that is a symbolic link is read through it, but never
+    /// saved: the save is refused and nothing is written, neither the
+    /// link (it used to be replaced by a regular file, cutting the
+    /// operator's link) nor the file it names (a planted link must not
+    /// choose what the node overwrites).
     #[cfg(unix)]
     #[test]
-    fn a_linked_list_is_saved_through_its_link() {
+    fn a_linked_list_is_read_but_never_saved() {
         let dir = tempfile::tempdir().unwrap();
         let data = DataDir::open(dir.path().join("node")).unwrap();
         let elsewhere = dir.path().join("etc");
         fs::create_dir(&elsewhere).unwrap();
         let target = elsewhere.join("trusted-peers");
-        fs::write(&target, TrustList::new().to_text()).unwrap();
-        let link = data.path().join(TRUST_FILE);
-        std::os::unix::fs::symlink(&target, &link).unwrap();
-        let trust: TrustList = [Identity::from_seed(&[3; 32]).peer_id()]
+        let old: TrustList = [Identity::from_seed(&[4; 32]).peer_id()]
             .into_iter()
             .collect();
-        data.save_trust(&trust).unwrap();
+        fs::write(&target, old.to_text()).unwrap();
+        let link = data.path().join(TRUST_FILE);
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert_eq!(data.load_trust().unwrap(), old);
+        let new: TrustList = [Identity::from_seed(&[3; 32]).peer_id()]
+            .into_iter()
+            .collect();
+        let err = data.save_trust(&new).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+        assert!(err.to_string().contains("is a symbolic link"), "{err}");
         assert!(
             fs::symlink_metadata(&link)
                 .unwrap()
                 .file_type()
                 .is_symlink()
         );
-        assert_eq!(fs::read_to_string(&target).unwrap(), trust.to_text());
-        assert_eq!(data.load_trust().unwrap(), trust);
-        // the link's directory holds no temporary file, nor does the target's
+        assert_eq!(fs::read_to_string(&target).unwrap(), old.to_text());
+        // nothing staged anywhere
         assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 1);
-        // a link to nothing is an error that names it, and stays a link
-        fs::remove_file(&target).unwrap();
-        let err = data.save_trust(&trust).unwrap_err();
-        assert!(err.to_string().contains("is a link to nothing"), "{err}");
-        assert!(
-            fs::symlink_metadata(&link)
-                .unwrap()
-                .file_type()
-                .is_symlink()
-        );
+        assert_eq!(fs::read_dir(data.path()).unwrap().count(), 1);
     }
 
     /// The lock's new holder removes what a crash between staging and
-    /// renaming left, and nothing else: a fresh identity temporary may be
-    /// another process's creation under way.
+    /// renaming left, once a minute old, and nothing else: a fresh one
+    /// may be another writer's save under way.
     #[test]
     fn the_locks_holder_removes_temporary_files_a_crash_left() {
         let dir = tempfile::tempdir().unwrap();
         let data = DataDir::open(dir.path()).unwrap();
-        let keep = |name: &str| fs::write(dir.path().join(name), "x").unwrap();
-        for name in ["trust.a1b2.tmp", "book.c3d4.tmp", "identity.e5f6.tmp"] {
-            keep(name);
-        }
-        keep("notes.tmp");
-        keep("trust");
-        let old = dir.path().join("identity.0ld0.tmp");
-        keep("identity.0ld0.tmp");
         let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
-        File::options()
-            .write(true)
-            .open(&old)
-            .unwrap()
-            .set_modified(an_hour_ago)
-            .unwrap();
+        let keep = |name: &str, old: bool| {
+            let path = dir.path().join(name);
+            fs::write(&path, "x").unwrap();
+            if old {
+                let file = File::options().write(true).open(&path).unwrap();
+                file.set_modified(an_hour_ago).unwrap();
+            }
+        };
+        for name in ["trust.a1b2.tmp", "book.c3d4.tmp", "identity.e5f6.tmp"] {
+            keep(name, true);
+        }
+        keep("trust.fresh.tmp", false);
+        keep("notes.tmp", true);
+        keep("trust", true);
         let _lock = data.try_lock().unwrap();
         let mut left: Vec<_> = fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         left.sort();
-        assert_eq!(left, ["identity.e5f6.tmp", "lock", "notes.tmp", "trust"]);
+        assert_eq!(left, ["lock", "notes.tmp", "trust", "trust.fresh.tmp"]);
     }
 }
