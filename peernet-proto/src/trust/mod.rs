@@ -76,10 +76,13 @@ pub const TRUST_LIST_HEADER: &str = "peernet-trust-list v1";
 /// trim lines; and with none of the invisible or bidirectional formatting
 /// characters that make text display as other text (the "Trojan Source"
 /// set: U+061C, U+200E, U+200F, U+202A to U+202E, U+2066 to U+2069; and
-/// the invisible U+00AD, U+180E, U+200B, U+2060 to U+2064, U+206A to
-/// U+206F, U+FEFF, U+FFF9 to U+FFFB). The zero-width joiner and
-/// non-joiner (U+200C, U+200D) stay allowed: emoji sequences and several
-/// scripts need them.
+/// the invisible U+00AD, U+034F, U+115F, U+1160, U+180E, U+200B, U+2060
+/// to U+2064, U+206A to U+206F, U+3164, U+FEFF, U+FFA0, U+FFF9 to U+FFFB,
+/// and the tag characters U+E0000 to U+E007F). The zero-width joiner and
+/// non-joiner (U+200C, U+200D) and the variation selectors stay allowed:
+/// emoji (`❤️` is U+2764 U+FE0F) and several scripts need them. (The
+/// flags of subdivisions, such as Scotland's, are spelled with tag
+/// characters, and so are refused.)
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Label(String);
 
@@ -164,7 +167,10 @@ fn is_invisible_formatting(c: char) -> bool {
     matches!(
         c,
         '\u{00AD}'
+            | '\u{034F}'
             | '\u{061C}'
+            | '\u{115F}'
+            | '\u{1160}'
             | '\u{180E}'
             | '\u{200B}'
             | '\u{200E}'
@@ -172,8 +178,11 @@ fn is_invisible_formatting(c: char) -> bool {
             | '\u{202A}'..='\u{202E}'
             | '\u{2060}'..='\u{2064}'
             | '\u{2066}'..='\u{206F}'
+            | '\u{3164}'
             | '\u{FEFF}'
+            | '\u{FFA0}'
             | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{E0000}'..='\u{E007F}'
     )
 }
 

@@ -47,6 +47,9 @@ fn label_limits() {
         ("a\u{AD}b", '\u{AD}'),
         ("a\u{200F}b", '\u{200F}'),
         ("a\u{61C}b", '\u{61C}'),
+        ("admin\u{E0020}", '\u{E0020}'),
+        ("a\u{34F}b", '\u{34F}'),
+        ("\u{3164}admin", '\u{3164}'),
     ] {
         assert_eq!(
             Label::new(bad),
@@ -61,6 +64,7 @@ fn label_limits() {
     // the joiners that emoji sequences and some scripts need stay
     assert!(Label::new("dev 👩\u{200D}💻").is_ok());
     assert!(Label::new("می\u{200C}خواهم").is_ok());
+    assert!(Label::new("home \u{2764}\u{FE0F}").is_ok());
     let ok = Label::new("laptop (Ada) — 🔑").unwrap();
     assert_eq!(ok.as_str(), "laptop (Ada) — 🔑");
     assert_eq!(ok.to_string(), "laptop (Ada) — 🔑");
