@@ -167,11 +167,13 @@ pub async fn a_call_ended_in_its_handlers_first_poll_leaves_no_task<H: Harness>(
     b.shutdown().await;
 }
 
-/// A caller calls b's `outer` with 300 ms; `outer` works for 200 ms, then
+/// A caller calls b's `outer` with 1 s; `outer` works for 400 ms, then
 /// calls c's `stall` with [`Node::call_in`]. The nested call carries what
-/// is left of the 300 ms, about 100 ms (a budget started afresh when b
-/// calls would give c 300), and times out with the outer budget, not
-/// later: c's handler is cancelled at that deadline too.
+/// is left of the second, about 600 ms (a budget started afresh when b
+/// calls would give c 1 s), and times out with the outer budget, not
+/// later: c's handler is cancelled at that deadline too. (The margins
+/// are wide so that a starved scheduler, oversleeping b's work, still
+/// leaves c a call to get.)
 ///
 /// The outer caller is a raw peer, whose own timeout sends no CANCEL: a
 /// node's CANCEL can reach b a moment before b's deadline for the outer
@@ -207,8 +209,8 @@ pub async fn nested_call_inherits_the_deadline<H: Harness>() {
     })
     .expect("handle");
 
-    const WORK: Duration = Duration::from_millis(200);
-    let budget = Duration::from_millis(300);
+    const WORK: Duration = Duration::from_millis(400);
+    let budget = Duration::from_secs(1);
     let mut raw = RawPeer::dial(&rt, identity(9), b.peer_id(), b.local_addr().unwrap(), &[]).await;
     let start = rt.now();
     raw.call(&b.peer_id(), "outer", b"x", budget).await;
@@ -231,8 +233,8 @@ pub async fn nested_call_inherits_the_deadline<H: Harness>() {
         .await
         .unwrap();
     // What c was given, counted from when b called: what was left of the
-    // budget after b's work (about 100 ms; less if b was slow to get
-    // there), never a fresh budget (300 ms). The midpoint leaves 100 ms
+    // budget after b's work (about 600 ms; less if b was slow to get
+    // there), never a fresh budget (1 s). The threshold leaves 200 ms
     // either way.
     let given = deadline.saturating_duration_since(called);
     assert!(

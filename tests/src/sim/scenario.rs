@@ -196,8 +196,9 @@ impl SimConfig {
     /// drew from the seed: the nodes, trust, versions, workload and the
     /// applications' policy, not the endpoints' fixed configuration nor a
     /// fault. A regression seed is recorded with it, so that a change to
-    /// the generator, which makes the seed replay another case, fails the
-    /// regression test instead of passing on a case nobody chose.
+    /// these draws, which makes the seed replay another case, fails the
+    /// regression test instead of passing on a case nobody chose. (The
+    /// draws made while the run goes are not covered.)
     pub fn fingerprint(&self) -> u64 {
         let drawn = format!(
             "{:?}",

@@ -308,7 +308,13 @@ impl KeepSim {
             Ev::Deliver { link, to } => self.deliver(link, to),
             Ev::Settled { a, b } => {
                 let open = self.open_links(a, b);
-                if open > 1 && !self.partitioned(a, b) {
+                // (a partition may have held the loser's GOODBYE: the
+                // window starts again from its heal)
+                let settle = self.config.handshake_timeout.as_nanos() as u64;
+                let since_disruption = self.now - self.last_disruption;
+                if open > 1 && since_disruption < settle {
+                    self.push(self.last_disruption + settle, Ev::Settled { a, b });
+                } else if open > 1 && !self.partitioned(a, b) {
                     let detail = format!(
                         "pair {a}-{b} still has {open} connections open at both ends a \
                          handshake timeout after the last one connected"
@@ -715,6 +721,9 @@ impl KeepSim {
             || !self.up(m)
             || self.partitioned(n, m)
             || self.now < self.last_disruption.saturating_add(bound)
+            // (another connection of the pair is open at both ends: the
+            // pair is still connected)
+            || self.open_links(n, m) > 0
         {
             return;
         }
