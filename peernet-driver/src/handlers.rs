@@ -224,6 +224,10 @@ impl<R: Runtime> Shared<R> {
             return;
         }
         let mut spawn = Vec::with_capacity(tasks.len());
+        // Handlers cancelled as they started: dropped (and their signals
+        // raised) only once the lock is let go, since a handler's state may
+        // take the lock as it drops (a nested call's guard).
+        let mut cancelled = Vec::new();
         self.critical(work, |inner, now| {
             for (id, response) in replies {
                 inner.ep.reply(now, id, response);
@@ -245,8 +249,7 @@ impl<R: Runtime> Shared<R> {
                         tracing::debug!(call = id.request_id(), "handler cancelled as it started");
                         // (dropped first: whoever sees the signal sees
                         // the handler's state dropped too)
-                        drop(fut);
-                        RunningTask::cancel_unstarted(cancel);
+                        cancelled.push((fut, cancel));
                         continue;
                     }
                     TaskKey::Call(_) => {}
@@ -262,6 +265,12 @@ impl<R: Runtime> Shared<R> {
                 spawn.push((key, Abortable::new(fut, registration)));
             }
         });
+        for (fut, cancel) in cancelled {
+            // (dropped first: whoever sees the signal sees the handler's
+            // state dropped too)
+            drop(fut);
+            RunningTask::cancel_unstarted(cancel);
+        }
         for (key, fut) in spawn {
             let shared = self.clone();
             self.rt.spawn(async move {

@@ -382,20 +382,25 @@ impl<R: Runtime> Node<R> {
         handler: handlers::DynHandler,
     ) -> Result<(), InvalidHandle> {
         let access = access::contained(handle, access);
-        self.shared.with_core(|inner, _| {
+        // (a handler replaced is dropped after the lock: its captured
+        // state is the application's, and its drop may take the lock)
+        let replaced = self.shared.with_core(|inner, _| {
             inner.ep.expose(handle, access)?;
-            inner.handlers.insert(handle.to_owned(), handler);
-            Ok(())
-        })
+            Ok(inner.handlers.insert(handle.to_owned(), handler))
+        })?;
+        drop(replaced);
+        Ok(())
     }
 
     /// Closes `handle`: later calls get `no_such_handle`; calls already
     /// running finish. Returns false if it was not exposed.
     pub fn unexpose(&self, handle: &str) -> bool {
-        self.shared.with_core(|inner, _| {
-            inner.handlers.remove(handle);
-            inner.ep.unexpose(handle)
-        })
+        let (removed, was) = self
+            .shared
+            .with_core(|inner, _| (inner.handlers.remove(handle), inner.ep.unexpose(handle)));
+        // (after the lock, as in `install`)
+        drop(removed);
+        was
     }
 
     // ----- trust -----

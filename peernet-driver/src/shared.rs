@@ -493,6 +493,8 @@ impl<R: Runtime> Shared<R> {
             }
             Event::CallCancelled(id) => {
                 // not started yet (CALL and CANCEL in one read): never start
+                // (the handler clone dropped is never the last: the table
+                // holds one, and nothing can unexpose under this lock)
                 work.retain(|w| !matches!(w, Work::Call(call, _) if call.id == id));
                 if let Some(task) = inner.running.remove(&TaskKey::Call(id)) {
                     tracing::debug!(call = id.request_id(), "handler cancelled");
