@@ -457,6 +457,13 @@ pub(crate) async fn accept_loop<R: Runtime>(shared: Arc<Shared<R>>, listener: R:
                     Err(_) => break,
                 }
             }
+            // An error of the connection just taken from the queue (reset
+            // or aborted before it was accepted): the listener is fine, go
+            // on at once. A source resetting connections in a loop must
+            // not hold the accept loop to one connection per back-off.
+            Some(Err(error)) if per_connection(&error) => {
+                tracing::debug!(%error, "accepted connection failed");
+            }
             Some(Err(error)) => {
                 tracing::warn!(%error, "accept failed");
                 let at = shared.rt.now() + ACCEPT_BACKOFF;
@@ -465,4 +472,24 @@ pub(crate) async fn accept_loop<R: Runtime>(shared: Arc<Shared<R>>, listener: R:
         }
     }
     tracing::debug!("no longer accepting");
+}
+
+/// Whether an `accept` error concerns only the connection accepted (BSD's
+/// ECONNABORTED for one reset in the queue; the network errors Linux's
+/// accept(2) passes on from the new socket, which its manual says to treat
+/// as EAGAIN), rather than the listener or the process (EMFILE, ENFILE,
+/// ENOBUFS, ENOMEM, EINVAL: worth the back-off, since retrying at once
+/// would spin).
+fn per_connection(error: &io::Error) -> bool {
+    use io::ErrorKind::*;
+    matches!(
+        error.kind(),
+        ConnectionAborted
+            | ConnectionReset
+            | ConnectionRefused
+            | NotConnected
+            | HostUnreachable
+            | NetworkUnreachable
+            | NetworkDown
+    )
 }

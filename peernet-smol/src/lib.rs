@@ -95,13 +95,16 @@ impl<S: Spawner> AsyncIoRuntime<S> {
     }
 }
 
-/// `TCP_NODELAY`; the stream is shared by its halves (one socket, with no
+/// `TCP_NODELAY` (if the socket takes it); the stream is shared by its halves (one socket, with no
 /// lock between the reader and the writer).
 ///
 /// `remote` is what connect dialed or accept returned (asking the socket
 /// again would be one `getpeername` per connection for nothing).
 fn tcp(stream: TcpStream, remote: SocketAddr) -> io::Result<Transport> {
-    stream.set_nodelay(true)?;
+    // (a failure means the socket is dead already, e.g. reset before it
+    // was accepted, where macOS answers EINVAL: its first read says so,
+    // and an accept error here would make the accept loop back off)
+    let _ = stream.set_nodelay(true);
     Ok(Transport::from_socket(Tcp(stream), Some(remote)))
 }
 

@@ -83,12 +83,15 @@ impl Default for TokioRuntime {
     }
 }
 
-/// `TCP_NODELAY`, then the stream, split into halves without a lock
+/// `TCP_NODELAY` (if the socket takes it), then the stream, split into halves without a lock
 /// between them once the driver keeps it. `remote` is what connect dialed
 /// or accept returned (asking the socket again would be one `getpeername`
 /// per connection for nothing).
 fn tcp(stream: TcpStream, remote: SocketAddr) -> io::Result<Transport> {
-    stream.set_nodelay(true)?;
+    // (a failure means the socket is dead already, e.g. reset before it
+    // was accepted, where macOS answers EINVAL: its first read says so,
+    // and an accept error here would make the accept loop back off)
+    let _ = stream.set_nodelay(true);
     Ok(Transport::from_socket(Tcp(stream), Some(remote)))
 }
 
