@@ -555,8 +555,14 @@ impl<R: Runtime> Shared<R> {
             .retain(|tx| match tx.try_send(event.clone()) {
                 Ok(()) => true,
                 Err(async_channel::TrySendError::Full(_)) => {
-                    self.dropped_events.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!("an event subscriber lags; event dropped");
+                    // Logged at the 1st, 2nd, 4th, 8th... drop only: peers
+                    // can cause events (an untrusted dialer's failed
+                    // handshakes), and a line per event, written under the
+                    // node's lock, would let them stall it on a slow sink.
+                    let dropped = self.dropped_events.fetch_add(1, Ordering::Relaxed) + 1;
+                    if dropped.is_power_of_two() {
+                        tracing::warn!(dropped, "an event subscriber lags; events dropped");
+                    }
                     true
                 }
                 Err(async_channel::TrySendError::Closed(_)) => false,
