@@ -79,7 +79,15 @@ pub(crate) fn shutdown<R: Runtime>(
         let closing = shared.clone();
         shared.rt.spawn(async move {
             if let Some(save) = save {
-                save.await;
+                // Waited for, so that the book is on disk and the
+                // directory's lock free once `shutdown` returns; but
+                // within the grace period: a disk that hangs must not
+                // hold the shutdown for good. The write goes on, holding
+                // the lock, until it ends.
+                let deadline = closing.after(grace.max(MIN_FLUSH));
+                if !first(save, closing.rt.sleep_until(deadline)).await {
+                    tracing::warn!("the address book's save is not done; closing without it");
+                }
             }
             graceful_close(&closing, grace).await;
             tracing::info!(%peer, "shut down");

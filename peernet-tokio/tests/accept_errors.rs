@@ -2,63 +2,23 @@
 //! error of one accepted connection costs nothing, so a source that resets
 //! connections in a loop cannot slow everyone's accepts.
 
-use std::future::Future;
-use std::io;
-use std::net::SocketAddr;
+#[path = "common/wrapped.rs"]
+mod wrapped;
+
 use std::time::{Duration, Instant};
 
-use peernet_driver::{BoxFuture, Runtime, Transport};
-use peernet_tokio::{Identity, NodeConfig, TokioRuntime};
-use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
+use peernet_tokio::{Identity, NodeConfig};
+use wrapped::{Hooks, Wrapped};
 
-/// tokio underneath, with `accept` as on BSD and macOS: a connection reset
-/// while it waited in the queue is returned as `ECONNABORTED` (Linux
-/// accepts it; its `getpeername` then fails, which stands in here).
+/// Accepts as BSD and macOS do: a connection reset while it waited in the
+/// queue is returned as `ECONNABORTED` (Linux accepts it; its
+/// `getpeername` then fails, which stands in here).
 #[derive(Clone, Default)]
-struct BsdAccept(TokioRuntime);
+struct BsdAccept;
 
-impl Runtime for BsdAccept {
-    type Listener = tokio::net::TcpListener;
-    fn now(&self) -> Instant {
-        self.0.now()
-    }
-    fn spawn<F: Future<Output = ()> + Send + 'static>(&self, future: F) {
-        self.0.spawn(future);
-    }
-    fn spawn_blocking<F, T>(&self, work: F) -> impl Future<Output = T> + Send
-    where
-        F: FnOnce() -> T + Send + 'static,
-        T: Send + 'static,
-    {
-        self.0.spawn_blocking(work)
-    }
-    fn sleep_until(&self, at: Instant) -> BoxFuture<()> {
-        self.0.sleep_until(at)
-    }
-    fn connect(&self, addr: SocketAddr) -> impl Future<Output = io::Result<Transport>> + Send {
-        self.0.connect(addr)
-    }
-    fn bind(
-        &self,
-        addr: SocketAddr,
-        backlog: u32,
-    ) -> impl Future<Output = io::Result<Self::Listener>> + Send {
-        self.0.bind(addr, backlog)
-    }
-    fn local_addr(listener: &Self::Listener) -> io::Result<SocketAddr> {
-        TokioRuntime::local_addr(listener)
-    }
-    async fn accept(&self, listener: &Self::Listener) -> io::Result<Transport> {
-        let (stream, remote) = listener.accept().await?;
-        if stream.peer_addr().is_err() {
-            return Err(io::ErrorKind::ConnectionAborted.into());
-        }
-        let (read, write) = stream.into_split();
-        Ok(Transport::new(
-            read.compat(),
-            write.compat_write(),
-            Some(remote),
-        ))
+impl Hooks for BsdAccept {
+    fn aborted(&self, stream: &tokio::net::TcpStream) -> bool {
+        stream.peer_addr().is_err()
     }
 }
 
@@ -79,7 +39,8 @@ async fn connections_reset_before_accept_do_not_stall_the_accept_loop() {
     )
     .await
     .unwrap();
-    let bob = peernet_driver::Node::<BsdAccept>::new(NodeConfig::new(b_id).trusting(a_peer));
+    let bob =
+        peernet_driver::Node::<Wrapped<BsdAccept>>::new(NodeConfig::new(b_id).trusting(a_peer));
     let addr = bob.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
     // (no await until all are reset: the accept loop has not run yet)
     for _ in 0..80 {

@@ -1,0 +1,99 @@
+//! A runtime of the test's own over tokio, written against the `Runtime`
+//! trait as an application's would be: tokio underneath, with hooks that
+//! make it behave as a given platform or a failing disk does. Test files
+//! take it with `#[path = "common/wrapped.rs"] mod wrapped;`.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use peernet_driver::{BoxFuture, Runtime, Transport};
+use peernet_tokio::TokioRuntime;
+use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
+
+/// What the wrapped runtime does differently from tokio's.
+pub(crate) trait Hooks: Clone + Default + Send + Sync + 'static {
+    /// Called as blocking work is handed over; true: its end is never
+    /// reported (a disk that hangs).
+    fn blocking(&self) -> bool {
+        false
+    }
+
+    /// Called with each accepted stream; true: the accept fails with
+    /// `ECONNABORTED` instead, as BSD's does for a connection reset while
+    /// it waited in the queue.
+    fn aborted(&self, _stream: &tokio::net::TcpStream) -> bool {
+        false
+    }
+}
+
+/// tokio, with `H`'s hooks; `resolve` is the trait's default.
+#[derive(Clone, Default)]
+pub(crate) struct Wrapped<H> {
+    inner: TokioRuntime,
+    pub(crate) hooks: H,
+}
+
+impl<H: Hooks> Runtime for Wrapped<H> {
+    type Listener = tokio::net::TcpListener;
+
+    fn now(&self) -> Instant {
+        self.inner.now()
+    }
+
+    fn spawn<F>(&self, future: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.inner.spawn(future);
+    }
+
+    fn spawn_blocking<F, T>(&self, work: F) -> impl Future<Output = T> + Send
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let stuck = self.hooks.blocking();
+        let done = self.inner.spawn_blocking(work);
+        async move {
+            if stuck {
+                std::future::pending::<()>().await;
+            }
+            done.await
+        }
+    }
+
+    fn sleep_until(&self, at: Instant) -> BoxFuture<()> {
+        self.inner.sleep_until(at)
+    }
+
+    fn connect(&self, addr: SocketAddr) -> impl Future<Output = io::Result<Transport>> + Send {
+        self.inner.connect(addr)
+    }
+
+    fn bind(
+        &self,
+        addr: SocketAddr,
+        backlog: u32,
+    ) -> impl Future<Output = io::Result<Self::Listener>> + Send {
+        self.inner.bind(addr, backlog)
+    }
+
+    fn local_addr(listener: &Self::Listener) -> io::Result<SocketAddr> {
+        TokioRuntime::local_addr(listener)
+    }
+
+    async fn accept(&self, listener: &Self::Listener) -> io::Result<Transport> {
+        let (stream, remote) = listener.accept().await?;
+        if self.hooks.aborted(&stream) {
+            return Err(io::ErrorKind::ConnectionAborted.into());
+        }
+        let (read, write) = stream.into_split();
+        Ok(Transport::new(
+            read.compat(),
+            write.compat_write(),
+            Some(remote),
+        ))
+    }
+}
