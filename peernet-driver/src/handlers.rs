@@ -265,11 +265,15 @@ impl<R: Runtime> Shared<R> {
                 spawn.push((key, Abortable::new(fut, registration)));
             }
         });
-        for (fut, cancel) in cancelled {
-            // (dropped first: whoever sees the signal sees the handler's
-            // state dropped too)
-            drop(fut);
-            RunningTask::cancel_unstarted(cancel);
+        // (checked first: an empty loop still costs its iterator's drop,
+        // on every call's path)
+        if !cancelled.is_empty() {
+            for (fut, cancel) in cancelled {
+                // (dropped first: whoever sees the signal sees the handler's
+                // state dropped too)
+                drop(fut);
+                RunningTask::cancel_unstarted(cancel);
+            }
         }
         for (key, fut) in spawn {
             let shared = self.clone();

@@ -339,6 +339,7 @@ impl<R: Runtime> Shared<R> {
     /// connection is written from this task if the socket takes it at
     /// once, else its writer task is woken. With no connection named this
     /// is `run`.
+    #[inline(always)]
     fn run_writing(self: &Arc<Self>, work: &mut Vec<Work>, inline: Option<ConnId>) {
         if let (Some(conn), Some(signals)) = (inline, self.run_for(work, inline)) {
             if !signals.port.write_now(self, conn) {
