@@ -3,27 +3,13 @@
 //! binary of its own: it installs the process's log subscriber.
 
 mod common;
+#[path = "common/lines.rs"]
+mod lines;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use lines::Lines;
 use peernet_tokio::{Access, Bytes, CallError};
-
-/// Every log line, kept.
-#[derive(Clone, Default)]
-struct Lines(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Lines {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[tokio::test]
 async fn a_panicking_rule_is_logged_at_most_once_a_second() {
@@ -49,7 +35,7 @@ async fn a_panicking_rule_is_logged_at_most_once_a_second() {
         assert_eq!(denied, Err(CallError::Forbidden));
     }
     let seconds = started.elapsed().as_secs();
-    let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+    let text = lines.text();
     let logged = text.matches("the access rule panicked").count() as u64;
     assert!(
         (1..=1 + seconds).contains(&logged),

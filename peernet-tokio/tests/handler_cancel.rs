@@ -29,6 +29,24 @@ fn node_answers(node: &Node, wait: Duration) -> bool {
     rx.recv_timeout(wait).is_ok()
 }
 
+/// A runtime of the test's own (two workers), so that a frozen node can
+/// be left behind by [`frozen`].
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Fails the test for a frozen node: the nodes are leaked (dropping one
+/// would block on its lock) and the runtime left to the background.
+fn frozen(rt: tokio::runtime::Runtime, nodes: [Node; 2], what: &str) -> ! {
+    std::mem::forget(nodes);
+    rt.shutdown_background();
+    panic!("{what}");
+}
+
 /// Sends on drop: tells the test the handler's state is being dropped.
 struct OnDrop(mpsc::Sender<()>);
 
@@ -46,11 +64,7 @@ impl Drop for OnDrop {
 /// included) must happen after the lock is let go.
 #[test]
 fn a_handler_cancelled_during_its_first_poll_does_not_freeze_the_node() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let (started_tx, started_rx) = mpsc::channel::<()>();
     let (dropped_tx, dropped_rx) = mpsc::channel::<()>();
     let (alice, bob) = rt.block_on(async {
@@ -97,11 +111,8 @@ fn a_handler_cancelled_during_its_first_poll_does_not_freeze_the_node() {
     // (or the nested guard's, just before) froze the node mid-drop.
     let dropped = dropped_rx.recv_timeout(Duration::from_secs(10)).is_ok();
     if !dropped || !node_answers(&bob, Duration::from_secs(5)) {
-        // (dropping bob would block on its lock)
-        std::mem::forget(bob);
-        std::mem::forget(alice);
-        rt.shutdown_background();
-        panic!("bob's lock is held for good: dropping the handler froze the node");
+        let what = "bob's lock is held for good: dropping the handler froze the node";
+        frozen(rt, [alice, bob], what);
     }
     rt.block_on(async {
         bob.shutdown().await;
@@ -125,11 +136,7 @@ impl Drop for Probe {
 /// the lock as it drops does not freeze the node.
 #[test]
 fn a_replaced_or_removed_handler_is_dropped_outside_the_lock() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let (alice, bob) = rt.block_on(common::trusting_pair(83, 84));
     let (tx, rx) = mpsc::channel();
     let probe = Probe(alice.clone(), tx.clone());
@@ -153,10 +160,11 @@ fn a_replaced_or_removed_handler_is_dropped_outside_the_lock() {
     let both = rx.recv_timeout(Duration::from_secs(10)).is_ok()
         && rx.recv_timeout(Duration::from_secs(10)).is_ok();
     if !both || !node_answers(&alice, Duration::from_secs(5)) {
-        std::mem::forget(alice);
-        std::mem::forget(bob);
-        rt.shutdown_background();
-        panic!("dropping a handler under the lock froze the node");
+        frozen(
+            rt,
+            [alice, bob],
+            "dropping a handler under the lock froze the node",
+        );
     }
     rt.block_on(async {
         alice.shutdown().await;

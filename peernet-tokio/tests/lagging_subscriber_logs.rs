@@ -4,25 +4,11 @@
 //! the node on a slow log sink). A test binary of its own: it installs the
 //! process's log subscriber.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+#[path = "common/lines.rs"]
+mod lines;
 
+use lines::Lines;
 use peernet_tokio::{Identity, Node, NodeConfig};
-
-/// Every log line, kept.
-#[derive(Clone, Default)]
-struct Lines(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Lines {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[tokio::test]
 async fn a_lagging_subscriber_costs_a_log_line_per_doubling() {
@@ -50,7 +36,7 @@ async fn a_lagging_subscriber_costs_a_log_line_per_doubling() {
     // (each cycle: Connected and Disconnected, at least)
     let dropped = a.dropped_events();
     assert!(dropped >= 79, "{dropped} dropped");
-    let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+    let text = lines.text();
     let logged = text.matches("an event subscriber lags").count() as u64;
     assert_eq!(
         logged,
