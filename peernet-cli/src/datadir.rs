@@ -23,7 +23,7 @@ const IDENTITY_FILE: &str = "identity";
 
 /// Where `serve`, `call` and `send` take their identity from: exactly one
 /// of a key file or a data directory (a group, so that a command with
-/// neither says "<--key <FILE>|--data-dir <DIR>>" is missing, not --key).
+/// neither says `<--key <FILE>|--data-dir <DIR>>` is missing, not `--key`).
 #[derive(clap::Args)]
 #[group(required = true, multiple = false)]
 pub(crate) struct IdentityArgs {

@@ -7,11 +7,16 @@
 //!   fsync the directory), so a crash leaves the old list or the new one,
 //!   never a mix.
 //!
-//! Who may touch them (Unix): see [`private_files`](crate::private_files)
-//! (re-exported here: [`read_regular`]). In short, a directory or file
-//! that other users may write or own, or an identity they may read, is
-//! refused with [`io::ErrorKind::PermissionDenied`] and the command that
-//! mends it, as ssh refuses a private key or a `~/.ssh` open to others.
+//! Who may touch them (Unix): the directory and its files are the node's
+//! security boundary (whoever can replace `trust` chooses who the node
+//! trusts). Each file is checked as opened (its `fstat`, not the path
+//! again), and read with [`read_regular`]'s bounds. A directory or file
+//! that other users may write, or that another user than the process's
+//! owns (root's excepted), or an identity they may read, is refused with
+//! [`io::ErrorKind::PermissionDenied`] and the `chmod` or `chown` that
+//! mends it, as ssh refuses a private key or a `~/.ssh` open to others;
+//! one its group may write is used, with a warning. A trust list or book
+//! that is a symbolic link is read through it but never saved.
 //!
 //! Temporary files and their atomic replacement are `tempfile`'s
 //! ([`NamedTempFile::persist`], and `persist_noclobber` for the identity,

@@ -111,7 +111,7 @@ impl Endpoint {
     }
 
     /// Changes whenever the address book changes in a way worth saving
-    /// (see [`AddressBook::revision`]): a driver that keeps the book on
+    /// (see [`AddressBook::revision`](crate::AddressBook::revision)): a driver that keeps the book on
     /// disk saves it when this moves.
     pub fn book_revision(&self) -> u64 {
         self.book.revision()
