@@ -92,9 +92,7 @@ impl DataDir {
         let mut rng =
             ChaCha20Rng::try_from_rng(&mut getrandom::SysRng).map_err(StartError::Entropy)?;
         let identity = Identity::generate(&mut rng);
-        let mut temp = temp_file(&self.path, IDENTITY_FILE)?;
-        temp.write_all(&identity.to_bytes())?;
-        temp.as_file().sync_all()?;
+        let temp = stage_in(&self.path, IDENTITY_FILE, &identity.to_bytes())?;
         match temp.persist_noclobber(&path) {
             Ok(_) => {
                 sync_dir(&self.path)?;
@@ -232,17 +230,13 @@ impl DataDir {
 /// `<name>.<random>.tmp`, mode 0600 from its creation (tempfile's default
 /// on Unix).
 fn stage_in(dir: &Path, name: &str, contents: &[u8]) -> io::Result<NamedTempFile> {
-    let mut temp = temp_file(dir, name)?;
+    let mut temp = tempfile::Builder::new()
+        .prefix(&format!("{name}."))
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
     temp.write_all(contents)?;
     temp.as_file().sync_all()?;
     Ok(temp)
-}
-
-fn temp_file(dir: &Path, name: &str) -> io::Result<NamedTempFile> {
-    tempfile::Builder::new()
-        .prefix(&format!("{name}."))
-        .suffix(".tmp")
-        .tempfile_in(dir)
 }
 
 /// Makes a rename or link in `dir` durable.
