@@ -19,6 +19,7 @@ use peernet_driver::{BoxRead, BoxWrite, Runtime};
 /// A hand-driven peer: nothing happens unless the test pumps it.
 pub struct RawPeer {
     ep: Endpoint,
+    peer: PeerId,
     conn: ConnId,
     read: BoxRead,
     write: BoxWrite,
@@ -38,6 +39,7 @@ impl RawPeer {
         handles: &[&str],
     ) -> RawPeer {
         let (read, write) = rt.connect(addr).await.expect("raw dial").into_parts();
+        let peer = identity.peer_id();
         let trust: TrustList = [node].into_iter().collect();
         let rng = ChaCha20Rng::seed_from_u64(0x5eed);
         let mut config = Config::default();
@@ -49,6 +51,7 @@ impl RawPeer {
         let conn = ep.connect(Instant::ZERO, Some(node)).expect("raw connect");
         let mut raw = RawPeer {
             ep,
+            peer,
             conn,
             read,
             write,
@@ -66,6 +69,17 @@ impl RawPeer {
         // PROOF must leave before the test moves on
         raw.flush().await;
         raw
+    }
+
+    /// This peer's PeerId.
+    pub fn peer_id(&self) -> PeerId {
+        self.peer
+    }
+
+    /// The next event of the core already in hand, reading nothing.
+    pub async fn try_event(&mut self) -> Option<Event> {
+        self.flush().await;
+        self.events.pop_front()
     }
 
     fn now(&self) -> Instant {
@@ -102,17 +116,35 @@ impl RawPeer {
             if let Some(event) = self.events.pop_front() {
                 return event;
             }
-            let n = self.read.read(&mut self.buf).await.unwrap_or(0);
-            let now = self.now();
-            let input = match n {
-                0 => Input::Closed { conn: self.conn },
-                n => Input::Received {
-                    conn: self.conn,
-                    data: Bytes::copy_from_slice(&self.buf[..n]).into(),
-                },
-            };
-            self.ep.handle_input(now, input);
+            self.read_once().await;
         }
+    }
+
+    /// Reads once from the transport (as much as one read brings, up to
+    /// 64 KiB) and feeds it to the core; false at EOF. Pacing these is
+    /// how a test plays a slow reader.
+    pub async fn read_once(&mut self) -> bool {
+        let n = self.read.read(&mut self.buf).await.unwrap_or(0);
+        let now = self.now();
+        let input = match n {
+            0 => Input::Closed { conn: self.conn },
+            n => Input::Received {
+                conn: self.conn,
+                data: Bytes::copy_from_slice(&self.buf[..n]).into(),
+            },
+        };
+        self.ep.handle_input(now, input);
+        n > 0
+    }
+
+    /// Writes a PING and nothing else: it reads nothing, so a peer that
+    /// only ever pings keeps the node from thinking it idle while taking
+    /// none of its bytes.
+    pub async fn ping(&mut self, nonce: u64) {
+        let now = self.now();
+        let ping = Envelope::Ping { nonce };
+        assert!(self.ep.testkit_queue_envelope(now, self.conn, &ping));
+        self.flush().await;
     }
 
     /// Calls `handle` on the node with `timeout` carried on the wire, and

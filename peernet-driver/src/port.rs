@@ -14,15 +14,18 @@
 //! the order the core queued them; an inline write that cannot finish at
 //! once leaves the rest here, and the writer task writes it first.
 
+use std::future::poll_fn;
+use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use futures_io::AsyncWrite;
 use futures_util::lock::{Mutex, MutexGuard};
 use peernet_proto::ConnId;
 
-use crate::runtime::{BoxWrite, Runtime};
+use crate::runtime::{BoxFuture, BoxWrite, Runtime};
 use crate::shared::Shared;
 
 /// The write half and what an inline write left for the writer task.
@@ -94,4 +97,50 @@ impl Port {
         // flushed in the writer task's turn)
         matches!(Pin::new(write).poll_flush(&mut cx), Poll::Ready(Ok(())))
     }
+}
+
+/// Why [`write_patiently`] gave up.
+#[derive(Debug)]
+pub(crate) enum WriteFailed {
+    /// The transport refused the write.
+    Io(io::Error),
+    /// The transport accepted none of the bytes for the whole patience:
+    /// the peer does not read (`Input::Stalled`).
+    Stalled,
+}
+
+/// Writes all of `bytes`, unless the transport takes none of them for
+/// `patience` at a stretch: any progress starts the wait again, so a slow
+/// reader is never cut off, only one that stopped. The timer exists only
+/// while a write waits: a socket with room costs no clock read and no
+/// allocation.
+pub(crate) async fn write_patiently<R: Runtime>(
+    rt: &R,
+    write: &mut BoxWrite,
+    mut bytes: &[u8],
+    patience: Duration,
+) -> Result<(), WriteFailed> {
+    let mut timer: Option<BoxFuture<()>> = None;
+    poll_fn(|cx| {
+        while !bytes.is_empty() {
+            match Pin::new(&mut **write).poll_write(cx, bytes) {
+                Poll::Ready(Ok(0)) => {
+                    let error = io::Error::from(io::ErrorKind::WriteZero);
+                    return Poll::Ready(Err(WriteFailed::Io(error)));
+                }
+                Poll::Ready(Ok(n)) => {
+                    bytes = &bytes[n..];
+                    timer = None;
+                }
+                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(WriteFailed::Io(e))),
+                Poll::Pending => {
+                    let timer = timer.get_or_insert_with(|| rt.sleep_until(rt.now() + patience));
+                    return timer.as_mut().poll(cx).map(|()| Err(WriteFailed::Stalled));
+                }
+            }
+        }
+        Poll::Ready(Ok(()))
+    })
+    .await
 }

@@ -20,6 +20,7 @@ use peernet_proto::{ConnId, Direction, HandshakeError, Input, PeerId};
 use tracing::Instrument;
 
 use crate::error::ConnectError;
+use crate::port::{WriteFailed, write_patiently};
 use crate::runtime::{BoxFuture, BoxRead, BoxWrite, Runtime, Transport};
 use crate::shared::{ConnEntry, ConnSignals, Inner, Phase, Shared};
 use crate::signal::Signal;
@@ -336,6 +337,9 @@ async fn writer<R: Runtime>(
     signals: Arc<ConnSignals>,
 ) {
     let stop = &signals.stop_writer;
+    // How long the peer may take none of our bytes (the core's clamped
+    // `idle_timeout`, see `Input::Stalled`).
+    let patience = shared.with_core(|inner, _| inner.ep.config().idle_timeout);
     // (until now the reader's inline writes found no write half and woke
     // this task instead, which writes what they left below)
     signals.port.lock().await.write = Some(write);
@@ -360,18 +364,27 @@ async fn writer<R: Runtime>(
             // Everything queued since the last wake-up, in one write.
             let mut written = Ok(());
             for bytes in [left, data].into_iter().flatten() {
-                written = match unless(stop, write.write_all(&bytes)).await {
-                    Some(Ok(())) => Ok(()),
-                    Some(Err(error)) => Err(error.to_string()),
-                    None => Err("stopped".into()),
-                };
+                let writing = write_patiently(&shared.rt, write, &bytes, patience);
+                written = unless(stop, writing).await.unwrap_or_else(|| {
+                    let stopped = io::Error::other("stopped");
+                    Err(WriteFailed::Io(stopped))
+                });
                 if written.is_err() {
                     break;
                 }
             }
-            if let Err(error) = written {
-                tracing::debug!(%error, "write failed");
-                shared.with_core(|inner, now| inner.ep.handle_input(now, Input::Closed { conn }));
+            if let Err(failed) = written {
+                let input = match failed {
+                    WriteFailed::Io(error) => {
+                        tracing::debug!(%error, "write failed");
+                        Input::Closed { conn }
+                    }
+                    WriteFailed::Stalled => {
+                        tracing::info!(?patience, "peer read none of our bytes: closing");
+                        Input::Stalled { conn }
+                    }
+                };
+                shared.with_core(|inner, now| inner.ep.handle_input(now, input));
                 break Ending::Broken;
             }
             shared.wake_room();

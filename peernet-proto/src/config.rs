@@ -71,7 +71,10 @@ pub struct Config {
     /// Idle time after which a PING is sent. Default 15 s.
     pub ping_interval: Duration,
     /// Time without any frame received after which the connection is
-    /// closed with GOODBYE `idle_timeout`. Default 45 s.
+    /// closed with GOODBYE `idle_timeout`. Default 45 s. Also how long a
+    /// driver lets a transport accept none of the bytes it has to write
+    /// before it reports [`crate::Input::Stalled`]: a peer that keeps
+    /// sending but never reads is as dead as a silent one.
     pub idle_timeout: Duration,
     /// The protocol version this node speaks, as initiator and responder:
     /// it answers the other version's first frame with REJECT

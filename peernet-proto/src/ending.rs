@@ -38,6 +38,9 @@ pub(crate) enum Ending {
     ProtocolError(String),
     /// Nothing arrived for `idle_timeout` (this long).
     Idle(Duration),
+    /// The transport accepted none of our bytes for `idle_timeout` (this
+    /// long): [`crate::Input::Stalled`].
+    Stalled(Duration),
     /// The responder refused our PROOF after we had started using the
     /// connection.
     RejectedAfterProof(RejectCode),
@@ -71,6 +74,10 @@ impl Ending {
             Ending::Idle(idle) => (
                 GoodbyeCode::IdleTimeout,
                 format!("no frame received for {idle:?}").into(),
+            ),
+            Ending::Stalled(idle) => (
+                GoodbyeCode::IdleTimeout,
+                format!("peer read none of our bytes for {idle:?}").into(),
             ),
             Ending::Superseded => (GoodbyeCode::Superseded, "superseded".into()),
             Ending::Unpaired => (GoodbyeCode::Revoked, "unpaired".into()),
@@ -169,7 +176,9 @@ impl Ending {
     /// Why a connection that was never announced did not become one.
     pub(crate) fn handshake_error(self) -> HandshakeError {
         match self {
-            Ending::TransportLost => HandshakeError::TransportLost,
+            // (a handshake's messages are small: a transport that takes
+            // none of them is as good as lost)
+            Ending::TransportLost | Ending::Stalled(_) => HandshakeError::TransportLost,
             Ending::HandshakeTimeout => HandshakeError::Timeout,
             Ending::Evicted => HandshakeError::Evicted,
             Ending::HandshakeFailed(failure) => failure.error,

@@ -36,6 +36,14 @@ pub enum Input {
         /// The transport.
         conn: ConnId,
     },
+    /// The transport accepted none of the bytes waiting to be written for
+    /// [`crate::Config::idle_timeout`]: the peer does not read. The
+    /// connection ends with GOODBYE `idle_timeout` (which the driver need
+    /// not try to write).
+    Stalled {
+        /// The transport.
+        conn: ConnId,
+    },
 }
 
 /// A call for the application: run the handler, then feed its outcome to

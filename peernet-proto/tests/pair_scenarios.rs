@@ -445,6 +445,42 @@ fn idle_timeout_closes_a_connection_whose_peer_vanished() {
     );
 }
 
+/// A transport that takes none of our bytes (`Input::Stalled`, reported
+/// by the driver after `idle_timeout`) ends the connection at once, with
+/// the idle GOODBYE's code and a reason that says which way it stalled,
+/// and every call in flight on it resolves.
+#[test]
+fn a_stalled_transport_ends_the_connection_and_its_calls() {
+    let mut p = Pair::connected();
+    expose_echo(&mut p);
+    let id = call(&mut p, Who::A, "echo", b"x", None);
+    // B reads nothing from here on (its writes to A still arrive)
+    p.net.links[0].to[1].hold = true;
+    p.drive();
+    let conn = p.net.links[0].a();
+    let now = p.now;
+    p.a.ep.handle_input(now, Input::Stalled { conn });
+    assert!(!p.a.ep.is_connected(&p.id(Who::B)), "closed at once");
+    p.drive();
+    let events = p.take_events(Who::A);
+    let reason = closed_reason(&events).expect("announced");
+    let idle = test_config().idle_timeout;
+    assert_eq!(
+        reason,
+        CloseReason::Goodbye {
+            by: Side::Local,
+            code: GoodbyeCode::IdleTimeout,
+            reason: format!("peer read none of our bytes for {idle:?}"),
+        }
+    );
+    let resolved: Vec<_> = events
+        .iter()
+        .filter(|e| matches!(e, Event::CallResult { id: i, result: Err(_) } if *i == id))
+        .collect();
+    assert_eq!(resolved.len(), 1, "{events:?}");
+    assert_eq!(p.a.ep.stats().timers, 0, "no timer left armed");
+}
+
 #[test]
 fn goodbye_normal_and_protocol_error_reach_the_peer() {
     let mut p = Pair::connected();

@@ -257,6 +257,10 @@ impl Endpoint {
                 }
             }
             Input::Closed { conn } => self.end(conn, Ending::TransportLost),
+            Input::Stalled { conn } => {
+                let idle = self.ctx.config.idle_timeout;
+                self.end(conn, Ending::Stalled(idle));
+            }
         }
     }
 
