@@ -1,11 +1,11 @@
-//! Dialing by PeerId: the address book, peers kept connected, and the
-//! book saved to the data directory.
+//! Dialing by PeerId: the address book and peers kept connected (the
+//! book's saves are `book_save.rs`).
 //!
 //! The core decides everything (which address, when, the backoff, when to
 //! give up: `peernet_proto::Endpoint::{dial, keep_connected}`); the driver
 //! performs its dials (`dialer.rs`), tells the application
 //! ([`NodeEvent::Reconnecting`], [`NodeEvent::Unreachable`]), lets a
-//! `connect_peer` or a `call` wait for a connection, and saves the book.
+//! `connect_peer` or a `call` wait for a connection.
 //!
 //! - [`Node::connect_peer`] dials through the book; [`Node::connect`]
 //!   keeps its `(peer, addr)` form and records the address once it
@@ -18,12 +18,12 @@
 //!   ([`NodeConfig::wait_for_reconnect`] turns this off).
 //! - With a data directory the book is saved (atomically, see
 //!   `book_file.rs`) 250 ms after it changes, so a burst of changes is one
-//!   write, and at once when the node shuts down.
+//!   write, at once when the node shuts down, and again after a failed
+//!   save, with a back-off (`book_save.rs`).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
 use event_listener::{Event as Broadcast, EventListener};
 use peernet_proto::{AddrEntry, AddrSource, BookError, Event, PeerId};
@@ -31,16 +31,12 @@ use rustc_hash::FxHashMap;
 
 use crate::book_file::SavedBook;
 use crate::config::NodeConfig;
-use crate::dirlock::DirLock;
 use crate::error::ConnectError;
 use crate::events::NodeEvent;
 use crate::node::Node;
 use crate::runtime::Runtime;
 use crate::shared::{Inner, Shared};
 use crate::tasks::first;
-
-/// How long after a change of the address book it is saved.
-const SAVE_DEBOUNCE: Duration = Duration::from_millis(250);
 
 /// What a [`NodeConfig`] says about dialing by PeerId.
 #[derive(Debug, Clone)]
@@ -106,8 +102,6 @@ pub(crate) struct DialState {
     /// Some peer connected, or was unpaired, or the node shuts down: calls
     /// waiting for a reconnect, look again.
     reconnected: Broadcast,
-    /// A debounced save of the book is scheduled.
-    save_pending: AtomicBool,
 }
 
 impl DialState {
@@ -245,21 +239,7 @@ pub(crate) fn on_shutdown<R: Runtime>(
         });
     }
     state.reconnected.notify(usize::MAX);
-    let lock = shared.dir_lock()?;
-    state
-        .save_pending
-        .swap(false, Ordering::AcqRel)
-        .then(|| save_now(shared.clone(), lock))
-}
-
-/// The node closes with `lock` taken from it: a save still pending (the
-/// node was dropped without `shutdown`) is written now, by a task that
-/// holds the lock until the write is done; otherwise the lock goes here.
-pub(crate) fn save_at_close<R: Runtime>(shared: &Arc<Shared<R>>, lock: Option<Arc<DirLock>>) {
-    let Some(lock) = lock else { return };
-    if shared.dialing.save_pending.swap(false, Ordering::AcqRel) {
-        shared.rt.spawn(save_now(shared.clone(), lock));
-    }
+    crate::book_save::pending_now(shared)
 }
 
 /// For [`Node::call`], under the core's lock, after `NotConnected`: a
@@ -273,62 +253,6 @@ pub(crate) fn reconnect_wait<R: Runtime>(
     let state = &shared.dialing;
     (state.wait_for_reconnect.load(Ordering::Relaxed) && inner.ep.is_kept(peer))
         .then(|| state.reconnected.listen())
-}
-
-/// Saves the book soon (debounced), if the node has a data directory:
-/// for `Work::SaveBook`, which the drain of every core change that moves
-/// the book's revision pushes.
-pub(crate) fn schedule_save<R: Runtime>(shared: &Arc<Shared<R>>) {
-    if shared.data_dir.is_none() || shared.dialing.save_pending.swap(true, Ordering::AcqRel) {
-        return;
-    }
-    let shared_ = shared.clone();
-    shared.rt.spawn(async move {
-        let shared = shared_;
-        shared.rt.sleep_until(shared.after(SAVE_DEBOUNCE)).await;
-        if !shared.dialing.save_pending.swap(false, Ordering::AcqRel) {
-            return;
-        }
-        // (none once the node closed: nothing is written after that)
-        if let Some(lock) = shared.dir_lock() {
-            save_now(shared, lock).await;
-        }
-    });
-}
-
-/// Writes the book of every trusted peer to the data directory, on the
-/// runtime's blocking pool, holding the directory's `lock` until done.
-async fn save_now<R: Runtime>(shared: Arc<Shared<R>>, lock: Arc<DirLock>) {
-    let Some(dir) = shared.data_dir.clone() else {
-        return;
-    };
-    // Serialised with trust-list saves.
-    let _order = shared.persist.lock().await;
-    let book = shared.read(|inner| {
-        let mut book = SavedBook::new();
-        for (peer, _) in inner.ep.trust().iter() {
-            book.set(*peer, inner.ep.addresses(peer).map(|e| (e.addr, e.source)));
-            for e in inner.ep.addresses(peer).filter(|e| e.worked_last()) {
-                book.mark_worked(peer, e.addr);
-            }
-        }
-        if book.len() < inner.ep.address_count() {
-            // (Config::max_addresses above what a book file holds)
-            let dropped = inner.ep.address_count() - book.len();
-            tracing::warn!(dropped, "addresses over the book file's bound not saved");
-        }
-        book
-    });
-    let addresses = book.len();
-    let save = move || {
-        let saved = dir.save_book(&book);
-        drop(lock);
-        saved
-    };
-    match shared.rt.spawn_blocking(save).await {
-        Ok(()) => tracing::debug!(addresses, "address book saved"),
-        Err(error) => tracing::warn!(%error, "address book not saved"),
-    }
 }
 
 impl<R: Runtime> Node<R> {

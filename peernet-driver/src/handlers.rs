@@ -163,7 +163,7 @@ impl<R: Runtime> Shared<R> {
                     continue;
                 }
                 Work::SaveBook => {
-                    crate::dialing::schedule_save(self);
+                    crate::book_save::schedule(self);
                     continue;
                 }
                 Work::CloseDeadline(signals) => {

@@ -36,6 +36,7 @@
 mod access;
 mod addr;
 pub mod book_file;
+mod book_save;
 mod cbor;
 mod cbor_shape;
 mod completion;

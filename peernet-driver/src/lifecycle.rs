@@ -43,7 +43,7 @@ fn close_now<R: Runtime>(shared: &Arc<Shared<R>>) {
     if let Some(handlers) = handlers {
         shared.stop_accepting.notify();
         shared.timer.notify();
-        crate::dialing::save_at_close(shared, shared.take_dir_lock());
+        crate::book_save::at_close(shared, shared.take_dir_lock());
         // Dropped outside the lock: this may drop the last `Node` handle,
         // whose `Life` comes back here (and finds the node closed).
         drop(handlers);

@@ -201,8 +201,10 @@ pub(crate) struct Shared<R: Runtime> {
     pub(crate) calls_timed_out_unsent: AtomicU64,
     /// Rate limit for "handler panicked" warnings, per peer.
     pub(crate) panic_log: Mutex<PanicLog>,
-    /// Dialing by PeerId: waiters, the book's saving (`dialing.rs`).
+    /// Dialing by PeerId: its waiters (`dialing.rs`).
     pub(crate) dialing: crate::dialing::DialState,
+    /// The address book's saves (`book_save.rs`).
+    pub(crate) book_saves: crate::book_save::Saves,
 }
 
 impl<R: Runtime> Shared<R> {
@@ -233,6 +235,7 @@ impl<R: Runtime> Shared<R> {
             calls_timed_out_unsent: AtomicU64::new(0),
             panic_log: Mutex::new(PanicLog::default()),
             dialing: crate::dialing::DialState::default(),
+            book_saves: crate::book_save::Saves::default(),
         }
     }
 

@@ -1,0 +1,158 @@
+//! Saving the address book to the data directory: debounced after each
+//! change (the drain pushes `Work::SaveBook` whenever the core's book
+//! revision moves), at shutdown and close if one is owed, and again after
+//! a failure, with a back-off, whether or not anything changes meanwhile.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::Duration;
+
+use crate::book_file::SavedBook;
+use crate::dirlock::DirLock;
+use crate::runtime::Runtime;
+use crate::shared::Shared;
+use crate::tasks::unless;
+
+/// How long after a change of the address book it is saved.
+const SAVE_DEBOUNCE: Duration = Duration::from_millis(250);
+
+/// The wait before a failed save is tried again, doubled for each failure
+/// in a row up to [`RETRY_MAX`]: a full or read-only disk costs a warning
+/// a few minutes, not a write every change.
+const RETRY_FIRST: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(300);
+
+/// The saves' state, in [`Shared`].
+#[derive(Default)]
+pub(crate) struct Saves {
+    /// A save is owed: scheduled (debounced, or a retry), or due at the
+    /// shutdown or close.
+    pending: AtomicBool,
+    /// Failed saves in a row.
+    failures: AtomicU32,
+}
+
+/// The wait after the `failures`-th failed save in a row (1 s, 2 s, 4 s,
+/// … 300 s).
+fn retry_delay(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    RETRY_FIRST.saturating_mul(1 << doublings).min(RETRY_MAX)
+}
+
+/// Saves the book soon (debounced), if the node has a data directory:
+/// for `Work::SaveBook`. Nothing more is scheduled while a save is owed
+/// (it writes the book as it is then).
+pub(crate) fn schedule<R: Runtime>(shared: &Arc<Shared<R>>) {
+    if shared.data_dir.is_none() || shared.book_saves.pending.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    save_after(shared.clone(), SAVE_DEBOUNCE);
+}
+
+/// Saves after `delay` what is owed, unless the node stops first (its
+/// shutdown or close writes what is owed instead).
+fn save_after<R: Runtime>(shared: Arc<Shared<R>>, delay: Duration) {
+    let sleep = shared.rt.sleep_until(shared.after(delay));
+    let rt = shared.rt.clone();
+    rt.spawn(async move {
+        if unless(&shared.stop_accepting, sleep).await.is_none() {
+            return;
+        }
+        if !shared.book_saves.pending.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        // (none once the node closed: nothing is written after that)
+        if let Some(lock) = shared.dir_lock() {
+            save_now(shared, lock).await;
+        }
+    });
+}
+
+/// The node shuts down: the save owed, if any, for the shutdown to wait
+/// on (within its grace).
+pub(crate) fn pending_now<R: Runtime>(
+    shared: &Arc<Shared<R>>,
+) -> Option<impl Future<Output = ()> + Send + 'static> {
+    let lock = shared.dir_lock()?;
+    let saves = &shared.book_saves;
+    saves
+        .pending
+        .swap(false, Ordering::AcqRel)
+        .then(|| save_now(shared.clone(), lock))
+}
+
+/// The node closes with `lock` taken from it: a save still owed (the node
+/// was dropped without `shutdown`, or a change came during the shutdown)
+/// is written now, by a task that holds the lock until the write is done;
+/// otherwise the lock goes here.
+pub(crate) fn at_close<R: Runtime>(shared: &Arc<Shared<R>>, lock: Option<Arc<DirLock>>) {
+    let Some(lock) = lock else { return };
+    if shared.book_saves.pending.swap(false, Ordering::AcqRel) {
+        shared.rt.spawn(save_now(shared.clone(), lock));
+    }
+}
+
+/// Writes the book of every trusted peer to the data directory, on the
+/// runtime's blocking pool, holding the directory's `lock` until done. A
+/// failure owes a save again, tried after the back-off.
+async fn save_now<R: Runtime>(shared: Arc<Shared<R>>, lock: Arc<DirLock>) {
+    let Some(dir) = shared.data_dir.clone() else {
+        return;
+    };
+    // Serialised with trust-list saves.
+    let _order = shared.persist.lock().await;
+    let book = shared.read(|inner| {
+        let mut book = SavedBook::new();
+        for (peer, _) in inner.ep.trust().iter() {
+            book.set(*peer, inner.ep.addresses(peer).map(|e| (e.addr, e.source)));
+            for e in inner.ep.addresses(peer).filter(|e| e.worked_last()) {
+                book.mark_worked(peer, e.addr);
+            }
+        }
+        if book.len() < inner.ep.address_count() {
+            // (Config::max_addresses above what a book file holds)
+            let dropped = inner.ep.address_count() - book.len();
+            tracing::warn!(dropped, "addresses over the book file's bound not saved");
+        }
+        book
+    });
+    let addresses = book.len();
+    let save = move || {
+        let saved = dir.save_book(&book);
+        drop(lock);
+        saved
+    };
+    let saves = &shared.book_saves;
+    match shared.rt.spawn_blocking(save).await {
+        Ok(()) => {
+            saves.failures.store(0, Ordering::Release);
+            tracing::debug!(addresses, "address book saved");
+        }
+        Err(error) => {
+            let failures = saves
+                .failures
+                .fetch_add(1, Ordering::AcqRel)
+                .saturating_add(1);
+            let retry_in = retry_delay(failures);
+            tracing::warn!(%error, failures, ?retry_in, "address book not saved");
+            if !saves.pending.swap(true, Ordering::AcqRel) {
+                save_after(shared.clone(), retry_in);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_to_five_minutes() {
+        let secs: Vec<u64> = [1, 2, 3, 9, 10, u32::MAX]
+            .into_iter()
+            .map(|n| retry_delay(n).as_secs())
+            .collect();
+        assert_eq!(secs, [1, 2, 4, 256, 300, 300]);
+    }
+}
