@@ -16,6 +16,12 @@ pub const FRAME_HEADER_LEN: usize = 4;
 /// Default limit on a frame body: 1 MiB.
 pub const DEFAULT_MAX_FRAME_LEN: u32 = 1 << 20;
 
+/// The most a split frame's buffer starts with beyond the bytes that came
+/// with its header: what a peer commits of our memory by announcing a
+/// large frame it does not send. The buffer then doubles as body bytes
+/// arrive, up to the frame's length.
+const FIRST_BODY_ROOM: usize = 64 * 1024;
+
 /// Why a frame header was rejected. Either error ends the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -53,9 +59,11 @@ enum State {
 /// back whole frame bodies.
 ///
 /// Frames that lie wholly inside one input are returned as zero-copy slices
-/// of it. Only a frame split across inputs is copied, into a buffer allocated
-/// once for exactly that frame's length. A bad header (length 0 or over the
-/// limit) is rejected as soon as its 4 bytes are known, before anything is
+/// of it. Only a frame split across inputs is copied, into a buffer that
+/// grows with the bytes received (64 KiB, then doubling, never past the
+/// frame's length): a header announcing a large frame commits at most
+/// 64 KiB until its bytes come. A bad header (length 0 or over the limit)
+/// is rejected as soon as its 4 bytes are known, before anything is
 /// buffered or allocated for the body.
 #[derive(Debug)]
 pub struct FrameDecoder {
@@ -185,11 +193,20 @@ impl FrameDecoder {
                             self.reset();
                             return Ok(Some(Frame::InPlace(len)));
                         }
-                        // `with_capacity` rather than `reserve`: the latter
-                        // may round up, and this buffer is sized by the peer.
-                        *buf = BytesMut::with_capacity(*len);
+                        // Room for what came, and at least FIRST_BODY_ROOM:
+                        // a header alone commits no more than that.
+                        let room = input.len().max(FIRST_BODY_ROOM);
+                        *buf = BytesMut::with_capacity(room.min(*len));
                     }
                     let take = (*len - buf.len()).min(input.len());
+                    if buf.capacity() - buf.len() < take {
+                        // Doubles, never past the frame's length: `reserve`
+                        // may round up further, and `len` is the peer's.
+                        let room = (buf.len() + take).max(buf.capacity() * 2).min(*len);
+                        let mut grown = BytesMut::with_capacity(room);
+                        grown.extend_from_slice(buf);
+                        *buf = grown;
+                    }
                     buf.extend_from_slice(&input[..take]);
                     input.advance(take);
                     if buf.len() < *len {
@@ -371,6 +388,45 @@ mod tests {
         let body = dec.decode(&mut wire.slice(10..)).unwrap().unwrap();
         assert_eq!(&body[..], &[5; 50]);
         assert_eq!(dec.buffered_len(), 0);
+    }
+
+    /// A header announcing a frame of 4 MiB with one body byte commits
+    /// 64 KiB, not 4 MiB; the buffer grows as the bytes come, by doubling,
+    /// and ends exactly the frame's length.
+    #[test]
+    fn a_large_split_frame_grows_with_its_bytes() {
+        let len = 4 << 20;
+        let mut dec = FrameDecoder::new(len as u32);
+        let wire = frame(&vec![9; len]);
+        let capacity = |dec: &FrameDecoder| match &dec.state {
+            State::Body { buf, .. } => buf.capacity(),
+            other => panic!("unexpected state {other:?}"),
+        };
+        assert_eq!(dec.decode(&mut wire.slice(..5)), Ok(None));
+        assert_eq!(capacity(&dec), FIRST_BODY_ROOM);
+        let mut at = 5;
+        let mut grew = Vec::new();
+        while at + 10_000 < wire.len() {
+            assert_eq!(dec.decode(&mut wire.slice(at..at + 10_000)), Ok(None));
+            at += 10_000;
+            let received = at - FRAME_HEADER_LEN;
+            let cap = capacity(&dec);
+            assert!(cap >= received && cap <= len, "{cap} for {received}");
+            assert!(
+                cap <= (2 * received).max(FIRST_BODY_ROOM),
+                "{cap} for {received}"
+            );
+            if grew.last() != Some(&cap) {
+                grew.push(cap);
+            }
+        }
+        assert_eq!(grew.first(), Some(&FIRST_BODY_ROOM));
+        let body = dec.decode(&mut wire.slice(at..)).unwrap().unwrap();
+        assert_eq!(body.len(), len);
+        assert!(body.iter().all(|b| *b == 9));
+        // doubled from 64 KiB: 64, 128, …, 2,048 KiB, then exactly 4 MiB
+        assert_eq!(grew.len(), 7, "{grew:?}");
+        assert_eq!(grew.last(), Some(&len));
     }
 
     #[test]
