@@ -658,3 +658,69 @@ fn a_dial_that_reaches_another_trusted_peer_fails() {
         }
     }
 }
+
+/// Regression 2713 (a simulator bug, first found by seed 2713 of the
+/// sweep, whose case the generator no longer draws): a mute intruder's
+/// last bytes (its handshake's end) held by its victim's stalled reader
+/// for 1.5 s, within the handshake's budget. The victim can only start
+/// counting once they arrive, and closes up to the idle grace after that,
+/// past the grace counted from when the intruder fell silent: so
+/// `dead_peers_detected_in_time` must count from their arrival. With
+/// `NoIdleTimeout` the obligation, late as it is, still fires.
+#[test]
+fn a_silent_peer_behind_a_stalled_reader_is_judged_from_its_last_bytes() {
+    let stall = 1_500 * MS;
+    let run = |seed: u64, fault: Option<Fault>| {
+        let mut cfg = calm_config(seed, 1);
+        cfg.byzantine = true;
+        cfg.fault = fault;
+        let mut sim = sim_with(cfg);
+        let link = sim.attack(0, Attack::Byzantine(Byzantine::Mute)).unwrap();
+        // Step (100 us, under any link's latency) until the intruder
+        // writes its last bytes and falls silent; they are in flight.
+        let silent = format!("{link} intruder stops reading");
+        let mut waited = Duration::ZERO;
+        while !sim.trace().last().iter().any(|l| l.ends_with(&silent)) {
+            ok(sim.run_for(MS / 10));
+            waited += MS / 10;
+            assert!(
+                waited < 1_000 * MS,
+                "seed {seed}: the intruder never fell silent"
+            );
+        }
+        let peers = |sim: &Sim| sim.endpoint(0).unwrap().peers().count();
+        assert_eq!(peers(&sim), 0, "seed {seed}: its last bytes are in flight");
+        sim.stall(link, 0, stall);
+        (sim, peers)
+    };
+    let c = calm_config(0, 1).endpoint;
+    let grace = c.idle_timeout + c.ping_interval;
+    // (seeds whose intruder stays until the victim closes: a mute
+    // intruder may also close on its own)
+    for seed in [0, 1, 4, 7, 8] {
+        let (mut sim, peers) = run(seed, None);
+        ok(sim.run_for(stall + 100 * MS));
+        assert_eq!(peers(&sim), 1, "seed {seed}: connected once the bytes came");
+        // Still open a grace after the intruder fell silent: it came in
+        // only 1.5 s later (a simulator that counted from the silence
+        // failed the run here).
+        ok(sim.run_for(grace - stall - 100 * MS));
+        assert_eq!(
+            peers(&sim),
+            1,
+            "seed {seed}: the idle timeout counts from arrival"
+        );
+        ok(sim.run_for(stall + 100 * MS));
+        assert_eq!(
+            peers(&sim),
+            0,
+            "seed {seed}: closed within the grace of arrival"
+        );
+        ok(sim.finish());
+    }
+    let (mut sim, _) = run(0, Some(Fault::NoIdleTimeout));
+    violated(
+        sim.run_for(stall + 2 * grace),
+        Invariant::DeadPeersDetectedInTime,
+    );
+}
