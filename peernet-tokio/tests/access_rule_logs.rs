@@ -13,12 +13,7 @@ use peernet_tokio::{Access, Bytes, CallError};
 
 #[tokio::test]
 async fn a_panicking_rule_is_logged_at_most_once_a_second() {
-    let lines = Lines::default();
-    let writer = lines.clone();
-    tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::ERROR)
-        .with_writer(move || writer.clone())
-        .init();
+    let lines = Lines::capture(tracing::Level::ERROR);
     // (the rule's panics are expected: keep them off the test's output)
     std::panic::set_hook(Box::new(|_| {}));
     let (a, b) = common::trusting_pair(5, 6).await;

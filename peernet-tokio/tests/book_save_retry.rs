@@ -29,13 +29,7 @@ async fn until(what: &str, mut done: impl FnMut() -> bool) {
 
 #[tokio::test]
 async fn a_failed_save_is_tried_again_without_another_change() {
-    let lines = Lines::default();
-    let writer = lines.clone();
-    tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .init();
+    let lines = Lines::capture(tracing::Level::DEBUG);
     let dir = tempfile::tempdir().unwrap();
     let peer = Identity::from_seed(&[3; 32]).peer_id();
     let config = NodeConfig::from_data_dir(dir.path())

@@ -12,12 +12,7 @@ use peernet_tokio::{Identity, Node, NodeConfig};
 
 #[tokio::test]
 async fn a_lagging_subscriber_costs_a_log_line_per_doubling() {
-    let lines = Lines::default();
-    let writer = lines.clone();
-    tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::WARN)
-        .with_writer(move || writer.clone())
-        .init();
+    let lines = Lines::capture(tracing::Level::WARN);
     let (a_id, b_id) = (Identity::from_seed(&[7; 32]), Identity::from_seed(&[8; 32]));
     let b_peer = b_id.peer_id();
     let any = "127.0.0.1:0".parse().unwrap();

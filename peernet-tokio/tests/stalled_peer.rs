@@ -11,13 +11,16 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use peernet_conformance::RawPeer;
 use peernet_tokio::{
-    CloseReason, Config, GoodbyeCode, Identity, Node, NodeConfig, NodeEvent, Side, TokioRuntime,
+    CloseReason, Config, EventStream, GoodbyeCode, Identity, Node, NodeConfig, NodeEvent, Side,
+    TokioRuntime,
 };
 
 /// The node's patience: `idle_timeout`.
 const IDLE: Duration = Duration::from_secs(2);
 
-async fn bob_and_raw(seed: u8) -> (Node, RawPeer) {
+/// Bob, connected to a raw peer, and sending it `megabytes` messages of
+/// 1 MB from a task of its own (each waits for room in bob's queue).
+async fn bob_flooding_raw(seed: u8, megabytes: usize) -> (Node, RawPeer, EventStream) {
     let raw_id = Identity::from_seed(&[seed; 32]);
     let mut protocol = Config::default();
     protocol.ping_interval = Duration::from_millis(800);
@@ -39,30 +42,22 @@ async fn bob_and_raw(seed: u8) -> (Node, RawPeer) {
     tokio::time::timeout(Duration::from_secs(30), up)
         .await
         .expect("bob connects");
-    (bob, raw)
-}
-
-/// Sends `count` messages of 1 MB to the raw peer, from a task of its own
-/// (each waits for room in bob's queue).
-fn flood(bob: &Node, raw: peernet_tokio::PeerId, count: usize) {
-    let bob = bob.clone();
+    let (sender, to) = (bob.clone(), raw.peer_id());
     tokio::spawn(async move {
         let body = Bytes::from(vec![7u8; 1_000_000]);
-        for _ in 0..count {
-            if bob.send(&raw, "x", body.clone()).await.is_err() {
+        for _ in 0..megabytes {
+            if sender.send(&to, "x", body.clone()).await.is_err() {
                 break;
             }
         }
     });
+    (bob, raw, events)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_that_pings_but_never_reads_is_cut_off() {
-    let (bob, mut raw) = bob_and_raw(71).await;
-    let raw_peer = raw.peer_id();
-    let events = bob.events();
     // 40 MB: far more than the loopback socket buffers hold.
-    flood(&bob, raw_peer, 40);
+    let (bob, mut raw, events) = bob_flooding_raw(71, 40).await;
     let start = Instant::now();
     let closed = async {
         // Keeps bob's idle timeout away with a PING every 100 ms.
@@ -100,13 +95,11 @@ async fn a_peer_that_pings_but_never_reads_is_cut_off() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_reader_is_not_cut_off() {
-    let (bob, mut raw) = bob_and_raw(81).await;
-    let raw_peer = raw.peer_id();
-    let events = bob.events();
     // 6 MB read 64 KiB at a time, one read every 25 ms (about 2.6 MB/s):
     // bob's writer waits on a full socket again and again, but never for
     // as long as its patience (2 s).
-    flood(&bob, raw_peer, 6);
+    let (bob, mut raw, events) = bob_flooding_raw(81, 6).await;
+    let raw_peer = raw.peer_id();
     let mut received = 0;
     let mut nonce = 0;
     let mut tick = tokio::time::interval(Duration::from_millis(25));

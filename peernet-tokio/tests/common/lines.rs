@@ -10,6 +10,19 @@ use std::sync::{Arc, Mutex};
 pub(crate) struct Lines(Arc<Mutex<Vec<u8>>>);
 
 impl Lines {
+    /// Installs the process's log subscriber at `level`, writing plain
+    /// text (no colours) into the returned lines. Once per test binary.
+    pub(crate) fn capture(level: tracing::Level) -> Lines {
+        let lines = Lines::default();
+        let writer = lines.clone();
+        tracing_subscriber::fmt()
+            .with_max_level(level)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .init();
+        lines
+    }
+
     /// What was written so far.
     pub(crate) fn text(&self) -> String {
         String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
