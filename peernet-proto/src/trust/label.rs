@@ -12,15 +12,17 @@ use core::str::FromStr;
 /// line of the text format; with no leading or trailing whitespace, so
 /// that every label has exactly one text form that survives editors which
 /// trim lines; and with none of the invisible or bidirectional formatting
-/// characters that make text display as other text (the "Trojan Source"
-/// set: U+061C, U+200E, U+200F, U+202A to U+202E, U+2066 to U+2069; and
-/// the invisible U+00AD, U+034F, U+115F, U+1160, U+180E, U+200B, U+2060
-/// to U+2064, U+206A to U+206F, U+3164, U+FEFF, U+FFA0, U+FFF9 to U+FFFB,
-/// and the tag characters U+E0000 to U+E007F). The zero-width joiner and
-/// non-joiner (U+200C, U+200D) and the variation selectors stay allowed:
-/// emoji (`❤️` is U+2764 U+FE0F) and several scripts need them. (The
-/// flags of subdivisions, such as Scotland's, are spelled with tag
-/// characters, and so are refused.)
+/// characters that make text display as other text: every character of
+/// Unicode's format category (Cf, as of Unicode 15.0: the "Trojan Source"
+/// bidirectional controls U+061C, U+200E, U+200F, U+202A to U+202E and
+/// U+2066 to U+2069, the zero-width and invisible U+00AD, U+200B, U+2060
+/// to U+2064, U+FEFF, the tag characters U+E0001 and U+E0020 to U+E007F,
+/// and the rest) but the zero-width joiner and non-joiner (U+200C,
+/// U+200D), which emoji and several scripts need; and the invisible
+/// U+034F, U+115F, U+1160, U+3164 and U+FFA0, which are not format
+/// characters but show as nothing. The variation selectors stay allowed
+/// (emoji: `❤️` is U+2764 U+FE0F). (The flags of subdivisions, such as
+/// Scotland's, are spelled with tag characters, and so are refused.)
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Label(String);
 
@@ -100,27 +102,43 @@ fn check_label(label: &str) -> Result<(), InvalidLabel> {
 }
 
 /// The invisible and bidirectional formatting characters a [`Label`]
-/// refuses (see there).
+/// refuses (see there): Unicode 15.0's format category (Cf) but the two
+/// joiners, and five invisible fillers of other categories.
 fn is_invisible_formatting(c: char) -> bool {
     matches!(
         c,
+        // format (Cf)
         '\u{00AD}'
-            | '\u{034F}'
+            | '\u{0600}'..='\u{0605}'
             | '\u{061C}'
-            | '\u{115F}'
-            | '\u{1160}'
+            | '\u{06DD}'
+            | '\u{070F}'
+            | '\u{0890}'..='\u{0891}'
+            | '\u{08E2}'
             | '\u{180E}'
             | '\u{200B}'
-            | '\u{200E}'
-            | '\u{200F}'
+            | '\u{200E}'..='\u{200F}'
             | '\u{202A}'..='\u{202E}'
             | '\u{2060}'..='\u{2064}'
             | '\u{2066}'..='\u{206F}'
-            | '\u{3164}'
             | '\u{FEFF}'
-            | '\u{FFA0}'
             | '\u{FFF9}'..='\u{FFFB}'
-            | '\u{E0000}'..='\u{E007F}'
+            | '\u{110BD}'
+            | '\u{110CD}'
+            | '\u{13430}'..='\u{1343F}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0001}'
+            | '\u{E0020}'..='\u{E007F}'
+            // invisible, of other categories
+            | '\u{034F}'
+            | '\u{115F}'
+            | '\u{1160}'
+            | '\u{3164}'
+            | '\u{FFA0}'
+            // (unassigned, but in the tag block: refused with it)
+            | '\u{E0000}'
+            | '\u{E0002}'..='\u{E001F}'
     )
 }
 

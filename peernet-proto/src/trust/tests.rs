@@ -61,6 +61,45 @@ fn label_limits() {
         InvalidLabel::FormattingCharacter('\u{202E}').to_string(),
         "a label must not contain the invisible formatting character U+202E"
     );
+    // Every format character (Cf) of Unicode 15.0 (from its
+    // UnicodeData.txt), each alone between two letters, but the joiners.
+    let format: [(u32, u32); 21] = [
+        (0x00AD, 0x00AD),
+        (0x0600, 0x0605),
+        (0x061C, 0x061C),
+        (0x06DD, 0x06DD),
+        (0x070F, 0x070F),
+        (0x0890, 0x0891),
+        (0x08E2, 0x08E2),
+        (0x180E, 0x180E),
+        (0x200B, 0x200F),
+        (0x202A, 0x202E),
+        (0x2060, 0x2064),
+        (0x2066, 0x206F),
+        (0xFEFF, 0xFEFF),
+        (0xFFF9, 0xFFFB),
+        (0x110BD, 0x110BD),
+        (0x110CD, 0x110CD),
+        (0x13430, 0x1343F),
+        (0x1BCA0, 0x1BCA3),
+        (0x1D173, 0x1D17A),
+        (0xE0001, 0xE0001),
+        (0xE0020, 0xE007F),
+    ];
+    for c in format.iter().flat_map(|&(a, b)| a..=b) {
+        let c = char::from_u32(c).unwrap();
+        let label = alloc::format!("a{c}b");
+        if c == '\u{200C}' || c == '\u{200D}' {
+            assert!(Label::new(&label).is_ok(), "U+{:04X}", u32::from(c));
+        } else {
+            assert_eq!(
+                Label::new(&label),
+                Err(InvalidLabel::FormattingCharacter(c)),
+                "U+{:04X}",
+                u32::from(c)
+            );
+        }
+    }
     // the joiners that emoji sequences and some scripts need stay
     assert!(Label::new("dev 👩\u{200D}💻").is_ok());
     assert!(Label::new("می\u{200C}خواهم").is_ok());
