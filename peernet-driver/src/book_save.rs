@@ -11,8 +11,8 @@ use std::time::Duration;
 use crate::book_file::SavedBook;
 use crate::dirlock::DirLock;
 use crate::runtime::Runtime;
-use crate::shared::Shared;
-use crate::tasks::unless;
+use crate::shared::{Phase, Shared};
+use crate::tasks::first;
 
 /// How long after a change of the address book it is saved.
 const SAVE_DEBOUNCE: Duration = Duration::from_millis(250);
@@ -50,13 +50,18 @@ pub(crate) fn schedule<R: Runtime>(shared: &Arc<Shared<R>>) {
     save_after(shared.clone(), SAVE_DEBOUNCE);
 }
 
-/// Saves after `delay` what is owed, unless the node stops first (its
-/// shutdown or close writes what is owed instead).
+/// Saves after `delay` what is owed, unless the node closes first: a
+/// retry that sleeps for minutes must not keep the node's state alive.
+/// (The shutdown writes what is owed itself, and the close what is still
+/// owed then.)
 fn save_after<R: Runtime>(shared: Arc<Shared<R>>, delay: Duration) {
     let sleep = shared.rt.sleep_until(shared.after(delay));
     let rt = shared.rt.clone();
     rt.spawn(async move {
-        if unless(&shared.stop_accepting, sleep).await.is_none() {
+        // (`closed` wakes every listener; a `Signal` such as
+        // `stop_accepting` wakes one task, the accept loop's)
+        let closed = shared.closed.listen();
+        if shared.read(|inner| inner.phase == Phase::Closed) || !first(sleep, closed).await {
             return;
         }
         if !shared.book_saves.pending.swap(false, Ordering::AcqRel) {

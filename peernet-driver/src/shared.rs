@@ -180,7 +180,9 @@ pub(crate) struct Shared<R: Runtime> {
     pub(crate) persist: futures_util::lock::Mutex<()>,
     /// The timer task: an earlier deadline was armed, or the node stops.
     pub(crate) timer: Signal,
-    /// The accept loop: stop.
+    /// The accept loop: stop. (A `Signal` wakes one task, and this one is
+    /// the accept loop's: anything else that must stop with the node
+    /// listens to `closed`.)
     pub(crate) stop_accepting: Signal,
     /// Room in a send queue, or a call resolved, or a connection closed:
     /// blocked callers, try again. Only notified when someone waits.

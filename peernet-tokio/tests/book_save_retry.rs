@@ -1,18 +1,52 @@
-//! A save of the address book that fails (a full or read-only disk, here a
-//! directory where the file should be) is tried again after a back-off,
-//! whether or not the book changes again. It used to be retried only at
-//! the next change or at shutdown: a node whose book then stayed the same
-//! kept its changes off the disk until it stopped, and lost them in a
-//! crash. A test binary of its own: it installs the process's log
-//! subscriber.
+//! Saves of the address book: a save that fails (a full or read-only
+//! disk, here a directory where the file should be) is tried again after
+//! a back-off, whether or not the book changes again (it used to wait for
+//! the next change or the shutdown: a node whose book then stayed the
+//! same kept its changes off the disk until it stopped, and lost them in
+//! a crash); and no save, pending or retried, keeps a node's state or its
+//! port after the node is shut down or dropped.
+//!
+//! A test binary of its own: it installs the process's log subscriber.
+//! Its tests run one at a time, each reading the log lines written since
+//! it began.
 
 #[path = "common/lines.rs"]
 mod lines;
 
+use std::net::SocketAddr;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use lines::Lines;
-use peernet_tokio::{AddrSource, Identity, Node, NodeConfig};
+use peernet_tokio::{AddrSource, EventStream, Identity, Node, NodeConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{Mutex, MutexGuard};
+
+/// One test at a time; the log lines written since it began.
+struct Turn {
+    _serial: MutexGuard<'static, ()>,
+    from: usize,
+}
+
+impl Turn {
+    async fn take() -> Turn {
+        static SERIAL: Mutex<()> = Mutex::const_new(());
+        let serial = SERIAL.lock().await;
+        Turn {
+            _serial: serial,
+            from: log().text().len(),
+        }
+    }
+
+    fn text(&self) -> String {
+        log().text()[self.from..].to_string()
+    }
+}
+
+fn log() -> &'static Lines {
+    static LINES: OnceLock<Lines> = OnceLock::new();
+    LINES.get_or_init(|| Lines::capture(tracing::Level::DEBUG))
+}
 
 /// Waits (at most 20 s) until `done` holds, looking every 20 ms.
 async fn until(what: &str, mut done: impl FnMut() -> bool) {
@@ -27,31 +61,73 @@ async fn until(what: &str, mut done: impl FnMut() -> bool) {
         .unwrap_or_else(|_| panic!("20 s without: {what}"));
 }
 
-#[tokio::test]
-async fn a_failed_save_is_tried_again_without_another_change() {
-    let lines = Lines::capture(tracing::Level::DEBUG);
+/// A node on a fresh data directory that trusts one peer, listening on
+/// loopback; its events, and the directory.
+async fn node_in_dir(seed: u8) -> (Node, EventStream, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let peer = Identity::from_seed(&[3; 32]).peer_id();
+    let peer = Identity::from_seed(&[seed; 32]).peer_id();
     let config = NodeConfig::from_data_dir(dir.path())
         .unwrap()
         .trusting(peer);
-    let node = Node::new(config);
-    // A directory (not empty) where the book file goes: no save can
-    // replace it.
-    let book = dir.path().join("book");
-    std::fs::create_dir(&book).unwrap();
-    std::fs::write(book.join("in-the-way"), b"").unwrap();
+    let node = Node::bind(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let events = node.events();
+    (node, events, dir)
+}
 
+/// Adds an address of the node's one trusted peer (a change to save).
+fn change_the_book(node: &Node) {
+    let peer = node.trust().iter().next().map(|(p, _)| *p).unwrap();
     let addr = "192.0.2.7:4000".parse().unwrap();
     assert!(
         node.add_address(peer, addr, AddrSource::Application)
             .unwrap()
     );
+}
+
+/// Puts a directory (not empty) where the book file goes: no save can
+/// replace it.
+fn block_the_book(dir: &tempfile::TempDir) -> std::path::PathBuf {
+    let book = dir.path().join("book");
+    std::fs::create_dir(&book).unwrap();
+    std::fs::write(book.join("in-the-way"), b"").unwrap();
+    book
+}
+
+/// Whether every sender of `events` (the node's state holds them) is gone
+/// within 2 s.
+async fn state_released(events: EventStream) -> bool {
+    let ended = async { while events.recv().await.is_ok() {} };
+    tokio::time::timeout(Duration::from_secs(2), ended)
+        .await
+        .is_ok()
+}
+
+/// Whether `addr` can be bound again within 2 s.
+async fn port_released(addr: SocketAddr) -> bool {
+    let wait = async {
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        while std::net::TcpListener::bind(addr).is_err() {
+            tick.tick().await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(2), wait)
+        .await
+        .is_ok()
+}
+
+#[tokio::test]
+async fn a_failed_save_is_tried_again_without_another_change() {
+    let turn = Turn::take().await;
+    let (node, _events, dir) = node_in_dir(3).await;
+    let book = block_the_book(&dir);
+    change_the_book(&node);
     until("a failed save", || {
-        lines.text().contains("address book not saved")
+        turn.text().contains("address book not saved")
     })
     .await;
-    let text = lines.text();
+    let text = turn.text();
     assert!(text.contains("failures=1"), "{text}");
     assert!(text.contains("retry_in=1s"), "{text}");
 
@@ -61,6 +137,67 @@ async fn a_failed_save_is_tried_again_without_another_change() {
         std::fs::read_to_string(&book).is_ok_and(|saved| saved.contains("192.0.2.7:4000"))
     })
     .await;
-    assert!(lines.text().contains("address book saved"));
+    assert!(turn.text().contains("address book saved"));
     node.shutdown().await;
+}
+
+/// The save task waited on the accept loop's one-waiter stop signal and
+/// took its place: after any save, `shutdown` woke the save task, not the
+/// accept loop, which kept the port and the node's state.
+#[tokio::test]
+async fn shutdown_after_a_save_releases_the_port_and_the_state() {
+    let _turn = Turn::take().await;
+    let (node, events, dir) = node_in_dir(5).await;
+    let addr = node.local_addr().unwrap();
+    change_the_book(&node);
+    until("the book saved", || dir.path().join("book").exists()).await;
+    tokio::time::timeout(Duration::from_secs(10), node.shutdown())
+        .await
+        .expect("shut down");
+    drop(node);
+    assert!(state_released(events).await, "the state outlives the node");
+    assert!(port_released(addr).await, "{addr} still bound");
+}
+
+/// The same, the node dropped rather than shut down.
+#[tokio::test]
+async fn dropping_a_node_after_a_save_releases_the_port_and_the_state() {
+    let _turn = Turn::take().await;
+    let (node, events, dir) = node_in_dir(6).await;
+    let addr = node.local_addr().unwrap();
+    change_the_book(&node);
+    until("the book saved", || dir.path().join("book").exists()).await;
+    drop(node);
+    assert!(state_released(events).await, "the state outlives the node");
+    assert!(port_released(addr).await, "{addr} still bound");
+}
+
+/// A retry sleeps up to 5 minutes; a dropped node must not live on in it.
+/// (It waited on the accept loop's stop signal too: once the accept loop
+/// had waited again, after any connection, the close woke only the
+/// accept loop.)
+#[tokio::test]
+async fn a_save_retry_does_not_keep_a_dropped_node_alive() {
+    let turn = Turn::take().await;
+    let (node, events, dir) = node_in_dir(7).await;
+    let addr = node.local_addr().unwrap();
+    block_the_book(&dir);
+    change_the_book(&node);
+    // failures at about 0.25 s, 1.25 s and 3.25 s; the next try is 4 s on
+    until("three failed saves", || turn.text().contains("failures=3")).await;
+    // A connection comes and is refused (a frame of length 0): the accept
+    // loop has accepted and waits again.
+    let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+    client.write_all(&[0, 0, 0, 0]).await.unwrap();
+    let mut rest = Vec::new();
+    let _ = client.read_to_end(&mut rest).await;
+    // (closed on our side too, so that the node's connection ends at once
+    // rather than lingering for its peer's EOF, 2 s at most)
+    drop(client);
+    drop(node);
+    assert!(
+        state_released(events).await,
+        "the node's state outlives it in a retry"
+    );
+    assert!(port_released(addr).await, "{addr} still bound");
 }
