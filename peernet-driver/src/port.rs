@@ -99,48 +99,88 @@ impl Port {
     }
 }
 
-/// Why [`write_patiently`] gave up.
+/// Why [`write_patiently`] or [`flush_patiently`] gave up.
 #[derive(Debug)]
 pub(crate) enum WriteFailed {
     /// The transport refused the write.
     Io(io::Error),
-    /// The transport accepted none of the bytes for the whole patience:
-    /// the peer does not read (`Input::Stalled`).
+    /// The transport made no progress for the whole patience: the peer
+    /// does not read (`Input::Stalled`).
     Stalled,
 }
 
 /// Writes all of `bytes`, unless the transport takes none of them for
-/// `patience` at a stretch: any progress starts the wait again, so a slow
-/// reader is never cut off, only one that stopped. The timer exists only
-/// while a write waits: a socket with room costs no clock read and no
-/// allocation.
+/// `patience` at a stretch: each write it takes starts the wait again.
+///
+/// Progress is what the transport reports. A TCP socket reports room only
+/// once a good part of its send buffer is free (on Linux about a third,
+/// and the buffer grows up to `net.ipv4.tcp_wmem`'s maximum, 4 MiB by
+/// default): while more is queued than the socket buffers hold, a peer
+/// must take about that much within `patience` to count as reading.
+///
+/// The timer exists only while a write waits: a socket with room costs no
+/// clock read and no allocation.
 pub(crate) async fn write_patiently<R: Runtime>(
-    rt: &R,
+    shared: &Shared<R>,
     write: &mut BoxWrite,
     mut bytes: &[u8],
     patience: Duration,
 ) -> Result<(), WriteFailed> {
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    patiently(shared, patience, |cx| {
+        match Pin::new(&mut **write).poll_write(cx, bytes) {
+            Poll::Ready(Ok(0)) => Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+            Poll::Ready(Ok(n)) => {
+                bytes = &bytes[n..];
+                Poll::Ready(Ok(bytes.is_empty()))
+            }
+            Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => Poll::Ready(Ok(false)),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
+}
+
+/// Flushes what a buffering stream holds (a no-op on TCP), unless it takes
+/// `patience` or more: a buffering stream (TLS, `BufWriter`) over a
+/// socket the peer does not read blocks here, not in a write.
+pub(crate) async fn flush_patiently<R: Runtime>(
+    shared: &Shared<R>,
+    write: &mut BoxWrite,
+    patience: Duration,
+) -> Result<(), WriteFailed> {
+    patiently(shared, patience, |cx| {
+        Pin::new(&mut **write).poll_flush(cx).map_ok(|()| true)
+    })
+    .await
+}
+
+/// Polls `step` until it says it is done (`Ok(true)`), or fails, or waits
+/// (`Pending`) for `patience` at a stretch; `Ok(false)`, progress, starts
+/// the wait again.
+async fn patiently<R: Runtime>(
+    shared: &Shared<R>,
+    patience: Duration,
+    mut step: impl FnMut(&mut Context<'_>) -> Poll<io::Result<bool>>,
+) -> Result<(), WriteFailed> {
     let mut timer: Option<BoxFuture<()>> = None;
     poll_fn(|cx| {
-        while !bytes.is_empty() {
-            match Pin::new(&mut **write).poll_write(cx, bytes) {
-                Poll::Ready(Ok(0)) => {
-                    let error = io::Error::from(io::ErrorKind::WriteZero);
-                    return Poll::Ready(Err(WriteFailed::Io(error)));
-                }
-                Poll::Ready(Ok(n)) => {
-                    bytes = &bytes[n..];
-                    timer = None;
-                }
-                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+        loop {
+            match step(cx) {
+                Poll::Ready(Ok(true)) => return Poll::Ready(Ok(())),
+                Poll::Ready(Ok(false)) => timer = None,
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(WriteFailed::Io(e))),
                 Poll::Pending => {
-                    let timer = timer.get_or_insert_with(|| rt.sleep_until(rt.now() + patience));
+                    // (`after`: a patience of `Duration::MAX` is valid)
+                    let timer =
+                        timer.get_or_insert_with(|| shared.rt.sleep_until(shared.after(patience)));
                     return timer.as_mut().poll(cx).map(|()| Err(WriteFailed::Stalled));
                 }
             }
         }
-        Poll::Ready(Ok(()))
     })
     .await
 }

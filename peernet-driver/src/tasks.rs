@@ -20,7 +20,7 @@ use peernet_proto::{ConnId, Direction, HandshakeError, Input, PeerId};
 use tracing::Instrument;
 
 use crate::error::ConnectError;
-use crate::port::{WriteFailed, write_patiently};
+use crate::port::{WriteFailed, flush_patiently, write_patiently};
 use crate::runtime::{BoxFuture, BoxRead, BoxWrite, Runtime, Transport};
 use crate::shared::{ConnEntry, ConnSignals, Inner, Phase, Shared};
 use crate::signal::Signal;
@@ -364,7 +364,7 @@ async fn writer<R: Runtime>(
             // Everything queued since the last wake-up, in one write.
             let mut written = Ok(());
             for bytes in [left, data].into_iter().flatten() {
-                let writing = write_patiently(&shared.rt, write, &bytes, patience);
+                let writing = write_patiently(&shared, write, &bytes, patience);
                 written = unless(stop, writing).await.unwrap_or_else(|| {
                     let stopped = io::Error::other("stopped");
                     Err(WriteFailed::Io(stopped))
@@ -379,10 +379,7 @@ async fn writer<R: Runtime>(
                         tracing::debug!(%error, "write failed");
                         Input::Closed { conn }
                     }
-                    WriteFailed::Stalled => {
-                        tracing::info!(?patience, "peer read none of our bytes: closing");
-                        Input::Stalled { conn }
-                    }
+                    WriteFailed::Stalled => stalled(conn, patience),
                 };
                 shared.with_core(|inner, now| inner.ep.handle_input(now, input));
                 break Ending::Broken;
@@ -400,8 +397,14 @@ async fn writer<R: Runtime>(
         if !signals.write.is_set() {
             // nothing more queued: push out what a buffering stream holds
             // (a no-op on TCP)
-            if let Some(Err(error)) = unless(stop, write.flush()).await {
-                tracing::debug!(%error, "flush failed");
+            match unless(stop, flush_patiently(&shared, write, patience)).await {
+                Some(Err(WriteFailed::Stalled)) => {
+                    let input = stalled(conn, patience);
+                    shared.with_core(|inner, now| inner.ep.handle_input(now, input));
+                    break Ending::Broken;
+                }
+                Some(Err(WriteFailed::Io(error))) => tracing::debug!(%error, "flush failed"),
+                Some(Ok(())) | None => {}
             }
         }
     };
@@ -423,6 +426,12 @@ async fn writer<R: Runtime>(
     }
     signals.stop_reader.notify();
     tracing::debug!("transport closed");
+}
+
+/// The input for a transport that took none of our bytes for `patience`.
+fn stalled(conn: ConnId, patience: Duration) -> Input {
+    tracing::info!(?patience, "peer read none of our bytes: closing");
+    Input::Stalled { conn }
 }
 
 /// Sleeps until the core's next deadline (or an earlier one armed

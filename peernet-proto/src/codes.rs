@@ -58,7 +58,10 @@ wire_code! {
         Revoked = 2 => "revoked",
         /// `protocol_error`: the receiver broke the protocol; the reason says how.
         ProtocolError = 3 => "protocol_error",
-        /// `idle_timeout`: nothing arrived for `idle_timeout`.
+        /// `idle_timeout`: nothing arrived for `idle_timeout`. (Locally, also
+        /// the code of a connection ended because the peer took none of our
+        /// bytes for as long: [`crate::Input::Stalled`]; that GOODBYE seldom
+        /// reaches a peer that does not read.)
         IdleTimeout = 4 => "idle_timeout",
     }
     unknown => Normal,

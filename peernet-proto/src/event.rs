@@ -16,6 +16,7 @@ use crate::ids::{CallId, ConnId, Direction, InboundCallId};
 
 /// Bytes or news from a transport.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Input {
     /// Bytes read from `conn`, in any split: framing alone decides
     /// message boundaries.
@@ -38,8 +39,8 @@ pub enum Input {
     },
     /// The transport accepted none of the bytes waiting to be written for
     /// [`crate::Config::idle_timeout`]: the peer does not read. The
-    /// connection ends with GOODBYE `idle_timeout` (which the driver need
-    /// not try to write).
+    /// connection ends; its reason is a local GOODBYE `idle_timeout`, "peer
+    /// read none of our bytes" (the driver need not try to write it).
     Stalled {
         /// The transport.
         conn: ConnId,

@@ -119,7 +119,8 @@ impl FrameDecoder {
     ///
     /// A frame wholly inside `input` is returned zero-copy (a slice of
     /// `input`); only a frame split across calls is assembled in an internal
-    /// buffer, allocated for exactly that frame's length. A header with
+    /// buffer, which grows with the bytes received and never past the
+    /// frame's length (see [`FrameDecoder`]). A header with
     /// `len == 0` or `len > max_frame_len` is rejected as soon as its 4 bytes
     /// are known, before anything is buffered or allocated for the body.
     /// After an error the decoder stays failed and returns the same error
