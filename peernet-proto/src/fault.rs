@@ -107,12 +107,15 @@ pub enum Fault {
     /// reconnect as often as it likes (`Config::peer_connects` is never
     /// reached).
     ReconnectsUncharged,
+    /// `Endpoint::handle_input`: `Input::Stalled` is ignored, so a
+    /// connection whose peer reads none of our bytes stays open.
+    IgnoreStalled,
 }
 
 #[cfg(feature = "fault-injection")]
 impl Fault {
     /// Every fault, for the simulation and the fuzz targets to iterate.
-    pub const ALL: [Fault; 29] = [
+    pub const ALL: [Fault; 30] = [
         Fault::SupersedeNewest,
         Fault::SkipTrustCheck,
         Fault::ReplyAnyConnection,
@@ -142,6 +145,7 @@ impl Fault {
         Fault::FailuresUncharged,
         Fault::NoEviction,
         Fault::ReconnectsUncharged,
+        Fault::IgnoreStalled,
     ];
 
     /// The fault whose variant name is `name` (as its `Debug` prints it).

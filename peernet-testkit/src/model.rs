@@ -116,6 +116,10 @@ pub enum Invariant {
     /// established by `e` are at most `burst + per_second × (e − s)`,
     /// plus the most of its handshakes that were in progress at once.
     PeerConnectsHold,
+    /// A connection whose transport took none of a node's bytes for
+    /// `idle_timeout` (`Input::Stalled`, which the driver reports) ends at
+    /// once, every call on it resolved.
+    StalledTransportsEnd,
 }
 
 impl Invariant {
@@ -152,6 +156,7 @@ impl Invariant {
             Invariant::SourceLimitsHold => "source_limits_hold",
             Invariant::BusyOnlyWhenEverySlotSpoke => "busy_only_when_every_slot_spoke",
             Invariant::PeerConnectsHold => "peer_connects_hold",
+            Invariant::StalledTransportsEnd => "stalled_transports_end",
         }
     }
 }

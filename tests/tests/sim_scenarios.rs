@@ -724,3 +724,27 @@ fn a_silent_peer_behind_a_stalled_reader_is_judged_from_its_last_bytes() {
         Invariant::DeadPeersDetectedInTime,
     );
 }
+
+/// A byzantine peer that sends CALLs and a PING every 20 to 60 ms but
+/// reads nothing: what its victim owes it (replies, PONGs) fills the
+/// window, the victim's (simulated) writer waits its patience
+/// (`idle_timeout`, 3 s) and reports `Input::Stalled`, and the victim ends
+/// the connection at once; not before the patience ran out. With
+/// `IgnoreStalled` the connection stays and `stalled_transports_end`
+/// fires.
+#[test]
+fn a_peer_that_pings_but_never_reads_is_cut_off() {
+    let patience = calm_config(0, 1).endpoint.idle_timeout;
+    for seed in 0..6 {
+        let mut sim = lone_node_under(seed, Byzantine::DeafPinger, None);
+        let peers = |sim: &Sim| sim.endpoint(0).unwrap().peers().count();
+        ok(sim.run_for(patience));
+        assert_eq!(peers(&sim), 1, "seed {seed}: not before the patience");
+        ok(sim.run_for(3 * patience));
+        assert_eq!(sim.counters().stalls, 1, "seed {seed}: its writer gave up");
+        assert_eq!(peers(&sim), 0, "seed {seed}: cut off");
+        ok(sim.finish());
+    }
+    let mut sim = lone_node_under(0, Byzantine::DeafPinger, Some(Fault::IgnoreStalled));
+    violated(sim.run_for(4 * patience), Invariant::StalledTransportsEnd);
+}

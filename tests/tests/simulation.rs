@@ -389,3 +389,11 @@ fn catches_call_deadlines_that_never_fire() {
 fn catches_a_proof_of_identity_not_checked() {
     caught(Fault::SkipProofCheck, Invariant::AuthenticatedPeerIdentity);
 }
+
+/// A writer that waits on a peer that reads nothing for `idle_timeout`
+/// reports `Input::Stalled` (the simulated driver does what the real one
+/// does); a core that ignores it keeps the connection.
+#[test]
+fn catches_a_stalled_transport_kept_open() {
+    caught(Fault::IgnoreStalled, Invariant::StalledTransportsEnd);
+}

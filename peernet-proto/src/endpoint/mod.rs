@@ -257,6 +257,7 @@ impl Endpoint {
                 }
             }
             Input::Closed { conn } => self.end(conn, Ending::TransportLost),
+            Input::Stalled { .. } if fault!(self.ctx.config, IgnoreStalled) => {}
             Input::Stalled { conn } => {
                 let idle = self.ctx.config.idle_timeout;
                 self.end(conn, Ending::Stalled(idle));

@@ -86,6 +86,12 @@ pub enum Byzantine {
     TruncatedRecord,
     /// Version 2: a valid record whose plaintext ends inside an envelope.
     CutEnvelope,
+    /// Sends a few CALLs, then a PING every 20 to 60 ms (so it never
+    /// looks idle), and reads nothing: what its victim owes it (replies,
+    /// PONGs) fills the window, and the victim's writer must give up on
+    /// it after its patience (`Input::Stalled`), unless the hard send cap
+    /// ends it first.
+    DeafPinger,
 }
 
 impl Byzantine {
@@ -117,7 +123,7 @@ impl Attack {
             5 => Attack::BadFrameHeader,
             6 => Attack::InvalidEnvelopeEarly,
             _ => Attack::Byzantine(
-                match rng.weighted(&[2, 2, 3, 2, 1, 1, 2, 2, 1, 1, 1, 1, 1]) {
+                match rng.weighted(&[2, 2, 3, 2, 1, 1, 2, 2, 1, 1, 1, 1, 1, 3]) {
                     0 => Byzantine::InvalidEnvelope,
                     1 => Byzantine::CallFlood,
                     2 => Byzantine::Chatter,
@@ -130,7 +136,8 @@ impl Attack {
                     9 => Byzantine::ReplayedRecord,
                     10 => Byzantine::ReorderedRecord,
                     11 => Byzantine::TruncatedRecord,
-                    _ => Byzantine::CutEnvelope,
+                    12 => Byzantine::CutEnvelope,
+                    _ => Byzantine::DeafPinger,
                 },
             ),
         }
@@ -434,6 +441,16 @@ impl RawPeer {
                 }
             }
             Byzantine::Mute => self.stop_reading = true,
+            Byzantine::DeafPinger => {
+                let n = rng.range(3, 12);
+                self.payload = (1..=n)
+                    .map(|id| call(id, HANDLES[rng.index(4)], rng))
+                    .collect();
+                self.stop_reading = true;
+                // (long enough for a window to fill and the patience, 3 s,
+                // to run out)
+                self.lifetime = rng.range(6_000_000_000, 12_000_000_000);
+            }
             Byzantine::PartialFrame => {
                 let mut partial = 4096u32.to_be_bytes().to_vec();
                 let len = rng.below(4096) as usize;
@@ -511,7 +528,7 @@ impl RawPeer {
     pub fn ticks(&self) -> bool {
         matches!(
             self.attack,
-            Attack::Byzantine(Byzantine::PingOnly | Byzantine::HalfFrames)
+            Attack::Byzantine(Byzantine::PingOnly | Byzantine::HalfFrames | Byzantine::DeafPinger)
         )
     }
 
@@ -549,6 +566,11 @@ impl RawPeer {
                 let ping = envelope(&Envelope::Ping { nonce });
                 tick.action.writes = self.encode(vec![ping], rng);
                 tick.next = Some(rng.range(300_000_000, 900_000_000));
+            }
+            Attack::Byzantine(Byzantine::DeafPinger) => {
+                let ping = envelope(&Envelope::Ping { nonce: rng.u64() });
+                tick.action.writes = self.encode(vec![ping], rng);
+                tick.next = Some(rng.range(20_000_000, 60_000_000));
             }
             Attack::Byzantine(Byzantine::HalfFrames) => {
                 let left = match self.trickle_left {
@@ -812,6 +834,13 @@ impl Sim {
             self.counters.replayed_inits += 1;
         }
         let link = self.dial_raw(raw, victim, source);
+        if attack == Attack::Byzantine(Byzantine::DeafPinger)
+            && let Some(l) = self.links.get_mut(&link)
+        {
+            // A real socket's buffers fill too, given time: a small window
+            // fills within the intruder's life.
+            l.window = l.window.min(512);
+        }
         tr!(
             self,
             "intruder {attack:?} ({version:?}) dials n{victim} ({link})"

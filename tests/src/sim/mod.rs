@@ -148,6 +148,8 @@ pub struct Counters {
     pub throttled: u64,
     /// Of those, handshakes of a node (not the byzantine peer).
     pub throttled_honest: u64,
+    /// Connections a node's writer reported stalled (`Input::Stalled`).
+    pub stalls: u64,
 }
 
 impl std::ops::AddAssign<&Counters> for Counters {
@@ -180,6 +182,7 @@ impl std::ops::AddAssign<&Counters> for Counters {
         self.reconnect_floods += o.reconnect_floods;
         self.throttled += o.throttled;
         self.throttled_honest += o.throttled_honest;
+        self.stalls += o.stalls;
     }
 }
 
@@ -226,6 +229,13 @@ enum Ev {
     CloseAll { node: NodeIx, inc: u32 },
     /// A raw intruder's own timer (it closes).
     RawWake { link: LinkId },
+    /// Side `side` of `link` has waited since `since` to write: if it is
+    /// still waiting, its node hears `Input::Stalled`.
+    Stalled {
+        link: LinkId,
+        side: usize,
+        since: u64,
+    },
     /// A raw intruder's own timer (it pings or trickles).
     RawTick { link: LinkId },
     /// An application call right after `Connected`.
@@ -564,6 +574,7 @@ impl Sim {
     fn step(&mut self, ev: Ev) {
         match ev {
             Ev::Deliver { link, dir } => self.deliver(link, dir),
+            Ev::Stalled { link, side, since } => self.on_stalled(link, side, since),
             Ev::Accept { link } => self.accept(link),
             Ev::Timer { node, inc } => {
                 let n = &mut self.nodes[node];

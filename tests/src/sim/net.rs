@@ -106,6 +106,10 @@ pub struct Dir {
     in_flight: usize,
     /// The writer has bytes to take when the window opens.
     want: bool,
+    /// Since when the writer has waited for the window, having taken
+    /// nothing since (a node's driver reports `Input::Stalled` after
+    /// `idle_timeout` of it).
+    blocked_since: Option<u64>,
     /// The reader reads nothing before this instant.
     pub(super) stalled_until: u64,
     /// The pending Deliver event.
@@ -370,12 +374,35 @@ impl Sim {
         if !link.ends[side].open {
             return;
         }
+        let node_end = link.ends[side].kind.node_conn();
         if dir.in_flight >= link.window {
+            if !dir.want
+                && let Some((node, _, _)) = node_end
+            {
+                // The driver's writer starts its patience.
+                let since = self.now;
+                dir.blocked_since = Some(since);
+                let patience = self.nodes[node]
+                    .ep
+                    .as_ref()
+                    .map_or(Duration::MAX, |ep| ep.config().idle_timeout);
+                let at = since.saturating_add(patience.as_nanos() as u64);
+                self.schedule(
+                    at,
+                    Ev::Stalled {
+                        link: id,
+                        side,
+                        since,
+                    },
+                );
+            }
+            let dir = &mut self.links.get_mut(&id).expect("present").dirs[side];
             dir.want = true;
             return;
         }
         dir.want = false;
-        let Some((node, _, conn)) = link.ends[side].kind.node_conn() else {
+        dir.blocked_since = None;
+        let Some((node, _, conn)) = node_end else {
             return;
         };
         let bytes = self.nodes[node]
@@ -384,6 +411,40 @@ impl Sim {
             .and_then(|ep| ep.poll_transmit(conn));
         if let Some(bytes) = bytes {
             self.write(id, side, bytes);
+        }
+    }
+
+    /// Side `side` of `link` has waited to write since `since`: if it has
+    /// taken nothing since, its node's driver gives up on the transport
+    /// (`Input::Stalled`), and the connection must end at once.
+    pub(super) fn on_stalled(&mut self, id: LinkId, side: usize, since: u64) {
+        let Some(link) = self.links.get(&id) else {
+            return;
+        };
+        if link.dirs[side].blocked_since != Some(since) || !link.ends[side].open {
+            return;
+        }
+        let Some((node, inc, conn)) = link.ends[side].kind.node_conn() else {
+            return;
+        };
+        let open = |sim: &Self| {
+            sim.nodes[node].inc == inc
+                && sim.nodes[node]
+                    .ep
+                    .as_ref()
+                    .is_some_and(|ep| ep.is_open(conn))
+        };
+        if !open(self) {
+            return;
+        }
+        tr!(self, "{id} n{node} took nothing for its patience: stalled");
+        self.counters.stalls += 1;
+        self.input(node, Input::Stalled { conn });
+        if open(self) {
+            self.fail(
+                Invariant::StalledTransportsEnd,
+                format!("n{node}: {conn} ({id}) still open after Input::Stalled"),
+            );
         }
     }
 
