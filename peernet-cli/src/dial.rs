@@ -21,9 +21,10 @@ use crate::{EXIT_USAGE, Failure, load, parse_protocol};
 pub(crate) struct Dial {
     #[command(flatten)]
     identity: IdentityArgs,
-    /// The peer to dial, as PEERID@IP:PORT (with --key).
-    #[arg(long, value_parser = parse_target, conflicts_with = "data_dir")]
-    connect: Option<(PeerId, SocketAddr)>,
+    /// The peer to dial, as PEERID@IP:PORT or a ticket (with --key).
+    #[arg(long, value_name = "PEERID@IP:PORT|TICKET", value_parser = parse_connect,
+          conflicts_with = "data_dir")]
+    connect: Option<Target>,
     /// Give up after this many milliseconds, the dial and the call
     /// together (at least 1).
     #[arg(long, value_name = "MS", default_value_t = 10_000,
@@ -38,10 +39,12 @@ pub(crate) struct Dial {
     words: Vec<String>,
 }
 
-fn parse_target(s: &str) -> Result<(PeerId, SocketAddr), String> {
-    let (peer, addr) = s.split_once('@').ok_or("expected PEERID@IP:PORT")?;
-    let peer = peer.parse::<PeerId>().map_err(|e| e.to_string())?;
-    Ok((peer, crate::book::peer_addr(addr)?))
+/// `--connect`: a target that names its addresses.
+fn parse_connect(s: &str) -> Result<Target, String> {
+    match s.parse::<Target>()? {
+        Target::Peer(_) => Err("expected PEERID@IP:PORT or a ticket, not a bare PeerId".into()),
+        target => Ok(target),
+    }
 }
 
 /// What to dial, whom to trust for it, and with which identity.
@@ -83,10 +86,9 @@ fn plan(dial: Dial) -> Result<Plan, Failure> {
         (Some(_), Some(_)) => {
             return Err(usage("--connect and a peer argument both name the peer"));
         }
-        (Some((peer, addr)), None) => (peer, vec![(addr, AddrSource::Application)], true),
         (None, None) => return Err(usage("name the peer: PEERID, TICKET, or --connect")),
         // a ticket is an explicit trust for this dial, like --connect
-        (None, Some(target @ (Target::Ticket(_) | Target::At(..)))) => {
+        (Some(target), None) | (None, Some(target @ (Target::Ticket(_) | Target::At(..)))) => {
             (target.peer(), target.addrs(), true)
         }
         (None, Some(Target::Peer(peer))) => {

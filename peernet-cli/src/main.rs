@@ -13,7 +13,7 @@
 //!               [--trust <PEERID>]... [--expose <HANDLE>]...
 //!               [--handshake-timeout <MS>] [--ping-interval <MS>] [--idle-timeout <MS>]
 //!               [--max-frame <BYTES>] [--max-inbound-calls <N>] [--protocol 1|2]
-//! peernet call --key <KEYFILE> --connect <PEERID>@<IP:PORT> [--timeout <MS>] [--protocol 1|2]
+//! peernet call --key <KEYFILE> --connect <PEERID@IP:PORT|TICKET> [--timeout <MS>] [--protocol 1|2]
 //!              <HANDLE> <ARGS>
 //! peernet call --key <KEYFILE> <TICKET> <HANDLE> <ARGS>
 //! peernet call --data-dir <DIR> [--timeout <MS>] <PEERID|TICKET> <HANDLE> <ARGS>

@@ -225,6 +225,27 @@ fn serve_locks_its_directory_and_prints_a_ticket() {
     let err = fails(1, &["call", "--data-dir", "c", &a, "echo", "x"], d);
     assert!(err.contains("not paired"), "{err}");
     ok(&["send", "--data-dir", "b", &s.ticket, "echo", "x"], d);
+    // --connect takes a ticket as it takes PEERID@IP:PORT (b's identity
+    // file as the key), but not a bare PeerId, which names no address
+    let reply = ok(
+        &[
+            "call",
+            "--key",
+            "b/identity",
+            "--connect",
+            &s.ticket,
+            "echo",
+            "t",
+        ],
+        d,
+    );
+    assert_eq!(reply, "t");
+    let err = fails(
+        64,
+        &["call", "--key", "b/identity", "--connect", &a, "echo", "x"],
+        d,
+    );
+    assert!(err.contains("not a bare PeerId"), "{err}");
 }
 
 #[test]
