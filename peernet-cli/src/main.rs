@@ -34,8 +34,9 @@
 //!
 //! Like ssh, the tool refuses a key file (`--key` or the directory's
 //! `identity`) that anyone but its owner may read or write, and a data
-//! directory, trust list or address book that other users may write;
-//! the error names the `chmod` that mends it.
+//! directory, trust list or address book that every user may write (one
+//! its group may write is used with a warning); the error names the
+//! `chmod` that mends it.
 //!
 //! `--mdns` (cargo feature `mdns`, on by default) announces the node on
 //! the local network and adds the addresses of trusted peers that announce

@@ -327,7 +327,7 @@ impl SavedBook {
 #[non_exhaustive]
 pub enum LoadBookError {
     /// Reading failed, or the file is not a regular file, or too large,
-    /// or (Unix) other users may write it.
+    /// or (Unix) every user may write it.
     #[error("address book file: {0}")]
     Io(#[from] io::Error),
     /// The file is damaged (never read as an empty book).

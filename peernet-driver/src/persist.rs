@@ -53,7 +53,7 @@ impl DataDir {
     ///
     /// The I/O error of creating it (a path that is a file, no
     /// permission); [`io::ErrorKind::PermissionDenied`] for a directory
-    /// other users may write (see the [module docs](self)).
+    /// every user may write (see the [module docs](self)).
     pub fn open(path: impl Into<PathBuf>) -> io::Result<DataDir> {
         let path = path.into();
         let mut builder = fs::DirBuilder::new();
@@ -525,31 +525,70 @@ mod tests {
     #[cfg(unix)]
     #[test]
     fn a_linked_list_is_read_but_never_saved() {
+        let peer = |seed| Identity::from_seed(&[seed; 32]).peer_id();
+        let old: TrustList = [peer(4)].into_iter().collect();
+        let new: TrustList = [peer(3)].into_iter().collect();
+        linked_file_is_read_but_never_saved(
+            TRUST_FILE,
+            &old.to_text(),
+            |data| assert_eq!(data.load_trust().unwrap(), old),
+            |data| data.save_trust(&new),
+        );
+    }
+
+    /// The same for the address book (the node's background save fails
+    /// with this error, logged, and is tried again later).
+    #[test]
+    #[cfg(unix)]
+    fn a_linked_book_is_read_but_never_saved() {
+        use crate::book_file::SavedBook;
+        use peernet_proto::AddrSource;
+        let book = |seed, addr: &str| {
+            let mut book = SavedBook::new();
+            let peer = Identity::from_seed(&[seed; 32]).peer_id();
+            book.set(peer, [(addr.parse().unwrap(), AddrSource::Application)]);
+            book
+        };
+        let (old, new) = (book(4, "192.0.2.4:4000"), book(3, "192.0.2.3:4000"));
+        linked_file_is_read_but_never_saved(
+            "book",
+            &old.to_text(),
+            |data| assert_eq!(data.load_book().unwrap(), old),
+            |data| data.save_book(&new),
+        );
+    }
+
+    /// `name` in a data directory, a symbolic link to a file elsewhere
+    /// that holds `text`: `load` reads through it, `save` fails naming
+    /// the link, and neither the link nor its target changes, with no
+    /// temporary file left anywhere.
+    #[cfg(unix)]
+    fn linked_file_is_read_but_never_saved(
+        name: &str,
+        text: &str,
+        load: impl Fn(&DataDir),
+        save: impl Fn(&DataDir) -> io::Result<()>,
+    ) {
         let dir = tempfile::tempdir().unwrap();
         let data = DataDir::open(dir.path().join("node")).unwrap();
         let elsewhere = dir.path().join("etc");
         fs::create_dir(&elsewhere).unwrap();
-        let target = elsewhere.join("trusted-peers");
-        let old: TrustList = [Identity::from_seed(&[4; 32]).peer_id()]
-            .into_iter()
-            .collect();
-        fs::write(&target, old.to_text()).unwrap();
-        let link = data.path().join(TRUST_FILE);
+        let target = elsewhere.join("the-file");
+        fs::write(&target, text).unwrap();
+        let link = data.path().join(name);
         std::os::unix::fs::symlink(&target, &link).unwrap();
-        assert_eq!(data.load_trust().unwrap(), old);
-        let new: TrustList = [Identity::from_seed(&[3; 32]).peer_id()]
-            .into_iter()
-            .collect();
-        let err = data.save_trust(&new).unwrap_err();
+        load(&data);
+        let err = save(&data).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
         assert!(err.to_string().contains("is a symbolic link"), "{err}");
+        assert!(err.to_string().contains(name), "{err}");
         assert!(
             fs::symlink_metadata(&link)
                 .unwrap()
                 .file_type()
                 .is_symlink()
         );
-        assert_eq!(fs::read_to_string(&target).unwrap(), old.to_text());
+        assert_eq!(fs::read_to_string(&target).unwrap(), text);
         // nothing staged anywhere
         assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 1);
         assert_eq!(fs::read_dir(data.path()).unwrap().count(), 1);
