@@ -8,6 +8,7 @@
 //! [`FrameDecoder`] cuts a byte stream that arrives split or coalesced in any
 //! way into frame bodies; [`encode_frame`] writes one frame.
 
+use alloc::vec::Vec;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 /// Length of the frame header (the big-endian `u32` body length).
@@ -49,7 +50,7 @@ enum State {
     /// Header accepted; collecting a body of `len` bytes. `buf` stays
     /// unallocated until a body byte has to be kept across calls, so a body
     /// that arrives whole in the next input is still returned zero-copy.
-    Body { len: usize, buf: BytesMut },
+    Body { len: usize, buf: Vec<u8> },
     /// A header was rejected. The stream has no resynchronisation point, so
     /// the decoder never recovers.
     Failed(FrameError),
@@ -181,7 +182,7 @@ impl FrameDecoder {
                     }
                     self.state = State::Body {
                         len,
-                        buf: BytesMut::new(),
+                        buf: Vec::new(),
                     };
                 }
                 State::Body { len, buf } => {
@@ -197,23 +198,24 @@ impl FrameDecoder {
                         // Room for what came, and at least FIRST_BODY_ROOM:
                         // a header alone commits no more than that.
                         let room = input.len().max(FIRST_BODY_ROOM);
-                        *buf = BytesMut::with_capacity(room.min(*len));
+                        buf.reserve_exact(room.min(*len));
                     }
                     let take = (*len - buf.len()).min(input.len());
                     if buf.capacity() - buf.len() < take {
-                        // Doubles, never past the frame's length: `reserve`
-                        // may round up further, and `len` is the peer's.
+                        // Doubles, never past the frame's length (`len` is
+                        // the peer's): `reserve_exact`, as `reserve` may
+                        // round up further. A reallocation, which for
+                        // large buffers moves pages rather than bytes.
                         let room = (buf.len() + take).max(buf.capacity() * 2).min(*len);
-                        let mut grown = BytesMut::with_capacity(room);
-                        grown.extend_from_slice(buf);
-                        *buf = grown;
+                        buf.reserve_exact(room - buf.len());
                     }
                     buf.extend_from_slice(&input[..take]);
                     input.advance(take);
                     if buf.len() < *len {
                         return Ok(None);
                     }
-                    let frame = core::mem::take(buf);
+                    // (no copy: the vector's allocation becomes the frame's)
+                    let frame = BytesMut::from(Bytes::from(core::mem::take(buf)));
                     self.reset();
                     return Ok(Some(Frame::Assembled(frame)));
                 }
