@@ -146,27 +146,26 @@ async fn a_failed_save_is_tried_again_without_another_change() {
 /// accept loop, which kept the port and the node's state.
 #[tokio::test]
 async fn shutdown_after_a_save_releases_the_port_and_the_state() {
-    let _turn = Turn::take().await;
-    let (node, events, dir) = node_in_dir(5).await;
-    let addr = node.local_addr().unwrap();
-    change_the_book(&node);
-    until("the book saved", || dir.path().join("book").exists()).await;
-    tokio::time::timeout(Duration::from_secs(10), node.shutdown())
-        .await
-        .expect("shut down");
-    drop(node);
-    assert!(state_released(events).await, "the state outlives the node");
-    assert!(port_released(addr).await, "{addr} still bound");
+    after_a_save_the_node_lets_go(5, true).await;
 }
 
 /// The same, the node dropped rather than shut down.
 #[tokio::test]
 async fn dropping_a_node_after_a_save_releases_the_port_and_the_state() {
+    after_a_save_the_node_lets_go(6, false).await;
+}
+
+async fn after_a_save_the_node_lets_go(seed: u8, shut_down: bool) {
     let _turn = Turn::take().await;
-    let (node, events, dir) = node_in_dir(6).await;
+    let (node, events, dir) = node_in_dir(seed).await;
     let addr = node.local_addr().unwrap();
     change_the_book(&node);
     until("the book saved", || dir.path().join("book").exists()).await;
+    if shut_down {
+        tokio::time::timeout(Duration::from_secs(10), node.shutdown())
+            .await
+            .expect("shut down");
+    }
     drop(node);
     assert!(state_released(events).await, "the state outlives the node");
     assert!(port_released(addr).await, "{addr} still bound");

@@ -397,12 +397,22 @@ impl RawPeer {
                 let invalid = invalid_envelopes();
                 self.payload = vec![Out::Envelope(invalid[rng.index(invalid.len())].clone())];
             }
-            Byzantine::CallFlood => {
-                let n = rng.range(20, 80);
+            Byzantine::CallFlood | Byzantine::DeafPinger => {
+                let deaf = what == Byzantine::DeafPinger;
+                let n = if deaf {
+                    rng.range(3, 12)
+                } else {
+                    rng.range(20, 80)
+                };
                 self.payload = (1..=n)
                     .map(|id| call(id, HANDLES[rng.index(4)], rng))
                     .collect();
                 self.stop_reading = true;
+                if deaf {
+                    // (long enough for a window to fill and the patience,
+                    // 3 s, to run out)
+                    self.lifetime = rng.range(6_000_000_000, 12_000_000_000);
+                }
             }
             Byzantine::Chatter => {
                 let base = rng.u64() | 1;
@@ -441,16 +451,6 @@ impl RawPeer {
                 }
             }
             Byzantine::Mute => self.stop_reading = true,
-            Byzantine::DeafPinger => {
-                let n = rng.range(3, 12);
-                self.payload = (1..=n)
-                    .map(|id| call(id, HANDLES[rng.index(4)], rng))
-                    .collect();
-                self.stop_reading = true;
-                // (long enough for a window to fill and the patience, 3 s,
-                // to run out)
-                self.lifetime = rng.range(6_000_000_000, 12_000_000_000);
-            }
             Byzantine::PartialFrame => {
                 let mut partial = 4096u32.to_be_bytes().to_vec();
                 let len = rng.below(4096) as usize;
