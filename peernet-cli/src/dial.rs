@@ -43,6 +43,7 @@ pub(crate) struct Dial {
 fn parse_connect(s: &str) -> Result<Target, String> {
     match s.parse::<Target>()? {
         Target::Peer(_) => Err("expected PEERID@IP:PORT or a ticket, not a bare PeerId".into()),
+        target if target.addrs().is_empty() => Err("the ticket names no address".into()),
         target => Ok(target),
     }
 }

@@ -246,6 +246,24 @@ fn serve_locks_its_directory_and_prints_a_ticket() {
         d,
     );
     assert!(err.contains("not a bare PeerId"), "{err}");
+    // nor a ticket that names no address: a usage error too, not a dial
+    // that fails later
+    let peer = a.parse().unwrap();
+    let bare = peernet_tokio::Ticket::new(peer, []).unwrap().to_string();
+    let err = fails(
+        64,
+        &[
+            "call",
+            "--key",
+            "b/identity",
+            "--connect",
+            &bare,
+            "echo",
+            "x",
+        ],
+        d,
+    );
+    assert!(err.contains("names no address"), "{err}");
 }
 
 #[test]

@@ -516,3 +516,17 @@ proptest! {
         }
     }
 }
+
+/// A label with a prepended concatenation mark (visible: it spans the
+/// digits that follow), valid before labels refused format characters,
+/// still loads: one such label used to fail the whole trust list, and
+/// with it the node's start and `unpair`.
+#[test]
+fn a_label_with_a_prepended_mark_still_loads() {
+    let p = peer(1);
+    for label in ["\u{0600}\u{0661}\u{0662}", "آية\u{06DD}"] {
+        let text = doc(&[&format!("{p} {label}")], "end 1\n");
+        let list = TrustList::from_text(&text).unwrap_or_else(|e| panic!("{label:?}: {e}"));
+        assert_eq!(list.label(&p).map(Label::as_str), Some(label));
+    }
+}

@@ -118,7 +118,7 @@ pub enum Invariant {
     PeerConnectsHold,
     /// A connection whose transport took none of a node's bytes for
     /// `idle_timeout` (`Input::Stalled`, which the driver reports) ends at
-    /// once, every call on it resolved.
+    /// once (its calls' resolution is `CallsResolveExactlyOnce`'s).
     StalledTransportsEnd,
 }
 

@@ -133,11 +133,14 @@ async fn a_failed_save_is_tried_again_without_another_change() {
 
     // The disk is back; nothing changes in the book, and no shutdown.
     std::fs::remove_dir_all(&book).unwrap();
-    until("the book saved by a retry", || {
-        std::fs::read_to_string(&book).is_ok_and(|saved| saved.contains("192.0.2.7:4000"))
+    // (the file is in place before the save has synced and said so: both
+    // are awaited)
+    until("the book saved by a retry, and said so", || {
+        turn.text().contains("address book saved")
     })
     .await;
-    assert!(turn.text().contains("address book saved"));
+    let saved = std::fs::read_to_string(&book).unwrap();
+    assert!(saved.contains("192.0.2.7:4000"), "{saved}");
     node.shutdown().await;
 }
 

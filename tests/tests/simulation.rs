@@ -86,6 +86,10 @@ fn seed_sweep() {
     // The byzantine peer's reconnect loops are throttled; honest nodes,
     // under the same limit, never are (`SimConfig::endpoint_config`).
     assert!(total.reconnect_floods > 0 && total.throttled > 0);
+    assert!(
+        total.stalls > 0,
+        "no writer gave up on a peer that reads nothing"
+    );
     assert_eq!(total.throttled_honest, 0, "an honest node was throttled");
     assert!(
         reports.iter().any(|r| r.nodes >= 50),

@@ -17,12 +17,17 @@ use core::str::FromStr;
 /// bidirectional controls U+061C, U+200E, U+200F, U+202A to U+202E and
 /// U+2066 to U+2069, the zero-width and invisible U+00AD, U+200B, U+2060
 /// to U+2064, U+FEFF, the tag characters U+E0001 and U+E0020 to U+E007F,
-/// and the rest) but the zero-width joiner and non-joiner (U+200C,
-/// U+200D), which emoji and several scripts need; and the invisible
-/// U+034F, U+115F, U+1160, U+3164 and U+FFA0, which are not format
-/// characters but show as nothing. The variation selectors stay allowed
-/// (emoji: `❤️` is U+2764 U+FE0F). (The flags of subdivisions, such as
-/// Scotland's, are spelled with tag characters, and so are refused.)
+/// the Egyptian, shorthand and musical format controls, and the rest)
+/// but three kinds: the zero-width joiner and non-joiner (U+200C,
+/// U+200D), which emoji and several scripts need, and the prepended
+/// concatenation marks (U+0600 to U+0605, U+06DD, U+070F, U+0890,
+/// U+0891, U+08E2, U+110BD, U+110CD), which are visible: they span the
+/// digits that follow (an Arabic number sign, the end of an ayah). Also
+/// refused: U+034F, U+115F, U+1160, U+17B4, U+17B5, U+3164 and U+FFA0,
+/// which are not format characters but show as nothing. The variation
+/// selectors stay allowed (emoji: `❤️` is U+2764 U+FE0F). (The flags of
+/// subdivisions, such as Scotland's, are spelled with tag characters, and
+/// so are refused.)
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Label(String);
 
@@ -103,18 +108,14 @@ fn check_label(label: &str) -> Result<(), InvalidLabel> {
 
 /// The invisible and bidirectional formatting characters a [`Label`]
 /// refuses (see there): Unicode 15.0's format category (Cf) but the two
-/// joiners, and five invisible fillers of other categories.
+/// joiners and the visible prepended concatenation marks, and seven
+/// invisible characters of other categories.
 fn is_invisible_formatting(c: char) -> bool {
     matches!(
         c,
         // format (Cf)
         '\u{00AD}'
-            | '\u{0600}'..='\u{0605}'
             | '\u{061C}'
-            | '\u{06DD}'
-            | '\u{070F}'
-            | '\u{0890}'..='\u{0891}'
-            | '\u{08E2}'
             | '\u{180E}'
             | '\u{200B}'
             | '\u{200E}'..='\u{200F}'
@@ -123,8 +124,6 @@ fn is_invisible_formatting(c: char) -> bool {
             | '\u{2066}'..='\u{206F}'
             | '\u{FEFF}'
             | '\u{FFF9}'..='\u{FFFB}'
-            | '\u{110BD}'
-            | '\u{110CD}'
             | '\u{13430}'..='\u{1343F}'
             | '\u{1BCA0}'..='\u{1BCA3}'
             | '\u{1D173}'..='\u{1D17A}'
@@ -134,6 +133,7 @@ fn is_invisible_formatting(c: char) -> bool {
             | '\u{034F}'
             | '\u{115F}'
             | '\u{1160}'
+            | '\u{17B4}'..='\u{17B5}'
             | '\u{3164}'
             | '\u{FFA0}'
             // (unassigned, but in the tag block: refused with it)

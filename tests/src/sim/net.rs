@@ -7,7 +7,9 @@
 //! at random. Each direction has a window: a writer only takes bytes from
 //! its core (`poll_transmit`) while less than a window is unread, so a
 //! reader that stalls makes the core queue and refuse calls with
-//! `WouldBlock` (backpressure).
+//! `WouldBlock` (backpressure); a node's writer that waits on a full
+//! window for its `idle_timeout`, having taken nothing, reports
+//! `Input::Stalled`, as the driver does.
 //!
 //! Faults: a reset (both sides learn at once), a half-open link (one side
 //! forgets it, the other hears nothing more), a partition (both keep it,
@@ -386,7 +388,8 @@ impl Sim {
                     .ep
                     .as_ref()
                     .map_or(Duration::MAX, |ep| ep.config().idle_timeout);
-                let at = since.saturating_add(patience.as_nanos() as u64);
+                let patience = u64::try_from(patience.as_nanos()).unwrap_or(u64::MAX);
+                let at = since.saturating_add(patience);
                 self.schedule(
                     at,
                     Ev::Stalled {
