@@ -112,6 +112,9 @@ pub struct Dir {
     /// nothing since (a node's driver reports `Input::Stalled` after
     /// `idle_timeout` of it).
     blocked_since: Option<u64>,
+    /// The writer gave up (`Input::Stalled`): like the driver's, it writes
+    /// nothing more, not even the GOODBYE of the close that follows.
+    gave_up: bool,
     /// The reader reads nothing before this instant.
     pub(super) stalled_until: u64,
     /// The pending Deliver event.
@@ -442,6 +445,9 @@ impl Sim {
         }
         tr!(self, "{id} n{node} took nothing for its patience: stalled");
         self.counters.stalls += 1;
+        if let Some(link) = self.links.get_mut(&id) {
+            link.dirs[side].gave_up = true;
+        }
         self.input(node, Input::Stalled { conn });
         if open(self) {
             self.fail(
@@ -674,7 +680,9 @@ impl Sim {
         if !link.ends[side].open {
             return;
         }
-        self.write(id, side, last);
+        if !link.dirs[side].gave_up {
+            self.write(id, side, last);
+        }
         self.write_fin(id, side);
         if let Some(link) = self.links.get_mut(&id) {
             link.ends[side].open = false;
