@@ -247,8 +247,6 @@ impl<R: Runtime> Shared<R> {
                     // here, before it runs on as a task nobody tracks.
                     TaskKey::Call(id) if !inner.ep.is_serving(id) => {
                         tracing::debug!(call = id.request_id(), "handler cancelled as it started");
-                        // (dropped first: whoever sees the signal sees
-                        // the handler's state dropped too)
                         cancelled.push((fut, cancel));
                         continue;
                     }

@@ -374,14 +374,7 @@ async fn writer<R: Runtime>(
                 }
             }
             if let Err(failed) = written {
-                let input = match failed {
-                    WriteFailed::Io(error) => {
-                        tracing::debug!(%error, "write failed");
-                        Input::Closed { conn }
-                    }
-                    WriteFailed::Stalled => stalled(conn, patience),
-                };
-                shared.with_core(|inner, now| inner.ep.handle_input(now, input));
+                give_up(&shared, conn, failed, patience);
                 break Ending::Broken;
             }
             shared.wake_room();
@@ -399,8 +392,7 @@ async fn writer<R: Runtime>(
             // (a no-op on TCP)
             match unless(stop, flush_patiently(&shared, write, patience)).await {
                 Some(Err(WriteFailed::Stalled)) => {
-                    let input = stalled(conn, patience);
-                    shared.with_core(|inner, now| inner.ep.handle_input(now, input));
+                    give_up(&shared, conn, WriteFailed::Stalled, patience);
                     break Ending::Broken;
                 }
                 Some(Err(WriteFailed::Io(error))) => tracing::debug!(%error, "flush failed"),
@@ -428,10 +420,25 @@ async fn writer<R: Runtime>(
     tracing::debug!("transport closed");
 }
 
-/// The input for a transport that took none of our bytes for `patience`.
-fn stalled(conn: ConnId, patience: Duration) -> Input {
-    tracing::info!(?patience, "peer read none of our bytes: closing");
-    Input::Stalled { conn }
+/// The writer gives `conn`'s transport up: the core hears why (a failed
+/// write ends it as lost, a stall as `Input::Stalled`).
+fn give_up<R: Runtime>(
+    shared: &Arc<Shared<R>>,
+    conn: ConnId,
+    failed: WriteFailed,
+    patience: Duration,
+) {
+    let input = match failed {
+        WriteFailed::Io(error) => {
+            tracing::debug!(%error, "write failed");
+            Input::Closed { conn }
+        }
+        WriteFailed::Stalled => {
+            tracing::info!(?patience, "peer read none of our bytes: closing");
+            Input::Stalled { conn }
+        }
+    };
+    shared.with_core(|inner, now| inner.ep.handle_input(now, input));
 }
 
 /// Sleeps until the core's next deadline (or an earlier one armed
