@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use crate::book_file::SavedBook;
-use crate::dirlock::DirLock;
+use crate::dirlock::NodeLock;
 use crate::runtime::Runtime;
 use crate::shared::{Phase, Shared};
 use crate::tasks::first;
@@ -91,7 +91,7 @@ pub(crate) fn pending_now<R: Runtime>(
 /// was dropped without `shutdown`, or a change came during the shutdown)
 /// is written now, by a task that holds the lock until the write is done;
 /// otherwise the lock goes here.
-pub(crate) fn at_close<R: Runtime>(shared: &Arc<Shared<R>>, lock: Option<Arc<DirLock>>) {
+pub(crate) fn at_close<R: Runtime>(shared: &Arc<Shared<R>>, lock: Option<Arc<NodeLock>>) {
     let Some(lock) = lock else { return };
     if shared.book_saves.pending.swap(false, Ordering::AcqRel) {
         shared.rt.spawn(save_now(shared.clone(), lock));
@@ -101,7 +101,7 @@ pub(crate) fn at_close<R: Runtime>(shared: &Arc<Shared<R>>, lock: Option<Arc<Dir
 /// Writes the book of every trusted peer to the data directory, on the
 /// runtime's blocking pool, holding the directory's `lock` until done. A
 /// failure owes a save again, tried after the back-off.
-async fn save_now<R: Runtime>(shared: Arc<Shared<R>>, lock: Arc<DirLock>) {
+async fn save_now<R: Runtime>(shared: Arc<Shared<R>>, lock: Arc<NodeLock>) {
     let Some(dir) = shared.data_dir.clone() else {
         return;
     };

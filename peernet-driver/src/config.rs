@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use peernet_proto::{Config, Identity, PeerId, ProtocolVersion, TrustList};
 
-use crate::dirlock::DirLock;
+use crate::dirlock::{DirLock, NodeLock};
 use crate::error::StartError;
 use crate::persist::DataDir;
 
@@ -138,13 +138,13 @@ impl NodeConfig {
     /// from one of them already took it.
     ///
     /// [`LockError::InUse`]: crate::LockError::InUse
-    pub(crate) fn take_dir_lock(&self) -> Result<Option<Arc<DirLock>>, StartError> {
+    pub(crate) fn take_dir_lock(&self) -> Result<Option<Arc<NodeLock>>, StartError> {
         let Some(slot) = &self.dir_lock else {
             return Ok(None);
         };
         let lock = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
         match lock {
-            Some(lock) => Ok(Some(Arc::new(lock))),
+            Some(lock) => Ok(Some(Arc::new(NodeLock::new(lock)))),
             None => Err(StartError::Lock(crate::LockError::InUse)),
         }
     }

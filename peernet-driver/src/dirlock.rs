@@ -15,6 +15,10 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use event_listener::Event;
 
 use crate::persist::DataDir;
 
@@ -59,9 +63,61 @@ impl DataDir {
     }
 }
 
+/// The lock as a node holds it: shared (as an `Arc`) by the node and by
+/// every write to the directory in progress, and let go when the last of
+/// them is done with it, which [`Released`] tells the node's `shutdown`.
+pub(crate) struct NodeLock {
+    lock: Option<DirLock>,
+    released: Arc<Released>,
+}
+
+/// Whether a [`NodeLock`] was let go, for whoever waits on it.
+#[derive(Default)]
+pub(crate) struct Released {
+    done: AtomicBool,
+    event: Event,
+}
+
+impl NodeLock {
+    pub(crate) fn new(lock: DirLock) -> NodeLock {
+        NodeLock {
+            lock: Some(lock),
+            released: Arc::default(),
+        }
+    }
+
+    /// What tells when this lock is let go.
+    pub(crate) fn released(&self) -> Arc<Released> {
+        self.released.clone()
+    }
+}
+
+impl Drop for NodeLock {
+    fn drop(&mut self) {
+        // The file first: whoever is told may take the lock at once.
+        drop(self.lock.take());
+        self.released.done.store(true, Ordering::Release);
+        self.released.event.notify(usize::MAX);
+    }
+}
+
+impl Released {
+    /// Resolves once the lock is let go.
+    pub(crate) async fn wait(&self) {
+        loop {
+            let released = self.event.listen();
+            if self.done.load(Ordering::Acquire) {
+                return;
+            }
+            released.await;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures_util::FutureExt;
 
     #[test]
     fn one_holder_at_a_time_and_released_on_drop() {
@@ -72,6 +128,21 @@ mod tests {
         // as a second process would be.
         assert!(matches!(data.try_lock(), Err(LockError::InUse)));
         drop(held);
+        let _again = data.try_lock().unwrap();
+    }
+
+    #[test]
+    fn a_node_lock_is_free_when_its_release_is_told() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::open(dir.path()).unwrap();
+        let held = Arc::new(NodeLock::new(data.try_lock().unwrap()));
+        let released = held.released();
+        let write = held.clone();
+        drop(held);
+        assert!(released.wait().now_or_never().is_none(), "a write holds it");
+        assert!(matches!(data.try_lock(), Err(LockError::InUse)));
+        drop(write);
+        assert!(released.wait().now_or_never().is_some());
         let _again = data.try_lock().unwrap();
     }
 }

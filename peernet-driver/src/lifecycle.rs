@@ -97,10 +97,27 @@ pub(crate) fn shutdown<R: Runtime>(
         loop {
             let closed = shared.closed.listen();
             if shared.read(|inner| inner.phase == Phase::Closed) {
-                return;
+                break;
             }
             closed.await;
         }
+        lock_released(&shared, grace).await;
+    }
+}
+
+/// Waits, once the node is closed, for the data directory's lock to be
+/// let go: a save owed at the close (a change that came during the
+/// shutdown) or in progress then still holds it. Within the grace (at
+/// least [`MIN_FLUSH`]), as the shutdown's own save: a disk that hangs
+/// must not hold the shutdown for good; the lock then goes when the write
+/// ends.
+async fn lock_released<R: Runtime>(shared: &Arc<Shared<R>>, grace: Duration) {
+    let Some(released) = &shared.dir_released else {
+        return;
+    };
+    let deadline = shared.after(grace.max(MIN_FLUSH));
+    if !first(released.wait(), shared.rt.sleep_until(deadline)).await {
+        tracing::warn!("a write to the data directory is not done; its lock is let go when it is");
     }
 }
 

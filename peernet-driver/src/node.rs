@@ -878,7 +878,12 @@ impl<R: Runtime> Node<R> {
     /// fail with it, and so do ours to them), waits for the goodbyes to be
     /// written, and lets go of the data directory's lock.
     ///
-    /// The returned future resolves once the node is closed. The shutdown
+    /// The returned future resolves once the node is closed and the data
+    /// directory's lock let go, so that a node started from the same
+    /// directory next gets it. A write to the directory still in progress
+    /// at the close (the book's, after a change during the shutdown) is
+    /// waited for within the grace period (at least a second); one that
+    /// takes longer keeps the lock until it ends, with a warning. The shutdown
     /// goes on whether or not it is polled: dropping it (a `select!`, a
     /// timeout) stops nothing, and every later call returns a future that
     /// resolves at the same moment.

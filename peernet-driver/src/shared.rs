@@ -22,7 +22,7 @@ use crate::events::NodeEvent;
 // handle names, trusted peers) use a fast non-cryptographic hash; no peer
 // picks these keys, so none can aim collisions at them.
 use crate::completion::Calls;
-use crate::dirlock::DirLock;
+use crate::dirlock::{NodeLock, Released};
 use crate::handlers::{DynHandler, RunningTask, SendKey, TaskKey};
 use crate::persist::DataDir;
 use crate::port::Port;
@@ -175,7 +175,10 @@ pub(crate) struct Shared<R: Runtime> {
     inner: Mutex<Inner>,
     pub(crate) data_dir: Option<DataDir>,
     /// The data directory's lock, released once the node is closed.
-    dir_lock: Mutex<Option<Arc<DirLock>>>,
+    dir_lock: Mutex<Option<Arc<NodeLock>>>,
+    /// Tells when that lock is let go (after the node closed and the
+    /// writes in progress then were done): `shutdown` waits for it.
+    pub(crate) dir_released: Option<Arc<Released>>,
     /// Serialises trust-list changes, so the file and the core agree.
     pub(crate) persist: futures_util::lock::Mutex<()>,
     /// The timer task: an earlier deadline was armed, or the node stops.
@@ -214,7 +217,7 @@ impl<R: Runtime> Shared<R> {
         rt: R,
         inner: Inner,
         data_dir: Option<DataDir>,
-        dir_lock: Option<Arc<DirLock>>,
+        dir_lock: Option<Arc<NodeLock>>,
     ) -> Shared<R> {
         Shared {
             epoch: rt.now(),
@@ -222,6 +225,7 @@ impl<R: Runtime> Shared<R> {
             local_addr: OnceLock::new(),
             inner: Mutex::new(inner),
             data_dir,
+            dir_released: dir_lock.as_ref().map(|lock| lock.released()),
             dir_lock: Mutex::new(dir_lock),
             persist: futures_util::lock::Mutex::new(()),
             timer: Signal::default(),
@@ -371,7 +375,7 @@ impl<R: Runtime> Shared<R> {
     /// node is closed, or without a data directory. Whoever writes to the
     /// directory keeps this clone until its write is done, so that the
     /// lock is never let go under a write.
-    pub(crate) fn dir_lock(&self) -> Option<Arc<DirLock>> {
+    pub(crate) fn dir_lock(&self) -> Option<Arc<NodeLock>> {
         self.dir_lock
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -381,7 +385,7 @@ impl<R: Runtime> Shared<R> {
     /// Takes the data directory's lock away from the node (it is closed:
     /// nothing more is written there). It is let go once the returned
     /// clone and any write in progress are done with it.
-    pub(crate) fn take_dir_lock(&self) -> Option<Arc<DirLock>> {
+    pub(crate) fn take_dir_lock(&self) -> Option<Arc<NodeLock>> {
         self.dir_lock
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

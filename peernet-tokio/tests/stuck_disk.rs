@@ -1,13 +1,18 @@
-//! A disk that hangs: blocking work whose end is never reported. A test
-//! binary of its own, since the hang is switched on for the whole process.
+//! A disk that hangs (blocking work whose end is never reported; a test
+//! binary of its own, since the hang is switched on for the whole
+//! process), and a slow one (per runtime).
 
 #[path = "common/wrapped.rs"]
 mod wrapped;
 
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use peernet_tokio::{AddrSource, Identity, NodeConfig};
+use peernet_driver::Node;
+use peernet_tokio::{AddrSource, DataDir, Identity, NodeConfig, PeerId};
+use tokio::sync::Notify;
 use wrapped::{Hooks, Wrapped};
 
 /// While set, blocking work never reports its end.
@@ -51,4 +56,85 @@ async fn a_save_that_never_ends_does_not_hold_the_shutdown() {
         "{:?}",
         started.elapsed()
     );
+}
+
+/// Each write to the disk takes 300 ms more; `handed` is told as one is
+/// handed over.
+#[derive(Clone, Default)]
+struct SlowDisk {
+    handed: Arc<Notify>,
+}
+
+impl Hooks for SlowDisk {
+    fn slow(&self) -> Duration {
+        Duration::from_millis(300)
+    }
+
+    fn blocking(&self) -> bool {
+        self.handed.notify_one();
+        false
+    }
+}
+
+fn slow_node(dir: &std::path::Path) -> (Node<Wrapped<SlowDisk>>, Arc<Notify>, PeerId) {
+    let peer = Identity::from_seed(&[2; 32]).peer_id();
+    let config = NodeConfig::from_data_dir(dir)
+        .unwrap()
+        .trusting(peer)
+        .shutdown_grace(Duration::from_millis(100));
+    let rt = Wrapped::<SlowDisk>::default();
+    let handed = rt.hooks.handed.clone();
+    (Node::new_with(rt, config), handed, peer)
+}
+
+/// Once `shutdown` has returned, the directory is free for the next node
+/// and the book on disk is the last one.
+async fn shut_down_and_check(
+    node: Node<Wrapped<SlowDisk>>,
+    dir: &std::path::Path,
+    peer: PeerId,
+    addr: SocketAddr,
+) {
+    let closed = node.shutdown();
+    tokio::time::timeout(Duration::from_secs(20), closed)
+        .await
+        .expect("shutdown within 20 s");
+    let data = DataDir::open(dir).unwrap();
+    assert!(
+        data.try_lock().is_ok(),
+        "the data directory was still locked when shutdown returned"
+    );
+    let book = data.load_book().unwrap();
+    assert!(book.get(&peer).iter().any(|(a, _)| *a == addr), "{book:?}");
+}
+
+/// A change during the shutdown is saved at the close: `shutdown` used to
+/// return while that write still held the directory's lock, so that a
+/// node started from the same directory next was refused as "in use".
+#[tokio::test]
+async fn a_save_at_the_close_is_done_when_shutdown_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, _, peer) = slow_node(dir.path());
+    let closed = node.shutdown();
+    let addr = "192.0.2.1:4000".parse().unwrap();
+    node.add_address(peer, addr, AddrSource::Application)
+        .unwrap();
+    drop(closed);
+    shut_down_and_check(node, dir.path(), peer, addr).await;
+}
+
+/// A save already writing when the shutdown begins owes nothing more, so
+/// the shutdown did not wait for it and used to return under it.
+#[tokio::test]
+async fn a_save_in_progress_is_done_when_shutdown_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, handed, peer) = slow_node(dir.path());
+    let addr = "192.0.2.1:4000".parse().unwrap();
+    node.add_address(peer, addr, AddrSource::Application)
+        .unwrap();
+    // the debounced save, handed to the (slow) disk
+    tokio::time::timeout(Duration::from_secs(20), handed.notified())
+        .await
+        .expect("the book's save is handed to the disk");
+    shut_down_and_check(node, dir.path(), peer, addr).await;
 }

@@ -20,6 +20,12 @@ pub(crate) trait Hooks: Clone + Default + Send + Sync + 'static {
         false
     }
 
+    /// Called as blocking work is handed over: how much longer than its
+    /// own the work takes (a slow disk).
+    fn slow(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
+
     /// Called with each accepted stream; true: the accept fails with
     /// `ECONNABORTED` instead, as BSD's does for a connection reset while
     /// it waited in the queue.
@@ -55,7 +61,14 @@ impl<H: Hooks> Runtime for Wrapped<H> {
         T: Send + 'static,
     {
         let stuck = self.hooks.blocking();
-        let done = self.inner.spawn_blocking(work);
+        let slow = self.hooks.slow();
+        let done = self.inner.spawn_blocking(move || {
+            if !slow.is_zero() {
+                // (the disk's own time, on the blocking thread)
+                std::thread::sleep(slow);
+            }
+            work()
+        });
         async move {
             if stuck {
                 std::future::pending::<()>().await;
