@@ -9,6 +9,7 @@ use peernet_tokio::book_file::AddrSource;
 use peernet_tokio::{Label, PeerId, Ticket};
 
 use crate::datadir::{load_book, load_trust, lock, open_existing};
+use crate::output::print_result;
 use crate::{EXIT_USAGE, Failure};
 
 /// Who to dial: a ticket, a bare PeerId (its addresses come from the
@@ -24,7 +25,15 @@ impl FromStr for Target {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Target, String> {
-        if s.starts_with(peernet_tokio::ticket::TICKET_PREFIX) {
+        let prefix = peernet_tokio::ticket::TICKET_PREFIX;
+        let upper_ticket = s
+            .get(..prefix.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+            && s.bytes().any(|b| b.is_ascii_uppercase());
+        if upper_ticket {
+            return Err("ticket: a ticket is written in lower case".into());
+        }
+        if s.starts_with(prefix) {
             return s
                 .parse()
                 .map(Target::Ticket)
@@ -47,9 +56,9 @@ impl FromStr for Target {
 /// unspecified, multicast or broadcast IP): what it names is saved in
 /// books and tickets, where a bad one would fail only later.
 pub(crate) fn peer_addr(text: &str) -> Result<SocketAddr, String> {
-    let addr = text
-        .parse::<SocketAddr>()
-        .map_err(|e| format!("address: {e}"))?;
+    let addr = text.parse::<SocketAddr>().map_err(|e| {
+        format!("address: {e} (an IP and a port; host names and interface names are not looked up)")
+    })?;
     if !peernet_tokio::is_dialable(&addr) {
         return Err(format!(
             "address {addr} cannot be dialed (port 0, or an unspecified, multicast or broadcast IP)"
@@ -91,6 +100,20 @@ fn parse_label(s: &str) -> Result<Label, String> {
         return Err("a label has no whitespace".into());
     }
     Label::new(s).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::label_field;
+
+    #[test]
+    fn a_label_is_one_field_of_a_peers_line() {
+        assert_eq!(label_field("laptop"), "laptop");
+        assert_eq!(label_field("my laptop"), r"my\u{20}laptop");
+        assert_eq!(label_field("a\u{a0}b\\c"), r"a\u{a0}b\u{5c}c");
+        assert_eq!(label_field("-"), r"\u{2d}");
+        assert_eq!(label_field("é-ü"), "é-ü");
+    }
 }
 
 #[derive(clap::Args)]
@@ -169,12 +192,30 @@ pub(crate) fn run_peers(dir: PathBuf) -> Result<(), Failure> {
     let book = load_book(&data)?;
     for (peer, label) in trust.iter() {
         let addrs: Vec<String> = book.get(peer).iter().map(|(a, _)| a.to_string()).collect();
-        let label = label.map_or("-", |l| l.as_str());
+        let label = label.map_or("-".to_string(), |l| label_field(l.as_str()));
         let addrs = match addrs.is_empty() {
             true => "-".to_string(),
             false => addrs.join(","),
         };
-        println!("{peer} {label} {addrs}");
+        print_result(&format!("{peer} {label} {addrs}"))?;
     }
     Ok(())
+}
+
+/// A label as one field of a `peers` line: its whitespace and
+/// backslashes shown as `\u{..}`, and a label that is `-` as `\u{2d}`, so
+/// that every line splits on spaces into three fields, whoever wrote the
+/// label (the library's `Node::pair` takes one with inner spaces).
+fn label_field(label: &str) -> String {
+    if label == "-" {
+        return r"\u{2d}".into();
+    }
+    let mut field = String::with_capacity(label.len());
+    for c in label.chars() {
+        match c.is_whitespace() || c == '\\' {
+            true => field.extend(c.escape_unicode()),
+            false => field.push(c),
+        }
+    }
+    field
 }

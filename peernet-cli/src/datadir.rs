@@ -15,8 +15,9 @@ use std::path::{Path, PathBuf};
 
 use peernet_tokio::book_file::SavedBook;
 use peernet_tokio::persist::{read_identity, write_identity};
-use peernet_tokio::{DataDir, DirLock, Identity, Ticket, TrustList};
+use peernet_tokio::{DataDir, DirLock, Identity, LockError, Ticket, TrustList};
 
+use crate::output::print_result;
 use crate::{EXIT_USAGE, Failure};
 
 const IDENTITY_FILE: &str = "identity";
@@ -61,6 +62,7 @@ impl IdentityArgs {
 /// `peernet init DIR`: a new identity, an empty trust list and an empty
 /// address book; prints the PeerId.
 pub(crate) fn run_init(dir: &Path) -> Result<(), Failure> {
+    refuse_foreign_contents(dir)?;
     let data = DataDir::open(dir).map_err(|e| match e.kind() {
         // (`DirBuilder` says "File exists" for a file in the way)
         io::ErrorKind::AlreadyExists => Failure(
@@ -94,7 +96,43 @@ pub(crate) fn run_init(dir: &Path) -> Result<(), Failure> {
         data.save_book(&SavedBook::new())
             .map_err(|e| Failure(1, format!("address book: {e}")))?;
     }
-    println!("{}", identity.peer_id());
+    print_result(&identity.peer_id().to_string())
+}
+
+/// The names a data directory holds (and its temporary files, `NAME.….tmp`).
+const DATA_FILES: [&str; 4] = [IDENTITY_FILE, "trust", "book", "lock"];
+
+/// `init` makes a new data directory, or mends one that lost its identity,
+/// and makes it private (0700): a directory that holds anything else (a
+/// project, a web root, a shared directory mistyped) is refused rather
+/// than filled and locked away from its other users.
+fn refuse_foreign_contents(dir: &Path) -> Result<(), Failure> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        // (not there: made new; anything else is said by the open below)
+        Err(_) => return Ok(()),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| Failure(1, format!("{}: {e}", dir.display())))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let ours = DATA_FILES.iter().any(|file| {
+            *name == **file
+                || name
+                    .strip_prefix(file)
+                    .is_some_and(|rest| rest.starts_with('.') && rest.ends_with(".tmp"))
+        });
+        if !ours {
+            return Err(Failure(
+                1,
+                format!(
+                    "{} is not empty and not a data directory (it holds {name:?}): \
+                     init makes one in a new or empty directory",
+                    dir.display()
+                ),
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -102,7 +140,8 @@ pub(crate) fn run_init(dir: &Path) -> Result<(), Failure> {
 /// link fails if an identity exists, so of two `init`s racing on one
 /// directory exactly one wins, and the file is never seen half-written.
 fn create_identity(dir: &Path, identity: &Identity) -> io::Result<()> {
-    let temp = dir.join(format!("{IDENTITY_FILE}.init.{}", std::process::id()));
+    // (`.tmp`: one a crash leaves is removed by the next lock's holder)
+    let temp = dir.join(format!("{IDENTITY_FILE}.init.{}.tmp", std::process::id()));
     let _ = fs::remove_file(&temp);
     write_identity(&temp, identity)?;
     let linked = fs::hard_link(&temp, dir.join(IDENTITY_FILE));
@@ -142,7 +181,17 @@ pub(crate) fn open_existing(dir: &Path) -> Result<(DataDir, Identity), Failure> 
 
 /// The directory's lock, or `error: data directory in use`.
 pub(crate) fn lock(data: &DataDir) -> Result<DirLock, Failure> {
-    data.try_lock().map_err(|e| Failure(1, e.to_string()))
+    data.try_lock().map_err(|e| lock_failure(data.path(), e))
+}
+
+/// The lock of the data directory `dir` was not taken: `data directory in
+/// use`, or an I/O error that names the lock file (`DIR/lock: Permission
+/// denied`).
+pub(crate) fn lock_failure(dir: &Path, error: LockError) -> Failure {
+    match error {
+        LockError::Io(e) => Failure(1, format!("{}: {e}", dir.join("lock").display())),
+        e => Failure(1, e.to_string()),
+    }
 }
 
 pub(crate) fn load_trust(data: &DataDir) -> Result<TrustList, Failure> {
@@ -168,6 +217,5 @@ pub(crate) fn run_ticket(cmd: TicketCmd) -> Result<(), Failure> {
     let (_, identity) = open_existing(&cmd.dir)?;
     let ticket = Ticket::new(identity.peer_id(), cmd.addrs)
         .map_err(|e| Failure(EXIT_USAGE, e.to_string()))?;
-    println!("{ticket}");
-    Ok(())
+    print_result(&ticket.to_string())
 }

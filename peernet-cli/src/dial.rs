@@ -1,6 +1,6 @@
 //! `peernet call` and `peernet send`: dial one peer, do one thing, exit.
 
-use std::io::Write;
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -14,6 +14,7 @@ use peernet_tokio::book_file::SavedBook;
 
 use crate::book::Target;
 use crate::datadir::{IdentityArgs, IdentitySource, load_book, load_trust, open_existing};
+use crate::output::{for_terminal, write_result};
 use crate::serve::{peer_text, reason_detail};
 use crate::{EXIT_USAGE, Failure, load, parse_protocol};
 
@@ -33,6 +34,11 @@ pub(crate) struct Dial {
     /// The protocol version: 2 (encrypted, the default) or 1.
     #[arg(long, value_name = "1|2", default_value = "2", value_parser = parse_protocol)]
     protocol: ProtocolVersion,
+    /// Write the reply as it came even when stdout is a terminal, where
+    /// its control characters are otherwise escaped (a hostile peer's
+    /// reply could drive the terminal).
+    #[arg(long)]
+    raw: bool,
     /// [PEERID|TICKET] HANDLE ARGS: the peer (unless --connect names it),
     /// the handle, the arguments.
     #[arg(num_args = 2..=3, required = true, value_names = ["[PEERID|TICKET]", "HANDLE", "ARGS"])]
@@ -144,6 +150,7 @@ fn connect_cause(error: &ConnectError) -> String {
 
 pub(crate) async fn run_dial(dial: Dial, call: bool) -> Result<(), Failure> {
     let timeout = Duration::from_millis(dial.timeout);
+    let raw = dial.raw;
     let Plan {
         config,
         peer,
@@ -167,12 +174,8 @@ pub(crate) async fn run_dial(dial: Dial, call: bool) -> Result<(), Failure> {
     }
     let result = if call {
         match node.call(&peer, &handle, args.into_bytes(), left).await {
-            Ok(body) => {
-                let mut stdout = std::io::stdout().lock();
-                let _ = stdout.write_all(&body);
-                let _ = stdout.flush();
-                Ok(())
-            }
+            Ok(body) if raw || !std::io::stdout().is_terminal() => write_result(&body),
+            Ok(body) => write_result(&for_terminal(&body)),
             Err(e) => Err(call_failure(&e)),
         }
     } else {

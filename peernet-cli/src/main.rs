@@ -51,20 +51,24 @@
 //! `serve` prints `listening <PEERID> <IP:PORT>` once ready, then
 //! `ticket <TICKET>` (the listen address, or for `0.0.0.0`/`[::]` the
 //! host's interface addresses), then one line per event: `connected
-//! <PEERID>`, `disconnected <PEERID> <reason>`, and with
+//! <PEERID>`, `disconnected <PEERID> <reason>` (`record_failed`: a
+//! version-2 record failed to decrypt, which is tampering), and with
 //! `--keep-connected` `reconnecting <PEERID> attempt <N> after <MS>ms`
 //! right before each redial after a loss (MS: the backoff waited). Logs
 //! go to stderr (`RUST_LOG`), coloured only when stderr is a terminal.
 //!
 //! Output never stalls the node: stdout and stderr are written by their own
 //! threads behind bounded queues, and when a reader does not keep up the
-//! lines that do not fit are dropped and counted (a warning says how many)
-//! instead of blocking handshakes, calls and timers.
+//! lines that do not fit are dropped (a warning says how many event lines
+//! were) instead of blocking handshakes, calls and timers. A command's one
+//! result (a PeerId, a ticket, `peers`' lines, a call's reply) is written
+//! whole or the command fails: exit 1, `error: stdout: …`.
 //!
-//! Exit codes: 0 success; 1 connection, handshake, timeout or file failure
-//! (`error: <cause>`, one line); 2 an error status from the callee
-//! (`error: <status>`); 64 a usage error (bad flags or values, as
-//! `sysexits.h` has `EX_USAGE`).
+//! Exit codes: 0 success; 1 connection, handshake, timeout, file or
+//! stdout failure (`error: <cause>`, one line); 2 an error status from the
+//! callee (`error: <status>`); 64 a usage error (bad flags or values, as
+//! `sysexits.h` has `EX_USAGE`); 130 `serve` stopped by a second signal
+//! before its graceful shutdown had finished.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -82,7 +86,7 @@ mod output;
 mod reach;
 mod serve;
 
-use output::{STDOUT, non_blocking};
+use output::{STDOUT, non_blocking, print_result};
 
 #[derive(Parser)]
 #[command(
@@ -103,7 +107,7 @@ enum Command {
     Id { keyfile: PathBuf },
     /// Create a data directory (mode 0700): a new identity, an empty trust
     /// list and address book. Prints the PeerId; exit 1 if DIR already
-    /// holds an identity.
+    /// holds an identity, or holds anything but a data directory's files.
     Init { dir: PathBuf },
     /// Print this node's ticket for the given addresses, without starting it.
     Ticket(datadir::TicketCmd),
@@ -113,7 +117,9 @@ enum Command {
     Unpair(book::Unpair),
     /// List the trusted peers: PEERID LABEL|- ADDRESSES|-.
     Peers { dir: PathBuf },
-    /// Run a node until interrupted (Ctrl-C; SIGTERM too on Unix).
+    /// Run a node until interrupted (Ctrl-C; SIGTERM and SIGHUP too on
+    /// Unix), then shut it down gracefully (a second signal: at once, exit
+    /// 130).
     Serve(serve::Serve),
     /// Dial a peer, call a handle, print the reply.
     #[command(override_usage = "peernet call [OPTIONS] [PEERID|TICKET] HANDLE ARGS")]
@@ -204,13 +210,9 @@ async fn run(command: Command) -> Result<(), Failure> {
             let identity = Identity::generate(&mut rand_core::UnwrapErr(getrandom::SysRng));
             write_identity(&keyfile, &identity)
                 .map_err(|e| Failure(1, format!("{}: {e}", keyfile.display())))?;
-            println!("{}", identity.peer_id());
-            Ok(())
+            print_result(&identity.peer_id().to_string())
         }
-        Command::Id { keyfile } => {
-            println!("{}", load(&keyfile)?.peer_id());
-            Ok(())
-        }
+        Command::Id { keyfile } => print_result(&load(&keyfile)?.peer_id().to_string()),
         Command::Init { dir } => datadir::run_init(&dir),
         Command::Ticket(cmd) => datadir::run_ticket(cmd),
         Command::Pair(pair) => book::run_pair(pair),

@@ -46,3 +46,17 @@ pub(crate) fn reachable(listen: SocketAddr) -> Vec<SocketAddr> {
         addrs
     }
 }
+
+/// Whether no interface of this host has `ip` (`--mdns-interface`): false
+/// when the interfaces cannot be listed (the discovery then says what it
+/// finds).
+#[cfg(feature = "mdns")]
+pub(crate) fn held_by_no_interface(ip: IpAddr) -> bool {
+    match if_addrs::get_if_addrs() {
+        Ok(interfaces) => !interfaces.iter().any(|i| i.ip() == ip),
+        Err(error) => {
+            tracing::warn!(%error, "cannot list interface addresses");
+            false
+        }
+    }
+}

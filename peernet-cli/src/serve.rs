@@ -7,7 +7,9 @@ use peernet_tokio::{
     CloseReason, Config, Node, NodeConfig, NodeEvent, PeerId, ProtocolVersion, StartError, Ticket,
 };
 
-use crate::datadir::{IdentityArgs, IdentitySource, load_book, load_trust, open_existing};
+use crate::datadir::{
+    IdentityArgs, IdentitySource, load_book, load_trust, lock_failure, open_existing,
+};
 use crate::output::out;
 use crate::reach::reachable;
 use crate::{EXIT_USAGE, Failure, load, parse_protocol};
@@ -115,6 +117,16 @@ pub(crate) async fn run_serve(serve: Serve) -> Result<(), Failure> {
         protocol.max_inbound_calls = usize::try_from(v).unwrap_or(usize::MAX);
     }
     protocol.version = serve.protocol;
+    #[cfg(feature = "mdns")]
+    for ip in &serve.mdns_interface {
+        // (a typo would leave a node that announces and hears nothing)
+        if crate::reach::held_by_no_interface(*ip) {
+            return Err(Failure(
+                EXIT_USAGE,
+                format!("--mdns-interface {ip}: no interface has this address"),
+            ));
+        }
+    }
     // (the node holds the directory's lock until it has shut down)
     let config = match serve.identity.source() {
         IdentitySource::Key(key) => NodeConfig::new(load(key)?),
@@ -125,7 +137,7 @@ pub(crate) async fn run_serve(serve: Serve) -> Result<(), Failure> {
             load_trust(&data)?;
             load_book(&data)?;
             NodeConfig::from_data_dir(dir).map_err(|e| match e {
-                StartError::Lock(e) => Failure(1, e.to_string()),
+                StartError::Lock(e) => lock_failure(dir, e),
                 e => Failure(1, format!("{}: {e}", dir.display())),
             })?
         }
@@ -199,30 +211,81 @@ pub(crate) async fn run_serve(serve: Serve) -> Result<(), Failure> {
             }
         }
     });
-    wait_for_signal().await;
-    node.shutdown().await;
+    let mut signals = Signals::new();
+    signals.next().await;
+    // A second signal stops at once: the shutdown waits up to its grace
+    // for the handlers running, then for the goodbyes, and an operator
+    // who asks twice means now.
+    let forced = tokio::select! {
+        () = node.shutdown() => false,
+        () = signals.next() => true,
+    };
     printer.abort();
-    Ok(())
+    match forced {
+        true => Err(Failure(
+            130,
+            "stopped before the shutdown had finished".into(),
+        )),
+        false => Ok(()),
+    }
 }
 
-/// Ctrl-C everywhere; SIGTERM too where there are Unix signals.
-async fn wait_for_signal() {
+/// The signals that stop `serve`: Ctrl-C everywhere; on Unix SIGTERM, and
+/// SIGHUP too (a closed terminal or SSH session: the node still says
+/// goodbye and saves its book).
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-                return;
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    hup: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let listen = |kind, name| {
+                signal(kind)
+                    .inspect_err(|e| tracing::warn!(error = %e, "no {name} handler"))
+                    .ok()
+            };
+            Signals {
+                term: listen(SignalKind::terminate(), "SIGTERM"),
+                hup: listen(SignalKind::hangup(), "SIGHUP"),
             }
-            Err(e) => tracing::warn!(error = %e, "no SIGTERM handler; Ctrl-C only"),
         }
+        #[cfg(not(unix))]
+        Signals {}
     }
-    if let Err(e) = tokio::signal::ctrl_c().await {
-        tracing::warn!(error = %e, "no Ctrl-C handler; serving until killed");
+
+    /// The next signal to stop.
+    async fn next(&mut self) {
+        let ctrl_c = async {
+            if let Err(e) = tokio::signal::ctrl_c().await {
+                tracing::warn!(error = %e, "no Ctrl-C handler");
+                std::future::pending::<()>().await;
+            }
+        };
+        #[cfg(unix)]
+        tokio::select! {
+            () = ctrl_c => {}
+            () = unix_signal(&mut self.term) => {}
+            () = unix_signal(&mut self.hup) => {}
+        }
+        #[cfg(not(unix))]
+        ctrl_c.await;
+    }
+}
+
+/// The next delivery of a Unix signal; never, without its handler.
+#[cfg(unix)]
+async fn unix_signal(signal: &mut Option<tokio::signal::unix::Signal>) {
+    let delivered = match signal {
+        Some(signal) => signal.recv().await.is_some(),
+        None => false,
+    };
+    if !delivered {
         std::future::pending::<()>().await;
     }
 }
@@ -284,7 +347,10 @@ pub(crate) fn reason_name(reason: &CloseReason) -> String {
     match reason {
         CloseReason::Goodbye { code, .. } => code.name().to_string(),
         CloseReason::Rejected(code) => format!("rejected_{}", code.name()),
-        _ => "transport_lost".to_string(),
+        CloseReason::TransportLost => "transport_lost".to_string(),
+        // (version 2: tampered, replayed, reordered or cut records)
+        CloseReason::RecordFailed(_) => "record_failed".to_string(),
+        _ => "closed".to_string(),
     }
 }
 
@@ -299,5 +365,14 @@ mod tests {
         assert_eq!(peer_text(&[0xff, b'a']), "\u{fffd}a");
         let long = peer_text("é".repeat(300).as_bytes());
         assert_eq!(long, format!("{}…", "é".repeat(200)));
+    }
+
+    /// Review s38, finding 7: a record that failed to decrypt (tampering,
+    /// PROTOCOL.md section 7: a protocol error) is not a lost transport.
+    #[test]
+    fn a_record_failure_is_not_named_transport_lost() {
+        use peernet_tokio::{CloseReason, RecordError};
+        let name = super::reason_name(&CloseReason::RecordFailed(RecordError::DecryptFailed));
+        assert_ne!(name, "transport_lost");
     }
 }

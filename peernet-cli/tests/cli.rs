@@ -235,8 +235,16 @@ fn protocol_1_is_an_opt_in_on_both_ends() {
     assert!(stderr(&v2).starts_with("error: "), "{}", stderr(&v2));
 }
 
+/// SIGTERM, and SIGHUP (a closed terminal or SSH session; it used to kill
+/// `serve` with no goodbye and no save), shut the node down gracefully.
 #[tokio::test(flavor = "current_thread")]
-async fn sigterm_says_goodbye_normal_and_exits_zero() {
+async fn sigterm_and_sighup_say_goodbye_normal_and_exit_zero() {
+    for signal in ["-TERM", "-HUP"] {
+        stopped_by(signal).await;
+    }
+}
+
+async fn stopped_by(signal: &str) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_path_buf();
     let me = Identity::from_seed(&[42; 32]);
@@ -252,7 +260,7 @@ async fn sigterm_says_goodbye_normal_and_exits_zero() {
     let pid = s.child.id().to_string();
     assert!(
         Command::new("kill")
-            .args(["-TERM", &pid])
+            .args([signal, &pid])
             .status()
             .unwrap()
             .success()
@@ -281,7 +289,7 @@ async fn sigterm_says_goodbye_normal_and_exits_zero() {
     let status = tokio::task::spawn_blocking(move || s.child.wait().unwrap())
         .await
         .unwrap();
-    assert_eq!(status.code(), Some(0));
+    assert_eq!(status.code(), Some(0), "{signal}");
 }
 
 /// Issue 13, fault 2: event lines are written by their own thread behind a
@@ -550,4 +558,193 @@ fn a_callees_own_words_are_shown_escaped() {
         &out,
         "error: closed: protocol_error (frame: length 338 is over the limit of 200)",
     );
+}
+
+/// `call` fails (exit 1, one `error:` line) when its reply cannot be
+/// written: it used to exit 0 with the reply lost (`> reply` on a full
+/// disk, a reader that died).
+#[test]
+fn call_fails_when_the_reply_cannot_be_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let a = keygen(d, "a.key");
+    keygen(d, "b.key");
+    let s = serve(d, "b.key", &["--trust", &a, "--expose", "echo"]);
+    let target = format!("{}@{}", s.peer, s.addr);
+    let full = std::fs::File::options()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = Command::new(peernet())
+        .args([
+            "call",
+            "--key",
+            "a.key",
+            "--connect",
+            &target,
+            "echo",
+            "hello",
+        ])
+        .current_dir(d)
+        .stdout(full)
+        .output()
+        .unwrap();
+    assert_fails_with(&out, "error: stdout: ");
+}
+
+/// A record that fails to decrypt (an attacker on the path flipping a bit
+/// of the encrypted stream) is `record_failed` on `serve`'s event line,
+/// not `transport_lost`, which it read as before: the attack looked like a
+/// pulled cable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_record_is_named_record_failed() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let me = Identity::from_seed(&[44; 32]);
+    let mine = me.peer_id().to_string();
+    keygen(&d, "b.key");
+    let s = serve(&d, "b.key", &["--trust", &mine, "--expose", "echo"]);
+    let server: PeerId = s.peer.parse().unwrap();
+    let upstream: std::net::SocketAddr = s.addr.parse().unwrap();
+    // on the path: flips the last bit of the first read once armed
+    let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy_addr = proxy.local_addr().unwrap();
+    let armed = Arc::new(AtomicBool::new(false));
+    let tamper = armed.clone();
+    tokio::spawn(async move {
+        let (client, _) = proxy.accept().await.unwrap();
+        let up = tokio::net::TcpStream::connect(upstream).await.unwrap();
+        let (mut client_read, mut client_write) = client.into_split();
+        let (mut up_read, mut up_write) = up.into_split();
+        tokio::spawn(async move {
+            let _ = tokio::io::copy(&mut up_read, &mut client_write).await;
+        });
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let n = match client_read.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            if tamper.swap(false, Ordering::AcqRel) {
+                buf[n - 1] ^= 1;
+            }
+            if up_write.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+    });
+    let node = Node::new(NodeConfig::new(me).trusting(server));
+    node.connect(server, proxy_addr).await.unwrap();
+    assert_eq!(s.lines.next(), format!("connected {mine}"));
+    armed.store(true, Ordering::Release);
+    let _ = node
+        .call(&server, "echo", "x", Duration::from_secs(5))
+        .await;
+    assert_eq!(s.lines.next(), format!("disconnected {mine} record_failed"));
+    node.shutdown().await;
+}
+
+/// A second Ctrl-C stops `serve` at once (exit 130) while its graceful
+/// shutdown waits for a running handler; it used to be ignored, leaving
+/// the operator the whole grace period (5 s) or SIGKILL.
+#[tokio::test(flavor = "current_thread")]
+async fn a_second_ctrl_c_stops_serve_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let me = Identity::from_seed(&[45; 32]);
+    let mine = me.peer_id().to_string();
+    keygen(&d, "b.key");
+    let mut s = serve_with(
+        &d,
+        "b.key",
+        &["--trust", &mine, "--expose", "sleep", "--expose", "echo"],
+        Stdio::piped(),
+        "info",
+    );
+    let log = Lines::new(s.child.stderr.take().unwrap());
+    let server: PeerId = s.peer.parse().unwrap();
+    let node = Node::new(NodeConfig::new(me).trusting(server));
+    node.connect(server, s.addr.as_str()).await.unwrap();
+    // A handler that runs for a minute: its CALL goes first, and the echo
+    // after it on the same connection comes back only once the server
+    // has read the first and started its handler.
+    let sleeping = tokio::spawn({
+        let node = node.clone();
+        async move {
+            node.call(&server, "sleep", "60000", Duration::from_secs(90))
+                .await
+        }
+    });
+    while node.stats().core.outbound_calls == 0 {
+        tokio::task::yield_now().await;
+    }
+    node.call(&server, "echo", "x", Duration::from_secs(30))
+        .await
+        .unwrap();
+    let pid = s.child.id().to_string();
+    let interrupt = || {
+        let sent = Command::new("kill").args(["-INT", &pid]).status().unwrap();
+        assert!(sent.success());
+    };
+    interrupt();
+    // (one signal handled before the next is sent: two at once are one)
+    while !log.next().contains("shutting down") {}
+    let second = std::time::Instant::now();
+    interrupt();
+    let status = tokio::task::spawn_blocking(move || s.child.wait().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(
+        second.elapsed() < Duration::from_secs(3),
+        "{:?} after the second signal",
+        second.elapsed()
+    );
+    sleeping.abort();
+    node.shutdown().await;
+}
+
+/// `--mdns-interface` with an address no interface has is a usage error:
+/// it used to switch discovery off without a word.
+#[cfg(feature = "mdns")]
+#[test]
+fn an_mdns_interface_no_interface_has_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    keygen(d, "b.key");
+    let args = [
+        "serve",
+        "--key",
+        "b.key",
+        "--listen",
+        "127.0.0.1:0",
+        "--mdns",
+        "--mdns-interface",
+        "192.0.2.99",
+    ];
+    // (bounded: the old code served on, discovery off, until killed)
+    let mut child = Command::new(peernet())
+        .args(args)
+        .current_dir(d)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr_pipe = child.stderr.take().unwrap();
+    let err = std::thread::spawn(move || std::io::read_to_string(stderr_pipe).unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let pid = child.id();
+    std::thread::spawn(move || tx.send(child.wait().unwrap()));
+    let status = rx
+        .recv_timeout(Duration::from_secs(20))
+        .unwrap_or_else(|_| {
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+            panic!("serve ran on with discovery on an address no interface has")
+        });
+    let err = err.join().unwrap();
+    assert_eq!(status.code(), Some(64), "{err}");
+    assert!(err.contains("no interface has this address"), "{err}");
 }

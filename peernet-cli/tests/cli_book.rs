@@ -594,3 +594,134 @@ fn every_address_tried_is_named_with_its_cause() {
     assert!(err.contains(&format!("{}: ", s.addr)), "{err}");
     assert!(err.contains("127.0.0.1:1: "), "{err}");
 }
+
+/// A ticket cannot carry an IPv6 scope id: `ticket --addr` with one is a
+/// usage error. (It used to drop the scope and print a ticket for
+/// `[fe80::1]:7000`, an address that names no link.)
+#[test]
+fn a_ticket_refuses_a_scoped_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&["init", "node"], d);
+    let err = fails(64, &["ticket", "node", "--addr", "[fe80::1%2]:7000"], d);
+    assert!(err.contains("scope id"), "{err}");
+}
+
+/// A ticket typed in upper case is refused with a message that says so
+/// (it used to say that a PeerId is 64 lowercase hex digits).
+#[test]
+fn an_upper_case_ticket_is_refused_for_its_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&["init", "a"], d);
+    ok(&["init", "b"], d);
+    let ticket = ok(&["ticket", "b", "--addr", "192.0.2.1:7000"], d);
+    let upper = ticket.trim().to_uppercase();
+    let err = fails(64, &["pair", "a", &upper], d);
+    assert!(err.contains("lower case"), "{err}");
+}
+
+/// Every `peers` line splits on spaces into three fields, whoever wrote
+/// the label: the library's `Node::pair` takes a label with inner spaces,
+/// which `peers` used to print as it was, shifting the address column.
+#[test]
+fn peers_lines_have_three_fields_whatever_the_label() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&["init", "node"], d);
+    let other = peernet_tokio::Identity::from_seed(&[7; 32]).peer_id();
+    ok(&["pair", "node", &format!("{other}@192.0.2.1:7000")], d);
+    let data = peernet_tokio::persist::DataDir::open(d.join("node")).unwrap();
+    let mut trust = data.load_trust().unwrap();
+    trust.insert(other, Some(peernet_tokio::Label::new("my laptop").unwrap()));
+    data.save_trust(&trust).unwrap();
+    let line = ok(&["peers", "node"], d);
+    assert_eq!(line, format!("{other} my\\u{{20}}laptop 192.0.2.1:7000\n"));
+}
+
+/// An I/O error on the lock file names it (it said `lock file: Is a
+/// directory`, pointing nowhere).
+#[test]
+fn a_lock_file_error_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&["init", "node"], d);
+    std::fs::create_dir(d.join("node/lock")).unwrap();
+    let other = peernet_tokio::Identity::from_seed(&[7; 32])
+        .peer_id()
+        .to_string();
+    let err = fails(1, &["pair", "node", &other], d);
+    assert!(err.contains("node/lock: "), "{err}");
+}
+
+/// `init` refuses a directory that holds anything but a data directory's
+/// files, and leaves it as it was: it used to add its files there and make
+/// it 0700 (a web root, a project, a shared directory mistyped). A
+/// directory that lost only its identity is still mended.
+#[cfg(unix)]
+#[test]
+fn init_refuses_a_directory_that_is_not_a_data_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let www = d.join("www");
+    std::fs::create_dir(&www).unwrap();
+    std::fs::write(www.join("index.html"), "hi").unwrap();
+    std::fs::set_permissions(&www, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let err = fails(1, &["init", "www"], d);
+    assert!(err.contains("not a data directory"), "{err}");
+    let mode = std::fs::metadata(&www).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o755);
+    let names: Vec<_> = std::fs::read_dir(&www)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["index.html"]);
+    // an empty directory, and one that lost its identity, are fine
+    std::fs::create_dir(d.join("empty")).unwrap();
+    ok(&["init", "empty"], d);
+    std::fs::remove_file(d.join("empty/identity")).unwrap();
+    ok(&["init", "empty"], d);
+}
+
+/// The commands that print one result (`id`, `keygen`, `ticket`, `peers`,
+/// `init`) fail with one `error:` line and exit 1 when stdout cannot take
+/// it; `println!` used to panic (exit 101, a panic report).
+#[test]
+fn a_result_stdout_cannot_take_is_an_error_line_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    keygen(d, "a.key");
+    ok(&["init", "node"], d);
+    let commands: [&[&str]; 5] = [
+        &["id", "a.key"],
+        &["keygen", "c.key"],
+        &["init", "fresh"],
+        &["ticket", "node", "--addr", "192.0.2.1:7000"],
+        &["peers", "node"],
+    ];
+    ok(
+        &[
+            "pair",
+            "node",
+            &format!("{}@192.0.2.1:7000", keygen(d, "p.key")),
+        ],
+        d,
+    );
+    for args in commands {
+        let full = std::fs::File::options()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let out = Command::new(peernet())
+            .args(args)
+            .current_dir(d)
+            .env("RUST_BACKTRACE", "0")
+            .stdout(full)
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.starts_with("error: stdout: "), "{args:?}: {err}");
+    }
+}

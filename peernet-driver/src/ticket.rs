@@ -23,7 +23,9 @@
 //!   [`MAX_TICKET_LEN`] characters; longer text is refused before it is
 //!   decoded.
 //!
-//! An IPv6 address's scope id and flow label are not carried.
+//! An IPv6 address's flow label is not carried, nor a scope id: an
+//! address with one is refused (without it, a link-local address names no
+//! link, and the ticket would name an address no peer can dial).
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -100,6 +102,10 @@ pub enum TicketError {
     /// `::`), multicast or broadcast IP ([`peernet_proto::is_dialable`]).
     #[error("{0} cannot be dialed (port 0, or an unspecified, multicast or broadcast IP)")]
     Undialable(SocketAddr),
+    /// An IPv6 address with a scope id (`[fe80::1%2]:7000`), which a
+    /// ticket cannot carry.
+    #[error("{0}: a ticket cannot carry an address's scope id")]
+    Scoped(SocketAddr),
 }
 
 impl Ticket {
@@ -109,13 +115,19 @@ impl Ticket {
     ///
     /// [`TicketError::TooManyAddresses`] beyond [`MAX_TICKET_ADDRS`]
     /// distinct addresses; [`TicketError::Undialable`] for an address no
-    /// dial can reach.
+    /// dial can reach; [`TicketError::Scoped`] for an IPv6 address with a
+    /// scope id.
     pub fn new(
         peer: PeerId,
         addrs: impl IntoIterator<Item = SocketAddr>,
     ) -> Result<Ticket, TicketError> {
         let mut unique: Vec<SocketAddr> = Vec::new();
         for addr in addrs {
+            if let SocketAddr::V6(v6) = addr {
+                if v6.scope_id() != 0 {
+                    return Err(TicketError::Scoped(addr));
+                }
+            }
             let addr = strip(addr);
             if !peernet_proto::is_dialable(&addr) {
                 return Err(TicketError::Undialable(addr));
@@ -206,7 +218,7 @@ impl Ticket {
     }
 }
 
-/// A ticket carries an IP and a port only.
+/// A ticket carries an IP and a port only (no flow label).
 fn strip(addr: SocketAddr) -> SocketAddr {
     SocketAddr::new(addr.ip(), addr.port())
 }
@@ -279,6 +291,21 @@ mod tests {
             let read = made.to_string().parse::<Ticket>();
             assert_eq!(read, Err(TicketError::Undialable(bad)), "{text}");
         }
+    }
+
+    /// Review s38: a scope id was dropped without a word, leaving a
+    /// ticket for `[fe80::1]:7000`, which names no link.
+    #[test]
+    fn a_scoped_address_is_refused_and_a_flow_label_dropped() {
+        let scoped: SocketAddr = "[fe80::1%2]:7000".parse().unwrap();
+        assert_eq!(
+            Ticket::new(peer(1), [scoped]),
+            Err(TicketError::Scoped(scoped))
+        );
+        let ip = "2001:db8::1".parse().unwrap();
+        let labelled = SocketAddr::V6(std::net::SocketAddrV6::new(ip, 7000, 0x12345, 0));
+        let ticket = Ticket::new(peer(1), [labelled]).unwrap();
+        assert_eq!(ticket.addrs(), ["[2001:db8::1]:7000".parse().unwrap()]);
     }
 
     #[test]

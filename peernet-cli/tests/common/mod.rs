@@ -3,9 +3,9 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -60,7 +60,7 @@ pub fn fails(code: i32, args: &[&str], cwd: &Path) -> String {
 pub struct Lines(mpsc::Receiver<(Instant, String)>);
 
 impl Lines {
-    pub fn new(out: ChildStdout) -> Lines {
+    pub fn new(out: impl Read + Send + 'static) -> Lines {
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(out).lines() {
