@@ -18,7 +18,7 @@ use peernet_proto::{ConnId, InboundCallId, PeerId, Response};
 
 use crate::context::{CallKind, CancelFlag, Clock, Context};
 use crate::runtime::{BoxFuture, Runtime};
-use crate::shared::{ConnSignals, Inner, Shared, Work};
+use crate::shared::{ConnSignals, Inner, Phase, Shared, Work};
 
 /// What a handler returns: the result bytes, or its own error bytes
 /// (status `handler_error` on the caller's side).
@@ -108,7 +108,7 @@ type Running = CatchUnwind<AssertUnwindSafe<BoxFuture<HandlerResult>>>;
 impl<R: Runtime> Shared<R> {
     /// Tells shutdown when the last running handler is done.
     pub(crate) fn maybe_quiet(&self, inner: &Inner) {
-        if inner.running.is_empty() {
+        if inner.is_quiet() {
             self.quiet.notify(usize::MAX);
         }
     }
@@ -144,6 +144,8 @@ impl<R: Runtime> Shared<R> {
         let mut replies = Vec::new();
         let mut tasks: Vec<(TaskKey, Running, Option<Arc<CancelFlag>>)> = Vec::new();
         let mut sends_done = Vec::new();
+        // (handlers taken from `work`: `Inner::starting` counts them)
+        let mut started_now = 0;
         for item in work.drain(..) {
             let (key, peer, args, handler, ctx) = match item {
                 Work::Complete(waker) => {
@@ -186,6 +188,7 @@ impl<R: Runtime> Shared<R> {
                     (TaskKey::Send(done, 0), send.peer, send.args, handler, ctx)
                 }
             };
+            started_now += 1;
             let (kind, deadline) = ctx;
             // (a plain handler has no context: no flag, no deadline on the
             // runtime's clock)
@@ -229,6 +232,7 @@ impl<R: Runtime> Shared<R> {
         // take the lock as it drops (a nested call's guard).
         let mut cancelled = Vec::new();
         self.critical(work, |inner, now| {
+            inner.starting -= started_now;
             for (id, response) in replies {
                 inner.ep.reply(now, id, response);
             }
@@ -252,6 +256,16 @@ impl<R: Runtime> Shared<R> {
                     }
                     TaskKey::Call(_) => {}
                 }
+                if inner.handlers_stopped {
+                    // The shutdown stopped the handlers while this one's
+                    // first poll ran: a task now would run on after the
+                    // node closed, holding its whole state.
+                    if let TaskKey::Send(done, _) = key {
+                        inner.send_finished(done);
+                    }
+                    cancelled.push((fut, cancel));
+                    continue;
+                }
                 let (handle, registration) = AbortHandle::new_pair();
                 inner.running.insert(
                     key,
@@ -261,6 +275,10 @@ impl<R: Runtime> Shared<R> {
                     },
                 );
                 spawn.push((key, Abortable::new(fut, registration)));
+            }
+            if inner.phase != Phase::Running {
+                // (a shutdown may be waiting for the last to start)
+                self.maybe_quiet(inner);
             }
         });
         // (checked first: an empty loop still costs its iterator's drop,
@@ -316,6 +334,7 @@ impl<R: Runtime> Shared<R> {
 
     /// Stops every handler task (end of shutdown's grace period).
     pub(crate) fn abort_handlers(&self, inner: &mut Inner) {
+        inner.handlers_stopped = true;
         for (key, task) in inner.running.drain() {
             task.stop();
             if let TaskKey::Send(done, _) = key {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use peernet_proto::PeerId;
 
 use crate::runtime::Runtime;
-use crate::shared::{Phase, Shared};
+use crate::shared::{Inner, Phase, Shared};
 use crate::tasks::first;
 
 /// How long `shutdown` waits at least for the goodbyes to be written.
@@ -128,7 +128,7 @@ async fn graceful_close<R: Runtime>(shared: &Arc<Shared<R>>, grace: Duration) {
     let deadline = shared.after(grace);
     loop {
         let quiet = shared.quiet.listen();
-        if shared.read(|inner| inner.running.is_empty()) {
+        if shared.read(Inner::is_quiet) {
             break;
         }
         if !first(quiet, rt.sleep_until(deadline)).await {

@@ -79,6 +79,13 @@ pub(crate) struct Inner {
     /// Handlers that did not finish on their first poll, so that CANCEL
     /// (or a closed connection) can stop them and shutdown can wait.
     pub(crate) running: HashMap<TaskKey, RunningTask>,
+    /// Handlers handed to `run` (`Work::Call`, `Work::Send`) and not yet
+    /// taken back under the lock: in their first poll, outside the lock,
+    /// so not in `running`. Shutdown's grace waits for these too.
+    pub(crate) starting: usize,
+    /// The handlers were stopped (shutdown's grace is over, or the node
+    /// closed): one whose first poll ends after that is stopped at once.
+    pub(crate) handlers_stopped: bool,
     pub(crate) next_task: u64,
     /// Send handlers started and not finished, per peer: at most
     /// `max_inbound_calls`; a SEND beyond is dropped, as a CALL beyond is
@@ -104,6 +111,8 @@ impl Inner {
             dials: FastMap::default(),
             handlers: FastMap::default(),
             running: HashMap::new(),
+            starting: 0,
+            handlers_stopped: false,
             next_task: 0,
             sends_running: FastMap::default(),
             subscribers: Vec::new(),
@@ -115,6 +124,11 @@ impl Inner {
 
 impl Inner {
     /// Takes a send-handler slot for `peer`, if one is free.
+    /// No handler is running or starting: shutdown's grace may end.
+    pub(crate) fn is_quiet(&self) -> bool {
+        self.running.is_empty() && self.starting == 0
+    }
+
     pub(crate) fn take_send_slot(&mut self, peer: PeerId) -> bool {
         let running = self.sends_running.entry(peer).or_insert(0);
         let free = *running < self.send_cap;
@@ -478,7 +492,10 @@ impl<R: Runtime> Shared<R> {
                 self.wake_room();
             }
             Event::Call(call) => match inner.handlers.get(call.handle.as_str()) {
-                Some(handler) => work.push(Work::Call(call, handler.clone())),
+                Some(handler) => {
+                    inner.starting += 1;
+                    work.push(Work::Call(call, handler.clone()));
+                }
                 // Never happens: the core's exposure and the handler table
                 // change together under this lock. Answer rather than
                 // leave the caller to its timeout.
@@ -490,6 +507,7 @@ impl<R: Runtime> Shared<R> {
                 let handler = inner.handlers.get(send.handle.as_str()).cloned();
                 match handler {
                     Some(handler) if inner.take_send_slot(send.peer) => {
+                        inner.starting += 1;
                         work.push(Work::Send(send, handler));
                     }
                     Some(_) => {
@@ -505,12 +523,14 @@ impl<R: Runtime> Shared<R> {
                 // not started yet (CALL and CANCEL in one read): never start
                 // (the handler clone dropped is never the last: the table
                 // holds one, and nothing can unexpose under this lock)
+                let before = work.len();
                 work.retain(|w| !matches!(w, Work::Call(call, _) if call.id == id));
+                inner.starting -= before - work.len();
                 if let Some(task) = inner.running.remove(&TaskKey::Call(id)) {
                     tracing::debug!(call = id.request_id(), "handler cancelled");
                     task.stop();
-                    self.maybe_quiet(inner);
                 }
+                self.maybe_quiet(inner);
             }
             Event::Connected {
                 conn,

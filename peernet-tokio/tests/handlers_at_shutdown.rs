@@ -1,0 +1,178 @@
+//! Handlers and the shutdown: a handler's first poll runs on a reader's
+//! task, outside the node's lock, before the handler is in the table of
+//! running ones. The shutdown's grace waits for such a handler too, and
+//! one whose first poll ends after the handlers were stopped is stopped at
+//! once rather than run on, holding the closed node's state.
+
+mod common;
+
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+/// Sends on drop: tells the test a handler's state was dropped.
+struct OnDrop(mpsc::Sender<()>);
+
+impl Drop for OnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.send(());
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(3)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A handler whose first poll blocks its thread until the test says go
+/// (standing for synchronous work at the top of a handler), then waits
+/// for good, holding an `OnDrop`.
+fn blocking_first_poll(
+    started: mpsc::Sender<()>,
+    go: Arc<Mutex<mpsc::Receiver<()>>>,
+    dropped: mpsc::Sender<()>,
+) -> impl Fn(
+    peernet_tokio::PeerId,
+    Bytes,
+) -> futures_util::future::BoxFuture<'static, Result<Bytes, Bytes>>
++ Send
++ Sync
++ 'static {
+    move |_, _| {
+        let (started, go, guard) = (started.clone(), go.clone(), OnDrop(dropped.clone()));
+        Box::pin(async move {
+            let _guard = guard;
+            let _ = started.send(());
+            let _ = go.lock().unwrap().recv_timeout(Duration::from_secs(30));
+            std::future::pending::<()>().await;
+            Ok(Bytes::new())
+        })
+    }
+}
+
+/// Runs the race of a handler whose first poll is still running when the
+/// node shuts down: `send` picks SEND (true) or CALL (false). Returns
+/// whether the handler's state was dropped after the shutdown, and
+/// whether bob's event stream ended once both nodes were dropped (which
+/// needs every task holding bob's state to be gone).
+fn handler_in_first_poll_at_shutdown(send: bool) -> (bool, bool) {
+    let rt = runtime();
+    let (started_tx, started_rx) = mpsc::channel();
+    let (go_tx, go_rx) = mpsc::channel();
+    let (dropped_tx, dropped_rx) = mpsc::channel();
+    let go = Arc::new(Mutex::new(go_rx));
+    let (alice, bob) = rt.block_on(common::trusting_pair(91, 92));
+    bob.expose("h", blocking_first_poll(started_tx, go, dropped_tx))
+        .unwrap();
+    let events = bob.events();
+    rt.block_on(async {
+        alice
+            .connect(bob.peer_id(), bob.local_addr().unwrap())
+            .await
+            .unwrap();
+    });
+    let (a, b) = (alice.clone(), bob.peer_id());
+    rt.spawn(async move {
+        if send {
+            a.send(&b, "h", "x").await.unwrap();
+        } else {
+            let _ = a.call(&b, "h", "x", Duration::from_secs(60)).await;
+        }
+    });
+    started_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the handler's first poll runs");
+    // While that first poll runs (on bob's reader task), bob shuts down:
+    // nothing is in `running` yet, so the grace period ends at once, the
+    // handlers left are stopped, the connection closes and the node closes.
+    rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(10), bob.shutdown())
+            .await
+            .expect("bob shuts down");
+    });
+    // Now the first poll returns Pending.
+    go_tx.send(()).unwrap();
+    let dropped = dropped_rx.recv_timeout(Duration::from_secs(5)).is_ok();
+    drop((alice, bob));
+    // Every task holding bob's state ended (the writers linger 2 s at
+    // most): its subscribers' senders are gone with it.
+    let ended = rt.block_on(async {
+        let drain = async { while events.recv().await.is_ok() {} };
+        tokio::time::timeout(Duration::from_secs(8), drain)
+            .await
+            .is_ok()
+    });
+    rt.shutdown_background();
+    (dropped, ended)
+}
+
+/// Control: a CALL handler caught the same way is stopped as it starts
+/// (`is_serving` is false after the close), and bob's state goes.
+#[test]
+fn a_call_handler_started_as_the_node_shuts_down_is_stopped() {
+    let (dropped, ended) = handler_in_first_poll_at_shutdown(false);
+    assert!(dropped, "the call handler was not stopped");
+    assert!(ended, "bob's state outlived the node");
+}
+
+/// A SEND handler caught the same way used to be spawned afterwards as a
+/// task nobody tracks: the handlers had been stopped, the node was closed,
+/// and the task (with the handler's state, and the node's whole state
+/// through it) lived for good.
+#[test]
+fn a_send_handler_started_as_the_node_shuts_down_is_stopped() {
+    let (dropped, ended) = handler_in_first_poll_at_shutdown(true);
+    assert!(
+        dropped,
+        "the send handler runs on after shutdown returned (never stopped)"
+    );
+    assert!(
+        ended,
+        "bob's state outlived the node (a task still holds it)"
+    );
+}
+
+/// `shutdown` lets a handler still in its first poll (synchronous work
+/// before its first `.await`) finish within the grace period, as it does
+/// the running ones: it used to close the connection at once, and the
+/// caller lost the answer with the grace (5 s) far from over.
+#[test]
+fn shutdown_grace_covers_a_handler_in_its_first_poll() {
+    let rt = runtime();
+    let (started_tx, started_rx) = mpsc::channel::<()>();
+    let (alice, bob) = rt.block_on(common::trusting_pair(99, 100));
+    bob.expose("work", move |_, _| {
+        let started = started_tx.clone();
+        async move {
+            let _ = started.send(());
+            // synchronous work at the top of the handler
+            std::thread::sleep(Duration::from_millis(500));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            Ok(Bytes::from_static(b"done"))
+        }
+    })
+    .unwrap();
+    rt.block_on(async {
+        alice
+            .connect(bob.peer_id(), bob.local_addr().unwrap())
+            .await
+            .unwrap();
+    });
+    let (a, b) = (alice.clone(), bob.peer_id());
+    let call = rt.spawn(async move { a.call(&b, "work", "x", Duration::from_secs(30)).await });
+    started_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    let t = std::time::Instant::now();
+    rt.block_on(bob.shutdown());
+    let took = t.elapsed();
+    let result = rt.block_on(call).unwrap();
+    rt.block_on(alice.shutdown());
+    assert_eq!(
+        result.as_deref().ok(),
+        Some(&b"done"[..]),
+        "the handler was cut off {took:?} into a 5 s grace"
+    );
+}
