@@ -47,6 +47,12 @@ pub(crate) struct ConnSignals {
     pub(crate) reader_done: Signal,
     /// The write half, for the writer and for the reader's inline writes.
     pub(crate) port: Port,
+    /// Bytes the writer took and has not yet written (its batch while a
+    /// write waits on the transport; 0 between writes).
+    pub(crate) unwritten: AtomicUsize,
+    /// What this connection adds to [`Shared::lingering`] since its close,
+    /// given back as its writer ends.
+    pub(crate) lingering: AtomicUsize,
 }
 
 pub(crate) struct ConnEntry {
@@ -212,6 +218,11 @@ pub(crate) struct Shared<R: Runtime> {
     pub(crate) writer_ended: Broadcast,
     /// The node is closed.
     pub(crate) closed: Broadcast,
+    /// Bytes that closed connections still mean to write (their writers'
+    /// batches and last bytes) during their linger: past
+    /// [`Shared::linger_budget`], a closed connection's writer stops at
+    /// once instead (`tasks::LINGER`).
+    pub(crate) lingering: AtomicUsize,
     pub(crate) dropped_events: AtomicU64,
     /// SENDs dropped because their peer had too many handlers running.
     pub(crate) dropped_sends: AtomicU64,
@@ -250,6 +261,7 @@ impl<R: Runtime> Shared<R> {
             writers: AtomicUsize::new(0),
             writer_ended: Broadcast::new(),
             closed: Broadcast::new(),
+            lingering: AtomicUsize::new(0),
             dropped_events: AtomicU64::new(0),
             dropped_sends: AtomicU64::new(0),
             calls_timed_out_unsent: AtomicU64::new(0),
@@ -432,6 +444,49 @@ impl<R: Runtime> Shared<R> {
         (data, closing)
     }
 
+    /// The most bytes closed connections may still mean to write, node
+    /// wide, during their linger: four send buffers. A peer that reads
+    /// nothing and reconnects as fast as it may would otherwise pin a
+    /// batch of up to a send buffer per closed connection, for the whole
+    /// linger of each.
+    fn linger_budget(&self, inner: &Inner) -> usize {
+        inner.ep.config().max_send_buffer.saturating_mul(4)
+    }
+
+    /// A connection closes with `last` bytes to write after what its
+    /// writer holds: counted against the node's linger budget, or refused
+    /// (false: the writer stops at once, and the peer misses its last
+    /// bytes) when they would not fit.
+    fn may_linger(&self, signals: &ConnSignals, last: usize, budget: usize) -> bool {
+        let held = signals
+            .unwritten
+            .load(Ordering::Acquire)
+            .saturating_add(last);
+        if held == 0 {
+            return true;
+        }
+        let before = self.lingering.fetch_add(held, Ordering::AcqRel);
+        signals.lingering.fetch_add(held, Ordering::AcqRel);
+        let fits = before.saturating_add(held) <= budget;
+        if !fits {
+            tracing::debug!(
+                held,
+                budget,
+                "linger budget spent: a closed connection's bytes dropped"
+            );
+        }
+        fits
+    }
+
+    /// A closed connection's writer ended: what it counted against the
+    /// linger budget is free again.
+    pub(crate) fn lingered(&self, signals: &ConnSignals) {
+        let held = signals.lingering.swap(0, Ordering::AcqRel);
+        if held > 0 {
+            self.lingering.fetch_sub(held, Ordering::AcqRel);
+        }
+    }
+
     /// Wakes callers blocked on a full queue, if there are any.
     pub(crate) fn wake_room(&self) {
         // Called once per completed call: a plain load first, so the common
@@ -454,11 +509,18 @@ impl<R: Runtime> Shared<R> {
                     }
                 }
                 Output::Close { conn, last } => {
+                    let budget = self.linger_budget(inner);
                     if let Some(entry) = inner.conns.get_mut(&conn) {
-                        entry.signals.closed.store(true, Ordering::Release);
+                        let signals = &entry.signals;
+                        signals.closed.store(true, Ordering::Release);
+                        if !self.may_linger(signals, last.len(), budget) {
+                            // (its batch and last bytes go with its writer)
+                            signals.stop_writer.notify();
+                            signals.stop_reader.notify();
+                        }
                         entry.closing = Some(last);
-                        work.push(Work::Write(conn, entry.signals.clone()));
-                        work.push(Work::CloseDeadline(entry.signals.clone()));
+                        work.push(Work::Write(conn, signals.clone()));
+                        work.push(Work::CloseDeadline(signals.clone()));
                     }
                     // callers waiting for room learn the connection is gone
                     self.wake_room();

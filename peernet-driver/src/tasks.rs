@@ -362,6 +362,8 @@ async fn writer<R: Runtime>(
         };
         if left.is_some() || data.is_some() {
             // Everything queued since the last wake-up, in one write.
+            let held = left.as_ref().map_or(0, |b| b.len()) + data.as_ref().map_or(0, |b| b.len());
+            signals.unwritten.store(held, Ordering::Release);
             let mut written = Ok(());
             for bytes in [left, data].into_iter().flatten() {
                 let writing = write_patiently(&shared, write, &bytes, patience);
@@ -373,6 +375,7 @@ async fn writer<R: Runtime>(
                     break;
                 }
             }
+            signals.unwritten.store(0, Ordering::Release);
             if let Err(failed) = written {
                 give_up(&shared, conn, failed, patience);
                 break Ending::Broken;
@@ -403,6 +406,7 @@ async fn writer<R: Runtime>(
     // Our side of the transport closes here (inline writers hold the
     // port only for a write that does not wait).
     signals.port.lock().await.write = None;
+    shared.lingered(&signals);
     shared.with_core(|inner, _| inner.conns.remove(&conn));
     shared.writers.fetch_sub(1, Ordering::AcqRel);
     shared.writer_ended.notify(usize::MAX);

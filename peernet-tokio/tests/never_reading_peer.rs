@@ -4,27 +4,30 @@
 //! (the linger only started after that write), pinning the descriptor and
 //! megabytes of unsent data per redial.
 //!
-//! Its own test binary: it counts this process's open file descriptors.
+//! Its own test binary: it counts this process's open file descriptors,
+//! so its tests take turns ([`TURN`]).
 
 use std::time::Duration;
 
 use peernet_conformance::RawPeer;
-use peernet_tokio::{Identity, Node, NodeConfig, NodeEvent, TokioRuntime};
+use peernet_tokio::{Config, Identity, Node, NodeConfig, NodeEvent, PeerId, TokioRuntime};
+
+/// Held by each test for its whole run: another's sockets would move the
+/// count of descriptors.
+static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_closed_connection_releases_its_socket_though_the_peer_never_reads() {
+/// Bob, with a writer blocked towards a raw peer that never reads, and
+/// the descriptors open while connected.
+async fn bob_blocked_on_a_silent_peer(config: NodeConfig) -> (Node, RawPeer, PeerId, usize) {
     let raw_id = Identity::from_seed(&[61; 32]);
     let raw_peer = raw_id.peer_id();
-    let bob = Node::bind(
-        NodeConfig::new(Identity::from_seed(&[62; 32])).trusting(raw_peer),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
+    let bob = Node::bind(config.trusting(raw_peer), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
     let addr = bob.local_addr().unwrap();
     let events = bob.events();
     // Completes the handshake, then is never pumped again: it reads nothing.
@@ -75,6 +78,14 @@ async fn a_closed_connection_releases_its_socket_though_the_peer_never_reads() {
     tokio::time::timeout(Duration::from_secs(30), blocked)
         .await
         .expect("bob's writer blocks");
+    (bob, raw, raw_peer, connected)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_connection_releases_its_socket_though_the_peer_never_reads() {
+    let _turn = TURN.lock().await;
+    let config = NodeConfig::new(Identity::from_seed(&[62; 32]));
+    let (bob, raw, raw_peer, connected) = bob_blocked_on_a_silent_peer(config).await;
 
     // The node ends the connection while its writer is stuck.
     assert!(bob.unpair(&raw_peer).await.unwrap());
@@ -93,6 +104,42 @@ async fn a_closed_connection_releases_its_socket_though_the_peer_never_reads() {
             panic!(
                 "bob still holds the socket 5 s after closing it ({} fds, {connected} while connected)",
                 open_fds()
+            )
+        });
+    drop(raw);
+    bob.shutdown().await;
+}
+
+/// Closed connections may hold at most four send buffers of unwritten
+/// bytes node-wide during their linger; one whose writer holds more stops
+/// at once. (A peer that reads nothing and reconnects as fast as it may
+/// used to pin a batch of up to a send buffer per closed connection, for
+/// the whole linger of each: hundreds of MiB with the defaults.) Here the
+/// send buffer is 64 KiB, so the budget is 256 KiB, and the blocked
+/// writer's batch of a 1 MB call is over it: the socket goes well before
+/// the 2 s linger would have let it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_connection_over_the_linger_budget_stops_at_once() {
+    let _turn = TURN.lock().await;
+    let mut protocol = Config::default();
+    protocol.max_send_buffer = 64 << 10;
+    let config = NodeConfig::new(Identity::from_seed(&[62; 32])).protocol(protocol);
+    let (bob, raw, raw_peer, connected) = bob_blocked_on_a_silent_peer(config).await;
+    let closed_at = std::time::Instant::now();
+    assert!(bob.unpair(&raw_peer).await.unwrap());
+    let released = async {
+        let mut tick = tokio::time::interval(Duration::from_millis(10));
+        while open_fds() >= connected {
+            tick.tick().await;
+        }
+    };
+    // (the linger is 2 s: released in 1 s, it did not linger)
+    tokio::time::timeout(Duration::from_secs(1), released)
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "bob still holds the socket {:?} after closing it",
+                closed_at.elapsed()
             )
         });
     drop(raw);

@@ -23,6 +23,11 @@ use crate::noise::{CipherState, RecordError, TAG_LEN};
 
 use super::Ctx;
 
+/// The longest last write copied out of the queue's buffer rather than cut
+/// from it ([`Transmit::take_last`]): a GOODBYE's record with its longest
+/// reason fits.
+const LAST_COPIED: usize = 4096;
+
 pub(super) struct Transmit {
     conn: ConnId,
     out: BytesMut,
@@ -229,11 +234,19 @@ impl Transmit {
         Ok((!self.out.is_empty()).then(|| self.out.split().freeze()))
     }
 
-    /// Everything left, for the connection's last write (sealed).
+    /// Everything left, for the connection's last write (sealed). A short
+    /// one (a farewell alone, the queue dropped) is copied out: cut from
+    /// the queue's buffer, a few bytes would keep the whole of it (up to
+    /// a send buffer) alive for as long as the driver holds them.
     pub(super) fn take_last(&mut self) -> Bytes {
         if let Some(s) = &mut self.sealer {
             self.records += u64::from(s.close_record(&mut self.out));
             s.unsent_from = s.cipher.nonce();
+        }
+        if self.out.len() <= LAST_COPIED {
+            let last = Bytes::copy_from_slice(&self.out);
+            self.out = BytesMut::new();
+            return last;
         }
         self.out.split().freeze()
     }
