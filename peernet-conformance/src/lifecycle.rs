@@ -148,3 +148,17 @@ pub async fn a_data_dir_config_and_its_clone_start_one_node<H: Harness>() {
     drop(first);
     NodeConfig::from_data_dir(dir.path()).expect("free once the node is closed");
 }
+
+/// An event subscription dropped is let go at the next subscription, not
+/// only at the next event: an application that subscribes per operation
+/// on a quiet node used to pile up queues of `events_capacity` slots each.
+pub async fn dropped_event_streams_do_not_pile_up<H: Harness>() {
+    let a: N<H> = node(1, &[2], |c| c).await;
+    for _ in 0..1000 {
+        drop(a.events());
+    }
+    let kept = a.events();
+    assert_eq!(a.stats().event_streams, 1);
+    drop(kept);
+    a.shutdown().await;
+}

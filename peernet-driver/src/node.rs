@@ -488,8 +488,12 @@ impl<R: Runtime> Node<R> {
     /// bytes and records in and out, supersedes) and the driver's own
     /// counters. Its `Display` is a readable summary.
     pub fn stats(&self) -> NodeStats {
-        let core = self.shared.read(|inner| inner.ep.stats());
+        let (core, event_streams) = self
+            .shared
+            .read(|inner| (inner.ep.stats(), inner.subscribers.len()));
         NodeStats {
+            event_streams,
+            lingering_bytes: self.shared.lingering.load(Ordering::Acquire),
             core,
             dropped_sends: self.dropped_sends(),
             dropped_events: self.dropped_events(),
@@ -503,7 +507,13 @@ impl<R: Runtime> Node<R> {
     /// A new subscription to connection events, from now on.
     pub fn events(&self) -> EventStream {
         let (tx, rx) = async_channel::bounded(self.events_capacity);
-        self.shared.with_core(|inner, _| inner.subscribers.push(tx));
+        self.shared.with_core(|inner, _| {
+            // (those dropped since the last event: each holds a queue of
+            // `events_capacity` slots, and a quiet node may see no event
+            // for a long time)
+            inner.subscribers.retain(|tx| !tx.is_closed());
+            inner.subscribers.push(tx);
+        });
         rx
     }
 

@@ -465,17 +465,19 @@ impl<R: Runtime> Shared<R> {
         if held == 0 {
             return true;
         }
+        // (under the node's lock: only writers ending take from it meanwhile)
         let before = self.lingering.fetch_add(held, Ordering::AcqRel);
-        signals.lingering.fetch_add(held, Ordering::AcqRel);
-        let fits = before.saturating_add(held) <= budget;
-        if !fits {
+        if before.saturating_add(held) > budget {
+            self.lingering.fetch_sub(held, Ordering::AcqRel);
             tracing::debug!(
                 held,
                 budget,
                 "linger budget spent: a closed connection's bytes dropped"
             );
+            return false;
         }
-        fits
+        signals.lingering.fetch_add(held, Ordering::AcqRel);
+        true
     }
 
     /// A closed connection's writer ended: what it counted against the

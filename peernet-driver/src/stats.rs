@@ -37,6 +37,14 @@ pub struct NodeStats {
     /// waiting now for a dial round (a caller that gave up stops counting
     /// when the next one for its peer starts waiting, or the round ends).
     pub connect_waiters: usize,
+    /// A gauge: event subscriptions ([`Node::events`](crate::Node::events))
+    /// the node holds a queue for. A dropped one is let go at the next
+    /// subscription or event.
+    pub event_streams: usize,
+    /// A gauge: bytes that closed connections still mean to write during
+    /// their linger (at most four `max_send_buffer`s: see the README's
+    /// "A peer that never reads").
+    pub lingering_bytes: usize,
 }
 
 impl fmt::Display for NodeStats {
@@ -44,13 +52,15 @@ impl fmt::Display for NodeStats {
         writeln!(f, "{}", self.core)?;
         write!(
             f,
-            "driver: dropped_sends={} dropped_events={} refused_connections={} throttled_connections={} calls_timed_out_unsent={} connect_waiters={}",
+            "driver: dropped_sends={} dropped_events={} refused_connections={} throttled_connections={} calls_timed_out_unsent={} connect_waiters={} event_streams={} lingering_bytes={}",
             self.dropped_sends,
             self.dropped_events,
             self.refused_connections,
             self.throttled_connections,
             self.calls_timed_out_unsent,
             self.connect_waiters,
+            self.event_streams,
+            self.lingering_bytes,
         )
     }
 }

@@ -1,0 +1,77 @@
+//! A node whose writer is blocked towards a raw peer that never reads, for
+//! the test files that count this process's open descriptors (each its
+//! own binary, so no other test's sockets move the count). Taken with
+//! `#[path = "common/silent_peer.rs"] mod silent_peer;`.
+
+use std::time::Duration;
+
+use peernet_conformance::RawPeer;
+use peernet_tokio::{Identity, Node, NodeConfig, NodeEvent, PeerId, TokioRuntime};
+
+/// The descriptors this process has open.
+pub(crate) fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// Bob, with a writer blocked towards a raw peer that never reads, and
+/// the descriptors open while connected.
+pub(crate) async fn bob_blocked_on_a_silent_peer(
+    config: NodeConfig,
+) -> (Node, RawPeer, PeerId, usize) {
+    let raw_id = Identity::from_seed(&[61; 32]);
+    let raw_peer = raw_id.peer_id();
+    let bob = Node::bind(config.trusting(raw_peer), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let addr = bob.local_addr().unwrap();
+    let events = bob.events();
+    // Completes the handshake, then is never pumped again: it reads nothing.
+    let raw = RawPeer::dial(&TokioRuntime::default(), raw_id, bob.peer_id(), addr, &[]).await;
+    // Bob counts the connection once it has the raw peer's last handshake
+    // message.
+    let up = async {
+        loop {
+            if let NodeEvent::Connected { .. } = events.recv().await.unwrap() {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), up)
+        .await
+        .expect("bob connects");
+    let connected = open_fds();
+
+    // 40 calls of ~1 MB towards the silent peer: far more than the two
+    // loopback socket buffers hold, so bob's writer blocks in its write.
+    let args = bytes::Bytes::from(vec![7u8; 1_000_000]);
+    for _ in 0..40 {
+        let (bob, args) = (bob.clone(), args.clone());
+        tokio::spawn(async move {
+            let _ = bob
+                .call(&raw_peer, "x", args, Duration::from_secs(120))
+                .await;
+        });
+    }
+    // The writer is blocked once the calls stop making progress (no call
+    // accepted and nothing taken from the queue for 200 ms) while fewer
+    // than all 40 went out: 40 MB cannot fit in the socket buffers of a
+    // peer that does not read, and loopback writes that can proceed take
+    // microseconds.
+    let blocked = async {
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        let mut before = None;
+        loop {
+            tick.tick().await;
+            let s = bob.stats().core;
+            let now = (s.outbound_calls, s.queued_bytes);
+            if before == Some(now) && (1..40).contains(&now.0) {
+                break;
+            }
+            before = Some(now);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), blocked)
+        .await
+        .expect("bob's writer blocks");
+    (bob, raw, raw_peer, connected)
+}
