@@ -155,6 +155,7 @@ macro_rules! scenario_tests {
             a_call_ended_in_its_handlers_first_poll_leaves_no_task,
             a_dropped_shutdown_future_stops_nothing,
             the_handlers_go_with_the_node,
+            the_access_rules_go_with_the_node,
             dropped_event_streams_do_not_pile_up,
             a_trust_change_given_up_still_lands_whole,
             the_book_is_written_before_the_lock_goes,

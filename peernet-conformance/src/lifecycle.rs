@@ -9,6 +9,7 @@ use std::future::poll_fn;
 use std::task::Poll;
 
 use peernet_driver::{AddrSource, DataDir, LockError, StartError};
+use peernet_proto::Access;
 
 use super::*;
 
@@ -59,6 +60,28 @@ pub async fn the_handlers_go_with_the_node<H: Harness>() {
     assert!(
         dropped.load(Ordering::SeqCst),
         "the handler outlived its node"
+    );
+}
+
+/// An access rule that holds a handle of its own node (to look something
+/// up) is dropped when the node closes, and with it the node's state: it
+/// used to stay in the core's exposures, keeping the closed node's whole
+/// state alive for good.
+pub async fn the_access_rules_go_with_the_node<H: Harness>() {
+    let a: N<H> = node(1, &[2], |c| c).await;
+    let dropped = Arc::new(AtomicBool::new(false));
+    let flag = DropFlag(dropped.clone());
+    let own = a.clone();
+    let rule = Access::rule(move |_caller| {
+        let _held = (&own, &flag);
+        true
+    });
+    a.expose_to("x", rule, |_caller, args: Bytes| async move { Ok(args) })
+        .expect("handle");
+    a.shutdown().await;
+    assert!(
+        dropped.load(Ordering::SeqCst),
+        "the access rule outlived its node"
     );
 }
 

@@ -25,9 +25,10 @@ impl<R: Runtime> Drop for Life<R> {
 }
 
 /// Closes every connection at once and stops the node's tasks. The
-/// handlers go too: one that holds a handle of its own node (a `Node`
-/// clone, to call on from a handler) would otherwise keep the node's whole
-/// state alive for good, through the handler table.
+/// handlers and the access rules go too: one that holds a handle of its
+/// own node (a `Node` clone, to call on from a handler, or to look
+/// something up from a rule) would otherwise keep the node's whole state
+/// alive for good, through the handler table or the core's exposures.
 fn close_now<R: Runtime>(shared: &Arc<Shared<R>>) {
     let handlers = shared.with_core(|inner, now| {
         if inner.phase == Phase::Closed {
@@ -37,7 +38,7 @@ fn close_now<R: Runtime>(shared: &Arc<Shared<R>>) {
         shared.abort_handlers(inner);
         inner.ep.close_all(now);
         inner.phase = Phase::Closed;
-        Some(std::mem::take(&mut inner.handlers))
+        Some((std::mem::take(&mut inner.handlers), inner.ep.unexpose_all()))
     });
     // (`with_core` has woken the writers: the goodbyes go out)
     if let Some(handlers) = handlers {

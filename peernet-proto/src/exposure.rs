@@ -3,6 +3,7 @@
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;
 use alloc::sync::Arc;
+use alloc::vec::Vec;
 use core::fmt;
 
 use crate::codes::ReplyStatus;
@@ -67,6 +68,11 @@ impl Exposure {
 
     pub(crate) fn unexpose(&mut self, handle: &str) -> bool {
         self.handles.remove(handle).is_some()
+    }
+
+    /// Closes every handle; their rules go to the caller.
+    pub(crate) fn take_all(&mut self) -> Vec<Access> {
+        core::mem::take(&mut self.handles).into_values().collect()
     }
 
     /// `Ok` if `peer` may use `handle`; else the status to answer with.

@@ -393,6 +393,14 @@ impl Endpoint {
         self.exposure.unexpose(handle)
     }
 
+    /// Closes every handle, as [`Endpoint::unexpose`] each, and returns
+    /// their access rules for the caller to drop where it may: a rule may
+    /// hold what must not be dropped under the caller's lock (a driver's
+    /// handle of its own node, whose last drop closes the node).
+    pub fn unexpose_all(&mut self) -> Vec<Access> {
+        self.exposure.take_all()
+    }
+
     /// Trusts `peer` (or relabels it). Returns true if it was not trusted.
     pub fn pair(&mut self, peer: PeerId, label: Option<Label>) -> bool {
         self.trust.insert(peer, label)
