@@ -45,6 +45,17 @@ fn serve_with(dir: &Path, key: &str, extra: &[&str], stderr: Stdio, log: &str) -
     }
 }
 
+/// A temporary directory holding `b.key` (for `serve`), and the identity
+/// seeded `seed` with its PeerId as text, for a node of the test's own to
+/// call `serve` with.
+fn with_a_library_client(seed: u8) -> (tempfile::TempDir, Identity, String) {
+    let dir = tempfile::tempdir().unwrap();
+    keygen(dir.path(), "b.key");
+    let me = Identity::from_seed(&[seed; 32]);
+    let mine = me.peer_id().to_string();
+    (dir, me, mine)
+}
+
 /// Runs `peernet call --key key --connect target extra…` in `cwd`.
 fn call(cwd: &Path, key: &str, target: &str, extra: &[&str]) -> std::process::Output {
     let mut args = vec!["call", "--key", key, "--connect", target];
@@ -245,11 +256,8 @@ async fn sigterm_and_sighup_say_goodbye_normal_and_exit_zero() {
 }
 
 async fn stopped_by(signal: &str) {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, me, mine) = with_a_library_client(42);
     let d = dir.path().to_path_buf();
-    let me = Identity::from_seed(&[42; 32]);
-    let mine = me.peer_id().to_string();
-    keygen(&d, "b.key");
     let mut s = serve(&d, "b.key", &["--trust", &mine, "--expose", "echo"]);
     let server: PeerId = s.peer.parse().unwrap();
     let node = Node::new(NodeConfig::new(me).trusting(server));
@@ -298,11 +306,8 @@ async fn stopped_by(signal: &str) {
 /// and timers once the pipe was full (about 870 event lines).
 #[tokio::test(flavor = "current_thread")]
 async fn serve_keeps_serving_when_stdout_is_not_read() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, me, mine) = with_a_library_client(43);
     let d = dir.path().to_path_buf();
-    let me = Identity::from_seed(&[43; 32]);
-    let mine = me.peer_id().to_string();
-    keygen(&d, "b.key");
     let mut child = Command::new(peernet())
         .args(["serve", "--key", "b.key", "--listen", "127.0.0.1:0"])
         .args(["--trust", &mine, "--expose", "echo"])
@@ -601,11 +606,8 @@ async fn a_tampered_record_is_named_record_failed() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, me, mine) = with_a_library_client(44);
     let d = dir.path().to_path_buf();
-    let me = Identity::from_seed(&[44; 32]);
-    let mine = me.peer_id().to_string();
-    keygen(&d, "b.key");
     let s = serve(&d, "b.key", &["--trust", &mine, "--expose", "echo"]);
     let server: PeerId = s.peer.parse().unwrap();
     let upstream: std::net::SocketAddr = s.addr.parse().unwrap();
@@ -652,11 +654,8 @@ async fn a_tampered_record_is_named_record_failed() {
 /// the operator the whole grace period (5 s) or SIGKILL.
 #[tokio::test(flavor = "current_thread")]
 async fn a_second_ctrl_c_stops_serve_at_once() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, me, mine) = with_a_library_client(45);
     let d = dir.path().to_path_buf();
-    let me = Identity::from_seed(&[45; 32]);
-    let mine = me.peer_id().to_string();
-    keygen(&d, "b.key");
     let mut s = serve_with(
         &d,
         "b.key",

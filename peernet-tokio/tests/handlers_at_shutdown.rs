@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use bytes::Bytes;
+use peernet_tokio::Node;
 
 /// Sends on drop: tells the test a handler's state was dropped.
 struct OnDrop(mpsc::Sender<()>);
@@ -26,6 +27,18 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
+}
+
+/// Alice and bob (seeds `a`, `b`), trusting each other, alice dialed.
+fn connected_pair(rt: &tokio::runtime::Runtime, a: u8, b: u8) -> (Node, Node) {
+    rt.block_on(async {
+        let (alice, bob) = common::trusting_pair(a, b).await;
+        alice
+            .connect(bob.peer_id(), bob.local_addr().unwrap())
+            .await
+            .unwrap();
+        (alice, bob)
+    })
 }
 
 /// A handler whose first poll blocks its thread until the test says go
@@ -65,16 +78,10 @@ fn handler_in_first_poll_at_shutdown(send: bool) -> (bool, bool) {
     let (go_tx, go_rx) = mpsc::channel();
     let (dropped_tx, dropped_rx) = mpsc::channel();
     let go = Arc::new(Mutex::new(go_rx));
-    let (alice, bob) = rt.block_on(common::trusting_pair(91, 92));
+    let (alice, bob) = connected_pair(&rt, 91, 92);
     bob.expose("h", blocking_first_poll(started_tx, go, dropped_tx))
         .unwrap();
     let events = bob.events();
-    rt.block_on(async {
-        alice
-            .connect(bob.peer_id(), bob.local_addr().unwrap())
-            .await
-            .unwrap();
-    });
     let (a, b) = (alice.clone(), bob.peer_id());
     rt.spawn(async move {
         if send {
@@ -144,7 +151,7 @@ fn a_send_handler_started_as_the_node_shuts_down_is_stopped() {
 fn shutdown_grace_covers_a_handler_in_its_first_poll() {
     let rt = runtime();
     let (started_tx, started_rx) = mpsc::channel::<()>();
-    let (alice, bob) = rt.block_on(common::trusting_pair(99, 100));
+    let (alice, bob) = connected_pair(&rt, 99, 100);
     bob.expose("work", move |_, _| {
         let started = started_tx.clone();
         async move {
@@ -156,12 +163,6 @@ fn shutdown_grace_covers_a_handler_in_its_first_poll() {
         }
     })
     .unwrap();
-    rt.block_on(async {
-        alice
-            .connect(bob.peer_id(), bob.local_addr().unwrap())
-            .await
-            .unwrap();
-    });
     let (a, b) = (alice.clone(), bob.peer_id());
     let call = rt.spawn(async move { a.call(&b, "work", "x", Duration::from_secs(30)).await });
     started_rx.recv_timeout(Duration::from_secs(10)).unwrap();

@@ -9,7 +9,7 @@ mod silent_peer;
 use std::time::Duration;
 
 use peernet_tokio::{Config, Identity, NodeConfig};
-use silent_peer::{bob_blocked_on_a_silent_peer, open_fds};
+use silent_peer::{bob_blocked_on_a_silent_peer, socket_released};
 
 /// Closed connections may hold at most four send buffers of unwritten
 /// bytes node-wide during their linger; one whose writer holds more stops
@@ -29,21 +29,16 @@ async fn a_closed_connection_over_the_linger_budget_stops_at_once() {
     assert!(bob.unpair(&raw_peer).await.unwrap());
     let lingering = bob.stats().lingering_bytes;
     assert!(lingering <= 4 * (64 << 10), "{lingering} bytes lingering");
-    let released = async {
-        let mut tick = tokio::time::interval(Duration::from_millis(10));
-        while open_fds() >= connected {
-            tick.tick().await;
-        }
-    };
     // (the linger is 2 s: released in 1 s, it did not linger)
-    tokio::time::timeout(Duration::from_secs(1), released)
+    if socket_released(connected, Duration::from_secs(1))
         .await
-        .unwrap_or_else(|_| {
-            panic!(
-                "bob still holds the socket {:?} after closing it",
-                closed_at.elapsed()
-            )
-        });
+        .is_err()
+    {
+        panic!(
+            "bob still holds the socket {:?} after closing it",
+            closed_at.elapsed()
+        );
+    }
     drop(raw);
     bob.shutdown().await;
 }

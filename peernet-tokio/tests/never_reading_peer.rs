@@ -12,7 +12,7 @@ mod silent_peer;
 use std::time::Duration;
 
 use peernet_tokio::{Identity, NodeConfig};
-use silent_peer::{bob_blocked_on_a_silent_peer, open_fds};
+use silent_peer::{bob_blocked_on_a_silent_peer, socket_released};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_connection_releases_its_socket_though_the_peer_never_reads() {
@@ -24,20 +24,11 @@ async fn a_closed_connection_releases_its_socket_though_the_peer_never_reads() {
     assert_eq!(bob.stats().core.connections, 0, "the core let go at once");
 
     // Within the linger (2 s) plus slack, bob's socket is closed.
-    let released = async {
-        let mut tick = tokio::time::interval(Duration::from_millis(20));
-        while open_fds() >= connected {
-            tick.tick().await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(5), released)
-        .await
-        .unwrap_or_else(|_| {
-            panic!(
-                "bob still holds the socket 5 s after closing it ({} fds, {connected} while connected)",
-                open_fds()
-            )
-        });
+    if let Err(open) = socket_released(connected, Duration::from_secs(5)).await {
+        panic!(
+            "bob still holds the socket 5 s after closing it ({open} fds, {connected} while connected)"
+        );
+    }
     drop(raw);
     bob.shutdown().await;
 }

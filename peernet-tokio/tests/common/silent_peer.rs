@@ -75,3 +75,18 @@ pub(crate) async fn bob_blocked_on_a_silent_peer(
         .expect("bob's writer blocks");
     (bob, raw, raw_peer, connected)
 }
+
+/// Waits until fewer descriptors than `connected` are open (the closed
+/// connection's socket is gone), within `limit`; `Err` with the count
+/// still open then.
+pub(crate) async fn socket_released(connected: usize, limit: Duration) -> Result<(), usize> {
+    let released = async {
+        let mut tick = tokio::time::interval(Duration::from_millis(10));
+        while open_fds() >= connected {
+            tick.tick().await;
+        }
+    };
+    tokio::time::timeout(limit, released)
+        .await
+        .map_err(|_| open_fds())
+}
