@@ -33,6 +33,11 @@ use rustc_hash::FxHashMap as FastMap;
 use crate::handlers::PanicLog;
 
 /// What a connection's two tasks listen to.
+/// The longest last write a closed connection always lingers for, outside
+/// the linger budget: a GOODBYE (the core copies one this short out of the
+/// queue's buffer, so it pins nothing else).
+const FAREWELL: usize = 4096;
+
 #[derive(Default)]
 pub(crate) struct ConnSignals {
     /// Bytes are queued, or the connection is closing: writer, wake up.
@@ -445,26 +450,27 @@ impl<R: Runtime> Shared<R> {
     }
 
     /// The most bytes closed connections may still mean to write, node
-    /// wide, during their linger: four send buffers. A peer that reads
-    /// nothing and reconnects as fast as it may would otherwise pin a
-    /// batch of up to a send buffer per closed connection, for the whole
-    /// linger of each.
+    /// wide, during their linger: four send caps (`Config::hard_send_cap`,
+    /// what one connection may queue). A peer that reads nothing and
+    /// reconnects as fast as it may would otherwise pin a batch of up to a
+    /// send cap per closed connection, for the whole linger of each.
     fn linger_budget(&self, inner: &Inner) -> usize {
-        inner.ep.config().max_send_buffer.saturating_mul(4)
+        inner.ep.config().hard_send_cap().saturating_mul(4)
     }
 
     /// A connection closes with `last` bytes to write after what its
     /// writer holds: counted against the node's linger budget, or refused
     /// (false: the writer stops at once, and the peer misses its last
-    /// bytes) when they would not fit.
+    /// bytes) when they would not fit. A farewell alone (the writer holds
+    /// nothing, `last` is at most [`FAREWELL`]) always lingers, uncounted:
+    /// it pins no queue, and a peer that fills the budget must not cost
+    /// the others their GOODBYE.
     fn may_linger(&self, signals: &ConnSignals, last: usize, budget: usize) -> bool {
-        let held = signals
-            .unwritten
-            .load(Ordering::Acquire)
-            .saturating_add(last);
-        if held == 0 {
+        let unwritten = signals.unwritten.load(Ordering::Acquire);
+        if unwritten == 0 && last <= FAREWELL {
             return true;
         }
+        let held = unwritten.saturating_add(last);
         // (under the node's lock: only writers ending take from it meanwhile)
         let before = self.lingering.fetch_add(held, Ordering::AcqRel);
         if before.saturating_add(held) > budget {

@@ -42,8 +42,8 @@ pub struct NodeStats {
     /// subscription or event.
     pub event_streams: usize,
     /// A gauge: bytes that closed connections still mean to write during
-    /// their linger (at most four `max_send_buffer`s: see the README's
-    /// "A peer that never reads").
+    /// their linger (at most four `Config::hard_send_cap`s, GOODBYEs alone
+    /// aside: see the README's "A peer that never reads").
     pub lingering_bytes: usize,
 }
 

@@ -302,8 +302,10 @@ impl Config {
         self.dial.validate()
     }
 
-    /// The hard cap actually enforced on a connection's send queue.
-    pub(crate) fn hard_send_cap(&self) -> usize {
+    /// The hard cap actually enforced on a connection's send queue:
+    /// `max_send_buffer`, but never less than `send_buffer` plus one frame
+    /// (a peer that makes us queue more is cut off).
+    pub fn hard_send_cap(&self) -> usize {
         self.max_send_buffer.max(
             self.send_buffer
                 .saturating_add(self.max_frame_len as usize + 4),

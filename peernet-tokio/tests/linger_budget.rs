@@ -1,5 +1,6 @@
-//! The linger budget: closed connections may hold at most four send
-//! buffers of unwritten bytes node-wide while they linger.
+//! The linger budget: closed connections may hold at most four send caps
+//! of unwritten bytes node-wide while they linger; a farewell alone always
+//! lingers.
 //!
 //! Its own test binary: it counts this process's open file descriptors.
 
@@ -8,37 +9,103 @@ mod silent_peer;
 
 use std::time::Duration;
 
-use peernet_tokio::{Config, Identity, NodeConfig};
-use silent_peer::{bob_blocked_on_a_silent_peer, socket_released};
+use peernet_tokio::{CloseReason, Config, Identity, Node, NodeConfig, NodeEvent};
+use silent_peer::{open_fds, silent_peer, socket_released};
 
-/// Closed connections may hold at most four send buffers of unwritten
-/// bytes node-wide during their linger; one whose writer holds more stops
-/// at once. (A peer that reads nothing and reconnects as fast as it may
-/// used to pin a batch of up to a send buffer per closed connection, for
-/// the whole linger of each: hundreds of MiB with the defaults.) Here the
-/// send buffer is 64 KiB, so the budget is 256 KiB, and the blocked
-/// writer's batch of a 1 MB call is over it: the socket goes well before
-/// the 2 s linger would have let it.
+/// Closed connections may hold at most four send caps of unwritten bytes
+/// node-wide during their linger; those whose bytes would not fit stop at
+/// once. (A peer that reads nothing and reconnects as fast as it may used
+/// to pin a batch of up to a send cap per closed connection, for the whole
+/// linger of each: hundreds of MiB with the defaults.) Here the send cap
+/// is about 128 KiB (a 64 KiB queue and 64 KiB frames), so the budget is
+/// about 512 KiB, and eight connections whose writers are blocked with
+/// calls of 60 kB hold more than that when they close: some of their
+/// sockets go at once, well before the 2 s linger would have let them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_closed_connection_over_the_linger_budget_stops_at_once() {
+async fn closed_connections_over_the_linger_budget_stop_at_once() {
     let mut protocol = Config::default();
+    protocol.send_buffer = 64 << 10;
     protocol.max_send_buffer = 64 << 10;
+    protocol.max_frame_len = 64 << 10;
+    let budget = 4 * protocol.hard_send_cap();
     let config = NodeConfig::new(Identity::from_seed(&[62; 32])).protocol(protocol);
-    let (bob, raw, raw_peer, connected) = bob_blocked_on_a_silent_peer(config).await;
-    let closed_at = std::time::Instant::now();
-    assert!(bob.unpair(&raw_peer).await.unwrap());
-    let lingering = bob.stats().lingering_bytes;
-    assert!(lingering <= 4 * (64 << 10), "{lingering} bytes lingering");
-    // (the linger is 2 s: released in 1 s, it did not linger)
-    if socket_released(connected, Duration::from_secs(1))
+    let bob = Node::bind(config, "127.0.0.1:0".parse().unwrap())
         .await
-        .is_err()
-    {
+        .unwrap();
+    let mut silent = Vec::new();
+    for seed in 70..78 {
+        silent.push(silent_peer(&bob, seed, 60_000).await);
+    }
+    let connected = open_fds();
+    let closed_at = std::time::Instant::now();
+    for (_, peer) in &silent {
+        assert!(bob.unpair(peer).await.unwrap());
+    }
+    let lingering = bob.stats().lingering_bytes;
+    assert!(
+        lingering <= budget,
+        "{lingering} bytes lingering, over {budget}"
+    );
+    // (the linger is 2 s: released in 1 s, they did not linger)
+    if let Err(open) = socket_released(connected - 2, Duration::from_secs(1)).await {
         panic!(
-            "bob still holds the socket {:?} after closing it",
+            "{} of 8 sockets released {:?} after their close",
+            connected - open,
             closed_at.elapsed()
         );
     }
-    drop(raw);
+    drop(silent);
     bob.shutdown().await;
+}
+
+/// A farewell alone always lingers, outside the budget: with a send cap
+/// set as small as the configuration allows, a clean shutdown with one
+/// idle peer still says GOODBYE. (A budget of four raw `max_send_buffer`s
+/// once refused every close's GOODBYE at `max_send_buffer = 1`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_farewell_alone_always_lingers() {
+    let mut protocol = Config::default();
+    protocol.max_send_buffer = 1;
+    protocol.validate().unwrap();
+    let (alice_id, bob_id) = (
+        Identity::from_seed(&[63; 32]),
+        Identity::from_seed(&[64; 32]),
+    );
+    let (alice_peer, bob_peer) = (alice_id.peer_id(), bob_id.peer_id());
+    let any = "127.0.0.1:0".parse().unwrap();
+    let alice = Node::bind(NodeConfig::new(alice_id).trusting(bob_peer), any)
+        .await
+        .unwrap();
+    let bob = Node::bind(
+        NodeConfig::new(bob_id)
+            .trusting(alice_peer)
+            .protocol(protocol),
+        any,
+    )
+    .await
+    .unwrap();
+    let events = alice.events();
+    let bob_events = bob.events();
+    alice
+        .connect(bob_peer, bob.local_addr().unwrap())
+        .await
+        .unwrap();
+    // (bob counts the connection at alice's first record: before that, a
+    // shutdown closes a handshake, with no GOODBYE)
+    while !matches!(
+        bob_events.recv().await.unwrap(),
+        NodeEvent::Connected { .. }
+    ) {}
+    bob.shutdown().await;
+    let reason = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let NodeEvent::Disconnected { reason, .. } = events.recv().await.unwrap() {
+                return reason;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert!(matches!(reason, CloseReason::Goodbye { .. }), "{reason:?}");
+    alice.shutdown().await;
 }

@@ -11,8 +11,23 @@ mod silent_peer;
 
 use std::time::Duration;
 
+use peernet_conformance::RawPeer;
 use peernet_tokio::{Identity, NodeConfig};
-use silent_peer::{bob_blocked_on_a_silent_peer, socket_released};
+use peernet_tokio::{Node, PeerId};
+use silent_peer::{open_fds, silent_peer, socket_released};
+
+/// Bob, with a writer blocked towards a raw peer that never reads, and
+/// the descriptors open while connected.
+pub(crate) async fn bob_blocked_on_a_silent_peer(
+    config: NodeConfig,
+) -> (Node, RawPeer, PeerId, usize) {
+    let bob = Node::bind(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let (raw, raw_peer) = silent_peer(&bob, 61, 1_000_000).await;
+    let connected = open_fds();
+    (bob, raw, raw_peer, connected)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_connection_releases_its_socket_though_the_peer_never_reads() {
