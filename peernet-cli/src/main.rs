@@ -70,7 +70,7 @@
 //! `sysexits.h` has `EX_USAGE`); 130 `serve` stopped by a second signal
 //! before its graceful shutdown had finished.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -198,7 +198,9 @@ fn main() -> ExitCode {
         Err(Failure(code, message)) => {
             // One line, whatever the cause's text holds.
             let message = message.replace(['\n', '\r'], " ");
-            eprintln!("error: {message}");
+            // (not `eprintln!`, which panics when stderr is gone too, as
+            // `cmd 2>&1 | head` leaves it)
+            let _ = writeln!(std::io::stderr(), "error: {message}");
             ExitCode::from(code)
         }
     }

@@ -157,6 +157,9 @@ pub(crate) async fn run_serve(serve: Serve) -> Result<(), Failure> {
     for peer in serve.trust {
         config = config.trusting(peer);
     }
+    // (caught from the start: a signal that comes while the node starts
+    // stops it as one that comes later does)
+    let mut signals = Signals::new();
     let node = Node::try_new(config).map_err(|e| match e {
         // The library's rules (Config::validate): a usage error here.
         StartError::Config(e) => Failure(EXIT_USAGE, e.to_string()),
@@ -211,7 +214,6 @@ pub(crate) async fn run_serve(serve: Serve) -> Result<(), Failure> {
             }
         }
     });
-    let mut signals = Signals::new();
     signals.next().await;
     // A second signal stops at once: the shutdown waits up to its grace
     // for the handlers running, then for the goodbyes, and an operator
@@ -252,7 +254,12 @@ impl Signals {
             };
             Signals {
                 term: listen(SignalKind::terminate(), "SIGTERM"),
-                hup: listen(SignalKind::hangup(), "SIGHUP"),
+                // (`nohup`, `trap '' HUP`: the operator asked for it to
+                // be ignored, and it stays so)
+                hup: match sighup_ignored() {
+                    true => None,
+                    false => listen(SignalKind::hangup(), "SIGHUP"),
+                },
             }
         }
         #[cfg(not(unix))]
@@ -276,6 +283,21 @@ impl Signals {
         #[cfg(not(unix))]
         ctrl_c.await;
     }
+}
+
+/// Whether SIGHUP was ignored when `serve` started.
+#[cfg(unix)]
+#[allow(unsafe_code)]
+fn sighup_ignored() -> bool {
+    let mut current = std::mem::MaybeUninit::<libc::sigaction>::zeroed();
+    // SAFETY: with a null new action, `sigaction` changes nothing and only
+    // writes SIGHUP's current action into `current`, valid for writes.
+    let queried =
+        unsafe { libc::sigaction(libc::SIGHUP, std::ptr::null(), current.as_mut_ptr()) } == 0;
+    // SAFETY: all-zero bytes are a valid `sigaction` (plain integers and
+    // a signal set), which the call above filled on success.
+    let current = unsafe { current.assume_init() };
+    queried && current.sa_sigaction == libc::SIG_IGN
 }
 
 /// The next delivery of a Unix signal; never, without its handler.

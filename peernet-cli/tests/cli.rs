@@ -747,3 +747,49 @@ fn an_mdns_interface_no_interface_has_is_a_usage_error() {
     assert_eq!(status.code(), Some(64), "{err}");
     assert!(err.contains("no interface has this address"), "{err}");
 }
+
+/// `serve` started with SIGHUP ignored (`nohup`) leaves it ignored: it
+/// used to install its handler anyway, so the node shut down at the very
+/// logout `nohup` is for. Started plainly, it catches SIGHUP (and shuts
+/// down gracefully: `sigterm_and_sighup_say_goodbye_normal_and_exit_zero`).
+#[cfg(target_os = "linux")]
+#[test]
+fn serve_under_nohup_leaves_sighup_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    keygen(d, "b.key");
+    for nohup in [true, false] {
+        let mut command = match nohup {
+            true => {
+                let mut nohup = Command::new("nohup");
+                nohup.arg(peernet());
+                nohup
+            }
+            false => Command::new(peernet()),
+        };
+        let mut child = command
+            .args(["serve", "--key", "b.key", "--listen", "127.0.0.1:0"])
+            .current_dir(d)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let lines = Lines::new(child.stdout.take().unwrap());
+        // (its handlers are in place before it listens)
+        assert!(lines.next().starts_with("listening "));
+        let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+        let mask = |field: &str| {
+            let hex = status.lines().find_map(|l| l.strip_prefix(field)).unwrap();
+            u64::from_str_radix(hex.trim(), 16).unwrap()
+        };
+        // (signal 1, SIGHUP, is bit 0)
+        let (caught, ignored) = (mask("SigCgt:") & 1 == 1, mask("SigIgn:") & 1 == 1);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(
+            (caught, ignored),
+            (!nohup, nohup),
+            "nohup {nohup}: {status}"
+        );
+    }
+}

@@ -725,3 +725,27 @@ fn a_result_stdout_cannot_take_is_an_error_line_not_a_panic() {
         assert!(err.starts_with("error: stdout: "), "{args:?}: {err}");
     }
 }
+
+/// With stdout and stderr both a pipe nobody reads (`cmd 2>&1 | head`,
+/// the reader gone) a command exits 1, quietly: the `error:` line's
+/// `eprintln!` used to panic there (exit 101). (A closed stdout, `>&-`,
+/// is not such a case: the standard library opens it on `/dev/null` at
+/// start, so the result goes where `> /dev/null` sends it.)
+#[cfg(unix)]
+#[test]
+fn a_result_to_a_dead_pipe_is_exit_1_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    keygen(d, "a.key");
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let dead = Command::new(peernet())
+        .args(["id", "a.key"])
+        .current_dir(d)
+        .env("RUST_BACKTRACE", "0")
+        .stdout(writer.try_clone().unwrap())
+        .stderr(writer)
+        .status()
+        .unwrap();
+    assert_eq!(dead.code(), Some(1));
+}

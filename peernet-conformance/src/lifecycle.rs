@@ -83,6 +83,34 @@ pub async fn the_access_rules_go_with_the_node<H: Harness>() {
         dropped.load(Ordering::SeqCst),
         "the access rule outlived its node"
     );
+    // Exposed after the close, a rule and a handler holding the node go
+    // at once: installed, they would keep it alive for good.
+    let (rule_dropped, handler_dropped) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let (rule_flag, handler_flag) = (
+        DropFlag(rule_dropped.clone()),
+        DropFlag(handler_dropped.clone()),
+    );
+    let (own, own_too) = (a.clone(), a.clone());
+    let rule = Access::rule(move |_caller| {
+        let _held = (&own, &rule_flag);
+        true
+    });
+    let handler = move |_caller, args: Bytes| {
+        let _held = (&own_too, &handler_flag);
+        async move { Ok(args) }
+    };
+    a.expose_to("y", rule, handler).expect("handle");
+    assert!(
+        rule_dropped.load(Ordering::SeqCst),
+        "a rule exposed after the close was kept"
+    );
+    assert!(
+        handler_dropped.load(Ordering::SeqCst),
+        "a handler exposed after the close was kept"
+    );
 }
 
 /// `unpair`, polled once (its file write begun) and then dropped, as a

@@ -306,7 +306,9 @@ impl<R: Runtime> Node<R> {
     /// # Errors
     ///
     /// [`InvalidHandle`] for an empty name or one over 255 bytes (the
-    /// same for every `expose` method).
+    /// same for every `expose` method). On a node already closed (shut
+    /// down, or its last handle dropped) nothing is installed: the handler
+    /// (and a rule) are dropped at once, and `Ok` is returned.
     pub fn expose<F, Fut>(&self, handle: &str, handler: F) -> Result<(), InvalidHandle>
     where
         F: Fn(PeerId, Bytes) -> Fut + Send + Sync + 'static,
@@ -381,14 +383,23 @@ impl<R: Runtime> Node<R> {
         access: Access,
         handler: handlers::DynHandler,
     ) -> Result<(), InvalidHandle> {
+        peernet_proto::Handle::new(handle)?;
         let access = access::contained(handle, access);
         // (a handler replaced is dropped after the lock: its captured
         // state is the application's, and its drop may take the lock)
+        let mut refused = None;
         let replaced = self.shared.with_core(|inner, _| {
+            if inner.phase == Phase::Closed {
+                // Nothing is served any more, and what it would keep (a
+                // handle of this node, say) would keep the closed node's
+                // state alive for good: it goes, after the lock.
+                refused = Some((access, handler));
+                return Ok(None);
+            }
             inner.ep.expose(handle, access)?;
             Ok(inner.handlers.insert(handle.to_owned(), handler))
         })?;
-        drop(replaced);
+        drop((replaced, refused));
         Ok(())
     }
 
@@ -896,7 +907,9 @@ impl<R: Runtime> Node<R> {
     /// takes longer keeps the lock until it ends, with a warning. The shutdown
     /// goes on whether or not it is polled: dropping it (a `select!`, a
     /// timeout) stops nothing, and every later call returns a future that
-    /// resolves at the same moment.
+    /// resolves once the node is closed and its lock let go (each waiting
+    /// for the lock within a grace of its own from when it sees the node
+    /// closed).
     pub fn shutdown(&self) -> impl Future<Output = ()> + Send + 'static {
         lifecycle::shutdown(&self.shared, self.peer_id, self.grace)
     }

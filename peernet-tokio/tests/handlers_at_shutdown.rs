@@ -94,8 +94,8 @@ fn handler_in_first_poll_at_shutdown(send: bool) -> (bool, bool) {
         .recv_timeout(Duration::from_secs(10))
         .expect("the handler's first poll runs");
     // While that first poll runs (on bob's reader task), bob shuts down:
-    // nothing is in `running` yet, so the grace period ends at once, the
-    // handlers left are stopped, the connection closes and the node closes.
+    // the grace (5 s) waits for it, ends with it still blocked, the
+    // handlers are stopped, the connection closes and the node closes.
     rt.block_on(async {
         tokio::time::timeout(Duration::from_secs(10), bob.shutdown())
             .await
