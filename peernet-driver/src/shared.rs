@@ -32,12 +32,12 @@ use rustc_hash::FxHashMap as FastMap;
 
 use crate::handlers::PanicLog;
 
-/// What a connection's two tasks listen to.
 /// The longest last write a closed connection always lingers for, outside
 /// the linger budget: a GOODBYE (the core copies one this short out of the
 /// queue's buffer, so it pins nothing else).
 const FAREWELL: usize = 4096;
 
+/// What a connection's two tasks listen to.
 #[derive(Default)]
 pub(crate) struct ConnSignals {
     /// Bytes are queued, or the connection is closing: writer, wake up.
