@@ -13,7 +13,8 @@ use std::time::Instant as StdInstant;
 use bytes::Bytes;
 use event_listener::Event as Broadcast;
 use peernet_proto::{
-    ConnId, Direction, Endpoint, Event, InboundCall, InboundSend, Instant, Output, PeerId, Response,
+    ConnId, Direction, Endpoint, Event, InboundCall, InboundSend, Instant, LAST_COPIED, Output,
+    PeerId, Response,
 };
 
 use crate::error::ConnectError;
@@ -31,11 +32,6 @@ use crate::signal::Signal;
 use rustc_hash::FxHashMap as FastMap;
 
 use crate::handlers::PanicLog;
-
-/// The longest last write a closed connection always lingers for, outside
-/// the linger budget: a GOODBYE (the core copies one this short out of the
-/// queue's buffer, so it pins nothing else).
-const FAREWELL: usize = 4096;
 
 /// What a connection's two tasks listen to.
 #[derive(Default)]
@@ -58,6 +54,15 @@ pub(crate) struct ConnSignals {
     /// What this connection adds to [`Shared::lingering`] since its close,
     /// given back as its writer ends.
     pub(crate) lingering: AtomicUsize,
+}
+
+impl ConnSignals {
+    /// Stops the connection's reader and writer wherever they are: the
+    /// writer drops what it has not written.
+    pub(crate) fn stop(&self) {
+        self.stop_writer.notify();
+        self.stop_reader.notify();
+    }
 }
 
 pub(crate) struct ConnEntry {
@@ -462,12 +467,13 @@ impl<R: Runtime> Shared<R> {
     /// writer holds: counted against the node's linger budget, or refused
     /// (false: the writer stops at once, and the peer misses its last
     /// bytes) when they would not fit. A farewell alone (the writer holds
-    /// nothing, `last` is at most [`FAREWELL`]) always lingers, uncounted:
+    /// nothing, `last` is at most [`LAST_COPIED`], copied out of the queue
+    /// by the core) always lingers, uncounted:
     /// it pins no queue, and a peer that fills the budget must not cost
     /// the others their GOODBYE.
     fn may_linger(&self, signals: &ConnSignals, last: usize, budget: usize) -> bool {
         let unwritten = signals.unwritten.load(Ordering::Acquire);
-        if unwritten == 0 && last <= FAREWELL {
+        if unwritten == 0 && last <= LAST_COPIED {
             return true;
         }
         let held = unwritten.saturating_add(last);
@@ -523,8 +529,7 @@ impl<R: Runtime> Shared<R> {
                         signals.closed.store(true, Ordering::Release);
                         if !self.may_linger(signals, last.len(), budget) {
                             // (its batch and last bytes go with its writer)
-                            signals.stop_writer.notify();
-                            signals.stop_reader.notify();
+                            signals.stop();
                         }
                         entry.closing = Some(last);
                         work.push(Work::Write(conn, signals.clone()));

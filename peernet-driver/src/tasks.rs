@@ -50,8 +50,7 @@ pub(crate) const LINGER: Duration = Duration::from_secs(2);
 /// already ended (the signals are then unobserved).
 pub(crate) async fn close_deadline(sleep: BoxFuture<()>, signals: Arc<ConnSignals>) {
     sleep.await;
-    signals.stop_writer.notify();
-    signals.stop_reader.notify();
+    signals.stop();
 }
 
 /// Back-off after a failed `accept` (e.g. out of file descriptors).

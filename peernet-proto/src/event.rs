@@ -163,6 +163,12 @@ pub enum Event {
     },
 }
 
+/// The longest [`Output::Close`] `last` that is copied out of the
+/// connection's queue rather than cut from its buffer: a GOODBYE's record
+/// with its longest reason fits. One this short holds no memory but its
+/// own, so a driver may keep it (for a linger) at no cost to the queue's.
+pub const LAST_COPIED: usize = 4096;
+
 /// What the driver must do next; see [`crate::Endpoint::poll_output`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {

@@ -22,11 +22,7 @@ use crate::ids::ConnId;
 use crate::noise::{CipherState, RecordError, TAG_LEN};
 
 use super::Ctx;
-
-/// The longest last write copied out of the queue's buffer rather than cut
-/// from it ([`Transmit::take_last`]): a GOODBYE's record with its longest
-/// reason fits.
-const LAST_COPIED: usize = 4096;
+use crate::event::LAST_COPIED;
 
 pub(super) struct Transmit {
     conn: ConnId,
