@@ -146,6 +146,7 @@ impl<R: Runtime> Shared<R> {
         let mut sends_done = Vec::new();
         // (handlers taken from `work`: `Inner::starting` counts them)
         let mut started_now = 0;
+        let mut more = false;
         for item in work.drain(..) {
             let (key, peer, args, handler, ctx) = match item {
                 Work::Complete(waker) => {
@@ -166,6 +167,10 @@ impl<R: Runtime> Shared<R> {
                 }
                 Work::SaveBook => {
                     crate::book_save::schedule(self);
+                    continue;
+                }
+                Work::More => {
+                    more = true;
                     continue;
                 }
                 Work::CloseDeadline(signals) => {
@@ -223,7 +228,7 @@ impl<R: Runtime> Shared<R> {
                 TaskKey::Send(done, _) => sends_done.push(done),
             }
         }
-        if replies.is_empty() && tasks.is_empty() && sends_done.is_empty() {
+        if replies.is_empty() && tasks.is_empty() && sends_done.is_empty() && !more {
             return;
         }
         let mut spawn = Vec::with_capacity(tasks.len());

@@ -195,7 +195,16 @@ pub(crate) enum Work {
     /// The address book changed: save it soon, if there is a data
     /// directory (`dialing.rs`).
     SaveBook,
+    /// The drain stopped at [`DRAIN_BATCH`] items: once these are run,
+    /// drain again (`handlers.rs`).
+    More,
 }
+
+/// The most work items one drain takes from the core: what one peer's
+/// record of tiny envelopes makes the core emit is run in batches of this
+/// size, not gathered whole (the core queues at most
+/// [`peernet_proto::OUTPUTS_BEFORE_PAUSE`] outputs per input).
+pub(crate) const DRAIN_BATCH: usize = 1024;
 
 pub(crate) struct Shared<R: Runtime> {
     pub(crate) rt: R,
@@ -515,7 +524,15 @@ impl<R: Runtime> Shared<R> {
     /// Drains the core's outputs into wake-ups and `work` (run it with
     /// [`Shared::run`] after dropping the lock).
     fn drain(&self, inner: &mut Inner, now: Instant, work: &mut Vec<Work>) {
-        while let Some(output) = inner.ep.poll_output() {
+        let full = work.len() + DRAIN_BATCH;
+        loop {
+            if work.len() >= full {
+                work.push(Work::More);
+                break;
+            }
+            let Some(output) = inner.ep.poll_output() else {
+                break;
+            };
             match output {
                 Output::Transmit(conn) => {
                     if let Some(entry) = inner.conns.get(&conn) {

@@ -54,7 +54,9 @@ pub use envelope::{
     Envelope, EnvelopeError, EnvelopeTooLarge, Handle, InvalidHandle, MAX_HANDLE_LEN,
 };
 pub use error::{CallError, CloseReason, ConnectError, DialFailure, HandshakeError, SendError};
-pub use event::{Event, InboundCall, InboundSend, Input, LAST_COPIED, Output, Response};
+pub use event::{
+    Event, InboundCall, InboundSend, Input, LAST_COPIED, OUTPUTS_BEFORE_PAUSE, Output, Response,
+};
 pub use exposure::Access;
 pub use frame::{DEFAULT_MAX_FRAME_LEN, FRAME_HEADER_LEN, FrameDecoder, FrameError};
 pub use identity::{Identity, InvalidIdentity, InvalidPeerId, PeerId};

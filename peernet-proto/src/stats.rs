@@ -39,6 +39,12 @@ pub struct Stats {
     pub buffered_input: usize,
     /// The most bytes held for one transport's partial frame.
     pub max_buffered_input_per_conn: usize,
+    /// Bytes handed in and not decoded yet because the output queue was
+    /// full ([`crate::OUTPUTS_BEFORE_PAUSE`]): the transport's chunks, kept
+    /// as they came.
+    pub paused_input: usize,
+    /// Outputs waiting for [`crate::Endpoint::poll_output`].
+    pub outputs: usize,
     /// Armed deadlines.
     pub timers: usize,
     /// What happened since the endpoint started (handshakes and calls by

@@ -27,7 +27,7 @@ use crate::counters::{Counters, HandshakeCounts};
 use crate::ending::Ending;
 use crate::envelope::{Arena, EnvelopeRef};
 use crate::error::{CallError, CloseReason, ConnectError};
-use crate::event::{Event, Output};
+use crate::event::{Event, OUTPUTS_BEFORE_PAUSE, Output};
 use crate::exposure::Exposure;
 use crate::frame::{Frame, FrameDecoder};
 use crate::handshake::MAX_HANDSHAKE_FRAME;
@@ -69,6 +69,12 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
+    /// Whether decoding input pauses: [`OUTPUTS_BEFORE_PAUSE`] outputs wait
+    /// for the driver already.
+    pub(crate) fn outputs_full(&self) -> bool {
+        self.outputs.len() >= OUTPUTS_BEFORE_PAUSE
+    }
+
     /// Hands `event` to the application.
     pub(crate) fn emit(&mut self, event: Event) {
         self.outputs.push_back(Output::Event(event));
@@ -99,6 +105,9 @@ pub(crate) enum Transition {
     Established,
     /// End the connection.
     End(Ending),
+    /// The endpoint's output queue is full ([`Ctx::outputs_full`]): keep
+    /// the rest of the bytes with the connection until it empties.
+    Pause,
     /// Fault `ReplyAnyConnection` only: a REPLY to be matched against every
     /// connection's calls, as if request ids were global.
     MisroutedReply {
@@ -141,6 +150,10 @@ pub(crate) struct Connection {
     /// is the whole handshake's deadline to move it to once a frame comes
     /// (the same when `first_frame_timeout` is the whole budget).
     first_frame_pending: Option<Instant>,
+    /// Bytes handed in and not handled yet, while decoding is paused
+    /// ([`Transition::Pause`]); `Some` (perhaps empty, with `plain` left)
+    /// from the pause until the endpoint hands them in again.
+    pub(crate) stash: Option<BytesMut>,
 }
 
 impl Connection {
@@ -220,6 +233,7 @@ impl Connection {
             plain: None,
             arena: Arena::default(),
             first_frame_pending: None,
+            stash: None,
         }
     }
 
@@ -275,6 +289,9 @@ impl Connection {
         loop {
             if self.recv.is_some() {
                 return None;
+            }
+            if !data.is_empty() && ctx.outputs_full() {
+                return Some(Transition::Pause);
             }
             let transition = match self.decoder.decode_in_place(data) {
                 Ok(Some(Frame::InPlace(len))) => {

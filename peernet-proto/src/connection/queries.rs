@@ -2,6 +2,8 @@
 //! direction, what it holds and queues, for the endpoint's routing and
 //! statistics.
 
+use bytes::BytesMut;
+
 use super::*;
 
 impl Connection {
@@ -67,6 +69,11 @@ impl Connection {
     /// Bytes held for a partial incoming frame.
     pub(crate) fn buffered_input(&self) -> usize {
         self.decoder.buffered_len()
+    }
+
+    /// Bytes kept while decoding is paused (`Transition::Pause`).
+    pub(crate) fn paused_input(&self) -> usize {
+        self.stash.as_ref().map_or(0, BytesMut::len)
     }
 
     /// Our calls and the calls we serve in flight, once established.

@@ -38,6 +38,9 @@ impl Connection {
             return Some(t);
         }
         loop {
+            if !data.is_empty() && ctx.outputs_full() {
+                return Some(Transition::Pause);
+            }
             let record = match self.decoder.decode_mut(data) {
                 Ok(Some(record)) => record,
                 Ok(None) => return None,
@@ -84,10 +87,16 @@ impl Connection {
     /// Decodes and handles the envelopes left in the current record's
     /// plaintext, until it ends or one asks the endpoint for something.
     pub(super) fn drain_plain(&mut self, node: &mut Node<'_>, ctx: &mut Ctx) -> Option<Transition> {
-        while let Some((plain, pos)) = self.plain.take() {
+        while self.plain.is_some() {
             if !matches!(self.state, State::Established(_)) {
                 return None;
             }
+            if ctx.outputs_full() {
+                return Some(Transition::Pause);
+            }
+            let Some((plain, pos)) = self.plain.take() else {
+                break;
+            };
             // (a record is its arena's whole scope: nothing follows it)
             let arena = Some((&mut self.arena, 0));
             let item = Envelope::decode_item(&plain, pos, plain.len(), arena);

@@ -6,7 +6,7 @@
 //! on the [`Transition`] it returns.
 
 use alloc::boxed::Box;
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::vec::Vec;
 use core::fmt;
 use core::time::Duration;
@@ -127,6 +127,9 @@ pub struct Endpoint {
     book: AddressBook,
     /// The peers being dialed through the book or kept connected.
     dials: DialSchedule,
+    /// Connections whose input waits for the output queue to empty
+    /// (`input.rs`).
+    paused: BTreeSet<ConnId>,
 }
 
 impl fmt::Debug for Endpoint {
@@ -224,6 +227,7 @@ impl Endpoint {
             shutting_down: false,
             book,
             dials: DialSchedule::default(),
+            paused: BTreeSet::new(),
         }
     }
 
@@ -233,28 +237,9 @@ impl Endpoint {
     pub fn handle_input(&mut self, now: Instant, input: Input) {
         self.advance(now);
         match input {
-            Input::Received { conn, mut data } => {
+            Input::Received { conn, data } => {
                 self.ctx.counters.bytes_in += data.len() as u64;
-                loop {
-                    let Some(c) = self.conns.get_mut(&conn) else {
-                        return;
-                    };
-                    // Section 6.1 judges `busy` when the first frame comes,
-                    // not at accept: a slot freed since is taken now.
-                    if !data.is_empty()
-                        && self.inbound_handshakes < self.ctx.config.max_handshakes
-                        && c.take_slot()
-                    {
-                        self.inbound_handshakes += 1;
-                        // (in accept order, oldest first: ids grow)
-                        let at = self.silent.partition_point(|c| *c < conn);
-                        self.silent.insert(at, conn);
-                    }
-                    match c.handle_data(&mut data, &mut node!(self), &mut self.ctx) {
-                        Some(transition) => self.on_transition(conn, transition),
-                        None => return,
-                    }
-                }
+                self.receive(conn, data);
             }
             Input::Closed { conn } => self.end(conn, Ending::TransportLost),
             Input::Stalled { .. } if fault!(self.ctx.config, IgnoreStalled) => {}
@@ -487,8 +472,13 @@ impl Endpoint {
     // ----- output -----
 
     /// The next thing for the driver to do, or `None` when there is
-    /// nothing until the next input or `poll_timeout`.
+    /// nothing until the next input or `poll_timeout`. Input handed in
+    /// while [`crate::OUTPUTS_BEFORE_PAUSE`] outputs waited is decoded
+    /// here, once the queue is empty: taking every output gets every event.
     pub fn poll_output(&mut self) -> Option<Output> {
+        if self.ctx.outputs.is_empty() && !self.paused.is_empty() {
+            self.resume_paused();
+        }
         self.ctx.outputs.pop_front()
     }
 
@@ -560,5 +550,6 @@ impl Endpoint {
 mod transitions;
 // Dialing by PeerId: the address book, one-off dials, kept peers.
 mod dialing;
+mod input;
 mod queries;
 mod transports;

@@ -91,6 +91,7 @@ impl Endpoint {
             connections: self.conns.len(),
             inbound_handshakes: self.inbound_handshakes,
             timers: self.ctx.timers.len(),
+            outputs: self.ctx.outputs.len(),
             inbound_bytes: self.ctx.held,
             sends_dropped: self.ctx.counters.sends_dropped,
             counters: self.ctx.counters,
@@ -103,6 +104,7 @@ impl Endpoint {
             s.max_queued_bytes_per_conn = s.max_queued_bytes_per_conn.max(c.queued());
             s.max_inbound_bytes_per_conn = s.max_inbound_bytes_per_conn.max(c.held_bytes());
             s.buffered_input += c.buffered_input();
+            s.paused_input += c.paused_input();
             s.max_buffered_input_per_conn = s.max_buffered_input_per_conn.max(c.buffered_input());
             if let Some((outbound, inbound)) = c.calls_in_flight() {
                 s.established += 1;

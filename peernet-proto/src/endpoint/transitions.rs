@@ -29,6 +29,8 @@ impl Endpoint {
                 self.register(conn, inbound);
             }
             Transition::End(ending) => self.end(conn, ending),
+            // (kept by `receive`, which alone hands input in)
+            Transition::Pause => {}
             Transition::MisroutedReply { id, status, body } => {
                 self.misrouted_reply(conn, id, status, body)
             }
