@@ -234,3 +234,45 @@ fn the_goodbye_to_a_peer_that_does_not_read_opens_at_its_next_nonce() {
     );
     assert_eq!(keys.recv.nonce(), 1, "opened under nonce 0");
 }
+
+// ----- a responder waiting for the first record -----
+
+/// After RESP the responder holds record keys and its peer's next frame
+/// is a record (6.1 step 4, section 7). A frame error there (length 0,
+/// or over `max_frame_len`) closes the connection with nothing sent: no
+/// plaintext REJECT into a stream of records, and no record before step 4.
+#[test]
+fn a_pending_responder_closes_on_a_frame_error_without_a_word() {
+    let now = Instant::from_millis(1_000);
+    for bad_header in [0u32.to_be_bytes(), u32::MAX.to_be_bytes()] {
+        let mut b = responder(test_config_v2());
+        let (conn, _keys, d) = handshake(&mut b, now, 9);
+        assert!(!d.closed);
+        let d = feed(&mut b, now, conn, &bad_header);
+        assert!(d.closed, "{d:?}");
+        assert_eq!(d.sent, Vec::<u8>::new(), "sent {:02x?}", d.sent);
+    }
+}
+
+/// Section 6: `handshake_timeout` covers everything up to step 4. A first
+/// record handed in after the deadline, before the timer fired, ends the
+/// handshake; it does not establish.
+#[test]
+fn a_first_record_after_the_handshake_deadline_does_not_establish() {
+    let now = Instant::from_millis(1_000);
+    let config = test_config_v2();
+    let mut b = responder(config.clone());
+    let (conn, mut keys, _) = handshake(&mut b, now, 9);
+    let late = now + config.handshake_timeout + std::time::Duration::from_secs(5);
+    let d = feed(&mut b, late, conn, &seal(&mut keys.send, &[]));
+    assert!(
+        !connected(&d.events, conn),
+        "established after its deadline"
+    );
+    assert!(d.closed);
+    assert!(
+        failed_with(&d.events, HandshakeError::Timeout),
+        "{:?}",
+        d.events
+    );
+}

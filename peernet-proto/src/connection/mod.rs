@@ -249,6 +249,14 @@ impl Connection {
         node: &mut Node<'_>,
         ctx: &mut Ctx,
     ) -> Option<Transition> {
+        // The handshake's budget covers its last frame (PROTOCOL.md 6):
+        // one handed in once it ran out ends it, even before the timer
+        // fires.
+        if let (State::Handshake(_), Some(at)) = (&self.state, self.handshake_deadline) {
+            if ctx.now >= at && !data.is_empty() && !fault!(ctx.config, NoHandshakeTimeout) {
+                return Some(Transition::End(Ending::HandshakeTimeout));
+            }
+        }
         if fault!(ctx.config, HalfFrameResetsIdle) && matches!(self.state, State::Established(_)) {
             self.liveness.last_recv = ctx.now;
         }
@@ -496,7 +504,10 @@ impl Connection {
                 };
                 self.tx.push_farewell(goodbye, ctx.config.max_frame_len);
             }
-        } else {
+        } else if self.recv.is_none() {
+            // (a version-2 responder waiting for the first record holds
+            // record keys: its stream carries records only, and before
+            // step 4 it sends none, so it closes without a word)
             let v2 = matches!(&self.state, State::Handshake(h) if h.is_v2());
             let before = self.tx.len();
             ending.write_farewell(
