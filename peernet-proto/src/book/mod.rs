@@ -178,15 +178,17 @@ pub fn is_dialable(addr: &SocketAddr) -> bool {
 }
 
 /// `addr` as the book keeps it: an IPv4-mapped IPv6 address
-/// (`[::ffff:192.0.2.1]:4000`) as its IPv4 form, so the two spellings of
-/// one address are one entry.
-fn canonical(addr: SocketAddr) -> SocketAddr {
+/// (`[::ffff:192.0.2.1]:4000`) as its IPv4 form, and an IPv6 address
+/// without its flow label (which no text form shows, and which does not
+/// change where a dial goes), so the spellings of one address are one
+/// entry, and a saved book reads back as it was.
+pub fn canonical(addr: SocketAddr) -> SocketAddr {
     match addr {
-        // (only a mapped address changes: any other IPv6 address keeps
-        // its scope id, which a link-local one needs to be dialed)
+        // (an IPv6 address keeps its scope id, which a link-local one
+        // needs to be dialed)
         SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
             Some(v4) => SocketAddr::new(v4.into(), v6.port()),
-            None => addr,
+            None => core::net::SocketAddrV6::new(*v6.ip(), v6.port(), 0, v6.scope_id()).into(),
         },
         SocketAddr::V4(_) => addr,
     }
