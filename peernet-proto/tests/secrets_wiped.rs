@@ -26,6 +26,8 @@ static UNWIPED: AtomicUsize = AtomicUsize::new(0);
 /// Set before `WATCHING` goes up; read with `try_lock` only (never
 /// blocks in the allocator, and the test sets it while nothing frees).
 static SECRETS: Mutex<Vec<[u8; 32]>> = Mutex::new(Vec::new());
+/// The tests of this binary share the allocator's state: one at a time.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 // SAFETY: every call is passed on to `System` unchanged; `dealloc` only
 // reads the block it is handed, which is still allocated until then.
@@ -118,6 +120,7 @@ fn unwiped_during(run: impl FnOnce()) -> usize {
 /// spends the initiator's state on RESP) and a REJECTed dial.
 #[test]
 fn no_freed_block_holds_a_static_secret() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     *SECRETS.lock().unwrap() = [1, 2, 3]
         .map(|seed| *LocalStatic::new(&identity(seed)).secret())
         .to_vec();
@@ -147,4 +150,37 @@ fn no_freed_block_holds_a_static_secret() {
         assert!(!c.is_connected(&pa));
     });
     assert_eq!(rejected, 0, "a REJECTed dial, both roles");
+}
+
+/// The record keys of a connection are not left in freed memory either:
+/// the endpoint keeps its connections by value in a map whose nodes are
+/// freed (as connections come and go) without wiping, so keys stored in
+/// a connection itself outlived it there, undoing forward secrecy
+/// against a later look at the heap.
+#[test]
+fn no_freed_block_holds_a_record_key() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    use peernet_proto::Access;
+    use support::v2::{connected, drain, feed as feed_v2, handshake, responder, seal, send_body};
+    let now = Instant::from_millis(1_000);
+    let mut b = responder(test_config_v2());
+    b.expose("log", Access::Anyone).unwrap();
+    let (conn, mut keys, _) = handshake(&mut b, now, 9);
+    // (B holds the same two keys: its receiving one is our sending one)
+    *SECRETS.lock().unwrap() = vec![*keys.send.key(), *keys.recv.key()];
+    let first = seal(&mut keys.send, &send_body(b"first"));
+    let freed = unwiped_during(|| {
+        let d = feed_v2(&mut b, now, conn, &first);
+        assert!(connected(&d.events, conn));
+        // other transports come and go: the map's nodes split and merge
+        let others: Vec<_> = (0..64).map(|_| b.accept(now).unwrap()).collect();
+        for c in others {
+            b.handle_input(now, Input::Closed { conn: c });
+            let _ = drain(&mut b, c);
+        }
+        b.handle_input(now, Input::Closed { conn });
+        let _ = drain(&mut b, conn);
+        drop(b);
+    });
+    assert_eq!(freed, 0, "freed blocks held a record key");
 }

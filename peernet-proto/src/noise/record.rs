@@ -1,5 +1,6 @@
 //! Section 7: records, sealed and opened in place with a Noise CipherState.
 
+use alloc::boxed::Box;
 use core::fmt;
 
 use bytes::BufMut;
@@ -31,14 +32,26 @@ impl fmt::Display for RecordError {
 
 /// One direction's Noise CipherState: a ChaCha20-Poly1305 key and the
 /// 64-bit nonce counter (one per record, from 0). The key is wiped on drop.
+/// It lives in a box of its own: a connection moves (in and out of the
+/// endpoint's map, whose nodes are freed without wiping), the key does
+/// not, so no freed block keeps a copy of it.
 pub struct CipherState {
-    key: [u8; 32],
+    key: Box<[u8; 32]>,
     n: u64,
 }
 
 impl CipherState {
     pub(super) fn new(key: [u8; 32]) -> CipherState {
-        CipherState { key, n: 0 }
+        CipherState {
+            key: Box::new(key),
+            n: 0,
+        }
+    }
+
+    /// The key, for tests that look for copies of it.
+    #[cfg(feature = "testkit")]
+    pub fn key(&self) -> &[u8; 32] {
+        &self.key
     }
 
     /// The nonce the next record uses.
@@ -49,7 +62,10 @@ impl CipherState {
     /// A state whose next nonce is `n`, to test the end of the nonce space.
     #[cfg(feature = "testkit")]
     pub fn with_nonce(key: [u8; 32], n: u64) -> CipherState {
-        CipherState { key, n }
+        CipherState {
+            key: Box::new(key),
+            n,
+        }
     }
 
     /// Moves the counter to `n`: the next record uses nonce `n` (tests of
