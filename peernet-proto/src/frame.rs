@@ -69,6 +69,9 @@ enum State {
 #[derive(Debug)]
 pub struct FrameDecoder {
     max_frame_len: u32,
+    /// What a split frame's buffer starts with ([`FIRST_BODY_ROOM`]
+    /// unless the connection asks for less).
+    first_room: usize,
     state: State,
 }
 
@@ -92,6 +95,7 @@ impl FrameDecoder {
     pub fn new(max_frame_len: u32) -> Self {
         FrameDecoder {
             max_frame_len,
+            first_room: FIRST_BODY_ROOM,
             state: State::Header {
                 buf: [0; FRAME_HEADER_LEN],
                 have: 0,
@@ -112,6 +116,14 @@ impl FrameDecoder {
     /// against the new one.
     pub fn set_max_frame_len(&mut self, max: u32) {
         self.max_frame_len = max;
+    }
+
+    /// What a split frame's buffer starts with beyond the bytes that came
+    /// with its header (`None`: the default, 64 KiB): less for a peer
+    /// that has proven nothing yet, so that its header alone commits
+    /// little. From the next frame on.
+    pub(crate) fn set_first_room(&mut self, room: Option<usize>) {
+        self.first_room = room.unwrap_or(FIRST_BODY_ROOM);
     }
 
     /// Takes bytes from the front of `input` and returns the next complete
@@ -195,9 +207,9 @@ impl FrameDecoder {
                             self.reset();
                             return Ok(Some(Frame::InPlace(len)));
                         }
-                        // Room for what came, and at least FIRST_BODY_ROOM:
-                        // a header alone commits no more than that.
-                        let room = input.len().max(FIRST_BODY_ROOM);
+                        // Room for what came, and at least the first room
+                        // (FIRST_BODY_ROOM): a header alone commits no more.
+                        let room = input.len().max(self.first_room);
                         buf.reserve_exact(room.min(*len));
                     }
                     let take = (*len - buf.len()).min(input.len());

@@ -276,3 +276,30 @@ fn a_first_record_after_the_handshake_deadline_does_not_establish() {
         d.events
     );
 }
+
+/// 6.1 step 3: an initiator whose RESP check fails may send REJECT and
+/// close; the waiting responder reports that code, as version 1 does
+/// (a 7-byte REJECT can never be a record, which is at least 16).
+#[test]
+fn a_pending_responder_reports_the_initiators_reject() {
+    use peernet_proto::testkit::noise::reject_v2;
+    let now = Instant::from_millis(1_000);
+    let mut b = responder(test_config_v2());
+    let (conn, _keys, _) = handshake(&mut b, now, 9);
+    let d = feed(
+        &mut b,
+        now,
+        conn,
+        &frame(&reject_v2(RejectCode::BadSignature)),
+    );
+    assert!(d.closed);
+    assert!(d.sent.is_empty(), "{:02x?}", d.sent);
+    assert!(
+        failed_with(
+            &d.events,
+            HandshakeError::Rejected(RejectCode::BadSignature)
+        ),
+        "{:?}",
+        d.events
+    );
+}

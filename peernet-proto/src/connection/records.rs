@@ -9,9 +9,17 @@ use bytes::BytesMut;
 
 use crate::ending::Ending;
 use crate::envelope::Envelope;
+use crate::error::HandshakeError;
+use crate::handshake::Failure;
+use crate::ids::Direction;
 use crate::noise::Transport;
 
 use super::{Connection, Ctx, Node, State, Transition};
+
+/// What a header from a peer that has proven nothing (a responder's,
+/// before the first record) commits of our memory; the buffer grows with
+/// the bytes that come.
+const PENDING_FIRST_ROOM: usize = 4096;
 
 impl Connection {
     /// Version 2: the handshake gave the keys; every frame from here on is
@@ -21,6 +29,12 @@ impl Connection {
         self.tx.start_records(send, ctx.config.max_frame_len);
         self.recv = Some(recv);
         self.decoder.set_max_frame_len(ctx.config.max_frame_len);
+        if self.direction == Direction::Inbound {
+            // A responder waiting for the first record: its peer may be
+            // replaying an INIT and hold no key, so a header it sends
+            // commits at most this much until the record opens.
+            self.decoder.set_first_room(Some(PENDING_FIRST_ROOM));
+        }
     }
 
     /// Version 2: frames are records (PROTOCOL.md section 7). Each record
@@ -62,6 +76,17 @@ impl Connection {
         ctx: &mut Ctx,
     ) -> Option<Transition> {
         let recv = self.recv.as_mut()?;
+        if matches!(self.state, State::Handshake(_)) {
+            // Step 3 lets the initiator refuse RESP with a REJECT: said,
+            // not a record that failed to open.
+            if let Some(code) = crate::noise::reject_in(&record) {
+                let error = HandshakeError::Rejected(code);
+                return Some(Transition::End(Ending::HandshakeFailed(Failure {
+                    send: None,
+                    error,
+                })));
+            }
+        }
         let plain_len = match recv.open_record(&mut record) {
             Ok(plain) => plain.len(),
             Err(_) if crate::config::fault!(ctx.config, IgnoreBadRecord) => return None,
@@ -78,6 +103,7 @@ impl Connection {
         }
         if let State::Handshake(h) = &self.state {
             let peer = h.peer()?;
+            self.decoder.set_first_room(None);
             self.establish(peer, peer, node, ctx);
             return Some(Transition::Established);
         }

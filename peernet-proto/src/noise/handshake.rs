@@ -48,6 +48,14 @@ pub fn reject_v2(code: RejectCode) -> [u8; REJECT_LEN] {
     [h[0], h[1], h[2], h[3], h[4], h[5], code.code()]
 }
 
+/// The code of a REJECT, if `body` is one, whatever its version byte (an
+/// initiator reading RESP, and a responder waiting for the first record:
+/// at 7 bytes a REJECT can never be a record).
+pub fn reject_in(body: &[u8]) -> Option<RejectCode> {
+    (body.len() == REJECT_LEN && body[..4] == MAGIC[..] && body[5] == KIND_REJECT)
+        .then(|| RejectCode::from_code(body[6]))
+}
+
 /// The REJECT body a responder sends for `failure` of [`check_init`] or
 /// [`read_init`] on `received`: a version-1 INIT (a HELLO) is answered
 /// with the version-1 REJECT `unsupported_version` (`PNET|01|04|02`, which
@@ -124,10 +132,10 @@ impl InitiatorV2 {
     /// would leave the box's copy of the secrets unwiped).
     pub fn read_resp(&mut self, body: &[u8]) -> Result<Transport, Failure> {
         // A REJECT is recognised whatever its version byte.
-        if body.len() == REJECT_LEN && body[..4] == MAGIC[..] && body[5] == KIND_REJECT {
+        if let Some(code) = reject_in(body) {
             return Err(Failure {
                 send: None,
-                error: HandshakeError::Rejected(RejectCode::from_code(body[6])),
+                error: HandshakeError::Rejected(code),
             });
         }
         if body.len() != RESP_LEN || body[..HEADER_LEN] != header(KIND_RESP) {

@@ -24,7 +24,7 @@ mod symmetric;
 
 pub use handshake::{
     Accepted, CheckedInit, INIT_LEN, InitiatorV2, RESP_LEN, VERSION_2, check_init, read_init,
-    reject_answer, reject_v2,
+    reject_answer, reject_in, reject_v2,
 };
 pub use keys::{DhPublic, LocalStatic, ZeroDh, dh, static_key_of, static_public_of};
 pub use record::{CipherState, RecordError, TAG_LEN, Transport};
