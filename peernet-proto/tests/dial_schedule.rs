@@ -791,3 +791,30 @@ fn a_hint_restored_as_worked_keeps_its_standing() {
     a.dial_failed(now, b, addr(7), refused());
     assert!(a.addresses(&b).all(|e| e.addr != addr(7)));
 }
+
+/// Our own shutdown abandons a dial's handshake in progress: that says
+/// nothing of the address. A discovery hint that had not yet had the time
+/// to work (the peer's true address) stays, and the book does not change,
+/// so nothing is saved for it.
+#[test]
+fn a_shutdown_mid_handshake_leaves_the_book_alone() {
+    let b = identity(2).peer_id();
+    let mut a = endpoint(1, &[2]);
+    let now = Instant::from_millis(1);
+    a.add_address(now, b, addr(1), AddrSource::Discovery)
+        .unwrap();
+    a.dial(now, b).unwrap();
+    assert_eq!(dials(&drain(&mut a)), [(b, addr(1))]);
+    // the transport opened: the handshake is under way
+    a.connect_to(now, b, addr(1)).unwrap();
+    let before = a.book_revision();
+    a.shutdown(now);
+    a.close_all(now);
+    let left: Vec<_> = a.addresses(&b).map(|e| e.addr).collect();
+    assert_eq!(
+        left,
+        [addr(1)],
+        "the hint was forgotten by our own shutdown"
+    );
+    assert_eq!(a.book_revision(), before, "a save would be owed");
+}

@@ -309,3 +309,31 @@ async fn a_call_timed_out_waiting_for_a_reconnect_is_counted() {
     assert_eq!(stats.calls_timed_out_unsent, 1, "{stats}");
     assert_eq!(stats.core.counters.calls_out.timed_out, 0, "{stats}");
 }
+
+/// A kept peer's handshake is under way (its port took the connection and
+/// says nothing yet) when the node shuts down: the book file saved at the
+/// close still holds the hint. Our own end used to count as the address
+/// failing, and a hint that never worked was forgotten, on disk too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_mid_handshake_saves_the_hint_it_was_dialing() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = peer(2);
+    let slow = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hint = slow.local_addr().unwrap();
+    let config = NodeConfig::from_data_dir(dir.path()).unwrap().trusting(b);
+    let node = Node::new(config);
+    node.add_address(b, hint, AddrSource::Discovery).unwrap();
+    node.keep_connected(b, true).unwrap();
+    let (_held, _) = slow.accept().await.unwrap();
+    node.shutdown().await;
+    let saved = peernet_tokio::DataDir::open(dir.path())
+        .unwrap()
+        .load_book()
+        .unwrap();
+    assert_eq!(
+        saved.get(&b),
+        [(hint, AddrSource::Discovery)],
+        "the book file after the shutdown:\n{}",
+        std::fs::read_to_string(dir.path().join("book")).unwrap()
+    );
+}

@@ -391,17 +391,19 @@ impl Endpoint {
 
     /// A connection ended before it was registered, for `error`: if
     /// `connect_to` made it, the book learns how it went (superseded:
-    /// another connection to the peer won, so the address worked) and
-    /// the round moves on.
+    /// another connection to the peer won, so the address worked;
+    /// abandoned by our own end: nothing) and the round moves on.
     pub(super) fn on_handshake_ended(&mut self, conn: ConnId, error: HandshakeError) {
         let Some((peer, addr)) = self.dials.dialed.remove(&conn) else {
             return;
         };
         let now = self.ctx.now;
-        if error == HandshakeError::Superseded {
-            self.book.mark_ok(&peer, addr, now);
-        } else {
-            self.book.mark_failed(&peer, addr, now);
+        match error {
+            HandshakeError::Superseded => self.book.mark_ok(&peer, addr, now),
+            // Our own end (shutdown, unpair, disconnect) says nothing of
+            // the address: a hint stays, a `worked` mark too.
+            HandshakeError::Abandoned => {}
+            _ => self.book.mark_failed(&peer, addr, now),
         }
         let ours = self
             .dials
