@@ -53,7 +53,8 @@ impl FromStr for Target {
 }
 
 /// A peer's IP:PORT, one a dial can reach (not port 0, not an
-/// unspecified, multicast or broadcast IP): what it names is saved in
+/// unspecified, multicast or broadcast IP, not a link-local IPv6 address
+/// without its interface): what it names is saved in
 /// books and tickets, where a bad one would fail only later.
 pub(crate) fn peer_addr(text: &str) -> Result<SocketAddr, String> {
     let addr = text.parse::<SocketAddr>().map_err(|e| {
@@ -61,7 +62,8 @@ pub(crate) fn peer_addr(text: &str) -> Result<SocketAddr, String> {
     })?;
     if !peernet_tokio::is_dialable(&addr) {
         return Err(format!(
-            "address {addr} cannot be dialed (port 0, or an unspecified, multicast or broadcast IP)"
+            "address {addr} cannot be dialed (port 0, an unspecified, multicast or broadcast IP, \
+             or a link-local IPv6 address without its interface)"
         ));
     }
     Ok(addr)

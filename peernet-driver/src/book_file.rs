@@ -108,7 +108,8 @@ pub enum BookFileErrorKind {
     #[error("unknown source")]
     InvalidSource,
     /// An address no dial can reach (port 0, an unspecified, multicast
-    /// or broadcast IP: see [`is_dialable`]); never saved by this crate.
+    /// or broadcast IP, an unscoped link-local IPv6 address: see
+    /// [`is_dialable`]); never saved by this crate.
     #[error("an address no dial can reach")]
     Undialable,
     /// The same address of the same peer again.

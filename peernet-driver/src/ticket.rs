@@ -98,9 +98,14 @@ pub enum TicketError {
     /// More than [`MAX_TICKET_ADDRS`] addresses.
     #[error("a ticket holds at most {MAX_TICKET_ADDRS} addresses, not {0}")]
     TooManyAddresses(usize),
-    /// An address no dial can reach: port 0, or an unspecified (`0.0.0.0`,
-    /// `::`), multicast or broadcast IP ([`peernet_proto::is_dialable`]).
-    #[error("{0} cannot be dialed (port 0, or an unspecified, multicast or broadcast IP)")]
+    /// An address no dial can reach: port 0, an unspecified (`0.0.0.0`,
+    /// `::`), multicast or broadcast IP, or a link-local IPv6 address
+    /// (which names no link without the scope a ticket cannot carry)
+    /// ([`peernet_proto::is_dialable`]).
+    #[error(
+        "{0} cannot be dialed (port 0, an unspecified, multicast or broadcast IP, \
+         or a link-local IPv6 address without its interface)"
+    )]
     Undialable(SocketAddr),
     /// An IPv6 address with a scope id (`[fe80::1%2]:7000`), which a
     /// ticket cannot carry.
@@ -306,6 +311,28 @@ mod tests {
         let labelled = SocketAddr::V6(std::net::SocketAddrV6::new(ip, 7000, 0x12345, 0));
         let ticket = Ticket::new(peer(1), [labelled]).unwrap();
         assert_eq!(ticket.addrs(), ["[2001:db8::1]:7000".parse().unwrap()]);
+    }
+
+    /// Without its scope a link-local address names no link: every dial
+    /// of it fails at once. A ticket cannot carry the scope, so it cannot
+    /// carry such an address at all (nor can the book).
+    #[test]
+    fn a_link_local_address_is_refused_without_its_scope() {
+        let unscoped: SocketAddr = "[fe80::1]:7000".parse().unwrap();
+        assert_eq!(
+            Ticket::new(peer(1), [unscoped]),
+            Err(TicketError::Undialable(unscoped))
+        );
+        let mut book = peernet_proto::AddressBook::new(8, 8);
+        assert_eq!(
+            book.add(peer(1), unscoped, peernet_proto::AddrSource::Ticket),
+            Err(peernet_proto::BookError::Undialable(unscoped))
+        );
+        let scoped: SocketAddr = "[fe80::1%2]:7000".parse().unwrap();
+        assert_eq!(
+            book.add(peer(1), scoped, peernet_proto::AddrSource::Discovery),
+            Ok(true)
+        );
     }
 
     #[test]

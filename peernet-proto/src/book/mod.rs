@@ -162,19 +162,25 @@ pub enum BookError {
     #[error("the address book is full")]
     Full,
     /// No connection can reach this address (see [`is_dialable`]).
-    #[error("{0} cannot be dialed: port 0, or an unspecified, multicast or broadcast IP")]
+    #[error(
+        "{0} cannot be dialed: port 0, an unspecified, multicast or broadcast IP, \
+         or a link-local IPv6 address without its interface"
+    )]
     Undialable(SocketAddr),
 }
 
-/// Whether a connection can be opened to `addr`: not port 0, and not an
-/// unspecified (`0.0.0.0`, `::`), multicast or broadcast IP. Such an
-/// address in a ticket, a saved book or a discovery answer could only
-/// fail every dial (or, unspecified, reach whatever listens on this very
-/// host), so the book and tickets refuse it.
+/// Whether a connection can be opened to `addr`: not port 0, not an
+/// unspecified (`0.0.0.0`, `::`), multicast or broadcast IP, and not a
+/// link-local IPv6 address without a scope id (it names no link: the
+/// connect fails at once). Such an address in a ticket, a saved book or a
+/// discovery answer could only fail every dial (or, unspecified, reach
+/// whatever listens on this very host), so the book and tickets refuse it.
 pub fn is_dialable(addr: &SocketAddr) -> bool {
     let ip = addr.ip().to_canonical();
     let broadcast = matches!(ip, core::net::IpAddr::V4(v4) if v4.is_broadcast());
-    addr.port() != 0 && !ip.is_unspecified() && !ip.is_multicast() && !broadcast
+    let unscoped = matches!(addr, SocketAddr::V6(v6)
+        if v6.ip().is_unicast_link_local() && v6.scope_id() == 0);
+    addr.port() != 0 && !ip.is_unspecified() && !ip.is_multicast() && !broadcast && !unscoped
 }
 
 /// `addr` as the book keeps it: an IPv4-mapped IPv6 address
