@@ -177,9 +177,12 @@ impl DataDir {
                 ),
             ));
         }
-        let temp = stage_in(&self.path, name, contents)?;
-        temp.persist(&path).map_err(|e| e.error)?;
-        sync_dir(&self.path)
+        // (each error names the file: a warning that a save failed, or a
+        // `pair` that did, says where)
+        let named = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+        let temp = stage_in(&self.path, name, contents).map_err(named)?;
+        temp.persist(&path).map_err(|e| named(e.error))?;
+        sync_dir(&self.path).map_err(named)
     }
 
     /// The first half of [`DataDir::replace`]: `contents`, written and
@@ -623,5 +626,28 @@ mod tests {
             .collect();
         left.sort();
         assert_eq!(left, ["lock", "notes.tmp", "trust", "trust.fresh.tmp"]);
+    }
+
+    /// A socket where a file of the directory should be is refused as
+    /// not a regular file (opening it fails first, with ENXIO), and a
+    /// save that fails names the file it could not write.
+    #[cfg(unix)]
+    #[test]
+    fn a_socket_is_not_a_regular_file_and_a_failed_save_names_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::open(dir.path()).unwrap();
+        let _socket = std::os::unix::net::UnixListener::bind(data.book_path()).unwrap();
+        let err = data.load_book().unwrap_err();
+        let crate::book_file::LoadBookError::Io(e) = &err else {
+            panic!("{err}");
+        };
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{err}");
+        fs::remove_file(data.book_path()).unwrap();
+        fs::create_dir(data.book_path()).unwrap();
+        let err = data
+            .save_book(&crate::book_file::SavedBook::new())
+            .unwrap_err();
+        let path = data.book_path().display().to_string();
+        assert!(err.to_string().contains(&path), "{err}");
     }
 }
