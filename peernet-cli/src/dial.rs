@@ -60,6 +60,9 @@ struct Plan {
     peer: PeerId,
     /// Best first.
     addrs: Vec<(SocketAddr, AddrSource)>,
+    /// The addresses are the saved book's, which the node starts with
+    /// (with what worked, so it dials them in the order `serve` would).
+    from_book: bool,
     handle: String,
     args: String,
 }
@@ -119,11 +122,14 @@ fn plan(dial: Dial) -> Result<Plan, Failure> {
     if one_off {
         // trusting that PeerId for this dial only (nothing is saved)
         config = config.trusting(peer);
+    } else {
+        config = config.address_book(book);
     }
     Ok(Plan {
         config,
         peer,
         addrs,
+        from_book: !one_off,
         handle,
         args,
     })
@@ -155,12 +161,14 @@ pub(crate) async fn run_dial(dial: Dial, call: bool) -> Result<(), Failure> {
         config,
         peer,
         addrs,
+        from_book,
         handle,
         args,
     } = plan(dial)?;
     let node = Node::new(config);
     let deadline = tokio::time::Instant::now() + timeout;
-    let connected = tokio::time::timeout_at(deadline, connect_any(&node, peer, &addrs)).await;
+    let connecting = connect_any(&node, peer, &addrs, from_book);
+    let connected = tokio::time::timeout_at(deadline, connecting).await;
     match connected {
         Err(_) => return Err(Failure(1, "timeout".into())),
         Ok(Err(e)) => return Err(Failure(1, connect_cause(&e))),
@@ -198,9 +206,14 @@ async fn connect_any(
     node: &Node,
     peer: PeerId,
     addrs: &[(SocketAddr, AddrSource)],
+    from_book: bool,
 ) -> Result<PeerId, ConnectError> {
     if let [(addr, _)] = addrs {
         return node.connect(peer, *addr).await;
+    }
+    if from_book {
+        // (the node started with them, and with what worked)
+        return node.connect_peer(peer).await;
     }
     for &(addr, source) in addrs {
         if let Err(e) = node.add_address(peer, addr, source) {

@@ -749,3 +749,41 @@ fn a_result_to_a_dead_pipe_is_exit_1_not_a_panic() {
         .unwrap();
     assert_eq!(dead.code(), Some(1));
 }
+
+/// `call --data-dir DIR PEERID` dials the saved book in the order the node
+/// itself would: an address that worked first. It used to add the saved
+/// addresses one by one without their `worked` marks, so a silent address
+/// listed first took the whole `--timeout` although the one that worked
+/// answers at once.
+#[test]
+fn call_by_peer_id_dials_what_worked_first() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let a = init(d, "a");
+    let b = init(d, "b");
+    ok(&["pair", "a", &b], d);
+    let s = serve(d, "a", "127.0.0.1:0", &["--expose", "echo"]);
+    // a port that takes connections and never says a word
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent = silent.local_addr().map(|addr| (silent, addr)).unwrap();
+    ok(&["pair", "b", &a], d);
+    let book = format!(
+        "peernet-address-book v1\n{a} {} application\n{a} {} discovery worked\nend 2\n",
+        silent.1, s.addr
+    );
+    std::fs::write(d.join("b/book"), book).unwrap();
+    let reply = ok(
+        &[
+            "call",
+            "--data-dir",
+            "b",
+            "--timeout",
+            "4000",
+            &a,
+            "echo",
+            "hi",
+        ],
+        d,
+    );
+    assert_eq!(reply, "hi");
+}
