@@ -818,3 +818,42 @@ fn a_shutdown_mid_handshake_leaves_the_book_alone() {
     );
     assert_eq!(a.book_revision(), before, "a save would be owed");
 }
+
+/// A LAN host that keeps a kept peer's hint places full of false
+/// addresses (refilling each as its dial fails) no longer keeps the
+/// peer's own announcement out: it gets in when heard and is dialed next.
+#[test]
+fn a_hint_flood_does_not_keep_the_true_hint_out() {
+    let b = identity(2).peer_id();
+    let mut a = endpoint(1, &[2]);
+    let mut now = Instant::from_millis(1);
+    a.keep_connected(now, b, true).unwrap();
+    let truth = SocketAddr::from(([192, 0, 2, 7], 4000));
+    let mut next_false = 1u16;
+    let mut announce_false = |a: &mut Endpoint, now| {
+        while a.addresses(&b).count() < 8 {
+            let _ = a.add_address(now, b, addr(next_false), AddrSource::Discovery);
+            next_false += 1;
+        }
+    };
+    announce_false(&mut a, now);
+    let mut dialed_truth = false;
+    for _ in 0..50 {
+        // the peer announces itself
+        let _ = a.add_address(now, b, truth, AddrSource::Discovery);
+        for (_, to) in dials(&drain(&mut a)) {
+            dialed_truth |= to == truth;
+            a.dial_failed(now, b, to, refused());
+            announce_false(&mut a, now);
+        }
+        if dialed_truth {
+            break;
+        }
+        if let Some(at) = a.poll_timeout() {
+            now = at;
+            a.handle_timeout(at);
+        }
+        announce_false(&mut a, now);
+    }
+    assert!(dialed_truth, "every dial went to the false hints");
+}

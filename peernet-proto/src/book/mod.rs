@@ -20,16 +20,21 @@
 //!
 //! Within a class, the better source first, then the address added first
 //! (so untried addresses are dialed in the order a ticket or a saved book
-//! lists them).
+//! lists them); but of the untried hints the latest heard first.
 //!
 //! A full peer makes room for a new address by dropping its worst entry
 //! of a worse source, or of the same source ranked below the new one.
 //! A discovery hint never pushes out an address the application or a
 //! ticket gave, nor another hint whose last dial worked: a LAN host that
 //! announces addresses for a peer cannot make the book forget the true
-//! ones while they work. A hint whose last dial failed may go (heard
-//! again, it comes back), so hints that worked once and then died, as a
-//! roaming peer leaves them, cannot fill the peer's places for good.
+//! ones while they work. A hint whose last dial failed may go, and so may
+//! the untried hint heard longest ago: heard again, a hint comes back,
+//! and is dialed next. Hints that worked once and then died, as a roaming
+//! peer leaves them, cannot fill the peer's places for good, nor can a
+//! LAN host that announced false ones first: the peer's own announcement
+//! still gets in. mDNS is not authenticated, so a host that announces
+//! without pause can still crowd the hints (each false one costs a failed
+//! dial); an address the application or a ticket gave is never touched.
 //!
 //! [`Config::max_addresses_per_peer`]: crate::Config::max_addresses_per_peer
 //! [`Config::max_addresses`]: crate::Config::max_addresses
@@ -138,12 +143,18 @@ impl AddrEntry {
     /// Orders two entries of one peer, best (to dial first) first.
     pub fn rank(&self, other: &AddrEntry) -> Ordering {
         let key = |e: &AddrEntry| {
+            let class = e.class();
+            // (untried hints: the latest heard first, see the module docs)
+            let order = match class {
+                Class::UntriedHint => u64::MAX - e.added,
+                _ => e.added,
+            };
             (
-                e.class(),
+                class,
                 Reverse(e.last_ok),
                 e.last_failed,
                 Reverse(e.source.weight()),
-                e.added,
+                order,
             )
         };
         key(self).cmp(&key(other))

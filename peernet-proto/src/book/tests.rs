@@ -105,10 +105,11 @@ fn hints_make_room_only_among_hints_that_are_not_working() {
         assert_eq!(book.add(p, addr(port), AddrSource::Discovery), Ok(true));
         assert_eq!(ports(&book, &p), [port, 2, 1]);
     }
-    // Full: a new hint does not replace the untried one (first come),
-    // nor the application's; it replaces the hint whose last dial failed.
+    // Full: a new hint does not replace the application's; it replaces
+    // the hint whose last dial failed, and is dialed before the older
+    // untried one.
     assert_eq!(book.add(p, addr(50), AddrSource::Discovery), Ok(true));
-    assert_eq!(ports(&book, &p), [49, 50, 1]);
+    assert_eq!(ports(&book, &p), [50, 49, 1]);
     // A hint that is working is not replaced by another.
     book.mark_ok(&p, addr(50), at(60));
     book.mark_ok(&p, addr(49), at(61));
@@ -239,4 +240,29 @@ fn bounded_per_peer_and_in_total() {
     assert!(!book.remove(&q, addr(9)));
     assert!(book.is_empty());
     assert!(!book.has(&q));
+}
+
+/// The peer's own announcement gets in whatever a LAN host announced
+/// before it, and is dialed next: one failed dial of a hint that worked
+/// (a laptop asleep) used to let a flood of false hints take its place
+/// for good, since a new hint could not push out an older untried one.
+#[test]
+fn a_hint_heard_again_comes_back_after_a_flood() {
+    let p = peer(1);
+    let mut book = AddressBook::new(8, 64);
+    let truth = addr(4000);
+    book.add(p, truth, AddrSource::Discovery).unwrap();
+    book.mark_ok(&p, truth, at(1));
+    book.mark_failed(&p, truth, at(2));
+    for port in 1..=8 {
+        assert_eq!(book.add(p, addr(port), AddrSource::Discovery), Ok(true));
+    }
+    assert!(!ports(&book, &p).contains(&4000));
+    assert_eq!(book.add(p, truth, AddrSource::Discovery), Ok(true));
+    assert_eq!(
+        ports(&book, &p)[0],
+        4000,
+        "the latest heard is dialed first"
+    );
+    assert_eq!(book.len(), 8);
 }
