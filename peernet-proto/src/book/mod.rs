@@ -263,8 +263,10 @@ impl AddressBook {
     /// Adds `addr` for `peer` (or, if known, keeps the better of the two
     /// sources). A full peer makes room by dropping its worst entry that
     /// the new one may replace: one of a worse source, or of the same
-    /// source ranked below it (for discovery, one that never worked);
-    /// otherwise [`BookError::Full`]. Trust
+    /// source ranked below it (for discovery, one that never worked).
+    /// When the book's total is what is full, an address from the
+    /// application or a ticket takes the place of another peer's hint
+    /// that is not working. Otherwise [`BookError::Full`]. Trust
     /// is the caller's to check. Returns true if the address is new;
     /// [`BookError::Undialable`] for an address no dial can reach.
     pub fn add(
@@ -300,8 +302,8 @@ impl AddressBook {
             return Ok(Added::BetterSource);
         }
         let new = AddrEntry::new(addr, source, self.added);
-        let evict = entries.len() >= per_peer || at_total;
-        if evict {
+        let own_room = entries.len() < per_peer;
+        if !own_room || at_total {
             // Entries are sorted: the worst that may make room goes.
             match entries.iter().rposition(|e| new.may_evict(e)) {
                 Some(worst) => {
@@ -312,16 +314,44 @@ impl AddressBook {
                     if entries.is_empty() {
                         self.peers.remove(&peer);
                     }
-                    return Err(BookError::Full);
+                    // The total is full, not the peer: another peer's
+                    // hint makes room for what the application or a
+                    // ticket gives, so hints cannot take its place.
+                    let hint_goes = own_room && source != AddrSource::Discovery;
+                    if !(hint_goes && self.drop_a_hint()) {
+                        return Err(BookError::Full);
+                    }
                 }
             }
         }
+        let entries = self.peers.entry(peer).or_default();
         entries.push(new);
         entries.sort_by(AddrEntry::rank);
         self.total += 1;
         self.added += 1;
         self.revision += 1;
         Ok(Added::New)
+    }
+
+    /// Forgets the worst discovery hint that is not working, of the first
+    /// peer (in PeerId order) that has one. False if no peer has one.
+    fn drop_a_hint(&mut self) -> bool {
+        let loose = |e: &AddrEntry| e.source == AddrSource::Discovery && !e.worked_last();
+        let victim = self
+            .peers
+            .iter()
+            .find_map(|(p, entries)| Some((*p, entries.iter().rposition(loose)?)));
+        let Some((p, at)) = victim else {
+            return false;
+        };
+        if let Some(entries) = self.peers.get_mut(&p) {
+            entries.remove(at);
+            self.total -= 1;
+            if entries.is_empty() {
+                self.peers.remove(&p);
+            }
+        }
+        true
     }
 
     /// Forgets `addr` for `peer`. Returns false if it was not there.

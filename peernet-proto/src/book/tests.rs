@@ -266,3 +266,34 @@ fn a_hint_heard_again_comes_back_after_a_flood() {
     );
     assert_eq!(book.len(), 8);
 }
+
+/// Hints of some peers filling the book's total no longer keep out what
+/// the application or a ticket gives for another peer: a hint that is not
+/// working makes room. A hint does not push out another peer's.
+#[test]
+fn hints_of_one_peer_do_not_keep_the_application_from_another() {
+    let (p1, p2, p3) = (peer(1), peer(2), peer(3));
+    let mut book = AddressBook::new(8, 8);
+    for port in 1..=8 {
+        book.add(p1, addr(port), AddrSource::Discovery).unwrap();
+    }
+    book.mark_ok(&p1, addr(3), at(1));
+    assert_eq!(
+        book.add(p3, addr(200), AddrSource::Discovery),
+        Err(BookError::Full)
+    );
+    assert_eq!(book.add(p2, addr(100), AddrSource::Application), Ok(true));
+    assert_eq!(book.add(p2, addr(101), AddrSource::Ticket), Ok(true));
+    assert_eq!(book.len(), 8);
+    let left = ports(&book, &p1);
+    assert_eq!(left.len(), 6);
+    assert!(left.contains(&3), "the hint that works stays: {left:?}");
+    // when every hint works, the book is full for everyone
+    for port in left {
+        book.mark_ok(&p1, addr(port), at(2));
+    }
+    assert_eq!(
+        book.add(peer(4), addr(102), AddrSource::Application),
+        Err(BookError::Full)
+    );
+}
