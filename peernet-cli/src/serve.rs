@@ -38,7 +38,8 @@ pub(crate) struct Serve {
     #[cfg(feature = "mdns")]
     #[arg(long = "mdns-interface", value_name = "IP", requires = "mdns")]
     mdns_interface: Vec<std::net::IpAddr>,
-    /// A peer to trust (repeatable).
+    /// A peer to trust for this run (repeatable; not written to a data
+    /// directory's trust list).
     #[arg(long = "trust", value_name = "PEERID")]
     trust: Vec<PeerId>,
     /// A demo handle to expose: echo, fail, sleep, panic (repeatable).

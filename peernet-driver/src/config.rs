@@ -74,6 +74,9 @@ pub struct NodeConfig {
     pub(crate) shutdown_grace: Duration,
     pub(crate) events_capacity: usize,
     pub(crate) data_dir: Option<DataDir>,
+    /// The data directory's trust list as its file holds it: what `pair`
+    /// and `unpair` edit and save (not what `trust`/`trusting` add).
+    pub(crate) saved_trust: TrustList,
     /// The data directory's lock, held from `from_data_dir` on, until the
     /// first node built from this config (or a clone of it) takes it: a
     /// second such node is refused, as a second process would be.
@@ -103,6 +106,7 @@ impl NodeConfig {
             shutdown_grace: Duration::from_secs(5),
             events_capacity: 1024,
             data_dir: None,
+            saved_trust: TrustList::new(),
             dir_lock: None,
             listen_backlog: DEFAULT_LISTEN_BACKLOG,
             dialing: crate::dialing::DialOptions::default(),
@@ -128,6 +132,7 @@ impl NodeConfig {
         let mut config = NodeConfig::new(data.load_or_create_identity()?);
         config.dir_lock = Some(Arc::new(Mutex::new(Some(lock))));
         config.trust = data.load_trust()?;
+        config.saved_trust = config.trust.clone();
         config.dialing.book = data.load_book()?;
         config.data_dir = Some(data);
         Ok(config)
@@ -159,13 +164,18 @@ impl NodeConfig {
         &self.trust
     }
 
-    /// Replaces the trust list.
+    /// Replaces the trust list, for this run: with a data directory,
+    /// [`Node::pair`](crate::Node::pair) and `unpair` save the
+    /// directory's own list with their change, never this one.
     pub fn trust(mut self, trust: TrustList) -> NodeConfig {
         self.trust = trust;
         self
     }
 
-    /// Trusts one more peer.
+    /// Trusts one more peer, for this run: with a data directory,
+    /// [`Node::pair`](crate::Node::pair) and `unpair` save the
+    /// directory's own list with their change, so this peer is never
+    /// written to its trust file.
     pub fn trusting(mut self, peer: PeerId) -> NodeConfig {
         self.trust.insert(peer, None);
         self

@@ -249,7 +249,13 @@ impl<R: Runtime> Node<R> {
             config.trust,
             Box::new(rng),
         );
-        let shared = Arc::new(Shared::new(rt, Inner::new(ep), config.data_dir, dir_lock));
+        let shared = Arc::new(Shared::new(
+            rt,
+            Inner::new(ep),
+            config.data_dir,
+            dir_lock,
+            config.saved_trust,
+        ));
         shared.rt.spawn(tasks::timer(shared.clone()));
         crate::dialing::start(&shared, config.dialing);
         Ok(Node {
@@ -921,22 +927,26 @@ async fn change_trust<R: Runtime, T>(
     edit: impl FnOnce(&mut TrustList),
     apply: impl FnOnce(&mut Inner, peernet_proto::Instant) -> T,
 ) -> io::Result<T> {
-    let _order = shared.persist.lock().await;
+    let mut saved = shared.persist.lock().await;
     if let Some(dir) = &shared.data_dir {
         let Some(lock) = shared.dir_lock() else {
             return Err(io::Error::other(
                 "the node is closed: its data directory is no longer locked for it",
             ));
         };
-        let mut next = shared.read(|inner| inner.ep.trust().clone());
+        // (the file's list and the change: a peer trusted for this run
+        // only is not written)
+        let mut next = saved.clone();
         edit(&mut next);
         let dir = dir.clone();
+        let written = next.clone();
         let save = move || {
-            let saved = dir.save_trust(&next);
+            let result = dir.save_trust(&written);
             drop(lock);
-            saved
+            result
         };
         shared.rt.spawn_blocking(save).await?;
+        *saved = next;
     }
     Ok(shared.with_core(apply))
 }

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use event_listener::Event as Broadcast;
 use peernet_proto::{
     ConnId, Direction, Endpoint, Event, InboundCall, InboundSend, Instant, LAST_COPIED, Output,
-    PeerId, Response,
+    PeerId, Response, TrustList,
 };
 
 use crate::error::ConnectError;
@@ -218,8 +218,11 @@ pub(crate) struct Shared<R: Runtime> {
     /// Tells when that lock is let go (after the node closed and the
     /// writes in progress then were done): `shutdown` waits for it.
     pub(crate) dir_released: Option<Arc<Released>>,
-    /// Serialises trust-list changes, so the file and the core agree.
-    pub(crate) persist: futures_util::lock::Mutex<()>,
+    /// The data directory's trust list as saved, behind the lock that
+    /// serialises trust-list changes, so the file and the core agree: a
+    /// change edits and saves this list (never the peers trusted for
+    /// this run only), then applies to the core.
+    pub(crate) persist: futures_util::lock::Mutex<TrustList>,
     /// The timer task: an earlier deadline was armed, or the node stops.
     pub(crate) timer: Signal,
     /// The accept loop: stop. (A `Signal` wakes one task, and this one is
@@ -262,6 +265,7 @@ impl<R: Runtime> Shared<R> {
         inner: Inner,
         data_dir: Option<DataDir>,
         dir_lock: Option<Arc<NodeLock>>,
+        saved_trust: TrustList,
     ) -> Shared<R> {
         Shared {
             epoch: rt.now(),
@@ -271,7 +275,7 @@ impl<R: Runtime> Shared<R> {
             data_dir,
             dir_released: dir_lock.as_ref().map(|lock| lock.released()),
             dir_lock: Mutex::new(dir_lock),
-            persist: futures_util::lock::Mutex::new(()),
+            persist: futures_util::lock::Mutex::new(saved_trust),
             timer: Signal::default(),
             stop_accepting: Signal::default(),
             room: Broadcast::new(),
