@@ -64,11 +64,15 @@ fn save_after<R: Runtime>(shared: Arc<Shared<R>>, delay: Duration) {
         if shared.read(|inner| inner.phase == Phase::Closed) || !first(sleep, closed).await {
             return;
         }
-        if !shared.book_saves.pending.swap(false, Ordering::AcqRel) {
+        // The lock first (none once the node closed: nothing is written
+        // after that), then what is owed: taken the other way round, a
+        // close between the two found nothing owed and this task no lock,
+        // and the save was lost. Now either this task holds the lock
+        // while it writes, or the close finds the save owed.
+        let Some(lock) = shared.dir_lock() else {
             return;
-        }
-        // (none once the node closed: nothing is written after that)
-        if let Some(lock) = shared.dir_lock() {
+        };
+        if shared.book_saves.pending.swap(false, Ordering::AcqRel) {
             save_now(shared, lock).await;
         }
     });
