@@ -131,6 +131,12 @@ pub struct DialConfig {
     /// How long the driver may take to open a transport for an
     /// [`crate::Output::Dial`] before the dial counts as failed. Default 10 s.
     pub dial_timeout: Duration,
+    /// The most dials under way at once (a transport being opened, or its
+    /// handshake): each holds a socket, and keeping thousands of peers
+    /// must not open thousands at once (the file descriptors run out, and
+    /// that local failure would be charged to the addresses). The others
+    /// wait their turn, first come first served. Default 256.
+    pub max_dials_in_flight: usize,
 }
 
 impl Default for DialConfig {
@@ -143,6 +149,7 @@ impl Default for DialConfig {
             max_delay: Duration::from_secs(30),
             reset_after: Duration::from_secs(10),
             dial_timeout: Duration::from_secs(10),
+            max_dials_in_flight: 256,
         }
     }
 }
@@ -278,6 +285,7 @@ impl Config {
             ("max_send_buffer", self.max_send_buffer),
             ("max_addresses_per_peer", self.max_addresses_per_peer),
             ("max_addresses", self.max_addresses),
+            ("dial.max_dials_in_flight", self.dial.max_dials_in_flight),
         ];
         for (name, value) in counts {
             if value == 0 {

@@ -13,8 +13,8 @@
 //! (`endpoint/dialing.rs`) acts on it, because acting needs the book, the
 //! registry, the timers and the RNG together.
 
-use alloc::collections::BTreeMap;
 use alloc::collections::VecDeque;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 use core::net::SocketAddr;
 use core::time::Duration;
@@ -94,6 +94,9 @@ pub(crate) enum Phase {
         /// When the dial counts as failed.
         deadline: Instant,
     },
+    /// A round's next dial waits for one of the
+    /// [`DialConfig::max_dials_in_flight`] to end.
+    Queued,
     /// The transport opened (`connect_to`); its handshake runs on `conn`.
     Handshaking {
         /// The address dialed.
@@ -174,6 +177,15 @@ pub(crate) struct DialSchedule {
     /// The connections opened by `connect_to`, with the address dialed,
     /// until they are registered or end: the book learns how it went.
     pub(crate) dialed: BTreeMap<ConnId, (PeerId, SocketAddr)>,
+    /// The peers whose dial was counted as under way, at most
+    /// `max_dials_in_flight`; those whose dial since ended are dropped
+    /// when a slot is looked for ([`DialSchedule::slot_free`]).
+    pub(crate) in_flight: BTreeSet<PeerId>,
+    /// Peers waiting ([`Phase::Queued`]) for a slot, first come first
+    /// served; one that stopped waiting meanwhile is skipped.
+    pub(crate) queue: VecDeque<PeerId>,
+    /// `start_queued` is running.
+    pub(crate) starting: bool,
 }
 
 impl DialSchedule {
@@ -191,5 +203,14 @@ impl DialSchedule {
 
     pub(crate) fn remove(&mut self, peer: &PeerId) -> Option<PeerDial> {
         self.peers.remove(peer)
+    }
+
+    /// Whether a dial may start now: fewer than `max` under way. Counts
+    /// only the peers still dialing.
+    pub(crate) fn slot_free(&mut self, max: usize) -> bool {
+        let peers = &self.peers;
+        self.in_flight
+            .retain(|p| peers.get(p).is_some_and(PeerDial::dialing));
+        self.in_flight.len() < max
     }
 }

@@ -857,3 +857,93 @@ fn a_hint_flood_does_not_keep_the_true_hint_out() {
     }
     assert!(dialed_truth, "every dial went to the false hints");
 }
+
+/// Keeping many peers dials at most `max_dials_in_flight` of them at
+/// once (each dial holds a socket until its transport opens and its
+/// handshake ends); the others wait their turn, first come first served,
+/// and start as dials end. It used to dial every kept peer at once.
+#[test]
+fn dials_under_way_are_bounded_and_the_others_wait_their_turn() {
+    let peers: Vec<u8> = (10..30).collect();
+    let mut config = Config::default();
+    config.dial.max_dials_in_flight = 4;
+    let mut trust = TrustList::new();
+    for p in &peers {
+        trust.insert(identity(*p).peer_id(), None);
+    }
+    let mut a = Endpoint::new(
+        config,
+        identity(1),
+        trust,
+        Box::new(ChaCha20Rng::seed_from_u64(1)),
+    );
+    let now = Instant::from_millis(1);
+    for (i, p) in peers.iter().enumerate() {
+        let peer = identity(*p).peer_id();
+        a.add_address(now, peer, addr(1000 + i as u16), AddrSource::Application)
+            .unwrap();
+        a.keep_connected(now, peer, true).unwrap();
+    }
+    let first = dials(&drain(&mut a));
+    assert_eq!(first.len(), 4, "{first:?}");
+    // one transport opens: its handshake still holds the slot
+    let (p0, addr0) = first[0];
+    a.connect_to(now, p0, addr0).unwrap();
+    assert!(dials(&drain(&mut a)).is_empty());
+    // one fails: its round ends, the next peer in line starts
+    let (p1, addr1) = first[1];
+    a.dial_failed(now, p1, addr1, refused());
+    let next = dials(&drain(&mut a));
+    assert_eq!(next.len(), 1, "{next:?}");
+    assert_eq!(
+        next[0].0,
+        identity(peers[4]).peer_id(),
+        "first come first served"
+    );
+    // unkeeping a peer that is dialing frees its slot too
+    a.keep_connected(now, first[2].0, false).unwrap();
+    let freed = dials(&drain(&mut a));
+    assert_eq!(freed.len(), 1, "{freed:?}");
+    // every peer gets its dial as the others fail
+    let mut dialed: std::collections::BTreeSet<PeerId> = first.iter().map(|d| d.0).collect();
+    let mut out: Vec<(PeerId, SocketAddr)> = next.into_iter().chain(freed).collect();
+    for _ in 0..100 {
+        let Some((p, at)) = out.pop() else { break };
+        dialed.insert(p);
+        a.dial_failed(now, p, at, refused());
+        out.extend(dials(&drain(&mut a)));
+    }
+    assert_eq!(dialed.len(), peers.len());
+    // zero is refused
+    let mut zero = Config::default();
+    zero.dial.max_dials_in_flight = 0;
+    assert_eq!(
+        zero.validate(),
+        Err(peernet_proto::ConfigError::Zero("dial.max_dials_in_flight"))
+    );
+}
+
+/// The default bound: 300 kept peers, 256 dials at first.
+#[test]
+fn keeping_300_peers_dials_256_at_first() {
+    let ids: Vec<PeerId> = (0..300u16)
+        .map(|i| {
+            let mut seed = [7u8; 32];
+            seed[..2].copy_from_slice(&i.to_be_bytes());
+            Identity::from_seed(&seed).peer_id()
+        })
+        .collect();
+    let mut trust = TrustList::new();
+    for id in &ids {
+        trust.insert(*id, None);
+    }
+    let rng = Box::new(ChaCha20Rng::seed_from_u64(1));
+    let mut a = Endpoint::new(Config::default(), identity(1), trust, rng);
+    let now = Instant::from_millis(1);
+    for (i, id) in ids.iter().enumerate() {
+        a.add_address(now, *id, addr(1000 + i as u16), AddrSource::Application)
+            .unwrap();
+        a.keep_connected(now, *id, true).unwrap();
+    }
+    assert_eq!(dials(&drain(&mut a)).len(), 256);
+}

@@ -165,7 +165,10 @@ impl Endpoint {
                     self.start_round(peer, None);
                 }
             }
-            Phase::Waiting { .. } | Phase::Opening { .. } | Phase::Handshaking { .. } => {}
+            Phase::Waiting { .. }
+            | Phase::Queued
+            | Phase::Opening { .. }
+            | Phase::Handshaking { .. } => {}
         }
         tracing::debug!(peer = %peer, "keeping connected");
         Ok(())
@@ -198,7 +201,7 @@ impl Endpoint {
         }
         let d = self.dials.entry(peer);
         d.report = true;
-        if !d.dialing() {
+        if !d.dialing() && d.phase != Phase::Queued {
             self.disarm_dial(&peer);
             self.start_round(peer, None);
             return Ok(());
@@ -354,11 +357,11 @@ impl Endpoint {
         d.tried.clear();
         if !d.kept {
             self.dials.remove(&peer);
-            return;
-        }
-        if !matches!(d.phase, Phase::Connected { .. }) {
+        } else if !matches!(d.phase, Phase::Connected { .. }) {
             d.phase = Phase::Connected { since: now };
         }
+        // (its dial, if it had one under way, is over)
+        self.start_queued();
     }
 
     /// `peer`'s registered connection ended and no other replaced it.
@@ -446,6 +449,7 @@ impl Endpoint {
     fn stop_dialing(&mut self, peer: &PeerId) {
         self.disarm_dial(peer);
         self.dials.remove(peer);
+        self.start_queued();
     }
 
     fn disarm_dial(&mut self, peer: &PeerId) {
@@ -489,22 +493,33 @@ impl Endpoint {
     fn next_address(&mut self, peer: PeerId) {
         let now = self.ctx.now;
         let connected = self.registry.get(&peer).is_some();
-        let dial_timeout = self.ctx.config.dial.dial_timeout;
-        let Some(d) = self.dials.get_mut(&peer) else {
+        let dial = &self.ctx.config.dial;
+        let (dial_timeout, max_in_flight) = (dial.dial_timeout, dial.max_dials_in_flight);
+        // (its own dial, if it had one, is over: its slot is free)
+        self.dials.in_flight.remove(&peer);
+        let slot = self.dials.slot_free(max_in_flight);
+        let Some(d) = self.dials.peers.get_mut(&peer) else {
             return;
         };
         if connected {
             d.phase = Phase::Connected { since: now };
             d.rest.clear();
             d.tried.clear();
+            self.start_queued();
             return;
         }
-        while let Some(addr) = d.rest.pop_front() {
-            if !self.book.get(&peer).any(|e| e.addr == addr) {
-                continue;
-            }
+        d.rest
+            .retain(|addr| self.book.get(&peer).any(|e| e.addr == *addr));
+        if !d.rest.is_empty() && !slot {
+            d.phase = Phase::Queued;
+            self.dials.queue.push_back(peer);
+            tracing::debug!(peer = %peer, "dial waits for a slot");
+            return;
+        }
+        if let Some(addr) = d.rest.pop_front() {
             let deadline = now + dial_timeout;
             d.phase = Phase::Opening { addr, deadline };
+            self.dials.in_flight.insert(peer);
             self.ctx.timers.arm(deadline, Timer::Dial(peer));
             tracing::debug!(peer = %peer, %addr, "dial");
             self.ctx.outputs.push_back(Output::Dial { peer, addr });
@@ -523,6 +538,31 @@ impl Endpoint {
         } else {
             self.dials.remove(&peer);
         }
+        self.start_queued();
+    }
+
+    /// Starts the rounds waiting for a slot, first come first served,
+    /// while slots are free. (Not reentrant: a round that ends at once
+    /// lets the loop go on rather than start one more level.)
+    pub(super) fn start_queued(&mut self) {
+        if self.dials.starting || self.shutting_down {
+            return;
+        }
+        self.dials.starting = true;
+        let max = self.ctx.config.dial.max_dials_in_flight;
+        while self.dials.slot_free(max) {
+            let Some(peer) = self.dials.queue.pop_front() else {
+                break;
+            };
+            if self
+                .dials
+                .get(&peer)
+                .is_some_and(|d| d.phase == Phase::Queued)
+            {
+                self.next_address(peer);
+            }
+        }
+        self.dials.starting = false;
     }
 
     /// Arms the kept peer's next round after the backoff delay, also

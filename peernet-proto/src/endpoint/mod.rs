@@ -184,6 +184,7 @@ impl Endpoint {
         dial.growth_min_percent = dial.growth_min_percent.max(100);
         dial.growth_max_percent = dial.growth_max_percent.max(dial.growth_min_percent);
         dial.dial_timeout = dial.dial_timeout.max(MIN_INTERVAL);
+        dial.max_dials_in_flight = dial.max_dials_in_flight.max(1);
         let book = AddressBook::new(config.max_addresses_per_peer, config.max_addresses);
         config.max_frame_len = config
             .max_frame_len
