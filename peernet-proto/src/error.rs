@@ -155,12 +155,17 @@ impl DialFailure {
     /// A transport failure in the driver's words, cut to
     /// [`DialFailure::MAX_TRANSPORT_TEXT`] bytes.
     pub fn transport(text: &str) -> DialFailure {
-        let mut end = text.len().min(Self::MAX_TRANSPORT_TEXT);
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        DialFailure::Transport(String::from(&text[..end]))
+        DialFailure::Transport(String::from(cut(text, Self::MAX_TRANSPORT_TEXT)))
     }
+}
+
+/// At most `max` bytes of `text`, cut at a character boundary.
+pub(crate) fn cut(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 /// Why an established connection ended.
@@ -173,7 +178,8 @@ pub enum CloseReason {
         by: Side,
         /// The GOODBYE code (an unknown received code reads as `normal`).
         code: GoodbyeCode,
-        /// The GOODBYE reason text.
+        /// The GOODBYE reason text (a peer's: at most
+        /// [`CloseReason::MAX_PEER_REASON`] bytes of it).
         reason: String,
     },
     /// The responder refused our PROOF after we had started using the
@@ -188,6 +194,11 @@ pub enum CloseReason {
 }
 
 impl CloseReason {
+    /// The most of a peer's GOODBYE reason kept (cut at a character
+    /// boundary): the reason travels with every close event and into
+    /// logs, and a peer may send one as long as a frame.
+    pub const MAX_PEER_REASON: usize = 256;
+
     pub(crate) fn local(code: GoodbyeCode, reason: impl Into<String>) -> CloseReason {
         CloseReason::Goodbye {
             by: Side::Local,

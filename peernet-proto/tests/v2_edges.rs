@@ -303,3 +303,29 @@ fn a_pending_responder_reports_the_initiators_reject() {
         d.events
     );
 }
+
+/// A peer's GOODBYE reason may be as long as a record; what the close
+/// event (and every log line showing it) carries is its first
+/// `MAX_PEER_REASON` bytes, cut at a character boundary.
+#[test]
+fn a_peers_long_goodbye_reason_is_cut() {
+    use peernet_proto::{CloseReason, Side};
+    let (mut b, conn, mut keys, now) = established();
+    let reason = "é".repeat(100_000);
+    let goodbye = Envelope::Goodbye { code: 0, reason }.to_body();
+    let d = feed(&mut b, now, conn, &seal(&mut keys.send, &goodbye));
+    let kept = d.events.iter().find_map(|e| match e {
+        Event::Disconnected {
+            reason:
+                CloseReason::Goodbye {
+                    by: Side::Remote,
+                    reason,
+                    ..
+                },
+            ..
+        } => Some(reason.clone()),
+        _ => None,
+    });
+    let kept = kept.expect("closed by the GOODBYE");
+    assert_eq!(kept, "é".repeat(CloseReason::MAX_PEER_REASON / 2));
+}

@@ -223,6 +223,9 @@ impl Connection {
             }
             Envelope::Pong { nonce } => self.liveness.on_pong(nonce),
             Envelope::Goodbye { code, reason } => {
+                // (a copy: the cut must not keep the long one's buffer)
+                let max = crate::error::CloseReason::MAX_PEER_REASON;
+                let reason = alloc::string::String::from(crate::error::cut(&reason, max));
                 return Some(Transition::End(Ending::Goodbye {
                     code: GoodbyeCode::from_code(code),
                     reason,
