@@ -329,3 +329,32 @@ fn a_peers_long_goodbye_reason_is_cut() {
     let kept = kept.expect("closed by the GOODBYE");
     assert_eq!(kept, "é".repeat(CloseReason::MAX_PEER_REASON / 2));
 }
+
+/// The first record is due one round trip after RESP: a responder waits
+/// for it `first_frame_timeout` (2 s), not what is left of the 10 s
+/// handshake budget, so a replayed INIT holds its handshake slot no
+/// longer than a silent socket does.
+#[test]
+fn a_responder_waits_first_frame_timeout_for_the_first_record() {
+    let now = Instant::from_millis(1_000);
+    let config = test_config_v2();
+    assert!(config.first_frame_timeout < config.handshake_timeout);
+    let mut b = responder(config.clone());
+    let (conn, _keys, _) = handshake(&mut b, now, 9);
+    assert_eq!(b.poll_timeout(), Some(now + config.first_frame_timeout));
+    b.handle_timeout(now + config.first_frame_timeout);
+    let d = drain(&mut b, conn);
+    assert!(d.closed && d.sent.is_empty(), "{d:?}");
+    assert!(
+        failed_with(&d.events, HandshakeError::Timeout),
+        "{:?}",
+        d.events
+    );
+    assert_eq!(b.stats().inbound_handshakes, 0, "the slot is free");
+    // an honest first record just before the deadline establishes
+    let mut b = responder(config.clone());
+    let (conn, mut keys, _) = handshake(&mut b, now, 9);
+    let just = now + config.first_frame_timeout - std::time::Duration::from_millis(1);
+    let d = feed(&mut b, just, conn, &seal(&mut keys.send, &[]));
+    assert!(connected(&d.events, conn));
+}

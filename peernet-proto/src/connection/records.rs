@@ -13,6 +13,7 @@ use crate::error::HandshakeError;
 use crate::handshake::Failure;
 use crate::ids::Direction;
 use crate::noise::Transport;
+use crate::timers::Timer;
 
 use super::{Connection, Ctx, Node, State, Transition};
 
@@ -24,7 +25,7 @@ const PENDING_FIRST_ROOM: usize = 4096;
 impl Connection {
     /// Version 2: the handshake gave the keys; every frame from here on is
     /// a record, bounded by `max_frame_len`.
-    pub(super) fn start_records(&mut self, keys: Transport, ctx: &Ctx) {
+    pub(super) fn start_records(&mut self, keys: Transport, ctx: &mut Ctx) {
         let Transport { send, recv, .. } = keys;
         self.tx.start_records(send, ctx.config.max_frame_len);
         self.recv = Some(recv);
@@ -34,6 +35,17 @@ impl Connection {
             // replaying an INIT and hold no key, so a header it sends
             // commits at most this much until the record opens.
             self.decoder.set_first_room(Some(PENDING_FIRST_ROOM));
+            // The first record is due one round trip after RESP: it gets
+            // `first_frame_timeout`, as INIT did, not what is left of the
+            // handshake's budget, so a replayed INIT holds its handshake
+            // slot no longer than a silent socket (local policy, which
+            // PROTOCOL.md 6.1 leaves to the node).
+            let due = ctx.now + ctx.config.first_frame_timeout;
+            if let Some(at) = self.handshake_deadline.filter(|at| due < *at) {
+                ctx.timers.disarm(at, Timer::Handshake(self.id));
+                ctx.timers.arm(due, Timer::Handshake(self.id));
+                self.handshake_deadline = Some(due);
+            }
         }
     }
 
