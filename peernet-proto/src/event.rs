@@ -117,7 +117,11 @@ pub enum Event {
     HandshakeFailed {
         /// The connection.
         conn: ConnId,
-        /// The peer, when known (dialed, or named by its HELLO).
+        /// The peer, when known: the one dialed, or the one an inbound
+        /// handshake named (version 1's HELLO; version 2's INIT, whose
+        /// static key proves nothing until the first record: a replayed
+        /// INIT names the peer it was recorded from, so an inbound
+        /// failure names whom the dialer claimed to be, not who it was).
         peer: Option<PeerId>,
         /// Why.
         error: HandshakeError,
