@@ -176,6 +176,13 @@ pub enum Event {
 /// this (one envelope's outputs past it). Without the pause, one record
 /// of `max_frame_len` bytes of 7-byte SENDs queued about 150,000 events
 /// (19 MB) at once.
+///
+/// What happens before the kept bytes are handled happens before them:
+/// a timer that fires, a command. A transport's end handed in meanwhile
+/// ([`Input::Closed`], [`Input::Stalled`]) waits for them (a GOODBYE
+/// among them is the connection's reason); a local end (`disconnect`,
+/// `unpair`, `close_all`, a newer connection that supersedes) drops them,
+/// as it would bytes that came a moment later.
 pub const OUTPUTS_BEFORE_PAUSE: usize = 1024;
 
 /// The longest [`Output::Close`] `last` that is copied out of the

@@ -169,3 +169,31 @@ fn version_1_frames_of_one_chunk_are_bounded_too() {
         .collect();
     assert_eq!(send_numbers(&events), (0..count).collect::<Vec<_>>());
 }
+
+/// The transport's end handed in while a pause keeps the peer's last
+/// bytes waits for them: every SEND arrives and the peer's GOODBYE is the
+/// connection's reason. (The end used to drop the kept bytes: 1,024
+/// SENDs, and `TransportLost`.)
+#[test]
+fn a_transport_end_waits_for_the_input_a_pause_kept() {
+    use peernet_proto::CloseReason;
+    let (mut b, conn, mut keys, now) = established();
+    let mut plain: Vec<u8> = (0..2_000u32).flat_map(numbered_send).collect();
+    let goodbye = Envelope::Goodbye {
+        code: 0,
+        reason: "bye".into(),
+    };
+    plain.extend(goodbye.to_body());
+    hand_in(&mut b, now, conn, &seal(&mut keys.send, &plain));
+    b.handle_input(now, Input::Closed { conn });
+    let d = drain(&mut b, conn);
+    assert_eq!(send_numbers(&d.events), (0..2_000).collect::<Vec<_>>());
+    let reason = d.events.iter().find_map(|e| match e {
+        Event::Disconnected { reason, .. } => Some(reason.clone()),
+        _ => None,
+    });
+    assert!(
+        matches!(&reason, Some(CloseReason::Goodbye { reason, .. }) if reason == "bye"),
+        "{reason:?}"
+    );
+}

@@ -154,6 +154,9 @@ pub(crate) struct Connection {
     /// ([`Transition::Pause`]); `Some` (perhaps empty, with `plain` left)
     /// from the pause until the endpoint hands them in again.
     pub(crate) stash: Option<BytesMut>,
+    /// The transport ended while a pause kept input: the connection ends
+    /// so once that input is handled (`endpoint/input.rs`).
+    pub(crate) ended: Option<Ending>,
 }
 
 impl Connection {
@@ -234,6 +237,7 @@ impl Connection {
             arena: Arena::default(),
             first_frame_pending: None,
             stash: None,
+            ended: None,
         }
     }
 

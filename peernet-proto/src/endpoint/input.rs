@@ -10,6 +10,7 @@ use bytes::BytesMut;
 
 use super::Endpoint;
 use crate::connection::{Node, Transition};
+use crate::ending::Ending;
 use crate::ids::ConnId;
 
 impl Endpoint {
@@ -46,8 +47,26 @@ impl Endpoint {
                     return;
                 }
                 Some(transition) => self.on_transition(conn, transition),
-                None => return,
+                None => {
+                    // everything handed in is handled: a transport end
+                    // that came meanwhile takes effect now
+                    let ended = self.conns.get_mut(&conn).and_then(|c| c.ended.take());
+                    if let Some(ending) = ended {
+                        self.end(conn, ending);
+                    }
+                    return;
+                }
             }
+        }
+    }
+
+    /// The transport of `conn` ended (`Closed`, `Stalled`): the
+    /// connection ends, after the bytes handed in before, if a pause
+    /// keeps some (a peer's GOODBYE among them is its reason).
+    pub(super) fn transport_ended(&mut self, conn: ConnId, ending: Ending) {
+        match self.conns.get_mut(&conn) {
+            Some(c) if c.stash.is_some() => c.ended = Some(ending),
+            _ => self.end(conn, ending),
         }
     }
 

@@ -65,7 +65,10 @@ use crate::trust::{Label, TrustList};
 /// The driver loop: after any input or command, drain `poll_output`; write
 /// what `poll_transmit` gives for each [`Output::Transmit`] (as soon as the
 /// transport can take it: holding back is how backpressure works); then
-/// wait for the next input or for `poll_timeout`.
+/// wait for the next input or for `poll_timeout`. Input that the output
+/// bound keeps waiting ([`crate::OUTPUTS_BEFORE_PAUSE`]) is handled as
+/// the outputs are taken: what happens before that (a timer due, a
+/// command) happens before it.
 ///
 /// ```no_run
 /// # use peernet_proto::*;
@@ -76,10 +79,7 @@ use crate::trust::{Label, TrustList};
 /// # fn clock() -> Instant { unimplemented!() }
 /// # fn handle(_: Event) {}
 /// # let mut endpoint: Endpoint = unimplemented!();
-/// loop {
-///     let (conn, data) = read_some(); // or a timeout
-///     endpoint.handle_input(clock(), Input::Received { conn, data });
-///     endpoint.handle_timeout(clock());
+/// fn drain(endpoint: &mut Endpoint) {
 ///     while let Some(output) = endpoint.poll_output() {
 ///         match output {
 ///             Output::Transmit(conn) => {
@@ -93,6 +93,13 @@ use crate::trust::{Label, TrustList};
 ///             Output::Dial { peer, addr } => open(peer, addr),
 ///         }
 ///     }
+/// }
+/// loop {
+///     let (conn, data) = read_some(); // or a timeout
+///     endpoint.handle_input(clock(), Input::Received { conn, data });
+///     drain(&mut endpoint);
+///     endpoint.handle_timeout(clock());
+///     drain(&mut endpoint);
 ///     let _wake_at = endpoint.poll_timeout();
 /// }
 /// ```
@@ -242,11 +249,11 @@ impl Endpoint {
                 self.ctx.counters.bytes_in += data.len() as u64;
                 self.receive(conn, data);
             }
-            Input::Closed { conn } => self.end(conn, Ending::TransportLost),
+            Input::Closed { conn } => self.transport_ended(conn, Ending::TransportLost),
             Input::Stalled { .. } if fault!(self.ctx.config, IgnoreStalled) => {}
             Input::Stalled { conn } => {
                 let idle = self.ctx.config.idle_timeout;
-                self.end(conn, Ending::Stalled(idle));
+                self.transport_ended(conn, Ending::Stalled(idle));
             }
         }
     }
