@@ -175,7 +175,16 @@ pub(crate) fn start<R: Runtime>(shared: &Arc<Shared<R>>, options: DialOptions) {
         .store(options.wait_for_reconnect, Ordering::Relaxed);
     shared.with_core(|inner, now| {
         for (peer, addrs) in options.book.iter() {
-            for &(addr, source) in addrs {
+            // The file lists them best first. The book ranks untried
+            // hints the latest heard first, the others the first added
+            // first: the hints go in from the last, so that every class
+            // keeps the file's order.
+            let untried_hint = |(addr, source): &&(SocketAddr, AddrSource)| {
+                *source == AddrSource::Discovery && !options.book.worked(peer, addr)
+            };
+            let others = addrs.iter().filter(|a| !untried_hint(a));
+            let hints = addrs.iter().rev().filter(untried_hint);
+            for &(addr, source) in others.chain(hints) {
                 let worked = options.book.worked(peer, &addr);
                 match inner.ep.restore_address(now, *peer, addr, source, worked) {
                     Ok(_) => {}

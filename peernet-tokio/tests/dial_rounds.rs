@@ -337,3 +337,33 @@ async fn a_shutdown_mid_handshake_saves_the_hint_it_was_dialing() {
         std::fs::read_to_string(dir.path().join("book")).unwrap()
     );
 }
+
+/// A saved book's untried hints (listed best first: the latest heard
+/// first) come back in that order at every start. Each restored hint
+/// used to count as heard after the line before it, so the order turned
+/// round at every start.
+#[tokio::test]
+async fn a_restored_book_keeps_the_order_of_its_hints() {
+    let b = peer(2);
+    let saved: Vec<SocketAddr> = (1..=3)
+        .map(|i| SocketAddr::from(([192, 0, 2, i], 4000)))
+        .collect();
+    let mut book = SavedBook::new();
+    book.set(b, saved.iter().map(|a| (*a, AddrSource::Discovery)));
+    let app = SocketAddr::from(([192, 0, 2, 9], 4000));
+    let mut with_app = book.clone();
+    with_app.set(
+        b,
+        std::iter::once((app, AddrSource::Application))
+            .chain(saved.iter().map(|a| (*a, AddrSource::Discovery))),
+    );
+    for (book, expected) in [
+        (book, saved.clone()),
+        (with_app, [vec![app], saved.clone()].concat()),
+    ] {
+        let node = Node::new(config(1, &[2]).address_book(book));
+        let order: Vec<SocketAddr> = node.addresses(&b).iter().map(|e| e.addr).collect();
+        assert_eq!(order, expected);
+        node.shutdown().await;
+    }
+}

@@ -294,6 +294,13 @@ impl AddressBook {
         let entries = self.peers.entry(peer).or_default();
         if let Some(e) = entries.iter_mut().find(|e| e.addr == addr) {
             if source.weight() <= e.source.weight() {
+                if source == AddrSource::Discovery && e.class() == Class::UntriedHint {
+                    // heard again: the latest heard (not saved: the
+                    // order of untried hints is no change worth a write)
+                    e.added = self.added;
+                    self.added += 1;
+                    entries.sort_by(AddrEntry::rank);
+                }
                 return Ok(Added::Known);
             }
             e.source = source;
@@ -303,7 +310,14 @@ impl AddressBook {
         }
         let new = AddrEntry::new(addr, source, self.added);
         let own_room = entries.len() < per_peer;
-        if !own_room || at_total {
+        // The total is full, not the peer: the book's worst hint that is
+        // not working makes room for what the application or a ticket
+        // gives, so hints cannot take its place (nor does the peer lose
+        // an address of its own while there are such hints).
+        let hint_went =
+            own_room && at_total && source != AddrSource::Discovery && self.drop_a_hint();
+        let entries = self.peers.entry(peer).or_default();
+        if !hint_went && (!own_room || at_total) {
             // Entries are sorted: the worst that may make room goes.
             match entries.iter().rposition(|e| new.may_evict(e)) {
                 Some(worst) => {
@@ -314,17 +328,10 @@ impl AddressBook {
                     if entries.is_empty() {
                         self.peers.remove(&peer);
                     }
-                    // The total is full, not the peer: another peer's
-                    // hint makes room for what the application or a
-                    // ticket gives, so hints cannot take its place.
-                    let hint_goes = own_room && source != AddrSource::Discovery;
-                    if !(hint_goes && self.drop_a_hint()) {
-                        return Err(BookError::Full);
-                    }
+                    return Err(BookError::Full);
                 }
             }
         }
-        let entries = self.peers.entry(peer).or_default();
         entries.push(new);
         entries.sort_by(AddrEntry::rank);
         self.total += 1;
@@ -333,25 +340,26 @@ impl AddressBook {
         Ok(Added::New)
     }
 
-    /// Forgets the worst discovery hint that is not working, of the first
-    /// peer (in PeerId order) that has one. False if no peer has one.
+    /// Forgets the book's worst discovery hint that is not working: one
+    /// whose last dial failed, the longest failed first, else the untried
+    /// one heard longest ago. False if there is none.
     fn drop_a_hint(&mut self) -> bool {
         let loose = |e: &AddrEntry| e.source == AddrSource::Discovery && !e.worked_last();
+        // (failed before untried, then the oldest failure or hearing)
+        let badness = |e: &AddrEntry| match e.class() {
+            Class::Failed => (0, e.last_failed, e.added),
+            _ => (1, None, e.added),
+        };
         let victim = self
             .peers
             .iter()
-            .find_map(|(p, entries)| Some((*p, entries.iter().rposition(loose)?)));
-        let Some((p, at)) = victim else {
+            .flat_map(|(p, entries)| entries.iter().filter(|e| loose(e)).map(move |e| (p, e)))
+            .min_by_key(|(_, e)| badness(e))
+            .map(|(p, e)| (*p, e.addr));
+        let Some((p, addr)) = victim else {
             return false;
         };
-        if let Some(entries) = self.peers.get_mut(&p) {
-            entries.remove(at);
-            self.total -= 1;
-            if entries.is_empty() {
-                self.peers.remove(&p);
-            }
-        }
-        true
+        self.remove(&p, addr)
     }
 
     /// Forgets `addr` for `peer`. Returns false if it was not there.

@@ -297,3 +297,55 @@ fn hints_of_one_peer_do_not_keep_the_application_from_another() {
         Err(BookError::Full)
     );
 }
+
+/// A hint heard again while still untried is the latest heard again:
+/// dialed first.
+#[test]
+fn an_untried_hint_heard_again_is_dialed_first() {
+    let p = peer(1);
+    let mut book = AddressBook::new(8, 64);
+    let revision = |b: &AddressBook| b.revision();
+    book.add(p, addr(4000), AddrSource::Discovery).unwrap();
+    for port in 1..=3 {
+        book.add(p, addr(port), AddrSource::Discovery).unwrap();
+    }
+    let before = revision(&book);
+    assert_eq!(book.add(p, addr(4000), AddrSource::Discovery), Ok(false));
+    assert_eq!(ports(&book, &p), [4000, 3, 2, 1]);
+    assert_eq!(revision(&book), before, "no save for an order of hints");
+}
+
+/// At the total bound the book's worst hint makes room: one known dead
+/// (worked once, failed since) before another peer's only, untried one,
+/// and before the adding peer's own working address of a worse source.
+#[test]
+fn at_the_total_the_worst_hint_of_the_book_makes_room() {
+    let (low, high) = {
+        let (a, c) = (peer(1), peer(2));
+        if a < c { (a, c) } else { (c, a) }
+    };
+    let mut book = AddressBook::new(8, 4);
+    book.add(low, addr(1), AddrSource::Discovery).unwrap();
+    for port in 2..=4 {
+        book.add(high, addr(port), AddrSource::Discovery).unwrap();
+        book.mark_ok(&high, addr(port), at(1));
+        book.mark_failed(&high, addr(port), at(2 + u64::from(port)));
+    }
+    assert_eq!(
+        book.add(peer(3), addr(100), AddrSource::Application),
+        Ok(true)
+    );
+    assert_eq!(ports(&book, &low), [1], "the untried only hint stays");
+    assert_eq!(ports(&book, &high), [3, 4], "the longest failed went");
+    // the adding peer's own working ticket address stays too
+    let (p, q) = (peer(4), peer(5));
+    let mut book = AddressBook::new(8, 2);
+    book.add(p, addr(1), AddrSource::Ticket).unwrap();
+    book.mark_ok(&p, addr(1), at(1));
+    book.add(q, addr(2), AddrSource::Discovery).unwrap();
+    book.mark_ok(&q, addr(2), at(1));
+    book.mark_failed(&q, addr(2), at(2));
+    assert_eq!(book.add(p, addr(3), AddrSource::Application), Ok(true));
+    assert_eq!(ports(&book, &p), [1, 3]);
+    assert!(ports(&book, &q).is_empty());
+}
