@@ -197,6 +197,7 @@ impl SavedBook {
     /// Records that a dial to `addr` of `peer` had completed a handshake;
     /// nothing for an address the book does not hold.
     pub fn mark_worked(&mut self, peer: &PeerId, addr: SocketAddr) {
+        let addr = canonical(addr);
         if self.get(peer).iter().any(|(a, _)| *a == addr) {
             self.worked.insert((*peer, addr));
         }
@@ -204,7 +205,7 @@ impl SavedBook {
 
     /// Whether a dial to `addr` of `peer` had completed a handshake.
     pub fn worked(&self, peer: &PeerId, addr: &SocketAddr) -> bool {
-        self.worked.contains(&(*peer, *addr))
+        self.worked.contains(&(*peer, canonical(*addr)))
     }
 
     /// Forgets `peer`. Returns true if it had addresses.
@@ -318,6 +319,12 @@ impl SavedBook {
                 .parse::<SocketAddr>()
                 .map_err(|_| err(n, BookFileErrorKind::InvalidAddress))?;
             if !is_dialable(&addr) {
+                if unscoped_link_local(&addr) {
+                    // (saved by a build before such addresses were
+                    // refused: dropped, not damage)
+                    count += 1;
+                    continue;
+                }
                 return Err(err(n, BookFileErrorKind::Undialable));
             }
             // (one entry per address however it is spelled, as `set`)
@@ -339,6 +346,12 @@ impl SavedBook {
         }
         Err(err(last + 1, BookFileErrorKind::MissingEnd))
     }
+}
+
+/// An IPv6 link-local address without its scope: no dial can reach it,
+/// and earlier builds saved such addresses.
+fn unscoped_link_local(addr: &SocketAddr) -> bool {
+    matches!(addr, SocketAddr::V6(v6) if v6.ip().is_unicast_link_local() && v6.scope_id() == 0)
 }
 
 /// Why the address book could not be loaded.
@@ -723,5 +736,42 @@ mod tests {
         assert!(book.remove(&peers[0]));
         assert!(!book.remove(&peers[0]));
         assert_eq!(book.len(), 8_191);
+    }
+
+    /// `mark_worked` and `worked` find an address in the form it was set
+    /// with (a flow label, an IPv4-mapped address), as `set` keeps it.
+    #[test]
+    fn worked_marks_find_the_address_as_it_was_set() {
+        use std::net::SocketAddrV6;
+        let ip = "2001:db8::1".parse().unwrap();
+        let labelled = SocketAddr::V6(SocketAddrV6::new(ip, 4000, 0x12345, 0));
+        let mapped: SocketAddr = "[::ffff:192.0.2.7]:4000".parse().unwrap();
+        let mut book = SavedBook::new();
+        let addrs = [
+            (labelled, AddrSource::Application),
+            (mapped, AddrSource::Ticket),
+        ];
+        book.set(peer(1), addrs);
+        book.mark_worked(&peer(1), labelled);
+        book.mark_worked(&peer(1), mapped);
+        assert!(book.worked(&peer(1), &labelled) && book.worked(&peer(1), &mapped));
+    }
+
+    /// A book saved by a build that still took an unscoped link-local
+    /// address loads without it: not damage, and the node starts.
+    #[test]
+    fn an_unscoped_link_local_address_of_an_older_book_is_dropped() {
+        let text = format!(
+            "{BOOK_HEADER}\n{p} 192.0.2.1:4000 application worked\n{p} [fe80::1]:4000 ticket\nend 2\n",
+            p = peer(1)
+        );
+        let book = SavedBook::from_text(&text).unwrap();
+        let kept: SocketAddr = "192.0.2.1:4000".parse().unwrap();
+        assert_eq!(book.get(&peer(1)), [(kept, AddrSource::Application)]);
+        assert!(book.worked(&peer(1), &kept));
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::open(dir.path()).unwrap();
+        fs::write(data.book_path(), &text).unwrap();
+        assert!(crate::NodeConfig::from_data_dir(dir.path()).is_ok());
     }
 }
