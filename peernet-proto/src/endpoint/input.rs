@@ -17,6 +17,7 @@ impl Endpoint {
     /// Hands `data` to `conn` (after what it kept from a pause), acting on
     /// each transition it asks for, until the bytes run out or the output
     /// queue is full.
+    #[inline]
     pub(super) fn receive(&mut self, conn: ConnId, mut data: BytesMut) {
         loop {
             let Some(c) = self.conns.get_mut(&conn) else {
@@ -40,18 +41,15 @@ impl Endpoint {
             }
             match c.handle_data(&mut data, &mut node!(self), &mut self.ctx) {
                 Some(Transition::Pause) => {
-                    if let Some(c) = self.conns.get_mut(&conn) {
-                        c.stash = Some(data);
-                        self.paused.insert(conn);
-                    }
+                    c.stash = Some(data);
+                    self.paused.insert(conn);
                     return;
                 }
                 Some(transition) => self.on_transition(conn, transition),
                 None => {
                     // everything handed in is handled: a transport end
                     // that came meanwhile takes effect now
-                    let ended = self.conns.get_mut(&conn).and_then(|c| c.ended.take());
-                    if let Some(ending) = ended {
+                    if let Some(ending) = c.ended.take() {
                         self.end(conn, ending);
                     }
                     return;
@@ -63,6 +61,7 @@ impl Endpoint {
     /// The transport of `conn` ended (`Closed`, `Stalled`): the
     /// connection ends, after the bytes handed in before, if a pause
     /// keeps some (a peer's GOODBYE among them is its reason).
+    #[inline(never)]
     pub(super) fn transport_ended(&mut self, conn: ConnId, ending: Ending) {
         match self.conns.get_mut(&conn) {
             Some(c) if c.stash.is_some() => c.ended = Some(ending),
@@ -72,6 +71,8 @@ impl Endpoint {
 
     /// The output queue is empty: paused connections go on decoding, in
     /// `ConnId` order, until it holds something again.
+    #[cold]
+    #[inline(never)]
     pub(super) fn resume_paused(&mut self) {
         while self.ctx.outputs.is_empty() {
             let Some(conn) = self.paused.pop_first() else {

@@ -484,9 +484,13 @@ impl Endpoint {
     /// while [`crate::OUTPUTS_BEFORE_PAUSE`] outputs waited is decoded
     /// here, once the queue is empty: taking every output gets every event.
     pub fn poll_output(&mut self) -> Option<Output> {
-        if self.ctx.outputs.is_empty() && !self.paused.is_empty() {
-            self.resume_paused();
+        if let Some(output) = self.ctx.outputs.pop_front() {
+            return Some(output);
         }
+        if self.paused.is_empty() {
+            return None;
+        }
+        self.resume_paused();
         self.ctx.outputs.pop_front()
     }
 
