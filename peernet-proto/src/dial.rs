@@ -159,6 +159,14 @@ impl PeerDial {
         )
     }
 
+    /// Whether the dial under way is to `addr`.
+    pub(crate) fn dialing_to(&self, addr: SocketAddr) -> bool {
+        match self.phase {
+            Phase::Opening { addr: a, .. } | Phase::Handshaking { addr: a, .. } => a == addr,
+            _ => false,
+        }
+    }
+
     /// A connection that lived `lived` was lost: resets the backoff if it
     /// lived long enough.
     pub(crate) fn reset_if_lived(&mut self, lived: Duration, cfg: &DialConfig) {

@@ -947,3 +947,34 @@ fn keeping_300_peers_dials_256_at_first() {
     }
     assert_eq!(dials(&drain(&mut a)).len(), 256);
 }
+
+/// At the book's total, an application address takes the place of
+/// another peer's hint, but not of one a dial is under way to: if that
+/// dial works, the book must still hold the address that worked.
+#[test]
+fn a_hint_being_dialed_does_not_make_room() {
+    let [b, c, d] = [2, 3, 4].map(|n| identity(n).peer_id());
+    let mut trust = TrustList::new();
+    for p in [b, c, d] {
+        trust.insert(p, None);
+    }
+    let mut config = Config::default();
+    config.max_addresses = 2;
+    let rng = Box::new(ChaCha20Rng::seed_from_u64(1));
+    let mut a = Endpoint::new(config, identity(1), trust, rng);
+    let now = Instant::from_millis(1);
+    // b's hint, heard first (the book's worst), is being dialed
+    a.add_address(now, b, addr(1), AddrSource::Discovery)
+        .unwrap();
+    a.add_address(now, c, addr(2), AddrSource::Discovery)
+        .unwrap();
+    a.dial(now, b).unwrap();
+    assert_eq!(dials(&drain(&mut a)), [(b, addr(1))]);
+    a.add_address(now, d, addr(9), AddrSource::Application)
+        .unwrap();
+    assert!(
+        a.addresses(&b).any(|e| e.addr == addr(1)),
+        "the hint being dialed stays"
+    );
+    assert_eq!(a.addresses(&c).count(), 0, "the other hint made room");
+}

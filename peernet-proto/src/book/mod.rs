@@ -275,15 +275,18 @@ impl AddressBook {
         addr: SocketAddr,
         source: AddrSource,
     ) -> Result<bool, BookError> {
-        Ok(self.insert(peer, addr, source)? == Added::New)
+        Ok(self.insert(peer, addr, source, &|_, _| false)? == Added::New)
     }
 
-    /// [`AddressBook::add`], saying what changed.
+    /// [`AddressBook::add`], saying what changed. Another peer's hint
+    /// that `dialing` names (a dial to it under way) is not dropped to make
+    /// room: if the dial works, the book keeps the address that worked.
     pub(crate) fn insert(
         &mut self,
         peer: PeerId,
         addr: SocketAddr,
         source: AddrSource,
+        dialing: &dyn Fn(&PeerId, SocketAddr) -> bool,
     ) -> Result<Added, BookError> {
         if !is_dialable(&addr) {
             return Err(BookError::Undialable(addr));
@@ -315,7 +318,7 @@ impl AddressBook {
         // gives, so hints cannot take its place (nor does the peer lose
         // an address of its own while there are such hints).
         let hint_went =
-            own_room && at_total && source != AddrSource::Discovery && self.drop_a_hint();
+            own_room && at_total && source != AddrSource::Discovery && self.drop_a_hint(dialing);
         let entries = self.peers.entry(peer).or_default();
         if !hint_went && (!own_room || at_total) {
             // Entries are sorted: the worst that may make room goes.
@@ -343,8 +346,10 @@ impl AddressBook {
     /// Forgets the book's worst discovery hint that is not working: one
     /// whose last dial failed, the longest failed first, else the untried
     /// one heard longest ago. False if there is none.
-    fn drop_a_hint(&mut self) -> bool {
-        let loose = |e: &AddrEntry| e.source == AddrSource::Discovery && !e.worked_last();
+    fn drop_a_hint(&mut self, dialing: &dyn Fn(&PeerId, SocketAddr) -> bool) -> bool {
+        let loose = |p: &PeerId, e: &AddrEntry| {
+            e.source == AddrSource::Discovery && !e.worked_last() && !dialing(p, e.addr)
+        };
         // (failed before untried, then the oldest failure or hearing)
         let badness = |e: &AddrEntry| match e.class() {
             Class::Failed => (0, e.last_failed, e.added),
@@ -353,7 +358,7 @@ impl AddressBook {
         let victim = self
             .peers
             .iter()
-            .flat_map(|(p, entries)| entries.iter().filter(|e| loose(e)).map(move |e| (p, e)))
+            .flat_map(|(p, entries)| entries.iter().filter(|e| loose(p, e)).map(move |e| (p, e)))
             .min_by_key(|(_, e)| badness(e))
             .map(|(p, e)| (*p, e.addr));
         let Some((p, addr)) = victim else {

@@ -76,7 +76,9 @@ impl Endpoint {
         if !self.trust.contains(&peer) || peer == self.peer_id() {
             return Err(BookError::NotTrusted(peer));
         }
-        let added = self.book.insert(peer, addr, source)?;
+        let dials = &self.dials;
+        let dialing = |p: &PeerId, a: SocketAddr| dials.get(p).is_some_and(|d| d.dialing_to(a));
+        let added = self.book.insert(peer, addr, source, &dialing)?;
         let (new, changed) = (added == Added::New, added != Added::Known);
         tracing::debug!(peer = %peer, %addr, ?source, new, changed, "address added");
         let connected = self.is_connected(&peer);
