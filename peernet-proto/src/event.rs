@@ -30,6 +30,10 @@ pub enum Input {
         /// each chunk off its read buffer (`BytesMut::split_to`) hands
         /// over bytes no one else can see, without a copy; `Bytes`
         /// converts with `into()` (copying only if it is shared).
+        /// While the output bound keeps some of the connection's bytes
+        /// ([`OUTPUTS_BEFORE_PAUSE`]) these wait behind them, counted in
+        /// [`crate::Stats::paused_input`]: a driver that takes the outputs
+        /// before it hands in more keeps at most one chunk there.
         data: BytesMut,
     },
     /// The transport ended (EOF, reset, or a failed write).
