@@ -134,8 +134,11 @@ pub struct DialConfig {
     /// The most dials under way at once (a transport being opened, or its
     /// handshake): each holds a socket, and keeping thousands of peers
     /// must not open thousands at once (the file descriptors run out, and
-    /// that local failure would be charged to the addresses). The others
-    /// wait their turn, first come first served. Default 256.
+    /// that local failure would be charged to the addresses). Background
+    /// redials of kept peers past it wait their turn, first come first
+    /// served; a dial the application asks for
+    /// ([`crate::Endpoint::dial`]) is not held back, but counts. Default
+    /// 256.
     pub max_dials_in_flight: usize,
 }
 

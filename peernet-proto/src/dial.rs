@@ -126,6 +126,8 @@ pub(crate) struct PeerDial {
     /// per address of the round, for its [`crate::Event::Unreachable`].
     pub(crate) tried: Vec<(SocketAddr, DialFailure)>,
     pub(crate) phase: Phase,
+    /// The number of its wait in line, while [`Phase::Queued`].
+    pub(crate) wait: u64,
 }
 
 impl PeerDial {
@@ -139,6 +141,7 @@ impl PeerDial {
             rest: VecDeque::new(),
             tried: Vec::new(),
             phase: Phase::Idle,
+            wait: 0,
         }
     }
 
@@ -190,8 +193,12 @@ pub(crate) struct DialSchedule {
     /// when a slot is looked for ([`DialSchedule::slot_free`]).
     pub(crate) in_flight: BTreeSet<PeerId>,
     /// Peers waiting ([`Phase::Queued`]) for a slot, first come first
-    /// served; one that stopped waiting meanwhile is skipped.
-    pub(crate) queue: VecDeque<PeerId>,
+    /// served, each with the number of its wait ([`PeerDial::wait`]): an
+    /// entry whose peer stopped waiting, or waits again under a newer
+    /// number, is skipped.
+    pub(crate) queue: VecDeque<(PeerId, u64)>,
+    /// The number the next wait gets.
+    pub(crate) next_wait: u64,
     /// `start_queued` is running.
     pub(crate) starting: bool,
 }
@@ -213,6 +220,32 @@ impl DialSchedule {
         self.peers.remove(peer)
     }
 
+    /// Puts `peer` (just made [`Phase::Queued`]) at the end of the line.
+    /// Entries of waits that ended are dropped once they are as many as
+    /// the peers, so the line stays within twice the peers.
+    pub(crate) fn enqueue(&mut self, peer: PeerId) {
+        self.next_wait += 1;
+        let wait = self.next_wait;
+        if let Some(d) = self.peers.get_mut(&peer) {
+            d.wait = wait;
+        }
+        if self.queue.len() >= 2 * self.peers.len() + 16 {
+            let peers = &self.peers;
+            self.queue.retain(|e| waiting(peers, e));
+        }
+        self.queue.push_back((peer, wait));
+    }
+
+    /// The first peer in line that still waits, taken out of the line.
+    pub(crate) fn next_in_line(&mut self) -> Option<PeerId> {
+        while let Some(entry) = self.queue.pop_front() {
+            if waiting(&self.peers, &entry) {
+                return Some(entry.0);
+            }
+        }
+        None
+    }
+
     /// Whether a dial may start now: fewer than `max` under way. Counts
     /// only the peers still dialing.
     pub(crate) fn slot_free(&mut self, max: usize) -> bool {
@@ -220,5 +253,40 @@ impl DialSchedule {
         self.in_flight
             .retain(|p| peers.get(p).is_some_and(PeerDial::dialing));
         self.in_flight.len() < max
+    }
+}
+
+/// Whether a line entry's peer still waits under that number.
+fn waiting(peers: &BTreeMap<PeerId, PeerDial>, (peer, wait): &(PeerId, u64)) -> bool {
+    peers
+        .get(peer)
+        .is_some_and(|d| d.phase == Phase::Queued && d.wait == *wait)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Identity;
+
+    /// A peer that stops waiting and waits again is served at its new
+    /// place, and the entries of ended waits do not pile up.
+    #[test]
+    fn the_line_is_first_come_first_served_and_bounded() {
+        let id = |n: u8| Identity::from_seed(&[n; 32]).peer_id();
+        let mut s = DialSchedule::default();
+        let wait = |s: &mut DialSchedule, p: PeerId| {
+            s.entry(p).phase = Phase::Queued;
+            s.enqueue(p);
+        };
+        wait(&mut s, id(1));
+        wait(&mut s, id(2));
+        for _ in 0..10_000 {
+            s.remove(&id(1));
+            wait(&mut s, id(1));
+        }
+        assert!(s.queue.len() <= 2 * s.peers.len() + 16, "{}", s.queue.len());
+        assert_eq!(s.next_in_line(), Some(id(2)));
+        assert_eq!(s.next_in_line(), Some(id(1)));
+        assert_eq!(s.next_in_line(), None);
     }
 }

@@ -343,24 +343,31 @@ impl AddressBook {
         Ok(Added::New)
     }
 
-    /// Forgets the book's worst discovery hint that is not working: one
-    /// whose last dial failed, the longest failed first, else the untried
-    /// one heard longest ago. False if there is none.
+    /// Forgets the book's worst discovery hint that is not working, a
+    /// dial to which is not under way: first of a peer that has other
+    /// addresses; the untried one heard longest ago (anyone on the LAN
+    /// can announce one) before one that worked once and failed since
+    /// (the longest failed first). False if there is none.
     fn drop_a_hint(&mut self, dialing: &dyn Fn(&PeerId, SocketAddr) -> bool) -> bool {
         let loose = |p: &PeerId, e: &AddrEntry| {
             e.source == AddrSource::Discovery && !e.worked_last() && !dialing(p, e.addr)
         };
-        // (failed before untried, then the oldest failure or hearing)
-        let badness = |e: &AddrEntry| match e.class() {
-            Class::Failed => (0, e.last_failed, e.added),
-            _ => (1, None, e.added),
+        let badness = |only: bool, e: &AddrEntry| match e.class() {
+            Class::Failed => (only, 1, e.last_failed, e.added),
+            _ => (only, 0, None, e.added),
         };
         let victim = self
             .peers
             .iter()
-            .flat_map(|(p, entries)| entries.iter().filter(|e| loose(p, e)).map(move |e| (p, e)))
-            .min_by_key(|(_, e)| badness(e))
-            .map(|(p, e)| (*p, e.addr));
+            .flat_map(|(p, entries)| {
+                let only = entries.len() == 1;
+                entries
+                    .iter()
+                    .filter(move |e| loose(p, e))
+                    .map(move |e| (p, badness(only, e), e.addr))
+            })
+            .min_by_key(|(_, bad, _)| *bad)
+            .map(|(p, _, addr)| (*p, addr));
         let Some((p, addr)) = victim else {
             return false;
         };

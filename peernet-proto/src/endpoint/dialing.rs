@@ -123,7 +123,8 @@ impl Endpoint {
 
     /// Keeps `peer` connected (`keep`) or stops doing so. While kept, a
     /// peer that is not connected is dialed through the address book at
-    /// once (silently), and after every loss or failed round redialed
+    /// once (silently; in line behind others past
+    /// `DialConfig::max_dials_in_flight`), and after every loss or failed round redialed
     /// with the backoff of [`crate::config::DialConfig`], each redial
     /// announced by [`Event::Reconnecting`]. A kept peer without an
     /// address is dialed as soon as one is added (after a loss or a
@@ -203,7 +204,12 @@ impl Endpoint {
         }
         let d = self.dials.entry(peer);
         d.report = true;
-        if !d.dialing() && d.phase != Phase::Queued {
+        if d.phase == Phase::Queued {
+            // waiting in line for a background redial: asked for, it goes now
+            self.next_address(peer);
+            return Ok(());
+        }
+        if !d.dialing() {
             self.disarm_dial(&peer);
             self.start_round(peer, None);
             return Ok(());
@@ -275,6 +281,9 @@ impl Endpoint {
                 self.ctx.timers.disarm(at, Timer::Dial(peer));
             }
             d.phase = Phase::Handshaking { addr, conn };
+            // (a late transport taken over counts as a dial under way,
+            // whatever the bound: its socket is open already)
+            self.dials.in_flight.insert(peer);
         }
         Ok(conn)
     }
@@ -512,9 +521,11 @@ impl Endpoint {
         }
         d.rest
             .retain(|addr| self.book.get(&peer).any(|e| e.addr == *addr));
-        if !d.rest.is_empty() && !slot {
+        // (a dial the application asked for is not held back behind the
+        // background redials of kept peers; it counts against them)
+        if !d.rest.is_empty() && !slot && !d.report {
             d.phase = Phase::Queued;
-            self.dials.queue.push_back(peer);
+            self.dials.enqueue(peer);
             tracing::debug!(peer = %peer, "dial waits for a slot");
             return;
         }
@@ -553,16 +564,10 @@ impl Endpoint {
         self.dials.starting = true;
         let max = self.ctx.config.dial.max_dials_in_flight;
         while self.dials.slot_free(max) {
-            let Some(peer) = self.dials.queue.pop_front() else {
+            let Some(peer) = self.dials.next_in_line() else {
                 break;
             };
-            if self
-                .dials
-                .get(&peer)
-                .is_some_and(|d| d.phase == Phase::Queued)
-            {
-                self.next_address(peer);
-            }
+            self.next_address(peer);
         }
         self.dials.starting = false;
     }

@@ -1,0 +1,224 @@
+//! The line of dials waiting for one of `max_dials_in_flight` slots:
+//! every end of a dial moves it, a dial the application asks for is not
+//! held back, and a late transport taken over counts.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use peernet_proto::{
+    AddrSource, Config, DialFailure, Endpoint, Event, Identity, Input, Instant, Output, PeerId,
+    TrustList,
+};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+fn identity(n: u8) -> Identity {
+    Identity::from_seed(&[n; 32])
+}
+
+fn id(n: u8) -> PeerId {
+    identity(n).peer_id()
+}
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([10, 0, 0, 1], port))
+}
+
+fn drain(ep: &mut Endpoint) -> Vec<Output> {
+    std::iter::from_fn(|| ep.poll_output()).collect()
+}
+
+fn dials(outputs: &[Output]) -> Vec<(PeerId, SocketAddr)> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Dial { peer, addr } => Some((*peer, *addr)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn unreachable(outputs: &[Output], peer: PeerId) -> bool {
+    outputs
+        .iter()
+        .any(|o| matches!(o, Output::Event(Event::Unreachable { peer: p, .. }) if *p == peer))
+}
+
+fn refused() -> DialFailure {
+    DialFailure::transport("connection refused")
+}
+
+/// Node 1 trusting `peers` (one address each, port 1000 + id), with at
+/// most `max` dials under way.
+fn endpoint_max(max: usize, peers: &[u8]) -> Endpoint {
+    let mut config = Config::default();
+    config.dial.max_dials_in_flight = max;
+    let mut trust = TrustList::new();
+    for p in peers {
+        trust.insert(id(*p), None);
+    }
+    let rng = Box::new(ChaCha20Rng::seed_from_u64(1));
+    let mut ep = Endpoint::new(config, identity(1), trust, rng);
+    let now = Instant::from_millis(1);
+    for p in peers {
+        let at = addr(1000 + u16::from(*p));
+        ep.add_address(now, id(*p), at, AddrSource::Application)
+            .unwrap();
+    }
+    ep
+}
+
+fn keep(a: &mut Endpoint, now: Instant, peers: &[u8]) {
+    for p in peers {
+        a.keep_connected(now, id(*p), true).unwrap();
+    }
+}
+
+/// A late transport taken over while its peer backs off runs its
+/// handshake as the round's dial: it counts against the bound (it used
+/// not to, and the next peer in line was dialed beside it).
+#[test]
+fn a_late_transport_taken_over_counts_as_a_dial() {
+    let now = Instant::from_millis(1);
+    let mut a = endpoint_max(1, &[10, 11, 12]);
+    keep(&mut a, now, &[10, 11, 12]);
+    assert_eq!(dials(&drain(&mut a)), [(id(10), addr(1010))]);
+    // 10's dial is not reported in time: it backs off, 11 gets the slot
+    let t1 = now + a.config().dial.dial_timeout;
+    a.handle_timeout(t1);
+    assert_eq!(dials(&drain(&mut a)), [(id(11), addr(1011))]);
+    // 10's transport opens late: taken as its round's dial
+    a.connect_to(t1, id(10), addr(1010)).unwrap();
+    drain(&mut a);
+    a.dial_failed(t1, id(11), addr(1011), refused());
+    let out = dials(&drain(&mut a));
+    assert!(
+        out.is_empty(),
+        "10's handshake holds the slot, yet dialed {out:?}"
+    );
+}
+
+/// First come first served: a peer that stopped waiting and waits again
+/// is served after those that waited meanwhile.
+#[test]
+fn a_peer_that_waits_again_takes_a_new_place_in_line() {
+    let now = Instant::from_millis(1);
+    let mut a = endpoint_max(1, &[10, 11, 12]);
+    keep(&mut a, now, &[10, 11, 12]);
+    assert_eq!(dials(&drain(&mut a)), [(id(10), addr(1010))]);
+    a.keep_connected(now, id(11), false).unwrap();
+    a.keep_connected(now, id(11), true).unwrap();
+    assert!(dials(&drain(&mut a)).is_empty());
+    a.dial_failed(now, id(10), addr(1010), refused());
+    assert_eq!(dials(&drain(&mut a)), [(id(12), addr(1012))]);
+}
+
+/// A dial the application asks for (`dial`, `Node::connect_peer`) is not
+/// held back behind the background redials of kept peers, also when the
+/// peer was waiting in line; it counts against them.
+#[test]
+fn a_dial_asked_for_is_not_held_back() {
+    let now = Instant::from_millis(1);
+    let mut a = endpoint_max(2, &[10, 11, 12, 13, 20]);
+    keep(&mut a, now, &[10, 11, 12, 13]);
+    assert_eq!(dials(&drain(&mut a)).len(), 2);
+    a.dial(now, id(20)).unwrap();
+    assert_eq!(dials(&drain(&mut a)), [(id(20), addr(1020))]);
+    // 12 waits in line; asked for, it goes now
+    a.dial(now, id(12)).unwrap();
+    assert_eq!(dials(&drain(&mut a)), [(id(12), addr(1012))]);
+    // four dials under way: 13 waits until three of them end
+    a.dial_failed(now, id(20), addr(1020), refused());
+    a.dial_failed(now, id(12), addr(1012), refused());
+    assert!(dials(&drain(&mut a)).is_empty());
+    a.dial_failed(now, id(10), addr(1010), refused());
+    assert_eq!(dials(&drain(&mut a)), [(id(13), addr(1013))]);
+}
+
+/// A one-off dial that waited in line still ends in `Unreachable`, also
+/// when its addresses were forgotten meanwhile; it does not hold the
+/// line.
+#[test]
+fn a_dial_that_waited_still_reports_unreachable() {
+    let now = Instant::from_millis(1);
+    let mut a = endpoint_max(1, &[10, 11, 12]);
+    keep(&mut a, now, &[10, 11]);
+    assert_eq!(dials(&drain(&mut a)), [(id(10), addr(1010))]);
+    // 11 waits as a kept peer; then the application's dial of 12 goes
+    // at once, and 11's address is forgotten meanwhile
+    a.dial(now, id(12)).unwrap();
+    assert_eq!(dials(&drain(&mut a)), [(id(12), addr(1012))]);
+    a.dial_failed(now, id(12), addr(1012), refused());
+    assert!(unreachable(&drain(&mut a), id(12)));
+    assert!(a.remove_address(&id(11), addr(1011)));
+    a.dial_failed(now, id(10), addr(1010), refused());
+    let out = drain(&mut a);
+    assert!(dials(&out).is_empty(), "{:?}", dials(&out));
+}
+
+/// Unpair, keep_connected(false), a failed handshake and a handshake
+/// timeout each free the slot: the line moves on.
+#[test]
+fn every_end_of_a_dial_moves_the_line() {
+    let now = Instant::from_millis(1);
+    let peers: Vec<u8> = (10..16).collect();
+    let mut a = endpoint_max(1, &peers);
+    keep(&mut a, now, &peers);
+    let mut seen = vec![];
+    let mut next = dials(&drain(&mut a));
+    let (p, _) = next[0];
+    seen.push(p);
+    a.unpair(now, &p);
+    next = dials(&drain(&mut a));
+    assert_eq!(next.len(), 1, "after unpair");
+    let (p, _) = next[0];
+    seen.push(p);
+    a.keep_connected(now, p, false).unwrap();
+    next = dials(&drain(&mut a));
+    assert_eq!(next.len(), 1, "after unkeep");
+    let (p, at) = next[0];
+    seen.push(p);
+    let conn = a.connect_to(now, p, at).unwrap();
+    a.handle_input(now, Input::Closed { conn });
+    next = dials(&drain(&mut a));
+    assert_eq!(next.len(), 1, "after a failed handshake");
+    let (p, at) = next[0];
+    seen.push(p);
+    a.connect_to(now, p, at).unwrap();
+    drain(&mut a);
+    a.handle_timeout(now + a.config().handshake_timeout + Duration::from_millis(1));
+    next = dials(&drain(&mut a));
+    assert_eq!(next.len(), 1, "after a handshake timeout");
+    assert_eq!(seen, [id(10), id(11), id(12), id(13)]);
+}
+
+/// At the book's total, a hint of a peer with other addresses makes room
+/// first, and of those an untried one (anyone on the LAN can announce
+/// one) before one that worked once.
+#[test]
+fn at_the_total_an_untried_hint_goes_before_a_proven_one() {
+    let now = Instant::from_millis(1);
+    let mut config = Config::default();
+    config.max_addresses = 3;
+    let mut trust = TrustList::new();
+    for p in [10, 11, 12] {
+        trust.insert(id(p), None);
+    }
+    let rng = Box::new(ChaCha20Rng::seed_from_u64(1));
+    let mut a = Endpoint::new(config, identity(1), trust, rng);
+    let proven = addr(1);
+    a.restore_address(now, id(10), proven, AddrSource::Discovery, true)
+        .unwrap();
+    a.dial(now, id(10)).unwrap();
+    assert_eq!(dials(&drain(&mut a)), [(id(10), proven)]);
+    a.dial_failed(now, id(10), proven, refused());
+    drain(&mut a);
+    for port in [2, 3] {
+        a.add_address(now, id(11), addr(port), AddrSource::Discovery)
+            .unwrap();
+    }
+    a.add_address(now, id(12), addr(4), AddrSource::Application)
+        .unwrap();
+    assert_eq!(a.addresses(&id(10)).count(), 1, "the proven hint stays");
+    assert_eq!(a.addresses(&id(11)).count(), 1);
+}
