@@ -31,6 +31,11 @@ pub(crate) struct Saves {
     pending: AtomicBool,
     /// Failed saves in a row.
     failures: AtomicU32,
+    /// The saved addresses of peers the data directory trusts and this
+    /// run does not (`NodeConfig::trust` left them out): written back
+    /// with every save, and given back to the core if the peer is paired
+    /// during the run.
+    pub(crate) others: std::sync::Mutex<SavedBook>,
 }
 
 /// The wait after the `failures`-th failed save in a row (1 s, 2 s, 4 s,
@@ -102,26 +107,49 @@ pub(crate) fn at_close<R: Runtime>(shared: &Arc<Shared<R>>, lock: Option<Arc<Nod
     }
 }
 
-/// Writes the book of every trusted peer to the data directory, on the
-/// runtime's blocking pool, holding the directory's `lock` until done. A
-/// failure owes a save again, tried after the back-off.
+/// Writes the book of every trusted peer to the data directory, and the
+/// saved addresses of the peers the directory trusts that this run left
+/// out, on the runtime's blocking pool, holding the directory's `lock`
+/// until done. A failure owes a save again, tried after the back-off.
 async fn save_now<R: Runtime>(shared: Arc<Shared<R>>, lock: Arc<NodeLock>) {
     let Some(dir) = shared.data_dir.clone() else {
         return;
     };
-    // Serialised with trust-list saves.
-    let _order = shared.persist.lock().await;
+    // Serialised with trust-list saves; the directory's own trust list.
+    let saved_trust = shared.persist.lock().await;
+    let others = shared
+        .book_saves
+        .others
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
     let book = shared.read(|inner| {
         let mut book = SavedBook::new();
+        let mut wanted = 0;
+        // (left out of this run, still in the directory's list)
+        let left_out = saved_trust
+            .iter()
+            .map(|(p, _)| p)
+            .filter(|p| !inner.ep.trust().contains(p));
+        for peer in left_out {
+            wanted += others.get(peer).len();
+            book.set(*peer, others.get(peer).iter().copied());
+            for &(addr, _) in others.get(peer) {
+                if others.worked(peer, &addr) {
+                    book.mark_worked(peer, addr);
+                }
+            }
+        }
         for (peer, _) in inner.ep.trust().iter() {
+            wanted += inner.ep.addresses(peer).count();
             book.set(*peer, inner.ep.addresses(peer).map(|e| (e.addr, e.source)));
             for e in inner.ep.addresses(peer).filter(|e| e.worked_last()) {
                 book.mark_worked(peer, e.addr);
             }
         }
-        if book.len() < inner.ep.address_count() {
+        if book.len() < wanted {
             // (Config::max_addresses above what a book file holds)
-            let dropped = inner.ep.address_count() - book.len();
+            let dropped = wanted - book.len();
             tracing::warn!(dropped, "addresses over the book file's bound not saved");
         }
         book

@@ -189,7 +189,7 @@ pub(crate) fn start<R: Runtime>(shared: &Arc<Shared<R>>, options: DialOptions) {
                 match inner.ep.restore_address(now, *peer, addr, source, worked) {
                     Ok(_) => {}
                     Err(BookError::NotTrusted(_)) => {
-                        tracing::debug!(%peer, %addr, "address of an untrusted peer ignored");
+                        tracing::debug!(%peer, %addr, "address of a peer not trusted in this run kept aside");
                     }
                     Err(error) => tracing::warn!(%peer, %addr, %error, "address not loaded"),
                 }
@@ -197,6 +197,24 @@ pub(crate) fn start<R: Runtime>(shared: &Arc<Shared<R>>, options: DialOptions) {
         }
         // (what was just loaded is what the file holds: no save for it)
         inner.book_saved = inner.ep.book_revision();
+        // The peers the file trusts and this run does not keep their
+        // saved addresses, written back with every save.
+        let mut aside = SavedBook::new();
+        for (peer, addrs) in options.book.iter() {
+            if !inner.ep.trust().contains(peer) {
+                aside.set(*peer, addrs.iter().copied());
+                for &(addr, _) in addrs {
+                    if options.book.worked(peer, &addr) {
+                        aside.mark_worked(peer, addr);
+                    }
+                }
+            }
+        }
+        *shared
+            .book_saves
+            .others
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = aside;
         if options.keep_trusted {
             let trusted: Vec<PeerId> = inner.ep.trust().iter().map(|(p, _)| *p).collect();
             for peer in trusted {
@@ -211,6 +229,33 @@ pub(crate) fn start<R: Runtime>(shared: &Arc<Shared<R>>, options: DialOptions) {
 /// `peer` was just paired: kept connected if the node keeps every trusted
 /// peer.
 pub(crate) fn after_pair<R: Runtime>(shared: &Arc<Shared<R>>, peer: PeerId) {
+    // A peer the data directory trusted and this run had left out gets
+    // its saved addresses back.
+    let mut aside = SavedBook::new();
+    {
+        let mut others = shared
+            .book_saves
+            .others
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        aside.set(peer, others.get(&peer).iter().copied());
+        for &(addr, _) in others.get(&peer) {
+            if others.worked(&peer, &addr) {
+                aside.mark_worked(&peer, addr);
+            }
+        }
+        others.remove(&peer);
+    }
+    if !aside.is_empty() {
+        shared.with_core(|inner, now| {
+            for &(addr, source) in aside.get(&peer) {
+                let worked = aside.worked(&peer, &addr);
+                if let Err(error) = inner.ep.restore_address(now, peer, addr, source, worked) {
+                    tracing::debug!(%peer, %addr, %error, "address not given back");
+                }
+            }
+        });
+    }
     if shared.dialing.keep_trusted.load(Ordering::Relaxed) {
         let kept = shared.with_core(|inner, now| inner.ep.keep_connected(now, peer, true));
         if let Err(error) = kept {

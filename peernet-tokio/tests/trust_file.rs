@@ -31,3 +31,48 @@ async fn a_peer_trusted_for_one_run_is_not_saved_by_pair() {
     assert!(!trust.contains(&once), "the one-run peer was saved");
     assert!(trust.contains(&kept) && trust.contains(&paired));
 }
+
+/// A run that leaves some of the data directory's trusted peers out
+/// (`NodeConfig::trust`) does not wipe their saved addresses: every save
+/// writes them back, and they are given back to the core if the run
+/// pairs one of them. (The addresses of the peers this run trusts are
+/// saved as ever; a peer not trusted at the next start has its entries
+/// ignored.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_leaves_peers_out_keeps_their_saved_addresses() {
+    use peernet_tokio::{AddrSource, DataDir, Identity, Node, NodeConfig, TrustList};
+    let dir = tempfile::tempdir().unwrap();
+    let id = |seed: u8| Identity::from_seed(&[seed; 32]).peer_id();
+    let (kept, once) = (id(2), id(3));
+    let kept_addr: std::net::SocketAddr = "192.0.2.2:4000".parse().unwrap();
+    let once_addr: std::net::SocketAddr = "192.0.2.3:4000".parse().unwrap();
+    {
+        let node = Node::new(NodeConfig::from_data_dir(dir.path()).unwrap());
+        node.pair(kept, None).await.unwrap();
+        node.add_address(kept, kept_addr, AddrSource::Application)
+            .unwrap();
+        node.shutdown().await;
+    }
+    {
+        let config = NodeConfig::from_data_dir(dir.path())
+            .unwrap()
+            .trust(TrustList::new())
+            .trusting(once);
+        let node = Node::new(config);
+        node.add_address(once, once_addr, AddrSource::Application)
+            .unwrap();
+        node.shutdown().await;
+    }
+    let book = DataDir::open(dir.path()).unwrap().load_book().unwrap();
+    assert_eq!(book.get(&once), [(once_addr, AddrSource::Application)]);
+    assert_eq!(book.get(&kept), [(kept_addr, AddrSource::Application)]);
+    // a run that leaves `kept` out and pairs it again gets its address back
+    let config = NodeConfig::from_data_dir(dir.path())
+        .unwrap()
+        .trust(TrustList::new());
+    let node = Node::new(config);
+    node.pair(kept, None).await.unwrap();
+    let back: Vec<_> = node.addresses(&kept).iter().map(|e| e.addr).collect();
+    assert_eq!(back, [kept_addr]);
+    node.shutdown().await;
+}
