@@ -65,8 +65,11 @@ pub struct Config {
     /// How long an accepted transport may take to deliver its first
     /// complete handshake frame before it is closed (without a word), so
     /// that sockets that send nothing free their handshake slot long
-    /// before `handshake_timeout`. At most `handshake_timeout`. Default
-    /// 2 s.
+    /// before `handshake_timeout`. Version 2 gives the initiator's first
+    /// record as long after RESP (it is due one round trip later), so a
+    /// replayed INIT holds its slot no longer: a link whose round trip is
+    /// longer than this cannot complete a handshake. At most
+    /// `handshake_timeout`. Default 2 s.
     pub first_frame_timeout: Duration,
     /// Idle time after which a PING is sent. Default 15 s.
     pub ping_interval: Duration,
