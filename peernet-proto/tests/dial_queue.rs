@@ -2,50 +2,27 @@
 //! every end of a dial moves it, a dial the application asks for is not
 //! held back, and a late transport taken over counts.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use peernet_proto::{
-    AddrSource, Config, DialFailure, Endpoint, Event, Identity, Input, Instant, Output, PeerId,
-    TrustList,
+    AddrSource, Config, Endpoint, Event, Input, Instant, Output, PeerId, TrustList,
 };
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
-fn identity(n: u8) -> Identity {
-    Identity::from_seed(&[n; 32])
-}
+mod support;
+
+use support::dialing::*;
+use support::identity;
 
 fn id(n: u8) -> PeerId {
     identity(n).peer_id()
-}
-
-fn addr(port: u16) -> SocketAddr {
-    SocketAddr::from(([10, 0, 0, 1], port))
-}
-
-fn drain(ep: &mut Endpoint) -> Vec<Output> {
-    std::iter::from_fn(|| ep.poll_output()).collect()
-}
-
-fn dials(outputs: &[Output]) -> Vec<(PeerId, SocketAddr)> {
-    outputs
-        .iter()
-        .filter_map(|o| match o {
-            Output::Dial { peer, addr } => Some((*peer, *addr)),
-            _ => None,
-        })
-        .collect()
 }
 
 fn unreachable(outputs: &[Output], peer: PeerId) -> bool {
     outputs
         .iter()
         .any(|o| matches!(o, Output::Event(Event::Unreachable { peer: p, .. }) if *p == peer))
-}
-
-fn refused() -> DialFailure {
-    DialFailure::transport("connection refused")
 }
 
 /// Node 1 trusting `peers` (one address each, port 1000 + id), with at

@@ -16,54 +16,13 @@ use proptest::prelude::*;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
+mod support;
+
+use support::dialing::*;
+use support::identity;
+
 const MS: Duration = Duration::from_millis(1);
 const SEC: Duration = Duration::from_secs(1);
-
-fn identity(n: u8) -> Identity {
-    Identity::from_seed(&[n; 32])
-}
-
-fn addr(port: u16) -> SocketAddr {
-    SocketAddr::from(([10, 0, 0, 1], port))
-}
-
-fn endpoint(me: u8, trusted: &[u8]) -> Endpoint {
-    let mut trust = TrustList::new();
-    for t in trusted {
-        trust.insert(identity(*t).peer_id(), None);
-    }
-    Endpoint::new(
-        Config::default(),
-        identity(me),
-        trust,
-        Box::new(ChaCha20Rng::seed_from_u64(u64::from(me))),
-    )
-}
-
-/// Everything `ep` wants done, in order (transmits are left queued).
-fn drain(ep: &mut Endpoint) -> Vec<Output> {
-    std::iter::from_fn(|| ep.poll_output()).collect()
-}
-
-fn dials(outputs: &[Output]) -> Vec<(PeerId, SocketAddr)> {
-    outputs
-        .iter()
-        .filter_map(|o| match o {
-            Output::Dial { peer, addr } => Some((*peer, *addr)),
-            _ => None,
-        })
-        .collect()
-}
-
-fn events(outputs: &[Output]) -> Vec<Event> {
-    outputs
-        .iter()
-        .filter_map(|o| match o {
-            Output::Event(e) => Some(e.clone()),
-            _ => None,
-        })
-        .collect()
-}
 
 /// Node 1 trusting node 2, which has two addresses from the
 /// application, at 1 ms.
@@ -76,11 +35,6 @@ fn with_two_addresses() -> (Endpoint, PeerId, Instant) {
             .unwrap();
     }
     (a, b, now)
-}
-
-/// A transport that refused the dial, in a driver's words.
-fn refused() -> DialFailure {
-    DialFailure::transport("connection refused")
 }
 
 /// Fires the next deadline of `ep`; returns when it was.

@@ -16,4 +16,6 @@ pub(crate) fn failed_with(events: &[Event], expected: HandshakeError) -> bool {
 }
 
 #[allow(dead_code, unreachable_pub)]
+pub mod dialing;
+#[allow(dead_code, unreachable_pub)]
 pub mod v2;
