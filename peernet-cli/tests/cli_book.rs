@@ -35,6 +35,16 @@ fn serve(cwd: &Path, dir: &str, listen: &str, extra: &[&str]) -> Serve {
     }
 }
 
+/// Data directories `a` and `b` in `d`, `a` trusting `b` and serving
+/// `echo` on loopback: their PeerIds and the server.
+fn a_serves_echo_to_b(d: &Path) -> (String, String, Serve) {
+    let a = init(d, "a");
+    let b = init(d, "b");
+    ok(&["pair", "a", &b], d);
+    let s = serve(d, "a", "127.0.0.1:0", &["--expose", "echo"]);
+    (a, b, s)
+}
+
 fn init(cwd: &Path, dir: &str) -> String {
     let out = ok(&["init", dir], cwd);
     let peer = out.trim_end().to_string();
@@ -195,10 +205,7 @@ fn a_damaged_book_is_an_error() {
 fn serve_locks_its_directory_and_prints_a_ticket() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    let a = init(d, "a");
-    let b = init(d, "b");
-    ok(&["pair", "a", &b], d);
-    let s = serve(d, "a", "127.0.0.1:0", &["--expose", "echo"]);
+    let (a, b, s) = a_serves_echo_to_b(d);
     // the ticket names the listen address
     let pair_out = ok(&["pair", "b", &s.ticket], d);
     assert_eq!(pair_out, "");
@@ -759,10 +766,7 @@ fn a_result_to_a_dead_pipe_is_exit_1_not_a_panic() {
 fn call_by_peer_id_dials_what_worked_first() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    let a = init(d, "a");
-    let b = init(d, "b");
-    ok(&["pair", "a", &b], d);
-    let s = serve(d, "a", "127.0.0.1:0", &["--expose", "echo"]);
+    let (a, _b, s) = a_serves_echo_to_b(d);
     // a port that takes connections and never says a word
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let silent = silent.local_addr().map(|addr| (silent, addr)).unwrap();
