@@ -33,7 +33,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 pub use peernet_proto::AddrSource;
-use peernet_proto::book::canonical;
+use peernet_proto::book::{canonical, is_unscoped_link_local};
 use peernet_proto::{InvalidPeerId, PeerId, is_dialable};
 
 use crate::persist::DataDir;
@@ -194,6 +194,17 @@ impl SavedBook {
         }
     }
 
+    /// Sets `peer`'s addresses, and what worked of them, as `from` has
+    /// them.
+    pub(crate) fn copy_peer(&mut self, from: &SavedBook, peer: &PeerId) {
+        self.set(*peer, from.get(peer).iter().copied());
+        for &(addr, _) in from.get(peer) {
+            if from.worked(peer, &addr) {
+                self.mark_worked(peer, addr);
+            }
+        }
+    }
+
     /// Records that a dial to `addr` of `peer` had completed a handshake;
     /// nothing for an address the book does not hold.
     pub fn mark_worked(&mut self, peer: &PeerId, addr: SocketAddr) {
@@ -319,7 +330,7 @@ impl SavedBook {
                 .parse::<SocketAddr>()
                 .map_err(|_| err(n, BookFileErrorKind::InvalidAddress))?;
             if !is_dialable(&addr) {
-                if unscoped_link_local(&addr) {
+                if is_unscoped_link_local(&addr) {
                     // (saved by a build before such addresses were
                     // refused: dropped, not damage)
                     count += 1;
@@ -346,12 +357,6 @@ impl SavedBook {
         }
         Err(err(last + 1, BookFileErrorKind::MissingEnd))
     }
-}
-
-/// An IPv6 link-local address without its scope: no dial can reach it,
-/// and earlier builds saved such addresses.
-fn unscoped_link_local(addr: &SocketAddr) -> bool {
-    matches!(addr, SocketAddr::V6(v6) if v6.ip().is_unicast_link_local() && v6.scope_id() == 0)
 }
 
 /// Why the address book could not be loaded.

@@ -35,7 +35,16 @@ pub(crate) struct Saves {
     /// run does not (`NodeConfig::trust` left them out): written back
     /// with every save, and given back to the core if the peer is paired
     /// during the run.
-    pub(crate) others: std::sync::Mutex<SavedBook>,
+    aside: std::sync::Mutex<SavedBook>,
+}
+
+impl Saves {
+    /// The saved addresses set aside (see the field).
+    pub(crate) fn aside(&self) -> std::sync::MutexGuard<'_, SavedBook> {
+        self.aside
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// The wait after the `failures`-th failed save in a row (1 s, 2 s, 4 s,
@@ -117,12 +126,7 @@ async fn save_now<R: Runtime>(shared: Arc<Shared<R>>, lock: Arc<NodeLock>) {
     };
     // Serialised with trust-list saves; the directory's own trust list.
     let saved_trust = shared.persist.lock().await;
-    let others = shared
-        .book_saves
-        .others
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone();
+    let aside = shared.book_saves.aside().clone();
     let book = shared.read(|inner| {
         let mut book = SavedBook::new();
         let mut wanted = 0;
@@ -132,13 +136,8 @@ async fn save_now<R: Runtime>(shared: Arc<Shared<R>>, lock: Arc<NodeLock>) {
             .map(|(p, _)| p)
             .filter(|p| !inner.ep.trust().contains(p));
         for peer in left_out {
-            wanted += others.get(peer).len();
-            book.set(*peer, others.get(peer).iter().copied());
-            for &(addr, _) in others.get(peer) {
-                if others.worked(peer, &addr) {
-                    book.mark_worked(peer, addr);
-                }
-            }
+            wanted += aside.get(peer).len();
+            book.copy_peer(&aside, peer);
         }
         for (peer, _) in inner.ep.trust().iter() {
             wanted += inner.ep.addresses(peer).count();

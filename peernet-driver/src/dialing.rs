@@ -163,6 +163,25 @@ pub(crate) fn on_event<R: Runtime>(shared: &Shared<R>, inner: &mut Inner, event:
     }
 }
 
+/// Gives the core `peer`'s addresses in `book`, with what worked. A book
+/// lists them best first; the core ranks untried hints the latest heard
+/// first and the others the first added first, so the hints go in from
+/// the last and every class keeps the book's order.
+fn restore_peer(inner: &mut Inner, now: peernet_proto::Instant, book: &SavedBook, peer: &PeerId) {
+    let addrs = book.get(peer);
+    let untried_hint = |(addr, source): &&(SocketAddr, AddrSource)| {
+        *source == AddrSource::Discovery && !book.worked(peer, addr)
+    };
+    let others = addrs.iter().filter(|a| !untried_hint(a));
+    let hints = addrs.iter().rev().filter(untried_hint);
+    for &(addr, source) in others.chain(hints) {
+        let worked = book.worked(peer, &addr);
+        if let Err(error) = inner.ep.restore_address(now, *peer, addr, source, worked) {
+            tracing::warn!(%peer, %addr, %error, "address not loaded");
+        }
+    }
+}
+
 /// Applies a config's dialing options to a new node: its book, and the
 /// peers to keep connected.
 pub(crate) fn start<R: Runtime>(shared: &Arc<Shared<R>>, options: DialOptions) {
@@ -174,47 +193,19 @@ pub(crate) fn start<R: Runtime>(shared: &Arc<Shared<R>>, options: DialOptions) {
         .wait_for_reconnect
         .store(options.wait_for_reconnect, Ordering::Relaxed);
     shared.with_core(|inner, now| {
-        for (peer, addrs) in options.book.iter() {
-            // The file lists them best first. The book ranks untried
-            // hints the latest heard first, the others the first added
-            // first: the hints go in from the last, so that every class
-            // keeps the file's order.
-            let untried_hint = |(addr, source): &&(SocketAddr, AddrSource)| {
-                *source == AddrSource::Discovery && !options.book.worked(peer, addr)
-            };
-            let others = addrs.iter().filter(|a| !untried_hint(a));
-            let hints = addrs.iter().rev().filter(untried_hint);
-            for &(addr, source) in others.chain(hints) {
-                let worked = options.book.worked(peer, &addr);
-                match inner.ep.restore_address(now, *peer, addr, source, worked) {
-                    Ok(_) => {}
-                    Err(BookError::NotTrusted(_)) => {
-                        tracing::debug!(%peer, %addr, "address of a peer not trusted in this run kept aside");
-                    }
-                    Err(error) => tracing::warn!(%peer, %addr, %error, "address not loaded"),
-                }
+        // The peers the file trusts and this run does not keep their
+        // saved addresses aside, written back with every save.
+        let mut aside = SavedBook::new();
+        for (peer, _) in options.book.iter() {
+            if inner.ep.trust().contains(peer) {
+                restore_peer(inner, now, &options.book, peer);
+            } else {
+                aside.copy_peer(&options.book, peer);
             }
         }
         // (what was just loaded is what the file holds: no save for it)
         inner.book_saved = inner.ep.book_revision();
-        // The peers the file trusts and this run does not keep their
-        // saved addresses, written back with every save.
-        let mut aside = SavedBook::new();
-        for (peer, addrs) in options.book.iter() {
-            if !inner.ep.trust().contains(peer) {
-                aside.set(*peer, addrs.iter().copied());
-                for &(addr, _) in addrs {
-                    if options.book.worked(peer, &addr) {
-                        aside.mark_worked(peer, addr);
-                    }
-                }
-            }
-        }
-        *shared
-            .book_saves
-            .others
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = aside;
+        *shared.book_saves.aside() = aside;
         if options.keep_trusted {
             let trusted: Vec<PeerId> = inner.ep.trust().iter().map(|(p, _)| *p).collect();
             for peer in trusted {
@@ -231,30 +222,14 @@ pub(crate) fn start<R: Runtime>(shared: &Arc<Shared<R>>, options: DialOptions) {
 pub(crate) fn after_pair<R: Runtime>(shared: &Arc<Shared<R>>, peer: PeerId) {
     // A peer the data directory trusted and this run had left out gets
     // its saved addresses back.
-    let mut aside = SavedBook::new();
+    let mut back = SavedBook::new();
     {
-        let mut others = shared
-            .book_saves
-            .others
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        aside.set(peer, others.get(&peer).iter().copied());
-        for &(addr, _) in others.get(&peer) {
-            if others.worked(&peer, &addr) {
-                aside.mark_worked(&peer, addr);
-            }
-        }
-        others.remove(&peer);
+        let mut aside = shared.book_saves.aside();
+        back.copy_peer(&aside, &peer);
+        aside.remove(&peer);
     }
-    if !aside.is_empty() {
-        shared.with_core(|inner, now| {
-            for &(addr, source) in aside.get(&peer) {
-                let worked = aside.worked(&peer, &addr);
-                if let Err(error) = inner.ep.restore_address(now, peer, addr, source, worked) {
-                    tracing::debug!(%peer, %addr, %error, "address not given back");
-                }
-            }
-        });
+    if !back.is_empty() {
+        shared.with_core(|inner, now| restore_peer(inner, now, &back, &peer));
     }
     if shared.dialing.keep_trusted.load(Ordering::Relaxed) {
         let kept = shared.with_core(|inner, now| inner.ep.keep_connected(now, peer, true));

@@ -156,17 +156,14 @@ impl PeerDial {
 
     /// Whether a round is under way (a dial out or its handshake).
     pub(crate) fn dialing(&self) -> bool {
-        matches!(
-            self.phase,
-            Phase::Opening { .. } | Phase::Handshaking { .. }
-        )
+        self.dialed_addr().is_some()
     }
 
-    /// Whether the dial under way is to `addr`.
-    pub(crate) fn dialing_to(&self, addr: SocketAddr) -> bool {
+    /// The address of the dial under way, if one is.
+    pub(crate) fn dialed_addr(&self) -> Option<SocketAddr> {
         match self.phase {
-            Phase::Opening { addr: a, .. } | Phase::Handshaking { addr: a, .. } => a == addr,
-            _ => false,
+            Phase::Opening { addr, .. } | Phase::Handshaking { addr, .. } => Some(addr),
+            _ => None,
         }
     }
 

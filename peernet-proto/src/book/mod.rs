@@ -189,9 +189,18 @@ pub enum BookError {
 pub fn is_dialable(addr: &SocketAddr) -> bool {
     let ip = addr.ip().to_canonical();
     let broadcast = matches!(ip, core::net::IpAddr::V4(v4) if v4.is_broadcast());
-    let unscoped = matches!(addr, SocketAddr::V6(v6)
-        if v6.ip().is_unicast_link_local() && v6.scope_id() == 0);
-    addr.port() != 0 && !ip.is_unspecified() && !ip.is_multicast() && !broadcast && !unscoped
+    addr.port() != 0
+        && !ip.is_unspecified()
+        && !ip.is_multicast()
+        && !broadcast
+        && !is_unscoped_link_local(addr)
+}
+
+/// Whether `addr` is an IPv6 link-local address without its scope id:
+/// it names no link, so no dial can reach it (one of the addresses
+/// [`is_dialable`] refuses; older builds took them).
+pub fn is_unscoped_link_local(addr: &SocketAddr) -> bool {
+    matches!(addr, SocketAddr::V6(v6) if v6.ip().is_unicast_link_local() && v6.scope_id() == 0)
 }
 
 /// `addr` as the book keeps it: an IPv4-mapped IPv6 address

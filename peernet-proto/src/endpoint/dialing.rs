@@ -77,7 +77,8 @@ impl Endpoint {
             return Err(BookError::NotTrusted(peer));
         }
         let dials = &self.dials;
-        let dialing = |p: &PeerId, a: SocketAddr| dials.get(p).is_some_and(|d| d.dialing_to(a));
+        let dialing =
+            |p: &PeerId, a: SocketAddr| dials.get(p).and_then(PeerDial::dialed_addr) == Some(a);
         let added = self.book.insert(peer, addr, source, &dialing)?;
         let (new, changed) = (added == Added::New, added != Added::Known);
         tracing::debug!(peer = %peer, %addr, ?source, new, changed, "address added");
@@ -218,10 +219,7 @@ impl Endpoint {
         // tried in it yet, those added since it began included (a round
         // that is a late transport's adopted dial has none left of its
         // own).
-        let in_flight = match d.phase {
-            Phase::Opening { addr, .. } | Phase::Handshaking { addr, .. } => Some(addr),
-            _ => None,
-        };
+        let in_flight = d.dialed_addr();
         d.rest = self
             .book
             .get(&peer)
