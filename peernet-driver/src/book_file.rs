@@ -37,7 +37,6 @@ use peernet_proto::book::{canonical, is_unscoped_link_local};
 use peernet_proto::{InvalidPeerId, PeerId, is_dialable};
 
 use crate::persist::DataDir;
-use crate::private_files::{Private, read_private};
 
 const BOOK_FILE: &str = "book";
 
@@ -381,21 +380,15 @@ impl DataDir {
     /// Loads the address book; a missing file is an empty book, a damaged
     /// one an error.
     pub fn load_book(&self) -> Result<SavedBook, LoadBookError> {
-        match read_private(
-            &self.book_path(),
-            MAX_BOOK_FILE_LEN,
-            Private::Writes,
-            "address book",
-        ) {
-            Ok(bytes) => {
+        match self.read_noted(BOOK_FILE, MAX_BOOK_FILE_LEN, "address book")? {
+            Some(bytes) => {
                 let text = String::from_utf8(bytes).map_err(|_| BookFileError {
                     line: 1,
                     kind: BookFileErrorKind::NotUtf8,
                 })?;
                 Ok(SavedBook::from_text(&text)?)
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(SavedBook::new()),
-            Err(e) => Err(e.into()),
+            None => Ok(SavedBook::new()),
         }
     }
 

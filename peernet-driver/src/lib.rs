@@ -56,6 +56,7 @@ pub mod persist;
 mod port;
 mod private_files;
 mod runtime;
+mod seen;
 #[cfg(feature = "serde")]
 mod service;
 mod shared;

@@ -424,8 +424,11 @@ impl<R: Runtime> Node<R> {
 
     /// Trusts `peer` (or relabels it). With a data directory the new list
     /// is written first, atomically, on the runtime's blocking pool (the
-    /// write ends with fsyncs); on a write error nothing changes.
-    /// Returns true if `peer` was not trusted before.
+    /// write ends with fsyncs); on a write error nothing changes. A trust
+    /// file edited by hand since the node read or last wrote it is not
+    /// written over: the error's payload is
+    /// [`ChangedOnDisk`](crate::persist::ChangedOnDisk), and nothing
+    /// changes. Returns true if `peer` was not trusted before.
     pub async fn pair(&self, peer: PeerId, label: Option<Label>) -> io::Result<bool> {
         let saved = label.clone();
         self.change_trust(
@@ -442,7 +445,8 @@ impl<R: Runtime> Node<R> {
     /// `revoked`, and its calls in flight fail with that reason
     /// ([`CallErrorExt::is_revoked`](crate::CallErrorExt::is_revoked)).
     /// With a data directory the new list is written first, atomically,
-    /// on the runtime's blocking pool. Returns true if `peer` was trusted.
+    /// on the runtime's blocking pool, as for [`Node::pair`] (an edited
+    /// file is not written over). Returns true if `peer` was trusted.
     pub async fn unpair(&self, peer: &PeerId) -> io::Result<bool> {
         let peer = *peer;
         self.change_trust(

@@ -18,6 +18,10 @@
 //! one its group may write is used, with a warning. A trust list or book
 //! that is a symbolic link is read through it but never saved.
 //!
+//! The node reads `trust` (and `book`) once, at start; a save never
+//! writes over a file edited since the node read or last wrote it
+//! ([`ChangedOnDisk`]).
+//!
 //! Temporary files and their atomic replacement are `tempfile`'s
 //! ([`NamedTempFile::persist`], and `persist_noclobber` for the identity,
 //! which must never replace one that exists); the fsync of the directory
@@ -26,6 +30,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use peernet_proto::identity::IDENTITY_FILE_LEN;
 use peernet_proto::{Identity, TrustList};
@@ -36,6 +41,8 @@ use tempfile::NamedTempFile;
 use crate::error::StartError;
 pub use crate::private_files::read_regular;
 use crate::private_files::{Private, check_dir, read_private};
+pub use crate::seen::ChangedOnDisk;
+use crate::seen::Seen;
 
 const IDENTITY_FILE: &str = "identity";
 const TRUST_FILE: &str = "trust";
@@ -44,6 +51,9 @@ const TRUST_FILE: &str = "trust";
 #[derive(Debug, Clone)]
 pub struct DataDir {
     path: PathBuf,
+    /// What the node last read or wrote of the files it replaces, shared
+    /// by the clones (`seen.rs`).
+    seen: Arc<Seen>,
 }
 
 impl DataDir {
@@ -62,7 +72,10 @@ impl DataDir {
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
         builder.create(&path)?;
         check_dir(&path)?;
-        Ok(DataDir { path })
+        Ok(DataDir {
+            path,
+            seen: Arc::default(),
+        })
     }
 
     /// The directory.
@@ -114,16 +127,36 @@ impl DataDir {
     /// is too large or is not UTF-8; [`StartError::TrustList`] when a line
     /// does not parse.
     pub fn load_trust(&self) -> Result<TrustList, StartError> {
-        let path = self.path.join(TRUST_FILE);
-        match read_private(&path, MAX_TRUST_FILE_LEN, Private::Writes, "trust list") {
-            Ok(bytes) => {
+        match self.read_noted(TRUST_FILE, MAX_TRUST_FILE_LEN, "trust list")? {
+            Some(bytes) => {
                 let text = String::from_utf8(bytes).map_err(|_| {
                     io::Error::new(io::ErrorKind::InvalidData, "trust list is not UTF-8")
                 })?;
                 Ok(TrustList::from_text(&text)?)
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(TrustList::new()),
-            Err(e) => Err(e.into()),
+            None => Ok(TrustList::new()),
+        }
+    }
+
+    /// The file `name`, read as [`read_private`] does (`None` if there is
+    /// none), and noted as what the node saw of it: a later save refuses
+    /// to replace it if it changed meanwhile ([`ChangedOnDisk`]).
+    pub(crate) fn read_noted(
+        &self,
+        name: &'static str,
+        max: u64,
+        what: &str,
+    ) -> io::Result<Option<Vec<u8>>> {
+        match read_private(&self.path.join(name), max, Private::Writes, what) {
+            Ok(bytes) => {
+                self.seen.note(name, Some(&bytes));
+                Ok(Some(bytes))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.seen.note(name, None);
+                Ok(None)
+            }
+            Err(e) => Err(e),
         }
     }
 
@@ -159,13 +192,17 @@ impl DataDir {
     /// Replaces the file `name` in the directory atomically with
     /// `contents`: staged, synced, renamed over, directory synced.
     ///
+    /// A file that changed on disk since the node read or last wrote it
+    /// is not replaced: [`ChangedOnDisk`] (see `seen.rs` for the window
+    /// left between the comparison and the rename).
+    ///
     /// A `name` that is a symbolic link is refused with
     /// [`io::ErrorKind::InvalidInput`], and nothing is written: renaming
     /// over it would silently cut the operator's link, and writing
     /// through it would let whoever planted the link choose a file
     /// outside the directory for the node to overwrite. (Reading through
     /// a link is allowed: the file read is checked as any other.)
-    pub(crate) fn replace(&self, name: &str, contents: &[u8]) -> io::Result<()> {
+    pub(crate) fn replace(&self, name: &'static str, contents: &[u8]) -> io::Result<()> {
         let path = self.path.join(name);
         if fs::symlink_metadata(&path).is_ok_and(|meta| meta.file_type().is_symlink()) {
             return Err(io::Error::new(
@@ -180,8 +217,10 @@ impl DataDir {
         // (each error names the file: a warning that a save failed, or a
         // `pair` that did, says where)
         let named = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+        self.seen.check(name, &path)?;
         let temp = stage_in(&self.path, name, contents).map_err(named)?;
         temp.persist(&path).map_err(|e| named(e.error))?;
+        self.seen.note(name, Some(contents));
         sync_dir(&self.path).map_err(named)
     }
 

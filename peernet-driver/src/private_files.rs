@@ -64,7 +64,9 @@ pub(crate) fn check_dir(path: &Path) -> io::Result<()> {
     check_metadata(&dir.metadata()?, path, Private::Writes, "data directory")
 }
 
-fn open_regular(path: &Path) -> io::Result<(File, Metadata)> {
+/// Opens `path` for reading without blocking on a FIFO (nor on a
+/// socket); refuses anything but a regular file.
+pub(crate) fn open_regular(path: &Path) -> io::Result<(File, Metadata)> {
     let mut options = OpenOptions::new();
     options.read(true);
     #[cfg(unix)]
