@@ -35,7 +35,11 @@ pub enum NodeEvent {
     },
     /// A kept peer ([`Node::keep_connected`](crate::Node::keep_connected))
     /// is redialed after a loss, now: announced right before each redial
-    /// (the first dial is silent).
+    /// (the first dial is silent). A redial that waits for a free dial
+    /// slot ([`DialConfig::max_dials_in_flight`]) is announced when its
+    /// dial starts, not while it waits.
+    ///
+    /// [`DialConfig::max_dials_in_flight`]: peernet_proto::DialConfig::max_dials_in_flight
     Reconnecting {
         /// The peer.
         peer: PeerId,

@@ -7,7 +7,8 @@
 //! left. [`crate::Endpoint::dial`] is one round; a kept peer
 //! ([`crate::Endpoint::keep_connected`]) gets a round at once, and after a
 //! loss or a failed round another one after a backoff delay
-//! ([`next_delay`]), announced with [`crate::Event::Reconnecting`].
+//! ([`next_delay`]), announced with [`crate::Event::Reconnecting`] when
+//! its first dial goes out (a round waiting for a dial slot is not).
 //!
 //! This module holds the state and the arithmetic; the endpoint
 //! (`endpoint/dialing.rs`) acts on it, because acting needs the book, the
@@ -118,6 +119,10 @@ pub(crate) struct PeerDial {
     pub(crate) lost: bool,
     /// Redials announced since the backoff last reset.
     pub(crate) attempt: u32,
+    /// The round is a redial after the backoff delay it holds: announced
+    /// (and counted in `attempt`) right before its first dial goes out,
+    /// not while it waits in line for a slot ([`Phase::Queued`]).
+    pub(crate) announce: Option<Duration>,
     /// The last backoff delay (`None`: the next is a first one).
     pub(crate) delay: Option<Duration>,
     /// The round's addresses not yet dialed, best first.
@@ -137,6 +142,7 @@ impl PeerDial {
             report: false,
             lost: false,
             attempt: 0,
+            announce: None,
             delay: None,
             rest: VecDeque::new(),
             tried: Vec::new(),

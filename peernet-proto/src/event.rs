@@ -146,18 +146,23 @@ pub enum Event {
         result: Result<Bytes, CallError>,
     },
     /// A kept peer ([`crate::Endpoint::keep_connected`]) is redialed after
-    /// a loss: emitted right before the [`Output::Dial`] of every redial
-    /// (the first dial of `keep_connected` or `dial` is silent).
+    /// a loss: emitted right before the first [`Output::Dial`] of every
+    /// redial (the first dial of `keep_connected` or `dial` is silent). A
+    /// redial that waits in line for a dial slot
+    /// ([`crate::config::DialConfig::max_dials_in_flight`]) is announced
+    /// when it leaves the line, and one that ends before any dial (the
+    /// peer connected meanwhile, its addresses were forgotten) is not.
     Reconnecting {
         /// The peer.
         peer: PeerId,
-        /// The redial's number since the loss, from 1; it starts again
-        /// when the backoff resets (a connection that lived
+        /// The redial's number since the loss, from 1 (redials announced,
+        /// so with no gaps); it starts again when the backoff resets (a
+        /// connection that lived
         /// [`crate::config::DialConfig::reset_after`]).
         attempt: u32,
         /// The backoff delay waited before this redial (zero when the
         /// redial was prompted by an address added for a kept peer that
-        /// had none).
+        /// had none); a wait in line for a slot comes on top of it.
         after: Duration,
     },
     /// A dial through the address book ([`crate::Endpoint::dial`]) tried

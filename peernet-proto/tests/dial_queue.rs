@@ -1,6 +1,7 @@
 //! The line of dials waiting for one of `max_dials_in_flight` slots:
 //! every end of a dial moves it, a dial the application asks for is not
-//! held back, and a late transport taken over counts.
+//! held back, a late transport taken over counts, and a kept peer's
+//! redial waiting in it is announced only when its dial starts.
 
 use std::time::Duration;
 
@@ -73,6 +74,86 @@ fn a_late_transport_taken_over_counts_as_a_dial() {
         out.is_empty(),
         "10's handshake holds the slot, yet dialed {out:?}"
     );
+}
+
+/// The `Reconnecting` and `Dial` outputs, in order, as (peer, what).
+fn redials(outputs: &[Output]) -> Vec<(PeerId, Option<(u32, Duration)>)> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Event(Event::Reconnecting {
+                peer,
+                attempt,
+                after,
+            }) => Some((*peer, Some((*attempt, *after)))),
+            Output::Dial { peer, .. } => Some((*peer, None)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A kept peer's redial whose slot is free is announced right before
+/// its dial, in the same turn.
+#[test]
+fn a_redial_that_dials_at_once_is_announced_with_its_dial() {
+    let now = Instant::from_millis(1);
+    let mut a = endpoint_max(1, &[10]);
+    keep(&mut a, now, &[10]);
+    assert_eq!(redials(&drain(&mut a)), [(id(10), None)], "silent first");
+    a.dial_failed(now, id(10), addr(1010), refused());
+    drain(&mut a);
+    let t1 = a.poll_timeout().unwrap();
+    a.handle_timeout(t1);
+    let after = t1.saturating_duration_since(now);
+    assert_eq!(
+        redials(&drain(&mut a)),
+        [(id(10), Some((1, after))), (id(10), None)]
+    );
+}
+
+/// A kept peer's redial that has to wait in line for a slot is not
+/// announced while it waits (no dial has started): it is announced when
+/// its dial starts, right before it, with the backoff it waited.
+#[test]
+fn a_redial_waiting_for_a_slot_is_announced_when_it_dials() {
+    let now = Instant::from_millis(1);
+    let mut a = endpoint_max(1, &[10, 11]);
+    keep(&mut a, now, &[10, 11]);
+    assert_eq!(dials(&drain(&mut a)), [(id(10), addr(1010))]);
+    a.dial_failed(now, id(10), addr(1010), refused());
+    assert_eq!(dials(&drain(&mut a)), [(id(11), addr(1011))]);
+    // 10's backoff runs out while 11's dial holds the only slot
+    let t1 = a.poll_timeout().unwrap();
+    a.handle_timeout(t1);
+    let out = drain(&mut a);
+    assert!(redials(&out).is_empty(), "10 only waits in line: {out:?}");
+    // 11's dial ends: 10's redial starts now, and only now is announced
+    let t2 = t1 + Duration::from_millis(5);
+    a.dial_failed(t2, id(11), addr(1011), refused());
+    let after = t1.saturating_duration_since(now);
+    assert_eq!(
+        redials(&drain(&mut a)),
+        [(id(10), Some((1, after))), (id(10), None)]
+    );
+}
+
+/// A redial that waited in line and ends without a dial (its address
+/// was forgotten meanwhile) is never announced.
+#[test]
+fn a_redial_that_never_dials_is_not_announced() {
+    let now = Instant::from_millis(1);
+    let mut a = endpoint_max(1, &[10, 11]);
+    keep(&mut a, now, &[10, 11]);
+    assert_eq!(dials(&drain(&mut a)), [(id(10), addr(1010))]);
+    a.dial_failed(now, id(10), addr(1010), refused());
+    assert_eq!(dials(&drain(&mut a)), [(id(11), addr(1011))]);
+    let t1 = a.poll_timeout().unwrap();
+    a.handle_timeout(t1);
+    let mut out = drain(&mut a);
+    assert!(a.remove_address(&id(10), addr(1010)));
+    a.dial_failed(t1, id(11), addr(1011), refused());
+    out.extend(drain(&mut a));
+    assert!(redials(&out).is_empty(), "{out:?}");
 }
 
 /// First come first served: a peer that stopped waiting and waits again

@@ -88,10 +88,7 @@ impl Endpoint {
         };
         if new && d.kept && d.phase == Phase::Idle && !connected && !self.shutting_down {
             // After a loss this is a redial like any other, announced.
-            let announce = d.lost.then(|| {
-                d.attempt = d.attempt.saturating_add(1);
-                (d.attempt, Duration::ZERO)
-            });
+            let announce = d.lost.then_some(Duration::ZERO);
             self.start_round(peer, announce);
         }
         Ok(changed)
@@ -127,9 +124,10 @@ impl Endpoint {
     /// once (silently; in line behind others past
     /// `DialConfig::max_dials_in_flight`), and after every loss or failed round redialed
     /// with the backoff of [`crate::config::DialConfig`], each redial
-    /// announced by [`Event::Reconnecting`]. A kept peer without an
-    /// address is dialed as soon as one is added (after a loss or a
-    /// failed round, at the backoff's next turn). `keep = false` stops
+    /// announced by [`Event::Reconnecting`] as its dial starts (not while
+    /// it waits in line). A kept peer without an address is dialed as
+    /// soon as one is added (after a loss or a failed round, at the
+    /// backoff's next turn). `keep = false` stops
     /// the schedule (a handshake already running finishes on its own).
     ///
     /// # Errors
@@ -334,10 +332,7 @@ impl Endpoint {
                     d.phase = Phase::Connected { since: now };
                     return;
                 }
-                let announce = d.lost.then(|| {
-                    d.attempt = d.attempt.saturating_add(1);
-                    (d.attempt, delay)
-                });
+                let announce = d.lost.then_some(delay);
                 self.start_round(peer, announce);
             }
             Phase::Opening { addr, .. } => {
@@ -362,6 +357,7 @@ impl Endpoint {
         };
         d.report = false;
         d.lost = false;
+        d.announce = None;
         d.rest.clear();
         d.tried.clear();
         if !d.kept {
@@ -468,23 +464,14 @@ impl Endpoint {
     }
 
     /// Starts a round through the peer's addresses, best first;
-    /// `announce` is the redial's attempt and delay, `None` for a silent
-    /// first dial.
-    fn start_round(&mut self, peer: PeerId, announce: Option<(u32, Duration)>) {
+    /// `announce` is the redial's backoff delay, `None` for a silent
+    /// first dial (the redial is announced when its first dial goes out).
+    fn start_round(&mut self, peer: PeerId, announce: Option<Duration>) {
         let rest: VecDeque<SocketAddr> = self.book.get(&peer).map(|e| e.addr).collect();
         let d = self.dials.entry(peer);
         d.rest = rest;
         d.tried.clear();
-        if let Some((attempt, after)) = announce {
-            if !d.rest.is_empty() {
-                tracing::debug!(peer = %peer, attempt, ?after, "reconnecting");
-                self.ctx.emit(Event::Reconnecting {
-                    peer,
-                    attempt,
-                    after,
-                });
-            }
-        }
+        d.announce = announce;
         self.next_address(peer);
     }
 
@@ -512,6 +499,7 @@ impl Endpoint {
         };
         if connected {
             d.phase = Phase::Connected { since: now };
+            d.announce = None;
             d.rest.clear();
             d.tried.clear();
             self.start_queued();
@@ -528,6 +516,17 @@ impl Endpoint {
             return;
         }
         if let Some(addr) = d.rest.pop_front() {
+            if let Some(after) = d.announce.take() {
+                d.attempt = d.attempt.saturating_add(1);
+                let attempt = d.attempt;
+                tracing::debug!(peer = %peer, attempt, ?after, "reconnecting");
+                let ev = Event::Reconnecting {
+                    peer,
+                    attempt,
+                    after,
+                };
+                self.ctx.emit(ev);
+            }
             let deadline = now + dial_timeout;
             d.phase = Phase::Opening { addr, deadline };
             self.dials.in_flight.insert(peer);
@@ -537,6 +536,7 @@ impl Endpoint {
             return;
         }
         d.phase = Phase::Idle;
+        d.announce = None;
         let tried = core::mem::take(&mut d.tried);
         if d.report {
             d.report = false;
