@@ -33,8 +33,8 @@ pub(crate) struct Saves {
     failures: AtomicU32,
     /// The saved addresses of peers the data directory trusts and this
     /// run does not (`NodeConfig::trust` left them out): written back
-    /// with every save, and given back to the core if the peer is paired
-    /// during the run.
+    /// with every save, given back to the core if the peer is paired
+    /// during the run, and dropped if it is unpaired.
     aside: std::sync::Mutex<SavedBook>,
 }
 

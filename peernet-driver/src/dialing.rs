@@ -240,8 +240,14 @@ pub(crate) fn after_pair<R: Runtime>(shared: &Arc<Shared<R>>, peer: PeerId) {
 }
 
 /// `peer` was just unpaired: its dials stopped and its addresses went (in
-/// the core); whoever waited for it is told, and the book is saved.
+/// the core); whoever waited for it is told, and the book is saved. Its
+/// saved addresses set aside (the data directory trusted it, this run did
+/// not) go too, and the book file is written without them: they are not
+/// given back by a later `pair`, nor loaded by a later run.
 pub(crate) fn after_unpair<R: Runtime>(shared: &Arc<Shared<R>>, peer: PeerId) {
+    if shared.book_saves.aside().remove(&peer) {
+        crate::book_save::schedule(shared);
+    }
     let state = &shared.dialing;
     state.fail_waiters(&peer, || {
         ConnectError::Start(peernet_proto::ConnectError::Untrusted(peer))

@@ -432,36 +432,41 @@ impl<R: Runtime> Node<R> {
     pub async fn pair(&self, peer: PeerId, label: Option<Label>) -> io::Result<bool> {
         let saved = label.clone();
         self.change_trust(
-            move |trust| {
-                trust.insert(peer, saved);
-            },
-            move |inner, _| inner.ep.pair(peer, label),
+            move |trust| trust.insert(peer, saved),
+            move |inner, _, _| inner.ep.pair(peer, label),
             move |shared| crate::dialing::after_pair(shared, peer),
         )
         .await
     }
 
     /// Stops trusting `peer`: its connection closes at once with GOODBYE
-    /// `revoked`, and its calls in flight fail with that reason
-    /// ([`CallErrorExt::is_revoked`](crate::CallErrorExt::is_revoked)).
-    /// With a data directory the new list is written first, atomically,
-    /// on the runtime's blocking pool, as for [`Node::pair`] (an edited
-    /// file is not written over). Returns true if `peer` was trusted.
+    /// `revoked`, its calls in flight fail with that reason
+    /// ([`CallErrorExt::is_revoked`](crate::CallErrorExt::is_revoked)),
+    /// and its addresses are forgotten. With a data directory the new
+    /// list is written first, atomically, on the runtime's blocking pool,
+    /// as for [`Node::pair`] (an edited file is not written over).
+    ///
+    /// Returns true if `peer` was trusted by this run or by the data
+    /// directory's trust file: a peer the file trusts and this run left
+    /// out ([`NodeConfig::trust`](crate::NodeConfig::trust)) is taken out
+    /// of the file, and its saved addresses, kept aside during the run,
+    /// are dropped from the address book file too (a later `pair` starts
+    /// it without them). False: nothing changed.
     pub async fn unpair(&self, peer: &PeerId) -> io::Result<bool> {
         let peer = *peer;
         self.change_trust(
-            move |trust| {
-                trust.remove(&peer);
-            },
-            move |inner, now| inner.ep.unpair(now, &peer),
+            move |trust| trust.remove(&peer),
+            move |inner, now, in_file| inner.ep.unpair(now, &peer) | in_file,
             move |shared| crate::dialing::after_unpair(shared, peer),
         )
         .await
     }
 
     /// One trust-list change: `edit` on the list as saved (with a data
-    /// directory, written by a blocking task, the directory's lock held),
-    /// then `apply` to the core, then `after`. Changes are serialised by
+    /// directory, written by a blocking task, the directory's lock held;
+    /// it returns whether it changed that list), then `apply` to the
+    /// core (told whether the saved list changed: never without a data
+    /// directory), then `after`. Changes are serialised by
     /// an async lock held across the write, so the file and the core
     /// always agree; and each runs as a task of its own, so that a caller
     /// that stops waiting (a timeout, a `select!`) cannot leave the file
@@ -470,8 +475,8 @@ impl<R: Runtime> Node<R> {
     /// changes.
     async fn change_trust<T: Send + 'static>(
         &self,
-        edit: impl FnOnce(&mut TrustList) + Send + 'static,
-        apply: impl FnOnce(&mut Inner, peernet_proto::Instant) -> T + Send + 'static,
+        edit: impl FnOnce(&mut TrustList) -> bool + Send + 'static,
+        apply: impl FnOnce(&mut Inner, peernet_proto::Instant, bool) -> T + Send + 'static,
         after: impl FnOnce(&Arc<Shared<R>>) + Send + 'static,
     ) -> io::Result<T> {
         let shared = self.shared.clone();
@@ -928,10 +933,11 @@ impl<R: Runtime> Node<R> {
 /// [`Node::change_trust`]'s task.
 async fn change_trust<R: Runtime, T>(
     shared: &Arc<Shared<R>>,
-    edit: impl FnOnce(&mut TrustList),
-    apply: impl FnOnce(&mut Inner, peernet_proto::Instant) -> T,
+    edit: impl FnOnce(&mut TrustList) -> bool,
+    apply: impl FnOnce(&mut Inner, peernet_proto::Instant, bool) -> T,
 ) -> io::Result<T> {
     let mut saved = shared.persist.lock().await;
+    let mut edited = false;
     if let Some(dir) = &shared.data_dir {
         let Some(lock) = shared.dir_lock() else {
             return Err(io::Error::other(
@@ -941,7 +947,7 @@ async fn change_trust<R: Runtime, T>(
         // (the file's list and the change: a peer trusted for this run
         // only is not written)
         let mut next = saved.clone();
-        edit(&mut next);
+        edited = edit(&mut next);
         let dir = dir.clone();
         let written = next.clone();
         let save = move || {
@@ -952,5 +958,5 @@ async fn change_trust<R: Runtime, T>(
         shared.rt.spawn_blocking(save).await?;
         *saved = next;
     }
-    Ok(shared.with_core(apply))
+    Ok(shared.with_core(|inner, now| apply(inner, now, edited)))
 }

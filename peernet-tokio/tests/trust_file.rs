@@ -76,3 +76,38 @@ async fn a_run_that_leaves_peers_out_keeps_their_saved_addresses() {
     assert_eq!(back, [kept_addr]);
     node.shutdown().await;
 }
+
+/// `unpair` of a peer the data directory trusts and this run left out
+/// (`NodeConfig::trust`) says it changed something (it took the peer out
+/// of the trust file) and forgets the peer's saved addresses, as an
+/// unpair of a peer the run trusts does: they are not given back by a
+/// later `pair`, nor left in the book file for a later run. It used to
+/// return false, and keep the addresses aside and in the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unpair_of_a_peer_only_the_file_trusts_reports_it_and_forgets_its_addresses() {
+    use peernet_tokio::{AddrSource, DataDir, Identity, Node, NodeConfig, TrustList};
+    let dir = tempfile::tempdir().unwrap();
+    let left_out = Identity::from_seed(&[2; 32]).peer_id();
+    let addr: std::net::SocketAddr = "192.0.2.2:4000".parse().unwrap();
+    {
+        let node = Node::new(NodeConfig::from_data_dir(dir.path()).unwrap());
+        node.pair(left_out, None).await.unwrap();
+        node.add_address(left_out, addr, AddrSource::Application)
+            .unwrap();
+        node.shutdown().await;
+    }
+    let config = NodeConfig::from_data_dir(dir.path())
+        .unwrap()
+        .trust(TrustList::new());
+    let node = Node::new(config);
+    assert!(node.unpair(&left_out).await.unwrap(), "the file trusted it");
+    assert!(!node.unpair(&left_out).await.unwrap(), "nothing left to do");
+    // paired again in this run: a new peer, without the old addresses
+    node.pair(left_out, None).await.unwrap();
+    assert!(node.addresses(&left_out).is_empty());
+    assert!(node.unpair(&left_out).await.unwrap());
+    node.shutdown().await;
+    let data = DataDir::open(dir.path()).unwrap();
+    assert!(!data.load_trust().unwrap().contains(&left_out));
+    assert!(data.load_book().unwrap().get(&left_out).is_empty());
+}
