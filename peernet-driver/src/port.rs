@@ -26,7 +26,7 @@ use futures_util::lock::{Mutex, MutexGuard};
 use peernet_proto::ConnId;
 
 use crate::runtime::{BoxFuture, BoxWrite, Runtime};
-use crate::shared::Shared;
+use crate::shared::{Shared, Taken};
 
 /// The write half and what an inline write left for the writer task.
 #[derive(Default)]
@@ -57,8 +57,9 @@ impl Port {
     /// writer task has nothing to do: false when it holds the port (it is
     /// writing: it takes the new bytes in its next turn), when the socket
     /// did not take everything, when a write failed (the writer task
-    /// meets the error again and handles it), or when the core closed the
-    /// connection (closing is the writer task's).
+    /// meets the error again and handles it), when the core closed the
+    /// connection (closing is the writer task's), or when it queued more
+    /// as these bytes were taken (replies that waited for room).
     pub(crate) fn write_now<R: Runtime>(&self, shared: &Shared<R>, conn: ConnId) -> bool {
         let Some(mut guard) = self.0.try_lock() else {
             return false;
@@ -70,14 +71,18 @@ impl Port {
         if port.left.is_some() || port.closing.is_some() {
             return false;
         }
-        let (data, closing) = shared.take_transmit(conn);
+        let Taken {
+            data,
+            closing,
+            more,
+        } = shared.take_transmit(conn);
         if closing.is_some() {
             port.left = data;
             port.closing = closing;
             return false;
         }
         let Some(mut data) = data else {
-            return true;
+            return !more;
         };
         // No task waits on this context: when the socket is full the
         // writer task, woken by our caller, polls again with its own.
@@ -94,8 +99,8 @@ impl Port {
         }
         shared.wake_room();
         // (a no-op on TCP; a buffering stream not flushed at once is
-        // flushed in the writer task's turn)
-        matches!(Pin::new(write).poll_flush(&mut cx), Poll::Ready(Ok(())))
+        // flushed in the writer task's turn, as is what waited for room)
+        !more && matches!(Pin::new(write).poll_flush(&mut cx), Poll::Ready(Ok(())))
     }
 }
 

@@ -177,6 +177,16 @@ impl Inner {
     }
 }
 
+/// What [`Shared::take_transmit`] took for a connection.
+pub(crate) struct Taken {
+    /// The bytes queued.
+    pub(crate) data: Option<Bytes>,
+    /// Its last bytes, if the core closed it.
+    pub(crate) closing: Option<Bytes>,
+    /// More bytes were queued as these were taken.
+    pub(crate) more: bool,
+}
+
 /// What draining found to do once the lock is dropped: wake-ups (so that
 /// no task is scheduled, and no thread woken, from inside the critical
 /// section) and handler runs (a handler may call back into the node).
@@ -455,16 +465,23 @@ impl<R: Runtime> Shared<R> {
 
     /// The writer's turn: everything queued for `conn`, and its last bytes
     /// if the core closed it (empty if the driver forgot it). Takes no
-    /// clock and produces no output: freeing queue room is the caller's
-    /// to announce ([`Shared::wake_room`]).
-    pub(crate) fn take_transmit(&self, conn: ConnId) -> (Option<Bytes>, Option<Bytes>) {
+    /// clock and drains no output: freeing queue room is the caller's
+    /// to announce ([`Shared::wake_room`]); `more` says the core queued
+    /// bytes again as it was taken (replies that waited for room), which
+    /// the caller writes next, without waiting for the core's wake-up.
+    pub(crate) fn take_transmit(&self, conn: ConnId) -> Taken {
         let mut inner = self.lock();
         let data = inner.ep.poll_transmit(conn);
+        let more = inner.ep.queued_bytes(conn) > 0;
         let closing = match inner.conns.get_mut(&conn) {
             Some(entry) => entry.closing.take(),
             None => Some(Bytes::new()),
         };
-        (data, closing)
+        Taken {
+            data,
+            closing,
+            more,
+        }
     }
 
     /// The most bytes closed connections may still mean to write, node

@@ -357,7 +357,14 @@ async fn writer<R: Runtime>(
         let left = port.left.take();
         let (data, closing) = match port.closing.take() {
             Some(last) => (None, Some(last)),
-            None => shared.take_transmit(conn),
+            None => {
+                let taken = shared.take_transmit(conn);
+                if taken.more {
+                    // (replies that waited for room: the next turn)
+                    signals.write.notify();
+                }
+                (taken.data, taken.closing)
+            }
         };
         if left.is_some() || data.is_some() {
             // Everything queued since the last wake-up, in one write.

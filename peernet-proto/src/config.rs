@@ -51,13 +51,18 @@ pub struct Config {
     pub max_outbound_calls: usize,
     /// Bytes queued for one connection's transport beyond which new calls
     /// and sends are refused with [`crate::CallError::WouldBlock`] until
-    /// the driver takes them with [`crate::Endpoint::poll_transmit`].
-    /// Default 1 MiB.
+    /// the driver takes them with [`crate::Endpoint::poll_transmit`], and
+    /// replies wait, as their handlers gave them, to be queued in order
+    /// as the driver takes the queue (so a peer that pipelines calls for
+    /// large results is served at the pace it reads; one that reads
+    /// nothing holds the results of its calls in flight until its stalled
+    /// transport ends the connection, `idle_timeout`). Default 1 MiB.
     pub send_buffer: usize,
-    /// Bytes queued for a connection by the peer's own doing (replies,
-    /// pongs) or by our liveness pings beyond which the peer is taken not to read and the
-    /// connection is closed. Never less than `send_buffer` plus one
-    /// frame. Default 16 MiB.
+    /// Bytes queued for a connection by the peer's own doing (pongs,
+    /// and the last reply that found room) or by our liveness pings
+    /// beyond which the peer is taken not to read and the connection is
+    /// closed. Never less than `send_buffer` plus one frame. Default 16
+    /// MiB.
     pub max_send_buffer: usize,
     /// The whole handshake's budget from the moment the transport exists.
     /// Default 10 s.

@@ -110,12 +110,16 @@ pub enum Fault {
     /// `Endpoint::handle_input`: `Input::Stalled` is ignored, so a
     /// connection whose peer reads none of our bytes stays open.
     IgnoreStalled,
+    /// `Connection::take_transmit`: replies waiting for room are moved
+    /// into the send queue before the driver takes it but not after, so
+    /// they wait behind an empty queue until something else is sent.
+    NoRefillAfterTake,
 }
 
 #[cfg(feature = "fault-injection")]
 impl Fault {
     /// Every fault, for the simulation and the fuzz targets to iterate.
-    pub const ALL: [Fault; 30] = [
+    pub const ALL: [Fault; 31] = [
         Fault::SupersedeNewest,
         Fault::SkipTrustCheck,
         Fault::ReplyAnyConnection,
@@ -146,6 +150,7 @@ impl Fault {
         Fault::NoEviction,
         Fault::ReconnectsUncharged,
         Fault::IgnoreStalled,
+        Fault::NoRefillAfterTake,
     ];
 
     /// The fault whose variant name is `name` (as its `Debug` prints it).

@@ -35,6 +35,11 @@ pub struct Stats {
     pub queued_bytes: usize,
     /// The most bytes queued for one transport.
     pub max_queued_bytes_per_conn: usize,
+    /// Our replies waiting for room in a send queue (past
+    /// `Config::send_buffer`), as the handlers gave them.
+    pub replies_waiting: usize,
+    /// Their bodies' bytes.
+    pub reply_bytes_waiting: usize,
     /// Bytes held for partial incoming frames.
     pub buffered_input: usize,
     /// The most bytes held for one transport's partial frame.

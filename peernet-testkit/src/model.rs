@@ -120,6 +120,10 @@ pub enum Invariant {
     /// `idle_timeout` (`Input::Stalled`, which the driver reports) ends at
     /// once (its calls' resolution is `CallsResolveExactlyOnce`'s).
     StalledTransportsEnd,
+    /// A reply waits only while its connection's send queue holds
+    /// `send_buffer` bytes or more: none waits behind room, where nothing
+    /// would ever move it.
+    RepliesWaitOnlyForRoom,
 }
 
 impl Invariant {
@@ -157,6 +161,7 @@ impl Invariant {
             Invariant::BusyOnlyWhenEverySlotSpoke => "busy_only_when_every_slot_spoke",
             Invariant::PeerConnectsHold => "peer_connects_hold",
             Invariant::StalledTransportsEnd => "stalled_transports_end",
+            Invariant::RepliesWaitOnlyForRoom => "replies_wait_only_for_room",
         }
     }
 }
@@ -218,6 +223,29 @@ const SMALL_FRAME: usize = 15;
 /// cap check (one CANCEL per call of ours, a PING and its answer).
 pub fn queue_cap(c: &Config) -> usize {
     hard_send_cap(c) + (c.max_outbound_calls + 2) * SMALL_FRAME
+}
+
+/// `replies_wait_only_for_room`: on each of `conns`, replies wait only
+/// while the send queue holds `send_buffer` bytes or more.
+pub fn check_replies_wait(
+    c: &Config,
+    ep: &Endpoint,
+    conns: impl IntoIterator<Item = ConnId>,
+) -> Result<(), Breach> {
+    for conn in conns {
+        let waiting = ep.testkit_replies_waiting(conn);
+        let queued = ep.queued_bytes(conn);
+        if waiting > 0 && queued < c.send_buffer {
+            return Err(Breach {
+                invariant: Invariant::RepliesWaitOnlyForRoom,
+                detail: format!(
+                    "{conn}: {waiting} replies wait behind {queued} queued bytes (send_buffer {})",
+                    c.send_buffer
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// What the harness knows of one endpoint's tables, to compare with its
@@ -738,6 +766,7 @@ impl Model {
             connections: self.open_conns().len(),
         };
         enforce(check_tables(&self.config, &ep.stats(), &expected));
+        enforce(check_replies_wait(&self.config, ep, self.open_conns()));
         for (peer, conn) in &self.peers {
             ensure!(
                 ep.connection(peer) == Some(*conn),

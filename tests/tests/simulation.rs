@@ -334,6 +334,11 @@ fn catches_pings_never_sent() {
 }
 
 #[test]
+fn catches_replies_left_waiting_behind_room() {
+    caught(Fault::NoRefillAfterTake, Invariant::RepliesWaitOnlyForRoom);
+}
+
+#[test]
 fn catches_responder_established_at_resp() {
     caught(Fault::EstablishAtResp, Invariant::ReplayedInitNeverConnects);
 }

@@ -44,11 +44,13 @@ mod in_flight;
 mod liveness;
 mod queries;
 mod records;
+mod replies;
 mod session;
 mod transmit;
 
 use handshake::{Handshake, Step};
 use liveness::{Check, Liveness};
+use replies::Waiting;
 pub(crate) use session::NotInFlight;
 use session::Session;
 use transmit::Transmit;
@@ -157,6 +159,8 @@ pub(crate) struct Connection {
     /// The transport ended while a pause kept input: the connection ends
     /// so once that input is handled (`endpoint/input.rs`).
     pub(crate) ended: Option<Ending>,
+    /// Established: our replies waiting for room (`replies.rs`).
+    waiting: Waiting,
 }
 
 impl Connection {
@@ -238,6 +242,7 @@ impl Connection {
             first_frame_pending: None,
             stash: None,
             ended: None,
+            waiting: Waiting::default(),
         }
     }
 
@@ -485,10 +490,16 @@ impl Connection {
 
     // ----- output -----
 
-    /// Everything queued, as one buffer: one write per wake-up.
+    /// Everything queued, as one buffer: one write per wake-up; replies
+    /// waiting for room fill the queue before and after (`replies.rs`).
     /// `Err` when a record could not be sealed: the connection must end.
-    pub(crate) fn take_transmit(&mut self) -> Result<Option<Bytes>, Ending> {
-        self.tx.take().map_err(Ending::RecordFailed)
+    pub(crate) fn take_transmit(&mut self, ctx: &mut Ctx) -> Result<Option<Bytes>, Ending> {
+        self.refill(ctx);
+        let taken = self.tx.take().map_err(Ending::RecordFailed)?;
+        if !fault!(ctx.config, NoRefillAfterTake) {
+            self.refill(ctx);
+        }
+        Ok(taken)
     }
 
     /// Ends the connection (the endpoint already forgot it): queues the
@@ -500,13 +511,14 @@ impl Connection {
         let peer = self.peer();
         let announced = self.is_announced();
         let established = matches!(self.state, State::Established(_));
+        self.flush_replies_before(&ending, ctx);
         if self.tx.is_sealed() && established {
             if let Some((code, reason)) = ending.goodbye_envelope() {
                 let goodbye = EnvelopeRef::Goodbye {
                     code,
                     reason: &reason,
                 };
-                self.tx.push_farewell(goodbye, ctx.config.max_frame_len);
+                let _ = self.tx.push_farewell(goodbye, ctx.config.max_frame_len);
             }
         } else if self.recv.is_none() {
             // (a version-2 responder waiting for the first record holds

@@ -102,6 +102,12 @@ impl Connection {
         }
     }
 
+    /// Replies waiting for room in the send queue, and their bodies'
+    /// bytes.
+    pub(crate) fn waiting_replies(&self) -> (usize, usize) {
+        self.waiting.len()
+    }
+
     /// A SEND from this connection of `bytes` finished running.
     pub(crate) fn send_done(&mut self, bytes: usize) {
         if let State::Established(s) = &mut self.state {

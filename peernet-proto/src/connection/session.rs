@@ -446,23 +446,7 @@ impl Connection {
                 utf8_prefix(note, MAX_PANIC_NOTE),
             ),
         };
-        let reply = EnvelopeRef::Reply {
-            id,
-            status: status.code(),
-            body: &body,
-        };
-        // A reply that does not fit is not queued; the caller learns why.
-        let mut answered = status;
-        if self.tx.push(reply, ctx).is_err() {
-            answered = ReplyStatus::TooLarge;
-            let too_large = EnvelopeRef::Reply {
-                id,
-                status: answered.code(),
-                body: &[],
-            };
-            let _ = self.tx.push(too_large, ctx);
-        }
-        ctx.counters.calls_in.by_status.add(answered);
+        self.answer(id, status, body, ctx);
         Ok(self.enforce_send_cap(ctx))
     }
 

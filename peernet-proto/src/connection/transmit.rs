@@ -148,10 +148,23 @@ impl Transmit {
         Ok(())
     }
 
-    /// Queues the envelope that ends the connection: no wake-up, its bytes
-    /// leave with `Output::Close`. A GOODBYE too large is left out.
-    pub(super) fn push_farewell(&mut self, envelope: EnvelopeRef<'_>, max_frame_len: u32) {
-        let _ = self.queue(envelope, max_frame_len);
+    /// Queues an envelope of the connection's last write: no wake-up, its
+    /// bytes leave with `Output::Close`. One too large is left out.
+    pub(super) fn push_farewell(
+        &mut self,
+        envelope: EnvelopeRef<'_>,
+        max_frame_len: u32,
+    ) -> Result<(), EnvelopeTooLarge> {
+        self.queue(envelope, max_frame_len)
+    }
+
+    /// The longest envelope body [`Transmit::push`] takes: a frame's, or
+    /// in version 2 a record's plaintext.
+    pub(super) fn max_body(&self, max_frame_len: u32) -> usize {
+        match &self.sealer {
+            Some(s) => s.max_plain,
+            None => max_frame_len as usize,
+        }
     }
 
     fn queue(

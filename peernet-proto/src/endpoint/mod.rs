@@ -498,7 +498,7 @@ impl Endpoint {
     /// Taking it frees room in the connection's send queue.
     /// In version 2 the envelopes queued are sealed into records here.
     pub fn poll_transmit(&mut self, conn: ConnId) -> Option<Bytes> {
-        match self.conns.get_mut(&conn)?.take_transmit() {
+        match self.conns.get_mut(&conn)?.take_transmit(&mut self.ctx) {
             Ok(bytes) => {
                 let sent = bytes.as_ref().map_or(0, Bytes::len);
                 self.ctx.counters.bytes_out += sent as u64;

@@ -74,6 +74,13 @@ impl Endpoint {
         self.conns.get(&conn).map_or(0, Connection::queued)
     }
 
+    /// Test hook (`testkit` only): our replies on `conn` waiting for room
+    /// in its send queue.
+    #[cfg(feature = "testkit")]
+    pub fn testkit_replies_waiting(&self, conn: ConnId) -> usize {
+        self.conns.get(&conn).map_or(0, |c| c.waiting_replies().0)
+    }
+
     /// Whether [`Endpoint::shutdown`] was called.
     pub fn is_shutting_down(&self) -> bool {
         self.shutting_down
@@ -102,6 +109,9 @@ impl Endpoint {
             s.counters.records_out += c.records_out();
             s.queued_bytes += c.queued();
             s.max_queued_bytes_per_conn = s.max_queued_bytes_per_conn.max(c.queued());
+            let (waiting, bytes) = c.waiting_replies();
+            s.replies_waiting += waiting;
+            s.reply_bytes_waiting += bytes;
             s.max_inbound_bytes_per_conn = s.max_inbound_bytes_per_conn.max(c.held_bytes());
             s.buffered_input += c.buffered_input();
             s.paused_input += c.paused_input();

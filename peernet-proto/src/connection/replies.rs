@@ -1,0 +1,147 @@
+//! Replies that wait for room in the send queue.
+//!
+//! A reply is encoded into the send queue while the queue holds less than
+//! `Config::send_buffer`; past it, the reply waits here as the handler
+//! gave it (its body is not copied) and goes into the queue, in order, as
+//! the driver takes the queue ([`Connection::take_transmit`]). So a peer
+//! that pipelines calls for large results and reads them is served at the
+//! pace it reads, instead of being cut off at the hard send cap as if it
+//! did not read (64 calls for 1 MB each used to end the connection), and
+//! the send queue, and the batch a driver takes from it, stay within
+//! `send_buffer` plus one frame.
+//!
+//! A peer that stops reading keeps its replies waiting until its
+//! connection ends: the driver reports the transport stalled after
+//! `idle_timeout` (`Input::Stalled`). Until then it holds the results of
+//! its calls in flight, as the handlers gave them: at most
+//! `max_inbound_calls` of them.
+
+use alloc::boxed::Box;
+use alloc::collections::VecDeque;
+
+use bytes::Bytes;
+
+use crate::codes::ReplyStatus;
+use crate::ending::Ending;
+use crate::envelope::EnvelopeRef;
+
+use super::{Connection, Ctx, State};
+
+/// The replies of one connection waiting for room, oldest first;
+/// allocated when the first one waits (most connections never need it).
+#[derive(Default)]
+pub(super) struct Waiting(Option<Box<Queue>>);
+
+#[derive(Default)]
+struct Queue {
+    replies: VecDeque<(u64, ReplyStatus, Bytes)>,
+    /// The bodies' bytes.
+    bytes: usize,
+}
+
+impl Waiting {
+    /// Replies waiting, and their bodies' bytes.
+    pub(super) fn len(&self) -> (usize, usize) {
+        self.0
+            .as_ref()
+            .map_or((0, 0), |q| (q.replies.len(), q.bytes))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.as_ref().is_none_or(|q| q.replies.is_empty())
+    }
+
+    fn push(&mut self, reply: (u64, ReplyStatus, Bytes)) {
+        let q = self.0.get_or_insert_default();
+        q.bytes += reply.2.len();
+        q.replies.push_back(reply);
+    }
+
+    fn pop(&mut self) -> Option<(u64, ReplyStatus, Bytes)> {
+        let q = self.0.as_mut()?;
+        let next = q.replies.pop_front();
+        match &next {
+            Some(reply) => q.bytes -= reply.2.len(),
+            // (the queue's memory goes once it has drained)
+            None => self.0 = None,
+        }
+        next
+    }
+}
+
+impl Connection {
+    /// Queues the reply to request `id`, or lets it wait behind the others
+    /// while the send queue is full. A reply that would not fit in a frame
+    /// (a record, in version 2) is answered `too_large` instead, and the
+    /// caller learns why.
+    pub(super) fn answer(&mut self, id: u64, status: ReplyStatus, body: Bytes, ctx: &mut Ctx) {
+        let whole = EnvelopeRef::Reply {
+            id,
+            status: status.code(),
+            body: &body,
+        };
+        let (status, body) = if whole.body_len() > self.tx.max_body(ctx.config.max_frame_len) {
+            (ReplyStatus::TooLarge, Bytes::new())
+        } else {
+            (status, body)
+        };
+        ctx.counters.calls_in.by_status.add(status);
+        if !matches!(self.state, State::Established(_)) {
+            return;
+        }
+        if self.waiting.is_empty() && self.tx.len() < ctx.config.send_buffer {
+            self.encode_reply(id, status, &body, false, ctx);
+            return;
+        }
+        self.waiting.push((id, status, body));
+    }
+
+    /// Moves waiting replies into the send queue while it has room.
+    pub(super) fn refill(&mut self, ctx: &mut Ctx) {
+        while self.tx.len() < ctx.config.send_buffer {
+            let Some((id, status, body)) = self.next_waiting() else {
+                return;
+            };
+            self.encode_reply(id, status, &body, false, ctx);
+        }
+    }
+
+    /// The last write of a connection we close on purpose (shutdown,
+    /// `disconnect`) carries its waiting replies, before the GOODBYE: the
+    /// peer gets the results its calls were given. Any other end drops
+    /// them with the connection.
+    pub(super) fn flush_replies_before(&mut self, ending: &Ending, ctx: &mut Ctx) {
+        if !matches!(ending, Ending::ShuttingDown | Ending::Disconnected) {
+            return;
+        }
+        while let Some((id, status, body)) = self.next_waiting() {
+            self.encode_reply(id, status, &body, true, ctx);
+        }
+    }
+
+    fn next_waiting(&mut self) -> Option<(u64, ReplyStatus, Bytes)> {
+        self.waiting.pop()
+    }
+
+    /// Encodes one reply (already known to fit); `last`: into the
+    /// connection's last write, without a wake-up.
+    fn encode_reply(
+        &mut self,
+        id: u64,
+        status: ReplyStatus,
+        body: &[u8],
+        last: bool,
+        ctx: &mut Ctx,
+    ) {
+        let reply = EnvelopeRef::Reply {
+            id,
+            status: status.code(),
+            body,
+        };
+        // (cannot fail: `answer` checked the size)
+        let _ = match last {
+            true => self.tx.push_farewell(reply, ctx.config.max_frame_len),
+            false => self.tx.push(reply, ctx),
+        };
+    }
+}

@@ -1,0 +1,157 @@
+//! What a peer that never reads makes the node hold, in bytes.
+//!
+//! The writer task takes the core's whole send queue as one batch and
+//! keeps it while its write waits on a peer that does not read; the
+//! core's queue, empty again, used to fill once more up to the hard send
+//! cap (16 MiB): a trusted peer calling a handler with large results and
+//! reading nothing pinned about twice the cap (30.5 MiB measured). Now a
+//! reply waits, as the handler gave it, while the queue holds
+//! `send_buffer` (1 MiB), so the queue and the writer's batch each stay
+//! within `send_buffer` plus one frame; the waiting replies go with the
+//! connection when the stalled transport ends it (`idle_timeout`).
+//!
+//! Its own test binary: it counts this process's live heap bytes with a
+//! global allocator.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use peernet_conformance::RawPeer;
+use peernet_proto::{Config, Identity};
+use peernet_tokio::{Node, NodeConfig, NodeEvent, TokioRuntime};
+
+/// Calls the peer makes, for 1 MB each.
+const CALLS: usize = 32;
+
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        }
+        p
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) };
+        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        }
+        p
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            LIVE.fetch_add(
+                new_size as isize - layout.size() as isize,
+                Ordering::Relaxed,
+            );
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn live() -> isize {
+    LIVE.load(Ordering::Relaxed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_never_reads_pins_about_two_send_buffers() {
+    let raw_id = Identity::from_seed(&[44; 32]);
+    let raw_peer = raw_id.peer_id();
+    let mut core = Config::default();
+    core.ping_interval = Duration::from_millis(500);
+    core.idle_timeout = Duration::from_secs(2);
+    let bob = Node::bind(
+        NodeConfig::new(Identity::from_seed(&[45; 32]))
+            .trusting(raw_peer)
+            .protocol(core.clone()),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let events = bob.events();
+    // One shared result: the handler allocates nothing per call, so what
+    // the heap grows by is what the node itself holds.
+    let big = Bytes::from(vec![7u8; 1_000_000]);
+    let served = Arc::new(AtomicUsize::new(0));
+    let all_served = Arc::new(tokio::sync::Notify::new());
+    let (count, done) = (served.clone(), all_served.clone());
+    bob.expose("get", move |_, _| {
+        if count.fetch_add(1, Ordering::SeqCst) + 1 == CALLS {
+            done.notify_one();
+        }
+        let big = big.clone();
+        async move { Ok(big) }
+    })
+    .unwrap();
+    let rt = TokioRuntime::default();
+    let addr = bob.local_addr().unwrap();
+    let mut raw = RawPeer::dial(&rt, raw_id, bob.peer_id(), addr, &[]).await;
+    let before = live();
+    // 32 calls for 1 MB each, and never a read
+    for _ in 0..CALLS {
+        raw.call(&bob.peer_id(), "get", b"x", Duration::from_secs(600))
+            .await;
+    }
+    tokio::time::timeout(Duration::from_secs(30), all_served.notified())
+        .await
+        .expect("bob serves every call");
+    // (the last replies are given in the lock turn after the handlers
+    // ran: a gauge, looked at until it shows them, within 30 s)
+    let waiting = async {
+        while bob.stats().core.replies_waiting == 0 {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), waiting)
+        .await
+        .expect("replies wait for room");
+    let held = (live() - before).max(0) as usize;
+    let s = bob.stats().core;
+    let frame = core.max_frame_len as usize;
+    let bound = 2 * (core.send_buffer + frame) + (1 << 20);
+    println!(
+        "a peer that never reads, {CALLS} calls for 1 MB: core queue {:.1} MiB, {} replies \
+         waiting, process heap grew {:.1} MiB (bound {:.1} MiB)",
+        s.queued_bytes as f64 / 1048576.0,
+        s.replies_waiting,
+        held as f64 / 1048576.0,
+        bound as f64 / 1048576.0,
+    );
+    assert!(s.queued_bytes <= core.send_buffer + frame, "{s:?}");
+    assert!(
+        held <= bound,
+        "the node holds {:.1} MiB for a peer that reads nothing",
+        held as f64 / 1048576.0
+    );
+    // the stalled transport ends the connection, and the replies with it
+    let closed = async {
+        loop {
+            match events.recv().await.expect("events") {
+                NodeEvent::Disconnected { peer, reason } if peer == raw_peer => break reason,
+                _ => {}
+            }
+        }
+    };
+    let reason = tokio::time::timeout(Duration::from_secs(30), closed)
+        .await
+        .expect("the connection ends");
+    println!("closed: {reason}");
+    assert_eq!(bob.stats().core.replies_waiting, 0);
+    drop(raw);
+    bob.shutdown().await;
+}
