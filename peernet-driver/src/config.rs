@@ -64,6 +64,12 @@ protocol_setters! {
     idle_timeout: Duration;
 }
 
+/// The most events a subscriber of [`Node::events`](crate::Node::events)
+/// may buffer ([`NodeConfig::events_capacity`]): each subscriber's buffer
+/// is allocated whole, so a capacity of `usize::MAX` would make
+/// `events()` fail and a few millions cost gigabytes per subscriber.
+pub const MAX_EVENTS_CAPACITY: usize = 1 << 16;
+
 /// How to build a [`Node`](crate::Node): its identity, whom it trusts, its limits and
 /// timeouts.
 #[derive(Debug, Clone)]
@@ -206,7 +212,10 @@ impl NodeConfig {
         self
     }
 
-    /// Events buffered per subscriber of [`Node::events`](crate::Node::events). Default 1024.
+    /// Events buffered per subscriber of [`Node::events`](crate::Node::events),
+    /// allocated whole when it subscribes. Default 1024; 0 is taken as 1;
+    /// over [`MAX_EVENTS_CAPACITY`] the node refuses to start
+    /// ([`StartError::EventsCapacity`]).
     pub fn events_capacity(mut self, capacity: usize) -> NodeConfig {
         self.events_capacity = capacity.max(1);
         self

@@ -163,6 +163,14 @@ pub enum StartError {
     /// The operating system gave no randomness to seed the node's RNG.
     #[error("no entropy from the operating system: {0}")]
     Entropy(getrandom::Error),
+    /// [`NodeConfig::events_capacity`](crate::NodeConfig::events_capacity)
+    /// over [`MAX_EVENTS_CAPACITY`](crate::MAX_EVENTS_CAPACITY):
+    /// every subscriber's buffer is allocated whole when it subscribes.
+    #[error(
+        "events_capacity {0} is over the {max} events a subscriber may buffer",
+        max = crate::MAX_EVENTS_CAPACITY
+    )]
+    EventsCapacity(usize),
     /// [`Node::listen`](crate::Node::listen) on a node that has a listener
     /// already.
     #[error("the node is listening already")]

@@ -71,7 +71,7 @@ pub use cbor::{
     bad_request_reason, cbor_handler,
 };
 pub use cbor_shape::{CborShapeError, MAX_CBOR_DEPTH, check_cbor};
-pub use config::NodeConfig;
+pub use config::{MAX_EVENTS_CAPACITY, NodeConfig};
 pub use context::{CallKind, Context};
 pub use dirlock::{DirLock, LockError};
 pub use error::{CallErrorExt, ConnectError, StartError};
@@ -92,9 +92,9 @@ pub mod api {
     pub use crate::discovery;
     pub use crate::{
         CallErrorExt, CallKind, CborFuture, CborShapeError, ConnectError, Context, DataDir,
-        DirLock, EncodeError, EventStream, HandlerResult, LockError, MAX_CBOR_DEPTH, NodeConfig,
-        NodeEvent, NodeStats, PeerAddr, StartError, Ticket, TicketError, TypedCallError,
-        TypedSendError, cbor_handler, check_cbor,
+        DirLock, EncodeError, EventStream, HandlerResult, LockError, MAX_CBOR_DEPTH,
+        MAX_EVENTS_CAPACITY, NodeConfig, NodeEvent, NodeStats, PeerAddr, StartError, Ticket,
+        TicketError, TypedCallError, TypedSendError, cbor_handler, check_cbor,
     };
     #[cfg(feature = "serde")]
     pub use crate::{Service, ServiceError};

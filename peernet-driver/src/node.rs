@@ -18,7 +18,7 @@ use rand_chacha::rand_core::SeedableRng;
 
 use crate::access;
 use crate::addr::PeerAddr;
-use crate::config::NodeConfig;
+use crate::config::{MAX_EVENTS_CAPACITY, NodeConfig};
 use crate::context::Context;
 use crate::error::{ConnectError, StartError};
 use crate::events::EventStream;
@@ -239,6 +239,9 @@ impl<R: Runtime> Node<R> {
     /// system has no randomness to seed the node's RNG (nonces, request ids).
     pub fn try_new_with(rt: R, config: NodeConfig) -> Result<Node<R>, StartError> {
         config.protocol.validate()?;
+        if config.events_capacity > MAX_EVENTS_CAPACITY {
+            return Err(StartError::EventsCapacity(config.events_capacity));
+        }
         let rng = ChaCha20Rng::try_from_rng(&mut getrandom::SysRng).map_err(StartError::Entropy)?;
         let dir_lock = config.take_dir_lock()?;
         let peer_id = config.identity.peer_id();

@@ -87,3 +87,28 @@ async fn the_listen_backlog_is_configurable() {
         node.shutdown().await;
     }
 }
+
+/// `events_capacity` is allocated whole by every `events()`: a huge one
+/// used to start the node and then make `events()` panic (capacity
+/// overflow at `usize::MAX`) or take gigabytes per subscriber. It is
+/// refused at start; the largest allowed one subscribes.
+#[tokio::test]
+async fn a_huge_events_capacity_is_refused_at_start() {
+    use peernet_tokio::MAX_EVENTS_CAPACITY;
+    let config =
+        |capacity| NodeConfig::new(Identity::from_seed(&[6; 32])).events_capacity(capacity);
+    for huge in [MAX_EVENTS_CAPACITY + 1, usize::MAX] {
+        match Node::try_new(config(huge)) {
+            Err(StartError::EventsCapacity(asked)) => assert_eq!(asked, huge),
+            Err(other) => panic!("{other}"),
+            Ok(_) => panic!("events_capacity {huge} accepted"),
+        }
+    }
+    let node = Node::try_new(config(MAX_EVENTS_CAPACITY)).unwrap();
+    drop(node.events());
+    // (0 is taken as 1)
+    let node0 = Node::try_new(config(0)).unwrap();
+    drop(node0.events());
+    node.shutdown().await;
+    node0.shutdown().await;
+}
