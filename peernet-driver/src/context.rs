@@ -85,8 +85,9 @@ impl CancelFlag {
 /// handler's future, so a handler only needs the signal for work it
 /// handed elsewhere (a spawned task, a blocking thread). A handler that
 /// returned is done: its context is never cancelled after that. A SEND
-/// has no deadline and no CANCEL; its context is cancelled only by
-/// shutdown.
+/// has no deadline and no CANCEL, and runs on after its connection ends;
+/// its context is cancelled by shutdown, or when its peer is unpaired
+/// ([`Node::unpair`](crate::Node::unpair)).
 #[derive(Clone)]
 pub struct Context {
     peer: PeerId,

@@ -261,7 +261,11 @@ impl<R: Runtime> Shared<R> {
                     }
                     TaskKey::Call(_) => {}
                 }
-                if inner.handlers_stopped {
+                // (a SEND of a peer unpaired while its first poll ran:
+                // `Inner::stop_sends_of` found nothing to stop)
+                let revoked = matches!(key, TaskKey::Send(done, _)
+                    if !inner.ep.trust().contains(&done.peer));
+                if inner.handlers_stopped || revoked {
                     // The shutdown stopped the handlers while this one's
                     // first poll ran: a task now would run on after the
                     // node closed, holding its whole state.

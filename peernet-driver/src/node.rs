@@ -445,7 +445,8 @@ impl<R: Runtime> Node<R> {
     /// Stops trusting `peer`: its connection closes at once with GOODBYE
     /// `revoked`, its calls in flight fail with that reason
     /// ([`CallErrorExt::is_revoked`](crate::CallErrorExt::is_revoked)),
-    /// and its addresses are forgotten. With a data directory the new
+    /// the handlers of its SENDs still running are stopped (their contexts
+    /// cancelled), and its addresses are forgotten. With a data directory the new
     /// list is written first, atomically, on the runtime's blocking pool,
     /// as for [`Node::pair`] (an edited file is not written over).
     ///
@@ -459,8 +460,16 @@ impl<R: Runtime> Node<R> {
         let peer = *peer;
         self.change_trust(
             move |trust| trust.remove(&peer),
-            move |inner, now, in_file| inner.ep.unpair(now, &peer) | in_file,
-            move |shared| crate::dialing::after_unpair(shared, peer),
+            move |inner, now, in_file| {
+                if inner.stop_sends_of(&peer) {
+                    tracing::debug!(%peer, "unpaired: its send handlers stopped");
+                }
+                inner.ep.unpair(now, &peer) | in_file
+            },
+            move |shared| {
+                shared.read(|inner| shared.maybe_quiet(inner));
+                crate::dialing::after_unpair(shared, peer);
+            },
         )
         .await
     }

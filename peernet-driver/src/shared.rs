@@ -161,6 +161,25 @@ impl Inner {
         self.release_send_slot(done.peer);
     }
 
+    /// Stops the send handlers of `peer` (it was unpaired: a revoked
+    /// peer's work does not run on, nor hold its arguments against the
+    /// budgets). Returns whether one was running.
+    pub(crate) fn stop_sends_of(&mut self, peer: &PeerId) -> bool {
+        let theirs: Vec<TaskKey> = self
+            .running
+            .keys()
+            .filter(|key| matches!(key, TaskKey::Send(done, _) if done.peer == *peer))
+            .copied()
+            .collect();
+        for key in &theirs {
+            if let (Some(task), TaskKey::Send(done, _)) = (self.running.remove(key), key) {
+                task.stop();
+                self.send_finished(*done);
+            }
+        }
+        !theirs.is_empty()
+    }
+
     /// Gives a send-handler slot back.
     fn release_send_slot(&mut self, peer: PeerId) {
         if let Some(running) = self.sends_running.get_mut(&peer) {

@@ -31,7 +31,9 @@ pub struct Config {
     /// Bytes of arguments one connection may hold: of the calls from it
     /// in flight on our side, and of its SENDs whose handlers still run
     /// (counted until the driver reports them done with
-    /// [`crate::Endpoint::send_done`]). A CALL beyond is answered
+    /// [`crate::Endpoint::send_done`]), with those of SENDs from the
+    /// peer's ended connections that still run: a peer that reconnects
+    /// does not get a fresh budget. A CALL beyond is answered
     /// `overloaded`, a SEND beyond is dropped and counted
     /// ([`crate::Stats::sends_dropped`]). Default 16 MiB: with the
     /// default 1 MiB frames, one peer pins at most 16 MiB of arguments

@@ -34,6 +34,7 @@ mod counters;
     allow(unreachable_pub, dead_code, unused_imports)
 )]
 mod noise;
+mod orphans;
 #[cfg_attr(not(feature = "testkit"), allow(unreachable_pub))]
 mod rate;
 mod reconnects;

@@ -199,3 +199,45 @@ fn small_arguments_of_one_chunk_share_a_buffer_the_connection_lets_go_of() {
     drop((args, calls));
     assert!(last.is_unique(), "nothing of the connection's keeps it");
 }
+
+/// The SENDs of a peer's ended connection still run, and count against
+/// the budget of its next connection until they finish (`orphans.rs`):
+/// a peer that reconnected used to get a fresh budget each time.
+#[test]
+fn sends_that_outlive_their_connection_count_against_the_next_one() {
+    let mut p = pair(3 * ARGS.len(), 1 << 20);
+    p.node(Who::B).hold_sends = true;
+    for _ in 0..3 {
+        send(&mut p);
+    }
+    p.drive();
+    let old: Vec<_> = p
+        .take_events(Who::B)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Send(s) => Some((s.conn, s.args.len())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(old.len(), 3);
+    // the connection ends; A connects again
+    let (a, now) = (p.id(Who::A), p.now);
+    assert!(p.node(Who::B).ep.disconnect(now, &a));
+    p.drive();
+    p.dial(Who::A);
+    p.drive();
+    assert!(p.node(Who::B).ep.is_connected(&a));
+    p.take_events(Who::B);
+    assert_eq!(held(&mut p).0, 3 * ARGS.len(), "the old sends still hold");
+    send(&mut p);
+    p.drive();
+    assert_eq!(served(&mut p).1, 0, "no budget left for the peer");
+    assert_eq!(p.node(Who::B).ep.stats().sends_dropped, 1);
+    // one of the old sends finishes: room for one
+    let (conn, bytes) = old[0];
+    p.node(Who::B).ep.send_done(conn, bytes);
+    send(&mut p);
+    p.drive();
+    assert_eq!(served(&mut p).1, 1);
+    assert_eq!(p.node(Who::B).ep.stats().sends_dropped, 1);
+}

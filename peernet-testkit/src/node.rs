@@ -55,6 +55,9 @@ pub struct Node {
     /// Whether [`Node::pump`] answers calls by [`policy`]; when false the
     /// caller answers them from the `Event::Call` actions.
     pub auto_reply: bool,
+    /// Whether send handlers run on until the test reports them done
+    /// (`Endpoint::send_done`) instead of finishing at once.
+    pub hold_sends: bool,
     /// Per connection: when it opened or last had bytes delivered.
     last_input: BTreeMap<ConnId, Instant>,
     /// Deadlines were last fired at this instant.
@@ -70,6 +73,7 @@ impl Node {
             model: None,
             now: START,
             auto_reply: false,
+            hold_sends: false,
             last_input: BTreeMap::new(),
             fired_at: None,
         }
@@ -272,8 +276,11 @@ impl Node {
                     Output::Event(event) => {
                         match &event {
                             Event::Call(call) => calls.push(call.clone()),
-                            // A send handler here finishes at once.
-                            Event::Send(send) => self.ep.send_done(send.conn, send.args.len()),
+                            // A send handler here finishes at once, unless
+                            // held.
+                            Event::Send(send) if !self.hold_sends => {
+                                self.ep.send_done(send.conn, send.args.len())
+                            }
                             _ => {}
                         }
                         Action::Event(event)

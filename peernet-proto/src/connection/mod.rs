@@ -34,6 +34,7 @@ use crate::handshake::MAX_HANDSHAKE_FRAME;
 use crate::identity::{Identity, PeerId};
 use crate::ids::{CallId, ConnId, Direction};
 use crate::noise::{CipherState, INIT_LEN, LocalStatic, ReplayCache};
+use crate::orphans::Orphans;
 use crate::reconnects::Reconnects;
 use crate::registry::Established;
 use crate::timers::{Timer, Timers};
@@ -66,6 +67,8 @@ pub(crate) struct Ctx {
     /// serve in flight, SENDs still running): against
     /// `Config::max_inbound_bytes`.
     pub(crate) held: usize,
+    /// Of those, the SENDs of ended connections, per peer (`orphans.rs`).
+    pub(crate) orphans: Orphans,
     /// What happened since the endpoint started.
     pub(crate) counters: Counters,
 }
@@ -551,10 +554,7 @@ impl Connection {
             ),
             State::Handshake(_) => (Vec::new(), Vec::new()),
         };
-        // The calls' arguments go with them; the SENDs still running keep
-        // theirs in the node's total until the driver reports them done.
-        let call_bytes: usize = inbound.iter().map(|(_, s)| s.size as usize).sum();
-        ctx.held = ctx.held.saturating_sub(call_bytes);
+        self.release_calls_at_close(&inbound, ctx);
         ctx.counters.calls_out.connection_closed += outbound.len() as u64;
         ctx.counters.calls_in.connection_closed += inbound.len() as u64;
         // A connection is announced as soon as its handshake wins the

@@ -121,12 +121,15 @@ impl Session {
     /// Takes `bytes` of inbound arguments against the connection's and the
     /// node's budgets; false (nothing taken) if either would overflow.
     fn hold(&mut self, bytes: usize, ctx: &mut Ctx) -> bool {
-        let conn = self.held.saturating_add(bytes);
+        // (the peer's SENDs that outlived its earlier connections count
+        // too: `orphans.rs`)
+        let orphans = ctx.orphans.of(&self.peer);
+        let conn = self.held.saturating_add(bytes).saturating_add(orphans);
         let node = ctx.held.saturating_add(bytes);
         if conn > ctx.config.max_inbound_bytes_per_conn || node > ctx.config.max_inbound_bytes {
             return false;
         }
-        self.held = conn;
+        self.held += bytes;
         ctx.held = node;
         true
     }
@@ -139,6 +142,18 @@ impl Session {
 }
 
 impl Connection {
+    /// The connection ends: the arguments of the calls it served go with
+    /// them; its SENDs still running keep theirs in the node's total until
+    /// the driver reports them done, counted against its peer.
+    pub(super) fn release_calls_at_close(&mut self, inbound: &[(u64, Served)], ctx: &mut Ctx) {
+        let call_bytes: usize = inbound.iter().map(|(_, s)| s.size as usize).sum();
+        ctx.held = ctx.held.saturating_sub(call_bytes);
+        if let State::Established(s) = &self.state {
+            ctx.orphans
+                .adopt(self.id, s.peer, s.held.saturating_sub(call_bytes));
+        }
+    }
+
     /// One version-1 envelope frame's body, `data[..len]` (version 2's
     /// records come in through `Connection::on_record`).
     pub(super) fn on_envelope(

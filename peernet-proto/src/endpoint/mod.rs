@@ -217,6 +217,7 @@ impl Endpoint {
                 outputs: Default::default(),
                 now: Instant::ZERO,
                 held: 0,
+                orphans: crate::orphans::Orphans::default(),
                 counters: Counters::default(),
             },
             identity,
@@ -346,8 +347,9 @@ impl Endpoint {
     /// arguments count as held, so that a peer cannot pin memory with
     /// sends whose handlers never finish.
     pub fn send_done(&mut self, conn: ConnId, bytes: usize) {
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.send_done(bytes);
+        match self.conns.get_mut(&conn) {
+            Some(c) => c.send_done(bytes),
+            None => self.ctx.orphans.done(conn, bytes),
         }
         self.ctx.held = self.ctx.held.saturating_sub(bytes);
     }
