@@ -153,3 +153,29 @@ fn a_revoked_peer_gets_no_waiting_reply() {
         "the waiting replies went with the connection"
     );
 }
+
+/// A reply too large for a frame that has to wait is answered
+/// `too_large` as one that goes out at once is, in its place in line.
+#[test]
+fn a_waiting_reply_too_large_for_a_frame_is_answered_too_large() {
+    for config in [test_config(), test_config_v2()] {
+        let mut config = config;
+        config.send_buffer = 2048;
+        let huge = Bytes::from(vec![1u8; config.max_frame_len as usize]);
+        let (mut p, ids, calls) = b_holds_calls(config);
+        let now = p.node(Who::B).now;
+        let (last, rest) = calls.split_last().expect("calls");
+        answer_all(&mut p, rest);
+        assert!(p.node(Who::B).ep.stats().replies_waiting > 0);
+        assert!(p.node(Who::B).ep.reply(now, last.id, Response::Ok(huge)));
+        p.drive();
+        let got = results(&p.take_events(Who::A));
+        assert_eq!(got.len(), CALLS);
+        assert_eq!(got.last().map(|(id, _)| *id), ids.last().copied());
+        assert!(matches!(
+            got.last(),
+            Some((_, Err(CallError::ResultTooLarge)))
+        ));
+        assert!(got[..CALLS - 1].iter().all(|(_, r)| r.is_ok()));
+    }
+}

@@ -75,6 +75,15 @@ impl Connection {
     /// (a record, in version 2) is answered `too_large` instead, and the
     /// caller learns why.
     pub(super) fn answer(&mut self, id: u64, status: ReplyStatus, body: Bytes, ctx: &mut Ctx) {
+        if !matches!(self.state, State::Established(_)) {
+            return;
+        }
+        if self.waiting.is_empty() && self.tx.len() < ctx.config.send_buffer {
+            let answered = self.encode_reply(id, status, &body, false, ctx);
+            ctx.counters.calls_in.by_status.add(answered);
+            return;
+        }
+        // (counted as answered now, with the status it will go out with)
         let whole = EnvelopeRef::Reply {
             id,
             status: status.code(),
@@ -86,13 +95,6 @@ impl Connection {
             (status, body)
         };
         ctx.counters.calls_in.by_status.add(status);
-        if !matches!(self.state, State::Established(_)) {
-            return;
-        }
-        if self.waiting.is_empty() && self.tx.len() < ctx.config.send_buffer {
-            self.encode_reply(id, status, &body, false, ctx);
-            return;
-        }
         self.waiting.push((id, status, body));
     }
 
@@ -123,8 +125,9 @@ impl Connection {
         self.waiting.pop()
     }
 
-    /// Encodes one reply (already known to fit); `last`: into the
-    /// connection's last write, without a wake-up.
+    /// Encodes one reply; one that does not fit in a frame is answered
+    /// `too_large` instead. Returns the status that went out. `last`: into
+    /// the connection's last write, without a wake-up.
     fn encode_reply(
         &mut self,
         id: u64,
@@ -132,16 +135,29 @@ impl Connection {
         body: &[u8],
         last: bool,
         ctx: &mut Ctx,
-    ) {
+    ) -> ReplyStatus {
         let reply = EnvelopeRef::Reply {
             id,
             status: status.code(),
             body,
         };
-        // (cannot fail: `answer` checked the size)
-        let _ = match last {
-            true => self.tx.push_farewell(reply, ctx.config.max_frame_len),
+        let max = ctx.config.max_frame_len;
+        let pushed = match last {
+            true => self.tx.push_farewell(reply, max),
             false => self.tx.push(reply, ctx),
         };
+        if pushed.is_ok() {
+            return status;
+        }
+        let too_large = EnvelopeRef::Reply {
+            id,
+            status: ReplyStatus::TooLarge.code(),
+            body: &[],
+        };
+        let _ = match last {
+            true => self.tx.push_farewell(too_large, max),
+            false => self.tx.push(too_large, ctx),
+        };
+        ReplyStatus::TooLarge
     }
 }
