@@ -66,13 +66,7 @@ fn served(p: &mut Pair) -> (Vec<InboundCall>, usize) {
 }
 
 fn results(p: &mut Pair) -> Vec<(CallId, Result<Bytes, CallError>)> {
-    p.take_events(Who::A)
-        .into_iter()
-        .filter_map(|e| match e {
-            Event::CallResult { id, result } => Some((id, result)),
-            _ => None,
-        })
-        .collect()
+    peernet_testkit::call_results(&p.take_events(Who::A))
 }
 
 #[test]

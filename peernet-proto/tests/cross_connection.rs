@@ -13,10 +13,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use peernet_proto::config::Fault;
 use peernet_proto::{
-    Access, CallError, CallId, Config, Endpoint, Envelope, Event, Handle, InboundCallId, PeerId,
-    Response, TrustList,
+    Access, Config, Endpoint, Envelope, Event, Handle, InboundCallId, PeerId, Response, TrustList,
 };
-use peernet_testkit::{Node, World, identity, test_config};
+use peernet_testkit::{Node, World, call_results, identity, test_config};
 use rand_core::{TryCryptoRng, TryRng};
 
 /// An RNG that always draws the same value: every connection of an
@@ -76,16 +75,6 @@ fn triangle(config: Config, fault: Option<Fault>) -> World {
     w
 }
 
-fn results(events: &[Event]) -> Vec<(CallId, Result<Bytes, CallError>)> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::CallResult { id, result } => Some((*id, result.clone())),
-            _ => None,
-        })
-        .collect()
-}
-
 fn cancelled(events: &[Event]) -> Vec<InboundCallId> {
     events
         .iter()
@@ -122,14 +111,14 @@ fn reply_from_c_resolves_only_the_call_to_c(fault: Option<Fault>) -> Result<(), 
     let from_c = Response::Ok(Bytes::from_static(b"from c"));
     assert!(w.nodes[C].ep.reply(now, at_c[0], from_c));
     w.drive();
-    let seen = results(&w.take_events(A));
+    let seen = call_results(&w.take_events(A));
     if seen != [(to_c, Ok(Bytes::from_static(b"from c")))] {
         return Err(format!("after C's reply A saw {seen:?}"));
     }
     let from_b = Response::Ok(Bytes::from_static(b"from b"));
     assert!(w.nodes[B].ep.reply(now, at_b[0], from_b));
     w.drive();
-    let seen = results(&w.take_events(A));
+    let seen = call_results(&w.take_events(A));
     if seen != [(to_b, Ok(Bytes::from_static(b"from b")))] {
         return Err(format!("after B's reply A saw {seen:?}"));
     }
@@ -175,7 +164,7 @@ fn a_cancel_ends_only_the_call_of_its_own_connection() {
         "C's call still served"
     );
     w.drive();
-    let seen = results(&w.take_events(C));
+    let seen = call_results(&w.take_events(C));
     assert_eq!(seen, [(from_c, Ok(Bytes::from_static(b"still here")))]);
 }
 
@@ -280,5 +269,8 @@ fn a_callee_side_timeout_frees_its_slot() {
     w.drive();
     assert_eq!(calls(&w.take_events(A)).len(), 1, "second call served");
     let b = w.take_events(B);
-    assert!(results(&b).iter().all(|(id, _)| *id != second), "{b:?}");
+    assert!(
+        call_results(&b).iter().all(|(id, _)| *id != second),
+        "{b:?}"
+    );
 }

@@ -111,21 +111,28 @@ fn a_redial_that_dials_at_once_is_announced_with_its_dial() {
     );
 }
 
-/// A kept peer's redial that has to wait in line for a slot is not
-/// announced while it waits (no dial has started): it is announced when
-/// its dial starts, right before it, with the backoff it waited.
-#[test]
-fn a_redial_waiting_for_a_slot_is_announced_when_it_dials() {
+/// One dial slot, peers 10 and 11 kept: 10's dial fails, 11's starts,
+/// and 10's backoff runs out (at `t1`) while 11's dial holds the slot.
+/// Returns the start, the endpoint, `t1` and the outputs at `t1`.
+fn ten_waits_behind_eleven() -> (Instant, Endpoint, Instant, Vec<Output>) {
     let now = Instant::from_millis(1);
     let mut a = endpoint_max(1, &[10, 11]);
     keep(&mut a, now, &[10, 11]);
     assert_eq!(dials(&drain(&mut a)), [(id(10), addr(1010))]);
     a.dial_failed(now, id(10), addr(1010), refused());
     assert_eq!(dials(&drain(&mut a)), [(id(11), addr(1011))]);
-    // 10's backoff runs out while 11's dial holds the only slot
     let t1 = a.poll_timeout().unwrap();
     a.handle_timeout(t1);
     let out = drain(&mut a);
+    (now, a, t1, out)
+}
+
+/// A kept peer's redial that has to wait in line for a slot is not
+/// announced while it waits (no dial has started): it is announced when
+/// its dial starts, right before it, with the backoff it waited.
+#[test]
+fn a_redial_waiting_for_a_slot_is_announced_when_it_dials() {
+    let (now, mut a, t1, out) = ten_waits_behind_eleven();
     assert!(redials(&out).is_empty(), "10 only waits in line: {out:?}");
     // 11's dial ends: 10's redial starts now, and only now is announced
     let t2 = t1 + Duration::from_millis(5);
@@ -141,15 +148,7 @@ fn a_redial_waiting_for_a_slot_is_announced_when_it_dials() {
 /// was forgotten meanwhile) is never announced.
 #[test]
 fn a_redial_that_never_dials_is_not_announced() {
-    let now = Instant::from_millis(1);
-    let mut a = endpoint_max(1, &[10, 11]);
-    keep(&mut a, now, &[10, 11]);
-    assert_eq!(dials(&drain(&mut a)), [(id(10), addr(1010))]);
-    a.dial_failed(now, id(10), addr(1010), refused());
-    assert_eq!(dials(&drain(&mut a)), [(id(11), addr(1011))]);
-    let t1 = a.poll_timeout().unwrap();
-    a.handle_timeout(t1);
-    let mut out = drain(&mut a);
+    let (_, mut a, t1, mut out) = ten_waits_behind_eleven();
     assert!(a.remove_address(&id(10), addr(1010)));
     a.dial_failed(t1, id(11), addr(1011), refused());
     out.extend(drain(&mut a));

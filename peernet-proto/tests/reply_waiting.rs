@@ -8,6 +8,7 @@ mod support;
 
 use bytes::Bytes;
 use peernet_proto::{Access, CallError, CallId, CloseReason, Config, Event, Response};
+use peernet_testkit::call_results;
 use support::{Pair, Who, test_config, test_config_v2};
 
 const CALLS: usize = 24;
@@ -65,17 +66,6 @@ fn answer_all(p: &mut Pair, calls: &[peernet_proto::InboundCall]) {
     }
 }
 
-/// A's call results, in the order they came.
-fn results(events: &[Event]) -> Vec<(CallId, Result<Bytes, CallError>)> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::CallResult { id, result } => Some((*id, result.clone())),
-            _ => None,
-        })
-        .collect()
-}
-
 #[test]
 fn a_burst_of_replies_waits_for_room_and_leaves_in_order() {
     for config in [test_config(), test_config_v2()] {
@@ -91,7 +81,7 @@ fn a_burst_of_replies_waits_for_room_and_leaves_in_order() {
         assert!(s.reply_bytes_waiting >= s.replies_waiting * ARGS, "{s:?}");
         p.drive();
         let events = p.take_events(Who::A);
-        let got = results(&events);
+        let got = call_results(&events);
         assert_eq!(got.len(), CALLS, "every call resolves");
         for (i, ((id, result), want)) in got.iter().zip(&ids).enumerate() {
             assert_eq!(id, want, "in the order they were answered");
@@ -119,7 +109,10 @@ fn a_connection_closed_on_purpose_sends_its_waiting_replies_first() {
     assert!(p.node(Who::B).ep.disconnect(now, &a));
     p.drive();
     let events = p.take_events(Who::A);
-    let ok = results(&events).iter().filter(|(_, r)| r.is_ok()).count();
+    let ok = call_results(&events)
+        .iter()
+        .filter(|(_, r)| r.is_ok())
+        .count();
     assert_eq!(ok, CALLS, "every result reached A before the GOODBYE");
     assert!(
         matches!(events.last(), Some(Event::Disconnected { .. })),
@@ -140,7 +133,7 @@ fn a_revoked_peer_gets_no_waiting_reply() {
     assert!(p.node(Who::B).ep.unpair(now, &a));
     assert_eq!(p.node(Who::B).ep.stats().replies_waiting, 0);
     p.drive();
-    let got = results(&p.take_events(Who::A));
+    let got = call_results(&p.take_events(Who::A));
     let revoked = got
         .iter()
         .filter(|(_, r)| {
@@ -169,7 +162,7 @@ fn a_waiting_reply_too_large_for_a_frame_is_answered_too_large() {
         assert!(p.node(Who::B).ep.stats().replies_waiting > 0);
         assert!(p.node(Who::B).ep.reply(now, last.id, Response::Ok(huge)));
         p.drive();
-        let got = results(&p.take_events(Who::A));
+        let got = call_results(&p.take_events(Who::A));
         assert_eq!(got.len(), CALLS);
         assert_eq!(got.last().map(|(id, _)| *id), ids.last().copied());
         assert!(matches!(

@@ -26,6 +26,6 @@ pub mod world;
 
 pub use link::{Link, Pipe};
 pub use model::{Breach, Invariant, Model, Rule};
-pub use node::{Action, Node, policy};
+pub use node::{Action, Node, call_results, policy};
 pub use setup::{fuzz_config, identity, test_config, test_config_v2};
 pub use world::{Net, Pair, Who, World};

@@ -355,3 +355,14 @@ impl Node {
         std::mem::take(&mut self.events)
     }
 }
+
+/// The call results among `events`, in order.
+pub fn call_results(events: &[Event]) -> Vec<(CallId, Result<Bytes, CallError>)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::CallResult { id, result } => Some((*id, result.clone())),
+            _ => None,
+        })
+        .collect()
+}
