@@ -28,7 +28,12 @@ pub(crate) struct Orphans {
 
 impl Orphans {
     /// Bytes that `peer`'s ended connections' SENDs still hold.
+    #[inline]
     pub(crate) fn of(&self, peer: &PeerId) -> usize {
+        // (most nodes have none: no lookup then)
+        if self.by_peer.is_empty() {
+            return 0;
+        }
         self.by_peer.get(peer).copied().unwrap_or(0)
     }
 

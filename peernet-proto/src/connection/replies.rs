@@ -47,8 +47,10 @@ impl Waiting {
             .map_or((0, 0), |q| (q.replies.len(), q.bytes))
     }
 
+    /// (the queue goes as its last reply leaves: `None` is empty)
+    #[inline]
     fn is_empty(&self) -> bool {
-        self.0.as_ref().is_none_or(|q| q.replies.is_empty())
+        self.0.is_none()
     }
 
     fn push(&mut self, reply: (u64, ReplyStatus, Bytes)) {
@@ -59,13 +61,12 @@ impl Waiting {
 
     fn pop(&mut self) -> Option<(u64, ReplyStatus, Bytes)> {
         let q = self.0.as_mut()?;
-        let next = q.replies.pop_front();
-        match &next {
-            Some(reply) => q.bytes -= reply.2.len(),
-            // (the queue's memory goes once it has drained)
-            None => self.0 = None,
+        let next = q.replies.pop_front()?;
+        q.bytes -= next.2.len();
+        if q.replies.is_empty() {
+            self.0 = None;
         }
-        next
+        Some(next)
     }
 }
 
@@ -99,7 +100,15 @@ impl Connection {
     }
 
     /// Moves waiting replies into the send queue while it has room.
+    #[inline]
     pub(super) fn refill(&mut self, ctx: &mut Ctx) {
+        if !self.waiting.is_empty() {
+            self.refill_waiting(ctx);
+        }
+    }
+
+    #[inline(never)]
+    fn refill_waiting(&mut self, ctx: &mut Ctx) {
         while self.tx.len() < ctx.config.send_buffer {
             let Some((id, status, body)) = self.next_waiting() else {
                 return;
