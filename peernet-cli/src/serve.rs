@@ -97,7 +97,25 @@ fn parse_rate_burst(s: &str) -> Result<(u32, u32), String> {
     Ok((number(rate)?, number(burst)?))
 }
 
-pub(crate) async fn run_serve(serve: Serve) -> Result<(), Failure> {
+/// The address to listen on, as `--listen` gave it but an IPv4 address
+/// in IPv6 form (`[::ffff:0.0.0.0]`) written as IPv4, which is what it
+/// binds and what a ticket names. A multicast or broadcast address is
+/// refused: Linux lets a TCP socket bind one, and the node would run where
+/// no peer can ever reach it.
+fn listen_addr(listen: SocketAddr) -> Result<SocketAddr, Failure> {
+    let listen = peernet_tokio::canonical_addr(listen);
+    let broadcast = matches!(listen.ip(), std::net::IpAddr::V4(v4) if v4.is_broadcast());
+    if listen.ip().is_multicast() || broadcast {
+        return Err(Failure(
+            EXIT_USAGE,
+            format!("--listen {listen}: no peer can connect to a multicast or broadcast address"),
+        ));
+    }
+    Ok(listen)
+}
+
+pub(crate) async fn run_serve(mut serve: Serve) -> Result<(), Failure> {
+    serve.listen = listen_addr(serve.listen)?;
     let mut protocol = Config::default();
     let ms = Duration::from_millis;
     if let Some(v) = serve.handshake_timeout {

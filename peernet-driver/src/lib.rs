@@ -101,6 +101,7 @@ pub mod api {
     pub use crate::{book_file, persist, ticket};
     pub use bytes::Bytes;
     pub use peernet_proto::ConnectError as CoreConnectError;
+    pub use peernet_proto::book::canonical as canonical_addr;
     pub use peernet_proto::{
         Access, CallCounts, CallError, CloseReason, Config, ConfigError, Counters, Direction,
         GoodbyeCode, Handle, HandshakeCounts, HandshakeError, Identity, InvalidHandle, Label,

@@ -23,6 +23,9 @@
 //!   [`MAX_TICKET_LEN`] characters; longer text is refused before it is
 //!   decoded.
 //!
+//! An IPv4 address given in IPv6 form (`[::ffff:192.0.2.7]:4000`) is
+//! carried in its IPv4 form, as the address book keeps it, so one address
+//! has one text (a text that carries the IPv6 form is refused).
 //! An IPv6 address's flow label is not carried, nor a scope id: an
 //! address with one is refused (without it, a link-local address names no
 //! link, and the ticket would name an address no peer can dial).
@@ -50,7 +53,8 @@ const CRC_LEN: usize = 4;
 const MAX_PAYLOAD: usize = PEER_ID_LEN + MAX_TICKET_ADDRS * (1 + 16 + 2) + CRC_LEN;
 
 /// The longest ticket text: the prefix and the base32 of the largest
-/// payload (312 characters).
+/// payload (309 characters: the prefix is ASCII, so bytes and
+/// characters are one).
 pub const MAX_TICKET_LEN: usize = TICKET_PREFIX.len() + (MAX_PAYLOAD * 8).div_ceil(5);
 
 /// RFC 4648 base32, lower case, no padding, trailing bits checked.
@@ -133,7 +137,9 @@ impl Ticket {
                     return Err(TicketError::Scoped(addr));
                 }
             }
-            let addr = strip(addr);
+            // (one address, one form: an IPv4 address in IPv6 form is
+            // its IPv4 form, as the book has it; no flow label)
+            let addr = peernet_proto::book::canonical(addr);
             if !peernet_proto::is_dialable(&addr) {
                 return Err(TicketError::Undialable(addr));
             }
@@ -215,17 +221,16 @@ impl Ticket {
             rest = after;
         }
         let ticket = Ticket::new(peer, addrs.iter().copied())?;
+        // one text form per ticket: no repeated address, and none that
+        // `Ticket::new` writes otherwise
         if ticket.addrs.len() != addrs.len() {
-            // one text form per ticket: no repeated address
             return Err(TicketError::Malformed("repeated address"));
+        }
+        if ticket.addrs != addrs {
+            return Err(TicketError::Malformed("an IPv4 address in IPv6 form"));
         }
         Ok(ticket)
     }
-}
-
-/// A ticket carries an IP and a port only (no flow label).
-fn strip(addr: SocketAddr) -> SocketAddr {
-    SocketAddr::new(addr.ip(), addr.port())
 }
 
 impl fmt::Display for Ticket {
@@ -366,6 +371,29 @@ mod tests {
             upper_body.parse::<Ticket>(),
             Err(TicketError::Encoding { position: 8 })
         ));
+        // an IPv4 address in IPv6 form is its IPv4 form: one text, and a
+        // text that carries the IPv6 form is refused
+        let mapped: SocketAddr = "[::ffff:192.0.2.7]:4000".parse().unwrap();
+        let same = Ticket::new(peer(1), [mapped, addrs[0], addrs[1]]).unwrap();
+        assert_eq!(same, ticket);
+        let mut bytes = peer(1).as_bytes().to_vec();
+        bytes.push(TAG_V6);
+        bytes.extend_from_slice(
+            &mapped
+                .ip()
+                .to_string()
+                .parse::<Ipv6Addr>()
+                .unwrap()
+                .octets(),
+        );
+        bytes.extend_from_slice(&4000u16.to_be_bytes());
+        let crc = crc32(&bytes);
+        bytes.extend_from_slice(&crc.to_be_bytes());
+        let text = format!("peernet1{}", BASE32.encode(&bytes));
+        assert_eq!(
+            text.parse::<Ticket>(),
+            Err(TicketError::Malformed("an IPv4 address in IPv6 form"))
+        );
     }
 
     #[test]
