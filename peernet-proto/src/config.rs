@@ -56,9 +56,10 @@ pub struct Config {
     /// the driver takes them with [`crate::Endpoint::poll_transmit`], and
     /// replies wait, as their handlers gave them, to be queued in order
     /// as the driver takes the queue (so a peer that pipelines calls for
-    /// large results is served at the pace it reads; one that reads
-    /// nothing holds the results of its calls in flight until its stalled
-    /// transport ends the connection, `idle_timeout`). Default 1 MiB.
+    /// large results is served at the pace it reads; a call whose reply
+    /// waits keeps its `max_inbound_calls` slot, so one that reads nothing
+    /// holds at most that many results, and what it calls beyond is
+    /// refused into the queue, whose hard cap ends it). Default 1 MiB.
     pub send_buffer: usize,
     /// Bytes queued for a connection by the peer's own doing (pongs,
     /// and the last reply that found room) or by our liveness pings

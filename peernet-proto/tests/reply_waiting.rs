@@ -7,7 +7,7 @@
 mod support;
 
 use bytes::Bytes;
-use peernet_proto::{Access, CallError, CallId, CloseReason, Config, Event, Response};
+use peernet_proto::{Access, CallError, CallId, CloseReason, Config, Event, Output, Response};
 use peernet_testkit::call_results;
 use support::{Pair, Who, test_config, test_config_v2};
 
@@ -98,22 +98,35 @@ fn a_burst_of_replies_waits_for_room_and_leaves_in_order() {
     }
 }
 
+/// A connection we close on purpose sends waiting replies while its
+/// queue holds less than `send_buffer`, then GOODBYE; the calls of the
+/// rest fail with the close, each once.
 #[test]
-fn a_connection_closed_on_purpose_sends_its_waiting_replies_first() {
+fn a_connection_closed_on_purpose_sends_a_send_buffer_of_waiting_replies_first() {
     let mut config = test_config_v2();
     config.send_buffer = 2048;
-    let (mut p, _, calls) = b_holds_calls(config);
+    let (mut p, _, calls) = b_holds_calls(config.clone());
     answer_all(&mut p, &calls);
     assert!(p.node(Who::B).ep.stats().replies_waiting > 0);
     let (a, now) = (p.id(Who::A), p.node(Who::B).now);
     assert!(p.node(Who::B).ep.disconnect(now, &a));
     p.drive();
     let events = p.take_events(Who::A);
-    let ok = call_results(&events)
-        .iter()
-        .filter(|(_, r)| r.is_ok())
-        .count();
-    assert_eq!(ok, CALLS, "every result reached A before the GOODBYE");
+    let got = call_results(&events);
+    assert_eq!(got.len(), CALLS, "every call resolves once");
+    let ok = got.iter().take_while(|(_, r)| r.is_ok()).count();
+    let wrote = ok * (ARGS + 16);
+    assert!(
+        wrote > config.send_buffer / 2,
+        "{ok} results before the GOODBYE"
+    );
+    assert!(
+        got[ok..]
+            .iter()
+            .all(|(_, r)| matches!(r, Err(CallError::ConnectionClosed(_)))),
+        "the rest fail with the close: {:?}",
+        &got[ok..]
+    );
     assert!(
         matches!(events.last(), Some(Event::Disconnected { .. })),
         "{:?}",
@@ -171,4 +184,130 @@ fn a_waiting_reply_too_large_for_a_frame_is_answered_too_large() {
         ));
         assert!(got[..CALLS - 1].iter().all(|(_, r)| r.is_ok()));
     }
+}
+
+/// A peer that reads nothing and keeps calling: B (small send buffer,
+/// `max_inbound_calls` 4) answers every round, A's link holds 8 KiB.
+/// A call whose reply waits used to free its slot, so the waiting
+/// replies grew without bound (380 held, 30 times the hard send cap, and
+/// the peer stayed connected; review s40, r2).
+const ROUNDS: usize = 100;
+
+/// B (small send buffer, `max_inbound_calls` 4) serves `echo`; A calls it
+/// in rounds of 4 and reads none of B's bytes (its socket buffer, the
+/// link, holds 8 KiB); B answers each round. Returns the pair and B's
+/// config.
+fn non_reader_keeps_calling() -> (Pair, Config) {
+    let mut cb = test_config_v2();
+    cb.max_frame_len = 4096;
+    cb.send_buffer = 2048;
+    cb.max_send_buffer = 4096;
+    cb.max_inbound_calls = 4;
+    let mut ca = test_config_v2();
+    ca.max_outbound_calls = 100_000;
+    let mut p = Pair::with(ca, cb.clone(), true, true);
+    p.node(Who::B).ep.expose("echo", Access::Anyone).unwrap();
+    let l = p.dial(Who::A);
+    p.drive();
+    p.take_events(Who::A);
+    p.take_events(Who::B);
+    // A reads nothing from now on; B's driver stops taking once 8 KiB
+    // wait in the (full) socket buffer.
+    p.net.capacity = 8192;
+    p.net.links[l].to[Who::A.index()].hold = true;
+    let b = p.id(Who::B);
+    for round in 0..ROUNDS {
+        let now = p.now;
+        for i in 0..cb.max_inbound_calls {
+            let args = [(round * 7 + i) as u8; ARGS];
+            p.node(Who::A)
+                .ep
+                .call(now, &b, "echo", &args, None)
+                .expect("A's call goes out");
+        }
+        p.drive();
+        let now = p.now;
+        for e in p.take_events(Who::B) {
+            match e {
+                Event::Call(call) => {
+                    assert!(p.node(Who::B).ep.reply(
+                        now,
+                        call.id,
+                        Response::Ok(Bytes::copy_from_slice(&call.args))
+                    ));
+                }
+                Event::Disconnected { .. } => return (p, cb),
+                _ => {}
+            }
+        }
+        p.drive();
+    }
+    (p, cb)
+}
+
+/// replies.rs: "Until then it holds the results of its calls in flight,
+/// as the handlers gave them: at most `max_inbound_calls` of them."
+/// README: "a peer that reads nothing pins about two send buffers
+/// besides the results of its calls in flight". Neither holds: the
+/// waiting replies are of calls no longer in flight, and the peer gets a
+/// new slot for each one answered.
+#[test]
+fn waiting_replies_of_a_non_reader_are_bounded_by_its_calls_in_flight() {
+    let (mut p, cb) = non_reader_keeps_calling();
+    let a = p.id(Who::A);
+    let connected = p.node(Who::B).ep.is_connected(&a);
+    let s = p.node(Who::B).ep.stats();
+    println!(
+        "B connected to A: {connected}; replies waiting {} ({} body bytes), queued {}, \
+         hard send cap {}",
+        s.replies_waiting,
+        s.reply_bytes_waiting,
+        s.queued_bytes,
+        cb.hard_send_cap()
+    );
+    assert!(
+        !connected || s.replies_waiting <= cb.max_inbound_calls,
+        "a peer that reads nothing makes B hold {} replies ({} bytes, {}x the hard send cap \
+         {}) for calls no longer in flight (max_inbound_calls {}), and stays connected",
+        s.replies_waiting,
+        s.reply_bytes_waiting,
+        s.reply_bytes_waiting / cb.hard_send_cap(),
+        cb.hard_send_cap(),
+        cb.max_inbound_calls
+    );
+}
+
+/// The last write of a connection closed on purpose carries at most a
+/// send buffer of waiting replies: an unbounded one (it used to carry
+/// them all) passes the driver's node-wide linger budget (four hard send
+/// caps), and the driver drops it whole, GOODBYE included (review s40,
+/// r2: 198,870 bytes against 24,592).
+#[test]
+fn the_last_write_of_a_disconnect_stays_within_the_linger_budget() {
+    let mut config = test_config_v2();
+    config.max_frame_len = 4096;
+    config.send_buffer = 2048;
+    config.max_send_buffer = 4096;
+    let (mut p, _, calls) = b_holds_calls(config.clone());
+    let now = p.node(Who::B).now;
+    for call in &calls {
+        let big = Bytes::from(vec![3u8; 3000]);
+        assert!(p.node(Who::B).ep.reply(now, call.id, Response::Ok(big)));
+    }
+    let linger_budget = 4 * config.hard_send_cap();
+    assert!(p.node(Who::B).ep.stats().reply_bytes_waiting > linger_budget);
+    let a = p.id(Who::A);
+    assert!(p.node(Who::B).ep.disconnect(now, &a));
+    let mut last_len = None;
+    while let Some(out) = p.node(Who::B).ep.poll_output() {
+        if let Output::Close { last, .. } = out {
+            last_len = Some(last.len());
+        }
+    }
+    let last_len = last_len.expect("B closes the connection");
+    let bound = config.send_buffer + config.max_frame_len as usize + 4 * 1024;
+    assert!(
+        last_len <= bound && bound <= linger_budget,
+        "the last write is {last_len} bytes (bound {bound}, linger budget {linger_budget})"
+    );
 }

@@ -12,10 +12,14 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use peernet_tokio::CallError;
+use peernet_conformance::RawPeer;
+use peernet_proto::{CloseReason, Config, Event, GoodbyeCode, Identity};
+use peernet_tokio::{CallError, Node, NodeConfig, TokioRuntime};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelined_calls_for_large_results_do_not_cut_off_an_honest_peer() {
@@ -61,5 +65,103 @@ async fn pipelined_calls_for_large_results_do_not_cut_off_an_honest_peer() {
         failed.first()
     );
     alice.shutdown().await;
+    bob.shutdown().await;
+}
+
+/// A connection closed on purpose while replies wait (review s40, r2):
+/// its last write carried every waiting reply, passed the driver's linger
+/// budget and was dropped whole, so the peer got 10 of 400 results and a
+/// lost transport instead of GOODBYE. Now it carries a send buffer of
+/// them, then GOODBYE `normal`; the rest of the calls fail with it.
+/// Calls the peer makes before it reads, for [`RESULT`] bytes each: far
+/// more than loopback socket buffers and the linger budget hold.
+const CALLS: usize = 400;
+const RESULT: usize = 60_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disconnect_with_replies_waiting_ends_with_goodbye_and_resolves_every_call() {
+    let raw_id = Identity::from_seed(&[91; 32]);
+    let raw_peer = raw_id.peer_id();
+    let mut core = Config::default();
+    core.send_buffer = 64 << 10;
+    core.max_send_buffer = 64 << 10;
+    core.max_frame_len = 64 << 10;
+    let budget = 4 * core.hard_send_cap();
+    let bob = Node::bind(
+        NodeConfig::new(Identity::from_seed(&[92; 32]))
+            .trusting(raw_peer)
+            .protocol(core.clone()),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let served = Arc::new(AtomicUsize::new(0));
+    let all_served = Arc::new(tokio::sync::Notify::new());
+    let (count, done) = (served.clone(), all_served.clone());
+    bob.expose("get", move |_, _| {
+        if count.fetch_add(1, Ordering::SeqCst) + 1 == CALLS {
+            done.notify_one();
+        }
+        async move { Ok(Bytes::from(vec![7u8; RESULT])) }
+    })
+    .unwrap();
+    let rt = TokioRuntime::default();
+    let addr = bob.local_addr().unwrap();
+    let mut raw = RawPeer::dial(&rt, raw_id, bob.peer_id(), addr, &[]).await;
+    for _ in 0..CALLS {
+        raw.call(&bob.peer_id(), "get", b"x", Duration::from_secs(600))
+            .await;
+    }
+    tokio::time::timeout(Duration::from_secs(60), all_served.notified())
+        .await
+        .expect("bob serves every call");
+    // the replies the socket could not take wait in the core
+    let waiting = async {
+        while bob.stats().core.reply_bytes_waiting <= 2 * budget {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), waiting)
+        .await
+        .expect("replies wait for room");
+    let s = bob.stats().core;
+    println!(
+        "before disconnect: {} replies waiting ({} bytes); linger budget {budget}",
+        s.replies_waiting, s.reply_bytes_waiting
+    );
+    assert!(bob.disconnect(&raw_peer));
+    // now the peer reads everything there is
+    let read_all = async {
+        while raw.read_once().await {}
+        let (mut ok, mut closed) = (0, 0);
+        let mut reason = None;
+        while let Some(event) = raw.try_event().await {
+            match event {
+                Event::CallResult { result: Ok(_), .. } => ok += 1,
+                Event::CallResult {
+                    result: Err(CallError::ConnectionClosed(_)),
+                    ..
+                } => closed += 1,
+                Event::Disconnected { reason: r, .. } => reason = Some(r),
+                _ => {}
+            }
+        }
+        (ok, closed, reason)
+    };
+    let (ok, closed, reason) = tokio::time::timeout(Duration::from_secs(60), read_all)
+        .await
+        .expect("the peer reads to the end");
+    println!("peer got {ok} of {CALLS} results, {closed} closed; closed: {reason:?}");
+    let goodbye = matches!(
+        &reason,
+        Some(CloseReason::Goodbye {
+            code: GoodbyeCode::Normal,
+            ..
+        })
+    );
+    assert!(goodbye, "the GOODBYE was lost: {reason:?}");
+    assert!(ok > 0, "the replies that fit went out first");
+    assert_eq!(ok + closed, CALLS, "every call resolves once");
+    drop(raw);
     bob.shutdown().await;
 }

@@ -10,11 +10,13 @@
 //! the send queue, and the batch a driver takes from it, stay within
 //! `send_buffer` plus one frame.
 //!
-//! A peer that stops reading keeps its replies waiting until its
-//! connection ends: the driver reports the transport stalled after
-//! `idle_timeout` (`Input::Stalled`). Until then it holds the results of
-//! its calls in flight, as the handlers gave them: at most
-//! `max_inbound_calls` of them.
+//! A call whose reply waits keeps its `max_inbound_calls` slot, so a peer
+//! that stops reading holds at most that many results, as the handlers
+//! gave them, waiting or running; what it calls beyond is refused
+//! (`overloaded`) straight into the queue, whose hard send cap cuts it
+//! off. Otherwise the driver reports its transport stalled after
+//! `idle_timeout` (`Input::Stalled`) and the replies go with the
+//! connection.
 
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
@@ -118,14 +120,21 @@ impl Connection {
     }
 
     /// The last write of a connection we close on purpose (shutdown,
-    /// `disconnect`) carries its waiting replies, before the GOODBYE: the
-    /// peer gets the results its calls were given. Any other end drops
-    /// them with the connection.
+    /// `disconnect`) carries waiting replies, oldest first, while the
+    /// queue holds less than `send_buffer`, then the GOODBYE: the peer
+    /// gets those results. The rest go with the connection, as with any
+    /// other end (their calls fail on the caller's side with the close
+    /// reason): an unbounded last write would pass what the driver lets a
+    /// closing connection write (its linger budget, four hard send caps
+    /// over the node), and the peer would get nothing, GOODBYE included.
     pub(super) fn flush_replies_before(&mut self, ending: &Ending, ctx: &mut Ctx) {
         if !matches!(ending, Ending::ShuttingDown | Ending::Disconnected) {
             return;
         }
-        while let Some((id, status, body)) = self.next_waiting() {
+        while self.tx.len() < ctx.config.send_buffer {
+            let Some((id, status, body)) = self.next_waiting() else {
+                return;
+            };
             self.encode_reply(id, status, &body, true, ctx);
         }
     }

@@ -290,7 +290,12 @@ impl Connection {
         let verdict = if node.shutting_down && !fault!(ctx.config, HandlersWhileShuttingDown) {
             Err(ReplyStatus::ShuttingDown)
         } else {
-            let full = s.inbound.len() >= ctx.config.max_inbound_calls
+            // (a call whose reply waits for room keeps its slot: a peer
+            // that reads nothing cannot make replies wait without bound;
+            // what it calls beyond is refused into the queue, which the
+            // hard send cap bounds)
+            let waiting = self.waiting.len().0;
+            let full = s.inbound.len() + waiting >= ctx.config.max_inbound_calls
                 && !fault!(ctx.config, IgnoreInboundLimit);
             let exposed = node.exposure.check(handle.as_str(), &peer);
             let exposed = exposed.or_else(|e| match fault!(ctx.config, SkipExposureCheck) {
