@@ -427,11 +427,12 @@ impl<R: Runtime> Node<R> {
 
     /// Trusts `peer` (or relabels it). With a data directory the new list
     /// is written first, atomically, on the runtime's blocking pool (the
-    /// write ends with fsyncs); on a write error nothing changes. A trust
-    /// file edited by hand since the node read or last wrote it is not
-    /// written over: the error's payload is
-    /// [`ChangedOnDisk`](crate::persist::ChangedOnDisk), and nothing
-    /// changes. Returns true if `peer` was not trusted before.
+    /// write ends with fsyncs); on a write error nothing changes. The
+    /// change is made to the trust file as it is then, read again: an
+    /// edit made by hand while the node runs is kept (the running node
+    /// takes it in at its next start), and a file that no longer parses
+    /// is left alone (the change fails, [`io::ErrorKind::InvalidData`]).
+    /// Returns true if `peer` was not trusted before.
     pub async fn pair(&self, peer: PeerId, label: Option<Label>) -> io::Result<bool> {
         let saved = label.clone();
         self.change_trust(
@@ -448,7 +449,7 @@ impl<R: Runtime> Node<R> {
     /// the handlers of its SENDs still running are stopped (their contexts
     /// cancelled), and its addresses are forgotten. With a data directory the new
     /// list is written first, atomically, on the runtime's blocking pool,
-    /// as for [`Node::pair`] (an edited file is not written over).
+    /// as for [`Node::pair`] (an edit made by hand meanwhile is kept).
     ///
     /// Returns true if `peer` was trusted by this run or by the data
     /// directory's trust file: a peer the file trusts and this run left
@@ -945,7 +946,7 @@ impl<R: Runtime> Node<R> {
 /// [`Node::change_trust`]'s task.
 async fn change_trust<R: Runtime, T>(
     shared: &Arc<Shared<R>>,
-    edit: impl FnOnce(&mut TrustList) -> bool,
+    edit: impl FnOnce(&mut TrustList) -> bool + Send + 'static,
     apply: impl FnOnce(&mut Inner, peernet_proto::Instant, bool) -> T,
 ) -> io::Result<T> {
     let mut saved = shared.persist.lock().await;
@@ -956,19 +957,40 @@ async fn change_trust<R: Runtime, T>(
                 "the node is closed: its data directory is no longer locked for it",
             ));
         };
-        // (the file's list and the change: a peer trusted for this run
-        // only is not written)
-        let mut next = saved.clone();
-        edited = edit(&mut next);
         let dir = dir.clone();
-        let written = next.clone();
+        let was = saved.clone();
+        // The change is made to the file's list as it is now, read again:
+        // an edit an operator made while the node runs (a peer taken out
+        // by hand) is kept, not written over, and a revocation is never
+        // held up by one. (The running node does not take the edit in; a
+        // restart does.) A peer trusted for this run only is not written.
         let save = move || {
-            let result = dir.save_trust(&written);
+            let result = load_for_change(&dir).and_then(|mut next| {
+                if next != was {
+                    tracing::info!(
+                        "the trust file changed on disk while the node runs: the change is \
+                         made to it as it is now (restart the node to take the edit in)"
+                    );
+                }
+                let edited = edit(&mut next);
+                dir.save_trust(&next).map(|()| (next, edited))
+            });
             drop(lock);
             result
         };
-        shared.rt.spawn_blocking(save).await?;
+        let (next, changed) = shared.rt.spawn_blocking(save).await?;
+        edited = changed;
         *saved = next;
     }
     Ok(shared.with_core(|inner, now| apply(inner, now, edited)))
+}
+
+/// The data directory's trust list as it is now, for a change: an error
+/// that names the file if it cannot be read or parsed (a damaged list is
+/// never written over).
+fn load_for_change(dir: &crate::DataDir) -> io::Result<TrustList> {
+    dir.load_trust().map_err(|e| match e {
+        StartError::Io(e) => e,
+        e => io::Error::new(io::ErrorKind::InvalidData, e.to_string()),
+    })
 }

@@ -2,14 +2,16 @@
 //! directory (`trust`, `book`), so that a save never overwrites an edit
 //! an operator made while the node runs.
 //!
-//! The node reads its files once, at start, and from then on writes what
-//! it holds. An operator who removed a peer from `trust` by hand while the
-//! node ran would see the peer come back at the next `pair`: a revocation
+//! The node reads its files at start, and from then on writes what it
+//! holds. An operator who removed a peer from `trust` by hand while the
+//! node ran saw the peer come back at the next `pair`: a revocation
 //! silently undone. So before each replacement the file on disk is
 //! compared with what the node last saw of it (its length and a digest,
 //! or its absence); if they differ, nothing is written and the save fails
-//! with [`ChangedOnDisk`]. The node never re-reads the file: a restart
-//! takes the edit in.
+//! with [`ChangedOnDisk`]. A trust change reads the file again first and
+//! makes its change to that (`Node::pair`, `Node::unpair`), so this
+//! refuses only what changed in between; a book save is refused and
+//! tried again on its back-off. A restart takes the edit in.
 //!
 //! The comparison and the rename are two steps: an edit made between them
 //! (a millisecond) is still overwritten. A file the node never read or

@@ -1,12 +1,12 @@
 //! A data directory's `trust` and `book` files edited by hand while the
 //! node runs: the node never writes over the edit (it used to, at its
 //! next save: a peer the operator removed from `trust` came back at the
-//! next `pair`). The save fails with `ChangedOnDisk`; a restart takes the
-//! edit in.
+//! next `pair`). A trust change is made to the file as it is then, read
+//! again; a book save is refused (`ChangedOnDisk`) and retried. A restart
+//! takes the edit in.
 
 use std::net::SocketAddr;
 
-use peernet_tokio::persist::ChangedOnDisk;
 use peernet_tokio::{AddrSource, DataDir, Identity, Node, NodeConfig, PeerId, TrustList};
 
 fn id(seed: u8) -> PeerId {
@@ -16,7 +16,7 @@ fn id(seed: u8) -> PeerId {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_removed_from_the_trust_file_by_hand_does_not_come_back() {
     let dir = tempfile::tempdir().unwrap();
-    let (revoked, other) = (id(2), id(3));
+    let (revoked, other, third) = (id(2), id(3), id(4));
     let node = Node::new(NodeConfig::from_data_dir(dir.path()).unwrap());
     node.pair(revoked, None).await.unwrap();
     // the operator takes `revoked` out of the file while the node runs
@@ -26,22 +26,46 @@ async fn a_peer_removed_from_the_trust_file_by_hand_does_not_come_back() {
         .unwrap()
         .save_trust(&TrustList::new())
         .unwrap();
-    let err = node.pair(other, None).await.unwrap_err();
-    assert!(ChangedOnDisk::is(&err), "{err}");
-    assert!(err.to_string().contains("restart the node"), "{err}");
-    assert!(!node.trust().contains(&other), "the core changed anyway");
-    let err = node.unpair(&revoked).await.unwrap_err();
-    assert!(ChangedOnDisk::is(&err), "{err}");
-    node.shutdown().await;
-    let on_disk = DataDir::open(dir.path()).unwrap().load_trust().unwrap();
-    assert!(on_disk.is_empty(), "the edit was overwritten: {on_disk:?}");
-    // the next run takes the edit in, and saves again
-    let node = Node::new(NodeConfig::from_data_dir(dir.path()).unwrap());
-    assert!(!node.trust().contains(&revoked));
+    // a pair is made to the file as it is now: `revoked` stays out
     assert!(node.pair(other, None).await.unwrap());
+    let on_disk = DataDir::open(dir.path()).unwrap().load_trust().unwrap();
+    assert!(on_disk.contains(&other), "{on_disk:?}");
+    assert!(!on_disk.contains(&revoked), "the edit was overwritten");
+    // and an unpair is never held up by the edit: the running node
+    // revokes at once
+    assert!(node.unpair(&revoked).await.unwrap());
+    assert!(!node.trust().contains(&revoked));
+    // the operator edits again; the next change keeps that edit too
+    let mut edited = DataDir::open(dir.path()).unwrap().load_trust().unwrap();
+    edited.insert(third, None);
+    DataDir::open(dir.path())
+        .unwrap()
+        .save_trust(&edited)
+        .unwrap();
+    assert!(node.unpair(&other).await.unwrap());
     node.shutdown().await;
     let on_disk = DataDir::open(dir.path()).unwrap().load_trust().unwrap();
-    assert!(on_disk.contains(&other) && !on_disk.contains(&revoked));
+    assert!(on_disk.contains(&third) && !on_disk.contains(&other) && !on_disk.contains(&revoked));
+    // the next run takes the edits in
+    let node = Node::new(NodeConfig::from_data_dir(dir.path()).unwrap());
+    assert!(node.trust().contains(&third) && !node.trust().contains(&revoked));
+    node.shutdown().await;
+}
+
+/// A trust file damaged by hand while the node runs is not written over:
+/// the change fails and names what is wrong.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_trust_file_is_not_written_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::new(NodeConfig::from_data_dir(dir.path()).unwrap());
+    node.pair(id(2), None).await.unwrap();
+    std::fs::write(dir.path().join("trust"), "not a trust list\n").unwrap();
+    let err = node.pair(id(3), None).await.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidData, "{err}");
+    assert!(!node.trust().contains(&id(3)), "the core changed anyway");
+    let text = std::fs::read_to_string(dir.path().join("trust")).unwrap();
+    assert_eq!(text, "not a trust list\n");
+    node.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
