@@ -63,6 +63,13 @@ impl StatusCounts {
     pub(crate) fn add(&mut self, status: ReplyStatus) {
         self.0[status.code() as usize] += 1;
     }
+
+    /// Takes back one [`StatusCounts::add`]: a reply counted when given
+    /// that never went out (`connection/replies.rs`).
+    pub(crate) fn take_back(&mut self, status: ReplyStatus) {
+        let n = &mut self.0[status.code() as usize];
+        *n = n.saturating_sub(1);
+    }
 }
 
 /// Handshakes of one direction, by outcome. Every transport the endpoint

@@ -98,11 +98,11 @@ fn a_burst_of_replies_waits_for_room_and_leaves_in_order() {
     }
 }
 
-/// A connection we close on purpose sends waiting replies while its
-/// queue holds less than `send_buffer`, then GOODBYE; the calls of the
-/// rest fail with the close, each once.
+/// A connection we close on purpose sends what is queued (a send buffer
+/// of replies), then GOODBYE; the calls of the replies still waiting fail
+/// with the close, each once.
 #[test]
-fn a_connection_closed_on_purpose_sends_a_send_buffer_of_waiting_replies_first() {
+fn a_connection_closed_on_purpose_sends_what_is_queued_then_goodbye() {
     let mut config = test_config_v2();
     config.send_buffer = 2048;
     let (mut p, _, calls) = b_holds_calls(config.clone());

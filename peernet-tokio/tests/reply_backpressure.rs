@@ -71,8 +71,9 @@ async fn pipelined_calls_for_large_results_do_not_cut_off_an_honest_peer() {
 /// A connection closed on purpose while replies wait (review s40, r2):
 /// its last write carried every waiting reply, passed the driver's linger
 /// budget and was dropped whole, so the peer got 10 of 400 results and a
-/// lost transport instead of GOODBYE. Now it carries a send buffer of
-/// them, then GOODBYE `normal`; the rest of the calls fail with it.
+/// lost transport instead of GOODBYE. Now it carries what is queued (a
+/// send buffer of replies), then GOODBYE `normal`; the calls of the
+/// replies still waiting fail with it.
 /// Calls the peer makes before it reads, for [`RESULT`] bytes each: far
 /// more than loopback socket buffers and the linger budget hold.
 const CALLS: usize = 400;

@@ -514,7 +514,7 @@ impl Connection {
         let peer = self.peer();
         let announced = self.is_announced();
         let established = matches!(self.state, State::Established(_));
-        self.flush_replies_before(&ending, ctx);
+        self.waiting.drop_all(&mut ctx.counters.calls_in);
         if self.tx.is_sealed() && established {
             if let Some((code, reason)) = ending.goodbye_envelope() {
                 let goodbye = EnvelopeRef::Goodbye {

@@ -17,6 +17,16 @@
 //! off. Otherwise the driver reports its transport stalled after
 //! `idle_timeout` (`Input::Stalled`) and the replies go with the
 //! connection.
+//!
+//! When the connection ends, however it ends, its last write carries what
+//! is queued (at most a send buffer and a frame) and the replies still
+//! waiting go with it: their calls fail on the caller's side with the
+//! close, and count as ended by it here. (Putting them all in the last
+//! write would pass what the driver lets a closing connection write, its
+//! linger budget, and the peer would get nothing, GOODBYE included.) A
+//! CANCEL of a call whose reply waits drops the reply and frees the slot;
+//! a CALL reusing its request id is a protocol error, as for a call in
+//! flight (PROTOCOL.md 3.1).
 
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
@@ -24,7 +34,7 @@ use alloc::collections::VecDeque;
 use bytes::Bytes;
 
 use crate::codes::ReplyStatus;
-use crate::ending::Ending;
+use crate::counters::CallCounts;
 use crate::envelope::EnvelopeRef;
 
 use super::{Connection, Ctx, State};
@@ -59,6 +69,46 @@ impl Waiting {
         let q = self.0.get_or_insert_default();
         q.bytes += reply.2.len();
         q.replies.push_back(reply);
+    }
+
+    /// Whether the reply to request `id` waits here.
+    pub(super) fn contains(&self, id: u64) -> bool {
+        self.0
+            .as_ref()
+            .is_some_and(|q| q.replies.iter().any(|r| r.0 == id))
+    }
+
+    /// CANCEL of request `id`, whose reply waits here: the caller no
+    /// longer wants it, so it never goes out and the call's slot is
+    /// free again. Counted as cancelled, not answered. (A scan of at most
+    /// `max_inbound_calls` replies, only while some wait.)
+    pub(super) fn cancel(&mut self, id: u64, counts: &mut CallCounts) -> bool {
+        let Some(q) = self.0.as_mut() else {
+            return false;
+        };
+        let Some(at) = q.replies.iter().position(|r| r.0 == id) else {
+            return false;
+        };
+        if let Some((_, status, body)) = q.replies.remove(at) {
+            q.bytes -= body.len();
+            counts.by_status.take_back(status);
+            counts.cancelled += 1;
+        }
+        if q.replies.is_empty() {
+            self.0 = None;
+        }
+        true
+    }
+
+    /// The connection ends: the replies still waiting never go out, and
+    /// their calls count as ended with it, not answered.
+    pub(super) fn drop_all(&mut self, counts: &mut CallCounts) {
+        if let Some(q) = self.0.take() {
+            for (_, status, _) in &q.replies {
+                counts.by_status.take_back(*status);
+                counts.connection_closed += 1;
+            }
+        }
     }
 
     fn pop(&mut self) -> Option<(u64, ReplyStatus, Bytes)> {
@@ -116,26 +166,6 @@ impl Connection {
                 return;
             };
             self.encode_reply(id, status, &body, false, ctx);
-        }
-    }
-
-    /// The last write of a connection we close on purpose (shutdown,
-    /// `disconnect`) carries waiting replies, oldest first, while the
-    /// queue holds less than `send_buffer`, then the GOODBYE: the peer
-    /// gets those results. The rest go with the connection, as with any
-    /// other end (their calls fail on the caller's side with the close
-    /// reason): an unbounded last write would pass what the driver lets a
-    /// closing connection write (its linger budget, four hard send caps
-    /// over the node), and the peer would get nothing, GOODBYE included.
-    pub(super) fn flush_replies_before(&mut self, ending: &Ending, ctx: &mut Ctx) {
-        if !matches!(ending, Ending::ShuttingDown | Ending::Disconnected) {
-            return;
-        }
-        while self.tx.len() < ctx.config.send_buffer {
-            let Some((id, status, body)) = self.next_waiting() else {
-                return;
-            };
-            self.encode_reply(id, status, &body, true, ctx);
         }
     }
 

@@ -255,6 +255,8 @@ impl Connection {
                     ctx.counters.calls_in.cancelled += 1;
                     s.release(served.size as usize, ctx);
                     ctx.emit(Event::CallCancelled(served.id(conn, id)));
+                } else if self.waiting.cancel(id, &mut ctx.counters.calls_in) {
+                    // (answered, its reply waiting: dropped, slot freed)
                 } else if fault!(ctx.config, CancelUnknownIsError) {
                     let reason = format!("CANCEL of request id {id}, not in flight");
                     return Some(Transition::End(Ending::ProtocolError(reason)));
@@ -281,7 +283,8 @@ impl Connection {
                 "CALL with request id 0".into(),
             )));
         }
-        if s.inbound.contains(id) {
+        // (a call whose reply waits is still in flight for its caller)
+        if s.inbound.contains(id) || self.waiting.contains(id) {
             let reason = format!("CALL reuses request id {id}, still in flight");
             return Some(Transition::End(Ending::ProtocolError(reason)));
         }
