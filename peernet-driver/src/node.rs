@@ -436,6 +436,7 @@ impl<R: Runtime> Node<R> {
     pub async fn pair(&self, peer: PeerId, label: Option<Label>) -> io::Result<bool> {
         let saved = label.clone();
         self.change_trust(
+            Commit::OnceSaved,
             move |trust| trust.insert(peer, saved),
             move |inner, _, _| inner.ep.pair(peer, label),
             move |shared| crate::dialing::after_pair(shared, peer),
@@ -449,7 +450,11 @@ impl<R: Runtime> Node<R> {
     /// the handlers of its SENDs still running are stopped (their contexts
     /// cancelled), and its addresses are forgotten. With a data directory the new
     /// list is written first, atomically, on the runtime's blocking pool,
-    /// as for [`Node::pair`] (an edit made by hand meanwhile is kept).
+    /// as for [`Node::pair`] (an edit made by hand meanwhile is kept). A
+    /// revocation is never held up by the file: if it cannot be read or
+    /// written (damaged, a FIFO, a symbolic link, a full disk), the peer
+    /// is revoked in this run all the same and the error says that the
+    /// file still trusts it.
     ///
     /// Returns true if `peer` was trusted by this run or by the data
     /// directory's trust file: a peer the file trusts and this run left
@@ -460,6 +465,7 @@ impl<R: Runtime> Node<R> {
     pub async fn unpair(&self, peer: &PeerId) -> io::Result<bool> {
         let peer = *peer;
         self.change_trust(
+            Commit::Always,
             move |trust| trust.remove(&peer),
             move |inner, now, in_file| {
                 if inner.stop_sends_of(&peer) {
@@ -488,6 +494,7 @@ impl<R: Runtime> Node<R> {
     /// changes.
     async fn change_trust<T: Send + 'static>(
         &self,
+        commit: Commit,
         edit: impl FnOnce(&mut TrustList) -> bool + Send + 'static,
         apply: impl FnOnce(&mut Inner, peernet_proto::Instant, bool) -> T + Send + 'static,
         after: impl FnOnce(&Arc<Shared<R>>) + Send + 'static,
@@ -495,8 +502,8 @@ impl<R: Runtime> Node<R> {
         let shared = self.shared.clone();
         let (tx, rx) = oneshot::channel();
         self.shared.rt.spawn(async move {
-            let changed = change_trust(&shared, edit, apply).await;
-            if changed.is_ok() {
+            let (changed, applied) = change_trust(&shared, commit, edit, apply).await;
+            if applied {
                 after(&shared);
             }
             let _ = tx.send(changed);
@@ -944,26 +951,42 @@ impl<R: Runtime> Node<R> {
 }
 
 /// [`Node::change_trust`]'s task.
+/// When a trust change reaches the running node.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Commit {
+    /// Only once the data directory's file has it (`pair`: a peer is
+    /// trusted only as the file says, and on a failed write nothing
+    /// changes).
+    OnceSaved,
+    /// Whatever becomes of the file (`unpair`: a revocation is never held
+    /// up by a file that cannot be read or written; the error says the
+    /// file still trusts the peer).
+    Always,
+}
+
+/// [`Node::change_trust`]'s task: the result, and whether the change
+/// reached the core.
 async fn change_trust<R: Runtime, T>(
     shared: &Arc<Shared<R>>,
+    commit: Commit,
     edit: impl FnOnce(&mut TrustList) -> bool + Send + 'static,
     apply: impl FnOnce(&mut Inner, peernet_proto::Instant, bool) -> T,
-) -> io::Result<T> {
+) -> (io::Result<T>, bool) {
     let mut saved = shared.persist.lock().await;
     let mut edited = false;
+    let mut failed = None;
     if let Some(dir) = &shared.data_dir {
         let Some(lock) = shared.dir_lock() else {
-            return Err(io::Error::other(
-                "the node is closed: its data directory is no longer locked for it",
-            ));
+            let closed = "the node is closed: its data directory is no longer locked for it";
+            return (Err(io::Error::other(closed)), false);
         };
         let dir = dir.clone();
         let was = saved.clone();
         // The change is made to the file's list as it is now, read again:
         // an edit an operator made while the node runs (a peer taken out
-        // by hand) is kept, not written over, and a revocation is never
-        // held up by one. (The running node does not take the edit in; a
-        // restart does.) A peer trusted for this run only is not written.
+        // by hand) is kept, not written over. (The running node does not
+        // take the edit in; a restart does.) A peer trusted for this run
+        // only is not written.
         let save = move || {
             let result = load_for_change(&dir).and_then(|mut next| {
                 if next != was {
@@ -978,11 +1001,23 @@ async fn change_trust<R: Runtime, T>(
             drop(lock);
             result
         };
-        let (next, changed) = shared.rt.spawn_blocking(save).await?;
-        edited = changed;
-        *saved = next;
+        match shared.rt.spawn_blocking(save).await {
+            Ok((next, changed)) => {
+                edited = changed;
+                *saved = next;
+            }
+            Err(e) if commit == Commit::Always => {
+                tracing::warn!(error = %e, "revoked in this run; the trust file was not updated");
+                failed = Some(io::Error::new(
+                    e.kind(),
+                    format!("revoked in this run, but the trust file was not updated: {e}"),
+                ));
+            }
+            Err(e) => return (Err(e), false),
+        }
     }
-    Ok(shared.with_core(|inner, now| apply(inner, now, edited)))
+    let out = shared.with_core(|inner, now| apply(inner, now, edited));
+    (failed.map_or(Ok(out), Err), true)
 }
 
 /// The data directory's trust list as it is now, for a change: an error

@@ -95,3 +95,74 @@ async fn an_address_book_edited_by_hand_is_not_overwritten() {
     let on_disk = DataDir::open(dir.path()).unwrap().load_book().unwrap();
     assert_eq!(on_disk.get(&peer), [(addr(2), AddrSource::Application)]);
 }
+
+/// A hand edit that leaves the trust file unparsable (a typo, a
+/// half-saved file) made `unpair` fail and the running node go on
+/// trusting, and serving, the peer being revoked (review s40, r4). The
+/// file is still not written over, but the revocation takes effect, and
+/// the error says the file still trusts the peer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unpair_revokes_even_when_the_trust_file_is_damaged() {
+    let dir = tempfile::tempdir().unwrap();
+    let compromised = id(2);
+    let node = Node::new(NodeConfig::from_data_dir(dir.path()).unwrap());
+    node.pair(compromised, None).await.unwrap();
+    // the operator's edit of the file went wrong
+    std::fs::write(dir.path().join("trust"), "peernet-trust-list v1\noops\n").unwrap();
+    let unpaired = node.unpair(&compromised).await;
+    let still = node.trust().contains(&compromised);
+    let err = unpaired.as_ref().expect_err("the file was not updated");
+    assert!(err.to_string().contains("revoked in this run"), "{err}");
+    println!("unpair: {unpaired:?}; node still trusts the peer: {still}");
+    node.shutdown().await;
+    assert!(
+        !still,
+        "the revocation was held up by the damaged file (unpair: {unpaired:?})"
+    );
+}
+
+/// The same with a trust file that is a FIFO (made by mistake, or by
+/// whoever may write the directory) or a symbolic link to a good list (a
+/// dotfile manager's, or a Kubernetes ConfigMap mount's): the peer is
+/// revoked all the same, and the error names the file's trouble.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unpair_revokes_even_when_the_trust_file_is_a_fifo_or_a_link() {
+    let mut held = Vec::new();
+    for kind in ["fifo", "symlink"] {
+        let dir = tempfile::tempdir().unwrap();
+        let compromised = id(2);
+        let node = Node::new(NodeConfig::from_data_dir(dir.path()).unwrap());
+        node.pair(compromised, None).await.unwrap();
+        let trust = dir.path().join("trust");
+        let good = std::fs::read(&trust).unwrap();
+        let other = tempfile::tempdir().unwrap();
+        std::fs::remove_file(&trust).unwrap();
+        match kind {
+            "fifo" => {
+                let ok = std::process::Command::new("mkfifo")
+                    .arg(&trust)
+                    .status()
+                    .unwrap();
+                assert!(ok.success());
+            }
+            _ => {
+                let elsewhere = other.path().join("trust");
+                std::fs::write(&elsewhere, &good).unwrap();
+                std::os::unix::fs::symlink(&elsewhere, &trust).unwrap();
+            }
+        }
+        let unpaired = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            node.unpair(&compromised),
+        )
+        .await
+        .expect("unpair does not hang");
+        let still = node.trust().contains(&compromised);
+        println!("{kind}: unpair: {unpaired:?}; node still trusts the peer: {still}");
+        node.shutdown().await;
+        if still {
+            held.push(format!("{kind}: {unpaired:?}"));
+        }
+    }
+    assert!(held.is_empty(), "the revocation was held up: {held:?}");
+}
