@@ -24,8 +24,9 @@
 //!   decoded.
 //!
 //! An IPv4 address given in IPv6 form (`[::ffff:192.0.2.7]:4000`) is
-//! carried in its IPv4 form, as the address book keeps it, so one address
-//! has one text (a text that carries the IPv6 form is refused).
+//! carried in its IPv4 form, as the address book keeps it, so a ticket
+//! made here has one text; a text that carries the IPv6 form (made by an
+//! older build) is read as the IPv4 form.
 //! An IPv6 address's flow label is not carried, nor a scope id: an
 //! address with one is refused (without it, a link-local address names no
 //! link, and the ticket would name an address no peer can dial).
@@ -220,16 +221,16 @@ impl Ticket {
             }
             rest = after;
         }
-        let ticket = Ticket::new(peer, addrs.iter().copied())?;
-        // one text form per ticket: no repeated address, and none that
-        // `Ticket::new` writes otherwise
-        if ticket.addrs.len() != addrs.len() {
+        // no address written twice; one written in another form (an IPv4
+        // address in IPv6 form, as tickets made before 3db2661 may carry)
+        // is read as `Ticket::new` keeps it
+        let mut written = addrs.clone();
+        written.sort_unstable();
+        written.dedup();
+        if written.len() != addrs.len() {
             return Err(TicketError::Malformed("repeated address"));
         }
-        if ticket.addrs != addrs {
-            return Err(TicketError::Malformed("an IPv4 address in IPv6 form"));
-        }
-        Ok(ticket)
+        Ticket::new(peer, addrs)
     }
 }
 
@@ -371,8 +372,8 @@ mod tests {
             upper_body.parse::<Ticket>(),
             Err(TicketError::Encoding { position: 8 })
         ));
-        // an IPv4 address in IPv6 form is its IPv4 form: one text, and a
-        // text that carries the IPv6 form is refused
+        // an IPv4 address in IPv6 form is its IPv4 form: one text; a text
+        // that carries the IPv6 form (an older build's) reads as it
         let mapped: SocketAddr = "[::ffff:192.0.2.7]:4000".parse().unwrap();
         let same = Ticket::new(peer(1), [mapped, addrs[0], addrs[1]]).unwrap();
         assert_eq!(same, ticket);
@@ -389,11 +390,10 @@ mod tests {
         bytes.extend_from_slice(&4000u16.to_be_bytes());
         let crc = crc32(&bytes);
         bytes.extend_from_slice(&crc.to_be_bytes());
-        let text = format!("peernet1{}", BASE32.encode(&bytes));
-        assert_eq!(
-            text.parse::<Ticket>(),
-            Err(TicketError::Malformed("an IPv4 address in IPv6 form"))
-        );
+        let older = format!("peernet1{}", BASE32.encode(&bytes));
+        let read = older.parse::<Ticket>().expect("an older ticket reads");
+        assert_eq!(read.addrs(), [addrs[0]]);
+        assert_ne!(read.to_string(), older, "written again in the one form");
     }
 
     #[test]
