@@ -37,6 +37,23 @@ fn lines_of(out: impl Read + Send + 'static) -> mpsc::Receiver<String> {
     rx
 }
 
+/// `serve --listen listen` with a new key in `d`, and its stdout's lines.
+fn serve_listening_on(d: &std::path::Path, listen: &str) -> (Killed, mpsc::Receiver<String>) {
+    keygen(d, "k");
+    let mut child = Killed(
+        Command::new(peernet())
+            .args(["serve", "--key", "k", "--listen", listen])
+            .current_dir(d)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let lines = lines_of(child.0.stdout.take().unwrap());
+    (child, lines)
+}
+
 /// `127.0.0.1:4000` and `[::ffff:127.0.0.1]:4000` are one
 /// address (the book, `is_dialable` and discovery all treat the mapped
 /// form as its IPv4 form); `Ticket::new` used to keep both: "duplicates
@@ -100,19 +117,7 @@ fn one_peer_at_one_address_has_one_ticket_text() {
 #[test]
 fn serve_refuses_a_multicast_listen_address() {
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    keygen(d, "k");
-    let mut child = Killed(
-        Command::new(peernet())
-            .args(["serve", "--key", "k", "--listen", "224.0.0.1:0"])
-            .current_dir(d)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let lines = lines_of(child.0.stdout.take().unwrap());
+    let (mut child, lines) = serve_listening_on(dir.path(), "224.0.0.1:0");
     // (the first line, or the end of stdout when it exits: bounded)
     match lines.recv_timeout(Duration::from_secs(30)) {
         Ok(line) => panic!("serve runs on a multicast address: {line:?}"),
@@ -130,19 +135,7 @@ fn serve_refuses_a_multicast_listen_address() {
 #[test]
 fn serve_on_the_v4_mapped_unspecified_address_prints_a_ticket() {
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    keygen(d, "k");
-    let mut child = Killed(
-        Command::new(peernet())
-            .args(["serve", "--key", "k", "--listen", "[::ffff:0.0.0.0]:0"])
-            .current_dir(d)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let lines = lines_of(child.0.stdout.take().unwrap());
+    let (_child, lines) = serve_listening_on(dir.path(), "[::ffff:0.0.0.0]:0");
     let listening = lines.recv_timeout(Duration::from_secs(30)).unwrap();
     assert!(listening.starts_with("listening "), "{listening}");
     // (bounded: a fixed build prints the ticket right after)

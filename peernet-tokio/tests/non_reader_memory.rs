@@ -14,14 +14,16 @@
 //! global allocator.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use peernet_conformance::RawPeer;
-use peernet_proto::{Config, Identity};
-use peernet_tokio::{Node, NodeConfig, NodeEvent, TokioRuntime};
+use peernet_proto::Config;
+use peernet_tokio::NodeEvent;
+
+#[path = "common/unread.rs"]
+mod unread;
+use unread::Unread;
 
 /// Calls the peer makes, for 1 MB each.
 const CALLS: usize = 32;
@@ -70,46 +72,19 @@ fn live() -> isize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_that_never_reads_pins_about_two_send_buffers() {
-    let raw_id = Identity::from_seed(&[44; 32]);
-    let raw_peer = raw_id.peer_id();
     let mut core = Config::default();
     core.ping_interval = Duration::from_millis(500);
     core.idle_timeout = Duration::from_secs(2);
-    let bob = Node::bind(
-        NodeConfig::new(Identity::from_seed(&[45; 32]))
-            .trusting(raw_peer)
-            .protocol(core.clone()),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
-    let events = bob.events();
     // One shared result: the handler allocates nothing per call, so what
     // the heap grows by is what the node itself holds.
     let big = Bytes::from(vec![7u8; 1_000_000]);
-    let served = Arc::new(AtomicUsize::new(0));
-    let all_served = Arc::new(tokio::sync::Notify::new());
-    let (count, done) = (served.clone(), all_served.clone());
-    bob.expose("get", move |_, _| {
-        if count.fetch_add(1, Ordering::SeqCst) + 1 == CALLS {
-            done.notify_one();
-        }
-        let big = big.clone();
-        async move { Ok(big) }
-    })
-    .unwrap();
-    let rt = TokioRuntime::default();
-    let addr = bob.local_addr().unwrap();
-    let mut raw = RawPeer::dial(&rt, raw_id, bob.peer_id(), addr, &[]).await;
+    let mut unread = Unread::start(45, 44, core.clone(), move || big.clone()).await;
+    let raw_peer = unread.raw.peer_id();
+    let events = unread.bob.events();
     let before = live();
     // 32 calls for 1 MB each, and never a read
-    for _ in 0..CALLS {
-        raw.call(&bob.peer_id(), "get", b"x", Duration::from_secs(600))
-            .await;
-    }
-    tokio::time::timeout(Duration::from_secs(30), all_served.notified())
-        .await
-        .expect("bob serves every call");
+    unread.call(CALLS).await;
+    let bob = &unread.bob;
     // (the last replies are given in the lock turn after the handlers
     // ran: a gauge, looked at until it shows them, within 30 s)
     let waiting = async {
@@ -152,6 +127,7 @@ async fn a_peer_that_never_reads_pins_about_two_send_buffers() {
         .expect("the connection ends");
     println!("closed: {reason}");
     assert_eq!(bob.stats().core.replies_waiting, 0);
+    let Unread { bob, raw, .. } = unread;
     drop(raw);
     bob.shutdown().await;
 }

@@ -12,14 +12,15 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use peernet_conformance::RawPeer;
-use peernet_proto::{CloseReason, Config, Event, GoodbyeCode, Identity};
-use peernet_tokio::{CallError, Node, NodeConfig, TokioRuntime};
+use peernet_proto::{CloseReason, Config, Event, GoodbyeCode};
+use peernet_tokio::CallError;
+
+#[path = "common/unread.rs"]
+mod unread;
+use unread::Unread;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelined_calls_for_large_results_do_not_cut_off_an_honest_peer() {
@@ -68,54 +69,28 @@ async fn pipelined_calls_for_large_results_do_not_cut_off_an_honest_peer() {
     bob.shutdown().await;
 }
 
+/// Calls the peer makes before it reads, for [`RESULT`] bytes each: far
+/// more than loopback socket buffers and the linger budget hold.
+const CALLS: usize = 400;
+const RESULT: usize = 60_000;
+
 /// A connection closed on purpose while replies wait (review s40, r2):
 /// its last write carried every waiting reply, passed the driver's linger
 /// budget and was dropped whole, so the peer got 10 of 400 results and a
 /// lost transport instead of GOODBYE. Now it carries what is queued (a
 /// send buffer of replies), then GOODBYE `normal`; the calls of the
 /// replies still waiting fail with it.
-/// Calls the peer makes before it reads, for [`RESULT`] bytes each: far
-/// more than loopback socket buffers and the linger budget hold.
-const CALLS: usize = 400;
-const RESULT: usize = 60_000;
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_disconnect_with_replies_waiting_ends_with_goodbye_and_resolves_every_call() {
-    let raw_id = Identity::from_seed(&[91; 32]);
-    let raw_peer = raw_id.peer_id();
     let mut core = Config::default();
     core.send_buffer = 64 << 10;
     core.max_send_buffer = 64 << 10;
     core.max_frame_len = 64 << 10;
     let budget = 4 * core.hard_send_cap();
-    let bob = Node::bind(
-        NodeConfig::new(Identity::from_seed(&[92; 32]))
-            .trusting(raw_peer)
-            .protocol(core.clone()),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
-    let served = Arc::new(AtomicUsize::new(0));
-    let all_served = Arc::new(tokio::sync::Notify::new());
-    let (count, done) = (served.clone(), all_served.clone());
-    bob.expose("get", move |_, _| {
-        if count.fetch_add(1, Ordering::SeqCst) + 1 == CALLS {
-            done.notify_one();
-        }
-        async move { Ok(Bytes::from(vec![7u8; RESULT])) }
-    })
-    .unwrap();
-    let rt = TokioRuntime::default();
-    let addr = bob.local_addr().unwrap();
-    let mut raw = RawPeer::dial(&rt, raw_id, bob.peer_id(), addr, &[]).await;
-    for _ in 0..CALLS {
-        raw.call(&bob.peer_id(), "get", b"x", Duration::from_secs(600))
-            .await;
-    }
-    tokio::time::timeout(Duration::from_secs(60), all_served.notified())
-        .await
-        .expect("bob serves every call");
+    let mut unread = Unread::start(92, 91, core, || Bytes::from(vec![7u8; RESULT])).await;
+    let raw_peer = unread.raw.peer_id();
+    unread.call(CALLS).await;
+    let Unread { bob, mut raw, .. } = unread;
     // the replies the socket could not take wait in the core
     let waiting = async {
         while bob.stats().core.reply_bytes_waiting <= 2 * budget {
