@@ -521,7 +521,7 @@ impl Connection {
                     code,
                     reason: &reason,
                 };
-                let _ = self.tx.push_farewell(goodbye, ctx.config.max_frame_len);
+                self.tx.push_farewell(goodbye, ctx.config.max_frame_len);
             }
         } else if self.recv.is_none() {
             // (a version-2 responder waiting for the first record holds

@@ -105,7 +105,7 @@ impl Connection {
     /// Replies waiting for room in the send queue, and their bodies'
     /// bytes.
     pub(crate) fn waiting_replies(&self) -> (usize, usize) {
-        self.waiting.len()
+        (self.waiting.count(), self.waiting.bytes())
     }
 
     /// A SEND from this connection of `bytes` finished running.

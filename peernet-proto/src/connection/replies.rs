@@ -44,19 +44,19 @@ use super::{Connection, Ctx, State};
 #[derive(Default)]
 pub(super) struct Waiting(Option<Box<Queue>>);
 
-#[derive(Default)]
-struct Queue {
-    replies: VecDeque<(u64, ReplyStatus, Bytes)>,
-    /// The bodies' bytes.
-    bytes: usize,
-}
+type Queue = VecDeque<(u64, ReplyStatus, Bytes)>;
 
 impl Waiting {
-    /// Replies waiting, and their bodies' bytes.
-    pub(super) fn len(&self) -> (usize, usize) {
+    /// Replies waiting.
+    pub(super) fn count(&self) -> usize {
+        self.0.as_ref().map_or(0, |q| q.len())
+    }
+
+    /// Their bodies' bytes (for `Stats`, computed when asked).
+    pub(super) fn bytes(&self) -> usize {
         self.0
             .as_ref()
-            .map_or((0, 0), |q| (q.replies.len(), q.bytes))
+            .map_or(0, |q| q.iter().map(|r| r.2.len()).sum())
     }
 
     /// (the queue goes as its last reply leaves: `None` is empty)
@@ -66,16 +66,12 @@ impl Waiting {
     }
 
     fn push(&mut self, reply: (u64, ReplyStatus, Bytes)) {
-        let q = self.0.get_or_insert_default();
-        q.bytes += reply.2.len();
-        q.replies.push_back(reply);
+        self.0.get_or_insert_default().push_back(reply);
     }
 
     /// Whether the reply to request `id` waits here.
     pub(super) fn contains(&self, id: u64) -> bool {
-        self.0
-            .as_ref()
-            .is_some_and(|q| q.replies.iter().any(|r| r.0 == id))
+        self.0.as_ref().is_some_and(|q| q.iter().any(|r| r.0 == id))
     }
 
     /// CANCEL of request `id`, whose reply waits here: the caller no
@@ -86,15 +82,14 @@ impl Waiting {
         let Some(q) = self.0.as_mut() else {
             return false;
         };
-        let Some(at) = q.replies.iter().position(|r| r.0 == id) else {
+        let Some(at) = q.iter().position(|r| r.0 == id) else {
             return false;
         };
-        if let Some((_, status, body)) = q.replies.remove(at) {
-            q.bytes -= body.len();
+        if let Some((_, status, _)) = q.remove(at) {
             counts.by_status.take_back(status);
             counts.cancelled += 1;
         }
-        if q.replies.is_empty() {
+        if q.is_empty() {
             self.0 = None;
         }
         true
@@ -104,7 +99,7 @@ impl Waiting {
     /// their calls count as ended with it, not answered.
     pub(super) fn drop_all(&mut self, counts: &mut CallCounts) {
         if let Some(q) = self.0.take() {
-            for (_, status, _) in &q.replies {
+            for (_, status, _) in q.iter() {
                 counts.by_status.take_back(*status);
                 counts.connection_closed += 1;
             }
@@ -113,9 +108,8 @@ impl Waiting {
 
     fn pop(&mut self) -> Option<(u64, ReplyStatus, Bytes)> {
         let q = self.0.as_mut()?;
-        let next = q.replies.pop_front()?;
-        q.bytes -= next.2.len();
-        if q.replies.is_empty() {
+        let next = q.pop_front()?;
+        if q.is_empty() {
             self.0 = None;
         }
         Some(next)
@@ -132,7 +126,7 @@ impl Connection {
             return;
         }
         if self.waiting.is_empty() && self.tx.len() < ctx.config.send_buffer {
-            let answered = self.encode_reply(id, status, &body, false, ctx);
+            let answered = self.encode_reply(id, status, &body, ctx);
             ctx.counters.calls_in.by_status.add(answered);
             return;
         }
@@ -162,26 +156,20 @@ impl Connection {
     #[inline(never)]
     fn refill_waiting(&mut self, ctx: &mut Ctx) {
         while self.tx.len() < ctx.config.send_buffer {
-            let Some((id, status, body)) = self.next_waiting() else {
+            let Some((id, status, body)) = self.waiting.pop() else {
                 return;
             };
-            self.encode_reply(id, status, &body, false, ctx);
+            self.encode_reply(id, status, &body, ctx);
         }
     }
 
-    fn next_waiting(&mut self) -> Option<(u64, ReplyStatus, Bytes)> {
-        self.waiting.pop()
-    }
-
     /// Encodes one reply; one that does not fit in a frame is answered
-    /// `too_large` instead. Returns the status that went out. `last`: into
-    /// the connection's last write, without a wake-up.
+    /// `too_large` instead. Returns the status that went out.
     fn encode_reply(
         &mut self,
         id: u64,
         status: ReplyStatus,
         body: &[u8],
-        last: bool,
         ctx: &mut Ctx,
     ) -> ReplyStatus {
         let reply = EnvelopeRef::Reply {
@@ -189,12 +177,7 @@ impl Connection {
             status: status.code(),
             body,
         };
-        let max = ctx.config.max_frame_len;
-        let pushed = match last {
-            true => self.tx.push_farewell(reply, max),
-            false => self.tx.push(reply, ctx),
-        };
-        if pushed.is_ok() {
+        if self.tx.push(reply, ctx).is_ok() {
             return status;
         }
         let too_large = EnvelopeRef::Reply {
@@ -202,10 +185,7 @@ impl Connection {
             status: ReplyStatus::TooLarge.code(),
             body: &[],
         };
-        let _ = match last {
-            true => self.tx.push_farewell(too_large, max),
-            false => self.tx.push(too_large, ctx),
-        };
+        let _ = self.tx.push(too_large, ctx);
         ReplyStatus::TooLarge
     }
 }

@@ -297,7 +297,7 @@ impl Connection {
             // that reads nothing cannot make replies wait without bound;
             // what it calls beyond is refused into the queue, which the
             // hard send cap bounds)
-            let waiting = self.waiting.len().0;
+            let waiting = self.waiting.count();
             let full = s.inbound.len() + waiting >= ctx.config.max_inbound_calls
                 && !fault!(ctx.config, IgnoreInboundLimit);
             let exposed = node.exposure.check(handle.as_str(), &peer);

@@ -148,14 +148,10 @@ impl Transmit {
         Ok(())
     }
 
-    /// Queues an envelope of the connection's last write: no wake-up, its
-    /// bytes leave with `Output::Close`. One too large is left out.
-    pub(super) fn push_farewell(
-        &mut self,
-        envelope: EnvelopeRef<'_>,
-        max_frame_len: u32,
-    ) -> Result<(), EnvelopeTooLarge> {
-        self.queue(envelope, max_frame_len)
+    /// Queues the envelope that ends the connection: no wake-up, its bytes
+    /// leave with `Output::Close`. A GOODBYE too large is left out.
+    pub(super) fn push_farewell(&mut self, envelope: EnvelopeRef<'_>, max_frame_len: u32) {
+        let _ = self.queue(envelope, max_frame_len);
     }
 
     /// The longest envelope body [`Transmit::push`] takes: a frame's, or
