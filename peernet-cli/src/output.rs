@@ -62,15 +62,15 @@ pub(crate) fn print_result(line: &str) -> Result<(), Failure> {
 
 /// Bytes a peer sent, made harmless for a terminal, lines kept: newline
 /// and tab stay, every other control character (escape sequences that
-/// would set the title, clear the screen, write the clipboard) and the
-/// bidirectional overrides (text that reads other than it is) are shown
-/// as `\u{..}`, and bytes that are not UTF-8 as `\xNN`.
+/// would set the title, clear the screen, write the clipboard) and every
+/// bidirectional control ([`is_bidi_control`]: text that reads other
+/// than it is) are shown as `\u{..}`, and bytes that are not UTF-8 as
+/// `\xNN`.
 pub(crate) fn for_terminal(bytes: &[u8]) -> Vec<u8> {
     let mut out = String::with_capacity(bytes.len());
     for chunk in bytes.utf8_chunks() {
         for c in chunk.valid().chars() {
-            let bidi = matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
-            if (c.is_control() && c != '\n' && c != '\t') || bidi {
+            if (c.is_control() && c != '\n' && c != '\t') || is_bidi_control(c) {
                 out.extend(c.escape_unicode());
             } else {
                 out.push(c);
@@ -83,9 +83,52 @@ pub(crate) fn for_terminal(bytes: &[u8]) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// The characters of Unicode's `Bidi_Control` property (PropList.txt,
+/// the same twelve since Unicode 6.3): the Arabic letter mark U+061C, the
+/// left-to-right and right-to-left marks U+200E and U+200F, the
+/// embeddings, pops and overrides U+202A to U+202E, and the isolates
+/// U+2066 to U+2069. Each is invisible and reorders the text around it
+/// ("Trojan Source"): a peer's text that holds one can show a line other
+/// than the bytes it is. The marks (U+061C, U+200E, U+200F) used to be
+/// let through.
+pub(crate) fn is_bidi_control(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+    )
+}
+
 #[cfg(test)]
 mod tests {
-    use super::for_terminal;
+    use super::{for_terminal, is_bidi_control};
+
+    /// Every bidirectional control, each on its own and between letters, is
+    /// shown as its escape; its neighbours in the Unicode tables are not
+    /// (they are ordinary or visible characters: a hyphen, a quotation mark,
+    /// U+2065 is unassigned, U+206A and on are deprecated no-ops).
+    #[test]
+    fn every_bidirectional_control_is_escaped() {
+        let controls = [
+            0x061c, 0x200e, 0x200f, 0x202a, 0x202b, 0x202c, 0x202d, 0x202e, 0x2066, 0x2067, 0x2068,
+            0x2069,
+        ];
+        for code in controls {
+            let c = char::from_u32(code).unwrap();
+            assert!(is_bidi_control(c), "U+{code:04X}");
+            let shown = String::from_utf8(for_terminal(format!("a{c}b").as_bytes())).unwrap();
+            assert_eq!(shown, format!("a\\u{{{code:x}}}b"), "U+{code:04X}");
+        }
+        for code in [0x061b, 0x061d, 0x2010, 0x2029, 0x202f, 0x2065] {
+            let c = char::from_u32(code).unwrap();
+            assert!(!is_bidi_control(c), "U+{code:04X}");
+        }
+        // Unicode's whole `Bidi_Control` set, and nothing else
+        let all = (0..=0x10ffff)
+            .filter_map(char::from_u32)
+            .filter(|c| is_bidi_control(*c))
+            .count();
+        assert_eq!(all, controls.len());
+    }
 
     #[test]
     fn a_reply_for_a_terminal_keeps_its_lines_and_loses_its_controls() {
