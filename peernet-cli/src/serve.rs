@@ -39,10 +39,11 @@ pub(crate) struct Serve {
     #[arg(long = "mdns-interface", value_name = "IP", requires = "mdns")]
     mdns_interface: Vec<std::net::IpAddr>,
     /// A peer to trust for this run (repeatable; not written to a data
-    /// directory's trust list).
+    /// directory's trust list). The node's own PeerId is refused.
     #[arg(long = "trust", value_name = "PEERID")]
     trust: Vec<PeerId>,
-    /// A demo handle to expose: echo, fail, sleep, panic (repeatable).
+    /// A demo handle to expose: echo, fail, sleep, panic (repeatable; one
+    /// given twice is exposed once, with a warning).
     #[arg(long = "expose", value_name = "HANDLE")]
     expose: Vec<String>,
     /// Whole-handshake deadline (at least 1; default 10000).
@@ -114,8 +115,38 @@ fn listen_addr(listen: SocketAddr) -> Result<SocketAddr, Failure> {
     Ok(listen)
 }
 
+/// `--expose` with each handle once, in the order first given: a handle
+/// named twice is one handle, and the repeat is most likely a slip (one
+/// handle meant another), so it is said, on stderr, rather than refused.
+fn exposed_once(handles: Vec<String>) -> Vec<String> {
+    let mut once: Vec<String> = Vec::with_capacity(handles.len());
+    for handle in handles {
+        if once.contains(&handle) {
+            tracing::warn!(handle = %handle, "--expose given more than once: exposed once");
+        } else {
+            once.push(handle);
+        }
+    }
+    once
+}
+
+/// Refuses `--trust` of the node's own PeerId, as `pair` does: a node
+/// never trusts itself (a handshake that offers its own key is refused,
+/// PROTOCOL.md section 2.1), so the flag would do nothing, and the
+/// operator most likely pasted this node's id where the other's belongs.
+fn trust_others(trust: &[PeerId], own: PeerId) -> Result<(), Failure> {
+    match trust.contains(&own) {
+        true => Err(Failure(
+            EXIT_USAGE,
+            format!("--trust {own}: cannot trust this node itself (that is its own PeerId)"),
+        )),
+        false => Ok(()),
+    }
+}
+
 pub(crate) async fn run_serve(mut serve: Serve) -> Result<(), Failure> {
     serve.listen = listen_addr(serve.listen)?;
+    serve.expose = exposed_once(std::mem::take(&mut serve.expose));
     let mut protocol = Config::default();
     let ms = Duration::from_millis;
     if let Some(v) = serve.handshake_timeout {
@@ -161,6 +192,7 @@ pub(crate) async fn run_serve(mut serve: Serve) -> Result<(), Failure> {
             })?
         }
     };
+    trust_others(&serve.trust, config.peer_id())?;
     let mut config = config
         .protocol(protocol)
         .keep_trusted_connected(serve.keep_connected);
@@ -406,6 +438,24 @@ mod tests {
         assert_eq!(peer_text(&[0xff, b'a']), "\u{fffd}a");
         let long = peer_text("é".repeat(300).as_bytes());
         assert_eq!(long, format!("{}…", "é".repeat(200)));
+    }
+
+    /// The one-line escaper shows every bidirectional control as its
+    /// escape too (`char::escape_debug` escapes every character of the
+    /// format category, Cf, which holds them all): a peer's GOODBYE
+    /// reason or handler error cannot reorder the line it is printed on.
+    #[test]
+    fn a_peers_words_show_every_bidirectional_control() {
+        let controls = (0..=0x10ffff)
+            .filter_map(char::from_u32)
+            .filter(|c| crate::output::is_bidi_control(*c));
+        let mut seen = 0;
+        for c in controls {
+            let shown = peer_text(format!("a{c}b").as_bytes());
+            assert_eq!(shown, format!("a\\u{{{:x}}}b", u32::from(c)), "{c:?}");
+            seen += 1;
+        }
+        assert_eq!(seen, 12);
     }
 
     /// Review s38, finding 7: a record that failed to decrypt (tampering,

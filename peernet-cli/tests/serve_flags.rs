@@ -1,0 +1,143 @@
+//! `serve` flags given in a way that cannot mean what they say (review
+//! s40, r3): `--trust` of the node's own PeerId is a usage error, as
+//! `pair` of it is; a handle given twice to `--expose` is exposed once,
+//! with a warning.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use common::*;
+
+/// Kills the child when a test fails.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `peernet serve args` in `d`: its exit code and stderr if it exits
+/// without serving; a failure naming `why` if it prints its `listening`
+/// line (it took the flags and runs: killed at once, so an old build
+/// fails the test instead of hanging it).
+fn serve_must_exit(d: &Path, args: &[&str], why: &str) -> (Option<i32>, String) {
+    let mut child = Killed(
+        Command::new(peernet())
+            .arg("serve")
+            .args(args)
+            .current_dir(d)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    // (stdout ends when the process does, or shows it serving)
+    let stdout = BufReader::new(child.0.stdout.take().unwrap());
+    if let Some(line) = stdout.lines().map_while(Result::ok).next() {
+        panic!("{why}: serve runs: {line:?}");
+    }
+    let status = child.0.wait().unwrap();
+    let mut err = String::new();
+    child
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    (status.code(), err)
+}
+
+/// A node never trusts itself: a handshake that offers its own key is
+/// refused (PROTOCOL.md 2.1), so `--trust <own PeerId>` did nothing, and
+/// was taken without a word. It is a usage error now, with a key file and
+/// with a data directory alike.
+#[test]
+fn serve_refuses_to_trust_its_own_peer_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let own_key = keygen(d, "k");
+    let own_dir = ok(&["init", "node"], d).trim().to_string();
+    let other = keygen(d, "other");
+    for (identity, own) in [
+        (["--key", "k"], &own_key),
+        (["--data-dir", "node"], &own_dir),
+    ] {
+        let mut args = identity.to_vec();
+        args.extend(["--listen", "127.0.0.1:0", "--trust", other.as_str()]);
+        args.extend(["--trust", own.as_str()]);
+        let (code, err) = serve_must_exit(d, &args, "its own PeerId trusted");
+        assert_eq!(code, Some(64), "{identity:?}: {err}");
+        assert_eq!(
+            err,
+            format!(
+                "error: --trust {own}: cannot trust this node itself (that is its own PeerId)\n"
+            ),
+            "{identity:?}"
+        );
+    }
+}
+
+/// `--expose echo --expose echo` exposes echo once and says so on stderr
+/// (it used to be taken silently); the other handles are unaffected.
+#[test]
+fn a_handle_exposed_twice_is_exposed_once_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    keygen(d, "b.key");
+    let caller = keygen(d, "a.key");
+    let args = [
+        "--key",
+        "b.key",
+        "--listen",
+        "127.0.0.1:0",
+        "--trust",
+        &caller,
+        "--expose",
+        "echo",
+        "--expose",
+        "sleep",
+        "--expose",
+        "echo",
+    ];
+    let s = start_serve(d, &args, Stdio::piped(), "warn");
+    let mut child = Killed(s.child);
+    let target = format!("{}@{}", s.peer, s.addr);
+    for (handle, args, reply) in [("echo", "hi", "hi"), ("sleep", "1", "slept")] {
+        let out = run(
+            &["call", "--key", "a.key", "--connect", &target, handle, args],
+            d,
+        );
+        assert_eq!(out.status.code(), Some(0), "{handle}: {}", stderr(&out));
+        assert_eq!(stdout(&out), reply, "{handle}");
+    }
+    // a graceful stop flushes stderr
+    let pid = child.0.id().to_string();
+    let term = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(term.success());
+    let status = child.0.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let mut err = String::new();
+    child
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let warned: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("--expose given more than once"))
+        .collect();
+    assert_eq!(warned.len(), 1, "{err}");
+    assert!(
+        warned[0].contains("WARN") && warned[0].contains("handle=echo"),
+        "{err}"
+    );
+}
