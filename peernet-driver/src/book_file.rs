@@ -194,14 +194,25 @@ impl SavedBook {
     }
 
     /// Sets `peer`'s addresses, and what worked of them, as `from` has
-    /// them.
+    /// them (a mark `self` had of an address kept goes if `from` has none).
     pub(crate) fn copy_peer(&mut self, from: &SavedBook, peer: &PeerId) {
+        self.remove(peer);
         self.set(*peer, from.get(peer).iter().copied());
         for &(addr, _) in from.get(peer) {
             if from.worked(peer, &addr) {
                 self.mark_worked(peer, addr);
             }
         }
+    }
+
+    /// Whether `peer` has the same lines in `self` and in `other`: the
+    /// same addresses, sources and `worked` marks, in the same order.
+    pub(crate) fn same_peer(&self, other: &SavedBook, peer: &PeerId) -> bool {
+        let (mine, theirs) = (self.get(peer), other.get(peer));
+        mine == theirs
+            && mine
+                .iter()
+                .all(|(addr, _)| self.worked(peer, addr) == other.worked(peer, addr))
     }
 
     /// Records that a dial to `addr` of `peer` had completed a handshake;
@@ -380,23 +391,64 @@ impl DataDir {
     /// Loads the address book; a missing file is an empty book, a damaged
     /// one an error.
     pub fn load_book(&self) -> Result<SavedBook, LoadBookError> {
-        match self.read_noted(BOOK_FILE, MAX_BOOK_FILE_LEN, "address book")? {
-            Some(bytes) => {
-                let text = String::from_utf8(bytes).map_err(|_| BookFileError {
-                    line: 1,
-                    kind: BookFileErrorKind::NotUtf8,
-                })?;
-                Ok(SavedBook::from_text(&text)?)
-            }
-            None => Ok(SavedBook::new()),
-        }
+        let parse = |bytes: &[u8]| -> Result<SavedBook, LoadBookError> {
+            let text = std::str::from_utf8(bytes).map_err(|_| BookFileError {
+                line: 1,
+                kind: BookFileErrorKind::NotUtf8,
+            })?;
+            Ok(SavedBook::from_text(text)?)
+        };
+        let read = self.read_noted(BOOK_FILE, MAX_BOOK_FILE_LEN, "address book", parse)?;
+        let book = read.unwrap_or_default();
+        *self.last_book() = Some(book.clone());
+        Ok(book)
     }
 
     /// Replaces the address book atomically, as
     /// [`DataDir::save_trust`] does the trust list: a crash leaves the old
     /// book or the new one, never a mix.
+    ///
+    /// # Errors
+    ///
+    /// The I/O error of staging, syncing or renaming; [`ChangedOnDisk`]
+    /// for a file edited since this directory last read or wrote it, which
+    /// is not written over (a node then reads it again and keeps the edit:
+    /// see [`NodeConfig::from_data_dir`](crate::NodeConfig::from_data_dir)).
+    ///
+    /// [`ChangedOnDisk`]: crate::persist::ChangedOnDisk
     pub fn save_book(&self, book: &SavedBook) -> io::Result<()> {
-        self.replace(BOOK_FILE, book.to_text().as_bytes())
+        self.replace(BOOK_FILE, book.to_text().as_bytes(), || {
+            *self.last_book() = Some(book.clone());
+        })
+    }
+
+    /// For a save refused with [`ChangedOnDisk`](crate::persist::ChangedOnDisk):
+    /// the book as this directory last read or wrote it, and the file as
+    /// it is now, read again (and noted, so that a save can replace it).
+    ///
+    /// # Errors
+    ///
+    /// The file cannot be read or does not parse: an error of kind
+    /// [`io::ErrorKind::InvalidData`] (damaged) or the read's own, naming
+    /// the file. It is not noted, so a save goes on refusing to write
+    /// over it.
+    pub(crate) fn reread_book(&self) -> io::Result<(SavedBook, SavedBook)> {
+        let before = self.last_book().clone().unwrap_or_default();
+        let now = self.load_book().map_err(|e| {
+            let kind = match &e {
+                LoadBookError::Io(e) => e.kind(),
+                _ => io::ErrorKind::InvalidData,
+            };
+            io::Error::new(
+                kind,
+                format!(
+                    "{} was edited while the node runs and does not load ({e}): not written \
+                     over; mend it (the next save keeps the edit) or restore it",
+                    self.book_path().display()
+                ),
+            )
+        })?;
+        Ok((before, now))
     }
 }
 
@@ -753,6 +805,43 @@ mod tests {
         book.mark_worked(&peer(1), labelled);
         book.mark_worked(&peer(1), mapped);
         assert!(book.worked(&peer(1), &labelled) && book.worked(&peer(1), &mapped));
+    }
+
+    /// A save over a hand edit is refused; reading the file again gives
+    /// what was last read or written and what is there now, and lets the
+    /// next save through. A damaged file read again is an error and stays
+    /// refused, however often it is read (it used to be noted as read
+    /// before it was parsed: the next save would have written over it).
+    #[test]
+    fn a_book_read_again_lets_a_save_through_unless_it_is_damaged() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::open(dir.path()).unwrap();
+        let old = sample();
+        data.save_book(&old).unwrap();
+        let damaged = format!("{BOOK_HEADER}\noops\n");
+        fs::write(data.book_path(), &damaged).unwrap();
+        for _ in 0..2 {
+            let err = data.save_book(&SavedBook::new()).unwrap_err();
+            assert!(crate::persist::ChangedOnDisk::is(&err), "{err}");
+            let err = data.reread_book().unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+            assert!(err.to_string().contains("does not load"), "{err}");
+            assert!(err.to_string().contains("line 2"), "{err}");
+        }
+        assert_eq!(fs::read_to_string(data.book_path()).unwrap(), damaged);
+        // mended by hand
+        let mut mended = old.clone();
+        mended.remove(&peer(2));
+        fs::write(data.book_path(), mended.to_text()).unwrap();
+        assert!(data.save_book(&SavedBook::new()).is_err());
+        let (before, now) = data.reread_book().unwrap();
+        assert_eq!((before, now), (old, mended.clone()));
+        data.save_book(&mended).unwrap();
+        // a file taken away by hand reads as an empty book
+        fs::remove_file(data.book_path()).unwrap();
+        assert!(data.save_book(&mended).is_err());
+        let (before, now) = data.reread_book().unwrap();
+        assert_eq!((before, now), (mended, SavedBook::new()));
     }
 
     /// A book saved by a build that still took an unscoped link-local

@@ -2,14 +2,20 @@
 //! change (the drain pushes `Work::SaveBook` whenever the core's book
 //! revision moves), at shutdown and close if one is owed, and again after
 //! a failure, with a back-off, whether or not anything changes meanwhile.
+//! A file edited by hand meanwhile is read again and its edit kept
+//! (`book_edits.rs`); one that no longer loads is never written over.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
+use peernet_proto::TrustList;
+
+use crate::book_edits::HandEdits;
 use crate::book_file::SavedBook;
 use crate::dirlock::NodeLock;
+use crate::persist::ChangedOnDisk;
 use crate::runtime::Runtime;
 use crate::shared::{Phase, Shared};
 use crate::tasks::first;
@@ -36,12 +42,22 @@ pub(crate) struct Saves {
     /// with every save, given back to the core if the peer is paired
     /// during the run, and dropped if it is unpaired.
     aside: std::sync::Mutex<SavedBook>,
+    /// The peers whose lines an operator changed in the book file during
+    /// this run: written as the operator left them.
+    hand: std::sync::Mutex<HandEdits>,
 }
 
 impl Saves {
     /// The saved addresses set aside (see the field).
     pub(crate) fn aside(&self) -> std::sync::MutexGuard<'_, SavedBook> {
         self.aside
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The operator's edits of the book file (see the field).
+    pub(crate) fn hand(&self) -> std::sync::MutexGuard<'_, HandEdits> {
+        self.hand
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -119,49 +135,55 @@ pub(crate) fn at_close<R: Runtime>(shared: &Arc<Shared<R>>, lock: Option<Arc<Nod
 /// Writes the book of every trusted peer to the data directory, and the
 /// saved addresses of the peers the directory trusts that this run left
 /// out, on the runtime's blocking pool, holding the directory's `lock`
-/// until done. A failure owes a save again, tried after the back-off.
+/// until done. A file edited by hand since the node last read or wrote it
+/// is read again, and the save is made again with the operator's lines of
+/// the peers the edit changed (`book_edits.rs`); a file that does not load
+/// is left alone. A failure owes a save again, tried after the back-off.
 async fn save_now<R: Runtime>(shared: Arc<Shared<R>>, lock: Arc<NodeLock>) {
     let Some(dir) = shared.data_dir.clone() else {
         return;
     };
     // Serialised with trust-list saves; the directory's own trust list.
     let saved_trust = shared.persist.lock().await;
-    let aside = shared.book_saves.aside().clone();
-    let book = shared.read(|inner| {
-        let mut book = SavedBook::new();
-        let mut wanted = 0;
-        // (left out of this run, still in the directory's list)
-        let left_out = saved_trust
-            .iter()
-            .map(|(p, _)| p)
-            .filter(|p| !inner.ep.trust().contains(p));
-        for peer in left_out {
-            wanted += aside.get(peer).len();
-            book.copy_peer(&aside, peer);
+    let mut reread = false;
+    let saved = loop {
+        let book = book_to_save(&shared, &saved_trust);
+        let addresses = book.len();
+        let (to, held) = (dir.clone(), lock.clone());
+        let save = move || {
+            let saved = to.save_book(&book);
+            drop(held);
+            saved
+        };
+        match shared.rt.spawn_blocking(save).await {
+            // (once: a file edited again in the millisecond between the
+            // reading and the writing waits for the retry)
+            Err(e) if ChangedOnDisk::is(&e) && !reread => reread = true,
+            saved => break saved.map(|()| addresses),
         }
-        for (peer, _) in inner.ep.trust().iter() {
-            wanted += inner.ep.addresses(peer).count();
-            book.set(*peer, inner.ep.addresses(peer).map(|e| (e.addr, e.source)));
-            for e in inner.ep.addresses(peer).filter(|e| e.worked_last()) {
-                book.mark_worked(peer, e.addr);
+        let (from, held) = (dir.clone(), lock.clone());
+        let read = move || {
+            let read = from.reread_book();
+            drop(held);
+            read
+        };
+        match shared.rt.spawn_blocking(read).await {
+            Ok((before, now)) => {
+                let peers = shared.book_saves.hand().take_in(&before, &now);
+                tracing::info!(
+                    file = %dir.book_path().display(),
+                    peers,
+                    "the address book was edited while the node runs: the edited peers' lines \
+                     are kept as they are in the file (restart the node to load them)"
+                );
             }
+            Err(e) => break Err(e),
         }
-        if book.len() < wanted {
-            // (Config::max_addresses above what a book file holds)
-            let dropped = wanted - book.len();
-            tracing::warn!(dropped, "addresses over the book file's bound not saved");
-        }
-        book
-    });
-    let addresses = book.len();
-    let save = move || {
-        let saved = dir.save_book(&book);
-        drop(lock);
-        saved
     };
+    drop(lock);
     let saves = &shared.book_saves;
-    match shared.rt.spawn_blocking(save).await {
-        Ok(()) => {
+    match saved {
+        Ok(addresses) => {
             saves.failures.store(0, Ordering::Release);
             tracing::debug!(addresses, "address book saved");
         }
@@ -177,6 +199,50 @@ async fn save_now<R: Runtime>(shared: Arc<Shared<R>>, lock: Arc<NodeLock>) {
             }
         }
     }
+}
+
+/// The book to save: every trusted peer's addresses as the core holds
+/// them, the saved addresses set aside of the peers the directory
+/// trusts (`saved_trust`) that this run left out, and for each of these
+/// peers whose lines an operator changed in the file, those lines.
+fn book_to_save<R: Runtime>(shared: &Shared<R>, saved_trust: &TrustList) -> SavedBook {
+    let aside = shared.book_saves.aside().clone();
+    let hand = shared.book_saves.hand();
+    shared.read(|inner| {
+        let mut book = SavedBook::new();
+        let mut wanted = 0;
+        // (left out of this run, still in the directory's list)
+        let left_out = saved_trust
+            .iter()
+            .map(|(p, _)| p)
+            .filter(|p| !inner.ep.trust().contains(p));
+        for peer in left_out {
+            wanted += match hand.covers(peer) {
+                true => hand.write(&mut book, peer),
+                false => {
+                    book.copy_peer(&aside, peer);
+                    aside.get(peer).len()
+                }
+            };
+        }
+        for (peer, _) in inner.ep.trust().iter() {
+            if hand.covers(peer) {
+                wanted += hand.write(&mut book, peer);
+                continue;
+            }
+            wanted += inner.ep.addresses(peer).count();
+            book.set(*peer, inner.ep.addresses(peer).map(|e| (e.addr, e.source)));
+            for e in inner.ep.addresses(peer).filter(|e| e.worked_last()) {
+                book.mark_worked(peer, e.addr);
+            }
+        }
+        if book.len() < wanted {
+            // (Config::max_addresses above what a book file holds)
+            let dropped = wanted - book.len();
+            tracing::warn!(dropped, "addresses over the book file's bound not saved");
+        }
+        book
+    })
 }
 
 #[cfg(test)]

@@ -132,6 +132,28 @@ impl NodeConfig {
     /// instead of replacing the other's trust list or book. That holds for
     /// clones of this config too: the first node built from any of them
     /// takes the lock, a second one is refused.
+    ///
+    /// # Files edited while the node runs
+    ///
+    /// The node reads the trust list and the book at start, and never
+    /// writes over an edit made since it read or last wrote them. A
+    /// [`Node::pair`](crate::Node::pair) or `unpair` makes its change to
+    /// the trust file as it is then, read again. A book save that finds
+    /// the file edited reads it again: each peer whose lines the edit
+    /// changed (an address added, removed or moved, a source or a
+    /// `worked` mark changed; a deleted file has no lines) keeps the
+    /// operator's lines, written as they are by every later save of the
+    /// run, whatever the node learns of that peer meanwhile; every other
+    /// peer's lines are the running node's, and what it learns of them is
+    /// saved as before. An unpair drops the operator's lines of the peer
+    /// with its addresses; lines of a peer that neither this run nor the
+    /// trust file trusts are dropped, as at every save. The running node
+    /// goes on dialing with the addresses it had: the next start loads
+    /// the edit. A file that no longer loads (a line that does not parse,
+    /// a FIFO, too large) is never written over: each save is refused
+    /// with a warning that names the trouble, and tried again with the
+    /// back-off (1 s doubling up to 5 minutes) until the file is mended;
+    /// then its edit is kept as above.
     pub fn from_data_dir(dir: impl AsRef<Path>) -> Result<NodeConfig, StartError> {
         let data = DataDir::open(dir.as_ref())?;
         let lock = data.try_lock()?;

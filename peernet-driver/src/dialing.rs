@@ -242,10 +242,15 @@ pub(crate) fn after_pair<R: Runtime>(shared: &Arc<Shared<R>>, peer: PeerId) {
 /// `peer` was just unpaired: its dials stopped and its addresses went (in
 /// the core); whoever waited for it is told, and the book is saved. Its
 /// saved addresses set aside (the data directory trusted it, this run did
-/// not) go too, and the book file is written without them: they are not
+/// not) go too, and so do the lines an operator gave it in the book file
+/// during the run; the book file is written without them: they are not
 /// given back by a later `pair`, nor loaded by a later run.
 pub(crate) fn after_unpair<R: Runtime>(shared: &Arc<Shared<R>>, peer: PeerId) {
-    if shared.book_saves.aside().remove(&peer) {
+    // (and the lines an operator gave it by editing the book file: a
+    // later `pair` starts it with what the node learns)
+    let aside = shared.book_saves.aside().remove(&peer);
+    let edited = shared.book_saves.hand().forget(&peer);
+    if aside || edited {
         crate::book_save::schedule(shared);
     }
     let state = &shared.dialing;

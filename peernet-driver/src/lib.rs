@@ -35,6 +35,7 @@
 
 mod access;
 mod addr;
+mod book_edits;
 pub mod book_file;
 mod book_save;
 mod cbor;

@@ -18,9 +18,12 @@
 //! one its group may write is used, with a warning. A trust list or book
 //! that is a symbolic link is read through it but never saved.
 //!
-//! The node reads `trust` (and `book`) once, at start; a save never
-//! writes over a file edited since the node read or last wrote it
-//! ([`ChangedOnDisk`]).
+//! The node reads `trust` (and `book`) at start; a save never writes
+//! over a file edited since the node read or last wrote it
+//! ([`ChangedOnDisk`]): the node reads such a file again and makes its
+//! change to it (`Node::pair`, `Node::unpair`, the book's saves: see
+//! [`NodeConfig::from_data_dir`](crate::NodeConfig::from_data_dir)), and
+//! a file that does not load is left alone.
 //!
 //! Temporary files and their atomic replacement are `tempfile`'s
 //! ([`NamedTempFile::persist`], and `persist_noclobber` for the identity,
@@ -30,7 +33,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use peernet_proto::identity::IDENTITY_FILE_LEN;
 use peernet_proto::{Identity, TrustList};
@@ -38,6 +41,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use tempfile::NamedTempFile;
 
+use crate::book_file::SavedBook;
 use crate::error::StartError;
 pub use crate::private_files::read_regular;
 use crate::private_files::{Private, check_dir, read_private};
@@ -54,6 +58,10 @@ pub struct DataDir {
     /// What the node last read or wrote of the files it replaces, shared
     /// by the clones (`seen.rs`).
     seen: Arc<Seen>,
+    /// The address book as the node last read or wrote it (none: not
+    /// yet), shared by the clones: what a hand edit is told apart from
+    /// (`book_edits.rs`).
+    last_book: Arc<Mutex<Option<SavedBook>>>,
 }
 
 impl DataDir {
@@ -75,7 +83,15 @@ impl DataDir {
         Ok(DataDir {
             path,
             seen: Arc::default(),
+            last_book: Arc::default(),
         })
+    }
+
+    /// The address book as the node last read or wrote it (see the field).
+    pub(crate) fn last_book(&self) -> MutexGuard<'_, Option<SavedBook>> {
+        self.last_book
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The directory.
@@ -127,36 +143,40 @@ impl DataDir {
     /// is too large or is not UTF-8; [`StartError::TrustList`] when a line
     /// does not parse.
     pub fn load_trust(&self) -> Result<TrustList, StartError> {
-        match self.read_noted(TRUST_FILE, MAX_TRUST_FILE_LEN, "trust list")? {
-            Some(bytes) => {
-                let text = String::from_utf8(bytes).map_err(|_| {
-                    io::Error::new(io::ErrorKind::InvalidData, "trust list is not UTF-8")
-                })?;
-                Ok(TrustList::from_text(&text)?)
-            }
-            None => Ok(TrustList::new()),
-        }
+        let parse = |bytes: &[u8]| -> Result<TrustList, StartError> {
+            let text = std::str::from_utf8(bytes).map_err(|_| {
+                io::Error::new(io::ErrorKind::InvalidData, "trust list is not UTF-8")
+            })?;
+            Ok(TrustList::from_text(text)?)
+        };
+        let read = self.read_noted(TRUST_FILE, MAX_TRUST_FILE_LEN, "trust list", parse)?;
+        Ok(read.unwrap_or_default())
     }
 
     /// The file `name`, read as [`read_private`] does (`None` if there is
-    /// none), and noted as what the node saw of it: a later save refuses
-    /// to replace it if it changed meanwhile ([`ChangedOnDisk`]).
-    pub(crate) fn read_noted(
+    /// none) and parsed by `parse`, and then noted as what the node saw
+    /// of it: a later save refuses to replace it if it changed meanwhile
+    /// ([`ChangedOnDisk`]). A file that does not parse is not noted: what
+    /// the node saw stays what it saw before, so a save after a failed
+    /// read still refuses to write over the damaged file.
+    pub(crate) fn read_noted<T, E: From<io::Error>>(
         &self,
         name: &'static str,
         max: u64,
         what: &str,
-    ) -> io::Result<Option<Vec<u8>>> {
+        parse: impl FnOnce(&[u8]) -> Result<T, E>,
+    ) -> Result<Option<T>, E> {
         match read_private(&self.path.join(name), max, Private::Writes, what) {
             Ok(bytes) => {
+                let parsed = parse(&bytes)?;
                 self.seen.note(name, Some(&bytes));
-                Ok(Some(bytes))
+                Ok(Some(parsed))
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 self.seen.note(name, None);
                 Ok(None)
             }
-            Err(e) => Err(e),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -186,7 +206,7 @@ impl DataDir {
                 ),
             ));
         }
-        self.replace(TRUST_FILE, text.as_bytes())
+        self.replace(TRUST_FILE, text.as_bytes(), || {})
     }
 
     /// Replaces the file `name` in the directory atomically with
@@ -194,7 +214,9 @@ impl DataDir {
     ///
     /// A file that changed on disk since the node read or last wrote it
     /// is not replaced: [`ChangedOnDisk`] (see `seen.rs` for the window
-    /// left between the comparison and the rename).
+    /// left between the comparison and the rename). `wrote` runs once
+    /// the new file is in place (before the directory's fsync, whose
+    /// failure is still an error).
     ///
     /// A `name` that is a symbolic link is refused with
     /// [`io::ErrorKind::InvalidInput`], and nothing is written: renaming
@@ -202,7 +224,12 @@ impl DataDir {
     /// through it would let whoever planted the link choose a file
     /// outside the directory for the node to overwrite. (Reading through
     /// a link is allowed: the file read is checked as any other.)
-    pub(crate) fn replace(&self, name: &'static str, contents: &[u8]) -> io::Result<()> {
+    pub(crate) fn replace(
+        &self,
+        name: &'static str,
+        contents: &[u8],
+        wrote: impl FnOnce(),
+    ) -> io::Result<()> {
         let path = self.path.join(name);
         if fs::symlink_metadata(&path).is_ok_and(|meta| meta.file_type().is_symlink()) {
             return Err(io::Error::new(
@@ -221,6 +248,7 @@ impl DataDir {
         let temp = stage_in(&self.path, name, contents).map_err(named)?;
         temp.persist(&path).map_err(|e| named(e.error))?;
         self.seen.note(name, Some(contents));
+        wrote();
         sync_dir(&self.path).map_err(named)
     }
 

@@ -10,8 +10,11 @@
 //! or its absence); if they differ, nothing is written and the save fails
 //! with [`ChangedOnDisk`]. A trust change reads the file again first and
 //! makes its change to that (`Node::pair`, `Node::unpair`), so this
-//! refuses only what changed in between; a book save is refused and
-//! tried again on its back-off. A restart takes the edit in.
+//! refuses only what changed in between; a refused book save reads the
+//! file again and is made again, with the operator's lines of the peers
+//! the edit changed (`book_edits.rs`). A file that does not load is not
+//! noted (`DataDir::read_noted`), so it stays refused. A restart takes the
+//! edit in.
 //!
 //! The comparison and the rename are two steps: an edit made between them
 //! (a millisecond) is still overwritten. A file the node never read or
@@ -31,8 +34,8 @@ use crate::private_files::open_regular;
 /// [`io::Error::get_ref`] and `downcast_ref`).
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "{} changed on disk since this node read or last wrote it: not overwritten (the node does \
-     not re-read it; restart the node to take the edit in)",
+    "{} changed on disk since it was last read or written here: not overwritten (read it again \
+     and make the change to that)",
     path.display()
 )]
 pub struct ChangedOnDisk {
@@ -102,7 +105,8 @@ impl Seen {
         if now(path, seen) == seen {
             return Ok(());
         }
-        tracing::warn!(file = %path.display(), "changed on disk while the node runs: not overwritten");
+        // (not logged here: the caller reads the file again, or reports
+        // the error)
         Err(io::Error::other(ChangedOnDisk {
             path: path.to_owned(),
         }))

@@ -2,15 +2,53 @@
 //! node runs: the node never writes over the edit (it used to, at its
 //! next save: a peer the operator removed from `trust` came back at the
 //! next `pair`). A trust change is made to the file as it is then, read
-//! again; a book save is refused (`ChangedOnDisk`) and retried. A restart
-//! takes the edit in.
+//! again; a book save reads the book again and keeps the operator's lines
+//! of the peers the edit changed, the node's of the others (it used to be
+//! refused, `ChangedOnDisk`, at every retry until a restart). A file that
+//! does not load is never written over. A restart takes the edit in.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
+use peernet_tokio::book_file::SavedBook;
 use peernet_tokio::{AddrSource, DataDir, Identity, Node, NodeConfig, PeerId, TrustList};
 
 fn id(seed: u8) -> PeerId {
     Identity::from_seed(&[seed; 32]).peer_id()
+}
+
+fn addr(last: u8) -> SocketAddr {
+    format!("192.0.2.{last}:4000").parse().unwrap()
+}
+
+/// The book file of `dir` as it is now, read by a hand of its own.
+fn book_on_disk(dir: &std::path::Path) -> SavedBook {
+    DataDir::open(dir).unwrap().load_book().unwrap()
+}
+
+/// Waits (at most 20 s) until `done` holds, looking every 20 ms.
+async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    let wait = async {
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        while !done() {
+            tick.tick().await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), wait)
+        .await
+        .unwrap_or_else(|_| panic!("20 s without: {what}"));
+}
+
+/// A node whose data directory trusts `peers`, the first with `addr(1)`
+/// saved: started, given that, and shut down.
+async fn a_saved_book(dir: &std::path::Path, peers: &[PeerId]) {
+    let node = Node::new(NodeConfig::from_data_dir(dir).unwrap());
+    for peer in peers {
+        node.pair(*peer, None).await.unwrap();
+    }
+    node.add_address(peers[0], addr(1), AddrSource::Application)
+        .unwrap();
+    node.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -72,14 +110,7 @@ async fn a_damaged_trust_file_is_not_written_over() {
 async fn an_address_book_edited_by_hand_is_not_overwritten() {
     let dir = tempfile::tempdir().unwrap();
     let peer = id(2);
-    let addr = |last: u8| -> SocketAddr { format!("192.0.2.{last}:4000").parse().unwrap() };
-    {
-        let node = Node::new(NodeConfig::from_data_dir(dir.path()).unwrap());
-        node.pair(peer, None).await.unwrap();
-        node.add_address(peer, addr(1), AddrSource::Application)
-            .unwrap();
-        node.shutdown().await;
-    }
+    a_saved_book(dir.path(), &[peer]).await;
     let node = Node::new(NodeConfig::from_data_dir(dir.path()).unwrap());
     // the operator replaces the peer's address while the node runs
     let hand = DataDir::open(dir.path()).unwrap();
@@ -165,4 +196,83 @@ async fn an_unpair_revokes_even_when_the_trust_file_is_a_fifo_or_a_link() {
         }
     }
     assert!(held.is_empty(), "the revocation was held up: {held:?}");
+}
+
+/// A hand edit of one peer's lines stopped every book save until a
+/// restart: what the node learned of the other peers meanwhile was not
+/// saved (a warning at each retry, up to every 5 minutes), and lost in a
+/// crash. Now the save reads the file again and keeps the edit for the
+/// peer it changed, and the node's lines for the others; later saves of
+/// the run keep both, and the next start loads the edit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hand_edit_of_the_book_keeps_the_edit_and_the_nodes_other_addresses() {
+    let dir = tempfile::tempdir().unwrap();
+    let (edited, other) = (id(2), id(3));
+    let app = AddrSource::Application;
+    a_saved_book(dir.path(), &[edited, other]).await;
+    let node = Node::new(NodeConfig::from_data_dir(dir.path()).unwrap());
+    // the operator moves `edited` to another address while the node runs
+    let hand = DataDir::open(dir.path()).unwrap();
+    let mut book = hand.load_book().unwrap();
+    book.set(edited, [(addr(2), app)]);
+    hand.save_book(&book).unwrap();
+    // the node learns an address of the other peer: saved, next to the edit
+    node.add_address(other, addr(3), app).unwrap();
+    until("the other peer's new address saved", || {
+        !book_on_disk(dir.path()).get(&other).is_empty()
+    })
+    .await;
+    let on_disk = book_on_disk(dir.path());
+    assert_eq!(on_disk.get(&edited), [(addr(2), app)], "the edit was lost");
+    assert_eq!(on_disk.get(&other), [(addr(3), app)]);
+    // later saves keep the edit: what the node learns of the edited peer
+    // is not mixed into the operator's lines; of the other, it is saved
+    node.add_address(edited, addr(4), app).unwrap();
+    node.add_address(other, addr(5), app).unwrap();
+    node.shutdown().await;
+    let on_disk = book_on_disk(dir.path());
+    assert_eq!(on_disk.get(&edited), [(addr(2), app)]);
+    let mut others: Vec<SocketAddr> = on_disk.get(&other).iter().map(|(a, _)| *a).collect();
+    others.sort();
+    assert_eq!(others, [addr(3), addr(5)]);
+    // the next run dials by the edit
+    let node = Node::new(NodeConfig::from_data_dir(dir.path()).unwrap());
+    let loaded: Vec<SocketAddr> = node.addresses(&edited).iter().map(|e| e.addr).collect();
+    node.shutdown().await;
+    assert_eq!(loaded, [addr(2)]);
+}
+
+/// A book file that no longer loads is never written over, however many
+/// saves come; once the operator mends it, the next save keeps the mended
+/// file's lines for the peers it changed and adds what the node learned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_book_is_never_written_over_and_a_mended_one_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let (edited, other) = (id(2), id(3));
+    let app = AddrSource::Application;
+    a_saved_book(dir.path(), &[edited, other]).await;
+    let path = dir.path().join("book");
+    let good = std::fs::read_to_string(&path).unwrap();
+    let damaged = "peernet-address-book v1\noops\n";
+    // damaged while a node runs: its saves, the shutdown's too, leave it
+    let node = Node::new(NodeConfig::from_data_dir(dir.path()).unwrap());
+    std::fs::write(&path, damaged).unwrap();
+    node.add_address(other, addr(3), app).unwrap();
+    node.shutdown().await;
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), damaged);
+    // damaged, then mended while a node runs
+    std::fs::write(&path, good).unwrap();
+    let node = Node::new(NodeConfig::from_data_dir(dir.path()).unwrap());
+    std::fs::write(&path, damaged).unwrap();
+    node.add_address(other, addr(3), app).unwrap();
+    let mut mended = SavedBook::new();
+    mended.set(edited, [(addr(7), app)]);
+    DataDir::open(dir.path())
+        .unwrap()
+        .save_book(&mended)
+        .unwrap();
+    node.shutdown().await;
+    let on_disk = book_on_disk(dir.path());
+    assert_eq!(on_disk.get(&edited), [(addr(7), app)]);
+    assert_eq!(on_disk.get(&other), [(addr(3), app)]);
 }
