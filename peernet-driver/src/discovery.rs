@@ -101,6 +101,22 @@ fn instance_name(peer: &PeerId) -> String {
     peer.to_string()[..32].to_string()
 }
 
+/// The announcement of the node `me` listening at `listen`.
+fn service_info(me: &PeerId, listen: SocketAddr) -> Result<ServiceInfo, mdns_sd::Error> {
+    let name = instance_name(me);
+    let id = me.to_string();
+    let info = ServiceInfo::new(
+        SERVICE_TYPE,
+        &name,
+        &format!("{name}.local."),
+        "",
+        listen.port(),
+        &[(TXT_ID, id.as_str())][..],
+    )?
+    .enable_addr_auto();
+    Ok(info)
+}
+
 /// What an announcement tells: the peer and where it listens. `None` if
 /// it names no valid PeerId.
 pub fn read_announcement(
@@ -173,10 +189,8 @@ impl<R: Runtime> Node<R> {
     /// [`DiscoveryError::NotListening`] for a node without a listener;
     /// [`DiscoveryError::Mdns`] when mDNS cannot start.
     pub fn discover_lan(&self, config: DiscoveryConfig) -> Result<Discovery, DiscoveryError> {
-        let port = self
-            .local_addr()
-            .ok_or(DiscoveryError::NotListening)?
-            .port();
+        let listen = self.local_addr().ok_or(DiscoveryError::NotListening)?;
+        let port = listen.port();
         let daemon = ServiceDaemon::new()?;
         if !config.interfaces.is_empty() {
             daemon.disable_interface(IfKind::All)?;
@@ -187,18 +201,7 @@ impl<R: Runtime> Node<R> {
                 .collect();
             daemon.enable_interface(wanted)?;
         }
-        let me = self.peer_id();
-        let name = instance_name(&me);
-        let id = me.to_string();
-        let info = ServiceInfo::new(
-            SERVICE_TYPE,
-            &name,
-            &format!("{name}.local."),
-            "",
-            port,
-            &[(TXT_ID, id.as_str())][..],
-        )?
-        .enable_addr_auto();
+        let info = service_info(&self.peer_id(), listen)?;
         let fullname = info.get_fullname().to_string();
         daemon.register(info)?;
         let events = daemon.browse(SERVICE_TYPE)?;
