@@ -41,7 +41,10 @@
 //! `--mdns` (cargo feature `mdns`, on by default) announces the node on
 //! the local network and adds the addresses of trusted peers that announce
 //! themselves to the address book; an untrusted peer's announcement is
-//! ignored, and a false one costs one failed dial, then is forgotten.
+//! ignored, and a false one costs one failed dial, then is forgotten. Only
+//! the addresses the node listens on are announced, where they can be
+//! reached: with `--listen 127.0.0.1:PORT`, on the loopback alone (a
+//! warning says other hosts cannot find it).
 //!
 //! `--protocol` picks the wire protocol: 2 (the default) encrypts
 //! everything after the handshake; 1 is the opt-in for trusted networks

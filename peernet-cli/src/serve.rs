@@ -29,7 +29,9 @@ pub(crate) struct Serve {
     #[arg(long)]
     keep_connected: bool,
     /// Announce this node on the local network (mDNS) and learn the
-    /// addresses of trusted peers that announce themselves.
+    /// addresses of trusted peers that announce themselves. Only the
+    /// addresses it listens on are announced, where they can be reached
+    /// (`--listen 127.0.0.1:PORT`: on the loopback alone).
     #[cfg(feature = "mdns")]
     #[arg(long)]
     mdns: bool,

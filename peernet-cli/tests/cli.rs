@@ -748,6 +748,37 @@ fn an_mdns_interface_no_interface_has_is_a_usage_error() {
     assert!(err.contains("no interface has this address"), "{err}");
 }
 
+/// `serve --listen 127.0.0.1:0 --mdns` announces the node on the
+/// loopback only, and says so: other hosts cannot find it. It used to
+/// announce it on every interface, naming the host's addresses with the
+/// loopback listener's port, without a word.
+#[cfg(feature = "mdns")]
+#[test]
+fn mdns_on_a_loopback_listener_warns_that_other_hosts_cannot_find_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    keygen(d, "b.key");
+    let mut s = serve_with(d, "b.key", &["--mdns"], Stdio::piped(), "warn");
+    let logs = BufReader::new(s.child.stderr.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in logs.lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let warned = loop {
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(line) if line.contains("other hosts cannot find this node") => break line,
+            Ok(_) => {}
+            Err(_) => panic!("no warning within 10 s"),
+        }
+    };
+    assert!(warned.contains("WARN"), "{warned}");
+    drop(s);
+}
+
 /// `serve` started with SIGHUP ignored (`nohup`) leaves it ignored: it
 /// used to install its handler anyway, so the node shut down at the very
 /// logout `nohup` is for. Started plainly, it catches SIGHUP (and shuts

@@ -3,7 +3,13 @@
 //!
 //! A node announces itself as an instance of [`SERVICE_TYPE`]: its
 //! listening port, its addresses, and its PeerId in the TXT record
-//! (`id=<64 hex>`). It browses for the others, and each announcement of a
+//! (`id=<64 hex>`). It announces only addresses it listens on, on the
+//! interfaces whose network holds them: a node listening on one address
+//! (`127.0.0.1`, `192.0.2.5`) names that one alone, so one listening on the
+//! loopback is announced on the loopback only and the LAN never hears its
+//! PeerId; `0.0.0.0` names the host's IPv4 addresses, `[::]` all of them.
+//! It browses for the others (on every interface the [`DiscoveryConfig`]
+//! allows, whatever it listens on), and each announcement of a
 //! **trusted** peer adds that peer's addresses to the address book as
 //! [`AddrSource::Discovery`]. That is all an announcement can do:
 //!
@@ -101,20 +107,56 @@ fn instance_name(peer: &PeerId) -> String {
     peer.to_string()[..32].to_string()
 }
 
-/// The announcement of the node `me` listening at `listen`.
+/// Which of this host's addresses a node announces, from the address it
+/// listens on: only addresses a peer can connect to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Announced {
+    /// The one address it listens on (IPv4-mapped: as IPv4). mDNS sends
+    /// the announcement only on the interfaces whose network holds it: a
+    /// node listening on the loopback is announced on the loopback alone,
+    /// and the LAN does not hear of it.
+    Only(IpAddr),
+    /// Every IPv4 address of the host, as interfaces come and go
+    /// (`0.0.0.0`).
+    EveryV4,
+    /// Every address of the host (`[::]`, which Linux binds dual-stack).
+    Every,
+}
+
+impl Announced {
+    fn of(listen: IpAddr) -> Announced {
+        match listen.to_canonical() {
+            IpAddr::V4(v4) if v4.is_unspecified() => Announced::EveryV4,
+            IpAddr::V6(v6) if v6.is_unspecified() => Announced::Every,
+            ip => Announced::Only(ip),
+        }
+    }
+}
+
+/// The announcement of the node `me` listening at `listen`: its port, its
+/// PeerId, and only the addresses it listens on ([`Announced`]).
 fn service_info(me: &PeerId, listen: SocketAddr) -> Result<ServiceInfo, mdns_sd::Error> {
     let name = instance_name(me);
     let id = me.to_string();
-    let info = ServiceInfo::new(
-        SERVICE_TYPE,
-        &name,
-        &format!("{name}.local."),
-        "",
-        listen.port(),
-        &[(TXT_ID, id.as_str())][..],
-    )?
-    .enable_addr_auto();
-    Ok(info)
+    let new = |ip: Option<IpAddr>| {
+        ServiceInfo::new(
+            SERVICE_TYPE,
+            &name,
+            &format!("{name}.local."),
+            ip.as_slice(),
+            listen.port(),
+            &[(TXT_ID, id.as_str())][..],
+        )
+    };
+    Ok(match Announced::of(listen.ip()) {
+        Announced::Only(ip) => new(Some(ip))?,
+        Announced::EveryV4 => {
+            let mut info = new(None)?.enable_addr_auto();
+            info.set_interfaces(vec![IfKind::IPv4]);
+            info
+        }
+        Announced::Every => new(None)?.enable_addr_auto(),
+    })
 }
 
 /// What an announcement tells: the peer and where it listens. `None` if
@@ -233,7 +275,17 @@ impl<R: Runtime> Node<R> {
                 }
             }
         });
-        tracing::info!(%fullname, port, "announcing on the local network");
+        let announced = Announced::of(listen.ip());
+        // (asked for the LAN, not for the loopback alone)
+        let lan =
+            config.interfaces.is_empty() || config.interfaces.iter().any(|ip| !ip.is_loopback());
+        match announced {
+            Announced::Only(ip) if ip.is_loopback() && lan => tracing::warn!(
+                %fullname, %listen,
+                "listening on the loopback: announced there only, other hosts cannot find this node"
+            ),
+            _ => tracing::info!(%fullname, port, ?announced, "announcing on the local network"),
+        }
         Ok(Discovery { daemon, fullname })
     }
 
@@ -330,6 +382,49 @@ mod tests {
         }
         let nowhere = ScopedIp::from(ip("127.0.0.1"));
         assert_eq!(heard_addr(&nowhere, 4000), None);
+    }
+
+    /// A node announces only the addresses it listens on: one listening
+    /// on the loopback names `127.0.0.1` alone (mDNS then sends it on the
+    /// loopback only). It used to name every address of the host, with
+    /// the loopback listener's port, on every interface: the LAN learned
+    /// its PeerId and addresses where nothing of it listened.
+    #[test]
+    fn a_node_announces_only_the_addresses_it_listens_on() {
+        let me = Identity::from_seed(&[1; 32]).peer_id();
+        let info = |listen: &str| service_info(&me, listen.parse().unwrap()).unwrap();
+        let only = |ip: &str| std::collections::HashSet::from([ip.parse::<IpAddr>().unwrap()]);
+        for (listen, ip) in [
+            ("127.0.0.1:4000", "127.0.0.1"),
+            ("[::1]:4000", "::1"),
+            ("192.0.2.5:4000", "192.0.2.5"),
+            ("[::ffff:192.0.2.5]:4000", "192.0.2.5"),
+            ("[2001:db8::5]:4000", "2001:db8::5"),
+        ] {
+            let info = info(listen);
+            assert!(!info.is_addr_auto(), "{listen}: every address of the host");
+            assert_eq!(info.get_addresses(), &only(ip), "{listen}");
+            assert_eq!(info.get_port(), 4000);
+            assert_eq!(
+                info.get_property_val_str(TXT_ID),
+                Some(me.to_string().as_str())
+            );
+        }
+        // any address: the host's, as the interfaces change
+        for listen in ["0.0.0.0:4000", "[::]:4000"] {
+            let info = info(listen);
+            assert!(
+                info.is_addr_auto() && info.get_addresses().is_empty(),
+                "{listen}"
+            );
+        }
+        assert_eq!(Announced::of(ip("0.0.0.0")), Announced::EveryV4);
+        assert_eq!(Announced::of(ip("::ffff:0.0.0.0")), Announced::EveryV4);
+        assert_eq!(Announced::of(ip("::")), Announced::Every);
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
     }
 
     /// The machine's loopback interface as mDNS names it, if it has one.

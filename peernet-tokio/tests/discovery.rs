@@ -17,13 +17,15 @@ fn peer(seed: u8) -> PeerId {
 }
 
 async fn node(seed: u8, trusts: &[u8]) -> Node {
+    node_at(seed, trusts, "127.0.0.1:0").await
+}
+
+async fn node_at(seed: u8, trusts: &[u8], listen: &str) -> Node {
     let mut config = NodeConfig::new(id(seed));
     for t in trusts {
         config = config.trusting(peer(*t));
     }
-    Node::bind(config, "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
+    Node::bind(config, listen.parse().unwrap()).await.unwrap()
 }
 
 async fn connected(events: &peernet_tokio::EventStream, to: PeerId) {
@@ -108,10 +110,25 @@ fn loopback_multicast() -> Result<(), String> {
 
 const IN_NETNS: &str = "PEERNET_TEST_IN_NETNS";
 
+/// A network namespace's loopback, up and taking multicast.
+const LOOPBACK: &str = "ip link set lo up && ip link set lo multicast on";
+
+/// [`LOOPBACK`] and a LAN of two interfaces wired to each other (a veth
+/// pair): `v0` with 10.9.9.1/24 and `v1` with 10.9.9.2/24. What one sends
+/// the other hears (`accept_local`: the sender's address is this
+/// namespace's own), so a node heard on `v1` only is another host's view.
+const LAN: &str = "ip link set lo up && ip link set lo multicast on \
+    && ip link add v0 type veth peer name v1 \
+    && ip addr add 10.9.9.1/24 dev v0 && ip addr add 10.9.9.2/24 dev v1 \
+    && sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.v1.rp_filter=0 \
+       net.ipv4.conf.all.accept_local=1 net.ipv4.conf.v1.accept_local=1 \
+    && ip link set v0 up && ip link set v1 up";
+
 /// Runs `test` of this binary again in a new network namespace (`unshare
-/// -n`, root only) with the loopback up and multicast on. `Err` if no
-/// namespace could be made; otherwise whether the test passed there.
-fn rerun_in_netns(test: &str) -> Result<bool, String> {
+/// -n`, root only) set up by the shell commands `setup` ([`LOOPBACK`],
+/// [`LAN`]). `Err` if no namespace could be made; otherwise whether the
+/// test passed there.
+fn rerun_in_netns(test: &str, setup: &str) -> Result<bool, String> {
     let me = std::env::current_exe().map_err(|e| e.to_string())?;
     let probe = std::process::Command::new("unshare")
         .args(["-n", "true"])
@@ -125,7 +142,7 @@ fn rerun_in_netns(test: &str) -> Result<bool, String> {
     }
     let status = std::process::Command::new("unshare")
         .args(["-n", "sh", "-c"])
-        .arg(r#"ip link set lo up && ip link set lo multicast on && exec "$0" --exact "$1" --nocapture"#)
+        .arg(format!(r#"{setup} && exec "$0" --exact "$1" --nocapture"#))
         .arg(me)
         .arg(test)
         .env(IN_NETNS, "1")
@@ -144,7 +161,7 @@ async fn real_mdns_on_the_loopback_finds_a_kept_peer() {
         // Root can give this test a network namespace of its own whose
         // loopback takes multicast: run it again there.
         if std::env::var_os(IN_NETNS).is_none() {
-            match rerun_in_netns("real_mdns_on_the_loopback_finds_a_kept_peer") {
+            match rerun_in_netns("real_mdns_on_the_loopback_finds_a_kept_peer", LOOPBACK) {
                 Ok(true) => return,
                 Ok(false) => panic!("the test failed in its network namespace (output above)"),
                 Err(why) => {
@@ -208,4 +225,55 @@ async fn a_running_discovery_does_not_keep_its_node_open() {
     })
     .await
     .expect("the node closed once its last handle was dropped");
+}
+
+/// A node that listens on the loopback only is announced on the loopback
+/// only: a host on the LAN never hears its PeerId. It used to be
+/// announced on every interface, naming the host's addresses with the
+/// loopback listener's port, where nothing of it listened.
+///
+/// In a network namespace of its own with a [`LAN`]: b listens on
+/// 127.0.0.1 and announces on every interface; c, the control, listens on
+/// `v0`; the LAN host o hears on `v1` only and trusts both. Once o has
+/// heard of c (and connected to it), b (announced first) would have been
+/// heard too; o is watched a while longer for it.
+#[tokio::test]
+async fn a_loopback_listener_is_not_announced_on_the_lan() {
+    const NAME: &str = "a_loopback_listener_is_not_announced_on_the_lan";
+    if std::env::var_os(IN_NETNS).is_none() {
+        match rerun_in_netns(NAME, LAN) {
+            Ok(passed) => assert!(
+                passed,
+                "the test failed in its network namespace (output above)"
+            ),
+            Err(why) => eprintln!("SKIPPED {NAME}: {why}"),
+        }
+        return;
+    }
+    let b = node(2, &[1]).await;
+    let _db = b.discover_lan(DiscoveryConfig::new()).expect("mdns for b");
+    let c = node_at(3, &[1], "10.9.9.1:0").await;
+    let _dc = c.discover_lan(DiscoveryConfig::new()).expect("mdns for c");
+    let o = node_at(1, &[2, 3], "10.9.9.2:0").await;
+    let events = o.events();
+    o.keep_connected(peer(3), true).unwrap();
+    let v1 = DiscoveryConfig::new().interface("10.9.9.2".parse().unwrap());
+    let _do = o.discover_lan(v1).expect("mdns for o");
+    connected(&events, peer(3)).await;
+    assert!(
+        o.addresses(&peer(3))
+            .iter()
+            .any(|e| e.addr == c.local_addr().unwrap()),
+        "c was heard on the LAN"
+    );
+    // (an absence: watched for a bounded while, each look a cheap read)
+    let until = tokio::time::Instant::now() + Duration::from_secs(3);
+    while tokio::time::Instant::now() < until {
+        let heard = o.addresses(&peer(2));
+        assert!(
+            heard.is_empty(),
+            "the LAN heard of the loopback listener: {heard:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
