@@ -77,6 +77,9 @@ pub enum DiscoveryError {
     /// mDNS could not start (no multicast socket, ...).
     #[error("mdns: {0}")]
     Mdns(#[from] mdns_sd::Error),
+    /// The operating system gave no randomness for the instance name.
+    #[error("no entropy from the operating system: {0}")]
+    Entropy(getrandom::Error),
 }
 
 /// LAN discovery of a node, running until dropped (which withdraws the
@@ -101,10 +104,17 @@ impl Drop for Discovery {
     }
 }
 
-/// The instance name of a node: a DNS label is at most 63 bytes, so the
-/// first 32 hex digits of the PeerId (the TXT record has all of it).
-fn instance_name(peer: &PeerId) -> String {
-    peer.to_string()[..32].to_string()
+/// A fresh instance name (and host name) for one run of discovery: 32
+/// random hex digits, not derived from the PeerId. mDNS queries carry the
+/// shared records a node already knows (the instance names) as known
+/// answers, and `mdns-sd` sends one list on every interface: a name heard
+/// on the loopback would reach the LAN, and with it, were the name made
+/// of the PeerId, the identity of a node that listens on the loopback
+/// only. The TXT record, which says who the node is, never travels so.
+fn instance_name() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Which of this host's addresses a node announces, from the address it
@@ -133,15 +143,19 @@ impl Announced {
     }
 }
 
-/// The announcement of the node `me` listening at `listen`: its port, its
+/// The announcement of the node `me` listening at `listen`, as the
+/// instance `name`: its port, its
 /// PeerId, and only the addresses it listens on ([`Announced`]).
-fn service_info(me: &PeerId, listen: SocketAddr) -> Result<ServiceInfo, mdns_sd::Error> {
-    let name = instance_name(me);
+fn service_info(
+    me: &PeerId,
+    name: &str,
+    listen: SocketAddr,
+) -> Result<ServiceInfo, mdns_sd::Error> {
     let id = me.to_string();
     let new = |ip: Option<IpAddr>| {
         ServiceInfo::new(
             SERVICE_TYPE,
-            &name,
+            name,
             &format!("{name}.local."),
             ip.as_slice(),
             listen.port(),
@@ -243,7 +257,8 @@ impl<R: Runtime> Node<R> {
                 .collect();
             daemon.enable_interface(wanted)?;
         }
-        let info = service_info(&self.peer_id(), listen)?;
+        let name = instance_name().map_err(DiscoveryError::Entropy)?;
+        let info = service_info(&self.peer_id(), &name, listen)?;
         let fullname = info.get_fullname().to_string();
         daemon.register(info)?;
         let events = daemon.browse(SERVICE_TYPE)?;
@@ -333,7 +348,11 @@ mod tests {
         assert_eq!(read, addrs);
         assert!(read_announcement(None, addrs).is_none());
         assert!(read_announcement(Some("not a peer"), addrs).is_none());
-        assert_eq!(instance_name(&peer).len(), 32);
+        // (a fresh name each time, a DNS label of at most 63 bytes)
+        let name = instance_name().unwrap();
+        assert_eq!(name.len(), 32);
+        assert_ne!(name, instance_name().unwrap());
+        assert!(!name.contains(&id[..8]));
     }
 
     /// A LAN host cannot make this node dial its own loopback services:
@@ -392,7 +411,7 @@ mod tests {
     #[test]
     fn a_node_announces_only_the_addresses_it_listens_on() {
         let me = Identity::from_seed(&[1; 32]).peer_id();
-        let info = |listen: &str| service_info(&me, listen.parse().unwrap()).unwrap();
+        let info = |listen: &str| service_info(&me, "name", listen.parse().unwrap()).unwrap();
         let only = |ip: &str| std::collections::HashSet::from([ip.parse::<IpAddr>().unwrap()]);
         for (listen, ip) in [
             ("127.0.0.1:4000", "127.0.0.1"),

@@ -250,6 +250,7 @@ async fn a_loopback_listener_is_not_announced_on_the_lan() {
         }
         return;
     }
+    let ears = lan_ears();
     let b = node(2, &[1]).await;
     let _db = b.discover_lan(DiscoveryConfig::new()).expect("mdns for b");
     let c = node_at(3, &[1], "10.9.9.1:0").await;
@@ -266,8 +267,9 @@ async fn a_loopback_listener_is_not_announced_on_the_lan() {
             .any(|e| e.addr == c.local_addr().unwrap()),
         "c was heard on the LAN"
     );
-    // (an absence: watched for a bounded while, each look a cheap read)
-    let until = tokio::time::Instant::now() + Duration::from_secs(3);
+    // (an absence: watched for a bounded while, each look a cheap read;
+    // long enough for b's browse to query again, at 1, 2, 4 s...)
+    let until = tokio::time::Instant::now() + Duration::from_secs(5);
     while tokio::time::Instant::now() < until {
         let heard = o.addresses(&peer(2));
         assert!(
@@ -276,4 +278,48 @@ async fn a_loopback_listener_is_not_announced_on_the_lan() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // nor does any packet on the LAN name it, in full or by the first
+    // half of its PeerId
+    let id = peer(2).to_string();
+    let said: Vec<Vec<u8>> = ears.try_iter().collect();
+    assert!(!said.is_empty(), "the LAN's mDNS was not heard");
+    for packet in &said {
+        for name in [&id[..], &id[..32]] {
+            assert!(
+                !packet
+                    .windows(name.len())
+                    .any(|w| w.eq_ignore_ascii_case(name.as_bytes())),
+                "a packet on the LAN names b: {}",
+                String::from_utf8_lossy(packet)
+            );
+        }
+    }
+}
+
+/// Every mDNS packet (IPv4) heard on the [`LAN`]'s `v1` side, as a host
+/// there hears them: those from a loopback address are left out (they
+/// never leave this host).
+fn lan_ears() -> std::sync::mpsc::Receiver<Vec<u8>> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).unwrap();
+    // (beside the nodes' mDNS sockets, which share the port so)
+    socket.set_reuse_address(true).unwrap();
+    socket.set_reuse_port(true).unwrap();
+    socket
+        .bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, 5353)).into())
+        .unwrap();
+    socket
+        .join_multicast_v4(&Ipv4Addr::new(224, 0, 0, 251), &Ipv4Addr::new(10, 9, 9, 2))
+        .unwrap();
+    let socket: std::net::UdpSocket = socket.into();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0; 9000];
+        while let Ok((n, from)) = socket.recv_from(&mut buf) {
+            if !from.ip().is_loopback() && tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    rx
 }
