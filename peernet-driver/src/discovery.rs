@@ -13,15 +13,33 @@
 //! **trusted** peer adds that peer's addresses to the address book as
 //! [`AddrSource::Discovery`]. That is all an announcement can do:
 //!
-//! - an untrusted peer's announcement is dropped (the book holds only
-//!   trusted peers), so discovery never makes the node dial a peer the
-//!   trust list does not name;
+//! - an untrusted peer's announcement is dropped unread (the book holds
+//!   only trusted peers), so discovery never makes the node dial a peer
+//!   the trust list does not name;
 //! - an announcement is a hint, not a proof: the handshake still proves
 //!   the key, and a false one costs one failed dial, tried after the
 //!   addresses that worked (the book's ranking): a hint that never
 //!   worked is forgotten at its first failure (heard again, it is a new
 //!   hint), and a hint never pushes out an address the application or a
-//!   ticket gave;
+//!   ticket gave. At most [`MAX_HINTS_PER_ANNOUNCEMENT`] addresses of
+//!   one announcement are taken;
+//! - so a LAN host announcing a trusted peer's PeerId with addresses of
+//!   its choosing (any IP, not only the LAN's, but loopback) can make the
+//!   node open connections there, and tell from them that the node keeps
+//!   that peer: only for a peer kept connected that is not connected, at
+//!   most `max_addresses_per_peer` per redial round, one at a time, the
+//!   rounds the backoff apart (in the long run 8 connection attempts per
+//!   30 s by default); each sends the first handshake frame, which in
+//!   version 2 tells nothing to a host without the peer's key (version 1's
+//!   HELLO names this node's PeerId);
+//! - mDNS is not authenticated: a LAN host can also announce under a
+//!   peer's instance name and flush the peer's records from our mDNS
+//!   cache, so that we miss its announcement (a squatter that plays by
+//!   mDNS's rules only makes the peer rename itself: the TXT record, not
+//!   the name, says who it is). An announcement only adds hints: it
+//!   never removes an address the application, a ticket or a working
+//!   dial gave (hints that are not working may give way, by the book's
+//!   rules);
 //! - an announced loopback address (IPv4-mapped ones included) counts
 //!   only if the announcement was heard on a loopback interface (from
 //!   this host): a LAN host cannot make the node dial a service that
@@ -34,7 +52,7 @@
 
 use std::net::{IpAddr, SocketAddr, SocketAddrV6};
 
-use mdns_sd::{IfKind, ScopedIp, ServiceDaemon, ServiceEvent, ServiceInfo};
+use mdns_sd::{IfKind, InterfaceId, ScopedIp, ServiceDaemon, ServiceEvent, ServiceInfo};
 use peernet_proto::{AddrSource, BookError, PeerId};
 
 use crate::node::Node;
@@ -173,14 +191,44 @@ fn service_info(
     })
 }
 
-/// What an announcement tells: the peer and where it listens. `None` if
-/// it names no valid PeerId.
-pub fn read_announcement(
+/// The most addresses one announcement adds to the book: a host
+/// announces its own few, but one mDNS announcement can carry hundreds,
+/// each a turn of the node's lock and a place fought for in the book
+/// (which keeps `max_addresses_per_peer` of a peer's anyway).
+pub const MAX_HINTS_PER_ANNOUNCEMENT: usize = 16;
+
+/// What one announcement teaches: the peer its TXT record names (`id`),
+/// if `wanted` (trusted and not this node; otherwise nothing more is
+/// read), and at most [`MAX_HINTS_PER_ANNOUNCEMENT`] of the addresses
+/// `heard` (with the announced `port`) that can be dialed from here
+/// ([`dialable_hint`]). `interface_addrs` lists the addresses of an
+/// interface an address was heard on (the OS is asked): at most once per
+/// interface, not once per announced address, whose number a LAN host
+/// chooses. `None` if `id` names no valid PeerId or one not wanted.
+fn hints<'a>(
     id: Option<&str>,
-    addrs: impl IntoIterator<Item = SocketAddr>,
+    port: u16,
+    heard: impl IntoIterator<Item = &'a ScopedIp>,
+    wanted: impl FnOnce(&PeerId) -> bool,
+    mut interface_addrs: impl FnMut(&InterfaceId) -> Vec<IpAddr>,
 ) -> Option<(PeerId, Vec<SocketAddr>)> {
     let peer = id?.parse::<PeerId>().ok()?;
-    Some((peer, addrs.into_iter().collect()))
+    if !wanted(&peer) {
+        return None;
+    }
+    let mut known = std::collections::HashMap::new();
+    let mut loopback = |interface: &InterfaceId| {
+        *known.entry(interface.index).or_insert_with(|| {
+            let addrs = interface_addrs(interface);
+            !addrs.is_empty() && addrs.iter().all(IpAddr::is_loopback)
+        })
+    };
+    let addrs = heard
+        .into_iter()
+        .filter_map(|ip| heard_addr(ip, port, &mut loopback))
+        .take(MAX_HINTS_PER_ANNOUNCEMENT)
+        .collect();
+    Some((peer, addrs))
 }
 
 /// Where an address announced for `port` can be dialed from here, if
@@ -211,8 +259,13 @@ pub fn dialable_hint(
     }
 }
 
-/// [`dialable_hint`] of an address as mDNS heard it.
-fn heard_addr(ip: &ScopedIp, port: u16) -> Option<SocketAddr> {
+/// [`dialable_hint`] of an address as mDNS heard it; `loopback` says
+/// whether an interface it was heard on is a loopback one.
+fn heard_addr(
+    ip: &ScopedIp,
+    port: u16,
+    loopback: &mut dyn FnMut(&InterfaceId) -> bool,
+) -> Option<SocketAddr> {
     let (scope, heard_on) = match ip {
         ScopedIp::V4(v4) => (0, v4.interface_ids().to_vec()),
         ScopedIp::V6(v6) => (v6.scope_id().index, vec![v6.scope_id().clone()]),
@@ -221,10 +274,7 @@ fn heard_addr(ip: &ScopedIp, port: u16) -> Option<SocketAddr> {
     };
     let on_loopback = ip.to_ip_addr().to_canonical().is_loopback()
         && !heard_on.is_empty()
-        && heard_on.iter().all(|interface| {
-            let addrs = interface.get_addrs();
-            !addrs.is_empty() && addrs.iter().all(IpAddr::is_loopback)
-        });
+        && heard_on.iter().all(loopback);
     let addr = dialable_hint(ip.to_ip_addr(), port, scope, on_loopback);
     if addr.is_none() {
         tracing::debug!(%ip, "announced address dropped: not dialable from here");
@@ -272,19 +322,20 @@ impl<R: Runtime> Node<R> {
                     break;
                 };
                 if let ServiceEvent::ServiceResolved(service) = event {
-                    let port = service.get_port();
-                    let addrs = service
-                        .get_addresses()
-                        .iter()
-                        .filter_map(|ip| heard_addr(ip, port));
-                    let announced = read_announcement(service.get_property_val_str(TXT_ID), addrs);
+                    let announced = hints(
+                        service.get_property_val_str(TXT_ID),
+                        service.get_port(),
+                        service.get_addresses(),
+                        |peer| node.may_learn(peer),
+                        |interface| interface.get_addrs(),
+                    );
                     match announced {
                         Some((peer, addrs)) => {
                             node.learn_from_discovery(peer, &addrs);
                         }
-                        None => tracing::debug!(
+                        None => tracing::trace!(
                             name = service.get_fullname(),
-                            "announcement without a valid PeerId"
+                            "announcement of no trusted peer ignored"
                         ),
                     }
                 }
@@ -302,6 +353,12 @@ impl<R: Runtime> Node<R> {
             _ => tracing::info!(%fullname, port, ?announced, "announcing on the local network"),
         }
         Ok(Discovery { daemon, fullname })
+    }
+
+    /// Whether an announcement of `peer` can teach anything: it is
+    /// trusted, and not this node.
+    fn may_learn(&self, peer: &PeerId) -> bool {
+        *peer != self.peer_id() && self.shared.read(|inner| inner.ep.trust().contains(peer))
     }
 
     /// An announcement was heard: `peer` listens at `addrs`. Adds them to
@@ -335,24 +392,92 @@ mod tests {
     use super::*;
     use peernet_proto::Identity;
 
+    /// An announcement names a peer by its TXT record; one of a peer not
+    /// wanted (untrusted, or this node) is read no further: none of its
+    /// addresses costs a look at an interface.
     #[test]
     fn an_announcement_names_a_peer_and_its_addresses() {
         let peer = Identity::from_seed(&[1; 32]).peer_id();
         let id = peer.to_string();
-        let addrs: [SocketAddr; 2] = [
+        let heard = [
+            ScopedIp::from(ip("192.0.2.1")),
+            ScopedIp::from(ip("2001:db8::1")),
+        ];
+        let no_interface = |_: &InterfaceId| -> Vec<IpAddr> { panic!("an interface was listed") };
+        let (got, read) = hints(Some(&id), 4000, &heard, |_| true, no_interface).unwrap();
+        assert_eq!(got, peer);
+        let mut read = read;
+        read.sort();
+        let want: Vec<SocketAddr> = vec![
             "192.0.2.1:4000".parse().unwrap(),
             "[2001:db8::1]:4000".parse().unwrap(),
         ];
-        let (got, read) = read_announcement(Some(&id), addrs).unwrap();
-        assert_eq!(got, peer);
-        assert_eq!(read, addrs);
-        assert!(read_announcement(None, addrs).is_none());
-        assert!(read_announcement(Some("not a peer"), addrs).is_none());
+        assert_eq!(read, want);
+        assert!(hints(None, 4000, &heard, |_| true, no_interface).is_none());
+        assert!(hints(Some("not a peer"), 4000, &heard, |_| true, no_interface).is_none());
+        // (a loopback address heard on an interface would be looked at)
+        let on_lan = mdns_sd::InterfaceId {
+            name: "eth0".into(),
+            index: 2,
+        };
+        let lo = [ScopedIp::V4(mdns_sd::ScopedIpV4::new(
+            [127, 0, 0, 1].into(),
+            on_lan,
+        ))];
+        assert!(hints(Some(&id), 4000, &lo, |p| *p != peer, no_interface).is_none());
         // (a fresh name each time, a DNS label of at most 63 bytes)
         let name = instance_name().unwrap();
         assert_eq!(name.len(), 32);
         assert_ne!(name, instance_name().unwrap());
         assert!(!name.contains(&id[..8]));
+    }
+
+    /// One announcement of a trusted peer can carry hundreds of
+    /// addresses (a LAN host chooses them): the OS is asked for an
+    /// interface's addresses once per interface heard on, not once per
+    /// address, and at most [`MAX_HINTS_PER_ANNOUNCEMENT`] addresses go to
+    /// the book. It was one interface listing (a netlink dump) per
+    /// announced loopback address, each announcement's, untrusted ones
+    /// too, on the node's runtime, and every address went to the book.
+    #[test]
+    fn a_huge_announcement_costs_one_look_per_interface() {
+        let peer = Identity::from_seed(&[1; 32]).peer_id();
+        let id = peer.to_string();
+        let lan = |index| mdns_sd::InterfaceId {
+            name: format!("eth{index}"),
+            index,
+        };
+        let mut heard = Vec::new();
+        for k in 0..500u32 {
+            let [_, _, hi, lo] = k.to_be_bytes();
+            let heard_on = lan(k % 2 + 2);
+            heard.push(ScopedIp::V4(mdns_sd::ScopedIpV4::new(
+                [127, 1, hi, lo].into(),
+                heard_on.clone(),
+            )));
+            heard.push(ScopedIp::V4(mdns_sd::ScopedIpV4::new(
+                [192, 0, hi, lo].into(),
+                heard_on,
+            )));
+        }
+        let mut looks = 0;
+        let (_, addrs) = hints(
+            Some(&id),
+            4000,
+            &heard,
+            |_| true,
+            |_| {
+                looks += 1;
+                vec![ip("192.0.2.99")]
+            },
+        )
+        .unwrap();
+        assert!(
+            looks <= 2,
+            "{looks} interface listings for one announcement"
+        );
+        assert_eq!(addrs.len(), MAX_HINTS_PER_ANNOUNCEMENT);
+        assert!(addrs.iter().all(|a| !a.ip().is_loopback()), "{addrs:?}");
     }
 
     /// A LAN host cannot make this node dial its own loopback services:
@@ -361,7 +486,6 @@ mod tests {
     /// dropped when there is none (no dial could reach it).
     #[test]
     fn only_addresses_dialable_from_here_are_hints() {
-        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         let at = |s: &str| s.parse::<SocketAddr>().unwrap();
         // heard from the network
         assert_eq!(dialable_hint(ip("127.0.0.1"), 22, 0, false), None);
@@ -395,12 +519,16 @@ mod tests {
         // an address of the machine's loopback interface, as mDNS reports
         // it: heard there, it is kept; heard on no interface, dropped
         let lo = if_addrs_loopback();
+        let os = &mut |interface: &InterfaceId| {
+            let addrs = interface.get_addrs();
+            !addrs.is_empty() && addrs.iter().all(IpAddr::is_loopback)
+        };
         if let Some(lo) = lo {
             let heard = ScopedIp::V4(mdns_sd::ScopedIpV4::new("127.0.0.1".parse().unwrap(), lo));
-            assert_eq!(heard_addr(&heard, 4000), Some(at("127.0.0.1:4000")));
+            assert_eq!(heard_addr(&heard, 4000, os), Some(at("127.0.0.1:4000")));
         }
         let nowhere = ScopedIp::from(ip("127.0.0.1"));
-        assert_eq!(heard_addr(&nowhere, 4000), None);
+        assert_eq!(heard_addr(&nowhere, 4000, os), None);
     }
 
     /// A node announces only the addresses it listens on: one listening
