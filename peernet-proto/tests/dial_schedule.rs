@@ -932,3 +932,63 @@ fn a_hint_being_dialed_does_not_make_room() {
     );
     assert_eq!(a.addresses(&c).count(), 0, "the other hint made room");
 }
+
+/// What a LAN host that announces a kept peer's PeerId with addresses of
+/// its choosing can make this node do, over ten minutes in which it
+/// re-announces false addresses after every dial: each round dials at
+/// most `max_addresses_per_peer` of them, one at a time (those heard
+/// during a round wait for the next); each is forgotten at its failure;
+/// and the rounds are the backoff apart, which grows to `max_delay`. So
+/// at most `max_addresses_per_peer` connection attempts per `max_delay`
+/// in the long run (8 per 30 s by default), for each kept peer that is
+/// not connected.
+#[test]
+fn a_lan_host_gets_at_most_one_round_of_dials_per_backoff() {
+    let b = identity(2).peer_id();
+    let mut a = endpoint(1, &[2]);
+    let per_peer = a.config().max_addresses_per_peer;
+    let dial = a.config().dial.clone();
+    let start = Instant::from_millis(1);
+    a.keep_connected(start, b, true).unwrap();
+    let mut next_false = 1u16;
+    let mut announce = |a: &mut Endpoint, now| {
+        while a.addresses(&b).count() < per_peer {
+            let _ = a.add_address(now, b, addr(next_false), AddrSource::Discovery);
+            next_false += 1;
+        }
+    };
+    let mut now = start;
+    announce(&mut a, now);
+    let minutes = Duration::from_secs(600);
+    let mut rounds: Vec<(Instant, usize)> = Vec::new();
+    while now.saturating_duration_since(start) < minutes {
+        let mut dialed = 0;
+        loop {
+            let d = dials(&drain(&mut a));
+            assert!(d.len() <= 1, "dials at once: {d:?}");
+            let Some(&(_, to)) = d.first() else { break };
+            dialed += 1;
+            a.dial_failed(now, b, to, refused());
+            assert!(a.addresses(&b).all(|e| e.addr != to), "kept after failing");
+            announce(&mut a, now);
+        }
+        rounds.push((now, dialed));
+        now = next_deadline(&mut a);
+    }
+    for (at, dialed) in &rounds {
+        assert!(*dialed <= per_peer, "{dialed} dials in the round at {at:?}");
+    }
+    for pair in rounds.windows(2) {
+        let gap = pair[1].0.saturating_duration_since(pair[0].0);
+        assert!(gap >= dial.first_min, "rounds {gap:?} apart");
+    }
+    let (last, before) = (rounds[rounds.len() - 1].0, rounds[rounds.len() - 2].0);
+    assert_eq!(last.saturating_duration_since(before), dial.max_delay);
+    let total: usize = rounds.iter().map(|r| r.1).sum();
+    let steady = (minutes.as_secs() / dial.max_delay.as_secs()) as usize;
+    assert!(
+        total <= per_peer * (steady + 10),
+        "{total} dials in {} rounds",
+        rounds.len()
+    );
+}
