@@ -34,14 +34,24 @@ pub(crate) struct HandEdits {
 impl HandEdits {
     /// Takes in the file as it is `now`, against `before`, what the node
     /// last read or wrote of it: each peer whose lines differ becomes (or
-    /// stays) the operator's, with its lines in `now`. Returns how many
-    /// peers changed.
-    pub(crate) fn take_in(&mut self, before: &SavedBook, now: &SavedBook) -> usize {
+    /// stays) the operator's, with its lines in `now`, if `saved` says the
+    /// book keeps the peer (trusted by the run or the trust file). The
+    /// lines of any other peer are dropped by the save, as at every save,
+    /// and are not held: held, they would come back as the operator's at
+    /// a later `pair` (an unpair forgets only what was held then), and
+    /// every edit could add a file's worth of peers to this run's memory.
+    /// Returns how many peers are the operator's from this edit.
+    pub(crate) fn take_in(
+        &mut self,
+        before: &SavedBook,
+        now: &SavedBook,
+        saved: impl Fn(&PeerId) -> bool,
+    ) -> usize {
         let touched: BTreeSet<PeerId> = before
             .iter()
             .chain(now.iter())
             .map(|(peer, _)| *peer)
-            .filter(|peer| !before.same_peer(now, peer))
+            .filter(|peer| saved(peer) && !before.same_peer(now, peer))
             .collect();
         for peer in &touched {
             self.lines.copy_peer(now, peer);
@@ -103,7 +113,7 @@ mod tests {
         now.remove(&peer(3));
         now.set(peer(6), [(addr(6), app)]);
         let mut edits = HandEdits::default();
-        assert_eq!(edits.take_in(&before, &now), 4);
+        assert_eq!(edits.take_in(&before, &now, |_| true), 4);
         let covered: Vec<bool> = (1..=6).map(|s| edits.covers(&peer(s))).collect();
         assert_eq!(covered, [true, true, true, false, false, true]);
         // the node's book, with the operator's lines laid over it
@@ -122,10 +132,27 @@ mod tests {
         // a later edit of another peer leaves the earlier ones standing
         let mut later = now.clone();
         later.set(peer(5), [(addr(55), app)]);
-        assert_eq!(edits.take_in(&now, &later), 1);
+        assert_eq!(edits.take_in(&now, &later, |_| true), 1);
         assert!(edits.covers(&peer(1)) && edits.covers(&peer(5)));
         assert!(edits.forget(&peer(1)));
         assert!(!edits.covers(&peer(1)));
         assert!(!edits.forget(&peer(4)));
+    }
+
+    /// An edit of a peer the book does not keep (trusted by neither the
+    /// run nor the trust file) is not held: it would come back at a
+    /// later `pair`.
+    #[test]
+    fn an_edit_of_a_peer_the_book_drops_is_not_held() {
+        let app = AddrSource::Application;
+        let mut before = SavedBook::new();
+        before.set(peer(1), [(addr(1), app)]);
+        let mut now = before.clone();
+        now.set(peer(1), [(addr(2), app)]);
+        now.set(peer(2), [(addr(3), app)]);
+        let mut edits = HandEdits::default();
+        assert_eq!(edits.take_in(&before, &now, |p| *p == peer(1)), 1);
+        assert!(edits.covers(&peer(1)) && !edits.covers(&peer(2)));
+        assert!(!edits.forget(&peer(2)));
     }
 }

@@ -169,7 +169,13 @@ async fn save_now<R: Runtime>(shared: Arc<Shared<R>>, lock: Arc<NodeLock>) {
         };
         match shared.rt.spawn_blocking(read).await {
             Ok((before, now)) => {
-                let peers = shared.book_saves.hand().take_in(&before, &now);
+                // (the hand's lock, then the core's: as `book_to_save`)
+                let mut hand = shared.book_saves.hand();
+                let peers = shared.read(|inner| {
+                    let saved = |p: &_| inner.ep.trust().contains(p) || saved_trust.contains(p);
+                    hand.take_in(&before, &now, saved)
+                });
+                drop(hand);
                 tracing::info!(
                     file = %dir.book_path().display(),
                     peers,

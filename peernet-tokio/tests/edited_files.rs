@@ -276,3 +276,33 @@ async fn a_damaged_book_is_never_written_over_and_a_mended_one_is_kept() {
     assert_eq!(on_disk.get(&edited), [(addr(7), app)]);
     assert_eq!(on_disk.get(&other), [(addr(3), app)]);
 }
+
+/// An unpair drops the operator's lines of the peer: a later `pair`
+/// starts it with what the node learns. A hand edit of the peer that the
+/// node read only after the unpair (the unpair's own book save found the
+/// file edited) used to be taken in all the same, kept out of sight while
+/// the peer was untrusted, and written again as the operator's lines
+/// once the peer was paired again: the new address was never saved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_read_after_an_unpair_does_not_come_back_with_a_pair() {
+    let dir = tempfile::tempdir().unwrap();
+    let (peer, other) = (id(2), id(3));
+    let app = AddrSource::Application;
+    a_saved_book(dir.path(), &[peer, other]).await;
+    let node = Node::new(NodeConfig::from_data_dir(dir.path()).unwrap());
+    // the operator moves `peer` to another address, then unpairs it
+    let hand = DataDir::open(dir.path()).unwrap();
+    let mut book = hand.load_book().unwrap();
+    book.set(peer, [(addr(2), app)]);
+    hand.save_book(&book).unwrap();
+    assert!(node.unpair(&peer).await.unwrap());
+    until("the unpaired peer's lines gone from the file", || {
+        book_on_disk(dir.path()).get(&peer).is_empty()
+    })
+    .await;
+    // paired again, with a new address
+    node.pair(peer, None).await.unwrap();
+    node.add_address(peer, addr(5), app).unwrap();
+    node.shutdown().await;
+    assert_eq!(book_on_disk(dir.path()).get(&peer), [(addr(5), app)]);
+}
