@@ -13,7 +13,9 @@
 //! grain is the peer: a peer's lines are one list, best first, in the
 //! order it is dialed, and the node does not mix what it learned into an
 //! order the operator chose. An unpair forgets the operator's lines of
-//! the peer with the rest of its addresses.
+//! the peer with the rest of its addresses. Only peers the book keeps
+//! (trusted by the run, or by the trust file as read again with the
+//! book) are taken in: the lines of others are dropped by every save.
 
 use std::collections::BTreeSet;
 

@@ -136,15 +136,16 @@ pub(crate) fn at_close<R: Runtime>(shared: &Arc<Shared<R>>, lock: Option<Arc<Nod
 /// saved addresses of the peers the directory trusts that this run left
 /// out, on the runtime's blocking pool, holding the directory's `lock`
 /// until done. A file edited by hand since the node last read or wrote it
-/// is read again, and the save is made again with the operator's lines of
-/// the peers the edit changed (`book_edits.rs`); a file that does not load
+/// is read again (the trust file too: the directory's list becomes the
+/// file's), and the save is made again with the operator's lines of the
+/// peers the edit changed (`book_edits.rs`); a file that does not load
 /// is left alone. A failure owes a save again, tried after the back-off.
 async fn save_now<R: Runtime>(shared: Arc<Shared<R>>, lock: Arc<NodeLock>) {
     let Some(dir) = shared.data_dir.clone() else {
         return;
     };
     // Serialised with trust-list saves; the directory's own trust list.
-    let saved_trust = shared.persist.lock().await;
+    let mut saved_trust = shared.persist.lock().await;
     let mut reread = false;
     let saved = loop {
         let book = book_to_save(&shared, &saved_trust);
@@ -161,21 +162,31 @@ async fn save_now<R: Runtime>(shared: Arc<Shared<R>>, lock: Arc<NodeLock>) {
             Err(e) if ChangedOnDisk::is(&e) && !reread => reread = true,
             saved => break saved.map(|()| addresses),
         }
-        let (from, held) = (dir.clone(), lock.clone());
+        // The book as it is now, and the trust file too (an operator may
+        // add a peer to both for the next start: the book keeps its lines;
+        // a trust file that does not load counts as unchanged). The edit
+        // is taken in with the reading, so that a save dropped once it
+        // has read (a shutdown's grace ran out) has not noted the file as
+        // seen without taking its edit in.
+        let (from, held, node) = (dir.clone(), lock.clone(), shared.clone());
+        let known = saved_trust.clone();
         let read = move || {
-            let read = from.reread_book();
+            let trust = from.load_trust().unwrap_or(known);
+            let read = from.reread_book().map(|(before, now)| {
+                // (the hand's lock, then the core's: as `book_to_save`)
+                let mut hand = node.book_saves.hand();
+                let peers = node.read(|inner| {
+                    let saved = |p: &_| inner.ep.trust().contains(p) || trust.contains(p);
+                    hand.take_in(&before, &now, saved)
+                });
+                (peers, trust)
+            });
             drop(held);
             read
         };
         match shared.rt.spawn_blocking(read).await {
-            Ok((before, now)) => {
-                // (the hand's lock, then the core's: as `book_to_save`)
-                let mut hand = shared.book_saves.hand();
-                let peers = shared.read(|inner| {
-                    let saved = |p: &_| inner.ep.trust().contains(p) || saved_trust.contains(p);
-                    hand.take_in(&before, &now, saved)
-                });
-                drop(hand);
+            Ok((peers, trust)) => {
+                *saved_trust = trust;
                 tracing::info!(
                     file = %dir.book_path().display(),
                     peers,

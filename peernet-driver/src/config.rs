@@ -146,8 +146,13 @@ impl NodeConfig {
     /// run, whatever the node learns of that peer meanwhile; every other
     /// peer's lines are the running node's, and what it learns of them is
     /// saved as before. An unpair drops the operator's lines of the peer
-    /// with its addresses; lines of a peer that neither this run nor the
-    /// trust file trusts are dropped, as at every save. The running node
+    /// with its addresses (an edit of the peer read after the unpair
+    /// too: a later `pair` starts it with what the node learns); lines of
+    /// a peer that neither this run nor the trust file trusts are
+    /// dropped, as at every save (the trust file as it is then, read
+    /// again with the book: a peer added by hand to both keeps its
+    /// lines). Comments and blank lines are not kept: every save writes
+    /// the book in its own form, one line per address. The running node
     /// goes on dialing with the addresses it had: the next start loads
     /// the edit. A file that no longer loads (a line that does not parse,
     /// a FIFO, too large) is never written over: each save is refused

@@ -306,3 +306,41 @@ async fn an_edit_read_after_an_unpair_does_not_come_back_with_a_pair() {
     node.shutdown().await;
     assert_eq!(book_on_disk(dir.path()).get(&peer), [(addr(5), app)]);
 }
+
+/// A peer the operator adds by hand to both files while the node runs,
+/// for the next start, keeps its lines in the book. The book save read
+/// the book again but counted only the trust list the node had read at
+/// start: it dropped the new peer's lines as those of a peer nobody
+/// trusts, and the next start trusted the peer with no address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_added_by_hand_to_both_files_keeps_its_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let (known, added) = (id(2), id(3));
+    let app = AddrSource::Application;
+    a_saved_book(dir.path(), &[known]).await;
+    let node = Node::new(NodeConfig::from_data_dir(dir.path()).unwrap());
+    let hand = DataDir::open(dir.path()).unwrap();
+    let mut trust = hand.load_trust().unwrap();
+    trust.insert(added, None);
+    hand.save_trust(&trust).unwrap();
+    let mut book = hand.load_book().unwrap();
+    book.set(added, [(addr(7), app)]);
+    hand.save_book(&book).unwrap();
+    // the node learns an address: its save reads the edit
+    node.add_address(known, addr(3), app).unwrap();
+    until("the node's new address saved", || {
+        book_on_disk(dir.path()).get(&known).len() == 2
+    })
+    .await;
+    assert_eq!(book_on_disk(dir.path()).get(&added), [(addr(7), app)]);
+    // and later saves keep it too
+    node.add_address(known, addr(4), app).unwrap();
+    node.shutdown().await;
+    assert_eq!(book_on_disk(dir.path()).get(&known).len(), 3);
+    assert_eq!(book_on_disk(dir.path()).get(&added), [(addr(7), app)]);
+    // the next start dials the added peer by its line
+    let node = Node::new(NodeConfig::from_data_dir(dir.path()).unwrap());
+    let loaded: Vec<SocketAddr> = node.addresses(&added).iter().map(|e| e.addr).collect();
+    node.shutdown().await;
+    assert_eq!(loaded, [addr(7)]);
+}
