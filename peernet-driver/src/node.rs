@@ -881,7 +881,11 @@ impl<R: Runtime> Node<R> {
 
     /// Sends to `handle` on `peer`, fire-and-forget: resolves once the
     /// envelope is queued (first waiting for room if the queue is full). A
-    /// refusal on the other side is silent.
+    /// refusal on the other side is silent. A close of the connection
+    /// (`disconnect`, `shutdown`) before the writer took the envelope
+    /// drops it when what is still queued does not fit with the GOODBYE in
+    /// 4 KiB ([`peernet_proto::LAST_COPIED`]): a connection's last write
+    /// stays short, so that every peer that reads gets its GOODBYE.
     ///
     /// # Errors
     ///

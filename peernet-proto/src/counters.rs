@@ -178,6 +178,15 @@ impl CallCounts {
             + self.by_status.get(ReplyStatus::Forbidden)
             + self.by_status.get(ReplyStatus::Overloaded)
     }
+
+    /// Theirs: replies counted answered that were dropped from the send
+    /// queue unsent (the connection ended): their calls ended with it.
+    pub(crate) fn never_sent(&mut self, dropped: &StatusCounts) {
+        for (count, n) in self.by_status.0.iter_mut().zip(dropped.0) {
+            *count = count.saturating_sub(n);
+            self.connection_closed += n;
+        }
+    }
 }
 
 /// What the endpoint did since it started: handshakes and calls by

@@ -194,10 +194,14 @@ pub enum Event {
 /// as it would bytes that came a moment later.
 pub const OUTPUTS_BEFORE_PAUSE: usize = 1024;
 
-/// The longest [`Output::Close`] `last` that is copied out of the
-/// connection's queue rather than cut from its buffer: a GOODBYE's record
-/// with its longest reason fits. One this short holds no memory but its
-/// own, so a driver may keep it (for a linger) at no cost to the queue's.
+/// The longest [`Output::Close`] `last`: it is copied out of the
+/// connection's queue rather than cut from its buffer, and a GOODBYE's
+/// record with its longest reason fits. What is still queued at the close
+/// goes before the farewell only if both fit in this; otherwise it is
+/// dropped (never handed over, so none of it is on the wire) and the
+/// farewell goes alone. So `last` holds no memory but its own, and a
+/// driver may keep it (for a linger) at no cost to the queue's, however
+/// many connections close at once.
 pub const LAST_COPIED: usize = 4096;
 
 /// What the driver must do next; see [`crate::Endpoint::poll_output`].
@@ -211,7 +215,8 @@ pub enum Output {
     Close {
         /// The connection.
         conn: ConnId,
-        /// The final bytes (a GOODBYE or REJECT), possibly empty.
+        /// The final bytes: a GOODBYE or REJECT, after what was still
+        /// queued if it fit; possibly empty; at most [`LAST_COPIED`].
         last: Bytes,
     },
     /// Something for the application.

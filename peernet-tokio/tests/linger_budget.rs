@@ -17,14 +17,17 @@ use silent_peer::{open_fds, silent_peer, socket_released};
 /// once. (A peer that reads nothing and reconnects as fast as it may used
 /// to pin a batch of up to a send cap per closed connection, for the whole
 /// linger of each: hundreds of MiB with the defaults.) Here the send cap
-/// is about 128 KiB (a 64 KiB queue and 64 KiB frames), so the budget is
-/// about 512 KiB, and eight connections whose writers are blocked with
-/// calls of 60 kB hold more than that when they close: some of their
-/// sockets go at once, well before the 2 s linger would have let them.
+/// is about 68 KiB (a 4 KiB queue and 64 KiB frames), so the budget is
+/// about 272 KiB, and eight connections whose writers are blocked with
+/// calls of 60 kB (at least one in each batch) hold more than that when
+/// they close: some of their sockets go at once, well before the 2 s
+/// linger would have let them. (With a 64 KiB queue the last writes,
+/// which carried the queue, filled the budget; they are now a GOODBYE
+/// alone, and eight batches fit in four caps.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closed_connections_over_the_linger_budget_stop_at_once() {
     let mut protocol = Config::default();
-    protocol.send_buffer = 64 << 10;
+    protocol.send_buffer = 4 << 10;
     protocol.max_send_buffer = 64 << 10;
     protocol.max_frame_len = 64 << 10;
     let budget = 4 * protocol.hard_send_cap();

@@ -78,8 +78,8 @@ async fn a_peer_that_never_reads_pins_about_two_send_buffers() {
     // One shared result: the handler allocates nothing per call, so what
     // the heap grows by is what the node itself holds.
     let big = Bytes::from(vec![7u8; 1_000_000]);
-    let mut unread = Unread::start(45, 44, core.clone(), move || big.clone()).await;
-    let raw_peer = unread.raw.peer_id();
+    let mut unread = Unread::start(45, &[44], core.clone(), move || big.clone()).await;
+    let raw_peer = unread.raws[0].peer_id();
     let events = unread.bob.events();
     let before = live();
     // 32 calls for 1 MB each, and never a read
@@ -127,7 +127,7 @@ async fn a_peer_that_never_reads_pins_about_two_send_buffers() {
         .expect("the connection ends");
     println!("closed: {reason}");
     assert_eq!(bob.stats().core.replies_waiting, 0);
-    let Unread { bob, raw, .. } = unread;
-    drop(raw);
+    let Unread { bob, raws, .. } = unread;
+    drop(raws);
     bob.shutdown().await;
 }

@@ -13,10 +13,10 @@
 //! Rooms: `handshake` (the handshake's states, one variant per protocol
 //! version), `session` (an established connection: calls, ids, the
 //! envelopes), `liveness` (PING and idle), `transmit` (the send queue,
-//! which seals version 2's records), `in_flight` (the call tables).
+//! which seals version 2's records), `in_flight` (the call tables),
+//! `closing` (how it ends: the farewell and the last write).
 
 use alloc::collections::VecDeque;
-use alloc::vec::Vec;
 
 use bytes::{Buf, Bytes, BytesMut};
 use rand_core::CryptoRng;
@@ -26,13 +26,13 @@ use crate::config::{Config, ProtocolVersion, fault};
 use crate::counters::{Counters, HandshakeCounts};
 use crate::ending::Ending;
 use crate::envelope::{Arena, EnvelopeRef};
-use crate::error::{CallError, CloseReason, ConnectError};
+use crate::error::ConnectError;
 use crate::event::{Event, OUTPUTS_BEFORE_PAUSE, Output};
 use crate::exposure::Exposure;
 use crate::frame::{Frame, FrameDecoder};
 use crate::handshake::MAX_HANDSHAKE_FRAME;
 use crate::identity::{Identity, PeerId};
-use crate::ids::{CallId, ConnId, Direction};
+use crate::ids::{ConnId, Direction};
 use crate::noise::{CipherState, INIT_LEN, LocalStatic, ReplayCache};
 use crate::orphans::Orphans;
 use crate::reconnects::Reconnects;
@@ -40,6 +40,7 @@ use crate::registry::Established;
 use crate::timers::{Timer, Timers};
 use crate::trust::TrustList;
 
+mod closing;
 mod handshake;
 mod in_flight;
 mod liveness;
@@ -503,91 +504,6 @@ impl Connection {
             self.refill(ctx);
         }
         Ok(taken)
-    }
-
-    /// Ends the connection (the endpoint already forgot it): queues the
-    /// farewell `ending` calls for, disarms every timer, resolves every
-    /// call still in flight exactly once, and tells the driver and the
-    /// application.
-    pub(crate) fn close(mut self, ending: Ending, ctx: &mut Ctx) {
-        let conn = self.id;
-        let peer = self.peer();
-        let announced = self.is_announced();
-        let established = matches!(self.state, State::Established(_));
-        self.waiting.drop_all(&mut ctx.counters.calls_in);
-        if self.tx.is_sealed() && established {
-            if let Some((code, reason)) = ending.goodbye_envelope() {
-                let goodbye = EnvelopeRef::Goodbye {
-                    code,
-                    reason: &reason,
-                };
-                self.tx.push_farewell(goodbye, ctx.config.max_frame_len);
-            }
-        } else if self.recv.is_none() {
-            // (a version-2 responder waiting for the first record holds
-            // record keys: its stream carries records only, and before
-            // step 4 it sends none, so it closes without a word)
-            let v2 = matches!(&self.state, State::Handshake(h) if h.is_v2());
-            let before = self.tx.len();
-            ending.write_farewell(
-                established,
-                v2,
-                self.tx.out_for_farewell(),
-                ctx.config.max_frame_len,
-            );
-            if established && self.tx.len() > before {
-                // Version 1's GOODBYE: an envelope frame.
-                self.tx.records += 1;
-            }
-        }
-        if let Some(at) = self.handshake_deadline.take() {
-            ctx.timers.disarm(at, Timer::Handshake(conn));
-        }
-        self.liveness.disarm(ctx);
-        let last = self.tx.take_last();
-        ctx.counters.bytes_out += last.len() as u64;
-        ctx.counters.records_out += self.tx.records;
-        let (outbound, inbound) = match &mut self.state {
-            State::Established(s) => (
-                s.outbound.drain_sorted(&mut ctx.timers),
-                s.inbound.drain_sorted_with(&mut ctx.timers),
-            ),
-            State::Handshake(_) => (Vec::new(), Vec::new()),
-        };
-        self.release_calls_at_close(&inbound, ctx);
-        ctx.counters.calls_out.connection_closed += outbound.len() as u64;
-        ctx.counters.calls_in.connection_closed += inbound.len() as u64;
-        // A connection is announced as soon as its handshake wins the
-        // registry, so one that was not has no call in flight.
-        let outcome = match (announced, peer) {
-            (true, Some(peer)) => Ok((peer, ending.close_reason())),
-            _ => Err(ending.handshake_error()),
-        };
-        for id in outbound {
-            let reason = match &outcome {
-                Ok((_, reason)) => reason.clone(),
-                Err(_) => CloseReason::TransportLost,
-            };
-            ctx.emit(Event::CallResult {
-                id: CallId { conn, id },
-                result: Err(CallError::ConnectionClosed(reason)),
-            });
-        }
-        for (id, served) in inbound {
-            ctx.emit(Event::CallCancelled(served.id(conn, id)));
-        }
-        ctx.outputs.push_back(Output::Close { conn, last });
-        match outcome {
-            Ok((peer, reason)) => {
-                tracing::debug!(conn = %conn, peer = %peer, reason = %reason, "disconnected");
-                ctx.emit(Event::Disconnected { conn, peer, reason });
-            }
-            Err(error) => {
-                handshakes(ctx, self.direction).failed(&error);
-                tracing::debug!(conn = %conn, peer = ?peer, error = %error, direction = ?self.direction, "handshake failed");
-                ctx.emit(Event::HandshakeFailed { conn, peer, error });
-            }
-        }
     }
 }
 

@@ -103,7 +103,7 @@ impl Connection {
             Ok(plain) => plain.len(),
             Err(_) if crate::config::fault!(ctx.config, IgnoreBadRecord) => return None,
             Err(e) => {
-                self.tx.discard();
+                self.drop_queue(ctx);
                 return Some(Transition::End(Ending::RecordFailed(e)));
             }
         };

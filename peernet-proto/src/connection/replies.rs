@@ -18,11 +18,11 @@
 //! `idle_timeout` (`Input::Stalled`) and the replies go with the
 //! connection.
 //!
-//! When the connection ends, however it ends, its last write carries what
-//! is queued (at most a send buffer and a frame) and the replies still
-//! waiting go with it: their calls fail on the caller's side with the
-//! close, and count as ended by it here. (Putting them all in the last
-//! write would pass what the driver lets a closing connection write, its
+//! When the connection ends, however it ends, the replies still waiting
+//! go with it, and so does what is queued unless it fits with the
+//! farewell in a short last write (`closing.rs`): their calls fail on the
+//! caller's side with the close, and count as ended by it here. (A long
+//! last write passes what the driver lets closing connections write, its
 //! linger budget, and the peer would get nothing, GOODBYE included.) A
 //! CANCEL of a call whose reply waits drops the reply and frees the slot;
 //! a CALL reusing its request id is a protocol error, as for a call in
@@ -172,20 +172,10 @@ impl Connection {
         body: &[u8],
         ctx: &mut Ctx,
     ) -> ReplyStatus {
-        let reply = EnvelopeRef::Reply {
-            id,
-            status: status.code(),
-            body,
-        };
-        if self.tx.push(reply, ctx).is_ok() {
+        if self.tx.push_reply(id, status, body, ctx).is_ok() {
             return status;
         }
-        let too_large = EnvelopeRef::Reply {
-            id,
-            status: ReplyStatus::TooLarge.code(),
-            body: &[],
-        };
-        let _ = self.tx.push(too_large, ctx);
+        let _ = self.tx.push_reply(id, ReplyStatus::TooLarge, &[], ctx);
         ReplyStatus::TooLarge
     }
 }

@@ -318,12 +318,7 @@ impl Connection {
             Err(status) => {
                 ctx.counters.calls_in.by_status.add(status);
                 tracing::debug!(conn = %self.id, peer = %peer, handle = ?handle.as_str(), %status, "call refused");
-                let refusal = EnvelopeRef::Reply {
-                    id,
-                    status: status.code(),
-                    body: &[],
-                };
-                let _ = self.tx.push(refusal, ctx);
+                let _ = self.tx.push_reply(id, status, &[], ctx);
                 self.enforce_send_cap(ctx).map(Transition::End)
             }
             Ok(()) => {
@@ -356,7 +351,7 @@ impl Connection {
         if self.tx.len() <= cap {
             return None;
         }
-        self.tx.discard();
+        self.drop_queue(ctx);
         let reason = format!("peer does not read: over {cap} bytes queued");
         Some(Ending::ProtocolError(reason))
     }

@@ -15,6 +15,8 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::Instant;
+use crate::codes::ReplyStatus;
+use crate::counters::StatusCounts;
 use crate::envelope::{EnvelopeRef, EnvelopeTooLarge};
 use crate::event::Output;
 use crate::frame::{FRAME_HEADER_LEN, encode_frame};
@@ -35,6 +37,9 @@ pub(super) struct Transmit {
     pub(super) records: u64,
     /// Version 2, once the handshake gave the keys: the record layer.
     sealer: Option<Sealer>,
+    /// The REPLYs queued since the last take, by status: what
+    /// [`Transmit::discard`] drops of the calls counted answered.
+    replies: StatusCounts,
 }
 
 /// Seals what a version-2 connection sends.
@@ -80,12 +85,20 @@ impl Transmit {
             last_sent: now,
             records: 0,
             sealer: None,
+            replies: StatusCounts::default(),
         }
     }
 
     /// Bytes queued and not yet taken.
     pub(super) fn len(&self) -> usize {
         self.out.len()
+    }
+
+    /// What [`Transmit::take_last`] would hand over now: the bytes queued,
+    /// and in version 2 the open record's tag.
+    pub(super) fn last_len(&self) -> usize {
+        let open = self.sealer.as_ref().is_some_and(|s| s.open.is_some());
+        self.out.len() + if open { TAG_LEN } else { 0 }
     }
 
     /// Version 2: from now on envelopes are sealed into records with
@@ -148,6 +161,25 @@ impl Transmit {
         Ok(())
     }
 
+    /// Queues a REPLY, as [`Transmit::push`] does; counted among those a
+    /// [`Transmit::discard`] would drop until the queue is taken.
+    pub(super) fn push_reply(
+        &mut self,
+        id: u64,
+        status: ReplyStatus,
+        body: &[u8],
+        ctx: &mut Ctx,
+    ) -> Result<(), EnvelopeTooLarge> {
+        let reply = EnvelopeRef::Reply {
+            id,
+            status: status.code(),
+            body,
+        };
+        self.push(reply, ctx)?;
+        self.replies.add(status);
+        Ok(())
+    }
+
     /// Queues the envelope that ends the connection: no wake-up, its bytes
     /// leave with `Output::Close`. A GOODBYE too large is left out.
     pub(super) fn push_farewell(&mut self, envelope: EnvelopeRef<'_>, max_frame_len: u32) {
@@ -201,12 +233,13 @@ impl Transmit {
     }
 
     /// Drops everything queued (a peer that does not read gets no more;
-    /// a record that failed to decrypt gets nothing more). In version 2
-    /// the records sealed and dropped give their nonces back: none of
-    /// their bytes left, and the farewell that may follow (GOODBYE
-    /// `protocol_error` to a peer that does not read) must be sealed under
-    /// the nonce the peer expects, or it could not open it.
-    pub(super) fn discard(&mut self) {
+    /// a record that failed to decrypt gets nothing more; a last write
+    /// too long to linger, `closing.rs`). Nothing queued was handed over,
+    /// so none of it is on the wire: in version 2 the records sealed and
+    /// dropped give their nonces back, and the farewell that may follow
+    /// is sealed under the nonce the peer expects next, or it could not
+    /// open it. Returns the REPLYs dropped, by status.
+    pub(super) fn discard(&mut self) -> StatusCounts {
         self.out.clear();
         if let Some(s) = &mut self.sealer {
             s.open = None;
@@ -214,6 +247,7 @@ impl Transmit {
             self.records = self.records.saturating_sub(dropped);
             s.cipher.rewind_unsent(s.unsent_from);
         }
+        core::mem::take(&mut self.replies)
     }
 
     fn wrote(&mut self, ctx: &mut Ctx) {
@@ -236,6 +270,7 @@ impl Transmit {
             }
             s.unsent_from = s.cipher.nonce();
         }
+        self.replies = StatusCounts::default();
         Ok((!self.out.is_empty()).then(|| self.out.split().freeze()))
     }
 

@@ -431,7 +431,10 @@ impl Endpoint {
     }
 
     /// Closes the connection to `peer` on purpose, with GOODBYE `normal`.
-    /// Returns false if there was none.
+    /// What is still queued for it goes first only if it fits with the
+    /// GOODBYE in [`crate::LAST_COPIED`] bytes; otherwise it is dropped
+    /// (its replies' calls fail on the peer's side with the close, as ours
+    /// do here). Returns false if there was none.
     pub fn disconnect(&mut self, now: Instant, peer: &PeerId) -> bool {
         self.advance(now);
         let Some(conn) = self.connection(peer) else {
@@ -451,7 +454,8 @@ impl Endpoint {
     }
 
     /// Closes every connection: GOODBYE `normal` on established ones (their
-    /// calls fail), abandoning handshakes in progress.
+    /// calls fail; what is still queued goes as for
+    /// [`Endpoint::disconnect`]), abandoning handshakes in progress.
     pub fn close_all(&mut self, now: Instant) {
         self.advance(now);
         let all: Vec<ConnId> = self.conns.keys().copied().collect();

@@ -1,0 +1,191 @@
+//! A connection's last write (`Output::Close`'s `last`) stays within
+//! [`LAST_COPIED`] bytes (`connection/closing.rs`): what is still queued
+//! goes before the farewell only if both fit; otherwise it is dropped,
+//! unsent, and the farewell goes alone. A driver lets such a last write
+//! linger whatever else closes, so every peer that reads gets its
+//! GOODBYE. It used to carry up to a send buffer and a frame, which the
+//! driver's node-wide linger budget dropped whole, GOODBYE included, for
+//! all but a few of the peers behind at a shutdown (review s40, r4).
+
+mod support;
+
+use bytes::Bytes;
+use peernet_proto::{
+    Access, CallError, CallId, CloseReason, Config, Event, GoodbyeCode, LAST_COPIED, ReplyStatus,
+    Response,
+};
+use peernet_testkit::call_results;
+use support::{Pair, Who, test_config, test_config_v2};
+
+const CALLS: usize = 40;
+const ARGS: usize = 3000;
+
+/// A and B connected with `config` and 16 KiB frames, B with 16 KiB send
+/// buffers;
+/// B serves `echo`. A made [`CALLS`] calls, then stopped
+/// reading; B answered them all: its driver took one batch (which waits
+/// in the link, as in a full socket), its queue is full again and the
+/// other replies wait.
+fn behind(mut config: Config) -> (Pair, Vec<CallId>) {
+    config.max_frame_len = 16 << 10;
+    let mut cb = config.clone();
+    cb.send_buffer = 16 << 10;
+    cb.max_send_buffer = 16 << 10;
+    let mut p = Pair::with(config, cb, true, true);
+    p.node(Who::B).ep.expose("echo", Access::Anyone).unwrap();
+    let l = p.dial(Who::A);
+    p.drive();
+    p.take_events(Who::A);
+    p.take_events(Who::B);
+    let (b, now) = (p.id(Who::B), p.node(Who::A).now);
+    let ids = (0..CALLS)
+        .map(|i| {
+            let args = [i as u8; ARGS];
+            p.node(Who::A)
+                .ep
+                .call(now, &b, "echo", &args, None)
+                .unwrap()
+        })
+        .collect();
+    p.drive();
+    let calls: Vec<_> = p
+        .take_events(Who::B)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Call(call) => Some(call),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(calls.len(), CALLS);
+    // A reads nothing from now on: B's driver takes one batch at most
+    p.net.capacity = 1;
+    p.net.links[l].to[Who::A.index()].hold = true;
+    let now = p.node(Who::B).now;
+    for call in &calls {
+        let reply = Response::Ok(call.args.clone());
+        assert!(p.node(Who::B).ep.reply(now, call.id, reply));
+    }
+    p.drive();
+    (p, ids)
+}
+
+/// A reads what it was sent, to the end.
+fn a_reads_to_the_end(p: &mut Pair) -> Vec<Event> {
+    for link in &mut p.net.links {
+        link.to[Who::A.index()].hold = false;
+    }
+    p.net.capacity = usize::MAX;
+    p.drive();
+    p.take_events(Who::A)
+}
+
+fn goodbye_normal(reason: &CloseReason) -> bool {
+    matches!(
+        reason,
+        CloseReason::Goodbye {
+            code: GoodbyeCode::Normal,
+            ..
+        }
+    )
+}
+
+/// A disconnect while the peer is behind: the last write is the GOODBYE
+/// alone, sealed (version 2) under the nonce that follows the batch
+/// already taken, so the peer opens it; the results in the batch arrive,
+/// the other calls fail with the GOODBYE, each once, and the callee
+/// counts the replies dropped from its queue as ended by the close, not
+/// answered.
+#[test]
+fn a_close_behind_a_full_queue_sends_the_goodbye_alone() {
+    for config in [test_config(), test_config_v2()] {
+        let version = config.version;
+        let (mut p, ids) = behind(config);
+        let s = p.node(Who::B).ep.stats();
+        assert!(
+            s.queued_bytes > LAST_COPIED && s.replies_waiting > 0,
+            "{s:?}"
+        );
+        let (a, now) = (p.id(Who::A), p.node(Who::B).now);
+        let out_before = p.node(Who::B).ep.counters().bytes_out;
+        assert!(p.node(Who::B).ep.disconnect(now, &a));
+        // (what the close hands over is counted out with it)
+        let last = p.node(Who::B).ep.counters().bytes_out - out_before;
+        println!(
+            "{version:?}: {} bytes queued at the close, last write {last} bytes",
+            s.queued_bytes
+        );
+        assert!(
+            last <= LAST_COPIED as u64,
+            "{version:?}: a last write of {last} bytes (over {LAST_COPIED})"
+        );
+        let events = a_reads_to_the_end(&mut p);
+        let got = call_results(&events);
+        let got_ids: Vec<CallId> = got.iter().map(|(id, _)| *id).collect();
+        assert_eq!(got_ids, ids, "{version:?}: every call resolves once");
+        let ok = got.iter().take_while(|(_, r)| r.is_ok()).count();
+        assert!(ok > 0, "{version:?}: the batch taken went out");
+        assert!(
+            got[ok..].iter().all(|(_, r)| matches!(
+                r,
+                Err(CallError::ConnectionClosed(reason)) if goodbye_normal(reason)
+            )),
+            "{version:?}: the rest fail with the GOODBYE: {:?}",
+            &got[ok..]
+        );
+        let reason = events.iter().find_map(|e| match e {
+            Event::Disconnected { reason, .. } => Some(reason.clone()),
+            _ => None,
+        });
+        assert!(
+            reason.as_ref().is_some_and(goodbye_normal),
+            "{version:?}: A's connection ended with {reason:?}"
+        );
+        let c = p.node(Who::B).ep.counters().calls_in;
+        assert_eq!(
+            (c.by_status.get(ReplyStatus::Ok), c.connection_closed),
+            (ok as u64, (CALLS - ok) as u64),
+            "{version:?}: B counts as answered only the replies that left"
+        );
+    }
+}
+
+/// What is queued goes before the GOODBYE when both fit in a short last
+/// write (a SEND queued just before a disconnect); a longer queue is
+/// dropped and the GOODBYE goes alone.
+#[test]
+fn a_short_queue_goes_before_the_goodbye_and_a_long_one_is_dropped() {
+    for config in [test_config(), test_config_v2()] {
+        let version = config.version;
+        for (len, arrives) in [(1000, true), (LAST_COPIED, false)] {
+            let mut p = Pair::with(config.clone(), config.clone(), true, true);
+            p.node(Who::A).ep.expose("note", Access::Anyone).unwrap();
+            p.dial(Who::A);
+            p.drive();
+            p.take_events(Who::A);
+            let (a, now) = (p.id(Who::A), p.node(Who::B).now);
+            let note = vec![5u8; len];
+            p.node(Who::B).ep.send(now, &a, "note", &note).unwrap();
+            assert!(p.node(Who::B).ep.disconnect(now, &a));
+            let events = a_reads_to_the_end(&mut p);
+            let sent: Vec<Bytes> = events
+                .iter()
+                .filter_map(|e| match e {
+                    Event::Send(send) => Some(send.args.clone()),
+                    _ => None,
+                })
+                .collect();
+            println!(
+                "{version:?}: a SEND of {len} bytes queued at the close: {} arrived",
+                sent.len()
+            );
+            assert_eq!(sent.len(), usize::from(arrives), "{version:?}, {len} bytes");
+            assert!(
+                events.iter().any(|e| matches!(
+                    e,
+                    Event::Disconnected { reason, .. } if goodbye_normal(reason)
+                )),
+                "{version:?}: no GOODBYE: {events:?}"
+            );
+        }
+    }
+}
