@@ -42,8 +42,10 @@ pub struct NodeStats {
     /// subscription or event.
     pub event_streams: usize,
     /// A gauge: bytes that closed connections still mean to write during
-    /// their linger (at most four `Config::hard_send_cap`s, GOODBYEs alone
-    /// aside: see the README's "A peer that never reads").
+    /// their linger (while the node runs, at most four
+    /// `Config::hard_send_cap`s, short last writes with nothing unwritten
+    /// before them aside; at a shutdown, what the connections then open
+    /// held: see the README's "A peer that never reads").
     pub lingering_bytes: usize,
 }
 

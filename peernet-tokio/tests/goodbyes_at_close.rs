@@ -11,7 +11,9 @@
 //! 512 KiB budget) and about 240 KiB per connection, 2 of 4 peers got
 //! their GOODBYE at a shutdown. Now the last write is short (what is
 //! queued goes only if it fits with the GOODBYE in 4 KiB,
-//! `peernet_proto::LAST_COPIED`).
+//! `peernet_proto::LAST_COPIED`), and at a shutdown nothing is refused:
+//! no connection can start any more, so no peer can pile closed
+//! connections up by reconnecting.
 
 use std::time::Duration;
 
@@ -114,6 +116,22 @@ fn each_got_goodbye(version: ProtocolVersion, got: &[ReadToEnd]) {
     for got in got {
         assert!(got.ok > 0, "what the socket took went out first");
         assert_eq!(got.ok + got.closed, CALLS, "every call resolves once");
+    }
+}
+
+/// A shutdown with six peers behind, which then read: each gets its
+/// GOODBYE. Even with short last writes, six writers' batches (about
+/// 120 KiB each) would not fit the 512 KiB linger budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_says_goodbye_to_every_peer_that_reads() {
+    let _one = ONE_VERSION.lock().await;
+    for (version, seed) in [(ProtocolVersion::V2, 100), (ProtocolVersion::V1, 110)] {
+        let Unread { bob, raws, .. } = peers_behind(version, seed, 6).await;
+        let shutdown = tokio::spawn(bob.shutdown());
+        // now every peer reads everything there is, at once
+        let got = read_all(raws).await;
+        each_got_goodbye(version, &got);
+        shutdown.await.unwrap();
     }
 }
 
