@@ -881,11 +881,13 @@ impl<R: Runtime> Node<R> {
 
     /// Sends to `handle` on `peer`, fire-and-forget: resolves once the
     /// envelope is queued (first waiting for room if the queue is full). A
-    /// refusal on the other side is silent. A close of the connection
-    /// (`disconnect`, `shutdown`) before the writer took the envelope
-    /// drops it when what is still queued does not fit with the GOODBYE in
-    /// 4 KiB ([`peernet_proto::LAST_COPIED`]): a connection's last write
-    /// stays short, so that every peer that reads gets its GOODBYE.
+    /// refusal on the other side is silent. A [`Node::disconnect`] or
+    /// [`Node::shutdown`] after it sends it before the GOODBYE; a close
+    /// the application did not ask for (an unpair, a newer connection, a
+    /// timeout) before the writer took the envelope drops it when what is
+    /// still queued does not fit with the GOODBYE in 4 KiB
+    /// ([`peernet_proto::LAST_COPIED`]), so that every peer that reads
+    /// gets its GOODBYE.
     ///
     /// # Errors
     ///

@@ -94,6 +94,16 @@ impl Ending {
         Some((code, reason))
     }
 
+    /// Whether what is still queued goes out before the farewell however
+    /// long it is: the closes the application asks for (`disconnect`,
+    /// `close_all` at a shutdown), after which a peer that reads should
+    /// get the SENDs and replies queued before them. Every other close
+    /// keeps its last write within [`crate::LAST_COPIED`]
+    /// (`connection/closing.rs`).
+    pub(crate) fn flushes_queue(&self) -> bool {
+        matches!(self, Ending::Disconnected | Ending::ShuttingDown)
+    }
+
     /// The GOODBYE this ending sends on an established version-2
     /// connection, to be sealed in a record.
     pub(crate) fn goodbye_envelope(&self) -> Option<(u64, Cow<'_, str>)> {

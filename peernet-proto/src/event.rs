@@ -194,14 +194,18 @@ pub enum Event {
 /// as it would bytes that came a moment later.
 pub const OUTPUTS_BEFORE_PAUSE: usize = 1024;
 
-/// The longest [`Output::Close`] `last`: it is copied out of the
-/// connection's queue rather than cut from its buffer, and a GOODBYE's
-/// record with its longest reason fits. What is still queued at the close
-/// goes before the farewell only if both fit in this; otherwise it is
-/// dropped (never handed over, so none of it is on the wire) and the
-/// farewell goes alone. So `last` holds no memory but its own, and a
-/// driver may keep it (for a linger) at no cost to the queue's, however
-/// many connections close at once.
+/// The longest [`Output::Close`] `last` of a close the application did
+/// not ask for (an unpair, a newer connection, a timeout, a broken
+/// protocol): a GOODBYE's record with its longest reason fits. What is
+/// still queued at such a close goes before the farewell only if both
+/// fit in this; otherwise it is dropped (never handed over, so none of it
+/// is on the wire) and the farewell goes alone. A `last` this short is
+/// copied out of the connection's queue rather than cut from its buffer,
+/// so it holds no memory but its own, and a driver may keep it (for a
+/// linger) at no cost to the queue's, however many connections close at
+/// once. The closes the application asks for
+/// ([`crate::Endpoint::disconnect`], [`crate::Endpoint::close_all`]) send
+/// the whole queue first: the SENDs and replies given before them.
 pub const LAST_COPIED: usize = 4096;
 
 /// What the driver must do next; see [`crate::Endpoint::poll_output`].
@@ -216,7 +220,7 @@ pub enum Output {
         /// The connection.
         conn: ConnId,
         /// The final bytes: a GOODBYE or REJECT, after what was still
-        /// queued if it fit; possibly empty; at most [`LAST_COPIED`].
+        /// queued (see [`LAST_COPIED`] for when it goes); possibly empty.
         last: Bytes,
     },
     /// Something for the application.

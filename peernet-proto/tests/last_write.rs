@@ -1,11 +1,14 @@
-//! A connection's last write (`Output::Close`'s `last`) stays within
+//! A connection's last write (`Output::Close`'s `last`) at a close the
+//! application did not ask for (here an unpair) stays within
 //! [`LAST_COPIED`] bytes (`connection/closing.rs`): what is still queued
 //! goes before the farewell only if both fit; otherwise it is dropped,
 //! unsent, and the farewell goes alone. A driver lets such a last write
 //! linger whatever else closes, so every peer that reads gets its
 //! GOODBYE. It used to carry up to a send buffer and a frame, which the
 //! driver's node-wide linger budget dropped whole, GOODBYE included, for
-//! all but a few of the peers behind at a shutdown (review s40, r4).
+//! all but a few of the peers behind (review s40, r4). A `disconnect` or
+//! `close_all`, which the application asks for, sends the whole queue
+//! first: the SENDs it gave before the close arrive.
 
 mod support;
 
@@ -79,17 +82,11 @@ fn a_reads_to_the_end(p: &mut Pair) -> Vec<Event> {
     p.take_events(Who::A)
 }
 
-fn goodbye_normal(reason: &CloseReason) -> bool {
-    matches!(
-        reason,
-        CloseReason::Goodbye {
-            code: GoodbyeCode::Normal,
-            ..
-        }
-    )
+fn goodbye(code: GoodbyeCode) -> impl Fn(&CloseReason) -> bool {
+    move |reason| matches!(reason, CloseReason::Goodbye { code: c, .. } if *c == code)
 }
 
-/// A disconnect while the peer is behind: the last write is the GOODBYE
+/// An unpair while the peer is behind: the last write is the GOODBYE
 /// alone, sealed (version 2) under the nonce that follows the batch
 /// already taken, so the peer opens it; the results in the batch arrive,
 /// the other calls fail with the GOODBYE, each once, and the callee
@@ -107,7 +104,7 @@ fn a_close_behind_a_full_queue_sends_the_goodbye_alone() {
         );
         let (a, now) = (p.id(Who::A), p.node(Who::B).now);
         let out_before = p.node(Who::B).ep.counters().bytes_out;
-        assert!(p.node(Who::B).ep.disconnect(now, &a));
+        assert!(p.node(Who::B).ep.unpair(now, &a));
         // (what the close hands over is counted out with it)
         let last = p.node(Who::B).ep.counters().bytes_out - out_before;
         println!(
@@ -127,7 +124,7 @@ fn a_close_behind_a_full_queue_sends_the_goodbye_alone() {
         assert!(
             got[ok..].iter().all(|(_, r)| matches!(
                 r,
-                Err(CallError::ConnectionClosed(reason)) if goodbye_normal(reason)
+                Err(CallError::ConnectionClosed(reason)) if goodbye(GoodbyeCode::Revoked)(reason)
             )),
             "{version:?}: the rest fail with the GOODBYE: {:?}",
             &got[ok..]
@@ -137,7 +134,7 @@ fn a_close_behind_a_full_queue_sends_the_goodbye_alone() {
             _ => None,
         });
         assert!(
-            reason.as_ref().is_some_and(goodbye_normal),
+            reason.as_ref().is_some_and(goodbye(GoodbyeCode::Revoked)),
             "{version:?}: A's connection ended with {reason:?}"
         );
         let c = p.node(Who::B).ep.counters().calls_in;
@@ -150,13 +147,31 @@ fn a_close_behind_a_full_queue_sends_the_goodbye_alone() {
 }
 
 /// What is queued goes before the GOODBYE when both fit in a short last
-/// write (a SEND queued just before a disconnect); a longer queue is
-/// dropped and the GOODBYE goes alone.
+/// write (a SEND queued just before an unpair); a longer queue is
+/// dropped and the GOODBYE goes alone. A `disconnect` or `close_all`
+/// sends the longer queue too: the application asked for the close after
+/// the SEND.
 #[test]
-fn a_short_queue_goes_before_the_goodbye_and_a_long_one_is_dropped() {
+fn a_short_queue_goes_before_the_goodbye_and_a_long_one_only_at_a_disconnect() {
+    #[derive(Debug, Clone, Copy)]
+    enum Close {
+        Unpair,
+        Disconnect,
+        CloseAll,
+    }
     for config in [test_config(), test_config_v2()] {
         let version = config.version;
-        for (len, arrives) in [(1000, true), (LAST_COPIED, false)] {
+        for (close, len, arrives, code) in [
+            (Close::Unpair, 1000, true, GoodbyeCode::Revoked),
+            (Close::Unpair, LAST_COPIED, false, GoodbyeCode::Revoked),
+            (
+                Close::Disconnect,
+                4 * LAST_COPIED,
+                true,
+                GoodbyeCode::Normal,
+            ),
+            (Close::CloseAll, 4 * LAST_COPIED, true, GoodbyeCode::Normal),
+        ] {
             let mut p = Pair::with(config.clone(), config.clone(), true, true);
             p.node(Who::A).ep.expose("note", Access::Anyone).unwrap();
             p.dial(Who::A);
@@ -165,7 +180,12 @@ fn a_short_queue_goes_before_the_goodbye_and_a_long_one_is_dropped() {
             let (a, now) = (p.id(Who::A), p.node(Who::B).now);
             let note = vec![5u8; len];
             p.node(Who::B).ep.send(now, &a, "note", &note).unwrap();
-            assert!(p.node(Who::B).ep.disconnect(now, &a));
+            let b = &mut p.node(Who::B).ep;
+            match close {
+                Close::Unpair => assert!(b.unpair(now, &a)),
+                Close::Disconnect => assert!(b.disconnect(now, &a)),
+                Close::CloseAll => b.close_all(now),
+            }
             let events = a_reads_to_the_end(&mut p);
             let sent: Vec<Bytes> = events
                 .iter()
@@ -175,16 +195,20 @@ fn a_short_queue_goes_before_the_goodbye_and_a_long_one_is_dropped() {
                 })
                 .collect();
             println!(
-                "{version:?}: a SEND of {len} bytes queued at the close: {} arrived",
+                "{version:?}, {close:?}: a SEND of {len} bytes queued at the close: {} arrived",
                 sent.len()
             );
-            assert_eq!(sent.len(), usize::from(arrives), "{version:?}, {len} bytes");
+            assert_eq!(
+                sent.len(),
+                usize::from(arrives),
+                "{version:?}, {close:?}, {len} bytes"
+            );
             assert!(
                 events.iter().any(|e| matches!(
                     e,
-                    Event::Disconnected { reason, .. } if goodbye_normal(reason)
+                    Event::Disconnected { reason, .. } if goodbye(code)(reason)
                 )),
-                "{version:?}: no GOODBYE: {events:?}"
+                "{version:?}, {close:?}: no GOODBYE: {events:?}"
             );
         }
     }

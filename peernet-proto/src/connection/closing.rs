@@ -102,7 +102,9 @@ impl Connection {
         }
     }
 
-    /// Keeps the connection's last write within [`LAST_COPIED`] bytes:
+    /// Keeps the connection's last write within [`LAST_COPIED`] bytes,
+    /// unless the application asked for the close
+    /// ([`Ending::flushes_queue`]: what it queued before goes first):
     /// what is queued goes out before the farewell only if both fit in
     /// that; otherwise the queue is dropped and the farewell goes alone.
     ///
@@ -130,7 +132,7 @@ impl Connection {
             }
             _ => 0,
         };
-        if self.tx.last_len() + farewell > LAST_COPIED {
+        if !ending.flushes_queue() && self.tx.last_len() + farewell > LAST_COPIED {
             self.drop_queue(ctx);
         }
     }

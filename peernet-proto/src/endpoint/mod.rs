@@ -430,11 +430,12 @@ impl Endpoint {
         was
     }
 
-    /// Closes the connection to `peer` on purpose, with GOODBYE `normal`.
-    /// What is still queued for it goes first only if it fits with the
-    /// GOODBYE in [`crate::LAST_COPIED`] bytes; otherwise it is dropped
-    /// (its replies' calls fail on the peer's side with the close, as ours
-    /// do here). Returns false if there was none.
+    /// Closes the connection to `peer` on purpose, with GOODBYE `normal`
+    /// after everything still queued for it (the SENDs and replies the
+    /// application gave before the close). Every other close (an unpair,
+    /// a newer connection, a timeout, a broken protocol) keeps its last
+    /// write within [`crate::LAST_COPIED`] bytes and drops a longer queue.
+    /// Returns false if there was none.
     pub fn disconnect(&mut self, now: Instant, peer: &PeerId) -> bool {
         self.advance(now);
         let Some(conn) = self.connection(peer) else {
@@ -454,7 +455,7 @@ impl Endpoint {
     }
 
     /// Closes every connection: GOODBYE `normal` on established ones (their
-    /// calls fail; what is still queued goes as for
+    /// calls fail; what is still queued goes first, as for
     /// [`Endpoint::disconnect`]), abandoning handshakes in progress.
     pub fn close_all(&mut self, now: Instant) {
         self.advance(now);
