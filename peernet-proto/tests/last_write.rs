@@ -154,7 +154,7 @@ fn a_close_behind_a_full_queue_sends_the_goodbye_alone() {
 #[test]
 fn a_short_queue_goes_before_the_goodbye_and_a_long_one_only_at_a_disconnect() {
     #[derive(Debug, Clone, Copy)]
-    enum Close {
+    enum By {
         Unpair,
         Disconnect,
         CloseAll,
@@ -162,15 +162,10 @@ fn a_short_queue_goes_before_the_goodbye_and_a_long_one_only_at_a_disconnect() {
     for config in [test_config(), test_config_v2()] {
         let version = config.version;
         for (close, len, arrives, code) in [
-            (Close::Unpair, 1000, true, GoodbyeCode::Revoked),
-            (Close::Unpair, LAST_COPIED, false, GoodbyeCode::Revoked),
-            (
-                Close::Disconnect,
-                4 * LAST_COPIED,
-                true,
-                GoodbyeCode::Normal,
-            ),
-            (Close::CloseAll, 4 * LAST_COPIED, true, GoodbyeCode::Normal),
+            (By::Unpair, 1000, true, GoodbyeCode::Revoked),
+            (By::Unpair, LAST_COPIED, false, GoodbyeCode::Revoked),
+            (By::Disconnect, 4 * LAST_COPIED, true, GoodbyeCode::Normal),
+            (By::CloseAll, 4 * LAST_COPIED, true, GoodbyeCode::Normal),
         ] {
             let mut p = Pair::with(config.clone(), config.clone(), true, true);
             p.node(Who::A).ep.expose("note", Access::Anyone).unwrap();
@@ -182,9 +177,9 @@ fn a_short_queue_goes_before_the_goodbye_and_a_long_one_only_at_a_disconnect() {
             p.node(Who::B).ep.send(now, &a, "note", &note).unwrap();
             let b = &mut p.node(Who::B).ep;
             match close {
-                Close::Unpair => assert!(b.unpair(now, &a)),
-                Close::Disconnect => assert!(b.disconnect(now, &a)),
-                Close::CloseAll => b.close_all(now),
+                By::Unpair => assert!(b.unpair(now, &a)),
+                By::Disconnect => assert!(b.disconnect(now, &a)),
+                By::CloseAll => b.close_all(now),
             }
             let events = a_reads_to_the_end(&mut p);
             let sent: Vec<Bytes> = events
