@@ -361,16 +361,19 @@ impl<R: Runtime> Node<R> {
         *peer != self.peer_id() && self.shared.read(|inner| inner.ep.trust().contains(peer))
     }
 
-    /// An announcement was heard: `peer` listens at `addrs`. Adds them to
-    /// the book as [`AddrSource::Discovery`] if `peer` is trusted (and not
-    /// this node); otherwise nothing happens. Returns how many were new
-    /// to the book.
+    /// An announcement was heard: `peer` listens at `addrs`. Adds the
+    /// first [`MAX_HINTS_PER_ANNOUNCEMENT`] of them to the book as
+    /// [`AddrSource::Discovery`] if `peer` is trusted (and not this node);
+    /// otherwise nothing happens. Returns how many were new to the book.
+    /// (An application that hears announcements of its own passes them
+    /// here as they come: one of them, whatever its size, costs at most
+    /// that many turns of the node's lock.)
     pub fn learn_from_discovery(&self, peer: PeerId, addrs: &[SocketAddr]) -> usize {
         if peer == self.peer_id() {
             return 0;
         }
         let mut added = 0;
-        for addr in addrs {
+        for addr in addrs.iter().take(MAX_HINTS_PER_ANNOUNCEMENT) {
             match self.add_address(peer, *addr, AddrSource::Discovery) {
                 Ok(changed) => added += usize::from(changed),
                 Err(BookError::NotTrusted(_)) => {

@@ -84,6 +84,36 @@ async fn an_announcement_of_a_trusted_peer_feeds_the_book_and_the_dial() {
     );
 }
 
+/// One call of `learn_from_discovery` takes at most
+/// `MAX_HINTS_PER_ANNOUNCEMENT` addresses, as one mDNS announcement does:
+/// it is the entry point for an application's own announcements, whose
+/// size a LAN host chooses. It used to take every address (each a turn
+/// of the node's lock), bounded only by the book's room for the peer.
+#[tokio::test]
+async fn one_discovery_call_adds_at_most_a_bounded_number_of_addresses() {
+    use peernet_tokio::discovery::MAX_HINTS_PER_ANNOUNCEMENT;
+    let room = 4 * MAX_HINTS_PER_ANNOUNCEMENT;
+    let mut protocol = peernet_tokio::Config::default();
+    protocol.max_addresses_per_peer = room;
+    let config = NodeConfig::new(id(1)).trusting(peer(2)).protocol(protocol);
+    let a = Node::bind(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let heard: Vec<SocketAddr> = (1..=u16::try_from(room).unwrap())
+        .map(|port| SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), port))
+        .collect();
+    assert_eq!(
+        a.learn_from_discovery(peer(2), &heard),
+        MAX_HINTS_PER_ANNOUNCEMENT
+    );
+    assert_eq!(a.addresses(&peer(2)).len(), MAX_HINTS_PER_ANNOUNCEMENT);
+    // (another announcement adds its own, up to the book's room)
+    assert_eq!(
+        a.learn_from_discovery(peer(2), &heard[MAX_HINTS_PER_ANNOUNCEMENT..]),
+        MAX_HINTS_PER_ANNOUNCEMENT
+    );
+}
+
 /// Whether the loopback interface takes multicast (the MULTICAST flag,
 /// as `ip link` shows it in this network namespace).
 fn loopback_multicast() -> Result<(), String> {
