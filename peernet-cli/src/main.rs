@@ -44,7 +44,10 @@
 //! ignored, and a false one costs one failed dial, then is forgotten. Only
 //! the addresses the node listens on are announced, where they can be
 //! reached: with `--listen 127.0.0.1:PORT`, on the loopback alone (a
-//! warning says other hosts cannot find it).
+//! warning says other hosts cannot find it). `--mdns-interface` limits
+//! discovery to the interfaces with the addresses given; one whose
+//! network does not hold the listen address announces nothing there, so
+//! a listen address on none of their networks is a usage error.
 //!
 //! `--protocol` picks the wire protocol: 2 (the default) encrypts
 //! everything after the handshake; 1 is the opt-in for trusted networks

@@ -36,7 +36,9 @@ pub(crate) struct Serve {
     #[arg(long)]
     mdns: bool,
     /// With --mdns: only on the interface that has this address
-    /// (repeatable; default every interface).
+    /// (repeatable; default every interface). The listen address must be
+    /// on the network of one of them, or nothing would be announced (a
+    /// usage error).
     #[cfg(feature = "mdns")]
     #[arg(long = "mdns-interface", value_name = "IP", requires = "mdns")]
     mdns_interface: Vec<std::net::IpAddr>,
@@ -178,6 +180,18 @@ pub(crate) async fn run_serve(mut serve: Serve) -> Result<(), Failure> {
                 format!("--mdns-interface {ip}: no interface has this address"),
             ));
         }
+    }
+    #[cfg(feature = "mdns")]
+    if serve.mdns && crate::reach::announced_nowhere(serve.listen.ip(), &serve.mdns_interface) {
+        // (mDNS sends an address only on an interface whose network holds
+        // it: the node would browse, and no peer would hear of it)
+        return Err(Failure(
+            EXIT_USAGE,
+            format!(
+                "--listen {}: on the network of no --mdns-interface, this node would be announced nowhere",
+                serve.listen.ip()
+            ),
+        ));
     }
     // (the node holds the directory's lock until it has shut down)
     let config = match serve.identity.source() {

@@ -748,6 +748,51 @@ fn an_mdns_interface_no_interface_has_is_a_usage_error() {
     assert!(err.contains("no interface has this address"), "{err}");
 }
 
+/// `--mdns-interface` naming an address whose network does not hold the
+/// listen address is a usage error: mDNS sends an address only on an
+/// interface whose network holds it, so the node would browse and be
+/// announced nowhere. It used to serve so without a word (`[::1]` with
+/// the IPv4 loopback: on every host that has one).
+#[cfg(feature = "mdns")]
+#[test]
+fn an_mdns_interface_off_the_listen_network_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    keygen(d, "b.key");
+    let args = [
+        "serve",
+        "--key",
+        "b.key",
+        "--listen",
+        "[::1]:0",
+        "--mdns",
+        "--mdns-interface",
+        "127.0.0.1",
+    ];
+    // (bounded: the old code served on, announced nowhere, until killed)
+    let mut child = Command::new(peernet())
+        .args(args)
+        .current_dir(d)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr_pipe = child.stderr.take().unwrap();
+    let err = std::thread::spawn(move || std::io::read_to_string(stderr_pipe).unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let pid = child.id();
+    std::thread::spawn(move || tx.send(child.wait().unwrap()));
+    let status = rx
+        .recv_timeout(Duration::from_secs(20))
+        .unwrap_or_else(|_| {
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+            panic!("serve ran on, announced on no interface")
+        });
+    let err = err.join().unwrap();
+    assert_eq!(status.code(), Some(64), "{err}");
+    assert!(err.contains("announced nowhere"), "{err}");
+}
+
 /// `serve --listen 127.0.0.1:0 --mdns` announces the node on the
 /// loopback only, and says so: other hosts cannot find it. It used to
 /// announce it on every interface, naming the host's addresses with the
