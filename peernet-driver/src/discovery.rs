@@ -8,6 +8,10 @@
 //! (`127.0.0.1`, `192.0.2.5`) names that one alone, so one listening on the
 //! loopback is announced on the loopback only and the LAN never hears its
 //! PeerId; `0.0.0.0` names the host's IPv4 addresses, `[::]` all of them.
+//! With [`DiscoveryConfig::interface`], the listen address must be on the
+//! network of one of the addresses named, or it is announced nowhere (a
+//! warning says so when that can be told, e.g. a loopback listener with
+//! LAN interfaces only, an IPv6 one with IPv4 ones).
 //! It browses for the others (on every interface the [`DiscoveryConfig`]
 //! allows, whatever it listens on), and each announcement of a
 //! **trusted** peer adds that peer's addresses to the address book as
@@ -157,6 +161,41 @@ impl Announced {
             IpAddr::V4(v4) if v4.is_unspecified() => Announced::EveryV4,
             IpAddr::V6(v6) if v6.is_unspecified() => Announced::Every,
             ip => Announced::Only(ip),
+        }
+    }
+}
+
+impl Announced {
+    /// Why other hosts cannot hear this announcement, with discovery on
+    /// the interfaces that have the addresses `interfaces` (every one if
+    /// empty), if that can be told without the interfaces' networks: mDNS
+    /// sends an address only on an interface whose network holds it, so
+    /// a loopback address on the loopback alone, an IPv6 one on no IPv4
+    /// interface address.
+    fn unheard(self, interfaces: &[IpAddr]) -> Option<&'static str> {
+        let named = !interfaces.is_empty();
+        let nowhere = match self {
+            Announced::Only(ip) => {
+                named
+                    && !interfaces
+                        .iter()
+                        .any(|i| i.is_ipv4() == ip.is_ipv4() && i.is_loopback() == ip.is_loopback())
+            }
+            Announced::EveryV4 => named && !interfaces.iter().any(IpAddr::is_ipv4),
+            Announced::Every => false,
+        };
+        let lan = !named || interfaces.iter().any(|ip| !ip.is_loopback());
+        if nowhere {
+            Some(
+                "listening on no network of the interfaces discovery uses: announced nowhere, \
+                 no host can find this node",
+            )
+        } else if matches!(self, Announced::Only(ip) if ip.is_loopback()) && lan {
+            Some(
+                "listening on the loopback: announced there only, other hosts cannot find this node",
+            )
+        } else {
+            None
         }
     }
 }
@@ -342,15 +381,9 @@ impl<R: Runtime> Node<R> {
             }
         });
         let announced = Announced::of(listen.ip());
-        // (asked for the LAN, not for the loopback alone)
-        let lan =
-            config.interfaces.is_empty() || config.interfaces.iter().any(|ip| !ip.is_loopback());
-        match announced {
-            Announced::Only(ip) if ip.is_loopback() && lan => tracing::warn!(
-                %fullname, %listen,
-                "listening on the loopback: announced there only, other hosts cannot find this node"
-            ),
-            _ => tracing::info!(%fullname, port, ?announced, "announcing on the local network"),
+        match announced.unheard(&config.interfaces) {
+            Some(why) => tracing::warn!(%fullname, %listen, "{why}"),
+            None => tracing::info!(%fullname, port, ?announced, "announcing on the local network"),
         }
         Ok(Discovery { daemon, fullname })
     }
@@ -571,6 +604,37 @@ mod tests {
         assert_eq!(Announced::of(ip("0.0.0.0")), Announced::EveryV4);
         assert_eq!(Announced::of(ip("::ffff:0.0.0.0")), Announced::EveryV4);
         assert_eq!(Announced::of(ip("::")), Announced::Every);
+    }
+
+    /// A node announced on no interface discovery uses is warned about:
+    /// a loopback listener with only LAN interfaces named (it was told
+    /// "announced there only"), a LAN one with only the loopback, an
+    /// IPv6 one with only IPv4 interfaces (both were "announcing on the
+    /// local network").
+    #[test]
+    fn a_node_announced_nowhere_is_warned() {
+        let only = |s: &str| Announced::Only(ip(s));
+        let ips = |list: &[&str]| list.iter().map(|s| ip(s)).collect::<Vec<_>>();
+        let nowhere = |a: Announced, on: &[&str]| {
+            a.unheard(&ips(on))
+                .is_some_and(|why| why.contains("announced nowhere"))
+        };
+        assert!(nowhere(only("127.0.0.1"), &["192.0.2.1"]));
+        assert!(nowhere(only("127.0.0.1"), &["::1"]));
+        assert!(nowhere(only("192.0.2.5"), &["127.0.0.1"]));
+        assert!(nowhere(only("2001:db8::5"), &["192.0.2.1"]));
+        assert!(nowhere(Announced::EveryV4, &["2001:db8::1"]));
+        // heard somewhere
+        assert_eq!(only("192.0.2.5").unheard(&[]), None);
+        assert_eq!(only("192.0.2.5").unheard(&ips(&["192.0.2.1"])), None);
+        assert_eq!(only("127.0.0.1").unheard(&ips(&["127.0.0.1"])), None);
+        assert_eq!(Announced::Every.unheard(&ips(&["127.0.0.1"])), None);
+        assert_eq!(Announced::EveryV4.unheard(&ips(&["192.0.2.1"])), None);
+        // on the loopback alone, other hosts asked for
+        for on in [&[][..], &["127.0.0.1", "192.0.2.1"][..]] {
+            let why = only("127.0.0.1").unheard(&ips(on)).unwrap();
+            assert!(why.contains("other hosts cannot find"), "{on:?}: {why}");
+        }
     }
 
     fn ip(s: &str) -> IpAddr {
