@@ -11,7 +11,10 @@
 //! With [`DiscoveryConfig::interface`], the listen address must be on the
 //! network of one of the addresses named, or it is announced nowhere (a
 //! warning says so when that can be told, e.g. a loopback listener with
-//! LAN interfaces only, an IPv6 one with IPv4 ones).
+//! LAN interfaces only, an IPv6 one with IPv4 ones). An IPv6 link-local
+//! listen address loses its scope: mDNS sends it on every interface that
+//! has a link-local address, the PeerId with it (a warning says so); name
+//! the listening interface's link-local address to keep it on its link.
 //! It browses for the others (on every interface the [`DiscoveryConfig`]
 //! allows, whatever it listens on), and each announcement of a
 //! **trusted** peer adds that peer's addresses to the address book as
@@ -166,13 +169,15 @@ impl Announced {
 }
 
 impl Announced {
-    /// Why other hosts cannot hear this announcement, with discovery on
-    /// the interfaces that have the addresses `interfaces` (every one if
-    /// empty), if that can be told without the interfaces' networks: mDNS
-    /// sends an address only on an interface whose network holds it, so
-    /// a loopback address on the loopback alone, an IPv6 one on no IPv4
-    /// interface address.
-    fn unheard(self, interfaces: &[IpAddr]) -> Option<&'static str> {
+    /// What is wrong with where this announcement is heard, with
+    /// discovery on the interfaces that have the addresses `interfaces`
+    /// (every one if empty), as far as can be told without the
+    /// interfaces' networks. mDNS sends an address on every interface
+    /// whose network holds it: a loopback address on the loopback alone,
+    /// an IPv6 one on no IPv4 interface address, and an IPv6 link-local
+    /// one (its scope dropped) on every interface that has a link-local
+    /// address, so its PeerId reaches links where it cannot be dialed.
+    fn warning(self, interfaces: &[IpAddr]) -> Option<&'static str> {
         let named = !interfaces.is_empty();
         let nowhere = match self {
             Announced::Only(ip) => {
@@ -185,6 +190,7 @@ impl Announced {
             Announced::Every => false,
         };
         let lan = !named || interfaces.iter().any(|ip| !ip.is_loopback());
+        let link_local = |ip: &IpAddr| matches!(ip, IpAddr::V6(v6) if v6.is_unicast_link_local());
         if nowhere {
             Some(
                 "listening on no network of the interfaces discovery uses: announced nowhere, \
@@ -193,6 +199,16 @@ impl Announced {
         } else if matches!(self, Announced::Only(ip) if ip.is_loopback()) && lan {
             Some(
                 "listening on the loopback: announced there only, other hosts cannot find this node",
+            )
+        } else if matches!(self, Announced::Only(ip) if link_local(&ip))
+            && (!named
+                || interfaces
+                    .iter()
+                    .any(|i| link_local(i) && Announced::Only(*i) != self))
+        {
+            Some(
+                "listening on a link-local address: announced on every link that has one, \
+                 name the listening interface's address for discovery to keep it there",
             )
         } else {
             None
@@ -381,7 +397,7 @@ impl<R: Runtime> Node<R> {
             }
         });
         let announced = Announced::of(listen.ip());
-        match announced.unheard(&config.interfaces) {
+        match announced.warning(&config.interfaces) {
             Some(why) => tracing::warn!(%fullname, %listen, "{why}"),
             None => tracing::info!(%fullname, port, ?announced, "announcing on the local network"),
         }
@@ -610,13 +626,15 @@ mod tests {
     /// a loopback listener with only LAN interfaces named (it was told
     /// "announced there only"), a LAN one with only the loopback, an
     /// IPv6 one with only IPv4 interfaces (both were "announcing on the
-    /// local network").
+    /// local network"); and so is a link-local listener announced on
+    /// every link (its scope is lost: mDNS sends it on every interface
+    /// with a link-local address, and its PeerId goes there too).
     #[test]
     fn a_node_announced_nowhere_is_warned() {
         let only = |s: &str| Announced::Only(ip(s));
         let ips = |list: &[&str]| list.iter().map(|s| ip(s)).collect::<Vec<_>>();
         let nowhere = |a: Announced, on: &[&str]| {
-            a.unheard(&ips(on))
+            a.warning(&ips(on))
                 .is_some_and(|why| why.contains("announced nowhere"))
         };
         assert!(nowhere(only("127.0.0.1"), &["192.0.2.1"]));
@@ -625,14 +643,25 @@ mod tests {
         assert!(nowhere(only("2001:db8::5"), &["192.0.2.1"]));
         assert!(nowhere(Announced::EveryV4, &["2001:db8::1"]));
         // heard somewhere
-        assert_eq!(only("192.0.2.5").unheard(&[]), None);
-        assert_eq!(only("192.0.2.5").unheard(&ips(&["192.0.2.1"])), None);
-        assert_eq!(only("127.0.0.1").unheard(&ips(&["127.0.0.1"])), None);
-        assert_eq!(Announced::Every.unheard(&ips(&["127.0.0.1"])), None);
-        assert_eq!(Announced::EveryV4.unheard(&ips(&["192.0.2.1"])), None);
+        assert_eq!(only("192.0.2.5").warning(&[]), None);
+        assert_eq!(only("192.0.2.5").warning(&ips(&["192.0.2.1"])), None);
+        assert_eq!(only("127.0.0.1").warning(&ips(&["127.0.0.1"])), None);
+        assert_eq!(Announced::Every.warning(&ips(&["127.0.0.1"])), None);
+        assert_eq!(Announced::EveryV4.warning(&ips(&["192.0.2.1"])), None);
+        // a link-local listener, on every link that has a link-local
+        // address unless the listening one alone is named
+        let overheard = |on: &[&str]| {
+            only("fe80::1")
+                .warning(&ips(on))
+                .is_some_and(|why| why.contains("announced on every link"))
+        };
+        assert!(overheard(&[]));
+        assert!(overheard(&["fe80::1", "fe80::2"]));
+        assert!(!overheard(&["fe80::1"]));
+        assert!(!overheard(&["fe80::1", "192.0.2.1"]));
         // on the loopback alone, other hosts asked for
         for on in [&[][..], &["127.0.0.1", "192.0.2.1"][..]] {
-            let why = only("127.0.0.1").unheard(&ips(on)).unwrap();
+            let why = only("127.0.0.1").warning(&ips(on)).unwrap();
             assert!(why.contains("other hosts cannot find"), "{on:?}: {why}");
         }
     }
