@@ -64,6 +64,8 @@ use peernet_proto::{AddrSource, BookError, PeerId};
 
 use crate::node::Node;
 use crate::runtime::Runtime;
+use crate::shared::Phase;
+use crate::tasks::first;
 
 /// The DNS-SD service type peernet nodes announce.
 pub const SERVICE_TYPE: &str = "_peernet._tcp.local.";
@@ -108,7 +110,7 @@ pub enum DiscoveryError {
 }
 
 /// LAN discovery of a node, running until dropped (which withdraws the
-/// announcement).
+/// announcement, as the node's close does).
 pub struct Discovery {
     daemon: ServiceDaemon,
     fullname: String,
@@ -343,7 +345,9 @@ impl<R: Runtime> Node<R> {
     /// [module docs](crate::discovery)). Runs until the returned
     /// [`Discovery`] is dropped; it does not keep the node open (the
     /// node closes when the application's last handle goes, and the
-    /// announcements heard after that are ignored).
+    /// announcements heard after that are ignored). Once the node is
+    /// closed (after [`Node::shutdown`] or its last handle) its
+    /// announcement is withdrawn: mDNS says goodbye to the LAN.
     ///
     /// # Errors
     ///
@@ -370,7 +374,7 @@ impl<R: Runtime> Node<R> {
         // (a weak handle: discovery serves the node while the application
         // holds it, and does not keep it open)
         let node = self.downgrade();
-        self.runtime().spawn(async move {
+        let learning = async move {
             while let Ok(event) = events.recv_async().await {
                 let Some(node) = node.upgrade() else {
                     tracing::debug!("the node is gone: discovery stops listening");
@@ -395,6 +399,21 @@ impl<R: Runtime> Node<R> {
                     }
                 }
             }
+        };
+        // Once the node is closed (shut down, or its last handle dropped)
+        // nothing listens behind the announcement: it is withdrawn (mDNS
+        // says goodbye) rather than kept until the `Discovery` is dropped.
+        let shared = self.shared.clone();
+        let (withdraw, name) = (daemon.clone(), fullname.clone());
+        self.runtime().spawn(async move {
+            let closed = shared.closed.listen();
+            if shared.read(|inner| inner.phase) != Phase::Closed {
+                first(closed, learning).await;
+            }
+            // (closed, or gone; or the `Discovery` dropped, whose daemon
+            // has stopped: then this does nothing)
+            tracing::debug!(%name, "the node is closed: its announcement is withdrawn");
+            let _ = withdraw.unregister(&name);
         });
         let announced = Announced::of(listen.ip());
         match announced.warning(&config.interfaces) {

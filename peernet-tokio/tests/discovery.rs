@@ -182,6 +182,67 @@ fn rerun_in_netns(test: &str, setup: &str) -> Result<bool, String> {
     Ok(status.success())
 }
 
+/// A node's announcement is withdrawn once the node is closed, its
+/// `Discovery` still alive: a plain mDNS browser that resolved it hears
+/// it removed (the goodbye). It used to stay announced until the
+/// `Discovery` was dropped: the LAN kept hearing the PeerId, and peers
+/// kept dialing a port nothing listened on.
+#[tokio::test]
+async fn a_closed_node_is_no_longer_announced() {
+    const NAME: &str = "a_closed_node_is_no_longer_announced";
+    if loopback_multicast().is_err() {
+        if std::env::var_os(IN_NETNS).is_none() {
+            match rerun_in_netns(NAME, LOOPBACK) {
+                Ok(passed) => assert!(
+                    passed,
+                    "the test failed in its network namespace (output above)"
+                ),
+                Err(why) => eprintln!("SKIPPED {NAME}: {why}"),
+            }
+            return;
+        }
+        panic!("no multicast on the loopback even in a network namespace");
+    }
+    use mdns_sd::{IfKind, ServiceDaemon, ServiceEvent};
+    let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let browser = ServiceDaemon::new().unwrap();
+    browser.disable_interface(IfKind::All).unwrap();
+    browser.enable_interface(IfKind::Addr(lo)).unwrap();
+    let heard = browser
+        .browse(peernet_tokio::discovery::SERVICE_TYPE)
+        .unwrap();
+    let a = node(1, &[]).await;
+    let _discovery = a
+        .discover_lan(DiscoveryConfig::new().interface(lo))
+        .expect("mdns for a");
+    let id = peer(1).to_string();
+    let within = Duration::from_secs(15);
+    let name = tokio::time::timeout(within, async {
+        loop {
+            if let ServiceEvent::ServiceResolved(service) = heard.recv_async().await.unwrap() {
+                if service.get_property_val_str("id") == Some(id.as_str()) {
+                    break service.get_fullname().to_string();
+                }
+            }
+        }
+    })
+    .await
+    .expect("a resolved within 15 s");
+    a.shutdown().await;
+    tokio::time::timeout(within, async {
+        loop {
+            if let ServiceEvent::ServiceRemoved(_, removed) = heard.recv_async().await.unwrap() {
+                if removed == name {
+                    break;
+                }
+            }
+        }
+    })
+    .await
+    .expect("a removed within 15 s of its close");
+    let _ = browser.shutdown();
+}
+
 /// Real mDNS, on the loopback only (no packet leaves the machine): b
 /// announces, a (keeping b, knowing no address) finds and dials it; c,
 /// untrusted, announces too and is never stored.
