@@ -150,6 +150,20 @@ impl RawPeer {
         self.flush().await;
     }
 
+    /// Writes a GOODBYE (code normal) as a record like any other, and
+    /// nothing else: the transport stays open and nothing is read, so a
+    /// test can say GOODBYE right behind a call, leaving the node's reply
+    /// unread.
+    pub async fn goodbye(&mut self) {
+        let now = self.now();
+        let goodbye = Envelope::Goodbye {
+            code: 0,
+            reason: "bye".into(),
+        };
+        assert!(self.ep.testkit_queue_envelope(now, self.conn, &goodbye));
+        self.flush().await;
+    }
+
     /// Calls `handle` on the node with `timeout` carried on the wire, and
     /// writes the CALL. This peer's timers run only when a test pumps
     /// them, so it never sends the CANCEL its own timeout would: only the

@@ -17,6 +17,7 @@
 use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -60,7 +61,18 @@ impl Port {
     /// meets the error again and handles it), when the core closed the
     /// connection (closing is the writer task's), or when it queued more
     /// as these bytes were taken (replies that waited for room).
-    pub(crate) fn write_now<R: Runtime>(&self, shared: &Shared<R>, conn: ConnId) -> bool {
+    ///
+    /// `unwritten` is the connection's `ConnSignals::unwritten`: what
+    /// this leaves for the writer task stays counted there until the
+    /// writer wrote it, so a close meanwhile (the peer's GOODBYE in the
+    /// reader's next read, before the writer task ran) counts it against
+    /// the linger budget (`Shared::may_linger`).
+    pub(crate) fn write_now<R: Runtime>(
+        &self,
+        shared: &Shared<R>,
+        conn: ConnId,
+        unwritten: &AtomicUsize,
+    ) -> bool {
         let Some(mut guard) = self.0.try_lock() else {
             return false;
         };
@@ -75,7 +87,7 @@ impl Port {
             data,
             closing,
             more,
-        } = shared.take_transmit(conn);
+        } = shared.take_transmit(conn, unwritten);
         if closing.is_some() {
             port.left = data;
             port.closing = closing;
@@ -92,11 +104,13 @@ impl Port {
                 Poll::Ready(Ok(n)) if n > 0 => data.advance(n),
                 // full, failed or closed: the writer task's to handle
                 _ => {
+                    unwritten.store(data.len(), Ordering::Release);
                     port.left = Some(data);
                     return false;
                 }
             }
         }
+        unwritten.store(0, Ordering::Release);
         shared.wake_room();
         // (a no-op on TCP; a buffering stream not flushed at once is
         // flushed in the writer task's turn, as is what waited for room)

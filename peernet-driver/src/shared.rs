@@ -48,8 +48,10 @@ pub(crate) struct ConnSignals {
     pub(crate) reader_done: Signal,
     /// The write half, for the writer and for the reader's inline writes.
     pub(crate) port: Port,
-    /// Bytes the writer took and has not yet written (its batch while a
-    /// write waits on the transport; 0 between writes).
+    /// Bytes taken from the core and not yet written: the batch of a
+    /// write in progress, and what an inline write left in
+    /// `PortState::left` until the writer wrote it; 0 otherwise. Only the
+    /// port's holder changes it (`Shared::take_transmit`, `port.rs`).
     pub(crate) unwritten: AtomicUsize,
     /// What this connection adds to [`Shared::lingering`] since its close,
     /// given back as its writer ends.
@@ -429,7 +431,7 @@ impl<R: Runtime> Shared<R> {
     #[inline(always)]
     fn run_writing(self: &Arc<Self>, work: &mut Vec<Work>, inline: Option<ConnId>) {
         if let (Some(conn), Some(signals)) = (inline, self.run_for(work, inline)) {
-            if !signals.port.write_now(self, conn) {
+            if !signals.port.write_now(self, conn, &signals.unwritten) {
                 signals.write.notify();
             }
         }
@@ -488,9 +490,17 @@ impl<R: Runtime> Shared<R> {
     /// to announce ([`Shared::wake_room`]); `more` says the core queued
     /// bytes again as it was taken (replies that waited for room), which
     /// the caller writes next, without waiting for the core's wake-up.
-    pub(crate) fn take_transmit(&self, conn: ConnId) -> Taken {
+    ///
+    /// The bytes taken are stored in `unwritten` (the connection's
+    /// [`ConnSignals::unwritten`]) under the node's lock, so a close
+    /// drained meanwhile (`may_linger`) counts them: whoever takes them
+    /// holds the port, and lowers it as they go out.
+    pub(crate) fn take_transmit(&self, conn: ConnId, unwritten: &AtomicUsize) -> Taken {
         let mut inner = self.lock();
         let data = inner.ep.poll_transmit(conn);
+        if let Some(data) = &data {
+            unwritten.store(data.len(), Ordering::Release);
+        }
         let more = inner.ep.queued_bytes(conn) > 0;
         let closing = match inner.conns.get_mut(&conn) {
             Some(entry) => entry.closing.take(),

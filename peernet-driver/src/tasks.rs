@@ -358,7 +358,7 @@ async fn writer<R: Runtime>(
         let (data, closing) = match port.closing.take() {
             Some(last) => (None, Some(last)),
             None => {
-                let taken = shared.take_transmit(conn);
+                let taken = shared.take_transmit(conn, &signals.unwritten);
                 if taken.more {
                     // (replies that waited for room: the next turn)
                     signals.write.notify();
@@ -368,6 +368,8 @@ async fn writer<R: Runtime>(
         };
         if left.is_some() || data.is_some() {
             // Everything queued since the last wake-up, in one write.
+            // (the take counted its bytes under the node's lock, what was
+            // left was counted as it was left: now the batch)
             let held = left.as_ref().map_or(0, |b| b.len()) + data.as_ref().map_or(0, |b| b.len());
             signals.unwritten.store(held, Ordering::Release);
             let mut written = Ok(());
@@ -410,10 +412,18 @@ async fn writer<R: Runtime>(
         }
     };
     // Our side of the transport closes here (inline writers hold the
-    // port only for a write that does not wait).
-    signals.port.lock().await.write = None;
-    shared.lingered(&signals);
+    // port only for a write that does not wait); what an inline write
+    // left goes with it, uncounted from now.
+    {
+        let mut port = signals.port.lock().await;
+        port.write = None;
+        port.left = None;
+        signals.unwritten.store(0, Ordering::Release);
+    }
+    // (forgotten first: a close drained later cannot count against the
+    // budget what `lingered` would no longer give back)
     shared.with_core(|inner, _| inner.conns.remove(&conn));
+    shared.lingered(&signals);
     shared.writers.fetch_sub(1, Ordering::AcqRel);
     shared.writer_ended.notify(usize::MAX);
     if let Ending::Closed = ending {
