@@ -353,11 +353,19 @@ async fn writer<R: Runtime>(
         let Some(write) = port.write.as_mut() else {
             break Ending::Broken;
         };
-        // What an inline write left (`port.rs`) goes first.
+        // What an inline write left (`port.rs`) goes first, alone: the
+        // batch stays within one take (a reply, at most a frame, or the
+        // core's queue), and the next turn takes what was queued since.
+        // (Pipelined calls never leave anything: they are this task's.)
         let left = port.left.take();
         let (data, closing) = match port.closing.take() {
             Some(last) => (None, Some(last)),
+            None if left.is_some() => {
+                signals.write.notify();
+                (None, None)
+            }
             None => {
+                // (counts what it takes in `signals.unwritten`)
                 let taken = shared.take_transmit(conn, &signals.unwritten);
                 if taken.more {
                     // (replies that waited for room: the next turn)
@@ -366,23 +374,16 @@ async fn writer<R: Runtime>(
                 (taken.data, taken.closing)
             }
         };
-        if left.is_some() || data.is_some() {
-            // Everything queued since the last wake-up, in one write.
-            // (the take counted its bytes under the node's lock, what was
-            // left was counted as it was left: now the batch)
-            let held = left.as_ref().map_or(0, |b| b.len()) + data.as_ref().map_or(0, |b| b.len());
-            signals.unwritten.store(held, Ordering::Release);
-            let mut written = Ok(());
-            for bytes in [left, data].into_iter().flatten() {
-                let writing = write_patiently(&shared, write, &bytes, patience);
-                written = unless(stop, writing).await.unwrap_or_else(|| {
-                    let stopped = io::Error::other("stopped");
-                    Err(WriteFailed::Io(stopped))
-                });
-                if written.is_err() {
-                    break;
-                }
-            }
+        // (one of the two at most)
+        if let Some(bytes) = left.or(data) {
+            // What the inline write left, or everything queued since the
+            // last wake-up, in one write. `signals.unwritten` counts it
+            // (since it was left, or since the take).
+            let writing = write_patiently(&shared, write, &bytes, patience);
+            let written = unless(stop, writing).await.unwrap_or_else(|| {
+                let stopped = io::Error::other("stopped");
+                Err(WriteFailed::Io(stopped))
+            });
             signals.unwritten.store(0, Ordering::Release);
             if let Err(failed) = written {
                 give_up(&shared, conn, failed, patience);

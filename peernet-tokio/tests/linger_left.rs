@@ -1,5 +1,5 @@
-//! What an inline write leaves for the writer task counts against the
-//! linger budget from the moment it is left.
+//! What an inline write leaves for the writer task: counted against the
+//! linger budget from the moment it is left, and written alone.
 //!
 //! The reader writes the reply to a lone call itself; what the socket
 //! does not take at once (up to a frame) waits in the port for the writer
@@ -13,6 +13,8 @@
 //! brings more bytes is handled in the same turn of the reader, and a
 //! task woken meanwhile (the writer) runs only after it.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -41,6 +43,8 @@ struct Setup {
     raw: RawPeer,
     raw_peer: PeerId,
     events: EventStream,
+    served: Arc<AtomicUsize>,
+    served_now: Arc<tokio::sync::Notify>,
     args: usize,
 }
 
@@ -58,7 +62,12 @@ impl Setup {
             .await
             .unwrap();
         let result = Bytes::from(vec![7u8; RESULT]);
+        let served = Arc::new(AtomicUsize::new(0));
+        let served_now = Arc::new(tokio::sync::Notify::new());
+        let (count, now) = (served.clone(), served_now.clone());
         bob.expose("get", move |_, _| {
+            count.fetch_add(1, Ordering::SeqCst);
+            now.notify_one();
             let body = result.clone();
             async move { Ok(body) }
         })
@@ -96,6 +105,8 @@ impl Setup {
             raw,
             raw_peer,
             events,
+            served,
+            served_now,
             args,
         }
     }
@@ -107,6 +118,18 @@ impl Setup {
         self.raw
             .call(&bob, "get", &args, Duration::from_secs(60))
             .await;
+    }
+
+    /// Waits until bob's handler served `calls` calls.
+    async fn served(&self, calls: usize) {
+        let all = async {
+            while self.served.load(Ordering::SeqCst) < calls {
+                self.served_now.notified().await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(30), all)
+            .await
+            .expect("bob serves the calls");
     }
 
     /// Waits until bob took the raw peer's GOODBYE; returns what bob's
@@ -146,5 +169,31 @@ async fn what_an_inline_write_left_counts_when_the_peer_says_goodbye() {
     assert!(
         lingering >= 1 << 20,
         "{lingering} bytes lingering: the reply the reader left is not counted"
+    );
+}
+
+/// What an inline write left goes out alone, not joined by what was
+/// queued since: a second call comes in the reader's next read (its reply
+/// is queued in the core, the port being busy), the writer task then
+/// runs and blocks on the peer that reads nothing, and the peer says
+/// GOODBYE. The closed connection holds at most one reply (it held the
+/// rest of the first and the whole second: 20 MiB of two 12 MiB replies).
+#[tokio::test(flavor = "current_thread")]
+async fn what_an_inline_write_left_goes_out_alone() {
+    let mut setup = Setup::start(92, 93).await;
+    let bob = setup.bob.peer_id();
+    setup.call_filling().await;
+    setup
+        .raw
+        .call(&bob, "get", b"x", Duration::from_secs(60))
+        .await;
+    // (the writer task, woken as the first reply was left, runs before
+    // the GOODBYE can be read: it is queued before the reader is woken)
+    setup.served(2).await;
+    setup.raw.goodbye().await;
+    let lingering = setup.lingering_after_goodbye().await;
+    assert!(
+        (1 << 20..=MAX_FRAME as usize).contains(&lingering),
+        "{lingering} bytes lingering: more than one reply (max {MAX_FRAME})"
     );
 }
