@@ -208,3 +208,26 @@ fn a_short_queue_goes_before_the_goodbye_and_a_long_one_only_at_a_disconnect() {
         }
     }
 }
+
+/// What a close drops from the queue never left, so it is not counted
+/// out: after an unpair that drops a long queue, the callee's counters of
+/// bytes and records out match what the caller read (version 1 counted
+/// the envelope frames dropped as sent; version 2 gives back the records
+/// sealed and dropped).
+#[test]
+fn what_a_close_drops_is_not_counted_sent() {
+    for config in [test_config(), test_config_v2()] {
+        let version = config.version;
+        let (mut p, _) = behind(config);
+        let (a, now) = (p.id(Who::A), p.node(Who::B).now);
+        assert!(p.node(Who::B).ep.unpair(now, &a));
+        a_reads_to_the_end(&mut p);
+        let (ca, cb) = (p.node(Who::A).ep.counters(), p.node(Who::B).ep.counters());
+        println!(
+            "{version:?}: B out {} bytes, {} records; A in {} bytes, {} records",
+            cb.bytes_out, cb.records_out, ca.bytes_in, ca.records_in
+        );
+        assert_eq!(cb.bytes_out, ca.bytes_in, "{version:?}: bytes");
+        assert_eq!(cb.records_out, ca.records_in, "{version:?}: records");
+    }
+}

@@ -35,6 +35,9 @@ pub(super) struct Transmit {
     pub(super) last_sent: Instant,
     /// Records sealed (version 2), or envelope frames queued (version 1).
     pub(super) records: u64,
+    /// `records` at the last take: what [`Transmit::discard`] goes back
+    /// to (what it drops never left, in either version).
+    records_taken: u64,
     /// Version 2, once the handshake gave the keys: the record layer.
     sealer: Option<Sealer>,
     /// The REPLYs queued since the last take, by status: what
@@ -84,6 +87,7 @@ impl Transmit {
             signalled: false,
             last_sent: now,
             records: 0,
+            records_taken: 0,
             sealer: None,
             replies: StatusCounts::default(),
         }
@@ -238,13 +242,14 @@ impl Transmit {
     /// so none of it is on the wire: in version 2 the records sealed and
     /// dropped give their nonces back, and the farewell that may follow
     /// is sealed under the nonce the peer expects next, or it could not
-    /// open it. Returns the REPLYs dropped, by status.
+    /// open it. The records (version 2) or envelope frames (version 1)
+    /// dropped are no longer counted sent. Returns the REPLYs dropped, by
+    /// status.
     pub(super) fn discard(&mut self) -> StatusCounts {
         self.out.clear();
+        self.records = self.records_taken;
         if let Some(s) = &mut self.sealer {
             s.open = None;
-            let dropped = s.cipher.nonce().saturating_sub(s.unsent_from);
-            self.records = self.records.saturating_sub(dropped);
             s.cipher.rewind_unsent(s.unsent_from);
         }
         core::mem::take(&mut self.replies)
@@ -270,6 +275,7 @@ impl Transmit {
             }
             s.unsent_from = s.cipher.nonce();
         }
+        self.records_taken = self.records;
         self.replies = StatusCounts::default();
         Ok((!self.out.is_empty()).then(|| self.out.split().freeze()))
     }
