@@ -205,7 +205,8 @@ pub const OUTPUTS_BEFORE_PAUSE: usize = 1024;
 /// linger) at no cost to the queue's, however many connections close at
 /// once. The closes the application asks for
 /// ([`crate::Endpoint::disconnect`], [`crate::Endpoint::close_all`]) send
-/// the whole queue first: the SENDs and replies given before them.
+/// the whole queue first: the SENDs given before them, and the replies
+/// in the queue (not those still waiting for room behind it).
 pub const LAST_COPIED: usize = 4096;
 
 /// What the driver must do next; see [`crate::Endpoint::poll_output`].

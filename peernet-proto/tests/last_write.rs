@@ -231,3 +231,60 @@ fn what_a_close_drops_is_not_counted_sent() {
         assert_eq!(cb.records_out, ca.records_in, "{version:?}: records");
     }
 }
+
+/// A `disconnect` or `close_all` while the peer is behind: the whole
+/// queue goes before the GOODBYE, after the batch the driver already
+/// took (version 2: sealed under the nonces that follow it, so the peer
+/// opens every record), but the replies still waiting for room are
+/// dropped: their calls fail with the GOODBYE, each once, and count as
+/// ended by the close on the callee's side. (What the application gave
+/// before the close goes only as far as it was queued.)
+#[test]
+fn a_disconnect_behind_sends_the_queue_but_not_the_replies_waiting() {
+    for config in [test_config(), test_config_v2()] {
+        for close_all in [false, true] {
+            let version = config.version;
+            let (mut p, ids) = behind(config.clone());
+            let s = p.node(Who::B).ep.stats();
+            let (queued, waiting) = (s.queued_bytes, s.replies_waiting as u64);
+            assert!(queued > LAST_COPIED && waiting > 0, "{s:?}");
+            let (a, now) = (p.id(Who::A), p.node(Who::B).now);
+            let out_before = p.node(Who::B).ep.counters().bytes_out;
+            if close_all {
+                p.node(Who::B).ep.close_all(now);
+            } else {
+                assert!(p.node(Who::B).ep.disconnect(now, &a));
+            }
+            let last = p.node(Who::B).ep.counters().bytes_out - out_before;
+            assert!(last as usize > queued, "{version:?}: the queue went");
+            let events = a_reads_to_the_end(&mut p);
+            let got = call_results(&events);
+            let got_ids: Vec<CallId> = got.iter().map(|(id, _)| *id).collect();
+            assert_eq!(got_ids, ids, "{version:?}: every call resolves once");
+            let ok = got.iter().take_while(|(_, r)| r.is_ok()).count() as u64;
+            let closed = got[ok as usize..]
+                .iter()
+                .filter(|(_, r)| {
+                    matches!(r, Err(CallError::ConnectionClosed(reason))
+                        if goodbye(GoodbyeCode::Normal)(reason))
+                })
+                .count() as u64;
+            println!(
+                "{version:?}, close_all {close_all}: {ok} results, {closed} closed, {waiting} waited"
+            );
+            assert_eq!(
+                (ok, closed),
+                (CALLS as u64 - waiting, waiting),
+                "{version:?}: the queued replies arrive, the waiting ones fail with the GOODBYE"
+            );
+            let c = p.node(Who::B).ep.counters().calls_in;
+            assert_eq!(
+                (c.by_status.get(ReplyStatus::Ok), c.connection_closed),
+                (ok, closed),
+                "{version:?}: B counts as answered only the replies that left"
+            );
+            let (ca, cb) = (p.node(Who::A).ep.counters(), p.node(Who::B).ep.counters());
+            assert_eq!(cb.records_out, ca.records_in, "{version:?}: records");
+        }
+    }
+}

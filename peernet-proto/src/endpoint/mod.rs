@@ -431,8 +431,10 @@ impl Endpoint {
     }
 
     /// Closes the connection to `peer` on purpose, with GOODBYE `normal`
-    /// after everything still queued for it (the SENDs and replies the
-    /// application gave before the close). Every other close (an unpair,
+    /// after everything still queued for it: the SENDs the application
+    /// gave before the close, and the replies in the queue (those still
+    /// waiting for room behind a full queue are dropped, and their calls
+    /// fail with the close). Every other close (an unpair,
     /// a newer connection, a timeout, a broken protocol) keeps its last
     /// write within [`crate::LAST_COPIED`] bytes and drops a longer queue.
     /// Returns false if there was none.
