@@ -110,7 +110,7 @@ pub enum DiscoveryError {
 }
 
 /// LAN discovery of a node, running until dropped (which withdraws the
-/// announcement, as the node's close does).
+/// announcement, as the node's shutdown does).
 pub struct Discovery {
     daemon: ServiceDaemon,
     fullname: String,
@@ -345,9 +345,10 @@ impl<R: Runtime> Node<R> {
     /// [module docs](crate::discovery)). Runs until the returned
     /// [`Discovery`] is dropped; it does not keep the node open (the
     /// node closes when the application's last handle goes, and the
-    /// announcements heard after that are ignored). Once the node is
-    /// closed (after [`Node::shutdown`] or its last handle) its
-    /// announcement is withdrawn: mDNS says goodbye to the LAN.
+    /// announcements heard after that are ignored). Once the node
+    /// stops accepting (as [`Node::shutdown`] starts, not once its grace
+    /// is over; or when its last handle goes) its announcement is
+    /// withdrawn: mDNS says goodbye to the LAN.
     ///
     /// # Errors
     ///
@@ -400,19 +401,20 @@ impl<R: Runtime> Node<R> {
                 }
             }
         };
-        // Once the node is closed (shut down, or its last handle dropped)
-        // nothing listens behind the announcement: it is withdrawn (mDNS
-        // says goodbye) rather than kept until the `Discovery` is dropped.
+        // Once the node stops accepting (its shutdown starts, or its last
+        // handle is dropped) nothing answers behind the announcement: it
+        // is withdrawn (mDNS says goodbye) rather than kept through the
+        // shutdown's grace, or until the `Discovery` is dropped.
         let shared = self.shared.clone();
         let (withdraw, name) = (daemon.clone(), fullname.clone());
         self.runtime().spawn(async move {
-            let closed = shared.closed.listen();
-            if shared.read(|inner| inner.phase) != Phase::Closed {
-                first(closed, learning).await;
+            let stopping = shared.stopping.listen();
+            if shared.read(|inner| inner.phase) == Phase::Running {
+                first(stopping, learning).await;
             }
-            // (closed, or gone; or the `Discovery` dropped, whose daemon
+            // (stopping, or gone; or the `Discovery` dropped, whose daemon
             // has stopped: then this does nothing)
-            tracing::debug!(%name, "the node is closed: its announcement is withdrawn");
+            tracing::debug!(%name, "the node stops accepting: its announcement is withdrawn");
             let _ = withdraw.unregister(&name);
         });
         let announced = Announced::of(listen.ip());

@@ -42,7 +42,7 @@ fn close_now<R: Runtime>(shared: &Arc<Shared<R>>) {
     });
     // (`with_core` has woken the writers: the goodbyes go out)
     if let Some(handlers) = handlers {
-        shared.stop_accepting.notify();
+        stop_accepting(shared);
         shared.timer.notify();
         crate::book_save::at_close(shared, shared.take_dir_lock());
         // Dropped outside the lock: this may drop the last `Node` handle,
@@ -50,6 +50,15 @@ fn close_now<R: Runtime>(shared: &Arc<Shared<R>>) {
         drop(handlers);
         shared.closed.notify(usize::MAX);
     }
+}
+
+/// The node no longer accepts (its shutdown started, or it closed at
+/// once): the accept loop stops, and whatever else points peers at the
+/// node stops with it: LAN discovery withdraws its announcement (it would
+/// send peers, for the whole grace, to a node that turns them away).
+fn stop_accepting<R: Runtime>(shared: &Arc<Shared<R>>) {
+    shared.stop_accepting.notify();
+    shared.stopping.notify(usize::MAX);
 }
 
 /// [`Node::shutdown`](crate::Node::shutdown): the part done at once, the
@@ -71,8 +80,8 @@ pub(crate) fn shutdown<R: Runtime>(
         }
         first_call
     });
-    shared.stop_accepting.notify();
     if first_call {
+        stop_accepting(&shared);
         // After the core's shutdown, which dropped the kept peers: a call
         // waiting for one to come back, woken here, finds it no longer
         // kept and fails rather than waiting again.
@@ -93,6 +102,9 @@ pub(crate) fn shutdown<R: Runtime>(
             graceful_close(&closing, grace).await;
             tracing::info!(%peer, "shut down");
         });
+    } else {
+        // (the node stopped accepting already: told again, as before)
+        shared.stop_accepting.notify();
     }
     async move {
         loop {

@@ -271,6 +271,10 @@ pub(crate) struct Shared<R: Runtime> {
     pub(crate) writer_ended: Broadcast,
     /// The node is closed.
     pub(crate) closed: Broadcast,
+    /// The node stops accepting: `shutdown` started, or it closed at
+    /// once. Unlike `stop_accepting`, any number of tasks may listen (LAN
+    /// discovery withdraws its announcement here, not at the close).
+    pub(crate) stopping: Broadcast,
     /// Bytes that closed connections still mean to write (their writers'
     /// batches and last bytes) during their linger: past
     /// [`Shared::linger_budget`], a connection closed while the node runs
@@ -315,6 +319,7 @@ impl<R: Runtime> Shared<R> {
             writers: AtomicUsize::new(0),
             writer_ended: Broadcast::new(),
             closed: Broadcast::new(),
+            stopping: Broadcast::new(),
             lingering: AtomicUsize::new(0),
             dropped_events: AtomicU64::new(0),
             dropped_sends: AtomicU64::new(0),

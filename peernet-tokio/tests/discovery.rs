@@ -243,6 +243,98 @@ async fn a_closed_node_is_no_longer_announced() {
     let _ = browser.shutdown();
 }
 
+/// A node's announcement is withdrawn as soon as its shutdown starts,
+/// not once the grace is over: during the grace it no longer accepts, and
+/// peers sent to it would be turned away. Here a handler holds a call
+/// open, so the grace (a minute) runs on; the browser hears the node
+/// removed while it does. It used to be withdrawn at the close only.
+#[tokio::test]
+async fn a_shutting_down_node_is_no_longer_announced() {
+    const NAME: &str = "a_shutting_down_node_is_no_longer_announced";
+    if loopback_multicast().is_err() {
+        if std::env::var_os(IN_NETNS).is_none() {
+            match rerun_in_netns(NAME, LOOPBACK) {
+                Ok(passed) => assert!(
+                    passed,
+                    "the test failed in its network namespace (output above)"
+                ),
+                Err(why) => eprintln!("SKIPPED {NAME}: {why}"),
+            }
+            return;
+        }
+        panic!("no multicast on the loopback even in a network namespace");
+    }
+    use mdns_sd::{IfKind, ServiceDaemon, ServiceEvent};
+    let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let browser = ServiceDaemon::new().unwrap();
+    browser.disable_interface(IfKind::All).unwrap();
+    browser.enable_interface(IfKind::Addr(lo)).unwrap();
+    let heard = browser
+        .browse(peernet_tokio::discovery::SERVICE_TYPE)
+        .unwrap();
+    let config = NodeConfig::new(id(1))
+        .trusting(peer(2))
+        .shutdown_grace(Duration::from_secs(60));
+    let a = Node::bind(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let (started, running) = std::sync::mpsc::channel();
+    a.expose("hold", move |_, _| {
+        let started = started.clone();
+        async move {
+            let _ = started.send(());
+            std::future::pending::<()>().await;
+            Ok(bytes::Bytes::new())
+        }
+    })
+    .unwrap();
+    let _discovery = a
+        .discover_lan(DiscoveryConfig::new().interface(lo))
+        .expect("mdns for a");
+    let id = peer(1).to_string();
+    let within = Duration::from_secs(15);
+    let name = tokio::time::timeout(within, async {
+        loop {
+            if let ServiceEvent::ServiceResolved(service) = heard.recv_async().await.unwrap() {
+                if service.get_property_val_str("id") == Some(id.as_str()) {
+                    break service.get_fullname().to_string();
+                }
+            }
+        }
+    })
+    .await
+    .expect("a resolved within 15 s");
+    let b = node(2, &[1]).await;
+    b.connect(peer(1), a.local_addr().unwrap()).await.unwrap();
+    let call = tokio::spawn(async move {
+        let _ = b
+            .call(&peer(1), "hold", "x", Duration::from_secs(120))
+            .await;
+    });
+    tokio::task::spawn_blocking(move || running.recv_timeout(within))
+        .await
+        .unwrap()
+        .expect("the handler runs");
+    let shutdown = tokio::spawn(a.shutdown());
+    tokio::time::timeout(within, async {
+        loop {
+            if let ServiceEvent::ServiceRemoved(_, removed) = heard.recv_async().await.unwrap() {
+                if removed == name {
+                    break;
+                }
+            }
+        }
+    })
+    .await
+    .expect("a removed within 15 s of its shutdown's start");
+    assert!(
+        !shutdown.is_finished() && !call.is_finished(),
+        "the grace was over: the test proves nothing"
+    );
+    call.abort();
+    let _ = browser.shutdown();
+}
+
 /// Real mDNS, on the loopback only (no packet leaves the machine): b
 /// announces, a (keeping b, knowing no address) finds and dials it; c,
 /// untrusted, announces too and is never stored.
