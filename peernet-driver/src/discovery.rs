@@ -58,6 +58,8 @@
 //! a task reading its events.
 
 use std::net::{IpAddr, SocketAddr, SocketAddrV6};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use mdns_sd::{IfKind, InterfaceId, ScopedIp, ServiceDaemon, ServiceEvent, ServiceInfo};
 use peernet_proto::{AddrSource, BookError, PeerId};
@@ -107,13 +109,64 @@ pub enum DiscoveryError {
     /// The operating system gave no randomness for the instance name.
     #[error("no entropy from the operating system: {0}")]
     Entropy(getrandom::Error),
+    /// This node's LAN discovery runs already: its [`Discovery`] is
+    /// alive and the node has not begun to shut down. A second one would
+    /// announce the node twice (two instances of one PeerId on the LAN)
+    /// and learn every announcement twice. Drop the first one, then start
+    /// again.
+    #[error("LAN discovery runs already for this node")]
+    AlreadyRunning,
+}
+
+/// The claim of one run of discovery on its node's flag (`lan_discovery`
+/// in the node's state): let go when dropped, if the flag is still this
+/// run's. The [`Discovery`] and its task each hold one, so whichever ends
+/// first frees the node, and neither frees a later run's claim (each run
+/// has a token of its own): a `Discovery` dropped and started again is
+/// never refused because its old task has not ended yet.
+struct Claim {
+    flag: Arc<AtomicU64>,
+    token: u64,
+}
+
+impl Claim {
+    /// Claims `flag` for a new run, unless another holds it.
+    fn take(flag: &Arc<AtomicU64>) -> Option<Claim> {
+        // (tokens are never 0, which means free, and never reused)
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let token = NEXT.fetch_add(1, Ordering::Relaxed);
+        flag.compare_exchange(0, token, Ordering::AcqRel, Ordering::Acquire)
+            .ok()?;
+        Some(Claim {
+            flag: flag.clone(),
+            token,
+        })
+    }
+
+    fn share(&self) -> Claim {
+        Claim {
+            flag: self.flag.clone(),
+            token: self.token,
+        }
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        let _ = self
+            .flag
+            .compare_exchange(self.token, 0, Ordering::AcqRel, Ordering::Acquire);
+    }
 }
 
 /// LAN discovery of a node, running until dropped (which withdraws the
-/// announcement, as the node's shutdown does).
+/// announcement, as the node's shutdown does). One at a time per node.
 pub struct Discovery {
     daemon: ServiceDaemon,
     fullname: String,
+    // (dropped after `drop` has stopped the daemon: the node may then
+    // start discovery again)
+    _claim: Claim,
 }
 
 impl std::fmt::Debug for Discovery {
@@ -348,14 +401,20 @@ impl<R: Runtime> Node<R> {
     /// announcements heard after that are ignored). Once the node
     /// stops accepting (as [`Node::shutdown`] starts, not once its grace
     /// is over; or when its last handle goes) its announcement is
-    /// withdrawn: mDNS says goodbye to the LAN.
+    /// withdrawn: mDNS says goodbye to the LAN. A node runs one discovery
+    /// at a time: another may start once the [`Discovery`] is dropped or
+    /// the node stops accepting.
     ///
     /// # Errors
     ///
     /// [`DiscoveryError::NotListening`] for a node without a listener;
+    /// [`DiscoveryError::AlreadyRunning`] while an earlier [`Discovery`]
+    /// of this node is alive (and the node running);
     /// [`DiscoveryError::Mdns`] when mDNS cannot start.
     pub fn discover_lan(&self, config: DiscoveryConfig) -> Result<Discovery, DiscoveryError> {
         let listen = self.local_addr().ok_or(DiscoveryError::NotListening)?;
+        let claim =
+            Claim::take(&self.shared.lan_discovery).ok_or(DiscoveryError::AlreadyRunning)?;
         let port = listen.port();
         let daemon = ServiceDaemon::new()?;
         if !config.interfaces.is_empty() {
@@ -406,8 +465,9 @@ impl<R: Runtime> Node<R> {
         // is withdrawn (mDNS says goodbye) rather than kept through the
         // shutdown's grace, or until the `Discovery` is dropped.
         let shared = self.shared.clone();
-        let (withdraw, name) = (daemon.clone(), fullname.clone());
+        let (withdraw, name, task_claim) = (daemon.clone(), fullname.clone(), claim.share());
         self.runtime().spawn(async move {
+            let _claim = task_claim;
             let stopping = shared.stopping.listen();
             if shared.read(|inner| inner.phase) == Phase::Running {
                 first(stopping, learning).await;
@@ -422,7 +482,11 @@ impl<R: Runtime> Node<R> {
             Some(why) => tracing::warn!(%fullname, %listen, "{why}"),
             None => tracing::info!(%fullname, port, ?announced, "announcing on the local network"),
         }
-        Ok(Discovery { daemon, fullname })
+        Ok(Discovery {
+            daemon,
+            fullname,
+            _claim: claim,
+        })
     }
 
     /// Whether an announcement of `peer` can teach anything: it is

@@ -54,11 +54,14 @@ fn close_now<R: Runtime>(shared: &Arc<Shared<R>>) {
 
 /// The node no longer accepts (its shutdown started, or it closed at
 /// once): the accept loop stops, and whatever else points peers at the
-/// node stops with it: LAN discovery withdraws its announcement (it would
-/// send peers, for the whole grace, to a node that turns them away).
+/// node stops with it. LAN discovery withdraws its announcement (it would
+/// send peers, for the whole grace, to a node that turns them away), and
+/// a new one may start.
 fn stop_accepting<R: Runtime>(shared: &Arc<Shared<R>>) {
     shared.stop_accepting.notify();
     shared.stopping.notify(usize::MAX);
+    #[cfg(feature = "mdns")]
+    shared.lan_discovery.store(0, Ordering::Release);
 }
 
 /// [`Node::shutdown`](crate::Node::shutdown): the part done at once, the

@@ -275,6 +275,10 @@ pub(crate) struct Shared<R: Runtime> {
     /// once. Unlike `stop_accepting`, any number of tasks may listen (LAN
     /// discovery withdraws its announcement here, not at the close).
     pub(crate) stopping: Broadcast,
+    /// The LAN discovery of this node that runs, by its token (0: none):
+    /// one at a time (`discovery.rs`). Cleared when the node stops.
+    #[cfg(feature = "mdns")]
+    pub(crate) lan_discovery: Arc<AtomicU64>,
     /// Bytes that closed connections still mean to write (their writers'
     /// batches and last bytes) during their linger: past
     /// [`Shared::linger_budget`], a connection closed while the node runs
@@ -320,6 +324,8 @@ impl<R: Runtime> Shared<R> {
             writer_ended: Broadcast::new(),
             closed: Broadcast::new(),
             stopping: Broadcast::new(),
+            #[cfg(feature = "mdns")]
+            lan_discovery: Arc::new(AtomicU64::new(0)),
             lingering: AtomicUsize::new(0),
             dropped_events: AtomicU64::new(0),
             dropped_sends: AtomicU64::new(0),

@@ -335,6 +335,49 @@ async fn a_shutting_down_node_is_no_longer_announced() {
     let _ = browser.shutdown();
 }
 
+/// A node runs one LAN discovery at a time: a second `discover_lan`
+/// while the first `Discovery` is alive is refused (it used to start a
+/// second mDNS daemon: two instances of one PeerId on the LAN, and every
+/// announcement learned twice). Once the first is dropped, a new one
+/// starts at once (its old task, which may end later, does not free the
+/// new one's claim); and once the node stops accepting, one may start
+/// again too.
+#[tokio::test]
+async fn a_node_runs_one_discovery_at_a_time() {
+    use peernet_tokio::discovery::DiscoveryError;
+    let lo = DiscoveryConfig::new().interface(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let a = node(1, &[]).await;
+    let first = match a.discover_lan(lo.clone()) {
+        Ok(discovery) => discovery,
+        Err(error) => {
+            eprintln!("SKIPPED: mDNS cannot start here: {error}");
+            return;
+        }
+    };
+    let refused = |what: Result<_, DiscoveryError>| {
+        assert!(
+            matches!(what, Err(DiscoveryError::AlreadyRunning)),
+            "a second discovery of one node: {what:?}"
+        );
+    };
+    refused(a.discover_lan(lo.clone()));
+    drop(first);
+    let _second = a
+        .discover_lan(lo.clone())
+        .expect("discovery starts again once the first is dropped");
+    // (the first one's task ends as its daemon stops: watched for a
+    // bounded while, the second still holds the node)
+    for _ in 0..10 {
+        refused(a.discover_lan(lo.clone()));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let shutdown = a.shutdown();
+    let _third = a
+        .discover_lan(lo)
+        .expect("discovery starts again once the node stops accepting");
+    shutdown.await;
+}
+
 /// Real mDNS, on the loopback only (no packet leaves the machine): b
 /// announces, a (keeping b, knowing no address) finds and dials it; c,
 /// untrusted, announces too and is never stored.
