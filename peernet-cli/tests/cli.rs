@@ -62,6 +62,30 @@ fn call(cwd: &Path, key: &str, target: &str, extra: &[&str]) -> std::process::Ou
     args.extend_from_slice(extra);
     run(&args, cwd)
 }
+/// Runs `peernet` with `args` in `d` and waits at most 20 s for it to
+/// exit on its own: its exit code and standard error. If it runs on, it
+/// is killed and the test fails with `ran_on`.
+fn exits_within(d: &Path, args: &[&str], ran_on: &str) -> (Option<i32>, String) {
+    let mut child = Command::new(peernet())
+        .args(args)
+        .current_dir(d)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr_pipe = child.stderr.take().unwrap();
+    let err = std::thread::spawn(move || std::io::read_to_string(stderr_pipe).unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let pid = child.id();
+    std::thread::spawn(move || tx.send(child.wait().unwrap()));
+    let status = rx
+        .recv_timeout(Duration::from_secs(20))
+        .unwrap_or_else(|_| {
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+            panic!("{ran_on}")
+        });
+    (status.code(), err.join().unwrap())
+}
 
 /// Asserts that `out` exited 1 with `needle` in its stderr.
 #[track_caller]
@@ -725,26 +749,12 @@ fn an_mdns_interface_no_interface_has_is_a_usage_error() {
         "192.0.2.99",
     ];
     // (bounded: the old code served on, discovery off, until killed)
-    let mut child = Command::new(peernet())
-        .args(args)
-        .current_dir(d)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr_pipe = child.stderr.take().unwrap();
-    let err = std::thread::spawn(move || std::io::read_to_string(stderr_pipe).unwrap());
-    let (tx, rx) = std::sync::mpsc::channel();
-    let pid = child.id();
-    std::thread::spawn(move || tx.send(child.wait().unwrap()));
-    let status = rx
-        .recv_timeout(Duration::from_secs(20))
-        .unwrap_or_else(|_| {
-            let _ = Command::new("kill").arg(pid.to_string()).status();
-            panic!("serve ran on with discovery on an address no interface has")
-        });
-    let err = err.join().unwrap();
-    assert_eq!(status.code(), Some(64), "{err}");
+    let (code, err) = exits_within(
+        d,
+        &args,
+        "serve ran on with discovery on an address no interface has",
+    );
+    assert_eq!(code, Some(64), "{err}");
     assert!(err.contains("no interface has this address"), "{err}");
 }
 
@@ -770,26 +780,8 @@ fn an_mdns_interface_off_the_listen_network_is_a_usage_error() {
         "127.0.0.1",
     ];
     // (bounded: the old code served on, announced nowhere, until killed)
-    let mut child = Command::new(peernet())
-        .args(args)
-        .current_dir(d)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr_pipe = child.stderr.take().unwrap();
-    let err = std::thread::spawn(move || std::io::read_to_string(stderr_pipe).unwrap());
-    let (tx, rx) = std::sync::mpsc::channel();
-    let pid = child.id();
-    std::thread::spawn(move || tx.send(child.wait().unwrap()));
-    let status = rx
-        .recv_timeout(Duration::from_secs(20))
-        .unwrap_or_else(|_| {
-            let _ = Command::new("kill").arg(pid.to_string()).status();
-            panic!("serve ran on, announced on no interface")
-        });
-    let err = err.join().unwrap();
-    assert_eq!(status.code(), Some(64), "{err}");
+    let (code, err) = exits_within(d, &args, "serve ran on, announced on no interface");
+    assert_eq!(code, Some(64), "{err}");
     assert!(err.contains("announced nowhere"), "{err}");
 }
 

@@ -18,7 +18,7 @@ use peernet_proto::{
     Response,
 };
 use peernet_testkit::call_results;
-use support::{Pair, Who, test_config, test_config_v2};
+use support::{Pair, Who, echo_calls_in_hand, test_config, test_config_v2};
 
 const CALLS: usize = 40;
 const ARGS: usize = 3000;
@@ -35,31 +35,7 @@ fn behind(mut config: Config) -> (Pair, Vec<CallId>) {
     cb.send_buffer = 16 << 10;
     cb.max_send_buffer = 16 << 10;
     let mut p = Pair::with(config, cb, true, true);
-    p.node(Who::B).ep.expose("echo", Access::Anyone).unwrap();
-    let l = p.dial(Who::A);
-    p.drive();
-    p.take_events(Who::A);
-    p.take_events(Who::B);
-    let (b, now) = (p.id(Who::B), p.node(Who::A).now);
-    let ids = (0..CALLS)
-        .map(|i| {
-            let args = [i as u8; ARGS];
-            p.node(Who::A)
-                .ep
-                .call(now, &b, "echo", &args, None)
-                .unwrap()
-        })
-        .collect();
-    p.drive();
-    let calls: Vec<_> = p
-        .take_events(Who::B)
-        .into_iter()
-        .filter_map(|e| match e {
-            Event::Call(call) => Some(call),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(calls.len(), CALLS);
+    let (l, ids, calls) = echo_calls_in_hand(&mut p, CALLS, ARGS);
     // A reads nothing from now on: B's driver takes one batch at most
     p.net.capacity = 1;
     p.net.links[l].to[Who::A.index()].hold = true;

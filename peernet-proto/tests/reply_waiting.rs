@@ -9,7 +9,7 @@ mod support;
 use bytes::Bytes;
 use peernet_proto::{Access, CallError, CallId, CloseReason, Config, Event, Output, Response};
 use peernet_testkit::call_results;
-use support::{Pair, Who, test_config, test_config_v2};
+use support::{Pair, Who, echo_calls_in_hand, test_config, test_config_v2};
 
 const CALLS: usize = 24;
 const ARGS: usize = 500;
@@ -22,35 +22,7 @@ fn b_holds_calls(config: Config) -> (Pair, Vec<CallId>, Vec<peernet_proto::Inbou
     for_a.send_buffer = Config::default().send_buffer;
     for_a.max_send_buffer = Config::default().max_send_buffer;
     let mut p = Pair::with(for_a, config, true, true);
-    p.node(Who::B)
-        .ep
-        .expose("echo", Access::Anyone)
-        .expect("handle");
-    p.dial(Who::A);
-    p.drive();
-    p.take_events(Who::A);
-    p.take_events(Who::B);
-    let b = p.id(Who::B);
-    let now = p.node(Who::A).now;
-    let ids = (0..CALLS)
-        .map(|i| {
-            let args = [i as u8; ARGS];
-            p.node(Who::A)
-                .ep
-                .call(now, &b, "echo", &args, None)
-                .expect("call")
-        })
-        .collect();
-    p.drive();
-    let calls = p
-        .take_events(Who::B)
-        .into_iter()
-        .filter_map(|e| match e {
-            Event::Call(call) => Some(call),
-            _ => None,
-        })
-        .collect::<Vec<_>>();
-    assert_eq!(calls.len(), CALLS);
+    let (_, ids, calls) = echo_calls_in_hand(&mut p, CALLS, ARGS);
     (p, ids, calls)
 }
 

@@ -6,8 +6,8 @@
 mod support;
 
 use bytes::Bytes;
-use peernet_proto::{Access, CallId, Config, Envelope, Event, Handle, InboundCall, Response};
-use support::{Pair, Who, test_config_v2};
+use peernet_proto::{CallId, Config, Envelope, Event, Handle, InboundCall, Response};
+use support::{Pair, Who, echo_calls_in_hand, test_config_v2};
 
 const CALLS: usize = 8;
 const ARGS: usize = 1000;
@@ -25,31 +25,7 @@ fn replies_wait(max_in: usize) -> (Pair, Vec<CallId>, Vec<InboundCall>) {
     ca.send_buffer = Config::default().send_buffer;
     ca.max_send_buffer = Config::default().max_send_buffer;
     let mut p = Pair::with(ca, cb, true, true);
-    p.node(Who::B).ep.expose("echo", Access::Anyone).unwrap();
-    let l = p.dial(Who::A);
-    p.drive();
-    p.take_events(Who::A);
-    p.take_events(Who::B);
-    let b = p.id(Who::B);
-    let now = p.node(Who::A).now;
-    let ids: Vec<CallId> = (0..CALLS)
-        .map(|i| {
-            p.node(Who::A)
-                .ep
-                .call(now, &b, "echo", &[i as u8; ARGS], None)
-                .expect("call")
-        })
-        .collect();
-    p.drive();
-    let calls: Vec<InboundCall> = p
-        .take_events(Who::B)
-        .into_iter()
-        .filter_map(|e| match e {
-            Event::Call(c) => Some(c),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(calls.len(), CALLS);
+    let (l, ids, calls) = echo_calls_in_hand(&mut p, CALLS, ARGS);
     // A reads nothing from now on
     p.net.capacity = 1;
     p.net.links[l].to[Who::A.index()].hold = true;

@@ -182,6 +182,91 @@ fn rerun_in_netns(test: &str, setup: &str) -> Result<bool, String> {
     Ok(status.success())
 }
 
+/// Whether a test that needs multicast on the loopback runs here: true
+/// where the loopback takes it (or in the network namespace this test
+/// was run again in); otherwise it is run again as `name` in a namespace
+/// of its own (or skipped, with a message, where none can be made), and
+/// the caller returns.
+fn here_with_loopback_multicast(name: &str) -> bool {
+    if loopback_multicast().is_ok() {
+        return true;
+    }
+    if std::env::var_os(IN_NETNS).is_some() {
+        panic!("no multicast on the loopback even in a network namespace");
+    }
+    match rerun_in_netns(name, LOOPBACK) {
+        Ok(passed) => assert!(
+            passed,
+            "the test failed in its network namespace (output above)"
+        ),
+        Err(why) => eprintln!("SKIPPED {name}: {why}"),
+    }
+    false
+}
+
+/// A plain mDNS browser of peernet's service type on the loopback: what
+/// another host's resolver hears.
+struct Browser {
+    daemon: mdns_sd::ServiceDaemon,
+    heard: mdns_sd::Receiver<mdns_sd::ServiceEvent>,
+}
+
+impl Browser {
+    fn on_loopback() -> Browser {
+        use mdns_sd::{IfKind, ServiceDaemon};
+        let daemon = ServiceDaemon::new().unwrap();
+        daemon.disable_interface(IfKind::All).unwrap();
+        daemon
+            .enable_interface(IfKind::Addr(IpAddr::V4(Ipv4Addr::LOCALHOST)))
+            .unwrap();
+        let heard = daemon
+            .browse(peernet_tokio::discovery::SERVICE_TYPE)
+            .unwrap();
+        Browser { daemon, heard }
+    }
+
+    /// The full name of the instance that announces `peer`, once
+    /// resolved (the test fails after `within`).
+    async fn resolved(&self, peer: PeerId, within: Duration) -> String {
+        let id = peer.to_string();
+        let resolving = async {
+            loop {
+                let event = self.heard.recv_async().await.unwrap();
+                if let mdns_sd::ServiceEvent::ServiceResolved(service) = event {
+                    if service.get_property_val_str("id") == Some(id.as_str()) {
+                        break service.get_fullname().to_string();
+                    }
+                }
+            }
+        };
+        tokio::time::timeout(within, resolving)
+            .await
+            .unwrap_or_else(|_| panic!("{peer} resolved within {within:?}"))
+    }
+
+    /// Returns once the instance `name` is heard removed (its goodbye);
+    /// the test fails with `what` after `within`.
+    async fn removed(&self, name: &str, within: Duration, what: &str) {
+        let removal = async {
+            loop {
+                let event = self.heard.recv_async().await.unwrap();
+                if let mdns_sd::ServiceEvent::ServiceRemoved(_, removed) = event {
+                    if removed == name {
+                        break;
+                    }
+                }
+            }
+        };
+        tokio::time::timeout(within, removal).await.expect(what);
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.daemon.shutdown();
+    }
+}
+
 /// A node's announcement is withdrawn once the node is closed, its
 /// `Discovery` still alive: a plain mDNS browser that resolved it hears
 /// it removed (the goodbye). It used to stay announced until the
@@ -189,58 +274,21 @@ fn rerun_in_netns(test: &str, setup: &str) -> Result<bool, String> {
 /// kept dialing a port nothing listened on.
 #[tokio::test]
 async fn a_closed_node_is_no_longer_announced() {
-    const NAME: &str = "a_closed_node_is_no_longer_announced";
-    if loopback_multicast().is_err() {
-        if std::env::var_os(IN_NETNS).is_none() {
-            match rerun_in_netns(NAME, LOOPBACK) {
-                Ok(passed) => assert!(
-                    passed,
-                    "the test failed in its network namespace (output above)"
-                ),
-                Err(why) => eprintln!("SKIPPED {NAME}: {why}"),
-            }
-            return;
-        }
-        panic!("no multicast on the loopback even in a network namespace");
+    if !here_with_loopback_multicast("a_closed_node_is_no_longer_announced") {
+        return;
     }
-    use mdns_sd::{IfKind, ServiceDaemon, ServiceEvent};
     let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    let browser = ServiceDaemon::new().unwrap();
-    browser.disable_interface(IfKind::All).unwrap();
-    browser.enable_interface(IfKind::Addr(lo)).unwrap();
-    let heard = browser
-        .browse(peernet_tokio::discovery::SERVICE_TYPE)
-        .unwrap();
+    let browser = Browser::on_loopback();
     let a = node(1, &[]).await;
     let _discovery = a
         .discover_lan(DiscoveryConfig::new().interface(lo))
         .expect("mdns for a");
-    let id = peer(1).to_string();
     let within = Duration::from_secs(15);
-    let name = tokio::time::timeout(within, async {
-        loop {
-            if let ServiceEvent::ServiceResolved(service) = heard.recv_async().await.unwrap() {
-                if service.get_property_val_str("id") == Some(id.as_str()) {
-                    break service.get_fullname().to_string();
-                }
-            }
-        }
-    })
-    .await
-    .expect("a resolved within 15 s");
+    let name = browser.resolved(peer(1), within).await;
     a.shutdown().await;
-    tokio::time::timeout(within, async {
-        loop {
-            if let ServiceEvent::ServiceRemoved(_, removed) = heard.recv_async().await.unwrap() {
-                if removed == name {
-                    break;
-                }
-            }
-        }
-    })
-    .await
-    .expect("a removed within 15 s of its close");
-    let _ = browser.shutdown();
+    browser
+        .removed(&name, within, "a removed within 15 s of its close")
+        .await;
 }
 
 /// A node's announcement is withdrawn as soon as its shutdown starts,
@@ -250,28 +298,11 @@ async fn a_closed_node_is_no_longer_announced() {
 /// removed while it does. It used to be withdrawn at the close only.
 #[tokio::test]
 async fn a_shutting_down_node_is_no_longer_announced() {
-    const NAME: &str = "a_shutting_down_node_is_no_longer_announced";
-    if loopback_multicast().is_err() {
-        if std::env::var_os(IN_NETNS).is_none() {
-            match rerun_in_netns(NAME, LOOPBACK) {
-                Ok(passed) => assert!(
-                    passed,
-                    "the test failed in its network namespace (output above)"
-                ),
-                Err(why) => eprintln!("SKIPPED {NAME}: {why}"),
-            }
-            return;
-        }
-        panic!("no multicast on the loopback even in a network namespace");
+    if !here_with_loopback_multicast("a_shutting_down_node_is_no_longer_announced") {
+        return;
     }
-    use mdns_sd::{IfKind, ServiceDaemon, ServiceEvent};
     let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    let browser = ServiceDaemon::new().unwrap();
-    browser.disable_interface(IfKind::All).unwrap();
-    browser.enable_interface(IfKind::Addr(lo)).unwrap();
-    let heard = browser
-        .browse(peernet_tokio::discovery::SERVICE_TYPE)
-        .unwrap();
+    let browser = Browser::on_loopback();
     let config = NodeConfig::new(id(1))
         .trusting(peer(2))
         .shutdown_grace(Duration::from_secs(60));
@@ -291,19 +322,8 @@ async fn a_shutting_down_node_is_no_longer_announced() {
     let _discovery = a
         .discover_lan(DiscoveryConfig::new().interface(lo))
         .expect("mdns for a");
-    let id = peer(1).to_string();
     let within = Duration::from_secs(15);
-    let name = tokio::time::timeout(within, async {
-        loop {
-            if let ServiceEvent::ServiceResolved(service) = heard.recv_async().await.unwrap() {
-                if service.get_property_val_str("id") == Some(id.as_str()) {
-                    break service.get_fullname().to_string();
-                }
-            }
-        }
-    })
-    .await
-    .expect("a resolved within 15 s");
+    let name = browser.resolved(peer(1), within).await;
     let b = node(2, &[1]).await;
     b.connect(peer(1), a.local_addr().unwrap()).await.unwrap();
     let call = tokio::spawn(async move {
@@ -316,23 +336,18 @@ async fn a_shutting_down_node_is_no_longer_announced() {
         .unwrap()
         .expect("the handler runs");
     let shutdown = tokio::spawn(a.shutdown());
-    tokio::time::timeout(within, async {
-        loop {
-            if let ServiceEvent::ServiceRemoved(_, removed) = heard.recv_async().await.unwrap() {
-                if removed == name {
-                    break;
-                }
-            }
-        }
-    })
-    .await
-    .expect("a removed within 15 s of its shutdown's start");
+    browser
+        .removed(
+            &name,
+            within,
+            "a removed within 15 s of its shutdown's start",
+        )
+        .await;
     assert!(
         !shutdown.is_finished() && !call.is_finished(),
         "the grace was over: the test proves nothing"
     );
     call.abort();
-    let _ = browser.shutdown();
 }
 
 /// A node runs one LAN discovery at a time: a second `discover_lan`

@@ -19,3 +19,47 @@ pub(crate) fn failed_with(events: &[Event], expected: HandshakeError) -> bool {
 pub mod dialing;
 #[allow(dead_code, unreachable_pub)]
 pub mod v2;
+
+/// A and B of `p` connected; B exposes `echo`, A has made `calls` calls of
+/// `args` bytes (call `i` filled with `i`) and B has all of them in hand,
+/// answered none. Returns A's link, A's call ids and B's calls, in order.
+#[allow(dead_code)]
+pub(crate) fn echo_calls_in_hand(
+    p: &mut Pair,
+    calls: usize,
+    args: usize,
+) -> (
+    usize,
+    Vec<peernet_proto::CallId>,
+    Vec<peernet_proto::InboundCall>,
+) {
+    p.node(Who::B)
+        .ep
+        .expose("echo", peernet_proto::Access::Anyone)
+        .expect("handle");
+    let link = p.dial(Who::A);
+    p.drive();
+    p.take_events(Who::A);
+    p.take_events(Who::B);
+    let (b, now) = (p.id(Who::B), p.node(Who::A).now);
+    let ids = (0..calls)
+        .map(|i| {
+            let filled = vec![i as u8; args];
+            p.node(Who::A)
+                .ep
+                .call(now, &b, "echo", &filled, None)
+                .expect("call")
+        })
+        .collect();
+    p.drive();
+    let held: Vec<_> = p
+        .take_events(Who::B)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Call(call) => Some(call),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(held.len(), calls, "B holds every call");
+    (link, ids, held)
+}
