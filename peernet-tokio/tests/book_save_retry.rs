@@ -12,6 +12,8 @@
 
 #[path = "common/lines.rs"]
 mod lines;
+#[path = "common/until.rs"]
+mod until;
 
 use std::net::SocketAddr;
 use std::sync::OnceLock;
@@ -21,6 +23,7 @@ use lines::Lines;
 use peernet_tokio::{AddrSource, EventStream, Identity, Node, NodeConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Mutex, MutexGuard};
+use until::until;
 
 /// One test at a time; the log lines written since it began.
 struct Turn {
@@ -46,19 +49,6 @@ impl Turn {
 fn log() -> &'static Lines {
     static LINES: OnceLock<Lines> = OnceLock::new();
     LINES.get_or_init(|| Lines::capture(tracing::Level::DEBUG))
-}
-
-/// Waits (at most 20 s) until `done` holds, looking every 20 ms.
-async fn until(what: &str, mut done: impl FnMut() -> bool) {
-    let wait = async {
-        let mut tick = tokio::time::interval(Duration::from_millis(20));
-        while !done() {
-            tick.tick().await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(20), wait)
-        .await
-        .unwrap_or_else(|_| panic!("20 s without: {what}"));
 }
 
 /// A node on a fresh data directory that trusts one peer, listening on

@@ -7,11 +7,14 @@
 //! refused, `ChangedOnDisk`, at every retry until a restart). A file that
 //! does not load is never written over. A restart takes the edit in.
 
+#[path = "common/until.rs"]
+mod until;
+
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use peernet_tokio::book_file::SavedBook;
 use peernet_tokio::{AddrSource, DataDir, Identity, Node, NodeConfig, PeerId, TrustList};
+use until::until;
 
 fn id(seed: u8) -> PeerId {
     Identity::from_seed(&[seed; 32]).peer_id()
@@ -24,19 +27,6 @@ fn addr(last: u8) -> SocketAddr {
 /// The book file of `dir` as it is now, read by a hand of its own.
 fn book_on_disk(dir: &std::path::Path) -> SavedBook {
     DataDir::open(dir).unwrap().load_book().unwrap()
-}
-
-/// Waits (at most 20 s) until `done` holds, looking every 20 ms.
-async fn until(what: &str, mut done: impl FnMut() -> bool) {
-    let wait = async {
-        let mut tick = tokio::time::interval(Duration::from_millis(20));
-        while !done() {
-            tick.tick().await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(20), wait)
-        .await
-        .unwrap_or_else(|_| panic!("20 s without: {what}"));
 }
 
 /// A node whose data directory trusts `peers`, the first with `addr(1)`
