@@ -151,6 +151,14 @@ impl Setup {
         let lingering = self.bob.stats().lingering_bytes;
         drop(self.raw);
         self.bob.shutdown().await;
+        // Once every writer ended, what their closes counted is given
+        // back: nothing lingers (a count never given back would shrink
+        // the budget of every later close, for good).
+        let after = self.bob.stats().lingering_bytes;
+        assert_eq!(
+            after, 0,
+            "{after} bytes still counted once every writer ended"
+        );
         lingering
     }
 }
