@@ -730,11 +730,11 @@ async fn a_second_ctrl_c_stops_serve_at_once() {
     node.shutdown().await;
 }
 
-/// `--mdns-interface` with an address no interface has is a usage error:
-/// it used to switch discovery off without a word.
+/// `serve --listen <listen> --mdns --mdns-interface <interface>` must
+/// exit 64 at once with `needle` on stderr (the old code served on until
+/// killed: `ran_on`).
 #[cfg(feature = "mdns")]
-#[test]
-fn an_mdns_interface_no_interface_has_is_a_usage_error() {
+fn mdns_interface_refused(listen: &str, interface: &str, needle: &str, ran_on: &str) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     keygen(d, "b.key");
@@ -743,19 +743,27 @@ fn an_mdns_interface_no_interface_has_is_a_usage_error() {
         "--key",
         "b.key",
         "--listen",
-        "127.0.0.1:0",
+        listen,
         "--mdns",
         "--mdns-interface",
-        "192.0.2.99",
+        interface,
     ];
-    // (bounded: the old code served on, discovery off, until killed)
-    let (code, err) = exits_within(
-        d,
-        &args,
+    let (code, err) = exits_within(d, &args, ran_on);
+    assert_eq!(code, Some(64), "{err}");
+    assert!(err.contains(needle), "{err}");
+}
+
+/// `--mdns-interface` with an address no interface has is a usage error:
+/// it used to switch discovery off without a word.
+#[cfg(feature = "mdns")]
+#[test]
+fn an_mdns_interface_no_interface_has_is_a_usage_error() {
+    mdns_interface_refused(
+        "127.0.0.1:0",
+        "192.0.2.99",
+        "no interface has this address",
         "serve ran on with discovery on an address no interface has",
     );
-    assert_eq!(code, Some(64), "{err}");
-    assert!(err.contains("no interface has this address"), "{err}");
 }
 
 /// `--mdns-interface` naming an address whose network does not hold the
@@ -766,23 +774,12 @@ fn an_mdns_interface_no_interface_has_is_a_usage_error() {
 #[cfg(feature = "mdns")]
 #[test]
 fn an_mdns_interface_off_the_listen_network_is_a_usage_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    keygen(d, "b.key");
-    let args = [
-        "serve",
-        "--key",
-        "b.key",
-        "--listen",
+    mdns_interface_refused(
         "[::1]:0",
-        "--mdns",
-        "--mdns-interface",
         "127.0.0.1",
-    ];
-    // (bounded: the old code served on, announced nowhere, until killed)
-    let (code, err) = exits_within(d, &args, "serve ran on, announced on no interface");
-    assert_eq!(code, Some(64), "{err}");
-    assert!(err.contains("announced nowhere"), "{err}");
+        "announced nowhere",
+        "serve ran on, announced on no interface",
+    );
 }
 
 /// `serve --listen 127.0.0.1:0 --mdns` announces the node on the

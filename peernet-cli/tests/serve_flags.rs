@@ -14,6 +14,17 @@ use common::*;
 /// Kills the child when a test fails.
 struct Killed(Child);
 
+impl Killed {
+    /// Waits for the child to exit: its status and all it wrote to stderr.
+    fn wait_with_stderr(&mut self) -> (std::process::ExitStatus, String) {
+        let status = self.0.wait().unwrap();
+        let mut err = String::new();
+        let mut pipe = self.0.stderr.take().unwrap();
+        pipe.read_to_string(&mut err).unwrap();
+        (status, err)
+    }
+}
+
 impl Drop for Killed {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -42,15 +53,7 @@ fn serve_must_exit(d: &Path, args: &[&str], why: &str) -> (Option<i32>, String) 
     if let Some(line) = stdout.lines().map_while(Result::ok).next() {
         panic!("{why}: serve runs: {line:?}");
     }
-    let status = child.0.wait().unwrap();
-    let mut err = String::new();
-    child
-        .0
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let (status, err) = child.wait_with_stderr();
     (status.code(), err)
 }
 
@@ -121,16 +124,8 @@ fn a_handle_exposed_twice_is_exposed_once_with_a_warning() {
     let pid = child.0.id().to_string();
     let term = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     assert!(term.success());
-    let status = child.0.wait().unwrap();
+    let (status, err) = child.wait_with_stderr();
     assert_eq!(status.code(), Some(0));
-    let mut err = String::new();
-    child
-        .0
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
     let warned: Vec<&str> = err
         .lines()
         .filter(|l| l.contains("--expose given more than once"))
