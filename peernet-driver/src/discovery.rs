@@ -116,6 +116,11 @@ pub enum DiscoveryError {
     /// again.
     #[error("LAN discovery runs already for this node")]
     AlreadyRunning,
+    /// The node has begun to shut down ([`Node::shutdown`]) or is
+    /// closed: it no longer accepts, so there is nothing to announce.
+    /// Refused before mDNS starts: no socket is opened, nothing is sent.
+    #[error("the node is shutting down: nothing to announce")]
+    ShuttingDown,
 }
 
 /// The claim of one run of discovery on its node's flag (`lan_discovery`
@@ -159,8 +164,11 @@ impl Drop for Claim {
     }
 }
 
-/// LAN discovery of a node, running until dropped (which withdraws the
-/// announcement, as the node's shutdown does). One at a time per node.
+/// LAN discovery of a node, running until dropped or until its node
+/// stops accepting (its shutdown starts, or its last handle goes),
+/// whichever comes first: either stops its mDNS daemon, which withdraws
+/// the announcement (mDNS says goodbye), stops browsing (no more queries
+/// are sent) and closes its sockets. One at a time per node.
 pub struct Discovery {
     daemon: ServiceDaemon,
     fullname: String,
@@ -179,9 +187,16 @@ impl std::fmt::Debug for Discovery {
 
 impl Drop for Discovery {
     fn drop(&mut self) {
-        let _ = self.daemon.unregister(&self.fullname);
-        let _ = self.daemon.shutdown();
+        stop_daemon(&self.daemon, &self.fullname);
     }
+}
+
+/// Stops one run's mDNS daemon: withdraws its announcement `fullname`
+/// (mDNS says goodbye), then ends the daemon's thread (its browsing
+/// stops, its sockets close). Once stopped, this does nothing.
+fn stop_daemon(daemon: &ServiceDaemon, fullname: &str) {
+    let _ = daemon.unregister(fullname);
+    let _ = daemon.shutdown();
 }
 
 /// A fresh instance name (and host name) for one run of discovery: 32
@@ -400,18 +415,26 @@ impl<R: Runtime> Node<R> {
     /// node closes when the application's last handle goes, and the
     /// announcements heard after that are ignored). Once the node
     /// stops accepting (as [`Node::shutdown`] starts, not once its grace
-    /// is over; or when its last handle goes) its announcement is
-    /// withdrawn: mDNS says goodbye to the LAN. A node runs one discovery
-    /// at a time: another may start once the [`Discovery`] is dropped or
-    /// the node stops accepting.
+    /// is over; or when its last handle goes) its mDNS daemon stops,
+    /// though the [`Discovery`] be still alive: the announcement is
+    /// withdrawn (mDNS says goodbye to the LAN) and browsing ends (no
+    /// more queries). A node runs one discovery at a time: another may
+    /// start once the [`Discovery`] is dropped. A node that stops
+    /// accepting starts none: a `discover_lan` that races the shutdown's
+    /// start and wins gets a [`Discovery`] whose daemon stops at once.
     ///
     /// # Errors
     ///
+    /// [`DiscoveryError::ShuttingDown`] once [`Node::shutdown`] was
+    /// called or the node closed (checked first: mDNS is not started);
     /// [`DiscoveryError::NotListening`] for a node without a listener;
     /// [`DiscoveryError::AlreadyRunning`] while an earlier [`Discovery`]
-    /// of this node is alive (and the node running);
-    /// [`DiscoveryError::Mdns`] when mDNS cannot start.
+    /// of this node is alive; [`DiscoveryError::Mdns`] when mDNS cannot
+    /// start.
     pub fn discover_lan(&self, config: DiscoveryConfig) -> Result<Discovery, DiscoveryError> {
+        if self.shared.read(|inner| inner.phase) != Phase::Running {
+            return Err(DiscoveryError::ShuttingDown);
+        }
         let listen = self.local_addr().ok_or(DiscoveryError::NotListening)?;
         let claim =
             Claim::take(&self.shared.lan_discovery).ok_or(DiscoveryError::AlreadyRunning)?;
@@ -461,11 +484,14 @@ impl<R: Runtime> Node<R> {
             }
         };
         // Once the node stops accepting (its shutdown starts, or its last
-        // handle is dropped) nothing answers behind the announcement: it
-        // is withdrawn (mDNS says goodbye) rather than kept through the
-        // shutdown's grace, or until the `Discovery` is dropped.
+        // handle is dropped) nothing answers behind the announcement, and
+        // nothing is learned any more: the daemon stops, as when the
+        // `Discovery` is dropped (the announcement withdrawn, mDNS says
+        // goodbye; browsing ended, its sockets closed), rather than kept
+        // through the shutdown's grace, or until the `Discovery` is
+        // dropped.
         let shared = self.shared.clone();
-        let (withdraw, name, task_claim) = (daemon.clone(), fullname.clone(), claim.share());
+        let (stop, name, task_claim) = (daemon.clone(), fullname.clone(), claim.share());
         self.runtime().spawn(async move {
             let _claim = task_claim;
             let stopping = shared.stopping.listen();
@@ -474,8 +500,8 @@ impl<R: Runtime> Node<R> {
             }
             // (stopping, or gone; or the `Discovery` dropped, whose daemon
             // has stopped: then this does nothing)
-            tracing::debug!(%name, "the node stops accepting: its announcement is withdrawn");
-            let _ = withdraw.unregister(&name);
+            tracing::debug!(%name, "the node stops accepting: LAN discovery stops");
+            stop_daemon(&stop, &name);
         });
         let announced = Announced::of(listen.ip());
         match announced.warning(&config.interfaces) {

@@ -54,9 +54,10 @@ fn close_now<R: Runtime>(shared: &Arc<Shared<R>>) {
 
 /// The node no longer accepts (its shutdown started, or it closed at
 /// once): the accept loop stops, and whatever else points peers at the
-/// node stops with it. LAN discovery withdraws its announcement (it would
-/// send peers, for the whole grace, to a node that turns them away), and
-/// a new one may start.
+/// node stops with it. LAN discovery stops: its announcement is
+/// withdrawn (it would send peers, for the whole grace, to a node that
+/// turns them away) and its browsing ends; its claim on the node is let
+/// go, though no new one starts (`discover_lan` is refused from now on).
 fn stop_accepting<R: Runtime>(shared: &Arc<Shared<R>>) {
     shared.stop_accepting.notify();
     shared.stopping.notify(usize::MAX);

@@ -355,8 +355,7 @@ async fn a_shutting_down_node_is_no_longer_announced() {
 /// second mDNS daemon: two instances of one PeerId on the LAN, and every
 /// announcement learned twice). Once the first is dropped, a new one
 /// starts at once (its old task, which may end later, does not free the
-/// new one's claim); and once the node stops accepting, one may start
-/// again too.
+/// new one's claim).
 #[tokio::test]
 async fn a_node_runs_one_discovery_at_a_time() {
     use peernet_tokio::discovery::DiscoveryError;
@@ -386,11 +385,90 @@ async fn a_node_runs_one_discovery_at_a_time() {
         refused(a.discover_lan(lo.clone()));
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// A node whose shutdown has started, or that has closed, starts no LAN
+/// discovery: `discover_lan` is refused with `ShuttingDown`, before mDNS
+/// starts (no socket, nothing sent: this needs no multicast). It used to
+/// start an mDNS daemon, announce the node, and withdraw the announcement
+/// at once: for a moment the LAN heard of a node that turns peers away.
+#[tokio::test]
+async fn a_node_that_shuts_down_starts_no_discovery() {
+    use peernet_tokio::discovery::DiscoveryError;
+    let lo = DiscoveryConfig::new().interface(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let a = node(1, &[]).await;
     let shutdown = a.shutdown();
-    let _third = a
-        .discover_lan(lo)
-        .expect("discovery starts again once the node stops accepting");
+    let during = a.discover_lan(lo.clone());
+    assert!(
+        matches!(during, Err(DiscoveryError::ShuttingDown)),
+        "discovery during the shutdown: {during:?}"
+    );
     shutdown.await;
+    let after = a.discover_lan(lo);
+    assert!(
+        matches!(after, Err(DiscoveryError::ShuttingDown)),
+        "discovery after the close: {after:?}"
+    );
+}
+
+/// The mDNS daemons running in this process (their threads, named by
+/// `mdns-sd`).
+fn mdns_daemons() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .filter(|name| name.trim_end() == "mDNS_daemon")
+        .count()
+}
+
+/// Whether, within 10 s, [`mdns_daemons`] is `n`. (A thread neither
+/// starts with its name nor tells anyone that it ended: watched for a
+/// bounded while, each look a read of /proc.)
+async fn mdns_daemons_become(n: usize) -> bool {
+    let until = tokio::time::Instant::now() + Duration::from_secs(10);
+    while mdns_daemons() != n {
+        if tokio::time::Instant::now() >= until {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    true
+}
+
+/// A node's shutdown stops its discovery's mDNS daemon, its `Discovery`
+/// still alive: not only is the announcement withdrawn, browsing ends
+/// too (the daemon's thread, the one that sends the queries, ends). It
+/// used to browse on until the `Discovery` was dropped, for a node that
+/// no longer learns anything.
+///
+/// Run in a network namespace of its own, alone in its process (the
+/// daemons are counted process-wide).
+#[tokio::test]
+async fn a_shut_down_node_stops_browsing() {
+    const NAME: &str = "a_shut_down_node_stops_browsing";
+    if std::env::var_os(IN_NETNS).is_none() {
+        match rerun_in_netns(NAME, LOOPBACK) {
+            Ok(passed) => assert!(
+                passed,
+                "the test failed in its network namespace (output above)"
+            ),
+            Err(why) => eprintln!("SKIPPED {NAME}: {why}"),
+        }
+        return;
+    }
+    let lo = DiscoveryConfig::new().interface(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let a = node(1, &[]).await;
+    let discovery = a.discover_lan(lo).expect("mdns for a");
+    assert!(
+        mdns_daemons_become(1).await,
+        "the node's daemon runs (named so within 10 s)"
+    );
+    a.shutdown().await;
+    assert!(
+        mdns_daemons_become(0).await,
+        "the daemon still runs 10 s after the shutdown"
+    );
+    drop(discovery);
 }
 
 /// Real mDNS, on the loopback only (no packet leaves the machine): b
