@@ -43,7 +43,8 @@ pub(crate) struct Serve {
     #[arg(long = "mdns-interface", value_name = "IP", requires = "mdns")]
     mdns_interface: Vec<std::net::IpAddr>,
     /// A peer to trust for this run (repeatable; not written to a data
-    /// directory's trust list). The node's own PeerId is refused.
+    /// directory's trust list; one given twice is trusted once, with a
+    /// warning). The node's own PeerId is refused.
     #[arg(long = "trust", value_name = "PEERID")]
     trust: Vec<PeerId>,
     /// A demo handle to expose: echo, fail, sleep, panic (repeatable; one
@@ -119,19 +120,37 @@ fn listen_addr(listen: SocketAddr) -> Result<SocketAddr, Failure> {
     Ok(listen)
 }
 
-/// `--expose` with each handle once, in the order first given: a handle
-/// named twice is one handle, and the repeat is most likely a slip (one
-/// handle meant another), so it is said, on stderr, rather than refused.
-fn exposed_once(handles: Vec<String>) -> Vec<String> {
-    let mut once: Vec<String> = Vec::with_capacity(handles.len());
-    for handle in handles {
-        if once.contains(&handle) {
-            tracing::warn!(handle = %handle, "--expose given more than once: exposed once");
+/// The values of a repeatable flag each once, in the order first given;
+/// `repeated` is told of each repeat. A value named twice means what it
+/// means once, and the repeat is most likely a slip (one value meant
+/// another), so it is said, on stderr, rather than refused.
+fn each_once<T: PartialEq>(values: Vec<T>, repeated: impl Fn(&T)) -> Vec<T> {
+    let mut once: Vec<T> = Vec::with_capacity(values.len());
+    for value in values {
+        if once.contains(&value) {
+            repeated(&value);
         } else {
-            once.push(handle);
+            once.push(value);
         }
     }
     once
+}
+
+/// `--expose` with each handle once ([`each_once`]), with a warning.
+fn exposed_once(handles: Vec<String>) -> Vec<String> {
+    each_once(handles, |handle| {
+        tracing::warn!(handle = %handle, "--expose given more than once: exposed once");
+    })
+}
+
+/// `--trust` with each peer once ([`each_once`]), with a warning, as
+/// `--expose`: a peer named twice is trusted once, and the repeat may be
+/// a slip where another peer's id was meant (that peer is then not
+/// trusted).
+fn trusted_once(peers: Vec<PeerId>) -> Vec<PeerId> {
+    each_once(peers, |peer| {
+        tracing::warn!(peer = %peer, "--trust given more than once: trusted once");
+    })
 }
 
 /// Refuses `--trust` of the node's own PeerId, as `pair` does: a node
@@ -151,6 +170,7 @@ fn trust_others(trust: &[PeerId], own: PeerId) -> Result<(), Failure> {
 pub(crate) async fn run_serve(mut serve: Serve) -> Result<(), Failure> {
     serve.listen = listen_addr(serve.listen)?;
     serve.expose = exposed_once(std::mem::take(&mut serve.expose));
+    serve.trust = trusted_once(std::mem::take(&mut serve.trust));
     let mut protocol = Config::default();
     let ms = Duration::from_millis;
     if let Some(v) = serve.handshake_timeout {

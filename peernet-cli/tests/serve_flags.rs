@@ -1,7 +1,7 @@
 //! `serve` flags given in a way that cannot mean what they say (review
 //! s40, r3): `--trust` of the node's own PeerId is a usage error, as
 //! `pair` of it is; a handle given twice to `--expose` is exposed once,
-//! with a warning.
+//! and a peer given twice to `--trust` trusted once, with a warning.
 
 mod common;
 
@@ -133,6 +133,59 @@ fn a_handle_exposed_twice_is_exposed_once_with_a_warning() {
     assert_eq!(warned.len(), 1, "{err}");
     assert!(
         warned[0].contains("WARN") && warned[0].contains("handle=echo"),
+        "{err}"
+    );
+}
+
+/// `--trust A --trust B --trust A` trusts A once and says so on stderr,
+/// as a repeated `--expose` (it used to be taken silently, where the
+/// repeat may stand for another peer meant and left out); both peers
+/// can call.
+#[test]
+fn a_peer_trusted_twice_is_trusted_once_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    keygen(d, "b.key");
+    let caller = keygen(d, "a.key");
+    let other = keygen(d, "c.key");
+    let args = [
+        "--key",
+        "b.key",
+        "--listen",
+        "127.0.0.1:0",
+        "--trust",
+        &caller,
+        "--trust",
+        &other,
+        "--trust",
+        &caller,
+        "--expose",
+        "echo",
+    ];
+    let s = start_serve(d, &args, Stdio::piped(), "warn");
+    let mut child = Killed(s.child);
+    let target = format!("{}@{}", s.peer, s.addr);
+    for key in ["a.key", "c.key"] {
+        let out = run(
+            &["call", "--key", key, "--connect", &target, "echo", "hi"],
+            d,
+        );
+        assert_eq!(out.status.code(), Some(0), "{key}: {}", stderr(&out));
+        assert_eq!(stdout(&out), "hi", "{key}");
+    }
+    // a graceful stop flushes stderr
+    let pid = child.0.id().to_string();
+    let term = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(term.success());
+    let (status, err) = child.wait_with_stderr();
+    assert_eq!(status.code(), Some(0));
+    let warned: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("--trust given more than once"))
+        .collect();
+    assert_eq!(warned.len(), 1, "{err}");
+    assert!(
+        warned[0].contains("WARN") && warned[0].contains(&format!("peer={caller}")),
         "{err}"
     );
 }
