@@ -159,12 +159,20 @@ impl NodeConfig {
     /// with a warning that names the trouble, and tried again with the
     /// back-off (1 s doubling up to 5 minutes) until the file is mended;
     /// then its edit is kept as above.
+    ///
+    /// A trust file that names the node's own PeerId (a hand edit) does
+    /// not stop the start: the entry is left out of
+    /// the node's trust list, with a warning that names the file. It
+    /// would do nothing (a node never trusts itself: the handshake
+    /// refuses its own key), and it is not written back: the next
+    /// [`Node::pair`](crate::Node::pair) or `unpair` writes the file
+    /// without it.
     pub fn from_data_dir(dir: impl AsRef<Path>) -> Result<NodeConfig, StartError> {
         let data = DataDir::open(dir.as_ref())?;
         let lock = data.try_lock()?;
         let mut config = NodeConfig::new(data.load_or_create_identity()?);
         config.dir_lock = Some(Arc::new(Mutex::new(Some(lock))));
-        config.trust = data.load_trust()?;
+        config.trust = data.load_trust_of(&config.peer_id())?;
         config.saved_trust = config.trust.clone();
         config.dialing.book = data.load_book()?;
         config.data_dir = Some(data);

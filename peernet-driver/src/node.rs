@@ -989,7 +989,7 @@ async fn change_trust<R: Runtime, T>(
             let closed = "the node is closed: its data directory is no longer locked for it";
             return (Err(io::Error::other(closed)), false);
         };
-        let dir = dir.clone();
+        let (dir, own) = (dir.clone(), shared.read(|inner| inner.ep.peer_id()));
         let was = saved.clone();
         // The change is made to the file's list as it is now, read again:
         // an edit an operator made while the node runs (a peer taken out
@@ -997,7 +997,7 @@ async fn change_trust<R: Runtime, T>(
         // take the edit in; a restart does.) A peer trusted for this run
         // only is not written.
         let save = move || {
-            let result = load_for_change(&dir).and_then(|mut next| {
+            let result = load_for_change(&dir, &own).and_then(|mut next| {
                 if next != was {
                     tracing::info!(
                         "the trust file changed on disk while the node runs: the change is \
@@ -1031,9 +1031,9 @@ async fn change_trust<R: Runtime, T>(
 
 /// The data directory's trust list as it is now, for a change: an error
 /// that names the file if it cannot be read or parsed (a damaged list is
-/// never written over).
-fn load_for_change(dir: &crate::DataDir) -> io::Result<TrustList> {
-    dir.load_trust().map_err(|e| match e {
+/// never written over). An entry of the node itself (`own`) is left out.
+fn load_for_change(dir: &crate::DataDir, own: &PeerId) -> io::Result<TrustList> {
+    dir.load_trust_of(own).map_err(|e| match e {
         StartError::Io(e) => e,
         e => io::Error::new(io::ErrorKind::InvalidData, e.to_string()),
     })

@@ -36,7 +36,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use peernet_proto::identity::IDENTITY_FILE_LEN;
-use peernet_proto::{Identity, TrustList};
+use peernet_proto::{Identity, PeerId, TrustList};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use tempfile::NamedTempFile;
@@ -135,7 +135,9 @@ impl DataDir {
     }
 
     /// Loads the trust list; a missing file is an empty list, a damaged
-    /// one an error.
+    /// one an error. The list is the file's, whatever it names: a node
+    /// started from this directory leaves out an entry of its own PeerId
+    /// ([`NodeConfig::from_data_dir`](crate::NodeConfig::from_data_dir)).
     ///
     /// # Errors
     ///
@@ -151,6 +153,26 @@ impl DataDir {
         };
         let read = self.read_noted(TRUST_FILE, MAX_TRUST_FILE_LEN, "trust list", parse)?;
         Ok(read.unwrap_or_default())
+    }
+
+    /// [`DataDir::load_trust`] for the node `own` (its start, its trust
+    /// changes): an entry of `own` is left out, with a warning that names
+    /// the file. A hand edit puts one there (`peernet pair` and `serve
+    /// --trust` refuse the node's own PeerId; `Node::pair` takes it), and
+    /// it would do nothing (a node never trusts itself: the handshake
+    /// refuses its own key, PROTOCOL.md 2.1); the lists the node writes
+    /// are made from this one, so it is not written back.
+    pub(crate) fn load_trust_of(&self, own: &PeerId) -> Result<TrustList, StartError> {
+        let mut trust = self.load_trust()?;
+        if trust.remove(own) {
+            tracing::warn!(
+                path = %self.path.join(TRUST_FILE).display(),
+                peer = %own,
+                "the trust file names this node itself: a node never trusts itself, the \
+                 entry is ignored (and left out of the file when the node next writes it)"
+            );
+        }
+        Ok(trust)
     }
 
     /// The file `name`, read as [`read_private`] does (`None` if there is

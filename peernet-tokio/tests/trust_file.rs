@@ -1,4 +1,8 @@
-//! What `pair` and `unpair` write to a data directory's trust file.
+//! What `pair` and `unpair` write to a data directory's trust file, and
+//! what a node takes from it at start.
+
+#[path = "common/lines.rs"]
+mod lines;
 
 /// A peer trusted for one run (`trusting`, `serve --trust`) is not
 /// written to the data directory's trust file by a later `pair` of
@@ -110,4 +114,44 @@ async fn unpair_of_a_peer_only_the_file_trusts_reports_it_and_forgets_its_addres
     let data = DataDir::open(dir.path()).unwrap();
     assert!(!data.load_trust().unwrap().contains(&left_out));
     assert!(data.load_book().unwrap().get(&left_out).is_empty());
+}
+
+/// A trust file edited by hand to name the node's own PeerId does not
+/// stop the start: the entry is left out of the node's trust list (it
+/// would do nothing, a node never trusts itself), with a warning that
+/// names the file, and the next trust change writes the file without it,
+/// the other peers kept. It used to be taken into the node's list, and
+/// written back by every `pair`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trust_file_naming_the_node_itself_is_read_without_it() {
+    use peernet_tokio::{DataDir, Identity, Node, NodeConfig, TrustList};
+    let logs = lines::Lines::capture(tracing::Level::WARN);
+    let dir = tempfile::tempdir().unwrap();
+    let data = DataDir::open(dir.path()).unwrap();
+    let own = data.load_or_create_identity().unwrap().peer_id();
+    let id = |seed: u8| Identity::from_seed(&[seed; 32]).peer_id();
+    let (kept, paired) = (id(2), id(3));
+    let mut trust = TrustList::new();
+    trust.insert(own, None);
+    trust.insert(kept, None);
+    data.save_trust(&trust).unwrap();
+    let node = Node::new(NodeConfig::from_data_dir(dir.path()).unwrap());
+    assert!(!node.trust().contains(&own), "the node trusts itself");
+    assert!(node.trust().contains(&kept));
+    let file = dir.path().join("trust").display().to_string();
+    let text = logs.text();
+    let warned: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("names this node itself"))
+        .collect();
+    assert_eq!(warned.len(), 1, "{text}");
+    assert!(
+        warned[0].contains("WARN") && warned[0].contains(&file),
+        "{text}"
+    );
+    node.pair(paired, None).await.unwrap();
+    node.shutdown().await;
+    let on_disk = DataDir::open(dir.path()).unwrap().load_trust().unwrap();
+    assert!(!on_disk.contains(&own), "written back: {on_disk:?}");
+    assert!(on_disk.contains(&kept) && on_disk.contains(&paired));
 }
