@@ -108,6 +108,27 @@ fn the_book_takes_only_trusted_peers_and_unpair_empties_it() {
     assert!(dials(&drain(&mut a)).is_empty());
 }
 
+/// A node never trusts itself: an entry of its own PeerId in the list it
+/// starts with is left out, and pairing it changes nothing, so it can
+/// neither learn addresses of itself nor dial itself.
+#[test]
+fn a_node_never_trusts_itself() {
+    let mut a = endpoint(1, &[1, 2]);
+    let me = a.peer_id();
+    let now = Instant::from_millis(1);
+    assert!(!a.trust().contains(&me), "left out of the starting list");
+    assert!(a.trust().contains(&identity(2).peer_id()));
+    assert!(!a.pair(me, None), "pairing itself changes nothing");
+    assert!(!a.trust().contains(&me));
+    assert_eq!(
+        a.add_address(now, me, addr(1), AddrSource::Application),
+        Err(BookError::NotTrusted(me))
+    );
+    assert!(a.keep_connected(now, me, true).is_err());
+    assert!(a.dial(now, me).is_err());
+    assert!(dials(&drain(&mut a)).is_empty());
+}
+
 #[test]
 fn a_one_off_dial_tries_each_address_then_reports_unreachable() {
     let b = identity(2).peer_id();

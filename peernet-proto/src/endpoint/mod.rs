@@ -169,14 +169,17 @@ macro_rules! node {
 }
 
 impl Endpoint {
-    /// A new endpoint for `identity`, trusting the peers in `trust`.
+    /// A new endpoint for `identity`, trusting the peers in `trust`
+    /// but itself: an entry of its own PeerId is left out (a node never
+    /// trusts itself, PROTOCOL.md 2.1; see [`Endpoint::pair`]).
     /// `rng` supplies every nonce, ephemeral key and request-id start.
     pub fn new(
         mut config: Config,
         identity: Identity,
-        trust: TrustList,
+        mut trust: TrustList,
         mut rng: Box<dyn CryptoRng + Send>,
     ) -> Endpoint {
+        trust.remove(&identity.peer_id());
         // Zero intervals would re-arm timers at `now` forever.
         config.ping_interval = config.ping_interval.max(MIN_INTERVAL);
         config.idle_timeout = config.idle_timeout.max(MIN_INTERVAL);
@@ -397,7 +400,13 @@ impl Endpoint {
     }
 
     /// Trusts `peer` (or relabels it). Returns true if it was not trusted.
+    /// The endpoint's own PeerId is never trusted: pairing it changes
+    /// nothing and returns false (it could only make the endpoint dial
+    /// itself, which the handshake refuses).
     pub fn pair(&mut self, peer: PeerId, label: Option<Label>) -> bool {
+        if peer == self.identity.peer_id() {
+            return false;
+        }
         self.trust.insert(peer, label)
     }
 
