@@ -1,0 +1,239 @@
+//! Calls out of the node: `call`, `call_in` (a nested call within its
+//! caller's budget) and `send` (fire-and-forget), with the wait for room
+//! in a full send queue and the cancel of a call its caller dropped.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::Poll;
+use std::time::{Duration, Instant as StdInstant};
+
+use bytes::Bytes;
+use peernet_proto::{CallError, CallId, PeerId, SendError};
+
+use crate::context::Context;
+use crate::runtime::Runtime;
+use crate::shared::Shared;
+use crate::tasks::first;
+
+use super::Node;
+
+/// A call in flight: if the caller stops waiting (drops the future), the
+/// call is cancelled in the core and CANCEL tells the callee.
+struct Pending<'a, R: Runtime> {
+    shared: &'a Arc<Shared<R>>,
+    id: Option<CallId>,
+}
+
+impl<R: Runtime> Drop for Pending<'_, R> {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            self.shared.with_core(|inner, now| {
+                inner.calls.forget(id);
+                inner.ep.cancel(now, id)
+            });
+        }
+    }
+}
+
+impl<R: Runtime> Node<R> {
+    /// Calls `handle` on `peer` and waits for the reply, at most `timeout`
+    /// (a `Duration`, or `None` for no limit). When the connection's send
+    /// queue is full the call first waits for room, within the same
+    /// timeout; when `peer` is kept connected ([`Node::keep_connected`])
+    /// but not connected at the moment, it first waits for the reconnect,
+    /// within the same timeout (unless
+    /// [`NodeConfig::wait_for_reconnect`](crate::NodeConfig::wait_for_reconnect)
+    /// is off). Dropping the future cancels the call (CANCEL is sent).
+    ///
+    /// A small result (at most 512 bytes) may share a buffer of at most
+    /// 4 KiB with the other payloads its record or read brought, and
+    /// keeps it alive while held: to keep a few small results of many
+    /// calls, copy them (`Bytes::copy_from_slice`).
+    ///
+    /// # Errors
+    ///
+    /// Before anything is sent: [`CallError::NotConnected`] (no connection
+    /// to `peer`, and none awaited), [`CallError::InvalidHandle`] (empty,
+    /// or over 255 bytes), [`CallError::MessageTooLarge`] (over our
+    /// `max_frame_len`). From the callee: [`CallError::NoSuchHandle`] and
+    /// [`CallError::Forbidden`] (not exposed at all, or not to us),
+    /// [`CallError::HandlerError`],
+    /// [`CallError::HandlerPanicked`], [`CallError::Overloaded`],
+    /// [`CallError::ShuttingDown`], [`CallError::ResultTooLarge`]. Then
+    /// [`CallError::Timeout`], and [`CallError::ConnectionClosed`] with
+    /// the reason (a GOODBYE, an unpair on either side, a superseding
+    /// connection, a lost transport). Frame limits are not negotiated: a
+    /// call under our limit but over the peer's closes the connection
+    /// (see
+    /// [`NodeConfig::max_frame_len`](crate::NodeConfig::max_frame_len)).
+    pub async fn call(
+        &self,
+        peer: &PeerId,
+        handle: &str,
+        args: impl AsRef<[u8]>,
+        timeout: impl Into<Option<Duration>>,
+    ) -> Result<Bytes, CallError> {
+        let (args, timeout) = (args.as_ref(), timeout.into());
+        let mut deadline: Option<StdInstant> = None;
+        let id = loop {
+            // who to wake when the result is in, registered with the call:
+            // taken from this very poll (the future is ready at once), so
+            // after a wait for room it is the waker of the task polling now
+            let waker = std::future::poll_fn(|cx| Poll::Ready(cx.waker().clone())).await;
+            let attempt = self
+                .shared
+                .with_core_calling(&mut Vec::new(), |inner, now| {
+                    let budget = match deadline {
+                        Some(at) => Some(at.saturating_duration_since(self.shared.rt.now())),
+                        None => timeout,
+                    };
+                    match inner.ep.call(now, peer, handle, args, budget) {
+                        Ok(id) => {
+                            // a sequential call writes its own bytes
+                            // (`with_core_calling`)
+                            let sequential = inner.calls.start(id, waker);
+                            (Ok(Ok(id)), sequential.then(|| id.conn()))
+                        }
+                        Err(CallError::WouldBlock) => (Ok(Err(self.wait_for_room())), None),
+                        // a kept peer being reconnected (dialing.rs)
+                        Err(CallError::NotConnected) => {
+                            let wait = crate::dialing::reconnect_wait(&self.shared, inner, peer);
+                            (wait.map(Err).ok_or(CallError::NotConnected), None)
+                        }
+                        Err(error) => (Err(error), None),
+                    }
+                })?;
+            let room = match attempt {
+                Ok(call) => break call,
+                Err(room) => room,
+            };
+            if deadline.is_none() {
+                deadline = self.deadline(timeout);
+            }
+            match deadline {
+                None => room.await,
+                Some(at) => {
+                    if !first(room, self.shared.rt.sleep_until(at)).await {
+                        self.timed_out_unsent();
+                        return Err(CallError::Timeout);
+                    }
+                }
+            }
+        };
+        let mut pending = Pending {
+            shared: &self.shared,
+            id: Some(id),
+        };
+        // The first poll is the same poll that registered the waker: a
+        // result can only have come with a wake-up, so the lock is not
+        // taken for it.
+        let mut first = true;
+        let result = std::future::poll_fn(|cx| {
+            if std::mem::take(&mut first) {
+                return Poll::Pending;
+            }
+            self.shared.calls(|calls| calls.poll(id, cx))
+        })
+        .await;
+        pending.id = None;
+        result
+    }
+
+    /// A call's timeout ran out before the core took it.
+    fn timed_out_unsent(&self) {
+        self.shared
+            .calls_timed_out_unsent
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A nested call, made while serving the call `ctx` describes: calls
+    /// with what is left of that call's budget ([`Context::timeout`]; no
+    /// limit if its caller set none), and gives up as soon as that call is
+    /// cancelled (CANCEL, its deadline, its connection lost), sending
+    /// CANCEL on in turn. So a chain of calls shares its first caller's
+    /// budget, as with tarpc's context.
+    ///
+    /// # Errors
+    ///
+    /// As [`Node::call`]; `CallError::Timeout` when the inherited budget
+    /// runs out (also when it was already spent: the call is then not
+    /// made), `CallError::Cancelled` when the outer call was cancelled
+    /// before its deadline.
+    pub async fn call_in(
+        &self,
+        ctx: &Context,
+        peer: &PeerId,
+        handle: &str,
+        args: impl AsRef<[u8]>,
+    ) -> Result<Bytes, CallError> {
+        let timeout = ctx.timeout();
+        if timeout == Some(Duration::ZERO) {
+            self.timed_out_unsent();
+            return Err(CallError::Timeout);
+        }
+        if ctx.is_cancelled() {
+            return Err(CallError::Cancelled);
+        }
+        let call = self.call(peer, handle, args, timeout);
+        let cancelled = ctx.cancelled();
+        match futures_util::future::select(std::pin::pin!(call), std::pin::pin!(cancelled)).await {
+            futures_util::future::Either::Left((result, _)) => result,
+            // (the call's future is dropped here: CANCEL goes out)
+            futures_util::future::Either::Right(_) if ctx.is_expired() => Err(CallError::Timeout),
+            futures_util::future::Either::Right(_) => Err(CallError::Cancelled),
+        }
+    }
+
+    /// Sends to `handle` on `peer`, fire-and-forget: resolves once the
+    /// envelope is queued (first waiting for room if the queue is full). A
+    /// refusal on the other side is silent. A [`Node::disconnect`] or
+    /// [`Node::shutdown`] after it sends it before the GOODBYE, for a peer
+    /// that reads it within the 2 s linger (and, while the node runs, if
+    /// the connections already closed leave room in the node's linger
+    /// budget: the README's "A peer that never reads"); a close
+    /// the application did not ask for (an unpair, a newer connection, a
+    /// timeout) before the writer took the envelope drops it when what is
+    /// still queued does not fit with the GOODBYE in 4 KiB
+    /// ([`peernet_proto::LAST_COPIED`]), so that every peer that reads
+    /// gets its GOODBYE.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError`]: not connected, the message does not fit in one frame,
+    /// or the handle name is invalid. Never `WouldBlock`: a full queue is
+    /// waited out.
+    pub async fn send(
+        &self,
+        peer: &PeerId,
+        handle: &str,
+        args: impl AsRef<[u8]>,
+    ) -> Result<(), SendError> {
+        let args = args.as_ref();
+        loop {
+            let room = self.shared.with_core(|inner, now| {
+                match inner.ep.send(now, peer, handle, args) {
+                    Ok(()) => Ok(None),
+                    Err(SendError::WouldBlock) => Ok(Some(self.wait_for_room())),
+                    Err(error) => Err(error),
+                }
+            })?;
+            match room {
+                None => return Ok(()),
+                Some(room) => room.await,
+            }
+        }
+    }
+
+    /// Registers for a wake-up when a send queue has room again (call with
+    /// the core's lock held, right after `WouldBlock`, so no wake-up is
+    /// missed).
+    fn wait_for_room(&self) -> event_listener::EventListener {
+        let room = self.shared.room.listen();
+        self.shared.room_wanted.store(true, Ordering::Release);
+        room
+    }
+
+    fn deadline(&self, timeout: Option<Duration>) -> Option<StdInstant> {
+        timeout.and_then(|t| self.shared.rt.now().checked_add(t))
+    }
+}

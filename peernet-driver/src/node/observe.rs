@@ -1,0 +1,80 @@
+//! What the node tells about itself: its connections, its stats and
+//! counters, and subscriptions to its connection events.
+
+use std::sync::atomic::Ordering;
+
+use peernet_proto::PeerId;
+
+use crate::events::EventStream;
+use crate::runtime::Runtime;
+use crate::stats::NodeStats;
+
+use super::Node;
+
+impl<R: Runtime> Node<R> {
+    /// Whether `peer` has an established connection.
+    pub fn is_connected(&self, peer: &PeerId) -> bool {
+        self.shared.read(|inner| inner.ep.is_connected(peer))
+    }
+
+    /// The peers with an established connection, in PeerId order.
+    pub fn peers(&self) -> Vec<PeerId> {
+        self.shared.read(|inner| inner.ep.peers().collect())
+    }
+
+    /// The core's gauges and counters ([`Stats`](peernet_proto::Stats): connections, calls in
+    /// flight, bytes held; handshakes and calls by outcome, refusals,
+    /// bytes and records in and out, supersedes) and the driver's own
+    /// counters. Its `Display` is a readable summary.
+    pub fn stats(&self) -> NodeStats {
+        let (core, event_streams) = self
+            .shared
+            .read(|inner| (inner.ep.stats(), inner.subscribers.len()));
+        NodeStats {
+            event_streams,
+            lingering_bytes: self.shared.lingering.load(Ordering::Acquire),
+            core,
+            dropped_sends: self.dropped_sends(),
+            dropped_events: self.dropped_events(),
+            refused_connections: core.counters.refused_at_accept,
+            throttled_connections: core.counters.throttled_at_accept,
+            connect_waiters: self.shared.dialing.waiting(),
+            calls_timed_out_unsent: self.shared.calls_timed_out_unsent.load(Ordering::Relaxed),
+        }
+    }
+
+    /// A new subscription to connection events, from now on.
+    pub fn events(&self) -> EventStream {
+        let (tx, rx) = async_channel::bounded(self.events_capacity);
+        self.shared.with_core(|inner, _| {
+            // (those dropped since the last event: each holds a queue of
+            // `events_capacity` slots, and a quiet node may see no event
+            // for a long time)
+            inner.subscribers.retain(|tx| !tx.is_closed());
+            inner.subscribers.push(tx);
+        });
+        rx
+    }
+
+    /// Events that subscribers missed because they lagged.
+    pub fn dropped_events(&self) -> u64 {
+        self.shared.dropped_events.load(Ordering::Relaxed)
+    }
+
+    /// SENDs from peers that were dropped because that peer already had
+    /// `max_inbound_calls` send handlers running (see [`Node::expose`]).
+    /// Those dropped because a byte budget was full are counted in
+    /// [`Counters::sends_dropped`](peernet_proto::Counters::sends_dropped).
+    pub fn dropped_sends(&self) -> u64 {
+        self.shared.dropped_sends.load(Ordering::Relaxed)
+    }
+
+    /// Accepted connections closed at once, unread, because their source
+    /// address already had
+    /// [`NodeConfig::handshakes_per_source`](crate::NodeConfig::handshakes_per_source)
+    /// handshakes in progress.
+    pub fn refused_connections(&self) -> u64 {
+        self.shared
+            .read(|inner| inner.ep.counters().refused_at_accept)
+    }
+}

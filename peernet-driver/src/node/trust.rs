@@ -1,0 +1,187 @@
+//! Whom the node trusts: `pair`, `unpair` and `trust`, and the one path
+//! every trust-list change takes (the data directory's file first, then
+//! the core).
+
+use std::io;
+use std::sync::Arc;
+
+use peernet_proto::{Label, PeerId, TrustList};
+
+use crate::error::StartError;
+use crate::runtime::Runtime;
+use crate::shared::{Inner, Shared};
+
+use super::Node;
+
+impl<R: Runtime> Node<R> {
+    /// Trusts `peer` (or relabels it). With a data directory the new list
+    /// is written first, atomically, on the runtime's blocking pool (the
+    /// write ends with fsyncs); on a write error nothing changes. The
+    /// change is made to the trust file as it is then, read again: an
+    /// edit made by hand while the node runs is kept (the running node
+    /// takes it in at its next start), and a file that no longer parses
+    /// is left alone (the change fails, [`io::ErrorKind::InvalidData`]).
+    /// Returns true if `peer` was not trusted before.
+    pub async fn pair(&self, peer: PeerId, label: Option<Label>) -> io::Result<bool> {
+        let saved = label.clone();
+        self.change_trust(
+            Commit::OnceSaved,
+            move |trust| trust.insert(peer, saved),
+            move |inner, _, _| inner.ep.pair(peer, label),
+            move |shared| crate::dialing::after_pair(shared, peer),
+        )
+        .await
+    }
+
+    /// Stops trusting `peer`: its connection closes at once with GOODBYE
+    /// `revoked`, its calls in flight fail with that reason
+    /// ([`CallErrorExt::is_revoked`](crate::CallErrorExt::is_revoked)),
+    /// the handlers of its SENDs still running are stopped (their contexts
+    /// cancelled), and its addresses are forgotten. With a data directory the new
+    /// list is written first, atomically, on the runtime's blocking pool,
+    /// as for [`Node::pair`] (an edit made by hand meanwhile is kept). A
+    /// revocation is never held up by the file: if it cannot be read or
+    /// written (damaged, a FIFO, a symbolic link, a full disk), the peer
+    /// is revoked in this run all the same and the error says that the
+    /// file still trusts it.
+    ///
+    /// Returns true if `peer` was trusted by this run or by the data
+    /// directory's trust file: a peer the file trusts and this run left
+    /// out ([`NodeConfig::trust`](crate::NodeConfig::trust)) is taken out
+    /// of the file, and its saved addresses, kept aside during the run,
+    /// are dropped from the address book file too (a later `pair` starts
+    /// it without them). False: nothing changed.
+    pub async fn unpair(&self, peer: &PeerId) -> io::Result<bool> {
+        let peer = *peer;
+        self.change_trust(
+            Commit::Always,
+            move |trust| trust.remove(&peer),
+            move |inner, now, in_file| {
+                if inner.stop_sends_of(&peer) {
+                    tracing::debug!(%peer, "unpaired: its send handlers stopped");
+                }
+                inner.ep.unpair(now, &peer) | in_file
+            },
+            move |shared| {
+                shared.read(|inner| shared.maybe_quiet(inner));
+                crate::dialing::after_unpair(shared, peer);
+            },
+        )
+        .await
+    }
+
+    /// One trust-list change: `edit` on the list as saved (with a data
+    /// directory, written by a blocking task, the directory's lock held;
+    /// it returns whether it changed that list), then `apply` to the
+    /// core (told whether the saved list changed: never without a data
+    /// directory), then `after`. Changes are serialised by
+    /// an async lock held across the write, so the file and the core
+    /// always agree; and each runs as a task of its own, so that a caller
+    /// that stops waiting (a timeout, a `select!`) cannot leave the file
+    /// changed and the core not. Once the node is closed its data
+    /// directory is no longer its own: the change fails and nothing
+    /// changes.
+    async fn change_trust<T: Send + 'static>(
+        &self,
+        commit: Commit,
+        edit: impl FnOnce(&mut TrustList) -> bool + Send + 'static,
+        apply: impl FnOnce(&mut Inner, peernet_proto::Instant, bool) -> T + Send + 'static,
+        after: impl FnOnce(&Arc<Shared<R>>) + Send + 'static,
+    ) -> io::Result<T> {
+        let shared = self.shared.clone();
+        let (tx, rx) = oneshot::channel();
+        self.shared.rt.spawn(async move {
+            let (changed, applied) = change_trust(&shared, commit, edit, apply).await;
+            if applied {
+                after(&shared);
+            }
+            let _ = tx.send(changed);
+        });
+        rx.await
+            .unwrap_or_else(|_| Err(io::Error::other("the runtime dropped the trust change")))
+    }
+
+    /// The trust list.
+    pub fn trust(&self) -> TrustList {
+        self.shared.read(|inner| inner.ep.trust().clone())
+    }
+}
+
+/// When a trust change reaches the running node.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Commit {
+    /// Only once the data directory's file has it (`pair`: a peer is
+    /// trusted only as the file says, and on a failed write nothing
+    /// changes).
+    OnceSaved,
+    /// Whatever becomes of the file (`unpair`: a revocation is never held
+    /// up by a file that cannot be read or written; the error says the
+    /// file still trusts the peer).
+    Always,
+}
+
+/// [`Node::change_trust`]'s task: the result, and whether the change
+/// reached the core.
+async fn change_trust<R: Runtime, T>(
+    shared: &Arc<Shared<R>>,
+    commit: Commit,
+    edit: impl FnOnce(&mut TrustList) -> bool + Send + 'static,
+    apply: impl FnOnce(&mut Inner, peernet_proto::Instant, bool) -> T,
+) -> (io::Result<T>, bool) {
+    let mut saved = shared.persist.lock().await;
+    let mut edited = false;
+    let mut failed = None;
+    if let Some(dir) = &shared.data_dir {
+        let Some(lock) = shared.dir_lock() else {
+            let closed = "the node is closed: its data directory is no longer locked for it";
+            return (Err(io::Error::other(closed)), false);
+        };
+        let (dir, own) = (dir.clone(), shared.read(|inner| inner.ep.peer_id()));
+        let was = saved.clone();
+        // The change is made to the file's list as it is now, read again:
+        // an edit an operator made while the node runs (a peer taken out
+        // by hand) is kept, not written over. (The running node does not
+        // take the edit in; a restart does.) A peer trusted for this run
+        // only is not written.
+        let save = move || {
+            let result = load_for_change(&dir, &own).and_then(|mut next| {
+                if next != was {
+                    tracing::info!(
+                        "the trust file changed on disk while the node runs: the change is \
+                         made to it as it is now (restart the node to take the edit in)"
+                    );
+                }
+                let edited = edit(&mut next);
+                dir.save_trust(&next).map(|()| (next, edited))
+            });
+            drop(lock);
+            result
+        };
+        match shared.rt.spawn_blocking(save).await {
+            Ok((next, changed)) => {
+                edited = changed;
+                *saved = next;
+            }
+            Err(e) if commit == Commit::Always => {
+                tracing::warn!(error = %e, "revoked in this run; the trust file was not updated");
+                failed = Some(io::Error::new(
+                    e.kind(),
+                    format!("revoked in this run, but the trust file was not updated: {e}"),
+                ));
+            }
+            Err(e) => return (Err(e), false),
+        }
+    }
+    let out = shared.with_core(|inner, now| apply(inner, now, edited));
+    (failed.map_or(Ok(out), Err), true)
+}
+
+/// The data directory's trust list as it is now, for a change: an error
+/// that names the file if it cannot be read or parsed (a damaged list is
+/// never written over). An entry of the node itself (`own`) is left out.
+fn load_for_change(dir: &crate::DataDir, own: &PeerId) -> io::Result<TrustList> {
+    dir.load_trust_of(own).map_err(|e| match e {
+        StartError::Io(e) => e,
+        e => io::Error::new(io::ErrorKind::InvalidData, e.to_string()),
+    })
+}
