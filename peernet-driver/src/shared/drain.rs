@@ -1,0 +1,228 @@
+//! The one place where the core's outputs become wake-ups, completed
+//! calls, handler runs and events: `drain`, run under the lock by every
+//! pass through the door, and `publish` to the event subscribers.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use peernet_proto::{
+    ConnId, Direction, Event, InboundCall, InboundSend, Instant, Output, PeerId, Response,
+};
+
+use crate::error::ConnectError;
+use crate::events::NodeEvent;
+use crate::handlers::{DynHandler, TaskKey};
+use crate::runtime::Runtime;
+
+use super::{ConnSignals, Inner, Phase, Shared};
+
+/// What draining found to do once the lock is dropped: wake-ups (so that
+/// no task is scheduled, and no thread woken, from inside the critical
+/// section) and handler runs (a handler may call back into the node).
+pub(crate) enum Work {
+    /// One of our calls resolved: wake its caller.
+    Complete(std::task::Waker),
+    /// A connection has bytes queued, or is closing: wake its writer.
+    Write(ConnId, Arc<ConnSignals>),
+    /// The core closed a connection: whatever the peer does, its transport
+    /// is released within the linger (see `tasks::close_deadline`).
+    CloseDeadline(Arc<ConnSignals>),
+    Call(InboundCall, DynHandler),
+    Send(InboundSend, DynHandler),
+    /// The core asks for a transport to a peer (`dialer.rs`).
+    Dial(PeerId, SocketAddr),
+    /// The address book changed: save it soon, if there is a data
+    /// directory (`dialing.rs`).
+    SaveBook,
+    /// The drain stopped at [`DRAIN_BATCH`] items: once these are run,
+    /// drain again (`handlers.rs`).
+    More,
+}
+
+/// The most work items one drain takes from the core: what one peer's
+/// record of tiny envelopes makes the core emit is run in batches of this
+/// size, not gathered whole (the core queues at most
+/// [`peernet_proto::OUTPUTS_BEFORE_PAUSE`] outputs per input).
+pub(crate) const DRAIN_BATCH: usize = 1024;
+
+impl<R: Runtime> Shared<R> {
+    /// Drains the core's outputs into wake-ups and `work` (run it with
+    /// [`Shared::run`] after dropping the lock).
+    pub(super) fn drain(&self, inner: &mut Inner, now: Instant, work: &mut Vec<Work>) {
+        let full = work.len() + DRAIN_BATCH;
+        loop {
+            if work.len() >= full {
+                work.push(Work::More);
+                break;
+            }
+            let Some(output) = inner.ep.poll_output() else {
+                break;
+            };
+            match output {
+                Output::Transmit(conn) => {
+                    if let Some(entry) = inner.conns.get(&conn) {
+                        work.push(Work::Write(conn, entry.signals.clone()));
+                    }
+                }
+                Output::Close { conn, last } => {
+                    let running = inner.phase == Phase::Running;
+                    let budget = running.then(|| self.linger_budget(inner));
+                    if let Some(entry) = inner.conns.get_mut(&conn) {
+                        let signals = &entry.signals;
+                        signals.closed.store(true, Ordering::Release);
+                        if !self.may_linger(signals, last.len(), budget) {
+                            // (its batch and last bytes go with its writer)
+                            signals.stop();
+                        }
+                        entry.closing = Some(last);
+                        work.push(Work::Write(conn, signals.clone()));
+                        work.push(Work::CloseDeadline(signals.clone()));
+                    }
+                    // callers waiting for room learn the connection is gone
+                    self.wake_room();
+                }
+                Output::Event(event) => self.on_event(inner, now, event, work),
+                Output::Dial { peer, addr } => work.push(Work::Dial(peer, addr)),
+            }
+        }
+        // Any change to the book (an address added, forgotten, or one that
+        // worked for the first time) is saved, whatever made it.
+        let revision = inner.ep.book_revision();
+        if revision != inner.book_saved {
+            inner.book_saved = revision;
+            work.push(Work::SaveBook);
+        }
+        // An input or command may have armed an earlier deadline.
+        let next = inner.ep.poll_timeout();
+        if next.is_some() && (inner.timer_armed.is_none() || next < inner.timer_armed) {
+            inner.timer_armed = next;
+            self.timer.notify();
+        }
+    }
+
+    fn on_event(&self, inner: &mut Inner, now: Instant, event: Event, work: &mut Vec<Work>) {
+        match event {
+            Event::CallResult { id, result } => {
+                if let Some(waker) = inner.calls.complete(id, result) {
+                    work.push(Work::Complete(waker));
+                }
+                // a slot under `max_outbound_calls` is free again
+                self.wake_room();
+            }
+            Event::Call(call) => match inner.handlers.get(call.handle.as_str()) {
+                Some(handler) => {
+                    inner.starting += 1;
+                    work.push(Work::Call(call, handler.clone()));
+                }
+                // Never happens: the core's exposure and the handler table
+                // change together under this lock. Answer rather than
+                // leave the caller to its timeout.
+                None => {
+                    inner.ep.reply(now, call.id, Response::Error(Bytes::new()));
+                }
+            },
+            Event::Send(send) => {
+                let handler = inner.handlers.get(send.handle.as_str()).cloned();
+                match handler {
+                    Some(handler) if inner.take_send_slot(send.peer) => {
+                        inner.starting += 1;
+                        work.push(Work::Send(send, handler));
+                    }
+                    Some(_) => {
+                        inner.ep.send_done(send.conn, send.args.len());
+                        self.dropped_sends.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(peer = %send.peer, handle = send.handle.as_str(), "send dropped: too many send handlers running");
+                    }
+                    // Never happens (see `Event::Call`); nothing runs.
+                    None => inner.ep.send_done(send.conn, send.args.len()),
+                }
+            }
+            Event::CallCancelled(id) => {
+                // not started yet (CALL and CANCEL in one read): never start
+                // (the handler clone dropped is never the last: the table
+                // holds one, and nothing can unexpose under this lock)
+                let before = work.len();
+                work.retain(|w| !matches!(w, Work::Call(call, _) if call.id == id));
+                inner.starting -= before - work.len();
+                if let Some(task) = inner.running.remove(&TaskKey::Call(id)) {
+                    tracing::debug!(call = id.request_id(), "handler cancelled");
+                    task.stop();
+                }
+                self.maybe_quiet(inner);
+            }
+            Event::Connected {
+                conn,
+                peer,
+                direction,
+            } => {
+                let remote = inner.conns.get(&conn).and_then(|e| e.remote_addr);
+                tracing::info!(%conn, %peer, ?direction, ?remote, "connected");
+                if let Some(tx) = inner.dials.remove(&conn) {
+                    let _ = tx.send(Ok(peer));
+                }
+                self.dialing.connected(peer);
+                self.publish(inner, NodeEvent::Connected { peer, direction });
+            }
+            Event::Disconnected { conn, peer, reason } => {
+                let direction = direction_of(inner, conn);
+                tracing::info!(%conn, %peer, ?direction, %reason, "disconnected");
+                self.publish(inner, NodeEvent::Disconnected { peer, reason });
+            }
+            Event::HandshakeFailed { conn, peer, error } => {
+                let direction = direction_of(inner, conn);
+                tracing::debug!(%conn, ?peer, ?direction, %error, "handshake failed");
+                if let Some(tx) = inner.dials.remove(&conn) {
+                    let result = match (&error, peer) {
+                        // Another connection to the same peer won (a
+                        // simultaneous dial): the dial converged on it.
+                        (peernet_proto::HandshakeError::Superseded, Some(peer))
+                            if inner.ep.is_connected(&peer) =>
+                        {
+                            Ok(peer)
+                        }
+                        _ => Err(ConnectError::Handshake(error.clone())),
+                    };
+                    let _ = tx.send(result);
+                }
+                self.publish(
+                    inner,
+                    NodeEvent::HandshakeFailed {
+                        peer,
+                        direction,
+                        error,
+                    },
+                );
+            }
+            other => crate::dialing::on_event(self, inner, other),
+        }
+    }
+
+    pub(crate) fn publish(&self, inner: &mut Inner, event: NodeEvent) {
+        inner
+            .subscribers
+            .retain(|tx| match tx.try_send(event.clone()) {
+                Ok(()) => true,
+                Err(async_channel::TrySendError::Full(_)) => {
+                    // Logged at the 1st, 2nd, 4th, 8th... drop only: peers
+                    // can cause events (an untrusted dialer's failed
+                    // handshakes), and a line per event, written under the
+                    // node's lock, would let them stall it on a slow sink.
+                    let dropped = self.dropped_events.fetch_add(1, Ordering::Relaxed) + 1;
+                    if dropped.is_power_of_two() {
+                        tracing::warn!(dropped, "an event subscriber lags; events dropped");
+                    }
+                    true
+                }
+                Err(async_channel::TrySendError::Closed(_)) => false,
+            });
+    }
+}
+
+fn direction_of(inner: &Inner, conn: ConnId) -> Direction {
+    inner
+        .conns
+        .get(&conn)
+        .map_or(Direction::Inbound, |e| e.direction)
+}

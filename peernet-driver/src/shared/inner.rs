@@ -1,0 +1,141 @@
+//! The state under the node's lock (`Inner`): the core, the driver's
+//! tables (connections, calls, handlers, dials, subscribers) and the
+//! node's phase; with the bookkeeping of send-handler slots.
+
+use std::collections::HashMap;
+
+use peernet_proto::{ConnId, Endpoint, Instant, PeerId};
+
+use crate::completion::Calls;
+use crate::error::ConnectError;
+use crate::events::NodeEvent;
+use crate::handlers::{DynHandler, RunningTask, SendKey, TaskKey};
+// Maps keyed by ids this node chooses itself (connection and call ids,
+// handle names, trusted peers) use a fast non-cryptographic hash; no peer
+// picks these keys, so none can aim collisions at them.
+use rustc_hash::FxHashMap as FastMap;
+
+use super::ConnEntry;
+
+/// Where a node is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    Running,
+    /// `shutdown` was called: new calls get `shutting_down`, running
+    /// handlers may still answer.
+    ShuttingDown,
+    /// Every connection was closed; the timer task ends.
+    Closed,
+}
+
+pub(crate) struct Inner {
+    pub(crate) ep: Endpoint,
+    pub(crate) phase: Phase,
+    pub(crate) conns: FastMap<ConnId, ConnEntry>,
+    /// Our calls in flight and their callers (`completion.rs`).
+    pub(crate) calls: Calls,
+    pub(crate) dials: FastMap<ConnId, oneshot::Sender<Result<PeerId, ConnectError>>>,
+    pub(crate) handlers: FastMap<String, DynHandler>,
+    /// Handlers that did not finish on their first poll, so that CANCEL
+    /// (or a closed connection) can stop them and shutdown can wait.
+    pub(crate) running: HashMap<TaskKey, RunningTask>,
+    /// Handlers handed to `run` (`Work::Call`, `Work::Send`) and not yet
+    /// taken back under the lock: in their first poll, outside the lock,
+    /// so not in `running`. Shutdown's grace waits for these too.
+    pub(crate) starting: usize,
+    /// The handlers were stopped (shutdown's grace is over, or the node
+    /// closed): one whose first poll ends after that is stopped at once.
+    pub(crate) handlers_stopped: bool,
+    pub(crate) next_task: u64,
+    /// Send handlers started and not finished, per peer: at most
+    /// `max_inbound_calls`; a SEND beyond is dropped, as a CALL beyond is
+    /// answered `overloaded`.
+    pub(crate) sends_running: FastMap<PeerId, usize>,
+    send_cap: usize,
+    pub(crate) subscribers: Vec<async_channel::Sender<NodeEvent>>,
+    /// The deadline the timer task sleeps towards.
+    pub(super) timer_armed: Option<Instant>,
+    /// The core's book revision last handed to a save (or loaded): when
+    /// the core's moves past it, the book is saved (`dialing.rs`).
+    pub(crate) book_saved: u64,
+}
+
+impl Inner {
+    pub(crate) fn new(ep: Endpoint) -> Inner {
+        Inner {
+            send_cap: ep.config().max_inbound_calls,
+            ep,
+            phase: Phase::Running,
+            conns: FastMap::default(),
+            calls: Calls::default(),
+            dials: FastMap::default(),
+            handlers: FastMap::default(),
+            running: HashMap::new(),
+            starting: 0,
+            handlers_stopped: false,
+            next_task: 0,
+            sends_running: FastMap::default(),
+            subscribers: Vec::new(),
+            timer_armed: None,
+            book_saved: 0,
+        }
+    }
+}
+
+impl Inner {
+    /// No handler is running or starting: shutdown's grace may end.
+    pub(crate) fn is_quiet(&self) -> bool {
+        self.running.is_empty() && self.starting == 0
+    }
+
+    /// Takes a send-handler slot for `peer`, if one is free.
+    pub(crate) fn take_send_slot(&mut self, peer: PeerId) -> bool {
+        let running = self.sends_running.entry(peer).or_insert(0);
+        let free = *running < self.send_cap;
+        if free {
+            *running += 1;
+        }
+        free
+    }
+
+    /// A send handler finished: gives its slot back, and its arguments'
+    /// bytes to the core's budgets.
+    pub(crate) fn send_finished(&mut self, done: SendKey) {
+        self.ep.send_done(done.conn, done.bytes);
+        self.release_send_slot(done.peer);
+    }
+
+    /// Stops the send handlers of `peer` (it was unpaired: a revoked
+    /// peer's work does not run on, nor hold its arguments against the
+    /// budgets). Returns whether one was running.
+    pub(crate) fn stop_sends_of(&mut self, peer: &PeerId) -> bool {
+        let theirs: Vec<TaskKey> = self
+            .running
+            .keys()
+            .filter(|key| matches!(key, TaskKey::Send(done, _) if done.peer == *peer))
+            .copied()
+            .collect();
+        for key in &theirs {
+            if let (Some(task), TaskKey::Send(done, _)) = (self.running.remove(key), key) {
+                task.stop();
+                self.send_finished(*done);
+            }
+        }
+        !theirs.is_empty()
+    }
+
+    /// Gives a send-handler slot back.
+    fn release_send_slot(&mut self, peer: PeerId) {
+        if let Some(running) = self.sends_running.get_mut(&peer) {
+            *running = running.saturating_sub(1);
+            if *running == 0 {
+                self.sends_running.remove(&peer);
+            }
+        }
+    }
+
+    /// Records the deadline the timer task now sleeps towards.
+    pub(crate) fn set_timer_armed(&mut self, at: Option<Instant>) {
+        self.timer_armed = at;
+    }
+}

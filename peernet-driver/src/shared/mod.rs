@@ -1,0 +1,292 @@
+//! The state every task of a node shares, behind one mutex that is never
+//! held across an `.await` nor while application code runs, and the one
+//! door to it: [`Shared::with_core`] and its variants, which lock, read
+//! the clock, act on the core and drain its outputs (`drain.rs`), then
+//! run what the drain found with the lock dropped. The state under the
+//! lock is `inner.rs`'s; what a connection's tasks share is `conn.rs`'s;
+//! the writer's side of the core (taking bytes, the linger budget) is
+//! `transmit.rs`'s.
+
+mod conn;
+mod drain;
+mod inner;
+mod transmit;
+
+pub(crate) use conn::{ConnEntry, ConnSignals};
+pub(crate) use drain::Work;
+pub(crate) use inner::{Inner, Phase};
+pub(crate) use transmit::Taken;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Instant as StdInstant;
+
+use event_listener::Event as Broadcast;
+use peernet_proto::{ConnId, Instant, TrustList};
+
+use crate::completion::Calls;
+use crate::dirlock::{NodeLock, Released};
+use crate::handlers::PanicLog;
+use crate::persist::DataDir;
+use crate::runtime::Runtime;
+use crate::signal::Signal;
+
+pub(crate) struct Shared<R: Runtime> {
+    pub(crate) rt: R,
+    /// Where the listener is bound, once [`crate::Node::listen`] bound it.
+    pub(crate) local_addr: OnceLock<SocketAddr>,
+    epoch: StdInstant,
+    inner: Mutex<Inner>,
+    pub(crate) data_dir: Option<DataDir>,
+    /// The data directory's lock, released once the node is closed.
+    dir_lock: Mutex<Option<Arc<NodeLock>>>,
+    /// Tells when that lock is let go (after the node closed and the
+    /// writes in progress then were done): `shutdown` waits for it.
+    pub(crate) dir_released: Option<Arc<Released>>,
+    /// The data directory's trust list as saved, behind the lock that
+    /// serialises trust-list changes, so the file and the core agree: a
+    /// change edits and saves this list (never the peers trusted for
+    /// this run only), then applies to the core.
+    pub(crate) persist: futures_util::lock::Mutex<TrustList>,
+    /// The timer task: an earlier deadline was armed, or the node stops.
+    pub(crate) timer: Signal,
+    /// The accept loop: stop. (A `Signal` wakes one task, and this one is
+    /// the accept loop's: anything else that must stop with the node
+    /// listens to `closed`.)
+    pub(crate) stop_accepting: Signal,
+    /// Room in a send queue, or a call resolved, or a connection closed:
+    /// blocked callers, try again. Only notified when someone waits.
+    pub(crate) room: Broadcast,
+    pub(crate) room_wanted: AtomicBool,
+    /// The last running handler finished: shutdown waits on this.
+    pub(crate) quiet: Broadcast,
+    /// Writers that have not yet written their connection's last bytes.
+    pub(crate) writers: AtomicUsize,
+    pub(crate) writer_ended: Broadcast,
+    /// The node is closed.
+    pub(crate) closed: Broadcast,
+    /// The node stops accepting: `shutdown` started, or it closed at
+    /// once. Unlike `stop_accepting`, any number of tasks may listen (LAN
+    /// discovery withdraws its announcement here, not at the close).
+    pub(crate) stopping: Broadcast,
+    /// The LAN discovery of this node that runs, by its token (0: none):
+    /// one at a time (`discovery.rs`). Cleared when the node stops.
+    #[cfg(feature = "mdns")]
+    pub(crate) lan_discovery: Arc<AtomicU64>,
+    /// Bytes that closed connections still mean to write (their writers'
+    /// batches and last bytes) during their linger: past
+    /// [`Shared::linger_budget`], a connection closed while the node runs
+    /// stops writing at once instead (`tasks::LINGER`).
+    pub(crate) lingering: AtomicUsize,
+    pub(crate) dropped_events: AtomicU64,
+    /// SENDs dropped because their peer had too many handlers running.
+    pub(crate) dropped_sends: AtomicU64,
+    /// Calls whose timeout ran out before the core took them
+    /// ([`NodeStats::calls_timed_out_unsent`](crate::NodeStats)).
+    pub(crate) calls_timed_out_unsent: AtomicU64,
+    /// Rate limit for "handler panicked" warnings, per peer.
+    pub(crate) panic_log: Mutex<PanicLog>,
+    /// Dialing by PeerId: its waiters (`dialing.rs`).
+    pub(crate) dialing: crate::dialing::DialState,
+    /// The address book's saves (`book_save.rs`).
+    pub(crate) book_saves: crate::book_save::Saves,
+}
+
+impl<R: Runtime> Shared<R> {
+    pub(crate) fn new(
+        rt: R,
+        inner: Inner,
+        data_dir: Option<DataDir>,
+        dir_lock: Option<Arc<NodeLock>>,
+        saved_trust: TrustList,
+    ) -> Shared<R> {
+        Shared {
+            epoch: rt.now(),
+            rt,
+            local_addr: OnceLock::new(),
+            inner: Mutex::new(inner),
+            data_dir,
+            dir_released: dir_lock.as_ref().map(|lock| lock.released()),
+            dir_lock: Mutex::new(dir_lock),
+            persist: futures_util::lock::Mutex::new(saved_trust),
+            timer: Signal::default(),
+            stop_accepting: Signal::default(),
+            room: Broadcast::new(),
+            room_wanted: AtomicBool::new(false),
+            quiet: Broadcast::new(),
+            writers: AtomicUsize::new(0),
+            writer_ended: Broadcast::new(),
+            closed: Broadcast::new(),
+            stopping: Broadcast::new(),
+            #[cfg(feature = "mdns")]
+            lan_discovery: Arc::new(AtomicU64::new(0)),
+            lingering: AtomicUsize::new(0),
+            dropped_events: AtomicU64::new(0),
+            dropped_sends: AtomicU64::new(0),
+            calls_timed_out_unsent: AtomicU64::new(0),
+            panic_log: Mutex::new(PanicLog::default()),
+            dialing: crate::dialing::DialState::default(),
+            book_saves: crate::book_save::Saves::default(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // (an access rule runs under this lock: it must not take it again)
+        crate::access::not_in_rule();
+        // The only application code that runs under the lock, an access
+        // rule, is contained (`access.rs`), and the core does not panic,
+        // so a poisoned lock still guards a consistent state.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The runtime's clock as the core's time.
+    fn now(&self) -> Instant {
+        Instant::from_duration(self.rt.now().saturating_duration_since(self.epoch))
+    }
+
+    /// `delay` from now on the runtime's clock (a century at most, so
+    /// that any `Duration` is safe).
+    pub(crate) fn after(&self, delay: std::time::Duration) -> StdInstant {
+        const CENTURY: std::time::Duration = std::time::Duration::from_secs(100 * 365 * 86_400);
+        let now = self.rt.now();
+        now.checked_add(delay.min(CENTURY)).unwrap_or(now)
+    }
+
+    /// A core instant on the runtime's clock.
+    pub(crate) fn to_std(&self, at: Instant) -> StdInstant {
+        self.epoch
+            .checked_add(at.as_duration())
+            .unwrap_or(self.epoch + std::time::Duration::from_secs(1 << 32))
+    }
+
+    /// The one door into the core: locks, reads the clock, runs `act` on
+    /// the state, drains what it produced, drops the lock, then wakes the
+    /// tasks and completes the calls it found and runs the handlers.
+    pub(crate) fn with_core<T>(self: &Arc<Self>, act: impl FnOnce(&mut Inner, Instant) -> T) -> T {
+        self.with_core_in(&mut Vec::new(), act)
+    }
+
+    /// [`Shared::with_core`] with a buffer kept by the caller (a reader
+    /// loop), so that a busy connection allocates nothing per input.
+    pub(crate) fn with_core_in<T>(
+        self: &Arc<Self>,
+        work: &mut Vec<Work>,
+        act: impl FnOnce(&mut Inner, Instant) -> T,
+    ) -> T {
+        let out = self.critical(work, act);
+        self.run(work);
+        out
+    }
+
+    /// [`Shared::with_core_in`] for the reader of `conn`, handing the core
+    /// what it read. While the connection is in its handshake, what the
+    /// read makes the core queue for it (the next handshake message, or a
+    /// REJECT) is written at once from the reader's task if the socket
+    /// takes it without waiting (`port.rs`), rather than by a wake-up of
+    /// the writer task: each handshake message answers the one before and
+    /// nothing else can join it, so the wake-up was pure cost (on a
+    /// multi-threaded runtime, often a hand-off to another thread).
+    /// Afterwards the same holds for a read that brought exactly one call
+    /// (a sequential caller: nothing else can join the reply its handler
+    /// gives at once; a reply given later goes to the writer task).
+    /// Whatever else a read makes the core queue is the writer task's, so
+    /// the reader goes back to reading while the writer writes, which
+    /// pipelined calls need (measured: the bench README).
+    pub(crate) fn with_core_reading<T>(
+        self: &Arc<Self>,
+        work: &mut Vec<Work>,
+        conn: ConnId,
+        act: impl FnOnce(&mut Inner, Instant) -> T,
+    ) -> T {
+        let (out, handshaking) = self.critical(work, |inner, now| {
+            let handshaking = inner.ep.is_handshaking(conn);
+            (act(inner, now), handshaking)
+        });
+        // (stops at a second call: a pipelined read holds dozens)
+        let calls = work.iter().filter(|w| matches!(w, Work::Call(..)));
+        let one_call = calls.take(2).count() == 1;
+        self.run_writing(work, (handshaking || one_call).then_some(conn));
+        out
+    }
+
+    /// [`Shared::with_core_in`] for a caller whose `act` may start a call
+    /// and name its connection: then the call's bytes are written from
+    /// the calling task if the socket takes them at once (`port.rs`),
+    /// rather than by a wake-up of the writer task. `act` names the
+    /// connection only for a sequential call (no other call of this node
+    /// waited on, now or when the call before it started:
+    /// `Calls::start`): nothing can join its bytes, so the wake-up would
+    /// be pure cost, as for the reply to a lone call (see
+    /// [`Shared::with_core_reading`]). Pipelined calls go to the writer
+    /// task, which gathers them into one write.
+    pub(crate) fn with_core_calling<T>(
+        self: &Arc<Self>,
+        work: &mut Vec<Work>,
+        act: impl FnOnce(&mut Inner, Instant) -> (T, Option<ConnId>),
+    ) -> T {
+        let (out, inline) = self.critical(work, act);
+        self.run_writing(work, inline);
+        out
+    }
+
+    /// Runs `work` as [`Shared::run`] does; what it queued for `inline`'s
+    /// connection is written from this task if the socket takes it at
+    /// once, else its writer task is woken. With no connection named this
+    /// is `run`.
+    #[inline(always)]
+    fn run_writing(self: &Arc<Self>, work: &mut Vec<Work>, inline: Option<ConnId>) {
+        if let (Some(conn), Some(signals)) = (inline, self.run_for(work, inline)) {
+            if !signals.port.write_now(self, conn, &signals.unwritten) {
+                signals.write.notify();
+            }
+        }
+    }
+
+    /// The critical section itself: lock, clock, act, drain, unlock. The
+    /// wake-ups are left in `work` for [`Shared::run`].
+    pub(crate) fn critical<T>(
+        &self,
+        work: &mut Vec<Work>,
+        act: impl FnOnce(&mut Inner, Instant) -> T,
+    ) -> T {
+        let mut inner = self.lock();
+        let now = self.now();
+        let out = act(&mut inner, now);
+        self.drain(&mut inner, now, work);
+        out
+    }
+
+    /// The data directory's lock while the node holds it; `None` once the
+    /// node is closed, or without a data directory. Whoever writes to the
+    /// directory keeps this clone until its write is done, so that the
+    /// lock is never let go under a write.
+    pub(crate) fn dir_lock(&self) -> Option<Arc<NodeLock>> {
+        self.dir_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Takes the data directory's lock away from the node (it is closed:
+    /// nothing more is written there). It is let go once the returned
+    /// clone and any write in progress are done with it.
+    pub(crate) fn take_dir_lock(&self) -> Option<Arc<NodeLock>> {
+        self.dir_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    }
+
+    /// The table of our calls in flight alone: what a caller polling for
+    /// its result needs (no clock, nothing for the core, nothing to drain).
+    pub(crate) fn calls<T>(&self, act: impl FnOnce(&mut Calls) -> T) -> T {
+        act(&mut self.lock().calls)
+    }
+
+    /// A look at the state that cannot change the core (so produces
+    /// nothing to drain): queries such as `peers` or `stats`.
+    pub(crate) fn read<T>(&self, look: impl FnOnce(&Inner) -> T) -> T {
+        look(&self.lock())
+    }
+}
