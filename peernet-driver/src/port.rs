@@ -17,7 +17,7 @@
 use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -27,7 +27,7 @@ use futures_util::lock::{Mutex, MutexGuard};
 use peernet_proto::ConnId;
 
 use crate::runtime::{BoxFuture, BoxWrite, Runtime};
-use crate::shared::{Shared, Taken};
+use crate::shared::{ConnSignals, Shared, Taken};
 
 /// The write half and what an inline write left for the writer task.
 #[derive(Default)]
@@ -52,28 +52,25 @@ impl Port {
     pub(crate) async fn lock(&self) -> MutexGuard<'_, PortState> {
         self.0.lock().await
     }
+}
 
-    /// Writes what the core queued for `conn` now, from the calling task,
-    /// as far as the socket takes it without waiting. Returns whether the
-    /// writer task has nothing to do: false when it holds the port (it is
+impl ConnSignals {
+    /// Writes what the core queued for `conn` (this connection's id) now,
+    /// from the calling task, as far as the socket takes it without
+    /// waiting. Returns whether the writer task has nothing to do: false when it holds the port (it is
     /// writing: it takes the new bytes in its next turn), when the socket
     /// did not take everything, when a write failed (the writer task
     /// meets the error again and handles it), when the core closed the
     /// connection (closing is the writer task's), or when it queued more
     /// as these bytes were taken (replies that waited for room).
     ///
-    /// `unwritten` is the connection's `ConnSignals::unwritten`: what
-    /// this leaves for the writer task stays counted there until the
-    /// writer wrote it, so a close meanwhile (the peer's GOODBYE in the
-    /// reader's next read, before the writer task ran) counts it against
-    /// the linger budget (`Shared::may_linger`).
-    pub(crate) fn write_now<R: Runtime>(
-        &self,
-        shared: &Shared<R>,
-        conn: ConnId,
-        unwritten: &AtomicUsize,
-    ) -> bool {
-        let Some(mut guard) = self.0.try_lock() else {
+    /// What this leaves for the writer task stays counted in
+    /// [`ConnSignals::unwritten`] until the writer wrote it, so a close
+    /// meanwhile (the peer's GOODBYE in the reader's next read, before the
+    /// writer task ran) counts it against the linger budget
+    /// (`Shared::may_linger`).
+    pub(crate) fn write_now<R: Runtime>(&self, shared: &Shared<R>, conn: ConnId) -> bool {
+        let Some(mut guard) = self.port.0.try_lock() else {
             return false;
         };
         let port = &mut *guard;
@@ -87,7 +84,7 @@ impl Port {
             data,
             closing,
             more,
-        } = shared.take_transmit(conn, unwritten);
+        } = self.take_transmit(shared, conn);
         if closing.is_some() {
             port.left = data;
             port.closing = closing;
@@ -104,13 +101,13 @@ impl Port {
                 Poll::Ready(Ok(n)) if n > 0 => data.advance(n),
                 // full, failed or closed: the writer task's to handle
                 _ => {
-                    unwritten.store(data.len(), Ordering::Release);
+                    self.unwritten.store(data.len(), Ordering::Release);
                     port.left = Some(data);
                     return false;
                 }
             }
         }
-        unwritten.store(0, Ordering::Release);
+        self.unwritten.store(0, Ordering::Release);
         shared.wake_room();
         // (a no-op on TCP; a buffering stream not flushed at once is
         // flushed in the writer task's turn, as is what waited for room)

@@ -366,7 +366,7 @@ async fn writer<R: Runtime>(
             }
             None => {
                 // (counts what it takes in `signals.unwritten`)
-                let taken = shared.take_transmit(conn, &signals.unwritten);
+                let taken = signals.take_transmit(&shared, conn);
                 if taken.more {
                     // (replies that waited for room: the next turn)
                     signals.write.notify();

@@ -30,7 +30,7 @@ pub(crate) struct ConnSignals {
     /// Bytes taken from the core and not yet written: the batch of a
     /// write in progress, and what an inline write left in
     /// `PortState::left` until the writer wrote it; 0 otherwise. Only the
-    /// port's holder changes it (`Shared::take_transmit`, `port.rs`).
+    /// port's holder changes it (`ConnSignals::take_transmit`, `port.rs`).
     pub(crate) unwritten: AtomicUsize,
     /// What this connection adds to
     /// [`Shared::lingering`](super::Shared::lingering) since its close,

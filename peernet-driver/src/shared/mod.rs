@@ -237,7 +237,7 @@ impl<R: Runtime> Shared<R> {
     #[inline(always)]
     fn run_writing(self: &Arc<Self>, work: &mut Vec<Work>, inline: Option<ConnId>) {
         if let (Some(conn), Some(signals)) = (inline, self.run_for(work, inline)) {
-            if !signals.port.write_now(self, conn, &signals.unwritten) {
+            if !signals.write_now(self, conn) {
                 signals.write.notify();
             }
         }

@@ -3,7 +3,7 @@
 //! closed connections' unwritten bytes count against, and the wake-up of
 //! callers waiting for room in a send queue.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use peernet_proto::{ConnId, LAST_COPIED};
@@ -12,7 +12,7 @@ use crate::runtime::Runtime;
 
 use super::{ConnSignals, Inner, Shared};
 
-/// What [`Shared::take_transmit`] took for a connection.
+/// What [`ConnSignals::take_transmit`] took for a connection.
 pub(crate) struct Taken {
     /// The bytes queued.
     pub(crate) data: Option<Bytes>,
@@ -22,23 +22,24 @@ pub(crate) struct Taken {
     pub(crate) more: bool,
 }
 
-impl<R: Runtime> Shared<R> {
-    /// The writer's turn: everything queued for `conn`, and its last bytes
-    /// if the core closed it (empty if the driver forgot it). Takes no
-    /// clock and drains no output: freeing queue room is the caller's
-    /// to announce ([`Shared::wake_room`]); `more` says the core queued
-    /// bytes again as it was taken (replies that waited for room), which
-    /// the caller writes next, without waiting for the core's wake-up.
+impl ConnSignals {
+    /// The writer's turn: everything the core queued for `conn` (this
+    /// connection's id), and its last bytes if the core closed it (empty
+    /// if the driver forgot it). Takes no clock and drains no output:
+    /// freeing queue room is the caller's to announce
+    /// ([`Shared::wake_room`]); `more` says the core queued bytes again as
+    /// it was taken (replies that waited for room), which the caller
+    /// writes next, without waiting for the core's wake-up.
     ///
-    /// The bytes taken are stored in `unwritten` (the connection's
-    /// [`ConnSignals::unwritten`]) under the node's lock, so a close
+    /// The bytes taken are stored in this connection's
+    /// [`ConnSignals::unwritten`] under the node's lock, so a close
     /// drained meanwhile (`may_linger`) counts them: whoever takes them
     /// holds the port, and lowers it as they go out.
-    pub(crate) fn take_transmit(&self, conn: ConnId, unwritten: &AtomicUsize) -> Taken {
-        let mut inner = self.lock();
+    pub(crate) fn take_transmit<R: Runtime>(&self, shared: &Shared<R>, conn: ConnId) -> Taken {
+        let mut inner = shared.lock();
         let data = inner.ep.poll_transmit(conn);
         if let Some(data) = &data {
-            unwritten.store(data.len(), Ordering::Release);
+            self.unwritten.store(data.len(), Ordering::Release);
         }
         let more = inner.ep.queued_bytes(conn) > 0;
         let closing = match inner.conns.get_mut(&conn) {
@@ -51,7 +52,9 @@ impl<R: Runtime> Shared<R> {
             more,
         }
     }
+}
 
+impl<R: Runtime> Shared<R> {
     /// The most bytes closed connections may still mean to write, node
     /// wide, during their linger: four send caps (`Config::hard_send_cap`,
     /// what one connection may queue). A peer that reads nothing and
