@@ -216,7 +216,8 @@ impl NodeConfig {
     /// Trusts one more peer, for this run: with a data directory,
     /// [`Node::pair`](crate::Node::pair) and `unpair` save the
     /// directory's own list with their change, so this peer is never
-    /// written to its trust file.
+    /// written to its trust file. The node's own PeerId is left out (a
+    /// node never trusts itself), here and in [`NodeConfig::trust`].
     pub fn trusting(mut self, peer: PeerId) -> NodeConfig {
         self.trust.insert(peer, None);
         self

@@ -157,8 +157,8 @@ impl DataDir {
 
     /// [`DataDir::load_trust`] for the node `own` (its start, its trust
     /// changes): an entry of `own` is left out, with a warning that names
-    /// the file. A hand edit puts one there (`peernet pair` and `serve
-    /// --trust` refuse the node's own PeerId; `Node::pair` takes it), and
+    /// the file. Only a hand edit puts one there (`Node::pair`, `peernet
+    /// pair` and `serve --trust` refuse the node's own PeerId), and
     /// it would do nothing (a node never trusts itself: the handshake
     /// refuses its own key, PROTOCOL.md 2.1); the lists the node writes
     /// are made from this one, so it is not written back.

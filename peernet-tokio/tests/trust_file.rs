@@ -155,3 +155,29 @@ async fn a_trust_file_naming_the_node_itself_is_read_without_it() {
     assert!(!on_disk.contains(&own), "written back: {on_disk:?}");
     assert!(on_disk.contains(&kept) && on_disk.contains(&paired));
 }
+
+/// A node never trusts itself, however it is asked: `pair` of its own
+/// PeerId fails `InvalidInput` and writes nothing, and a list given at
+/// start (`trusting`) leaves it out. `pair` used to trust it and write it
+/// to the trust file, which the next start then had to leave out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_refuses_to_pair_with_itself() {
+    use peernet_tokio::{DataDir, Node, NodeConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let data = DataDir::open(dir.path()).unwrap();
+    let own = data.load_or_create_identity().unwrap().peer_id();
+    let node = Node::new(NodeConfig::from_data_dir(dir.path()).unwrap());
+    let err = node.pair(own, None).await.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains(&own.to_string()), "{err}");
+    assert!(!node.trust().contains(&own));
+    node.shutdown().await;
+    let on_disk = DataDir::open(dir.path()).unwrap().load_trust().unwrap();
+    assert!(!on_disk.contains(&own), "written: {on_disk:?}");
+
+    let identity = peernet_tokio::Identity::from_seed(&[7; 32]);
+    let me = identity.peer_id();
+    let node = Node::new(NodeConfig::new(identity).trusting(me));
+    assert!(!node.trust().contains(&me), "trusting() of itself kept");
+    node.shutdown().await;
+}

@@ -22,7 +22,19 @@ impl<R: Runtime> Node<R> {
     /// takes it in at its next start), and a file that no longer parses
     /// is left alone (the change fails, [`io::ErrorKind::InvalidData`]).
     /// Returns true if `peer` was not trusted before.
+    ///
+    /// # Errors
+    ///
+    /// [`io::ErrorKind::InvalidInput`] for the node's own PeerId (a node
+    /// never trusts itself: nothing is written, nothing changes); the
+    /// file's errors above.
     pub async fn pair(&self, peer: PeerId, label: Option<Label>) -> io::Result<bool> {
+        if peer == self.peer_id() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("a node cannot pair with itself: {peer} is this node's own PeerId"),
+            ));
+        }
         let saved = label.clone();
         self.change_trust(
             Commit::OnceSaved,
