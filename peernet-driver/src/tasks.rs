@@ -239,6 +239,14 @@ pub(crate) fn attach<R: Runtime>(
     shared.writers.fetch_add(1, Ordering::AcqRel);
     let span = tracing::info_span!("peernet.conn", %conn, ?direction, remote = ?remote_addr);
     tracing::debug!(parent: &span, "transport open");
+    // A span no subscriber wanted stays disabled for good; `Span::none()`
+    // in its place makes each poll of the two tasks skip entering it
+    // (which, with `tracing`'s `log` feature on, costs a check per poll).
+    let span = if span.is_disabled() {
+        tracing::Span::none()
+    } else {
+        span
+    };
     shared
         .rt
         .spawn(reader(shared.clone(), conn, read, signals.clone()).instrument(span.clone()));
