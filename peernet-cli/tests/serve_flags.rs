@@ -110,7 +110,7 @@ fn a_handle_exposed_twice_is_exposed_once_with_a_warning() {
         "echo",
     ];
     let s = start_serve(d, &args, Stdio::piped(), "warn");
-    let mut child = Killed(s.child);
+    let child = Killed(s.child);
     let target = format!("{}@{}", s.peer, s.addr);
     for (handle, args, reply) in [("echo", "hi", "hi"), ("sleep", "1", "slept")] {
         let out = run(
@@ -120,21 +120,8 @@ fn a_handle_exposed_twice_is_exposed_once_with_a_warning() {
         assert_eq!(out.status.code(), Some(0), "{handle}: {}", stderr(&out));
         assert_eq!(stdout(&out), reply, "{handle}");
     }
-    // a graceful stop flushes stderr
-    let pid = child.0.id().to_string();
-    let term = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    assert!(term.success());
-    let (status, err) = child.wait_with_stderr();
-    assert_eq!(status.code(), Some(0));
-    let warned: Vec<&str> = err
-        .lines()
-        .filter(|l| l.contains("--expose given more than once"))
-        .collect();
-    assert_eq!(warned.len(), 1, "{err}");
-    assert!(
-        warned[0].contains("WARN") && warned[0].contains("handle=echo"),
-        "{err}"
-    );
+    let warned = the_one_warning(child, "--expose given more than once");
+    assert!(warned.contains("handle=echo"), "{warned}");
 }
 
 /// `--trust A --trust B --trust A` trusts A once and says so on stderr,
@@ -163,7 +150,7 @@ fn a_peer_trusted_twice_is_trusted_once_with_a_warning() {
         "echo",
     ];
     let s = start_serve(d, &args, Stdio::piped(), "warn");
-    let mut child = Killed(s.child);
+    let child = Killed(s.child);
     let target = format!("{}@{}", s.peer, s.addr);
     for key in ["a.key", "c.key"] {
         let out = run(
@@ -173,19 +160,21 @@ fn a_peer_trusted_twice_is_trusted_once_with_a_warning() {
         assert_eq!(out.status.code(), Some(0), "{key}: {}", stderr(&out));
         assert_eq!(stdout(&out), "hi", "{key}");
     }
-    // a graceful stop flushes stderr
+    let warned = the_one_warning(child, "--trust given more than once");
+    assert!(warned.contains(&format!("peer={caller}")), "{warned}");
+}
+
+/// Stops a served node with SIGTERM (a graceful stop, which flushes its
+/// stderr), checks that it exits 0, and returns the one line of its
+/// stderr that says `what`, which must be a warning.
+fn the_one_warning(mut child: Killed, what: &str) -> String {
     let pid = child.0.id().to_string();
     let term = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     assert!(term.success());
     let (status, err) = child.wait_with_stderr();
-    assert_eq!(status.code(), Some(0));
-    let warned: Vec<&str> = err
-        .lines()
-        .filter(|l| l.contains("--trust given more than once"))
-        .collect();
+    assert_eq!(status.code(), Some(0), "{err}");
+    let warned: Vec<&str> = err.lines().filter(|l| l.contains(what)).collect();
     assert_eq!(warned.len(), 1, "{err}");
-    assert!(
-        warned[0].contains("WARN") && warned[0].contains(&format!("peer={caller}")),
-        "{err}"
-    );
+    assert!(warned[0].contains("WARN"), "{err}");
+    warned[0].to_string()
 }
