@@ -8,6 +8,9 @@
 //! (`127.0.0.1`, `192.0.2.5`) names that one alone, so one listening on the
 //! loopback is announced on the loopback only and the LAN never hears its
 //! PeerId; `0.0.0.0` names the host's IPv4 addresses, `[::]` all of them.
+//! An interface that comes up after discovery started (a link not yet
+//! running, a cable plugged in later) is announced on once mDNS sees it
+//! (it looks every 5 s), whichever of these the node listens on.
 //! With [`DiscoveryConfig::interface`], the listen address must be on the
 //! network of one of the addresses named, or it is announced nowhere (a
 //! warning says so when that can be told, e.g. a loopback listener with
@@ -306,7 +309,16 @@ fn service_info(
         )
     };
     Ok(match Announced::of(listen.ip()) {
-        Announced::Only(ip) => new(Some(ip))?,
+        // (following the host's addresses, restricted to `ip`: mDNS
+        // announces a fixed address only on the interfaces it saw at the
+        // start, and never on one that comes up later, where the node
+        // then stays unknown; so it adds `ip` once its interface runs,
+        // announcing it then, and drops it while that interface is gone)
+        Announced::Only(ip) => {
+            let mut info = new(Some(ip))?.enable_addr_auto();
+            info.set_interfaces(vec![IfKind::Addr(ip)]);
+            info
+        }
         Announced::EveryV4 => {
             let mut info = new(None)?.enable_addr_auto();
             info.set_interfaces(vec![IfKind::IPv4]);
@@ -712,7 +724,12 @@ mod tests {
             ("[2001:db8::5]:4000", "2001:db8::5"),
         ] {
             let info = info(listen);
-            assert!(!info.is_addr_auto(), "{listen}: every address of the host");
+            // (it follows the host's addresses, limited to this one: it is
+            // announced once its interface comes up, however late)
+            assert!(
+                info.is_addr_auto(),
+                "{listen}: not announced when its interface comes up"
+            );
             assert_eq!(info.get_addresses(), &only(ip), "{listen}");
             assert_eq!(info.get_port(), 4000);
             assert_eq!(

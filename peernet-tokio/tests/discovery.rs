@@ -143,16 +143,80 @@ const IN_NETNS: &str = "PEERNET_TEST_IN_NETNS";
 /// A network namespace's loopback, up and taking multicast.
 const LOOPBACK: &str = "ip link set lo up && ip link set lo multicast on";
 
+/// [`LAN`] with its two links still down (the shell commands, as a
+/// macro so that [`LAN`] can extend them).
+macro_rules! lan_down {
+    () => {
+        "ip link set lo up && ip link set lo multicast on \
+        && ip link add v0 type veth peer name v1 \
+        && ip addr add 10.9.9.1/24 dev v0 && ip addr add 10.9.9.2/24 dev v1 \
+        && sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.v1.rp_filter=0 \
+           net.ipv4.conf.all.accept_local=1 net.ipv4.conf.v1.accept_local=1"
+    };
+}
+
 /// [`LOOPBACK`] and a LAN of two interfaces wired to each other (a veth
 /// pair): `v0` with 10.9.9.1/24 and `v1` with 10.9.9.2/24. What one sends
 /// the other hears (`accept_local`: the sender's address is this
 /// namespace's own), so a node heard on `v1` only is another host's view.
-const LAN: &str = "ip link set lo up && ip link set lo multicast on \
-    && ip link add v0 type veth peer name v1 \
-    && ip addr add 10.9.9.1/24 dev v0 && ip addr add 10.9.9.2/24 dev v1 \
-    && sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.v1.rp_filter=0 \
-       net.ipv4.conf.all.accept_local=1 net.ipv4.conf.v1.accept_local=1 \
-    && ip link set v0 up && ip link set v1 up";
+/// (The links are set up, but the kernel marks them running a moment
+/// later: a test may start while they are not yet, mDNS not using them.)
+const LAN: &str = concat!(lan_down!(), " && ip link set v0 up && ip link set v1 up");
+
+/// [`LAN`] with both links down: the test sets them up
+/// ([`set_lan_up`]).
+const LAN_DOWN: &str = lan_down!();
+
+/// Sets up both links of a [`LAN_DOWN`] and returns once the kernel runs
+/// them (operationally up, as `ip link` shows it), so that mDNS sees them;
+/// the test fails if they do not run within 10 s. (The kernel tells no
+/// one: watched for a bounded while, each look a run of `ip link`.)
+async fn set_lan_up() {
+    for link in ["v0", "v1"] {
+        let status = std::process::Command::new("ip")
+            .args(["link", "set", link, "up"])
+            .status()
+            .unwrap();
+        assert!(status.success(), "ip link set {link} up: {status}");
+    }
+    let runs = |link: &str| {
+        let out = std::process::Command::new("ip")
+            .args(["-o", "link", "show", link])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).contains(" state UP ")
+    };
+    let until = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !(runs("v0") && runs("v1")) {
+        assert!(
+            tokio::time::Instant::now() < until,
+            "the LAN's links run within 10 s of their set-up"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Whether the loopback of this network namespace has joined the mDNS
+/// group (224.0.0.251, as `/proc/net/igmp` lists it): an mDNS daemon of
+/// this process has started and has listed the interfaces it uses, which
+/// it does first.
+fn loopback_joined_mdns() -> bool {
+    let igmp = std::fs::read_to_string("/proc/net/igmp").unwrap_or_default();
+    // (a line per device, then a line per group it joined, indented: the
+    // group's address in hex, as the kernel holds it in memory)
+    let mdns = u32::from_ne_bytes([224, 0, 0, 251]);
+    let mut on_lo = false;
+    for line in igmp.lines().skip(1) {
+        let mut fields = line.split_whitespace();
+        if !line.starts_with('\t') {
+            on_lo = fields.nth(1) == Some("lo");
+        } else if on_lo && fields.next().and_then(|g| u32::from_str_radix(g, 16).ok()) == Some(mdns)
+        {
+            return true;
+        }
+    }
+    false
+}
 
 /// Runs `test` of this binary again in a new network namespace (`unshare
 /// -n`, root only) set up by the shell commands `setup` ([`LOOPBACK`],
@@ -613,6 +677,54 @@ async fn a_loopback_listener_is_not_announced_on_the_lan() {
             );
         }
     }
+}
+
+/// A node whose listening interface comes up after its discovery started
+/// is announced there once mDNS sees the interface: a LAN host finds it.
+/// c listens on `v0`'s address and starts discovery while the [`LAN`]'s
+/// links are down; once they run, o (on `v1`, keeping c) connects to it.
+/// It was never announced there: mDNS took a node's one address as fixed
+/// and, an interface added later, announced only services that follow
+/// the host's addresses. So a node started before its network (the
+/// [`LAN`] test racing the kernel's link set-up) stayed unknown to it.
+#[tokio::test]
+async fn a_listener_whose_interface_comes_up_later_is_announced_there() {
+    const NAME: &str = "a_listener_whose_interface_comes_up_later_is_announced_there";
+    if std::env::var_os(IN_NETNS).is_none() {
+        match rerun_in_netns(NAME, LAN_DOWN) {
+            Ok(passed) => assert!(
+                passed,
+                "the test failed in its network namespace (output above)"
+            ),
+            Err(why) => eprintln!("SKIPPED {NAME}: {why}"),
+        }
+        return;
+    }
+    let c = node_at(3, &[1], "10.9.9.1:0").await;
+    let _dc = c.discover_lan(DiscoveryConfig::new()).expect("mdns for c");
+    // (its daemon lists the interfaces on its thread: only once it has,
+    // the links down, do they come up)
+    let until = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !loopback_joined_mdns() {
+        assert!(
+            tokio::time::Instant::now() < until,
+            "c's mDNS daemon joins the mDNS group on the loopback within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    set_lan_up().await;
+    let o = node_at(1, &[3], "10.9.9.2:0").await;
+    let events = o.events();
+    o.keep_connected(peer(3), true).unwrap();
+    let v1 = DiscoveryConfig::new().interface("10.9.9.2".parse().unwrap());
+    let _do = o.discover_lan(v1).expect("mdns for o");
+    connected(&events, peer(3)).await;
+    assert!(
+        o.addresses(&peer(3))
+            .iter()
+            .any(|e| e.addr == c.local_addr().unwrap()),
+        "c was heard on the LAN"
+    );
 }
 
 /// Every mDNS packet (IPv4) heard on the [`LAN`]'s `v1` side, as a host
