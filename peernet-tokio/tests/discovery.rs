@@ -2,6 +2,9 @@
 //! book → dial, deterministically; then real mDNS on the loopback
 //! interface where the kernel allows multicast there.
 
+#[path = "common/until.rs"]
+mod until;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
@@ -143,34 +146,23 @@ const IN_NETNS: &str = "PEERNET_TEST_IN_NETNS";
 /// A network namespace's loopback, up and taking multicast.
 const LOOPBACK: &str = "ip link set lo up && ip link set lo multicast on";
 
-/// [`LAN`] with its two links still down (the shell commands, as a
-/// macro so that [`LAN`] can extend them).
-macro_rules! lan_down {
-    () => {
-        "ip link set lo up && ip link set lo multicast on \
-        && ip link add v0 type veth peer name v1 \
-        && ip addr add 10.9.9.1/24 dev v0 && ip addr add 10.9.9.2/24 dev v1 \
-        && sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.v1.rp_filter=0 \
-           net.ipv4.conf.all.accept_local=1 net.ipv4.conf.v1.accept_local=1"
-    };
-}
-
 /// [`LOOPBACK`] and a LAN of two interfaces wired to each other (a veth
 /// pair): `v0` with 10.9.9.1/24 and `v1` with 10.9.9.2/24. What one sends
 /// the other hears (`accept_local`: the sender's address is this
 /// namespace's own), so a node heard on `v1` only is another host's view.
-/// (The links are set up, but the kernel marks them running a moment
-/// later: a test may start while they are not yet, mDNS not using them.)
-const LAN: &str = concat!(lan_down!(), " && ip link set v0 up && ip link set v1 up");
+/// The links are left down: a test sets them up with [`set_lan_up`],
+/// which returns once the kernel runs them (set up here, they would run
+/// a moment after the test started, mDNS not yet using them).
+const LAN: &str = "ip link set lo up && ip link set lo multicast on \
+    && ip link add v0 type veth peer name v1 \
+    && ip addr add 10.9.9.1/24 dev v0 && ip addr add 10.9.9.2/24 dev v1 \
+    && sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.v1.rp_filter=0 \
+       net.ipv4.conf.all.accept_local=1 net.ipv4.conf.v1.accept_local=1";
 
-/// [`LAN`] with both links down: the test sets them up
-/// ([`set_lan_up`]).
-const LAN_DOWN: &str = lan_down!();
-
-/// Sets up both links of a [`LAN_DOWN`] and returns once the kernel runs
-/// them (operationally up, as `ip link` shows it), so that mDNS sees them;
-/// the test fails if they do not run within 10 s. (The kernel tells no
-/// one: watched for a bounded while, each look a run of `ip link`.)
+/// Sets up both links of a [`LAN`] and returns once the kernel runs
+/// them (operationally up, as `ip link` shows it), so that mDNS sees them.
+/// (The kernel tells no one: watched for a bounded while, each look a run
+/// of `ip link`.)
 async fn set_lan_up() {
     for link in ["v0", "v1"] {
         let status = std::process::Command::new("ip")
@@ -186,14 +178,7 @@ async fn set_lan_up() {
             .unwrap();
         String::from_utf8_lossy(&out.stdout).contains(" state UP ")
     };
-    let until = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !(runs("v0") && runs("v1")) {
-        assert!(
-            tokio::time::Instant::now() < until,
-            "the LAN's links run within 10 s of their set-up"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until::until("the LAN's links run", || runs("v0") && runs("v1")).await;
 }
 
 /// Whether the loopback of this network namespace has joined the mDNS
@@ -258,13 +243,31 @@ fn here_with_loopback_multicast(name: &str) -> bool {
     if std::env::var_os(IN_NETNS).is_some() {
         panic!("no multicast on the loopback even in a network namespace");
     }
-    match rerun_in_netns(name, LOOPBACK) {
+    rerun_checked(name, LOOPBACK);
+    false
+}
+
+/// Runs the test `name` again in a network namespace set up by `setup`
+/// and fails if it failed there; skipped, with a message, where no
+/// namespace can be made.
+fn rerun_checked(name: &str, setup: &str) {
+    match rerun_in_netns(name, setup) {
         Ok(passed) => assert!(
             passed,
             "the test failed in its network namespace (output above)"
         ),
         Err(why) => eprintln!("SKIPPED {name}: {why}"),
     }
+}
+
+/// Whether the test `name` runs here: true in the network namespace it
+/// was run again in; elsewhere it is run again in one set up by `setup`
+/// ([`rerun_checked`]), and the caller returns.
+fn in_own_netns(name: &str, setup: &str) -> bool {
+    if std::env::var_os(IN_NETNS).is_some() {
+        return true;
+    }
+    rerun_checked(name, setup);
     false
 }
 
@@ -510,14 +513,7 @@ async fn mdns_daemons_become(n: usize) -> bool {
 #[tokio::test]
 async fn a_shut_down_node_stops_browsing() {
     const NAME: &str = "a_shut_down_node_stops_browsing";
-    if std::env::var_os(IN_NETNS).is_none() {
-        match rerun_in_netns(NAME, LOOPBACK) {
-            Ok(passed) => assert!(
-                passed,
-                "the test failed in its network namespace (output above)"
-            ),
-            Err(why) => eprintln!("SKIPPED {NAME}: {why}"),
-        }
+    if !in_own_netns(NAME, LOOPBACK) {
         return;
     }
     let lo = DiscoveryConfig::new().interface(IpAddr::V4(Ipv4Addr::LOCALHOST));
@@ -623,16 +619,10 @@ async fn a_running_discovery_does_not_keep_its_node_open() {
 #[tokio::test]
 async fn a_loopback_listener_is_not_announced_on_the_lan() {
     const NAME: &str = "a_loopback_listener_is_not_announced_on_the_lan";
-    if std::env::var_os(IN_NETNS).is_none() {
-        match rerun_in_netns(NAME, LAN) {
-            Ok(passed) => assert!(
-                passed,
-                "the test failed in its network namespace (output above)"
-            ),
-            Err(why) => eprintln!("SKIPPED {NAME}: {why}"),
-        }
+    if !in_own_netns(NAME, LAN) {
         return;
     }
+    set_lan_up().await;
     let ears = lan_ears();
     let b = node(2, &[1]).await;
     let _db = b.discover_lan(DiscoveryConfig::new()).expect("mdns for b");
@@ -690,28 +680,18 @@ async fn a_loopback_listener_is_not_announced_on_the_lan() {
 #[tokio::test]
 async fn a_listener_whose_interface_comes_up_later_is_announced_there() {
     const NAME: &str = "a_listener_whose_interface_comes_up_later_is_announced_there";
-    if std::env::var_os(IN_NETNS).is_none() {
-        match rerun_in_netns(NAME, LAN_DOWN) {
-            Ok(passed) => assert!(
-                passed,
-                "the test failed in its network namespace (output above)"
-            ),
-            Err(why) => eprintln!("SKIPPED {NAME}: {why}"),
-        }
+    if !in_own_netns(NAME, LAN) {
         return;
     }
     let c = node_at(3, &[1], "10.9.9.1:0").await;
     let _dc = c.discover_lan(DiscoveryConfig::new()).expect("mdns for c");
     // (its daemon lists the interfaces on its thread: only once it has,
     // the links down, do they come up)
-    let until = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !loopback_joined_mdns() {
-        assert!(
-            tokio::time::Instant::now() < until,
-            "c's mDNS daemon joins the mDNS group on the loopback within 10 s"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until::until(
+        "c's mDNS daemon joins the mDNS group on the loopback",
+        loopback_joined_mdns,
+    )
+    .await;
     set_lan_up().await;
     let o = node_at(1, &[3], "10.9.9.2:0").await;
     let events = o.events();
