@@ -363,8 +363,9 @@ impl Pair {
                 seen.push(out);
             }
             while let Some(out) = self.b.poll_output() {
-                if let (Output::Transmit(c), Some((ca, cb))) = (&out, self.link) {
-                    if *c == cb {
+                let Some((ca, cb)) = self.link else { continue };
+                match out {
+                    Output::Transmit(c) if c == cb => {
                         if let Some(data) = self.b.poll_transmit(cb) {
                             let input = Input::Received {
                                 conn: ca,
@@ -374,6 +375,21 @@ impl Pair {
                             moved = true;
                         }
                     }
+                    // b closes: its last bytes (a GOODBYE, a REJECT) reach
+                    // a, then the end of the transport
+                    Output::Close { conn, last } if conn == cb => {
+                        if !last.is_empty() {
+                            let input = Input::Received {
+                                conn: ca,
+                                data: last.into(),
+                            };
+                            self.a.handle_input(self.now, input);
+                        }
+                        self.a.handle_input(self.now, Input::Closed { conn: ca });
+                        self.link = None;
+                        moved = true;
+                    }
+                    _ => {}
                 }
             }
             if !moved {
@@ -445,6 +461,54 @@ fn a_lost_connection_is_redialed_and_the_backoff_resets_after_ten_seconds() {
     };
     assert_eq!(*attempt, 1);
     assert!(*after >= 100 * MS && *after <= SEC, "{after:?}");
+}
+
+/// A discovery hint whose peer answers `busy` is the peer's address: it
+/// stays in the book, marked failed, and the next round dials it again.
+/// It used to be forgotten as a false hint, and mDNS reports an
+/// announcement again only when it changes: a kept peer heard on the
+/// LAN that was busy at the first dial stayed unreachable until it
+/// restarted.
+#[test]
+fn a_hint_whose_peer_answers_busy_is_kept() {
+    let mut p = Pair::new();
+    let mut trust = TrustList::new();
+    trust.insert(p.a.peer_id(), None);
+    // b lets a peer connect once, then once a second
+    let mut config = Config::default();
+    config.peer_connects.burst = 1;
+    config.peer_connects.per_second = 1;
+    p.b = Endpoint::new(
+        config,
+        identity(2),
+        trust,
+        Box::new(ChaCha20Rng::seed_from_u64(2)),
+    );
+    let b = p.b.peer_id();
+    p.open(addr(9));
+    assert!(p.a.is_connected(&b));
+    p.cut();
+    p.a.add_address(p.now, b, addr(1), AddrSource::Discovery)
+        .unwrap();
+    p.a.dial(p.now, b).unwrap();
+    assert_eq!(dials(&p.pump()), [(b, addr(1))]);
+    let out = p.open(addr(1));
+    let busy = HandshakeError::Rejected(peernet_proto::RejectCode::Busy);
+    assert!(
+        events(&out)
+            .iter()
+            .any(|e| matches!(e, Event::HandshakeFailed { error, .. } if *error == busy)),
+        "{out:?}"
+    );
+    let kept: Vec<_> = p.a.addresses(&b).collect();
+    assert_eq!(kept.len(), 1, "the hint was forgotten");
+    assert!(kept[0].last_failed.is_some() && kept[0].last_ok.is_none());
+    // a refused transport to it is still the end of a hint that never
+    // worked
+    p.a.dial(p.now, b).unwrap();
+    assert_eq!(dials(&p.pump()), [(b, addr(1))]);
+    p.a.dial_failed(p.now, b, addr(1), DialFailure::transport("refused"));
+    assert_eq!(p.a.addresses(&b).count(), 0);
 }
 
 #[test]

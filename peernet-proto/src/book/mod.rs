@@ -454,6 +454,18 @@ impl AddressBook {
             self.remove(peer, addr);
             return;
         }
+        self.mark_busy(peer, addr, now);
+    }
+
+    /// A dial to `addr` reached a node that turned it away for now (a
+    /// REJECT `busy`, sent only to a dialer that named its PeerId): marked
+    /// failed at `now`, as [`AddressBook::mark_failed`] does, but a
+    /// discovery hint that never worked is kept, since the address
+    /// answered as the peer. (mDNS reports an announcement again only
+    /// when it changes: forgotten, the hint would not come back.) A
+    /// REJECT is not authenticated; a false hint that answers `busy`
+    /// costs a failed dial a round, within the book's bounds.
+    pub fn mark_busy(&mut self, peer: &PeerId, addr: SocketAddr, now: Instant) {
         let mut flipped = false;
         self.update(peer, addr, |e| {
             flipped = e.worked_last();
