@@ -172,10 +172,16 @@ impl Drop for Claim {
 /// stops accepting (its shutdown starts, or its last handle goes),
 /// whichever comes first: either stops its mDNS daemon, which withdraws
 /// the announcement (mDNS says goodbye), stops browsing (no more queries
-/// are sent) and closes its sockets. One at a time per node.
+/// are sent) and closes its sockets. One at a time per node. Should mDNS
+/// end its browsing first (more heard at once than was read in time: a
+/// LAN host can do this at will), the node stays announced until then,
+/// and a warning says that it learns no more.
 pub struct Discovery {
     daemon: ServiceDaemon,
     fullname: String,
+    // (dropped first as this is dropped, before the daemon stops: tells
+    // the run's task that the application let it go)
+    alive: Option<oneshot::Sender<()>>,
     // (dropped after `drop` has stopped the daemon: the node may then
     // start discovery again)
     _claim: Claim,
@@ -191,6 +197,7 @@ impl std::fmt::Debug for Discovery {
 
 impl Drop for Discovery {
     fn drop(&mut self) {
+        drop(self.alive.take());
         stop_daemon(&self.daemon, &self.fullname);
     }
 }
@@ -431,10 +438,14 @@ impl<R: Runtime> Node<R> {
     /// is over; or when its last handle goes) its mDNS daemon stops,
     /// though the [`Discovery`] be still alive: the announcement is
     /// withdrawn (mDNS says goodbye to the LAN) and browsing ends (no
-    /// more queries). A node runs one discovery at a time: another may
-    /// start once the [`Discovery`] is dropped. A node that stops
-    /// accepting starts none: a `discover_lan` that races the shutdown's
-    /// start and wins gets a [`Discovery`] whose daemon stops at once.
+    /// more queries). Should mDNS end the browsing by itself (it ends a
+    /// subscription whose events are not read as fast as they come: a LAN
+    /// host announcing 1,000 instances at once), the node stays announced
+    /// and a warning says that it learns no more. A node runs one
+    /// discovery at a time: another may start once the [`Discovery`] is
+    /// dropped. A node that stops accepting starts none: a
+    /// `discover_lan` that races the shutdown's start and wins gets a
+    /// [`Discovery`] whose daemon stops at once.
     ///
     /// # Errors
     ///
@@ -503,17 +514,38 @@ impl<R: Runtime> Node<R> {
         // goodbye; browsing ended, its sockets closed), rather than kept
         // through the shutdown's grace, or until the `Discovery` is
         // dropped.
+        //
+        // The events may also end while the node runs and the
+        // `Discovery` is alive: mDNS ends a subscription whose events are
+        // not read as fast as they come (a LAN host announcing 1,000
+        // instances at once). The node still accepts, so it stays
+        // announced, though it learns nothing more: said once, as a
+        // warning, and the daemon stops as above.
         let shared = self.shared.clone();
         let (stop, name, task_claim) = (daemon.clone(), fullname.clone(), claim.share());
+        let (alive, dropped) = oneshot::channel::<()>();
         self.runtime().spawn(async move {
             let _claim = task_claim;
             let stopping = shared.stopping.listen();
-            if shared.read(|inner| inner.phase) == Phase::Running {
-                first(stopping, learning).await;
+            let running = || shared.read(|inner| inner.phase) == Phase::Running;
+            if running() {
+                first(stopping, async {
+                    learning.await;
+                    if running() && !dropped.is_closed() {
+                        tracing::warn!(
+                            %name,
+                            "mDNS stopped telling this node what it hears (it heard more at \
+                             once than was read in time): the node stays announced but learns \
+                             no more addresses from the LAN until its discovery is started again"
+                        );
+                    }
+                    let _ = dropped.await;
+                })
+                .await;
             }
             // (stopping, or gone; or the `Discovery` dropped, whose daemon
             // has stopped: then this does nothing)
-            tracing::debug!(%name, "the node stops accepting: LAN discovery stops");
+            tracing::debug!(%name, "LAN discovery stops");
             stop_daemon(&stop, &name);
         });
         let announced = Announced::of(listen.ip());
@@ -524,6 +556,7 @@ impl<R: Runtime> Node<R> {
         Ok(Discovery {
             daemon,
             fullname,
+            alive: Some(alive),
             _claim: claim,
         })
     }

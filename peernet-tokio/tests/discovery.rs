@@ -11,6 +11,9 @@ use std::time::Duration;
 use peernet_tokio::discovery::DiscoveryConfig;
 use peernet_tokio::{AddrSource, Identity, Node, NodeConfig, NodeEvent, PeerId};
 
+#[path = "common/lines.rs"]
+mod lines;
+
 fn id(seed: u8) -> Identity {
     Identity::from_seed(&[seed; 32])
 }
@@ -733,4 +736,106 @@ fn lan_ears() -> std::sync::mpsc::Receiver<Vec<u8>> {
         }
     });
     rx
+}
+
+/// One mDNS response (IPv4 multicast, sent on the loopback) announcing
+/// the instances `first..first + n` of peernet's service type, PTR
+/// records only (what a LAN host needs to send, unanswered, to make a
+/// browser hear that many instances found), each `flood-<i>`.
+fn fake_instances(first: usize, n: usize) -> Vec<u8> {
+    let mut packet = vec![0, 0, 0x84, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    packet[6..8].copy_from_slice(&u16::try_from(n).unwrap().to_be_bytes());
+    for i in first..first + n {
+        if i == first {
+            // the service type, written out once at offset 12
+            for label in ["_peernet", "_tcp", "local"] {
+                packet.push(u8::try_from(label.len()).unwrap());
+                packet.extend_from_slice(label.as_bytes());
+            }
+            packet.push(0);
+        } else {
+            packet.extend_from_slice(&[0xc0, 12]);
+        }
+        let instance = format!("flood-{i}");
+        // PTR, IN, TTL 4500 s, then the instance's label and the type
+        packet.extend_from_slice(&[0, 12, 0, 1, 0, 0, 0x11, 0x94]);
+        let len = u16::try_from(1 + instance.len() + 2).unwrap();
+        packet.extend_from_slice(&len.to_be_bytes());
+        packet.push(u8::try_from(instance.len()).unwrap());
+        packet.extend_from_slice(instance.as_bytes());
+        packet.extend_from_slice(&[0xc0, 12]);
+    }
+    packet
+}
+
+/// A LAN host that floods the node with more instances of peernet's
+/// service type than mDNS's event channel holds (1,000: `mdns-sd` then
+/// ends the browse subscription) does not take the node off the LAN: it
+/// is still announced, and a peer that starts looking for it afterwards
+/// finds it and connects. The end of the subscription used to be taken
+/// for the node's shutdown: its mDNS daemon stopped (the announcement
+/// withdrawn), while the node ran on and its `Discovery` was alive.
+///
+/// The flood is sent while this test's (one-thread) runtime is held, so
+/// that the node's discovery task cannot read the events as they come:
+/// held until the plain [`Browser`], read from here, has heard the last
+/// fake instance (the node's daemon hears the same packets).
+#[tokio::test]
+async fn a_flood_of_fake_instances_does_not_silence_the_node() {
+    const NAME: &str = "a_flood_of_fake_instances_does_not_silence_the_node";
+    if !here_with_loopback_multicast(NAME) {
+        return;
+    }
+    let logs = lines::Lines::capture(tracing::Level::WARN);
+    let lo = DiscoveryConfig::new().interface(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let a = node(1, &[2]).await;
+    let _da = a.discover_lan(lo.clone()).expect("mdns for a");
+    let browser = Browser::on_loopback();
+    browser.resolved(peer(1), Duration::from_secs(10)).await;
+
+    // (the runtime is held from here until the browser heard the flood)
+    let (packets, per_packet) = (10, 300);
+    let socket = socket2::Socket::new(
+        socket2::Domain::IPV4,
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )
+    .unwrap();
+    // (from mDNS's port, as a responder's answers come, beside the
+    // daemons' sockets)
+    socket.set_reuse_address(true).unwrap();
+    socket.set_reuse_port(true).unwrap();
+    socket
+        .bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 5353)).into())
+        .unwrap();
+    socket.set_multicast_if_v4(&Ipv4Addr::LOCALHOST).unwrap();
+    let mdns: SocketAddr = (Ipv4Addr::new(224, 0, 0, 251), 5353).into();
+    for p in 0..packets {
+        let packet = fake_instances(p * per_packet, per_packet);
+        socket.send_to(&packet, &mdns.into()).unwrap();
+    }
+    let last = format!(
+        "flood-{}.{}",
+        packets * per_packet - 1,
+        peernet_tokio::discovery::SERVICE_TYPE
+    );
+    loop {
+        match browser.heard.recv_timeout(Duration::from_secs(10)) {
+            Ok(mdns_sd::ServiceEvent::ServiceFound(_, name)) if name == last => break,
+            Ok(_) => {}
+            Err(e) => panic!("the browser did not hear the flood: {e}"),
+        }
+    }
+
+    let b = node(2, &[1]).await;
+    let events = b.events();
+    b.keep_connected(peer(1), true).unwrap();
+    let _db = b.discover_lan(lo).expect("mdns for b");
+    connected(&events, peer(1)).await;
+    // (the flood did end a's subscription, and a says so)
+    let text = logs.text();
+    assert!(
+        text.contains("WARN") && text.contains("mDNS stopped telling this node"),
+        "{text}"
+    );
 }

@@ -68,7 +68,7 @@ pub(crate) struct Shared<R: Runtime> {
     pub(crate) closed: Broadcast,
     /// The node stops accepting: `shutdown` started, or it closed at
     /// once. Unlike `stop_accepting`, any number of tasks may listen (LAN
-    /// discovery withdraws its announcement here, not at the close).
+    /// discovery stops here, not at the close).
     pub(crate) stopping: Broadcast,
     /// The LAN discovery of this node that runs, by its token (0: none):
     /// one at a time (`discovery.rs`). Cleared when the node stops.
