@@ -168,10 +168,12 @@ async fn save_now<R: Runtime>(shared: Arc<Shared<R>>, lock: Arc<NodeLock>) {
         // is taken in with the reading, so that a save dropped once it
         // has read (a shutdown's grace ran out) has not noted the file as
         // seen without taking its edit in.
+        // (an entry of the node itself left out, as at its start and its
+        // trust changes: `DataDir::load_trust_of`)
         let (from, held, node) = (dir.clone(), lock.clone(), shared.clone());
-        let known = saved_trust.clone();
+        let (known, own) = (saved_trust.clone(), shared.read(|inner| inner.ep.peer_id()));
         let read = move || {
-            let trust = from.load_trust().unwrap_or(known);
+            let trust = from.load_trust_of(&own).unwrap_or(known);
             let read = from.reread_book().map(|(before, now)| {
                 // (the hand's lock, then the core's: as `book_to_save`)
                 let mut hand = node.book_saves.hand();

@@ -156,7 +156,8 @@ impl DataDir {
     }
 
     /// [`DataDir::load_trust`] for the node `own` (its start, its trust
-    /// changes): an entry of `own` is left out, with a warning that names
+    /// changes, a book save that reads the files again): an entry of
+    /// `own` is left out, with a warning that names
     /// the file. Only a hand edit puts one there (`Node::pair`, `peernet
     /// pair` and `serve --trust` refuse the node's own PeerId), and
     /// it would do nothing (a node never trusts itself: the handshake

@@ -3,6 +3,8 @@
 
 #[path = "common/lines.rs"]
 mod lines;
+#[path = "common/until.rs"]
+mod until;
 
 /// A peer trusted for one run (`trusting`, `serve --trust`) is not
 /// written to the data directory's trust file by a later `pair` of
@@ -180,4 +182,61 @@ async fn a_node_refuses_to_pair_with_itself() {
     let node = Node::new(NodeConfig::new(identity).trusting(me));
     assert!(!node.trust().contains(&me), "trusting() of itself kept");
     node.shutdown().await;
+}
+
+/// A trust file naming the node itself stays read without it when a
+/// book save reads it again (the book edited by hand while the node
+/// runs): the node's own saved addresses are not written back, as at
+/// any other save. That reading used to take the file's list whole, the
+/// node's own PeerId in it, as the directory's list: the next saves
+/// wrote its addresses back as a peer's the run left out (and the next
+/// trust change said the file had changed on disk when it had not).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_book_read_again_leaves_the_node_itself_out() {
+    use peernet_tokio::book_file::SavedBook;
+    use peernet_tokio::{AddrSource, DataDir, Identity, Node, NodeConfig, TrustList};
+    let dir = tempfile::tempdir().unwrap();
+    let data = DataDir::open(dir.path()).unwrap();
+    let own = data.load_or_create_identity().unwrap().peer_id();
+    let id = |seed: u8| Identity::from_seed(&[seed; 32]).peer_id();
+    let (edited, other) = (id(2), id(3));
+    let addr =
+        |last: u8| -> std::net::SocketAddr { format!("192.0.2.{last}:4000").parse().unwrap() };
+    let app = AddrSource::Application;
+    let mut trust = TrustList::new();
+    for peer in [own, edited, other] {
+        trust.insert(peer, None);
+    }
+    data.save_trust(&trust).unwrap();
+    let mut book = SavedBook::new();
+    book.set(own, [(addr(9), app)]);
+    book.set(edited, [(addr(1), app)]);
+    data.save_book(&book).unwrap();
+    let node = Node::new(NodeConfig::from_data_dir(dir.path()).unwrap());
+    // the operator moves `edited` while the node runs: the node's next
+    // save reads the book, and the trust file, again
+    let hand = DataDir::open(dir.path()).unwrap();
+    let mut book = hand.load_book().unwrap();
+    book.set(edited, [(addr(2), app)]);
+    hand.save_book(&book).unwrap();
+    node.add_address(other, addr(3), app).unwrap();
+    let on_disk = || DataDir::open(dir.path()).unwrap().load_book().unwrap();
+    until::until("the other peer's address saved", || {
+        !on_disk().get(&other).is_empty()
+    })
+    .await;
+    // and one more save, made from what that reading left
+    node.add_address(other, addr(4), app).unwrap();
+    until::until("the other peer's second address saved", || {
+        on_disk().get(&other).len() == 2
+    })
+    .await;
+    node.shutdown().await;
+    let saved = on_disk();
+    assert_eq!(saved.get(&edited), [(addr(2), app)], "the edit was lost");
+    assert!(
+        saved.get(&own).is_empty(),
+        "the node's own addresses: {:?}",
+        saved.get(&own)
+    );
 }
