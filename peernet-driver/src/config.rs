@@ -207,8 +207,10 @@ impl NodeConfig {
 
     /// Replaces the trust list, for this run: with a data directory,
     /// [`Node::pair`](crate::Node::pair) and `unpair` save the
-    /// directory's own list with their change, never this one.
-    pub fn trust(mut self, trust: TrustList) -> NodeConfig {
+    /// directory's own list with their change, never this one. An entry
+    /// of the node's own PeerId is left out (a node never trusts itself).
+    pub fn trust(mut self, mut trust: TrustList) -> NodeConfig {
+        trust.remove(&self.peer_id());
         self.trust = trust;
         self
     }
@@ -217,9 +219,12 @@ impl NodeConfig {
     /// [`Node::pair`](crate::Node::pair) and `unpair` save the
     /// directory's own list with their change, so this peer is never
     /// written to its trust file. The node's own PeerId is left out (a
-    /// node never trusts itself), here and in [`NodeConfig::trust`].
+    /// node never trusts itself), here and in [`NodeConfig::trust`]: it
+    /// changes nothing, and [`NodeConfig::trust_list`] does not show it.
     pub fn trusting(mut self, peer: PeerId) -> NodeConfig {
-        self.trust.insert(peer, None);
+        if peer != self.peer_id() {
+            self.trust.insert(peer, None);
+        }
         self
     }
 

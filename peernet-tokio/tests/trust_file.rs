@@ -184,6 +184,34 @@ async fn a_node_refuses_to_pair_with_itself() {
     node.shutdown().await;
 }
 
+/// The list a config says the node starts with
+/// (`NodeConfig::trust_list`) is the one it starts with: the node's own
+/// PeerId, given to `trusting` or in a list given to `trust`, is not in
+/// it. It used to be shown there, though the node left it out.
+#[test]
+fn a_config_does_not_list_the_node_itself_as_trusted() {
+    use peernet_tokio::{Identity, NodeConfig, TrustList};
+    let identity = Identity::from_seed(&[7; 32]);
+    let (me, other) = (identity.peer_id(), Identity::from_seed(&[8; 32]).peer_id());
+    let config = NodeConfig::new(identity.clone())
+        .trusting(me)
+        .trusting(other);
+    assert!(
+        !config.trust_list().contains(&me),
+        "trusting() of itself listed"
+    );
+    assert!(config.trust_list().contains(&other));
+    let mut list = TrustList::new();
+    list.insert(me, None);
+    list.insert(other, None);
+    let config = NodeConfig::new(identity).trust(list);
+    assert!(
+        !config.trust_list().contains(&me),
+        "trust() with itself listed"
+    );
+    assert!(config.trust_list().contains(&other));
+}
+
 /// A trust file naming the node itself stays read without it when a
 /// book save reads it again (the book edited by hand while the node
 /// runs): the node's own saved addresses are not written back, as at
