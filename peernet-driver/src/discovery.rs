@@ -210,6 +210,26 @@ fn stop_daemon(daemon: &ServiceDaemon, fullname: &str) {
     let _ = daemon.shutdown();
 }
 
+/// Starts one run's mDNS `daemon`: on `config`'s interfaces, announcing
+/// `info` and browsing for peernet's service type.
+fn start(
+    daemon: &ServiceDaemon,
+    config: &DiscoveryConfig,
+    info: ServiceInfo,
+) -> Result<mdns_sd::Receiver<ServiceEvent>, DiscoveryError> {
+    if !config.interfaces.is_empty() {
+        daemon.disable_interface(IfKind::All)?;
+        let wanted: Vec<IfKind> = config
+            .interfaces
+            .iter()
+            .map(|ip| IfKind::Addr(*ip))
+            .collect();
+        daemon.enable_interface(wanted)?;
+    }
+    daemon.register(info)?;
+    Ok(daemon.browse(SERVICE_TYPE)?)
+}
+
 /// A fresh instance name (and host name) for one run of discovery: 32
 /// random hex digits, not derived from the PeerId. mDNS queries carry the
 /// shared records a node already knows (the instance names) as known
@@ -463,21 +483,14 @@ impl<R: Runtime> Node<R> {
         let claim =
             Claim::take(&self.shared.lan_discovery).ok_or(DiscoveryError::AlreadyRunning)?;
         let port = listen.port();
-        let daemon = ServiceDaemon::new()?;
-        if !config.interfaces.is_empty() {
-            daemon.disable_interface(IfKind::All)?;
-            let wanted: Vec<IfKind> = config
-                .interfaces
-                .iter()
-                .map(|ip| IfKind::Addr(*ip))
-                .collect();
-            daemon.enable_interface(wanted)?;
-        }
         let name = instance_name().map_err(DiscoveryError::Entropy)?;
         let info = service_info(&self.peer_id(), &name, listen)?;
         let fullname = info.get_fullname().to_string();
-        daemon.register(info)?;
-        let events = daemon.browse(SERVICE_TYPE)?;
+        let daemon = ServiceDaemon::new()?;
+        // (a step that fails stops what the ones before it started: the
+        // daemon's thread, an announcement already registered)
+        let events =
+            start(&daemon, &config, info).inspect_err(|_| stop_daemon(&daemon, &fullname))?;
         // (a weak handle: discovery serves the node while the application
         // holds it, and does not keep it open)
         let node = self.downgrade();
