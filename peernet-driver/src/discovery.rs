@@ -61,14 +61,19 @@
 //! mDNS runs on a thread of `mdns-sd`'s own; the node's runtime only runs
 //! a task reading its events.
 
+use std::future::IntoFuture;
 use std::net::{IpAddr, SocketAddr, SocketAddrV6};
-use std::sync::Arc;
+use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::future::{Either, select};
 
 use mdns_sd::{IfKind, InterfaceId, ScopedIp, ServiceDaemon, ServiceEvent, ServiceInfo};
 use peernet_proto::{AddrSource, BookError, PeerId};
 
-use crate::node::Node;
+use crate::node::{Node, WeakNode};
 use crate::runtime::Runtime;
 use crate::shared::Phase;
 use crate::tasks::first;
@@ -168,17 +173,54 @@ impl Drop for Claim {
     }
 }
 
+/// The most records a node's mDNS cache may hold (PTR, SRV, TXT,
+/// address, NSEC records and subtype entries, as `mdns-sd` counts them)
+/// before discovery starts mDNS afresh, with an empty cache.
+///
+/// `mdns-sd` caches every record of a response that names peernet's
+/// service type, or names no service at all, whoever sent it, for as
+/// long as its TTL says: a LAN host could grow it without end. A record
+/// holds names of at most 255 bytes, and about 200 bytes besides; so
+/// this many records take about 1 to 4 MiB (a TXT record can carry up to
+/// a packet, about 9 KB: 36 MiB if every record were one). A LAN of
+/// peernet nodes needs a handful per node (PTR, SRV, TXT, an address
+/// record per address): room for several hundred nodes.
+pub const MAX_MDNS_CACHED_RECORDS: usize = 4096;
+
+/// The most timers a node's mDNS daemon may hold before discovery
+/// starts mDNS afresh. `mdns-sd` schedules two for every record it
+/// hears, a repeat of a cached record too, and keeps them until they
+/// fire (up to the record's TTL): a LAN host repeating one record could
+/// grow them without end. 16 bytes each: 1 MiB.
+pub const MAX_MDNS_TIMERS: usize = 16 * MAX_MDNS_CACHED_RECORDS;
+
+/// How often discovery looks at its mDNS daemon's cache
+/// ([`MAX_MDNS_CACHED_RECORDS`], [`MAX_MDNS_TIMERS`]).
+pub const MDNS_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The least time between two starts of a node's mDNS: a LAN host that
+/// keeps flooding cannot make the node start it afresh more often. A
+/// daemon over its bounds is stopped at once, though (its memory goes
+/// with it), and the node waits out the rest of this time unheard and
+/// learning nothing (the LAN's caches still hold its announcement: the
+/// stop says no goodbye).
+pub const MDNS_RESTART_INTERVAL: Duration = Duration::from_secs(5);
+
 /// LAN discovery of a node, running until dropped or until its node
 /// stops accepting (its shutdown starts, or its last handle goes),
 /// whichever comes first: either stops its mDNS daemon, which withdraws
 /// the announcement (mDNS says goodbye), stops browsing (no more queries
-/// are sent) and closes its sockets. One at a time per node. Should mDNS
-/// end its browsing first (more heard at once than was read in time: a
-/// LAN host can do this at will), the node stays announced until then,
-/// and a warning says that it learns no more.
+/// are sent) and closes its sockets. One at a time per node.
+///
+/// While it runs, it starts mDNS afresh (a new daemon, its cache empty,
+/// the same announcement) when the daemon's cache grows past
+/// [`MAX_MDNS_CACHED_RECORDS`] or [`MAX_MDNS_TIMERS`], or when mDNS ends
+/// its browsing (more heard at once than was read in time): a LAN host
+/// can do either at will. At most once per [`MDNS_RESTART_INTERVAL`];
+/// each says why in a warning (the 1st, 2nd, 4th, 8th...), and
+/// [`Discovery::restarts`] counts them.
 pub struct Discovery {
-    daemon: ServiceDaemon,
-    fullname: String,
+    run: Arc<Run>,
     // (dropped first as this is dropped, before the daemon stops: tells
     // the run's task that the application let it go)
     alive: Option<oneshot::Sender<()>>,
@@ -187,10 +229,20 @@ pub struct Discovery {
     _claim: Claim,
 }
 
+impl Discovery {
+    /// How many times this discovery started mDNS afresh (see
+    /// [`Discovery`]): a LAN host flooded it, or it heard more at once
+    /// than it read in time.
+    pub fn restarts(&self) -> u64 {
+        self.run.restarts.load(Ordering::Relaxed)
+    }
+}
+
 impl std::fmt::Debug for Discovery {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Discovery")
-            .field("fullname", &self.fullname)
+            .field("fullname", &self.run.fullname)
+            .field("restarts", &self.restarts())
             .finish_non_exhaustive()
     }
 }
@@ -198,8 +250,119 @@ impl std::fmt::Debug for Discovery {
 impl Drop for Discovery {
     fn drop(&mut self) {
         drop(self.alive.take());
-        stop_daemon(&self.daemon, &self.fullname);
+        self.run.end();
     }
+}
+
+/// What the [`Discovery`] and its task share: the mDNS daemon running
+/// now, which the task replaces when it starts mDNS afresh.
+struct Run {
+    daemon: Mutex<Current>,
+    fullname: String,
+    restarts: AtomicU64,
+}
+
+/// The daemon of a [`Run`], if one runs.
+struct Current {
+    daemon: Option<ServiceDaemon>,
+    /// The run is over (the `Discovery` dropped, or the node stopped):
+    /// no daemon starts again.
+    ended: bool,
+}
+
+impl Run {
+    fn current(&self) -> std::sync::MutexGuard<'_, Current> {
+        self.daemon.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Ends the run: stops the daemon running now (mDNS says goodbye),
+    /// and none starts again. Once ended, this does nothing.
+    fn end(&self) {
+        let mut current = self.current();
+        current.ended = true;
+        if let Some(daemon) = current.daemon.take() {
+            stop_daemon(&daemon, &self.fullname);
+        }
+    }
+
+    /// Stops the daemon running now without a goodbye (the LAN's caches
+    /// keep the announcement, which the next daemon makes again).
+    fn halt(&self) {
+        if let Some(daemon) = self.current().daemon.take() {
+            let _ = daemon.shutdown();
+        }
+    }
+
+    /// Asks the daemon running now for its metrics.
+    fn ask_metrics(&self) -> Option<mdns_sd::Receiver<mdns_sd::Metrics>> {
+        self.current().daemon.as_ref()?.get_metrics().ok()
+    }
+
+    /// Starts mDNS afresh: stops the run's daemon (if it still runs),
+    /// without a goodbye, and starts a new one,
+    /// announcing `info` and browsing as [`start`] does. `None` once the
+    /// run is over.
+    fn restart(
+        &self,
+        config: &DiscoveryConfig,
+        info: &ServiceInfo,
+    ) -> Option<Result<mdns_sd::Receiver<ServiceEvent>, DiscoveryError>> {
+        let mut current = self.current();
+        if current.ended {
+            return None;
+        }
+        // (no goodbye: the LAN's caches keep the announcement, which the
+        // new daemon makes again)
+        if let Some(old) = current.daemon.take() {
+            let _ = old.shutdown();
+        }
+        let started = ServiceDaemon::new()
+            .map_err(DiscoveryError::from)
+            .and_then(|daemon| match start(&daemon, config, info.clone()) {
+                Ok(events) => Ok((daemon, events)),
+                Err(error) => {
+                    stop_daemon(&daemon, &self.fullname);
+                    Err(error)
+                }
+            });
+        Some(started.map(|(daemon, events)| {
+            current.daemon = Some(daemon);
+            events
+        }))
+    }
+}
+
+/// Why a run's mDNS is started afresh.
+#[derive(Debug, Clone, Copy)]
+enum Restart {
+    /// Its cache held `records` records and `timers` timers, more than
+    /// [`MAX_MDNS_CACHED_RECORDS`] or [`MAX_MDNS_TIMERS`].
+    Cache { records: usize, timers: usize },
+    /// mDNS ended the browse subscription.
+    Unsubscribed,
+}
+
+/// The daemon's records and timers, from its `metrics`, if over bounds.
+fn over_bounds(metrics: &mdns_sd::Metrics) -> Option<Restart> {
+    let count = |key: &str| {
+        metrics
+            .get(key)
+            .map_or(0, |n| usize::try_from(*n).unwrap_or(0))
+    };
+    let records = [
+        "cached-ptr",
+        "cached-srv",
+        "cached-txt",
+        "cached-addr",
+        "cached-nsec",
+        "cached-subtype",
+    ]
+    .into_iter()
+    .map(count)
+    .sum::<usize>();
+    let timers = count("timer");
+    (records > MAX_MDNS_CACHED_RECORDS || timers > MAX_MDNS_TIMERS)
+        .then_some(Restart::Cache { records, timers })
 }
 
 /// Stops one run's mDNS daemon: withdraws its announcement `fullname`
@@ -447,6 +610,164 @@ fn heard_addr(
     addr
 }
 
+/// What the task of a run needs to learn and to start mDNS afresh.
+struct Watch<R: Runtime> {
+    run: Arc<Run>,
+    node: WeakNode<R>,
+    runtime: R,
+    config: DiscoveryConfig,
+    info: ServiceInfo,
+}
+
+/// How [`learn`] ended.
+enum Learned {
+    /// The node is gone: nothing more to learn.
+    NodeGone,
+    /// The events ended: mDNS ended the subscription, or its daemon
+    /// stopped.
+    Ended,
+}
+
+/// Reads a run's mDNS `events` and learns from the announcements of
+/// trusted peers, until the events or the node end.
+async fn learn<R: Runtime>(
+    events: &mdns_sd::Receiver<ServiceEvent>,
+    node: &WeakNode<R>,
+) -> Learned {
+    while let Ok(event) = events.recv_async().await {
+        let Some(node) = node.upgrade() else {
+            tracing::debug!("the node is gone: discovery stops listening");
+            return Learned::NodeGone;
+        };
+        if let ServiceEvent::ServiceResolved(service) = event {
+            let announced = hints(
+                service.get_property_val_str(TXT_ID),
+                service.get_port(),
+                service.get_addresses(),
+                |peer| node.may_learn(peer),
+                |interface| interface.get_addrs(),
+            );
+            match announced {
+                Some((peer, addrs)) => {
+                    node.learn_from_discovery(peer, &addrs);
+                }
+                None => tracing::trace!(
+                    name = service.get_fullname(),
+                    "announcement of no trusted peer ignored"
+                ),
+            }
+        }
+    }
+    Learned::Ended
+}
+
+/// Says why a run's mDNS starts afresh, the `nth` time (a warning at
+/// the 1st, 2nd, 4th, 8th... only: a host that floods without pause
+/// makes it start afresh every few seconds).
+fn say(name: &str, why: Restart, nth: u64) {
+    if !nth.is_power_of_two() {
+        return;
+    }
+    match why {
+        Restart::Cache { records, timers } => tracing::warn!(
+            %name,
+            records,
+            timers,
+            nth,
+            "mDNS starts afresh: its cache grew past {MAX_MDNS_CACHED_RECORDS} records or \
+             {MAX_MDNS_TIMERS} timers (a LAN host sent that many)"
+        ),
+        Restart::Unsubscribed => tracing::warn!(
+            %name,
+            nth,
+            "mDNS stopped telling this node what it hears (it heard more at once than was \
+             read in time): it starts afresh"
+        ),
+    }
+}
+
+/// The task of a run while the node runs and its [`Discovery`] is alive:
+/// learns from `events`, and every [`MDNS_CHECK_INTERVAL`] looks at the
+/// daemon's cache. A daemon over [`MAX_MDNS_CACHED_RECORDS`] or
+/// [`MAX_MDNS_TIMERS`], or whose events ended (mDNS ends a subscription
+/// whose events are not read as fast as they come: a LAN host announcing
+/// 1,000 instances at once), is stopped at once, without a goodbye; a new
+/// one starts (the same announcement, browsing anew) once
+/// [`MDNS_RESTART_INTERVAL`] has passed since the last start. Returns
+/// only when the node is gone.
+async fn watch<R: Runtime>(w: Watch<R>, events: mdns_sd::Receiver<ServiceEvent>) {
+    let mut events = Some(events);
+    let mut metrics = None;
+    let mut started = w.runtime.now();
+    let mut due = false;
+    let mut detected = 0u64;
+    loop {
+        let tick = w.runtime.sleep_until(w.runtime.now() + MDNS_CHECK_INTERVAL);
+        let learned = match &events {
+            Some(heard) => match select(tick, pin!(learn(heard, &w.node))).await {
+                Either::Left(_) => None,
+                Either::Right((learned, _)) => Some(learned),
+            },
+            None => {
+                tick.await;
+                None
+            }
+        };
+        match learned {
+            Some(Learned::NodeGone) => return,
+            Some(Learned::Ended) => {
+                // (the daemon runs on, announcing the node, until the
+                // next starts)
+                due = true;
+                events = None;
+                detected += 1;
+                say(&w.run.fullname, Restart::Unsubscribed, detected);
+            }
+            None => {}
+        }
+        if events.is_some() {
+            // (the answer to the last question, asked a check ago: the
+            // daemon answers between two packets, and is never waited for)
+            let answer = match &metrics {
+                Some(pending) => match mdns_sd::Receiver::try_recv(pending) {
+                    Ok(answer) => Some(Some(answer)),
+                    Err(mdns_sd::TryRecvError::Empty) => None,
+                    Err(mdns_sd::TryRecvError::Disconnected) => Some(None),
+                },
+                None => Some(None),
+            };
+            if let Some(answer) = answer {
+                metrics = w.run.ask_metrics();
+                if let Some(over) = answer.as_ref().and_then(over_bounds) {
+                    due = true;
+                    events = None;
+                    metrics = None;
+                    w.run.halt();
+                    detected += 1;
+                    say(&w.run.fullname, over, detected);
+                }
+            }
+        }
+        if !due || w.runtime.now() < started + MDNS_RESTART_INTERVAL {
+            continue;
+        }
+        started = w.runtime.now();
+        match w.run.restart(&w.config, &w.info) {
+            None => return,
+            Some(Ok(heard)) => {
+                events = Some(heard);
+                // (an answer of the daemon stopped is no news of this one)
+                metrics = None;
+                due = false;
+                w.run.restarts.fetch_add(1, Ordering::Relaxed);
+            }
+            Some(Err(error)) => {
+                tracing::warn!(%error, "mDNS could not start afresh: tried again later");
+            }
+        }
+    }
+}
+
 impl<R: Runtime> Node<R> {
     /// Announces this node on the local network and feeds the
     /// announcements of trusted peers into the address book (see the
@@ -489,77 +810,52 @@ impl<R: Runtime> Node<R> {
         let daemon = ServiceDaemon::new()?;
         // (a step that fails stops what the ones before it started: the
         // daemon's thread, an announcement already registered)
-        let events =
-            start(&daemon, &config, info).inspect_err(|_| stop_daemon(&daemon, &fullname))?;
-        // (a weak handle: discovery serves the node while the application
-        // holds it, and does not keep it open)
-        let node = self.downgrade();
-        let learning = async move {
-            while let Ok(event) = events.recv_async().await {
-                let Some(node) = node.upgrade() else {
-                    tracing::debug!("the node is gone: discovery stops listening");
-                    break;
-                };
-                if let ServiceEvent::ServiceResolved(service) = event {
-                    let announced = hints(
-                        service.get_property_val_str(TXT_ID),
-                        service.get_port(),
-                        service.get_addresses(),
-                        |peer| node.may_learn(peer),
-                        |interface| interface.get_addrs(),
-                    );
-                    match announced {
-                        Some((peer, addrs)) => {
-                            node.learn_from_discovery(peer, &addrs);
-                        }
-                        None => tracing::trace!(
-                            name = service.get_fullname(),
-                            "announcement of no trusted peer ignored"
-                        ),
-                    }
-                }
-            }
-        };
+        let events = start(&daemon, &config, info.clone())
+            .inspect_err(|_| stop_daemon(&daemon, &fullname))?;
+        let run = Arc::new(Run {
+            daemon: Mutex::new(Current {
+                daemon: Some(daemon),
+                ended: false,
+            }),
+            fullname: fullname.clone(),
+            restarts: AtomicU64::new(0),
+        });
         // Once the node stops accepting (its shutdown starts, or its last
         // handle is dropped) nothing answers behind the announcement, and
         // nothing is learned any more: the daemon stops, as when the
         // `Discovery` is dropped (the announcement withdrawn, mDNS says
         // goodbye; browsing ended, its sockets closed), rather than kept
         // through the shutdown's grace, or until the `Discovery` is
-        // dropped.
-        //
-        // The events may also end while the node runs and the
-        // `Discovery` is alive: mDNS ends a subscription whose events are
-        // not read as fast as they come (a LAN host announcing 1,000
-        // instances at once). The node still accepts, so it stays
-        // announced, though it learns nothing more: said once, as a
-        // warning, and the daemon stops as above.
+        // dropped. Until then the task learns, and watches the daemon
+        // ([`watch`]).
         let shared = self.shared.clone();
-        let (stop, name, task_claim) = (daemon.clone(), fullname.clone(), claim.share());
+        let watching = Watch {
+            run: run.clone(),
+            // (a weak handle: discovery serves the node while the
+            // application holds it, and does not keep it open)
+            node: self.downgrade(),
+            runtime: self.runtime().clone(),
+            config: config.clone(),
+            info,
+        };
+        let task_claim = claim.share();
         let (alive, dropped) = oneshot::channel::<()>();
         self.runtime().spawn(async move {
             let _claim = task_claim;
             let stopping = shared.stopping.listen();
             let running = || shared.read(|inner| inner.phase) == Phase::Running;
+            let run = watching.run.clone();
             if running() {
-                first(stopping, async {
-                    learning.await;
-                    if running() && !dropped.is_closed() {
-                        tracing::warn!(
-                            %name,
-                            "mDNS stopped telling this node what it hears (it heard more at \
-                             once than was read in time): the node stays announced but learns \
-                             no more addresses from the LAN until its discovery is started again"
-                        );
-                    }
-                    let _ = dropped.await;
-                })
+                first(
+                    stopping,
+                    first(dropped.into_future(), watch(watching, events)),
+                )
                 .await;
             }
-            // (stopping, or gone; or the `Discovery` dropped, whose daemon
-            // has stopped: then this does nothing)
-            tracing::debug!(%name, "LAN discovery stops");
-            stop_daemon(&stop, &name);
+            // (stopping, or gone; or the `Discovery` dropped, which has
+            // ended the run: then this does nothing)
+            tracing::debug!(name = %run.fullname, "LAN discovery stops");
+            run.end();
         });
         let announced = Announced::of(listen.ip());
         match announced.warning(&config.interfaces) {
@@ -567,8 +863,7 @@ impl<R: Runtime> Node<R> {
             None => tracing::info!(%fullname, port, ?announced, "announcing on the local network"),
         }
         Ok(Discovery {
-            daemon,
-            fullname,
+            run,
             alive: Some(alive),
             _claim: claim,
         })

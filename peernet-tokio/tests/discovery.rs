@@ -768,6 +768,38 @@ fn fake_instances(first: usize, n: usize) -> Vec<u8> {
     packet
 }
 
+/// Blocks this thread (and so a one-thread test runtime) until the
+/// plain `browser` has heard the fake instances `0..n` of
+/// [`fake_instances`]: their last one found, or, should mDNS have ended
+/// the browser's own subscription (its events are read here one by one,
+/// and it holds 1,000 too), its daemon's cache holding them all (looked
+/// at every 20 ms for at most 10 s: nothing announces it).
+fn hold_until_heard(browser: &Browser, n: usize) {
+    let last = fake_name(n - 1);
+    loop {
+        match browser.heard.recv_timeout(Duration::from_secs(10)) {
+            Ok(mdns_sd::ServiceEvent::ServiceFound(_, name)) if name == last => return,
+            Ok(_) => {}
+            Err(mdns_sd::RecvTimeoutError::Disconnected) => break,
+            Err(e) => panic!("the browser did not hear the flood: {e}"),
+        }
+    }
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let metrics = browser.daemon.get_metrics().unwrap();
+        let metrics = metrics.recv_timeout(Duration::from_secs(10)).unwrap();
+        let cached = metrics.get("cached-ptr").copied().unwrap_or(0);
+        if cached >= i64::try_from(n).unwrap() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "the browser's cache holds {cached} instances of {n}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A LAN host that floods the node with more instances of peernet's
 /// service type than mDNS's event channel holds (1,000: `mdns-sd` then
 /// ends the browse subscription) does not take the node off the LAN: it
@@ -816,18 +848,7 @@ async fn a_flood_of_fake_instances_does_not_silence_the_node() {
         let packet = fake_instances(p * per_packet, per_packet);
         socket.send_to(&packet, &mdns.into()).unwrap();
     }
-    let last = format!(
-        "flood-{}.{}",
-        packets * per_packet - 1,
-        peernet_tokio::discovery::SERVICE_TYPE
-    );
-    loop {
-        match browser.heard.recv_timeout(Duration::from_secs(10)) {
-            Ok(mdns_sd::ServiceEvent::ServiceFound(_, name)) if name == last => break,
-            Ok(_) => {}
-            Err(e) => panic!("the browser did not hear the flood: {e}"),
-        }
-    }
+    hold_until_heard(&browser, packets * per_packet);
 
     let b = node(2, &[1]).await;
     let events = b.events();
@@ -839,5 +860,167 @@ async fn a_flood_of_fake_instances_does_not_silence_the_node() {
     assert!(
         text.contains("WARN") && text.contains("mDNS stopped telling this node"),
         "{text}"
+    );
+}
+
+/// A socket that sends mDNS responses on the loopback, from mDNS's port
+/// (as a responder's answers come), beside the daemons' sockets.
+fn flood_socket() -> socket2::Socket {
+    let socket = socket2::Socket::new(
+        socket2::Domain::IPV4,
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )
+    .unwrap();
+    socket.set_reuse_address(true).unwrap();
+    socket.set_reuse_port(true).unwrap();
+    socket
+        .bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 5353)).into())
+        .unwrap();
+    socket.set_multicast_if_v4(&Ipv4Addr::LOCALHOST).unwrap();
+    socket
+}
+
+/// The full name of the fake instance `i` of [`fake_instances`].
+fn fake_name(i: usize) -> String {
+    format!("flood-{i}.{}", peernet_tokio::discovery::SERVICE_TYPE)
+}
+
+/// A LAN host that sends more records than a node's mDNS cache may hold,
+/// slowly enough for the node to read every event (so mDNS never ends
+/// its browsing), does not grow the node's memory without bound: once
+/// the cache holds more than `MAX_MDNS_CACHED_RECORDS`, discovery starts
+/// mDNS afresh, its cache empty (a warning says so, with the count), and
+/// the node is still found by a peer afterwards. mDNS used to cache every
+/// one of them for their TTL (here 75 min), however many a host sent.
+///
+/// 5,000 PTR-only fake instances in packets of 50, each packet sent once
+/// a plain [`Browser`] has heard the one before (the test's runtime, the
+/// node's, is free meanwhile).
+#[tokio::test]
+async fn a_slow_flood_of_fake_instances_leaves_the_mdns_cache_bounded() {
+    use peernet_tokio::discovery::MAX_MDNS_CACHED_RECORDS;
+    const NAME: &str = "a_slow_flood_of_fake_instances_leaves_the_mdns_cache_bounded";
+    // (alone in a namespace of its own: the flood reaches every daemon
+    // on the loopback)
+    if !in_own_netns(NAME, LOOPBACK) {
+        return;
+    }
+    let logs = lines::Lines::capture(tracing::Level::WARN);
+    let lo = DiscoveryConfig::new().interface(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let a = node(1, &[2]).await;
+    let da = a.discover_lan(lo.clone()).expect("mdns for a");
+    let browser = Browser::on_loopback();
+    browser.resolved(peer(1), Duration::from_secs(10)).await;
+
+    let start = tokio::time::Instant::now();
+    let (packets, per_packet) = (120, 50);
+    assert!(packets * per_packet > MAX_MDNS_CACHED_RECORDS);
+    let socket = flood_socket();
+    let mdns: SocketAddr = (Ipv4Addr::new(224, 0, 0, 251), 5353).into();
+    let mut resent = 0;
+    for p in 0..packets {
+        let last = fake_name((p + 1) * per_packet - 1);
+        // (sent again until heard, at most 20 times: mDNS is UDP, and a
+        // packet among the daemons' own queries may be lost)
+        let mut heard = false;
+        for _ in 0..20 {
+            socket
+                .send_to(&fake_instances(p * per_packet, per_packet), &mdns.into())
+                .unwrap();
+            let hearing = async {
+                loop {
+                    match browser.heard.recv_async().await.unwrap() {
+                        mdns_sd::ServiceEvent::ServiceFound(_, name) if name == last => break,
+                        _ => {}
+                    }
+                }
+            };
+            if tokio::time::timeout(Duration::from_millis(500), hearing)
+                .await
+                .is_ok()
+            {
+                heard = true;
+                break;
+            }
+            resent += 1;
+        }
+        assert!(heard, "the browser did not hear packet {p}");
+    }
+    let flooded = start.elapsed();
+    until::until("a's discovery starts mDNS afresh", || da.restarts() >= 1).await;
+    let restarted = start.elapsed();
+
+    let b = node(2, &[1]).await;
+    let events = b.events();
+    b.keep_connected(peer(1), true).unwrap();
+    let _db = b.discover_lan(lo).expect("mdns for b");
+    connected(&events, peer(1)).await;
+    let text = logs.text();
+    assert!(
+        text.contains("WARN") && text.contains("mDNS starts afresh: its cache grew past"),
+        "{text}"
+    );
+    eprintln!(
+        "flood sent in {flooded:?} ({resent} packets sent again), restarted by {restarted:?}, \
+         found by {:?}, {} restart(s): {text}",
+        start.elapsed(),
+        da.restarts()
+    );
+}
+
+/// A node whose mDNS browsing a LAN host ended (by announcing more
+/// instances at once than mDNS's event channel holds, 1,000) learns
+/// again: a trusted peer that starts announcing after the flood is found
+/// and connected. The node used to stay announced but learn nothing more
+/// until the application started its discovery again.
+///
+/// The flood is sent while this test's (one-thread) runtime is held, as
+/// in [`a_flood_of_fake_instances_does_not_silence_the_node`].
+#[tokio::test]
+async fn a_flooded_node_learns_again() {
+    const NAME: &str = "a_flooded_node_learns_again";
+    if !in_own_netns(NAME, LOOPBACK) {
+        return;
+    }
+    let logs = lines::Lines::capture(tracing::Level::WARN);
+    let lo = DiscoveryConfig::new().interface(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let a = node(1, &[2]).await;
+    let events = a.events();
+    a.keep_connected(peer(2), true).unwrap();
+    let da = a.discover_lan(lo.clone()).expect("mdns for a");
+    let browser = Browser::on_loopback();
+    browser.resolved(peer(1), Duration::from_secs(10)).await;
+
+    // (the runtime is held from here until the browser heard the flood)
+    let start = std::time::Instant::now();
+    let (packets, per_packet) = (10, 300);
+    let socket = flood_socket();
+    let mdns: SocketAddr = (Ipv4Addr::new(224, 0, 0, 251), 5353).into();
+    for p in 0..packets {
+        let packet = fake_instances(p * per_packet, per_packet);
+        socket.send_to(&packet, &mdns.into()).unwrap();
+    }
+    hold_until_heard(&browser, packets * per_packet);
+
+    let b = node(2, &[1]).await;
+    let _db = b.discover_lan(lo).expect("mdns for b");
+    connected(&events, peer(2)).await;
+    assert!(
+        a.addresses(&peer(2))
+            .iter()
+            .any(|e| e.source == AddrSource::Discovery),
+        "b was learned from discovery"
+    );
+    assert!(da.restarts() >= 1);
+    let text = logs.text();
+    assert!(
+        text.contains("mDNS stopped telling this node") && text.contains("it starts afresh"),
+        "{text}"
+    );
+    eprintln!(
+        "found and connected {:?} after the flood, {} restart(s)",
+        start.elapsed(),
+        da.restarts()
     );
 }
