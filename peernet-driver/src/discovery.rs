@@ -56,10 +56,26 @@
 //!   this host): a LAN host cannot make the node dial a service that
 //!   listens on loopback only. An IPv6 link-local address gets the scope
 //!   of the interface it was heard on;
-//! - a kept peer waiting for an address is dialed when one is learned.
+//! - a kept peer waiting for an address is dialed when one is learned;
+//! - mDNS's memory stays bounded: `mdns-sd` caches every record of a
+//!   response that names peernet's service type (or no service), whoever
+//!   sent it, for its TTL, so a LAN host could grow it without end; once
+//!   the cache holds more than [`MAX_MDNS_CACHED_RECORDS`] records or
+//!   [`MAX_MDNS_TIMERS`] timers (looked at every
+//!   [`MDNS_CHECK_INTERVAL`]), the daemon is stopped and a fresh one, its
+//!   cache empty, announces the node again and browses anew;
+//! - a LAN host that announces more instances at once than mDNS's event
+//!   channel holds (1,000: `mdns-sd` then ends the browsing) does not
+//!   leave the node deaf: mDNS is started afresh the same way;
+//! - a host flooding without pause makes that happen at most once per
+//!   [`MDNS_RESTART_INTERVAL`], each time with a warning (the 1st, 2nd,
+//!   4th...), counted by [`Discovery::restarts`]; between a daemon
+//!   stopped for its cache and the next start the node is neither heard
+//!   nor hearing (the LAN's caches keep its announcement).
 //!
 //! mDNS runs on a thread of `mdns-sd`'s own; the node's runtime only runs
-//! a task reading its events.
+//! a task reading its events and, every [`MDNS_CHECK_INTERVAL`], asking
+//! the daemon for the size of its cache.
 
 use std::future::IntoFuture;
 use std::net::{IpAddr, SocketAddr, SocketAddrV6};
@@ -700,6 +716,7 @@ async fn watch<R: Runtime>(w: Watch<R>, events: mdns_sd::Receiver<ServiceEvent>)
     let mut metrics = None;
     let mut started = w.runtime.now();
     let mut due = false;
+    let mut halted = false;
     let mut detected = 0u64;
     loop {
         let tick = w.runtime.sleep_until(w.runtime.now() + MDNS_CHECK_INTERVAL);
@@ -725,7 +742,9 @@ async fn watch<R: Runtime>(w: Watch<R>, events: mdns_sd::Receiver<ServiceEvent>)
             }
             None => {}
         }
-        if events.is_some() {
+        // (a daemon whose subscription ended runs on until the next
+        // starts: looked at too)
+        if !halted {
             // (the answer to the last question, asked a check ago: the
             // daemon answers between two packets, and is never waited for)
             let answer = match &metrics {
@@ -743,6 +762,7 @@ async fn watch<R: Runtime>(w: Watch<R>, events: mdns_sd::Receiver<ServiceEvent>)
                     events = None;
                     metrics = None;
                     w.run.halt();
+                    halted = true;
                     detected += 1;
                     say(&w.run.fullname, over, detected);
                 }
@@ -759,6 +779,7 @@ async fn watch<R: Runtime>(w: Watch<R>, events: mdns_sd::Receiver<ServiceEvent>)
                 // (an answer of the daemon stopped is no news of this one)
                 metrics = None;
                 due = false;
+                halted = false;
                 w.run.restarts.fetch_add(1, Ordering::Relaxed);
             }
             Some(Err(error)) => {
@@ -781,8 +802,11 @@ impl<R: Runtime> Node<R> {
     /// withdrawn (mDNS says goodbye to the LAN) and browsing ends (no
     /// more queries). Should mDNS end the browsing by itself (it ends a
     /// subscription whose events are not read as fast as they come: a LAN
-    /// host announcing 1,000 instances at once), the node stays announced
-    /// and a warning says that it learns no more. A node runs one
+    /// host announcing 1,000 instances at once), or its cache grow past
+    /// [`MAX_MDNS_CACHED_RECORDS`] records or [`MAX_MDNS_TIMERS`] timers,
+    /// mDNS is started afresh, an empty cache, the same announcement (see
+    /// [`Discovery`]): the node goes on learning, its memory bounded. A
+    /// node runs one
     /// discovery at a time: another may start once the [`Discovery`] is
     /// dropped. A node that stops accepting starts none: a
     /// `discover_lan` that races the shutdown's start and wins gets a
@@ -1134,6 +1158,43 @@ mod tests {
             let why = only("127.0.0.1").warning(&ips(on)).unwrap();
             assert!(why.contains("other hosts cannot find"), "{on:?}: {why}");
         }
+    }
+
+    /// The cache's bound counts every kind of record `mdns-sd` keeps,
+    /// and its timers apart; the other metrics do not count.
+    #[test]
+    fn the_mdns_cache_bound_counts_every_kind_of_record() {
+        let metrics = |pairs: &[(&str, usize)]| -> mdns_sd::Metrics {
+            pairs
+                .iter()
+                .map(|(k, n)| (k.to_string(), i64::try_from(*n).unwrap()))
+                .collect()
+        };
+        let a_sixth = MAX_MDNS_CACHED_RECORDS / 6 + 1;
+        let kinds = [
+            "cached-ptr",
+            "cached-srv",
+            "cached-txt",
+            "cached-addr",
+            "cached-nsec",
+            "cached-subtype",
+        ];
+        let each: Vec<(&str, usize)> = kinds.iter().map(|k| (*k, a_sixth)).collect();
+        assert!(matches!(
+            over_bounds(&metrics(&each)),
+            Some(Restart::Cache { records, .. }) if records == 6 * a_sixth
+        ));
+        let within: Vec<(&str, usize)> = kinds.iter().map(|k| (*k, a_sixth - 2)).collect();
+        assert!(over_bounds(&metrics(&within)).is_none());
+        assert!(over_bounds(&metrics(&[("timer", MAX_MDNS_TIMERS + 1)])).is_some());
+        assert!(
+            over_bounds(&metrics(&[
+                ("timer", MAX_MDNS_TIMERS),
+                ("respond", 1 << 40)
+            ]))
+            .is_none()
+        );
+        assert!(over_bounds(&metrics(&[("cached-ptr", MAX_MDNS_CACHED_RECORDS)])).is_none());
     }
 
     fn ip(s: &str) -> IpAddr {

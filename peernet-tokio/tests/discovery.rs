@@ -961,11 +961,19 @@ async fn a_slow_flood_of_fake_instances_leaves_the_mdns_cache_bounded() {
         text.contains("WARN") && text.contains("mDNS starts afresh: its cache grew past"),
         "{text}"
     );
+    // (dropping the `Discovery` stops the daemon that runs now: the
+    // browser's and b's alone are left, the stopped one gone too)
+    let restarts = da.restarts();
+    drop(da);
+    assert!(
+        mdns_daemons_become(2).await,
+        "{} mDNS daemons 10 s after the drop",
+        mdns_daemons()
+    );
     eprintln!(
         "flood sent in {flooded:?} ({resent} packets sent again), restarted by {restarted:?}, \
-         found by {:?}, {} restart(s): {text}",
+         found by {:?}, {restarts} restart(s): {text}",
         start.elapsed(),
-        da.restarts()
     );
 }
 
@@ -1022,5 +1030,11 @@ async fn a_flooded_node_learns_again() {
         "found and connected {:?} after the flood, {} restart(s)",
         start.elapsed(),
         da.restarts()
+    );
+    drop(da);
+    assert!(
+        mdns_daemons_become(2).await,
+        "{} mDNS daemons 10 s after the drop",
+        mdns_daemons()
     );
 }
