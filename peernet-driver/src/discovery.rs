@@ -705,12 +705,13 @@ fn say(name: &str, why: Restart, nth: u64) {
 /// The task of a run while the node runs and its [`Discovery`] is alive:
 /// learns from `events`, and every [`MDNS_CHECK_INTERVAL`] looks at the
 /// daemon's cache. A daemon over [`MAX_MDNS_CACHED_RECORDS`] or
-/// [`MAX_MDNS_TIMERS`], or whose events ended (mDNS ends a subscription
-/// whose events are not read as fast as they come: a LAN host announcing
-/// 1,000 instances at once), is stopped at once, without a goodbye; a new
-/// one starts (the same announcement, browsing anew) once
-/// [`MDNS_RESTART_INTERVAL`] has passed since the last start. Returns
-/// only when the node is gone.
+/// [`MAX_MDNS_TIMERS`] is stopped at once, without a goodbye (its memory
+/// goes with it); one whose events ended (mDNS ends a subscription whose
+/// events are not read as fast as they come: a LAN host announcing 1,000
+/// instances at once) runs on, announcing the node. Either way a new one
+/// starts (the same announcement, browsing anew; the old one stopped
+/// without a goodbye) once [`MDNS_RESTART_INTERVAL`] has passed since the
+/// last start. Returns only when the node is gone, or the run is over.
 async fn watch<R: Runtime>(w: Watch<R>, events: mdns_sd::Receiver<ServiceEvent>) {
     let mut events = Some(events);
     let mut metrics = None;
@@ -718,6 +719,7 @@ async fn watch<R: Runtime>(w: Watch<R>, events: mdns_sd::Receiver<ServiceEvent>)
     let mut due = false;
     let mut halted = false;
     let mut detected = 0u64;
+    let mut failed = 0u64;
     loop {
         let tick = w.runtime.sleep_until(w.runtime.now() + MDNS_CHECK_INTERVAL);
         let learned = match &events {
@@ -780,10 +782,15 @@ async fn watch<R: Runtime>(w: Watch<R>, events: mdns_sd::Receiver<ServiceEvent>)
                 metrics = None;
                 due = false;
                 halted = false;
+                failed = 0;
                 w.run.restarts.fetch_add(1, Ordering::Relaxed);
             }
             Some(Err(error)) => {
-                tracing::warn!(%error, "mDNS could not start afresh: tried again later");
+                // (said at the 1st, 2nd, 4th... failure in a row)
+                failed += 1;
+                if failed.is_power_of_two() {
+                    tracing::warn!(%error, failed, "mDNS could not start afresh: tried again later");
+                }
             }
         }
     }
