@@ -242,7 +242,13 @@ pub(crate) fn attach<R: Runtime>(
     // A span no subscriber wanted stays disabled for good; `Span::none()`
     // in its place makes each poll of the two tasks skip entering it
     // (which, with `tracing`'s `log` feature on, costs a check per poll).
-    let span = if span.is_disabled() {
+    // Unless the `log` crate lets the span's level through: with that
+    // feature and no subscriber, a disabled span still tells the `log`
+    // logger as the tasks enter and leave it (`-> peernet.conn;`, what
+    // ties their lines to the connection), and `Span::none()` does not.
+    // (A `log` logger raised to `info` later sees no enter lines of the
+    // connections opened before.)
+    let span = if span.is_disabled() && log::max_level() < log::LevelFilter::Info {
         tracing::Span::none()
     } else {
         span
