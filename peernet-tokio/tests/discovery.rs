@@ -710,6 +710,118 @@ async fn a_listener_whose_interface_comes_up_later_is_announced_there() {
     );
 }
 
+/// [`LAN`] with more IPv4 addresses on `v0`: 10.9.9.3/24 on its
+/// network, 10.9.8.1/24 on another.
+const LAN_MORE: &str = concat!(
+    "ip link set lo up && ip link set lo multicast on \
+    && ip link add v0 type veth peer name v1 \
+    && ip addr add 10.9.9.1/24 dev v0 && ip addr add 10.9.9.2/24 dev v1 \
+    && sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.v1.rp_filter=0 \
+       net.ipv4.conf.all.accept_local=1 net.ipv4.conf.v1.accept_local=1",
+    " && ip addr add 10.9.9.3/24 dev v0 && ip addr add 10.9.8.1/24 dev v0"
+);
+
+/// Runs `ip` with `args`, which must succeed.
+fn ip(args: &[&str]) {
+    let status = std::process::Command::new("ip")
+        .args(args)
+        .status()
+        .unwrap();
+    assert!(status.success(), "ip {args:?}: {status}");
+}
+
+/// A node listening on one address of an interface that has others is
+/// announced with that address alone, also once mDNS, following the
+/// host's addresses, has seen one the interface got later: no packet
+/// on the LAN carries another (of the interface's network or not, IPv4
+/// or IPv6), and a LAN host learns no other for it. c listens on
+/// 10.9.9.1 of `v0` ([`LAN_MORE`], and fd09::1), which gets 10.9.9.4
+/// once c's discovery runs; o, on `v1`, keeps c.
+#[tokio::test]
+async fn a_one_address_listener_is_announced_with_that_address_alone() {
+    const NAME: &str = "a_one_address_listener_is_announced_with_that_address_alone";
+    if !in_own_netns(NAME, LAN_MORE) {
+        return;
+    }
+    set_lan_up().await;
+    ip(&["-6", "addr", "add", "fd09::1/64", "dev", "v0", "nodad"]);
+    let ears = lan_ears();
+    let ears6 = lan_ears_v6();
+    let c = node_at(3, &[1], "10.9.9.1:0").await;
+    let _dc = c.discover_lan(DiscoveryConfig::new()).expect("mdns for c");
+    ip(&["addr", "add", "10.9.9.4/24", "dev", "v0"]);
+    let o = node_at(1, &[3], "10.9.9.2:0").await;
+    let events = o.events();
+    o.keep_connected(peer(3), true).unwrap();
+    let v1 = DiscoveryConfig::new().interface("10.9.9.2".parse().unwrap());
+    let _do = o.discover_lan(v1).expect("mdns for o");
+    connected(&events, peer(3)).await;
+    let listen = c.local_addr().unwrap();
+    // (an absence: watched for a bounded while, each look a cheap read;
+    // past mDNS's look at the host's addresses every 5 s, which finds
+    // 10.9.9.4, and o's queries again at 1, 2, 4 s)
+    let until = tokio::time::Instant::now() + Duration::from_secs(7);
+    while tokio::time::Instant::now() < until {
+        let heard: Vec<SocketAddr> = o.addresses(&peer(3)).iter().map(|e| e.addr).collect();
+        assert_eq!(heard, [listen], "the LAN learned another address of c");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let said: Vec<Vec<u8>> = ears.try_iter().chain(ears6.try_iter()).collect();
+    let carries = |packet: &[u8], ip: IpAddr| {
+        let octets = match ip {
+            IpAddr::V4(v4) => v4.octets().to_vec(),
+            IpAddr::V6(v6) => v6.octets().to_vec(),
+        };
+        packet.windows(octets.len()).any(|w| w == octets)
+    };
+    assert!(
+        said.iter().any(|p| carries(p, listen.ip())),
+        "c's announcement was not heard on the LAN"
+    );
+    for other in ["10.9.9.3", "10.9.8.1", "10.9.9.4", "fd09::1"] {
+        let other: IpAddr = other.parse().unwrap();
+        for packet in &said {
+            assert!(
+                !carries(packet, other),
+                "a packet on the LAN carries {other}: {packet:?}"
+            );
+        }
+    }
+}
+
+/// Every mDNS packet (IPv6) heard on the [`LAN`]'s `v1` side, as
+/// [`lan_ears`] hears those of IPv4.
+fn lan_ears_v6() -> std::sync::mpsc::Receiver<Vec<u8>> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP)).unwrap();
+    socket.set_only_v6(true).unwrap();
+    socket.set_reuse_address(true).unwrap();
+    socket.set_reuse_port(true).unwrap();
+    socket
+        .bind(&SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 5353)).into())
+        .unwrap();
+    // (`ip -o link show v1`: "<index>: v1@v0: ...", this namespace's)
+    let out = std::process::Command::new("ip")
+        .args(["-o", "link", "show", "v1"])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&out.stdout);
+    let index = out.split(':').next().unwrap().trim().parse().unwrap();
+    let group = "ff02::fb".parse().unwrap();
+    socket.join_multicast_v6(&group, index).unwrap();
+    let socket: std::net::UdpSocket = socket.into();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0; 9000];
+        while let Ok((n, from)) = socket.recv_from(&mut buf) {
+            if !from.ip().is_loopback() && tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
 /// Every mDNS packet (IPv4) heard on the [`LAN`]'s `v1` side, as a host
 /// there hears them: those from a loopback address are left out (they
 /// never leave this host).
