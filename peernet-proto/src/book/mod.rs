@@ -458,13 +458,18 @@ impl AddressBook {
     }
 
     /// A dial to `addr` reached a node that turned it away for now (a
-    /// REJECT `busy`, sent only to a dialer that named its PeerId): marked
-    /// failed at `now`, as [`AddressBook::mark_failed`] does, but a
-    /// discovery hint that never worked is kept, since the address
-    /// answered as the peer. (mDNS reports an announcement again only
-    /// when it changes: forgotten, the hint would not come back.) A
-    /// REJECT is not authenticated; a false hint that answers `busy`
-    /// costs a failed dial a round, within the book's bounds.
+    /// REJECT `busy`, which version 2 sends only to a dialer that named
+    /// its PeerId, mac1): marked failed at `now`, as
+    /// [`AddressBook::mark_failed`] does, but a discovery hint that never
+    /// worked is kept, since the address answered as the peer. (mDNS
+    /// reports an announcement again only when it changes: forgotten, the
+    /// hint would not come back.) A REJECT is not authenticated, and
+    /// version 1 sends `busy` to any HELLO once its handshake slots are
+    /// full (or to a dialer it trusts that connects too often), whoever
+    /// was meant: a false or stale hint that answers `busy` costs a failed
+    /// dial a round, for as long as its peer is kept and not connected
+    /// (and is saved with the book), within the book's bounds; the peer's
+    /// own announcement, untried, is dialed first and may push it out.
     pub fn mark_busy(&mut self, peer: &PeerId, addr: SocketAddr, now: Instant) {
         let mut flipped = false;
         self.update(peer, addr, |e| {

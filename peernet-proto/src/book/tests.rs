@@ -349,3 +349,23 @@ fn at_the_total_the_worst_hint_of_the_book_makes_room() {
     assert_eq!(ports(&book, &p), [1, 3]);
     assert!(ports(&book, &q).is_empty());
 }
+
+/// Hints kept because they answered `busy` (a REJECT anyone can send)
+/// fill a peer's places as failed hints: the peer's own announcement,
+/// heard after them, still gets in, pushing out the one that failed
+/// last, and is dialed first; an address that worked stays.
+#[test]
+fn hints_kept_busy_give_way_to_the_peers_own_announcement() {
+    let p = peer(1);
+    let mut book = AddressBook::new(4, 64);
+    book.add(p, addr(1), AddrSource::Discovery).unwrap();
+    book.mark_ok(&p, addr(1), at(1));
+    book.mark_failed(&p, addr(1), at(2));
+    for port in 2..=4 {
+        book.add(p, addr(port), AddrSource::Discovery).unwrap();
+        book.mark_busy(&p, addr(port), at(u64::from(port) * 10));
+    }
+    assert_eq!(ports(&book, &p), [1, 2, 3, 4]);
+    assert_eq!(book.add(p, addr(5), AddrSource::Discovery), Ok(true));
+    assert_eq!(ports(&book, &p), [5, 1, 2, 3]);
+}
