@@ -239,20 +239,6 @@ pub(crate) fn attach<R: Runtime>(
     shared.writers.fetch_add(1, Ordering::AcqRel);
     let span = tracing::info_span!("peernet.conn", %conn, ?direction, remote = ?remote_addr);
     tracing::debug!(parent: &span, "transport open");
-    // A span no subscriber wanted stays disabled for good; `Span::none()`
-    // in its place makes each poll of the two tasks skip entering it
-    // (which, with `tracing`'s `log` feature on, costs a check per poll).
-    // Unless the `log` crate lets the span's level through: with that
-    // feature and no subscriber, a disabled span still tells the `log`
-    // logger as the tasks enter and leave it (`-> peernet.conn;`, what
-    // ties their lines to the connection), and `Span::none()` does not.
-    // (A `log` logger raised to `info` later sees no enter lines of the
-    // connections opened before.)
-    let span = if span.is_disabled() && log::max_level() < log::LevelFilter::Info {
-        tracing::Span::none()
-    } else {
-        span
-    };
     shared
         .rt
         .spawn(reader(shared.clone(), conn, read, signals.clone()).instrument(span.clone()));
