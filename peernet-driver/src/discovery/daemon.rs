@@ -49,8 +49,10 @@ pub const MDNS_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// learning nothing (the LAN's caches still hold its announcement: the
 /// stop says no goodbye).
 pub const MDNS_RESTART_INTERVAL: Duration = Duration::from_secs(5);
-/// What the [`Discovery`](super::Discovery) and its task share: the mDNS daemon running
-/// now, which the task replaces when it starts mDNS afresh.
+
+/// What the [`Discovery`](super::Discovery) and its task share: the mDNS
+/// daemon running now, which the task replaces when it starts mDNS
+/// afresh.
 pub(super) struct Run {
     pub(super) daemon: Mutex<Current>,
     pub(super) fullname: String,
@@ -66,7 +68,7 @@ pub(super) struct Current {
 }
 
 impl Run {
-    pub(super) fn current(&self) -> std::sync::MutexGuard<'_, Current> {
+    fn current(&self) -> std::sync::MutexGuard<'_, Current> {
         self.daemon.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -82,14 +84,14 @@ impl Run {
 
     /// Stops the daemon running now without a goodbye (the LAN's caches
     /// keep the announcement, which the next daemon makes again).
-    pub(super) fn halt(&self) {
+    fn halt(&self) {
         if let Some(daemon) = self.current().daemon.take() {
             let _ = daemon.shutdown();
         }
     }
 
     /// Asks the daemon running now for its metrics.
-    pub(super) fn ask_metrics(&self) -> Option<mdns_sd::Receiver<mdns_sd::Metrics>> {
+    fn ask_metrics(&self) -> Option<mdns_sd::Receiver<mdns_sd::Metrics>> {
         self.current().daemon.as_ref()?.get_metrics().ok()
     }
 
@@ -97,7 +99,7 @@ impl Run {
     /// without a goodbye, and starts a new one,
     /// announcing `info` and browsing as [`start`] does. `None` once the
     /// run is over.
-    pub(super) fn restart(
+    fn restart(
         &self,
         config: &DiscoveryConfig,
         info: &ServiceInfo,
@@ -198,7 +200,7 @@ pub(super) struct Watch<R: Runtime> {
 }
 
 /// How [`learn`] ended.
-pub(super) enum Learned {
+enum Learned {
     /// The node is gone: nothing more to learn.
     NodeGone,
     /// The events ended: mDNS ended the subscription, or its daemon
@@ -208,7 +210,7 @@ pub(super) enum Learned {
 
 /// Reads a run's mDNS `events` and learns from the announcements of
 /// trusted peers, until the events or the node end.
-pub(super) async fn learn<R: Runtime>(
+async fn learn<R: Runtime>(
     events: &mdns_sd::Receiver<ServiceEvent>,
     node: &WeakNode<R>,
 ) -> Learned {
@@ -242,7 +244,7 @@ pub(super) async fn learn<R: Runtime>(
 /// Says why a run's mDNS starts afresh, the `nth` time (a warning at
 /// the 1st, 2nd, 4th, 8th... only: a host that floods without pause
 /// makes it start afresh every few seconds).
-pub(super) fn say(name: &str, why: Restart, nth: u64) {
+fn say(name: &str, why: Restart, nth: u64) {
     if !nth.is_power_of_two() {
         return;
     }
@@ -264,9 +266,9 @@ pub(super) fn say(name: &str, why: Restart, nth: u64) {
     }
 }
 
-/// The task of a run while the node runs and its [`Discovery`](super::Discovery) is alive:
-/// learns from `events`, and every [`MDNS_CHECK_INTERVAL`] looks at the
-/// daemon's cache. A daemon over [`MAX_MDNS_CACHED_RECORDS`] or
+/// The task of a run while the node runs and its
+/// [`Discovery`](super::Discovery) is alive: learns from `events`, and
+/// every [`MDNS_CHECK_INTERVAL`] looks at the daemon's cache. A daemon over [`MAX_MDNS_CACHED_RECORDS`] or
 /// [`MAX_MDNS_TIMERS`] is stopped at once, without a goodbye (its memory
 /// goes with it); one whose events ended (mDNS ends a subscription whose
 /// events are not read as fast as they come: a LAN host announcing 1,000
