@@ -57,7 +57,8 @@ impl Port {
 impl ConnSignals {
     /// Writes what the core queued for `conn` (this connection's id) now,
     /// from the calling task, as far as the socket takes it without
-    /// waiting. Returns whether the writer task has nothing to do: false when it holds the port (it is
+    /// waiting. Returns whether the writer task has nothing to do: false
+    /// when it holds the port (it is
     /// writing: it takes the new bytes in its next turn), when the socket
     /// did not take everything, when a write failed (the writer task
     /// meets the error again and handles it), when the core closed the
