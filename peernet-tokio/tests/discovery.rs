@@ -1150,3 +1150,137 @@ async fn a_flooded_node_learns_again() {
         mdns_daemons()
     );
 }
+
+/// One mDNS response (IPv4 multicast, sent on the loopback) announcing
+/// the instances `first..first + n` of peernet's service type, each
+/// `leak-<i>`, in full (PTR, SRV, TXT: `mdns-sd` resolves them) on one
+/// host `leakhost.local.` at `127.0.0.1`, every record for 2 s (the
+/// least TTL whose PTR `mdns-sd` tells of).
+fn short_lived_instances(first: usize, n: usize) -> Vec<u8> {
+    const TTL: [u8; 4] = [0, 0, 0, 2];
+    // (the type's name at 12, "local" within it at 26)
+    let mut packet = vec![0, 0, 0x84, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    packet[6..8].copy_from_slice(&u16::try_from(3 * n + 1).unwrap().to_be_bytes());
+    for label in ["_peernet", "_tcp", "local"] {
+        packet.push(u8::try_from(label.len()).unwrap());
+        packet.extend_from_slice(label.as_bytes());
+    }
+    packet.push(0);
+    let mut host: Option<u16> = None;
+    let record = |packet: &mut Vec<u8>, name: u16, ty: u16| {
+        packet.extend_from_slice(&(0xc000 | name).to_be_bytes());
+        packet.extend_from_slice(&ty.to_be_bytes());
+        packet.extend_from_slice(&[0, 1]);
+        packet.extend_from_slice(&TTL);
+    };
+    for i in first..first + n {
+        let instance = format!("leak-{i}");
+        let label = u8::try_from(instance.len()).unwrap();
+        // PTR: the type -> the instance
+        if i == first {
+            // (the type's name written out at 12 is the first record's)
+            packet.extend_from_slice(&[0, 12, 0, 1]);
+            packet.extend_from_slice(&TTL);
+        } else {
+            record(&mut packet, 12, 12);
+        }
+        packet.extend_from_slice(&u16::from(label + 3).to_be_bytes());
+        let at = u16::try_from(packet.len()).unwrap();
+        packet.push(label);
+        packet.extend_from_slice(instance.as_bytes());
+        packet.extend_from_slice(&[0xc0, 12]);
+        // SRV: port 9 on the host
+        record(&mut packet, at, 33);
+        match host {
+            None => {
+                packet.extend_from_slice(&(6u16 + 1 + 8 + 2).to_be_bytes());
+                packet.extend_from_slice(&[0, 0, 0, 0, 0, 9]);
+                host = Some(u16::try_from(packet.len()).unwrap());
+                packet.push(8);
+                packet.extend_from_slice(b"leakhost");
+                packet.extend_from_slice(&[0xc0, 26]);
+            }
+            Some(host) => {
+                packet.extend_from_slice(&8u16.to_be_bytes());
+                packet.extend_from_slice(&[0, 0, 0, 0, 0, 9]);
+                packet.extend_from_slice(&(0xc000 | host).to_be_bytes());
+            }
+        }
+        // TXT: x=1
+        record(&mut packet, at, 16);
+        packet.extend_from_slice(&[0, 4, 3, b'x', b'=', b'1']);
+    }
+    // A: the host at 127.0.0.1
+    record(&mut packet, host.unwrap(), 1);
+    packet.extend_from_slice(&[0, 4, 127, 0, 0, 1]);
+    packet
+}
+
+/// A LAN host announcing short-lived instances under ever new names,
+/// slowly enough that the node's mDNS cache never holds many at once,
+/// does not grow the node's memory without bound: `mdns-sd` remembers
+/// every instance it resolved (and each expired TXT record's name) for
+/// as long as its daemon runs, out of its cache's count, so past
+/// `MAX_MDNS_INSTANCES` instances told of, discovery starts mDNS afresh
+/// (a warning says so), and the node is still found by a peer
+/// afterwards. The cache's bound alone never saw them: the names piled
+/// up in mDNS's daemon as long as the host went on.
+///
+/// `MAX_MDNS_INSTANCES` + 500 instances, 100 every 250 ms (the host's
+/// pace: about 2,400 records cached at a time, well under
+/// `MAX_MDNS_CACHED_RECORDS`).
+#[tokio::test]
+async fn short_lived_instances_under_new_names_leave_mdns_bounded() {
+    use peernet_tokio::discovery::{MAX_MDNS_CACHED_RECORDS, MAX_MDNS_INSTANCES};
+    const NAME: &str = "short_lived_instances_under_new_names_leave_mdns_bounded";
+    if !in_own_netns(NAME, LOOPBACK) {
+        return;
+    }
+    let logs = lines::Lines::capture(tracing::Level::WARN);
+    let lo = DiscoveryConfig::new().interface(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let a = node(1, &[2]).await;
+    let da = a.discover_lan(lo.clone()).expect("mdns for a");
+    let browser = Browser::on_loopback();
+    browser.resolved(peer(1), Duration::from_secs(10)).await;
+    drop(browser);
+
+    let start = tokio::time::Instant::now();
+    let per_packet = 100;
+    let packets = (MAX_MDNS_INSTANCES + 500).div_ceil(per_packet);
+    // (at most 400 instances a second, each 3 records for 2 s)
+    assert!(3 * 2 * 4 * per_packet < MAX_MDNS_CACHED_RECORDS);
+    let socket = flood_socket();
+    let mdns: SocketAddr = (Ipv4Addr::new(224, 0, 0, 251), 5353).into();
+    let mut pace = tokio::time::interval(Duration::from_millis(250));
+    // (never two packets at once, however late a tick)
+    pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    for p in 0..packets {
+        pace.tick().await;
+        let packet = short_lived_instances(p * per_packet, per_packet);
+        assert!(packet.len() < 8_000);
+        socket.send_to(&packet, &mdns.into()).unwrap();
+    }
+    let flooded = start.elapsed();
+    until::until("a's discovery starts mDNS afresh", || da.restarts() >= 1).await;
+    let restarted = start.elapsed();
+
+    let b = node(2, &[1]).await;
+    let events = b.events();
+    b.keep_connected(peer(1), true).unwrap();
+    let _db = b.discover_lan(lo).expect("mdns for b");
+    connected(&events, peer(1)).await;
+    let text = logs.text();
+    assert!(
+        text.contains("WARN") && text.contains("instances (a LAN host announced that many)"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("its cache grew past"),
+        "the cache's bound was reached: {text}"
+    );
+    eprintln!(
+        "sent in {flooded:?}, restarted by {restarted:?}, found by {:?}, {} restart(s)",
+        start.elapsed(),
+        da.restarts()
+    );
+}

@@ -2,6 +2,8 @@
 //! bounds of its cache, and the task that learns from what it hears and
 //! starts it afresh when a LAN host floods it.
 
+use std::collections::HashSet;
+use std::hash::{BuildHasher, RandomState};
 use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -49,6 +51,41 @@ pub const MDNS_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// learning nothing (the LAN's caches still hold its announcement: the
 /// stop says no goodbye).
 pub const MDNS_RESTART_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The most instances of peernet's service type one mDNS daemon may tell
+/// of (found or resolved, each name counted once) before discovery starts
+/// mDNS afresh.
+///
+/// `mdns-sd` remembers the name of every instance it resolved for as long
+/// as its daemon runs, after its records expired too, and keeps a TXT
+/// record's name once the record expired; neither shows in its metrics
+/// (the cache's count, [`MAX_MDNS_CACHED_RECORDS`], drops as the records
+/// expire): a LAN host announcing short-lived instances under ever new
+/// names could grow them without end. A name is at most 255 bytes: about
+/// 2 MiB at most (twice the cache's bound: a flood that the cache's bound
+/// stops is stopped by it first). Not counted, and so not bounded: the
+/// TXT records' names of instances whose PTR record lives 1 s or less
+/// (`mdns-sd` tells of none of those).
+pub const MAX_MDNS_INSTANCES: usize = 2 * MAX_MDNS_CACHED_RECORDS;
+
+/// The instance names a run's daemon told of, as keyed hashes (8 bytes
+/// each, whatever the name's length; a LAN host cannot choose names that
+/// collide, the key being random).
+#[derive(Default)]
+pub(super) struct Told {
+    hasher: RandomState,
+    names: HashSet<u64>,
+}
+
+impl Told {
+    /// Counts `name`; whether more than [`MAX_MDNS_INSTANCES`] were told.
+    pub(super) fn over_bound(&mut self, name: &str) -> bool {
+        if self.names.len() <= MAX_MDNS_INSTANCES {
+            self.names.insert(self.hasher.hash_one(name));
+        }
+        self.names.len() > MAX_MDNS_INSTANCES
+    }
+}
 
 /// What the [`Discovery`](super::Discovery) and its task share: the mDNS
 /// daemon running now, which the task replaces when it starts mDNS
@@ -137,6 +174,8 @@ pub(super) enum Restart {
     Cache { records: usize, timers: usize },
     /// mDNS ended the browse subscription.
     Unsubscribed,
+    /// The daemon told of more than [`MAX_MDNS_INSTANCES`] instances.
+    Instances,
 }
 
 /// The daemon's records and timers, from its `metrics`, if over bounds.
@@ -206,19 +245,31 @@ enum Learned {
     /// The events ended: mDNS ended the subscription, or its daemon
     /// stopped.
     Ended,
+    /// The daemon told of more than [`MAX_MDNS_INSTANCES`] instances.
+    TooMany,
 }
 
 /// Reads a run's mDNS `events` and learns from the announcements of
-/// trusted peers, until the events or the node end.
+/// trusted peers, until the events or the node end, or the daemon told
+/// of more instances than [`MAX_MDNS_INSTANCES`] (counted in `told`).
 async fn learn<R: Runtime>(
     events: &mdns_sd::Receiver<ServiceEvent>,
     node: &WeakNode<R>,
+    told: &mut Told,
 ) -> Learned {
     while let Ok(event) = events.recv_async().await {
         let Some(node) = node.upgrade() else {
             tracing::debug!("the node is gone: discovery stops listening");
             return Learned::NodeGone;
         };
+        let name = match &event {
+            ServiceEvent::ServiceFound(_, name) => Some(name.as_str()),
+            ServiceEvent::ServiceResolved(service) => Some(service.get_fullname()),
+            _ => None,
+        };
+        if name.is_some_and(|name| told.over_bound(name)) {
+            return Learned::TooMany;
+        }
         if let ServiceEvent::ServiceResolved(service) = event {
             let announced = hints(
                 service.get_property_val_str(TXT_ID),
@@ -257,6 +308,12 @@ fn say(name: &str, why: Restart, nth: u64) {
             "mDNS starts afresh: its cache grew past {MAX_MDNS_CACHED_RECORDS} records or \
              {MAX_MDNS_TIMERS} timers (a LAN host sent that many)"
         ),
+        Restart::Instances => tracing::warn!(
+            %name,
+            nth,
+            "mDNS starts afresh: it told of more than {MAX_MDNS_INSTANCES} instances \
+             (a LAN host announced that many)"
+        ),
         Restart::Unsubscribed => tracing::warn!(
             %name,
             nth,
@@ -284,10 +341,11 @@ pub(super) async fn watch<R: Runtime>(w: Watch<R>, events: mdns_sd::Receiver<Ser
     let mut halted = false;
     let mut detected = 0u64;
     let mut failed = 0u64;
+    let mut told = Told::default();
     loop {
         let tick = w.runtime.sleep_until(w.runtime.now() + MDNS_CHECK_INTERVAL);
         let learned = match &events {
-            Some(heard) => match select(tick, pin!(learn(heard, &w.node))).await {
+            Some(heard) => match select(tick, pin!(learn(heard, &w.node, &mut told))).await {
                 Either::Left(_) => None,
                 Either::Right((learned, _)) => Some(learned),
             },
@@ -305,6 +363,16 @@ pub(super) async fn watch<R: Runtime>(w: Watch<R>, events: mdns_sd::Receiver<Ser
                 events = None;
                 detected += 1;
                 say(&w.run.fullname, Restart::Unsubscribed, detected);
+            }
+            Some(Learned::TooMany) => {
+                // (its memory goes at once, as for a cache over bounds)
+                due = true;
+                events = None;
+                metrics = None;
+                w.run.halt();
+                halted = true;
+                detected += 1;
+                say(&w.run.fullname, Restart::Instances, detected);
             }
             None => {}
         }
@@ -344,6 +412,7 @@ pub(super) async fn watch<R: Runtime>(w: Watch<R>, events: mdns_sd::Receiver<Ser
                 events = Some(heard);
                 // (an answer of the daemon stopped is no news of this one)
                 metrics = None;
+                told = Told::default();
                 due = false;
                 halted = false;
                 failed = 0;

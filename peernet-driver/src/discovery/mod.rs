@@ -63,7 +63,10 @@
 //!   the cache holds more than [`MAX_MDNS_CACHED_RECORDS`] records or
 //!   [`MAX_MDNS_TIMERS`] timers (looked at every
 //!   [`MDNS_CHECK_INTERVAL`]), the daemon is stopped and a fresh one, its
-//!   cache empty, announces the node again and browses anew;
+//!   cache empty, announces the node again and browses anew; so too once
+//!   it told of more than [`MAX_MDNS_INSTANCES`] instances (`mdns-sd`
+//!   remembers the name of each instance it resolved, after its records
+//!   expired too, out of its cache's count);
 //! - a LAN host that announces more instances at once than mDNS's event
 //!   channel holds (1,000: `mdns-sd` then ends the browsing) does not
 //!   leave the node deaf: mDNS is started afresh the same way;
@@ -103,7 +106,8 @@ use crate::shared::Phase;
 use crate::tasks::first;
 
 pub use daemon::{
-    MAX_MDNS_CACHED_RECORDS, MAX_MDNS_TIMERS, MDNS_CHECK_INTERVAL, MDNS_RESTART_INTERVAL,
+    MAX_MDNS_CACHED_RECORDS, MAX_MDNS_INSTANCES, MAX_MDNS_TIMERS, MDNS_CHECK_INTERVAL,
+    MDNS_RESTART_INTERVAL,
 };
 pub use hints::{MAX_HINTS_PER_ANNOUNCEMENT, dialable_hint};
 
@@ -213,9 +217,10 @@ impl Drop for Claim {
 ///
 /// While it runs, it starts mDNS afresh (a new daemon, its cache empty,
 /// the same announcement) when the daemon's cache grows past
-/// [`MAX_MDNS_CACHED_RECORDS`] or [`MAX_MDNS_TIMERS`], or when mDNS ends
-/// its browsing (more heard at once than was read in time): a LAN host
-/// can do either at will. At most once per [`MDNS_RESTART_INTERVAL`];
+/// [`MAX_MDNS_CACHED_RECORDS`] or [`MAX_MDNS_TIMERS`], when it told of
+/// more than [`MAX_MDNS_INSTANCES`] instances, or when mDNS ends its
+/// browsing (more heard at once than was read in time): a LAN host can
+/// do any of these at will. At most once per [`MDNS_RESTART_INTERVAL`];
 /// each says why in a warning (the 1st, 2nd, 4th, 8th...), and
 /// [`Discovery::restarts`] counts them.
 pub struct Discovery {
@@ -268,6 +273,7 @@ impl<R: Runtime> Node<R> {
     /// subscription whose events are not read as fast as they come: a LAN
     /// host announcing 1,000 instances at once), or its cache grow past
     /// [`MAX_MDNS_CACHED_RECORDS`] records or [`MAX_MDNS_TIMERS`] timers,
+    /// or it tell of more than [`MAX_MDNS_INSTANCES`] instances,
     /// mDNS is started afresh, an empty cache, the same announcement (see
     /// [`Discovery`]): the node goes on learning, its memory bounded. A
     /// node runs one

@@ -289,3 +289,18 @@ fn if_addrs_loopback() -> Option<mdns_sd::InterfaceId> {
         (!addrs.is_empty() && addrs.iter().all(IpAddr::is_loopback)).then_some(id)
     })
 }
+
+/// The instances a daemon tells of are counted by name, each once: one
+/// told of again and again (a peer's updates) counts once; past
+/// [`MAX_MDNS_INSTANCES`] names, the bound holds until mDNS starts afresh.
+#[test]
+fn instances_told_of_are_counted_once_each() {
+    let mut told = Told::default();
+    for _ in 0..2 {
+        for i in 0..MAX_MDNS_INSTANCES {
+            assert!(!told.over_bound(&format!("i-{i}._peernet._tcp.local.")));
+        }
+    }
+    assert!(told.over_bound("one more._peernet._tcp.local."));
+    assert!(told.over_bound("i-0._peernet._tcp.local."));
+}
