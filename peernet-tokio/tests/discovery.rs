@@ -1284,3 +1284,72 @@ async fn short_lived_instances_under_new_names_leave_mdns_bounded() {
         da.restarts()
     );
 }
+
+/// A node's discovery never runs two mDNS daemons at once, even after a
+/// LAN host flooded it faster than mDNS reads. `mdns-sd` reads a stop
+/// only once nothing waits on its socket; discovery used to start the
+/// next daemon beside the one it had stopped, still reading the flood
+/// (two for about 5 s after an 8 s flood; a host flooding in bursts could
+/// stack them, each with a socket of its own hearing every packet, each
+/// caching). Now the next starts once the stopped one has ended.
+///
+/// The flood: 300 new PTR-only instances a packet, from a thread, as fast
+/// as it sends, for 8 s; the daemons are counted every 20 ms until 8 s
+/// after the first restart.
+#[tokio::test]
+async fn a_flooded_node_never_runs_two_mdns_daemons() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    const NAME: &str = "a_flooded_node_never_runs_two_mdns_daemons";
+    // (alone in a namespace and a process of its own: the daemons are
+    // counted process-wide)
+    if !in_own_netns(NAME, LOOPBACK) {
+        return;
+    }
+    let lo = DiscoveryConfig::new().interface(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let a = node(1, &[2]).await;
+    let da = a.discover_lan(lo).expect("mdns for a");
+    assert!(mdns_daemons_become(1).await, "a's mDNS daemon runs");
+
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let flooding = stop.clone();
+    let sender = std::thread::spawn(move || {
+        let socket = flood_socket();
+        let mdns: SocketAddr = (Ipv4Addr::new(224, 0, 0, 251), 5353).into();
+        let mut first = 0;
+        while !flooding.load(Ordering::Relaxed) {
+            let _ = socket.send_to(&fake_instances(first, 300), &mdns.into());
+            first += 300;
+        }
+        first
+    });
+    let start = tokio::time::Instant::now();
+    let flood_ends = start + Duration::from_secs(8);
+    let mut most = 0;
+    let mut restarted = None;
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    loop {
+        tick.tick().await;
+        let now = tokio::time::Instant::now();
+        most = most.max(mdns_daemons());
+        if now >= flood_ends {
+            stop.store(true, Ordering::Relaxed);
+        }
+        if restarted.is_none() && da.restarts() >= 1 {
+            restarted = Some(now);
+        }
+        if restarted.is_some_and(|at| now >= at + Duration::from_secs(8)) {
+            break;
+        }
+        assert!(
+            now < flood_ends + Duration::from_secs(30),
+            "no restart 30 s after the flood"
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    let sent = sender.join().unwrap();
+    eprintln!(
+        "{sent} instances sent in 8 s, restarted at {:?}, at most {most} mDNS daemon(s)",
+        restarted.unwrap() - start
+    );
+    assert_eq!(most, 1, "mDNS daemons of one discovery at once");
+}

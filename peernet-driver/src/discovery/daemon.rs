@@ -99,6 +99,12 @@ pub(super) struct Run {
 /// The daemon of a [`Run`], if one runs.
 pub(super) struct Current {
     pub(super) daemon: Option<ServiceDaemon>,
+    /// The end of the last daemon stopped without a goodbye, until it
+    /// ended: `mdns-sd` reads a stop only once no packet waits on its
+    /// sockets, so a LAN host that keeps sending keeps it running (and
+    /// caching). No new daemon starts before it ended, or they would pile
+    /// up, each hearing the host.
+    pub(super) stopping: Option<mdns_sd::Receiver<mdns_sd::DaemonStatus>>,
     /// The run is over (the `Discovery` dropped, or the node stopped):
     /// no daemon starts again.
     pub(super) ended: bool,
@@ -122,8 +128,9 @@ impl Run {
     /// Stops the daemon running now without a goodbye (the LAN's caches
     /// keep the announcement, which the next daemon makes again).
     fn halt(&self) {
-        if let Some(daemon) = self.current().daemon.take() {
-            let _ = daemon.shutdown();
+        let mut current = self.current();
+        if let Some(daemon) = current.daemon.take() {
+            current.stopping = daemon.shutdown().ok();
         }
     }
 
@@ -133,22 +140,25 @@ impl Run {
     }
 
     /// Starts mDNS afresh: stops the run's daemon (if it still runs),
-    /// without a goodbye, and starts a new one,
-    /// announcing `info` and browsing as [`start`] does. `None` once the
-    /// run is over.
-    fn restart(
-        &self,
-        config: &DiscoveryConfig,
-        info: &ServiceInfo,
-    ) -> Option<Result<mdns_sd::Receiver<ServiceEvent>, DiscoveryError>> {
+    /// without a goodbye, and once it ended starts a new one, announcing
+    /// `info` and browsing as [`start`] does.
+    fn restart(&self, config: &DiscoveryConfig, info: &ServiceInfo) -> Restarted {
         let mut current = self.current();
         if current.ended {
-            return None;
+            return Restarted::Over;
         }
         // (no goodbye: the LAN's caches keep the announcement, which the
         // new daemon makes again)
         if let Some(old) = current.daemon.take() {
-            let _ = old.shutdown();
+            current.stopping = old.shutdown().ok();
+        }
+        if let Some(stopping) = &current.stopping {
+            if !matches!(stopping.try_recv(), Err(mdns_sd::TryRecvError::Empty)) {
+                current.stopping = None;
+            }
+            // (the next starts at the next check: the old one's thread
+            // ends just after it says so, once it let its cache go)
+            return Restarted::Waiting;
         }
         let started = ServiceDaemon::new()
             .map_err(DiscoveryError::from)
@@ -159,11 +169,26 @@ impl Run {
                     Err(error)
                 }
             });
-        Some(started.map(|(daemon, events)| {
-            current.daemon = Some(daemon);
-            events
-        }))
+        match started {
+            Ok((daemon, events)) => {
+                current.daemon = Some(daemon);
+                Restarted::Started(events)
+            }
+            Err(error) => Restarted::Failed(error),
+        }
     }
+}
+
+/// What [`Run::restart`] did.
+pub(super) enum Restarted {
+    /// Nothing: the run is over.
+    Over,
+    /// Nothing yet: the daemon stopped last has not ended.
+    Waiting,
+    /// A new daemon runs: its events.
+    Started(mdns_sd::Receiver<ServiceEvent>),
+    /// No daemon runs: the new one could not start.
+    Failed(DiscoveryError),
 }
 
 /// Why a run's mDNS is started afresh.
@@ -332,7 +357,9 @@ fn say(name: &str, why: Restart, nth: u64) {
 /// instances at once) runs on, announcing the node. Either way a new one
 /// starts (the same announcement, browsing anew; the old one stopped
 /// without a goodbye) once [`MDNS_RESTART_INTERVAL`] has passed since the
-/// last start. Returns only when the node is gone, or the run is over.
+/// last start, and the old one has ended (looked at every check: a new
+/// one starts at the check after it said so). Returns only when the node
+/// is gone, or the run is over.
 pub(super) async fn watch<R: Runtime>(w: Watch<R>, events: mdns_sd::Receiver<ServiceEvent>) {
     let mut events = Some(events);
     let mut metrics = None;
@@ -342,6 +369,7 @@ pub(super) async fn watch<R: Runtime>(w: Watch<R>, events: mdns_sd::Receiver<Ser
     let mut detected = 0u64;
     let mut failed = 0u64;
     let mut told = Told::default();
+    let mut waited = 0u64;
     loop {
         let tick = w.runtime.sleep_until(w.runtime.now() + MDNS_CHECK_INTERVAL);
         let learned = match &events {
@@ -380,7 +408,8 @@ pub(super) async fn watch<R: Runtime>(w: Watch<R>, events: mdns_sd::Receiver<Ser
         // starts: looked at too)
         if !halted {
             // (the answer to the last question, asked a check ago: the
-            // daemon answers between two packets, and is never waited for)
+            // daemon answers once no packet waits on its socket, and is
+            // never waited for)
             let answer = match &metrics {
                 Some(pending) => match mdns_sd::Receiver::try_recv(pending) {
                     Ok(answer) => Some(Some(answer)),
@@ -405,10 +434,24 @@ pub(super) async fn watch<R: Runtime>(w: Watch<R>, events: mdns_sd::Receiver<Ser
         if !due || w.runtime.now() < started + MDNS_RESTART_INTERVAL {
             continue;
         }
-        started = w.runtime.now();
         match w.run.restart(&w.config, &w.info) {
-            None => return,
-            Some(Ok(heard)) => {
+            Restarted::Over => return,
+            Restarted::Waiting => {
+                // (tried again at the next check; a daemon not ended after
+                // 4 checks is said at the 4th, 8th, 16th...)
+                waited += 1;
+                if waited >= 4 && waited.is_power_of_two() {
+                    tracing::warn!(
+                        name = %w.run.fullname,
+                        waited,
+                        "the mDNS daemon stopped has not ended (a LAN host keeps it busy): \
+                         mDNS starts afresh once it has"
+                    );
+                }
+            }
+            Restarted::Started(heard) => {
+                started = w.runtime.now();
+                waited = 0;
                 events = Some(heard);
                 // (an answer of the daemon stopped is no news of this one)
                 metrics = None;
@@ -418,7 +461,9 @@ pub(super) async fn watch<R: Runtime>(w: Watch<R>, events: mdns_sd::Receiver<Ser
                 failed = 0;
                 w.run.restarts.fetch_add(1, Ordering::Relaxed);
             }
-            Some(Err(error)) => {
+            Restarted::Failed(error) => {
+                started = w.runtime.now();
+                waited = 0;
                 // (said at the 1st, 2nd, 4th... failure in a row)
                 failed += 1;
                 if failed.is_power_of_two() {

@@ -74,7 +74,13 @@
 //!   [`MDNS_RESTART_INTERVAL`], each time with a warning (the 1st, 2nd,
 //!   4th...), counted by [`Discovery::restarts`]; between a daemon
 //!   stopped for its cache and the next start the node is neither heard
-//!   nor hearing (the LAN's caches keep its announcement).
+//!   nor hearing (the LAN's caches keep its announcement);
+//! - the next daemon starts only once the one stopped has ended, so one
+//!   runs at a time. `mdns-sd` reads a stop (and a question about its
+//!   cache) only once no packet waits on its socket: while a host sends
+//!   faster than mDNS reads, the daemon runs on, learns nothing, and its
+//!   memory grows with the flood's length, not past it (it is let go
+//!   once the flood ends).
 //!
 //! mDNS runs on a thread of `mdns-sd`'s own; the node's runtime only runs
 //! a task reading its events and, every [`MDNS_CHECK_INTERVAL`], asking
@@ -309,6 +315,7 @@ impl<R: Runtime> Node<R> {
         let run = Arc::new(Run {
             daemon: Mutex::new(Current {
                 daemon: Some(daemon),
+                stopping: None,
                 ended: false,
             }),
             fullname: fullname.clone(),
