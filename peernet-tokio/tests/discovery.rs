@@ -850,6 +850,36 @@ fn lan_ears() -> std::sync::mpsc::Receiver<Vec<u8>> {
     rx
 }
 
+/// What the flood tests start from: the process's warnings, captured; the
+/// loopback's discovery configuration; node a (trusting node 2)
+/// announced there, as a plain [`Browser`] has heard.
+struct Announced {
+    logs: lines::Lines,
+    lo: DiscoveryConfig,
+    a: Node,
+    da: peernet_tokio::discovery::Discovery,
+    browser: Browser,
+}
+
+/// [`Announced`]: captures the warnings (once per process: each flood
+/// test runs alone in its namespace), starts node a's discovery on the
+/// loopback and waits (10 s at most) until a browser resolved it.
+async fn announced_a() -> Announced {
+    let logs = lines::Lines::capture(tracing::Level::WARN);
+    let lo = DiscoveryConfig::new().interface(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let a = node(1, &[2]).await;
+    let da = a.discover_lan(lo.clone()).expect("mdns for a");
+    let browser = Browser::on_loopback();
+    browser.resolved(peer(1), Duration::from_secs(10)).await;
+    Announced {
+        logs,
+        lo,
+        a,
+        da,
+        browser,
+    }
+}
+
 /// One mDNS response (IPv4 multicast, sent on the loopback) announcing
 /// the instances `first..first + n` of peernet's service type, PTR
 /// records only (what a LAN host needs to send, unanswered, to make a
@@ -932,12 +962,13 @@ async fn a_flood_of_fake_instances_does_not_silence_the_node() {
     if !in_own_netns(NAME, LOOPBACK) {
         return;
     }
-    let logs = lines::Lines::capture(tracing::Level::WARN);
-    let lo = DiscoveryConfig::new().interface(IpAddr::V4(Ipv4Addr::LOCALHOST));
-    let a = node(1, &[2]).await;
-    let _da = a.discover_lan(lo.clone()).expect("mdns for a");
-    let browser = Browser::on_loopback();
-    browser.resolved(peer(1), Duration::from_secs(10)).await;
+    let Announced {
+        logs,
+        lo,
+        a: _a,
+        da: _da,
+        browser,
+    } = announced_a().await;
 
     // (the runtime is held from here until the browser heard the flood)
     let (packets, per_packet) = (10, 300);
@@ -1018,12 +1049,13 @@ async fn a_slow_flood_of_fake_instances_leaves_the_mdns_cache_bounded() {
     if !in_own_netns(NAME, LOOPBACK) {
         return;
     }
-    let logs = lines::Lines::capture(tracing::Level::WARN);
-    let lo = DiscoveryConfig::new().interface(IpAddr::V4(Ipv4Addr::LOCALHOST));
-    let a = node(1, &[2]).await;
-    let da = a.discover_lan(lo.clone()).expect("mdns for a");
-    let browser = Browser::on_loopback();
-    browser.resolved(peer(1), Duration::from_secs(10)).await;
+    let Announced {
+        logs,
+        lo,
+        a: _a,
+        da,
+        browser,
+    } = announced_a().await;
 
     let start = tokio::time::Instant::now();
     let (packets, per_packet) = (120, 50);
@@ -1103,14 +1135,15 @@ async fn a_flooded_node_learns_again() {
     if !in_own_netns(NAME, LOOPBACK) {
         return;
     }
-    let logs = lines::Lines::capture(tracing::Level::WARN);
-    let lo = DiscoveryConfig::new().interface(IpAddr::V4(Ipv4Addr::LOCALHOST));
-    let a = node(1, &[2]).await;
+    let Announced {
+        logs,
+        lo,
+        a,
+        da,
+        browser,
+    } = announced_a().await;
     let events = a.events();
     a.keep_connected(peer(2), true).unwrap();
-    let da = a.discover_lan(lo.clone()).expect("mdns for a");
-    let browser = Browser::on_loopback();
-    browser.resolved(peer(1), Duration::from_secs(10)).await;
 
     // (the runtime is held from here until the browser heard the flood)
     let start = std::time::Instant::now();
@@ -1236,12 +1269,13 @@ async fn short_lived_instances_under_new_names_leave_mdns_bounded() {
     if !in_own_netns(NAME, LOOPBACK) {
         return;
     }
-    let logs = lines::Lines::capture(tracing::Level::WARN);
-    let lo = DiscoveryConfig::new().interface(IpAddr::V4(Ipv4Addr::LOCALHOST));
-    let a = node(1, &[2]).await;
-    let da = a.discover_lan(lo.clone()).expect("mdns for a");
-    let browser = Browser::on_loopback();
-    browser.resolved(peer(1), Duration::from_secs(10)).await;
+    let Announced {
+        logs,
+        lo,
+        a: _a,
+        da,
+        browser,
+    } = announced_a().await;
     drop(browser);
 
     let start = tokio::time::Instant::now();
