@@ -203,6 +203,17 @@ pub(super) enum Restart {
     Instances,
 }
 
+/// The metrics in which `mdns-sd` counts its cached records, one kind
+/// each (PTR, SRV, TXT, address, NSEC records and subtype entries).
+pub(super) const CACHED_KINDS: [&str; 6] = [
+    "cached-ptr",
+    "cached-srv",
+    "cached-txt",
+    "cached-addr",
+    "cached-nsec",
+    "cached-subtype",
+];
+
 /// The daemon's records and timers, from its `metrics`, if over bounds.
 pub(super) fn over_bounds(metrics: &mdns_sd::Metrics) -> Option<Restart> {
     let count = |key: &str| {
@@ -210,17 +221,7 @@ pub(super) fn over_bounds(metrics: &mdns_sd::Metrics) -> Option<Restart> {
             .get(key)
             .map_or(0, |n| usize::try_from(*n).unwrap_or(0))
     };
-    let records = [
-        "cached-ptr",
-        "cached-srv",
-        "cached-txt",
-        "cached-addr",
-        "cached-nsec",
-        "cached-subtype",
-    ]
-    .into_iter()
-    .map(count)
-    .sum::<usize>();
+    let records = CACHED_KINDS.into_iter().map(count).sum::<usize>();
     let timers = count("timer");
     (records > MAX_MDNS_CACHED_RECORDS || timers > MAX_MDNS_TIMERS)
         .then_some(Restart::Cache { records, timers })
@@ -370,6 +371,19 @@ pub(super) async fn watch<R: Runtime>(w: Watch<R>, events: mdns_sd::Receiver<Ser
     let mut failed = 0u64;
     let mut told = Told::default();
     let mut waited = 0u64;
+    // Stops the daemon at once, over a bound (`why`): its memory goes with
+    // it, and a new one is due.
+    macro_rules! halt_for {
+        ($why:expr) => {{
+            due = true;
+            events = None;
+            metrics = None;
+            w.run.halt();
+            halted = true;
+            detected += 1;
+            say(&w.run.fullname, $why, detected);
+        }};
+    }
     loop {
         let tick = w.runtime.sleep_until(w.runtime.now() + MDNS_CHECK_INTERVAL);
         let learned = match &events {
@@ -392,16 +406,8 @@ pub(super) async fn watch<R: Runtime>(w: Watch<R>, events: mdns_sd::Receiver<Ser
                 detected += 1;
                 say(&w.run.fullname, Restart::Unsubscribed, detected);
             }
-            Some(Learned::TooMany) => {
-                // (its memory goes at once, as for a cache over bounds)
-                due = true;
-                events = None;
-                metrics = None;
-                w.run.halt();
-                halted = true;
-                detected += 1;
-                say(&w.run.fullname, Restart::Instances, detected);
-            }
+            // (its memory goes at once, as for a cache over bounds)
+            Some(Learned::TooMany) => halt_for!(Restart::Instances),
             None => {}
         }
         // (a daemon whose subscription ended runs on until the next
@@ -421,13 +427,7 @@ pub(super) async fn watch<R: Runtime>(w: Watch<R>, events: mdns_sd::Receiver<Ser
             if let Some(answer) = answer {
                 metrics = w.run.ask_metrics();
                 if let Some(over) = answer.as_ref().and_then(over_bounds) {
-                    due = true;
-                    events = None;
-                    metrics = None;
-                    w.run.halt();
-                    halted = true;
-                    detected += 1;
-                    say(&w.run.fullname, over, detected);
+                    halt_for!(over);
                 }
             }
         }

@@ -248,14 +248,7 @@ fn the_mdns_cache_bound_counts_every_kind_of_record() {
             .collect()
     };
     let a_sixth = MAX_MDNS_CACHED_RECORDS / 6 + 1;
-    let kinds = [
-        "cached-ptr",
-        "cached-srv",
-        "cached-txt",
-        "cached-addr",
-        "cached-nsec",
-        "cached-subtype",
-    ];
+    let kinds = CACHED_KINDS;
     let each: Vec<(&str, usize)> = kinds.iter().map(|k| (*k, a_sixth)).collect();
     assert!(matches!(
         over_bounds(&metrics(&each)),
