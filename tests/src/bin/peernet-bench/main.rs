@@ -58,7 +58,9 @@ struct Args {
     #[arg(long)]
     idle: Option<usize>,
     /// Run only the contenders whose `figure.name` contains this, e.g.
-    /// `pipe64x64B.peernet-tokio` (for profiling).
+    /// `pipe64x64B.peernet-tokio` (for profiling); ending in `$`, only the
+    /// one whose name ends so (`handshake.peernet-tokio$` leaves out `.v1`);
+    /// several patterns separated by `|` keep a contender any of them keeps.
     #[arg(long)]
     filter: Option<String>,
     /// Timeout carried by every peernet call, in ms (0: none). The default,
@@ -176,7 +178,13 @@ impl Ctx {
     /// Drops the contenders `--filter` excludes.
     fn keep(&self, fig: &str, cs: &mut Vec<Contender<'_>>) {
         if let Some(f) = &self.filter {
-            cs.retain(|c| format!("{fig}.{}", c.name).contains(f.as_str()));
+            cs.retain(|c| {
+                let name = format!("{fig}.{}", c.name);
+                f.split('|').any(|f| match f.strip_suffix('$') {
+                    Some(end) => name.ends_with(end),
+                    None => name.contains(f),
+                })
+            });
         }
     }
     fn tokio(&self) -> &tokio::runtime::Runtime {
