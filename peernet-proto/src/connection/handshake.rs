@@ -95,7 +95,10 @@ impl Handshake {
         if ctx.config.version == ProtocolVersion::V2 {
             let peer = expected.ok_or(ConnectError::PeerIdRequired)?;
             // (in version 2 the nonce is the ephemeral secret)
-            let started = InitiatorV2::start(node.local, peer, nonce);
+            let started = match node.keys.derive(&peer) {
+                Ok(rs) => InitiatorV2::start_keyed(node.local, peer, &rs, nonce),
+                Err(_) => InitiatorV2::start(node.local, peer, nonce),
+            };
             nonce.zeroize();
             let (initiator, init) = started.map_err(|_| ConnectError::Untrusted(peer))?;
             tx.push_handshake(&init, ctx);
@@ -281,7 +284,14 @@ fn on_init(body: &[u8], busy: bool, node: &mut Node<'_>, tx: &mut Transmit, ctx:
         }
         refused
     };
-    let accepted = checked.accept_unless(node.local, node.trust, busy, &throttled_peer, secret);
+    let accepted = checked.accept_unless(
+        node.local,
+        node.trust,
+        node.keys,
+        busy,
+        &throttled_peer,
+        secret,
+    );
     secret.zeroize();
     match accepted {
         Err(failure) => refuse_v2(failure, body, tx),

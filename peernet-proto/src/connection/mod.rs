@@ -33,7 +33,7 @@ use crate::frame::{Frame, FrameDecoder};
 use crate::handshake::MAX_HANDSHAKE_FRAME;
 use crate::identity::{Identity, PeerId};
 use crate::ids::{ConnId, Direction};
-use crate::noise::{CipherState, INIT_LEN, LocalStatic, ReplayCache};
+use crate::noise::{CipherState, INIT_LEN, KeyCache, LocalStatic, ReplayCache};
 use crate::orphans::Orphans;
 use crate::reconnects::Reconnects;
 use crate::registry::Established;
@@ -99,6 +99,8 @@ pub(crate) struct Node<'a> {
     pub(crate) local: &'a LocalStatic,
     /// Version 2: the ephemeral keys of INITs answered lately.
     pub(crate) replay: &'a mut ReplayCache,
+    /// Version 2: trusted peers' static keys, derived once.
+    pub(crate) keys: &'a mut KeyCache,
     /// How often each trusted peer connected lately (`reconnects.rs`).
     pub(crate) reconnects: &'a Reconnects,
 }

@@ -30,7 +30,7 @@ use crate::exposure::{Access, Exposure};
 use crate::handshake;
 use crate::identity::{Identity, PeerId};
 use crate::ids::{CallId, ConnId, InboundCallId};
-use crate::noise::{INIT_LEN, LocalStatic, ReplayCache};
+use crate::noise::{INIT_LEN, KeyCache, LocalStatic, ReplayCache};
 use crate::reconnects::Reconnects;
 use crate::registry::Registry;
 use crate::sources::{Source, SourceRefusal, Sources};
@@ -112,6 +112,9 @@ pub struct Endpoint {
     /// `handshake_timeout`, so a replayed INIT is closed before any X25519
     /// work.
     replay: ReplayCache,
+    /// Version 2: the static keys of trusted peers met lately, each
+    /// derived once (bounded, `noise/key_cache.rs`).
+    keys: KeyCache,
     trust: TrustList,
     rng: Box<dyn CryptoRng + Send>,
     conns: BTreeMap<ConnId, Connection>,
@@ -163,6 +166,7 @@ macro_rules! node {
             shutting_down: $ep.shutting_down,
             local: &$ep.local,
             replay: &mut $ep.replay,
+            keys: &mut $ep.keys,
             reconnects: &$ep.reconnects,
         }
     };
@@ -226,6 +230,7 @@ impl Endpoint {
             identity,
             local,
             replay,
+            keys: KeyCache::new(),
             trust,
             rng,
             conns: BTreeMap::new(),
@@ -417,6 +422,7 @@ impl Endpoint {
     pub fn unpair(&mut self, now: Instant, peer: &PeerId) -> bool {
         self.advance(now);
         let was = self.trust.remove(peer);
+        self.keys.remove(peer);
         self.forget_dials(peer);
         let doomed: Vec<ConnId> = self
             .conns

@@ -8,6 +8,7 @@ use curve25519_dalek::montgomery::MontgomeryPoint;
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, Zeroizing};
 
+use super::key_cache::{KeyCache, PeerKey};
 use super::keys::{DhPublic, LocalStatic, static_key_of};
 use super::record::{CipherState, TAG_LEN, Transport};
 use super::symmetric::{SymmetricState, mac1_key};
@@ -70,6 +71,15 @@ pub fn reject_answer(failure: &Failure, received: &[u8]) -> Option<[u8; REJECT_L
     Some(body)
 }
 
+/// A dial's failure for a responder key that gives an all-zero X25519
+/// result (no valid PeerId does): reported as the responder's bad key.
+fn bad_key() -> Failure {
+    Failure {
+        send: None,
+        error: HandshakeError::Refused(RejectCode::Untrusted),
+    }
+}
+
 /// The initiator after sending INIT, waiting for RESP. Secrets are wiped
 /// on drop.
 pub struct InitiatorV2 {
@@ -91,12 +101,27 @@ impl InitiatorV2 {
         responder: PeerId,
         mut ephemeral_secret: [u8; 32],
     ) -> Result<(InitiatorV2, [u8; INIT_LEN]), Failure> {
-        let bad_key = || Failure {
-            send: None,
-            error: HandshakeError::Refused(RejectCode::Untrusted),
+        let started = match static_key_of(responder.as_bytes()) {
+            Ok((_, public, point)) => {
+                let rs = PeerKey { public, point };
+                InitiatorV2::start_keyed(local, responder, &rs, ephemeral_secret)
+            }
+            Err(_) => Err(bad_key()),
         };
-        let (_, rs, rs_key) = static_key_of(responder.as_bytes()).map_err(|_| bad_key())?;
-        let mut state = SymmetricState::initialize(&rs);
+        ephemeral_secret.zeroize();
+        started
+    }
+
+    /// [`InitiatorV2::start`] with the responder's static key already
+    /// derived (from a [`KeyCache`]): `rs` must be `responder`'s key.
+    pub fn start_keyed(
+        local: &LocalStatic,
+        responder: PeerId,
+        rs: &PeerKey,
+        mut ephemeral_secret: [u8; 32],
+    ) -> Result<(InitiatorV2, [u8; INIT_LEN]), Failure> {
+        let (rs, rs_key) = (&rs.public, rs.point);
+        let mut state = SymmetricState::initialize(rs);
         let mut init = [0u8; INIT_LEN];
         init[..HEADER_LEN].copy_from_slice(&header(KIND_INIT));
         let e = MontgomeryPoint::mul_base_clamped(ephemeral_secret).to_bytes();
@@ -242,17 +267,20 @@ impl<'a> CheckedInit<'a> {
         busy: bool,
         ephemeral_secret: [u8; 32],
     ) -> Result<Accepted, Failure> {
-        self.accept_unless(local, trust, busy, &|_| false, ephemeral_secret)
+        let mut keys = KeyCache::new();
+        self.accept_unless(local, trust, &mut keys, busy, &|_| false, ephemeral_secret)
     }
 
     /// [`CheckedInit::accept`], but a trusted initiator for which
     /// `throttled` says so is refused `busy` ([`HandshakeError::Throttled`])
     /// before any more work: no ephemeral key, no RESP (local policy,
-    /// `reconnects.rs`).
+    /// `reconnects.rs`). The initiator's static key is looked up in
+    /// `keys` (saving its decoding) and kept there once it is trusted.
     pub fn accept_unless(
         self,
         local: &LocalStatic,
         trust: &TrustList,
+        keys: &mut KeyCache,
         busy: bool,
         throttled: &dyn Fn(&PeerId) -> bool,
         ephemeral_secret: [u8; 32],
@@ -273,19 +301,41 @@ impl<'a> CheckedInit<'a> {
         state
             .decrypt_and_hash(&body[INIT_S..INIT_PAYLOAD], &mut rs)
             .ok_or_else(bad)?;
-        let rs_key = DhPublic::new(&rs);
+        // A key kept for a trusted peer is that peer's, derived from its
+        // PeerId: decoded already, and the PeerId it must come with known.
+        let kept = keys.by_public(&rs);
+        let rs_key = match &kept {
+            Some((_, key)) => key.point,
+            None => DhPublic::new(&rs),
+        };
         state.mix_key(rs_key.dh(local.secret()).map_err(|_| bad())?);
         let mut payload = [0u8; PEER_ID_LEN];
         state
             .decrypt_and_hash(&body[INIT_PAYLOAD..INIT_MAC1], &mut payload)
             .ok_or_else(bad)?;
-        let (peer, claimed, _) = static_key_of(&payload).map_err(|_| bad())?;
-        if !bool::from(claimed.ct_eq(&rs)) {
-            return Err(bad());
-        }
+        let peer = match kept {
+            Some((peer, _)) if peer.as_bytes() == &payload => peer,
+            // (the PeerId not kept, or the other PeerId of the same key)
+            _ => {
+                let (peer, claimed, _) = static_key_of(&payload).map_err(|_| bad())?;
+                if !bool::from(claimed.ct_eq(&rs)) {
+                    return Err(bad());
+                }
+                peer
+            }
+        };
         if peer == local.peer_id() || !trust.contains(&peer) {
             tracing::info!(peer = %peer, "untrusted dialer refused");
             return Err(Failure::refuse(RejectCode::Untrusted));
+        }
+        if kept.is_none_or(|(kept, _)| kept != peer) {
+            keys.insert(
+                peer,
+                PeerKey {
+                    public: rs,
+                    point: rs_key,
+                },
+            );
         }
         if throttled(&peer) {
             return Err(Failure::throttled());

@@ -17,6 +17,7 @@
 //! `tests/v2_snow_interop.rs`.
 
 mod handshake;
+mod key_cache;
 mod keys;
 mod record;
 mod replay;
@@ -26,6 +27,7 @@ pub use handshake::{
     Accepted, CheckedInit, INIT_LEN, InitiatorV2, RESP_LEN, VERSION_2, check_init, read_init,
     reject_answer, reject_in, reject_v2,
 };
+pub use key_cache::{KeyCache, MAX_CACHED_KEYS, PeerKey};
 pub use keys::{DhPublic, LocalStatic, ZeroDh, dh, static_key_of, static_public_of};
 pub use record::{CipherState, RecordError, TAG_LEN, Transport};
 pub use replay::ReplayCache;
