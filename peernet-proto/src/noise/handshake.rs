@@ -4,12 +4,11 @@
 
 use core::fmt;
 
-use curve25519_dalek::montgomery::MontgomeryPoint;
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, Zeroizing};
 
 use super::key_cache::{KeyCache, PeerKey};
-use super::keys::{DhPublic, LocalStatic, static_key_of};
+use super::keys::{DhPublic, Job, LocalStatic, static_key_of, x25519_many};
 use super::record::{CipherState, TAG_LEN, Transport};
 use super::symmetric::{SymmetricState, mac1_key};
 use crate::HandshakeError;
@@ -124,13 +123,19 @@ impl InitiatorV2 {
         let mut state = SymmetricState::initialize(rs);
         let mut init = [0u8; INIT_LEN];
         init[..HEADER_LEN].copy_from_slice(&header(KIND_INIT));
-        let e = MontgomeryPoint::mul_base_clamped(ephemeral_secret).to_bytes();
+        // e, es and ss: all three known now, converted with one inversion.
+        let [e, es, ss] = x25519_many([
+            Job::Public(&ephemeral_secret),
+            Job::Dh(&rs_key, &ephemeral_secret),
+            Job::Dh(&rs_key, local.secret()),
+        ]);
+        let e = e.map_err(|_| bad_key())?;
         init[INIT_E..INIT_S].copy_from_slice(&e);
         state.mix_hash(&e);
-        state.mix_key(rs_key.dh(&ephemeral_secret).map_err(|_| bad_key())?);
+        state.mix_key(es.map_err(|_| bad_key())?);
         init[INIT_S..INIT_S + KEY_LEN].copy_from_slice(local.public());
         state.encrypt_and_hash(&mut init[INIT_S..INIT_PAYLOAD]);
-        state.mix_key(rs_key.dh(local.secret()).map_err(|_| bad_key())?);
+        state.mix_key(ss.map_err(|_| bad_key())?);
         init[INIT_PAYLOAD..INIT_PAYLOAD + PEER_ID_LEN].copy_from_slice(local.peer_id().as_bytes());
         state.encrypt_and_hash(&mut init[INIT_PAYLOAD..INIT_MAC1]);
         let mac1 = mac1_key(&responder).mac(&init[..INIT_MAC1]);
@@ -171,10 +176,12 @@ impl InitiatorV2 {
         re.copy_from_slice(&body[RESP_E..RESP_TAG]);
         self.state.mix_hash(&re);
         let re = DhPublic::new(&re);
-        self.state
-            .mix_key(re.dh(&self.ephemeral).map_err(|_| bad())?);
-        self.state
-            .mix_key(re.dh(&self.static_secret).map_err(|_| bad())?);
+        let [ee, se] = x25519_many([
+            Job::Dh(&re, &self.ephemeral),
+            Job::Dh(&re, &self.static_secret),
+        ]);
+        self.state.mix_key(ee.map_err(|_| bad())?);
+        self.state.mix_key(se.map_err(|_| bad())?);
         self.state
             .decrypt_and_hash(&body[RESP_TAG..], &mut [])
             .ok_or_else(bad)?;
@@ -342,12 +349,15 @@ impl<'a> CheckedInit<'a> {
         }
         let mut resp = [0u8; RESP_LEN];
         resp[..HEADER_LEN].copy_from_slice(&header(KIND_RESP));
-        let e = MontgomeryPoint::mul_base_clamped(*ephemeral_secret).to_bytes();
+        let [e, ee, se] = x25519_many([
+            Job::Public(&ephemeral_secret),
+            Job::Dh(&re, &ephemeral_secret),
+            Job::Dh(&rs_key, &ephemeral_secret),
+        ]);
+        drop(ephemeral_secret);
+        let e = e.map_err(|_| bad())?;
         resp[RESP_E..RESP_TAG].copy_from_slice(&e);
         state.mix_hash(&e);
-        let ee = re.dh(&ephemeral_secret);
-        let se = rs_key.dh(&ephemeral_secret);
-        drop(ephemeral_secret);
         state.mix_key(ee.map_err(|_| bad())?);
         state.mix_key(se.map_err(|_| bad())?);
         state.encrypt_and_hash(&mut resp[RESP_TAG..]);

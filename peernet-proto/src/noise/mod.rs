@@ -28,7 +28,9 @@ pub use handshake::{
     reject_answer, reject_in, reject_v2,
 };
 pub use key_cache::{KeyCache, MAX_CACHED_KEYS, PeerKey};
-pub use keys::{DhPublic, LocalStatic, ZeroDh, dh, static_key_of, static_public_of};
+pub use keys::{
+    DhPublic, Job, LocalStatic, ZeroDh, dh, static_key_of, static_public_of, x25519_many,
+};
 pub use record::{CipherState, RecordError, TAG_LEN, Transport};
 pub use replay::ReplayCache;
 pub use symmetric::{PROLOGUE, PROTOCOL_NAME};
