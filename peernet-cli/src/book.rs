@@ -8,7 +8,7 @@ use std::str::FromStr;
 use peernet_tokio::book_file::AddrSource;
 use peernet_tokio::{Label, PeerId, Ticket};
 
-use crate::datadir::{load_book, load_trust, lock, open_existing};
+use crate::datadir::{load_book, load_trust, lock, open_existing, read_trust};
 use crate::output::print_result;
 use crate::{EXIT_USAGE, Failure};
 
@@ -141,7 +141,7 @@ pub(crate) fn run_pair(pair: Pair) -> Result<(), Failure> {
         ));
     }
     let _lock = lock(&data)?;
-    let mut trust = load_trust(&data)?;
+    let mut trust = load_trust(&data, &identity.peer_id())?;
     let mut book = load_book(&data)?;
     let label = pair.label.or_else(|| trust.label(&peer).cloned());
     trust.insert(peer, label);
@@ -168,11 +168,17 @@ pub(crate) struct Unpair {
 }
 
 /// Stops trusting the peer and forgets its addresses; exit 1 if it was not
-/// paired.
+/// paired. The node's own PeerId names the entry of the node itself that
+/// a hand edit may have put in the file (which the node ignores): it is
+/// removed.
 pub(crate) fn run_unpair(unpair: Unpair) -> Result<(), Failure> {
-    let (data, _) = open_existing(&unpair.dir)?;
+    let (data, identity) = open_existing(&unpair.dir)?;
     let _lock = lock(&data)?;
-    let mut trust = load_trust(&data)?;
+    let own = identity.peer_id();
+    let mut trust = match unpair.peer == own {
+        true => read_trust(&data)?,
+        false => load_trust(&data, &own)?,
+    };
     let mut book = load_book(&data)?;
     if !trust.remove(&unpair.peer) {
         return Err(Failure(1, format!("{} is not paired", unpair.peer)));
@@ -189,8 +195,8 @@ pub(crate) fn run_unpair(unpair: Unpair) -> Result<(), Failure> {
 /// `peernet peers DIR`: `<PEERID> <label or -> <addresses or ->`, one
 /// line per trusted peer, in PeerId order.
 pub(crate) fn run_peers(dir: PathBuf) -> Result<(), Failure> {
-    let (data, _) = open_existing(&dir)?;
-    let trust = load_trust(&data)?;
+    let (data, identity) = open_existing(&dir)?;
+    let trust = load_trust(&data, &identity.peer_id())?;
     let book = load_book(&data)?;
     for (peer, label) in trust.iter() {
         let addrs: Vec<String> = book.get(peer).iter().map(|(a, _)| a.to_string()).collect();

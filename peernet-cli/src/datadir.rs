@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use peernet_tokio::book_file::SavedBook;
 use peernet_tokio::persist::{read_identity, write_identity};
-use peernet_tokio::{DataDir, DirLock, Identity, LockError, Ticket, TrustList};
+use peernet_tokio::{DataDir, DirLock, Identity, LockError, PeerId, Ticket, TrustList};
 
 use crate::output::print_result;
 use crate::{EXIT_USAGE, Failure};
@@ -194,9 +194,20 @@ pub(crate) fn lock_failure(dir: &Path, error: LockError) -> Failure {
     }
 }
 
-pub(crate) fn load_trust(data: &DataDir) -> Result<TrustList, Failure> {
-    data.load_trust()
-        .map_err(|e| Failure(1, format!("{}: {e}", data.path().join("trust").display())))
+/// The trust list as the node `own` reads it: an entry of the node itself
+/// (only a hand edit makes one) left out, with a warning.
+pub(crate) fn load_trust(data: &DataDir, own: &PeerId) -> Result<TrustList, Failure> {
+    data.load_trust_of(own).map_err(|e| trust_failure(data, e))
+}
+
+/// The trust list as the file has it, an entry of the node itself
+/// included.
+pub(crate) fn read_trust(data: &DataDir) -> Result<TrustList, Failure> {
+    data.load_trust().map_err(|e| trust_failure(data, e))
+}
+
+fn trust_failure(data: &DataDir, e: impl std::fmt::Display) -> Failure {
+    Failure(1, format!("{}: {e}", data.path().join("trust").display()))
 }
 
 pub(crate) fn load_book(data: &DataDir) -> Result<SavedBook, Failure> {

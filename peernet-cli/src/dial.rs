@@ -89,7 +89,8 @@ fn plan(dial: Dial) -> Result<Plan, Failure> {
         IdentitySource::Key(key) => (load(key)?, TrustList::new(), SavedBook::new()),
         IdentitySource::DataDir(dir) => {
             let (data, identity) = open_existing(dir)?;
-            (identity, load_trust(&data)?, load_book(&data)?)
+            let trust = load_trust(&data, &identity.peer_id())?;
+            (identity, trust, load_book(&data)?)
         }
     };
     let (peer, addrs, one_off) = match (dial.connect, target) {

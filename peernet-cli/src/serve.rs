@@ -8,7 +8,7 @@ use peernet_tokio::{
 };
 
 use crate::datadir::{
-    IdentityArgs, IdentitySource, load_book, load_trust, lock_failure, open_existing,
+    IdentityArgs, IdentitySource, load_book, lock_failure, open_existing, read_trust,
 };
 use crate::output::out;
 use crate::reach::reachable;
@@ -220,7 +220,7 @@ pub(crate) async fn run_serve(mut serve: Serve) -> Result<(), Failure> {
             // (read first by the tool's own loaders, whose errors name the
             // file: the library's name the directory)
             let (data, _) = open_existing(dir)?;
-            load_trust(&data)?;
+            read_trust(&data)?;
             load_book(&data)?;
             NodeConfig::from_data_dir(dir).map_err(|e| match e {
                 StartError::Lock(e) => lock_failure(dir, e),

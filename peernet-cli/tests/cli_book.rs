@@ -791,3 +791,36 @@ fn call_by_peer_id_dials_what_worked_first() {
     );
     assert_eq!(reply, "hi");
 }
+
+/// A trust file edited by hand to name the node itself: the node ignores
+/// the entry (a node never trusts itself), so `peers` does not list it,
+/// `pair` and `unpair` of another peer write the file without it, and
+/// `unpair` of the node's own PeerId removes it.
+#[test]
+fn the_file_commands_leave_out_an_entry_of_the_node_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let a = init(d, "a");
+    let b = init(d, "b");
+    let own: peernet_tokio::PeerId = a.parse().unwrap();
+    let data = peernet_tokio::persist::DataDir::open(d.join("a")).unwrap();
+    let name_itself = || {
+        let mut trust = data.load_trust().unwrap();
+        trust.insert(own, None);
+        data.save_trust(&trust).unwrap();
+    };
+    let names_itself = || data.load_trust().unwrap().contains(&own);
+    name_itself();
+    assert_eq!(ok(&["peers", "a"], d), "", "the node itself listed");
+    ok(&["pair", "a", &b], d);
+    assert!(!names_itself(), "pair wrote the node's own entry back");
+    assert_eq!(ok(&["peers", "a"], d), format!("{b} - -\n"));
+    name_itself();
+    ok(&["unpair", "a", &b], d);
+    assert!(!names_itself(), "unpair wrote the node's own entry back");
+    name_itself();
+    ok(&["unpair", "a", &a], d);
+    assert!(!names_itself(), "unpair of the node itself left its entry");
+    let err = fails(1, &["unpair", "a", &a], d);
+    assert!(err.contains("not paired"), "{err}");
+}

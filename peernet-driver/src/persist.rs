@@ -163,7 +163,11 @@ impl DataDir {
     /// it would do nothing (a node never trusts itself: the handshake
     /// refuses its own key, PROTOCOL.md 2.1); the lists the node writes
     /// are made from this one, so it is not written back.
-    pub(crate) fn load_trust_of(&self, own: &PeerId) -> Result<TrustList, StartError> {
+    ///
+    /// # Errors
+    ///
+    /// Those of [`DataDir::load_trust`].
+    pub fn load_trust_of(&self, own: &PeerId) -> Result<TrustList, StartError> {
         let mut trust = self.load_trust()?;
         if trust.remove(own) {
             tracing::warn!(
