@@ -12,10 +12,20 @@
 //! the handshake state, HMAC, HKDF, MixKey, MixHash, Split and nonces. The
 //! primitives themselves are checked by `vectors/v2/`, made with libsodium
 //! and another Noise implementation.
+//!
+//! snow also plays the attacker: an INIT that shows a static key its
+//! sender does not hold (the key cache must not take it on trust), and
+//! every other kind of INIT, answered alike with the cache cold or warm.
+
+use std::cell::Cell;
 
 use curve25519_dalek::montgomery::MontgomeryPoint;
-use peernet_proto::testkit::noise::{InitiatorV2, LocalStatic, PROLOGUE, Transport, read_init};
-use peernet_proto::{Identity, TrustList};
+use peernet_proto::testkit::handshake::Failure;
+use peernet_proto::testkit::noise::{
+    DhPublic, INIT_LEN, InitiatorV2, KeyCache, LocalStatic, PROLOGUE, PeerKey, RESP_LEN, Transport,
+    check_init, read_init,
+};
+use peernet_proto::{HandshakeError, Identity, PeerId, RejectCode, TrustList};
 use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
 use snow::params::{CipherChoice, DHChoice, HashChoice};
 use snow::resolvers::CryptoResolver;
@@ -50,6 +60,13 @@ impl Random for NoRng {
     }
 }
 
+thread_local! {
+    /// A forger's claim: given this static secret, snow shows the public
+    /// key next to it instead of the secret's own (its DH still uses the
+    /// secret). Ephemeral keys are never claimed.
+    static CLAIM: Cell<Option<([u8; 32], [u8; 32])>> = const { Cell::new(None) };
+}
+
 #[derive(Default)]
 struct X25519 {
     secret: [u8; 32],
@@ -68,7 +85,10 @@ impl Dh for X25519 {
     }
     fn set(&mut self, privkey: &[u8]) {
         self.secret.copy_from_slice(privkey);
-        self.public = MontgomeryPoint::mul_base_clamped(self.secret).to_bytes();
+        self.public = match CLAIM.get() {
+            Some((secret, shown)) if secret == self.secret => shown,
+            _ => MontgomeryPoint::mul_base_clamped(self.secret).to_bytes(),
+        };
     }
     fn generate(&mut self, _: &mut dyn Random) -> Result<(), snow::Error> {
         Err(snow::Error::Rng)
@@ -297,5 +317,221 @@ fn snow_initiator_against_our_responder() {
         let mut theirs = snow_i.into_transport_mode().unwrap();
         // The initiator's first record comes first (step 4).
         records_both_ways(&mut transport, &mut theirs);
+    }
+}
+
+/// An INIT to `responder` by the holder of `secret`, showing `shown` as its
+/// static key and `payload` as its PeerId: what anyone who knows the
+/// responder's PeerId can send.
+fn forged_init(
+    responder: &LocalStatic,
+    secret: &[u8; 32],
+    shown: [u8; 32],
+    payload: &[u8; 32],
+    e: [u8; 32],
+) -> [u8; INIT_LEN] {
+    CLAIM.set(Some((*secret, shown)));
+    let mut snow_i = builder()
+        .local_private_key(secret)
+        .unwrap()
+        .remote_public_key(responder.public())
+        .unwrap()
+        .prologue(PROLOGUE)
+        .unwrap()
+        .fixed_ephemeral_key_for_testing_only(&e)
+        .build_initiator()
+        .unwrap();
+    CLAIM.set(None);
+    let mut init = [0u8; INIT_LEN];
+    init[..6].copy_from_slice(b"PNET\x02\x01");
+    assert_eq!(
+        snow_i.write_message(payload, &mut init[6..134]).unwrap(),
+        128
+    );
+    let mac = mac1(responder, &init[..134]);
+    init[134..].copy_from_slice(&mac);
+    init
+}
+
+fn local(seed: u8) -> LocalStatic {
+    LocalStatic::new(&Identity::from_seed(&[seed; 32]))
+}
+
+/// `peer`'s negation: the other PeerId of its static key (section 5).
+fn negated(peer: PeerId) -> PeerId {
+    let mut bytes = *peer.as_bytes();
+    bytes[31] ^= 0x80;
+    PeerId::from_bytes(bytes).unwrap()
+}
+
+type Answer = Result<(PeerId, [u8; RESP_LEN], [u8; 32]), Failure>;
+
+fn answer(
+    responder: &LocalStatic,
+    trust: &TrustList,
+    keys: &mut KeyCache,
+    busy: bool,
+    throttled: Option<PeerId>,
+    init: &[u8],
+) -> Answer {
+    let accepted = check_init(responder, init)?.accept_unless(
+        responder,
+        trust,
+        keys,
+        busy,
+        &|p| Some(*p) == throttled,
+        [0x5e; 32],
+    )?;
+    let hash = accepted.transport.handshake_hash;
+    Ok((accepted.peer, accepted.resp, hash))
+}
+
+/// A key kept for a trusted peer is read only once an INIT has proven the
+/// static key it shows (its payload decrypted with `ss`): an INIT that
+/// shows T's key without holding it is answered from T's key, never from
+/// what the cache holds. Here the entry kept for T is wrong (planted), so
+/// an INIT read with it would be taken for T's; with a right entry the
+/// read would still differ in time, telling a stranger whom the node met.
+#[test]
+fn a_kept_key_is_read_only_after_the_init_proves_it() {
+    let (r, t, a) = (local(1), local(2), local(3));
+    let mut trust = TrustList::new();
+    trust.insert(t.peer_id(), None);
+    // A (untrusted) shows T's static key and T's PeerId.
+    let init = forged_init(&r, a.secret(), *t.public(), t.peer_id().as_bytes(), [7; 32]);
+    let bad = Failure {
+        send: Some(RejectCode::BadSignature),
+        error: HandshakeError::Refused(RejectCode::BadSignature),
+    };
+    let mut cold = KeyCache::new();
+    let got = answer(&r, &trust, &mut cold, false, None, &init);
+    assert_eq!(got.map(|(peer, ..)| peer), Err(bad.clone()));
+    let mut planted = KeyCache::new();
+    let wrong = PeerKey {
+        public: *t.public(),
+        point: DhPublic::new(a.public()),
+    };
+    planted.insert(t.peer_id(), wrong);
+    let got = answer(&r, &trust, &mut planted, false, None, &init);
+    assert_eq!(
+        got.map(|(peer, ..)| peer),
+        Err(bad),
+        "an INIT that does not hold T's key was taken for T's"
+    );
+}
+
+/// Every kind of INIT gets the same answer (RESP and keys, or REJECT and
+/// error, in the order of section 6.1) whether the responder's key cache
+/// is cold, warm with every key involved, or warmed by the INITs before:
+/// the cache saves work and changes no decision. Only trusted peers enter
+/// it.
+#[test]
+fn a_warm_key_cache_changes_no_answer() {
+    let (r, t, u, a) = (local(1), local(2), local(4), local(3));
+    let neg_t = negated(t.peer_id());
+    let mut minus_one = [0xff; 32]; // on the twist
+    minus_one[0] = 0xec;
+    minus_one[31] = 0x7f;
+    let honest =
+        |from: &LocalStatic, e: u8| InitiatorV2::start(from, r.peer_id(), [e; 32]).unwrap().1;
+    let mut tampered = honest(&t, 9);
+    tampered[120] ^= 1; // in enc(PeerId)
+    let mac = mac1(&r, &tampered[..134]);
+    tampered[134..].copy_from_slice(&mac);
+    let (t_id, a_s) = (t.peer_id(), a.secret());
+    let inits = [
+        ("T", honest(&t, 1)),
+        ("untrusted", honest(&u, 2)),
+        ("self", honest(&r, 3)),
+        (
+            "T as -T",
+            forged_init(&r, t.secret(), *t.public(), neg_t.as_bytes(), [4; 32]),
+        ),
+        (
+            "A shows T's key",
+            forged_init(&r, a_s, *t.public(), t_id.as_bytes(), [5; 32]),
+        ),
+        (
+            "A names T",
+            forged_init(&r, a_s, *a.public(), t_id.as_bytes(), [6; 32]),
+        ),
+        (
+            "twist key",
+            forged_init(&r, a_s, minus_one, t_id.as_bytes(), [7; 32]),
+        ),
+        (
+            "zero key",
+            forged_init(&r, a_s, [0; 32], t_id.as_bytes(), [8; 32]),
+        ),
+        ("tampered", tampered),
+    ];
+    let refused = |code| {
+        Err(Failure {
+            send: Some(code),
+            error: HandshakeError::Refused(code),
+        })
+    };
+    let bad = refused(RejectCode::BadSignature);
+    let untrusted = refused(RejectCode::Untrusted);
+    for (with_neg, expected) in [
+        (
+            false,
+            [
+                Ok(t_id),
+                untrusted.clone(),
+                untrusted.clone(),
+                untrusted.clone(),
+            ],
+        ),
+        (
+            true,
+            [Ok(t_id), untrusted.clone(), untrusted.clone(), Ok(neg_t)],
+        ),
+    ] {
+        let mut trust = TrustList::new();
+        trust.insert(t_id, None);
+        if with_neg {
+            trust.insert(neg_t, None);
+        }
+        let mut running = KeyCache::new();
+        for (busy, throttled) in [
+            (false, None),
+            (true, None),
+            (false, Some(t_id)),
+            (false, Some(neg_t)),
+        ] {
+            for (i, (name, init)) in inits.iter().enumerate() {
+                let cold = answer(&r, &trust, &mut KeyCache::new(), busy, throttled, init);
+                let mut warm = KeyCache::new();
+                for p in [t_id, neg_t, u.peer_id(), a.peer_id(), r.peer_id()] {
+                    warm.derive(&p).unwrap();
+                }
+                let case = format!("{name}, -T trusted {with_neg}, busy {busy}, {throttled:?}");
+                let warm = answer(&r, &trust, &mut warm, busy, throttled, init);
+                assert_eq!(warm, cold, "warm: {case}");
+                let run = answer(&r, &trust, &mut running, busy, throttled, init);
+                assert_eq!(run, cold, "running: {case}");
+                let peer = cold.map(|(peer, ..)| peer);
+                if busy {
+                    assert_eq!(peer, refused(RejectCode::Busy), "{case}");
+                } else if i >= 4 {
+                    assert_eq!(peer, bad, "{case}");
+                } else {
+                    let want = match &expected[i] {
+                        Ok(p) if Some(*p) == throttled => Err(Failure {
+                            send: Some(RejectCode::Busy),
+                            error: HandshakeError::Throttled,
+                        }),
+                        want => want.clone(),
+                    };
+                    assert_eq!(peer, want, "{case}");
+                }
+            }
+        }
+        assert_eq!(
+            running.len(),
+            1 + usize::from(with_neg),
+            "only trusted peers are kept"
+        );
     }
 }

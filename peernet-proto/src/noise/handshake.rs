@@ -281,8 +281,9 @@ impl<'a> CheckedInit<'a> {
     /// [`CheckedInit::accept`], but a trusted initiator for which
     /// `throttled` says so is refused `busy` ([`HandshakeError::Throttled`])
     /// before any more work: no ephemeral key, no RESP (local policy,
-    /// `reconnects.rs`). The initiator's static key is looked up in
-    /// `keys` (saving its decoding) and kept there once it is trusted.
+    /// `reconnects.rs`). The initiator's static key, once the Noise
+    /// message proved it, is looked up in `keys` (saving the decoding of
+    /// its PeerId) and kept there once it is trusted.
     pub fn accept_unless(
         self,
         local: &LocalStatic,
@@ -308,18 +309,18 @@ impl<'a> CheckedInit<'a> {
         state
             .decrypt_and_hash(&body[INIT_S..INIT_PAYLOAD], &mut rs)
             .ok_or_else(bad)?;
-        // A key kept for a trusted peer is that peer's, derived from its
-        // PeerId: decoded already, and the PeerId it must come with known.
-        let kept = keys.by_public(&rs);
-        let rs_key = match &kept {
-            Some((_, key)) => key.point,
-            None => DhPublic::new(&rs),
-        };
+        // (the key shown is looked up in `keys` only once the INIT proved
+        // it: see `key_cache.rs`)
+        let rs_key = DhPublic::new(&rs);
         state.mix_key(rs_key.dh(local.secret()).map_err(|_| bad())?);
         let mut payload = [0u8; PEER_ID_LEN];
         state
             .decrypt_and_hash(&body[INIT_PAYLOAD..INIT_MAC1], &mut payload)
             .ok_or_else(bad)?;
+        // Only the holder of `rs`'s secret could encrypt the payload: a key
+        // kept for a trusted peer is that peer's, derived from its PeerId,
+        // so the PeerId it must come with is known.
+        let kept = keys.by_public(&rs);
         let peer = match kept {
             Some((peer, _)) if peer.as_bytes() == &payload => peer,
             // (the PeerId not kept, or the other PeerId of the same key)

@@ -1,14 +1,21 @@
 //! The static keys of trusted peers, derived once and kept: a bounded
 //! memo of [`static_key_of`], so that a handshake with a peer seen before
-//! decodes neither its PeerId nor its static key again.
+//! decodes its PeerId no more.
 //!
 //! Deriving a peer's key (section 5) decodes its PeerId (a square root in
-//! the field) and converts it to Montgomery form (an inversion); reading an
-//! INIT lifts the initiator's static key to Edwards form (another square
-//! root). Together that is about a tenth of a version-2 handshake's CPU,
-//! all of it a pure function of the PeerId. The memo changes no decision:
-//! trust is still read from the trust list at every handshake, and an
-//! entry is only a PeerId's own key, derived by us from the PeerId.
+//! the field) and converts it to Montgomery form (an inversion), all a
+//! pure function of the PeerId: an initiator needs it for the PeerId it
+//! dials, a responder to check the PeerId an INIT names against the static
+//! key it shows. The memo changes no decision: trust is still read from
+//! the trust list at every handshake, and an entry is only a PeerId's own
+//! key, derived from the PeerId.
+//!
+//! A responder looks up the key an INIT shows only once the INIT proved
+//! it (its payload decrypted with `ss`, which takes the key's secret), so
+//! what it finds there concerns the sender's own key and nobody else's.
+//! Looked up earlier, by a key anyone may show, a hit would save work that
+//! a stranger knowing the node's PeerId could time, and learn from it
+//! whether the node met a given peer lately.
 //!
 //! Bounded by [`MAX_CACHED_KEYS`]; only peers that passed the trust check
 //! (or that the node dials, which it trusts) enter it, so a stranger can
