@@ -195,15 +195,19 @@ enum Product {
 /// ([`DhPublic::dh`], `MontgomeryPoint::mul_base_clamped`) but sharing one
 /// field inversion: going back from Edwards to Montgomery form costs an
 /// inversion per point, about a tenth of a Diffie-Hellman, and Montgomery's
-/// trick turns `n` of them into one and `3(n-1)` multiplications (constant
-/// time, as curve25519-dalek's batch conversion is). A handshake side has
-/// jobs that are known together: its key generation with two
-/// Diffie-Hellman, or two Diffie-Hellman with the peer's ephemeral key.
+/// trick turns `n` of them into one and about `3n` multiplications
+/// (constant time, as curve25519-dalek's batch conversion is: a zero
+/// denominator, an identity point, is skipped with a mask, and the
+/// product it inverts is never zero). A handshake side has jobs that are
+/// known together: its key generation with two Diffie-Hellman, or two
+/// Diffie-Hellman with the peer's ephemeral key.
 ///
-/// The intermediate points and the results' heap copies are wiped; what
-/// curve25519-dalek's batch leaves in its own scratch (the denominators
-/// `Z - Y` and their running products, without the numerators `Z + Y`)
-/// does not give a result.
+/// Wiped: the copy of the intermediate points handed to the batch, each
+/// point taken out to read its result, and the batch's results (on the
+/// heap). Not wiped, as in [`DhPublic::dh`]: the stack slots the points
+/// were moved out of. curve25519-dalek's batch frees its scratch unwiped:
+/// the inverses of the denominators `Z - Y` and their running products,
+/// without the numerators `Z + Y`, which give no result.
 pub fn x25519_many<const N: usize>(jobs: [Job<'_>; N]) -> [Result<[u8; 32], ZeroDh>; N] {
     let products = jobs.map(|job| match job {
         Job::Dh(key, secret) => key.product(secret),
@@ -327,11 +331,21 @@ mod tests {
                 None => twist += 1,
             }
             // (a zero result is refused, and is what the ladder gives)
-            assert_eq!(
-                DhPublic::new(&u).dh(&secret).unwrap_or([0; 32]),
-                public.mul_clamped(secret).to_bytes(),
-                "u = {u:02x?}"
-            );
+            let ladder = public.mul_clamped(secret).to_bytes();
+            let key = DhPublic::new(&u);
+            assert_eq!(key.dh(&secret).unwrap_or([0; 32]), ladder, "u = {u:02x?}");
+            // The same in a batch, next to a key generation and another DH.
+            let other = next();
+            let [dh, e, dh2] = x25519_many([
+                Job::Dh(&key, &secret),
+                Job::Public(&other),
+                Job::Dh(&key, &other),
+            ]);
+            assert_eq!(dh.unwrap_or([0; 32]), ladder, "batch, u = {u:02x?}");
+            let base = curve25519_dalek::constants::X25519_BASEPOINT;
+            // (the ladder from u = 9, not the fixed-base Edwards path)
+            assert_eq!(e, Ok(base.mul_clamped(other).to_bytes()));
+            assert_eq!(dh2.unwrap_or([0; 32]), public.mul_clamped(other).to_bytes());
         }
         assert!(
             curve > 100 && twist > 50,
