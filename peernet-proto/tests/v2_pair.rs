@@ -9,6 +9,7 @@ mod support;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
+use peernet_proto::testkit::noise::reject_v2;
 use peernet_proto::{
     Access, CallError, CloseReason, Config, ConnectError, Envelope, Event, GoodbyeCode,
     HandshakeError, Input, Instant, RecordError, RejectCode, Response, Side,
@@ -496,4 +497,26 @@ fn small_payloads_of_a_record_share_a_buffer_of_their_own() {
     assert!(!three.is_unique(), "`one` shares it");
     drop(one);
     assert!(three.is_unique(), "nothing of the connection's keeps it");
+}
+
+/// B keeps identity 1's static key after their handshake (its key cache);
+/// unpairing forgets it and the next INIT is refused `untrusted`, and
+/// pairing again lets the next one in: trust is read at every INIT,
+/// whatever is kept.
+#[test]
+fn unpair_and_pair_again_with_a_warm_key_cache() {
+    let mut now = Instant::from_millis(1_000);
+    let mut b = responder(test_config_v2());
+    let a = identity(1).peer_id();
+    handshake(&mut b, now, 9);
+    now = now + SEC * 60;
+    assert!(b.unpair(now, &a));
+    let conn = b.accept(now).unwrap();
+    let d = feed(&mut b, now, conn, &init(10).1);
+    assert_eq!(d.sent, frame(&reject_v2(RejectCode::Untrusted)), "unpaired");
+    assert!(d.closed);
+    assert!(b.pair(a, None));
+    now = now + SEC * 60;
+    // (asserts the RESP)
+    handshake(&mut b, now, 11);
 }

@@ -434,6 +434,12 @@ fn a_warm_key_cache_changes_no_answer() {
     minus_one[31] = 0x7f;
     let honest =
         |from: &LocalStatic, e: u8| InitiatorV2::start(from, r.peer_id(), [e; 32]).unwrap().1;
+    // The initiator's side: a kept key gives the INIT a derived one gives.
+    let r_key = KeyCache::new().derive(&r.peer_id()).unwrap();
+    for from in [&t, &u] {
+        let keyed = InitiatorV2::start_keyed(from, r.peer_id(), &r_key, [1; 32]);
+        assert_eq!(keyed.unwrap().1, honest(from, 1));
+    }
     let mut tampered = honest(&t, 9);
     tampered[120] ^= 1; // in enc(PeerId)
     let mac = mac1(&r, &tampered[..134]);
