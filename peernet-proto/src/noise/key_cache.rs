@@ -21,10 +21,11 @@
 //! (or that the node dials, which it trusts) enter it, so a stranger can
 //! neither fill it nor evict from it.
 //!
-//! What it shows: a responder answers the INIT of a peer whose key it
-//! kept some 20 us sooner than a peer's first since it started. One who
-//! times its answers can tell a trusted peer's first handshake from its
-//! later ones, not which peer it is (its identity stays encrypted).
+//! What it still shows: a responder answers the INIT of a peer whose key
+//! it kept some 10 us sooner (one PeerId decoded and converted less) than
+//! that peer's first since it started. One who times its answers can tell
+//! a trusted peer's first handshake from its later ones, not which peer it
+//! is (its identity stays encrypted).
 
 use alloc::collections::BTreeMap;
 
