@@ -46,11 +46,15 @@ pub(crate) const LINGER: Duration = Duration::from_secs(2);
 /// ends, the writer and reader are told to stop wherever they are. A
 /// writer still blocked writing to a peer that does not read gives up
 /// its write, and with both halves dropped the socket, its descriptor
-/// and every queued byte are released. Harmless when the connection
-/// already ended (the signals are then unobserved).
+/// and every queued byte are released. Ends early, without its timer,
+/// once the writer has ended (it tells the reader to stop as it goes):
+/// a connection that closed cleanly leaves no task and no timer behind
+/// for the linger.
 pub(crate) async fn close_deadline(sleep: BoxFuture<()>, signals: Arc<ConnSignals>) {
-    sleep.await;
-    signals.stop();
+    let writer_ended = poll_fn(|cx| signals.writer_done.poll_raised(cx));
+    if !first(writer_ended, sleep).await {
+        signals.stop();
+    }
 }
 
 /// Back-off after a failed `accept` (e.g. out of file descriptors).
@@ -438,6 +442,7 @@ async fn writer<R: Runtime>(
         first(done, shared.rt.sleep_until(deadline)).await;
     }
     signals.stop_reader.notify();
+    signals.writer_done.notify();
     tracing::debug!("transport closed");
 }
 
@@ -542,4 +547,44 @@ fn per_connection(error: &io::Error) -> bool {
             | NetworkUnreachable
             | NetworkDown
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::pin::pin;
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Waker};
+
+    use super::close_deadline;
+    use crate::shared::ConnSignals;
+
+    /// A connection whose writer has ended needs no deadline: the task
+    /// ends at its first poll, its (here endless) timer dropped, and what
+    /// it would stop is already told to stop. Before, it waited out the
+    /// whole linger.
+    #[test]
+    fn the_close_deadline_ends_with_the_writer() {
+        let signals = Arc::new(ConnSignals::default());
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut waiting = pin!(close_deadline(
+            Box::pin(std::future::pending()),
+            signals.clone()
+        ));
+        assert!(waiting.as_mut().poll(&mut cx).is_pending());
+        signals.stop_reader.notify();
+        signals.writer_done.notify();
+        assert_eq!(waiting.as_mut().poll(&mut cx), Poll::Ready(()));
+        assert!(signals.stop_reader.is_set());
+    }
+
+    /// A writer that never ends: the deadline stops both halves.
+    #[test]
+    fn the_close_deadline_stops_a_writer_that_did_not_end() {
+        let signals = Arc::new(ConnSignals::default());
+        let mut cx = Context::from_waker(Waker::noop());
+        let ended = pin!(close_deadline(Box::pin(async {}), signals.clone())).poll(&mut cx);
+        assert_eq!(ended, Poll::Ready(()));
+        assert!(signals.stop_writer.is_set() && signals.stop_reader.is_set());
+    }
 }

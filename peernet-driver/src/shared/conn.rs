@@ -25,6 +25,9 @@ pub(crate) struct ConnSignals {
     pub(crate) stop_writer: Signal,
     /// The reader has ended (so the writer need not linger).
     pub(crate) reader_done: Signal,
+    /// The writer has ended, telling the reader to stop: the close
+    /// deadline (`tasks::close_deadline`) has nothing left to stop.
+    pub(crate) writer_done: Signal,
     /// The write half, for the writer and for the reader's inline writes.
     pub(crate) port: Port,
     /// Bytes taken from the core and not yet written: the batch of a
