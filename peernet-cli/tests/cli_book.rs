@@ -824,3 +824,24 @@ fn the_file_commands_leave_out_an_entry_of_the_node_itself() {
     let err = fails(1, &["unpair", "a", &a], d);
     assert!(err.contains("not paired"), "{err}");
 }
+
+/// `call --data-dir` reads the trust list as the node does too: an entry
+/// of the node itself (a hand edit) is not a pairing, so a call to the
+/// node's own PeerId is refused as not paired, with one warning that
+/// names the file, instead of going on to look for the node's own
+/// addresses (and dial itself, had the book any).
+#[test]
+fn a_call_to_the_node_itself_is_not_paired_though_the_file_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let a = init(d, "a");
+    let own: peernet_tokio::PeerId = a.parse().unwrap();
+    let data = peernet_tokio::persist::DataDir::open(d.join("a")).unwrap();
+    let mut trust = data.load_trust().unwrap();
+    trust.insert(own, None);
+    data.save_trust(&trust).unwrap();
+    let err = fails(1, &["call", "--data-dir", "a", &a, "echo", "hi"], d);
+    assert!(err.contains(&format!("error: {a} is not paired")), "{err}");
+    let warned = err.matches("names this node itself").count();
+    assert_eq!(warned, 1, "{err}");
+}
