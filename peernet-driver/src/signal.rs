@@ -1,7 +1,10 @@
 //! A wake-up flag for exactly one waiting task: a writer waiting for bytes,
 //! a reader or accept loop waiting to be stopped, the timer waiting for an
-//! earlier deadline. Unlike an `event_listener::Event`, waiting allocates
-//! nothing, which matters on the per-call path.
+//! earlier deadline, a close deadline waiting for its writer's end (one
+//! per connection: the core closes a connection once). A second task
+//! waiting on the same flag would take the wake-up from the first. Unlike
+//! an `event_listener::Event`, waiting allocates nothing, which matters on
+//! the per-call path.
 
 use std::future::poll_fn;
 use std::sync::atomic::{AtomicBool, Ordering};
