@@ -792,6 +792,21 @@ fn call_by_peer_id_dials_what_worked_first() {
     assert_eq!(reply, "hi");
 }
 
+/// Edits the trust file of data directory `dir` by hand to name its own
+/// node, `own`.
+fn name_itself(d: &Path, dir: &str, own: &str) {
+    let data = peernet_tokio::persist::DataDir::open(d.join(dir)).unwrap();
+    let mut trust = data.load_trust().unwrap();
+    trust.insert(own.parse().unwrap(), None);
+    data.save_trust(&trust).unwrap();
+}
+
+/// Whether the trust file of data directory `dir` names `own`.
+fn names_itself(d: &Path, dir: &str, own: &str) -> bool {
+    let data = peernet_tokio::persist::DataDir::open(d.join(dir)).unwrap();
+    data.load_trust().unwrap().contains(&own.parse().unwrap())
+}
+
 /// A trust file edited by hand to name the node itself: the node ignores
 /// the entry (a node never trusts itself), so `peers` does not list it,
 /// `pair` and `unpair` of another peer write the file without it, and
@@ -802,14 +817,8 @@ fn the_file_commands_leave_out_an_entry_of_the_node_itself() {
     let d = dir.path();
     let a = init(d, "a");
     let b = init(d, "b");
-    let own: peernet_tokio::PeerId = a.parse().unwrap();
-    let data = peernet_tokio::persist::DataDir::open(d.join("a")).unwrap();
-    let name_itself = || {
-        let mut trust = data.load_trust().unwrap();
-        trust.insert(own, None);
-        data.save_trust(&trust).unwrap();
-    };
-    let names_itself = || data.load_trust().unwrap().contains(&own);
+    let name_itself = || name_itself(d, "a", &a);
+    let names_itself = || names_itself(d, "a", &a);
     name_itself();
     assert_eq!(ok(&["peers", "a"], d), "", "the node itself listed");
     ok(&["pair", "a", &b], d);
@@ -835,11 +844,7 @@ fn a_call_to_the_node_itself_is_not_paired_though_the_file_names_it() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let a = init(d, "a");
-    let own: peernet_tokio::PeerId = a.parse().unwrap();
-    let data = peernet_tokio::persist::DataDir::open(d.join("a")).unwrap();
-    let mut trust = data.load_trust().unwrap();
-    trust.insert(own, None);
-    data.save_trust(&trust).unwrap();
+    name_itself(d, "a", &a);
     let err = fails(1, &["call", "--data-dir", "a", &a, "echo", "hi"], d);
     assert!(err.contains(&format!("error: {a} is not paired")), "{err}");
     let warned = err.matches("names this node itself").count();
