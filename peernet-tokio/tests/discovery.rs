@@ -972,20 +972,7 @@ async fn a_flood_of_fake_instances_does_not_silence_the_node() {
 
     // (the runtime is held from here until the browser heard the flood)
     let (packets, per_packet) = (10, 300);
-    let socket = socket2::Socket::new(
-        socket2::Domain::IPV4,
-        socket2::Type::DGRAM,
-        Some(socket2::Protocol::UDP),
-    )
-    .unwrap();
-    // (from mDNS's port, as a responder's answers come, beside the
-    // daemons' sockets)
-    socket.set_reuse_address(true).unwrap();
-    socket.set_reuse_port(true).unwrap();
-    socket
-        .bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 5353)).into())
-        .unwrap();
-    socket.set_multicast_if_v4(&Ipv4Addr::LOCALHOST).unwrap();
+    let socket = flood_socket();
     let mdns: SocketAddr = (Ipv4Addr::new(224, 0, 0, 251), 5353).into();
     for p in 0..packets {
         let packet = fake_instances(p * per_packet, per_packet);
@@ -993,17 +980,24 @@ async fn a_flood_of_fake_instances_does_not_silence_the_node() {
     }
     hold_until_heard(&browser, packets * per_packet);
 
-    let b = node(2, &[1]).await;
-    let events = b.events();
-    b.keep_connected(peer(1), true).unwrap();
-    let _db = b.discover_lan(lo).expect("mdns for b");
-    connected(&events, peer(1)).await;
+    let (_b, _db) = b_finds_a(lo).await;
     // (the flood did end a's subscription, and a says so)
     let text = logs.text();
     assert!(
         text.contains("WARN") && text.contains("mDNS stopped telling this node"),
         "{text}"
     );
+}
+
+/// Node b (trusting a) keeps a connected and discovers on `lo`: returns
+/// once it connected, with its node and discovery (the caller keeps them).
+async fn b_finds_a(lo: DiscoveryConfig) -> (Node, peernet_tokio::discovery::Discovery) {
+    let b = node(2, &[1]).await;
+    let events = b.events();
+    b.keep_connected(peer(1), true).unwrap();
+    let db = b.discover_lan(lo).expect("mdns for b");
+    connected(&events, peer(1)).await;
+    (b, db)
 }
 
 /// A socket that sends mDNS responses on the loopback, from mDNS's port
@@ -1095,11 +1089,7 @@ async fn a_slow_flood_of_fake_instances_leaves_the_mdns_cache_bounded() {
     until::until("a's discovery starts mDNS afresh", || da.restarts() >= 1).await;
     let restarted = start.elapsed();
 
-    let b = node(2, &[1]).await;
-    let events = b.events();
-    b.keep_connected(peer(1), true).unwrap();
-    let _db = b.discover_lan(lo).expect("mdns for b");
-    connected(&events, peer(1)).await;
+    let (_b, _db) = b_finds_a(lo).await;
     let text = logs.text();
     assert!(
         text.contains("WARN") && text.contains("mDNS starts afresh: its cache grew past"),
@@ -1298,11 +1288,7 @@ async fn short_lived_instances_under_new_names_leave_mdns_bounded() {
     until::until("a's discovery starts mDNS afresh", || da.restarts() >= 1).await;
     let restarted = start.elapsed();
 
-    let b = node(2, &[1]).await;
-    let events = b.events();
-    b.keep_connected(peer(1), true).unwrap();
-    let _db = b.discover_lan(lo).expect("mdns for b");
-    connected(&events, peer(1)).await;
+    let (_b, _db) = b_finds_a(lo).await;
     let text = logs.text();
     assert!(
         text.contains("WARN") && text.contains("instances (a LAN host announced that many)"),
