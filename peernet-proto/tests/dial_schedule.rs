@@ -10,7 +10,7 @@ use std::time::Duration;
 use peernet_proto::dial::next_delay;
 use peernet_proto::{
     AddrSource, BookError, Config, ConnId, ConnectError, DialConfig, DialFailure, Endpoint, Event,
-    HandshakeError, Identity, Input, Instant, Output, PeerId, TrustList,
+    HandshakeError, Identity, Input, Instant, Output, PeerId, ProtocolVersion, TrustList,
 };
 use proptest::prelude::*;
 use rand_chacha::ChaCha20Rng;
@@ -509,6 +509,41 @@ fn a_hint_whose_peer_answers_busy_is_kept() {
     assert_eq!(dials(&p.pump()), [(b, addr(1))]);
     p.a.dial_failed(p.now, b, addr(1), DialFailure::transport("refused"));
     assert_eq!(p.a.addresses(&b).count(), 0);
+}
+
+/// A discovery hint whose peer answers version 2's `untrusted` is the
+/// peer's address too: the REJECT comes only after the INIT's mac1
+/// named that PeerId. The hint stays for when the peer pairs us (mDNS
+/// would not report it again). Version 1's `untrusted` answers a HELLO
+/// before anything names the responder: there a hint that never worked
+/// is still forgotten.
+#[test]
+fn a_hint_whose_peer_answers_untrusted_is_kept_on_version_2_only() {
+    for (version, kept) in [(ProtocolVersion::V2, 1), (ProtocolVersion::V1, 0)] {
+        let mut config = Config::default();
+        config.version = version;
+        let mut p = Pair::new();
+        p.a = endpoint_with(config.clone(), 1, &[2]);
+        p.b = endpoint_with(config, 2, &[]);
+        let b = p.b.peer_id();
+        p.a.add_address(p.now, b, addr(1), AddrSource::Discovery)
+            .unwrap();
+        p.a.dial(p.now, b).unwrap();
+        assert_eq!(dials(&p.pump()), [(b, addr(1))]);
+        let out = p.open(addr(1));
+        let untrusted = HandshakeError::Rejected(peernet_proto::RejectCode::Untrusted);
+        assert!(
+            events(&out)
+                .iter()
+                .any(|e| matches!(e, Event::HandshakeFailed { error, .. } if *error == untrusted)),
+            "{version:?}: {out:?}"
+        );
+        let book: Vec<_> = p.a.addresses(&b).collect();
+        assert_eq!(book.len(), kept, "{version:?}: {book:?}");
+        if let Some(e) = book.first() {
+            assert!(e.last_failed.is_some() && e.last_ok.is_none(), "{e:?}");
+        }
+    }
 }
 
 #[test]

@@ -30,7 +30,8 @@
 //!   the key, and a false one costs one failed dial, tried after the
 //!   addresses that worked (the book's ranking): a hint that never
 //!   worked is forgotten at its first failure (heard again, it is a new
-//!   hint; a REJECT `busy` keeps it: the address answered as the peer),
+//!   hint; a REJECT `busy`, or version 2's `untrusted`, keeps it: the
+//!   address answered as the peer),
 //!   and a hint never pushes out an address the application or a
 //!   ticket gave. At most [`MAX_HINTS_PER_ANNOUNCEMENT`] addresses of
 //!   one announcement are taken;

@@ -459,7 +459,8 @@ impl AddressBook {
 
     /// A dial to `addr` reached a node that turned it away for now (a
     /// REJECT `busy`, which version 2 sends only to a dialer that named
-    /// its PeerId, mac1): marked failed at `now`, as
+    /// its PeerId, mac1; or version 2's `untrusted`, sent after mac1
+    /// too): marked failed at `now`, as
     /// [`AddressBook::mark_failed`] does, but a discovery hint that never
     /// worked is kept, since the address answered as the peer. (mDNS
     /// reports an announcement again only when it changes: forgotten, the

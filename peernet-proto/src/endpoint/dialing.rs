@@ -16,7 +16,7 @@ use core::time::Duration;
 use crate::Instant;
 use crate::book::{Added, AddrEntry, AddrSource, BookError};
 use crate::codes::RejectCode;
-use crate::config::fault;
+use crate::config::{ProtocolVersion, fault};
 use crate::dial::{PeerDial, Phase, next_delay};
 use crate::error::{ConnectError, DialFailure, HandshakeError};
 use crate::event::{Event, Output};
@@ -409,8 +409,15 @@ impl Endpoint {
         let now = self.ctx.now;
         match error {
             HandshakeError::Superseded => self.book.mark_ok(&peer, addr, now),
-            // The peer answered: the address is right (a hint stays).
-            HandshakeError::Rejected(RejectCode::Busy) => self.book.mark_busy(&peer, addr, now),
+            // The peer answered: the address is right (a hint stays). So
+            // does version 2's `untrusted`, sent after mac1 (PROTOCOL 6.1).
+            HandshakeError::Rejected(code)
+                if code == RejectCode::Busy
+                    || (code == RejectCode::Untrusted
+                        && self.ctx.config.version == ProtocolVersion::V2) =>
+            {
+                self.book.mark_busy(&peer, addr, now)
+            }
             // Our own end (shutdown, unpair, disconnect) says nothing of
             // the address: a hint stays, a `worked` mark too.
             HandshakeError::Abandoned => {}

@@ -15,12 +15,17 @@ pub fn addr(port: u16) -> SocketAddr {
 
 /// Node `me` trusting `trusted`, with the default configuration.
 pub fn endpoint(me: u8, trusted: &[u8]) -> Endpoint {
+    endpoint_with(Config::default(), me, trusted)
+}
+
+/// [`endpoint`] with `config`.
+pub fn endpoint_with(config: Config, me: u8, trusted: &[u8]) -> Endpoint {
     let mut trust = TrustList::new();
     for t in trusted {
         trust.insert(identity(*t).peer_id(), None);
     }
     Endpoint::new(
-        Config::default(),
+        config,
         identity(me),
         trust,
         Box::new(ChaCha20Rng::seed_from_u64(u64::from(me))),
