@@ -130,6 +130,7 @@ pub(crate) async fn dial_any<R: Runtime>(
     let mut unopened = Unopened {
         shared,
         conn: Some(conn),
+        signals: signals.clone(),
     };
     let open = async {
         let mut failed = io::Error::new(io::ErrorKind::InvalidInput, "no address to dial");
@@ -180,11 +181,14 @@ fn abandoned() -> ConnectError {
 
 /// A dialed connection whose transport is not open (yet): if the dial
 /// gives up (its future is dropped, or opening failed), the driver and the
-/// core forget the connection, as if its transport had closed.
+/// core forget the connection, as if its transport had closed. No reader
+/// or writer ever ran for it: a close deadline the core's close started
+/// ends at once, instead of waiting out the linger for a writer.
 struct Unopened<'a, R: Runtime> {
     shared: &'a Arc<Shared<R>>,
     /// `None` once the transport is open.
     conn: Option<ConnId>,
+    signals: Arc<ConnSignals>,
 }
 
 impl<R: Runtime> Unopened<'_, R> {
@@ -198,6 +202,8 @@ impl<R: Runtime> Unopened<'_, R> {
                 inner.ep.handle_input(now, Input::Closed { conn });
             }
         });
+        self.signals.reader_done.notify();
+        self.signals.writer_done.notify();
     }
 }
 

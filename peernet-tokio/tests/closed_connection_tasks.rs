@@ -1,4 +1,5 @@
-//! A connection that closed cleanly leaves nothing running behind it.
+//! A connection that closed cleanly, or a dial that never opened its
+//! transport, leaves nothing running behind it.
 //! Each closed connection starts a close deadline (`tasks::LINGER`, 2 s)
 //! that stops a writer still blocked on a peer that does not read. It
 //! used to wait out the whole linger even when both halves had already
@@ -8,6 +9,8 @@
 mod common;
 
 use std::time::Duration;
+
+use peernet_tokio::{Identity, Node, NodeConfig};
 
 /// The linger every close deadline is armed with (`tasks::LINGER`).
 const LINGER: Duration = Duration::from_secs(2);
@@ -43,4 +46,49 @@ async fn a_clean_close_leaves_no_task_for_the_linger() {
             )
         });
     assert!(alice.peers().is_empty() && bob.peers().is_empty());
+}
+
+/// A dial whose transport never opens (a listener whose backlog is
+/// full drops our SYNs), given up by the core at its handshake timeout:
+/// no writer ever ran, so nothing would end the close deadline early.
+/// It used to wait out the linger anyway, with its task and its timer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dial_that_never_opened_leaves_no_task_for_the_linger() {
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let (alice, bob) = (
+        Identity::from_seed(&[93; 32]),
+        Identity::from_seed(&[94; 32]),
+    );
+    let bob = bob.peer_id();
+    let config = NodeConfig::new(alice)
+        .trusting(bob)
+        .handshake_timeout(Duration::from_millis(200));
+    let alice = Node::bind(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    // A listener that never accepts, its queue full: a connect to it
+    // hangs (the kernel drops the SYNs) until the dialer gives up.
+    let full = tokio::net::TcpSocket::new_v4().unwrap();
+    full.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let full = full.listen(0).unwrap();
+    let at = full.local_addr().unwrap();
+    let _queued = tokio::net::TcpStream::connect(at).await.unwrap();
+    let idle = metrics.num_alive_tasks();
+    let refused = alice.connect(bob, at).await;
+    assert!(refused.is_err(), "{refused:?}");
+    let back = async {
+        let mut tick = tokio::time::interval(Duration::from_millis(10));
+        while metrics.num_alive_tasks() > idle {
+            tick.tick().await;
+        }
+    };
+    tokio::time::timeout(LINGER * 3 / 4, back)
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "{} tasks alive {:?} after the dial failed ({refused:?}), {idle} before it",
+                metrics.num_alive_tasks(),
+                LINGER * 3 / 4
+            )
+        });
 }
