@@ -117,8 +117,10 @@ impl InitiatorV2 {
         local: &LocalStatic,
         responder: PeerId,
         rs: &PeerKey,
-        mut ephemeral_secret: [u8; 32],
+        ephemeral_secret: [u8; 32],
     ) -> Result<(InitiatorV2, [u8; INIT_LEN]), Failure> {
+        // (wiped on every way out, the refusals' included)
+        let ephemeral_secret = Zeroizing::new(ephemeral_secret);
         let (rs, rs_key) = (&rs.public, rs.point);
         let mut state = SymmetricState::initialize(rs);
         let mut init = [0u8; INIT_LEN];
@@ -130,23 +132,22 @@ impl InitiatorV2 {
             Job::Dh(&rs_key, local.secret()),
         ]);
         let e = e.map_err(|_| bad_key())?;
-        init[INIT_E..INIT_S].copy_from_slice(&e);
-        state.mix_hash(&e);
-        state.mix_key(es.map_err(|_| bad_key())?);
+        init[INIT_E..INIT_S].copy_from_slice(&*e);
+        state.mix_hash(&*e);
+        state.mix_key(&*es.map_err(|_| bad_key())?);
         init[INIT_S..INIT_S + KEY_LEN].copy_from_slice(local.public());
         state.encrypt_and_hash(&mut init[INIT_S..INIT_PAYLOAD]);
-        state.mix_key(ss.map_err(|_| bad_key())?);
+        state.mix_key(&*ss.map_err(|_| bad_key())?);
         init[INIT_PAYLOAD..INIT_PAYLOAD + PEER_ID_LEN].copy_from_slice(local.peer_id().as_bytes());
         state.encrypt_and_hash(&mut init[INIT_PAYLOAD..INIT_MAC1]);
         let mac1 = mac1_key(&responder).mac(&init[..INIT_MAC1]);
         init[INIT_MAC1..].copy_from_slice(&mac1);
         let initiator = InitiatorV2 {
             state,
-            ephemeral: ephemeral_secret,
+            ephemeral: *ephemeral_secret,
             static_secret: *local.secret(),
             responder,
         };
-        ephemeral_secret.zeroize();
         Ok((initiator, init))
     }
 
@@ -180,8 +181,8 @@ impl InitiatorV2 {
             Job::Dh(&re, &self.ephemeral),
             Job::Dh(&re, &self.static_secret),
         ]);
-        self.state.mix_key(ee.map_err(|_| bad())?);
-        self.state.mix_key(se.map_err(|_| bad())?);
+        self.state.mix_key(&*ee.map_err(|_| bad())?);
+        self.state.mix_key(&*se.map_err(|_| bad())?);
         self.state
             .decrypt_and_hash(&body[RESP_TAG..], &mut [])
             .ok_or_else(bad)?;
@@ -304,7 +305,7 @@ impl<'a> CheckedInit<'a> {
         let re = self.ephemeral();
         state.mix_hash(re);
         let re = DhPublic::new(re);
-        state.mix_key(re.dh(local.secret()).map_err(|_| bad())?);
+        state.mix_key(&*re.dh(local.secret()).map_err(|_| bad())?);
         let mut rs = [0u8; KEY_LEN];
         state
             .decrypt_and_hash(&body[INIT_S..INIT_PAYLOAD], &mut rs)
@@ -312,7 +313,7 @@ impl<'a> CheckedInit<'a> {
         // (the key shown is looked up in `keys` only once the INIT proved
         // it: see `key_cache.rs`)
         let rs_key = DhPublic::new(&rs);
-        state.mix_key(rs_key.dh(local.secret()).map_err(|_| bad())?);
+        state.mix_key(&*rs_key.dh(local.secret()).map_err(|_| bad())?);
         let mut payload = [0u8; PEER_ID_LEN];
         state
             .decrypt_and_hash(&body[INIT_PAYLOAD..INIT_MAC1], &mut payload)
@@ -357,10 +358,10 @@ impl<'a> CheckedInit<'a> {
         ]);
         drop(ephemeral_secret);
         let e = e.map_err(|_| bad())?;
-        resp[RESP_E..RESP_TAG].copy_from_slice(&e);
-        state.mix_hash(&e);
-        state.mix_key(ee.map_err(|_| bad())?);
-        state.mix_key(se.map_err(|_| bad())?);
+        resp[RESP_E..RESP_TAG].copy_from_slice(&*e);
+        state.mix_hash(&*e);
+        state.mix_key(&*ee.map_err(|_| bad())?);
+        state.mix_key(&*se.map_err(|_| bad())?);
         state.encrypt_and_hash(&mut resp[RESP_TAG..]);
         let (mut k1, mut k2) = state.split();
         let transport = Transport {

@@ -8,7 +8,7 @@ use curve25519_dalek::montgomery::MontgomeryPoint;
 use ed25519_dalek::VerifyingKey;
 use sha2::{Digest, Sha512};
 use subtle::ConstantTimeEq;
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 use super::symmetric::{Mac1Key, mac1_key};
 use crate::identity::{Identity, InvalidPeerId, PEER_ID_LEN, PeerId};
@@ -112,8 +112,13 @@ pub fn static_key_of(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ZeroDh;
 
+/// An X25519 result: wiped wherever it is dropped, on the handshake's
+/// refusals too (a shared secret must not outlive its use in a copy the
+/// caller forgot). Its `Debug` shows no bytes.
+pub type DhOutput = Zeroizing<[u8; 32]>;
+
 /// X25519(secret, public), refusing the all-zero result (section 5).
-pub fn dh(secret: &[u8; 32], public: &[u8; 32]) -> Result<[u8; 32], ZeroDh> {
+pub fn dh(secret: &[u8; 32], public: &[u8; 32]) -> Result<DhOutput, ZeroDh> {
     DhPublic::new(public).dh(secret)
 }
 
@@ -152,7 +157,7 @@ impl DhPublic {
     }
 
     /// X25519(secret, this key), refusing the all-zero result.
-    pub fn dh(&self, secret: &[u8; 32]) -> Result<[u8; 32], ZeroDh> {
+    pub fn dh(&self, secret: &[u8; 32]) -> Result<DhOutput, ZeroDh> {
         let shared = match self.0 {
             Lift::Edwards(point) => point.mul_clamped(*secret).to_montgomery().to_bytes(),
             Lift::Twist(u) => u.mul_clamped(*secret).to_bytes(),
@@ -169,7 +174,8 @@ impl DhPublic {
     }
 }
 
-fn nonzero(shared: [u8; 32]) -> Result<[u8; 32], ZeroDh> {
+fn nonzero(shared: [u8; 32]) -> Result<DhOutput, ZeroDh> {
+    let shared = Zeroizing::new(shared);
     if bool::from(shared.ct_eq(&[0u8; 32])) {
         return Err(ZeroDh);
     }
@@ -208,7 +214,7 @@ enum Product {
 /// were moved out of. curve25519-dalek's batch frees its scratch unwiped:
 /// the inverses of the denominators `Z - Y` and their running products,
 /// without the numerators `Z + Y`, which give no result.
-pub fn x25519_many<const N: usize>(jobs: [Job<'_>; N]) -> [Result<[u8; 32], ZeroDh>; N] {
+pub fn x25519_many<const N: usize>(jobs: [Job<'_>; N]) -> [Result<DhOutput, ZeroDh>; N] {
     let products = jobs.map(|job| match job {
         Job::Dh(key, secret) => key.product(secret),
         Job::Public(secret) => Product::Edwards(EdwardsPoint::mul_base_clamped(*secret)),
@@ -246,6 +252,35 @@ mod tests {
     /// The Edwards path gives the ladder's bytes: honest keys, random
     /// strings (about half of them on the twist), small-order points and
     /// the edge encodings.
+    /// A result's bytes, or zeros for a refused one (what the ladder
+    /// gives then).
+    fn bytes(result: Result<DhOutput, ZeroDh>) -> [u8; 32] {
+        result.map_or([0; 32], |shared| *shared)
+    }
+
+    /// Every X25519 result wipes itself where it is dropped: a handshake
+    /// that stops at a refusal between two Diffie-Hellman leaves no shared
+    /// secret behind in a result it did not use. (A plain `[u8; 32]`
+    /// would not compile here.)
+    #[test]
+    fn x25519_results_wipe_themselves() {
+        fn wipes<T: zeroize::ZeroizeOnDrop>(_: &T) {}
+        let key = DhPublic::new(&MontgomeryPoint::mul_base_clamped([5; 32]).to_bytes());
+        let shared = key.dh(&[6; 32]).unwrap();
+        wipes(&shared);
+        let [batched] = x25519_many([Job::Dh(&key, &[6; 32])]);
+        let batched = batched.unwrap();
+        wipes(&batched);
+        assert_eq!(batched, shared);
+        wipes(
+            &dh(
+                &[6; 32],
+                &MontgomeryPoint::mul_base_clamped([5; 32]).to_bytes(),
+            )
+            .unwrap(),
+        );
+    }
+
     #[test]
     fn a_peer_ids_own_point_gives_the_same_dh_as_its_static_key() {
         for seed in 0..20u8 {
@@ -254,7 +289,7 @@ mod tests {
             let secret = [seed.wrapping_mul(7) | 1; 32];
             assert_eq!(lifted.dh(&secret), dh(&secret, &public));
             assert_eq!(
-                lifted.dh(&secret).unwrap(),
+                *lifted.dh(&secret).unwrap(),
                 MontgomeryPoint(public).mul_clamped(secret).to_bytes()
             );
         }
@@ -290,7 +325,9 @@ mod tests {
             ];
             let alone = jobs.map(|job| match job {
                 Job::Dh(key, secret) => key.dh(secret),
-                Job::Public(secret) => Ok(MontgomeryPoint::mul_base_clamped(*secret).to_bytes()),
+                Job::Public(secret) => Ok(Zeroizing::new(
+                    MontgomeryPoint::mul_base_clamped(*secret).to_bytes(),
+                )),
             });
             assert_eq!(x25519_many(jobs), alone, "round {round}");
         }
@@ -333,7 +370,7 @@ mod tests {
             // (a zero result is refused, and is what the ladder gives)
             let ladder = public.mul_clamped(secret).to_bytes();
             let key = DhPublic::new(&u);
-            assert_eq!(key.dh(&secret).unwrap_or([0; 32]), ladder, "u = {u:02x?}");
+            assert_eq!(bytes(key.dh(&secret)), ladder, "u = {u:02x?}");
             // The same in a batch, next to a key generation and another DH.
             let other = next();
             let [dh, e, dh2] = x25519_many([
@@ -341,11 +378,11 @@ mod tests {
                 Job::Public(&other),
                 Job::Dh(&key, &other),
             ]);
-            assert_eq!(dh.unwrap_or([0; 32]), ladder, "batch, u = {u:02x?}");
+            assert_eq!(bytes(dh), ladder, "batch, u = {u:02x?}");
             let base = curve25519_dalek::constants::X25519_BASEPOINT;
             // (the ladder from u = 9, not the fixed-base Edwards path)
-            assert_eq!(e, Ok(base.mul_clamped(other).to_bytes()));
-            assert_eq!(dh2.unwrap_or([0; 32]), public.mul_clamped(other).to_bytes());
+            assert_eq!(bytes(e), base.mul_clamped(other).to_bytes());
+            assert_eq!(bytes(dh2), public.mul_clamped(other).to_bytes());
         }
         assert!(
             curve > 100 && twist > 50,

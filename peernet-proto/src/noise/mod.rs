@@ -29,7 +29,7 @@ pub use handshake::{
 };
 pub use key_cache::{KeyCache, MAX_CACHED_KEYS, PeerKey};
 pub use keys::{
-    DhPublic, Job, LocalStatic, ZeroDh, dh, static_key_of, static_public_of, x25519_many,
+    DhOutput, DhPublic, Job, LocalStatic, ZeroDh, dh, static_key_of, static_public_of, x25519_many,
 };
 pub use record::{CipherState, RecordError, TAG_LEN, Transport};
 pub use replay::ReplayCache;

@@ -141,9 +141,8 @@ impl SymmetricState {
         self.h = hash.finalize().into();
     }
 
-    pub(super) fn mix_key(&mut self, mut input: [u8; 32]) {
-        let (ck, k) = hkdf2(&self.ck, &input);
-        input.zeroize();
+    pub(super) fn mix_key(&mut self, input: &[u8; 32]) {
+        let (ck, k) = hkdf2(&self.ck, input);
         self.ck = ck;
         self.k = Some(k);
         self.n = 0;
