@@ -30,21 +30,7 @@ async fn a_clean_close_leaves_no_task_for_the_linger() {
     // Both halves of each connection end within milliseconds of the close
     // (each side reads the other's GOODBYE and end of stream); then
     // nothing of them should be left, well within the linger.
-    let back = async {
-        let mut tick = tokio::time::interval(Duration::from_millis(10));
-        while metrics.num_alive_tasks() > idle {
-            tick.tick().await;
-        }
-    };
-    tokio::time::timeout(LINGER * 3 / 4, back)
-        .await
-        .unwrap_or_else(|_| {
-            panic!(
-                "{} tasks alive {:?} after the closes, {idle} before the connects",
-                metrics.num_alive_tasks(),
-                LINGER * 3 / 4
-            )
-        });
+    back_to(idle, "the closes").await;
     assert!(alice.peers().is_empty() && bob.peers().is_empty());
 }
 
@@ -76,19 +62,22 @@ async fn a_dial_that_never_opened_leaves_no_task_for_the_linger() {
     let idle = metrics.num_alive_tasks();
     let refused = alice.connect(bob, at).await;
     assert!(refused.is_err(), "{refused:?}");
+    back_to(idle, "the failed dial").await;
+}
+
+/// Waits until the runtime runs no more than the `idle` tasks it ran
+/// before `what`, which must happen well within the linger.
+async fn back_to(idle: usize, what: &str) {
+    let metrics = tokio::runtime::Handle::current().metrics();
     let back = async {
         let mut tick = tokio::time::interval(Duration::from_millis(10));
         while metrics.num_alive_tasks() > idle {
             tick.tick().await;
         }
     };
-    tokio::time::timeout(LINGER * 3 / 4, back)
-        .await
-        .unwrap_or_else(|_| {
-            panic!(
-                "{} tasks alive {:?} after the dial failed ({refused:?}), {idle} before it",
-                metrics.num_alive_tasks(),
-                LINGER * 3 / 4
-            )
-        });
+    let within = LINGER * 3 / 4;
+    if tokio::time::timeout(within, back).await.is_err() {
+        let alive = metrics.num_alive_tasks();
+        panic!("{alive} tasks alive {within:?} after {what}, {idle} before");
+    }
 }
