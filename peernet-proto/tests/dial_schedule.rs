@@ -10,7 +10,8 @@ use std::time::Duration;
 use peernet_proto::dial::next_delay;
 use peernet_proto::{
     AddrSource, BookError, Config, ConnId, ConnectError, DialConfig, DialFailure, Endpoint, Event,
-    HandshakeError, Identity, Input, Instant, Output, PeerId, ProtocolVersion, TrustList,
+    HandshakeError, Identity, Input, Instant, Output, PeerId, ProtocolVersion, RejectCode,
+    TrustList,
 };
 use proptest::prelude::*;
 use rand_chacha::ChaCha20Rng;
@@ -406,6 +407,25 @@ impl Pair {
         self.pump()
     }
 
+    /// A learns B's address `addr(1)` as a discovery hint, dials it, and
+    /// B refuses the handshake with `code`.
+    fn dial_hint_refused(&mut self, code: RejectCode) {
+        let b = self.b.peer_id();
+        self.a
+            .add_address(self.now, b, addr(1), AddrSource::Discovery)
+            .unwrap();
+        self.a.dial(self.now, b).unwrap();
+        assert_eq!(dials(&self.pump()), [(b, addr(1))]);
+        let out = self.open(addr(1));
+        let refused = HandshakeError::Rejected(code);
+        assert!(
+            events(&out)
+                .iter()
+                .any(|e| matches!(e, Event::HandshakeFailed { error, .. } if *error == refused)),
+            "{out:?}"
+        );
+    }
+
     /// Moves time to `at` on both and fires what is due.
     fn advance_to(&mut self, at: Instant) -> Vec<Output> {
         self.now = at;
@@ -488,18 +508,7 @@ fn a_hint_whose_peer_answers_busy_is_kept() {
     p.open(addr(9));
     assert!(p.a.is_connected(&b));
     p.cut();
-    p.a.add_address(p.now, b, addr(1), AddrSource::Discovery)
-        .unwrap();
-    p.a.dial(p.now, b).unwrap();
-    assert_eq!(dials(&p.pump()), [(b, addr(1))]);
-    let out = p.open(addr(1));
-    let busy = HandshakeError::Rejected(peernet_proto::RejectCode::Busy);
-    assert!(
-        events(&out)
-            .iter()
-            .any(|e| matches!(e, Event::HandshakeFailed { error, .. } if *error == busy)),
-        "{out:?}"
-    );
+    p.dial_hint_refused(RejectCode::Busy);
     let kept: Vec<_> = p.a.addresses(&b).collect();
     assert_eq!(kept.len(), 1, "the hint was forgotten");
     assert!(kept[0].last_failed.is_some() && kept[0].last_ok.is_none());
@@ -525,20 +534,8 @@ fn a_hint_whose_peer_answers_untrusted_is_kept_on_version_2_only() {
         let mut p = Pair::new();
         p.a = endpoint_with(config.clone(), 1, &[2]);
         p.b = endpoint_with(config, 2, &[]);
-        let b = p.b.peer_id();
-        p.a.add_address(p.now, b, addr(1), AddrSource::Discovery)
-            .unwrap();
-        p.a.dial(p.now, b).unwrap();
-        assert_eq!(dials(&p.pump()), [(b, addr(1))]);
-        let out = p.open(addr(1));
-        let untrusted = HandshakeError::Rejected(peernet_proto::RejectCode::Untrusted);
-        assert!(
-            events(&out)
-                .iter()
-                .any(|e| matches!(e, Event::HandshakeFailed { error, .. } if *error == untrusted)),
-            "{version:?}: {out:?}"
-        );
-        let book: Vec<_> = p.a.addresses(&b).collect();
+        p.dial_hint_refused(RejectCode::Untrusted);
+        let book: Vec<_> = p.a.addresses(&p.b.peer_id()).collect();
         assert_eq!(book.len(), kept, "{version:?}: {book:?}");
         if let Some(e) = book.first() {
             assert!(e.last_failed.is_some() && e.last_ok.is_none(), "{e:?}");
