@@ -358,3 +358,60 @@ fn a_responder_waits_first_frame_timeout_for_the_first_record() {
     let d = feed(&mut b, just, conn, &seal(&mut keys.send, &[]));
     assert!(connected(&d.events, conn));
 }
+
+/// 6.1 step 3: the initiator sends its first record at once, and the
+/// responder gives it `first_frame_timeout` (2 s), as it gives a silent
+/// socket. What the application queues once `Connected` is out, before
+/// its driver takes the queue (a writer task woken after the event), must
+/// not ride in that first record: a 600 KiB call made then, over a link
+/// that carries 100 KiB every 500 ms, used to keep the responder from
+/// step 4 past its 2 s, and the connection ended as a handshake timeout
+/// (charged to its source) instead of carrying the call.
+#[test]
+fn a_call_queued_at_connected_does_not_hold_back_the_first_record() {
+    use peernet_proto::{Access, Output};
+    let mut now = Instant::from_millis(1_000);
+    let (ida, idb) = (identity(1).peer_id(), identity(2).peer_id());
+    let mut a = peernet_testkit::setup::endpoint(test_config_v2(), identity(1), &[idb], 1);
+    let mut b = responder(test_config_v2());
+    b.expose("echo", Access::Anyone).unwrap();
+    let ca = a.connect(now, Some(idb)).unwrap();
+    let cb = b.accept(now).unwrap();
+    let init = drain(&mut a, ca);
+    let resp = feed(&mut b, now, cb, &init.sent);
+    // RESP in: A is established; the application calls on `Connected`,
+    // before A's driver takes the queue
+    a.handle_input(
+        now,
+        Input::Received {
+            conn: ca,
+            data: Bytes::copy_from_slice(&resp.sent).into(),
+        },
+    );
+    let mut connected_a = false;
+    while let Some(out) = a.poll_output() {
+        connected_a |= matches!(out, Output::Event(Event::Connected { .. }));
+    }
+    assert!(connected_a);
+    a.call(now, &idb, "echo", &vec![7; 600 << 10], None)
+        .unwrap();
+    let wire = a.poll_transmit(ca).expect("A's first record");
+    let mut events = Vec::new();
+    for chunk in wire.chunks(100 << 10) {
+        events.extend(feed(&mut b, now, cb, chunk).events);
+        now = now + std::time::Duration::from_millis(500);
+        b.handle_timeout(now);
+        events.extend(drain(&mut b, cb).events);
+    }
+    assert!(
+        !failed_with(&events, HandshakeError::Timeout),
+        "the first record waited for the call: {events:?}"
+    );
+    assert!(connected(&events, cb), "{events:?}");
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Call(c) if c.peer == ida && c.args.len() == 600 << 10)),
+        "{events:?}"
+    );
+}

@@ -377,7 +377,8 @@ impl Connection {
                 self.establish(peer, initiator, node, ctx);
                 if first_record {
                     // Step 3: the initiator's first record goes out at
-                    // once, empty if nothing is queued by then.
+                    // once, sealed now and empty: what is queued later
+                    // cannot delay it (`Transmit::push_empty_record`).
                     self.tx.push_empty_record(ctx);
                 }
                 Some(Transition::Established)

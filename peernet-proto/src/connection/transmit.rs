@@ -140,15 +140,20 @@ impl Transmit {
         self.wrote(ctx);
     }
 
-    /// Version 2: opens a record even with nothing to put in it, so one
-    /// goes out at the next `take` (the initiator's first record, which
-    /// confirms the keys, PROTOCOL.md 6.1 step 3).
+    /// Version 2: seals a record with what is queued, empty if nothing
+    /// is, so one goes out at the next `take` (the initiator's first
+    /// record, which confirms the keys, PROTOCOL.md 6.1 step 3). Sealed
+    /// at once, not left open: what is queued later, before the driver
+    /// takes the queue, goes in records of its own, so the first record
+    /// stays one small frame the responder gets within its
+    /// `first_frame_timeout`, whatever the application calls meanwhile.
     pub(super) fn push_empty_record(&mut self, ctx: &mut Ctx) {
         if let Some(s) = &mut self.sealer {
             if s.open.is_none() {
                 s.open = Some(self.out.len());
                 self.out.put_u32(0);
             }
+            self.records += u64::from(s.close_record(&mut self.out));
             self.wrote(ctx);
         }
     }
