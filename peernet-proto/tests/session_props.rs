@@ -16,11 +16,11 @@ use peernet_proto::{Access, Config, Event, Input, Response};
 use proptest::prelude::*;
 use support::{Pair, Who, test_config_v2};
 
-/// Runs one scripted session over links that deliver in chunks of
-/// `splits` (cycled; empty = whole buffers) and returns each side's
-/// events in order.
-fn session(splits: Vec<usize>) -> (Vec<Event>, Vec<Event>) {
-    let mut p = Pair::new();
+/// Runs one scripted session, on version 2 or 1, over links that
+/// deliver in chunks of `splits` (cycled; empty = whole buffers) and
+/// returns each side's events in order.
+fn session(v2: bool, splits: Vec<usize>) -> (Vec<Event>, Vec<Event>) {
+    let mut p = pair(v2);
     p.net.splits = splits;
     p.a.ep.expose("echo", Access::Anyone).unwrap();
     p.b.ep.expose("echo", Access::Anyone).unwrap();
@@ -80,11 +80,12 @@ proptest! {
 
     #[test]
     fn any_split_or_coalescing_yields_the_same_events(
-        splits in prop::collection::vec(1usize..200, 1..8)
+        splits in prop::collection::vec(1usize..200, 1..8),
+        v2 in any::<bool>(),
     ) {
-        let whole = session(Vec::new());
+        let whole = session(v2, Vec::new());
         prop_assert!(whole.0.len() > 20, "the script exercises the session");
-        let split = session(splits);
+        let split = session(v2, splits);
         prop_assert_eq!(&whole.0, &split.0);
         prop_assert_eq!(&whole.1, &split.1);
     }
