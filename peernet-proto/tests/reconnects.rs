@@ -149,6 +149,34 @@ fn a_throttled_handshake_is_charged_to_its_source() {
     }
 }
 
+/// The source limits read the endpoint's clock, which never steps back
+/// (`Endpoint::advance` keeps the latest reading), as every other rule
+/// does: a reading from before the failures paid off, handed to
+/// `accept_from` after a later one, must not refuse the source again.
+#[test]
+fn a_clock_read_back_does_not_refuse_a_source_that_paid_off() {
+    let source = Source::from("192.0.2.7:1000".parse::<std::net::SocketAddr>().unwrap());
+    let mut sources = SourceLimits::default();
+    sources.failure_burst = 3;
+    sources.failures_per_second = 1;
+    let (mut a, mut b) = nodes(config(ProtocolVersion::V2, 2), sources);
+    for _ in 0..2 {
+        assert_eq!(connect_from(&mut a, &mut b, source), Ok(true));
+    }
+    for _ in 0..3 {
+        assert_eq!(connect_from(&mut a, &mut b, source), Ok(false));
+    }
+    assert_eq!(
+        connect_from(&mut a, &mut b, source),
+        Err(SourceRefusal::Failing)
+    );
+    // Ten seconds on, three failures are paid off; then a reading from
+    // before them (a clock stepped back) reaches `accept_from`.
+    let failed_at = b.now;
+    b.ep.handle_timeout(failed_at + Duration::from_secs(10));
+    assert!(b.ep.accept_from(failed_at, source).is_ok());
+}
+
 #[test]
 fn naming_a_peer_does_not_spend_its_budget() {
     // Version 1: HELLOs that name the peer but never prove it (the

@@ -62,7 +62,7 @@ impl Endpoint {
         if self.shutting_down {
             return Err(ConnectError::ShuttingDown);
         }
-        let admitted = match self.sources.admit(source, now) {
+        let admitted = match self.sources.admit(source, self.ctx.now) {
             Err(_) if fault!(self.ctx.config, SourceUnlimited) => Ok(()),
             other => other,
         };
