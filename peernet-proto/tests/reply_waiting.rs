@@ -283,3 +283,59 @@ fn the_last_write_of_a_disconnect_stays_within_the_linger_budget() {
         "the last write is {last_len} bytes (bound {bound}, linger budget {linger_budget})"
     );
 }
+
+/// A peer whose replies wait (it stopped reading) can send CANCELs for
+/// ids it never used as fast as it likes. Each one was looked for among
+/// the waiting replies by a scan: with 1,000 waiting, a flood of CANCELs
+/// cost about 14 times what it costs with none (a release build; more at
+/// the tests' opt-level). The waiting ids are a set now, and the flood
+/// costs about the same either way.
+#[test]
+fn a_cancel_flood_costs_no_more_while_replies_wait() {
+    const HELD: usize = 1000;
+    const FLOOD: u64 = 40_000;
+    // CANCELs of ids never used, in version 1's plain frames
+    let mut flood = bytes::BytesMut::new();
+    for id in 0..FLOOD {
+        let cancel = peernet_proto::Envelope::Cancel { id: 1 << 40 | id };
+        cancel.encode_frame(&mut flood, u32::MAX).unwrap();
+    }
+    let flood = flood.freeze();
+    // The fastest of three floods into B, whose calls are all in hand
+    // and either unanswered (none waits) or answered (most wait).
+    let cost = |answered: bool| {
+        let mut config = test_config();
+        config.send_buffer = 2048;
+        config.max_send_buffer = 64 << 20;
+        config.max_inbound_calls = HELD + 24;
+        let mut for_a = config.clone();
+        for_a.send_buffer = Config::default().send_buffer;
+        let mut p = Pair::with(for_a, config, true, true);
+        let (_, _, calls) = echo_calls_in_hand(&mut p, HELD, 8);
+        if answered {
+            answer_all(&mut p, &calls);
+            let waiting = p.node(Who::B).ep.stats().replies_waiting;
+            assert!(waiting > HELD / 2, "{waiting} replies wait");
+        }
+        let a = p.id(Who::A);
+        let conn = p.node(Who::B).ep.connection(&a).unwrap();
+        (0..3)
+            .map(|_| {
+                let now = p.node(Who::B).now;
+                let data = flood.clone().into();
+                let started = std::time::Instant::now();
+                p.node(Who::B)
+                    .ep
+                    .handle_input(now, peernet_proto::Input::Received { conn, data });
+                while p.node(Who::B).ep.poll_output().is_some() {}
+                started.elapsed()
+            })
+            .min()
+            .unwrap()
+    };
+    let (none, most) = (cost(false), cost(true));
+    assert!(
+        most < none * 4,
+        "a flood of {FLOOD} CANCELs took {most:?} with replies waiting, {none:?} without"
+    );
+}
