@@ -82,7 +82,9 @@ pub struct HandshakeCounts {
     pub established: u64,
     /// We refused the peer, by the REJECT code we sent (`untrusted`,
     /// `bad_signature`, `unexpected_peer`, `busy`, `malformed` for a bad
-    /// frame or message, …).
+    /// frame or message, …). A bad frame where no REJECT may go (a
+    /// version-2 responder that sent RESP and waits for the first record)
+    /// closes unanswered and is counted under `malformed` all the same.
     pub refused: RejectCounts,
     /// The peer refused us, by the REJECT code it sent.
     pub rejected: RejectCounts,
