@@ -76,7 +76,9 @@ pub struct Config {
     /// before `handshake_timeout`. Version 2 gives the initiator's first
     /// record as long after RESP (it is due one round trip later), so a
     /// replayed INIT holds its slot no longer: a link whose round trip is
-    /// longer than this cannot complete a handshake. At most
+    /// longer than this cannot complete a handshake, nor can a dialer of
+    /// another implementation that puts more in its first record than
+    /// its link carries in this time (ours sends it empty). At most
     /// `handshake_timeout`. Default 2 s.
     pub first_frame_timeout: Duration,
     /// Idle time after which a PING is sent. Default 15 s.
