@@ -171,23 +171,42 @@ pub(crate) struct Unpair {
 /// paired. The node's own PeerId names the entry of the node itself that
 /// a hand edit may have put in the file (which the node ignores): it is
 /// removed.
+///
+/// The trust list is saved first (a revocation is not held up by the
+/// book); if the book then cannot be saved (a symbolic link, a full
+/// disk, a crash), the error says the peer is unpaired, and `unpair`
+/// run again forgets the addresses of the peer no longer trusted,
+/// which a later `pair` would otherwise take back.
 pub(crate) fn run_unpair(unpair: Unpair) -> Result<(), Failure> {
     let (data, identity) = open_existing(&unpair.dir)?;
     let _lock = lock(&data)?;
     let own = identity.peer_id();
-    let mut trust = match unpair.peer == own {
+    let peer = unpair.peer;
+    let mut trust = match peer == own {
         true => read_trust(&data)?,
         false => load_trust(&data, &own)?,
     };
     let mut book = load_book(&data)?;
-    if !trust.remove(&unpair.peer) {
-        return Err(Failure(1, format!("{} is not paired", unpair.peer)));
+    let trusted = trust.remove(&peer);
+    let had_addrs = book.remove(&peer);
+    if !trusted && !had_addrs {
+        return Err(Failure(1, format!("{peer} is not paired")));
     }
-    data.save_trust(&trust)
-        .map_err(|e| Failure(1, format!("trust list: {e}")))?;
-    if book.remove(&unpair.peer) {
-        data.save_book(&book)
-            .map_err(|e| Failure(1, format!("address book: {e}")))?;
+    if trusted {
+        data.save_trust(&trust)
+            .map_err(|e| Failure(1, format!("trust list: {e}")))?;
+    }
+    if had_addrs {
+        if let Err(e) = data.save_book(&book) {
+            let message = match trusted {
+                true => format!(
+                    "{peer} is unpaired, but its addresses are not forgotten (address book: \
+                     {e}): run `peernet unpair` again once the book is mended"
+                ),
+                false => format!("address book: {e}"),
+            };
+            return Err(Failure(1, message));
+        }
     }
     Ok(())
 }

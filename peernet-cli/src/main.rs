@@ -119,7 +119,8 @@ enum Command {
     Ticket(datadir::TicketCmd),
     /// Trust a peer, and record the addresses a ticket or PEERID@IP:PORT gives.
     Pair(book::Pair),
-    /// Stop trusting a peer and forget its addresses (exit 1 if not paired).
+    /// Stop trusting a peer and forget its addresses (exit 1 if not paired
+    /// and no address is left of it).
     Unpair(book::Unpair),
     /// List the trusted peers: PEERID LABEL|- ADDRESSES|-.
     Peers { dir: PathBuf },

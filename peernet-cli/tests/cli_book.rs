@@ -850,3 +850,37 @@ fn a_call_to_the_node_itself_is_not_paired_though_the_file_names_it() {
     let warned = err.matches("names this node itself").count();
     assert_eq!(warned, 1, "{err}");
 }
+
+/// An `unpair` whose book save fails (here the book is a symbolic link,
+/// which is never written through) has already saved the trust list: it
+/// used to exit 1 naming only the book, as if nothing had changed, and
+/// then `unpair` again said `not paired` and left the revoked peer's
+/// addresses in the book for good, so a later `pair` by PeerId took them
+/// back. Now the error says the peer is unpaired, and `unpair` run again
+/// forgets its addresses.
+#[cfg(unix)]
+#[test]
+fn an_unpair_whose_book_save_failed_can_be_finished() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    init(d, "a");
+    let b = init(d, "b");
+    ok(&["pair", "a", &format!("{b}@127.0.0.1:5000")], d);
+    let book = d.join("a/book");
+    let elsewhere = d.join("book-elsewhere");
+    std::fs::rename(&book, &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &book).unwrap();
+    let err = fails(1, &["unpair", "a", &b], d);
+    assert!(err.contains("symbolic link"), "{err}");
+    assert!(err.contains(&format!("{b} is unpaired")), "{err}");
+    assert_eq!(ok(&["peers", "a"], d), "", "the trust list was saved");
+    // the operator mends the book (a regular file again) and runs it again
+    std::fs::remove_file(&book).unwrap();
+    std::fs::copy(&elsewhere, &book).unwrap();
+    ok(&["unpair", "a", &b], d);
+    let err = fails(1, &["unpair", "a", &b], d);
+    assert!(err.contains("not paired"), "{err}");
+    // a later pair by PeerId starts the peer without the old address
+    ok(&["pair", "a", &b], d);
+    assert_eq!(ok(&["peers", "a"], d), format!("{b} - -\n"));
+}
