@@ -155,8 +155,13 @@ pub(crate) fn run_pair(pair: Pair) -> Result<(), Failure> {
     data.save_trust(&trust)
         .map_err(|e| Failure(1, format!("trust list: {e}")))?;
     if new_addrs {
-        data.save_book(&book)
-            .map_err(|e| Failure(1, format!("address book: {e}")))?;
+        // (said, or the error line reads as if the pair had failed)
+        data.save_book(&book).map_err(|e| {
+            Failure(
+                1,
+                format!("{peer} is paired, but its addresses are not saved (address book: {e})"),
+            )
+        })?;
     }
     Ok(())
 }

@@ -857,7 +857,8 @@ fn a_call_to_the_node_itself_is_not_paired_though_the_file_names_it() {
 /// then `unpair` again said `not paired` and left the revoked peer's
 /// addresses in the book for good, so a later `pair` by PeerId took them
 /// back. Now the error says the peer is unpaired, and `unpair` run again
-/// forgets its addresses.
+/// forgets its addresses. (A `pair` whose book save fails says, too,
+/// that the peer is paired.)
 #[cfg(unix)]
 #[test]
 fn an_unpair_whose_book_save_failed_can_be_finished() {
@@ -870,6 +871,12 @@ fn an_unpair_whose_book_save_failed_can_be_finished() {
     let elsewhere = d.join("book-elsewhere");
     std::fs::rename(&book, &elsewhere).unwrap();
     std::os::unix::fs::symlink(&elsewhere, &book).unwrap();
+    // (a pair whose book save fails says the peer is paired all the same)
+    let c = init(d, "c");
+    let err = fails(1, &["pair", "a", &format!("{c}@127.0.0.1:6000")], d);
+    assert!(err.contains("symbolic link"), "{err}");
+    assert!(err.contains(&format!("{c} is paired")), "{err}");
+    ok(&["unpair", "a", &c], d);
     let err = fails(1, &["unpair", "a", &b], d);
     assert!(err.contains("symbolic link"), "{err}");
     assert!(err.contains(&format!("{b} is unpaired")), "{err}");
