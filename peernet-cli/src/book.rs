@@ -177,11 +177,12 @@ pub(crate) struct Unpair {
 /// a hand edit may have put in the file (which the node ignores): it is
 /// removed.
 ///
-/// The trust list is saved first (a revocation is not held up by the
-/// book); if the book then cannot be saved (a symbolic link, a full
-/// disk, a crash), the error says the peer is unpaired, and `unpair`
-/// run again forgets the addresses of the peer no longer trusted,
-/// which a later `pair` would otherwise take back.
+/// The trust list is saved first: a revocation is not held up by the
+/// book. If the book cannot be read or saved (damaged, a symbolic link,
+/// a full disk, a crash in between), the error says the peer is
+/// unpaired, and `unpair` run again, once the book is mended, forgets
+/// the addresses of the peer no longer trusted, which a later `pair`
+/// would otherwise take back.
 pub(crate) fn run_unpair(unpair: Unpair) -> Result<(), Failure> {
     let (data, identity) = open_existing(&unpair.dir)?;
     let _lock = lock(&data)?;
@@ -191,27 +192,28 @@ pub(crate) fn run_unpair(unpair: Unpair) -> Result<(), Failure> {
         true => read_trust(&data)?,
         false => load_trust(&data, &own)?,
     };
-    let mut book = load_book(&data)?;
+    let book = load_book(&data);
     let trusted = trust.remove(&peer);
-    let had_addrs = book.remove(&peer);
-    if !trusted && !had_addrs {
-        return Err(Failure(1, format!("{peer} is not paired")));
-    }
     if trusted {
         data.save_trust(&trust)
             .map_err(|e| Failure(1, format!("trust list: {e}")))?;
     }
-    if had_addrs {
-        if let Err(e) = data.save_book(&book) {
-            let message = match trusted {
-                true => format!(
-                    "{peer} is unpaired, but its addresses are not forgotten (address book: \
-                     {e}): run `peernet unpair` again once the book is mended"
-                ),
-                false => format!("address book: {e}"),
-            };
-            return Err(Failure(1, message));
-        }
+    let unforgotten = |cause: String| match trusted {
+        true => Failure(
+            1,
+            format!(
+                "{peer} is unpaired, but its addresses are not forgotten ({cause}): run \
+                 `peernet unpair` again once the book is mended"
+            ),
+        ),
+        false => Failure(1, cause),
+    };
+    let mut book = book.map_err(|Failure(_, cause)| unforgotten(cause))?;
+    if book.remove(&peer) {
+        data.save_book(&book)
+            .map_err(|e| unforgotten(format!("address book: {e}")))?;
+    } else if !trusted {
+        return Err(Failure(1, format!("{peer} is not paired")));
     }
     Ok(())
 }

@@ -891,3 +891,29 @@ fn an_unpair_whose_book_save_failed_can_be_finished() {
     ok(&["pair", "a", &b], d);
     assert_eq!(ok(&["peers", "a"], d), format!("{b} - -\n"));
 }
+
+/// A book that does not load (a hand edit gone wrong) does not hold up
+/// an `unpair`: the peer is revoked, the error says so and names the
+/// book, and `unpair` again, once the book is mended, forgets the
+/// peer's addresses. The unpair used to fail at the book with nothing
+/// changed, leaving the peer trusted.
+#[test]
+fn an_unpair_revokes_though_the_book_is_damaged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    init(d, "a");
+    let b = init(d, "b");
+    ok(&["pair", "a", &format!("{b}@127.0.0.1:5000")], d);
+    let book = d.join("a/book");
+    let saved = std::fs::read_to_string(&book).unwrap();
+    std::fs::write(&book, saved.replace("application", "applicaton")).unwrap();
+    let err = fails(1, &["unpair", "a", &b], d);
+    assert!(err.contains(&format!("{b} is unpaired")), "{err}");
+    assert!(err.contains("unknown source"), "{err}");
+    let trust = std::fs::read_to_string(d.join("a/trust")).unwrap();
+    assert!(!trust.contains(&b), "{trust}");
+    std::fs::write(&book, &saved).unwrap();
+    ok(&["unpair", "a", &b], d);
+    ok(&["pair", "a", &b], d);
+    assert_eq!(ok(&["peers", "a"], d), format!("{b} - -\n"));
+}
