@@ -121,6 +121,32 @@ fn keygen_and_id() {
     assert_eq!(missing.status.code(), Some(1));
 }
 
+/// A keygen that cannot write its key (a full disk; here a file size
+/// limit of 0, its signal ignored so that the write fails `EFBIG`) exits
+/// 1 and leaves no file behind. It used to leave an empty key file,
+/// which is no identity and made the next keygen fail `File exists`.
+#[cfg(unix)]
+#[test]
+fn a_keygen_that_cannot_write_its_key_leaves_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -f 0 && trap '' XFSZ && exec \"$0\" keygen a.key")
+        .arg(peernet())
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with("error: a.key: "),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!dir.path().join("a.key").exists(), "a broken key file left");
+    let peer = keygen(dir.path(), "a.key");
+    assert_eq!(ok(&["id", "a.key"], dir.path()).trim(), peer);
+}
+
 #[test]
 fn serve_call_send_and_every_exit_code() {
     let dir = tempfile::tempdir().unwrap();

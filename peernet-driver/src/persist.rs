@@ -346,7 +346,9 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
 }
 
 /// Writes a new identity file: 0600 from the first byte, and never over
-/// an existing one (`create_new`).
+/// an existing one (`create_new`). A file it created but could not write
+/// whole (a full disk) is removed: left, it would be no identity, and
+/// would stand in the way of the next attempt (`AlreadyExists`).
 ///
 /// # Errors
 ///
@@ -358,8 +360,14 @@ pub fn write_identity(path: &Path, identity: &Identity) -> io::Result<()> {
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file = options.open(path)?;
-    file.write_all(&identity.to_bytes())?;
-    file.sync_all()
+    let written = file
+        .write_all(&identity.to_bytes())
+        .and_then(|()| file.sync_all());
+    if written.is_err() {
+        drop(file);
+        let _ = fs::remove_file(path);
+    }
+    written
 }
 
 /// The largest trust list file read (16 MiB, about 80,000 peers with
