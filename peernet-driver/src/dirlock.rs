@@ -46,12 +46,31 @@ impl DataDir {
     /// Takes the directory's lock without waiting: [`LockError::InUse`]
     /// if another process (or another [`DirLock`] of this one) holds it.
     /// The new holder removes the temporary files a crash left behind.
+    ///
+    /// A lock file that is a symbolic link is refused
+    /// ([`io::ErrorKind::InvalidInput`]), and nothing is created or locked
+    /// through it: whoever planted the link would choose a file outside
+    /// the directory for the node to create (as root, `/etc/nologin`),
+    /// as the trust list's and book's saves refuse to write through one.
     pub fn try_lock(&self) -> Result<DirLock, LockError> {
         let mut options = OpenOptions::new();
         options.read(true).write(true).create(true).truncate(false);
         #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let file = options.open(self.path().join(LOCK_FILE))?;
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+        }
+        let path = self.path().join(LOCK_FILE);
+        let file = options.open(&path).map_err(|e| {
+            #[cfg(unix)]
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                return io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "is a symbolic link: the lock file is the directory's own; remove the link",
+                );
+            }
+            e
+        })?;
         match fs4::FileExt::try_lock(&file) {
             Ok(()) => {
                 self.remove_stale_temps();
@@ -129,6 +148,26 @@ mod tests {
         assert!(matches!(data.try_lock(), Err(LockError::InUse)));
         drop(held);
         let _again = data.try_lock().unwrap();
+    }
+
+    /// A lock file planted as a symbolic link is refused, and no file is
+    /// created through it: it used to be opened with `O_CREAT` through
+    /// the link, so a node (run as root) created an empty file wherever
+    /// the link pointed.
+    #[cfg(unix)]
+    #[test]
+    fn a_lock_file_that_is_a_link_creates_nothing_through_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::open(dir.path().join("node")).unwrap();
+        let target = dir.path().join("nologin");
+        std::os::unix::fs::symlink(&target, data.path().join(LOCK_FILE)).unwrap();
+        let err = data.try_lock().unwrap_err();
+        let LockError::Io(e) = &err else {
+            panic!("{err}")
+        };
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{err}");
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        assert!(!target.exists(), "a file was created through the link");
     }
 
     #[test]
