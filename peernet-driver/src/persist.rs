@@ -51,6 +51,34 @@ use crate::seen::Seen;
 const IDENTITY_FILE: &str = "identity";
 const TRUST_FILE: &str = "trust";
 
+/// A save whose new file is in place, but whose directory could not be
+/// synced afterwards: the change is made (a reader sees the new file)
+/// and may not survive a crash or power loss. The payload of the
+/// [`io::Error`] a save returns (its kind is the sync's); find it with
+/// [`NotDurable::is`].
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{} was replaced, but syncing its directory failed ({source}): the change may not survive a \
+     crash",
+    path.display()
+)]
+pub struct NotDurable {
+    /// The file replaced.
+    pub path: PathBuf,
+    /// Why the directory could not be synced.
+    pub source: io::Error,
+}
+
+impl NotDurable {
+    /// Whether `error` is a save that replaced its file but could not sync
+    /// its directory.
+    pub fn is(error: &io::Error) -> bool {
+        error
+            .get_ref()
+            .is_some_and(|inner| inner.downcast_ref::<NotDurable>().is_some())
+    }
+}
+
 /// A node's data directory.
 #[derive(Debug, Clone)]
 pub struct DataDir {
@@ -242,8 +270,8 @@ impl DataDir {
     /// A file that changed on disk since the node read or last wrote it
     /// is not replaced: [`ChangedOnDisk`] (see `seen.rs` for the window
     /// left between the comparison and the rename). `wrote` runs once
-    /// the new file is in place (before the directory's fsync, whose
-    /// failure is still an error).
+    /// the new file is in place, before the directory's fsync, whose
+    /// failure is [`NotDurable`]: the file is replaced all the same.
     ///
     /// A `name` that is a symbolic link is refused with
     /// [`io::ErrorKind::InvalidInput`], and nothing is written: renaming
@@ -276,7 +304,10 @@ impl DataDir {
         temp.persist(&path).map_err(|e| named(e.error))?;
         self.seen.note(name, Some(contents));
         wrote();
-        sync_dir(&self.path).map_err(named)
+        sync_dir(&self.path).map_err(|source| {
+            let kind = source.kind();
+            io::Error::new(kind, NotDurable { path, source })
+        })
     }
 
     /// The first half of [`DataDir::replace`]: `contents`, written and
@@ -336,8 +367,19 @@ fn stage_in(dir: &Path, name: &str, contents: &[u8]) -> io::Result<NamedTempFile
     Ok(temp)
 }
 
+#[cfg(test)]
+std::thread_local! {
+    /// Makes this thread's next [`sync_dir`] fail (tests only: a
+    /// directory's fsync cannot be made to fail otherwise).
+    pub(crate) static FAIL_SYNC_DIR: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// Makes a rename or link in `dir` durable.
 pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(test)]
+    if FAIL_SYNC_DIR.replace(false) {
+        return Err(io::Error::other("injected fsync failure"));
+    }
     #[cfg(unix)]
     File::open(dir)?.sync_all()?;
     #[cfg(not(unix))]
@@ -399,6 +441,29 @@ pub fn read_identity(path: &Path) -> Result<Identity, StartError> {
 mod tests {
     use super::*;
     use peernet_proto::Label;
+
+    /// A save whose directory cannot be synced after the rename has
+    /// replaced its file: the error says so ([`NotDurable`]), for the
+    /// node to treat the change as made. It used to be a plain I/O error,
+    /// and `pair` reported a failure (and left the peer untrusted in this
+    /// run) while the file trusted it at the next start.
+    #[test]
+    fn a_save_whose_directory_sync_fails_is_replaced_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::open(dir.path().join("node")).unwrap();
+        data.save_trust(&TrustList::new()).unwrap();
+        let mut trust = TrustList::new();
+        let peer = Identity::from_seed(&[7; 32]).peer_id();
+        trust.insert(peer, None);
+        FAIL_SYNC_DIR.set(true);
+        let err = data.save_trust(&trust).unwrap_err();
+        assert!(NotDurable::is(&err), "{err}");
+        assert!(err.to_string().contains("was replaced"), "{err}");
+        assert!(data.load_trust().unwrap().contains(&peer));
+        // the file is noted as written: the next save replaces it
+        data.save_trust(&TrustList::new()).unwrap();
+        assert!(data.load_trust().unwrap().is_empty());
+    }
 
     /// What other users may write (the directory, the lists) or read
     /// (the identity) is refused, naming the chmod that mends it; what

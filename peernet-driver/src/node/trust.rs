@@ -8,6 +8,7 @@ use std::sync::Arc;
 use peernet_proto::{Label, PeerId, TrustList};
 
 use crate::error::StartError;
+use crate::persist::NotDurable;
 use crate::runtime::Runtime;
 use crate::shared::{Inner, Shared};
 
@@ -27,7 +28,11 @@ impl<R: Runtime> Node<R> {
     ///
     /// [`io::ErrorKind::InvalidInput`] for the node's own PeerId (a node
     /// never trusts itself: nothing is written, nothing changes); the
-    /// file's errors above.
+    /// file's errors above. One error says the change was made: a
+    /// [`NotDurable`](crate::persist::NotDurable) (find it with
+    /// `NotDurable::is`) means the file was replaced but its directory
+    /// could not be synced: the peer is trusted, in this run and by the
+    /// file, which a crash may yet take back.
     pub async fn pair(&self, peer: PeerId, label: Option<Label>) -> io::Result<bool> {
         if peer == self.peer_id() {
             return Err(io::Error::new(
@@ -55,7 +60,9 @@ impl<R: Runtime> Node<R> {
     /// revocation is never held up by the file: if it cannot be read or
     /// written (damaged, a FIFO, a symbolic link, a full disk), the peer
     /// is revoked in this run all the same and the error says that the
-    /// file still trusts it.
+    /// file still trusts it. A [`NotDurable`](crate::persist::NotDurable)
+    /// error says the file was replaced without it, but its directory
+    /// could not be synced, so a crash may yet bring it back.
     ///
     /// Returns true if `peer` was trusted by this run or by the data
     /// directory's trust file: a peer the file trusts and this run left
@@ -164,15 +171,25 @@ async fn change_trust<R: Runtime, T>(
                     );
                 }
                 let edited = edit(&mut next);
-                dir.save_trust(&next).map(|()| (next, edited))
+                // (replaced but not synced: the file has the change, so
+                // this run makes it too, and the error says so)
+                match dir.save_trust(&next) {
+                    Ok(()) => Ok((next, edited, None)),
+                    Err(e) if NotDurable::is(&e) => Ok((next, edited, Some(e))),
+                    Err(e) => Err(e),
+                }
             });
             drop(lock);
             result
         };
         match shared.rt.spawn_blocking(save).await {
-            Ok((next, changed)) => {
+            Ok((next, changed, unsynced)) => {
                 edited = changed;
                 *saved = next;
+                if let Some(e) = unsynced {
+                    tracing::warn!(error = %e, "trust changed; the trust file may not keep it");
+                    failed = Some(e);
+                }
             }
             Err(e) if commit == Commit::Always => {
                 tracing::warn!(error = %e, "revoked in this run; the trust file was not updated");
