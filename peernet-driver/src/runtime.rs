@@ -103,6 +103,15 @@ pub trait WrapStream<S>: Runtime {
 /// can also refuse a connection with a reset ([`Transport::from_socket`]).
 pub trait Socket: Send + 'static {
     /// The halves a connection's reader and writer own.
+    ///
+    /// The driver closes the write half (`close`) once its last bytes are
+    /// written, and the reader reads until the peer's end of stream; when
+    /// it gives up instead (a peer that takes none of our bytes, the
+    /// linger over, a broken transport) it drops a half without that. A
+    /// socket whose halves are dropped so should close with a reset, as
+    /// [`Socket::reset`] does: a FIN would leave the kernel holding the
+    /// socket and every byte queued before the FIN for as long as the
+    /// peer keeps its end open without reading (`peernet-tokio` does so).
     fn split(self: Box<Self>) -> (BoxRead, BoxWrite);
 
     /// Closes the socket at once with a TCP reset (`SO_LINGER` 0) rather
