@@ -111,7 +111,8 @@ pub trait Socket: Send + 'static {
     /// socket whose halves are dropped so should close with a reset, as
     /// [`Socket::reset`] does: a FIN would leave the kernel holding the
     /// socket and every byte queued before the FIN for as long as the
-    /// peer keeps its end open without reading (`peernet-tokio` does so).
+    /// peer keeps its end open without reading (the TCP sockets of
+    /// `peernet-tokio` and `peernet-smol` do so).
     fn split(self: Box<Self>) -> (BoxRead, BoxWrite);
 
     /// Closes the socket at once with a TCP reset (`SO_LINGER` 0) rather

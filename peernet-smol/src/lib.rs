@@ -116,8 +116,13 @@ impl Socket for Tcp {
         let reader = TcpReader {
             socket: self.0.clone().into(),
             drained: false,
+            ended: false,
         };
-        (Box::new(reader), Box::new(self.0))
+        let writer = TcpWriter {
+            stream: self.0,
+            closed: false,
+        };
+        (Box::new(reader), Box::new(writer))
     }
 
     fn reset(self: Box<Self>) {
@@ -131,11 +136,16 @@ impl Socket for Tcp {
 /// `WouldBlock` (async-net's stream always tries first, then builds a
 /// readiness future). Measured on the pipelined benchmark: about 20 %
 /// fewer context switches per call and about 8 % more calls per second.
+///
+/// Dropped before it read the peer's end of stream, it makes the socket
+/// close with a reset (see [`TcpWriter`]).
 struct TcpReader {
     socket: Arc<Async<std::net::TcpStream>>,
     /// The last read came back short (or would have blocked): wait for
     /// readability before the next one.
     drained: bool,
+    /// A read returned the end of stream.
+    ended: bool,
 }
 
 impl AsyncRead for TcpReader {
@@ -152,6 +162,7 @@ impl AsyncRead for TcpReader {
             match self.socket.get_ref().read(buf) {
                 Ok(n) => {
                     self.drained = n > 0 && n < buf.len();
+                    self.ended |= n == 0 && !buf.is_empty();
                     return Poll::Ready(Ok(n));
                 }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => self.drained = true,
@@ -159,6 +170,69 @@ impl AsyncRead for TcpReader {
             }
         }
     }
+}
+
+impl Drop for TcpReader {
+    fn drop(&mut self) {
+        if !self.ended {
+            abandon(&*self.socket);
+        }
+    }
+}
+
+/// The write half of a connection's socket. Dropped without a completed
+/// close (the driver stopped a write the peer does not take, or gave up
+/// on the transport), it makes the socket close with a reset rather than
+/// a FIN; so does a read half dropped before the peer's end of stream.
+///
+/// A FIN leaves the socket to the kernel until every byte queued before
+/// it is taken: towards a peer that reads nothing, up to the socket's
+/// send buffer held for minutes after the node let go of it, outside
+/// every limit of the node. A reset lets go of them at once. Only a
+/// connection that ended cleanly both ways (our close written, the
+/// peer's end of stream read) closes with a FIN.
+struct TcpWriter {
+    stream: TcpStream,
+    /// `poll_close` completed: our last bytes and the FIN are queued.
+    closed: bool,
+}
+
+impl AsyncWrite for TcpWriter {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut task::Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut task::Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut task::Context<'_>) -> Poll<io::Result<()>> {
+        let closed = ready!(Pin::new(&mut self.stream).poll_close(cx));
+        self.closed = closed.is_ok();
+        Poll::Ready(closed)
+    }
+}
+
+impl Drop for TcpWriter {
+    fn drop(&mut self) {
+        if !self.closed {
+            abandon(&self.stream);
+        }
+    }
+}
+
+/// The socket is given up: once its last half is dropped it closes with a
+/// reset, and the kernel drops what it still queues for the peer. (A
+/// failure means the socket is dead already: nothing is queued.)
+fn abandon<'a, S>(socket: &'a S)
+where
+    socket2::SockRef<'a>: From<&'a S>,
+{
+    let _ = socket2::SockRef::from(socket).set_linger(Some(std::time::Duration::ZERO));
 }
 
 impl<S: Spawner> Runtime for AsyncIoRuntime<S> {
