@@ -164,6 +164,13 @@ impl RawPeer {
         self.flush().await;
     }
 
+    /// Closes this peer's sending side (a TCP FIN), saying nothing more and
+    /// reading nothing: the node reads the end of its stream while this
+    /// peer's end stays open.
+    pub async fn close_write(&mut self) {
+        let _ = self.write.close().await;
+    }
+
     /// Calls `handle` on the node with `timeout` carried on the wire, and
     /// writes the CALL. This peer's timers run only when a test pumps
     /// them, so it never sends the CANCEL its own timeout would: only the

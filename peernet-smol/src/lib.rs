@@ -174,8 +174,9 @@ impl AsyncRead for TcpReader {
 
 impl Drop for TcpReader {
     fn drop(&mut self) {
-        if !self.ended {
-            abandon(&*self.socket);
+        match self.ended {
+            true => let_go(&*self.socket),
+            false => abandon(&*self.socket),
         }
     }
 }
@@ -219,8 +220,9 @@ impl AsyncWrite for TcpWriter {
 
 impl Drop for TcpWriter {
     fn drop(&mut self) {
-        if !self.closed {
-            abandon(&self.stream);
+        match self.closed {
+            true => let_go(&self.stream),
+            false => abandon(&self.stream),
         }
     }
 }
@@ -233,6 +235,30 @@ where
     socket2::SockRef<'a>: From<&'a S>,
 {
     let _ = socket2::SockRef::from(socket).set_linger(Some(std::time::Duration::ZERO));
+}
+
+/// How long the kernel may go on trying to deliver what a socket let go
+/// of cleanly still queues, without progress, before it drops the socket
+/// (as long as the driver's linger).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const ORPHAN_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// A half ended cleanly: our close was written, or the peer's end of
+/// stream read. That does not mean the peer takes what is still queued: a
+/// peer that closes its sending side (or that we closed first) and reads
+/// nothing would leave the kernel holding the socket and its bytes, as
+/// after a FIN ([`TcpWriter`]). Where the kernel offers it
+/// (`TCP_USER_TIMEOUT`, which also bounds a zero window), it gives up
+/// once nothing the socket sends is taken for [`ORPHAN_PATIENCE`]; a peer
+/// that reads keeps it going. Elsewhere the socket closes as usual.
+fn let_go<'a, S>(socket: &'a S)
+where
+    socket2::SockRef<'a>: From<&'a S>,
+{
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let _ = socket2::SockRef::from(socket).set_tcp_user_timeout(Some(ORPHAN_PATIENCE));
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = socket;
 }
 
 impl<S: Spawner> Runtime for AsyncIoRuntime<S> {

@@ -105,3 +105,56 @@ fn a_connection_given_up_leaves_no_bytes_queued_in_the_kernel() {
         bob.shutdown().await;
     });
 }
+
+/// A peer that closes its sending side and reads nothing
+/// (`peernet-tokio/tests/half_closed_peer.rs`): the node's writer is not
+/// blocked (the socket took all 2.7 MB of the results called for), the
+/// peer's end of stream ends the connection and the node closes its
+/// socket cleanly, with a FIN queued behind those bytes. The kernel kept
+/// the socket (LAST_ACK) and its bytes for as long as the peer kept its
+/// end open; now it gives up once the peer takes nothing for 2 s.
+#[test]
+fn a_half_closed_peer_that_reads_nothing_leaves_no_bytes_in_the_kernel() {
+    smol::block_on(async {
+        let rt = SmolRuntime::default();
+        let raw_id = Identity::from_seed(&[81; 32]);
+        let config = NodeConfig::new(Identity::from_seed(&[80; 32])).trusting(raw_id.peer_id());
+        let bob = Node::bind(config, "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let port = bob.local_addr().unwrap().port();
+        let result = vec![7u8; 900_000];
+        bob.expose("get", move |_, _| {
+            let result = result.clone().into();
+            async move { Ok(result) }
+        })
+        .unwrap();
+        let addr = bob.local_addr().unwrap();
+        let mut raw = RawPeer::dial(&rt, raw_id, bob.peer_id(), addr, &[]).await;
+        for _ in 0..3 {
+            raw.call(&bob.peer_id(), "get", b"x", Duration::from_secs(600))
+                .await;
+        }
+        within(
+            &rt,
+            "bob's socket filling",
+            until(|| queued_on(port) > 2_000_000),
+        )
+        .await;
+
+        raw.close_write().await;
+        let gone = async {
+            until(|| sockets_on(port).is_empty()).await;
+            true
+        };
+        let limit = async {
+            smol::Timer::after(Duration::from_secs(10)).await;
+            false
+        };
+        assert!(
+            smol::future::or(gone, limit).await,
+            "10 s after the close, the kernel still holds bob's socket (state, bytes queued): {:?}",
+            sockets_on(port)
+        );
+    });
+}

@@ -148,8 +148,9 @@ impl AsyncRead for ReadHalf {
 
 impl Drop for ReadHalf {
     fn drop(&mut self) {
-        if !self.ended {
-            abandon(self.half.as_ref());
+        match self.ended {
+            true => let_go(self.half.as_ref()),
+            false => abandon(self.half.as_ref()),
         }
     }
 }
@@ -196,8 +197,9 @@ impl AsyncWrite for WriteHalf {
 
 impl Drop for WriteHalf {
     fn drop(&mut self) {
-        if !self.closed {
-            abandon(self.half.as_ref());
+        match self.closed {
+            true => let_go(self.half.as_ref()),
+            false => abandon(self.half.as_ref()),
         }
     }
 }
@@ -207,6 +209,27 @@ impl Drop for WriteHalf {
 fn abandon(stream: &TcpStream) {
     // (a failure means the socket is dead already: nothing is queued)
     let _ = stream.set_zero_linger();
+}
+
+/// How long the kernel may go on trying to deliver what a socket let go
+/// of cleanly still queues, without progress, before it drops the socket
+/// (as long as the driver's linger).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const ORPHAN_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// A half ended cleanly: our close was written, or the peer's end of
+/// stream read. That does not mean the peer takes what is still queued: a
+/// peer that closes its sending side (or that we closed first) and reads
+/// nothing would leave the kernel holding the socket and its bytes, as
+/// after a FIN ([`WriteHalf`]). Where the kernel offers it
+/// (`TCP_USER_TIMEOUT`, which also bounds a zero window), it gives up
+/// once nothing the socket sends is taken for [`ORPHAN_PATIENCE`]; a peer
+/// that reads keeps it going. Elsewhere the socket closes as usual.
+fn let_go(stream: &TcpStream) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let _ = socket2::SockRef::from(stream).set_tcp_user_timeout(Some(ORPHAN_PATIENCE));
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = stream;
 }
 
 impl Runtime for TokioRuntime {

@@ -15,32 +15,16 @@
 
 #![cfg(target_os = "linux")]
 
+#[path = "common/kernel_sockets.rs"]
+mod kernel_sockets;
 #[path = "common/silent_peer.rs"]
 mod silent_peer;
 
 use std::time::Duration;
 
+use kernel_sockets::{gone_from, queued_on};
 use peernet_tokio::{Identity, Node, NodeConfig};
 use silent_peer::{open_fds, silent_peer, socket_released};
-
-/// The sockets of this host on local port `port` other than a listener,
-/// as (state, bytes queued to send), from `/proc/net/tcp`.
-fn sockets_on(port: u16) -> Vec<(String, u64)> {
-    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
-    let mut found = Vec::new();
-    for line in table.lines().skip(1) {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        let local_port = fields[1].rsplit(':').next().unwrap();
-        let (state, queues) = (fields[3], fields[4]);
-        // (0A: listening)
-        if u16::from_str_radix(local_port, 16) != Ok(port) || state == "0A" {
-            continue;
-        }
-        let tx_queue = queues.split(':').next().unwrap();
-        found.push((state.to_owned(), u64::from_str_radix(tx_queue, 16).unwrap()));
-    }
-    found
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_given_up_leaves_no_bytes_queued_in_the_kernel() {
@@ -51,9 +35,8 @@ async fn a_connection_given_up_leaves_no_bytes_queued_in_the_kernel() {
     let port = bob.local_addr().unwrap().port();
     // Bob's writer is blocked: the socket holds megabytes for the peer.
     let (raw, raw_peer) = silent_peer(&bob, 71, 1_000_000).await;
-    let queued: u64 = sockets_on(port).iter().map(|(_, tx)| tx).sum();
+    let queued = queued_on(port);
     assert!(queued > 100_000, "bob's socket queues {queued} bytes");
-
     let connected = open_fds();
 
     // The node ends the connection; its linger stops the blocked writer.
@@ -65,19 +48,9 @@ async fn a_connection_given_up_leaves_no_bytes_queued_in_the_kernel() {
     }
     // ... and the kernel of the socket and its bytes. (The raw peer, still
     // open and reading nothing, would keep a socket closed with a FIN.)
-    let gone = async {
-        let mut tick = tokio::time::interval(Duration::from_millis(10));
-        while !sockets_on(port).is_empty() {
-            tick.tick().await;
-        }
-    };
-    if tokio::time::timeout(Duration::from_secs(5), gone)
-        .await
-        .is_err()
-    {
+    if let Err(left) = gone_from(port, Duration::from_secs(5)).await {
         panic!(
-            "5 s after bob let go of its socket, the kernel still holds it (state, bytes queued): {:?}",
-            sockets_on(port)
+            "5 s after bob let go of its socket, the kernel still holds it (state, bytes queued): {left:?}"
         );
     }
     drop(raw);
