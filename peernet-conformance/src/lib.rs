@@ -23,6 +23,7 @@ mod accept;
 mod addr;
 mod context;
 mod dialing;
+mod kernel;
 mod lifecycle;
 mod raw;
 pub mod scenarios;
@@ -163,7 +164,9 @@ macro_rules! scenario_tests {
             connect_by_host_name,
             ipv6_loopback,
             refused_at_accept_is_reset,
-            a_peer_that_reconnects_too_often_is_refused_busy
+            a_peer_that_reconnects_too_often_is_refused_busy,
+            a_connection_given_up_leaves_no_bytes_queued_in_the_kernel,
+            a_half_closed_peer_that_reads_nothing_leaves_no_bytes_in_the_kernel
         );
     };
     (@each $h:ty; $set:expr; $($name:ident),* $(,)?) => {

@@ -30,6 +30,10 @@ pub use crate::dialing::{
     kept_peer_restarted_on_its_address_is_reconnected, listen_after_expose,
     the_book_survives_a_restart,
 };
+pub use crate::kernel::{
+    a_connection_given_up_leaves_no_bytes_queued_in_the_kernel,
+    a_half_closed_peer_that_reads_nothing_leaves_no_bytes_in_the_kernel,
+};
 pub use crate::lifecycle::{
     a_data_dir_config_and_its_clone_start_one_node, a_dropped_shutdown_future_stops_nothing,
     a_trust_change_given_up_still_lands_whole, dropped_event_streams_do_not_pile_up,

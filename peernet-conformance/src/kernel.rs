@@ -1,0 +1,148 @@
+//! Scenarios of what a closed connection leaves behind in the kernel
+//! (Linux: they read `/proc/net/tcp`; elsewhere they check nothing).
+//!
+//! A node that lets go of a socket must not leave the kernel holding it,
+//! and every byte still queued for the peer, for as long as a peer that
+//! reads nothing keeps its end open: that memory is outside every limit
+//! of the node, and a hostile peer could pile it up connection after
+//! connection. A socket given up (the linger over, a stall, a broken
+//! transport) closes with a reset; one let go of cleanly gives up once
+//! the peer takes none of its bytes for 2 s (`TCP_USER_TIMEOUT`).
+
+use super::*;
+
+type N<H> = Node<<H as Harness>::Rt>;
+
+/// The sockets of this host on local port `port` other than a listener,
+/// as (state, bytes queued to send), from `/proc/net/tcp` (IPv4); none
+/// where there is no such table.
+pub fn sockets_on(port: u16) -> Vec<(String, u64)> {
+    let Ok(table) = std::fs::read_to_string("/proc/net/tcp") else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for line in table.lines().skip(1) {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let local_port = fields[1].rsplit(':').next().unwrap();
+        let (state, queues) = (fields[3], fields[4]);
+        // (0A: listening)
+        if u16::from_str_radix(local_port, 16) != Ok(port) || state == "0A" {
+            continue;
+        }
+        let tx_queue = queues.split(':').next().unwrap();
+        found.push((state.to_owned(), u64::from_str_radix(tx_queue, 16).unwrap()));
+    }
+    found
+}
+
+/// Bytes the kernel queues to send on the sockets of local port `port`.
+pub fn queued_on(port: u16) -> u64 {
+    sockets_on(port).iter().map(|(_, queued)| queued).sum()
+}
+
+/// Waits, looking every 10 ms, until `done` holds; false if `limit`
+/// passes first.
+async fn polled<R: Runtime>(rt: &R, limit: Duration, done: impl Fn() -> bool) -> bool {
+    let deadline = rt.now() + limit;
+    while !done() {
+        if rt.now() >= deadline {
+            return false;
+        }
+        rt.sleep_until(rt.now() + Duration::from_millis(10)).await;
+    }
+    true
+}
+
+/// A connection to a peer that reads nothing, ended by the node (an
+/// unpair): the linger stops the blocked writer and the node drops both
+/// halves of its socket. They used to close it with a FIN queued behind
+/// every byte the socket held, and the kernel kept the socket
+/// (FIN_WAIT1, orphaned) with those bytes (3.7 MB, still there 280 s
+/// later). Within the linger plus slack the kernel must have let go.
+pub async fn a_connection_given_up_leaves_no_bytes_queued_in_the_kernel<H: Harness>() {
+    if !cfg!(target_os = "linux") {
+        return;
+    }
+    let bob: N<H> = node(72, &[71], |c| c).await;
+    let rt = bob.runtime().clone();
+    let port = bob.local_addr().unwrap().port();
+    let events = bob.events();
+    // completes the handshake, then is never pumped again: reads nothing
+    let raw = RawPeer::dial(
+        &rt,
+        identity(71),
+        bob.peer_id(),
+        bob.local_addr().unwrap(),
+        &[],
+    )
+    .await;
+    expect_connected(&rt, &events, "the raw peer", peer(71)).await;
+    // 40 MB of calls towards it: far more than loopback buffers hold
+    let args = Bytes::from(vec![7u8; 1_000_000]);
+    for _ in 0..40 {
+        let (bob, args) = (bob.clone(), args.clone());
+        rt.spawn(async move {
+            let _ = bob
+                .call(&peer(71), "x", args, Duration::from_secs(120))
+                .await;
+        });
+    }
+    let filling = polled(&rt, WAIT, || queued_on(port) > 1_000_000).await;
+    assert!(
+        filling,
+        "bob's socket never held the calls: {:?}",
+        sockets_on(port)
+    );
+    assert!(bob.unpair(&peer(71)).await.unwrap());
+    // (the raw peer, still open and reading nothing, would keep a socket
+    // closed with a FIN)
+    let gone = polled(&rt, Duration::from_secs(5), || sockets_on(port).is_empty()).await;
+    assert!(
+        gone,
+        "5 s after the close, the kernel still holds bob's socket (state, bytes queued): {:?}",
+        sockets_on(port)
+    );
+    drop(raw);
+    bob.shutdown().await;
+}
+
+/// A peer that closes its sending side and reads nothing: the node's
+/// writer is not blocked (the socket took all 2.7 MB of the results
+/// called for), the peer's end of stream ends the connection and the
+/// node closes its socket cleanly, with a FIN queued behind those bytes.
+/// The kernel kept the socket (LAST_ACK) and its bytes for as long as the
+/// peer kept its end open; now it gives up once the peer takes nothing
+/// for 2 s.
+pub async fn a_half_closed_peer_that_reads_nothing_leaves_no_bytes_in_the_kernel<H: Harness>() {
+    if !cfg!(target_os = "linux") {
+        return;
+    }
+    let bob: N<H> = node(80, &[81], |c| c).await;
+    let rt = bob.runtime().clone();
+    let port = bob.local_addr().unwrap().port();
+    let result = Bytes::from(vec![7u8; 900_000]);
+    bob.expose("get", move |_, _| {
+        let result = result.clone();
+        async move { Ok(result) }
+    })
+    .unwrap();
+    let addr = bob.local_addr().unwrap();
+    let mut raw = RawPeer::dial(&rt, identity(81), bob.peer_id(), addr, &[]).await;
+    for _ in 0..3 {
+        raw.call(&bob.peer_id(), "get", b"x", Duration::from_secs(600))
+            .await;
+    }
+    let written = polled(&rt, WAIT, || queued_on(port) > 2_000_000).await;
+    assert!(
+        written,
+        "bob's socket never held the results: {:?}",
+        sockets_on(port)
+    );
+    raw.close_write().await;
+    let gone = polled(&rt, Duration::from_secs(10), || sockets_on(port).is_empty()).await;
+    assert!(
+        gone,
+        "10 s after the close, the kernel still holds bob's socket (state, bytes queued): {:?}",
+        sockets_on(port)
+    );
+}
