@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
@@ -851,6 +851,15 @@ fn a_call_to_the_node_itself_is_not_paired_though_the_file_names_it() {
     assert_eq!(warned, 1, "{err}");
 }
 
+/// Nodes `a` and `b` in `d`, `a` trusting `b` at 127.0.0.1:5000: `b`'s
+/// PeerId and `a`'s book file.
+fn a_pairs_b_with_an_address(d: &Path) -> (String, PathBuf) {
+    init(d, "a");
+    let b = init(d, "b");
+    ok(&["pair", "a", &format!("{b}@127.0.0.1:5000")], d);
+    (b, d.join("a/book"))
+}
+
 /// An `unpair` whose book save fails (here the book is a symbolic link,
 /// which is never written through) has already saved the trust list: it
 /// used to exit 1 naming only the book, as if nothing had changed, and
@@ -864,10 +873,7 @@ fn a_call_to_the_node_itself_is_not_paired_though_the_file_names_it() {
 fn an_unpair_whose_book_save_failed_can_be_finished() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    init(d, "a");
-    let b = init(d, "b");
-    ok(&["pair", "a", &format!("{b}@127.0.0.1:5000")], d);
-    let book = d.join("a/book");
+    let (b, book) = a_pairs_b_with_an_address(d);
     let elsewhere = d.join("book-elsewhere");
     std::fs::rename(&book, &elsewhere).unwrap();
     std::os::unix::fs::symlink(&elsewhere, &book).unwrap();
@@ -901,10 +907,7 @@ fn an_unpair_whose_book_save_failed_can_be_finished() {
 fn an_unpair_revokes_though_the_book_is_damaged() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    init(d, "a");
-    let b = init(d, "b");
-    ok(&["pair", "a", &format!("{b}@127.0.0.1:5000")], d);
-    let book = d.join("a/book");
+    let (b, book) = a_pairs_b_with_an_address(d);
     let saved = std::fs::read_to_string(&book).unwrap();
     std::fs::write(&book, saved.replace("application", "applicaton")).unwrap();
     let err = fails(1, &["unpair", "a", &b], d);
