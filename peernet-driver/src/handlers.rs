@@ -132,6 +132,7 @@ impl<R: Runtime> Shared<R> {
         while !work.is_empty() {
             self.run_once(work, own, &mut queued);
         }
+        give_back(work);
         queued
     }
 
@@ -425,10 +426,40 @@ impl PanicLog {
     }
 }
 
+/// Work items a task's buffer keeps room for between turns (about 150
+/// bytes each).
+const WORK_KEPT: usize = 128;
+
+/// A turn that ran more work than [`WORK_KEPT`] items (one read brought a
+/// thousand calls) gives the room back: a reader keeps its buffer for its
+/// connection's whole life, and one big batch would otherwise hold up to
+/// a drain's batch of items' room (1,024 of them, about 150
+/// KiB) per connection, which no budget counts.
+fn give_back(work: &mut Vec<Work>) {
+    if work.capacity() > WORK_KEPT {
+        work.shrink_to(WORK_KEPT);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use peernet_proto::Identity;
+
+    #[test]
+    fn a_big_turn_gives_its_room_back() {
+        let mut work: Vec<Work> = Vec::new();
+        for _ in 0..1024 {
+            work.push(Work::SaveBook);
+        }
+        work.clear();
+        give_back(&mut work);
+        assert!(work.capacity() <= WORK_KEPT, "{}", work.capacity());
+        // a small turn keeps its room: no allocation per read
+        let mut small: Vec<Work> = Vec::with_capacity(64);
+        give_back(&mut small);
+        assert_eq!(small.capacity(), 64);
+    }
 
     #[test]
     fn panics_are_logged_at_warn_once_per_peer_per_interval() {
