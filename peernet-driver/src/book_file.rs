@@ -91,6 +91,10 @@ pub enum BookFileErrorKind {
     /// The first line is not `peernet-address-book v1`.
     #[error("expected the header `{BOOK_HEADER}`")]
     MissingHeader,
+    /// The file starts with a byte-order mark (U+FEFF), which some
+    /// editors put before UTF-8: the header is there, behind it.
+    #[error("the file starts with a byte-order mark: save it as UTF-8 without one")]
+    ByteOrderMark,
     /// The file is not UTF-8.
     #[error("not UTF-8")]
     NotUtf8,
@@ -288,6 +292,9 @@ impl SavedBook {
             (i + 1, l.strip_suffix('\r').unwrap_or(l), terminated)
         });
         match lines.next() {
+            Some((_, first, _)) if first.starts_with('\u{feff}') => {
+                return Err(err(1, BookFileErrorKind::ByteOrderMark));
+            }
             Some((_, BOOK_HEADER, true)) => {}
             Some((n, BOOK_HEADER, false)) => {
                 return Err(err(n, BookFileErrorKind::UnterminatedLine));
@@ -552,6 +559,11 @@ mod tests {
                 "peernet-trust-list v1\nend 0\n".to_string(),
                 1,
                 BookFileErrorKind::MissingHeader,
+            ),
+            (
+                format!("\u{feff}{BOOK_HEADER}\nend 0\n"),
+                1,
+                BookFileErrorKind::ByteOrderMark,
             ),
         ];
         for (text, line, kind) in cases {

@@ -171,6 +171,9 @@ impl TrustList {
         // The header is checked before termination so that a text that is
         // not a trust list at all is reported as such, not as truncated.
         match lines.next() {
+            Some(line) if line.text.starts_with('\u{feff}') => {
+                return Err(TrustListError::new(1, TrustListErrorKind::ByteOrderMark));
+            }
             Some(line) if line.text == TRUST_LIST_HEADER && line.terminated => {}
             Some(line) if line.text == TRUST_LIST_HEADER => {
                 return Err(TrustListError::new(
@@ -411,6 +414,10 @@ pub enum TrustListErrorKind {
     /// empty): not a trust list, or another version.
     #[error("expected the header `peernet-trust-list v1`")]
     MissingHeader,
+    /// The text starts with a byte-order mark (U+FEFF), which some
+    /// editors put before UTF-8: the header is there, behind it.
+    #[error("the file starts with a byte-order mark: save it as UTF-8 without one")]
+    ByteOrderMark,
     /// An entry's key is not a valid PeerId.
     #[error("invalid key: {0}")]
     InvalidKey(InvalidPeerId),
