@@ -136,18 +136,11 @@ fn refuse_foreign_contents(dir: &Path) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Writes the identity to a temporary file, then links it into place: the
-/// link fails if an identity exists, so of two `init`s racing on one
-/// directory exactly one wins, and the file is never seen half-written.
+/// Writes the identity into `dir` ([`write_identity`]: a temporary file
+/// linked into place, so of two `init`s racing on one directory exactly
+/// one wins, and the file is never seen half-written).
 fn create_identity(dir: &Path, identity: &Identity) -> io::Result<()> {
-    // (`.tmp`: one a crash leaves is removed by the next lock's holder)
-    let temp = dir.join(format!("{IDENTITY_FILE}.init.{}.tmp", std::process::id()));
-    let _ = fs::remove_file(&temp);
-    write_identity(&temp, identity)?;
-    let linked = fs::hard_link(&temp, dir.join(IDENTITY_FILE));
-    let _ = fs::remove_file(&temp);
-    linked?;
-    fs::File::open(dir)?.sync_all()
+    write_identity(&dir.join(IDENTITY_FILE), identity)
 }
 
 /// An initialised data directory: it must exist and hold an identity (a

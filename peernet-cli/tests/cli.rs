@@ -143,6 +143,9 @@ fn a_keygen_that_cannot_write_its_key_leaves_no_file() {
         stderr(&out)
     );
     assert!(!dir.path().join("a.key").exists(), "a broken key file left");
+    // (nor a temporary one: the key is staged beside it, then linked)
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
     let peer = keygen(dir.path(), "a.key");
     assert_eq!(ok(&["id", "a.key"], dir.path()).trim(), peer);
 }

@@ -30,7 +30,7 @@
 //! which must never replace one that exists); the fsync of the directory
 //! that makes the rename durable is ours.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -388,28 +388,30 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
 }
 
 /// Writes a new identity file: 0600 from the first byte, and never over
-/// an existing one (`create_new`). A file it created but could not write
-/// whole (a full disk) is removed: left, it would be no identity, and
-/// would stand in the way of the next attempt (`AlreadyExists`).
+/// an existing one. The key is written and synced to a temporary file
+/// beside `path`, linked into place only if nothing is there, and the
+/// directory synced: a crash or a full disk never leaves a partial key
+/// under `path` (which would be no identity, and would stand in the way
+/// of the next attempt), and of two writers racing exactly one wins.
 ///
 /// # Errors
 ///
-/// `AlreadyExists` if there is a file at `path`; any other I/O error of
-/// creating, writing or syncing it.
+/// `AlreadyExists` if there is a file (or a link) at `path`; any other
+/// I/O error of writing, syncing or linking it.
 pub fn write_identity(path: &Path, identity: &Identity) -> io::Result<()> {
-    let mut options = OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
-    let written = file
-        .write_all(&identity.to_bytes())
-        .and_then(|()| file.sync_all());
-    if written.is_err() {
-        drop(file);
-        let _ = fs::remove_file(path);
-    }
-    written
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or(IDENTITY_FILE);
+    // (`NAME.….tmp`: one a crash leaves in a data directory is removed by
+    // the next holder of its lock)
+    let temp = stage_in(dir, name, &identity.to_bytes())?;
+    temp.persist_noclobber(path).map_err(|e| e.error)?;
+    sync_dir(dir)
 }
 
 /// The largest trust list file read (16 MiB, about 80,000 peers with
