@@ -53,6 +53,28 @@ async fn polled<R: Runtime>(rt: &R, limit: Duration, done: impl Fn() -> bool) ->
     true
 }
 
+/// Waits until bob's sockets on `port` queue more than `bytes` (`what`
+/// they hold).
+async fn holds<R: Runtime>(rt: &R, port: u16, bytes: u64, what: &str) {
+    let held = polled(rt, WAIT, || queued_on(port) > bytes).await;
+    assert!(
+        held,
+        "bob's socket never held {what}: {:?}",
+        sockets_on(port)
+    );
+}
+
+/// Waits until the kernel has let go of every socket on `port` but the
+/// listener, which must happen within `limit` of the close.
+async fn released<R: Runtime>(rt: &R, port: u16, limit: Duration) {
+    let gone = polled(rt, limit, || sockets_on(port).is_empty()).await;
+    assert!(
+        gone,
+        "{limit:?} after the close, the kernel still holds bob's socket (state, bytes queued): {:?}",
+        sockets_on(port)
+    );
+}
+
 /// A connection to a peer that reads nothing, ended by the node (an
 /// unpair): the linger stops the blocked writer and the node drops both
 /// halves of its socket. They used to close it with a FIN queued behind
@@ -87,21 +109,11 @@ pub async fn a_connection_given_up_leaves_no_bytes_queued_in_the_kernel<H: Harne
                 .await;
         });
     }
-    let filling = polled(&rt, WAIT, || queued_on(port) > 1_000_000).await;
-    assert!(
-        filling,
-        "bob's socket never held the calls: {:?}",
-        sockets_on(port)
-    );
+    holds(&rt, port, 1_000_000, "the calls").await;
     assert!(bob.unpair(&peer(71)).await.unwrap());
     // (the raw peer, still open and reading nothing, would keep a socket
     // closed with a FIN)
-    let gone = polled(&rt, Duration::from_secs(5), || sockets_on(port).is_empty()).await;
-    assert!(
-        gone,
-        "5 s after the close, the kernel still holds bob's socket (state, bytes queued): {:?}",
-        sockets_on(port)
-    );
+    released(&rt, port, Duration::from_secs(5)).await;
     drop(raw);
     bob.shutdown().await;
 }
@@ -132,17 +144,7 @@ pub async fn a_half_closed_peer_that_reads_nothing_leaves_no_bytes_in_the_kernel
         raw.call(&bob.peer_id(), "get", b"x", Duration::from_secs(600))
             .await;
     }
-    let written = polled(&rt, WAIT, || queued_on(port) > 2_000_000).await;
-    assert!(
-        written,
-        "bob's socket never held the results: {:?}",
-        sockets_on(port)
-    );
+    holds(&rt, port, 2_000_000, "the results").await;
     raw.close_write().await;
-    let gone = polled(&rt, Duration::from_secs(10), || sockets_on(port).is_empty()).await;
-    assert!(
-        gone,
-        "10 s after the close, the kernel still holds bob's socket (state, bytes queued): {:?}",
-        sockets_on(port)
-    );
+    released(&rt, port, Duration::from_secs(10)).await;
 }

@@ -62,6 +62,7 @@ mod seen;
 mod service;
 mod shared;
 mod signal;
+pub mod socket_end;
 mod stats;
 mod tasks;
 pub mod ticket;

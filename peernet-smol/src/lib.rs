@@ -55,7 +55,9 @@ use std::time::Instant;
 use async_io::Async;
 use async_net::{TcpListener, TcpStream};
 use futures_io::{AsyncRead, AsyncWrite};
-use peernet_driver::{BoxFuture, BoxRead, BoxWrite, Runtime, Socket, Transport, WrapStream};
+use peernet_driver::{
+    BoxFuture, BoxRead, BoxWrite, Runtime, Socket, Transport, WrapStream, socket_end,
+};
 
 pub use peernet_driver::api::*;
 
@@ -126,7 +128,7 @@ impl Socket for Tcp {
     }
 
     fn reset(self: Box<Self>) {
-        let _ = socket2::SockRef::from(&self.0).set_linger(Some(std::time::Duration::ZERO));
+        socket_end::reset(&self.0);
     }
 }
 
@@ -174,24 +176,15 @@ impl AsyncRead for TcpReader {
 
 impl Drop for TcpReader {
     fn drop(&mut self) {
-        match self.ended {
-            true => let_go(&*self.socket),
-            false => abandon(&*self.socket),
-        }
+        socket_end::let_go(&*self.socket, self.ended);
     }
 }
 
 /// The write half of a connection's socket. Dropped without a completed
 /// close (the driver stopped a write the peer does not take, or gave up
-/// on the transport), it makes the socket close with a reset rather than
-/// a FIN; so does a read half dropped before the peer's end of stream.
-///
-/// A FIN leaves the socket to the kernel until every byte queued before
-/// it is taken: towards a peer that reads nothing, up to the socket's
-/// send buffer held for minutes after the node let go of it, outside
-/// every limit of the node. A reset lets go of them at once. Only a
-/// connection that ended cleanly both ways (our close written, the
-/// peer's end of stream read) closes with a FIN.
+/// on the transport), it makes the socket close with a reset; so does a
+/// read half dropped before the peer's end of stream
+/// ([`peernet_driver::socket_end`]).
 struct TcpWriter {
     stream: TcpStream,
     /// `poll_close` completed: our last bytes and the FIN are queued.
@@ -220,45 +213,8 @@ impl AsyncWrite for TcpWriter {
 
 impl Drop for TcpWriter {
     fn drop(&mut self) {
-        match self.closed {
-            true => let_go(&self.stream),
-            false => abandon(&self.stream),
-        }
+        socket_end::let_go(&self.stream, self.closed);
     }
-}
-
-/// The socket is given up: once its last half is dropped it closes with a
-/// reset, and the kernel drops what it still queues for the peer. (A
-/// failure means the socket is dead already: nothing is queued.)
-fn abandon<'a, S>(socket: &'a S)
-where
-    socket2::SockRef<'a>: From<&'a S>,
-{
-    let _ = socket2::SockRef::from(socket).set_linger(Some(std::time::Duration::ZERO));
-}
-
-/// How long the kernel may go on trying to deliver what a socket let go
-/// of cleanly still queues, without progress, before it drops the socket
-/// (as long as the driver's linger).
-#[cfg(any(target_os = "linux", target_os = "android"))]
-const ORPHAN_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// A half ended cleanly: our close was written, or the peer's end of
-/// stream read. That does not mean the peer takes what is still queued: a
-/// peer that closes its sending side (or that we closed first) and reads
-/// nothing would leave the kernel holding the socket and its bytes, as
-/// after a FIN ([`TcpWriter`]). Where the kernel offers it
-/// (`TCP_USER_TIMEOUT`, which also bounds a zero window), it gives up
-/// once nothing the socket sends is taken for [`ORPHAN_PATIENCE`]; a peer
-/// that reads keeps it going. Elsewhere the socket closes as usual.
-fn let_go<'a, S>(socket: &'a S)
-where
-    socket2::SockRef<'a>: From<&'a S>,
-{
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    let _ = socket2::SockRef::from(socket).set_tcp_user_timeout(Some(ORPHAN_PATIENCE));
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    let _ = socket;
 }
 
 impl<S: Spawner> Runtime for AsyncIoRuntime<S> {

@@ -46,7 +46,9 @@ use std::pin::Pin;
 use std::task::{self, Poll};
 use std::time::Instant;
 
-use peernet_driver::{BoxFuture, BoxRead, BoxWrite, Runtime, Socket, Transport, WrapStream};
+use peernet_driver::{
+    BoxFuture, BoxRead, BoxWrite, Runtime, Socket, Transport, WrapStream, socket_end,
+};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
@@ -116,8 +118,7 @@ impl Socket for Tcp {
     }
 
     fn reset(self: Box<Self>) {
-        // (a zero linger never blocks the drop)
-        let _ = self.0.set_zero_linger();
+        socket_end::reset(&self.0);
     }
 }
 
@@ -148,25 +149,15 @@ impl AsyncRead for ReadHalf {
 
 impl Drop for ReadHalf {
     fn drop(&mut self) {
-        match self.ended {
-            true => let_go(self.half.as_ref()),
-            false => abandon(self.half.as_ref()),
-        }
+        socket_end::let_go(self.half.as_ref(), self.ended);
     }
 }
 
 /// The write half of a connection's socket. Dropped without a completed
 /// close (the driver stopped a write the peer does not take, or gave up
-/// on the transport), it makes the socket close with a reset rather than
-/// a FIN; so does a read half dropped before the peer's end of stream.
-///
-/// A FIN leaves the socket to the kernel until every byte queued before
-/// it is taken: towards a peer that reads nothing, up to the socket's
-/// send buffer (4 MiB by default) held for minutes after the node let go
-/// of it (measured: 3.7 MB, still held 280 s later), outside every limit
-/// of the node. A reset lets go of them at once. Only a connection that
-/// ended cleanly both ways (our close written, the peer's end of stream
-/// read) closes with a FIN.
+/// on the transport), it makes the socket close with a reset; so does a
+/// read half dropped before the peer's end of stream
+/// ([`peernet_driver::socket_end`]).
 struct WriteHalf {
     half: OwnedWriteHalf,
     /// `poll_shutdown` completed: our last bytes and the FIN are queued.
@@ -197,39 +188,8 @@ impl AsyncWrite for WriteHalf {
 
 impl Drop for WriteHalf {
     fn drop(&mut self) {
-        match self.closed {
-            true => let_go(self.half.as_ref()),
-            false => abandon(self.half.as_ref()),
-        }
+        socket_end::let_go(self.half.as_ref(), self.closed);
     }
-}
-
-/// The socket is given up: once its last half is dropped it closes with a
-/// reset, and the kernel drops what it still queues for the peer.
-fn abandon(stream: &TcpStream) {
-    // (a failure means the socket is dead already: nothing is queued)
-    let _ = stream.set_zero_linger();
-}
-
-/// How long the kernel may go on trying to deliver what a socket let go
-/// of cleanly still queues, without progress, before it drops the socket
-/// (as long as the driver's linger).
-#[cfg(any(target_os = "linux", target_os = "android"))]
-const ORPHAN_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// A half ended cleanly: our close was written, or the peer's end of
-/// stream read. That does not mean the peer takes what is still queued: a
-/// peer that closes its sending side (or that we closed first) and reads
-/// nothing would leave the kernel holding the socket and its bytes, as
-/// after a FIN ([`WriteHalf`]). Where the kernel offers it
-/// (`TCP_USER_TIMEOUT`, which also bounds a zero window), it gives up
-/// once nothing the socket sends is taken for [`ORPHAN_PATIENCE`]; a peer
-/// that reads keeps it going. Elsewhere the socket closes as usual.
-fn let_go(stream: &TcpStream) {
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    let _ = socket2::SockRef::from(stream).set_tcp_user_timeout(Some(ORPHAN_PATIENCE));
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    let _ = stream;
 }
 
 impl Runtime for TokioRuntime {
