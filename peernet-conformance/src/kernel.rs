@@ -7,7 +7,12 @@
 //! of the node, and a hostile peer could pile it up connection after
 //! connection. A socket given up (the linger over, a stall, a broken
 //! transport) closes with a reset; one let go of cleanly gives up once
-//! the peer takes none of its bytes for 2 s (`TCP_USER_TIMEOUT`).
+//! the peer takes none of its bytes for 2 s (`TCP_USER_TIMEOUT`). While
+//! a connection lives, what the kernel queues towards a peer that reads
+//! nothing is bounded too (`TCP_NOTSENT_LOWAT`,
+//! [`socket_start`](peernet_driver::socket_start)).
+
+use peernet_driver::socket_start::UNSENT_LIMIT;
 
 use super::*;
 
@@ -75,6 +80,65 @@ async fn released<R: Runtime>(rt: &R, port: u16, limit: Duration) {
     );
 }
 
+/// Bob, a node with a raw peer (key 71) that completed its handshake and
+/// then reads nothing, and 40 MB of calls towards it, far more than
+/// loopback buffers hold; returns once bob's socket queues 32 KiB of them
+/// for the peer, with the port bob listens on and the raw peer, which
+/// must stay open.
+async fn calls_towards_a_deaf_peer<H: Harness>() -> (N<H>, u16, RawPeer) {
+    let bob: N<H> = node(72, &[71], |c| c).await;
+    let rt = bob.runtime().clone();
+    let port = bob.local_addr().unwrap().port();
+    let events = bob.events();
+    let raw = RawPeer::dial(
+        &rt,
+        identity(71),
+        bob.peer_id(),
+        bob.local_addr().unwrap(),
+        &[],
+    )
+    .await;
+    expect_connected(&rt, &events, "the raw peer", peer(71)).await;
+    let args = Bytes::from(vec![7u8; 1_000_000]);
+    for _ in 0..40 {
+        let (bob, args) = (bob.clone(), args.clone());
+        rt.spawn(async move {
+            let _ = bob
+                .call(&peer(71), "x", args, Duration::from_secs(120))
+                .await;
+        });
+    }
+    holds(&rt, port, 32 * 1024, "the calls").await;
+    (bob, port, raw)
+}
+
+/// While bob writes to a peer that reads nothing, the kernel holds at
+/// most [`UNSENT_LIMIT`] and a write's overshoot for it (a socket's send
+/// buffer grows to 4 MiB by default: it held 3.7 MB, within milliseconds
+/// of the first write). Looked at for half a second: a bound over a
+/// while, not an event to wait for. The peer's own receive buffer is the
+/// peer's memory, not bob's.
+pub async fn a_peer_that_reads_nothing_gets_little_queued_in_the_kernel<H: Harness>() {
+    if !cfg!(target_os = "linux") {
+        return;
+    }
+    let (bob, port, raw) = calls_towards_a_deaf_peer::<H>().await;
+    let bound = u64::from(UNSENT_LIMIT) + 128 * 1024;
+    for _ in 0..50 {
+        let queued = queued_on(port);
+        assert!(
+            queued <= bound,
+            "the kernel queues {queued} bytes for a peer that reads nothing, over {bound}: {:?}",
+            sockets_on(port)
+        );
+        bob.runtime()
+            .sleep_until(bob.runtime().now() + Duration::from_millis(10))
+            .await;
+    }
+    drop(raw);
+    bob.shutdown().await;
+}
+
 /// A connection to a peer that reads nothing, ended by the node (an
 /// unpair): the linger stops the blocked writer and the node drops both
 /// halves of its socket. They used to close it with a FIN queued behind
@@ -85,31 +149,8 @@ pub async fn a_connection_given_up_leaves_no_bytes_queued_in_the_kernel<H: Harne
     if !cfg!(target_os = "linux") {
         return;
     }
-    let bob: N<H> = node(72, &[71], |c| c).await;
+    let (bob, port, raw) = calls_towards_a_deaf_peer::<H>().await;
     let rt = bob.runtime().clone();
-    let port = bob.local_addr().unwrap().port();
-    let events = bob.events();
-    // completes the handshake, then is never pumped again: reads nothing
-    let raw = RawPeer::dial(
-        &rt,
-        identity(71),
-        bob.peer_id(),
-        bob.local_addr().unwrap(),
-        &[],
-    )
-    .await;
-    expect_connected(&rt, &events, "the raw peer", peer(71)).await;
-    // 40 MB of calls towards it: far more than loopback buffers hold
-    let args = Bytes::from(vec![7u8; 1_000_000]);
-    for _ in 0..40 {
-        let (bob, args) = (bob.clone(), args.clone());
-        rt.spawn(async move {
-            let _ = bob
-                .call(&peer(71), "x", args, Duration::from_secs(120))
-                .await;
-        });
-    }
-    holds(&rt, port, 1_000_000, "the calls").await;
     assert!(bob.unpair(&peer(71)).await.unwrap());
     // (the raw peer, still open and reading nothing, would keep a socket
     // closed with a FIN)
@@ -118,13 +159,26 @@ pub async fn a_connection_given_up_leaves_no_bytes_queued_in_the_kernel<H: Harne
     bob.shutdown().await;
 }
 
+/// A TCP connection to `addr` with the smallest receive buffer
+/// (`SO_RCVBUF` set before it connects, which also keeps the kernel from
+/// growing it): a peer that reads nothing over it takes a few KB.
+fn narrow_connection(addr: SocketAddr) -> std::net::TcpStream {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(1).unwrap();
+    // (loopback: the kernel completes the connect at once)
+    socket.connect(&addr.into()).unwrap();
+    socket.set_nonblocking(true).unwrap();
+    socket.into()
+}
+
 /// A peer that closes its sending side and reads nothing: the node's
-/// writer is not blocked (the socket took all 2.7 MB of the results
-/// called for), the peer's end of stream ends the connection and the
-/// node closes its socket cleanly, with a FIN queued behind those bytes.
-/// The kernel kept the socket (LAST_ACK) and its bytes for as long as the
-/// peer kept its end open; now it gives up once the peer takes nothing
-/// for 2 s.
+/// writer is not blocked (the socket took all the results called for),
+/// the peer's end of stream ends the connection and the node closes its
+/// socket cleanly, with a FIN queued behind those bytes. The kernel kept
+/// the socket (LAST_ACK) and its bytes for as long as the peer kept its
+/// end open (2.5 MB, before the kernel's unsent bytes were bounded); now
+/// it gives up once the peer takes nothing for 2 s.
 pub async fn a_half_closed_peer_that_reads_nothing_leaves_no_bytes_in_the_kernel<H: Harness>() {
     if !cfg!(target_os = "linux") {
         return;
@@ -132,19 +186,39 @@ pub async fn a_half_closed_peer_that_reads_nothing_leaves_no_bytes_in_the_kernel
     let bob: N<H> = node(80, &[81], |c| c).await;
     let rt = bob.runtime().clone();
     let port = bob.local_addr().unwrap().port();
-    let result = Bytes::from(vec![7u8; 900_000]);
+    // (three results fit in what the kernel takes at once, so the writer
+    // ends cleanly; the peer's window takes a few hundred bytes of them)
+    let result = Bytes::from(vec![7u8; 3_000]);
     bob.expose("get", move |_, _| {
         let result = result.clone();
         async move { Ok(result) }
     })
     .unwrap();
     let addr = bob.local_addr().unwrap();
-    let mut raw = RawPeer::dial(&rt, identity(81), bob.peer_id(), addr, &[]).await;
+    let stream = narrow_connection(addr);
+    // (closing the runtime's stream does not end its sending side on
+    // every runtime: async-std's only flushes)
+    let sending_side = stream.try_clone().unwrap();
+    let stream = H::tcp(stream).unwrap();
+    let transport = <H::Rt as WrapStream<H::Tcp>>::wrap(stream);
+    let mut raw = RawPeer::over(transport, identity(81), bob.peer_id(), &[]).await;
     for _ in 0..3 {
         raw.call(&bob.peer_id(), "get", b"x", Duration::from_secs(600))
             .await;
     }
-    holds(&rt, port, 2_000_000, "the results").await;
-    raw.close_write().await;
+    holds(&rt, port, 2_000, "the results").await;
+    sending_side.shutdown(std::net::Shutdown::Write).unwrap();
+    // the clean close: a FIN behind the bytes, the peer's FIN taken
+    let last_ack = polled(&rt, WAIT, || {
+        sockets_on(port)
+            .iter()
+            .any(|(state, queued)| state == "09" && *queued > 0)
+    })
+    .await;
+    assert!(
+        last_ack,
+        "bob's socket never closed cleanly with bytes queued: {:?}",
+        sockets_on(port)
+    );
     released(&rt, port, Duration::from_secs(10)).await;
 }

@@ -33,14 +33,20 @@ pub use raw::RawPeer;
 /// What a runtime crate supplies to run the scenarios.
 pub trait Harness: 'static {
     /// The runtime under test.
-    type Rt: Runtime + WrapStream<Self::Stream>;
+    type Rt: Runtime + WrapStream<Self::Stream> + WrapStream<Self::Tcp>;
     /// A stream type of the runtime's own, for bring-your-own-stream
     /// scenarios (a Unix socket pair).
     type Stream: Send + 'static;
+    /// The runtime's own TCP stream, for scenarios that set a socket's
+    /// options before it connects.
+    type Tcp: Send + 'static;
     /// Runs `future` to completion on a fresh runtime.
     fn block_on<F: Future<Output = ()> + Send + 'static>(future: F);
     /// Two connected streams (called inside `block_on`).
     fn stream_pair() -> io::Result<(Self::Stream, Self::Stream)>;
+    /// `stream`, connected and non-blocking, as the runtime's own (called
+    /// inside `block_on`).
+    fn tcp(stream: std::net::TcpStream) -> io::Result<Self::Tcp>;
 }
 
 static V1: AtomicBool = AtomicBool::new(false);
@@ -166,6 +172,7 @@ macro_rules! scenario_tests {
             refused_at_accept_is_reset,
             a_peer_that_reconnects_too_often_is_refused_busy,
             a_connection_given_up_leaves_no_bytes_queued_in_the_kernel,
+            a_peer_that_reads_nothing_gets_little_queued_in_the_kernel,
             a_half_closed_peer_that_reads_nothing_leaves_no_bytes_in_the_kernel
         );
     };

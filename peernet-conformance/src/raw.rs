@@ -14,7 +14,7 @@ use peernet_proto::{
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 
-use peernet_driver::{BoxRead, BoxWrite, Runtime};
+use peernet_driver::{BoxRead, BoxWrite, Runtime, Transport};
 
 /// A hand-driven peer: nothing happens unless the test pumps it.
 pub struct RawPeer {
@@ -38,7 +38,18 @@ impl RawPeer {
         addr: SocketAddr,
         handles: &[&str],
     ) -> RawPeer {
-        let (read, write) = rt.connect(addr).await.expect("raw dial").into_parts();
+        let transport = rt.connect(addr).await.expect("raw dial");
+        RawPeer::over(transport, identity, node, handles).await
+    }
+
+    /// [`RawPeer::dial`] over a transport the test opened itself.
+    pub async fn over(
+        transport: Transport,
+        identity: Identity,
+        node: PeerId,
+        handles: &[&str],
+    ) -> RawPeer {
+        let (read, write) = transport.into_parts();
         let peer = identity.peer_id();
         let trust: TrustList = [node].into_iter().collect();
         // (deterministic, and one stream per identity: two raw peers with
@@ -162,13 +173,6 @@ impl RawPeer {
         };
         assert!(self.ep.testkit_queue_envelope(now, self.conn, &goodbye));
         self.flush().await;
-    }
-
-    /// Closes this peer's sending side (a TCP FIN), saying nothing more and
-    /// reading nothing: the node reads the end of its stream while this
-    /// peer's end stays open.
-    pub async fn close_write(&mut self) {
-        let _ = self.write.close().await;
     }
 
     /// Calls `handle` on the node with `timeout` carried on the wire, and

@@ -63,6 +63,7 @@ mod service;
 mod shared;
 mod signal;
 pub mod socket_end;
+pub mod socket_start;
 mod stats;
 mod tasks;
 pub mod ticket;

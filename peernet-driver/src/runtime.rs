@@ -63,7 +63,9 @@ pub trait Runtime: Clone + Default + Send + Sync + 'static {
         })
     }
 
-    /// Opens a TCP connection to `addr`, with `TCP_NODELAY` set.
+    /// Opens a TCP connection to `addr`, its options set by
+    /// [`socket_start::take_up`](crate::socket_start::take_up)
+    /// (`TCP_NODELAY`, and a bound on what the kernel holds unsent).
     fn connect(&self, addr: SocketAddr) -> impl Future<Output = io::Result<Transport>> + Send;
 
     /// Binds a TCP listener to `addr` whose accept queue holds `backlog`
@@ -77,7 +79,8 @@ pub trait Runtime: Clone + Default + Send + Sync + 'static {
     /// The address `listener` is bound to.
     fn local_addr(listener: &Self::Listener) -> io::Result<SocketAddr>;
 
-    /// Accepts one TCP connection on `listener`, with `TCP_NODELAY` set.
+    /// Accepts one TCP connection on `listener`, its options set as
+    /// [`Runtime::connect`]'s.
     fn accept(
         &self,
         listener: &Self::Listener,

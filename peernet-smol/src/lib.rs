@@ -56,7 +56,7 @@ use async_io::Async;
 use async_net::{TcpListener, TcpStream};
 use futures_io::{AsyncRead, AsyncWrite};
 use peernet_driver::{
-    BoxFuture, BoxRead, BoxWrite, Runtime, Socket, Transport, WrapStream, socket_end,
+    BoxFuture, BoxRead, BoxWrite, Runtime, Socket, Transport, WrapStream, socket_end, socket_start,
 };
 
 pub use peernet_driver::api::*;
@@ -97,16 +97,13 @@ impl<S: Spawner> AsyncIoRuntime<S> {
     }
 }
 
-/// `TCP_NODELAY` (if the socket takes it); the stream is shared by its halves (one socket, with no
+/// The socket's options ([`socket_start`]); the stream is shared by its halves (one socket, with no
 /// lock between the reader and the writer).
 ///
 /// `remote` is what connect dialed or accept returned (asking the socket
 /// again would be one `getpeername` per connection for nothing).
 fn tcp(stream: TcpStream, remote: SocketAddr) -> io::Result<Transport> {
-    // (a failure means the socket is dead already, e.g. reset before it
-    // was accepted, where macOS answers EINVAL: its first read says so,
-    // and an accept error here would make the accept loop back off)
-    let _ = stream.set_nodelay(true);
+    socket_start::take_up(&stream);
     Ok(Transport::from_socket(Tcp(stream), Some(remote)))
 }
 

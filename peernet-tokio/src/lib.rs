@@ -47,7 +47,7 @@ use std::task::{self, Poll};
 use std::time::Instant;
 
 use peernet_driver::{
-    BoxFuture, BoxRead, BoxWrite, Runtime, Socket, Transport, WrapStream, socket_end,
+    BoxFuture, BoxRead, BoxWrite, Runtime, Socket, Transport, WrapStream, socket_end, socket_start,
 };
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -88,15 +88,12 @@ impl Default for TokioRuntime {
     }
 }
 
-/// `TCP_NODELAY` (if the socket takes it), then the stream, split into halves without a lock
+/// The socket's options ([`socket_start`]), then the stream, split into halves without a lock
 /// between them once the driver keeps it. `remote` is what connect dialed
 /// or accept returned (asking the socket again would be one `getpeername`
 /// per connection for nothing).
 fn tcp(stream: TcpStream, remote: SocketAddr) -> io::Result<Transport> {
-    // (a failure means the socket is dead already, e.g. reset before it
-    // was accepted, where macOS answers EINVAL: its first read says so,
-    // and an accept error here would make the accept loop back off)
-    let _ = stream.set_nodelay(true);
+    socket_start::take_up(&stream);
     Ok(Transport::from_socket(Tcp(stream), Some(remote)))
 }
 

@@ -15,6 +15,7 @@ pub(crate) struct AsyncStd;
 impl Harness for AsyncStd {
     type Rt = AsyncStdRuntime;
     type Stream = UnixStream;
+    type Tcp = async_std::net::TcpStream;
 
     fn block_on<F: Future<Output = ()> + Send + 'static>(future: F) {
         async_std::task::block_on(future);
@@ -22,5 +23,9 @@ impl Harness for AsyncStd {
 
     fn stream_pair() -> io::Result<(UnixStream, UnixStream)> {
         UnixStream::pair()
+    }
+
+    fn tcp(stream: std::net::TcpStream) -> io::Result<async_std::net::TcpStream> {
+        Ok(async_std::net::TcpStream::from(stream))
     }
 }

@@ -15,6 +15,7 @@ pub(crate) struct Smol;
 impl Harness for Smol {
     type Rt = SmolRuntime;
     type Stream = UnixStream;
+    type Tcp = smol::net::TcpStream;
 
     fn block_on<F: Future<Output = ()> + Send + 'static>(future: F) {
         smol::block_on(future);
@@ -22,5 +23,9 @@ impl Harness for Smol {
 
     fn stream_pair() -> io::Result<(UnixStream, UnixStream)> {
         UnixStream::pair()
+    }
+
+    fn tcp(stream: std::net::TcpStream) -> io::Result<smol::net::TcpStream> {
+        smol::net::TcpStream::try_from(stream)
     }
 }

@@ -15,6 +15,7 @@ pub(crate) struct Tokio;
 impl Harness for Tokio {
     type Rt = TokioRuntime;
     type Stream = UnixStream;
+    type Tcp = tokio::net::TcpStream;
 
     fn block_on<F: Future<Output = ()> + Send + 'static>(future: F) {
         tokio::runtime::Builder::new_multi_thread()
@@ -27,5 +28,9 @@ impl Harness for Tokio {
 
     fn stream_pair() -> io::Result<(UnixStream, UnixStream)> {
         UnixStream::pair()
+    }
+
+    fn tcp(stream: std::net::TcpStream) -> io::Result<tokio::net::TcpStream> {
+        tokio::net::TcpStream::from_std(stream)
     }
 }
