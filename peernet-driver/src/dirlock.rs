@@ -52,15 +52,35 @@ impl DataDir {
     /// through it: whoever planted the link would choose a file outside
     /// the directory for the node to create (as root, `/etc/nologin`),
     /// as the trust list's and book's saves refuse to write through one.
+    /// A lock file that is not a regular file (a FIFO, a device, a
+    /// directory) is refused with [`io::ErrorKind::InvalidInput`] before
+    /// it is opened, as the directory's other files are: opening a device
+    /// can act on it.
     pub fn try_lock(&self) -> Result<DirLock, LockError> {
         let mut options = OpenOptions::new();
         options.read(true).write(true).create(true).truncate(false);
         #[cfg(unix)]
         {
             use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+            // (and, for a file swapped in after the check below, neither
+            // a FIFO's wait nor a terminal's taking)
+            options
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_NOCTTY | libc::O_NONBLOCK);
         }
         let path = self.path().join(LOCK_FILE);
+        let not_regular = || {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a regular file: the lock file is the directory's own; remove it",
+            )
+        };
+        // (a link is refused by the open, with its own words)
+        if std::fs::symlink_metadata(&path)
+            .is_ok_and(|meta| !meta.is_file() && !meta.file_type().is_symlink())
+        {
+            return Err(LockError::Io(not_regular()));
+        }
         let file = options.open(&path).map_err(|e| {
             #[cfg(unix)]
             if e.raw_os_error() == Some(libc::ELOOP) {
@@ -71,6 +91,9 @@ impl DataDir {
             }
             e
         })?;
+        if !file.metadata()?.is_file() {
+            return Err(LockError::Io(not_regular()));
+        }
         match fs4::FileExt::try_lock(&file) {
             Ok(()) => {
                 self.remove_stale_temps();
@@ -168,6 +191,21 @@ mod tests {
         assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{err}");
         assert!(err.to_string().contains("symbolic link"), "{err}");
         assert!(!target.exists(), "a file was created through the link");
+    }
+
+    /// A lock file that is a FIFO (a device would be the same) is refused
+    /// without being opened; it used to be opened and locked.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_lock_file_that_is_not_a_regular_file_is_not_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::open(dir.path().join("node")).unwrap();
+        let path = data.path().join(LOCK_FILE);
+        rustix::fs::mkfifoat(rustix::fs::CWD, &path, rustix::fs::Mode::RUSR).unwrap();
+        let opens = crate::private_files::tests::Opens::watch(&path);
+        let err = data.try_lock().unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+        assert_eq!(opens.count(), 0, "the FIFO was opened");
     }
 
     #[test]

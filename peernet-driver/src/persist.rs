@@ -30,7 +30,7 @@
 //! which must never replace one that exists); the fsync of the directory
 //! that makes the rename durable is ours.
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -44,7 +44,7 @@ use tempfile::NamedTempFile;
 use crate::book_file::SavedBook;
 use crate::error::StartError;
 pub use crate::private_files::read_regular;
-use crate::private_files::{Private, check_dir, read_private};
+use crate::private_files::{Private, check_dir, open_dir, read_private};
 pub use crate::seen::ChangedOnDisk;
 use crate::seen::Seen;
 
@@ -320,9 +320,9 @@ impl DataDir {
     /// Removes the temporary files a crash left between staging and
     /// renaming (`trust.*.tmp`, `book.*.tmp`, `identity.*.tmp`) once they
     /// are a minute old. A save takes milliseconds, and not every writer
-    /// holds the directory's lock (an identity is created without it,
-    /// `peernet init` writes before any node runs), so a younger one may
-    /// be a save under way. What cannot be removed is logged and left.
+    /// holds the directory's lock (a node's identity is created without
+    /// it), so a younger one may be a save under way. What cannot be
+    /// removed is logged and left.
     pub(crate) fn remove_stale_temps(&self) {
         let Ok(entries) = fs::read_dir(&self.path) else {
             return;
@@ -381,7 +381,7 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
         return Err(io::Error::other("injected fsync failure"));
     }
     #[cfg(unix)]
-    File::open(dir)?.sync_all()?;
+    open_dir(dir)?.sync_all()?;
     #[cfg(not(unix))]
     let _ = dir;
     Ok(())
@@ -778,7 +778,7 @@ mod tests {
             let path = dir.path().join(name);
             fs::write(&path, "x").unwrap();
             if old {
-                let file = File::options().write(true).open(&path).unwrap();
+                let file = fs::File::options().write(true).open(&path).unwrap();
                 file.set_modified(an_hour_ago).unwrap();
             }
         };
@@ -798,7 +798,7 @@ mod tests {
     }
 
     /// A socket where a file of the directory should be is refused as
-    /// not a regular file (opening it fails first, with ENXIO), and a
+    /// not a regular file (its `stat` says so, before any open), and a
     /// save that fails names the file it could not write.
     #[cfg(unix)]
     #[test]

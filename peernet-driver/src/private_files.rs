@@ -2,9 +2,14 @@
 //! files only, read up to a bound, and (Unix) refused when other users may
 //! change them or read a secret.
 //!
-//! Every check is made on the file that was opened (its `fstat`), not on
-//! the path again afterwards, so a file swapped in between the check and
-//! the read is never the one read.
+//! A file's type is checked before it is opened (a `stat` that follows
+//! links, as the open does): opening a device can act on it (a tape
+//! rewinds, a watchdog is armed, a terminal becomes the controlling
+//! one), so nothing but a regular file is opened. Every check is then
+//! made on the file that was opened (its `fstat`), which must be the
+//! file checked before (same device and inode), not on the path again
+//! afterwards, so a file swapped in between the check and the read is
+//! never the one read.
 //!
 //! Who may touch them: the directory and its files are the node's
 //! security boundary (whoever can replace `trust` chooses who the node
@@ -17,7 +22,7 @@
 //!   with [`io::ErrorKind::PermissionDenied`]: its owner can change its
 //!   mode, whatever the mode is today.
 
-use std::fs::{File, Metadata, OpenOptions};
+use std::fs::{self, File, Metadata, OpenOptions};
 use std::io;
 use std::path::Path;
 
@@ -33,11 +38,11 @@ pub(crate) enum Private {
 
 /// Reads a whole file that must be a regular file of at most `max` bytes.
 ///
-/// A FIFO, a device (`/dev/zero`), a directory or a socket is refused with
-/// [`io::ErrorKind::InvalidInput`] before anything is read (on Unix it is
-/// opened non-blocking, so opening a FIFO with no writer cannot hang), and
-/// a file larger than `max` with [`io::ErrorKind::InvalidData`], having
-/// read at most `max + 1` bytes.
+/// A FIFO, a device (`/dev/zero`), a directory or a socket, named or
+/// linked to, is refused with [`io::ErrorKind::InvalidInput`] before it
+/// is opened (a file swapped in between that check and the open is
+/// refused, never read), and a file larger than `max` with
+/// [`io::ErrorKind::InvalidData`], having read at most `max + 1` bytes.
 pub fn read_regular(path: &Path, max: u64) -> io::Result<Vec<u8>> {
     let (file, _) = open_regular(path)?;
     read_bounded(file, max)
@@ -60,30 +65,112 @@ pub(crate) fn read_private(
 /// Refuses the directory at `path` if others may write it or it is
 /// another user's.
 pub(crate) fn check_dir(path: &Path) -> io::Result<()> {
-    let dir = File::open(path)?;
+    let dir = open_dir(path)?;
     check_metadata(&dir.metadata()?, path, Private::Writes, "data directory")
 }
 
-/// Opens `path` for reading without blocking on a FIFO (nor on a
-/// socket); refuses anything but a regular file.
-pub(crate) fn open_regular(path: &Path) -> io::Result<(File, Metadata)> {
+/// Opens the directory at `path` (to read its metadata or sync it); on
+/// Unix anything but a directory is refused by the open itself
+/// (`O_DIRECTORY`: `ENOTDIR`, before a device's own open runs), so a
+/// path that is (or, swapped in, turns into) a device is never opened.
+pub(crate) fn open_dir(path: &Path) -> io::Result<File> {
     let mut options = OpenOptions::new();
     options.read(true);
     #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
-    let not_regular = || io::Error::new(io::ErrorKind::InvalidInput, "not a regular file");
+    std::os::unix::fs::OpenOptionsExt::custom_flags(
+        &mut options,
+        libc::O_DIRECTORY | libc::O_NOCTTY | libc::O_NONBLOCK,
+    );
+    options.open(path)
+}
+
+/// How many times [`open_regular`] looks again at a path whose file was
+/// replaced between its check and its open, before refusing it.
+const OPEN_ATTEMPTS: usize = 3;
+
+/// Opens `path` for reading, refusing anything but a regular file, and
+/// without opening anything else: opening a device can act (a tape
+/// rewinds, a watchdog is armed, a terminal becomes the process's
+/// controlling one), so the type is checked first with a `stat` that
+/// follows links as the open does, then the file is opened (on Unix
+/// non-blocking and with `O_NOCTTY`, so that a FIFO or a terminal swapped
+/// in meanwhile neither hangs nor is taken), and the opened file must be
+/// the one checked (same device and inode).
+///
+/// A file replaced between its check and its open (an atomic save by
+/// another process, or a swap meant to get a device opened) is never
+/// read: the path is checked again from the start, and refused with
+/// [`io::ErrorKind::Other`] if it changed every time.
+pub(crate) fn open_regular(path: &Path) -> io::Result<(File, Metadata)> {
+    let mut attempts = 0;
+    loop {
+        let checked = fs::metadata(path)?;
+        if !checked.is_file() {
+            return Err(not_regular());
+        }
+        match open_checked(path, &checked) {
+            Err(e) if is_replaced(&e) && attempts + 1 < OPEN_ATTEMPTS => attempts += 1,
+            opened => return opened,
+        }
+    }
+}
+
+/// Opens `path`, which `checked` (its `stat`) says is a regular file, and
+/// refuses it if the file opened is not that one.
+fn open_checked(path: &Path, checked: &Metadata) -> io::Result<(File, Metadata)> {
+    let mut options = OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(
+        &mut options,
+        libc::O_NONBLOCK | libc::O_NOCTTY,
+    );
     let file = match options.open(path) {
         Ok(file) => file,
-        // (a socket fails to open before its type can be looked at)
+        // (a socket swapped in after the check fails to open, before its
+        // type can be looked at)
         #[cfg(unix)]
         Err(e) if e.raw_os_error() == Some(libc::ENXIO) => return Err(not_regular()),
         Err(e) => return Err(e),
     };
     let meta = file.metadata()?;
+    if !same_file(checked, &meta) {
+        return Err(io::Error::other(Replaced));
+    }
     if !meta.is_file() {
         return Err(not_regular());
     }
     Ok((file, meta))
+}
+
+fn not_regular() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, "not a regular file")
+}
+
+/// The file at a path was replaced between its check and its open, each
+/// time it was looked at: the file opened was not read.
+#[derive(Debug, thiserror::Error)]
+#[error("replaced by another file while it was being opened (not read): try again")]
+struct Replaced;
+
+fn is_replaced(error: &io::Error) -> bool {
+    error
+        .get_ref()
+        .is_some_and(|inner| inner.downcast_ref::<Replaced>().is_some())
+}
+
+/// Whether `a` and `b` are the metadata of one file (Unix: its device and
+/// inode; elsewhere, that both are regular files).
+fn same_file(a: &Metadata, b: &Metadata) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        a.dev() == b.dev() && a.ino() == b.ino()
+    }
+    #[cfg(not(unix))]
+    {
+        a.is_file() && b.is_file()
+    }
 }
 
 fn read_bounded(file: File, max: u64) -> io::Result<Vec<u8>> {
@@ -134,9 +221,154 @@ fn check_metadata(meta: &Metadata, path: &Path, private: Private, what: &str) ->
 }
 
 #[cfg(all(test, unix))]
-mod tests {
+pub(crate) mod tests {
     use super::*;
-    use std::fs;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    /// Watches `path` for its opens (inotify's `IN_OPEN`, queued by the
+    /// kernel as the open happens; a `stat` queues nothing).
+    #[cfg(target_os = "linux")]
+    pub(crate) struct Opens(rustix::fd::OwnedFd);
+
+    #[cfg(target_os = "linux")]
+    impl Opens {
+        pub(crate) fn watch(path: &Path) -> Opens {
+            use rustix::fs::inotify;
+            let fd = inotify::init(inotify::CreateFlags::NONBLOCK).unwrap();
+            inotify::add_watch(&fd, path, inotify::WatchFlags::OPEN).unwrap();
+            Opens(fd)
+        }
+
+        /// How many opens were seen since the last call.
+        pub(crate) fn count(&self) -> usize {
+            let mut buf = [std::mem::MaybeUninit::uninit(); 1024];
+            let mut events = rustix::fs::inotify::Reader::new(&self.0, &mut buf);
+            let mut n = 0;
+            loop {
+                match events.next() {
+                    Ok(_) => n += 1,
+                    Err(rustix::io::Errno::AGAIN) => return n,
+                    Err(e) => panic!("inotify: {e}"),
+                }
+            }
+        }
+    }
+
+    /// A FIFO (and, where this process may make one, a character device),
+    /// named directly or through a symbolic link, is refused as "not a
+    /// regular file" without being opened: opening a device can act (a
+    /// tape rewinds, a watchdog is armed). It used to be opened, then
+    /// looked at. The watch is checked to see an open of the same file.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_file_that_is_not_regular_is_refused_without_being_opened() {
+        use rustix::fs::{CWD, FileType, Mode, makedev, mkfifoat, mknodat};
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        mkfifoat(CWD, &fifo, Mode::RUSR | Mode::WUSR).unwrap();
+        let mut specials = vec![fifo];
+        let null = dir.path().join("null");
+        match mknodat(
+            CWD,
+            &null,
+            FileType::CharacterDevice,
+            Mode::RUSR,
+            makedev(1, 3),
+        ) {
+            Ok(()) => specials.push(null),
+            Err(e) => eprintln!("no character device of its own ({e}): the FIFO only"),
+        }
+        for special in specials {
+            let link = dir.path().join("link");
+            let _ = fs::remove_file(&link);
+            std::os::unix::fs::symlink(&special, &link).unwrap();
+            let opens = Opens::watch(&special);
+            for path in [&special, &link] {
+                let err = read_regular(path, 16).unwrap_err();
+                assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+                assert_eq!(err.to_string(), "not a regular file");
+                let err = read_private(path, 16, Private::Writes, "trust list").unwrap_err();
+                assert_eq!(err.to_string(), "not a regular file");
+            }
+            assert_eq!(opens.count(), 0, "{} was opened", special.display());
+            // (the watch sees an open of that file; a device may not be
+            // opened at all where this runs, a mount with `nodev`)
+            let opened = OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&special);
+            match opened {
+                Ok(_) => assert_eq!(opens.count(), 1, "{}", special.display()),
+                Err(e) => {
+                    assert!(special.ends_with("null"), "{e}");
+                    eprintln!("{} does not open here ({e})", special.display());
+                }
+            }
+        }
+        // the system's own devices (not watched: other processes open them)
+        for device in ["/dev/null", "/dev/zero"] {
+            let link = dir.path().join("device");
+            let _ = fs::remove_file(&link);
+            std::os::unix::fs::symlink(device, &link).unwrap();
+            let err = read_regular(&link, 16).unwrap_err();
+            assert_eq!(err.to_string(), "not a regular file", "{device}");
+        }
+    }
+
+    /// The data directory's path is opened only if it is a directory
+    /// (`O_DIRECTORY`): a file there is refused by the open itself. It
+    /// used to be opened, and a regular file passed the check.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_data_directory_that_is_not_a_directory_is_not_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("node");
+        fs::write(&file, "x").unwrap();
+        let opens = Opens::watch(&file);
+        let err = check_dir(&file).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotADirectory, "{err}");
+        assert_eq!(opens.count(), 0, "the file was opened");
+        check_dir(dir.path()).unwrap();
+    }
+
+    /// A file replaced between its check and its open is refused, not
+    /// read: another regular file, or a link to a FIFO that the swap
+    /// meant to get opened. (The check is given as the metadata
+    /// `open_regular` takes before it opens.)
+    #[test]
+    fn a_file_replaced_after_its_check_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("trust");
+        fs::write(&path, "checked").unwrap();
+        let checked = fs::metadata(&path).unwrap();
+        // (kept, so that no file made below reuses its inode number)
+        fs::hard_link(&path, dir.path().join("kept")).unwrap();
+        let (_, meta) = open_checked(&path, &checked).unwrap();
+        assert_eq!(meta.len(), 7);
+        // an atomic replacement: another inode under the same name
+        let other = dir.path().join("other");
+        fs::write(&other, "swapped").unwrap();
+        fs::rename(&other, &path).unwrap();
+        let err = open_checked(&path, &checked).unwrap_err();
+        assert!(is_replaced(&err), "{err}");
+        assert!(err.to_string().contains("replaced"), "{err}");
+        // a link to a FIFO swapped in (opened without blocking, not read)
+        let fifo = dir.path().join("fifo");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink(&fifo, &path).unwrap();
+        let err = open_checked(&path, &checked).unwrap_err();
+        assert!(is_replaced(&err), "{err}");
+        // checked again from the start, the link is refused before opening
+        let err = read_regular(&path, 16).unwrap_err();
+        assert_eq!(err.to_string(), "not a regular file");
+    }
 
     /// A file or directory of another user is refused, naming the chown
     /// that mends it; root's are used. Changing a file's owner needs
