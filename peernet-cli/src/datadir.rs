@@ -3,9 +3,9 @@
 //!
 //! A data directory holds `identity` (0600), `trust` and `book`, each
 //! replaced atomically, and `lock`: a process that writes to the
-//! directory (`serve --data-dir`, `pair`, `unpair`) holds its advisory
-//! lock, and a second one is refused at once with `error: data directory
-//! in use` (exit 1). Readers (`peers`, `ticket`, `call`/`send
+//! directory (`init`, `serve --data-dir`, `pair`, `unpair`) holds its
+//! advisory lock, and a second one is refused at once with `error: data
+//! directory in use` (exit 1). Readers (`peers`, `ticket`, `call`/`send
 //! --data-dir`) take no lock: they see each file whole, old or new.
 
 use std::fs;
@@ -59,10 +59,23 @@ impl IdentityArgs {
     }
 }
 
-/// `peernet init DIR`: a new identity, an empty trust list and an empty
-/// address book; prints the PeerId.
+/// `peernet init DIR`: an empty trust list, an empty address book and a
+/// new identity; prints the PeerId.
+///
+/// The identity is written last, so that its presence means init
+/// finished: an init that failed before it (a list that could not be
+/// saved) leaves no identity, and running it again finishes the job.
+/// (With the identity written first, such a directory could only be
+/// refused as one that "already holds an identity", and its PeerId was
+/// never printed.)
 pub(crate) fn run_init(dir: &Path) -> Result<(), Failure> {
     refuse_foreign_contents(dir)?;
+    let already = || Failure(1, format!("{} already holds an identity", dir.display()));
+    let finished = || fs::symlink_metadata(dir.join(IDENTITY_FILE)).is_ok();
+    // (an init that finished: refused before anything is touched)
+    if finished() {
+        return Err(already());
+    }
     let data = DataDir::open(dir).map_err(|e| match e.kind() {
         // (`DirBuilder` says "File exists" for a file in the way)
         io::ErrorKind::AlreadyExists => Failure(
@@ -71,23 +84,25 @@ pub(crate) fn run_init(dir: &Path) -> Result<(), Failure> {
         ),
         _ => Failure(1, format!("{}: {e}", dir.display())),
     })?;
-    let identity = Identity::generate(&mut rand_core::UnwrapErr(getrandom::SysRng));
-    create_identity(dir, &identity).map_err(|e| match e.kind() {
-        io::ErrorKind::AlreadyExists => {
-            Failure(1, format!("{} already holds an identity", dir.display()))
-        }
-        _ => Failure(1, format!("{}: {e}", dir.display())),
-    })?;
+    // Held to the end, as every writer of the directory holds it: of two
+    // inits racing, the second is refused (`data directory in use`) or
+    // finds the first one's identity, and no `pair` comes between a
+    // list's "is it there" and its save.
+    let _lock = lock(&data)?;
+    if finished() {
+        return Err(already());
+    }
     #[cfg(unix)]
     {
         // DataDir::open creates with 0700 but leaves an existing directory
-        // as it was: an init that won makes it private either way.
+        // as it was: init makes it private either way.
         use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
             .map_err(|e| Failure(1, format!("{}: {e}", dir.display())))?;
     }
     // Never over lists that are there (a directory that lost only its
-    // identity keeps its trust list and book).
+    // identity, or whose last init failed after its trust list, keeps
+    // them).
     if !data.path().join("trust").exists() {
         data.save_trust(&TrustList::new())
             .map_err(|e| Failure(1, format!("trust list: {e}")))?;
@@ -96,6 +111,12 @@ pub(crate) fn run_init(dir: &Path) -> Result<(), Failure> {
         data.save_book(&SavedBook::new())
             .map_err(|e| Failure(1, format!("address book: {e}")))?;
     }
+    let identity = Identity::generate(&mut rand_core::UnwrapErr(getrandom::SysRng));
+    create_identity(dir, &identity).map_err(|e| match e.kind() {
+        // (another init won the race)
+        io::ErrorKind::AlreadyExists => already(),
+        _ => Failure(1, format!("{}: {e}", dir.display())),
+    })?;
     print_result(&identity.peer_id().to_string())
 }
 

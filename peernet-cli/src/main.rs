@@ -114,6 +114,7 @@ enum Command {
     /// Create a data directory (mode 0700): a new identity, an empty trust
     /// list and address book. Prints the PeerId; exit 1 if DIR already
     /// holds an identity, or holds anything but a data directory's files.
+    /// The identity is written last: an init that failed can be run again.
     Init { dir: PathBuf },
     /// Print this node's ticket for the given addresses, without starting it.
     Ticket(datadir::TicketCmd),
