@@ -9,7 +9,7 @@ use peernet_tokio::book_file::AddrSource;
 use peernet_tokio::{Label, PeerId, Ticket};
 
 use crate::datadir::{load_book, load_trust, lock, open_existing, read_trust};
-use crate::output::print_result;
+use crate::output::{Layout, escape, print_result};
 use crate::{EXIT_USAGE, Failure};
 
 /// Who to dial: a ticket, a bare PeerId (its addresses come from the
@@ -112,7 +112,8 @@ mod tests {
     fn a_label_is_one_field_of_a_peers_line() {
         assert_eq!(label_field("laptop"), "laptop");
         assert_eq!(label_field("my laptop"), r"my\u{20}laptop");
-        assert_eq!(label_field("a\u{a0}b\\c"), r"a\u{a0}b\u{5c}c");
+        // (a backslash was `\u{5c}` before the tool had one escaper)
+        assert_eq!(label_field("a\u{a0}b\\c"), r"a\u{a0}b\\c");
         assert_eq!(label_field("-"), r"\u{2d}");
         assert_eq!(label_field("é-ü"), "é-ü");
     }
@@ -236,20 +237,14 @@ pub(crate) fn run_peers(dir: PathBuf) -> Result<(), Failure> {
     Ok(())
 }
 
-/// A label as one field of a `peers` line: its whitespace and
-/// backslashes shown as `\u{..}`, and a label that is `-` as `\u{2d}`, so
-/// that every line splits on spaces into three fields, whoever wrote the
-/// label (the library's `Node::pair` takes one with inner spaces).
+/// A label as one field of a `peers` line ([`Layout::Field`]): its
+/// whitespace shown as `\u{..}` and its backslashes as `\\`, and a label
+/// that is `-` as `\u{2d}`, so that every line splits on spaces into three
+/// fields, whoever wrote the label (the library's `Node::pair` takes one
+/// with inner spaces).
 fn label_field(label: &str) -> String {
     if label == "-" {
         return r"\u{2d}".into();
     }
-    let mut field = String::with_capacity(label.len());
-    for c in label.chars() {
-        match c.is_whitespace() || c == '\\' {
-            true => field.extend(c.escape_unicode()),
-            false => field.push(c),
-        }
-    }
-    field
+    escape(label.as_bytes(), Layout::Field)
 }

@@ -14,8 +14,8 @@ use peernet_tokio::book_file::SavedBook;
 
 use crate::book::Target;
 use crate::datadir::{IdentityArgs, IdentitySource, load_book, load_trust, open_existing};
-use crate::output::{for_terminal, write_result};
-use crate::serve::{peer_text, reason_detail};
+use crate::output::{Layout, escape, peer_text, write_result};
+use crate::serve::reason_detail;
 use crate::{EXIT_USAGE, Failure, load, parse_protocol};
 
 #[derive(clap::Args)]
@@ -184,7 +184,7 @@ pub(crate) async fn run_dial(dial: Dial, call: bool) -> Result<(), Failure> {
     let result = if call {
         match node.call(&peer, &handle, args.into_bytes(), left).await {
             Ok(body) if raw || !std::io::stdout().is_terminal() => write_result(&body),
-            Ok(body) => write_result(&for_terminal(&body)),
+            Ok(body) => write_result(escape(&body, Layout::Lines).as_bytes()),
             Err(e) => Err(call_failure(&e)),
         }
     } else {

@@ -60,27 +60,113 @@ pub(crate) fn print_result(line: &str) -> Result<(), Failure> {
     write_result(format!("{line}\n").as_bytes())
 }
 
-/// Bytes a peer sent, made harmless for a terminal, lines kept: newline
-/// and tab stay, every other control character (escape sequences that
-/// would set the title, clear the screen, write the clipboard) and every
-/// bidirectional control ([`is_bidi_control`]: text that reads other
-/// than it is) are shown as `\u{..}`, and bytes that are not UTF-8 as
-/// `\xNN`.
-pub(crate) fn for_terminal(bytes: &[u8]) -> Vec<u8> {
+/// How text from a peer is laid out where it is shown, which decides
+/// the little that [`escape`] keeps beyond ordinary characters.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Layout {
+    /// A whole reply written to a terminal: newlines and tabs are kept.
+    Lines,
+    /// Part of one line (an `error:` line): newlines and tabs are escaped.
+    Line,
+    /// One field of a line that splits on whitespace (a label on a
+    /// `peers` line): every whitespace character is escaped too.
+    Field,
+}
+
+/// The most characters of a peer's words that [`peer_text`] shows.
+pub(crate) const PEER_TEXT_CHARS: usize = 200;
+
+/// Bytes a peer sent (or any text not ours), made harmless for a
+/// terminal: the one escaper of the tool.
+///
+/// Shown as an escape: every control character (escape sequences that
+/// would set the title, clear the screen, write the clipboard; newline
+/// and tab are kept in [`Layout::Lines`]), every bidirectional control
+/// ([`is_bidi_control`]: text that reads other than it is), the line and
+/// paragraph separators, every other character Rust's `Debug` does not
+/// print as itself (the invisible format characters such as U+200B,
+/// private use, unassigned), a backslash (so that every `\` shown begins
+/// an escape), and in [`Layout::Field`] every whitespace character.
+/// Spaces, quotes and combining marks are shown as they are. The forms
+/// are Rust's: `\n`, `\t`, `\r`, `\0`, `\\`, else `\u{..}`; a byte that is
+/// not UTF-8 is shown as `\xNN`.
+pub(crate) fn escape(bytes: &[u8], layout: Layout) -> String {
     let mut out = String::with_capacity(bytes.len());
     for chunk in bytes.utf8_chunks() {
         for c in chunk.valid().chars() {
-            if (c.is_control() && c != '\n' && c != '\t') || is_bidi_control(c) {
-                out.extend(c.escape_unicode());
-            } else {
+            if !escaped(c, layout) {
                 out.push(c);
+                continue;
+            }
+            let debug = c.escape_debug();
+            match debug.len() {
+                // (a character `Debug` prints as itself: a space in a field)
+                1 => out.extend(c.escape_unicode()),
+                _ => out.extend(debug),
             }
         }
         for byte in chunk.invalid() {
             out.push_str(&format!("\\x{byte:02x}"));
         }
     }
-    out.into_bytes()
+    out
+}
+
+/// Whether [`escape`] shows `c` as an escape.
+fn escaped(c: char, layout: Layout) -> bool {
+    match c {
+        '\n' | '\t' => layout != Layout::Lines,
+        '\\' | '\u{2028}' | '\u{2029}' => true,
+        '\'' | '"' => false,
+        _ if c.is_control() || is_bidi_control(c) => true,
+        _ if c.is_whitespace() => layout == Layout::Field,
+        _ => unprintable(c),
+    }
+}
+
+/// Whether Rust's `Debug` of a string shows `c`, past its first
+/// character, as an escape: a format character, a separator, private
+/// use, unassigned (the standard library's own tables, which follow
+/// Unicode's). Past the first character, a combining mark is shown as
+/// itself, as it should be: it is part of the character before it.
+fn unprintable(c: char) -> bool {
+    let mut buf = [b' '; 5];
+    let len = 1 + c.encode_utf8(&mut buf[1..]).len();
+    match std::str::from_utf8(&buf[..len]) {
+        Ok(text) => text.escape_debug().nth(1) == Some('\\'),
+        Err(_) => true,
+    }
+}
+
+/// The tool's one cutter: the start of `bytes` that holds at most `max`
+/// characters (each byte that is not UTF-8 counting as one, as [`escape`]
+/// shows it), never cutting a character in two; and whether anything was
+/// left out.
+pub(crate) fn cut(bytes: &[u8], max: usize) -> (&[u8], bool) {
+    let (mut end, mut count) = (0, 0);
+    for chunk in bytes.utf8_chunks() {
+        let lens = chunk.valid().chars().map(char::len_utf8);
+        for len in lens.chain(chunk.invalid().iter().map(|_| 1)) {
+            if count == max {
+                return (&bytes[..end], true);
+            }
+            end += len;
+            count += 1;
+        }
+    }
+    (bytes, false)
+}
+
+/// A peer's words (a handler's error, a GOODBYE's reason) for one line
+/// of a terminal: [`cut`] to [`PEER_TEXT_CHARS`] characters, with `…`
+/// when cut, and escaped ([`Layout::Line`]).
+pub(crate) fn peer_text(bytes: &[u8]) -> String {
+    let (kept, cut_off) = cut(bytes, PEER_TEXT_CHARS);
+    let mut text = escape(kept, Layout::Line);
+    if cut_off {
+        text.push('…');
+    }
+    text
 }
 
 /// The characters of Unicode's `Bidi_Control` property (PropList.txt,
@@ -100,12 +186,13 @@ pub(crate) fn is_bidi_control(c: char) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{for_terminal, is_bidi_control};
+    use super::{Layout, cut, escape, is_bidi_control, peer_text};
 
     /// Every bidirectional control, each on its own and between letters, is
-    /// shown as its escape; its neighbours in the Unicode tables are not
-    /// (they are ordinary or visible characters: a hyphen, a quotation mark,
-    /// U+2065 is unassigned, U+206A and on are deprecated no-ops).
+    /// shown as its escape, in every layout; its neighbours in the Unicode
+    /// tables are not bidirectional controls (they are ordinary or visible
+    /// characters: a hyphen, a quotation mark, U+2065 is unassigned,
+    /// U+206A and on are deprecated no-ops).
     #[test]
     fn every_bidirectional_control_is_escaped() {
         let controls = [
@@ -115,8 +202,14 @@ mod tests {
         for code in controls {
             let c = char::from_u32(code).unwrap();
             assert!(is_bidi_control(c), "U+{code:04X}");
-            let shown = String::from_utf8(for_terminal(format!("a{c}b").as_bytes())).unwrap();
-            assert_eq!(shown, format!("a\\u{{{code:x}}}b"), "U+{code:04X}");
+            for layout in [Layout::Lines, Layout::Line, Layout::Field] {
+                let shown = escape(format!("a{c}b").as_bytes(), layout);
+                assert_eq!(shown, format!("a\\u{{{code:x}}}b"), "U+{code:04X}");
+            }
+            assert_eq!(
+                peer_text(format!("a{c}b").as_bytes()),
+                format!("a\\u{{{code:x}}}b")
+            );
         }
         for code in [0x061b, 0x061d, 0x2010, 0x2029, 0x202f, 0x2065] {
             let c = char::from_u32(code).unwrap();
@@ -130,17 +223,77 @@ mod tests {
         assert_eq!(all, controls.len());
     }
 
+    /// A carriage return is shown as `\r` (it was `\u{d}` in a reply, and
+    /// `\r` on an `error:` line, before the two escapers were made one).
     #[test]
     fn a_reply_for_a_terminal_keeps_its_lines_and_loses_its_controls() {
-        let shown = |b: &[u8]| String::from_utf8(for_terminal(b)).unwrap();
+        let shown = |b: &[u8]| escape(b, Layout::Lines);
         assert_eq!(shown(b"two\nlines\tand tab"), "two\nlines\tand tab");
         assert_eq!(shown("é ✓".as_bytes()), "é ✓");
         // a title, a cleared screen, a carriage return, DEL, a C1 control
         assert_eq!(
             shown("\x1b]0;PWNED\x07\x1b[2J\r\x7f\u{9b}".as_bytes()),
-            r"\u{1b}]0;PWNED\u{7}\u{1b}[2J\u{d}\u{7f}\u{9b}"
+            r"\u{1b}]0;PWNED\u{7}\u{1b}[2J\r\u{7f}\u{9b}"
         );
         assert_eq!(shown("a\u{202e}b".as_bytes()), r"a\u{202e}b");
         assert_eq!(shown(&[b'a', 0xff, 0xc3]), r"a\xff\xc3");
+    }
+
+    /// A byte that is not UTF-8 is shown as `\xNN` (it was U+FFFD on an
+    /// `error:` line before the two escapers were made one).
+    #[test]
+    fn a_peers_words_are_escaped_and_cut_to_200_characters() {
+        assert_eq!(peer_text(b"ok"), "ok");
+        assert_eq!(peer_text(b"\x1b[2J\r\n\x00"), r"\u{1b}[2J\r\n\0");
+        assert_eq!(peer_text(&[0xff, b'a']), r"\xffa");
+        let long = peer_text("é".repeat(300).as_bytes());
+        assert_eq!(long, format!("{}…", "é".repeat(200)));
+        // the cut is made before the escapes, so none is cut in two
+        let long = peer_text("\x1b".repeat(300).as_bytes());
+        assert_eq!(long, format!("{}…", r"\u{1b}".repeat(200)));
+        assert_eq!(peer_text("é".repeat(200).as_bytes()), "é".repeat(200));
+    }
+
+    /// What the merged escaper adds to what each of the two it replaces
+    /// showed: a backslash is escaped (a peer cannot write what reads as
+    /// an escape), and so are the invisible characters `Debug` escapes
+    /// (a zero-width space, a byte-order mark, a tag character, private
+    /// use, the line separator), in a reply too; quotes, combining marks
+    /// and spaces of every width are shown as they are (an `error:` line
+    /// used to show `\'` and escape combining marks).
+    #[test]
+    fn one_escaper_for_every_layout() {
+        for layout in [Layout::Lines, Layout::Line, Layout::Field] {
+            let shown = |s: &str| escape(s.as_bytes(), layout);
+            assert_eq!(shown(r"a\u{1b}"), r"a\\u{1b}", "{layout:?}");
+            assert_eq!(
+                shown("a\u{200b}b\u{feff}\u{e0041}\u{e000}\u{2028}"),
+                r"a\u{200b}b\u{feff}\u{e0041}\u{e000}\u{2028}",
+                "{layout:?}"
+            );
+            // e + U+0301 COMBINING ACUTE ACCENT, a Devanagari vowel sign
+            assert_eq!(shown("it's\"e\u{301}\"कि"), "it's\"e\u{301}\"कि");
+        }
+        assert_eq!(
+            escape("a b\u{3000}c".as_bytes(), Layout::Line),
+            "a b\u{3000}c"
+        );
+        assert_eq!(escape(b"a\nb\tc", Layout::Line), r"a\nb\tc");
+        // a field: every whitespace character too, so that a line splits
+        assert_eq!(
+            escape("a b\u{a0}c\u{3000}d".as_bytes(), Layout::Field),
+            r"a\u{20}b\u{a0}c\u{3000}d"
+        );
+    }
+
+    #[test]
+    fn the_cut_counts_characters_and_never_splits_one() {
+        assert_eq!(cut(b"abc", 2), (&b"ab"[..], true));
+        assert_eq!(cut(b"abc", 3), (&b"abc"[..], false));
+        assert_eq!(cut("éé".as_bytes(), 1), ("é".as_bytes(), true));
+        // a byte that is not UTF-8 counts as one, as it is shown as one
+        assert_eq!(cut(&[0xff, 0xfe, b'a'], 2), (&[0xff, 0xfe][..], true));
+        assert_eq!(cut(b"", 0), (&b""[..], false));
+        assert_eq!(cut(b"a", 0), (&b""[..], true));
     }
 }

@@ -10,7 +10,7 @@ use peernet_tokio::{
 use crate::datadir::{
     IdentityArgs, IdentitySource, load_book, lock_failure, open_existing, read_trust,
 };
-use crate::output::out;
+use crate::output::{out, peer_text};
 use crate::reach::reachable;
 use crate::{EXIT_USAGE, Failure, load, parse_protocol};
 
@@ -437,21 +437,6 @@ pub(crate) fn reason_detail(reason: &CloseReason) -> String {
     }
 }
 
-/// Bytes a peer sent, fit for one line of a terminal: UTF-8 (lossy),
-/// control characters escaped, at most 200 characters.
-pub(crate) fn peer_text(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    let mut out: String = text
-        .chars()
-        .take(200)
-        .flat_map(char::escape_debug)
-        .collect();
-    if text.chars().count() > 200 {
-        out.push('…');
-    }
-    out
-}
-
 pub(crate) fn reason_name(reason: &CloseReason) -> String {
     match reason {
         CloseReason::Goodbye { code, .. } => code.name().to_string(),
@@ -465,35 +450,6 @@ pub(crate) fn reason_name(reason: &CloseReason) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::peer_text;
-
-    #[test]
-    fn a_peers_words_are_escaped_and_cut_to_200_characters() {
-        assert_eq!(peer_text(b"ok"), "ok");
-        assert_eq!(peer_text(b"\x1b[2J\r\n\x00"), r"\u{1b}[2J\r\n\0");
-        assert_eq!(peer_text(&[0xff, b'a']), "\u{fffd}a");
-        let long = peer_text("é".repeat(300).as_bytes());
-        assert_eq!(long, format!("{}…", "é".repeat(200)));
-    }
-
-    /// The one-line escaper shows every bidirectional control as its
-    /// escape too (`char::escape_debug` escapes every character of the
-    /// format category, Cf, which holds them all): a peer's GOODBYE
-    /// reason or handler error cannot reorder the line it is printed on.
-    #[test]
-    fn a_peers_words_show_every_bidirectional_control() {
-        let controls = (0..=0x10ffff)
-            .filter_map(char::from_u32)
-            .filter(|c| crate::output::is_bidi_control(*c));
-        let mut seen = 0;
-        for c in controls {
-            let shown = peer_text(format!("a{c}b").as_bytes());
-            assert_eq!(shown, format!("a\\u{{{:x}}}b", u32::from(c)), "{c:?}");
-            seen += 1;
-        }
-        assert_eq!(seen, 12);
-    }
-
     /// Review s38, finding 7: a record that failed to decrypt (tampering,
     /// PROTOCOL.md section 7: a protocol error) is not a lost transport.
     #[test]
