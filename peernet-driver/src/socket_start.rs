@@ -21,9 +21,15 @@
 use socket2::SockRef;
 
 /// Bytes the kernel may hold unsent for one connection before it refuses
-/// more (`TCP_NOTSENT_LOWAT`, Linux and Android). A write may take up to
-/// one more segment's worth (on loopback up to 64 KiB) past it.
-pub const UNSENT_LIMIT: u32 = 128 * 1024;
+/// more (`TCP_NOTSENT_LOWAT`, Linux and Android): the default send
+/// buffer of the core (`Config::send_buffer`), so the kernel holds at most
+/// about as much again as the node queues. A write may take up to one
+/// more segment's worth (on loopback up to 64 KiB) past it.
+///
+/// Lower limits wake the writer more often: on loopback, four 900 kB
+/// calls in flight moved 1,594 MB/s on average without the option, 1,592
+/// with this limit and 1,438 with 512 KiB (six alternated runs each).
+pub const UNSENT_LIMIT: u32 = 1024 * 1024;
 
 /// Sets `socket`'s options for a connection (module docs). Failures are
 /// ignored: they mean the socket is dead already (reset before it was

@@ -150,7 +150,7 @@ async fn a_reader_that_keeps_taking_bytes_is_not_cut_off() {
     // 16 MB read 64 KiB at a time, one read every 10 ms (about 6.5 MB/s):
     // once the socket buffers are full, bob's writer waits on them again
     // and again, each time for far less than its patience (2 s; room is
-    // reported once less than 64 KiB is left unsent, `socket_start`).
+    // reported once less than 512 KiB is left unsent, `socket_start`).
     flood(&bob, raw_peer, 16, 1_000_000);
     let mut received = 0;
     let mut nonce = 0;
