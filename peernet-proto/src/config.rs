@@ -263,7 +263,11 @@ impl Config {
 
     /// Checks the rules every field must follow: durations above zero,
     /// `idle_timeout` above `ping_interval`, counts and buffers above
-    /// zero, `max_frame_len` at least [`Config::MIN_FRAME_LEN`]. The
+    /// zero, `max_frame_len` at least [`Config::MIN_FRAME_LEN`],
+    /// `first_frame_timeout` not above `handshake_timeout`, and the dial
+    /// schedule's growth at least 100 % with its bounds the right way
+    /// round (`first_min` <= `first_max` <= `max_delay`,
+    /// `growth_min_percent` <= `growth_max_percent`). The
     /// driver refuses to start a node whose configuration fails this;
     /// [`crate::Endpoint::new`] itself clamps such values to the nearest
     /// workable ones rather than spin or divide by zero.
