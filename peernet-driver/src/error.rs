@@ -152,7 +152,9 @@ pub enum StartError {
     Book(#[from] crate::book_file::LoadBookError),
     /// The protocol configuration breaks a rule ([`peernet_proto::Config::validate`]):
     /// a zero duration or count, an idle timeout not above the ping
-    /// interval, a frame limit below the largest handshake frame.
+    /// interval, a first-frame timeout above the handshake timeout, a
+    /// frame limit below the largest handshake frame, dial settings that
+    /// shrink or invert ([`peernet_proto::ConfigError`]).
     #[error("configuration: {0}")]
     Config(#[from] peernet_proto::ConfigError),
     /// The data directory is in use by another node or process

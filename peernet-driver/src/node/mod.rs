@@ -122,10 +122,12 @@ impl<R: Runtime> Node<R> {
     /// # Errors
     ///
     /// [`StartError::Config`] for limits that break a rule of
-    /// [`peernet_proto::Config::validate`], [`StartError::Lock`] when the
-    /// config's data directory lock was taken by another node,
-    /// [`StartError::Io`] when `addr` cannot be bound, and
-    /// [`StartError::Entropy`] without randomness from the OS.
+    /// [`peernet_proto::Config::validate`], [`StartError::EventsCapacity`]
+    /// for an events capacity over
+    /// [`MAX_EVENTS_CAPACITY`](crate::MAX_EVENTS_CAPACITY),
+    /// [`StartError::Lock`] when the config's data directory lock was
+    /// taken by another node, [`StartError::Io`] when `addr` cannot be
+    /// bound, and [`StartError::Entropy`] without randomness from the OS.
     pub async fn bind(config: NodeConfig, addr: SocketAddr) -> Result<Node<R>, StartError> {
         Node::bind_with(R::default(), config, addr).await
     }
@@ -137,9 +139,11 @@ impl<R: Runtime> Node<R> {
     ///
     /// # Panics
     ///
-    /// If the operating system has no randomness to give, or the protocol
-    /// configuration is invalid (see [`Node::try_new`] for an error
-    /// instead).
+    /// Wherever [`Node::try_new`] returns an error: the operating system
+    /// has no randomness to give, the protocol configuration is invalid,
+    /// the events capacity is over
+    /// [`MAX_EVENTS_CAPACITY`](crate::MAX_EVENTS_CAPACITY), or the data
+    /// directory's lock was taken by another node.
     pub fn new(config: NodeConfig) -> Node<R> {
         Node::new_with(R::default(), config)
     }
@@ -203,8 +207,8 @@ impl<R: Runtime> Node<R> {
     ///
     /// # Panics
     ///
-    /// If the operating system has no randomness to give, or the protocol
-    /// configuration is invalid.
+    /// Wherever [`Node::try_new_with`] returns an error (see
+    /// [`Node::new`]).
     pub fn new_with(rt: R, config: NodeConfig) -> Node<R> {
         match Node::try_new_with(rt, config) {
             Ok(node) => node,
@@ -212,9 +216,18 @@ impl<R: Runtime> Node<R> {
         }
     }
 
-    /// [`Node::new_with`], with an error when the protocol configuration
-    /// breaks a rule of [`peernet_proto::Config::validate`] or the operating
-    /// system has no randomness to seed the node's RNG (nonces, request ids).
+    /// [`Node::new_with`], with an error instead of a panic.
+    ///
+    /// # Errors
+    ///
+    /// [`StartError::Config`] when the protocol configuration breaks a
+    /// rule of [`peernet_proto::Config::validate`],
+    /// [`StartError::EventsCapacity`] for an events capacity over
+    /// [`MAX_EVENTS_CAPACITY`](crate::MAX_EVENTS_CAPACITY),
+    /// [`StartError::Entropy`] when the operating system has no
+    /// randomness to seed the node's RNG (nonces, request ids), and
+    /// [`StartError::Lock`] when the config's data directory lock was
+    /// taken by another node built from it.
     pub fn try_new_with(rt: R, config: NodeConfig) -> Result<Node<R>, StartError> {
         config.protocol.validate()?;
         if config.events_capacity > MAX_EVENTS_CAPACITY {
