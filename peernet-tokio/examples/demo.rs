@@ -153,7 +153,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mallory = Node::new(NodeConfig::new(mallory_id).trusting(bob_peer));
     match mallory.connect(bob_peer, bob.local_addr().unwrap()).await {
         Err(ConnectError::Handshake(HandshakeError::Rejected(RejectCode::Untrusted))) => {
-            println!("    rejected: untrusted (Bob refused before signing anything)")
+            println!("    rejected: untrusted (Bob refused before sending anything keyed)")
         }
         other => return Err(format!("the demo went wrong: mallory got {other:?}").into()),
     }
