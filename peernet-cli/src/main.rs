@@ -13,8 +13,10 @@
 //!               [--trust <PEERID>]... [--expose <HANDLE>]...
 //!               [--handshake-timeout <MS>] [--ping-interval <MS>] [--idle-timeout <MS>]
 //!               [--max-frame <BYTES>] [--max-inbound-calls <N>] [--protocol 1|2]
+//!               [--handshakes-per-source <N>] [--failed-handshakes-per-source <RATE/BURST>]
+//!               [--connects-per-peer <RATE/BURST>]
 //! peernet call --key <KEYFILE> --connect <PEERID@IP:PORT|TICKET> [--timeout <MS>] [--protocol 1|2]
-//!              <HANDLE> <ARGS>
+//!              [--raw] <HANDLE> <ARGS>
 //! peernet call --key <KEYFILE> <TICKET> <HANDLE> <ARGS>
 //! peernet call --data-dir <DIR> [--timeout <MS>] <PEERID|TICKET> <HANDLE> <ARGS>
 //! peernet send (the same forms as call) <HANDLE> <ARGS>
