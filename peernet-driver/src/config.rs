@@ -57,7 +57,8 @@ protocol_setters! {
     max_inbound_bytes_per_conn: usize;
     /// The same budget over the whole node. Default 256 MiB.
     max_inbound_bytes: usize;
-    /// Idle time after which a PING is sent. Default 15 s.
+    /// Time without sending anything after which a PING is sent. Default
+    /// 15 s.
     ping_interval: Duration;
     /// Silence after which a peer is given up (GOODBYE `idle_timeout`).
     /// Default 45 s.

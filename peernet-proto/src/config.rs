@@ -81,7 +81,8 @@ pub struct Config {
     /// its link carries in this time (ours sends it empty). At most
     /// `handshake_timeout`. Default 2 s.
     pub first_frame_timeout: Duration,
-    /// Idle time after which a PING is sent. Default 15 s.
+    /// Time without sending anything after which a PING is sent
+    /// (PROTOCOL.md 3.2). Default 15 s.
     pub ping_interval: Duration,
     /// Time without any frame received after which the connection is
     /// closed with GOODBYE `idle_timeout`. Default 45 s. Also how long a
