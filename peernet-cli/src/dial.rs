@@ -93,6 +93,15 @@ fn plan(dial: Dial) -> Result<Plan, Failure> {
             (identity, trust, load_book(&data)?)
         }
     };
+    // (a node never trusts itself, PROTOCOL.md section 2.1: the dial
+    // would end "not trusted", as `serve --trust` and `pair` of the
+    // node's own PeerId are refused up front)
+    let own = identity.peer_id();
+    if dial.connect.iter().chain(&target).any(|t| t.peer() == own) {
+        return Err(usage(format!(
+            "{own} is this node's own PeerId: a node cannot call itself"
+        )));
+    }
     let (peer, addrs, one_off) = match (dial.connect, target) {
         (Some(_), Some(_)) => {
             return Err(usage("--connect and a peer argument both name the peer"));

@@ -2,6 +2,7 @@
 //! s40, r3): `--trust` of the node's own PeerId is a usage error, as
 //! `pair` of it is; a handle given twice to `--expose` is exposed once,
 //! and a peer given twice to `--trust` trusted once, with a warning.
+//! `call` and `send` of the node's own PeerId are usage errors too.
 
 mod common;
 
@@ -177,4 +178,40 @@ fn the_one_warning(mut child: Killed, what: &str) -> String {
     assert_eq!(warned.len(), 1, "{err}");
     assert!(warned[0].contains("WARN"), "{err}");
     warned[0].to_string()
+}
+
+/// `call` and `send` naming the node's own PeerId (`--connect`, a
+/// ticket, or a bare PeerId with `--data-dir`) are usage errors, as
+/// `serve --trust` of it is: the dial could only end "not trusted" (a
+/// node never trusts itself), which read as the other side's refusal.
+/// Nothing listens at the address: the refusal comes before any dial.
+#[test]
+fn call_and_send_refuse_the_nodes_own_peer_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let own_key = keygen(d, "k");
+    let own_dir = ok(&["init", "node"], d).trim().to_string();
+    let ticket = ok(&["ticket", "node", "--addr", "127.0.0.1:9"], d)
+        .trim()
+        .to_string();
+    let at_key = format!("{own_key}@127.0.0.1:9");
+    let cases: [(&[&str], &str); 4] = [
+        (&["--key", "k", "--connect", &at_key], &own_key),
+        (&["--key", "k", &at_key], &own_key),
+        (&["--data-dir", "node", &ticket], &own_dir),
+        (&["--data-dir", "node", &own_dir], &own_dir),
+    ];
+    for verb in ["call", "send"] {
+        for (identity, own) in cases {
+            let mut args = vec![verb];
+            args.extend(identity);
+            args.extend(["echo", "hi"]);
+            let err = fails(64, &args, d);
+            assert_eq!(
+                err,
+                format!("error: {own} is this node's own PeerId: a node cannot call itself\n"),
+                "{args:?}"
+            );
+        }
+    }
 }
