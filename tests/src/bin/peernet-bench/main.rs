@@ -95,7 +95,7 @@ struct Args {
 enum Workload {
     /// 1. sequential 64-byte calls: round trips/s, p50/p99 latency
     Seq,
-    /// 2. pipelined calls on one connection: 64/256 in flight, 64 B/1 KiB
+    /// 2. pipelined calls on one connection: 64/256 in flight, 64 B/1 KiB; and 4 in flight of 900 kB (bulk)
     Pipe,
     /// 3. many peers each doing sequential calls against one node
     Many,
@@ -500,7 +500,8 @@ fn pipe(ctx: &Ctx, r: &mut Report) {
     let mux = Arc::new(rt.block_on(raw::Mux::connect(server.addr)).unwrap());
     let fl = fleets!(ctx, 0x12, 1, 1);
     let fl1 = ctx.v1_fleet(0x12, 1, 1);
-    for (inflight, size) in [(64, 64), (256, 64), (64, 1024), (256, 1024)] {
+    // (the last: bulk, large calls that fill the socket buffers)
+    for (inflight, size) in [(64, 64), (256, 64), (64, 1024), (256, 1024), (4, 900_000)] {
         let p = payload(size);
         let rp = &mut rp;
         let mut cs = vec![
@@ -1052,6 +1053,20 @@ const V2_RATIOS: &[(&str, &str, &str, Goal)] = &[
         "pipe64x64B.peernet-tokio",
         "pipe64x64B.tarpc_tls",
         Goal::AtLeast(2.5),
+    ),
+    // Bulk, for context: ChaCha20-Poly1305 in software against TLS's
+    // AES-GCM, which rustls takes where the CPU has AES instructions.
+    (
+        "v2_bulk_vs_tarpc_tls",
+        "pipe4x900000B.peernet-tokio",
+        "pipe4x900000B.tarpc_tls",
+        Goal::Anchor,
+    ),
+    (
+        "v2_vs_v1_bulk",
+        "pipe4x900000B.peernet-tokio",
+        "pipe4x900000B.peernet-tokio.v1",
+        Goal::Anchor,
     ),
     (
         "v2_handshake_vs_floor",

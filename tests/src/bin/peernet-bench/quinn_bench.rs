@@ -17,7 +17,7 @@ use quinn::{ClientConfig, Connection, Endpoint, ServerConfig, TransportConfig, V
 use crate::tls::{SERVER_NAME, Tls};
 
 /// The largest echo: a call's request and response are read to their end.
-const MAX_MESSAGE: usize = 1 << 16;
+const MAX_MESSAGE: usize = 1 << 20;
 
 /// Streams the client may have open at once.
 const MAX_STREAMS: u32 = 1024;
