@@ -39,6 +39,13 @@
 //! AsyncWrite`, such as async-std's own `UnixStream` or a TLS stream) go
 //! through [`Node::connect_stream`](peernet_driver::Node::connect_stream)
 //! and [`Node::accept_stream`](peernet_driver::Node::accept_stream).
+//! async-std's own `TcpStream` does not end its sending side when it is
+//! closed (its `close` only flushes): brought this way, a connection the
+//! node closes reaches the peer as its GOODBYE, and the end of the stream
+//! follows only when the node lets go of the stream (the peer's end of
+//! stream, or the linger). The node's own TCP connections
+//! ([`Node::connect`](peernet_driver::Node::connect), and the ones it
+//! accepts) end their sending side as they close.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
