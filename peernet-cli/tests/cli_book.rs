@@ -881,17 +881,23 @@ fn the_file_commands_leave_out_an_entry_of_the_node_itself() {
 
 /// `call --data-dir` reads the trust list as the node does too: an entry
 /// of the node itself (a hand edit) is not a pairing, so a call to the
-/// node's own PeerId is refused as not paired, with one warning that
-/// names the file, instead of going on to look for the node's own
-/// addresses (and dial itself, had the book any).
+/// node's own PeerId is refused (a usage error since 11ffc39, as for any
+/// call naming the node itself; it was "not paired", exit 1), with one
+/// warning that names the file, instead of going on to look for the
+/// node's own addresses (and dial itself, had the book any).
 #[test]
 fn a_call_to_the_node_itself_is_not_paired_though_the_file_names_it() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let a = init(d, "a");
     name_itself(d, "a", &a);
-    let err = fails(1, &["call", "--data-dir", "a", &a, "echo", "hi"], d);
-    assert!(err.contains(&format!("error: {a} is not paired")), "{err}");
+    let err = fails(64, &["call", "--data-dir", "a", &a, "echo", "hi"], d);
+    assert!(
+        err.contains(&format!(
+            "error: {a} is this node's own PeerId: a node cannot call itself"
+        )),
+        "{err}"
+    );
     let warned = err.matches("names this node itself").count();
     assert_eq!(warned, 1, "{err}");
 }
