@@ -5,7 +5,9 @@
 //! A file's type is checked before it is opened (a `stat` that follows
 //! links, as the open does): opening a device can act on it (a tape
 //! rewinds, a watchdog is armed, a terminal becomes the controlling
-//! one), so nothing but a regular file is opened. Every check is then
+//! one), so nothing but a regular file is opened (on Linux and Android
+//! not even one swapped in between the check and the open, which a
+//! handle that opens nothing, `O_PATH`, shows first). Every check is then
 //! made on the file that was opened (its `fstat`), which must be the
 //! file checked before (same device and inode), not on the path again
 //! afterwards, so a file swapped in between the check and the read is
@@ -95,7 +97,10 @@ const OPEN_ATTEMPTS: usize = 3;
 /// follows links as the open does, then the file is opened (on Unix
 /// non-blocking and with `O_NOCTTY`, so that a FIFO or a terminal swapped
 /// in meanwhile neither hangs nor is taken), and the opened file must be
-/// the one checked (same device and inode).
+/// the one checked (same device and inode). On Linux and Android the path
+/// is first taken as a handle that opens nothing (`O_PATH`) and reopened
+/// only if it is the file checked, so what is swapped in meanwhile is not
+/// opened at all.
 ///
 /// A file replaced between its check and its open (an atomic save by
 /// another process, or a swap meant to get a device opened) is never
@@ -125,7 +130,11 @@ fn open_checked(path: &Path, checked: &Metadata) -> io::Result<(File, Metadata)>
         &mut options,
         libc::O_NONBLOCK | libc::O_NOCTTY,
     );
-    let file = match options.open(path) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let opened = reopened(path, checked, &options);
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let opened = options.open(path);
+    let file = match opened {
         Ok(file) => file,
         // (a socket swapped in after the check fails to open, before its
         // type can be looked at)
@@ -141,6 +150,28 @@ fn open_checked(path: &Path, checked: &Metadata) -> io::Result<(File, Metadata)>
         return Err(not_regular());
     }
     Ok((file, meta))
+}
+
+/// Linux and Android: `path` taken as a handle only (`O_PATH`, which runs
+/// no device's or FIFO's open), and opened with `options` through
+/// `/proc/self/fd` only once the handle shows the file checked: what is
+/// swapped in after the check is refused unopened. (Without `/proc`, the
+/// path is opened as elsewhere, and what was opened is checked after.)
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn reopened(path: &Path, checked: &Metadata, options: &OpenOptions) -> io::Result<File> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let handle = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH)
+        .open(path)?;
+    if !same_file(checked, &handle.metadata()?) {
+        return Err(io::Error::other(Replaced));
+    }
+    match options.open(format!("/proc/self/fd/{}", handle.as_raw_fd())) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => options.open(path),
+        opened => opened,
+    }
 }
 
 fn not_regular() -> io::Error {
@@ -368,6 +399,36 @@ pub(crate) mod tests {
         // checked again from the start, the link is refused before opening
         let err = read_regular(&path, 16).unwrap_err();
         assert_eq!(err.to_string(), "not a regular file");
+    }
+
+    /// Review s45: what is swapped in between the check and the open (a
+    /// link to a FIFO here; to `/dev/watchdog` or a tape, the same) is
+    /// refused without being opened. It used to be opened, then refused
+    /// as not the file checked: the open, which can act, had happened.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_file_swapped_in_after_its_check_is_not_opened() {
+        use rustix::fs::{CWD, Mode, mkfifoat};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("trust");
+        fs::write(&path, "checked").unwrap();
+        let checked = fs::metadata(&path).unwrap();
+        // (kept, so that no file made below reuses its inode number)
+        fs::hard_link(&path, dir.path().join("kept")).unwrap();
+        let fifo = dir.path().join("fifo");
+        mkfifoat(CWD, &fifo, Mode::RUSR | Mode::WUSR).unwrap();
+        fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink(&fifo, &path).unwrap();
+        let opens = Opens::watch(&fifo);
+        let err = open_checked(&path, &checked).unwrap_err();
+        assert!(is_replaced(&err), "{err}");
+        assert_eq!(opens.count(), 0, "the FIFO swapped in was opened");
+        // the file checked, still there, is read as before
+        fs::remove_file(&path).unwrap();
+        fs::hard_link(dir.path().join("kept"), &path).unwrap();
+        let (file, meta) = open_checked(&path, &checked).unwrap();
+        assert_eq!(meta.len(), 7);
+        assert_eq!(read_bounded(file, 16).unwrap(), b"checked");
     }
 
     /// A file or directory of another user is refused, naming the chown
