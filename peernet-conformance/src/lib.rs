@@ -173,6 +173,7 @@ macro_rules! scenario_tests {
             a_peer_that_reconnects_too_often_is_refused_busy,
             a_connection_given_up_leaves_no_bytes_queued_in_the_kernel,
             a_peer_that_reads_nothing_gets_little_queued_in_the_kernel,
+            a_dialed_socket_gets_little_queued_in_the_kernel,
             a_half_closed_peer_that_reads_nothing_leaves_no_bytes_in_the_kernel
         );
     };
