@@ -129,11 +129,15 @@ pub(crate) enum WriteFailed {
 /// Writes all of `bytes`, unless the transport takes none of them for
 /// `patience` at a stretch: each write it takes starts the wait again.
 ///
-/// Progress is what the transport reports. A TCP socket reports room only
-/// once a good part of its send buffer is free (on Linux about a third,
-/// and the buffer grows up to `net.ipv4.tcp_wmem`'s maximum, 4 MiB by
-/// default): while more is queued than the socket buffers hold, a peer
-/// must take about that much within `patience` to count as reading.
+/// Progress is what the transport reports. A TCP socket of the runtimes
+/// reports room only once less than half of
+/// [`UNSENT_LIMIT`](crate::socket_start::UNSENT_LIMIT) is left unsent
+/// (Linux and Android; a write may leave a segment or two past the
+/// limit): while more is queued than the socket takes, a peer must take
+/// half the limit or more within `patience` to count as reading.
+/// Elsewhere, and on a stream the application brings, the send buffer's
+/// rules hold (on Linux, room once about a third of a buffer of up to
+/// 4 MiB is free).
 ///
 /// The timer exists only while a write waits: a socket with room costs no
 /// clock read and no allocation.
