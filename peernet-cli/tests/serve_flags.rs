@@ -58,6 +58,11 @@ fn serve_must_exit(d: &Path, args: &[&str], why: &str) -> (Option<i32>, String) 
     (status.code(), err)
 }
 
+/// A key file `d/k` and a data directory `d/node`: their PeerIds.
+fn own_identities(d: &Path) -> (String, String) {
+    (keygen(d, "k"), ok(&["init", "node"], d).trim().to_string())
+}
+
 /// A node never trusts itself: a handshake that offers its own key is
 /// refused (PROTOCOL.md 2.1), so `--trust <own PeerId>` did nothing, and
 /// was taken without a word. It is a usage error now, with a key file and
@@ -66,8 +71,7 @@ fn serve_must_exit(d: &Path, args: &[&str], why: &str) -> (Option<i32>, String) 
 fn serve_refuses_to_trust_its_own_peer_id() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let own_key = keygen(d, "k");
-    let own_dir = ok(&["init", "node"], d).trim().to_string();
+    let (own_key, own_dir) = own_identities(d);
     let other = keygen(d, "other");
     for (identity, own) in [
         (["--key", "k"], &own_key),
@@ -189,8 +193,7 @@ fn the_one_warning(mut child: Killed, what: &str) -> String {
 fn call_and_send_refuse_the_nodes_own_peer_id() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let own_key = keygen(d, "k");
-    let own_dir = ok(&["init", "node"], d).trim().to_string();
+    let (own_key, own_dir) = own_identities(d);
     let ticket = ok(&["ticket", "node", "--addr", "127.0.0.1:9"], d)
         .trim()
         .to_string();

@@ -362,6 +362,17 @@ pub(crate) mod tests {
         check_dir(dir.path()).unwrap();
     }
 
+    /// `dir/trust`, holding `checked`, and its metadata as `open_regular`
+    /// takes it before it opens; a hard link `dir/kept` keeps its inode,
+    /// so that no file made after reuses the number.
+    fn checked_file(dir: &Path) -> (std::path::PathBuf, Metadata) {
+        let path = dir.join("trust");
+        fs::write(&path, "checked").unwrap();
+        fs::hard_link(&path, dir.join("kept")).unwrap();
+        let checked = fs::metadata(&path).unwrap();
+        (path, checked)
+    }
+
     /// A file replaced between its check and its open is refused, not
     /// read: another regular file, or a link to a FIFO that the swap
     /// meant to get opened. (The check is given as the metadata
@@ -369,11 +380,7 @@ pub(crate) mod tests {
     #[test]
     fn a_file_replaced_after_its_check_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("trust");
-        fs::write(&path, "checked").unwrap();
-        let checked = fs::metadata(&path).unwrap();
-        // (kept, so that no file made below reuses its inode number)
-        fs::hard_link(&path, dir.path().join("kept")).unwrap();
+        let (path, checked) = checked_file(dir.path());
         let (_, meta) = open_checked(&path, &checked).unwrap();
         assert_eq!(meta.len(), 7);
         // an atomic replacement: another inode under the same name
@@ -385,13 +392,7 @@ pub(crate) mod tests {
         assert!(err.to_string().contains("replaced"), "{err}");
         // a link to a FIFO swapped in (opened without blocking, not read)
         let fifo = dir.path().join("fifo");
-        assert!(
-            std::process::Command::new("mkfifo")
-                .arg(&fifo)
-                .status()
-                .unwrap()
-                .success()
-        );
+        rustix::fs::mkfifoat(rustix::fs::CWD, &fifo, rustix::fs::Mode::RUSR).unwrap();
         fs::remove_file(&path).unwrap();
         std::os::unix::fs::symlink(&fifo, &path).unwrap();
         let err = open_checked(&path, &checked).unwrap_err();
@@ -410,11 +411,7 @@ pub(crate) mod tests {
     fn a_file_swapped_in_after_its_check_is_not_opened() {
         use rustix::fs::{CWD, Mode, mkfifoat};
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("trust");
-        fs::write(&path, "checked").unwrap();
-        let checked = fs::metadata(&path).unwrap();
-        // (kept, so that no file made below reuses its inode number)
-        fs::hard_link(&path, dir.path().join("kept")).unwrap();
+        let (path, checked) = checked_file(dir.path());
         let fifo = dir.path().join("fifo");
         mkfifoat(CWD, &fifo, Mode::RUSR | Mode::WUSR).unwrap();
         fs::remove_file(&path).unwrap();
