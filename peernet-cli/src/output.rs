@@ -120,8 +120,29 @@ fn escaped(c: char, layout: Layout) -> bool {
         '\'' | '"' => false,
         _ if c.is_control() || is_bidi_control(c) => true,
         _ if c.is_whitespace() => layout == Layout::Field,
-        _ => unprintable(c),
+        _ => unprintable(c) || renders_blank(c),
     }
+}
+
+/// Characters that Rust's `Debug` prints as themselves (past a string's
+/// first character) but that render as nothing or as a blank, so that
+/// text could hide in them or a name look like another: the Hangul
+/// fillers, the blank Braille pattern, the combining grapheme joiner and
+/// Khmer's inherent vowels. (Variation selectors are left alone: they
+/// change the character before them, as in emoji, and hide nothing on
+/// their own.)
+fn renders_blank(c: char) -> bool {
+    matches!(
+        c,
+        '\u{115f}'
+            | '\u{1160}'
+            | '\u{3164}'
+            | '\u{ffa0}'
+            | '\u{2800}'
+            | '\u{034f}'
+            | '\u{17b4}'
+            | '\u{17b5}'
+    )
 }
 
 /// Whether Rust's `Debug` of a string shows `c`, past its first
@@ -273,6 +294,14 @@ mod tests {
             );
             // e + U+0301 COMBINING ACUTE ACCENT, a Devanagari vowel sign
             assert_eq!(shown("it's\"e\u{301}\"कि"), "it's\"e\u{301}\"कि");
+            // characters that render blank, which Debug prints as they are
+            // (review s45), and a variation selector, which is left alone
+            assert_eq!(
+                shown("a\u{3164}b\u{2800}c\u{115f}\u{ffa0}\u{34f}\u{17b4}d"),
+                r"a\u{3164}b\u{2800}c\u{115f}\u{ffa0}\u{34f}\u{17b4}d",
+                "{layout:?}"
+            );
+            assert_eq!(shown("\u{2764}\u{fe0f}"), "\u{2764}\u{fe0f}");
         }
         assert_eq!(
             escape("a b\u{3000}c".as_bytes(), Layout::Line),
