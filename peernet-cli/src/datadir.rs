@@ -103,11 +103,11 @@ pub(crate) fn run_init(dir: &Path) -> Result<(), Failure> {
     // Never over lists that are there (a directory that lost only its
     // identity, or whose last init failed after its trust list, keeps
     // them).
-    if !data.path().join("trust").exists() {
+    if missing(&data.path().join("trust"), "trust list")? {
         data.save_trust(&TrustList::new())
             .map_err(|e| Failure(1, format!("trust list: {e}")))?;
     }
-    if !data.book_path().exists() {
+    if missing(&data.book_path(), "address book")? {
         data.save_book(&SavedBook::new())
             .map_err(|e| Failure(1, format!("address book: {e}")))?;
     }
@@ -118,6 +118,23 @@ pub(crate) fn run_init(dir: &Path) -> Result<(), Failure> {
         _ => Failure(1, format!("{}: {e}", dir.display())),
     })?;
     print_result(&identity.peer_id().to_string())
+}
+
+/// Whether init must write the list at `path` (`what`): it is not there
+/// (a dangling link counts as not there: the save refuses it, naming
+/// it). One that is there must be a regular file, as every later command
+/// requires: a FIFO or a directory in its place is refused now rather
+/// than taken as the list and refused by the next command.
+fn missing(path: &Path, what: &str) -> Result<bool, Failure> {
+    match fs::metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
+        Err(e) => Err(Failure(1, format!("{what} {}: {e}", path.display()))),
+        Ok(meta) if meta.is_file() => Ok(false),
+        Ok(_) => Err(Failure(
+            1,
+            format!("{what} {}: not a regular file", path.display()),
+        )),
+    }
 }
 
 /// The names a data directory holds (and its temporary files, `NAME.….tmp`).

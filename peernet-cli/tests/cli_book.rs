@@ -123,6 +123,38 @@ fn an_init_that_failed_can_be_run_again_to_the_end() {
     init(d, "full");
 }
 
+/// A list that is there but is not a regular file (a FIFO, a directory)
+/// used to count as present: init succeeded, and every later command
+/// failed on it ("not a regular file"). init refuses it now, naming it,
+/// and leaves no identity; with the list removed, init finishes.
+#[test]
+fn an_init_refuses_a_list_that_is_not_a_regular_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    for list in ["trust", "book"] {
+        let dir = format!("node-{list}");
+        std::fs::create_dir(d.join(&dir)).unwrap();
+        let in_the_way = d.join(&dir).join(list);
+        std::fs::create_dir(&in_the_way).unwrap();
+        let err = fails(1, &["init", &dir], d);
+        assert!(err.contains("not a regular file"), "{list}: {err}");
+        assert!(err.contains(list), "{list}: {err}");
+        assert!(!d.join(&dir).join("identity").exists(), "{list}");
+        std::fs::remove_dir(&in_the_way).unwrap();
+        let peer = init(d, &dir);
+        assert_eq!(ok(&["id", &format!("{dir}/identity")], d).trim_end(), peer);
+    }
+    let dir = d.join("node-fifo");
+    std::fs::create_dir(&dir).unwrap();
+    let fifo = Command::new("mkfifo")
+        .arg(dir.join("trust"))
+        .status()
+        .unwrap();
+    assert!(fifo.success());
+    let err = fails(1, &["init", "node-fifo"], d);
+    assert!(err.contains("not a regular file"), "{err}");
+}
+
 #[test]
 fn racing_inits_one_wins() {
     let tmp = tempfile::tempdir().unwrap();
