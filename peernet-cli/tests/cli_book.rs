@@ -92,22 +92,12 @@ fn an_init_that_failed_can_be_run_again_to_the_end() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     for list in ["trust", "book"] {
-        let dir = format!("node-{list}");
-        std::fs::create_dir(d.join(&dir)).unwrap();
-        let link = d.join(&dir).join(list);
-        std::os::unix::fs::symlink("elsewhere", &link).unwrap();
-        let err = fails(1, &["init", &dir], d);
-        assert!(err.contains("symbolic link"), "{list}: {err}");
-        assert!(
-            !d.join(&dir).join("identity").exists(),
-            "{list}: an identity left by an init that failed"
+        let dir = init_with_a_list_in_the_way(
+            d,
+            list,
+            |link| std::os::unix::fs::symlink("elsewhere", link).unwrap(),
+            "symbolic link",
         );
-        let err = fails(1, &["peers", &dir], d);
-        assert!(err.contains("holds no identity"), "{list}: {err}");
-        std::fs::remove_file(&link).unwrap();
-        let peer = init(d, &dir);
-        assert_eq!(ok(&["id", &format!("{dir}/identity")], d).trim_end(), peer);
-        assert_eq!(ok(&["peers", &dir], d), "");
         let err = fails(1, &["init", &dir], d);
         assert!(err.contains("already holds an identity"), "{list}: {err}");
     }
@@ -123,6 +113,35 @@ fn an_init_that_failed_can_be_run_again_to_the_end() {
     init(d, "full");
 }
 
+/// `d/node-LIST`, where init finds `put` in the place of `list` (the
+/// trust list or the book): init fails with `error` in its message and
+/// leaves no identity (so `peers` says the directory holds none); once
+/// the thing in the way is gone, init finishes and prints the PeerId the
+/// identity holds. Returns the directory's name.
+fn init_with_a_list_in_the_way(d: &Path, list: &str, put: impl Fn(&Path), error: &str) -> String {
+    let dir = format!("node-{list}");
+    std::fs::create_dir(d.join(&dir)).unwrap();
+    let in_the_way = d.join(&dir).join(list);
+    put(&in_the_way);
+    let err = fails(1, &["init", &dir], d);
+    assert!(err.contains(error), "{list}: {err}");
+    assert!(err.contains(list), "{list}: {err}");
+    assert!(
+        !d.join(&dir).join("identity").exists(),
+        "{list}: an identity left by an init that failed"
+    );
+    let err = fails(1, &["peers", &dir], d);
+    assert!(err.contains("holds no identity"), "{list}: {err}");
+    match std::fs::symlink_metadata(&in_the_way).unwrap().is_dir() {
+        true => std::fs::remove_dir(&in_the_way).unwrap(),
+        false => std::fs::remove_file(&in_the_way).unwrap(),
+    }
+    let peer = init(d, &dir);
+    assert_eq!(ok(&["id", &format!("{dir}/identity")], d).trim_end(), peer);
+    assert_eq!(ok(&["peers", &dir], d), "");
+    dir
+}
+
 /// A list that is there but is not a regular file (a FIFO, a directory)
 /// used to count as present: init succeeded, and every later command
 /// failed on it ("not a regular file"). init refuses it now, naming it,
@@ -132,17 +151,12 @@ fn an_init_refuses_a_list_that_is_not_a_regular_file() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     for list in ["trust", "book"] {
-        let dir = format!("node-{list}");
-        std::fs::create_dir(d.join(&dir)).unwrap();
-        let in_the_way = d.join(&dir).join(list);
-        std::fs::create_dir(&in_the_way).unwrap();
-        let err = fails(1, &["init", &dir], d);
-        assert!(err.contains("not a regular file"), "{list}: {err}");
-        assert!(err.contains(list), "{list}: {err}");
-        assert!(!d.join(&dir).join("identity").exists(), "{list}");
-        std::fs::remove_dir(&in_the_way).unwrap();
-        let peer = init(d, &dir);
-        assert_eq!(ok(&["id", &format!("{dir}/identity")], d).trim_end(), peer);
+        init_with_a_list_in_the_way(
+            d,
+            list,
+            |path| std::fs::create_dir(path).unwrap(),
+            "not a regular file",
+        );
     }
     let dir = d.join("node-fifo");
     std::fs::create_dir(&dir).unwrap();
