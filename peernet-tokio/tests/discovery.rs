@@ -55,6 +55,17 @@ fn dead_address() -> SocketAddr {
         .unwrap()
 }
 
+/// Discovery on the loopback interface only.
+fn loopback() -> DiscoveryConfig {
+    DiscoveryConfig::new().interface(IpAddr::V4(Ipv4Addr::LOCALHOST))
+}
+
+/// mDNS's IPv4 group and port.
+const MDNS: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+    Ipv4Addr::new(224, 0, 0, 251),
+    5353,
+));
+
 /// A kept peer with no address is dialed once an announcement names it;
 /// a false address in the same announcement costs one failed dial; an
 /// untrusted peer's announcement changes nothing; our own is ignored.
@@ -240,12 +251,13 @@ fn rerun_in_netns(test: &str, setup: &str) -> Result<bool, String> {
 /// of its own (or skipped, with a message, where none can be made), and
 /// the caller returns.
 fn here_with_loopback_multicast(name: &str) -> bool {
-    if loopback_multicast().is_ok() {
+    let Err(reason) = loopback_multicast() else {
         return true;
-    }
+    };
     if std::env::var_os(IN_NETNS).is_some() {
-        panic!("no multicast on the loopback even in a network namespace");
+        panic!("no multicast on the loopback even in a network namespace: {reason}");
     }
+    eprintln!("{name}: {reason}");
     rerun_checked(name, LOOPBACK);
     false
 }
@@ -314,6 +326,18 @@ impl Browser {
             .unwrap_or_else(|_| panic!("{peer} resolved within {within:?}"))
     }
 
+    /// Starts `a`'s discovery on the loopback and waits until `a` (the
+    /// node of seed 1) is [resolved](Browser::resolved): its discovery
+    /// (the caller keeps it) and its instance's full name.
+    async fn announced(
+        &self,
+        a: &Node,
+        within: Duration,
+    ) -> (peernet_tokio::discovery::Discovery, String) {
+        let discovery = a.discover_lan(loopback()).expect("mdns for a");
+        (discovery, self.resolved(peer(1), within).await)
+    }
+
     /// Returns once the instance `name` is heard removed (its goodbye);
     /// the test fails with `what` after `within`.
     async fn removed(&self, name: &str, within: Duration, what: &str) {
@@ -347,14 +371,10 @@ async fn a_closed_node_is_no_longer_announced() {
     if !here_with_loopback_multicast("a_closed_node_is_no_longer_announced") {
         return;
     }
-    let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let browser = Browser::on_loopback();
     let a = node(1, &[]).await;
-    let _discovery = a
-        .discover_lan(DiscoveryConfig::new().interface(lo))
-        .expect("mdns for a");
     let within = Duration::from_secs(15);
-    let name = browser.resolved(peer(1), within).await;
+    let (_discovery, name) = browser.announced(&a, within).await;
     a.shutdown().await;
     browser
         .removed(&name, within, "a removed within 15 s of its close")
@@ -371,7 +391,6 @@ async fn a_shutting_down_node_is_no_longer_announced() {
     if !here_with_loopback_multicast("a_shutting_down_node_is_no_longer_announced") {
         return;
     }
-    let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let browser = Browser::on_loopback();
     let config = NodeConfig::new(id(1))
         .trusting(peer(2))
@@ -389,11 +408,8 @@ async fn a_shutting_down_node_is_no_longer_announced() {
         }
     })
     .unwrap();
-    let _discovery = a
-        .discover_lan(DiscoveryConfig::new().interface(lo))
-        .expect("mdns for a");
     let within = Duration::from_secs(15);
-    let name = browser.resolved(peer(1), within).await;
+    let (_discovery, name) = browser.announced(&a, within).await;
     let b = node(2, &[1]).await;
     b.connect(peer(1), a.local_addr().unwrap()).await.unwrap();
     let call = tokio::spawn(async move {
@@ -429,7 +445,7 @@ async fn a_shutting_down_node_is_no_longer_announced() {
 #[tokio::test]
 async fn a_node_runs_one_discovery_at_a_time() {
     use peernet_tokio::discovery::DiscoveryError;
-    let lo = DiscoveryConfig::new().interface(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let lo = loopback();
     let a = node(1, &[]).await;
     let first = match a.discover_lan(lo.clone()) {
         Ok(discovery) => discovery,
@@ -465,7 +481,7 @@ async fn a_node_runs_one_discovery_at_a_time() {
 #[tokio::test]
 async fn a_node_that_shuts_down_starts_no_discovery() {
     use peernet_tokio::discovery::DiscoveryError;
-    let lo = DiscoveryConfig::new().interface(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let lo = loopback();
     let a = node(1, &[]).await;
     let shutdown = a.shutdown();
     let during = a.discover_lan(lo.clone());
@@ -519,7 +535,7 @@ async fn a_shut_down_node_stops_browsing() {
     if !in_own_netns(NAME, LOOPBACK) {
         return;
     }
-    let lo = DiscoveryConfig::new().interface(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let lo = loopback();
     let a = node(1, &[]).await;
     let discovery = a.discover_lan(lo).expect("mdns for a");
     assert!(
@@ -539,24 +555,12 @@ async fn a_shut_down_node_stops_browsing() {
 /// untrusted, announces too and is never stored.
 #[tokio::test]
 async fn real_mdns_on_the_loopback_finds_a_kept_peer() {
-    if let Err(reason) = loopback_multicast() {
-        // Root can give this test a network namespace of its own whose
-        // loopback takes multicast: run it again there.
-        if std::env::var_os(IN_NETNS).is_none() {
-            match rerun_in_netns("real_mdns_on_the_loopback_finds_a_kept_peer", LOOPBACK) {
-                Ok(true) => return,
-                Ok(false) => panic!("the test failed in its network namespace (output above)"),
-                Err(why) => {
-                    eprintln!(
-                        "SKIPPED real_mdns_on_the_loopback_finds_a_kept_peer: {reason}; {why}"
-                    );
-                    return;
-                }
-            }
-        }
-        panic!("no multicast on the loopback even in a network namespace: {reason}");
+    // (root can give this test a network namespace of its own whose
+    // loopback takes multicast: it runs again there)
+    if !here_with_loopback_multicast("real_mdns_on_the_loopback_finds_a_kept_peer") {
+        return;
     }
-    let lo = DiscoveryConfig::new().interface(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let lo = loopback();
     let a = node(1, &[2]).await;
     let b = node(2, &[1]).await;
     let c = node(3, &[1]).await;
@@ -587,7 +591,7 @@ async fn a_running_discovery_does_not_keep_its_node_open() {
     let events = b.events();
     a.connect(peer(2), b.local_addr().unwrap()).await.unwrap();
     connected(&events, peer(1)).await;
-    let lo = DiscoveryConfig::new().interface(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let lo = loopback();
     let _discovery = match a.discover_lan(lo) {
         Ok(discovery) => discovery,
         Err(error) => {
@@ -607,6 +611,26 @@ async fn a_running_discovery_does_not_keep_its_node_open() {
     })
     .await
     .expect("the node closed once its last handle was dropped");
+}
+
+/// The LAN host o (seed 1, trusting `trusts`) on `v1` of a [`LAN`],
+/// keeping c (seed 3), discovering on `v1`: returns once it connected to
+/// c, with its discovery (the caller keeps it).
+async fn o_finds_c(trusts: &[u8]) -> (Node, peernet_tokio::discovery::Discovery) {
+    let o = node_at(1, trusts, "10.9.9.2:0").await;
+    let events = o.events();
+    o.keep_connected(peer(3), true).unwrap();
+    let v1 = DiscoveryConfig::new().interface("10.9.9.2".parse().unwrap());
+    let discovery = o.discover_lan(v1).expect("mdns for o");
+    connected(&events, peer(3)).await;
+    (o, discovery)
+}
+
+/// Whether `o`'s book holds `c` (seed 3) at the address `c` listens on.
+fn heard_at(o: &Node, c: &Node) -> bool {
+    o.addresses(&peer(3))
+        .iter()
+        .any(|e| e.addr == c.local_addr().unwrap())
 }
 
 /// A node that listens on the loopback only is announced on the loopback
@@ -631,18 +655,8 @@ async fn a_loopback_listener_is_not_announced_on_the_lan() {
     let _db = b.discover_lan(DiscoveryConfig::new()).expect("mdns for b");
     let c = node_at(3, &[1], "10.9.9.1:0").await;
     let _dc = c.discover_lan(DiscoveryConfig::new()).expect("mdns for c");
-    let o = node_at(1, &[2, 3], "10.9.9.2:0").await;
-    let events = o.events();
-    o.keep_connected(peer(3), true).unwrap();
-    let v1 = DiscoveryConfig::new().interface("10.9.9.2".parse().unwrap());
-    let _do = o.discover_lan(v1).expect("mdns for o");
-    connected(&events, peer(3)).await;
-    assert!(
-        o.addresses(&peer(3))
-            .iter()
-            .any(|e| e.addr == c.local_addr().unwrap()),
-        "c was heard on the LAN"
-    );
+    let (o, _do) = o_finds_c(&[2, 3]).await;
+    assert!(heard_at(&o, &c), "c was heard on the LAN");
     // (an absence: watched for a bounded while, each look a cheap read;
     // long enough for b's browse to query again, at 1, 2, 4 s...)
     let until = tokio::time::Instant::now() + Duration::from_secs(5);
@@ -696,18 +710,8 @@ async fn a_listener_whose_interface_comes_up_later_is_announced_there() {
     )
     .await;
     set_lan_up().await;
-    let o = node_at(1, &[3], "10.9.9.2:0").await;
-    let events = o.events();
-    o.keep_connected(peer(3), true).unwrap();
-    let v1 = DiscoveryConfig::new().interface("10.9.9.2".parse().unwrap());
-    let _do = o.discover_lan(v1).expect("mdns for o");
-    connected(&events, peer(3)).await;
-    assert!(
-        o.addresses(&peer(3))
-            .iter()
-            .any(|e| e.addr == c.local_addr().unwrap()),
-        "c was heard on the LAN"
-    );
+    let (o, _do) = o_finds_c(&[3]).await;
+    assert!(heard_at(&o, &c), "c was heard on the LAN");
 }
 
 /// [`LAN`] with more IPv4 addresses on `v0`: 10.9.9.3/24 on its
@@ -750,12 +754,7 @@ async fn a_one_address_listener_is_announced_with_that_address_alone() {
     let c = node_at(3, &[1], "10.9.9.1:0").await;
     let _dc = c.discover_lan(DiscoveryConfig::new()).expect("mdns for c");
     ip(&["addr", "add", "10.9.9.4/24", "dev", "v0"]);
-    let o = node_at(1, &[3], "10.9.9.2:0").await;
-    let events = o.events();
-    o.keep_connected(peer(3), true).unwrap();
-    let v1 = DiscoveryConfig::new().interface("10.9.9.2".parse().unwrap());
-    let _do = o.discover_lan(v1).expect("mdns for o");
-    connected(&events, peer(3)).await;
+    let (o, _do) = o_finds_c(&[3]).await;
     let listen = c.local_addr().unwrap();
     // (an absence: watched for a bounded while, each look a cheap read;
     // past mDNS's look at the host's addresses every 5 s, which finds
@@ -809,17 +808,7 @@ fn lan_ears_v6() -> std::sync::mpsc::Receiver<Vec<u8>> {
     let index = out.split(':').next().unwrap().trim().parse().unwrap();
     let group = "ff02::fb".parse().unwrap();
     socket.join_multicast_v6(&group, index).unwrap();
-    let socket: std::net::UdpSocket = socket.into();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut buf = [0; 9000];
-        while let Ok((n, from)) = socket.recv_from(&mut buf) {
-            if !from.ip().is_loopback() && tx.send(buf[..n].to_vec()).is_err() {
-                break;
-            }
-        }
-    });
-    rx
+    heard_from_afar(socket)
 }
 
 /// Every mDNS packet (IPv4) heard on the [`LAN`]'s `v1` side, as a host
@@ -837,6 +826,13 @@ fn lan_ears() -> std::sync::mpsc::Receiver<Vec<u8>> {
     socket
         .join_multicast_v4(&Ipv4Addr::new(224, 0, 0, 251), &Ipv4Addr::new(10, 9, 9, 2))
         .unwrap();
+    heard_from_afar(socket)
+}
+
+/// Every packet `socket` receives from an address that is not a
+/// loopback one (those never leave this host), read on a thread of its
+/// own.
+fn heard_from_afar(socket: socket2::Socket) -> std::sync::mpsc::Receiver<Vec<u8>> {
     let socket: std::net::UdpSocket = socket.into();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -866,7 +862,7 @@ struct Announced {
 /// loopback and waits (10 s at most) until a browser resolved it.
 async fn announced_a() -> Announced {
     let logs = lines::Lines::capture(tracing::Level::WARN);
-    let lo = DiscoveryConfig::new().interface(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let lo = loopback();
     let a = node(1, &[2]).await;
     let da = a.discover_lan(lo.clone()).expect("mdns for a");
     let browser = Browser::on_loopback();
@@ -878,6 +874,50 @@ async fn announced_a() -> Announced {
         da,
         browser,
     }
+}
+
+/// The warnings `logs` captured so far, which must hold a `WARN` line and
+/// `what`.
+fn warned(logs: &lines::Lines, what: &str) -> String {
+    let text = logs.text();
+    assert!(text.contains("WARN") && text.contains(what), "{text}");
+    text
+}
+
+/// Waits until a's discovery `da` has started mDNS afresh, then until b
+/// finds a on `lo` ([`b_finds_a`]): when the restart was seen, counted
+/// from `start`, and b's node and discovery (the caller keeps them).
+async fn restarted_then_found(
+    da: &peernet_tokio::discovery::Discovery,
+    lo: DiscoveryConfig,
+    start: tokio::time::Instant,
+) -> (Duration, (Node, peernet_tokio::discovery::Discovery)) {
+    until::until("a's discovery starts mDNS afresh", || da.restarts() >= 1).await;
+    let restarted = start.elapsed();
+    (restarted, b_finds_a(lo).await)
+}
+
+/// Drops a's discovery `da`: the daemon it runs stops, and the browser's
+/// and b's alone are left (the test fails after 10 s).
+async fn drop_leaves_two_daemons(da: peernet_tokio::discovery::Discovery) {
+    drop(da);
+    assert!(
+        mdns_daemons_become(2).await,
+        "{} mDNS daemons 10 s after the drop",
+        mdns_daemons()
+    );
+}
+
+/// Sends 10 packets of 300 fake instances ([`fake_instances`]) and holds
+/// this thread until `browser` has heard them ([`hold_until_heard`]).
+fn flood_held(browser: &Browser) {
+    let (packets, per_packet) = (10, 300);
+    let socket = flood_socket();
+    for p in 0..packets {
+        let packet = fake_instances(p * per_packet, per_packet);
+        socket.send_to(&packet, &MDNS.into()).unwrap();
+    }
+    hold_until_heard(browser, packets * per_packet);
 }
 
 /// One mDNS response (IPv4 multicast, sent on the loopback) announcing
@@ -962,31 +1002,14 @@ async fn a_flood_of_fake_instances_does_not_silence_the_node() {
     if !in_own_netns(NAME, LOOPBACK) {
         return;
     }
-    let Announced {
-        logs,
-        lo,
-        a: _a,
-        da: _da,
-        browser,
-    } = announced_a().await;
+    let announced = announced_a().await;
 
     // (the runtime is held from here until the browser heard the flood)
-    let (packets, per_packet) = (10, 300);
-    let socket = flood_socket();
-    let mdns: SocketAddr = (Ipv4Addr::new(224, 0, 0, 251), 5353).into();
-    for p in 0..packets {
-        let packet = fake_instances(p * per_packet, per_packet);
-        socket.send_to(&packet, &mdns.into()).unwrap();
-    }
-    hold_until_heard(&browser, packets * per_packet);
+    flood_held(&announced.browser);
 
-    let (_b, _db) = b_finds_a(lo).await;
+    let (_b, _db) = b_finds_a(announced.lo.clone()).await;
     // (the flood did end a's subscription, and a says so)
-    let text = logs.text();
-    assert!(
-        text.contains("WARN") && text.contains("mDNS stopped telling this node"),
-        "{text}"
-    );
+    warned(&announced.logs, "mDNS stopped telling this node");
 }
 
 /// Node b (trusting a) keeps a connected and discovers on `lo`: returns
@@ -1043,19 +1066,13 @@ async fn a_slow_flood_of_fake_instances_leaves_the_mdns_cache_bounded() {
     if !in_own_netns(NAME, LOOPBACK) {
         return;
     }
-    let Announced {
-        logs,
-        lo,
-        a: _a,
-        da,
-        browser,
-    } = announced_a().await;
+    let announced = announced_a().await;
+    let browser = &announced.browser;
 
     let start = tokio::time::Instant::now();
     let (packets, per_packet) = (120, 50);
     assert!(packets * per_packet > MAX_MDNS_CACHED_RECORDS);
     let socket = flood_socket();
-    let mdns: SocketAddr = (Ipv4Addr::new(224, 0, 0, 251), 5353).into();
     let mut resent = 0;
     for p in 0..packets {
         let last = fake_name((p + 1) * per_packet - 1);
@@ -1064,7 +1081,7 @@ async fn a_slow_flood_of_fake_instances_leaves_the_mdns_cache_bounded() {
         let mut heard = false;
         for _ in 0..20 {
             socket
-                .send_to(&fake_instances(p * per_packet, per_packet), &mdns.into())
+                .send_to(&fake_instances(p * per_packet, per_packet), &MDNS.into())
                 .unwrap();
             let hearing = async {
                 loop {
@@ -1086,24 +1103,12 @@ async fn a_slow_flood_of_fake_instances_leaves_the_mdns_cache_bounded() {
         assert!(heard, "the browser did not hear packet {p}");
     }
     let flooded = start.elapsed();
-    until::until("a's discovery starts mDNS afresh", || da.restarts() >= 1).await;
-    let restarted = start.elapsed();
-
-    let (_b, _db) = b_finds_a(lo).await;
-    let text = logs.text();
-    assert!(
-        text.contains("WARN") && text.contains("mDNS starts afresh: its cache grew past"),
-        "{text}"
-    );
+    let (restarted, _b) = restarted_then_found(&announced.da, announced.lo.clone(), start).await;
+    let text = warned(&announced.logs, "mDNS starts afresh: its cache grew past");
     // (dropping the `Discovery` stops the daemon that runs now: the
     // browser's and b's alone are left, the stopped one gone too)
-    let restarts = da.restarts();
-    drop(da);
-    assert!(
-        mdns_daemons_become(2).await,
-        "{} mDNS daemons 10 s after the drop",
-        mdns_daemons()
-    );
+    let restarts = announced.da.restarts();
+    drop_leaves_two_daemons(announced.da).await;
     eprintln!(
         "flood sent in {flooded:?} ({resent} packets sent again), restarted by {restarted:?}, \
          found by {:?}, {restarts} restart(s): {text}",
@@ -1125,29 +1130,17 @@ async fn a_flooded_node_learns_again() {
     if !in_own_netns(NAME, LOOPBACK) {
         return;
     }
-    let Announced {
-        logs,
-        lo,
-        a,
-        da,
-        browser,
-    } = announced_a().await;
+    let announced = announced_a().await;
+    let (a, da) = (&announced.a, &announced.da);
     let events = a.events();
     a.keep_connected(peer(2), true).unwrap();
 
     // (the runtime is held from here until the browser heard the flood)
     let start = std::time::Instant::now();
-    let (packets, per_packet) = (10, 300);
-    let socket = flood_socket();
-    let mdns: SocketAddr = (Ipv4Addr::new(224, 0, 0, 251), 5353).into();
-    for p in 0..packets {
-        let packet = fake_instances(p * per_packet, per_packet);
-        socket.send_to(&packet, &mdns.into()).unwrap();
-    }
-    hold_until_heard(&browser, packets * per_packet);
+    flood_held(&announced.browser);
 
     let b = node(2, &[1]).await;
-    let _db = b.discover_lan(lo).expect("mdns for b");
+    let _db = b.discover_lan(announced.lo.clone()).expect("mdns for b");
     connected(&events, peer(2)).await;
     assert!(
         a.addresses(&peer(2))
@@ -1156,7 +1149,7 @@ async fn a_flooded_node_learns_again() {
         "b was learned from discovery"
     );
     assert!(da.restarts() >= 1);
-    let text = logs.text();
+    let text = announced.logs.text();
     assert!(
         text.contains("mDNS stopped telling this node") && text.contains("it starts afresh"),
         "{text}"
@@ -1166,12 +1159,7 @@ async fn a_flooded_node_learns_again() {
         start.elapsed(),
         da.restarts()
     );
-    drop(da);
-    assert!(
-        mdns_daemons_become(2).await,
-        "{} mDNS daemons 10 s after the drop",
-        mdns_daemons()
-    );
+    drop_leaves_two_daemons(announced.da).await;
 }
 
 /// One mDNS response (IPv4 multicast, sent on the loopback) announcing
@@ -1259,14 +1247,8 @@ async fn short_lived_instances_under_new_names_leave_mdns_bounded() {
     if !in_own_netns(NAME, LOOPBACK) {
         return;
     }
-    let Announced {
-        logs,
-        lo,
-        a: _a,
-        da,
-        browser,
-    } = announced_a().await;
-    drop(browser);
+    let announced = announced_a().await;
+    drop(announced.browser);
 
     let start = tokio::time::Instant::now();
     let per_packet = 100;
@@ -1274,7 +1256,6 @@ async fn short_lived_instances_under_new_names_leave_mdns_bounded() {
     // (at most 400 instances a second, each 3 records for 2 s)
     assert!(3 * 2 * 4 * per_packet < MAX_MDNS_CACHED_RECORDS);
     let socket = flood_socket();
-    let mdns: SocketAddr = (Ipv4Addr::new(224, 0, 0, 251), 5353).into();
     let mut pace = tokio::time::interval(Duration::from_millis(250));
     // (never two packets at once, however late a tick)
     pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -1282,17 +1263,13 @@ async fn short_lived_instances_under_new_names_leave_mdns_bounded() {
         pace.tick().await;
         let packet = short_lived_instances(p * per_packet, per_packet);
         assert!(packet.len() < 8_000);
-        socket.send_to(&packet, &mdns.into()).unwrap();
+        socket.send_to(&packet, &MDNS.into()).unwrap();
     }
     let flooded = start.elapsed();
-    until::until("a's discovery starts mDNS afresh", || da.restarts() >= 1).await;
-    let restarted = start.elapsed();
-
-    let (_b, _db) = b_finds_a(lo).await;
-    let text = logs.text();
-    assert!(
-        text.contains("WARN") && text.contains("instances (a LAN host announced that many)"),
-        "{text}"
+    let (restarted, _b) = restarted_then_found(&announced.da, announced.lo.clone(), start).await;
+    let text = warned(
+        &announced.logs,
+        "instances (a LAN host announced that many)",
     );
     assert!(
         !text.contains("its cache grew past"),
@@ -1301,7 +1278,7 @@ async fn short_lived_instances_under_new_names_leave_mdns_bounded() {
     eprintln!(
         "sent in {flooded:?}, restarted by {restarted:?}, found by {:?}, {} restart(s)",
         start.elapsed(),
-        da.restarts()
+        announced.da.restarts()
     );
 }
 
@@ -1325,7 +1302,7 @@ async fn a_flooded_node_never_runs_two_mdns_daemons() {
     if !in_own_netns(NAME, LOOPBACK) {
         return;
     }
-    let lo = DiscoveryConfig::new().interface(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let lo = loopback();
     let a = node(1, &[2]).await;
     let da = a.discover_lan(lo).expect("mdns for a");
     assert!(mdns_daemons_become(1).await, "a's mDNS daemon runs");
@@ -1334,10 +1311,9 @@ async fn a_flooded_node_never_runs_two_mdns_daemons() {
     let flooding = stop.clone();
     let sender = std::thread::spawn(move || {
         let socket = flood_socket();
-        let mdns: SocketAddr = (Ipv4Addr::new(224, 0, 0, 251), 5353).into();
         let mut first = 0;
         while !flooding.load(Ordering::Relaxed) {
-            let _ = socket.send_to(&fake_instances(first, 300), &mdns.into());
+            let _ = socket.send_to(&fake_instances(first, 300), &MDNS.into());
             first += 300;
         }
         first
