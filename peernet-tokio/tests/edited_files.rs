@@ -7,6 +7,8 @@
 //! refused, `ChangedOnDisk`, at every retry until a restart). A file that
 //! does not load is never written over. A restart takes the edit in.
 
+#[path = "common/hand.rs"]
+mod hand;
 #[path = "common/until.rs"]
 mod until;
 
@@ -202,10 +204,7 @@ async fn a_hand_edit_of_the_book_keeps_the_edit_and_the_nodes_other_addresses() 
     a_saved_book(dir.path(), &[edited, other]).await;
     let node = Node::new(NodeConfig::from_data_dir(dir.path()).unwrap());
     // the operator moves `edited` to another address while the node runs
-    let hand = DataDir::open(dir.path()).unwrap();
-    let mut book = hand.load_book().unwrap();
-    book.set(edited, [(addr(2), app)]);
-    hand.save_book(&book).unwrap();
+    hand::move_in_book(dir.path(), edited, addr(2));
     // the node learns an address of the other peer: saved, next to the edit
     node.add_address(other, addr(3), app).unwrap();
     until("the other peer's new address saved", || {
@@ -281,10 +280,7 @@ async fn an_edit_read_after_an_unpair_does_not_come_back_with_a_pair() {
     a_saved_book(dir.path(), &[peer, other]).await;
     let node = Node::new(NodeConfig::from_data_dir(dir.path()).unwrap());
     // the operator moves `peer` to another address, then unpairs it
-    let hand = DataDir::open(dir.path()).unwrap();
-    let mut book = hand.load_book().unwrap();
-    book.set(peer, [(addr(2), app)]);
-    hand.save_book(&book).unwrap();
+    hand::move_in_book(dir.path(), peer, addr(2));
     assert!(node.unpair(&peer).await.unwrap());
     until("the unpaired peer's lines gone from the file", || {
         book_on_disk(dir.path()).get(&peer).is_empty()

@@ -1,6 +1,8 @@
 //! What `pair` and `unpair` write to a data directory's trust file, and
 //! what a node takes from it at start.
 
+#[path = "common/hand.rs"]
+mod hand;
 #[path = "common/lines.rs"]
 mod lines;
 #[path = "common/until.rs"]
@@ -243,10 +245,7 @@ async fn a_book_read_again_leaves_the_node_itself_out() {
     let node = Node::new(NodeConfig::from_data_dir(dir.path()).unwrap());
     // the operator moves `edited` while the node runs: the node's next
     // save reads the book, and the trust file, again
-    let hand = DataDir::open(dir.path()).unwrap();
-    let mut book = hand.load_book().unwrap();
-    book.set(edited, [(addr(2), app)]);
-    hand.save_book(&book).unwrap();
+    hand::move_in_book(dir.path(), edited, addr(2));
     node.add_address(other, addr(3), app).unwrap();
     let on_disk = || DataDir::open(dir.path()).unwrap().load_book().unwrap();
     until::until("the other peer's address saved", || {
