@@ -100,28 +100,14 @@ fn a_handle_exposed_twice_is_exposed_once_with_a_warning() {
     let d = dir.path();
     keygen(d, "b.key");
     let caller = keygen(d, "a.key");
-    let args = [
-        "--key",
-        "b.key",
-        "--listen",
-        "127.0.0.1:0",
-        "--trust",
-        &caller,
-        "--expose",
-        "echo",
-        "--expose",
-        "sleep",
-        "--expose",
-        "echo",
-    ];
-    let s = start_serve(d, &args, Stdio::piped(), "warn");
-    let child = Killed(s.child);
-    let target = format!("{}@{}", s.peer, s.addr);
+    let (child, target) = serve_b(
+        d,
+        &[
+            "--trust", &caller, "--expose", "echo", "--expose", "sleep", "--expose", "echo",
+        ],
+    );
     for (handle, args, reply) in [("echo", "hi", "hi"), ("sleep", "1", "slept")] {
-        let out = run(
-            &["call", "--key", "a.key", "--connect", &target, handle, args],
-            d,
-        );
+        let out = call(d, "a.key", &target, handle, args);
         assert_eq!(out.status.code(), Some(0), "{handle}: {}", stderr(&out));
         assert_eq!(stdout(&out), reply, "{handle}");
     }
@@ -140,33 +126,37 @@ fn a_peer_trusted_twice_is_trusted_once_with_a_warning() {
     keygen(d, "b.key");
     let caller = keygen(d, "a.key");
     let other = keygen(d, "c.key");
-    let args = [
-        "--key",
-        "b.key",
-        "--listen",
-        "127.0.0.1:0",
-        "--trust",
-        &caller,
-        "--trust",
-        &other,
-        "--trust",
-        &caller,
-        "--expose",
-        "echo",
-    ];
-    let s = start_serve(d, &args, Stdio::piped(), "warn");
-    let child = Killed(s.child);
-    let target = format!("{}@{}", s.peer, s.addr);
+    let (child, target) = serve_b(
+        d,
+        &[
+            "--trust", &caller, "--trust", &other, "--trust", &caller, "--expose", "echo",
+        ],
+    );
     for key in ["a.key", "c.key"] {
-        let out = run(
-            &["call", "--key", key, "--connect", &target, "echo", "hi"],
-            d,
-        );
+        let out = call(d, key, &target, "echo", "hi");
         assert_eq!(out.status.code(), Some(0), "{key}: {}", stderr(&out));
         assert_eq!(stdout(&out), "hi", "{key}");
     }
     let warned = the_one_warning(child, "--trust given more than once");
     assert!(warned.contains(&format!("peer={caller}")), "{warned}");
+}
+
+/// `peernet serve --key b.key --listen 127.0.0.1:0 flags` in `d`, its
+/// warnings on a pipe: the child, and its `<PeerId>@<address>` to call.
+fn serve_b(d: &Path, flags: &[&str]) -> (Killed, String) {
+    let mut args = vec!["--key", "b.key", "--listen", "127.0.0.1:0"];
+    args.extend_from_slice(flags);
+    let s = start_serve(d, &args, Stdio::piped(), "warn");
+    let target = format!("{}@{}", s.peer, s.addr);
+    (Killed(s.child), target)
+}
+
+/// `peernet call --key key --connect target handle args` in `d`.
+fn call(d: &Path, key: &str, target: &str, handle: &str, args: &str) -> std::process::Output {
+    run(
+        &["call", "--key", key, "--connect", target, handle, args],
+        d,
+    )
 }
 
 /// Stops a served node with SIGTERM (a graceful stop, which flushes its
