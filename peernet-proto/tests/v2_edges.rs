@@ -32,14 +32,7 @@ fn a_v1_node_answers_a_v2_init_with_unsupported_version() {
     let d = feed(&mut b, now, conn, &init);
     assert!(d.closed, "{d:?}");
     assert_eq!(d.sent, frame(b"PNET\x01\x04\x02"), "a version-1 REJECT");
-    assert!(
-        failed_with(
-            &d.events,
-            HandshakeError::Refused(RejectCode::UnsupportedVersion)
-        ),
-        "{:?}",
-        d.events
-    );
+    assert_failed(&d, HandshakeError::Refused(RejectCode::UnsupportedVersion));
 }
 
 #[test]
@@ -270,11 +263,7 @@ fn a_first_record_after_the_handshake_deadline_does_not_establish() {
         "established after its deadline"
     );
     assert!(d.closed);
-    assert!(
-        failed_with(&d.events, HandshakeError::Timeout),
-        "{:?}",
-        d.events
-    );
+    assert_failed(&d, HandshakeError::Timeout);
 }
 
 /// 6.1 step 3: an initiator whose RESP check fails may send REJECT and
@@ -294,14 +283,7 @@ fn a_pending_responder_reports_the_initiators_reject() {
     );
     assert!(d.closed);
     assert!(d.sent.is_empty(), "{:02x?}", d.sent);
-    assert!(
-        failed_with(
-            &d.events,
-            HandshakeError::Rejected(RejectCode::BadSignature)
-        ),
-        "{:?}",
-        d.events
-    );
+    assert_failed(&d, HandshakeError::Rejected(RejectCode::BadSignature));
 }
 
 /// A peer's GOODBYE reason may be as long as a record; what the close
@@ -345,11 +327,7 @@ fn a_responder_waits_first_frame_timeout_for_the_first_record() {
     b.handle_timeout(now + config.first_frame_timeout);
     let d = drain(&mut b, conn);
     assert!(d.closed && d.sent.is_empty(), "{d:?}");
-    assert!(
-        failed_with(&d.events, HandshakeError::Timeout),
-        "{:?}",
-        d.events
-    );
+    assert_failed(&d, HandshakeError::Timeout);
     assert_eq!(b.stats().inbound_handshakes, 0, "the slot is free");
     // an honest first record just before the deadline establishes
     let mut b = responder(config.clone());

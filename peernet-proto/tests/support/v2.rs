@@ -27,6 +27,13 @@ pub fn responder(config: Config) -> Endpoint {
     )
 }
 
+/// Fails the test unless `d` holds a handshake failed with `expected`
+/// (showing its events).
+#[track_caller]
+pub fn assert_failed(d: &Drained, expected: HandshakeError) {
+    assert!(failed_with(&d.events, expected), "{:?}", d.events);
+}
+
 /// What B did for `conn`: the bytes it wrote (its last ones included),
 /// whether it closed, and every event.
 #[derive(Default, Debug)]
