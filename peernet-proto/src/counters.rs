@@ -235,35 +235,35 @@ pub struct Counters {
     pub throttled_at_accept: u64,
 }
 
+/// `name=n` for every name counted (`n` above 0), space-separated, or `0`
+/// where none is.
+fn write_nonzero<K: fmt::Display>(
+    f: &mut fmt::Formatter<'_>,
+    counts: impl Iterator<Item = (K, u64)>,
+) -> fmt::Result {
+    let mut first = true;
+    for (name, n) in counts.filter(|&(_, n)| n > 0) {
+        let sep = if first { "" } else { " " };
+        write!(f, "{sep}{name}={n}")?;
+        first = false;
+    }
+    if first {
+        f.write_str("0")?;
+    }
+    Ok(())
+}
+
 impl fmt::Display for RejectCounts {
     /// `code=n` for every code counted, or `0`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut first = true;
-        for (code, n) in self.iter().filter(|&(_, n)| n > 0) {
-            let sep = if first { "" } else { " " };
-            write!(f, "{sep}{code}={n}")?;
-            first = false;
-        }
-        if first {
-            f.write_str("0")?;
-        }
-        Ok(())
+        write_nonzero(f, self.iter())
     }
 }
 
 impl fmt::Display for StatusCounts {
     /// `status=n` for every status counted, or `0`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut first = true;
-        for (status, n) in self.iter().filter(|&(_, n)| n > 0) {
-            let sep = if first { "" } else { " " };
-            write!(f, "{sep}{status}={n}")?;
-            first = false;
-        }
-        if first {
-            f.write_str("0")?;
-        }
-        Ok(())
+        write_nonzero(f, self.iter())
     }
 }
 
