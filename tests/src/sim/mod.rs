@@ -33,6 +33,7 @@ macro_rules! tr {
     };
 }
 
+mod agenda;
 pub mod intruder;
 pub mod invariants;
 pub mod keep;
@@ -63,6 +64,7 @@ pub use peernet_proto::testkit::Fault;
 pub use scenario::{AppPolicy, SimConfig, Workload};
 pub use v2checks::Tamper;
 
+use agenda::Agenda;
 use invariants::Model;
 use net::Link;
 use node::Node;
@@ -270,8 +272,7 @@ pub struct Sim {
     rng: SimRng,
     /// Virtual time, ns.
     now: u64,
-    queue: BTreeMap<(u64, u64), Ev>,
-    seq: u64,
+    agenda: Agenda<Ev>,
     nodes: Vec<Node>,
     owners: BTreeMap<PeerId, Owner>,
     byzantine: Option<[u8; 32]>,
@@ -360,8 +361,7 @@ impl Sim {
         let mut sim = Sim {
             rng,
             now: 0,
-            queue: BTreeMap::new(),
-            seq: 0,
+            agenda: Agenda::new(),
             nodes,
             owners,
             byzantine,
@@ -548,11 +548,9 @@ impl Sim {
             if let Some(v) = self.violation.take() {
                 return Err(v);
             }
-            match self.queue.first_key_value() {
-                Some((&(t, _), _)) if t <= end => {}
-                _ => break,
-            }
-            let ((t, _), ev) = self.queue.pop_first().expect("peeked");
+            let Some((t, ev)) = self.agenda.pop_until(end) else {
+                break;
+            };
             self.now = t;
             self.steps += 1;
             self.step(ev);
@@ -567,8 +565,7 @@ impl Sim {
     }
 
     fn schedule(&mut self, at: u64, ev: Ev) {
-        self.seq += 1;
-        self.queue.insert((at.max(self.now), self.seq), ev);
+        self.agenda.push(at.max(self.now), ev);
     }
 
     fn step(&mut self, ev: Ev) {

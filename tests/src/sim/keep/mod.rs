@@ -39,6 +39,7 @@ pub use check::{
 pub use plan::{KeepConfig, Step};
 
 use super::Fault;
+use super::agenda::Agenda;
 use super::rng::SimRng;
 use check::Checker;
 
@@ -154,8 +155,7 @@ pub struct KeepSim {
     latency: Option<u64>,
     rng: SimRng,
     now: u64,
-    queue: BTreeMap<(u64, u64), Ev>,
-    seq: u64,
+    agenda: Agenda<Ev>,
     nodes: Vec<Node>,
     ix_of: BTreeMap<PeerId, NodeIx>,
     listeners: BTreeMap<SocketAddr, NodeIx>,
@@ -202,8 +202,7 @@ impl KeepSim {
             latency: cfg.latency.map(|l| l.as_nanos() as u64),
             rng,
             now: 0,
-            queue: BTreeMap::new(),
-            seq: 0,
+            agenda: Agenda::new(),
             nodes,
             ix_of,
             listeners: BTreeMap::new(),
@@ -239,17 +238,14 @@ impl KeepSim {
             .max()
             .unwrap_or_default();
         let end = end.as_nanos() as u64;
-        while let Some(((at, _), ev)) = self.queue.pop_first() {
-            if at > end {
-                break;
-            }
+        while let Some((at, ev)) = self.agenda.pop_until(end) {
             self.now = at;
             events += 1;
             if debug && events.is_multiple_of(100_000) {
                 eprintln!(
                     "{events} events, t={:?}, queue {}, links {}, {}",
                     Duration::from_nanos(at),
-                    self.queue.len(),
+                    self.agenda.len(),
                     self.links.len(),
                     match &ev {
                         Ev::Deliver { link, to } => format!("deliver {link} {to}"),
@@ -279,8 +275,7 @@ impl KeepSim {
     }
 
     fn push(&mut self, at: u64, ev: Ev) {
-        self.seq += 1;
-        self.queue.insert((at, self.seq), ev);
+        self.agenda.push(at, ev);
     }
 
     fn instant(&self) -> Instant {
