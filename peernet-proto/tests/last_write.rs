@@ -15,10 +15,11 @@ mod support;
 use bytes::Bytes;
 use peernet_proto::{
     Access, CallError, CallId, CloseReason, Config, Event, GoodbyeCode, LAST_COPIED, ReplyStatus,
-    Response,
 };
 use peernet_testkit::call_results;
-use support::{Pair, Who, echo_calls_in_hand, test_config, test_config_v2};
+use support::{
+    Pair, Who, a_stops_reading, answer_all, echo_calls_in_hand, test_config, test_config_v2,
+};
 
 const CALLS: usize = 40;
 const ARGS: usize = 3000;
@@ -37,13 +38,8 @@ fn behind(mut config: Config) -> (Pair, Vec<CallId>) {
     let mut p = Pair::with(config, cb, true, true);
     let (l, ids, calls) = echo_calls_in_hand(&mut p, CALLS, ARGS);
     // A reads nothing from now on: B's driver takes one batch at most
-    p.net.capacity = 1;
-    p.net.links[l].to[Who::A.index()].hold = true;
-    let now = p.node(Who::B).now;
-    for call in &calls {
-        let reply = Response::Ok(call.args.clone());
-        assert!(p.node(Who::B).ep.reply(now, call.id, reply));
-    }
+    a_stops_reading(&mut p, l);
+    answer_all(&mut p, &calls);
     p.drive();
     (p, ids)
 }

@@ -9,7 +9,7 @@ mod support;
 use bytes::Bytes;
 use peernet_proto::{Access, CallError, CallId, CloseReason, Config, Event, Output, Response};
 use peernet_testkit::call_results;
-use support::{Pair, Who, echo_calls_in_hand, test_config, test_config_v2};
+use support::{Pair, Who, answer_all, echo_calls_in_hand, test_config, test_config_v2};
 
 const CALLS: usize = 24;
 const ARGS: usize = 500;
@@ -24,18 +24,6 @@ fn b_holds_calls(config: Config) -> (Pair, Vec<CallId>, Vec<peernet_proto::Inbou
     let mut p = Pair::with(for_a, config, true, true);
     let (_, ids, calls) = echo_calls_in_hand(&mut p, CALLS, ARGS);
     (p, ids, calls)
-}
-
-/// B answers every call at once, taking nothing from its queue.
-fn answer_all(p: &mut Pair, calls: &[peernet_proto::InboundCall]) {
-    let now = p.node(Who::B).now;
-    for call in calls {
-        let answered = p
-            .node(Who::B)
-            .ep
-            .reply(now, call.id, Response::Ok(call.args.clone()));
-        assert!(answered);
-    }
 }
 
 #[test]

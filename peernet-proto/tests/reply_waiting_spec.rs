@@ -6,8 +6,8 @@
 mod support;
 
 use bytes::Bytes;
-use peernet_proto::{CallId, Config, Envelope, Event, Handle, InboundCall, Response};
-use support::{Pair, Who, echo_calls_in_hand, test_config_v2};
+use peernet_proto::{CallId, Config, Envelope, Event, Handle, InboundCall};
+use support::{Pair, Who, a_stops_reading, answer_all, echo_calls_in_hand, test_config_v2};
 
 const CALLS: usize = 8;
 const ARGS: usize = 1000;
@@ -27,16 +27,8 @@ fn replies_wait(max_in: usize) -> (Pair, Vec<CallId>, Vec<InboundCall>) {
     let mut p = Pair::with(ca, cb, true, true);
     let (l, ids, calls) = echo_calls_in_hand(&mut p, CALLS, ARGS);
     // A reads nothing from now on
-    p.net.capacity = 1;
-    p.net.links[l].to[Who::A.index()].hold = true;
-    let now = p.node(Who::B).now;
-    for c in &calls {
-        assert!(
-            p.node(Who::B)
-                .ep
-                .reply(now, c.id, Response::Ok(c.args.clone()))
-        );
-    }
+    a_stops_reading(&mut p, l);
+    answer_all(&mut p, &calls);
     let s = p.node(Who::B).ep.stats();
     assert!(s.replies_waiting >= CALLS / 2, "{s:?}");
     (p, ids, calls)

@@ -20,6 +20,28 @@ pub mod dialing;
 #[allow(dead_code, unreachable_pub)]
 pub mod v2;
 
+/// B answers every call of `calls` at once (`ok`, with the call's own
+/// arguments), taking nothing from its queue.
+#[allow(dead_code)]
+pub(crate) fn answer_all(p: &mut Pair, calls: &[peernet_proto::InboundCall]) {
+    let now = p.node(Who::B).now;
+    for call in calls {
+        let answered =
+            p.node(Who::B)
+                .ep
+                .reply(now, call.id, peernet_proto::Response::Ok(call.args.clone()));
+        assert!(answered);
+    }
+}
+
+/// A reads nothing more on `link`: what B writes stays in the link, which
+/// holds one byte, so B's driver takes one batch at most.
+#[allow(dead_code)]
+pub(crate) fn a_stops_reading(p: &mut Pair, link: usize) {
+    p.net.capacity = 1;
+    p.net.links[link].to[Who::A.index()].hold = true;
+}
+
 /// A and B of `p` connected; B exposes `echo`, A has made `calls` calls of
 /// `args` bytes (call `i` filled with `i`) and B has all of them in hand,
 /// answered none. Returns A's link, A's call ids and B's calls, in order.
