@@ -7,6 +7,8 @@
 //! refused, `ChangedOnDisk`, at every retry until a restart). A file that
 //! does not load is never written over. A restart takes the edit in.
 
+#[path = "common/earlier_run.rs"]
+mod earlier_run;
 #[path = "common/hand.rs"]
 mod hand;
 #[path = "common/until.rs"]
@@ -34,13 +36,7 @@ fn book_on_disk(dir: &std::path::Path) -> SavedBook {
 /// A node whose data directory trusts `peers`, the first with `addr(1)`
 /// saved: started, given that, and shut down.
 async fn a_saved_book(dir: &std::path::Path, peers: &[PeerId]) {
-    let node = Node::new(NodeConfig::from_data_dir(dir).unwrap());
-    for peer in peers {
-        node.pair(*peer, None).await.unwrap();
-    }
-    node.add_address(peers[0], addr(1), AddrSource::Application)
-        .unwrap();
-    node.shutdown().await;
+    earlier_run::saved_book(dir, peers, addr(1)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,8 @@
 //! What `pair` and `unpair` write to a data directory's trust file, and
 //! what a node takes from it at start.
 
+#[path = "common/earlier_run.rs"]
+mod earlier_run;
 #[path = "common/hand.rs"]
 mod hand;
 #[path = "common/lines.rs"]
@@ -54,13 +56,7 @@ async fn a_run_that_leaves_peers_out_keeps_their_saved_addresses() {
     let (kept, once) = (id(2), id(3));
     let kept_addr: std::net::SocketAddr = "192.0.2.2:4000".parse().unwrap();
     let once_addr: std::net::SocketAddr = "192.0.2.3:4000".parse().unwrap();
-    {
-        let node = Node::new(NodeConfig::from_data_dir(dir.path()).unwrap());
-        node.pair(kept, None).await.unwrap();
-        node.add_address(kept, kept_addr, AddrSource::Application)
-            .unwrap();
-        node.shutdown().await;
-    }
+    earlier_run::saved_book(dir.path(), &[kept], kept_addr).await;
     {
         let config = NodeConfig::from_data_dir(dir.path())
             .unwrap()
@@ -93,17 +89,11 @@ async fn a_run_that_leaves_peers_out_keeps_their_saved_addresses() {
 /// return false, and keep the addresses aside and in the file.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unpair_of_a_peer_only_the_file_trusts_reports_it_and_forgets_its_addresses() {
-    use peernet_tokio::{AddrSource, DataDir, Identity, Node, NodeConfig, TrustList};
+    use peernet_tokio::{DataDir, Identity, Node, NodeConfig, TrustList};
     let dir = tempfile::tempdir().unwrap();
     let left_out = Identity::from_seed(&[2; 32]).peer_id();
     let addr: std::net::SocketAddr = "192.0.2.2:4000".parse().unwrap();
-    {
-        let node = Node::new(NodeConfig::from_data_dir(dir.path()).unwrap());
-        node.pair(left_out, None).await.unwrap();
-        node.add_address(left_out, addr, AddrSource::Application)
-            .unwrap();
-        node.shutdown().await;
-    }
+    earlier_run::saved_book(dir.path(), &[left_out], addr).await;
     let config = NodeConfig::from_data_dir(dir.path())
         .unwrap()
         .trust(TrustList::new());
