@@ -34,9 +34,7 @@ fn serve(dir: &Path, key: &str, extra: &[&str]) -> Serve {
 
 /// `serve` with its stderr going to `stderr`, logging at `log` (RUST_LOG).
 fn serve_with(dir: &Path, key: &str, extra: &[&str], stderr: Stdio, log: &str) -> Serve {
-    let mut args = vec!["--key", key, "--listen", "127.0.0.1:0"];
-    args.extend_from_slice(extra);
-    let s = start_serve(dir, &args, stderr, log);
+    let s = serve_keyed(dir, key, extra, stderr, log);
     Serve {
         child: s.child,
         lines: s.lines,
@@ -56,12 +54,6 @@ fn with_a_library_client(seed: u8) -> (tempfile::TempDir, Identity, String) {
     (dir, me, mine)
 }
 
-/// Runs `peernet call --key key --connect target extra…` in `cwd`.
-fn call(cwd: &Path, key: &str, target: &str, extra: &[&str]) -> std::process::Output {
-    let mut args = vec!["call", "--key", key, "--connect", target];
-    args.extend_from_slice(extra);
-    run(&args, cwd)
-}
 /// Runs `peernet` with `args` in `d` and waits at most 20 s for it to
 /// exit on its own: its exit code and standard error. If it runs on, it
 /// is killed and the test fails with `ran_on`.

@@ -107,7 +107,7 @@ fn a_handle_exposed_twice_is_exposed_once_with_a_warning() {
         ],
     );
     for (handle, args, reply) in [("echo", "hi", "hi"), ("sleep", "1", "slept")] {
-        let out = call(d, "a.key", &target, handle, args);
+        let out = call(d, "a.key", &target, &[handle, args]);
         assert_eq!(out.status.code(), Some(0), "{handle}: {}", stderr(&out));
         assert_eq!(stdout(&out), reply, "{handle}");
     }
@@ -133,7 +133,7 @@ fn a_peer_trusted_twice_is_trusted_once_with_a_warning() {
         ],
     );
     for key in ["a.key", "c.key"] {
-        let out = call(d, key, &target, "echo", "hi");
+        let out = call(d, key, &target, &["echo", "hi"]);
         assert_eq!(out.status.code(), Some(0), "{key}: {}", stderr(&out));
         assert_eq!(stdout(&out), "hi", "{key}");
     }
@@ -144,19 +144,9 @@ fn a_peer_trusted_twice_is_trusted_once_with_a_warning() {
 /// `peernet serve --key b.key --listen 127.0.0.1:0 flags` in `d`, its
 /// warnings on a pipe: the child, and its `<PeerId>@<address>` to call.
 fn serve_b(d: &Path, flags: &[&str]) -> (Killed, String) {
-    let mut args = vec!["--key", "b.key", "--listen", "127.0.0.1:0"];
-    args.extend_from_slice(flags);
-    let s = start_serve(d, &args, Stdio::piped(), "warn");
+    let s = serve_keyed(d, "b.key", flags, Stdio::piped(), "warn");
     let target = format!("{}@{}", s.peer, s.addr);
     (Killed(s.child), target)
-}
-
-/// `peernet call --key key --connect target handle args` in `d`.
-fn call(d: &Path, key: &str, target: &str, handle: &str, args: &str) -> std::process::Output {
-    run(
-        &["call", "--key", key, "--connect", target, handle, args],
-        d,
-    )
 }
 
 /// Stops a served node with SIGTERM (a graceful stop, which flushes its

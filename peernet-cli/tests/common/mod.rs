@@ -134,3 +134,17 @@ pub fn start_serve(cwd: &Path, args: &[&str], stderr: Stdio, log: &str) -> Start
         lines,
     }
 }
+
+/// [`start_serve`] of `serve --key key --listen 127.0.0.1:0 extra…`.
+pub fn serve_keyed(cwd: &Path, key: &str, extra: &[&str], stderr: Stdio, log: &str) -> Started {
+    let mut args = vec!["--key", key, "--listen", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    start_serve(cwd, &args, stderr, log)
+}
+
+/// Runs `peernet call --key key --connect target extra…` in `cwd`.
+pub fn call(cwd: &Path, key: &str, target: &str, extra: &[&str]) -> Output {
+    let mut args = vec!["call", "--key", key, "--connect", target];
+    args.extend_from_slice(extra);
+    run(&args, cwd)
+}
