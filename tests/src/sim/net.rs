@@ -732,13 +732,22 @@ impl Sim {
         }
     }
 
-    /// Both sides learn at once that the link died (RST).
-    pub fn reset(&mut self, id: LinkId) {
+    /// Marks the link `id` dead and counts the fault; false if there is
+    /// no such link (it was gone already).
+    fn break_link(&mut self, id: LinkId) -> bool {
         let Some(link) = self.links.get_mut(&id) else {
-            return;
+            return false;
         };
         link.dead = true;
         self.counters.faults += 1;
+        true
+    }
+
+    /// Both sides learn at once that the link died (RST).
+    pub fn reset(&mut self, id: LinkId) {
+        if !self.break_link(id) {
+            return;
+        }
         tr!(self, "{id} RESET");
         for side in 0..2 {
             self.end_learns_closed(id, side);
@@ -749,11 +758,9 @@ impl Sim {
     /// Side `side` of the link forgets it (its core hears EOF); the other
     /// side hears nothing more, ever.
     pub fn half_open(&mut self, id: LinkId, side: usize) {
-        let Some(link) = self.links.get_mut(&id) else {
+        if !self.break_link(id) {
             return;
-        };
-        link.dead = true;
-        self.counters.faults += 1;
+        }
         tr!(self, "{id} HALF-OPEN: side {side} forgets it");
         self.end_learns_closed(id, side);
         self.oblige_open_ends(id);
@@ -762,11 +769,9 @@ impl Sim {
 
     /// Nothing arrives any more, either way; both sides keep the link.
     pub fn partition(&mut self, id: LinkId) {
-        let Some(link) = self.links.get_mut(&id) else {
+        if !self.break_link(id) {
             return;
-        };
-        link.dead = true;
-        self.counters.faults += 1;
+        }
         tr!(self, "{id} PARTITION");
         self.oblige_open_ends(id);
         self.forget_link(id);
