@@ -889,22 +889,6 @@ impl Sim {
         );
     }
 
-    /// Node `node` (in its life `inc`) must meet `obligation` on `conn`
-    /// within the idle timeout plus one ping of now.
-    fn oblige_within_idle_grace(
-        &mut self,
-        node: NodeIx,
-        inc: u32,
-        conn: peernet_proto::ConnId,
-        obligation: super::invariants::Obligation,
-    ) {
-        let c = &self.cfg.endpoint;
-        let grace = (c.idle_timeout + c.ping_interval).as_nanos() as u64;
-        self.model
-            .obligations
-            .insert((self.now + grace, node, inc, conn, obligation));
-    }
-
     /// The raw intruder on `link` and the node it talks to, if the node's
     /// end has a connection.
     pub(super) fn raw_against_node(&mut self, link: LinkId) -> Option<RawAgainstNode<'_>> {

@@ -406,10 +406,7 @@ impl Sim {
         let Some(cm) = self.nodes[n].conns.get(&conn) else {
             return;
         };
-        let c = &self.cfg.endpoint;
-        let since = self
-            .now
-            .saturating_sub((c.idle_timeout + c.ping_interval).as_nanos() as u64);
+        let since = self.now.saturating_sub(self.idle_grace().as_nanos() as u64);
         let stepped = self.nodes[n].last_clock_step.is_some_and(|t| t >= since);
         if stepped || !self.healthy_since(cm.link, cm.side, since) {
             return;
@@ -422,6 +419,28 @@ impl Sim {
                 self.who(peer)
             ),
         );
+    }
+
+    /// How long an end has to notice that its peer went silent: the idle
+    /// timeout plus one ping interval.
+    pub(super) fn idle_grace(&self) -> Duration {
+        let c = &self.cfg.endpoint;
+        c.idle_timeout + c.ping_interval
+    }
+
+    /// Node `node` (in its life `inc`) must meet `obligation` on `conn`
+    /// within the [idle grace](Sim::idle_grace) of now.
+    pub(super) fn oblige_within_idle_grace(
+        &mut self,
+        node: NodeIx,
+        inc: u32,
+        conn: ConnId,
+        obligation: Obligation,
+    ) {
+        let grace = self.idle_grace().as_nanos() as u64;
+        self.model
+            .obligations
+            .insert((self.now + grace, node, inc, conn, obligation));
     }
 
     /// `cancel_frees_the_callee_slot`: node `n` gave up on its call `id`
@@ -733,16 +752,14 @@ impl Sim {
                     }
                 }
                 Obligation::NoticeDeadPeer => {
-                    let c = &self.cfg.endpoint;
-                    let grace = c.idle_timeout + c.ping_interval;
+                    let grace = self.idle_grace();
                     self.fail(
                         Invariant::DeadPeersDetectedInTime,
                         format!("n{n}: {conn} still open {grace:?} after its peer vanished"),
                     );
                 }
                 Obligation::CloseTrickler => {
-                    let c = &self.cfg.endpoint;
-                    let grace = c.idle_timeout + c.ping_interval;
+                    let grace = self.idle_grace();
                     self.fail(
                         Invariant::IdleResetOnlyByCompleteFrames,
                         format!(

@@ -713,8 +713,6 @@ impl Sim {
         let Some(link) = self.links.get(&id) else {
             return;
         };
-        let c = &self.cfg.endpoint;
-        let grace = c.idle_timeout + c.ping_interval;
         let mut due = Vec::new();
         for end in &link.ends {
             if let (true, Some(node_end)) = (end.open, end.kind.node_conn()) {
@@ -725,10 +723,7 @@ impl Sim {
             if self.nodes[node].inc != inc {
                 continue;
             }
-            let at = self.now + grace.as_nanos() as u64;
-            self.model
-                .obligations
-                .insert((at, node, inc, conn, Obligation::NoticeDeadPeer));
+            self.oblige_within_idle_grace(node, inc, conn, Obligation::NoticeDeadPeer);
         }
     }
 
