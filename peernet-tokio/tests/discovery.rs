@@ -220,7 +220,7 @@ fn loopback_joined_mdns() -> bool {
 /// Runs `test` of this binary again in a new network namespace (`unshare
 /// -n`, root only) set up by the shell commands `setup` ([`LOOPBACK`],
 /// [`LAN`]). `Err` if no namespace could be made; otherwise whether the
-/// test passed there.
+/// test ran there, alone, and passed.
 fn rerun_in_netns(test: &str, setup: &str) -> Result<bool, String> {
     let me = std::env::current_exe().map_err(|e| e.to_string())?;
     let probe = std::process::Command::new("unshare")
@@ -233,16 +233,27 @@ fn rerun_in_netns(test: &str, setup: &str) -> Result<bool, String> {
             String::from_utf8_lossy(&probe.stderr).trim()
         ));
     }
-    let status = std::process::Command::new("unshare")
+    let out = std::process::Command::new("unshare")
         .args(["-n", "sh", "-c"])
         .arg(format!(r#"{setup} && exec "$0" --exact "$1" --nocapture"#))
         .arg(me)
         .arg(test)
         .env(IN_NETNS, "1")
-        .status()
+        .output()
         .map_err(|e| e.to_string())?;
-    eprintln!("ran {test} in a network namespace of its own: {status}");
-    Ok(status.success())
+    let said = String::from_utf8_lossy(&out.stdout);
+    eprint!("{said}{}", String::from_utf8_lossy(&out.stderr));
+    eprintln!(
+        "ran {test} in a network namespace of its own: {}",
+        out.status
+    );
+    // (a name that is no test's runs nothing and exits 0: that is a
+    // failure too, or a misspelt name would pass unseen)
+    let ran_it = said.contains("running 1 test") && said.contains(" 1 passed");
+    if out.status.success() && !ran_it {
+        eprintln!("no test named {test} ran in the namespace");
+    }
+    Ok(out.status.success() && ran_it)
 }
 
 /// Whether a test that needs multicast on the loopback runs here: true
