@@ -466,59 +466,15 @@ fn keep_connected_redials_with_backoff_and_announces_it() {
     assert_eq!(sb.lines.next(), format!("connected {a}"));
 }
 
-const IN_NETNS: &str = "PEERNET_TEST_IN_NETNS";
-
-/// Whether the loopback takes multicast in this network namespace.
-fn loopback_multicast() -> bool {
-    std::process::Command::new("ip")
-        .args(["-o", "link", "show", "lo"])
-        .output()
-        .map(|o| {
-            let text = String::from_utf8_lossy(&o.stdout).into_owned();
-            text.split_once('<')
-                .and_then(|(_, r)| r.split_once('>'))
-                .is_some_and(|(flags, _)| flags.split(',').any(|f| f == "MULTICAST"))
-        })
-        .unwrap_or(false)
-}
-
-/// Runs `test` of this binary again in a network namespace of its own
-/// (root: `unshare -n`) whose loopback takes multicast. `None` if no
-/// namespace can be made.
-fn rerun_in_netns(test: &str) -> Option<bool> {
-    let probe = Command::new("unshare").args(["-n", "true"]).output().ok()?;
-    if !probe.status.success() {
-        return None;
-    }
-    let status = Command::new("unshare")
-        .args(["-n", "sh", "-c"])
-        .arg(r#"ip link set lo up && ip link set lo multicast on && exec "$0" --exact "$1" --nocapture"#)
-        .arg(std::env::current_exe().unwrap())
-        .arg(test)
-        .env(IN_NETNS, "1")
-        .status()
-        .ok()?;
-    Some(status.success())
-}
-
 /// `serve --mdns`, on the loopback only: a keeps b connected knowing no
 /// address for it; b announces itself; a dials it and saves the address
 /// in its book (source discovery).
 #[cfg(feature = "mdns")]
 #[test]
 fn mdns_finds_a_kept_peer_and_the_book_remembers() {
-    const NAME: &str = "mdns_finds_a_kept_peer_and_the_book_remembers";
-    if !loopback_multicast() {
-        if std::env::var_os(IN_NETNS).is_some() {
-            panic!("no multicast on the loopback in the network namespace");
-        }
-        match rerun_in_netns(NAME) {
-            Some(passed) => assert!(passed, "failed in its network namespace"),
-            None => eprintln!(
-                "SKIPPED {NAME}: the loopback has no MULTICAST flag and no network namespace \
-                 can be made (not root?)"
-            ),
-        }
+    if !peernet_conformance::netns::here_with_loopback_multicast(
+        "mdns_finds_a_kept_peer_and_the_book_remembers",
+    ) {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

@@ -25,6 +25,7 @@ mod context;
 mod dialing;
 mod kernel;
 mod lifecycle;
+pub mod netns;
 mod raw;
 pub mod scenarios;
 

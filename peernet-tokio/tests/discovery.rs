@@ -8,6 +8,7 @@ mod until;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use peernet_conformance::netns::{LOOPBACK, here_with_loopback_multicast, in_own_netns};
 use peernet_tokio::discovery::DiscoveryConfig;
 use peernet_tokio::{AddrSource, Identity, Node, NodeConfig, NodeEvent, PeerId};
 
@@ -131,35 +132,6 @@ async fn one_discovery_call_adds_at_most_a_bounded_number_of_addresses() {
     );
 }
 
-/// Whether the loopback interface takes multicast (the MULTICAST flag,
-/// as `ip link` shows it in this network namespace).
-fn loopback_multicast() -> Result<(), String> {
-    let out = std::process::Command::new("ip")
-        .args(["-o", "link", "show", "lo"])
-        .output()
-        .map_err(|e| format!("cannot run `ip link`: {e}"))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let flags = text
-        .split_once('<')
-        .and_then(|(_, rest)| rest.split_once('>'))
-        .map(|(flags, _)| flags.to_string())
-        .ok_or_else(|| format!("unexpected `ip link` output: {text}"))?;
-    if !flags.split(',').any(|f| f == "MULTICAST") {
-        return Err(
-            "the loopback interface has no MULTICAST flag (to test real mDNS, run this test \
-             in a network namespace: `unshare -n sh -c 'ip link set lo up multicast on && \
-             <test binary>'`)"
-                .into(),
-        );
-    }
-    Ok(())
-}
-
-const IN_NETNS: &str = "PEERNET_TEST_IN_NETNS";
-
-/// A network namespace's loopback, up and taking multicast.
-const LOOPBACK: &str = "ip link set lo up && ip link set lo multicast on";
-
 /// [`LOOPBACK`] and a LAN of two interfaces wired to each other (a veth
 /// pair): `v0` with 10.9.9.1/24 and `v1` with 10.9.9.2/24. What one sends
 /// the other hears (`accept_local`: the sender's address is this
@@ -214,86 +186,6 @@ fn loopback_joined_mdns() -> bool {
             return true;
         }
     }
-    false
-}
-
-/// Runs `test` of this binary again in a new network namespace (`unshare
-/// -n`, root only) set up by the shell commands `setup` ([`LOOPBACK`],
-/// [`LAN`]). `Err` if no namespace could be made; otherwise whether the
-/// test ran there, alone, and passed.
-fn rerun_in_netns(test: &str, setup: &str) -> Result<bool, String> {
-    let me = std::env::current_exe().map_err(|e| e.to_string())?;
-    let probe = std::process::Command::new("unshare")
-        .args(["-n", "true"])
-        .output()
-        .map_err(|e| format!("no `unshare`: {e}"))?;
-    if !probe.status.success() {
-        return Err(format!(
-            "cannot make a network namespace: {}",
-            String::from_utf8_lossy(&probe.stderr).trim()
-        ));
-    }
-    let out = std::process::Command::new("unshare")
-        .args(["-n", "sh", "-c"])
-        .arg(format!(r#"{setup} && exec "$0" --exact "$1" --nocapture"#))
-        .arg(me)
-        .arg(test)
-        .env(IN_NETNS, "1")
-        .output()
-        .map_err(|e| e.to_string())?;
-    let said = String::from_utf8_lossy(&out.stdout);
-    eprint!("{said}{}", String::from_utf8_lossy(&out.stderr));
-    eprintln!(
-        "ran {test} in a network namespace of its own: {}",
-        out.status
-    );
-    // (a name that is no test's runs nothing and exits 0: that is a
-    // failure too, or a misspelt name would pass unseen)
-    let ran_it = said.contains("running 1 test") && said.contains(" 1 passed");
-    if out.status.success() && !ran_it {
-        eprintln!("no test named {test} ran in the namespace");
-    }
-    Ok(out.status.success() && ran_it)
-}
-
-/// Whether a test that needs multicast on the loopback runs here: true
-/// where the loopback takes it (or in the network namespace this test
-/// was run again in); otherwise it is run again as `name` in a namespace
-/// of its own (or skipped, with a message, where none can be made), and
-/// the caller returns.
-fn here_with_loopback_multicast(name: &str) -> bool {
-    let Err(reason) = loopback_multicast() else {
-        return true;
-    };
-    if std::env::var_os(IN_NETNS).is_some() {
-        panic!("no multicast on the loopback even in a network namespace: {reason}");
-    }
-    eprintln!("{name}: {reason}");
-    rerun_checked(name, LOOPBACK);
-    false
-}
-
-/// Runs the test `name` again in a network namespace set up by `setup`
-/// and fails if it failed there; skipped, with a message, where no
-/// namespace can be made.
-fn rerun_checked(name: &str, setup: &str) {
-    match rerun_in_netns(name, setup) {
-        Ok(passed) => assert!(
-            passed,
-            "the test failed in its network namespace (output above)"
-        ),
-        Err(why) => eprintln!("SKIPPED {name}: {why}"),
-    }
-}
-
-/// Whether the test `name` runs here: true in the network namespace it
-/// was run again in; elsewhere it is run again in one set up by `setup`
-/// ([`rerun_checked`]), and the caller returns.
-fn in_own_netns(name: &str, setup: &str) -> bool {
-    if std::env::var_os(IN_NETNS).is_some() {
-        return true;
-    }
-    rerun_checked(name, setup);
     false
 }
 
