@@ -174,6 +174,7 @@ impl<R: Runtime> Shared<R> {
                     more = true;
                     continue;
                 }
+                Work::Cancelled => continue,
                 Work::CloseDeadline(signals) => {
                     let at = self.rt.now() + crate::tasks::LINGER;
                     let sleep = self.rt.sleep_until(at);

@@ -16,6 +16,7 @@ use crate::events::NodeEvent;
 use crate::handlers::{DynHandler, TaskKey};
 use crate::runtime::Runtime;
 
+use super::unstarted::Unstarted;
 use super::{ConnSignals, Inner, Phase, Shared};
 
 /// What draining found to do once the lock is dropped: wake-ups (so that
@@ -39,6 +40,9 @@ pub(crate) enum Work {
     /// The drain stopped at [`DRAIN_BATCH`] items: once these are run,
     /// drain again (`handlers.rs`).
     More,
+    /// A `Call` cancelled before it started (CALL and CANCEL in one
+    /// read), left in its place: nothing to run.
+    Cancelled,
 }
 
 /// The most work items one drain takes from the core: what one peer's
@@ -52,8 +56,9 @@ impl<R: Runtime> Shared<R> {
     /// [`Shared::run`] after dropping the lock).
     pub(super) fn drain(&self, inner: &mut Inner, now: Instant, work: &mut Vec<Work>) {
         let full = work.len() + DRAIN_BATCH;
+        let mut unstarted = Unstarted::default();
         loop {
-            if work.len() >= full {
+            if unstarted.live(work) >= full {
                 work.push(Work::More);
                 break;
             }
@@ -83,7 +88,7 @@ impl<R: Runtime> Shared<R> {
                     // callers waiting for room learn the connection is gone
                     self.wake_room();
                 }
-                Output::Event(event) => self.on_event(inner, now, event, work),
+                Output::Event(event) => self.on_event(inner, now, event, work, &mut unstarted),
                 Output::Dial { peer, addr } => work.push(Work::Dial(peer, addr)),
             }
         }
@@ -102,7 +107,14 @@ impl<R: Runtime> Shared<R> {
         }
     }
 
-    fn on_event(&self, inner: &mut Inner, now: Instant, event: Event, work: &mut Vec<Work>) {
+    fn on_event(
+        &self,
+        inner: &mut Inner,
+        now: Instant,
+        event: Event,
+        work: &mut Vec<Work>,
+        unstarted: &mut Unstarted,
+    ) {
         match event {
             Event::CallResult { id, result } => {
                 if let Some(waker) = inner.calls.complete(id, result) {
@@ -114,7 +126,9 @@ impl<R: Runtime> Shared<R> {
             Event::Call(call) => match inner.handlers.get(call.handle.as_str()) {
                 Some(handler) => {
                     inner.starting += 1;
+                    let id = call.id;
                     work.push(Work::Call(call, handler.clone()));
+                    unstarted.pushed(id, work);
                 }
                 // Never happens: the core's exposure and the handler table
                 // change together under this lock. Answer rather than
@@ -141,11 +155,9 @@ impl<R: Runtime> Shared<R> {
             }
             Event::CallCancelled(id) => {
                 // not started yet (CALL and CANCEL in one read): never start
-                // (the handler clone dropped is never the last: the table
-                // holds one, and nothing can unexpose under this lock)
-                let before = work.len();
-                work.retain(|w| !matches!(w, Work::Call(call, _) if call.id == id));
-                inner.starting -= before - work.len();
+                if unstarted.cancel(id, work) {
+                    inner.starting -= 1;
+                }
                 if let Some(task) = inner.running.remove(&TaskKey::Call(id)) {
                     tracing::debug!(call = id.request_id(), "handler cancelled");
                     task.stop();

@@ -11,6 +11,7 @@ mod conn;
 mod drain;
 mod inner;
 mod transmit;
+mod unstarted;
 
 pub(crate) use conn::{ConnEntry, ConnSignals};
 pub(crate) use drain::Work;
