@@ -73,13 +73,15 @@ pub struct Config {
     /// How long an accepted transport may take to deliver its first
     /// complete handshake frame before it is closed (without a word), so
     /// that sockets that send nothing free their handshake slot long
-    /// before `handshake_timeout`. Version 2 gives the initiator's first
-    /// record as long after RESP (it is due one round trip later), so a
-    /// replayed INIT holds its slot no longer: a link whose round trip is
-    /// longer than this cannot complete a handshake, nor can a dialer of
-    /// another implementation that puts more in its first record than
-    /// its link carries in this time (ours sends it empty). At most
-    /// `handshake_timeout`. Default 2 s.
+    /// before `handshake_timeout`. The frame that proves the dialer's key
+    /// gets as long after the responder's answer (it is due one round
+    /// trip later): version 1's PROOF after WELCOME, version 2's first
+    /// record after RESP, so a HELLO naming a trusted PeerId (no key
+    /// needed) or a replayed INIT holds its slot no longer: a link whose
+    /// round trip is longer than this cannot complete a handshake, nor
+    /// can a dialer of another implementation that puts more in its
+    /// first record than its link carries in this time (ours sends it
+    /// empty). At most `handshake_timeout`. Default 2 s.
     pub first_frame_timeout: Duration,
     /// Time without sending anything after which a PING is sent
     /// (PROTOCOL.md 3.2). Default 15 s.

@@ -146,6 +146,12 @@ impl Handshake {
         }
     }
 
+    /// Whether this is a version-1 responder that sent WELCOME and waits
+    /// for PROOF.
+    pub(super) fn awaits_proof(&self) -> bool {
+        matches!(self, Handshake::V1(V1::Welcomed(_)))
+    }
+
     /// Whether this inbound handshake counts against `max_handshakes`.
     pub(super) fn counts_against_limit(&self) -> bool {
         matches!(

@@ -211,6 +211,20 @@ impl Connection {
         conn
     }
 
+    /// A responder has answered, and the frame that proves the dialer's
+    /// key (version 1's PROOF, version 2's first record) is due one round
+    /// trip later: the handshake gets `first_frame_timeout` from now, if
+    /// that is sooner than its deadline (local policy, which PROTOCOL.md
+    /// 2.1 and 6.1 leave to the node).
+    fn proof_due(&mut self, ctx: &mut Ctx) {
+        let due = ctx.now + ctx.config.first_frame_timeout;
+        if let Some(at) = self.handshake_deadline.filter(|at| due < *at) {
+            ctx.timers.disarm(at, Timer::Handshake(self.id));
+            ctx.timers.arm(due, Timer::Handshake(self.id));
+            self.handshake_deadline = Some(due);
+        }
+    }
+
     /// The whole handshake's budget starts with the transport.
     fn arm_handshake(id: ConnId, ctx: &mut Ctx) -> Instant {
         let deadline = ctx.now + ctx.config.handshake_timeout;
@@ -359,7 +373,17 @@ impl Connection {
             }
         }
         match handshake.on_frame(&data[..len], node, &mut self.tx, ctx) {
-            Step::Continue => None,
+            Step::Continue => {
+                if handshake.awaits_proof() {
+                    // Version 1: PROOF is due one round trip after
+                    // WELCOME, as version 2's first record after RESP.
+                    // A HELLO needs no key, only a trusted PeerId (and
+                    // PeerIds are public): it must not hold its slot
+                    // longer than a silent socket.
+                    self.proof_due(ctx);
+                }
+                None
+            }
             Step::Failed(failure) => Some(Transition::End(Ending::HandshakeFailed(failure))),
             Step::Keyed { keys, .. } => {
                 self.start_records(keys, ctx);

@@ -13,7 +13,6 @@ use crate::error::HandshakeError;
 use crate::handshake::Failure;
 use crate::ids::Direction;
 use crate::noise::Transport;
-use crate::timers::Timer;
 
 use super::{Connection, Ctx, Node, State, Transition};
 
@@ -40,12 +39,7 @@ impl Connection {
             // handshake's budget, so a replayed INIT holds its handshake
             // slot no longer than a silent socket (local policy, which
             // PROTOCOL.md 6.1 leaves to the node).
-            let due = ctx.now + ctx.config.first_frame_timeout;
-            if let Some(at) = self.handshake_deadline.filter(|at| due < *at) {
-                ctx.timers.disarm(at, Timer::Handshake(self.id));
-                ctx.timers.arm(due, Timer::Handshake(self.id));
-                self.handshake_deadline = Some(due);
-            }
+            self.proof_due(ctx);
         }
     }
 
