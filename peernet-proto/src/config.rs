@@ -270,7 +270,10 @@ impl Config {
     /// `first_frame_timeout` not above `handshake_timeout`, and the dial
     /// schedule's growth at least 100 % with its bounds the right way
     /// round (`first_min` <= `first_max` <= `max_delay`,
-    /// `growth_min_percent` <= `growth_max_percent`). The
+    /// `growth_min_percent` <= `growth_max_percent`). A count, buffer
+    /// or rate may be as large as its type holds (`usize::MAX`: no limit
+    /// in effect) and a duration as long as `Duration::MAX` (its
+    /// deadlines saturate: never). The
     /// driver refuses to start a node whose configuration fails this;
     /// [`crate::Endpoint::new`] itself clamps such values to the nearest
     /// workable ones rather than spin or divide by zero.

@@ -104,9 +104,10 @@ impl Endpoint {
         let conn = Connection::accept(id, busy, &mut self.ctx);
         self.conns.insert(id, conn);
         tracing::debug!(conn = %id, busy, "accepted");
-        if self.silent.len() > 2 * max.max(1) {
+        if self.silent.len() > max.max(1).saturating_mul(2) {
             // (the ids of connections that spoke or ended since: at most
-            // twice the slots are kept, so the queue stays bounded)
+            // twice the slots are kept, so the queue stays bounded;
+            // saturating: `max_handshakes` may be `usize::MAX`, no limit)
             let conns = &self.conns;
             self.silent
                 .retain(|c| conns.get(c).is_some_and(Connection::is_evictable));
