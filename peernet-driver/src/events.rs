@@ -65,5 +65,8 @@ pub enum NodeEvent {
 /// `futures_core::Stream`. A subscriber that falls its capacity behind
 /// loses the newest events (counted by
 /// [`Node::dropped_events`](crate::Node::dropped_events)) rather than
-/// holding up the node.
+/// holding up the node. It ends once the node is closed (its shutdown
+/// done, or its last handle dropped), after the events of the close, so
+/// that a `while let Ok(event) = events.recv().await` loop ends with the
+/// node, though the application still holds a `Node` handle.
 pub type EventStream = async_channel::Receiver<NodeEvent>;

@@ -45,9 +45,13 @@ fn close_now<R: Runtime>(shared: &Arc<Shared<R>>) {
         stop_accepting(shared);
         shared.timer.notify();
         crate::book_save::at_close(shared, shared.take_dir_lock());
+        // The event streams end, after the close's own events (published
+        // by the drain above): a subscriber's `recv` loop stops, rather
+        // than wait for good on a node that will send nothing more.
+        let streams = shared.with_core(|inner, _| std::mem::take(&mut inner.subscribers));
         // Dropped outside the lock: this may drop the last `Node` handle,
         // whose `Life` comes back here (and finds the node closed).
-        drop(handlers);
+        drop((handlers, streams));
         shared.closed.notify(usize::MAX);
     }
 }

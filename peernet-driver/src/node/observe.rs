@@ -7,6 +7,7 @@ use peernet_proto::PeerId;
 
 use crate::events::EventStream;
 use crate::runtime::Runtime;
+use crate::shared::Phase;
 use crate::stats::NodeStats;
 
 use super::Node;
@@ -43,16 +44,26 @@ impl<R: Runtime> Node<R> {
         }
     }
 
-    /// A new subscription to connection events, from now on.
+    /// A new subscription to connection events, from now on. The stream
+    /// ends (`recv` returns an error, the `Stream` yields `None`) once the
+    /// node is closed, after the events of its close (the `Disconnected`
+    /// of every connection its shutdown ended): a subscription made after
+    /// that has ended already.
     pub fn events(&self) -> EventStream {
         let (tx, rx) = async_channel::bounded(self.events_capacity);
-        self.shared.with_core(|inner, _| {
+        let refused = self.shared.with_core(|inner, _| {
+            if inner.phase == Phase::Closed {
+                // (nothing more comes: the stream ends at once)
+                return Some(tx);
+            }
             // (those dropped since the last event: each holds a queue of
             // `events_capacity` slots, and a quiet node may see no event
             // for a long time)
             inner.subscribers.retain(|tx| !tx.is_closed());
             inner.subscribers.push(tx);
+            None
         });
+        drop(refused);
         rx
     }
 
