@@ -124,7 +124,10 @@ impl NodeConfig {
     /// overwritten), the trust list and the address book from the
     /// directory `dir`; every later [`Node::pair`](crate::Node::pair) /
     /// [`Node::unpair`](crate::Node::unpair) is saved there atomically, and
-    /// the address book whenever it changes (debounced).
+    /// the address book whenever it changes (debounced). A relative `dir`
+    /// names a directory of the working directory now: the node goes on
+    /// using that one if the process's working directory changes
+    /// ([`DataDir::open`]).
     ///
     /// The directory's lock ([`DataDir::try_lock`]) is taken first and held
     /// by this config and then by its node, until the node has shut down

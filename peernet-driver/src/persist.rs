@@ -93,15 +93,24 @@ pub struct DataDir {
 }
 
 impl DataDir {
-    /// Uses (and creates, mode 0700) the directory at `path`.
+    /// Uses (and creates, mode 0700) the directory at `path`. A relative
+    /// `path` is taken from the working directory now, once: every later
+    /// read and save goes to the directory it named then
+    /// ([`DataDir::path`] is that absolute path), whatever the process's
+    /// working directory becomes (a daemon that moves to `/`, a tool that
+    /// works elsewhere), where the same name may name another directory
+    /// or none.
     ///
     /// # Errors
     ///
     /// The I/O error of creating it (a path that is a file, no
-    /// permission); [`io::ErrorKind::PermissionDenied`] for a directory
-    /// every user may write (see the [module docs](self)).
+    /// permission; an empty path, [`io::ErrorKind::InvalidInput`]);
+    /// [`io::ErrorKind::PermissionDenied`] for a directory every user may
+    /// write (see the [module docs](self)).
     pub fn open(path: impl Into<PathBuf>) -> io::Result<DataDir> {
-        let path = path.into();
+        // (not canonicalised: a link in the path is followed at each
+        // open, as before, and refused where a file must not be one)
+        let path = std::path::absolute(path.into())?;
         let mut builder = fs::DirBuilder::new();
         builder.recursive(true);
         #[cfg(unix)]
@@ -122,7 +131,7 @@ impl DataDir {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The directory.
+    /// The directory, as an absolute path (see [`DataDir::open`]).
     pub fn path(&self) -> &Path {
         &self.path
     }
