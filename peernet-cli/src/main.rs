@@ -63,7 +63,10 @@
 //! version-2 record failed to decrypt, which is tampering), and with
 //! `--keep-connected` `reconnecting <PEERID> attempt <N> after <MS>ms`
 //! right before each redial after a loss (MS: the backoff waited). Logs
-//! go to stderr (`RUST_LOG`), coloured only when stderr is a terminal.
+//! go to stderr (`RUST_LOG`; unset, empty or not understood: warnings
+//! and errors, the last with a warning saying so; field values match as
+//! text, not as regular expressions), coloured only when stderr is a
+//! terminal.
 //!
 //! Output never stalls the node: stdout and stderr are written by their own
 //! threads behind bounded queues, and when a reader does not keep up the
@@ -180,14 +183,15 @@ fn main() -> ExitCode {
     let (stderr, stderr_guard) = non_blocking(std::io::stderr(), "peernet-stderr");
     let (stdout, stdout_guard) = non_blocking(std::io::stdout(), "peernet-stdout");
     let _ = STDOUT.set(stdout);
+    let (filter, misread) = log_filter();
     tracing_subscriber::fmt()
         .with_writer(stderr)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
+        .with_env_filter(filter)
         .init();
+    if let Some(error) = misread {
+        tracing::warn!(%error, "RUST_LOG not understood: logging warnings and errors only");
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -213,6 +217,30 @@ fn main() -> ExitCode {
             let _ = writeln!(std::io::stderr(), "error: {message}");
             ExitCode::from(code)
         }
+    }
+}
+
+/// The log filter `RUST_LOG` asks for: warnings and errors when it is
+/// unset or empty (an empty one, as `RUST_LOG=$UNSET` leaves it, used to
+/// show nothing but errors, hiding the warnings about a group-writable
+/// trust list or a book not saved); the same, with the parse error to
+/// log, when it does not parse. A field value is matched as text, never
+/// compiled as a regular expression: tracing-subscriber builds a regex
+/// into a DFA of unbounded size before anything runs (`[{x=(a|b)*a`
+/// followed by 20 `(a|b)` took 116 s and 836 MB before `peernet id`
+/// printed its line).
+fn log_filter() -> (
+    tracing_subscriber::EnvFilter,
+    Option<tracing_subscriber::filter::FromEnvError>,
+) {
+    use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::filter::LevelFilter;
+    let builder = EnvFilter::builder()
+        .with_regex(false)
+        .with_default_directive(LevelFilter::WARN.into());
+    match builder.from_env() {
+        Ok(filter) => (filter, None),
+        Err(error) => (builder.parse_lossy(""), Some(error)),
     }
 }
 
