@@ -52,7 +52,12 @@ pub const MAX_BOOK_FILE_LEN: u64 = 4 << 20;
 /// worked`) still fit in [`MAX_BOOK_FILE_LEN`], so whatever is saved loads
 /// again.
 /// A book larger than this (`Config::max_addresses` raised above it)
-/// saves its first addresses in PeerId order and drops the rest.
+/// saves its first addresses in PeerId order and drops the rest; a file
+/// that holds more (made by hand or by another tool) is refused when
+/// read ([`BookFileErrorKind::TooManyInAll`]), as one with more than
+/// [`MAX_SAVED_ADDRS_PER_PEER`] for a peer is: read, it would lose
+/// addresses at its next save without a word (a `peernet pair` into
+/// such a book saved none of the new peer's addresses and exited 0).
 pub const MAX_SAVED_ADDRS: usize = 29_000;
 
 /// The most addresses one peer may have in the file (the core keeps at
@@ -121,6 +126,11 @@ pub enum BookFileErrorKind {
     /// More than [`MAX_SAVED_ADDRS_PER_PEER`] addresses for one peer.
     #[error("more than {MAX_SAVED_ADDRS_PER_PEER} addresses for one peer")]
     TooManyAddresses,
+    /// More than [`MAX_SAVED_ADDRS`] addresses in all: not a file this
+    /// crate wrote (its saves keep at most that many), and one whose
+    /// next save would drop addresses.
+    #[error("more than {MAX_SAVED_ADDRS} addresses in all")]
+    TooManyInAll,
     /// The text ends before the end line: the file is truncated.
     #[error("missing `end <N>` line: the file is truncated")]
     MissingEnd,
@@ -364,6 +374,9 @@ impl SavedBook {
             }
             if list.len() >= MAX_SAVED_ADDRS_PER_PEER {
                 return Err(err(n, BookFileErrorKind::TooManyAddresses));
+            }
+            if book.total >= MAX_SAVED_ADDRS {
+                return Err(err(n, BookFileErrorKind::TooManyInAll));
             }
             list.push((addr, source));
             book.total += 1;
@@ -742,6 +755,35 @@ mod tests {
             SavedBook::from_text(&text).unwrap_err().kind,
             BookFileErrorKind::TooManyAddresses
         );
+    }
+
+    /// A file of more addresses than a save keeps is refused when read
+    /// (review s46, revo): it loaded, and the next save (a CLI `pair`
+    /// into it) dropped addresses without a word, the new peer's first.
+    #[test]
+    fn a_file_of_more_addresses_than_a_save_keeps_is_refused() {
+        let line = |i: usize| {
+            let mut seed = [9u8; 32];
+            seed[..8].copy_from_slice(&(i / MAX_SAVED_ADDRS_PER_PEER).to_be_bytes());
+            let port = 1 + i % MAX_SAVED_ADDRS_PER_PEER;
+            let p = Identity::from_seed(&seed).peer_id();
+            format!("{p} 192.0.2.1:{port} ticket\n")
+        };
+        let book = |n: usize| {
+            let lines: String = (0..n).map(line).collect();
+            format!("{BOOK_HEADER}\n{lines}end {n}\n")
+        };
+        let full = book(MAX_SAVED_ADDRS);
+        assert!(full.len() as u64 <= MAX_BOOK_FILE_LEN);
+        assert_eq!(SavedBook::from_text(&full).unwrap().len(), MAX_SAVED_ADDRS);
+        let over = book(MAX_SAVED_ADDRS + 1);
+        assert!(
+            over.len() as u64 <= MAX_BOOK_FILE_LEN,
+            "under the size bound"
+        );
+        let error = SavedBook::from_text(&over).unwrap_err();
+        assert_eq!(error.kind, BookFileErrorKind::TooManyInAll);
+        assert_eq!(error.line, MAX_SAVED_ADDRS + 2);
     }
 
     /// An address with an IPv6 flow label and the same address without
