@@ -79,7 +79,11 @@
 //! stdout failure (`error: <cause>`, one line); 2 an error status from the
 //! callee (`error: <status>`); 64 a usage error (bad flags or values, as
 //! `sysexits.h` has `EX_USAGE`); 130 `serve` stopped by a second signal
-//! before its graceful shutdown had finished.
+//! before its graceful shutdown had finished. A command exits once its
+//! work is done, though a write to a data directory hangs (a disk that
+//! does not answer): `serve` waits for it only within its shutdown's
+//! grace, then abandons it (the files are replaced atomically: at worst
+//! a temporary file is left, removed at the next start).
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -197,6 +201,14 @@ fn main() -> ExitCode {
         .build()
         .expect("tokio runtime");
     let result = runtime.block_on(run(cli.command));
+    // What the command started is over (`serve`: the node's shutdown let
+    // a write to the data directory that hangs go after its grace). A
+    // runtime dropped waits for its blocking tasks without bound: a save
+    // stuck on a disk that hangs kept `serve` running as long as the disk
+    // did, its signals caught and ignored. Such a write is abandoned
+    // here, at worst leaving a temporary file (removed when the
+    // directory is next locked): the files are replaced atomically.
+    runtime.shutdown_timeout(Duration::from_secs(1));
     if let Some(dropped) = STDOUT.get().map(|o| o.error_counter().dropped_lines()) {
         if dropped > 0 {
             tracing::warn!(dropped, "stdout was not read: event lines dropped");
