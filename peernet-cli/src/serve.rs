@@ -14,6 +14,10 @@ use crate::output::{out, peer_text};
 use crate::reach::reachable;
 use crate::{EXIT_USAGE, Failure, load, parse_protocol};
 
+/// How long, after a graceful shutdown, the events it published may take
+/// to be printed before the tool exits without the rest.
+const PRINTER_GRACE: Duration = Duration::from_secs(1);
+
 #[derive(clap::Args)]
 pub(crate) struct Serve {
     #[command(flatten)]
@@ -282,7 +286,7 @@ pub(crate) async fn run_serve(mut serve: Serve) -> Result<(), Failure> {
         Err(e) => tracing::warn!(error = %e, "no ticket"),
     }
 
-    let printer = tokio::spawn(async move {
+    let mut printer = tokio::spawn(async move {
         while let Ok(event) = events.recv().await {
             match event {
                 NodeEvent::Connected { peer, .. } => out(format!("connected {peer}")),
@@ -309,6 +313,12 @@ pub(crate) async fn run_serve(mut serve: Serve) -> Result<(), Failure> {
         () = node.shutdown() => false,
         () = signals.next() => true,
     };
+    if !forced {
+        // The event stream ends once the close has published its own
+        // events (the `disconnected` of each connection it ended): print
+        // them all, within a bound in case stdout does not take them.
+        let _ = tokio::time::timeout(PRINTER_GRACE, &mut printer).await;
+    }
     printer.abort();
     match forced {
         true => Err(Failure(

@@ -339,10 +339,17 @@ async fn stopped_by(signal: &str) {
         ),
         "{reason:?}"
     );
-    let status = tokio::task::spawn_blocking(move || s.child.wait().unwrap())
+    let status = tokio::task::spawn_blocking(move || (s.child.wait().unwrap(), s.lines.rest()))
         .await
         .unwrap();
-    assert_eq!(status.code(), Some(0), "{signal}");
+    assert_eq!(status.0.code(), Some(0), "{signal}");
+    // (the end of the connection the shutdown closed is printed before
+    // the exit, as every other is)
+    assert_eq!(
+        status.1,
+        [format!("disconnected {mine} normal")],
+        "{signal}"
+    );
 }
 
 /// Issue 13, fault 2: event lines are written by their own thread behind a

@@ -81,6 +81,18 @@ impl Lines {
     pub fn next(&self) -> String {
         self.next_at().1
     }
+
+    /// The lines left until the child's stdout ends.
+    pub fn rest(&self) -> Vec<String> {
+        let mut rest = Vec::new();
+        loop {
+            match self.0.recv_timeout(Duration::from_secs(30)) {
+                Ok((_, line)) => rest.push(line),
+                Err(mpsc::RecvTimeoutError::Disconnected) => return rest,
+                Err(mpsc::RecvTimeoutError::Timeout) => panic!("serve's stdout did not end"),
+            }
+        }
+    }
 }
 
 /// A `peernet serve` that printed its `listening` and `ticket` lines.
