@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use peernet_tokio::book_file::AddrSource;
+use peernet_tokio::book_file::{AddrSource, MAX_SAVED_ADDRS, SavedBook};
 use peernet_tokio::{Label, PeerId, Ticket};
 
 use crate::datadir::{load_book, load_trust, lock, open_existing, read_trust};
@@ -149,7 +149,24 @@ pub(crate) fn run_pair(pair: Pair) -> Result<(), Failure> {
     let addrs = pair.target.addrs();
     let new_addrs = !addrs.is_empty();
     if new_addrs {
+        // A book at its bound (`MAX_SAVED_ADDRS`, as a node whose
+        // `max_addresses` is above it saves it) keeps none of the new
+        // peer's addresses, or not all of them: said, before anything is
+        // saved, rather than a pair that exits 0 with its addresses lost.
+        let mut alone = SavedBook::new();
+        alone.set(peer, addrs.iter().copied());
         book.set(peer, addrs);
+        let (kept, given) = (book.get(&peer).len(), alone.get(&peer).len());
+        if kept < given {
+            return Err(Failure(
+                1,
+                format!(
+                    "{}: the address book is full ({MAX_SAVED_ADDRS} addresses): {kept} of \
+                     {peer}'s {given} addresses fit; nothing saved (unpair a peer first)",
+                    data.book_path().display()
+                ),
+            ));
+        }
     }
     // The trust list first: a crash in between leaves a trusted peer
     // without its new addresses, never addresses of an untrusted one.

@@ -25,7 +25,8 @@
 //! A data directory (`init`) holds the identity, the trust list and the
 //! address book. `pair` trusts a peer and records the addresses a ticket
 //! or `PEERID@IP:PORT` gives (replacing the ones it had; the label is
-//! kept unless `--label` is given); `peers` prints one line per trusted
+//! kept unless `--label` is given; a book too full to keep them all, at
+//! its 29,000 addresses, is an error and nothing is saved); `peers` prints one line per trusted
 //! peer, `<PEERID> <label or -> <addresses comma-separated, or ->`. A
 //! directory is written by one process at a time: while `serve
 //! --data-dir` runs, `pair` and `unpair` on it are refused with `error:

@@ -973,3 +973,36 @@ fn an_unpair_revokes_though_the_book_is_damaged() {
     ok(&["pair", "a", &b], d);
     assert_eq!(ok(&["peers", "a"], d), format!("{b} - -\n"));
 }
+
+/// A `pair` into a book at its bound (as a node whose `max_addresses` is
+/// above `MAX_SAVED_ADDRS` saves it) refuses, saving nothing, rather than
+/// exit 0 with none of the new peer's addresses kept (review s46, revs:
+/// 709f3b3 refused a file of one address more, but a full book of its
+/// own making lost the new addresses the same way).
+#[test]
+fn a_pair_into_a_full_book_is_refused_and_saves_nothing() {
+    use peernet_tokio::Identity;
+    use peernet_tokio::book_file::{BOOK_HEADER, MAX_SAVED_ADDRS, MAX_SAVED_ADDRS_PER_PEER};
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    init(d, "a");
+    let b = init(d, "b");
+    let mut text = format!("{BOOK_HEADER}\n");
+    for i in 0..MAX_SAVED_ADDRS {
+        let mut seed = [7u8; 32];
+        seed[..8].copy_from_slice(&(i / MAX_SAVED_ADDRS_PER_PEER).to_be_bytes());
+        let p = Identity::from_seed(&seed).peer_id();
+        let port = 1 + i % MAX_SAVED_ADDRS_PER_PEER;
+        text.push_str(&format!("{p} 192.0.2.1:{port} ticket\n"));
+    }
+    text.push_str(&format!("end {MAX_SAVED_ADDRS}\n"));
+    std::fs::write(d.join("a/book"), &text).unwrap();
+    let trust = std::fs::read_to_string(d.join("a/trust")).unwrap();
+    let err = fails(1, &["pair", "a", &format!("{b}@127.0.0.1:4000")], d);
+    assert!(err.contains("address book is full"), "{err}");
+    assert!(err.contains("nothing saved"), "{err}");
+    assert_eq!(std::fs::read_to_string(d.join("a/book")).unwrap(), text);
+    assert_eq!(std::fs::read_to_string(d.join("a/trust")).unwrap(), trust);
+    // a pair without addresses has nothing to fit: it trusts the peer
+    assert_eq!(ok(&["pair", "a", &b], d), "");
+}
