@@ -104,10 +104,13 @@ impl Endpoint {
         let conn = Connection::accept(id, busy, &mut self.ctx);
         self.conns.insert(id, conn);
         tracing::debug!(conn = %id, busy, "accepted");
-        if self.silent.len() > max.max(1).saturating_mul(2) {
+        if self.silent.len() > self.inbound_handshakes.max(1).saturating_mul(2) {
             // (the ids of connections that spoke or ended since: at most
-            // twice the slots are kept, so the queue stays bounded;
-            // saturating: `max_handshakes` may be `usize::MAX`, no limit)
+            // twice the slots in use are kept, so the queue stays bounded
+            // by the handshakes under way, not by `max_handshakes`, which
+            // may be `usize::MAX`, no limit: a bound of twice that kept
+            // the id of every connection accepted, for good; each pass
+            // takes out at least half of what it reads)
             let conns = &self.conns;
             self.silent
                 .retain(|c| conns.get(c).is_some_and(Connection::is_evictable));
@@ -129,5 +132,40 @@ impl Endpoint {
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloc::boxed::Box;
+
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    use crate::{Config, Endpoint, Identity, Input, Instant, TrustList};
+
+    /// With no handshake limit (`max_handshakes = usize::MAX`), the queue
+    /// of connections that may be evicted forgets those that ended: it
+    /// kept every accepted connection's id for the node's life (review
+    /// s46, revs).
+    #[test]
+    fn the_silent_queue_forgets_ended_connections_without_a_limit() {
+        let config = Config {
+            max_handshakes: usize::MAX,
+            ..Config::default()
+        };
+        let rng = Box::new(ChaCha20Rng::seed_from_u64(1));
+        let identity = Identity::from_seed(&[1; 32]);
+        let mut ep = Endpoint::new(config, identity, TrustList::new(), rng);
+        let now = Instant::from_millis(1);
+        // (one stays silent throughout: it is still evictable)
+        let kept = ep.accept(now).unwrap();
+        for _ in 0..10_000 {
+            let conn = ep.accept(now).unwrap();
+            ep.handle_input(now, Input::Closed { conn });
+            while ep.poll_output().is_some() {}
+        }
+        assert!(ep.silent.len() <= 3, "{} ids kept", ep.silent.len());
+        assert!(ep.silent.contains(&kept));
     }
 }
