@@ -56,6 +56,14 @@ impl DataDir {
     /// directory) is refused with [`io::ErrorKind::InvalidInput`] before
     /// it is opened, as the directory's other files are: opening a device
     /// can act on it.
+    ///
+    /// A lock let go by this process can still be held for a moment by a
+    /// child process it is starting: a child holds a copy of every file
+    /// descriptor of its parent until it has exec'd (on Unix, `flock`
+    /// belongs to the open file, which the copy shares). A process that
+    /// starts a node of a directory right after another of its nodes let
+    /// go of it, while it spawns processes, may get [`LockError::InUse`]
+    /// for that moment, and can try again.
     pub fn try_lock(&self) -> Result<DirLock, LockError> {
         let mut options = OpenOptions::new();
         options.read(true).write(true).create(true).truncate(false);
