@@ -600,11 +600,14 @@ mod tests {
         fs::write(data.book_path(), [0xff, 0xfe]).unwrap();
         assert!(matches!(data.load_book(), Err(LoadBookError::Damaged(_))));
         fs::remove_file(data.book_path()).unwrap();
-        let made = std::process::Command::new("mkfifo")
-            .arg(data.book_path())
-            .status()
-            .unwrap();
-        assert!(made.success());
+        // (no `mkfifo` process: a child holds this process's descriptors,
+        // the other tests' directory locks among them, until it exec'd)
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            data.book_path(),
+            rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR,
+        )
+        .unwrap();
         let err = data.load_book().unwrap_err();
         assert!(err.to_string().contains("not a regular file"), "{err}");
         fs::remove_file(data.book_path()).unwrap();

@@ -662,11 +662,14 @@ mod tests {
         assert!(zero.to_string().contains("not a regular file"), "{zero}");
         // A FIFO with no writer would block the open forever.
         let fifo = dir.path().join("key.fifo");
-        let made = std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap();
-        assert!(made.success());
+        // (no `mkfifo` process: a child holds this process's descriptors,
+        // the other tests' directory locks among them, until it exec'd)
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR,
+        )
+        .unwrap();
         let err = read_identity(&fifo).unwrap_err();
         assert!(err.to_string().contains("not a regular file"), "{err}");
         // A directory.
@@ -681,11 +684,14 @@ mod tests {
         assert!(err.to_string().contains("larger than 72 bytes"), "{err}");
         // A trust list behind a FIFO.
         let data = DataDir::open(dir.path().join("data")).unwrap();
-        let made = std::process::Command::new("mkfifo")
-            .arg(data.path().join(TRUST_FILE))
-            .status()
-            .unwrap();
-        assert!(made.success());
+        // (no `mkfifo` process: a child holds this process's descriptors,
+        // the other tests' directory locks among them, until it exec'd)
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            data.path().join(TRUST_FILE),
+            rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR,
+        )
+        .unwrap();
         let err = data.load_trust().unwrap_err();
         assert!(err.to_string().contains("not a regular file"), "{err}");
     }
