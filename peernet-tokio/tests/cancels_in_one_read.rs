@@ -8,13 +8,18 @@
 //! then their thousand CANCELs, read after read, made the node work 3.5
 //! to 12 times as long as for the same envelopes in groups of ten (50,000
 //! of each: 197 to 237 ms against 17 to 64 ms), for handlers that never
-//! ran; now 0.9 to 1.2 times.
+//! ran; now 0.9 to 1.2 times. Measured in the process's CPU time (both
+//! sides), the old code took 2.6 to 2.8 times as long, the new one 0.85
+//! to 1.15 times; the test fails at 1.8 times. (Wall time failed the new
+//! code once in three runs beside three compilers; the work list's own
+//! cost is counted exactly, whatever the load, by a unit test in
+//! `peernet-driver/src/shared/unstarted.rs`.)
 //!
-//! Its own test binary: it compares two timings.
+//! Its own test binary: it compares two measurements.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use peernet_conformance::RawPeer;
@@ -23,6 +28,9 @@ use peernet_tokio::{Config, Identity, Node, NodeConfig};
 
 /// CALLs (and as many CANCELs) per round.
 const CALLS: u64 = 50_000;
+
+/// Rounds of each grouping, alternated.
+const ROUNDS: u64 = 5;
 
 /// A CALL of `handle` with request id `id`.
 fn call(id: u64, handle: &str) -> Envelope {
@@ -51,17 +59,31 @@ fn cancelled_calls(first: u64, group: u64) -> Vec<Envelope> {
     envelopes
 }
 
-/// How long `node` takes to go through `envelopes`: from their write to
-/// the answer of a call written right after them.
+/// The CPU time this process (both sides) spent so far.
+fn cpu_time() -> Duration {
+    // SAFETY: getrusage writes into the zeroed struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid `who` and a valid pointer to a `rusage`.
+    assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) }, 0);
+    let time = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    time(usage.ru_utime) + time(usage.ru_stime)
+}
+
+/// The CPU time the process spends while `node` goes through
+/// `envelopes`: from their write to the answer of a call written right
+/// after them. (CPU time rather than wall time: other processes' load
+/// stretched the wall time of one round and failed the comparison.)
 async fn served_in(raw: &mut RawPeer, node: &PeerId, envelopes: &[Envelope]) -> Duration {
-    let start = Instant::now();
+    let start = cpu_time();
     raw.send_raw(envelopes).await;
     raw.call(node, "barrier", b"", Duration::from_secs(120))
         .await;
     loop {
         if let Event::CallResult { result, .. } = raw.next_event().await {
             result.expect("barrier");
-            return start.elapsed();
+            return cpu_time().saturating_sub(start);
         }
     }
 }
@@ -105,10 +127,10 @@ async fn calls_cancelled_in_one_group_cost_what_small_groups_cost() {
     let at = bob.local_addr().unwrap();
     let mut eve = RawPeer::dial(&rt, eve_id, bob_peer, at, &[]).await;
 
-    // Alternated, the best of three each: the machine's noise aside.
+    // Alternated, the best of five each: the machine's noise aside.
     let (mut small, mut big) = (Duration::MAX, Duration::MAX);
     let mut first = 1;
-    for _ in 0..3 {
+    for _ in 0..ROUNDS {
         let envelopes = cancelled_calls(first, 10);
         first += CALLS;
         small = small.min(served_in(&mut eve, &bob_peer, &envelopes).await);
@@ -123,7 +145,7 @@ async fn calls_cancelled_in_one_group_cost_what_small_groups_cost() {
         "handlers of cancelled calls started: {}",
         started.load(Ordering::Relaxed)
     );
-    let groups = 3 * (CALLS / 10 + CALLS / 1000) as usize;
+    let groups = ROUNDS as usize * (CALLS / 10 + CALLS / 1000) as usize;
     assert_eq!(
         tallied.load(Ordering::Relaxed),
         groups,
@@ -132,7 +154,7 @@ async fn calls_cancelled_in_one_group_cost_what_small_groups_cost() {
     let stats = bob.stats().core;
     assert_eq!((stats.inbound_calls, stats.inbound_bytes), (0, 0));
     assert!(
-        big < small * 2,
+        big.as_secs_f64() < small.as_secs_f64() * 1.8,
         "groups of 1000 took {big:?}, groups of 10 {small:?}"
     );
 }
