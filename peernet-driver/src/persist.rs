@@ -44,7 +44,7 @@ use tempfile::NamedTempFile;
 use crate::book_file::SavedBook;
 use crate::error::StartError;
 pub use crate::private_files::read_regular;
-use crate::private_files::{Private, check_dir, open_dir, read_private};
+use crate::private_files::{Private, check_dir, open_dir, read_private, read_secret};
 pub use crate::seen::ChangedOnDisk;
 use crate::seen::Seen;
 
@@ -439,12 +439,8 @@ pub const MAX_TRUST_FILE_LEN: u64 = 16 << 20;
 /// mends it, as ssh refuses such a key); [`StartError::Identity`] when
 /// its bytes are not a key.
 pub fn read_identity(path: &Path) -> Result<Identity, StartError> {
-    let bytes = read_private(
-        path,
-        IDENTITY_FILE_LEN as u64,
-        Private::All,
-        "identity file",
-    )?;
+    // (wiped once read, as the vector it is read into never grows)
+    let bytes = read_secret(path, IDENTITY_FILE_LEN, "identity file")?;
     Ok(Identity::from_bytes(&bytes)?)
 }
 

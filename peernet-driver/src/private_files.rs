@@ -28,6 +28,8 @@ use std::fs::{self, File, Metadata, OpenOptions};
 use std::io;
 use std::path::Path;
 
+use zeroize::Zeroizing;
+
 /// What others may not do to a file of the data directory.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Private {
@@ -62,6 +64,19 @@ pub(crate) fn read_private(
     let (file, meta) = open_regular(path)?;
     check_metadata(&meta, path, private, what)?;
     read_bounded(file, max)
+}
+
+/// [`read_private`] for a secret of at most `max` bytes (the identity
+/// file, which others may not read: [`Private::All`]). Read into one
+/// block of `max + 1` bytes that never grows and is wiped when dropped:
+/// a vector grown as the bytes come frees each smaller block it leaves,
+/// with what was read so far in it, unwiped, and its last block too.
+pub(crate) fn read_secret(path: &Path, max: usize, what: &str) -> io::Result<Zeroizing<Vec<u8>>> {
+    let (file, meta) = open_regular(path)?;
+    check_metadata(&meta, path, Private::All, what)?;
+    let mut bytes = Zeroizing::new(Vec::with_capacity(max.saturating_add(1)));
+    read_bounded_into(file, max as u64, &mut bytes)?;
+    Ok(bytes)
 }
 
 /// Refuses the directory at `path` if others may write it or it is
@@ -206,14 +221,21 @@ fn same_file(a: &Metadata, b: &Metadata) -> bool {
 
 fn read_bounded(file: File, max: u64) -> io::Result<Vec<u8>> {
     let mut bytes = Vec::new();
-    io::Read::read_to_end(&mut io::Read::take(file, max + 1), &mut bytes)?;
+    read_bounded_into(file, max, &mut bytes)?;
+    Ok(bytes)
+}
+
+/// Reads at most `max + 1` bytes of `file` into `bytes` (which grows only
+/// if its capacity is below that), refusing a file of more than `max`.
+fn read_bounded_into(file: File, max: u64, bytes: &mut Vec<u8>) -> io::Result<()> {
+    io::Read::read_to_end(&mut io::Read::take(file, max + 1), bytes)?;
     if bytes.len() as u64 > max {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             format!("larger than {max} bytes"),
         ));
     }
-    Ok(bytes)
+    Ok(())
 }
 
 fn check_metadata(meta: &Metadata, path: &Path, private: Private, what: &str) -> io::Result<()> {
