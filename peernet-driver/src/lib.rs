@@ -56,6 +56,7 @@ mod node;
 pub mod persist;
 mod port;
 mod private_files;
+mod rng;
 mod runtime;
 mod seen;
 #[cfg(feature = "serde")]

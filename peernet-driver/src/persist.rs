@@ -37,14 +37,13 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use peernet_proto::identity::IDENTITY_FILE_LEN;
 use peernet_proto::{Identity, PeerId, TrustList};
-use rand_chacha::ChaCha20Rng;
-use rand_chacha::rand_core::SeedableRng;
 use tempfile::NamedTempFile;
 
 use crate::book_file::SavedBook;
 use crate::error::StartError;
 pub use crate::private_files::read_regular;
 use crate::private_files::{Private, check_dir, open_dir, read_private, read_secret};
+use crate::rng::NodeRng;
 pub use crate::seen::ChangedOnDisk;
 use crate::seen::Seen;
 
@@ -155,8 +154,7 @@ impl DataDir {
             Err(StartError::Io(e)) if e.kind() == io::ErrorKind::NotFound => {}
             loaded => return loaded,
         }
-        let mut rng =
-            ChaCha20Rng::try_from_rng(&mut getrandom::SysRng).map_err(StartError::Entropy)?;
+        let mut rng = NodeRng::from_os().map_err(StartError::Entropy)?;
         let identity = Identity::generate(&mut rng);
         let temp = stage_in(&self.path, IDENTITY_FILE, &identity.to_bytes())?;
         match temp.persist_noclobber(&path) {

@@ -15,12 +15,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use peernet_proto::{Endpoint, PeerId};
-use rand_chacha::ChaCha20Rng;
-use rand_chacha::rand_core::SeedableRng;
 
 use crate::config::{MAX_EVENTS_CAPACITY, NodeConfig};
 use crate::error::StartError;
 use crate::lifecycle::{self, Life};
+use crate::rng::NodeRng;
 use crate::runtime::Runtime;
 use crate::shared::{Inner, Phase, Shared};
 use crate::tasks;
@@ -233,7 +232,7 @@ impl<R: Runtime> Node<R> {
         if config.events_capacity > MAX_EVENTS_CAPACITY {
             return Err(StartError::EventsCapacity(config.events_capacity));
         }
-        let rng = ChaCha20Rng::try_from_rng(&mut getrandom::SysRng).map_err(StartError::Entropy)?;
+        let rng = NodeRng::from_os().map_err(StartError::Entropy)?;
         let dir_lock = config.take_dir_lock()?;
         let peer_id = config.identity.peer_id();
         let backlog = config.listen_backlog;
