@@ -154,6 +154,7 @@ impl DataDir {
             Err(StartError::Io(e)) if e.kind() == io::ErrorKind::NotFound => {}
             loaded => return loaded,
         }
+        // (its state, left on the stack, cannot give the seed back)
         let mut rng = NodeRng::from_os().map_err(StartError::Entropy)?;
         let identity = Identity::generate(&mut rng);
         let temp = stage_in(&self.path, IDENTITY_FILE, &identity.to_bytes())?;
