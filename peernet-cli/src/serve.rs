@@ -332,7 +332,17 @@ pub(crate) async fn run_serve(mut serve: Serve) -> Result<(), Failure> {
 /// The signals that stop `serve`: Ctrl-C everywhere; on Unix SIGTERM, and
 /// SIGHUP too (a closed terminal or SSH session: the node still says
 /// goodbye and saves its book).
+///
+/// On Unix each handler is installed by [`Signals::new`], and its
+/// receiver kept from then on: a signal that comes before [`Signals::next`]
+/// is polled (while the node starts, or between the first signal and the
+/// wait for a second) is seen by the next `next`. (`tokio::signal::ctrl_c`,
+/// called in `next`, installed SIGINT's handler only there, so an
+/// interrupt while the node started killed the process, and each call's
+/// new receiver missed an interrupt that came before it.)
 struct Signals {
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
     #[cfg(unix)]
     term: Option<tokio::signal::unix::Signal>,
     #[cfg(unix)]
@@ -350,6 +360,7 @@ impl Signals {
                     .ok()
             };
             Signals {
+                int: listen(SignalKind::interrupt(), "Ctrl-C"),
                 term: listen(SignalKind::terminate(), "SIGTERM"),
                 // (`nohup`, `trap '' HUP`: the operator asked for it to
                 // be ignored, and it stays so)
@@ -365,20 +376,17 @@ impl Signals {
 
     /// The next signal to stop.
     async fn next(&mut self) {
-        let ctrl_c = async {
-            if let Err(e) = tokio::signal::ctrl_c().await {
-                tracing::warn!(error = %e, "no Ctrl-C handler");
-                std::future::pending::<()>().await;
-            }
-        };
         #[cfg(unix)]
         tokio::select! {
-            () = ctrl_c => {}
+            () = unix_signal(&mut self.int) => {}
             () = unix_signal(&mut self.term) => {}
             () = unix_signal(&mut self.hup) => {}
         }
         #[cfg(not(unix))]
-        ctrl_c.await;
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %e, "no Ctrl-C handler");
+            std::future::pending::<()>().await;
+        }
     }
 }
 
@@ -460,6 +468,43 @@ pub(crate) fn reason_name(reason: &CloseReason) -> String {
 
 #[cfg(test)]
 mod tests {
+    /// Review s47 (revo2): an interrupt (Ctrl-C) that comes after
+    /// `Signals::new`, while the node starts, stops it as a SIGTERM
+    /// does. Ctrl-C's handler was installed only when `next` was first
+    /// polled, after the node had started: an interrupt before that
+    /// killed the process (SIGINT's default action: no goodbyes, no book
+    /// saved; this test process died), and one between the first
+    /// signal and the second wait was lost.
+    #[cfg(unix)]
+    #[test]
+    fn an_interrupt_while_the_node_starts_is_caught() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let mut signals = super::Signals::new();
+            let interrupt = || {
+                let status = std::process::Command::new("kill")
+                    .args(["-INT", &std::process::id().to_string()])
+                    .status()
+                    .unwrap();
+                assert!(status.success());
+            };
+            // (delivered before `next` is polled: the node starting)
+            interrupt();
+            let waited = std::time::Duration::from_secs(10);
+            tokio::time::timeout(waited, signals.next())
+                .await
+                .expect("the interrupt sent while the node started was not seen");
+            // (and between the first signal and the wait for a second)
+            interrupt();
+            tokio::time::timeout(waited, signals.next())
+                .await
+                .expect("the second interrupt was not seen");
+        });
+    }
+
     /// Review s38, finding 7: a record that failed to decrypt (tampering,
     /// PROTOCOL.md section 7: a protocol error) is not a lost transport.
     #[test]
