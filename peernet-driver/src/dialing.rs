@@ -35,7 +35,7 @@ use crate::error::ConnectError;
 use crate::events::NodeEvent;
 use crate::node::Node;
 use crate::runtime::Runtime;
-use crate::shared::{Inner, Shared};
+use crate::shared::{Inner, Phase, Shared};
 use crate::tasks::first;
 
 /// What a [`NodeConfig`] says about dialing by PeerId.
@@ -300,7 +300,8 @@ impl<R: Runtime> Node<R> {
     /// `source`. A kept peer waiting for an address is dialed at once.
     /// Returns whether the book changed (a new address, or a better
     /// source for a known one); a change is saved to the data directory,
-    /// if there is one.
+    /// if there is one. A node already closed (shut down, or its last
+    /// handle dropped) records nothing: `Ok(false)`.
     ///
     /// # Errors
     ///
@@ -313,8 +314,13 @@ impl<R: Runtime> Node<R> {
         addr: SocketAddr,
         source: AddrSource,
     ) -> Result<bool, BookError> {
-        self.shared
-            .with_core(|inner, now| inner.ep.add_address(now, peer, addr, source))
+        self.shared.with_core(|inner, now| {
+            // (nothing would dial it, nor save it)
+            if inner.phase == Phase::Closed {
+                return Ok(false);
+            }
+            inner.ep.add_address(now, peer, addr, source)
+        })
     }
 
     /// Forgets `addr` for `peer`. Returns false if it was not known.

@@ -257,3 +257,42 @@ async fn a_book_read_again_leaves_the_node_itself_out() {
         saved.get(&own)
     );
 }
+
+/// A node that has shut down takes no trust or address change, with a
+/// data directory or without one: `pair` and `unpair` fail and change
+/// nothing, `add_address` records nothing (`Ok(false)`). Without a data
+/// directory they used to return `Ok(true)` and change the closed
+/// node's tables, which nothing reads any more, while a node with a data
+/// directory refused the same trust change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_node_takes_no_trust_or_address_change() {
+    use peernet_tokio::{AddrSource, Identity, Node, NodeConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let id = |seed: u8| Identity::from_seed(&[seed; 32]).peer_id();
+    let (paired, other) = (id(2), id(3));
+    let addr = "192.0.2.7:4000".parse().unwrap();
+    let configs = [
+        (
+            "no data directory",
+            NodeConfig::new(Identity::from_seed(&[1; 32])),
+        ),
+        (
+            "a data directory",
+            NodeConfig::from_data_dir(dir.path()).unwrap(),
+        ),
+    ];
+    for (what, config) in configs {
+        let node = Node::new(config);
+        node.pair(paired, None).await.unwrap();
+        node.shutdown().await;
+        let trust = node.trust();
+        let err = node.pair(other, None).await.unwrap_err();
+        assert!(err.to_string().contains("closed"), "{what}: {err}");
+        let err = node.unpair(&paired).await.unwrap_err();
+        assert!(err.to_string().contains("closed"), "{what}: {err}");
+        assert_eq!(node.trust(), trust, "{what}: the trust list changed");
+        let added = node.add_address(paired, addr, AddrSource::Application);
+        assert_eq!(added, Ok(false), "{what}");
+        assert!(node.addresses(&paired).is_empty(), "{what}: recorded");
+    }
+}

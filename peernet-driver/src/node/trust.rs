@@ -10,7 +10,7 @@ use peernet_proto::{Label, PeerId, TrustList};
 use crate::error::StartError;
 use crate::persist::NotDurable;
 use crate::runtime::Runtime;
-use crate::shared::{Inner, Shared};
+use crate::shared::{Inner, Phase, Shared};
 
 use super::Node;
 
@@ -27,8 +27,9 @@ impl<R: Runtime> Node<R> {
     /// # Errors
     ///
     /// [`io::ErrorKind::InvalidInput`] for the node's own PeerId (a node
-    /// never trusts itself: nothing is written, nothing changes); the
-    /// file's errors above. One error says the change was made: a
+    /// never trusts itself: nothing is written, nothing changes); an
+    /// error that says the node is closed, once it is (shut down, or its
+    /// last handle dropped: nothing changes); the file's errors above. One error says the change was made: a
     /// [`NotDurable`](crate::persist::NotDurable) (find it with
     /// `NotDurable::is`) means the file was replaced but its directory
     /// could not be synced: the peer is trusted, in this run and by the
@@ -69,7 +70,9 @@ impl<R: Runtime> Node<R> {
     /// out ([`NodeConfig::trust`](crate::NodeConfig::trust)) is taken out
     /// of the file, and its saved addresses, kept aside during the run,
     /// are dropped from the address book file too (a later `pair` starts
-    /// it without them). False: nothing changed.
+    /// it without them). False: nothing changed. On a node already closed
+    /// (shut down, or its last handle dropped) it fails, as [`Node::pair`]
+    /// does, and nothing changes.
     pub async fn unpair(&self, peer: &PeerId) -> io::Result<bool> {
         let peer = *peer;
         self.change_trust(
@@ -97,9 +100,9 @@ impl<R: Runtime> Node<R> {
     /// an async lock held across the write, so the file and the core
     /// always agree; and each runs as a task of its own, so that a caller
     /// that stops waiting (a timeout, a `select!`) cannot leave the file
-    /// changed and the core not. Once the node is closed its data
-    /// directory is no longer its own: the change fails and nothing
-    /// changes.
+    /// changed and the core not. Once the node is closed (shut down, or
+    /// its last handle dropped) the change fails and nothing changes, with
+    /// a data directory (no longer its own) or without one.
     async fn change_trust<T: Send + 'static>(
         &self,
         commit: Commit,
@@ -148,6 +151,12 @@ async fn change_trust<R: Runtime, T>(
     apply: impl FnOnce(&mut Inner, peernet_proto::Instant, bool) -> T,
 ) -> (io::Result<T>, bool) {
     let mut saved = shared.persist.lock().await;
+    // (with a data directory or without: a change to a closed node's
+    // tables would be read by nothing, yet said to be made)
+    if shared.read(|inner| inner.phase == Phase::Closed) {
+        let closed = "the node is closed: it takes no trust change";
+        return (Err(io::Error::other(closed)), false);
+    }
     let mut edited = false;
     let mut failed = None;
     if let Some(dir) = &shared.data_dir {
