@@ -276,7 +276,10 @@ impl Config {
     /// deadlines saturate: never). The
     /// driver refuses to start a node whose configuration fails this;
     /// [`crate::Endpoint::new`] itself clamps such values to the nearest
-    /// workable ones rather than spin or divide by zero.
+    /// workable ones rather than spin or refuse everything: a zero
+    /// duration to 1 ms, a zero count or budget to 1, an `idle_timeout`
+    /// not above `ping_interval` to 1 ms above it, and the rest as the
+    /// rules above want.
     ///
     /// # Errors
     ///
@@ -336,6 +339,58 @@ impl Config {
         self.dial.validate()
     }
 
+    /// This configuration as [`crate::Endpoint::new`] takes it: each
+    /// value [`Config::validate`] refuses moved to the nearest workable
+    /// one, so that the endpoint neither spins nor refuses everything. A
+    /// zero duration becomes 1 ms (a zero interval would re-arm its timer
+    /// at `now` forever), an `idle_timeout` not above `ping_interval`
+    /// 1 ms above it, a zero count or byte budget 1 (a zero
+    /// `send_buffer` made every call wait for room that never came, a
+    /// zero `max_handshakes` answered every handshake `busy`),
+    /// `first_frame_timeout` at most `handshake_timeout`, and the dial
+    /// schedule's growth at least 100 % with its bounds in order. (The
+    /// endpoint raises `max_frame_len` to its largest handshake frame.)
+    /// A valid configuration is returned as it is.
+    pub(crate) fn workable(mut self) -> Config {
+        const MIN: Duration = Duration::from_millis(1);
+        let c = &mut self;
+        for duration in [
+            &mut c.ping_interval,
+            &mut c.idle_timeout,
+            &mut c.handshake_timeout,
+            &mut c.dial.first_min,
+            &mut c.dial.reset_after,
+            &mut c.dial.dial_timeout,
+        ] {
+            *duration = (*duration).max(MIN);
+        }
+        if c.idle_timeout <= c.ping_interval {
+            c.ping_interval = c.ping_interval.min(Duration::MAX - MIN);
+            c.idle_timeout = c.ping_interval + MIN;
+        }
+        c.first_frame_timeout = c.first_frame_timeout.clamp(MIN, c.handshake_timeout);
+        for count in [
+            &mut c.max_handshakes,
+            &mut c.max_inbound_calls,
+            &mut c.max_outbound_calls,
+            &mut c.max_inbound_bytes_per_conn,
+            &mut c.max_inbound_bytes,
+            &mut c.send_buffer,
+            &mut c.max_send_buffer,
+            &mut c.max_addresses_per_peer,
+            &mut c.max_addresses,
+            &mut c.dial.max_dials_in_flight,
+        ] {
+            *count = (*count).max(1);
+        }
+        let dial = &mut c.dial;
+        dial.first_max = dial.first_max.max(dial.first_min);
+        dial.max_delay = dial.max_delay.max(dial.first_max);
+        dial.growth_min_percent = dial.growth_min_percent.max(100);
+        dial.growth_max_percent = dial.growth_max_percent.max(dial.growth_min_percent);
+        self
+    }
+
     /// The hard cap actually enforced on a connection's send queue:
     /// `max_send_buffer`, but never less than `send_buffer` plus one frame
     /// (a peer that makes us queue more is cut off).
@@ -370,6 +425,31 @@ impl DialConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `workable` changes only what `validate` refuses: a valid
+    /// configuration, the defaults or one at the edges, is kept as it is.
+    #[test]
+    fn a_valid_configuration_is_workable_as_it_is() {
+        let mut edges = Config::default();
+        edges.ping_interval = Duration::MAX - Duration::from_nanos(1);
+        edges.idle_timeout = Duration::MAX;
+        edges.first_frame_timeout = edges.handshake_timeout;
+        edges.max_handshakes = 1;
+        edges.send_buffer = usize::MAX;
+        for valid in [Config::default(), edges] {
+            assert_eq!(valid.validate(), Ok(()));
+            assert_eq!(valid.clone().workable(), valid);
+        }
+        let zero = Config {
+            ping_interval: Duration::ZERO,
+            idle_timeout: Duration::ZERO,
+            send_buffer: 0,
+            ..Config::default()
+        };
+        let workable = zero.workable();
+        assert_eq!(workable.validate(), Ok(()));
+        assert_eq!(workable.idle_timeout, Duration::from_millis(2));
+    }
 
     #[test]
     fn the_defaults_are_valid_and_each_rule_is_checked() {

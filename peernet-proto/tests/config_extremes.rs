@@ -116,3 +116,86 @@ fn every_limit_at_its_largest_value_works() {
         assert!(b.ep.is_connected(&a.me()), "{version:?}: still connected");
     }
 }
+
+/// The smallest value of every limit, zero, though `validate` refuses it.
+fn zeros(version: ProtocolVersion) -> Config {
+    let zero = Duration::ZERO;
+    let mut c = Config::default();
+    c.version = version;
+    c.max_frame_len = 0;
+    c.max_handshakes = 0;
+    c.max_inbound_calls = 0;
+    c.max_inbound_bytes_per_conn = 0;
+    c.max_inbound_bytes = 0;
+    c.max_outbound_calls = 0;
+    c.send_buffer = 0;
+    c.max_send_buffer = 0;
+    c.handshake_timeout = zero;
+    c.first_frame_timeout = zero;
+    c.ping_interval = zero;
+    c.idle_timeout = zero;
+    let mut sources = SourceLimits::default();
+    sources.handshakes = 0;
+    sources.failures_per_second = 0;
+    sources.failure_burst = 0;
+    c.source_limits = sources;
+    let mut connects = PeerConnectLimits::default();
+    connects.per_second = 0;
+    connects.burst = 0;
+    c.peer_connects = connects;
+    c.max_addresses_per_peer = 0;
+    c.max_addresses = 0;
+    c.dial.first_min = zero;
+    c.dial.first_max = zero;
+    c.dial.growth_min_percent = 0;
+    c.dial.growth_max_percent = 0;
+    c.dial.max_delay = zero;
+    c.dial.reset_after = zero;
+    c.dial.dial_timeout = zero;
+    c.dial.max_dials_in_flight = 0;
+    assert!(c.validate().is_err());
+    c
+}
+
+/// What `Config::validate` refuses, `Endpoint::new` clamps to the nearest
+/// workable values, as the docs of both say: with every limit zero, two
+/// endpoints connect and a call is answered. Review s47 (revo2): only the
+/// durations, the frame limit and the dial schedule were clamped; a zero
+/// count stayed zero, so every handshake was answered `busy` and every
+/// call waited for room in a send queue of no bytes.
+#[test]
+fn every_limit_at_zero_is_clamped_to_a_workable_one() {
+    for version in [ProtocolVersion::V1, ProtocolVersion::V2] {
+        let (mut a, mut b) = pair(zeros(version));
+        b.expose("echo", Rule::Anyone);
+        let dial = a.connect(Some(b.me())).expect("a dials");
+        let conn = b.accept().expect("b accepts");
+        assert!(a.shake(dial, &mut b, conn), "{version:?}: connected");
+        let id = a
+            .call(&b.me(), "echo", b"\x00", Some(Duration::from_secs(5)))
+            .expect("a calls");
+        let (conn, dial) = (
+            b.ep.connection(&a.me()).unwrap(),
+            a.ep.connection(&b.me()).unwrap(),
+        );
+        let mut result = None;
+        for _ in 0..4 {
+            a.pump();
+            if let Some(bytes) = a.take(dial) {
+                b.receive(conn, bytes);
+            }
+            b.pump();
+            if let Some(bytes) = b.take(conn) {
+                a.receive(dial, bytes);
+            }
+            for action in a.pump() {
+                if let Action::Event(Event::CallResult { id: got, result: r }) = action {
+                    assert_eq!(got, id);
+                    result = Some(r);
+                }
+            }
+        }
+        let result: Option<Result<Bytes, CallError>> = result;
+        assert_eq!(result, Some(Ok(Bytes::from_static(b"\x00"))), "{version:?}");
+    }
+}

@@ -152,8 +152,6 @@ impl fmt::Debug for Endpoint {
     }
 }
 
-const MIN_INTERVAL: Duration = Duration::from_millis(1);
-
 /// What a connection may read of the endpoint, borrowed field by field so
 /// the connection map stays borrowable beside it.
 macro_rules! node {
@@ -177,6 +175,9 @@ impl Endpoint {
     /// but itself: an entry of its own PeerId is left out (a node never
     /// trusts itself, PROTOCOL.md 2.1; see [`Endpoint::pair`]).
     /// `rng` supplies every nonce, ephemeral key and request-id start.
+    /// A value of `config` that [`Config::validate`] refuses is taken as
+    /// the nearest workable one (a zero duration as 1 ms, a zero count or
+    /// budget as 1; see there).
     pub fn new(
         mut config: Config,
         identity: Identity,
@@ -184,21 +185,8 @@ impl Endpoint {
         mut rng: Box<dyn CryptoRng + Send>,
     ) -> Endpoint {
         trust.remove(&identity.peer_id());
-        // Zero intervals would re-arm timers at `now` forever.
-        config.ping_interval = config.ping_interval.max(MIN_INTERVAL);
-        config.idle_timeout = config.idle_timeout.max(MIN_INTERVAL);
-        config.handshake_timeout = config.handshake_timeout.max(MIN_INTERVAL);
-        config.first_frame_timeout = config
-            .first_frame_timeout
-            .clamp(MIN_INTERVAL, config.handshake_timeout);
-        let dial = &mut config.dial;
-        dial.first_min = dial.first_min.max(MIN_INTERVAL);
-        dial.first_max = dial.first_max.max(dial.first_min);
-        dial.max_delay = dial.max_delay.max(dial.first_max);
-        dial.growth_min_percent = dial.growth_min_percent.max(100);
-        dial.growth_max_percent = dial.growth_max_percent.max(dial.growth_min_percent);
-        dial.dial_timeout = dial.dial_timeout.max(MIN_INTERVAL);
-        dial.max_dials_in_flight = dial.max_dials_in_flight.max(1);
+        // (what `Config::validate` refuses, made workable)
+        config = config.workable();
         let book = AddressBook::new(config.max_addresses_per_peer, config.max_addresses);
         config.max_frame_len = config
             .max_frame_len
