@@ -886,3 +886,55 @@ fn serve_under_nohup_leaves_sighup_ignored() {
         );
     }
 }
+
+/// `serve` started with SIGINT ignored leaves it ignored, as it leaves
+/// SIGHUP under `nohup`: a non-interactive shell starts its background
+/// jobs so (`peernet serve … &` in a script), and a Ctrl-C meant for
+/// the script must not stop them. Started plainly, it catches SIGINT.
+/// Review s47 (revo2): Ctrl-C's handler was installed whatever SIGINT's
+/// disposition, so such a node shut down with the script. (The state is
+/// read once `serve` printed `connected`: it prints nothing until it
+/// waits for its signals, on its one thread.)
+#[cfg(target_os = "linux")]
+#[test]
+fn serve_started_with_sigint_ignored_leaves_it_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    keygen(d, "b.key");
+    let a = keygen(d, "a.key");
+    for ignored in [true, false] {
+        let trap = if ignored { "trap '' INT; " } else { "" };
+        let script = format!(
+            "{trap}exec \"$0\" serve --key b.key --listen 127.0.0.1:0 --trust {a} --expose echo"
+        );
+        let mut child = Command::new("sh")
+            .args(["-c", &script])
+            .arg(peernet())
+            .current_dir(d)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let lines = Lines::new(child.stdout.take().unwrap());
+        let listening = lines.next();
+        let mut words = listening.split(' ').skip(1);
+        let (peer, addr) = (words.next().unwrap(), words.next().unwrap());
+        let called = call(d, "a.key", &format!("{peer}@{addr}"), &["echo", "x"]);
+        assert!(called.status.success(), "{called:?}");
+        while !lines.next().starts_with("connected ") {}
+        let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+        let mask = |field: &str| {
+            let hex = status.lines().find_map(|l| l.strip_prefix(field)).unwrap();
+            u64::from_str_radix(hex.trim(), 16).unwrap()
+        };
+        // (signal 2, SIGINT, is bit 1)
+        let (caught, still_ignored) = (mask("SigCgt:") & 2 == 2, mask("SigIgn:") & 2 == 2);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(
+            (caught, still_ignored),
+            (!ignored, ignored),
+            "SIGINT ignored at start {ignored}: {status}"
+        );
+    }
+}
