@@ -58,7 +58,7 @@ fn with_a_library_client(seed: u8) -> (tempfile::TempDir, Identity, String) {
 /// exit on its own: its exit code and standard error. If it runs on, it
 /// is killed and the test fails with `ran_on`.
 fn exits_within(d: &Path, args: &[&str], ran_on: &str) -> (Option<i32>, String) {
-    let mut child = Command::new(peernet())
+    let mut child = command(peernet())
         .args(args)
         .current_dir(d)
         .stdout(Stdio::null())
@@ -121,7 +121,7 @@ fn keygen_and_id() {
 #[test]
 fn a_keygen_that_cannot_write_its_key_leaves_no_file() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new("sh")
+    let out = command("sh")
         .arg("-c")
         .arg("ulimit -f 0 && trap '' XFSZ && exec \"$0\" keygen a.key")
         .arg(peernet())
@@ -360,7 +360,7 @@ async fn stopped_by(signal: &str) {
 async fn serve_keeps_serving_when_stdout_is_not_read() {
     let (dir, me, mine) = with_a_library_client(43);
     let d = dir.path().to_path_buf();
-    let mut child = Command::new(peernet())
+    let mut child = command(peernet())
         .args(["serve", "--key", "b.key", "--listen", "127.0.0.1:0"])
         .args(["--trust", &mine, "--expose", "echo"])
         // it reconnects in a loop on purpose: no limit per peer
@@ -632,7 +632,7 @@ fn call_fails_when_the_reply_cannot_be_written() {
         .write(true)
         .open("/dev/full")
         .unwrap();
-    let out = Command::new(peernet())
+    let out = command(peernet())
         .args([
             "call",
             "--key",
@@ -854,11 +854,11 @@ fn serve_under_nohup_leaves_sighup_ignored() {
     for nohup in [true, false] {
         let mut command = match nohup {
             true => {
-                let mut nohup = Command::new("nohup");
+                let mut nohup = command("nohup");
                 nohup.arg(peernet());
                 nohup
             }
-            false => Command::new(peernet()),
+            false => command(peernet()),
         };
         let mut child = command
             .args(["serve", "--key", "b.key", "--listen", "127.0.0.1:0"])
@@ -907,7 +907,7 @@ fn serve_started_with_sigint_ignored_leaves_it_ignored() {
         let script = format!(
             "{trap}exec \"$0\" serve --key b.key --listen 127.0.0.1:0 --trust {a} --expose echo"
         );
-        let mut child = Command::new("sh")
+        let mut child = command("sh")
             .args(["-c", &script])
             .arg(peernet())
             .current_dir(d)

@@ -101,7 +101,7 @@ fn an_init_that_failed_can_be_run_again_to_the_end() {
         let err = fails(1, &["init", &dir], d);
         assert!(err.contains("already holds an identity"), "{list}: {err}");
     }
-    let out = Command::new("sh")
+    let out = command("sh")
         .arg("-c")
         .arg("ulimit -f 0 && trap '' XFSZ && exec \"$0\" init full")
         .arg(peernet())
@@ -177,7 +177,7 @@ fn racing_inits_one_wins() {
         let dir = format!("r{round}");
         let children: Vec<_> = (0..4)
             .map(|_| {
-                Command::new(peernet())
+                command(peernet())
                     .args(["init", &dir])
                     .current_dir(d)
                     .stdout(Stdio::piped())
@@ -767,7 +767,7 @@ fn a_result_stdout_cannot_take_is_an_error_line_not_a_panic() {
             .write(true)
             .open("/dev/full")
             .unwrap();
-        let out = Command::new(peernet())
+        let out = command(peernet())
             .args(args)
             .current_dir(d)
             .env("RUST_BACKTRACE", "0")
@@ -793,7 +793,7 @@ fn a_result_to_a_dead_pipe_is_exit_1_not_a_panic() {
     keygen(d, "a.key");
     let (reader, writer) = std::io::pipe().unwrap();
     drop(reader);
-    let dead = Command::new(peernet())
+    let dead = command(peernet())
         .args(["id", "a.key"])
         .current_dir(d)
         .env("RUST_BACKTRACE", "0")

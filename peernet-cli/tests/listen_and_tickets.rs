@@ -7,7 +7,7 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -41,7 +41,7 @@ fn lines_of(out: impl Read + Send + 'static) -> mpsc::Receiver<String> {
 fn serve_listening_on(d: &std::path::Path, listen: &str) -> (Killed, mpsc::Receiver<String>) {
     keygen(d, "k");
     let mut child = Killed(
-        Command::new(peernet())
+        command(peernet())
             .args(["serve", "--key", "k", "--listen", listen])
             .current_dir(d)
             .env("RUST_LOG", "warn")

@@ -8,12 +8,12 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::{keygen, ok, peernet};
+use common::{command, keygen, ok, peernet};
 
 /// `peernet args` in `d` with `RUST_LOG` set to `log`, killed (and the
 /// test failed) if it runs 20 s.
 fn run_logging(d: &Path, log: &str, args: &[&str]) -> Output {
-    let child = Command::new(peernet())
+    let child = command(peernet())
         .args(args)
         .env("RUST_LOG", log)
         .current_dir(d)

@@ -39,7 +39,7 @@ impl Drop for Killed {
 /// fails the test instead of hanging it).
 fn serve_must_exit(d: &Path, args: &[&str], why: &str) -> (Option<i32>, String) {
     let mut child = Killed(
-        Command::new(peernet())
+        command(peernet())
             .arg("serve")
             .args(args)
             .current_dir(d)

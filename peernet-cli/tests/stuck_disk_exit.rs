@@ -16,11 +16,11 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Lines, keygen, ok, peernet, start_serve};
+use common::{Lines, command, keygen, ok, peernet, start_serve};
 
 #[test]
 fn serve_exits_after_its_shutdown_though_a_save_hangs() {
-    let traced = Command::new("strace")
+    let traced = command("strace")
         .args(["-qq", "-o", "/dev/null", "true"])
         .status();
     if !traced.is_ok_and(|s| s.success()) {
@@ -41,7 +41,7 @@ fn serve_exits_after_its_shutdown_though_a_save_hangs() {
     // `a` keeps `b` connected: the dial that works is saved in its book,
     // and each fsync of that save hangs 30 s
     let trace = d.join("strace.txt");
-    let mut strace = Command::new("strace")
+    let mut strace = command("strace")
         .args(["-f", "-qq", "-o"])
         .arg(&trace)
         .args(["-e", "trace=fsync,fdatasync,exit_group"])

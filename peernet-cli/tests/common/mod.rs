@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -19,9 +20,35 @@ pub fn peernet() -> PathBuf {
     }
 }
 
+/// A command for `program` that starts with SIGINT, SIGHUP and SIGTERM
+/// at their default actions, whatever this test process inherited.
+/// `serve` leaves a signal that was ignored at its start ignored
+/// (`nohup`, a script's background job), so in a test run started that
+/// way (`nohup cargo test`, `.ci/run &` from a script: such a job starts
+/// with SIGINT ignored) the `serve` of every test would ignore the
+/// signals the test sends it.
+pub fn command(program: impl AsRef<OsStr>) -> Command {
+    let mut command = Command::new(program);
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: the hook runs in the child between fork and exec, and
+        // calls only `signal`, which is async-signal-safe.
+        unsafe {
+            command.pre_exec(|| {
+                for signal in [libc::SIGINT, libc::SIGHUP, libc::SIGTERM] {
+                    libc::signal(signal, libc::SIG_DFL);
+                }
+                Ok(())
+            });
+        }
+    }
+    command
+}
+
 /// Runs `peernet args` in `cwd` to its end.
 pub fn run(args: &[&str], cwd: &Path) -> Output {
-    Command::new(peernet())
+    command(peernet())
         .args(args)
         .current_dir(cwd)
         .output()
@@ -107,7 +134,7 @@ pub struct Started {
 /// Starts `peernet serve args` in `cwd`, its stderr to `stderr`, logging
 /// at `log` (RUST_LOG), and reads its first two lines.
 pub fn start_serve(cwd: &Path, args: &[&str], stderr: Stdio, log: &str) -> Started {
-    let mut child = Command::new(peernet())
+    let mut child = command(peernet())
         .arg("serve")
         .args(args)
         .env("RUST_LOG", log)
