@@ -28,8 +28,10 @@ pub struct Config {
     /// Calls in flight from one connection before a CALL is answered with
     /// `overloaded`. Default 1024.
     pub max_inbound_calls: usize,
-    /// Bytes of arguments one connection may hold: of the calls from it
-    /// in flight on our side, and of its SENDs whose handlers still run
+    /// Bytes of arguments one connection may hold (what they keep alive:
+    /// a large call argument that is a slice of its frame counts the
+    /// whole frame): of the calls from it in flight on our side, and of
+    /// its SENDs whose handlers still run
     /// (counted until the driver reports them done with
     /// [`crate::Endpoint::send_done`]), with those of SENDs from the
     /// peer's ended connections that still run: a peer that reconnects

@@ -147,15 +147,17 @@ impl FrameDecoder {
     }
 
     /// [`FrameDecoder::decode`] on a mutable buffer: the body comes out
-    /// mutable and unshared, to be decrypted in place (version-2 records).
+    /// mutable and unshared, to be decrypted in place (version-2 records),
+    /// with whether it is a buffer of its own (assembled from several
+    /// inputs, exactly its length) rather than a part of `input`'s.
     pub(crate) fn decode_mut(
         &mut self,
         input: &mut BytesMut,
-    ) -> Result<Option<BytesMut>, FrameError> {
+    ) -> Result<Option<(BytesMut, bool)>, FrameError> {
         Ok(match self.decode_in_place(input)? {
             None => None,
-            Some(Frame::InPlace(len)) => Some(input.split_to(len)),
-            Some(Frame::Assembled(body)) => Some(body),
+            Some(Frame::InPlace(len)) => Some((input.split_to(len), false)),
+            Some(Frame::Assembled(body)) => Some((body, true)),
         })
     }
 

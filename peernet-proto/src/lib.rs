@@ -99,7 +99,7 @@ pub mod testkit {
             let mut out = Vec::new();
             let mut pos = 0;
             while pos < plain.len() {
-                let (envelope, end) = Envelope::decode_item(plain, pos, plain.len(), None)?;
+                let (envelope, end) = Envelope::decode_item(plain, pos, plain.len(), None, true)?;
                 out.push(envelope);
                 pos = end;
             }

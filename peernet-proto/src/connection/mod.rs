@@ -14,7 +14,8 @@
 //! version), `session` (an established connection: calls, ids, the
 //! envelopes), `liveness` (PING and idle), `transmit` (the send queue,
 //! which seals version 2's records), `in_flight` (the call tables),
-//! `closing` (how it ends: the farewell and the last write).
+//! `closing` (how it ends: the farewell and the last write), `pin` (what
+//! an inbound argument keeps alive, charged to the byte budgets).
 
 use alloc::collections::VecDeque;
 
@@ -44,6 +45,7 @@ mod closing;
 mod handshake;
 mod in_flight;
 mod liveness;
+mod pin;
 mod queries;
 mod records;
 mod replies;
@@ -145,10 +147,11 @@ pub(crate) struct Connection {
     /// Version 2, once the handshake gave the keys: opens the peer's
     /// records. Every frame from then on is a record.
     recv: Option<CipherState>,
-    /// Version 2: a record's plaintext not yet decoded to its end, and
-    /// where the next envelope starts (decoding stops to let the endpoint
-    /// act on a transition, then resumes).
-    plain: Option<(Bytes, usize)>,
+    /// Version 2: a record's plaintext not yet decoded to its end, where
+    /// the next envelope starts (decoding stops to let the endpoint act on
+    /// a transition, then resumes), and whether the record has a buffer of
+    /// its own (`session::Pin`).
+    plain: Option<(Bytes, usize, bool)>,
     /// The buffer the small payloads of the record (version 2) or read
     /// chunk (version 1) being decoded share, released when it is done
     /// (nothing stays on an idle connection).
@@ -333,14 +336,14 @@ impl Connection {
             let transition = match self.decoder.decode_in_place(data) {
                 Ok(Some(Frame::InPlace(len))) => {
                     self.liveness.last_recv = ctx.now;
-                    let transition = self.handle_frame(data, len, node, ctx);
+                    let transition = self.handle_frame(data, len, false, node, ctx);
                     data.advance(len);
                     transition
                 }
                 Ok(Some(Frame::Assembled(body))) => {
                     self.liveness.last_recv = ctx.now;
                     let body = body.freeze();
-                    self.handle_frame(&body, body.len(), node, ctx)
+                    self.handle_frame(&body, body.len(), true, node, ctx)
                 }
                 Ok(None) => return None,
                 Err(error) => return Some(Transition::End(Ending::BadFrame(error))),
@@ -351,16 +354,18 @@ impl Connection {
         }
     }
 
-    /// One frame's body: `data[..len]`.
+    /// One frame's body: `data[..len]`; `own`: `data` is the frame alone,
+    /// in a buffer of its own (assembled from several reads).
     fn handle_frame(
         &mut self,
         data: &Bytes,
         len: usize,
+        own: bool,
         node: &mut Node<'_>,
         ctx: &mut Ctx,
     ) -> Option<Transition> {
         let State::Handshake(handshake) = &mut self.state else {
-            return self.on_envelope(data, len, node, ctx);
+            return self.on_envelope(data, len, own, node, ctx);
         };
         if let Some(whole) = self.first_frame_pending.take() {
             // The first complete frame: the rest of the handshake has the

@@ -12,8 +12,9 @@ use crate::envelope::Envelope;
 use crate::error::HandshakeError;
 use crate::handshake::Failure;
 use crate::ids::Direction;
-use crate::noise::Transport;
+use crate::noise::{TAG_LEN, Transport};
 
+use super::pin::Pin;
 use super::{Connection, Ctx, Node, State, Transition};
 
 /// What a header from a peer that has proven nothing (a responder's,
@@ -61,12 +62,14 @@ impl Connection {
             if !data.is_empty() && ctx.outputs_full() {
                 return Some(Transition::Pause);
             }
-            let record = match self.decoder.decode_mut(data) {
+            // (whether the record has a buffer of its own, assembled from
+            // several reads, or shares the chunk's: see `Pin`)
+            let (record, own) = match self.decoder.decode_mut(data) {
                 Ok(Some(record)) => record,
                 Ok(None) => return None,
                 Err(error) => return Some(Transition::End(Ending::BadFrame(error))),
             };
-            if let Some(t) = self.on_record(record, node, ctx) {
+            if let Some(t) = self.on_record(record, own, node, ctx) {
                 return Some(t);
             }
         }
@@ -74,10 +77,12 @@ impl Connection {
 
     /// One record: opened in place, then its envelopes one after another.
     /// The first one to open on a version-2 responder establishes the
-    /// connection (step 4) before any of its envelopes is handled.
+    /// connection (step 4) before any of its envelopes is handled. `own`:
+    /// the record is a buffer of its own (its payloads may be slices).
     pub(super) fn on_record(
         &mut self,
         mut record: BytesMut,
+        own: bool,
         node: &mut Node<'_>,
         ctx: &mut Ctx,
     ) -> Option<Transition> {
@@ -105,7 +110,7 @@ impl Connection {
         ctx.counters.records_in += 1;
         record.truncate(plain_len);
         if !record.is_empty() {
-            self.plain = Some((record.freeze(), 0));
+            self.plain = Some((record.freeze(), 0, own));
         }
         if let State::Handshake(h) = &self.state {
             let peer = h.peer()?;
@@ -126,25 +131,27 @@ impl Connection {
             if ctx.outputs_full() {
                 return Some(Transition::Pause);
             }
-            let Some((plain, pos)) = self.plain.take() else {
+            let Some((plain, pos, own)) = self.plain.take() else {
                 break;
             };
             // (a record is its arena's whole scope: nothing follows it)
             let arena = Some((&mut self.arena, 0));
-            let item = Envelope::decode_item(&plain, pos, plain.len(), arena);
+            let item = Envelope::decode_item(&plain, pos, plain.len(), arena, own);
             let (envelope, end) = match item {
                 Ok(item) => item,
                 Err(error) => {
                     return Some(Transition::End(Ending::ProtocolError(format!("{error}"))));
                 }
             };
+            // (a record of its own is its frame: the plaintext and the tag)
+            let pin = own.then(|| Pin::new(&plain, plain.len() + TAG_LEN));
             if end < plain.len() {
-                self.plain = Some((plain, end));
+                self.plain = Some((plain, end, own));
             } else {
                 // the record is done: its buffer is its payloads' alone
                 self.arena.release();
             }
-            if let Some(t) = self.on_decoded(envelope, node, ctx) {
+            if let Some(t) = self.on_decoded(envelope, pin, node, ctx) {
                 return Some(t);
             }
         }

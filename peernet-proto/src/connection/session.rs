@@ -20,6 +20,7 @@ use crate::registry::Established;
 use crate::timers::Timer;
 
 use super::in_flight::InFlight;
+use super::pin::Pin;
 use super::{Connection, Ctx, Node, State, Transition};
 
 /// A panic note longer than this is cut: the spec asks for a short note.
@@ -155,11 +156,13 @@ impl Connection {
     }
 
     /// One version-1 envelope frame's body, `data[..len]` (version 2's
-    /// records come in through `Connection::on_record`).
+    /// records come in through `Connection::on_record`); `own`: `data` is
+    /// the frame alone, in a buffer of its own.
     pub(super) fn on_envelope(
         &mut self,
         data: &Bytes,
         len: usize,
+        own: bool,
         node: &mut Node<'_>,
         ctx: &mut Ctx,
     ) -> Option<Transition> {
@@ -176,17 +179,20 @@ impl Connection {
         ctx.counters.records_in += 1;
         // (its small payloads share a buffer with the chunk's other frames')
         let arena = Some((&mut self.arena, data.len() - len));
-        let envelope = match Envelope::decode_prefix(data, len, arena) {
+        let envelope = match Envelope::decode_prefix(data, len, arena, own) {
             Ok(envelope) => envelope,
             Err(error) => return Some(Transition::End(Ending::ProtocolError(format!("{error}")))),
         };
-        self.on_decoded(envelope, node, ctx)
+        let pin = own.then(|| Pin::new(data, data.len()));
+        self.on_decoded(envelope, pin, node, ctx)
     }
 
-    /// One envelope, from a frame (version 1) or a record (version 2).
+    /// One envelope, from a frame (version 1) or a record (version 2);
+    /// `pin`: the buffer of its own it was decoded from, if it was.
     pub(super) fn on_decoded(
         &mut self,
         envelope: Envelope,
+        pin: Option<Pin>,
         node: &mut Node<'_>,
         ctx: &mut Ctx,
     ) -> Option<Transition> {
@@ -201,7 +207,7 @@ impl Connection {
                 handle,
                 args,
                 timeout_ms,
-            } => return self.on_call(id, handle, args, timeout_ms, node, ctx),
+            } => return self.on_call(id, handle, args, timeout_ms, pin, node, ctx),
             Envelope::Reply { id, status, body } => {
                 if fault!(ctx.config, ReplyAnyConnection) {
                     return Some(Transition::MisroutedReply { id, status, body });
@@ -209,6 +215,12 @@ impl Connection {
                 s.resolve_reply(conn, id, status, body, ctx);
             }
             Envelope::Send { handle, args } => {
+                // (never a slice: the driver gives back `args.len()`,
+                // `Endpoint::send_done`, which must be all it keeps alive)
+                let args = match Pin::slices(pin, &args) {
+                    true => Bytes::copy_from_slice(&args),
+                    false => args,
+                };
                 let peer = s.peer;
                 let open = !node.shutting_down || fault!(ctx.config, HandlersWhileShuttingDown);
                 let allowed = node.exposure.check(handle.as_str(), &peer);
@@ -266,12 +278,14 @@ impl Connection {
         None
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn on_call(
         &mut self,
         id: u64,
         handle: Handle,
         args: Bytes,
         timeout_ms: u64,
+        pin: Option<Pin>,
         node: &Node<'_>,
         ctx: &mut Ctx,
     ) -> Option<Transition> {
@@ -305,9 +319,10 @@ impl Connection {
                 true => Ok(()),
                 false => Err(e),
             });
-            // Lazily: the byte budgets are taken only for a call that runs.
+            // Lazily: the byte budgets are taken only for a call that
+            // runs, for what its arguments keep alive.
             exposed.and_then(|()| {
-                if full || !s.hold(args.len(), ctx) {
+                if full || !s.hold(Pin::kept(pin, &args), ctx) {
                     Err(ReplyStatus::Overloaded)
                 } else {
                     Ok(())
@@ -324,8 +339,8 @@ impl Connection {
             Ok(()) => {
                 let deadline =
                     (timeout_ms > 0).then(|| ctx.now + Duration::from_millis(timeout_ms));
-                // `hold` took `args.len()`, at most `max_frame_len`: a u32.
-                let size = u32::try_from(args.len()).unwrap_or(u32::MAX);
+                // `hold` took this, at most a frame (`max_frame_len`): a u32.
+                let size = u32::try_from(Pin::kept(pin, &args)).unwrap_or(u32::MAX);
                 let served = Served {
                     size,
                     serial: s.next_serial,
@@ -504,7 +519,8 @@ impl Connection {
 /// What the table of calls we serve keeps beside a call's deadline.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Served {
-    /// The size of its arguments, held against the byte budgets.
+    /// What its arguments keep alive (their size, or the frame they are
+    /// a slice of: [`Pin`]), held against the byte budgets.
     pub(crate) size: u32,
     /// Which call this connection served it as: the peer may reuse a
     /// request id once its call ended, the serial tells the two calls

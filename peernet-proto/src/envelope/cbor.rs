@@ -63,27 +63,32 @@ pub(super) fn put_string<B: BufMut>(out: &mut B, major: u8, s: &[u8]) {
 /// rather than sliced from it (see [`hold`]).
 pub(crate) const COPY_UP_TO: usize = 16 * 1024;
 
-/// A payload as held after decoding: a slice of `body` (no copy) when it
-/// is large, both absolutely and as a share of `body`; otherwise a copy,
-/// in `arena` if there is one (with how many bytes of the record follow:
+/// A payload as held after decoding: a slice of `body` (no copy) when
+/// `slices` says `body` is a buffer of its own and the payload is large,
+/// both absolutely and as more than half of `body`; otherwise a copy, in
+/// `arena` if there is one (with how many bytes of the record follow:
 /// small payloads of one record share a buffer, see `arena.rs`), else of
 /// its own.
 ///
-/// A slice keeps the whole received buffer alive for as long as the
-/// application holds the payload: a 5-byte argument sliced from a 64 KiB
-/// read chunk pinned 61 KiB. Copying what is at most 16 KiB, or less than
-/// a quarter of the buffer it came from, bounds what any payload pins to
-/// four times its own size (plus 16 KiB), at the price of a copy that is
-/// cheap at that size; large payloads, which make up most of their buffer,
-/// stay zero-copy.
-fn hold(body: &Bytes, payload: &[u8], arena: Option<(&mut Arena, usize)>) -> Bytes {
-    if payload.len() <= COPY_UP_TO || payload.len().saturating_mul(4) < body.len() {
-        match arena {
-            Some((arena, rest)) => arena.copy(payload, rest),
-            None => Bytes::copy_from_slice(payload),
-        }
-    } else {
-        body.slice_ref(payload)
+/// A slice keeps the whole buffer alive for as long as the application
+/// holds the payload: a 5-byte argument sliced from a 64 KiB read chunk
+/// pinned 61 KiB. So only a buffer of its own is sliced (a frame
+/// assembled from several reads, or the body a caller hands to
+/// [`super::Envelope::decode`]): a frame that came in place in a read
+/// chunk shares an allocation whose size the decoder cannot see (a
+/// driver's read buffer), and a 17 KiB argument sliced from a record of
+/// 64 KiB kept all of it. And only a payload over half of its body is:
+/// at most one per body, keeping alive at most twice its size, which
+/// the connection charges to the byte budgets (`connection/session.rs`).
+/// Copies are cheap at the sizes that come in place; large payloads,
+/// which make up most of their buffer, stay zero-copy.
+fn hold(body: &Bytes, payload: &[u8], arena: Option<(&mut Arena, usize)>, slices: bool) -> Bytes {
+    if slices && payload.len() > COPY_UP_TO && payload.len().saturating_mul(2) > body.len() {
+        return body.slice_ref(payload);
+    }
+    match arena {
+        Some((arena, rest)) => arena.copy(payload, rest),
+        None => Bytes::copy_from_slice(payload),
     }
 }
 
@@ -193,19 +198,21 @@ impl<'b> Reader<'b> {
         }
     }
 
-    /// Reads a byte string, held as [`hold`] says.
+    /// Reads a byte string, held as [`hold`] says (`slices`: `body` is a
+    /// buffer of its own).
     pub(super) fn byte_string(
         &mut self,
         body: &Bytes,
         field: &'static str,
         arena: Option<(&mut Arena, usize)>,
+        slices: bool,
     ) -> Result<Bytes, EnvelopeError> {
         let bytes = self.string(MAJOR_BYTES, field, EXPECT_BYTES)?;
         // what follows in the arena's scope: the rest of the item, and
         // what the caller says follows the item
         let rest = self.input.len() - self.pos;
         let arena = arena.map(|(arena, beyond)| (arena, rest.saturating_add(beyond)));
-        Ok(hold(body, bytes, arena))
+        Ok(hold(body, bytes, arena, slices))
     }
 
     /// Reads a text string (valid UTF-8).

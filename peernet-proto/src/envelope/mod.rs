@@ -5,9 +5,10 @@
 //! array whose first item is an unsigned tag. [`Envelope::decode`] is strict
 //! (anything else is a protocol error, reported as an [`EnvelopeError`]
 //! whose `Display` is the GOODBYE reason) and zero-copy for large payloads:
-//! arguments and reply bodies over 16 KiB that make up most of their buffer
-//! are slices of it, smaller ones are copied so that they do not keep a
-//! whole read buffer alive (handles, at most 255 bytes and nearly always
+//! arguments and reply bodies over 16 KiB that make up more than half of
+//! their buffer are slices of it (on a connection, only of a frame
+//! assembled in a buffer of its own), smaller ones are copied so that
+//! they do not keep a whole read buffer alive (handles, at most 255 bytes and nearly always
 //! short, are stored inline; see [`Handle`]). On a connection, the
 //! payloads of at most 512 bytes of one version-2 record, or of one
 //! version-1 read chunk, are copied into one buffer of at most 4 KiB that
@@ -193,27 +194,29 @@ impl Envelope {
     /// Decodes one frame body.
     ///
     /// Zero-copy for large payloads: `args` and `body` over 16 KiB that are
-    /// at least a quarter of `body` are slices of it; smaller ones are
-    /// copied, so a payload never pins more than four times its size of
-    /// the buffer it came from. A GOODBYE reason is copied (into a `String`
+    /// more than half of `body` are slices of it; smaller ones are copied,
+    /// so a payload never pins more than twice its size of `body` (and
+    /// what `body` itself keeps alive). A GOODBYE reason is copied (into a `String`
     /// no longer than the frame), a handle stored inline.
     /// Rejects, per PROTOCOL.md section 3, anything that is not exactly one
     /// definite-length array of the right shape. An `id` of 0 decodes: it is
     /// a protocol error, but the connection's to report. Never panics and
     /// never recurses, whatever the input.
     pub fn decode(body: &Bytes) -> Result<Envelope, EnvelopeError> {
-        Envelope::decode_prefix(body, body.len(), None)
+        Envelope::decode_prefix(body, body.len(), None, true)
     }
 
     /// Decodes the body `body[..len]` (`len` at most `body.len()`), whose
-    /// large byte strings become slices of `body` (see `decode`) and small
-    /// ones copies (into `arena` if there is one).
+    /// large byte strings become slices of `body` if `slices` says it is
+    /// a buffer of its own (see `decode`), and the rest copies (into
+    /// `arena` if there is one).
     pub(crate) fn decode_prefix(
         body: &Bytes,
         len: usize,
         arena: Option<(&mut Arena, usize)>,
+        slices: bool,
     ) -> Result<Envelope, EnvelopeError> {
-        let (envelope, end) = Envelope::decode_item(body, 0, len, arena)?;
+        let (envelope, end) = Envelope::decode_item(body, 0, len, arena, slices)?;
         if end != len {
             return Err(EnvelopeError::TrailingBytes);
         }
@@ -229,12 +232,14 @@ impl Envelope {
     /// connection's: see `arena.rs`), with how many bytes of the arena's
     /// scope follow the item (0 for a record's envelopes, the rest of the
     /// read chunk for a version-1 frame); else each into a buffer of its
-    /// own.
+    /// own. A large one is a slice of `body` only if `slices` says `body`
+    /// is a buffer of its own (`cbor::hold`).
     pub(crate) fn decode_item(
         body: &Bytes,
         start: usize,
         end: usize,
         arena: Option<(&mut Arena, usize)>,
+        slices: bool,
     ) -> Result<(Envelope, usize), EnvelopeError> {
         let mut d = Reader::new(&body[..end], start);
         let items = d.array()?;
@@ -261,17 +266,17 @@ impl Envelope {
             TAG_CALL => Envelope::Call {
                 id: d.uint("id")?,
                 handle: handle(&mut d)?,
-                args: d.byte_string(body, "args", arena)?,
+                args: d.byte_string(body, "args", arena, slices)?,
                 timeout_ms: d.uint("timeout_ms")?,
             },
             TAG_REPLY => Envelope::Reply {
                 id: d.uint("id")?,
                 status: d.uint("status")?,
-                body: d.byte_string(body, "body", arena)?,
+                body: d.byte_string(body, "body", arena, slices)?,
             },
             TAG_SEND => Envelope::Send {
                 handle: handle(&mut d)?,
-                args: d.byte_string(body, "args", arena)?,
+                args: d.byte_string(body, "args", arena, slices)?,
             },
             TAG_PING => Envelope::Ping {
                 nonce: d.uint("nonce")?,

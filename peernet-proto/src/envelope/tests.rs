@@ -110,12 +110,13 @@ fn small_payloads_do_not_pin_their_chunk() {
     let mut chunk = frame.clone();
     chunk.resize(64 * 1024, 0); // the rest of a full read buffer
     let chunk = Bytes::from(chunk);
-    let Ok(Envelope::Call { args, .. }) = Envelope::decode_prefix(&chunk, frame.len(), None) else {
+    let Ok(Envelope::Call { args, .. }) = Envelope::decode_prefix(&chunk, frame.len(), None, true)
+    else {
         panic!("not a call");
     };
     assert_eq!(&args[..], b"hello");
     assert!(!chunk.as_ptr_range().contains(&args.as_ptr()), "copied");
-    // A payload over 16 KiB but under a quarter of its buffer: copied too.
+    // A payload over 16 KiB but not over half of its buffer: copied too.
     let mid = Envelope::Call {
         id: 2,
         handle: Handle::from_static("echo"),
@@ -126,7 +127,8 @@ fn small_payloads_do_not_pin_their_chunk() {
     let mut chunk = frame.clone();
     chunk.resize(frame.len() * 5, 0);
     let chunk = Bytes::from(chunk);
-    let Ok(Envelope::Call { args, .. }) = Envelope::decode_prefix(&chunk, frame.len(), None) else {
+    let Ok(Envelope::Call { args, .. }) = Envelope::decode_prefix(&chunk, frame.len(), None, true)
+    else {
         panic!("not a call");
     };
     assert!(!chunk.as_ptr_range().contains(&args.as_ptr()));

@@ -1,0 +1,249 @@
+//! What an inbound argument keeps alive is what the byte budgets charge
+//! (`max_inbound_bytes_per_conn`, `max_inbound_bytes`).
+//!
+//! An argument over 16 KiB that was at least a quarter of its record was
+//! a slice of it, and kept the whole buffer it came in alive while the
+//! call was held, charged only its own length: a peer that put each call
+//! in a record with three times as much of other envelopes (REPLYs to no
+//! call, dropped at once) pinned four times the budget (review s46, the
+//! README's "Memory in bytes"). Now an argument is a slice only of a
+//! frame that has a buffer of its own (assembled from several reads) and
+//! only when it is over half of it, and it is charged that whole frame;
+//! one that came in place in a bigger buffer (the driver's read buffer,
+//! whose size the core cannot see) is copied.
+
+mod support;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicIsize, Ordering};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use peernet_proto::{Access, ConnId, Endpoint, Envelope, Event, Handle, Input, Instant};
+use support::v2::*;
+use support::{Pair, Who, test_config};
+
+/// A CALL to `log` whose `args` are `args_len` bytes.
+fn call_body(id: u64, args_len: usize) -> Vec<u8> {
+    Envelope::Call {
+        id,
+        handle: Handle::from_static("log"),
+        args: Bytes::from(vec![1u8; args_len]),
+        timeout_ms: 0,
+    }
+    .to_body()
+}
+
+/// A REPLY to no call (dropped at once) with a body of `len` bytes.
+fn reply_to_none(id: u64, len: usize) -> Vec<u8> {
+    Envelope::Reply {
+        id: u64::MAX - id,
+        status: 0,
+        body: Bytes::from(vec![2u8; len]),
+    }
+    .to_body()
+}
+
+/// A CALL (see [`call_body`]) and a REPLY to no call that makes the
+/// record about `record_len` bytes.
+fn padded_call(id: u64, args_len: usize, record_len: usize) -> Vec<u8> {
+    let mut plain = call_body(id, args_len);
+    let pad = record_len.saturating_sub(plain.len() + 16);
+    plain.extend(reply_to_none(id, pad));
+    plain
+}
+
+/// Hands `wire` to `conn` as one chunk with a buffer of exactly its size
+/// (a driver's read: the core cannot tell how big the buffer is), or cut
+/// in two at `cut`, so that the frame there is assembled; returns the
+/// calls' arguments.
+fn hand_in(
+    b: &mut Endpoint,
+    now: Instant,
+    conn: ConnId,
+    wire: &[u8],
+    cut: Option<usize>,
+) -> Vec<Bytes> {
+    let parts: Vec<&[u8]> = match cut {
+        Some(at) => vec![&wire[..at], &wire[at..]],
+        None => vec![wire],
+    };
+    let mut calls = Vec::new();
+    for part in parts {
+        let mut chunk = BytesMut::with_capacity(part.len());
+        chunk.put_slice(part);
+        b.handle_input(now, Input::Received { conn, data: chunk });
+        for event in drain(b, conn).events {
+            if let Event::Call(call) = event {
+                calls.push(call.args);
+            }
+        }
+    }
+    calls
+}
+
+/// Counts this process's live heap bytes: what dropping the arguments
+/// frees is what they kept alive.
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        }
+        p
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) };
+        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        }
+        p
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            LIVE.fetch_add(
+                new_size as isize - layout.size() as isize,
+                Ordering::Relaxed,
+            );
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static COUNTING: Counting = Counting;
+
+/// One test at a time: the count is the whole process's.
+static ALONE: Mutex<()> = Mutex::new(());
+
+/// What dropping the arguments in `held` frees (not the list's own
+/// room), less the few bytes of bookkeeping a shared buffer has
+/// (`bytes`' reference count: [`OVERHEAD`] an argument at most).
+fn kept_alive(mut held: Vec<Bytes>) -> usize {
+    let (count, before) = (held.len(), LIVE.load(Ordering::SeqCst));
+    held.clear();
+    let freed = (before - LIVE.load(Ordering::SeqCst)).max(0) as usize;
+    freed.saturating_sub(count * OVERHEAD)
+}
+
+/// A shared buffer's reference count and the like.
+const OVERHEAD: usize = 64;
+
+#[test]
+fn a_held_argument_is_charged_what_it_keeps_alive() {
+    let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
+    for halves in [false, true] {
+        let (mut b, conn, mut keys, now) = established();
+        let mut held = Vec::new();
+        for id in 1..=8u64 {
+            // 17 KiB of arguments in a record of 64 KiB: over a quarter
+            let record = seal(&mut keys.send, &padded_call(id, 17 * 1024, 64 * 1024));
+            let cut = halves.then_some(record.len() / 2);
+            let calls = hand_in(&mut b, now, conn, &record, cut);
+            assert_eq!(calls.len(), 1, "the call is held (halves: {halves})");
+            held.extend(calls);
+        }
+        let charged = b.stats().inbound_bytes;
+        let count = held.len();
+        let kept = kept_alive(held);
+        assert!(
+            charged >= kept,
+            "halves: {halves}: {kept} bytes kept alive by {count} arguments, {charged} charged"
+        );
+    }
+}
+
+/// A large argument alone in its record (bulk calls), assembled from two
+/// reads, is charged about its size: over half of its frame, it is
+/// charged the frame, no more.
+#[test]
+fn a_large_argument_alone_in_its_record_is_charged_about_its_size() {
+    let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
+    let (mut b, conn, mut keys, now) = established();
+    let record = seal(&mut keys.send, &padded_call(1, 600 * 1024, 0));
+    let calls = hand_in(&mut b, now, conn, &record, Some(record.len() / 2));
+    assert_eq!(calls.len(), 1);
+    let charged = b.stats().inbound_bytes;
+    let kept = kept_alive(calls);
+    assert!(kept <= charged, "{kept} kept alive, {charged} charged");
+    assert!(
+        (600 * 1024..600 * 1024 + 64).contains(&charged),
+        "{charged} charged for 600 KiB"
+    );
+}
+
+/// Version 1 the same: a frame that came in place in a bigger chunk
+/// (the rest of a read) is not sliced, one assembled from two reads is,
+/// and charged whole.
+#[test]
+fn a_held_v1_argument_is_charged_what_it_keeps_alive() {
+    let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
+    for halves in [false, true] {
+        let mut p = Pair::with(test_config(), test_config(), true, true);
+        p.dial(Who::A);
+        p.drive();
+        p.node(Who::B).ep.expose("log", Access::Anyone).unwrap();
+        let a = p.id(Who::A);
+        let now = p.node(Who::B).now;
+        let b = &mut p.node(Who::B).ep;
+        let conn = b.connection(&a).expect("connected");
+        let mut held = Vec::new();
+        for id in 1..=8u64 {
+            // a CALL of 17 KiB, and 47 KiB more of a REPLY to no call
+            let mut wire = frame(&call_body(id, 17 * 1024));
+            wire.extend(frame(&reply_to_none(id, 47 * 1024)));
+            // (cut inside the CALL's frame: it is assembled)
+            let calls = hand_in(b, now, conn, &wire, halves.then_some(1000));
+            assert_eq!(calls.len(), 1, "the call is held (halves: {halves})");
+            held.extend(calls);
+        }
+        let charged = b.stats().inbound_bytes;
+        let count = held.len();
+        let kept = kept_alive(held);
+        assert!(
+            charged >= kept,
+            "halves: {halves}: {kept} bytes kept alive by {count} arguments, {charged} charged"
+        );
+    }
+}
+
+/// A SEND's arguments are never a slice: the driver gives back the
+/// length of its arguments when its handler is done
+/// (`Endpoint::send_done`), so that must be all they keep alive, even
+/// when they are most of a record of their own.
+#[test]
+fn a_sends_arguments_keep_alive_their_own_bytes() {
+    let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
+    let (mut b, conn, mut keys, now) = established();
+    let before = b.stats().inbound_bytes;
+    // (over half of its record, with a REPLY to no call beside it)
+    let mut plain = send_body(&[3u8; 300 * 1024]);
+    plain.extend(reply_to_none(1, 250 * 1024));
+    let record = seal(&mut keys.send, &plain);
+    let mut sends = Vec::new();
+    for half in [&record[..1000], &record[1000..]] {
+        let data = BytesMut::from(half);
+        b.handle_input(now, Input::Received { conn, data });
+        for e in drain(&mut b, conn).events {
+            if let Event::Send(send) = e {
+                sends.push(send.args);
+            }
+        }
+    }
+    let len = sends.iter().map(Bytes::len).sum::<usize>();
+    assert_eq!(len, 300 * 1024);
+    assert_eq!(b.stats().inbound_bytes - before, len, "charged");
+    let kept = kept_alive(sends);
+    assert!(kept <= len, "{kept} bytes kept alive by {len} of arguments");
+    b.send_done(conn, len);
+    assert_eq!(b.stats().inbound_bytes, before, "all given back");
+}
