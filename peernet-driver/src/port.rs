@@ -109,7 +109,6 @@ impl ConnSignals {
             }
         }
         self.unwritten.store(0, Ordering::Release);
-        shared.wake_room();
         // (a no-op on TCP; a buffering stream not flushed at once is
         // flushed in the writer task's turn, as is what waited for room)
         !more && matches!(Pin::new(write).poll_flush(&mut cx), Poll::Ready(Ok(())))

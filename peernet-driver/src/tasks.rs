@@ -399,7 +399,6 @@ async fn writer<R: Runtime>(
                 give_up(&shared, conn, failed, patience);
                 break Ending::Broken;
             }
-            shared.wake_room();
         }
         if let Some(last) = closing {
             if !last.is_empty() {

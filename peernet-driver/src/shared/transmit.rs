@@ -25,11 +25,19 @@ pub(crate) struct Taken {
 impl ConnSignals {
     /// The writer's turn: everything the core queued for `conn` (this
     /// connection's id), and its last bytes if the core closed it (empty
-    /// if the driver forgot it). Takes no clock and drains no output:
-    /// freeing queue room is the caller's to announce
-    /// ([`Shared::wake_room`]); `more` says the core queued bytes again as
-    /// it was taken (replies that waited for room), which the caller
-    /// writes next, without waiting for the core's wake-up.
+    /// if the driver forgot it). Takes no clock and drains no output;
+    /// `more` says the core queued bytes again as it was taken (replies
+    /// that waited for room), which the caller writes next, without
+    /// waiting for the core's wake-up.
+    ///
+    /// The queue has room again as soon as it is taken, not once its
+    /// bytes are written: callers blocked on it are woken here
+    /// ([`Shared::wake_room`], once the lock is let go), and may queue a
+    /// send buffer more while the batch is written. Woken only after the
+    /// write, they slept with the queue empty for as long as the write
+    /// took, and to a peer that reads nothing for good: a batch taken
+    /// whole and stuck in its write left every caller waiting for room
+    /// that was there, until its timeout or the stalled transport's end.
     ///
     /// The bytes taken are stored in this connection's
     /// [`ConnSignals::unwritten`] under the node's lock, so a close
@@ -46,6 +54,10 @@ impl ConnSignals {
             Some(entry) => entry.closing.take(),
             None => Some(Bytes::new()),
         };
+        drop(inner);
+        if data.is_some() {
+            shared.wake_room();
+        }
         Taken {
             data,
             closing,
