@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use peernet_proto::Direction;
@@ -39,6 +39,14 @@ pub(crate) struct ConnSignals {
     /// [`Shared::lingering`](super::Shared::lingering) since its close,
     /// given back as its writer ends.
     pub(crate) lingering: AtomicUsize,
+    /// Room in this connection's send queue, or one of its calls resolved
+    /// (a `max_outbound_calls` slot), or it closed: callers blocked on it,
+    /// try again. Per connection: a peer that reads nothing keeps the
+    /// callers to it blocked, and one wake-up for the whole node woke
+    /// them all at every call that completed on any other connection.
+    /// Only notified when someone waits (`room_wanted`).
+    pub(crate) room: event_listener::Event,
+    pub(crate) room_wanted: AtomicBool,
 }
 
 impl ConnSignals {
@@ -47,6 +55,26 @@ impl ConnSignals {
     pub(crate) fn stop(&self) {
         self.stop_writer.notify();
         self.stop_reader.notify();
+    }
+
+    /// Registers for a wake-up when this connection has room again (call
+    /// with the node's lock held, right after `WouldBlock`, so that no
+    /// wake-up is missed).
+    pub(crate) fn wait_for_room(&self) -> event_listener::EventListener {
+        let room = self.room.listen();
+        self.room_wanted.store(true, Ordering::Release);
+        room
+    }
+
+    /// Wakes the callers blocked on this connection, if there are any.
+    pub(crate) fn wake_room(&self) {
+        // Called once per completed call: a plain load first, so the
+        // common case (nobody waiting) costs no locked read-modify-write.
+        if self.room_wanted.load(Ordering::Acquire)
+            && self.room_wanted.swap(false, Ordering::AcqRel)
+        {
+            self.room.notify(usize::MAX);
+        }
     }
 }
 

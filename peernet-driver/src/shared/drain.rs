@@ -82,11 +82,11 @@ impl<R: Runtime> Shared<R> {
                             signals.stop();
                         }
                         entry.closing = Some(last);
+                        // callers waiting for room learn it is gone
+                        signals.wake_room();
                         work.push(Work::Write(conn, signals.clone()));
                         work.push(Work::CloseDeadline(signals.clone()));
                     }
-                    // callers waiting for room learn the connection is gone
-                    self.wake_room();
                 }
                 Output::Event(event) => self.on_event(inner, now, event, work, &mut unstarted),
                 Output::Dial { peer, addr } => work.push(Work::Dial(peer, addr)),
@@ -121,7 +121,9 @@ impl<R: Runtime> Shared<R> {
                     work.push(Work::Complete(waker));
                 }
                 // a slot under `max_outbound_calls` is free again
-                self.wake_room();
+                if let Some(entry) = inner.conns.get(&id.conn()) {
+                    entry.signals.wake_room();
+                }
             }
             Event::Call(call) => match inner.handlers.get(call.handle.as_str()) {
                 Some(handler) => {

@@ -19,7 +19,7 @@ pub(crate) use inner::{Inner, Phase};
 pub(crate) use transmit::Taken;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant as StdInstant;
 
@@ -56,10 +56,6 @@ pub(crate) struct Shared<R: Runtime> {
     /// the accept loop's: anything else that must stop with the node
     /// listens to `closed`.)
     pub(crate) stop_accepting: Signal,
-    /// Room in a send queue, or a call resolved, or a connection closed:
-    /// blocked callers, try again. Only notified when someone waits.
-    pub(crate) room: Broadcast,
-    pub(crate) room_wanted: AtomicBool,
     /// The last running handler finished: shutdown waits on this.
     pub(crate) quiet: Broadcast,
     /// Writers that have not yet written their connection's last bytes.
@@ -113,8 +109,6 @@ impl<R: Runtime> Shared<R> {
             persist: futures_util::lock::Mutex::new(saved_trust),
             timer: Signal::default(),
             stop_accepting: Signal::default(),
-            room: Broadcast::new(),
-            room_wanted: AtomicBool::new(false),
             quiet: Broadcast::new(),
             writers: AtomicUsize::new(0),
             writer_ended: Broadcast::new(),

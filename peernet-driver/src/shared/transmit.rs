@@ -32,7 +32,7 @@ impl ConnSignals {
     ///
     /// The queue has room again as soon as it is taken, not once its
     /// bytes are written: callers blocked on it are woken here
-    /// ([`Shared::wake_room`], once the lock is let go), and may queue a
+    /// ([`ConnSignals::wake_room`], once the lock is let go), and may queue a
     /// send buffer more while the batch is written. Woken only after the
     /// write, they slept with the queue empty for as long as the write
     /// took, and to a peer that reads nothing for good: a batch taken
@@ -56,7 +56,7 @@ impl ConnSignals {
         };
         drop(inner);
         if data.is_some() {
-            shared.wake_room();
+            self.wake_room();
         }
         Taken {
             data,
@@ -127,17 +127,6 @@ impl<R: Runtime> Shared<R> {
         let held = signals.lingering.swap(0, Ordering::AcqRel);
         if held > 0 {
             self.lingering.fetch_sub(held, Ordering::AcqRel);
-        }
-    }
-
-    /// Wakes callers blocked on a full queue, if there are any.
-    pub(crate) fn wake_room(&self) {
-        // Called once per completed call: a plain load first, so the common
-        // case (nobody waiting) costs no locked read-modify-write.
-        if self.room_wanted.load(Ordering::Acquire)
-            && self.room_wanted.swap(false, Ordering::AcqRel)
-        {
-            self.room.notify(usize::MAX);
         }
     }
 }
