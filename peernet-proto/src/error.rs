@@ -256,7 +256,9 @@ pub enum CallError {
     /// The handler failed with these bytes (also: an unknown status).
     #[error("handler error ({} bytes)", .0.len())]
     HandlerError(Bytes),
-    /// The handler panicked; the body is empty or a short note.
+    /// The handler panicked; the body is empty or a short note: UTF-8, at
+    /// most 256 bytes (what the peer sent is cut to that, up to its first
+    /// byte that is not UTF-8).
     #[error("handler panicked")]
     HandlerPanicked(Bytes),
     /// The callee has `max_inbound_calls` in flight from us, or its

@@ -23,7 +23,8 @@ use super::in_flight::InFlight;
 use super::pin::Pin;
 use super::{Connection, Ctx, Node, State, Transition};
 
-/// A panic note longer than this is cut: the spec asks for a short note.
+/// A panic note longer than this is cut, ours and a peer's: the spec asks
+/// for a short note.
 const MAX_PANIC_NOTE: usize = 256;
 
 /// An established connection's bookkeeping.
@@ -105,7 +106,11 @@ impl Session {
             ReplyStatus::Ok => Ok(body),
             ReplyStatus::NoSuchHandle => Err(CallError::NoSuchHandle),
             ReplyStatus::Forbidden => Err(CallError::Forbidden),
-            ReplyStatus::HandlerPanicked => Err(CallError::HandlerPanicked(body)),
+            // (the spec's "short UTF-8 note", as we send one: a peer's
+            // frame of anything is cut, and copied so as to pin nothing)
+            ReplyStatus::HandlerPanicked => Err(CallError::HandlerPanicked(
+                Bytes::copy_from_slice(&utf8_prefix(body, MAX_PANIC_NOTE)),
+            )),
             ReplyStatus::Overloaded => Err(CallError::Overloaded),
             ReplyStatus::ShuttingDown => Err(CallError::ShuttingDown),
             ReplyStatus::TooLarge => Err(CallError::ResultTooLarge),
