@@ -21,13 +21,34 @@ type N<H> = Node<<H as Harness>::Rt>;
 /// The sockets of this host on local port `port` other than a listener,
 /// as (state, bytes queued to send), from `/proc/net/tcp` (IPv4); none
 /// where there is no such table.
+///
+/// They may include sockets of connections long gone, of other tests or
+/// processes: a listener bound to port 0 can be given a port that a
+/// socket in `TIME_WAIT` (60 s) still names as its own. What must be
+/// bob's connection alone is looked up by both its ports ([`connection`]).
 pub fn sockets_on(port: u16) -> Vec<(String, u64)> {
-    sockets_where(|local, _| local == port)
+    strip(sockets_where(|local, _| local == port))
 }
 
-/// [`sockets_on`], for the sockets whose local and remote ports `keep`
-/// takes.
-fn sockets_where(keep: impl Fn(u16, u16) -> bool) -> Vec<(String, u64)> {
+/// The socket of this host from local port `port` to remote port `peer`
+/// (one connection, on loopback), as [`sockets_on`] gives them.
+fn connection(port: u16, peer: u16) -> Vec<(String, u64)> {
+    strip(sockets_where(|local, remote| {
+        (local, remote) == (port, peer)
+    }))
+}
+
+/// The sockets as [`sockets_on`] gives them, without their remote ports.
+fn strip(sockets: Vec<(u16, String, u64)>) -> Vec<(String, u64)> {
+    sockets
+        .into_iter()
+        .map(|(_, state, queued)| (state, queued))
+        .collect()
+}
+
+/// The sockets whose local and remote ports `keep` takes, as (remote
+/// port, state, bytes queued to send).
+fn sockets_where(keep: impl Fn(u16, u16) -> bool) -> Vec<(u16, String, u64)> {
     let Ok(table) = std::fs::read_to_string("/proc/net/tcp") else {
         return Vec::new();
     };
@@ -37,7 +58,7 @@ fn sockets_where(keep: impl Fn(u16, u16) -> bool) -> Vec<(String, u64)> {
 /// The sockets of `table` (`/proc/net/tcp`'s text) that [`sockets_where`]
 /// keeps, each once: the kernel writes the table a page at a time while
 /// other sockets come and go, and a line may come twice.
-fn sockets_in(table: &str, keep: impl Fn(u16, u16) -> bool) -> Vec<(String, u64)> {
+fn sockets_in(table: &str, keep: impl Fn(u16, u16) -> bool) -> Vec<(u16, String, u64)> {
     let port = |field: &str| u16::from_str_radix(field.rsplit(':').next().unwrap(), 16).unwrap();
     let mut seen = std::collections::HashSet::new();
     let mut found = Vec::new();
@@ -52,7 +73,11 @@ fn sockets_in(table: &str, keep: impl Fn(u16, u16) -> bool) -> Vec<(String, u64)
             continue;
         }
         let tx_queue = queues.split(':').next().unwrap();
-        found.push((state.to_owned(), u64::from_str_radix(tx_queue, 16).unwrap()));
+        found.push((
+            port(fields[2]),
+            state.to_owned(),
+            u64::from_str_radix(tx_queue, 16).unwrap(),
+        ));
     }
     found
 }
@@ -86,23 +111,25 @@ async fn holds<R: Runtime>(rt: &R, port: u16, bytes: u64, what: &str) {
     );
 }
 
-/// Waits until the kernel has let go of every socket on `port` but the
-/// listener, which must happen within `limit` of the close.
-async fn released<R: Runtime>(rt: &R, port: u16, limit: Duration) {
-    let gone = polled(rt, limit, || sockets_on(port).is_empty()).await;
+/// Waits until the kernel has let go of bob's socket from `port` to the
+/// peer's port `peer`, which must happen within `limit` of the close.
+/// (That socket alone: another on `port` may be an older connection's
+/// in `TIME_WAIT`, see [`sockets_on`].)
+async fn released<R: Runtime>(rt: &R, port: u16, peer: u16, limit: Duration) {
+    let gone = polled(rt, limit, || connection(port, peer).is_empty()).await;
     assert!(
         gone,
         "{limit:?} after the close, the kernel still holds bob's socket (state, bytes queued): {:?}",
-        sockets_on(port)
+        connection(port, peer)
     );
 }
 
 /// Bob, a node with a raw peer (key 71) that completed its handshake and
 /// then reads nothing, and 40 MB of calls towards it, far more than
 /// loopback buffers hold; returns once bob's socket queues 32 KiB of them
-/// for the peer, with the port bob listens on and the raw peer, which
-/// must stay open.
-async fn calls_towards_a_deaf_peer<H: Harness>() -> (N<H>, u16, RawPeer) {
+/// for the peer, with the port bob listens on, the raw peer's port and
+/// the raw peer, which must stay open.
+async fn calls_towards_a_deaf_peer<H: Harness>() -> (N<H>, u16, u16, RawPeer) {
     let bob: N<H> = node(72, &[71], |c| c).await;
     let rt = bob.runtime().clone();
     let port = bob.local_addr().unwrap().port();
@@ -126,7 +153,17 @@ async fn calls_towards_a_deaf_peer<H: Harness>() -> (N<H>, u16, RawPeer) {
         });
     }
     holds(&rt, port, 32 * 1024, "the calls").await;
-    (bob, port, raw)
+    // (the raw peer's port: that of the one socket on bob's port holding
+    // the calls)
+    let holding: Vec<u16> = sockets_where(|local, _| local == port)
+        .into_iter()
+        .filter(|(_, _, queued)| *queued > 0)
+        .map(|(remote, _, _)| remote)
+        .collect();
+    let [peer_port] = holding[..] else {
+        panic!("bob's sockets holding the calls: {holding:?}")
+    };
+    (bob, port, peer_port, raw)
 }
 
 /// While bob writes to a peer that reads nothing, the kernel holds at
@@ -139,7 +176,7 @@ pub async fn a_peer_that_reads_nothing_gets_little_queued_in_the_kernel<H: Harne
     if !cfg!(target_os = "linux") {
         return;
     }
-    let (bob, port, raw) = calls_towards_a_deaf_peer::<H>().await;
+    let (bob, port, _, raw) = calls_towards_a_deaf_peer::<H>().await;
     // (a write tops up the last segment and may start one more, each of
     // at most 64 KiB on loopback, past the limit: 1,114,112 bytes seen)
     let bound = u64::from(UNSENT_LIMIT) + 256 * 1024;
@@ -183,7 +220,11 @@ pub async fn a_dialed_socket_gets_little_queued_in_the_kernel<H: Harness>() {
     });
     // (the dialed socket alone: a socket of another process may have a
     // remote port of the same number)
-    let dialed = || sockets_where(|local, remote| (local, remote) == (from.port(), addr.port()));
+    let dialed = || {
+        strip(sockets_where(|local, remote| {
+            (local, remote) == (from.port(), addr.port())
+        }))
+    };
     let queued = || dialed().iter().map(|(_, q)| q).sum::<u64>();
     let held = polled(&rt, WAIT, || queued() > 32 * 1024).await;
     assert!(held, "the dialed socket never held 32 KiB");
@@ -211,12 +252,12 @@ pub async fn a_connection_given_up_leaves_no_bytes_queued_in_the_kernel<H: Harne
     if !cfg!(target_os = "linux") {
         return;
     }
-    let (bob, port, raw) = calls_towards_a_deaf_peer::<H>().await;
+    let (bob, port, peer_port, raw) = calls_towards_a_deaf_peer::<H>().await;
     let rt = bob.runtime().clone();
     assert!(bob.unpair(&peer(71)).await.unwrap());
     // (the raw peer, still open and reading nothing, would keep a socket
     // closed with a FIN)
-    released(&rt, port, Duration::from_secs(5)).await;
+    released(&rt, port, peer_port, Duration::from_secs(5)).await;
     drop(raw);
     bob.shutdown().await;
 }
@@ -258,6 +299,7 @@ pub async fn a_half_closed_peer_that_reads_nothing_leaves_no_bytes_in_the_kernel
     .unwrap();
     let addr = bob.local_addr().unwrap();
     let stream = narrow_connection(addr);
+    let peer_port = stream.local_addr().unwrap().port();
     // (closing the runtime's stream does not end its sending side on
     // every runtime: async-std's only flushes)
     let sending_side = stream.try_clone().unwrap();
@@ -272,7 +314,7 @@ pub async fn a_half_closed_peer_that_reads_nothing_leaves_no_bytes_in_the_kernel
     sending_side.shutdown(std::net::Shutdown::Write).unwrap();
     // the clean close: a FIN behind the bytes, the peer's FIN taken
     let last_ack = polled(&rt, WAIT, || {
-        sockets_on(port)
+        connection(port, peer_port)
             .iter()
             .any(|(state, queued)| state == "09" && *queued > 0)
     })
@@ -280,9 +322,9 @@ pub async fn a_half_closed_peer_that_reads_nothing_leaves_no_bytes_in_the_kernel
     assert!(
         last_ack,
         "bob's socket never closed cleanly with bytes queued: {:?}",
-        sockets_on(port)
+        connection(port, peer_port)
     );
-    released(&rt, port, Duration::from_secs(10)).await;
+    released(&rt, port, peer_port, Duration::from_secs(10)).await;
 }
 
 #[cfg(test)]
@@ -304,7 +346,10 @@ mod tests {
         let on_8080 = super::sockets_in(table, |local, _| local == 0x1f90);
         assert_eq!(
             on_8080,
-            [("01".to_owned(), 1_172_614), ("01".to_owned(), 16)]
+            [
+                (0xc350, "01".to_owned(), 1_172_614),
+                (0xc351, "01".to_owned(), 16)
+            ]
         );
     }
 }
