@@ -182,7 +182,9 @@ impl Identity {
         let mut seed = [0u8; 32];
         seed.copy_from_slice(&bytes[8..40]);
         let identity = Identity::from_seed(&seed);
-        seed.fill(0);
+        // (`zeroize`: a plain `fill(0)` of an array never read again is a
+        // store the compiler may remove)
+        zeroize::Zeroize::zeroize(&mut seed);
         if identity.peer_id.as_bytes()[..] != bytes[40..] {
             return Err(InvalidIdentity::Mismatch);
         }
