@@ -11,9 +11,11 @@
 //! to keep out of reach. After each draw this one takes a new key from
 //! its own stream and starts afresh from it, its buffer empty, so what the
 //! state holds can compute only what it has not handed out yet (rand_core
-//! calls this backtracking resistance). It costs one ChaCha20 block per
-//! draw, a fraction of a microsecond; the core draws a few times per
-//! handshake and connection.
+//! calls this backtracking resistance). It costs one batch of four
+//! ChaCha20 blocks per draw, a fraction of a microsecond; the core draws a
+//! few times per handshake, connection and liveness timer, never per call.
+//! (The new key passes through the stack on its way in: a copy there can
+//! compute what comes after it, never what came before.)
 
 use std::convert::Infallible;
 
