@@ -14,9 +14,7 @@
 
 mod support;
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicIsize, Ordering};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use peernet_proto::{Access, ConnId, Endpoint, Envelope, Event, Handle, Input, Instant};
@@ -84,43 +82,8 @@ fn hand_in(
 
 /// Counts this process's live heap bytes: what dropping the arguments
 /// frees is what they kept alive.
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        }
-        p
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc_zeroed(layout) };
-        if !p.is_null() {
-            LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        }
-        p
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            LIVE.fetch_add(
-                new_size as isize - layout.size() as isize,
-                Ordering::Relaxed,
-            );
-        }
-        p
-    }
-}
-
 #[global_allocator]
-static COUNTING: Counting = Counting;
+static HEAP: peernet_testkit::heap::Counting = peernet_testkit::heap::Counting;
 
 /// One test at a time: the count is the whole process's.
 static ALONE: Mutex<()> = Mutex::new(());
@@ -129,9 +92,9 @@ static ALONE: Mutex<()> = Mutex::new(());
 /// room), less the few bytes of bookkeeping a shared buffer has
 /// (`bytes`' reference count: [`OVERHEAD`] an argument at most).
 fn kept_alive(mut held: Vec<Bytes>) -> usize {
-    let (count, before) = (held.len(), LIVE.load(Ordering::SeqCst));
+    let (count, before) = (held.len(), peernet_testkit::heap::live());
     held.clear();
-    let freed = (before - LIVE.load(Ordering::SeqCst)).max(0) as usize;
+    let freed = (before - peernet_testkit::heap::live()).max(0) as usize;
     freed.saturating_sub(count * OVERHEAD)
 }
 

@@ -16,8 +16,11 @@
 //!   per-endpoint [`Model`], the table limits, and the checks on call
 //!   results and closing reasons that the simulation and the fuzzers share;
 //! - [`setup`]: identities, the test and fuzz configurations, endpoints
-//!   built from seeds.
+//!   built from seeds;
+//! - [`heap`]: a global allocator counting live heap bytes, for tests of
+//!   what a peer's input keeps alive.
 
+pub mod heap;
 pub mod link;
 pub mod model;
 pub mod node;

@@ -13,8 +13,6 @@
 //! Its own test binary: it counts this process's live heap bytes with a
 //! global allocator.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -28,47 +26,8 @@ use unread::Unread;
 /// Calls the peer makes, for 1 MB each.
 const CALLS: usize = 32;
 
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        }
-        p
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc_zeroed(layout) };
-        if !p.is_null() {
-            LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        }
-        p
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            LIVE.fetch_add(
-                new_size as isize - layout.size() as isize,
-                Ordering::Relaxed,
-            );
-        }
-        p
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn live() -> isize {
-    LIVE.load(Ordering::Relaxed)
-}
+static HEAP: peernet_testkit::heap::Counting = peernet_testkit::heap::Counting;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_that_never_reads_pins_about_two_send_buffers() {
@@ -81,7 +40,7 @@ async fn a_peer_that_never_reads_pins_about_two_send_buffers() {
     let mut unread = Unread::start(45, &[44], core.clone(), move || big.clone()).await;
     let raw_peer = unread.raws[0].peer_id();
     let events = unread.bob.events();
-    let before = live();
+    let before = peernet_testkit::heap::live();
     // 32 calls for 1 MB each, and never a read
     unread.call(CALLS).await;
     let bob = &unread.bob;
@@ -95,7 +54,7 @@ async fn a_peer_that_never_reads_pins_about_two_send_buffers() {
     tokio::time::timeout(Duration::from_secs(30), waiting)
         .await
         .expect("replies wait for room");
-    let held = (live() - before).max(0) as usize;
+    let held = (peernet_testkit::heap::live() - before).max(0) as usize;
     let s = bob.stats().core;
     let frame = core.max_frame_len as usize;
     let bound = 2 * (core.send_buffer + frame) + (1 << 20);
