@@ -870,15 +870,7 @@ fn serve_under_nohup_leaves_sighup_ignored() {
         let lines = Lines::new(child.stdout.take().unwrap());
         // (its handlers are in place before it listens)
         assert!(lines.next().starts_with("listening "));
-        let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
-        let mask = |field: &str| {
-            let hex = status.lines().find_map(|l| l.strip_prefix(field)).unwrap();
-            u64::from_str_radix(hex.trim(), 16).unwrap()
-        };
-        // (signal 1, SIGHUP, is bit 0)
-        let (caught, ignored) = (mask("SigCgt:") & 1 == 1, mask("SigIgn:") & 1 == 1);
-        let _ = child.kill();
-        let _ = child.wait();
+        let (caught, ignored, status) = disposition(&mut child, 1);
         assert_eq!(
             (caught, ignored),
             (!nohup, nohup),
@@ -922,19 +914,26 @@ fn serve_started_with_sigint_ignored_leaves_it_ignored() {
         let called = call(d, "a.key", &format!("{peer}@{addr}"), &["echo", "x"]);
         assert!(called.status.success(), "{called:?}");
         while !lines.next().starts_with("connected ") {}
-        let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
-        let mask = |field: &str| {
-            let hex = status.lines().find_map(|l| l.strip_prefix(field)).unwrap();
-            u64::from_str_radix(hex.trim(), 16).unwrap()
-        };
-        // (signal 2, SIGINT, is bit 1)
-        let (caught, still_ignored) = (mask("SigCgt:") & 2 == 2, mask("SigIgn:") & 2 == 2);
-        let _ = child.kill();
-        let _ = child.wait();
+        let (caught, still_ignored, status) = disposition(&mut child, 2);
         assert_eq!(
             (caught, still_ignored),
             (!ignored, ignored),
             "SIGINT ignored at start {ignored}: {status}"
         );
     }
+}
+
+/// Whether `child` catches and whether it ignores signal number `signal`
+/// (its `/proc` status, which is returned too), then ends it.
+#[cfg(target_os = "linux")]
+fn disposition(child: &mut std::process::Child, signal: u32) -> (bool, bool, String) {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let has = |field: &str| {
+        let hex = status.lines().find_map(|l| l.strip_prefix(field)).unwrap();
+        u64::from_str_radix(hex.trim(), 16).unwrap() & 1 << (signal - 1) != 0
+    };
+    let (caught, ignored) = (has("SigCgt:"), has("SigIgn:"));
+    let _ = child.kill();
+    let _ = child.wait();
+    (caught, ignored, status)
 }
