@@ -15,9 +15,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use peernet_conformance::RawPeer;
-use peernet_tokio::{Identity, Node, NodeConfig, TokioRuntime};
 
+#[path = "common/deaf.rs"]
+mod deaf;
 #[path = "common/until.rs"]
 mod until;
 use until::until;
@@ -26,22 +26,13 @@ use until::until;
 // a spawned caller's first poll is over when the test looks at it)
 #[tokio::test]
 async fn a_caller_waiting_for_a_call_slot_is_woken_when_a_call_is_dropped() {
-    let (bob_id, raw_id) = (Identity::from_seed(&[2; 32]), Identity::from_seed(&[3; 32]));
-    let raw_peer = raw_id.peer_id();
-    let bob = Node::bind(
-        NodeConfig::new(bob_id)
-            .trusting(raw_peer)
-            .max_outbound_calls(1)
-            // (room for the sends below: only the call slot blocks)
-            .send_buffer(256 << 20),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
     // The raw peer connects and then reads nothing.
-    let rt = TokioRuntime::default();
-    let _raw = RawPeer::dial(&rt, raw_id, bob.peer_id(), bob.local_addr().unwrap(), &[]).await;
-    until("the raw peer is connected", || bob.is_connected(&raw_peer)).await;
+    let (bob, _raw, raw_peer) = deaf::bob_and_deaf_peer(|c| {
+        c.max_outbound_calls(1)
+            // (room for the sends below: only the call slot blocks)
+            .send_buffer(256 << 20)
+    })
+    .await;
 
     // 32 MiB queued at once (`send` does not yield): the writer takes it
     // as one batch, far more than the sockets hold, and its write to a

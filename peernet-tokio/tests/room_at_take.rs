@@ -12,27 +12,16 @@
 
 use std::time::Duration;
 
-use peernet_conformance::RawPeer;
-use peernet_tokio::{Identity, Node, NodeConfig, TokioRuntime};
 
+#[path = "common/deaf.rs"]
+mod deaf;
 #[path = "common/until.rs"]
 mod until;
-use until::until;
 
 #[tokio::test]
 async fn callers_blocked_on_a_full_queue_are_woken_when_it_is_taken() {
-    let (bob_id, raw_id) = (Identity::from_seed(&[2; 32]), Identity::from_seed(&[3; 32]));
-    let raw_peer = raw_id.peer_id();
-    let bob = Node::bind(
-        NodeConfig::new(bob_id).trusting(raw_peer),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
     // The raw peer connects and then reads nothing.
-    let rt = TokioRuntime::default();
-    let _raw = RawPeer::dial(&rt, raw_id, bob.peer_id(), bob.local_addr().unwrap(), &[]).await;
-    until("the raw peer is connected", || bob.is_connected(&raw_peer)).await;
+    let (bob, _raw, raw_peer) = deaf::bob_and_deaf_peer(|c| c).await;
 
     // Calls to it, more than its connection takes: its send queue fills,
     // the writer's batch sticks in a write the peer never reads, and the

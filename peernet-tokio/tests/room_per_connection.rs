@@ -18,9 +18,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use peernet_conformance::RawPeer;
-use peernet_tokio::{Identity, Node, NodeConfig, TokioRuntime};
+use peernet_tokio::{Identity, Node, NodeConfig};
 
+#[path = "common/deaf.rs"]
+mod deaf;
 #[path = "common/until.rs"]
 mod until;
 use until::until;
@@ -41,14 +42,13 @@ impl<F: Future> Future for Counted<F> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn callers_blocked_on_a_peer_that_reads_nothing_are_not_woken_by_others() {
-    let (alice_id, bob_id, raw_id) = (
+    let (alice_id, bob_peer) = (
         Identity::from_seed(&[1; 32]),
-        Identity::from_seed(&[2; 32]),
-        Identity::from_seed(&[3; 32]),
+        Identity::from_seed(&[2; 32]).peer_id(),
     );
-    let (alice_peer, raw_peer) = (alice_id.peer_id(), raw_id.peer_id());
+    let alice_peer = alice_id.peer_id();
     let alice = Node::bind(
-        NodeConfig::new(alice_id).trusting(bob_id.peer_id()),
+        NodeConfig::new(alice_id).trusting(bob_peer),
         "127.0.0.1:0".parse().unwrap(),
     )
     .await
@@ -56,21 +56,11 @@ async fn callers_blocked_on_a_peer_that_reads_nothing_are_not_woken_by_others() 
     alice
         .expose("echo", |_, args| async move { Ok(args) })
         .unwrap();
-    let bob = Node::bind(
-        NodeConfig::new(bob_id)
-            .trusting(alice_peer)
-            .trusting(raw_peer),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
+    // The raw peer connects and then reads nothing.
+    let (bob, _raw, raw_peer) = deaf::bob_and_deaf_peer(|c| c.trusting(alice_peer)).await;
     bob.connect(alice_peer, alice.local_addr().unwrap())
         .await
         .unwrap();
-    // The raw peer connects and then reads nothing.
-    let rt = TokioRuntime::default();
-    let _raw = RawPeer::dial(&rt, raw_id, bob.peer_id(), bob.local_addr().unwrap(), &[]).await;
-    until("the raw peer is connected", || bob.is_connected(&raw_peer)).await;
 
     // Calls to it, more than its connection takes: bob's send queue to it
     // fills, and the calls beyond wait for room.
