@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-
 #[path = "common/deaf.rs"]
 mod deaf;
 #[path = "common/until.rs"]

@@ -12,7 +12,6 @@
 
 use std::time::Duration;
 
-
 #[path = "common/deaf.rs"]
 mod deaf;
 #[path = "common/until.rs"]
