@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use peernet_proto::{
-    CallError, Config, Event, Identity, PeerConnectLimits, ProtocolVersion, SourceLimits,
+    CallError, CallId, Config, ConnId, Event, Identity, PeerConnectLimits, ProtocolVersion,
+    SourceLimits,
 };
 use peernet_testkit::setup::endpoint;
 use peernet_testkit::{Action, Node, Rule};
@@ -83,24 +84,7 @@ fn every_limit_at_its_largest_value_works() {
             .expect("a calls");
         let conn = b.ep.connection(&a.me()).unwrap();
         let dial = a.ep.connection(&b.me()).unwrap();
-        let mut result = None;
-        for _ in 0..4 {
-            a.pump();
-            if let Some(bytes) = a.take(dial) {
-                b.receive(conn, bytes);
-            }
-            b.pump();
-            if let Some(bytes) = b.take(conn) {
-                a.receive(dial, bytes);
-            }
-            for action in a.pump() {
-                if let Action::Event(Event::CallResult { id: got, result: r }) = action {
-                    assert_eq!(got, id);
-                    result = Some(r);
-                }
-            }
-        }
-        let result: Option<Result<Bytes, CallError>> = result;
+        let result = result_of(&mut a, &mut b, dial, conn, id);
         assert_eq!(
             result,
             Some(Ok(Bytes::from_static(b"\x00hi"))),
@@ -178,24 +162,36 @@ fn every_limit_at_zero_is_clamped_to_a_workable_one() {
             b.ep.connection(&a.me()).unwrap(),
             a.ep.connection(&b.me()).unwrap(),
         );
-        let mut result = None;
-        for _ in 0..4 {
-            a.pump();
-            if let Some(bytes) = a.take(dial) {
-                b.receive(conn, bytes);
-            }
-            b.pump();
-            if let Some(bytes) = b.take(conn) {
-                a.receive(dial, bytes);
-            }
-            for action in a.pump() {
-                if let Action::Event(Event::CallResult { id: got, result: r }) = action {
-                    assert_eq!(got, id);
-                    result = Some(r);
-                }
-            }
-        }
-        let result: Option<Result<Bytes, CallError>> = result;
+        let result = result_of(&mut a, &mut b, dial, conn, id);
         assert_eq!(result, Some(Ok(Bytes::from_static(b"\x00"))), "{version:?}");
     }
+}
+
+/// Passes bytes between `a` (connection `dial`) and `b` (connection
+/// `conn`) four times each way; the result of `a`'s call `id`, if it came.
+fn result_of(
+    a: &mut Node,
+    b: &mut Node,
+    dial: ConnId,
+    conn: ConnId,
+    id: CallId,
+) -> Option<Result<Bytes, CallError>> {
+    let mut result = None;
+    for _ in 0..4 {
+        a.pump();
+        if let Some(bytes) = a.take(dial) {
+            b.receive(conn, bytes);
+        }
+        b.pump();
+        if let Some(bytes) = b.take(conn) {
+            a.receive(dial, bytes);
+        }
+        for action in a.pump() {
+            if let Action::Event(Event::CallResult { id: got, result: r }) = action {
+                assert_eq!(got, id);
+                result = Some(r);
+            }
+        }
+    }
+    result
 }
