@@ -102,7 +102,7 @@ mod output;
 mod reach;
 mod serve;
 
-use output::{STDOUT, non_blocking, print_result};
+use output::{Layout, STDOUT, non_blocking, print_result};
 
 #[derive(Parser)]
 #[command(
@@ -164,12 +164,14 @@ pub(crate) const EXIT_USAGE: u8 = 64;
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => {
+        // --help, --version: the tool's own text, as clap styles it
+        Err(e) if !e.use_stderr() => {
             let _ = e.print();
-            return match e.use_stderr() {
-                true => ExitCode::from(EXIT_USAGE),
-                false => ExitCode::SUCCESS, // --help, --version
-            };
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            usage_error(e);
+            return ExitCode::from(EXIT_USAGE);
         }
     };
     // A handler panic is caught by the node and logged, rate-limited per
@@ -223,12 +225,41 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure(code, message)) => {
-            // One line, whatever the cause's text holds.
-            let message = message.replace(['\n', '\r'], " ");
+            // One line, whatever the cause's text holds, and nothing in
+            // it that a terminal acts on (a path or a file's text the
+            // operator gave).
+            let message = output::one_line(&message);
             // (not `eprintln!`, which panics when stderr is gone too, as
             // `cmd 2>&1 | head` leaves it)
             let _ = writeln!(std::io::stderr(), "error: {message}");
             ExitCode::from(code)
+        }
+    }
+}
+
+/// Writes clap's usage error. It quotes the operator's argument
+/// (`invalid value '…' for '--label <LABEL>'`, `unrecognized subcommand
+/// '…'`) as it came: on a terminal (or with `CLICOLOR_FORCE`) a value
+/// holding escape sequences would colour, retitle or clear it, and
+/// clap's own stripping of them, elsewhere, hid what was typed. When the
+/// quoted text holds anything [`output::escape`] escapes, the same
+/// arguments are parsed again without styles, so that every escape
+/// sequence in the message is the operator's, and the message is written
+/// escaped, without colours; otherwise clap writes it as usual.
+fn usage_error(e: clap::Error) {
+    use clap::CommandFactory;
+    let plain = Cli::command()
+        .styles(clap::builder::Styles::plain())
+        .try_get_matches()
+        .err()
+        .map(|plain| plain.render().ansi().to_string());
+    match plain {
+        Some(text) if output::escape(text.as_bytes(), Layout::Lines) != text => {
+            let text = output::escape(text.as_bytes(), Layout::Lines);
+            let _ = std::io::stderr().write_all(text.as_bytes());
+        }
+        _ => {
+            let _ = e.print();
         }
     }
 }

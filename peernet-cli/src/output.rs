@@ -112,6 +112,27 @@ pub(crate) fn escape(bytes: &[u8], layout: Layout) -> String {
     out
 }
 
+/// The tool's own `error:` line made one line that a terminal shows as
+/// it is, whatever the text it quotes (a path, a file's line): a newline
+/// or carriage return becomes a space, and every other character
+/// [`escape`] escapes on a line is escaped, but for a backslash, which
+/// is left as it is (what came from a peer is already escaped in it,
+/// with its own backslashes doubled, and stays as it was).
+pub(crate) fn one_line(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    for c in message.chars() {
+        match c {
+            '\n' | '\r' => out.push(' '),
+            '\\' => out.push(c),
+            _ if escaped(c, Layout::Line) => {
+                out.push_str(&escape(c.to_string().as_bytes(), Layout::Line))
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
 /// Whether [`escape`] shows `c` as an escape.
 fn escaped(c: char, layout: Layout) -> bool {
     match c {
@@ -207,7 +228,7 @@ pub(crate) fn is_bidi_control(c: char) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{Layout, cut, escape, is_bidi_control, peer_text};
+    use super::{Layout, cut, escape, is_bidi_control, one_line, peer_text};
 
     /// Every bidirectional control, each on its own and between letters, is
     /// shown as its escape, in every layout; its neighbours in the Unicode
@@ -324,5 +345,20 @@ mod tests {
         assert_eq!(cut(&[0xff, 0xfe, b'a'], 2), (&[0xff, 0xfe][..], true));
         assert_eq!(cut(b"", 0), (&b""[..], false));
         assert_eq!(cut(b"a", 0), (&b""[..], true));
+    }
+
+    /// The tool's `error:` line is one line with nothing a terminal acts
+    /// on, and what was escaped in it already (a peer's words) is left as
+    /// it was: its backslashes are not doubled again.
+    #[test]
+    fn an_error_line_is_one_harmless_line() {
+        assert_eq!(one_line("a\nb\rc"), "a b c");
+        assert_eq!(
+            one_line("\u{1b}[31mred\t\u{202e}"),
+            r"\u{1b}[31mred\t\u{202e}"
+        );
+        let peer = escape("\u{1b}\\".as_bytes(), Layout::Line);
+        assert_eq!(one_line(&peer), peer);
+        assert_eq!(one_line(r"C:\keys"), r"C:\keys");
     }
 }

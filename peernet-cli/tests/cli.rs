@@ -937,3 +937,52 @@ fn disposition(child: &mut std::process::Child, signal: u32) -> (bool, bool, Str
     let _ = child.wait();
     (caught, ignored, status)
 }
+
+/// What the operator typed is quoted back escaped, never as it came: a
+/// usage error clap reports (a `--label` it refuses, an unknown command)
+/// and the tool's own `error:` line (a key file's path) show a terminal
+/// escape as `\u{1b}`, so a pasted argument cannot colour, retitle or
+/// clear the terminal it is reported on; the rest of the message reads
+/// as before. (`CLICOLOR_FORCE`: clap writes to a pipe as to a terminal,
+/// where it used to pass the escapes through.)
+#[test]
+fn the_operators_own_text_is_quoted_back_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&["init", "a"], d);
+    let peer = keygen(d, "b.key");
+    let forced = |code: i32, args: &[&str]| {
+        let out = command(peernet())
+            .args(args)
+            .current_dir(d)
+            .env("CLICOLOR_FORCE", "1")
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
+        assert!(!err.contains('\u{1b}'), "a raw escape: {err:?}");
+        err
+    };
+    let label = "\u{1b}]0;owned\u{7}\u{1b}[31mred\u{202e}x";
+    let err = forced(64, &["pair", "a", &peer, "--label", label]);
+    let shown =
+        r"error: invalid value '\u{1b}]0;owned\u{7}\u{1b}[31mred\u{202e}x' for '--label <LABEL>'";
+    assert!(err.starts_with(shown), "{err}");
+    assert!(err.contains("For more information, try '--help'."), "{err}");
+    let err = forced(64, &["\u{1b}[2J"]);
+    assert!(err.contains(r"'\u{1b}[2J'"), "{err}");
+    let err = forced(1, &["id", "\u{1b}[31mmissing.key"]);
+    assert!(err.starts_with(r"error: \u{1b}[31mmissing.key: "), "{err}");
+    let err = forced(1, &["id", "back\\slash\u{9b}31m.key"]);
+    assert!(
+        err.starts_with(r"error: back\slash\u{9b}31m.key: "),
+        "{err}"
+    );
+    // An argument with nothing to escape is quoted as clap quotes it
+    // (in colour on a terminal).
+    let err = fails(64, &["pair", "a", &peer, "--label", "-"], d);
+    assert!(
+        err.contains("invalid value '-' for '--label <LABEL>'"),
+        "{err}"
+    );
+}
