@@ -25,6 +25,7 @@ pub struct Handle(pub(super) SmolStr);
 
 /// Why a name is not a valid [`Handle`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum InvalidHandle {
     /// The name is empty.
     #[error("empty handle")]

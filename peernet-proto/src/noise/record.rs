@@ -12,22 +12,19 @@ use super::symmetric::{open, seal};
 pub const TAG_LEN: usize = 16;
 
 /// Why a record could not be sealed or opened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// `#[non_exhaustive]`, as every error of this crate: a later cipher
+/// suite may fail in ways of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum RecordError {
     /// The record did not decrypt: wrong tag, replayed, reordered, cut, or
     /// shorter than a tag. The connection closes with nothing more sent.
+    #[error("a record failed to decrypt")]
     DecryptFailed,
     /// The nonce would reach 2^64 - 1; the side closes instead.
+    #[error("the record nonce is exhausted")]
     NonceExhausted,
-}
-
-impl fmt::Display for RecordError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            RecordError::DecryptFailed => "a record failed to decrypt",
-            RecordError::NonceExhausted => "the record nonce is exhausted",
-        })
-    }
 }
 
 /// One direction's Noise CipherState: a ChaCha20-Poly1305 key and the
