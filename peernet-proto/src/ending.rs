@@ -1,7 +1,9 @@
-//! How a connection ends: one [`Ending`] value per end, from which the
-//! farewell frame (GOODBYE, REJECT or nothing), the [`CloseReason`] of an
-//! established connection and the [`HandshakeError`] of one that never got
-//! there are all derived, so no ending is described twice.
+//! Why a connection ends, as one value: an [`Ending`] per end, from which
+//! the farewell frame (GOODBYE, REJECT or nothing), the [`CloseReason`]
+//! of an established connection and the [`HandshakeError`] of one that
+//! never got there are all derived, so no ending is described twice.
+//! Carrying an ending out (the last write, the calls resolved, the
+//! events) is the connection's own: `connection/closing.rs`.
 
 use alloc::borrow::Cow;
 use alloc::format;

@@ -13,6 +13,7 @@ pub mod book;
 mod codes;
 pub mod config;
 mod connection;
+mod counters;
 pub mod dial;
 mod ending;
 mod endpoint;
@@ -28,7 +29,6 @@ mod handshake;
 pub mod identity;
 mod ids;
 // Version 2's crypto (PROTOCOL.md part B); public only through `testkit`.
-mod counters;
 #[cfg_attr(
     not(feature = "testkit"),
     allow(unreachable_pub, dead_code, unused_imports)

@@ -1,6 +1,7 @@
-//! How a connection ends: its farewell, its last write (kept short
-//! enough to linger, [`LAST_COPIED`]), its calls resolved once each, and
-//! what the driver and the application hear.
+//! A connection carrying out its end (`Connection::close`, given the
+//! [`Ending`] that says why: `ending.rs`): its farewell, its last write
+//! (kept short enough to linger, [`LAST_COPIED`]), its calls resolved
+//! once each, and what the driver and the application hear.
 
 use alloc::vec::Vec;
 
