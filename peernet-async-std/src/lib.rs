@@ -12,7 +12,7 @@
 //! ([`AsyncIoRuntime`]) with tasks spawned by `async_std::task::spawn`; the
 //! API is the runtime-agnostic [`peernet_driver`]'s.
 //!
-//! ```no_run
+//! ```
 //! use std::time::Duration;
 //! use peernet_async_std::{Identity, Node, NodeConfig};
 //!

@@ -7,7 +7,7 @@
 //! runtime-agnostic [`peernet_driver`]; `peernet-tokio` and
 //! `peernet-async-std` offer the same API.
 //!
-//! ```no_run
+//! ```
 //! use std::time::Duration;
 //! use peernet_smol::{Identity, Node, NodeConfig};
 //!

@@ -7,7 +7,7 @@
 //! [`peernet_driver`]; `peernet-smol` and `peernet-async-std` offer the
 //! same API.
 //!
-//! ```no_run
+//! ```
 //! use std::time::Duration;
 //! use peernet_tokio::{Identity, Node, NodeConfig};
 //!
