@@ -46,7 +46,11 @@ impl<E: fmt::Debug> fmt::Display for TypedCallError<E> {
             TypedCallError::Handler(e) => {
                 write!(f, "the handler answered with an error: {}", HandlerValue(e))
             }
-            TypedCallError::Decode(e) => write!(f, "reply does not decode: {e}"),
+            TypedCallError::Decode(e) => {
+                // (a decoder's message may quote the callee's bytes)
+                let why = e.to_string();
+                write!(f, "reply does not decode: {}", why.escape_debug())
+            }
             TypedCallError::BadRequest(why) => write!(
                 f,
                 "the callee could not decode the arguments: {}",
@@ -168,8 +172,11 @@ where
     move |peer, args| match decode::<A>(&args) {
         Ok(args) => Either::Right(handler(peer, args).map(encode_outcome as fn(_) -> _)),
         Err(error) => {
-            tracing::debug!(%peer, %error, "arguments do not decode");
-            Either::Left(ready(Err(bad_request(&error.to_string()))))
+            let why = error.to_string();
+            // (escaped: a decoder's message may quote the caller's bytes,
+            // and a field's text is logged as it is)
+            tracing::debug!(%peer, error = %why.escape_debug(), "arguments do not decode");
+            Either::Left(ready(Err(bad_request(&why))))
         }
     }
 }

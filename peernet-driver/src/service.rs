@@ -99,7 +99,11 @@ impl<E: fmt::Debug> fmt::Display for ServiceError<E> {
                 "the callee could not decode the request: {}",
                 why.escape_debug()
             ),
-            ServiceError::BadResponse(why) => write!(f, "the reply does not decode: {why}"),
+            // (serde quotes what it could not take as it came, such as
+            // an unknown variant's name: the callee's words)
+            ServiceError::BadResponse(why) => {
+                write!(f, "the reply does not decode: {}", why.escape_debug())
+            }
             ServiceError::Encode(why) => write!(f, "the request does not encode: {why}"),
         }
     }
@@ -190,7 +194,10 @@ impl<R: Runtime> Node<R> {
             async move {
                 match fut {
                     Err(why) => {
-                        tracing::debug!(%peer, handle = S::HANDLE, %why, "request does not decode");
+                        // (a field's text is logged as it is: serde quotes the
+                        // caller's words in it, such as an unknown variant)
+                        let shown = why.escape_debug();
+                        tracing::debug!(%peer, handle = S::HANDLE, why = %shown, "request does not decode");
                         Err(bad_request(&why))
                     }
                     Ok(fut) => match fut.await {

@@ -193,3 +193,48 @@ async fn a_deeply_nested_reply_is_refused_by_the_caller() {
         other => panic!("{other:?}"),
     }
 }
+
+#[derive(Debug, Serialize, Deserialize)]
+enum Mood {
+    Happy,
+    Sad,
+}
+
+struct Moods;
+impl Service for Moods {
+    const HANDLE: &'static str = "mood";
+    type Request = ();
+    type Response = Mood;
+    type Error = Mood;
+}
+
+/// A hostile callee answers a typed call with a variant name of its own,
+/// terminal escapes in it, as its reply and as its error: serde quotes
+/// that name in its error as it came, and the caller's error shows it
+/// escaped (as it shows a bad request's reason), so that an application
+/// that prints or logs the error does not hand the callee its terminal.
+#[tokio::test]
+async fn a_reply_that_does_not_decode_is_shown_escaped() {
+    let (a, b, peer) = pair().await;
+    // (a CBOR text string: the variant name `\e]0;owned\a\e[2J`)
+    let forged = "\u{1b}]0;owned\u{7}\u{1b}[2J";
+    let mut body = vec![0x60 + forged.len() as u8];
+    body.extend_from_slice(forged.as_bytes());
+    let body = bytes::Bytes::from(body);
+    for fail in [false, true] {
+        let body = body.clone();
+        b.expose("mood", move |_, _| {
+            let body = body.clone();
+            async move { if fail { Err(body) } else { Ok(body) } }
+        })
+        .unwrap();
+        let shown = match a.call_service(Moods, &peer, &(), CALL).await {
+            Err(e @ ServiceError::BadResponse(_)) => e.to_string(),
+            other => panic!("{other:?}"),
+        };
+        assert!(!shown.contains(['\u{1b}', '\u{7}']), "{shown:?}");
+        assert!(shown.contains(r"\u{1b}]0;owned\u{7}\u{1b}[2J"), "{shown}");
+    }
+    a.shutdown().await;
+    b.shutdown().await;
+}
