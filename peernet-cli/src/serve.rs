@@ -143,7 +143,9 @@ fn each_once<T: PartialEq>(values: Vec<T>, repeated: impl Fn(&T)) -> Vec<T> {
 /// `--expose` with each handle once ([`each_once`]), with a warning.
 fn exposed_once(handles: Vec<String>) -> Vec<String> {
     each_once(handles, |handle| {
-        tracing::warn!(handle = %handle, "--expose given more than once: exposed once");
+        // (escaped: a log field's text is written as it is)
+        let handle = crate::output::escape(handle.as_bytes(), crate::output::Layout::Line);
+        tracing::warn!(%handle, "--expose given more than once: exposed once");
     })
 }
 

@@ -978,6 +978,16 @@ fn the_operators_own_text_is_quoted_back_escaped() {
         err.starts_with(r"error: back\slash\u{9b}31m.key: "),
         "{err}"
     );
+    // A log line quotes it escaped too (a handle given twice).
+    let out = command(peernet())
+        .args(["serve", "--key", "b.key", "--listen", "127.0.0.1:0"])
+        .args(["--expose", "\u{1b}[31mx", "--expose", "\u{1b}[31mx"])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(err.contains(r"handle=\u{1b}[31mx"), "{err}");
+    assert!(!err.contains('\u{1b}'), "a raw escape: {err:?}");
     // An argument with nothing to escape is quoted as clap quotes it
     // (in colour on a terminal).
     let err = fails(64, &["pair", "a", &peer, "--label", "-"], d);
