@@ -127,6 +127,13 @@ impl<R: Runtime> Node<R> {
     /// [`StartError::Lock`] when the config's data directory lock was
     /// taken by another node, [`StartError::Io`] when `addr` cannot be
     /// bound, and [`StartError::Entropy`] without randomness from the OS.
+    ///
+    /// # Panics
+    ///
+    /// Where the runtime's `Default` does, as every constructor without
+    /// `_with`: peernet-tokio's outside a tokio runtime (in a plain
+    /// thread, or under another executor); there, give the runtime
+    /// ([`Node::bind_with`] and `TokioRuntime::new(handle)`).
     pub async fn bind(config: NodeConfig, addr: SocketAddr) -> Result<Node<R>, StartError> {
         Node::bind_with(R::default(), config, addr).await
     }
@@ -142,13 +149,15 @@ impl<R: Runtime> Node<R> {
     /// has no randomness to give, the protocol configuration is invalid,
     /// the events capacity is over
     /// [`MAX_EVENTS_CAPACITY`](crate::MAX_EVENTS_CAPACITY), or the data
-    /// directory's lock was taken by another node.
+    /// directory's lock was taken by another node; and where the
+    /// runtime's `Default` panics (see [`Node::bind`]).
     pub fn new(config: NodeConfig) -> Node<R> {
         Node::new_with(R::default(), config)
     }
 
     /// [`Node::new`], with an error instead of a panic (see
-    /// [`Node::try_new_with`]).
+    /// [`Node::try_new_with`]); but for the runtime's own, outside its
+    /// runtime (see [`Node::bind`]).
     pub fn try_new(config: NodeConfig) -> Result<Node<R>, StartError> {
         Node::try_new_with(R::default(), config)
     }
