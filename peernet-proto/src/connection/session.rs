@@ -10,7 +10,7 @@ use bytes::Bytes;
 use crate::codes::{GoodbyeCode, ReplyStatus};
 use crate::config::fault;
 use crate::ending::Ending;
-use crate::envelope::{Envelope, EnvelopeRef, Handle};
+use crate::envelope::{Envelope, EnvelopeRef, Handle, Slicing};
 use crate::error::{CallError, SendError};
 use crate::event::{Event, InboundCall, InboundSend, Response};
 use crate::handshake;
@@ -184,7 +184,8 @@ impl Connection {
         ctx.counters.records_in += 1;
         // (its small payloads share a buffer with the chunk's other frames')
         let arena = Some((&mut self.arena, data.len() - len));
-        let envelope = match Envelope::decode_prefix(data, len, arena, own) {
+        let slices = Slicing::on_connection(own);
+        let envelope = match Envelope::decode_prefix(data, len, arena, slices) {
             Ok(envelope) => envelope,
             Err(error) => return Some(Transition::End(Ending::ProtocolError(format!("{error}")))),
         };
@@ -221,11 +222,12 @@ impl Connection {
             }
             Envelope::Send { handle, args } => {
                 // (never a slice: the driver gives back `args.len()`,
-                // `Endpoint::send_done`, which must be all it keeps alive)
-                let args = match Pin::slices(pin, &args) {
-                    true => Bytes::copy_from_slice(&args),
-                    false => args,
-                };
+                // `Endpoint::send_done`, which must be all it keeps alive;
+                // the decoder copied it, `Slicing::NotSends`)
+                debug_assert!(
+                    !Pin::slices(pin, &args),
+                    "a SEND's arguments must be a copy"
+                );
                 let peer = s.peer;
                 let open = !node.shutting_down || fault!(ctx.config, HandlersWhileShuttingDown);
                 let allowed = node.exposure.check(handle.as_str(), &peer);
