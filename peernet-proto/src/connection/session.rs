@@ -311,6 +311,7 @@ impl Connection {
         }
         let peer = s.peer;
         ctx.counters.calls_in.started += 1;
+        // (Ok: the bytes `hold` took for its arguments)
         let verdict = if node.shutting_down && !fault!(ctx.config, HandlersWhileShuttingDown) {
             Err(ReplyStatus::ShuttingDown)
         } else {
@@ -329,10 +330,11 @@ impl Connection {
             // Lazily: the byte budgets are taken only for a call that
             // runs, for what its arguments keep alive.
             exposed.and_then(|()| {
-                if full || !s.hold(Pin::kept(pin, &args), ctx) {
+                let kept = Pin::kept(pin, &args);
+                if full || !s.hold(kept, ctx) {
                     Err(ReplyStatus::Overloaded)
                 } else {
-                    Ok(())
+                    Ok(kept)
                 }
             })
         };
@@ -343,11 +345,11 @@ impl Connection {
                 let _ = self.tx.push_reply(id, status, &[], ctx);
                 self.enforce_send_cap(ctx).map(Transition::End)
             }
-            Ok(()) => {
+            Ok(kept) => {
                 let deadline =
                     (timeout_ms > 0).then(|| ctx.now + Duration::from_millis(timeout_ms));
                 // `hold` took this, at most a frame (`max_frame_len`): a u32.
-                let size = u32::try_from(Pin::kept(pin, &args)).unwrap_or(u32::MAX);
+                let size = u32::try_from(kept).unwrap_or(u32::MAX);
                 let served = Served {
                     size,
                     serial: s.next_serial,
