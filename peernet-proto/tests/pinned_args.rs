@@ -149,6 +149,23 @@ fn a_large_argument_alone_in_its_record_is_charged_about_its_size() {
     );
 }
 
+/// An argument over half of a record assembled from two reads, but well
+/// short of all of it, is a slice that keeps the whole record alive: it
+/// is charged the record (`connection/pin.rs`), not its own length.
+#[test]
+fn an_argument_over_half_of_its_record_is_charged_the_record() {
+    let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
+    let (mut b, conn, mut keys, now) = established();
+    let record = seal(&mut keys.send, &padded_call(1, 300 * 1024, 550 * 1024));
+    let calls = hand_in(&mut b, now, conn, &record, Some(1000));
+    assert_eq!(calls.len(), 1);
+    let charged = charged_at_least_kept(&b, calls, "over half");
+    assert!(
+        charged >= 550 * 1024,
+        "{charged} charged for a 550 KiB record"
+    );
+}
+
 /// Version 1 the same: a frame that came in place in a bigger chunk
 /// (the rest of a read) is not sliced, one assembled from two reads is,
 /// and charged whole.
