@@ -90,7 +90,7 @@ pub mod testkit {
 
         use bytes::Bytes;
 
-        use crate::envelope::{Envelope, EnvelopeError};
+        use crate::envelope::{Envelope, EnvelopeError, Slicing};
 
         /// The envelopes of an opened record's plaintext, one CBOR item
         /// after another until it ends; the first error (an item cut by
@@ -99,7 +99,8 @@ pub mod testkit {
             let mut out = Vec::new();
             let mut pos = 0;
             while pos < plain.len() {
-                let (envelope, end) = Envelope::decode_item(plain, pos, plain.len(), None, true)?;
+                let (envelope, end) =
+                    Envelope::decode_item(plain, pos, plain.len(), None, Slicing::Any)?;
                 out.push(envelope);
                 pos = end;
             }

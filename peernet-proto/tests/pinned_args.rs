@@ -101,6 +101,19 @@ fn kept_alive(mut held: Vec<Bytes>) -> usize {
 /// A shared buffer's reference count and the like.
 const OVERHEAD: usize = 64;
 
+/// Checks that `b` charges at least what the arguments in `held` keep
+/// alive (`case` says which case failed); returns what it charges.
+fn charged_at_least_kept(b: &Endpoint, held: Vec<Bytes>, case: &str) -> usize {
+    let charged = b.stats().inbound_bytes;
+    let count = held.len();
+    let kept = kept_alive(held);
+    assert!(
+        charged >= kept,
+        "{case}: {kept} bytes kept alive by {count} arguments, {charged} charged"
+    );
+    charged
+}
+
 #[test]
 fn a_held_argument_is_charged_what_it_keeps_alive() {
     let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
@@ -115,13 +128,7 @@ fn a_held_argument_is_charged_what_it_keeps_alive() {
             assert_eq!(calls.len(), 1, "the call is held (halves: {halves})");
             held.extend(calls);
         }
-        let charged = b.stats().inbound_bytes;
-        let count = held.len();
-        let kept = kept_alive(held);
-        assert!(
-            charged >= kept,
-            "halves: {halves}: {kept} bytes kept alive by {count} arguments, {charged} charged"
-        );
+        charged_at_least_kept(&b, held, &format!("halves: {halves}"));
     }
 }
 
@@ -135,12 +142,27 @@ fn a_large_argument_alone_in_its_record_is_charged_about_its_size() {
     let record = seal(&mut keys.send, &padded_call(1, 600 * 1024, 0));
     let calls = hand_in(&mut b, now, conn, &record, Some(record.len() / 2));
     assert_eq!(calls.len(), 1);
-    let charged = b.stats().inbound_bytes;
-    let kept = kept_alive(calls);
-    assert!(kept <= charged, "{kept} kept alive, {charged} charged");
+    let charged = charged_at_least_kept(&b, calls, "bulk");
     assert!(
         (600 * 1024..600 * 1024 + 64).contains(&charged),
         "{charged} charged for 600 KiB"
+    );
+}
+
+/// An argument over half of a record assembled from two reads, but well
+/// short of all of it, is a slice that keeps the whole record alive: it
+/// is charged the record (`connection/pin.rs`), not its own length.
+#[test]
+fn an_argument_over_half_of_its_record_is_charged_the_record() {
+    let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
+    let (mut b, conn, mut keys, now) = established();
+    let record = seal(&mut keys.send, &padded_call(1, 300 * 1024, 550 * 1024));
+    let calls = hand_in(&mut b, now, conn, &record, Some(1000));
+    assert_eq!(calls.len(), 1);
+    let charged = charged_at_least_kept(&b, calls, "over half");
+    assert!(
+        charged >= 550 * 1024,
+        "{charged} charged for a 550 KiB record"
     );
 }
 
@@ -169,13 +191,7 @@ fn a_held_v1_argument_is_charged_what_it_keeps_alive() {
             assert_eq!(calls.len(), 1, "the call is held (halves: {halves})");
             held.extend(calls);
         }
-        let charged = b.stats().inbound_bytes;
-        let count = held.len();
-        let kept = kept_alive(held);
-        assert!(
-            charged >= kept,
-            "halves: {halves}: {kept} bytes kept alive by {count} arguments, {charged} charged"
-        );
+        charged_at_least_kept(b, held, &format!("halves: {halves}"));
     }
 }
 

@@ -94,7 +94,10 @@ impl<R: Runtime> Node<R> {
                             let sequential = inner.calls.start(id, waker);
                             (Ok(Ok(id)), sequential.then(|| id.conn()))
                         }
-                        Err(CallError::WouldBlock) => (Ok(Err(wait_for_room(inner, peer))), None),
+                        Err(CallError::WouldBlock) => match self.wait_for_room(inner, peer) {
+                            Some(room) => (Ok(Err(room)), None),
+                            None => (Err(CallError::NotConnected), None),
+                        },
                         // a kept peer being reconnected (dialing.rs)
                         Err(CallError::NotConnected) => {
                             let wait = crate::dialing::reconnect_wait(&self.shared, inner, peer);
@@ -213,7 +216,10 @@ impl<R: Runtime> Node<R> {
             let room = self.shared.with_core(|inner, now| {
                 match inner.ep.send(now, peer, handle, args) {
                     Ok(()) => Ok(None),
-                    Err(SendError::WouldBlock) => Ok(Some(wait_for_room(inner, peer))),
+                    Err(SendError::WouldBlock) => match self.wait_for_room(inner, peer) {
+                        Some(room) => Ok(Some(room)),
+                        None => Err(SendError::NotConnected),
+                    },
                     Err(error) => Err(error),
                 }
             })?;
@@ -227,24 +233,24 @@ impl<R: Runtime> Node<R> {
     fn deadline(&self, timeout: Option<Duration>) -> Option<StdInstant> {
         timeout.and_then(|t| self.shared.rt.now().checked_add(t))
     }
-}
 
-/// Registers for a wake-up when `peer`'s connection has room again (call
-/// with the core's lock held, right after `WouldBlock`, so no wake-up is
-/// missed): its own, not the node's, so that callers blocked on a peer
-/// that reads nothing sleep while calls to others complete.
-fn wait_for_room(inner: &Inner, peer: &PeerId) -> event_listener::EventListener {
-    let conn = inner.ep.connection(peer);
-    match conn.and_then(|conn| inner.conns.get(&conn)) {
-        Some(entry) => entry.signals.wait_for_room(),
-        // (never: the core's `WouldBlock` names an open connection, whose
-        // entry the driver keeps until its writer ends, after the core
-        // closed it) try again at once
-        None => {
-            let room = event_listener::Event::new();
-            let listener = room.listen();
-            room.notify(usize::MAX);
-            listener
-        }
+    /// Registers for a wake-up when `peer`'s connection has room again
+    /// (call with the core's lock held, right after `WouldBlock`, so no
+    /// wake-up is missed): its own, not the node's, so that callers
+    /// blocked on a peer that reads nothing sleep while calls to others
+    /// complete.
+    ///
+    /// `None` never happens: the core's `WouldBlock` names an open
+    /// connection, whose entry the driver keeps until its writer ends,
+    /// after the core closed it. Were it to, the caller is told it is not
+    /// connected rather than made to retry at once without end.
+    fn wait_for_room(&self, inner: &Inner, peer: &PeerId) -> Option<event_listener::EventListener> {
+        let conn = inner.ep.connection(peer);
+        let entry = conn.and_then(|conn| inner.conns.get(&conn));
+        debug_assert!(
+            entry.is_some(),
+            "WouldBlock on a connection without an entry"
+        );
+        Some(entry?.signals.wait_for_room(&self.shared.room_waiters))
     }
 }

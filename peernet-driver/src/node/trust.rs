@@ -102,7 +102,10 @@ impl<R: Runtime> Node<R> {
     /// that stops waiting (a timeout, a `select!`) cannot leave the file
     /// changed and the core not. Once the node is closed (shut down, or
     /// its last handle dropped) the change fails and nothing changes, with
-    /// a data directory (no longer its own) or without one.
+    /// a data directory (no longer its own) or without one. A change under
+    /// way as the node closes is made or refused whole: without a data
+    /// directory, by the core's lock; with one, it is made once the file
+    /// has it.
     async fn change_trust<T: Send + 'static>(
         &self,
         commit: Commit,
@@ -151,15 +154,13 @@ async fn change_trust<R: Runtime, T>(
     apply: impl FnOnce(&mut Inner, peernet_proto::Instant, bool) -> T,
 ) -> (io::Result<T>, bool) {
     let mut saved = shared.persist.lock().await;
-    // (with a data directory or without: a change to a closed node's
-    // tables would be read by nothing, yet said to be made)
-    if shared.read(|inner| inner.phase == Phase::Closed) {
-        let closed = "the node is closed: it takes no trust change";
-        return (Err(io::Error::other(closed)), false);
-    }
     let mut edited = false;
     let mut failed = None;
     if let Some(dir) = &shared.data_dir {
+        // (a closed node's file is no longer its own to write)
+        if shared.read(|inner| inner.phase == Phase::Closed) {
+            return (Err(io::Error::other(CLOSED)), false);
+        }
         let Some(lock) = shared.dir_lock() else {
             let closed = "the node is closed: its data directory is no longer locked for it";
             return (Err(io::Error::other(closed)), false);
@@ -210,9 +211,24 @@ async fn change_trust<R: Runtime, T>(
             Err(e) => return (Err(e), false),
         }
     }
-    let out = shared.with_core(|inner, now| apply(inner, now, edited));
-    (failed.map_or(Ok(out), Err), true)
+    // Without a data directory the change is the core's alone: a change
+    // to a closed node's tables would be read by nothing, yet said to be
+    // made, so it is refused under the same lock as it is made, which no
+    // shutdown can come between. With one, the file (what lasts) was
+    // written while the node held its directory, so the change was made
+    // even if the node closed meanwhile.
+    let out = shared.with_core(|inner, now| {
+        let refused = inner.phase == Phase::Closed && shared.data_dir.is_none();
+        (!refused).then(|| apply(inner, now, edited))
+    });
+    match out {
+        Some(out) => (failed.map_or(Ok(out), Err), true),
+        None => (Err(io::Error::other(CLOSED)), false),
+    }
 }
+
+/// Why a trust change on a closed node fails.
+const CLOSED: &str = "the node is closed: it takes no trust change";
 
 /// The data directory's trust list as it is now, for a change: an error
 /// that names the file if it cannot be read or parsed (a damaged list is

@@ -44,9 +44,34 @@ pub(crate) struct ConnSignals {
     /// try again. Per connection: a peer that reads nothing keeps the
     /// callers to it blocked, and one wake-up for the whole node woke
     /// them all at every call that completed on any other connection.
-    /// Only notified when someone waits (`room_wanted`).
+    /// Only notified when someone waits (`room_wanted`, counted in the
+    /// node's [`RoomWaiters`]).
     pub(crate) room: event_listener::Event,
     pub(crate) room_wanted: AtomicBool,
+}
+
+/// How many of the node's connections have callers waiting for room
+/// (their `room_wanted` set): a completed call looks up its connection to
+/// wake them only if any connection has (`drain.rs`), which is rare; the
+/// lookup was most of what the per-connection wake-up cost a call.
+///
+/// Read under the node's lock, the count is never below the number of
+/// connections that have waiters: it is raised (and `room_wanted` set)
+/// only under that lock, before `room_wanted` is set, and lowered after a
+/// waker cleared `room_wanted` and so notified its waiters itself. Only a
+/// waker that runs outside the lock (`take_transmit`) may leave it above
+/// for a moment, which costs a lookup, never a wake-up.
+#[derive(Default)]
+pub(crate) struct RoomWaiters(AtomicUsize);
+
+impl RoomWaiters {
+    /// Whether any connection may have callers waiting for room (read
+    /// under the node's lock).
+    pub(crate) fn any(&self) -> bool {
+        // (Relaxed: every raise was under the lock, which orders it
+        // before this read; a lowering not yet seen costs a lookup)
+        self.0.load(Ordering::Relaxed) > 0
+    }
 }
 
 impl ConnSignals {
@@ -59,20 +84,29 @@ impl ConnSignals {
 
     /// Registers for a wake-up when this connection has room again (call
     /// with the node's lock held, right after `WouldBlock`, so that no
-    /// wake-up is missed).
-    pub(crate) fn wait_for_room(&self) -> event_listener::EventListener {
+    /// wake-up is missed); `waiters` is the node's.
+    pub(crate) fn wait_for_room(&self, waiters: &RoomWaiters) -> event_listener::EventListener {
         let room = self.room.listen();
-        self.room_wanted.store(true, Ordering::Release);
+        // (only set under the lock, so nobody sets it between the load
+        // and the store; a waker outside the lock may clear it, and then
+        // notifies the listener made above)
+        if !self.room_wanted.load(Ordering::Acquire) {
+            waiters.0.fetch_add(1, Ordering::Relaxed);
+            self.room_wanted.store(true, Ordering::Release);
+        }
         room
     }
 
-    /// Wakes the callers blocked on this connection, if there are any.
-    pub(crate) fn wake_room(&self) {
-        // Called once per completed call: a plain load first, so the
-        // common case (nobody waiting) costs no locked read-modify-write.
+    /// Wakes the callers blocked on this connection, if there are any;
+    /// `waiters` is the node's.
+    pub(crate) fn wake_room(&self, waiters: &RoomWaiters) {
+        // A plain load first, so the common case (nobody waiting) costs no
+        // locked read-modify-write.
         if self.room_wanted.load(Ordering::Acquire)
             && self.room_wanted.swap(false, Ordering::AcqRel)
         {
+            // (after the swap: a count read meanwhile is high, not low)
+            waiters.0.fetch_sub(1, Ordering::Relaxed);
             self.room.notify(usize::MAX);
         }
     }

@@ -83,7 +83,7 @@ impl<R: Runtime> Shared<R> {
                         }
                         entry.closing = Some(last);
                         // callers waiting for room learn it is gone
-                        signals.wake_room();
+                        signals.wake_room(&self.room_waiters);
                         work.push(Work::Write(conn, signals.clone()));
                         work.push(Work::CloseDeadline(signals.clone()));
                     }
@@ -120,9 +120,12 @@ impl<R: Runtime> Shared<R> {
                 if let Some(waker) = inner.calls.complete(id, result) {
                     work.push(Work::Complete(waker));
                 }
-                // a slot under `max_outbound_calls` is free again
-                if let Some(entry) = inner.conns.get(&id.conn()) {
-                    entry.signals.wake_room();
+                // a slot under `max_outbound_calls` is free again (its
+                // connection looked up only if some connection has waiters)
+                if self.room_waiters.any() {
+                    if let Some(entry) = inner.conns.get(&id.conn()) {
+                        entry.signals.wake_room(&self.room_waiters);
+                    }
                 }
             }
             Event::Call(call) => match inner.handlers.get(call.handle.as_str()) {

@@ -13,7 +13,7 @@ mod inner;
 mod transmit;
 mod unstarted;
 
-pub(crate) use conn::{ConnEntry, ConnSignals};
+pub(crate) use conn::{ConnEntry, ConnSignals, RoomWaiters};
 pub(crate) use drain::Work;
 pub(crate) use inner::{Inner, Phase};
 pub(crate) use transmit::Taken;
@@ -76,6 +76,8 @@ pub(crate) struct Shared<R: Runtime> {
     /// [`Shared::linger_budget`], a connection closed while the node runs
     /// stops writing at once instead (`tasks::LINGER`).
     pub(crate) lingering: AtomicUsize,
+    /// Connections with callers waiting for room in them (`conn.rs`).
+    pub(crate) room_waiters: RoomWaiters,
     pub(crate) dropped_events: AtomicU64,
     /// SENDs dropped because their peer had too many handlers running.
     pub(crate) dropped_sends: AtomicU64,
@@ -117,6 +119,7 @@ impl<R: Runtime> Shared<R> {
             #[cfg(feature = "mdns")]
             lan_discovery: Arc::new(AtomicU64::new(0)),
             lingering: AtomicUsize::new(0),
+            room_waiters: RoomWaiters::default(),
             dropped_events: AtomicU64::new(0),
             dropped_sends: AtomicU64::new(0),
             calls_timed_out_unsent: AtomicU64::new(0),

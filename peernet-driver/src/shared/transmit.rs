@@ -56,7 +56,7 @@ impl ConnSignals {
         };
         drop(inner);
         if data.is_some() {
-            self.wake_room();
+            self.wake_room(&shared.room_waiters);
         }
         Taken {
             data,

@@ -8,7 +8,7 @@ use alloc::format;
 use bytes::BytesMut;
 
 use crate::ending::Ending;
-use crate::envelope::Envelope;
+use crate::envelope::{Envelope, Slicing};
 use crate::error::HandshakeError;
 use crate::handshake::Failure;
 use crate::ids::Direction;
@@ -136,7 +136,8 @@ impl Connection {
             };
             // (a record is its arena's whole scope: nothing follows it)
             let arena = Some((&mut self.arena, 0));
-            let item = Envelope::decode_item(&plain, pos, plain.len(), arena, own);
+            let slices = Slicing::on_connection(own);
+            let item = Envelope::decode_item(&plain, pos, plain.len(), arena, slices);
             let (envelope, end) = match item {
                 Ok(item) => item,
                 Err(error) => {

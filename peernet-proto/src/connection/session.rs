@@ -10,7 +10,7 @@ use bytes::Bytes;
 use crate::codes::{GoodbyeCode, ReplyStatus};
 use crate::config::fault;
 use crate::ending::Ending;
-use crate::envelope::{Envelope, EnvelopeRef, Handle};
+use crate::envelope::{Envelope, EnvelopeRef, Handle, Slicing};
 use crate::error::{CallError, SendError};
 use crate::event::{Event, InboundCall, InboundSend, Response};
 use crate::handshake;
@@ -184,7 +184,8 @@ impl Connection {
         ctx.counters.records_in += 1;
         // (its small payloads share a buffer with the chunk's other frames')
         let arena = Some((&mut self.arena, data.len() - len));
-        let envelope = match Envelope::decode_prefix(data, len, arena, own) {
+        let slices = Slicing::on_connection(own);
+        let envelope = match Envelope::decode_prefix(data, len, arena, slices) {
             Ok(envelope) => envelope,
             Err(error) => return Some(Transition::End(Ending::ProtocolError(format!("{error}")))),
         };
@@ -221,11 +222,12 @@ impl Connection {
             }
             Envelope::Send { handle, args } => {
                 // (never a slice: the driver gives back `args.len()`,
-                // `Endpoint::send_done`, which must be all it keeps alive)
-                let args = match Pin::slices(pin, &args) {
-                    true => Bytes::copy_from_slice(&args),
-                    false => args,
-                };
+                // `Endpoint::send_done`, which must be all it keeps alive;
+                // the decoder copied it, `Slicing::NotSends`)
+                debug_assert!(
+                    !Pin::slices(pin, &args),
+                    "a SEND's arguments must be a copy"
+                );
                 let peer = s.peer;
                 let open = !node.shutting_down || fault!(ctx.config, HandlersWhileShuttingDown);
                 let allowed = node.exposure.check(handle.as_str(), &peer);
@@ -309,6 +311,7 @@ impl Connection {
         }
         let peer = s.peer;
         ctx.counters.calls_in.started += 1;
+        // (Ok: the bytes `hold` took for its arguments)
         let verdict = if node.shutting_down && !fault!(ctx.config, HandlersWhileShuttingDown) {
             Err(ReplyStatus::ShuttingDown)
         } else {
@@ -327,10 +330,11 @@ impl Connection {
             // Lazily: the byte budgets are taken only for a call that
             // runs, for what its arguments keep alive.
             exposed.and_then(|()| {
-                if full || !s.hold(Pin::kept(pin, &args), ctx) {
+                let kept = Pin::kept(pin, &args);
+                if full || !s.hold(kept, ctx) {
                     Err(ReplyStatus::Overloaded)
                 } else {
-                    Ok(())
+                    Ok(kept)
                 }
             })
         };
@@ -341,11 +345,11 @@ impl Connection {
                 let _ = self.tx.push_reply(id, status, &[], ctx);
                 self.enforce_send_cap(ctx).map(Transition::End)
             }
-            Ok(()) => {
+            Ok(kept) => {
                 let deadline =
                     (timeout_ms > 0).then(|| ctx.now + Duration::from_millis(timeout_ms));
                 // `hold` took this, at most a frame (`max_frame_len`): a u32.
-                let size = u32::try_from(Pin::kept(pin, &args)).unwrap_or(u32::MAX);
+                let size = u32::try_from(kept).unwrap_or(u32::MAX);
                 let served = Served {
                     size,
                     serial: s.next_serial,

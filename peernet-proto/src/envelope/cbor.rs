@@ -63,6 +63,34 @@ pub(super) fn put_string<B: BufMut>(out: &mut B, major: u8, s: &[u8]) {
 /// rather than sliced from it (see [`hold`]).
 pub(crate) const COPY_UP_TO: usize = 16 * 1024;
 
+/// Which large payloads (see [`hold`]) may be slices of the body they
+/// are decoded from; the others are copied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Slicing {
+    /// None: the body shares a buffer whose size the decoder cannot see
+    /// (a frame in place in a read chunk).
+    Never,
+    /// A CALL's arguments and a REPLY's body, of a body that is a buffer
+    /// of its own (a frame assembled from several reads); a SEND's
+    /// arguments are copied, as the driver gives back only their length
+    /// once its handler is done (`Endpoint::send_done`), which must then
+    /// be all they keep alive.
+    NotSends,
+    /// Any, of a body that is a buffer of its own
+    /// ([`super::Envelope::decode`]).
+    Any,
+}
+
+impl Slicing {
+    /// A connection's: `own` says whether the body is a buffer of its own.
+    pub(crate) fn on_connection(own: bool) -> Slicing {
+        match own {
+            true => Slicing::NotSends,
+            false => Slicing::Never,
+        }
+    }
+}
+
 /// A payload as held after decoding: a slice of `body` (no copy) when
 /// `slices` says `body` is a buffer of its own and the payload is large,
 /// both absolutely and as more than half of `body`; otherwise a copy, in

@@ -50,6 +50,7 @@ mod handle;
 mod tests;
 
 pub(crate) use arena::Arena;
+pub(crate) use cbor::Slicing;
 use cbor::{
     MAJOR_ARRAY, MAJOR_BYTES, MAJOR_TEXT, MAJOR_UINT, Reader, put_head, put_string, string_len,
     uint_len,
@@ -203,18 +204,18 @@ impl Envelope {
     /// a protocol error, but the connection's to report. Never panics and
     /// never recurses, whatever the input.
     pub fn decode(body: &Bytes) -> Result<Envelope, EnvelopeError> {
-        Envelope::decode_prefix(body, body.len(), None, true)
+        Envelope::decode_prefix(body, body.len(), None, Slicing::Any)
     }
 
     /// Decodes the body `body[..len]` (`len` at most `body.len()`), whose
-    /// large byte strings become slices of `body` if `slices` says it is
-    /// a buffer of its own (see `decode`), and the rest copies (into
-    /// `arena` if there is one).
+    /// large byte strings become slices of `body` as `slices` allows
+    /// (see `decode`), and the rest copies (into `arena` if there is
+    /// one).
     pub(crate) fn decode_prefix(
         body: &Bytes,
         len: usize,
         arena: Option<(&mut Arena, usize)>,
-        slices: bool,
+        slices: Slicing,
     ) -> Result<Envelope, EnvelopeError> {
         let (envelope, end) = Envelope::decode_item(body, 0, len, arena, slices)?;
         if end != len {
@@ -232,14 +233,14 @@ impl Envelope {
     /// connection's: see `arena.rs`), with how many bytes of the arena's
     /// scope follow the item (0 for a record's envelopes, the rest of the
     /// read chunk for a version-1 frame); else each into a buffer of its
-    /// own. A large one is a slice of `body` only if `slices` says `body`
-    /// is a buffer of its own (`cbor::hold`).
+    /// own. A large one is a slice of `body` only if `slices` allows it
+    /// (`cbor::hold`).
     pub(crate) fn decode_item(
         body: &Bytes,
         start: usize,
         end: usize,
         arena: Option<(&mut Arena, usize)>,
-        slices: bool,
+        slices: Slicing,
     ) -> Result<(Envelope, usize), EnvelopeError> {
         let mut d = Reader::new(&body[..end], start);
         let items = d.array()?;
@@ -266,17 +267,17 @@ impl Envelope {
             TAG_CALL => Envelope::Call {
                 id: d.uint("id")?,
                 handle: handle(&mut d)?,
-                args: d.byte_string(body, "args", arena, slices)?,
+                args: d.byte_string(body, "args", arena, slices != Slicing::Never)?,
                 timeout_ms: d.uint("timeout_ms")?,
             },
             TAG_REPLY => Envelope::Reply {
                 id: d.uint("id")?,
                 status: d.uint("status")?,
-                body: d.byte_string(body, "body", arena, slices)?,
+                body: d.byte_string(body, "body", arena, slices != Slicing::Never)?,
             },
             TAG_SEND => Envelope::Send {
                 handle: handle(&mut d)?,
-                args: d.byte_string(body, "args", arena, slices)?,
+                args: d.byte_string(body, "args", arena, slices == Slicing::Any)?,
             },
             TAG_PING => Envelope::Ping {
                 nonce: d.uint("nonce")?,

@@ -110,7 +110,8 @@ fn small_payloads_do_not_pin_their_chunk() {
     let mut chunk = frame.clone();
     chunk.resize(64 * 1024, 0); // the rest of a full read buffer
     let chunk = Bytes::from(chunk);
-    let Ok(Envelope::Call { args, .. }) = Envelope::decode_prefix(&chunk, frame.len(), None, true)
+    let Ok(Envelope::Call { args, .. }) =
+        Envelope::decode_prefix(&chunk, frame.len(), None, Slicing::Any)
     else {
         panic!("not a call");
     };
@@ -127,11 +128,45 @@ fn small_payloads_do_not_pin_their_chunk() {
     let mut chunk = frame.clone();
     chunk.resize(frame.len() * 5, 0);
     let chunk = Bytes::from(chunk);
-    let Ok(Envelope::Call { args, .. }) = Envelope::decode_prefix(&chunk, frame.len(), None, true)
+    let Ok(Envelope::Call { args, .. }) =
+        Envelope::decode_prefix(&chunk, frame.len(), None, Slicing::Any)
     else {
         panic!("not a call");
     };
     assert!(!chunk.as_ptr_range().contains(&args.as_ptr()));
+}
+
+/// A connection's decoder slices a large CALL argument of a buffer of
+/// its own, never a SEND's: the driver gives back only a SEND's length
+/// (`Endpoint::send_done`). `Envelope::decode` slices both.
+#[test]
+fn a_connection_never_slices_a_sends_arguments() {
+    let big = Bytes::from(vec![7u8; cbor::COPY_UP_TO + 1]);
+    let send = Envelope::Send {
+        handle: Handle::from_static("log"),
+        args: big.clone(),
+    };
+    let call = Envelope::Call {
+        id: 1,
+        handle: Handle::from_static("log"),
+        args: big,
+        timeout_ms: 0,
+    };
+    for (name, envelope, slicing, sliced) in [
+        ("SEND", &send, Slicing::NotSends, false),
+        ("SEND", &send, Slicing::Any, true),
+        ("CALL", &call, Slicing::NotSends, true),
+        ("CALL", &call, Slicing::Never, false),
+    ] {
+        let body = Bytes::from(envelope.to_body());
+        let decoded = Envelope::decode_prefix(&body, body.len(), None, slicing).unwrap();
+        assert_eq!(&decoded, envelope);
+        let (Envelope::Send { args, .. } | Envelope::Call { args, .. }) = decoded else {
+            panic!("not a SEND or a CALL");
+        };
+        let is_slice = body.as_ptr_range().contains(&args.as_ptr());
+        assert_eq!(is_slice, sliced, "{name}, {slicing:?}");
+    }
 }
 
 #[test]
