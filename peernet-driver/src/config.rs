@@ -79,6 +79,7 @@ pub struct NodeConfig {
     pub(crate) trust: TrustList,
     pub(crate) protocol: Config,
     pub(crate) shutdown_grace: Duration,
+    pub(crate) linger: Duration,
     pub(crate) events_capacity: usize,
     pub(crate) data_dir: Option<DataDir>,
     /// The data directory's trust list as its file holds it: what `pair`
@@ -111,6 +112,7 @@ impl NodeConfig {
             trust: TrustList::new(),
             protocol: Config::default(),
             shutdown_grace: Duration::from_secs(5),
+            linger: DEFAULT_LINGER,
             events_capacity: 1024,
             data_dir: None,
             saved_trust: TrustList::new(),
@@ -257,6 +259,27 @@ impl NodeConfig {
         self
     }
 
+    /// How long a closed connection may take to let go of its socket:
+    /// it goes on writing what it still means to (its last bytes, the
+    /// GOODBYE last), and then reading and discarding until the peer ends
+    /// its side, so that the peer reads our GOODBYE before the socket
+    /// closes under bytes still arriving (which would reset it). When the
+    /// linger ends the writer and the reader stop wherever they are, and
+    /// the socket, its descriptor and every queued byte are released: a
+    /// peer that never reads cannot hold them longer. Default 2 s.
+    ///
+    /// Longer, a peer behind a full queue on a slow link has more time to
+    /// read its GOODBYE, and closed connections hold their sockets (and
+    /// their share of the linger budget) longer; shorter, the reverse. A
+    /// connection that closes cleanly (the peer reads our GOODBYE and ends
+    /// its side) holds nothing for the linger, whatever it is. Zero is
+    /// refused at start ([`StartError::Linger`]): a close would stop the
+    /// writer before its GOODBYE.
+    pub fn linger(mut self, linger: Duration) -> NodeConfig {
+        self.linger = linger;
+        self
+    }
+
     /// Events buffered per subscriber of [`Node::events`](crate::Node::events),
     /// allocated whole when it subscribes. Default 1024; 0 is taken as 1;
     /// over [`MAX_EVENTS_CAPACITY`] the node refuses to start
@@ -340,6 +363,9 @@ impl NodeConfig {
         self
     }
 }
+
+/// The default of [`NodeConfig::linger`].
+pub(crate) const DEFAULT_LINGER: Duration = Duration::from_secs(2);
 
 /// The default of [`NodeConfig::listen_backlog`].
 pub(crate) const DEFAULT_LISTEN_BACKLOG: u32 = 1024;

@@ -173,6 +173,10 @@ pub enum StartError {
         max = crate::MAX_EVENTS_CAPACITY
     )]
     EventsCapacity(usize),
+    /// [`NodeConfig::linger`](crate::NodeConfig::linger) of zero: a closed
+    /// connection would stop its writer before the GOODBYE.
+    #[error("linger of zero: a closing connection needs time to write its GOODBYE")]
+    Linger,
     /// [`Node::listen`](crate::Node::listen) on a node that has a listener
     /// already.
     #[error("the node is listening already")]

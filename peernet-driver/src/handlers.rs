@@ -176,7 +176,7 @@ impl<R: Runtime> Shared<R> {
                 }
                 Work::Cancelled => continue,
                 Work::CloseDeadline(signals) => {
-                    let at = self.rt.now() + crate::tasks::LINGER;
+                    let at = self.after(self.linger);
                     let sleep = self.rt.sleep_until(at);
                     self.rt.spawn(crate::tasks::close_deadline(sleep, signals));
                     continue;

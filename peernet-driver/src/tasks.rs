@@ -34,16 +34,9 @@ use peernet_proto::Source;
 const FIRST_READ_BUF: usize = 4 * 1024;
 const MAX_READ_BUF: usize = 64 * 1024;
 
-/// How long a closed connection keeps reading (and discarding) after its
-/// last bytes went out, so that the peer reads our GOODBYE before the
-/// socket closes under data still arriving (which would reset it). Also
-/// the most a closed connection may take, from the core's close, to let
-/// go of its socket and buffers: a peer that never reads cannot hold them
-/// longer by leaving our writer blocked (see [`close_deadline`]).
-pub(crate) const LINGER: Duration = Duration::from_secs(2);
-
-/// Started when the core closes a connection: once `sleep` (the linger)
-/// ends, the writer and reader are told to stop wherever they are. A
+/// Started when the core closes a connection: once `sleep` (the linger,
+/// `Shared::linger`) ends, the writer and reader are told to stop
+/// wherever they are. A
 /// writer still blocked writing to a peer that does not read gives up
 /// its write, and with both halves dropped the socket, its descriptor
 /// and every queued byte are released. Ends early, without its timer,
@@ -437,7 +430,7 @@ async fn writer<R: Runtime>(
     shared.writers.fetch_sub(1, Ordering::AcqRel);
     shared.writer_ended.notify(usize::MAX);
     if let Ending::Closed = ending {
-        let deadline = shared.rt.now() + LINGER;
+        let deadline = shared.after(shared.linger);
         let done = poll_fn(|cx| {
             if signals.reader_done.poll_raised(cx).is_ready() {
                 return Poll::Ready(());

@@ -112,3 +112,44 @@ async fn a_huge_events_capacity_is_refused_at_start() {
     node.shutdown().await;
     node0.shutdown().await;
 }
+
+/// `linger` of zero is refused at start (a close would stop its writer
+/// before the GOODBYE); the longest one starts, and a connection closed
+/// under it still says goodbye (its deadline is capped, not overflowed).
+#[tokio::test]
+async fn a_zero_linger_is_refused_and_the_longest_works() {
+    let (a, b) = (Identity::from_seed(&[7; 32]), Identity::from_seed(&[8; 32]));
+    let (a_peer, b_peer) = (a.peer_id(), b.peer_id());
+    match Node::try_new(NodeConfig::new(a.clone()).linger(Duration::ZERO)) {
+        Err(StartError::Linger) => {}
+        Err(other) => panic!("{other}"),
+        Ok(_) => panic!("a linger of zero accepted"),
+    }
+    let any = "127.0.0.1:0".parse().unwrap();
+    let longest = |id: Identity, peer| NodeConfig::new(id).trusting(peer).linger(Duration::MAX);
+    let alice = Node::bind(longest(a, b_peer), any).await.unwrap();
+    let bob = Node::bind(longest(b, a_peer), any).await.unwrap();
+    let events = bob.events();
+    alice
+        .connect(b_peer, bob.local_addr().unwrap())
+        .await
+        .unwrap();
+    assert!(alice.disconnect(&b_peer));
+    let reason = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            if let peernet_tokio::NodeEvent::Disconnected { reason, .. } =
+                events.recv().await.unwrap()
+            {
+                return reason;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        matches!(reason, peernet_tokio::CloseReason::Goodbye { .. }),
+        "{reason:?}"
+    );
+    alice.shutdown().await;
+    bob.shutdown().await;
+}

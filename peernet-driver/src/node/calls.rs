@@ -191,9 +191,11 @@ impl<R: Runtime> Node<R> {
     /// envelope is queued (first waiting for room if the queue is full). A
     /// refusal on the other side is silent. A [`Node::disconnect`] or
     /// [`Node::shutdown`] after it sends it before the GOODBYE, for a peer
-    /// that reads it within the 2 s linger (and, while the node runs, if
-    /// the connections already closed leave room in the node's linger
-    /// budget: the README's "A peer that never reads"); a close
+    /// that reads it within the linger
+    /// ([`NodeConfig::linger`](crate::NodeConfig::linger), 2 s by
+    /// default; while the node runs, if the connections already closed
+    /// leave room in the node's linger budget: the README's "A peer that
+    /// never reads"); a close
     /// the application did not ask for (an unpair, a newer connection, a
     /// timeout) before the writer took the envelope drops it when what is
     /// still queued does not fit with the GOODBYE in 4 KiB

@@ -124,6 +124,7 @@ impl<R: Runtime> Node<R> {
     /// [`peernet_proto::Config::validate`], [`StartError::EventsCapacity`]
     /// for an events capacity over
     /// [`MAX_EVENTS_CAPACITY`](crate::MAX_EVENTS_CAPACITY),
+    /// [`StartError::Linger`] for a linger of zero,
     /// [`StartError::Lock`] when the config's data directory lock was
     /// taken by another node, [`StartError::Io`] when `addr` cannot be
     /// bound, and [`StartError::Entropy`] without randomness from the OS.
@@ -232,6 +233,7 @@ impl<R: Runtime> Node<R> {
     /// rule of [`peernet_proto::Config::validate`],
     /// [`StartError::EventsCapacity`] for an events capacity over
     /// [`MAX_EVENTS_CAPACITY`](crate::MAX_EVENTS_CAPACITY),
+    /// [`StartError::Linger`] for a linger of zero,
     /// [`StartError::Entropy`] when the operating system has no
     /// randomness to seed the node's RNG (nonces, request ids), and
     /// [`StartError::Lock`] when the config's data directory lock was
@@ -240,6 +242,9 @@ impl<R: Runtime> Node<R> {
         config.protocol.validate()?;
         if config.events_capacity > MAX_EVENTS_CAPACITY {
             return Err(StartError::EventsCapacity(config.events_capacity));
+        }
+        if config.linger.is_zero() {
+            return Err(StartError::Linger);
         }
         let rng = NodeRng::from_os().map_err(StartError::Entropy)?;
         let dir_lock = config.take_dir_lock()?;
@@ -257,6 +262,7 @@ impl<R: Runtime> Node<R> {
             config.data_dir,
             dir_lock,
             config.saved_trust,
+            config.linger,
         ));
         shared.rt.spawn(tasks::timer(shared.clone()));
         crate::dialing::start(&shared, config.dialing);

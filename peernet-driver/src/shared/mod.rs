@@ -74,10 +74,19 @@ pub(crate) struct Shared<R: Runtime> {
     /// Bytes that closed connections still mean to write (their writers'
     /// batches and last bytes) during their linger: past
     /// [`Shared::linger_budget`], a connection closed while the node runs
-    /// stops writing at once instead (`tasks::LINGER`).
+    /// stops writing at once instead (see `linger`).
     pub(crate) lingering: AtomicUsize,
     /// Connections with callers waiting for room in them (`conn.rs`).
     pub(crate) room_waiters: RoomWaiters,
+    /// How long a closed connection keeps reading (and discarding) after
+    /// its last bytes went out, so that the peer reads our GOODBYE before
+    /// the socket closes under data still arriving (which would reset it).
+    /// Also the most a closed connection may take, from the core's close,
+    /// to let go of its socket and buffers: a peer that never reads
+    /// cannot hold them longer by leaving our writer blocked
+    /// (`tasks::close_deadline`). From
+    /// [`NodeConfig::linger`](crate::NodeConfig::linger).
+    pub(crate) linger: std::time::Duration,
     pub(crate) dropped_events: AtomicU64,
     /// SENDs dropped because their peer had too many handlers running.
     pub(crate) dropped_sends: AtomicU64,
@@ -99,6 +108,7 @@ impl<R: Runtime> Shared<R> {
         data_dir: Option<DataDir>,
         dir_lock: Option<Arc<NodeLock>>,
         saved_trust: TrustList,
+        linger: std::time::Duration,
     ) -> Shared<R> {
         Shared {
             epoch: rt.now(),
@@ -120,6 +130,7 @@ impl<R: Runtime> Shared<R> {
             lan_discovery: Arc::new(AtomicU64::new(0)),
             lingering: AtomicUsize::new(0),
             room_waiters: RoomWaiters::default(),
+            linger,
             dropped_events: AtomicU64::new(0),
             dropped_sends: AtomicU64::new(0),
             calls_timed_out_unsent: AtomicU64::new(0),
