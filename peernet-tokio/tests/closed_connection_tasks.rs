@@ -1,10 +1,15 @@
 //! A connection that closed cleanly, or a dial that never opened its
 //! transport, leaves nothing running behind it.
-//! Each closed connection starts a close deadline (`tasks::LINGER`, 2 s)
-//! that stops a writer still blocked on a peer that does not read. It
-//! used to wait out the whole linger even when both halves had already
-//! ended: a task and a timer per closed connection, for 2 s, which a
-//! server with many short connections paid for all the time.
+//! Each closed connection starts a close deadline (the linger,
+//! `NodeConfig::linger`, 2 s by default) that stops a writer still
+//! blocked on a peer that does not read. It used to wait out the whole
+//! linger even when both halves had already ended: a task and a timer
+//! per closed connection, for 2 s, which a server with many short
+//! connections paid for all the time.
+//!
+//! The nodes here linger an hour: whatever is still running when the
+//! test gives up (after [`BOUND`]) waits for the linger, and nothing that
+//! ends early can be mistaken for a linger that ran out.
 
 mod common;
 
@@ -12,13 +17,17 @@ use std::time::Duration;
 
 use peernet_tokio::{Identity, Node, NodeConfig};
 
-/// The linger every close deadline is armed with (`tasks::LINGER`).
-const LINGER: Duration = Duration::from_secs(2);
+/// The nodes' linger: far beyond anything the tests wait for.
+const LINGER: Duration = Duration::from_secs(3600);
+
+/// How long a test waits for the tasks to end before it fails (they end
+/// within milliseconds; the bound only ends a failing run).
+const BOUND: Duration = Duration::from_secs(30);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clean_close_leaves_no_task_for_the_linger() {
     let metrics = tokio::runtime::Handle::current().metrics();
-    let (alice, bob) = common::trusting_pair(91, 92).await;
+    let (alice, bob) = common::trusting_pair_with(91, 92, |c| c.linger(LINGER)).await;
     let idle = metrics.num_alive_tasks();
     for _ in 0..4 {
         alice
@@ -29,7 +38,7 @@ async fn a_clean_close_leaves_no_task_for_the_linger() {
     }
     // Both halves of each connection end within milliseconds of the close
     // (each side reads the other's GOODBYE and end of stream); then
-    // nothing of them should be left, well within the linger.
+    // nothing of them should be left, long before the linger.
     back_to(idle, "the closes").await;
     assert!(alice.peers().is_empty() && bob.peers().is_empty());
 }
@@ -48,6 +57,7 @@ async fn a_dial_that_never_opened_leaves_no_task_for_the_linger() {
     let bob = bob.peer_id();
     let config = NodeConfig::new(alice)
         .trusting(bob)
+        .linger(LINGER)
         .handshake_timeout(Duration::from_millis(200));
     let alice = Node::bind(config, "127.0.0.1:0".parse().unwrap())
         .await
@@ -66,7 +76,8 @@ async fn a_dial_that_never_opened_leaves_no_task_for_the_linger() {
 }
 
 /// Waits until the runtime runs no more than the `idle` tasks it ran
-/// before `what`, which must happen well within the linger.
+/// before `what`, which must happen long before the linger (within
+/// [`BOUND`]).
 async fn back_to(idle: usize, what: &str) {
     let metrics = tokio::runtime::Handle::current().metrics();
     let back = async {
@@ -75,9 +86,8 @@ async fn back_to(idle: usize, what: &str) {
             tick.tick().await;
         }
     };
-    let within = LINGER * 3 / 4;
-    if tokio::time::timeout(within, back).await.is_err() {
+    if tokio::time::timeout(BOUND, back).await.is_err() {
         let alive = metrics.num_alive_tasks();
-        panic!("{alive} tasks alive {within:?} after {what}, {idle} before");
+        panic!("{alive} tasks alive {BOUND:?} after {what}, {idle} before");
     }
 }
