@@ -14,12 +14,19 @@
 //! up by reconnecting), and the last write of a close the application
 //! did not ask for, such as an unpair, is short (what is queued goes only
 //! if it fits with the GOODBYE in 4 KiB, `peernet_proto::LAST_COPIED`).
+//!
+//! Bob lingers an hour (`NodeConfig::linger`): what is checked is the
+//! budget, in bytes, not how fast the peers read. With the default 2 s,
+//! peers that started reading late (a loaded machine holding the test a
+//! moment between the close and the reads) found their writer stopped by
+//! the linger before its GOODBYE, and the test failed with correct code.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use peernet_conformance::RawPeer;
 use peernet_proto::{CloseReason, Config, GoodbyeCode, ProtocolVersion};
+use peernet_tokio::NodeConfig;
 use tokio::sync::Mutex;
 
 #[path = "common/unread.rs"]
@@ -53,7 +60,9 @@ async fn peers_behind(version: ProtocolVersion, seed: u8, peers: u8) -> Unread {
     peernet_conformance::set_version(version);
     let seeds: Vec<u8> = (1..=peers).map(|i| seed + i).collect();
     let big = Bytes::from(vec![7u8; RESULT]);
-    let mut unread = Unread::start(seed, &seeds, core(version), move || big.clone()).await;
+    let linger = |config: NodeConfig| config.linger(Duration::from_secs(3600));
+    let result = move || big.clone();
+    let mut unread = Unread::start_with(seed, &seeds, core(version), result, linger).await;
     for i in 0..seeds.len() {
         let before = unread.bob.stats().core.replies_waiting;
         unread.call_from(i, CALLS).await;

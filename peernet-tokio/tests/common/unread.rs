@@ -23,11 +23,23 @@ pub(crate) struct Unread {
 }
 
 impl Unread {
+    #[allow(dead_code)] // (a test binary may take only `start_with`)
     pub(crate) async fn start(
         bob_seed: u8,
         raw_seeds: &[u8],
         core: Config,
         result: impl Fn() -> Bytes + Send + Sync + 'static,
+    ) -> Unread {
+        Unread::start_with(bob_seed, raw_seeds, core, result, |config| config).await
+    }
+
+    /// [`Unread::start`], bob's config changed by `tune` first.
+    pub(crate) async fn start_with(
+        bob_seed: u8,
+        raw_seeds: &[u8],
+        core: Config,
+        result: impl Fn() -> Bytes + Send + Sync + 'static,
+        tune: impl FnOnce(NodeConfig) -> NodeConfig,
     ) -> Unread {
         let raw_ids: Vec<Identity> = raw_seeds
             .iter()
@@ -37,7 +49,7 @@ impl Unread {
         for id in &raw_ids {
             config = config.trusting(id.peer_id());
         }
-        let bob = Node::bind(config, "127.0.0.1:0".parse().unwrap())
+        let bob = Node::bind(tune(config), "127.0.0.1:0".parse().unwrap())
             .await
             .unwrap();
         let served = Arc::new(AtomicUsize::new(0));
