@@ -26,6 +26,13 @@ pub(crate) trait Hooks: Clone + Default + Send + Sync + 'static {
         std::time::Duration::ZERO
     }
 
+    /// Called with each sleep the node asks for, with how long it is;
+    /// true: the sleep never ends (a timer the test keeps from firing,
+    /// so that what must not wait for it is seen not to).
+    fn held(&self, _wait: std::time::Duration) -> bool {
+        false
+    }
+
     /// Called with each accepted stream; true: the accept fails with
     /// `ECONNABORTED` instead, as BSD's does for a connection reset while
     /// it waited in the queue.
@@ -78,6 +85,9 @@ impl<H: Hooks> Runtime for Wrapped<H> {
     }
 
     fn sleep_until(&self, at: Instant) -> BoxFuture<()> {
+        if self.hooks.held(at.saturating_duration_since(self.now())) {
+            return Box::pin(std::future::pending());
+        }
         self.inner.sleep_until(at)
     }
 
