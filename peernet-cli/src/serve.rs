@@ -480,13 +480,37 @@ mod tests {
     /// killed the process (SIGINT's default action: no goodbyes, no book
     /// saved; this test process died), and one between the first
     /// signal and the second wait was lost.
+    ///
+    /// It runs in a process of its own, this test binary started again
+    /// for this test alone: it sends SIGINT to its process (which, if the
+    /// handler were missing, would kill every test running beside it),
+    /// and the handler it installs stays for the life of the process (a
+    /// Ctrl-C would no longer stop the other tests, and any of them that
+    /// counted on SIGINT's default action would see it caught).
     #[cfg(unix)]
     #[test]
     fn an_interrupt_while_the_node_starts_is_caught() {
+        const ALONE: &str = "PEERNET_TEST_SIGINT_ALONE";
+        if std::env::var_os(ALONE).is_none() {
+            let (_, module) = module_path!().split_once("::").unwrap();
+            let name = format!("{module}::an_interrupt_while_the_node_starts_is_caught");
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args([&name, "--exact", "--nocapture", "--test-threads=1"])
+                .env(ALONE, "1")
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                out.status.success() && stdout.contains("1 passed"),
+                "the test alone: {:?}\n{stdout}\n{stderr}",
+                out.status
+            );
+            return;
+        }
         // A test run started as a script's background job (or `.ci/run &`)
         // has SIGINT ignored, which `serve` would leave so: the default
-        // action, as from a terminal. (No other test of this binary sends
-        // or expects signals.)
+        // action, as from a terminal.
         // SAFETY: `signal` with a valid signal number and `SIG_DFL`.
         unsafe { libc::signal(libc::SIGINT, libc::SIG_DFL) };
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -514,6 +538,28 @@ mod tests {
                 .await
                 .expect("the second interrupt was not seen");
         });
+    }
+
+    /// The interrupt test leaves this process's SIGINT as it found it:
+    /// no handler of tokio's catching a Ctrl-C meant for the test run, nor
+    /// SIGINT's action changed for the tests beside it. (Run in this
+    /// process, it left both.)
+    #[cfg(unix)]
+    #[test]
+    #[allow(unsafe_code)]
+    fn the_interrupt_test_leaves_this_process_alone() {
+        let action = || {
+            let mut now = std::mem::MaybeUninit::<libc::sigaction>::zeroed();
+            // SAFETY: as in `ignored_at_start`: a query, into valid memory.
+            let queried =
+                unsafe { libc::sigaction(libc::SIGINT, std::ptr::null(), now.as_mut_ptr()) };
+            assert_eq!(queried, 0);
+            // SAFETY: zeroed, then filled by the successful call above.
+            unsafe { now.assume_init() }.sa_sigaction
+        };
+        let before = action();
+        an_interrupt_while_the_node_starts_is_caught();
+        assert_eq!(action(), before, "SIGINT's action changed in this process");
     }
 
     /// Review s38, finding 7: a record that failed to decrypt (tampering,
