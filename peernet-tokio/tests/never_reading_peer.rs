@@ -16,6 +16,12 @@ use peernet_tokio::{Identity, NodeConfig};
 use peernet_tokio::{Node, PeerId};
 use silent_peer::{open_fds, silent_peer, socket_released};
 
+/// Bob's linger.
+const LINGER: Duration = Duration::from_millis(200);
+
+/// How long the test waits for the socket to go before it fails.
+const BOUND: Duration = Duration::from_secs(20);
+
 /// Bob, with a writer blocked towards a raw peer that never reads, and
 /// the descriptors open while connected.
 pub(crate) async fn bob_blocked_on_a_silent_peer(
@@ -31,17 +37,21 @@ pub(crate) async fn bob_blocked_on_a_silent_peer(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_connection_releases_its_socket_though_the_peer_never_reads() {
-    let config = NodeConfig::new(Identity::from_seed(&[62; 32]));
+    // (a short linger, and a wait far beyond it that only ends a failing
+    // run: the writer, stuck for as long as the peer keeps its end open,
+    // is what must end)
+    let config = NodeConfig::new(Identity::from_seed(&[62; 32])).linger(LINGER);
     let (bob, raw, raw_peer, connected) = bob_blocked_on_a_silent_peer(config).await;
 
     // The node ends the connection while its writer is stuck.
     assert!(bob.unpair(&raw_peer).await.unwrap());
     assert_eq!(bob.stats().core.connections, 0, "the core let go at once");
 
-    // Within the linger (2 s) plus slack, bob's socket is closed.
-    if let Err(open) = socket_released(connected, Duration::from_secs(5)).await {
+    // Once the linger is over, bob's socket is closed.
+    if let Err(open) = socket_released(connected, BOUND).await {
         panic!(
-            "bob still holds the socket 5 s after closing it ({open} fds, {connected} while connected)"
+            "bob still holds the socket {BOUND:?} after closing it, with a {LINGER:?} linger \
+             ({open} fds, {connected} while connected)"
         );
     }
     drop(raw);
