@@ -26,6 +26,7 @@ use crate::runtime::Runtime;
 /// assert_eq!(PeerAddr::from("localhost:4000").socket_addr(), None);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum PeerAddr {
     /// An IP address and port: dialed as it is.
     Socket(SocketAddr),

@@ -146,24 +146,6 @@ pub enum BookFileErrorKind {
     UnterminatedLine,
 }
 
-/// The text of a source in the file.
-fn source_name(source: AddrSource) -> &'static str {
-    match source {
-        AddrSource::Application => "application",
-        AddrSource::Ticket => "ticket",
-        AddrSource::Discovery => "discovery",
-    }
-}
-
-fn parse_source(s: &str) -> Option<AddrSource> {
-    match s {
-        "application" => Some(AddrSource::Application),
-        "ticket" => Some(AddrSource::Ticket),
-        "discovery" => Some(AddrSource::Discovery),
-        _ => None,
-    }
-}
-
 impl SavedBook {
     /// An empty book.
     pub fn new() -> SavedBook {
@@ -285,7 +267,7 @@ impl SavedBook {
                 } else {
                     ""
                 };
-                let _ = writeln!(out, "{peer} {addr} {}{worked}", source_name(*source));
+                let _ = writeln!(out, "{peer} {addr} {}{worked}", AddrSource::name(*source));
             }
         }
         let _ = writeln!(out, "end {}", self.len());
@@ -367,7 +349,8 @@ impl SavedBook {
             }
             // (one entry per address however it is spelled, as `set`)
             let addr = canonical(addr);
-            let source = parse_source(source).ok_or(err(n, BookFileErrorKind::InvalidSource))?;
+            let source =
+                AddrSource::from_name(source).ok_or(err(n, BookFileErrorKind::InvalidSource))?;
             let list = book.peers.entry(peer).or_default();
             if list.iter().any(|(a, _)| *a == addr) {
                 return Err(err(n, BookFileErrorKind::Duplicate));

@@ -177,6 +177,7 @@ impl Default for DialConfig {
 
 /// The wire protocol a node speaks (PROTOCOL.md parts A and B).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[non_exhaustive]
 pub enum ProtocolVersion {
     /// Version 1: an ed25519 handshake, then envelopes in clear.
     V1,

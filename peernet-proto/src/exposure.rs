@@ -12,6 +12,7 @@ use crate::identity::PeerId;
 /// Who may call an exposed handle. Only trusted peers ever reach this
 /// check: the rule narrows the trust list, never widens it.
 #[derive(Clone, Default)]
+#[non_exhaustive]
 pub enum Access {
     /// Every trusted peer.
     #[default]

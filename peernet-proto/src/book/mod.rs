@@ -49,6 +49,7 @@ use crate::identity::PeerId;
 
 /// Where an address came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
 pub enum AddrSource {
     /// Given by the application (or a user, e.g. `PEERID@IP:PORT`).
     Application,
@@ -59,6 +60,27 @@ pub enum AddrSource {
 }
 
 impl AddrSource {
+    /// Its name, in lowercase, as files and logs write it:
+    /// `application`, `ticket`, `discovery`.
+    pub fn name(self) -> &'static str {
+        match self {
+            AddrSource::Application => "application",
+            AddrSource::Ticket => "ticket",
+            AddrSource::Discovery => "discovery",
+        }
+    }
+
+    /// The source [`AddrSource::name`] gives `name`, if any.
+    pub fn from_name(name: &str) -> Option<AddrSource> {
+        [
+            AddrSource::Application,
+            AddrSource::Ticket,
+            AddrSource::Discovery,
+        ]
+        .into_iter()
+        .find(|source| source.name() == name)
+    }
+
     /// Higher is more trustworthy: an address heard from several sources
     /// keeps the best one.
     fn weight(self) -> u8 {

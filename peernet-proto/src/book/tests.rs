@@ -369,3 +369,20 @@ fn hints_kept_busy_give_way_to_the_peers_own_announcement() {
     assert_eq!(book.add(p, addr(5), AddrSource::Discovery), Ok(true));
     assert_eq!(ports(&book, &p), [5, 1, 2, 3]);
 }
+
+#[test]
+fn a_sources_name_reads_back_as_it() {
+    let all = [
+        AddrSource::Application,
+        AddrSource::Ticket,
+        AddrSource::Discovery,
+    ];
+    for source in all {
+        assert_eq!(AddrSource::from_name(source.name()), Some(source));
+    }
+    let names: alloc::vec::Vec<_> = all.iter().map(|s| s.name()).collect();
+    assert_eq!(names, ["application", "ticket", "discovery"]);
+    for other in ["", "Application", "app", "ticket ", "discovery\0"] {
+        assert_eq!(AddrSource::from_name(other), None, "{other:?}");
+    }
+}
