@@ -124,11 +124,14 @@ pub enum TicketError {
 
 impl Ticket {
     /// A ticket for `peer` at `addrs` (duplicates dropped, order kept).
+    /// `addrs` is read no further than its first address too many or
+    /// refused: a host's every address, however many, costs no more.
     ///
     /// # Errors
     ///
     /// [`TicketError::TooManyAddresses`] beyond [`MAX_TICKET_ADDRS`]
-    /// distinct addresses; [`TicketError::Undialable`] for an address no
+    /// distinct addresses (with the count read, `MAX_TICKET_ADDRS + 1`);
+    /// [`TicketError::Undialable`] for an address no
     /// dial can reach; [`TicketError::Scoped`] for an IPv6 address with a
     /// scope id.
     pub fn new(
@@ -151,9 +154,10 @@ impl Ticket {
             if !unique.contains(&addr) {
                 unique.push(addr);
             }
-        }
-        if unique.len() > MAX_TICKET_ADDRS {
-            return Err(TicketError::TooManyAddresses(unique.len()));
+            // (the list kept, and each `contains`, stay within the bound)
+            if unique.len() > MAX_TICKET_ADDRS {
+                return Err(TicketError::TooManyAddresses(unique.len()));
+            }
         }
         Ok(Ticket {
             peer,
@@ -463,6 +467,29 @@ mod tests {
         }
         assert_eq!(" peer ".parse::<Ticket>(), Err(TicketError::Prefix));
         assert_eq!(" \n".parse::<Ticket>(), Err(TicketError::Prefix));
+    }
+
+    /// Review s48: `Ticket::new` took in every address it was given,
+    /// testing each against all kept before (quadratic), and only then
+    /// refused more than eight: a host's every address (thousands of
+    /// IPv6 ones, a container host's interfaces) cost that much time and
+    /// memory. It now reads no further than the ninth distinct one.
+    #[test]
+    fn a_ticket_reads_no_further_than_its_bound() {
+        let read = std::cell::Cell::new(0usize);
+        let many = (0u32..1000).map(|i| {
+            read.set(read.get() + 1);
+            SocketAddr::new(Ipv4Addr::from(0x0a00_0000 + i).into(), 4000)
+        });
+        assert_eq!(
+            Ticket::new(peer(1), many),
+            Err(TicketError::TooManyAddresses(MAX_TICKET_ADDRS + 1))
+        );
+        assert_eq!(read.get(), MAX_TICKET_ADDRS + 1);
+        // repeats of one address are no more of them
+        let same = SocketAddr::new(Ipv4Addr::new(192, 0, 2, 7).into(), 4000);
+        let ticket = Ticket::new(peer(1), std::iter::repeat_n(same, 10_000)).unwrap();
+        assert_eq!(ticket.addrs(), [same]);
     }
 
     #[test]
