@@ -18,7 +18,8 @@
 //!   ([`NodeConfig::wait_for_reconnect`] turns this off).
 //! - With a data directory the book is saved (atomically, see
 //!   `book_file.rs`) 250 ms after it changes, so a burst of changes is one
-//!   write, at once when the node shuts down, and again after a failed
+//!   write (at most 16 such writes a minute), at once when the node shuts
+//!   down, and again after a failed
 //!   save, with a back-off (`book_save.rs`).
 
 use std::net::SocketAddr;
