@@ -111,6 +111,38 @@ fn parse_label(s: &str) -> Result<Label, String> {
 mod tests {
     use super::{Target, label_field};
 
+    /// Review s48: `unpair DIR PEERID` and `serve --trust PEERID` took
+    /// the argument as it came: `PEERID\r` (a file with `\r\n`) or a
+    /// pasted `PEERID ` was "not a PeerId".
+    #[test]
+    fn whitespace_around_a_peer_id_argument_is_no_part_of_it() {
+        use clap::Parser;
+        let peer = peernet_tokio::Identity::from_seed(&[7; 32]).peer_id();
+        for args in [
+            vec![
+                "peernet".to_string(),
+                "unpair".into(),
+                "dir".into(),
+                format!("{peer}\r"),
+            ],
+            vec![
+                "peernet".to_string(),
+                "serve".into(),
+                "--key".into(),
+                "key".into(),
+                "--listen".into(),
+                "127.0.0.1:0".into(),
+                "--trust".into(),
+                format!(" {peer} "),
+            ],
+        ] {
+            if let Err(e) = crate::Cli::try_parse_from(&args) {
+                panic!("{args:?}: {e}");
+            }
+        }
+        assert!(super::parse_peer("not a peer").is_err());
+    }
+
     /// Review s48: a ticket with whitespace before it (a quoted paste, a
     /// line read with its indent) was not told from a PeerId, and one
     /// with a `\r` after it (a file with `\r\n`) failed as mistyped.
@@ -218,7 +250,14 @@ pub(crate) fn run_pair(pair: Pair) -> Result<(), Failure> {
 #[derive(clap::Args)]
 pub(crate) struct Unpair {
     dir: PathBuf,
+    #[arg(value_parser = parse_peer)]
     peer: PeerId,
+}
+
+/// A PeerId argument: whitespace around it (a paste, a file's `\r\n`)
+/// is no part of it, as for a [`Target`].
+pub(crate) fn parse_peer(s: &str) -> Result<PeerId, String> {
+    s.trim().parse::<PeerId>().map_err(|e| e.to_string())
 }
 
 /// Stops trusting the peer and forgets its addresses; exit 1 if it was not
