@@ -25,6 +25,9 @@ impl FromStr for Target {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Target, String> {
+        // (whitespace around it, as a paste or a file's `\r\n` leaves,
+        // is no part of it: a ticket is told from a PeerId by its start)
+        let s = s.trim();
         let prefix = peernet_tokio::ticket::TICKET_PREFIX;
         let upper_ticket = s
             .get(..prefix.len())
@@ -106,7 +109,67 @@ fn parse_label(s: &str) -> Result<Label, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::label_field;
+    use super::{Target, label_field};
+
+    /// Review s48: `unpair DIR PEERID` and `serve --trust PEERID` took
+    /// the argument as it came: `PEERID\r` (a file with `\r\n`) or a
+    /// pasted `PEERID ` was "not a PeerId".
+    #[test]
+    fn whitespace_around_a_peer_id_argument_is_no_part_of_it() {
+        use clap::Parser;
+        let peer = peernet_tokio::Identity::from_seed(&[7; 32]).peer_id();
+        for args in [
+            vec![
+                "peernet".to_string(),
+                "unpair".into(),
+                "dir".into(),
+                format!("{peer}\r"),
+            ],
+            vec![
+                "peernet".to_string(),
+                "serve".into(),
+                "--key".into(),
+                "key".into(),
+                "--listen".into(),
+                "127.0.0.1:0".into(),
+                "--trust".into(),
+                format!(" {peer} "),
+            ],
+        ] {
+            if let Err(e) = crate::Cli::try_parse_from(&args) {
+                panic!("{args:?}: {e}");
+            }
+        }
+        assert!(super::parse_peer("not a peer").is_err());
+    }
+
+    /// Review s48: a ticket with whitespace before it (a quoted paste, a
+    /// line read with its indent) was not told from a PeerId, and one
+    /// with a `\r` after it (a file with `\r\n`) failed as mistyped.
+    #[test]
+    fn whitespace_around_a_target_is_no_part_of_it() {
+        let peer = peernet_tokio::Identity::from_seed(&[7; 32]).peer_id();
+        let addr: std::net::SocketAddr = "192.0.2.7:4000".parse().unwrap();
+        let ticket = peernet_tokio::Ticket::new(peer, [addr]).unwrap();
+        for text in [
+            format!(" {ticket}"),
+            format!("{ticket}\r"),
+            format!("\t{ticket} \n"),
+        ] {
+            match text.parse::<Target>() {
+                Ok(Target::Ticket(read)) => assert_eq!(read, ticket, "{text:?}"),
+                other => panic!("{text:?}: {other:?}"),
+            }
+        }
+        match format!(" {peer}@{addr}\r").parse::<Target>() {
+            Ok(Target::At(p, a)) => assert_eq!((p, a), (peer, addr)),
+            other => panic!("{other:?}"),
+        }
+        match format!("{peer} ").parse::<Target>() {
+            Ok(Target::Peer(p)) => assert_eq!(p, peer),
+            other => panic!("{other:?}"),
+        }
+    }
 
     #[test]
     fn a_label_is_one_field_of_a_peers_line() {
@@ -187,7 +250,14 @@ pub(crate) fn run_pair(pair: Pair) -> Result<(), Failure> {
 #[derive(clap::Args)]
 pub(crate) struct Unpair {
     dir: PathBuf,
+    #[arg(value_parser = parse_peer)]
     peer: PeerId,
+}
+
+/// A PeerId argument: whitespace around it (a paste, a file's `\r\n`)
+/// is no part of it, as for a [`Target`].
+pub(crate) fn parse_peer(s: &str) -> Result<PeerId, String> {
+    s.trim().parse::<PeerId>().map_err(|e| e.to_string())
 }
 
 /// Stops trusting the peer and forgets its addresses; exit 1 if it was not

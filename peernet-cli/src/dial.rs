@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use peernet_tokio::{
-    CallError, ConnectError, HandshakeError, Node, NodeConfig, PeerId, ProtocolVersion, RejectCode,
+    CallError, Config, ConnectError, DialConfig, HandshakeError, Node, NodeConfig, PeerId,
+    ProtocolVersion, RejectCode,
 };
 
 use peernet_tokio::AddrSource;
@@ -27,7 +28,8 @@ pub(crate) struct Dial {
           conflicts_with = "data_dir")]
     connect: Option<Target>,
     /// Give up after this many milliseconds, the dial and the call
-    /// together (at least 1).
+    /// together (at least 1). Of several addresses, each may take an equal
+    /// share of it (at least 1 s) to open its connection.
     #[arg(long, value_name = "MS", default_value_t = 10_000,
           value_parser = clap::value_parser!(u64).range(1..))]
     timeout: u64,
@@ -126,7 +128,16 @@ fn plan(dial: Dial) -> Result<Plan, Failure> {
     if addrs.is_empty() {
         return Err(Failure(1, format!("no address known for {peer}")));
     }
+    // Each address of a round gets a share of --timeout for its connect:
+    // the default `dial_timeout` (10 s) is --timeout's default, so an
+    // address that never answers (a ticket's VPN or container address
+    // listed first, a book's stale one) took the whole budget, and the
+    // next one, which works, was never tried.
+    let mut protocol = Config::default();
+    let dialed = addrs.len().min(protocol.max_addresses_per_peer);
+    protocol.dial.dial_timeout = connect_share(Duration::from_millis(dial.timeout), dialed);
     let mut config = NodeConfig::new(identity)
+        .protocol(protocol)
         .protocol_version(dial.protocol)
         .trust(trust);
     if one_off {
@@ -143,6 +154,15 @@ fn plan(dial: Dial) -> Result<Plan, Failure> {
         handle,
         args,
     })
+}
+
+/// How long one address of `dialed` may take to open its connection
+/// within `timeout`: an equal share, but at least 1 s (a lost SYN is sent
+/// again after 1 s) and at most the default `dial_timeout`.
+fn connect_share(timeout: Duration, dialed: usize) -> Duration {
+    let most = DialConfig::default().dial_timeout;
+    let share = timeout / u32::try_from(dialed.max(1)).unwrap_or(u32::MAX);
+    share.clamp(Duration::from_secs(1).min(most), most)
 }
 
 fn connect_cause(error: &ConnectError) -> String {

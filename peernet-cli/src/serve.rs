@@ -49,7 +49,7 @@ pub(crate) struct Serve {
     /// A peer to trust for this run (repeatable; not written to a data
     /// directory's trust list; one given twice is trusted once, with a
     /// warning). The node's own PeerId is refused.
-    #[arg(long = "trust", value_name = "PEERID")]
+    #[arg(long = "trust", value_name = "PEERID", value_parser = crate::book::parse_peer)]
     trust: Vec<PeerId>,
     /// A demo handle to expose: echo, fail, sleep, panic (repeatable; one
     /// given twice is exposed once, with a warning).

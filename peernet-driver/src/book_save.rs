@@ -23,6 +23,15 @@ use crate::tasks::first;
 /// How long after a change of the address book it is saved.
 const SAVE_DEBOUNCE: Duration = Duration::from_millis(250);
 
+/// The most saves owed to changes in any [`SAVE_WINDOW`]; past them, the
+/// next waits until the oldest is that old. A LAN host announcing ever
+/// new addresses for a trusted peer changes the book at will (each hint
+/// new or forgotten): the debounce alone let it make the node write the
+/// file, two fsyncs each, four times a second for as long as it went on
+/// (flash storage wears). The shutdown and the close still save at once.
+const SAVE_BURST: usize = 16;
+const SAVE_WINDOW: Duration = Duration::from_secs(60);
+
 /// The wait before a failed save is tried again, doubled for each failure
 /// in a row up to [`RETRY_MAX`]: a full or read-only disk costs a warning
 /// a few minutes, not a write every change.
@@ -45,6 +54,9 @@ pub(crate) struct Saves {
     /// The peers whose lines an operator changed in the book file during
     /// this run: written as the operator left them.
     hand: std::sync::Mutex<HandEdits>,
+    /// When the last saves owed to changes were due, at most
+    /// [`SAVE_BURST`], oldest first.
+    recent: std::sync::Mutex<std::collections::VecDeque<std::time::Instant>>,
 }
 
 impl Saves {
@@ -53,6 +65,24 @@ impl Saves {
         self.aside
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The wait before a save owed to a change made `now`: the debounce,
+    /// or longer, once [`SAVE_BURST`] of them were due in the last
+    /// [`SAVE_WINDOW`]. The save is counted as due then.
+    fn wait_for_slot(&self, now: std::time::Instant) -> Duration {
+        let mut recent = self
+            .recent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut due = now + SAVE_DEBOUNCE;
+        if recent.len() >= SAVE_BURST {
+            if let Some(oldest) = recent.pop_front() {
+                due = due.max(oldest + SAVE_WINDOW);
+            }
+        }
+        recent.push_back(due);
+        due.saturating_duration_since(now)
     }
 
     /// The operator's edits of the book file (see the field).
@@ -70,14 +100,16 @@ fn retry_delay(failures: u32) -> Duration {
     RETRY_FIRST.saturating_mul(1 << doublings).min(RETRY_MAX)
 }
 
-/// Saves the book soon (debounced), if the node has a data directory:
-/// for `Work::SaveBook`. Nothing more is scheduled while a save is owed
-/// (it writes the book as it is then).
+/// Saves the book soon (debounced, and at most [`SAVE_BURST`] such saves
+/// a [`SAVE_WINDOW`]), if the node has a data directory: for
+/// `Work::SaveBook`. Nothing more is scheduled while a save is owed (it
+/// writes the book as it is then).
 pub(crate) fn schedule<R: Runtime>(shared: &Arc<Shared<R>>) {
     if shared.data_dir.is_none() || shared.book_saves.pending.swap(true, Ordering::AcqRel) {
         return;
     }
-    save_after(shared.clone(), SAVE_DEBOUNCE);
+    let wait = shared.book_saves.wait_for_slot(shared.rt.now());
+    save_after(shared.clone(), wait);
 }
 
 /// Saves after `delay` what is owed, unless the node closes first: a
@@ -267,6 +299,30 @@ fn book_to_save<R: Runtime>(shared: &Shared<R>, saved_trust: &TrustList) -> Save
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Saves owed to changes: the debounce for the first
+    /// [`SAVE_BURST`], then one each time the oldest of the last
+    /// [`SAVE_BURST`] is [`SAVE_WINDOW`] old.
+    #[test]
+    fn saves_owed_to_changes_are_bounded_a_window() {
+        let saves = Saves::default();
+        let start = std::time::Instant::now();
+        for _ in 0..SAVE_BURST {
+            assert_eq!(saves.wait_for_slot(start), SAVE_DEBOUNCE);
+        }
+        let late = start + Duration::from_secs(1);
+        assert_eq!(
+            saves.wait_for_slot(late),
+            SAVE_WINDOW + SAVE_DEBOUNCE - Duration::from_secs(1)
+        );
+        assert_eq!(
+            saves.wait_for_slot(late),
+            SAVE_WINDOW + SAVE_DEBOUNCE - Duration::from_secs(1)
+        );
+        // once the window has passed, the debounce again
+        let later = start + SAVE_WINDOW * 3;
+        assert_eq!(saves.wait_for_slot(later), SAVE_DEBOUNCE);
+    }
 
     #[test]
     fn retries_back_off_to_five_minutes() {

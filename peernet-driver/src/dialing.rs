@@ -18,7 +18,8 @@
 //!   ([`NodeConfig::wait_for_reconnect`] turns this off).
 //! - With a data directory the book is saved (atomically, see
 //!   `book_file.rs`) 250 ms after it changes, so a burst of changes is one
-//!   write, at once when the node shuts down, and again after a failed
+//!   write (at most 16 such writes a minute), at once when the node shuts
+//!   down, and again after a failed
 //!   save, with a back-off (`book_save.rs`).
 
 use std::net::SocketAddr;
@@ -99,9 +100,13 @@ pub(crate) struct DialState {
     /// `connect_peer` calls waiting for their peer: answered on its
     /// `Connected`, `Unreachable`, unpair or shutdown.
     waiters: Mutex<FxHashMap<PeerId, Vec<Waiter>>>,
-    /// Some peer connected, or was unpaired, or the node shuts down: calls
-    /// waiting for a reconnect, look again.
-    reconnected: Broadcast,
+    /// Calls waiting for a kept peer's reconnect, per peer: woken (and the
+    /// entry dropped) when that peer connects, is unpaired or no longer
+    /// kept, or the node shuts down; then they look again. One wake-up
+    /// per peer, not one for the node: every connection of any peer woke
+    /// every call waiting for any other, each of them to take the node's
+    /// lock and find its peer still away. At most one entry per kept peer.
+    reconnects: Mutex<FxHashMap<PeerId, Broadcast>>,
 }
 
 impl DialState {
@@ -109,6 +114,18 @@ impl DialState {
     pub(crate) fn waiting(&self) -> usize {
         let waiters = self.waiters.lock().unwrap_or_else(PoisonError::into_inner);
         waiters.values().map(Vec::len).sum()
+    }
+
+    /// Wakes the calls waiting for `peer`'s reconnect.
+    fn wake_reconnect(&self, peer: &PeerId) {
+        let woken = self
+            .reconnects
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(peer);
+        if let Some(event) = woken {
+            event.notify(usize::MAX);
+        }
     }
 
     fn take_waiters(&self, peer: &PeerId) -> Vec<Waiter> {
@@ -121,7 +138,7 @@ impl DialState {
         for tx in self.take_waiters(&peer) {
             let _ = tx.send(Ok(()));
         }
-        self.reconnected.notify(usize::MAX);
+        self.wake_reconnect(&peer);
     }
 
     fn fail_waiters(&self, peer: &PeerId, error: impl Fn() -> ConnectError) {
@@ -257,7 +274,7 @@ pub(crate) fn after_unpair<R: Runtime>(shared: &Arc<Shared<R>>, peer: PeerId) {
     state.fail_waiters(&peer, || {
         ConnectError::Start(peernet_proto::ConnectError::Untrusted(peer))
     });
-    state.reconnected.notify(usize::MAX);
+    state.wake_reconnect(&peer);
 }
 
 /// The node shuts down: waiters are released at once; a pending save is
@@ -278,21 +295,35 @@ pub(crate) fn on_shutdown<R: Runtime>(
             ConnectError::Start(peernet_proto::ConnectError::ShuttingDown)
         });
     }
-    state.reconnected.notify(usize::MAX);
+    let reconnects = std::mem::take(
+        &mut *state
+            .reconnects
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner),
+    );
+    for event in reconnects.into_values() {
+        event.notify(usize::MAX);
+    }
     crate::book_save::pending_now(shared)
 }
 
 /// For [`Node::call`], under the core's lock, after `NotConnected`: a
-/// wake-up for when some peer connects, if the call should wait for
-/// `peer` to be reconnected.
+/// wake-up for when `peer` connects (or is unpaired, or no longer kept,
+/// or the node shuts down), if the call should wait for `peer` to be
+/// reconnected.
 pub(crate) fn reconnect_wait<R: Runtime>(
     shared: &Shared<R>,
     inner: &Inner,
     peer: &PeerId,
 ) -> Option<EventListener> {
     let state = &shared.dialing;
-    (state.wait_for_reconnect.load(Ordering::Relaxed) && inner.ep.is_kept(peer))
-        .then(|| state.reconnected.listen())
+    (state.wait_for_reconnect.load(Ordering::Relaxed) && inner.ep.is_kept(peer)).then(|| {
+        let mut reconnects = state
+            .reconnects
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        reconnects.entry(*peer).or_default().listen()
+    })
 }
 
 impl<R: Runtime> Node<R> {
@@ -404,7 +435,7 @@ impl<R: Runtime> Node<R> {
             .with_core(|inner, now| inner.ep.keep_connected(now, peer, keep))?;
         if !keep {
             // calls waiting for its reconnect stop waiting
-            self.shared.dialing.reconnected.notify(usize::MAX);
+            self.shared.dialing.wake_reconnect(&peer);
         }
         Ok(())
     }

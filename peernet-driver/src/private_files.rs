@@ -228,7 +228,9 @@ fn read_bounded(file: File, max: u64) -> io::Result<Vec<u8>> {
 /// Reads at most `max + 1` bytes of `file` into `bytes` (which grows only
 /// if its capacity is below that), refusing a file of more than `max`.
 fn read_bounded_into(file: File, max: u64, bytes: &mut Vec<u8>) -> io::Result<()> {
-    io::Read::read_to_end(&mut io::Read::take(file, max + 1), bytes)?;
+    // (`u64::MAX`, no bound in effect, is read to the end: not an
+    // overflow)
+    io::Read::read_to_end(&mut io::Read::take(file, max.saturating_add(1)), bytes)?;
     if bytes.len() as u64 > max {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
@@ -448,6 +450,20 @@ pub(crate) mod tests {
         let (file, meta) = open_checked(&path, &checked).unwrap();
         assert_eq!(meta.len(), 7);
         assert_eq!(read_bounded(file, 16).unwrap(), b"checked");
+    }
+
+    /// Review s48: `read_regular` is public, and a bound of `u64::MAX`
+    /// (none in effect) overflowed `max + 1`: a panic in a debug build, a
+    /// bound of 0 (every file "larger than" it) in a release one.
+    #[test]
+    fn the_largest_bound_reads_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("trust");
+        fs::write(&file, "whole").unwrap();
+        assert_eq!(read_regular(&file, u64::MAX).unwrap(), b"whole");
+        assert_eq!(read_regular(&file, 5).unwrap(), b"whole");
+        let err = read_regular(&file, 4).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
     }
 
     /// A file or directory of another user is refused, naming the chown

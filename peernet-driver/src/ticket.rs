@@ -22,6 +22,10 @@
 //! - Bounded: at most [`MAX_TICKET_ADDRS`] addresses, so at most
 //!   [`MAX_TICKET_LEN`] characters; longer text is refused before it is
 //!   decoded.
+//! - Whitespace around a ticket (a paste that took the line's end, a
+//!   file's `\r\n`, a quoted argument with a space) is no part of it: it is
+//!   left out before the ticket is read. Whitespace inside is refused, as
+//!   any character outside the alphabet is.
 //!
 //! An IPv4 address given in IPv6 form (`[::ffff:192.0.2.7]:4000`) is
 //! carried in its IPv4 form, as the address book keeps it, so a ticket
@@ -120,11 +124,14 @@ pub enum TicketError {
 
 impl Ticket {
     /// A ticket for `peer` at `addrs` (duplicates dropped, order kept).
+    /// `addrs` is read no further than its first address too many or
+    /// refused: a host's every address, however many, costs no more.
     ///
     /// # Errors
     ///
     /// [`TicketError::TooManyAddresses`] beyond [`MAX_TICKET_ADDRS`]
-    /// distinct addresses; [`TicketError::Undialable`] for an address no
+    /// distinct addresses (with the count read, `MAX_TICKET_ADDRS + 1`);
+    /// [`TicketError::Undialable`] for an address no
     /// dial can reach; [`TicketError::Scoped`] for an IPv6 address with a
     /// scope id.
     pub fn new(
@@ -147,9 +154,10 @@ impl Ticket {
             if !unique.contains(&addr) {
                 unique.push(addr);
             }
-        }
-        if unique.len() > MAX_TICKET_ADDRS {
-            return Err(TicketError::TooManyAddresses(unique.len()));
+            // (the list kept, and each `contains`, stay within the bound)
+            if unique.len() > MAX_TICKET_ADDRS {
+                return Err(TicketError::TooManyAddresses(unique.len()));
+            }
         }
         Ok(Ticket {
             peer,
@@ -244,7 +252,12 @@ impl fmt::Display for Ticket {
 impl FromStr for Ticket {
     type Err = TicketError;
 
+    /// Reads a ticket's text; whitespace around it is left out (see the
+    /// [module docs](self)).
     fn from_str(s: &str) -> Result<Ticket, TicketError> {
+        // (a paste that took the line's end, a file's `\r\n`: a position
+        // in an error counts from the ticket's first character)
+        let s = s.trim();
         if s.len() > MAX_TICKET_LEN {
             return Err(TicketError::TooLong(s.len()));
         }
@@ -420,6 +433,63 @@ mod tests {
         // duplicates are dropped on the way in
         let twice = Ticket::new(peer(1), [many[0], many[0]]).unwrap();
         assert_eq!(twice.addrs(), &many[..1]);
+    }
+
+    /// Review s48: a ticket pasted with the line's end, or read from a
+    /// file with `\r\n`, failed as "not base32 at character N: mistyped
+    /// or cut short?" though every character of it was right.
+    #[test]
+    fn whitespace_around_a_ticket_is_no_part_of_it() {
+        let full: Vec<SocketAddr> = (0..8)
+            .map(|i| SocketAddr::new(Ipv6Addr::LOCALHOST.into(), 1000 + i))
+            .collect();
+        for ticket in [
+            Ticket::new(peer(1), []).unwrap(),
+            Ticket::new(peer(2), full).unwrap(),
+        ] {
+            let text = ticket.to_string();
+            for around in [
+                format!("{text} "),
+                format!("{text}\n"),
+                format!("{text}\r\n"),
+                format!(" \t{text}"),
+                format!("\u{a0}{text}\u{2003}"),
+                format!("{}{text}{}", " ".repeat(400), "\n".repeat(400)),
+            ] {
+                assert_eq!(around.parse::<Ticket>().as_ref(), Ok(&ticket), "{around:?}");
+            }
+            // whitespace inside is still refused, where it is
+            let inside = format!("{} {}", &text[..20], &text[21..]);
+            assert_eq!(
+                inside.parse::<Ticket>(),
+                Err(TicketError::Encoding { position: 20 })
+            );
+        }
+        assert_eq!(" peer ".parse::<Ticket>(), Err(TicketError::Prefix));
+        assert_eq!(" \n".parse::<Ticket>(), Err(TicketError::Prefix));
+    }
+
+    /// Review s48: `Ticket::new` took in every address it was given,
+    /// testing each against all kept before (quadratic), and only then
+    /// refused more than eight: a host's every address (thousands of
+    /// IPv6 ones, a container host's interfaces) cost that much time and
+    /// memory. It now reads no further than the ninth distinct one.
+    #[test]
+    fn a_ticket_reads_no_further_than_its_bound() {
+        let read = std::cell::Cell::new(0usize);
+        let many = (0u32..1000).map(|i| {
+            read.set(read.get() + 1);
+            SocketAddr::new(Ipv4Addr::from(0x0a00_0000 + i).into(), 4000)
+        });
+        assert_eq!(
+            Ticket::new(peer(1), many),
+            Err(TicketError::TooManyAddresses(MAX_TICKET_ADDRS + 1))
+        );
+        assert_eq!(read.get(), MAX_TICKET_ADDRS + 1);
+        // repeats of one address are no more of them
+        let same = SocketAddr::new(Ipv4Addr::new(192, 0, 2, 7).into(), 4000);
+        let ticket = Ticket::new(peer(1), std::iter::repeat_n(same, 10_000)).unwrap();
+        assert_eq!(ticket.addrs(), [same]);
     }
 
     #[test]

@@ -367,3 +367,115 @@ async fn a_restored_book_keeps_the_order_of_its_hints() {
         node.shutdown().await;
     }
 }
+
+/// A future that counts its polls.
+struct Counted<F> {
+    fut: std::pin::Pin<Box<F>>,
+    polls: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl<F: Future> Future for Counted<F> {
+    type Output = F::Output;
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        self.polls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.fut.as_mut().poll(cx)
+    }
+}
+
+/// Review s48: calls waiting for a kept peer's reconnect sleep while
+/// other peers come and go. The wake-up was one broadcast for the node,
+/// notified whenever any peer connected: each call waiting for an absent
+/// peer woke, took the node's lock and found its peer still away, once
+/// per connection of anyone (a peer that connects and leaves in a loop,
+/// within its connect rate, drove it). With 40 connections of another
+/// peer, each waiting call was polled about 40 times; now it sleeps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_waiting_for_a_reconnect_are_not_woken_by_other_peers() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let (silent, _held) = silent_address().await;
+    let mut protocol = Config::default();
+    let mut dial = DialConfig::default();
+    dial.dial_timeout = Duration::from_secs(120);
+    protocol.dial = dial;
+    let a = Node::bind(
+        config(1, &[2, 3]).protocol(protocol),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let a_addr = a.local_addr().unwrap();
+    // peer 2 is kept, and its one address never answers: calls to it
+    // wait for its reconnect
+    a.add_address(peer(2), silent, AddrSource::Application)
+        .unwrap();
+    a.keep_connected(peer(2), true).unwrap();
+    let mut callers = Vec::new();
+    for _ in 0..8 {
+        let polls = Arc::new(AtomicUsize::new(0));
+        let a = a.clone();
+        let call = async move {
+            a.call(&peer(2), "echo", b"", Duration::from_secs(120))
+                .await
+        };
+        let counted = Counted {
+            fut: Box::pin(call),
+            polls: polls.clone(),
+        };
+        callers.push((tokio::spawn(counted), polls));
+    }
+    let polled = || callers.iter().all(|(_, p)| p.load(Ordering::SeqCst) > 0);
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while !polled() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("every caller polled");
+    let before: Vec<usize> = callers
+        .iter()
+        .map(|(_, p)| p.load(Ordering::SeqCst))
+        .collect();
+    // peer 3 connects and leaves, again and again
+    let c = node(3, &[1]).await;
+    let events = a.events();
+    for _ in 0..40 {
+        c.connect(peer(1), a_addr).await.unwrap();
+        // (a's own registration of it, which is what woke the callers)
+        loop {
+            match tokio::time::timeout(Duration::from_secs(20), events.recv())
+                .await
+                .expect("a sees peer 3 connect")
+            {
+                Ok(peernet_tokio::NodeEvent::Connected { peer: p, .. }) if p == peer(3) => break,
+                Ok(_) => {}
+                Err(e) => panic!("events: {e:?}"),
+            }
+        }
+        c.disconnect(&peer(1));
+    }
+    for ((task, polls), before) in callers.iter().zip(before) {
+        assert!(!task.is_finished(), "still waiting");
+        let woken = polls.load(Ordering::SeqCst) - before;
+        assert!(
+            woken < 8,
+            "a call waiting for peer 2's reconnect was polled {woken} times while peer 3 \
+             connected 40 times"
+        );
+    }
+    // their own peer's wake-up still comes: no longer kept, they stop
+    // waiting
+    a.keep_connected(peer(2), false).unwrap();
+    for (task, _) in callers {
+        let answer = tokio::time::timeout(Duration::from_secs(20), task)
+            .await
+            .expect("woken once peer 2 is no longer kept")
+            .unwrap();
+        assert_eq!(answer, Err(peernet_tokio::CallError::NotConnected));
+    }
+    c.shutdown().await;
+    a.shutdown().await;
+}

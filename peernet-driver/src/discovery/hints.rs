@@ -53,7 +53,11 @@ pub(super) fn hints<'a>(
 ///   make this node dial its own local services for a stranger;
 /// - an IPv6 link-local address with the scope of the interface it was
 ///   heard on (`scope`, 0 if unknown: then it is dropped, since no dial
-///   could reach it).
+///   could reach it);
+/// - never one the book refuses ([`peernet_proto::is_dialable`]: port 0,
+///   an unspecified, multicast or broadcast IP), so that such addresses,
+///   which a LAN host can announce by the hundred, do not take the places
+///   of an announcement's [`MAX_HINTS_PER_ANNOUNCEMENT`].
 pub fn dialable_hint(
     ip: IpAddr,
     port: u16,
@@ -66,12 +70,13 @@ pub fn dialable_hint(
     if ip.is_loopback() && !heard_on_loopback {
         return None;
     }
-    match ip {
+    let addr = match ip {
         IpAddr::V6(v6) if v6.is_unicast_link_local() => {
             (scope != 0).then(|| SocketAddr::V6(SocketAddrV6::new(v6, port, 0, scope)))
         }
         _ => Some(SocketAddr::new(ip, port)),
-    }
+    };
+    addr.filter(peernet_proto::is_dialable)
 }
 
 /// [`dialable_hint`] of an address as mDNS heard it; `loopback` says

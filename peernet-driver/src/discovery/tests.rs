@@ -98,6 +98,34 @@ fn a_huge_announcement_costs_one_look_per_interface() {
     assert!(addrs.iter().all(|a| !a.ip().is_loopback()), "{addrs:?}");
 }
 
+/// Review s48: addresses no dial can reach (multicast, broadcast,
+/// unspecified; port 0) were hints until the book refused them, and took
+/// the places of an announcement's first
+/// [`MAX_HINTS_PER_ANNOUNCEMENT`]: a LAN host that added them to a
+/// peer's host name (mDNS takes address records from anyone) left the
+/// peer's own address out. They are no hints now.
+#[test]
+fn undialable_addresses_take_no_place_of_a_hint() {
+    let peer = Identity::from_seed(&[1; 32]).peer_id();
+    let id = peer.to_string();
+    let mut heard: Vec<ScopedIp> = (1..=20u8)
+        .map(|k| ScopedIp::from(IpAddr::from([224, 0, 0, k])))
+        .collect();
+    for undialable in ["0.0.0.0", "255.255.255.255", "::", "ff02::1"] {
+        heard.push(ScopedIp::from(ip(undialable)));
+    }
+    heard.push(ScopedIp::from(ip("192.0.2.7")));
+    let no_interface = |_: &InterfaceId| -> Vec<IpAddr> { Vec::new() };
+    let (_, addrs) = hints(Some(&id), 4000, &heard, |_| true, no_interface).unwrap();
+    assert_eq!(addrs, ["192.0.2.7:4000".parse::<SocketAddr>().unwrap()]);
+    // port 0 (an SRV record's): no address of it is a hint
+    let (_, addrs) = hints(Some(&id), 0, &heard, |_| true, no_interface).unwrap();
+    assert!(addrs.is_empty(), "{addrs:?}");
+    assert_eq!(dialable_hint(ip("224.0.0.251"), 4000, 0, false), None);
+    assert_eq!(dialable_hint(ip("192.0.2.7"), 0, 0, false), None);
+    assert_eq!(dialable_hint(ip("::"), 4000, 0, true), None);
+}
+
 /// A LAN host cannot make this node dial its own loopback services:
 /// a loopback address counts only when heard on a loopback interface.
 /// A link-local IPv6 address keeps the scope it was heard on, or is
