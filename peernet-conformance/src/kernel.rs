@@ -334,6 +334,50 @@ pub async fn a_half_closed_peer_that_reads_nothing_leaves_no_bytes_in_the_kernel
     released(&rt, port, peer_port, Duration::from_secs(10)).await;
 }
 
+/// A long linger is the established connections': one closed in its
+/// handshake (a stranger refused) lingers at most the default 2 s, here
+/// under a linger of an hour. Review s48: every closed connection
+/// lingered for the node's linger; a peer holds a lingering socket for
+/// as long as it keeps its end open, and a source may fail handshakes at
+/// 8 a second, so that one address could hold 28,800 of the node's
+/// sockets under an hour's linger.
+pub async fn a_long_linger_is_for_established_connections_only<H: Harness>() {
+    if !cfg!(target_os = "linux") {
+        return;
+    }
+    let bob: N<H> = node(82, &[83], |c| c.linger(Duration::from_secs(3600))).await;
+    let rt = bob.runtime().clone();
+    let addr = bob.local_addr().unwrap();
+    let port = addr.port();
+    let held = |peer_port| !connection(port, peer_port).is_empty();
+    // A trusted peer connects; bob closes the connection, and the peer
+    // keeps its end open, reading nothing.
+    let stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_nonblocking(true).unwrap();
+    let established = stream.local_addr().unwrap().port();
+    let transport = <H::Rt as WrapStream<H::Tcp>>::wrap(H::tcp(stream).unwrap());
+    let raw = RawPeer::over(transport, identity(83), bob.peer_id(), &[]).await;
+    let events = bob.events();
+    until(&rt, &events, "connected", || bob.is_connected(&peer(83))).await;
+    assert!(bob.disconnect(&peer(83)));
+    // Then a stranger whose handshake fails (a frame of length 0), which
+    // keeps its end open too.
+    let mut stranger = std::net::TcpStream::connect(addr).unwrap();
+    let refused = stranger.local_addr().unwrap().port();
+    std::io::Write::write_all(&mut stranger, &[0, 0, 0, 0]).unwrap();
+    // Its socket goes once the default linger is over, long before the
+    // hour (within 20 s: a bound that only ends a failing run).
+    released(&rt, port, refused, Duration::from_secs(20)).await;
+    // The established connection, closed before it, lingers on: the
+    // hour is its.
+    assert!(
+        held(established),
+        "the established connection's socket went before the stranger's"
+    );
+    drop((raw, stranger));
+    bob.shutdown().await;
+}
+
 #[cfg(test)]
 mod tests {
     /// Review s45: `/proc/net/tcp` is read a page at a time while other

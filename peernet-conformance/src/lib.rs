@@ -175,7 +175,8 @@ macro_rules! scenario_tests {
             a_connection_given_up_leaves_no_bytes_queued_in_the_kernel,
             a_peer_that_reads_nothing_gets_little_queued_in_the_kernel,
             a_dialed_socket_gets_little_queued_in_the_kernel,
-            a_half_closed_peer_that_reads_nothing_leaves_no_bytes_in_the_kernel
+            a_half_closed_peer_that_reads_nothing_leaves_no_bytes_in_the_kernel,
+            a_long_linger_is_for_established_connections_only
         );
     };
     (@each $h:ty; $set:expr; $($name:ident),* $(,)?) => {

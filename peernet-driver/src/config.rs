@@ -275,6 +275,13 @@ impl NodeConfig {
     /// its side) holds nothing for the linger, whatever it is. Zero is
     /// refused at start ([`StartError::Linger`]): a close would stop the
     /// writer before its GOODBYE.
+    ///
+    /// Only an established connection lingers longer than the default: one
+    /// closed in its handshake (a stranger refused, a handshake that
+    /// failed) lingers at most 2 s whatever this is, so that a long linger
+    /// gives nobody the node has not trusted a longer hold on its sockets
+    /// (a source may fail handshakes at 8 a second, each socket held for
+    /// the linger by a peer that keeps its end open).
     pub fn linger(mut self, linger: Duration) -> NodeConfig {
         self.linger = linger;
         self

@@ -176,7 +176,7 @@ impl<R: Runtime> Shared<R> {
                 }
                 Work::Cancelled => continue,
                 Work::CloseDeadline(signals) => {
-                    let at = self.after(self.linger);
+                    let at = self.after(self.linger_of(&signals));
                     let sleep = self.rt.sleep_until(at);
                     self.rt.spawn(crate::tasks::close_deadline(sleep, signals));
                     continue;

@@ -430,7 +430,7 @@ async fn writer<R: Runtime>(
     shared.writers.fetch_sub(1, Ordering::AcqRel);
     shared.writer_ended.notify(usize::MAX);
     if let Ending::Closed = ending {
-        let deadline = shared.after(shared.linger);
+        let deadline = shared.after(shared.linger_of(&signals));
         let done = poll_fn(|cx| {
             if signals.reader_done.poll_raised(cx).is_ready() {
                 return Poll::Ready(());

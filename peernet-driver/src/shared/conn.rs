@@ -19,6 +19,11 @@ pub(crate) struct ConnSignals {
     pub(crate) write: Signal,
     /// The core is done with the connection: reader, discard what comes.
     pub(crate) closed: AtomicBool,
+    /// The connection was established (its handshake done, its peer
+    /// trusted): only then does it linger for the whole
+    /// [`NodeConfig::linger`](crate::NodeConfig::linger) once closed
+    /// ([`Shared::linger_of`](super::Shared::linger_of)).
+    pub(crate) established: AtomicBool,
     /// Reader, stop now.
     pub(crate) stop_reader: Signal,
     /// Writer, stop now (a forced shutdown).

@@ -174,7 +174,13 @@ impl<R: Runtime> Shared<R> {
                 peer,
                 direction,
             } => {
-                let remote = inner.conns.get(&conn).and_then(|e| e.remote_addr);
+                let entry = inner.conns.get(&conn);
+                if let Some(entry) = entry {
+                    // (before its close, drained after this: it lingers
+                    // as long as the node's linger says)
+                    entry.signals.established.store(true, Ordering::Release);
+                }
+                let remote = entry.and_then(|e| e.remote_addr);
                 tracing::info!(%conn, %peer, ?direction, ?remote, "connected");
                 if let Some(tx) = inner.dials.remove(&conn) {
                     let _ = tx.send(Ok(peer));

@@ -154,6 +154,25 @@ impl<R: Runtime> Shared<R> {
         Instant::from_duration(self.rt.now().saturating_duration_since(self.epoch))
     }
 
+    /// How long the closed connection of `signals` may linger: the node's
+    /// [`NodeConfig::linger`](crate::NodeConfig::linger) if it was
+    /// established, else at most the default (2 s). A connection closed
+    /// in its handshake (a stranger refused, a handshake that failed) is
+    /// held for as long as its peer keeps its end open, up to the linger:
+    /// under a linger made long for slow trusted peers, a source failing
+    /// handshakes at the rate it is allowed would hold that rate times the
+    /// linger in sockets (8 a second for an hour: 28,800, the node's
+    /// descriptors long gone).
+    pub(crate) fn linger_of(&self, signals: &ConnSignals) -> std::time::Duration {
+        match signals
+            .established
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            true => self.linger,
+            false => self.linger.min(crate::config::DEFAULT_LINGER),
+        }
+    }
+
     /// `delay` from now on the runtime's clock (a century at most, so
     /// that any `Duration` is safe).
     pub(crate) fn after(&self, delay: std::time::Duration) -> StdInstant {
