@@ -282,6 +282,11 @@ impl NodeConfig {
     /// gives nobody the node has not trusted a longer hold on its sockets
     /// (a source may fail handshakes at 8 a second, each socket held for
     /// the linger by a peer that keeps its end open).
+    ///
+    /// [`Node::shutdown`](crate::Node::shutdown) does not cut it short: it
+    /// waits for the goodbyes to be written, not for the peers to end
+    /// their side, so a connection whose peer keeps its end open lingers
+    /// on after the shutdown returned, for as long as the runtime runs.
     pub fn linger(mut self, linger: Duration) -> NodeConfig {
         self.linger = linger;
         self
