@@ -1013,35 +1013,6 @@ fn a_pair_into_a_full_book_is_refused_and_saves_nothing() {
     assert_eq!(ok(&["pair", "a", &b], d), "");
 }
 
-/// A loopback address whose TCP connects never complete: a listener with
-/// a backlog of 0 whose accept queue is filled, so later SYNs are
-/// dropped. Keep the second value (and its runtime) alive while it is
-/// used.
-async fn silent_address() -> (
-    std::net::SocketAddr,
-    (tokio::net::TcpListener, Vec<tokio::net::TcpStream>),
-) {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let listener = socket.listen(0).unwrap();
-    let silent = listener.local_addr().unwrap();
-    let mut fillers = Vec::new();
-    loop {
-        match tokio::time::timeout(
-            Duration::from_millis(300),
-            tokio::net::TcpStream::connect(silent),
-        )
-        .await
-        {
-            Ok(Ok(s)) => fillers.push(s),
-            Ok(Err(e)) => panic!("{e}"),
-            Err(_) => break, // hangs now
-        }
-        assert!(fillers.len() < 16, "the accept queue never filled");
-    }
-    (silent, (listener, fillers))
-}
-
 /// Review s48: a ticket whose first address never answers (a VPN or
 /// container address of the host that made it) and whose second works.
 /// Every address of the round had the default `dial_timeout`, 10 s,
@@ -1053,11 +1024,7 @@ fn a_call_goes_past_an_address_that_never_answers() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     let (_, _, s) = a_serves_echo_to_b(d);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let (silent, _held) = rt.block_on(silent_address());
+    let (silent, _held) = peernet_conformance::silent_address();
     let ticket = ok(
         &[
             "ticket",

@@ -205,6 +205,33 @@ pub fn loopback() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
 }
 
+/// A loopback address whose TCP connects never complete: a listener with
+/// a backlog of 0 whose accept queue is filled, so that later SYNs are
+/// dropped. Keep the second value alive while the address is used. (It
+/// blocks for the 300 ms of the connect that finds the queue full: call
+/// it before the nodes it is for start.)
+pub fn silent_address() -> (
+    SocketAddr,
+    (std::net::TcpListener, Vec<std::net::TcpStream>),
+) {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    socket.bind(&loopback().into()).unwrap();
+    socket.listen(0).unwrap();
+    let listener = std::net::TcpListener::from(socket);
+    let silent = listener.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    loop {
+        match std::net::TcpStream::connect_timeout(&silent, Duration::from_millis(300)) {
+            Ok(filler) => fillers.push(filler),
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => break, // hangs now
+            Err(e) => panic!("{e}"),
+        }
+        assert!(fillers.len() < 16, "the accept queue never filled");
+    }
+    (silent, (listener, fillers))
+}
+
 /// A node with identity `seed`, trusting `trusts`, listening on loopback.
 pub async fn node<R: Runtime>(
     seed: u8,

@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use peernet_conformance::silent_address;
 use peernet_tokio::book_file::SavedBook;
 use peernet_tokio::{
     AddrSource, Config, ConnectError, DialConfig, DialFailure, Identity, Node, NodeConfig, PeerId,
@@ -39,34 +40,6 @@ fn dead_address() -> SocketAddr {
         .unwrap()
 }
 
-/// An address whose TCP connects never complete: a listener with a
-/// backlog of 0 whose accept queue is filled, so later SYNs are dropped
-/// (loopback only). Keep the second value alive while it is used.
-async fn silent_address() -> (
-    SocketAddr,
-    (tokio::net::TcpListener, Vec<tokio::net::TcpStream>),
-) {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let listener = socket.listen(0).unwrap();
-    let silent = listener.local_addr().unwrap();
-    let mut fillers = Vec::new();
-    loop {
-        match tokio::time::timeout(
-            Duration::from_millis(300),
-            tokio::net::TcpStream::connect(silent),
-        )
-        .await
-        {
-            Ok(Ok(s)) => fillers.push(s),
-            Ok(Err(e)) => panic!("{e}"),
-            Err(_) => break, // hangs now
-        }
-        assert!(fillers.len() < 16, "the accept queue never filled");
-    }
-    (silent, (listener, fillers))
-}
-
 /// A node trusting peer 2 whose dials give up after `dial_timeout`.
 async fn node_with_dial_timeout(dial_timeout: Duration) -> Node {
     let mut protocol = Config::default();
@@ -87,7 +60,7 @@ async fn node_with_dial_timeout(dial_timeout: Duration) -> Node {
 /// the dial task's: the cause must come from the core.)
 #[tokio::test]
 async fn unreachable_says_why_a_silent_address_failed() {
-    let (silent, _held) = silent_address().await;
+    let (silent, _held) = silent_address();
     let a = node_with_dial_timeout(Duration::from_millis(500)).await;
     a.add_address(peer(2), silent, AddrSource::Application)
         .unwrap();
@@ -272,7 +245,7 @@ async fn a_saved_book_is_dialed_in_its_saved_order() {
 #[tokio::test]
 async fn callers_that_gave_up_do_not_pile_up() {
     use futures_util::FutureExt;
-    let (silent, _held) = silent_address().await;
+    let (silent, _held) = silent_address();
     let a = node_with_dial_timeout(Duration::from_secs(60)).await;
     a.add_address(peer(2), silent, AddrSource::Application)
         .unwrap();
@@ -296,7 +269,7 @@ async fn callers_that_gave_up_do_not_pile_up() {
 /// the calls it held.
 #[tokio::test]
 async fn a_call_timed_out_waiting_for_a_reconnect_is_counted() {
-    let (silent, _held) = silent_address().await;
+    let (silent, _held) = silent_address();
     let a = node_with_dial_timeout(Duration::from_secs(60)).await;
     a.add_address(peer(2), silent, AddrSource::Application)
         .unwrap();
@@ -396,7 +369,7 @@ impl<F: Future> Future for Counted<F> {
 async fn calls_waiting_for_a_reconnect_are_not_woken_by_other_peers() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    let (silent, _held) = silent_address().await;
+    let (silent, _held) = silent_address();
     let mut protocol = Config::default();
     let mut dial = DialConfig::default();
     dial.dial_timeout = Duration::from_secs(120);
