@@ -979,13 +979,22 @@ fn the_operators_own_text_is_quoted_back_escaped() {
         "{err}"
     );
     // A log line quotes it escaped too (a handle given twice).
-    let out = command(peernet())
-        .args(["serve", "--key", "b.key", "--listen", "127.0.0.1:0"])
-        .args(["--expose", "\u{1b}[31mx", "--expose", "\u{1b}[31mx"])
-        .current_dir(d)
-        .output()
-        .unwrap();
-    let err = stderr(&out);
+    // (no demo handle has that name: `serve` warns, then exits 64)
+    let err = fails(
+        64,
+        &[
+            "serve",
+            "--key",
+            "b.key",
+            "--listen",
+            "127.0.0.1:0",
+            "--expose",
+            "\u{1b}[31mx",
+            "--expose",
+            "\u{1b}[31mx",
+        ],
+        d,
+    );
     assert!(err.contains(r"handle=\u{1b}[31mx"), "{err}");
     assert!(!err.contains('\u{1b}'), "a raw escape: {err:?}");
     // An argument with nothing to escape is quoted as clap quotes it

@@ -70,15 +70,18 @@ impl AddrSource {
         }
     }
 
+    /// Every source (a test checks that none is missing).
+    const ALL: [AddrSource; 3] = [
+        AddrSource::Application,
+        AddrSource::Ticket,
+        AddrSource::Discovery,
+    ];
+
     /// The source [`AddrSource::name`] gives `name`, if any.
     pub fn from_name(name: &str) -> Option<AddrSource> {
-        [
-            AddrSource::Application,
-            AddrSource::Ticket,
-            AddrSource::Discovery,
-        ]
-        .into_iter()
-        .find(|source| source.name() == name)
+        AddrSource::ALL
+            .into_iter()
+            .find(|source| source.name() == name)
     }
 
     /// Higher is more trustworthy: an address heard from several sources

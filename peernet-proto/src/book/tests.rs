@@ -372,15 +372,18 @@ fn hints_kept_busy_give_way_to_the_peers_own_announcement() {
 
 #[test]
 fn a_sources_name_reads_back_as_it() {
-    let all = [
-        AddrSource::Application,
-        AddrSource::Ticket,
-        AddrSource::Discovery,
-    ];
-    for source in all {
+    // (exhaustive: a new source fails to compile here, a reminder to add
+    // it to `AddrSource::ALL`, whose every entry must read back)
+    let listed = |source: AddrSource| match source {
+        AddrSource::Application | AddrSource::Ticket | AddrSource::Discovery => {
+            AddrSource::ALL.contains(&source)
+        }
+    };
+    for source in AddrSource::ALL {
+        assert!(listed(source));
         assert_eq!(AddrSource::from_name(source.name()), Some(source));
     }
-    let names: alloc::vec::Vec<_> = all.iter().map(|s| s.name()).collect();
+    let names: alloc::vec::Vec<_> = AddrSource::ALL.iter().map(|s| s.name()).collect();
     assert_eq!(names, ["application", "ticket", "discovery"]);
     for other in ["", "Application", "app", "ticket ", "discovery\0"] {
         assert_eq!(AddrSource::from_name(other), None, "{other:?}");
