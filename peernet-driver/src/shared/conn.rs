@@ -61,11 +61,11 @@ pub(crate) struct ConnSignals {
 /// lookup was most of what the per-connection wake-up cost a call.
 ///
 /// Read under the node's lock, the count is never below the number of
-/// connections that have waiters: it is raised (and `room_wanted` set)
-/// only under that lock, before `room_wanted` is set, and lowered after a
-/// waker cleared `room_wanted` and so notified its waiters itself. Only a
-/// waker that runs outside the lock (`take_transmit`) may leave it above
-/// for a moment, which costs a lookup, never a wake-up.
+/// connections that have waiters: it is raised only under that lock,
+/// before `room_wanted` is set, and lowered after a waker cleared
+/// `room_wanted` and so notified its waiters itself. Only a waker that
+/// runs outside the lock (`take_transmit`) may leave it above for a
+/// moment, which costs a lookup, never a wake-up.
 #[derive(Default)]
 pub(crate) struct RoomWaiters(AtomicUsize);
 
