@@ -252,7 +252,7 @@ pub async fn a_dialed_socket_gets_little_queued_in_the_kernel<H: Harness>() {
 /// halves of its socket. They used to close it with a FIN queued behind
 /// every byte the socket held, and the kernel kept the socket
 /// (FIN_WAIT1, orphaned) with those bytes (3.7 MB, still there 280 s
-/// later). Once the linger is over (a short one, [`DEAF_LINGER`]) the
+/// later). Once the linger is over (a short one, `DEAF_LINGER`) the
 /// kernel must have let go (within 20 s, a bound that only ends a
 /// failing run).
 pub async fn a_connection_given_up_leaves_no_bytes_queued_in_the_kernel<H: Harness>() {
