@@ -2,9 +2,13 @@
 //! round reports, and what it records (the review of the dial layer,
 //! s35, turned each finding into one of these).
 
+#[path = "common/counted.rs"]
+mod counted;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use counted::Counted;
 use peernet_conformance::silent_address;
 use peernet_tokio::book_file::SavedBook;
 use peernet_tokio::{
@@ -338,23 +342,6 @@ async fn a_restored_book_keeps_the_order_of_its_hints() {
         let order: Vec<SocketAddr> = node.addresses(&b).iter().map(|e| e.addr).collect();
         assert_eq!(order, expected);
         node.shutdown().await;
-    }
-}
-
-/// A future that counts its polls.
-struct Counted<F> {
-    fut: std::pin::Pin<Box<F>>,
-    polls: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-}
-
-impl<F: Future> Future for Counted<F> {
-    type Output = F::Output;
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<F::Output> {
-        self.polls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        self.fut.as_mut().poll(cx)
     }
 }
 

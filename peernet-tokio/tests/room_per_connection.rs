@@ -11,34 +11,20 @@
 //! polled each of them 758 to 894 times (each poll a turn through the
 //! node's lock). Now each connection wakes its own.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use peernet_tokio::{Identity, Node, NodeConfig};
 
+#[path = "common/counted.rs"]
+mod counted;
 #[path = "common/deaf.rs"]
 mod deaf;
 #[path = "common/until.rs"]
 mod until;
+use counted::Counted;
 use until::until;
-
-/// `fut`, counting its polls.
-struct Counted<F> {
-    fut: Pin<Box<F>>,
-    polls: Arc<AtomicUsize>,
-}
-
-impl<F: Future> Future for Counted<F> {
-    type Output = F::Output;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        self.polls.fetch_add(1, Ordering::SeqCst);
-        self.fut.as_mut().poll(cx)
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn callers_blocked_on_a_peer_that_reads_nothing_are_not_woken_by_others() {
