@@ -168,7 +168,8 @@ fn every_limit_at_zero_is_clamped_to_a_workable_one() {
 }
 
 /// Passes bytes between `a` (connection `dial`) and `b` (connection
-/// `conn`) four times each way; the result of `a`'s call `id`, if it came.
+/// `conn`) four times each way; the result of `a`'s call `id`, if it came
+/// (a fifth turn's pump of `a` shows the last reply).
 fn result_of(
     a: &mut Node,
     b: &mut Node,
@@ -177,16 +178,9 @@ fn result_of(
     id: CallId,
 ) -> Option<Result<Bytes, CallError>> {
     let mut result = None;
-    for _ in 0..4 {
-        a.pump();
-        if let Some(bytes) = a.take(dial) {
-            b.receive(conn, bytes);
-        }
-        b.pump();
-        if let Some(bytes) = b.take(conn) {
-            a.receive(dial, bytes);
-        }
-        for action in a.pump() {
+    for _ in 0..5 {
+        let (actions, _) = a.turn(dial, b, conn);
+        for action in actions {
             if let Action::Event(Event::CallResult { id: got, result: r }) = action {
                 assert_eq!(got, id);
                 result = Some(r);

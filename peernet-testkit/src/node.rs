@@ -178,16 +178,31 @@ impl Node {
     /// holds `conn` as its connection to this node.
     pub fn shake(&mut self, dial: ConnId, responder: &mut Node, conn: ConnId) -> bool {
         for _ in 0..8 {
-            self.pump();
-            if let Some(bytes) = self.take(dial) {
-                responder.receive(conn, bytes);
-            }
-            responder.pump();
-            if let Some(bytes) = responder.take(conn) {
-                self.receive(dial, bytes);
-            }
+            self.turn(dial, responder, conn);
         }
         responder.ep.connection(&self.me()) == Some(conn)
+    }
+
+    /// One turn of an exchange run by hand between this node's `dial` and
+    /// `peer`'s `conn`: pumps this node and passes what `dial` has to
+    /// `peer`, then pumps `peer` and passes what `conn` has back. The
+    /// actions of the two pumps: this node's, then `peer`'s (the bytes
+    /// passed back show in this node's next turn).
+    pub fn turn(
+        &mut self,
+        dial: ConnId,
+        peer: &mut Node,
+        conn: ConnId,
+    ) -> (Vec<Action>, Vec<Action>) {
+        let mine = self.pump();
+        if let Some(bytes) = self.take(dial) {
+            peer.receive(conn, bytes);
+        }
+        let theirs = peer.pump();
+        if let Some(bytes) = peer.take(conn) {
+            self.receive(dial, bytes);
+        }
+        (mine, theirs)
     }
 
     /// Feeds bytes.
