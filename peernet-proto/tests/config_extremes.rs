@@ -19,41 +19,49 @@ use peernet_testkit::{Action, Node, Rule};
 
 /// The largest value of every limit that [`Config::validate`] takes.
 fn extreme(version: ProtocolVersion) -> Config {
-    let max = Duration::MAX;
+    let mut c = every_limit(version, usize::MAX, u32::MAX, Duration::MAX);
+    c.ping_interval = Duration::MAX - Duration::from_nanos(1);
+    assert_eq!(c.validate(), Ok(()));
+    c
+}
+
+/// Every limit of a [`Config`] at one value of its type: each count and
+/// size `count`, each rate, burst, percentage and the frame limit `n`,
+/// each duration `duration`.
+fn every_limit(version: ProtocolVersion, count: usize, n: u32, duration: Duration) -> Config {
     let mut c = Config::default();
     c.version = version;
-    c.max_frame_len = u32::MAX;
-    c.max_handshakes = usize::MAX;
-    c.max_inbound_calls = usize::MAX;
-    c.max_inbound_bytes_per_conn = usize::MAX;
-    c.max_inbound_bytes = usize::MAX;
-    c.max_outbound_calls = usize::MAX;
-    c.send_buffer = usize::MAX;
-    c.max_send_buffer = usize::MAX;
-    c.handshake_timeout = max;
-    c.first_frame_timeout = max;
-    c.ping_interval = max - Duration::from_nanos(1);
-    c.idle_timeout = max;
+    c.max_frame_len = n;
+    c.max_handshakes = count;
+    c.max_inbound_calls = count;
+    c.max_inbound_bytes_per_conn = count;
+    c.max_inbound_bytes = count;
+    c.max_outbound_calls = count;
+    c.send_buffer = count;
+    c.max_send_buffer = count;
+    c.handshake_timeout = duration;
+    c.first_frame_timeout = duration;
+    c.ping_interval = duration;
+    c.idle_timeout = duration;
     let mut sources = SourceLimits::default();
-    sources.handshakes = usize::MAX;
-    sources.failures_per_second = u32::MAX;
-    sources.failure_burst = u32::MAX;
+    sources.handshakes = count;
+    sources.failures_per_second = n;
+    sources.failure_burst = n;
     c.source_limits = sources;
     let mut connects = PeerConnectLimits::default();
-    connects.per_second = u32::MAX;
-    connects.burst = u32::MAX;
+    connects.per_second = n;
+    connects.burst = n;
     c.peer_connects = connects;
-    c.max_addresses_per_peer = usize::MAX;
-    c.max_addresses = usize::MAX;
-    c.dial.first_min = max;
-    c.dial.first_max = max;
-    c.dial.growth_min_percent = u32::MAX;
-    c.dial.growth_max_percent = u32::MAX;
-    c.dial.max_delay = max;
-    c.dial.reset_after = max;
-    c.dial.dial_timeout = max;
-    c.dial.max_dials_in_flight = usize::MAX;
-    assert_eq!(c.validate(), Ok(()));
+    c.max_addresses_per_peer = count;
+    c.max_addresses = count;
+    c.dial.first_min = duration;
+    c.dial.first_max = duration;
+    c.dial.growth_min_percent = n;
+    c.dial.growth_max_percent = n;
+    c.dial.max_delay = duration;
+    c.dial.reset_after = duration;
+    c.dial.dial_timeout = duration;
+    c.dial.max_dials_in_flight = count;
     c
 }
 
@@ -103,40 +111,7 @@ fn every_limit_at_its_largest_value_works() {
 
 /// The smallest value of every limit, zero, though `validate` refuses it.
 fn zeros(version: ProtocolVersion) -> Config {
-    let zero = Duration::ZERO;
-    let mut c = Config::default();
-    c.version = version;
-    c.max_frame_len = 0;
-    c.max_handshakes = 0;
-    c.max_inbound_calls = 0;
-    c.max_inbound_bytes_per_conn = 0;
-    c.max_inbound_bytes = 0;
-    c.max_outbound_calls = 0;
-    c.send_buffer = 0;
-    c.max_send_buffer = 0;
-    c.handshake_timeout = zero;
-    c.first_frame_timeout = zero;
-    c.ping_interval = zero;
-    c.idle_timeout = zero;
-    let mut sources = SourceLimits::default();
-    sources.handshakes = 0;
-    sources.failures_per_second = 0;
-    sources.failure_burst = 0;
-    c.source_limits = sources;
-    let mut connects = PeerConnectLimits::default();
-    connects.per_second = 0;
-    connects.burst = 0;
-    c.peer_connects = connects;
-    c.max_addresses_per_peer = 0;
-    c.max_addresses = 0;
-    c.dial.first_min = zero;
-    c.dial.first_max = zero;
-    c.dial.growth_min_percent = 0;
-    c.dial.growth_max_percent = 0;
-    c.dial.max_delay = zero;
-    c.dial.reset_after = zero;
-    c.dial.dial_timeout = zero;
-    c.dial.max_dials_in_flight = 0;
+    let c = every_limit(version, 0, 0, Duration::ZERO);
     assert!(c.validate().is_err());
     c
 }
