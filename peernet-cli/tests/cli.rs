@@ -58,25 +58,50 @@ fn with_a_library_client(seed: u8) -> (tempfile::TempDir, Identity, String) {
 /// exit on its own: its exit code and standard error. If it runs on, it
 /// is killed and the test fails with `ran_on`.
 fn exits_within(d: &Path, args: &[&str], ran_on: &str) -> (Option<i32>, String) {
+    let out = finish_within(
+        command(peernet())
+            .args(args)
+            .current_dir(d)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+        ran_on,
+        Duration::from_secs(20),
+    );
+    (out.status.code(), stderr(&out))
+}
+
+/// A command that runs on fails its test, named, with what it wrote so
+/// far, instead of hanging it: the wait is bounded, and at its limit the
+/// command is killed (and reaped). `run` used to wait for its end without
+/// a bound.
+#[cfg(unix)]
+#[test]
+fn a_command_that_runs_on_fails_the_test_naming_it() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    keygen(d, "b.key");
     let mut child = command(peernet())
-        .args(args)
+        .args(["serve", "--key", "b.key", "--listen", "127.0.0.1:0"])
         .current_dir(d)
-        .stdout(Stdio::null())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr_pipe = child.stderr.take().unwrap();
-    let err = std::thread::spawn(move || std::io::read_to_string(stderr_pipe).unwrap());
-    let (tx, rx) = std::sync::mpsc::channel();
-    let pid = child.id();
-    std::thread::spawn(move || tx.send(child.wait().unwrap()));
-    let status = rx
-        .recv_timeout(Duration::from_secs(20))
-        .unwrap_or_else(|_| {
-            let _ = Command::new("kill").arg(pid.to_string()).status();
-            panic!("{ran_on}")
-        });
-    (status.code(), err.join().unwrap())
+    let limit = Duration::from_millis(200);
+    let failed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        wait_for(&mut child, "peernet serve", limit)
+    }))
+    .expect_err("serve runs until killed");
+    let message = failed.downcast_ref::<String>().expect("a formatted panic");
+    assert!(
+        message.starts_with("peernet serve: still running after 200ms, killed\nstdout so far:\n"),
+        "{message}"
+    );
+    assert!(message.contains("\nstderr so far:\n"), "{message}");
+    let status = child.try_wait().unwrap().expect("reaped");
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "{status:?}");
 }
 
 /// Asserts that `out` exited 1 with `needle` in its stderr.
@@ -121,13 +146,13 @@ fn keygen_and_id() {
 #[test]
 fn a_keygen_that_cannot_write_its_key_leaves_no_file() {
     let dir = tempfile::tempdir().unwrap();
-    let out = command("sh")
-        .arg("-c")
-        .arg("ulimit -f 0 && trap '' XFSZ && exec \"$0\" keygen a.key")
-        .arg(peernet())
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
+    let out = output(
+        command("sh")
+            .arg("-c")
+            .arg("ulimit -f 0 && trap '' XFSZ && exec \"$0\" keygen a.key")
+            .arg(peernet())
+            .current_dir(dir.path()),
+    );
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
         stderr(&out).starts_with("error: a.key: "),
@@ -339,9 +364,12 @@ async fn stopped_by(signal: &str) {
         ),
         "{reason:?}"
     );
-    let status = tokio::task::spawn_blocking(move || (s.child.wait().unwrap(), s.lines.rest()))
-        .await
-        .unwrap();
+    let status = tokio::task::spawn_blocking(move || {
+        let out = wait_for(&mut s.child, "serve after its signal", RUN_LIMIT);
+        (out.status, s.lines.rest())
+    })
+    .await
+    .unwrap();
     assert_eq!(status.0.code(), Some(0), "{signal}");
     // (the end of the connection the shutdown closed is printed before
     // the exit, as every other is)
@@ -632,20 +660,21 @@ fn call_fails_when_the_reply_cannot_be_written() {
         .write(true)
         .open("/dev/full")
         .unwrap();
-    let out = command(peernet())
-        .args([
-            "call",
-            "--key",
-            "a.key",
-            "--connect",
-            &target,
-            "echo",
-            "hello",
-        ])
-        .current_dir(d)
-        .stdout(full)
-        .output()
-        .unwrap();
+    let out = finish(
+        command(peernet())
+            .args([
+                "call",
+                "--key",
+                "a.key",
+                "--connect",
+                &target,
+                "echo",
+                "hello",
+            ])
+            .current_dir(d)
+            .stdout(full)
+            .stderr(Stdio::piped()),
+    );
     assert_fails_with(&out, "error: stdout: ");
 }
 
@@ -745,9 +774,11 @@ async fn a_second_ctrl_c_stops_serve_at_once() {
     while !log.next().contains("shutting down") {}
     let second = std::time::Instant::now();
     interrupt();
-    let status = tokio::task::spawn_blocking(move || s.child.wait().unwrap())
-        .await
-        .unwrap();
+    let status = tokio::task::spawn_blocking(move || {
+        wait_for(&mut s.child, "serve after its second SIGINT", RUN_LIMIT).status
+    })
+    .await
+    .unwrap();
     assert_eq!(status.code(), Some(130));
     assert!(
         second.elapsed() < Duration::from_secs(3),
@@ -952,12 +983,12 @@ fn the_operators_own_text_is_quoted_back_escaped() {
     ok(&["init", "a"], d);
     let peer = keygen(d, "b.key");
     let forced = |code: i32, args: &[&str]| {
-        let out = command(peernet())
-            .args(args)
-            .current_dir(d)
-            .env("CLICOLOR_FORCE", "1")
-            .output()
-            .unwrap();
+        let out = output(
+            command(peernet())
+                .args(args)
+                .current_dir(d)
+                .env("CLICOLOR_FORCE", "1"),
+        );
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
         assert!(!err.contains('\u{1b}'), "a raw escape: {err:?}");

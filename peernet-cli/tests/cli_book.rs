@@ -101,13 +101,13 @@ fn an_init_that_failed_can_be_run_again_to_the_end() {
         let err = fails(1, &["init", &dir], d);
         assert!(err.contains("already holds an identity"), "{list}: {err}");
     }
-    let out = command("sh")
-        .arg("-c")
-        .arg("ulimit -f 0 && trap '' XFSZ && exec \"$0\" init full")
-        .arg(peernet())
-        .current_dir(d)
-        .output()
-        .unwrap();
+    let out = output(
+        command("sh")
+            .arg("-c")
+            .arg("ulimit -f 0 && trap '' XFSZ && exec \"$0\" init full")
+            .arg(peernet())
+            .current_dir(d),
+    );
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(!d.join("full/identity").exists());
     init(d, "full");
@@ -188,7 +188,7 @@ fn racing_inits_one_wins() {
             .collect();
         let outs: Vec<Output> = children
             .into_iter()
-            .map(|c| c.wait_with_output().unwrap())
+            .map(|mut c| wait_for(&mut c, &format!("init {dir}"), RUN_LIMIT))
             .collect();
         let winners: Vec<&Output> = outs.iter().filter(|o| o.status.success()).collect();
         assert_eq!(winners.len(), 1, "round {round}");
@@ -506,7 +506,8 @@ fn mdns_finds_a_kept_peer_and_the_book_remembers() {
         .status()
         .unwrap();
     assert!(term.success());
-    assert_eq!(sa.child.wait().unwrap().code(), Some(0));
+    let out = wait_for(&mut sa.child, "serve after its SIGTERM", RUN_LIMIT);
+    assert_eq!(out.status.code(), Some(0));
     let book = std::fs::read_to_string(d.join("a/book")).unwrap();
     assert!(
         book.contains(&format!("{b} {} discovery", sb.addr)),
@@ -773,13 +774,14 @@ fn a_result_stdout_cannot_take_is_an_error_line_not_a_panic() {
             .write(true)
             .open("/dev/full")
             .unwrap();
-        let out = command(peernet())
-            .args(args)
-            .current_dir(d)
-            .env("RUST_BACKTRACE", "0")
-            .stdout(full)
-            .output()
-            .unwrap();
+        let out = finish(
+            command(peernet())
+                .args(args)
+                .current_dir(d)
+                .env("RUST_BACKTRACE", "0")
+                .stdout(full)
+                .stderr(Stdio::piped()),
+        );
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
         assert!(err.starts_with("error: stdout: "), "{args:?}: {err}");
@@ -799,15 +801,15 @@ fn a_result_to_a_dead_pipe_is_exit_1_not_a_panic() {
     keygen(d, "a.key");
     let (reader, writer) = std::io::pipe().unwrap();
     drop(reader);
-    let dead = command(peernet())
-        .args(["id", "a.key"])
-        .current_dir(d)
-        .env("RUST_BACKTRACE", "0")
-        .stdout(writer.try_clone().unwrap())
-        .stderr(writer)
-        .status()
-        .unwrap();
-    assert_eq!(dead.code(), Some(1));
+    let dead = finish(
+        command(peernet())
+            .args(["id", "a.key"])
+            .current_dir(d)
+            .env("RUST_BACKTRACE", "0")
+            .stdout(writer.try_clone().unwrap())
+            .stderr(writer),
+    );
+    assert_eq!(dead.status.code(), Some(1));
 }
 
 /// `call --data-dir DIR PEERID` dials the saved book in the order the node

@@ -124,8 +124,8 @@ fn serve_refuses_a_multicast_listen_address() {
         Err(mpsc::RecvTimeoutError::Disconnected) => {}
         Err(mpsc::RecvTimeoutError::Timeout) => panic!("neither a line nor an exit in 30 s"),
     }
-    let status = child.0.wait().unwrap();
-    assert_eq!(status.code(), Some(64));
+    let out = wait_for(&mut child.0, "serve on a multicast address", RUN_LIMIT);
+    assert_eq!(out.status.code(), Some(64));
 }
 
 /// `--listen [::ffff:0.0.0.0]:0` listens on every IPv4 address (the

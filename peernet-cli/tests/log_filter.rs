@@ -5,30 +5,24 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::Duration;
 
-use common::{command, keygen, ok, peernet};
+use common::{command, finish_within, keygen, ok, peernet};
 
 /// `peernet args` in `d` with `RUST_LOG` set to `log`, killed (and the
 /// test failed) if it runs 20 s.
 fn run_logging(d: &Path, log: &str, args: &[&str]) -> Output {
-    let child = command(peernet())
-        .args(args)
-        .env("RUST_LOG", log)
-        .current_dir(d)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || tx.send(child.wait_with_output().unwrap()));
-    rx.recv_timeout(Duration::from_secs(20))
-        .unwrap_or_else(|_| {
-            let _ = Command::new("kill").arg(pid.to_string()).status();
-            panic!("RUST_LOG={log:?}: still running after 20 s")
-        })
+    finish_within(
+        command(peernet())
+            .args(args)
+            .env("RUST_LOG", log)
+            .current_dir(d)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+        &format!("RUST_LOG={log:?}"),
+        Duration::from_secs(20),
+    )
 }
 
 /// The warning about a group-writable trust list is the operator's one

@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
@@ -18,11 +17,8 @@ struct Killed(Child);
 impl Killed {
     /// Waits for the child to exit: its status and all it wrote to stderr.
     fn wait_with_stderr(&mut self) -> (std::process::ExitStatus, String) {
-        let status = self.0.wait().unwrap();
-        let mut err = String::new();
-        let mut pipe = self.0.stderr.take().unwrap();
-        pipe.read_to_string(&mut err).unwrap();
-        (status, err)
+        let out = wait_for(&mut self.0, "serve", RUN_LIMIT);
+        (out.status, stderr(&out))
     }
 }
 
@@ -50,8 +46,8 @@ fn serve_must_exit(d: &Path, args: &[&str], why: &str) -> (Option<i32>, String) 
             .unwrap(),
     );
     // (stdout ends when the process does, or shows it serving)
-    let stdout = BufReader::new(child.0.stdout.take().unwrap());
-    if let Some(line) = stdout.lines().map_while(Result::ok).next() {
+    let stdout = Lines::new(child.0.stdout.take().unwrap());
+    if let Some(line) = stdout.first() {
         panic!("{why}: serve runs: {line:?}");
     }
     let (status, err) = child.wait_with_stderr();

@@ -7,7 +7,7 @@ use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 /// The binary under test: cargo's build of `peernet`, or an installed
@@ -46,13 +46,147 @@ pub fn command(program: impl AsRef<OsStr>) -> Command {
     command
 }
 
-/// Runs `peernet args` in `cwd` to its end.
+/// Runs `peernet args` in `cwd` to its end, as [`output`] does.
 pub fn run(args: &[&str], cwd: &Path) -> Output {
-    command(peernet())
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .unwrap()
+    output(command(peernet()).args(args).current_dir(cwd))
+}
+
+/// How long a command run to its end may take before the test fails:
+/// generous, only to bound a hang (each takes well under a second).
+pub const RUN_LIMIT: Duration = Duration::from_secs(60);
+
+/// Runs `cmd` to its end as [`Command::output`] does (stdin empty, stdout
+/// and stderr captured), but for at most [`RUN_LIMIT`]: one that runs on
+/// is killed and fails the test with its output so far.
+pub fn output(cmd: &mut Command) -> Output {
+    finish(cmd.stdout(Stdio::piped()).stderr(Stdio::piped()))
+}
+
+/// Runs `cmd` to its end with stdin empty and stdout and stderr where
+/// `cmd` sends them (what goes to a pipe is captured), bounded as
+/// [`output`] is.
+pub fn finish(cmd: &mut Command) -> Output {
+    let what = format!("{cmd:?}");
+    finish_within(cmd, &what, RUN_LIMIT)
+}
+
+/// [`finish`] with a limit of its own, the command named `what` if it
+/// runs that long.
+pub fn finish_within(cmd: &mut Command, what: &str, limit: Duration) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    wait_for(&mut child, what, limit)
+}
+
+/// What a bounded wait hears from its threads: the child exited, or one
+/// of its output pipes ended.
+struct Ended;
+
+/// Waits for `child` to exit, reading what it writes to the pipes still
+/// in it (its stdout and stderr if piped and not taken), for at most
+/// `limit`. Past that the child is killed and the test fails, naming it
+/// `what` and showing what it wrote so far.
+pub fn wait_for(child: &mut Child, what: &str, limit: Duration) -> Output {
+    let deadline = Instant::now() + limit;
+    let (tx, rx) = mpsc::channel();
+    let out = child.stdout.take().map(|pipe| drain(pipe, tx.clone()));
+    let err = child.stderr.take().map(|pipe| drain(pipe, tx.clone()));
+    on_exit(child, tx);
+    let mut left = 1 + usize::from(out.is_some()) + usize::from(err.is_some());
+    let mut ran_on = false;
+    while left > 0 {
+        let wait = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(wait) {
+            Ok(Ended) => left -= 1,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                ran_on = true;
+                break;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    if ran_on {
+        let _ = child.kill();
+        // (its pipes end with it: what it wrote last is read first)
+        let grace = Instant::now() + Duration::from_secs(10);
+        while left > 0
+            && rx
+                .recv_timeout(grace.saturating_duration_since(Instant::now()))
+                .is_ok()
+        {
+            left -= 1;
+        }
+    }
+    let status = child.wait().unwrap();
+    let written = |pipe: Option<Arc<Mutex<Vec<u8>>>>| {
+        pipe.map(|b| std::mem::take(&mut *b.lock().unwrap()))
+            .unwrap_or_default()
+    };
+    let (stdout, stderr) = (written(out), written(err));
+    assert!(
+        !ran_on,
+        "{what}: still running after {limit:?}, killed\nstdout so far:\n{}\nstderr so far:\n{}",
+        String::from_utf8_lossy(&stdout),
+        String::from_utf8_lossy(&stderr),
+    );
+    Output {
+        status,
+        stdout,
+        stderr,
+    }
+}
+
+/// Reads `pipe` to its end on a thread, into the buffer returned; says
+/// [`Ended`] on `tx` then.
+fn drain(mut pipe: impl Read + Send + 'static, tx: mpsc::Sender<Ended>) -> Arc<Mutex<Vec<u8>>> {
+    let buf = Arc::new(Mutex::new(Vec::new()));
+    let filled = Arc::clone(&buf);
+    std::thread::spawn(move || {
+        let mut chunk = [0; 4096];
+        while let Ok(n @ 1..) = pipe.read(&mut chunk) {
+            filled.lock().unwrap().extend_from_slice(&chunk[..n]);
+        }
+        let _ = tx.send(Ended);
+    });
+    buf
+}
+
+/// Says [`Ended`] on `tx` when `child` exits, from a thread that waits
+/// for that without reaping it (`waitid` with `WNOWAIT`): the child stays
+/// the caller's to kill and to wait for, and its pid cannot be another
+/// process's meanwhile.
+#[cfg(unix)]
+fn on_exit(child: &Child, tx: mpsc::Sender<Ended>) {
+    let pid = child.id();
+    std::thread::spawn(move || {
+        loop {
+            // SAFETY: `info` is a valid siginfo_t for waitid to fill.
+            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+            // SAFETY: waits on a child of this process; WNOWAIT leaves it
+            // to be reaped by its `Child`.
+            let r = unsafe {
+                libc::waitid(
+                    libc::P_PID,
+                    pid as libc::id_t,
+                    &mut info,
+                    libc::WEXITED | libc::WNOWAIT,
+                )
+            };
+            if r == 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+                break;
+            }
+        }
+        let _ = tx.send(Ended);
+    });
+}
+
+/// Elsewhere there is no exit to wait for without reaping: the end of the
+/// captured pipes stands for it.
+#[cfg(not(unix))]
+fn on_exit(_child: &Child, tx: mpsc::Sender<Ended>) {
+    let _ = tx.send(Ended);
 }
 
 pub fn stdout(o: &Output) -> String {
@@ -107,6 +241,15 @@ impl Lines {
 
     pub fn next(&self) -> String {
         self.next_at().1
+    }
+
+    /// The next line, or none if the child's stdout ended first.
+    pub fn first(&self) -> Option<String> {
+        match self.0.recv_timeout(Duration::from_secs(30)) {
+            Ok((_, line)) => Some(line),
+            Err(mpsc::RecvTimeoutError::Disconnected) => None,
+            Err(mpsc::RecvTimeoutError::Timeout) => panic!("neither a line nor an end in 30 s"),
+        }
     }
 
     /// The lines left until the child's stdout ends.
