@@ -17,6 +17,7 @@ use crate::handlers::HandlerResult;
 
 use crate::node::Node;
 use crate::runtime::Runtime;
+use crate::text::shown;
 
 /// A typed call failed.
 ///
@@ -49,12 +50,12 @@ impl<E: fmt::Debug> fmt::Display for TypedCallError<E> {
             TypedCallError::Decode(e) => {
                 // (a decoder's message may quote the callee's bytes)
                 let why = e.to_string();
-                write!(f, "reply does not decode: {}", why.escape_debug())
+                write!(f, "reply does not decode: {}", shown(&why))
             }
             TypedCallError::BadRequest(why) => write!(
                 f,
                 "the callee could not decode the arguments: {}",
-                why.escape_debug()
+                shown(why)
             ),
             TypedCallError::Encode(e) => write!(f, "arguments do not encode: {e}"),
         }
@@ -175,7 +176,7 @@ where
             let why = error.to_string();
             // (escaped: a decoder's message may quote the caller's bytes,
             // and a field's text is logged as it is)
-            tracing::debug!(%peer, error = %why.escape_debug(), "arguments do not decode");
+            tracing::debug!(%peer, error = %shown(&why), "arguments do not decode");
             Either::Left(ready(Err(bad_request(&why))))
         }
     }
@@ -286,6 +287,22 @@ mod tests {
             error.to_string(),
             "the callee could not decode the arguments: no\\nFORGED \\u{1b}[2J"
         );
+    }
+
+    /// A decoder's ordinary message is shown as it is, its quotes too;
+    /// only what a terminal would act on or hide is escaped (quotes and
+    /// backslashes came out as `\"` and `\\` when `escape_debug` did it).
+    #[test]
+    fn a_decoders_message_keeps_its_quotes() {
+        let said = "unknown variant `x\"y`, expected \"up\" \u{202e}\u{200b}";
+        let shown = "unknown variant `x\"y`, expected \"up\" \\u{202e}\\u{200b}";
+        let error = TypedCallError::<()>::BadRequest(said.into());
+        assert_eq!(
+            error.to_string(),
+            format!("the callee could not decode the arguments: {shown}")
+        );
+        let error = TypedCallError::<()>::Decode(minicbor::decode::Error::message(said));
+        assert!(error.to_string().ends_with(shown), "{error}");
     }
 
     #[test]

@@ -67,6 +67,7 @@ pub mod socket_end;
 pub mod socket_start;
 mod stats;
 mod tasks;
+pub mod text;
 pub mod ticket;
 
 pub use addr::PeerAddr;
@@ -102,7 +103,7 @@ pub mod api {
     };
     #[cfg(feature = "serde")]
     pub use crate::{Service, ServiceError};
-    pub use crate::{book_file, persist, ticket};
+    pub use crate::{book_file, persist, text, ticket};
     pub use bytes::Bytes;
     pub use peernet_proto::ConnectError as CoreConnectError;
     pub use peernet_proto::book::canonical as canonical_addr;

@@ -33,6 +33,7 @@ use crate::context::Context;
 use crate::error::HandlerValue;
 use crate::node::Node;
 use crate::runtime::Runtime;
+use crate::text::shown;
 
 /// A typed service: its handle name and the types that cross the wire,
 /// defined once and shared by both sides.
@@ -94,15 +95,13 @@ impl<E: fmt::Debug> fmt::Display for ServiceError<E> {
             ServiceError::Handler(e) => {
                 write!(f, "the handler answered with an error: {}", HandlerValue(e))
             }
-            ServiceError::BadRequest(why) => write!(
-                f,
-                "the callee could not decode the request: {}",
-                why.escape_debug()
-            ),
+            ServiceError::BadRequest(why) => {
+                write!(f, "the callee could not decode the request: {}", shown(why))
+            }
             // (serde quotes what it could not take as it came, such as
             // an unknown variant's name: the callee's words)
             ServiceError::BadResponse(why) => {
-                write!(f, "the reply does not decode: {}", why.escape_debug())
+                write!(f, "the reply does not decode: {}", shown(why))
             }
             ServiceError::Encode(why) => write!(f, "the request does not encode: {why}"),
         }
@@ -196,8 +195,7 @@ impl<R: Runtime> Node<R> {
                     Err(why) => {
                         // (a field's text is logged as it is: serde quotes the
                         // caller's words in it, such as an unknown variant)
-                        let shown = why.escape_debug();
-                        tracing::debug!(%peer, handle = S::HANDLE, why = %shown, "request does not decode");
+                        tracing::debug!(%peer, handle = S::HANDLE, why = %shown(&why), "request does not decode");
                         Err(bad_request(&why))
                     }
                     Ok(fut) => match fut.await {
@@ -207,5 +205,29 @@ impl<R: Runtime> Node<R> {
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ServiceError;
+
+    /// serde's ordinary messages are shown as they are, quotes and all;
+    /// only what a terminal would act on or hide is escaped (quotes came
+    /// out as `\"` when `escape_debug` did it).
+    #[test]
+    fn serdes_messages_keep_their_quotes() {
+        let said = "invalid type: string \"a\u{1b}[2J\", expected `u32`";
+        let shown = "invalid type: string \"a\\u{1b}[2J\", expected `u32`";
+        let error = ServiceError::<()>::BadResponse(said.into());
+        assert_eq!(
+            error.to_string(),
+            format!("the reply does not decode: {shown}")
+        );
+        let error = ServiceError::<()>::BadRequest(said.into());
+        assert_eq!(
+            error.to_string(),
+            format!("the callee could not decode the request: {shown}")
+        );
     }
 }
