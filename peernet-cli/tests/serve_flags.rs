@@ -7,25 +7,15 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use common::*;
-
-/// Kills the child when a test fails.
-struct Killed(Child);
 
 impl Killed {
     /// Waits for the child to exit: its status and all it wrote to stderr.
     fn wait_with_stderr(&mut self) -> (std::process::ExitStatus, String) {
         let out = wait_for(&mut self.0, "serve", RUN_LIMIT);
         (out.status, stderr(&out))
-    }
-}
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 
@@ -47,7 +37,7 @@ fn serve_must_exit(d: &Path, args: &[&str], why: &str) -> (Option<i32>, String) 
     );
     // (stdout ends when the process does, or shows it serving)
     let stdout = Lines::new(child.0.stdout.take().unwrap());
-    if let Some(line) = stdout.first() {
+    if let Some(line) = stdout.next_or_end() {
         panic!("{why}: serve runs: {line:?}");
     }
     let (status, err) = child.wait_with_stderr();

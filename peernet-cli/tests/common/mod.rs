@@ -244,7 +244,7 @@ impl Lines {
     }
 
     /// The next line, or none if the child's stdout ended first.
-    pub fn first(&self) -> Option<String> {
+    pub fn next_or_end(&self) -> Option<String> {
         match self.0.recv_timeout(Duration::from_secs(30)) {
             Ok((_, line)) => Some(line),
             Err(mpsc::RecvTimeoutError::Disconnected) => None,
@@ -262,6 +262,17 @@ impl Lines {
                 Err(mpsc::RecvTimeoutError::Timeout) => panic!("serve's stdout did not end"),
             }
         }
+    }
+}
+
+/// A child that is killed (and reaped) when dropped, so that a failed
+/// assertion leaves nothing running.
+pub struct Killed(pub Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
