@@ -5,7 +5,7 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
@@ -14,18 +14,10 @@ use peernet_tokio::{
 };
 
 struct Serve {
-    child: Child,
+    child: Killed,
     lines: Lines,
     peer: String,
     addr: String,
-}
-
-/// A failed assertion must not leave a server running.
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn serve(dir: &Path, key: &str, extra: &[&str]) -> Serve {

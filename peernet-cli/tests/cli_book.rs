@@ -6,21 +6,14 @@ mod common;
 
 use common::*;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 struct Serve {
-    child: Child,
+    child: Killed,
     lines: Lines,
     addr: String,
     ticket: String,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn serve(cwd: &Path, dir: &str, listen: &str, extra: &[&str]) -> Serve {

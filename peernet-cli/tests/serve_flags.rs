@@ -132,7 +132,7 @@ fn a_peer_trusted_twice_is_trusted_once_with_a_warning() {
 fn serve_b(d: &Path, flags: &[&str]) -> (Killed, String) {
     let s = serve_keyed(d, "b.key", flags, Stdio::piped(), "warn");
     let target = format!("{}@{}", s.peer, s.addr);
-    (Killed(s.child), target)
+    (s.child, target)
 }
 
 /// Stops a served node with SIGTERM (a graceful stop, which flushes its

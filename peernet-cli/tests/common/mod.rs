@@ -276,9 +276,23 @@ impl Drop for Killed {
     }
 }
 
+impl std::ops::Deref for Killed {
+    type Target = Child;
+
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Killed {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
 /// A `peernet serve` that printed its `listening` and `ticket` lines.
 pub struct Started {
-    pub child: Child,
+    pub child: Killed,
     pub lines: Lines,
     pub peer: String,
     pub addr: String,
@@ -288,21 +302,24 @@ pub struct Started {
 /// Starts `peernet serve args` in `cwd`, its stderr to `stderr`, logging
 /// at `log` (RUST_LOG), and reads its first two lines.
 pub fn start_serve(cwd: &Path, args: &[&str], stderr: Stdio, log: &str) -> Started {
-    let mut child = command(peernet())
-        .arg("serve")
-        .args(args)
-        .env("RUST_LOG", log)
-        // Panic reports without a backtrace, whatever the environment says:
-        // resolving one for this debug binary takes about a second of the
-        // node's one runtime thread (measured 0.92 s on a quiet machine,
-        // many times that under load), during which the node answers
-        // nothing and a test's call can run out of time.
-        .env("RUST_BACKTRACE", "0")
-        .current_dir(cwd)
-        .stdout(Stdio::piped())
-        .stderr(stderr)
-        .spawn()
-        .unwrap();
+    // (killed if a line is not as it should be, as when dropped)
+    let mut child = Killed(
+        command(peernet())
+            .arg("serve")
+            .args(args)
+            .env("RUST_LOG", log)
+            // Panic reports without a backtrace, whatever the environment says:
+            // resolving one for this debug binary takes about a second of the
+            // node's one runtime thread (measured 0.92 s on a quiet machine,
+            // many times that under load), during which the node answers
+            // nothing and a test's call can run out of time.
+            .env("RUST_BACKTRACE", "0")
+            .current_dir(cwd)
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .unwrap(),
+    );
     let lines = Lines::new(child.stdout.take().unwrap());
     let listening = lines.next();
     let parts: Vec<&str> = listening.split(' ').collect();
