@@ -11,7 +11,7 @@
 //! its first dial goes out (a round waiting for a dial slot is not).
 //!
 //! This module holds the state and the arithmetic; the endpoint
-//! (`endpoint/dialing.rs`) acts on it, because acting needs the book, the
+//! (`endpoint/dialing.rs`, and `endpoint/round.rs` for a round) acts on it, because acting needs the book, the
 //! registry, the timers and the RNG together.
 
 use alloc::collections::VecDeque;

@@ -1,6 +1,8 @@
 //! Dialing by PeerId: the address book's commands, one-off dials through
 //! it, the peers kept connected, and what the schedule (`crate::dial`)
-//! does when a dial, a connection or its timer reports.
+//! does when a dial, a connection or its timer reports. A round itself
+//! (which addresses, its next dial, its end, the backoff) is
+//! `round.rs`'s.
 //!
 //! Rules the code below keeps:
 //! - a peer connected in either direction is never dialed; a dial that
@@ -9,7 +11,6 @@
 //! - only trusted peers have addresses or a schedule; `unpair` and
 //!   `shutdown` stop every dial at once.
 
-use alloc::collections::VecDeque;
 use core::net::SocketAddr;
 use core::time::Duration;
 
@@ -17,9 +18,8 @@ use crate::Instant;
 use crate::book::{Added, AddrEntry, AddrSource, BookError};
 use crate::codes::RejectCode;
 use crate::config::{ProtocolVersion, fault};
-use crate::dial::{PeerDial, Phase, next_delay};
+use crate::dial::{PeerDial, Phase};
 use crate::error::{ConnectError, DialFailure, HandshakeError};
-use crate::event::{Event, Output};
 use crate::identity::PeerId;
 use crate::ids::ConnId;
 use crate::timers::Timer;
@@ -125,7 +125,7 @@ impl Endpoint {
     /// once (silently; in line behind others past
     /// `DialConfig::max_dials_in_flight`), and after every loss or failed round redialed
     /// with the backoff of [`crate::config::DialConfig`], each redial
-    /// announced by [`Event::Reconnecting`] as its dial starts (not while
+    /// announced by [`Event::Reconnecting`](crate::Event::Reconnecting) as its dial starts (not while
     /// it waits in line). A kept peer without an address is dialed as
     /// soon as one is added (after a loss or a failed round, at the
     /// backoff's next turn). `keep = false` stops
@@ -184,7 +184,7 @@ impl Endpoint {
 
     /// Dials `peer` once through the address book: its addresses one at a
     /// time, best first, each after the one before failed. Ends with
-    /// [`Event::Connected`] or [`Event::Unreachable`]. A round already
+    /// [`Event::Connected`](crate::Event::Connected) or [`Event::Unreachable`](crate::Event::Unreachable). A round already
     /// under way for a kept peer is joined; a kept peer backing off is
     /// dialed now.
     ///
@@ -228,7 +228,7 @@ impl Endpoint {
         Ok(())
     }
 
-    /// The driver opened the transport of an [`Output::Dial`] (or of a
+    /// The driver opened the transport of an [`Output::Dial`](crate::Output::Dial) (or of a
     /// dial of its own) to `addr` for `peer`: starts the handshake as
     /// [`Endpoint::connect`] does, and remembers `addr` so the book marks
     /// it as worked once the connection is established, or as failed (and
@@ -290,7 +290,7 @@ impl Endpoint {
     /// (usually [`DialFailure::transport`] or [`DialFailure::TimedOut`]):
     /// the book marks it failed and the round moves on to the next
     /// address, keeping `cause` for the round's
-    /// [`Event::Unreachable`].
+    /// [`Event::Unreachable`](crate::Event::Unreachable).
     pub fn dial_failed(
         &mut self,
         now: Instant,
@@ -471,130 +471,5 @@ impl Endpoint {
         if let Some(at) = self.dials.get(peer).and_then(PeerDial::armed) {
             self.ctx.timers.disarm(at, Timer::Dial(*peer));
         }
-    }
-
-    /// Starts a round through the peer's addresses, best first;
-    /// `announce` is the redial's backoff delay, `None` for a silent
-    /// first dial (the redial is announced when its first dial goes out).
-    fn start_round(&mut self, peer: PeerId, announce: Option<Duration>) {
-        let rest: VecDeque<SocketAddr> = self.book.get(&peer).map(|e| e.addr).collect();
-        let d = self.dials.entry(peer);
-        d.rest = rest;
-        d.tried.clear();
-        d.announce = announce;
-        self.next_address(peer);
-    }
-
-    /// The round's dial of `addr` failed for `cause`: kept for the
-    /// round's report, and the round moves on.
-    fn round_failed(&mut self, peer: PeerId, addr: SocketAddr, cause: DialFailure) {
-        if let Some(d) = self.dials.get_mut(&peer) {
-            d.tried.push((addr, cause));
-        }
-        self.next_address(peer);
-    }
-
-    /// Dials the round's next address still in the book; when none is
-    /// left the round failed: report it, and back off if kept.
-    fn next_address(&mut self, peer: PeerId) {
-        let now = self.ctx.now;
-        let connected = self.registry.get(&peer).is_some();
-        let dial = &self.ctx.config.dial;
-        let (dial_timeout, max_in_flight) = (dial.dial_timeout, dial.max_dials_in_flight);
-        // (its own dial, if it had one, is over: its slot is free)
-        self.dials.in_flight.remove(&peer);
-        let slot = self.dials.slot_free(max_in_flight);
-        let Some(d) = self.dials.peers.get_mut(&peer) else {
-            return;
-        };
-        if connected {
-            d.phase = Phase::Connected { since: now };
-            d.announce = None;
-            d.rest.clear();
-            d.tried.clear();
-            self.start_queued();
-            return;
-        }
-        d.rest
-            .retain(|addr| self.book.get(&peer).any(|e| e.addr == *addr));
-        // (a dial the application asked for is not held back behind the
-        // background redials of kept peers; it counts against them)
-        if !d.rest.is_empty() && !slot && !d.report {
-            d.phase = Phase::Queued;
-            self.dials.enqueue(peer);
-            tracing::debug!(peer = %peer, "dial waits for a slot");
-            return;
-        }
-        if let Some(addr) = d.rest.pop_front() {
-            if let Some(after) = d.announce.take() {
-                d.attempt = d.attempt.saturating_add(1);
-                let attempt = d.attempt;
-                tracing::debug!(peer = %peer, attempt, ?after, "reconnecting");
-                let ev = Event::Reconnecting {
-                    peer,
-                    attempt,
-                    after,
-                };
-                self.ctx.emit(ev);
-            }
-            let deadline = now + dial_timeout;
-            d.phase = Phase::Opening { addr, deadline };
-            self.dials.in_flight.insert(peer);
-            self.ctx.timers.arm(deadline, Timer::Dial(peer));
-            tracing::debug!(peer = %peer, %addr, "dial");
-            self.ctx.outputs.push_back(Output::Dial { peer, addr });
-            return;
-        }
-        d.phase = Phase::Idle;
-        d.announce = None;
-        let tried = core::mem::take(&mut d.tried);
-        if d.report {
-            d.report = false;
-            tracing::debug!(peer = %peer, tried = tried.len(), "unreachable");
-            self.ctx.emit(Event::Unreachable { peer, tried });
-        }
-        if d.kept {
-            d.lost = true;
-            self.back_off(peer);
-        } else {
-            self.dials.remove(&peer);
-        }
-        self.start_queued();
-    }
-
-    /// Starts the rounds waiting for a slot, first come first served,
-    /// while slots are free. (Not reentrant: a round that ends at once
-    /// lets the loop go on rather than start one more level.)
-    pub(super) fn start_queued(&mut self) {
-        if self.dials.starting || self.shutting_down {
-            return;
-        }
-        self.dials.starting = true;
-        let max = self.ctx.config.dial.max_dials_in_flight;
-        while self.dials.slot_free(max) {
-            let Some(peer) = self.dials.next_in_line() else {
-                break;
-            };
-            self.next_address(peer);
-        }
-        self.dials.starting = false;
-    }
-
-    /// Arms the kept peer's next round after the backoff delay, also
-    /// when the peer has no address left (its last, a false hint, was
-    /// forgotten): an address heard meanwhile waits for that round, so
-    /// re-announcing a hint cannot redial faster than the backoff.
-    fn back_off(&mut self, peer: PeerId) {
-        let Some(d) = self.dials.get_mut(&peer) else {
-            return;
-        };
-        let delay = match fault!(self.ctx.config, NoBackoff) {
-            true => Duration::from_millis(1),
-            false => next_delay(d.delay, &self.ctx.config.dial, &mut *self.rng),
-        };
-        d.delay = Some(delay);
-        let at = self.ctx.now + delay;
-        d.phase = Phase::Waiting { at, delay };
-        self.ctx.timers.arm(at, Timer::Dial(peer));
     }
 }

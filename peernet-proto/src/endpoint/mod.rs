@@ -576,4 +576,5 @@ mod transitions;
 mod dialing;
 mod input;
 mod queries;
+mod round;
 mod transports;
