@@ -126,7 +126,10 @@ pub struct Config {
 /// jitter. After a loss the first redial waits a random delay in
 /// `[first_min, first_max]`; each later one waits the delay before times
 /// a random factor in `[growth_min_percent, growth_max_percent]` percent,
-/// never more than `max_delay`. A connection that lived `reset_after`
+/// never more than `max_delay`; once grown to `max_delay` it is drawn in
+/// its last quarter (`[max_delay * 3/4, max_delay]`,
+/// [`crate::dial::CAP_JITTER_DIVISOR`]), so peers at the cap do not redial
+/// in step. A connection that lived `reset_after`
 /// resets the backoff (and the attempt count).
 ///
 /// `#[non_exhaustive]`: start from [`DialConfig::default`] and set fields.
@@ -142,7 +145,8 @@ pub struct DialConfig {
     pub growth_min_percent: u32,
     /// Largest growth, in percent. Default 200.
     pub growth_max_percent: u32,
-    /// The delay never grows above this. Default 30 s.
+    /// The delay never grows above this; at it, it is drawn in
+    /// `[max_delay * 3/4, max_delay]`. Default 30 s.
     pub max_delay: Duration,
     /// A connection that lived this long resets the backoff. Default 10 s.
     pub reset_after: Duration,

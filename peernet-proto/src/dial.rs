@@ -28,11 +28,18 @@ use crate::error::DialFailure;
 use crate::identity::PeerId;
 use crate::ids::ConnId;
 
+/// The jitter of a delay at the cap: the backoff's delay, once its growth
+/// reaches `max_delay`, is drawn in `[max_delay - max_delay /
+/// CAP_JITTER_DIVISOR, max_delay]` (22.5 to 30 s by default), so that
+/// the rounds of peers waiting at the cap do not fall into step.
+pub const CAP_JITTER_DIVISOR: u32 = 4;
+
 /// The backoff delay to wait after `prev` (or, with `None`, after a loss):
 /// the first in `[first_min, first_max]`, each later one `prev` times a
 /// factor drawn in `[growth_min_percent, growth_max_percent]` percent
 /// (rounded up, so it is never below the minimum growth), never above
-/// `max_delay`.
+/// `max_delay`. A grown delay that reaches `max_delay` is drawn in its
+/// top quarter instead ([`CAP_JITTER_DIVISOR`]): jitter at the cap too.
 pub fn next_delay(
     prev: Option<Duration>,
     cfg: &DialConfig,
@@ -51,7 +58,12 @@ pub fn next_delay(
             let hi = u64::from(cfg.growth_max_percent).max(lo);
             let percent = u128::from(lo + draw(rng, hi - lo));
             let grown = (prev.as_nanos() * percent).div_ceil(100);
-            Duration::from_nanos(u64::try_from(grown).unwrap_or(u64::MAX))
+            let grown = Duration::from_nanos(u64::try_from(grown).unwrap_or(u64::MAX));
+            if grown >= cfg.max_delay {
+                let jitter = nanos(cfg.max_delay / CAP_JITTER_DIVISOR);
+                return cfg.max_delay - Duration::from_nanos(draw(rng, jitter));
+            }
+            grown
         }
     };
     delay.min(cfg.max_delay)
@@ -270,6 +282,43 @@ fn waiting(peers: &BTreeMap<PeerId, PeerDial>, (peer, wait): &(PeerId, u64)) -> 
 mod tests {
     use super::*;
     use crate::Identity;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    /// Once grown to the cap, the delay is drawn in its top quarter, from
+    /// the RNG it is given (a seed gives the same delays), never above
+    /// it: peers at the cap do not redial in step. It used to be exactly
+    /// `max_delay` from then on.
+    #[test]
+    fn the_delay_at_the_cap_is_jittered_below_it() {
+        let cfg = DialConfig::default();
+        let cap = cfg.max_delay;
+        let draws = |seed: u64| -> Vec<Duration> {
+            let mut rng = ChaCha20Rng::seed_from_u64(seed);
+            let mut prev = Some(cap);
+            (0..50)
+                .map(|_| {
+                    let d = next_delay(prev, &cfg, &mut rng);
+                    prev = Some(d);
+                    d
+                })
+                .collect()
+        };
+        let delays = draws(7);
+        assert_eq!(delays, draws(7), "the same seed, the same delays");
+        let floor = cap - cap / CAP_JITTER_DIVISOR;
+        assert_eq!(floor, Duration::from_millis(22_500));
+        assert!(
+            delays.iter().all(|d| (floor..=cap).contains(d)),
+            "{delays:?}"
+        );
+        let distinct: BTreeSet<Duration> = delays.iter().copied().collect();
+        assert!(distinct.len() > 40, "{distinct:?}");
+        // (just below the cap, a delay that grows past it is jittered too)
+        let mut rng = ChaCha20Rng::seed_from_u64(1);
+        let near = next_delay(Some(cap - Duration::from_secs(1)), &cfg, &mut rng);
+        assert!((floor..=cap).contains(&near), "{near:?}");
+    }
 
     /// A peer that stops waiting and waits again is served at its new
     /// place, and the entries of ended waits do not pile up.

@@ -85,7 +85,8 @@ pub fn reconnect_bound(cfg: &Config) -> Duration {
 /// The most redial rounds the backoff allows within `window` without a
 /// reset: the count of the shortest delays it can draw (the first at
 /// `first_min`, each later one `growth_min_percent` of the one before,
-/// capped at `max_delay`) that fit in `window`.
+/// capped at `max_delay`, where it may draw [`cap_floor`]) that fit in
+/// `window`.
 pub fn rounds_without_reset(window: Duration, dial: &DialConfig) -> u64 {
     let mut delay = dial.first_min;
     let mut spent = Duration::ZERO;
@@ -97,8 +98,18 @@ pub fn rounds_without_reset(window: Duration, dial: &DialConfig) -> u64 {
         }
         rounds += 1;
         let grown = delay.as_nanos() * u128::from(dial.growth_min_percent) / 100;
-        delay = Duration::from_nanos(grown as u64).min(dial.max_delay);
+        delay = Duration::from_nanos(grown as u64);
+        if delay >= dial.max_delay {
+            delay = cap_floor(dial);
+        }
     }
+}
+
+/// The shortest delay the backoff may draw once it has grown to
+/// `max_delay`: the cap less its jitter, a quarter of it (the core's
+/// `dial::CAP_JITTER_DIVISOR`, restated).
+pub fn cap_floor(dial: &DialConfig) -> Duration {
+    dial.max_delay - dial.max_delay / 4
 }
 
 /// The most redial rounds of one peer within `window`: each connection
@@ -225,7 +236,7 @@ impl Checker {
             match last {
                 Some((t, a, prev)) if a + 1 == attempt => {
                     let floor = prev.as_nanos() * u128::from(dial.growth_min_percent) / 100;
-                    if after.as_nanos() < floor && after < dial.max_delay {
+                    if after.as_nanos() < floor && after < cap_floor(&dial) {
                         wrong = Some(format!("delay {after:?} after {prev:?}: grew too little"));
                     } else if Duration::from_nanos(now - t) < after {
                         wrong = Some(format!(

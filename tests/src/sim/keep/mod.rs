@@ -34,7 +34,7 @@ use peernet_proto::{
 };
 
 pub use check::{
-    KeepInvariant, KeepViolation, max_rounds_in, reconnect_bound, rounds_without_reset,
+    KeepInvariant, KeepViolation, cap_floor, max_rounds_in, reconnect_bound, rounds_without_reset,
 };
 pub use plan::{KeepConfig, Step};
 
