@@ -10,6 +10,14 @@
 //! ([`next_delay`]), announced with [`crate::Event::Reconnecting`] when
 //! its first dial goes out (a round waiting for a dial slot is not).
 //!
+//! A round dials every address the application or a ticket gave and
+//! every discovery hint that worked, but at most [`HINTS_PER_ROUND`]
+//! hints that never worked: mDNS is not authenticated, and a LAN host
+//! announcing a kept peer's PeerId with addresses of third parties must
+//! not make every node that keeps the peer dial them all, round after
+//! round. The others wait for later rounds, in turn
+//! ([`crate::AddressBook::round`]).
+//!
 //! This module holds the state and the arithmetic; the endpoint
 //! (`endpoint/dialing.rs`, and `endpoint/round.rs` for a round) acts on it, because acting needs the book, the
 //! registry, the timers and the RNG together.
@@ -27,6 +35,22 @@ use crate::config::DialConfig;
 use crate::error::DialFailure;
 use crate::identity::PeerId;
 use crate::ids::ConnId;
+
+/// The most discovery hints that never worked
+/// ([`crate::AddrEntry::unproven_hint`]) one round dials, whether the
+/// round is a kept peer's redial or the application's
+/// [`crate::Endpoint::dial`]; addresses the application or a ticket gave,
+/// and hints that worked, are never held back. A LAN host announcing
+/// false hints for a kept peer that is not connected so gets at most
+/// this many dials out of each node that keeps it per round (in the
+/// long run 2 per 22.5 to 30 s, the backoff at its cap), not
+/// `max_addresses_per_peer` (8).
+/// Two, not one: a peer's own announcement usually gives two addresses
+/// (IPv4 and IPv6), and one place goes to the latest hint heard, the
+/// other to the one that waited longest. A constant, not a setting:
+/// what a LAN host may make a node do is not for each deployment to
+/// widen.
+pub const HINTS_PER_ROUND: usize = 2;
 
 /// The jitter of a delay at the cap: the backoff's delay, once its growth
 /// reaches `max_delay`, is drawn in `[max_delay - max_delay /
@@ -142,6 +166,9 @@ pub(crate) struct PeerDial {
     /// The round's addresses dialed and failed, with why: at most one
     /// per address of the round, for its [`crate::Event::Unreachable`].
     pub(crate) tried: Vec<(SocketAddr, DialFailure)>,
+    /// The round's dials of discovery hints that never worked: at most
+    /// [`HINTS_PER_ROUND`].
+    pub(crate) hints: usize,
     pub(crate) phase: Phase,
     /// The number of its wait in line, while [`Phase::Queued`].
     pub(crate) wait: u64,
@@ -158,6 +185,7 @@ impl PeerDial {
             delay: None,
             rest: VecDeque::new(),
             tried: Vec::new(),
+            hints: 0,
             phase: Phase::Idle,
             wait: 0,
         }

@@ -114,12 +114,15 @@ pub enum Fault {
     /// into the send queue before the driver takes it but not after, so
     /// they wait behind an empty queue until something else is sent.
     NoRefillAfterTake,
+    /// `Endpoint::start_round`: a round dials every discovery hint in the
+    /// book, however many never worked (as before `HINTS_PER_ROUND`).
+    HintsUnlimited,
 }
 
 #[cfg(feature = "fault-injection")]
 impl Fault {
     /// Every fault, for the simulation and the fuzz targets to iterate.
-    pub const ALL: [Fault; 31] = [
+    pub const ALL: [Fault; 32] = [
         Fault::SupersedeNewest,
         Fault::SkipTrustCheck,
         Fault::ReplyAnyConnection,
@@ -151,6 +154,7 @@ impl Fault {
         Fault::ReconnectsUncharged,
         Fault::IgnoreStalled,
         Fault::NoRefillAfterTake,
+        Fault::HintsUnlimited,
     ];
 
     /// The fault whose variant name is `name` (as its `Debug` prints it).

@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use peernet_proto::dial::{CAP_JITTER_DIVISOR, next_delay};
+use peernet_proto::dial::{CAP_JITTER_DIVISOR, HINTS_PER_ROUND, next_delay};
 use peernet_proto::{
     AddrSource, BookError, Config, ConnId, ConnectError, DialConfig, DialFailure, Endpoint, Event,
     HandshakeError, Identity, Input, Instant, Output, PeerId, ProtocolVersion, RejectCode,
@@ -1061,12 +1061,13 @@ fn a_hint_being_dialed_does_not_make_room() {
 /// What a LAN host that announces a kept peer's PeerId with addresses of
 /// its choosing can make this node do, over ten minutes in which it
 /// re-announces false addresses after every dial: each round dials at
-/// most `max_addresses_per_peer` of them, one at a time (those heard
-/// during a round wait for the next); each is forgotten at its failure;
-/// and the rounds are the backoff apart, which grows to `max_delay` (its
-/// last quarter, with jitter). So at most `max_addresses_per_peer`
-/// connection attempts per 22.5 s in the long run (8 by default), for
-/// each kept peer that is not connected.
+/// most `HINTS_PER_ROUND` of them, one at a time (the book holds
+/// `max_addresses_per_peer`, 8; the others wait, and those heard during
+/// a round wait for the next); each is forgotten at its failure; and the
+/// rounds are the backoff apart, which grows to `max_delay` (its last
+/// quarter, with jitter). So at most `HINTS_PER_ROUND` connection
+/// attempts per 22.5 s in the long run (2 by default), for each kept
+/// peer that is not connected. A round used to dial all 8.
 #[test]
 fn a_lan_host_gets_at_most_one_round_of_dials_per_backoff() {
     let b = identity(2).peer_id();
@@ -1101,7 +1102,10 @@ fn a_lan_host_gets_at_most_one_round_of_dials_per_backoff() {
         now = next_deadline(&mut a);
     }
     for (at, dialed) in &rounds {
-        assert!(*dialed <= per_peer, "{dialed} dials in the round at {at:?}");
+        assert!(
+            *dialed <= HINTS_PER_ROUND,
+            "{dialed} dials in the round at {at:?}"
+        );
     }
     for pair in rounds.windows(2) {
         let gap = pair[1].0.saturating_duration_since(pair[0].0);
@@ -1114,8 +1118,91 @@ fn a_lan_host_gets_at_most_one_round_of_dials_per_backoff() {
     let total: usize = rounds.iter().map(|r| r.1).sum();
     let steady = (minutes.as_nanos() / cap_floor.as_nanos()) as usize;
     assert!(
-        total <= per_peer * (steady + 10),
+        total <= HINTS_PER_ROUND * (steady + 10),
         "{total} dials in {} rounds",
         rounds.len()
     );
+}
+
+/// Dials `peer` through `a` once and fails every dial it makes; the
+/// ports dialed, in order, and the `Unreachable` report's.
+fn dial_and_fail_all(a: &mut Endpoint, peer: PeerId, now: Instant) -> (Vec<u16>, Vec<u16>) {
+    a.dial(now, peer).unwrap();
+    let mut dialed = Vec::new();
+    loop {
+        let out = drain(a);
+        if let Some(Event::Unreachable { tried, .. }) = events(&out).pop() {
+            return (dialed, tried.iter().map(|(t, _)| t.port()).collect());
+        }
+        let &[(_, to)] = dials(&out).as_slice() else {
+            panic!("{out:?}")
+        };
+        dialed.push(to.port());
+        a.dial_failed(now, peer, to, refused());
+    }
+}
+
+/// A round, the application's own dial too, dials every address the
+/// application or a ticket gave and every hint that worked, but only
+/// `HINTS_PER_ROUND` of the hints that never worked: the latest heard and
+/// the one heard longest ago. The others are dialed by the next rounds,
+/// none twice. A dial that joins a round under way counts the hints the
+/// round dialed. It used to dial every hint in every round.
+#[test]
+fn a_round_dials_few_untried_hints_and_every_given_address() {
+    let b = identity(2).peer_id();
+    let mut a = endpoint(1, &[2]);
+    let now = Instant::from_millis(1);
+    a.add_address(now, b, addr(1), AddrSource::Application)
+        .unwrap();
+    a.add_address(now, b, addr(2), AddrSource::Ticket).unwrap();
+    a.restore_address(now, b, addr(3), AddrSource::Discovery, true)
+        .unwrap();
+    for port in 10..15 {
+        a.add_address(now, b, addr(port), AddrSource::Discovery)
+            .unwrap();
+    }
+    assert_eq!(HINTS_PER_ROUND, 2);
+    let (dialed, tried) = dial_and_fail_all(&mut a, b, now);
+    assert_eq!(dialed, [3, 1, 2, 14, 10]);
+    assert_eq!(tried, dialed, "Unreachable lists what was dialed");
+    // (the hints that failed are forgotten; the others get their turn)
+    let (dialed, _) = dial_and_fail_all(&mut a, b, now);
+    assert_eq!(dialed, [13, 11, 3, 1, 2]);
+    let (dialed, _) = dial_and_fail_all(&mut a, b, now);
+    assert_eq!(dialed, [12, 3, 1, 2]);
+
+    // A dial joining a kept peer's round: no third hint.
+    let mut a = endpoint(1, &[2]);
+    for port in 10..15 {
+        a.add_address(now, b, addr(port), AddrSource::Discovery)
+            .unwrap();
+    }
+    a.keep_connected(now, b, true).unwrap();
+    assert_eq!(dials(&drain(&mut a)), [(b, addr(14))]);
+    a.dial(now, b).unwrap();
+    a.dial_failed(now, b, addr(14), refused());
+    assert_eq!(dials(&drain(&mut a)), [(b, addr(10))]);
+    a.dial_failed(now, b, addr(10), refused());
+    let out = drain(&mut a);
+    assert!(dials(&out).is_empty(), "{out:?}");
+    let Some(Event::Unreachable { tried, .. }) = events(&out).pop() else {
+        panic!("{out:?}")
+    };
+    assert_eq!(tried.len(), 2);
+}
+
+/// A kept peer with one address a peer (`max_addresses_per_peer` 1): its
+/// one hint is dialed every round, as before.
+#[test]
+fn one_address_a_peer_still_dials_its_hint() {
+    let mut config = Config::default();
+    config.max_addresses_per_peer = 1;
+    let b = identity(2).peer_id();
+    let mut a = endpoint_with(config, 1, &[2]);
+    let now = Instant::from_millis(1);
+    a.add_address(now, b, addr(9), AddrSource::Discovery)
+        .unwrap();
+    let (dialed, _) = dial_and_fail_all(&mut a, b, now);
+    assert_eq!(dialed, [9]);
 }

@@ -47,15 +47,18 @@ fn keep_seed_sweep() {
     let redials: u64 = reports.iter().map(|r| r.redials).sum();
     let dials: u64 = reports.iter().map(|r| r.dials).sum();
     let superseded: u64 = reports.iter().map(|r| r.superseded).sum();
+    let hint_dials: u64 = reports.iter().map(|r| r.hint_dials).sum();
     println!(
         "{count} seeds from {first} in {:.1} s: slowest reconnect {slowest:?} (bound {bound:?}), \
-         {redials} redials, {dials} dials, {superseded} simultaneous dials superseded",
+         {redials} redials, {dials} dials ({hint_dials} of false hints), \
+         {superseded} simultaneous dials superseded",
         started.elapsed().as_secs_f64()
     );
     // The sweep exercises what it claims: redials happened, and every
     // seed went through its four check points.
     assert!(redials > 0 && dials > redials);
     assert!(superseded > 0, "both sides of some pair dialed at once");
+    assert!(hint_dials > 0, "false hints were dialed");
     assert!(reports.iter().all(|r| r.reconnects.len() == 4));
     // (that `slowest` is within the bound is not asserted here: each check
     // point runs at its clock's start plus the bound, so it would hold by
@@ -85,6 +88,14 @@ fn caught_within(fault: Fault, expected: KeepInvariant, seeds: u64) -> KeepViola
 #[test]
 fn catches_no_backoff() {
     caught(Fault::NoBackoff, KeepInvariant::RedialsFollowBackoff);
+}
+
+/// A round that dials every false hint a LAN host announced for a kept
+/// peer that is down (6 in these runs) breaks the limit at the first
+/// round after a crash.
+#[test]
+fn catches_unlimited_hints() {
+    caught(Fault::HintsUnlimited, KeepInvariant::UntriedHintsPerRound);
 }
 
 #[test]

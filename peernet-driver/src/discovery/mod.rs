@@ -38,10 +38,13 @@
 //! - so a LAN host announcing a trusted peer's PeerId with addresses of
 //!   its choosing (any IP, not only the LAN's, but loopback) can make the
 //!   node open connections there, and tell from them that the node keeps
-//!   that peer: only for a peer kept connected that is not connected, at
-//!   most `max_addresses_per_peer` per redial round, one at a time, the
-//!   rounds the backoff apart (in the long run 8 connection attempts per
-//!   30 s by default); each sends the first handshake frame, which in
+//!   that peer: only for a peer kept connected that is not connected (or
+//!   one the application dials), at most
+//!   [`HINTS_PER_ROUND`](peernet_proto::dial::HINTS_PER_ROUND) (2) hints
+//!   that never worked per round, one at a time, the rounds the backoff
+//!   apart (in the long run 2 connection attempts per 22.5 to 30 s); the
+//!   other hints wait for later rounds, each in turn; each dial sends the
+//!   first handshake frame, which in
 //!   version 2 tells nothing to a host without the peer's key (version 1's
 //!   HELLO names this node's PeerId);
 //! - mDNS is not authenticated: a LAN host can also announce under a

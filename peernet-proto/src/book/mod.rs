@@ -20,7 +20,9 @@
 //!
 //! Within a class, the better source first, then the address added first
 //! (so untried addresses are dialed in the order a ticket or a saved book
-//! lists them); but of the untried hints the latest heard first.
+//! lists them); but of the untried hints the latest heard first. A round
+//! dials only a few of the hints that never worked
+//! ([`AddressBook::round`]).
 //!
 //! A full peer makes room for a new address by dropping its worst entry
 //! of a worse source, or of the same source ranked below the new one.
@@ -110,6 +112,10 @@ pub struct AddrEntry {
     /// alike in every other way, the one given first is dialed first,
     /// as a ticket or a saved book lists them).
     added: u64,
+    /// When it last joined the line of hints waiting for a dial (the
+    /// book's count of additions then): heard, heard again while untried,
+    /// or its dial answered `busy`. See [`AddressBook::round`].
+    turn: u64,
 }
 
 /// The ranking class of an entry: lower is better.
@@ -129,6 +135,7 @@ impl AddrEntry {
             last_ok: None,
             last_failed: None,
             added,
+            turn: added,
         }
     }
 
@@ -157,6 +164,13 @@ impl AddrEntry {
                     && (self.source != AddrSource::Discovery || !old.worked_last())
             }
         }
+    }
+
+    /// Whether it is a discovery hint that never worked: anyone on the
+    /// LAN can announce one, so a round dials only a few
+    /// ([`AddressBook::round`]).
+    pub fn unproven_hint(&self) -> bool {
+        self.source == AddrSource::Discovery && self.last_ok.is_none()
     }
 
     /// Whether the last dial to it completed a handshake (it worked, and
@@ -262,7 +276,8 @@ pub struct AddressBook {
     /// Per peer, kept sorted best first.
     peers: BTreeMap<PeerId, Vec<AddrEntry>>,
     /// Addresses added so far, over the book's life: the next one's
-    /// `added`.
+    /// `added` (also the clock of [`AddrEntry`]'s `turn`: a hint heard
+    /// again or answered `busy` counts as one more).
     added: u64,
     total: usize,
     per_peer: usize,
@@ -335,6 +350,7 @@ impl AddressBook {
                     // heard again: the latest heard (not saved: the
                     // order of untried hints is no change worth a write)
                     e.added = self.added;
+                    e.turn = self.added;
                     self.added += 1;
                     entries.sort_by(AddrEntry::rank);
                 }
@@ -440,6 +456,50 @@ impl AddressBook {
         self.peers.get(peer).into_iter().flatten()
     }
 
+    /// The addresses a dial round of `peer` tries, best first: all of
+    /// them but the discovery hints that never worked
+    /// ([`AddrEntry::unproven_hint`]), of which at most `room`: the best
+    /// ranked (an untried hint, the latest heard), then those that have
+    /// waited longest since they were heard or their dial answered
+    /// `busy`. A hint new to the book never overtakes one already waiting
+    /// for the second places, so every hint the book keeps gets its turn
+    /// within as many rounds as the peer has hints, however many a LAN
+    /// host announces meanwhile (the first place goes to the latest
+    /// heard, so a roaming peer's new announcement is tried at once).
+    /// Addresses `skip` names are left out before the choice (a round
+    /// under way leaves out those it dialed).
+    pub fn round(
+        &self,
+        peer: &PeerId,
+        room: usize,
+        skip: impl Fn(SocketAddr) -> bool,
+    ) -> Vec<SocketAddr> {
+        let entries: Vec<&AddrEntry> = self.get(peer).filter(|e| !skip(e.addr)).collect();
+        let mut hints: Vec<&AddrEntry> = entries
+            .iter()
+            .copied()
+            .filter(|e| e.unproven_hint())
+            .collect();
+        if hints.len() > room {
+            // the best ranked first, then the longest waiting
+            let mut waiting = hints.split_off(1.min(room));
+            waiting.sort_by_key(|e| e.turn);
+            hints.extend(waiting.into_iter().take(room.saturating_sub(1)));
+        }
+        let chosen = |e: &AddrEntry| hints.iter().any(|h| h.addr == e.addr);
+        entries
+            .into_iter()
+            .filter(|e| !e.unproven_hint() || chosen(e))
+            .map(|e| e.addr)
+            .collect()
+    }
+
+    /// Whether `addr` is one of `peer`'s discovery hints that never
+    /// worked ([`AddrEntry::unproven_hint`]).
+    pub(crate) fn is_unproven_hint(&self, peer: &PeerId, addr: SocketAddr) -> bool {
+        self.get(peer).any(|e| e.addr == addr && e.unproven_hint())
+    }
+
     /// Whether `peer` has any address.
     pub fn has(&self, peer: &PeerId) -> bool {
         self.peers.contains_key(peer)
@@ -496,11 +556,16 @@ impl AddressBook {
     /// dial a round, for as long as its peer is kept and not connected
     /// (and is saved with the book), within the book's bounds; the peer's
     /// own announcement, untried, is dialed first and may push it out.
+    /// Such a hint joins the end of the line of hints waiting for a
+    /// round's dial ([`AddressBook::round`]).
     pub fn mark_busy(&mut self, peer: &PeerId, addr: SocketAddr, now: Instant) {
         let mut flipped = false;
+        let turn = self.added;
+        self.added += 1;
         self.update(peer, addr, |e| {
             flipped = e.worked_last();
             e.last_failed = Some(now);
+            e.turn = turn;
         });
         if flipped {
             self.revision += 1;

@@ -389,3 +389,106 @@ fn a_sources_name_reads_back_as_it() {
         assert_eq!(AddrSource::from_name(other), None, "{other:?}");
     }
 }
+
+/// The unproven hints of `p` that `round(p, room)` takes, by port.
+fn round_hints(book: &AddressBook, p: &PeerId, room: usize) -> Vec<u16> {
+    let round = book.round(p, room, |_| false);
+    let unproven = |a: &SocketAddr| book.get(p).any(|e| e.addr == *a && e.unproven_hint());
+    round
+        .iter()
+        .filter(|a| unproven(a))
+        .map(|a| a.port())
+        .collect()
+}
+
+/// A round takes every address the application or a ticket gave and
+/// every hint that worked, but of the hints that never worked only
+/// `room`: the latest heard, then the one heard longest ago; in the
+/// book's order.
+#[test]
+fn a_round_takes_few_unproven_hints_and_every_other_address() {
+    let p = peer(1);
+    let mut book = AddressBook::new(16, 64);
+    book.add(p, addr(1), AddrSource::Application).unwrap();
+    book.add(p, addr(2), AddrSource::Ticket).unwrap();
+    book.add(p, addr(20), AddrSource::Discovery).unwrap();
+    book.mark_ok(&p, addr(20), at(1));
+    for port in 10..16 {
+        book.add(p, addr(port), AddrSource::Discovery).unwrap();
+    }
+    let round: Vec<u16> = book
+        .round(&p, 2, |_| false)
+        .iter()
+        .map(|a| a.port())
+        .collect();
+    assert_eq!(round, [20, 1, 2, 15, 10]);
+    assert_eq!(round_hints(&book, &p, 1), [15]);
+    assert_eq!(round_hints(&book, &p, 0), Vec::<u16>::new());
+    assert_eq!(
+        book.round(&p, usize::MAX, |_| false).len(),
+        9,
+        "no room limit"
+    );
+    // One address a peer: a hint is dialed.
+    let mut one = AddressBook::new(1, 64);
+    one.add(p, addr(7), AddrSource::Discovery).unwrap();
+    assert_eq!(round_hints(&one, &p, 2), [7]);
+}
+
+/// A LAN host that re-announces every false hint as it is forgotten, and
+/// a fresh one besides, every round, cannot keep the peer's own hint
+/// (heard once, among the first) from its turn: the second place goes to
+/// the hint that has waited longest.
+#[test]
+fn every_hint_gets_its_turn_while_more_are_announced() {
+    let p = peer(1);
+    let truth = addr(500);
+    let mut book = AddressBook::new(64, 256);
+    for port in 1..4 {
+        book.add(p, addr(port), AddrSource::Discovery).unwrap();
+    }
+    book.add(p, truth, AddrSource::Discovery).unwrap();
+    let mut fresh = 100;
+    for port in 4..8 {
+        book.add(p, addr(port), AddrSource::Discovery).unwrap();
+    }
+    let hints = book.get(&p).count();
+    let turn = (1..=hints).find(|round| {
+        let dialed = book.round(&p, 2, |_| false);
+        assert_eq!(dialed.len(), 2, "round {round}: {dialed:?}");
+        if dialed.contains(&truth) {
+            return true;
+        }
+        for a in dialed {
+            book.mark_failed(&p, a, at(*round as u64));
+            // heard again, and a fresh one
+            book.add(p, a, AddrSource::Discovery).unwrap();
+            book.add(p, addr(fresh), AddrSource::Discovery).unwrap();
+            fresh += 1;
+        }
+        false
+    });
+    assert!(turn.is_some(), "the true hint waited {hints} rounds");
+}
+
+/// Hints that answer `busy` stay (the address answered as the peer) and
+/// take turns: with room for two, each of three is dialed at least every
+/// other round.
+#[test]
+fn hints_that_answer_busy_take_turns() {
+    let p = peer(1);
+    let mut book = AddressBook::new(8, 64);
+    for port in 1..4 {
+        book.add(p, addr(port), AddrSource::Discovery).unwrap();
+    }
+    let mut last = [0u64; 4];
+    for round in 1..=12u64 {
+        for a in book.round(&p, 2, |_| false) {
+            book.mark_busy(&p, a, at(round));
+            last[usize::from(a.port())] = round;
+        }
+        for port in 1..4 {
+            assert!(round - last[port] < 2, "round {round}: {last:?}");
+        }
+    }
+}

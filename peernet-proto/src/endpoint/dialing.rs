@@ -184,9 +184,19 @@ impl Endpoint {
 
     /// Dials `peer` once through the address book: its addresses one at a
     /// time, best first, each after the one before failed. Ends with
-    /// [`Event::Connected`](crate::Event::Connected) or [`Event::Unreachable`](crate::Event::Unreachable). A round already
+    /// [`Event::Connected`](crate::Event::Connected) or [`Event::Unreachable`](crate::Event::Unreachable) (whose `tried` lists
+    /// the addresses dialed). A round already
     /// under way for a kept peer is joined; a kept peer backing off is
     /// dialed now.
+    ///
+    /// Like a kept peer's redial, it dials at most
+    /// [`HINTS_PER_ROUND`](crate::dial::HINTS_PER_ROUND) discovery hints
+    /// that never worked (a joined round counts those it dialed): an
+    /// application that retries a dial in a loop must not hand a LAN
+    /// host that announces false hints more dials than the redials
+    /// would. The other hints wait for the next dial or redial, in turn;
+    /// the addresses the application or a ticket gave and the hints that
+    /// worked are all dialed.
     ///
     /// # Errors
     ///
@@ -214,17 +224,7 @@ impl Endpoint {
             self.start_round(peer, None);
             return Ok(());
         }
-        // Joining a round under way: it goes on through every address not
-        // tried in it yet, those added since it began included (a round
-        // that is a late transport's adopted dial has none left of its
-        // own).
-        let in_flight = d.dialed_addr();
-        d.rest = self
-            .book
-            .get(&peer)
-            .map(|e| e.addr)
-            .filter(|a| Some(*a) != in_flight && !d.tried.iter().any(|(t, _)| t == a))
-            .collect();
+        self.join_round(peer);
         Ok(())
     }
 

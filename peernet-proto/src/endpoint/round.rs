@@ -1,13 +1,24 @@
 //! A dial round of the schedule (`crate::dial`): which addresses it
 //! tries, its next dial, its end, and the backoff that follows. The
 //! commands and reports that start and end rounds are `dialing.rs`'s.
+//!
+//! A round takes the peer's addresses from the book best first, but of
+//! the discovery hints that never worked at most [`HINTS_PER_ROUND`]
+//! (see `crate::dial`): a LAN host announcing false hints for a kept
+//! peer gets that many dials per round out of this node, not one per
+//! address the book holds for the peer. The other hints wait for later
+//! rounds, each in turn. The addresses a dial round takes are fixed when
+//! it starts: one announced meanwhile waits for the next round, unless
+//! the application's `dial` joins the round (then within the round's
+//! room for hints).
 
 use alloc::collections::VecDeque;
+use alloc::vec::Vec;
 use core::net::SocketAddr;
 use core::time::Duration;
 
 use crate::config::fault;
-use crate::dial::{Phase, next_delay};
+use crate::dial::{HINTS_PER_ROUND, Phase, next_delay};
 use crate::error::DialFailure;
 use crate::event::{Event, Output};
 use crate::identity::PeerId;
@@ -19,13 +30,62 @@ impl Endpoint {
     /// Starts a round through the peer's addresses, best first;
     /// `announce` is the redial's backoff delay, `None` for a silent
     /// first dial (the redial is announced when its first dial goes out).
+    ///
+    /// Of the discovery hints that never worked it takes at most
+    /// [`HINTS_PER_ROUND`] ([`crate::AddressBook::round`] says which);
+    /// the others wait for later rounds.
     pub(super) fn start_round(&mut self, peer: PeerId, announce: Option<Duration>) {
-        let rest: VecDeque<SocketAddr> = self.book.get(&peer).map(|e| e.addr).collect();
+        let rest: VecDeque<SocketAddr> =
+            self.book.round(&peer, self.hint_room(0), |_| false).into();
         let d = self.dials.entry(peer);
         d.rest = rest;
         d.tried.clear();
+        d.hints = 0;
         d.announce = announce;
         self.next_address(peer);
+    }
+
+    /// A one-off dial joins the round under way: it goes on through
+    /// every address not tried in it yet, those added since it began
+    /// included, but with no more hints that never worked than the
+    /// round has room left for: those it chose at its start first (a
+    /// round that is a late transport's adopted dial has none left of
+    /// its own).
+    pub(super) fn join_round(&mut self, peer: PeerId) {
+        let Some(d) = self.dials.get(&peer) else {
+            return;
+        };
+        let room = self.hint_room(d.hints);
+        let book = &self.book;
+        let ours: Vec<SocketAddr> = d
+            .rest
+            .iter()
+            .copied()
+            .filter(|a| book.is_unproven_hint(&peer, *a))
+            .take(room)
+            .collect();
+        let in_flight = d.dialed_addr();
+        let done = |a: SocketAddr| {
+            Some(a) == in_flight || d.tried.iter().any(|(t, _)| *t == a) || ours.contains(&a)
+        };
+        let more = book.round(&peer, room - ours.len(), done);
+        let rest: VecDeque<SocketAddr> = book
+            .get(&peer)
+            .map(|e| e.addr)
+            .filter(|a| ours.contains(a) || more.contains(a))
+            .collect();
+        if let Some(d) = self.dials.get_mut(&peer) {
+            d.rest = rest;
+        }
+    }
+
+    /// How many more discovery hints that never worked a round that has
+    /// dialed `dialed` of them may dial.
+    fn hint_room(&self, dialed: usize) -> usize {
+        if fault!(self.ctx.config, HintsUnlimited) {
+            return usize::MAX;
+        }
+        HINTS_PER_ROUND.saturating_sub(dialed)
     }
 
     /// The round's dial of `addr` failed for `cause`: kept for the
@@ -69,6 +129,9 @@ impl Endpoint {
             return;
         }
         if let Some(addr) = d.rest.pop_front() {
+            if self.book.is_unproven_hint(&peer, addr) {
+                d.hints += 1;
+            }
             if let Some(after) = d.announce.take() {
                 d.attempt = d.attempt.saturating_add(1);
                 let attempt = d.attempt;

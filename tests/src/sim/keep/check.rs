@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 use std::time::Duration;
 
+use peernet_proto::dial::HINTS_PER_ROUND;
 use peernet_proto::{Config, DialConfig, PeerId};
 
 use super::super::Fault;
@@ -32,6 +33,12 @@ pub enum KeepInvariant {
     /// dialed is never superseded by another it dialed to the same peer
     /// (e.g. a transport that opened after the round gave up on it).
     OneDialInFlight,
+    /// A round dials at most `HINTS_PER_ROUND` untried hints: of the
+    /// false discovery hints a LAN host announces for a kept peer that is
+    /// down (none of which ever works), a node dials at most that many
+    /// between two `Reconnecting`s of the peer (or from its start to the
+    /// first), whatever else the book holds.
+    UntriedHintsPerRound,
 }
 
 impl fmt::Display for KeepInvariant {
@@ -130,6 +137,8 @@ struct PeerLog {
     rounds: VecDeque<u64>,
     /// Times of the dials of the last minute.
     dials: VecDeque<u64>,
+    /// False hints dialed since the last `Reconnecting` (or the start).
+    hints: usize,
 }
 
 /// What the checks remember.
@@ -149,6 +158,8 @@ pub struct Checker {
     pub(super) reconnects: u64,
     /// Dials seen.
     pub(super) dials: u64,
+    /// Dials of false hints seen.
+    pub(super) hint_dials: u64,
     pub(super) violation: Option<KeepViolation>,
 }
 
@@ -164,6 +175,7 @@ impl Checker {
             connected_at: BTreeMap::new(),
             reconnects: 0,
             dials: 0,
+            hint_dials: 0,
             violation: None,
         }
     }
@@ -180,9 +192,11 @@ impl Checker {
         }
     }
 
-    /// Node `n` (in life `inc`) asked to dial `peer`.
-    pub(super) fn on_dial(&mut self, now: u64, n: NodeIx, inc: u32, peer: PeerId) {
+    /// Node `n` (in life `inc`) asked to dial `peer`, at a false
+    /// discovery hint if `hint`.
+    pub(super) fn on_dial(&mut self, now: u64, n: NodeIx, inc: u32, peer: PeerId, hint: bool) {
         self.dials += 1;
+        self.hint_dials += u64::from(hint);
         if self.unpaired.contains(&(n, peer)) {
             self.fail(
                 now,
@@ -194,6 +208,8 @@ impl Checker {
             (max_rounds_in(Duration::from_nanos(MINUTE), &self.dial) + 1) * self.max_addresses;
         let log = self.logs.entry((n, inc, peer)).or_default();
         log.dials.push_back(now);
+        log.hints += usize::from(hint);
+        let hints = log.hints;
         while log.dials.front().is_some_and(|t| now - t > MINUTE) {
             log.dials.pop_front();
         }
@@ -203,6 +219,16 @@ impl Checker {
                 now,
                 KeepInvariant::RedialsFollowBackoff,
                 format!("node {n} dialed {peer} {count} times in a minute (at most {per_minute})"),
+            );
+        }
+        if hints > HINTS_PER_ROUND {
+            self.fail(
+                now,
+                KeepInvariant::UntriedHintsPerRound,
+                format!(
+                    "node {n} dialed {hints} false hints of {peer} in one round \
+                     (at most {HINTS_PER_ROUND})"
+                ),
             );
         }
     }
@@ -220,6 +246,7 @@ impl Checker {
         let per_minute = max_rounds_in(Duration::from_nanos(MINUTE), &dial);
         let log = self.logs.entry((n, inc, peer)).or_default();
         let last = log.last.replace((now, attempt, after));
+        log.hints = 0;
         log.rounds.push_back(now);
         while log.rounds.front().is_some_and(|t| now - t > MINUTE) {
             log.rounds.pop_front();
@@ -291,10 +318,32 @@ mod tests {
         let mut c = Checker::new(0, None, &cfg);
         let limit = (max_rounds_in(Duration::from_secs(60), &cfg.dial) + 1) * 8;
         for i in 0..=limit {
-            c.on_dial(i * SEC / 100, 0, 0, peer);
+            c.on_dial(i * SEC / 100, 0, 0, peer, false);
         }
         let v = c.violation.expect("caught");
         assert_eq!(v.invariant, KeepInvariant::RedialsFollowBackoff);
+    }
+
+    /// Three false hints between two `Reconnecting`s are caught; two per
+    /// round, round after round, are not.
+    #[test]
+    fn a_third_hint_in_a_round_is_caught() {
+        let cfg = Config::default();
+        let peer = Identity::from_seed(&[3; 32]).peer_id();
+        let mut c = Checker::new(0, None, &cfg);
+        for round in 1..5u32 {
+            let t = u64::from(round) * 100 * SEC;
+            let after = Duration::from_millis(500) * 2u32.pow(round - 1);
+            c.on_reconnecting(t, (0, 0, peer), round, after);
+            for i in 0..HINTS_PER_ROUND as u64 {
+                c.on_dial(t + i, 0, 0, peer, true);
+            }
+            c.on_dial(t + 9, 0, 0, peer, false);
+        }
+        assert!(c.violation.is_none(), "{:?}", c.violation);
+        c.on_dial(400 * SEC + 10, 0, 0, peer, true);
+        let v = c.violation.expect("caught");
+        assert_eq!(v.invariant, KeepInvariant::UntriedHintsPerRound);
     }
 
     #[test]

@@ -50,6 +50,18 @@ pub type NodeIx = usize;
 /// connect timeout, shorter than the core's `dial_timeout`).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// How many false discovery hints a LAN host announces for a kept peer
+/// that is down, to each node that keeps it (the book holds 8 addresses a
+/// peer, one of them the application's).
+pub const FALSE_HINTS: u16 = 6;
+
+/// The false hints announced for node `ix`: nobody listens there (the
+/// nodes listen at `10.0.x.y`), so each dial of one is refused.
+pub fn false_hints(ix: NodeIx) -> impl Iterator<Item = SocketAddr> {
+    let ip = [10, 250, (ix >> 8) as u8, ix as u8];
+    (0..FALSE_HINTS).map(move |k| SocketAddr::from((ip, 5000 + k)))
+}
+
 /// The share of dials to a reachable address whose transport opens only
 /// after the core's `dial_timeout` (a lost SYN, retransmitted).
 const LATE_OPEN: f64 = 1.0 / 4.0;
@@ -69,6 +81,8 @@ pub struct KeepReport {
     pub redials: u64,
     /// Dials over the run.
     pub dials: u64,
+    /// Dials of the false hints a LAN host announced.
+    pub hint_dials: u64,
     /// Handshakes that gave a connection.
     pub connections: u64,
     /// Connections that lost to another one to the same peer (both
@@ -169,6 +183,8 @@ pub struct KeepSim {
     superseded: u64,
     /// When the plan last changed the world (every step but a check), ns.
     last_disruption: u64,
+    /// Every false hint the LAN host announced (see [`false_hints`]).
+    false_hints: BTreeSet<SocketAddr>,
 }
 
 impl KeepSim {
@@ -213,6 +229,7 @@ impl KeepSim {
             connections: 0,
             superseded: 0,
             last_disruption: 0,
+            false_hints: (0..cfg.nodes).flat_map(false_hints).collect(),
         };
         for (a, b) in cfg.pairs() {
             for (x, y) in [(a, b), (b, a)] {
@@ -268,6 +285,7 @@ impl KeepSim {
             reconnects: self.reconnects,
             redials: self.check.reconnects,
             dials: self.check.dials,
+            hint_dials: self.check.hint_dials,
             connections: self.connections,
             superseded: self.superseded,
             duration: Duration::from_nanos(self.now),
@@ -352,7 +370,19 @@ impl KeepSim {
         }
         match step {
             Step::Start(n) => self.start(n),
-            Step::Crash(n) => self.crash(n),
+            Step::Crash(n) => {
+                self.crash(n);
+                // A LAN host announces false addresses for it to every
+                // node that keeps it (and re-announces each as it fails,
+                // while it is down).
+                let keepers: Vec<NodeIx> = (0..self.nodes.len())
+                    .filter(|m| self.nodes[*m].kept.contains(&n))
+                    .collect();
+                for m in keepers {
+                    self.announce_false_hints(m, n);
+                    self.after(m);
+                }
+            }
             Step::Restart { node, new_port } => {
                 if new_port {
                     self.nodes[node].port += 1;
@@ -431,12 +461,29 @@ impl KeepSim {
             ep.keep_connected(now, self.nodes[*m].peer, true)
                 .expect("a trusted peer");
         }
+        let down: Vec<NodeIx> = node.kept.iter().copied().filter(|m| !self.up(*m)).collect();
         let addr = node.addr(n);
         self.listeners.insert(addr, n);
         let node = &mut self.nodes[n];
         node.ep = Some(ep);
         node.timer_at = None;
+        // (kept peers that are down: the LAN host announces them here too)
+        for m in down {
+            self.announce_false_hints(n, m);
+        }
         self.after(n);
+    }
+
+    /// The LAN host announces node `m`'s false hints to node `n`, if `n`
+    /// is up (a book full of better addresses turns some away).
+    fn announce_false_hints(&mut self, n: NodeIx, m: NodeIx) {
+        let now = self.instant();
+        let peer = self.nodes[m].peer;
+        if let Some(ep) = self.nodes[n].ep.as_mut() {
+            for addr in false_hints(m) {
+                let _ = ep.add_address(now, peer, addr, AddrSource::Discovery);
+            }
+        }
     }
 
     /// Node `n` crashes: its connections are reset, nothing listens at its
@@ -526,8 +573,15 @@ impl KeepSim {
         let target = self.listeners.get(&addr).copied();
         let reachable = target.filter(|t| open && self.up(*t) && !self.partitioned(n, *t));
         let Some(t) = reachable else {
+            // (the LAN host announces a false hint again once it failed,
+            // while its peer is down)
+            let down = self.ix_of.get(&peer).is_some_and(|m| !self.up(*m));
+            let again = self.false_hints.contains(&addr) && down;
             let ep = self.nodes[n].ep.as_mut().expect("up");
             ep.dial_failed(now, peer, addr, DialFailure::transport("refused"));
+            if again {
+                let _ = ep.add_address(now, peer, addr, AddrSource::Discovery);
+            }
             self.after(n);
             return;
         };
@@ -594,7 +648,8 @@ impl KeepSim {
                 }
                 Output::Event(event) => self.on_event(n, inc, event),
                 Output::Dial { peer, addr } => {
-                    self.check.on_dial(now, n, inc, peer);
+                    let hint = self.false_hints.contains(&addr);
+                    self.check.on_dial(now, n, inc, peer, hint);
                     // (who listens is looked up again when the outcome
                     // arrives: a node that starts listening meanwhile, as
                     // the other of two started at once does, accepts)
@@ -603,6 +658,9 @@ impl KeepSim {
                         Some(t) if self.partitioned(n, t) => {
                             (CONNECT_TIMEOUT.as_nanos() as u64, false)
                         }
+                        // (a false hint is refused a round trip later:
+                        // the third party it names answers, with a reset)
+                        None if hint => (2 * self.latency(), false),
                         // A connect whose SYN was lost opens after the
                         // core gave up on it: during the backoff or the
                         // next round (not in lockstep runs, whose counts
