@@ -370,7 +370,13 @@ impl<R: Runtime> Node<R> {
     /// best first, each after the one before failed (the transport within
     /// `DialConfig::dial_timeout`, then the handshake). Resolves when it is
     /// connected (at once if it already is), or with
-    /// [`ConnectError::Unreachable`] when every address failed.
+    /// [`ConnectError::Unreachable`] when every address of the round
+    /// failed. Like a redial, the round dials every address the
+    /// application or a ticket gave and every hint that worked, but at
+    /// most [`HINTS_PER_ROUND`](peernet_proto::dial::HINTS_PER_ROUND) (2)
+    /// discovery hints that never worked: the others wait for the next
+    /// call or redial, in turn, so a LAN host announcing false hints gets
+    /// no more dials out of a caller that retries.
     ///
     /// # Errors
     ///

@@ -24,8 +24,10 @@ pub enum ConnectError {
     /// shut down or unpaired the peer meanwhile.
     #[error("handshake: {0}")]
     Handshake(#[from] HandshakeError),
-    /// [`Node::connect_peer`](crate::Node::connect_peer): every address in
-    /// the book was tried and none gave a connection.
+    /// [`Node::connect_peer`](crate::Node::connect_peer): every address of
+    /// its round was tried and none gave a connection (the book's
+    /// addresses, but of the discovery hints that never worked at most
+    /// [`HINTS_PER_ROUND`](peernet_proto::dial::HINTS_PER_ROUND)).
     #[error("peer {peer} is unreachable at every known address{}", Causes(tried))]
     Unreachable {
         /// The peer dialed.
