@@ -167,7 +167,7 @@ pub(crate) fn on_event<R: Runtime>(shared: &Shared<R>, inner: &mut Inner, event:
             );
         }
         Event::Unreachable { peer, tried } => {
-            tracing::info!(%peer, tried = tried.len(), "unreachable at every known address");
+            tracing::info!(%peer, tried = tried.len(), "unreachable at every address of its round");
             shared
                 .dialing
                 .fail_waiters(&peer, || ConnectError::Unreachable {

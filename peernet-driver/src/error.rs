@@ -28,7 +28,7 @@ pub enum ConnectError {
     /// its round was tried and none gave a connection (the book's
     /// addresses, but of the discovery hints that never worked at most
     /// [`HINTS_PER_ROUND`](peernet_proto::dial::HINTS_PER_ROUND)).
-    #[error("peer {peer} is unreachable at every known address{}", Causes(tried))]
+    #[error("peer {peer} is unreachable at every address tried{}", Causes(tried))]
     Unreachable {
         /// The peer dialed.
         peer: peernet_proto::PeerId,
