@@ -113,8 +113,9 @@ pub struct AddrEntry {
     /// as a ticket or a saved book lists them).
     added: u64,
     /// When it last joined the line of hints waiting for a dial (the
-    /// book's count of additions then): heard, heard again while untried,
-    /// or its dial answered `busy`. See [`AddressBook::round`].
+    /// book's count of additions then): first heard, or its dial answered
+    /// `busy` (heard again, it keeps its place). See
+    /// [`AddressBook::round`].
     turn: u64,
 }
 
@@ -349,8 +350,12 @@ impl AddressBook {
                 if source == AddrSource::Discovery && e.class() == Class::UntriedHint {
                     // heard again: the latest heard (not saved: the
                     // order of untried hints is no change worth a write)
+                    // Its `turn` stays: a hint's place in the line of
+                    // those waiting for a round's dial is kept from when
+                    // it was first heard, or anyone announcing it again
+                    // (the peer, or a LAN host that names it on purpose)
+                    // would send it to the back and keep it there.
                     e.added = self.added;
-                    e.turn = self.added;
                     self.added += 1;
                     entries.sort_by(AddrEntry::rank);
                 }
@@ -460,9 +465,10 @@ impl AddressBook {
     /// them but the discovery hints that never worked
     /// ([`AddrEntry::unproven_hint`]), of which at most `room`: the best
     /// ranked (an untried hint, the latest heard), then those that have
-    /// waited longest since they were heard or their dial answered
-    /// `busy`. A hint new to the book never overtakes one already waiting
-    /// for the second places, so every hint the book keeps gets its turn
+    /// waited longest since they were first heard or their dial answered
+    /// `busy`. A hint new to the book, or heard again, never overtakes one
+    /// already waiting for the second places, so every hint the book keeps
+    /// gets its turn
     /// within as many rounds as the peer has hints, however many a LAN
     /// host announces meanwhile (the first place goes to the latest
     /// heard, so a roaming peer's new announcement is tried at once).

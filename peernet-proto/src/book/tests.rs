@@ -471,6 +471,39 @@ fn every_hint_gets_its_turn_while_more_are_announced() {
     assert!(turn.is_some(), "the true hint waited {hints} rounds");
 }
 
+/// A hint heard again keeps its place in the line: a LAN host that
+/// announces the peer's own hint again before each round, between fresh
+/// hints of its own (one older, one newer than it), cannot send it to
+/// the back and keep it there. Before, a hint heard again joined the
+/// back of the line, and the true hint was never dialed.
+#[test]
+fn a_hint_heard_again_keeps_its_place_in_line() {
+    let p = peer(1);
+    let truth = addr(500);
+    let mut book = AddressBook::new(8, 64);
+    for port in 1..4 {
+        book.add(p, addr(port), AddrSource::Discovery).unwrap();
+    }
+    book.add(p, truth, AddrSource::Discovery).unwrap();
+    let mut fresh = 100;
+    let dialed_in = (1..=20u64).find(|round| {
+        book.add(p, addr(fresh), AddrSource::Discovery).unwrap();
+        book.add(p, truth, AddrSource::Discovery).unwrap();
+        book.add(p, addr(fresh + 1), AddrSource::Discovery).unwrap();
+        fresh += 2;
+        let dialed = book.round(&p, 2, |_| false);
+        if dialed.contains(&truth) {
+            return true;
+        }
+        for a in dialed {
+            book.mark_failed(&p, a, at(*round));
+        }
+        false
+    });
+    let rounds = dialed_in.expect("the true hint was never dialed in 20 rounds");
+    assert!(rounds <= 8, "the true hint waited {rounds} rounds");
+}
+
 /// Hints that answer `busy` stay (the address answered as the peer) and
 /// take turns: with room for two, each of three is dialed at least every
 /// other round.
