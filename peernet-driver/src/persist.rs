@@ -53,8 +53,10 @@ const TRUST_FILE: &str = "trust";
 /// A save whose new file is in place, but whose directory could not be
 /// synced afterwards: the change is made (a reader sees the new file)
 /// and may not survive a crash or power loss. The payload of the
-/// [`io::Error`] a save returns (its kind is the sync's); find it with
-/// [`NotDurable::is`].
+/// [`io::Error`] a save of [`DataDir`] returns (its kind is the sync's);
+/// find it with [`NotDurable::is`]. [`Node::pair`](crate::Node::pair) and
+/// `unpair` return it as
+/// [`TrustChangeError::NotDurable`](crate::TrustChangeError::NotDurable).
 #[derive(Debug, thiserror::Error)]
 #[error(
     "{} was replaced, but syncing its directory failed ({source}): the change may not survive a \
@@ -75,6 +77,22 @@ impl NotDurable {
         error
             .get_ref()
             .is_some_and(|inner| inner.downcast_ref::<NotDurable>().is_some())
+    }
+
+    /// `error`'s [`NotDurable`], or `error` as it was if it is not one.
+    pub(crate) fn take(error: io::Error) -> Result<NotDurable, io::Error> {
+        if !NotDurable::is(&error) {
+            return Err(error);
+        }
+        let kind = error.kind();
+        match error
+            .into_inner()
+            .map(|inner| inner.downcast::<NotDurable>())
+        {
+            Some(Ok(not_durable)) => Ok(*not_durable),
+            Some(Err(inner)) => Err(io::Error::new(kind, inner)),
+            None => Err(kind.into()),
+        }
     }
 }
 
