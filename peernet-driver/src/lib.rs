@@ -51,24 +51,24 @@ pub mod discovery;
 mod error;
 mod events;
 mod handlers;
+mod last_seen;
 mod lifecycle;
 mod node;
 pub mod persist;
-mod port;
 mod private_files;
 mod rng;
 mod runtime;
-mod seen;
 #[cfg(feature = "serde")]
 mod service;
 mod shared;
-mod signal;
 pub mod socket_end;
 pub mod socket_start;
 mod stats;
 mod tasks;
 pub mod text;
 pub mod ticket;
+mod wake_flag;
+mod write_half;
 
 pub use addr::PeerAddr;
 pub use cbor::{

@@ -41,11 +41,11 @@ use tempfile::NamedTempFile;
 
 use crate::book_file::SavedBook;
 use crate::error::StartError;
+pub use crate::last_seen::ChangedOnDisk;
+use crate::last_seen::LastSeen;
 pub use crate::private_files::read_regular;
 use crate::private_files::{Private, check_dir, open_dir, read_private, read_secret};
 use crate::rng::NodeRng;
-pub use crate::seen::ChangedOnDisk;
-use crate::seen::Seen;
 
 const IDENTITY_FILE: &str = "identity";
 const TRUST_FILE: &str = "trust";
@@ -101,8 +101,8 @@ impl NotDurable {
 pub struct DataDir {
     path: PathBuf,
     /// What the node last read or wrote of the files it replaces, shared
-    /// by the clones (`seen.rs`).
-    seen: Arc<Seen>,
+    /// by the clones (`last_seen.rs`).
+    last_seen: Arc<LastSeen>,
     /// The address book as the node last read or wrote it (none: not
     /// yet), shared by the clones: what a hand edit is told apart from
     /// (`book_edits.rs`).
@@ -146,7 +146,7 @@ impl DataDir {
         check_dir(&path).map_err(|e| not_a_data_dir(&path, e))?;
         Ok(DataDir {
             path,
-            seen: Arc::default(),
+            last_seen: Arc::default(),
             last_book: Arc::default(),
         })
     }
@@ -260,11 +260,11 @@ impl DataDir {
         match read_private(&self.path.join(name), max, Private::Writes, what) {
             Ok(bytes) => {
                 let parsed = parse(&bytes)?;
-                self.seen.note(name, Some(&bytes));
+                self.last_seen.note(name, Some(&bytes));
                 Ok(Some(parsed))
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                self.seen.note(name, None);
+                self.last_seen.note(name, None);
                 Ok(None)
             }
             Err(e) => Err(e.into()),
@@ -304,7 +304,7 @@ impl DataDir {
     /// `contents`: staged, synced, renamed over, directory synced.
     ///
     /// A file that changed on disk since the node read or last wrote it
-    /// is not replaced: [`ChangedOnDisk`] (see `seen.rs` for the window
+    /// is not replaced: [`ChangedOnDisk`] (see `last_seen.rs` for the window
     /// left between the comparison and the rename). `wrote` runs once
     /// the new file is in place, before the directory's fsync, whose
     /// failure is [`NotDurable`]: the file is replaced all the same.
@@ -335,10 +335,10 @@ impl DataDir {
         // (each error names the file: a warning that a save failed, or a
         // `pair` that did, says where)
         let named = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
-        self.seen.check(name, &path)?;
+        self.last_seen.check(name, &path)?;
         let temp = stage_in(&self.path, name, contents).map_err(named)?;
         temp.persist(&path).map_err(|e| named(e.error))?;
-        self.seen.note(name, Some(contents));
+        self.last_seen.note(name, Some(contents));
         wrote();
         sync_dir(&self.path).map_err(|source| {
             let kind = source.kind();
