@@ -70,20 +70,25 @@ impl IdentityArgs {
 /// never printed.)
 pub(crate) fn run_init(dir: &Path) -> Result<(), Failure> {
     refuse_foreign_contents(dir)?;
+    // init makes the directory it is told to, its parents too (as `mkdir
+    // -p` does; the PeerId it prints says a new node was made), while
+    // the library makes only the last component, so that a node started
+    // on a mistyped path fails instead of making a new identity. Every
+    // other command needs a directory init made (`open_existing`).
+    if let Some(parent) = std::path::absolute(dir)
+        .ok()
+        .as_deref()
+        .and_then(Path::parent)
+    {
+        fs::create_dir_all(parent).map_err(|e| Failure(1, format!("{}: {e}", parent.display())))?;
+    }
     let already = || Failure(1, format!("{} already holds an identity", dir.display()));
     let finished = || fs::symlink_metadata(dir.join(IDENTITY_FILE)).is_ok();
     // (an init that finished: refused before anything is touched)
     if finished() {
         return Err(already());
     }
-    let data = DataDir::open(dir).map_err(|e| match e.kind() {
-        // (`DirBuilder` says "File exists" for a file in the way)
-        io::ErrorKind::AlreadyExists => Failure(
-            1,
-            format!("{} exists and is not a directory", dir.display()),
-        ),
-        _ => Failure(1, format!("{}: {e}", dir.display())),
-    })?;
+    let data = open_dir(dir)?;
     // Held to the end, as every writer of the directory holds it: of two
     // inits racing, the second is refused (`data directory in use`) or
     // finds the first one's identity, and no `pair` comes between a
@@ -199,15 +204,15 @@ pub(crate) fn open_existing(dir: &Path) -> Result<(DataDir, Identity), Failure> 
     }
     let identity =
         read_identity(&path).map_err(|e| Failure(1, format!("{}: {e}", path.display())))?;
-    let data = DataDir::open(dir).map_err(|e| match e.kind() {
-        // (`DirBuilder` says "File exists" for a file in the way)
-        io::ErrorKind::AlreadyExists => Failure(
-            1,
-            format!("{} exists and is not a directory", dir.display()),
-        ),
-        _ => Failure(1, format!("{}: {e}", dir.display())),
-    })?;
+    let data = open_dir(dir)?;
     Ok((data, identity))
+}
+
+/// [`DataDir::open`], whose errors name the directory and say what is
+/// wrong with it (`… exists and is not a directory`, `… its parent …
+/// does not exist`).
+fn open_dir(dir: &Path) -> Result<DataDir, Failure> {
+    DataDir::open(dir).map_err(|e| Failure(1, e.to_string()))
 }
 
 /// The directory's lock, or `error: data directory in use`.

@@ -22,8 +22,9 @@
 //! peernet send (the same forms as call) <HANDLE> <ARGS>
 //! ```
 //!
-//! A data directory (`init`) holds the identity, the trust list and the
-//! address book. `pair` trusts a peer and records the addresses a ticket
+//! A data directory (`init`, which makes the directory and its missing
+//! parents) holds the identity, the trust list and the address book;
+//! every other command needs one that init made. `pair` trusts a peer and records the addresses a ticket
 //! or `PEERID@IP:PORT` gives (replacing the ones it had; the label is
 //! kept unless `--label` is given; a book too full to keep them all, at
 //! its 29,000 addresses, is an error and nothing is saved); `peers` prints one line per trusted

@@ -73,6 +73,24 @@ fn init_makes_a_private_directory_once() {
     assert!(err.contains("holds no identity"), "{err}");
 }
 
+/// `init` makes its directory's missing parents (the library makes only
+/// the last component of a data directory, so that a node started on a
+/// mistyped path fails), and every other command refuses a directory
+/// init did not make, a mistyped parent included.
+#[test]
+fn init_makes_missing_parents_and_other_commands_do_not() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let peer = init(d, "share/peernet/node");
+    assert_eq!(
+        ok(&["id", "share/peernet/node/identity"], d).trim_end(),
+        peer
+    );
+    let err = fails(1, &["peers", "share/peernet-typo/node"], d);
+    assert!(err.contains("holds no identity"), "{err}");
+    assert!(!d.join("share/peernet-typo").exists());
+}
+
 /// An init whose trust list or book cannot be saved leaves no identity,
 /// and run again (once the cause is gone) finishes and prints the PeerId.
 /// It used to write the identity first: the failed init never printed

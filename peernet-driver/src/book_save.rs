@@ -120,7 +120,7 @@ fn save_after<R: Runtime>(shared: Arc<Shared<R>>, delay: Duration) {
     let sleep = shared.rt.sleep_until(shared.after(delay));
     let rt = shared.rt.clone();
     rt.spawn(async move {
-        // (`closed` wakes every listener; a `Signal` such as
+        // (`closed` wakes every listener; a `WakeFlag` such as
         // `stop_accepting` wakes one task, the accept loop's)
         let closed = shared.closed.listen();
         if shared.read(|inner| inner.phase == Phase::Closed) || !first(sleep, closed).await {

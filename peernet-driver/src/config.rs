@@ -126,7 +126,14 @@ impl NodeConfig {
     /// overwritten), the trust list and the address book from the
     /// directory `dir`; every later [`Node::pair`](crate::Node::pair) /
     /// [`Node::unpair`](crate::Node::unpair) is saved there atomically, and
-    /// the address book whenever it changes (debounced). A relative `dir`
+    /// the address book whenever it changes (debounced). The directory
+    /// is created (mode 0700) if it is missing, its parent never: a
+    /// missing parent (a mistyped path) is [`StartError::Io`] of kind
+    /// [`NotFound`](std::io::ErrorKind::NotFound), whose message names
+    /// the path and says its parent does not exist, rather than a new
+    /// node with a new identity that nobody trusts; a path that is not a
+    /// directory (a file, a FIFO, a link to nothing) is refused, saying
+    /// what it is ([`DataDir::open`]). A relative `dir`
     /// names a directory of the working directory now: the node goes on
     /// using that one if the process's working directory changes
     /// ([`DataDir::open`]).

@@ -3,7 +3,7 @@
 
 use std::io;
 
-use peernet_proto::{CallError, CloseReason, GoodbyeCode, HandshakeError};
+use peernet_proto::{CallError, CloseReason, GoodbyeCode, HandshakeError, PeerId};
 
 /// Why `connect` (or a brought-in stream) did not give a connection: the
 /// core's reasons as they are, plus the transport's.
@@ -187,6 +187,47 @@ pub enum StartError {
     /// [`Node::shutdown`](crate::Node::shutdown).
     #[error("the node is shut down")]
     Closed,
+}
+
+/// Why [`Node::pair`](crate::Node::pair) or
+/// [`Node::unpair`](crate::Node::unpair) failed, and what became of the
+/// change: each variant says whether it was made.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrustChangeError {
+    /// `pair` of the node's own PeerId: a node never trusts itself.
+    /// Nothing was written, nothing changed.
+    #[error("a node cannot pair with itself: {0} is this node's own PeerId")]
+    OwnPeerId(PeerId),
+    /// The node is closed (shut down, or its last handle dropped): it
+    /// takes no trust change, and nothing changed.
+    #[error("the node is closed: it takes no trust change")]
+    Closed,
+    /// The data directory's trust file could not be read, parsed or
+    /// written (damaged, edited into a list that does not parse, a FIFO,
+    /// a symbolic link, a list too large, a full disk): it was left as it
+    /// was, and nothing changed in this run either. The source says why
+    /// (its kind: [`io::ErrorKind::InvalidData`] for a file that does not
+    /// parse, [`io::ErrorKind::FileTooLarge`] for a list too large to
+    /// save, ...).
+    #[error("the trust file was not changed: {0}")]
+    File(#[source] io::Error),
+    /// `unpair` only: the peer is revoked in this run (its connection
+    /// closed, its calls failed), but the trust file could not be read,
+    /// parsed or written, and still trusts it: the next start would
+    /// trust it again unless the file is mended. A revocation is never
+    /// held up by the file.
+    #[error("revoked in this run, but the trust file was not updated: {0}")]
+    RevokedNotSaved(#[source] io::Error),
+    /// The change was made, in this run and in the trust file, but the
+    /// file's directory could not be synced afterwards: a crash or a
+    /// power loss may yet take it back.
+    #[error(transparent)]
+    NotDurable(#[from] crate::persist::NotDurable),
+    /// The runtime dropped the change before it finished (it is shutting
+    /// down): the trust file may or may not have it.
+    #[error("the runtime dropped the trust change before it finished")]
+    Dropped,
 }
 
 #[cfg(test)]

@@ -51,24 +51,24 @@ pub mod discovery;
 mod error;
 mod events;
 mod handlers;
+mod last_seen;
 mod lifecycle;
 mod node;
 pub mod persist;
-mod port;
 mod private_files;
 mod rng;
 mod runtime;
-mod seen;
 #[cfg(feature = "serde")]
 mod service;
 mod shared;
-mod signal;
 pub mod socket_end;
 pub mod socket_start;
 mod stats;
 mod tasks;
 pub mod text;
 pub mod ticket;
+mod wake_flag;
+mod write_half;
 
 pub use addr::PeerAddr;
 pub use cbor::{
@@ -79,7 +79,7 @@ pub use cbor_shape::{CborShapeError, MAX_CBOR_DEPTH, check_cbor};
 pub use config::{MAX_EVENTS_CAPACITY, NodeConfig};
 pub use context::{CallKind, Context};
 pub use dirlock::{DirLock, LockError};
-pub use error::{CallErrorExt, ConnectError, StartError};
+pub use error::{CallErrorExt, ConnectError, StartError, TrustChangeError};
 pub use events::{EventStream, NodeEvent};
 pub use handlers::HandlerResult;
 pub use node::Node;
@@ -99,7 +99,7 @@ pub mod api {
         CallErrorExt, CallKind, CborFuture, CborShapeError, ConnectError, Context, DataDir,
         DirLock, EncodeError, EventStream, HandlerResult, LockError, MAX_CBOR_DEPTH,
         MAX_EVENTS_CAPACITY, NodeConfig, NodeEvent, NodeStats, PeerAddr, StartError, Ticket,
-        TicketError, TypedCallError, TypedSendError, cbor_handler, check_cbor,
+        TicketError, TrustChangeError, TypedCallError, TypedSendError, cbor_handler, check_cbor,
     };
     #[cfg(feature = "serde")]
     pub use crate::{Service, ServiceError};

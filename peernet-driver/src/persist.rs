@@ -41,11 +41,11 @@ use tempfile::NamedTempFile;
 
 use crate::book_file::SavedBook;
 use crate::error::StartError;
+pub use crate::last_seen::ChangedOnDisk;
+use crate::last_seen::LastSeen;
 pub use crate::private_files::read_regular;
 use crate::private_files::{Private, check_dir, open_dir, read_private, read_secret};
 use crate::rng::NodeRng;
-pub use crate::seen::ChangedOnDisk;
-use crate::seen::Seen;
 
 const IDENTITY_FILE: &str = "identity";
 const TRUST_FILE: &str = "trust";
@@ -53,8 +53,10 @@ const TRUST_FILE: &str = "trust";
 /// A save whose new file is in place, but whose directory could not be
 /// synced afterwards: the change is made (a reader sees the new file)
 /// and may not survive a crash or power loss. The payload of the
-/// [`io::Error`] a save returns (its kind is the sync's); find it with
-/// [`NotDurable::is`].
+/// [`io::Error`] a save of [`DataDir`] returns (its kind is the sync's);
+/// find it with [`NotDurable::is`]. [`Node::pair`](crate::Node::pair) and
+/// `unpair` return it as
+/// [`TrustChangeError::NotDurable`](crate::TrustChangeError::NotDurable).
 #[derive(Debug, thiserror::Error)]
 #[error(
     "{} was replaced, but syncing its directory failed ({source}): the change may not survive a \
@@ -76,6 +78,22 @@ impl NotDurable {
             .get_ref()
             .is_some_and(|inner| inner.downcast_ref::<NotDurable>().is_some())
     }
+
+    /// `error`'s [`NotDurable`], or `error` as it was if it is not one.
+    pub(crate) fn take(error: io::Error) -> Result<NotDurable, io::Error> {
+        if !NotDurable::is(&error) {
+            return Err(error);
+        }
+        let kind = error.kind();
+        match error
+            .into_inner()
+            .map(|inner| inner.downcast::<NotDurable>())
+        {
+            Some(Ok(not_durable)) => Ok(*not_durable),
+            Some(Err(inner)) => Err(io::Error::new(kind, inner)),
+            None => Err(kind.into()),
+        }
+    }
 }
 
 /// A node's data directory.
@@ -83,8 +101,8 @@ impl NotDurable {
 pub struct DataDir {
     path: PathBuf,
     /// What the node last read or wrote of the files it replaces, shared
-    /// by the clones (`seen.rs`).
-    seen: Arc<Seen>,
+    /// by the clones (`last_seen.rs`).
+    last_seen: Arc<LastSeen>,
     /// The address book as the node last read or wrote it (none: not
     /// yet), shared by the clones: what a hand edit is told apart from
     /// (`book_edits.rs`).
@@ -92,9 +110,16 @@ pub struct DataDir {
 }
 
 impl DataDir {
-    /// Uses (and creates, mode 0700) the directory at `path`. A relative
-    /// `path` is taken from the working directory now, once: every later
-    /// read and save goes to the directory it named then
+    /// Uses the directory at `path`, creating it (mode 0700) if it is
+    /// missing. Only the last component is created: a missing parent is
+    /// refused ([`io::ErrorKind::NotFound`], naming the path and the
+    /// parent), so a mistyped path (`/var/lib/peernet-typo/node`) is an
+    /// error, not a new directory where a node would start with a new
+    /// identity that nobody trusts. A symbolic link to a directory is
+    /// followed (the directory it names is checked as this one).
+    ///
+    /// A relative `path` is taken from the working directory now, once:
+    /// every later read and save goes to the directory it named then
     /// ([`DataDir::path`] is that absolute path), whatever the process's
     /// working directory becomes (a daemon that moves to `/`, a tool that
     /// works elsewhere), where the same name may name another directory
@@ -102,23 +127,26 @@ impl DataDir {
     ///
     /// # Errors
     ///
-    /// The I/O error of creating it (a path that is a file, no
-    /// permission; an empty path, [`io::ErrorKind::InvalidInput`]);
-    /// [`io::ErrorKind::PermissionDenied`] for a directory every user may
-    /// write (see the [module docs](self)).
+    /// Each names `path`:
+    /// - [`io::ErrorKind::NotFound`]: its parent does not exist, or it is
+    ///   a symbolic link to nothing;
+    /// - [`io::ErrorKind::NotADirectory`]: it is not a directory (a file,
+    ///   a FIFO, a socket, a device, a link to one of them), or its
+    ///   parent is not;
+    /// - [`io::ErrorKind::PermissionDenied`]: a directory every user may
+    ///   write or another user owns (see the [module docs](self)), or no
+    ///   permission to create or open it;
+    /// - [`io::ErrorKind::InvalidInput`]: an empty path;
+    /// - any other I/O error of creating or opening it.
     pub fn open(path: impl Into<PathBuf>) -> io::Result<DataDir> {
         // (not canonicalised: a link in the path is followed at each
         // open, as before, and refused where a file must not be one)
         let path = std::path::absolute(path.into())?;
-        let mut builder = fs::DirBuilder::new();
-        builder.recursive(true);
-        #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        builder.create(&path)?;
-        check_dir(&path)?;
+        create_last(&path)?;
+        check_dir(&path).map_err(|e| not_a_data_dir(&path, e))?;
         Ok(DataDir {
             path,
-            seen: Arc::default(),
+            last_seen: Arc::default(),
             last_book: Arc::default(),
         })
     }
@@ -232,11 +260,11 @@ impl DataDir {
         match read_private(&self.path.join(name), max, Private::Writes, what) {
             Ok(bytes) => {
                 let parsed = parse(&bytes)?;
-                self.seen.note(name, Some(&bytes));
+                self.last_seen.note(name, Some(&bytes));
                 Ok(Some(parsed))
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                self.seen.note(name, None);
+                self.last_seen.note(name, None);
                 Ok(None)
             }
             Err(e) => Err(e.into()),
@@ -276,7 +304,7 @@ impl DataDir {
     /// `contents`: staged, synced, renamed over, directory synced.
     ///
     /// A file that changed on disk since the node read or last wrote it
-    /// is not replaced: [`ChangedOnDisk`] (see `seen.rs` for the window
+    /// is not replaced: [`ChangedOnDisk`] (see `last_seen.rs` for the window
     /// left between the comparison and the rename). `wrote` runs once
     /// the new file is in place, before the directory's fsync, whose
     /// failure is [`NotDurable`]: the file is replaced all the same.
@@ -307,10 +335,10 @@ impl DataDir {
         // (each error names the file: a warning that a save failed, or a
         // `pair` that did, says where)
         let named = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
-        self.seen.check(name, &path)?;
+        self.last_seen.check(name, &path)?;
         let temp = stage_in(&self.path, name, contents).map_err(named)?;
         temp.persist(&path).map_err(|e| named(e.error))?;
-        self.seen.note(name, Some(contents));
+        self.last_seen.note(name, Some(contents));
         wrote();
         sync_dir(&self.path).map_err(|source| {
             let kind = source.kind();
@@ -360,6 +388,64 @@ impl DataDir {
             }
         }
     }
+}
+
+/// Creates the directory `path`, mode 0700, if nothing is there: its
+/// last component only. Whatever is there already is left for
+/// [`check_dir`] to judge.
+fn create_last(path: &Path) -> io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    let parent = || path.parent().unwrap_or(path).display();
+    match builder.create(path) {
+        Ok(()) => {
+            tracing::info!(path = %path.display(), "created the data directory");
+            Ok(())
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(io::Error::new(
+            e.kind(),
+            format!(
+                "data directory {}: its parent {} does not exist (a mistyped path?); only the \
+                 data directory itself is created: create its parent first",
+                path.display(),
+                parent()
+            ),
+        )),
+        Err(e) if e.kind() == io::ErrorKind::NotADirectory => Err(io::Error::new(
+            e.kind(),
+            format!(
+                "data directory {}: its parent {} is not a directory",
+                path.display(),
+                parent()
+            ),
+        )),
+        Err(e) => Err(io::Error::new(
+            e.kind(),
+            format!("data directory {}: {e}", path.display()),
+        )),
+    }
+}
+
+/// The error of [`check_dir`] on the data directory `path`, saying what
+/// is there instead of a directory (the operating system's own error
+/// names no path: "Not a directory", "No such file or directory").
+fn not_a_data_dir(path: &Path, e: io::Error) -> io::Error {
+    if e.raw_os_error().is_none() {
+        // (ours: it names the path already)
+        return e;
+    }
+    let link = fs::read_link(path)
+        .map(|target| format!(" is a symbolic link to {}, which", target.display()))
+        .unwrap_or_default();
+    let why = match e.kind() {
+        io::ErrorKind::NotADirectory if link.is_empty() => " exists and is not a directory".into(),
+        io::ErrorKind::NotADirectory => format!("{link} is not a directory"),
+        io::ErrorKind::NotFound if !link.is_empty() => format!("{link} does not exist"),
+        _ => format!(": {e}"),
+    };
+    io::Error::new(e.kind(), format!("data directory {}{why}", path.display()))
 }
 
 /// `contents`, written and synced to a new temporary file in `dir`,
@@ -469,6 +555,91 @@ mod tests {
         // the file is noted as written: the next save replaces it
         data.save_trust(&TrustList::new()).unwrap();
         assert!(data.load_trust().unwrap().is_empty());
+    }
+
+    /// A data directory whose parent is missing (a mistyped path) is
+    /// refused, naming both, and nothing is created: it used to be
+    /// created with its parents, and a node started there with a new
+    /// identity that nobody trusts. The last component alone is created,
+    /// private.
+    #[test]
+    fn a_missing_parent_is_refused_and_only_the_last_component_is_made() {
+        let dir = tempfile::tempdir().unwrap();
+        let typo = dir.path().join("peernet-typo");
+        let path = typo.join("node");
+        let err = DataDir::open(&path).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound, "{err}");
+        let text = err.to_string();
+        assert!(text.contains(&path.display().to_string()), "{err}");
+        assert!(
+            text.contains(&format!("its parent {} does not exist", typo.display())),
+            "{err}"
+        );
+        // the node's start says the same, and makes no identity anywhere
+        match crate::NodeConfig::from_data_dir(&path) {
+            Err(StartError::Io(e)) => assert_eq!(e.to_string(), text),
+            other => panic!("{other:?}"),
+        }
+        assert!(!typo.exists());
+        // the parent there, the directory is made
+        fs::create_dir(&typo).unwrap();
+        let data = DataDir::open(&path).unwrap();
+        assert!(data.path().is_dir());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700);
+        }
+    }
+
+    /// What is in the place of the data directory, or of its parent, and
+    /// is not a directory is refused with an error that names the path
+    /// and says what it is (the operating system's "File exists" or "Not
+    /// a directory" named neither); a link to a directory is followed.
+    #[cfg(unix)]
+    #[test]
+    fn a_data_directory_that_is_not_one_says_what_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let refused = |path: &Path, kind: io::ErrorKind, what: &str| {
+            let err = DataDir::open(path).unwrap_err();
+            assert_eq!(err.kind(), kind, "{err}");
+            let text = err.to_string();
+            assert!(text.contains(&path.display().to_string()), "{err}");
+            assert!(text.contains(what), "{err}");
+        };
+        let not_dir = io::ErrorKind::NotADirectory;
+        let file = dir.path().join("file");
+        fs::write(&file, "x").unwrap();
+        refused(&file, not_dir, "exists and is not a directory");
+        refused(&file.join("node"), not_dir, "its parent");
+        let fifo = dir.path().join("fifo");
+        rustix::fs::mkfifoat(rustix::fs::CWD, &fifo, rustix::fs::Mode::RWXU).unwrap();
+        refused(&fifo, not_dir, "exists and is not a directory");
+        let to_file = dir.path().join("to-file");
+        std::os::unix::fs::symlink(&file, &to_file).unwrap();
+        let what = format!(
+            "symbolic link to {}, which is not a directory",
+            file.display()
+        );
+        refused(&to_file, not_dir, &what);
+        let dangling = dir.path().join("dangling");
+        let nowhere = dir.path().join("nowhere");
+        std::os::unix::fs::symlink(&nowhere, &dangling).unwrap();
+        let what = format!(
+            "symbolic link to {}, which does not exist",
+            nowhere.display()
+        );
+        refused(&dangling, io::ErrorKind::NotFound, &what);
+        assert!(!nowhere.exists());
+        // a link to a directory elsewhere: that directory is used
+        let elsewhere = dir.path().join("elsewhere");
+        fs::create_dir(&elsewhere).unwrap();
+        let linked = dir.path().join("linked");
+        std::os::unix::fs::symlink(&elsewhere, &linked).unwrap();
+        let data = DataDir::open(&linked).unwrap();
+        data.save_trust(&TrustList::new()).unwrap();
+        assert!(elsewhere.join(TRUST_FILE).is_file());
     }
 
     /// What other users may write (the directory, the lists) or read

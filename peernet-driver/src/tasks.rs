@@ -1,6 +1,6 @@
 //! The tasks that move bytes and time between the runtime and the core:
 //! per connection a reader and a writer (which share the write half, see
-//! `port.rs`), per node a timer and an accept loop. None of them knows
+//! `write_half.rs`), per node a timer and an accept loop. None of them knows
 //! anything of the protocol.
 
 use std::future::{Future, IntoFuture, poll_fn};
@@ -20,10 +20,10 @@ use peernet_proto::{ConnId, Direction, HandshakeError, Input, PeerId};
 use tracing::Instrument;
 
 use crate::error::ConnectError;
-use crate::port::{WriteFailed, flush_patiently, write_patiently};
 use crate::runtime::{BoxFuture, BoxRead, BoxWrite, Runtime, Transport};
 use crate::shared::{ConnEntry, ConnSignals, Inner, Phase, Shared};
-use crate::signal::Signal;
+use crate::wake_flag::WakeFlag;
+use crate::write_half::{WriteFailed, flush_patiently, write_patiently};
 use peernet_proto::Source;
 
 /// Read buffers. Every read hands its bytes to the core as one `BytesMut`
@@ -251,7 +251,7 @@ pub(crate) fn attach<R: Runtime>(
 }
 
 /// `fut`, unless `stop` is raised first.
-pub(crate) async fn unless<F: Future>(stop: &Signal, fut: F) -> Option<F::Output> {
+pub(crate) async fn unless<F: Future>(stop: &WakeFlag, fut: F) -> Option<F::Output> {
     let mut fut = pin!(fut);
     poll_fn(|cx| {
         if stop.poll_raised(cx).is_ready() {
@@ -344,24 +344,24 @@ async fn writer<R: Runtime>(
     let patience = shared.with_core(|inner, _| inner.ep.config().idle_timeout);
     // (until now the reader's inline writes found no write half and woke
     // this task instead, which writes what they left below)
-    signals.port.lock().await.write = Some(write);
+    signals.write_half.lock().await.write = Some(write);
     let ending = loop {
         if unless(stop, signals.write.take()).await.is_none() {
             break Ending::Broken;
         }
-        let Some(mut guard) = unless(stop, signals.port.lock()).await else {
+        let Some(mut guard) = unless(stop, signals.write_half.lock()).await else {
             break Ending::Broken;
         };
-        let port = &mut *guard;
-        let Some(write) = port.write.as_mut() else {
+        let half = &mut *guard;
+        let Some(write) = half.write.as_mut() else {
             break Ending::Broken;
         };
-        // What an inline write left (`port.rs`) goes first, alone: the
+        // What an inline write left (`write_half.rs`) goes first, alone: the
         // batch stays within one take (a reply, at most a frame, or the
         // core's queue), and the next turn takes what was queued since.
         // (Pipelined calls never leave anything: they are this task's.)
-        let left = port.left.take();
-        let (data, closing) = match port.closing.take() {
+        let left = half.left.take();
+        let (data, closing) = match half.closing.take() {
             Some(last) => (None, Some(last)),
             None if left.is_some() => {
                 signals.write.notify();
@@ -415,12 +415,12 @@ async fn writer<R: Runtime>(
         }
     };
     // Our side of the transport closes here (inline writers hold the
-    // port only for a write that does not wait); what an inline write
+    // write half only for a write that does not wait); what an inline write
     // left goes with it, uncounted from now.
     {
-        let mut port = signals.port.lock().await;
-        port.write = None;
-        port.left = None;
+        let mut half = signals.write_half.lock().await;
+        half.write = None;
+        half.left = None;
         signals.unwritten.store(0, Ordering::Release);
     }
     // (forgotten first: a close drained later cannot count against the

@@ -1,7 +1,7 @@
 //! A transport that takes at most a few bytes per write, and is full on
 //! every other poll. During the handshake, and for the reply to a read
 //! that brought one call, the connection's reader writes the core's bytes
-//! itself (the driver's `port.rs`); here every such write stops part-way,
+//! itself (the driver's `write_half.rs`); here every such write stops part-way,
 //! and the writer task must write what is left before anything newer,
 //! byte for byte, or the handshake and the calls after it fail (a record
 //! that does not authenticate, a frame that does not decode).

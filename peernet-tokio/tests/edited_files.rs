@@ -17,7 +17,9 @@ mod until;
 use std::net::SocketAddr;
 
 use peernet_tokio::book_file::SavedBook;
-use peernet_tokio::{AddrSource, DataDir, Identity, Node, NodeConfig, PeerId, TrustList};
+use peernet_tokio::{
+    AddrSource, DataDir, Identity, Node, NodeConfig, PeerId, TrustChangeError, TrustList,
+};
 use until::until;
 
 fn id(seed: u8) -> PeerId {
@@ -87,7 +89,10 @@ async fn a_damaged_trust_file_is_not_written_over() {
     node.pair(id(2), None).await.unwrap();
     std::fs::write(dir.path().join("trust"), "not a trust list\n").unwrap();
     let err = node.pair(id(3), None).await.unwrap_err();
-    assert_eq!(err.kind(), std::io::ErrorKind::InvalidData, "{err}");
+    match &err {
+        TrustChangeError::File(e) => assert_eq!(e.kind(), std::io::ErrorKind::InvalidData, "{err}"),
+        _ => panic!("{err:?}"),
+    }
     assert!(!node.trust().contains(&id(3)), "the core changed anyway");
     let text = std::fs::read_to_string(dir.path().join("trust")).unwrap();
     assert_eq!(text, "not a trust list\n");
@@ -131,6 +136,10 @@ async fn an_unpair_revokes_even_when_the_trust_file_is_damaged() {
     let unpaired = node.unpair(&compromised).await;
     let still = node.trust().contains(&compromised);
     let err = unpaired.as_ref().expect_err("the file was not updated");
+    assert!(
+        matches!(err, TrustChangeError::RevokedNotSaved(_)),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("revoked in this run"), "{err}");
     println!("unpair: {unpaired:?}; node still trusts the peer: {still}");
     node.shutdown().await;

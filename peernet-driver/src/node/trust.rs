@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use peernet_proto::{Label, PeerId, TrustList};
 
-use crate::error::StartError;
+use crate::error::{StartError, TrustChangeError};
 use crate::persist::NotDurable;
 use crate::runtime::Runtime;
 use crate::shared::{Inner, Phase, Shared};
@@ -21,25 +21,24 @@ impl<R: Runtime> Node<R> {
     /// change is made to the trust file as it is then, read again: an
     /// edit made by hand while the node runs is kept (the running node
     /// takes it in at its next start), and a file that no longer parses
-    /// is left alone (the change fails, [`io::ErrorKind::InvalidData`]).
-    /// Returns true if `peer` was not trusted before.
+    /// is left alone (the change fails, [`TrustChangeError::File`] of
+    /// kind [`io::ErrorKind::InvalidData`]). Returns true if `peer` was
+    /// not trusted before.
     ///
     /// # Errors
     ///
-    /// [`io::ErrorKind::InvalidInput`] for the node's own PeerId (a node
-    /// never trusts itself: nothing is written, nothing changes); an
-    /// error that says the node is closed, once it is (shut down, or its
-    /// last handle dropped: nothing changes); the file's errors above. One error says the change was made: a
-    /// [`NotDurable`](crate::persist::NotDurable) (find it with
-    /// `NotDurable::is`) means the file was replaced but its directory
-    /// could not be synced: the peer is trusted, in this run and by the
-    /// file, which a crash may yet take back.
-    pub async fn pair(&self, peer: PeerId, label: Option<Label>) -> io::Result<bool> {
+    /// Nothing changes on [`TrustChangeError::OwnPeerId`] (a node never
+    /// trusts itself: nothing is written), [`TrustChangeError::Closed`]
+    /// (the node is shut down, or its last handle dropped) and
+    /// [`TrustChangeError::File`] (the trust file's errors above). One
+    /// error says the change was made: [`TrustChangeError::NotDurable`]
+    /// means the file was replaced but its directory could not be
+    /// synced: the peer is trusted, in this run and by the file, which a
+    /// crash may yet take back. [`TrustChangeError::Dropped`]: the
+    /// runtime is shutting down and dropped the change.
+    pub async fn pair(&self, peer: PeerId, label: Option<Label>) -> Result<bool, TrustChangeError> {
         if peer == self.peer_id() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("a node cannot pair with itself: {peer} is this node's own PeerId"),
-            ));
+            return Err(TrustChangeError::OwnPeerId(peer));
         }
         let saved = label.clone();
         self.change_trust(
@@ -60,10 +59,11 @@ impl<R: Runtime> Node<R> {
     /// as for [`Node::pair`] (an edit made by hand meanwhile is kept). A
     /// revocation is never held up by the file: if it cannot be read or
     /// written (damaged, a FIFO, a symbolic link, a full disk), the peer
-    /// is revoked in this run all the same and the error says that the
-    /// file still trusts it. A [`NotDurable`](crate::persist::NotDurable)
-    /// error says the file was replaced without it, but its directory
-    /// could not be synced, so a crash may yet bring it back.
+    /// is revoked in this run all the same and the error
+    /// ([`TrustChangeError::RevokedNotSaved`]) says that the file still
+    /// trusts it. [`TrustChangeError::NotDurable`] says the file was
+    /// replaced without it, but its directory could not be synced, so a
+    /// crash may yet bring it back.
     ///
     /// Returns true if `peer` was trusted by this run or by the data
     /// directory's trust file: a peer the file trusts and this run left
@@ -72,8 +72,8 @@ impl<R: Runtime> Node<R> {
     /// are dropped from the address book file too (a later `pair` starts
     /// it without them). False: nothing changed. On a node already closed
     /// (shut down, or its last handle dropped) it fails, as [`Node::pair`]
-    /// does, and nothing changes.
-    pub async fn unpair(&self, peer: &PeerId) -> io::Result<bool> {
+    /// does ([`TrustChangeError::Closed`]), and nothing changes.
+    pub async fn unpair(&self, peer: &PeerId) -> Result<bool, TrustChangeError> {
         let peer = *peer;
         self.change_trust(
             Commit::Always,
@@ -112,7 +112,7 @@ impl<R: Runtime> Node<R> {
         edit: impl FnOnce(&mut TrustList) -> bool + Send + 'static,
         apply: impl FnOnce(&mut Inner, peernet_proto::Instant, bool) -> T + Send + 'static,
         after: impl FnOnce(&Arc<Shared<R>>) + Send + 'static,
-    ) -> io::Result<T> {
+    ) -> Result<T, TrustChangeError> {
         let shared = self.shared.clone();
         let (tx, rx) = oneshot::channel();
         self.shared.rt.spawn(async move {
@@ -122,8 +122,7 @@ impl<R: Runtime> Node<R> {
             }
             let _ = tx.send(changed);
         });
-        rx.await
-            .unwrap_or_else(|_| Err(io::Error::other("the runtime dropped the trust change")))
+        rx.await.unwrap_or(Err(TrustChangeError::Dropped))
     }
 
     /// The trust list.
@@ -152,18 +151,18 @@ async fn change_trust<R: Runtime, T>(
     commit: Commit,
     edit: impl FnOnce(&mut TrustList) -> bool + Send + 'static,
     apply: impl FnOnce(&mut Inner, peernet_proto::Instant, bool) -> T,
-) -> (io::Result<T>, bool) {
+) -> (Result<T, TrustChangeError>, bool) {
     let mut saved = shared.persist.lock().await;
     let mut edited = false;
     let mut failed = None;
     if let Some(dir) = &shared.data_dir {
         // (a closed node's file is no longer its own to write)
         if shared.read(|inner| inner.phase == Phase::Closed) {
-            return (Err(io::Error::other(CLOSED)), false);
+            return (Err(TrustChangeError::Closed), false);
         }
+        // (taken away as the node closes: it is no longer the node's)
         let Some(lock) = shared.dir_lock() else {
-            let closed = "the node is closed: its data directory is no longer locked for it";
-            return (Err(io::Error::other(closed)), false);
+            return (Err(TrustChangeError::Closed), false);
         };
         let (dir, own) = (dir.clone(), shared.read(|inner| inner.ep.peer_id()));
         let was = saved.clone();
@@ -183,10 +182,10 @@ async fn change_trust<R: Runtime, T>(
                 let edited = edit(&mut next);
                 // (replaced but not synced: the file has the change, so
                 // this run makes it too, and the error says so)
-                match dir.save_trust(&next) {
+                match dir.save_trust(&next).map_err(NotDurable::take) {
                     Ok(()) => Ok((next, edited, None)),
-                    Err(e) if NotDurable::is(&e) => Ok((next, edited, Some(e))),
-                    Err(e) => Err(e),
+                    Err(Ok(unsynced)) => Ok((next, edited, Some(unsynced))),
+                    Err(Err(e)) => Err(e),
                 }
             });
             drop(lock);
@@ -198,17 +197,14 @@ async fn change_trust<R: Runtime, T>(
                 *saved = next;
                 if let Some(e) = unsynced {
                     tracing::warn!(error = %e, "trust changed; the trust file may not keep it");
-                    failed = Some(e);
+                    failed = Some(TrustChangeError::NotDurable(e));
                 }
             }
             Err(e) if commit == Commit::Always => {
                 tracing::warn!(error = %e, "revoked in this run; the trust file was not updated");
-                failed = Some(io::Error::new(
-                    e.kind(),
-                    format!("revoked in this run, but the trust file was not updated: {e}"),
-                ));
+                failed = Some(TrustChangeError::RevokedNotSaved(e));
             }
-            Err(e) => return (Err(e), false),
+            Err(e) => return (Err(TrustChangeError::File(e)), false),
         }
     }
     // Without a data directory the change is the core's alone: a change
@@ -223,12 +219,9 @@ async fn change_trust<R: Runtime, T>(
     });
     match out {
         Some(out) => (failed.map_or(Ok(out), Err), true),
-        None => (Err(io::Error::other(CLOSED)), false),
+        None => (Err(TrustChangeError::Closed), false),
     }
 }
-
-/// Why a trust change on a closed node fails.
-const CLOSED: &str = "the node is closed: it takes no trust change";
 
 /// The data directory's trust list as it is now, for a change: an error
 /// that names the file if it cannot be read or parsed (a damaged list is
@@ -238,4 +231,36 @@ fn load_for_change(dir: &crate::DataDir, own: &PeerId) -> io::Result<TrustList> 
         StartError::Io(e) => e,
         e => io::Error::new(io::ErrorKind::InvalidData, e.to_string()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use peernet_proto::Identity;
+
+    /// A save that replaced the trust file but could not sync its
+    /// directory is told apart from one that failed: the change is made
+    /// (`NotDurable`, with the file it replaced), where it used to be an
+    /// `io::Error` a caller had to ask `NotDurable::is` about.
+    #[test]
+    fn an_unsynced_save_is_its_own_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = crate::DataDir::open(dir.path()).unwrap();
+        let mut trust = TrustList::new();
+        trust.insert(Identity::from_seed(&[7; 32]).peer_id(), None);
+        crate::persist::FAIL_SYNC_DIR.set(true);
+        let err = data.save_trust(&trust).unwrap_err();
+        let err = TrustChangeError::from(NotDurable::take(err).unwrap());
+        let TrustChangeError::NotDurable(unsynced) = &err else {
+            panic!("{err:?}");
+        };
+        assert_eq!(unsynced.path, dir.path().join("trust"));
+        assert!(err.to_string().contains("was replaced"), "{err}");
+        let source = std::error::Error::source(&err).unwrap();
+        assert!(source.to_string().contains("injected"), "{source}");
+        // any other error is given back as it was
+        let other = io::Error::new(io::ErrorKind::StorageFull, "full");
+        let back = NotDurable::take(other).unwrap_err();
+        assert_eq!(back.kind(), io::ErrorKind::StorageFull);
+    }
 }

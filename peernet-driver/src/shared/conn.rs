@@ -9,14 +9,14 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use bytes::Bytes;
 use peernet_proto::Direction;
 
-use crate::port::Port;
-use crate::signal::Signal;
+use crate::wake_flag::WakeFlag;
+use crate::write_half::WriteHalf;
 
 /// What a connection's two tasks listen to.
 #[derive(Default)]
 pub(crate) struct ConnSignals {
     /// Bytes are queued, or the connection is closing: writer, wake up.
-    pub(crate) write: Signal,
+    pub(crate) write: WakeFlag,
     /// The core is done with the connection: reader, discard what comes.
     pub(crate) closed: AtomicBool,
     /// The connection was established (its handshake done, its peer
@@ -25,20 +25,20 @@ pub(crate) struct ConnSignals {
     /// ([`Shared::linger_of`](super::Shared::linger_of)).
     pub(crate) established: AtomicBool,
     /// Reader, stop now.
-    pub(crate) stop_reader: Signal,
+    pub(crate) stop_reader: WakeFlag,
     /// Writer, stop now (a forced shutdown).
-    pub(crate) stop_writer: Signal,
+    pub(crate) stop_writer: WakeFlag,
     /// The reader has ended (so the writer need not linger).
-    pub(crate) reader_done: Signal,
+    pub(crate) reader_done: WakeFlag,
     /// The writer has ended, telling the reader to stop: the close
     /// deadline (`tasks::close_deadline`) has nothing left to stop.
-    pub(crate) writer_done: Signal,
+    pub(crate) writer_done: WakeFlag,
     /// The write half, for the writer and for the reader's inline writes.
-    pub(crate) port: Port,
+    pub(crate) write_half: WriteHalf,
     /// Bytes taken from the core and not yet written: the batch of a
     /// write in progress, and what an inline write left in
-    /// `PortState::left` until the writer wrote it; 0 otherwise. Only the
-    /// port's holder changes it (`ConnSignals::take_transmit`, `port.rs`).
+    /// `WriteHalfState::left` until the writer wrote it; 0 otherwise. Only the
+    /// write half's holder changes it (`ConnSignals::take_transmit`, `write_half.rs`).
     pub(crate) unwritten: AtomicUsize,
     /// What this connection adds to
     /// [`Shared::lingering`](super::Shared::lingering) since its close,

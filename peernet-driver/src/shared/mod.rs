@@ -31,7 +31,7 @@ use crate::dirlock::{NodeLock, Released};
 use crate::handlers::PanicLog;
 use crate::persist::DataDir;
 use crate::runtime::Runtime;
-use crate::signal::Signal;
+use crate::wake_flag::WakeFlag;
 
 pub(crate) struct Shared<R: Runtime> {
     pub(crate) rt: R,
@@ -51,11 +51,11 @@ pub(crate) struct Shared<R: Runtime> {
     /// this run only), then applies to the core.
     pub(crate) persist: futures_util::lock::Mutex<TrustList>,
     /// The timer task: an earlier deadline was armed, or the node stops.
-    pub(crate) timer: Signal,
-    /// The accept loop: stop. (A `Signal` wakes one task, and this one is
+    pub(crate) timer: WakeFlag,
+    /// The accept loop: stop. (A `WakeFlag` wakes one task, and this one is
     /// the accept loop's: anything else that must stop with the node
     /// listens to `closed`.)
-    pub(crate) stop_accepting: Signal,
+    pub(crate) stop_accepting: WakeFlag,
     /// The last running handler finished: shutdown waits on this.
     pub(crate) quiet: Broadcast,
     /// Writers that have not yet written their connection's last bytes.
@@ -119,8 +119,8 @@ impl<R: Runtime> Shared<R> {
             dir_released: dir_lock.as_ref().map(|lock| lock.released()),
             dir_lock: Mutex::new(dir_lock),
             persist: futures_util::lock::Mutex::new(saved_trust),
-            timer: Signal::default(),
-            stop_accepting: Signal::default(),
+            timer: WakeFlag::default(),
+            stop_accepting: WakeFlag::default(),
             quiet: Broadcast::new(),
             writers: AtomicUsize::new(0),
             writer_ended: Broadcast::new(),
@@ -211,7 +211,7 @@ impl<R: Runtime> Shared<R> {
     /// what it read. While the connection is in its handshake, what the
     /// read makes the core queue for it (the next handshake message, or a
     /// REJECT) is written at once from the reader's task if the socket
-    /// takes it without waiting (`port.rs`), rather than by a wake-up of
+    /// takes it without waiting (`write_half.rs`), rather than by a wake-up of
     /// the writer task: each handshake message answers the one before and
     /// nothing else can join it, so the wake-up was pure cost (on a
     /// multi-threaded runtime, often a hand-off to another thread).
@@ -240,7 +240,7 @@ impl<R: Runtime> Shared<R> {
 
     /// [`Shared::with_core_in`] for a caller whose `act` may start a call
     /// and name its connection: then the call's bytes are written from
-    /// the calling task if the socket takes them at once (`port.rs`),
+    /// the calling task if the socket takes them at once (`write_half.rs`),
     /// rather than by a wake-up of the writer task. `act` names the
     /// connection only for a sequential call (no other call of this node
     /// waited on, now or when the call before it started:

@@ -42,7 +42,7 @@ impl ConnSignals {
     /// The bytes taken are stored in this connection's
     /// [`ConnSignals::unwritten`] under the node's lock, so a close
     /// drained meanwhile (`may_linger`) counts them: whoever takes them
-    /// holds the port, and lowers it as they go out.
+    /// holds the write half, and lowers it as they go out.
     pub(crate) fn take_transmit<R: Runtime>(&self, shared: &Shared<R>, conn: ConnId) -> Taken {
         let mut inner = shared.lock();
         let data = inner.ep.poll_transmit(conn);

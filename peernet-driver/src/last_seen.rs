@@ -84,11 +84,11 @@ fn digest(bytes: &[u8]) -> u64 {
 
 /// The stamps of a data directory's files, shared by its clones.
 #[derive(Debug, Default)]
-pub(crate) struct Seen {
+pub(crate) struct LastSeen {
     files: Mutex<BTreeMap<&'static str, Stamp>>,
 }
 
-impl Seen {
+impl LastSeen {
     /// The node read `name` (`None`: it was missing) or wrote `bytes` to it.
     pub(crate) fn note(&self, name: &'static str, bytes: Option<&[u8]>) {
         self.lock().insert(name, Stamp::of(bytes));
@@ -147,7 +147,7 @@ mod tests {
     fn the_nodes_own_bytes_pass_and_an_edit_does_not() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("trust");
-        let seen = Seen::default();
+        let seen = LastSeen::default();
         // never seen: not compared
         fs::write(&path, b"anything").unwrap();
         seen.check("trust", &path).unwrap();
@@ -170,7 +170,7 @@ mod tests {
     fn a_file_seen_missing_must_still_be_missing() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("book");
-        let seen = Seen::default();
+        let seen = LastSeen::default();
         seen.note("book", None);
         seen.check("book", &path).unwrap();
         fs::write(&path, b"").unwrap();
@@ -185,7 +185,7 @@ mod tests {
     fn a_fifo_in_place_of_the_file_counts_as_changed_without_blocking() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("trust");
-        let seen = Seen::default();
+        let seen = LastSeen::default();
         seen.note("trust", Some(b"x"));
         // (no `mkfifo` process: a child holds this process's descriptors,
         // the other tests' directory locks among them, until it exec'd)

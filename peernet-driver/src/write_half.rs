@@ -9,7 +9,7 @@
 //! task per handshake message and per sequential call: on a multi-threaded
 //! runtime that is often a hand-off to another worker thread, which cost
 //! more than the write itself (the bench README). Whoever writes holds
-//! the port's lock from taking the core's bytes to the end of their
+//! the write half's lock from taking the core's bytes to the end of their
 //! write, so bytes go out in
 //! the order the core queued them; an inline write that cannot finish at
 //! once leaves the rest here, and the writer task writes it first.
@@ -31,10 +31,10 @@ use crate::shared::{ConnSignals, Shared, Taken};
 
 /// The write half and what an inline write left for the writer task.
 #[derive(Default)]
-pub(crate) struct Port(Mutex<PortState>);
+pub(crate) struct WriteHalf(Mutex<WriteHalfState>);
 
 #[derive(Default)]
-pub(crate) struct PortState {
+pub(crate) struct WriteHalfState {
     /// The transport's write half: `None` until the writer task starts
     /// (it brings it), and again once it ended (dropping it closes our
     /// side).
@@ -47,9 +47,9 @@ pub(crate) struct PortState {
     pub(crate) closing: Option<Bytes>,
 }
 
-impl Port {
-    /// The port, for the writer task (which may wait for it).
-    pub(crate) async fn lock(&self) -> MutexGuard<'_, PortState> {
+impl WriteHalf {
+    /// The write half, for the writer task (which may wait for it).
+    pub(crate) async fn lock(&self) -> MutexGuard<'_, WriteHalfState> {
         self.0.lock().await
     }
 }
@@ -58,7 +58,7 @@ impl ConnSignals {
     /// Writes what the core queued for `conn` (this connection's id) now,
     /// from the calling task, as far as the socket takes it without
     /// waiting. Returns whether the writer task has nothing to do: false
-    /// when it holds the port (it is
+    /// when it holds the write half (it is
     /// writing: it takes the new bytes in its next turn), when the socket
     /// did not take everything, when a write failed (the writer task
     /// meets the error again and handles it), when the core closed the
@@ -71,14 +71,14 @@ impl ConnSignals {
     /// writer task ran) counts it against the linger budget
     /// (`Shared::may_linger`).
     pub(crate) fn write_now<R: Runtime>(&self, shared: &Shared<R>, conn: ConnId) -> bool {
-        let Some(mut guard) = self.port.0.try_lock() else {
+        let Some(mut guard) = self.write_half.0.try_lock() else {
             return false;
         };
-        let port = &mut *guard;
-        let Some(write) = port.write.as_mut() else {
+        let half = &mut *guard;
+        let Some(write) = half.write.as_mut() else {
             return false;
         };
-        if port.left.is_some() || port.closing.is_some() {
+        if half.left.is_some() || half.closing.is_some() {
             return false;
         }
         let Taken {
@@ -87,8 +87,8 @@ impl ConnSignals {
             more,
         } = self.take_transmit(shared, conn);
         if closing.is_some() {
-            port.left = data;
-            port.closing = closing;
+            half.left = data;
+            half.closing = closing;
             return false;
         }
         let Some(mut data) = data else {
@@ -103,7 +103,7 @@ impl ConnSignals {
                 // full, failed or closed: the writer task's to handle
                 _ => {
                     self.unwritten.store(data.len(), Ordering::Release);
-                    port.left = Some(data);
+                    half.left = Some(data);
                     return false;
                 }
             }

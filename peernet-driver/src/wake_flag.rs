@@ -13,12 +13,12 @@ use std::task::{Context, Poll};
 use futures_util::task::AtomicWaker;
 
 #[derive(Default)]
-pub(crate) struct Signal {
+pub(crate) struct WakeFlag {
     set: AtomicBool,
     waker: AtomicWaker,
 }
 
-impl Signal {
+impl WakeFlag {
     /// Raises the flag and wakes the waiting task, if any.
     pub(crate) fn notify(&self) {
         self.set.store(true, Ordering::Release);
