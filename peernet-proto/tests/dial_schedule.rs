@@ -1192,6 +1192,37 @@ fn a_round_dials_few_untried_hints_and_every_given_address() {
     assert_eq!(tried.len(), 2);
 }
 
+/// A round's count of the hints it dialed ends with it: a late transport
+/// the schedule adopts during the backoff that follows is a new round's
+/// dial, and an application's dial that joins it has the room of a new
+/// round for hints. The count used to outlive the round, so such a dial
+/// dialed no hint at all and ended `Unreachable` with the book's other
+/// hints never tried.
+#[test]
+fn a_dial_joining_an_adopted_transport_has_a_new_rounds_room() {
+    let b = identity(2).peer_id();
+    let mut a = endpoint(1, &[2]);
+    let now = Instant::from_millis(1);
+    for port in 10..15 {
+        a.add_address(now, b, addr(port), AddrSource::Discovery)
+            .unwrap();
+    }
+    // a kept peer's first round: two hints, both fail; it backs off
+    a.keep_connected(now, b, true).unwrap();
+    assert_eq!(dials(&drain(&mut a)), [(b, addr(14))]);
+    a.dial_failed(now, b, addr(14), refused());
+    assert_eq!(dials(&drain(&mut a)), [(b, addr(10))]);
+    a.dial_failed(now, b, addr(10), refused());
+    assert!(dials(&drain(&mut a)).is_empty());
+    // during the backoff a late transport to a hint opens and is adopted;
+    // the application dials, joining it; the handshake fails
+    let late = a.connect_to(now, b, addr(12)).unwrap();
+    a.dial(now, b).unwrap();
+    a.handle_input(now, Input::Closed { conn: late });
+    let out = drain(&mut a);
+    assert_eq!(dials(&out), [(b, addr(13))], "{out:?}");
+}
+
 /// A kept peer with one address a peer (`max_addresses_per_peer` 1): its
 /// one hint is dialed every round, as before.
 #[test]

@@ -153,6 +153,9 @@ impl Endpoint {
         }
         d.phase = Phase::Idle;
         d.announce = None;
+        // (the round's count of hints ends with it: a late transport
+        // adopted during the backoff is the next round's dial)
+        d.hints = 0;
         let tried = core::mem::take(&mut d.tried);
         if d.report {
             d.report = false;
