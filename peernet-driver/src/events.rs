@@ -51,7 +51,9 @@ pub enum NodeEvent {
     },
     /// A dial through the address book
     /// ([`Node::connect_peer`](crate::Node::connect_peer)) tried every
-    /// address of `peer` and none gave a connection.
+    /// address of its round and none gave a connection (every address of
+    /// `peer`, but of the discovery hints that never worked at most
+    /// [`HINTS_PER_ROUND`](peernet_proto::dial::HINTS_PER_ROUND)).
     Unreachable {
         /// The peer.
         peer: PeerId,

@@ -166,7 +166,10 @@ pub enum Event {
         after: Duration,
     },
     /// A dial through the address book ([`crate::Endpoint::dial`]) tried
-    /// every address of `peer` and none gave a connection.
+    /// every address of its round and none gave a connection (every
+    /// address of `peer`, but of the discovery hints that never worked at
+    /// most [`crate::dial::HINTS_PER_ROUND`]: the others wait for a later
+    /// round).
     Unreachable {
         /// The peer.
         peer: PeerId,
