@@ -290,8 +290,9 @@ mod tests {
     }
 
     /// A decoder's ordinary message is shown as it is, its quotes too;
-    /// only what a terminal would act on or hide is escaped (quotes and
-    /// backslashes came out as `\"` and `\\` when `escape_debug` did it).
+    /// only what a terminal would act on or hide is escaped, and a
+    /// backslash, as `\\` (quotes came out as `\"` when `escape_debug`
+    /// did it).
     #[test]
     fn a_decoders_message_keeps_its_quotes() {
         let said = "unknown variant `x\"y`, expected \"up\" \u{202e}\u{200b}";

@@ -143,8 +143,9 @@ fn every_limit_at_zero_is_clamped_to_a_workable_one() {
 }
 
 /// Passes bytes between `a` (connection `dial`) and `b` (connection
-/// `conn`) four times each way; the result of `a`'s call `id`, if it came
-/// (a fifth turn's pump of `a` shows the last reply).
+/// `conn`) five times each way (five [`Node::turn`]s: the fifth's pump
+/// of `a` shows the fourth's reply); the result of `a`'s call `id`, if it
+/// came.
 fn result_of(
     a: &mut Node,
     b: &mut Node,

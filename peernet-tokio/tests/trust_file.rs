@@ -151,8 +151,8 @@ async fn a_trust_file_naming_the_node_itself_is_read_without_it() {
 }
 
 /// A node never trusts itself, however it is asked: `pair` of its own
-/// PeerId fails `InvalidInput` and writes nothing, and a list given at
-/// start (`trusting`) leaves it out. `pair` used to trust it and write it
+/// PeerId fails `TrustChangeError::OwnPeerId` and writes nothing, and a
+/// list given at start (`trusting`) leaves it out. `pair` used to trust it and write it
 /// to the trust file, which the next start then had to leave out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_refuses_to_pair_with_itself() {
