@@ -74,13 +74,22 @@ pub(crate) fn run_init(dir: &Path) -> Result<(), Failure> {
     // -p` does; the PeerId it prints says a new node was made), while
     // the library makes only the last component, so that a node started
     // on a mistyped path fails instead of making a new identity. Every
-    // other command needs a directory init made (`open_existing`).
+    // other command needs a directory init made (`open_existing`). The
+    // parents it makes are private (0700, whatever the umask), as the
+    // data directory is and as they were when the library made them
+    // (XDG asks the same of `~/.local/share`).
     if let Some(parent) = std::path::absolute(dir)
         .ok()
         .as_deref()
         .and_then(Path::parent)
     {
-        fs::create_dir_all(parent).map_err(|e| Failure(1, format!("{}: {e}", parent.display())))?;
+        let mut builder = fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder
+            .create(parent)
+            .map_err(|e| Failure(1, format!("{}: {e}", parent.display())))?;
     }
     let already = || Failure(1, format!("{} already holds an identity", dir.display()));
     let finished = || fs::symlink_metadata(dir.join(IDENTITY_FILE)).is_ok();

@@ -91,6 +91,29 @@ fn init_makes_missing_parents_and_other_commands_do_not() {
     assert!(!d.join("share/peernet-typo").exists());
 }
 
+/// The parents `init` makes are private (0700), whatever the umask, as
+/// they were when the library made them (and as the XDG spec asks of a
+/// data directory's): a `umask 002` left them writable by the group.
+#[cfg(unix)]
+#[test]
+fn init_makes_its_missing_parents_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let out = output(
+        command("sh")
+            .arg("-c")
+            .arg("umask 002 && exec \"$0\" init share/peernet/node")
+            .arg(peernet())
+            .current_dir(d),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    for dir in ["share", "share/peernet", "share/peernet/node"] {
+        let mode = std::fs::metadata(d.join(dir)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "{dir}: {mode:o}");
+    }
+}
+
 /// An init whose trust list or book cannot be saved leaves no identity,
 /// and run again (once the cause is gone) finishes and prints the PeerId.
 /// It used to write the identity first: the failed init never printed
