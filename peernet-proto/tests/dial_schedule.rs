@@ -1223,6 +1223,36 @@ fn a_dial_joining_an_adopted_transport_has_a_new_rounds_room() {
     assert_eq!(dials(&out), [(b, addr(13))], "{out:?}");
 }
 
+/// The same once a round ended with a connection: the count of hints it
+/// dialed is not the next round's. A's round connects at its second hint;
+/// the connection is cut; during the backoff a late transport to a third
+/// hint is adopted and the application's dial joins it: once the late
+/// handshake and the hint that worked fail, the other hints are dialed.
+#[test]
+fn a_round_that_connected_leaves_the_next_its_room_for_hints() {
+    let mut p = Pair::new();
+    let b = p.b.peer_id();
+    for port in 10..15 {
+        p.a.add_address(p.now, b, addr(port), AddrSource::Discovery)
+            .unwrap();
+    }
+    p.a.keep_connected(p.now, b, true).unwrap();
+    assert_eq!(dials(&p.pump()), [(b, addr(14))]);
+    p.a.dial_failed(p.now, b, addr(14), refused());
+    assert_eq!(dials(&p.pump()), [(b, addr(10))]);
+    p.open(addr(10));
+    assert!(p.a.is_connected(&b));
+    p.cut();
+    assert!(!p.a.is_connected(&b));
+    let late = p.a.connect_to(p.now, b, addr(12)).unwrap();
+    p.a.dial(p.now, b).unwrap();
+    p.a.handle_input(p.now, Input::Closed { conn: late });
+    assert_eq!(dials(&p.pump()), [(b, addr(10))]);
+    p.a.dial_failed(p.now, b, addr(10), refused());
+    let out = p.pump();
+    assert_eq!(dials(&out), [(b, addr(13))], "{out:?}");
+}
+
 /// A kept peer with one address a peer (`max_addresses_per_peer` 1): its
 /// one hint is dialed every round, as before.
 #[test]

@@ -361,6 +361,8 @@ impl Endpoint {
         d.announce = None;
         d.rest.clear();
         d.tried.clear();
+        // (the round is over: its count of hints is not the next one's)
+        d.hints = 0;
         if !d.kept {
             self.dials.remove(&peer);
         } else if !matches!(d.phase, Phase::Connected { .. }) {
