@@ -230,9 +230,73 @@ pub enum TrustChangeError {
     Dropped,
 }
 
+/// The [`io::Error`] `pair` and `unpair` returned before they had a type
+/// of their own, for code that handles trust changes as I/O: the file's
+/// errors as they were ([`TrustChangeError::File`]) or with their kind
+/// ([`TrustChangeError::RevokedNotSaved`]), a [`NotDurable`] that
+/// [`NotDurable::is`] finds, [`io::ErrorKind::InvalidInput`] for the
+/// node's own PeerId, [`io::ErrorKind::Other`] for a closed node or a
+/// change the runtime dropped; each says what the variant says.
+///
+/// [`NotDurable`]: crate::persist::NotDurable
+/// [`NotDurable::is`]: crate::persist::NotDurable::is
+impl From<TrustChangeError> for io::Error {
+    fn from(error: TrustChangeError) -> io::Error {
+        let text = error.to_string();
+        match error {
+            TrustChangeError::File(e) => e,
+            TrustChangeError::RevokedNotSaved(e) => io::Error::new(e.kind(), text),
+            TrustChangeError::NotDurable(e) => io::Error::new(e.source.kind(), e),
+            TrustChangeError::OwnPeerId(_) => io::Error::new(io::ErrorKind::InvalidInput, text),
+            TrustChangeError::Closed | TrustChangeError::Dropped => io::Error::other(text),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::TypedCallError;
+
+    /// A trust change's error converts to the `io::Error` `pair` and
+    /// `unpair` returned before `TrustChangeError`, so that code written
+    /// for `io::Result` keeps its `?` and its checks: the kinds, and a
+    /// `NotDurable` that `NotDurable::is` finds.
+    #[test]
+    fn a_trust_change_error_converts_to_the_io_error_it_was() {
+        use super::TrustChangeError;
+        use crate::persist::NotDurable;
+        use std::io;
+        let own = peernet_proto::Identity::from_seed(&[3; 32]).peer_id();
+        let io_of = |e: TrustChangeError| -> io::Error { e.into() };
+        let e = io_of(TrustChangeError::OwnPeerId(own));
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        assert!(e.to_string().contains(&own.to_string()), "{e}");
+        let e = io_of(TrustChangeError::File(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "line 3",
+        )));
+        assert_eq!(
+            (e.kind(), e.to_string()),
+            (io::ErrorKind::InvalidData, "line 3".into())
+        );
+        let e = io_of(TrustChangeError::RevokedNotSaved(
+            io::ErrorKind::StorageFull.into(),
+        ));
+        assert_eq!(e.kind(), io::ErrorKind::StorageFull);
+        assert!(e.to_string().starts_with("revoked in this run"), "{e}");
+        let unsynced = NotDurable {
+            path: "trust".into(),
+            source: io::ErrorKind::PermissionDenied.into(),
+        };
+        let e = io_of(TrustChangeError::NotDurable(unsynced));
+        assert!(NotDurable::is(&e), "{e}");
+        assert_eq!(e.kind(), io::ErrorKind::PermissionDenied);
+        for closed in [TrustChangeError::Closed, TrustChangeError::Dropped] {
+            let text = closed.to_string();
+            let e = io_of(closed);
+            assert_eq!((e.kind(), e.to_string()), (io::ErrorKind::Other, text));
+        }
+    }
 
     /// A handler's error value is in the message (it used to say only
     /// "handler error"), escaped, and cut after 256 bytes on a character

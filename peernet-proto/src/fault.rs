@@ -114,8 +114,9 @@ pub enum Fault {
     /// into the send queue before the driver takes it but not after, so
     /// they wait behind an empty queue until something else is sent.
     NoRefillAfterTake,
-    /// `Endpoint::start_round`: a round dials every discovery hint in the
-    /// book, however many never worked (as before `HINTS_PER_ROUND`).
+    /// A round (`Endpoint::start_round`, or an application's dial that
+    /// joins one) dials every discovery hint in the book, however many
+    /// never worked (as before `HINTS_PER_ROUND`).
     HintsUnlimited,
 }
 
