@@ -124,7 +124,7 @@ mod tests {
     use super::{Layout, cut, escape, one_line, peer_text};
 
     /// Every bidirectional control in a peer's words is shown as its
-    /// escape (the escaper's own tests are in `peernet_driver::text`).
+    /// escape (the escaper's own tests are in `peernet_proto::text`).
     #[test]
     fn a_peers_words_show_no_bidirectional_control() {
         for c in ['\u{061c}', '\u{200e}', '\u{202e}', '\u{2069}'] {

@@ -14,9 +14,9 @@
 mod common;
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Lines, command, keygen, ok, peernet, start_serve};
+use common::{Killed, Lines, Said, command, keygen, ok, peernet, start_serve};
 
 #[test]
 fn serve_exits_after_its_shutdown_though_a_save_hangs() {
@@ -39,47 +39,44 @@ fn serve_exits_after_its_shutdown_though_a_save_hangs() {
     );
     ok(&["pair", "a", &format!("{}@{}", b.peer, b.addr)], d);
     // `a` keeps `b` connected: the dial that works is saved in its book,
-    // and each fsync of that save hangs 30 s
-    let trace = d.join("strace.txt");
-    let mut strace = command("strace")
-        .args(["-f", "-qq", "-o"])
-        .arg(&trace)
-        .args(["-e", "trace=fsync,fdatasync,exit_group"])
-        .args(["-e", "inject=fsync,fdatasync:delay_enter=30000000"])
-        .arg(peernet())
-        .args([
-            "serve",
-            "--data-dir",
-            "a",
-            "--listen",
-            "127.0.0.1:0",
-            "--keep-connected",
-        ])
-        .env("RUST_LOG", "warn")
-        .current_dir(d)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    // and each fsync of that save hangs 30 s (strace writes what it sees
+    // to its stderr, which the test reads as it comes; serve's own
+    // warnings go there too)
+    let mut strace = Killed(
+        command("strace")
+            .args(["-f", "-qq"])
+            .args(["-e", "trace=fsync,fdatasync,exit_group"])
+            .args(["-e", "inject=fsync,fdatasync:delay_enter=30000000"])
+            .arg(peernet())
+            .args([
+                "serve",
+                "--data-dir",
+                "a",
+                "--listen",
+                "127.0.0.1:0",
+                "--keep-connected",
+            ])
+            .env("RUST_LOG", "warn")
+            .current_dir(d)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut trace = Said::new(strace.stderr.take().unwrap());
     let lines = Lines::new(strace.stdout.take().unwrap());
     assert!(lines.next().starts_with("listening "));
     assert!(lines.next().starts_with("ticket "));
     assert_eq!(lines.next(), format!("connected {}", b.peer));
-    let text = || std::fs::read_to_string(&trace).unwrap_or_default();
     // the save comes 250 ms after the change: its first fsync hangs
-    let began = Instant::now();
-    while !text().contains("fsync(") {
-        assert!(
-            began.elapsed() < Duration::from_secs(20),
-            "no save: {}",
-            text()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    assert!(
+        trace.holds_within("fsync(", Duration::from_secs(20)),
+        "no save: {}",
+        trace.text()
+    );
     let children =
         std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", strace.id())).unwrap();
     let serve: u32 = children.split_whitespace().next().unwrap().parse().unwrap();
-    let stopped = Instant::now();
     Command::new("kill")
         .args(["-TERM", &serve.to_string()])
         .status()
@@ -87,26 +84,16 @@ fn serve_exits_after_its_shutdown_though_a_save_hangs() {
     // The process ends with its `exit_group` (a thread stopped by strace
     // in its delayed fsync holds the process as a whole until the delay
     // is over; a real disk's killable wait would be cut short by it).
-    let mut exited = false;
-    while stopped.elapsed() < Duration::from_secs(20) {
-        if text().contains("exit_group(") {
-            exited = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let exited = trace.holds_within("exit_group(", Duration::from_secs(20));
     // (the node first: a tracer killed lets its tracee run on)
     let _ = Command::new("kill")
         .args(["-KILL", &serve.to_string()])
         .status();
-    let _ = strace.kill();
-    let _ = strace.wait();
-    let mut b = b;
-    let _ = b.child.kill();
-    let _ = b.child.wait();
+    drop(strace);
+    drop(b);
     assert!(
         exited,
         "serve did not exit within 20 s of its SIGTERM (shutdown grace 5 s): {}",
-        text()
+        trace.text()
     );
 }

@@ -11,6 +11,7 @@ use crate::envelope::InvalidHandle;
 use crate::identity::PeerId;
 use crate::ids::Side;
 use crate::noise::RecordError;
+use crate::text::{Layout, escaped};
 
 /// Why a transport did not become a connection: refused before it
 /// started ([`crate::Endpoint::connect`], [`crate::Endpoint::accept`]),
@@ -228,7 +229,7 @@ impl fmt::Display for CloseReason {
                 if !reason.is_empty() {
                     // (a peer's words, escaped: this goes to logs and
                     // terminals, one line)
-                    write!(f, " ({})", reason.escape_debug())?;
+                    write!(f, " ({})", escaped(reason, Layout::Line))?;
                 }
                 Ok(())
             }
@@ -350,5 +351,30 @@ mod tests {
             "closed by peer: normal (bye\\nERROR forged line \\u{1b}[2J\\u{202e})"
         );
         assert!(!shown.contains('\n'));
+    }
+
+    /// A peer's GOODBYE reason is shown by the one escaper the driver and
+    /// the `peernet` tool use: its quotes as they are (not `\"`), and a
+    /// character that renders blank, in which text could hide, as its
+    /// escape, next to the right-to-left override.
+    #[test]
+    fn a_peers_goodbye_reason_is_shown_as_the_tool_shows_text() {
+        let said = "say \"bye\"\u{202e}olleh\u{3164}\u{3164}x\\";
+        let reason = CloseReason::Goodbye {
+            by: Side::Remote,
+            code: GoodbyeCode::Normal,
+            reason: String::from(said),
+        };
+        assert_eq!(
+            alloc::format!("{reason}"),
+            r#"closed by peer: normal (say "bye"\u{202e}olleh\u{3164}\u{3164}x\\)"#
+        );
+        assert_eq!(
+            alloc::format!("{reason}"),
+            alloc::format!(
+                "closed by peer: normal ({})",
+                crate::text::escape(said.as_bytes(), crate::text::Layout::Line)
+            )
+        );
     }
 }

@@ -42,6 +42,7 @@ mod reconnects;
 mod registry;
 mod sources;
 mod stats;
+pub mod text;
 pub mod time;
 mod timers;
 pub mod trust;

@@ -265,6 +265,53 @@ impl Lines {
     }
 }
 
+/// What a child writes to one pipe, as it comes (not line by line: a
+/// tracer's line that waits for its syscall to end counts as far as it
+/// got), read on a thread so that a test awaits what it needs to see.
+pub struct Said {
+    chunks: mpsc::Receiver<Vec<u8>>,
+    text: Vec<u8>,
+}
+
+impl Said {
+    pub fn new(mut pipe: impl Read + Send + 'static) -> Said {
+        let (tx, chunks) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut chunk = [0; 4096];
+            while let Ok(n @ 1..) = pipe.read(&mut chunk) {
+                if tx.send(chunk[..n].to_vec()).is_err() {
+                    return;
+                }
+            }
+        });
+        Said {
+            chunks,
+            text: Vec::new(),
+        }
+    }
+
+    /// Waits until what was written holds `needle`: true once it does,
+    /// false if the pipe ended or `limit` passed without it.
+    pub fn holds_within(&mut self, needle: &str, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            if self.text().contains(needle) {
+                return true;
+            }
+            let wait = deadline.saturating_duration_since(Instant::now());
+            match self.chunks.recv_timeout(wait) {
+                Ok(chunk) => self.text.extend_from_slice(&chunk),
+                Err(_) => return false,
+            }
+        }
+    }
+
+    /// What was written so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.text).into_owned()
+    }
+}
+
 /// A child that is killed (and reaped) when dropped, so that a failed
 /// assertion leaves nothing running.
 pub struct Killed(pub Child);

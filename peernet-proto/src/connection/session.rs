@@ -17,6 +17,7 @@ use crate::handshake;
 use crate::identity::PeerId;
 use crate::ids::{CallId, ConnId, Direction, InboundCallId};
 use crate::registry::Established;
+use crate::text::{Layout, escaped};
 use crate::timers::Timer;
 
 use super::in_flight::InFlight;
@@ -242,11 +243,11 @@ impl Connection {
                         }));
                     } else {
                         ctx.counters.sends_dropped += 1;
-                        tracing::debug!(conn = %conn, peer = %peer, handle = ?handle.as_str(), "SEND dropped: byte budget full");
+                        tracing::debug!(conn = %conn, peer = %peer, handle = %escaped(handle.as_bytes(), Layout::Field), "SEND dropped: byte budget full");
                     }
                 } else {
                     ctx.counters.sends_refused += 1;
-                    tracing::debug!(conn = %conn, peer = %peer, handle = ?handle.as_str(), shutting_down = !open, "SEND refused");
+                    tracing::debug!(conn = %conn, peer = %peer, handle = %escaped(handle.as_bytes(), Layout::Field), shutting_down = !open, "SEND refused");
                 }
             }
             Envelope::Ping { nonce } => {
@@ -341,7 +342,7 @@ impl Connection {
         match verdict {
             Err(status) => {
                 ctx.counters.calls_in.by_status.add(status);
-                tracing::debug!(conn = %self.id, peer = %peer, handle = ?handle.as_str(), %status, "call refused");
+                tracing::debug!(conn = %self.id, peer = %peer, handle = %escaped(handle.as_bytes(), Layout::Field), %status, "call refused");
                 let _ = self.tx.push_reply(id, status, &[], ctx);
                 self.enforce_send_cap(ctx).map(Transition::End)
             }
