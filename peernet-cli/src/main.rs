@@ -14,7 +14,7 @@
 //!               [--handshake-timeout <MS>] [--ping-interval <MS>] [--idle-timeout <MS>]
 //!               [--max-frame <BYTES>] [--max-inbound-calls <N>] [--protocol 1|2]
 //!               [--handshakes-per-source <N>] [--failed-handshakes-per-source <RATE/BURST>]
-//!               [--connects-per-peer <RATE/BURST>]
+//!               [--connects-per-peer <RATE/BURST>] [--shutdown-grace <MS>]
 //! peernet call --key <KEYFILE> --connect <PEERID@IP:PORT|TICKET> [--timeout <MS>] [--protocol 1|2]
 //!              [--raw] <HANDLE> <ARGS>
 //! peernet call --key <KEYFILE> <TICKET> <HANDLE> <ARGS>

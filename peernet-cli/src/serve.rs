@@ -92,6 +92,12 @@ pub(crate) struct Serve {
     /// (each at least 1; default 20/64).
     #[arg(long, value_name = "RATE/BURST", value_parser = parse_rate_burst)]
     connects_per_peer: Option<(u32, u32)>,
+    /// How long the graceful shutdown after a signal lets running
+    /// handlers finish before it stops them (at least 1; default 5000); a
+    /// save of the address book is waited for as long, at least 1 s. A
+    /// second signal stops at once, whatever is left of it.
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
+    shutdown_grace: Option<u64>,
 }
 
 /// `RATE/BURST`, each a number of at least 1.
@@ -246,6 +252,9 @@ pub(crate) async fn run_serve(mut serve: Serve) -> Result<(), Failure> {
     }
     if let Some((rate, burst)) = serve.connects_per_peer {
         config = config.connects_per_peer(rate, burst);
+    }
+    if let Some(v) = serve.shutdown_grace {
+        config = config.shutdown_grace(ms(v));
     }
     for peer in serve.trust {
         config = config.trusting(peer);
