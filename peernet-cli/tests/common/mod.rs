@@ -82,7 +82,7 @@ pub fn finish_within(cmd: &mut Command, what: &str, limit: Duration) -> Output {
 
 /// What a bounded wait hears from its threads: the child exited, or one
 /// of its output pipes ended.
-struct Ended;
+pub struct Ended;
 
 /// Waits for `child` to exit, reading what it writes to the pipes still
 /// in it (its stdout and stderr if piped and not taken), for at most
@@ -140,17 +140,32 @@ pub fn wait_for(child: &mut Child, what: &str, limit: Duration) -> Output {
 
 /// Reads `pipe` to its end on a thread, into the buffer returned; says
 /// [`Ended`] on `tx` then.
-fn drain(mut pipe: impl Read + Send + 'static, tx: mpsc::Sender<Ended>) -> Arc<Mutex<Vec<u8>>> {
+pub fn drain(mut pipe: impl Read + Send + 'static, tx: mpsc::Sender<Ended>) -> Arc<Mutex<Vec<u8>>> {
     let buf = Arc::new(Mutex::new(Vec::new()));
     let filled = Arc::clone(&buf);
     std::thread::spawn(move || {
         let mut chunk = [0; 4096];
-        while let Ok(n @ 1..) = pipe.read(&mut chunk) {
+        while let Some(n) = read_some(&mut pipe, &mut chunk) {
             filled.lock().unwrap().extend_from_slice(&chunk[..n]);
         }
         let _ = tx.send(Ended);
     });
     buf
+}
+
+/// One read of `pipe` into `chunk`: how many bytes came, or none at its
+/// end or at an error. A read interrupted by a signal is tried again, as
+/// `read_to_end` does (it used to end the reading, as if the pipe had
+/// ended, and what came after was lost).
+fn read_some(pipe: &mut impl Read, chunk: &mut [u8]) -> Option<usize> {
+    loop {
+        match pipe.read(chunk) {
+            Ok(0) => return None,
+            Ok(n) => return Some(n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return None,
+        }
+    }
 }
 
 /// Says [`Ended`] on `tx` when `child` exits, from a thread that waits
@@ -278,7 +293,7 @@ impl Said {
         let (tx, chunks) = mpsc::channel();
         std::thread::spawn(move || {
             let mut chunk = [0; 4096];
-            while let Ok(n @ 1..) = pipe.read(&mut chunk) {
+            while let Some(n) = read_some(&mut pipe, &mut chunk) {
                 if tx.send(chunk[..n].to_vec()).is_err() {
                     return;
                 }
@@ -292,12 +307,24 @@ impl Said {
 
     /// Waits until what was written holds `needle`: true once it does,
     /// false if the pipe ended or `limit` passed without it.
+    ///
+    /// Each chunk's bytes are searched once, with the bytes before them
+    /// that a needle split across chunks may begin with (one fewer than
+    /// the needle has): converting the whole text for every chunk took
+    /// time quadratic in a tracer's output. (A needle of valid UTF-8 is in the bytes exactly when it is
+    /// in their lossy conversion, unless it holds U+FFFD.)
     pub fn holds_within(&mut self, needle: &str, limit: Duration) -> bool {
+        let needle = needle.as_bytes();
+        if needle.is_empty() {
+            return true;
+        }
         let deadline = Instant::now() + limit;
+        let mut from = 0;
         loop {
-            if self.text().contains(needle) {
+            if self.text[from..].windows(needle.len()).any(|w| w == needle) {
                 return true;
             }
+            from = self.text.len().saturating_sub(needle.len() - 1);
             let wait = deadline.saturating_duration_since(Instant::now());
             match self.chunks.recv_timeout(wait) {
                 Ok(chunk) => self.text.extend_from_slice(&chunk),
