@@ -15,6 +15,7 @@ use mdns_sd::{IfKind, ServiceDaemon, ServiceEvent, ServiceInfo};
 
 use crate::node::WeakNode;
 use crate::runtime::Runtime;
+use crate::text::{Layout, escaped};
 
 use super::hints::hints;
 use super::{DiscoveryConfig, DiscoveryError, SERVICE_TYPE, TXT_ID};
@@ -308,14 +309,23 @@ async fn learn<R: Runtime>(
                 Some((peer, addrs)) => {
                     node.learn_from_discovery(peer, &addrs);
                 }
-                None => tracing::trace!(
-                    name = service.get_fullname(),
-                    "announcement of no trusted peer ignored"
-                ),
+                None => ignored(service.get_fullname()),
             }
         }
     }
     Learned::Ended
+}
+
+/// Logs that an announcement of no trusted peer was ignored. Its name is
+/// whatever the LAN host that sent it chose: shown through the one
+/// escaper, as a log field, not as it came (it could hold escape
+/// sequences for the operator's terminal, or characters that render
+/// blank).
+pub(super) fn ignored(fullname: &str) {
+    tracing::trace!(
+        name = %escaped(fullname, Layout::Field),
+        "announcement of no trusted peer ignored"
+    );
 }
 
 /// Says why a run's mDNS starts afresh, the `nth` time (a warning at
