@@ -118,12 +118,17 @@ pub enum Fault {
     /// joins one) dials every discovery hint in the book, however many
     /// never worked (as before `HINTS_PER_ROUND`).
     HintsUnlimited,
+    /// `AddressBook::insert`: an untried discovery hint heard again takes
+    /// a new turn in the line of hints waiting for a round's dial (as
+    /// before 2219256), so a LAN host that re-announces the peer's true
+    /// address between fresh false ones keeps it at the back for good.
+    HintTurnResets,
 }
 
 #[cfg(feature = "fault-injection")]
 impl Fault {
     /// Every fault, for the simulation and the fuzz targets to iterate.
-    pub const ALL: [Fault; 32] = [
+    pub const ALL: [Fault; 33] = [
         Fault::SupersedeNewest,
         Fault::SkipTrustCheck,
         Fault::ReplyAnyConnection,
@@ -156,6 +161,7 @@ impl Fault {
         Fault::IgnoreStalled,
         Fault::NoRefillAfterTake,
         Fault::HintsUnlimited,
+        Fault::HintTurnResets,
     ];
 
     /// The fault whose variant name is `name` (as its `Debug` prints it).

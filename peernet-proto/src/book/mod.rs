@@ -47,6 +47,7 @@ use core::cmp::{Ordering, Reverse};
 use core::net::SocketAddr;
 
 use crate::Instant;
+use crate::config::fault;
 use crate::identity::PeerId;
 
 /// Where an address came from.
@@ -285,6 +286,9 @@ pub struct AddressBook {
     max_total: usize,
     /// Bumped by every change worth saving ([`AddressBook::revision`]).
     revision: u64,
+    /// The endpoint's deliberate fault (`HintTurnResets` is the book's).
+    #[cfg(feature = "fault-injection")]
+    pub(crate) fault: Option<crate::fault::Fault>,
 }
 
 impl AddressBook {
@@ -292,12 +296,9 @@ impl AddressBook {
     /// `max_total` in all (each at least 1).
     pub fn new(per_peer: usize, max_total: usize) -> AddressBook {
         AddressBook {
-            peers: BTreeMap::new(),
-            added: 0,
-            total: 0,
             per_peer: per_peer.max(1),
             max_total: max_total.max(1),
-            revision: 0,
+            ..AddressBook::default()
         }
     }
 
@@ -356,6 +357,9 @@ impl AddressBook {
                     // (the peer, or a LAN host that names it on purpose)
                     // would send it to the back and keep it there.
                     e.added = self.added;
+                    if fault!(self, HintTurnResets) {
+                        e.turn = self.added;
+                    }
                     self.added += 1;
                     entries.sort_by(AddrEntry::rank);
                 }

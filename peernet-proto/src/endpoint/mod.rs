@@ -187,7 +187,13 @@ impl Endpoint {
         trust.remove(&identity.peer_id());
         // (what `Config::validate` refuses, made workable)
         config = config.workable();
-        let book = AddressBook::new(config.max_addresses_per_peer, config.max_addresses);
+        #[cfg_attr(not(feature = "fault-injection"), allow(unused_mut))]
+        let mut book = AddressBook::new(config.max_addresses_per_peer, config.max_addresses);
+        // (the book has no config: it is handed the fault it checks)
+        #[cfg(feature = "fault-injection")]
+        {
+            book.fault = config.fault;
+        }
         config.max_frame_len = config
             .max_frame_len
             .max(handshake::MAX_HANDSHAKE_FRAME)
