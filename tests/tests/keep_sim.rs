@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use peernet_proto::Config;
 use peernet_tests::sim::keep::{
     KeepInvariant, KeepReport, KeepSim, KeepViolation, Step, plan, reconnect_bound,
-    rounds_without_reset, run_keep_seed, run_lockstep_seed,
+    rounds_without_reset, run_keep_seed, run_lockstep_seed, true_hint_rounds,
 };
 use peernet_tests::sim::{Fault, sweep};
 
@@ -48,10 +48,17 @@ fn keep_seed_sweep() {
     let dials: u64 = reports.iter().map(|r| r.dials).sum();
     let superseded: u64 = reports.iter().map(|r| r.superseded).sum();
     let hint_dials: u64 = reports.iter().map(|r| r.hint_dials).sum();
+    let waited = reports
+        .iter()
+        .map(|r| r.true_hint_waited)
+        .max()
+        .unwrap_or(0);
+    let bound_rounds = true_hint_rounds(&Config::default()) - 1;
     println!(
         "{count} seeds from {first} in {:.1} s: slowest reconnect {slowest:?} (bound {bound:?}), \
          {redials} redials, {dials} dials ({hint_dials} of false hints), \
-         {superseded} simultaneous dials superseded",
+         {superseded} simultaneous dials superseded; a true hint waited at most {waited} \
+         rounds (at most {bound_rounds} by the book's bound)",
         started.elapsed().as_secs_f64()
     );
     // The sweep exercises what it claims: redials happened, and every
@@ -59,6 +66,7 @@ fn keep_seed_sweep() {
     assert!(redials > 0 && dials > redials);
     assert!(superseded > 0, "both sides of some pair dialed at once");
     assert!(hint_dials > 0, "false hints were dialed");
+    assert!(waited > 0, "the LAN host made some true hint wait");
     assert!(reports.iter().all(|r| r.reconnects.len() == 4));
     // (that `slowest` is within the bound is not asserted here: each check
     // point runs at its clock's start plus the bound, so it would hold by
@@ -96,6 +104,16 @@ fn catches_no_backoff() {
 #[test]
 fn catches_unlimited_hints() {
     caught(Fault::HintsUnlimited, KeepInvariant::UntriedHintsPerRound);
+}
+
+/// A hint heard again that takes a new turn (the bug 2219256 fixed):
+/// the LAN host that announces a fresh false hint, the true address and
+/// another fresh one after each failed dial keeps the true hint of the
+/// node reached only through its announcement at the back of the line,
+/// round after round.
+#[test]
+fn catches_a_true_hint_sent_to_the_back() {
+    caught(Fault::HintTurnResets, KeepInvariant::TrueHintDialedInTime);
 }
 
 #[test]

@@ -39,6 +39,15 @@ pub enum KeepInvariant {
     /// between two `Reconnecting`s of the peer (or from its start to the
     /// first), whatever else the book holds.
     UntriedHintsPerRound,
+    /// A peer reachable only through its own announcement is not starved
+    /// by a LAN host: while its true address waits in a keeper's book as
+    /// a hint that never worked, the keeper dials it within `n + 1` of
+    /// the rounds that start with it there, `n` the other such hints of
+    /// the peer in the book when the first of those rounds starts (at most
+    /// [`true_hint_rounds`] - 1, the book's bound per peer less one),
+    /// however the host interleaves fresh false hints and the true address
+    /// announced again. Its dial, or its leaving the book, ends the count.
+    TrueHintDialedInTime,
 }
 
 impl fmt::Display for KeepInvariant {
@@ -128,6 +137,36 @@ pub fn max_rounds_in(window: Duration, dial: &DialConfig) -> u64 {
     rounds_without_reset(window, dial) * (1 + resets as u64)
 }
 
+/// In how many rounds a keeper dials a peer's true address, waiting in
+/// its book as a discovery hint that never worked, at most, counted from
+/// a round that starts with it there: `max_addresses_per_peer` (P).
+///
+/// Why: a round dials the latest heard of those hints first, then the
+/// one with the earliest turn (its place in line, taken when first heard
+/// or answered `busy`, kept when heard again). Let W be the hints whose
+/// turn is earlier than the true one's: when a round starts, W is among
+/// the peer's `n` other hints that never worked, and `n <= P - 1` (the
+/// book holds at most P addresses of the peer). A round that does not
+/// dial the true hint gives its second place to a member of W (the true
+/// hint is behind it), which leaves W: dialed, it fails and is forgotten
+/// (heard again, it is a new hint with a later turn), or answers `busy`
+/// and takes a later turn; or it was pushed out of the book. Nothing joins
+/// W: every new turn is later than the true hint's. So at most `n` rounds
+/// miss it, and one of the first `n + 1 <= P` dials it (the check uses
+/// `n`, the tighter bound).
+pub fn true_hint_rounds(cfg: &Config) -> u32 {
+    cfg.max_addresses_per_peer as u32
+}
+
+/// One keeper-life's view of a peer's true hint.
+#[derive(Debug, Default)]
+struct TrueHint {
+    /// From the round that started with it waiting in the book: the
+    /// other hints that never worked then, and the rounds since that
+    /// ended without its dial.
+    count: Option<(u32, u32)>,
+}
+
 /// One node-life's view of one peer, for the backoff checks.
 #[derive(Debug, Default)]
 struct PeerLog {
@@ -160,6 +199,10 @@ pub struct Checker {
     pub(super) dials: u64,
     /// Dials of false hints seen.
     pub(super) hint_dials: u64,
+    /// Per (node, life, peer reachable only through its announcement).
+    true_hints: BTreeMap<(NodeIx, u32, PeerId), TrueHint>,
+    /// The most rounds a true hint waited before its dial.
+    pub(super) true_hint_waited: u32,
     pub(super) violation: Option<KeepViolation>,
 }
 
@@ -176,6 +219,8 @@ impl Checker {
             reconnects: 0,
             dials: 0,
             hint_dials: 0,
+            true_hints: BTreeMap::new(),
+            true_hint_waited: 0,
             violation: None,
         }
     }
@@ -230,6 +275,56 @@ impl Checker {
                      (at most {HINTS_PER_ROUND})"
                 ),
             );
+        }
+    }
+
+    /// Node `n` dialed the true address of `peer` (reachable only through
+    /// its announcement): the count ends.
+    pub(super) fn on_true_dial(&mut self, n: NodeIx, inc: u32, peer: PeerId) {
+        let log = self.true_hints.entry((n, inc, peer)).or_default();
+        if let Some((_, missed)) = log.count.take() {
+            self.true_hint_waited = self.true_hint_waited.max(missed);
+        }
+    }
+
+    /// The true address of `peer` no longer waits in node `n`'s book as a
+    /// hint that never worked (forgotten, pushed out, or it worked): the
+    /// count ends.
+    pub(super) fn true_hint_gone(&mut self, n: NodeIx, inc: u32, peer: PeerId) {
+        if let Some(log) = self.true_hints.get_mut(&(n, inc, peer)) {
+            log.count = None;
+        }
+    }
+
+    /// Node `n` started a round of `peer` (its `Reconnecting`): the round
+    /// before ended. `ahead` is, if the peer's true address waits in the
+    /// book, how many other hints of the peer that never worked it holds.
+    pub(super) fn on_true_round(
+        &mut self,
+        now: u64,
+        (n, inc, peer): (NodeIx, u32, PeerId),
+        ahead: Option<u32>,
+    ) {
+        let log = self.true_hints.entry((n, inc, peer)).or_default();
+        let mut late = None;
+        if let Some((bound, missed)) = log.count.as_mut() {
+            *missed += 1;
+            if *missed > *bound {
+                late = Some((*bound, *missed));
+            }
+        }
+        match ahead {
+            None => log.count = None,
+            Some(ahead) => {
+                log.count.get_or_insert((ahead, 0));
+            }
+        }
+        if let Some((bound, missed)) = late {
+            let detail = format!(
+                "node {n} left {peer}'s true address undialed in {missed} rounds that \
+                 started with it in the book ({bound} hints ahead of it at most)"
+            );
+            self.fail(now, KeepInvariant::TrueHintDialedInTime, detail);
         }
     }
 

@@ -19,6 +19,18 @@
 //! timeout after the second came fails `OneConnectionPerPair`, and a kept
 //! pair that loses its connection when nothing has kept it apart for the
 //! reconnect bound (it flaps) fails `KeptPairConnectedWithinBound`.
+//!
+//! One node of a random run ([`KeepConfig::hinted`]) is reached only
+//! through its own announcement: it announces its address to every node
+//! that keeps it when it starts and every [`ANNOUNCE_EVERY`], as mDNS
+//! would, and dials nobody. A LAN host tries to starve that true hint: it
+//! announces 1 to 3 fresh false hints to a keeper as it starts, one more
+//! right after each of the node's announcements (so the true hint is
+//! never the latest heard when a round starts), and after each failed
+//! dial of a false hint a fresh one, the true address, and another fresh
+//! one (so that, heard again, the true hint would go to the back of the
+//! line if hearing it again gave it a new turn). `TrueHintDialedInTime`
+//! checks that a keeper dials it in time all the same.
 
 mod check;
 pub mod plan;
@@ -35,6 +47,7 @@ use peernet_proto::{
 
 pub use check::{
     KeepInvariant, KeepViolation, cap_floor, max_rounds_in, reconnect_bound, rounds_without_reset,
+    true_hint_rounds,
 };
 pub use plan::{KeepConfig, Step};
 
@@ -62,6 +75,10 @@ pub fn false_hints(ix: NodeIx) -> impl Iterator<Item = SocketAddr> {
     (0..FALSE_HINTS).map(move |k| SocketAddr::from((ip, 5000 + k)))
 }
 
+/// How often the node reached only through its announcement announces
+/// its address.
+pub const ANNOUNCE_EVERY: Duration = Duration::from_secs(2);
+
 /// The share of dials to a reachable address whose transport opens only
 /// after the core's `dial_timeout` (a lost SYN, retransmitted).
 const LATE_OPEN: f64 = 1.0 / 4.0;
@@ -83,6 +100,10 @@ pub struct KeepReport {
     pub dials: u64,
     /// Dials of the false hints a LAN host announced.
     pub hint_dials: u64,
+    /// The most rounds a keeper started with the true hint of the node
+    /// reached only through its announcement waiting in its book, without
+    /// dialing it, before it did.
+    pub true_hint_waited: u32,
     /// Handshakes that gave a connection.
     pub connections: u64,
     /// Connections that lost to another one to the same peer (both
@@ -153,6 +174,11 @@ enum Ev {
         open: bool,
     },
     Step(usize),
+    /// The node reached only through its announcement announces itself.
+    Announce {
+        node: NodeIx,
+        inc: u32,
+    },
     /// A connection of the pair came while another was open: by now one
     /// of them must be closed.
     Settled {
@@ -185,6 +211,10 @@ pub struct KeepSim {
     last_disruption: u64,
     /// Every false hint the LAN host announced (see [`false_hints`]).
     false_hints: BTreeSet<SocketAddr>,
+    /// The node reached only through its announcement.
+    hinted: Option<NodeIx>,
+    /// Fresh false hints announced so far.
+    fresh: u32,
 }
 
 impl KeepSim {
@@ -230,6 +260,8 @@ impl KeepSim {
             superseded: 0,
             last_disruption: 0,
             false_hints: (0..cfg.nodes).flat_map(false_hints).collect(),
+            hinted: cfg.hinted,
+            fresh: 0,
         };
         for (a, b) in cfg.pairs() {
             for (x, y) in [(a, b), (b, a)] {
@@ -269,6 +301,7 @@ impl KeepSim {
                         Ev::Timer { node, .. } => format!("timer {node}"),
                         Ev::Dialed { node, addr, .. } => format!("dialed {node} {addr}"),
                         Ev::Step(i) => format!("step {i}"),
+                        Ev::Announce { node, .. } => format!("announce {node}"),
                         Ev::Settled { a, b } => format!("settled {a}-{b}"),
                     }
                 );
@@ -286,6 +319,7 @@ impl KeepSim {
             redials: self.check.reconnects,
             dials: self.check.dials,
             hint_dials: self.check.hint_dials,
+            true_hint_waited: self.check.true_hint_waited,
             connections: self.connections,
             superseded: self.superseded,
             duration: Duration::from_nanos(self.now),
@@ -319,6 +353,26 @@ impl KeepSim {
                 self.after(node);
             }
             Ev::Deliver { link, to } => self.deliver(link, to),
+            Ev::Announce { node, inc } => {
+                if self.nodes[node].inc != inc || !self.up(node) {
+                    return;
+                }
+                let keepers: Vec<NodeIx> = (0..self.nodes.len())
+                    .filter(|k| self.nodes[*k].kept.contains(&node))
+                    .filter(|k| !self.partitioned(*k, node))
+                    .collect();
+                let truth = self.nodes[node].addr(node);
+                for k in keepers {
+                    self.announce(k, node, truth);
+                    // (the LAN host answers at once: the true hint is
+                    // never the latest heard)
+                    let fresh = self.fresh_hint();
+                    self.announce(k, node, fresh);
+                    self.after(k);
+                }
+                let at = self.now + ANNOUNCE_EVERY.as_nanos() as u64;
+                self.push(at, Ev::Announce { node, inc });
+            }
             Ev::Settled { a, b } => {
                 let open = self.open_links(a, b);
                 // (a partition may have held the loser's GOODBYE: the
@@ -394,7 +448,9 @@ impl KeepSim {
                 let now = self.instant();
                 let peers: Vec<NodeIx> = self.nodes[node].trusted.iter().copied().collect();
                 for m in peers {
-                    if !self.nodes[m].trusted.contains(&node) {
+                    // (the node reached only through its announcement
+                    // reads no ticket)
+                    if !self.nodes[m].trusted.contains(&node) || Some(m) == self.hinted {
                         continue;
                     }
                     if let Some(ep) = self.nodes[m].ep.as_mut() {
@@ -451,7 +507,14 @@ impl KeepSim {
             Box::new(self.rng.fork()),
         );
         let now = self.instant();
-        for m in &node.kept {
+        // (the node reached only through its announcement has no address
+        // of its peers, and its keepers none of it)
+        let hinted = self.hinted;
+        for m in node
+            .kept
+            .iter()
+            .filter(|m| Some(n) != hinted && Some(**m) != hinted)
+        {
             let peer = self.nodes[*m].peer;
             let addr = self.nodes[*m].addr(*m);
             ep.add_address(now, peer, addr, AddrSource::Application)
@@ -471,7 +534,58 @@ impl KeepSim {
         for m in down {
             self.announce_false_hints(n, m);
         }
+        if let Some(h) = self.hinted.filter(|h| self.nodes[n].kept.contains(h)) {
+            // the LAN host's hints come first
+            for _ in 0..self.rng.range(1, 3) {
+                let fresh = self.fresh_hint();
+                self.announce(n, h, fresh);
+            }
+        }
+        if Some(n) == self.hinted {
+            let inc = self.nodes[n].inc;
+            self.push(self.now, Ev::Announce { node: n, inc });
+        }
         self.after(n);
+    }
+
+    /// A fresh false hint of the LAN host that starves the true one.
+    fn fresh_hint(&mut self) -> SocketAddr {
+        let c = self.fresh;
+        self.fresh += 1;
+        let addr = SocketAddr::from(([10, 251, (c >> 8) as u8, c as u8], 5000 + (c >> 16) as u16));
+        self.false_hints.insert(addr);
+        addr
+    }
+
+    /// Node `n` hears `addr` announced for node `m` (from discovery).
+    fn announce(&mut self, n: NodeIx, m: NodeIx, addr: SocketAddr) {
+        let now = self.instant();
+        let peer = self.nodes[m].peer;
+        if let Some(ep) = self.nodes[n].ep.as_mut() {
+            let _ = ep.add_address(now, peer, addr, AddrSource::Discovery);
+        }
+        self.note_true_hint(n);
+    }
+
+    /// For a node `n` that keeps the node reached only through its
+    /// announcement: its PeerId, and if its true address waits in `n`'s
+    /// book as a hint that never worked, how many other such hints of it
+    /// the book holds.
+    fn true_hint_waits(&self, n: NodeIx) -> Option<(PeerId, Option<u32>)> {
+        let h = self.hinted.filter(|h| self.nodes[n].kept.contains(h))?;
+        let (peer, truth) = (self.nodes[h].peer, self.nodes[h].addr(h));
+        let ep = self.nodes[n].ep.as_ref()?;
+        let hints = || ep.addresses(&peer).filter(|e| e.unproven_hint());
+        let waits = hints().any(|e| e.addr == truth);
+        Some((peer, waits.then(|| hints().count() as u32 - 1)))
+    }
+
+    /// Tells the checker if the true hint no longer waits in `n`'s book.
+    fn note_true_hint(&mut self, n: NodeIx) {
+        if let Some((peer, None)) = self.true_hint_waits(n) {
+            let inc = self.nodes[n].inc;
+            self.check.true_hint_gone(n, inc, peer);
+        }
     }
 
     /// The LAN host announces node `m`'s false hints to node `n`, if `n`
@@ -582,6 +696,20 @@ impl KeepSim {
             if again {
                 let _ = ep.add_address(now, peer, addr, AddrSource::Discovery);
             }
+            // (the LAN host that starves the true hint of the node reached
+            // only through its announcement: a fresh false hint, the true
+            // address again, another fresh one)
+            let h = self.hinted.filter(|h| self.nodes[*h].peer == peer);
+            if let Some(h) = h.filter(|_| self.false_hints.contains(&addr)) {
+                let fresh = self.fresh_hint();
+                self.announce(n, h, fresh);
+                if self.up(h) {
+                    let truth = self.nodes[h].addr(h);
+                    self.announce(n, h, truth);
+                }
+                let fresh = self.fresh_hint();
+                self.announce(n, h, fresh);
+            }
             self.after(n);
             return;
         };
@@ -650,6 +778,10 @@ impl KeepSim {
                 Output::Dial { peer, addr } => {
                     let hint = self.false_hints.contains(&addr);
                     self.check.on_dial(now, n, inc, peer, hint);
+                    let truth = self.hinted.map(|h| self.nodes[h].addr(h));
+                    if truth == Some(addr) && self.ix_of.get(&peer) == self.hinted.as_ref() {
+                        self.check.on_true_dial(n, inc, peer);
+                    }
                     // (who listens is looked up again when the outcome
                     // arrives: a node that starts listening meanwhile, as
                     // the other of two started at once does, accepts)
@@ -695,6 +827,7 @@ impl KeepSim {
                 self.push(at, Ev::Timer { node: n, inc });
             }
         }
+        self.note_true_hint(n);
     }
 
     fn on_event(&mut self, n: NodeIx, inc: u32, event: Event) {
@@ -719,9 +852,13 @@ impl KeepSim {
                 peer,
                 attempt,
                 after,
-            } => self
-                .check
-                .on_reconnecting(self.now, (n, inc, peer), attempt, after),
+            } => {
+                self.check
+                    .on_reconnecting(self.now, (n, inc, peer), attempt, after);
+                if let Some((p, ahead)) = self.true_hint_waits(n).filter(|(p, _)| *p == peer) {
+                    self.check.on_true_round(self.now, (n, inc, p), ahead);
+                }
+            }
             Event::HandshakeFailed {
                 conn,
                 error: HandshakeError::Superseded,

@@ -62,6 +62,12 @@ pub struct KeepConfig {
     /// Every link's one-way latency (a connect takes two): `None` draws
     /// each from 1 to 30 ms.
     pub latency: Option<Duration>,
+    /// A node its keepers reach only through its own announcement (as
+    /// mDNS gives it), while a LAN host announces false hints for it and
+    /// its true address again, to starve it (see [`super::KeepSim`]): it
+    /// has no address of its peers, reads no ticket, and is on the side of
+    /// its keepers in every partition.
+    pub hinted: Option<NodeIx>,
 }
 
 impl KeepConfig {
@@ -137,6 +143,28 @@ pub fn random(seed: u64, fault: Option<Fault>) -> KeepConfig {
     plan.push((t, Step::Unpair(a, b)));
     t += 120 * SEC;
     plan.push((t, check("end", t - 120 * SEC)));
+    // The node reached only through its announcement: neither the one
+    // that restarts nor the one that stays down; its keepers stay on its
+    // side of the partition.
+    let hinted = (0..nodes)
+        .map(|k| (down + 1 + k) % nodes)
+        .find(|h| *h != crashed && *h != down)
+        .expect("4 nodes or more");
+    let group = |x: usize| {
+        let d = (x + nodes - hinted) % nodes;
+        d.min(nodes - d) <= degree / 2
+    };
+    for (_, step) in &mut plan {
+        if let Step::Partition(sides) = step {
+            for x in (0..nodes).filter(|x| group(*x)) {
+                sides[x] = sides[hinted];
+            }
+            let one_side = sides.iter().all(|s| *s == sides[hinted]);
+            if let Some(other) = (0..nodes).find(|x| !group(*x)).filter(|_| one_side) {
+                sides[other] = !sides[hinted];
+            }
+        }
+    }
     KeepConfig {
         seed,
         nodes,
@@ -145,6 +173,7 @@ pub fn random(seed: u64, fault: Option<Fault>) -> KeepConfig {
         fault,
         plan,
         latency: None,
+        hinted: Some(hinted),
     }
 }
 
@@ -189,6 +218,7 @@ pub fn lockstep(seed: u64, fault: Option<Fault>) -> KeepConfig {
         fault,
         plan,
         latency: Some(latency),
+        hinted: None,
     }
 }
 
@@ -219,6 +249,7 @@ pub fn scale(seed: u64, nodes: usize, degree: usize, partition: Duration) -> Kee
         fault: None,
         plan,
         latency: None,
+        hinted: None,
     }
 }
 
