@@ -54,11 +54,14 @@ fn keep_seed_sweep() {
         .max()
         .unwrap_or(0);
     let bound_rounds = true_hint_rounds(&Config::default()) - 1;
+    let joined: u64 = reports.iter().map(|r| r.app_dials.0).sum();
+    let started_rounds: u64 = reports.iter().map(|r| r.app_dials.1).sum();
     println!(
         "{count} seeds from {first} in {:.1} s: slowest reconnect {slowest:?} (bound {bound:?}), \
          {redials} redials, {dials} dials ({hint_dials} of false hints), \
          {superseded} simultaneous dials superseded; a true hint waited at most {waited} \
-         rounds (at most {bound_rounds} by the book's bound)",
+         rounds (at most {bound_rounds} by the book's bound); the application's dials \
+         joined {joined} rounds and started {started_rounds}",
         started.elapsed().as_secs_f64()
     );
     // The sweep exercises what it claims: redials happened, and every
@@ -67,6 +70,10 @@ fn keep_seed_sweep() {
     assert!(superseded > 0, "both sides of some pair dialed at once");
     assert!(hint_dials > 0, "false hints were dialed");
     assert!(waited > 0, "the LAN host made some true hint wait");
+    assert!(
+        joined > 0 && started_rounds > 0,
+        "Endpoint::dial joined and started rounds"
+    );
     assert!(reports.iter().all(|r| r.reconnects.len() == 4));
     // (that `slowest` is within the bound is not asserted here: each check
     // point runs at its clock's start plus the bound, so it would hold by

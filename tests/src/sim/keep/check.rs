@@ -37,7 +37,9 @@ pub enum KeepInvariant {
     /// false discovery hints a LAN host announces for a kept peer that is
     /// down (none of which ever works), a node dials at most that many
     /// between two `Reconnecting`s of the peer (or from its start to the
-    /// first), whatever else the book holds.
+    /// first, or from a round the application's dial started), whatever
+    /// else the book holds; an application's dial that joins a round
+    /// counts with it.
     UntriedHintsPerRound,
     /// A peer reachable only through its own announcement is not starved
     /// by a LAN host: while its true address waits in a keeper's book as
@@ -326,6 +328,12 @@ impl Checker {
             );
             self.fail(now, KeepInvariant::TrueHintDialedInTime, detail);
         }
+    }
+
+    /// Node `n` started a round of `peer` for the application's dial
+    /// (not announced by `Reconnecting`): its hints are its own.
+    pub(super) fn on_app_round(&mut self, n: NodeIx, inc: u32, peer: PeerId) {
+        self.logs.entry((n, inc, peer)).or_default().hints = 0;
     }
 
     /// Node `n` announced a redial of `peer`.

@@ -104,6 +104,9 @@ pub struct KeepReport {
     /// reached only through its announcement waiting in its book, without
     /// dialing it, before it did.
     pub true_hint_waited: u32,
+    /// The application's dials of kept peers: those that joined a round
+    /// under way, those that started one.
+    pub app_dials: (u64, u64),
     /// Handshakes that gave a connection.
     pub connections: u64,
     /// Connections that lost to another one to the same peer (both
@@ -174,6 +177,13 @@ enum Ev {
         open: bool,
     },
     Step(usize),
+    /// The application asks node `node` to dial `peer` now
+    /// (`Endpoint::dial`, a driver's `connect_peer`).
+    AppDial {
+        node: NodeIx,
+        inc: u32,
+        peer: PeerId,
+    },
     /// The node reached only through its announcement announces itself.
     Announce {
         node: NodeIx,
@@ -215,6 +225,15 @@ pub struct KeepSim {
     hinted: Option<NodeIx>,
     /// Fresh false hints announced so far.
     fresh: u32,
+    /// Whether the application dials kept peers now and then.
+    app_dials: bool,
+    /// The application's dial being made (node, peer): a dial output for
+    /// it starts a round of its own.
+    app_dial: Option<(NodeIx, PeerId)>,
+    /// Application dials that joined a round under way, and that started
+    /// one.
+    joined: u64,
+    started: u64,
 }
 
 impl KeepSim {
@@ -262,6 +281,10 @@ impl KeepSim {
             false_hints: (0..cfg.nodes).flat_map(false_hints).collect(),
             hinted: cfg.hinted,
             fresh: 0,
+            app_dials: cfg.app_dials,
+            app_dial: None,
+            joined: 0,
+            started: 0,
         };
         for (a, b) in cfg.pairs() {
             for (x, y) in [(a, b), (b, a)] {
@@ -302,6 +325,7 @@ impl KeepSim {
                         Ev::Dialed { node, addr, .. } => format!("dialed {node} {addr}"),
                         Ev::Step(i) => format!("step {i}"),
                         Ev::Announce { node, .. } => format!("announce {node}"),
+                        Ev::AppDial { node, .. } => format!("app dial {node}"),
                         Ev::Settled { a, b } => format!("settled {a}-{b}"),
                     }
                 );
@@ -320,6 +344,7 @@ impl KeepSim {
             dials: self.check.dials,
             hint_dials: self.check.hint_dials,
             true_hint_waited: self.check.true_hint_waited,
+            app_dials: (self.joined, self.started),
             connections: self.connections,
             superseded: self.superseded,
             duration: Duration::from_nanos(self.now),
@@ -353,6 +378,23 @@ impl KeepSim {
                 self.after(node);
             }
             Ev::Deliver { link, to } => self.deliver(link, to),
+            Ev::AppDial { node, inc, peer } => {
+                if self.nodes[node].inc != inc {
+                    return;
+                }
+                let now = self.instant();
+                let Some(ep) = self.nodes[node].ep.as_mut() else {
+                    return;
+                };
+                if ep.dial(now, peer).is_ok() {
+                    // (a dial output now means a round of its own: its
+                    // hints are counted apart; none, that it joined the
+                    // round under way, whose hints it shares)
+                    self.app_dial = Some((node, peer));
+                    self.joined += 1;
+                    self.after(node);
+                }
+            }
             Ev::Announce { node, inc } => {
                 if self.nodes[node].inc != inc || !self.up(node) {
                     return;
@@ -565,6 +607,7 @@ impl KeepSim {
             let _ = ep.add_address(now, peer, addr, AddrSource::Discovery);
         }
         self.note_true_hint(n);
+        self.app_dial = None;
     }
 
     /// For a node `n` that keeps the node reached only through its
@@ -776,6 +819,11 @@ impl KeepSim {
                 }
                 Output::Event(event) => self.on_event(n, inc, event),
                 Output::Dial { peer, addr } => {
+                    if self.app_dial.take() == Some((n, peer)) {
+                        self.joined -= 1;
+                        self.started += 1;
+                        self.check.on_app_round(n, inc, peer);
+                    }
                     let hint = self.false_hints.contains(&addr);
                     self.check.on_dial(now, n, inc, peer, hint);
                     let truth = self.hinted.map(|h| self.nodes[h].addr(h));
@@ -857,6 +905,16 @@ impl KeepSim {
                     .on_reconnecting(self.now, (n, inc, peer), attempt, after);
                 if let Some((p, ahead)) = self.true_hint_waits(n).filter(|(p, _)| *p == peer) {
                     self.check.on_true_round(self.now, (n, inc, p), ahead);
+                }
+                // Now and then the application dials the peer too: at
+                // once (joining the round), or within 2 s (during the
+                // backoff: a round of its own; or joining the next).
+                if self.app_dials && self.rng.chance(1.0 / 4.0) {
+                    let at = match self.rng.chance(0.5) {
+                        true => self.now,
+                        false => self.now + self.rng.range(1, 2_000_000_000),
+                    };
+                    self.push(at, Ev::AppDial { node: n, inc, peer });
                 }
             }
             Event::HandshakeFailed {

@@ -68,6 +68,10 @@ pub struct KeepConfig {
     /// has no address of its peers, reads no ticket, and is on the side of
     /// its keepers in every partition.
     pub hinted: Option<NodeIx>,
+    /// Whether the application now and then dials a kept peer that is
+    /// being redialed (`Endpoint::dial`): at a `Reconnecting`, one time
+    /// in four, at once (it joins the round) or within 2 s.
+    pub app_dials: bool,
 }
 
 impl KeepConfig {
@@ -103,7 +107,10 @@ fn split(rng: &mut SimRng, n: usize) -> Vec<bool> {
 /// (on a new port two times in three); another node that crashes and
 /// stays down; then one node unpairs a peer that still keeps it. Every
 /// kept pair is checked [`reconnect_bound`] after the start, the heal and
-/// the restart.
+/// the restart. A third node is reached only through its announcement,
+/// under a LAN host that tries to starve its true hint
+/// ([`KeepConfig::hinted`]), and the application now and then dials a
+/// peer being redialed ([`KeepConfig::app_dials`]).
 pub fn random(seed: u64, fault: Option<Fault>) -> KeepConfig {
     let mut rng = SimRng::new(seed ^ 0x6b65_6570);
     let nodes = rng.range(4, 8) as usize;
@@ -174,6 +181,7 @@ pub fn random(seed: u64, fault: Option<Fault>) -> KeepConfig {
         plan,
         latency: None,
         hinted: Some(hinted),
+        app_dials: true,
     }
 }
 
@@ -219,6 +227,7 @@ pub fn lockstep(seed: u64, fault: Option<Fault>) -> KeepConfig {
         plan,
         latency: Some(latency),
         hinted: None,
+        app_dials: false,
     }
 }
 
@@ -250,6 +259,7 @@ pub fn scale(seed: u64, nodes: usize, degree: usize, partition: Duration) -> Kee
         plan,
         latency: None,
         hinted: None,
+        app_dials: false,
     }
 }
 
