@@ -723,17 +723,23 @@ async fn a_tampered_record_is_named_record_failed() {
     node.shutdown().await;
 }
 
-/// A second Ctrl-C stops `serve` at once (exit 130) while its graceful
-/// shutdown waits for a running handler; it used to be ignored, leaving
-/// the operator the whole grace period or SIGKILL. The grace is two
-/// minutes and the exit must come within one: an exit that waited for the
-/// grace fails, and a slow machine never fails a correct run.
-#[tokio::test(flavor = "current_thread")]
-async fn a_second_ctrl_c_stops_serve_at_once() {
-    let (dir, me, mine) = with_a_library_client(45);
-    let d = dir.path().to_path_buf();
-    let mut s = serve_with(
-        &d,
+/// A `serve` with a shutdown grace of two minutes, exposing `sleep` and
+/// `echo` to a node of the test's own (seeded `seed`), which calls
+/// `sleep` with `sleep_ms` and waits until the server runs that handler:
+/// the echo after it on the same connection comes back only once the
+/// server has read the first call and started its handler.
+struct Sleeping {
+    _dir: tempfile::TempDir,
+    serve: Serve,
+    log: Lines,
+    node: Node,
+    call: tokio::task::JoinHandle<Result<bytes::Bytes, peernet_tokio::CallError>>,
+}
+
+async fn a_server_running_a_handler(seed: u8, sleep_ms: &str) -> Sleeping {
+    let (dir, me, mine) = with_a_library_client(seed);
+    let mut serve = serve_with(
+        dir.path(),
         "b.key",
         &[
             "--trust",
@@ -748,17 +754,15 @@ async fn a_second_ctrl_c_stops_serve_at_once() {
         Stdio::piped(),
         "info",
     );
-    let log = Lines::new(s.child.stderr.take().unwrap());
-    let server: PeerId = s.peer.parse().unwrap();
+    let log = Lines::new(serve.child.stderr.take().unwrap());
+    let server: PeerId = serve.peer.parse().unwrap();
     let node = Node::new(NodeConfig::new(me).trusting(server));
-    node.connect(server, s.addr.as_str()).await.unwrap();
-    // A handler that runs for a minute: its CALL goes first, and the echo
-    // after it on the same connection comes back only once the server
-    // has read the first and started its handler.
-    let sleeping = tokio::spawn({
+    node.connect(server, serve.addr.as_str()).await.unwrap();
+    let call = tokio::spawn({
         let node = node.clone();
+        let args = sleep_ms.to_owned();
         async move {
-            node.call(&server, "sleep", "600000", Duration::from_secs(900))
+            node.call(&server, "sleep", args, Duration::from_secs(900))
                 .await
         }
     });
@@ -768,15 +772,41 @@ async fn a_second_ctrl_c_stops_serve_at_once() {
     node.call(&server, "echo", "x", Duration::from_secs(30))
         .await
         .unwrap();
-    let pid = s.child.id().to_string();
-    let interrupt = || {
-        let sent = Command::new("kill").args(["-INT", &pid]).status().unwrap();
-        assert!(sent.success());
-    };
-    interrupt();
+    Sleeping {
+        _dir: dir,
+        serve,
+        log,
+        node,
+        call,
+    }
+}
+
+/// Sends SIGINT to `child`.
+fn interrupt(child: &Killed) {
+    let pid = child.id().to_string();
+    let sent = Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    assert!(sent.success());
+}
+
+/// A second Ctrl-C stops `serve` at once (exit 130) while its graceful
+/// shutdown waits for a running handler; it used to be ignored, leaving
+/// the operator the whole grace period or SIGKILL. The grace is two
+/// minutes and the exit must come within one: an exit that waited for the
+/// grace fails, and a slow machine never fails a correct run.
+#[tokio::test(flavor = "current_thread")]
+async fn a_second_ctrl_c_stops_serve_at_once() {
+    // (a handler of ten minutes)
+    let Sleeping {
+        _dir,
+        serve: mut s,
+        log,
+        node,
+        call,
+    } = a_server_running_a_handler(45, "600000").await;
+    interrupt(&s.child);
     // (one signal handled before the next is sent: two at once are one)
     while !log.next().contains("shutting down") {}
-    interrupt();
+    interrupt(&s.child);
     // (half the grace: an exit that waited for it fails here, killed)
     let status = tokio::task::spawn_blocking(move || {
         let what = "serve after its second SIGINT (waiting for its grace?)";
@@ -785,7 +815,7 @@ async fn a_second_ctrl_c_stops_serve_at_once() {
     .await
     .unwrap();
     assert_eq!(status.code(), Some(130));
-    sleeping.abort();
+    call.abort();
     node.shutdown().await;
 }
 
@@ -795,49 +825,16 @@ async fn a_second_ctrl_c_stops_serve_at_once() {
 /// and `serve` then exits 0.
 #[tokio::test(flavor = "current_thread")]
 async fn shutdown_grace_lets_a_longer_handler_finish() {
-    let (dir, me, mine) = with_a_library_client(46);
-    let d = dir.path().to_path_buf();
-    let mut s = serve_with(
-        &d,
-        "b.key",
-        &[
-            "--trust",
-            &mine,
-            "--expose",
-            "sleep",
-            "--expose",
-            "echo",
-            "--shutdown-grace",
-            "120000",
-        ],
-        Stdio::piped(),
-        "info",
-    );
-    let log = Lines::new(s.child.stderr.take().unwrap());
-    let server: PeerId = s.peer.parse().unwrap();
-    let node = Node::new(NodeConfig::new(me).trusting(server));
-    node.connect(server, s.addr.as_str()).await.unwrap();
-    let sleeping = tokio::spawn({
-        let node = node.clone();
-        async move {
-            node.call(&server, "sleep", "8000", Duration::from_secs(90))
-                .await
-        }
-    });
-    while node.stats().core.outbound_calls == 0 {
-        tokio::task::yield_now().await;
-    }
-    // (answered once the server has started the handler, as above)
-    node.call(&server, "echo", "x", Duration::from_secs(30))
-        .await
-        .unwrap();
-    let sent = Command::new("kill")
-        .args(["-INT", &s.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
+    let Sleeping {
+        _dir,
+        serve: mut s,
+        log,
+        node,
+        call,
+    } = a_server_running_a_handler(46, "8000").await;
+    interrupt(&s.child);
     while !log.next().contains("shutting down") {}
-    let reply = sleeping.await.unwrap();
+    let reply = call.await.unwrap();
     assert_eq!(reply.as_deref(), Ok(&b"slept"[..]), "the handler's reply");
     let status = tokio::task::spawn_blocking(move || {
         wait_for(&mut s.child, "serve after its signal", RUN_LIMIT).status
