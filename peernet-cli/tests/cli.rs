@@ -729,6 +729,7 @@ async fn a_tampered_record_is_named_record_failed() {
 /// the echo after it on the same connection comes back only once the
 /// server has read the first call and started its handler.
 struct Sleeping {
+    /// (kept until the test ends)
     _dir: tempfile::TempDir,
     serve: Serve,
     log: Lines,
@@ -781,6 +782,18 @@ async fn a_server_running_a_handler(seed: u8, sleep_ms: &str) -> Sleeping {
     }
 }
 
+/// How `serve` exits, awaited at most `limit` (then killed: the test
+/// fails, saying `what`).
+async fn exit_of(
+    mut serve: Serve,
+    what: &'static str,
+    limit: Duration,
+) -> std::process::ExitStatus {
+    tokio::task::spawn_blocking(move || wait_for(&mut serve.child, what, limit).status)
+        .await
+        .unwrap()
+}
+
 /// Sends SIGINT to `child`.
 fn interrupt(child: &Killed) {
     let pid = child.id().to_string();
@@ -796,27 +809,17 @@ fn interrupt(child: &Killed) {
 #[tokio::test(flavor = "current_thread")]
 async fn a_second_ctrl_c_stops_serve_at_once() {
     // (a handler of ten minutes)
-    let Sleeping {
-        _dir,
-        serve: mut s,
-        log,
-        node,
-        call,
-    } = a_server_running_a_handler(45, "600000").await;
-    interrupt(&s.child);
+    let t = a_server_running_a_handler(45, "600000").await;
+    interrupt(&t.serve.child);
     // (one signal handled before the next is sent: two at once are one)
-    while !log.next().contains("shutting down") {}
-    interrupt(&s.child);
+    while !t.log.next().contains("shutting down") {}
+    interrupt(&t.serve.child);
     // (half the grace: an exit that waited for it fails here, killed)
-    let status = tokio::task::spawn_blocking(move || {
-        let what = "serve after its second SIGINT (waiting for its grace?)";
-        wait_for(&mut s.child, what, Duration::from_secs(60)).status
-    })
-    .await
-    .unwrap();
+    let what = "serve after its second SIGINT (waiting for its grace?)";
+    let status = exit_of(t.serve, what, Duration::from_secs(60)).await;
     assert_eq!(status.code(), Some(130));
-    call.abort();
-    node.shutdown().await;
+    t.call.abort();
+    t.node.shutdown().await;
 }
 
 /// `--shutdown-grace` is how long the shutdown after a signal lets a
@@ -825,24 +828,14 @@ async fn a_second_ctrl_c_stops_serve_at_once() {
 /// and `serve` then exits 0.
 #[tokio::test(flavor = "current_thread")]
 async fn shutdown_grace_lets_a_longer_handler_finish() {
-    let Sleeping {
-        _dir,
-        serve: mut s,
-        log,
-        node,
-        call,
-    } = a_server_running_a_handler(46, "8000").await;
-    interrupt(&s.child);
-    while !log.next().contains("shutting down") {}
-    let reply = call.await.unwrap();
+    let t = a_server_running_a_handler(46, "8000").await;
+    interrupt(&t.serve.child);
+    while !t.log.next().contains("shutting down") {}
+    let reply = t.call.await.unwrap();
     assert_eq!(reply.as_deref(), Ok(&b"slept"[..]), "the handler's reply");
-    let status = tokio::task::spawn_blocking(move || {
-        wait_for(&mut s.child, "serve after its signal", RUN_LIMIT).status
-    })
-    .await
-    .unwrap();
+    let status = exit_of(t.serve, "serve after its signal", RUN_LIMIT).await;
     assert_eq!(status.code(), Some(0));
-    node.shutdown().await;
+    t.node.shutdown().await;
 }
 
 /// `serve --listen <listen> --mdns --mdns-interface <interface>` must
