@@ -13,26 +13,8 @@ use peernet_tokio::{
     CloseReason, GoodbyeCode, Identity, Node, NodeConfig, NodeEvent, PeerId, Side,
 };
 
-struct Serve {
-    child: Killed,
-    lines: Lines,
-    peer: String,
-    addr: String,
-}
-
-fn serve(dir: &Path, key: &str, extra: &[&str]) -> Serve {
-    serve_with(dir, key, extra, Stdio::null(), "warn")
-}
-
-/// `serve` with its stderr going to `stderr`, logging at `log` (RUST_LOG).
-fn serve_with(dir: &Path, key: &str, extra: &[&str], stderr: Stdio, log: &str) -> Serve {
-    let s = serve_keyed(dir, key, extra, stderr, log);
-    Serve {
-        child: s.child,
-        lines: s.lines,
-        peer: s.peer,
-        addr: s.addr,
-    }
+fn serve(dir: &Path, key: &str, extra: &[&str]) -> Started {
+    serve_keyed(dir, key, extra, Stdio::null(), "warn")
 }
 
 /// A temporary directory holding `b.key` (for `serve`), and the identity
@@ -226,7 +208,7 @@ fn serve_call_send_and_every_exit_code() {
 /// Keys `a.key`, `b.key` and `c.key` made in `d`, and `b.key` serving
 /// `echo` to `a.key` alone, with `option` set to `value`; and the target
 /// to call.
-fn echo_for_a(d: &Path, option: &str, value: &str) -> (Serve, String) {
+fn echo_for_a(d: &Path, option: &str, value: &str) -> (Started, String) {
     let [a, _b, _c] = ["a.key", "b.key", "c.key"].map(|name| keygen(d, name));
     let s = serve(
         d,
@@ -490,7 +472,7 @@ fn logs_are_plain_when_stderr_is_not_a_terminal() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     keygen(d, "b.key");
-    let mut s = serve_with(d, "b.key", &[], Stdio::piped(), "debug");
+    let mut s = serve_keyed(d, "b.key", &[], Stdio::piped(), "debug");
     // A bare TCP connection that says nothing and leaves: the node logs
     // the accept and the failed handshake at debug.
     let logs = BufReader::new(s.child.stderr.take().unwrap());
@@ -552,7 +534,7 @@ fn a_handler_panicking_in_a_loop_does_not_flood_the_log() {
     let d = dir.path();
     let a = keygen(d, "a.key");
     keygen(d, "b.key");
-    let mut s = serve_with(
+    let mut s = serve_keyed(
         d,
         "b.key",
         &["--trust", &a, "--expose", "panic"],
@@ -731,7 +713,7 @@ async fn a_tampered_record_is_named_record_failed() {
 struct Sleeping {
     /// (kept until the test ends)
     _dir: tempfile::TempDir,
-    serve: Serve,
+    serve: Started,
     log: Lines,
     node: Node,
     call: tokio::task::JoinHandle<Result<bytes::Bytes, peernet_tokio::CallError>>,
@@ -739,7 +721,7 @@ struct Sleeping {
 
 async fn a_server_running_a_handler(seed: u8, sleep_ms: &str) -> Sleeping {
     let (dir, me, mine) = with_a_library_client(seed);
-    let mut serve = serve_with(
+    let mut serve = serve_keyed(
         dir.path(),
         "b.key",
         &[
@@ -785,7 +767,7 @@ async fn a_server_running_a_handler(seed: u8, sleep_ms: &str) -> Sleeping {
 /// How `serve` exits, awaited at most `limit` (then killed: the test
 /// fails, saying `what`).
 async fn exit_of(
-    mut serve: Serve,
+    mut serve: Started,
     what: &'static str,
     limit: Duration,
 ) -> std::process::ExitStatus {
@@ -900,7 +882,7 @@ fn mdns_on_a_loopback_listener_warns_that_other_hosts_cannot_find_it() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     keygen(d, "b.key");
-    let mut s = serve_with(d, "b.key", &["--mdns"], Stdio::piped(), "warn");
+    let mut s = serve_keyed(d, "b.key", &["--mdns"], Stdio::piped(), "warn");
     let logs = BufReader::new(s.child.stderr.take().unwrap());
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {

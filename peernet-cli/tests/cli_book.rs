@@ -9,28 +9,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-struct Serve {
-    child: Killed,
-    lines: Lines,
-    addr: String,
-    ticket: String,
-}
-
-fn serve(cwd: &Path, dir: &str, listen: &str, extra: &[&str]) -> Serve {
+fn serve(cwd: &Path, dir: &str, listen: &str, extra: &[&str]) -> Started {
     let mut args = vec!["--data-dir", dir, "--listen", listen];
     args.extend_from_slice(extra);
-    let s = start_serve(cwd, &args, Stdio::null(), "warn");
-    Serve {
-        child: s.child,
-        lines: s.lines,
-        addr: s.addr,
-        ticket: s.ticket,
-    }
+    start_serve(cwd, &args, Stdio::null(), "warn")
 }
 
 /// Data directories `a` and `b` in `d`, `a` trusting `b` and serving
 /// `echo` on loopback: their PeerIds and the server.
-fn a_serves_echo_to_b(d: &Path) -> (String, String, Serve) {
+fn a_serves_echo_to_b(d: &Path) -> (String, String, Started) {
     let a = init(d, "a");
     let b = init(d, "b");
     ok(&["pair", "a", &b], d);

@@ -17,7 +17,8 @@
 pub use peernet_proto::text::{Escaped, Layout, escape, escaped, escapes, is_bidi_control};
 
 /// A message that quotes a peer's words (a decoder's, serde's) as part
-/// of one line of an error or a log: [`escape`] in [`Layout::Line`].
-pub(crate) fn shown(message: &str) -> String {
-    escape(message.as_bytes(), Layout::Line)
+/// of one line of an error or a log: [`escaped`] in [`Layout::Line`],
+/// written where it is shown.
+pub(crate) fn shown(message: &str) -> Escaped<'_> {
+    escaped(message, Layout::Line)
 }
