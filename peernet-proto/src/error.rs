@@ -1,5 +1,15 @@
 //! What can go wrong, split by phase: dialing or accepting (handshake), a
 //! live connection ending, and a single call.
+//!
+//! An error that wraps another error ([`ConnectError::Handshake`],
+//! [`ConnectError::SourceLimited`]) returns it from
+//! [`source`](core::error::Error::source) and does not repeat it in its
+//! own message: a reporter that walks the chain shows each cause once,
+//! and one that shows the message alone shows only the outer error (the
+//! driver's `ErrorChain` shows the whole chain on one line). An error
+//! whose message names a detail of its own (a REJECT code, a record's
+//! failure, an invalid handle) says it in its message and returns
+//! nothing from `source`.
 
 use alloc::string::String;
 use core::fmt;
@@ -54,10 +64,10 @@ pub enum ConnectError {
     /// [`crate::Endpoint::accept_from`]: the connection's source is over
     /// one of its limits ([`crate::SourceLimits`]); close the transport
     /// without a word.
-    #[error("refused at accept: {0}")]
-    SourceLimited(crate::SourceRefusal),
+    #[error("refused at accept")]
+    SourceLimited(#[source] crate::SourceRefusal),
     /// The handshake ran and failed ([`crate::Event::HandshakeFailed`]).
-    #[error("handshake: {0}")]
+    #[error("handshake failed")]
     Handshake(#[from] HandshakeError),
 }
 
@@ -335,6 +345,32 @@ impl From<SendError> for CallError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An error that wraps another returns it from `source` and leaves it
+    /// out of its own message, so that a reporter walking the chain
+    /// (anyhow's `{:#}`, the driver's `ErrorChain`) says it once:
+    /// `ConnectError::Handshake` said `handshake: handshake timed out:
+    /// handshake timed out`.
+    #[test]
+    fn a_connect_error_says_its_cause_through_source_alone() {
+        use core::error::Error;
+        let cases = [
+            (
+                ConnectError::Handshake(HandshakeError::Timeout),
+                "handshake timed out",
+            ),
+            (
+                ConnectError::SourceLimited(crate::SourceRefusal::Failing),
+                "too many failed handshakes from this source",
+            ),
+        ];
+        for (error, cause) in cases {
+            let source = error.source().map(|s| alloc::format!("{s}"));
+            assert_eq!(source.as_deref(), Some(cause), "{error:?}");
+            let shown = alloc::format!("{error}");
+            assert!(!shown.contains(cause), "`{shown}` repeats `{cause}`");
+        }
+    }
 
     /// A peer's GOODBYE reason reaches logs and terminals through this
     /// `Display`: it cannot start a line of its own or send escapes.
