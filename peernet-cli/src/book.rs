@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use peernet_tokio::book_file::{AddrSource, MAX_SAVED_ADDRS, SavedBook};
-use peernet_tokio::{Label, PeerId, Ticket};
+use peernet_tokio::{ErrorChain, Label, PeerId, Ticket};
 
 use crate::datadir::{load_book, load_trust, lock, open_existing, read_trust};
 use crate::output::{Layout, escape, print_result};
@@ -40,17 +40,19 @@ impl FromStr for Target {
             return s
                 .parse()
                 .map(Target::Ticket)
-                .map_err(|e| format!("ticket: {e}"));
+                .map_err(|e| format!("ticket: {}", ErrorChain(&e)));
         }
         match s.split_once('@') {
             Some((peer, addr)) => {
                 let peer = peer.parse::<PeerId>().map_err(|e| e.to_string())?;
                 Ok(Target::At(peer, peer_addr(addr)?))
             }
-            None => s
-                .parse::<PeerId>()
-                .map(Target::Peer)
-                .map_err(|e| format!("expected a ticket, a PeerId or PEERID@IP:PORT: {e}")),
+            None => s.parse::<PeerId>().map(Target::Peer).map_err(|e| {
+                format!(
+                    "expected a ticket, a PeerId or PEERID@IP:PORT: {}",
+                    ErrorChain(&e)
+                )
+            }),
         }
     }
 }
@@ -61,7 +63,10 @@ impl FromStr for Target {
 /// books and tickets, where a bad one would fail only later.
 pub(crate) fn peer_addr(text: &str) -> Result<SocketAddr, String> {
     let addr = text.parse::<SocketAddr>().map_err(|e| {
-        format!("address: {e} (an IP and a port; host names and interface names are not looked up)")
+        format!(
+            "address: {} (an IP and a port; host names and interface names are not looked up)",
+            ErrorChain(&e)
+        )
     })?;
     if !peernet_tokio::is_dialable(&addr) {
         return Err(format!(
@@ -234,13 +239,16 @@ pub(crate) fn run_pair(pair: Pair) -> Result<(), Failure> {
     // The trust list first: a crash in between leaves a trusted peer
     // without its new addresses, never addresses of an untrusted one.
     data.save_trust(&trust)
-        .map_err(|e| Failure(1, format!("trust list: {e}")))?;
+        .map_err(|e| Failure::because(1, "trust list", &e))?;
     if new_addrs {
         // (said, or the error line reads as if the pair had failed)
         data.save_book(&book).map_err(|e| {
             Failure(
                 1,
-                format!("{peer} is paired, but its addresses are not saved (address book: {e})"),
+                format!(
+                    "{peer} is paired, but its addresses are not saved (address book: {})",
+                    ErrorChain(&e)
+                ),
             )
         })?;
     }
@@ -284,7 +292,7 @@ pub(crate) fn run_unpair(unpair: Unpair) -> Result<(), Failure> {
     let trusted = trust.remove(&peer);
     if trusted {
         data.save_trust(&trust)
-            .map_err(|e| Failure(1, format!("trust list: {e}")))?;
+            .map_err(|e| Failure::because(1, "trust list", &e))?;
     }
     let unforgotten = |cause: String| match trusted {
         true => Failure(
@@ -299,7 +307,7 @@ pub(crate) fn run_unpair(unpair: Unpair) -> Result<(), Failure> {
     let mut book = book.map_err(|Failure(_, cause)| unforgotten(cause))?;
     if book.remove(&peer) {
         data.save_book(&book)
-            .map_err(|e| unforgotten(format!("address book: {e}")))?;
+            .map_err(|e| unforgotten(format!("address book: {}", ErrorChain(&e))))?;
     } else if !trusted {
         return Err(Failure(1, format!("{peer} is not paired")));
     }

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use peernet_tokio::book_file::SavedBook;
 use peernet_tokio::persist::{read_identity, write_identity};
-use peernet_tokio::{DataDir, DirLock, Identity, LockError, PeerId, Ticket, TrustList};
+use peernet_tokio::{DataDir, DirLock, ErrorChain, Identity, LockError, PeerId, Ticket, TrustList};
 
 use crate::output::print_result;
 use crate::{EXIT_USAGE, Failure};
@@ -89,7 +89,7 @@ pub(crate) fn run_init(dir: &Path) -> Result<(), Failure> {
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
         builder
             .create(parent)
-            .map_err(|e| Failure(1, format!("{}: {e}", parent.display())))?;
+            .map_err(|e| Failure::because(1, parent.display(), &e))?;
     }
     let already = || Failure(1, format!("{} already holds an identity", dir.display()));
     let finished = || fs::symlink_metadata(dir.join(IDENTITY_FILE)).is_ok();
@@ -112,24 +112,24 @@ pub(crate) fn run_init(dir: &Path) -> Result<(), Failure> {
         // as it was: init makes it private either way.
         use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-            .map_err(|e| Failure(1, format!("{}: {e}", dir.display())))?;
+            .map_err(|e| Failure::because(1, dir.display(), &e))?;
     }
     // Never over lists that are there (a directory that lost only its
     // identity, or whose last init failed after its trust list, keeps
     // them).
     if missing(&data.path().join("trust"), "trust list")? {
         data.save_trust(&TrustList::new())
-            .map_err(|e| Failure(1, format!("trust list: {e}")))?;
+            .map_err(|e| Failure::because(1, "trust list", &e))?;
     }
     if missing(&data.book_path(), "address book")? {
         data.save_book(&SavedBook::new())
-            .map_err(|e| Failure(1, format!("address book: {e}")))?;
+            .map_err(|e| Failure::because(1, "address book", &e))?;
     }
     let identity = Identity::generate(&mut rand_core::UnwrapErr(getrandom::SysRng));
     create_identity(dir, &identity).map_err(|e| match e.kind() {
         // (another init won the race)
         io::ErrorKind::AlreadyExists => already(),
-        _ => Failure(1, format!("{}: {e}", dir.display())),
+        _ => Failure::because(1, dir.display(), &e),
     })?;
     print_result(&identity.peer_id().to_string())
 }
@@ -142,7 +142,11 @@ pub(crate) fn run_init(dir: &Path) -> Result<(), Failure> {
 fn missing(path: &Path, what: &str) -> Result<bool, Failure> {
     match fs::metadata(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
-        Err(e) => Err(Failure(1, format!("{what} {}: {e}", path.display()))),
+        Err(e) => Err(Failure::because(
+            1,
+            format_args!("{what} {}", path.display()),
+            &e,
+        )),
         Ok(meta) if meta.is_file() => Ok(false),
         Ok(_) => Err(Failure(
             1,
@@ -165,7 +169,7 @@ fn refuse_foreign_contents(dir: &Path) -> Result<(), Failure> {
         Err(_) => return Ok(()),
     };
     for entry in entries {
-        let entry = entry.map_err(|e| Failure(1, format!("{}: {e}", dir.display())))?;
+        let entry = entry.map_err(|e| Failure::because(1, dir.display(), &e))?;
         let name = entry.file_name();
         let name = name.to_string_lossy();
         let ours = DATA_FILES.iter().any(|file| {
@@ -211,8 +215,7 @@ pub(crate) fn open_existing(dir: &Path) -> Result<(DataDir, Identity), Failure> 
             ),
         ));
     }
-    let identity =
-        read_identity(&path).map_err(|e| Failure(1, format!("{}: {e}", path.display())))?;
+    let identity = read_identity(&path).map_err(|e| Failure::because(1, path.display(), &e))?;
     let data = open_dir(dir)?;
     Ok((data, identity))
 }
@@ -221,7 +224,7 @@ pub(crate) fn open_existing(dir: &Path) -> Result<(DataDir, Identity), Failure> 
 /// wrong with it (`… exists and is not a directory`, `… its parent …
 /// does not exist`).
 fn open_dir(dir: &Path) -> Result<DataDir, Failure> {
-    DataDir::open(dir).map_err(|e| Failure(1, e.to_string()))
+    DataDir::open(dir).map_err(|e| Failure(1, ErrorChain(&e).to_string()))
 }
 
 /// The directory's lock, or `error: data directory in use`.
@@ -234,8 +237,8 @@ pub(crate) fn lock(data: &DataDir) -> Result<DirLock, Failure> {
 /// denied`).
 pub(crate) fn lock_failure(dir: &Path, error: LockError) -> Failure {
     match error {
-        LockError::Io(e) => Failure(1, format!("{}: {e}", dir.join("lock").display())),
-        e => Failure(1, e.to_string()),
+        LockError::Io(e) => Failure::because(1, dir.join("lock").display(), &e),
+        e => Failure(1, ErrorChain(&e).to_string()),
     }
 }
 
@@ -251,13 +254,13 @@ pub(crate) fn read_trust(data: &DataDir) -> Result<TrustList, Failure> {
     data.load_trust().map_err(|e| trust_failure(data, e))
 }
 
-fn trust_failure(data: &DataDir, e: impl std::fmt::Display) -> Failure {
-    Failure(1, format!("{}: {e}", data.path().join("trust").display()))
+fn trust_failure(data: &DataDir, e: impl std::error::Error) -> Failure {
+    Failure::because(1, data.path().join("trust").display(), &e)
 }
 
 pub(crate) fn load_book(data: &DataDir) -> Result<SavedBook, Failure> {
     data.load_book()
-        .map_err(|e| Failure(1, format!("{}: {e}", data.book_path().display())))
+        .map_err(|e| Failure::because(1, data.book_path().display(), &e))
 }
 
 #[derive(clap::Args)]
@@ -272,6 +275,6 @@ pub(crate) struct TicketCmd {
 pub(crate) fn run_ticket(cmd: TicketCmd) -> Result<(), Failure> {
     let (_, identity) = open_existing(&cmd.dir)?;
     let ticket = Ticket::new(identity.peer_id(), cmd.addrs)
-        .map_err(|e| Failure(EXIT_USAGE, e.to_string()))?;
+        .map_err(|e| Failure(EXIT_USAGE, ErrorChain(&e).to_string()))?;
     print_result(&ticket.to_string())
 }

@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use peernet_tokio::{
-    CallError, Config, ConnectError, DialConfig, HandshakeError, Node, NodeConfig, PeerId,
-    ProtocolVersion, RejectCode,
+    CallError, Config, ConnectError, DialConfig, ErrorChain, HandshakeError, Node, NodeConfig,
+    PeerId, ProtocolVersion, RejectCode,
 };
 
 use peernet_tokio::AddrSource;
@@ -82,7 +82,8 @@ fn plan(dial: Dial) -> Result<Plan, Failure> {
     };
     // (a handle no peer can expose is the user's mistake: said before
     // any dial)
-    peernet_tokio::Handle::new(&handle).map_err(|e| usage(format!("invalid handle: {e}")))?;
+    peernet_tokio::Handle::new(&handle)
+        .map_err(|e| usage(format!("invalid handle: {}", ErrorChain(&e))))?;
     let target = target
         .map(|t| t.parse::<Target>().map_err(usage))
         .transpose()?;
@@ -180,7 +181,7 @@ fn connect_cause(error: &ConnectError) -> String {
             format!("refused: {}", code.name())
         }
         ConnectError::Handshake(HandshakeError::Timeout) => "timeout".into(),
-        other => other.to_string(),
+        other => ErrorChain(other).to_string(),
     }
 }
 

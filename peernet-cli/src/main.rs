@@ -78,7 +78,8 @@
 //! whole or the command fails: exit 1, `error: stdout: …`.
 //!
 //! Exit codes: 0 success; 1 connection, handshake, timeout, file or
-//! stdout failure (`error: <cause>`, one line); 2 an error status from the
+//! stdout failure (`error: <cause>`, one line: the error, then each of its
+//! causes after a colon); 2 an error status from the
 //! callee (`error: <status>`); 64 a usage error (bad flags or values, as
 //! `sysexits.h` has `EX_USAGE`); 130 `serve` stopped by a second signal
 //! before its graceful shutdown had finished. A command exits once its
@@ -87,6 +88,7 @@
 //! grace, then abandons it (the files are replaced atomically: at worst
 //! a temporary file is left, removed at the next start).
 
+use std::fmt::Display;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -94,7 +96,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use peernet_tokio::persist::{read_identity, write_identity};
-use peernet_tokio::{Identity, ProtocolVersion};
+use peernet_tokio::{ErrorChain, Identity, ProtocolVersion};
 
 mod book;
 mod datadir;
@@ -158,6 +160,15 @@ fn parse_protocol(s: &str) -> Result<ProtocolVersion, String> {
 
 /// A failure and its exit code.
 pub(crate) struct Failure(pub(crate) u8, pub(crate) String);
+
+impl Failure {
+    /// Exit `code` with `error: <what>: <error>`, the error followed by
+    /// each of its causes ([`ErrorChain`]): the library's errors leave
+    /// their causes to `source`, and the line says why.
+    pub(crate) fn because(code: u8, what: impl Display, error: &dyn std::error::Error) -> Failure {
+        Failure(code, format!("{what}: {}", ErrorChain(error)))
+    }
+}
 
 /// `EX_USAGE` of `sysexits.h`: the command line was wrong.
 pub(crate) const EXIT_USAGE: u8 = 64;
@@ -294,7 +305,7 @@ async fn run(command: Command) -> Result<(), Failure> {
         Command::Keygen { keyfile } => {
             let identity = Identity::generate(&mut rand_core::UnwrapErr(getrandom::SysRng));
             write_identity(&keyfile, &identity)
-                .map_err(|e| Failure(1, format!("{}: {e}", keyfile.display())))?;
+                .map_err(|e| Failure::because(1, keyfile.display(), &e))?;
             print_result(&identity.peer_id().to_string())
         }
         Command::Id { keyfile } => print_result(&load(&keyfile)?.peer_id().to_string()),
@@ -310,5 +321,5 @@ async fn run(command: Command) -> Result<(), Failure> {
 }
 
 fn load(keyfile: &Path) -> Result<Identity, Failure> {
-    read_identity(keyfile).map_err(|e| Failure(1, format!("{}: {e}", keyfile.display())))
+    read_identity(keyfile).map_err(|e| Failure::because(1, keyfile.display(), &e))
 }

@@ -56,7 +56,7 @@ pub(crate) fn write_result(bytes: &[u8]) -> Result<(), Failure> {
     stdout
         .write_all(bytes)
         .and_then(|()| stdout.flush())
-        .map_err(|e| Failure(1, format!("stdout: {e}")))
+        .map_err(|e| Failure::because(1, "stdout", &e))
 }
 
 /// [`write_result`] of one line.

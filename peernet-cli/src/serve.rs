@@ -4,7 +4,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use peernet_tokio::{
-    CloseReason, Config, Node, NodeConfig, NodeEvent, PeerId, ProtocolVersion, StartError, Ticket,
+    CloseReason, Config, ErrorChain, Node, NodeConfig, NodeEvent, PeerId, ProtocolVersion,
+    StartError, Ticket,
 };
 
 use crate::datadir::{
@@ -236,7 +237,7 @@ pub(crate) async fn run_serve(mut serve: Serve) -> Result<(), Failure> {
             load_book(&data)?;
             NodeConfig::from_data_dir(dir).map_err(|e| match e {
                 StartError::Lock(e) => lock_failure(dir, e),
-                e => Failure(1, format!("{}: {e}", dir.display())),
+                e => Failure::because(1, dir.display(), &e),
             })?
         }
     };
@@ -265,7 +266,7 @@ pub(crate) async fn run_serve(mut serve: Serve) -> Result<(), Failure> {
     let node = Node::try_new(config).map_err(|e| match e {
         // The library's rules (Config::validate): a usage error here.
         StartError::Config(e) => Failure(EXIT_USAGE, e.to_string()),
-        e => Failure(1, format!("start: {e}")),
+        e => Failure::because(1, "start", &e),
     })?;
     // Handles first, then the port: a peer that keeps us connected redials
     // the moment it opens, with the calls it queued.
@@ -275,7 +276,7 @@ pub(crate) async fn run_serve(mut serve: Serve) -> Result<(), Failure> {
     let events = node.events();
     node.listen(serve.listen)
         .await
-        .map_err(|e| Failure(1, format!("listen: {e}")))?;
+        .map_err(|e| Failure::because(1, "listen", &e))?;
     #[cfg(feature = "mdns")]
     let _discovery = match serve.mdns {
         true => {
@@ -285,7 +286,7 @@ pub(crate) async fn run_serve(mut serve: Serve) -> Result<(), Failure> {
             }
             let discovery = node
                 .discover_lan(lan)
-                .map_err(|e| Failure(1, format!("mdns: {e}")))?;
+                .map_err(|e| Failure::because(1, "mdns", &e))?;
             Some(discovery)
         }
         false => None,
@@ -294,7 +295,7 @@ pub(crate) async fn run_serve(mut serve: Serve) -> Result<(), Failure> {
     out(format!("listening {} {addr}", node.peer_id()));
     match Ticket::new(node.peer_id(), reachable(addr)) {
         Ok(ticket) => out(format!("ticket {ticket}")),
-        Err(e) => tracing::warn!(error = %e, "no ticket"),
+        Err(e) => tracing::warn!(error = %ErrorChain(&e), "no ticket"),
     }
 
     let mut printer = tokio::spawn(async move {
@@ -454,7 +455,7 @@ pub(crate) fn expose_demo(node: &Node, handle: &str) -> Result<(), Failure> {
             ));
         }
     };
-    exposed.map_err(|e| Failure(1, format!("{handle}: {e}")))
+    exposed.map_err(|e| Failure::because(1, handle, &e))
 }
 
 /// `reason_name`, and the peer's own words when its GOODBYE gave any

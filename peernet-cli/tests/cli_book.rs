@@ -311,6 +311,28 @@ fn a_damaged_book_is_an_error() {
     assert!(err.contains("book"), "{err}");
 }
 
+/// An `error:` line names each cause of its error once, the innermost
+/// included: the library's errors return their causes from `source` and
+/// no longer repeat them, so the tool walks the chain (a line that
+/// printed an error's message alone said `trust list file` and stopped;
+/// one that walked the chain of an error that also repeated its cause
+/// said the damaged line twice).
+#[test]
+fn an_error_line_names_each_cause_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    init(d, "a");
+    std::fs::write(
+        d.join("a/trust"),
+        "peernet-trust-list v1\nnot-a-key\nend 1\n",
+    )
+    .unwrap();
+    let err = fails(1, &["peers", "a"], d);
+    assert_eq!(err.matches("trust list file").count(), 1, "{err}");
+    assert_eq!(err.matches("trust list line 2").count(), 1, "{err}");
+    assert_eq!(err.matches("64 lowercase hex digits").count(), 1, "{err}");
+}
+
 #[test]
 fn serve_locks_its_directory_and_prints_a_ticket() {
     let tmp = tempfile::tempdir().unwrap();

@@ -378,7 +378,7 @@ impl SavedBook {
 pub enum LoadBookError {
     /// Reading failed, or the file is not a regular file, or too large,
     /// or (Unix) every user may write it.
-    #[error("address book file: {0}")]
+    #[error("address book file")]
     Io(#[from] io::Error),
     /// The file is damaged (never read as an empty book).
     #[error(transparent)]
@@ -445,9 +445,10 @@ impl DataDir {
             io::Error::new(
                 kind,
                 format!(
-                    "{} was edited while the node runs and does not load ({e}): not written \
+                    "{} was edited while the node runs and does not load ({}): not written \
                      over; mend it (the next save keeps the edit) or restore it",
-                    self.book_path().display()
+                    self.book_path().display(),
+                    crate::ErrorChain(&e)
                 ),
             )
         })?;
@@ -592,12 +593,20 @@ mod tests {
         )
         .unwrap();
         let err = data.load_book().unwrap_err();
-        assert!(err.to_string().contains("not a regular file"), "{err}");
+        assert!(
+            crate::ErrorChain(&err)
+                .to_string()
+                .contains("not a regular file"),
+            "{err}"
+        );
         fs::remove_file(data.book_path()).unwrap();
         let big = vec![b'#'; MAX_BOOK_FILE_LEN as usize + 1];
         fs::write(data.book_path(), big).unwrap();
         let err = data.load_book().unwrap_err();
-        assert!(err.to_string().contains("larger than"), "{err}");
+        assert!(
+            crate::ErrorChain(&err).to_string().contains("larger than"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@ use peernet_proto::TrustList;
 use crate::book_edits::HandEdits;
 use crate::book_file::SavedBook;
 use crate::dirlock::NodeLock;
+use crate::error::ErrorChain;
 use crate::persist::ChangedOnDisk;
 use crate::runtime::Runtime;
 use crate::shared::{Phase, Shared};
@@ -244,6 +245,7 @@ async fn save_now<R: Runtime>(shared: Arc<Shared<R>>, lock: Arc<NodeLock>) {
                 .fetch_add(1, Ordering::AcqRel)
                 .saturating_add(1);
             let retry_in = retry_delay(failures);
+            let error = ErrorChain(&error);
             tracing::warn!(%error, failures, ?retry_in, "address book not saved");
             if !saves.pending.swap(true, Ordering::AcqRel) {
                 save_after(shared.clone(), retry_in);

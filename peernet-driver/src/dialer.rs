@@ -12,6 +12,7 @@ use std::sync::Arc;
 use futures_util::future::{Either, select};
 use peernet_proto::{DialFailure, Direction, PeerId};
 
+use crate::error::ErrorChain;
 use crate::runtime::Runtime;
 use crate::shared::Shared;
 use crate::tasks;
@@ -23,7 +24,9 @@ pub(crate) async fn dial<R: Runtime>(shared: Arc<Shared<R>>, peer: PeerId, addr:
     let connecting = pin!(shared.rt.connect(addr));
     let opened = match select(connecting, shared.rt.sleep_until(deadline)).await {
         Either::Left((Ok(transport), _)) => Ok(transport),
-        Either::Left((Err(error), _)) => Err(DialFailure::transport(&error.to_string())),
+        Either::Left((Err(error), _)) => {
+            Err(DialFailure::transport(&ErrorChain(&error).to_string()))
+        }
         Either::Right(_) => Err(DialFailure::TimedOut(timeout)),
     };
     let transport = match opened {
@@ -48,6 +51,9 @@ pub(crate) async fn dial<R: Runtime>(shared: Arc<Shared<R>>, peer: PeerId, addr:
         }
         // Connected meanwhile (the other side dialed us), unpaired, or
         // shutting down: the transport is dropped, closing it.
-        Err(error) => tracing::debug!(%peer, %addr, %error, "dial not needed any more"),
+        Err(error) => {
+            let error = ErrorChain(&error);
+            tracing::debug!(%peer, %addr, %error, "dial not needed any more");
+        }
     }
 }

@@ -32,7 +32,7 @@ use rustc_hash::FxHashMap;
 
 use crate::book_file::SavedBook;
 use crate::config::NodeConfig;
-use crate::error::ConnectError;
+use crate::error::{ConnectError, ErrorChain};
 use crate::events::NodeEvent;
 use crate::node::Node;
 use crate::runtime::Runtime;
@@ -227,7 +227,7 @@ pub(crate) fn start<R: Runtime>(shared: &Arc<Shared<R>>, options: DialOptions) {
             let trusted: Vec<PeerId> = inner.ep.trust().iter().map(|(p, _)| *p).collect();
             for peer in trusted {
                 if let Err(error) = inner.ep.keep_connected(now, peer, true) {
-                    tracing::debug!(%peer, %error, "not kept");
+                    tracing::debug!(%peer, error = %ErrorChain(&error), "not kept");
                 }
             }
         }
@@ -251,7 +251,7 @@ pub(crate) fn after_pair<R: Runtime>(shared: &Arc<Shared<R>>, peer: PeerId) {
     if shared.dialing.keep_trusted.load(Ordering::Relaxed) {
         let kept = shared.with_core(|inner, now| inner.ep.keep_connected(now, peer, true));
         if let Err(error) = kept {
-            tracing::debug!(%peer, %error, "not kept");
+            tracing::debug!(%peer, error = %ErrorChain(&error), "not kept");
         }
     }
 }

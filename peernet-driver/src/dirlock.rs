@@ -38,7 +38,7 @@ pub enum LockError {
     #[error("data directory in use")]
     InUse,
     /// The lock file could not be opened or locked.
-    #[error("lock file: {0}")]
+    #[error("lock file")]
     Io(#[from] io::Error),
 }
 
@@ -197,7 +197,12 @@ mod tests {
             panic!("{err}")
         };
         assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{err}");
-        assert!(err.to_string().contains("symbolic link"), "{err}");
+        assert!(
+            crate::ErrorChain(&err)
+                .to_string()
+                .contains("symbolic link"),
+            "{err}"
+        );
         assert!(!target.exists(), "a file was created through the link");
     }
 
@@ -212,7 +217,12 @@ mod tests {
         rustix::fs::mkfifoat(rustix::fs::CWD, &path, rustix::fs::Mode::RUSR).unwrap();
         let opens = crate::private_files::tests::Opens::watch(&path);
         let err = data.try_lock().unwrap_err();
-        assert!(err.to_string().contains("not a regular file"), "{err}");
+        assert!(
+            crate::ErrorChain(&err)
+                .to_string()
+                .contains("not a regular file"),
+            "{err}"
+        );
         assert_eq!(opens.count(), 0, "the FIFO was opened");
     }
 

@@ -1,5 +1,14 @@
 //! Errors of the async API. Calls fail with the core's typed
 //! [`CallError`](peernet_proto::CallError); dialing has its own.
+//!
+//! An error that wraps another (an I/O error, the core's reason, a
+//! file's damage) returns it from [`source`](std::error::Error::source)
+//! and does not repeat it in its own message, so that a reporter that
+//! walks the chain (anyhow's `{:#}`, eyre, [`ErrorChain`]) shows each
+//! cause once: print an error with [`ErrorChain`], not with its
+//! `Display` alone, to see why it happened. An error whose message shows
+//! a detail (a handler's value, a peer's text, escaped) returns nothing
+//! from `source`.
 
 use std::io;
 
@@ -12,7 +21,7 @@ use peernet_proto::{CallError, CloseReason, GoodbyeCode, HandshakeError, PeerId}
 pub enum ConnectError {
     /// The transport could not be opened (e.g. the TCP connection was
     /// refused).
-    #[error("io: {0}")]
+    #[error("io")]
     Io(#[from] io::Error),
     /// The core would not start the handshake: the peer to dial is not in
     /// our trust list (or is ourselves), or the node is shutting down.
@@ -22,7 +31,7 @@ pub enum ConnectError {
     /// peer answered, it timed out (the budget `handshake_timeout` also
     /// covers opening the transport), the transport closed, or the node
     /// shut down or unpaired the peer meanwhile.
-    #[error("handshake: {0}")]
+    #[error("handshake failed")]
     Handshake(#[from] HandshakeError),
     /// [`Node::connect_peer`](crate::Node::connect_peer): every address of
     /// its round was tried and none gave a connection (the book's
@@ -140,13 +149,13 @@ impl CallErrorExt for CallError {
 #[non_exhaustive]
 pub enum StartError {
     /// Binding the listener, or reading the data directory, failed.
-    #[error("io: {0}")]
+    #[error("io")]
     Io(#[from] io::Error),
     /// The identity file is damaged.
-    #[error("identity file: {0}")]
+    #[error("identity file")]
     Identity(#[from] peernet_proto::InvalidIdentity),
     /// The trust list file is damaged (never read as an empty list).
-    #[error("trust list file: {0}")]
+    #[error("trust list file")]
     TrustList(#[from] peernet_proto::TrustListError),
     /// The address book file is damaged (never read as an empty book) or
     /// unreadable.
@@ -157,7 +166,7 @@ pub enum StartError {
     /// interval, a first-frame timeout above the handshake timeout, a
     /// frame limit below the largest handshake frame, dial settings that
     /// shrink or invert ([`peernet_proto::ConfigError`]).
-    #[error("configuration: {0}")]
+    #[error("configuration")]
     Config(#[from] peernet_proto::ConfigError),
     /// The data directory is in use by another node or process
     /// ([`LockError::InUse`](crate::LockError::InUse)), or its lock file
@@ -165,8 +174,8 @@ pub enum StartError {
     #[error(transparent)]
     Lock(#[from] crate::dirlock::LockError),
     /// The operating system gave no randomness to seed the node's RNG.
-    #[error("no entropy from the operating system: {0}")]
-    Entropy(getrandom::Error),
+    #[error("no entropy from the operating system")]
+    Entropy(#[source] getrandom::Error),
     /// [`NodeConfig::events_capacity`](crate::NodeConfig::events_capacity)
     /// over [`MAX_EVENTS_CAPACITY`](crate::MAX_EVENTS_CAPACITY):
     /// every subscriber's buffer is allocated whole when it subscribes.
@@ -210,14 +219,14 @@ pub enum TrustChangeError {
     /// (its kind: [`io::ErrorKind::InvalidData`] for a file that does not
     /// parse, [`io::ErrorKind::FileTooLarge`] for a list too large to
     /// save, ...).
-    #[error("the trust file was not changed: {0}")]
+    #[error("the trust file was not changed")]
     File(#[source] io::Error),
     /// `unpair` only: the peer is revoked in this run (its connection
     /// closed, its calls failed), but the trust file could not be read,
     /// parsed or written, and still trusts it: the next start would
     /// trust it again unless the file is mended. A revocation is never
     /// held up by the file.
-    #[error("revoked in this run, but the trust file was not updated: {0}")]
+    #[error("revoked in this run, but the trust file was not updated")]
     RevokedNotSaved(#[source] io::Error),
     /// The change was made, in this run and in the trust file, but the
     /// file's directory could not be synced afterwards: a crash or a
@@ -242,20 +251,162 @@ pub enum TrustChangeError {
 /// [`NotDurable::is`]: crate::persist::NotDurable::is
 impl From<TrustChangeError> for io::Error {
     fn from(error: TrustChangeError) -> io::Error {
-        let text = error.to_string();
+        let kind = match &error {
+            TrustChangeError::File(e) | TrustChangeError::RevokedNotSaved(e) => e.kind(),
+            TrustChangeError::NotDurable(e) => e.source.kind(),
+            TrustChangeError::OwnPeerId(_) => io::ErrorKind::InvalidInput,
+            TrustChangeError::Closed | TrustChangeError::Dropped => io::ErrorKind::Other,
+        };
         match error {
             TrustChangeError::File(e) => e,
-            TrustChangeError::RevokedNotSaved(e) => io::Error::new(e.kind(), text),
-            TrustChangeError::NotDurable(e) => io::Error::new(e.source.kind(), e),
-            TrustChangeError::OwnPeerId(_) => io::Error::new(io::ErrorKind::InvalidInput, text),
-            TrustChangeError::Closed | TrustChangeError::Dropped => io::Error::other(text),
+            TrustChangeError::NotDurable(e) => io::Error::new(kind, e),
+            // (the change's error itself, whose cause stays its source)
+            error => io::Error::new(kind, error),
         }
+    }
+}
+
+/// An error with its causes, as one line: its message, then each
+/// [`source`](std::error::Error::source)'s after a `": "` (`handshake
+/// failed: rejected by the peer: busy`). An error of this crate or the
+/// core does not repeat its source in its own message (see
+/// [`ConnectError`]), so its `Display` alone may not say why; this does,
+/// each cause once. For logs (`error = %ErrorChain(&e)`) and for a
+/// tool's `error:` line.
+///
+/// ```
+/// use peernet_driver::{ConnectError, ErrorChain};
+///
+/// let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+/// let error = ConnectError::from(refused);
+/// assert_eq!(error.to_string(), "io");
+/// assert_eq!(ErrorChain(&error).to_string(), "io: refused");
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'a));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(error) = cause {
+            write!(f, ": {error}")?;
+            cause = error.source();
+        }
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use crate::TypedCallError;
+
+    /// Asserts that no error of `error`'s chain repeats its source's
+    /// message, and that the chain, as [`super::ErrorChain`] shows it,
+    /// says `cause` exactly once.
+    pub(crate) fn says_each_cause_once(error: &dyn std::error::Error, cause: &str) {
+        let shown = super::ErrorChain(error).to_string();
+        let mut at = Some(error);
+        while let Some(e) = at {
+            if let Some(source) = e.source() {
+                let (outer, inner) = (e.to_string(), source.to_string());
+                assert!(
+                    !outer.contains(&inner),
+                    "`{outer}` repeats `{inner}`: {shown}"
+                );
+            }
+            at = e.source();
+        }
+        assert_eq!(shown.matches(cause).count(), 1, "`{cause}` in `{shown}`");
+    }
+
+    /// Every error of this crate that wraps another returns it from
+    /// `source` and leaves it out of its own message, so that a reporter
+    /// walking the chain (anyhow's `{:#}`, [`super::ErrorChain`]) says
+    /// each cause once: `ConnectError::Io` said `io: refused: refused`,
+    /// `TrustChangeError::File` its file's error twice.
+    #[test]
+    fn an_error_chain_says_each_cause_once() {
+        use super::{ConnectError, StartError, TrustChangeError};
+        use crate::book_file::LoadBookError;
+        use crate::persist::NotDurable;
+        use crate::{LockError, TicketError};
+        use peernet_proto::{HandshakeError, InvalidIdentity, InvalidPeerId, SourceRefusal};
+        use std::io;
+        let cause = || io::Error::other("the-cause");
+        let core = peernet_proto::ConnectError::Handshake(HandshakeError::Timeout);
+        let limited = peernet_proto::ConnectError::SourceLimited(SourceRefusal::Busy);
+        let damaged = peernet_proto::TrustList::from_text("peernet-trust-list v1\nx\nend 1\n")
+            .expect_err("a damaged list");
+        let unsynced = || NotDurable {
+            path: "trust".into(),
+            source: cause(),
+        };
+        let no_entropy = getrandom::Error::UNSUPPORTED.to_string();
+        let cases: Vec<(Box<dyn std::error::Error>, &str)> = vec![
+            (Box::new(ConnectError::Io(cause())), "the-cause"),
+            (
+                Box::new(ConnectError::Handshake(HandshakeError::Timeout)),
+                "handshake timed out",
+            ),
+            (Box::new(ConnectError::Start(core)), "handshake timed out"),
+            (
+                Box::new(ConnectError::Start(limited)),
+                "too many handshakes",
+            ),
+            (Box::new(StartError::Io(cause())), "the-cause"),
+            (
+                Box::new(StartError::Identity(InvalidIdentity::Mismatch)),
+                "does not match",
+            ),
+            (Box::new(StartError::TrustList(damaged)), "line 2"),
+            (
+                Box::new(StartError::Config(peernet_proto::ConfigError::Zero("x"))),
+                "x must be above zero",
+            ),
+            (
+                Box::new(StartError::Entropy(getrandom::Error::UNSUPPORTED)),
+                &no_entropy,
+            ),
+            (
+                Box::new(StartError::Book(LoadBookError::Io(cause()))),
+                "the-cause",
+            ),
+            (
+                Box::new(StartError::Lock(LockError::Io(cause()))),
+                "the-cause",
+            ),
+            (Box::new(TrustChangeError::File(cause())), "the-cause"),
+            (
+                Box::new(TrustChangeError::RevokedNotSaved(cause())),
+                "the-cause",
+            ),
+            (
+                Box::new(TrustChangeError::NotDurable(unsynced())),
+                "the-cause",
+            ),
+            (
+                Box::new(io::Error::from(TrustChangeError::RevokedNotSaved(cause()))),
+                "the-cause",
+            ),
+            (Box::new(io::Error::other(unsynced())), "the-cause"),
+            (
+                Box::new(TicketError::PeerId(InvalidPeerId::Weak)),
+                "weak (small-order)",
+            ),
+        ];
+        for (error, cause) in &cases {
+            says_each_cause_once(error.as_ref(), cause);
+        }
+        #[cfg(feature = "mdns")]
+        {
+            use crate::discovery::DiscoveryError;
+            let mdns = mdns_sd::Error::Msg("the-cause".into());
+            says_each_cause_once(&DiscoveryError::Mdns(mdns), "the-cause");
+            let entropy = DiscoveryError::Entropy(getrandom::Error::UNSUPPORTED);
+            says_each_cause_once(&entropy, &no_entropy);
+        }
+    }
 
     /// A trust change's error converts to the `io::Error` `pair` and
     /// `unpair` returned before `TrustChangeError`, so that code written

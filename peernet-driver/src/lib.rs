@@ -29,6 +29,15 @@
 //! - backpressure: when a connection's send queue is over
 //!   `Config::send_buffer`, `call` and `send` wait for the writer to take
 //!   it, instead of buffering without bound.
+//!
+//! Errors: one that wraps another (an I/O error, the core's reason, a
+//! file's damage: [`ConnectError::Io`], [`StartError::TrustList`],
+//! [`TrustChangeError::File`], ...) returns it from
+//! [`source`](std::error::Error::source) and does not repeat it in its
+//! own message, so that a reporter that walks the chain (anyhow's
+//! `{:#}`, eyre) says each cause once. Its `Display` alone says the
+//! outer error only; [`ErrorChain`] shows the whole chain on one line,
+//! as the node's own logs do.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -79,7 +88,7 @@ pub use cbor_shape::{CborShapeError, MAX_CBOR_DEPTH, check_cbor};
 pub use config::{MAX_EVENTS_CAPACITY, NodeConfig};
 pub use context::{CallKind, Context};
 pub use dirlock::{DirLock, LockError};
-pub use error::{CallErrorExt, ConnectError, StartError, TrustChangeError};
+pub use error::{CallErrorExt, ConnectError, ErrorChain, StartError, TrustChangeError};
 pub use events::{EventStream, NodeEvent};
 pub use handlers::HandlerResult;
 pub use node::Node;
@@ -97,7 +106,7 @@ pub mod api {
     pub use crate::discovery;
     pub use crate::{
         CallErrorExt, CallKind, CborFuture, CborShapeError, ConnectError, Context, DataDir,
-        DirLock, EncodeError, EventStream, HandlerResult, LockError, MAX_CBOR_DEPTH,
+        DirLock, EncodeError, ErrorChain, EventStream, HandlerResult, LockError, MAX_CBOR_DEPTH,
         MAX_EVENTS_CAPACITY, NodeConfig, NodeEvent, NodeStats, PeerAddr, StartError, Ticket,
         TicketError, TrustChangeError, TypedCallError, TypedSendError, cbor_handler, check_cbor,
     };

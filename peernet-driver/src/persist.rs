@@ -59,8 +59,7 @@ const TRUST_FILE: &str = "trust";
 /// [`TrustChangeError::NotDurable`](crate::TrustChangeError::NotDurable).
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "{} was replaced, but syncing its directory failed ({source}): the change may not survive a \
-     crash",
+    "{} was replaced, but syncing its directory failed: the change may not survive a crash",
     path.display()
 )]
 pub struct NotDurable {
@@ -825,7 +824,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         // /dev/zero would be read until memory runs out.
         let zero = read_identity(Path::new("/dev/zero")).unwrap_err();
-        assert!(zero.to_string().contains("not a regular file"), "{zero}");
+        assert!(
+            crate::ErrorChain(&zero)
+                .to_string()
+                .contains("not a regular file"),
+            "{zero}"
+        );
         // A FIFO with no writer would block the open forever.
         let fifo = dir.path().join("key.fifo");
         // (no `mkfifo` process: a child holds this process's descriptors,
@@ -837,17 +841,32 @@ mod tests {
         )
         .unwrap();
         let err = read_identity(&fifo).unwrap_err();
-        assert!(err.to_string().contains("not a regular file"), "{err}");
+        assert!(
+            crate::ErrorChain(&err)
+                .to_string()
+                .contains("not a regular file"),
+            "{err}"
+        );
         // A directory.
         let err = read_identity(dir.path()).unwrap_err();
-        assert!(err.to_string().contains("not a regular file"), "{err}");
+        assert!(
+            crate::ErrorChain(&err)
+                .to_string()
+                .contains("not a regular file"),
+            "{err}"
+        );
         // Longer than the format: refused, not parsed.
         let big = dir.path().join("big.key");
         fs::write(&big, vec![b'P'; 4096]).unwrap();
         #[cfg(unix)]
         fs::set_permissions(&big, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
         let err = read_identity(&big).unwrap_err();
-        assert!(err.to_string().contains("larger than 72 bytes"), "{err}");
+        assert!(
+            crate::ErrorChain(&err)
+                .to_string()
+                .contains("larger than 72 bytes"),
+            "{err}"
+        );
         // A trust list behind a FIFO.
         let data = DataDir::open(dir.path().join("data")).unwrap();
         // (no `mkfifo` process: a child holds this process's descriptors,
@@ -859,7 +878,12 @@ mod tests {
         )
         .unwrap();
         let err = data.load_trust().unwrap_err();
-        assert!(err.to_string().contains("not a regular file"), "{err}");
+        assert!(
+            crate::ErrorChain(&err)
+                .to_string()
+                .contains("not a regular file"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -102,7 +102,7 @@ pub enum TicketError {
     #[error("malformed ticket: {0}")]
     Malformed(&'static str),
     /// The PeerId is not a valid key.
-    #[error("ticket PeerId: {0}")]
+    #[error("invalid ticket PeerId")]
     PeerId(#[from] InvalidPeerId),
     /// More than [`MAX_TICKET_ADDRS`] addresses.
     #[error("a ticket holds at most {MAX_TICKET_ADDRS} addresses, not {0}")]

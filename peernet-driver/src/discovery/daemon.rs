@@ -477,6 +477,7 @@ pub(super) async fn watch<R: Runtime>(w: Watch<R>, events: mdns_sd::Receiver<Ser
                 // (said at the 1st, 2nd, 4th... failure in a row)
                 failed += 1;
                 if failed.is_power_of_two() {
+                    let error = crate::ErrorChain(&error);
                     tracing::warn!(%error, failed, "mDNS could not start afresh: tried again later");
                 }
             }

@@ -159,11 +159,11 @@ pub enum DiscoveryError {
     #[error("the node does not listen: nothing to announce")]
     NotListening,
     /// mDNS could not start (no multicast socket, ...).
-    #[error("mdns: {0}")]
+    #[error("mdns")]
     Mdns(#[from] mdns_sd::Error),
     /// The operating system gave no randomness for the instance name.
-    #[error("no entropy from the operating system: {0}")]
-    Entropy(getrandom::Error),
+    #[error("no entropy from the operating system")]
+    Entropy(#[source] getrandom::Error),
     /// This node's LAN discovery runs already: its [`Discovery`] is
     /// alive and the node has not begun to shut down. A second one would
     /// announce the node twice (two instances of one PeerId on the LAN)

@@ -221,7 +221,7 @@ impl<R: Runtime> Node<R> {
     pub fn new_with(rt: R, config: NodeConfig) -> Node<R> {
         match Node::try_new_with(rt, config) {
             Ok(node) => node,
-            Err(error) => panic!("cannot start a peernet node: {error}"),
+            Err(error) => panic!("cannot start a peernet node: {}", crate::ErrorChain(&error)),
         }
     }
 

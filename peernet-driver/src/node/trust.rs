@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use peernet_proto::{Label, PeerId, TrustList};
 
-use crate::error::{StartError, TrustChangeError};
+use crate::error::{ErrorChain, StartError, TrustChangeError};
 use crate::persist::NotDurable;
 use crate::runtime::Runtime;
 use crate::shared::{Inner, Phase, Shared};
@@ -196,12 +196,15 @@ async fn change_trust<R: Runtime, T>(
                 edited = changed;
                 *saved = next;
                 if let Some(e) = unsynced {
-                    tracing::warn!(error = %e, "trust changed; the trust file may not keep it");
+                    tracing::warn!(error = %ErrorChain(&e), "trust changed; the trust file may not keep it");
                     failed = Some(TrustChangeError::NotDurable(e));
                 }
             }
             Err(e) if commit == Commit::Always => {
-                tracing::warn!(error = %e, "revoked in this run; the trust file was not updated");
+                tracing::warn!(
+                    error = %ErrorChain(&e),
+                    "revoked in this run; the trust file was not updated"
+                );
                 failed = Some(TrustChangeError::RevokedNotSaved(e));
             }
             Err(e) => return (Err(TrustChangeError::File(e)), false),
@@ -229,7 +232,7 @@ async fn change_trust<R: Runtime, T>(
 fn load_for_change(dir: &crate::DataDir, own: &PeerId) -> io::Result<TrustList> {
     dir.load_trust_of(own).map_err(|e| match e {
         StartError::Io(e) => e,
-        e => io::Error::new(io::ErrorKind::InvalidData, e.to_string()),
+        e => io::Error::new(io::ErrorKind::InvalidData, e),
     })
 }
 
