@@ -1,6 +1,7 @@
-//! The test helpers' pipe readers ([`common::drain`], [`common::Said`]):
-//! a read interrupted by a signal is tried again, and a needle written
-//! across two reads is found.
+//! The test helpers' pipe readers ([`common::drain`], [`common::Said`],
+//! [`common::Lines`]): a read interrupted by a signal is tried again, a
+//! needle written across two reads is found, and a line that is not
+//! UTF-8 is named.
 
 mod common;
 
@@ -9,7 +10,7 @@ use std::io::{self, Read};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{Said, drain};
+use common::{Lines, Said, drain};
 
 /// A pipe that answers each read with the next of its steps (a chunk, or
 /// a read interrupted by a signal), then ends.
@@ -63,4 +64,24 @@ fn said_finds_a_needle_across_reads() {
     assert!(!said.holds_within("needles", Duration::from_secs(30)));
     assert_eq!(said.text(), "a needle b");
     assert!(said.holds_within("", Duration::from_secs(30)));
+}
+
+/// A line of `serve` that is not UTF-8 fails the test that reads it,
+/// naming its bytes; the lines before it are read as they came. (The
+/// reader thread panicked on it: the test saw its stdout end, or waited
+/// 30 s for a line, and said neither what came nor why.)
+#[test]
+fn lines_name_a_line_that_is_not_utf8() {
+    let lines = Lines::new(Scripted::new(&[Some(
+        b"listening\r\nbad \xff line\nafter\n",
+    )]));
+    assert_eq!(lines.next(), "listening");
+    let failed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| lines.next()))
+        .expect_err("a line that is not UTF-8");
+    let said = failed.downcast_ref::<String>().expect("a message").as_str();
+    assert_eq!(
+        said,
+        r#"serve's stdout: a line that is not UTF-8: "bad \xff line""#
+    );
+    assert_eq!(lines.next(), "after");
 }

@@ -233,14 +233,34 @@ pub fn fails(code: i32, args: &[&str], cwd: &Path) -> String {
 
 /// Lines of a child's stdout, each with when it was read, read on a
 /// thread so the test waits with a safety timeout instead of forever.
-pub struct Lines(mpsc::Receiver<(Instant, String)>);
+///
+/// A line that is not UTF-8, or a read that fails, fails the test that
+/// takes it, naming what came (the reader thread used to panic on it,
+/// and the test waited for a line that never came, or read the end of
+/// stdout, without a word of why).
+pub struct Lines(mpsc::Receiver<(Instant, Result<String, String>)>);
 
 impl Lines {
     pub fn new(out: impl Read + Send + 'static) -> Lines {
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                if tx.send((Instant::now(), line.unwrap())).is_err() {
+            let mut out = BufReader::new(out);
+            loop {
+                let mut line = Vec::new();
+                let (read, ended) = match out.read_until(b'\n', &mut line) {
+                    Ok(0) => return,
+                    // (and reads on, so that the child never blocks on a
+                    // full pipe)
+                    Ok(_) => match String::from_utf8(line_of(line)) {
+                        Ok(line) => (Ok(line), false),
+                        Err(e) => {
+                            let bytes = e.as_bytes().escape_ascii();
+                            (Err(format!("a line that is not UTF-8: \"{bytes}\"")), false)
+                        }
+                    },
+                    Err(e) => (Err(format!("stdout could not be read: {e}")), true),
+                };
+                if tx.send((Instant::now(), read)).is_err() || ended {
                     return;
                 }
             }
@@ -249,9 +269,11 @@ impl Lines {
     }
 
     pub fn next_at(&self) -> (Instant, String) {
-        self.0
+        let (at, line) = self
+            .0
             .recv_timeout(Duration::from_secs(30))
-            .expect("a line from serve")
+            .expect("a line from serve");
+        (at, taken(line))
     }
 
     pub fn next(&self) -> String {
@@ -261,7 +283,7 @@ impl Lines {
     /// The next line, or none if the child's stdout ended first.
     pub fn next_or_end(&self) -> Option<String> {
         match self.0.recv_timeout(Duration::from_secs(30)) {
-            Ok((_, line)) => Some(line),
+            Ok((_, line)) => Some(taken(line)),
             Err(mpsc::RecvTimeoutError::Disconnected) => None,
             Err(mpsc::RecvTimeoutError::Timeout) => panic!("neither a line nor an end in 30 s"),
         }
@@ -272,12 +294,30 @@ impl Lines {
         let mut rest = Vec::new();
         loop {
             match self.0.recv_timeout(Duration::from_secs(30)) {
-                Ok((_, line)) => rest.push(line),
+                Ok((_, line)) => rest.push(taken(line)),
                 Err(mpsc::RecvTimeoutError::Disconnected) => return rest,
                 Err(mpsc::RecvTimeoutError::Timeout) => panic!("serve's stdout did not end"),
             }
         }
     }
+}
+
+/// A line read with its end, as [`BufRead::lines`] gives it: without
+/// its `\n` or `\r\n`.
+fn line_of(mut line: Vec<u8>) -> Vec<u8> {
+    if line.last() == Some(&b'\n') {
+        line.pop();
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+    }
+    line
+}
+
+/// A line of [`Lines`], or the test's failure that says what came
+/// instead.
+fn taken(line: Result<String, String>) -> String {
+    line.unwrap_or_else(|what| panic!("serve's stdout: {what}"))
 }
 
 /// What a child writes to one pipe, as it comes (not line by line: a
