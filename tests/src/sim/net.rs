@@ -314,7 +314,8 @@ impl Sim {
                 if matches!(e, ConnectError::SourceLimited(_)) {
                     self.counters.source_refusals += 1;
                 }
-                e.to_string()
+                // (with its cause: which of the source's limits)
+                peernet_driver::ErrorChain(&e).to_string()
             }),
         };
         let conn = match accepted {
