@@ -286,7 +286,7 @@ pub(crate) async fn run_serve(mut serve: Serve) -> Result<(), Failure> {
             }
             let discovery = node
                 .discover_lan(lan)
-                .map_err(|e| Failure::because(1, "mdns", &e))?;
+                .map_err(|e| Failure::because(1, "--mdns", &e))?;
             Some(discovery)
         }
         false => None,

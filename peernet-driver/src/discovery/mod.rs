@@ -159,7 +159,7 @@ pub enum DiscoveryError {
     #[error("the node does not listen: nothing to announce")]
     NotListening,
     /// mDNS could not start (no multicast socket, ...).
-    #[error("mdns")]
+    #[error("mDNS could not start")]
     Mdns(#[from] mdns_sd::Error),
     /// The operating system gave no randomness for the instance name.
     #[error("no entropy from the operating system")]
