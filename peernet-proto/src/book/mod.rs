@@ -25,18 +25,9 @@
 //! ([`AddressBook::round`]).
 //!
 //! A full peer makes room for a new address by dropping its worst entry
-//! of a worse source, or of the same source ranked below the new one.
-//! A discovery hint never pushes out an address the application or a
-//! ticket gave, nor another hint whose last dial worked: a LAN host that
-//! announces addresses for a peer cannot make the book forget the true
-//! ones while they work. A hint whose last dial failed may go, and so may
-//! the untried hint heard longest ago: heard again, a hint comes back,
-//! and is dialed next. Hints that worked once and then died, as a roaming
-//! peer leaves them, cannot fill the peer's places for good, nor can a
-//! LAN host that announced false ones first: the peer's own announcement
-//! still gets in. mDNS is not authenticated, so a host that announces
-//! without pause can still crowd the hints (each false one costs a failed
-//! dial); an address the application or a ticket gave is never touched.
+//! that the new one may push out: a LAN host announcing false hints
+//! cannot push out what the application or a ticket gave, nor a hint
+//! that works (see `room.rs` for the rules).
 //!
 //! [`Config::max_addresses_per_peer`]: crate::Config::max_addresses_per_peer
 //! [`Config::max_addresses`]: crate::Config::max_addresses
@@ -148,23 +139,6 @@ impl AddrEntry {
             (None, Some(_)) => Class::Failed,
             (None, None) if self.source == AddrSource::Discovery => Class::UntriedHint,
             (None, None) => Class::Untried,
-        }
-    }
-
-    /// Whether this new entry may take `old`'s place in a full book: a
-    /// better source always may; the same source only if `old` ranks
-    /// below it and, for discovery, its last dial did not work; a worse
-    /// source never. So a LAN host announcing addresses for a peer can
-    /// push out only other hints that are not working, not what the
-    /// application, a ticket or a working connection gave.
-    fn may_evict(&self, old: &AddrEntry) -> bool {
-        match self.source.weight().cmp(&old.source.weight()) {
-            Ordering::Greater => true,
-            Ordering::Less => false,
-            Ordering::Equal => {
-                old.rank(self) == Ordering::Greater
-                    && (self.source != AddrSource::Discovery || !old.worked_last())
-            }
         }
     }
 
@@ -380,19 +354,13 @@ impl AddressBook {
             own_room && at_total && source != AddrSource::Discovery && self.drop_a_hint(dialing);
         let entries = self.peers.entry(peer).or_default();
         if !hint_went && (!own_room || at_total) {
-            // Entries are sorted: the worst that may make room goes.
-            match entries.iter().rposition(|e| new.may_evict(e)) {
-                Some(worst) => {
-                    entries.remove(worst);
-                    self.total -= 1;
+            if !room::make_room(entries, &new) {
+                if entries.is_empty() {
+                    self.peers.remove(&peer);
                 }
-                None => {
-                    if entries.is_empty() {
-                        self.peers.remove(&peer);
-                    }
-                    return Err(BookError::Full);
-                }
+                return Err(BookError::Full);
             }
+            self.total -= 1;
         }
         entries.push(new);
         entries.sort_by(AddrEntry::rank);
@@ -400,37 +368,6 @@ impl AddressBook {
         self.added += 1;
         self.revision += 1;
         Ok(Added::New)
-    }
-
-    /// Forgets the book's worst discovery hint that is not working, a
-    /// dial to which is not under way: first of a peer that has other
-    /// addresses; the untried one heard longest ago (anyone on the LAN
-    /// can announce one) before one that worked once and failed since
-    /// (the longest failed first). False if there is none.
-    fn drop_a_hint(&mut self, dialing: &dyn Fn(&PeerId, SocketAddr) -> bool) -> bool {
-        let loose = |p: &PeerId, e: &AddrEntry| {
-            e.source == AddrSource::Discovery && !e.worked_last() && !dialing(p, e.addr)
-        };
-        let badness = |only: bool, e: &AddrEntry| match e.class() {
-            Class::Failed => (only, 1, e.last_failed, e.added),
-            _ => (only, 0, None, e.added),
-        };
-        let victim = self
-            .peers
-            .iter()
-            .flat_map(|(p, entries)| {
-                let only = entries.len() == 1;
-                entries
-                    .iter()
-                    .filter(move |e| loose(p, e))
-                    .map(move |e| (p, badness(only, e), e.addr))
-            })
-            .min_by_key(|(_, bad, _)| *bad)
-            .map(|(p, _, addr)| (*p, addr));
-        let Some((p, addr)) = victim else {
-            return false;
-        };
-        self.remove(&p, addr)
     }
 
     /// Forgets `addr` for `peer`. Returns false if it was not there.
@@ -593,6 +530,8 @@ impl AddressBook {
         }
     }
 }
+
+mod room;
 
 #[cfg(test)]
 mod tests;
