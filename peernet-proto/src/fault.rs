@@ -123,12 +123,18 @@ pub enum Fault {
     /// before 2219256), so a LAN host that re-announces the peer's true
     /// address between fresh false ones keeps it at the back for good.
     HintTurnResets,
+    /// `AddressBook::insert` (`book/room.rs`): a hint that never worked
+    /// may push out a discovery hint that worked and failed since, however
+    /// recently it worked (as before the book kept the hints that worked
+    /// most recently), so a LAN host's false hints drop a true address
+    /// that a partition made fail, and heard again it waits its turn.
+    WorkedHintEvictable,
 }
 
 #[cfg(feature = "fault-injection")]
 impl Fault {
     /// Every fault, for the simulation and the fuzz targets to iterate.
-    pub const ALL: [Fault; 33] = [
+    pub const ALL: [Fault; 34] = [
         Fault::SupersedeNewest,
         Fault::SkipTrustCheck,
         Fault::ReplyAnyConnection,
@@ -162,6 +168,7 @@ impl Fault {
         Fault::NoRefillAfterTake,
         Fault::HintsUnlimited,
         Fault::HintTurnResets,
+        Fault::WorkedHintEvictable,
     ];
 
     /// The fault whose variant name is `name` (as its `Debug` prints it).

@@ -26,8 +26,10 @@
 //!
 //! A full peer makes room for a new address by dropping its worst entry
 //! that the new one may push out: a LAN host announcing false hints
-//! cannot push out what the application or a ticket gave, nor a hint
-//! that works (see `room.rs` for the rules).
+//! cannot push out what the application or a ticket gave, a hint that
+//! works, nor the hints that worked most recently, though they failed
+//! since (see `room.rs` for the rules, and why an attacker cannot hold
+//! those places).
 //!
 //! [`Config::max_addresses_per_peer`]: crate::Config::max_addresses_per_peer
 //! [`Config::max_addresses`]: crate::Config::max_addresses
@@ -260,7 +262,8 @@ pub struct AddressBook {
     max_total: usize,
     /// Bumped by every change worth saving ([`AddressBook::revision`]).
     revision: u64,
-    /// The endpoint's deliberate fault (`HintTurnResets` is the book's).
+    /// The endpoint's deliberate faults (`HintTurnResets` and
+    /// `WorkedHintEvictable` are the book's).
     #[cfg(feature = "fault-injection")]
     pub(crate) fault: Option<crate::fault::Fault>,
 }
@@ -288,7 +291,8 @@ impl AddressBook {
     /// Adds `addr` for `peer` (or, if known, keeps the better of the two
     /// sources). A full peer makes room by dropping its worst entry that
     /// the new one may replace: one of a worse source, or of the same
-    /// source ranked below it (for discovery, one that never worked).
+    /// source ranked below it (for discovery, one neither working nor
+    /// among the hints that worked most recently: see `room.rs`).
     /// When the book's total is what is full, an address from the
     /// application or a ticket takes the place of another peer's hint
     /// that is not working. Otherwise [`BookError::Full`]. Trust
@@ -352,9 +356,13 @@ impl AddressBook {
         // an address of its own while there are such hints).
         let hint_went =
             own_room && at_total && source != AddrSource::Discovery && self.drop_a_hint(dialing);
+        let kept = match fault!(self, WorkedHintEvictable) {
+            true => 0,
+            false => room::kept_worked(per_peer),
+        };
         let entries = self.peers.entry(peer).or_default();
         if !hint_went && (!own_room || at_total) {
-            if !room::make_room(entries, &new) {
+            if !room::make_room(entries, &new, kept) {
                 if entries.is_empty() {
                     self.peers.remove(&peer);
                 }
