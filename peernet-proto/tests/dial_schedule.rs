@@ -516,6 +516,9 @@ fn a_hint_whose_peer_answers_busy_is_kept() {
     p.open(addr(9));
     assert!(p.a.is_connected(&b));
     p.cut();
+    // (the book learned the address that connection proved: forgotten,
+    // so that the hint is the peer's only address)
+    assert!(p.a.remove_address(&b, addr(9)));
     p.dial_hint_refused(RejectCode::Busy);
     let kept: Vec<_> = p.a.addresses(&b).collect();
     assert_eq!(kept.len(), 1, "the hint was forgotten");
@@ -1266,4 +1269,30 @@ fn one_address_a_peer_still_dials_its_hint() {
         .unwrap();
     let (dialed, _) = dial_and_fail_all(&mut a, b, now);
     assert_eq!(dialed, [9]);
+}
+
+/// A hint whose dial is not reported within `dial_timeout` is forgotten
+/// (it never worked); if its transport then opens late and the handshake
+/// proves the peer there, the book learns the address again, as a hint
+/// that worked: false hints do not push it out, and every round dials it
+/// once it fails (a partition). The book used to stay without it: the
+/// peer connected through an address it did not hold, and after a loss
+/// the true hint, heard again, was one untried hint among the false ones.
+#[test]
+fn a_late_transport_that_connects_is_a_hint_that_worked() {
+    let mut p = Pair::new();
+    let b = p.b.peer_id();
+    p.a.add_address(p.now, b, addr(10), AddrSource::Discovery)
+        .unwrap();
+    p.a.keep_connected(p.now, b, true).unwrap();
+    assert_eq!(dials(&p.pump()), [(b, addr(10))]);
+    p.now = next_deadline(&mut p.a);
+    assert_eq!(p.a.addresses(&b).count(), 0, "forgotten at its timeout");
+    p.open(addr(10));
+    assert!(p.a.is_connected(&b));
+    let book: Vec<_> = p.a.addresses(&b).collect();
+    assert_eq!(book.len(), 1, "{book:?}");
+    assert_eq!(book[0].addr, addr(10));
+    assert_eq!(book[0].source, AddrSource::Discovery);
+    assert!(book[0].worked_last(), "{book:?}");
 }

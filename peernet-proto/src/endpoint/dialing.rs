@@ -15,7 +15,7 @@ use core::net::SocketAddr;
 use core::time::Duration;
 
 use crate::Instant;
-use crate::book::{Added, AddrEntry, AddrSource, BookError};
+use crate::book::{Added, AddrEntry, AddrSource, BookError, canonical};
 use crate::codes::RejectCode;
 use crate::config::{ProtocolVersion, fault};
 use crate::dial::{PeerDial, Phase};
@@ -231,7 +231,9 @@ impl Endpoint {
     /// The driver opened the transport of an [`Output::Dial`](crate::Output::Dial) (or of a
     /// dial of its own) to `addr` for `peer`: starts the handshake as
     /// [`Endpoint::connect`] does, and remembers `addr` so the book marks
-    /// it as worked once the connection is established, or as failed (and
+    /// it as worked once the connection is established (learning it as a
+    /// discovery hint if it does not hold it, e.g. a hint forgotten when
+    /// its dial timed out before this transport opened), or as failed (and
     /// the round moves on to the next address) if the handshake fails.
     ///
     /// # Errors
@@ -350,7 +352,7 @@ impl Endpoint {
     pub(super) fn on_peer_connected(&mut self, peer: PeerId, conn: ConnId) {
         let now = self.ctx.now;
         if let Some((_, addr)) = self.dials.dialed.remove(&conn) {
-            self.book.mark_ok(&peer, addr, now);
+            self.address_worked(peer, addr, now);
         }
         self.disarm_dial(&peer);
         let Some(d) = self.dials.get_mut(&peer) else {
@@ -370,6 +372,30 @@ impl Endpoint {
         }
         // (its dial, if it had one under way, is over)
         self.start_queued();
+    }
+
+    /// A handshake at `addr`, dialed by `connect_to`, proved `peer`: the
+    /// book marks the address worked. If it no longer holds it, the book
+    /// learns it again as a discovery hint that worked: a hint that never
+    /// worked is forgotten when its dial is not reported within
+    /// `dial_timeout`, and its transport may open later (a lost SYN,
+    /// retransmitted). Without it, the peer would be connected through an
+    /// address the book does not hold, and after a loss its true address,
+    /// heard again, would be one untried hint among a LAN host's false
+    /// ones. (An address the application removed while a dial to it was
+    /// under way comes back so, as a hint: the handshake proved it.)
+    fn address_worked(&mut self, peer: PeerId, addr: SocketAddr, now: Instant) {
+        let known = self.book.get(&peer).any(|e| e.addr == canonical(addr));
+        if !known && self.trust.contains(&peer) {
+            let dials = &self.dials;
+            let dialing =
+                |p: &PeerId, a: SocketAddr| dials.get(p).and_then(PeerDial::dialed_addr) == Some(a);
+            let added = self
+                .book
+                .insert(peer, addr, AddrSource::Discovery, &dialing);
+            tracing::debug!(peer = %peer, %addr, ?added, "an address the book forgot worked");
+        }
+        self.book.mark_ok(&peer, addr, now);
     }
 
     /// `peer`'s registered connection ended and no other replaced it.
@@ -410,7 +436,7 @@ impl Endpoint {
         };
         let now = self.ctx.now;
         match error {
-            HandshakeError::Superseded => self.book.mark_ok(&peer, addr, now),
+            HandshakeError::Superseded => self.address_worked(peer, addr, now),
             // The peer answered: the address is right (a hint stays). So
             // does version 2's `untrusted`, sent after mac1 (PROTOCOL 6.1).
             HandshakeError::Rejected(code)
