@@ -49,6 +49,9 @@ pub enum KeepInvariant {
     /// [`true_hint_rounds`] - 1, the book's bound per peer less one),
     /// however the host interleaves fresh false hints and the true address
     /// announced again. Its dial, or its leaving the book, ends the count.
+    /// And once its dial worked, the keeper dials it in every round (it is
+    /// a hint that worked: false hints do not push it out, even once a
+    /// partition made it fail), unless the peer connects first.
     TrueHintDialedInTime,
 }
 
@@ -161,12 +164,27 @@ pub fn true_hint_rounds(cfg: &Config) -> u32 {
 }
 
 /// One keeper-life's view of a peer's true hint.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct TrueHint {
     /// From the round that started with it waiting in the book: the
     /// other hints that never worked then, and the rounds since that
     /// ended without its dial.
     count: Option<(u32, u32)>,
+    /// Its dial worked (in this keeper-life): every round dials it.
+    worked: bool,
+    /// Since the last round began (or the keeper started), the true hint
+    /// was dialed or the peer connected.
+    dialed: bool,
+}
+
+impl Default for TrueHint {
+    fn default() -> TrueHint {
+        TrueHint {
+            count: None,
+            worked: false,
+            dialed: true,
+        }
+    }
 }
 
 /// One node-life's view of one peer, for the backoff checks.
@@ -205,6 +223,9 @@ pub struct Checker {
     true_hints: BTreeMap<(NodeIx, u32, PeerId), TrueHint>,
     /// The most rounds a true hint waited before its dial.
     pub(super) true_hint_waited: u32,
+    /// Dials of a true hint that had worked before, in the same
+    /// keeper-life (after a loss: a partition, most often).
+    pub(super) worked_true_dials: u64,
     pub(super) violation: Option<KeepViolation>,
 }
 
@@ -223,6 +244,7 @@ impl Checker {
             hint_dials: 0,
             true_hints: BTreeMap::new(),
             true_hint_waited: 0,
+            worked_true_dials: 0,
             violation: None,
         }
     }
@@ -284,8 +306,23 @@ impl Checker {
     /// its announcement): the count ends.
     pub(super) fn on_true_dial(&mut self, n: NodeIx, inc: u32, peer: PeerId) {
         let log = self.true_hints.entry((n, inc, peer)).or_default();
+        log.dialed = true;
+        self.worked_true_dials += u64::from(log.worked);
         if let Some((_, missed)) = log.count.take() {
             self.true_hint_waited = self.true_hint_waited.max(missed);
+        }
+    }
+
+    /// Node `n`'s dial of the true address of `peer` worked (its book
+    /// says so): from now on every round of this life dials it.
+    pub(super) fn true_hint_worked(&mut self, n: NodeIx, inc: u32, peer: PeerId) {
+        self.true_hints.entry((n, inc, peer)).or_default().worked = true;
+    }
+
+    /// Node `n` connected to `peer`: the round under way needs no dial.
+    pub(super) fn on_connected(&mut self, n: NodeIx, inc: u32, peer: PeerId) {
+        if let Some(log) = self.true_hints.get_mut(&(n, inc, peer)) {
+            log.dialed = true;
         }
     }
 
@@ -308,6 +345,8 @@ impl Checker {
         ahead: Option<u32>,
     ) {
         let log = self.true_hints.entry((n, inc, peer)).or_default();
+        let skipped = log.worked && !log.dialed;
+        log.dialed = false;
         let mut late = None;
         if let Some((bound, missed)) = log.count.as_mut() {
             *missed += 1;
@@ -325,6 +364,13 @@ impl Checker {
             let detail = format!(
                 "node {n} left {peer}'s true address undialed in {missed} rounds that \
                  started with it in the book ({bound} hints ahead of it at most)"
+            );
+            self.fail(now, KeepInvariant::TrueHintDialedInTime, detail);
+        }
+        if skipped {
+            let detail = format!(
+                "node {n}'s round of {peer} ended without a dial of its true address, \
+                 which had worked"
             );
             self.fail(now, KeepInvariant::TrueHintDialedInTime, detail);
         }
@@ -447,6 +493,28 @@ mod tests {
         c.on_dial(400 * SEC + 10, 0, 0, peer, true);
         let v = c.violation.expect("caught");
         assert_eq!(v.invariant, KeepInvariant::UntriedHintsPerRound);
+    }
+
+    /// Once the true hint worked, a round that ends without its dial is
+    /// caught, unless the peer connected meanwhile.
+    #[test]
+    fn a_round_without_the_true_hint_that_worked_is_caught() {
+        let cfg = Config::default();
+        let peer = Identity::from_seed(&[3; 32]).peer_id();
+        let mut c = Checker::new(0, None, &cfg);
+        let key = (0, 0, peer);
+        c.on_true_round(0, key, None);
+        c.on_true_dial(0, 0, peer);
+        c.true_hint_worked(0, 0, peer);
+        c.on_true_round(SEC, key, None);
+        c.on_true_dial(0, 0, peer);
+        c.on_true_round(2 * SEC, key, None);
+        c.on_connected(0, 0, peer);
+        c.on_true_round(3 * SEC, key, None);
+        assert!(c.violation.is_none(), "{:?}", c.violation);
+        c.on_true_round(4 * SEC, key, None);
+        let v = c.violation.expect("caught");
+        assert_eq!(v.invariant, KeepInvariant::TrueHintDialedInTime);
     }
 
     #[test]

@@ -30,7 +30,9 @@
 //! dial of a false hint a fresh one, the true address, and another fresh
 //! one (so that, heard again, the true hint would go to the back of the
 //! line if hearing it again gave it a new turn). `TrueHintDialedInTime`
-//! checks that a keeper dials it in time all the same.
+//! checks that a keeper dials it in time all the same, and in every round
+//! once it worked: a partition may split the node from its keepers, and
+//! the host's false hints must not push out the true one that failed.
 
 mod check;
 pub mod plan;
@@ -104,6 +106,9 @@ pub struct KeepReport {
     /// reached only through its announcement waiting in its book, without
     /// dialing it, before it did.
     pub true_hint_waited: u32,
+    /// Dials of that true hint by a keeper whose dial of it had worked
+    /// before (after a loss: the partition, most often).
+    pub worked_true_dials: u64,
     /// The application's dials of kept peers: those that joined a round
     /// under way, those that started one.
     pub app_dials: (u64, u64),
@@ -344,6 +349,7 @@ impl KeepSim {
             dials: self.check.dials,
             hint_dials: self.check.hint_dials,
             true_hint_waited: self.check.true_hint_waited,
+            worked_true_dials: self.check.worked_true_dials,
             app_dials: (self.joined, self.started),
             connections: self.connections,
             superseded: self.superseded,
@@ -623,12 +629,29 @@ impl KeepSim {
         Some((peer, waits.then(|| hints().count() as u32 - 1)))
     }
 
-    /// Tells the checker if the true hint no longer waits in `n`'s book.
+    /// Tells the checker if the true hint no longer waits in `n`'s book,
+    /// and if its dial worked.
     fn note_true_hint(&mut self, n: NodeIx) {
+        let inc = self.nodes[n].inc;
         if let Some((peer, None)) = self.true_hint_waits(n) {
-            let inc = self.nodes[n].inc;
             self.check.true_hint_gone(n, inc, peer);
         }
+        if let Some(peer) = self.true_hint_worked(n) {
+            self.check.true_hint_worked(n, inc, peer);
+        }
+    }
+
+    /// For a node `n` whose book says its dial of the true address of the
+    /// node reached only through its announcement worked: that node's
+    /// PeerId.
+    fn true_hint_worked(&self, n: NodeIx) -> Option<PeerId> {
+        let h = self.hinted.filter(|h| self.nodes[n].kept.contains(h))?;
+        let (peer, truth) = (self.nodes[h].peer, self.nodes[h].addr(h));
+        let ep = self.nodes[n].ep.as_ref()?;
+        let worked = ep
+            .addresses(&peer)
+            .any(|e| e.addr == truth && e.last_ok.is_some());
+        worked.then_some(peer)
     }
 
     /// The LAN host announces node `m`'s false hints to node `n`, if `n`
@@ -882,6 +905,7 @@ impl KeepSim {
         match event {
             Event::Connected { peer, .. } => {
                 self.connections += 1;
+                self.check.on_connected(n, inc, peer);
                 if let Some(&m) = self.ix_of.get(&peer) {
                     self.check
                         .connected_at
