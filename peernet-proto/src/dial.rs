@@ -167,7 +167,8 @@ pub(crate) struct PeerDial {
     /// per address of the round, for its [`crate::Event::Unreachable`].
     pub(crate) tried: Vec<(SocketAddr, DialFailure)>,
     /// The round's dials of discovery hints that never worked: at most
-    /// [`HINTS_PER_ROUND`].
+    /// [`HINTS_PER_ROUND`] (a late transport the round adopted, to such a
+    /// hint or one the book forgot, counts too).
     pub(crate) hints: usize,
     pub(crate) phase: Phase,
     /// The number of its wait in line, while [`Phase::Queued`].

@@ -1296,3 +1296,36 @@ fn a_late_transport_that_connects_is_a_hint_that_worked() {
     assert_eq!(book[0].source, AddrSource::Discovery);
     assert!(book[0].worked_last(), "{book:?}");
 }
+
+/// A late transport the schedule adopts, to a hint that never worked (a
+/// dial that timed out, forgotten), counts as one of its round's
+/// `HINTS_PER_ROUND`: an application's dial that joins it dials one more
+/// such hint, not two. It used to count for nothing, so the round dialed
+/// three hints that never worked.
+#[test]
+fn an_adopted_late_transport_counts_as_one_of_its_rounds_hints() {
+    let b = identity(2).peer_id();
+    let mut a = endpoint(1, &[2]);
+    let now = Instant::from_millis(1);
+    for port in 10..15 {
+        a.add_address(now, b, addr(port), AddrSource::Discovery)
+            .unwrap();
+    }
+    // a kept peer's first round: the first hint times out, the second is
+    // refused; it backs off
+    a.keep_connected(now, b, true).unwrap();
+    assert_eq!(dials(&drain(&mut a)), [(b, addr(14))]);
+    let now = next_deadline(&mut a);
+    assert_eq!(dials(&drain(&mut a)), [(b, addr(10))]);
+    a.dial_failed(now, b, addr(10), refused());
+    assert!(dials(&drain(&mut a)).is_empty());
+    // the first one's transport opens late and is adopted; the
+    // application dials, joining it; the handshake fails
+    let late = a.connect_to(now, b, addr(14)).unwrap();
+    a.dial(now, b).unwrap();
+    a.handle_input(now, Input::Closed { conn: late });
+    assert_eq!(dials(&drain(&mut a)), [(b, addr(13))]);
+    a.dial_failed(now, b, addr(13), refused());
+    let out = drain(&mut a);
+    assert!(dials(&out).is_empty(), "{out:?}");
+}

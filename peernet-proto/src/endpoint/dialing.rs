@@ -273,11 +273,23 @@ impl Endpoint {
         // The round's own dial, or a late one taken while no other is in
         // flight: the schedule waits for its handshake rather than
         // starting another (a backoff's timer is disarmed; the
-        // handshake's end counts as the round's).
-        let adopt = !late || self.is_opening(&peer, addr);
+        // handshake's end counts as the round's). A late one to an
+        // address the book does not vouch for (a hint that never worked,
+        // or one forgotten when its dial timed out) counts as one of the
+        // round's hints that never worked: a dial that joins the round
+        // has that much less room for them.
+        let own = self.is_opening(&peer, addr);
+        let vouched = self
+            .book
+            .get(&peer)
+            .any(|e| e.addr == canonical(addr) && !e.unproven_hint());
+        let adopt = !late || own;
         if let Some(d) = self.dials.get_mut(&peer).filter(|_| adopt) {
             if let Some(at) = d.armed() {
                 self.ctx.timers.disarm(at, Timer::Dial(peer));
+            }
+            if !own && !vouched {
+                d.hints += 1;
             }
             d.phase = Phase::Handshaking { addr, conn };
             // (a late transport taken over counts as a dial under way,
