@@ -12,10 +12,16 @@
 //! ends early can be mistaken for a linger that ran out.
 
 mod common;
+#[path = "common/wrapped.rs"]
+mod wrapped;
 
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use peernet_tokio::{Identity, Node, NodeConfig};
+use peernet_tokio::{AddrSource, Config, DialConfig, Identity, Node, NodeConfig};
+use tokio::sync::Notify;
+use wrapped::{Hooks, Wrapped};
 
 /// The nodes' linger: far beyond anything the tests wait for.
 const LINGER: Duration = Duration::from_secs(3600);
@@ -73,6 +79,53 @@ async fn a_dial_that_never_opened_leaves_no_task_for_the_linger() {
     let refused = alice.connect(bob, at).await;
     assert!(refused.is_err(), "{refused:?}");
     back_to(idle, "the failed dial").await;
+}
+
+/// A runtime whose connects never complete; `dialing` is told of each.
+#[derive(Clone, Default)]
+struct Unanswered {
+    dialing: Arc<Notify>,
+}
+
+impl Hooks for Unanswered {
+    fn unanswered(&self, _addr: SocketAddr) -> bool {
+        self.dialing.notify_one();
+        true
+    }
+}
+
+/// A background dial (a kept peer's) whose transport has not opened when
+/// the node shuts down ends with the node. It used to wait out its own
+/// `dial_timeout` (here an hour), holding the closed node's whole state,
+/// for a connection the core would refuse anyway.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dial_in_progress_ends_with_the_shutdown() {
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let idle = metrics.num_alive_tasks();
+    let bob = Identity::from_seed(&[96; 32]).peer_id();
+    let mut protocol = Config::default();
+    let mut dial = DialConfig::default();
+    dial.dial_timeout = LINGER;
+    protocol.dial = dial;
+    let config = NodeConfig::new(Identity::from_seed(&[95; 32]))
+        .protocol(protocol)
+        .trusting(bob)
+        .linger(LINGER);
+    let rt = Wrapped::<Unanswered>::default();
+    let dialing = rt.hooks.dialing.clone();
+    let alice = peernet_driver::Node::new_with(rt, config);
+    let addr = "192.0.2.1:4000".parse().unwrap();
+    alice
+        .add_address(bob, addr, AddrSource::Application)
+        .unwrap();
+    alice.keep_connected(bob, true).unwrap();
+    tokio::time::timeout(BOUND, dialing.notified())
+        .await
+        .expect("the kept peer is dialed");
+    tokio::time::timeout(BOUND, alice.shutdown())
+        .await
+        .expect("shut down");
+    back_to(idle, "the shutdown").await;
 }
 
 /// Waits until the runtime runs no more than the `idle` tasks it ran

@@ -39,6 +39,12 @@ pub(crate) trait Hooks: Clone + Default + Send + Sync + 'static {
     fn aborted(&self, _stream: &tokio::net::TcpStream) -> bool {
         false
     }
+
+    /// Called with each connect the node makes; true: it never completes
+    /// (a host that drops our SYNs), whatever the timeouts.
+    fn unanswered(&self, _addr: SocketAddr) -> bool {
+        false
+    }
 }
 
 /// tokio, with `H`'s hooks; `resolve` is the trait's default.
@@ -92,7 +98,14 @@ impl<H: Hooks> Runtime for Wrapped<H> {
     }
 
     fn connect(&self, addr: SocketAddr) -> impl Future<Output = io::Result<Transport>> + Send {
-        self.inner.connect(addr)
+        let unanswered = self.hooks.unanswered(addr);
+        let connecting = self.inner.connect(addr);
+        async move {
+            if unanswered {
+                std::future::pending::<()>().await;
+            }
+            connecting.await
+        }
     }
 
     fn bind(
