@@ -113,9 +113,10 @@ pub async fn the_access_rules_go_with_the_node<H: Harness>() {
     );
 }
 
-/// `unpair`, polled once (its file write begun) and then dropped, as a
-/// timeout around it would: the change still reaches the core (the
-/// peer's connection closes, `revoked`) and the file alike.
+/// `unpair`, polled once (the peer revoked in the run, its file write
+/// begun) and then dropped, as a timeout around it would: the change
+/// still reaches the core (the peer's connection closes, `revoked`) and
+/// the file alike.
 pub async fn a_trust_change_given_up_still_lands_whole<H: Harness>() {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = NodeConfig::from_data_dir(dir.path()).expect("data dir");
@@ -142,6 +143,9 @@ pub async fn a_trust_change_given_up_still_lands_whole<H: Harness>() {
     )
     .await;
     assert!(!a.trust().contains(&two), "the core still trusts the peer");
+    // (the revocation comes before the file's write: a trust change
+    // after it waits for that write, serialised with it)
+    a.pair(peer(3), None).await.expect("pair");
     let on_disk = DataDir::open(dir.path()).unwrap().load_trust().unwrap();
     assert!(!on_disk.contains(&two), "the file still trusts the peer");
     a.shutdown().await;

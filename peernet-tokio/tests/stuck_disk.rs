@@ -138,3 +138,71 @@ async fn a_save_in_progress_is_done_when_shutdown_returns() {
         .expect("the book's save is handed to the disk");
     shut_down_and_check(node, dir.path(), peer, addr).await;
 }
+
+/// A disk that hangs from a moment the test chooses, for one node.
+#[derive(Clone, Default)]
+struct HangsLater {
+    stuck: Arc<AtomicBool>,
+}
+
+impl Hooks for HangsLater {
+    fn blocking(&self) -> bool {
+        self.stuck.load(Ordering::SeqCst)
+    }
+}
+
+/// `unpair` closes the revoked peer's connection at once, whatever the
+/// disk does: a revocation is never held up by the trust file. A write
+/// that hangs (the trust file's own, or a save of the address book
+/// holding the lock that serialises the two) used to hold it up for as
+/// long as it hung, the revoked peer connected, trusted and served all
+/// along.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disk_that_hangs_does_not_hold_up_a_revocation() {
+    let dir = tempfile::tempdir().unwrap();
+    let bob_id = Identity::from_seed(&[12; 32]);
+    let bob_peer = bob_id.peer_id();
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let rt = Wrapped::<HangsLater>::default();
+    let stuck = rt.hooks.stuck.clone();
+    let alice = Node::bind_with(rt, NodeConfig::from_data_dir(dir.path()).unwrap(), any)
+        .await
+        .unwrap();
+    alice.pair(bob_peer, None).await.unwrap();
+    let bob_config = NodeConfig::new(bob_id).trusting(alice.peer_id());
+    let bob = peernet_tokio::Node::bind(bob_config, any).await.unwrap();
+    alice
+        .connect(bob_peer, bob.local_addr().unwrap())
+        .await
+        .unwrap();
+    let events = bob.events();
+    stuck.store(true, Ordering::SeqCst);
+    // (the disk never answers: the unpair's file write never ends)
+    let unpairing = alice.clone();
+    tokio::spawn(async move { unpairing.unpair(&bob_peer).await });
+    let revoked = async {
+        loop {
+            if let peernet_tokio::NodeEvent::Disconnected { reason, .. } =
+                events.recv().await.unwrap()
+            {
+                return reason;
+            }
+        }
+    };
+    let reason = tokio::time::timeout(Duration::from_secs(20), revoked)
+        .await
+        .expect("the revoked peer still connected 20 s after the unpair");
+    assert!(
+        matches!(
+            reason,
+            peernet_tokio::CloseReason::Goodbye {
+                code: peernet_tokio::GoodbyeCode::Revoked,
+                ..
+            }
+        ),
+        "{reason:?}"
+    );
+    assert!(!alice.trust().contains(&bob_peer));
+    assert!(!alice.is_connected(&bob_peer));
+    bob.shutdown().await;
+}

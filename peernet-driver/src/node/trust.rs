@@ -54,14 +54,16 @@ impl<R: Runtime> Node<R> {
     /// `revoked`, its calls in flight fail with that reason
     /// ([`CallErrorExt::is_revoked`](crate::CallErrorExt::is_revoked)),
     /// the handlers of its SENDs still running are stopped (their contexts
-    /// cancelled), and its addresses are forgotten. With a data directory the new
-    /// list is written first, atomically, on the runtime's blocking pool,
-    /// as for [`Node::pair`] (an edit made by hand meanwhile is kept). A
-    /// revocation is never held up by the file: if it cannot be read or
-    /// written (damaged, a FIFO, a symbolic link, a full disk), the peer
-    /// is revoked in this run all the same and the error
-    /// ([`TrustChangeError::RevokedNotSaved`]) says that the file still
-    /// trusts it. [`TrustChangeError::NotDurable`] says the file was
+    /// cancelled), and its addresses are forgotten. With a data directory
+    /// the new list is then written, atomically, on the runtime's
+    /// blocking pool, as for [`Node::pair`] (an edit made by hand
+    /// meanwhile is kept). A revocation is never held up by the file: the
+    /// peer is revoked in this run before the write starts (a write that
+    /// is slow or hangs, or a save of the address book in progress, holds
+    /// up only the returned future); if the file cannot be read or
+    /// written (damaged, a FIFO, a symbolic link, a full disk), the error
+    /// ([`TrustChangeError::RevokedNotSaved`]) says that it still trusts
+    /// the peer. [`TrustChangeError::NotDurable`] says the file was
     /// replaced without it, but its directory could not be synced, so a
     /// crash may yet bring it back.
     ///
@@ -75,19 +77,31 @@ impl<R: Runtime> Node<R> {
     /// does ([`TrustChangeError::Closed`]), and nothing changes.
     pub async fn unpair(&self, peer: &PeerId) -> Result<bool, TrustChangeError> {
         let peer = *peer;
+        let shared = &self.shared;
+        // With a data directory the peer is revoked in this run at once,
+        // before the file is written: a write that hangs (its own, or a
+        // save of the book holding the lock that serialises them) must
+        // not keep it connected, trusted and served. It is revoked again
+        // once the file is written: a `pair` of the same peer under way
+        // meanwhile trusted it again, and the later change wins. (Without
+        // a data directory nothing is written: the change below is
+        // made at once.)
+        let at_once = shared.data_dir.is_some().then(|| {
+            let revoked = shared.with_core(|inner, now| {
+                (inner.phase != Phase::Closed).then(|| revoke(inner, now, &peer))
+            });
+            if revoked.is_some() {
+                after_unpair(shared, peer);
+            }
+            revoked == Some(true)
+        });
         self.change_trust(
             Commit::Always,
             move |trust| trust.remove(&peer),
             move |inner, now, in_file| {
-                if inner.stop_sends_of(&peer) {
-                    tracing::debug!(%peer, "unpaired: its send handlers stopped");
-                }
-                inner.ep.unpair(now, &peer) | in_file
+                revoke(inner, now, &peer) | at_once.unwrap_or(false) | in_file
             },
-            move |shared| {
-                shared.read(|inner| shared.maybe_quiet(inner));
-                crate::dialing::after_unpair(shared, peer);
-            },
+            move |shared| after_unpair(shared, peer),
         )
         .await
     }
@@ -129,6 +143,22 @@ impl<R: Runtime> Node<R> {
     pub fn trust(&self) -> TrustList {
         self.shared.read(|inner| inner.ep.trust().clone())
     }
+}
+
+/// Revokes `peer` in the core: its connection closes, its send handlers
+/// stop. Whether it was trusted.
+fn revoke(inner: &mut Inner, now: peernet_proto::Instant, peer: &PeerId) -> bool {
+    if inner.stop_sends_of(peer) {
+        tracing::debug!(%peer, "unpaired: its send handlers stopped");
+    }
+    inner.ep.unpair(now, peer)
+}
+
+/// What follows a revocation outside the core's lock: a shutdown waiting
+/// for the send handlers just stopped, the callers waiting for `peer`.
+fn after_unpair<R: Runtime>(shared: &Arc<Shared<R>>, peer: PeerId) {
+    shared.read(|inner| shared.maybe_quiet(inner));
+    crate::dialing::after_unpair(shared, peer);
 }
 
 /// When a trust change reaches the running node.
