@@ -75,6 +75,7 @@ fn stop_accepting<R: Runtime>(shared: &Arc<Shared<R>>) {
 /// closed.
 pub(crate) fn shutdown<R: Runtime>(
     shared: &Arc<Shared<R>>,
+    life: &Arc<Life<R>>,
     peer: PeerId,
     grace: Duration,
 ) -> impl Future<Output = ()> + Send + 'static {
@@ -95,7 +96,12 @@ pub(crate) fn shutdown<R: Runtime>(
         // kept and fails rather than waiting again.
         let save = crate::dialing::on_shutdown(&shared);
         let closing = shared.clone();
+        // The task holds the node open: the last `Node` handle dropped
+        // during the shutdown (its future spawned, or awaited after the
+        // handle went) would otherwise close it at once, under the grace.
+        let life = life.clone();
         shared.rt.spawn(async move {
+            let _open = life;
             if let Some(save) = save {
                 // Waited for, so that the book is on disk and the
                 // directory's lock free once `shutdown` returns; but

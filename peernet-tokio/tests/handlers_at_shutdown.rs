@@ -212,3 +212,48 @@ fn shutdown_grace_covers_a_handler_in_its_first_poll() {
         "the handler was cut off {took:?} into a 5 s grace"
     );
 }
+
+/// A node whose graceful shutdown has begun, its last handle then
+/// dropped (`let closing = node.shutdown(); drop(node); closing.await`,
+/// or the shutdown future spawned): the shutdown goes on in its task,
+/// with its grace, and a handler running then still answers. Dropping
+/// the last handle used to close the node at once under the shutdown,
+/// stopping the handler: its caller got the connection's close instead
+/// of the reply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_node_during_its_shutdown_keeps_the_grace() {
+    let (alice, bob) =
+        common::trusting_pair_with(61, 62, |c| c.shutdown_grace(Duration::from_secs(60))).await;
+    let started = Arc::new(tokio::sync::Notify::new());
+    let release = Arc::new(tokio::sync::Notify::new());
+    let (tell, wait) = (started.clone(), release.clone());
+    bob.expose("wait", move |_caller, args| {
+        let (tell, wait) = (tell.clone(), wait.clone());
+        async move {
+            tell.notify_one();
+            wait.notified().await;
+            Ok(args)
+        }
+    })
+    .unwrap();
+    let bob_peer = bob.peer_id();
+    alice
+        .connect(bob_peer, bob.local_addr().unwrap())
+        .await
+        .unwrap();
+    let caller = alice.clone();
+    let call = tokio::spawn(async move { caller.call(&bob_peer, "wait", "answered", None).await });
+    started.notified().await;
+    let closing = bob.shutdown();
+    drop(bob);
+    release.notify_one();
+    let reply = tokio::time::timeout(Duration::from_secs(20), call)
+        .await
+        .expect("the call resolves")
+        .unwrap();
+    assert_eq!(reply.as_deref().ok(), Some(&b"answered"[..]), "{reply:?}");
+    tokio::time::timeout(Duration::from_secs(20), closing)
+        .await
+        .expect("the shutdown ends");
+    alice.shutdown().await;
+}

@@ -29,7 +29,8 @@ use crate::tasks;
 ///
 /// Cheap to clone. When the last clone is dropped the node closes every
 /// connection at once (GOODBYE `normal`); [`Node::shutdown`] closes it
-/// gracefully. A handler that holds a clone of its own node keeps it alive:
+/// gracefully (and once called, dropping the last clone does not cut it
+/// short). A handler that holds a clone of its own node keeps it alive:
 /// call `shutdown` then.
 pub struct Node<R: Runtime> {
     pub(crate) shared: Arc<Shared<R>>,
@@ -307,11 +308,11 @@ impl<R: Runtime> Node<R> {
     /// waited for within the grace period (at least a second); one that
     /// takes longer keeps the lock until it ends, with a warning. The shutdown
     /// goes on whether or not it is polled: dropping it (a `select!`, a
-    /// timeout) stops nothing, and every later call returns a future that
-    /// resolves once the node is closed and its lock let go (each waiting
-    /// for the lock within a grace of its own from when it sees the node
-    /// closed).
+    /// timeout), or the node's last handle, stops nothing, and every later
+    /// call returns a future that resolves once the node is closed and its
+    /// lock let go (each waiting for the lock within a grace of its own
+    /// from when it sees the node closed).
     pub fn shutdown(&self) -> impl Future<Output = ()> + Send + 'static {
-        lifecycle::shutdown(&self.shared, self.peer_id, self.grace)
+        lifecycle::shutdown(&self.shared, &self.life, self.peer_id, self.grace)
     }
 }
