@@ -234,8 +234,10 @@ pub enum TrustChangeError {
     #[error(transparent)]
     NotDurable(#[from] crate::persist::NotDurable),
     /// The runtime dropped the change before it finished (it is shutting
-    /// down): the trust file may or may not have it.
-    #[error("the runtime dropped the trust change before it finished")]
+    /// down): the trust file may or may not have it. An `unpair` has
+    /// revoked the peer in this run already (that never waits for the
+    /// file); a `pair` may or may not have trusted it.
+    #[error("the runtime dropped the trust change before its file was written")]
     Dropped,
 }
 
