@@ -27,6 +27,15 @@ const SEC: Duration = Duration::from_secs(1);
 /// The least delay at the cap: 30 s less its jitter (a quarter).
 const CAP_FLOOR: Duration = Duration::from_millis(22_500);
 
+/// Gives `peer` the discovery hints at `ports` (as a LAN host announces
+/// them), in that order.
+fn add_hints(a: &mut Endpoint, now: Instant, peer: PeerId, ports: std::ops::Range<u16>) {
+    for port in ports {
+        a.add_address(now, peer, addr(port), AddrSource::Discovery)
+            .unwrap();
+    }
+}
+
 /// Node 1 trusting node 2, which has two addresses from the
 /// application, at 1 ms.
 fn with_two_addresses() -> (Endpoint, PeerId, Instant) {
@@ -672,10 +681,7 @@ fn a_discovery_hint_never_evicts_an_application_address() {
     tick(&mut now);
     a.dial_failed(now, b, real, refused());
     // The attacker announces seven addresses for B.
-    for port in 100..107 {
-        a.add_address(now, b, addr(port), AddrSource::Discovery)
-            .unwrap();
-    }
+    add_hints(&mut a, now, b, 100..107);
     // Round 2: the hints go first (untried), the real address last.
     a.dial(now, b).unwrap();
     loop {
@@ -1161,10 +1167,7 @@ fn a_round_dials_few_untried_hints_and_every_given_address() {
     a.add_address(now, b, addr(2), AddrSource::Ticket).unwrap();
     a.restore_address(now, b, addr(3), AddrSource::Discovery, true)
         .unwrap();
-    for port in 10..15 {
-        a.add_address(now, b, addr(port), AddrSource::Discovery)
-            .unwrap();
-    }
+    add_hints(&mut a, now, b, 10..15);
     assert_eq!(HINTS_PER_ROUND, 2);
     let (dialed, tried) = dial_and_fail_all(&mut a, b, now);
     assert_eq!(dialed, [3, 1, 2, 14, 10]);
@@ -1177,10 +1180,7 @@ fn a_round_dials_few_untried_hints_and_every_given_address() {
 
     // A dial joining a kept peer's round: no third hint.
     let mut a = endpoint(1, &[2]);
-    for port in 10..15 {
-        a.add_address(now, b, addr(port), AddrSource::Discovery)
-            .unwrap();
-    }
+    add_hints(&mut a, now, b, 10..15);
     a.keep_connected(now, b, true).unwrap();
     assert_eq!(dials(&drain(&mut a)), [(b, addr(14))]);
     a.dial(now, b).unwrap();
@@ -1206,10 +1206,7 @@ fn a_dial_joining_an_adopted_transport_has_a_new_rounds_room() {
     let b = identity(2).peer_id();
     let mut a = endpoint(1, &[2]);
     let now = Instant::from_millis(1);
-    for port in 10..15 {
-        a.add_address(now, b, addr(port), AddrSource::Discovery)
-            .unwrap();
-    }
+    add_hints(&mut a, now, b, 10..15);
     // a kept peer's first round: two hints, both fail; it backs off
     a.keep_connected(now, b, true).unwrap();
     assert_eq!(dials(&drain(&mut a)), [(b, addr(14))]);
@@ -1235,10 +1232,7 @@ fn a_dial_joining_an_adopted_transport_has_a_new_rounds_room() {
 fn a_round_that_connected_leaves_the_next_its_room_for_hints() {
     let mut p = Pair::new();
     let b = p.b.peer_id();
-    for port in 10..15 {
-        p.a.add_address(p.now, b, addr(port), AddrSource::Discovery)
-            .unwrap();
-    }
+    add_hints(&mut p.a, p.now, b, 10..15);
     p.a.keep_connected(p.now, b, true).unwrap();
     assert_eq!(dials(&p.pump()), [(b, addr(14))]);
     p.a.dial_failed(p.now, b, addr(14), refused());
@@ -1307,10 +1301,7 @@ fn an_adopted_late_transport_counts_as_one_of_its_rounds_hints() {
     let b = identity(2).peer_id();
     let mut a = endpoint(1, &[2]);
     let now = Instant::from_millis(1);
-    for port in 10..15 {
-        a.add_address(now, b, addr(port), AddrSource::Discovery)
-            .unwrap();
-    }
+    add_hints(&mut a, now, b, 10..15);
     // a kept peer's first round: the first hint times out, the second is
     // refused; it backs off
     a.keep_connected(now, b, true).unwrap();
