@@ -36,6 +36,18 @@ fn add_hints(a: &mut Endpoint, now: Instant, peer: PeerId, ports: std::ops::Rang
     }
 }
 
+/// Node 1 keeping node 2, known only by five discovery hints (ports 10
+/// to 14), at 1 ms: its round's first dial, to the latest heard, is out.
+fn kept_by_five_hints() -> (Endpoint, PeerId, Instant) {
+    let b = identity(2).peer_id();
+    let mut a = endpoint(1, &[2]);
+    let now = Instant::from_millis(1);
+    add_hints(&mut a, now, b, 10..15);
+    a.keep_connected(now, b, true).unwrap();
+    assert_eq!(dials(&drain(&mut a)), [(b, addr(14))]);
+    (a, b, now)
+}
+
 /// Node 1 trusting node 2, which has two addresses from the
 /// application, at 1 ms.
 fn with_two_addresses() -> (Endpoint, PeerId, Instant) {
@@ -1179,10 +1191,7 @@ fn a_round_dials_few_untried_hints_and_every_given_address() {
     assert_eq!(dialed, [12, 3, 1, 2]);
 
     // A dial joining a kept peer's round: no third hint.
-    let mut a = endpoint(1, &[2]);
-    add_hints(&mut a, now, b, 10..15);
-    a.keep_connected(now, b, true).unwrap();
-    assert_eq!(dials(&drain(&mut a)), [(b, addr(14))]);
+    let (mut a, b, now) = kept_by_five_hints();
     a.dial(now, b).unwrap();
     a.dial_failed(now, b, addr(14), refused());
     assert_eq!(dials(&drain(&mut a)), [(b, addr(10))]);
@@ -1203,13 +1212,8 @@ fn a_round_dials_few_untried_hints_and_every_given_address() {
 /// hints never tried.
 #[test]
 fn a_dial_joining_an_adopted_transport_has_a_new_rounds_room() {
-    let b = identity(2).peer_id();
-    let mut a = endpoint(1, &[2]);
-    let now = Instant::from_millis(1);
-    add_hints(&mut a, now, b, 10..15);
     // a kept peer's first round: two hints, both fail; it backs off
-    a.keep_connected(now, b, true).unwrap();
-    assert_eq!(dials(&drain(&mut a)), [(b, addr(14))]);
+    let (mut a, b, now) = kept_by_five_hints();
     a.dial_failed(now, b, addr(14), refused());
     assert_eq!(dials(&drain(&mut a)), [(b, addr(10))]);
     a.dial_failed(now, b, addr(10), refused());
@@ -1298,14 +1302,9 @@ fn a_late_transport_that_connects_is_a_hint_that_worked() {
 /// three hints that never worked.
 #[test]
 fn an_adopted_late_transport_counts_as_one_of_its_rounds_hints() {
-    let b = identity(2).peer_id();
-    let mut a = endpoint(1, &[2]);
-    let now = Instant::from_millis(1);
-    add_hints(&mut a, now, b, 10..15);
     // a kept peer's first round: the first hint times out, the second is
     // refused; it backs off
-    a.keep_connected(now, b, true).unwrap();
-    assert_eq!(dials(&drain(&mut a)), [(b, addr(14))]);
+    let (mut a, b, _) = kept_by_five_hints();
     let now = next_deadline(&mut a);
     assert_eq!(dials(&drain(&mut a)), [(b, addr(10))]);
     a.dial_failed(now, b, addr(10), refused());
