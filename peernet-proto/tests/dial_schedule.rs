@@ -36,6 +36,15 @@ fn add_hints(a: &mut Endpoint, now: Instant, peer: PeerId, ports: std::ops::Rang
     }
 }
 
+/// During a backoff, `peer`'s transport to `at` opens late and is
+/// adopted, an application's dial joins its round, and the handshake on
+/// that transport fails (the transport closes).
+fn late_transport_joined_and_lost(a: &mut Endpoint, now: Instant, peer: PeerId, at: SocketAddr) {
+    let late = a.connect_to(now, peer, at).unwrap();
+    a.dial(now, peer).unwrap();
+    a.handle_input(now, Input::Closed { conn: late });
+}
+
 /// Node 1 keeping node 2, known only by five discovery hints (ports 10
 /// to 14), at 1 ms: its round's first dial, to the latest heard, is out.
 fn kept_by_five_hints() -> (Endpoint, PeerId, Instant) {
@@ -848,9 +857,7 @@ fn a_dial_joining_a_round_tries_every_address_left() {
     }
     // The round failed; during its backoff addr(2)'s transport opens
     // late and is adopted; a dial joins it, and goes on to the others.
-    let late = a.connect_to(now, b, addr(2)).unwrap();
-    a.dial(now, b).unwrap();
-    a.handle_input(now, Input::Closed { conn: late });
+    late_transport_joined_and_lost(&mut a, now, b, addr(2));
     let out = drain(&mut a);
     assert_eq!(dials(&out), [(b, addr(1))], "{out:?}");
 }
@@ -1220,9 +1227,7 @@ fn a_dial_joining_an_adopted_transport_has_a_new_rounds_room() {
     assert!(dials(&drain(&mut a)).is_empty());
     // during the backoff a late transport to a hint opens and is adopted;
     // the application dials, joining it; the handshake fails
-    let late = a.connect_to(now, b, addr(12)).unwrap();
-    a.dial(now, b).unwrap();
-    a.handle_input(now, Input::Closed { conn: late });
+    late_transport_joined_and_lost(&mut a, now, b, addr(12));
     let out = drain(&mut a);
     assert_eq!(dials(&out), [(b, addr(13))], "{out:?}");
 }
@@ -1245,9 +1250,7 @@ fn a_round_that_connected_leaves_the_next_its_room_for_hints() {
     assert!(p.a.is_connected(&b));
     p.cut();
     assert!(!p.a.is_connected(&b));
-    let late = p.a.connect_to(p.now, b, addr(12)).unwrap();
-    p.a.dial(p.now, b).unwrap();
-    p.a.handle_input(p.now, Input::Closed { conn: late });
+    late_transport_joined_and_lost(&mut p.a, p.now, b, addr(12));
     assert_eq!(dials(&p.pump()), [(b, addr(10))]);
     p.a.dial_failed(p.now, b, addr(10), refused());
     let out = p.pump();
@@ -1311,9 +1314,7 @@ fn an_adopted_late_transport_counts_as_one_of_its_rounds_hints() {
     assert!(dials(&drain(&mut a)).is_empty());
     // the first one's transport opens late and is adopted; the
     // application dials, joining it; the handshake fails
-    let late = a.connect_to(now, b, addr(14)).unwrap();
-    a.dial(now, b).unwrap();
-    a.handle_input(now, Input::Closed { conn: late });
+    late_transport_joined_and_lost(&mut a, now, b, addr(14));
     assert_eq!(dials(&drain(&mut a)), [(b, addr(13))]);
     a.dial_failed(now, b, addr(13), refused());
     let out = drain(&mut a);
