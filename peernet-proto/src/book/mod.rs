@@ -449,10 +449,16 @@ impl AddressBook {
             .collect()
     }
 
+    /// `peer`'s entry for `addr`, if the book holds it.
+    pub(crate) fn entry(&self, peer: &PeerId, addr: SocketAddr) -> Option<&AddrEntry> {
+        let addr = canonical(addr);
+        self.get(peer).find(|e| e.addr == addr)
+    }
+
     /// Whether `addr` is one of `peer`'s discovery hints that never
     /// worked ([`AddrEntry::unproven_hint`]).
     pub(crate) fn is_unproven_hint(&self, peer: &PeerId, addr: SocketAddr) -> bool {
-        self.get(peer).any(|e| e.addr == addr && e.unproven_hint())
+        self.entry(peer, addr).is_some_and(AddrEntry::unproven_hint)
     }
 
     /// Whether `peer` has any address.
@@ -486,11 +492,7 @@ impl AddressBook {
     /// worked is forgotten: a false hint costs one failed dial (heard
     /// again, it is a new hint).
     pub fn mark_failed(&mut self, peer: &PeerId, addr: SocketAddr, now: Instant) {
-        let addr = canonical(addr);
-        let false_hint = self
-            .get(peer)
-            .any(|e| e.addr == addr && e.source == AddrSource::Discovery && e.last_ok.is_none());
-        if false_hint {
+        if self.is_unproven_hint(peer, addr) {
             self.remove(peer, addr);
             return;
         }

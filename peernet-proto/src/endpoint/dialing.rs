@@ -15,7 +15,7 @@ use core::net::SocketAddr;
 use core::time::Duration;
 
 use crate::Instant;
-use crate::book::{Added, AddrEntry, AddrSource, BookError, canonical};
+use crate::book::{Added, AddrEntry, AddrSource, BookError};
 use crate::codes::RejectCode;
 use crate::config::{ProtocolVersion, fault};
 use crate::dial::{PeerDial, Phase};
@@ -281,8 +281,8 @@ impl Endpoint {
         let own = self.is_opening(&peer, addr);
         let vouched = self
             .book
-            .get(&peer)
-            .any(|e| e.addr == canonical(addr) && !e.unproven_hint());
+            .entry(&peer, addr)
+            .is_some_and(|e| !e.unproven_hint());
         let adopt = !late || own;
         if let Some(d) = self.dials.get_mut(&peer).filter(|_| adopt) {
             if let Some(at) = d.armed() {
@@ -397,8 +397,7 @@ impl Endpoint {
     /// ones. (An address the application removed while a dial to it was
     /// under way comes back so, as a hint: the handshake proved it.)
     fn address_worked(&mut self, peer: PeerId, addr: SocketAddr, now: Instant) {
-        let known = self.book.get(&peer).any(|e| e.addr == canonical(addr));
-        if !known && self.trust.contains(&peer) {
+        if self.book.entry(&peer, addr).is_none() && self.trust.contains(&peer) {
             let dials = &self.dials;
             let dialing =
                 |p: &PeerId, a: SocketAddr| dials.get(p).and_then(PeerDial::dialed_addr) == Some(a);
