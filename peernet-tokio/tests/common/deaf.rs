@@ -1,6 +1,6 @@
 //! A node and a raw peer it trusts that connects and then reads nothing:
 //! the setup of the tests of callers that wait for room
-//! (`room_at_take.rs`, `room_after_cancel.rs`, `room_per_connection.rs`,
+//! (`room_after_cancel.rs`, `room_per_connection.rs`,
 //! `room_waiters.rs`). Include `until.rs` beside it.
 
 use peernet_conformance::RawPeer;

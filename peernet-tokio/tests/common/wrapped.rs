@@ -45,6 +45,76 @@ pub(crate) trait Hooks: Clone + Default + Send + Sync + 'static {
     fn unanswered(&self, _addr: SocketAddr) -> bool {
         false
     }
+
+    /// Called with each accepted stream: the gate its writes pass, if
+    /// any (a peer that stops reading at a point the test chooses).
+    fn write_gate(&self) -> Option<std::sync::Arc<WriteGate>> {
+        None
+    }
+}
+
+/// Lets the first `allowed` bytes of a connection's writes through, then
+/// holds every write pending for good, as a socket whose peer stopped
+/// reading does once the kernel's buffers are full, but at a byte the
+/// test chose and with a signal when it happens: the test awaits the
+/// writer stuck instead of guessing it from a while without progress.
+#[allow(dead_code)] // (only the test binaries that hold writes use it)
+pub(crate) struct WriteGate {
+    left: std::sync::Mutex<usize>,
+    /// Raised when a write was first held.
+    pub(crate) shut: tokio::sync::Notify,
+}
+
+#[allow(dead_code)] // (only the test binaries that hold writes use it)
+impl WriteGate {
+    /// A gate that lets `allowed` bytes through.
+    pub(crate) fn new(allowed: usize) -> std::sync::Arc<WriteGate> {
+        std::sync::Arc::new(WriteGate {
+            left: std::sync::Mutex::new(allowed),
+            shut: tokio::sync::Notify::new(),
+        })
+    }
+}
+
+/// A write half behind a [`WriteGate`].
+struct Gated<W> {
+    inner: W,
+    gate: std::sync::Arc<WriteGate>,
+}
+
+impl<W: futures_util::AsyncWrite + Unpin> futures_util::AsyncWrite for Gated<W> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        let left = *self.gate.left.lock().unwrap();
+        if left == 0 {
+            // (never woken: the peer never reads again)
+            self.gate.shut.notify_one();
+            return std::task::Poll::Pending;
+        }
+        let n = buf.len().min(left);
+        let written = std::pin::Pin::new(&mut self.inner).poll_write(cx, &buf[..n]);
+        if let std::task::Poll::Ready(Ok(n)) = written {
+            *self.gate.left.lock().unwrap() -= n;
+        }
+        written
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_close(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_close(cx)
+    }
 }
 
 /// tokio, with `H`'s hooks; `resolve` is the trait's default.
@@ -126,10 +196,10 @@ impl<H: Hooks> Runtime for Wrapped<H> {
             return Err(io::ErrorKind::ConnectionAborted.into());
         }
         let (read, write) = stream.into_split();
-        Ok(Transport::new(
-            read.compat(),
-            write.compat_write(),
-            Some(remote),
-        ))
+        let write = write.compat_write();
+        Ok(match self.hooks.write_gate() {
+            Some(gate) => Transport::new(read.compat(), Gated { inner: write, gate }, Some(remote)),
+            None => Transport::new(read.compat(), write, Some(remote)),
+        })
     }
 }
