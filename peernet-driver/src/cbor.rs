@@ -12,17 +12,18 @@ use minicbor::{Decode, Encode};
 use peernet_proto::{CallError, PeerId, SendError};
 
 use crate::cbor_shape::check_cbor;
-use crate::error::HandlerValue;
+use crate::error::{HandlerValue, PeerWords};
 use crate::handlers::HandlerResult;
 
 use crate::node::Node;
 use crate::runtime::Runtime;
-use crate::text::shown;
 
 /// A typed call failed.
 ///
 /// Its message shows a handler's error value by its `Debug` form, cut
-/// after 256 bytes, so it has one when `E: Debug`.
+/// after 256 bytes, so it has one when `E: Debug`; the callee's reason
+/// for a bad request and a decoder's message about the reply (which may
+/// quote it) are shown escaped, their first 256 bytes only.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum TypedCallError<E> {
@@ -50,12 +51,12 @@ impl<E: fmt::Debug> fmt::Display for TypedCallError<E> {
             TypedCallError::Decode(e) => {
                 // (a decoder's message may quote the callee's bytes)
                 let why = e.to_string();
-                write!(f, "reply does not decode: {}", shown(&why))
+                write!(f, "reply does not decode: {}", PeerWords(&why))
             }
             TypedCallError::BadRequest(why) => write!(
                 f,
                 "the callee could not decode the arguments: {}",
-                shown(why)
+                PeerWords(why)
             ),
             TypedCallError::Encode(e) => write!(f, "arguments do not encode: {e}"),
         }
@@ -176,7 +177,7 @@ where
             let why = error.to_string();
             // (escaped: a decoder's message may quote the caller's bytes,
             // and a field's text is logged as it is)
-            tracing::debug!(%peer, error = %shown(&why), "arguments do not decode");
+            tracing::debug!(%peer, error = %PeerWords(&why), "arguments do not decode");
             Either::Left(ready(Err(bad_request(&why))))
         }
     }

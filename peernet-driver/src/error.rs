@@ -68,8 +68,33 @@ impl std::fmt::Display for Causes<'_> {
 /// flood a log line.
 pub(crate) struct HandlerValue<'a, E>(pub(crate) &'a E);
 
-/// The most of a handler's error value a message shows, in bytes.
+/// The most of a handler's error value a message shows, in bytes; and of
+/// a peer's other words in a typed call's error ([`PeerWords`]).
 const HANDLER_ERROR_SHOWN: usize = 256;
+
+/// Words that came from a peer (a callee's reason for refusing our
+/// arguments, a decoder's message that quotes its reply), as a typed
+/// call's error message ends: their first [`HANDLER_ERROR_SHOWN`] bytes
+/// (cut on a character boundary, `…` when cut), escaped
+/// ([`shown`](crate::text::shown)) after the cut, so that no escape is
+/// cut in two. A callee can make them as long as a frame (1 MiB by
+/// default): shown whole, every message of such an error (a log line
+/// per failed call) was that long, or several times longer escaped.
+pub(crate) struct PeerWords<'a>(pub(crate) &'a str);
+
+impl std::fmt::Display for PeerWords<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut end = self.0.len().min(HANDLER_ERROR_SHOWN);
+        while !self.0.is_char_boundary(end) {
+            end -= 1;
+        }
+        write!(f, "{}", crate::text::shown(&self.0[..end]))?;
+        if end < self.0.len() {
+            f.write_str("…")?;
+        }
+        Ok(())
+    }
+}
 
 impl<E: std::fmt::Debug> std::fmt::Display for HandlerValue<'_, E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -476,6 +501,43 @@ mod tests {
         assert_eq!(
             crate::ServiceError::Handler(7u8).to_string(),
             "the handler answered with an error: 7"
+        );
+    }
+
+    /// Review s51 (revd): a callee's reason for a bad request, or a
+    /// decoder's message that quotes the reply, was shown whole in the
+    /// error's message, escaped: a callee could make every message of a
+    /// failed typed call (a log line each) as long as a frame, 1 MiB, or
+    /// several times that once escaped. It is cut after 256 bytes, as a
+    /// handler's error value is, before it is escaped, so that no escape
+    /// is cut in two.
+    #[test]
+    fn a_peers_words_in_a_typed_error_are_cut() {
+        let long = "\u{1b}".repeat(1 << 20);
+        let decode = || minicbor::decode::Error::message(format!("unknown variant `{long}`"));
+        let messages = [
+            TypedCallError::<()>::BadRequest(long.clone()).to_string(),
+            TypedCallError::<()>::Decode(decode()).to_string(),
+            #[cfg(feature = "serde")]
+            crate::ServiceError::<()>::BadRequest(long.clone()).to_string(),
+            #[cfg(feature = "serde")]
+            crate::ServiceError::<()>::BadResponse(long.clone()).to_string(),
+        ];
+        for message in messages {
+            assert!(message.len() < 2_000, "{} bytes", message.len());
+            let (_, words) = message.split_once(": ").unwrap();
+            // (every escape whole, `\u{1b}` 6 bytes each)
+            let kept = words.strip_suffix('…').expect("cut");
+            let kept = kept.split_once('`').map_or(kept, |(_, quoted)| quoted);
+            assert!(
+                kept.len() % 6 == 0 && kept.chars().all(|c| c != '\u{1b}'),
+                "{kept}"
+            );
+        }
+        // short words are shown whole, escaped
+        assert_eq!(
+            TypedCallError::<()>::BadRequest("a\nb".into()).to_string(),
+            "the callee could not decode the arguments: a\\nb"
         );
     }
 }

@@ -30,10 +30,9 @@ use serde::de::DeserializeOwned;
 use crate::cbor::{bad_request, bad_request_reason, bad_response};
 use crate::cbor_shape::check_cbor;
 use crate::context::Context;
-use crate::error::HandlerValue;
+use crate::error::{HandlerValue, PeerWords};
 use crate::node::Node;
 use crate::runtime::Runtime;
-use crate::text::shown;
 
 /// A typed service: its handle name and the types that cross the wire,
 /// defined once and shared by both sides.
@@ -69,7 +68,9 @@ pub trait Service: 'static {
 /// A call to a typed [`Service`] failed.
 ///
 /// Its message shows a handler's error value by its `Debug` form, cut
-/// after 256 bytes, so it has one when `E: Debug`.
+/// after 256 bytes, so it has one when `E: Debug`; the callee's reason
+/// for a bad request and a decoder's message about the reply (which may
+/// quote it) are shown escaped, their first 256 bytes only.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum ServiceError<E> {
@@ -96,12 +97,16 @@ impl<E: fmt::Debug> fmt::Display for ServiceError<E> {
                 write!(f, "the handler answered with an error: {}", HandlerValue(e))
             }
             ServiceError::BadRequest(why) => {
-                write!(f, "the callee could not decode the request: {}", shown(why))
+                write!(
+                    f,
+                    "the callee could not decode the request: {}",
+                    PeerWords(why)
+                )
             }
             // (serde quotes what it could not take as it came, such as
             // an unknown variant's name: the callee's words)
             ServiceError::BadResponse(why) => {
-                write!(f, "the reply does not decode: {}", shown(why))
+                write!(f, "the reply does not decode: {}", PeerWords(why))
             }
             ServiceError::Encode(why) => write!(f, "the request does not encode: {why}"),
         }
@@ -195,7 +200,7 @@ impl<R: Runtime> Node<R> {
                     Err(why) => {
                         // (a field's text is logged as it is: serde quotes the
                         // caller's words in it, such as an unknown variant)
-                        tracing::debug!(%peer, handle = S::HANDLE, why = %shown(&why), "request does not decode");
+                        tracing::debug!(%peer, handle = S::HANDLE, why = %PeerWords(&why), "request does not decode");
                         Err(bad_request(&why))
                     }
                     Ok(fut) => match fut.await {
