@@ -338,7 +338,10 @@ impl<R: Runtime> Node<R> {
     ///
     /// [`BookError::NotTrusted`] for a peer not paired (addresses are
     /// kept only for trusted peers); [`BookError::Full`] when the peer
-    /// has `max_addresses_per_peer` better ones, or the book is full.
+    /// has `max_addresses_per_peer` better ones, or the book is full;
+    /// [`BookError::Undialable`] for an address no dial can reach (port
+    /// 0, an unspecified, multicast or broadcast IP, a link-local IPv6
+    /// address without its scope: [`peernet_proto::is_dialable`]).
     pub fn add_address(
         &self,
         peer: PeerId,

@@ -83,7 +83,10 @@ impl<R: Runtime> Node<R> {
     /// Accepted connections closed at once, unread, because their source
     /// address already had
     /// [`NodeConfig::handshakes_per_source`](crate::NodeConfig::handshakes_per_source)
-    /// handshakes in progress.
+    /// handshakes in progress, or had failed too many handshakes lately
+    /// ([`NodeConfig::failed_handshakes_per_source`](crate::NodeConfig::failed_handshakes_per_source);
+    /// those alone: [`NodeStats::throttled_connections`]): the same count
+    /// as [`NodeStats::refused_connections`].
     pub fn refused_connections(&self) -> u64 {
         self.shared
             .read(|inner| inner.ep.counters().refused_at_accept)
