@@ -84,7 +84,8 @@ pub enum TicketError {
     /// The text does not start with `peernet1`.
     #[error("a ticket starts with {TICKET_PREFIX:?}")]
     Prefix,
-    /// The text is longer than [`MAX_TICKET_LEN`].
+    /// The text is longer than [`MAX_TICKET_LEN`] characters (their
+    /// number).
     #[error("a ticket is at most {MAX_TICKET_LEN} characters, this one has {0}")]
     TooLong(usize),
     /// A character outside the lower-case base32 alphabet, or a length no
@@ -258,8 +259,15 @@ impl FromStr for Ticket {
         // (a paste that took the line's end, a file's `\r\n`: a position
         // in an error counts from the ticket's first character)
         let s = s.trim();
+        // (counted in characters, as the error says: a text with
+        // characters outside ASCII, none of them a ticket's, is over the
+        // bound in bytes sooner; within it in characters, it is refused
+        // below where its first such character is)
         if s.len() > MAX_TICKET_LEN {
-            return Err(TicketError::TooLong(s.len()));
+            let chars = s.chars().count();
+            if chars > MAX_TICKET_LEN {
+                return Err(TicketError::TooLong(chars));
+            }
         }
         let body = s.strip_prefix(TICKET_PREFIX).ok_or(TicketError::Prefix)?;
         let bytes = BASE32
@@ -433,6 +441,25 @@ mod tests {
         // duplicates are dropped on the way in
         let twice = Ticket::new(peer(1), [many[0], many[0]]).unwrap();
         assert_eq!(twice.addrs(), &many[..1]);
+    }
+
+    /// Review s51 (revd): the length of a text was counted in bytes and
+    /// reported as characters: `peernet1` and 200 `é` (208 characters)
+    /// was "at most 309 characters, this one has 408". Counted in
+    /// characters, it is over no bound, and is refused where its first
+    /// character outside the alphabet is.
+    #[test]
+    fn a_long_text_is_counted_in_characters() {
+        let accents = format!("peernet1{}", "é".repeat(200));
+        assert_eq!(
+            accents.parse::<Ticket>(),
+            Err(TicketError::Encoding { position: 8 })
+        );
+        let long = format!("peernet1{}", "é".repeat(MAX_TICKET_LEN));
+        assert_eq!(
+            long.parse::<Ticket>(),
+            Err(TicketError::TooLong(MAX_TICKET_LEN + 8))
+        );
     }
 
     /// Review s48: a ticket pasted with the line's end, or read from a
