@@ -519,7 +519,7 @@ pub const MAX_TRUST_FILE_LEN: u64 = 16 << 20;
 ///
 /// [`StartError::Io`] when it cannot be read or is not a regular file of
 /// [`IDENTITY_FILE_LEN`] bytes, or (Unix) when users other than its owner
-/// may read or write it (`PermissionDenied`, naming the `chmod 600` that
+/// may read or write it (`PermissionDenied`, naming the `chmod go-rwx` that
 /// mends it, as ssh refuses such a key); [`StartError::Identity`] when
 /// its bytes are not a key.
 pub fn read_identity(path: &Path) -> Result<Identity, StartError> {

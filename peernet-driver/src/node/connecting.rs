@@ -118,13 +118,17 @@ impl<R: Runtime> Node<R> {
     /// Runs the handshake as initiator over a stream the application
     /// opened itself (a Unix socket, a TLS stream, a relayed stream), in
     /// the runtime's own stream type. `peer` is the PeerId expected on the
-    /// other end (`None`: any trusted peer). Resolves with the proven peer.
+    /// other end; `None` (any trusted peer) only on protocol version 1:
+    /// version 2, the default, needs it (the responder's key is the first
+    /// message's). Resolves with the proven peer.
     ///
     /// # Errors
     ///
     /// [`ConnectError::Start`] before the handshake (the node is shutting
-    /// down, `peer` is not trusted), [`ConnectError::Handshake`] with why
-    /// it failed; the stream is dropped either way.
+    /// down, `peer` is not trusted, or `None` on version 2:
+    /// [`PeerIdRequired`](peernet_proto::ConnectError::PeerIdRequired)),
+    /// [`ConnectError::Handshake`] with why it failed; the stream is
+    /// dropped either way.
     pub async fn connect_stream<S>(
         &self,
         stream: S,
