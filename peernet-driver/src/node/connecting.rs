@@ -21,8 +21,9 @@ impl<R: Runtime> Node<R> {
     ///
     /// The dialer may call at once; the peer has the connection (and
     /// reports [`NodeEvent::Connected`](crate::NodeEvent::Connected)) when
-    /// our PROOF reaches it, half a round trip later, and until then its
-    /// own calls to us fail with `NotConnected`.
+    /// our PROOF (version 1) or our first record (version 2) reaches it,
+    /// half a round trip later, and until then its own calls to us fail
+    /// with `NotConnected`.
     ///
     /// `addr` is a [`SocketAddr`] (IPv4 or IPv6) or a `"host:port"` string
     /// (see [`PeerAddr`]): a host name is resolved by the runtime first
