@@ -60,7 +60,12 @@ impl<R: Runtime> Node<R> {
     /// connection is established it replaces the old one (PROTOCOL.md
     /// section 4: same initiator, the newer survives), whose calls in
     /// flight fail with GOODBYE `superseded`. For an application that
-    /// suspects its connection is half-open.
+    /// suspects its connection is half-open. One exception, by the same
+    /// rule: an old connection the peer dialed and established within
+    /// `handshake_timeout` before the new one counts as a simultaneous
+    /// dial, and the connection whose initiator has the lower PeerId
+    /// stays; if that is the old one, this still resolves `Ok`, the peer
+    /// connected through it.
     ///
     /// # Errors
     ///
