@@ -88,6 +88,23 @@ fn plan(dial: Dial) -> Result<Plan, Failure> {
         .map(|t| t.parse::<Target>().map_err(usage))
         .transpose()?;
     let from_dir = matches!(dial.identity.source(), IdentitySource::DataDir(_));
+    // A ticket that names no address names its peer alone: with a data
+    // directory it is dialed as its bare PeerId is, through the book;
+    // with a key file nothing can be dialed, a usage error, as for
+    // `--connect`. (It was taken as this dial's one-off addresses, none,
+    // and failed "no address known" though the book knew the peer's.)
+    let target = match target {
+        Some(Target::Ticket(ticket)) if ticket.addrs().is_empty() => {
+            if !from_dir {
+                return Err(usage(
+                    "the ticket names no address: with --key, give one that does, or \
+                     PEERID@IP:PORT",
+                ));
+            }
+            Some(Target::Peer(ticket.peer()))
+        }
+        target => target,
+    };
     let (identity, trust, book) = match dial.identity.source() {
         IdentitySource::Key(key) => (load(key)?, TrustList::new(), SavedBook::new()),
         IdentitySource::DataDir(dir) => {
@@ -274,4 +291,64 @@ pub(crate) fn call_failure(error: &CallError) -> Failure {
         other => return Failure(1, other.to_string()),
     };
     Failure(2, status.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+    use peernet_tokio::book_file::SavedBook;
+    use peernet_tokio::{AddrSource, DataDir, Identity, Ticket, TrustList};
+
+    use crate::{Cli, Command};
+
+    /// The plan of `args` (`call ...`).
+    fn plan_of(args: &[&str]) -> Result<super::Plan, crate::Failure> {
+        let mut argv = vec!["peernet"];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Call(dial) => super::plan(dial),
+            _ => unreachable!("a call"),
+        }
+    }
+
+    /// Review s51 (revd): a ticket that names no address (a PeerId
+    /// alone, as `Ticket::new(peer, [])` makes) was taken as this dial's
+    /// addresses, none: `call --data-dir` failed "no address known"
+    /// though the book held the peer's, and with `--key` it was exit 1,
+    /// where `--connect` of the same ticket is a usage error.
+    #[test]
+    fn a_ticket_without_addresses_dials_through_the_book() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("a");
+        let data = DataDir::open(&dir).unwrap();
+        data.load_or_create_identity().unwrap();
+        let peer = Identity::from_seed(&[9; 32]).peer_id();
+        let mut trust = TrustList::new();
+        trust.insert(peer, None);
+        data.save_trust(&trust).unwrap();
+        let addr = "192.0.2.7:4000".parse().unwrap();
+        let mut book = SavedBook::new();
+        book.set(peer, [(addr, AddrSource::Ticket)]);
+        data.save_book(&book).unwrap();
+        let bare = Ticket::new(peer, []).unwrap().to_string();
+        let dir = dir.to_str().unwrap();
+        let plan = match plan_of(&["call", "--data-dir", dir, &bare, "echo", "x"]) {
+            Ok(plan) => plan,
+            Err(crate::Failure(code, why)) => panic!("exit {code}: {why}"),
+        };
+        assert_eq!(plan.peer, peer);
+        assert_eq!(plan.addrs, [(addr, AddrSource::Ticket)]);
+        assert!(plan.from_book);
+        // with a key file: a usage error, as with --connect
+        let key = tmp.path().join("key");
+        peernet_tokio::persist::write_identity(&key, &Identity::from_seed(&[3; 32])).unwrap();
+        let key = key.to_str().unwrap();
+        match plan_of(&["call", "--key", key, &bare, "echo", "x"]) {
+            Err(crate::Failure(code, why)) => {
+                assert_eq!(code, crate::EXIT_USAGE, "{why}");
+                assert!(why.contains("names no address"), "{why}");
+            }
+            Ok(_) => panic!("a plan without an address"),
+        }
+    }
 }
