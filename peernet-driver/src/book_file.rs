@@ -377,7 +377,8 @@ impl SavedBook {
 #[non_exhaustive]
 pub enum LoadBookError {
     /// Reading failed, or the file is not a regular file, or too large,
-    /// or (Unix) every user may write it.
+    /// or (Unix) every user may write it or another user (but root) owns
+    /// it.
     #[error("address book file")]
     Io(#[from] io::Error),
     /// The file is damaged (never read as an empty book).

@@ -26,7 +26,9 @@ pub enum NodeEvent {
     /// trust, a peer that does not trust us, a timeout, a connection that
     /// lost to another one to the same peer, ...).
     HandshakeFailed {
-        /// The peer, when known (dialed, or named by its HELLO).
+        /// The peer, when known: dialed, named by its HELLO (version 1),
+        /// or, on version 2, named by an INIT this node answered (an
+        /// INIT refused, from an untrusted peer say, leaves it `None`).
         peer: Option<PeerId>,
         /// Who dialed.
         direction: Direction,
