@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use event_listener::{Event as Broadcast, EventListener};
-use peernet_proto::{AddrEntry, AddrSource, BookError, Event, PeerId};
+use peernet_proto::{AddrEntry, AddrHistory, AddrSource, BookError, Event, PeerId};
 use rustc_hash::FxHashMap;
 
 use crate::book_file::SavedBook;
@@ -192,8 +192,11 @@ fn restore_peer(inner: &mut Inner, now: peernet_proto::Instant, book: &SavedBook
     let others = addrs.iter().filter(|a| !untried_hint(a));
     let hints = addrs.iter().rev().filter(untried_hint);
     for &(addr, source) in others.chain(hints) {
-        let worked = book.worked(peer, &addr);
-        if let Err(error) = inner.ep.restore_address(now, *peer, addr, source, worked) {
+        let history = match book.worked(peer, &addr) {
+            true => AddrHistory::Worked,
+            false => AddrHistory::NeverWorked,
+        };
+        if let Err(error) = inner.ep.restore_address(now, *peer, addr, source, history) {
             tracing::warn!(%peer, %addr, %error, "address not loaded");
         }
     }

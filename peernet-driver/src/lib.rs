@@ -123,7 +123,7 @@ pub mod api {
         Side, Stats, StatusCounts, TrustList,
     };
     pub use peernet_proto::{
-        AddrEntry, AddrSource, BookError, DialConfig, DialFailure, is_dialable,
+        AddrEntry, AddrHistory, AddrSource, BookError, DialConfig, DialFailure, is_dialable,
     };
 }
 

@@ -47,7 +47,7 @@ pub mod time;
 mod timers;
 pub mod trust;
 
-pub use book::{AddrEntry, AddrSource, AddressBook, BookError, is_dialable};
+pub use book::{AddrEntry, AddrHistory, AddrSource, AddressBook, BookError, is_dialable};
 pub use codes::{GoodbyeCode, RejectCode, ReplyStatus};
 pub use config::{Config, ConfigError, DialConfig, ProtocolVersion};
 pub use counters::{CallCounts, Counters, HandshakeCounts, RejectCounts, StatusCounts};

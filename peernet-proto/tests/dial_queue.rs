@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use peernet_proto::{
-    AddrSource, Config, Endpoint, Event, Input, Instant, Output, PeerId, TrustList,
+    AddrHistory, AddrSource, Config, Endpoint, Event, Input, Instant, Output, PeerId, TrustList,
 };
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -264,8 +264,14 @@ fn at_the_total_an_untried_hint_goes_before_a_proven_one() {
     let rng = Box::new(ChaCha20Rng::seed_from_u64(1));
     let mut a = Endpoint::new(config, identity(1), trust, rng);
     let proven = addr(1);
-    a.restore_address(now, id(10), proven, AddrSource::Discovery, true)
-        .unwrap();
+    a.restore_address(
+        now,
+        id(10),
+        proven,
+        AddrSource::Discovery,
+        AddrHistory::Worked,
+    )
+    .unwrap();
     a.dial(now, id(10)).unwrap();
     assert_eq!(dials(&drain(&mut a)), [(id(10), proven)]);
     a.dial_failed(now, id(10), proven, refused());

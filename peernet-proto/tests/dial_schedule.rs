@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use peernet_proto::dial::{CAP_JITTER_DIVISOR, HINTS_PER_ROUND, next_delay};
 use peernet_proto::{
-    AddrSource, BookError, Config, ConnId, ConnectError, DialConfig, DialFailure, Endpoint, Event,
-    HandshakeError, Identity, Input, Instant, Output, PeerId, ProtocolVersion, RejectCode,
-    TrustList,
+    AddrHistory, AddrSource, BookError, Config, ConnId, ConnectError, DialConfig, DialFailure,
+    Endpoint, Event, HandshakeError, Identity, Input, Instant, Output, PeerId, ProtocolVersion,
+    RejectCode, TrustList,
 };
 use proptest::prelude::*;
 use rand_chacha::ChaCha20Rng;
@@ -871,15 +871,16 @@ fn a_dial_joining_a_round_tries_every_address_left() {
 fn a_hint_restored_as_worked_keeps_its_standing() {
     let b = identity(2).peer_id();
     let now = Instant::from_millis(1);
-    let restored = |worked: bool| {
+    let restored = |history: AddrHistory| {
         let mut a = endpoint(1, &[2]);
-        a.restore_address(now, b, addr(1), AddrSource::Application, false)
+        let never = AddrHistory::NeverWorked;
+        a.restore_address(now, b, addr(1), AddrSource::Application, never)
             .unwrap();
-        a.restore_address(now, b, addr(7), AddrSource::Discovery, worked)
+        a.restore_address(now, b, addr(7), AddrSource::Discovery, history)
             .unwrap();
         a
     };
-    let mut a = restored(true);
+    let mut a = restored(AddrHistory::Worked);
     let ranked: Vec<_> = a.addresses(&b).map(|e| e.addr).collect();
     assert_eq!(ranked, [addr(7), addr(1)], "it worked: dialed first");
     // a LAN host announcing more hints than the peer has room for
@@ -892,11 +893,40 @@ fn a_hint_restored_as_worked_keeps_its_standing() {
     a.dial_failed(now, b, addr(7), refused());
     assert!(a.addresses(&b).any(|e| e.addr == addr(7)), "forgotten");
 
-    let mut a = restored(false);
+    let mut a = restored(AddrHistory::NeverWorked);
     let ranked: Vec<_> = a.addresses(&b).map(|e| e.addr).collect();
     assert_eq!(ranked, [addr(1), addr(7)]);
     a.dial_failed(now, b, addr(7), refused());
     assert!(a.addresses(&b).all(|e| e.addr != addr(7)));
+}
+
+/// A discovery hint saved as having worked, then failed (a node
+/// restarted during a partition, or while its peer slept) is restored as
+/// such: not working, yet hints that never worked, filling the peer's
+/// places, do not push it out, and every round after the restart dials
+/// it, the first too, beside the few untried hints a round takes; a
+/// failure does not forget it.
+#[test]
+fn a_hint_restored_as_worked_then_failed_keeps_its_place_and_is_dialed() {
+    let b = identity(2).peer_id();
+    let now = Instant::from_millis(1);
+    let mut a = endpoint(1, &[2]);
+    let history = AddrHistory::WorkedThenFailed;
+    a.restore_address(now, b, addr(7), AddrSource::Discovery, history)
+        .unwrap();
+    let restored = *a.addresses(&b).next().unwrap();
+    assert_eq!(restored.history(), history);
+    assert!(
+        !restored.worked_last(),
+        "a failing address restored as working"
+    );
+    // a LAN host announcing more hints than the peer has places
+    add_hints(&mut a, now, b, 20..40);
+    assert!(a.addresses(&b).any(|e| e.addr == addr(7)), "pushed out");
+    let (dialed, _) = dial_and_fail_all(&mut a, b, now);
+    assert_eq!(dialed, [39, 33, 7]);
+    let (dialed, _) = dial_and_fail_all(&mut a, b, now);
+    assert_eq!(dialed, [38, 34, 7]);
 }
 
 /// Our own shutdown abandons a dial's handshake in progress: that says
@@ -1184,7 +1214,7 @@ fn a_round_dials_few_untried_hints_and_every_given_address() {
     a.add_address(now, b, addr(1), AddrSource::Application)
         .unwrap();
     a.add_address(now, b, addr(2), AddrSource::Ticket).unwrap();
-    a.restore_address(now, b, addr(3), AddrSource::Discovery, true)
+    a.restore_address(now, b, addr(3), AddrSource::Discovery, AddrHistory::Worked)
         .unwrap();
     add_hints(&mut a, now, b, 10..15);
     assert_eq!(HINTS_PER_ROUND, 2);

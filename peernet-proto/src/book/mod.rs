@@ -20,7 +20,10 @@
 //!
 //! Within a class, the better source first, then the address added first
 //! (so untried addresses are dialed in the order a ticket or a saved book
-//! lists them); but of the untried hints the latest heard first. A round
+//! lists them); but of the untried hints the latest heard first, and of
+//! addresses that worked at one instant (a saved book's, restored when
+//! the node starts: see `history.rs`) the one added first, whatever its
+//! source, as the book lists them. A round
 //! dials only a few of the hints that never worked
 //! ([`AddressBook::round`]).
 //!
@@ -152,7 +155,7 @@ impl AddrEntry {
     }
 
     /// Whether the last dial to it completed a handshake (it worked, and
-    /// has not failed since). What a saved book marks `worked`.
+    /// has not failed since): [`AddrHistory::Worked`].
     pub fn worked_last(&self) -> bool {
         self.class() == Class::Worked
     }
@@ -166,11 +169,18 @@ impl AddrEntry {
                 Class::UntriedHint => u64::MAX - e.added,
                 _ => e.added,
             };
+            // (of two that worked at one instant, as a saved book's are
+            // restored, the one added first: the file lists them best
+            // first, whatever their source)
+            let weight = match e.last_ok {
+                Some(_) => 0,
+                None => e.source.weight(),
+            };
             (
                 class,
                 Reverse(e.last_ok),
                 e.last_failed,
-                Reverse(e.source.weight()),
+                Reverse(weight),
                 order,
             )
         };
@@ -482,6 +492,11 @@ impl AddressBook {
         self.update(peer, addr, |e| {
             flipped = !e.worked_last();
             e.last_ok = Some(now);
+            if e.last_failed >= e.last_ok {
+                // (a failure at this very instant came before: a saved
+                // book's failures are restored at the node's start)
+                e.last_failed = None;
+            }
         });
         if flipped {
             self.revision += 1;
@@ -541,7 +556,10 @@ impl AddressBook {
     }
 }
 
+mod history;
 mod room;
+
+pub use history::AddrHistory;
 
 #[cfg(test)]
 mod tests;

@@ -41,7 +41,7 @@
 //! is not working (any hint, kept or not: what the application gives
 //! comes first).
 
-use core::cmp::Ordering;
+use core::cmp::{Ordering, Reverse};
 use core::net::SocketAddr;
 
 use super::{AddrEntry, AddrSource, AddressBook, Class};
@@ -67,8 +67,11 @@ impl AddrEntry {
     /// peer's) that worked most recently: those that a hint that never
     /// worked does not push out.
     fn worked_recently(&self, entries: &[AddrEntry], kept: usize) -> bool {
-        // (`added` is unique: a tie-break, so that at most `kept` are)
-        let key = |e: &AddrEntry| (e.last_ok, e.added);
+        // (`added` is unique: a tie-break, so that at most `kept` are;
+        // of two that worked at one instant, as a saved book's are
+        // restored, the one added first worked more recently: the file
+        // lists them so, see `history.rs`)
+        let key = |e: &AddrEntry| (e.last_ok, Reverse(e.added));
         let later = |e: &&AddrEntry| e.source == AddrSource::Discovery && key(e) > key(self);
         self.source == AddrSource::Discovery
             && self.last_ok.is_some()
@@ -118,15 +121,19 @@ impl AddressBook {
     /// Forgets the book's worst discovery hint that is not working, a
     /// dial to which is not under way: first of a peer that has other
     /// addresses; the untried one heard longest ago (anyone on the LAN
-    /// can announce one) before one that worked once and failed since
-    /// (the longest failed first). False if there is none.
+    /// can announce one) before one that failed (the longest failed
+    /// first, then one that never worked, then the one that worked
+    /// longest ago, then the one ranked last). False if there is none.
     pub(super) fn drop_a_hint(&mut self, dialing: &dyn Fn(&PeerId, SocketAddr) -> bool) -> bool {
         let loose = |p: &PeerId, e: &AddrEntry| {
             e.source == AddrSource::Discovery && !e.worked_last() && !dialing(p, e.addr)
         };
+        // (the last: of failed ones alike, the one ranked last, as a
+        // saved book's restored at one instant; of untried ones, the one
+        // heard longest ago)
         let badness = |only: bool, e: &AddrEntry| match e.class() {
-            Class::Failed => (only, 1, e.last_failed, e.added),
-            _ => (only, 0, None, e.added),
+            Class::Failed => (only, 1, e.last_failed, e.last_ok, u64::MAX - e.added),
+            _ => (only, 0, None, None, e.added),
         };
         let victim = self
             .peers

@@ -15,7 +15,7 @@ use core::net::SocketAddr;
 use core::time::Duration;
 
 use crate::Instant;
-use crate::book::{Added, AddrEntry, AddrSource, BookError};
+use crate::book::{Added, AddrEntry, AddrHistory, AddrSource, BookError};
 use crate::codes::RejectCode;
 use crate::config::{ProtocolVersion, fault};
 use crate::dial::{PeerDial, Phase};
@@ -30,12 +30,18 @@ impl Endpoint {
     // ----- the address book -----
 
     /// [`Endpoint::add_address`] for an address a node saved before it
-    /// stopped: `worked` says its last dial then had completed a
-    /// handshake ([`AddrEntry::worked_last`]). Such an address ranks with
-    /// those that worked in this run (behind any that worked since), and a
-    /// discovery hint that worked keeps what that earns it: it is not
-    /// forgotten at its first failure, nor pushed out by other hints while
-    /// it works.
+    /// stopped, with what its dials had shown then ([`AddrEntry::history`]).
+    /// An address that worked ranks with those that worked in this run
+    /// (behind any that worked since), and one that worked and failed
+    /// since with those that failed since they worked; a discovery hint
+    /// that worked keeps what that earns it: it is not forgotten at its
+    /// first failure, nor pushed out by other hints while it works or is
+    /// among those that worked most recently. Restore a peer's addresses
+    /// in the order the saved book lists them (best first): of those
+    /// that worked, the order says which worked most recently (the
+    /// untried hints, ranked the latest heard first, go in from the
+    /// last). An address this run has dialed already keeps what it
+    /// learned.
     ///
     /// # Errors
     ///
@@ -46,12 +52,10 @@ impl Endpoint {
         peer: PeerId,
         addr: SocketAddr,
         source: AddrSource,
-        worked: bool,
+        history: AddrHistory,
     ) -> Result<bool, BookError> {
         let changed = self.add_address(now, peer, addr, source)?;
-        if worked {
-            self.book.mark_ok(&peer, addr, now);
-        }
+        self.book.restore(&peer, addr, history, now);
         Ok(changed)
     }
 

@@ -238,3 +238,87 @@ fn without_the_kept_places_a_worked_hint_waits_its_turn() {
     book.fault = Some(crate::fault::Fault::WorkedHintEvictable);
     assert_eq!(rounds_to_redial_a_worked_hint(&mut book), Some(7));
 }
+
+/// Restores `p`'s `port`, from `source`, as a saved book's line says:
+/// `history`, at the restart's one instant.
+fn restore(book: &mut AddressBook, p: PeerId, port: u16, source: AddrSource, history: AddrHistory) {
+    book.add(p, addr(port), source).unwrap();
+    book.restore(&p, addr(port), history, at(1));
+}
+
+/// A saved book's addresses that worked are restored at one instant, in
+/// the order the file lists them, best first: they rank in that order,
+/// whatever their source (an application's address ranked before a hint
+/// the file listed first), and of those that failed since, the hints
+/// kept from hints that never worked are the first listed, those that
+/// worked most recently (the last listed were kept).
+#[test]
+fn restored_addresses_keep_the_files_order() {
+    use AddrHistory::{Worked, WorkedThenFailed};
+    use AddrSource::{Application, Discovery};
+    let p = peer(1);
+    let mut book = AddressBook::new(8, 64);
+    restore(&mut book, p, 4, Discovery, Worked);
+    restore(&mut book, p, 5, Application, Worked);
+    restore(&mut book, p, 1, Discovery, WorkedThenFailed);
+    restore(&mut book, p, 6, Application, WorkedThenFailed);
+    restore(&mut book, p, 2, Discovery, WorkedThenFailed);
+    restore(&mut book, p, 3, Discovery, WorkedThenFailed);
+    assert_eq!(ports(&book, &p), [4, 5, 1, 6, 2, 3]);
+    // hints that never worked fill the peer's places: of the two kept
+    // places, the hint that works takes one, the first listed of those
+    // that failed since the other
+    for port in 10..30 {
+        book.add(p, addr(port), Discovery).unwrap();
+    }
+    assert_eq!(ports(&book, &p), [4, 5, 29, 28, 27, 26, 1, 6]);
+}
+
+/// At the book's total, what the application gives takes the place of
+/// the worst hint: of hints restored alike, the one the file listed last
+/// (it was the first, which had worked most recently).
+#[test]
+fn at_the_total_a_restored_book_loses_its_last_hint() {
+    let (p, q) = (peer(1), peer(2));
+    let mut book = AddressBook::new(8, 3);
+    for port in [1, 2, 3] {
+        restore(
+            &mut book,
+            p,
+            port,
+            AddrSource::Discovery,
+            AddrHistory::WorkedThenFailed,
+        );
+    }
+    assert_eq!(book.add(q, addr(9), AddrSource::Application), Ok(true));
+    assert_eq!(ports(&book, &p), [1, 2]);
+}
+
+/// An address restored as having worked then failed is not working
+/// (nor is it forgotten at a failure, as a hint that never worked is),
+/// and once a dial to it works it is, even at the very instant of the
+/// restore: the success is reported after the restored failure.
+#[test]
+fn a_restored_failure_gives_way_to_a_success() {
+    let p = peer(1);
+    let mut book = AddressBook::new(8, 64);
+    restore(
+        &mut book,
+        p,
+        1,
+        AddrSource::Discovery,
+        AddrHistory::WorkedThenFailed,
+    );
+    let entry = *book.get(&p).next().unwrap();
+    assert_eq!(entry.history(), AddrHistory::WorkedThenFailed);
+    assert!(!entry.worked_last() && !entry.unproven_hint());
+    book.mark_failed(&p, addr(1), at(1));
+    assert_eq!(ports(&book, &p), [1]);
+    let before = book.revision();
+    book.mark_ok(&p, addr(1), at(1));
+    assert_eq!(book.get(&p).next().unwrap().history(), AddrHistory::Worked);
+    assert_ne!(book.revision(), before, "no save owed");
+    // and a restore does not undo what this run learned
+    book.restore(&p, addr(1), AddrHistory::WorkedThenFailed, at(1));
+    assert_eq!(book.get(&p).next().unwrap().history(), AddrHistory::Worked);
+}
