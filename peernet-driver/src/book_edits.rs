@@ -6,7 +6,8 @@
 //! save that finds the file changed since the node last read or wrote it
 //! reads it again. Each peer whose lines differ from what the node last
 //! read or wrote (an address added, removed or moved, a source or a
-//! `worked` mark changed; a deleted file is a book with no lines) is the
+//! `worked` or `worked failed` mark changed; a deleted file is a book
+//! with no lines) is the
 //! operator's from then on: its lines are written as the operator left
 //! them, whatever the running node learns of it, until the next start
 //! loads them. Every other peer's lines are the running node's. The

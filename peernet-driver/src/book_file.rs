@@ -4,11 +4,11 @@
 //! a regular file of bounded size, and a damaged file is an error, never
 //! an empty book.
 //!
-//! # Text format, version 1
+//! # Text format, versions 1 and 2
 //!
 //! ```text
-//! peernet-address-book v1
-//! <64 lowercase hex PeerId> <IP:PORT> <application|ticket|discovery>[ worked]
+//! peernet-address-book v2
+//! <64 lowercase hex PeerId> <IP:PORT> <application|ticket|discovery>[ worked[ failed]]
 //! ...
 //! end <N>
 //! ```
@@ -22,18 +22,43 @@
 //! ignored; nothing follows the end line. As for the trust list, the
 //! header and the counted end line make a truncated or cut file an error.
 //! Only what stays true across a restart is saved: the address, where it
-//! came from, and `worked` if a dial to it had completed a handshake (so a
-//! discovery hint that worked keeps its protection after a restart); not
-//! when (the core's clock starts again with every node).
+//! came from, and what its dials showed ([`AddrHistory`]): `worked` if
+//! the last completed a handshake, `worked failed` if one did and a later
+//! one failed, nothing if none did (or none was made); not when (the
+//! core's clock starts again with every node). So a discovery hint that
+//! worked keeps its rank and its protection after a restart, one that
+//! failed since too: a node restarted during a partition, or while its
+//! peer sleeps, dials the peer's true address in every round among the
+//! failed addresses that once worked, and LAN hosts announcing false hints
+//! do not push it out; yet an address whose last dial failed is never
+//! restored as working. Restored, the addresses of a peer rank among
+//! themselves as the file lists them: of those that worked, the first
+//! listed worked most recently (see `AddrHistory` in the core).
+//!
+//! # Versions
+//!
+//! Version 2 is version 1 with `worked failed`. A book is written with
+//! the header `v1` unless one of its lines says `worked failed`, and then
+//! with `v2`; this crate reads both (`failed` only in version 2: a `v1`
+//! file with it is damaged), and refuses a later version
+//! ([`BookFileErrorKind::UnknownVersion`]). So a downgrade is harmless or
+//! a clear error, never a wrong book: a node that reads only version 1
+//! (every release before version 2) reads a `v1` file as it was written,
+//! and refuses a `v2` one as it does a damaged book, naming the header it
+//! expected (`peernet-address-book v1`; or, a `v2` file above its 4 MiB
+//! bound, as too large), so it does not start until the
+//! file is mended or removed (to mend it: make the header `v1` and delete
+//! each ` worked failed`; those addresses then load as never having
+//! worked, as such a node saved them) and never writes over it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-pub use peernet_proto::AddrSource;
 use peernet_proto::book::{canonical, is_unscoped_link_local};
+pub use peernet_proto::{AddrHistory, AddrSource};
 use peernet_proto::{InvalidPeerId, PeerId, is_dialable};
 
 use crate::persist::DataDir;
@@ -43,14 +68,23 @@ const BOOK_FILE: &str = "book";
 /// The first line of the version 1 text format.
 pub const BOOK_HEADER: &str = "peernet-address-book v1";
 
-/// The largest book file read (4 MiB, some 40,000 addresses): a larger
-/// one is refused rather than read into memory.
-pub const MAX_BOOK_FILE_LEN: u64 = 4 << 20;
+/// The first line of the version 2 text format, which has `worked
+/// failed` (see the [module docs](self)).
+pub const BOOK_HEADER_V2: &str = "peernet-address-book v2";
 
-/// The most addresses saved in all: this many of the longest lines (143
+/// What every header starts with, its version following.
+const HEADER_PREFIX: &str = "peernet-address-book ";
+
+/// The largest book file read (4.25 MiB, some 40,000 addresses): a
+/// larger one is refused rather than read into memory.
+pub const MAX_BOOK_FILE_LEN: u64 = 17 << 18;
+
+/// The most addresses saved in all: this many of the longest lines (150
 /// bytes: an IPv6 address with a scope id, port 65535, `application
-/// worked`) still fit in [`MAX_BOOK_FILE_LEN`], so whatever is saved loads
-/// again.
+/// worked failed`), 4,350,000 bytes, and the header and end line still
+/// fit in [`MAX_BOOK_FILE_LEN`] (4,456,448), so whatever is saved loads
+/// again. (Version 1's longest lines, `application worked`, are 143
+/// bytes: 4,147,000, as when the bound was 4 MiB.)
 /// A book larger than this (`Config::max_addresses` raised above it)
 /// saves its first addresses in PeerId order and drops the rest; a file
 /// that holds more (made by hand or by another tool) is refused when
@@ -66,12 +100,13 @@ pub const MAX_SAVED_ADDRS: usize = 29_000;
 pub const MAX_SAVED_ADDRS_PER_PEER: usize = 64;
 
 /// The address book as saved: per peer, its addresses best first, each
-/// with where it came from and whether it worked.
+/// with where it came from and what its dials showed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SavedBook {
     peers: BTreeMap<PeerId, Vec<(SocketAddr, AddrSource)>>,
-    /// The addresses of `peers` a dial had completed a handshake to.
-    worked: BTreeSet<(PeerId, SocketAddr)>,
+    /// The addresses of `peers` a dial had completed a handshake to, and
+    /// whether one failed since (none: [`AddrHistory::NeverWorked`]).
+    history: BTreeMap<(PeerId, SocketAddr), AddrHistory>,
     /// The addresses of all `peers` (kept, so that `set` does not walk
     /// the book: a save sets every trusted peer).
     total: usize,
@@ -93,9 +128,15 @@ pub struct BookFileError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum BookFileErrorKind {
-    /// The first line is not `peernet-address-book v1`.
-    #[error("expected the header `{BOOK_HEADER}`")]
+    /// The first line is not `peernet-address-book v1` (or `v2`).
+    #[error("expected the header `{BOOK_HEADER}` or `{BOOK_HEADER_V2}`")]
     MissingHeader,
+    /// The header names a version of the format this crate does not read
+    /// (the version, e.g. `v3`): a newer peernet wrote it.
+    #[error(
+        "address book format {0} is not known to this version of peernet (a newer one wrote it)"
+    )]
+    UnknownVersion(String),
     /// The file starts with a byte-order mark (U+FEFF), which some
     /// editors put before UTF-8: the header is there, behind it.
     #[error("the file starts with a byte-order mark: save it as UTF-8 without one")]
@@ -103,8 +144,9 @@ pub enum BookFileErrorKind {
     /// The file is not UTF-8.
     #[error("not UTF-8")]
     NotUtf8,
-    /// A line is not `PEERID IP:PORT SOURCE[ worked]`.
-    #[error("expected `PEERID IP:PORT SOURCE[ worked]`")]
+    /// A line is not `PEERID IP:PORT SOURCE[ worked]` (version 2:
+    /// `PEERID IP:PORT SOURCE[ worked[ failed]]`).
+    #[error("expected `PEERID IP:PORT SOURCE[ worked]` (v2: `[ worked[ failed]]`)")]
     Malformed,
     /// The PeerId is not valid.
     #[error("invalid PeerId: {0}")]
@@ -177,7 +219,7 @@ impl SavedBook {
         if let Some(held) = self.peers.get(&peer) {
             for (old, _) in held {
                 if !list.iter().any(|(kept, _)| kept == old) {
-                    self.worked.remove(&(peer, *old));
+                    self.history.remove(&(peer, *old));
                 }
             }
         }
@@ -189,40 +231,58 @@ impl SavedBook {
         }
     }
 
-    /// Sets `peer`'s addresses, and what worked of them, as `from` has
-    /// them (a mark `self` had of an address kept goes if `from` has none).
+    /// Sets `peer`'s addresses, and what their dials showed, as `from`
+    /// has them (a mark `self` had of an address kept goes if `from` has
+    /// none).
     pub(crate) fn copy_peer(&mut self, from: &SavedBook, peer: &PeerId) {
         self.remove(peer);
         self.set(*peer, from.get(peer).iter().copied());
         for &(addr, _) in from.get(peer) {
-            if from.worked(peer, &addr) {
-                self.mark_worked(peer, addr);
-            }
+            self.mark(peer, addr, from.history(peer, &addr));
         }
     }
 
     /// Whether `peer` has the same lines in `self` and in `other`: the
-    /// same addresses, sources and `worked` marks, in the same order.
+    /// same addresses, sources and `worked` (`failed`) marks, in the same
+    /// order.
     pub(crate) fn same_peer(&self, other: &SavedBook, peer: &PeerId) -> bool {
         let (mine, theirs) = (self.get(peer), other.get(peer));
         mine == theirs
             && mine
                 .iter()
-                .all(|(addr, _)| self.worked(peer, addr) == other.worked(peer, addr))
+                .all(|(addr, _)| self.history(peer, addr) == other.history(peer, addr))
     }
 
-    /// Records that a dial to `addr` of `peer` had completed a handshake;
+    /// Records what the dials to `addr` of `peer` showed (`worked`,
+    /// `worked failed`, or, [`AddrHistory::NeverWorked`], no mark);
     /// nothing for an address the book does not hold.
-    pub fn mark_worked(&mut self, peer: &PeerId, addr: SocketAddr) {
+    pub fn mark(&mut self, peer: &PeerId, addr: SocketAddr, history: AddrHistory) {
         let addr = canonical(addr);
-        if self.get(peer).iter().any(|(a, _)| *a == addr) {
-            self.worked.insert((*peer, addr));
+        if history == AddrHistory::NeverWorked {
+            self.history.remove(&(*peer, addr));
+        } else if self.get(peer).iter().any(|(a, _)| *a == addr) {
+            self.history.insert((*peer, addr), history);
         }
     }
 
-    /// Whether a dial to `addr` of `peer` had completed a handshake.
+    /// Records that the last dial to `addr` of `peer` had completed a
+    /// handshake ([`AddrHistory::Worked`]); nothing for an address the
+    /// book does not hold.
+    pub fn mark_worked(&mut self, peer: &PeerId, addr: SocketAddr) {
+        self.mark(peer, addr, AddrHistory::Worked);
+    }
+
+    /// What the dials to `addr` of `peer` showed.
+    pub fn history(&self, peer: &PeerId, addr: &SocketAddr) -> AddrHistory {
+        let key = (*peer, canonical(*addr));
+        self.history.get(&key).copied().unwrap_or_default()
+    }
+
+    /// Whether the last dial to `addr` of `peer` had completed a
+    /// handshake (`worked`; not `worked failed`: an address whose last
+    /// dial failed is not one that works).
     pub fn worked(&self, peer: &PeerId, addr: &SocketAddr) -> bool {
-        self.worked.contains(&(*peer, canonical(*addr)))
+        self.history(peer, addr) == AddrHistory::Worked
     }
 
     /// Forgets `peer`. Returns true if it had addresses.
@@ -237,7 +297,7 @@ impl SavedBook {
         self.peers.retain(|peer, _| keep(peer));
         self.total = self.peers.values().map(Vec::len).sum();
         let peers = &self.peers;
-        self.worked.retain(|(p, _)| peers.contains_key(p));
+        self.history.retain(|(p, _), _| peers.contains_key(p));
     }
 
     /// Every peer with its addresses, in PeerId order.
@@ -255,27 +315,32 @@ impl SavedBook {
         self.peers.is_empty()
     }
 
-    /// The version 1 text (see the [module docs](self)).
+    /// The text: version 1, or version 2 if an address worked and
+    /// failed since (see the [module docs](self)).
     pub fn to_text(&self) -> String {
         let mut out = String::with_capacity(32 + self.len() * 100);
-        out.push_str(BOOK_HEADER);
+        let failed = |h: &AddrHistory| *h == AddrHistory::WorkedThenFailed;
+        out.push_str(match self.history.values().any(failed) {
+            true => BOOK_HEADER_V2,
+            false => BOOK_HEADER,
+        });
         out.push('\n');
         for (peer, addrs) in &self.peers {
             for (addr, source) in addrs {
-                let worked = if self.worked(peer, addr) {
-                    " worked"
-                } else {
-                    ""
+                let mark = match self.history(peer, addr) {
+                    AddrHistory::Worked => " worked",
+                    AddrHistory::WorkedThenFailed => " worked failed",
+                    _ => "",
                 };
-                let _ = writeln!(out, "{peer} {addr} {}{worked}", AddrSource::name(*source));
+                let _ = writeln!(out, "{peer} {addr} {}{mark}", AddrSource::name(*source));
             }
         }
         let _ = writeln!(out, "end {}", self.len());
         out
     }
 
-    /// Parses the version 1 text; never a partial book (see the [module
-    /// docs](self)).
+    /// Parses the text, version 1 or 2; never a partial book (see the
+    /// [module docs](self)).
     pub fn from_text(text: &str) -> Result<SavedBook, BookFileError> {
         let err = |line, kind| BookFileError { line, kind };
         let mut lines = text.split_inclusive('\n').enumerate().map(|(i, l)| {
@@ -283,16 +348,25 @@ impl SavedBook {
             let l = l.strip_suffix('\n').unwrap_or(l);
             (i + 1, l.strip_suffix('\r').unwrap_or(l), terminated)
         });
-        match lines.next() {
+        let v2 = match lines.next() {
             Some((_, first, _)) if first.starts_with('\u{feff}') => {
                 return Err(err(1, BookFileErrorKind::ByteOrderMark));
             }
-            Some((_, BOOK_HEADER, true)) => {}
-            Some((n, BOOK_HEADER, false)) => {
-                return Err(err(n, BookFileErrorKind::UnterminatedLine));
+            Some((n, header @ (BOOK_HEADER | BOOK_HEADER_V2), terminated)) => {
+                if !terminated {
+                    return Err(err(n, BookFileErrorKind::UnterminatedLine));
+                }
+                header == BOOK_HEADER_V2
             }
-            _ => return Err(err(1, BookFileErrorKind::MissingHeader)),
-        }
+            Some((_, first, _)) => {
+                let version = first.strip_prefix(HEADER_PREFIX).filter(|v| is_version(v));
+                let kind = version.map_or(BookFileErrorKind::MissingHeader, |v| {
+                    BookFileErrorKind::UnknownVersion(v.to_string())
+                });
+                return Err(err(1, kind));
+            }
+            None => return Err(err(1, BookFileErrorKind::MissingHeader)),
+        };
         let mut book = SavedBook::new();
         let mut count = 0usize;
         let mut last = 1;
@@ -318,7 +392,8 @@ impl SavedBook {
                 return Ok(book);
             }
             let mut fields = line.split(' ');
-            let (Some(peer), Some(addr), Some(source), worked, None) = (
+            let (Some(peer), Some(addr), Some(source), worked, failed, None) = (
+                fields.next(),
                 fields.next(),
                 fields.next(),
                 fields.next(),
@@ -327,10 +402,11 @@ impl SavedBook {
             ) else {
                 return Err(err(n, BookFileErrorKind::Malformed));
             };
-            let worked = match worked {
-                None => false,
-                Some("worked") => true,
-                Some(_) => return Err(err(n, BookFileErrorKind::Malformed)),
+            let history = match (worked, failed) {
+                (None, None) => AddrHistory::NeverWorked,
+                (Some("worked"), None) => AddrHistory::Worked,
+                (Some("worked"), Some("failed")) if v2 => AddrHistory::WorkedThenFailed,
+                _ => return Err(err(n, BookFileErrorKind::Malformed)),
             };
             let peer = peer
                 .parse::<PeerId>()
@@ -363,13 +439,20 @@ impl SavedBook {
             }
             list.push((addr, source));
             book.total += 1;
-            if worked {
-                book.worked.insert((peer, addr));
+            if history != AddrHistory::NeverWorked {
+                book.history.insert((peer, addr), history);
             }
             count += 1;
         }
         Err(err(last + 1, BookFileErrorKind::MissingEnd))
     }
+}
+
+/// Whether `text` is a version as a header writes one: `v` and a
+/// number (what a later format's header would say).
+fn is_version(text: &str) -> bool {
+    text.strip_prefix('v')
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Why the address book could not be loaded.
@@ -655,12 +738,14 @@ mod tests {
             for k in 0..MAX_SAVED_ADDRS_PER_PEER as u16 {
                 let mut a = longest;
                 a.set_port(65535 - k);
-                book.mark_worked(&p, a);
+                book.mark(&p, a, AddrHistory::WorkedThenFailed);
             }
         }
         assert_eq!(book.len(), MAX_SAVED_ADDRS);
-        assert!(book.to_text().lines().nth(1).unwrap().len() + 1 == 143);
+        assert!(book.to_text().lines().nth(1).unwrap().len() + 1 == 150);
         let text = book.to_text();
+        // (the arithmetic of `MAX_SAVED_ADDRS`'s docs: lines, header, end)
+        assert_eq!(text.len(), 150 * MAX_SAVED_ADDRS + 24 + 10);
         assert!(text.len() as u64 <= MAX_BOOK_FILE_LEN, "{}", text.len());
         let dir = tempfile::tempdir().unwrap();
         let data = DataDir::open(dir.path()).unwrap();
@@ -719,6 +804,105 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    /// A hint that worked and failed since is saved as such (`worked
+    /// failed`, in a `v2` file) and reads back as written: neither as
+    /// working nor as never having worked. (It was saved as never having
+    /// worked, so a node restarted during a partition treated the peer's
+    /// true address as a hint that never worked.)
+    #[test]
+    fn a_hint_that_worked_then_failed_reads_back_as_such() {
+        let (a, b, c): (SocketAddr, SocketAddr, SocketAddr) = (
+            "192.0.2.1:4000".parse().unwrap(),
+            "192.0.2.2:4000".parse().unwrap(),
+            "[2001:db8::3]:4000".parse().unwrap(),
+        );
+        let text = format!(
+            "peernet-address-book v2\n{p} {a} discovery worked failed\n\
+             {p} {b} application worked\n{p} {c} ticket\nend 3\n",
+            p = peer(1)
+        );
+        let read = SavedBook::from_text(&text).unwrap();
+        assert_eq!(read.to_text(), text);
+        assert!(
+            !read.worked(&peer(1), &a),
+            "a failing address reads as working"
+        );
+        assert!(read.worked(&peer(1), &b) && !read.worked(&peer(1), &c));
+        let histories: Vec<AddrHistory> = [a, b, c]
+            .iter()
+            .map(|x| read.history(&peer(1), x))
+            .collect();
+        use AddrHistory::{NeverWorked, Worked, WorkedThenFailed};
+        assert_eq!(histories, [WorkedThenFailed, Worked, NeverWorked]);
+        // the same book made by hand writes the same text
+        let mut book = SavedBook::new();
+        let (d, app, t) = (
+            AddrSource::Discovery,
+            AddrSource::Application,
+            AddrSource::Ticket,
+        );
+        book.set(peer(1), [(a, d), (b, app), (c, t)]);
+        book.mark(&peer(1), a, WorkedThenFailed);
+        book.mark_worked(&peer(1), b);
+        assert_eq!(book, read);
+        assert_eq!(SavedBook::from_text(&book.to_text()), Ok(book.clone()));
+        // once the mark is gone, the file is version 1 again, as an older
+        // node reads it
+        book.mark(&peer(1), a, NeverWorked);
+        assert!(book.to_text().starts_with(&format!("{BOOK_HEADER}\n")));
+        // `failed` only after `worked`, and only in version 2
+        for (header, bad) in [
+            (BOOK_HEADER_V2, "discovery failed"),
+            (BOOK_HEADER_V2, "discovery failed worked"),
+            (BOOK_HEADER_V2, "discovery worked failed failed"),
+            (BOOK_HEADER_V2, "discovery worked  failed"),
+            (BOOK_HEADER, "discovery worked failed"),
+        ] {
+            let text = format!("{header}\n{} {a} {bad}\nend 1\n", peer(1));
+            let err = SavedBook::from_text(&text).unwrap_err();
+            assert_eq!(
+                (err.line, err.kind),
+                (2, BookFileErrorKind::Malformed),
+                "{header}: {bad}"
+            );
+        }
+    }
+
+    /// Every file an earlier version wrote (version 1: peers in PeerId
+    /// order) reads as the same book, and the book writes it again byte
+    /// for byte; a later version
+    /// than this crate reads is refused as such.
+    #[test]
+    fn a_version_1_file_reads_as_it_did() {
+        let (a, b): (SocketAddr, SocketAddr) = (
+            "192.0.2.1:4000".parse().unwrap(),
+            "[fe80::1%2]:9".parse().unwrap(),
+        );
+        let text = format!(
+            "peernet-address-book v1\n{q} {a} application\n{p} {a} discovery worked\n\
+             {p} {b} ticket\nend 3\n",
+            p = peer(1),
+            q = peer(2)
+        );
+        let mut book = SavedBook::new();
+        book.set(
+            peer(1),
+            [(a, AddrSource::Discovery), (b, AddrSource::Ticket)],
+        );
+        book.mark_worked(&peer(1), a);
+        book.set(peer(2), [(a, AddrSource::Application)]);
+        let read = SavedBook::from_text(&text).unwrap();
+        assert_eq!(read, book);
+        assert_eq!(read.to_text(), text);
+        assert_eq!(read.history(&peer(1), &a), AddrHistory::Worked);
+        assert_eq!(read.history(&peer(1), &b), AddrHistory::NeverWorked);
+        let later = "peernet-address-book v3\nend 0\n";
+        assert_eq!(
+            SavedBook::from_text(later).unwrap_err().kind,
+            BookFileErrorKind::UnknownVersion("v3".into())
+        );
     }
 
     #[test]

@@ -285,8 +285,8 @@ fn book_to_save<R: Runtime>(shared: &Shared<R>, saved_trust: &TrustList) -> Save
             }
             wanted += inner.ep.addresses(peer).count();
             book.set(*peer, inner.ep.addresses(peer).map(|e| (e.addr, e.source)));
-            for e in inner.ep.addresses(peer).filter(|e| e.worked_last()) {
-                book.mark_worked(peer, e.addr);
+            for e in inner.ep.addresses(peer) {
+                book.mark(peer, e.addr, e.history());
             }
         }
         if book.len() < wanted {

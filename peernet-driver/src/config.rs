@@ -154,7 +154,8 @@ impl NodeConfig {
     /// the trust file as it is then, read again. A book save that finds
     /// the file edited reads it again: each peer whose lines the edit
     /// changed (an address added, removed or moved, a source or a
-    /// `worked` mark changed; a deleted file has no lines) keeps the
+    /// `worked` or `worked failed` mark changed; a deleted file has no
+    /// lines) keeps the
     /// operator's lines, written as they are by every later save of the
     /// run, whatever the node learns of that peer meanwhile; every other
     /// peer's lines are the running node's, and what it learns of them is

@@ -180,22 +180,21 @@ pub(crate) fn on_event<R: Runtime>(shared: &Shared<R>, inner: &mut Inner, event:
     }
 }
 
-/// Gives the core `peer`'s addresses in `book`, with what worked. A book
-/// lists them best first; the core ranks untried hints the latest heard
-/// first and the others the first added first, so the hints go in from
-/// the last and every class keeps the book's order.
+/// Gives the core `peer`'s addresses in `book`, with what their dials
+/// showed. A book lists them best first; the core ranks untried hints
+/// the latest heard first and the others the first added first (of those
+/// that worked, restored at one instant, the first added counts as the
+/// one that worked most recently), so the hints go in from the last and
+/// every class keeps the book's order.
 fn restore_peer(inner: &mut Inner, now: peernet_proto::Instant, book: &SavedBook, peer: &PeerId) {
     let addrs = book.get(peer);
     let untried_hint = |(addr, source): &&(SocketAddr, AddrSource)| {
-        *source == AddrSource::Discovery && !book.worked(peer, addr)
+        *source == AddrSource::Discovery && book.history(peer, addr) == AddrHistory::NeverWorked
     };
     let others = addrs.iter().filter(|a| !untried_hint(a));
     let hints = addrs.iter().rev().filter(untried_hint);
     for &(addr, source) in others.chain(hints) {
-        let history = match book.worked(peer, &addr) {
-            true => AddrHistory::Worked,
-            false => AddrHistory::NeverWorked,
-        };
+        let history = book.history(peer, &addr);
         if let Err(error) = inner.ep.restore_address(now, *peer, addr, source, history) {
             tracing::warn!(%peer, %addr, %error, "address not loaded");
         }

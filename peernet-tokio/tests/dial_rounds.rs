@@ -178,7 +178,8 @@ async fn re_adding_a_known_address_does_not_rewrite_the_book() {
 /// works (nothing else changed the book), and the node started again from
 /// the directory ranks it as an address that worked: after a restart a
 /// LAN host still cannot push it out, nor does one failure forget it.
-/// Once its last dial failed, it is saved as not working.
+/// Once its last dial failed, it is saved as not working: `worked
+/// failed`, never `worked`.
 #[tokio::test]
 async fn a_hint_that_worked_is_saved_as_such() {
     let dir = tempfile::tempdir().unwrap();
@@ -214,7 +215,54 @@ async fn a_hint_that_worked_is_saved_as_such() {
     a.shutdown().await;
     drop(a);
     let text = std::fs::read_to_string(&path).unwrap();
-    assert!(text.contains(&format!("{line}\n")), "{text}");
+    assert!(!text.contains(&format!("{line} worked\n")), "{text}");
+    assert!(text.contains(&format!("{line} worked failed\n")), "{text}");
+    let a = node_in(dir.path()).await;
+    let restored = a.addresses(&peer(2))[0];
+    assert!(!restored.worked_last(), "{restored:?}");
+}
+
+/// A discovery hint that worked, then failed (the peer went: a
+/// partition, or it sleeps), survives a restart of the node as such: LAN
+/// hosts announcing false hints, more than the peer has places, do not
+/// push it out, and the first round after the restart dials it. It used
+/// to be saved as a hint that never worked, so the false hints pushed it
+/// out, and it came back only when heard again, to wait its turn among
+/// them.
+#[tokio::test]
+async fn a_hint_that_worked_then_failed_keeps_its_place_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = node_in(dir.path()).await;
+    let b = Node::bind(
+        NodeConfig::new(id(2)).trusting(a.peer_id()),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let at = b.local_addr().unwrap();
+    a.add_address(peer(2), at, AddrSource::Discovery).unwrap();
+    a.connect_peer(peer(2)).await.unwrap();
+    // (a restart, so that no connection is left when the peer goes)
+    a.shutdown().await;
+    drop(a);
+    let a = node_in(dir.path()).await;
+    b.shutdown().await;
+    drop(b);
+    assert!(a.connect_peer(peer(2)).await.is_err());
+    a.shutdown().await;
+    drop(a);
+    let a = node_in(dir.path()).await;
+    // (`max_addresses_per_peer` is 8: these fill every place)
+    for _ in 0..12 {
+        let _ = a.add_address(peer(2), dead_address(), AddrSource::Discovery);
+    }
+    let book: Vec<SocketAddr> = a.addresses(&peer(2)).iter().map(|e| e.addr).collect();
+    assert!(book.contains(&at), "pushed out: {book:?}");
+    let err = a.connect_peer(peer(2)).await.unwrap_err();
+    let ConnectError::Unreachable { tried, .. } = &err else {
+        panic!("{err}");
+    };
+    assert!(tried.iter().any(|(t, _)| *t == at), "not dialed: `{err}`");
 }
 
 /// The book file keeps a peer's addresses best first, and a node started

@@ -92,8 +92,9 @@ impl<R: Runtime> Shared<R> {
                 Output::Dial { peer, addr } => work.push(Work::Dial(peer, addr)),
             }
         }
-        // Any change to the book (an address added, forgotten, or one that
-        // worked for the first time) is saved, whatever made it.
+        // Any change to the book (an address added, forgotten, or one
+        // whose last dial now worked, or failed after it had worked) is
+        // saved, whatever made it.
         let revision = inner.ep.book_revision();
         if revision != inner.book_saved {
             inner.book_saved = revision;
