@@ -121,11 +121,15 @@ pub enum Event {
     HandshakeFailed {
         /// The connection.
         conn: ConnId,
-        /// The peer, when known: the one dialed, or the one an inbound
-        /// handshake named (version 1's HELLO; version 2's INIT, whose
-        /// static key proves nothing until the first record: a replayed
-        /// INIT names the peer it was recorded from, so an inbound
-        /// failure names whom the dialer claimed to be, not who it was).
+        /// The peer, when known: the one dialed, or the trusted one an
+        /// inbound handshake named (version 1's HELLO; version 2's INIT,
+        /// whose static key proves nothing until the first record: a
+        /// replayed INIT names the peer it was recorded from, so an
+        /// inbound failure names whom the dialer claimed to be, not who
+        /// it was), also when it was refused for that peer
+        /// ([`HandshakeError::Throttled`]). `None` for an inbound
+        /// handshake refused before its trust check passed (untrusted,
+        /// malformed, `busy` for want of a slot) or that never named one.
         peer: Option<PeerId>,
         /// Why.
         error: HandshakeError,

@@ -9,8 +9,8 @@ mod support;
 use std::time::Duration;
 
 use peernet_proto::{
-    Config, HandshakeError, PeerConnectLimits, ProtocolVersion, RejectCode, Source, SourceLimits,
-    SourceRefusal,
+    Config, Event, HandshakeError, PeerConnectLimits, ProtocolVersion, RejectCode, Source,
+    SourceLimits, SourceRefusal,
 };
 use peernet_testkit::{Node, Pair, Who, test_config};
 use support::failed_with;
@@ -65,6 +65,14 @@ fn a_peer_that_reconnects_in_a_loop_is_refused_busy_past_its_burst() {
             failed_with(&b, HandshakeError::Throttled),
             "{version:?}: {b:?}"
         );
+        // the event names the peer refused (it was `None`: review s51)
+        let named = b.iter().find_map(|e| match e {
+            Event::HandshakeFailed { peer, error, .. } if *error == HandshakeError::Throttled => {
+                Some(*peer)
+            }
+            _ => None,
+        });
+        assert_eq!(named, Some(Some(p.id(Who::A))), "{version:?}");
         let counts = p.b.ep.counters().handshakes_in;
         assert_eq!(counts.throttled, 1, "{version:?}");
         assert_eq!(counts.refused.get(RejectCode::Busy), 1, "{version:?}");

@@ -43,6 +43,9 @@ pub(super) enum V2 {
     /// RESP sent, keys held: waiting for the initiator's first record
     /// (step 4), which the record layer opens.
     Pending { peer: PeerId },
+    /// INIT refused `busy`: the trusted peer it named connects too often
+    /// (`reconnects.rs`). Ends at once; kept so the failure names it.
+    Throttled(PeerId),
 }
 
 /// The states of a version-1 handshake.
@@ -54,6 +57,9 @@ pub(super) enum V1 {
     Dialed(Initiator),
     /// WELCOME sent, waiting for PROOF.
     Welcomed(Box<Responder>),
+    /// HELLO refused `busy`: the trusted peer it named connects too often
+    /// (`reconnects.rs`). Ends at once; kept so the failure names it.
+    Throttled(PeerId),
 }
 
 /// What a handshake frame led to.
@@ -143,6 +149,7 @@ impl Handshake {
             Handshake::V2(V2::Accepted { .. }) => None,
             Handshake::V2(V2::Dialed(i)) => Some(i.responder()),
             Handshake::V2(V2::Pending { peer }) => Some(*peer),
+            Handshake::V1(V1::Throttled(peer)) | Handshake::V2(V2::Throttled(peer)) => Some(*peer),
         }
     }
 
@@ -152,12 +159,15 @@ impl Handshake {
         matches!(self, Handshake::V1(V1::Welcomed(_)))
     }
 
-    /// Whether this inbound handshake counts against `max_handshakes`.
+    /// Whether this inbound handshake counts against `max_handshakes`
+    /// (a throttled one held its slot: only one with a slot is throttled).
     pub(super) fn counts_against_limit(&self) -> bool {
         matches!(
             self,
-            Handshake::V1(V1::Accepted { busy: false } | V1::Welcomed(_))
-                | Handshake::V2(V2::Accepted { busy: false } | V2::Pending { .. })
+            Handshake::V1(V1::Accepted { busy: false } | V1::Welcomed(_) | V1::Throttled(_))
+                | Handshake::V2(
+                    V2::Accepted { busy: false } | V2::Pending { .. } | V2::Throttled(_)
+                )
         )
     }
 
@@ -192,6 +202,7 @@ impl Handshake {
                     }
                     Ok(dialer) if !node.reconnects.admits(&dialer.peer(), ctx.now) => {
                         tracing::info!(peer = %dialer.peer(), "peer connects too often: refused busy");
+                        *self = Handshake::V1(V1::Throttled(dialer.peer()));
                         Step::Failed(Failure::throttled())
                     }
                     Ok(dialer) => {
@@ -235,9 +246,11 @@ impl Handshake {
             },
             Handshake::V2(V2::Accepted { busy }) => {
                 let busy = *busy;
-                let step = on_init(body, busy, node, tx, ctx);
+                let (step, throttled) = on_init(body, busy, node, tx, ctx);
                 if let Step::Keyed { peer, .. } = &step {
                     *self = Handshake::V2(V2::Pending { peer: *peer });
+                } else if let Some(peer) = throttled {
+                    *self = Handshake::V2(V2::Throttled(peer));
                 }
                 step
             }
@@ -257,8 +270,10 @@ impl Handshake {
                     },
                 }
             }
-            // The record layer handles every frame from here on.
-            Handshake::V2(V2::Pending { .. }) => {
+            // The record layer handles every frame from here on (and a
+            // throttled handshake has ended).
+            Handshake::V2(V2::Pending { .. } | V2::Throttled(_))
+            | Handshake::V1(V1::Throttled(_)) => {
                 Step::Failed(Failure::refuse(crate::RejectCode::Malformed))
             }
         }
@@ -267,26 +282,36 @@ impl Handshake {
 
 /// A version-2 responder reads INIT (PROTOCOL.md 6.1 step 2): header and
 /// `mac1`, then the replay cache before any X25519 work, then `busy`, the
-/// Noise message and trust; RESP is queued.
-fn on_init(body: &[u8], busy: bool, node: &mut Node<'_>, tx: &mut Transmit, ctx: &mut Ctx) -> Step {
+/// Noise message and trust; RESP is queued. With the step, the trusted
+/// peer the INIT named if it was refused for connecting too often.
+fn on_init(
+    body: &[u8],
+    busy: bool,
+    node: &mut Node<'_>,
+    tx: &mut Transmit,
+    ctx: &mut Ctx,
+) -> (Step, Option<PeerId>) {
     let checked = match noise::check_init(node.local, body) {
         Ok(checked) => checked,
-        Err(failure) => return refuse_v2(failure, body, tx),
+        Err(failure) => return (refuse_v2(failure, body, tx), None),
     };
     let ephemeral = *checked.ephemeral();
     if node.replay.contains(&ephemeral, ctx.now) {
-        return Step::Failed(Failure {
+        let replayed = Failure {
             send: None,
             error: HandshakeError::Replayed,
-        });
+        };
+        return (Step::Failed(replayed), None);
     }
     let mut secret = [0u8; 32];
     node.rng.fill_bytes(&mut secret);
     let reconnects = node.reconnects;
+    let throttled = core::cell::Cell::new(None);
     let throttled_peer = |peer: &PeerId| {
         let refused = !reconnects.admits(peer, ctx.now);
         if refused {
             tracing::info!(peer = %peer, "peer connects too often: refused busy");
+            throttled.set(Some(*peer));
         }
         refused
     };
@@ -299,25 +324,28 @@ fn on_init(body: &[u8], busy: bool, node: &mut Node<'_>, tx: &mut Transmit, ctx:
         secret,
     );
     secret.zeroize();
-    match accepted {
+    let throttled = throttled.get();
+    let step = match accepted {
         Err(failure) => refuse_v2(failure, body, tx),
         Ok(accepted) => {
             node.replay.insert(ephemeral, ctx.now);
             tx.push_handshake(&accepted.resp, ctx);
             let peer = accepted.peer;
             if fault!(ctx.config, EstablishAtResp) {
-                return Step::Done {
+                let done = Step::Done {
                     peer,
                     initiator: peer,
                     keys: Some(accepted.transport),
                 };
+                return (done, None);
             }
             Step::Keyed {
                 peer,
                 keys: accepted.transport,
             }
         }
-    }
+    };
+    (step, throttled)
 }
 
 /// Queues the REJECT a version-2 responder answers `failure` with (a
