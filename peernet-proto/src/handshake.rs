@@ -33,7 +33,9 @@ pub const REJECT_LEN: usize = 7;
 /// limit while its handshake runs is version 2's INIT (150 bytes) on both
 /// versions, so a version-1 node reads a whole INIT to answer it with
 /// `unsupported_version`; a header announcing more is refused at once,
-/// so an unauthenticated peer can never make us buffer more than that.
+/// so no handshake frame makes us buffer more than that. (A version-2
+/// responder's wait for the initiator's first record is another matter:
+/// that is a record, bounded by `max_frame_len`, `connection/records.rs`.)
 pub const MAX_HANDSHAKE_FRAME: u32 = WELCOME_LEN as u32;
 
 const HEADER_LEN: usize = 6;
