@@ -89,7 +89,8 @@ pub struct HandshakeCounts {
     /// The peer refused us, by the REJECT code it sent.
     pub rejected: RejectCounts,
     /// Did not finish within `handshake_timeout` (or, accepted, sent no
-    /// frame within `first_frame_timeout`).
+    /// frame within `first_frame_timeout`, or not its proof of key within
+    /// `first_frame_timeout` of our answer: [`HandshakeError::Timeout`]).
     pub timed_out: u64,
     /// The transport closed first.
     pub transport_lost: u64,

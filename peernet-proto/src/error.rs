@@ -93,7 +93,11 @@ pub enum HandshakeError {
         /// The trusted peer that answered.
         actual: PeerId,
     },
-    /// The handshake did not finish within `handshake_timeout`.
+    /// The handshake did not finish within `handshake_timeout` from the
+    /// transport's start, or (responder) a frame it was due came late:
+    /// its first one within `first_frame_timeout` of accept, or the one
+    /// that proves the dialer's key (version 1's PROOF, version 2's first
+    /// record) within `first_frame_timeout` of our answer.
     #[error("handshake timed out")]
     Timeout,
     /// Responder: the connection had not delivered a complete frame when
