@@ -113,11 +113,16 @@ pub struct HandshakeCounts {
 }
 
 impl HandshakeCounts {
-    /// Counts the end of a handshake that did not produce a connection.
-    pub(crate) fn failed(&mut self, error: &HandshakeError) {
+    /// Counts the end of a handshake that did not produce a connection;
+    /// `sent`: the REJECT its failing step sent, if it said. (A dial that
+    /// named a PeerId and reached an untrusted key reports
+    /// `UnexpectedPeer` but sends `untrusted`, trust being checked first.)
+    pub(crate) fn failed(&mut self, error: &HandshakeError, sent: Option<RejectCode>) {
         match error {
             HandshakeError::Refused(code) => self.refused.add(*code),
-            HandshakeError::UnexpectedPeer { .. } => self.refused.add(RejectCode::UnexpectedPeer),
+            HandshakeError::UnexpectedPeer { .. } => {
+                self.refused.add(sent.unwrap_or(RejectCode::UnexpectedPeer));
+            }
             HandshakeError::Frame => self.refused.add(RejectCode::Malformed),
             HandshakeError::Rejected(code) => self.rejected.add(*code),
             HandshakeError::Timeout => self.timed_out += 1,
@@ -360,17 +365,17 @@ mod tests {
     #[test]
     fn each_handshake_error_lands_in_one_field() {
         let mut h = HandshakeCounts::default();
-        h.failed(&HandshakeError::Refused(RejectCode::Untrusted));
-        h.failed(&HandshakeError::Rejected(RejectCode::Busy));
-        h.failed(&HandshakeError::Frame);
-        h.failed(&HandshakeError::Timeout);
-        h.failed(&HandshakeError::Replayed);
+        h.failed(&HandshakeError::Refused(RejectCode::Untrusted), None);
+        h.failed(&HandshakeError::Rejected(RejectCode::Busy), None);
+        h.failed(&HandshakeError::Frame, None);
+        h.failed(&HandshakeError::Timeout, None);
+        h.failed(&HandshakeError::Replayed, None);
         assert_eq!(h.refused.get(RejectCode::Untrusted), 1);
         assert_eq!(h.refused.get(RejectCode::Malformed), 1);
         assert_eq!(h.rejected.get(RejectCode::Busy), 1);
         assert_eq!(h.failures(), 5);
         // a throttled peer was refused busy: one failure, two views of it
-        h.failed(&HandshakeError::Throttled);
+        h.failed(&HandshakeError::Throttled, None);
         assert_eq!(h.throttled, 1);
         assert_eq!(h.refused.get(RejectCode::Busy), 1);
         assert_eq!(h.failures(), 6);

@@ -84,13 +84,14 @@ pub enum HandshakeError {
     /// malformed or of another version, or we were busy.
     #[error("refused the peer: {0}")]
     Refused(RejectCode),
-    /// The responder is trusted but is not the peer we dialed; we sent
-    /// REJECT `unexpected_peer`.
+    /// The responder is not the peer we dialed (version 1); we sent
+    /// REJECT `unexpected_peer`, or `untrusted` if we do not trust its
+    /// key either (PROTOCOL.md 2.1 checks trust first).
     #[error("dialed {expected} but reached {actual}")]
     UnexpectedPeer {
         /// The PeerId that was dialed.
         expected: PeerId,
-        /// The trusted peer that answered.
+        /// The peer that answered (a valid key, trusted or not).
         actual: PeerId,
     },
     /// The handshake did not finish within `handshake_timeout` from the

@@ -713,6 +713,8 @@ fn unexpected_peer_aborts_the_dial() {
         HandshakeError::Rejected(RejectCode::UnexpectedPeer),
     );
     assert!(!p.a.ep.is_connected(&p.id(Who::B)));
+    let refused = p.a.ep.counters().handshakes_out.refused;
+    assert_eq!(refused.get(RejectCode::UnexpectedPeer), 1, "{refused}");
 }
 
 #[test]
@@ -929,8 +931,15 @@ fn reaching_an_untrusted_key_when_dialing_a_peerid_reports_unexpected_peer() {
     // A trusts only C and dials C, but B answers: on the wire the answer is
     // REJECT `untrusted` (trust is checked first), locally the dial says it
     // reached the wrong peer.
-    dial_c_but_reach_b(
+    let p = dial_c_but_reach_b(
         Pair::with(test_config(), test_config(), false, true),
         HandshakeError::Rejected(RejectCode::Untrusted),
     );
+    // A's counters file it under the code it sent, as B's under the one
+    // B got (they said `unexpected_peer`, a REJECT never sent: review s51)
+    let refused = p.a.ep.counters().handshakes_out.refused;
+    assert_eq!(refused.get(RejectCode::Untrusted), 1, "{refused}");
+    assert_eq!(refused.total(), 1, "{refused}");
+    let rejected = p.b.ep.counters().handshakes_in.rejected;
+    assert_eq!(rejected.get(RejectCode::Untrusted), 1, "{rejected}");
 }

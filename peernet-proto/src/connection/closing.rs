@@ -70,6 +70,11 @@ impl Connection {
         self.release_calls_at_close(&inbound, ctx);
         ctx.counters.calls_out.connection_closed += outbound.len() as u64;
         ctx.counters.calls_in.connection_closed += inbound.len() as u64;
+        // (the REJECT a failed handshake step sent, for its count)
+        let sent = match &ending {
+            Ending::HandshakeFailed(failure) => failure.send,
+            _ => None,
+        };
         // A connection is announced as soon as its handshake wins the
         // registry, so one that was not has no call in flight.
         let outcome = match (announced, peer) {
@@ -96,7 +101,7 @@ impl Connection {
                 ctx.emit(Event::Disconnected { conn, peer, reason });
             }
             Err(error) => {
-                handshakes(ctx, self.direction).failed(&error);
+                handshakes(ctx, self.direction).failed(&error, sent);
                 tracing::debug!(conn = %conn, peer = ?peer, error = %error, direction = ?self.direction, "handshake failed");
                 ctx.emit(Event::HandshakeFailed { conn, peer, error });
             }
