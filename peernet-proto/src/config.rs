@@ -403,8 +403,10 @@ impl Config {
     /// (a peer that makes us queue more is cut off).
     pub fn hard_send_cap(&self) -> usize {
         self.max_send_buffer.max(
+            // (`max_frame_len + 4` overflows a 32-bit `usize` at
+            // `u32::MAX`: saturated too)
             self.send_buffer
-                .saturating_add(self.max_frame_len as usize + 4),
+                .saturating_add((self.max_frame_len as usize).saturating_add(4)),
         )
     }
 }
