@@ -14,8 +14,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use peernet_tokio::book_file::SavedBook;
-use peernet_tokio::persist::{read_identity, write_identity};
-use peernet_tokio::{DataDir, DirLock, ErrorChain, Identity, LockError, PeerId, Ticket, TrustList};
+use peernet_tokio::persist::{FileError, read_identity, write_identity};
+use peernet_tokio::{
+    DataDir, DirLock, ErrorChain, Identity, LockError, PeerId, StartError, Ticket, TrustList,
+};
 
 use crate::output::print_result;
 use crate::{EXIT_USAGE, Failure};
@@ -215,7 +217,7 @@ pub(crate) fn open_existing(dir: &Path) -> Result<(DataDir, Identity), Failure> 
             ),
         ));
     }
-    let identity = read_identity(&path).map_err(|e| Failure::because(1, path.display(), &e))?;
+    let identity = read_identity(&path).map_err(|e| start_failure(&path, &e))?;
     let data = open_dir(dir)?;
     Ok((data, identity))
 }
@@ -233,12 +235,30 @@ pub(crate) fn lock(data: &DataDir) -> Result<DirLock, Failure> {
 }
 
 /// The lock of the data directory `dir` was not taken: `data directory in
-/// use`, or an I/O error that names the lock file (`DIR/lock: Permission
-/// denied`).
+/// use`, or an I/O error that names the lock file (`lock file DIR/lock:
+/// Permission denied`: the library names it, or else this).
 pub(crate) fn lock_failure(dir: &Path, error: LockError) -> Failure {
     match error {
-        LockError::Io(e) => Failure::because(1, dir.join("lock").display(), &e),
+        LockError::Io(e) if FileError::find(&e).is_none() => {
+            Failure::because(1, dir.join("lock").display(), &e)
+        }
         e => Failure(1, ErrorChain(&e).to_string()),
+    }
+}
+
+/// An error of loading the file at `path` of a data directory (or an
+/// identity file), said as the library says it: it names the file and
+/// its path (`trust list /var/lib/node/trust: not a regular file`), once.
+/// (The tool used to put the path before the library's words, which
+/// named no file; the `io: ` of [`StartError::Io`] says nothing here.) An
+/// error that names no file (none does today) is put after `path`.
+pub(crate) fn start_failure(path: &Path, error: &StartError) -> Failure {
+    match error {
+        StartError::Io(e) if FileError::find(e).is_some() => Failure(1, ErrorChain(e).to_string()),
+        StartError::Identity(_) | StartError::TrustList(_) | StartError::Book(_) => {
+            Failure(1, ErrorChain(error).to_string())
+        }
+        e => Failure::because(1, path.display(), e),
     }
 }
 
@@ -254,13 +274,14 @@ pub(crate) fn read_trust(data: &DataDir) -> Result<TrustList, Failure> {
     data.load_trust().map_err(|e| trust_failure(data, e))
 }
 
-fn trust_failure(data: &DataDir, e: impl std::error::Error) -> Failure {
-    Failure::because(1, data.path().join("trust").display(), &e)
+fn trust_failure(data: &DataDir, e: StartError) -> Failure {
+    start_failure(&data.path().join("trust"), &e)
 }
 
+/// The address book; an error names the file (the library's words).
 pub(crate) fn load_book(data: &DataDir) -> Result<SavedBook, Failure> {
     data.load_book()
-        .map_err(|e| Failure::because(1, data.book_path().display(), &e))
+        .map_err(|e| start_failure(&data.book_path(), &StartError::Book(e)))
 }
 
 #[derive(clap::Args)]

@@ -321,5 +321,5 @@ async fn run(command: Command) -> Result<(), Failure> {
 }
 
 fn load(keyfile: &Path) -> Result<Identity, Failure> {
-    read_identity(keyfile).map_err(|e| Failure::because(1, keyfile.display(), &e))
+    read_identity(keyfile).map_err(|e| datadir::start_failure(keyfile, &e))
 }

@@ -9,7 +9,7 @@ use peernet_tokio::{
 };
 
 use crate::datadir::{
-    IdentityArgs, IdentitySource, load_book, lock_failure, open_existing, read_trust,
+    IdentityArgs, IdentitySource, load_book, lock_failure, open_existing, read_trust, start_failure,
 };
 use crate::output::{out, peer_text};
 use crate::reach::reachable;
@@ -230,14 +230,15 @@ pub(crate) async fn run_serve(mut serve: Serve) -> Result<(), Failure> {
     let config = match serve.identity.source() {
         IdentitySource::Key(key) => NodeConfig::new(load(key)?),
         IdentitySource::DataDir(dir) => {
-            // (read first by the tool's own loaders, whose errors name the
-            // file: the library's name the directory)
+            // (read first by the tool's own loaders, which say an
+            // identity that is not there as the other commands do; the
+            // library's errors name the file they are about)
             let (data, _) = open_existing(dir)?;
             read_trust(&data)?;
             load_book(&data)?;
             NodeConfig::from_data_dir(dir).map_err(|e| match e {
                 StartError::Lock(e) => lock_failure(dir, e),
-                e => Failure::because(1, dir.display(), &e),
+                e => start_failure(dir, &e),
             })?
         }
     };

@@ -61,7 +61,7 @@ use peernet_proto::book::{canonical, is_unscoped_link_local};
 pub use peernet_proto::{AddrHistory, AddrSource};
 use peernet_proto::{InvalidPeerId, PeerId, is_dialable};
 
-use crate::persist::DataDir;
+use crate::persist::{DataDir, DataFile, FileError};
 
 const BOOK_FILE: &str = "book";
 
@@ -455,18 +455,21 @@ fn is_version(text: &str) -> bool {
         .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
-/// Why the address book could not be loaded.
+/// Why the address book could not be loaded. Each names the file, its
+/// path and what is wrong with it ([`FileError`]).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LoadBookError {
     /// Reading failed, or the file is not a regular file, or too large,
     /// or (Unix) every user may write it or another user (but root) owns
-    /// it.
-    #[error("address book file")]
-    Io(#[from] io::Error),
-    /// The file is damaged (never read as an empty book).
+    /// it: the [`io::Error`] of its own kind, whose payload is the
+    /// [`FileError`] that names the file ([`FileError::find`]).
     #[error(transparent)]
-    Damaged(#[from] BookFileError),
+    Io(#[from] io::Error),
+    /// The file is damaged (never read as an empty book): the first bad
+    /// line, in the file named.
+    #[error(transparent)]
+    Damaged(#[from] FileError<BookFileError>),
 }
 
 impl DataDir {
@@ -477,15 +480,26 @@ impl DataDir {
 
     /// Loads the address book; a missing file is an empty book, a damaged
     /// one an error.
+    ///
+    /// # Errors
+    ///
+    /// [`LoadBookError`], which names the file and its path.
     pub fn load_book(&self) -> Result<SavedBook, LoadBookError> {
-        let parse = |bytes: &[u8]| -> Result<SavedBook, LoadBookError> {
-            let text = std::str::from_utf8(bytes).map_err(|_| BookFileError {
-                line: 1,
-                kind: BookFileErrorKind::NotUtf8,
-            })?;
-            Ok(SavedBook::from_text(text)?)
+        let damaged = |source| FileError {
+            file: DataFile::Book,
+            path: self.book_path(),
+            source,
         };
-        let read = self.read_noted(BOOK_FILE, MAX_BOOK_FILE_LEN, "address book", parse)?;
+        let parse = |bytes: &[u8]| -> Result<SavedBook, LoadBookError> {
+            let text = std::str::from_utf8(bytes).map_err(|_| {
+                damaged(BookFileError {
+                    line: 1,
+                    kind: BookFileErrorKind::NotUtf8,
+                })
+            })?;
+            Ok(SavedBook::from_text(text).map_err(damaged)?)
+        };
+        let read = self.read_noted(DataFile::Book, MAX_BOOK_FILE_LEN, parse)?;
         let book = read.unwrap_or_default();
         *self.last_book() = Some(book.clone());
         Ok(book)
@@ -526,12 +540,12 @@ impl DataDir {
                 LoadBookError::Io(e) => e.kind(),
                 _ => io::ErrorKind::InvalidData,
             };
+            // (the file named once, by the load's error)
             io::Error::new(
                 kind,
                 format!(
-                    "{} was edited while the node runs and does not load ({}): not written \
-                     over; mend it (the next save keeps the edit) or restore it",
-                    self.book_path().display(),
+                    "edited while the node runs and does not load ({}): not written over; mend \
+                     it (the next save keeps the edit) or restore it",
                     crate::ErrorChain(&e)
                 ),
             )

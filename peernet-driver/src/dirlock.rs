@@ -15,12 +15,13 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use event_listener::Event;
 
-use crate::persist::DataDir;
+use crate::persist::{DataDir, DataFile, FileError};
 
 const LOCK_FILE: &str = "lock";
 
@@ -37,8 +38,10 @@ pub enum LockError {
     /// Another process holds it (e.g. a running `peernet serve`).
     #[error("data directory in use")]
     InUse,
-    /// The lock file could not be opened or locked.
-    #[error("lock file")]
+    /// The lock file could not be opened or locked: the [`io::Error`] of
+    /// its own kind, whose payload names the file ([`FileError`] of
+    /// [`DataFile::Lock`]).
+    #[error(transparent)]
     Io(#[from] io::Error),
 }
 
@@ -65,6 +68,16 @@ impl DataDir {
     /// go of it, while it spawns processes, may get [`LockError::InUse`]
     /// for that moment, and can try again.
     pub fn try_lock(&self) -> Result<DirLock, LockError> {
+        let path = self.path().join(LOCK_FILE);
+        self.lock_at(&path).map_err(|e| match e {
+            LockError::Io(e) => LockError::Io(FileError::io(DataFile::Lock, path, e)),
+            e => e,
+        })
+    }
+
+    /// [`DataDir::try_lock`] of the lock file at `path`, whose errors do
+    /// not name it (its caller does).
+    fn lock_at(&self, path: &Path) -> Result<DirLock, LockError> {
         let mut options = OpenOptions::new();
         options.read(true).write(true).create(true).truncate(false);
         #[cfg(unix)]
@@ -76,7 +89,6 @@ impl DataDir {
                 .mode(0o600)
                 .custom_flags(libc::O_NOFOLLOW | libc::O_NOCTTY | libc::O_NONBLOCK);
         }
-        let path = self.path().join(LOCK_FILE);
         let not_regular = || {
             io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -84,12 +96,12 @@ impl DataDir {
             )
         };
         // (a link is refused by the open, with its own words)
-        if std::fs::symlink_metadata(&path)
+        if std::fs::symlink_metadata(path)
             .is_ok_and(|meta| !meta.is_file() && !meta.file_type().is_symlink())
         {
             return Err(LockError::Io(not_regular()));
         }
-        let file = options.open(&path).map_err(|e| {
+        let file = options.open(path).map_err(|e| {
             #[cfg(unix)]
             if e.raw_os_error() == Some(libc::ELOOP) {
                 return io::Error::new(

@@ -173,17 +173,24 @@ impl CallErrorExt for CallError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StartError {
-    /// Binding the listener, or reading the data directory, failed.
+    /// Binding the listener, or reading the data directory, failed. An
+    /// error of one of its files (not a regular file, too large, open to
+    /// other users, unreadable) names the file: the [`io::Error`], of its
+    /// own kind, carries a [`FileError`](crate::persist::FileError)
+    /// ([`FileError::find`](crate::persist::FileError::find)), which
+    /// [`ErrorChain`] shows (`io: trust list /var/lib/node/trust: not a
+    /// regular file`).
     #[error("io")]
     Io(#[from] io::Error),
-    /// The identity file is damaged.
-    #[error("identity file")]
-    Identity(#[from] peernet_proto::InvalidIdentity),
-    /// The trust list file is damaged (never read as an empty list).
-    #[error("trust list file")]
-    TrustList(#[from] peernet_proto::TrustListError),
+    /// The identity file is damaged: which file, and why (its `source`).
+    #[error(transparent)]
+    Identity(#[from] crate::persist::FileError<peernet_proto::InvalidIdentity>),
+    /// The trust list file is damaged (never read as an empty list):
+    /// which file, and its first bad line (its `source`).
+    #[error(transparent)]
+    TrustList(#[from] crate::persist::FileError<peernet_proto::TrustListError>),
     /// The address book file is damaged (never read as an empty book) or
-    /// unreadable.
+    /// unreadable; the error names it.
     #[error(transparent)]
     Book(#[from] crate::book_file::LoadBookError),
     /// The protocol configuration breaks a rule ([`peernet_proto::Config::validate`]):
@@ -195,7 +202,7 @@ pub enum StartError {
     Config(#[from] peernet_proto::ConfigError),
     /// The data directory is in use by another node or process
     /// ([`LockError::InUse`](crate::LockError::InUse)), or its lock file
-    /// could not be opened.
+    /// could not be opened (the error names it).
     #[error(transparent)]
     Lock(#[from] crate::dirlock::LockError),
     /// The operating system gave no randomness to seed the node's RNG.
@@ -325,7 +332,7 @@ impl std::fmt::Display for ErrorChain<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use crate::TypedCallError;
 
     /// Asserts that no error of `error`'s chain repeats its source's
@@ -355,8 +362,8 @@ mod tests {
     #[test]
     fn an_error_chain_says_each_cause_once() {
         use super::{ConnectError, StartError, TrustChangeError};
-        use crate::book_file::LoadBookError;
-        use crate::persist::NotDurable;
+        use crate::book_file::{BookFileError, BookFileErrorKind, LoadBookError};
+        use crate::persist::{DataFile, FileError, NotDurable};
         use crate::{LockError, TicketError};
         use peernet_proto::{HandshakeError, InvalidIdentity, InvalidPeerId, SourceRefusal};
         use std::io;
@@ -370,6 +377,14 @@ mod tests {
             source: cause(),
         };
         let no_entropy = getrandom::Error::UNSUPPORTED.to_string();
+        fn in_file<E>(source: E) -> FileError<E> {
+            let path = "/the-dir/file".into();
+            FileError {
+                file: DataFile::TrustList,
+                path,
+                source,
+            }
+        }
         let cases: Vec<(Box<dyn std::error::Error>, &str)> = vec![
             (Box::new(ConnectError::Io(cause())), "the-cause"),
             (
@@ -383,10 +398,55 @@ mod tests {
             ),
             (Box::new(StartError::Io(cause())), "the-cause"),
             (
-                Box::new(StartError::Identity(InvalidIdentity::Mismatch)),
+                Box::new(StartError::Identity(in_file(InvalidIdentity::Mismatch))),
                 "does not match",
             ),
-            (Box::new(StartError::TrustList(damaged)), "line 2"),
+            (Box::new(StartError::TrustList(in_file(damaged))), "line 2"),
+            (
+                Box::new(StartError::Io(FileError::io(
+                    DataFile::TrustList,
+                    "/the-dir/trust",
+                    cause(),
+                ))),
+                "the-cause",
+            ),
+            (
+                Box::new(StartError::Io(FileError::io(
+                    DataFile::TrustList,
+                    "/the-dir/trust",
+                    cause(),
+                ))),
+                "/the-dir/trust",
+            ),
+            (
+                Box::new(StartError::TrustList(in_file(
+                    peernet_proto::TrustList::from_text("x").expect_err("damaged"),
+                ))),
+                "/the-dir/file",
+            ),
+            (
+                Box::new(LoadBookError::Io(FileError::io(
+                    DataFile::Book,
+                    "/the-dir/book",
+                    cause(),
+                ))),
+                "/the-dir/book",
+            ),
+            (
+                Box::new(LoadBookError::Damaged(in_file(BookFileError {
+                    line: 3,
+                    kind: BookFileErrorKind::Malformed,
+                }))),
+                "/the-dir/file",
+            ),
+            (
+                Box::new(LockError::Io(FileError::io(
+                    DataFile::Lock,
+                    "/the-dir/lock",
+                    cause(),
+                ))),
+                "/the-dir/lock",
+            ),
             (
                 Box::new(StartError::Config(peernet_proto::ConfigError::Zero("x"))),
                 "x must be above zero",

@@ -37,7 +37,9 @@
 //! own message, so that a reporter that walks the chain (anyhow's
 //! `{:#}`, eyre) says each cause once. Its `Display` alone says the
 //! outer error only; [`ErrorChain`] shows the whole chain on one line,
-//! as the node's own logs do.
+//! as the node's own logs do. An error of a data directory's file names
+//! it, what it is and its path ([`persist::FileError`]): `io: trust list
+//! /var/lib/node/trust: not a regular file`.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -59,6 +61,7 @@ pub mod dirlock;
 pub mod discovery;
 mod error;
 mod events;
+mod file_error;
 mod handlers;
 mod last_seen;
 mod lifecycle;

@@ -41,6 +41,7 @@ use tempfile::NamedTempFile;
 
 use crate::book_file::SavedBook;
 use crate::error::StartError;
+pub use crate::file_error::{DataFile, FileError};
 pub use crate::last_seen::ChangedOnDisk;
 use crate::last_seen::LastSeen;
 pub use crate::private_files::read_regular;
@@ -172,9 +173,12 @@ impl DataDir {
     ///
     /// # Errors
     ///
+    /// Each names the file, its kind and path (a [`FileError`]):
     /// [`StartError::Io`] when the file cannot be read or written, or is
-    /// not a regular file of the right size; [`StartError::Entropy`]
-    /// without randomness for a new identity.
+    /// not a regular file of the right size (the [`io::Error`] of its own
+    /// kind, whose payload is the [`FileError`]: [`FileError::find`]);
+    /// [`StartError::Identity`] when its bytes are not a key;
+    /// [`StartError::Entropy`] without randomness for a new identity.
     pub fn load_or_create_identity(&self) -> Result<Identity, StartError> {
         let path = self.path.join(IDENTITY_FILE);
         match read_identity(&path) {
@@ -184,16 +188,17 @@ impl DataDir {
         // (its state, left on the stack, cannot give the seed back)
         let mut rng = NodeRng::from_os().map_err(StartError::Entropy)?;
         let identity = Identity::generate(&mut rng);
-        let temp = stage_in(&self.path, IDENTITY_FILE, &identity.to_bytes())?;
+        let named = |e| StartError::Io(FileError::io(DataFile::Identity, &path, e));
+        let temp = stage_in(&self.path, IDENTITY_FILE, &identity.to_bytes()).map_err(named)?;
         match temp.persist_noclobber(&path) {
             Ok(_) => {
-                sync_dir(&self.path)?;
+                sync_dir(&self.path).map_err(named)?;
                 tracing::info!(peer = %identity.peer_id(), path = %path.display(), "created identity");
                 Ok(identity)
             }
             // someone else created it meanwhile: theirs stands
             Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => read_identity(&path),
-            Err(e) => Err(e.error.into()),
+            Err(e) => Err(named(e.error)),
         }
     }
 
@@ -204,17 +209,30 @@ impl DataDir {
     ///
     /// # Errors
     ///
-    /// [`StartError::Io`] when it cannot be read, is not a regular file,
-    /// is too large or is not UTF-8; [`StartError::TrustList`] when a line
-    /// does not parse.
+    /// Each names the file, its kind and path (a [`FileError`]):
+    /// [`StartError::Io`] when it cannot be read, is not a regular file
+    /// ([`io::ErrorKind::InvalidInput`]), is too large or is not UTF-8
+    /// ([`io::ErrorKind::InvalidData`]), or others may write it
+    /// ([`io::ErrorKind::PermissionDenied`]): the [`io::Error`] of its
+    /// own kind, whose payload is the [`FileError`]
+    /// ([`FileError::find`]); [`StartError::TrustList`] when a line does
+    /// not parse.
     pub fn load_trust(&self) -> Result<TrustList, StartError> {
+        let path = self.path.join(TRUST_FILE);
         let parse = |bytes: &[u8]| -> Result<TrustList, StartError> {
             let text = std::str::from_utf8(bytes).map_err(|_| {
-                io::Error::new(io::ErrorKind::InvalidData, "trust list is not UTF-8")
+                let not_utf8 = io::Error::new(io::ErrorKind::InvalidData, "not UTF-8");
+                FileError::io(DataFile::TrustList, &path, not_utf8)
             })?;
-            Ok(TrustList::from_text(text)?)
+            TrustList::from_text(text).map_err(|source| {
+                StartError::TrustList(FileError {
+                    file: DataFile::TrustList,
+                    path: path.clone(),
+                    source,
+                })
+            })
         };
-        let read = self.read_noted(TRUST_FILE, MAX_TRUST_FILE_LEN, "trust list", parse)?;
+        let read = self.read_noted(DataFile::TrustList, MAX_TRUST_FILE_LEN, parse)?;
         Ok(read.unwrap_or_default())
     }
 
@@ -243,20 +261,21 @@ impl DataDir {
         Ok(trust)
     }
 
-    /// The file `name`, read as [`read_private`] does (`None` if there is
+    /// The file `file`, read as [`read_private`] does (`None` if there is
     /// none) and parsed by `parse`, and then noted as what the node saw
     /// of it: a later save refuses to replace it if it changed meanwhile
     /// ([`ChangedOnDisk`]). A file that does not parse is not noted: what
     /// the node saw stays what it saw before, so a save after a failed
-    /// read still refuses to write over the damaged file.
+    /// read still refuses to write over the damaged file. An error of the
+    /// read names the file ([`FileError`]); `parse` names it in its own.
     pub(crate) fn read_noted<T, E: From<io::Error>>(
         &self,
-        name: &'static str,
+        file: DataFile,
         max: u64,
-        what: &str,
         parse: impl FnOnce(&[u8]) -> Result<T, E>,
     ) -> Result<Option<T>, E> {
-        match read_private(&self.path.join(name), max, Private::Writes, what) {
+        let (name, path) = (file.file_name(), self.path.join(file.file_name()));
+        match read_private(&path, max, Private::Writes, &file.to_string()) {
             Ok(bytes) => {
                 let parsed = parse(&bytes)?;
                 self.last_seen.note(name, Some(&bytes));
@@ -266,7 +285,7 @@ impl DataDir {
                 self.last_seen.note(name, None);
                 Ok(None)
             }
-            Err(e) => Err(e.into()),
+            Err(e) => Err(FileError::io(file, path, e).into()),
         }
     }
 
@@ -517,15 +536,26 @@ pub const MAX_TRUST_FILE_LEN: u64 = 16 << 20;
 ///
 /// # Errors
 ///
-/// [`StartError::Io`] when it cannot be read or is not a regular file of
-/// [`IDENTITY_FILE_LEN`] bytes, or (Unix) when users other than its owner
-/// may read or write it (`PermissionDenied`, naming the `chmod go-rwx` that
-/// mends it, as ssh refuses such a key); [`StartError::Identity`] when
-/// its bytes are not a key.
+/// Each names the file, as `path` says it ([`FileError`] of
+/// [`DataFile::Identity`]): [`StartError::Io`] when it cannot be read or
+/// is not a regular file of [`IDENTITY_FILE_LEN`] bytes, or (Unix) when
+/// users other than its owner may read or write it (`PermissionDenied`,
+/// naming the `chmod go-rwx` that mends it, as ssh refuses such a key),
+/// the [`io::Error`] of its own kind whose payload is the [`FileError`]
+/// ([`FileError::find`]); [`StartError::Identity`] when its bytes are
+/// not a key.
 pub fn read_identity(path: &Path) -> Result<Identity, StartError> {
+    let file = DataFile::Identity;
     // (wiped once read, as the vector it is read into never grows)
-    let bytes = read_secret(path, IDENTITY_FILE_LEN, "identity file")?;
-    Ok(Identity::from_bytes(&bytes)?)
+    let bytes = read_secret(path, IDENTITY_FILE_LEN, &file.to_string())
+        .map_err(|e| FileError::io(file, path, e))?;
+    Identity::from_bytes(&bytes).map_err(|source| {
+        StartError::Identity(FileError {
+            file,
+            path: path.to_owned(),
+            source,
+        })
+    })
 }
 
 #[cfg(test)]
@@ -657,7 +687,7 @@ mod tests {
         data.save_book(&crate::book_file::SavedBook::new()).unwrap();
         let denied = |e: io::Error, fix: &str| {
             assert_eq!(e.kind(), io::ErrorKind::PermissionDenied, "{e}");
-            assert!(e.to_string().contains(fix), "{e}");
+            assert!(crate::ErrorChain(&e).to_string().contains(fix), "{e}");
         };
         // the directory
         fs::set_permissions(&path, mode(0o777)).unwrap();

@@ -54,7 +54,8 @@ pub fn read_regular(path: &Path, max: u64) -> io::Result<Vec<u8>> {
 
 /// [`read_regular`], refused (see the [module docs](self)) when others
 /// may touch the opened file as `private` forbids; `what` names it in the
-/// error.
+/// warning of a file its group may write. (No error names the file: its
+/// caller does, with a [`FileError`](crate::file_error::FileError).)
 pub(crate) fn read_private(
     path: &Path,
     max: u64,
@@ -83,7 +84,9 @@ pub(crate) fn read_secret(path: &Path, max: usize, what: &str) -> io::Result<Zer
 /// another user's.
 pub(crate) fn check_dir(path: &Path) -> io::Result<()> {
     let dir = open_dir(path)?;
+    // (a file's error is named by its caller, the directory's here)
     check_metadata(&dir.metadata()?, path, Private::Writes, "data directory")
+        .map_err(|e| io::Error::new(e.kind(), format!("data directory {}: {e}", path.display())))
 }
 
 /// Opens the directory at `path` (to read its metadata or sync it); on
@@ -248,9 +251,8 @@ fn check_metadata(meta: &Metadata, path: &Path, private: Private, what: &str) ->
         let (owner, me) = (meta.uid(), rustix::process::geteuid().as_raw());
         if owner != me && owner != 0 {
             return denied(format!(
-                "{what} {} belongs to another user (uid {owner}; this process runs as uid \
-                 {me}): run `chown {me} {}`",
-                path.display(),
+                "belongs to another user (uid {owner}; this process runs as uid {me}): run \
+                 `chown {me} {}`",
                 path.display()
             ));
         }
@@ -261,8 +263,7 @@ fn check_metadata(meta: &Metadata, path: &Path, private: Private, what: &str) ->
         };
         if refused != 0 {
             return denied(format!(
-                "{what} {} is open to other users (mode {mode:03o}): run `chmod {fix} {}`",
-                path.display(),
+                "open to other users (mode {mode:03o}): run `chmod {fix} {}`",
                 path.display()
             ));
         }

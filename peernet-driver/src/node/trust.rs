@@ -262,6 +262,8 @@ async fn change_trust<R: Runtime, T>(
 fn load_for_change(dir: &crate::DataDir, own: &PeerId) -> io::Result<TrustList> {
     dir.load_trust_of(own).map_err(|e| match e {
         StartError::Io(e) => e,
+        // (an `io::Error` that names the file as the others do)
+        StartError::TrustList(damaged) => damaged.into_io(),
         e => io::Error::new(io::ErrorKind::InvalidData, e),
     })
 }
