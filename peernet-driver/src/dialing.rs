@@ -36,7 +36,7 @@ use crate::error::{ConnectError, ErrorChain};
 use crate::events::NodeEvent;
 use crate::node::Node;
 use crate::runtime::Runtime;
-use crate::shared::{Inner, Phase, Shared};
+use crate::shared::{Inner, Phase, Shared, Wake};
 use crate::tasks::first;
 
 /// What a [`NodeConfig`] says about dialing by PeerId.
@@ -90,7 +90,8 @@ impl NodeConfig {
     }
 }
 
-type Waiter = oneshot::Sender<Result<(), ConnectError>>;
+/// A `connect_peer` call waiting for its peer.
+pub(crate) type Waiter = oneshot::Sender<Result<(), ConnectError>>;
 
 /// The driver's side of dialing, in [`Shared`].
 #[derive(Default)]
@@ -116,31 +117,45 @@ impl DialState {
         waiters.values().map(Vec::len).sum()
     }
 
-    /// Wakes the calls waiting for `peer`'s reconnect.
+    /// Wakes the calls waiting for `peer`'s reconnect (not under the
+    /// core's lock: their wakers are the application's).
     fn wake_reconnect(&self, peer: &PeerId) {
-        let woken = self
-            .reconnects
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(peer);
-        if let Some(event) = woken {
+        if let Some(event) = self.take_reconnect(peer) {
             event.notify(usize::MAX);
         }
     }
 
+    /// Takes the wake-up of the calls waiting for `peer`'s reconnect.
+    fn take_reconnect(&self, peer: &PeerId) -> Option<Broadcast> {
+        let mut reconnects = self
+            .reconnects
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        reconnects.remove(peer)
+    }
+
+    /// Takes the `connect_peer` calls waiting for `peer`.
     fn take_waiters(&self, peer: &PeerId) -> Vec<Waiter> {
         let mut waiters = self.waiters.lock().unwrap_or_else(PoisonError::into_inner);
         waiters.remove(peer).unwrap_or_default()
     }
 
-    /// `peer` connected (under the core's lock, from `drain`).
-    pub(crate) fn connected(&self, peer: PeerId) {
-        for tx in self.take_waiters(&peer) {
-            let _ = tx.send(Ok(()));
+    /// `peer` connected (under the core's lock, from `drain`): its
+    /// waiters are taken now, and answered (and the calls waiting for its
+    /// reconnect woken) with `wakes`, once the lock is let go.
+    pub(crate) fn connected(&self, peer: PeerId, wakes: &mut Vec<Wake>) {
+        let waiters = self.take_waiters(&peer);
+        if !waiters.is_empty() {
+            let answers = waiters.into_iter().map(|tx| (tx, Ok(()))).collect();
+            wakes.push(Wake::Waiters(answers));
         }
-        self.wake_reconnect(&peer);
+        if let Some(event) = self.take_reconnect(&peer) {
+            wakes.push(Wake::Reconnect(event));
+        }
     }
 
+    /// Fails the `connect_peer` calls waiting for `peer` (not under the
+    /// core's lock: their wakers are the application's).
     fn fail_waiters(&self, peer: &PeerId, error: impl Fn() -> ConnectError) {
         for tx in self.take_waiters(peer) {
             let _ = tx.send(Err(error()));
@@ -157,24 +172,25 @@ pub(crate) fn on_event<R: Runtime>(shared: &Shared<R>, inner: &mut Inner, event:
             after,
         } => {
             tracing::info!(%peer, attempt, ?after, "reconnecting");
-            shared.publish(
-                inner,
-                NodeEvent::Reconnecting {
-                    peer,
-                    attempt,
-                    after,
-                },
-            );
+            inner.publish(NodeEvent::Reconnecting {
+                peer,
+                attempt,
+                after,
+            });
         }
         Event::Unreachable { peer, tried } => {
             tracing::info!(%peer, tried = tried.len(), "unreachable at every address of its round");
-            shared
-                .dialing
-                .fail_waiters(&peer, || ConnectError::Unreachable {
+            // (taken now, told once the lock is let go)
+            let waiters = shared.dialing.take_waiters(&peer);
+            if !waiters.is_empty() {
+                let unreachable = || ConnectError::Unreachable {
                     peer,
                     tried: tried.clone(),
-                });
-            shared.publish(inner, NodeEvent::Unreachable { peer, tried });
+                };
+                let answers = waiters.into_iter().map(|tx| (tx, Err(unreachable())));
+                inner.wakes.push(Wake::Waiters(answers.collect()));
+            }
+            inner.publish(NodeEvent::Unreachable { peer, tried });
         }
         _ => {}
     }

@@ -18,7 +18,7 @@ use peernet_proto::{ConnId, InboundCallId, PeerId, Response};
 
 use crate::context::{CallKind, CancelFlag, Clock, Context};
 use crate::runtime::{BoxFuture, Runtime};
-use crate::shared::{ConnSignals, Inner, Phase, Shared, Work};
+use crate::shared::{ConnSignals, Inner, Phase, Shared, Wake, Work};
 
 /// What a handler returns: the result bytes, or its own error bytes
 /// (status `handler_error` on the caller's side).
@@ -106,13 +106,6 @@ pub(crate) struct SendKey {
 type Running = CatchUnwind<AssertUnwindSafe<BoxFuture<HandlerResult>>>;
 
 impl<R: Runtime> Shared<R> {
-    /// Tells shutdown when the last running handler is done.
-    pub(crate) fn maybe_quiet(&self, inner: &Inner) {
-        if inner.is_quiet() {
-            self.quiet.notify(usize::MAX);
-        }
-    }
-
     /// Runs the handlers found by `drain`, outside the lock. A handler that
     /// is ready on its first poll is answered without a task of its own
     /// (all such answers under one lock); the others become tasks that
@@ -175,6 +168,10 @@ impl<R: Runtime> Shared<R> {
                     continue;
                 }
                 Work::Cancelled => continue,
+                Work::Wake(wake) => {
+                    wake.run(self);
+                    continue;
+                }
                 Work::CloseDeadline(signals) => {
                     let at = self.after(self.linger_of(&signals));
                     let sleep = self.rt.sleep_until(at);
@@ -257,8 +254,7 @@ impl<R: Runtime> Shared<R> {
                     // `CallCancelled` found nothing to stop, so it stops
                     // here, before it runs on as a task nobody tracks.
                     TaskKey::Call(id) if !inner.ep.is_serving(id) => {
-                        tracing::debug!(call = id.request_id(), "handler cancelled as it started");
-                        cancelled.push((fut, cancel));
+                        cancelled.push((Some(id), fut, cancel));
                         continue;
                     }
                     TaskKey::Call(_) => {}
@@ -274,7 +270,7 @@ impl<R: Runtime> Shared<R> {
                     if let TaskKey::Send(done, _) = key {
                         inner.send_finished(done);
                     }
-                    cancelled.push((fut, cancel));
+                    cancelled.push((None, fut, cancel));
                     continue;
                 }
                 let (handle, registration) = AbortHandle::new_pair();
@@ -289,13 +285,16 @@ impl<R: Runtime> Shared<R> {
             }
             if inner.phase != Phase::Running {
                 // (a shutdown may be waiting for the last to start)
-                self.maybe_quiet(inner);
+                inner.maybe_quiet();
             }
         });
         // (checked first: an empty loop still costs its iterator's drop,
         // on every call's path)
         if !cancelled.is_empty() {
-            for (fut, cancel) in cancelled {
+            for (id, fut, cancel) in cancelled {
+                if let Some(id) = id {
+                    tracing::debug!(call = id.request_id(), "handler cancelled as it started");
+                }
                 // (dropped first: whoever sees the signal sees the handler's
                 // state dropped too)
                 drop(fut);
@@ -339,21 +338,22 @@ impl<R: Runtime> Shared<R> {
                 }
                 (TaskKey::Call(_), Err(Aborted)) => {}
             }
-            self.maybe_quiet(inner);
+            inner.maybe_quiet();
         });
     }
 
-    /// Stops every handler task (end of shutdown's grace period).
+    /// Stops every handler task (end of shutdown's grace period), once
+    /// the lock is let go (their signals' waiters are the application's).
     pub(crate) fn abort_handlers(&self, inner: &mut Inner) {
         inner.handlers_stopped = true;
         for (key, task) in inner.running.drain() {
-            task.stop();
+            inner.wakes.push(Wake::Handler(task));
             if let TaskKey::Send(done, _) = key {
                 inner.ep.send_done(done.conn, done.bytes);
             }
         }
         inner.sends_running.clear();
-        self.quiet.notify(usize::MAX);
+        inner.wakes.push(Wake::Quiet);
     }
 }
 

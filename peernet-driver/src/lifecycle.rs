@@ -85,11 +85,11 @@ pub(crate) fn shutdown<R: Runtime>(
         if first_call {
             inner.ep.shutdown(now);
             inner.phase = Phase::ShuttingDown;
-            tracing::info!(%peer, "shutting down");
         }
         first_call
     });
     if first_call {
+        tracing::info!(%peer, "shutting down");
         stop_accepting(&shared);
         // After the core's shutdown, which dropped the kept peers: a call
         // waiting for one to come back, woken here, finds it no longer
@@ -175,11 +175,15 @@ async fn graceful_close<R: Runtime>(shared: &Arc<Shared<R>>, grace: Duration) {
         }
         if !first(ended, rt.sleep_until(flush_deadline)).await {
             tracing::warn!("goodbyes not written in time; closing anyway");
-            shared.read(|inner| {
-                for entry in inner.conns.values() {
-                    entry.signals.stop_writer.notify();
-                }
+            // (stopped once the lock is let go: the writers' wakers are
+            // the runtime's)
+            let writers: Vec<_> = shared.read(|inner| {
+                let signals = inner.conns.values().map(|entry| entry.signals.clone());
+                signals.collect()
             });
+            for signals in writers {
+                signals.stop_writer.notify();
+            }
             break;
         }
     }

@@ -189,12 +189,14 @@ impl<R: Runtime> Unopened<'_, R> {
         let Some(conn) = self.conn.take() else {
             return;
         };
-        self.shared.with_core(|inner, now| {
-            inner.dials.remove(&conn);
+        let waiter = self.shared.with_core(|inner, now| {
             if inner.conns.remove(&conn).is_some() {
                 inner.ep.handle_input(now, Input::Closed { conn });
             }
+            inner.dials.remove(&conn)
         });
+        // (dropped after the lock: its receiver, if polled, is woken)
+        drop(waiter);
         self.signals.reader_done.notify();
         self.signals.writer_done.notify();
     }

@@ -157,7 +157,9 @@ fn revoke(inner: &mut Inner, now: peernet_proto::Instant, peer: &PeerId) -> bool
 /// What follows a revocation outside the core's lock: a shutdown waiting
 /// for the send handlers just stopped, the callers waiting for `peer`.
 fn after_unpair<R: Runtime>(shared: &Arc<Shared<R>>, peer: PeerId) {
-    shared.read(|inner| shared.maybe_quiet(inner));
+    if shared.read(Inner::is_quiet) {
+        shared.quiet.notify(usize::MAX);
+    }
     crate::dialing::after_unpair(shared, peer);
 }
 

@@ -63,7 +63,8 @@ pub(crate) struct ConnSignals {
 /// Read under the node's lock, the count is never below the number of
 /// connections that have waiters: it is raised only under that lock,
 /// before `room_wanted` is set, and lowered after a waker cleared
-/// `room_wanted` and so notified its waiters itself. Only a waker that
+/// `room_wanted` and so notifies its waiters itself (at once, or once
+/// the lock is let go: `wake.rs`). Only a waker that
 /// runs outside the lock (`take_transmit`) may leave it above for a
 /// moment, which costs a lookup, never a wake-up.
 #[derive(Default)]
@@ -103,17 +104,29 @@ impl ConnSignals {
     }
 
     /// Wakes the callers blocked on this connection, if there are any;
-    /// `waiters` is the node's.
+    /// `waiters` is the node's. Not under the node's lock (the callers'
+    /// wakers are the application's): there, take them with
+    /// [`ConnSignals::take_room_waiters`] and notify `room` after it.
     pub(crate) fn wake_room(&self, waiters: &RoomWaiters) {
-        // A plain load first, so the common case (nobody waiting) costs no
-        // locked read-modify-write.
-        if self.room_wanted.load(Ordering::Acquire)
-            && self.room_wanted.swap(false, Ordering::AcqRel)
-        {
-            // (after the swap: a count read meanwhile is high, not low)
-            waiters.0.fetch_sub(1, Ordering::Relaxed);
+        if self.take_room_waiters(waiters) {
             self.room.notify(usize::MAX);
         }
+    }
+
+    /// Takes the registration of the callers blocked on this connection:
+    /// true if there were some, and then `room` is to be notified (a
+    /// caller registering meanwhile listens to `room` before it looks for
+    /// room again, so that notification reaches it too).
+    pub(crate) fn take_room_waiters(&self, waiters: &RoomWaiters) -> bool {
+        // A plain load first, so the common case (nobody waiting) costs no
+        // locked read-modify-write.
+        let taken = self.room_wanted.load(Ordering::Acquire)
+            && self.room_wanted.swap(false, Ordering::AcqRel);
+        if taken {
+            // (after the swap: a count read meanwhile is high, not low)
+            waiters.0.fetch_sub(1, Ordering::Relaxed);
+        }
+        taken
     }
 }
 

@@ -1,6 +1,7 @@
 //! The one place where the core's outputs become wake-ups, completed
 //! calls, handler runs and events: `drain`, run under the lock by every
-//! pass through the door, and `publish` to the event subscribers.
+//! pass through the door. None of these is made under the lock: each is
+//! a [`Work`] item, run after it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,11 +18,13 @@ use crate::handlers::{DynHandler, TaskKey};
 use crate::runtime::Runtime;
 
 use super::unstarted::Unstarted;
+use super::wake::Wake;
 use super::{ConnSignals, Inner, Phase, Shared};
 
 /// What draining found to do once the lock is dropped: wake-ups (so that
 /// no task is scheduled, and no thread woken, from inside the critical
-/// section) and handler runs (a handler may call back into the node).
+/// section: a waker may call back into the node) and handler runs (a
+/// handler may too).
 pub(crate) enum Work {
     /// One of our calls resolved: wake its caller.
     Complete(std::task::Waker),
@@ -43,6 +46,8 @@ pub(crate) enum Work {
     /// A `Call` cancelled before it started (CALL and CANCEL in one
     /// read), left in its place: nothing to run.
     Cancelled,
+    /// Any other wake-up found under the lock (`wake.rs`).
+    Wake(Wake),
 }
 
 /// The most work items one drain takes from the core: what one peer's
@@ -52,8 +57,9 @@ pub(crate) enum Work {
 pub(crate) const DRAIN_BATCH: usize = 1024;
 
 impl<R: Runtime> Shared<R> {
-    /// Drains the core's outputs into wake-ups and `work` (run it with
-    /// [`Shared::run`] after dropping the lock).
+    /// Drains the core's outputs into `work` (run it with
+    /// [`Shared::run`] after dropping the lock), with the wake-ups that
+    /// code under the lock recorded (`Inner::wakes`).
     pub(super) fn drain(&self, inner: &mut Inner, now: Instant, work: &mut Vec<Work>) {
         let full = work.len() + DRAIN_BATCH;
         let mut unstarted = Unstarted::default();
@@ -78,12 +84,15 @@ impl<R: Runtime> Shared<R> {
                         let signals = &entry.signals;
                         signals.closed.store(true, Ordering::Release);
                         if !self.may_linger(signals, last.len(), budget) {
-                            // (its batch and last bytes go with its writer)
-                            signals.stop();
+                            // (its batch and last bytes go with its
+                            // writer, stopped before it is woken)
+                            work.push(Work::Wake(Wake::Stop(signals.clone())));
                         }
                         entry.closing = Some(last);
                         // callers waiting for room learn it is gone
-                        signals.wake_room(&self.room_waiters);
+                        if signals.take_room_waiters(&self.room_waiters) {
+                            work.push(Work::Wake(Wake::Room(signals.clone())));
+                        }
                         work.push(Work::Write(conn, signals.clone()));
                         work.push(Work::CloseDeadline(signals.clone()));
                     }
@@ -104,7 +113,12 @@ impl<R: Runtime> Shared<R> {
         let next = inner.ep.poll_timeout();
         if next.is_some() && (inner.timer_armed.is_none() || next < inner.timer_armed) {
             inner.timer_armed = next;
-            self.timer.notify();
+            work.push(Work::Wake(Wake::Timer));
+        }
+        // (checked first: an empty loop still costs its iterator's drop,
+        // on every call's path)
+        if !inner.wakes.is_empty() {
+            work.extend(inner.wakes.drain(..).map(Work::Wake));
         }
     }
 
@@ -125,7 +139,9 @@ impl<R: Runtime> Shared<R> {
                 // connection looked up only if some connection has waiters)
                 if self.room_waiters.any() {
                     if let Some(entry) = inner.conns.get(&id.conn()) {
-                        entry.signals.wake_room(&self.room_waiters);
+                        if entry.signals.take_room_waiters(&self.room_waiters) {
+                            work.push(Work::Wake(Wake::Room(entry.signals.clone())));
+                        }
                     }
                 }
             }
@@ -166,9 +182,9 @@ impl<R: Runtime> Shared<R> {
                 }
                 if let Some(task) = inner.running.remove(&TaskKey::Call(id)) {
                     tracing::debug!(call = id.request_id(), "handler cancelled");
-                    task.stop();
+                    work.push(Work::Wake(Wake::Handler(task)));
                 }
-                self.maybe_quiet(inner);
+                inner.maybe_quiet();
             }
             Event::Connected {
                 conn,
@@ -184,15 +200,15 @@ impl<R: Runtime> Shared<R> {
                 let remote = entry.and_then(|e| e.remote_addr);
                 tracing::info!(%conn, %peer, ?direction, ?remote, "connected");
                 if let Some(tx) = inner.dials.remove(&conn) {
-                    let _ = tx.send(Ok(peer));
+                    work.push(Work::Wake(Wake::Handshake(tx, Ok(peer))));
                 }
-                self.dialing.connected(peer);
-                self.publish(inner, NodeEvent::Connected { peer, direction });
+                self.dialing.connected(peer, &mut inner.wakes);
+                inner.publish(NodeEvent::Connected { peer, direction });
             }
             Event::Disconnected { conn, peer, reason } => {
                 let direction = direction_of(inner, conn);
                 tracing::info!(%conn, %peer, ?direction, %reason, "disconnected");
-                self.publish(inner, NodeEvent::Disconnected { peer, reason });
+                inner.publish(NodeEvent::Disconnected { peer, reason });
             }
             Event::HandshakeFailed { conn, peer, error } => {
                 let direction = direction_of(inner, conn);
@@ -208,39 +224,16 @@ impl<R: Runtime> Shared<R> {
                         }
                         _ => Err(ConnectError::Handshake(error.clone())),
                     };
-                    let _ = tx.send(result);
+                    work.push(Work::Wake(Wake::Handshake(tx, result)));
                 }
-                self.publish(
-                    inner,
-                    NodeEvent::HandshakeFailed {
-                        peer,
-                        direction,
-                        error,
-                    },
-                );
+                inner.publish(NodeEvent::HandshakeFailed {
+                    peer,
+                    direction,
+                    error,
+                });
             }
             other => crate::dialing::on_event(self, inner, other),
         }
-    }
-
-    pub(crate) fn publish(&self, inner: &mut Inner, event: NodeEvent) {
-        inner
-            .subscribers
-            .retain(|tx| match tx.try_send(event.clone()) {
-                Ok(()) => true,
-                Err(async_channel::TrySendError::Full(_)) => {
-                    // Logged at the 1st, 2nd, 4th, 8th... drop only: peers
-                    // can cause events (an untrusted dialer's failed
-                    // handshakes), and a line per event, written under the
-                    // node's lock, would let them stall it on a slow sink.
-                    let dropped = self.dropped_events.fetch_add(1, Ordering::Relaxed) + 1;
-                    if dropped.is_power_of_two() {
-                        tracing::warn!(dropped, "an event subscriber lags; events dropped");
-                    }
-                    true
-                }
-                Err(async_channel::TrySendError::Closed(_)) => false,
-            });
     }
 }
 

@@ -8,7 +8,6 @@ use peernet_proto::{ConnId, Endpoint, Instant, PeerId};
 
 use crate::completion::Calls;
 use crate::error::ConnectError;
-use crate::events::NodeEvent;
 use crate::handlers::{DynHandler, RunningTask, SendKey, TaskKey};
 // Maps keyed by ids this node chooses itself (connection and call ids,
 // handle names, trusted peers) use a fast non-cryptographic hash; no peer
@@ -16,6 +15,8 @@ use crate::handlers::{DynHandler, RunningTask, SendKey, TaskKey};
 use rustc_hash::FxHashMap as FastMap;
 
 use super::ConnEntry;
+use super::outbox::{Outbox, Subscriber};
+use super::wake::Wake;
 
 /// Where a node is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,7 +53,13 @@ pub(crate) struct Inner {
     /// answered `overloaded`.
     pub(crate) sends_running: FastMap<PeerId, usize>,
     send_cap: usize,
-    pub(crate) subscribers: Vec<async_channel::Sender<NodeEvent>>,
+    pub(crate) subscribers: Vec<Subscriber>,
+    /// Events published, sent once the lock is let go (`outbox.rs`).
+    pub(crate) outbox: Outbox,
+    /// Wake-ups found under the lock by code other than the drain's own
+    /// loop, made once it is let go: the drain moves them into its work
+    /// (`wake.rs`).
+    pub(crate) wakes: Vec<Wake>,
     /// The deadline the timer task sleeps towards.
     pub(super) timer_armed: Option<Instant>,
     /// The core's book revision last handed to a save (or loaded): when
@@ -76,6 +83,8 @@ impl Inner {
             next_task: 0,
             sends_running: FastMap::default(),
             subscribers: Vec::new(),
+            outbox: Outbox::new(),
+            wakes: Vec::new(),
             timer_armed: None,
             book_saved: 0,
         }
@@ -86,6 +95,14 @@ impl Inner {
     /// No handler is running or starting: shutdown's grace may end.
     pub(crate) fn is_quiet(&self) -> bool {
         self.running.is_empty() && self.starting == 0
+    }
+
+    /// Tells shutdown, once the lock is let go, if the last running
+    /// handler is done.
+    pub(crate) fn maybe_quiet(&mut self) {
+        if self.is_quiet() {
+            self.wakes.push(Wake::Quiet);
+        }
     }
 
     /// Takes a send-handler slot for `peer`, if one is free.
@@ -107,7 +124,7 @@ impl Inner {
 
     /// Stops the send handlers of `peer` (it was unpaired: a revoked
     /// peer's work does not run on, nor hold its arguments against the
-    /// budgets). Returns whether one was running.
+    /// budgets), once the lock is let go. Returns whether one was running.
     pub(crate) fn stop_sends_of(&mut self, peer: &PeerId) -> bool {
         let theirs: Vec<TaskKey> = self
             .running
@@ -117,7 +134,7 @@ impl Inner {
             .collect();
         for key in &theirs {
             if let (Some(task), TaskKey::Send(done, _)) = (self.running.remove(key), key) {
-                task.stop();
+                self.wakes.push(Wake::Handler(task));
                 self.send_finished(*done);
             }
         }

@@ -1,25 +1,50 @@
 //! The state every task of a node shares, behind one mutex that is never
-//! held across an `.await` nor while application code runs, and the one
-//! door to it: [`Shared::with_core`] and its variants, which lock, read
-//! the clock, act on the core and drain its outputs (`drain.rs`), then
-//! run what the drain found with the lock dropped. The state under the
-//! lock is `inner.rs`'s; what a connection's tasks share is `conn.rs`'s;
-//! the writer's side of the core (taking bytes, the linger budget) is
-//! `transmit.rs`'s.
+//! held across an `.await`, and the one door to it: [`Shared::with_core`]
+//! and its variants, which lock, read the clock, act on the core and
+//! drain its outputs (`drain.rs`), then run what the drain found with the
+//! lock dropped. The state under the lock is `inner.rs`'s; what a
+//! connection's tasks share is `conn.rs`'s; the writer's side of the core
+//! (taking bytes, the linger budget) is `transmit.rs`'s.
+//!
+//! What runs under the lock: the core, the driver's bookkeeping, and of
+//! the application's code only
+//! - an access rule ([`Access::rule`](peernet_proto::Access::rule)), as
+//!   the core checks it (contained: `access.rs`);
+//! - the `tracing` subscriber, for the lines the core and the driver
+//!   emit under the lock (a connection's `connected`/`disconnected`, a
+//!   handler cancelled, a send dropped, a linger refused, a dial's
+//!   progress): the core is called under the lock and logs there. A
+//!   subscriber, layer or writer must not call back into the node (it
+//!   would wait for the lock its own thread holds, for ever) and should
+//!   be quick: every connection of the node waits while it runs;
+//! - the runtime's clock ([`Runtime::now`]), read as the door opens;
+//! - a waker's `clone` and `drop` as a caller polls its call's result
+//!   (`completion.rs` keeps the waker of the task that polls).
+//!
+//! No task is woken, no channel sent to and no event delivered under the
+//! lock: a waker is the application's (its executor's, or one of its
+//! own, which may run a task inline or call back into the node). Each
+//! wake-up found there is a [`Work`] item (`wake.rs`), made once the lock
+//! is let go; events wait in the outbox (`outbox.rs`), sent after it in
+//! the order published. Handlers, and the drops of what the application
+//! gave (handlers, event streams), also run after it.
 
 mod conn;
 mod drain;
 mod inner;
+mod outbox;
 mod transmit;
 mod unstarted;
+mod wake;
 
 pub(crate) use conn::{ConnEntry, ConnSignals, RoomWaiters};
 pub(crate) use drain::Work;
 pub(crate) use inner::{Inner, Phase};
 pub(crate) use transmit::Taken;
+pub(crate) use wake::Wake;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant as StdInstant;
 
@@ -88,6 +113,9 @@ pub(crate) struct Shared<R: Runtime> {
     /// [`NodeConfig::linger`](crate::NodeConfig::linger).
     pub(crate) linger: std::time::Duration,
     pub(crate) dropped_events: AtomicU64,
+    /// A thread sends the events published (`outbox.rs`): the others
+    /// leave theirs to it.
+    sending_events: AtomicBool,
     /// SENDs dropped because their peer had too many handlers running.
     pub(crate) dropped_sends: AtomicU64,
     /// Calls whose timeout ran out before the core took them
@@ -132,6 +160,7 @@ impl<R: Runtime> Shared<R> {
             room_waiters: RoomWaiters::default(),
             linger,
             dropped_events: AtomicU64::new(0),
+            sending_events: AtomicBool::new(false),
             dropped_sends: AtomicU64::new(0),
             calls_timed_out_unsent: AtomicU64::new(0),
             panic_log: Mutex::new(PanicLog::default()),
@@ -143,9 +172,10 @@ impl<R: Runtime> Shared<R> {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // (an access rule runs under this lock: it must not take it again)
         crate::access::not_in_rule();
-        // The only application code that runs under the lock, an access
-        // rule, is contained (`access.rs`), and the core does not panic,
-        // so a poisoned lock still guards a consistent state.
+        // The application code that runs under the lock (see the module
+        // docs) is an access rule, contained (`access.rs`), or the
+        // tracing subscriber's, and the core does not panic, so a
+        // poisoned lock still guards a consistent state.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -272,7 +302,8 @@ impl<R: Runtime> Shared<R> {
     }
 
     /// The critical section itself: lock, clock, act, drain, unlock. The
-    /// wake-ups are left in `work` for [`Shared::run`].
+    /// wake-ups are left in `work` for [`Shared::run`]: `act` makes none
+    /// itself, it records them in `Inner::wakes` (`wake.rs`).
     pub(crate) fn critical<T>(
         &self,
         work: &mut Vec<Work>,
