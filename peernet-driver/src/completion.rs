@@ -16,7 +16,7 @@
 
 use std::collections::hash_map::Entry;
 use std::hash::Hash;
-use std::task::{Context, Poll, Waker};
+use std::task::{Poll, Waker};
 
 use bytes::Bytes;
 use peernet_proto::{CallError, CallId};
@@ -24,6 +24,19 @@ use rustc_hash::FxHashMap as FastMap;
 
 /// A call's result, as its caller gets it.
 pub(crate) type CallResult = Result<Bytes, CallError>;
+
+/// What a caller's poll found ([`Calls::poll`]).
+pub(crate) enum Polled {
+    /// The call resolved: its result (the slot is gone).
+    Done(CallResult),
+    /// Still in flight; the slot keeps the polling task's waker.
+    Waiting,
+    /// Still in flight, and the slot keeps another task's waker: the
+    /// poller clones its own with the lock let go (a waker's clone and
+    /// drop are the application's code) and gives it with
+    /// [`Calls::rewake`].
+    OtherTask,
+}
 
 enum Slot {
     /// In flight: who to wake.
@@ -78,30 +91,46 @@ impl<K: Hash + Eq> Calls<K> {
         }
     }
 
-    /// The caller's poll: the result if it is in (the slot goes), else
-    /// `Pending` with `cx`'s waker kept. A slot that is gone (never: only
-    /// the caller removes it) reads as cancelled.
-    pub(crate) fn poll(&mut self, id: K, cx: &mut Context<'_>) -> Poll<CallResult> {
+    /// The caller's poll, under the node's lock: the result if it is in
+    /// (the slot goes), else whether the slot keeps `waker`'s task. A slot
+    /// that is gone (never: only the caller removes it) reads as
+    /// cancelled.
+    pub(crate) fn poll(&mut self, id: K, waker: &Waker) -> Polled {
         match self.slots.entry(id) {
-            Entry::Vacant(_) => Poll::Ready(Err(CallError::Cancelled)),
-            Entry::Occupied(mut slot) => match slot.get_mut() {
-                Slot::Waiting(waker) => {
-                    if !waker.will_wake(cx.waker()) {
-                        waker.clone_from(cx.waker());
-                    }
-                    Poll::Pending
-                }
+            Entry::Vacant(_) => Polled::Done(Err(CallError::Cancelled)),
+            Entry::Occupied(slot) => match slot.get() {
+                Slot::Waiting(kept) if kept.will_wake(waker) => Polled::Waiting,
+                Slot::Waiting(_) => Polled::OtherTask,
                 Slot::Done(_) => match slot.remove() {
-                    Slot::Done(result) => Poll::Ready(result),
-                    Slot::Waiting(_) => Poll::Pending,
+                    Slot::Done(result) => Polled::Done(result),
+                    Slot::Waiting(_) => Polled::Waiting,
                 },
             },
         }
     }
 
-    /// The caller gave up on call `id` (its future was dropped).
-    pub(crate) fn forget(&mut self, id: K) {
-        self.slots.remove(&id);
+    /// After [`Polled::OtherTask`]: `waker` (cloned with the lock let
+    /// go) is kept instead. Returns the result if it came in meanwhile,
+    /// and the waker replaced (or `waker`, unused), to drop once the lock
+    /// is let go.
+    pub(crate) fn rewake(&mut self, id: K, waker: Waker) -> (Poll<CallResult>, Waker) {
+        match self.slots.get_mut(&id) {
+            None => (Poll::Ready(Err(CallError::Cancelled)), waker),
+            Some(Slot::Waiting(kept)) => (Poll::Pending, std::mem::replace(kept, waker)),
+            Some(Slot::Done(_)) => match self.slots.remove(&id) {
+                Some(Slot::Done(result)) => (Poll::Ready(result), waker),
+                _ => (Poll::Pending, waker),
+            },
+        }
+    }
+
+    /// The caller gave up on call `id` (its future was dropped): returns
+    /// the waker it left, to drop once the lock is let go.
+    pub(crate) fn forget(&mut self, id: K) -> Option<Waker> {
+        match self.slots.remove(&id)? {
+            Slot::Waiting(waker) => Some(waker),
+            Slot::Done(_) => None,
+        }
     }
 
     /// Calls waited on (tests).
@@ -129,11 +158,10 @@ mod tests {
     #[test]
     fn only_a_call_alone_after_a_call_alone_is_sequential() {
         let waker = Waker::from(Arc::new(Count::default()));
-        let mut cx = Context::from_waker(&waker);
         let mut calls = Calls::default();
-        let mut take = |calls: &mut Calls<u64>, id| {
+        let take = |calls: &mut Calls<u64>, id| {
             calls.complete(id, Ok(Bytes::new()));
-            assert!(calls.poll(id, &mut cx).is_ready());
+            assert!(matches!(calls.poll(id, &waker), Polled::Done(Ok(_))));
         };
         // one call after another: all but the first are sequential
         assert!(!calls.start(1, waker.clone()), "nothing before it");
@@ -152,8 +180,8 @@ mod tests {
         assert!(!calls.start(6, waker.clone()));
         take(&mut calls, 6);
         assert!(calls.start(7, waker.clone()), "sequential again");
-        // a caller that gave up counts as gone
-        calls.forget(7);
+        // a caller that gave up counts as gone; its waker is given back
+        assert!(calls.forget(7).is_some());
         assert!(calls.start(8, waker.clone()));
     }
 
@@ -164,22 +192,35 @@ mod tests {
         let mut calls = Calls::default();
         calls.start(a, Waker::from(first.clone()));
         calls.start(b, Waker::from(first.clone()));
-        // polled again from another task before the result: that one is woken
+        // polled again from another task before the result: its waker is
+        // given (cloned outside the lock), and that one is woken
         let waker = Waker::from(second.clone());
-        let mut cx = Context::from_waker(&waker);
-        assert!(calls.poll(a, &mut cx).is_pending());
+        assert!(matches!(calls.poll(a, &waker), Polled::OtherTask));
+        let (polled, replaced) = calls.rewake(a, waker.clone());
+        assert!(polled.is_pending());
+        assert!(replaced.will_wake(&Waker::from(first.clone())));
+        assert!(matches!(calls.poll(a, &waker), Polled::Waiting));
         let woken = calls.complete(a, Ok(Bytes::from_static(b"r")));
         woken.expect("a waker").wake();
         assert_eq!(second.0.load(Ordering::SeqCst), 1);
         assert_eq!(first.0.load(Ordering::SeqCst), 0);
-        match calls.poll(a, &mut cx) {
-            Poll::Ready(Ok(body)) => assert_eq!(&body[..], b"r"),
-            other => panic!("expected the result, got {other:?}"),
+        match calls.poll(a, &waker) {
+            Polled::Done(Ok(body)) => assert_eq!(&body[..], b"r"),
+            _ => panic!("expected the result"),
         }
         assert_eq!(calls.len(), 1, "the slot went with its result");
+        // a result that came in between the poll and the new waker
+        assert!(matches!(calls.poll(b, &waker), Polled::OtherTask));
+        calls.complete(b, Ok(Bytes::from_static(b"s")));
+        match calls.rewake(b, waker.clone()) {
+            (Poll::Ready(Ok(body)), _) => assert_eq!(&body[..], b"s"),
+            _ => panic!("expected the result"),
+        }
+        assert_eq!(calls.len(), 0);
         // a caller that gave up: its result has nobody to wake
-        calls.forget(b);
-        assert!(calls.complete(b, Err(CallError::Timeout)).is_none());
+        calls.start(3, waker.clone());
+        assert!(calls.forget(3).is_some());
+        assert!(calls.complete(3, Err(CallError::Timeout)).is_none());
         assert_eq!(calls.len(), 0);
     }
 }

@@ -13,8 +13,8 @@
 //!   and the driver's tables; it is never held across an `.await`, and
 //!   no waker is woken, no handler run, no event sent under it. The only
 //!   application code that runs under it is an access rule, the runtime's
-//!   clock, the `tracing` subscriber for the lines logged under it, and a
-//!   waker's clone (none of which may call back into the node);
+//!   clock, and the `tracing` subscriber for the lines logged under it
+//!   (none of which may call back into the node);
 //! - every input and command goes through one door, `with_core`: lock,
 //!   read the clock, act on the core, drain its outputs, unlock; then, with
 //!   the lock dropped, wake the tasks (a connection's writer, the timer),

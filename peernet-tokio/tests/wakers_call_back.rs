@@ -6,7 +6,9 @@
 //! dial's outcome, a failed dial's channel dropped, a `connect_peer`
 //! answered or failed, an event, room for a call, a handler's
 //! cancellation, a call waiting for a kept peer's reconnect) with wakers
-//! that call back into the node whose lock made the wake-up.
+//! that call back into the node whose lock made the wake-up; and two
+//! drop a waker the node kept for a call, one that calls back into the
+//! node as it goes (a waker's drop is the application's code too).
 //!
 //! Each scenario runs on a thread and a runtime of its own: a frozen node
 //! cannot be dropped (its drop takes the lock that is held), so the test
@@ -323,5 +325,99 @@ fn a_call_waiting_for_a_reconnect() {
         )
         .await;
         assert_eq!(&answered.unwrap()[..], b"r");
+    });
+}
+
+/// A waker that calls `node` as its last clone is dropped.
+struct DropsBack {
+    node: Node,
+    task: Waker,
+}
+
+impl Wake for DropsBack {
+    fn wake(self: Arc<Self>) {
+        self.task.wake_by_ref();
+    }
+}
+
+impl Drop for DropsBack {
+    fn drop(&mut self) {
+        let _ = self.node.stats();
+    }
+}
+
+/// Alice's call to bob, in flight (bob's handler holds it until
+/// `release`), polled once with a [`DropsBack`] waker, which the node
+/// keeps (its last clone), then given to `then`.
+async fn a_call_keeping_a_waker_that_drops_back<F>(then: impl FnOnce(Node, Arc<Notify>) -> F)
+where
+    F: Future<Output = ()>,
+{
+    let (alice, bob, addr) = pair(|c| c).await;
+    let release = Arc::new(Notify::new());
+    let go = release.clone();
+    bob.expose("hold", move |_, _| {
+        let go = go.clone();
+        async move {
+            go.notified().await;
+            Ok(Bytes::new())
+        }
+    })
+    .unwrap();
+    alice.connect(bob.peer_id(), addr).await.unwrap();
+    then(alice, release).await;
+}
+
+/// The call is polled from another task: the waker kept is replaced.
+#[test]
+fn a_waker_replaced() {
+    ends("a waker replaced", || async {
+        a_call_keeping_a_waker_that_drops_back(|alice, release| async move {
+            let peer = alice.peers()[0];
+            let mut call = pin!(alice.call(&peer, "hold", b"", Duration::from_secs(30)));
+            poll_fn(|cx| {
+                let task = cx.waker().clone();
+                let node = alice.clone();
+                let waker = Waker::from(Arc::new(DropsBack { node, task }));
+                let polled = call.as_mut().poll(&mut Context::from_waker(&waker));
+                assert!(polled.is_pending());
+                std::task::Poll::Ready(())
+            })
+            .await;
+            // (this task's own waker now: the one kept goes)
+            poll_fn(|cx| {
+                assert!(call.as_mut().poll(cx).is_pending());
+                std::task::Poll::Ready(())
+            })
+            .await;
+            release.notify_one();
+            call.await.unwrap();
+        })
+        .await;
+    });
+}
+
+/// The caller gives the call up: the waker kept goes with it.
+#[test]
+fn a_waker_given_up() {
+    ends("a waker given up", || async {
+        a_call_keeping_a_waker_that_drops_back(|alice, release| async move {
+            let peer = alice.peers()[0];
+            let mut call = Box::pin(alice.call(&peer, "hold", b"", Duration::from_secs(30)));
+            poll_fn(|cx| {
+                let task = cx.waker().clone();
+                let node = alice.clone();
+                let waker = Waker::from(Arc::new(DropsBack { node, task }));
+                let polled = call.as_mut().poll(&mut Context::from_waker(&waker));
+                assert!(polled.is_pending());
+                std::task::Poll::Ready(())
+            })
+            .await;
+            drop(call);
+            release.notify_one();
+            // (the node still answers)
+            let _ = alice.stats();
+        })
+        .await;
     });
 }

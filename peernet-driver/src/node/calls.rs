@@ -10,6 +10,7 @@ use std::time::{Duration, Instant as StdInstant};
 use bytes::Bytes;
 use peernet_proto::{CallError, CallId, PeerId, SendError};
 
+use crate::completion::Polled;
 use crate::context::Context;
 use crate::runtime::Runtime;
 use crate::shared::{Inner, Shared};
@@ -27,10 +28,13 @@ struct Pending<'a, R: Runtime> {
 impl<R: Runtime> Drop for Pending<'_, R> {
     fn drop(&mut self) {
         if let Some(id) = self.id.take() {
-            self.shared.with_core(|inner, now| {
-                inner.calls.forget(id);
-                inner.ep.cancel(now, id)
+            let waker = self.shared.with_core(|inner, now| {
+                let waker = inner.calls.forget(id);
+                inner.ep.cancel(now, id);
+                waker
             });
+            // (a waker's drop is the application's code: after the lock)
+            drop(waker);
         }
     }
 }
@@ -80,6 +84,10 @@ impl<R: Runtime> Node<R> {
             // taken from this very poll (the future is ready at once), so
             // after a wait for room it is the waker of the task polling now
             let waker = std::future::poll_fn(|cx| Poll::Ready(cx.waker().clone())).await;
+            // (out here: one the core did not take, the call refused or
+            // waiting for room, is dropped after the lock, as a waker's
+            // drop is the application's code)
+            let mut waker = Some(waker);
             let attempt = self
                 .shared
                 .with_core_calling(&mut Vec::new(), |inner, now| {
@@ -91,6 +99,7 @@ impl<R: Runtime> Node<R> {
                         Ok(id) => {
                             // a sequential call writes its own bytes
                             // (`with_core_calling`)
+                            let waker = waker.take().expect("one call started a turn");
                             let sequential = inner.calls.start(id, waker);
                             (Ok(Ok(id)), sequential.then(|| id.conn()))
                         }
@@ -135,7 +144,16 @@ impl<R: Runtime> Node<R> {
             if std::mem::take(&mut first) {
                 return Poll::Pending;
             }
-            self.shared.calls(|calls| calls.poll(id, cx))
+            match self.shared.calls(|calls| calls.poll(id, cx.waker())) {
+                Polled::Done(result) => Poll::Ready(result),
+                Polled::Waiting => Poll::Pending,
+                Polled::OtherTask => {
+                    let waker = cx.waker().clone();
+                    let (polled, replaced) = self.shared.calls(|calls| calls.rewake(id, waker));
+                    drop(replaced);
+                    polled
+                }
+            }
         })
         .await;
         pending.id = None;

@@ -17,9 +17,7 @@
 //!   subscriber, layer or writer must not call back into the node (it
 //!   would wait for the lock its own thread holds, for ever) and should
 //!   be quick: every connection of the node waits while it runs;
-//! - the runtime's clock ([`Runtime::now`]), read as the door opens;
-//! - a waker's `clone` and `drop` as a caller polls its call's result
-//!   (`completion.rs` keeps the waker of the task that polls).
+//! - the runtime's clock ([`Runtime::now`]), read as the door opens.
 //!
 //! No task is woken, no channel sent to and no event delivered under the
 //! lock: a waker is the application's (its executor's, or one of its
@@ -27,7 +25,8 @@
 //! wake-up found there is a [`Work`] item (`wake.rs`), made once the lock
 //! is let go; events wait in the outbox (`outbox.rs`), sent after it in
 //! the order published. Handlers, and the drops of what the application
-//! gave (handlers, event streams), also run after it.
+//! gave (handlers, event streams, wakers: a waker is cloned and dropped
+//! after it too, `completion.rs`), also run after it.
 
 mod conn;
 mod drain;
