@@ -82,6 +82,7 @@ mod stats;
 mod tasks;
 pub mod text;
 pub mod ticket;
+mod turns;
 mod wake_flag;
 mod write_half;
 

@@ -114,7 +114,12 @@ impl<R: Runtime> Node<R> {
     /// an async lock held across the write, so the file and the core
     /// always agree; and each runs as a task of its own, so that a caller
     /// that stops waiting (a timeout, a `select!`) cannot leave the file
-    /// changed and the core not. Once the node is closed (shut down, or
+    /// changed and the core not. They are made in the order they were
+    /// asked for (the first poll of their futures): each takes its turn
+    /// as it is called (`turns.rs`) and its task waits for the turns
+    /// before it, so a `pair` called after an `unpair` of the same peer
+    /// is made after it, whichever task the runtime starts first (it
+    /// could be made first, and the `unpair` then undo it). Once the node is closed (shut down, or
     /// its last handle dropped) the change fails and nothing changes, with
     /// a data directory (no longer its own) or without one. A change under
     /// way as the node closes is made or refused whole: without a data
@@ -129,11 +134,14 @@ impl<R: Runtime> Node<R> {
     ) -> Result<T, TrustChangeError> {
         let shared = self.shared.clone();
         let (tx, rx) = oneshot::channel();
+        let turn = self.shared.trust_turns.take();
         self.shared.rt.spawn(async move {
+            turn.wait().await;
             let (changed, applied) = change_trust(&shared, commit, edit, apply).await;
             if applied {
                 after(&shared);
             }
+            drop(turn);
             let _ = tx.send(changed);
         });
         rx.await.unwrap_or(Err(TrustChangeError::Dropped))

@@ -74,6 +74,10 @@ pub(crate) struct Shared<R: Runtime> {
     /// change edits and saves this list (never the peers trusted for
     /// this run only), then applies to the core.
     pub(crate) persist: futures_util::lock::Mutex<TrustList>,
+    /// Trust changes' turns, in the order `pair` and `unpair` were called
+    /// (`node/trust.rs`): each is a task of its own, and the runtime may
+    /// start them in any order.
+    pub(crate) trust_turns: Arc<crate::turns::Turns>,
     /// The timer task: an earlier deadline was armed, or the node stops.
     pub(crate) timer: WakeFlag,
     /// The accept loop: stop. (A `WakeFlag` wakes one task, and this one is
@@ -146,6 +150,7 @@ impl<R: Runtime> Shared<R> {
             dir_released: dir_lock.as_ref().map(|lock| lock.released()),
             dir_lock: Mutex::new(dir_lock),
             persist: futures_util::lock::Mutex::new(saved_trust),
+            trust_turns: Arc::default(),
             timer: WakeFlag::default(),
             stop_accepting: WakeFlag::default(),
             quiet: Broadcast::new(),
