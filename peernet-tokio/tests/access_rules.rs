@@ -2,6 +2,9 @@
 //! one that panics, or that calls back into its node, denies the call
 //! (`forbidden`) and leaves the connection and the node serving.
 
+#[path = "common/own_thread.rs"]
+mod own_thread;
+
 use std::time::Duration;
 
 use peernet_tokio::{Access, Bytes, CallError, Identity, Node, NodeConfig, PeerId, TrustList};
@@ -16,11 +19,7 @@ async fn callee(rule: impl Fn(&Node, &PeerId) -> bool + Send + Sync + 'static) -
     let (a_peer, b_peer) = (a_id.peer_id(), b_id.peer_id());
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = own_thread::runtime();
         rt.block_on(async move {
             let label = peernet_tokio::Label::new("admin-alice").unwrap();
             let trust: TrustList = [(a_peer, Some(label))].into_iter().collect();

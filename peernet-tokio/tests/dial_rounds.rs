@@ -174,6 +174,21 @@ async fn re_adding_a_known_address_does_not_rewrite_the_book() {
     assert!(text.contains("192.0.2.7:4000 ticket"), "{text}");
 }
 
+/// Node `a` in `dir`, and node 2 (trusting it), which `a` knows by a
+/// discovery hint of its address (returned) alone.
+async fn a_and_its_peer_by_a_hint(dir: &std::path::Path) -> (Node, Node, SocketAddr) {
+    let a = node_in(dir).await;
+    let b = Node::bind(
+        NodeConfig::new(id(2)).trusting(a.peer_id()),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let at = b.local_addr().unwrap();
+    a.add_address(peer(2), at, AddrSource::Discovery).unwrap();
+    (a, b, at)
+}
+
 /// A discovery hint that worked is saved as such the moment it first
 /// works (nothing else changed the book), and the node started again from
 /// the directory ranks it as an address that worked: after a restart a
@@ -183,15 +198,7 @@ async fn re_adding_a_known_address_does_not_rewrite_the_book() {
 #[tokio::test]
 async fn a_hint_that_worked_is_saved_as_such() {
     let dir = tempfile::tempdir().unwrap();
-    let a = node_in(dir.path()).await;
-    let b = Node::bind(
-        NodeConfig::new(id(2)).trusting(a.peer_id()),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
-    let at = b.local_addr().unwrap();
-    a.add_address(peer(2), at, AddrSource::Discovery).unwrap();
+    let (a, b, at) = a_and_its_peer_by_a_hint(dir.path()).await;
     a.shutdown().await;
     drop(a);
     let path = dir.path().join("book");
@@ -232,15 +239,7 @@ async fn a_hint_that_worked_is_saved_as_such() {
 #[tokio::test]
 async fn a_hint_that_worked_then_failed_keeps_its_place_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let a = node_in(dir.path()).await;
-    let b = Node::bind(
-        NodeConfig::new(id(2)).trusting(a.peer_id()),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
-    let at = b.local_addr().unwrap();
-    a.add_address(peer(2), at, AddrSource::Discovery).unwrap();
+    let (a, b, at) = a_and_its_peer_by_a_hint(dir.path()).await;
     a.connect_peer(peer(2)).await.unwrap();
     // (a restart, so that no connection is left when the peer goes)
     a.shutdown().await;

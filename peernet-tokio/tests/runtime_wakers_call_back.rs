@@ -11,11 +11,13 @@
 //! scenario runs on a thread and a runtime of its own, and the test fails
 //! once it has not ended within 20 s.
 
+#[path = "common/own_thread.rs"]
+mod own_thread;
+
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
@@ -166,21 +168,9 @@ async fn a_life() {
 
 #[test]
 fn a_node_whose_tasks_wakers_call_back_lives_and_shuts_down() {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(a_life());
-        let _ = tx.send(());
-    });
-    match rx.recv_timeout(Duration::from_secs(20)) {
-        Ok(()) => {}
-        Err(mpsc::RecvTimeoutError::Disconnected) => panic!("the scenario failed"),
-        Err(mpsc::RecvTimeoutError::Timeout) => {
-            panic!("not done in 20 s (a task woken under the node's lock?)")
-        }
-    }
+    own_thread::ends(
+        "a node whose tasks' wakers call back",
+        "a task woken under the node's lock?",
+        a_life,
+    );
 }

@@ -15,17 +15,18 @@
 //! fails once the scenario has not ended within 20 s, leaving it behind.
 
 mod common;
+#[path = "common/own_thread.rs"]
+mod own_thread;
 
 use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
-use std::sync::mpsc;
 use std::task::{Context, Wake, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
-use peernet_tokio::{AddrSource, ConnectError, Node, NodeConfig, NodeEvent};
+use peernet_tokio::{AddrSource, ConnectError, Node, NodeConfig, NodeEvent, PeerId};
 use tokio::sync::Notify;
 
 /// What a [`CallsBack`] waker does as it wakes.
@@ -72,30 +73,23 @@ async fn calling_back<F: Future>(node: &Node, fut: F) -> F::Output {
     waking_with(Arc::new(call), fut).await
 }
 
-/// Runs `scenario` on a thread and a runtime of its own; fails the test
-/// if it has not ended within 20 s (the node froze).
+/// [`own_thread::ends`], a waker run under the node's lock the likely
+/// cause of a freeze.
 fn ends<F>(what: &str, scenario: impl FnOnce() -> F + Send + 'static)
 where
     F: Future<Output = ()>,
 {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(scenario());
-        let _ = tx.send(());
-    });
-    match rx.recv_timeout(Duration::from_secs(20)) {
-        Ok(()) => {}
-        // (the scenario panicked: its thread dropped the sender)
-        Err(mpsc::RecvTimeoutError::Disconnected) => panic!("{what}: the scenario failed"),
-        Err(mpsc::RecvTimeoutError::Timeout) => {
-            panic!("{what}: not done in 20 s (a waker run under the node's lock?)")
-        }
-    }
+    own_thread::ends(what, "a waker run under the node's lock?", scenario);
+}
+
+/// `node`'s call of `handle` on `peer`, in a task of its own.
+fn call_in_task(
+    node: &Node,
+    peer: PeerId,
+    handle: &'static str,
+) -> tokio::task::JoinHandle<Result<Bytes, peernet_tokio::CallError>> {
+    let node = node.clone();
+    tokio::spawn(async move { node.call(&peer, handle, b"", Duration::from_secs(30)).await })
 }
 
 /// Alice and bob, trusting each other, not connected; bob's address.
@@ -158,21 +152,38 @@ fn a_connect_peer_failed() {
     });
 }
 
+/// `alice` connects to `bob` at `addr` while `events` (alice's) is
+/// waited on with a waker that runs `call`: its first event is the
+/// `Connected`. (The stream is polled, and its waker given, before the
+/// connect.)
+async fn connected_seen_by(
+    call: Call,
+    events: &peernet_tokio::EventStream,
+    alice: &Node,
+    bob: &Node,
+    addr: SocketAddr,
+) {
+    let (first, connected) = tokio::join!(
+        waking_with(call, events.recv()),
+        alice.connect(bob.peer_id(), addr)
+    );
+    connected.unwrap();
+    assert!(
+        matches!(first, Ok(NodeEvent::Connected { peer, .. }) if peer == bob.peer_id()),
+        "{first:?}"
+    );
+}
+
 #[test]
 fn an_event() {
     ends("an event", || async {
         let (alice, bob, addr) = pair(|c| c).await;
-        let events = alice.events();
-        // (the stream is waited on, with its waker, before the connect)
-        let (event, connected) = tokio::join!(
-            calling_back(&alice, events.recv()),
-            alice.connect(bob.peer_id(), addr)
-        );
-        connected.unwrap();
-        assert!(
-            matches!(event, Ok(NodeEvent::Connected { peer, .. }) if peer == bob.peer_id()),
-            "{event:?}"
-        );
+        let node = alice.clone();
+        let call = move || {
+            let _ = node.stats();
+            let _ = node.peers();
+        };
+        connected_seen_by(Arc::new(call), &alice.events(), &alice, &bob, addr).await;
     });
 }
 
@@ -191,15 +202,7 @@ fn an_event_published_by_a_waker_follows() {
                 node.disconnect(&peer);
             }
         };
-        let (first, connected) = tokio::join!(
-            waking_with(Arc::new(disconnect), events.recv()),
-            alice.connect(peer, addr)
-        );
-        connected.unwrap();
-        assert!(
-            matches!(first, Ok(NodeEvent::Connected { .. })),
-            "{first:?}"
-        );
+        connected_seen_by(Arc::new(disconnect), &events, &alice, &bob, addr).await;
         let next = events.recv().await;
         assert!(
             matches!(next, Ok(NodeEvent::Disconnected { .. })),
@@ -227,14 +230,7 @@ fn room_for_a_call() {
             .unwrap();
         alice.connect(bob.peer_id(), addr).await.unwrap();
         let peer = bob.peer_id();
-        let first = tokio::spawn({
-            let alice = alice.clone();
-            async move {
-                alice
-                    .call(&peer, "hold", b"", Duration::from_secs(30))
-                    .await
-            }
-        });
+        let first = call_in_task(&alice, peer, "hold");
         // alice's one call slot is taken
         entered.notified().await;
         let waiting = calling_back(
@@ -281,14 +277,7 @@ fn a_handlers_cancellation() {
         .unwrap();
         alice.connect(bob.peer_id(), addr).await.unwrap();
         let peer = bob.peer_id();
-        let call = tokio::spawn({
-            let alice = alice.clone();
-            async move {
-                alice
-                    .call(&peer, "wait", b"", Duration::from_secs(30))
-                    .await
-            }
-        });
+        let call = call_in_task(&alice, peer, "wait");
         entered.notified().await;
         // the caller gives up: CANCEL stops the handler
         call.abort();
@@ -368,6 +357,20 @@ where
     then(alice, release).await;
 }
 
+/// Polls `call` once, pending, with a waker that calls `alice` back as
+/// it drops ([`DropsBack`]): the call keeps it.
+async fn poll_with_a_waker_that_drops_back<F: Future>(alice: &Node, mut call: Pin<&mut F>) {
+    poll_fn(|cx| {
+        let task = cx.waker().clone();
+        let node = alice.clone();
+        let waker = Waker::from(Arc::new(DropsBack { node, task }));
+        let polled = call.as_mut().poll(&mut Context::from_waker(&waker));
+        assert!(polled.is_pending());
+        std::task::Poll::Ready(())
+    })
+    .await;
+}
+
 /// The call is polled from another task: the waker kept is replaced.
 #[test]
 fn a_waker_replaced() {
@@ -375,15 +378,7 @@ fn a_waker_replaced() {
         a_call_keeping_a_waker_that_drops_back(|alice, release| async move {
             let peer = alice.peers()[0];
             let mut call = pin!(alice.call(&peer, "hold", b"", Duration::from_secs(30)));
-            poll_fn(|cx| {
-                let task = cx.waker().clone();
-                let node = alice.clone();
-                let waker = Waker::from(Arc::new(DropsBack { node, task }));
-                let polled = call.as_mut().poll(&mut Context::from_waker(&waker));
-                assert!(polled.is_pending());
-                std::task::Poll::Ready(())
-            })
-            .await;
+            poll_with_a_waker_that_drops_back(&alice, call.as_mut()).await;
             // (this task's own waker now: the one kept goes)
             poll_fn(|cx| {
                 assert!(call.as_mut().poll(cx).is_pending());
@@ -404,15 +399,7 @@ fn a_waker_given_up() {
         a_call_keeping_a_waker_that_drops_back(|alice, release| async move {
             let peer = alice.peers()[0];
             let mut call = Box::pin(alice.call(&peer, "hold", b"", Duration::from_secs(30)));
-            poll_fn(|cx| {
-                let task = cx.waker().clone();
-                let node = alice.clone();
-                let waker = Waker::from(Arc::new(DropsBack { node, task }));
-                let polled = call.as_mut().poll(&mut Context::from_waker(&waker));
-                assert!(polled.is_pending());
-                std::task::Poll::Ready(())
-            })
-            .await;
+            poll_with_a_waker_that_drops_back(&alice, call.as_mut()).await;
             drop(call);
             release.notify_one();
             // (the node still answers)
