@@ -144,13 +144,24 @@ impl DialState {
     /// waiters are taken now, and answered (and the calls waiting for its
     /// reconnect woken) with `wakes`, once the lock is let go.
     pub(crate) fn connected(&self, peer: PeerId, wakes: &mut Vec<Wake>) {
-        let waiters = self.take_waiters(&peer);
-        if !waiters.is_empty() {
-            let answers = waiters.into_iter().map(|tx| (tx, Ok(()))).collect();
-            wakes.push(Wake::Waiters(answers));
-        }
+        self.answer_later(&peer, wakes, || Ok(()));
         if let Some(event) = self.take_reconnect(&peer) {
             wakes.push(Wake::Reconnect(event));
+        }
+    }
+
+    /// Takes the `connect_peer` calls waiting for `peer` (under the
+    /// core's lock), to be given `answer` with `wakes` once it is let go.
+    fn answer_later(
+        &self,
+        peer: &PeerId,
+        wakes: &mut Vec<Wake>,
+        answer: impl Fn() -> Result<(), ConnectError>,
+    ) {
+        let waiters = self.take_waiters(peer);
+        if !waiters.is_empty() {
+            let answers = waiters.into_iter().map(|tx| (tx, answer()));
+            wakes.push(Wake::Waiters(answers.collect()));
         }
     }
 
@@ -181,15 +192,15 @@ pub(crate) fn on_event<R: Runtime>(shared: &Shared<R>, inner: &mut Inner, event:
         Event::Unreachable { peer, tried } => {
             tracing::info!(%peer, tried = tried.len(), "unreachable at every address of its round");
             // (taken now, told once the lock is let go)
-            let waiters = shared.dialing.take_waiters(&peer);
-            if !waiters.is_empty() {
-                let unreachable = || ConnectError::Unreachable {
+            let unreachable = || {
+                Err(ConnectError::Unreachable {
                     peer,
                     tried: tried.clone(),
-                };
-                let answers = waiters.into_iter().map(|tx| (tx, Err(unreachable())));
-                inner.wakes.push(Wake::Waiters(answers.collect()));
-            }
+                })
+            };
+            shared
+                .dialing
+                .answer_later(&peer, &mut inner.wakes, unreachable);
             inner.publish(NodeEvent::Unreachable { peer, tried });
         }
         _ => {}
