@@ -55,6 +55,7 @@ use std::time::Instant;
 use async_io::Async;
 use async_net::{TcpListener, TcpStream};
 use futures_io::{AsyncRead, AsyncWrite};
+use peernet_driver::socket_end::{ReadEnd, WriteEnd};
 use peernet_driver::{
     BoxFuture, BoxRead, BoxWrite, Runtime, Socket, Transport, WrapStream, socket_end, socket_start,
 };
@@ -115,12 +116,13 @@ impl Socket for Tcp {
         let reader = TcpReader {
             socket: self.0.clone().into(),
             drained: false,
-            ended: false,
         };
-        let writer = TcpWriter {
-            stream: self.0,
-            closed: false,
-        };
+        let reader = ReadEnd::new(reader, |reader, cleanly| {
+            socket_end::let_go(&*reader.socket, cleanly);
+        });
+        let writer = WriteEnd::new(self.0, |stream, cleanly| {
+            socket_end::let_go(stream, cleanly);
+        });
         (Box::new(reader), Box::new(writer))
     }
 
@@ -136,15 +138,12 @@ impl Socket for Tcp {
 /// readiness future). Measured on the pipelined benchmark: about 20 %
 /// fewer context switches per call and about 8 % more calls per second.
 ///
-/// Dropped before it read the peer's end of stream, it makes the socket
-/// close with a reset (see [`TcpWriter`]).
+/// Its [`ReadEnd`] lets go of the socket.
 struct TcpReader {
     socket: Arc<Async<std::net::TcpStream>>,
     /// The last read came back short (or would have blocked): wait for
     /// readability before the next one.
     drained: bool,
-    /// A read returned the end of stream.
-    ended: bool,
 }
 
 impl AsyncRead for TcpReader {
@@ -161,56 +160,12 @@ impl AsyncRead for TcpReader {
             match self.socket.get_ref().read(buf) {
                 Ok(n) => {
                     self.drained = n > 0 && n < buf.len();
-                    self.ended |= n == 0 && !buf.is_empty();
                     return Poll::Ready(Ok(n));
                 }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => self.drained = true,
                 Err(error) => return Poll::Ready(Err(error)),
             }
         }
-    }
-}
-
-impl Drop for TcpReader {
-    fn drop(&mut self) {
-        socket_end::let_go(&*self.socket, self.ended);
-    }
-}
-
-/// The write half of a connection's socket. Dropped without a completed
-/// close (the driver stopped a write the peer does not take, or gave up
-/// on the transport), it makes the socket close with a reset; so does a
-/// read half dropped before the peer's end of stream
-/// ([`peernet_driver::socket_end`]).
-struct TcpWriter {
-    stream: TcpStream,
-    /// `poll_close` completed: our last bytes and the FIN are queued.
-    closed: bool,
-}
-
-impl AsyncWrite for TcpWriter {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut task::Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut task::Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
-    }
-
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut task::Context<'_>) -> Poll<io::Result<()>> {
-        let closed = ready!(Pin::new(&mut self.stream).poll_close(cx));
-        self.closed = closed.is_ok();
-        Poll::Ready(closed)
-    }
-}
-
-impl Drop for TcpWriter {
-    fn drop(&mut self) {
-        socket_end::let_go(&self.stream, self.closed);
     }
 }
 

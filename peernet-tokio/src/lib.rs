@@ -42,15 +42,13 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::task::{self, Poll};
 use std::time::Instant;
 
+use peernet_driver::socket_end::{ReadEnd, WriteEnd};
 use peernet_driver::{
     BoxFuture, BoxRead, BoxWrite, Runtime, Socket, Transport, WrapStream, socket_end, socket_start,
 };
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::runtime::Handle as RuntimeHandle;
 use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
@@ -103,89 +101,17 @@ struct Tcp(TcpStream);
 impl Socket for Tcp {
     fn split(self: Box<Self>) -> (BoxRead, BoxWrite) {
         let (read, write) = self.0.into_split();
-        let read = ReadHalf {
-            half: read,
-            ended: false,
-        };
-        let write = WriteHalf {
-            half: write,
-            closed: false,
-        };
-        (Box::new(read.compat()), Box::new(write.compat_write()))
+        let read = ReadEnd::new(read.compat(), |half, cleanly| {
+            socket_end::let_go(half.get_ref().as_ref(), cleanly);
+        });
+        let write = WriteEnd::new(write.compat_write(), |half, cleanly| {
+            socket_end::let_go(half.get_ref().as_ref(), cleanly);
+        });
+        (Box::new(read), Box::new(write))
     }
 
     fn reset(self: Box<Self>) {
         socket_end::reset(&self.0);
-    }
-}
-
-/// The read half of a connection's socket. Dropped before it read the
-/// peer's end of stream (the driver gave up waiting for it, or the
-/// connection broke), it makes the socket close with a reset: see
-/// [`WriteHalf`].
-struct ReadHalf {
-    half: OwnedReadHalf,
-    /// A read returned the end of stream.
-    ended: bool,
-}
-
-impl AsyncRead for ReadHalf {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut task::Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let (room, before) = (buf.remaining() > 0, buf.filled().len());
-        let read = Pin::new(&mut self.half).poll_read(cx, buf);
-        if room && matches!(read, Poll::Ready(Ok(()))) && buf.filled().len() == before {
-            self.ended = true;
-        }
-        read
-    }
-}
-
-impl Drop for ReadHalf {
-    fn drop(&mut self) {
-        socket_end::let_go(self.half.as_ref(), self.ended);
-    }
-}
-
-/// The write half of a connection's socket. Dropped without a completed
-/// close (the driver stopped a write the peer does not take, or gave up
-/// on the transport), it makes the socket close with a reset; so does a
-/// read half dropped before the peer's end of stream
-/// ([`peernet_driver::socket_end`]).
-struct WriteHalf {
-    half: OwnedWriteHalf,
-    /// `poll_shutdown` completed: our last bytes and the FIN are queued.
-    closed: bool,
-}
-
-impl AsyncWrite for WriteHalf {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut task::Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.half).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut task::Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.half).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut task::Context<'_>) -> Poll<io::Result<()>> {
-        let shut = Pin::new(&mut self.half).poll_shutdown(cx);
-        if matches!(shut, Poll::Ready(Ok(()))) {
-            self.closed = true;
-        }
-        shut
-    }
-}
-
-impl Drop for WriteHalf {
-    fn drop(&mut self) {
-        socket_end::let_go(self.half.as_ref(), self.closed);
     }
 }
 
