@@ -1,41 +1,54 @@
-//! Two nodes on async-std: each pairs with the other, one exposes `hello`,
-//! the other calls it and prints the reply. The same program runs on smol
-//! (`peernet-smol/examples/hello_smol.rs`) and, with `#[tokio::main]`, on tokio.
+//! Two nodes on async-std joined by a stream the application opened
+//! itself, here a Unix socket pair, instead of a TCP connection the node
+//! dials (a TLS stream or a relayed one goes the same way): one side
+//! accepts it as responder, the other runs the handshake over it as
+//! initiator, and the handshake still proves each PeerId and checks each
+//! against the other's trust list. The TCP version of this program is
+//! `peernet-smol/examples/hello_smol.rs`; it runs here unchanged but for
+//! the crate's name and `block_on`.
 //!
 //! ```text
 //! cargo run -p peernet-async-std --example hello_async_std
 //! ```
 
-use std::time::Duration;
+#[cfg(not(unix))]
+fn main() {
+    eprintln!("this example joins its nodes by a Unix socket pair");
+}
 
-use peernet_async_std::{Bytes, Identity, Node, NodeConfig};
-
+#[cfg(unix)]
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    use std::time::Duration;
+
+    use async_std::os::unix::net::UnixStream;
+    use peernet_async_std::{Bytes, Identity, Node, NodeConfig};
+
     async_std::task::block_on(async {
-        let any_port = "127.0.0.1:0".parse()?;
         // Fixed seeds keep the example short; a real node keeps a generated
         // identity in its data directory (`NodeConfig::from_data_dir`).
         let (alice_id, bob_id) = (Identity::from_seed(&[1; 32]), Identity::from_seed(&[2; 32]));
-        let alice = Node::bind(NodeConfig::new(alice_id), any_port).await?;
-        let bob = Node::bind(NodeConfig::new(bob_id), any_port).await?;
-
-        // Default-deny: each side trusts the other by PeerId, nobody else.
-        alice.pair(bob.peer_id(), None).await?;
-        bob.pair(alice.peer_id(), None).await?;
-
-        // The handler learns who called (proven by the handshake) and how
-        // long they wait.
+        let (alice_peer, bob_peer) = (alice_id.peer_id(), bob_id.peer_id());
+        // Neither node listens on TCP: the stream is their only way in.
+        let alice = Node::new(NodeConfig::new(alice_id).trusting(bob_peer));
+        let bob = Node::new(NodeConfig::new(bob_id).trusting(alice_peer));
         bob.expose_ctx("hello", |ctx, name| async move {
             let name = String::from_utf8_lossy(&name);
-            let reply = format!("hello {name}, you are {}", ctx.peer());
-            Ok(Bytes::from(reply))
+            Ok(Bytes::from(format!("hello {name}, you are {}", ctx.peer())))
         })?;
 
-        alice
-            .connect(bob.peer_id(), bob.local_addr().unwrap())
-            .await?;
+        let (alice_end, bob_end) = UnixStream::pair()?;
+        // The two ends of the handshake run at once; naming the peer
+        // expected makes the initiator refuse any other key at the far end.
+        let accepting = async_std::task::spawn({
+            let bob = bob.clone();
+            async move { bob.accept_stream(bob_end).await }
+        });
+        let dialed = alice.connect_stream(alice_end, Some(bob_peer)).await?;
+        let accepted = accepting.await?;
+        assert_eq!((dialed, accepted), (bob_peer, alice_peer));
+
         let reply = alice
-            .call(&bob.peer_id(), "hello", "alice", Duration::from_secs(5))
+            .call(&bob_peer, "hello", "alice", Duration::from_secs(5))
             .await?;
         println!("{}", String::from_utf8_lossy(&reply));
 
