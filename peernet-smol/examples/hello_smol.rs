@@ -1,7 +1,8 @@
 //! Two nodes on smol: each pairs with the other, one exposes `hello`, the
 //! other calls it and prints the reply. The same program runs on
-//! async-std (`peernet-async-std/examples/hello_async_std.rs`) and, with
-//! `#[tokio::main]`, on tokio.
+//! async-std (with `async_std::task::block_on`) and, with
+//! `#[tokio::main]`, on tokio; `peernet-async-std/examples/hello_async_std.rs`
+//! joins two nodes by a stream the application opened instead.
 //!
 //! ```text
 //! cargo run -p peernet-smol --example hello_smol
