@@ -113,9 +113,11 @@ pub struct SavedBook {
 }
 
 /// Why a text is not an address book: the first bad line and what is
-/// wrong with it.
+/// wrong with it, said as `line 2: invalid address` (which file is the
+/// reader's to say: [`LoadBookError::Damaged`] names it, `address book
+/// /var/lib/node/book: line 2: invalid address`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("address book line {line}: {kind}")]
+#[error("line {line}: {kind}")]
 pub struct BookFileError {
     /// The 1-based number of the offending line (for a missing end line,
     /// the line after the last).

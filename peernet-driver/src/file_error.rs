@@ -193,6 +193,8 @@ mod tests {
         let shown = ErrorChain(&err).to_string();
         let at = path.display().to_string();
         assert_eq!(shown.matches(&at).count(), 1, "{file:?}: {shown}");
+        // (the cause does not name the file's kind again)
+        assert!(!shown.contains(&format!("{at}: {file}")), "{shown}");
         assert!(shown.contains(&format!("{file} {at}: ")), "{shown}");
         crate::error::tests::says_each_cause_once(&err, why);
         match (io_of(&err), kind) {
@@ -251,6 +253,46 @@ mod tests {
             Some(InvalidData),
         );
         start_names(book, text(b"peernet-address-book v1\nx\n"), "line 2", None);
+    }
+
+    /// Review s52 (files): a damaged trust list or address book said its
+    /// kind twice, `trust list P: trust list line 2: ...`, the parser's
+    /// message naming it again after the file's error had. Each damaged
+    /// file says what it is and where once, then the line and why.
+    #[test]
+    fn a_damaged_file_says_its_kind_once_then_the_line() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = DataDir::open(tmp.path()).unwrap();
+        let at = |name| data.path().join(name).display().to_string();
+        private(&data.path().join("identity"), &[0; 72]);
+        let err = data.load_or_create_identity().unwrap_err();
+        assert_eq!(
+            ErrorChain(&err).to_string(),
+            format!(
+                "identity file {}: not a peernet identity (expected 72 bytes starting with \
+                 PNETSK01)",
+                at("identity")
+            )
+        );
+        private(&data.path().join("trust"), b"peernet-trust-list v1\nx\n");
+        let err = data.load_trust().unwrap_err();
+        assert_eq!(
+            ErrorChain(&err).to_string(),
+            format!(
+                "trust list {}: line 2: invalid key: a PeerId is 64 lowercase hex digits",
+                at("trust")
+            )
+        );
+        private(&data.path().join("book"), b"peernet-address-book v1\nx\n");
+        let err = data.load_book().unwrap_err();
+        assert_eq!(
+            ErrorChain(&err).to_string(),
+            format!(
+                "address book {}: line 2: expected `PEERID IP:PORT SOURCE[ worked]` (v2: `[ \
+                 worked[ failed]]`)",
+                at("book")
+            )
+        );
     }
 
     /// A file open to other users names itself, then the `chmod` that

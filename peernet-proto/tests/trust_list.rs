@@ -391,11 +391,11 @@ fn error_display_names_the_line() {
     let e = err(&doc(&[WEAK_KEY], "end 1\n"));
     assert_eq!(
         e.to_string(),
-        "trust list line 2: invalid key: the key is a weak (small-order) ed25519 point"
+        "line 2: invalid key: the key is a weak (small-order) ed25519 point"
     );
     assert_eq!(
         err("").to_string(),
-        "trust list line 1: expected the header `peernet-trust-list v1`"
+        "line 1: expected the header `peernet-trust-list v1`"
     );
 }
 

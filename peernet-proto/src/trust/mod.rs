@@ -389,9 +389,11 @@ impl ExactSizeIterator for Iter<'_> {}
 impl FusedIterator for Iter<'_> {}
 
 /// Why a text is not a trust list: the first bad line and what is wrong
-/// with it.
+/// with it, said as `line 2: invalid key: …` (which file is the reader's
+/// to say: a data directory's names it, `trust list /var/lib/node/trust:
+/// line 2: …`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("trust list line {line}: {kind}")]
+#[error("line {line}: {kind}")]
 pub struct TrustListError {
     /// The 1-based number of the offending line. For a missing end line it
     /// is the line just after the last one.
