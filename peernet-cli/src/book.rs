@@ -239,14 +239,14 @@ pub(crate) fn run_pair(pair: Pair) -> Result<(), Failure> {
     // The trust list first: a crash in between leaves a trusted peer
     // without its new addresses, never addresses of an untrusted one.
     data.save_trust(&trust)
-        .map_err(|e| Failure::because(1, "trust list", &e))?;
+        .map_err(|e| Failure(1, ErrorChain(&e).to_string()))?;
     if new_addrs {
         // (said, or the error line reads as if the pair had failed)
         data.save_book(&book).map_err(|e| {
             Failure(
                 1,
                 format!(
-                    "{peer} is paired, but its addresses are not saved (address book: {})",
+                    "{peer} is paired, but its addresses are not saved ({})",
                     ErrorChain(&e)
                 ),
             )
@@ -292,7 +292,7 @@ pub(crate) fn run_unpair(unpair: Unpair) -> Result<(), Failure> {
     let trusted = trust.remove(&peer);
     if trusted {
         data.save_trust(&trust)
-            .map_err(|e| Failure::because(1, "trust list", &e))?;
+            .map_err(|e| Failure(1, ErrorChain(&e).to_string()))?;
     }
     let unforgotten = |cause: String| match trusted {
         true => Failure(
@@ -307,7 +307,7 @@ pub(crate) fn run_unpair(unpair: Unpair) -> Result<(), Failure> {
     let mut book = book.map_err(|Failure(_, cause)| unforgotten(cause))?;
     if book.remove(&peer) {
         data.save_book(&book)
-            .map_err(|e| unforgotten(format!("address book: {}", ErrorChain(&e))))?;
+            .map_err(|e| unforgotten(ErrorChain(&e).to_string()))?;
     } else if !trusted {
         return Err(Failure(1, format!("{peer} is not paired")));
     }

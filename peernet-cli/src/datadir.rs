@@ -121,17 +121,18 @@ pub(crate) fn run_init(dir: &Path) -> Result<(), Failure> {
     // them).
     if missing(&data.path().join("trust"), "trust list")? {
         data.save_trust(&TrustList::new())
-            .map_err(|e| Failure::because(1, "trust list", &e))?;
+            .map_err(|e| Failure(1, ErrorChain(&e).to_string()))?;
     }
     if missing(&data.book_path(), "address book")? {
         data.save_book(&SavedBook::new())
-            .map_err(|e| Failure::because(1, "address book", &e))?;
+            .map_err(|e| Failure(1, ErrorChain(&e).to_string()))?;
     }
     let identity = Identity::generate(&mut rand_core::UnwrapErr(getrandom::SysRng));
     create_identity(dir, &identity).map_err(|e| match e.kind() {
         // (another init won the race)
         io::ErrorKind::AlreadyExists => already(),
-        _ => Failure::because(1, dir.display(), &e),
+        // (the library names the file)
+        _ => Failure(1, ErrorChain(&e).to_string()),
     })?;
     print_result(&identity.peer_id().to_string())
 }

@@ -304,8 +304,9 @@ async fn run(command: Command) -> Result<(), Failure> {
     match command {
         Command::Keygen { keyfile } => {
             let identity = Identity::generate(&mut rand_core::UnwrapErr(getrandom::SysRng));
+            // (the library names the file)
             write_identity(&keyfile, &identity)
-                .map_err(|e| Failure::because(1, keyfile.display(), &e))?;
+                .map_err(|e| Failure(1, ErrorChain(&e).to_string()))?;
             print_result(&identity.peer_id().to_string())
         }
         Command::Id { keyfile } => print_result(&load(&keyfile)?.peer_id().to_string()),

@@ -1007,6 +1007,10 @@ fn an_unpair_whose_book_save_failed_can_be_finished() {
     let err = fails(1, &["pair", "a", &format!("{c}@127.0.0.1:6000")], d);
     assert!(err.contains("symbolic link"), "{err}");
     assert!(err.contains(&format!("{c} is paired")), "{err}");
+    // (the save names the file as a load does, once: it said
+    // `(address book: PATH is a symbolic link: …)`)
+    let named = format!("(address book {}: is a symbolic link: ", book.display());
+    assert!(err.contains(&named), "{err}");
     ok(&["unpair", "a", &c], d);
     let err = fails(1, &["unpair", "a", &b], d);
     assert!(err.contains("symbolic link"), "{err}");

@@ -513,14 +513,15 @@ impl DataDir {
     ///
     /// # Errors
     ///
-    /// The I/O error of staging, syncing or renaming; [`ChangedOnDisk`]
+    /// The I/O error of staging, syncing or renaming, naming the file (a
+    /// [`FileError`] payload: [`FileError::find`]); [`ChangedOnDisk`]
     /// for a file edited since this directory last read or wrote it, which
     /// is not written over (a node then reads it again and keeps the edit:
     /// see [`NodeConfig::from_data_dir`](crate::NodeConfig::from_data_dir)).
     ///
     /// [`ChangedOnDisk`]: crate::persist::ChangedOnDisk
     pub fn save_book(&self, book: &SavedBook) -> io::Result<()> {
-        self.replace(BOOK_FILE, book.to_text().as_bytes(), || {
+        self.replace(DataFile::Book, book.to_text().as_bytes(), || {
             *self.last_book() = Some(book.clone());
         })
     }

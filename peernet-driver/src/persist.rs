@@ -297,8 +297,12 @@ impl DataDir {
     ///
     /// # Errors
     ///
-    /// The I/O error of staging, syncing or renaming; the old list is
-    /// then still in place. [`io::ErrorKind::FileTooLarge`] for a list
+    /// The I/O error of staging, syncing or renaming, whose payload is a
+    /// [`FileError`] that names the file ([`FileError::find`]); the old
+    /// list is then still in place. [`ChangedOnDisk`] (the file was edited
+    /// since this directory read or wrote it) and [`NotDurable`] name it
+    /// by its path.
+    /// [`io::ErrorKind::FileTooLarge`] for a list
     /// whose file would be over [`MAX_TRUST_FILE_LEN`], which
     /// [`DataDir::load_trust`] would refuse at the next start: nothing is
     /// written (so a `Node::pair` that would need it fails, and changes
@@ -306,20 +310,21 @@ impl DataDir {
     pub fn save_trust(&self, trust: &TrustList) -> io::Result<()> {
         let text = trust.to_text();
         if text.len() as u64 > MAX_TRUST_FILE_LEN {
-            return Err(io::Error::new(
-                io::ErrorKind::FileTooLarge,
-                format!(
-                    "the trust list would take {} bytes, over the {MAX_TRUST_FILE_LEN} a trust \
-                     file may hold",
-                    text.len()
-                ),
-            ));
+            let why = format!(
+                "it would take {} bytes, over the {MAX_TRUST_FILE_LEN} a trust list may hold",
+                text.len()
+            );
+            let too_large = io::Error::new(io::ErrorKind::FileTooLarge, why);
+            let path = self.path.join(TRUST_FILE);
+            return Err(FileError::io(DataFile::TrustList, path, too_large));
         }
-        self.replace(TRUST_FILE, text.as_bytes(), || {})
+        self.replace(DataFile::TrustList, text.as_bytes(), || {})
     }
 
-    /// Replaces the file `name` in the directory atomically with
-    /// `contents`: staged, synced, renamed over, directory synced.
+    /// Replaces the file `file` in the directory atomically with
+    /// `contents`: staged, synced, renamed over, directory synced. An
+    /// error names the file ([`FileError`]), but for [`ChangedOnDisk`] and
+    /// [`NotDurable`], which name its path.
     ///
     /// A file that changed on disk since the node read or last wrote it
     /// is not replaced: [`ChangedOnDisk`] (see `last_seen.rs` for the window
@@ -327,7 +332,7 @@ impl DataDir {
     /// the new file is in place, before the directory's fsync, whose
     /// failure is [`NotDurable`]: the file is replaced all the same.
     ///
-    /// A `name` that is a symbolic link is refused with
+    /// A `file` that is a symbolic link is refused with
     /// [`io::ErrorKind::InvalidInput`], and nothing is written: renaming
     /// over it would silently cut the operator's link, and writing
     /// through it would let whoever planted the link choose a file
@@ -335,24 +340,21 @@ impl DataDir {
     /// a link is allowed: the file read is checked as any other.)
     pub(crate) fn replace(
         &self,
-        name: &'static str,
+        file: DataFile,
         contents: &[u8],
         wrote: impl FnOnce(),
     ) -> io::Result<()> {
-        let path = self.path.join(name);
-        if fs::symlink_metadata(&path).is_ok_and(|meta| meta.file_type().is_symlink()) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "{} is a symbolic link: the node replaces its files atomically and does not \
-                     write through links; make it a regular file",
-                    path.display()
-                ),
-            ));
-        }
+        let (name, path) = (file.file_name(), self.path.join(file.file_name()));
         // (each error names the file: a warning that a save failed, or a
         // `pair` that did, says where)
-        let named = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+        let named = |e: io::Error| FileError::io(file, &path, e);
+        if fs::symlink_metadata(&path).is_ok_and(|meta| meta.file_type().is_symlink()) {
+            return Err(named(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "is a symbolic link: the node replaces its files atomically and does not write \
+                 through links; make it a regular file",
+            )));
+        }
         self.last_seen.check(name, &path)?;
         let temp = stage_in(&self.path, name, contents).map_err(named)?;
         temp.persist(&path).map_err(|e| named(e.error))?;
@@ -509,7 +511,9 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
 /// # Errors
 ///
 /// `AlreadyExists` if there is a file (or a link) at `path`; any other
-/// I/O error of writing, syncing or linking it.
+/// I/O error of writing, syncing or linking it. Each names the file (its
+/// payload is a [`FileError`] of [`DataFile::Identity`]:
+/// [`FileError::find`]).
 pub fn write_identity(path: &Path, identity: &Identity) -> io::Result<()> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
@@ -521,9 +525,10 @@ pub fn write_identity(path: &Path, identity: &Identity) -> io::Result<()> {
         .unwrap_or(IDENTITY_FILE);
     // (`NAME.….tmp`: one a crash leaves in a data directory is removed by
     // the next holder of its lock)
-    let temp = stage_in(dir, name, &identity.to_bytes())?;
-    temp.persist_noclobber(path).map_err(|e| e.error)?;
-    sync_dir(dir)
+    let named = |e| FileError::io(DataFile::Identity, path, e);
+    let temp = stage_in(dir, name, &identity.to_bytes()).map_err(named)?;
+    temp.persist_noclobber(path).map_err(|e| named(e.error))?;
+    sync_dir(dir).map_err(named)
 }
 
 /// The largest trust list file read (16 MiB, about 80,000 peers with
@@ -747,6 +752,11 @@ mod tests {
         }
         let err = data.save_trust(&trust).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::FileTooLarge, "{err}");
+        // (named as a load names it: review s52, it named no file)
+        let path = data.path().join(TRUST_FILE);
+        let named = format!("trust list {}: it would take ", path.display());
+        let said = crate::ErrorChain(&err).to_string();
+        assert!(said.starts_with(&named), "{said}");
         assert_eq!(data.load_trust().unwrap().len(), saved);
     }
 
@@ -778,8 +788,12 @@ mod tests {
         write_identity(&path, &Identity::from_seed(&[1; 32])).unwrap();
         let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        let again = write_identity(&path, &Identity::from_seed(&[2; 32]));
-        assert_eq!(again.unwrap_err().kind(), io::ErrorKind::AlreadyExists);
+        let again = write_identity(&path, &Identity::from_seed(&[2; 32])).unwrap_err();
+        assert_eq!(again.kind(), io::ErrorKind::AlreadyExists);
+        // (named as a read names it: review s52, it named no file)
+        let said = crate::ErrorChain(&again).to_string();
+        let named = format!("identity file {}: ", path.display());
+        assert!(said.starts_with(&named), "{said}");
         assert_eq!(
             read_identity(&path).unwrap().peer_id(),
             Identity::from_seed(&[1; 32]).peer_id()
@@ -987,8 +1001,10 @@ mod tests {
         load(&data);
         let err = save(&data).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
-        assert!(err.to_string().contains("is a symbolic link"), "{err}");
-        assert!(err.to_string().contains(name), "{err}");
+        let said = crate::ErrorChain(&err).to_string();
+        let file = FileError::find(&err).expect("named").file;
+        let named = format!("{file} {}: is a symbolic link", link.display());
+        assert!(said.starts_with(&named), "{said}");
         assert!(
             fs::symlink_metadata(&link)
                 .unwrap()
