@@ -20,6 +20,7 @@ use crate::persist::ChangedOnDisk;
 use crate::runtime::Runtime;
 use crate::shared::{Phase, Shared};
 use crate::tasks::first;
+use crate::text::shown_path;
 
 /// How long after a change of the address book it is saved.
 const SAVE_DEBOUNCE: Duration = Duration::from_millis(250);
@@ -223,7 +224,7 @@ async fn save_now<R: Runtime>(shared: Arc<Shared<R>>, lock: Arc<NodeLock>) {
             Ok((peers, trust)) => {
                 *saved_trust = trust;
                 tracing::info!(
-                    file = %dir.book_path().display(),
+                    file = %shown_path(&dir.book_path()),
                     peers,
                     "the address book was edited while the node runs: the edited peers' lines \
                      are kept as they are in the file (restart the node to load them)"

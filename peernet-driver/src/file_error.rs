@@ -22,6 +22,8 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
+use crate::text::shown_path;
+
 /// A file of a node's data directory (or, for
 /// [`read_identity`](crate::persist::read_identity), an identity file
 /// anywhere).
@@ -68,11 +70,12 @@ impl fmt::Display for DataFile {
 /// and (its [`source`](std::error::Error::source), not repeated in its
 /// message) what is wrong with it: an [`io::Error`] by default, or the
 /// parser's error for a damaged file. Its message is `<what> <path>`
-/// (`trust list /var/lib/node/trust`), the path as
-/// [`Path::display`](std::path::Path::display) shows it, as the crate's
-/// other errors show paths.
+/// (`trust list /var/lib/node/trust`), the path escaped as the crate's
+/// other errors and its logs show paths (a control character in it, such
+/// as a newline or an escape, is shown as `\n`, `\u{1b}`: see
+/// [`text`](crate::text)).
 #[derive(Debug, thiserror::Error)]
-#[error("{file} {}", path.display())]
+#[error("{file} {}", shown_path(path))]
 pub struct FileError<E = io::Error> {
     /// Which file.
     pub file: DataFile,
@@ -292,6 +295,39 @@ mod tests {
                  worked[ failed]]`)",
                 at("book")
             )
+        );
+    }
+
+    /// Review s52 (files): a path reached error messages and log lines as
+    /// [`Path::display`] shows it, so a data directory whose name holds a
+    /// newline or a terminal's escape sequence wrote a forged line into a
+    /// library user's log, or acted on their terminal. Errors and log
+    /// fields show it escaped.
+    #[test]
+    fn a_path_is_shown_escaped_in_errors_and_logs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("node\nFORGED \u{1b}[2J");
+        let shown = format!(r"{}/node\nFORGED \u{{1b}}[2J", tmp.path().display());
+        let logs = crate::test_log::Captured::default();
+        let open = || DataDir::open(&dir).unwrap();
+        let data = tracing::subscriber::with_default(logs.clone(), open);
+        assert_eq!(*logs.0.lock().unwrap(), [format!("path={shown}")]);
+        fs::write(data.path().join("trust"), "peernet-trust-list v1\nx\n").unwrap();
+        let err = data.load_trust().unwrap_err();
+        let said = ErrorChain(&err).to_string();
+        assert!(
+            said.starts_with(&format!("trust list {shown}/trust: line 2: ")),
+            "{said}"
+        );
+        // a save's errors too
+        let empty = peernet_proto::TrustList::new();
+        data.save_trust(&empty).unwrap();
+        fs::write(data.path().join("trust"), "edited").unwrap();
+        let err = data.save_trust(&empty).unwrap_err();
+        let said = ErrorChain(&err).to_string();
+        assert!(
+            said.starts_with(&format!("{shown}/trust changed on disk")),
+            "{said}"
         );
     }
 

@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
 use crate::private_files::open_regular;
+use crate::text::shown_path;
 
 /// A save refused because the file changed on disk since the node read or
 /// last wrote it (the payload of the [`io::Error`] a save returns, of kind
@@ -36,7 +37,7 @@ use crate::private_files::open_regular;
 #[error(
     "{} changed on disk since it was last read or written here: not overwritten (read it again \
      and make the change to that)",
-    path.display()
+    shown_path(path)
 )]
 pub struct ChangedOnDisk {
     /// The file.

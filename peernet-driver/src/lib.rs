@@ -80,6 +80,8 @@ pub mod socket_end;
 pub mod socket_start;
 mod stats;
 mod tasks;
+#[cfg(test)]
+mod test_log;
 pub mod text;
 pub mod ticket;
 mod turns;

@@ -47,6 +47,7 @@ use crate::last_seen::LastSeen;
 pub use crate::private_files::read_regular;
 use crate::private_files::{Private, check_dir, open_dir, read_private, read_secret};
 use crate::rng::NodeRng;
+use crate::text::shown_path;
 
 const IDENTITY_FILE: &str = "identity";
 const TRUST_FILE: &str = "trust";
@@ -61,7 +62,7 @@ const TRUST_FILE: &str = "trust";
 #[derive(Debug, thiserror::Error)]
 #[error(
     "{} was replaced, but syncing its directory failed: the change may not survive a crash",
-    path.display()
+    shown_path(path)
 )]
 pub struct NotDurable {
     /// The file replaced.
@@ -193,7 +194,7 @@ impl DataDir {
         match temp.persist_noclobber(&path) {
             Ok(_) => {
                 sync_dir(&self.path).map_err(named)?;
-                tracing::info!(peer = %identity.peer_id(), path = %path.display(), "created identity");
+                tracing::info!(peer = %identity.peer_id(), path = %shown_path(&path), "created identity");
                 Ok(identity)
             }
             // someone else created it meanwhile: theirs stands
@@ -252,7 +253,7 @@ impl DataDir {
         let mut trust = self.load_trust()?;
         if trust.remove(own) {
             tracing::warn!(
-                path = %self.path.join(TRUST_FILE).display(),
+                path = %shown_path(&self.path.join(TRUST_FILE)),
                 peer = %own,
                 "the trust file names this node itself: a node never trusts itself, the \
                  entry is ignored (and left out of the file when the node next writes it)"
@@ -417,10 +418,10 @@ fn create_last(path: &Path) -> io::Result<()> {
     let mut builder = fs::DirBuilder::new();
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    let parent = || path.parent().unwrap_or(path).display();
+    let parent = || shown_path(path.parent().unwrap_or(path));
     match builder.create(path) {
         Ok(()) => {
-            tracing::info!(path = %path.display(), "created the data directory");
+            tracing::info!(path = %shown_path(path), "created the data directory");
             Ok(())
         }
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
@@ -429,7 +430,7 @@ fn create_last(path: &Path) -> io::Result<()> {
             format!(
                 "data directory {}: its parent {} does not exist (a mistyped path?); only the \
                  data directory itself is created: create its parent first",
-                path.display(),
+                shown_path(path),
                 parent()
             ),
         )),
@@ -437,13 +438,13 @@ fn create_last(path: &Path) -> io::Result<()> {
             e.kind(),
             format!(
                 "data directory {}: its parent {} is not a directory",
-                path.display(),
+                shown_path(path),
                 parent()
             ),
         )),
         Err(e) => Err(io::Error::new(
             e.kind(),
-            format!("data directory {}: {e}", path.display()),
+            format!("data directory {}: {e}", shown_path(path)),
         )),
     }
 }
@@ -457,7 +458,7 @@ fn not_a_data_dir(path: &Path, e: io::Error) -> io::Error {
         return e;
     }
     let link = fs::read_link(path)
-        .map(|target| format!(" is a symbolic link to {}, which", target.display()))
+        .map(|target| format!(" is a symbolic link to {}, which", shown_path(&target)))
         .unwrap_or_default();
     let why = match e.kind() {
         io::ErrorKind::NotADirectory if link.is_empty() => " exists and is not a directory".into(),
@@ -465,7 +466,10 @@ fn not_a_data_dir(path: &Path, e: io::Error) -> io::Error {
         io::ErrorKind::NotFound if !link.is_empty() => format!("{link} does not exist"),
         _ => format!(": {e}"),
     };
-    io::Error::new(e.kind(), format!("data directory {}{why}", path.display()))
+    io::Error::new(
+        e.kind(),
+        format!("data directory {}{why}", shown_path(path)),
+    )
 }
 
 /// `contents`, written and synced to a new temporary file in `dir`,

@@ -30,6 +30,8 @@ use std::path::Path;
 
 use zeroize::Zeroizing;
 
+use crate::text::shown_path;
+
 /// What others may not do to a file of the data directory.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Private {
@@ -85,8 +87,12 @@ pub(crate) fn read_secret(path: &Path, max: usize, what: &str) -> io::Result<Zer
 pub(crate) fn check_dir(path: &Path) -> io::Result<()> {
     let dir = open_dir(path)?;
     // (a file's error is named by its caller, the directory's here)
-    check_metadata(&dir.metadata()?, path, Private::Writes, "data directory")
-        .map_err(|e| io::Error::new(e.kind(), format!("data directory {}: {e}", path.display())))
+    check_metadata(&dir.metadata()?, path, Private::Writes, "data directory").map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("data directory {}: {e}", shown_path(path)),
+        )
+    })
 }
 
 /// Opens the directory at `path` (to read its metadata or sync it); on
@@ -253,7 +259,7 @@ fn check_metadata(meta: &Metadata, path: &Path, private: Private, what: &str) ->
             return denied(format!(
                 "belongs to another user (uid {owner}; this process runs as uid {me}): run \
                  `chown {me} {}`",
-                path.display()
+                shown_path(path)
             ));
         }
         let mode = meta.mode() & 0o777;
@@ -264,11 +270,11 @@ fn check_metadata(meta: &Metadata, path: &Path, private: Private, what: &str) ->
         if refused != 0 {
             return denied(format!(
                 "open to other users (mode {mode:03o}): run `chmod {fix} {}`",
-                path.display()
+                shown_path(path)
             ));
         }
         if private == Private::Writes && mode & 0o020 != 0 {
-            tracing::warn!(path = %path.display(), mode = format!("{mode:03o}"), "{what} is writable by its group");
+            tracing::warn!(path = %shown_path(path), mode = format!("{mode:03o}"), "{what} is writable by its group");
         }
     }
     #[cfg(not(unix))]

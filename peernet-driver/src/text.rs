@@ -1,6 +1,6 @@
 //! Text that is not ours (a peer's words, a decoder's message that
-//! quotes them) made harmless for a terminal or a log line: the core's
-//! one escaper ([`peernet_proto::text`]), which the driver's error
+//! quotes them, a path) made harmless for a terminal or a log line: the
+//! core's one escaper ([`peernet_proto::text`]), which the driver's error
 //! messages, the core's close reasons and the `peernet` tool all use.
 //!
 //! ```
@@ -14,6 +14,8 @@
 //! assert_eq!(escaped(said, Layout::Line).to_string(), escape(said.as_bytes(), Layout::Line));
 //! ```
 
+use std::path::Path;
+
 pub use peernet_proto::text::{Escaped, Layout, escape, escaped, escapes, is_bidi_control};
 
 /// A message that quotes a peer's words (a decoder's, serde's) as part
@@ -21,4 +23,14 @@ pub use peernet_proto::text::{Escaped, Layout, escape, escaped, escapes, is_bidi
 /// written where it is shown.
 pub(crate) fn shown(message: &str) -> Escaped<'_> {
     escaped(message, Layout::Line)
+}
+
+/// A path as the driver's error messages and log fields show it:
+/// [`escaped`] in [`Layout::Line`], so that a file or directory name
+/// holding a newline or a terminal's escape sequence can neither forge
+/// a log line nor act on a terminal (a byte that is not UTF-8 is shown
+/// as `\xNN`, where [`Path::display`] would show `�`). A backslash is
+/// shown doubled, as every backslash the escaper shows.
+pub(crate) fn shown_path(path: &Path) -> Escaped<'_> {
+    escaped(path.as_os_str().as_encoded_bytes(), Layout::Line)
 }

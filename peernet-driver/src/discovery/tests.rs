@@ -8,6 +8,7 @@ use super::announce::*;
 use super::daemon::*;
 use super::hints::*;
 use super::*;
+use crate::test_log::Captured;
 use peernet_proto::Identity;
 
 /// An announcement names a peer by its TXT record; one of a peer not
@@ -324,37 +325,6 @@ fn instances_told_of_are_counted_once_each() {
     }
     assert!(told.over_bound("one more._peernet._tcp.local."));
     assert!(told.over_bound("i-0._peernet._tcp.local."));
-}
-
-/// Every event's fields but its message, `name=value` each, as a log
-/// writer shows them (a `&str` through `Debug`, as `tracing-subscriber`
-/// does).
-#[derive(Clone, Default)]
-struct Captured(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
-
-impl tracing::field::Visit for Captured {
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        if field.name() != "message" {
-            let line = format!("{}={value:?}", field.name());
-            self.0.lock().unwrap().push(line);
-        }
-    }
-}
-
-impl tracing::Subscriber for Captured {
-    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        true
-    }
-    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        tracing::span::Id::from_u64(1)
-    }
-    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, event: &tracing::Event<'_>) {
-        event.record(&mut self.clone());
-    }
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
 }
 
 /// The name of an announcement ignored is any LAN host's text: its log
