@@ -226,12 +226,22 @@ pub const BAD_REQUEST: &str = "peernet/bad-request";
 /// text strings). PROTOCOL.md has no status of its own for it; a typed
 /// caller recognises this body before decoding the handler's error type,
 /// and reports it as its own error.
+///
+/// `reason` is cut to its first 256 bytes (on a character boundary,
+/// `…` put after it when cut), as much as the caller's error shows: a
+/// decoder's message may quote the caller's whole request, escaped and
+/// longer than it, and a reply over the frame limit would reach the
+/// caller as `too_large` rather than as a bad request.
 pub fn bad_request(reason: &str) -> Bytes {
+    let reason = match PeerWords(reason).start() {
+        (start, true) => std::borrow::Cow::Owned(format!("{start}…")),
+        (_, false) => std::borrow::Cow::Borrowed(reason),
+    };
     let mut encoder = minicbor::Encoder::new(Vec::new());
     // (writing to a Vec cannot fail)
     let _ = encoder
         .array(2)
-        .and_then(|e| e.str(BAD_REQUEST)?.str(reason));
+        .and_then(|e| e.str(BAD_REQUEST)?.str(&reason));
     Bytes::from(encoder.into_writer())
 }
 
@@ -305,6 +315,20 @@ mod tests {
         );
         let error = TypedCallError::<()>::Decode(minicbor::decode::Error::message(said));
         assert!(error.to_string().ends_with(shown), "{error}");
+    }
+
+    /// Review s52 (files): a decoder's message that quotes the caller's
+    /// request whole was sent back whole, so a request near the frame
+    /// limit got a reply over it (`too_large`, not a bad request). The
+    /// reason sent is cut as the caller's error shows it.
+    #[test]
+    fn a_bad_requests_reason_is_cut_before_it_is_sent() {
+        let said = format!("unknown variant `{}`", "é".repeat(1 << 20));
+        let body = bad_request(&said);
+        assert!(body.len() < 300, "{} bytes", body.len());
+        // (the 120th `é` would end at byte 257: cut before it)
+        let why = bad_request_reason(&body).unwrap();
+        assert_eq!(why, format!("unknown variant `{}…", "é".repeat(119)));
     }
 
     #[test]

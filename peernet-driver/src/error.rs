@@ -69,7 +69,9 @@ impl std::fmt::Display for Causes<'_> {
 pub(crate) struct HandlerValue<'a, E>(pub(crate) &'a E);
 
 /// The most of a handler's error value a message shows, in bytes; and of
-/// a peer's other words in a typed call's error ([`PeerWords`]).
+/// a peer's other words in a typed call's error ([`PeerWords`]), and of
+/// a decoder's message a typed callee sends back
+/// ([`bad_request`](crate::bad_request)).
 const HANDLER_ERROR_SHOWN: usize = 256;
 
 /// Words that came from a peer (a callee's reason for refusing our
@@ -82,14 +84,24 @@ const HANDLER_ERROR_SHOWN: usize = 256;
 /// per failed call) was that long, or several times longer escaped.
 pub(crate) struct PeerWords<'a>(pub(crate) &'a str);
 
-impl std::fmt::Display for PeerWords<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl<'a> PeerWords<'a> {
+    /// What of the words is shown, as it is (unescaped): their first
+    /// [`HANDLER_ERROR_SHOWN`] bytes, cut on a character boundary; and
+    /// whether anything was left out.
+    pub(crate) fn start(&self) -> (&'a str, bool) {
         let mut end = self.0.len().min(HANDLER_ERROR_SHOWN);
         while !self.0.is_char_boundary(end) {
             end -= 1;
         }
-        write!(f, "{}", crate::text::shown(&self.0[..end]))?;
-        if end < self.0.len() {
+        (&self.0[..end], end < self.0.len())
+    }
+}
+
+impl std::fmt::Display for PeerWords<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (start, cut) = self.start();
+        write!(f, "{}", crate::text::shown(start))?;
+        if cut {
             f.write_str("…")?;
         }
         Ok(())

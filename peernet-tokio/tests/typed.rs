@@ -157,6 +157,41 @@ async fn deeply_nested_arguments_are_a_bad_request_not_a_crash() {
     assert_eq!(ok.unwrap(), 2, "the callee serves on");
 }
 
+/// The handle of [`Kv`], called with a text instead of a request: what a
+/// caller out of date (or hostile) would send.
+struct KvAsText;
+impl Service for KvAsText {
+    const HANDLE: &'static str = "kv";
+    type Request = String;
+    type Response = u32;
+    type Error = String;
+}
+
+/// Review s52 (files): serde's message for a request that does not
+/// decode quotes the caller's text, escaped (`\u{1}` for each byte 1), and
+/// the callee sent it back whole: 300 KB of control characters made a
+/// 1.5 MB reason, over the frame limit, and the caller got `too_large`
+/// rather than a bad request. The reason sent back is cut.
+#[tokio::test]
+async fn a_bad_request_fits_in_its_reply_whatever_the_request() {
+    let (a, b, peer) = pair().await;
+    b.expose_service(Kv, |_, KvRequest::Get { key }| async move {
+        Ok(key.len() as u32)
+    })
+    .unwrap();
+    let text = "\u{1}".repeat(300_000);
+    match a.call_service(KvAsText, &peer, &text, CALL).await {
+        Err(ServiceError::BadRequest(why)) => {
+            assert!(why.contains(r#"invalid type: string "\u{1}\u{1}"#), "{why}");
+            assert!(why.len() <= 256 + '…'.len_utf8(), "{} bytes", why.len());
+            assert!(why.ends_with('…'), "{why}");
+        }
+        other => panic!("{other:?}"),
+    }
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
 /// `{"op": "Get", "key": key}` as the serde layer encodes it.
 fn minicbor_serde_request(key: &str) -> Vec<u8> {
     let mut v = vec![0xa2, 0x62, b'o', b'p', 0x63, b'G', b'e', b't'];
