@@ -132,6 +132,42 @@ async fn one_discovery_call_adds_at_most_a_bounded_number_of_addresses() {
     );
 }
 
+/// Review s52 (revo): addresses the book refuses (port 0, unspecified,
+/// multicast), and repeats of one address in any spelling, take no
+/// place of an announcement's `MAX_HINTS_PER_ANNOUNCEMENT` in
+/// `learn_from_discovery`, as they take none in mDNS's own path
+/// (`hints.rs`). They did: a LAN host that put 16 of them before a
+/// trusted peer's real address, in an announcement an application
+/// passed on, had that address dropped unread.
+#[tokio::test]
+async fn refused_and_repeated_addresses_take_no_place_of_a_hint() {
+    use peernet_tokio::discovery::MAX_HINTS_PER_ANNOUNCEMENT;
+    let a = node(1, &[2]).await;
+    let real: SocketAddr = "192.0.2.9:4000".parse().unwrap();
+    let again: SocketAddr = "[::ffff:192.0.2.9]:4000".parse().unwrap();
+    let refused = [
+        "192.0.2.1:0",
+        "0.0.0.0:4000",
+        "[::]:4000",
+        "224.0.0.251:5353",
+        "255.255.255.255:4000",
+        "[fe80::1]:4000",
+    ];
+    let mut heard: Vec<SocketAddr> = refused
+        .iter()
+        .cycle()
+        .take(MAX_HINTS_PER_ANNOUNCEMENT)
+        .map(|a| a.parse().unwrap())
+        .collect();
+    heard.insert(0, real);
+    heard.extend(std::iter::repeat_n(again, MAX_HINTS_PER_ANNOUNCEMENT));
+    let last: SocketAddr = "192.0.2.10:4000".parse().unwrap();
+    heard.push(last);
+    assert_eq!(a.learn_from_discovery(peer(2), &heard), 2);
+    let book: Vec<SocketAddr> = a.addresses(&peer(2)).iter().map(|e| e.addr).collect();
+    assert!(book.contains(&real) && book.contains(&last), "{book:?}");
+}
+
 /// [`LOOPBACK`] and a LAN of two interfaces wired to each other (a veth
 /// pair): `v0` with 10.9.9.1/24 and `v1` with 10.9.9.2/24. What one sends
 /// the other hears (`accept_local`: the sender's address is this

@@ -384,16 +384,36 @@ impl<R: Runtime> Node<R> {
     /// first [`MAX_HINTS_PER_ANNOUNCEMENT`] of them to the book as
     /// [`AddrSource::Discovery`] if `peer` is trusted (and not this node);
     /// otherwise nothing happens. Returns how many were new to the book.
-    /// (An application that hears announcements of its own passes them
-    /// here as they come: one of them, whatever its size, costs at most
-    /// that many turns of the node's lock.)
+    /// An address the book refuses ([`peernet_proto::is_dialable`]: port
+    /// 0, an unspecified, multicast or broadcast IP, an unscoped
+    /// link-local IPv6 address) and a repeat of one already taken (in any
+    /// spelling: `[::ffff:192.0.2.1]:4000` is `192.0.2.1:4000`) take no
+    /// place among them, so that a LAN host cannot push a peer's real
+    /// address out of the bound with such ones put first. (An application
+    /// that hears announcements of its own passes them here as they come:
+    /// one of them, whatever its size, costs at most that many turns of
+    /// the node's lock. A loopback address is taken as it is: to keep the
+    /// rule mDNS's own path follows, that one counts only if heard from
+    /// this host, pass each address through [`dialable_hint`] first.)
     pub fn learn_from_discovery(&self, peer: PeerId, addrs: &[SocketAddr]) -> usize {
         if peer == self.peer_id() {
             return 0;
         }
+        // (checked here, without the node's lock: only addresses the book
+        // may take count against the bound)
+        let mut taken: Vec<SocketAddr> = Vec::with_capacity(MAX_HINTS_PER_ANNOUNCEMENT);
+        for addr in addrs {
+            let addr = peernet_proto::book::canonical(*addr);
+            if taken.len() == MAX_HINTS_PER_ANNOUNCEMENT {
+                break;
+            }
+            if peernet_proto::is_dialable(&addr) && !taken.contains(&addr) {
+                taken.push(addr);
+            }
+        }
         let mut added = 0;
-        for addr in addrs.iter().take(MAX_HINTS_PER_ANNOUNCEMENT) {
-            match self.add_address(peer, *addr, AddrSource::Discovery) {
+        for addr in taken {
+            match self.add_address(peer, addr, AddrSource::Discovery) {
                 Ok(changed) => added += usize::from(changed),
                 Err(BookError::NotTrusted(_)) => {
                     tracing::trace!(%peer, "announcement of an untrusted peer ignored");
