@@ -261,7 +261,7 @@ async fn connect_any(
     }
     if from_book {
         // (the node started with them, and with what worked)
-        return node.connect_peer(peer).await;
+        return every_round(node, peer).await;
     }
     for &(addr, source) in addrs {
         if let Err(e) = node.add_address(peer, addr, source) {
@@ -269,6 +269,38 @@ async fn connect_any(
         }
     }
     node.connect_peer(peer).await
+}
+
+/// Dials `peer` through the book until every address in it was tried
+/// (the caller bounds it by `--timeout`). One round of the node's
+/// schedule dials every address but at most `HINTS_PER_ROUND` (2)
+/// discovery hints that never worked: with more (a peer announced with
+/// every address of its host), `serve` reaches the others in its next
+/// rounds, but one round was all a call dialed, and the same two every
+/// time. A hint whose dial failed leaves the book, so each next round
+/// takes hints not tried yet; rounds stop once one tried nothing new.
+/// The error names every address tried, in the order tried.
+async fn every_round(node: &Node, peer: PeerId) -> Result<PeerId, ConnectError> {
+    let mut tried = Vec::new();
+    loop {
+        let round = match node.connect_peer(peer).await {
+            Err(ConnectError::Unreachable { tried: round, .. }) => round,
+            done => return done,
+        };
+        let before = tried.len();
+        for (addr, cause) in round {
+            if !tried.iter().any(|(seen, _)| *seen == addr) {
+                tried.push((addr, cause));
+            }
+        }
+        let untried = node
+            .addresses(&peer)
+            .iter()
+            .any(|entry| !tried.iter().any(|(seen, _)| *seen == entry.addr));
+        if tried.len() == before || !untried {
+            return Err(ConnectError::Unreachable { peer, tried });
+        }
+    }
 }
 
 pub(crate) fn call_failure(error: &CallError) -> Failure {

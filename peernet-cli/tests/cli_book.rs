@@ -1121,3 +1121,57 @@ fn a_call_goes_past_an_address_that_never_answers() {
     );
     assert_eq!(reply, "past");
 }
+
+/// Review s52 (revo): `call --data-dir DIR PEERID` tries every address
+/// the book holds, within `--timeout`, as its help says (each gets a
+/// share of it). A call dials one round of the node's schedule, which
+/// takes at most two discovery hints that never worked: with three or
+/// more (a peer announced with every address of its host, as mDNS tells
+/// of one listening on `0.0.0.0`), those past the first two were never
+/// dialed, and the call failed `unreachable` every time, the one that
+/// answers among them (a short-lived process never moves the schedule
+/// on, as `serve` does from round to round).
+#[test]
+fn call_by_peer_id_tries_every_discovery_hint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let (a, _b, s) = a_serves_echo_to_b(d);
+    ok(&["pair", "b", &a], d);
+    // ports that refuse at once (bound, then let go)
+    let refused: Vec<String> = (0..4)
+        .map(|_| {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().to_string()
+        })
+        .collect();
+    for real_at in 0..=refused.len() {
+        let mut addrs = refused.clone();
+        addrs.insert(real_at, s.addr.clone());
+        let lines: String = addrs
+            .iter()
+            .map(|addr| format!("{a} {addr} discovery\n"))
+            .collect();
+        let book = format!("peernet-address-book v1\n{lines}end {}\n", addrs.len());
+        std::fs::write(d.join("b/book"), book).unwrap();
+        let out = run(
+            &[
+                "call",
+                "--data-dir",
+                "b",
+                "--timeout",
+                "20000",
+                &a,
+                "echo",
+                "hi",
+            ],
+            d,
+        );
+        assert_eq!(
+            (out.status.code(), stdout(&out).as_str()),
+            (Some(0), "hi"),
+            "the real address at {real_at} of {}: {}",
+            addrs.len(),
+            stderr(&out)
+        );
+    }
+}
