@@ -62,10 +62,13 @@ const MAX_PAYLOAD: usize = PEER_ID_LEN + MAX_TICKET_ADDRS * (1 + 16 + 2) + CRC_L
 /// characters are one).
 pub const MAX_TICKET_LEN: usize = TICKET_PREFIX.len() + (MAX_PAYLOAD * 8).div_ceil(5);
 
+/// The symbols of a ticket's base32, in the order of their values.
+const ALPHABET: &str = "abcdefghijklmnopqrstuvwxyz234567";
+
 /// RFC 4648 base32, lower case, no padding, trailing bits checked.
 static BASE32: LazyLock<Encoding> = LazyLock::new(|| {
     let mut spec = data_encoding::Specification::new();
-    spec.symbols.push_str("abcdefghijklmnopqrstuvwxyz234567");
+    spec.symbols.push_str(ALPHABET);
     spec.check_trailing_bits = true;
     spec.encoding().expect("a valid base32 specification")
 });
@@ -270,6 +273,17 @@ impl FromStr for Ticket {
             }
         }
         let body = s.strip_prefix(TICKET_PREFIX).ok_or(TicketError::Prefix)?;
+        // The first character outside the alphabet is the one named, in
+        // characters: the decoder counts bytes, and checks the length
+        // first, so a character put in (a zero-width space a paste
+        // brought, a `1` for an `l`) was said at the text's end, or past
+        // it after a character of several bytes. (Every character before
+        // it is ASCII: its byte offset is its character position.)
+        if let Some(at) = body.bytes().position(|b| !ALPHABET.as_bytes().contains(&b)) {
+            return Err(TicketError::Encoding {
+                position: TICKET_PREFIX.len() + at,
+            });
+        }
         let bytes = BASE32
             .decode(body.as_bytes())
             .map_err(|e| TicketError::Encoding {
@@ -460,6 +474,50 @@ mod tests {
             long.parse::<Ticket>(),
             Err(TicketError::TooLong(MAX_TICKET_LEN + 8))
         );
+    }
+
+    /// Review s52 (revo): the position of an encoding error is the
+    /// character where the text first leaves the alphabet, counted in
+    /// characters. It was the decoder's byte offset, and its length check
+    /// came first: a zero-width space a chat pasted into a ticket, or an
+    /// accent, was reported past it (`peernet1ééé`, 11 characters: "at
+    /// character 13"), or at the end of the text, not where it is.
+    #[test]
+    fn an_encoding_error_names_the_character_that_is_wrong() {
+        let text = Ticket::new(peer(1), ["192.0.2.7:4000".parse().unwrap()])
+            .unwrap()
+            .to_string();
+        for (at, inserted) in [(20, "\u{200b}"), (8, "é"), (30, "1"), (12, "A"), (40, " é")] {
+            let wrong = format!("{}{inserted}{}", &text[..at], &text[at..]);
+            assert_eq!(
+                wrong.parse::<Ticket>(),
+                Err(TicketError::Encoding { position: at }),
+                "{inserted:?} at {at}"
+            );
+        }
+        for (wrong, at) in [
+            ("peernet1ééé", 8),
+            ("peernet1aé", 9),
+            ("peernet1éa", 8),
+            ("peernet1aa1", 10),
+        ] {
+            assert_eq!(
+                wrong.parse::<Ticket>(),
+                Err(TicketError::Encoding { position: at }),
+                "{wrong}"
+            );
+        }
+        // a cut text (every character right, its length wrong): a
+        // position within it
+        for cut in 1..=7 {
+            let short = &text[..text.len() - cut];
+            match short.parse::<Ticket>() {
+                Err(TicketError::Encoding { position }) => {
+                    assert!(position < short.len(), "{position} of {}", short.len());
+                }
+                other => assert!(other.is_err(), "{short}"),
+            }
+        }
     }
 
     /// Review s48: a ticket pasted with the line's end, or read from a
