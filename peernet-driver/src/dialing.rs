@@ -484,8 +484,22 @@ impl<R: Runtime> Node<R> {
     }
 
     /// The application's `connect(peer, addr)` succeeded: the address is
-    /// recorded (and saved).
+    /// recorded (and saved). An unspecified address (`0.0.0.0:PORT`,
+    /// `[::]:PORT`, what a listener bound to every interface reports as
+    /// its own) that opened a connection reached this host's loopback,
+    /// which Linux dials for it: that address is recorded, the book
+    /// refusing the unspecified one (nothing was recorded, and a kept
+    /// peer had no address to redial).
     pub(crate) fn learned(&self, peer: PeerId, addr: SocketAddr) {
+        let addr = match peernet_proto::book::canonical(addr) {
+            SocketAddr::V4(v4) if v4.ip().is_unspecified() => {
+                SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, v4.port()))
+            }
+            SocketAddr::V6(v6) if v6.ip().is_unspecified() => {
+                SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, v6.port()))
+            }
+            addr => addr,
+        };
         if let Err(error) = self.add_address(peer, addr, AddrSource::Application) {
             tracing::debug!(%peer, %addr, %error, "address not recorded");
         }

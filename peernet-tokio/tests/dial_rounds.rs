@@ -119,6 +119,44 @@ async fn connect_to_a_connected_peer_does_not_record_an_untested_address() {
     );
 }
 
+/// Review s52 (revo): `Node::connect` records the address that worked,
+/// as its docs say, also when the application named the peer by the
+/// unspecified address its listener reports (`0.0.0.0:PORT`, which
+/// Linux dials as this host): the book refuses that address, so nothing
+/// was recorded, and a kept peer had no address to redial once the
+/// connection was lost. Where the connection went is recorded instead.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn connect_to_an_unspecified_address_records_where_it_went() {
+    let a = node(1, &[2]).await;
+    let b = Node::bind(config(2, &[1]), "0.0.0.0:0".parse().unwrap())
+        .await
+        .unwrap();
+    let listening = b.local_addr().unwrap();
+    assert!(listening.ip().is_unspecified());
+    a.connect(peer(2), listening).await.unwrap();
+    let book: Vec<SocketAddr> = a.addresses(&peer(2)).iter().map(|e| e.addr).collect();
+    let went = SocketAddr::from(([127, 0, 0, 1], listening.port()));
+    assert_eq!(book, [went]);
+    // and a kept peer is redialed there after a loss
+    a.keep_connected(peer(2), true).unwrap();
+    let events = a.events();
+    assert!(a.disconnect(&peer(2)));
+    tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            if let peernet_tokio::NodeEvent::Connected { peer: p, .. } =
+                events.recv().await.unwrap()
+            {
+                if p == peer(2) {
+                    return;
+                }
+            }
+        }
+    })
+    .await
+    .expect("redialed within 20 s");
+}
+
 /// A node of the data directory `dir`, trusting peer 2.
 async fn node_in(dir: &std::path::Path) -> Node {
     let config = NodeConfig::from_data_dir(dir).unwrap().trusting(peer(2));
