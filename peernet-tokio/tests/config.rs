@@ -153,3 +153,37 @@ async fn a_zero_linger_is_refused_and_the_longest_works() {
     alice.shutdown().await;
     bob.shutdown().await;
 }
+
+/// Review s52 (revo): a node refuses to listen where no peer can connect:
+/// a multicast or broadcast address, which Linux lets a TCP socket bind
+/// (`serve --listen` refused it; the library bound it, and the node ran,
+/// `Node::bind` returning Ok, unreachable). The error says why, of kind
+/// `InvalidInput`, and the node is left as it was: it listens on a
+/// right address afterwards.
+#[tokio::test]
+async fn a_node_does_not_listen_where_no_peer_can_connect() {
+    for addr in [
+        "224.0.0.1:0",
+        "255.255.255.255:0",
+        "[::ffff:239.1.2.3]:0",
+        "[ff02::1]:0",
+    ] {
+        let addr: std::net::SocketAddr = addr.parse().unwrap();
+        match Node::bind(node_config(|_| {}), addr).await {
+            Err(StartError::Io(e)) => {
+                assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{addr}: {e}");
+                assert!(
+                    e.to_string().contains("multicast or broadcast"),
+                    "{addr}: {e}"
+                );
+            }
+            Err(e) => panic!("{addr}: {e}"),
+            Ok(node) => panic!("{addr}: listening at {:?}", node.local_addr()),
+        }
+        let node = Node::new(node_config(|_| {}));
+        assert!(node.listen(addr).await.is_err(), "{addr}");
+        assert_eq!(node.local_addr(), None);
+        node.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        node.shutdown().await;
+    }
+}

@@ -128,7 +128,7 @@ impl<R: Runtime> Node<R> {
     /// [`StartError::Linger`] for a linger of zero,
     /// [`StartError::Lock`] when the config's data directory lock was
     /// taken by another node, [`StartError::Io`] when `addr` cannot be
-    /// bound, and [`StartError::Entropy`] without randomness from the OS.
+    /// bound or is a multicast or broadcast address ([`Node::listen`]), and [`StartError::Entropy`] without randomness from the OS.
     ///
     /// # Panics
     ///
@@ -184,8 +184,19 @@ impl<R: Runtime> Node<R> {
     ///
     /// [`StartError::AlreadyListening`] when the node has a listener
     /// already (one per node); [`StartError::Closed`] after
-    /// [`Node::shutdown`]; [`StartError::Io`] when binding fails.
+    /// [`Node::shutdown`]; [`StartError::Io`] when binding fails, and,
+    /// of kind [`InvalidInput`](std::io::ErrorKind::InvalidInput), for a
+    /// multicast or broadcast `addr`, where no peer can connect (Linux
+    /// lets a TCP socket bind one: the node would run unreachable).
     pub async fn listen(&self, addr: SocketAddr) -> Result<SocketAddr, StartError> {
+        let ip = addr.ip().to_canonical();
+        let broadcast = matches!(ip, std::net::IpAddr::V4(v4) if v4.is_broadcast());
+        if ip.is_multicast() || broadcast {
+            return Err(StartError::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("{addr}: no peer can connect to a multicast or broadcast address"),
+            )));
+        }
         let refused = |shared: &Shared<R>| {
             if shared.read(|inner| inner.phase) != Phase::Running {
                 Some(StartError::Closed)
