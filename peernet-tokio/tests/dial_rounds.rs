@@ -157,6 +157,30 @@ async fn connect_to_an_unspecified_address_records_where_it_went() {
     .expect("redialed within 20 s");
 }
 
+/// Review s52 (revo): `Node::reconnect` records the address its new
+/// connection went through, as `connect` does: an application that
+/// redials a peer at a new address (it moved, the old connection is
+/// half-open) had the connection, but the book kept only the old
+/// addresses, and a kept peer was redialed there after the next loss.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn reconnect_records_the_address_it_went_through() {
+    let a = node(1, &[2]).await;
+    let b = Node::bind(config(2, &[1]), "0.0.0.0:0".parse().unwrap())
+        .await
+        .unwrap();
+    let port = b.local_addr().unwrap().port();
+    // (the whole 127/8 is this host's loopback: two addresses of b)
+    let (old, new) = (
+        SocketAddr::from(([127, 0, 0, 1], port)),
+        SocketAddr::from(([127, 0, 0, 2], port)),
+    );
+    a.connect(peer(2), old).await.unwrap();
+    a.reconnect(peer(2), new).await.unwrap();
+    let book: Vec<SocketAddr> = a.addresses(&peer(2)).iter().map(|e| e.addr).collect();
+    assert!(book.contains(&new), "{book:?}");
+}
+
 /// A node of the data directory `dir`, trusting peer 2.
 async fn node_in(dir: &std::path::Path) -> Node {
     let config = NodeConfig::from_data_dir(dir).unwrap().trusting(peer(2));

@@ -67,7 +67,9 @@ impl<R: Runtime> Node<R> {
     /// `handshake_timeout` before the new one counts as a simultaneous
     /// dial, and the connection whose initiator has the lower PeerId
     /// stays; if that is the old one, this still resolves `Ok`, the peer
-    /// connected through it.
+    /// connected through it. The address is recorded in the address book
+    /// as [`Node::connect`] records it (the peer answered there: a peer
+    /// that moved is redialed at its new address after a loss).
     ///
     /// # Errors
     ///
@@ -77,7 +79,11 @@ impl<R: Runtime> Node<R> {
         peer: PeerId,
         addr: impl Into<PeerAddr>,
     ) -> Result<PeerId, ConnectError> {
-        Ok(self.dial_to(peer, addr.into(), true).await?.0)
+        let (connected, opened) = self.dial_to(peer, addr.into(), true).await?;
+        if let Some(addr) = opened {
+            self.learned(peer, addr);
+        }
+        Ok(connected)
     }
 
     /// Resolves `addr` (unless `peer` is connected and `again` is false),
