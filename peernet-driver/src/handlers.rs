@@ -143,15 +143,17 @@ impl<R: Runtime> Shared<R> {
         let mut more = false;
         for item in work.drain(..) {
             let (key, peer, args, handler, ctx) = match item {
+                // (the wakers, each contained: one that panics must not
+                // take the rest of the batch with it, `wake.rs`)
                 Work::Complete(waker) => {
-                    waker.wake();
+                    self.contain(|| waker.wake());
                     continue;
                 }
                 Work::Write(conn, signals) => {
                     if own == Some(conn) {
                         *queued = Some(signals);
                     } else {
-                        signals.write.notify();
+                        self.contain(|| signals.write.notify());
                     }
                     continue;
                 }
@@ -169,7 +171,7 @@ impl<R: Runtime> Shared<R> {
                 }
                 Work::Cancelled => continue,
                 Work::Wake(wake) => {
-                    wake.run(self);
+                    self.contain(|| wake.run(self));
                     continue;
                 }
                 Work::CloseDeadline(signals) => {

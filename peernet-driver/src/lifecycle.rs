@@ -182,7 +182,9 @@ async fn graceful_close<R: Runtime>(shared: &Arc<Shared<R>>, grace: Duration) {
                 signals.collect()
             });
             for signals in writers {
-                signals.stop_writer.notify();
+                // (each contained: a waker's panic must not leave the
+                // other writers running, nor the node unclosed)
+                shared.contain(|| signals.stop_writer.notify());
             }
             break;
         }

@@ -116,6 +116,8 @@ pub(crate) struct Shared<R: Runtime> {
     /// [`NodeConfig::linger`](crate::NodeConfig::linger).
     pub(crate) linger: std::time::Duration,
     pub(crate) dropped_events: AtomicU64,
+    /// Wakers that panicked as they were woken (`wake.rs`).
+    waker_panics: AtomicU64,
     /// A thread sends the events published (`outbox.rs`): the others
     /// leave theirs to it.
     sending_events: AtomicBool,
@@ -143,6 +145,7 @@ impl<R: Runtime> Shared<R> {
     ) -> Shared<R> {
         Shared {
             epoch: rt.now(),
+            waker_panics: AtomicU64::new(0),
             rt,
             local_addr: OnceLock::new(),
             inner: Mutex::new(inner),

@@ -13,7 +13,7 @@
 //! up its stack sends it next.
 
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::events::NodeEvent;
 use crate::runtime::Runtime;
@@ -47,24 +47,42 @@ impl Inner {
     }
 }
 
+/// The queue's token, held: let go as it drops, also by a panic that
+/// unwinds through the sender (the token kept, no event would ever be
+/// sent again).
+struct Token<'a>(&'a AtomicBool);
+
+impl<'a> Token<'a> {
+    /// Takes the token, unless another turn holds it.
+    fn take(flag: &'a AtomicBool) -> Option<Token<'a>> {
+        (!flag.swap(true, Ordering::Acquire)).then(|| Token(flag))
+    }
+}
+
+impl Drop for Token<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
 impl<R: Runtime> Shared<R> {
     /// Sends the events published, in order, with the lock dropped;
     /// returns at once if another turn of this (on another thread, or up
     /// this thread's stack) holds the token: that one sends them.
     pub(crate) fn send_events(&self) {
         loop {
-            if self.sending_events.swap(true, Ordering::Acquire) {
+            let Some(token) = Token::take(&self.sending_events) else {
                 return;
-            }
+            };
             loop {
                 // (its own statement: the lock is let go before the send)
                 let next = self.lock().outbox.pop_front();
                 let Some((event, subscribers)) = next else {
                     break;
                 };
-                self.deliver(event, &subscribers);
+                self.deliver(event, subscribers);
             }
-            self.sending_events.store(false, Ordering::Release);
+            drop(token);
             // An event queued after the queue was found empty, by a
             // publisher that found the token still taken, is seen here:
             // the lock orders its push before this look, or this release
@@ -75,10 +93,15 @@ impl<R: Runtime> Shared<R> {
         }
     }
 
-    /// Sends `event` to `subscribers`; one that lags loses it.
-    fn deliver(&self, event: NodeEvent, subscribers: &[Subscriber]) {
-        for tx in subscribers {
-            if let Err(async_channel::TrySendError::Full(_)) = tx.try_send(event.clone()) {
+    /// Sends `event` to `subscribers`; one that lags loses it. Each send
+    /// may run a subscriber's waker, and the last of a stream's ends the
+    /// node let go of ends the stream as it drops (waking it): each is
+    /// contained (`wake.rs`), so that a waker that panics costs the
+    /// others nothing, and the queue goes on.
+    fn deliver(&self, event: NodeEvent, subscribers: Vec<Subscriber>) {
+        for tx in &subscribers {
+            let sent = self.contain(|| tx.try_send(event.clone()));
+            if let Some(Err(async_channel::TrySendError::Full(_))) = sent {
                 // Logged at the 1st, 2nd, 4th, 8th... drop only: peers
                 // can cause events (an untrusted dialer's failed
                 // handshakes), and a line per event would let them flood
@@ -89,5 +112,6 @@ impl<R: Runtime> Shared<R> {
                 }
             }
         }
+        self.contain(|| drop(subscribers));
     }
 }

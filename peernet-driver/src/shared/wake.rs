@@ -12,8 +12,19 @@
 //! state a wake-up announces is changed under the lock, before the lock
 //! is let go: a waiter that registers after the change sees the state
 //! itself, one that registered before is woken later, never missed.
+//!
+//! A waker that panics is contained ([`Shared::contain`]): the wake-ups
+//! made with it in one batch (the other callers of a closed connection,
+//! the other `connect_peer` waiters, the other subscribers of an event,
+//! and whatever else the same pass through the lock found) are made all
+//! the same, and the batch's bookkeeping (handlers started, replies
+//! given) is done. Its panic is logged, not resumed: the task that ran
+//! the batch is not the one whose waker panicked (often it is the node's
+//! own reader, timer or writer), and would die for another's bug.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use event_listener::Event as Broadcast;
 use peernet_proto::PeerId;
@@ -76,13 +87,45 @@ impl Wake {
             }
             Wake::Waiters(answers) => {
                 for (tx, answer) in answers {
-                    let _ = tx.send(answer);
+                    // (each its own: one waker's panic, the others answered)
+                    shared.contain(|| {
+                        let _ = tx.send(answer);
+                    });
                 }
             }
             Wake::Reconnect(event) => {
                 event.notify(usize::MAX);
             }
             Wake::Events => shared.send_events(),
+        }
+    }
+}
+
+impl<R: Runtime> Shared<R> {
+    /// Runs `wake` (a wake-up, with the lock dropped), containing a panic
+    /// of the waker it runs: `None` then, and the panic is logged at
+    /// `error` (at the 1st, 2nd, 4th, 8th... only: a waker that panics at
+    /// every wake-up must not flood the log; the panic hook has printed
+    /// each already). See the module docs for why it is not resumed.
+    pub(crate) fn contain<T>(&self, wake: impl FnOnce() -> T) -> Option<T> {
+        match catch_unwind(AssertUnwindSafe(wake)) {
+            Ok(out) => Some(out),
+            Err(panic) => {
+                let panics = self.waker_panics.fetch_add(1, Ordering::Relaxed) + 1;
+                if panics.is_power_of_two() {
+                    let note = panic
+                        .downcast_ref::<&str>()
+                        .copied()
+                        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+                        .unwrap_or("");
+                    tracing::error!(
+                        panics,
+                        panic = note,
+                        "a waker panicked as it was woken; the other wake-ups were made"
+                    );
+                }
+                None
+            }
         }
     }
 }
