@@ -105,6 +105,7 @@ pub use persist::DataDir;
 pub use runtime::{BoxFuture, BoxRead, BoxWrite, Runtime, Socket, Transport, WrapStream};
 #[cfg(feature = "serde")]
 pub use service::{Service, ServiceError};
+pub use shared::MAX_QUEUED_EVENTS;
 pub use stats::NodeStats;
 pub use ticket::{Ticket, TicketError};
 
@@ -116,8 +117,9 @@ pub mod api {
     pub use crate::{
         CallErrorExt, CallKind, CborFuture, CborShapeError, ConnectError, Context, DataDir,
         DirLock, EncodeError, ErrorChain, EventStream, HandlerResult, LockError, MAX_CBOR_DEPTH,
-        MAX_EVENTS_CAPACITY, NodeConfig, NodeEvent, NodeStats, PeerAddr, StartError, Ticket,
-        TicketError, TrustChangeError, TypedCallError, TypedSendError, cbor_handler, check_cbor,
+        MAX_EVENTS_CAPACITY, MAX_QUEUED_EVENTS, NodeConfig, NodeEvent, NodeStats, PeerAddr,
+        StartError, Ticket, TicketError, TrustChangeError, TypedCallError, TypedSendError,
+        cbor_handler, check_cbor,
     };
     #[cfg(feature = "serde")]
     pub use crate::{Service, ServiceError};

@@ -48,7 +48,7 @@ fn close_now<R: Runtime>(shared: &Arc<Shared<R>>) {
         // The event streams end, after the close's own events (published
         // by the drain above): a subscriber's `recv` loop stops, rather
         // than wait for good on a node that will send nothing more.
-        let streams = shared.with_core(|inner, _| std::mem::take(&mut inner.subscribers));
+        let streams = shared.with_core(|inner, _| inner.subscribers.take());
         // Dropped outside the lock: this may drop the last `Node` handle,
         // whose `Life` comes back here (and finds the node closed).
         drop((handlers, streams));

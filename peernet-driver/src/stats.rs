@@ -18,7 +18,10 @@ pub struct NodeStats {
     /// `max_inbound_calls` send handlers running (those dropped because a
     /// byte budget was full are the core's `counters.sends_dropped`).
     pub dropped_sends: u64,
-    /// Events that subscribers missed because they lagged.
+    /// Events that subscribers missed: because they lagged, or because
+    /// the node's queue of events not yet sent was full
+    /// ([`MAX_QUEUED_EVENTS`](crate::MAX_QUEUED_EVENTS)); once per
+    /// subscriber that missed one.
     pub dropped_events: u64,
     /// Accepted connections closed at once, unread, because their source
     /// address already had `handshakes_per_source` handshakes in progress

@@ -1,17 +1,20 @@
-//! Wakers that panic as they are woken: the node runs wake-ups in
-//! batches, after its lock (`peernet-driver/src/shared/wake.rs`), and
-//! sends events from one queue, one thread at a time (`outbox.rs`). A
-//! waker that panicked lost the rest of its batch: the other callers of
-//! a closed connection were never woken (they waited out their
-//! timeouts), and a subscriber's panic stopped every event for good (the
-//! other subscribers' first, and the queue's token, never let go).
+//! Wakers that fail: an application's waker that panics as it is woken,
+//! or never returns. The node runs wake-ups in batches, after its lock
+//! (`peernet-driver/src/shared/wake.rs`), and sends events from one
+//! queue, one thread at a time (`outbox.rs`):
+//! - a waker that panicked lost the rest of its batch: the other callers
+//!   of a closed connection were never woken (they waited out their
+//!   timeouts), and a subscriber's panic stopped every event for good
+//!   (the other subscribers' first, and the queue's token, never let go);
+//! - a subscriber's waker that never returns holds the queue's token, and
+//!   every event after it waited in the queue, without bound.
 
 mod common;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 use std::task::{Context, Wake, Waker};
 use std::time::Duration;
 
@@ -140,6 +143,93 @@ async fn a_subscribers_panicking_waker_leaves_the_others_their_events() {
         matches!(next, Ok(NodeEvent::Disconnected { .. })),
         "{next:?}"
     );
+    alice.shutdown().await;
+    bob.shutdown().await;
+}
+
+/// A waker that, first woken, says so on `entered` and then blocks until
+/// `release` says go (or is dropped).
+struct Blocks {
+    entered: Mutex<Option<mpsc::Sender<()>>>,
+    release: Mutex<mpsc::Receiver<()>>,
+}
+
+impl Wake for Blocks {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if let Some(entered) = self.entered.lock().unwrap().take() {
+            let _ = entered.send(());
+            let _ = self.release.lock().unwrap().recv();
+        }
+    }
+}
+
+/// The events the driver's queue holds at most
+/// (`peernet_tokio::MAX_QUEUED_EVENTS`, written out so that this test
+/// builds on the code it showed wrong).
+const QUEUED_AT_MOST: u64 = 4096;
+
+/// A subscriber's waker blocks in the send of a `Disconnected`, on a
+/// thread of the test's, which holds the queue's token: the events after
+/// it wait. Past the queue's bound they are dropped and counted (before,
+/// they all waited, each with its copy of the subscriber list, and none
+/// was counted). Released, the thread sends what the queue kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscribers_waker_that_never_returns_costs_a_bounded_queue() {
+    let (alice, bob) = connected_pair().await;
+    let (peer, addr) = (bob.peer_id(), bob.local_addr().unwrap());
+    let events = alice.events();
+    // (before `release`, so dropped after it if the test fails: the
+    // waker blocks under the channel's lock, which its drop takes)
+    let mut recv = Box::pin(events.recv());
+    let (entered_tx, entered) = mpsc::channel();
+    let (release, release_rx) = mpsc::channel();
+    let waker = Waker::from(Arc::new(Blocks {
+        entered: Mutex::new(Some(entered_tx)),
+        release: Mutex::new(release_rx),
+    }));
+    assert!(
+        recv.as_mut()
+            .poll(&mut Context::from_waker(&waker))
+            .is_pending()
+    );
+    let bob_events = bob.events();
+    let node = alice.clone();
+    let stuck = std::thread::spawn(move || node.disconnect(&peer));
+    entered
+        .recv_timeout(BOUND)
+        .expect("the subscriber's waker is woken");
+    // Each cycle publishes a `Connected` and a `Disconnected`. (Bob lets
+    // go of each connection before the next: one he still held could
+    // supersede it.)
+    let cycles = 2_200;
+    let bob_let_go = || async {
+        let disconnected = |e| matches!(e, Ok(NodeEvent::Disconnected { .. }));
+        while !disconnected(bob_events.recv().await) {}
+    };
+    let cycling = async {
+        bob_let_go().await;
+        for _ in 0..cycles {
+            alice.connect(peer, addr).await.unwrap();
+            assert!(alice.disconnect(&peer));
+            bob_let_go().await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), cycling)
+        .await
+        .expect("the cycles are done");
+    let dropped = alice.stats().dropped_events;
+    let published = 2 * cycles;
+    assert!(
+        dropped >= published - QUEUED_AT_MOST,
+        "{dropped} events dropped of {published} published behind a stuck send"
+    );
+    release.send(()).unwrap();
+    assert!(stuck.join().unwrap());
+    drop(recv);
     alice.shutdown().await;
     bob.shutdown().await;
 }

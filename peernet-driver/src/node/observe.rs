@@ -56,20 +56,20 @@ impl<R: Runtime> Node<R> {
                 // (nothing more comes: the stream ends at once)
                 return Some(tx);
             }
-            // (those dropped since the last event: each holds a queue of
-            // `events_capacity` slots, and a quiet node may see no event
-            // for a long time)
-            inner.subscribers.retain(|tx| !tx.is_closed());
-            inner.subscribers.push(tx);
+            inner.subscribers.add(tx);
             None
         });
         drop(refused);
         rx
     }
 
-    /// Events that subscribers missed because they lagged.
+    /// Events that subscribers missed: because they lagged, or because
+    /// the node's queue of events not yet sent was full
+    /// ([`MAX_QUEUED_EVENTS`](crate::MAX_QUEUED_EVENTS): a subscriber's
+    /// waker that does not return holds it up). Counted once per
+    /// subscriber that missed the event.
     pub fn dropped_events(&self) -> u64 {
-        self.shared.dropped_events.load(Ordering::Relaxed)
+        self.shared.dropped_events.get()
     }
 
     /// SENDs from peers that were dropped because that peer already had

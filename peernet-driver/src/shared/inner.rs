@@ -3,6 +3,7 @@
 //! node's phase; with the bookkeeping of send-handler slots.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use peernet_proto::{ConnId, Endpoint, Instant, PeerId};
 
@@ -15,7 +16,7 @@ use crate::handlers::{DynHandler, RunningTask, SendKey, TaskKey};
 use rustc_hash::FxHashMap as FastMap;
 
 use super::ConnEntry;
-use super::outbox::{Outbox, Subscriber};
+use super::outbox::{DroppedEvents, Outbox, Subscribers};
 use super::wake::Wake;
 
 /// Where a node is in its life.
@@ -53,9 +54,12 @@ pub(crate) struct Inner {
     /// answered `overloaded`.
     pub(crate) sends_running: FastMap<PeerId, usize>,
     send_cap: usize,
-    pub(crate) subscribers: Vec<Subscriber>,
+    pub(crate) subscribers: Subscribers,
     /// Events published, sent once the lock is let go (`outbox.rs`).
     pub(crate) outbox: Outbox,
+    /// Events subscribers missed (shared with [`super::Shared`], which
+    /// counts those a lagging subscriber missed).
+    pub(crate) dropped_events: Arc<DroppedEvents>,
     /// Wake-ups found under the lock by code other than the drain's own
     /// loop, made once it is let go: the drain moves them into its work
     /// (`wake.rs`).
@@ -82,8 +86,9 @@ impl Inner {
             handlers_stopped: false,
             next_task: 0,
             sends_running: FastMap::default(),
-            subscribers: Vec::new(),
+            subscribers: Subscribers::default(),
             outbox: Outbox::new(),
+            dropped_events: Arc::default(),
             wakes: Vec::new(),
             timer_armed: None,
             book_saved: 0,

@@ -13,7 +13,7 @@
 //! - the `tracing` subscriber, for the lines the core and the driver
 //!   emit under the lock (a connection's `connected`/`disconnected`, a
 //!   handler cancelled, a send dropped, a linger refused, a dial's
-//!   progress): the core is called under the lock and logs there. A
+//!   progress, events dropped at a full event queue): the core is called under the lock and logs there. A
 //!   subscriber, layer or writer must not call back into the node (it
 //!   would wait for the lock its own thread holds, for ever) and should
 //!   be quick: every connection of the node waits while it runs;
@@ -39,6 +39,7 @@ mod wake;
 pub(crate) use conn::{ConnEntry, ConnSignals, RoomWaiters};
 pub(crate) use drain::Work;
 pub(crate) use inner::{Inner, Phase};
+pub use outbox::MAX_QUEUED_EVENTS;
 pub(crate) use transmit::Taken;
 pub(crate) use wake::Wake;
 
@@ -115,7 +116,8 @@ pub(crate) struct Shared<R: Runtime> {
     /// (`tasks::close_deadline`). From
     /// [`NodeConfig::linger`](crate::NodeConfig::linger).
     pub(crate) linger: std::time::Duration,
-    pub(crate) dropped_events: AtomicU64,
+    /// Events subscribers missed (`outbox.rs`).
+    pub(crate) dropped_events: Arc<outbox::DroppedEvents>,
     /// Wakers that panicked as they were woken (`wake.rs`).
     waker_panics: AtomicU64,
     /// A thread sends the events published (`outbox.rs`): the others
@@ -145,6 +147,7 @@ impl<R: Runtime> Shared<R> {
     ) -> Shared<R> {
         Shared {
             epoch: rt.now(),
+            dropped_events: inner.dropped_events.clone(),
             waker_panics: AtomicU64::new(0),
             rt,
             local_addr: OnceLock::new(),
@@ -166,7 +169,6 @@ impl<R: Runtime> Shared<R> {
             lingering: AtomicUsize::new(0),
             room_waiters: RoomWaiters::default(),
             linger,
-            dropped_events: AtomicU64::new(0),
             sending_events: AtomicBool::new(false),
             dropped_sends: AtomicU64::new(0),
             calls_timed_out_unsent: AtomicU64::new(0),
