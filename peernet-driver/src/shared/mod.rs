@@ -13,8 +13,9 @@
 //! - the `tracing` subscriber, for the lines the core and the driver
 //!   emit under the lock (a connection's `connected`/`disconnected`, a
 //!   handler cancelled, a send dropped, a linger refused, a dial's
-//!   progress, events dropped at a full event queue): the core is called under the lock and logs there. A
-//!   subscriber, layer or writer must not call back into the node (it
+//!   progress, events dropped at a full event queue): the core is
+//!   called under the lock and logs there. A subscriber, layer or
+//!   writer must not call back into the node (it
 //!   would wait for the lock its own thread holds, for ever) and should
 //!   be quick: every connection of the node waits while it runs;
 //! - the runtime's clock ([`Runtime::now`]), read as the door opens.
