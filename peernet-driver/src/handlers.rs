@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant as StdInstant};
 
@@ -141,6 +142,17 @@ impl<R: Runtime> Shared<R> {
         // (handlers taken from `work`: `Inner::starting` counts them)
         let mut started_now = 0;
         let mut more = false;
+        // The handlers were found under the lock, at this value of
+        // `Inner::stale`; they start one after another with the lock let
+        // go, and meanwhile another task may end their calls or unpair
+        // their peer (or a handler before them may take its time). Once
+        // the value moved, each is checked under the lock before it
+        // starts: a revoked peer's handler must not start after `unpair`.
+        let checked = match work.last() {
+            Some(&Work::Checked(at)) => Some(at),
+            _ => None,
+        };
+        let mut recheck = false;
         for item in work.drain(..) {
             let (key, peer, args, handler, ctx) = match item {
                 // (the wakers, each contained: one that panics must not
@@ -169,7 +181,7 @@ impl<R: Runtime> Shared<R> {
                     more = true;
                     continue;
                 }
-                Work::Cancelled => continue,
+                Work::Cancelled | Work::Checked(_) => continue,
                 Work::Wake(wake) => {
                     self.contain(|| wake.run(self));
                     continue;
@@ -194,6 +206,14 @@ impl<R: Runtime> Shared<R> {
                     (TaskKey::Send(done, 0), send.peer, send.args, handler, ctx)
                 }
             };
+            if !recheck {
+                recheck = checked.is_some_and(|at| at != self.stale.load(Ordering::Acquire));
+            }
+            if recheck && !self.may_start(key) {
+                // (the final pass below drains the wake-ups it left)
+                more = true;
+                continue;
+            }
             started_now += 1;
             let (kind, deadline) = ctx;
             // (a plain handler has no context: no flag, no deadline on the
@@ -313,6 +333,33 @@ impl<R: Runtime> Shared<R> {
         // `work` now holds the wake-ups the replies caused; `run` loops.
     }
 
+    /// Whether the handler of `key`, found by a drain, may still start
+    /// (under the lock): its call is still served, or its SEND's peer still
+    /// trusted, and the handlers are not stopped. If not, it is given up
+    /// as if it had run: no longer counted as starting, and a SEND's slot
+    /// and bytes given back.
+    fn may_start(&self, key: TaskKey) -> bool {
+        self.with_inner(|inner| {
+            let live = !inner.handlers_stopped
+                && match key {
+                    TaskKey::Call(id) => inner.ep.is_serving(id),
+                    TaskKey::Send(done, _) => inner.ep.trust().contains(&done.peer),
+                };
+            if !live {
+                tracing::debug!(
+                    ?key,
+                    "handler not started: its call or peer ended meanwhile"
+                );
+                inner.starting -= 1;
+                if let TaskKey::Send(done, _) = key {
+                    inner.send_finished(done);
+                }
+                inner.maybe_quiet();
+            }
+            live
+        })
+    }
+
     /// A handler task ended (or was aborted).
     fn finish(
         self: &Arc<Self>,
@@ -348,6 +395,8 @@ impl<R: Runtime> Shared<R> {
     /// the lock is let go (their signals' waiters are the application's).
     pub(crate) fn abort_handlers(&self, inner: &mut Inner) {
         inner.handlers_stopped = true;
+        // (those waiting for their turn in a batch do not start either)
+        inner.handlers_went_stale();
         for (key, task) in inner.running.drain() {
             inner.wakes.push(Wake::Handler(task));
             if let TaskKey::Send(done, _) = key {

@@ -54,7 +54,9 @@ impl<R: Runtime> Node<R> {
     /// `revoked`, its calls in flight fail with that reason
     /// ([`CallErrorExt::is_revoked`](crate::CallErrorExt::is_revoked)),
     /// the handlers of its SENDs still running are stopped (their contexts
-    /// cancelled), and its addresses are forgotten. With a data directory
+    /// cancelled), none of its calls and SENDs read before and still
+    /// waiting for their handler to start gets one, and its addresses are
+    /// forgotten. With a data directory
     /// the new list is then written, atomically, on the runtime's
     /// blocking pool, as for [`Node::pair`] (an edit made by hand
     /// meanwhile is kept). A revocation is never held up by the file: the

@@ -48,6 +48,12 @@ pub(crate) enum Work {
     Cancelled,
     /// Any other wake-up found under the lock (`wake.rs`).
     Wake(Wake),
+    /// Last of a drain that found handlers to run: the value of
+    /// [`Inner::stale`] they were found under. Until it moves, they may
+    /// start as they are; once it has, each is checked under the lock
+    /// first (its call still served, its peer still trusted, the
+    /// handlers not stopped: `handlers.rs`).
+    Checked(u64),
 }
 
 /// The most work items one drain takes from the core: what one peer's
@@ -63,6 +69,8 @@ impl<R: Runtime> Shared<R> {
     pub(super) fn drain(&self, inner: &mut Inner, now: Instant, work: &mut Vec<Work>) {
         let full = work.len() + DRAIN_BATCH;
         let mut unstarted = Unstarted::default();
+        // (whether handlers were found: then `Work::Checked` goes last)
+        let mut handlers = false;
         loop {
             if unstarted.live(work) >= full {
                 work.push(Work::More);
@@ -97,7 +105,10 @@ impl<R: Runtime> Shared<R> {
                         work.push(Work::CloseDeadline(signals.clone()));
                     }
                 }
-                Output::Event(event) => self.on_event(inner, now, event, work, &mut unstarted),
+                Output::Event(event) => {
+                    handlers |= matches!(event, Event::Call(_) | Event::Send(_));
+                    self.on_event(inner, now, event, work, &mut unstarted);
+                }
                 Output::Dial { peer, addr } => work.push(Work::Dial(peer, addr)),
             }
         }
@@ -119,6 +130,10 @@ impl<R: Runtime> Shared<R> {
         // on every call's path)
         if !inner.wakes.is_empty() {
             work.extend(inner.wakes.drain(..).map(Work::Wake));
+        }
+        if handlers {
+            // (under the lock, as every raise of it)
+            work.push(Work::Checked(inner.stale.load(Ordering::Relaxed)));
         }
     }
 
@@ -177,12 +192,20 @@ impl<R: Runtime> Shared<R> {
             }
             Event::CallCancelled(id) => {
                 // not started yet (CALL and CANCEL in one read): never start
-                if unstarted.cancel(id, work) {
+                let waiting = unstarted.cancel(id, work);
+                if waiting {
                     inner.starting -= 1;
                 }
-                if let Some(task) = inner.running.remove(&TaskKey::Call(id)) {
-                    tracing::debug!(call = id.request_id(), "handler cancelled");
-                    work.push(Work::Wake(Wake::Handler(task)));
+                match inner.running.remove(&TaskKey::Call(id)) {
+                    Some(task) => {
+                        tracing::debug!(call = id.request_id(), "handler cancelled");
+                        work.push(Work::Wake(Wake::Handler(task)));
+                    }
+                    // Neither running nor waiting here: its handler may wait
+                    // for its turn in a batch another task drained (or be in
+                    // its first poll), which must not start it now.
+                    None if !waiting => inner.handlers_went_stale(),
+                    None => {}
                 }
                 inner.maybe_quiet();
             }

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use peernet_proto::{ConnId, Endpoint, Instant, PeerId};
 
@@ -49,6 +50,17 @@ pub(crate) struct Inner {
     /// closed): one whose first poll ends after that is stopped at once.
     pub(crate) handlers_stopped: bool,
     pub(crate) next_task: u64,
+    /// Raised, under the lock, whenever handlers a drain handed out may
+    /// have lost their right to start before their turn came: a call no
+    /// longer served whose handler was neither running nor waiting in the
+    /// drain that saw it end (it may wait in another task's batch), a
+    /// peer unpaired (its SENDs), the handlers stopped. A batch started
+    /// once the lock is let go compares it with the value its drain left
+    /// ([`Work::Checked`](super::Work::Checked)); from the moment it
+    /// moved, each handler of the batch is checked under the lock before
+    /// it starts (`handlers.rs`). Shared with [`super::Shared`], which
+    /// reads it without the lock.
+    pub(crate) stale: Arc<AtomicU64>,
     /// Send handlers started and not finished, per peer: at most
     /// `max_inbound_calls`; a SEND beyond is dropped, as a CALL beyond is
     /// answered `overloaded`.
@@ -85,6 +97,7 @@ impl Inner {
             starting: 0,
             handlers_stopped: false,
             next_task: 0,
+            stale: Arc::default(),
             sends_running: FastMap::default(),
             subscribers: Subscribers::default(),
             outbox: Outbox::new(),
@@ -131,6 +144,9 @@ impl Inner {
     /// peer's work does not run on, nor hold its arguments against the
     /// budgets), once the lock is let go. Returns whether one was running.
     pub(crate) fn stop_sends_of(&mut self, peer: &PeerId) -> bool {
+        // (and those of its SENDs still waiting for their turn in a batch
+        // do not start)
+        self.handlers_went_stale();
         let theirs: Vec<TaskKey> = self
             .running
             .keys()
@@ -154,6 +170,11 @@ impl Inner {
                 self.sends_running.remove(&peer);
             }
         }
+    }
+
+    /// Handlers drained earlier may no longer start: see [`Inner::stale`].
+    pub(crate) fn handlers_went_stale(&self) {
+        self.stale.fetch_add(1, Ordering::Release);
     }
 
     /// Records the deadline the timer task now sleeps towards.

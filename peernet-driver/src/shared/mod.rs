@@ -135,6 +135,9 @@ pub(crate) struct Shared<R: Runtime> {
     pub(crate) dialing: crate::dialing::DialState,
     /// The address book's saves (`book_save.rs`).
     pub(crate) book_saves: crate::book_save::Saves,
+    /// [`Inner::stale`], read without the lock by the batches of handlers
+    /// started after it (`handlers.rs`).
+    pub(crate) stale: Arc<AtomicU64>,
 }
 
 impl<R: Runtime> Shared<R> {
@@ -146,6 +149,7 @@ impl<R: Runtime> Shared<R> {
         saved_trust: TrustList,
         linger: std::time::Duration,
     ) -> Shared<R> {
+        let stale = inner.stale.clone();
         Shared {
             epoch: rt.now(),
             dropped_events: inner.dropped_events.clone(),
@@ -176,6 +180,7 @@ impl<R: Runtime> Shared<R> {
             panic_log: Mutex::new(PanicLog::default()),
             dialing: crate::dialing::DialState::default(),
             book_saves: crate::book_save::Saves::default(),
+            stale,
         }
     }
 
@@ -357,5 +362,13 @@ impl<R: Runtime> Shared<R> {
     /// nothing to drain): queries such as `peers` or `stats`.
     pub(crate) fn read<T>(&self, look: impl FnOnce(&Inner) -> T) -> T {
         look(&self.lock())
+    }
+
+    /// A change of the driver's bookkeeping that makes the core emit
+    /// nothing (so there is nothing to drain): the wake-ups it records in
+    /// `Inner::wakes` wait for the next drain, which the caller makes
+    /// sure comes (`handlers.rs`).
+    pub(crate) fn with_inner<T>(&self, act: impl FnOnce(&mut Inner) -> T) -> T {
+        act(&mut self.lock())
     }
 }
