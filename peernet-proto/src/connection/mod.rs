@@ -531,7 +531,8 @@ impl Connection {
     /// `Err` when a record could not be sealed: the connection must end.
     pub(crate) fn take_transmit(&mut self, ctx: &mut Ctx) -> Result<Option<Bytes>, Ending> {
         self.refill(ctx);
-        let taken = self.tx.take().map_err(Ending::RecordFailed)?;
+        let keep = transmit::room_kept(&ctx.config);
+        let taken = self.tx.take(keep).map_err(Ending::RecordFailed)?;
         if !fault!(ctx.config, NoRefillAfterTake) {
             self.refill(ctx);
         }

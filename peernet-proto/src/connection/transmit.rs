@@ -26,6 +26,16 @@ use crate::noise::{CipherState, RecordError, TAG_LEN};
 use super::Ctx;
 use crate::event::LAST_COPIED;
 
+/// The largest buffer a send queue keeps across takes
+/// ([`Transmit::take`]): twice what it holds in use (a send buffer and a
+/// record or frame; replies wait beyond, `replies.rs`), as a vector's
+/// doubling may leave it. Only a burst of what does not wait (PONGs,
+/// refused calls) grows it past this.
+pub(super) fn room_kept(config: &crate::config::Config) -> usize {
+    let frame = (config.max_frame_len as usize).saturating_add(FRAME_HEADER_LEN + TAG_LEN);
+    config.send_buffer.saturating_add(frame).saturating_mul(2)
+}
+
 pub(super) struct Transmit {
     conn: ConnId,
     out: BytesMut,
@@ -271,7 +281,14 @@ impl Transmit {
     /// Everything queued, as one buffer: one write per wake-up. In version
     /// 2 the open record is sealed first. `Err` when a record could not be
     /// sealed: the connection must end.
-    pub(super) fn take(&mut self) -> Result<Option<Bytes>, RecordError> {
+    ///
+    /// The queue keeps the rest of its buffer for what comes next, unless
+    /// the buffer is over `keep` bytes ([`room_kept`]): split off, the
+    /// taken bytes share its allocation, and once they are written the
+    /// queue alone holds it and reclaims all of it at its next envelope.
+    /// A burst (PONGs, refused calls, up to the hard send cap) would so
+    /// stay allocated for the rest of the connection's life.
+    pub(super) fn take(&mut self, keep: usize) -> Result<Option<Bytes>, RecordError> {
         self.signalled = false;
         if let Some(s) = &mut self.sealer {
             self.records += u64::from(s.close_record(&mut self.out));
@@ -282,7 +299,14 @@ impl Transmit {
         }
         self.records_taken = self.records;
         self.replies = StatusCounts::default();
-        Ok((!self.out.is_empty()).then(|| self.out.split().freeze()))
+        if self.out.is_empty() {
+            return Ok(None);
+        }
+        let taken = self.out.split().freeze();
+        if taken.len().saturating_add(self.out.capacity()) > keep {
+            self.out = BytesMut::new();
+        }
+        Ok(Some(taken))
     }
 
     /// Everything left, for the connection's last write (sealed). A short
