@@ -26,6 +26,13 @@ pub(crate) trait Hooks: Clone + Default + Send + Sync + 'static {
         std::time::Duration::ZERO
     }
 
+    /// Called as blocking work is handed over: a future the work waits
+    /// for before it starts, if any (a disk that answers when the test
+    /// lets it, one write at a time).
+    fn gate(&self) -> Option<BoxFuture<()>> {
+        None
+    }
+
     /// Called with each sleep the node asks for, with how long it is;
     /// true: the sleep never ends (a timer the test keeps from firing,
     /// so that what must not wait for it is seen not to).
@@ -145,18 +152,30 @@ impl<H: Hooks> Runtime for Wrapped<H> {
     {
         let stuck = self.hooks.blocking();
         let slow = self.hooks.slow();
-        let done = self.inner.spawn_blocking(move || {
+        let work = move || {
             if !slow.is_zero() {
                 // (the disk's own time, on the blocking thread)
                 std::thread::sleep(slow);
             }
             work()
-        });
+        };
+        // (started at once, as tokio's is, unless a gate holds it)
+        let inner = self.inner.clone();
+        let started = match self.hooks.gate() {
+            None => Ok(self.inner.spawn_blocking(work)),
+            Some(gate) => Err((gate, work)),
+        };
         async move {
             if stuck {
                 std::future::pending::<()>().await;
             }
-            done.await
+            match started {
+                Ok(done) => done.await,
+                Err((gate, work)) => {
+                    gate.await;
+                    inner.spawn_blocking(work).await
+                }
+            }
         }
     }
 
