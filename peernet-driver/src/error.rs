@@ -253,7 +253,10 @@ pub enum TrustChangeError {
     #[error("a node cannot pair with itself: {0} is this node's own PeerId")]
     OwnPeerId(PeerId),
     /// The node is closed (shut down, or its last handle dropped): it
-    /// takes no trust change, and nothing changed.
+    /// takes no trust change, and nothing changed. (`unpair` says so
+    /// only of a node closed before its future was first polled: one
+    /// that closes later finds the peer revoked already,
+    /// [`TrustChangeError::RevokedNotSaved`].)
     #[error("the node is closed: it takes no trust change")]
     Closed,
     /// The data directory's trust file could not be read, parsed or
@@ -266,10 +269,12 @@ pub enum TrustChangeError {
     #[error("the trust file was not changed")]
     File(#[source] io::Error),
     /// `unpair` only: the peer is revoked in this run (its connection
-    /// closed, its calls failed), but the trust file could not be read,
-    /// parsed or written, and still trusts it: the next start would
-    /// trust it again unless the file is mended. A revocation is never
-    /// held up by the file.
+    /// closed, its calls failed), but the trust file was not updated and
+    /// still trusts it: it could not be read, parsed or written, or the
+    /// node closed before the change's turn to write it came (a closed
+    /// node writes no more to its data directory). The next start would
+    /// trust the peer again unless the file is mended. A revocation is
+    /// never held up by the file.
     #[error("revoked in this run, but the trust file was not updated")]
     RevokedNotSaved(#[source] io::Error),
     /// The change was made, in this run and in the trust file, but the
@@ -278,9 +283,10 @@ pub enum TrustChangeError {
     #[error(transparent)]
     NotDurable(#[from] crate::persist::NotDurable),
     /// The runtime dropped the change before it finished (it is shutting
-    /// down): the trust file may or may not have it. An `unpair` has
-    /// revoked the peer in this run already (that never waits for the
-    /// file); a `pair` may or may not have trusted it.
+    /// down): the trust file may or may not have it. In this run a `pair`
+    /// was not made (the run trusts the peer as it did before the call)
+    /// and an `unpair` was (the peer was revoked when its future was
+    /// first polled).
     #[error("the runtime dropped the trust change before its file was written")]
     Dropped,
 }

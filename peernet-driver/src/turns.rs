@@ -57,6 +57,11 @@ impl Turns {
 }
 
 impl Turn {
+    /// Its place in the queue: a turn taken later has a larger number.
+    pub(crate) fn number(&self) -> u64 {
+        self.number
+    }
+
     /// Waits until every turn taken before this one has ended.
     pub(crate) async fn wait(&self) {
         loop {

@@ -11,6 +11,7 @@ use crate::error::{ErrorChain, StartError, TrustChangeError};
 use crate::persist::NotDurable;
 use crate::runtime::Runtime;
 use crate::shared::{Inner, Phase, Shared};
+use crate::turns::Turn;
 
 use super::Node;
 
@@ -23,7 +24,9 @@ impl<R: Runtime> Node<R> {
     /// takes it in at its next start), and a file that no longer parses
     /// is left alone (the change fails, [`TrustChangeError::File`] of
     /// kind [`io::ErrorKind::InvalidData`]). Returns true if `peer` was
-    /// not trusted before.
+    /// not trusted before. An [`Node::unpair`] of the same peer asked for
+    /// after this `pair` wins, even if this one finishes last: the peer
+    /// is not trusted again in this run.
     ///
     /// # Errors
     ///
@@ -35,19 +38,15 @@ impl<R: Runtime> Node<R> {
     /// means the file was replaced but its directory could not be
     /// synced: the peer is trusted, in this run and by the file, which a
     /// crash may yet take back. [`TrustChangeError::Dropped`]: the
-    /// runtime is shutting down and dropped the change.
+    /// runtime is shutting down and dropped the change before it reached
+    /// this run, which trusts the peer as it did before the call (the
+    /// file may or may not have it).
     pub async fn pair(&self, peer: PeerId, label: Option<Label>) -> Result<bool, TrustChangeError> {
         if peer == self.peer_id() {
             return Err(TrustChangeError::OwnPeerId(peer));
         }
-        let saved = label.clone();
-        self.change_trust(
-            Commit::OnceSaved,
-            move |trust| trust.insert(peer, saved),
-            move |inner, _, _| inner.ep.pair(peer, label),
-            move |shared| crate::dialing::after_pair(shared, peer),
-        )
-        .await
+        let turn = self.shared.trust_turns.take();
+        self.change_trust(turn, peer, Change::Pair(label)).await
     }
 
     /// Stops trusting `peer`: its connection closes at once with GOODBYE
@@ -59,89 +58,102 @@ impl<R: Runtime> Node<R> {
     /// forgotten. With a data directory
     /// the new list is then written, atomically, on the runtime's
     /// blocking pool, as for [`Node::pair`] (an edit made by hand
-    /// meanwhile is kept). A revocation is never held up by the file: the
-    /// peer is revoked in this run before the write starts (a write that
-    /// is slow or hangs, or a save of the address book in progress, holds
-    /// up only the returned future); if the file cannot be read or
-    /// written (damaged, a FIFO, a symbolic link, a full disk), the error
-    /// ([`TrustChangeError::RevokedNotSaved`]) says that it still trusts
-    /// the peer. [`TrustChangeError::NotDurable`] says the file was
-    /// replaced without it, but its directory could not be synced, so a
-    /// crash may yet bring it back.
+    /// meanwhile is kept).
+    ///
+    /// The revocation in this run is made when the returned future is
+    /// first polled, under the node's lock, before anything is awaited:
+    /// it is never held up by the file (a write that is slow or hangs, or
+    /// a save of the address book in progress, holds up only the
+    /// returned future), nor undone by a [`Node::pair`] of the same peer
+    /// asked for before. Unless the node was closed by then
+    /// ([`TrustChangeError::Closed`], the only error that says nothing
+    /// changed), every result says the peer is revoked in this run,
+    /// whatever happens next (the node closing, the future dropped, the
+    /// runtime shutting down): only a later `pair` trusts it again.
     ///
     /// Returns true if `peer` was trusted by this run or by the data
     /// directory's trust file: a peer the file trusts and this run left
     /// out ([`NodeConfig::trust`](crate::NodeConfig::trust)) is taken out
     /// of the file, and its saved addresses, kept aside during the run,
     /// are dropped from the address book file too (a later `pair` starts
-    /// it without them). False: nothing changed. On a node already closed
-    /// (shut down, or its last handle dropped) it fails, as [`Node::pair`]
-    /// does ([`TrustChangeError::Closed`]), and nothing changes.
+    /// it without them). False: nothing changed.
+    ///
+    /// # Errors
+    ///
+    /// [`TrustChangeError::Closed`]: the node was closed (shut down, or
+    /// its last handle dropped) when the future was first polled, and
+    /// nothing changed. Every other error says the peer is revoked in
+    /// this run and what became of the file:
+    /// [`TrustChangeError::RevokedNotSaved`] (it still trusts the peer:
+    /// it could not be read or written (damaged, a FIFO, a symbolic link,
+    /// a full disk), or the node closed before the change's turn to write
+    /// it came), [`TrustChangeError::NotDurable`] (replaced without the
+    /// peer, but its directory could not be synced, so a crash may yet
+    /// bring it back), [`TrustChangeError::Dropped`] (the runtime
+    /// dropped the write: the file may or may not have it).
     pub async fn unpair(&self, peer: &PeerId) -> Result<bool, TrustChangeError> {
         let peer = *peer;
         let shared = &self.shared;
-        // With a data directory the peer is revoked in this run at once,
-        // before the file is written: a write that hangs (its own, or a
-        // save of the book holding the lock that serialises them) must
-        // not keep it connected, trusted and served. It is revoked again
-        // once the file is written: a `pair` of the same peer under way
-        // meanwhile trusted it again, and the later change wins. (Without
-        // a data directory nothing is written: the change below is
-        // made at once.)
-        let at_once = shared.data_dir.is_some().then(|| {
-            let revoked = shared.with_core(|inner, now| {
-                (inner.phase != Phase::Closed).then(|| revoke(inner, now, &peer))
-            });
-            if revoked.is_some() {
-                after_unpair(shared, peer);
-            }
-            revoked == Some(true)
+        let turn = shared.trust_turns.take();
+        // Revoked at once, before its turn: a write that hangs (an earlier
+        // change's, or a save of the book holding the lock that serialises
+        // them) must not keep it connected, trusted and served. An earlier
+        // `pair` of the peer still under way sees the mark and leaves it
+        // revoked in this run. Under the same lock as the close, so that
+        // the close comes either before (nothing changed) or after.
+        let was_trusted = shared.with_core(|inner, now| {
+            (inner.phase != Phase::Closed).then(|| {
+                inner.revoked_in_turn.insert(peer, (turn.number(), false));
+                revoke(inner, now, &peer)
+            })
         });
-        self.change_trust(
-            Commit::Always,
-            move |trust| trust.remove(&peer),
-            move |inner, now, in_file| {
-                revoke(inner, now, &peer) | at_once.unwrap_or(false) | in_file
-            },
-            move |shared| after_unpair(shared, peer),
-        )
-        .await
+        let Some(was_trusted) = was_trusted else {
+            return Err(TrustChangeError::Closed);
+        };
+        after_unpair(shared, peer);
+        self.change_trust(turn, peer, Change::Unpair(was_trusted))
+            .await
     }
 
-    /// One trust-list change: `edit` on the list as saved (with a data
-    /// directory, written by a blocking task, the directory's lock held;
-    /// it returns whether it changed that list), then `apply` to the
-    /// core (told whether the saved list changed: never without a data
-    /// directory), then `after`. Changes are serialised by
-    /// an async lock held across the write, so the file and the core
-    /// always agree; and each runs as a task of its own, so that a caller
-    /// that stops waiting (a timeout, a `select!`) cannot leave the file
+    /// One trust-list change, in `turn`: the edit of the list as saved
+    /// (with a data directory, written by a blocking task, the
+    /// directory's lock held), then the change in the core, then what
+    /// follows it outside the core's lock. Changes are serialised by an
+    /// async lock held across the write, so the file and the core always
+    /// agree; and each runs as a task of its own, so that a caller that
+    /// stops waiting (a timeout, a `select!`) cannot leave the file
     /// changed and the core not. They are made in the order they were
     /// asked for (the first poll of their futures): each takes its turn
     /// as it is called (`turns.rs`) and its task waits for the turns
     /// before it, so a `pair` called after an `unpair` of the same peer
     /// is made after it, whichever task the runtime starts first (it
-    /// could be made first, and the `unpair` then undo it). Once the node is closed (shut down, or
-    /// its last handle dropped) the change fails and nothing changes, with
-    /// a data directory (no longer its own) or without one. A change under
+    /// could be made first, and the `unpair` then undo it).
+    ///
+    /// Once the node is closed (shut down, or its last handle dropped) a
+    /// `pair` fails and nothing changes, with a data directory (no longer
+    /// its own) or without one; an `unpair`, revoked in the run already,
+    /// is not written to the file either, and says so. A `pair` under
     /// way as the node closes is made or refused whole: without a data
     /// directory, by the core's lock; with one, it is made once the file
     /// has it.
-    async fn change_trust<T: Send + 'static>(
+    ///
+    /// The task makes the change in the core and sends its result with
+    /// nothing awaited between the two: a task the runtime drops (the
+    /// caller's [`TrustChangeError::Dropped`]) has not made a `pair` in
+    /// this run (an `unpair` was, at its first poll).
+    async fn change_trust(
         &self,
-        commit: Commit,
-        edit: impl FnOnce(&mut TrustList) -> bool + Send + 'static,
-        apply: impl FnOnce(&mut Inner, peernet_proto::Instant, bool) -> T + Send + 'static,
-        after: impl FnOnce(&Arc<Shared<R>>) + Send + 'static,
-    ) -> Result<T, TrustChangeError> {
+        turn: Turn,
+        peer: PeerId,
+        change: Change,
+    ) -> Result<bool, TrustChangeError> {
         let shared = self.shared.clone();
         let (tx, rx) = oneshot::channel();
-        let turn = self.shared.trust_turns.take();
         self.shared.rt.spawn(async move {
             turn.wait().await;
-            let (changed, applied) = change_trust(&shared, commit, edit, apply).await;
-            if applied {
-                after(&shared);
+            let (changed, after) = change_trust(&shared, turn.number(), peer, change).await;
+            if let Some(after) = after {
+                after(&shared, peer);
             }
             drop(turn);
             let _ = tx.send(changed);
@@ -173,41 +185,138 @@ fn after_unpair<R: Runtime>(shared: &Arc<Shared<R>>, peer: PeerId) {
     crate::dialing::after_unpair(shared, peer);
 }
 
-/// When a trust change reaches the running node.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Commit {
-    /// Only once the data directory's file has it (`pair`: a peer is
-    /// trusted only as the file says, and on a failed write nothing
+/// What follows a change in the run, outside the core's lock.
+type After<R> = fn(&Arc<Shared<R>>, PeerId);
+
+/// A trust-list change of one peer.
+#[derive(Clone)]
+enum Change {
+    /// `pair`, with the label: made in the run once the file has it (a
+    /// peer is trusted only as the file says; on a failed write nothing
     /// changes).
-    OnceSaved,
-    /// Whatever becomes of the file (`unpair`: a revocation is never held
-    /// up by a file that cannot be read or written; the error says the
-    /// file still trusts the peer).
-    Always,
+    Pair(Option<Label>),
+    /// `unpair`, made in the run already (at its first poll), whatever
+    /// becomes of the file: whether the run trusted the peer then.
+    Unpair(bool),
 }
 
-/// [`Node::change_trust`]'s task: the result, and whether the change
-/// reached the core.
-async fn change_trust<R: Runtime, T>(
-    shared: &Arc<Shared<R>>,
-    commit: Commit,
-    edit: impl FnOnce(&mut TrustList) -> bool + Send + 'static,
-    apply: impl FnOnce(&mut Inner, peernet_proto::Instant, bool) -> T,
-) -> (Result<T, TrustChangeError>, bool) {
-    let mut saved = shared.persist.lock().await;
-    let mut edited = false;
-    let mut failed = None;
-    if let Some(dir) = &shared.data_dir {
-        // (a closed node's file is no longer its own to write)
-        if shared.read(|inner| inner.phase == Phase::Closed) {
-            return (Err(TrustChangeError::Closed), false);
+impl Change {
+    /// Makes the change to a saved list: whether that list changed.
+    fn edit(self, trust: &mut TrustList, peer: PeerId) -> bool {
+        match self {
+            Change::Pair(label) => trust.insert(peer, label),
+            Change::Unpair(_) => trust.remove(&peer),
         }
-        // (taken away as the node closes: it is no longer the node's)
-        let Some(lock) = shared.dir_lock() else {
-            return (Err(TrustChangeError::Closed), false);
+    }
+
+    /// Makes the change in the core, in the turn numbered `number`
+    /// (`in_file`: the saved list had the peer and lost it): what `pair`
+    /// or `unpair` returns, and whether what follows a change in the run
+    /// is due.
+    fn apply(
+        self,
+        inner: &mut Inner,
+        now: peernet_proto::Instant,
+        (peer, number): (PeerId, u64),
+        in_file: bool,
+    ) -> (bool, bool) {
+        match self {
+            Change::Pair(label) => match inner.revoked_in_turn.get_mut(&peer) {
+                // An `unpair` asked for after this `pair` revoked the
+                // peer while the file was written: the later change wins
+                // (and takes the peer out of the file in its turn). The
+                // peer was not trusted, and the `unpair` finds it was.
+                Some((later, paired)) if *later > number => {
+                    *paired = true;
+                    (true, false)
+                }
+                _ => {
+                    // (any mark left is of an `unpair` whose turn ended)
+                    inner.revoked_in_turn.remove(&peer);
+                    (inner.ep.pair(peer, label), true)
+                }
+            },
+            Change::Unpair(was_trusted) => {
+                let paired = unmark(inner, (peer, number));
+                (
+                    revoke(inner, now, &peer) | was_trusted | in_file | paired,
+                    true,
+                )
+            }
+        }
+    }
+
+    /// What follows the change in the run.
+    fn after<R: Runtime>(&self) -> After<R> {
+        match self {
+            Change::Pair(_) => crate::dialing::after_pair::<R>,
+            Change::Unpair(_) => after_unpair::<R>,
+        }
+    }
+}
+
+/// Ends the mark of the `unpair` of `peer` in the turn numbered `number`
+/// (unless a later `unpair` of the peer marked it since): whether a
+/// `pair` asked for before it was made meanwhile (and so was revoked by
+/// it).
+fn unmark(inner: &mut Inner, (peer, number): (PeerId, u64)) -> bool {
+    match inner.revoked_in_turn.get(&peer) {
+        Some(&(turn, paired)) if turn == number => {
+            inner.revoked_in_turn.remove(&peer);
+            paired
+        }
+        _ => false,
+    }
+}
+
+/// Why the file does not have a change made in the run.
+enum Unsaved {
+    /// Written, but its directory not synced.
+    NotDurable(NotDurable),
+    /// Not written (`unpair` only): the file's error, or the node closed
+    /// before it.
+    Not(io::Error),
+}
+
+impl Unsaved {
+    /// The error of a change made in the run.
+    fn error(self) -> TrustChangeError {
+        match self {
+            Unsaved::NotDurable(source) => TrustChangeError::NotDurable(source),
+            Unsaved::Not(source) => TrustChangeError::RevokedNotSaved(source),
+        }
+    }
+}
+
+/// What [`Node::change_trust`]'s task does in its turn (numbered
+/// `number`): the result, and what follows if the change reached the
+/// core.
+async fn change_trust<R: Runtime>(
+    shared: &Arc<Shared<R>>,
+    number: u64,
+    peer: PeerId,
+    change: Change,
+) -> (Result<bool, TrustChangeError>, Option<After<R>>) {
+    let mut saved = shared.persist.lock().await;
+    let mut in_file = false;
+    let mut unsaved = None;
+    if let Some(dir) = &shared.data_dir {
+        // (a closed node's file is no longer its own to write; its lock
+        // is taken away as the node closes)
+        let closed = shared.read(|inner| inner.phase == Phase::Closed);
+        let Some(lock) = (!closed).then(|| shared.dir_lock()).flatten() else {
+            return match change {
+                Change::Pair(_) => (Err(TrustChangeError::Closed), None),
+                // (revoked in the run already: the error says so)
+                Change::Unpair(_) => {
+                    let closed = io::Error::other("the node closed before the file was written");
+                    (Err(Unsaved::Not(closed).error()), None)
+                }
+            };
         };
         let (dir, own) = (dir.clone(), shared.read(|inner| inner.ep.peer_id()));
         let was = saved.clone();
+        let edit = change.clone();
         // The change is made to the file's list as it is now, read again:
         // an edit an operator made while the node runs (a peer taken out
         // by hand) is kept, not written over. (The running node does not
@@ -221,7 +330,7 @@ async fn change_trust<R: Runtime, T>(
                          made to it as it is now (restart the node to take the edit in)"
                     );
                 }
-                let edited = edit(&mut next);
+                let edited = edit.edit(&mut next, peer);
                 // (replaced but not synced: the file has the change, so
                 // this run makes it too, and the error says so)
                 match dir.save_trust(&next).map_err(NotDurable::take) {
@@ -235,36 +344,44 @@ async fn change_trust<R: Runtime, T>(
         };
         match shared.rt.spawn_blocking(save).await {
             Ok((next, changed, unsynced)) => {
-                edited = changed;
+                in_file = changed;
                 *saved = next;
                 if let Some(e) = unsynced {
                     tracing::warn!(error = %ErrorChain(&e), "trust changed; the trust file may not keep it");
-                    failed = Some(TrustChangeError::NotDurable(e));
+                    unsaved = Some(Unsaved::NotDurable(e));
                 }
             }
-            Err(e) if commit == Commit::Always => {
+            Err(e) if matches!(change, Change::Unpair(_)) => {
                 tracing::warn!(
                     error = %ErrorChain(&e),
                     "revoked in this run; the trust file was not updated"
                 );
-                failed = Some(TrustChangeError::RevokedNotSaved(e));
+                unsaved = Some(Unsaved::Not(e));
             }
-            Err(e) => return (Err(TrustChangeError::File(e)), false),
+            Err(e) => return (Err(TrustChangeError::File(e)), None),
         }
     }
-    // Without a data directory the change is the core's alone: a change
-    // to a closed node's tables would be read by nothing, yet said to be
+    // Without a data directory a `pair` is the core's alone: a change to
+    // a closed node's tables would be read by nothing, yet said to be
     // made, so it is refused under the same lock as it is made, which no
     // shutdown can come between. With one, the file (what lasts) was
     // written while the node held its directory, so the change was made
-    // even if the node closed meanwhile.
+    // even if the node closed meanwhile. (An `unpair`, made at its first
+    // poll, is made again: what follows it is due again, the book's
+    // addresses of a peer only the file trusted among it.)
+    let after = change.after::<R>();
     let out = shared.with_core(|inner, now| {
-        let refused = inner.phase == Phase::Closed && shared.data_dir.is_none();
-        (!refused).then(|| apply(inner, now, edited))
+        let refused = inner.phase == Phase::Closed
+            && shared.data_dir.is_none()
+            && matches!(change, Change::Pair(_));
+        (!refused).then(|| change.apply(inner, now, (peer, number), in_file))
     });
     match out {
-        Some(out) => (failed.map_or(Ok(out), Err), true),
-        None => (Err(TrustChangeError::Closed), false),
+        Some((changed, due)) => {
+            let result = unsaved.map_or(Ok(changed), |e| Err(e.error()));
+            (result, due.then_some(after))
+        }
+        None => (Err(TrustChangeError::Closed), None),
     }
 }
 
@@ -297,7 +414,7 @@ mod tests {
         trust.insert(Identity::from_seed(&[7; 32]).peer_id(), None);
         crate::persist::FAIL_SYNC_DIR.set(true);
         let err = data.save_trust(&trust).unwrap_err();
-        let err = TrustChangeError::from(NotDurable::take(err).unwrap());
+        let err = Unsaved::NotDurable(NotDurable::take(err).unwrap()).error();
         let TrustChangeError::NotDurable(unsynced) = &err else {
             panic!("{err:?}");
         };

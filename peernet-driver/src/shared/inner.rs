@@ -81,6 +81,12 @@ pub(crate) struct Inner {
     /// The core's book revision last handed to a save (or loaded): when
     /// the core's moves past it, the book is saved (`dialing.rs`).
     pub(crate) book_saved: u64,
+    /// Peers revoked by an `unpair` whose turn has not ended yet, with
+    /// that turn's number: a `pair` of the peer asked for before it (a
+    /// smaller number) does not trust it again in this run, and says so
+    /// here (true: the `unpair` then returns true, as it would have
+    /// after that `pair`) (`node/trust.rs`).
+    pub(crate) revoked_in_turn: FastMap<PeerId, (u64, bool)>,
 }
 
 impl Inner {
@@ -105,6 +111,7 @@ impl Inner {
             wakes: Vec::new(),
             timer_armed: None,
             book_saved: 0,
+            revoked_in_turn: FastMap::default(),
         }
     }
 }
