@@ -276,12 +276,27 @@ pub enum TrustChangeError {
     /// trust the peer again unless the file is mended. A revocation is
     /// never held up by the file.
     #[error("revoked in this run, but the trust file was not updated")]
-    RevokedNotSaved(#[source] io::Error),
+    RevokedNotSaved {
+        /// What `unpair` would have returned: whether this run trusted
+        /// the peer (the file's list is not known).
+        changed: bool,
+        /// Why the file was not updated.
+        #[source]
+        source: io::Error,
+    },
     /// The change was made, in this run and in the trust file, but the
     /// file's directory could not be synced afterwards: a crash or a
     /// power loss may yet take it back.
-    #[error(transparent)]
-    NotDurable(#[from] crate::persist::NotDurable),
+    #[error("the trust change was made, but may not be durable")]
+    NotDurable {
+        /// What `pair` or `unpair` would have returned: whether the list
+        /// changed (`pair`: the peer was not trusted before; `unpair`: it
+        /// was, by the run or by the file).
+        changed: bool,
+        /// The file replaced, and why its directory was not synced.
+        #[source]
+        source: crate::persist::NotDurable,
+    },
     /// The runtime dropped the change before it finished (it is shutting
     /// down): the trust file may or may not have it. In this run a `pair`
     /// was not made (the run trusts the peer as it did before the call)
@@ -304,14 +319,16 @@ pub enum TrustChangeError {
 impl From<TrustChangeError> for io::Error {
     fn from(error: TrustChangeError) -> io::Error {
         let kind = match &error {
-            TrustChangeError::File(e) | TrustChangeError::RevokedNotSaved(e) => e.kind(),
-            TrustChangeError::NotDurable(e) => e.source.kind(),
+            TrustChangeError::File(e) | TrustChangeError::RevokedNotSaved { source: e, .. } => {
+                e.kind()
+            }
+            TrustChangeError::NotDurable { source, .. } => source.source.kind(),
             TrustChangeError::OwnPeerId(_) => io::ErrorKind::InvalidInput,
             TrustChangeError::Closed | TrustChangeError::Dropped => io::ErrorKind::Other,
         };
         match error {
             TrustChangeError::File(e) => e,
-            TrustChangeError::NotDurable(e) => io::Error::new(kind, e),
+            TrustChangeError::NotDurable { source, .. } => io::Error::new(kind, source),
             // (the change's error itself, whose cause stays its source)
             error => io::Error::new(kind, error),
         }
@@ -483,15 +500,24 @@ pub(crate) mod tests {
             ),
             (Box::new(TrustChangeError::File(cause())), "the-cause"),
             (
-                Box::new(TrustChangeError::RevokedNotSaved(cause())),
+                Box::new(TrustChangeError::RevokedNotSaved {
+                    changed: true,
+                    source: cause(),
+                }),
                 "the-cause",
             ),
             (
-                Box::new(TrustChangeError::NotDurable(unsynced())),
+                Box::new(TrustChangeError::NotDurable {
+                    changed: true,
+                    source: unsynced(),
+                }),
                 "the-cause",
             ),
             (
-                Box::new(io::Error::from(TrustChangeError::RevokedNotSaved(cause()))),
+                Box::new(io::Error::from(TrustChangeError::RevokedNotSaved {
+                    changed: true,
+                    source: cause(),
+                })),
                 "the-cause",
             ),
             (Box::new(io::Error::other(unsynced())), "the-cause"),
@@ -535,16 +561,20 @@ pub(crate) mod tests {
             (e.kind(), e.to_string()),
             (io::ErrorKind::InvalidData, "line 3".into())
         );
-        let e = io_of(TrustChangeError::RevokedNotSaved(
-            io::ErrorKind::StorageFull.into(),
-        ));
+        let e = io_of(TrustChangeError::RevokedNotSaved {
+            changed: true,
+            source: io::ErrorKind::StorageFull.into(),
+        });
         assert_eq!(e.kind(), io::ErrorKind::StorageFull);
         assert!(e.to_string().starts_with("revoked in this run"), "{e}");
         let unsynced = NotDurable {
             path: "trust".into(),
             source: io::ErrorKind::PermissionDenied.into(),
         };
-        let e = io_of(TrustChangeError::NotDurable(unsynced));
+        let e = io_of(TrustChangeError::NotDurable {
+            changed: false,
+            source: unsynced,
+        });
         assert!(NotDurable::is(&e), "{e}");
         assert_eq!(e.kind(), io::ErrorKind::PermissionDenied);
         for closed in [TrustChangeError::Closed, TrustChangeError::Dropped] {

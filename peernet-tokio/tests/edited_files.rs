@@ -124,7 +124,8 @@ async fn an_address_book_edited_by_hand_is_not_overwritten() {
 /// half-saved file) made `unpair` fail and the running node go on
 /// trusting, and serving, the peer being revoked (review s40, r4). The
 /// file is still not written over, but the revocation takes effect, and
-/// the error says the file still trusts the peer.
+/// the error says the file still trusts the peer, and whether the run
+/// did (what `unpair` returns).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unpair_revokes_even_when_the_trust_file_is_damaged() {
     let dir = tempfile::tempdir().unwrap();
@@ -137,11 +138,21 @@ async fn an_unpair_revokes_even_when_the_trust_file_is_damaged() {
     let still = node.trust().contains(&compromised);
     let err = unpaired.as_ref().expect_err("the file was not updated");
     assert!(
-        matches!(err, TrustChangeError::RevokedNotSaved(_)),
+        matches!(err, TrustChangeError::RevokedNotSaved { changed: true, .. }),
         "{err:?}"
     );
     assert!(err.to_string().contains("revoked in this run"), "{err}");
     println!("unpair: {unpaired:?}; node still trusts the peer: {still}");
+    // again: the run no longer trusted the peer, and the error says so
+    // (what `unpair` returns when it succeeds)
+    let again = node.unpair(&compromised).await;
+    assert!(
+        matches!(
+            again,
+            Err(TrustChangeError::RevokedNotSaved { changed: false, .. })
+        ),
+        "{again:?}"
+    );
     node.shutdown().await;
     assert!(
         !still,

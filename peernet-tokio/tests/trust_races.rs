@@ -116,8 +116,12 @@ async fn an_unpair_overtaken_by_the_close_says_the_peer_is_revoked() {
     let unpaired = unpair.await;
     println!("unpair: {unpaired:?}");
     assert!(
-        matches!(unpaired, Err(TrustChangeError::RevokedNotSaved { .. })),
-        "the error must say the peer is revoked and the file not updated: {unpaired:?}"
+        matches!(
+            unpaired,
+            Err(TrustChangeError::RevokedNotSaved { changed: true, .. })
+        ),
+        "the error must say the peer was trusted and is revoked, and the file not updated: \
+         {unpaired:?}"
     );
     assert!(!node.trust().contains(&revoked), "the run trusts the peer");
     let on_disk = DataDir::open(dir.path()).unwrap().load_trust().unwrap();

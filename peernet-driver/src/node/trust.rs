@@ -279,11 +279,12 @@ enum Unsaved {
 }
 
 impl Unsaved {
-    /// The error of a change made in the run.
-    fn error(self) -> TrustChangeError {
+    /// The error of a change made in the run; `changed`: what the
+    /// change would have returned.
+    fn error(self, changed: bool) -> TrustChangeError {
         match self {
-            Unsaved::NotDurable(source) => TrustChangeError::NotDurable(source),
-            Unsaved::Not(source) => TrustChangeError::RevokedNotSaved(source),
+            Unsaved::NotDurable(source) => TrustChangeError::NotDurable { changed, source },
+            Unsaved::Not(source) => TrustChangeError::RevokedNotSaved { changed, source },
         }
     }
 }
@@ -308,9 +309,10 @@ async fn change_trust<R: Runtime>(
             return match change {
                 Change::Pair(_) => (Err(TrustChangeError::Closed), None),
                 // (revoked in the run already: the error says so)
-                Change::Unpair(_) => {
+                Change::Unpair(was_trusted) => {
+                    let paired = shared.with_core(|inner, _| unmark(inner, (peer, number)));
                     let closed = io::Error::other("the node closed before the file was written");
-                    (Err(Unsaved::Not(closed).error()), None)
+                    (Err(Unsaved::Not(closed).error(was_trusted | paired)), None)
                 }
             };
         };
@@ -378,7 +380,7 @@ async fn change_trust<R: Runtime>(
     });
     match out {
         Some((changed, due)) => {
-            let result = unsaved.map_or(Ok(changed), |e| Err(e.error()));
+            let result = unsaved.map_or(Ok(changed), |e| Err(e.error(changed)));
             (result, due.then_some(after))
         }
         None => (Err(TrustChangeError::Closed), None),
@@ -414,14 +416,15 @@ mod tests {
         trust.insert(Identity::from_seed(&[7; 32]).peer_id(), None);
         crate::persist::FAIL_SYNC_DIR.set(true);
         let err = data.save_trust(&trust).unwrap_err();
-        let err = Unsaved::NotDurable(NotDurable::take(err).unwrap()).error();
-        let TrustChangeError::NotDurable(unsynced) = &err else {
+        let err = Unsaved::NotDurable(NotDurable::take(err).unwrap()).error(true);
+        let TrustChangeError::NotDurable { changed, source } = &err else {
             panic!("{err:?}");
         };
-        assert_eq!(unsynced.path, dir.path().join("trust"));
-        assert!(err.to_string().contains("was replaced"), "{err}");
-        let source = std::error::Error::source(&err).unwrap();
-        assert!(source.to_string().contains("injected"), "{source}");
+        assert!(changed, "what the change returned is kept");
+        assert_eq!(source.path, dir.path().join("trust"));
+        let chain = ErrorChain(&err).to_string();
+        assert!(chain.contains("was replaced"), "{chain}");
+        assert!(chain.contains(": injected"), "{chain}");
         // any other error is given back as it was
         let other = io::Error::new(io::ErrorKind::StorageFull, "full");
         let back = NotDurable::take(other).unwrap_err();
