@@ -49,7 +49,11 @@ impl Hooks for GatedDisk {
 impl GatedDisk {
     /// Waits until a write has reached the gate.
     async fn write_waiting(&self) {
-        self.handed.acquire().await.expect("never closed").forget();
+        let handed = tokio::time::timeout(BOUND, self.handed.acquire());
+        let handed = handed
+            .await
+            .expect("a write reached the disk within the bound");
+        handed.expect("never closed").forget();
     }
 
     /// Lets `n` writes through.
@@ -63,6 +67,10 @@ impl GatedDisk {
         self.let_through(1);
     }
 }
+
+/// How long a test waits for what it awaits before it fails (a bound on
+/// a failure only: each wait ends as soon as the event comes).
+const BOUND: Duration = Duration::from_secs(30);
 
 fn peer(seed: u8) -> PeerId {
     Identity::from_seed(&[seed; 32]).peer_id()
@@ -109,7 +117,10 @@ async fn an_unpair_overtaken_by_the_close_says_the_peer_is_revoked() {
     // The node closes before the unpair's turn comes.
     let events = node.events();
     drop(node.shutdown());
-    while events.recv().await.is_ok() {}
+    let closed = async { while events.recv().await.is_ok() {} };
+    tokio::time::timeout(BOUND, closed)
+        .await
+        .expect("the node closed within the bound");
     disk.let_through(16);
     pair.await
         .expect("written while the node held its directory");

@@ -1,6 +1,6 @@
 //! Whom the node trusts: `pair`, `unpair` and `trust`, and the one path
-//! every trust-list change takes (the data directory's file first, then
-//! the core).
+//! every trust-list change takes in its turn (the data directory's file
+//! first, then the core; an `unpair` revokes in the core at once too).
 
 use std::io;
 use std::sync::Arc;
