@@ -29,7 +29,7 @@ pub mod netns;
 mod raw;
 pub mod scenarios;
 
-pub use raw::RawPeer;
+pub use raw::{RawPeer, call_envelope};
 
 /// What a runtime crate supplies to run the scenarios.
 pub trait Harness: 'static {

@@ -16,6 +16,17 @@ use rand_chacha::rand_core::SeedableRng;
 
 use peernet_driver::{BoxRead, BoxWrite, Runtime, Transport};
 
+/// A CALL of `handle` with request id `id`, no arguments and no timeout,
+/// for [`RawPeer::send_raw`].
+pub fn call_envelope(id: u64, handle: &str) -> Envelope {
+    Envelope::Call {
+        id,
+        handle: peernet_proto::Handle::new(handle).expect("a valid handle"),
+        args: Bytes::new(),
+        timeout_ms: 0,
+    }
+}
+
 /// A hand-driven peer: nothing happens unless the test pumps it.
 pub struct RawPeer {
     ep: Endpoint,

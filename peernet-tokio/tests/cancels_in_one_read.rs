@@ -25,8 +25,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use peernet_conformance::RawPeer;
-use peernet_proto::{Envelope, Event, Handle, PeerId};
+use peernet_conformance::{RawPeer, call_envelope};
+use peernet_proto::{Envelope, Event, PeerId};
 use peernet_tokio::{Config, Identity, Node, NodeConfig};
 use until::until;
 
@@ -36,16 +36,6 @@ const CALLS: u64 = 50_000;
 /// Rounds of each grouping, alternated.
 const ROUNDS: u64 = 5;
 
-/// A CALL of `handle` with request id `id`.
-fn call(id: u64, handle: &str) -> Envelope {
-    Envelope::Call {
-        id,
-        handle: Handle::new(handle).unwrap(),
-        args: Bytes::new(),
-        timeout_ms: 0,
-    }
-}
-
 /// `CALLS` CALLs to `hang` with request ids from `first`, in groups of
 /// `group`: each group's CALLs, then their CANCELs in the same order.
 /// Amid each group's CALLs, one to `tally` that is not cancelled.
@@ -53,10 +43,10 @@ fn cancelled_calls(first: u64, group: u64) -> Vec<Envelope> {
     let mut envelopes = Vec::with_capacity(2 * CALLS as usize);
     for start in (first..first + CALLS).step_by(group as usize) {
         let ids = start..start + group;
-        envelopes.extend(ids.clone().map(|id| call(id, "hang")));
+        envelopes.extend(ids.clone().map(|id| call_envelope(id, "hang")));
         envelopes.insert(
             envelopes.len() - group as usize / 2,
-            call(start << 20, "tally"),
+            call_envelope(start << 20, "tally"),
         );
         envelopes.extend(ids.map(|id| Envelope::Cancel { id }));
     }

@@ -15,21 +15,12 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use bytes::Bytes;
-use peernet_conformance::RawPeer;
+use peernet_conformance::{RawPeer, call_envelope};
 use peernet_proto::{Envelope, Handle};
 use peernet_tokio::{Context, Identity, Node, NodeConfig, TokioRuntime};
 
 /// Calls and sends to `count` behind the one to `gate`, in one read.
 const BEHIND: u64 = 8;
-
-fn call(id: u64, handle: &str) -> Envelope {
-    Envelope::Call {
-        id,
-        handle: Handle::new(handle).unwrap(),
-        args: Bytes::new(),
-        timeout_ms: 0,
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_handler_of_a_peer_unpaired_mid_batch_starts() {
@@ -71,9 +62,9 @@ async fn no_handler_of_a_peer_unpaired_mid_batch_starts() {
     let rt = TokioRuntime::default();
     let at = bob.local_addr().unwrap();
     let mut eve = RawPeer::dial(&rt, eve_id, bob_peer, at, &[]).await;
-    let mut read = vec![call(1, "gate")];
+    let mut read = vec![call_envelope(1, "gate")];
     for id in 2..2 + BEHIND {
-        read.push(call(id, "count"));
+        read.push(call_envelope(id, "count"));
         read.push(Envelope::Send {
             handle: Handle::new("count").unwrap(),
             args: Bytes::from_static(&[7; 100]),
