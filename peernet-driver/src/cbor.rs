@@ -210,11 +210,24 @@ const BAD_RESPONSE: &str = "peernet/bad-response";
 /// `["peernet/bad-response", why]`, logged here at `warn`. A typed caller
 /// does not decode it as its error type, and reports a reply that does
 /// not decode.
+///
+/// `why` is cut and logged as a [`bad_request`]'s reason is: a value's
+/// own `Encode` or `Serialize` impl wrote it, and it may quote the value
+/// (what a peer sent, or a file), at any length.
 pub(crate) fn bad_response(why: &str) -> Bytes {
-    tracing::warn!(%why, "a typed handler's result does not encode");
-    minicbor::to_vec((BAD_RESPONSE, why))
+    tracing::warn!(why = %PeerWords(why), "a typed handler's result does not encode");
+    minicbor::to_vec((BAD_RESPONSE, &*cut(why)))
         .map(Bytes::from)
         .unwrap_or_default()
+}
+
+/// `words` cut to their first 256 bytes, on a character boundary, with
+/// `…` after them when cut ([`PeerWords::start`]).
+fn cut(words: &str) -> std::borrow::Cow<'_, str> {
+    match PeerWords(words).start() {
+        (start, true) => std::borrow::Cow::Owned(format!("{start}…")),
+        (_, false) => std::borrow::Cow::Borrowed(words),
+    }
 }
 
 /// The first element of a [`bad_request`] body.
@@ -233,10 +246,7 @@ pub const BAD_REQUEST: &str = "peernet/bad-request";
 /// longer than it, and a reply over the frame limit would reach the
 /// caller as `too_large` rather than as a bad request.
 pub fn bad_request(reason: &str) -> Bytes {
-    let reason = match PeerWords(reason).start() {
-        (start, true) => std::borrow::Cow::Owned(format!("{start}…")),
-        (_, false) => std::borrow::Cow::Borrowed(reason),
-    };
+    let reason = cut(reason);
     let mut encoder = minicbor::Encoder::new(Vec::new());
     // (writing to a Vec cannot fail)
     let _ = encoder
@@ -270,6 +280,30 @@ mod tests {
         ) -> Result<(), minicbor::encode::Error<W::Error>> {
             Err(minicbor::encode::Error::message("cannot"))
         }
+    }
+
+    /// A value whose encoder says a great deal.
+    struct Wordy;
+
+    impl<C> Encode<C> for Wordy {
+        fn encode<W: minicbor::encode::Write>(
+            &self,
+            _: &mut minicbor::Encoder<W>,
+            _: &mut C,
+        ) -> Result<(), minicbor::encode::Error<W::Error>> {
+            Err(minicbor::encode::Error::message("é".repeat(1 << 20)))
+        }
+    }
+
+    /// An encoder's words are cut before they are sent, as a bad
+    /// request's are: whole, they made a reply over the frame limit.
+    #[test]
+    fn a_bad_responses_words_are_cut_before_they_are_sent() {
+        let body = encode_outcome::<Wordy, u8>(Ok(Wordy)).expect_err("a handler error");
+        let (tag, why): (String, String) = minicbor::decode(&body).unwrap();
+        assert_eq!(tag, BAD_RESPONSE);
+        assert!(why.len() <= 256 + "…".len(), "{} bytes", why.len());
+        assert!(why.starts_with("éé") && why.ends_with('…'), "{why}");
     }
 
     #[test]
