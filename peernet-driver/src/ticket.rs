@@ -627,8 +627,6 @@ mod tests {
             .prop_map(|(seed, addrs)| Ticket::new(peer(seed), addrs).unwrap())
     }
 
-    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
-
     proptest! {
         #[test]
         fn round_trip(ticket in arb_ticket()) {
@@ -645,7 +643,7 @@ mod tests {
             let text = ticket.to_string();
             let bytes = text.as_bytes();
             for i in TICKET_PREFIX.len()..bytes.len() {
-                for &c in ALPHABET {
+                for &c in ALPHABET.as_bytes() {
                     if c == bytes[i] {
                         continue;
                     }

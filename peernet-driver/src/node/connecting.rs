@@ -34,8 +34,9 @@ impl<R: Runtime> Node<R> {
     /// book (source `Application`; for a host name, the address that
     /// opened; for an unspecified address, `0.0.0.0:PORT` as a listener
     /// bound to every interface reports itself, this host's loopback
-    /// address, where the operating system took the connection), so that [`Node::connect_peer`] and
-    /// [`Node::keep_connected`] find the peer there later. A peer
+    /// address, where the operating system took the connection), so
+    /// that [`Node::connect_peer`] and [`Node::keep_connected`] find the
+    /// peer there later. A peer
     /// connected already resolves at once, and nothing is recorded: the
     /// address was not tried.
     ///

@@ -128,7 +128,8 @@ impl<R: Runtime> Node<R> {
     /// [`StartError::Linger`] for a linger of zero,
     /// [`StartError::Lock`] when the config's data directory lock was
     /// taken by another node, [`StartError::Io`] when `addr` cannot be
-    /// bound or is a multicast or broadcast address ([`Node::listen`]), and [`StartError::Entropy`] without randomness from the OS.
+    /// bound or is a multicast or broadcast address ([`Node::listen`]),
+    /// and [`StartError::Entropy`] without randomness from the OS.
     ///
     /// # Panics
     ///
