@@ -10,7 +10,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use peernet_tokio::{CallError, Config, Identity, Node, NodeConfig, NodeEvent};
+use peernet_tokio::{CallError, Config, Identity, NodeConfig, NodeEvent};
+
+#[path = "common/loopback.rs"]
+mod loopback;
 
 const MIB: usize = 1 << 20;
 
@@ -33,12 +36,7 @@ async fn one_hostile_peer_pins_at_most_its_byte_budget() {
     let bob_id = Identity::from_seed(&[81; 32]);
     let eve_id = Identity::from_seed(&[82; 32]);
     let (bob_peer, eve_peer) = (bob_id.peer_id(), eve_id.peer_id());
-    let bob = Node::bind(
-        NodeConfig::new(bob_id).trusting(eve_peer),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
+    let bob = loopback::bound(NodeConfig::new(bob_id).trusting(eve_peer)).await;
     // Each call ends up held (its handler starts, and never finishes) or
     // refused: both say so here, so the test awaits the count.
     let (settled_tx, mut settled) = tokio::sync::mpsc::unbounded_channel::<()>();
@@ -51,12 +49,7 @@ async fn one_hostile_peer_pins_at_most_its_byte_budget() {
     bob.expose("sink", |_, _| std::future::pending()).unwrap();
     bob.expose("barrier", |_, _| async { Ok(bytes::Bytes::new()) })
         .unwrap();
-    let eve = Node::bind(
-        NodeConfig::new(eve_id).trusting(bob_peer),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
+    let eve = loopback::bound(NodeConfig::new(eve_id).trusting(bob_peer)).await;
     eve.connect(bob_peer, bob.local_addr().unwrap())
         .await
         .unwrap();

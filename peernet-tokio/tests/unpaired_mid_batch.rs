@@ -17,7 +17,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use peernet_conformance::{RawPeer, call_envelope};
 use peernet_proto::{Envelope, Handle};
-use peernet_tokio::{Context, Identity, Node, NodeConfig, TokioRuntime};
+use peernet_tokio::{Context, Identity, NodeConfig, TokioRuntime};
+
+#[path = "common/loopback.rs"]
+mod loopback;
 
 /// Calls and sends to `count` behind the one to `gate`, in one read.
 const BEHIND: u64 = 8;
@@ -29,12 +32,7 @@ async fn no_handler_of_a_peer_unpaired_mid_batch_starts() {
         Identity::from_seed(&[122; 32]),
     );
     let (bob_peer, eve_peer) = (bob_id.peer_id(), eve_id.peer_id());
-    let bob = Node::bind(
-        NodeConfig::new(bob_id).trusting(eve_peer),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
+    let bob = loopback::bound(NodeConfig::new(bob_id).trusting(eve_peer)).await;
     // The first handler of the batch holds the reader (its first poll
     // blocks) until the test has unpaired the peer; it hands the test its
     // context, whose signal is raised once the batch's first polls are
