@@ -32,8 +32,9 @@ pub struct NodeStats {
     /// failed too many handshakes lately.
     pub throttled_connections: u64,
     /// Calls that timed out before the core took them: waiting for room
-    /// in a full send queue, for a kept peer's reconnect, or (a nested
-    /// call) with their inherited budget already spent. The core's
+    /// in a full send queue, for a kept peer's reconnect, or with no
+    /// budget at all (a zero timeout, a nested call's inherited budget
+    /// already spent): nothing of them was sent. The core's
     /// `counters.calls_out.timed_out` counts those it held.
     pub calls_timed_out_unsent: u64,
     /// A gauge: [`Node::connect_peer`](crate::Node::connect_peer) calls

@@ -64,9 +64,11 @@ impl<R: Runtime> Node<R> {
     /// [`CallError::HandlerError`],
     /// [`CallError::HandlerPanicked`], [`CallError::Overloaded`],
     /// [`CallError::ShuttingDown`], [`CallError::ResultTooLarge`]. Then
-    /// [`CallError::Timeout`], and [`CallError::ConnectionClosed`] with
-    /// the reason (a GOODBYE, an unpair on either side, a superseding
-    /// connection, a lost transport). Frame limits are not negotiated: a
+    /// [`CallError::Timeout`] (at once, with nothing sent, for a zero
+    /// timeout or one spent waiting), and
+    /// [`CallError::ConnectionClosed`] with the reason (a GOODBYE, an
+    /// unpair on either side, a superseding connection, a lost
+    /// transport). Frame limits are not negotiated: a
     /// call under our limit but over the peer's closes the connection
     /// (see
     /// [`NodeConfig::max_frame_len`](crate::NodeConfig::max_frame_len)).
@@ -95,6 +97,16 @@ impl<R: Runtime> Node<R> {
                         Some(at) => Some(at.saturating_duration_since(self.shared.rt.now())),
                         None => timeout,
                     };
+                    // No budget left (a zero timeout, or one spent waiting
+                    // for room or a reconnect): the caller has given up
+                    // already. The wire cannot say so (0 means no limit,
+                    // so the core rounds it up to 1 ms), and the callee
+                    // would start a handler nobody waits for, which could
+                    // call on with a fresh millisecond of its own.
+                    if budget.is_some_and(|b| b.is_zero()) {
+                        self.timed_out_unsent();
+                        return (Err(CallError::Timeout), None);
+                    }
                     match inner.ep.call(now, peer, handle, args, budget) {
                         Ok(id) => {
                             // a sequential call writes its own bytes
