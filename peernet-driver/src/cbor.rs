@@ -147,10 +147,19 @@ pub type CborFuture<Fut, T, E> =
 /// [`Node::expose`] / [`Node::expose_to`]: arguments decoded from CBOR,
 /// result and error value encoded as CBOR. Arguments that do not decode
 /// (or are not exactly one CBOR item nested at most
-/// [`MAX_CBOR_DEPTH`](crate::MAX_CBOR_DEPTH) deep, see
+/// [`MAX_CBOR_DEPTH`](crate::MAX_CBOR_DEPTH) deep, or whose items would
+/// take more room decoded than
+/// [`MAX_CBOR_HEAP_PER_BYTE`](crate::MAX_CBOR_HEAP_PER_BYTE) allows, see
 /// [`check_cbor`](crate::check_cbor)) are answered `handler_error` with a
 /// [`bad_request`] body, without running `handler` ([`Node::call_cbor`]
-/// reports it as [`TypedCallError::BadRequest`]).
+/// reports it as [`TypedCallError::BadRequest`]), and logged at `debug`.
+///
+/// The node's byte budgets count the arguments' bytes while `handler`
+/// holds their decoded value: decoded to the standard types (strings,
+/// `Vec`s, `Option`s, integers up to 64 bits, `f64`, structs and tuples
+/// of them) it takes at most 33 bytes of heap per byte of arguments,
+/// plus 64 KiB, at its peak ([`MAX_CBOR_HEAP_PER_BYTE`](crate::MAX_CBOR_HEAP_PER_BYTE)
+/// says how, and which types take more).
 ///
 /// ```no_run
 /// # async fn demo<R: peernet_driver::Runtime>(node: peernet_driver::Node<R>) {
@@ -184,8 +193,10 @@ where
 }
 
 /// Decodes a body from a peer: exactly one CBOR item, nested at most
-/// [`MAX_CBOR_DEPTH`](crate::MAX_CBOR_DEPTH) deep (checked first, so
-/// that no recursive decoder meets a deeper one).
+/// [`MAX_CBOR_DEPTH`](crate::MAX_CBOR_DEPTH) deep, and no denser than
+/// [`MAX_CBOR_HEAP_PER_BYTE`](crate::MAX_CBOR_HEAP_PER_BYTE) allows
+/// (checked first, so that no recursive decoder meets a deeper one, and
+/// no decoder allocates for a denser one).
 fn decode<T: for<'b> Decode<'b, ()>>(body: &[u8]) -> Result<T, minicbor::decode::Error> {
     check_cbor(body).map_err(minicbor::decode::Error::message)?;
     minicbor::decode(body)

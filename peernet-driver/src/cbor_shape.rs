@@ -1,6 +1,7 @@
 //! The shape of a CBOR body from a peer, checked before any decoder sees
 //! it: exactly one well-formed item, nested at most [`MAX_CBOR_DEPTH`]
-//! deep.
+//! deep, whose items would not take much more memory decoded than the
+//! body's bytes ([`MAX_CBOR_HEAP_PER_BYTE`]).
 //!
 //! The decoders the typed layers use (`minicbor`, `minicbor-serde`) build
 //! values recursively, one stack frame per level of nesting, with no
@@ -8,12 +9,75 @@
 //! thread's stack, which aborts the whole process (a stack overflow is
 //! not a panic). This walk is iterative: its memory is a counter per
 //! open level, and it reads each byte at most once.
+//!
+//! A decoded value is also larger than its bytes: each element of an
+//! array or a map takes its room in its collection's buffer, 24 bytes for
+//! a `String` or a `Vec` that a one-byte empty string or array decodes
+//! to. A body of 512 KiB of empty strings, decoded as a `Vec<String>`,
+//! took 72 bytes of heap per byte at its peak (24 per element, up to
+//! three times while the `Vec` grew: minicbor pushes one element at a
+//! time), and the node's byte budgets count only the bytes
+//! (`peernet-driver/tests/typed_heap.rs`). The walk charges each item the
+//! room it would take decoded to the standard types and refuses a body
+//! whose charge is over [`MAX_CBOR_HEAP_PER_BYTE`] bytes per byte plus
+//! [`CBOR_HEAP_SLACK`]: an item in an array, or a map's value, is
+//! charged 24 bytes if it is a string, an array, a map, a null or an
+//! undefined (a `String`, a `Vec`, an `Option<String>`), 8 bytes if it
+//! is anything else (a `u64`, an `f64`); a map's key 8 bytes (a struct's
+//! field name takes no room); a tag nothing (the item it holds is
+//! charged). What an item takes decoded depends on the type it decodes
+//! to, which the check cannot see: these are the standard types' sizes.
+//! A caller's replies are checked the same before they are decoded.
 
 /// How deep a CBOR body from a peer may nest (arrays, maps, tags and
 /// indefinite-length strings each open a level), as serde_json's
 /// default recursion limit. A deeper body is refused before it is
 /// decoded.
 pub const MAX_CBOR_DEPTH: usize = 128;
+
+/// How many bytes of room in a decoded value's collections a CBOR body
+/// from a peer may take per byte of it (beyond [`CBOR_HEAP_SLACK`]), as
+/// the check charges its items (the module's doc): a body over it is
+/// refused before it is decoded.
+///
+/// So a request decoding to the standard types (strings, `Vec`s,
+/// `Option`s, integers up to 64 bits, `f64`, structs and tuples of them)
+/// takes at most 8 bytes of heap per byte of arguments for its elements,
+/// plus the slack, times the room a `Vec` keeps beyond its elements (up
+/// to twice as it grows by doubling, three times while it moves to a
+/// doubled buffer, four times for one element, its least room being
+/// four), plus its strings' own bytes (at most one per byte): at most
+/// 33 bytes of heap per byte of arguments, plus 64 KiB, at its peak. It
+/// was 72 (512 KiB of empty strings decoded as a `Vec<String>`), and 84
+/// for arrays of one-element arrays of empty arrays;
+/// `peernet-driver/tests/typed_heap.rs` measures both. The C allocator
+/// adds its own header and rounding to each block (a one-byte buffer
+/// takes 32 bytes of glibc's heap).
+///
+/// Elements larger than they are charged take more in proportion: an
+/// `Option<u64>` or a `u128` (16 bytes from a one-byte integer), a
+/// `HashMap`'s entries and a string key (charged 8), and an application's
+/// own types (an `Option<T>` decoded from a one-byte null takes
+/// `size_of::<Option<T>>()`).
+///
+/// The bodies it refuses are dense with one-byte items: more than about
+/// a thousand empty strings, empty arrays or nulls, or more than a few
+/// thousand one-byte strings or pairs of integers below 24, in one body.
+/// Such data travels as a byte string.
+pub const MAX_CBOR_HEAP_PER_BYTE: usize = 8;
+
+/// The room the check allows a CBOR body's items beyond
+/// [`MAX_CBOR_HEAP_PER_BYTE`] per byte, whatever its size: a body of at
+/// most 1,024 bytes is never refused for its items' room (each byte is
+/// charged at most 24).
+pub const CBOR_HEAP_SLACK: usize = 16 * 1024;
+
+/// What the check charges an item that decodes to a header of 24 bytes
+/// (a string, an array, a map, a null or an undefined in an array).
+const HEADER: usize = 24;
+
+/// What the check charges any other item in an array or a map.
+const SCALAR: usize = 8;
 
 /// Why a CBOR body was refused before decoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -32,6 +96,14 @@ pub enum CborShapeError {
     /// none may be, an indefinite string of the wrong chunks).
     #[error("malformed CBOR")]
     Malformed,
+    /// The body's items would take more room decoded than it may (its
+    /// length times [`MAX_CBOR_HEAP_PER_BYTE`], plus [`CBOR_HEAP_SLACK`];
+    /// the bytes allowed).
+    #[error(
+        "CBOR items too dense: they would take over {0} bytes decoded \
+         ({MAX_CBOR_HEAP_PER_BYTE} per byte of the body, plus {CBOR_HEAP_SLACK})"
+    )]
+    TooDense(usize),
 }
 
 /// One open level: how many items it still holds (`None`: indefinite,
@@ -44,13 +116,40 @@ struct Level {
     /// An indefinite map: whether it holds an odd number of items so far
     /// (a break there would cut a key from its value).
     odd_map: Option<bool>,
+    /// A definite map (its next item is a key when `left` is even).
+    map: bool,
+}
+
+impl Level {
+    /// What the next item in this level is charged, if it is a string,
+    /// an array, a map or a null (`header`), or not.
+    fn charge(&self, header: bool) -> usize {
+        let key = match (self.left, self.odd_map) {
+            (_, Some(odd)) => !odd,
+            (Some(left), None) => self.map && left % 2 == 0,
+            (None, None) => false,
+        };
+        match (self.chunks_of, key, header) {
+            // (a chunk of an indefinite string is part of its string)
+            (Some(_), _, _) => 0,
+            (None, false, true) => HEADER,
+            (None, _, _) => SCALAR,
+        }
+    }
 }
 
 /// Checks that `body` is exactly one well-formed CBOR item nested at most
-/// [`MAX_CBOR_DEPTH`] deep.
+/// [`MAX_CBOR_DEPTH`] deep, whose items would take at most
+/// [`MAX_CBOR_HEAP_PER_BYTE`] bytes of room decoded per byte of it, plus
+/// [`CBOR_HEAP_SLACK`] (the module's doc says how they are charged).
 pub fn check_cbor(body: &[u8]) -> Result<(), CborShapeError> {
     let mut levels: Vec<Level> = Vec::new();
     let mut at = 0usize;
+    let allowed = body
+        .len()
+        .saturating_mul(MAX_CBOR_HEAP_PER_BYTE)
+        .saturating_add(CBOR_HEAP_SLACK);
+    let mut charged = 0usize;
     // (one top-level item: the walk ends when it is complete)
     let mut done = false;
     while !done {
@@ -94,6 +193,15 @@ pub fn check_cbor(body: &[u8]) -> Result<(), CborShapeError> {
             if major == 7 && info == 24 && argument < Some(32) {
                 return Err(CborShapeError::Malformed);
             }
+            // (a tag is charged nothing: the item it holds is charged as
+            // an element)
+            if let Some(level) = levels.last().filter(|_| major != 6) {
+                let header = matches!(major, 2..=5) || (major == 7 && matches!(info, 22 | 23));
+                charged += level.charge(header);
+                if charged > allowed {
+                    return Err(CborShapeError::TooDense(allowed));
+                }
+            }
             let opened = match (major, argument) {
                 // a definite string: skip its bytes
                 (2 | 3, Some(len)) => {
@@ -109,22 +217,26 @@ pub fn check_cbor(body: &[u8]) -> Result<(), CborShapeError> {
                     left: None,
                     chunks_of: Some(major),
                     odd_map: None,
+                    map: false,
                 }),
                 (4, left) => Some(Level {
                     left,
                     chunks_of: None,
                     odd_map: None,
+                    map: false,
                 }),
                 (5, left) => Some(Level {
                     left: left.map(|n| n.saturating_mul(2)),
                     chunks_of: None,
                     odd_map: left.is_none().then_some(false),
+                    map: left.is_some(),
                 }),
                 // a tag holds one item
                 (6, _) => Some(Level {
                     left: Some(1),
                     chunks_of: None,
                     odd_map: None,
+                    map: false,
                 }),
                 // integers and simple values / floats: nothing inside
                 _ => None,
@@ -265,5 +377,96 @@ mod tests {
                 "{body:02x?}"
             );
         }
+    }
+
+    /// An array of `n` copies of `item`.
+    fn array_of(n: usize, item: &[u8]) -> Vec<u8> {
+        let mut encoder = minicbor::Encoder::new(Vec::new());
+        encoder.array(n as u64).unwrap();
+        let mut body = encoder.into_writer();
+        for _ in 0..n {
+            body.extend_from_slice(item);
+        }
+        body
+    }
+
+    /// What the check allows a body of `len` bytes.
+    fn allowed(len: usize) -> usize {
+        len * MAX_CBOR_HEAP_PER_BYTE + CBOR_HEAP_SLACK
+    }
+
+    /// Items that decode to a 24-byte header each (a `String`, a `Vec`, an
+    /// `Option<String>`) from one byte are refused past the slack: before
+    /// the check, 512 KiB of them took 72 bytes of heap per byte.
+    #[test]
+    fn bodies_dense_with_one_byte_headers_are_refused() {
+        for item in [0x40u8, 0x60, 0x80, 0xa0, 0xf6, 0xf7] {
+            let body = array_of(2048, &[item]);
+            assert_eq!(
+                check_cbor(&body),
+                Err(CborShapeError::TooDense(allowed(body.len()))),
+                "{item:02x}"
+            );
+        }
+        // one-byte strings, empty arrays in arrays, pairs of small integers
+        for (n, item) in [
+            (4096, &[0x61, b'a'][..]),
+            (4096, &[0x81, 0x80]),
+            (4096, &[0x82, 0x00, 0x00]),
+            (4096, &[0xc1, 0x80]),
+        ] {
+            let body = array_of(n, item);
+            assert!(
+                matches!(check_cbor(&body), Err(CborShapeError::TooDense(_))),
+                "{item:02x?}"
+            );
+        }
+        // deep in a body, too: the charge counts every level
+        let mut body = vec![0x82, 0x00];
+        body.extend(array_of(2048, &[0x60]));
+        assert!(matches!(
+            check_cbor(&body),
+            Err(CborShapeError::TooDense(_))
+        ));
+        let reason = CborShapeError::TooDense(allowed(body.len())).to_string();
+        assert!(reason.contains("too dense"), "{reason}");
+    }
+
+    /// What ordinary requests hold passes, however long: integers (a
+    /// `Vec<u8>` is an array of them), strings of two bytes or more,
+    /// structs as maps keyed by short field names, indefinite strings of
+    /// many chunks; and any body of at most 1,024 bytes.
+    #[test]
+    fn ordinary_bodies_pass_however_long() {
+        let ordinary = [
+            array_of(100_000, &[0x01]),
+            array_of(100_000, &[0x18, 0xff]),
+            array_of(100_000, &[0xf5]),
+            array_of(100_000, &[0x62, b'a', b'b']),
+            // {"x": 1, "y": 2}, and as an indefinite map
+            array_of(100_000, &[0xa2, 0x61, b'x', 0x01, 0x61, b'y', 0x02]),
+            array_of(100_000, &[0xbf, 0x61, b'x', 0x01, 0x61, b'y', 0x02, 0xff]),
+            // pairs of integers of a byte, a tagged two-byte string
+            array_of(100_000, &[0x82, 0x18, 0x20, 0x18, 0x21]),
+            array_of(100_000, &[0xc1, 0x62, b'a', b'b']),
+            minicbor::to_vec(vec!["a name of some length"; 100_000]).unwrap(),
+        ];
+        for body in &ordinary {
+            assert_eq!(check_cbor(body), Ok(()), "{:02x?}", &body[..12]);
+        }
+        // an indefinite string of empty chunks is one string
+        let mut chunks = vec![0x7f];
+        chunks.extend(std::iter::repeat_n(0x60, 100_000));
+        chunks.push(0xff);
+        assert_eq!(check_cbor(&chunks), Ok(()));
+        // the densest body of 1,024 bytes: 1,021 empty strings (and
+        // five more, refused)
+        let body = array_of(1021, &[0x60]);
+        assert_eq!(body.len(), 1024);
+        assert_eq!(check_cbor(&body), Ok(()));
+        assert_eq!(
+            check_cbor(&array_of(1026, &[0x60])),
+            Err(CborShapeError::TooDense(allowed(1029)))
+        );
     }
 }

@@ -93,7 +93,9 @@ pub use cbor::{
     BAD_REQUEST, CborFuture, EncodeError, TypedCallError, TypedSendError, bad_request,
     bad_request_reason, cbor_handler,
 };
-pub use cbor_shape::{CborShapeError, MAX_CBOR_DEPTH, check_cbor};
+pub use cbor_shape::{
+    CBOR_HEAP_SLACK, CborShapeError, MAX_CBOR_DEPTH, MAX_CBOR_HEAP_PER_BYTE, check_cbor,
+};
 pub use config::{MAX_EVENTS_CAPACITY, NodeConfig};
 pub use context::{CallKind, Context};
 pub use dirlock::{DirLock, LockError};
@@ -115,11 +117,11 @@ pub mod api {
     #[cfg(feature = "mdns")]
     pub use crate::discovery;
     pub use crate::{
-        CallErrorExt, CallKind, CborFuture, CborShapeError, ConnectError, Context, DataDir,
-        DirLock, EncodeError, ErrorChain, EventStream, HandlerResult, LockError, MAX_CBOR_DEPTH,
-        MAX_EVENTS_CAPACITY, MAX_QUEUED_EVENTS, NodeConfig, NodeEvent, NodeStats, PeerAddr,
-        StartError, Ticket, TicketError, TrustChangeError, TypedCallError, TypedSendError,
-        cbor_handler, check_cbor,
+        CBOR_HEAP_SLACK, CallErrorExt, CallKind, CborFuture, CborShapeError, ConnectError, Context,
+        DataDir, DirLock, EncodeError, ErrorChain, EventStream, HandlerResult, LockError,
+        MAX_CBOR_DEPTH, MAX_CBOR_HEAP_PER_BYTE, MAX_EVENTS_CAPACITY, MAX_QUEUED_EVENTS, NodeConfig,
+        NodeEvent, NodeStats, PeerAddr, StartError, Ticket, TicketError, TrustChangeError,
+        TypedCallError, TypedSendError, cbor_handler, check_cbor,
     };
     #[cfg(feature = "serde")]
     pub use crate::{Service, ServiceError};

@@ -132,7 +132,9 @@ fn encode<T: Serialize>(value: &T) -> Result<Bytes, String> {
 /// Decodes a body from a peer: exactly one CBOR item, nested at most
 /// [`MAX_CBOR_DEPTH`](crate::MAX_CBOR_DEPTH) deep (checked first: serde's
 /// buffering of a tagged, untagged or flattened type recurses once per
-/// level, whatever the type).
+/// level, whatever the type), and no denser than
+/// [`MAX_CBOR_HEAP_PER_BYTE`](crate::MAX_CBOR_HEAP_PER_BYTE) allows (the
+/// decoded value's room in its collections).
 fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
     check_cbor(body).map_err(|e| e.to_string())?;
     minicbor_serde::from_slice(body).map_err(|e| e.to_string())
@@ -169,8 +171,10 @@ impl<R: Runtime> Node<R> {
     /// Exposes the service `S` (named by a value of it) to every trusted
     /// peer, under [`Service::HANDLE`]: `handler` gets the
     /// call's [`Context`] and the decoded request; its response or error
-    /// is encoded back. A request that does not decode is answered with a
-    /// bad-request body without running `handler`.
+    /// is encoded back. A request that does not decode (or whose items
+    /// would take more room decoded than
+    /// [`MAX_CBOR_HEAP_PER_BYTE`](crate::MAX_CBOR_HEAP_PER_BYTE) allows)
+    /// is answered with a bad-request body without running `handler`.
     pub fn expose_service<S, F, Fut>(&self, service: S, handler: F) -> Result<(), InvalidHandle>
     where
         S: Service,
