@@ -156,8 +156,8 @@ pub type CborFuture<Fut, T, E> =
 ///
 /// The node's byte budgets count the arguments' bytes while `handler`
 /// holds their decoded value: decoded to the standard types (strings,
-/// `Vec`s, `Option`s, integers up to 64 bits, `f64`, structs and tuples
-/// of them) it takes at most 33 bytes of heap per byte of arguments,
+/// `Vec`s, integers up to 64 bits, `f64`, `bool`, `Option`s of strings
+/// and `Vec`s, structs and tuples of them) it takes at most 33 bytes of heap per byte of arguments,
 /// plus 64 KiB, at its peak ([`MAX_CBOR_HEAP_PER_BYTE`](crate::MAX_CBOR_HEAP_PER_BYTE)
 /// says how, and which types take more).
 ///

@@ -281,4 +281,31 @@ fn a_typed_requests_heap_is_bounded_per_byte_of_arguments() {
     for (shape, took) in &decoded {
         assert!(took.outcome.is_ok(), "{shape}");
     }
+    // Beyond the bound, as documented: elements larger than they are
+    // charged, which the check cannot tell from a body (a one-entry
+    // `BTreeMap` keeps a node of room for eleven entries, a `HashMap`
+    // for four, an `Option<u64>` takes 16 bytes).
+    for (shape, took) in [
+        (
+            "Vec<BTreeMap<String, String>>",
+            run::<Vec<std::collections::BTreeMap<String, String>>>(array_of(
+                N / 16 + 1,
+                b"\xa1\x63abc\x65defgh",
+            )),
+        ),
+        (
+            "Vec<HashMap<String, String>>",
+            run::<Vec<std::collections::HashMap<String, String>>>(array_of(
+                N / 16 + 1,
+                b"\xa1\x63abc\x65defgh",
+            )),
+        ),
+        (
+            "Vec<Option<u64>> of one-byte integers",
+            run::<Vec<Option<u64>>>(array_of(N, &[0x01])),
+        ),
+    ] {
+        report(shape, &took);
+        assert!(took.outcome.is_ok(), "{shape}");
+    }
 }
