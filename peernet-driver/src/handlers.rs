@@ -187,6 +187,9 @@ impl<R: Runtime> Shared<R> {
                     continue;
                 }
                 Work::CloseDeadline(signals) => {
+                    // (its reader, parked in a read, lets its buffer go:
+                    // `tasks::read_open`)
+                    self.contain(|| signals.stop_reader.wake());
                     let at = self.after(self.linger_of(&signals));
                     let sleep = self.rt.sleep_until(at);
                     self.rt.spawn(crate::tasks::close_deadline(sleep, signals));

@@ -30,7 +30,8 @@ use peernet_proto::Source;
 /// split off the buffer (no copy); a new buffer is taken when less than a
 /// quarter of it is left. A connection starts small (a handshake, an idle
 /// peer, a flood of connections that never say HELLO cost little) and
-/// doubles its buffer whenever a read fills all the room there was.
+/// doubles its buffer whenever a read fills all the room there was. A
+/// closed connection lingers without one (`discard`).
 const FIRST_READ_BUF: usize = 4 * 1024;
 const MAX_READ_BUF: usize = 64 * 1024;
 
@@ -275,37 +276,74 @@ async fn reader<R: Runtime>(
     mut read: BoxRead,
     signals: Arc<ConnSignals>,
 ) {
+    // (the read buffer and the work list go with `read_open`: a closed
+    // connection lingers without them)
+    if read_open(&shared, conn, &mut read, &signals).await {
+        discard(&mut read, &signals.stop_reader).await;
+    }
+    signals.reader_done.notify();
+}
+
+/// What the reader's poll found.
+enum Read {
+    /// Told to stop (`ConnSignals::stop_reader`).
+    Stop,
+    /// The core closed the connection (`ConnSignals::closed`).
+    Closed,
+    /// The read itself ended.
+    Done(io::Result<usize>),
+}
+
+/// Reads for the core while the connection is open; true if it ended
+/// because the core closed it (its reader lingers), false at end of
+/// stream, a failed read or a stop.
+///
+/// The close wakes it (`Work::CloseDeadline`), wherever it waits: its
+/// buffer, up to [`MAX_READ_BUF`], must not linger with a peer that sends
+/// nothing more. Its poll costs one atomic load for that, no lock.
+async fn read_open<R: Runtime>(
+    shared: &Arc<Shared<R>>,
+    conn: ConnId,
+    read: &mut BoxRead,
+    signals: &ConnSignals,
+) -> bool {
     let mut buf = BytesMut::new();
     let mut size = FIRST_READ_BUF;
     let mut work = Vec::new();
     loop {
-        if buf.len() < size / 4 {
-            buf = BytesMut::zeroed(size);
-        }
-        let room = buf.len();
         let reading = poll_fn(|cx| {
             if signals.stop_reader.poll_raised(cx).is_ready() {
-                return Poll::Ready(None);
+                return Poll::Ready(Read::Stop);
             }
-            Pin::new(&mut read).poll_read(cx, &mut buf[..]).map(Some)
+            // (after the waker's registration above: a close from now on
+            // wakes this task, one before is seen here)
+            if signals.closed.load(Ordering::Acquire) {
+                return Poll::Ready(Read::Closed);
+            }
+            // (here, not before the poll: no new buffer for a closed
+            // connection)
+            if buf.len() < size / 4 {
+                buf = BytesMut::zeroed(size);
+            }
+            Pin::new(&mut *read)
+                .poll_read(cx, &mut buf[..])
+                .map(Read::Done)
         });
         let n = match reading.await {
-            None => break,
-            Some(Ok(n)) => n,
-            Some(Err(error)) => {
+            Read::Stop => return false,
+            Read::Closed => return true,
+            Read::Done(Ok(n)) => n,
+            Read::Done(Err(error)) => {
                 tracing::debug!(%error, "read failed");
                 0
             }
         };
-        if n == room && size < MAX_READ_BUF {
+        if n == buf.len() && size < MAX_READ_BUF {
             size *= 2;
         }
         if signals.closed.load(Ordering::Acquire) {
-            // lingering after the close: discard, until EOF
-            if n == 0 {
-                break;
-            }
-            continue;
+            // (closed while this read waited: its bytes are discarded)
+            return n > 0;
         }
         let input = match n {
             0 => Input::Closed { conn },
@@ -321,10 +359,39 @@ async fn reader<R: Runtime>(
         });
         if n == 0 {
             tracing::debug!("transport closed by peer");
-            break;
+            return false;
         }
     }
-    signals.reader_done.notify();
+}
+
+/// The buffer a lingering reader discards into: on the stack, for one
+/// poll only.
+const DISCARD_BUF: usize = 8 * 1024;
+
+/// Lingering after the close: discards what the peer sends, until end of
+/// stream (or the stop, at the linger's end). It holds no buffer between
+/// reads, so a closed connection's reader costs no heap while it waits,
+/// however much its peer sent before the close: a peer that sent a burst
+/// and went silent left the open reader's buffer (up to [`MAX_READ_BUF`],
+/// outside the linger budget) for the whole linger of each connection.
+async fn discard(read: &mut BoxRead, stop: &WakeFlag) {
+    loop {
+        let reading = poll_fn(|cx| {
+            if stop.poll_raised(cx).is_ready() {
+                return Poll::Ready(None);
+            }
+            let mut scratch = [0u8; DISCARD_BUF];
+            Pin::new(&mut *read).poll_read(cx, &mut scratch).map(Some)
+        });
+        match reading.await {
+            Some(Ok(0)) | None => break,
+            Some(Ok(_)) => {}
+            Some(Err(error)) => {
+                tracing::debug!(%error, "read failed");
+                break;
+            }
+        }
+    }
 }
 
 enum Ending {

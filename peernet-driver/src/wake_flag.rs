@@ -1,5 +1,6 @@
 //! A wake-up flag for exactly one waiting task: a writer waiting for bytes,
-//! a reader or accept loop waiting to be stopped, the timer waiting for an
+//! a reader or accept loop waiting to be stopped (a reader also woken,
+//! the flag left down, at its connection's close), the timer waiting for an
 //! earlier deadline, a close deadline waiting for its writer's end (one
 //! per connection: the core closes a connection once). A second task
 //! waiting on the same flag would take the wake-up from the first. Unlike
@@ -22,6 +23,15 @@ impl WakeFlag {
     /// Raises the flag and wakes the waiting task, if any.
     pub(crate) fn notify(&self) {
         self.set.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    /// Wakes the waiting task without raising the flag: it looks again at
+    /// the state that goes with the flag (a reader, at its connection's
+    /// close: `ConnSignals::closed`, set before, under the node's lock).
+    /// The waiting task reads that state after registering, as
+    /// [`WakeFlag::poll_raised`] reads the flag, so no wake-up is missed.
+    pub(crate) fn wake(&self) {
         self.waker.wake();
     }
 

@@ -17,14 +17,17 @@ use crate::write_half::WriteHalf;
 pub(crate) struct ConnSignals {
     /// Bytes are queued, or the connection is closing: writer, wake up.
     pub(crate) write: WakeFlag,
-    /// The core is done with the connection: reader, discard what comes.
+    /// The core is done with the connection: reader, let your buffer go
+    /// and discard what comes (set under the node's lock; the reader is
+    /// woken through `stop_reader` once the lock is let go, the flag left
+    /// down: `WakeFlag::wake`).
     pub(crate) closed: AtomicBool,
     /// The connection was established (its handshake done, its peer
     /// trusted): only then does it linger for the whole
     /// [`NodeConfig::linger`](crate::NodeConfig::linger) once closed
     /// ([`Shared::linger_of`](super::Shared::linger_of)).
     pub(crate) established: AtomicBool,
-    /// Reader, stop now.
+    /// Reader, stop now. (Its waker also serves `closed`.)
     pub(crate) stop_reader: WakeFlag,
     /// Writer, stop now (a forced shutdown).
     pub(crate) stop_writer: WakeFlag,

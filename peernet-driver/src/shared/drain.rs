@@ -31,7 +31,9 @@ pub(crate) enum Work {
     /// A connection has bytes queued, or is closing: wake its writer.
     Write(ConnId, Arc<ConnSignals>),
     /// The core closed a connection: whatever the peer does, its transport
-    /// is released within the linger (see `tasks::close_deadline`).
+    /// is released within the linger (see `tasks::close_deadline`); its
+    /// reader is woken to linger without its read buffer
+    /// (`tasks::read_open`).
     CloseDeadline(Arc<ConnSignals>),
     Call(InboundCall, DynHandler),
     Send(InboundSend, DynHandler),
