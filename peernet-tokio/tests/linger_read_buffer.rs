@@ -14,6 +14,9 @@
 //! Its own test binary: it counts this process's live heap bytes with a
 //! global allocator.
 
+#[path = "common/loopback.rs"]
+mod loopback;
+
 use std::alloc::{GlobalAlloc, Layout};
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Duration;
@@ -140,9 +143,7 @@ async fn a_lingering_connection_keeps_no_read_buffer() {
     // (an hour: no connection here stops lingering but by its peer's end
     // of stream)
     let config = NodeConfig::new(Identity::from_seed(&[80; 32])).linger(Duration::from_secs(3600));
-    let bob = Node::bind(config, "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let bob = loopback::bound(config).await;
     let idle = metrics.num_alive_tasks();
     let mut raws = Vec::new();
     for seed in 81..81 + CONNS as u8 {
