@@ -98,9 +98,11 @@ fn stalled_reason() -> CloseReason {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_that_pings_but_never_reads_is_cut_off() {
     let (bob, mut raw, events) = bob_and_raw(71, patient(IDLE)).await;
+    // (before the flood: its task may run on the other worker at once,
+    // and bob's patience starts with the first byte it cannot write)
+    let start = Instant::now();
     // 40 MB: far more than the loopback socket buffers hold.
     flood(&bob, raw.peer_id(), 40, 1_000_000);
-    let start = Instant::now();
     let cut_off = ping_until_cut_off(&mut raw, &events);
     let reason = tokio::time::timeout(Duration::from_secs(30), cut_off)
         .await
