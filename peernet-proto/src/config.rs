@@ -25,6 +25,15 @@ pub struct Config {
     /// its bytes come (then it takes that one: PROTOCOL.md 6.1 judges
     /// `busy` at INIT). Default 1024.
     pub max_handshakes: usize,
+    /// Bytes the connections whose handshake is not finished may hold,
+    /// all together, for frames split across reads (above all a version-2
+    /// responder's wait for the first record, which may be a whole
+    /// frame). The bytes that would pass it are refused and their
+    /// connection closed ([`HandshakeError::OverBudget`](crate::HandshakeError::OverBudget));
+    /// established connections are never charged. Default 16 MiB, the
+    /// worst case (1,024 handshakes could hold 1 GiB before); at least
+    /// [`Config::MIN_FRAME_LEN`], so that a split INIT fits.
+    pub max_handshake_bytes: usize,
     /// Calls in flight from one connection before a CALL is answered with
     /// `overloaded`. Default 1024.
     pub max_inbound_calls: usize,
@@ -200,6 +209,7 @@ impl Default for Config {
         Config {
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
             max_handshakes: 1024,
+            max_handshake_bytes: 16 << 20,
             max_inbound_calls: 1024,
             max_outbound_calls: 4096,
             max_inbound_bytes_per_conn: 16 << 20,
@@ -261,6 +271,10 @@ pub enum ConfigError {
         /// The setting that must be the higher.
         high: &'static str,
     },
+    /// `max_handshake_bytes` is below [`Config::MIN_FRAME_LEN`]: an INIT
+    /// split across reads would not fit.
+    #[error("max_handshake_bytes ({0}) must be at least {min}", min = Config::MIN_FRAME_LEN)]
+    HandshakeBytesTooSmall(usize),
     /// `dial.growth_min_percent` is below 100: the backoff would shrink.
     #[error("dial.growth_min_percent ({0}) must be at least 100")]
     BackoffShrinks(u32),
@@ -273,7 +287,8 @@ impl Config {
 
     /// Checks the rules every field must follow: durations above zero,
     /// `idle_timeout` above `ping_interval`, counts and buffers above
-    /// zero, `max_frame_len` at least [`Config::MIN_FRAME_LEN`],
+    /// zero, `max_frame_len` and `max_handshake_bytes` at least
+    /// [`Config::MIN_FRAME_LEN`],
     /// `first_frame_timeout` not above `handshake_timeout`, and the dial
     /// schedule's growth at least 100 % with its bounds the right way
     /// round (`first_min` <= `first_max` <= `max_delay`,
@@ -310,6 +325,7 @@ impl Config {
         }
         let counts = [
             ("max_handshakes", self.max_handshakes),
+            ("max_handshake_bytes", self.max_handshake_bytes),
             ("max_inbound_calls", self.max_inbound_calls),
             ("max_outbound_calls", self.max_outbound_calls),
             (
@@ -337,6 +353,11 @@ impl Config {
         if self.max_frame_len < Config::MIN_FRAME_LEN {
             return Err(ConfigError::FrameTooSmall(self.max_frame_len));
         }
+        if self.max_handshake_bytes < Config::MIN_FRAME_LEN as usize {
+            return Err(ConfigError::HandshakeBytesTooSmall(
+                self.max_handshake_bytes,
+            ));
+        }
         if self.first_frame_timeout > self.handshake_timeout {
             return Err(ConfigError::FirstFrameAboveHandshake {
                 first: self.first_frame_timeout,
@@ -354,8 +375,9 @@ impl Config {
     /// 1 ms above it, a zero count or byte budget 1 (a zero
     /// `send_buffer` made every call wait for room that never came, a
     /// zero `max_handshakes` answered every handshake `busy`),
-    /// `first_frame_timeout` at most `handshake_timeout`, and the dial
-    /// schedule's growth at least 100 % with its bounds in order. (The
+    /// `first_frame_timeout` at most `handshake_timeout`,
+    /// `max_handshake_bytes` at least [`Config::MIN_FRAME_LEN`], and the
+    /// dial schedule's growth at least 100 % with its bounds in order. (The
     /// endpoint raises `max_frame_len` to its largest handshake frame.)
     /// A valid configuration is returned as it is.
     pub(crate) fn workable(mut self) -> Config {
@@ -390,6 +412,7 @@ impl Config {
         ] {
             *count = (*count).max(1);
         }
+        c.max_handshake_bytes = c.max_handshake_bytes.max(Config::MIN_FRAME_LEN as usize);
         let dial = &mut c.dial;
         dial.first_max = dial.first_max.max(dial.first_min);
         dial.max_delay = dial.max_delay.max(dial.first_max);

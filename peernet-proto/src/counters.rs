@@ -106,6 +106,10 @@ pub struct HandshakeCounts {
     /// connection took its handshake slot, every slot being taken
     /// ([`HandshakeError::Evicted`]).
     pub evicted: u64,
+    /// Closed because the bytes of a split frame would have taken the
+    /// handshakes' buffers past `Config::max_handshake_bytes`
+    /// ([`HandshakeError::OverBudget`]).
+    pub over_budget: u64,
     /// Refused `busy` because the trusted peer named connects more often
     /// than `Config::peer_connects` allows ([`HandshakeError::Throttled`];
     /// also counted in `refused` under `busy`).
@@ -132,6 +136,7 @@ impl HandshakeCounts {
             HandshakeError::Replayed => self.replayed += 1,
             HandshakeError::Record(_) => self.record_failed += 1,
             HandshakeError::Evicted => self.evicted += 1,
+            HandshakeError::OverBudget => self.over_budget += 1,
             HandshakeError::Throttled => {
                 self.throttled += 1;
                 self.refused.add(RejectCode::Busy);
@@ -150,6 +155,7 @@ impl HandshakeCounts {
             + self.replayed
             + self.record_failed
             + self.evicted
+            + self.over_budget
     }
 }
 
@@ -279,7 +285,7 @@ impl fmt::Display for HandshakeCounts {
             f,
             "established={} refused[{}] rejected[{}] timed_out={} transport_lost={} \
              superseded={} abandoned={} replayed={} record_failed={} evicted={} \
-             throttled={}",
+             over_budget={} throttled={}",
             self.established,
             self.refused,
             self.rejected,
@@ -290,6 +296,7 @@ impl fmt::Display for HandshakeCounts {
             self.replayed,
             self.record_failed,
             self.evicted,
+            self.over_budget,
             self.throttled,
         )
     }
@@ -379,6 +386,12 @@ mod tests {
         assert_eq!(h.throttled, 1);
         assert_eq!(h.refused.get(RejectCode::Busy), 1);
         assert_eq!(h.failures(), 6);
-        assert!(h.to_string().ends_with("evicted=0 throttled=1"), "{h}");
+        assert!(
+            h.to_string()
+                .ends_with("evicted=0 over_budget=0 throttled=1"),
+            "{h}"
+        );
+        h.failed(&HandshakeError::OverBudget, None);
+        assert_eq!((h.over_budget, h.failures()), (1, 7));
     }
 }

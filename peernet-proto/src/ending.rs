@@ -67,6 +67,19 @@ pub(crate) enum Ending {
 }
 
 impl Ending {
+    /// A frame the decoder refused: a bad header ([`Ending::BadFrame`]),
+    /// or a handshake over the node's byte budget, closed with nothing
+    /// sent ([`HandshakeError::OverBudget`]).
+    pub(crate) fn of_frame(error: FrameError) -> Ending {
+        match error {
+            FrameError::OverBudget { .. } => Ending::HandshakeFailed(Failure {
+                send: None,
+                error: HandshakeError::OverBudget,
+            }),
+            error => Ending::BadFrame(error),
+        }
+    }
+
     /// The GOODBYE this ending sends on an established connection, if any.
     fn goodbye(&self) -> Option<(GoodbyeCode, Cow<'_, str>)> {
         let (code, reason) = match self {

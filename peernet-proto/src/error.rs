@@ -113,6 +113,13 @@ pub enum HandshakeError {
     /// `Rejected(busy)`: try later). Held against the connection's source.
     #[error("the peer connects too often: refused busy")]
     Throttled,
+    /// The bytes of a frame split across reads would have taken the
+    /// buffers of every handshake in progress past the node's budget
+    /// (`Config::max_handshake_bytes`): closed before they were buffered,
+    /// with nothing sent (the bytes it needed and the room left are
+    /// logged at debug). Held against the connection's source.
+    #[error("over the node's byte budget for handshakes in progress")]
+    OverBudget,
     /// The transport closed before the handshake finished.
     #[error("the transport closed during the handshake")]
     TransportLost,

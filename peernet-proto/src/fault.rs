@@ -129,12 +129,16 @@ pub enum Fault {
     /// most recently), so a LAN host's false hints drop a true address
     /// that a partition made fail, and heard again it waits its turn.
     WorkedHintEvictable,
+    /// `Connection::room_for_input`: a handshake's split frame may grow
+    /// whatever the others hold (`Config::max_handshake_bytes` is never
+    /// enforced), so slow first records pile up outside every budget.
+    NoHandshakeBudget,
 }
 
 #[cfg(feature = "fault-injection")]
 impl Fault {
     /// Every fault, for the simulation and the fuzz targets to iterate.
-    pub const ALL: [Fault; 34] = [
+    pub const ALL: [Fault; 35] = [
         Fault::SupersedeNewest,
         Fault::SkipTrustCheck,
         Fault::ReplyAnyConnection,
@@ -169,6 +173,7 @@ impl Fault {
         Fault::HintsUnlimited,
         Fault::HintTurnResets,
         Fault::WorkedHintEvictable,
+        Fault::NoHandshakeBudget,
     ];
 
     /// The fault whose variant name is `name` (as its `Debug` prints it).

@@ -38,6 +38,16 @@ pub enum FrameError {
         /// The limit in force when the header arrived.
         max: u32,
     },
+    /// A split frame's buffer would grow past what the connection may
+    /// hold now (a handshake's room in the node's
+    /// `Config::max_handshake_bytes`): its bytes are refused, not buffered.
+    #[error("frame: {need} bytes to buffer, over the {room} the connection may hold")]
+    OverBudget {
+        /// The buffer the frame's bytes so far need.
+        need: usize,
+        /// What the connection could still hold.
+        room: usize,
+    },
 }
 
 #[derive(Debug)]
@@ -72,6 +82,9 @@ pub struct FrameDecoder {
     /// What a split frame's buffer starts with ([`FIRST_BODY_ROOM`]
     /// unless the connection asks for less).
     first_room: usize,
+    /// The most a split frame's buffer may grow to (`usize::MAX` unless
+    /// the connection asks for less): beyond, [`FrameError::OverBudget`].
+    max_room: usize,
     state: State,
 }
 
@@ -96,6 +109,7 @@ impl FrameDecoder {
         FrameDecoder {
             max_frame_len,
             first_room: FIRST_BODY_ROOM,
+            max_room: usize::MAX,
             state: State::Header {
                 buf: [0; FRAME_HEADER_LEN],
                 have: 0,
@@ -124,6 +138,23 @@ impl FrameDecoder {
     /// little. From the next frame on.
     pub(crate) fn set_first_room(&mut self, room: Option<usize>) {
         self.first_room = room.unwrap_or(FIRST_BODY_ROOM);
+    }
+
+    /// The most a split frame's buffer may grow to, from now on: what
+    /// would need more fails the decoder with [`FrameError::OverBudget`]
+    /// before it allocates (a handshake's room in the node's budget).
+    pub(crate) fn set_max_room(&mut self, room: usize) {
+        self.max_room = room;
+    }
+
+    /// Bytes the buffer of a split frame has allocated (its capacity: what
+    /// it holds of our memory, at least [`FrameDecoder::buffered_len`]
+    /// less the header).
+    pub(crate) fn held(&self) -> usize {
+        match &self.state {
+            State::Body { buf, .. } => buf.capacity(),
+            State::Header { .. } | State::Failed(_) => 0,
+        }
     }
 
     /// Takes bytes from the front of `input` and returns the next complete
@@ -203,26 +234,34 @@ impl FrameDecoder {
                     if input.is_empty() {
                         return Ok(None);
                     }
-                    if buf.is_empty() {
-                        if input.len() >= *len {
-                            let len = *len;
-                            self.reset();
-                            return Ok(Some(Frame::InPlace(len)));
-                        }
-                        // Room for what came, and at least the first room
-                        // (FIRST_BODY_ROOM): a header alone commits no more.
-                        let room = input.len().max(self.first_room);
-                        buf.reserve_exact(room.min(*len));
+                    if buf.is_empty() && input.len() >= *len {
+                        let len = *len;
+                        self.reset();
+                        return Ok(Some(Frame::InPlace(len)));
                     }
                     let take = (*len - buf.len()).min(input.len());
-                    if buf.capacity() - buf.len() < take {
+                    let room = if buf.is_empty() {
+                        // Room for what came, and at least the first room
+                        // (FIRST_BODY_ROOM): a header alone commits no more.
+                        input.len().max(self.first_room).min(*len)
+                    } else if buf.capacity() - buf.len() < take {
                         // Doubles, never past the frame's length (`len` is
-                        // the peer's): `reserve_exact`, as `reserve` may
-                        // round up further. A reallocation, which for
-                        // large buffers moves pages rather than bytes.
-                        let room = (buf.len() + take).max(buf.capacity() * 2).min(*len);
-                        buf.reserve_exact(room - buf.len());
+                        // the peer's). A reallocation, which for large
+                        // buffers moves pages rather than bytes.
+                        (buf.len() + take).max(buf.capacity() * 2).min(*len)
+                    } else {
+                        buf.capacity()
+                    };
+                    if room > buf.capacity() && room > self.max_room {
+                        let err = FrameError::OverBudget {
+                            need: room,
+                            room: self.max_room,
+                        };
+                        self.state = State::Failed(err);
+                        return Err(err);
                     }
+                    // (`reserve_exact`, as `reserve` may round up further)
+                    buf.reserve_exact(room - buf.len());
                     buf.extend_from_slice(&input[..take]);
                     input.advance(take);
                     if buf.len() < *len {
@@ -444,6 +483,32 @@ mod tests {
         // doubled from 64 KiB: 64, 128, …, 2,048 KiB, then exactly 4 MiB
         assert_eq!(grew.len(), 7, "{grew:?}");
         assert_eq!(grew.last(), Some(&len));
+    }
+
+    /// A split frame's buffer grows only within the room the connection
+    /// gives it: the read that needs more fails the decoder before it
+    /// allocates, whatever was kept, and `held` is what it allocated.
+    #[test]
+    fn a_split_frame_grows_only_within_its_room() {
+        let len = 1 << 20;
+        let mut dec = FrameDecoder::new(len as u32);
+        dec.set_max_room(256 * 1024);
+        let wire = frame(&vec![3; len]);
+        assert_eq!(dec.held(), 0);
+        assert_eq!(dec.decode(&mut wire.slice(..100_000)), Ok(None));
+        assert_eq!(dec.held(), 100_000 - FRAME_HEADER_LEN);
+        assert_eq!(dec.decode(&mut wire.slice(100_000..200_000)), Ok(None));
+        assert_eq!(dec.held(), 200_000 - FRAME_HEADER_LEN);
+        let over = FrameError::OverBudget {
+            need: 2 * (200_000 - FRAME_HEADER_LEN),
+            room: 256 * 1024,
+        };
+        assert_eq!(dec.decode(&mut wire.slice(200_000..300_000)), Err(over));
+        assert_eq!(dec.held(), 0, "failed: nothing kept");
+        // a frame that comes whole needs no room
+        let mut dec = FrameDecoder::new(len as u32);
+        dec.set_max_room(0);
+        assert_eq!(decode_all(&mut dec, wire.clone()).unwrap().len(), 1);
     }
 
     #[test]

@@ -44,6 +44,10 @@ pub struct Stats {
     pub buffered_input: usize,
     /// The most bytes held for one transport's partial frame.
     pub max_buffered_input_per_conn: usize,
+    /// Bytes the buffers of split frames hold (their capacity) on
+    /// connections whose handshake is not finished: at most
+    /// `Config::max_handshake_bytes` together.
+    pub handshake_bytes: usize,
     /// Bytes handed in and not decoded yet because the output queue was
     /// full ([`crate::OUTPUTS_BEFORE_PAUSE`]): the transport's chunks, kept
     /// as they came.
@@ -71,8 +75,12 @@ impl fmt::Display for Stats {
         )?;
         writeln!(
             f,
-            "held: inbound args={} B, send queues={} B, partial frames={} B  timers: {}",
-            self.inbound_bytes, self.queued_bytes, self.buffered_input, self.timers,
+            "held: inbound args={} B, send queues={} B, partial frames={} B (handshakes {} B)  timers: {}",
+            self.inbound_bytes,
+            self.queued_bytes,
+            self.buffered_input,
+            self.handshake_bytes,
+            self.timers,
         )?;
         write!(f, "{}", self.counters)
     }

@@ -33,6 +33,7 @@ fn every_limit(version: ProtocolVersion, count: usize, n: u32, duration: Duratio
     c.version = version;
     c.max_frame_len = n;
     c.max_handshakes = count;
+    c.max_handshake_bytes = count;
     c.max_inbound_calls = count;
     c.max_inbound_bytes_per_conn = count;
     c.max_inbound_bytes = count;
@@ -164,4 +165,21 @@ fn result_of(
         }
     }
     result
+}
+
+/// The handshakes' byte budget is refused at 0 and below the largest
+/// handshake frame (an INIT split across reads would not fit), as the
+/// other limits are.
+#[test]
+fn a_handshake_budget_below_an_init_is_refused() {
+    use peernet_proto::ConfigError;
+    let with = |bytes| {
+        let mut c = Config::default();
+        c.max_handshake_bytes = bytes;
+        c.validate()
+    };
+    assert_eq!(with(0), Err(ConfigError::Zero("max_handshake_bytes")));
+    assert_eq!(with(149), Err(ConfigError::HandshakeBytesTooSmall(149)));
+    assert_eq!(with(150), Ok(()));
+    assert_eq!(Config::default().max_handshake_bytes, 16 << 20);
 }

@@ -15,7 +15,9 @@
 //! envelopes), `liveness` (PING and idle), `transmit` (the send queue,
 //! which seals version 2's records), `in_flight` (the call tables),
 //! `closing` (how it ends: the farewell and the last write), `pin` (what
-//! an inbound argument keeps alive, charged to the byte budgets).
+//! an inbound argument keeps alive, charged to the byte budgets),
+//! `budget` (what a handshake's split frame holds, charged to the node's
+//! budget for handshakes).
 
 use alloc::collections::VecDeque;
 
@@ -41,6 +43,7 @@ use crate::registry::Established;
 use crate::timers::{Timer, Timers};
 use crate::trust::TrustList;
 
+mod budget;
 mod closing;
 mod handshake;
 mod in_flight;
@@ -72,6 +75,9 @@ pub(crate) struct Ctx {
     pub(crate) held: usize,
     /// Of those, the SENDs of ended connections, per peer (`orphans.rs`).
     pub(crate) orphans: Orphans,
+    /// Bytes the connections whose handshake is not finished hold for
+    /// split frames: against `Config::max_handshake_bytes` (`budget.rs`).
+    pub(crate) handshake_held: usize,
     /// What happened since the endpoint started.
     pub(crate) counters: Counters,
 }
@@ -170,6 +176,9 @@ pub(crate) struct Connection {
     pub(crate) ended: Option<Ending>,
     /// Established: our replies waiting for room (`replies.rs`).
     waiting: Waiting,
+    /// What its split frame holds, charged to `Ctx::handshake_held`
+    /// while its handshake runs (`budget.rs`).
+    handshake_charge: usize,
 }
 
 impl Connection {
@@ -266,6 +275,7 @@ impl Connection {
             stash: None,
             ended: None,
             waiting: Waiting::default(),
+            handshake_charge: 0,
         }
     }
 
@@ -274,8 +284,22 @@ impl Connection {
     /// Bytes from the transport: handles whole frames until one asks the
     /// endpoint for something, or the bytes run out. `data` keeps what is
     /// left, to be handed in again once the endpoint acted (if the
-    /// connection still exists).
+    /// connection still exists). During the handshake, a split frame may
+    /// hold only what the node's budget leaves (`budget.rs`).
     pub(crate) fn handle_data(
+        &mut self,
+        data: &mut BytesMut,
+        node: &mut Node<'_>,
+        ctx: &mut Ctx,
+    ) -> Option<Transition> {
+        self.room_for_input(ctx);
+        let transition = self.input(data, node, ctx);
+        self.charge_handshake_bytes(ctx);
+        transition
+    }
+
+    /// [`Connection::handle_data`] within the room it was given.
+    fn input(
         &mut self,
         data: &mut BytesMut,
         node: &mut Node<'_>,
@@ -346,7 +370,7 @@ impl Connection {
                     self.handle_frame(&body, body.len(), true, node, ctx)
                 }
                 Ok(None) => return None,
-                Err(error) => return Some(Transition::End(Ending::BadFrame(error))),
+                Err(error) => return Some(self.frame_failed(error)),
             };
             if transition.is_some() {
                 return transition;
@@ -434,6 +458,7 @@ impl Connection {
             ctx.timers.disarm(at, Timer::Handshake(self.id));
         }
         self.decoder.set_max_frame_len(ctx.config.max_frame_len);
+        self.decoder.set_max_room(usize::MAX);
         self.state = State::Established(session);
         self.liveness.arm(self.tx.last_sent, ctx);
     }

@@ -67,7 +67,7 @@ impl Connection {
             let (record, own) = match self.decoder.decode_mut(data) {
                 Ok(Some(record)) => record,
                 Ok(None) => return None,
-                Err(error) => return Some(Transition::End(Ending::BadFrame(error))),
+                Err(error) => return Some(self.frame_failed(error)),
             };
             if let Some(t) = self.on_record(record, own, node, ctx) {
                 return Some(t);

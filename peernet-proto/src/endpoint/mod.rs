@@ -219,6 +219,7 @@ impl Endpoint {
                 now: Instant::ZERO,
                 held: 0,
                 orphans: crate::orphans::Orphans::default(),
+                handshake_held: 0,
                 counters: Counters::default(),
             },
             identity,

@@ -114,6 +114,7 @@ impl Endpoint {
             s.reply_bytes_waiting += bytes;
             s.max_inbound_bytes_per_conn = s.max_inbound_bytes_per_conn.max(c.held_bytes());
             s.buffered_input += c.buffered_input();
+            s.handshake_bytes += c.handshake_bytes();
             s.paused_input += c.paused_input();
             s.max_buffered_input_per_conn = s.max_buffered_input_per_conn.max(c.buffered_input());
             if let Some((outbound, inbound)) = c.calls_in_flight() {
