@@ -39,6 +39,16 @@ protocol_setters! {
     /// yet; only when there is none is its HELLO or INIT answered `busy`.
     /// Default 1024.
     max_handshakes: usize;
+    /// Bytes the connections whose handshake is not finished may hold
+    /// together for frames split across reads (a version-2 responder
+    /// waits for the first record, which may be a whole frame, from a
+    /// peer that has proven nothing). The connection whose bytes would
+    /// pass it is closed (`HandshakeError::OverBudget`, logged at debug
+    /// as "handshake failed"); established connections are never
+    /// charged. Default 16 MiB, which is also the most those buffers
+    /// hold (it was up to 1 GiB: 1,024 handshakes with a 1 MiB record
+    /// each). At least 150 (a split INIT), else [`StartError::Config`].
+    max_handshake_bytes: usize;
     /// Calls served at once per connection before further calls are
     /// answered `overloaded`. Default 1024.
     max_inbound_calls: usize;

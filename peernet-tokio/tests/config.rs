@@ -43,6 +43,17 @@ async fn bind_refuses_invalid_configurations() {
         Node::bind(no_calls, addr).await,
         Err(StartError::Config(ConfigError::Zero("max_outbound_calls")))
     ));
+    for (bytes, want) in [
+        (0, ConfigError::Zero("max_handshake_bytes")),
+        (149, ConfigError::HandshakeBytesTooSmall(149)),
+    ] {
+        let config = NodeConfig::new(Identity::from_seed(&[5; 32])).max_handshake_bytes(bytes);
+        match Node::bind(config, addr).await {
+            Err(StartError::Config(got)) => assert_eq!(got, want),
+            Err(other) => panic!("{want:?}: wrong error {other}"),
+            Ok(_) => panic!("{want:?}: accepted"),
+        }
+    }
     let idle = node_config(|c| {
         c.ping_interval = Duration::from_secs(2);
         c.idle_timeout = Duration::from_secs(1);
