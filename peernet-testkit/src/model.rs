@@ -52,8 +52,10 @@ pub enum Invariant {
     /// Once the network is quiet, every two trusted peers that are both
     /// up have at most one connection, and both sides agree which.
     PairsAgreeWhenQuiet,
-    /// Buffered bytes, queued bytes, and the pending-call and handshake
-    /// tables stay within the configured limits, whatever peers send.
+    /// Buffered bytes (those of handshakes in progress within
+    /// `max_handshake_bytes` together), queued bytes, and the pending-call
+    /// and handshake tables stay within the configured limits, whatever
+    /// peers send.
     TablesWithinLimits,
     /// A connection whose peer vanished is closed within `idle_timeout`
     /// plus one ping interval.
@@ -305,6 +307,11 @@ pub fn check_tables(c: &Config, s: &Stats, e: &Expected) -> Result<(), Breach> {
         format!(
             "{} bytes of arguments held with no call in flight: the budget leaks",
             s.inbound_bytes
+        )
+    } else if s.handshake_bytes > c.max_handshake_bytes {
+        format!(
+            "{} bytes held by handshakes in progress (max_handshake_bytes {})",
+            s.handshake_bytes, c.max_handshake_bytes
         )
     } else if s.inbound_handshakes > c.max_handshakes {
         format!(

@@ -453,6 +453,43 @@ fn byzantine_peer_cannot_break_limits() {
     }
 }
 
+/// Version-2 byzantine peers that send most of a whole first record
+/// after RESP and never the rest: their victim holds at most
+/// `max_handshake_bytes` for them (16 KiB in the simulation, four such
+/// records) and turns the fifth away, its established connection
+/// untouched; all five are gone by the proof deadline. With fault
+/// `NoHandshakeBudget` `tables_within_limits` fires.
+#[test]
+fn slow_first_records_stay_within_the_handshake_budget() {
+    let slow = Attack::Byzantine(Byzantine::SlowFirstRecord);
+    let attacked = |seed, fault| {
+        let mut cfg = SimConfig::new(seed, 2);
+        cfg.byzantine = true;
+        cfg.fault = fault;
+        let mut sim = sim_with(cfg);
+        connect(&mut sim, 0, 1);
+        for _ in 0..5 {
+            sim.attack(1, slow);
+        }
+        sim
+    };
+    for seed in 0..5 {
+        let mut sim = attacked(seed, None);
+        ok(sim.run_for(500 * MS));
+        let stats = sim.endpoint(1).unwrap().stats();
+        assert_eq!(stats.handshake_bytes, 16 * 1024, "seed {seed}: {stats}");
+        let over = stats.counters.handshakes_in.over_budget;
+        assert_eq!(over, 1, "seed {seed}: {stats}");
+        ok(sim.run_for(2_500 * MS));
+        let stats = sim.endpoint(1).unwrap().stats();
+        assert_eq!(stats.handshake_bytes, 0, "seed {seed}: {stats}");
+        assert!(connected(&sim, 0, 1), "seed {seed}: untouched");
+        ok(sim.finish());
+    }
+    let mut sim = attacked(0, Some(Fault::NoHandshakeBudget));
+    violated(sim.run_for(500 * MS), Invariant::TablesWithinLimits);
+}
+
 #[test]
 fn closed_calls_report_the_goodbye_reason() {
     let mut sim = calm(3, 2);

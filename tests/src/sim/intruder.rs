@@ -92,6 +92,12 @@ pub enum Byzantine {
     /// it after its patience (`Input::Stalled`), unless the hard send cap
     /// ends it first.
     DeafPinger,
+    /// Version 2: after RESP, most of a first record as large as the
+    /// limit allows instead of the real one, never the rest: its victim
+    /// holds it while the handshake lasts, within
+    /// `Config::max_handshake_bytes` over all its handshakes. Only in the
+    /// scenarios that launch it (not drawn by [`Attack::random`]).
+    SlowFirstRecord,
 }
 
 impl Byzantine {
@@ -462,6 +468,11 @@ impl RawPeer {
             Byzantine::PingOnly | Byzantine::HalfFrames => {
                 self.lifetime = rng.range(5_500_000_000, 9_000_000_000);
             }
+            // (written in place of the first record: `on_handshake_done`;
+            // it stays past its victim's proof deadline, 2 s)
+            Byzantine::SlowFirstRecord => {
+                self.lifetime = rng.range(3_000_000_000, 5_000_000_000);
+            }
             // Built once the keys are there (`on_bytes`).
             Byzantine::TamperedRecord
             | Byzantine::ReplayedRecord
@@ -630,6 +641,12 @@ impl RawPeer {
             Some(proof) => {
                 action.writes.push(proof);
                 action.writes.extend(self.encode(payload, rng));
+            }
+            None if self.attack == Attack::Byzantine(Byzantine::SlowFirstRecord) => {
+                // Most of a first record of 4,096 bytes, never the rest.
+                let mut partial = 4096u32.to_be_bytes().to_vec();
+                partial.extend(rng.bytes(4000));
+                action.writes.push(partial.into());
             }
             None => {
                 // Version 2: the first record goes at once; it carries the
@@ -814,7 +831,10 @@ impl Sim {
         };
         // Records exist on version 2 only.
         let attack = match attack {
-            Attack::Byzantine(b) if b.breaks_records() && version == ProtocolVersion::V1 => {
+            Attack::Byzantine(b)
+                if (b.breaks_records() || b == Byzantine::SlowFirstRecord)
+                    && version == ProtocolVersion::V1 =>
+            {
                 Attack::Byzantine(Byzantine::InvalidEnvelope)
             }
             a => a,

@@ -100,6 +100,9 @@ impl SimConfig {
         let mut c = Config::default();
         c.max_frame_len = 4096;
         c.max_handshakes = 8;
+        // Four first records of a whole frame (a handshake frame needs
+        // 150 bytes at most, and only when the network splits it).
+        c.max_handshake_bytes = 16 * 1024;
         c.max_inbound_calls = 16;
         c.max_outbound_calls = 32;
         c.send_buffer = 2 * 1024;
