@@ -252,14 +252,18 @@ impl FrameDecoder {
                     } else {
                         buf.capacity()
                     };
-                    if room > buf.capacity() && room > self.max_room {
+                    // What this input needs is refused past the room; the
+                    // first room and the doubling are only cut to it.
+                    let need = buf.len() + take;
+                    if need > buf.capacity() && need > self.max_room {
                         let err = FrameError::OverBudget {
-                            need: room,
+                            need,
                             room: self.max_room,
                         };
                         self.state = State::Failed(err);
                         return Err(err);
                     }
+                    let room = room.min(self.max_room).max(need);
                     // (`reserve_exact`, as `reserve` may round up further)
                     buf.reserve_exact(room - buf.len());
                     buf.extend_from_slice(&input[..take]);
@@ -486,8 +490,9 @@ mod tests {
     }
 
     /// A split frame's buffer grows only within the room the connection
-    /// gives it: the read that needs more fails the decoder before it
-    /// allocates, whatever was kept, and `held` is what it allocated.
+    /// gives it (its doubling cut to the room, not refused): the read
+    /// that needs more fails the decoder before it allocates, whatever
+    /// was kept, and `held` is what it allocated.
     #[test]
     fn a_split_frame_grows_only_within_its_room() {
         let len = 1 << 20;
@@ -499,11 +504,14 @@ mod tests {
         assert_eq!(dec.held(), 100_000 - FRAME_HEADER_LEN);
         assert_eq!(dec.decode(&mut wire.slice(100_000..200_000)), Ok(None));
         assert_eq!(dec.held(), 200_000 - FRAME_HEADER_LEN);
+        // doubling would pass the room: it grows to the room instead
+        assert_eq!(dec.decode(&mut wire.slice(200_000..250_000)), Ok(None));
+        assert_eq!(dec.held(), 256 * 1024);
         let over = FrameError::OverBudget {
-            need: 2 * (200_000 - FRAME_HEADER_LEN),
+            need: 300_000 - FRAME_HEADER_LEN,
             room: 256 * 1024,
         };
-        assert_eq!(dec.decode(&mut wire.slice(200_000..300_000)), Err(over));
+        assert_eq!(dec.decode(&mut wire.slice(250_000..300_000)), Err(over));
         assert_eq!(dec.held(), 0, "failed: nothing kept");
         // a frame that comes whole needs no room
         let mut dec = FrameDecoder::new(len as u32);
