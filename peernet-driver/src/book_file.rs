@@ -518,6 +518,10 @@ impl DataDir {
     /// for a file edited since this directory last read or wrote it, which
     /// is not written over (a node then reads it again and keeps the edit:
     /// see [`NodeConfig::from_data_dir`](crate::NodeConfig::from_data_dir)).
+    /// [`io::ErrorKind::ReadOnlyFilesystem`] or
+    /// [`io::ErrorKind::PermissionDenied`] at once, writing nothing, if
+    /// the directory's lock was taken without write access
+    /// ([`DataDir::try_lock`]).
     ///
     /// [`ChangedOnDisk`]: crate::persist::ChangedOnDisk
     pub fn save_book(&self, book: &SavedBook) -> io::Result<()> {

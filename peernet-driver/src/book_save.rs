@@ -103,11 +103,14 @@ fn retry_delay(failures: u32) -> Duration {
 }
 
 /// Saves the book soon (debounced, and at most [`SAVE_BURST`] such saves
-/// a [`SAVE_WINDOW`]), if the node has a data directory: for
+/// a [`SAVE_WINDOW`]), if the node has a data directory it may write: for
 /// `Work::SaveBook`. Nothing more is scheduled while a save is owed (it
-/// writes the book as it is then).
+/// writes the book as it is then). A directory locked without write
+/// access saves nothing (the node said so once, at its start), rather
+/// than warn of a failed save and retry it, for as long as the node runs.
 pub(crate) fn schedule<R: Runtime>(shared: &Arc<Shared<R>>) {
-    if shared.data_dir.is_none() || shared.book_saves.pending.swap(true, Ordering::AcqRel) {
+    let Some(dir) = &shared.data_dir else { return };
+    if dir.read_only().is_some() || shared.book_saves.pending.swap(true, Ordering::AcqRel) {
         return;
     }
     let wait = shared.book_saves.wait_for_slot(shared.rt.now());

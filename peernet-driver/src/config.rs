@@ -156,6 +156,31 @@ impl NodeConfig {
     /// clones of this config too: the first node built from any of them
     /// takes the lock, a second one is refused.
     ///
+    /// # A directory the node may not write
+    ///
+    /// A directory mounted read-only (a container's identity and trust
+    /// list, often), or whose permissions deny this process writing it,
+    /// still starts a node, if it holds an identity: the lock is taken
+    /// through descriptors opened for reading (the directory's and the
+    /// lock file's, see [`DataDir::try_lock`]), so a second node on it
+    /// is refused all the same, and the node logs one warning. It runs
+    /// with the trust list and book it loaded and saves nothing to the
+    /// directory for the whole run, even if the directory becomes
+    /// writable: a [`Node::pair`](crate::Node::pair) fails and changes
+    /// nothing ([`TrustChangeError::File`], of kind
+    /// [`ReadOnlyFilesystem`](std::io::ErrorKind::ReadOnlyFilesystem) or
+    /// [`PermissionDenied`](std::io::ErrorKind::PermissionDenied): a
+    /// trust granted for this run only is [`NodeConfig::trusting`]'s); a
+    /// [`Node::unpair`](crate::Node::unpair) revokes the peer in this run
+    /// and says its file was not updated
+    /// ([`TrustChangeError::RevokedNotSaved`]); the address book's
+    /// changes hold in memory, and no save of it is tried. A directory
+    /// without an identity does not start a node: the identity cannot be
+    /// created ([`StartError::Io`], naming the identity file).
+    ///
+    /// [`TrustChangeError::File`]: crate::TrustChangeError::File
+    /// [`TrustChangeError::RevokedNotSaved`]: crate::TrustChangeError::RevokedNotSaved
+    ///
     /// # Files edited while the node runs
     ///
     /// The node reads the trust list and the book at start, and never
@@ -194,6 +219,14 @@ impl NodeConfig {
     pub fn from_data_dir(dir: impl AsRef<Path>) -> Result<NodeConfig, StartError> {
         let data = DataDir::open(dir.as_ref())?;
         let lock = data.try_lock()?;
+        if lock.read_only() {
+            tracing::warn!(
+                path = %crate::text::shown_path(data.path()),
+                "the data directory is not writable: the node runs with the identity, trust \
+                 list and address book it loads, and saves nothing to it (a pair fails, an \
+                 unpair and the address book's changes hold in memory only, for this run)"
+            );
+        }
         let mut config = NodeConfig::new(data.load_or_create_identity()?);
         config.dir_lock = Some(Arc::new(Mutex::new(Some(lock))));
         config.trust = data.load_trust_of(&config.peer_id())?;

@@ -108,6 +108,10 @@ pub struct DataDir {
     /// yet), shared by the clones: what a hand edit is told apart from
     /// (`book_edits.rs`).
     last_book: Arc<Mutex<Option<SavedBook>>>,
+    /// Why this process may not write the directory, if its lock was last
+    /// taken without write access ([`DataDir::try_lock`]): every save is
+    /// refused with an error of this kind. Shared by the clones.
+    read_only: Arc<Mutex<Option<io::ErrorKind>>>,
 }
 
 impl DataDir {
@@ -149,6 +153,7 @@ impl DataDir {
             path,
             last_seen: Arc::default(),
             last_book: Arc::default(),
+            read_only: Arc::default(),
         })
     }
 
@@ -157,6 +162,24 @@ impl DataDir {
         self.last_book
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether this directory saves nothing: its lock was last taken
+    /// without write access ([`DataDir::try_lock`]). The kind of error its
+    /// saves fail with, if so.
+    pub(crate) fn read_only(&self) -> Option<io::ErrorKind> {
+        *self
+            .read_only
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Notes how the directory's lock was taken (see the field).
+    pub(crate) fn set_read_only(&self, read_only: Option<io::ErrorKind>) {
+        *self
+            .read_only
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = read_only;
     }
 
     /// The directory, as an absolute path (see [`DataDir::open`]).
@@ -307,7 +330,10 @@ impl DataDir {
     /// whose file would be over [`MAX_TRUST_FILE_LEN`], which
     /// [`DataDir::load_trust`] would refuse at the next start: nothing is
     /// written (so a `Node::pair` that would need it fails, and changes
-    /// nothing).
+    /// nothing). [`io::ErrorKind::ReadOnlyFilesystem`] or
+    /// [`io::ErrorKind::PermissionDenied`] at once, writing nothing, if
+    /// the directory's lock was taken without write access
+    /// ([`DataDir::try_lock`]).
     pub fn save_trust(&self, trust: &TrustList) -> io::Result<()> {
         let text = trust.to_text();
         if text.len() as u64 > MAX_TRUST_FILE_LEN {
@@ -333,6 +359,10 @@ impl DataDir {
     /// the new file is in place, before the directory's fsync, whose
     /// failure is [`NotDurable`]: the file is replaced all the same.
     ///
+    /// A directory whose lock was taken without write access
+    /// ([`DataDir::try_lock`]) refuses every save, with an error of the
+    /// kind that open failed with, before anything is written.
+    ///
     /// A `file` that is a symbolic link is refused with
     /// [`io::ErrorKind::InvalidInput`], and nothing is written: renaming
     /// over it would silently cut the operator's link, and writing
@@ -349,6 +379,13 @@ impl DataDir {
         // (each error names the file: a warning that a save failed, or a
         // `pair` that did, says where)
         let named = |e: io::Error| FileError::io(file, &path, e);
+        if let Some(kind) = self.read_only() {
+            return Err(named(io::Error::new(
+                kind,
+                "not saved: the data directory was not writable when its lock was taken, and \
+                 nothing is saved to it until the lock is taken again with write access",
+            )));
+        }
         if fs::symlink_metadata(&path).is_ok_and(|meta| meta.file_type().is_symlink()) {
             return Err(named(io::Error::new(
                 io::ErrorKind::InvalidInput,
