@@ -105,20 +105,6 @@ fn default_route_source(v6: bool) -> Option<IpAddr> {
     (!ip.is_unspecified()).then_some(ip)
 }
 
-/// Whether no interface of this host has `ip` (`--mdns-interface`): false
-/// when the interfaces cannot be listed (the discovery then says what it
-/// finds).
-#[cfg(feature = "mdns")]
-pub(crate) fn held_by_no_interface(ip: IpAddr) -> bool {
-    match if_addrs::get_if_addrs() {
-        Ok(interfaces) => !interfaces.iter().any(|i| i.ip() == ip),
-        Err(error) => {
-            tracing::warn!(%error, "cannot list interface addresses");
-            false
-        }
-    }
-}
-
 /// Whether `--mdns` would announce a node listening on `listen` nowhere,
 /// restricted to the interface addresses `mdns_interfaces`
 /// (`--mdns-interface`): mDNS sends an address only on an interface

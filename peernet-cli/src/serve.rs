@@ -8,6 +8,9 @@ use peernet_tokio::{
     StartError, Ticket,
 };
 
+#[cfg(feature = "mdns")]
+use peernet_tokio::discovery::{DiscoveryConfig, DiscoveryError};
+
 use crate::datadir::{
     IdentityArgs, IdentitySource, load_book, lock_failure, open_existing, read_trust, start_failure,
 };
@@ -204,16 +207,21 @@ pub(crate) async fn run_serve(mut serve: Serve) -> Result<(), Failure> {
         protocol.max_inbound_calls = usize::try_from(v).unwrap_or(usize::MAX);
     }
     protocol.version = serve.protocol;
+    // (a typo would leave a node that announces and hears nothing: the
+    // library's check, made before the node starts)
     #[cfg(feature = "mdns")]
-    for ip in &serve.mdns_interface {
-        // (a typo would leave a node that announces and hears nothing)
-        if crate::reach::held_by_no_interface(*ip) {
-            return Err(Failure(
-                EXIT_USAGE,
-                format!("--mdns-interface {ip}: no interface has this address"),
-            ));
-        }
-    }
+    let lan = serve
+        .mdns_interface
+        .iter()
+        .fold(DiscoveryConfig::new(), |lan, ip| lan.interface(*ip));
+    #[cfg(feature = "mdns")]
+    lan.check().map_err(|e| match e {
+        DiscoveryError::NoSuchInterface(ip) => Failure(
+            EXIT_USAGE,
+            format!("--mdns-interface {ip}: no interface has this address"),
+        ),
+        e => Failure::because(EXIT_USAGE, "--mdns-interface", &e),
+    })?;
     #[cfg(feature = "mdns")]
     if serve.mdns && crate::reach::announced_nowhere(serve.listen.ip(), &serve.mdns_interface) {
         // (mDNS sends an address only on an interface whose network holds
@@ -281,10 +289,6 @@ pub(crate) async fn run_serve(mut serve: Serve) -> Result<(), Failure> {
     #[cfg(feature = "mdns")]
     let _discovery = match serve.mdns {
         true => {
-            let mut lan = peernet_tokio::discovery::DiscoveryConfig::new();
-            for ip in serve.mdns_interface {
-                lan = lan.interface(ip);
-            }
             let discovery = node
                 .discover_lan(lan)
                 .map_err(|e| Failure::because(1, "--mdns", &e))?;

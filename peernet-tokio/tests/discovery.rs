@@ -436,6 +436,37 @@ async fn a_node_that_shuts_down_starts_no_discovery() {
     );
 }
 
+/// An interface address that no interface of the host has is refused
+/// by `discover_lan`, naming it, before mDNS starts (this needs no
+/// multicast), and the node may start discovery afterwards. It used to
+/// start, announce and hear nothing, and say nothing: only the CLI
+/// checked the address.
+#[tokio::test]
+async fn an_interface_address_no_interface_has_is_refused() {
+    use peernet_tokio::discovery::DiscoveryError;
+    // (TEST-NET-3: documentation only, held by no host)
+    let absent: IpAddr = "203.0.113.77".parse().unwrap();
+    let a = node(1, &[]).await;
+    let config = loopback().interface(absent);
+    assert!(
+        matches!(config.check(), Err(DiscoveryError::NoSuchInterface(ip)) if ip == absent),
+        "{:?}",
+        config.check()
+    );
+    let refused = a.discover_lan(config);
+    assert!(
+        matches!(&refused, Err(DiscoveryError::NoSuchInterface(ip)) if *ip == absent),
+        "{refused:?}"
+    );
+    let said = refused.unwrap_err().to_string();
+    assert!(said.contains("203.0.113.77"), "{said}");
+    assert!(loopback().check().is_ok());
+    if let Err(error) = a.discover_lan(loopback()) {
+        // (mDNS may not start here; the refusal above kept no claim)
+        assert!(!matches!(error, DiscoveryError::AlreadyRunning), "{error}");
+    }
+}
+
 /// The mDNS daemons running in this process (their threads, named by
 /// `mdns-sd`).
 fn mdns_daemons() -> usize {

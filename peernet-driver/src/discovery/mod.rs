@@ -144,10 +144,47 @@ impl DiscoveryConfig {
     }
 
     /// Only the interface that has `ip` (repeatable): e.g. `127.0.0.1`
-    /// for a test that must not send to a real network.
+    /// for a test that must not send to a real network. An address that
+    /// no interface of the host has is refused when discovery starts
+    /// ([`DiscoveryError::NoSuchInterface`], see
+    /// [`DiscoveryConfig::check`]).
     pub fn interface(mut self, ip: IpAddr) -> DiscoveryConfig {
         self.interfaces.push(ip);
         self
+    }
+
+    /// Checks the interface addresses named ([`DiscoveryConfig::interface`])
+    /// against the host's, as [`Node::discover_lan`] does before it
+    /// starts mDNS: [`DiscoveryError::NoSuchInterface`] for the first one
+    /// that no interface of the host has (a typo would leave a node that
+    /// announces and hears nothing, silently). For an application that
+    /// checks its settings before it starts its node, as `peernet serve
+    /// --mdns-interface` does. When the host's interfaces cannot be
+    /// listed, nothing is refused (mDNS then uses what it finds), with a
+    /// warning.
+    ///
+    /// # Errors
+    ///
+    /// [`DiscoveryError::NoSuchInterface`], naming the address.
+    pub fn check(&self) -> Result<(), DiscoveryError> {
+        if self.interfaces.is_empty() {
+            return Ok(());
+        }
+        let host = match if_addrs::get_if_addrs() {
+            Ok(host) => host,
+            Err(error) => {
+                tracing::warn!(%error, "cannot list interface addresses: the interfaces named for LAN discovery are not checked");
+                return Ok(());
+            }
+        };
+        match self
+            .interfaces
+            .iter()
+            .find(|ip| !host.iter().any(|i| i.ip() == **ip))
+        {
+            Some(ip) => Err(DiscoveryError::NoSuchInterface(*ip)),
+            None => Ok(()),
+        }
     }
 }
 
@@ -176,6 +213,11 @@ pub enum DiscoveryError {
     /// Refused before mDNS starts: no socket is opened, nothing is sent.
     #[error("the node is shutting down: nothing to announce")]
     ShuttingDown,
+    /// An address named for discovery ([`DiscoveryConfig::interface`])
+    /// that no interface of the host has: discovery would announce and
+    /// hear nothing there. Refused before mDNS starts.
+    #[error("no interface of this host has the address {0}")]
+    NoSuchInterface(IpAddr),
 }
 
 /// The claim of one run of discovery on its node's flag (`lan_discovery`
@@ -297,6 +339,9 @@ impl<R: Runtime> Node<R> {
     /// [`DiscoveryError::ShuttingDown`] once [`Node::shutdown`] was
     /// called or the node closed (checked first: mDNS is not started);
     /// [`DiscoveryError::NotListening`] for a node without a listener;
+    /// [`DiscoveryError::NoSuchInterface`] for an address named by
+    /// [`DiscoveryConfig::interface`] that no interface of the host has
+    /// ([`DiscoveryConfig::check`]);
     /// [`DiscoveryError::AlreadyRunning`] while an earlier [`Discovery`]
     /// of this node is alive; [`DiscoveryError::Mdns`] when mDNS cannot
     /// start.
@@ -305,6 +350,7 @@ impl<R: Runtime> Node<R> {
             return Err(DiscoveryError::ShuttingDown);
         }
         let listen = self.local_addr().ok_or(DiscoveryError::NotListening)?;
+        config.check()?;
         let claim =
             Claim::take(&self.shared.lan_discovery).ok_or(DiscoveryError::AlreadyRunning)?;
         let port = listen.port();
