@@ -278,8 +278,10 @@ impl NodeConfig {
     /// written to its trust file. The node's own PeerId is left out (a
     /// node never trusts itself), here and in [`NodeConfig::trust`]: it
     /// changes nothing, and [`NodeConfig::trust_list`] does not show it.
+    /// A peer trusted already (by the data directory's trust file, or
+    /// [`NodeConfig::trust`]) keeps its label.
     pub fn trusting(mut self, peer: PeerId) -> NodeConfig {
-        if peer != self.peer_id() {
+        if peer != self.peer_id() && !self.trust.contains(&peer) {
             self.trust.insert(peer, None);
         }
         self

@@ -300,3 +300,27 @@ async fn a_closed_node_takes_no_trust_or_address_change() {
         assert!(node.addresses(&paired).is_empty(), "{what}: recorded");
     }
 }
+
+/// `trusting` a peer that the data directory's trust file names with a
+/// label keeps the label in the running trust list (it used to insert
+/// the peer again without one, so the run showed it unlabelled and
+/// access rules keyed on the label stopped matching).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trusting_a_labelled_peer_keeps_its_label() {
+    use peernet_tokio::{Identity, Label, Node, NodeConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let peer = Identity::from_seed(&[2; 32]).peer_id();
+    let label = Label::new("alice").unwrap();
+    {
+        let node = Node::new(NodeConfig::from_data_dir(dir.path()).unwrap());
+        node.pair(peer, Some(label.clone())).await.unwrap();
+        node.shutdown().await;
+    }
+    let config = NodeConfig::from_data_dir(dir.path())
+        .unwrap()
+        .trusting(peer);
+    assert_eq!(config.trust_list().label(&peer), Some(&label));
+    let node = Node::new(config);
+    assert_eq!(node.trust().label(&peer), Some(&label));
+    node.shutdown().await;
+}
