@@ -4,8 +4,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use peernet_tokio::{
-    CloseReason, Config, ErrorChain, Node, NodeConfig, NodeEvent, PeerId, ProtocolVersion,
-    StartError, Ticket,
+    CloseReason, Config, ConfigError, ErrorChain, Node, NodeConfig, NodeEvent, PeerId,
+    ProtocolVersion, StartError, Ticket,
 };
 
 #[cfg(feature = "mdns")]
@@ -183,6 +183,25 @@ fn trust_others(trust: &[PeerId], own: PeerId) -> Result<(), Failure> {
     }
 }
 
+/// The library's rule `error` ([`Config::validate`]), broken by the
+/// command line `serve`, said with its flags (the library's names its
+/// fields: `idle_timeout`, `ping_interval`) and in milliseconds, as the
+/// flags take them; a value not given is named as the flag's default.
+fn config_usage(error: ConfigError, serve: &Serve) -> String {
+    let ms = |d: Duration, given: bool| {
+        let default = if given { "" } else { ", the default" };
+        format!("{} ms{default}", d.as_millis())
+    };
+    match error {
+        ConfigError::IdleNotAbovePing { idle, ping } => format!(
+            "--idle-timeout ({}) must be above --ping-interval ({})",
+            ms(idle, serve.idle_timeout.is_some()),
+            ms(ping, serve.ping_interval.is_some())
+        ),
+        e => e.to_string(),
+    }
+}
+
 pub(crate) async fn run_serve(mut serve: Serve) -> Result<(), Failure> {
     serve.listen = listen_addr(serve.listen)?;
     serve.expose = exposed_once(std::mem::take(&mut serve.expose));
@@ -207,6 +226,10 @@ pub(crate) async fn run_serve(mut serve: Serve) -> Result<(), Failure> {
         protocol.max_inbound_calls = usize::try_from(v).unwrap_or(usize::MAX);
     }
     protocol.version = serve.protocol;
+    // (before anything starts, in the command line's words)
+    protocol
+        .validate()
+        .map_err(|e| Failure(EXIT_USAGE, config_usage(e, &serve)))?;
     // (a typo would leave a node that announces and hears nothing: the
     // library's check, made before the node starts)
     #[cfg(feature = "mdns")]

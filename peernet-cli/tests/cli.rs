@@ -441,6 +441,23 @@ fn zero_and_inconsistent_durations_are_usage_errors() {
             stderr(&out)
         );
     }
+    // said with the flags, not the library's field names
+    // (`idle_timeout (1s) must be above ping_interval (15s)`)
+    for (extra, said) in [
+        (
+            &["--idle-timeout", "1000"][..],
+            "error: --idle-timeout (1000 ms) must be above --ping-interval (15000 ms, the default)",
+        ),
+        (
+            &["--ping-interval", "2000", "--idle-timeout", "2000"],
+            "error: --idle-timeout (2000 ms) must be above --ping-interval (2000 ms)",
+        ),
+    ] {
+        let mut args = base.to_vec();
+        args.extend_from_slice(extra);
+        let out = run(&args, d);
+        assert_eq!(stderr(&out).trim_end(), said, "{extra:?}");
+    }
     let call = run(
         &["call", "--key", "b.key", "--connect", "x@y", "echo", "x"],
         d,
