@@ -408,6 +408,7 @@ pub(crate) mod tests {
         let damaged = peernet_proto::TrustList::from_text("peernet-trust-list v1\nx\nend 1\n")
             .expect_err("a damaged list");
         let unsynced = || NotDurable {
+            file: DataFile::TrustList,
             path: "trust".into(),
             source: cause(),
         };
@@ -568,6 +569,7 @@ pub(crate) mod tests {
         assert_eq!(e.kind(), io::ErrorKind::StorageFull);
         assert!(e.to_string().starts_with("revoked in this run"), "{e}");
         let unsynced = NotDurable {
+            file: crate::persist::DataFile::TrustList,
             path: "trust".into(),
             source: io::ErrorKind::PermissionDenied.into(),
         };
@@ -577,6 +579,11 @@ pub(crate) mod tests {
         });
         assert!(NotDurable::is(&e), "{e}");
         assert_eq!(e.kind(), io::ErrorKind::PermissionDenied);
+        // (the file named as a `FileError` names it: kind, then path)
+        assert!(
+            e.to_string().starts_with("trust list trust was replaced"),
+            "{e}"
+        );
         for closed in [TrustChangeError::Closed, TrustChangeError::Dropped] {
             let text = closed.to_string();
             let e = io_of(closed);

@@ -326,7 +326,7 @@ mod tests {
         let err = data.save_trust(&empty).unwrap_err();
         let said = ErrorChain(&err).to_string();
         assert!(
-            said.starts_with(&format!("{shown}/trust changed on disk")),
+            said.starts_with(&format!("trust list {shown}/trust changed on disk")),
             "{said}"
         );
     }

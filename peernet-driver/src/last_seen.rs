@@ -26,6 +26,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
+use crate::file_error::DataFile;
 use crate::private_files::open_regular;
 use crate::text::shown_path;
 
@@ -35,11 +36,14 @@ use crate::text::shown_path;
 /// [`io::Error::get_ref`] and `downcast_ref`).
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "{} changed on disk since it was last read or written here: not overwritten (read it again \
-     and make the change to that)",
+    "{file} {} changed on disk since it was last read or written here: not overwritten (read it \
+     again and make the change to that)",
     shown_path(path)
 )]
 pub struct ChangedOnDisk {
+    /// Which file it is (as a [`FileError`](crate::persist::FileError)
+    /// names it: `trust list <path> changed on disk ...`).
+    pub file: DataFile,
     /// The file.
     pub path: PathBuf,
 }
@@ -95,12 +99,12 @@ impl LastSeen {
         self.lock().insert(name, Stamp::of(bytes));
     }
 
-    /// Refuses with [`ChangedOnDisk`] if the file at `path` (`name` in the
-    /// directory) is not what the node last saw of it. Reads at most one
-    /// byte more than the node saw; a file that is not a regular file any
-    /// more, or cannot be opened, counts as changed.
-    pub(crate) fn check(&self, name: &'static str, path: &Path) -> io::Result<()> {
-        let Some(seen) = self.lock().get(name).copied() else {
+    /// Refuses with [`ChangedOnDisk`] if the file `file` at `path` is not
+    /// what the node last saw of it. Reads at most one byte more than the
+    /// node saw; a file that is not a regular file any more, or cannot be
+    /// opened, counts as changed.
+    pub(crate) fn check(&self, file: DataFile, path: &Path) -> io::Result<()> {
+        let Some(seen) = self.lock().get(file.file_name()).copied() else {
             return Ok(());
         };
         if now(path, seen) == seen {
@@ -109,6 +113,7 @@ impl LastSeen {
         // (not logged here: the caller reads the file again, or reports
         // the error)
         Err(io::Error::other(ChangedOnDisk {
+            file,
             path: path.to_owned(),
         }))
     }
@@ -151,19 +156,21 @@ mod tests {
         let seen = LastSeen::default();
         // never seen: not compared
         fs::write(&path, b"anything").unwrap();
-        seen.check("trust", &path).unwrap();
+        seen.check(DataFile::TrustList, &path).unwrap();
         seen.note("trust", Some(b"anything"));
-        seen.check("trust", &path).unwrap();
+        seen.check(DataFile::TrustList, &path).unwrap();
         // same length, other bytes
         fs::write(&path, b"anythinG").unwrap();
-        assert!(ChangedOnDisk::is(&seen.check("trust", &path).unwrap_err()));
+        assert!(ChangedOnDisk::is(
+            &seen.check(DataFile::TrustList, &path).unwrap_err()
+        ));
         // longer, shorter, gone
         fs::write(&path, b"anything more").unwrap();
-        assert!(seen.check("trust", &path).is_err());
+        assert!(seen.check(DataFile::TrustList, &path).is_err());
         fs::write(&path, b"any").unwrap();
-        assert!(seen.check("trust", &path).is_err());
+        assert!(seen.check(DataFile::TrustList, &path).is_err());
         fs::remove_file(&path).unwrap();
-        let err = seen.check("trust", &path).unwrap_err();
+        let err = seen.check(DataFile::TrustList, &path).unwrap_err();
         assert!(err.to_string().contains("changed on disk"), "{err}");
     }
 
@@ -173,10 +180,10 @@ mod tests {
         let path = dir.path().join("book");
         let seen = LastSeen::default();
         seen.note("book", None);
-        seen.check("book", &path).unwrap();
+        seen.check(DataFile::Book, &path).unwrap();
         fs::write(&path, b"").unwrap();
         assert!(
-            seen.check("book", &path).is_err(),
+            seen.check(DataFile::Book, &path).is_err(),
             "an empty file is not no file"
         );
     }
@@ -196,6 +203,6 @@ mod tests {
             rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR,
         )
         .unwrap();
-        assert!(seen.check("trust", &path).is_err());
+        assert!(seen.check(DataFile::TrustList, &path).is_err());
     }
 }

@@ -61,10 +61,14 @@ const TRUST_FILE: &str = "trust";
 /// [`TrustChangeError::NotDurable`](crate::TrustChangeError::NotDurable).
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "{} was replaced, but syncing its directory failed: the change may not survive a crash",
+    "{file} {} was replaced, but syncing its directory failed: the change may not survive a \
+     crash",
     shown_path(path)
 )]
 pub struct NotDurable {
+    /// Which file it is (as a [`FileError`] names it: `trust list <path>
+    /// was replaced, ...`).
+    pub file: DataFile,
     /// The file replaced.
     pub path: PathBuf,
     /// Why the directory could not be synced.
@@ -325,7 +329,7 @@ impl DataDir {
     /// [`FileError`] that names the file ([`FileError::find`]); the old
     /// list is then still in place. [`ChangedOnDisk`] (the file was edited
     /// since this directory read or wrote it) and [`NotDurable`] name it
-    /// by its path.
+    /// as a [`FileError`] does, its kind and path, in their own fields.
     /// [`io::ErrorKind::FileTooLarge`] for a list
     /// whose file would be over [`MAX_TRUST_FILE_LEN`], which
     /// [`DataDir::load_trust`] would refuse at the next start: nothing is
@@ -351,7 +355,7 @@ impl DataDir {
     /// Replaces the file `file` in the directory atomically with
     /// `contents`: staged, synced, renamed over, directory synced. An
     /// error names the file ([`FileError`]), but for [`ChangedOnDisk`] and
-    /// [`NotDurable`], which name its path.
+    /// [`NotDurable`], which name it (its kind and path) themselves.
     ///
     /// A file that changed on disk since the node read or last wrote it
     /// is not replaced: [`ChangedOnDisk`] (see `last_seen.rs` for the window
@@ -393,14 +397,14 @@ impl DataDir {
                  through links; make it a regular file",
             )));
         }
-        self.last_seen.check(name, &path)?;
+        self.last_seen.check(file, &path)?;
         let temp = stage_in(&self.path, name, contents).map_err(named)?;
         temp.persist(&path).map_err(|e| named(e.error))?;
         self.last_seen.note(name, Some(contents));
         wrote();
         sync_dir(&self.path).map_err(|source| {
             let kind = source.kind();
-            io::Error::new(kind, NotDurable { path, source })
+            io::Error::new(kind, NotDurable { file, path, source })
         })
     }
 
