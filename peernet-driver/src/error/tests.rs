@@ -1,0 +1,289 @@
+//! Tests of the errors' messages and chains.
+
+use crate::TypedCallError;
+
+/// Asserts that no error of `error`'s chain repeats its source's
+/// message, and that the chain, as [`super::ErrorChain`] shows it,
+/// says `cause` exactly once.
+pub(crate) fn says_each_cause_once(error: &dyn std::error::Error, cause: &str) {
+    let shown = super::ErrorChain(error).to_string();
+    let mut at = Some(error);
+    while let Some(e) = at {
+        if let Some(source) = e.source() {
+            let (outer, inner) = (e.to_string(), source.to_string());
+            assert!(
+                !outer.contains(&inner),
+                "`{outer}` repeats `{inner}`: {shown}"
+            );
+        }
+        at = e.source();
+    }
+    assert_eq!(shown.matches(cause).count(), 1, "`{cause}` in `{shown}`");
+}
+
+/// Every error of this crate that wraps another returns it from
+/// `source` and leaves it out of its own message, so that a reporter
+/// walking the chain (anyhow's `{:#}`, [`super::ErrorChain`]) says
+/// each cause once: `ConnectError::Io` said `io: refused: refused`,
+/// `TrustChangeError::File` its file's error twice.
+#[test]
+fn an_error_chain_says_each_cause_once() {
+    use super::{ConnectError, StartError, TrustChangeError};
+    use crate::book_file::{BookFileError, BookFileErrorKind, LoadBookError};
+    use crate::persist::{DataFile, FileError, NotDurable};
+    use crate::{LockError, TicketError};
+    use peernet_proto::{HandshakeError, InvalidIdentity, InvalidPeerId, SourceRefusal};
+    use std::io;
+    let cause = || io::Error::other("the-cause");
+    let core = peernet_proto::ConnectError::Handshake(HandshakeError::Timeout);
+    let limited = peernet_proto::ConnectError::SourceLimited(SourceRefusal::Busy);
+    let damaged = peernet_proto::TrustList::from_text("peernet-trust-list v1\nx\nend 1\n")
+        .expect_err("a damaged list");
+    let unsynced = || NotDurable {
+        file: DataFile::TrustList,
+        path: "trust".into(),
+        source: cause(),
+    };
+    let no_entropy = getrandom::Error::UNSUPPORTED.to_string();
+    fn in_file<E>(source: E) -> FileError<E> {
+        let path = "/the-dir/file".into();
+        FileError {
+            file: DataFile::TrustList,
+            path,
+            source,
+        }
+    }
+    let cases: Vec<(Box<dyn std::error::Error>, &str)> = vec![
+        (Box::new(ConnectError::Io(cause())), "the-cause"),
+        (
+            Box::new(ConnectError::Handshake(HandshakeError::Timeout)),
+            "handshake timed out",
+        ),
+        (Box::new(ConnectError::Start(core)), "handshake timed out"),
+        (
+            Box::new(ConnectError::Start(limited)),
+            "too many handshakes",
+        ),
+        (Box::new(StartError::Io(cause())), "the-cause"),
+        (
+            Box::new(StartError::Identity(in_file(InvalidIdentity::Mismatch))),
+            "does not match",
+        ),
+        (Box::new(StartError::TrustList(in_file(damaged))), "line 2"),
+        (
+            Box::new(StartError::Io(FileError::io(
+                DataFile::TrustList,
+                "/the-dir/trust",
+                cause(),
+            ))),
+            "the-cause",
+        ),
+        (
+            Box::new(StartError::Io(FileError::io(
+                DataFile::TrustList,
+                "/the-dir/trust",
+                cause(),
+            ))),
+            "/the-dir/trust",
+        ),
+        (
+            Box::new(StartError::TrustList(in_file(
+                peernet_proto::TrustList::from_text("x").expect_err("damaged"),
+            ))),
+            "/the-dir/file",
+        ),
+        (
+            Box::new(LoadBookError::Io(FileError::io(
+                DataFile::Book,
+                "/the-dir/book",
+                cause(),
+            ))),
+            "/the-dir/book",
+        ),
+        (
+            Box::new(LoadBookError::Damaged(in_file(BookFileError {
+                line: 3,
+                kind: BookFileErrorKind::Malformed,
+            }))),
+            "/the-dir/file",
+        ),
+        (
+            Box::new(LockError::Io(FileError::io(
+                DataFile::Lock,
+                "/the-dir/lock",
+                cause(),
+            ))),
+            "/the-dir/lock",
+        ),
+        (
+            Box::new(StartError::Config(peernet_proto::ConfigError::Zero("x"))),
+            "x must be above zero",
+        ),
+        (
+            Box::new(StartError::Entropy(getrandom::Error::UNSUPPORTED)),
+            &no_entropy,
+        ),
+        (
+            Box::new(StartError::Book(LoadBookError::Io(cause()))),
+            "the-cause",
+        ),
+        (
+            Box::new(StartError::Lock(LockError::Io(cause()))),
+            "the-cause",
+        ),
+        (Box::new(TrustChangeError::File(cause())), "the-cause"),
+        (
+            Box::new(TrustChangeError::RevokedNotSaved {
+                changed: true,
+                source: cause(),
+            }),
+            "the-cause",
+        ),
+        (
+            Box::new(TrustChangeError::NotDurable {
+                changed: true,
+                source: unsynced(),
+            }),
+            "the-cause",
+        ),
+        (
+            Box::new(io::Error::from(TrustChangeError::RevokedNotSaved {
+                changed: true,
+                source: cause(),
+            })),
+            "the-cause",
+        ),
+        (Box::new(io::Error::other(unsynced())), "the-cause"),
+        (
+            Box::new(TicketError::PeerId(InvalidPeerId::Weak)),
+            "weak (small-order)",
+        ),
+    ];
+    for (error, cause) in &cases {
+        says_each_cause_once(error.as_ref(), cause);
+    }
+    #[cfg(feature = "mdns")]
+    {
+        use crate::discovery::DiscoveryError;
+        let mdns = mdns_sd::Error::Msg("the-cause".into());
+        says_each_cause_once(&DiscoveryError::Mdns(mdns), "the-cause");
+        let entropy = DiscoveryError::Entropy(getrandom::Error::UNSUPPORTED);
+        says_each_cause_once(&entropy, &no_entropy);
+    }
+}
+
+/// A trust change's error converts to the `io::Error` `pair` and
+/// `unpair` returned before `TrustChangeError`, so that code written
+/// for `io::Result` keeps its `?` and its checks: the kinds, and a
+/// `NotDurable` that `NotDurable::is` finds.
+#[test]
+fn a_trust_change_error_converts_to_the_io_error_it_was() {
+    use super::TrustChangeError;
+    use crate::persist::NotDurable;
+    use std::io;
+    let own = peernet_proto::Identity::from_seed(&[3; 32]).peer_id();
+    let io_of = |e: TrustChangeError| -> io::Error { e.into() };
+    let e = io_of(TrustChangeError::OwnPeerId(own));
+    assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+    assert!(e.to_string().contains(&own.to_string()), "{e}");
+    let e = io_of(TrustChangeError::File(io::Error::new(
+        io::ErrorKind::InvalidData,
+        "line 3",
+    )));
+    assert_eq!(
+        (e.kind(), e.to_string()),
+        (io::ErrorKind::InvalidData, "line 3".into())
+    );
+    let e = io_of(TrustChangeError::RevokedNotSaved {
+        changed: true,
+        source: io::ErrorKind::StorageFull.into(),
+    });
+    assert_eq!(e.kind(), io::ErrorKind::StorageFull);
+    assert!(e.to_string().starts_with("revoked in this run"), "{e}");
+    let unsynced = NotDurable {
+        file: crate::persist::DataFile::TrustList,
+        path: "trust".into(),
+        source: io::ErrorKind::PermissionDenied.into(),
+    };
+    let e = io_of(TrustChangeError::NotDurable {
+        changed: false,
+        source: unsynced,
+    });
+    assert!(NotDurable::is(&e), "{e}");
+    assert_eq!(e.kind(), io::ErrorKind::PermissionDenied);
+    // (the file named as a `FileError` names it: kind, then path)
+    assert!(
+        e.to_string().starts_with("trust list trust was replaced"),
+        "{e}"
+    );
+    for closed in [TrustChangeError::Closed, TrustChangeError::Dropped] {
+        let text = closed.to_string();
+        let e = io_of(closed);
+        assert_eq!((e.kind(), e.to_string()), (io::ErrorKind::Other, text));
+    }
+}
+
+/// A handler's error value is in the message (it used to say only
+/// "handler error"), escaped, and cut after 256 bytes on a character
+/// boundary, however long the peer made it.
+#[test]
+fn a_handler_error_says_its_value_escaped_and_cut() {
+    let shown = |value: &str| TypedCallError::Handler(value.to_owned()).to_string();
+    assert_eq!(
+        shown("no such user"),
+        "the handler answered with an error: \"no such user\""
+    );
+    assert_eq!(
+        shown("x\n\u{1b}[31m"),
+        "the handler answered with an error: \"x\\n\\u{1b}[31m\""
+    );
+    let long = shown(&"é".repeat(10_000));
+    let value = long
+        .strip_prefix("the handler answered with an error: ")
+        .unwrap();
+    let kept = value.strip_suffix('…').unwrap();
+    assert_eq!(kept.len(), 255, "{kept}");
+    assert_eq!(kept, format!("\"{}", "é".repeat(127)));
+    #[cfg(feature = "serde")]
+    assert_eq!(
+        crate::ServiceError::Handler(7u8).to_string(),
+        "the handler answered with an error: 7"
+    );
+}
+
+/// Review s51 (revd): a callee's reason for a bad request, or a
+/// decoder's message that quotes the reply, was shown whole in the
+/// error's message, escaped: a callee could make every message of a
+/// failed typed call (a log line each) as long as a frame, 1 MiB, or
+/// several times that once escaped. It is cut after 256 bytes, as a
+/// handler's error value is, before it is escaped, so that no escape
+/// is cut in two.
+#[test]
+fn a_peers_words_in_a_typed_error_are_cut() {
+    let long = "\u{1b}".repeat(1 << 20);
+    let decode = || minicbor::decode::Error::message(format!("unknown variant `{long}`"));
+    let messages = [
+        TypedCallError::<()>::BadRequest(long.clone()).to_string(),
+        TypedCallError::<()>::Decode(decode()).to_string(),
+        #[cfg(feature = "serde")]
+        crate::ServiceError::<()>::BadRequest(long.clone()).to_string(),
+        #[cfg(feature = "serde")]
+        crate::ServiceError::<()>::BadResponse(long.clone()).to_string(),
+    ];
+    for message in messages {
+        assert!(message.len() < 2_000, "{} bytes", message.len());
+        let (_, words) = message.split_once(": ").unwrap();
+        // (every escape whole, `\u{1b}` 6 bytes each)
+        let kept = words.strip_suffix('…').expect("cut");
+        let kept = kept.split_once('`').map_or(kept, |(_, quoted)| quoted);
+        assert!(
+            kept.len() % 6 == 0 && kept.chars().all(|c| c != '\u{1b}'),
+            "{kept}"
+        );
+    }
+    // short words are shown whole, escaped
+    assert_eq!(
+        TypedCallError::<()>::BadRequest("a\nb".into()).to_string(),
+        "the callee could not decode the arguments: a\\nb"
+    );
+}
