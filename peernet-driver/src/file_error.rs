@@ -76,6 +76,7 @@ impl fmt::Display for DataFile {
 /// [`text`](crate::text)).
 #[derive(Debug, thiserror::Error)]
 #[error("{file} {}", shown_path(path))]
+#[non_exhaustive]
 pub struct FileError<E = io::Error> {
     /// Which file.
     pub file: DataFile,

@@ -40,6 +40,7 @@ use crate::text::shown_path;
      again and make the change to that)",
     shown_path(path)
 )]
+#[non_exhaustive]
 pub struct ChangedOnDisk {
     /// Which file it is (as a [`FileError`](crate::persist::FileError)
     /// names it: `trust list <path> changed on disk ...`).

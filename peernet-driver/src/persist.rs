@@ -65,6 +65,7 @@ const TRUST_FILE: &str = "trust";
      crash",
     shown_path(path)
 )]
+#[non_exhaustive]
 pub struct NotDurable {
     /// Which file it is (as a [`FileError`] names it: `trust list <path>
     /// was replaced, ...`).
