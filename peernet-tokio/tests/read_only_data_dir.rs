@@ -1,7 +1,8 @@
 //! A node started from a data directory it may not write (an identity,
 //! trust list and book mounted read-only in a container; here a directory
-//! of mode 0555, which root may write all the same: the test is then
-//! skipped, saying why).
+//! of mode 0555, which root may write all the same: under root the test
+//! runs again as the user `nobody`, through `setpriv`, and is skipped,
+//! saying why, only where that cannot be done).
 #![cfg(unix)]
 
 #[path = "common/earlier_run.rs"]
@@ -27,13 +28,43 @@ impl Unwritable<'_> {
         if std::fs::File::create(&probe).is_ok() {
             std::fs::remove_file(&probe).unwrap();
             eprintln!(
-                "skipped: a directory of mode 0555 is writable by this process (root?), so a \
-                 directory it may not write cannot be made"
+                "a directory of mode 0555 is writable by this process (root?), so a directory \
+                 it may not write cannot be made here"
             );
             return None;
         }
         Some(held)
     }
+}
+
+/// Runs `test` of this binary again as the user `nobody` (uid and gid
+/// 65534, no other groups: `setpriv`), whom mode 0555 stops, and fails if
+/// it failed there or did not run; skipped, saying why, where `setpriv`
+/// cannot be run or cannot change the user.
+fn as_nobody(test: &str) {
+    let me = std::env::current_exe().unwrap();
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&me)
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .output();
+    let out = match out {
+        Ok(out) => out,
+        Err(e) => return eprintln!("skipped: cannot run setpriv: {e}"),
+    };
+    let (said, err) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    eprint!("{said}{err}");
+    if err.starts_with("setpriv:") {
+        return eprintln!("skipped: setpriv cannot run the test as nobody");
+    }
+    assert!(
+        out.status.success() && said.contains("running 1 test") && said.contains(" 1 passed"),
+        "{test} as nobody: {}",
+        out.status
+    );
 }
 
 impl Drop for Unwritable<'_> {
@@ -61,7 +92,7 @@ async fn a_node_runs_from_a_directory_it_may_not_write_and_saves_nothing() {
     let files = |name| std::fs::read(dir.join(name)).unwrap();
     let (trust, book) = (files("trust"), files("book"));
     let Some(unwritable) = Unwritable::make(&dir) else {
-        return;
+        return as_nobody("a_node_runs_from_a_directory_it_may_not_write_and_saves_nothing");
     };
 
     let node = Node::new(NodeConfig::from_data_dir(&dir).unwrap());
