@@ -14,36 +14,12 @@
 
 mod support;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering};
-
 use peernet_proto::{Access, Event, HandshakeError, Input, Instant};
 use support::test_config_v2;
 use support::v2::*;
 
-struct Count;
-
-/// Bytes allocated and not freed.
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: every call is passed on to `System` unchanged.
-unsafe impl GlobalAlloc for Count {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new: usize) -> *mut u8 {
-        LIVE.fetch_add(new as isize - layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.realloc(ptr, layout, new) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Count = Count;
+static HEAP: peernet_testkit::heap::Counting = peernet_testkit::heap::Counting;
 
 /// The default budget.
 const BUDGET: usize = 16 << 20;
@@ -56,7 +32,7 @@ const DRIPPED: usize = RECORD - 1024;
 
 /// Bytes allocated since `before`.
 fn live_since(before: isize) -> usize {
-    (LIVE.load(Ordering::Relaxed) - before).max(0) as usize
+    (peernet_testkit::heap::live() - before).max(0) as usize
 }
 
 /// 24 peers each send most of a 1 MiB first record after RESP: the
@@ -78,7 +54,7 @@ fn slow_first_records_hold_at_most_the_budget() {
     let first = seal(&mut old_keys.send, &send_body(b"first"));
     assert!(connected(&feed(&mut b, now, old, &first).events, old));
 
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = peernet_testkit::heap::live();
     let read = vec![0u8; 64 << 10];
     let (mut holding, mut refused) = (Vec::new(), 0);
     for seed in 1..=24u8 {

@@ -5,36 +5,12 @@
 
 mod support;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering};
-
 use peernet_proto::Instant;
 use support::test_config_v2;
 use support::v2::*;
 
-struct Count;
-
-/// Bytes allocated and not freed.
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: every call is passed on to `System` unchanged.
-unsafe impl GlobalAlloc for Count {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new: usize) -> *mut u8 {
-        LIVE.fetch_add(new as isize - layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.realloc(ptr, layout, new) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Count = Count;
+static HEAP: peernet_testkit::heap::Counting = peernet_testkit::heap::Counting;
 
 /// After RESP, five bytes (a header announcing a megabyte, and one byte
 /// of it) used to make the responder hold a 64 KiB buffer until
@@ -46,12 +22,12 @@ fn a_header_before_the_first_record_commits_little() {
     let now = Instant::from_millis(1_000);
     let mut b = responder(test_config_v2());
     let (conn, _keys, _) = handshake(&mut b, now, 9);
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = peernet_testkit::heap::live();
     let mut five = (1u32 << 20).to_be_bytes().to_vec();
     five.push(0);
     let d = feed(&mut b, now, conn, &five);
     assert!(!d.closed);
-    let held = LIVE.load(Ordering::Relaxed) - before;
+    let held = peernet_testkit::heap::live() - before;
     assert!(
         held <= 8 * 1024,
         "5 bytes from a keyless peer hold {held} bytes"
