@@ -30,8 +30,11 @@ use peernet_proto::Source;
 /// split off the buffer (no copy); a new buffer is taken when less than a
 /// quarter of it is left. A connection starts small (a handshake, an idle
 /// peer, a flood of connections that never say HELLO cost little) and
-/// doubles its buffer whenever a read fills all the room there was. A
-/// closed connection lingers without one (`discard`).
+/// doubles its buffer whenever a read fills all the room there was, once
+/// its handshake is done: until then it reads [`FIRST_READ_BUF`] at a
+/// time (outside the handshakes' byte budget, so kept small: 4 MiB over
+/// 1,024 handshakes, not 64). A closed connection lingers without one
+/// (`discard`).
 const FIRST_READ_BUF: usize = 4 * 1024;
 const MAX_READ_BUF: usize = 64 * 1024;
 
@@ -338,7 +341,9 @@ async fn read_open<R: Runtime>(
                 0
             }
         };
-        if n == buf.len() && size < MAX_READ_BUF {
+        // (not while the handshake runs: a peer that has proven nothing
+        // makes the buffer no larger than the first, whatever it sends)
+        if n == buf.len() && size < MAX_READ_BUF && signals.established.load(Ordering::Acquire) {
             size *= 2;
         }
         if signals.closed.load(Ordering::Acquire) {
