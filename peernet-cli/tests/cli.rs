@@ -5,7 +5,7 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
@@ -17,12 +17,29 @@ fn serve(dir: &Path, key: &str, extra: &[&str]) -> Started {
     serve_keyed(dir, key, extra, Stdio::null(), "warn")
 }
 
+/// A temporary directory holding the key `b.key` (for `serve`).
+fn with_b_key() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    keygen(dir.path(), "b.key");
+    dir
+}
+
+/// A temporary directory holding keys `a.key` and `b.key`, and `b.key`
+/// serving with `--trust <a> extra…`, its stderr to `stderr`: the
+/// directory, `a`'s PeerId and the server.
+fn b_trusting_a(extra: &[&str], stderr: Stdio) -> (tempfile::TempDir, String, Started) {
+    let dir = with_b_key();
+    let a = keygen(dir.path(), "a.key");
+    let flags = [&["--trust", a.as_str()][..], extra].concat();
+    let s = serve_keyed(dir.path(), "b.key", &flags, stderr, "warn");
+    (dir, a, s)
+}
+
 /// A temporary directory holding `b.key` (for `serve`), and the identity
 /// seeded `seed` with its PeerId as text, for a node of the test's own to
 /// call `serve` with.
 fn with_a_library_client(seed: u8) -> (tempfile::TempDir, Identity, String) {
-    let dir = tempfile::tempdir().unwrap();
-    keygen(dir.path(), "b.key");
+    let dir = with_b_key();
     let me = Identity::from_seed(&[seed; 32]);
     let mine = me.peer_id().to_string();
     (dir, me, mine)
@@ -52,9 +69,8 @@ fn exits_within(d: &Path, args: &[&str], ran_on: &str) -> (Option<i32>, String) 
 #[test]
 fn a_command_that_runs_on_fails_the_test_naming_it() {
     use std::os::unix::process::ExitStatusExt;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = with_b_key();
     let d = dir.path();
-    keygen(d, "b.key");
     let mut child = command(peernet())
         .args(["serve", "--key", "b.key", "--listen", "127.0.0.1:0"])
         .current_dir(d)
@@ -144,18 +160,11 @@ fn a_keygen_that_cannot_write_its_key_leaves_no_file() {
 
 #[test]
 fn serve_call_send_and_every_exit_code() {
-    let dir = tempfile::tempdir().unwrap();
+    let handles = ["echo", "fail", "sleep", "panic"].map(|h| ["--expose", h]);
+    let (dir, a, s) = b_trusting_a(handles.as_flattened(), Stdio::null());
     let d = dir.path();
-    let [a, _b, c] = ["a.key", "b.key", "c.key"].map(|name| keygen(d, name));
-    let s = serve(
-        d,
-        "b.key",
-        &[
-            "--trust", &a, "--expose", "echo", "--expose", "fail", "--expose", "sleep", "--expose",
-            "panic",
-        ],
-    );
-    let target = format!("{}@{}", s.peer, s.addr);
+    let c = keygen(d, "c.key");
+    let target = s.target();
     let call = |key: &str, target: &str, extra: &[&str]| call(d, key, target, extra);
 
     let ok = call("a.key", &target, &["echo", "hello"]);
@@ -206,18 +215,14 @@ fn serve_call_send_and_every_exit_code() {
     );
 }
 
-/// Keys `a.key`, `b.key` and `c.key` made in `d`, and `b.key` serving
-/// `echo` to `a.key` alone, with `option` set to `value`; and the target
-/// to call.
-fn echo_for_a(d: &Path, option: &str, value: &str) -> (Started, String) {
-    let [a, _b, _c] = ["a.key", "b.key", "c.key"].map(|name| keygen(d, name));
-    let s = serve(
-        d,
-        "b.key",
-        &["--trust", &a, "--expose", "echo", option, value],
-    );
-    let target = format!("{}@{}", s.peer, s.addr);
-    (s, target)
+/// A temporary directory with keys `a.key`, `b.key` and `c.key`, and
+/// `b.key` serving `echo` to `a.key` alone, with `option` set to `value`;
+/// and the target to call.
+fn echo_for_a(option: &str, value: &str) -> (tempfile::TempDir, Started, String) {
+    let (dir, _a, s) = b_trusting_a(&["--expose", "echo", option, value], Stdio::null());
+    keygen(dir.path(), "c.key");
+    let target = s.target();
+    (dir, s, target)
 }
 
 /// `--failed-handshakes-per-source 1/1`: after one failed handshake, the
@@ -225,9 +230,8 @@ fn echo_for_a(d: &Path, option: &str, value: &str) -> (Started, String) {
 /// any handshake work (no `untrusted` REJECT, the connection just ends).
 #[test]
 fn a_source_whose_handshakes_fail_is_turned_away() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, _server, target) = echo_for_a("--failed-handshakes-per-source", "1/1");
     let d = dir.path();
-    let (_server, target) = echo_for_a(d, "--failed-handshakes-per-source", "1/1");
     let first = call(d, "c.key", &target, &["echo", "x"]);
     assert_fails_with(&first, "error: rejected: untrusted");
     // The next attempt comes within the second, unless starting a process
@@ -244,9 +248,8 @@ fn a_source_whose_handshakes_fail_is_turned_away() {
 /// refused `busy` if it connects again within the second.
 #[test]
 fn a_peer_that_reconnects_too_often_is_refused_busy() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, _server, target) = echo_for_a("--connects-per-peer", "1/1");
     let d = dir.path();
-    let (_server, target) = echo_for_a(d, "--connects-per-peer", "1/1");
     let first = call(d, "a.key", &target, &["echo", "x"]);
     assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
     // As above: a few tries, in case starting a process took a second.
@@ -263,16 +266,11 @@ fn a_peer_that_reconnects_too_often_is_refused_busy() {
 
 #[test]
 fn protocol_1_is_an_opt_in_on_both_ends() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, _a, s) = b_trusting_a(&["--expose", "echo", "--protocol", "1"], Stdio::null());
     let d = dir.path();
-    let [a, _b, c] = ["a.key", "b.key", "c.key"].map(|name| keygen(d, name));
-    let s = serve(
-        d,
-        "b.key",
-        &["--trust", &a, "--expose", "echo", "--protocol", "1"],
-    );
+    let c = keygen(d, "c.key");
     let call = |target: &str, extra: &[&str]| call(d, "a.key", target, extra);
-    let target = format!("{}@{}", s.peer, s.addr);
+    let target = s.target();
     let ok = call(&target, &["--protocol", "1", "echo", "v1"]);
     assert_eq!(
         (ok.status.code(), stdout(&ok).as_str()),
@@ -310,14 +308,7 @@ async fn stopped_by(signal: &str) {
     node.connect(server, s.addr.as_str()).await.unwrap();
     assert_eq!(s.lines.next(), format!("connected {mine}"));
 
-    let pid = s.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args([signal, &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    send_signal(signal, s.child.id());
     let reason = loop {
         match tokio::time::timeout(Duration::from_secs(30), events.recv())
             .await
@@ -412,9 +403,8 @@ async fn serve_keeps_serving_when_stdout_is_not_read() {
 /// `error:` line), not silently clamped.
 #[test]
 fn zero_and_inconsistent_durations_are_usage_errors() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = with_b_key();
     let d = dir.path();
-    keygen(d, "b.key");
     let base = ["serve", "--key", "b.key", "--listen", "127.0.0.1:0"];
     for extra in [
         &["--handshake-timeout", "0"][..],
@@ -487,9 +477,8 @@ fn zero_and_inconsistent_durations_are_usage_errors() {
 /// Log lines carry no ANSI colour codes when stderr is not a terminal.
 #[test]
 fn logs_are_plain_when_stderr_is_not_a_terminal() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = with_b_key();
     let d = dir.path();
-    keygen(d, "b.key");
     let mut s = serve_keyed(d, "b.key", &[], Stdio::piped(), "debug");
     // A bare TCP connection that says nothing and leaves: the node logs
     // the accept and the failed handshake at debug.
@@ -519,13 +508,7 @@ fn logs_are_plain_when_stderr_is_not_a_terminal() {
 fn key_files_that_are_not_regular_files_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    assert!(
-        Command::new("mkfifo")
-            .arg(d.join("key.fifo"))
-            .status()
-            .unwrap()
-            .success()
-    );
+    mkfifo(&d.join("key.fifo"));
     for key in ["key.fifo", "/dev/zero"] {
         for args in [
             &["id", key][..],
@@ -548,18 +531,9 @@ fn key_files_that_are_not_regular_files_are_refused() {
 /// panic report per 10 s.
 #[test]
 fn a_handler_panicking_in_a_loop_does_not_flood_the_log() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, _a, mut s) = b_trusting_a(&["--expose", "panic"], Stdio::piped());
     let d = dir.path();
-    let a = keygen(d, "a.key");
-    keygen(d, "b.key");
-    let mut s = serve_keyed(
-        d,
-        "b.key",
-        &["--trust", &a, "--expose", "panic"],
-        Stdio::piped(),
-        "warn",
-    );
-    let target = format!("{}@{}", s.peer, s.addr);
+    let target = s.target();
     for _ in 0..20 {
         let out = call(d, "a.key", &target, &["panic", "x"]);
         assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
@@ -580,11 +554,8 @@ fn a_handler_panicking_in_a_loop_does_not_flood_the_log() {
 #[test]
 fn the_timeout_covers_the_dial_and_the_call_together() {
     use std::net::{TcpListener, TcpStream};
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, _a, s) = b_trusting_a(&["--expose", "sleep"], Stdio::null());
     let d = dir.path();
-    let a = keygen(d, "a.key");
-    keygen(d, "b.key");
-    let s = serve(d, "b.key", &["--trust", &a, "--expose", "sleep"]);
     let proxy = TcpListener::bind("127.0.0.1:0").unwrap();
     let proxy_addr = proxy.local_addr().unwrap();
     let server: std::net::SocketAddr = s.addr.parse().unwrap();
@@ -615,13 +586,10 @@ fn the_timeout_covers_the_dial_and_the_call_together() {
 /// (here a call over the server's frame limit).
 #[test]
 fn a_callees_own_words_are_shown_escaped() {
-    let dir = tempfile::tempdir().unwrap();
+    let extra = ["--expose", "fail", "--expose", "echo", "--max-frame", "200"];
+    let (dir, _a, s) = b_trusting_a(&extra, Stdio::null());
     let d = dir.path();
-    let a = keygen(d, "a.key");
-    keygen(d, "b.key");
-    let extra = ["--trust", &a, "--expose", "fail", "--expose", "echo"];
-    let s = serve(d, "b.key", &[&extra[..], &["--max-frame", "200"]].concat());
-    let target = format!("{}@{}", s.peer, s.addr);
+    let target = s.target();
     let out = call(d, "a.key", &target, &["fail", "\u{1b}[31mred\nline"]);
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
@@ -643,31 +611,19 @@ fn a_callees_own_words_are_shown_escaped() {
 /// disk, a reader that died).
 #[test]
 fn call_fails_when_the_reply_cannot_be_written() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, _a, s) = b_trusting_a(&["--expose", "echo"], Stdio::null());
     let d = dir.path();
-    let a = keygen(d, "a.key");
-    keygen(d, "b.key");
-    let s = serve(d, "b.key", &["--trust", &a, "--expose", "echo"]);
-    let target = format!("{}@{}", s.peer, s.addr);
-    let full = std::fs::File::options()
-        .write(true)
-        .open("/dev/full")
-        .unwrap();
-    let out = finish(
-        command(peernet())
-            .args([
-                "call",
-                "--key",
-                "a.key",
-                "--connect",
-                &target,
-                "echo",
-                "hello",
-            ])
-            .current_dir(d)
-            .stdout(full)
-            .stderr(Stdio::piped()),
-    );
+    let target = s.target();
+    let call = [
+        "call",
+        "--key",
+        "a.key",
+        "--connect",
+        &target,
+        "echo",
+        "hello",
+    ];
+    let out = run_into_a_full_stdout(&call, d);
     assert_fails_with(&out, "error: stdout: ");
 }
 
@@ -796,9 +752,7 @@ async fn exit_of(
 
 /// Sends SIGINT to `child`.
 fn interrupt(child: &Killed) {
-    let pid = child.id().to_string();
-    let sent = Command::new("kill").args(["-INT", &pid]).status().unwrap();
-    assert!(sent.success());
+    send_signal("-INT", child.id());
 }
 
 /// A second Ctrl-C stops `serve` at once (exit 130) while its graceful
@@ -843,9 +797,8 @@ async fn shutdown_grace_lets_a_longer_handler_finish() {
 /// killed: `ran_on`).
 #[cfg(feature = "mdns")]
 fn mdns_interface_refused(listen: &str, interface: &str, needle: &str, ran_on: &str) {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = with_b_key();
     let d = dir.path();
-    keygen(d, "b.key");
     let args = [
         "serve",
         "--key",
@@ -897,9 +850,8 @@ fn an_mdns_interface_off_the_listen_network_is_a_usage_error() {
 #[cfg(feature = "mdns")]
 #[test]
 fn mdns_on_a_loopback_listener_warns_that_other_hosts_cannot_find_it() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = with_b_key();
     let d = dir.path();
-    keygen(d, "b.key");
     let mut s = serve_keyed(d, "b.key", &["--mdns"], Stdio::piped(), "warn");
     let logs = BufReader::new(s.child.stderr.take().unwrap());
     let (tx, rx) = std::sync::mpsc::channel();
@@ -928,9 +880,8 @@ fn mdns_on_a_loopback_listener_warns_that_other_hosts_cannot_find_it() {
 #[cfg(target_os = "linux")]
 #[test]
 fn serve_under_nohup_leaves_sighup_ignored() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = with_b_key();
     let d = dir.path();
-    keygen(d, "b.key");
     for nohup in [true, false] {
         let mut command = match nohup {
             true => {
@@ -940,14 +891,8 @@ fn serve_under_nohup_leaves_sighup_ignored() {
             }
             false => command(peernet()),
         };
-        let mut child = command
-            .args(["serve", "--key", "b.key", "--listen", "127.0.0.1:0"])
-            .current_dir(d)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let lines = Lines::new(child.stdout.take().unwrap());
+        command.args(["serve", "--key", "b.key", "--listen", "127.0.0.1:0"]);
+        let (mut child, lines) = started_by(command, d);
         // (its handlers are in place before it listens)
         assert!(lines.next().starts_with("listening "));
         let (caught, ignored, status) = disposition(&mut child, 1);
@@ -970,24 +915,17 @@ fn serve_under_nohup_leaves_sighup_ignored() {
 #[cfg(target_os = "linux")]
 #[test]
 fn serve_started_with_sigint_ignored_leaves_it_ignored() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = with_b_key();
     let d = dir.path();
-    keygen(d, "b.key");
     let a = keygen(d, "a.key");
     for ignored in [true, false] {
         let trap = if ignored { "trap '' INT; " } else { "" };
         let script = format!(
             "{trap}exec \"$0\" serve --key b.key --listen 127.0.0.1:0 --trust {a} --expose echo"
         );
-        let mut child = command("sh")
-            .args(["-c", &script])
-            .arg(peernet())
-            .current_dir(d)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let lines = Lines::new(child.stdout.take().unwrap());
+        let mut shell = command("sh");
+        shell.args(["-c", &script]).arg(peernet());
+        let (mut child, lines) = started_by(shell, d);
         let listening = lines.next();
         let mut words = listening.split(' ').skip(1);
         let (peer, addr) = (words.next().unwrap(), words.next().unwrap());
@@ -1001,6 +939,21 @@ fn serve_started_with_sigint_ignored_leaves_it_ignored() {
             "SIGINT ignored at start {ignored}: {status}"
         );
     }
+}
+
+/// `command` (one that runs `peernet serve`, maybe through another
+/// program) started in `d`, its stderr dropped: the child, and its
+/// stdout's lines.
+#[cfg(target_os = "linux")]
+fn started_by(mut command: std::process::Command, d: &Path) -> (std::process::Child, Lines) {
+    let mut child = command
+        .current_dir(d)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = Lines::new(child.stdout.take().unwrap());
+    (child, lines)
 }
 
 /// Whether `child` catches and whether it ignores signal number `signal`

@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 fn serve(cwd: &Path, dir: &str, listen: &str, extra: &[&str]) -> Started {
@@ -181,11 +181,7 @@ fn an_init_refuses_a_list_that_is_not_a_regular_file() {
     }
     let dir = d.join("node-fifo");
     std::fs::create_dir(&dir).unwrap();
-    let fifo = Command::new("mkfifo")
-        .arg(dir.join("trust"))
-        .status()
-        .unwrap();
-    assert!(fifo.success());
+    mkfifo(&dir.join("trust"));
     let err = fails(1, &["init", "node-fifo"], d);
     assert!(err.contains("not a regular file"), "{err}");
 }
@@ -548,11 +544,7 @@ fn mdns_finds_a_kept_peer_and_the_book_remembers() {
     assert_eq!(sb.lines.next(), format!("connected {a}"));
     // SIGTERM: a graceful stop saves what the book has pending
     let mut sa = sa;
-    let term = Command::new("kill")
-        .args(["-TERM", &sa.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
+    send_signal("-TERM", sa.child.id());
     let out = wait_for(&mut sa.child, "serve after its SIGTERM", RUN_LIMIT);
     assert_eq!(out.status.code(), Some(0));
     let book = std::fs::read_to_string(d.join("a/book")).unwrap();
@@ -638,8 +630,7 @@ fn serve_names_the_data_directory_file_it_refuses() {
         let path = d.join("x").join(file);
         let kept = d.join(format!("kept-{file}"));
         std::fs::rename(&path, &kept).unwrap();
-        let made = Command::new("mkfifo").arg(&path).status().unwrap();
-        assert!(made.success());
+        mkfifo(&path);
         let err = fails(
             1,
             &["serve", "--data-dir", "x", "--listen", "127.0.0.1:0"],
@@ -834,18 +825,7 @@ fn a_result_stdout_cannot_take_is_an_error_line_not_a_panic() {
         d,
     );
     for args in commands {
-        let full = std::fs::File::options()
-            .write(true)
-            .open("/dev/full")
-            .unwrap();
-        let out = finish(
-            command(peernet())
-                .args(args)
-                .current_dir(d)
-                .env("RUST_BACKTRACE", "0")
-                .stdout(full)
-                .stderr(Stdio::piped()),
-        );
+        let out = run_into_a_full_stdout(args, d);
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
         assert!(err.starts_with("error: stdout: "), "{args:?}: {err}");

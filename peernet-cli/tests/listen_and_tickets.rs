@@ -14,18 +14,8 @@ use peernet_tokio::{Identity, Ticket};
 /// `serve --listen listen` with a new key in `d`, and its stdout's lines.
 fn serve_listening_on(d: &std::path::Path, listen: &str) -> (Killed, Lines) {
     keygen(d, "k");
-    let mut child = Killed(
-        command(peernet())
-            .args(["serve", "--key", "k", "--listen", listen])
-            .current_dir(d)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let lines = Lines::new(child.0.stdout.take().unwrap());
-    (child, lines)
+    let args = ["--key", "k", "--listen", listen];
+    spawn_serve(d, &args, Stdio::null(), "warn")
 }
 
 /// `127.0.0.1:4000` and `[::ffff:127.0.0.1]:4000` are one

@@ -7,7 +7,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use common::*;
 
@@ -24,19 +24,8 @@ impl Killed {
 /// line (it took the flags and runs: killed at once, so an old build
 /// fails the test instead of hanging it).
 fn serve_must_exit(d: &Path, args: &[&str], why: &str) -> (Option<i32>, String) {
-    let mut child = Killed(
-        command(peernet())
-            .arg("serve")
-            .args(args)
-            .current_dir(d)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
     // (stdout ends when the process does, or shows it serving)
-    let stdout = Lines::new(child.0.stdout.take().unwrap());
+    let (mut child, stdout) = spawn_serve(d, args, Stdio::piped(), "warn");
     if let Some(line) = stdout.next_or_end() {
         panic!("{why}: serve runs: {line:?}");
     }
@@ -131,7 +120,7 @@ fn a_peer_trusted_twice_is_trusted_once_with_a_warning() {
 /// warnings on a pipe: the child, and its `<PeerId>@<address>` to call.
 fn serve_b(d: &Path, flags: &[&str]) -> (Killed, String) {
     let s = serve_keyed(d, "b.key", flags, Stdio::piped(), "warn");
-    let target = format!("{}@{}", s.peer, s.addr);
+    let target = s.target();
     (s.child, target)
 }
 
@@ -139,9 +128,7 @@ fn serve_b(d: &Path, flags: &[&str]) -> (Killed, String) {
 /// stderr), checks that it exits 0, and returns the one line of its
 /// stderr that says `what`, which must be a warning.
 fn the_one_warning(mut child: Killed, what: &str) -> String {
-    let pid = child.0.id().to_string();
-    let term = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    assert!(term.success());
+    send_signal("-TERM", child.id());
     let (status, err) = child.wait_with_stderr();
     assert_eq!(status.code(), Some(0), "{err}");
     let warned: Vec<&str> = err.lines().filter(|l| l.contains(what)).collect();

@@ -16,7 +16,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Killed, Lines, Said, command, keygen, ok, peernet, start_serve};
+use common::{Killed, Lines, Said, command, keygen, ok, peernet, send_signal, start_serve};
 
 #[test]
 fn serve_exits_after_its_shutdown_though_a_save_hangs() {
@@ -77,10 +77,7 @@ fn serve_exits_after_its_shutdown_though_a_save_hangs() {
     let children =
         std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", strace.id())).unwrap();
     let serve: u32 = children.split_whitespace().next().unwrap().parse().unwrap();
-    Command::new("kill")
-        .args(["-TERM", &serve.to_string()])
-        .status()
-        .unwrap();
+    send_signal("-TERM", serve);
     // The process ends with its `exit_group` (a thread stopped by strace
     // in its delayed fsync holds the process as a whole until the delay
     // is over; a real disk's killable wait would be cut short by it).

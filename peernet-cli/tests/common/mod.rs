@@ -413,10 +413,17 @@ pub struct Started {
     pub ticket: String,
 }
 
+impl Started {
+    /// Where to call it: `<PeerId>@<address>`.
+    pub fn target(&self) -> String {
+        format!("{}@{}", self.peer, self.addr)
+    }
+}
+
 /// Starts `peernet serve args` in `cwd`, its stderr to `stderr`, logging
-/// at `log` (RUST_LOG), and reads its first two lines.
-pub fn start_serve(cwd: &Path, args: &[&str], stderr: Stdio, log: &str) -> Started {
-    // (killed if a line is not as it should be, as when dropped)
+/// at `log` (RUST_LOG): the child (killed when dropped) and its stdout's
+/// lines, none read yet.
+pub fn spawn_serve(cwd: &Path, args: &[&str], stderr: Stdio, log: &str) -> (Killed, Lines) {
     let mut child = Killed(
         command(peernet())
             .arg("serve")
@@ -435,6 +442,14 @@ pub fn start_serve(cwd: &Path, args: &[&str], stderr: Stdio, log: &str) -> Start
             .unwrap(),
     );
     let lines = Lines::new(child.stdout.take().unwrap());
+    (child, lines)
+}
+
+/// Starts `peernet serve args` as [`spawn_serve`] does, and reads its
+/// first two lines.
+pub fn start_serve(cwd: &Path, args: &[&str], stderr: Stdio, log: &str) -> Started {
+    // (killed if a line is not as it should be, as when dropped)
+    let (child, lines) = spawn_serve(cwd, args, stderr, log);
     let listening = lines.next();
     let parts: Vec<&str> = listening.split(' ').collect();
     assert_eq!(parts.len(), 3, "{listening}");
@@ -464,6 +479,42 @@ pub fn serve_keyed(cwd: &Path, key: &str, extra: &[&str], stderr: Stdio, log: &s
     let mut args = vec!["--key", key, "--listen", "127.0.0.1:0"];
     args.extend_from_slice(extra);
     start_serve(cwd, &args, stderr, log)
+}
+
+/// Runs `peernet args` in `cwd` to its end with its stdout on
+/// `/dev/full` (every write to it fails, as on a full disk) and its
+/// stderr captured, bounded as [`output`] is; panic reports without a
+/// backtrace.
+pub fn run_into_a_full_stdout(args: &[&str], cwd: &Path) -> Output {
+    let full = std::fs::File::options()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    finish(
+        command(peernet())
+            .args(args)
+            .current_dir(cwd)
+            .env("RUST_BACKTRACE", "0")
+            .stdout(full)
+            .stderr(Stdio::piped()),
+    )
+}
+
+/// Makes a FIFO at `path` (with the `mkfifo` command); fails the test
+/// if it cannot.
+pub fn mkfifo(path: &Path) {
+    let made = Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(made.success(), "mkfifo {}: {made}", path.display());
+}
+
+/// Sends `signal` (as `kill` takes it: `-TERM`, `-INT`, ...) to the
+/// process `pid`; fails the test if `kill` does.
+pub fn send_signal(signal: &str, pid: u32) {
+    let sent = Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill {signal} {pid}: {sent}");
 }
 
 /// Runs `peernet call --key key --connect target extra…` in `cwd`.
