@@ -36,26 +36,23 @@ pub enum NodeEvent {
         error: HandshakeError,
     },
     /// A kept peer ([`Node::keep_connected`](crate::Node::keep_connected))
-    /// is redialed after a loss, now: announced right before each redial
-    /// (the first dial is silent). A redial that waits for a free dial
-    /// slot ([`DialConfig::max_dials_in_flight`]) is announced when its
-    /// dial starts, not while it waits.
-    ///
-    /// [`DialConfig::max_dials_in_flight`]: peernet_proto::DialConfig::max_dials_in_flight
+    /// is redialed after a loss, now: the core's
+    /// [`Event::Reconnecting`](peernet_proto::Event::Reconnecting), passed
+    /// on as it comes (which redials it announces, and when, is said
+    /// there; the first dial is silent).
     Reconnecting {
         /// The peer.
         peer: PeerId,
-        /// The redial's number since the loss, from 1 (it starts again
-        /// when the backoff resets, after a connection lived 10 s).
+        /// The redial's number since the loss, from 1.
         attempt: u32,
         /// The backoff waited before this redial.
         after: Duration,
     },
     /// A dial through the address book
     /// ([`Node::connect_peer`](crate::Node::connect_peer)) tried every
-    /// address of its round and none gave a connection (every address of
-    /// `peer`, but of the discovery hints that never worked at most
-    /// [`HINTS_PER_ROUND`](peernet_proto::dial::HINTS_PER_ROUND)).
+    /// address of its round and none gave a connection: the core's
+    /// [`Event::Unreachable`](peernet_proto::Event::Unreachable), passed
+    /// on as it comes (which addresses a round tries is said there).
     Unreachable {
         /// The peer.
         peer: PeerId,
