@@ -278,7 +278,9 @@ impl Browser {
     }
 
     /// Returns once the instance `name` is heard removed (its goodbye);
-    /// the test fails with `what` after `within`.
+    /// the test fails with `what` after `within`. (An announcement's
+    /// records live 120 s and more, `mdns-sd`'s TTLs: a removal heard
+    /// within seconds is the goodbye, never an expiry.)
     async fn removed(&self, name: &str, within: Duration, what: &str) {
         let removal = async {
             loop {
@@ -379,13 +381,16 @@ async fn a_shutting_down_node_is_no_longer_announced() {
 /// while the first `Discovery` is alive is refused (it used to start a
 /// second mDNS daemon: two instances of one PeerId on the LAN, and every
 /// announcement learned twice). Once the first is dropped, a new one
-/// starts at once (its old task, which may end later, does not free the
-/// new one's claim).
+/// starts at once, and its old task, which ends later, does not free the
+/// new one's claim: once that task has ended (the runtime runs the
+/// second's task alone beside the node's), a third is still refused.
 #[tokio::test]
 async fn a_node_runs_one_discovery_at_a_time() {
     use peernet_tokio::discovery::DiscoveryError;
     let lo = loopback();
     let a = node(1, &[]).await;
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let idle = metrics.num_alive_tasks();
     let first = match a.discover_lan(lo.clone()) {
         Ok(discovery) => discovery,
         Err(error) => {
@@ -393,6 +398,7 @@ async fn a_node_runs_one_discovery_at_a_time() {
             return;
         }
     };
+    assert_eq!(metrics.num_alive_tasks(), idle + 1, "a discovery's task");
     let refused = |what: Result<_, DiscoveryError>| {
         assert!(
             matches!(what, Err(DiscoveryError::AlreadyRunning)),
@@ -404,12 +410,13 @@ async fn a_node_runs_one_discovery_at_a_time() {
     let _second = a
         .discover_lan(lo.clone())
         .expect("discovery starts again once the first is dropped");
-    // (the first one's task ends as its daemon stops: watched for a
-    // bounded while, the second still holds the node)
-    for _ in 0..10 {
-        refused(a.discover_lan(lo.clone()));
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // (a task tells no one that it ended: looked at every 20 ms, at
+    // most 20 s)
+    until::until("the first discovery's task ends", || {
+        metrics.num_alive_tasks() == idle + 1
+    })
+    .await;
+    refused(a.discover_lan(lo));
 }
 
 /// A node whose shutdown has started, or that has closed, starts no LAN
