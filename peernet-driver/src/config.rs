@@ -56,14 +56,17 @@ protocol_setters! {
     /// one of them to finish (within its timeout). Default 4096.
     max_outbound_calls: usize;
     /// Bytes queued per connection before `call`/`send` wait for the
-    /// writer (backpressure). Default 1 MiB.
+    /// writer (backpressure), and replies wait, charged to the byte
+    /// budgets below. Default 1 MiB.
     send_buffer: usize;
     /// How long an accepted connection may take to deliver its first
     /// complete handshake frame. Default 2 s; at most `handshake_timeout`.
     first_frame_timeout: Duration;
-    /// Bytes of inbound call and send arguments one connection may hold
-    /// (calls beyond are answered `overloaded`, sends dropped). Default
-    /// 16 MiB.
+    /// Bytes of inbound call and send arguments, and of results waiting
+    /// for room in the send queue (a peer that does not read), one
+    /// connection may hold: calls beyond are answered `overloaded`, sends
+    /// dropped, and a result that would pass it is dropped and its call
+    /// answered `overloaded`. Default 16 MiB.
     max_inbound_bytes_per_conn: usize;
     /// The same budget over the whole node. Default 256 MiB.
     max_inbound_bytes: usize;

@@ -53,11 +53,19 @@ pub struct Config {
     /// payloads of its record, or read on version 1, and keeps it alive
     /// while its handler holds it: up to 4 KiB per call or SEND held, so
     /// 4 MiB more for 1,024 calls, and as much for the 1,024 SEND handlers
-    /// per peer that peernet-driver runs at most.)
+    /// per peer that peernet-driver runs at most.) The bodies of our
+    /// replies that wait for room in the send queue (see `send_buffer`)
+    /// are charged to it too, until they leave the wait: a result that
+    /// would pass it is dropped and its call answered `overloaded`
+    /// ([`crate::Counters::replies_refused`]). So a peer that stops
+    /// reading makes us hold at most this in arguments and waiting
+    /// results together, besides the send queue's `send_buffer` plus one
+    /// frame (and refusals up to the hard send cap, which ends it).
     pub max_inbound_bytes_per_conn: usize,
     /// The same budget for the whole node, over every connection (and the
-    /// SENDs still running from connections that ended). Default 256 MiB:
-    /// sixteen peers at their full per-connection budget.
+    /// SENDs still running from connections that ended), waiting results
+    /// included. Default 256 MiB: sixteen peers at their full
+    /// per-connection budget.
     pub max_inbound_bytes: usize,
     /// Our own calls in flight on one connection before
     /// [`crate::Endpoint::call`] refuses more. Default 4096.
@@ -67,10 +75,14 @@ pub struct Config {
     /// the driver takes them with [`crate::Endpoint::poll_transmit`], and
     /// replies wait, as their handlers gave them, to be queued in order
     /// as the driver takes the queue (so a peer that pipelines calls for
-    /// large results is served at the pace it reads; a call whose reply
-    /// waits keeps its `max_inbound_calls` slot, so one that reads nothing
-    /// holds at most that many results, and what it calls beyond is
-    /// refused into the queue, whose hard cap ends it). Default 1 MiB.
+    /// large results is served at the pace it reads). A waiting reply's
+    /// body is charged to `max_inbound_bytes_per_conn` and
+    /// `max_inbound_bytes`, and one that would pass either is dropped and
+    /// answered `overloaded`; a call whose reply waits keeps its
+    /// `max_inbound_calls` slot, and what it calls beyond is refused into
+    /// the queue, whose hard cap ends it. So a peer that reads nothing
+    /// makes us hold at most its byte budget in waiting results (it was
+    /// `max_inbound_calls` frames, 1 GiB at the defaults). Default 1 MiB.
     pub send_buffer: usize,
     /// Bytes queued for a connection by the peer's own doing (pongs,
     /// and the last reply that found room) or by our liveness pings

@@ -168,7 +168,8 @@ pub struct CallCounts {
     /// Answered, by REPLY status: ours by the status the callee sent,
     /// theirs by the status we answered. For theirs, `no_such_handle`,
     /// `forbidden`, `overloaded` and `shutting_down` are the core's
-    /// refusals, answered without running a handler.
+    /// refusals, answered without running a handler, but for the
+    /// `overloaded` of [`Counters::replies_refused`], whose handler ran.
     pub by_status: StatusCounts,
     /// Ours: the caller's timeout ran out (CANCEL sent). Theirs: the
     /// deadline the caller sent ran out before we answered.
@@ -185,8 +186,9 @@ impl CallCounts {
         self.by_status.total() + self.timed_out + self.cancelled + self.connection_closed
     }
 
-    /// Theirs: calls the core refused before any handler ran
-    /// (`no_such_handle`, `forbidden`, `overloaded`).
+    /// Theirs: calls the core refused (`no_such_handle`, `forbidden`,
+    /// `overloaded`): before any handler ran, but for
+    /// [`Counters::replies_refused`].
     pub fn refusals(&self) -> u64 {
         self.by_status.get(ReplyStatus::NoSuchHandle)
             + self.by_status.get(ReplyStatus::Forbidden)
@@ -226,6 +228,11 @@ pub struct Counters {
     pub sends_dropped: u64,
     /// SENDs we queued.
     pub sends_out: u64,
+    /// Calls whose result would have had to wait for room in the send
+    /// queue past a byte budget (`Config::max_inbound_bytes_per_conn`,
+    /// `Config::max_inbound_bytes`): the result was dropped and the call
+    /// answered `overloaded` (counted so in `calls_in` too).
+    pub replies_refused: u64,
     /// Bytes received from transports.
     pub bytes_in: u64,
     /// Bytes handed to the driver for transports (farewells included).
@@ -317,7 +324,11 @@ impl fmt::Display for Counters {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "handshakes in:  {}", self.handshakes_in)?;
         writeln!(f, "handshakes out: {}", self.handshakes_out)?;
-        writeln!(f, "calls in:  {}", self.calls_in)?;
+        writeln!(
+            f,
+            "calls in:  {} replies_refused={}",
+            self.calls_in, self.replies_refused
+        )?;
         writeln!(f, "calls out: {}", self.calls_out)?;
         writeln!(
             f,

@@ -133,12 +133,17 @@ pub enum Fault {
     /// whatever the others hold (`Config::max_handshake_bytes` is never
     /// enforced), so slow first records pile up outside every budget.
     NoHandshakeBudget,
+    /// `connection::replies`: a reply that waits for room is not charged
+    /// to the byte budgets (nor ever refused for them), so a peer that
+    /// stops reading holds up to `max_inbound_calls` results of a frame
+    /// each outside every budget.
+    UnchargedReplies,
 }
 
 #[cfg(feature = "fault-injection")]
 impl Fault {
     /// Every fault, for the simulation and the fuzz targets to iterate.
-    pub const ALL: [Fault; 35] = [
+    pub const ALL: [Fault; 36] = [
         Fault::SupersedeNewest,
         Fault::SkipTrustCheck,
         Fault::ReplyAnyConnection,
@@ -174,6 +179,7 @@ impl Fault {
         Fault::HintTurnResets,
         Fault::WorkedHintEvictable,
         Fault::NoHandshakeBudget,
+        Fault::UnchargedReplies,
     ];
 
     /// The fault whose variant name is `name` (as its `Debug` prints it).

@@ -22,9 +22,10 @@ pub struct Stats {
     pub inbound_calls: usize,
     /// The most inbound calls in flight on one connection.
     pub max_inbound_calls_per_conn: usize,
-    /// Bytes of inbound arguments held against the byte budgets: of calls
+    /// Bytes held against the byte budgets: inbound arguments of calls
     /// we serve in flight and of SENDs whose handlers still run
-    /// (including those of connections that ended).
+    /// (including those of connections that ended), and the bodies of our
+    /// replies waiting for room (`reply_bytes_waiting`).
     pub inbound_bytes: usize,
     /// The most such bytes held for one connection.
     pub max_inbound_bytes_per_conn: usize,
@@ -38,7 +39,9 @@ pub struct Stats {
     /// Our replies waiting for room in a send queue (past
     /// `Config::send_buffer`), as the handlers gave them.
     pub replies_waiting: usize,
-    /// Their bodies' bytes.
+    /// Their bodies' bytes, part of `inbound_bytes`: within the byte
+    /// budgets, a result that would pass them being answered `overloaded`
+    /// ([`crate::Counters::replies_refused`]).
     pub reply_bytes_waiting: usize,
     /// Bytes held for partial incoming frames.
     pub buffered_input: usize,

@@ -8,7 +8,9 @@
 //! the writer could take a byte, and the connection ended with GOODBYE
 //! `protocol_error` "peer does not read" although the caller read as
 //! fast as it could. Now a reply waits while the queue holds
-//! `send_buffer` (the core's `connection/replies.rs`).
+//! `send_buffer` (the core's `connection/replies.rs`), charged to the
+//! byte budgets: results that would wait past them are answered
+//! `overloaded`.
 
 mod common;
 
@@ -22,9 +24,17 @@ use peernet_tokio::CallError;
 mod unread;
 use unread::Unread;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pipelined_calls_for_large_results_do_not_cut_off_an_honest_peer() {
-    let (alice, bob) = common::trusting_pair(41, 42).await;
+/// 64 pipelined calls for 1 MB results from an honest, reading peer
+/// (`alice`), bob's per-connection byte budget `budget`; returns how many
+/// succeeded, and asserts that the others were answered `overloaded`
+/// (results past the budget while they wait), never cut off.
+async fn pipelined_calls_for_large_results(budget: usize) -> usize {
+    let (alice, bob) = common::trusting_pair_with(41, 42, |config| {
+        let mut core = Config::default();
+        core.max_inbound_bytes_per_conn = budget;
+        config.protocol(core)
+    })
+    .await;
     // A result just under the default frame limit, ready on the first poll.
     let big = Bytes::from(vec![7u8; 1_000_000]);
     bob.expose("get", move |_, _| {
@@ -53,10 +63,17 @@ async fn pipelined_calls_for_large_results_do_not_cut_off_an_honest_peer() {
     )
     .await
     .expect("the calls resolve");
-    let failed: Vec<&CallError> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    let ok = results.iter().filter(|r| r.is_ok()).count();
+    let failed: Vec<&CallError> = results
+        .iter()
+        .filter_map(|r| r.as_ref().err())
+        .filter(|e| !matches!(e, CallError::Overloaded))
+        .collect();
     println!(
-        "64 pipelined calls for 1 MB results: {} ok, {} failed; first failure: {:?}",
-        results.len() - failed.len(),
+        "64 pipelined calls for 1 MB results, budget {} MiB: {ok} ok, {} overloaded, {} failed \
+         otherwise; first: {:?}",
+        budget >> 20,
+        64 - ok - failed.len(),
         failed.len(),
         failed.first()
     );
@@ -65,8 +82,26 @@ async fn pipelined_calls_for_large_results_do_not_cut_off_an_honest_peer() {
         "an honest, reading peer's calls failed: {:?}",
         failed.first()
     );
+    assert!(alice.is_connected(&bob_id), "alice is not cut off");
     alice.shutdown().await;
     bob.shutdown().await;
+    ok
+}
+
+/// With a byte budget that holds the results that wait, every call
+/// succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_calls_for_large_results_do_not_cut_off_an_honest_peer() {
+    assert_eq!(pipelined_calls_for_large_results(128 << 20).await, 64);
+}
+
+/// With the default budget (16 MiB), the results that would wait past it
+/// are answered `overloaded` (the caller may call again): at least a
+/// budget's worth succeeds, and the connection stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_results_past_the_byte_budget_are_answered_overloaded() {
+    let ok = pipelined_calls_for_large_results(Config::default().max_inbound_bytes_per_conn).await;
+    assert!(ok >= 16, "{ok} calls succeeded");
 }
 
 /// Calls the peer makes before it reads, for [`RESULT`] bytes each: far

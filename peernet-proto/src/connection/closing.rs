@@ -27,7 +27,7 @@ impl Connection {
         let announced = self.is_announced();
         let established = matches!(self.state, State::Established(_));
         self.release_handshake_bytes(ctx);
-        self.waiting.drop_all(&mut ctx.counters.calls_in);
+        self.drop_waiting(ctx);
         self.bound_last_write(&ending, established, ctx);
         if self.tx.is_sealed() && established {
             if let Some((code, reason)) = ending.goodbye_envelope() {

@@ -69,8 +69,9 @@ pub(crate) struct Ctx {
     pub(crate) timers: Timers,
     pub(crate) outputs: VecDeque<Output>,
     pub(crate) now: Instant,
-    /// Bytes of inbound arguments held over the whole node (calls we
-    /// serve in flight, SENDs still running): against
+    /// Bytes held over the whole node for what peers make us keep
+    /// (arguments of calls we serve in flight, of SENDs still running,
+    /// bodies of replies waiting for room): against
     /// `Config::max_inbound_bytes`.
     pub(crate) held: usize,
     /// Of those, the SENDs of ended connections, per peer (`orphans.rs`).

@@ -93,8 +93,8 @@ impl Connection {
         }
     }
 
-    /// Bytes of inbound arguments this connection holds against its
-    /// budget.
+    /// Bytes this connection holds against its budget: inbound arguments
+    /// and the bodies of its waiting replies.
     pub(crate) fn held_bytes(&self) -> usize {
         match &self.state {
             State::Established(s) => s.held,

@@ -10,13 +10,29 @@
 //! the send queue, and the batch a driver takes from it, stay within
 //! `send_buffer` plus one frame.
 //!
-//! A call whose reply waits keeps its `max_inbound_calls` slot, so a peer
-//! that stops reading holds at most that many results, as the handlers
-//! gave them, waiting or running; what it calls beyond is refused
-//! (`overloaded`) straight into the queue, whose hard send cap cuts it
-//! off. Otherwise the driver reports its transport stalled after
-//! `idle_timeout` (`Input::Stalled`) and the replies go with the
-//! connection.
+//! A waiting reply's body is charged to the byte budgets that bound what
+//! a peer makes us hold, beside its calls' arguments
+//! (`Config::max_inbound_bytes_per_conn`, `Config::max_inbound_bytes`:
+//! `Session::hold`), and given back once, as it leaves: moved into the
+//! send queue, dropped by the peer's CANCEL, or dropped with the
+//! connection. A reply whose body would pass either budget does not wait:
+//! the body is dropped at once and the call answered `overloaded`
+//! (counted in `Counters::replies_refused`), as a CALL past the budget
+//! is. So a peer that stops reading makes us hold at most its budget in
+//! waiting results and arguments together, whatever `max_inbound_calls`
+//! is; before, it held up to `max_inbound_calls` results of a frame each
+//! (1,019 MiB measured for 1,024 calls for 1 MB results, 1 GiB per
+//! connection and 16 GiB for 16 such peers). The small replies that wait
+//! without a body (`overloaded`, `too_large`, an empty result) are
+//! charged nothing: each keeps its call's `max_inbound_calls` slot, so
+//! they are at most that many entries of a few dozen bytes (about 64 KiB
+//! at the defaults).
+//!
+//! A call whose reply waits keeps its `max_inbound_calls` slot, and what
+//! the peer calls beyond is refused (`overloaded`) straight into the
+//! queue, whose hard send cap cuts it off. Otherwise the driver reports
+//! its transport stalled after `idle_timeout` (`Input::Stalled`) and the
+//! replies go with the connection.
 //!
 //! When the connection ends, however it ends, the replies still waiting
 //! go with it, and so does what is queued unless it fits with the
@@ -34,6 +50,7 @@ use alloc::collections::{BTreeSet, VecDeque};
 use bytes::Bytes;
 
 use crate::codes::ReplyStatus;
+use crate::config::{Config, fault};
 use crate::counters::CallCounts;
 use crate::envelope::EnvelopeRef;
 
@@ -53,6 +70,17 @@ pub(super) struct Waiting(Option<Box<Queue>>);
 struct Queue {
     replies: VecDeque<(u64, ReplyStatus, Bytes)>,
     ids: BTreeSet<u64>,
+    /// Their bodies' bytes.
+    bytes: usize,
+}
+
+/// What a waiting reply's body of `len` bytes is charged to the byte
+/// budgets (given back as it leaves, whichever way).
+fn charge(len: usize, config: &Config) -> usize {
+    match fault!(config, UnchargedReplies) {
+        true => 0,
+        false => len,
+    }
 }
 
 impl Waiting {
@@ -61,11 +89,9 @@ impl Waiting {
         self.0.as_ref().map_or(0, |q| q.replies.len())
     }
 
-    /// Their bodies' bytes (for `Stats`, computed when asked).
+    /// Their bodies' bytes.
     pub(super) fn bytes(&self) -> usize {
-        self.0
-            .as_ref()
-            .map_or(0, |q| q.replies.iter().map(|r| r.2.len()).sum())
+        self.0.as_ref().map_or(0, |q| q.bytes)
     }
 
     /// (the queue goes as its last reply leaves: `None` is empty)
@@ -77,6 +103,7 @@ impl Waiting {
     fn push(&mut self, reply: (u64, ReplyStatus, Bytes)) {
         let q = self.0.get_or_insert_default();
         q.ids.insert(reply.0);
+        q.bytes += reply.2.len();
         q.replies.push_back(reply);
     }
 
@@ -87,43 +114,49 @@ impl Waiting {
 
     /// CANCEL of request `id`, whose reply waits here: the caller no
     /// longer wants it, so it never goes out and the call's slot is
-    /// free again. Counted as cancelled, not answered. (Only a CANCEL of
-    /// a waiting reply scans the replies, and each reply is cancelled
-    /// once at most.)
-    pub(super) fn cancel(&mut self, id: u64, counts: &mut CallCounts) -> bool {
-        let Some(q) = self.0.as_mut() else {
-            return false;
-        };
+    /// free again. Counted as cancelled, not answered. Returns its
+    /// body's bytes, to be given back to the budgets (`None`: it does
+    /// not wait here). (Only a CANCEL of a waiting reply scans the
+    /// replies, and each reply is cancelled once at most.)
+    pub(super) fn cancel(&mut self, id: u64, counts: &mut CallCounts) -> Option<usize> {
+        let q = self.0.as_mut()?;
         if !q.ids.remove(&id) {
-            return false;
+            return None;
         }
+        let mut len = 0;
         if let Some(at) = q.replies.iter().position(|r| r.0 == id) {
-            if let Some((_, status, _)) = q.replies.remove(at) {
+            if let Some((_, status, body)) = q.replies.remove(at) {
                 counts.by_status.take_back(status);
                 counts.cancelled += 1;
+                len = body.len();
+                q.bytes -= len;
             }
         }
         if q.replies.is_empty() {
             self.0 = None;
         }
-        true
+        Some(len)
     }
 
     /// The connection ends: the replies still waiting never go out, and
-    /// their calls count as ended with it, not answered.
-    pub(super) fn drop_all(&mut self, counts: &mut CallCounts) {
-        if let Some(q) = self.0.take() {
-            for (_, status, _) in q.replies.iter() {
-                counts.by_status.take_back(*status);
-                counts.connection_closed += 1;
-            }
+    /// their calls count as ended with it, not answered. Returns their
+    /// bodies' bytes, to be given back to the budgets.
+    fn drop_all(&mut self, counts: &mut CallCounts) -> usize {
+        let Some(q) = self.0.take() else {
+            return 0;
+        };
+        for (_, status, _) in q.replies.iter() {
+            counts.by_status.take_back(*status);
+            counts.connection_closed += 1;
         }
+        q.bytes
     }
 
     fn pop(&mut self) -> Option<(u64, ReplyStatus, Bytes)> {
         let q = self.0.as_mut()?;
         let next = q.replies.pop_front()?;
         q.ids.remove(&next.0);
+        q.bytes -= next.2.len();
         if q.replies.is_empty() {
             self.0 = None;
         }
@@ -133,9 +166,10 @@ impl Waiting {
 
 impl Connection {
     /// Queues the reply to request `id`, or lets it wait behind the others
-    /// while the send queue is full. A reply that would not fit in a frame
-    /// (a record, in version 2) is answered `too_large` instead, and the
-    /// caller learns why.
+    /// while the send queue is full, its body charged to the byte budgets.
+    /// A reply that would not fit in a frame (a record, in version 2) is
+    /// answered `too_large` instead, and one whose body would pass a
+    /// budget `overloaded`: the caller learns why.
     pub(super) fn answer(&mut self, id: u64, status: ReplyStatus, body: Bytes, ctx: &mut Ctx) {
         if !matches!(self.state, State::Established(_)) {
             return;
@@ -153,11 +187,43 @@ impl Connection {
         };
         let (status, body) = if whole.body_len() > self.tx.max_body(ctx.config.max_frame_len) {
             (ReplyStatus::TooLarge, Bytes::new())
+        } else if !self.charge_waiting(body.len(), ctx) {
+            ctx.counters.replies_refused += 1;
+            let (conn, len, held) = (self.id, body.len(), self.held_bytes());
+            tracing::debug!(conn = %conn, id, len, held, "reply refused: byte budget full");
+            (ReplyStatus::Overloaded, Bytes::new())
         } else {
             (status, body)
         };
         ctx.counters.calls_in.by_status.add(status);
         self.waiting.push((id, status, body));
+    }
+
+    /// Takes a waiting body of `len` bytes against the byte budgets;
+    /// false (nothing taken) if either would overflow. An empty body
+    /// takes nothing and always waits.
+    fn charge_waiting(&mut self, len: usize, ctx: &mut Ctx) -> bool {
+        let bytes = charge(len, &ctx.config);
+        match &mut self.state {
+            State::Established(s) if bytes > 0 => s.hold(bytes, ctx),
+            State::Established(_) | State::Handshake(_) => true,
+        }
+    }
+
+    /// Gives back what [`Connection::charge_waiting`] took for bodies of
+    /// `len` bytes that left the waiting queue.
+    pub(super) fn release_waiting(&mut self, len: usize, ctx: &mut Ctx) {
+        let bytes = charge(len, &ctx.config);
+        if let State::Established(s) = &mut self.state {
+            s.release(bytes, ctx);
+        }
+    }
+
+    /// The connection ends: drops the replies still waiting, and gives
+    /// their charge back.
+    pub(super) fn drop_waiting(&mut self, ctx: &mut Ctx) {
+        let len = self.waiting.drop_all(&mut ctx.counters.calls_in);
+        self.release_waiting(len, ctx);
     }
 
     /// Moves waiting replies into the send queue while it has room.
@@ -174,6 +240,7 @@ impl Connection {
             let Some((id, status, body)) = self.waiting.pop() else {
                 return;
             };
+            self.release_waiting(body.len(), ctx);
             self.encode_reply(id, status, &body, ctx);
         }
     }

@@ -47,8 +47,9 @@ pub(super) struct Session {
     pub(super) inbound: InFlight<Served>,
     /// The serial of the next call we serve (see [`Served::serial`]).
     next_serial: u32,
-    /// Bytes of arguments held against `max_inbound_bytes_per_conn`:
-    /// of `inbound`, and of SENDs still running.
+    /// Bytes held against `max_inbound_bytes_per_conn`: arguments of
+    /// `inbound` and of SENDs still running, bodies of replies waiting
+    /// (`replies.rs`).
     pub(super) held: usize,
 }
 
@@ -125,9 +126,10 @@ impl Session {
 }
 
 impl Session {
-    /// Takes `bytes` of inbound arguments against the connection's and the
-    /// node's budgets; false (nothing taken) if either would overflow.
-    fn hold(&mut self, bytes: usize, ctx: &mut Ctx) -> bool {
+    /// Takes `bytes` of inbound arguments, or of a waiting reply's body
+    /// (`replies.rs`), against the connection's and the node's budgets;
+    /// false (nothing taken) if either would overflow.
+    pub(super) fn hold(&mut self, bytes: usize, ctx: &mut Ctx) -> bool {
         // (the peer's SENDs that outlived its earlier connections count
         // too: `orphans.rs`)
         let orphans = ctx.orphans.of(&self.peer);
@@ -142,7 +144,7 @@ impl Session {
     }
 
     /// Gives back what [`Session::hold`] took.
-    fn release(&mut self, bytes: usize, ctx: &mut Ctx) {
+    pub(super) fn release(&mut self, bytes: usize, ctx: &mut Ctx) {
         self.held = self.held.saturating_sub(bytes);
         ctx.held = ctx.held.saturating_sub(bytes);
     }
@@ -275,8 +277,9 @@ impl Connection {
                     ctx.counters.calls_in.cancelled += 1;
                     s.release(served.size as usize, ctx);
                     ctx.emit(Event::CallCancelled(served.id(conn, id)));
-                } else if self.waiting.cancel(id, &mut ctx.counters.calls_in) {
+                } else if let Some(len) = self.waiting.cancel(id, &mut ctx.counters.calls_in) {
                     // (answered, its reply waiting: dropped, slot freed)
+                    self.release_waiting(len, ctx);
                 } else if fault!(ctx.config, CancelUnknownIsError) {
                     let reason = format!("CANCEL of request id {id}, not in flight");
                     return Some(Transition::End(Ending::ProtocolError(reason)));

@@ -81,6 +81,16 @@ impl Endpoint {
         self.conns.get(&conn).map_or(0, |c| c.waiting_replies().0)
     }
 
+    /// Test hook (`testkit` only): the bytes of the bodies of our replies
+    /// on `conn` waiting for room, and the bytes `conn` holds against its
+    /// byte budget (arguments and those bodies).
+    #[cfg(feature = "testkit")]
+    pub fn testkit_reply_bytes(&self, conn: ConnId) -> (usize, usize) {
+        self.conns
+            .get(&conn)
+            .map_or((0, 0), |c| (c.waiting_replies().1, c.held_bytes()))
+    }
+
     /// Whether [`Endpoint::shutdown`] was called.
     pub fn is_shutting_down(&self) -> bool {
         self.shutting_down
