@@ -126,6 +126,13 @@ pub enum Invariant {
     /// `send_buffer` bytes or more: none waits behind room, where nothing
     /// would ever move it.
     RepliesWaitOnlyForRoom,
+    /// The bodies of the replies waiting for room are charged to the byte
+    /// budgets: on each connection they are part of what it holds against
+    /// `max_inbound_bytes_per_conn`, with its calls' arguments, and
+    /// node-wide of what it holds against `max_inbound_bytes`, each within
+    /// its limit, so that a peer that stops reading cannot make waiting
+    /// results pile up past them.
+    RepliesWithinByteBudgets,
 }
 
 impl Invariant {
@@ -164,6 +171,7 @@ impl Invariant {
             Invariant::PeerConnectsHold => "peer_connects_hold",
             Invariant::StalledTransportsEnd => "stalled_transports_end",
             Invariant::RepliesWaitOnlyForRoom => "replies_wait_only_for_room",
+            Invariant::RepliesWithinByteBudgets => "replies_within_byte_budgets",
         }
     }
 }
@@ -246,6 +254,36 @@ pub fn check_replies_wait(
                 ),
             });
         }
+    }
+    Ok(())
+}
+
+/// `replies_within_byte_budgets`: on each of `conns`, the bodies of the
+/// replies waiting are part of what the connection holds against its
+/// byte budget, within it; over the node, part of what it holds against
+/// the node's, within it.
+pub fn check_reply_budgets(
+    c: &Config,
+    ep: &Endpoint,
+    conns: impl IntoIterator<Item = ConnId>,
+) -> Result<(), Breach> {
+    let over = |detail: String| breach(Invariant::RepliesWithinByteBudgets, detail);
+    for conn in conns {
+        let (waiting, held) = ep.testkit_reply_bytes(conn);
+        if waiting > held || held > c.max_inbound_bytes_per_conn {
+            return over(format!(
+                "{conn}: {waiting} bytes of replies wait, {held} held against the budget \
+                 (max_inbound_bytes_per_conn {})",
+                c.max_inbound_bytes_per_conn
+            ));
+        }
+    }
+    let s = ep.stats();
+    if s.reply_bytes_waiting > s.inbound_bytes || s.inbound_bytes > c.max_inbound_bytes {
+        return over(format!(
+            "{} bytes of replies wait, {} held against the node's budget (max_inbound_bytes {})",
+            s.reply_bytes_waiting, s.inbound_bytes, c.max_inbound_bytes
+        ));
     }
     Ok(())
 }
@@ -786,6 +824,7 @@ impl Model {
         };
         enforce(check_tables(&self.config, &ep.stats(), &expected));
         enforce(check_replies_wait(&self.config, ep, self.open_conns()));
+        enforce(check_reply_budgets(&self.config, ep, self.open_conns()));
         for (peer, conn) in &self.peers {
             ensure!(
                 ep.connection(peer) == Some(*conn),

@@ -453,6 +453,24 @@ fn byzantine_peer_cannot_break_limits() {
     }
 }
 
+/// `cfg` with the byzantine key and `fault`: n0 and n1 connected, then
+/// `count` times `attack` on n1.
+fn byzantine_attacks(
+    mut cfg: SimConfig,
+    fault: Option<Fault>,
+    attack: Attack,
+    count: usize,
+) -> Sim {
+    cfg.byzantine = true;
+    cfg.fault = fault;
+    let mut sim = sim_with(cfg);
+    connect(&mut sim, 0, 1);
+    for _ in 0..count {
+        sim.attack(1, attack);
+    }
+    sim
+}
+
 /// Version-2 byzantine peers that send most of a whole first record
 /// after RESP and never the rest: their victim holds at most
 /// `max_handshake_bytes` for them (16 KiB in the simulation, four such
@@ -462,17 +480,7 @@ fn byzantine_peer_cannot_break_limits() {
 #[test]
 fn slow_first_records_stay_within_the_handshake_budget() {
     let slow = Attack::Byzantine(Byzantine::SlowFirstRecord);
-    let attacked = |seed, fault| {
-        let mut cfg = SimConfig::new(seed, 2);
-        cfg.byzantine = true;
-        cfg.fault = fault;
-        let mut sim = sim_with(cfg);
-        connect(&mut sim, 0, 1);
-        for _ in 0..5 {
-            sim.attack(1, slow);
-        }
-        sim
-    };
+    let attacked = |seed, fault| byzantine_attacks(SimConfig::new(seed, 2), fault, slow, 5);
     for seed in 0..5 {
         let mut sim = attacked(seed, None);
         ok(sim.run_for(500 * MS));
@@ -488,6 +496,46 @@ fn slow_first_records_stay_within_the_handshake_budget() {
     }
     let mut sim = attacked(0, Some(Fault::NoHandshakeBudget));
     violated(sim.run_for(500 * MS), Invariant::TablesWithinLimits);
+}
+
+/// A byzantine peer that calls for results as large as a frame allows
+/// and reads nothing: its results wait for room, and its victim holds at
+/// most `max_inbound_bytes_per_conn` of them (16 KiB here: four results)
+/// and answers the rest `overloaded`, its honest connection untouched;
+/// everything is given back once the connection ends (idle or stalled,
+/// 3 s). With fault `UnchargedReplies` (the waiting results held outside
+/// the budgets, up to `max_inbound_calls` of them)
+/// `replies_within_byte_budgets` fires.
+#[test]
+fn results_for_a_peer_that_reads_nothing_stay_within_the_byte_budget() {
+    let unread = Attack::Byzantine(Byzantine::UnreadResults);
+    let budget = 16 * 1024;
+    let attacked = |seed, fault| {
+        let mut cfg = calm_config(seed, 2);
+        cfg.endpoint.max_inbound_bytes_per_conn = budget;
+        byzantine_attacks(cfg, fault, unread, 1)
+    };
+    for seed in 0..5 {
+        let mut sim = attacked(seed, None);
+        ok(sim.run_for(1_000 * MS));
+        let stats = sim.endpoint(1).unwrap().stats();
+        assert!(
+            stats.counters.replies_refused > 0 && stats.reply_bytes_waiting > budget / 2,
+            "seed {seed}: {stats}"
+        );
+        assert!(stats.inbound_bytes <= budget, "seed {seed}: {stats}");
+        ok(sim.run_for(4_000 * MS));
+        let stats = sim.endpoint(1).unwrap().stats();
+        assert_eq!(
+            (stats.inbound_bytes, stats.reply_bytes_waiting),
+            (0, 0),
+            "seed {seed}: {stats}"
+        );
+        assert!(connected(&sim, 0, 1), "seed {seed}: untouched");
+        ok(sim.finish());
+    }
+    let mut sim = attacked(0, Some(Fault::UnchargedReplies));
+    violated(sim.run_for(1_000 * MS), Invariant::RepliesWithinByteBudgets);
 }
 
 #[test]

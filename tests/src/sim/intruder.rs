@@ -98,7 +98,19 @@ pub enum Byzantine {
     /// `Config::max_handshake_bytes` over all its handshakes. Only in the
     /// scenarios that launch it (not drawn by [`Attack::random`]).
     SlowFirstRecord,
+    /// Sends CALLs whose arguments ask for results as large as a frame
+    /// allows ([`LARGE`]), and reads nothing over a small window: its
+    /// results wait for room in its victim's send queue, charged to the
+    /// victim's byte budgets, and those past them are answered
+    /// `overloaded`. Only in the scenarios that launch it (not drawn by
+    /// [`Attack::random`]).
+    UnreadResults,
 }
+
+/// The start of the arguments of a call that asks the simulated
+/// application for a result as large as a frame allows
+/// ([`Byzantine::UnreadResults`]).
+pub const LARGE: &[u8] = b"peernet-sim/large-result";
 
 impl Byzantine {
     /// Whether it breaks version 2's records (needs a version-2 victim).
@@ -402,6 +414,22 @@ impl RawPeer {
             Byzantine::InvalidEnvelope => {
                 let invalid = invalid_envelopes();
                 self.payload = vec![Out::Envelope(invalid[rng.index(invalid.len())].clone())];
+            }
+            Byzantine::UnreadResults => {
+                let n = rng.range(16, 32);
+                self.payload = (1..=n)
+                    .map(|id| {
+                        envelope(&Envelope::Call {
+                            id,
+                            handle: Handle::new(HANDLES[rng.index(4)]).expect("valid"),
+                            args: Bytes::from_static(LARGE),
+                            timeout_ms: 0,
+                        })
+                    })
+                    .collect();
+                self.stop_reading = true;
+                // (past its victim's idle timeout, 3 s)
+                self.lifetime = rng.range(4_000_000_000, 6_000_000_000);
             }
             Byzantine::CallFlood | Byzantine::DeafPinger => {
                 let deaf = what == Byzantine::DeafPinger;
@@ -854,8 +882,10 @@ impl Sim {
             self.counters.replayed_inits += 1;
         }
         let link = self.dial_raw(raw, victim, source);
-        if attack == Attack::Byzantine(Byzantine::DeafPinger)
-            && let Some(l) = self.links.get_mut(&link)
+        if matches!(
+            attack,
+            Attack::Byzantine(Byzantine::DeafPinger | Byzantine::UnreadResults)
+        ) && let Some(l) = self.links.get_mut(&link)
         {
             // A real socket's buffers fill too, given time: a small window
             // fills within the intruder's life.

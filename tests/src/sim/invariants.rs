@@ -11,8 +11,8 @@ use peernet_proto::GoodbyeCode;
 use peernet_proto::testkit::registry::{self, Established, Survivor};
 use peernet_proto::{CallError, CallId, CloseReason, ConnId, Event, HandshakeError, PeerId, Side};
 use peernet_testkit::model::{
-    Expected, check_replies_wait, check_revoked_by_peer, check_tables, check_unpaired,
-    fails_cleanly_across_versions, is_goodbye, local_protocol_error, max_per_conn,
+    Expected, check_replies_wait, check_reply_budgets, check_revoked_by_peer, check_tables,
+    check_unpaired, fails_cleanly_across_versions, is_goodbye, local_protocol_error, max_per_conn,
 };
 
 use super::intruder::{Attack, MARK};
@@ -837,8 +837,10 @@ impl Sim {
             .iter()
             .filter(|(_, c)| !c.closed)
             .map(|(id, _)| *id);
-        let checked = check_tables(&self.cfg.endpoint, &ep.stats(), &expected)
-            .and_then(|()| check_replies_wait(&self.cfg.endpoint, ep, open));
+        let c = &self.cfg.endpoint;
+        let checked = check_tables(c, &ep.stats(), &expected)
+            .and_then(|()| check_replies_wait(c, ep, open.clone()))
+            .and_then(|()| check_reply_budgets(c, ep, open));
         if let Err(b) = checked {
             self.fail(b.invariant, format!("n{n}: {}", b.detail));
         }

@@ -766,6 +766,11 @@ impl Sim {
         } else {
             self.rng.below(48) as usize
         };
+        // (a call that asks for a large result gets one that fits a frame)
+        let pad = match call.args.starts_with(intruder::LARGE) {
+            true => max as usize - 200,
+            false => pad,
+        };
         let response = match self.rng.weighted(&[p.ok, p.error, p.panic, p.never]) {
             0 => Response::Ok(node::reply_body(token, n, &call.peer, pad)),
             1 => Response::Error(node::reply_body(token, n, &call.peer, pad)),
