@@ -17,7 +17,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use peernet_proto::Config;
-use peernet_tokio::NodeEvent;
 
 #[path = "common/unread.rs"]
 mod unread;
@@ -73,17 +72,7 @@ async fn a_peer_that_never_reads_pins_about_two_send_buffers() {
         held as f64 / 1048576.0
     );
     // the stalled transport ends the connection, and the replies with it
-    let closed = async {
-        loop {
-            match events.recv().await.expect("events") {
-                NodeEvent::Disconnected { peer, reason } if peer == raw_peer => break reason,
-                _ => {}
-            }
-        }
-    };
-    let reason = tokio::time::timeout(Duration::from_secs(30), closed)
-        .await
-        .expect("the connection ends");
+    let reason = unread::disconnected(&events, raw_peer).await;
     println!("closed: {reason}");
     assert_eq!(bob.stats().core.replies_waiting, 0);
     let Unread { bob, raws, .. } = unread;

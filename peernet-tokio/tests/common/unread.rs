@@ -106,6 +106,28 @@ impl Unread {
     }
 }
 
+/// Waits (within 30 s) for `peer`'s connection to end among `events`;
+/// returns why it ended.
+#[allow(dead_code)] // (not every test binary waits for the end)
+pub(crate) async fn disconnected(
+    events: &peernet_tokio::EventStream,
+    peer: peernet_proto::PeerId,
+) -> peernet_proto::CloseReason {
+    let closed = async {
+        loop {
+            match events.recv().await.expect("events") {
+                peernet_tokio::NodeEvent::Disconnected { peer: p, reason } if p == peer => {
+                    break reason;
+                }
+                _ => {}
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), closed)
+        .await
+        .expect("the connection ends")
+}
+
 /// What a raw peer that read everything, to the end, got.
 #[allow(dead_code)] // (not every test binary reads)
 #[derive(Debug)]
