@@ -163,7 +163,8 @@ impl HandshakeCounts {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CallCounts {
-    /// Started: ours queued, or theirs arrived (refused ones included).
+    /// Started: ours queued (or, with a zero timeout, timed out at once
+    /// unsent), or theirs arrived (refused ones included).
     pub started: u64,
     /// Answered, by REPLY status: ours by the status the callee sent,
     /// theirs by the status we answered. For theirs, `no_such_handle`,
@@ -171,7 +172,8 @@ pub struct CallCounts {
     /// refusals, answered without running a handler, but for the
     /// `overloaded` of [`Counters::replies_refused`], whose handler ran.
     pub by_status: StatusCounts,
-    /// Ours: the caller's timeout ran out (CANCEL sent). Theirs: the
+    /// Ours: the caller's timeout ran out (CANCEL sent; with a zero
+    /// timeout, nothing sent at all). Theirs: the
     /// deadline the caller sent ran out before we answered.
     pub timed_out: u64,
     /// Ours: cancelled by us. Theirs: the caller sent CANCEL.

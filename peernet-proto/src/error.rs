@@ -295,7 +295,8 @@ pub enum CallError {
     /// The handler's result did not fit in one frame.
     #[error("result too large for one frame")]
     ResultTooLarge,
-    /// No reply within the call's timeout; CANCEL was sent.
+    /// No reply within the call's timeout; CANCEL was sent (for a zero
+    /// timeout, nothing at all: see [`crate::Endpoint::call`]).
     #[error("timed out")]
     Timeout,
     /// Cancelled locally with [`crate::Endpoint::cancel`].

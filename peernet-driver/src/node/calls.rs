@@ -99,10 +99,10 @@ impl<R: Runtime> Node<R> {
                     };
                     // No budget left (a zero timeout, or one spent waiting
                     // for room or a reconnect): the caller has given up
-                    // already. The wire cannot say so (0 means no limit,
-                    // so the core rounds it up to 1 ms), and the callee
-                    // would start a handler nobody waits for, which could
-                    // call on with a fresh millisecond of its own.
+                    // already. The core would not send it either (it
+                    // resolves such a call with Timeout, unsent); failing
+                    // here takes no call id and counts it with the other
+                    // calls that timed out before the core took them.
                     if budget.is_some_and(|b| b.is_zero()) {
                         self.timed_out_unsent();
                         return (Err(CallError::Timeout), None);

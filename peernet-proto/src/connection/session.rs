@@ -411,6 +411,20 @@ impl Connection {
             args,
             timeout_ms,
         };
+        if timeout.is_some_and(|t| t.is_zero()) {
+            // No budget: the wire cannot say so (0 is no limit), and a
+            // CALL with 1 ms would start a handler nobody waits for. It
+            // times out unsent, refused where any call would be.
+            if call.body_len() > self.tx.max_body(ctx.config.max_frame_len) {
+                return Err(SendError::MessageTooLarge);
+            }
+            ctx.counters.calls_out.started += 1;
+            ctx.counters.calls_out.timed_out += 1;
+            let id = CallId { conn: self.id, id };
+            let result = Err(CallError::Timeout);
+            ctx.emit(Event::CallResult { id, result });
+            return Ok(id);
+        }
         self.tx
             .push(call, ctx)
             .map_err(|_| SendError::MessageTooLarge)?;

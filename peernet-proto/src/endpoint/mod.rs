@@ -297,9 +297,17 @@ impl Endpoint {
     /// (`NotConnected`, `WouldBlock`, `MessageTooLarge`, `InvalidHandle`):
     /// one error type then covers a call from request to resolution.
     ///
-    /// `timeout` (rounded up to whole milliseconds) is carried in the CALL
-    /// so the callee can stop work it no longer needs to do; when it runs
-    /// out the call fails with [`CallError::Timeout`] and CANCEL is sent.
+    /// `timeout` is carried in the CALL so the callee can stop work it no
+    /// longer needs to do; when it runs out the call fails with
+    /// [`CallError::Timeout`] and CANCEL is sent. The wire carries whole
+    /// milliseconds and 0 there means no limit (PROTOCOL.md 3.1), so a
+    /// timeout is rounded up: 500 µs goes out as 1 ms (the callee never
+    /// gives up before us) while the call still times out here after
+    /// 500 µs. A zero timeout (`Some(Duration::ZERO)`: a budget already
+    /// spent) sends nothing at all: it is refused where any call would
+    /// be, and otherwise gets its id and resolves with
+    /// [`CallError::Timeout`] at the next [`Endpoint::poll_output`],
+    /// counted as timed out, holding no slot.
     ///
     /// `args` is copied into the connection's send queue (the frame is
     /// written there at once), so on [`CallError::WouldBlock`] the caller
