@@ -12,7 +12,8 @@
 //!               [--mdns [--mdns-interface <IP>]...]
 //!               [--trust <PEERID>]... [--expose <HANDLE>]...
 //!               [--handshake-timeout <MS>] [--ping-interval <MS>] [--idle-timeout <MS>]
-//!               [--max-frame <BYTES>] [--max-inbound-calls <N>] [--protocol 1|2]
+//!               [--max-frame <BYTES>] [--max-inbound-calls <N>] [--max-handshake-bytes <BYTES>]
+//!               [--protocol 1|2]
 //!               [--handshakes-per-source <N>] [--failed-handshakes-per-source <RATE/BURST>]
 //!               [--connects-per-peer <RATE/BURST>] [--shutdown-grace <MS>]
 //! peernet call --key <KEYFILE> --connect <PEERID@IP:PORT|TICKET> [--timeout <MS>] [--protocol 1|2]

@@ -78,6 +78,12 @@ pub(crate) struct Serve {
     /// 1024); more are answered `overloaded`.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     max_inbound_calls: Option<u64>,
+    /// Bytes the connections whose handshake is not finished may hold
+    /// together for frames split across reads (at least 150, a split
+    /// INIT; default 16777216); the connection whose bytes would pass it
+    /// is closed.
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(150..))]
+    max_handshake_bytes: Option<u64>,
     /// The protocol version: 2 (encrypted, the default) or 1.
     #[arg(long, value_name = "1|2", default_value = "2", value_parser = parse_protocol)]
     protocol: ProtocolVersion,
@@ -224,6 +230,9 @@ pub(crate) async fn run_serve(mut serve: Serve) -> Result<(), Failure> {
     }
     if let Some(v) = serve.max_inbound_calls {
         protocol.max_inbound_calls = usize::try_from(v).unwrap_or(usize::MAX);
+    }
+    if let Some(v) = serve.max_handshake_bytes {
+        protocol.max_handshake_bytes = usize::try_from(v).unwrap_or(usize::MAX);
     }
     protocol.version = serve.protocol;
     // (before anything starts, in the command line's words)

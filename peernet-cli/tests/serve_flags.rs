@@ -3,6 +3,8 @@
 //! `pair` of it is; a handle given twice to `--expose` is exposed once,
 //! and a peer given twice to `--trust` trusted once, with a warning.
 //! `call` and `send` of the node's own PeerId are usage errors too.
+//! `--max-handshake-bytes` below 150 is a usage error, and its value
+//! reaches the node.
 
 mod common;
 
@@ -170,4 +172,54 @@ fn call_and_send_refuse_the_nodes_own_peer_id() {
             );
         }
     }
+}
+
+/// `--max-handshake-bytes` (`NodeConfig::max_handshake_bytes`) below
+/// 150, where a split INIT would not fit, is a usage error naming the
+/// flag, as `--max-frame` below 150 is; so is a value that is no count.
+/// `serve --help` lists it.
+#[test]
+fn max_handshake_bytes_below_a_split_init_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    keygen(d, "k");
+    for value in ["0", "149", "16MiB"] {
+        let args = ["--key", "k", "--listen", "127.0.0.1:0"];
+        let args = [&args[..], &["--max-handshake-bytes", value]].concat();
+        let (code, err) = serve_must_exit(d, &args, value);
+        assert_eq!(code, Some(64), "{value}: {err}");
+        let first = err.lines().next().unwrap_or_default();
+        assert!(first.starts_with("error: "), "{value}: {err}");
+        assert!(first.contains("--max-handshake-bytes"), "{value}: {err}");
+        assert!(first.contains(&format!("'{value}'")), "{value}: {err}");
+    }
+    let help = ok(&["serve", "--help"], d);
+    assert!(help.contains("--max-handshake-bytes <BYTES>"), "{help}");
+}
+
+/// `--max-handshake-bytes 150` reaches the node: two connections each
+/// send half of an INIT (a 150-byte frame). The first one's split frame
+/// takes a buffer of the whole frame, the whole budget; the second one's
+/// bytes would pass it, and it is closed over the budget, which the node
+/// logs (with the default 16 MiB, both wait for their first-frame
+/// deadline and nothing is over).
+#[test]
+fn max_handshake_bytes_bounds_the_split_frames_of_handshakes() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    keygen(d, "b.key");
+    let flags = ["--max-handshake-bytes", "150"];
+    let mut s = serve_keyed(d, "b.key", &flags, Stdio::piped(), "peernet_proto=debug");
+    let mut said = Said::new(s.child.stderr.take().unwrap());
+    let half_init = [&150u32.to_be_bytes()[..], &[0; 75]].concat();
+    let mut peers = Vec::new();
+    for _ in 0..2 {
+        let mut peer = std::net::TcpStream::connect(&s.addr).unwrap();
+        peer.write_all(&half_init).unwrap();
+        peers.push(peer);
+    }
+    let over = "handshake bytes over the node's budget";
+    assert!(said.holds_within(over, RUN_LIMIT), "{}", said.text());
+    drop(peers);
 }
