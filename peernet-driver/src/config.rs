@@ -47,7 +47,9 @@ protocol_setters! {
     /// as "handshake failed"); established connections are never
     /// charged. Default 16 MiB, which is also the most those buffers
     /// hold (it was up to 1 GiB: 1,024 handshakes with a 1 MiB record
-    /// each). At least 150 (a split INIT), else [`StartError::Config`].
+    /// each). Outside it, each handshake's reads: 4 KiB at a time, one
+    /// of them at most held back while the node's outputs wait. At
+    /// least 150 (a split INIT), else [`StartError::Config`].
     max_handshake_bytes: usize;
     /// Calls served at once per connection before further calls are
     /// answered `overloaded`. Default 1024.

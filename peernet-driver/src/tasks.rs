@@ -33,8 +33,12 @@ use peernet_proto::Source;
 /// doubles its buffer whenever a read fills all the room there was, once
 /// its handshake is done: until then it reads [`FIRST_READ_BUF`] at a
 /// time (outside the handshakes' byte budget, so kept small: 4 MiB over
-/// 1,024 handshakes, not 64). A closed connection lingers without one
-/// (`discard`).
+/// 1,024 handshakes, not 64). A read that the core holds back while its
+/// outputs wait (`Stats::paused_input`) is handled before the next one
+/// is taken: `with_core_reading` returns once its drain found no output
+/// left, which resumes every paused connection; so a handshake holds one
+/// such read at most (`peernet-tokio/tests/paused_handshake_input.rs`).
+/// A closed connection lingers without one (`discard`).
 const FIRST_READ_BUF: usize = 4 * 1024;
 const MAX_READ_BUF: usize = 64 * 1024;
 

@@ -13,6 +13,24 @@
 //! [`HandshakeError::OverBudget`](crate::HandshakeError)), and what its
 //! buffer holds after the input is its charge, given back once it is
 //! established or closed. Established connections are never charged.
+//!
+//! Not charged either: a handshake's input that the output bound holds
+//! back ([`OUTPUTS_BEFORE_PAUSE`](crate::OUTPUTS_BEFORE_PAUSE), kept
+//! with the connection as it was handed in, `endpoint/input.rs`,
+//! counted in [`Stats::paused_input`](crate::Stats)). The core cannot
+//! bound it: it is what the driver handed in while the outputs waited.
+//! A driver that takes every output before it hands in more (as
+//! [`Input::Received`](crate::Input) asks) leaves one input there at
+//! most, and the driver of this workspace does so with reads of 4 KiB
+//! until the handshake is done: its reader hands in its next read only
+//! once its drain has emptied the output queue, which resumes every
+//! paused connection. So a handshake holds at most 4 KiB there, besides
+//! its charge (4 MiB over 1,024 handshakes, as their read buffers):
+//! `peernet-tokio/tests/paused_handshake_input.rs` pauses a handshake's
+//! read and sees 4,096 bytes held (16,384 with a read buffer that grew
+//! during the handshake, 8,192 with a reader that read on before its
+//! drain was done). Charging them instead would close a peer's
+//! handshake for a pause it did not cause.
 
 use crate::config::fault;
 use crate::ending::Ending;
