@@ -13,6 +13,7 @@
 //!               [--trust <PEERID>]... [--expose <HANDLE>]...
 //!               [--handshake-timeout <MS>] [--ping-interval <MS>] [--idle-timeout <MS>]
 //!               [--max-frame <BYTES>] [--max-inbound-calls <N>] [--max-handshake-bytes <BYTES>]
+//!               [--max-inbound-bytes-per-peer <BYTES>] [--max-inbound-bytes <BYTES>]
 //!               [--protocol 1|2]
 //!               [--handshakes-per-source <N>] [--failed-handshakes-per-source <RATE/BURST>]
 //!               [--connects-per-peer <RATE/BURST>] [--shutdown-grace <MS>]

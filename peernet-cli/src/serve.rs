@@ -84,6 +84,16 @@ pub(crate) struct Serve {
     /// is closed.
     #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(150..))]
     max_handshake_bytes: Option<u64>,
+    /// Bytes one peer may make this node hold: the arguments of its calls
+    /// and sends in progress and its results waiting to be sent (at least
+    /// 1; default 16777216); a call beyond is answered `overloaded`, and so
+    /// is a call whose result would pass it.
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
+    max_inbound_bytes_per_peer: Option<u64>,
+    /// The same budget for all peers together (at least 1; default
+    /// 268435456).
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
+    max_inbound_bytes: Option<u64>,
     /// The protocol version: 2 (encrypted, the default) or 1.
     #[arg(long, value_name = "1|2", default_value = "2", value_parser = parse_protocol)]
     protocol: ProtocolVersion,
@@ -233,6 +243,12 @@ pub(crate) async fn run_serve(mut serve: Serve) -> Result<(), Failure> {
     }
     if let Some(v) = serve.max_handshake_bytes {
         protocol.max_handshake_bytes = usize::try_from(v).unwrap_or(usize::MAX);
+    }
+    if let Some(v) = serve.max_inbound_bytes_per_peer {
+        protocol.max_inbound_bytes_per_conn = usize::try_from(v).unwrap_or(usize::MAX);
+    }
+    if let Some(v) = serve.max_inbound_bytes {
+        protocol.max_inbound_bytes = usize::try_from(v).unwrap_or(usize::MAX);
     }
     protocol.version = serve.protocol;
     // (before anything starts, in the command line's words)

@@ -4,7 +4,7 @@
 //! and a peer given twice to `--trust` trusted once, with a warning.
 //! `call` and `send` of the node's own PeerId are usage errors too.
 //! `--max-handshake-bytes` below 150 is a usage error, and its value
-//! reaches the node.
+//! reaches the node, as do the inbound byte budgets' flags.
 
 mod common;
 
@@ -222,4 +222,60 @@ fn max_handshake_bytes_bounds_the_split_frames_of_handshakes() {
     let over = "handshake bytes over the node's budget";
     assert!(said.holds_within(over, RUN_LIMIT), "{}", said.text());
     drop(peers);
+}
+
+/// `--max-inbound-bytes-per-peer` and `--max-inbound-bytes`
+/// (`Config::max_inbound_bytes_per_conn` and `max_inbound_bytes`) of 0,
+/// or of no count, are usage errors naming the flag; `serve --help`
+/// lists both.
+#[test]
+fn inbound_byte_budgets_of_zero_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    keygen(d, "k");
+    for flag in ["--max-inbound-bytes-per-peer", "--max-inbound-bytes"] {
+        for value in ["0", "1MiB"] {
+            let args = ["--key", "k", "--listen", "127.0.0.1:0", flag, value];
+            let (code, err) = serve_must_exit(d, &args, value);
+            assert_eq!(code, Some(64), "{flag} {value}: {err}");
+            let first = err.lines().next().unwrap_or_default();
+            assert!(first.starts_with("error: "), "{flag} {value}: {err}");
+            assert!(first.contains(flag), "{flag} {value}: {err}");
+        }
+    }
+    let help = ok(&["serve", "--help"], d);
+    for flag in ["--max-inbound-bytes-per-peer", "--max-inbound-bytes"] {
+        assert!(help.contains(&format!("{flag} <BYTES>")), "{help}");
+    }
+}
+
+/// Each inbound byte budget given to `serve` reaches the node: with
+/// 1,000 bytes, a call whose 2,000-byte argument would pass it is
+/// answered `overloaded` (exit 2, a status from the callee), and one
+/// of 500 bytes is served (with the
+/// default 16 MiB, both are).
+#[test]
+fn inbound_byte_budgets_reach_the_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    keygen(d, "b.key");
+    let caller = keygen(d, "a.key");
+    let (small, large) = ("s".repeat(500), "l".repeat(2000));
+    for flag in ["--max-inbound-bytes-per-peer", "--max-inbound-bytes"] {
+        let flags = ["--trust", &caller, "--expose", "echo", flag, "1000"];
+        let (mut child, target) = serve_b(d, &flags);
+        let out = call(d, "a.key", &target, &["echo", &small]);
+        assert_eq!(out.status.code(), Some(0), "{flag}: {}", stderr(&out));
+        assert_eq!(stdout(&out), small, "{flag}");
+        let out = call(d, "a.key", &target, &["echo", &large]);
+        assert_eq!(out.status.code(), Some(2), "{flag}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("overloaded"),
+            "{flag}: {}",
+            stderr(&out)
+        );
+        send_signal("-TERM", child.id());
+        let (status, err) = child.wait_with_stderr();
+        assert_eq!(status.code(), Some(0), "{flag}: {err}");
+    }
 }
