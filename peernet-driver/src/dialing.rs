@@ -484,7 +484,10 @@ impl<R: Runtime> Node<R> {
     }
 
     /// The application's `connect(peer, addr)` succeeded: the address is
-    /// recorded (and saved). An unspecified address (`0.0.0.0:PORT`,
+    /// recorded (and saved) as one that worked, the most recently of the
+    /// peer's (`Endpoint::add_connected_address`): it was recorded as
+    /// never tried, behind older addresses that had worked, and not at
+    /// all when they held every place of the peer. An unspecified address (`0.0.0.0:PORT`,
     /// `[::]:PORT`, what a listener bound to every interface reports as
     /// its own) that opened a connection reached this host's loopback,
     /// which Linux dials for it: that address is recorded, the book
@@ -500,7 +503,16 @@ impl<R: Runtime> Node<R> {
             }
             addr => addr,
         };
-        if let Err(error) = self.add_address(peer, addr, AddrSource::Application) {
+        let added = self.shared.with_core(|inner, now| {
+            // (nothing would dial it, nor save it)
+            if inner.phase == Phase::Closed {
+                return Ok(false);
+            }
+            inner
+                .ep
+                .add_connected_address(now, peer, addr, AddrSource::Application)
+        });
+        if let Err(error) = added {
             tracing::debug!(%peer, %addr, %error, "address not recorded");
         }
     }

@@ -181,6 +181,57 @@ async fn reconnect_records_the_address_it_went_through() {
     assert!(book.contains(&new), "{book:?}");
 }
 
+/// Review s54 (review): the address a `connect` or `reconnect` went
+/// through is recorded as one that worked, and as the one that worked
+/// most recently: it was recorded as never tried, ranked behind an
+/// older address that had worked (a peer that moved was redialed at
+/// its old address first after a loss, up to a `dial_timeout` lost on
+/// a stale one), not saved as `worked`, and a peer whose places were
+/// all held by addresses that had worked had no room for it at all
+/// (`Full`: the only address that works was not recorded).
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn the_address_a_connect_went_through_worked_most_recently() {
+    let per_peer = Config::default().max_addresses_per_peer;
+    let b = Node::bind(config(2, &[1]), "0.0.0.0:0".parse().unwrap())
+        .await
+        .unwrap();
+    let port = b.local_addr().unwrap().port();
+    // (the whole 127/8 is this host's loopback: many addresses of b)
+    let at = |last: usize| SocketAddr::from(([127, 0, 0, u8::try_from(last).unwrap()], port));
+    // a node restarted with every place of b's held by an address that
+    // worked, as its saved book says
+    let mut saved = SavedBook::new();
+    saved.set(
+        peer(2),
+        (1..=per_peer).map(|i| (at(i), AddrSource::Application)),
+    );
+    for i in 1..=per_peer {
+        saved.mark_worked(&peer(2), at(i));
+    }
+    let a = Node::bind(
+        config(1, &[2]).address_book(saved),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let book = a.addresses(&peer(2));
+    assert_eq!(book.len(), per_peer);
+    assert!(book.iter().all(|e| e.worked_last()), "{book:?}");
+    // the peer moved: the application reconnects it at a new address
+    let moved = at(100);
+    a.connect(peer(2), moved).await.unwrap();
+    let book = a.addresses(&peer(2));
+    assert_eq!(book[0].addr, moved, "{book:?}");
+    assert!(book[0].worked_last(), "{book:?}");
+    assert_eq!(book.len(), per_peer);
+    // and so does a reconnect to one it knew
+    let again = at(3);
+    a.reconnect(peer(2), again).await.unwrap();
+    let book = a.addresses(&peer(2));
+    assert_eq!((book[0].addr, book[1].addr), (again, moved), "{book:?}");
+}
+
 /// A node of the data directory `dir`, trusting peer 2.
 async fn node_in(dir: &std::path::Path) -> Node {
     let config = NodeConfig::from_data_dir(dir).unwrap().trusting(peer(2));

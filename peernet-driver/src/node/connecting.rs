@@ -34,9 +34,12 @@ impl<R: Runtime> Node<R> {
     /// book (source `Application`; for a host name, the address that
     /// opened; for an unspecified address, `0.0.0.0:PORT` as a listener
     /// bound to every interface reports itself, this host's loopback
-    /// address, where the operating system took the connection), so
-    /// that [`Node::connect_peer`] and [`Node::keep_connected`] find the
-    /// peer there later. A peer
+    /// address, where the operating system took the connection), as an
+    /// address that worked, the most recently of the peer's (it is dialed
+    /// first after a loss, and saved as `worked`; in a peer's full list
+    /// it takes the place of the address of its source that worked
+    /// longest ago), so that [`Node::connect_peer`] and
+    /// [`Node::keep_connected`] find the peer there later. A peer
     /// connected already resolves at once, and nothing is recorded: the
     /// address was not tried.
     ///

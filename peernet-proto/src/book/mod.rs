@@ -314,17 +314,22 @@ impl AddressBook {
         addr: SocketAddr,
         source: AddrSource,
     ) -> Result<bool, BookError> {
-        Ok(self.insert(peer, addr, source, &|_, _| false)? == Added::New)
+        Ok(self.insert(peer, addr, source, None, &|_, _| false)? == Added::New)
     }
 
     /// [`AddressBook::add`], saying what changed. Another peer's hint
     /// that `dialing` names (a dial to it under way) is not dropped to make
     /// room: if the dial works, the book keeps the address that worked.
+    /// A new entry that `worked` (a handshake proved the peer there at
+    /// that instant) ranks, and makes room, as one that worked then: of
+    /// its source it may push out any that worked longer ago. (A known
+    /// one is the caller's to mark: [`AddressBook::mark_ok`].)
     pub(crate) fn insert(
         &mut self,
         peer: PeerId,
         addr: SocketAddr,
         source: AddrSource,
+        worked: Option<Instant>,
         dialing: &dyn Fn(&PeerId, SocketAddr) -> bool,
     ) -> Result<Added, BookError> {
         if !is_dialable(&addr) {
@@ -358,7 +363,8 @@ impl AddressBook {
             self.revision += 1;
             return Ok(Added::BetterSource);
         }
-        let new = AddrEntry::new(addr, source, self.added);
+        let mut new = AddrEntry::new(addr, source, self.added);
+        new.last_ok = worked;
         let own_room = entries.len() < per_peer;
         // The total is full, not the peer: the book's worst hint that is
         // not working makes room for what the application or a ticket

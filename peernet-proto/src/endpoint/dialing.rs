@@ -78,13 +78,7 @@ impl Endpoint {
         source: AddrSource,
     ) -> Result<bool, BookError> {
         self.advance(now);
-        if !self.trust.contains(&peer) || peer == self.peer_id() {
-            return Err(BookError::NotTrusted(peer));
-        }
-        let dials = &self.dials;
-        let dialing =
-            |p: &PeerId, a: SocketAddr| dials.get(p).and_then(PeerDial::dialed_addr) == Some(a);
-        let added = self.book.insert(peer, addr, source, &dialing)?;
+        let added = self.insert_address(peer, addr, source, None)?;
         let (new, changed) = (added == Added::New, added != Added::Known);
         tracing::debug!(peer = %peer, %addr, ?source, new, changed, "address added");
         let connected = self.is_connected(&peer);
@@ -97,6 +91,54 @@ impl Endpoint {
             self.start_round(peer, announce);
         }
         Ok(changed)
+    }
+
+    /// Records `addr`, through which a connection the application opened
+    /// itself ([`Endpoint::connect`], not a dial of the book's) proved
+    /// `peer` at `now`: added from `source` as [`Endpoint::add_address`]
+    /// adds it, as an address that worked then, the most recently of the
+    /// peer's (dialed first after a loss, saved as `worked`). A full peer
+    /// makes room for it as for any new address of its source, any that
+    /// worked longer ago included: the address that works now is kept.
+    /// Returns whether the book changed.
+    ///
+    /// # Errors
+    ///
+    /// As [`Endpoint::add_address`].
+    pub fn add_connected_address(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        addr: SocketAddr,
+        source: AddrSource,
+    ) -> Result<bool, BookError> {
+        self.advance(now);
+        let now = self.ctx.now;
+        let added = self.insert_address(peer, addr, source, Some(now))?;
+        let revision = self.book.revision();
+        self.book.mark_ok(&peer, addr, now);
+        let changed = added != Added::Known || self.book.revision() != revision;
+        tracing::debug!(peer = %peer, %addr, ?source, changed, "connected address added");
+        Ok(changed)
+    }
+
+    /// The book's insert of an address of the trusted `peer` (not this
+    /// node), `worked` at that instant if a handshake proved it there;
+    /// the hint a dial is under way to is not dropped to make room.
+    fn insert_address(
+        &mut self,
+        peer: PeerId,
+        addr: SocketAddr,
+        source: AddrSource,
+        worked: Option<Instant>,
+    ) -> Result<Added, BookError> {
+        if !self.trust.contains(&peer) || peer == self.peer_id() {
+            return Err(BookError::NotTrusted(peer));
+        }
+        let dials = &self.dials;
+        let dialing =
+            |p: &PeerId, a: SocketAddr| dials.get(p).and_then(PeerDial::dialed_addr) == Some(a);
+        self.book.insert(peer, addr, source, worked, &dialing)
     }
 
     /// Forgets `addr` for `peer`. Returns false if the book did not have
@@ -407,7 +449,7 @@ impl Endpoint {
                 |p: &PeerId, a: SocketAddr| dials.get(p).and_then(PeerDial::dialed_addr) == Some(a);
             let added = self
                 .book
-                .insert(peer, addr, AddrSource::Discovery, &dialing);
+                .insert(peer, addr, AddrSource::Discovery, None, &dialing);
             tracing::debug!(peer = %peer, %addr, ?added, "an address the book forgot worked");
         }
         self.book.mark_ok(&peer, addr, now);

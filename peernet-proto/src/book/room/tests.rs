@@ -322,3 +322,31 @@ fn a_restored_failure_gives_way_to_a_success() {
     book.restore(&p, addr(1), AddrHistory::WorkedThenFailed, at(1));
     assert_eq!(book.get(&p).next().unwrap().history(), AddrHistory::Worked);
 }
+
+/// Review s54 (review): an address a handshake proved just now (the
+/// application's own connection through it) takes the place of the one
+/// of its source that worked longest ago in a full peer; as an untried
+/// address it could push out none of them (`Full`), and the address
+/// that works now was not recorded. One of a lesser source still cannot
+/// push out a better one.
+#[test]
+fn an_address_that_worked_now_makes_room_among_those_that_worked() {
+    let p = peer(1);
+    let app = AddrSource::Application;
+    let mut book = AddressBook::new(3, 64);
+    for port in 1..=3 {
+        book.add(p, addr(port), app).unwrap();
+        book.mark_ok(&p, addr(port), at(u64::from(port)));
+    }
+    assert_eq!(book.add(p, addr(4), app), Err(BookError::Full));
+    assert_eq!(
+        book.insert(p, addr(4), app, Some(at(10)), &|_, _| false),
+        Ok(Added::New)
+    );
+    assert_eq!(ports(&book, &p), [4, 3, 2]);
+    let hint = book.insert(p, addr(5), AddrSource::Discovery, Some(at(11)), &|_, _| {
+        false
+    });
+    assert_eq!(hint, Err(BookError::Full));
+    assert_eq!(ports(&book, &p), [4, 3, 2]);
+}
