@@ -80,6 +80,16 @@ fn plan(dial: Dial) -> Result<Plan, Failure> {
         (Some(h), Some(a), None) => (None, h, a),
         _ => return Err(usage("expected [PEERID|TICKET] HANDLE ARGS")),
     };
+    // Two words, the first a peer: ARGS was left out (`call PEERID
+    // echo`), not the peer, which was said before ("name the peer", or
+    // for a ticket "invalid handle" of its length).
+    if dial.connect.is_none() && handle.parse::<Target>().is_ok() {
+        return Err(usage(format!(
+            "expected HANDLE and ARGS after the peer, got only {:?} (give '' for empty \
+             arguments)",
+            args
+        )));
+    }
     // (a handle no peer can expose is the user's mistake: said before
     // any dial)
     peernet_tokio::Handle::new(&handle)
@@ -340,6 +350,39 @@ mod tests {
         match Cli::try_parse_from(argv).unwrap().command {
             Command::Call(dial) => super::plan(dial),
             _ => unreachable!("a call"),
+        }
+    }
+
+    /// Review s54 (review): `call PEERID echo`, the arguments left out,
+    /// took the PeerId for the handle and said "name the peer", which
+    /// the operator had; with a ticket, "invalid handle" (a ticket is
+    /// longer than a handle may be). It says ARGS is missing.
+    #[test]
+    fn a_call_without_its_arguments_says_so() {
+        let peer = Identity::from_seed(&[9; 32]).peer_id().to_string();
+        let ticket = Ticket::new(
+            Identity::from_seed(&[9; 32]).peer_id(),
+            ["192.0.2.7:4000".parse().unwrap()],
+        )
+        .unwrap()
+        .to_string();
+        let tmp = tempfile::tempdir().unwrap();
+        let key = tmp.path().join("key");
+        peernet_tokio::persist::write_identity(&key, &Identity::from_seed(&[3; 32])).unwrap();
+        let key = key.to_str().unwrap();
+        for target in [peer.clone(), ticket, format!("{peer}@192.0.2.7:4000")] {
+            match plan_of(&["call", "--key", key, &target, "echo"]) {
+                Err(crate::Failure(code, why)) => {
+                    assert_eq!(code, crate::EXIT_USAGE, "{why}");
+                    assert!(why.contains("HANDLE and ARGS"), "{target}: {why}");
+                }
+                Ok(_) => panic!("a plan without arguments"),
+            }
+        }
+        // a handle and its arguments, the peer left out, are as before
+        match plan_of(&["call", "--key", key, "echo", "hi"]) {
+            Err(crate::Failure(_, why)) => assert!(why.contains("name the peer"), "{why}"),
+            Ok(_) => panic!("a plan without a peer"),
         }
     }
 
