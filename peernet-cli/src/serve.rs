@@ -331,9 +331,11 @@ pub(crate) async fn run_serve(mut serve: Serve) -> Result<(), Failure> {
         expose_demo(&node, handle)?;
     }
     let events = node.events();
+    // (the address named: the operating system's words do not, and a
+    // script starting several nodes cannot tell which port was taken)
     node.listen(serve.listen)
         .await
-        .map_err(|e| Failure::because(1, "listen", &e))?;
+        .map_err(|e| Failure::because(1, format_args!("listen {}", serve.listen), &e))?;
     #[cfg(feature = "mdns")]
     let _discovery = match serve.mdns {
         true => {

@@ -279,3 +279,23 @@ fn inbound_byte_budgets_reach_the_node() {
         assert_eq!(status.code(), Some(0), "{flag}: {err}");
     }
 }
+
+/// Review s54 (review): a listen address that cannot be bound (its port
+/// taken by another process) failed `error: listen: io: Address already
+/// in use (os error 98)`, naming no address: a script that starts
+/// several nodes could not tell which one. The address is named.
+#[test]
+fn a_listen_address_that_cannot_be_bound_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    keygen(d, "k");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let (code, err) = serve_must_exit(d, &["--key", "k", "--listen", &addr], "port taken");
+    assert_eq!(code, Some(1), "{err}");
+    let line = err.lines().last().unwrap_or_default();
+    assert!(
+        line.starts_with(&format!("error: listen {addr}: ")),
+        "{err}"
+    );
+}
