@@ -104,12 +104,12 @@ pub(crate) struct Serve {
     handshakes_per_source: Option<u64>,
     /// Failed handshakes one source address may cause: BURST at once, then
     /// RATE a second; beyond, its connections are closed at accept (each
-    /// at least 1; default 8/32).
+    /// from 1 to 4294967295; default 8/32).
     #[arg(long, value_name = "RATE/BURST", value_parser = parse_rate_burst)]
     failed_handshakes_per_source: Option<(u32, u32)>,
     /// Inbound connections one trusted peer may establish: BURST at once,
     /// then RATE a second; beyond, its handshakes are refused `busy`
-    /// (each at least 1; default 20/64).
+    /// (each from 1 to 4294967295; default 20/64).
     #[arg(long, value_name = "RATE/BURST", value_parser = parse_rate_burst)]
     connects_per_peer: Option<(u32, u32)>,
     /// How long the graceful shutdown after a signal lets running
@@ -120,9 +120,16 @@ pub(crate) struct Serve {
     shutdown_grace: Option<u64>,
 }
 
-/// `RATE/BURST`, each a number of at least 1.
+/// `RATE/BURST`, each a number from 1 to `u32::MAX`.
 fn parse_rate_burst(s: &str) -> Result<(u32, u32), String> {
-    let expected = || format!("expected RATE/BURST, each at least 1, not {s:?}");
+    // (the bound the value is checked against, both ways: a number too
+    // large for it was refused as if it were below 1)
+    let expected = || {
+        format!(
+            "expected RATE/BURST, each from 1 to {}, not {s:?}",
+            u32::MAX
+        )
+    };
     let (rate, burst) = s.split_once('/').ok_or_else(expected)?;
     let number = |v: &str| {
         v.parse::<u32>()
@@ -625,6 +632,16 @@ mod tests {
         let before = action();
         an_interrupt_while_the_node_starts_is_caught();
         assert_eq!(action(), before, "SIGINT's action changed in this process");
+    }
+
+    /// Review s54 (review): a RATE or BURST too large for its type was
+    /// refused as "each at least 1": the bound it broke is said.
+    #[test]
+    fn a_rate_or_burst_too_large_names_the_bound_it_broke() {
+        let too_large = super::parse_rate_burst("4294967296/32").unwrap_err();
+        assert!(too_large.contains("from 1 to 4294967295"), "{too_large}");
+        assert_eq!(super::parse_rate_burst("4294967295/1"), Ok((u32::MAX, 1)));
+        assert!(super::parse_rate_burst("0/1").is_err());
     }
 
     /// Review s38, finding 7: a record that failed to decrypt (tampering,
