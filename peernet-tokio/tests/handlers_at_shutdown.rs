@@ -257,3 +257,35 @@ async fn dropping_the_node_during_its_shutdown_keeps_the_grace() {
         .expect("the shutdown ends");
     alice.shutdown().await;
 }
+
+/// Review s54 (review): a `stop` handler that awaited its own node's
+/// shutdown waited for itself until the grace ended (5 s by default),
+/// and its caller got `ConnectionClosed`, never the reply. The docs of
+/// `Node::shutdown` now say so, and give the way that works, which this
+/// checks: call it, drop the future, return the reply; the reply comes,
+/// and the node shuts down (its last event stream ends).
+#[tokio::test]
+async fn a_handler_that_starts_its_nodes_shutdown_replies() {
+    let (alice, bob) = common::trusting_pair(231, 232).await;
+    let inner = bob.clone();
+    bob.expose("stop", move |_, _| {
+        drop(inner.shutdown());
+        async { Ok::<Bytes, Bytes>(Bytes::from_static(b"stopping")) }
+    })
+    .unwrap();
+    let events = bob.events();
+    alice
+        .connect(bob.peer_id(), bob.local_addr().unwrap())
+        .await
+        .unwrap();
+    let reply = alice
+        .call(&bob.peer_id(), "stop", "", Duration::from_secs(30))
+        .await;
+    assert_eq!(reply.as_deref(), Ok(&b"stopping"[..]));
+    // (well within the 5 s grace a handler awaiting it would take)
+    tokio::time::timeout(Duration::from_secs(3), async {
+        while events.recv().await.is_ok() {}
+    })
+    .await
+    .expect("bob shut down");
+}

@@ -324,6 +324,26 @@ impl<R: Runtime> Node<R> {
     /// call returns a future that resolves once the node is closed and its
     /// lock let go (each waiting for the lock within a grace of its own
     /// from when it sees the node closed).
+    ///
+    /// A handler of this node (a `stop` handle of an operator's) must not
+    /// await it: the shutdown waits for the running handlers, that one
+    /// too, which waits for the shutdown, until the grace ends; then the
+    /// handler is stopped and its caller gets `ConnectionClosed` (GOODBYE
+    /// `normal`), never its reply (with the default grace: 5 s, then the
+    /// error). Call it and drop the future: the shutdown starts at once
+    /// and goes on, and the handler's reply goes out before the GOODBYE.
+    ///
+    /// ```no_run
+    /// # fn demo<R: peernet_driver::Runtime>(node: peernet_driver::Node<R>) {
+    /// let inner = node.clone();
+    /// node.expose("stop", move |_caller, _args| {
+    ///     // (not `.await`ed: the shutdown runs in a task of its own)
+    ///     drop(inner.shutdown());
+    ///     async { Ok(bytes::Bytes::from_static(b"stopping")) }
+    /// })
+    /// .unwrap();
+    /// # }
+    /// ```
     pub fn shutdown(&self) -> impl Future<Output = ()> + Send + 'static {
         lifecycle::shutdown(&self.shared, &self.life, self.peer_id, self.grace)
     }
