@@ -294,7 +294,9 @@ impl<R: Runtime> Node<R> {
         self.peer_id
     }
 
-    /// The address the listener is bound to (`None` without a listener).
+    /// The address the listener is bound to (`None` if the node never
+    /// listened). Once the node is closed it is the address it was bound
+    /// to (what a node restarted on the same port wants).
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.shared.local_addr.get().copied()
     }
