@@ -135,8 +135,16 @@ pub mod api {
         PeerId, ProtocolVersion, RecordError, RejectCode, RejectCounts, ReplyStatus, SendError,
         Side, Stats, StatusCounts, TrustList,
     };
+    // The errors of the types above and of `StartError`'s files, so that
+    // an application names them without a dependency on the core:
+    // `PeerId::from_str` (and `TicketError::PeerId`), `Label::new`, and
+    // the damaged identity and trust files `StartError::Identity` and
+    // `StartError::TrustList` carry.
     pub use peernet_proto::{
         AddrEntry, AddrHistory, AddrSource, BookError, DialConfig, DialFailure, is_dialable,
+    };
+    pub use peernet_proto::{
+        InvalidIdentity, InvalidLabel, InvalidPeerId, TrustListError, TrustListErrorKind,
     };
 }
 
