@@ -74,6 +74,41 @@ static BASE32: LazyLock<Encoding> = LazyLock::new(|| {
 });
 
 /// A peer and where to dial it, as handed from one user to another.
+///
+/// Pairing by ticket is three steps on a running node: trust the peer
+/// ([`Node::pair`](crate::Node::pair)), record the ticket's addresses
+/// ([`Node::add_address`](crate::Node::add_address) with
+/// [`AddrSource::Ticket`](peernet_proto::AddrSource::Ticket)), then dial
+/// it by PeerId ([`Node::connect_peer`](crate::Node::connect_peer)). The
+/// peer must trust this node too (its own `pair`, from this node's
+/// ticket or PeerId) before a handshake succeeds. With a data directory
+/// the trust and the addresses are saved, and the next run dials the
+/// peer by PeerId alone.
+///
+/// ```no_run
+/// # async fn demo<R: peernet_driver::Runtime>(
+/// #     alice: peernet_driver::Node<R>,
+/// #     bob: peernet_driver::Node<R>,
+/// # ) -> Result<(), Box<dyn std::error::Error>> {
+/// use peernet_driver::{AddrSource, Ticket};
+///
+/// // Bob hands out his ticket: text to paste, print or put in a QR code.
+/// let text = Ticket::new(bob.peer_id(), bob.local_addr())?.to_string();
+///
+/// // Alice trusts the peer it names, records its addresses, dials it.
+/// let ticket: Ticket = text.parse()?;
+/// alice.pair(ticket.peer(), None).await?;
+/// for addr in ticket.addrs() {
+///     alice.add_address(ticket.peer(), *addr, AddrSource::Ticket)?;
+/// }
+/// alice.connect_peer(ticket.peer()).await?;
+/// # Ok(()) }
+/// ```
+///
+/// A node listening on an unspecified address (`0.0.0.0:7000`) cannot put
+/// it in a ticket ([`TicketError::Undialable`]): give the host's
+/// addresses with its port instead (the CLI's `serve` names the
+/// interfaces' addresses).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Ticket {
     peer: PeerId,
