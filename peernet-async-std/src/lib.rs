@@ -55,7 +55,12 @@ use std::future::Future;
 pub use peernet_driver::api::*;
 pub use peernet_smol::{AsyncIoRuntime, Spawner};
 
-/// A peernet node on async-std.
+/// A peernet node on async-std: [`peernet_driver::Node`] on [`AsyncStdRuntime`].
+///
+/// Its methods are documented on [`peernet_driver::Node`] (a `cargo doc
+/// --no-deps` of this crate alone shows none of them here: document
+/// `peernet-driver` with it); `peernet_tokio::Node`'s docs list where an
+/// application starts.
 pub type Node = peernet_driver::Node<AsyncStdRuntime>;
 
 /// The async-std implementation of [`peernet_driver::Runtime`]: async-io

@@ -62,7 +62,12 @@ use peernet_driver::{
 
 pub use peernet_driver::api::*;
 
-/// A peernet node on smol.
+/// A peernet node on smol: [`peernet_driver::Node`] on [`SmolRuntime`].
+///
+/// Its methods are documented on [`peernet_driver::Node`] (a `cargo doc
+/// --no-deps` of this crate alone shows none of them here: document
+/// `peernet-driver` with it); `peernet_tokio::Node`'s docs list where an
+/// application starts.
 pub type Node = peernet_driver::Node<SmolRuntime>;
 
 /// The smol implementation of [`peernet_driver::Runtime`]: async-io for

@@ -55,7 +55,50 @@ use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 
 pub use peernet_driver::api::*;
 
-/// A peernet node on tokio.
+/// A peernet node on tokio: [`peernet_driver::Node`] on [`TokioRuntime`].
+///
+/// Its methods are documented on [`peernet_driver::Node`]. A `cargo doc
+/// --no-deps` of this crate alone shows none of them here (rustdoc shows
+/// an alias's methods only when the crate that defines the type is
+/// documented too): document both, `cargo doc -p peernet-tokio -p
+/// peernet-driver --no-deps`, or leave out `--no-deps`. Where an
+/// application starts:
+///
+/// - **Start**: [`Node::bind`](peernet_driver::Node::bind) with a
+///   [`NodeConfig`] ([`NodeConfig::new`] for an identity held in memory,
+///   [`NodeConfig::from_data_dir`] for one kept on disk with its trust
+///   list and address book); or
+///   [`Node::try_new`](peernet_driver::Node::try_new), expose, then
+///   [`Node::listen`](peernet_driver::Node::listen), so that no peer finds
+///   a handle missing ([`Node::new`](peernet_driver::Node::new) is
+///   `try_new` that panics on a [`StartError`]).
+/// - **Trust**: [`Node::pair`](peernet_driver::Node::pair) and
+///   [`Node::unpair`](peernet_driver::Node::unpair) (saved to the data
+///   directory), or [`NodeConfig::trusting`] for one run.
+/// - **Reach**: [`Node::connect`](peernet_driver::Node::connect) a peer at
+///   an address; or record its addresses
+///   ([`Node::add_address`](peernet_driver::Node::add_address), from a
+///   [`Ticket`]: see its docs) and
+///   [`Node::connect_peer`](peernet_driver::Node::connect_peer) by PeerId;
+///   [`Node::keep_connected`](peernet_driver::Node::keep_connected) to
+///   redial a lost peer.
+/// - **Serve**: [`Node::expose`](peernet_driver::Node::expose) (bytes),
+///   [`Node::expose_ctx`](peernet_driver::Node::expose_ctx) (with the
+///   call's [`Context`]), [`cbor_handler`] (typed CBOR), and with the
+///   `serde` feature `Node::expose_service` (a `Service`: the request,
+///   response and error types defined once for both sides).
+/// - **Call**: [`Node::call`](peernet_driver::Node::call) with a timeout
+///   ([`CallError`]), [`Node::send`](peernet_driver::Node::send)
+///   (fire-and-forget), [`Node::call_cbor`](peernet_driver::Node::call_cbor)
+///   ([`TypedCallError`]), and with `serde` `Node::call_service`
+///   (`ServiceError`).
+/// - **Watch**: [`Node::events`](peernet_driver::Node::events)
+///   ([`NodeEvent`]) and [`Node::stats`](peernet_driver::Node::stats).
+/// - **Stop**: [`Node::shutdown`](peernet_driver::Node::shutdown): goodbyes
+///   sent, running handlers given their grace, the address book saved and
+///   the data directory's lock let go once it returns.
+///
+/// `examples/kv.rs` does each of these with a data directory and tickets.
 pub type Node = peernet_driver::Node<TokioRuntime>;
 
 /// The tokio implementation of [`peernet_driver::Runtime`].
