@@ -299,7 +299,12 @@ pub enum CallError {
     /// timeout, nothing at all: see [`crate::Endpoint::call`]).
     #[error("timed out")]
     Timeout,
-    /// Cancelled locally with [`crate::Endpoint::cancel`].
+    /// Cancelled locally: with [`crate::Endpoint::cancel`] on the core;
+    /// on a node (peernet-driver), a nested call (`Node::call_in`) whose
+    /// outer call was cancelled (CANCEL, or its connection lost) before
+    /// its deadline. A plain `Node::call` does not end with it: an
+    /// application gives up on one by dropping its future (which sends
+    /// CANCEL).
     #[error("cancelled")]
     Cancelled,
     /// The connection ended while the call was in flight.
