@@ -35,6 +35,15 @@
 //! relayed stream: any `tokio::io::AsyncRead + AsyncWrite`) go through
 //! [`Node::connect_stream`](peernet_driver::Node::connect_stream) and
 //! [`Node::accept_stream`](peernet_driver::Node::accept_stream).
+//!
+//! Everything but [`Node`] and [`TokioRuntime`] is
+//! [`peernet_driver`]'s, re-exported as it is: where an item's example
+//! writes `use peernet_driver::Service` or `peernet_driver::Node<R>`,
+//! write `peernet_tokio::Service` and `peernet_tokio::Node` (an
+//! application needs no dependency of its own on `peernet-driver` or
+//! `peernet-proto`). The typed services (`Service`,
+//! `Node::call_service`) need the `serde` feature, LAN discovery
+//! (`discovery`, `Node::discover_lan`) `mdns`.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
