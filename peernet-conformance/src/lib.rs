@@ -162,6 +162,7 @@ macro_rules! scenario_tests {
             nested_call_inherits_the_deadline,
             a_call_ended_in_its_handlers_first_poll_leaves_no_task,
             a_dropped_shutdown_future_stops_nothing,
+            a_call_after_the_own_shutdown_is_not_connected,
             the_handlers_go_with_the_node,
             the_access_rules_go_with_the_node,
             dropped_event_streams_do_not_pile_up,

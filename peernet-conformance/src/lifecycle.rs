@@ -43,6 +43,22 @@ pub async fn a_dropped_shutdown_future_stops_nothing<H: Harness>() {
     b.shutdown().await;
 }
 
+/// A call made after the caller's own `shutdown()` fails
+/// `NotConnected`, as `Node::call`'s docs say (an application that
+/// matches on `ShuttingDown` for it would wait for the callee's
+/// answer): at once, with nothing sent, and never a wait for a
+/// reconnect, even to a peer it kept connected.
+pub async fn a_call_after_the_own_shutdown_is_not_connected<H: Harness>() {
+    let (a, b, _events) = paired_and_linked::<H>().await;
+    a.keep_connected(b.peer_id(), true).unwrap();
+    a.shutdown().await;
+    let peer = b.peer_id();
+    let call = a.call(&peer, "echo", b"hi", Duration::from_secs(10));
+    let result = within(a.runtime(), "the call after shutdown", call).await;
+    assert_eq!(result, Err(CallError::NotConnected));
+    b.shutdown().await;
+}
+
 /// A handler that holds a handle of its own node (to call on from a
 /// handler) is dropped when the node closes, and with it the node's
 /// state: no cycle keeps them alive after `shutdown`.

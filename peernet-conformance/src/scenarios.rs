@@ -38,10 +38,10 @@ pub use crate::kernel::{
     a_peer_that_reads_nothing_gets_little_queued_in_the_kernel,
 };
 pub use crate::lifecycle::{
-    a_data_dir_config_and_its_clone_start_one_node, a_dropped_shutdown_future_stops_nothing,
-    a_trust_change_given_up_still_lands_whole, dropped_event_streams_do_not_pile_up,
-    the_access_rules_go_with_the_node, the_book_is_written_before_the_lock_goes,
-    the_handlers_go_with_the_node,
+    a_call_after_the_own_shutdown_is_not_connected, a_data_dir_config_and_its_clone_start_one_node,
+    a_dropped_shutdown_future_stops_nothing, a_trust_change_given_up_still_lands_whole,
+    dropped_event_streams_do_not_pile_up, the_access_rules_go_with_the_node,
+    the_book_is_written_before_the_lock_goes, the_handlers_go_with_the_node,
 };
 
 type N<H> = Node<<H as Harness>::Rt>;

@@ -57,7 +57,10 @@ impl<R: Runtime> Node<R> {
     /// # Errors
     ///
     /// Before anything is sent: [`CallError::NotConnected`] (no connection
-    /// to `peer`, and none awaited), [`CallError::InvalidHandle`] (empty,
+    /// to `peer`, and none awaited; also a call made after this node's
+    /// [`Node::shutdown`]: the error does not tell the two apart, and
+    /// [`CallError::ShuttingDown`] is the callee's),
+    /// [`CallError::InvalidHandle`] (empty,
     /// or over 255 bytes), [`CallError::MessageTooLarge`] (over our
     /// `max_frame_len`). From the callee: [`CallError::NoSuchHandle`] and
     /// [`CallError::Forbidden`] (not exposed at all, or not to us),
