@@ -338,11 +338,13 @@ pub(crate) async fn run_serve(mut serve: Serve) -> Result<(), Failure> {
         expose_demo(&node, handle)?;
     }
     let events = node.events();
-    // (the address named: the operating system's words do not, and a
-    // script starting several nodes cannot tell which port was taken)
-    node.listen(serve.listen)
-        .await
-        .map_err(|e| Failure::because(1, format_args!("listen {}", serve.listen), &e))?;
+    // (the library's error names the address: `listen 127.0.0.1:7000:
+    // Address already in use`; a script starting several nodes can tell
+    // which port was taken)
+    node.listen(serve.listen).await.map_err(|e| match e {
+        StartError::Listen { .. } => Failure(1, ErrorChain(&e).to_string()),
+        e => Failure::because(1, "listen", &e),
+    })?;
     #[cfg(feature = "mdns")]
     let _discovery = match serve.mdns {
         true => {

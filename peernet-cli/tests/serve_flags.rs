@@ -298,4 +298,7 @@ fn a_listen_address_that_cannot_be_bound_is_named() {
         line.starts_with(&format!("error: listen {addr}: ")),
         "{err}"
     );
+    // (the library names the address itself now: said once, and no `io`)
+    assert_eq!(line.matches(&addr).count(), 1, "{err}");
+    assert!(!line.contains(" io: "), "{err}");
 }

@@ -58,12 +58,27 @@ pub async fn listen_after_expose<H: Harness>() {
     let reply = a.call(&peer(2), "echo", "listening", Some(WAIT)).await;
     assert_eq!(reply.expect("call"), "listening");
     assert_eq!(b.local_addr(), Some(addr), "the first listener stays");
-    // `bind` on a port in use: an io error, and the node it made is gone
-    // (its data directory free again at once)
+    // `bind` on a port in use: an error that names the address (review
+    // s54: it said `io`, the OS's words naming none), and the node it
+    // made is gone (its data directory free again at once)
     let dir = tempfile::tempdir().expect("temp dir");
     let config = NodeConfig::from_data_dir(dir.path()).expect("data dir");
     let taken = Node::<H::Rt>::bind(config.protocol_version(version()), addr).await;
-    assert!(matches!(taken, Err(StartError::Io(_))), "{taken:?}");
+    let error = taken.map(|_| ()).expect_err("a port in use was bound");
+    let StartError::Listen {
+        addr: named,
+        source,
+    } = &error
+    else {
+        panic!("{error:?}")
+    };
+    assert_eq!(
+        (*named, source.kind()),
+        (addr, std::io::ErrorKind::AddrInUse)
+    );
+    assert_eq!(error.to_string(), format!("listen {addr}"));
+    let chain = peernet_driver::ErrorChain(&error).to_string();
+    assert_eq!(chain, format!("listen {addr}: {source}"));
     NodeConfig::from_data_dir(dir.path()).expect("the directory is free");
     b.shutdown().await;
     let closed = b.listen(loopback()).await;

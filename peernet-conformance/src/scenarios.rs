@@ -424,8 +424,17 @@ pub async fn dial_failures<H: Harness>() {
         matches!(got, Err(ConnectError::Start(CoreConnectError::Untrusted(p))) if p == peer(3)),
         "{got:?}"
     );
+    // (review s54: it said `io`, the OS's words naming no address)
     let got = a.connect(peer(2), nobody).await;
-    assert!(matches!(got, Err(ConnectError::Io(_))), "{got:?}");
+    match &got {
+        Err(e @ ConnectError::Dial { addr, source }) => {
+            assert_eq!(*addr, nobody);
+            assert_eq!(e.to_string(), format!("dial {nobody}"));
+            let chain = peernet_driver::ErrorChain(e).to_string();
+            assert_eq!(chain, format!("dial {nobody}: {source}"));
+        }
+        _ => panic!("{got:?}"),
+    }
     assert_eq!(a.stats().core.connections, 0);
 
     // accepted by the kernel (backlog), never answered

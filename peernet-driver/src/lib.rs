@@ -34,7 +34,7 @@
 //!   it, instead of buffering without bound.
 //!
 //! Errors: one that wraps another (an I/O error, the core's reason, a
-//! file's damage: [`ConnectError::Io`], [`StartError::TrustList`],
+//! file's damage: [`ConnectError::Dial`], [`StartError::TrustList`],
 //! [`TrustChangeError::File`], ...) returns it from
 //! [`source`](std::error::Error::source) and does not repeat it in its
 //! own message, so that a reporter that walks the chain (anyhow's

@@ -134,13 +134,16 @@ pub(crate) async fn dial_any<R: Runtime>(
         signals: signals.clone(),
     };
     let open = async {
-        let mut failed = io::Error::new(io::ErrorKind::InvalidInput, "no address to dial");
-        for addr in addrs {
-            match shared.rt.connect(*addr).await {
-                Ok(transport) => return Ok((transport, *addr)),
-                Err(error) => {
-                    tracing::debug!(%addr, %error, "dial failed");
-                    failed = error;
+        let mut failed = ConnectError::Io(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "no address to dial",
+        ));
+        for &addr in addrs {
+            match shared.rt.connect(addr).await {
+                Ok(transport) => return Ok((transport, addr)),
+                Err(source) => {
+                    tracing::debug!(%addr, error = %source, "dial failed");
+                    failed = ConnectError::Dial { addr, source };
                 }
             }
         }
@@ -163,7 +166,7 @@ pub(crate) async fn dial_any<R: Runtime>(
         }
         Either::Left((Err(error), _)) => {
             unopened.forget();
-            Err(ConnectError::Io(error))
+            Err(error)
         }
         // (settled before a transport opened: none was used)
         Either::Right((result, _)) => Ok((result.unwrap_or(Err(abandoned()))?, None)),

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use peernet_tokio::{Config, ConfigError, Identity, Node, NodeConfig, StartError};
+use peernet_tokio::{Config, ConfigError, ErrorChain, Identity, Node, NodeConfig, StartError};
 
 /// Changes one field of the default protocol configuration.
 type Setter = fn(&mut Config);
@@ -180,12 +180,24 @@ async fn a_node_does_not_listen_where_no_peer_can_connect() {
         "[ff02::1]:0",
     ] {
         let addr: std::net::SocketAddr = addr.parse().unwrap();
-        match Node::bind(node_config(|_| {}), addr).await {
-            Err(StartError::Io(e)) => {
-                assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{addr}: {e}");
-                assert!(
-                    e.to_string().contains("multicast or broadcast"),
+        match &Node::bind(node_config(|_| {}), addr).await {
+            Err(
+                e @ StartError::Listen {
+                    addr: named,
+                    source,
+                },
+            ) => {
+                assert_eq!(*named, addr);
+                assert_eq!(
+                    source.kind(),
+                    std::io::ErrorKind::InvalidInput,
                     "{addr}: {e}"
+                );
+                assert_eq!(
+                    ErrorChain(e).to_string(),
+                    format!(
+                        "listen {addr}: no peer can connect to a multicast or broadcast address"
+                    ),
                 );
             }
             Err(e) => panic!("{addr}: {e}"),

@@ -121,7 +121,10 @@ fn a_failed_dial() {
     ends("a failed dial", || async {
         let (alice, bob, _) = pair(|c| c).await;
         let failed = calling_back(&alice, alice.connect(bob.peer_id(), nowhere())).await;
-        assert!(matches!(failed, Err(ConnectError::Io(_))), "{failed:?}");
+        assert!(
+            matches!(failed, Err(ConnectError::Dial { .. })),
+            "{failed:?}"
+        );
     });
 }
 

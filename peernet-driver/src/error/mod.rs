@@ -19,10 +19,23 @@ use peernet_proto::{CallError, CloseReason, GoodbyeCode, HandshakeError, PeerId}
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConnectError {
-    /// The transport could not be opened (e.g. the TCP connection was
-    /// refused).
+    /// The transport could not be opened, where no address was dialed:
+    /// the host name of a `"host:port"` did not resolve. (A dial whose
+    /// TCP connection did not open is [`ConnectError::Dial`].)
     #[error("io")]
     Io(#[from] io::Error),
+    /// The TCP connection to `addr` did not open (e.g. it was refused):
+    /// `dial 127.0.0.1:7000`, the operating system's words its `source`.
+    /// For a host name that resolved to several addresses, each was
+    /// tried in turn, and this is the last one's failure.
+    #[error("dial {addr}")]
+    Dial {
+        /// The address dialed.
+        addr: std::net::SocketAddr,
+        /// Why the connection did not open.
+        #[source]
+        source: io::Error,
+    },
     /// The core would not start the handshake: the peer to dial is not in
     /// our trust list (or is ourselves), or the node is shutting down.
     #[error(transparent)]
@@ -185,7 +198,7 @@ impl CallErrorExt for CallError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StartError {
-    /// Binding the listener, or reading the data directory, failed. An
+    /// Reading the data directory failed. An
     /// error of one of its files (not a regular file, too large, open to
     /// other users, unreadable) names the file: the [`io::Error`], of its
     /// own kind, carries a [`FileError`](crate::persist::FileError)
@@ -194,6 +207,19 @@ pub enum StartError {
     /// regular file`).
     #[error("io")]
     Io(#[from] io::Error),
+    /// [`Node::listen`](crate::Node::listen) (or [`Node::bind`](crate::Node::bind))
+    /// could not bind `addr`: `listen 127.0.0.1:7000`, the operating
+    /// system's words its `source` (`Address already in use`), or, of
+    /// kind [`InvalidInput`](io::ErrorKind::InvalidInput), a multicast
+    /// or broadcast address, where no peer can connect.
+    #[error("listen {addr}")]
+    Listen {
+        /// The address that was to be bound.
+        addr: std::net::SocketAddr,
+        /// Why it could not be.
+        #[source]
+        source: io::Error,
+    },
     /// The identity file is damaged: which file, and why (its `source`).
     #[error(transparent)]
     Identity(#[from] crate::persist::FileError<peernet_proto::InvalidIdentity>),
@@ -347,9 +373,10 @@ impl From<TrustChangeError> for io::Error {
 /// use peernet_driver::{ConnectError, ErrorChain};
 ///
 /// let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
-/// let error = ConnectError::from(refused);
-/// assert_eq!(error.to_string(), "io");
-/// assert_eq!(ErrorChain(&error).to_string(), "io: refused");
+/// let addr = "127.0.0.1:7000".parse().unwrap();
+/// let error = ConnectError::Dial { addr, source: refused };
+/// assert_eq!(error.to_string(), "dial 127.0.0.1:7000");
+/// assert_eq!(ErrorChain(&error).to_string(), "dial 127.0.0.1:7000: refused");
 /// ```
 #[derive(Clone, Copy, Debug)]
 pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'a));

@@ -56,6 +56,20 @@ fn an_error_chain_says_each_cause_once() {
     let cases: Vec<(Box<dyn std::error::Error>, &str)> = vec![
         (Box::new(ConnectError::Io(cause())), "the-cause"),
         (
+            Box::new(ConnectError::Dial {
+                addr: ([127, 0, 0, 1], 7000).into(),
+                source: cause(),
+            }),
+            "the-cause",
+        ),
+        (
+            Box::new(StartError::Listen {
+                addr: ([127, 0, 0, 1], 7000).into(),
+                source: cause(),
+            }),
+            "the-cause",
+        ),
+        (
             Box::new(ConnectError::Handshake(HandshakeError::Timeout)),
             "handshake timed out",
         ),

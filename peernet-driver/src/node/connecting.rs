@@ -46,8 +46,9 @@ impl<R: Runtime> Node<R> {
     /// # Errors
     ///
     /// [`ConnectError::Start`] before any I/O (the peer is not trusted, the
-    /// node is shutting down, ...), [`ConnectError::Io`] when no TCP
-    /// connection opened (or the name did not resolve), and
+    /// node is shutting down, ...), [`ConnectError::Dial`], naming the
+    /// address, when no TCP connection opened, [`ConnectError::Io`] when
+    /// the name did not resolve, and
     /// [`ConnectError::Handshake`] with why the handshake failed (refused
     /// or rejected with a REJECT code, the wrong peer, a timeout).
     pub async fn connect(

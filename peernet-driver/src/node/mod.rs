@@ -127,7 +127,7 @@ impl<R: Runtime> Node<R> {
     /// [`MAX_EVENTS_CAPACITY`](crate::MAX_EVENTS_CAPACITY),
     /// [`StartError::Linger`] for a linger of zero,
     /// [`StartError::Lock`] when the config's data directory lock was
-    /// taken by another node, [`StartError::Io`] when `addr` cannot be
+    /// taken by another node, [`StartError::Listen`] when `addr` cannot be
     /// bound or is a multicast or broadcast address ([`Node::listen`]),
     /// and [`StartError::Entropy`] without randomness from the OS.
     ///
@@ -185,7 +185,8 @@ impl<R: Runtime> Node<R> {
     ///
     /// [`StartError::AlreadyListening`] when the node has a listener
     /// already (one per node); [`StartError::Closed`] after
-    /// [`Node::shutdown`]; [`StartError::Io`] when binding fails, and,
+    /// [`Node::shutdown`]; [`StartError::Listen`], which names `addr`,
+    /// when binding fails, and,
     /// of kind [`InvalidInput`](std::io::ErrorKind::InvalidInput), for a
     /// multicast or broadcast `addr`, where no peer can connect (Linux
     /// lets a TCP socket bind one: the node would run unreachable).
@@ -193,10 +194,13 @@ impl<R: Runtime> Node<R> {
         let ip = addr.ip().to_canonical();
         let broadcast = matches!(ip, std::net::IpAddr::V4(v4) if v4.is_broadcast());
         if ip.is_multicast() || broadcast {
-            return Err(StartError::Io(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!("{addr}: no peer can connect to a multicast or broadcast address"),
-            )));
+            return Err(StartError::Listen {
+                addr,
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "no peer can connect to a multicast or broadcast address",
+                ),
+            });
         }
         let refused = |shared: &Shared<R>| {
             if shared.read(|inner| inner.phase) != Phase::Running {
@@ -210,8 +214,14 @@ impl<R: Runtime> Node<R> {
         if let Some(error) = refused(&self.shared) {
             return Err(error);
         }
-        let listener = self.shared.rt.bind(addr, self.backlog).await?;
-        let local = R::local_addr(&listener)?;
+        let bound = |source| StartError::Listen { addr, source };
+        let listener = self
+            .shared
+            .rt
+            .bind(addr, self.backlog)
+            .await
+            .map_err(bound)?;
+        let local = R::local_addr(&listener).map_err(bound)?;
         // (checked again: another `listen`, or a shutdown, while binding)
         if let Some(error) = refused(&self.shared) {
             return Err(error);
