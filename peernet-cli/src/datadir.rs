@@ -5,7 +5,7 @@
 //! replaced atomically, and `lock`: a process that writes to the
 //! directory (`init`, `serve --data-dir`, `pair`, `unpair`) holds its
 //! advisory lock, and a second one is refused at once with `error: data
-//! directory in use` (exit 1). Readers (`peers`, `ticket`, `call`/`send
+//! directory DIR in use` (exit 1). Readers (`peers`, `ticket`, `call`/`send
 //! --data-dir`) take no lock: they see each file whole, old or new.
 
 use std::fs;
@@ -101,7 +101,7 @@ pub(crate) fn run_init(dir: &Path) -> Result<(), Failure> {
     }
     let data = open_dir(dir)?;
     // Held to the end, as every writer of the directory holds it: of two
-    // inits racing, the second is refused (`data directory in use`) or
+    // inits racing, the second is refused (`data directory DIR in use`) or
     // finds the first one's identity, and no `pair` comes between a
     // list's "is it there" and its save.
     let _lock = lock(&data)?;
@@ -230,7 +230,7 @@ fn open_dir(dir: &Path) -> Result<DataDir, Failure> {
     DataDir::open(dir).map_err(|e| Failure(1, ErrorChain(&e).to_string()))
 }
 
-/// The directory's lock, or `error: data directory in use`.
+/// The directory's lock, or `error: data directory DIR in use`.
 pub(crate) fn lock(data: &DataDir) -> Result<DirLock, Failure> {
     data.try_lock().map_err(|e| lock_failure(data.path(), e))
 }

@@ -33,7 +33,7 @@
 //! peer, `<PEERID> <label or -> <addresses comma-separated, or ->`. A
 //! directory is written by one process at a time: while `serve
 //! --data-dir` runs, `pair` and `unpair` on it are refused with `error:
-//! data directory in use` (stop the node, pair, start it again); readers
+//! data directory DIR in use` (stop the node, pair, start it again); readers
 //! (`peers`, `ticket`, `call`/`send`) always work, though a `call
 //! --data-dir` speaks with the node's identity, so its connection
 //! supersedes the running node's connection to the same peer.

@@ -344,15 +344,17 @@ fn serve_locks_its_directory_and_prints_a_ticket() {
     assert_eq!(ok(&["peers", "b"], d), format!("{a} - {}\n", s.addr));
     // a second writer is refused at once; readers are fine
     let c = init(d, "c");
+    // (the directory named: review s54, it said `data directory in use`)
+    let in_use = format!("error: data directory {} in use\n", d.join("a").display());
     let err = fails(1, &["pair", "a", &c], d);
-    assert_eq!(err, "error: data directory in use\n");
+    assert_eq!(err, in_use);
     fails(1, &["unpair", "a", &b], d);
     let err = fails(
         1,
         &["serve", "--data-dir", "a", "--listen", "127.0.0.1:0"],
         d,
     );
-    assert_eq!(err, "error: data directory in use\n");
+    assert_eq!(err, in_use);
     assert_eq!(ok(&["peers", "a"], d), format!("{b} - -\n"));
     // call by PeerId through b's book, and by ticket as a one-off trust
     let reply = ok(&["call", "--data-dir", "b", &a, "echo", "hi"], d);

@@ -207,7 +207,7 @@ pub async fn the_book_is_written_before_the_lock_goes<H: Harness>() {
     drop(a);
     let data = DataDir::open(dir.path()).unwrap();
     assert!(
-        matches!(data.try_lock(), Err(LockError::InUse)),
+        matches!(data.try_lock(), Err(LockError::InUse { .. })),
         "the lock went before the pending save was written"
     );
     // Wait for the lock as the next process would (the kernel's lock: a
@@ -234,7 +234,7 @@ pub async fn a_data_dir_config_and_its_clone_start_one_node<H: Harness>() {
     let first = Node::<H::Rt>::try_new(config.clone()).expect("the first node");
     let second = Node::<H::Rt>::try_new(config);
     assert!(
-        matches!(second, Err(StartError::Lock(LockError::InUse))),
+        matches!(second, Err(StartError::Lock(LockError::InUse { .. }))),
         "{:?}",
         second.map(|n| n.peer_id())
     );

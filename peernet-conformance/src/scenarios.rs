@@ -902,7 +902,7 @@ pub async fn persistence_survives_a_restart<H: Harness>() {
     // a second node on the directory is refused while the first runs
     let second = NodeConfig::from_data_dir(&path);
     assert!(
-        matches!(second, Err(StartError::Lock(LockError::InUse))),
+        matches!(second, Err(StartError::Lock(LockError::InUse { .. }))),
         "{second:?}"
     );
     first.shutdown().await;

@@ -247,13 +247,14 @@ impl NodeConfig {
     ///
     /// [`LockError::InUse`]: crate::LockError::InUse
     pub(crate) fn take_dir_lock(&self) -> Result<Option<Arc<NodeLock>>, StartError> {
-        let Some(slot) = &self.dir_lock else {
+        // (a lock slot comes with its directory: both from `from_data_dir`)
+        let Some((slot, data)) = self.dir_lock.as_ref().zip(self.data_dir.as_ref()) else {
             return Ok(None);
         };
         let lock = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
         match lock {
             Some(lock) => Ok(Some(Arc::new(NodeLock::new(lock)))),
-            None => Err(StartError::Lock(crate::LockError::InUse)),
+            None => Err(StartError::Lock(data.in_use())),
         }
     }
 

@@ -18,13 +18,14 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use event_listener::Event;
 
 use crate::persist::{DataDir, DataFile, FileError};
+use crate::text::shown_path;
 
 const LOCK_FILE: &str = "lock";
 
@@ -55,9 +56,14 @@ impl DirLock {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LockError {
-    /// Another process holds it (e.g. a running `peernet serve`).
-    #[error("data directory in use")]
-    InUse,
+    /// Another process holds it (e.g. a running `peernet serve`):
+    /// `data directory /var/lib/node in use` (a control character in the
+    /// path shown escaped, as [`FileError`] shows it).
+    #[error("data directory {} in use", shown_path(dir))]
+    InUse {
+        /// The directory whose lock is held.
+        dir: PathBuf,
+    },
     /// The lock file could not be opened or locked: the [`io::Error`] of
     /// its own kind, whose payload names the file ([`FileError`] of
     /// [`DataFile::Lock`]).
@@ -132,6 +138,13 @@ impl DataDir {
         Ok(lock)
     }
 
+    /// [`LockError::InUse`] of this directory.
+    pub(crate) fn in_use(&self) -> LockError {
+        LockError::InUse {
+            dir: self.path().to_path_buf(),
+        }
+    }
+
     /// [`DataDir::try_lock`] of the lock file at `path`, whose errors do
     /// not name it (its caller does).
     fn lock_at(&self, path: &Path) -> Result<DirLock, LockError> {
@@ -146,13 +159,13 @@ impl DataDir {
             Err(e) if no_write_access(&e) => return self.lock_read_only(path, e),
             Err(e) => return Err(LockError::Io(e)),
         };
-        lock(&file)?;
+        lock(self, &file)?;
         // (after the file's: a process of an older version locks the file
         // only)
         let dir = match crate::private_files::open_dir(self.path()) {
             Ok(dir) => match fs4::FileExt::try_lock(&dir) {
                 Ok(()) => Some(dir),
-                Err(fs4::TryLockError::WouldBlock) => return Err(LockError::InUse),
+                Err(fs4::TryLockError::WouldBlock) => return Err(self.in_use()),
                 Err(fs4::TryLockError::Error(_)) => None,
             },
             Err(_) => None,
@@ -180,7 +193,7 @@ impl DataDir {
             let dir = crate::private_files::open_dir(self.path()).map_err(without_write)?;
             match fs4::FileExt::try_lock(&dir) {
                 Ok(()) => Some(dir),
-                Err(fs4::TryLockError::WouldBlock) => return Err(LockError::InUse),
+                Err(fs4::TryLockError::WouldBlock) => return Err(self.in_use()),
                 Err(fs4::TryLockError::Error(e)) => return Err(without_write(e)),
             }
         } else {
@@ -188,7 +201,7 @@ impl DataDir {
         };
         let file = match open_lock_file(path, false) {
             Ok(file) => {
-                lock(&file).map_err(|e| match e {
+                lock(self, &file).map_err(|e| match e {
                     LockError::Io(e) => without_write(e),
                     e => e,
                 })?;
@@ -281,11 +294,11 @@ fn not_regular() -> io::Error {
     )
 }
 
-/// Locks `file` exclusively, without waiting.
-fn lock(file: &File) -> Result<(), LockError> {
+/// Locks `file`, the lock file of `data`, exclusively, without waiting.
+fn lock(data: &DataDir, file: &File) -> Result<(), LockError> {
     match fs4::FileExt::try_lock(file) {
         Ok(()) => Ok(()),
-        Err(fs4::TryLockError::WouldBlock) => Err(LockError::InUse),
+        Err(fs4::TryLockError::WouldBlock) => Err(data.in_use()),
         Err(fs4::TryLockError::Error(e)) => Err(LockError::Io(e)),
     }
 }
@@ -353,9 +366,45 @@ mod tests {
         let held = data.try_lock().unwrap();
         // flock locks belong to the open file: a second open is refused
         // as a second process would be.
-        assert!(matches!(data.try_lock(), Err(LockError::InUse)));
+        assert!(matches!(data.try_lock(), Err(LockError::InUse { .. })));
         drop(held);
         let _again = data.try_lock().unwrap();
+    }
+
+    /// Review s54 (newcomer P2): `data directory in use` named no
+    /// directory, so an application that starts several nodes (or a
+    /// script, several `peernet serve`) could not tell which one. The
+    /// error names it, a control character in its name escaped as a
+    /// file's error escapes it; from a second lock and from a second
+    /// node of one config alike.
+    #[test]
+    fn a_directory_in_use_is_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("node\nA\u{1b}[2J");
+        std::fs::create_dir(&dir).unwrap();
+        let shown = format!("{}/node\\nA\\u{{1b}}[2J", tmp.path().display());
+        let said = format!("data directory {shown} in use");
+        let config = crate::NodeConfig::from_data_dir(&dir).unwrap();
+        let data = DataDir::open(&dir).unwrap();
+        match data.try_lock() {
+            Err(e @ LockError::InUse { .. }) => {
+                assert_eq!(e.to_string(), said);
+                let LockError::InUse { dir: named } = e else {
+                    unreachable!()
+                };
+                assert_eq!(named, dir);
+            }
+            other => panic!("{other:?}"),
+        }
+        let _first = config.take_dir_lock().unwrap();
+        let Err(second) = config.take_dir_lock() else {
+            panic!("the lock taken twice")
+        };
+        assert!(
+            matches!(second, crate::StartError::Lock(LockError::InUse { .. })),
+            "{second:?}"
+        );
+        assert_eq!(crate::ErrorChain(&second).to_string(), said);
     }
 
     /// A lock file planted as a symbolic link is refused, and no file is
@@ -467,14 +516,14 @@ mod tests {
             };
             let held = data.try_lock().unwrap();
             assert!(held.read_only());
-            assert!(matches!(data.try_lock(), Err(LockError::InUse)));
+            assert!(matches!(data.try_lock(), Err(LockError::InUse { .. })));
             let err = data.save_trust(&Default::default()).unwrap_err();
             assert_eq!(err.kind(), io::ErrorKind::PermissionDenied, "{err}");
             let said = crate::ErrorChain(&err).to_string();
             assert!(said.contains("not saved"), "{said}");
             assert_eq!(lock_file.exists(), with_lock_file);
             drop(unwritable);
-            assert!(matches!(data.try_lock(), Err(LockError::InUse)));
+            assert!(matches!(data.try_lock(), Err(LockError::InUse { .. })));
             drop(held);
             let writable = data.try_lock().unwrap();
             assert!(!writable.read_only());
@@ -504,7 +553,7 @@ mod tests {
         assert_eq!(*logs.0.lock().unwrap(), [path]);
         let second = crate::NodeConfig::from_data_dir(data.path()).unwrap_err();
         assert!(
-            matches!(second, crate::StartError::Lock(LockError::InUse)),
+            matches!(second, crate::StartError::Lock(LockError::InUse { .. })),
             "{second}"
         );
     }
@@ -536,7 +585,7 @@ mod tests {
         let write = held.clone();
         drop(held);
         assert!(released.wait().now_or_never().is_none(), "a write holds it");
-        assert!(matches!(data.try_lock(), Err(LockError::InUse)));
+        assert!(matches!(data.try_lock(), Err(LockError::InUse { .. })));
         drop(write);
         assert!(released.wait().now_or_never().is_some());
         let _again = data.try_lock().unwrap();

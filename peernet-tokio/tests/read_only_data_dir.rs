@@ -99,7 +99,7 @@ async fn a_node_runs_from_a_directory_it_may_not_write_and_saves_nothing() {
     assert!(node.trust().contains(&kept) && node.trust().contains(&dropped));
     let second = NodeConfig::from_data_dir(&dir).unwrap_err();
     assert!(
-        matches!(second, StartError::Lock(LockError::InUse)),
+        matches!(second, StartError::Lock(LockError::InUse { .. })),
         "{second}"
     );
     let Err(TrustChangeError::File(e)) = node.pair(refused, None).await else {
