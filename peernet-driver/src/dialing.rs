@@ -190,7 +190,19 @@ pub(crate) fn on_event<R: Runtime>(shared: &Shared<R>, inner: &mut Inner, event:
             });
         }
         Event::Unreachable { peer, tried } => {
-            tracing::info!(%peer, tried = tried.len(), "unreachable at every address of its round");
+            match crate::error::rejection(&tried) {
+                Some(code) => tracing::info!(
+                    %peer,
+                    tried = tried.len(),
+                    rejected = code.name(),
+                    "the handshake was rejected, and no address of its round connected"
+                ),
+                None => tracing::info!(
+                    %peer,
+                    tried = tried.len(),
+                    "unreachable at every address of its round"
+                ),
+            }
             // (taken now, told once the lock is let go)
             let unreachable = || {
                 Err(ConnectError::Unreachable {

@@ -52,13 +52,30 @@ pub enum NodeEvent {
     /// ([`Node::connect_peer`](crate::Node::connect_peer)) tried every
     /// address of its round and none gave a connection: the core's
     /// [`Event::Unreachable`](peernet_proto::Event::Unreachable), passed
-    /// on as it comes (which addresses a round tries is said there).
+    /// on as it comes (which addresses a round tries is said there). An
+    /// address where the handshake was refused (the peer has not paired
+    /// us) is among them: [`NodeEvent::rejection`] says so.
     Unreachable {
         /// The peer.
         peer: PeerId,
         /// Each address tried, in the order tried, with why it failed.
         tried: Vec<(std::net::SocketAddr, peernet_proto::DialFailure)>,
     },
+}
+
+impl NodeEvent {
+    /// Of [`NodeEvent::Unreachable`]: the REJECT code of the last address
+    /// of the round where the node answering refused the handshake (a
+    /// peer that has not paired us answers `untrusted`): it was reached,
+    /// and refused us. As
+    /// [`ConnectError::rejection`](crate::ConnectError::rejection); none
+    /// for any other event.
+    pub fn rejection(&self) -> Option<peernet_proto::RejectCode> {
+        match self {
+            NodeEvent::Unreachable { tried, .. } => crate::error::rejection(tried),
+            _ => None,
+        }
+    }
 }
 
 /// A bounded stream of [`NodeEvent`]s, from

@@ -12,7 +12,8 @@ use counted::Counted;
 use peernet_conformance::silent_address;
 use peernet_tokio::book_file::SavedBook;
 use peernet_tokio::{
-    AddrSource, Config, ConnectError, DialConfig, DialFailure, Identity, Node, NodeConfig, PeerId,
+    AddrSource, Config, ConnectError, DialConfig, DialFailure, Identity, Node, NodeConfig,
+    NodeEvent, PeerId, RejectCode,
 };
 
 fn id(seed: u8) -> Identity {
@@ -99,6 +100,60 @@ async fn unreachable_lists_only_the_rounds_addresses() {
     let addrs: Vec<SocketAddr> = tried.iter().map(|(a, _)| *a).collect();
     assert_eq!(addrs, [dead], "`{err}`");
     assert!(matches!(tried[0].1, DialFailure::Transport(_)), "`{err}`");
+}
+
+/// Review s54 (newcomer P3): pairing on one side only (1 trusts 2, 2
+/// does not trust 1), a dial through the book reached 2, which refused
+/// the handshake (REJECT `untrusted`), and the error and the event said
+/// `peer … is unreachable`. They say it was rejected, and with which
+/// code, beside a dead address of the same round.
+#[tokio::test]
+async fn a_round_refused_by_the_peer_says_it_was_rejected() {
+    let a = node(1, &[2]).await;
+    let b = node(2, &[]).await;
+    let there = b.local_addr().unwrap();
+    let dead = dead_address();
+    for addr in [there, dead] {
+        a.add_address(peer(2), addr, AddrSource::Application)
+            .unwrap();
+    }
+    let events = a.events();
+    let err = a.connect_peer(peer(2)).await.unwrap_err();
+    assert!(
+        matches!(&err, ConnectError::Unreachable { tried, .. } if tried.len() == 2),
+        "{err}"
+    );
+    assert_eq!(err.rejection(), Some(RejectCode::Untrusted), "{err}");
+    let said = err.to_string();
+    let lead = format!(
+        "peer {} rejected the handshake (untrusted); no address tried gave a connection: ",
+        peer(2)
+    );
+    assert!(said.starts_with(&lead), "{said}");
+    assert!(said.contains(&format!(
+        "{there}: handshake: rejected by the peer: untrusted"
+    )));
+    let event = loop {
+        match events.recv().await.unwrap() {
+            event @ NodeEvent::Unreachable { .. } => break event,
+            _ => continue,
+        }
+    };
+    assert_eq!(event.rejection(), Some(RejectCode::Untrusted), "{event:?}");
+    // (dialed directly, the handshake's own error says the same)
+    let direct = a.connect(peer(2), there).await.unwrap_err();
+    assert_eq!(direct.rejection(), Some(RejectCode::Untrusted), "{direct}");
+    // and a round that reached nobody is unreachable, as it was
+    let c = node(3, &[2]).await;
+    c.add_address(peer(2), dead, AddrSource::Application)
+        .unwrap();
+    let err = c.connect_peer(peer(2)).await.unwrap_err();
+    assert_eq!(err.rejection(), None, "{err}");
+    assert!(
+        err.to_string()
+            .contains("is unreachable at every address tried"),
+        "{err}"
+    );
 }
 
 /// `Node::connect(peer, addr)` to a peer already connected resolves at

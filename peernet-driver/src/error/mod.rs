@@ -11,8 +11,11 @@
 //! from `source`.
 
 use std::io;
+use std::net::SocketAddr;
 
-use peernet_proto::{CallError, CloseReason, GoodbyeCode, HandshakeError, PeerId};
+use peernet_proto::{
+    CallError, CloseReason, DialFailure, GoodbyeCode, HandshakeError, PeerId, RejectCode,
+};
 
 /// Why `connect` (or a brought-in stream) did not give a connection: the
 /// core's reasons as they are, plus the transport's.
@@ -50,7 +53,14 @@ pub enum ConnectError {
     /// its round was tried and none gave a connection (the book's
     /// addresses, but of the discovery hints that never worked at most
     /// [`HINTS_PER_ROUND`](peernet_proto::dial::HINTS_PER_ROUND)).
-    #[error("peer {peer} is unreachable at every address tried{}", Causes(tried))]
+    ///
+    /// An address may have been reached and the handshake refused there
+    /// (a peer that has not paired us answers REJECT `untrusted`): the
+    /// message then leads with it (`peer … rejected the handshake
+    /// (untrusted); no address tried gave a connection: …`), and
+    /// [`ConnectError::rejection`] gives its code; otherwise it reads
+    /// `peer … is unreachable at every address tried: …`.
+    #[error("{}{}", Lead(peer, tried), Causes(tried))]
     Unreachable {
         /// The peer dialed.
         peer: peernet_proto::PeerId,
@@ -60,6 +70,72 @@ pub enum ConnectError {
         /// another peer answered).
         tried: Vec<(std::net::SocketAddr, peernet_proto::DialFailure)>,
     },
+}
+
+impl ConnectError {
+    /// The REJECT code the node dialed answered with, if the handshake
+    /// was refused by it: [`ConnectError::Handshake`] of
+    /// [`HandshakeError::Rejected`], or, of
+    /// [`ConnectError::Unreachable`], the last address of the round
+    /// where it was (as [`NodeEvent::rejection`](crate::NodeEvent::rejection)
+    /// of the round's event). `untrusted`: the peer has not
+    /// paired us (on protocol version 1 it may also be another node,
+    /// that does not trust us either, answering at that address).
+    /// `unexpected_peer` is not counted: another node answered there.
+    ///
+    /// ```
+    /// use peernet_driver::{ConnectError, HandshakeError, RejectCode};
+    ///
+    /// let refused = ConnectError::Handshake(HandshakeError::Rejected(RejectCode::Untrusted));
+    /// assert_eq!(refused.rejection(), Some(RejectCode::Untrusted));
+    /// ```
+    pub fn rejection(&self) -> Option<RejectCode> {
+        match self {
+            ConnectError::Handshake(e) => refused_by_peer(e),
+            ConnectError::Unreachable { tried, .. } => rejection(tried),
+            _ => None,
+        }
+    }
+}
+
+/// The REJECT code of the last address of a dial round (`tried` of
+/// [`ConnectError::Unreachable`] or of
+/// [`NodeEvent::Unreachable`](crate::NodeEvent::Unreachable)) where the
+/// node answering refused the handshake, if any did: see
+/// [`ConnectError::rejection`].
+pub(crate) fn rejection(tried: &[(SocketAddr, DialFailure)]) -> Option<RejectCode> {
+    tried.iter().rev().find_map(|(_, failure)| match failure {
+        DialFailure::Handshake(e) => refused_by_peer(e),
+        _ => None,
+    })
+}
+
+/// The code of a REJECT that the node dialed sent, but
+/// `unexpected_peer` (another node answered).
+fn refused_by_peer(error: &HandshakeError) -> Option<RejectCode> {
+    match error {
+        HandshakeError::Rejected(code) if *code != RejectCode::UnexpectedPeer => Some(*code),
+        _ => None,
+    }
+}
+
+/// How the message of [`ConnectError::Unreachable`] begins: with the
+/// handshake's refusal if an address refused it (the peer was reached,
+/// not unreachable).
+struct Lead<'a>(&'a PeerId, &'a [(SocketAddr, DialFailure)]);
+
+impl std::fmt::Display for Lead<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Lead(peer, tried) = self;
+        match rejection(tried) {
+            Some(code) => write!(
+                f,
+                "peer {peer} rejected the handshake ({}); no address tried gave a connection",
+                code.name()
+            ),
+            None => write!(f, "peer {peer} is unreachable at every address tried"),
+        }
+    }
 }
 
 /// `tried` of [`ConnectError::Unreachable`], as its message ends.
