@@ -82,6 +82,9 @@ impl ConnectError {
     /// paired us (on protocol version 1 it may also be another node,
     /// that does not trust us either, answering at that address).
     /// `unexpected_peer` is not counted: another node answered there.
+    /// A REJECT frame is not authenticated in either version (the
+    /// README's threat model): one on the path can forge it, so this is
+    /// what the dial was told, not proof of the peer's decision.
     ///
     /// ```
     /// use peernet_driver::{ConnectError, HandshakeError, RejectCode};
