@@ -31,6 +31,7 @@ use core::time::Duration;
 use rand_core::Rng;
 
 use crate::Instant;
+use crate::book::AddrSource;
 use crate::config::DialConfig;
 use crate::error::DialFailure;
 use crate::identity::PeerId;
@@ -128,6 +129,9 @@ pub(crate) enum Phase {
     Opening {
         /// The address dialed.
         addr: SocketAddr,
+        /// Its source in the book when the dial went out: if the book
+        /// drops it meanwhile and the dial works, it comes back so.
+        source: AddrSource,
         /// When the dial counts as failed.
         deadline: Instant,
     },
@@ -224,14 +228,26 @@ impl PeerDial {
     }
 }
 
+/// What a connection opened by `connect_to` dialed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Dialed {
+    pub(crate) peer: PeerId,
+    pub(crate) addr: SocketAddr,
+    /// The address's source in the book when it was dialed (discovery
+    /// if the book did not hold it, or the application removed it since):
+    /// if the book dropped it meanwhile, a handshake that proves the peer
+    /// there puts it back from that source, as one that worked.
+    pub(crate) source: AddrSource,
+}
+
 /// Every peer the endpoint is dialing or keeps connected. Bounded by the
 /// trust list: entries exist only for trusted peers.
 #[derive(Debug, Default)]
 pub(crate) struct DialSchedule {
     pub(crate) peers: BTreeMap<PeerId, PeerDial>,
-    /// The connections opened by `connect_to`, with the address dialed,
+    /// The connections opened by `connect_to`, with what they dialed,
     /// until they are registered or end: the book learns how it went.
-    pub(crate) dialed: BTreeMap<ConnId, (PeerId, SocketAddr)>,
+    pub(crate) dialed: BTreeMap<ConnId, Dialed>,
     /// The peers whose dial was counted as under way, at most
     /// `max_dials_in_flight`; those whose dial since ended are dropped
     /// when a slot is looked for ([`DialSchedule::slot_free`]).
@@ -248,6 +264,26 @@ pub(crate) struct DialSchedule {
 }
 
 impl DialSchedule {
+    /// The application removed `addr` of `peer`: a dial to it under way
+    /// that works puts it back as a discovery hint (the handshake proved
+    /// it), not as the application's.
+    pub(crate) fn disown(&mut self, peer: &PeerId, addr: SocketAddr) {
+        let hint = AddrSource::Discovery;
+        for d in self.dialed.values_mut() {
+            if d.peer == *peer && d.addr == addr {
+                d.source = hint;
+            }
+        }
+        if let Some(Phase::Opening {
+            addr: a, source, ..
+        }) = self.peers.get_mut(peer).map(|d| &mut d.phase)
+        {
+            if *a == addr {
+                *source = hint;
+            }
+        }
+    }
+
     pub(crate) fn get(&self, peer: &PeerId) -> Option<&PeerDial> {
         self.peers.get(peer)
     }

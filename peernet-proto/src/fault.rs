@@ -138,12 +138,18 @@ pub enum Fault {
     /// stops reading holds up to `max_inbound_calls` results of a frame
     /// each outside every budget.
     UnchargedReplies,
+    /// `Endpoint::address_worked` (`endpoint/dialing.rs`): an address the
+    /// book dropped while a dial to it was out, whose handshake then
+    /// proved the peer, is learned again as an untried discovery hint (as
+    /// before the book recorded it from its source as one that worked),
+    /// so in a full peer it is lost.
+    DialedAddressAsHint,
 }
 
 #[cfg(feature = "fault-injection")]
 impl Fault {
     /// Every fault, for the simulation and the fuzz targets to iterate.
-    pub const ALL: [Fault; 36] = [
+    pub const ALL: [Fault; 37] = [
         Fault::SupersedeNewest,
         Fault::SkipTrustCheck,
         Fault::ReplyAnyConnection,
@@ -180,6 +186,7 @@ impl Fault {
         Fault::WorkedHintEvictable,
         Fault::NoHandshakeBudget,
         Fault::UnchargedReplies,
+        Fault::DialedAddressAsHint,
     ];
 
     /// The fault whose variant name is `name` (as its `Debug` prints it).

@@ -7,6 +7,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use peernet_proto::AddrEntry;
+use peernet_proto::config::Fault;
 use peernet_proto::dial::{CAP_JITTER_DIVISOR, HINTS_PER_ROUND, next_delay};
 use peernet_proto::{
     AddrHistory, AddrSource, BookError, Config, ConnId, ConnectError, DialConfig, DialFailure,
@@ -1349,4 +1351,93 @@ fn an_adopted_late_transport_counts_as_one_of_its_rounds_hints() {
     a.dial_failed(now, b, addr(13), refused());
     let out = drain(&mut a);
     assert!(dials(&out).is_empty(), "{out:?}");
+}
+
+/// Review s54 (review): an address the schedule dials may leave the book
+/// while the dial is out (the application's new address pushes out the
+/// peer's worst, which the round dials last); when its handshake then
+/// proves the peer, the book learns it again as the address that worked
+/// most recently, from its source. It came back as an untried discovery
+/// hint, which cannot push out the application's addresses: in the
+/// peer's full list, `Full`, and the one address that worked was lost
+/// (after a loss, the kept peer was redialed only at the others).
+#[test]
+fn an_address_dropped_while_dialed_that_worked_is_kept() {
+    let (truth, book) = dropped_while_dialed(None);
+    assert_eq!(book.len(), Config::default().max_addresses_per_peer);
+    let app = AddrSource::Application;
+    assert_eq!((book[0].addr, book[0].source), (truth, app), "{book:?}");
+    assert!(book[0].worked_last(), "{book:?}");
+}
+
+/// The deliberate fault `DialedAddressAsHint` (the old behaviour) loses
+/// it.
+#[test]
+fn an_address_dropped_while_dialed_is_lost_as_a_hint() {
+    let (truth, book) = dropped_while_dialed(Some(Fault::DialedAddressAsHint));
+    assert!(book.iter().all(|e| e.addr != truth), "{book:?}");
+}
+
+/// Node 1 (with `fault`) dials node 2's true address last of a full
+/// list of the application's; meanwhile the application gives a new one,
+/// which pushes it out; then that dial works. Returns the true address
+/// and the book's list of node 2 after.
+fn dropped_while_dialed(fault: Option<Fault>) -> (SocketAddr, Vec<AddrEntry>) {
+    let mut p = Pair::new();
+    let mut config = Config::default();
+    config.fault = fault;
+    let per_peer = config.max_addresses_per_peer;
+    p.a = endpoint_with(config, 1, &[2]);
+    let b = p.b.peer_id();
+    let now = p.now;
+    let app = AddrSource::Application;
+    // the peer's true address, failed once: the worst of its list
+    let truth = addr(50);
+    p.a.add_address(now, b, truth, app).unwrap();
+    p.a.dial(now, b).unwrap();
+    assert_eq!(dials(&drain(&mut p.a)), [(b, truth)]);
+    p.a.dial_failed(now, b, truth, refused());
+    // and the others, which worked before (a saved book), fill its places
+    for port in 1..u16::try_from(per_peer).unwrap() {
+        p.a.restore_address(now, b, addr(port), app, AddrHistory::Worked)
+            .unwrap();
+    }
+    // a round: the others fail, the true one is dialed last
+    p.a.dial(now, b).unwrap();
+    loop {
+        let dialed = dials(&drain(&mut p.a));
+        assert_eq!(dialed.len(), 1, "{dialed:?}");
+        if dialed[0].1 == truth {
+            break;
+        }
+        p.a.dial_failed(now, b, dialed[0].1, refused());
+    }
+    // meanwhile the application gives a new address: the worst goes
+    assert_eq!(p.a.add_address(now, b, addr(100), app), Ok(true));
+    assert!(p.a.addresses(&b).all(|e| e.addr != truth));
+    // the dial of the true address works
+    p.open(truth);
+    assert!(p.a.is_connected(&b));
+    (truth, p.a.addresses(&b).copied().collect())
+}
+
+/// An address the application removed while the schedule's dial to it
+/// was out comes back, once that dial's handshake proved the peer there,
+/// as a discovery hint that worked, not as the application's.
+#[test]
+fn an_address_removed_while_dialed_comes_back_as_a_hint() {
+    let mut p = Pair::new();
+    let b = p.b.peer_id();
+    let now = p.now;
+    p.a.add_address(now, b, addr(1), AddrSource::Application)
+        .unwrap();
+    p.a.dial(now, b).unwrap();
+    assert_eq!(dials(&drain(&mut p.a)), [(b, addr(1))]);
+    assert!(p.a.remove_address(&b, addr(1)));
+    p.open(addr(1));
+    assert!(p.a.is_connected(&b));
+    let book: Vec<_> = p.a.addresses(&b).copied().collect();
+    assert_eq!(book.len(), 1);
+    assert_eq!(book[0].source, AddrSource::Discovery, "{book:?}");
+    assert!(book[0].worked_last(), "{book:?}");
 }

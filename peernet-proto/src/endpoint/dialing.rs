@@ -18,7 +18,7 @@ use crate::Instant;
 use crate::book::{Added, AddrEntry, AddrHistory, AddrSource, BookError};
 use crate::codes::RejectCode;
 use crate::config::{ProtocolVersion, fault};
-use crate::dial::{PeerDial, Phase};
+use crate::dial::{Dialed, PeerDial, Phase};
 use crate::error::{ConnectError, DialFailure, HandshakeError};
 use crate::identity::PeerId;
 use crate::ids::ConnId;
@@ -142,8 +142,11 @@ impl Endpoint {
     }
 
     /// Forgets `addr` for `peer`. Returns false if the book did not have
-    /// it. A dial to it already out is not called back.
+    /// it. A dial to it already out is not called back: if its handshake
+    /// proves the peer there, the book learns it again as a discovery
+    /// hint.
     pub fn remove_address(&mut self, peer: &PeerId, addr: SocketAddr) -> bool {
+        self.dials.disown(peer, addr);
         self.book.remove(peer, addr)
     }
 
@@ -277,9 +280,12 @@ impl Endpoint {
     /// The driver opened the transport of an [`Output::Dial`](crate::Output::Dial) (or of a
     /// dial of its own) to `addr` for `peer`: starts the handshake as
     /// [`Endpoint::connect`] does, and remembers `addr` so the book marks
-    /// it as worked once the connection is established (learning it as a
-    /// discovery hint if it does not hold it, e.g. a hint forgotten when
-    /// its dial timed out before this transport opened), or as failed (and
+    /// it as worked once the connection is established (learning it again,
+    /// from the source it had when dialed, as the address that worked
+    /// most recently, if the book dropped it meanwhile: a hint forgotten
+    /// when its dial timed out before this transport opened, or the
+    /// peer's worst address pushed out by a new one; as a discovery hint
+    /// if the book never held it), or as failed (and
     /// the round moves on to the next address) if the handshake fails.
     ///
     /// # Errors
@@ -315,7 +321,22 @@ impl Endpoint {
             return Err(ConnectError::DialInFlight { peer, addr });
         }
         let conn = self.connect(now, Some(peer))?;
-        self.dials.dialed.insert(conn, (peer, addr));
+        // (the book may drop the address before the handshake ends: it
+        // comes back from the source it had when it was dialed)
+        let opened = self.dials.get(&peer).and_then(|d| match d.phase {
+            Phase::Opening {
+                addr: a, source, ..
+            } if a == addr => Some(source),
+            _ => None,
+        });
+        let source = self
+            .book
+            .entry(&peer, addr)
+            .map(|e| e.source)
+            .or(opened)
+            .unwrap_or(AddrSource::Discovery);
+        let dialed = Dialed { peer, addr, source };
+        self.dials.dialed.insert(conn, dialed);
         // The round's own dial, or a late one taken while no other is in
         // flight: the schedule waits for its handshake rather than
         // starting another (a backoff's timer is disarmed; the
@@ -409,8 +430,8 @@ impl Endpoint {
     /// `peer`'s connection was just registered (either direction).
     pub(super) fn on_peer_connected(&mut self, peer: PeerId, conn: ConnId) {
         let now = self.ctx.now;
-        if let Some((_, addr)) = self.dials.dialed.remove(&conn) {
-            self.address_worked(peer, addr, now);
+        if let Some(dialed) = self.dials.dialed.remove(&conn) {
+            self.address_worked(dialed, now);
         }
         self.disarm_dial(&peer);
         let Some(d) = self.dials.get_mut(&peer) else {
@@ -432,25 +453,32 @@ impl Endpoint {
         self.start_queued();
     }
 
-    /// A handshake at `addr`, dialed by `connect_to`, proved `peer`: the
-    /// book marks the address worked. If it no longer holds it, the book
-    /// learns it again as a discovery hint that worked: a hint that never
-    /// worked is forgotten when its dial is not reported within
+    /// A handshake at the address `dialed` by `connect_to` proved its
+    /// peer: the book marks the address worked. If it no longer holds
+    /// it, the book learns it again from the source it had when dialed,
+    /// as the address that worked most recently (a full peer makes room
+    /// for it as for [`Endpoint::add_connected_address`]'s): a hint that
+    /// never worked is forgotten when its dial is not reported within
     /// `dial_timeout`, and its transport may open later (a lost SYN,
-    /// retransmitted). Without it, the peer would be connected through an
-    /// address the book does not hold, and after a loss its true address,
-    /// heard again, would be one untried hint among a LAN host's false
-    /// ones. (An address the application removed while a dial to it was
-    /// under way comes back so, as a hint: the handshake proved it.)
-    fn address_worked(&mut self, peer: PeerId, addr: SocketAddr, now: Instant) {
-        if self.book.entry(&peer, addr).is_none() && self.trust.contains(&peer) {
-            let dials = &self.dials;
-            let dialing =
-                |p: &PeerId, a: SocketAddr| dials.get(p).and_then(PeerDial::dialed_addr) == Some(a);
-            let added = self
-                .book
-                .insert(peer, addr, AddrSource::Discovery, None, &dialing);
-            tracing::debug!(peer = %peer, %addr, ?added, "an address the book forgot worked");
+    /// retransmitted); the peer's worst address, which its round dials
+    /// last, may be pushed out by a new one while the dial is out.
+    /// Without it, the peer would be connected through an address the
+    /// book does not hold, and after a loss redialed only at the others
+    /// (or, for a hint, at its true address heard again as one untried
+    /// hint among a LAN host's false ones). Learned as an untried hint,
+    /// it could push out none of the application's addresses, nor hints
+    /// that work: in a full peer it was lost. (An address the
+    /// application removed while a dial to it was under way comes back
+    /// as a discovery hint: the handshake proved it.)
+    fn address_worked(&mut self, dialed: Dialed, now: Instant) {
+        let Dialed { peer, addr, source } = dialed;
+        if self.book.entry(&peer, addr).is_none() {
+            let (source, worked) = match fault!(self.ctx.config, DialedAddressAsHint) {
+                true => (AddrSource::Discovery, None),
+                false => (source, Some(now)),
+            };
+            let added = self.insert_address(peer, addr, source, worked);
+            tracing::debug!(peer = %peer, %addr, ?source, ?added, "an address the book dropped worked");
         }
         self.book.mark_ok(&peer, addr, now);
     }
@@ -488,12 +516,13 @@ impl Endpoint {
     /// another connection to the peer won, so the address worked;
     /// abandoned by our own end: nothing) and the round moves on.
     pub(super) fn on_handshake_ended(&mut self, conn: ConnId, error: HandshakeError) {
-        let Some((peer, addr)) = self.dials.dialed.remove(&conn) else {
+        let Some(dialed) = self.dials.dialed.remove(&conn) else {
             return;
         };
+        let Dialed { peer, addr, .. } = dialed;
         let now = self.ctx.now;
         match error {
-            HandshakeError::Superseded => self.address_worked(peer, addr, now),
+            HandshakeError::Superseded => self.address_worked(dialed, now),
             // The peer answered: the address is right (a hint stays). So
             // does version 2's `untrusted`, sent after mac1 (PROTOCOL 6.1).
             HandshakeError::Rejected(code)

@@ -17,6 +17,7 @@ use alloc::vec::Vec;
 use core::net::SocketAddr;
 use core::time::Duration;
 
+use crate::book::AddrSource;
 use crate::config::fault;
 use crate::dial::{HINTS_PER_ROUND, Phase, next_delay};
 use crate::error::DialFailure;
@@ -144,7 +145,15 @@ impl Endpoint {
                 self.ctx.emit(ev);
             }
             let deadline = now + dial_timeout;
-            d.phase = Phase::Opening { addr, deadline };
+            let source = self
+                .book
+                .entry(&peer, addr)
+                .map_or(AddrSource::Discovery, |e| e.source);
+            d.phase = Phase::Opening {
+                addr,
+                source,
+                deadline,
+            };
             self.dials.in_flight.insert(peer);
             self.ctx.timers.arm(deadline, Timer::Dial(peer));
             tracing::debug!(peer = %peer, %addr, "dial");
