@@ -49,11 +49,11 @@ pub struct Config {
     /// ([`crate::Stats::sends_dropped`]). Default 16 MiB: with the
     /// default 1 MiB frames, one peer pins at most 16 MiB of arguments
     /// however many calls it keeps open. (Besides: an argument of at most
-    /// 512 bytes shares a buffer of at most 4 KiB with the other small
-    /// payloads of its record, or read on version 1, and keeps it alive
-    /// while its handler holds it: up to 4 KiB per call or SEND held, so
-    /// 4 MiB more for 1,024 calls, and as much for the 1,024 SEND handlers
-    /// per peer that peernet-driver runs at most.) The bodies of our
+    /// 512 bytes may share a buffer with the other small payloads of its
+    /// record, or read on version 1, and keeps it alive while its handler
+    /// holds it; that buffer is at most 8 times the argument's length, so
+    /// up to 7 times its length more per call or SEND held, and at most
+    /// 3.5 KiB more for a 512-byte one.) The bodies of our
     /// replies that wait for room in the send queue (see `send_buffer`)
     /// are charged to it too, until they leave the wait: a result that
     /// would pass it is dropped and its call answered `overloaded`

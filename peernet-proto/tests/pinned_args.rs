@@ -226,3 +226,24 @@ fn a_sends_arguments_keep_alive_their_own_bytes() {
     b.send_done(conn, len);
     assert_eq!(b.stats().inbound_bytes, before, "all given back");
 }
+
+/// A small argument is a copy, into the buffer its record's small
+/// payloads share (`envelope/arena.rs`): a 1-byte argument followed in
+/// its record by 8 KiB of a REPLY to no call used to get a buffer of
+/// 4 KiB to itself and keep it all alive while its call was held,
+/// charged 1 byte: 64 such calls pinned 256 KiB against a charge of 64
+/// bytes, 4,096 times the budget. Now a payload shares only a buffer of
+/// at most 8 times its length.
+#[test]
+fn a_small_argument_keeps_alive_about_its_own_bytes() {
+    let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
+    let (mut b, conn, mut keys, now) = established();
+    let mut held = Vec::new();
+    for id in 1..=64u64 {
+        let record = seal(&mut keys.send, &padded_call(id, 1, 8 * 1024));
+        let calls = hand_in(&mut b, now, conn, &record, None);
+        assert_eq!(calls.len(), 1, "the call is held");
+        held.extend(calls);
+    }
+    charged_at_least_kept(&b, held, "1-byte arguments");
+}

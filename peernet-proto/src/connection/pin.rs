@@ -9,7 +9,7 @@ use bytes::Bytes;
 /// slices only such a buffer, and in it only a payload over half of it),
 /// and is charged so. Any other payload is a copy, which keeps alive its
 /// own bytes (or, at most 512 bytes, a share of a record's arena of at
-/// most 4 KiB, `envelope/arena.rs`).
+/// most 8 times its length, `envelope/arena.rs`).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Pin {
     /// Where the body's bytes start, and how many there are.

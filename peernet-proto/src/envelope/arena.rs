@@ -10,9 +10,16 @@
 //! a reference count instead, and one allocation per buffer.
 //!
 //! The price is in what a payload keeps alive: one of at most
-//! [`ARENA_MAX`] bytes pins the buffer it is in, at most [`ARENA_CHUNK`]
-//! bytes of payloads of the same record or chunk, until it is dropped,
-//! whatever became of its neighbours. The buffer is let go of when its
+//! [`ARENA_MAX`] bytes pins the buffer it is in until it is dropped,
+//! whatever became of its neighbours. So a payload goes only into a
+//! buffer at most [`ARENA_SPREAD`] times its own length (at most
+//! [`ARENA_CHUNK`] bytes); a smaller one gets a copy of its own. Without
+//! that rule a peer could follow a 512-byte payload with a 1-byte one in
+//! the same 4 KiB buffer (the rest of its record padded with anything),
+//! let the first go (a fast handler, a reply to an unknown id) and have
+//! the second pin 4,096 times its length: a CALL's or SEND's arguments
+//! charged 1 byte to the byte budgets, or a result the application keeps,
+//! holding 4 KiB each. The buffer is let go of when its
 //! record or chunk is decoded, so nothing is kept on an idle connection;
 //! a payload with no room for a second one after it (a sequential
 //! call's) gets a copy of its own, as before, since sharing would cost an
@@ -20,8 +27,13 @@
 
 use bytes::{Bytes, BytesMut};
 
-/// The most one buffer holds.
-pub(crate) const ARENA_CHUNK: usize = 4 * 1024;
+/// A payload shares only a buffer at most this many times its length,
+/// so that it keeps alive at most that much, whatever became of the
+/// others in it.
+pub(crate) const ARENA_SPREAD: usize = 8;
+
+/// The most one buffer holds: [`ARENA_SPREAD`] times [`ARENA_MAX`].
+pub(crate) const ARENA_CHUNK: usize = ARENA_SPREAD * ARENA_MAX;
 
 /// Payloads up to this many bytes share a buffer; larger ones that are
 /// copied get a buffer of their own (at most 8 of them fill one, so
@@ -39,13 +51,17 @@ pub(crate) struct Arena {
     /// What is left of the buffer: the filled part was split off and
     /// frozen into the payloads, which share its allocation.
     free: BytesMut,
+    /// The size the buffer was made with: what each payload in it keeps
+    /// alive.
+    size: usize,
 }
 
 impl Arena {
     /// A copy of `payload`, in the current buffer or a new one (sized for
-    /// the `rest` of the scope after it, up to [`ARENA_CHUNK`]); one of
-    /// its own if it is over [`ARENA_MAX`], or if it does not fit and too
-    /// little follows.
+    /// the `rest` of the scope after it, up to [`ARENA_SPREAD`] times the
+    /// payload); one of its own if it is over [`ARENA_MAX`], if the
+    /// current buffer is over [`ARENA_SPREAD`] times its length, or if it
+    /// does not fit and too little follows.
     pub(crate) fn copy(&mut self, payload: &[u8], rest: usize) -> Bytes {
         if payload.is_empty() {
             return Bytes::new();
@@ -53,12 +69,18 @@ impl Arena {
         if payload.len() > ARENA_MAX {
             return Bytes::copy_from_slice(payload);
         }
+        let most = payload.len() * ARENA_SPREAD;
         if self.free.capacity() - self.free.len() < payload.len() {
             if rest < ROOM_FOR_MORE {
                 return Bytes::copy_from_slice(payload);
             }
-            let size = payload.len().saturating_add(rest).min(ARENA_CHUNK);
-            self.free = BytesMut::with_capacity(size);
+            self.size = payload.len().saturating_add(rest).min(most);
+            debug_assert!(self.size <= ARENA_CHUNK);
+            self.free = BytesMut::with_capacity(self.size);
+        } else if self.size > most {
+            // (too large a buffer for it to pin: the buffer stays for the
+            // larger payloads that may follow)
+            return Bytes::copy_from_slice(payload);
         }
         self.free.extend_from_slice(payload);
         self.free.split().freeze()
@@ -70,6 +92,7 @@ impl Arena {
     pub(crate) fn release(&mut self) {
         if self.free.capacity() != 0 {
             self.free = BytesMut::new();
+            self.size = 0;
         }
     }
 }
@@ -121,10 +144,17 @@ mod tests {
         let mut arena = Arena::default();
         // the last payload of a frame, with more frames in its chunk (the
         // decoder adds the chunk's rest to the frame's)
-        let first = arena.copy(b"call", 100);
+        let first = arena.copy(&[1; 64], 100);
         assert_eq!(arena.free.capacity(), 100, "sized for the chunk's rest");
-        let next = arena.copy(b"next", 0);
-        assert_eq!(first.as_ptr().wrapping_add(4), next.as_ptr());
+        let next = arena.copy(&[2; 64], 0);
+        assert_eq!(first.as_ptr().wrapping_add(64), next.as_ptr());
+    }
+
+    /// Whether a payload lies in the buffer that `first` starts (the
+    /// [`ARENA_CHUNK`] bytes from it).
+    fn in_buffer_of(first: &Bytes) -> impl Fn(&Bytes) -> bool {
+        let start = first.as_ptr() as usize;
+        move |b: &Bytes| (start..start + ARENA_CHUNK).contains(&(b.as_ptr() as usize))
     }
 
     #[test]
@@ -132,15 +162,43 @@ mod tests {
         let mut arena = Arena::default();
         let rest = 1 << 20;
         let first = arena.copy(&[1; ARENA_MAX], rest);
-        let start = first.as_ptr() as usize;
         let per = ARENA_CHUNK / ARENA_MAX;
         let held: Vec<Bytes> = (0..2 * per)
             .map(|i| arena.copy(&[i as u8; ARENA_MAX], rest))
             .collect();
-        let in_first = |b: &Bytes| (start..start + ARENA_CHUNK).contains(&(b.as_ptr() as usize));
+        let in_first = in_buffer_of(&first);
         // the first buffer holds `per` payloads, the next ones go elsewhere
         assert_eq!(held.iter().filter(|b| in_first(b)).count(), per - 1);
         assert!(held[per..].iter().all(|b| !in_first(b)));
         assert_eq!(&held[per][..], &[per as u8; ARENA_MAX][..]);
+    }
+
+    /// A small payload after a large one does not share its buffer: once
+    /// the large one is dropped it would keep alive thousands of times
+    /// its length (a 1-byte CALL argument charged 1 byte, pinning 4 KiB).
+    #[test]
+    fn a_payload_keeps_alive_at_most_spread_times_its_length() {
+        let mut arena = Arena::default();
+        let rest = 1 << 20;
+        let large = arena.copy(&[7; ARENA_MAX], rest);
+        let in_large = in_buffer_of(&large);
+        for len in [1, 8, 63] {
+            let small = arena.copy(&alloc::vec![1; len], rest);
+            assert!(
+                !in_large(&small),
+                "a {len}-byte payload in a buffer of {ARENA_CHUNK}"
+            );
+        }
+        // one of its size still shares it
+        assert!(in_large(&arena.copy(&[8; ARENA_MAX], rest)));
+        // and a small payload's own buffer is sized for its like
+        let mut arena = Arena::default();
+        let small = arena.copy(&[1; 4], rest);
+        assert_eq!(arena.size, 4 * ARENA_SPREAD);
+        let like = arena.copy(&[2; 4], rest);
+        assert_eq!(small.as_ptr().wrapping_add(4), like.as_ptr());
+        let larger = arena.copy(&[3; 64], rest);
+        assert_eq!(arena.size, 64 * ARENA_SPREAD, "a new buffer for it");
+        assert_eq!(&larger[..], &[3; 64][..]);
     }
 }
