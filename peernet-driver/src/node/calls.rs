@@ -50,9 +50,9 @@ impl<R: Runtime> Node<R> {
     /// is off). Dropping the future cancels the call (CANCEL is sent).
     ///
     /// A small result (at most 512 bytes) may share a buffer of at most
-    /// 4 KiB with the other payloads its record or read brought, and
-    /// keeps it alive while held: to keep a few small results of many
-    /// calls, copy them (`Bytes::copy_from_slice`).
+    /// 8 times its length with the other payloads its record or read
+    /// brought, and keeps it alive while held: to keep many small
+    /// results long, copy them (`Bytes::copy_from_slice`).
     ///
     /// # Errors
     ///
