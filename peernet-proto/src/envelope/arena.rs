@@ -173,6 +173,38 @@ mod tests {
         assert_eq!(&held[per][..], &[per as u8; ARENA_MAX][..]);
     }
 
+    proptest::proptest! {
+        /// Whatever the sizes, the room after each and where records
+        /// end: a payload put in a shared buffer is in one of at most
+        /// [`ARENA_SPREAD`] times its length, and reads back whole.
+        #[test]
+        fn no_payload_pins_more_than_spread_times_its_length(
+            ops in proptest::collection::vec(
+                (1..=ARENA_MAX + 64, 0..6000usize, proptest::prelude::any::<bool>()),
+                1..200,
+            ),
+        ) {
+            let mut arena = Arena::default();
+            for (len, rest, record_ends) in ops {
+                let payload = alloc::vec![len as u8; len];
+                let copy = arena.copy(&payload, rest);
+                proptest::prop_assert_eq!(&copy[..], &payload[..]);
+                // (a payload in the current buffer ends where its free
+                // part starts)
+                let shared = copy.as_ptr().wrapping_add(len) == arena.free.as_ptr();
+                if shared {
+                    proptest::prop_assert!(
+                        arena.size <= len * ARENA_SPREAD,
+                        "{} bytes in a buffer of {}", len, arena.size
+                    );
+                }
+                if record_ends {
+                    arena.release();
+                }
+            }
+        }
+    }
+
     /// A small payload after a large one does not share its buffer: once
     /// the large one is dropped it would keep alive thousands of times
     /// its length (a 1-byte CALL argument charged 1 byte, pinning 4 KiB).
