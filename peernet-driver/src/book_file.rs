@@ -41,7 +41,8 @@
 //! the header `v1` unless one of its lines says `worked failed`, and then
 //! with `v2`; this crate reads both (`failed` only in version 2: a `v1`
 //! file with it is damaged), and refuses a later version
-//! ([`BookFileErrorKind::UnknownVersion`]). So a downgrade is harmless or
+//! ([`BookFileErrorKind::UnknownVersion`]) and a header no version of
+//! peernet writes (`v0`, `v01`: [`BookFileErrorKind::NoSuchVersion`]). So a downgrade is harmless or
 //! a clear error, never a wrong book: a node that reads only version 1
 //! (every release before version 2) reads a `v1` file as it was written,
 //! and refuses a `v2` one as it does a damaged book, naming the header it
@@ -139,6 +140,15 @@ pub enum BookFileErrorKind {
         "address book format {0} is not known to this version of peernet (a newer one wrote it)"
     )]
     UnknownVersion(String),
+    /// The header names a version no peernet writes (the version, e.g.
+    /// `v0`, or `v01` with a leading zero): the header was edited or
+    /// damaged, not written by an older or a newer peernet (the first
+    /// version is `v1`).
+    #[error(
+        "address book format {0} was never written by any version of peernet (this one reads \
+         v1 and v2): the header was edited or damaged"
+    )]
+    NoSuchVersion(String),
     /// The file starts with a byte-order mark (U+FEFF), which some
     /// editors put before UTF-8: the header is there, behind it.
     #[error("the file starts with a byte-order mark: save it as UTF-8 without one")]
@@ -361,10 +371,11 @@ impl SavedBook {
                 header == BOOK_HEADER_V2
             }
             Some((_, first, _)) => {
-                let version = first.strip_prefix(HEADER_PREFIX).filter(|v| is_version(v));
-                let kind = version.map_or(BookFileErrorKind::MissingHeader, |v| {
-                    BookFileErrorKind::UnknownVersion(v.to_string())
-                });
+                let kind = match first.strip_prefix(HEADER_PREFIX).map(version_kind) {
+                    Some(Version::Later(v)) => BookFileErrorKind::UnknownVersion(v.to_string()),
+                    Some(Version::Never(v)) => BookFileErrorKind::NoSuchVersion(v.to_string()),
+                    _ => BookFileErrorKind::MissingHeader,
+                };
                 return Err(err(1, kind));
             }
             None => return Err(err(1, BookFileErrorKind::MissingHeader)),
@@ -450,11 +461,32 @@ impl SavedBook {
     }
 }
 
-/// Whether `text` is a version as a header writes one: `v` and a
-/// number (what a later format's header would say).
-fn is_version(text: &str) -> bool {
-    text.strip_prefix('v')
-        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+/// What the version of a header this crate does not read is.
+enum Version<'a> {
+    /// `v` and a number past the last this crate reads, written as a
+    /// header writes it: what a later peernet's header says.
+    Later(&'a str),
+    /// `v` and a number no peernet writes: `v0` (the first version is
+    /// `v1`), or one with a leading zero (`v01`, `v002`).
+    Never(&'a str),
+    /// Not `v` and a number: no version at all.
+    NotOne,
+}
+
+/// What `text`, the rest of a header after its prefix, names (called for
+/// a header that is neither `v1` nor `v2`).
+fn version_kind(text: &str) -> Version<'_> {
+    match text.strip_prefix('v') {
+        Some(n) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
+            // (`v3`, `v10`, and a number too large for any integer too:
+            // a later version; a leading zero or `v0`: none)
+            match n.starts_with('0') {
+                true => Version::Never(text),
+                false => Version::Later(text),
+            }
+        }
+        _ => Version::NotOne,
+    }
 }
 
 /// Why the address book could not be loaded. Each names the file, its
@@ -924,6 +956,39 @@ mod tests {
             SavedBook::from_text(later).unwrap_err().kind,
             BookFileErrorKind::UnknownVersion("v3".into())
         );
+    }
+
+    /// Review s54: `v0` was refused as "a newer one wrote it"; no
+    /// peernet ever wrote it (nor `v01`).
+    #[test]
+    fn a_version_no_peernet_writes_is_not_said_to_be_newer() {
+        for (version, newer) in [
+            ("v0", false),
+            ("v00", false),
+            ("v01", false),
+            ("v002", false),
+            ("v3", true),
+            ("v10", true),
+            ("v99999999999999999999999", true),
+        ] {
+            let text = format!("peernet-address-book {version}\nend 0\n");
+            let err = SavedBook::from_text(&text).unwrap_err();
+            let expected = match newer {
+                true => BookFileErrorKind::UnknownVersion(version.into()),
+                false => BookFileErrorKind::NoSuchVersion(version.into()),
+            };
+            assert_eq!(err.kind, expected, "{version}");
+            let said = err.to_string();
+            assert_eq!(said.contains("a newer one wrote it"), newer, "{said}");
+        }
+        for header in [
+            "peernet-address-book v",
+            "peernet-address-book 1",
+            "peernet-address-book v1x",
+        ] {
+            let err = SavedBook::from_text(&format!("{header}\nend 0\n")).unwrap_err();
+            assert_eq!(err.kind, BookFileErrorKind::MissingHeader, "{header}");
+        }
     }
 
     #[test]
