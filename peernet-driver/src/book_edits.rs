@@ -6,11 +6,15 @@
 //! save that finds the file changed since the node last read or wrote it
 //! reads it again. Each peer whose lines differ from what the node last
 //! read or wrote (an address added, removed or moved, a source or a
-//! `worked` or `worked failed` mark changed; a deleted file is a book
-//! with no lines) is the
+//! `worked` or `worked failed` mark changed) is the
 //! operator's from then on: its lines are written as the operator left
 //! them, whatever the running node learns of it, until the next start
-//! loads them. Every other peer's lines are the running node's. The
+//! loads them. A deleted file is no edit of any peer: the operator threw
+//! the file away (the obvious way to reset it), so the next save writes
+//! a fresh one, every peer's lines the running node's, and the peers an
+//! earlier edit made the operator's are the node's again ([`HandEdits::clear`]).
+//! (It was a book with no lines: every peer the operator's, with no
+//! address, and nothing the node learned was saved until a restart.) Every other peer's lines are the running node's. The
 //! grain is the peer: a peer's lines are one list, best first, in the
 //! order it is dialed, and the node does not mix what it learned into an
 //! order the operator chose. An unpair forgets the operator's lines of
@@ -74,6 +78,15 @@ impl HandEdits {
     pub(crate) fn write(&self, book: &mut SavedBook, peer: &PeerId) -> usize {
         book.copy_peer(&self.lines, peer);
         self.lines.get(peer).len()
+    }
+
+    /// The book file was deleted: no peer is the operator's any more, and
+    /// the next save writes every peer's lines as the node holds them.
+    /// Returns how many peers were the operator's.
+    pub(crate) fn clear(&mut self) -> usize {
+        let had = self.peers.len();
+        *self = HandEdits::default();
+        had
     }
 
     /// `peer` was unpaired: its lines go with its other addresses.

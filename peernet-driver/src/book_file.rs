@@ -519,6 +519,12 @@ impl DataDir {
     ///
     /// [`LoadBookError`], which names the file and its path.
     pub fn load_book(&self) -> Result<SavedBook, LoadBookError> {
+        Ok(self.load_book_file()?.unwrap_or_default())
+    }
+
+    /// [`DataDir::load_book`], telling a missing file (`None`) from an
+    /// empty book.
+    fn load_book_file(&self) -> Result<Option<SavedBook>, LoadBookError> {
         let damaged = |source| FileError {
             file: DataFile::Book,
             path: self.book_path(),
@@ -534,9 +540,8 @@ impl DataDir {
             Ok(SavedBook::from_text(text).map_err(damaged)?)
         };
         let read = self.read_noted(DataFile::Book, MAX_BOOK_FILE_LEN, parse)?;
-        let book = read.unwrap_or_default();
-        *self.last_book() = Some(book.clone());
-        Ok(book)
+        *self.last_book() = Some(read.clone().unwrap_or_default());
+        Ok(read)
     }
 
     /// Replaces the address book atomically, as
@@ -564,7 +569,8 @@ impl DataDir {
 
     /// For a save refused with [`ChangedOnDisk`](crate::persist::ChangedOnDisk):
     /// the book as this directory last read or wrote it, and the file as
-    /// it is now, read again (and noted, so that a save can replace it).
+    /// it is now (`None`: there is none, it was deleted), read again (and
+    /// noted, so that a save can replace it).
     ///
     /// # Errors
     ///
@@ -572,9 +578,9 @@ impl DataDir {
     /// [`io::ErrorKind::InvalidData`] (damaged) or the read's own, naming
     /// the file. It is not noted, so a save goes on refusing to write
     /// over it.
-    pub(crate) fn reread_book(&self) -> io::Result<(SavedBook, SavedBook)> {
+    pub(crate) fn reread_book(&self) -> io::Result<(SavedBook, Option<SavedBook>)> {
         let before = self.last_book().clone().unwrap_or_default();
-        let now = self.load_book().map_err(|e| {
+        let now = self.load_book_file().map_err(|e| {
             let kind = match &e {
                 LoadBookError::Io(e) => e.kind(),
                 _ => io::ErrorKind::InvalidData,
@@ -1155,13 +1161,16 @@ mod tests {
         fs::write(data.book_path(), mended.to_text()).unwrap();
         assert!(data.save_book(&SavedBook::new()).is_err());
         let (before, now) = data.reread_book().unwrap();
-        assert_eq!((before, now), (old, mended.clone()));
+        assert_eq!((before, now), (old, Some(mended.clone())));
         data.save_book(&mended).unwrap();
-        // a file taken away by hand reads as an empty book
+        // a file taken away by hand reads as none (the save writes a
+        // fresh one), and lets the save through
         fs::remove_file(data.book_path()).unwrap();
         assert!(data.save_book(&mended).is_err());
         let (before, now) = data.reread_book().unwrap();
-        assert_eq!((before, now), (mended, SavedBook::new()));
+        assert_eq!((before, now), (mended.clone(), None));
+        data.save_book(&mended).unwrap();
+        assert_eq!(data.load_book().unwrap(), mended);
     }
 
     /// A book saved by a build that still took an unscoped link-local

@@ -214,24 +214,39 @@ async fn save_now<R: Runtime>(shared: Arc<Shared<R>>, lock: Arc<NodeLock>) {
             let read = from.reread_book().map(|(before, now)| {
                 // (the hand's lock, then the core's: as `book_to_save`)
                 let mut hand = node.book_saves.hand();
-                let peers = node.read(|inner| {
-                    let saved = |p: &_| inner.ep.trust().contains(p) || trust.contains(p);
-                    hand.take_in(&before, &now, saved)
-                });
-                (peers, trust)
+                let edit = match now {
+                    // (deleted: a fresh file, of the node's lines alone)
+                    None => Reread::Deleted(hand.clear()),
+                    Some(now) => Reread::Edited(node.read(|inner| {
+                        let saved = |p: &_| inner.ep.trust().contains(p) || trust.contains(p);
+                        hand.take_in(&before, &now, saved)
+                    })),
+                };
+                (edit, trust)
             });
             drop(held);
             read
         };
         match shared.rt.spawn_blocking(read).await {
-            Ok((peers, trust)) => {
+            Ok((edit, trust)) => {
                 *saved_trust = trust;
-                tracing::info!(
-                    file = %shown_path(&dir.book_path()),
-                    peers,
-                    "the address book was edited while the node runs: the edited peers' lines \
-                     are kept as they are in the file (restart the node to load them)"
-                );
+                let path = dir.book_path();
+                let file = shown_path(&path);
+                match edit {
+                    Reread::Edited(peers) => tracing::info!(
+                        %file,
+                        peers,
+                        "the address book was edited while the node runs: the edited peers' \
+                         lines are kept as they are in the file (restart the node to load them)"
+                    ),
+                    Reread::Deleted(edited_before) => tracing::info!(
+                        %file,
+                        edited_before,
+                        "the address book was deleted while the node runs: a fresh one is \
+                         written with the addresses the node holds (to start from none, delete \
+                         it while the node is stopped)"
+                    ),
+                }
             }
             Err(e) => break Err(e),
         }
@@ -256,6 +271,15 @@ async fn save_now<R: Runtime>(shared: Arc<Shared<R>>, lock: Arc<NodeLock>) {
             }
         }
     }
+}
+
+/// What a save that found the book file changed read of it.
+enum Reread {
+    /// Edited: how many peers' lines are the operator's from this edit.
+    Edited(usize),
+    /// Deleted: how many peers' lines had been the operator's (earlier
+    /// edits of this run), the node's again.
+    Deleted(usize),
 }
 
 /// The book to save: every trusted peer's addresses as the core holds

@@ -194,8 +194,7 @@ impl NodeConfig {
     /// the trust file as it is then, read again. A book save that finds
     /// the file edited reads it again: each peer whose lines the edit
     /// changed (an address added, removed or moved, a source or a
-    /// `worked` or `worked failed` mark changed; a deleted file has no
-    /// lines) keeps the
+    /// `worked` or `worked failed` mark changed) keeps the
     /// operator's lines, written as they are by every later save of the
     /// run, whatever the node learns of that peer meanwhile; every other
     /// peer's lines are the running node's, and what it learns of them is
@@ -212,7 +211,14 @@ impl NodeConfig {
     /// a FIFO, too large) is never written over: each save is refused
     /// with a warning that names the trouble, and tried again with the
     /// back-off (1 s doubling up to 5 minutes) until the file is mended;
-    /// then its edit is kept as above.
+    /// then its edit is kept as above. A book file deleted while the
+    /// node runs is thrown away, not edited: the next save writes a fresh
+    /// one with the addresses the running node holds, every peer's lines
+    /// the node's (those an earlier edit of the run made the operator's
+    /// too), and what it learns later is saved as before. To start from
+    /// no saved address, delete the file while the node is stopped; to
+    /// forget one peer's addresses while it runs, remove its lines (an
+    /// edit: the peer keeps none for the run) or unpair it.
     ///
     /// A trust file that names the node's own PeerId (a hand edit) does
     /// not stop the start: the entry is left out of

@@ -35,6 +35,17 @@ fn book_on_disk(dir: &std::path::Path) -> SavedBook {
     DataDir::open(dir).unwrap().load_book().unwrap()
 }
 
+/// The addresses of `peer` in the book file of `dir`, sorted.
+fn addrs_on_disk(dir: &std::path::Path, peer: &PeerId) -> Vec<SocketAddr> {
+    let mut addrs: Vec<SocketAddr> = book_on_disk(dir)
+        .get(peer)
+        .iter()
+        .map(|(a, _)| *a)
+        .collect();
+    addrs.sort();
+    addrs
+}
+
 /// A node whose data directory trusts `peers`, the first with `addr(1)`
 /// saved: started, given that, and shut down.
 async fn a_saved_book(dir: &std::path::Path, peers: &[PeerId]) {
@@ -349,4 +360,43 @@ async fn a_peer_added_by_hand_to_both_files_keeps_its_lines() {
     let loaded: Vec<SocketAddr> = node.addresses(&added).iter().map(|e| e.addr).collect();
     node.shutdown().await;
     assert_eq!(loaded, [addr(7)]);
+}
+
+/// Review s54: a book file deleted while the node ran was taken as an
+/// edit that left every peer it held without an address: those peers
+/// were the operator's, with no lines, for the rest of the run, and
+/// nothing the node learned of them was saved until a restart. Deleting
+/// the file is the obvious way to reset it: the next save writes a fresh
+/// one, with the addresses the node holds, and what it learns after is
+/// saved as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_book_deleted_while_the_node_runs_is_written_afresh() {
+    let dir = tempfile::tempdir().unwrap();
+    let (kept, other) = (id(2), id(3));
+    let app = AddrSource::Application;
+    a_saved_book(dir.path(), &[kept, other]).await;
+    let node = Node::new(NodeConfig::from_data_dir(dir.path()).unwrap());
+    // an earlier edit of this run makes `other` the operator's
+    hand::move_in_book(dir.path(), other, addr(6));
+    node.add_address(kept, addr(2), app).unwrap();
+    until("the edit read", || {
+        book_on_disk(dir.path()).get(&kept).len() == 2
+    })
+    .await;
+    std::fs::remove_file(dir.path().join("book")).unwrap();
+    node.add_address(kept, addr(3), app).unwrap();
+    node.add_address(other, addr(7), app).unwrap();
+    until("a book written again", || dir.path().join("book").exists()).await;
+    let on_disk = addrs_on_disk(dir.path(), &kept);
+    assert_eq!(
+        on_disk,
+        [addr(1), addr(2), addr(3)],
+        "the node's addresses were not saved"
+    );
+    // the earlier edit went with the file: `other`'s lines are the
+    // node's again (`addr(6)` was the operator's, never the node's)
+    node.add_address(other, addr(8), app).unwrap();
+    node.shutdown().await;
+    let others = addrs_on_disk(dir.path(), &other);
+    assert_eq!(others, [addr(7), addr(8)]);
 }
