@@ -148,9 +148,10 @@ impl NodeConfig {
     /// the path and says its parent does not exist, rather than a new
     /// node with a new identity that nobody trusts; a path that is not a
     /// directory (a file, a FIFO, a link to nothing) is refused, saying
-    /// what it is ([`DataDir::open`]). A relative `dir`
-    /// names a directory of the working directory now: the node goes on
-    /// using that one if the process's working directory changes
+    /// what it is ([`DataDir::open`]). `dir` is resolved now (a relative
+    /// one from the working directory, every symbolic link in it
+    /// followed): the node goes on using that directory if the process's
+    /// working directory changes or a link in the path is re-pointed
     /// ([`DataDir::open`]).
     ///
     /// The directory's lock ([`DataDir::try_lock`]) is taken first and held

@@ -128,12 +128,16 @@ impl DataDir {
     /// identity that nobody trusts. A symbolic link to a directory is
     /// followed (the directory it names is checked as this one).
     ///
-    /// A relative `path` is taken from the working directory now, once:
-    /// every later read and save goes to the directory it named then
-    /// ([`DataDir::path`] is that absolute path), whatever the process's
-    /// working directory becomes (a daemon that moves to `/`, a tool that
-    /// works elsewhere), where the same name may name another directory
-    /// or none.
+    /// `path` is resolved now, once: a relative one from the working
+    /// directory, and every symbolic link in it followed
+    /// ([`fs::canonicalize`]). Every later read, save and lock goes to
+    /// the directory it named then ([`DataDir::path`] is that absolute
+    /// path, without links), whatever the process's working directory
+    /// becomes (a daemon that moves to `/`, a tool that works elsewhere)
+    /// and wherever a link in the path is pointed later (a deploy's
+    /// `current -> releases/vN` re-pointed while the node runs), where
+    /// the same name may name another directory, whose lock the node
+    /// does not hold, or none.
     ///
     /// # Errors
     ///
@@ -149,11 +153,21 @@ impl DataDir {
     /// - [`io::ErrorKind::InvalidInput`]: an empty path;
     /// - any other I/O error of creating or opening it.
     pub fn open(path: impl Into<PathBuf>) -> io::Result<DataDir> {
-        // (not canonicalised: a link in the path is followed at each
-        // open, as before, and refused where a file must not be one)
         let path = std::path::absolute(path.into())?;
         create_last(&path)?;
         check_dir(&path).map_err(|e| not_a_data_dir(&path, e))?;
+        // Resolved once, here: every later open (the lock's too) goes to
+        // the directory the path named now. Followed again at each open,
+        // a link in the path re-pointed while the node runs (a deploy's
+        // `current -> releases/vN`) sent its saves to another directory,
+        // whose lock it does not hold (review s54). (The resolved
+        // directory is checked as the path was, in case a link moved in
+        // between.)
+        let resolved = fs::canonicalize(&path).map_err(|e| not_a_data_dir(&path, e))?;
+        if resolved != path {
+            check_dir(&resolved).map_err(|e| not_a_data_dir(&resolved, e))?;
+        }
+        let path = resolved;
         Ok(DataDir {
             path,
             last_seen: Arc::default(),
@@ -187,7 +201,8 @@ impl DataDir {
             .unwrap_or_else(PoisonError::into_inner) = read_only;
     }
 
-    /// The directory, as an absolute path (see [`DataDir::open`]).
+    /// The directory, as an absolute path without symbolic links,
+    /// resolved when it was opened (see [`DataDir::open`]).
     pub fn path(&self) -> &Path {
         &self.path
     }
