@@ -211,12 +211,16 @@ pub(crate) fn run_pair(pair: Pair) -> Result<(), Failure> {
     }
     let _lock = lock(&data)?;
     let mut trust = load_trust(&data, &identity.peer_id())?;
-    let mut book = load_book(&data)?;
     let label = pair.label.or_else(|| trust.label(&peer).cloned());
     trust.insert(peer, label);
     let addrs = pair.target.addrs();
     let new_addrs = !addrs.is_empty();
+    // (a bare PeerId changes no address: the book is not read, so a
+    // damaged one does not stand in the way of a trust change; with
+    // addresses, its error names the file and the line)
+    let mut book = SavedBook::new();
     if new_addrs {
+        book = load_book(&data)?;
         // A book at its bound (`MAX_SAVED_ADDRS`, as a node whose
         // `max_addresses` is above it saves it) keeps none of the new
         // peer's addresses, or not all of them: said, before anything is
@@ -316,20 +320,29 @@ pub(crate) fn run_unpair(unpair: Unpair) -> Result<(), Failure> {
 
 /// `peernet peers DIR`: `<PEERID> <label or -> <addresses or ->`, one
 /// line per trusted peer, in PeerId order.
+///
+/// A book that does not load (damaged, not a regular file) does not hide
+/// the trust list: every trusted peer is listed, its addresses `?`
+/// (unknown, which `-`, none, is not), and then the book's error, which
+/// names the file and the line, ends the run with exit 1.
 pub(crate) fn run_peers(dir: PathBuf) -> Result<(), Failure> {
     let (data, identity) = open_existing(&dir)?;
     let trust = load_trust(&data, &identity.peer_id())?;
-    let book = load_book(&data)?;
+    let book = load_book(&data);
     for (peer, label) in trust.iter() {
-        let addrs: Vec<String> = book.get(peer).iter().map(|(a, _)| a.to_string()).collect();
         let label = label.map_or("-".to_string(), |l| label_field(l.as_str()));
-        let addrs = match addrs.is_empty() {
-            true => "-".to_string(),
-            false => addrs.join(","),
+        let addrs = match &book {
+            Err(_) => "?".to_string(),
+            Ok(book) if book.get(peer).is_empty() => "-".to_string(),
+            Ok(book) => {
+                let addrs: Vec<String> =
+                    book.get(peer).iter().map(|(a, _)| a.to_string()).collect();
+                addrs.join(",")
+            }
         };
         print_result(&format!("{peer} {label} {addrs}"))?;
     }
-    Ok(())
+    book.map(drop)
 }
 
 /// A label as one field of a `peers` line ([`Layout::Field`]): its

@@ -294,17 +294,35 @@ fn ticket_pair_peers_unpair() {
     fails(64, &["pair", "a", &a], d);
 }
 
+/// A damaged book is an error where it is needed, naming the file and
+/// the line: `pair` with addresses, and `peers`, which lists the trusted
+/// peers all the same (addresses `?`). Review s54: `pair DIR PEERID`,
+/// which changes no address, failed on it, and `peers` listed nothing.
 #[test]
-fn a_damaged_book_is_an_error() {
+fn a_damaged_book_is_an_error_where_it_is_needed() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     init(d, "a");
-    std::fs::write(d.join("a/book"), "peernet-address-book v1\n").unwrap();
-    let err = fails(1, &["peers", "a"], d);
-    assert!(err.contains("truncated"), "{err}");
     let b = init(d, "b");
-    let err = fails(1, &["pair", "a", &b], d);
-    assert!(err.contains("book"), "{err}");
+    let book = d.join("a/book");
+    std::fs::write(&book, "peernet-address-book v1\n").unwrap();
+    let named = format!("{}: line 2: ", book.display());
+    // a bare PeerId: no address to save, the book is not needed
+    let paired = run(&["pair", "a", &b], d);
+    assert!(paired.status.success(), "{}", stderr(&paired));
+    // with an address: refused, naming the file and the line
+    let err = fails(1, &["pair", "a", &format!("{b}@192.0.2.7:4000")], d);
+    assert!(err.contains(&named) && err.contains("truncated"), "{err}");
+    // peers: the trust list, addresses unknown, then the book's error
+    let peers = run(&["peers", "a"], d);
+    assert_eq!(peers.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&peers.stdout), format!("{b} - ?\n"));
+    let err = stderr(&peers);
+    assert!(err.contains(&named) && err.contains("truncated"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&book).unwrap(),
+        "peernet-address-book v1\n"
+    );
 }
 
 /// An `error:` line names each cause of its error once, the innermost
@@ -669,7 +687,8 @@ fn the_error_line_comes_last_and_init_names_a_file_in_the_way() {
         std::fs::set_permissions(d.join("a/trust"), mode(0o660)).unwrap();
         std::fs::set_permissions(d.join("a/book"), mode(0o646)).unwrap();
     }
-    let err = fails(1, &["pair", "a", &b], d);
+    // (with an address: a bare PeerId does not read the book)
+    let err = fails(1, &["pair", "a", &format!("{b}@192.0.2.7:4000")], d);
     assert!(err.contains("chmod o-w"), "{err}");
     let lines: Vec<&str> = err.lines().collect();
     assert!(lines.len() >= 2, "a warning and the error: {err}");
