@@ -11,6 +11,7 @@ use peernet_tokio::{ErrorChain, Label, PeerId, Ticket};
 use crate::datadir::{load_book, load_trust, lock, open_existing, read_trust};
 use crate::output::{Layout, escape, print_result};
 use crate::{EXIT_USAGE, Failure};
+use peernet_tokio::text::shown_path;
 
 /// Who to dial: a ticket, a bare PeerId (its addresses come from the
 /// book), or `PEERID@IP:PORT`.
@@ -235,7 +236,7 @@ pub(crate) fn run_pair(pair: Pair) -> Result<(), Failure> {
                 format!(
                     "{}: the address book is full ({MAX_SAVED_ADDRS} addresses): {kept} of \
                      {peer}'s {given} addresses fit; nothing saved (unpair a peer first)",
-                    data.book_path().display()
+                    shown_path(&data.book_path())
                 ),
             ));
         }

@@ -21,6 +21,7 @@ use peernet_tokio::{
 
 use crate::output::print_result;
 use crate::{EXIT_USAGE, Failure};
+use peernet_tokio::text::shown_path;
 
 const IDENTITY_FILE: &str = "identity";
 
@@ -91,9 +92,9 @@ pub(crate) fn run_init(dir: &Path) -> Result<(), Failure> {
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
         builder
             .create(parent)
-            .map_err(|e| Failure::because(1, parent.display(), &e))?;
+            .map_err(|e| Failure::because(1, shown_path(parent), &e))?;
     }
-    let already = || Failure(1, format!("{} already holds an identity", dir.display()));
+    let already = || Failure(1, format!("{} already holds an identity", shown_path(dir)));
     let finished = || fs::symlink_metadata(dir.join(IDENTITY_FILE)).is_ok();
     // (an init that finished: refused before anything is touched)
     if finished() {
@@ -114,7 +115,7 @@ pub(crate) fn run_init(dir: &Path) -> Result<(), Failure> {
         // as it was: init makes it private either way.
         use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-            .map_err(|e| Failure::because(1, dir.display(), &e))?;
+            .map_err(|e| Failure::because(1, shown_path(dir), &e))?;
     }
     // Never over lists that are there (a directory that lost only its
     // identity, or whose last init failed after its trust list, keeps
@@ -147,13 +148,13 @@ fn missing(path: &Path, what: &str) -> Result<bool, Failure> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
         Err(e) => Err(Failure::because(
             1,
-            format_args!("{what} {}", path.display()),
+            format_args!("{what} {}", shown_path(path)),
             &e,
         )),
         Ok(meta) if meta.is_file() => Ok(false),
         Ok(_) => Err(Failure(
             1,
-            format!("{what} {}: not a regular file", path.display()),
+            format!("{what} {}: not a regular file", shown_path(path)),
         )),
     }
 }
@@ -172,7 +173,7 @@ fn refuse_foreign_contents(dir: &Path) -> Result<(), Failure> {
         Err(_) => return Ok(()),
     };
     for entry in entries {
-        let entry = entry.map_err(|e| Failure::because(1, dir.display(), &e))?;
+        let entry = entry.map_err(|e| Failure::because(1, shown_path(dir), &e))?;
         let name = entry.file_name();
         let name = name.to_string_lossy();
         let ours = DATA_FILES.iter().any(|file| {
@@ -187,7 +188,7 @@ fn refuse_foreign_contents(dir: &Path) -> Result<(), Failure> {
                 format!(
                     "{} is not empty and not a data directory (it holds {name:?}): \
                      init makes one in a new or empty directory",
-                    dir.display()
+                    shown_path(dir)
                 ),
             ));
         }
@@ -213,8 +214,8 @@ pub(crate) fn open_existing(dir: &Path) -> Result<(DataDir, Identity), Failure> 
             1,
             format!(
                 "{} holds no identity (run `peernet init {}`)",
-                dir.display(),
-                dir.display()
+                shown_path(dir),
+                shown_path(dir)
             ),
         ));
     }
@@ -241,7 +242,7 @@ pub(crate) fn lock(data: &DataDir) -> Result<DirLock, Failure> {
 pub(crate) fn lock_failure(dir: &Path, error: LockError) -> Failure {
     match error {
         LockError::Io(e) if FileError::find(&e).is_none() => {
-            Failure::because(1, dir.join("lock").display(), &e)
+            Failure::because(1, shown_path(&dir.join("lock")), &e)
         }
         e => Failure(1, ErrorChain(&e).to_string()),
     }
@@ -259,7 +260,7 @@ pub(crate) fn start_failure(path: &Path, error: &StartError) -> Failure {
         StartError::Identity(_) | StartError::TrustList(_) | StartError::Book(_) => {
             Failure(1, ErrorChain(error).to_string())
         }
-        e => Failure::because(1, path.display(), e),
+        e => Failure::because(1, shown_path(path), e),
     }
 }
 

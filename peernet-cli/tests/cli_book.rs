@@ -1176,3 +1176,30 @@ fn call_by_peer_id_tries_every_discovery_hint() {
         );
     }
 }
+
+/// A path that is not UTF-8 is shown as the library shows it, `\xff`,
+/// on every error line: the tool's own errors showed it `�` (two names
+/// that differ only there read the same), the library's `\xff`.
+#[cfg(unix)]
+#[test]
+fn a_path_that_is_not_utf8_is_shown_alike_by_the_tool_and_the_library() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let dir = OsStr::from_bytes(b"x\xff");
+    let run_in = |args: &[&OsStr]| output(command(peernet()).args(args).current_dir(d));
+    let init = run_in(&[OsStr::new("init"), dir]);
+    assert!(init.status.success(), "{}", stderr(&init));
+    // the tool's own error
+    let again = stderr(&run_in(&[OsStr::new("init"), dir]));
+    assert!(
+        again.contains(r"x\xff already holds an identity"),
+        "{again}"
+    );
+    // the library's
+    std::fs::write(d.join(dir).join("book"), "peernet-address-book v1\n").unwrap();
+    let peers = stderr(&run_in(&[OsStr::new("peers"), dir]));
+    assert!(peers.contains(r"x\xff/book: line 2"), "{peers}");
+    assert!(!again.contains('\u{fffd}') && !peers.contains('\u{fffd}'));
+}

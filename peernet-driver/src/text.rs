@@ -25,12 +25,25 @@ pub(crate) fn shown(message: &str) -> Escaped<'_> {
     escaped(message, Layout::Line)
 }
 
-/// A path as the driver's error messages and log fields show it:
-/// [`escaped`] in [`Layout::Line`], so that a file or directory name
-/// holding a newline or a terminal's escape sequence can neither forge
-/// a log line nor act on a terminal (a byte that is not UTF-8 is shown
-/// as `\xNN`, where [`Path::display`] would show `�`). A backslash is
-/// shown doubled, as every backslash the escaper shows.
-pub(crate) fn shown_path(path: &Path) -> Escaped<'_> {
+/// A path as the driver's error messages and log fields, and the
+/// `peernet` tool's, show it: [`escaped`] in [`Layout::Line`], so that a
+/// file or directory name holding a newline or a terminal's escape
+/// sequence can neither forge a log line nor act on a terminal (a byte
+/// that is not UTF-8 is shown as `\xNN`, where [`Path::display`] would
+/// show `�`, so two names that differ only there are told apart). A
+/// backslash is shown doubled, as every backslash the escaper shows.
+///
+/// ```
+/// use peernet_driver::text::shown_path;
+/// use std::path::Path;
+///
+/// assert_eq!(shown_path(Path::new("/srv/node\n")).to_string(), r"/srv/node\n");
+/// # #[cfg(unix)] {
+/// use std::os::unix::ffi::OsStrExt;
+/// let path = Path::new(std::ffi::OsStr::from_bytes(b"/srv/x\xff"));
+/// assert_eq!(shown_path(path).to_string(), r"/srv/x\xff");
+/// # }
+/// ```
+pub fn shown_path(path: &Path) -> Escaped<'_> {
     escaped(path.as_os_str().as_encoded_bytes(), Layout::Line)
 }
