@@ -216,6 +216,18 @@ pub(crate) fn run_pair(pair: Pair) -> Result<(), Failure> {
     trust.insert(peer, label);
     let addrs = pair.target.addrs();
     let new_addrs = !addrs.is_empty();
+    if let Target::Ticket(ticket) = &pair.target {
+        // (a stranger's ticket can name a service of this host: said,
+        // not refused, as a ticket of a peer on this host names one)
+        for addr in ticket.local_addrs() {
+            tracing::warn!(
+                %peer,
+                %addr,
+                "the ticket names an address on this host or its link (loopback or link-local): \
+                 a node of this directory dials the service there for this peer"
+            );
+        }
+    }
     // (a bare PeerId changes no address: the book is not read, so a
     // damaged one does not stand in the way of a trust change; with
     // addresses, its error names the file and the line)

@@ -1203,3 +1203,35 @@ fn a_path_that_is_not_utf8_is_shown_alike_by_the_tool_and_the_library() {
     assert!(peers.contains(r"x\xff/book: line 2"), "{peers}");
     assert!(!again.contains('\u{fffd}') && !peers.contains('\u{fffd}'));
 }
+
+/// A ticket naming an address of this host or its link (loopback,
+/// link-local: a stranger's ticket can point a kept node at
+/// `127.0.0.1:6379` or `169.254.169.254:80`) is paired with a warning
+/// naming it, not refused (a demo's peers on one host pair so); a ticket
+/// of other addresses pairs without one. Review s54: no word was said.
+#[test]
+fn a_ticket_naming_this_hosts_addresses_is_paired_with_a_warning() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    init(d, "a");
+    init(d, "b");
+    let ticket = |addrs: &[&str]| {
+        let mut args = vec!["ticket", "b"];
+        for addr in addrs {
+            args.extend(["--addr", addr]);
+        }
+        ok(&args, d).trim().to_string()
+    };
+    let local = ticket(&["192.0.2.7:7000", "127.0.0.1:6379", "169.254.169.254:80"]);
+    let paired = run(&["pair", "a", &local], d);
+    assert!(paired.status.success(), "{}", stderr(&paired));
+    let warned = stderr(&paired);
+    let lines: Vec<&str> = warned.lines().filter(|l| l.contains("WARN")).collect();
+    assert_eq!(lines.len(), 2, "{warned}");
+    assert!(lines[0].contains("127.0.0.1:6379"), "{warned}");
+    assert!(lines[1].contains("169.254.169.254:80"), "{warned}");
+    let elsewhere = ticket(&["192.0.2.7:7000"]);
+    let paired = run(&["pair", "a", &elsewhere], d);
+    assert!(paired.status.success(), "{}", stderr(&paired));
+    assert_eq!(stderr(&paired), "");
+}

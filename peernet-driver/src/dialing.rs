@@ -383,19 +383,34 @@ impl<R: Runtime> Node<R> {
     /// [`BookError::Undialable`] for an address no dial can reach (port
     /// 0, an unspecified, multicast or broadcast IP, a link-local IPv6
     /// address without its scope: [`peernet_proto::is_dialable`]).
+    ///
+    /// A ticket's address ([`AddrSource::Ticket`]) on this host or its
+    /// link (loopback, IPv4 link-local: [`crate::ticket::is_local`]) is
+    /// recorded with a warning: dials of the peer go to a service of this
+    /// host (see [`Ticket`](crate::Ticket)).
     pub fn add_address(
         &self,
         peer: PeerId,
         addr: SocketAddr,
         source: AddrSource,
     ) -> Result<bool, BookError> {
-        self.shared.with_core(|inner, now| {
+        let added = self.shared.with_core(|inner, now| {
             // (nothing would dial it, nor save it)
             if inner.phase == Phase::Closed {
                 return Ok(false);
             }
             inner.ep.add_address(now, peer, addr, source)
-        })
+        });
+        if added == Ok(true) && source == AddrSource::Ticket && crate::ticket::is_local(&addr) {
+            tracing::warn!(
+                %peer,
+                %addr,
+                "a ticket's address is on this host or its link (loopback or link-local): dials \
+                 of the peer go to this host's service there; pair such a ticket only from whom \
+                 you trust to name it"
+            );
+        }
+        added
     }
 
     /// Forgets `addr` for `peer`. Returns false if it was not known.

@@ -105,6 +105,20 @@ static BASE32: LazyLock<Encoding> = LazyLock::new(|| {
 /// # Ok(()) }
 /// ```
 ///
+/// A ticket names no address a dial cannot reach (port 0, an
+/// unspecified, multicast or broadcast IP: [`TicketError::Undialable`]),
+/// but it may name one of the host that reads it: a loopback address
+/// (`127.0.0.1:6379`) or an IPv4 link-local one (`169.254.169.254:80`, a
+/// cloud's metadata service). A kept peer paired from a stranger's ticket
+/// then has the node dial that local service every backoff round (each
+/// dial one handshake INIT, about 150 bytes of no use to it). Such
+/// tickets are not refused: a node and its peer on one host (a demo, a
+/// test, two services of one machine) pair by loopback tickets. They are
+/// told apart ([`Ticket::local_addrs`], [`is_local`]): the CLI's `pair`
+/// and [`Node::add_address`](crate::Node::add_address) with
+/// [`AddrSource::Ticket`](peernet_proto::AddrSource::Ticket) log a
+/// warning naming each such address.
+///
 /// A node listening on an unspecified address (`0.0.0.0:7000`) cannot put
 /// it in a ticket ([`TicketError::Undialable`]): give the host's
 /// addresses with its port instead (the CLI's `serve` names the
@@ -212,6 +226,13 @@ impl Ticket {
     /// Where it can be dialed, in the order given.
     pub fn addrs(&self) -> &[SocketAddr] {
         &self.addrs
+    }
+
+    /// The addresses of [`Ticket::addrs`] on the host that reads the
+    /// ticket or its link ([`is_local`]): loopback and IPv4 link-local
+    /// ones, which a ticket from another host should not name.
+    pub fn local_addrs(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.addrs.iter().copied().filter(is_local)
     }
 
     fn to_bytes(&self) -> Vec<u8> {
@@ -328,6 +349,31 @@ impl FromStr for Ticket {
     }
 }
 
+/// Whether a dial of `addr` stays on this host or its link: a loopback
+/// address (`127.0.0.0/8`, `::1`, IPv4-mapped ones too) or an IPv4
+/// link-local one (`169.254.0.0/16`, where clouds serve instance
+/// metadata). An address from a ticket that is one makes the node dial
+/// a service of its own host or link, not the peer's host across a
+/// network (see [`Ticket`]). Private addresses (`10.0.0.0/8`,
+/// `192.168.0.0/16`, `fc00::/7`) are not: LAN peers have them. (An IPv6
+/// link-local address is refused by a ticket: it names no link without
+/// the scope a ticket cannot carry.)
+///
+/// ```
+/// use peernet_driver::ticket::is_local;
+///
+/// assert!(is_local(&"127.0.0.1:6379".parse().unwrap()));
+/// assert!(is_local(&"[::1]:7000".parse().unwrap()));
+/// assert!(is_local(&"169.254.169.254:80".parse().unwrap()));
+/// assert!(!is_local(&"192.168.1.20:7000".parse().unwrap()));
+/// ```
+pub fn is_local(addr: &SocketAddr) -> bool {
+    match addr.ip().to_canonical() {
+        IpAddr::V4(ip) => ip.is_loopback() || ip.is_link_local(),
+        IpAddr::V6(ip) => ip.is_loopback(),
+    }
+}
+
 /// CRC-32 with the polynomial 0x04C11DB7 over the bits in the order the
 /// base32 text carries them (most significant first), initial value and
 /// final XOR all ones (the parameters known as CRC-32/BZIP2), from the
@@ -372,6 +418,39 @@ mod tests {
             let read = made.to_string().parse::<Ticket>();
             assert_eq!(read, Err(TicketError::Undialable(bad)), "{text}");
         }
+    }
+
+    /// Loopback and IPv4 link-local addresses are a ticket's (demos and
+    /// tests pair by them) and told apart; private ones are not local.
+    #[test]
+    fn local_addresses_are_told_apart() {
+        let addrs: Vec<SocketAddr> = [
+            "192.0.2.7:4000",
+            "127.0.0.1:6379",
+            "10.0.0.2:7000",
+            "169.254.169.254:80",
+            "[::1]:7000",
+            "[::ffff:127.0.0.2]:7000",
+            "[fd00::1]:7000",
+        ]
+        .iter()
+        .map(|a| a.parse().unwrap())
+        .collect();
+        let ticket: Ticket = Ticket::new(peer(1), addrs)
+            .unwrap()
+            .to_string()
+            .parse()
+            .unwrap();
+        let local: Vec<String> = ticket.local_addrs().map(|a| a.to_string()).collect();
+        assert_eq!(
+            local,
+            [
+                "127.0.0.1:6379",
+                "169.254.169.254:80",
+                "[::1]:7000",
+                "127.0.0.2:7000"
+            ]
+        );
     }
 
     /// Review s38: a scope id was dropped without a word, leaving a
