@@ -30,7 +30,10 @@
 //! or `PEERID@IP:PORT` gives (replacing the ones it had; the label is
 //! kept unless `--label` is given; a book too full to keep them all, at
 //! its 29,000 addresses, is an error and nothing is saved); `peers` prints one line per trusted
-//! peer, `<PEERID> <label or -> <addresses comma-separated, or ->`. A
+//! peer, `<PEERID> <label or -> <addresses comma-separated, or ->` (a
+//! book that does not load: addresses `?`, then the error, exit 1; `pair`
+//! of a bare PeerId does not read the book). A ticket that names a
+//! loopback or link-local address is paired with a warning naming it. A
 //! directory is written by one process at a time: while `serve
 //! --data-dir` runs, `pair` and `unpair` on it are refused with `error:
 //! data directory DIR in use` (stop the node, pair, start it again); readers
