@@ -45,6 +45,7 @@ mod stats;
 pub mod text;
 pub mod time;
 mod timers;
+mod transient;
 pub mod trust;
 
 pub use book::{AddrEntry, AddrHistory, AddrSource, AddressBook, BookError, is_dialable};
