@@ -107,6 +107,7 @@ mod book;
 mod datadir;
 mod dial;
 mod output;
+#[cfg(feature = "mdns")]
 mod reach;
 mod serve;
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use peernet_tokio::{
     CloseReason, Config, ConfigError, ErrorChain, Node, NodeConfig, NodeEvent, PeerId,
-    ProtocolVersion, StartError, Ticket,
+    ProtocolVersion, StartError,
 };
 
 #[cfg(feature = "mdns")]
@@ -15,7 +15,6 @@ use crate::datadir::{
     IdentityArgs, IdentitySource, load_book, lock_failure, open_existing, read_trust, start_failure,
 };
 use crate::output::{out, peer_text};
-use crate::reach::reachable;
 use crate::{EXIT_USAGE, Failure, load, parse_protocol};
 
 /// How long, after a graceful shutdown, the events it published may take
@@ -357,7 +356,8 @@ pub(crate) async fn run_serve(mut serve: Serve) -> Result<(), Failure> {
     };
     let addr = node.local_addr().expect("bound");
     out(format!("listening {} {addr}", node.peer_id()));
-    match Ticket::new(node.peer_id(), reachable(addr)) {
+    // (on 0.0.0.0 or [::], the host's interface addresses with its port)
+    match node.ticket() {
         Ok(ticket) => out(format!("ticket {ticket}")),
         Err(e) => tracing::warn!(error = %ErrorChain(&e), "no ticket"),
     }

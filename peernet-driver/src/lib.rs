@@ -71,6 +71,7 @@ mod lifecycle;
 mod node;
 pub mod persist;
 mod private_files;
+mod reach;
 mod rng;
 mod runtime;
 #[cfg(feature = "serde")]

@@ -23,6 +23,7 @@ use crate::rng::NodeRng;
 use crate::runtime::Runtime;
 use crate::shared::{Inner, Phase, Shared};
 use crate::tasks;
+use crate::ticket::{Ticket, TicketError};
 
 /// One peernet node: an optional listener, its connections (at most one
 /// per peer), its exposed handles.
@@ -309,6 +310,51 @@ impl<R: Runtime> Node<R> {
     /// to (what a node restarted on the same port wants).
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.shared.local_addr.get().copied()
+    }
+
+    /// This node's [`Ticket`]: its PeerId and the addresses a peer can
+    /// dial it at, to hand to the other side (as text: its `Display`),
+    /// which pairs from it ([`Ticket`] says how).
+    ///
+    /// The addresses are where the node listens ([`Node::local_addr`]):
+    /// that address itself when it names one; for a node listening on
+    /// every interface (`0.0.0.0:PORT`, which no peer can dial), the
+    /// host's IPv4 interface addresses with that port, and for `[::]:PORT`
+    /// its IPv4 and IPv6 ones. The address the host sends from on its
+    /// default route comes first (a peer dials a ticket's addresses in
+    /// order, and a VPN's or a container bridge's address would often
+    /// lead), then the other interfaces that are up, loopback last;
+    /// IPv6 link-local addresses are left out (a ticket carries no
+    /// scope), and at most [`MAX_TICKET_ADDRS`](crate::ticket::MAX_TICKET_ADDRS)
+    /// are named. The host's addresses are read at each call (a laptop
+    /// that changed networks gives its new ones). A node that does not
+    /// listen gives a ticket with its PeerId alone: the peer can pair
+    /// from it, and waits to be dialed.
+    ///
+    /// A host behind NAT is known by addresses of its own network only:
+    /// for a peer elsewhere, make the ticket with [`Ticket::new`] and
+    /// the address the peer can reach (a forwarded port).
+    ///
+    /// ```no_run
+    /// # async fn demo<R: peernet_driver::Runtime>(
+    /// #     node: peernet_driver::Node<R>,
+    /// # ) -> Result<(), Box<dyn std::error::Error>> {
+    /// node.listen("0.0.0.0:7000".parse()?).await?;
+    /// // e.g. peernet1… naming 192.0.2.2:7000, then 127.0.0.1:7000
+    /// println!("my ticket: {}", node.ticket()?);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`TicketError::Undialable`] for a node listening on every
+    /// interface when the host's interfaces cannot be listed or have no
+    /// address (logged at warn); [`TicketError::Scoped`] for a node
+    /// listening on an IPv6 address with a scope id (`[fe80::1%2]:7000`),
+    /// which a ticket cannot carry.
+    pub fn ticket(&self) -> Result<Ticket, TicketError> {
+        let addrs = self.local_addr().map(crate::reach::reachable);
+        Ticket::new(self.peer_id, addrs.unwrap_or_default())
     }
 
     /// The runtime handle the node runs on.
