@@ -28,6 +28,7 @@ mod lifecycle;
 pub mod netns;
 mod raw;
 pub mod scenarios;
+mod tickets;
 
 pub use raw::{RawPeer, call_envelope};
 
@@ -157,6 +158,8 @@ macro_rules! scenario_tests {
             kept_peer_on_a_new_port_is_found_through_a_ticket,
             connect_peer_dials_through_the_book,
             the_book_survives_a_restart,
+            a_node_on_every_interface_is_paired_with_by_its_ticket,
+            pairing_from_a_ticket_says_which_step_failed,
             cancel_fires_the_handler_context,
             deadline_and_connection_loss_fire_the_handler_context,
             nested_call_inherits_the_deadline,

@@ -43,6 +43,10 @@ pub use crate::lifecycle::{
     dropped_event_streams_do_not_pile_up, the_access_rules_go_with_the_node,
     the_book_is_written_before_the_lock_goes, the_handlers_go_with_the_node,
 };
+pub use crate::tickets::{
+    a_node_on_every_interface_is_paired_with_by_its_ticket,
+    pairing_from_a_ticket_says_which_step_failed,
+};
 
 type N<H> = Node<<H as Harness>::Rt>;
 

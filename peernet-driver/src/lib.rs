@@ -100,7 +100,9 @@ pub use cbor_shape::{
 pub use config::{MAX_EVENTS_CAPACITY, NodeConfig};
 pub use context::{CallKind, Context};
 pub use dirlock::{DirLock, LockError};
-pub use error::{CallErrorExt, ConnectError, ErrorChain, StartError, TrustChangeError};
+pub use error::{
+    CallErrorExt, ConnectError, ErrorChain, PairTicketError, StartError, TrustChangeError,
+};
 pub use events::{EventStream, NodeEvent};
 pub use handlers::HandlerResult;
 pub use node::Node;
@@ -121,8 +123,8 @@ pub mod api {
         CBOR_HEAP_SLACK, CallErrorExt, CallKind, CborFuture, CborShapeError, ConnectError, Context,
         DataDir, DirLock, EncodeError, ErrorChain, EventStream, HandlerResult, LockError,
         MAX_CBOR_DEPTH, MAX_CBOR_HEAP_PER_BYTE, MAX_EVENTS_CAPACITY, MAX_QUEUED_EVENTS, NodeConfig,
-        NodeEvent, NodeStats, PeerAddr, StartError, Ticket, TicketError, TrustChangeError,
-        TypedCallError, TypedSendError, cbor_handler, check_cbor,
+        NodeEvent, NodeStats, PairTicketError, PeerAddr, StartError, Ticket, TicketError,
+        TrustChangeError, TypedCallError, TypedSendError, cbor_handler, check_cbor,
     };
     #[cfg(feature = "serde")]
     pub use crate::{Service, ServiceError};

@@ -75,13 +75,16 @@ static BASE32: LazyLock<Encoding> = LazyLock::new(|| {
 
 /// A peer and where to dial it, as handed from one user to another.
 ///
-/// Pairing by ticket is three steps on a running node: trust the peer
-/// ([`Node::pair`](crate::Node::pair)), record the ticket's addresses
-/// ([`Node::add_address`](crate::Node::add_address) with
-/// [`AddrSource::Ticket`](peernet_proto::AddrSource::Ticket)), then dial
+/// A node makes its own with [`Node::ticket`](crate::Node::ticket) (its
+/// PeerId and the addresses it listens on; for `0.0.0.0` or `[::]`, the
+/// host's). Pairing by ticket is one call on a running node,
+/// [`Node::pair_ticket`](crate::Node::pair_ticket): it trusts the peer
+/// ([`Node::pair`](crate::Node::pair)) and records the ticket's
+/// addresses ([`Node::add_address`](crate::Node::add_address) with
+/// [`AddrSource::Ticket`](peernet_proto::AddrSource::Ticket)); then dial
 /// it by PeerId ([`Node::connect_peer`](crate::Node::connect_peer)). The
-/// peer must trust this node too (its own `pair`, from this node's
-/// ticket or PeerId) before a handshake succeeds. With a data directory
+/// peer must trust this node too (its own `pair_ticket`, from this
+/// node's ticket) before a handshake succeeds. With a data directory
 /// the trust and the addresses are saved, and the next run dials the
 /// peer by PeerId alone.
 ///
@@ -90,17 +93,14 @@ static BASE32: LazyLock<Encoding> = LazyLock::new(|| {
 /// #     alice: peernet_driver::Node<R>,
 /// #     bob: peernet_driver::Node<R>,
 /// # ) -> Result<(), Box<dyn std::error::Error>> {
-/// use peernet_driver::{AddrSource, Ticket};
+/// use peernet_driver::Ticket;
 ///
 /// // Bob hands out his ticket: text to paste, print or put in a QR code.
-/// let text = Ticket::new(bob.peer_id(), bob.local_addr())?.to_string();
+/// let text = bob.ticket()?.to_string();
 ///
 /// // Alice trusts the peer it names, records its addresses, dials it.
 /// let ticket: Ticket = text.parse()?;
-/// alice.pair(ticket.peer(), None).await?;
-/// for addr in ticket.addrs() {
-///     alice.add_address(ticket.peer(), *addr, AddrSource::Ticket)?;
-/// }
+/// alice.pair_ticket(&ticket, None).await?;
 /// alice.connect_peer(ticket.peer()).await?;
 /// # Ok(()) }
 /// ```
@@ -116,13 +116,13 @@ static BASE32: LazyLock<Encoding> = LazyLock::new(|| {
 /// test, two services of one machine) pair by loopback tickets. They are
 /// told apart ([`Ticket::local_addrs`], [`is_local`]): the CLI's `pair`
 /// and [`Node::add_address`](crate::Node::add_address) with
-/// [`AddrSource::Ticket`](peernet_proto::AddrSource::Ticket) log a
-/// warning naming each such address.
+/// [`AddrSource::Ticket`](peernet_proto::AddrSource::Ticket) (so
+/// [`Node::pair_ticket`](crate::Node::pair_ticket) too) log a warning
+/// naming each such address.
 ///
-/// A node listening on an unspecified address (`0.0.0.0:7000`) cannot put
-/// it in a ticket ([`TicketError::Undialable`]): give the host's
-/// addresses with its port instead (the CLI's `serve` names the
-/// interfaces' addresses).
+/// [`Ticket::new`] makes one by hand: for a host behind NAT, with the
+/// address a peer elsewhere reaches it at. An unspecified address
+/// (`0.0.0.0:7000`) cannot be in a ticket ([`TicketError::Undialable`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Ticket {
     peer: PeerId,

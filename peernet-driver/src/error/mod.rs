@@ -14,7 +14,7 @@ use std::io;
 use std::net::SocketAddr;
 
 use peernet_proto::{
-    CallError, CloseReason, DialFailure, GoodbyeCode, HandshakeError, PeerId, RejectCode,
+    BookError, CallError, CloseReason, DialFailure, GoodbyeCode, HandshakeError, PeerId, RejectCode,
 };
 
 /// Why `connect` (or a brought-in stream) did not give a connection: the
@@ -409,6 +409,74 @@ pub enum TrustChangeError {
     /// first polled).
     #[error("the runtime dropped the trust change before its file was written")]
     Dropped,
+}
+
+/// Why [`Node::pair_ticket`](crate::Node::pair_ticket) failed: which of
+/// its two steps did, each variant saying what was made. The steps run
+/// in order (trust the peer, then record its addresses), and the second
+/// runs only once the first holds, so the variant alone tells what is
+/// left to do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PairTicketError {
+    /// Trusting the ticket's peer failed, as
+    /// [`Node::pair`](crate::Node::pair) says (its ticket names this very
+    /// node, the node is closed, the trust file could not be written...).
+    /// No address of the ticket was recorded, but for
+    /// [`TrustChangeError::NotDurable`]: that pairing was made, and every
+    /// address recorded, only the trust file's directory was not synced
+    /// (a crash may take the pairing back).
+    #[error("trusting the ticket's peer {peer} failed")]
+    Trust {
+        /// The ticket's peer.
+        peer: PeerId,
+        /// Why, as `pair` says it.
+        #[source]
+        source: TrustChangeError,
+    },
+    /// The peer is trusted (the pairing was made, in this run and in a
+    /// data directory's trust file), but the address book refused the
+    /// ticket's address `addr`
+    /// ([`Node::add_address`](crate::Node::add_address): the peer has
+    /// its most addresses, all better, or the book is full; or an
+    /// `unpair` of the peer came between the two steps). The ticket's
+    /// addresses before `addr` were recorded; `addr` and those after it
+    /// were not.
+    #[error("{peer} is trusted, but its ticket address {addr} was not recorded")]
+    Address {
+        /// The ticket's peer.
+        peer: PeerId,
+        /// The address refused.
+        addr: SocketAddr,
+        /// Why the book refused it.
+        #[source]
+        source: BookError,
+    },
+}
+
+impl PairTicketError {
+    /// Whether the peer is trusted in this run despite the error: the
+    /// first step held ([`PairTicketError::Address`], or a pairing made
+    /// but not durable), and only the rest needs mending.
+    ///
+    /// ```
+    /// use peernet_driver::{BookError, Identity, PairTicketError, TrustChangeError};
+    ///
+    /// let peer = Identity::from_seed(&[2; 32]).peer_id();
+    /// let addr = "192.0.2.7:7000".parse().unwrap();
+    /// let full = PairTicketError::Address { peer, addr, source: BookError::Full };
+    /// assert!(full.is_paired());
+    /// let closed = PairTicketError::Trust { peer, source: TrustChangeError::Closed };
+    /// assert!(!closed.is_paired());
+    /// ```
+    pub fn is_paired(&self) -> bool {
+        match self {
+            PairTicketError::Trust { source, .. } => {
+                matches!(source, TrustChangeError::NotDurable { .. })
+            }
+            PairTicketError::Address { .. } => true,
+        }
+    }
 }
 
 /// The [`io::Error`] `pair` and `unpair` returned before they had a type

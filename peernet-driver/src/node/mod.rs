@@ -314,7 +314,7 @@ impl<R: Runtime> Node<R> {
 
     /// This node's [`Ticket`]: its PeerId and the addresses a peer can
     /// dial it at, to hand to the other side (as text: its `Display`),
-    /// which pairs from it ([`Ticket`] says how).
+    /// which pairs from it with [`Node::pair_ticket`].
     ///
     /// The addresses are where the node listens ([`Node::local_addr`]):
     /// that address itself when it names one; for a node listening on

@@ -1,16 +1,18 @@
-//! Whom the node trusts: `pair`, `unpair` and `trust`, and the one path
-//! every trust-list change takes in its turn (the data directory's file
-//! first, then the core; an `unpair` revokes in the core at once too).
+//! Whom the node trusts: `pair` (and `pair_ticket`), `unpair` and
+//! `trust`, and the one path every trust-list change takes in its turn
+//! (the data directory's file first, then the core; an `unpair` revokes
+//! in the core at once too).
 
 use std::io;
 use std::sync::Arc;
 
-use peernet_proto::{Label, PeerId, TrustList};
+use peernet_proto::{AddrSource, Label, PeerId, TrustList};
 
-use crate::error::{ErrorChain, StartError, TrustChangeError};
+use crate::error::{ErrorChain, PairTicketError, StartError, TrustChangeError};
 use crate::persist::NotDurable;
 use crate::runtime::Runtime;
 use crate::shared::{Inner, Phase, Shared};
+use crate::ticket::Ticket;
 use crate::turns::Turn;
 
 use super::Node;
@@ -47,6 +49,75 @@ impl<R: Runtime> Node<R> {
         }
         let turn = self.shared.trust_turns.take();
         self.change_trust(turn, peer, Change::Pair(label)).await
+    }
+
+    /// Pairs from a peer's [`Ticket`] in one call: trusts the peer it
+    /// names, under `label` ([`Node::pair`]), then records each of its
+    /// addresses, in the ticket's order, as learned from a ticket
+    /// ([`Node::add_address`] with [`AddrSource::Ticket`]). Returns what
+    /// `pair` does: true if the peer was not trusted before.
+    ///
+    /// It does not connect: dial the peer by PeerId
+    /// ([`Node::connect_peer`], or [`Node::keep_connected`]) once it
+    /// trusts this node too (its own `pair_ticket` of this node's
+    /// [ticket](Node::ticket)); until then its answer is REJECT
+    /// `untrusted`. With a data directory the trust and the addresses
+    /// are saved, and a later run dials the peer by PeerId alone.
+    ///
+    /// ```no_run
+    /// # async fn demo<R: peernet_driver::Runtime>(
+    /// #     alice: peernet_driver::Node<R>,
+    /// #     bob: peernet_driver::Node<R>,
+    /// # ) -> Result<(), Box<dyn std::error::Error>> {
+    /// use peernet_driver::{Label, Ticket};
+    ///
+    /// // Each side hands the other its ticket, as text.
+    /// let (alice_text, bob_text) = (alice.ticket()?.to_string(), bob.ticket()?.to_string());
+    ///
+    /// // Each pairs from the ticket it was given; then either dials.
+    /// let bob_ticket: Ticket = bob_text.parse()?;
+    /// alice.pair_ticket(&bob_ticket, Some(Label::new("bob")?)).await?;
+    /// bob.pair_ticket(&alice_text.parse()?, Some(Label::new("alice")?)).await?;
+    /// alice.connect_peer(bob_ticket.peer()).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`PairTicketError::Trust`] when trusting the peer failed, with
+    /// `pair`'s error (a ticket of this very node, a closed node, a
+    /// trust file that could not be written): no address was recorded,
+    /// but for [`TrustChangeError::NotDurable`], which means the pairing
+    /// and every address were made, the trust file not synced.
+    /// [`PairTicketError::Address`] when the peer is trusted but the
+    /// address book refused an address ([`Node::add_address`]'s
+    /// [`BookError`](peernet_proto::BookError)): those before it were
+    /// recorded. [`PairTicketError::is_paired`] tells the two outcomes
+    /// apart in one question.
+    pub async fn pair_ticket(
+        &self,
+        ticket: &Ticket,
+        label: Option<Label>,
+    ) -> Result<bool, PairTicketError> {
+        let peer = ticket.peer();
+        let (paired, unsynced) = match self.pair(peer, label).await {
+            Ok(paired) => (paired, None),
+            // (the pairing was made: its addresses are recorded too,
+            // and the error said after them)
+            Err(TrustChangeError::NotDurable { changed, source }) => (
+                changed,
+                Some(TrustChangeError::NotDurable { changed, source }),
+            ),
+            Err(source) => return Err(PairTicketError::Trust { peer, source }),
+        };
+        for &addr in ticket.addrs() {
+            self.add_address(peer, addr, AddrSource::Ticket)
+                .map_err(|source| PairTicketError::Address { peer, addr, source })?;
+        }
+        match unsynced {
+            Some(source) => Err(PairTicketError::Trust { peer, source }),
+            None => Ok(paired),
+        }
     }
 
     /// Stops trusting `peer`: its connection closes at once with GOODBYE
