@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use peernet_tokio::{
     AddrSource, CallError, ConnectError, ErrorChain, Label, Node, NodeConfig, PeerId, Service,
-    ServiceError, StartError, Ticket, TrustChangeError,
+    ServiceError, StartError, Ticket,
 };
 use serde::{Deserialize, Serialize};
 
@@ -98,11 +98,11 @@ fn config_in(dir: &Path) -> Result<NodeConfig, Box<dyn std::error::Error>> {
     }
 }
 
-/// This node's ticket: its PeerId and the address it listens on, as text
-/// to hand to the other side (a chat, a QR code, a config file).
+/// This node's ticket: its PeerId and the addresses it listens on (on
+/// 0.0.0.0, its host's), as text to hand to the other side (a chat, a QR
+/// code, a config file).
 fn ticket_of(node: &Node) -> Result<String, Box<dyn std::error::Error>> {
-    // (a node listening on 0.0.0.0 would list its host's addresses here)
-    Ok(Ticket::new(node.peer_id(), node.local_addr())?.to_string())
+    Ok(node.ticket()?.to_string())
 }
 
 /// Trusts the peer a ticket names, under `label`, and records its
@@ -114,20 +114,16 @@ async fn pair_with(
 ) -> Result<PeerId, Box<dyn std::error::Error>> {
     // A mistyped or truncated paste is refused here, saying where.
     let ticket: Ticket = ticket.parse()?;
-    let peer = ticket.peer();
-    match node.pair(peer, Some(Label::new(label)?)).await {
+    match node.pair_ticket(&ticket, Some(Label::new(label)?)).await {
         Ok(_) => {}
-        // The pairing holds now but a crash may undo it: worth a warning,
-        // not a failure.
-        Err(TrustChangeError::NotDurable { .. }) => {
-            eprintln!("warning: pairing with {label} may not survive a crash")
+        // The peer is trusted, but a crash may undo it, or an address was
+        // not recorded: worth a warning, not a failure.
+        Err(error) if error.is_paired() => {
+            eprintln!("warning: pairing with {label}: {}", ErrorChain(&error))
         }
         Err(error) => return Err(format!("pairing with {label}: {}", ErrorChain(&error)).into()),
     }
-    for addr in ticket.addrs() {
-        node.add_address(peer, *addr, AddrSource::Ticket)?;
-    }
-    Ok(peer)
+    Ok(ticket.peer())
 }
 
 /// Runs the store on `node`: `kv.get` and `kv.put`, on one map.
@@ -182,19 +178,16 @@ fn outcome<T>(result: Result<T, ServiceError<KvError>>) -> Result<Outcome<T>, St
         Err(ServiceError::Call(CallError::NoSuchHandle | CallError::Forbidden)) => {
             Ok(Outcome::Unsupported)
         }
-        Err(ServiceError::Call(
-            error @ (CallError::Timeout
-            | CallError::Overloaded
-            | CallError::ShuttingDown
-            | CallError::NotConnected
-            | CallError::ConnectionClosed(_)
-            | CallError::WouldBlock),
-        )) => Ok(Outcome::TryLater(ErrorChain(&error).to_string())),
+        // Busy, slow, restarting, or not connected for now: the error
+        // says it is of the moment (`CallError::is_transient`).
+        Err(ServiceError::Call(error)) if error.is_transient() => {
+            Ok(Outcome::TryLater(ErrorChain(&error).to_string()))
+        }
         // The two sides disagree on the service's types (a version skew),
-        // the server's handler panicked, or our request is too large:
-        // retrying will not help, this is a bug to report. (Both error
-        // types are `#[non_exhaustive]`: this arm also takes what a later
-        // peernet adds.)
+        // the server's handler panicked, our request is too large, or the
+        // server unpaired us: retrying will not help, this is a bug or a
+        // refusal to report. (Both error types are `#[non_exhaustive]`:
+        // this arm also takes what a later peernet adds.)
         Err(error) => Err(ErrorChain(&error).to_string()),
     }
 }

@@ -297,6 +297,27 @@ pub struct CrateReadmeDoctests;
 mod tests {
     use super::*;
 
+    /// The README's "Getting started" is `examples/getting_started.rs`
+    /// word for word, but for the example's opening comment: the README
+    /// says so, and neither can change alone.
+    #[test]
+    fn the_readmes_getting_started_is_the_example() {
+        let readme = include_str!("../../README.md");
+        let example = include_str!("../examples/getting_started.rs");
+        let code: String = example
+            .lines()
+            .skip_while(|line| line.starts_with("//!") || line.is_empty())
+            .map(|line| format!("{line}\n"))
+            .collect();
+        assert!(code.contains("pair_ticket"), "{code}");
+        let heading = "## Getting started\n";
+        let section = &readme[readme.find(heading).expect("a Getting started section")..];
+        assert!(
+            section.contains(&format!("```rust,no_run\n{code}```\n")),
+            "the README's Getting started is not examples/getting_started.rs"
+        );
+    }
+
     /// A socket future the driver drops (a dial given up) stops its task,
     /// and with it whatever the task holds (here a sender, standing for
     /// the socket of a connect still trying).
