@@ -48,11 +48,20 @@
 //! accepts) end their sending side as they close.
 
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
 use std::future::Future;
 
 pub use peernet_driver::api::*;
+// (named again past the glob for docs.rs's feature badges: the driver's
+// own `doc(cfg)` is not seen when this crate is documented)
+#[cfg(feature = "mdns")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mdns")))]
+pub use peernet_driver::discovery;
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+pub use peernet_driver::{Service, ServiceError};
 pub use peernet_smol::{AsyncIoRuntime, Spawner};
 
 /// A peernet node on async-std: [`peernet_driver::Node`] on [`AsyncStdRuntime`].

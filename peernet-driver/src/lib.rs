@@ -45,6 +45,7 @@
 //! /var/lib/node/trust: not a regular file`.
 
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
 mod access;
@@ -61,6 +62,7 @@ mod dialer;
 mod dialing;
 pub mod dirlock;
 #[cfg(feature = "mdns")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mdns")))]
 pub mod discovery;
 mod error;
 mod events;

@@ -54,6 +54,7 @@ use crate::runtime::Runtime;
 ///     type Error = String;
 /// }
 /// ```
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 pub trait Service: 'static {
     /// The handle name the service is exposed under.
     const HANDLE: &'static str;
@@ -71,6 +72,7 @@ pub trait Service: 'static {
 /// after 256 bytes, so it has one when `E: Debug`; the callee's reason
 /// for a bad request and a decoder's message about the reply (which may
 /// quote it) are shown escaped, their first 256 bytes only.
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum ServiceError<E> {
@@ -140,6 +142,7 @@ fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
     minicbor_serde::from_slice(body).map_err(|e| e.to_string())
 }
 
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 impl<R: Runtime> Node<R> {
     /// Calls the service `S` (a value of it names it: usually a unit
     /// struct) on `peer` with `request`, at most `timeout`

@@ -42,6 +42,7 @@
 //! where tasks run; `peernet-async-std` reuses it with async-std's tasks.
 
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
 use std::future::Future;
@@ -61,6 +62,14 @@ use peernet_driver::{
 };
 
 pub use peernet_driver::api::*;
+// (named again past the glob for docs.rs's feature badges: the driver's
+// own `doc(cfg)` is not seen when this crate is documented)
+#[cfg(feature = "mdns")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mdns")))]
+pub use peernet_driver::discovery;
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+pub use peernet_driver::{Service, ServiceError};
 
 /// A peernet node on smol: [`peernet_driver::Node`] on [`SmolRuntime`].
 ///

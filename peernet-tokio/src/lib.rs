@@ -46,6 +46,7 @@
 //! (`discovery`, `Node::discover_lan`) `mdns`.
 
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
 use std::future::Future;
@@ -63,6 +64,14 @@ use tokio::runtime::Handle as RuntimeHandle;
 use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 
 pub use peernet_driver::api::*;
+// (named again past the glob for docs.rs's feature badges: the driver's
+// own `doc(cfg)` is not seen when this crate is documented)
+#[cfg(feature = "mdns")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mdns")))]
+pub use peernet_driver::discovery;
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+pub use peernet_driver::{Service, ServiceError};
 
 /// A peernet node on tokio: [`peernet_driver::Node`] on [`TokioRuntime`].
 ///

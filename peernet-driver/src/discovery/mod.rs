@@ -310,6 +310,7 @@ impl Drop for Discovery {
     }
 }
 
+#[cfg_attr(docsrs, doc(cfg(feature = "mdns")))]
 impl<R: Runtime> Node<R> {
     /// Announces this node on the local network and feeds the
     /// announcements of trusted peers into the address book (see the
