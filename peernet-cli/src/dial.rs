@@ -278,7 +278,7 @@ async fn connect_any(
             tracing::debug!(%addr, error = %e, "address not added");
         }
     }
-    node.connect_peer(peer).await
+    node.connect_peer(peer, None).await
 }
 
 /// Dials `peer` through the book until every address in it was tried
@@ -293,7 +293,7 @@ async fn connect_any(
 async fn every_round(node: &Node, peer: PeerId) -> Result<PeerId, ConnectError> {
     let mut tried = Vec::new();
     loop {
-        let round = match node.connect_peer(peer).await {
+        let round = match node.connect_peer(peer, None).await {
             Err(ConnectError::Unreachable { tried: round, .. }) => round,
             done => return done,
         };

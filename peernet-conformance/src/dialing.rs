@@ -182,7 +182,7 @@ pub async fn connect_peer_dials_through_the_book<H: Harness>() {
     let rt = a.runtime().clone();
     let events = a.events();
     // nothing known yet
-    match a.connect_peer(peer(2)).await {
+    match a.connect_peer(peer(2), None).await {
         Err(ConnectError::Start(CoreConnectError::NoAddress(p))) => assert_eq!(p, peer(2)),
         other => panic!("expected NoAddress, got {other:?}"),
     }
@@ -196,20 +196,20 @@ pub async fn connect_peer_dials_through_the_book<H: Harness>() {
         .unwrap();
     a.add_address(peer(2), b.local_addr().unwrap(), AddrSource::Discovery)
         .unwrap();
-    let got = within(&rt, "connect_peer", a.connect_peer(peer(2))).await;
+    let got = within(&rt, "connect_peer", a.connect_peer(peer(2), None)).await;
     assert_eq!(got.expect("connect through the book"), peer(2));
     let book = a.addresses(&peer(2));
     assert_eq!(book[0].addr, b.local_addr().unwrap(), "{book:?}");
     assert!(book[0].last_ok.is_some() && book[1].last_failed.is_some());
     // connected already: at once
-    assert_eq!(a.connect_peer(peer(2)).await.unwrap(), peer(2));
+    assert_eq!(a.connect_peer(peer(2), None).await.unwrap(), peer(2));
     // every address dead, or another peer's: Unreachable, as an error
     // (with why each address failed) and an event
     let dead3 = dead_address();
     a.add_address(peer(3), dead3, AddrSource::Ticket).unwrap();
     let wrong = b.local_addr().unwrap();
     a.add_address(peer(3), wrong, AddrSource::Ticket).unwrap();
-    match within(&rt, "connect_peer", a.connect_peer(peer(3))).await {
+    match within(&rt, "connect_peer", a.connect_peer(peer(3), None)).await {
         Err(ConnectError::Unreachable { peer: p, tried }) => {
             assert_eq!(p, peer(3));
             let mut addrs: Vec<SocketAddr> = tried.iter().map(|(a, _)| *a).collect();

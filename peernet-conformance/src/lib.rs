@@ -160,6 +160,7 @@ macro_rules! scenario_tests {
             the_book_survives_a_restart,
             a_node_on_every_interface_is_paired_with_by_its_ticket,
             pairing_from_a_ticket_says_which_step_failed,
+            connect_peer_gives_up_at_its_timeout,
             cancel_fires_the_handler_context,
             deadline_and_connection_loss_fire_the_handler_context,
             nested_call_inherits_the_deadline,

@@ -44,7 +44,7 @@ pub use crate::lifecycle::{
     the_book_is_written_before_the_lock_goes, the_handlers_go_with_the_node,
 };
 pub use crate::tickets::{
-    a_node_on_every_interface_is_paired_with_by_its_ticket,
+    a_node_on_every_interface_is_paired_with_by_its_ticket, connect_peer_gives_up_at_its_timeout,
     pairing_from_a_ticket_says_which_step_failed,
 };
 

@@ -1,12 +1,15 @@
 //! Scenarios of tickets made and paired from by a node: `Node::ticket`
 //! (its listen address; the host's, on every interface) and
 //! `Node::pair_ticket` (trust and addresses in one call, its error
-//! saying which step failed).
+//! saying which step failed), and `connect_peer`'s timeout, with which
+//! the peer is then dialed.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
-use peernet_driver::{AddrSource, BookError, Label, PairTicketError, Ticket, TrustChangeError};
+use peernet_driver::{
+    AddrSource, BookError, ConnectError, Label, PairTicketError, Ticket, TrustChangeError,
+};
 use peernet_proto::Config;
 
 use super::*;
@@ -61,7 +64,7 @@ pub async fn a_node_on_every_interface_is_paired_with_by_its_ticket<H: Harness>(
         .map(|addr| (*addr, AddrSource::Ticket))
         .collect();
     assert_eq!(recorded, given);
-    let connected = within(&rt, "connect by PeerId", a.connect_peer(peer(2))).await;
+    let connected = within(&rt, "connect by PeerId", a.connect_peer(peer(2), None)).await;
     assert_eq!(connected.expect("dial the ticket's addresses"), peer(2));
     let reply = a.call(&peer(2), "echo", "ticket", Some(WAIT)).await;
     assert_eq!(reply.expect("call"), "ticket");
@@ -129,4 +132,29 @@ pub async fn pairing_from_a_ticket_says_which_step_failed<H: Harness>() {
     }
     assert!(!a.trust().contains(&peer(3)));
     assert!(a.addresses(&peer(3)).is_empty());
+}
+
+/// `connect_peer` with a timeout gives up when it passes, typed, though
+/// the round's one address would hold it for `dial_timeout` (10 s: a
+/// connect that never completes); an application wrapped the call in
+/// its runtime's timeout for that. Without one it waits for the round.
+pub async fn connect_peer_gives_up_at_its_timeout<H: Harness>() {
+    // (before the node: finding the silent address blocks the thread)
+    let (silent, _held) = silent_address();
+    let a: N<H> = node(1, &[2], |c| c).await;
+    let rt = a.runtime().clone();
+    a.add_address(peer(2), silent, AddrSource::Application)
+        .unwrap();
+    let (started, timeout) = (rt.now(), Duration::from_millis(200));
+    let given_up = within(&rt, "connect_peer", a.connect_peer(peer(2), timeout)).await;
+    match given_up {
+        Err(ConnectError::Timeout(waited)) => assert_eq!(waited, timeout),
+        other => panic!("a dial that cannot finish, with a timeout: {other:?}"),
+    }
+    let took = rt.now() - started;
+    assert!(
+        took < Config::default().dial.dial_timeout,
+        "gave up after {took:?}"
+    );
+    a.shutdown().await;
 }

@@ -25,6 +25,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use event_listener::{Event as Broadcast, EventListener};
 use peernet_proto::{AddrEntry, AddrHistory, AddrSource, BookError, Event, PeerId};
@@ -437,11 +438,25 @@ impl<R: Runtime> Node<R> {
     /// call or redial, in turn, so a LAN host announcing false hints gets
     /// no more dials out of a caller that retries.
     ///
+    /// `timeout` bounds the wait, as [`Node::call`]'s does (`None`: no
+    /// bound but the round's own, each address within
+    /// `DialConfig::dial_timeout` then the handshake's; a round over many
+    /// addresses may take their sum). A wait that times out stops this
+    /// caller alone: the round goes on, and a connection it makes later
+    /// is kept.
+    ///
     /// # Errors
     ///
     /// Also [`ConnectError::Start`] with the core's reason: the peer is
-    /// not trusted, has no address (`NoAddress`), or the node shuts down.
-    pub async fn connect_peer(&self, peer: PeerId) -> Result<PeerId, ConnectError> {
+    /// not trusted, has no address (`NoAddress`), or the node shuts down;
+    /// and [`ConnectError::Timeout`] when `timeout` passed first.
+    pub async fn connect_peer(
+        &self,
+        peer: PeerId,
+        timeout: impl Into<Option<Duration>>,
+    ) -> Result<PeerId, ConnectError> {
+        let timeout = timeout.into();
+        let deadline = timeout.map(|t| self.shared.rt.now() + t);
         let closed = self.shared.closed.listen();
         let waiting = self.shared.with_core(|inner, now| {
             if inner.ep.is_connected(&peer) {
@@ -463,10 +478,19 @@ impl<R: Runtime> Node<R> {
             return Ok(peer);
         };
         let mut outcome = None;
-        first(async { outcome = Some(rx.await) }, closed).await;
+        let mut timed_out = false;
+        let expiry = async {
+            match deadline {
+                Some(at) => self.shared.rt.sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+            timed_out = true;
+        };
+        first(async { outcome = Some(rx.await) }, first(closed, expiry)).await;
         match outcome {
             Some(Ok(Ok(()))) => Ok(peer),
             Some(Ok(Err(error))) => Err(error),
+            None if timed_out => Err(ConnectError::Timeout(timeout.unwrap_or_default())),
             // the node closed
             _ => Err(ConnectError::Start(
                 peernet_proto::ConnectError::ShuttingDown,

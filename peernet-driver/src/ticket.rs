@@ -101,7 +101,7 @@ static BASE32: LazyLock<Encoding> = LazyLock::new(|| {
 /// // Alice trusts the peer it names, records its addresses, dials it.
 /// let ticket: Ticket = text.parse()?;
 /// alice.pair_ticket(&ticket, None).await?;
-/// alice.connect_peer(ticket.peer()).await?;
+/// alice.connect_peer(ticket.peer(), None).await?;
 /// # Ok(()) }
 /// ```
 ///

@@ -35,9 +35,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
 
     // Call it: Alice dials Bob by PeerId (his ticket gave the address),
-    // then calls `greet` with a timeout.
+    // then calls `greet`, each with a timeout.
     let bob_id = bob_ticket.peer();
-    alice.connect_peer(bob_id).await?;
+    alice.connect_peer(bob_id, Duration::from_secs(5)).await?;
     let reply = alice
         .call(&bob_id, "greet", "alice", Duration::from_secs(5))
         .await?;

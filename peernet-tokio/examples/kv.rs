@@ -253,15 +253,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     pair_with(&server, &client_ticket, "kv-client").await?;
 
     // Dial by PeerId: the address comes from the ticket, in the book.
-    match tokio::time::timeout(Duration::from_secs(5), client.connect_peer(server_peer)).await {
-        Ok(Ok(_)) => println!("client: connected to the server"),
+    match client
+        .connect_peer(server_peer, Duration::from_secs(5))
+        .await
+    {
+        Ok(_) => println!("client: connected to the server"),
         // Every address failed (each with its reason in the message): the
         // server is down or moved, and a fresh ticket would tell where.
-        Ok(Err(error @ ConnectError::Unreachable { .. })) => {
+        Err(error @ ConnectError::Unreachable { .. }) => {
             return Err(format!("the server is down or moved: {}", ErrorChain(&error)).into());
         }
-        Ok(Err(error)) => return Err(format!("connecting: {}", ErrorChain(&error)).into()),
-        Err(_) => return Err("connecting took over 5 s".into()),
+        Err(ConnectError::Timeout(waited)) => {
+            return Err(format!("no connection within {waited:?}").into());
+        }
+        Err(error) => return Err(format!("connecting: {}", ErrorChain(&error)).into()),
     }
 
     let kv = KvClient {

@@ -69,7 +69,7 @@ async fn unreachable_says_why_a_silent_address_failed() {
     let a = node_with_dial_timeout(Duration::from_millis(500)).await;
     a.add_address(peer(2), silent, AddrSource::Application)
         .unwrap();
-    let err = a.connect_peer(peer(2)).await.unwrap_err();
+    let err = a.connect_peer(peer(2), None).await.unwrap_err();
     let ConnectError::Unreachable { tried, .. } = &err else {
         panic!("{err}");
     };
@@ -93,7 +93,7 @@ async fn unreachable_lists_only_the_rounds_addresses() {
     let dead = dead_address();
     a.add_address(peer(2), dead, AddrSource::Application)
         .unwrap();
-    let err = a.connect_peer(peer(2)).await.unwrap_err();
+    let err = a.connect_peer(peer(2), None).await.unwrap_err();
     let ConnectError::Unreachable { tried, .. } = &err else {
         panic!("{err}");
     };
@@ -118,7 +118,7 @@ async fn a_round_refused_by_the_peer_says_it_was_rejected() {
             .unwrap();
     }
     let events = a.events();
-    let err = a.connect_peer(peer(2)).await.unwrap_err();
+    let err = a.connect_peer(peer(2), None).await.unwrap_err();
     assert!(
         matches!(&err, ConnectError::Unreachable { tried, .. } if tried.len() == 2),
         "{err}"
@@ -147,7 +147,7 @@ async fn a_round_refused_by_the_peer_says_it_was_rejected() {
     let c = node(3, &[2]).await;
     c.add_address(peer(2), dead, AddrSource::Application)
         .unwrap();
-    let err = c.connect_peer(peer(2)).await.unwrap_err();
+    let err = c.connect_peer(peer(2), None).await.unwrap_err();
     assert_eq!(err.rejection(), None, "{err}");
     assert!(
         err.to_string()
@@ -375,7 +375,7 @@ async fn a_hint_that_worked_is_saved_as_such() {
     assert!(text.contains(&format!("{line}\n")), "{text}");
     let a = node_in(dir.path()).await;
     assert!(a.addresses(&peer(2))[0].last_ok.is_none());
-    a.connect_peer(peer(2)).await.unwrap();
+    a.connect_peer(peer(2), None).await.unwrap();
     a.shutdown().await;
     drop(a);
     let text = std::fs::read_to_string(&path).unwrap();
@@ -386,7 +386,7 @@ async fn a_hint_that_worked_is_saved_as_such() {
     // restart must not make a failing address look like a working one)
     b.shutdown().await;
     drop(b);
-    assert!(a.connect_peer(peer(2)).await.is_err());
+    assert!(a.connect_peer(peer(2), None).await.is_err());
     a.shutdown().await;
     drop(a);
     let text = std::fs::read_to_string(&path).unwrap();
@@ -408,14 +408,14 @@ async fn a_hint_that_worked_is_saved_as_such() {
 async fn a_hint_that_worked_then_failed_keeps_its_place_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b, at) = a_and_its_peer_by_a_hint(dir.path()).await;
-    a.connect_peer(peer(2)).await.unwrap();
+    a.connect_peer(peer(2), None).await.unwrap();
     // (a restart, so that no connection is left when the peer goes)
     a.shutdown().await;
     drop(a);
     let a = node_in(dir.path()).await;
     b.shutdown().await;
     drop(b);
-    assert!(a.connect_peer(peer(2)).await.is_err());
+    assert!(a.connect_peer(peer(2), None).await.is_err());
     a.shutdown().await;
     drop(a);
     let a = node_in(dir.path()).await;
@@ -425,7 +425,7 @@ async fn a_hint_that_worked_then_failed_keeps_its_place_after_a_restart() {
     }
     let book: Vec<SocketAddr> = a.addresses(&peer(2)).iter().map(|e| e.addr).collect();
     assert!(book.contains(&at), "pushed out: {book:?}");
-    let err = a.connect_peer(peer(2)).await.unwrap_err();
+    let err = a.connect_peer(peer(2), None).await.unwrap_err();
     let ConnectError::Unreachable { tried, .. } = &err else {
         panic!("{err}");
     };
@@ -470,10 +470,10 @@ async fn callers_that_gave_up_do_not_pile_up() {
         .unwrap();
     // each polled once (it joins the round) and dropped
     for _ in 0..100 {
-        assert!(a.connect_peer(peer(2)).now_or_never().is_none());
+        assert!(a.connect_peer(peer(2), None).now_or_never().is_none());
     }
     assert!(a.stats().connect_waiters <= 1, "{}", a.stats());
-    let waiting = a.connect_peer(peer(2));
+    let waiting = a.connect_peer(peer(2), None);
     let mut waiting = Box::pin(waiting);
     assert!((&mut waiting).now_or_never().is_none());
     assert_eq!(a.stats().connect_waiters, 1, "{}", a.stats());

@@ -135,7 +135,7 @@ fn a_connect_peer_answered() {
         alice
             .add_address(bob.peer_id(), addr, AddrSource::Application)
             .unwrap();
-        let connected = calling_back(&alice, alice.connect_peer(bob.peer_id())).await;
+        let connected = calling_back(&alice, alice.connect_peer(bob.peer_id(), None)).await;
         assert_eq!(connected.unwrap(), bob.peer_id());
     });
 }
@@ -147,7 +147,7 @@ fn a_connect_peer_failed() {
         alice
             .add_address(bob.peer_id(), nowhere(), AddrSource::Application)
             .unwrap();
-        let failed = calling_back(&alice, alice.connect_peer(bob.peer_id())).await;
+        let failed = calling_back(&alice, alice.connect_peer(bob.peer_id(), None)).await;
         assert!(
             matches!(failed, Err(ConnectError::Unreachable { .. })),
             "{failed:?}"
@@ -301,7 +301,7 @@ fn a_call_waiting_for_a_reconnect() {
             .unwrap();
         let events = alice.events();
         alice.keep_connected(peer, true).unwrap();
-        alice.connect_peer(peer).await.unwrap();
+        alice.connect_peer(peer, None).await.unwrap();
         // the connection drops (a loss like any other for a kept peer:
         // alice redials after her backoff, at least 0.1 s), and a call
         // meanwhile waits for the reconnect

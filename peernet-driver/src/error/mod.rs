@@ -70,6 +70,11 @@ pub enum ConnectError {
         /// another peer answered).
         tried: Vec<(std::net::SocketAddr, peernet_proto::DialFailure)>,
     },
+    /// [`Node::connect_peer`](crate::Node::connect_peer): its `timeout`
+    /// (this long) passed before the round gave a connection or failed.
+    /// The round goes on: a connection it makes later is kept.
+    #[error("no connection within {0:?}")]
+    Timeout(std::time::Duration),
 }
 
 impl ConnectError {

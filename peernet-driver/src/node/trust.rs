@@ -78,7 +78,7 @@ impl<R: Runtime> Node<R> {
     /// let bob_ticket: Ticket = bob_text.parse()?;
     /// alice.pair_ticket(&bob_ticket, Some(Label::new("bob")?)).await?;
     /// bob.pair_ticket(&alice_text.parse()?, Some(Label::new("alice")?)).await?;
-    /// alice.connect_peer(bob_ticket.peer()).await?;
+    /// alice.connect_peer(bob_ticket.peer(), None).await?;
     /// # Ok(()) }
     /// ```
     ///
