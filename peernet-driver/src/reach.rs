@@ -10,9 +10,11 @@ use crate::ticket::MAX_TICKET_ADDRS;
 /// host sends from on its default route comes first (a VPN's or a
 /// container bridge's address would otherwise often lead: a caller
 /// tries a ticket's addresses in order), then the other interfaces that
-/// are up, loopback last (a ticket for another host should lead with an
-/// address that host can reach); IPv6 link-local addresses are left out
-/// (a ticket carries no scope id). At most [`MAX_TICKET_ADDRS`]; the
+/// are up; loopback only when the host has no other address (a ticket
+/// is for another host, whose own loopback that would name, and a peer
+/// pairing from it is warned of each loopback address; a peer on this
+/// host reaches the node through any of the others); IPv6 link-local
+/// addresses are left out (a ticket carries no scope id). At most [`MAX_TICKET_ADDRS`]; the
 /// listen address itself if no interface is found.
 pub(crate) fn reachable(listen: SocketAddr) -> Vec<SocketAddr> {
     if !listen.ip().is_unspecified() {
@@ -63,11 +65,14 @@ struct Found {
 }
 
 /// The ticket's order of the interface addresses `found`, at most
-/// [`MAX_TICKET_ADDRS`], each once: up before down, non-loopback before
-/// loopback, then the default route's source addresses `routed` first,
-/// then IPv4 before IPv6, then by address (so a ticket is the same from
-/// run to run).
+/// [`MAX_TICKET_ADDRS`], each once, loopback ones only when nothing else
+/// is found: up before down, then the default route's source addresses
+/// `routed` first, then IPv4 before IPv6, then by address (so a ticket
+/// is the same from run to run).
 fn in_ticket_order(mut found: Vec<Found>, routed: &[IpAddr]) -> Vec<IpAddr> {
+    if found.iter().any(|f| !f.loopback) {
+        found.retain(|f| !f.loopback);
+    }
     found.sort_by_key(|f| {
         (
             f.loopback,
@@ -142,8 +147,9 @@ mod tests {
     }
 
     /// The default route's address leads the ticket, ahead of a container
-    /// bridge's or a VPN's that sorts before it; loopback and interfaces
-    /// that are down stay last; an address held twice is named once.
+    /// bridge's or a VPN's that sorts before it; interfaces that are down
+    /// stay last; loopback is left out beside other addresses (another
+    /// host would dial its own); an address held twice is named once.
     #[test]
     fn the_default_routes_address_leads_the_ticket() {
         let found = vec![
@@ -166,8 +172,6 @@ mod tests {
             "10.8.0.2",
             "172.17.0.1",
             "10.0.0.9",
-            "127.0.0.1",
-            "::1",
         ];
         assert_eq!(in_ticket_order(found.clone(), &routed), want.map(ip));
         // without a default route: the order by address, as before
@@ -177,10 +181,17 @@ mod tests {
             "192.168.1.20",
             "2001:db8::20",
             "10.0.0.9",
-            "127.0.0.1",
-            "::1",
         ];
         assert_eq!(in_ticket_order(found, &[]), want.map(ip));
+    }
+
+    /// A host whose only addresses are loopback ones (a fresh network
+    /// namespace, a container without a network) names them: a peer on
+    /// the same host can still use the ticket.
+    #[test]
+    fn a_host_with_loopback_alone_names_it() {
+        let found = vec![up("::1"), up("127.0.0.1")];
+        assert_eq!(in_ticket_order(found, &[]), ["127.0.0.1", "::1"].map(ip));
     }
 
     /// A ticket holds at most `MAX_TICKET_ADDRS` addresses, the default

@@ -323,7 +323,8 @@ impl<R: Runtime> Node<R> {
     /// its IPv4 and IPv6 ones. The address the host sends from on its
     /// default route comes first (a peer dials a ticket's addresses in
     /// order, and a VPN's or a container bridge's address would often
-    /// lead), then the other interfaces that are up, loopback last;
+    /// lead), then the other interfaces that are up; loopback only on a host
+    /// with no other address (another host would dial its own);
     /// IPv6 link-local addresses are left out (a ticket carries no
     /// scope), and at most [`MAX_TICKET_ADDRS`](crate::ticket::MAX_TICKET_ADDRS)
     /// are named. The host's addresses are read at each call (a laptop
@@ -340,7 +341,7 @@ impl<R: Runtime> Node<R> {
     /// #     node: peernet_driver::Node<R>,
     /// # ) -> Result<(), Box<dyn std::error::Error>> {
     /// node.listen("0.0.0.0:7000".parse()?).await?;
-    /// // e.g. peernet1… naming 192.0.2.2:7000, then 127.0.0.1:7000
+    /// // e.g. peernet1… naming 192.0.2.2:7000 and the host's other addresses
     /// println!("my ticket: {}", node.ticket()?);
     /// # Ok(()) }
     /// ```
