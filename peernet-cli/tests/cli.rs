@@ -158,6 +158,33 @@ fn a_keygen_that_cannot_write_its_key_leaves_no_file() {
     assert_eq!(ok(&["id", "a.key"], dir.path()).trim(), peer);
 }
 
+/// Brief s55 (msg): `keygen` with a file name too long for the file
+/// system said `error: identity file NAME: File name too long (os error
+/// 36) at path "NAME.AbC123.tmp"`, the temporary file's path, which the
+/// operator never gave; and a name the file system allows (250 bytes)
+/// failed too, as its temporary name was longer than 255 bytes. The
+/// error names the operator's path only, and a name allowed is written.
+#[test]
+fn keygen_with_a_long_file_name_names_the_operators_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let allowed = format!("{}.key", "k".repeat(246));
+    let peer = keygen(dir.path(), &allowed);
+    assert_eq!(ok(&["id", &allowed], dir.path()).trim(), peer);
+    let too_long = format!("{}.key", "n".repeat(296));
+    let out = run(&["keygen", &too_long], dir.path());
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let said = stderr(&out);
+    assert!(
+        said.starts_with(&format!("error: identity file {too_long}: ")),
+        "{said}"
+    );
+    assert!(!said.contains(" at path "), "{said}");
+    assert_eq!(said.matches(&too_long).count(), 1, "{said}");
+    // (nothing left behind: the one key written is the allowed one's)
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+}
+
 #[test]
 fn serve_call_send_and_every_exit_code() {
     let handles = ["echo", "fail", "sleep", "panic"].map(|h| ["--expose", h]);

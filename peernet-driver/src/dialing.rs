@@ -191,12 +191,13 @@ pub(crate) fn on_event<R: Runtime>(shared: &Shared<R>, inner: &mut Inner, event:
             });
         }
         Event::Unreachable { peer, tried } => {
-            match crate::error::rejection(&tried) {
-                Some(code) => tracing::info!(
+            match crate::error::rejected_at(&tried) {
+                Some((at, code)) => tracing::info!(
                     %peer,
                     tried = tried.len(),
+                    %at,
                     rejected = code.name(),
-                    "the handshake was rejected, and no address of its round connected"
+                    "the node at an address rejected the handshake, and no address of its round connected"
                 ),
                 None => tracing::info!(
                     %peer,

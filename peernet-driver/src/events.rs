@@ -53,8 +53,9 @@ pub enum NodeEvent {
     /// address of its round and none gave a connection: the core's
     /// [`Event::Unreachable`](peernet_proto::Event::Unreachable), passed
     /// on as it comes (which addresses a round tries is said there). An
-    /// address where the handshake was refused (the peer has not paired
-    /// us) is among them: [`NodeEvent::rejection`] says so.
+    /// address where the node answering refused the handshake (the peer
+    /// has not paired us, or another node answers there) is among them:
+    /// [`NodeEvent::rejection`] says so.
     Unreachable {
         /// The peer.
         peer: PeerId,
@@ -66,10 +67,12 @@ pub enum NodeEvent {
 impl NodeEvent {
     /// Of [`NodeEvent::Unreachable`]: the REJECT code of the last address
     /// of the round where the node answering refused the handshake (a
-    /// peer that has not paired us answers `untrusted`): it was reached,
-    /// and refused us. As
-    /// [`ConnectError::rejection`](crate::ConnectError::rejection); none
-    /// for any other event.
+    /// peer that has not paired us answers `untrusted`): a node was
+    /// reached there, and refused us, but a REJECT does not prove which
+    /// node it was. As
+    /// [`ConnectError::rejection`](crate::ConnectError::rejection), which
+    /// says what each protocol version lets one conclude; none for any
+    /// other event.
     pub fn rejection(&self) -> Option<peernet_proto::RejectCode> {
         match self {
             NodeEvent::Unreachable { tried, .. } => crate::error::rejection(tried),

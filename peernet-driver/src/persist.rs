@@ -529,17 +529,45 @@ fn not_a_data_dir(path: &Path, e: io::Error) -> io::Error {
     )
 }
 
+/// The most bytes of a file's name that its temporary file's name
+/// ([`stage_in`]) keeps: with the `.`, six random characters and
+/// `.tmp`, the temporary name stays within the 255 bytes most file
+/// systems allow, so that a name they allow can be staged.
+const STAGED_NAME_MAX: usize = 240;
+
 /// `contents`, written and synced to a new temporary file in `dir`,
-/// `<name>.<random>.tmp`, mode 0600 from its creation (tempfile's default
-/// on Unix).
+/// `<name>.<random>.tmp` (`name` cut to [`STAGED_NAME_MAX`] bytes), mode
+/// 0600 from its creation (tempfile's default on Unix).
+///
+/// A failure to create it is the operating system's, without the
+/// temporary file's path that tempfile adds: the caller names the file
+/// the operator gave, and a path they never wrote would mislead.
 fn stage_in(dir: &Path, name: &str, contents: &[u8]) -> io::Result<NamedTempFile> {
+    let kept = name
+        .char_indices()
+        .map(|(at, c)| at + c.len_utf8())
+        .take_while(|&end| end <= STAGED_NAME_MAX)
+        .last()
+        .unwrap_or(0);
+    let name = &name[..kept];
     let mut temp = tempfile::Builder::new()
         .prefix(&format!("{name}."))
         .suffix(".tmp")
-        .tempfile_in(dir)?;
+        .tempfile_in(dir)
+        .map_err(without_temp_path)?;
     temp.write_all(contents)?;
     temp.as_file().sync_all()?;
     Ok(temp)
+}
+
+/// A tempfile error without the ` at path "…"` it appends (its words
+/// before it, of the same kind); any other error as it is.
+fn without_temp_path(e: io::Error) -> io::Error {
+    let words = e.to_string();
+    match words.find(" at path ") {
+        Some(at) if e.get_ref().is_some() => io::Error::new(e.kind(), &words[..at]),
+        _ => e,
+    }
 }
 
 #[cfg(test)]
@@ -838,6 +866,24 @@ mod tests {
             identity.peer_id()
         );
         assert!(again.load_trust().unwrap().contains(&peer));
+    }
+
+    /// Brief s55 (msg): a key that could not be staged (here: its
+    /// directory does not exist) said tempfile's `at path
+    /// "DIR/key.AbC123.tmp"`, a path never given. The error names the
+    /// file given, the operating system's words after it, and nothing
+    /// else.
+    #[test]
+    fn a_key_that_cannot_be_staged_names_only_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gone").join("key");
+        let e = write_identity(&path, &Identity::from_seed(&[1; 32])).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+        let said = crate::ErrorChain(&e).to_string();
+        let named = format!("identity file {}: ", path.display());
+        assert!(said.starts_with(&named), "{said}");
+        assert!(!said.contains("key."), "{said}");
+        assert!(!said.contains(" at path "), "{said}");
     }
 
     #[cfg(unix)]

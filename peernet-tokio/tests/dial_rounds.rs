@@ -106,7 +106,9 @@ async fn unreachable_lists_only_the_rounds_addresses() {
 /// does not trust 1), a dial through the book reached 2, which refused
 /// the handshake (REJECT `untrusted`), and the error and the event said
 /// `peer … is unreachable`. They say it was rejected, and with which
-/// code, beside a dead address of the same round.
+/// code, beside a dead address of the same round; by the node at that
+/// address, not by the peer (brief s55: a REJECT does not prove who
+/// sent it).
 #[tokio::test]
 async fn a_round_refused_by_the_peer_says_it_was_rejected() {
     let a = node(1, &[2]).await;
@@ -126,7 +128,8 @@ async fn a_round_refused_by_the_peer_says_it_was_rejected() {
     assert_eq!(err.rejection(), Some(RejectCode::Untrusted), "{err}");
     let said = err.to_string();
     let lead = format!(
-        "peer {} rejected the handshake (untrusted); no address tried gave a connection: ",
+        "the node at {there} rejected the handshake for peer {} (untrusted); \
+         no address tried gave a connection: ",
         peer(2)
     );
     assert!(said.starts_with(&lead), "{said}");

@@ -54,10 +54,13 @@ pub enum ConnectError {
     /// addresses, but of the discovery hints that never worked at most
     /// [`HINTS_PER_ROUND`](peernet_proto::dial::HINTS_PER_ROUND)).
     ///
-    /// An address may have been reached and the handshake refused there
-    /// (a peer that has not paired us answers REJECT `untrusted`): the
-    /// message then leads with it (`peer … rejected the handshake
-    /// (untrusted); no address tried gave a connection: …`), and
+    /// A node may have answered at an address and refused the handshake
+    /// with a REJECT (a peer that has not paired us answers `untrusted`,
+    /// but so may another node there): the message then leads with it,
+    /// naming the address, not the peer, as the one that refused (`the
+    /// node at 192.0.2.7:7000 rejected the handshake for peer …
+    /// (untrusted); no address tried gave a connection: …`: see
+    /// [`ConnectError::rejection`] for why), and
     /// [`ConnectError::rejection`] gives its code; otherwise it reads
     /// `peer … is unreachable at every address tried: …`.
     #[error("{}{}", Lead(peer, tried), Causes(tried))]
@@ -78,18 +81,27 @@ pub enum ConnectError {
 }
 
 impl ConnectError {
-    /// The REJECT code the node dialed answered with, if the handshake
-    /// was refused by it: [`ConnectError::Handshake`] of
+    /// The REJECT code the node answering at the address dialed refused
+    /// the handshake with, if it did: [`ConnectError::Handshake`] of
     /// [`HandshakeError::Rejected`], or, of
     /// [`ConnectError::Unreachable`], the last address of the round
-    /// where it was (as [`NodeEvent::rejection`](crate::NodeEvent::rejection)
-    /// of the round's event). `untrusted`: the peer has not
-    /// paired us (on protocol version 1 it may also be another node,
-    /// that does not trust us either, answering at that address).
-    /// `unexpected_peer` is not counted: another node answered there.
-    /// A REJECT frame is not authenticated in either version (the
-    /// README's threat model): one on the path can forge it, so this is
-    /// what the dial was told, not proof of the peer's decision.
+    /// where one did (as [`NodeEvent::rejection`](crate::NodeEvent::rejection)
+    /// of the round's event). `unexpected_peer` is not counted: the node
+    /// there said it is not the peer dialed.
+    ///
+    /// This is what that node said, not who it is: a REJECT comes before
+    /// the node answering has proved its identity, and is not
+    /// authenticated (PROTOCOL.md sections 2.1 and 6; the README's
+    /// threat model), so one on the path can forge it. On protocol
+    /// version 1 even an honest node that is not the peer (another
+    /// node now at that address, that does not trust us) answers
+    /// `untrusted`, since the responder checks our key before it shows
+    /// its own. On version 2 an honest node that is not the peer
+    /// answers `unexpected_peer` (our INIT's `mac1` is keyed to the
+    /// peer's PeerId), so `untrusted` most likely comes from the peer
+    /// that has not paired us, but nothing proves it. Hence the
+    /// message of [`ConnectError::Unreachable`] says the node at that
+    /// address refused, not the peer.
     ///
     /// ```
     /// use peernet_driver::{ConnectError, HandshakeError, RejectCode};
@@ -112,14 +124,23 @@ impl ConnectError {
 /// node answering refused the handshake, if any did: see
 /// [`ConnectError::rejection`].
 pub(crate) fn rejection(tried: &[(SocketAddr, DialFailure)]) -> Option<RejectCode> {
-    tried.iter().rev().find_map(|(_, failure)| match failure {
-        DialFailure::Handshake(e) => refused_by_peer(e),
-        _ => None,
-    })
+    rejected_at(tried).map(|(_, code)| code)
 }
 
-/// The code of a REJECT that the node dialed sent, but
-/// `unexpected_peer` (another node answered).
+/// The last address of a dial round where the node answering refused
+/// the handshake, with its REJECT code: see [`rejection`].
+pub(crate) fn rejected_at(tried: &[(SocketAddr, DialFailure)]) -> Option<(SocketAddr, RejectCode)> {
+    tried
+        .iter()
+        .rev()
+        .find_map(|(addr, failure)| match failure {
+            DialFailure::Handshake(e) => refused_by_peer(e).map(|code| (*addr, code)),
+            _ => None,
+        })
+}
+
+/// The code of a REJECT that the node answering at the address dialed
+/// sent, but `unexpected_peer` (it said it is not the peer dialed).
 fn refused_by_peer(error: &HandshakeError) -> Option<RejectCode> {
     match error {
         HandshakeError::Rejected(code) if *code != RejectCode::UnexpectedPeer => Some(*code),
@@ -128,17 +149,20 @@ fn refused_by_peer(error: &HandshakeError) -> Option<RejectCode> {
 }
 
 /// How the message of [`ConnectError::Unreachable`] begins: with the
-/// handshake's refusal if an address refused it (the peer was reached,
-/// not unreachable).
+/// handshake's refusal if a node answering at an address refused it
+/// (something was reached, not nothing), said of that address, not of
+/// the peer: a REJECT does not prove who sent it
+/// ([`ConnectError::rejection`]).
 struct Lead<'a>(&'a PeerId, &'a [(SocketAddr, DialFailure)]);
 
 impl std::fmt::Display for Lead<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let Lead(peer, tried) = self;
-        match rejection(tried) {
-            Some(code) => write!(
+        match rejected_at(tried) {
+            Some((addr, code)) => write!(
                 f,
-                "peer {peer} rejected the handshake ({}); no address tried gave a connection",
+                "the node at {addr} rejected the handshake for peer {peer} ({}); \
+                 no address tried gave a connection",
                 code.name()
             ),
             None => write!(f, "peer {peer} is unreachable at every address tried"),

@@ -301,3 +301,49 @@ fn a_peers_words_in_a_typed_error_are_cut() {
         "the callee could not decode the arguments: a\\nb"
     );
 }
+
+/// Brief s55 (msg): a dial round one of whose addresses answered REJECT
+/// said `peer … rejected the handshake (untrusted)`. A REJECT comes
+/// before the node answering proves who it is and is not authenticated
+/// (PROTOCOL.md 2.1 and 6): on version 1 another node at that address
+/// answers `untrusted` too. The message says the node at that address
+/// refused, for the peer dialed, and never that the peer did.
+#[test]
+fn a_rejected_round_names_the_address_that_refused_not_the_peer() {
+    use super::ConnectError;
+    use peernet_proto::{DialFailure, HandshakeError, Identity, RejectCode};
+    let peer = Identity::from_seed(&[2; 32]).peer_id();
+    let refused: std::net::SocketAddr = "192.0.2.7:7000".parse().unwrap();
+    let busy: std::net::SocketAddr = "192.0.2.8:7000".parse().unwrap();
+    let dead: std::net::SocketAddr = "192.0.2.9:7000".parse().unwrap();
+    let rejected = |code| DialFailure::Handshake(HandshakeError::Rejected(code));
+    let err = ConnectError::Unreachable {
+        peer,
+        tried: vec![
+            (busy, rejected(RejectCode::Busy)),
+            (refused, rejected(RejectCode::Untrusted)),
+            (dead, DialFailure::transport("connection refused")),
+        ],
+    };
+    assert_eq!(err.rejection(), Some(RejectCode::Untrusted));
+    let said = err.to_string();
+    let lead = format!(
+        "the node at {refused} rejected the handshake for peer {peer} (untrusted); \
+         no address tried gave a connection: {busy}: "
+    );
+    assert!(said.starts_with(&lead), "{said}");
+    assert!(!said.contains(&format!("peer {peer} rejected")), "{said}");
+    // `unexpected_peer` (the node there said it is not the peer) is not
+    // a refusal: the round reads as unreachable
+    let err = ConnectError::Unreachable {
+        peer,
+        tried: vec![(refused, rejected(RejectCode::UnexpectedPeer))],
+    };
+    assert_eq!(err.rejection(), None);
+    assert!(
+        err.to_string().starts_with(&format!(
+            "peer {peer} is unreachable at every address tried: "
+        )),
+        "{err}"
+    );
+}
