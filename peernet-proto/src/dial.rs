@@ -129,9 +129,6 @@ pub(crate) enum Phase {
     Opening {
         /// The address dialed.
         addr: SocketAddr,
-        /// Its source in the book when the dial went out: if the book
-        /// drops it meanwhile and the dial works, it comes back so.
-        source: AddrSource,
         /// When the dial counts as failed.
         deadline: Instant,
     },
@@ -177,6 +174,13 @@ pub(crate) struct PeerDial {
     pub(crate) phase: Phase,
     /// The number of its wait in line, while [`Phase::Queued`].
     pub(crate) wait: u64,
+    /// The addresses of its latest dials, each with its source in the
+    /// book when the dial went out, oldest first: one entry an address,
+    /// at most the peer's places (`max_addresses_per_peer`). If the book
+    /// drops the address while the dial is out, or before a transport
+    /// given up on opens late (a lost SYN, retransmitted), and the
+    /// handshake there proves the peer, it comes back from that source.
+    sources: VecDeque<(SocketAddr, AddrSource)>,
 }
 
 impl PeerDial {
@@ -193,7 +197,25 @@ impl PeerDial {
             hints: 0,
             phase: Phase::Idle,
             wait: 0,
+            sources: VecDeque::new(),
         }
+    }
+
+    /// Its dial of `addr` goes out, `addr` being of `source` in the
+    /// book: remembered among its latest dials' (at most `places`).
+    pub(crate) fn remember(&mut self, addr: SocketAddr, source: AddrSource, places: usize) {
+        self.sources.retain(|(a, _)| *a != addr);
+        if self.sources.len() >= places.max(1) {
+            self.sources.pop_front();
+        }
+        self.sources.push_back((addr, source));
+    }
+
+    /// The source `addr` had in the book when its latest dial went out,
+    /// if that is among its latest dials.
+    pub(crate) fn source_of(&self, addr: SocketAddr) -> Option<AddrSource> {
+        let latest = self.sources.iter().rev().find(|(a, _)| *a == addr);
+        latest.map(|(_, source)| *source)
     }
 
     /// The instant the peer's `Timer::Dial` is armed for, if it is.
@@ -274,12 +296,11 @@ impl DialSchedule {
                 d.source = hint;
             }
         }
-        if let Some(Phase::Opening {
-            addr: a, source, ..
-        }) = self.peers.get_mut(peer).map(|d| &mut d.phase)
-        {
-            if *a == addr {
-                *source = hint;
+        if let Some(d) = self.peers.get_mut(peer) {
+            for (a, source) in &mut d.sources {
+                if *a == addr {
+                    *source = hint;
+                }
             }
         }
     }

@@ -1441,3 +1441,41 @@ fn an_address_removed_while_dialed_comes_back_as_a_hint() {
     assert_eq!(book[0].source, AddrSource::Discovery, "{book:?}");
     assert!(book[0].worked_last(), "{book:?}");
 }
+
+/// Found by the kept-connection simulation (seed 81 of `keep_sim`, a run
+/// with the application's directory): a kept peer's dial is not reported
+/// within `dial_timeout`, so its round gives up on it and backs off;
+/// meanwhile a new address from the application pushes it out of the
+/// peer's full list; then its transport opens (late: a lost SYN,
+/// retransmitted), the schedule adopts it, and its handshake proves the
+/// peer. The book must learn it again from its source, as the address
+/// that worked. The source was known only while the dial was `Opening`:
+/// it came back as a discovery hint, which cannot push out the
+/// application's address, so it was lost (`Full`), the peer connected
+/// through an address the book no longer held.
+#[test]
+fn a_late_transport_to_an_address_dropped_since_comes_back_from_its_source() {
+    let mut p = Pair::new();
+    let mut config = Config::default();
+    config.max_addresses_per_peer = 1;
+    p.a = endpoint_with(config, 1, &[2]);
+    let b = p.b.peer_id();
+    let app = AddrSource::Application;
+    let truth = addr(50);
+    p.a.add_address(p.now, b, truth, app).unwrap();
+    p.a.keep_connected(p.now, b, true).unwrap();
+    assert_eq!(dials(&drain(&mut p.a)), [(b, truth)]);
+    // not reported in time: failed, and the round backs off
+    p.now = next_deadline(&mut p.a);
+    assert!(dials(&drain(&mut p.a)).is_empty());
+    // the application's new address pushes the failed one out
+    assert_eq!(p.a.add_address(p.now, b, addr(100), app), Ok(true));
+    assert!(p.a.addresses(&b).all(|e| e.addr != truth));
+    // the transport opens late, and its handshake proves the peer
+    p.open(truth);
+    assert!(p.a.is_connected(&b));
+    let book: Vec<AddrEntry> = p.a.addresses(&b).copied().collect();
+    assert_eq!(book.len(), 1, "{book:?}");
+    assert_eq!((book[0].addr, book[0].source), (truth, app), "{book:?}");
+    assert!(book[0].worked_last(), "{book:?}");
+}

@@ -91,6 +91,18 @@ fn seed_sweep() {
         "no writer gave up on a peer that reads nothing"
     );
     assert_eq!(total.throttled_honest, 0, "an honest node was throttled");
+    // Seeds with small byte budgets and large results make the budgets
+    // bite: results are refused (`overloaded`), not only accounted.
+    let tight = reports.iter().filter(|r| r.budgets).count();
+    let refusing = reports
+        .iter()
+        .filter(|r| r.counters.replies_refused > 0)
+        .count();
+    println!("{tight} seeds with small byte budgets; results refused for them in {refusing} seeds");
+    assert!(
+        total.replies_refused > 0,
+        "no result was refused for the byte budgets"
+    );
     assert!(
         reports.iter().any(|r| r.nodes >= 50),
         "some seeds run 50 nodes"
@@ -397,6 +409,14 @@ fn catches_call_deadlines_that_never_fire() {
 #[test]
 fn catches_a_proof_of_identity_not_checked() {
     caught(Fault::SkipProofCheck, Invariant::AuthenticatedPeerIdentity);
+}
+
+/// Waiting results held outside the byte budgets: a seed with small
+/// budgets and large results makes some wait (behind a stalled or slow
+/// reader), and `replies_within_byte_budgets` sees them uncharged.
+#[test]
+fn catches_uncharged_replies() {
+    caught(Fault::UnchargedReplies, Invariant::RepliesWithinByteBudgets);
 }
 
 /// A writer that waits on a peer that reads nothing for `idle_timeout`

@@ -321,19 +321,15 @@ impl Endpoint {
             return Err(ConnectError::DialInFlight { peer, addr });
         }
         let conn = self.connect(now, Some(peer))?;
-        // (the book may drop the address before the handshake ends: it
-        // comes back from the source it had when it was dialed)
-        let opened = self.dials.get(&peer).and_then(|d| match d.phase {
-            Phase::Opening {
-                addr: a, source, ..
-            } if a == addr => Some(source),
-            _ => None,
-        });
+        // (the book may drop the address before the handshake ends, or
+        // did before a late transport opened: it comes back from the
+        // source it had when it was dialed)
+        let dialed_as = self.dials.get(&peer).and_then(|d| d.source_of(addr));
         let source = self
             .book
             .entry(&peer, addr)
             .map(|e| e.source)
-            .or(opened)
+            .or(dialed_as)
             .unwrap_or(AddrSource::Discovery);
         let dialed = Dialed { peer, addr, source };
         self.dials.dialed.insert(conn, dialed);

@@ -105,6 +105,7 @@ impl Endpoint {
         let connected = self.registry.get(&peer).is_some();
         let dial = &self.ctx.config.dial;
         let (dial_timeout, max_in_flight) = (dial.dial_timeout, dial.max_dials_in_flight);
+        let places = self.ctx.config.max_addresses_per_peer;
         // (its own dial, if it had one, is over: its slot is free)
         self.dials.in_flight.remove(&peer);
         let slot = self.dials.slot_free(max_in_flight);
@@ -149,11 +150,8 @@ impl Endpoint {
                 .book
                 .entry(&peer, addr)
                 .map_or(AddrSource::Discovery, |e| e.source);
-            d.phase = Phase::Opening {
-                addr,
-                source,
-                deadline,
-            };
+            d.remember(addr, source, places);
+            d.phase = Phase::Opening { addr, deadline };
             self.dials.in_flight.insert(peer);
             self.ctx.timers.arm(deadline, Timer::Dial(peer));
             tracing::debug!(peer = %peer, %addr, "dial");

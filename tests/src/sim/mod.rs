@@ -61,7 +61,7 @@ pub use invariants::{Invariant, Violation};
 pub use net::LinkId;
 pub use node::{Exposed, HANDLES, NodeIx, NodeState, Role};
 pub use peernet_proto::testkit::Fault;
-pub use scenario::{AppPolicy, SimConfig, Workload};
+pub use scenario::{AppPolicy, SimConfig, TightBudgets, Workload};
 pub use v2checks::Tamper;
 
 use agenda::Agenda;
@@ -99,6 +99,9 @@ pub struct Report {
     pub trace_lines: u64,
     /// What happened, counted.
     pub counters: Counters,
+    /// Whether the seed drew small byte budgets
+    /// ([`SimConfig::budgets`]).
+    pub budgets: bool,
 }
 
 impl Report {
@@ -152,6 +155,9 @@ pub struct Counters {
     pub throttled_honest: u64,
     /// Connections a node's writer reported stalled (`Input::Stalled`).
     pub stalls: u64,
+    /// Results refused for the byte budgets (`overloaded`: the core's
+    /// `Counters::replies_refused`).
+    pub replies_refused: u64,
 }
 
 impl std::ops::AddAssign<&Counters> for Counters {
@@ -185,6 +191,7 @@ impl std::ops::AddAssign<&Counters> for Counters {
         self.throttled += o.throttled;
         self.throttled_honest += o.throttled_honest;
         self.stalls += o.stalls;
+        self.replies_refused += o.replies_refused;
     }
 }
 
@@ -486,6 +493,7 @@ impl Sim {
             trace_hash: self.trace.hash(),
             trace_lines: self.trace.lines(),
             counters: self.counters.clone(),
+            budgets: self.cfg.budgets.is_some(),
         }
     }
 
@@ -766,6 +774,11 @@ impl Sim {
         } else {
             self.rng.below(48) as usize
         };
+        // (seeds with small byte budgets: large results, often)
+        let pad = match &self.cfg.budgets {
+            Some(b) if self.rng.chance(b.large) => self.rng.range(max / 4, max - 200) as usize,
+            _ => pad,
+        };
         // (a call that asks for a large result gets one that fits a frame)
         let pad = match call.args.starts_with(intruder::LARGE) {
             true => max as usize - 200,
@@ -810,7 +823,9 @@ impl Sim {
         }
         let Some(ep) = node.ep.as_mut() else { return };
         let in_flight = node.serving.remove(&call);
+        let refused = ep.stats().counters.replies_refused;
         let taken = ep.reply(now, call, response);
+        self.counters.replies_refused += ep.stats().counters.replies_refused - refused;
         tr!(
             self,
             "n{n} replies to {}#{}: taken={taken}",

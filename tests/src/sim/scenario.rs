@@ -37,6 +37,27 @@ pub struct SimConfig {
     pub workload: Workload,
     /// How the simulated applications answer calls.
     pub app: AppPolicy,
+    /// Small byte budgets and large results, in a share of the mixed
+    /// seeds (`None`: the default budgets, 16 MiB a connection).
+    pub budgets: Option<TightBudgets>,
+}
+
+/// Byte budgets small enough that waiting results reach them
+/// (`Config::max_inbound_bytes_per_conn`, `Config::max_inbound_bytes`),
+/// and handlers that often give results of a good part of a frame: a
+/// result that would pass either budget is refused (`overloaded`,
+/// `Counters::replies_refused`), so `replies_within_byte_budgets` sees the
+/// budgets bite in the sweep, not only in its scenario.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TightBudgets {
+    /// `max_inbound_bytes_per_conn`: 4 to 8 KiB (one or two large
+    /// results waiting).
+    pub per_conn: usize,
+    /// `max_inbound_bytes`: one to three times `per_conn`.
+    pub node: usize,
+    /// The chance that a result is large (a quarter of a frame to nearly
+    /// a whole one): one half to nine tenths.
+    pub large: f64,
 }
 
 /// The random workload.
@@ -144,6 +165,7 @@ impl SimConfig {
                 attacks: 1,
             },
             app: AppPolicy::default(),
+            budgets: None,
         }
     }
 
@@ -192,13 +214,27 @@ impl SimConfig {
                 }
             })
             .collect();
+        // One seed in four has small byte budgets and large results (drawn
+        // from a stream of their own: the other seeds are as before).
+        let mut b = SimRng::new(seed ^ 0x6279_7465_7300_0001);
+        if b.chance(0.25) {
+            let per_conn = b.range(4 * 1024, 8 * 1024) as usize;
+            let budgets = TightBudgets {
+                per_conn,
+                node: per_conn * b.range(1, 3) as usize,
+                large: 0.5 + 0.4 * (b.below(1000) as f64 / 1000.0),
+            };
+            c.endpoint.max_inbound_bytes_per_conn = budgets.per_conn;
+            c.endpoint.max_inbound_bytes = budgets.node;
+            c.budgets = Some(budgets);
+        }
         c
     }
 
     /// A hash (FNV-1a over the `Debug` text) of what [`SimConfig::random`]
     /// drew from the seed: the nodes, trust, versions, workload and the
-    /// applications' policy, not the endpoints' fixed configuration nor a
-    /// fault. A regression seed is recorded with it, so that a change to
+    /// applications' policy, the small byte budgets if drawn, not the
+    /// endpoints' fixed configuration nor a fault. A regression seed is recorded with it, so that a change to
     /// these draws, which makes the seed replay another case, fails the
     /// regression test instead of passing on a case nobody chose. (The
     /// draws made while the run goes are not covered.)
@@ -216,6 +252,11 @@ impl SimConfig {
                 &self.app,
             )
         );
+        // (only when drawn: the fingerprints of the other seeds stay)
+        let drawn = match &self.budgets {
+            Some(budgets) => format!("{drawn}{budgets:?}"),
+            None => drawn,
+        };
         drawn.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
             (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
         })

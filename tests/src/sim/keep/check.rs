@@ -6,10 +6,11 @@ use std::fmt;
 use std::time::Duration;
 
 use peernet_proto::dial::HINTS_PER_ROUND;
-use peernet_proto::{Config, DialConfig, PeerId};
+use peernet_proto::{AddrEntry, Config, DialConfig, PeerId};
 
 use super::super::Fault;
 use super::NodeIx;
+use super::directory::Out;
 
 const MINUTE: u64 = 60_000_000_000;
 
@@ -53,6 +54,15 @@ pub enum KeepInvariant {
     /// a hint that worked: false hints do not push it out, even once a
     /// partition made it fail), unless the peer connects first.
     TrueHintDialedInTime,
+    /// An address a node's own dial went through, whose handshake proved
+    /// the peer (it connected, or lost a race to the peer's own
+    /// connection), is in the book once that handshake ends, even if the
+    /// book dropped it while the dial was out (a full list that a new
+    /// address reached): as the address whose last dial worked, from the
+    /// source it had when dialed or a better one. Unless every place of
+    /// the peer holds an address of a better source, which it may not
+    /// push out.
+    DialedAddressKept,
 }
 
 impl fmt::Display for KeepInvariant {
@@ -226,6 +236,9 @@ pub struct Checker {
     /// Dials of a true hint that had worked before, in the same
     /// keeper-life (after a loss: a partition, most often).
     pub(super) worked_true_dials: u64,
+    /// Dials that worked through an address the book had dropped while
+    /// they were out.
+    pub(super) dropped_worked: u64,
     pub(super) violation: Option<KeepViolation>,
 }
 
@@ -245,6 +258,7 @@ impl Checker {
             true_hints: BTreeMap::new(),
             true_hint_waited: 0,
             worked_true_dials: 0,
+            dropped_worked: 0,
             violation: None,
         }
     }
@@ -300,6 +314,40 @@ impl Checker {
                 ),
             );
         }
+    }
+
+    /// Node `n`'s dial `out` proved its peer; `entries` are the peer's
+    /// addresses in the book now, which holds `places` a peer.
+    pub(super) fn on_dial_worked(
+        &mut self,
+        now: u64,
+        n: NodeIx,
+        out: Out,
+        entries: &[AddrEntry],
+        places: usize,
+    ) {
+        self.dropped_worked += u64::from(out.dropped);
+        let Out { peer, addr, .. } = out;
+        // (`AddrSource` orders the better source first)
+        let found = entries.iter().find(|e| e.addr == addr);
+        let wrong = match found {
+            Some(e) if e.worked_last() && e.source <= out.source => return,
+            Some(e) => format!("as {e:?}"),
+            None if entries.len() >= places && entries.iter().all(|e| e.source < out.source) => {
+                return;
+            }
+            None => "not at all".to_string(),
+        };
+        let detail = format!(
+            "node {n}'s dial of {peer} at {addr} (source {:?}{}) worked, but its book holds \
+             it {wrong}: {entries:?}",
+            out.source,
+            match out.dropped {
+                true => ", dropped while the dial was out",
+                false => "",
+            }
+        );
+        self.fail(now, KeepInvariant::DialedAddressKept, detail);
     }
 
     /// Node `n` dialed the true address of `peer` (reachable only through

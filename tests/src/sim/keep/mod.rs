@@ -35,6 +35,7 @@
 //! the host's false hints must not push out the true one that failed.
 
 mod check;
+mod directory;
 pub mod plan;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -43,20 +44,22 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use peernet_proto::{
-    AddrSource, Config, ConnId, DialFailure, Endpoint, Event, GoodbyeCode, HandshakeError,
-    Identity, Input, Instant, Output, PeerId, TrustList,
+    AddrSource, BookError, Config, ConnId, DialFailure, Endpoint, Event, GoodbyeCode,
+    HandshakeError, Identity, Input, Instant, Output, PeerId, TrustList,
 };
 
 pub use check::{
     KeepInvariant, KeepViolation, cap_floor, max_rounds_in, reconnect_bound, rounds_without_reset,
     true_hint_rounds,
 };
+pub use directory::DIRECTORY_DELAY;
 pub use plan::{KeepConfig, Step};
 
 use super::Fault;
 use super::agenda::Agenda;
 use super::rng::SimRng;
 use check::Checker;
+use directory::Out;
 
 /// A node's index.
 pub type NodeIx = usize;
@@ -109,6 +112,12 @@ pub struct KeepReport {
     /// Dials of that true hint by a keeper whose dial of it had worked
     /// before (after a loss: the partition, most often).
     pub worked_true_dials: u64,
+    /// Dials that worked through an address the book had dropped while
+    /// they were out (`DialedAddressKept` checked it came back).
+    pub dropped_worked: u64,
+    /// Whether the run had the application's directory
+    /// ([`KeepConfig::directory`]).
+    pub directory: bool,
     /// The application's dials of kept peers: those that joined a round
     /// under way, those that started one.
     pub app_dials: (u64, u64),
@@ -153,15 +162,31 @@ struct Node {
     kept: BTreeSet<NodeIx>,
     /// Connection → (link, side).
     conns: BTreeMap<ConnId, (u64, usize)>,
-    /// The connections this node dialed, until their end is reported.
-    dialed: BTreeSet<ConnId>,
+    /// The connections this node dialed, until their end is reported,
+    /// with what they dialed.
+    dialed: BTreeMap<ConnId, Out>,
+    /// Its dials whose outcome has not arrived yet, oldest first.
+    out: Vec<Out>,
     timer_at: Option<u64>,
 }
 
 impl Node {
+    /// Its first address (`ix` is its index): where its peers' books and
+    /// its tickets point.
     fn addr(&self, ix: NodeIx) -> SocketAddr {
+        self.addrs(ix, 1)[0]
+    }
+
+    /// The `count` addresses it listens at: its first, then others on
+    /// other networks (`10.64.x.y`, `10.128.x.y`), on the same port.
+    fn addrs(&self, ix: NodeIx, count: u8) -> Vec<SocketAddr> {
         let ix = ix as u32;
-        SocketAddr::from(([10, (ix >> 16) as u8, (ix >> 8) as u8, ix as u8], self.port))
+        (0..count)
+            .map(|k| {
+                let net = 64 * k + (ix >> 16) as u8;
+                SocketAddr::from(([10, net, (ix >> 8) as u8, ix as u8], self.port))
+            })
+            .collect()
     }
 }
 
@@ -185,6 +210,13 @@ enum Ev {
     /// The application asks node `node` to dial `peer` now
     /// (`Endpoint::dial`, a driver's `connect_peer`).
     AppDial {
+        node: NodeIx,
+        inc: u32,
+        peer: PeerId,
+    },
+    /// The directory answers node `node`'s look-up of `peer`
+    /// ([`KeepConfig::directory`]).
+    Directory {
         node: NodeIx,
         inc: u32,
         peer: PeerId,
@@ -239,6 +271,13 @@ pub struct KeepSim {
     /// one.
     joined: u64,
     started: u64,
+    /// Addresses each node listens at.
+    addresses: u8,
+    /// Whether the application looks its kept peers up in a directory.
+    directory: bool,
+    /// The draws of the directory's runs: a stream of their own, so that
+    /// the other runs draw as before.
+    crowd: SimRng,
 }
 
 impl KeepSim {
@@ -259,7 +298,8 @@ impl KeepSim {
                     trusted: BTreeSet::new(),
                     kept: BTreeSet::new(),
                     conns: BTreeMap::new(),
-                    dialed: BTreeSet::new(),
+                    dialed: BTreeMap::new(),
+                    out: Vec::new(),
                     timer_at: None,
                 }
             })
@@ -290,6 +330,9 @@ impl KeepSim {
             app_dial: None,
             joined: 0,
             started: 0,
+            addresses: cfg.addresses,
+            directory: cfg.directory,
+            crowd: SimRng::new(cfg.seed ^ 0x6469_7265_6374),
         };
         for (a, b) in cfg.pairs() {
             for (x, y) in [(a, b), (b, a)] {
@@ -331,6 +374,7 @@ impl KeepSim {
                         Ev::Step(i) => format!("step {i}"),
                         Ev::Announce { node, .. } => format!("announce {node}"),
                         Ev::AppDial { node, .. } => format!("app dial {node}"),
+                        Ev::Directory { node, .. } => format!("directory {node}"),
                         Ev::Settled { a, b } => format!("settled {a}-{b}"),
                     }
                 );
@@ -350,6 +394,8 @@ impl KeepSim {
             hint_dials: self.check.hint_dials,
             true_hint_waited: self.check.true_hint_waited,
             worked_true_dials: self.check.worked_true_dials,
+            dropped_worked: self.check.dropped_worked,
+            directory: self.directory,
             app_dials: (self.joined, self.started),
             connections: self.connections,
             superseded: self.superseded,
@@ -384,6 +430,7 @@ impl KeepSim {
                 self.after(node);
             }
             Ev::Deliver { link, to } => self.deliver(link, to),
+            Ev::Directory { node, inc, peer } => self.directory_answer(node, inc, peer),
             Ev::AppDial { node, inc, peer } => {
                 if self.nodes[node].inc != inc {
                     return;
@@ -502,8 +549,12 @@ impl KeepSim {
                         continue;
                     }
                     if let Some(ep) = self.nodes[m].ep.as_mut() {
-                        ep.add_address(now, peer, addr, AddrSource::Ticket)
-                            .expect("a trusted peer's address");
+                        // (a list full of the application's addresses, as
+                        // a directory's runs have, turns a ticket away)
+                        match ep.add_address(now, peer, addr, AddrSource::Ticket) {
+                            Ok(_) | Err(BookError::Full) => {}
+                            Err(e) => panic!("a trusted peer's address: {e}"),
+                        }
                     }
                     self.after(m);
                 }
@@ -573,8 +624,9 @@ impl KeepSim {
                 .expect("a trusted peer");
         }
         let down: Vec<NodeIx> = node.kept.iter().copied().filter(|m| !self.up(*m)).collect();
-        let addr = node.addr(n);
-        self.listeners.insert(addr, n);
+        for addr in node.addrs(n, self.addresses) {
+            self.listeners.insert(addr, n);
+        }
         let node = &mut self.nodes[n];
         node.ep = Some(ep);
         node.timer_at = None;
@@ -669,14 +721,16 @@ impl KeepSim {
     /// Node `n` crashes: its connections are reset, nothing listens at its
     /// address.
     fn crash(&mut self, n: NodeIx) {
-        let addr = self.nodes[n].addr(n);
-        self.listeners.remove(&addr);
+        for addr in self.nodes[n].addrs(n, self.addresses) {
+            self.listeners.remove(&addr);
+        }
         let node = &mut self.nodes[n];
         node.ep = None;
         node.inc += 1;
         node.timer_at = None;
         let conns = std::mem::take(&mut node.conns);
         node.dialed.clear();
+        node.out.clear();
         for (_, (link, side)) in conns {
             if let Some(l) = self.links.get_mut(&link) {
                 l.dirs[side].done = true;
@@ -749,6 +803,9 @@ impl KeepSim {
         if self.nodes[n].inc != inc || !self.up(n) {
             return;
         }
+        let out = self
+            .dial_done(n, peer, addr)
+            .expect("a record of each dial");
         let now = self.instant();
         let target = self.listeners.get(&addr).copied();
         let reachable = target.filter(|t| open && self.up(*t) && !self.partitioned(n, *t));
@@ -803,7 +860,7 @@ impl KeepSim {
             },
         );
         self.nodes[n].conns.insert(ca, (id, 0));
-        self.nodes[n].dialed.insert(ca);
+        self.dial_opened(n, ca, out);
         self.nodes[t].conns.insert(cb, (id, 1));
         self.after(n);
         self.after(t);
@@ -849,6 +906,7 @@ impl KeepSim {
                     }
                     let hint = self.false_hints.contains(&addr);
                     self.check.on_dial(now, n, inc, peer, hint);
+                    self.dial_out(n, inc, peer, addr);
                     let truth = self.hinted.map(|h| self.nodes[h].addr(h));
                     if truth == Some(addr) && self.ix_of.get(&peer) == self.hinted.as_ref() {
                         self.check.on_true_dial(n, inc, peer);
@@ -899,11 +957,13 @@ impl KeepSim {
             }
         }
         self.note_true_hint(n);
+        self.note_dropped(n);
     }
 
     fn on_event(&mut self, n: NodeIx, inc: u32, event: Event) {
         match event {
-            Event::Connected { peer, .. } => {
+            Event::Connected { conn, peer, .. } => {
+                self.dial_worked(n, conn);
                 self.connections += 1;
                 self.check.on_connected(n, inc, peer);
                 if let Some(&m) = self.ix_of.get(&peer) {
@@ -946,6 +1006,9 @@ impl KeepSim {
                 error: HandshakeError::Superseded,
                 ..
             } => {
+                // (it lost to the peer's own connection: the address
+                // worked)
+                self.dial_worked(n, conn);
                 self.nodes[n].dialed.remove(&conn);
                 self.superseded += 1;
             }
@@ -958,9 +1021,9 @@ impl KeepSim {
                 // Supersede settles races between the two ends; one end
                 // never races itself (one dial in flight per peer).
                 let node = &mut self.nodes[n];
-                let ours = node.dialed.remove(&conn);
+                let ours = node.dialed.remove(&conn).is_some();
                 let survivor = node.ep.as_ref().and_then(|ep| ep.connection(&peer));
-                if ours && survivor.is_some_and(|c| node.dialed.contains(&c)) {
+                if ours && survivor.is_some_and(|c| node.dialed.contains_key(&c)) {
                     self.check.fail(
                         self.now,
                         KeepInvariant::OneDialInFlight,

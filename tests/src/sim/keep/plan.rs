@@ -71,6 +71,18 @@ pub struct KeepConfig {
     /// being redialed (`Endpoint::dial`): at a `Reconnecting`, one time
     /// in four, at once (it joins the round) or within 2 s.
     pub app_dials: bool,
+    /// How many addresses each node listens at (1 to 3): its first is the
+    /// one its peers start with and its tickets give; only the directory
+    /// ([`KeepConfig::directory`]) names the others.
+    pub addresses: u8,
+    /// Whether the application looks a kept peer up in a directory at each
+    /// dial of it: the answer, within [`super::DIRECTORY_DELAY`] (while the
+    /// dial is out, most often), names one of the peer's addresses, which
+    /// the application adds to the book. With few places per peer
+    /// (`max_addresses_per_peer` below [`KeepConfig::addresses`]) the new
+    /// address pushes out the worst, often the very one being dialed: the
+    /// one a round dials last.
+    pub directory: bool,
 }
 
 impl KeepConfig {
@@ -110,11 +122,25 @@ fn split(rng: &mut SimRng, n: usize) -> Vec<bool> {
 /// under a LAN host that tries to starve its true hint
 /// ([`KeepConfig::hinted`]), and the application now and then dials a
 /// peer being redialed ([`KeepConfig::app_dials`]).
+///
+/// One run in four instead has nodes listening at 2 or 3 addresses, a
+/// book of 1 to `addresses - 1` places per peer, and the application's
+/// directory ([`KeepConfig::directory`]), but no node reached only through
+/// its announcement (with so few places the LAN host's false hints push
+/// its true one out; `max_addresses_per_peer` rounds bound its wait). Its
+/// draws come from a stream of their own: the other runs are as before.
 pub fn random(seed: u64, fault: Option<Fault>) -> KeepConfig {
     let mut rng = SimRng::new(seed ^ 0x6b65_6570);
     let nodes = rng.range(4, 8) as usize;
     let degree = if nodes >= 6 && rng.chance(0.5) { 4 } else { 2 };
-    let endpoint = Config::default();
+    let mut endpoint = Config::default();
+    let mut crowded = SimRng::new(seed ^ 0x6469_7265_6374);
+    let directory = crowded.chance(0.25);
+    let mut addresses = 1;
+    if directory {
+        addresses = crowded.range(2, 3) as u8;
+        endpoint.max_addresses_per_peer = crowded.range(1, u64::from(addresses) - 1) as usize;
+    }
     let bound = reconnect_bound(&endpoint);
     let mut plan = Vec::new();
     let mut t = Duration::ZERO;
@@ -165,8 +191,10 @@ pub fn random(seed: u64, fault: Option<Fault>) -> KeepConfig {
         fault,
         plan,
         latency: None,
-        hinted: Some(hinted),
+        hinted: (!directory).then_some(hinted),
         app_dials: true,
+        addresses,
+        directory,
     }
 }
 
@@ -213,6 +241,8 @@ pub fn lockstep(seed: u64, fault: Option<Fault>) -> KeepConfig {
         latency: Some(latency),
         hinted: None,
         app_dials: false,
+        addresses: 1,
+        directory: false,
     }
 }
 
@@ -245,6 +275,8 @@ pub fn scale(seed: u64, nodes: usize, degree: usize, partition: Duration) -> Kee
         latency: None,
         hinted: None,
         app_dials: false,
+        addresses: 1,
+        directory: false,
     }
 }
 
