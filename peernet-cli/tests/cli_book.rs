@@ -441,7 +441,16 @@ fn an_unspecified_listen_address_gives_interface_addresses() {
         "{addrs}"
     );
     assert!(!addrs.contains("0.0.0.0"), "{addrs}");
-    assert!(addrs.contains(&format!("127.0.0.1:{port}")), "{addrs}");
+    // loopback only on a host that has nothing else: the ticket is for
+    // another host, which would dial its own
+    let loopback: Vec<bool> = addrs
+        .split(',')
+        .map(|a| a.parse::<std::net::SocketAddr>().unwrap().ip().is_loopback())
+        .collect();
+    assert!(
+        loopback.iter().all(|&l| l) || loopback.iter().all(|&l| !l),
+        "{addrs}"
+    );
     let _ = b;
 }
 
