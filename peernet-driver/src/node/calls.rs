@@ -2,12 +2,15 @@
 //! caller's budget) and `send` (fire-and-forget), with the wait for room
 //! in a full send queue and the cancel of a call its caller dropped.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::task::Poll;
+use std::task::{Poll, Waker};
 use std::time::{Duration, Instant as StdInstant};
 
 use bytes::Bytes;
+use event_listener::EventListener;
 use peernet_proto::{CallError, CallId, PeerId, SendError};
 
 use crate::completion::Polled;
@@ -18,14 +21,53 @@ use crate::tasks::first;
 
 use super::Node;
 
-/// A call in flight: if the caller stops waiting (drops the future), the
-/// call is cancelled in the core and CANCEL tells the callee.
-struct Pending<'a, R: Runtime> {
+/// A call in flight, awaited: the last part of [`Node::call`]'s future,
+/// which holds nothing else across its wait. Kept small on purpose: a
+/// pipelined caller moves every call's future (into a `FuturesUnordered`
+/// or a task), so each byte of it is copied per call. If the caller stops
+/// waiting (drops the future), the call is cancelled in the core and
+/// CANCEL tells the callee.
+struct Outcome<'a, R: Runtime> {
     shared: &'a Arc<Shared<R>>,
+    /// `None` once the result is taken (nothing to cancel).
     id: Option<CallId>,
+    /// The first poll is the same poll that registered the waker with
+    /// the call: a result can only have come with a wake-up, so the lock
+    /// is not taken for it.
+    first: bool,
 }
 
-impl<R: Runtime> Drop for Pending<'_, R> {
+impl<R: Runtime> Future for Outcome<'_, R> {
+    type Output = Result<Bytes, CallError>;
+
+    #[inline]
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        // (polled again after its result: not by `Node::call`'s future)
+        let Some(id) = self.id else {
+            return Poll::Pending;
+        };
+        if std::mem::take(&mut self.first) {
+            return Poll::Pending;
+        }
+        let shared = self.shared;
+        let polled = match shared.calls(|calls| calls.poll(id, cx.waker())) {
+            Polled::Done(result) => Poll::Ready(result),
+            Polled::Waiting => Poll::Pending,
+            Polled::OtherTask => {
+                let waker = cx.waker().clone();
+                let (polled, replaced) = shared.calls(|calls| calls.rewake(id, waker));
+                drop(replaced);
+                polled
+            }
+        };
+        if polled.is_ready() {
+            self.id = None;
+        }
+        polled
+    }
+}
+
+impl<R: Runtime> Drop for Outcome<'_, R> {
     fn drop(&mut self) {
         if let Some(id) = self.id.take() {
             let waker = self.shared.with_core(|inner, now| {
@@ -75,68 +117,118 @@ impl<R: Runtime> Node<R> {
     /// call under our limit but over the peer's closes the connection
     /// (see
     /// [`NodeConfig::max_frame_len`](crate::NodeConfig::max_frame_len)).
-    pub async fn call(
+    // (not an `async fn`: its arguments would be held twice in the
+    // future, once as taken and once as bound, and the future is moved
+    // per call; an async block holds them once. The future is as lazy:
+    // nothing runs before its first poll.)
+    #[allow(clippy::manual_async_fn)]
+    pub fn call(
         &self,
         peer: &PeerId,
         handle: &str,
         args: impl AsRef<[u8]>,
         timeout: impl Into<Option<Duration>>,
-    ) -> Result<Bytes, CallError> {
-        let (args, timeout) = (args.as_ref(), timeout.into());
-        let mut deadline: Option<StdInstant> = None;
-        let id = loop {
-            // who to wake when the result is in, registered with the call:
-            // taken from this very poll (the future is ready at once), so
-            // after a wait for room it is the waker of the task polling now
-            let waker = std::future::poll_fn(|cx| Poll::Ready(cx.waker().clone())).await;
-            // (out here: one the core did not take, the call refused or
-            // waiting for room, is dropped after the lock, as a waker's
-            // drop is the application's code)
-            let mut waker = Some(waker);
-            let attempt = self
-                .shared
-                .with_core_calling(&mut Vec::new(), |inner, now| {
-                    let budget = match deadline {
-                        Some(at) => Some(at.saturating_duration_since(self.shared.rt.now())),
-                        None => timeout,
-                    };
-                    // No budget left (a zero timeout, or one spent waiting
-                    // for room or a reconnect): the caller has given up
-                    // already. The core would not send it either (it
-                    // resolves such a call with Timeout, unsent); failing
-                    // here takes no call id and counts it with the other
-                    // calls that timed out before the core took them.
-                    if budget.is_some_and(|b| b.is_zero()) {
-                        self.timed_out_unsent();
-                        return (Err(CallError::Timeout), None);
-                    }
-                    match inner.ep.call(now, peer, handle, args, budget) {
-                        Ok(id) => {
-                            // a sequential call writes its own bytes
-                            // (`with_core_calling`)
-                            let waker = waker.take().expect("one call started a turn");
-                            let sequential = inner.calls.start(id, waker);
-                            (Ok(Ok(id)), sequential.then(|| id.conn()))
-                        }
-                        Err(CallError::WouldBlock) => match self.wait_for_room(inner, peer) {
-                            Some(room) => (Ok(Err(room)), None),
-                            None => (Err(CallError::NotConnected), None),
-                        },
-                        // a kept peer being reconnected (dialing.rs)
-                        Err(CallError::NotConnected) => {
-                            let wait = crate::dialing::reconnect_wait(&self.shared, inner, peer);
-                            (wait.map(Err).ok_or(CallError::NotConnected), None)
-                        }
-                        Err(error) => (Err(error), None),
-                    }
-                })?;
-            let room = match attempt {
-                Ok(call) => break call,
-                Err(room) => room,
+    ) -> impl Future<Output = Result<Bytes, CallError>> {
+        async move {
+            // (each wait's state is scoped so that only what it needs is
+            // held across it: the future is moved per call)
+            let started = {
+                let (args, timeout) = (args.as_ref(), timeout.into());
+                // who to wake when the result is in, registered with the
+                // call: taken from this very poll (the future is ready at
+                // once)
+                let waker = std::future::poll_fn(|cx| Poll::Ready(cx.waker().clone())).await;
+                match self.try_call(waker, peer, handle, args, timeout, None) {
+                    Ok(Ok(id)) => Ok(id),
+                    // (rare, and boxed: its state does not weigh on every
+                    // call's future)
+                    Ok(Err(room)) => Err(Box::pin(
+                        self.call_after_room(room, peer, handle, args, timeout),
+                    )),
+                    Err(error) => return Err(error),
+                }
             };
-            if deadline.is_none() {
-                deadline = self.deadline(timeout);
+            let id = match started {
+                Ok(id) => id,
+                Err(wait) => wait.await?,
+            };
+            Outcome {
+                shared: &self.shared,
+                id: Some(id),
+                first: true,
             }
+            .await
+        }
+    }
+
+    /// One attempt at starting a call, `waker` to wake with its result:
+    /// its id, or what to wait on for room in the connection's queue (or
+    /// for a reconnect). `deadline` is the caller's, once it waited.
+    #[inline]
+    fn try_call(
+        &self,
+        waker: Waker,
+        peer: &PeerId,
+        handle: &str,
+        args: &[u8],
+        timeout: Option<Duration>,
+        deadline: Option<StdInstant>,
+    ) -> Result<Result<CallId, EventListener>, CallError> {
+        // (out here: one the core did not take, the call refused or
+        // waiting for room, is dropped after the lock, as a waker's
+        // drop is the application's code)
+        let mut waker = Some(waker);
+        self.shared
+            .with_core_calling(&mut Vec::new(), |inner, now| {
+                let budget = match deadline {
+                    Some(at) => Some(at.saturating_duration_since(self.shared.rt.now())),
+                    None => timeout,
+                };
+                // No budget left (a zero timeout, or one spent waiting
+                // for room or a reconnect): the caller has given up
+                // already. The core would not send it either (it
+                // resolves such a call with Timeout, unsent); failing
+                // here takes no call id and counts it with the other
+                // calls that timed out before the core took them.
+                if budget.is_some_and(|b| b.is_zero()) {
+                    self.timed_out_unsent();
+                    return (Err(CallError::Timeout), None);
+                }
+                match inner.ep.call(now, peer, handle, args, budget) {
+                    Ok(id) => {
+                        // a sequential call writes its own bytes
+                        // (`with_core_calling`)
+                        let waker = waker.take().expect("one call started a turn");
+                        let sequential = inner.calls.start(id, waker);
+                        (Ok(Ok(id)), sequential.then(|| id.conn()))
+                    }
+                    Err(CallError::WouldBlock) => match self.wait_for_room(inner, peer) {
+                        Some(room) => (Ok(Err(room)), None),
+                        None => (Err(CallError::NotConnected), None),
+                    },
+                    // a kept peer being reconnected (dialing.rs)
+                    Err(CallError::NotConnected) => {
+                        let wait = crate::dialing::reconnect_wait(&self.shared, inner, peer);
+                        (wait.map(Err).ok_or(CallError::NotConnected), None)
+                    }
+                    Err(error) => (Err(error), None),
+                }
+            })
+    }
+
+    /// The rest of [`Node::call`]'s start after its first attempt found
+    /// no room (or no connection yet): waits on `room`, within the
+    /// timeout, and tries again, until the core takes the call.
+    async fn call_after_room(
+        &self,
+        mut room: EventListener,
+        peer: &PeerId,
+        handle: &str,
+        args: &[u8],
+        timeout: Option<Duration>,
+    ) -> Result<CallId, CallError> {
+        let deadline = self.deadline(timeout);
+        loop {
             match deadline {
                 None => room.await,
                 Some(at) => {
@@ -146,33 +238,13 @@ impl<R: Runtime> Node<R> {
                     }
                 }
             }
-        };
-        let mut pending = Pending {
-            shared: &self.shared,
-            id: Some(id),
-        };
-        // The first poll is the same poll that registered the waker: a
-        // result can only have come with a wake-up, so the lock is not
-        // taken for it.
-        let mut first = true;
-        let result = std::future::poll_fn(|cx| {
-            if std::mem::take(&mut first) {
-                return Poll::Pending;
-            }
-            match self.shared.calls(|calls| calls.poll(id, cx.waker())) {
-                Polled::Done(result) => Poll::Ready(result),
-                Polled::Waiting => Poll::Pending,
-                Polled::OtherTask => {
-                    let waker = cx.waker().clone();
-                    let (polled, replaced) = self.shared.calls(|calls| calls.rewake(id, waker));
-                    drop(replaced);
-                    polled
-                }
-            }
-        })
-        .await;
-        pending.id = None;
-        result
+            // (the waker of the task polling now)
+            let waker = std::future::poll_fn(|cx| Poll::Ready(cx.waker().clone())).await;
+            room = match self.try_call(waker, peer, handle, args, timeout, deadline)? {
+                Ok(id) => return Ok(id),
+                Err(room) => room,
+            };
+        }
     }
 
     /// A call's timeout ran out before the core took it.
