@@ -445,7 +445,12 @@ fn an_unspecified_listen_address_gives_interface_addresses() {
     // another host, which would dial its own
     let loopback: Vec<bool> = addrs
         .split(',')
-        .map(|a| a.parse::<std::net::SocketAddr>().unwrap().ip().is_loopback())
+        .map(|a| {
+            a.parse::<std::net::SocketAddr>()
+                .unwrap()
+                .ip()
+                .is_loopback()
+        })
         .collect();
     assert!(
         loopback.iter().all(|&l| l) || loopback.iter().all(|&l| !l),
