@@ -184,6 +184,14 @@ impl RawPeer {
         self.flush().await;
     }
 
+    /// Writes `bytes` as they are, past the core (no record, no frame
+    /// of its own): a test plays a peer that lies about a frame's length
+    /// or drips a frame out slowly. The core's stream is broken after it.
+    pub async fn write_bytes(&mut self, bytes: &[u8]) {
+        let _ = self.write.write_all(bytes).await;
+        let _ = self.write.flush().await;
+    }
+
     /// Writes a GOODBYE (code normal) as a record like any other, and
     /// nothing else: the transport stays open and nothing is read, so a
     /// test can say GOODBYE right behind a call, leaving the node's reply

@@ -247,3 +247,54 @@ fn a_small_argument_keeps_alive_about_its_own_bytes() {
     }
     charged_at_least_kept(&b, held, "1-byte arguments");
 }
+
+/// What the core keeps of the `calls` CALLs of `records` records, each a
+/// CALL of `handle` with no arguments, once their events are dropped
+/// (as the driver drops a call's handle when its handler starts).
+fn kept_by_held_calls(handle: &str, records: u64, calls: u64) -> isize {
+    let (mut b, conn, mut keys, now) = established();
+    b.expose(handle, Access::Anyone).unwrap();
+    let before = peernet_testkit::heap::live();
+    let mut held = 0;
+    for r in 0..records {
+        let mut plain = Vec::new();
+        for i in 1..=calls {
+            plain.extend(
+                Envelope::Call {
+                    id: r * calls + i,
+                    handle: Handle::new(handle).unwrap(),
+                    args: Bytes::new(),
+                    timeout_ms: 0,
+                }
+                .to_body(),
+            );
+        }
+        let record = seal(&mut keys.send, &plain);
+        held += hand_in(&mut b, now, conn, &record, None).len();
+    }
+    assert_eq!(held as u64, records * calls, "every call is held");
+    let kept = peernet_testkit::heap::live() - before;
+    drop(b);
+    kept
+}
+
+/// A handle name of 24 to 255 bytes is a heap allocation (shorter ones
+/// are inline, `envelope/handle.rs`), made for each CALL and not charged
+/// to the byte budgets. It lives in the call's event only: the core
+/// keeps nothing of it for a call it holds, so 512 held calls of a
+/// 255-byte name keep what 512 held calls of a 3-byte name keep (their
+/// entries in the table of calls in flight). What holds the names is
+/// the queue of events, at most `OUTPUTS_BEFORE_PAUSE` of them before
+/// decoding pauses, and the driver, which drops the name when the
+/// handler starts (`peernet-driver`'s `handlers.rs`).
+#[test]
+fn a_held_call_keeps_nothing_of_a_long_handle_name() {
+    let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
+    let long = "h".repeat(255);
+    let short = kept_by_held_calls("log", 8, 64);
+    let long = kept_by_held_calls(&long, 8, 64);
+    assert!(
+        long - short < 1024,
+        "512 held calls: {long} bytes kept with a 255-byte name, {short} with a 3-byte one"
+    );
+}

@@ -112,6 +112,84 @@ fn the_replay_test_catches_establishing_at_resp() {
     assert!(err.contains("became a connection"), "{err}");
 }
 
+/// The replay cache's known limit (README, *Replay*): it holds
+/// `2 × max_handshakes` keys (at least 16), so a trusted peer that sends
+/// that many fresh INITs within `handshake_timeout` flushes it, and an
+/// INIT recorded before is answered again. What the replay gets: RESP,
+/// then nothing: its recorded first record does not open under the keys
+/// of the new RESP, which ends it at once, with nothing sent; the real
+/// connection stays, never superseded. `Err` says how the replay got in.
+fn flushed_replay_scenario(config: Config) -> Result<(), String> {
+    let now = Instant::from_millis(1_000);
+    let mut b = responder(config);
+    let peer = identity(1).peer_id();
+    let (real, mut keys, _) = handshake(&mut b, now, 7);
+    let first_record = seal(&mut keys.send, &[]);
+    feed(&mut b, now, real, &first_record);
+    if b.connection(&peer) != Some(real) {
+        return Err("the real connection did not establish".into());
+    }
+    // The flood: 16 INITs of the trusted peer itself, each answered (so
+    // remembered) and dropped at once, all within the window.
+    for seed in 100..116 {
+        let (conn, _, _) = handshake(&mut b, now, seed);
+        b.handle_input(now, Input::Closed { conn });
+        drain(&mut b, conn);
+    }
+    // The INIT of the real connection, replayed within its window: the
+    // flushed cache no longer knows it.
+    let (_, replayed) = init(7);
+    let conn = b.accept(now).unwrap();
+    let mut d = feed(&mut b, now, conn, &replayed);
+    if d.sent.len() != 4 + 54 {
+        return Err("the flood did not flush the cache: no RESP to the replay".into());
+    }
+    // The replayer has only what it recorded: the real first record,
+    // which does not open under the keys of this RESP.
+    let later = feed(&mut b, now, conn, &first_record);
+    d.events.extend(later.events);
+    let superseded = d
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::Disconnected { conn: c, .. } if *c == real));
+    if connected(&d.events, conn) || superseded {
+        return Err(format!("the replay became a connection: {:?}", d.events));
+    }
+    if !later.closed || !later.sent.is_empty() {
+        return Err(format!(
+            "the recorded first record did not end it: {:?}",
+            d.events
+        ));
+    }
+    if b.connection(&peer) != Some(real) || !b.is_open(real) || b.is_open(conn) {
+        return Err(format!(
+            "the real connection did not stay alone: {:?}",
+            d.events
+        ));
+    }
+    Ok(())
+}
+
+#[test]
+fn a_replay_after_the_cache_is_flushed_never_connects() {
+    let mut config = test_config_v2();
+    // (the cache's floor, 16 keys: what the flood sends)
+    config.max_handshakes = 8;
+    flushed_replay_scenario(config).unwrap();
+}
+
+/// With the fault `EstablishAtResp` the same flood and replay supersede
+/// the real connection: the test above is what catches it.
+#[cfg(feature = "fault-injection")]
+#[test]
+fn the_flushed_replay_test_catches_establishing_at_resp() {
+    let mut config = test_config_v2();
+    config.max_handshakes = 8;
+    config.fault = Some(peernet_proto::testkit::Fault::EstablishAtResp);
+    let err = flushed_replay_scenario(config).unwrap_err();
+    assert!(err.contains("became a connection"), "{err}");
+}
+
 /// A connection established by hand with a SEND handle exposed, and one
 /// record already delivered.
 fn assert_record_failed(d: &Drained) {

@@ -13,10 +13,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use peernet_conformance::RawPeer;
+#[path = "common/raw_bob.rs"]
+mod raw_bob;
 use peernet_tokio::{
     CloseReason, Config, EventStream, GoodbyeCode, Identity, Node, NodeConfig, NodeEvent, PeerId,
     Side, TokioRuntime,
 };
+use raw_bob::bob_and_raw;
 
 /// The node's patience: `idle_timeout`.
 const IDLE: Duration = Duration::from_secs(2);
@@ -27,30 +30,6 @@ fn patient(idle: Duration) -> Config {
     protocol.ping_interval = Duration::from_millis(800);
     protocol.idle_timeout = idle;
     protocol
-}
-
-/// Bob with `protocol`, connected over TCP to a raw peer that reads only
-/// when the test says so.
-async fn bob_and_raw(seed: u8, protocol: Config) -> (Node, RawPeer, EventStream) {
-    let raw_id = Identity::from_seed(&[seed; 32]);
-    let bob = Node::bind(
-        NodeConfig::new(Identity::from_seed(&[seed + 1; 32]))
-            .trusting(raw_id.peer_id())
-            .protocol(protocol),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
-    let events = bob.events();
-    let addr = bob.local_addr().unwrap();
-    let rt = TokioRuntime::default();
-    let raw = RawPeer::dial(&rt, raw_id, bob.peer_id(), addr, &["x"]).await;
-    let up =
-        async { while !matches!(events.recv().await.unwrap(), NodeEvent::Connected { .. }) {} };
-    tokio::time::timeout(Duration::from_secs(30), up)
-        .await
-        .expect("bob connects");
-    (bob, raw, events)
 }
 
 /// Sends `count` messages of `size` bytes to `to`, from a task of its own
