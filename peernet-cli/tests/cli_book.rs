@@ -7,6 +7,8 @@ mod common;
 use common::*;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
+
+use peernet_tokio::book_file::AddrSource;
 use std::time::{Duration, Instant};
 
 fn serve(cwd: &Path, dir: &str, listen: &str, extra: &[&str]) -> Started {
@@ -966,6 +968,67 @@ fn the_file_commands_leave_out_an_entry_of_the_node_itself() {
     assert!(!names_itself(), "unpair of the node itself left its entry");
     let err = fails(1, &["unpair", "a", &a], d);
     assert!(err.contains("not paired"), "{err}");
+}
+
+/// The book file of data directory `dir`, edited by hand to give its own
+/// node, `own`, an address.
+fn book_names_itself(d: &Path, dir: &str, own: &str) {
+    let data = peernet_tokio::persist::DataDir::open(d.join(dir)).unwrap();
+    let mut book = data.load_book().unwrap();
+    let addr = "127.0.0.1:7000".parse().unwrap();
+    book.set(own.parse().unwrap(), [(addr, AddrSource::Application)]);
+    data.save_book(&book).unwrap();
+}
+
+/// Whether the book file of data directory `dir` has lines of `peer`.
+fn book_has(d: &Path, dir: &str, peer: &str) -> bool {
+    let data = peernet_tokio::persist::DataDir::open(d.join(dir)).unwrap();
+    !data
+        .load_book()
+        .unwrap()
+        .get(&peer.parse().unwrap())
+        .is_empty()
+}
+
+/// A book edited by hand to give the node itself an address: `pair`
+/// with an address and `unpair` of another peer, which save the book
+/// whole, leave those lines out, with one warning that names the file
+/// (they wrote them back, as the trust file's entry of the node itself
+/// once was); `unpair` of the node itself removes them as before.
+#[test]
+fn the_file_commands_leave_out_book_lines_of_the_node_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let a = init(d, "a");
+    let b = init(d, "b");
+    let book = d.join("a").join("book");
+    let warning = "the address book names this node itself: a node never dials itself, the \
+                   lines are left out of the file";
+    let path = book.display().to_string();
+    book_names_itself(d, "a", &a);
+    let out = run(&["pair", "a", &format!("{b}@127.0.0.1:5000")], d);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stderr(&out).matches(warning).count(), 1, "{}", stderr(&out));
+    assert!(stderr(&out).contains(&path), "{}", stderr(&out));
+    assert!(
+        !book_has(d, "a", &a),
+        "pair wrote the node's own lines back"
+    );
+    assert!(book_has(d, "a", &b));
+    book_names_itself(d, "a", &a);
+    let out = run(&["unpair", "a", &b], d);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains(warning), "{}", stderr(&out));
+    assert!(
+        !book_has(d, "a", &a),
+        "unpair wrote the node's own lines back"
+    );
+    book_names_itself(d, "a", &a);
+    ok(&["unpair", "a", &a], d);
+    assert!(
+        !book_has(d, "a", &a),
+        "unpair of the node itself left its lines"
+    );
 }
 
 /// `call --data-dir` reads the trust list as the node does too: an entry
