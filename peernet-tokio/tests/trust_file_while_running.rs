@@ -86,6 +86,10 @@ async fn a_trust_file_removed_while_the_node_runs_is_not_made_again() {
     node.shutdown().await;
 }
 
+/// What a trust file is made into, by what, the error kind of a `pair`
+/// then, and words its error says.
+type Case = (&'static str, fn(&Path), ErrorKind, &'static str);
+
 /// Each other thing a trust file can become while the node runs: the
 /// next `pair` fails at once (never waits on a FIFO), names the file and
 /// says what to do, trusts nobody new and leaves the thing as it is; an
@@ -93,7 +97,7 @@ async fn a_trust_file_removed_while_the_node_runs_is_not_made_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trust_file_made_something_else_is_left_alone_and_named() {
     use std::os::unix::fs::PermissionsExt;
-    let cases: [(&str, fn(&Path), ErrorKind, &str); 4] = [
+    let cases: [Case; 4] = [
         (
             "a directory",
             |p| std::fs::create_dir(p).unwrap(),
