@@ -147,6 +147,8 @@ async fn a_trust_file_made_something_else_is_left_alone_and_named() {
         let named = format!("trust list {}: ", trust.display());
         assert!(said.contains(&named), "{what}: {said}");
         assert!(said.contains(says), "{what}: {said}");
+        let to_do = ["move it away", "mend it", "run `chmod"];
+        assert!(to_do.iter().any(|w| said.contains(w)), "{what}: {said}");
         assert!(!node.trust().contains(&id(3)), "{what}: trusted anyway");
         let unpaired = tokio::time::timeout(BOUND, node.unpair(&id(2)))
             .await
