@@ -1312,3 +1312,45 @@ fn a_ticket_naming_this_hosts_addresses_is_paired_with_a_warning() {
     assert!(paired.status.success(), "{}", stderr(&paired));
     assert_eq!(stderr(&paired), "");
 }
+
+/// The CLI's view of a trust file made a FIFO or a directory (while a
+/// node ran, or by whoever may write the directory): `pair`, `unpair`
+/// and `peers` end at once (a run that hangs fails the test at its
+/// limit) with exit 1 and one `error:` line that names the file, says
+/// what is there and what to do; nothing is written in its place.
+#[test]
+fn the_file_commands_name_a_trust_file_that_is_not_regular() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    init(d, "a");
+    let b = init(d, "b");
+    let trust = d.join("a").join("trust");
+    for (what, make) in [
+        ("a FIFO", mkfifo as fn(&Path)),
+        ("a directory", |p: &Path| std::fs::create_dir(p).unwrap()),
+    ] {
+        let _ = std::fs::remove_file(&trust);
+        make(&trust);
+        let kind = std::fs::symlink_metadata(&trust).unwrap().file_type();
+        for args in [
+            &["pair", "a", &b][..],
+            &["unpair", "a", &b],
+            &["peers", "a"],
+        ] {
+            let err = fails(1, args, d);
+            let line = err.lines().last().unwrap();
+            let named = format!(
+                "trust list {}: not a regular file ({what}): nothing was read from it; move it \
+                 away",
+                trust.display()
+            );
+            assert!(line.starts_with("error: "), "{what} {args:?}: {err}");
+            assert!(line.contains(&named), "{what} {args:?}: {err}");
+            let now = std::fs::symlink_metadata(&trust).unwrap().file_type();
+            assert_eq!(now, kind, "{what} {args:?}: replaced");
+        }
+        if kind.is_dir() {
+            std::fs::remove_dir(&trust).unwrap();
+        }
+    }
+}
