@@ -8,7 +8,7 @@ use std::str::FromStr;
 use peernet_tokio::book_file::{AddrSource, MAX_SAVED_ADDRS, SavedBook};
 use peernet_tokio::{ErrorChain, Label, PeerId, Ticket};
 
-use crate::datadir::{load_book, load_trust, lock, open_existing, read_trust};
+use crate::datadir::{load_book, load_book_of, load_trust, lock, open_existing, read_trust};
 use crate::output::{Layout, escape, print_result};
 use crate::{EXIT_USAGE, Failure};
 use peernet_tokio::text::shown_path;
@@ -233,7 +233,7 @@ pub(crate) fn run_pair(pair: Pair) -> Result<(), Failure> {
     // addresses, its error names the file and the line)
     let mut book = SavedBook::new();
     if new_addrs {
-        book = load_book(&data)?;
+        book = load_book_of(&data, &identity.peer_id())?;
         // A book at its bound (`MAX_SAVED_ADDRS`, as a node whose
         // `max_addresses` is above it saves it) keeps none of the new
         // peer's addresses, or not all of them: said, before anything is
@@ -305,7 +305,12 @@ pub(crate) fn run_unpair(unpair: Unpair) -> Result<(), Failure> {
         true => read_trust(&data)?,
         false => load_trust(&data, &own)?,
     };
-    let book = load_book(&data);
+    // (the node's own lines are the peer's, unpaired, when it is the
+    // node itself; otherwise left out as a `pair` leaves them)
+    let book = match peer == own {
+        true => load_book(&data),
+        false => load_book_of(&data, &own),
+    };
     let trusted = trust.remove(&peer);
     if trusted {
         data.save_trust(&trust)

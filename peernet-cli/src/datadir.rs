@@ -286,6 +286,24 @@ pub(crate) fn load_book(data: &DataDir) -> Result<SavedBook, Failure> {
         .map_err(|e| start_failure(&data.book_path(), &StartError::Book(e)))
 }
 
+/// The address book as the node `own` saves it: lines of the node itself
+/// (only a hand edit, or another tool, makes them) left out, with a
+/// warning that names the file, as the trust list's entry of the node
+/// itself is ([`load_trust`]). A `pair` or `unpair` of another peer,
+/// which saves the book whole, used to write them back.
+pub(crate) fn load_book_of(data: &DataDir, own: &PeerId) -> Result<SavedBook, Failure> {
+    let mut book = load_book(data)?;
+    if book.remove(own) {
+        tracing::warn!(
+            path = %shown_path(&data.book_path()),
+            peer = %own,
+            "the address book names this node itself: a node never dials itself, the lines are \
+             left out of the file"
+        );
+    }
+    Ok(book)
+}
+
 #[derive(clap::Args)]
 pub(crate) struct TicketCmd {
     dir: PathBuf,

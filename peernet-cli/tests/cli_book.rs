@@ -7,6 +7,8 @@ mod common;
 use common::*;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
+
+use peernet_tokio::book_file::AddrSource;
 use std::time::{Duration, Instant};
 
 fn serve(cwd: &Path, dir: &str, listen: &str, extra: &[&str]) -> Started {
@@ -968,6 +970,67 @@ fn the_file_commands_leave_out_an_entry_of_the_node_itself() {
     assert!(err.contains("not paired"), "{err}");
 }
 
+/// The book file of data directory `dir`, edited by hand to give its own
+/// node, `own`, an address.
+fn book_names_itself(d: &Path, dir: &str, own: &str) {
+    let data = peernet_tokio::persist::DataDir::open(d.join(dir)).unwrap();
+    let mut book = data.load_book().unwrap();
+    let addr = "127.0.0.1:7000".parse().unwrap();
+    book.set(own.parse().unwrap(), [(addr, AddrSource::Application)]);
+    data.save_book(&book).unwrap();
+}
+
+/// Whether the book file of data directory `dir` has lines of `peer`.
+fn book_has(d: &Path, dir: &str, peer: &str) -> bool {
+    let data = peernet_tokio::persist::DataDir::open(d.join(dir)).unwrap();
+    !data
+        .load_book()
+        .unwrap()
+        .get(&peer.parse().unwrap())
+        .is_empty()
+}
+
+/// A book edited by hand to give the node itself an address: `pair`
+/// with an address and `unpair` of another peer, which save the book
+/// whole, leave those lines out, with one warning that names the file
+/// (they wrote them back, as the trust file's entry of the node itself
+/// once was); `unpair` of the node itself removes them as before.
+#[test]
+fn the_file_commands_leave_out_book_lines_of_the_node_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let a = init(d, "a");
+    let b = init(d, "b");
+    let book = d.join("a").join("book");
+    let warning = "the address book names this node itself: a node never dials itself, the \
+                   lines are left out of the file";
+    let path = book.display().to_string();
+    book_names_itself(d, "a", &a);
+    let out = run(&["pair", "a", &format!("{b}@127.0.0.1:5000")], d);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stderr(&out).matches(warning).count(), 1, "{}", stderr(&out));
+    assert!(stderr(&out).contains(&path), "{}", stderr(&out));
+    assert!(
+        !book_has(d, "a", &a),
+        "pair wrote the node's own lines back"
+    );
+    assert!(book_has(d, "a", &b));
+    book_names_itself(d, "a", &a);
+    let out = run(&["unpair", "a", &b], d);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains(warning), "{}", stderr(&out));
+    assert!(
+        !book_has(d, "a", &a),
+        "unpair wrote the node's own lines back"
+    );
+    book_names_itself(d, "a", &a);
+    ok(&["unpair", "a", &a], d);
+    assert!(
+        !book_has(d, "a", &a),
+        "unpair of the node itself left its lines"
+    );
+}
+
 /// `call --data-dir` reads the trust list as the node does too: an entry
 /// of the node itself (a hand edit) is not a pairing, so a call to the
 /// node's own PeerId is refused (a usage error since 11ffc39, as for any
@@ -1248,4 +1311,46 @@ fn a_ticket_naming_this_hosts_addresses_is_paired_with_a_warning() {
     let paired = run(&["pair", "a", &elsewhere], d);
     assert!(paired.status.success(), "{}", stderr(&paired));
     assert_eq!(stderr(&paired), "");
+}
+
+/// The CLI's view of a trust file made a FIFO or a directory (while a
+/// node ran, or by whoever may write the directory): `pair`, `unpair`
+/// and `peers` end at once (a run that hangs fails the test at its
+/// limit) with exit 1 and one `error:` line that names the file, says
+/// what is there and what to do; nothing is written in its place.
+#[test]
+fn the_file_commands_name_a_trust_file_that_is_not_regular() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    init(d, "a");
+    let b = init(d, "b");
+    let trust = d.join("a").join("trust");
+    for (what, make) in [
+        ("a FIFO", mkfifo as fn(&Path)),
+        ("a directory", |p: &Path| std::fs::create_dir(p).unwrap()),
+    ] {
+        let _ = std::fs::remove_file(&trust);
+        make(&trust);
+        let kind = std::fs::symlink_metadata(&trust).unwrap().file_type();
+        for args in [
+            &["pair", "a", &b][..],
+            &["unpair", "a", &b],
+            &["peers", "a"],
+        ] {
+            let err = fails(1, args, d);
+            let line = err.lines().last().unwrap();
+            let named = format!(
+                "trust list {}: not a regular file ({what}): nothing was read from it; move it \
+                 away",
+                trust.display()
+            );
+            assert!(line.starts_with("error: "), "{what} {args:?}: {err}");
+            assert!(line.contains(&named), "{what} {args:?}: {err}");
+            let now = std::fs::symlink_metadata(&trust).unwrap().file_type();
+            assert_eq!(now, kind, "{what} {args:?}: replaced");
+        }
+        if kind.is_dir() {
+            std::fs::remove_dir(&trust).unwrap();
+        }
+    }
 }

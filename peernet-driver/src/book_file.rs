@@ -19,7 +19,12 @@
 //! discovery); `N` counts the address lines. Addresses no dial can reach
 //! are never written, and refused when read. Every line ends with
 //! `\n` (`\r\n` is read too); blank lines and lines starting with `#` are
-//! ignored; nothing follows the end line. As for the trust list, the
+//! ignored, and not kept: every save (the node's, `peernet pair`'s and
+//! `unpair`'s) writes the book in its own form, so keep notes elsewhere;
+//! nothing follows the end line. Lines of a peer the node does not trust
+//! (the node's own PeerId among them) are loaded but never dialed, and
+//! left out by the node's next save (`peernet pair` and `unpair` leave
+//! out those of the node itself, with a warning). As for the trust list, the
 //! header and the counted end line make a truncated or cut file an error.
 //! Only what stays true across a restart is saved: the address, where it
 //! came from, and what its dials showed ([`AddrHistory`]): `worked` if
@@ -97,7 +102,9 @@ pub const MAX_SAVED_ADDRS: usize = 29_000;
 
 /// The most addresses one peer may have in the file (the core keeps at
 /// most `Config::max_addresses_per_peer` of them, 8 by default); more is
-/// not a file this crate wrote.
+/// not a file this crate wrote. A node whose `max_addresses_per_peer` is
+/// above it holds them all for its run and saves each peer's first 64,
+/// best first, so that what it saves loads again.
 pub const MAX_SAVED_ADDRS_PER_PEER: usize = 64;
 
 /// The address book as saved: per peer, its addresses best first, each

@@ -210,7 +210,9 @@ async fn save_now<R: Runtime>(shared: Arc<Shared<R>>, lock: Arc<NodeLock>) {
         let (from, held, node) = (dir.clone(), lock.clone(), shared.clone());
         let (known, own) = (saved_trust.clone(), shared.read(|inner| inner.ep.peer_id()));
         let read = move || {
-            let trust = from.load_trust_of(&own).unwrap_or(known);
+            // (a trust file removed while the node runs is not an
+            // empty list: it counts as unchanged too)
+            let trust = from.load_trust_again(&own).unwrap_or(known);
             let read = from.reread_book().map(|(before, now)| {
                 // (the hand's lock, then the core's: as `book_to_save`)
                 let mut hand = node.book_saves.hand();

@@ -221,6 +221,13 @@ impl NodeConfig {
     /// forget one peer's addresses while it runs, remove its lines (an
     /// edit: the peer keeps none for the run) or unpair it.
     ///
+    /// A trust file removed while the node runs is not made again: a
+    /// [`Node::pair`](crate::Node::pair) fails (naming the file, of kind
+    /// [`NotFound`](std::io::ErrorKind::NotFound)) until it is put back or
+    /// the node restarts, an `unpair` revokes and writes nothing; the
+    /// [`persist`](crate::persist) module lists what becomes of a trust
+    /// file made anything else.
+    ///
     /// A trust file that names the node's own PeerId (a hand edit) does
     /// not stop the start: the entry is left out of
     /// the node's trust list, with a warning that names the file. It

@@ -371,6 +371,22 @@ mod tests {
         let _again = data.try_lock().unwrap();
     }
 
+    /// Brief s56: an operator who removes the lock file of a running
+    /// node (taking it for a stale pid file) does not let a second writer
+    /// in: the new lock file is locked, but the directory, locked too, is
+    /// not free. (Checked s56: so already.)
+    #[test]
+    fn a_lock_file_removed_while_held_lets_no_second_holder_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::open(dir.path()).unwrap();
+        let held = data.try_lock().unwrap();
+        std::fs::remove_file(dir.path().join(LOCK_FILE)).unwrap();
+        let second = DataDir::open(dir.path()).unwrap().try_lock();
+        assert!(matches!(second, Err(LockError::InUse { .. })), "{second:?}");
+        drop(held);
+        let _again = data.try_lock().unwrap();
+    }
+
     /// Review s54 (newcomer P2): `data directory in use` named no
     /// directory, so an application that starts several nodes (or a
     /// script, several `peernet serve`) could not tell which one. The

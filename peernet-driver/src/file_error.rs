@@ -126,15 +126,26 @@ impl<E: std::error::Error + Send + Sync + 'static> FileError<E> {
     /// [`io::ErrorKind::InvalidData`] that names the file (for
     /// [`TrustChangeError::File`](crate::TrustChangeError::File) and the
     /// book's saves, which say why in an `io::Error`).
+    /// Its words end with what to do: a running node's change that finds
+    /// the file damaged says it is left alone, and to mend it.
     pub(crate) fn into_io(self) -> io::Error {
         let FileError { file, path, source } = self;
         FileError::io(
             file,
             path,
-            io::Error::new(io::ErrorKind::InvalidData, source),
+            io::Error::new(io::ErrorKind::InvalidData, LeftAlone(source)),
         )
     }
 }
+
+/// A damaged file's error, and what to do about it (review s56: the
+/// error named the line, not what the operator was to do).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{0}: left as it is (the node never writes over a file it cannot read): mend it, or put a \
+     good one back, and try again"
+)]
+struct LeftAlone<E>(E);
 
 #[cfg(all(test, unix))]
 mod tests {

@@ -100,6 +100,12 @@ impl LastSeen {
         self.lock().insert(name, Stamp::of(bytes));
     }
 
+    /// Whether the node last saw `name` as a file (read or written), not
+    /// missing: a file missing now was removed since.
+    pub(crate) fn held(&self, name: &str) -> bool {
+        matches!(self.lock().get(name), Some(Stamp::Held { .. }))
+    }
+
     /// Refuses with [`ChangedOnDisk`] if the file `file` at `path` is not
     /// what the node last saw of it. Reads at most one byte more than the
     /// node saw; a file that is not a regular file any more, or cannot be

@@ -25,6 +25,30 @@
 //! [`NodeConfig::from_data_dir`](crate::NodeConfig::from_data_dir)), and
 //! a file that does not load is left alone.
 //!
+//! What becomes of `trust` while the node runs, at the next `pair` and
+//! `unpair` (each error names the file and says what to do; an `unpair`
+//! always revokes in the run; nothing ever widens trust):
+//! - edited or replaced by another list: the change is made to it;
+//! - truncated, or not a list any more: left alone, the change fails
+//!   ([`io::ErrorKind::InvalidData`]);
+//! - a FIFO, a directory, a socket, a device: left alone, never opened
+//!   (so never waited on), the change fails ([`io::ErrorKind::InvalidInput`]);
+//! - a symbolic link: read through, never saved
+//!   ([`io::ErrorKind::InvalidInput`]);
+//! - unreadable (its mode, its owner): the change fails with the read's
+//!   error;
+//! - removed: not made again, neither of the one peer a `pair` adds
+//!   (every other pairing would be lost at the next start) nor of the
+//!   list the node holds (a removal meant to revoke would be undone): a
+//!   `pair` fails ([`io::ErrorKind::NotFound`]), an `unpair` succeeds
+//!   (the file, gone, trusts nobody), until the file is put back or the
+//!   node restarts; a node that starts without it trusts no one from it,
+//!   as on its first start.
+//!
+//! At the next start each of these is as the file is then: an error
+//! naming the file (damaged, not a regular file, unreadable), or no file
+//! at all (an empty list).
+//!
 //! Temporary files and their atomic replacement are `tempfile`'s
 //! ([`NamedTempFile::persist`], and `persist_noclobber` for the identity,
 //! which must never replace one that exists); the fsync of the directory
@@ -303,6 +327,43 @@ impl DataDir {
             );
         }
         Ok(trust)
+    }
+
+    /// [`DataDir::load_trust_of`] for a node that runs: its trust changes
+    /// and the book saves that read the file again. A trust file this
+    /// directory read or wrote and that is missing now was removed while
+    /// the node runs: that is an error ([`io::ErrorKind::NotFound`],
+    /// naming the file and what to do), not an empty list. Taken as one,
+    /// the next `pair` wrote a new file of that one peer, and the next
+    /// start lost every other pairing without a word; writing back the
+    /// list the node holds instead would undo a removal meant to revoke.
+    /// The file is not noted as missing: it stays refused until it is
+    /// put back (the list as it was, or any list: an edit, taken as one)
+    /// or the node restarts (and starts from no trust file, trusting no
+    /// one from it).
+    ///
+    /// # Errors
+    ///
+    /// Those of [`DataDir::load_trust`], and the removal above.
+    pub(crate) fn load_trust_again(&self, own: &PeerId) -> Result<TrustList, StartError> {
+        let path = self.path.join(TRUST_FILE);
+        let gone = |e: &io::Error| e.kind() == io::ErrorKind::NotFound;
+        if self.last_seen.held(TRUST_FILE) && fs::symlink_metadata(&path).is_err_and(|e| gone(&e)) {
+            let removed = io::Error::new(
+                io::ErrorKind::NotFound,
+                "was removed while the node runs: the node neither makes a new one (the \
+                 pairings it held would be lost at the next start) nor writes back its own list \
+                 (a removal meant to revoke would be undone); put the file back (from a backup, \
+                 or an empty list: the two lines `peernet-trust-list v1` and `end 0`) and try \
+                 again, or restart the node to start from no trust file",
+            );
+            return Err(StartError::Io(FileError::io(
+                DataFile::TrustList,
+                path,
+                removed,
+            )));
+        }
+        self.load_trust_of(own)
     }
 
     /// The file `file`, read as [`read_private`] does (`None` if there is

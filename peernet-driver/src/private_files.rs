@@ -135,7 +135,7 @@ pub(crate) fn open_regular(path: &Path) -> io::Result<(File, Metadata)> {
     loop {
         let checked = fs::metadata(path)?;
         if !checked.is_file() {
-            return Err(not_regular());
+            return Err(not_regular(&checked));
         }
         match open_checked(path, &checked) {
             Err(e) if is_replaced(&e) && attempts + 1 < OPEN_ATTEMPTS => attempts += 1,
@@ -163,7 +163,7 @@ fn open_checked(path: &Path, checked: &Metadata) -> io::Result<(File, Metadata)>
         // (a socket swapped in after the check fails to open, before its
         // type can be looked at)
         #[cfg(unix)]
-        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => return Err(not_regular()),
+        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => return Err(not_regular_as("a socket")),
         Err(e) => return Err(e),
     };
     let meta = file.metadata()?;
@@ -171,7 +171,7 @@ fn open_checked(path: &Path, checked: &Metadata) -> io::Result<(File, Metadata)>
         return Err(io::Error::other(Replaced));
     }
     if !meta.is_file() {
-        return Err(not_regular());
+        return Err(not_regular(&meta));
     }
     Ok((file, meta))
 }
@@ -198,8 +198,39 @@ fn reopened(path: &Path, checked: &Metadata, options: &OpenOptions) -> io::Resul
     }
 }
 
-fn not_regular() -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidInput, "not a regular file")
+/// A file that is not a regular one, `meta` saying what it is instead:
+/// the error says what it is and what to do (review s56: "not a regular
+/// file" alone left the operator guessing).
+fn not_regular(meta: &Metadata) -> io::Error {
+    let kind = meta.file_type();
+    #[cfg(unix)]
+    let special = {
+        use std::os::unix::fs::FileTypeExt;
+        match () {
+            () if kind.is_fifo() => Some("a FIFO"),
+            () if kind.is_socket() => Some("a socket"),
+            () if kind.is_block_device() || kind.is_char_device() => Some("a device"),
+            () => None,
+        }
+    };
+    #[cfg(not(unix))]
+    let special = None;
+    not_regular_as(match special {
+        _ if kind.is_dir() => "a directory",
+        Some(special) => special,
+        None => "something else",
+    })
+}
+
+/// [`not_regular`] of a file known to be `what` ("a FIFO").
+fn not_regular_as(what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!(
+            "not a regular file ({what}): nothing was read from it; move it away and put the \
+             regular file in its place"
+        ),
+    )
 }
 
 /// The file at a path was replaced between its check and its open, each
@@ -348,9 +379,15 @@ pub(crate) mod tests {
             for path in [&special, &link] {
                 let err = read_regular(path, 16).unwrap_err();
                 assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
-                assert_eq!(err.to_string(), "not a regular file");
+                assert!(
+                    err.to_string().starts_with("not a regular file (a "),
+                    "{err}"
+                );
                 let err = read_private(path, 16, Private::Writes, "trust list").unwrap_err();
-                assert_eq!(err.to_string(), "not a regular file");
+                assert!(
+                    err.to_string().starts_with("not a regular file (a "),
+                    "{err}"
+                );
             }
             assert_eq!(opens.count(), 0, "{} was opened", special.display());
             // (the watch sees an open of that file; a device may not be
@@ -373,7 +410,11 @@ pub(crate) mod tests {
             let _ = fs::remove_file(&link);
             std::os::unix::fs::symlink(device, &link).unwrap();
             let err = read_regular(&link, 16).unwrap_err();
-            assert_eq!(err.to_string(), "not a regular file", "{device}");
+            let said = err.to_string();
+            assert!(
+                said.starts_with("not a regular file (a device)"),
+                "{device}: {said}"
+            );
         }
     }
 
@@ -430,7 +471,10 @@ pub(crate) mod tests {
         assert!(is_replaced(&err), "{err}");
         // checked again from the start, the link is refused before opening
         let err = read_regular(&path, 16).unwrap_err();
-        assert_eq!(err.to_string(), "not a regular file");
+        assert!(
+            err.to_string().starts_with("not a regular file (a "),
+            "{err}"
+        );
     }
 
     /// Review s45: what is swapped in between the check and the open (a

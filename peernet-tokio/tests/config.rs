@@ -210,3 +210,41 @@ async fn a_node_does_not_listen_where_no_peer_can_connect() {
         node.shutdown().await;
     }
 }
+
+/// The book settings raised past what the book file holds, with no
+/// shutdown grace: the node runs with them, its file keeps what loads
+/// again (each peer's first `MAX_SAVED_ADDRS_PER_PEER` addresses, best
+/// first), the shutdown still saves it (its flush has a floor of its
+/// own), and the next start loads it. (Checked s56: so already; a file
+/// that held more would stop the next start, `TooManyForPeer`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn book_settings_past_the_files_bounds_save_a_book_that_loads() {
+    use peernet_tokio::AddrSource;
+    use peernet_tokio::book_file::MAX_SAVED_ADDRS_PER_PEER;
+    let dir = tempfile::tempdir().unwrap();
+    let peer = Identity::from_seed(&[7; 32]).peer_id();
+    let mut protocol = Config::default();
+    protocol.max_addresses_per_peer = 1_000;
+    protocol.max_addresses = usize::MAX;
+    let config = NodeConfig::from_data_dir(dir.path())
+        .unwrap()
+        .protocol(protocol)
+        .shutdown_grace(Duration::ZERO)
+        .trusting(peer);
+    let node = Node::try_new(config).unwrap();
+    let given = MAX_SAVED_ADDRS_PER_PEER + 6;
+    for port in 0..given {
+        let addr = format!("192.0.2.1:{}", 1_000 + port).parse().unwrap();
+        node.add_address(peer, addr, AddrSource::Application)
+            .unwrap();
+    }
+    assert_eq!(node.addresses(&peer).len(), given, "held for the run");
+    node.shutdown().await;
+    let again = NodeConfig::from_data_dir(dir.path()).expect("the saved book loads");
+    drop(again);
+    let book = peernet_tokio::DataDir::open(dir.path())
+        .unwrap()
+        .load_book()
+        .unwrap();
+    assert_eq!(book.get(&peer).len(), MAX_SAVED_ADDRS_PER_PEER);
+}

@@ -275,3 +275,31 @@ fn without_a_data_directory_the_later_unpair_wins_too() {
     );
     assert!(!node.trust().contains(&revoked));
 }
+
+/// A `pair` whose caller stops waiting while its write waits on the disk
+/// (a timeout, a `select!`: the future dropped at that await) is made
+/// whole by its own task, in the file and in the run, once the disk
+/// answers: the two never disagree until the next start. (Made so before
+/// s56 by the change's own task; checked s56 with the change made in the
+/// caller's future instead: the dropped pair was lost.)
+#[tokio::test]
+async fn a_pair_dropped_mid_write_is_made_in_the_file_and_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, disk) = gated_node(dir.path());
+    let (dropped, next) = (peer(2), peer(3));
+    let mut pair = Box::pin(node.pair(dropped, None));
+    assert!(polled_once(pair.as_mut()));
+    disk.write_waiting().await;
+    drop(pair);
+    disk.let_through(1);
+    // the next change takes its turn after the dropped one's
+    let (paired, ()) = tokio::join!(node.pair(next, None), disk.let_next_write_through());
+    assert!(paired.unwrap());
+    let on_disk = DataDir::open(dir.path()).unwrap().load_trust().unwrap();
+    assert_eq!(
+        on_disk.contains(&dropped),
+        node.trust().contains(&dropped),
+        "the file and the run disagree"
+    );
+    assert!(node.trust().contains(&dropped), "the dropped pair was lost");
+}

@@ -395,7 +395,8 @@ pub enum TrustChangeError {
     Closed,
     /// The data directory's trust file could not be read, parsed or
     /// written (damaged, edited into a list that does not parse, a FIFO,
-    /// a symbolic link, a list too large, a full disk): it was left as it
+    /// a symbolic link, a list too large, a full disk, removed while the
+    /// node runs: [`io::ErrorKind::NotFound`]): it was left as it
     /// was, and nothing changed in this run either. The source says why
     /// (its kind: [`io::ErrorKind::InvalidData`] for a file that does not
     /// parse, [`io::ErrorKind::FileTooLarge`] for a list too large to

@@ -25,7 +25,12 @@ impl<R: Runtime> Node<R> {
     /// edit made by hand while the node runs is kept (the running node
     /// takes it in at its next start), and a file that no longer parses
     /// is left alone (the change fails, [`TrustChangeError::File`] of
-    /// kind [`io::ErrorKind::InvalidData`]). Returns true if `peer` was
+    /// kind [`io::ErrorKind::InvalidData`]), as is one removed while the
+    /// node runs (of kind [`io::ErrorKind::NotFound`]: neither made anew
+    /// with this peer alone, which would lose every other pairing at the
+    /// next start, nor written back from the list the node holds, which
+    /// would undo a removal meant to revoke; the error says to put the
+    /// file back, or restart). Returns true if `peer` was
     /// not trusted before. An [`Node::unpair`] of the same peer asked for
     /// after this `pair` wins, even if this one finishes last: the peer
     /// is not trusted again in this run.
@@ -129,7 +134,9 @@ impl<R: Runtime> Node<R> {
     /// forgotten. With a data directory
     /// the new list is then written, atomically, on the runtime's
     /// blocking pool, as for [`Node::pair`] (an edit made by hand
-    /// meanwhile is kept).
+    /// meanwhile is kept). A trust file removed while the node runs is
+    /// not made again: gone, it trusts nobody (the next start trusts no
+    /// one from it), and the unpair succeeds, with a warning.
     ///
     /// The revocation in this run is made when the returned future is
     /// first polled, under the node's lock, before anything is awaited:
@@ -396,22 +403,7 @@ async fn change_trust<R: Runtime>(
         // take the edit in; a restart does.) A peer trusted for this run
         // only is not written.
         let save = move || {
-            let result = load_for_change(&dir, &own).and_then(|mut next| {
-                if next != was {
-                    tracing::info!(
-                        "the trust file changed on disk while the node runs: the change is \
-                         made to it as it is now (restart the node to take the edit in)"
-                    );
-                }
-                let edited = edit.edit(&mut next, peer);
-                // (replaced but not synced: the file has the change, so
-                // this run makes it too, and the error says so)
-                match dir.save_trust(&next).map_err(NotDurable::take) {
-                    Ok(()) => Ok((next, edited, None)),
-                    Err(Ok(unsynced)) => Ok((next, edited, Some(unsynced))),
-                    Err(Err(e)) => Err(e),
-                }
-            });
+            let result = save_change(&dir, &own, was, edit, peer);
             drop(lock);
             result
         };
@@ -458,11 +450,54 @@ async fn change_trust<R: Runtime>(
     }
 }
 
+/// A trust file's list after a change: the directory's list as it is
+/// now (`was`: as the node last read or wrote it), `edit` made to it, and
+/// saved. The list, whether the edit changed it, and whether it was
+/// saved without its directory synced.
+///
+/// An `unpair` of a trust file removed while the node runs
+/// ([`crate::DataDir::load_trust_again`]) makes no new file: the file,
+/// gone, trusts nobody (a `pair` fails, naming it).
+fn save_change(
+    dir: &crate::DataDir,
+    own: &PeerId,
+    was: TrustList,
+    edit: Change,
+    peer: PeerId,
+) -> io::Result<(TrustList, bool, Option<NotDurable>)> {
+    let mut next = match load_for_change(dir, own) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound && matches!(edit, Change::Unpair(_)) => {
+            tracing::warn!(
+                error = %ErrorChain(&e),
+                "revoked in this run; the trust file is not made again"
+            );
+            let mut next = was;
+            let edited = edit.edit(&mut next, peer);
+            return Ok((next, edited, None));
+        }
+        loaded => loaded?,
+    };
+    if next != was {
+        tracing::info!(
+            "the trust file changed on disk while the node runs: the change is made to it as it \
+             is now (restart the node to take the edit in)"
+        );
+    }
+    let edited = edit.edit(&mut next, peer);
+    // (replaced but not synced: the file has the change, so this run
+    // makes it too, and the error says so)
+    match dir.save_trust(&next).map_err(NotDurable::take) {
+        Ok(()) => Ok((next, edited, None)),
+        Err(Ok(unsynced)) => Ok((next, edited, Some(unsynced))),
+        Err(Err(e)) => Err(e),
+    }
+}
+
 /// The data directory's trust list as it is now, for a change: an error
 /// that names the file if it cannot be read or parsed (a damaged list is
 /// never written over). An entry of the node itself (`own`) is left out.
 fn load_for_change(dir: &crate::DataDir, own: &PeerId) -> io::Result<TrustList> {
-    dir.load_trust_of(own).map_err(|e| match e {
+    dir.load_trust_again(own).map_err(|e| match e {
         StartError::Io(e) => e,
         // (an `io::Error` that names the file as the others do)
         StartError::TrustList(damaged) => damaged.into_io(),
