@@ -540,7 +540,8 @@ impl From<TrustChangeError> for io::Error {
 
 /// An error with its causes, as one line: its message, then each
 /// [`source`](std::error::Error::source)'s after a `": "` (`handshake
-/// failed: rejected by the peer: busy`). An error of this crate or the
+/// failed: rejected by the remote node (busy): it is busy, try again
+/// later`). An error of this crate or the
 /// core does not repeat its source in its own message (see
 /// [`ConnectError`]), so its `Display` alone may not say why; this does,
 /// each cause once. For logs (`error = %ErrorChain(&e)`) and for a
