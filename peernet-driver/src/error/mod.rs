@@ -63,7 +63,7 @@ pub enum ConnectError {
     /// [`ConnectError::rejection`] for why), and
     /// [`ConnectError::rejection`] gives its code; otherwise it reads
     /// `peer … is unreachable at every address tried: …`.
-    #[error("{}{}", Lead(peer, tried), Causes(tried))]
+    #[error("{}", Unreachable(peer, tried))]
     Unreachable {
         /// The peer dialed.
         peer: peernet_proto::PeerId,
@@ -145,6 +145,21 @@ fn refused_by_peer(error: &HandshakeError) -> Option<RejectCode> {
     match error {
         HandshakeError::Rejected(code) if *code != RejectCode::UnexpectedPeer => Some(*code),
         _ => None,
+    }
+}
+
+/// The message of [`ConnectError::Unreachable`] (and of
+/// [`NodeEvent::Unreachable`](crate::NodeEvent::Unreachable)): its
+/// [`Lead`], then its [`Causes`].
+pub(crate) struct Unreachable<'a>(
+    pub(crate) &'a PeerId,
+    pub(crate) &'a [(SocketAddr, DialFailure)],
+);
+
+impl std::fmt::Display for Unreachable<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Unreachable(peer, tried) = *self;
+        write!(f, "{}{}", Lead(peer, tried), Causes(tried))
     }
 }
 
