@@ -12,6 +12,7 @@ use minicbor::{Decode, Encode};
 use peernet_proto::{CallError, PeerId, SendError};
 
 use crate::cbor_shape::check_cbor;
+use crate::context::Context;
 use crate::error::{HandlerValue, PeerWords};
 use crate::handlers::HandlerResult;
 
@@ -39,6 +40,25 @@ pub enum TypedCallError<E> {
     /// The arguments did not encode (their `Encode` impl failed); nothing
     /// was sent.
     Encode(EncodeError),
+}
+
+impl<E> TypedCallError<E> {
+    /// Whether trying the same call again later may work: the call itself
+    /// failed for a reason of the moment ([`CallError::is_transient`]: a
+    /// timeout, an overloaded or restarting callee, a lost connection).
+    /// False for the handler's own error, arguments the callee could not
+    /// decode, a reply we could not decode and arguments that did not
+    /// encode: the same call fails the same way.
+    ///
+    /// ```
+    /// use peernet_driver::{CallError, TypedCallError};
+    ///
+    /// assert!(TypedCallError::<String>::Call(CallError::Overloaded).is_transient());
+    /// assert!(!TypedCallError::Handler("no".to_string()).is_transient());
+    /// ```
+    pub fn is_transient(&self) -> bool {
+        matches!(self, TypedCallError::Call(e) if e.is_transient())
+    }
 }
 
 impl<E: fmt::Debug> fmt::Display for TypedCallError<E> {
@@ -180,8 +200,65 @@ where
     F: Fn(PeerId, A) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<T, E>>,
 {
-    move |peer, args| match decode::<A>(&args) {
-        Ok(args) => Either::Right(handler(peer, args).map(encode_outcome as fn(_) -> _)),
+    move |peer, args| typed(&handler, peer, peer, &args)
+}
+
+/// [`cbor_handler`] for a handler that gets the call's [`Context`]: its
+/// deadline ([`Context::timeout`]: refuse work that would outlive the
+/// caller's wait) and its cancellation signal, as
+/// [`Node::expose_ctx`](crate::Node::expose_ctx) gives them to a bytes
+/// handler. Expose it with `expose_ctx` or `expose_ctx_to`. Arguments
+/// that do not decode are answered as [`cbor_handler`] answers them.
+///
+/// ```no_run
+/// # async fn demo<R: peernet_driver::Runtime>(node: peernet_driver::Node<R>) {
+/// use std::time::Duration;
+/// use peernet_driver::cbor_handler_ctx;
+///
+/// node.expose_ctx("resize", cbor_handler_ctx(|ctx, (w, h): (u32, u32)| async move {
+///     // the caller waits at most this long: say so at once if too short
+///     match ctx.timeout() {
+///         Some(left) if left < Duration::from_secs(1) => Err("too little time".to_string()),
+///         _ => Ok(w.saturating_mul(h)),
+///     }
+/// }))
+/// .unwrap();
+/// # }
+/// ```
+pub fn cbor_handler_ctx<A, T, E, F, Fut>(
+    handler: F,
+) -> impl Fn(Context, Bytes) -> CborFuture<Fut, T, E> + Send + Sync + 'static
+where
+    A: for<'b> Decode<'b, ()>,
+    T: Encode<()>,
+    E: Encode<()>,
+    F: Fn(Context, A) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<T, E>>,
+{
+    move |ctx: Context, args| {
+        let peer = ctx.peer();
+        typed(&handler, peer, ctx, &args)
+    }
+}
+
+/// One call of a typed handler (`called` is what it takes first: the
+/// caller's PeerId, or the call's context): the arguments decoded, the
+/// outcome encoded, or a [`bad_request`] answer without running it.
+fn typed<C, A, T, E, F, Fut>(
+    handler: &F,
+    peer: PeerId,
+    called: C,
+    args: &[u8],
+) -> CborFuture<Fut, T, E>
+where
+    A: for<'b> Decode<'b, ()>,
+    T: Encode<()>,
+    E: Encode<()>,
+    F: Fn(C, A) -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    match decode::<A>(args) {
+        Ok(args) => Either::Right(handler(called, args).map(encode_outcome as fn(_) -> _)),
         Err(error) => {
             let why = error.to_string();
             // (escaped: a decoder's message may quote the caller's bytes,

@@ -91,6 +91,26 @@ pub enum ServiceError<E> {
     Encode(String),
 }
 
+impl<E> ServiceError<E> {
+    /// Whether trying the same call again later may work: the call itself
+    /// failed for a reason of the moment ([`CallError::is_transient`]: a
+    /// timeout, an overloaded or restarting callee, a lost connection).
+    /// False for the handler's own error, a request the callee could not
+    /// decode, a reply we could not decode and a request that did not
+    /// encode: the same call fails the same way.
+    ///
+    /// ```
+    /// use peernet_driver::{CallError, ServiceError};
+    ///
+    /// assert!(ServiceError::<String>::Call(CallError::Timeout).is_transient());
+    /// assert!(!ServiceError::<String>::Call(CallError::Forbidden).is_transient());
+    /// assert!(!ServiceError::Handler("no".to_string()).is_transient());
+    /// ```
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ServiceError::Call(e) if e.is_transient())
+    }
+}
+
 impl<E: fmt::Debug> fmt::Display for ServiceError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
