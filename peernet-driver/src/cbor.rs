@@ -112,7 +112,45 @@ pub type EncodeError = minicbor::encode::Error<Infallible>;
 
 impl<R: Runtime> Node<R> {
     /// Calls `handle` with `args` encoded as CBOR and decodes the result
-    /// (or the handler's error value) from CBOR.
+    /// (or the handler's error value) from CBOR, at most `timeout` (as
+    /// [`Node::call`]).
+    ///
+    /// The types are minicbor's (version 2, the context `()`): an
+    /// application adds `minicbor = { version = "2", features =
+    /// ["derive"] }` to its own `Cargo.toml` and derives `Encode` and
+    /// `Decode` (each field numbered, `#[n(0)]`); standard types
+    /// (integers, `String`, `Vec`, `Option`, tuples, `()`) work as they
+    /// are. Name the handler's error type `E` even when only the result
+    /// matters: the compiler cannot guess it
+    /// (`let r: Result<u32, TypedCallError<String>> = …`). For serde
+    /// types, the `serde` feature's `Service` defines
+    /// the handle and the three types once for both sides.
+    ///
+    /// ```no_run
+    /// # async fn demo<R: peernet_driver::Runtime>(node: peernet_driver::Node<R>, peer: peernet_driver::PeerId) {
+    /// use std::time::Duration;
+    /// use peernet_driver::TypedCallError;
+    ///
+    /// let sum: Result<u32, TypedCallError<String>> =
+    ///     node.call_cbor(&peer, "add", &(2u32, 3u32), Duration::from_secs(5)).await;
+    /// match sum {
+    ///     Ok(sum) => println!("{sum}"),
+    ///     Err(TypedCallError::Handler(why)) => println!("refused: {why}"),
+    ///     Err(e) if e.is_transient() => println!("try again later: {e}"),
+    ///     Err(e) => println!("failed: {e}"),
+    /// }
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`TypedCallError::Call`] as [`Node::call`] fails;
+    /// [`TypedCallError::Handler`] with the handler's own error value;
+    /// [`TypedCallError::BadRequest`] when the callee could not decode
+    /// `args` as its handler's type; [`TypedCallError::Decode`] when the
+    /// reply (or the error value) does not decode as `T` (or `E`);
+    /// [`TypedCallError::Encode`] when `args` did not encode (nothing
+    /// sent).
     pub async fn call_cbor<A, T, E>(
         &self,
         peer: &PeerId,
