@@ -13,7 +13,7 @@ use peernet_proto::{CallError, PeerId, SendError};
 
 use crate::cbor_shape::check_cbor;
 use crate::context::Context;
-use crate::error::{HandlerValue, PeerWords};
+use crate::error::{HandlerValue, PeerWords, ShowsValue, ValueShown};
 use crate::handlers::HandlerResult;
 
 use crate::node::Node;
@@ -22,9 +22,11 @@ use crate::runtime::Runtime;
 /// A typed call failed.
 ///
 /// Its message shows a handler's error value by its `Debug` form, cut
-/// after 256 bytes, so it has one when `E: Debug`; the callee's reason
-/// for a bad request and a decoder's message about the reply (which may
-/// quote it) are shown escaped, their first 256 bytes only.
+/// after 256 bytes, so it has one when `E: Debug`
+/// ([`TypedCallError::with_value_display`] shows it by its `Display`);
+/// the callee's reason for a bad request and a decoder's message about
+/// the reply (which may quote it) are shown escaped, their first 256
+/// bytes only.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum TypedCallError<E> {
@@ -59,14 +61,45 @@ impl<E> TypedCallError<E> {
     pub fn is_transient(&self) -> bool {
         matches!(self, TypedCallError::Call(e) if e.is_transient())
     }
+
+    /// This error's message, but with a handler's error value shown by
+    /// its own `Display` (escaped, its first 256 bytes) where the
+    /// error's `Display` shows its `Debug` form (which every error type
+    /// has; a `Display` only one written to be read): `the handler
+    /// answered with an error: needs 500 ms, 99 left` rather than
+    /// `… WouldMissDeadline { left_ms: 99, needs_ms: 500 }`. Every other
+    /// variant reads as the error's `Display`.
+    ///
+    /// ```
+    /// use peernet_driver::TypedCallError;
+    ///
+    /// let refused = TypedCallError::Handler("overflow\n".to_string());
+    /// assert_eq!(
+    ///     refused.with_value_display().to_string(),
+    ///     r"the handler answered with an error: overflow\n"
+    /// );
+    /// ```
+    pub fn with_value_display(&self) -> impl fmt::Display + '_
+    where
+        E: fmt::Display,
+    {
+        ValueShown(self)
+    }
 }
 
-impl<E: fmt::Debug> fmt::Display for TypedCallError<E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl<E> ShowsValue for TypedCallError<E> {
+    type Value = E;
+
+    fn fmt_with(
+        &self,
+        f: &mut fmt::Formatter<'_>,
+        value: fn(&E, &mut fmt::Formatter<'_>) -> fmt::Result,
+    ) -> fmt::Result {
         match self {
             TypedCallError::Call(e) => fmt::Display::fmt(e, f),
             TypedCallError::Handler(e) => {
-                write!(f, "the handler answered with an error: {}", HandlerValue(e))
+                f.write_str("the handler answered with an error: ")?;
+                value(e, f)
             }
             TypedCallError::Decode(e) => {
                 // (a decoder's message may quote the callee's bytes)
@@ -80,6 +113,12 @@ impl<E: fmt::Debug> fmt::Display for TypedCallError<E> {
             ),
             TypedCallError::Encode(e) => write!(f, "arguments do not encode: {e}"),
         }
+    }
+}
+
+impl<E: fmt::Debug> fmt::Display for TypedCallError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.fmt_with(f, |value, f| write!(f, "{}", HandlerValue(value)))
     }
 }
 
