@@ -3,7 +3,7 @@
 use std::net::{Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
-use peernet_driver::{AddrSource, PeerAddr};
+use peernet_driver::{AddrSource, ConnectError, PeerAddr};
 
 use super::*;
 
@@ -81,4 +81,25 @@ pub async fn ipv6_loopback<H: Harness>() {
     assert_eq!(reply.expect("call after reconnect"), "v6 again");
     a.shutdown().await;
     b.shutdown().await;
+}
+
+/// A `"host:port"` that does not resolve fails `ConnectError::Io`, its
+/// chain naming what was given (`io: resolve localhost:notaport: invalid
+/// port value`): the resolver's own message said nothing of it, so an
+/// application dialing several names could not tell which one failed.
+/// (An invalid port fails in the resolver's parsing, before any lookup:
+/// no DNS is needed.)
+pub async fn a_name_that_does_not_resolve_is_named<H: Harness>() {
+    let a: N<H> = node(1, &[2], |c| c).await;
+    let given = "localhost:notaport\n";
+    let got = within(a.runtime(), "connect", a.connect(peer(2), given)).await;
+    let Err(error @ ConnectError::Io(_)) = got else {
+        panic!("{got:?}");
+    };
+    let chain = peernet_driver::ErrorChain(&error).to_string();
+    assert!(
+        chain.starts_with(r"io: resolve localhost:notaport\n: "),
+        "{chain}"
+    );
+    a.shutdown().await;
 }

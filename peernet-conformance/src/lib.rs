@@ -174,6 +174,7 @@ macro_rules! scenario_tests {
             the_book_is_written_before_the_lock_goes,
             a_data_dir_config_and_its_clone_start_one_node,
             connect_by_host_name,
+            a_name_that_does_not_resolve_is_named,
             ipv6_loopback,
             refused_at_accept_is_reset,
             a_peer_that_reconnects_too_often_is_refused_busy,

@@ -20,7 +20,7 @@ use peernet_proto::ConnectError as CoreConnectError;
 pub use crate::accept::{
     a_peer_that_reconnects_too_often_is_refused_busy, refused_at_accept_is_reset,
 };
-pub use crate::addr::{connect_by_host_name, ipv6_loopback};
+pub use crate::addr::{a_name_that_does_not_resolve_is_named, connect_by_host_name, ipv6_loopback};
 pub use crate::context::{
     a_call_ended_in_its_handlers_first_poll_leaves_no_task, cancel_fires_the_handler_context,
     deadline_and_connection_loss_fire_the_handler_context, nested_call_inherits_the_deadline,

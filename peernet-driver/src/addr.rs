@@ -47,30 +47,59 @@ impl PeerAddr {
     ///
     /// # Errors
     ///
-    /// The resolver's, or `NotFound` when it gave no address.
+    /// The resolver's, of its kind, its message naming the host
+    /// (`resolve nosuchhost:7000`, the resolver's words its `source`: a
+    /// resolver's own message, `invalid port value`, said nothing of what
+    /// it was given); or `NotFound` when it gave no address.
     pub async fn resolve<R: Runtime>(&self, rt: &R) -> io::Result<Vec<SocketAddr>> {
         match self {
             PeerAddr::Socket(addr) => Ok(vec![*addr]),
             PeerAddr::Host(host) => {
-                let addrs = rt.resolve(host).await?;
+                let addrs = rt.resolve(host).await.map_err(|source| {
+                    let host = self.to_string();
+                    io::Error::new(source.kind(), Unresolved { host, source })
+                })?;
                 if addrs.is_empty() {
                     return Err(io::Error::new(
                         io::ErrorKind::NotFound,
-                        format!("{host} resolves to no address"),
+                        format!("{self} resolves to no address"),
                     ));
                 }
-                tracing::debug!(host = host.as_str(), ?addrs, "resolved");
+                tracing::debug!(host = %self, ?addrs, "resolved");
                 Ok(addrs)
             }
         }
     }
 }
 
+/// A host name that did not resolve: the host (escaped), then the
+/// resolver's error as its `source` (an [`io::Error`] that wraps it
+/// shows this message and returns that source).
+#[derive(Debug, thiserror::Error)]
+#[error("resolve {host}")]
+struct Unresolved {
+    host: String,
+    #[source]
+    source: io::Error,
+}
+
+/// The address as a user wrote it: `127.0.0.1:4000`, `[::1]:4000`,
+/// `localhost:4000`. A host name is shown escaped
+/// ([`escaped`](crate::text::escaped)): it may come from a file or a
+/// ticket's reader, and a control character in it must not reach a
+/// terminal or start a log line of its own.
+///
+/// ```
+/// use peernet_driver::PeerAddr;
+///
+/// assert_eq!(PeerAddr::from("localhost:4000").to_string(), "localhost:4000");
+/// assert_eq!(PeerAddr::from("evil\n:1").to_string(), r"evil\n:1");
+/// ```
 impl fmt::Display for PeerAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PeerAddr::Socket(addr) => addr.fmt(f),
-            PeerAddr::Host(host) => f.write_str(host),
+            PeerAddr::Host(host) => crate::text::escaped(host, crate::text::Layout::Line).fmt(f),
         }
     }
 }

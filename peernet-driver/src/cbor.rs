@@ -12,7 +12,8 @@ use minicbor::{Decode, Encode};
 use peernet_proto::{CallError, PeerId, SendError};
 
 use crate::cbor_shape::check_cbor;
-use crate::error::{HandlerValue, PeerWords};
+use crate::context::Context;
+use crate::error::{HandlerValue, PeerWords, ShowsValue, ValueShown};
 use crate::handlers::HandlerResult;
 
 use crate::node::Node;
@@ -21,9 +22,11 @@ use crate::runtime::Runtime;
 /// A typed call failed.
 ///
 /// Its message shows a handler's error value by its `Debug` form, cut
-/// after 256 bytes, so it has one when `E: Debug`; the callee's reason
-/// for a bad request and a decoder's message about the reply (which may
-/// quote it) are shown escaped, their first 256 bytes only.
+/// after 256 bytes, so it has one when `E: Debug`
+/// ([`TypedCallError::with_value_display`] shows it by its `Display`);
+/// the callee's reason for a bad request and a decoder's message about
+/// the reply (which may quote it) are shown escaped, their first 256
+/// bytes only.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum TypedCallError<E> {
@@ -41,12 +44,62 @@ pub enum TypedCallError<E> {
     Encode(EncodeError),
 }
 
-impl<E: fmt::Debug> fmt::Display for TypedCallError<E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl<E> TypedCallError<E> {
+    /// Whether trying the same call again later may work: the call itself
+    /// failed for a reason of the moment ([`CallError::is_transient`]: a
+    /// timeout, an overloaded or restarting callee, a lost connection).
+    /// False for the handler's own error, arguments the callee could not
+    /// decode, a reply we could not decode and arguments that did not
+    /// encode: the same call fails the same way.
+    ///
+    /// ```
+    /// use peernet_driver::{CallError, TypedCallError};
+    ///
+    /// assert!(TypedCallError::<String>::Call(CallError::Overloaded).is_transient());
+    /// assert!(!TypedCallError::Handler("no".to_string()).is_transient());
+    /// ```
+    pub fn is_transient(&self) -> bool {
+        matches!(self, TypedCallError::Call(e) if e.is_transient())
+    }
+
+    /// This error's message, but with a handler's error value shown by
+    /// its own `Display` (escaped, its first 256 bytes) where the
+    /// error's `Display` shows its `Debug` form (which every error type
+    /// has; a `Display` only one written to be read): `the handler
+    /// answered with an error: needs 500 ms, 99 left` rather than
+    /// `… WouldMissDeadline { left_ms: 99, needs_ms: 500 }`. Every other
+    /// variant reads as the error's `Display`.
+    ///
+    /// ```
+    /// use peernet_driver::TypedCallError;
+    ///
+    /// let refused = TypedCallError::Handler("overflow\n".to_string());
+    /// assert_eq!(
+    ///     refused.with_value_display().to_string(),
+    ///     r"the handler answered with an error: overflow\n"
+    /// );
+    /// ```
+    pub fn with_value_display(&self) -> impl fmt::Display + '_
+    where
+        E: fmt::Display,
+    {
+        ValueShown(self)
+    }
+}
+
+impl<E> ShowsValue for TypedCallError<E> {
+    type Value = E;
+
+    fn fmt_with(
+        &self,
+        f: &mut fmt::Formatter<'_>,
+        value: fn(&E, &mut fmt::Formatter<'_>) -> fmt::Result,
+    ) -> fmt::Result {
         match self {
             TypedCallError::Call(e) => fmt::Display::fmt(e, f),
             TypedCallError::Handler(e) => {
-                write!(f, "the handler answered with an error: {}", HandlerValue(e))
+                f.write_str("the handler answered with an error: ")?;
+                value(e, f)
             }
             TypedCallError::Decode(e) => {
                 // (a decoder's message may quote the callee's bytes)
@@ -60,6 +113,12 @@ impl<E: fmt::Debug> fmt::Display for TypedCallError<E> {
             ),
             TypedCallError::Encode(e) => write!(f, "arguments do not encode: {e}"),
         }
+    }
+}
+
+impl<E: fmt::Debug> fmt::Display for TypedCallError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.fmt_with(f, |value, f| write!(f, "{}", HandlerValue(value)))
     }
 }
 
@@ -92,7 +151,45 @@ pub type EncodeError = minicbor::encode::Error<Infallible>;
 
 impl<R: Runtime> Node<R> {
     /// Calls `handle` with `args` encoded as CBOR and decodes the result
-    /// (or the handler's error value) from CBOR.
+    /// (or the handler's error value) from CBOR, at most `timeout` (as
+    /// [`Node::call`]).
+    ///
+    /// The types are minicbor's (version 2, the context `()`): an
+    /// application adds `minicbor = { version = "2", features =
+    /// ["derive"] }` to its own `Cargo.toml` and derives `Encode` and
+    /// `Decode` (each field numbered, `#[n(0)]`); standard types
+    /// (integers, `String`, `Vec`, `Option`, tuples, `()`) work as they
+    /// are. Name the handler's error type `E` even when only the result
+    /// matters: the compiler cannot guess it
+    /// (`let r: Result<u32, TypedCallError<String>> = …`). For serde
+    /// types, the `serde` feature's `Service` defines
+    /// the handle and the three types once for both sides.
+    ///
+    /// ```no_run
+    /// # async fn demo<R: peernet_driver::Runtime>(node: peernet_driver::Node<R>, peer: peernet_driver::PeerId) {
+    /// use std::time::Duration;
+    /// use peernet_driver::TypedCallError;
+    ///
+    /// let sum: Result<u32, TypedCallError<String>> =
+    ///     node.call_cbor(&peer, "add", &(2u32, 3u32), Duration::from_secs(5)).await;
+    /// match sum {
+    ///     Ok(sum) => println!("{sum}"),
+    ///     Err(TypedCallError::Handler(why)) => println!("refused: {why}"),
+    ///     Err(e) if e.is_transient() => println!("try again later: {e}"),
+    ///     Err(e) => println!("failed: {e}"),
+    /// }
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`TypedCallError::Call`] as [`Node::call`] fails;
+    /// [`TypedCallError::Handler`] with the handler's own error value;
+    /// [`TypedCallError::BadRequest`] when the callee could not decode
+    /// `args` as its handler's type; [`TypedCallError::Decode`] when the
+    /// reply (or the error value) does not decode as `T` (or `E`);
+    /// [`TypedCallError::Encode`] when `args` did not encode (nothing
+    /// sent).
     pub async fn call_cbor<A, T, E>(
         &self,
         peer: &PeerId,
@@ -180,8 +277,65 @@ where
     F: Fn(PeerId, A) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<T, E>>,
 {
-    move |peer, args| match decode::<A>(&args) {
-        Ok(args) => Either::Right(handler(peer, args).map(encode_outcome as fn(_) -> _)),
+    move |peer, args| typed(&handler, peer, peer, &args)
+}
+
+/// [`cbor_handler`] for a handler that gets the call's [`Context`]: its
+/// deadline ([`Context::timeout`]: refuse work that would outlive the
+/// caller's wait) and its cancellation signal, as
+/// [`Node::expose_ctx`](crate::Node::expose_ctx) gives them to a bytes
+/// handler. Expose it with `expose_ctx` or `expose_ctx_to`. Arguments
+/// that do not decode are answered as [`cbor_handler`] answers them.
+///
+/// ```no_run
+/// # async fn demo<R: peernet_driver::Runtime>(node: peernet_driver::Node<R>) {
+/// use std::time::Duration;
+/// use peernet_driver::cbor_handler_ctx;
+///
+/// node.expose_ctx("resize", cbor_handler_ctx(|ctx, (w, h): (u32, u32)| async move {
+///     // the caller waits at most this long: say so at once if too short
+///     match ctx.timeout() {
+///         Some(left) if left < Duration::from_secs(1) => Err("too little time".to_string()),
+///         _ => Ok(w.saturating_mul(h)),
+///     }
+/// }))
+/// .unwrap();
+/// # }
+/// ```
+pub fn cbor_handler_ctx<A, T, E, F, Fut>(
+    handler: F,
+) -> impl Fn(Context, Bytes) -> CborFuture<Fut, T, E> + Send + Sync + 'static
+where
+    A: for<'b> Decode<'b, ()>,
+    T: Encode<()>,
+    E: Encode<()>,
+    F: Fn(Context, A) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<T, E>>,
+{
+    move |ctx: Context, args| {
+        let peer = ctx.peer();
+        typed(&handler, peer, ctx, &args)
+    }
+}
+
+/// One call of a typed handler (`called` is what it takes first: the
+/// caller's PeerId, or the call's context): the arguments decoded, the
+/// outcome encoded, or a [`bad_request`] answer without running it.
+fn typed<C, A, T, E, F, Fut>(
+    handler: &F,
+    peer: PeerId,
+    called: C,
+    args: &[u8],
+) -> CborFuture<Fut, T, E>
+where
+    A: for<'b> Decode<'b, ()>,
+    T: Encode<()>,
+    E: Encode<()>,
+    F: Fn(C, A) -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    match decode::<A>(args) {
+        Ok(args) => Either::Right(handler(called, args).map(encode_outcome as fn(_) -> _)),
         Err(error) => {
             let why = error.to_string();
             // (escaped: a decoder's message may quote the caller's bytes,

@@ -81,6 +81,53 @@ impl NodeEvent {
     }
 }
 
+/// One line for a log or a terminal, in the words of the errors:
+/// `connected to PEER (we dialed)`, `disconnected from PEER: closed by
+/// peer: normal (shutting down)`, `handshake with PEER failed (it
+/// dialed): handshake timed out`, `redialing PEER (attempt 2, after
+/// 601 ms)`, and for [`NodeEvent::Unreachable`] what
+/// [`ConnectError::Unreachable`](crate::ConnectError::Unreachable) says.
+/// A peer's words (a GOODBYE reason) are escaped.
+impl std::fmt::Display for NodeEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let who = |direction: &Direction| match direction {
+            Direction::Outbound => "we dialed",
+            Direction::Inbound => "it dialed",
+        };
+        match self {
+            NodeEvent::Connected { peer, direction } => {
+                write!(f, "connected to {peer} ({})", who(direction))
+            }
+            NodeEvent::Disconnected { peer, reason } => {
+                write!(f, "disconnected from {peer}: {reason}")
+            }
+            NodeEvent::HandshakeFailed {
+                peer,
+                direction,
+                error,
+            } => {
+                match peer {
+                    Some(peer) => write!(f, "handshake with {peer}")?,
+                    None => f.write_str("handshake with a node not named")?,
+                }
+                write!(f, " failed ({}): {error}", who(direction))
+            }
+            NodeEvent::Reconnecting {
+                peer,
+                attempt,
+                after,
+            } => write!(
+                f,
+                "redialing {peer} (attempt {attempt}, after {} ms)",
+                after.as_millis()
+            ),
+            NodeEvent::Unreachable { peer, tried } => {
+                write!(f, "{}", crate::error::Unreachable(peer, tried))
+            }
+        }
+    }
+}
+
 /// A bounded stream of [`NodeEvent`]s, from
 /// [`Node::events`](crate::Node::events): `recv().await` or use it as a
 /// `futures_core::Stream`. A subscriber that falls its capacity behind
@@ -91,3 +138,75 @@ impl NodeEvent {
 /// that a `while let Ok(event) = events.recv().await` loop ends with the
 /// node, though the application still holds a `Node` handle.
 pub type EventStream = async_channel::Receiver<NodeEvent>;
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use peernet_proto::{
+        CloseReason, DialFailure, Direction, GoodbyeCode, HandshakeError, Identity, RejectCode,
+        Side,
+    };
+
+    use super::NodeEvent;
+
+    /// An application logging events had only their `Debug` form:
+    /// `PeerId(…)`, `Goodbye { by: Remote, … }`, `Transport("…")`. Each
+    /// reads as one line in the errors' words.
+    #[test]
+    fn an_event_reads_as_a_line() {
+        let peer = Identity::from_seed(&[7; 32]).peer_id();
+        let addr = "127.0.0.1:9".parse().unwrap();
+        let cases = [
+            (
+                NodeEvent::Connected {
+                    peer,
+                    direction: Direction::Outbound,
+                },
+                format!("connected to {peer} (we dialed)"),
+            ),
+            (
+                NodeEvent::Disconnected {
+                    peer,
+                    reason: CloseReason::Goodbye {
+                        by: Side::Remote,
+                        code: GoodbyeCode::Normal,
+                        reason: "bye\nforged".into(),
+                    },
+                },
+                format!("disconnected from {peer}: closed by peer: normal (bye\\nforged)"),
+            ),
+            (
+                NodeEvent::HandshakeFailed {
+                    peer: None,
+                    direction: Direction::Inbound,
+                    error: HandshakeError::Refused(RejectCode::Untrusted),
+                },
+                "handshake with a node not named failed (it dialed): we refused the remote \
+                 node (untrusted): its PeerId is not in our trust list"
+                    .to_string(),
+            ),
+            (
+                NodeEvent::Reconnecting {
+                    peer,
+                    attempt: 2,
+                    after: Duration::from_micros(601_684),
+                },
+                format!("redialing {peer} (attempt 2, after 601 ms)"),
+            ),
+            (
+                NodeEvent::Unreachable {
+                    peer,
+                    tried: vec![(addr, DialFailure::transport("refused"))],
+                },
+                format!(
+                    "peer {peer} is unreachable at every address tried: \
+                     {addr}: the connection did not open: refused"
+                ),
+            ),
+        ];
+        for (event, line) in cases {
+            assert_eq!(event.to_string(), line, "{event:?}");
+        }
+    }
+}

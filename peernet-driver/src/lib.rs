@@ -94,7 +94,7 @@ mod write_half;
 pub use addr::PeerAddr;
 pub use cbor::{
     BAD_REQUEST, CborFuture, EncodeError, TypedCallError, TypedSendError, bad_request,
-    bad_request_reason, cbor_handler,
+    bad_request_reason, cbor_handler, cbor_handler_ctx,
 };
 pub use cbor_shape::{
     CBOR_HEAP_SLACK, CborShapeError, MAX_CBOR_DEPTH, MAX_CBOR_HEAP_PER_BYTE, check_cbor,
@@ -126,7 +126,8 @@ pub mod api {
         DataDir, DirLock, EncodeError, ErrorChain, EventStream, HandlerResult, LockError,
         MAX_CBOR_DEPTH, MAX_CBOR_HEAP_PER_BYTE, MAX_EVENTS_CAPACITY, MAX_QUEUED_EVENTS, NodeConfig,
         NodeEvent, NodeStats, PairTicketError, PeerAddr, StartError, Ticket, TicketError,
-        TrustChangeError, TypedCallError, TypedSendError, cbor_handler, check_cbor,
+        TrustChangeError, TypedCallError, TypedSendError, cbor_handler, cbor_handler_ctx,
+        check_cbor,
     };
     #[cfg(feature = "serde")]
     pub use crate::{Service, ServiceError};

@@ -30,7 +30,7 @@ use serde::de::DeserializeOwned;
 use crate::cbor::{bad_request, bad_request_reason, bad_response};
 use crate::cbor_shape::check_cbor;
 use crate::context::Context;
-use crate::error::{HandlerValue, PeerWords};
+use crate::error::{HandlerValue, PeerWords, ShowsValue, ValueShown};
 use crate::node::Node;
 use crate::runtime::Runtime;
 
@@ -69,9 +69,11 @@ pub trait Service: 'static {
 /// A call to a typed [`Service`] failed.
 ///
 /// Its message shows a handler's error value by its `Debug` form, cut
-/// after 256 bytes, so it has one when `E: Debug`; the callee's reason
-/// for a bad request and a decoder's message about the reply (which may
-/// quote it) are shown escaped, their first 256 bytes only.
+/// after 256 bytes, so it has one when `E: Debug`
+/// ([`ServiceError::with_value_display`] shows it by its `Display`);
+/// the callee's reason for a bad request and a decoder's message about
+/// the reply (which may quote it) are shown escaped, their first 256
+/// bytes only.
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 #[derive(Debug)]
 #[non_exhaustive]
@@ -91,12 +93,58 @@ pub enum ServiceError<E> {
     Encode(String),
 }
 
-impl<E: fmt::Debug> fmt::Display for ServiceError<E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl<E> ServiceError<E> {
+    /// Whether trying the same call again later may work: only a call's
+    /// own failure of the moment, as
+    /// [`TypedCallError::is_transient`](crate::TypedCallError::is_transient)
+    /// says it.
+    ///
+    /// ```
+    /// use peernet_driver::{CallError, ServiceError};
+    ///
+    /// assert!(ServiceError::<String>::Call(CallError::Timeout).is_transient());
+    /// assert!(!ServiceError::Handler("no".to_string()).is_transient());
+    /// ```
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ServiceError::Call(e) if e.is_transient())
+    }
+
+    /// This error's message with a handler's error value shown by its
+    /// own `Display`, as
+    /// [`TypedCallError::with_value_display`](crate::TypedCallError::with_value_display)
+    /// says.
+    ///
+    /// ```
+    /// use peernet_driver::ServiceError;
+    ///
+    /// let refused = ServiceError::Handler("no such user".to_string());
+    /// assert_eq!(refused.to_string(), r#"the handler answered with an error: "no such user""#);
+    /// assert_eq!(
+    ///     refused.with_value_display().to_string(),
+    ///     "the handler answered with an error: no such user"
+    /// );
+    /// ```
+    pub fn with_value_display(&self) -> impl fmt::Display + '_
+    where
+        E: fmt::Display,
+    {
+        ValueShown(self)
+    }
+}
+
+impl<E> ShowsValue for ServiceError<E> {
+    type Value = E;
+
+    fn fmt_with(
+        &self,
+        f: &mut fmt::Formatter<'_>,
+        value: fn(&E, &mut fmt::Formatter<'_>) -> fmt::Result,
+    ) -> fmt::Result {
         match self {
             ServiceError::Call(e) => fmt::Display::fmt(e, f),
             ServiceError::Handler(e) => {
-                write!(f, "the handler answered with an error: {}", HandlerValue(e))
+                f.write_str("the handler answered with an error: ")?;
+                value(e, f)
             }
             ServiceError::BadRequest(why) => {
                 write!(
@@ -112,6 +160,12 @@ impl<E: fmt::Debug> fmt::Display for ServiceError<E> {
             }
             ServiceError::Encode(why) => write!(f, "the request does not encode: {why}"),
         }
+    }
+}
+
+impl<E: fmt::Debug> fmt::Display for ServiceError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.fmt_with(f, |value, f| write!(f, "{}", HandlerValue(value)))
     }
 }
 

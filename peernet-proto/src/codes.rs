@@ -67,3 +67,49 @@ wire_code! {
     unknown => Normal,
     "The code's meaning; an unknown code is `Normal`, as the protocol says."
 }
+
+impl RejectCode {
+    /// What the code tells the side that received it (the node it
+    /// refused), in a user's terms, of the remote node that sent it:
+    /// `untrusted` is "it does not trust our PeerId (it has not paired
+    /// us)", `busy` "it is busy, try again later". Error messages show it
+    /// after the code's name (`rejected by the remote node (untrusted):
+    /// it does not trust our PeerId (it has not paired us)`).
+    ///
+    /// ```
+    /// use peernet_proto::RejectCode;
+    ///
+    /// assert!(RejectCode::Untrusted.meaning().contains("has not paired us"));
+    /// assert!(RejectCode::Busy.meaning().contains("try again later"));
+    /// ```
+    pub fn meaning(self) -> &'static str {
+        match self {
+            RejectCode::Untrusted => "it does not trust our PeerId (it has not paired us)",
+            RejectCode::UnsupportedVersion => "it does not speak our protocol version",
+            RejectCode::BadSignature => "our proof of identity did not verify there",
+            RejectCode::UnexpectedPeer => "it is not the peer we dialed",
+            RejectCode::Busy => "it is busy, try again later",
+            RejectCode::Malformed => "it could not read our handshake",
+        }
+    }
+
+    /// What the code says of the remote node when we sent it (we refused
+    /// it), in a user's terms: `untrusted` is "its PeerId is not in our
+    /// trust list".
+    ///
+    /// ```
+    /// use peernet_proto::RejectCode;
+    ///
+    /// assert!(RejectCode::Untrusted.reason_sent().contains("our trust list"));
+    /// ```
+    pub fn reason_sent(self) -> &'static str {
+        match self {
+            RejectCode::Untrusted => "its PeerId is not in our trust list",
+            RejectCode::UnsupportedVersion => "it speaks a protocol version we do not",
+            RejectCode::BadSignature => "its proof of identity did not verify",
+            RejectCode::UnexpectedPeer => "it is not the peer we dialed",
+            RejectCode::Busy => "we were busy",
+            RejectCode::Malformed => "its handshake frame was not valid",
+        }
+    }
+}

@@ -75,14 +75,20 @@ pub enum ConnectError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum HandshakeError {
-    /// The peer refused us with this REJECT code.
-    #[error("rejected by the peer: {0}")]
+    /// The remote node refused us with this REJECT code (for a dialer,
+    /// the node answering at the address dialed, whose identity a REJECT
+    /// does not prove). Its message names the code and what it means
+    /// ([`RejectCode::meaning`]): `rejected by the remote node
+    /// (untrusted): it does not trust our PeerId (it has not paired us)`.
+    #[error("rejected by the remote node ({}): {}", .0.name(), .0.meaning())]
     Rejected(RejectCode),
     /// We refused the peer with this REJECT code: it is untrusted, its
     /// proof of identity failed (version 1: its signature did not verify;
     /// version 2: its handshake did not decrypt), its frame was
-    /// malformed or of another version, or we were busy.
-    #[error("refused the peer: {0}")]
+    /// malformed or of another version, or we were busy. Its message
+    /// names the code and why ([`RejectCode::reason_sent`]): `we refused
+    /// the remote node (untrusted): its PeerId is not in our trust list`.
+    #[error("we refused the remote node ({}): {}", .0.name(), .0.reason_sent())]
     Refused(RejectCode),
     /// The responder is not the peer we dialed (version 1); we sent
     /// REJECT `unexpected_peer`, or `untrusted` if we do not trust its
@@ -157,8 +163,11 @@ pub enum HandshakeError {
 pub enum DialFailure {
     /// The driver could not open the transport
     /// ([`crate::Endpoint::dial_failed`]); its words, at most
-    /// [`DialFailure::MAX_TRANSPORT_TEXT`] bytes.
-    #[error("{0}")]
+    /// [`DialFailure::MAX_TRANSPORT_TEXT`] bytes. Its message says what
+    /// failed, then those words escaped (a runtime's error may quote a
+    /// host name, anyone's text): `the connection did not open:
+    /// Connection refused (os error 111)`.
+    #[error("the connection did not open: {}", escaped(.0, Layout::Line))]
     Transport(String),
     /// Neither [`crate::Endpoint::connect_to`] nor
     /// [`crate::Endpoint::dial_failed`] came within
@@ -255,7 +264,12 @@ impl fmt::Display for CloseReason {
                 }
                 Ok(())
             }
-            CloseReason::Rejected(code) => write!(f, "rejected by peer: {code}"),
+            CloseReason::Rejected(code) => write!(
+                f,
+                "rejected by the remote node ({}): {}",
+                code.name(),
+                code.meaning()
+            ),
             CloseReason::TransportLost => f.write_str("transport lost"),
             CloseReason::RecordFailed(e) => write!(f, "protocol error: {e}"),
         }
@@ -388,6 +402,45 @@ mod tests {
             let shown = alloc::format!("{error}");
             assert!(!shown.contains(cause), "`{shown}` repeats `{cause}`");
         }
+    }
+
+    /// A REJECT's message says who refused whom and what the code means
+    /// for the user: `rejected by the peer: untrusted` read, in a dial
+    /// round's list, as if the peer dialed had answered, and did not say
+    /// what to do.
+    #[test]
+    fn a_reject_says_who_refused_and_what_it_means() {
+        let shown = |e: HandshakeError| alloc::format!("{e}");
+        assert_eq!(
+            shown(HandshakeError::Rejected(RejectCode::Untrusted)),
+            "rejected by the remote node (untrusted): \
+             it does not trust our PeerId (it has not paired us)"
+        );
+        assert_eq!(
+            shown(HandshakeError::Rejected(RejectCode::Busy)),
+            "rejected by the remote node (busy): it is busy, try again later"
+        );
+        assert_eq!(
+            shown(HandshakeError::Refused(RejectCode::Untrusted)),
+            "we refused the remote node (untrusted): its PeerId is not in our trust list"
+        );
+        assert_eq!(
+            alloc::format!("{}", CloseReason::Rejected(RejectCode::BadSignature)),
+            "rejected by the remote node (bad_signature): \
+             our proof of identity did not verify there"
+        );
+    }
+
+    /// A transport's failure says what failed before the driver's words,
+    /// which are escaped: they stood alone (`10.0.0.1:7000: Connection
+    /// refused`), and a runtime's text went to logs as it was.
+    #[test]
+    fn a_transport_failure_says_what_failed_escaped() {
+        let failure = DialFailure::transport("refused\n\u{1b}[2J");
+        assert_eq!(
+            alloc::format!("{failure}"),
+            "the connection did not open: refused\\n\\u{1b}[2J"
+        );
     }
 
     /// A peer's GOODBYE reason reaches logs and terminals through this

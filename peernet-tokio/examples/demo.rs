@@ -169,7 +169,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 println!("    bob sees: disconnected {} ({reason})", short(&peer));
                 break;
             }
-            other => println!("    bob sees: {other:?}"),
+            other => println!("    bob sees: {other}"),
         }
     }
     let after = alice

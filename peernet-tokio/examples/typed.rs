@@ -1,12 +1,14 @@
 //! A typed service: the handle name, the request, the response and the
 //! error type are defined once (`impl Service`), then the callee exposes
-//! it and the caller calls it, both checked by the compiler. Needs the
+//! it and the caller calls it, both checked by the compiler; a second
+//! service is exposed to one peer only (`expose_service_to` with an
+//! `Access`), and the others are answered `forbidden`. Needs the
 //! `serde` feature (`cargo run -p peernet-tokio --example typed`; the
 //! examples have it on).
 
 use std::time::Duration;
 
-use peernet_tokio::{Identity, Node, NodeConfig, Service, ServiceError};
+use peernet_tokio::{Access, CallError, Identity, Node, NodeConfig, Service, ServiceError};
 use serde::{Deserialize, Serialize};
 
 /// What a caller asks `inventory.reserve` for.
@@ -38,6 +40,16 @@ impl Service for Inventory {
     type Request = Reserve;
     type Response = Reserved;
     type Error = ReserveError;
+}
+
+/// `inventory.restock`: adds stock; for the shop's owner only.
+pub struct Restock;
+
+impl Service for Restock {
+    const HANDLE: &'static str = "inventory.restock";
+    type Request = u32;
+    type Response = u32;
+    type Error = String;
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -73,6 +85,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     })?;
 
+    // Restocking is for the owner alone (a set of PeerIds here;
+    // `Access::rule` takes a closure over the caller's PeerId instead):
+    // every other trusted peer, the client too, is answered `forbidden`.
+    let owner = Identity::from_seed(&[3; 32]).peer_id();
+    shop.expose_service_to(
+        Restock,
+        Access::only([owner]),
+        |_ctx, count: u32| async move { Ok(count) },
+    )?;
+
     client
         .connect(shop_peer, shop.local_addr().unwrap())
         .await?;
@@ -90,6 +112,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Err(ServiceError::Handler(error)) => println!("client: refused: {error:?}"),
             Err(error) => return Err(error.into()),
         }
+    }
+    match client.call_service(Restock, &shop_peer, &10, timeout).await {
+        Err(ServiceError::Call(CallError::Forbidden)) => {
+            println!("client: restocking is not for us (forbidden)")
+        }
+        other => return Err(format!("restock by the client answered {other:?}").into()),
     }
     client.shutdown().await;
     shop.shutdown().await;

@@ -102,11 +102,17 @@ pub use peernet_driver::{Service, ServiceError};
 ///   redial a lost peer.
 /// - **Serve**: [`Node::expose`](peernet_driver::Node::expose) (bytes),
 ///   [`Node::expose_ctx`](peernet_driver::Node::expose_ctx) (with the
-///   call's [`Context`]), [`cbor_handler`] (typed CBOR), and with the
-///   `serde` feature `Node::expose_service` (a `Service`: the request,
-///   response and error types defined once for both sides).
+///   call's [`Context`]), [`cbor_handler`] (typed CBOR;
+///   [`cbor_handler_ctx`] with the call's `Context`: its deadline and
+///   cancellation), and with the `serde` feature `Node::expose_service`
+///   (a `Service`: the request, response and error types defined once
+///   for both sides). `expose`, `expose_ctx` and `expose_service` each
+///   have a `_to` form taking an [`Access`] (a set of peers, or a rule
+///   over the caller's PeerId): the other peers are answered
+///   `forbidden`.
 /// - **Call**: [`Node::call`](peernet_driver::Node::call) with a timeout
-///   ([`CallError`]), [`Node::send`](peernet_driver::Node::send)
+///   ([`CallError`]; [`CallError::is_transient`] says whether to try
+///   again), [`Node::send`](peernet_driver::Node::send)
 ///   (fire-and-forget), [`Node::call_cbor`](peernet_driver::Node::call_cbor)
 ///   ([`TypedCallError`]), and with `serde` `Node::call_service`
 ///   (`ServiceError`).

@@ -134,7 +134,8 @@ async fn a_round_refused_by_the_peer_says_it_was_rejected() {
     );
     assert!(said.starts_with(&lead), "{said}");
     assert!(said.contains(&format!(
-        "{there}: handshake: rejected by the peer: untrusted"
+        "{there}: handshake: rejected by the remote node (untrusted): \
+         it does not trust our PeerId (it has not paired us)"
     )));
     let event = loop {
         match events.recv().await.unwrap() {

@@ -1,12 +1,15 @@
 //! Typed services over serde: a checked call and expose, the handler's
 //! own error, a request the callee cannot decode reported as its own
-//! error, and a typed nested call within the caller's budget.
+//! error, and a typed nested call within the caller's budget; and a
+//! minicbor handler that sees its call's context.
 
 mod common;
 
 use std::time::Duration;
 
-use peernet_tokio::{CallError, Node, PeerId, Service, ServiceError};
+use peernet_tokio::{
+    CallError, Node, PeerId, Service, ServiceError, TypedCallError, cbor_handler_ctx,
+};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
@@ -308,6 +311,39 @@ async fn a_reply_that_does_not_decode_is_shown_escaped() {
         assert!(!shown.contains(['\u{1b}', '\u{7}']), "{shown:?}");
         assert!(shown.contains(r"\u{1b}]0;owned\u{7}\u{1b}[2J"), "{shown}");
     }
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+/// A minicbor handler sees its call's deadline (`cbor_handler_ctx`):
+/// `cbor_handler` gave it only the caller's PeerId, so a typed handler
+/// could neither refuse work its caller would not wait for nor see a
+/// CANCEL. Arguments of another type are still a bad request.
+#[tokio::test]
+async fn a_cbor_handler_sees_its_calls_deadline() {
+    let (a, b) = common::trusting_pair(1, 2).await;
+    let peer = b.peer_id();
+    b.expose_ctx(
+        "left",
+        cbor_handler_ctx(|ctx, (): ()| async move {
+            Ok::<_, String>(ctx.timeout().map(|t| t.as_millis() as u64))
+        }),
+    )
+    .unwrap();
+    a.connect(peer, b.local_addr().unwrap()).await.unwrap();
+    let left: Result<Option<u64>, TypedCallError<String>> =
+        a.call_cbor(&peer, "left", &(), CALL).await;
+    let left = left.unwrap().expect("the call's deadline");
+    assert!(left > 0 && left <= 10_000, "{left}");
+    let none: Result<Option<u64>, TypedCallError<String>> =
+        a.call_cbor(&peer, "left", &(), None).await;
+    assert_eq!(none.unwrap(), None, "no timeout, no deadline");
+    let wrong: Result<Option<u64>, TypedCallError<String>> =
+        a.call_cbor(&peer, "left", &"not ()", CALL).await;
+    assert!(
+        matches!(wrong, Err(TypedCallError::BadRequest(_))),
+        "{wrong:?}"
+    );
     a.shutdown().await;
     b.shutdown().await;
 }

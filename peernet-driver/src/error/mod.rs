@@ -63,7 +63,7 @@ pub enum ConnectError {
     /// [`ConnectError::rejection`] for why), and
     /// [`ConnectError::rejection`] gives its code; otherwise it reads
     /// `peer … is unreachable at every address tried: …`.
-    #[error("{}{}", Lead(peer, tried), Causes(tried))]
+    #[error("{}", Unreachable(peer, tried))]
     Unreachable {
         /// The peer dialed.
         peer: peernet_proto::PeerId,
@@ -145,6 +145,21 @@ fn refused_by_peer(error: &HandshakeError) -> Option<RejectCode> {
     match error {
         HandshakeError::Rejected(code) if *code != RejectCode::UnexpectedPeer => Some(*code),
         _ => None,
+    }
+}
+
+/// The message of [`ConnectError::Unreachable`] (and of
+/// [`NodeEvent::Unreachable`](crate::NodeEvent::Unreachable)): its
+/// [`Lead`], then its [`Causes`].
+pub(crate) struct Unreachable<'a>(
+    pub(crate) &'a PeerId,
+    pub(crate) &'a [(SocketAddr, DialFailure)],
+);
+
+impl std::fmt::Display for Unreachable<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Unreachable(peer, tried) = *self;
+        write!(f, "{}{}", Lead(peer, tried), Causes(tried))
     }
 }
 
@@ -231,37 +246,113 @@ impl std::fmt::Display for PeerWords<'_> {
 
 impl<E: std::fmt::Debug> std::fmt::Display for HandlerValue<'_, E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        /// Passes on at most `left` bytes, cut on a character boundary.
-        struct Cut<'a, 'b> {
-            out: &'a mut std::fmt::Formatter<'b>,
-            left: usize,
-            cut: bool,
+        write_cut(f, format_args!("{:?}", self.0), false)
+    }
+}
+
+/// A handler's error value by its own `Display`, as
+/// `with_value_display` of a typed call's error shows it: escaped
+/// ([`escaped`](crate::text::escaped): a `Display` may write a peer's
+/// text as it is, where `Debug` escapes it), then cut after
+/// [`HANDLER_ERROR_SHOWN`] bytes as [`HandlerValue`] is.
+pub(crate) struct HandlerText<'a, E>(pub(crate) &'a E);
+
+impl<E: std::fmt::Display> std::fmt::Display for HandlerText<'_, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write_cut(f, format_args!("{}", self.0), true)
+    }
+}
+
+/// A typed call's error ([`TypedCallError`](crate::TypedCallError),
+/// `ServiceError`) written with its handler's value shown as `value`
+/// says: the one match behind its `Display` (the value's `Debug` form,
+/// [`HandlerValue`]) and its `with_value_display` ([`HandlerText`]).
+pub(crate) trait ShowsValue {
+    /// The handler's error type.
+    type Value;
+    /// Writes the error's message, the handler's value by `value`.
+    fn fmt_with(
+        &self,
+        f: &mut std::fmt::Formatter<'_>,
+        value: fn(&Self::Value, &mut std::fmt::Formatter<'_>) -> std::fmt::Result,
+    ) -> std::fmt::Result;
+}
+
+/// A typed call's error with its handler's value by its `Display`
+/// ([`HandlerText`]): what `with_value_display` returns.
+pub(crate) struct ValueShown<'a, T>(pub(crate) &'a T);
+
+impl<T: ShowsValue> std::fmt::Display for ValueShown<'_, T>
+where
+    T::Value: std::fmt::Display,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0
+            .fmt_with(f, |value, f| write!(f, "{}", HandlerText(value)))
+    }
+}
+
+/// Writes `args` to `out`, escaped if `escape`, at most
+/// [`HANDLER_ERROR_SHOWN`] bytes of it (cut on a character boundary,
+/// `…` after it when cut).
+fn write_cut(
+    out: &mut std::fmt::Formatter<'_>,
+    args: std::fmt::Arguments<'_>,
+    escape: bool,
+) -> std::fmt::Result {
+    /// Passes on at most `left` bytes, cut on a character boundary.
+    struct Cut<'a, 'b> {
+        out: &'a mut std::fmt::Formatter<'b>,
+        left: usize,
+        cut: bool,
+        escape: bool,
+    }
+    impl Cut<'_, '_> {
+        fn pass(&mut self, s: &str) -> std::fmt::Result {
+            if self.cut {
+                return Ok(());
+            }
+            let mut end = s.len().min(self.left);
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            self.left -= end;
+            self.cut = end < s.len();
+            self.out.write_str(&s[..end])
         }
-        impl std::fmt::Write for Cut<'_, '_> {
-            fn write_str(&mut self, s: &str) -> std::fmt::Result {
-                if self.cut {
+    }
+    impl std::fmt::Write for Cut<'_, '_> {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            if !self.escape {
+                return self.pass(s);
+            }
+            // (escaped a character at a time, so that the cut falls
+            // between two escapes, never inside one)
+            for c in s.chars() {
+                let mut buf = [0; 4];
+                let one = c.encode_utf8(&mut buf).as_bytes();
+                let piece = crate::text::escape(one, crate::text::Layout::Line);
+                if self.cut || piece.len() > self.left {
+                    self.cut = true;
                     return Ok(());
                 }
-                let mut end = s.len().min(self.left);
-                while !s.is_char_boundary(end) {
-                    end -= 1;
-                }
-                self.left -= end;
-                self.cut = end < s.len();
-                self.out.write_str(&s[..end])
+                self.left -= piece.len();
+                self.out.write_str(&piece)?;
             }
+            Ok(())
         }
-        let mut cut = Cut {
-            out: f,
-            left: HANDLER_ERROR_SHOWN,
-            cut: false,
-        };
-        std::fmt::write(&mut cut, format_args!("{:?}", self.0))?;
-        if cut.cut {
-            f.write_str("…")?;
-        }
-        Ok(())
     }
+    let mut cut = Cut {
+        out,
+        left: HANDLER_ERROR_SHOWN,
+        cut: false,
+        escape,
+    };
+    std::fmt::write(&mut cut, args)?;
+    if cut.cut {
+        cut.out.write_str("…")?;
+    }
+    Ok(())
 }
 
 /// Questions about a failed call that would otherwise need a nested
@@ -540,7 +631,8 @@ impl From<TrustChangeError> for io::Error {
 
 /// An error with its causes, as one line: its message, then each
 /// [`source`](std::error::Error::source)'s after a `": "` (`handshake
-/// failed: rejected by the peer: busy`). An error of this crate or the
+/// failed: rejected by the remote node (busy): it is busy, try again
+/// later`). An error of this crate or the
 /// core does not repeat its source in its own message (see
 /// [`ConnectError`]), so its `Display` alone may not say why; this does,
 /// each cause once. For logs (`error = %ErrorChain(&e)`) and for a

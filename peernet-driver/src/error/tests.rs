@@ -265,6 +265,41 @@ fn a_handler_error_says_its_value_escaped_and_cut() {
     );
 }
 
+/// `with_value_display` shows a handler's value by its own `Display`
+/// (a type with no `Debug` too), escaped, and cut after 256 bytes
+/// between two escapes: a typed error's message had only the value's
+/// `Debug` form (`"no such user"`, quotes and all; `NotEnough { left:
+/// 2 }`), however well the type said itself.
+#[test]
+fn a_handler_value_is_shown_by_its_display_escaped_and_cut() {
+    struct Words(String);
+    impl std::fmt::Display for Words {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(&self.0)
+        }
+    }
+    let shown = |value: &str| {
+        let error = TypedCallError::Handler(Words(value.to_owned()));
+        error.with_value_display().to_string()
+    };
+    let lead = "the handler answered with an error: ";
+    assert_eq!(shown("needs 500 ms"), format!("{lead}needs 500 ms"));
+    assert_eq!(shown("x\n\u{1b}[31m"), format!("{lead}x\\n\\u{{1b}}[31m"));
+    let long = shown(&"\u{1b}".repeat(10_000));
+    let kept = long.strip_prefix(lead).unwrap().strip_suffix('…').unwrap();
+    assert_eq!(kept, "\\u{1b}".repeat(256 / 6), "whole escapes only");
+    // every other variant reads as the error's `Display`
+    let call = TypedCallError::<Words>::Call(peernet_proto::CallError::Timeout);
+    assert_eq!(call.with_value_display().to_string(), "timed out");
+    #[cfg(feature = "serde")]
+    assert_eq!(
+        crate::ServiceError::Handler(Words("no".into()))
+            .with_value_display()
+            .to_string(),
+        format!("{lead}no")
+    );
+}
+
 /// Review s51 (revd): a callee's reason for a bad request, or a
 /// decoder's message that quotes the reply, was shown whole in the
 /// error's message, escaped: a callee could make every message of a

@@ -77,7 +77,8 @@ impl<R: Runtime> Node<R> {
     /// [`Node::expose`] with a handler that gets the call's [`Context`]:
     /// the caller, what is left of its timeout (to hand on to nested calls,
     /// see [`Node::call_in`]), a cancellation signal, and whether it is a
-    /// CALL or a SEND.
+    /// CALL or a SEND. For CBOR-typed arguments and results, wrap the
+    /// handler in [`cbor_handler_ctx`](crate::cbor_handler_ctx).
     ///
     /// ```no_run
     /// # async fn demo<R: peernet_driver::Runtime>(node: peernet_driver::Node<R>, store: peernet_driver::PeerId) {
