@@ -29,7 +29,7 @@ pub mod v2;
 use std::time::Duration;
 
 use bytes::Bytes;
-use peernet_proto::{Config, ConnId, Event, PeerId};
+use peernet_proto::{Config, ConnId, Event, PeerId, ProtocolVersion, Source};
 pub use peernet_testkit::model::local_protocol_error;
 pub use peernet_testkit::setup::{START, peer};
 pub use peernet_testkit::{Action, Link, Model, Net, Node, Rule, fuzz_config, policy};
@@ -171,6 +171,28 @@ pub fn responder() -> (Node, ConnId) {
     );
     expose_standard(&mut node);
     let conn = node.accept().expect("accept");
+    (node, conn)
+}
+
+/// The source address [`responder_v2`] accepts its transport from.
+pub const FUZZ_SOURCE: Source = Source::V4([192, 0, 2, 7]);
+
+/// [`responder`] running version 2 (the vectors' `v2/handshake.json`
+/// INIT passes its `mac1` and names a trusted initiator), its transport
+/// accepted from [`FUZZ_SOURCE`] (`accept_from`), so that the endpoint's
+/// own handshake state machine, the INIT replay cache and the per-source
+/// charging of failed handshakes run over fuzzed bytes.
+pub fn responder_v2() -> (Node, ConnId) {
+    let mut config = fuzz_config();
+    config.version = ProtocolVersion::V2;
+    let mut node = new_node(
+        config,
+        &RESPONDER_SEED,
+        &[peer(&INITIATOR_SEED)],
+        RESPONDER_RNG,
+    );
+    expose_standard(&mut node);
+    let conn = node.accept_from(FUZZ_SOURCE).expect("accept_from");
     (node, conn)
 }
 

@@ -66,8 +66,9 @@ pub fn run_records(data: &[u8]) {
     expose_standard(&mut node);
     let conn = node.accept().expect("accept");
     let local = LocalStatic::new(&Identity::from_seed(&INITIATOR_SEED));
-    let (mut initiator, init) = InitiatorV2::start(&local, peer(&RESPONDER_SEED), INITIATOR_EPHEMERAL)
-        .expect("valid PeerId");
+    let (mut initiator, init) =
+        InitiatorV2::start(&local, peer(&RESPONDER_SEED), INITIATOR_EPHEMERAL)
+            .expect("valid PeerId");
     node.receive(conn, frame(&init));
     node.pump();
     let resp = node.take(conn).expect("RESP");
