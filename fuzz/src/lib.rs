@@ -29,7 +29,7 @@ pub mod v2;
 use std::time::Duration;
 
 use bytes::Bytes;
-use peernet_proto::{Config, ConnId, Event, PeerId};
+use peernet_proto::{Config, ConnId, Event, PeerId, ProtocolVersion, Source};
 pub use peernet_testkit::model::local_protocol_error;
 pub use peernet_testkit::setup::{START, peer};
 pub use peernet_testkit::{Action, Link, Model, Net, Node, Rule, fuzz_config, policy};
@@ -160,17 +160,40 @@ impl<'a> Feed<'a> {
     }
 }
 
-/// A responder as the handshake vectors have it (identity 0x22, trusting
-/// 0x11), with the standard exposure, and the connection it accepted.
-pub fn responder() -> (Node, ConnId) {
+/// A responder node as the handshake vectors have it (identity 0x22,
+/// trusting 0x11), running `version`, with the standard exposure and no
+/// connection yet.
+pub fn responder_node(version: ProtocolVersion) -> Node {
+    let mut config = fuzz_config();
+    config.version = version;
     let mut node = new_node(
-        fuzz_config(),
+        config,
         &RESPONDER_SEED,
         &[peer(&INITIATOR_SEED)],
         RESPONDER_RNG,
     );
     expose_standard(&mut node);
+    node
+}
+
+/// A version-1 [`responder_node`] and the connection it accepted.
+pub fn responder() -> (Node, ConnId) {
+    let mut node = responder_node(ProtocolVersion::V1);
     let conn = node.accept().expect("accept");
+    (node, conn)
+}
+
+/// The source address [`responder_v2`] accepts its transport from.
+pub const FUZZ_SOURCE: Source = Source::V4([192, 0, 2, 7]);
+
+/// A version-2 [`responder_node`] (the vectors' `v2/handshake.json` INIT
+/// passes its `mac1` and names a trusted initiator), its transport
+/// accepted from [`FUZZ_SOURCE`] (`accept_from`), so that the endpoint's
+/// own handshake state machine, the INIT replay cache and the per-source
+/// charging of failed handshakes run over fuzzed bytes.
+pub fn responder_v2() -> (Node, ConnId) {
+    let mut node = responder_node(ProtocolVersion::V2);
+    let conn = node.accept_from(FUZZ_SOURCE).expect("accept_from");
     (node, conn)
 }
 

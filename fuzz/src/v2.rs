@@ -53,21 +53,14 @@ pub fn run_records(data: &[u8]) {
     use peernet_proto::testkit::noise::InitiatorV2;
     use peernet_proto::{Event, Identity, ProtocolVersion};
 
-    use crate::{RESPONDER_RNG, expose_standard, fuzz_config, new_node, peer};
+    use crate::{peer, responder_node};
 
-    let mut config = fuzz_config();
-    config.version = ProtocolVersion::V2;
-    let mut node = new_node(
-        config,
-        &RESPONDER_SEED,
-        &[peer(&INITIATOR_SEED)],
-        RESPONDER_RNG,
-    );
-    expose_standard(&mut node);
+    let mut node = responder_node(ProtocolVersion::V2);
     let conn = node.accept().expect("accept");
     let local = LocalStatic::new(&Identity::from_seed(&INITIATOR_SEED));
-    let (mut initiator, init) = InitiatorV2::start(&local, peer(&RESPONDER_SEED), INITIATOR_EPHEMERAL)
-        .expect("valid PeerId");
+    let (mut initiator, init) =
+        InitiatorV2::start(&local, peer(&RESPONDER_SEED), INITIATOR_EPHEMERAL)
+            .expect("valid PeerId");
     node.receive(conn, frame(&init));
     node.pump();
     let resp = node.take(conn).expect("RESP");

@@ -24,7 +24,7 @@ use arbitrary::Arbitrary;
 use bytes::{Bytes, BytesMut};
 use peernet_fuzz::{
     Action, Established, Feed, INITIATOR_SEED, Node, RESPONDER_RNG, RESPONDER_SEED, STRANGER_SEED,
-    expose_standard, fuzz_config, initiator, new_node, responder, two_endpoints,
+    expose_standard, fuzz_config, initiator, new_node, responder, responder_v2, two_endpoints,
 };
 use peernet_proto::frame::encode_frame;
 use peernet_proto::testkit::handshake::{self, Initiator, Responder};
@@ -770,6 +770,19 @@ fn v2_seeds(c: &mut Corpus, dir: &Path) {
     for case in records["cases"].as_array().expect("cases") {
         let seed = [init.clone(), confirmation.clone(), hex_of(&case["frame"])].concat();
         c.add("v2_responder", &seed);
+    }
+    // The endpoint itself as a version-2 responder (`handshake_responder`,
+    // flag bit 1): the INIT frame must get a RESP from it.
+    let init_frame = hex_of(&handshake["init_frame"]);
+    let (mut r, conn) = responder_v2();
+    r.receive(conn, Bytes::from(init_frame.clone()));
+    first_sent(&mut r, "the version-2 responder answered the vector INIT");
+    let after = frames_from("initiator");
+    for (flags, split, tick) in [(2, 0, 0), (2, 9, 0), (3, 0, 0), (2, 0, 40)] {
+        let h = Feed::header(flags, split, tick);
+        c.add("handshake_responder", &cat(&[&h, &init_frame]));
+        c.add("handshake_responder", &cat(&[&h, &init_frame, &after]));
+        c.add("handshake_responder", &cat(&[&h, &init_frame, &init_frame]));
     }
     let resp = hex_of(&handshake["resp"]);
     c.add("v2_initiator", &resp);
