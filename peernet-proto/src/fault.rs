@@ -144,12 +144,17 @@ pub enum Fault {
     /// before the book recorded it from its source as one that worked),
     /// so in a full peer it is lost.
     DialedAddressAsHint,
+    /// `Endpoint::end` (`endpoint/transitions.rs`): a connection ended by
+    /// `Input::Stalled` is no loss of its peer to the dial schedule, so a
+    /// kept peer whose reader stalled is not redialed (its schedule still
+    /// counts it connected).
+    StalledNotLost,
 }
 
 #[cfg(feature = "fault-injection")]
 impl Fault {
     /// Every fault, for the simulation and the fuzz targets to iterate.
-    pub const ALL: [Fault; 37] = [
+    pub const ALL: [Fault; 38] = [
         Fault::SupersedeNewest,
         Fault::SkipTrustCheck,
         Fault::ReplyAnyConnection,
@@ -187,6 +192,7 @@ impl Fault {
         Fault::NoHandshakeBudget,
         Fault::UnchargedReplies,
         Fault::DialedAddressAsHint,
+        Fault::StalledNotLost,
     ];
 
     /// The fault whose variant name is `name` (as its `Debug` prints it).

@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 
 use peernet_proto::Config;
 use peernet_tests::sim::keep::{
-    KeepInvariant, KeepReport, KeepSim, KeepViolation, Step, plan, reconnect_bound,
-    rounds_without_reset, run_keep_seed, run_lockstep_seed, true_hint_rounds,
+    KeepInvariant, KeepReport, KeepSim, KeepViolation, StallReport, Step, Supersede, plan,
+    reconnect_bound, rounds_without_reset, run_keep_seed, run_lockstep_seed, stall_bound,
+    true_hint_rounds,
 };
 use peernet_tests::sim::{Fault, sweep};
 
@@ -41,6 +42,7 @@ fn keep_seed_sweep() {
     let slowest = reports
         .iter()
         .flat_map(|r| r.reconnects.iter())
+        .filter(|(label, _, _)| label != "stall")
         .map(|(_, _, took)| *took)
         .max()
         .unwrap_or_default();
@@ -64,6 +66,20 @@ fn keep_seed_sweep() {
         .iter()
         .filter(|r| r.directory && r.dropped_worked > 0)
         .count();
+    let stall_runs: Vec<StallReport> = reports.iter().filter_map(|r| r.stall).collect();
+    let stalled = stall_runs.iter().filter(|s| s.stalled).count();
+    let heard: u64 = stall_runs.iter().map(|s| s.heard).sum();
+    let stall_slowest = stall_runs
+        .iter()
+        .filter_map(|s| s.reconnected)
+        .max()
+        .unwrap_or_default();
+    let stall_bound = stall_bound(&Config::default());
+    let by = |rule: Supersede| {
+        let rule = Some(rule);
+        stall_runs.iter().filter(|s| s.superseded == rule).count()
+    };
+    let (same, half_open) = (by(Supersede::SameInitiator), by(Supersede::HalfOpen));
     println!(
         "{count} seeds from {first} in {:.1} s: slowest reconnect {slowest:?} (bound {bound:?}), \
          {redials} redials, {dials} dials ({hint_dials} of false hints), \
@@ -72,8 +88,14 @@ fn keep_seed_sweep() {
          dialed again {worked_again} times; the application's dials joined {joined} rounds \
          and started {started_rounds}; {dropped} dials (in {dropped_seeds} runs, \
          {dropped_directory} of the {directory} with a directory) worked through an address \
-         the book dropped while they were out",
-        started.elapsed().as_secs_f64()
+         the book dropped while they were out; {} runs stalled a kept connection \
+         ({stalled} had one to stall), whose writers heard Input::Stalled {heard} times, \
+         and each pair was on a new connection at most {stall_slowest:?} after its stall \
+         (bound {stall_bound:?}); the new connection superseded the stalled one at its \
+         reader in {same} runs by rule 1 (a redial by its dialer) and {half_open} by rule 2 \
+         (half-open)",
+        started.elapsed().as_secs_f64(),
+        stall_runs.len()
     );
     // The sweep exercises what it claims: redials happened, and every
     // seed went through its four check points.
@@ -89,7 +111,24 @@ fn keep_seed_sweep() {
         joined > 0 && started_rounds > 0,
         "Endpoint::dial joined and started rounds"
     );
-    assert!(reports.iter().all(|r| r.reconnects.len() == 4));
+    assert!(
+        reports
+            .iter()
+            .all(|r| r.reconnects.len() == 4 + usize::from(r.stall.is_some()))
+    );
+    // Stalls: the writer heard `Input::Stalled` in every run whose pair
+    // had a connection to stall, and the pair reconnected.
+    assert!(stalled > 0 && heard >= stalled as u64);
+    assert!(
+        stall_runs
+            .iter()
+            .all(|s| !s.stalled || (s.heard > 0 && s.reconnected.is_some())),
+        "{stall_runs:?}"
+    );
+    assert!(
+        same > 0 && half_open > 0,
+        "both supersede rules ended a stall"
+    );
     assert!(
         dropped > 0,
         "some dial worked through an address the book dropped while it was out"
@@ -162,6 +201,23 @@ fn catches_a_worked_hint_pushed_out() {
 #[test]
 fn catches_a_dialed_address_lost_as_a_hint() {
     caught(Fault::DialedAddressAsHint, KeepInvariant::DialedAddressKept);
+}
+
+/// A connection ended by `Input::Stalled` that is no loss to the dial
+/// schedule: the writer closes the stalled connection and never redials
+/// (its schedule counts the peer connected), and the patient reader holds
+/// the stalled connection until its own `idle_timeout`, past the bound.
+#[test]
+fn catches_a_stalled_peer_not_redialed() {
+    caught(Fault::StalledNotLost, KeepInvariant::StalledPairRedialed);
+}
+
+/// `Input::Stalled` ignored: both ends hold the stalled connection (the
+/// writer reads the reader's PINGs, so it never idles out), and the pair
+/// is never connected again on a connection that moves bytes.
+#[test]
+fn catches_a_stalled_connection_kept() {
+    caught(Fault::IgnoreStalled, KeepInvariant::StalledPairRedialed);
 }
 
 #[test]

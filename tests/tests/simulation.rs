@@ -99,6 +99,26 @@ fn seed_sweep() {
         .filter(|r| r.counters.replies_refused > 0)
         .count();
     println!("{tight} seeds with small byte budgets; results refused for them in {refusing} seeds");
+    let refused_in = |bunch: bool| {
+        let seeds: Vec<&Report> = reports
+            .iter()
+            .filter(|r| r.budgets && r.bunch == bunch)
+            .collect();
+        let refusing = seeds.iter().filter(|r| r.counters.replies_refused > 0);
+        let refused: u64 = seeds.iter().map(|r| r.counters.replies_refused).sum();
+        (seeds.len(), refusing.count(), refused)
+    };
+    let (bunched, bunched_refusing, bunched_refused) = refused_in(true);
+    let (single, single_refusing, single_refused) = refused_in(false);
+    println!(
+        "of them, {bunched} answer in bunches: {bunched_refused} results refused in \
+         {bunched_refusing} seeds; the other {single}: {single_refused} refused in \
+         {single_refusing} seeds"
+    );
+    assert!(
+        bunched_refused > 0,
+        "no result was refused for the byte budgets in a seed that answers in bunches"
+    );
     assert!(
         total.replies_refused > 0,
         "no result was refused for the byte budgets"
@@ -425,4 +445,53 @@ fn catches_uncharged_replies() {
 #[test]
 fn catches_a_stalled_transport_kept_open() {
     caught(Fault::IgnoreStalled, Invariant::StalledTransportsEnd);
+}
+
+/// Applications that answer in bunches (`SimConfig::bunch`) release the
+/// results of a period together, before their driver takes a byte: they
+/// pile up in the send queue, wait for room, and reach the small byte
+/// budgets of their seeds. Of the first 16 seeds with small budgets that
+/// draw bunches, the budgets refuse results in more than in the first 16
+/// that do not, and `UnchargedReplies` (waiting results not charged) is
+/// caught by `replies_within_byte_budgets` in more.
+#[test]
+fn bunched_answers_reach_the_byte_budgets() {
+    let tight = |bunch: bool| -> Vec<u64> {
+        (0..)
+            .filter(|s| {
+                let c = SimConfig::random(*s, None);
+                c.budgets.is_some() && c.bunch.is_some() == bunch
+            })
+            .take(16)
+            .collect()
+    };
+    let reach = |seeds: &[u64]| {
+        let reports = sweep::run_seeds(seeds, |seed| sim::run_seed(seed, None))
+            .unwrap_or_else(|v| panic!("{v}"));
+        let refusing = reports
+            .iter()
+            .filter(|r| r.counters.replies_refused > 0)
+            .count();
+        let caught = sweep::run_seeds(seeds, |seed| {
+            let fault = Some(Fault::UnchargedReplies);
+            Ok::<_, Violation>(match sim::run_seed(seed, fault) {
+                Ok(_) => 0,
+                Err(v) => {
+                    assert_eq!(v.invariant, Invariant::RepliesWithinByteBudgets, "{v}");
+                    1
+                }
+            })
+        })
+        .unwrap_or_else(|v| panic!("{v}"));
+        (refusing, caught.iter().sum::<usize>())
+    };
+    let (bunched, single) = (tight(true), tight(false));
+    let (bunched_refusing, bunched_caught) = reach(&bunched);
+    let (single_refusing, single_caught) = reach(&single);
+    println!(
+        "seeds with small budgets that answer in bunches {bunched:?}: results refused in \
+         {bunched_refusing}, UnchargedReplies caught in {bunched_caught}; that do not \
+         {single:?}: refused in {single_refusing}, caught in {single_caught}"
+    );
+    assert!(bunched_refusing > single_refusing && bunched_caught > single_caught);
 }

@@ -103,6 +103,9 @@ impl Endpoint {
         // (why a dial's handshake failed, for its round's report)
         let dial_error =
             (!announced && self.is_dialed(conn)).then(|| ending.clone().handshake_error());
+        // (fault `StalledNotLost`: a stalled transport's end is no loss)
+        let lost =
+            !(fault!(self.ctx.config, StalledNotLost) && matches!(ending, Ending::Stalled(_)));
         if announced {
             if let Some(peer) = peer {
                 self.registry.remove(&peer, conn);
@@ -117,7 +120,7 @@ impl Endpoint {
         if let Some(error) = dial_error {
             self.on_handshake_ended(conn, error);
         }
-        if let Some(peer) = peer.filter(|p| announced && self.registry.get(p).is_none()) {
+        if let Some(peer) = peer.filter(|p| lost && announced && self.registry.get(p).is_none()) {
             self.on_peer_lost(peer);
         }
     }

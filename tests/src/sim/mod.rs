@@ -102,6 +102,9 @@ pub struct Report {
     /// Whether the seed drew small byte budgets
     /// ([`SimConfig::budgets`]).
     pub budgets: bool,
+    /// Whether its applications answered in bunches
+    /// ([`SimConfig::bunch`]).
+    pub bunch: bool,
 }
 
 impl Report {
@@ -230,6 +233,9 @@ enum Ev {
         call: InboundCallId,
         response: Response,
     },
+    /// An application that answers in bunches releases the answers it
+    /// held for this instant, all at once ([`SimConfig::bunch`]).
+    AppBunch { node: NodeIx },
     /// The workload acts.
     Workload,
     /// A stopped node comes back with the same identity.
@@ -273,6 +279,10 @@ enum Ev {
     },
 }
 
+/// An answer an application that answers in bunches holds: its node's
+/// life, the call, the answer.
+type HeldAnswer = (u32, InboundCallId, Response);
+
 /// The simulation.
 pub struct Sim {
     cfg: SimConfig,
@@ -295,6 +305,9 @@ pub struct Sim {
     unpairing: Vec<(NodeIx, ConnId)>,
     /// The workload rests until then (global ns): a quiet spell.
     lull_until: u64,
+    /// Answers held for release together ([`SimConfig::bunch`]), by node
+    /// and release instant: each with its node's life.
+    bunches: BTreeMap<(NodeIx, u64), Vec<HeldAnswer>>,
     phase: Phase,
     steps: u64,
     counters: Counters,
@@ -381,6 +394,7 @@ impl Sim {
             dirty: Vec::new(),
             unpairing: Vec::new(),
             lull_until: 0,
+            bunches: BTreeMap::new(),
             phase: Phase::Chaos,
             steps: 0,
             counters: Counters::default(),
@@ -494,6 +508,7 @@ impl Sim {
             trace_lines: self.trace.lines(),
             counters: self.counters.clone(),
             budgets: self.cfg.budgets.is_some(),
+            bunch: self.cfg.bunch.is_some(),
         }
     }
 
@@ -594,6 +609,7 @@ impl Sim {
                 call,
                 response,
             } => self.app_reply(node, inc, call, response),
+            Ev::AppBunch { node } => self.app_bunch(node),
             Ev::Workload if self.now < self.lull_until => {
                 let at = self.lull_until;
                 self.schedule(at, Ev::Workload);
@@ -804,6 +820,20 @@ impl Sim {
             self.rng.below(p.fast_max + 1)
         };
         let inc = self.nodes[n].inc;
+        // (an application that answers in bunches holds the answer to the
+        // next multiple of its period, and releases what it held then
+        // together)
+        if let Some(period) = self.cfg.bunch {
+            let period = (period.as_nanos() as u64).max(1);
+            let at = ((self.now + delay) / period + 1) * period;
+            let held = self.bunches.entry((n, at)).or_default();
+            if held.is_empty() {
+                self.schedule(at, Ev::AppBunch { node: n });
+            }
+            let held = self.bunches.entry((n, at)).or_default();
+            held.push((inc, call.id, response));
+            return;
+        }
         self.schedule(
             self.now + delay,
             Ev::AppReply {
@@ -816,6 +846,25 @@ impl Sim {
     }
 
     fn app_reply(&mut self, n: NodeIx, inc: u32, call: InboundCallId, response: Response) {
+        self.reply_one(n, inc, call, response);
+        self.touch(n);
+    }
+
+    /// Node `n` releases the answers it held for now, one after another
+    /// before its driver takes any bytes: the results pile up in its send
+    /// queue and wait for room, where the byte budgets bite.
+    fn app_bunch(&mut self, n: NodeIx) {
+        let held = self.bunches.remove(&(n, self.now)).unwrap_or_default();
+        tr!(self, "n{n} releases {} held answers", held.len());
+        for (inc, call, response) in held {
+            self.reply_one(n, inc, call, response);
+        }
+        self.touch(n);
+    }
+
+    /// Node `n` (in life `inc`) hands `response` to the endpoint for
+    /// `call`; its outputs are left for the caller to drain.
+    fn reply_one(&mut self, n: NodeIx, inc: u32, call: InboundCallId, response: Response) {
         let now = self.nodes[n].clock(self.now);
         let node = &mut self.nodes[n];
         if node.inc != inc {
@@ -844,7 +893,6 @@ impl Sim {
                 ),
             );
         }
-        self.touch(n);
     }
 
     // ----- lifecycle -----

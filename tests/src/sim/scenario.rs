@@ -40,6 +40,12 @@ pub struct SimConfig {
     /// Small byte budgets and large results, in a share of the mixed
     /// seeds (`None`: the default budgets, 16 MiB a connection).
     pub budgets: Option<TightBudgets>,
+    /// Applications that answer in bunches: a handler's answer is held
+    /// until the next multiple of this period (of the run's clock), so
+    /// the results of a period are released together and pile up in the
+    /// send queue, where the byte budgets bite. Drawn in half the seeds
+    /// with small budgets (`None`: each answer goes when it is ready).
+    pub bunch: Option<Duration>,
 }
 
 /// Byte budgets small enough that waiting results reach them
@@ -166,6 +172,7 @@ impl SimConfig {
             },
             app: AppPolicy::default(),
             budgets: None,
+            bunch: None,
         }
     }
 
@@ -227,6 +234,10 @@ impl SimConfig {
             c.endpoint.max_inbound_bytes_per_conn = budgets.per_conn;
             c.endpoint.max_inbound_bytes = budgets.node;
             c.budgets = Some(budgets);
+            // Half of them answer in bunches, every 200 ms to 1 s.
+            if b.chance(0.5) {
+                c.bunch = Some(Duration::from_millis(b.range(200, 1_000)));
+            }
         }
         c
     }
@@ -255,6 +266,10 @@ impl SimConfig {
         // (only when drawn: the fingerprints of the other seeds stay)
         let drawn = match &self.budgets {
             Some(budgets) => format!("{drawn}{budgets:?}"),
+            None => drawn,
+        };
+        let drawn = match self.bunch {
+            Some(bunch) => format!("{drawn} bunch {bunch:?}"),
             None => drawn,
         };
         drawn.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, b| {

@@ -63,6 +63,15 @@ pub enum KeepInvariant {
     /// the peer holds an address of a better source, which it may not
     /// push out.
     DialedAddressKept,
+    /// A kept pair whose connection stalled (one end's reader stopped
+    /// reading, for good) is connected again, on a new connection, within
+    /// [`stall_bound`] of the stall: the other end's writer backs up and,
+    /// having taken nothing for its `idle_timeout`, hears `Input::Stalled`,
+    /// closes the connection and redials; the new connection supersedes
+    /// the stalled one, which the reader still holds (its own
+    /// `idle_timeout` is longer). Checked at the run's `stall` check point
+    /// and every one after it.
+    StalledPairRedialed,
 }
 
 impl fmt::Display for KeepInvariant {
@@ -111,6 +120,16 @@ impl fmt::Display for KeepViolation {
 /// `handshake_timeout`. Defaults: 10 + 30 + 10 = 50 s.
 pub fn reconnect_bound(cfg: &Config) -> Duration {
     cfg.dial.dial_timeout.max(cfg.handshake_timeout) + cfg.dial.max_delay + cfg.handshake_timeout
+}
+
+/// How long a kept pair whose connection stalls may take to be connected
+/// again on a new one: the writer writes within `ping_interval` (it PINGs
+/// after that long without sending) and backs up, gives up after its
+/// `idle_timeout` (`Input::Stalled`), and the redial that follows is
+/// connected within [`reconnect_bound`]; a second for the latencies.
+/// Defaults: 15 + 45 + 50 + 1 = 111 s.
+pub fn stall_bound(cfg: &Config) -> Duration {
+    cfg.ping_interval + cfg.idle_timeout + reconnect_bound(cfg) + Duration::from_secs(1)
 }
 
 /// The most redial rounds the backoff allows within `window` without a

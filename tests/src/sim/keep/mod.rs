@@ -37,6 +37,7 @@
 mod check;
 mod directory;
 pub mod plan;
+mod stall;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
@@ -50,10 +51,10 @@ use peernet_proto::{
 
 pub use check::{
     KeepInvariant, KeepViolation, cap_floor, max_rounds_in, reconnect_bound, rounds_without_reset,
-    true_hint_rounds,
+    stall_bound, true_hint_rounds,
 };
 pub use directory::DIRECTORY_DELAY;
-pub use plan::{KeepConfig, Step};
+pub use plan::{KeepConfig, PATIENT_IDLE, Step};
 
 use super::Fault;
 use super::agenda::Agenda;
@@ -126,8 +127,55 @@ pub struct KeepReport {
     /// Connections that lost to another one to the same peer (both
     /// sides dialed at once).
     pub superseded: u64,
+    /// The run's stall ([`Step::Stall`]): whether it stalled a connection
+    /// (the pair had one), how many `Input::Stalled` its writer heard, and
+    /// how long after the stall the pair was connected again on a new
+    /// connection.
+    pub stall: Option<StallReport>,
     /// Simulated time.
     pub duration: Duration,
+}
+
+/// What became of a run's stall.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StallReport {
+    /// The pair had a connection to stall.
+    pub stalled: bool,
+    /// `Input::Stalled`s heard by writers (the stalled connection's).
+    pub heard: u64,
+    /// From the stall to the pair's first connection on a new link.
+    pub reconnected: Option<Duration>,
+    /// How the new connection superseded the stalled one at its reader,
+    /// if it did before the run ended.
+    pub superseded: Option<Supersede>,
+}
+
+/// The run's stall under way.
+#[derive(Debug, Clone, Copy)]
+struct Stall {
+    reader: NodeIx,
+    writer: NodeIx,
+    /// When it began, ns.
+    at: u64,
+    /// The stalled link, if the pair had one.
+    link: Option<u64>,
+    /// When the pair was connected again on another link, ns.
+    reconnected: Option<u64>,
+    /// The rule of section 4 that superseded the stalled connection at its
+    /// reader, if one did.
+    superseded: Option<Supersede>,
+}
+
+/// How a new connection superseded the stalled one at its reader (the
+/// rule of section 4 that applies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Supersede {
+    /// Both dialed by the same node (rule 1: a redial replaces the
+    /// connection its dialer lost).
+    SameInitiator,
+    /// Dialed by different nodes, more than `handshake_timeout` apart
+    /// (rule 2: the older is taken to be half-open).
+    HalfOpen,
 }
 
 enum Chunk {
@@ -142,6 +190,13 @@ struct Dir {
     queue: VecDeque<Chunk>,
     stalled: u32,
     done: bool,
+    /// Its reader stopped reading, for good, with the window full
+    /// ([`Step::Stall`]): its chunks are held, and its writer takes
+    /// nothing more from its core.
+    reader_stalled: bool,
+    /// Since when its writer has waited for the window, ns (it reports
+    /// `Input::Stalled` after its `idle_timeout` of it).
+    blocked_since: Option<u64>,
 }
 
 struct Link {
@@ -232,6 +287,14 @@ enum Ev {
         a: NodeIx,
         b: NodeIx,
     },
+    /// Side `side` of `link` has waited on a full window since `since`:
+    /// if it still has, its node hears `Input::Stalled` (as a driver's
+    /// writer that took nothing for the node's `idle_timeout` reports it).
+    WriterStalled {
+        link: u64,
+        side: usize,
+        since: u64,
+    },
 }
 
 /// The world.
@@ -278,6 +341,12 @@ pub struct KeepSim {
     /// The draws of the directory's runs: a stream of their own, so that
     /// the other runs draw as before.
     crowd: SimRng,
+    /// The patient node and its `idle_timeout` ([`KeepConfig::patient`]).
+    patient: Option<(NodeIx, Duration)>,
+    /// The run's stall, once begun.
+    stall: Option<Stall>,
+    /// `Input::Stalled`s heard.
+    stalls_heard: u64,
 }
 
 impl KeepSim {
@@ -333,6 +402,9 @@ impl KeepSim {
             addresses: cfg.addresses,
             directory: cfg.directory,
             crowd: SimRng::new(cfg.seed ^ 0x6469_7265_6374),
+            patient: cfg.patient,
+            stall: None,
+            stalls_heard: 0,
         };
         for (a, b) in cfg.pairs() {
             for (x, y) in [(a, b), (b, a)] {
@@ -376,6 +448,7 @@ impl KeepSim {
                         Ev::AppDial { node, .. } => format!("app dial {node}"),
                         Ev::Directory { node, .. } => format!("directory {node}"),
                         Ev::Settled { a, b } => format!("settled {a}-{b}"),
+                        Ev::WriterStalled { link, side, .. } => format!("stalled {link} {side}"),
                     }
                 );
             }
@@ -399,6 +472,12 @@ impl KeepSim {
             app_dials: (self.joined, self.started),
             connections: self.connections,
             superseded: self.superseded,
+            stall: self.stall.map(|s| StallReport {
+                stalled: s.link.is_some(),
+                heard: self.stalls_heard,
+                reconnected: s.reconnected.map(|at| Duration::from_nanos(at - s.at)),
+                superseded: s.superseded,
+            }),
             duration: Duration::from_nanos(self.now),
         })
     }
@@ -492,6 +571,7 @@ impl KeepSim {
                 addr,
                 open,
             } => self.dialed(node, inc, peer, addr, open),
+            Ev::WriterStalled { link, side, since } => self.writer_stalled(link, side, since),
         }
     }
 
@@ -586,6 +666,7 @@ impl KeepSim {
                 self.after(a);
             }
             Step::Check { label, since } => self.check_pairs(&label, since),
+            Step::Stall { reader, writer } => self.stall_reader(reader, writer),
         }
     }
 
@@ -599,12 +680,11 @@ impl KeepSim {
             trust.insert(self.nodes[*m].peer, None);
         }
         let identity = Identity::from_seed(&node.seed);
-        let mut ep = Endpoint::new(
-            self.config.clone(),
-            identity,
-            trust,
-            Box::new(self.rng.fork()),
-        );
+        let mut config = self.config.clone();
+        if let Some((_, idle)) = self.patient.filter(|(p, _)| *p == n) {
+            config.idle_timeout = idle;
+        }
+        let mut ep = Endpoint::new(config, identity, trust, Box::new(self.rng.fork()));
         let now = self.instant();
         // (the node reached only through its announcement has no address
         // of its peers, and its keepers none of it)
@@ -761,6 +841,10 @@ impl KeepSim {
             l.dirs[to].stalled += 1;
             return;
         }
+        if l.dirs[to].reader_stalled {
+            // (its reader reads nothing more)
+            return;
+        }
         let l = self.links.get_mut(&link).expect("exists");
         let Some(chunk) = l.dirs[to].queue.pop_front() else {
             return;
@@ -877,6 +961,7 @@ impl KeepSim {
                 break;
             };
             match out {
+                Output::Transmit(conn) if self.window_full(n, conn) => {}
                 Output::Transmit(conn) => {
                     let ep = self.nodes[n].ep.as_mut().expect("up");
                     let data = ep.poll_transmit(conn);
@@ -888,6 +973,9 @@ impl KeepSim {
                 }
                 Output::Close { conn, last } => {
                     if let Some((link, side)) = self.nodes[n].conns.remove(&conn) {
+                        if self.close_stalled(link, side) {
+                            continue;
+                        }
                         if !last.is_empty() {
                             self.send(link, 1 - side, Chunk::Data(last));
                         }
@@ -963,6 +1051,7 @@ impl KeepSim {
     fn on_event(&mut self, n: NodeIx, inc: u32, event: Event) {
         match event {
             Event::Connected { conn, peer, .. } => {
+                self.stall_connected(n, conn, peer);
                 self.dial_worked(n, conn);
                 self.connections += 1;
                 self.check.on_connected(n, inc, peer);
@@ -1033,6 +1122,7 @@ impl KeepSim {
                         ),
                     );
                 }
+                self.stall_superseded(n, inc, conn, survivor);
             }
             Event::Disconnected { conn, peer, reason } => {
                 self.nodes[n].dialed.remove(&conn);
@@ -1055,6 +1145,7 @@ impl KeepSim {
         if !kept
             || !self.up(m)
             || self.partitioned(n, m)
+            || self.stall_settling(n, m)
             || self.now < self.last_disruption.saturating_add(bound)
             // (another connection of the pair is open at both ends: the
             // pair is still connected)
@@ -1122,17 +1213,29 @@ impl KeepSim {
                 c.and_then(|c| self.nodes[n].conns.get(&c)).map(|(l, _)| *l)
             };
             let (la, lb) = (link_of(a, ca), link_of(b, cb));
+            let stalled = self.stall.filter(|_| self.is_stalled_pair(a, b));
+            if let Some(s) = stalled.filter(|s| s.link.is_some() && s.link == la) {
+                let detail = format!(
+                    "{label}: kept pair {a}-{b} still on its stalled connection (link {:?}) \
+                     {:?} after the stall (connections {ca:?} / {cb:?})",
+                    s.link,
+                    Duration::from_nanos(self.now - s.at)
+                );
+                self.check
+                    .fail(self.now, KeepInvariant::StalledPairRedialed, detail);
+                return;
+            }
             if la.is_none() || la != lb {
+                let invariant = match stalled {
+                    Some(_) => KeepInvariant::StalledPairRedialed,
+                    None => KeepInvariant::KeptPairConnectedWithinBound,
+                };
                 let detail = format!(
                     "{label}: kept pair {a}-{b} not connected {:?} after {since:?} \
                      (connections {ca:?} / {cb:?}, links {la:?} / {lb:?})",
                     Duration::from_nanos(self.now - since_ns)
                 );
-                self.check.fail(
-                    self.now,
-                    KeepInvariant::KeptPairConnectedWithinBound,
-                    detail,
-                );
+                self.check.fail(self.now, invariant, detail);
                 return;
             }
             let open_links = self.open_links(a, b);
@@ -1141,6 +1244,12 @@ impl KeepSim {
                 self.check
                     .fail(self.now, KeepInvariant::OneConnectionPerPair, detail);
                 return;
+            }
+            // (the stalled pair's reconnect counts from its stall, at the
+            // check point the stall starts: a later one's clock started
+            // before it)
+            if stalled.is_some_and(|s| s.at > since_ns) {
+                continue;
             }
             let at = self.check.connected_at.get(&(a, b)).copied().unwrap_or(0);
             slowest = slowest.max(Duration::from_nanos(at.saturating_sub(since_ns)));

@@ -7,9 +7,14 @@ use peernet_proto::Config;
 
 use super::super::Fault;
 use super::super::rng::SimRng;
-use super::{NodeIx, reconnect_bound};
+use super::{NodeIx, reconnect_bound, stall_bound};
 
 const SEC: Duration = Duration::from_secs(1);
+
+/// The `idle_timeout` of a run's patient node (the reader of its stall):
+/// four times the default, above [`stall_bound`], so that only its peer's
+/// writer giving up ends the stall in time.
+pub const PATIENT_IDLE: Duration = Duration::from_secs(180);
 
 /// One thing the plan makes happen.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +39,18 @@ pub enum Step {
     Heal,
     /// The first node unpairs the second (which still keeps it).
     Unpair(NodeIx, NodeIx),
+    /// The reader of the first node's connection with the second stops
+    /// reading, for good, with its window full (it stopped in the middle
+    /// of a transfer): the second's writer backs up at its next write and,
+    /// having taken nothing for its `idle_timeout`, reports
+    /// `Input::Stalled`. The first node's timers, writer and listener go
+    /// on.
+    Stall {
+        /// The node whose reader stops.
+        reader: NodeIx,
+        /// Its peer, whose writer backs up.
+        writer: NodeIx,
+    },
     /// Every kept pair that nothing keeps apart must be connected now;
     /// `since` is when its clock started.
     Check {
@@ -83,15 +100,25 @@ pub struct KeepConfig {
     /// address pushes out the worst, often the very one being dialed: the
     /// one a round dials last.
     pub directory: bool,
+    /// A patient node and its `idle_timeout` (longer than its peers'): the
+    /// reader of the run's stall ([`Step::Stall`]), which hears nothing
+    /// on the stalled connection yet closes it on its own only after its
+    /// peer's writer has long given up, so that the peer's `Input::Stalled`
+    /// and redial are what ends the stall.
+    pub patient: Option<(NodeIx, Duration)>,
 }
 
 impl KeepConfig {
     /// The kept pairs (unordered, each once).
     pub fn pairs(&self) -> Vec<(NodeIx, NodeIx)> {
-        let n = self.nodes;
+        KeepConfig::pairs_of(self.nodes, self.degree)
+    }
+
+    /// The kept pairs of `n` nodes keeping `degree` ring neighbours.
+    fn pairs_of(n: usize, degree: usize) -> Vec<(NodeIx, NodeIx)> {
         let mut pairs = std::collections::BTreeSet::new();
         for a in 0..n {
-            for k in 1..=(self.degree / 2) {
+            for k in 1..=(degree / 2) {
                 let b = (a + k) % n;
                 if a != b {
                     pairs.insert((a.min(b), a.max(b)));
@@ -183,6 +210,28 @@ pub fn random(seed: u64, fault: Option<Fault>) -> KeepConfig {
         .map(|k| (down + 1 + k) % nodes)
         .find(|h| *h != crashed && *h != down)
         .expect("4 nodes or more");
+    let hinted = (!directory).then_some(hinted);
+    // One run in two: 5 s after the unpair, a reader of a kept pair that
+    // nothing else disturbs stalls, and the pair is checked
+    // `stall_bound` later (within the last 120 s). Drawn from a stream of
+    // its own: the other draws are as before.
+    let mut st = SimRng::new(seed ^ 0x7374_616c_6c73);
+    let mut patient = None;
+    if st.chance(0.5) {
+        let (ua, ub) = (a, b);
+        let calm: Vec<(NodeIx, NodeIx)> = (KeepConfig::pairs_of(nodes, degree))
+            .into_iter()
+            .filter(|(x, y)| ![*x, *y].iter().any(|n| *n == down || Some(*n) == hinted))
+            .filter(|(x, y)| (*x, *y) != (ua.min(ub), ua.max(ub)))
+            .collect();
+        if let Some(&(x, y)) = st.pick(&calm) {
+            let (reader, writer) = if st.chance(0.5) { (x, y) } else { (y, x) };
+            let at = t - 115 * SEC;
+            plan.push((at, Step::Stall { reader, writer }));
+            plan.push((at + stall_bound(&endpoint), check("stall", at)));
+            patient = Some((reader, PATIENT_IDLE));
+        }
+    }
     KeepConfig {
         seed,
         nodes,
@@ -191,10 +240,11 @@ pub fn random(seed: u64, fault: Option<Fault>) -> KeepConfig {
         fault,
         plan,
         latency: None,
-        hinted: (!directory).then_some(hinted),
+        hinted,
         app_dials: true,
         addresses,
         directory,
+        patient,
     }
 }
 
@@ -243,6 +293,7 @@ pub fn lockstep(seed: u64, fault: Option<Fault>) -> KeepConfig {
         app_dials: false,
         addresses: 1,
         directory: false,
+        patient: None,
     }
 }
 
@@ -277,6 +328,7 @@ pub fn scale(seed: u64, nodes: usize, degree: usize, partition: Duration) -> Kee
         app_dials: false,
         addresses: 1,
         directory: false,
+        patient: None,
     }
 }
 
