@@ -16,6 +16,7 @@
 //!               [--max-inbound-bytes-per-peer <BYTES>] [--max-inbound-bytes <BYTES>]
 //!               [--protocol 1|2]
 //!               [--handshakes-per-source <N>] [--failed-handshakes-per-source <RATE/BURST>]
+//!               [--failed-handshakes-node-wide <RATE/BURST>]
 //!               [--connects-per-peer <RATE/BURST>] [--shutdown-grace <MS>]
 //! peernet call --key <KEYFILE> --connect <PEERID@IP:PORT|TICKET> [--timeout <MS>] [--protocol 1|2]
 //!              [--raw] <HANDLE> <ARGS>

@@ -106,6 +106,13 @@ pub(crate) struct Serve {
     /// from 1 to 4294967295; default 8/32).
     #[arg(long, value_name = "RATE/BURST", value_parser = parse_rate_burst)]
     failed_handshakes_per_source: Option<(u32, u32)>,
+    /// Failed handshakes of source addresses that have not completed a
+    /// handshake lately, node-wide: BURST at once, then RATE a second;
+    /// beyond, their connections are closed at accept, while addresses
+    /// trusted peers connected from are still accepted (each from 1 to
+    /// 4294967295; default: no node-wide limit; suggested 200/400).
+    #[arg(long, value_name = "RATE/BURST", value_parser = parse_rate_burst)]
+    failed_handshakes_node_wide: Option<(u32, u32)>,
     /// Inbound connections one trusted peer may establish: BURST at once,
     /// then RATE a second; beyond, its handshakes are refused `busy`
     /// (each from 1 to 4294967295; default 20/64).
@@ -313,6 +320,9 @@ pub(crate) async fn run_serve(mut serve: Serve) -> Result<(), Failure> {
     }
     if let Some((rate, burst)) = serve.failed_handshakes_per_source {
         config = config.failed_handshakes_per_source(rate, burst);
+    }
+    if let Some((rate, burst)) = serve.failed_handshakes_node_wide {
+        config = config.failed_handshakes_node_wide(rate, burst);
     }
     if let Some((rate, burst)) = serve.connects_per_peer {
         config = config.connects_per_peer(rate, burst);

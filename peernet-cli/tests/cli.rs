@@ -444,6 +444,8 @@ fn zero_and_inconsistent_durations_are_usage_errors() {
         &["--failed-handshakes-per-source", "0/32"],
         &["--failed-handshakes-per-source", "8/0"],
         &["--failed-handshakes-per-source", "8"],
+        &["--failed-handshakes-node-wide", "0/400"],
+        &["--failed-handshakes-node-wide", "200/0"],
         &["--connects-per-peer", "0/16"],
         &["--connects-per-peer", "2/0"],
         &["--shutdown-grace", "0"],
@@ -455,6 +457,17 @@ fn zero_and_inconsistent_durations_are_usage_errors() {
         assert!(
             stderr(&out).contains("error"),
             "{extra:?}: {}",
+            stderr(&out)
+        );
+    }
+    // a value refused, not a flag unknown
+    for value in ["0/400", "200/0"] {
+        let mut args = base.to_vec();
+        args.extend_from_slice(&["--failed-handshakes-node-wide", value]);
+        let out = run(&args, d);
+        assert!(
+            stderr(&out).contains("invalid value"),
+            "{value}: {}",
             stderr(&out)
         );
     }

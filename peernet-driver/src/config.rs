@@ -426,6 +426,36 @@ impl NodeConfig {
         self
     }
 
+    /// A node-wide limit on the failed handshakes of sources (IPv4
+    /// addresses, IPv6 /64s) that have not completed a handshake within
+    /// a week: `burst` at once, then `per_second`; off by default
+    /// ([`SourceLimits::node_failures`](peernet_proto::SourceLimits::node_failures)).
+    /// [`NodeConfig::failed_handshakes_per_source`] bounds what one
+    /// address costs, not what many cost together: a refused version-2
+    /// INIT costs about 300 µs of X25519 and AEAD work, so a flood from
+    /// some 700 addresses at the per-source default keeps a core busy, and
+    /// one host with an IPv6 /48 has 65,536 sources. With this limit, once
+    /// strangers' failures reach it, a connection from a stranger is reset
+    /// at accept, unread, as the per-source limits do, while sources a
+    /// trusted peer completed a handshake from (up to 4,096, the least
+    /// recent forgotten first) are accepted as before.
+    ///
+    /// What it costs: during such a flood, a trusted peer dialing from an
+    /// address it has not connected from lately (its first connection, a
+    /// new address) is refused like the flood until the flood's rate falls
+    /// under the limit. Suggested: 200 a second after 400
+    /// ([`NodeFailureLimit::SUGGESTED`](peernet_proto::NodeFailureLimit::SUGGESTED),
+    /// about 6 % of one core). Each at least 1 (0 counts as 1). Counted in
+    /// [`NodeStats::throttled_connections`](crate::NodeStats) and, alone,
+    /// in `NodeStats::core.counters.refused_node_wide`.
+    pub fn failed_handshakes_node_wide(mut self, per_second: u32, burst: u32) -> NodeConfig {
+        self.protocol.source_limits.node_failures = Some(peernet_proto::NodeFailureLimit::new(
+            per_second.max(1),
+            burst.max(1),
+        ));
+        self
+    }
+
     /// Inbound connections one trusted peer may establish: `burst` at
     /// once, then `per_second`. A peer is trusted, not harmless: each
     /// handshake it completes costs this node a key generation and four

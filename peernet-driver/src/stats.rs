@@ -29,7 +29,8 @@ pub struct NodeStats {
     /// (`failed_handshakes_per_source`).
     pub refused_connections: u64,
     /// Of `refused_connections`, those closed because their source had
-    /// failed too many handshakes lately.
+    /// failed too many handshakes lately, or sources not known had,
+    /// node-wide (`failed_handshakes_node_wide`).
     pub throttled_connections: u64,
     /// Calls that timed out before the core took them: waiting for room
     /// in a full send queue, for a kept peer's reconnect, or with no

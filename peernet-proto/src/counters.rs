@@ -252,8 +252,12 @@ pub struct Counters {
     /// limit ([`crate::SourceLimits`]), before any handshake.
     pub refused_at_accept: u64,
     /// Of `refused_at_accept`, those whose source had failed too many
-    /// handshakes lately.
+    /// handshakes lately, or (`refused_node_wide`) sources not known had,
+    /// node-wide.
     pub throttled_at_accept: u64,
+    /// Of `throttled_at_accept`, those refused by the node-wide limit
+    /// ([`crate::NodeFailureLimit`]).
+    pub refused_node_wide: u64,
 }
 
 /// `name=n` for every name counted (`n` above 0), space-separated, or `0`
@@ -344,8 +348,11 @@ impl fmt::Display for Counters {
         )?;
         write!(
             f,
-            "superseded: {}  refused at accept: {} ({} throttled)",
-            self.superseded, self.refused_at_accept, self.throttled_at_accept,
+            "superseded: {}  refused at accept: {} ({} throttled, {} node-wide)",
+            self.superseded,
+            self.refused_at_accept,
+            self.throttled_at_accept,
+            self.refused_node_wide,
         )
     }
 }

@@ -178,7 +178,7 @@ impl Ending {
     }
 
     /// Whether an inbound handshake that ends this way is held against
-    /// its source (`sources.rs`): every ending but those this node caused
+    /// its source (`sources/`): every ending but those this node caused
     /// (`busy`: its own slots were full; shutdown, an unpairing or a
     /// disconnect; a connection that lost to another one of the same
     /// peer). A trusted peer's slow network counts too: the node cannot

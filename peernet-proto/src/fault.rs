@@ -94,6 +94,9 @@ pub enum Fault {
     /// `Endpoint::accept_from`: every connection is admitted whatever its
     /// source has in progress or has failed lately.
     SourceUnlimited,
+    /// `Endpoint::accept_from`: the node-wide limit on strangers' failed
+    /// handshakes (`SourceLimits::node_failures`) never refuses.
+    NodeWideUnlimited,
     /// `Endpoint::end`: a failed inbound handshake is not charged to its
     /// source, as a success is not, so failures are bounded by nothing
     /// but the handshakes in progress.
@@ -154,7 +157,7 @@ pub enum Fault {
 #[cfg(feature = "fault-injection")]
 impl Fault {
     /// Every fault, for the simulation and the fuzz targets to iterate.
-    pub const ALL: [Fault; 38] = [
+    pub const ALL: [Fault; 39] = [
         Fault::SupersedeNewest,
         Fault::SkipTrustCheck,
         Fault::ReplyAnyConnection,
@@ -181,6 +184,7 @@ impl Fault {
         Fault::NoCallDeadline,
         Fault::SkipProofCheck,
         Fault::SourceUnlimited,
+        Fault::NodeWideUnlimited,
         Fault::FailuresUncharged,
         Fault::NoEviction,
         Fault::ReconnectsUncharged,

@@ -66,7 +66,9 @@ pub use identity::{Identity, InvalidIdentity, InvalidPeerId, PeerId};
 pub use ids::{CallId, ConnId, Direction, InboundCallId, Side};
 pub use noise::RecordError;
 pub use reconnects::PeerConnectLimits;
-pub use sources::{Source, SourceLimits, SourceRefusal};
+pub use sources::{
+    KNOWN_FOR, MAX_KNOWN_SOURCES, NodeFailureLimit, Source, SourceLimits, SourceRefusal,
+};
 pub use stats::Stats;
 pub use time::Instant;
 pub use trust::{InvalidLabel, Label, TrustList, TrustListError, TrustListErrorKind};

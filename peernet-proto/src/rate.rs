@@ -17,8 +17,9 @@
 //! interval`. An admission that ends uncharged gives nothing back,
 //! because nothing was taken for it.
 //!
-//! Used for a source's failed handshakes (`sources.rs`) and a trusted
-//! peer's established connections (`reconnects.rs`).
+//! Used for a source's failed handshakes and the node-wide limit on them
+//! (`sources/`), and a trusted peer's established connections
+//! (`reconnects.rs`).
 
 use core::hash::Hash;
 use core::time::Duration;

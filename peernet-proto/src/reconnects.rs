@@ -1,5 +1,5 @@
 //! How often a trusted peer may connect to this node: local policy, like
-//! the per-source limits (`sources.rs`). A trusted peer is still a
+//! the per-source limits (`sources/`). A trusted peer is still a
 //! suspicious one, and every handshake it completes costs this node a
 //! signature and two verifications (version 1) or a key generation and
 //! four X25519 operations (version 2) while succeeding, so the per-source

@@ -106,7 +106,11 @@ pub enum Invariant {
     /// handshakes in progress than `SourceLimits::handshakes`, and of the
     /// handshakes that failed by the source's doing, those admitted
     /// within any `T` seconds are at most `failure_burst +
-    /// failures_per_second × T`.
+    /// failures_per_second × T`; with the node-wide limit
+    /// (`SourceLimits::node_failures`), of the handshakes that failed by
+    /// their source's doing and were admitted from sources no inbound
+    /// handshake had completed from, those admitted within any `T`
+    /// seconds, node-wide, are at most `burst + per_second × T`.
     SourceLimitsHold,
     /// A connection is accepted `busy` only if every handshake slot
     /// (`Config::max_handshakes`) is held by one that has delivered a

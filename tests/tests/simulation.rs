@@ -394,6 +394,11 @@ fn catches_source_limits_ignored() {
 }
 
 #[test]
+fn catches_the_node_wide_limit_ignored() {
+    caught(Fault::NodeWideUnlimited, Invariant::SourceLimitsHold);
+}
+
+#[test]
 fn catches_failed_handshakes_left_uncharged() {
     caught(Fault::FailuresUncharged, Invariant::SourceLimitsHold);
 }

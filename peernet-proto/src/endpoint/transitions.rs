@@ -24,7 +24,7 @@ impl Endpoint {
                     .is_some_and(|c| c.direction() == Direction::Inbound);
                 if inbound {
                     self.inbound_handshakes = self.inbound_handshakes.saturating_sub(1);
-                    self.sources.ended(conn, false, self.ctx.now);
+                    self.sources.completed(conn, self.ctx.now);
                 }
                 self.register(conn, inbound);
             }

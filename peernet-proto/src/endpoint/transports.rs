@@ -1,6 +1,6 @@
 //! A transport opens: the handshake starts as initiator ([`Endpoint::connect`])
 //! or as responder ([`Endpoint::accept`], and [`Endpoint::accept_from`]
-//! with the per-source limits of `sources.rs` checked first). When every
+//! with the per-source limits of `sources/` checked first). When every
 //! handshake slot is taken, an accepted connection takes the slot of the
 //! oldest one that has not delivered a complete frame yet.
 
@@ -54,7 +54,9 @@ impl Endpoint {
     /// ([`Config::source_limits`]): then
     /// [`ConnectError::SourceLimited`] (counted in
     /// [`Counters::refused_at_accept`](crate::Counters::refused_at_accept)),
-    /// and the driver closes the transport unread. The connection counts
+    /// and the driver closes the transport unread: the per-source limits,
+    /// and the node-wide limit on strangers' failures if one is set
+    /// ([`SourceLimits::node_failures`](crate::SourceLimits::node_failures)). The connection counts
     /// against its source until its handshake ends; a handshake that
     /// fails by the source's doing keeps its charge.
     pub fn accept_from(&mut self, now: Instant, source: Source) -> Result<ConnId, ConnectError> {
@@ -64,18 +66,25 @@ impl Endpoint {
         }
         let admitted = match self.sources.admit(source, self.ctx.now) {
             Err(_) if fault!(self.ctx.config, SourceUnlimited) => Ok(()),
+            Err(SourceRefusal::NodeFailing) if fault!(self.ctx.config, NodeWideUnlimited) => Ok(()),
             other => other,
         };
         if let Err(refusal) = admitted {
-            self.ctx.counters.refused_at_accept += 1;
-            if refusal == SourceRefusal::Failing {
-                self.ctx.counters.throttled_at_accept += 1;
+            let counters = &mut self.ctx.counters;
+            counters.refused_at_accept += 1;
+            match refusal {
+                SourceRefusal::Failing => counters.throttled_at_accept += 1,
+                SourceRefusal::NodeFailing => {
+                    counters.throttled_at_accept += 1;
+                    counters.refused_node_wide += 1;
+                }
+                SourceRefusal::Busy => {}
             }
             tracing::debug!(?source, %refusal, "refused at accept");
             return Err(ConnectError::SourceLimited(refusal));
         }
         let id = self.accept_inbound();
-        self.sources.track(id, source);
+        self.sources.track(id, source, self.ctx.now);
         Ok(id)
     }
 

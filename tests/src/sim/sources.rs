@@ -1,19 +1,25 @@
-//! Source addresses and the per-source limits at accept, as the model
-//! checks them (invariant `source_limits_hold`).
+//! Source addresses and the per-source and node-wide limits at accept,
+//! as the model checks them (invariant `source_limits_hold`).
 //!
 //! Every dialer has a source address: a node its own (IPv4 for even
 //! nodes, IPv6 for odd ones), a raw intruder one of a few it shares with
 //! other intruders (by its link's number; one of them also arrives in its
 //! IPv4-mapped IPv6 form), and a flood (`Sim::flood`) its own: every other
 //! flood one IPv4 address, the others a new IPv6 address of one /64 for
-//! each handshake. The endpoint is told `Source::from(address)`. Each node
+//! each handshake, or (in seeds with the node-wide limit) of a /64 of its
+//! own for each. The endpoint is told `Source::from(address)`. Each node
 //! life keeps a [`Ledger`] of what it admitted from each source: the
 //! handshakes in progress, and the admission instants of those that failed
-//! by the source's doing. The policy, and how addresses group into
+//! by the source's doing; with the node-wide limit
+//! (`SourceLimits::node_failures`), also the sources known (an inbound
+//! handshake from them completed) and the admission instants of the
+//! failures of strangers, node-wide. The policy, and how addresses group into
 //! sources ([`Group`]), are restated here from `SourceLimits`' and
-//! `Source`'s documentation, not taken from the core.
+//! `Source`'s documentation, not taken from the core. (The core forgets
+//! known sources after a week or when 4,096 are known: never within a run,
+//! and forgetting only makes it stricter than the ledger.)
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use peernet_proto::{ConnId, HandshakeError, Instant, RejectCode, SourceLimits};
@@ -48,14 +54,17 @@ pub fn of_intruder(link: u64) -> IpAddr {
 
 /// The address handshake `left` of flood number `flood` comes from (no
 /// other dialer uses these): odd floods one IPv4 address, even ones an
-/// address of their own /64 that changes with every handshake.
-pub fn of_flood(flood: u64, left: u32) -> IpAddr {
+/// address of their own /64 that changes with every handshake, or if
+/// `spread`, an address of a /64 of its own for each handshake (a /48:
+/// 65,536 sources).
+pub fn of_flood(flood: u64, left: u32, spread: bool) -> IpAddr {
     if !flood.is_multiple_of(2) {
         return IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1));
     }
     let host = (u64::from(left) ^ flood).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     let [a, b, c, d] = [host >> 48, host >> 32, host >> 16, host].map(|h| h as u16);
-    IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0xf100, 0, a, b, c, d))
+    let subnet = if spread { a ^ b ^ c ^ d ^ 1 } else { 0 };
+    IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0xf100, subnet, a, b, c, d))
 }
 
 /// How addresses count as one source, restated from `Source`'s docs: an
@@ -96,12 +105,19 @@ pub fn held_against_source(error: &HandshakeError) -> bool {
 /// What one node life admitted from each source.
 #[derive(Debug, Default)]
 pub struct Ledger {
-    /// Admitted connections whose handshake has not ended: their source
-    /// and when they were admitted (node clock).
-    open: BTreeMap<ConnId, (Group, Instant)>,
+    /// Admitted connections whose handshake has not ended: their source,
+    /// when they were admitted (node clock), and whether their source was
+    /// a stranger to the node-wide limit then (always `false` without one).
+    open: BTreeMap<ConnId, (Group, Instant, bool)>,
     /// Per source, the admission instants of the handshakes that failed
     /// by its doing, in order.
     held: BTreeMap<Group, Vec<Instant>>,
+    /// Sources an inbound handshake from completed (`Connected`, or a
+    /// completed handshake that lost to another connection).
+    known: BTreeSet<Group>,
+    /// The admission instants of the strangers' handshakes that failed by
+    /// their source's doing, node-wide, in order.
+    strangers_held: Vec<Instant>,
 }
 
 impl Ledger {
@@ -115,8 +131,9 @@ impl Ledger {
         limits: &SourceLimits,
     ) -> Result<(), String> {
         let source = Group::from(addr);
-        self.open.insert(conn, (source, at));
-        let in_progress = self.open.values().filter(|(s, _)| *s == source).count();
+        let stranger = limits.node_failures.is_some() && !self.known.contains(&source);
+        self.open.insert(conn, (source, at, stranger));
+        let in_progress = self.open.values().filter(|(s, ..)| *s == source).count();
         if in_progress > limits.handshakes.max(1) {
             return Err(format!(
                 "{in_progress} handshakes in progress from {source:?}, limit {}",
@@ -134,33 +151,54 @@ impl Ledger {
         error: Option<&HandshakeError>,
         limits: &SourceLimits,
     ) -> Result<(), String> {
-        let Some((source, at)) = self.open.remove(&conn) else {
+        let Some((source, at, stranger)) = self.open.remove(&conn) else {
             return Ok(());
         };
+        if matches!(error, None | Some(HandshakeError::Superseded)) {
+            self.known.insert(source);
+        }
         if !error.is_some_and(held_against_source) {
             return Ok(());
         }
         let held = self.held.entry(source).or_default();
-        let pos = held.partition_point(|t| *t <= at);
-        held.insert(pos, at);
-        // every window that holds the new failure
-        let burst = u64::from(limits.failure_burst.max(1));
-        for first in 0..=pos {
-            for last in pos..held.len() {
-                let span = held[last].saturating_duration_since(held[first]);
-                let allowed = allowance(limits.failures_per_second, burst, span.as_nanos() as u64);
-                let count = (last - first + 1) as u64;
-                if count > allowed {
-                    return Err(format!(
-                        "{count} failed handshakes from {source:?} admitted within {span:?}, \
-                         at most {allowed} allowed ({} a second after {burst})",
-                        limits.failures_per_second
-                    ));
-                }
+        within_rate(held, at, limits.failures_per_second, limits.failure_burst)
+            .map_err(|e| format!("{e} from {source:?}"))?;
+        match limits.node_failures {
+            Some(node) if stranger => {
+                within_rate(&mut self.strangers_held, at, node.per_second, node.burst)
+                    .map_err(|e| format!("{e} from sources not known, node-wide"))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Adds a failure admitted `at` to `held` (admission instants, in order)
+/// and checks every window that holds it: what is wrong, if one holds
+/// more than `per_second` after `burst` allow.
+fn within_rate(
+    held: &mut Vec<Instant>,
+    at: Instant,
+    per_second: u32,
+    burst: u32,
+) -> Result<(), String> {
+    let pos = held.partition_point(|t| *t <= at);
+    held.insert(pos, at);
+    let burst = u64::from(burst.max(1));
+    for first in 0..=pos {
+        for last in pos..held.len() {
+            let span = held[last].saturating_duration_since(held[first]);
+            let allowed = allowance(per_second, burst, span.as_nanos() as u64);
+            let count = (last - first + 1) as u64;
+            if count > allowed {
+                return Err(format!(
+                    "{count} failed handshakes admitted within {span:?}, \
+                     at most {allowed} allowed ({per_second} a second after {burst})"
+                ));
             }
         }
-        Ok(())
     }
+    Ok(())
 }
 
 /// The most a rate limit of `per_second` after a burst of `burst` admits
@@ -211,7 +249,8 @@ impl Sim {
         if left == 0 {
             return;
         }
-        let from = of_flood(flood, left);
+        let spread = self.cfg.endpoint.source_limits.node_failures.is_some();
+        let from = of_flood(flood, left, spread);
         self.attack_from(victim, Attack::UntrustedHello, Some(from));
         let left = left - 1;
         if left > 0 {
@@ -257,7 +296,9 @@ mod tests {
         ];
         addrs.extend((0..8).map(of_node));
         addrs.extend((0..8).map(of_intruder));
-        addrs.extend((0..4).flat_map(|f| (0..4).map(move |l| of_flood(f, l))));
+        for spread in [false, true] {
+            addrs.extend((0..4).flat_map(|f| (0..4).map(move |l| of_flood(f, l, spread))));
+        }
         for a in &addrs {
             for b in &addrs {
                 assert_eq!(

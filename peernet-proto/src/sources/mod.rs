@@ -21,7 +21,12 @@
 //!   handshakes succeed is held back only by the handshakes it has in
 //!   progress.
 //!
-//! A connection beyond either limit is refused before it exists (the
+//! And, off by default, one node-wide limit ([`SourceLimits::node_failures`],
+//! `node_wide.rs`): the failed handshakes of sources that have not
+//! completed one lately, all together, so that a flood from many
+//! addresses is bounded too.
+//!
+//! A connection beyond any limit is refused before it exists (the
 //! driver closes it: no REJECT, nothing read, no work). A source is an
 //! IPv4 address or an IPv6 /64 (one host or one subnet hands out a /64).
 //! Sources are chosen by whoever connects, so the tables hash them with a
@@ -34,6 +39,11 @@ use hashbrown::HashMap;
 
 use crate::rate::{RateTable, seeded};
 use crate::{ConnId, Instant};
+
+mod node_wide;
+
+use node_wide::NodeWide;
+pub use node_wide::{KNOWN_FOR, MAX_KNOWN_SOURCES, NodeFailureLimit};
 
 /// Where a connection came from, as far as the per-source limits care:
 /// an IPv4 address (an IPv4-mapped IPv6 address counts as one) or the
@@ -90,6 +100,18 @@ pub struct SourceLimits {
     /// (it may yet fail), so to let one source have more in parallel,
     /// raise it with `handshakes`.
     pub failure_burst: u32,
+    /// Failed handshakes node-wide from sources that have not completed
+    /// a handshake lately ([`NodeFailureLimit`]; suggested:
+    /// [`NodeFailureLimit::SUGGESTED`]). Default `None`: no node-wide
+    /// limit, so a flood from many sources, each within its own limits,
+    /// is bounded only by them. When set and spent, a connection from
+    /// such a source is refused at accept
+    /// ([`SourceRefusal::NodeFailing`]) while sources that completed a
+    /// handshake within [`KNOWN_FOR`] are admitted: trusted peers dialing
+    /// from known addresses keep connecting during a flood, one dialing
+    /// from a new address waits until the flood's rate falls under the
+    /// limit.
+    pub node_failures: Option<NodeFailureLimit>,
 }
 
 impl Default for SourceLimits {
@@ -98,6 +120,7 @@ impl Default for SourceLimits {
             handshakes: 32,
             failures_per_second: 8,
             failure_burst: 32,
+            node_failures: None,
         }
     }
 }
@@ -113,16 +136,25 @@ pub enum SourceRefusal {
     /// Its source failed too many handshakes lately.
     #[error("too many failed handshakes from this source")]
     Failing,
+    /// Its source has not completed a handshake lately, and such sources
+    /// failed too many handshakes lately, node-wide
+    /// ([`SourceLimits::node_failures`]).
+    #[error("too many failed handshakes node-wide from sources not known")]
+    NodeFailing,
 }
 
 /// The counts, and which connection counts against which source.
 pub(crate) struct Sources {
     limit: usize,
     counts: HashMap<Source, usize, SeedableRandomState>,
-    by_conn: HashMap<ConnId, Source, SeedableRandomState>,
+    /// Each tracked connection's source, and whether it was a stranger
+    /// to the node-wide limit when admitted (always `false` without one).
+    by_conn: HashMap<ConnId, (Source, bool), SeedableRandomState>,
     /// Each source's failures, as a rate (`rate.rs`): each handshake in
     /// progress counts as a failure it may yet owe.
     charges: RateTable<Source>,
+    /// The node-wide limit, if any.
+    node: Option<NodeWide>,
 }
 
 impl Sources {
@@ -137,6 +169,9 @@ impl Sources {
                 MAX_FAILING_SOURCES,
                 seed.rotate_left(41),
             ),
+            node: limits
+                .node_failures
+                .map(|limit| NodeWide::new(limit, seed.rotate_left(53))),
         }
     }
 
@@ -148,15 +183,38 @@ impl Sources {
             Err(SourceRefusal::Busy)
         } else if !self.charges.has_room(&source, in_progress, now) {
             Err(SourceRefusal::Failing)
+        } else if self.node.as_ref().is_some_and(|n| !n.admits(source, now)) {
+            Err(SourceRefusal::NodeFailing)
         } else {
             Ok(())
         }
     }
 
-    /// `conn`, admitted from `source`, counts until its handshake ends.
-    pub(crate) fn track(&mut self, conn: ConnId, source: Source) {
+    /// `conn`, admitted from `source` at `now`, counts until its
+    /// handshake ends (and against the node-wide limit, if `source` is a
+    /// stranger to it).
+    pub(crate) fn track(&mut self, conn: ConnId, source: Source, now: Instant) {
         *self.counts.entry(source).or_insert(0) += 1;
-        self.by_conn.insert(conn, source);
+        let stranger = match &mut self.node {
+            Some(node) if !node.is_known(source, now) => {
+                node.stranger_admitted();
+                true
+            }
+            _ => false,
+        };
+        self.by_conn.insert(conn, (source, stranger));
+    }
+
+    /// `conn`'s handshake completed at `now` (inbound, the peer proven):
+    /// it no longer counts as in progress, and its source is known to the
+    /// node-wide limit from now on. Harmless for a connection that never
+    /// counted.
+    pub(crate) fn completed(&mut self, conn: ConnId, now: Instant) {
+        let source = self.by_conn.get(&conn).map(|(source, _)| *source);
+        self.ended(conn, false, now);
+        if let (Some(source), Some(node)) = (source, &mut self.node) {
+            node.completed(source, now);
+        }
     }
 
     /// `conn`'s handshake ended at `now`: it no longer counts as in
@@ -164,9 +222,12 @@ impl Sources {
     /// `Ending::held_against_source`) its source is charged for it.
     /// Harmless for a connection that never counted.
     pub(crate) fn ended(&mut self, conn: ConnId, held: bool, now: Instant) {
-        let Some(source) = self.by_conn.remove(&conn) else {
+        let Some((source, stranger)) = self.by_conn.remove(&conn) else {
             return;
         };
+        if let Some(node) = self.node.as_mut().filter(|_| stranger) {
+            node.stranger_ended(held, now);
+        }
         if let Some(n) = self.counts.get_mut(&source) {
             *n -= 1;
             if *n == 0 {
@@ -220,6 +281,7 @@ mod tests {
             handshakes,
             failures_per_second: per_second,
             failure_burst: burst,
+            node_failures: None,
         }
     }
 
@@ -236,7 +298,7 @@ mod tests {
         let now = at(0);
         for conn in &conns[..2] {
             assert!(s.admit(a, now).is_ok());
-            s.track(ConnId(*conn), a);
+            s.track(ConnId(*conn), a, now);
         }
         assert_eq!(s.in_progress(a), 2);
         assert_eq!(
@@ -259,7 +321,7 @@ mod tests {
         if s.admit(source, now).is_err() {
             return false;
         }
-        s.track(ConnId(conn), source);
+        s.track(ConnId(conn), source, now);
         s.ended(ConnId(conn), held, now);
         true
     }
@@ -299,7 +361,7 @@ mod tests {
         let mut admitted = 0;
         for conn in 0..32 {
             if s.admit(a, at(0)).is_ok() {
-                s.track(ConnId(conn), a);
+                s.track(ConnId(conn), a, at(0));
                 admitted += 1;
             }
         }
@@ -323,7 +385,7 @@ mod tests {
         let a = source("10.0.0.1:1");
         for conn in 0..10 {
             assert!(s.admit(a, at(conn)).is_ok(), "attempt {conn}");
-            s.track(ConnId(conn), a);
+            s.track(ConnId(conn), a, at(conn));
             s.ended(ConnId(conn), false, at(conn));
         }
         assert!(attempt(&mut s, 10, a, true, at(20)));
@@ -338,7 +400,7 @@ mod tests {
         let mut s = Sources::new(limits(32, 1, 2), 7);
         let a = source("10.0.0.1:1");
         assert!(s.admit(a, at(0)).is_ok());
-        s.track(ConnId(1), a);
+        s.track(ConnId(1), a, at(0));
         assert!(attempt(&mut s, 2, a, true, at(5_000)));
         s.ended(ConnId(1), false, at(5_000));
         assert!(attempt(&mut s, 3, a, true, at(5_000)));
@@ -419,7 +481,7 @@ mod tests {
                         now += u64::from(ms);
                         let src = Source::V4([10, 0, 0, source]);
                         if s.admit(src, at(now)).is_ok() {
-                            s.track(ConnId(conn), src);
+                            s.track(ConnId(conn), src, at(now));
                             open.push((conn, src, at(now)));
                         }
                         let in_progress = open.iter().filter(|(_, o, _)| *o == src).count();
