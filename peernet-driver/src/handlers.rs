@@ -260,7 +260,9 @@ impl<R: Runtime> Shared<R> {
         // raised) only once the lock is let go, since a handler's state may
         // take the lock as it drops (a nested call's guard).
         let mut cancelled = Vec::new();
-        self.critical(work, |inner, now| {
+        // (the replies' bytes for `own` come back here, not as a work
+        // item: a lone call's turn ends without a second pass)
+        let (_, own_queued) = self.critical_for(work, own, |inner, now| {
             inner.starting -= started_now;
             // (each loop checked first: an empty loop still costs its
             // iterator's drop, and a lone call's turn has replies only)
@@ -322,6 +324,9 @@ impl<R: Runtime> Shared<R> {
                 inner.maybe_quiet();
             }
         });
+        if own_queued.is_some() {
+            *queued = own_queued;
+        }
         // (checked first: an empty loop still costs its iterator's drop,
         // on every call's path)
         if !cancelled.is_empty() {

@@ -347,11 +347,23 @@ impl<R: Runtime> Shared<R> {
         work: &mut Vec<Work>,
         act: impl FnOnce(&mut Inner, Instant) -> T,
     ) -> T {
+        self.critical_for(work, None, act).0
+    }
+
+    /// [`Shared::critical`] for a task that writes `own`'s bytes itself:
+    /// bytes queued for it are not left in `work` (a `Work::Write` would
+    /// cost a second pass over the work list), its signals are returned.
+    pub(crate) fn critical_for<T>(
+        &self,
+        work: &mut Vec<Work>,
+        own: Option<ConnId>,
+        act: impl FnOnce(&mut Inner, Instant) -> T,
+    ) -> (T, Option<Arc<ConnSignals>>) {
         let mut inner = self.lock();
         let now = self.now();
         let out = act(&mut inner, now);
-        self.drain(&mut inner, now, work, None);
-        out
+        let queued = self.drain(&mut inner, now, work, own);
+        (out, queued)
     }
 
     /// The data directory's lock while the node holds it; `None` once the
