@@ -136,7 +136,7 @@ impl<R: Runtime> Shared<R> {
         own: Option<ConnId>,
         queued: &mut Option<Arc<ConnSignals>>,
     ) {
-        let mut replies = Vec::new();
+        let mut replies = Replies::default();
         let mut tasks: Vec<(TaskKey, Running, Option<Arc<CancelFlag>>)> = Vec::new();
         let mut sends_done = Vec::new();
         // (handlers taken from `work`: `Inner::starting` counts them)
@@ -260,59 +260,73 @@ impl<R: Runtime> Shared<R> {
         // raised) only once the lock is let go, since a handler's state may
         // take the lock as it drops (a nested call's guard).
         let mut cancelled = Vec::new();
-        self.critical(work, |inner, now| {
+        // (the replies' bytes for `own` come back here, not as a work
+        // item: a lone call's turn ends without a second pass)
+        let (_, own_queued) = self.critical_for(work, own, |inner, now| {
             inner.starting -= started_now;
-            for (id, response) in replies {
+            // (each loop checked first: an empty loop still costs its
+            // iterator's drop, and a lone call's turn has replies only)
+            if let Some((id, response)) = replies.first {
                 inner.ep.reply(now, id, response);
+                for (id, response) in replies.rest {
+                    inner.ep.reply(now, id, response);
+                }
             }
-            for done in sends_done {
-                inner.send_finished(done);
+            if !sends_done.is_empty() {
+                for done in sends_done {
+                    inner.send_finished(done);
+                }
             }
-            for (mut key, fut, cancel) in tasks {
-                match key {
-                    TaskKey::Send(done, _) => {
-                        inner.next_task += 1;
-                        key = TaskKey::Send(done, inner.next_task);
+            if !tasks.is_empty() {
+                for (mut key, fut, cancel) in tasks {
+                    match key {
+                        TaskKey::Send(done, _) => {
+                            inner.next_task += 1;
+                            key = TaskKey::Send(done, inner.next_task);
+                        }
+                        // Cancelled while its first poll ran outside the lock
+                        // (CANCEL, its deadline, its connection's end): the
+                        // `CallCancelled` found nothing to stop, so it stops
+                        // here, before it runs on as a task nobody tracks.
+                        TaskKey::Call(id) if !inner.ep.is_serving(id) => {
+                            cancelled.push((Some(id), fut, cancel));
+                            continue;
+                        }
+                        TaskKey::Call(_) => {}
                     }
-                    // Cancelled while its first poll ran outside the lock
-                    // (CANCEL, its deadline, its connection's end): the
-                    // `CallCancelled` found nothing to stop, so it stops
-                    // here, before it runs on as a task nobody tracks.
-                    TaskKey::Call(id) if !inner.ep.is_serving(id) => {
-                        cancelled.push((Some(id), fut, cancel));
+                    // (a SEND of a peer unpaired while its first poll ran:
+                    // `Inner::stop_sends_of` found nothing to stop)
+                    let revoked = matches!(key, TaskKey::Send(done, _)
+                        if !inner.ep.trust().contains(&done.peer));
+                    if inner.handlers_stopped || revoked {
+                        // The shutdown stopped the handlers while this one's
+                        // first poll ran: a task now would run on after the
+                        // node closed, holding its whole state.
+                        if let TaskKey::Send(done, _) = key {
+                            inner.send_finished(done);
+                        }
+                        cancelled.push((None, fut, cancel));
                         continue;
                     }
-                    TaskKey::Call(_) => {}
+                    let (handle, registration) = AbortHandle::new_pair();
+                    inner.running.insert(
+                        key,
+                        RunningTask {
+                            abort: handle,
+                            cancel,
+                        },
+                    );
+                    spawn.push((key, Abortable::new(fut, registration)));
                 }
-                // (a SEND of a peer unpaired while its first poll ran:
-                // `Inner::stop_sends_of` found nothing to stop)
-                let revoked = matches!(key, TaskKey::Send(done, _)
-                    if !inner.ep.trust().contains(&done.peer));
-                if inner.handlers_stopped || revoked {
-                    // The shutdown stopped the handlers while this one's
-                    // first poll ran: a task now would run on after the
-                    // node closed, holding its whole state.
-                    if let TaskKey::Send(done, _) = key {
-                        inner.send_finished(done);
-                    }
-                    cancelled.push((None, fut, cancel));
-                    continue;
-                }
-                let (handle, registration) = AbortHandle::new_pair();
-                inner.running.insert(
-                    key,
-                    RunningTask {
-                        abort: handle,
-                        cancel,
-                    },
-                );
-                spawn.push((key, Abortable::new(fut, registration)));
             }
             if inner.phase != Phase::Running {
                 // (a shutdown may be waiting for the last to start)
                 inner.maybe_quiet();
             }
         });
+        if own_queued.is_some() {
+            *queued = own_queued;
+        }
         // (checked first: an empty loop still costs its iterator's drop,
         // on every call's path)
         if !cancelled.is_empty() {
@@ -325,6 +339,9 @@ impl<R: Runtime> Shared<R> {
                 drop(fut);
                 RunningTask::cancel_unstarted(cancel);
             }
+        }
+        if spawn.is_empty() {
+            return;
         }
         for (key, fut) in spawn {
             let shared = self.clone();
@@ -436,6 +453,31 @@ impl<R: Runtime> Shared<R> {
                 Response::Panicked(Bytes::new())
             }
         }
+    }
+}
+
+/// The replies of the handlers a turn found ready at their first poll,
+/// given under one lock: the first kept inline, so that the turn of a
+/// lone call (a sequential caller's) allocates nothing for it.
+#[derive(Default)]
+struct Replies {
+    first: Option<(InboundCallId, Response)>,
+    /// The others, in order.
+    rest: Vec<(InboundCallId, Response)>,
+}
+
+impl Replies {
+    #[inline(always)]
+    fn push(&mut self, reply: (InboundCallId, Response)) {
+        match self.first {
+            None => self.first = Some(reply),
+            Some(_) => self.rest.push(reply),
+        }
+    }
+
+    #[inline(always)]
+    fn is_empty(&self) -> bool {
+        self.first.is_none()
     }
 }
 

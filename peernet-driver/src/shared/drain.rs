@@ -67,8 +67,19 @@ pub(crate) const DRAIN_BATCH: usize = 1024;
 impl<R: Runtime> Shared<R> {
     /// Drains the core's outputs into `work` (run it with
     /// [`Shared::run`] after dropping the lock), with the wake-ups that
-    /// code under the lock recorded (`Inner::wakes`).
-    pub(super) fn drain(&self, inner: &mut Inner, now: Instant, work: &mut Vec<Work>) {
+    /// code under the lock recorded (`Inner::wakes`). Bytes queued for
+    /// `own` (a connection the caller writes to itself) are not a
+    /// `Work::Write`: its signals are returned instead, so that a
+    /// sequential caller's turn leaves nothing in `work` (whose first
+    /// item would allocate it, on every call).
+    pub(super) fn drain(
+        &self,
+        inner: &mut Inner,
+        now: Instant,
+        work: &mut Vec<Work>,
+        own: Option<ConnId>,
+    ) -> Option<Arc<ConnSignals>> {
+        let mut queued = None;
         let full = work.len() + DRAIN_BATCH;
         let mut unstarted = Unstarted::default();
         // (whether handlers were found: then `Work::Checked` goes last)
@@ -84,7 +95,10 @@ impl<R: Runtime> Shared<R> {
             match output {
                 Output::Transmit(conn) => {
                     if let Some(entry) = inner.conns.get(&conn) {
-                        work.push(Work::Write(conn, entry.signals.clone()));
+                        match own == Some(conn) {
+                            true => queued = Some(entry.signals.clone()),
+                            false => work.push(Work::Write(conn, entry.signals.clone())),
+                        }
                     }
                 }
                 Output::Close { conn, last } => {
@@ -137,6 +151,7 @@ impl<R: Runtime> Shared<R> {
             // (under the lock, as every raise of it)
             work.push(Work::Checked(inner.stale.load(Ordering::Relaxed)));
         }
+        queued
     }
 
     fn on_event(

@@ -298,8 +298,15 @@ impl<R: Runtime> Shared<R> {
         work: &mut Vec<Work>,
         act: impl FnOnce(&mut Inner, Instant) -> (T, Option<ConnId>),
     ) -> T {
-        let (out, inline) = self.critical(work, act);
-        self.run_writing(work, inline);
+        // (the call's own bytes are not a work item: `drain`)
+        let (out, inline, queued) = {
+            let mut inner = self.lock();
+            let now = self.now();
+            let (out, inline) = act(&mut inner, now);
+            let queued = self.drain(&mut inner, now, work, inline);
+            (out, inline, queued)
+        };
+        self.run_writing_queued(work, inline, queued);
         out
     }
 
@@ -309,7 +316,23 @@ impl<R: Runtime> Shared<R> {
     /// is `run`.
     #[inline(always)]
     fn run_writing(self: &Arc<Self>, work: &mut Vec<Work>, inline: Option<ConnId>) {
-        if let (Some(conn), Some(signals)) = (inline, self.run_for(work, inline)) {
+        self.run_writing_queued(work, inline, None);
+    }
+
+    /// [`Shared::run_writing`], `queued` the signals of `inline`'s
+    /// connection if the drain found bytes queued for it already.
+    #[inline(always)]
+    fn run_writing_queued(
+        self: &Arc<Self>,
+        work: &mut Vec<Work>,
+        inline: Option<ConnId>,
+        mut queued: Option<Arc<ConnSignals>>,
+    ) {
+        // (a sequential call's turn leaves no work: nothing to run)
+        if !work.is_empty() {
+            queued = self.run_for(work, inline).or(queued);
+        }
+        if let (Some(conn), Some(signals)) = (inline, queued) {
             if !signals.write_now(self, conn) {
                 signals.write.notify();
             }
@@ -324,11 +347,23 @@ impl<R: Runtime> Shared<R> {
         work: &mut Vec<Work>,
         act: impl FnOnce(&mut Inner, Instant) -> T,
     ) -> T {
+        self.critical_for(work, None, act).0
+    }
+
+    /// [`Shared::critical`] for a task that writes `own`'s bytes itself:
+    /// bytes queued for it are not left in `work` (a `Work::Write` would
+    /// cost a second pass over the work list), its signals are returned.
+    pub(crate) fn critical_for<T>(
+        &self,
+        work: &mut Vec<Work>,
+        own: Option<ConnId>,
+        act: impl FnOnce(&mut Inner, Instant) -> T,
+    ) -> (T, Option<Arc<ConnSignals>>) {
         let mut inner = self.lock();
         let now = self.now();
         let out = act(&mut inner, now);
-        self.drain(&mut inner, now, work);
-        out
+        let queued = self.drain(&mut inner, now, work, own);
+        (out, queued)
     }
 
     /// The data directory's lock while the node holds it; `None` once the
