@@ -32,7 +32,9 @@ pub enum Profile {
     PipeV2,
     /// The same on the raw multiplexing client (the plaintext baseline).
     PipeRawmux,
-    /// `count` 64-byte echo calls one after another, version 2.
+    /// `count` 64-byte echo calls one after another, version 1.
+    SeqV1,
+    /// The same on version 2.
     SeqV2,
     /// The same on raw TCP ping-pong (the latency floor).
     SeqRawtcp,
@@ -71,14 +73,8 @@ pub fn run(what: Profile, count: u64) {
                 })
                 .await
             }
-            Profile::SeqV2 => {
-                let f = Fleet::new(tokio_rt(), 0x53, 1, 1, Version::V2).await;
-                for _ in 0..count {
-                    let r = f.clients[0].call(&f.sid, "echo", p.clone(), None).await;
-                    assert_eq!(r.expect("call").len(), 64);
-                }
-                count
-            }
+            Profile::SeqV1 => seq(count, Version::V1, p).await,
+            Profile::SeqV2 => seq(count, Version::V2, p).await,
             Profile::SeqRawtcp => {
                 let server = raw::RawServer::start().await.expect("raw server");
                 let mut pp = raw::PingPong::connect(server.addr)
@@ -122,6 +118,15 @@ async fn pipe(count: u64, v: Version, p: Bytes) -> u64 {
         }
     })
     .await
+}
+
+async fn seq(count: u64, v: Version, p: Bytes) -> u64 {
+    let f = Fleet::new(tokio_rt(), 0x53, 1, 1, v).await;
+    for _ in 0..count {
+        let r = f.clients[0].call(&f.sid, "echo", p.clone(), None).await;
+        assert_eq!(r.expect("call").len(), 64);
+    }
+    count
 }
 
 async fn handshakes(count: u64, v: Version) -> u64 {
