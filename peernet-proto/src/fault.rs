@@ -152,12 +152,33 @@ pub enum Fault {
     /// kept peer whose reader stalled is not redialed (its schedule still
     /// counts it connected).
     StalledNotLost,
+    /// `Connection::close` (`connection/closing.rs`): a connection that
+    /// another supersedes ends without failing our calls in flight on it,
+    /// so they never resolve (a kept peer's redial race loses them).
+    SupersededCallsLost,
+    /// `Session::resolve_reply` (`connection/session.rs`): a REPLY whose
+    /// call is no longer in flight (it timed out, or was cancelled) is
+    /// delivered all the same, a second result after its failure.
+    LateReplyDelivered,
+    /// `Transmit::push` (`connection/transmit.rs`): queuing a CALL does not
+    /// ask the driver to write (`Output::Transmit`), so it waits for the
+    /// next write of anything else (a reply, a PING) and may time out on a
+    /// healthy connection.
+    CallUnsignalled,
+    /// `Endpoint::call`/`send` (`endpoint/mod.rs`): a kept peer with no
+    /// connection (being redialed) is refused with `WouldBlock`, as if its
+    /// connection were only full, not `NotConnected`.
+    WouldBlockWhileRedialing,
+    /// `Connection::send` (`connection/session.rs`): a SEND is queued
+    /// whatever the send queue holds (`send_buffer` is never checked), so
+    /// a writer whose peer reads nothing queues without bound.
+    SendIgnoresSendBuffer,
 }
 
 #[cfg(feature = "fault-injection")]
 impl Fault {
     /// Every fault, for the simulation and the fuzz targets to iterate.
-    pub const ALL: [Fault; 39] = [
+    pub const ALL: [Fault; 44] = [
         Fault::SupersedeNewest,
         Fault::SkipTrustCheck,
         Fault::ReplyAnyConnection,
@@ -197,6 +218,11 @@ impl Fault {
         Fault::UnchargedReplies,
         Fault::DialedAddressAsHint,
         Fault::StalledNotLost,
+        Fault::SupersededCallsLost,
+        Fault::LateReplyDelivered,
+        Fault::CallUnsignalled,
+        Fault::WouldBlockWhileRedialing,
+        Fault::SendIgnoresSendBuffer,
     ];
 
     /// The fault whose variant name is `name` (as its `Debug` prints it).

@@ -137,6 +137,33 @@ pub enum Invariant {
     /// its limit, so that a peer that stops reading cannot make waiting
     /// results pile up past them.
     RepliesWithinByteBudgets,
+    /// Every call to a kept peer resolves exactly once, across stalls,
+    /// redials, partitions and supersedes: with its callee's result, with
+    /// `Timeout` at its deadline (never later), or with
+    /// `ConnectionClosed` when its connection ends (before that
+    /// connection's `Disconnected`); never twice, and never one that was
+    /// not made.
+    KeptCallsResolveExactlyOnce,
+    /// A call that failed (timed out, or its connection ended) gets no
+    /// result after: a REPLY that comes late is dropped.
+    NoResultAfterFailure,
+    /// A call made while its pair is connected and healthy (both ends on
+    /// one connection, settled, nothing in the way until it resolves) is
+    /// answered with what its callee produced, before its deadline; only
+    /// a newer connection superseding its own may end it.
+    HealthyCallsAnswered,
+    /// A call or send to a peer with no established connection (as the
+    /// node's events tell) is refused at once with `NotConnected`, nothing
+    /// sent and no event to follow, kept peer or not (`Endpoint::call`:
+    /// the wait for a kept peer's reconnect is the driver's); one the core
+    /// takes goes on the peer's established connection.
+    DisconnectedCallsRefusedAtOnce,
+    /// A writer whose transport takes nothing (a partition holds its
+    /// bytes: its peer reads none) holds no more than the core documents:
+    /// a call or send is taken only while the connection's send queue
+    /// holds less than `send_buffer` bytes (`WouldBlock` beyond), and the
+    /// queue never passes [`queue_cap`].
+    BackedUpWritesBounded,
 }
 
 impl Invariant {
@@ -176,6 +203,11 @@ impl Invariant {
             Invariant::StalledTransportsEnd => "stalled_transports_end",
             Invariant::RepliesWaitOnlyForRoom => "replies_wait_only_for_room",
             Invariant::RepliesWithinByteBudgets => "replies_within_byte_budgets",
+            Invariant::KeptCallsResolveExactlyOnce => "kept_calls_resolve_exactly_once",
+            Invariant::NoResultAfterFailure => "no_result_after_failure",
+            Invariant::HealthyCallsAnswered => "healthy_calls_answered",
+            Invariant::DisconnectedCallsRefusedAtOnce => "disconnected_calls_refused_at_once",
+            Invariant::BackedUpWritesBounded => "backed_up_writes_bounded",
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Kept connections in simulation (issue 15): a seed sweep of small
 //! worlds (partitions, crashes with restarts on new ports, both sides
-//! dialing at once, a peer that stays down, an unpair), two nodes whose
+//! dialing at once, a peer that stays down, an unpair; calls and sends
+//! between kept peers throughout), two nodes whose
 //! dials race in lockstep, proof that the invariants catch the deliberate
 //! faults, and the scale scenario
 //! (`#[ignore]`d; run it in release:
@@ -14,11 +15,11 @@ use std::time::{Duration, Instant};
 
 use peernet_proto::Config;
 use peernet_tests::sim::keep::{
-    KeepInvariant, KeepReport, KeepSim, KeepViolation, StallReport, Step, Supersede, plan,
-    reconnect_bound, rounds_without_reset, run_keep_seed, run_lockstep_seed, stall_bound,
-    true_hint_rounds,
+    CallStats, KeepConfig, KeepInvariant, KeepReport, KeepSim, KeepViolation, StallReport, Step,
+    Supersede, plan, reconnect_bound, rounds_without_reset, run_keep_seed, run_lockstep_seed,
+    stall_bound, true_hint_rounds,
 };
-use peernet_tests::sim::{Fault, sweep};
+use peernet_tests::sim::{Fault, Invariant, sweep};
 
 /// Runs `seeds` on every core; the violation of the lowest failing seed,
 /// or every report.
@@ -97,6 +98,39 @@ fn keep_seed_sweep() {
         started.elapsed().as_secs_f64(),
         stall_runs.len()
     );
+    let mut calls = CallStats::default();
+    for c in reports.iter().map(|r| r.calls) {
+        calls.made += c.made;
+        calls.answered += c.answered;
+        calls.healthy += c.healthy;
+        calls.timed_out += c.timed_out;
+        calls.closed += c.closed;
+        calls.refused += c.refused;
+        calls.would_block += c.would_block;
+        calls.sends += c.sends;
+        calls.max_backed_up = calls.max_backed_up.max(c.max_backed_up);
+    }
+    let backed_up = reports.iter().filter(|r| r.calls.would_block > 0).count();
+    println!(
+        "calls: {} made, {} answered ({} made on healthy pairs), {} timed out, {} failed by \
+         their connection's end; {} calls and sends refused at once (not connected), {} \
+         (in {backed_up} runs) refused for a full send queue behind the partition, whose \
+         writers held at most {} bytes queued; {} sends taken",
+        calls.made,
+        calls.answered,
+        calls.healthy,
+        calls.timed_out,
+        calls.closed,
+        calls.refused,
+        calls.would_block,
+        calls.max_backed_up,
+        calls.sends
+    );
+    // Calls resolved every way there is, and partitions backed writers up
+    // to their send queue's limit.
+    assert!(calls.answered > 0 && calls.healthy > 0 && calls.timed_out > 0 && calls.closed > 0);
+    assert!(calls.refused > 0 && calls.would_block > 0 && calls.sends > 0);
+    assert!(calls.max_backed_up >= plan::SEND_BUFFER);
     // The sweep exercises what it claims: redials happened, and every
     // seed went through its four check points.
     assert!(redials > 0 && dials > redials);
@@ -220,6 +254,54 @@ fn catches_a_stalled_connection_kept() {
     caught(Fault::IgnoreStalled, KeepInvariant::StalledPairRedialed);
 }
 
+/// `fault` is caught within the first 40 seeds by `expected`, one of the
+/// test kit's invariants of calls.
+fn caught_shared(fault: Fault, expected: Invariant) {
+    caught(fault, KeepInvariant::Shared(expected));
+}
+
+/// A superseded connection whose calls are left unresolved: a kept
+/// pair's race of dials loses them.
+#[test]
+fn catches_calls_lost_with_a_superseded_connection() {
+    caught_shared(
+        Fault::SupersededCallsLost,
+        Invariant::KeptCallsResolveExactlyOnce,
+    );
+}
+
+/// A slow handler's REPLY that crosses its call's CANCEL arrives after the
+/// call timed out: delivered, it is a result after the failure.
+#[test]
+fn catches_a_result_after_a_timeout() {
+    caught_shared(Fault::LateReplyDelivered, Invariant::NoResultAfterFailure);
+}
+
+/// A CALL that does not wake the writer waits for the next write of
+/// anything else, and times out on a healthy connection.
+#[test]
+fn catches_a_call_left_unsent() {
+    caught_shared(Fault::CallUnsignalled, Invariant::HealthyCallsAnswered);
+}
+
+/// A kept peer being redialed refused `WouldBlock` (as if its connection
+/// were only full), not `NotConnected`.
+#[test]
+fn catches_a_disconnected_peer_refused_as_full() {
+    let expected = Invariant::DisconnectedCallsRefusedAtOnce;
+    caught_shared(Fault::WouldBlockWhileRedialing, expected);
+}
+
+/// Sends queued past `send_buffer` while the partition holds the writer's
+/// bytes.
+#[test]
+fn catches_sends_queued_past_the_send_buffer() {
+    caught_shared(
+        Fault::SendIgnoresSendBuffer,
+        Invariant::BackedUpWritesBounded,
+    );
+}
+
 #[test]
 fn catches_redial_after_unpair() {
     caught(Fault::RedialAfterUnpair, KeepInvariant::NoRedialAfterUnpair);
@@ -242,7 +324,17 @@ fn catches_a_superseded_connection_left_open() {
 /// pair happens to be connected again at the next check point.
 #[test]
 fn catches_a_pair_that_flaps_between_check_points() {
-    let flapped = (0..40).find_map(|seed| match run_keep_seed(seed, Some(Fault::NoPing)) {
+    // (without the calls: they keep pairs from being quiet, and what
+    // breaks is the quiet pair's liveness)
+    let quiet = |seed| {
+        let cfg = plan::random(seed, Some(Fault::NoPing));
+        KeepSim::new(KeepConfig {
+            calls: false,
+            ..cfg
+        })
+        .run()
+    };
+    let flapped = (0..40).find_map(|seed| match quiet(seed) {
         Ok(report) => panic!("NoPing not caught at seed {seed}: {report:?}"),
         Err(v) => {
             assert_eq!(
@@ -303,8 +395,8 @@ fn a_seed_replays_exactly() {
     let a = run_keep_seed(7, None).unwrap_or_else(|v| panic!("{v}"));
     let b = run_keep_seed(7, None).unwrap_or_else(|v| panic!("{v}"));
     assert_eq!(
-        (a.redials, a.dials, a.connections, &a.reconnects),
-        (b.redials, b.dials, b.connections, &b.reconnects)
+        (a.redials, a.dials, a.connections, &a.reconnects, a.calls),
+        (b.redials, b.dials, b.connections, &b.reconnects, b.calls)
     );
 }
 

@@ -5,6 +5,7 @@
 
 use alloc::vec::Vec;
 
+use crate::config::fault;
 use crate::ending::Ending;
 use crate::envelope::EnvelopeRef;
 use crate::error::{CallError, CloseReason};
@@ -71,6 +72,7 @@ impl Connection {
         self.release_calls_at_close(&inbound, ctx);
         ctx.counters.calls_out.connection_closed += outbound.len() as u64;
         ctx.counters.calls_in.connection_closed += inbound.len() as u64;
+        let lost = matches!(ending, Ending::Superseded) && fault!(ctx.config, SupersededCallsLost);
         // (the REJECT a failed handshake step sent, for its count)
         let sent = match &ending {
             Ending::HandshakeFailed(failure) => failure.send,
@@ -82,7 +84,7 @@ impl Connection {
             (true, Some(peer)) => Ok((peer, ending.close_reason())),
             _ => Err(ending.handshake_error()),
         };
-        for id in outbound {
+        for id in outbound.into_iter().filter(|_| !lost) {
             let reason = match &outcome {
                 Ok((_, reason)) => reason.clone(),
                 Err(_) => CloseReason::TransportLost,

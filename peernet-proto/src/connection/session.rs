@@ -99,7 +99,7 @@ impl Session {
         body: Bytes,
         ctx: &mut Ctx,
     ) {
-        if !self.outbound.remove(id, &mut ctx.timers) {
+        if !self.outbound.remove(id, &mut ctx.timers) && !fault!(ctx.config, LateReplyDelivered) {
             return;
         }
         let status = ReplyStatus::from_code(status);
@@ -450,7 +450,7 @@ impl Connection {
         if !matches!(self.state, State::Established(_)) {
             return Err(SendError::NotConnected);
         }
-        if self.tx.len() >= ctx.config.send_buffer {
+        if self.tx.len() >= ctx.config.send_buffer && !fault!(ctx.config, SendIgnoresSendBuffer) {
             return Err(SendError::WouldBlock);
         }
         self.tx

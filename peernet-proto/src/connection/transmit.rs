@@ -16,6 +16,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::Instant;
 use crate::codes::ReplyStatus;
+use crate::config::fault;
 use crate::counters::StatusCounts;
 use crate::envelope::{EnvelopeRef, EnvelopeTooLarge};
 use crate::event::Output;
@@ -175,8 +176,11 @@ impl Transmit {
         envelope: EnvelopeRef<'_>,
         ctx: &mut Ctx,
     ) -> Result<(), EnvelopeTooLarge> {
+        let call = matches!(envelope, EnvelopeRef::Call { .. });
         self.queue(envelope, ctx.config.max_frame_len)?;
-        self.wrote(ctx);
+        if !(call && fault!(ctx.config, CallUnsignalled)) {
+            self.wrote(ctx);
+        }
         Ok(())
     }
 

@@ -231,6 +231,16 @@ impl Endpoint {
         self.dials.get(peer).is_some_and(|d| d.kept)
     }
 
+    /// How a call or send to `peer`, which has no connection, is refused:
+    /// `NotConnected` (`WouldBlock` for a kept peer under the deliberate
+    /// fault `WouldBlockWhileRedialing`).
+    pub(super) fn not_connected(&self, peer: &PeerId) -> crate::SendError {
+        match fault!(self.ctx.config, WouldBlockWhileRedialing) && self.is_kept(peer) {
+            true => crate::SendError::WouldBlock,
+            false => crate::SendError::NotConnected,
+        }
+    }
+
     /// Dials `peer` once through the address book: its addresses one at a
     /// time, best first, each after the one before failed. Ends with
     /// [`Event::Connected`](crate::Event::Connected) or [`Event::Unreachable`](crate::Event::Unreachable) (whose `tried` lists

@@ -578,7 +578,8 @@ impl Endpoint {
         handle: &str,
     ) -> Result<(&mut Connection, &mut Ctx), SendError> {
         check_handle_len(handle.len()).map_err(SendError::InvalidHandle)?;
-        let conn = self.registry.get(peer).ok_or(SendError::NotConnected)?;
+        let conn = self.registry.get(peer);
+        let conn = conn.ok_or_else(|| self.not_connected(peer))?;
         let c = self.conns.get_mut(&conn).ok_or(SendError::NotConnected)?;
         Ok((c, &mut self.ctx))
     }

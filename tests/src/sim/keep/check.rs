@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use peernet_proto::dial::HINTS_PER_ROUND;
 use peernet_proto::{AddrEntry, Config, DialConfig, PeerId};
+use peernet_testkit::Invariant;
 
 use super::super::Fault;
 use super::NodeIx;
@@ -72,11 +73,19 @@ pub enum KeepInvariant {
     /// `idle_timeout` is longer). Checked at the run's `stall` check point
     /// and every one after it.
     StalledPairRedialed,
+    /// One of the invariants every harness shares
+    /// ([`peernet_testkit::Invariant`]) that the keep simulation checks:
+    /// those of the calls and sends its nodes make to their kept peers
+    /// throughout the run (`calls.rs`).
+    Shared(Invariant),
 }
 
 impl fmt::Display for KeepInvariant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self, f)
+        match self {
+            KeepInvariant::Shared(invariant) => fmt::Display::fmt(invariant, f),
+            _ => fmt::Debug::fmt(self, f),
+        }
     }
 }
 

@@ -10,7 +10,12 @@
 //! across a partition. Links are ordered byte streams
 //! with a fixed latency per link; across a partition their bytes are held
 //! (as TCP would keep retransmitting) and delivered in order once it
-//! heals, so connections die the protocol's way: by idle timeout.
+//! heals, so connections die the protocol's way: by idle timeout. A
+//! partition holds at most [`PARTITION_WINDOW`] bytes a direction; the
+//! writer then takes nothing from its core until it heals.
+//!
+//! The nodes call and send to their kept peers throughout the run
+//! (`calls.rs`), checked by the test kit's invariants of calls.
 //!
 //! The named invariants ([`KeepInvariant`]) are checked on every dial and
 //! redial, on every connection and every loss of one, and at the check
@@ -34,6 +39,7 @@
 //! once it worked: a partition may split the node from its keepers, and
 //! the host's false hints must not push out the true one that failed.
 
+mod calls;
 mod check;
 mod directory;
 pub mod plan;
@@ -46,9 +52,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use peernet_proto::{
     AddrSource, BookError, Config, ConnId, DialFailure, Endpoint, Event, GoodbyeCode,
-    HandshakeError, Identity, Input, Instant, Output, PeerId, TrustList,
+    HandshakeError, Identity, InboundCallId, Input, Instant, Output, PeerId, TrustList,
 };
 
+pub use calls::{CallStats, HANDLE, PARTITION_WINDOW};
 pub use check::{
     KeepInvariant, KeepViolation, cap_floor, max_rounds_in, reconnect_bound, rounds_without_reset,
     stall_bound, true_hint_rounds,
@@ -59,6 +66,7 @@ pub use plan::{KeepConfig, PATIENT_IDLE, Step};
 use super::Fault;
 use super::agenda::Agenda;
 use super::rng::SimRng;
+use calls::Calls;
 use check::Checker;
 use directory::Out;
 
@@ -132,6 +140,8 @@ pub struct KeepReport {
     /// how long after the stall the pair was connected again on a new
     /// connection.
     pub stall: Option<StallReport>,
+    /// The calls and sends the nodes made to their kept peers.
+    pub calls: CallStats,
     /// Simulated time.
     pub duration: Duration,
 }
@@ -295,6 +305,18 @@ enum Ev {
         side: usize,
         since: u64,
     },
+    /// Node `node` calls or sends to a kept peer (`calls.rs`).
+    Work {
+        node: NodeIx,
+        inc: u32,
+    },
+    /// Node `node`'s slow handler answers a call it serves.
+    Answer {
+        node: NodeIx,
+        inc: u32,
+        id: InboundCallId,
+        body: Bytes,
+    },
 }
 
 /// The world.
@@ -347,6 +369,10 @@ pub struct KeepSim {
     stall: Option<Stall>,
     /// `Input::Stalled`s heard.
     stalls_heard: u64,
+    /// Whether the nodes call and send to their kept peers.
+    with_calls: bool,
+    /// Their calls.
+    calls: Calls,
 }
 
 impl KeepSim {
@@ -405,6 +431,8 @@ impl KeepSim {
             patient: cfg.patient,
             stall: None,
             stalls_heard: 0,
+            with_calls: cfg.calls,
+            calls: Calls::new(cfg.seed),
         };
         for (a, b) in cfg.pairs() {
             for (x, y) in [(a, b), (b, a)] {
@@ -449,10 +477,13 @@ impl KeepSim {
                         Ev::Directory { node, .. } => format!("directory {node}"),
                         Ev::Settled { a, b } => format!("settled {a}-{b}"),
                         Ev::WriterStalled { link, side, .. } => format!("stalled {link} {side}"),
+                        Ev::Work { node, .. } => format!("work {node}"),
+                        Ev::Answer { node, .. } => format!("answer {node}"),
                     }
                 );
             }
             self.handle(ev);
+            self.check_deadlines();
             if let Some(v) = self.check.violation.take() {
                 return Err(v);
             }
@@ -478,6 +509,7 @@ impl KeepSim {
                 reconnected: s.reconnected.map(|at| Duration::from_nanos(at - s.at)),
                 superseded: s.superseded,
             }),
+            calls: self.calls.stats(),
             duration: Duration::from_nanos(self.now),
         })
     }
@@ -572,6 +604,16 @@ impl KeepSim {
                 open,
             } => self.dialed(node, inc, peer, addr, open),
             Ev::WriterStalled { link, side, since } => self.writer_stalled(link, side, since),
+            Ev::Work { node, inc } => self.work(node, inc),
+            Ev::Answer {
+                node,
+                inc,
+                id,
+                body,
+            } => {
+                self.answer(node, inc, id, body);
+                self.after(node);
+            }
         }
     }
 
@@ -653,6 +695,7 @@ impl KeepSim {
                         }
                     }
                 }
+                self.release_writers();
             }
             Step::Unpair(a, b) => {
                 let peer = self.nodes[b].peer;
@@ -725,6 +768,7 @@ impl KeepSim {
             let inc = self.nodes[n].inc;
             self.push(self.now, Ev::Announce { node: n, inc });
         }
+        self.start_calls(n);
         self.after(n);
     }
 
@@ -801,6 +845,7 @@ impl KeepSim {
     /// Node `n` crashes: its connections are reset, nothing listens at its
     /// address.
     fn crash(&mut self, n: NodeIx) {
+        self.calls_crashed(n, self.nodes[n].inc);
         for addr in self.nodes[n].addrs(n, self.addresses) {
             self.listeners.remove(&addr);
         }
@@ -961,7 +1006,8 @@ impl KeepSim {
                 break;
             };
             match out {
-                Output::Transmit(conn) if self.window_full(n, conn) => {}
+                Output::Transmit(conn)
+                    if self.window_full(n, conn) || self.partition_full(n, conn) => {}
                 Output::Transmit(conn) => {
                     let ep = self.nodes[n].ep.as_mut().expect("up");
                     let data = ep.poll_transmit(conn);
@@ -1049,6 +1095,7 @@ impl KeepSim {
     }
 
     fn on_event(&mut self, n: NodeIx, inc: u32, event: Event) {
+        self.calls_event(n, inc, &event);
         match event {
             Event::Connected { conn, peer, .. } => {
                 self.stall_connected(n, conn, peer);

@@ -16,6 +16,9 @@ const SEC: Duration = Duration::from_secs(1);
 /// writer giving up ends the stall in time.
 pub const PATIENT_IDLE: Duration = Duration::from_secs(180);
 
+/// The `send_buffer` of the random runs (the default is 1 MiB).
+pub const SEND_BUFFER: usize = 64 << 10;
+
 /// One thing the plan makes happen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
@@ -106,6 +109,9 @@ pub struct KeepConfig {
     /// peer's writer has long given up, so that the peer's `Input::Stalled`
     /// and redial are what ends the stall.
     pub patient: Option<(NodeIx, Duration)>,
+    /// Whether the nodes call and send to their kept peers throughout the
+    /// run, checked by the shared invariants of calls (see `calls.rs`).
+    pub calls: bool,
 }
 
 impl KeepConfig {
@@ -161,6 +167,10 @@ pub fn random(seed: u64, fault: Option<Fault>) -> KeepConfig {
     let nodes = rng.range(4, 8) as usize;
     let degree = if nodes >= 6 && rng.chance(0.5) { 4 } else { 2 };
     let mut endpoint = Config::default();
+    // A small send queue, so that the bulk sends across the partition
+    // (`calls.rs`) back a writer up to it at little cost.
+    endpoint.send_buffer = SEND_BUFFER;
+    endpoint.max_send_buffer = 4 * SEND_BUFFER;
     let mut crowded = SimRng::new(seed ^ 0x6469_7265_6374);
     let directory = crowded.chance(0.25);
     let mut addresses = 1;
@@ -245,6 +255,7 @@ pub fn random(seed: u64, fault: Option<Fault>) -> KeepConfig {
         addresses,
         directory,
         patient,
+        calls: true,
     }
 }
 
@@ -294,6 +305,7 @@ pub fn lockstep(seed: u64, fault: Option<Fault>) -> KeepConfig {
         addresses: 1,
         directory: false,
         patient: None,
+        calls: true,
     }
 }
 
@@ -329,6 +341,7 @@ pub fn scale(seed: u64, nodes: usize, degree: usize, partition: Duration) -> Kee
         addresses: 1,
         directory: false,
         patient: None,
+        calls: false,
     }
 }
 
