@@ -118,6 +118,64 @@ impl ConnectError {
     }
 }
 
+impl ConnectError {
+    /// Whether the same connect, tried again later with nothing changed
+    /// on either side (no pairing, no configuration, no code), may give
+    /// a connection: as [`CallError::is_transient`] says of a call, so
+    /// that a loop that retries sorts "try again later" from "a refusal
+    /// or a mistake" in one call.
+    ///
+    /// - [`Io`](ConnectError::Io) (the host name did not resolve) and
+    ///   [`Dial`](ConnectError::Dial) (the TCP connection did not open:
+    ///   refused, unreachable, reset): true (a peer not started yet, a
+    ///   network or resolver down), but for an error of kind
+    ///   [`InvalidInput`](io::ErrorKind::InvalidInput) (a malformed
+    ///   `"host:port"`, an address no one can dial),
+    ///   [`Unsupported`](io::ErrorKind::Unsupported) or
+    ///   [`PermissionDenied`](io::ErrorKind::PermissionDenied) (a local
+    ///   firewall rule): the same input fails the same way.
+    /// - [`Start`](ConnectError::Start) and
+    ///   [`Handshake`](ConnectError::Handshake): as the core's
+    ///   [`peernet_proto::ConnectError::is_transient`] and
+    ///   [`HandshakeError::is_transient`] say. A REJECT `busy` is
+    ///   transient; a REJECT `untrusted` is not: the node there has not
+    ///   paired us (or is another node), and a retry alone does not
+    ///   change that (it may pair us later: a peer kept connected with
+    ///   [`Node::keep_connected`](crate::Node::keep_connected) is
+    ///   redialed anyway, and connects once it has).
+    /// - [`Unreachable`](ConnectError::Unreachable): true if any address
+    ///   of the round failed for a reason of the moment
+    ///   ([`DialFailure::is_transient`]): a later round may connect
+    ///   there. False if every address answered with a refusal for good
+    ///   (`untrusted`, another peer), or none was tried.
+    /// - [`Timeout`](ConnectError::Timeout): true.
+    ///
+    /// ```
+    /// use peernet_driver::{ConnectError, HandshakeError, RejectCode};
+    ///
+    /// let busy = ConnectError::Handshake(HandshakeError::Rejected(RejectCode::Busy));
+    /// assert!(busy.is_transient());
+    /// let untrusted = ConnectError::Handshake(HandshakeError::Rejected(RejectCode::Untrusted));
+    /// assert!(!untrusted.is_transient());
+    /// ```
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ConnectError::Io(error) | ConnectError::Dial { source: error, .. } => !matches!(
+                error.kind(),
+                io::ErrorKind::InvalidInput
+                    | io::ErrorKind::Unsupported
+                    | io::ErrorKind::PermissionDenied
+            ),
+            ConnectError::Start(error) => error.is_transient(),
+            ConnectError::Handshake(error) => error.is_transient(),
+            ConnectError::Unreachable { tried, .. } => {
+                tried.iter().any(|(_, failure)| failure.is_transient())
+            }
+            ConnectError::Timeout(_) => true,
+        }
+    }
+}
+
 /// The REJECT code of the last address of a dial round (`tried` of
 /// [`ConnectError::Unreachable`] or of
 /// [`NodeEvent::Unreachable`](crate::NodeEvent::Unreachable)) where the
