@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use peernet_driver::DialFailure;
 use peernet_driver::{AddrSource, ConnectError, StartError, Ticket};
+use peernet_proto::CallError;
 use peernet_proto::ConnectError as CoreConnectError;
 
 use super::*;
@@ -101,6 +102,62 @@ async fn keeping<H: Harness>(addr: SocketAddr) -> (N<H>, EventStream) {
 
 fn same<T>(config: T) -> T {
     config
+}
+
+/// Brief s57 (api): a kept peer that never comes back. Each failed
+/// round says why, the first (silent) one included: an `Unreachable`
+/// naming every address with its cause, in its `Display` too, after the
+/// redial's `Reconnecting` (it used to be silent: only `Reconnecting`,
+/// again and again). A call that waited for the reconnect in vain fails
+/// `NotConnected` on a node that asks for it
+/// (`unreached_call_not_connected`), and `Timeout`, as before, on one
+/// that does not.
+pub async fn a_kept_peer_that_stays_down_says_why<H: Harness>() {
+    let dead = dead_address();
+    let told: N<H> = node(1, &[2], |c| c.unreached_call_not_connected(true)).await;
+    let plain: N<H> = node(3, &[2], same).await;
+    let rt = told.runtime().clone();
+    let events = told.events();
+    for n in [&told, &plain] {
+        n.add_address(peer(2), dead, AddrSource::Application)
+            .expect("add address");
+        n.keep_connected(peer(2), true).expect("keep");
+    }
+    let unreachable = |e: &NodeEvent| matches!(e, NodeEvent::Unreachable { .. });
+    for round in ["the first round", "the first redial"] {
+        let said = expect_event(&rt, &events, round, unreachable).await;
+        let NodeEvent::Unreachable { peer: p, tried } = &said else {
+            unreachable!("{said:?}")
+        };
+        assert_eq!(*p, peer(2), "{said}");
+        assert_eq!(tried.len(), 1, "{said}");
+        assert_eq!(tried[0].0, dead, "{said}");
+        assert!(
+            matches!(tried[0].1, DialFailure::Transport(_)),
+            "{round}: {said}"
+        );
+        assert!(tried[0].1.is_transient(), "{said}");
+        let line = said.to_string();
+        assert!(
+            line.contains(&format!("{dead}: the connection did not open")),
+            "{round}: {line}"
+        );
+        if round == "the first round" {
+            let redial = |e: &NodeEvent| matches!(e, NodeEvent::Reconnecting { .. });
+            let announced = expect_event(&rt, &events, "the redial", redial).await;
+            let NodeEvent::Reconnecting { attempt, .. } = announced else {
+                unreachable!("{announced:?}")
+            };
+            assert_eq!(attempt, 1);
+        }
+    }
+    let short = Duration::from_millis(200);
+    let call = within(&rt, "a call told", told.call(&peer(2), "echo", "x", short)).await;
+    assert!(matches!(call, Err(CallError::NotConnected)), "{call:?}");
+    let call = within(&rt, "a call", plain.call(&peer(2), "echo", "x", short)).await;
+    assert!(matches!(call, Err(CallError::Timeout)), "{call:?}");
+    told.shutdown().await;
+    plain.shutdown().await;
 }
 
 /// A kept peer stops and starts again on the same address: node 1

@@ -154,6 +154,7 @@ macro_rules! scenario_tests {
             typed_cbor_calls,
             persistence_survives_a_restart,
             kept_peer_restarted_on_its_address_is_reconnected,
+            a_kept_peer_that_stays_down_says_why,
             listen_after_expose,
             kept_peer_on_a_new_port_is_found_through_a_ticket,
             connect_peer_dials_through_the_book,

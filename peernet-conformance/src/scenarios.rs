@@ -26,7 +26,8 @@ pub use crate::context::{
     deadline_and_connection_loss_fire_the_handler_context, nested_call_inherits_the_deadline,
 };
 pub use crate::dialing::{
-    connect_peer_dials_through_the_book, kept_peer_on_a_new_port_is_found_through_a_ticket,
+    a_kept_peer_that_stays_down_says_why, connect_peer_dials_through_the_book,
+    kept_peer_on_a_new_port_is_found_through_a_ticket,
     kept_peer_restarted_on_its_address_is_reconnected, listen_after_expose,
     the_book_survives_a_restart,
 };

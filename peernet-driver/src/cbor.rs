@@ -2,7 +2,6 @@
 //! the bytes API.
 
 use std::convert::Infallible;
-use std::fmt;
 use std::future::{Future, Ready, ready};
 
 use bytes::Bytes;
@@ -13,7 +12,7 @@ use peernet_proto::{CallError, PeerId, SendError};
 
 use crate::cbor_shape::check_cbor;
 use crate::context::Context;
-use crate::error::{HandlerValue, PeerWords, ShowsValue, ValueShown};
+use crate::error::PeerWords;
 use crate::handlers::HandlerResult;
 
 use crate::node::Node;
@@ -44,91 +43,20 @@ pub enum TypedCallError<E> {
     Encode(EncodeError),
 }
 
-impl<E> TypedCallError<E> {
-    /// Whether trying the same call again later may work: the call itself
-    /// failed for a reason of the moment ([`CallError::is_transient`]: a
-    /// timeout, an overloaded or restarting callee, a lost connection).
-    /// False for the handler's own error, arguments the callee could not
-    /// decode, a reply we could not decode and arguments that did not
-    /// encode: the same call fails the same way.
-    ///
-    /// ```
-    /// use peernet_driver::{CallError, TypedCallError};
-    ///
-    /// assert!(TypedCallError::<String>::Call(CallError::Overloaded).is_transient());
-    /// assert!(!TypedCallError::Handler("no".to_string()).is_transient());
-    /// ```
-    pub fn is_transient(&self) -> bool {
-        matches!(self, TypedCallError::Call(e) if e.is_transient())
-    }
-
-    /// This error's message, but with a handler's error value shown by
-    /// its own `Display` (escaped, its first 256 bytes) where the
-    /// error's `Display` shows its `Debug` form (which every error type
-    /// has; a `Display` only one written to be read): `the handler
-    /// answered with an error: needs 500 ms, 99 left` rather than
-    /// `… WouldMissDeadline { left_ms: 99, needs_ms: 500 }`. Every other
-    /// variant reads as the error's `Display`.
-    ///
-    /// ```
-    /// use peernet_driver::TypedCallError;
-    ///
-    /// let refused = TypedCallError::Handler("overflow\n".to_string());
-    /// assert_eq!(
-    ///     refused.with_value_display().to_string(),
-    ///     r"the handler answered with an error: overflow\n"
-    /// );
-    /// ```
-    pub fn with_value_display(&self) -> impl fmt::Display + '_
-    where
-        E: fmt::Display,
-    {
-        ValueShown(self)
-    }
-}
-
-impl<E> ShowsValue for TypedCallError<E> {
-    type Value = E;
-
-    fn fmt_with(
-        &self,
-        f: &mut fmt::Formatter<'_>,
-        value: fn(&E, &mut fmt::Formatter<'_>) -> fmt::Result,
-    ) -> fmt::Result {
-        match self {
-            TypedCallError::Call(e) => fmt::Display::fmt(e, f),
-            TypedCallError::Handler(e) => {
-                f.write_str("the handler answered with an error: ")?;
-                value(e, f)
-            }
-            TypedCallError::Decode(e) => {
-                // (a decoder's message may quote the callee's bytes)
-                let why = e.to_string();
-                write!(f, "reply does not decode: {}", PeerWords(&why))
-            }
-            TypedCallError::BadRequest(why) => write!(
-                f,
-                "the callee could not decode the arguments: {}",
-                PeerWords(why)
-            ),
-            TypedCallError::Encode(e) => write!(f, "arguments do not encode: {e}"),
+crate::error::typed_error_methods! {
+    TypedCallError;
+    fmt_other(f) {
+        TypedCallError::Decode(e) => {
+            // (a decoder's message may quote the callee's bytes)
+            let why = e.to_string();
+            write!(f, "reply does not decode: {}", PeerWords(&why))
         }
-    }
-}
-
-impl<E: fmt::Debug> fmt::Display for TypedCallError<E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.fmt_with(f, |value, f| write!(f, "{}", HandlerValue(value)))
-    }
-}
-
-impl<E: fmt::Debug> std::error::Error for TypedCallError<E> {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            // (the call's error stands for itself, as `#[error(transparent)]`)
-            TypedCallError::Call(e) => std::error::Error::source(e),
-            _ => None,
-        }
+        TypedCallError::BadRequest(why) => write!(
+            f,
+            "the callee could not decode the arguments: {}",
+            PeerWords(why)
+        ),
+        TypedCallError::Encode(e) => write!(f, "arguments do not encode: {e}"),
     }
 }
 

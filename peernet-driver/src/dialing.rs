@@ -47,6 +47,7 @@ pub(crate) struct DialOptions {
     pub(crate) book: SavedBook,
     keep_trusted: bool,
     wait_for_reconnect: bool,
+    unreached_not_connected: bool,
 }
 
 impl Default for DialOptions {
@@ -55,6 +56,7 @@ impl Default for DialOptions {
             book: SavedBook::new(),
             keep_trusted: false,
             wait_for_reconnect: true,
+            unreached_not_connected: false,
         }
     }
 }
@@ -73,6 +75,27 @@ impl NodeConfig {
     /// (default) or fails at once with `NotConnected`.
     pub fn wait_for_reconnect(mut self, wait: bool) -> NodeConfig {
         self.dialing.wait_for_reconnect = wait;
+        self
+    }
+
+    /// How a [`Node::call`] that waited for a kept peer's reconnect
+    /// (above) and saw its timeout run out before the peer connected
+    /// fails: with [`CallError::Timeout`](peernet_proto::CallError::Timeout)
+    /// (`false`, the default, as before), or, `true`, with
+    /// [`CallError::NotConnected`](peernet_proto::CallError::NotConnected):
+    /// the call never reached the peer, whose connection never came back
+    /// in time, where `Timeout` also stands for a slow callee or network
+    /// (the request sent, the handler maybe run). Both are transient
+    /// ([`CallError::is_transient`](peernet_proto::CallError::is_transient));
+    /// only `NotConnected` tells the caller that the request was never
+    /// sent, so that it is safe to send again, and that the peer is down
+    /// rather than slow ([`NodeEvent::Disconnected`] and
+    /// [`NodeEvent::Unreachable`] say why).
+    ///
+    /// Off by default so that code matching `Timeout` for such calls
+    /// keeps working; a later release may make it the default.
+    pub fn unreached_call_not_connected(mut self, on: bool) -> NodeConfig {
+        self.dialing.unreached_not_connected = on;
         self
     }
 
@@ -99,6 +122,8 @@ pub(crate) type Waiter = oneshot::Sender<Result<(), ConnectError>>;
 pub(crate) struct DialState {
     keep_trusted: AtomicBool,
     wait_for_reconnect: AtomicBool,
+    /// [`NodeConfig::unreached_call_not_connected`].
+    pub(crate) unreached_not_connected: AtomicBool,
     /// `connect_peer` calls waiting for their peer: answered on its
     /// `Connected`, `Unreachable`, unpair or shutdown.
     waiters: Mutex<FxHashMap<PeerId, Vec<Waiter>>>,
@@ -252,6 +277,9 @@ pub(crate) fn start<R: Runtime>(shared: &Arc<Shared<R>>, options: DialOptions) {
     state
         .wait_for_reconnect
         .store(options.wait_for_reconnect, Ordering::Relaxed);
+    state
+        .unreached_not_connected
+        .store(options.unreached_not_connected, Ordering::Relaxed);
     shared.with_core(|inner, now| {
         // The peers the file trusts and this run does not keep their
         // saved addresses aside, written back with every save.

@@ -40,6 +40,15 @@ pub enum NodeEvent {
     /// [`Event::Reconnecting`](peernet_proto::Event::Reconnecting), passed
     /// on as it comes (which redials it announces, and when, is said
     /// there; the first dial is silent).
+    ///
+    /// Why the peer is redialed is said by the events before it: the
+    /// first redial's by the [`NodeEvent::Disconnected`] of the loss (or
+    /// by the first round's [`NodeEvent::Unreachable`]), each next one's
+    /// by the [`NodeEvent::Unreachable`] its previous round ended with
+    /// (every address tried, with why). A log of the events so reads
+    /// `disconnected from …: …`, `redialing … (attempt 1, after …)`,
+    /// `peer … is unreachable at every address tried: 192.0.2.7:7000: the
+    /// connection did not open: …`, `redialing … (attempt 2, …)`, ….
     Reconnecting {
         /// The peer.
         peer: PeerId,
@@ -49,7 +58,10 @@ pub enum NodeEvent {
         after: Duration,
     },
     /// A dial through the address book
-    /// ([`Node::connect_peer`](crate::Node::connect_peer)) tried every
+    /// ([`Node::connect_peer`](crate::Node::connect_peer)), or a round of
+    /// a kept peer ([`Node::keep_connected`](crate::Node::keep_connected):
+    /// its first round, or a redial announced by
+    /// [`NodeEvent::Reconnecting`]) that dialed something, tried every
     /// address of its round and none gave a connection: the core's
     /// [`Event::Unreachable`](peernet_proto::Event::Unreachable), passed
     /// on as it comes (which addresses a round tries is said there). An

@@ -18,7 +18,6 @@
 //! [`bad_request`](crate::bad_request) body, which the caller reports as
 //! [`ServiceError::BadRequest`].
 
-use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
@@ -30,7 +29,7 @@ use serde::de::DeserializeOwned;
 use crate::cbor::{bad_request, bad_request_reason, bad_response};
 use crate::cbor_shape::check_cbor;
 use crate::context::Context;
-use crate::error::{HandlerValue, PeerWords, ShowsValue, ValueShown};
+use crate::error::PeerWords;
 use crate::node::Node;
 use crate::runtime::Runtime;
 
@@ -93,89 +92,22 @@ pub enum ServiceError<E> {
     Encode(String),
 }
 
-impl<E> ServiceError<E> {
-    /// Whether trying the same call again later may work: only a call's
-    /// own failure of the moment, as
-    /// [`TypedCallError::is_transient`](crate::TypedCallError::is_transient)
-    /// says it.
-    ///
-    /// ```
-    /// use peernet_driver::{CallError, ServiceError};
-    ///
-    /// assert!(ServiceError::<String>::Call(CallError::Timeout).is_transient());
-    /// assert!(!ServiceError::Handler("no".to_string()).is_transient());
-    /// ```
-    pub fn is_transient(&self) -> bool {
-        matches!(self, ServiceError::Call(e) if e.is_transient())
-    }
-
-    /// This error's message with a handler's error value shown by its
-    /// own `Display`, as
-    /// [`TypedCallError::with_value_display`](crate::TypedCallError::with_value_display)
-    /// says.
-    ///
-    /// ```
-    /// use peernet_driver::ServiceError;
-    ///
-    /// let refused = ServiceError::Handler("no such user".to_string());
-    /// assert_eq!(refused.to_string(), r#"the handler answered with an error: "no such user""#);
-    /// assert_eq!(
-    ///     refused.with_value_display().to_string(),
-    ///     "the handler answered with an error: no such user"
-    /// );
-    /// ```
-    pub fn with_value_display(&self) -> impl fmt::Display + '_
-    where
-        E: fmt::Display,
-    {
-        ValueShown(self)
-    }
-}
-
-impl<E> ShowsValue for ServiceError<E> {
-    type Value = E;
-
-    fn fmt_with(
-        &self,
-        f: &mut fmt::Formatter<'_>,
-        value: fn(&E, &mut fmt::Formatter<'_>) -> fmt::Result,
-    ) -> fmt::Result {
-        match self {
-            ServiceError::Call(e) => fmt::Display::fmt(e, f),
-            ServiceError::Handler(e) => {
-                f.write_str("the handler answered with an error: ")?;
-                value(e, f)
-            }
-            ServiceError::BadRequest(why) => {
-                write!(
-                    f,
-                    "the callee could not decode the request: {}",
-                    PeerWords(why)
-                )
-            }
-            // (serde quotes what it could not take as it came, such as
-            // an unknown variant's name: the callee's words)
-            ServiceError::BadResponse(why) => {
-                write!(f, "the reply does not decode: {}", PeerWords(why))
-            }
-            ServiceError::Encode(why) => write!(f, "the request does not encode: {why}"),
+crate::error::typed_error_methods! {
+    ServiceError;
+    fmt_other(f) {
+        ServiceError::BadRequest(why) => {
+            write!(
+                f,
+                "the callee could not decode the request: {}",
+                PeerWords(why)
+            )
         }
-    }
-}
-
-impl<E: fmt::Debug> fmt::Display for ServiceError<E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.fmt_with(f, |value, f| write!(f, "{}", HandlerValue(value)))
-    }
-}
-
-impl<E: fmt::Debug> std::error::Error for ServiceError<E> {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            // (the call's error stands for itself, as `#[error(transparent)]`)
-            ServiceError::Call(e) => std::error::Error::source(e),
-            _ => None,
+        // (serde quotes what it could not take as it came, such as
+        // an unknown variant's name: the callee's words)
+        ServiceError::BadResponse(why) => {
+            write!(f, "the reply does not decode: {}", PeerWords(why))
         }
+        ServiceError::Encode(why) => write!(f, "the request does not encode: {why}"),
     }
 }
 

@@ -8,7 +8,9 @@
 //! ([`crate::Endpoint::keep_connected`]) gets a round at once, and after a
 //! loss or a failed round another one after a backoff delay
 //! ([`next_delay`]), announced with [`crate::Event::Reconnecting`] when
-//! its first dial goes out (a round waiting for a dial slot is not).
+//! its first dial goes out (a round waiting for a dial slot is not); a
+//! round that dialed and failed ends with [`crate::Event::Unreachable`],
+//! for a kept peer as for a one-off dial.
 //!
 //! A round dials every address the application or a ticket gave and
 //! every discovery hint that worked, but at most [`HINTS_PER_ROUND`]

@@ -169,11 +169,16 @@ pub enum Event {
         /// had none); a wait in line for a slot comes on top of it.
         after: Duration,
     },
-    /// A dial through the address book ([`crate::Endpoint::dial`]) tried
+    /// A dial through the address book ([`crate::Endpoint::dial`]), or a
+    /// round of a kept peer ([`crate::Endpoint::keep_connected`]: its
+    /// first, silent round or a redial announced by
+    /// [`Event::Reconnecting`]) that dialed at least one address, tried
     /// every address of its round and none gave a connection (every
     /// address of `peer`, but of the discovery hints that never worked at
     /// most [`crate::dial::HINTS_PER_ROUND`]: the others wait for a later
-    /// round).
+    /// round). So each failed redial of a kept peer says why, right as it
+    /// fails; a one-off `dial` that joined a kept peer's round gets one
+    /// report of it, not two.
     Unreachable {
         /// The peer.
         peer: PeerId,

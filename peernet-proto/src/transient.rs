@@ -1,10 +1,16 @@
-//! Which failures are of the moment: [`CallError::is_transient`] and
-//! [`CloseReason::is_transient`], one decision per variant, so that an
+//! Which failures are of the moment: [`CallError::is_transient`],
+//! [`CloseReason::is_transient`], and for connecting
+//! [`ConnectError::is_transient`], [`HandshakeError::is_transient`] and
+//! [`DialFailure::is_transient`]: one decision per variant, so that an
 //! application sorts "try again later" from "a bug or a refusal" without
 //! a match of its own that a new variant would silently slip past.
+//!
+//! The rule is one for all: transient when the same thing, tried again
+//! later with nothing changed on either side (no pairing, no
+//! configuration, no code), may succeed.
 
 use crate::codes::{GoodbyeCode, RejectCode};
-use crate::error::{CallError, CloseReason};
+use crate::error::{CallError, CloseReason, ConnectError, DialFailure, HandshakeError};
 use crate::noise::RecordError;
 
 impl CallError {
@@ -115,10 +121,139 @@ impl CloseReason {
                 GoodbyeCode::Revoked | GoodbyeCode::ProtocolError => false,
             },
             CloseReason::Rejected(code) => *code == RejectCode::Busy,
-            CloseReason::RecordFailed(error) => match error {
-                RecordError::NonceExhausted => true,
-                RecordError::DecryptFailed => false,
-            },
+            CloseReason::RecordFailed(error) => record_transient(error),
+        }
+    }
+}
+
+/// A record's failure: its nonces ran out (a new connection has new
+/// keys), or it did not decrypt (altered on the way, or a bug: never
+/// of the moment).
+fn record_transient(error: &RecordError) -> bool {
+    match error {
+        RecordError::NonceExhausted => true,
+        RecordError::DecryptFailed => false,
+    }
+}
+
+impl HandshakeError {
+    /// Whether a new handshake with the same peer may succeed where this
+    /// one failed, with nothing changed on either side (the same rule
+    /// as [`CloseReason::is_transient`], whose `Rejected` it agrees
+    /// with).
+    ///
+    /// True for:
+    /// - [`Rejected`](HandshakeError::Rejected) and
+    ///   [`Refused`](HandshakeError::Refused) with
+    ///   [`RejectCode::Busy`]: the refusing side's handshake slots or
+    ///   connect rate were full for now;
+    /// - [`Timeout`](HandshakeError::Timeout) and
+    ///   [`TransportLost`](HandshakeError::TransportLost): a slow or
+    ///   lost network, a peer restarting;
+    /// - [`Evicted`](HandshakeError::Evicted),
+    ///   [`Throttled`](HandshakeError::Throttled) and
+    ///   [`OverBudget`](HandshakeError::OverBudget): the responder's
+    ///   slots, connect rate or byte budget were full for now;
+    /// - [`Superseded`](HandshakeError::Superseded): another connection
+    ///   to the peer won the race; the peer is connected through it;
+    /// - [`Record`](HandshakeError::Record) of
+    ///   [`RecordError::NonceExhausted`].
+    ///
+    /// False for:
+    /// - any other REJECT code, received or sent: `untrusted` (one side
+    ///   has not paired the other: a refusal until it does, which a
+    ///   retry does not bring about; a kept peer is redialed anyway, and
+    ///   connects once the pairing is made), `unexpected_peer` (another
+    ///   node answers at that address), `bad_signature`,
+    ///   `unsupported_version`, `malformed` (a bug or another protocol
+    ///   version on one side);
+    /// - [`UnexpectedPeer`](HandshakeError::UnexpectedPeer): another
+    ///   node answers at the address dialed;
+    /// - [`Frame`](HandshakeError::Frame),
+    ///   [`Replayed`](HandshakeError::Replayed) and a record that did
+    ///   not decrypt: a bug or an attack;
+    /// - [`Abandoned`](HandshakeError::Abandoned): this side unpaired the
+    ///   peer or shut down meanwhile.
+    ///
+    /// ```
+    /// use peernet_proto::{HandshakeError, RejectCode};
+    ///
+    /// assert!(HandshakeError::Rejected(RejectCode::Busy).is_transient());
+    /// assert!(!HandshakeError::Rejected(RejectCode::Untrusted).is_transient());
+    /// ```
+    pub fn is_transient(&self) -> bool {
+        match self {
+            HandshakeError::Rejected(code) | HandshakeError::Refused(code) => {
+                *code == RejectCode::Busy
+            }
+            HandshakeError::Timeout
+            | HandshakeError::TransportLost
+            | HandshakeError::Evicted
+            | HandshakeError::Throttled
+            | HandshakeError::OverBudget
+            | HandshakeError::Superseded => true,
+            HandshakeError::Record(error) => record_transient(error),
+            HandshakeError::UnexpectedPeer { .. }
+            | HandshakeError::Frame
+            | HandshakeError::Replayed
+            | HandshakeError::Abandoned => false,
+        }
+    }
+}
+
+impl DialFailure {
+    /// Whether a later dial of the same address may connect: a
+    /// transport that did not open or did not open in time (a peer not
+    /// running yet, a network down) may; a handshake that failed may
+    /// as [`HandshakeError::is_transient`] says.
+    ///
+    /// ```
+    /// use peernet_proto::DialFailure;
+    ///
+    /// assert!(DialFailure::transport("Connection refused").is_transient());
+    /// ```
+    pub fn is_transient(&self) -> bool {
+        match self {
+            DialFailure::Transport(_) | DialFailure::TimedOut(_) => true,
+            DialFailure::Handshake(error) => error.is_transient(),
+        }
+    }
+}
+
+impl ConnectError {
+    /// Whether the same connect, tried again later with nothing changed
+    /// on either side, may succeed.
+    ///
+    /// True for [`DialInFlight`](ConnectError::DialInFlight) (the
+    /// schedule's own dial of the peer ends soon),
+    /// [`SourceLimited`](ConnectError::SourceLimited) (the source's
+    /// limits are rates and counts of the moment) and a
+    /// [`Handshake`](ConnectError::Handshake) that is
+    /// ([`HandshakeError::is_transient`]).
+    ///
+    /// False for [`ShuttingDown`](ConnectError::ShuttingDown) (this
+    /// endpoint's own end), [`Untrusted`](ConnectError::Untrusted) (pair
+    /// the peer first), [`PeerIdRequired`](ConnectError::PeerIdRequired)
+    /// (name the peer), [`NoAddress`](ConnectError::NoAddress) (add an
+    /// address first) and
+    /// [`AlreadyConnected`](ConnectError::AlreadyConnected) (nothing to
+    /// try again: the peer is connected).
+    ///
+    /// ```
+    /// use peernet_proto::{ConnectError, HandshakeError};
+    ///
+    /// assert!(ConnectError::Handshake(HandshakeError::Timeout).is_transient());
+    /// assert!(!ConnectError::ShuttingDown.is_transient());
+    /// ```
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ConnectError::DialInFlight { .. } | ConnectError::SourceLimited(_) => true,
+            ConnectError::Handshake(error) => error.is_transient(),
+            ConnectError::ShuttingDown
+            | ConnectError::Untrusted(_)
+            | ConnectError::PeerIdRequired
+            | ConnectError::NoAddress(_)
+            | ConnectError::AlreadyConnected(_) => false,
         }
     }
 }
@@ -193,6 +328,87 @@ mod tests {
         for (reason, transient) in every_close_reason() {
             let error = CallError::ConnectionClosed(reason.clone());
             assert_eq!(reason.is_transient(), transient, "{reason:?}");
+            assert_eq!(error.is_transient(), transient, "{error:?}");
+        }
+    }
+
+    /// Each handshake error is sorted as its documentation says, the
+    /// REJECT codes as `CloseReason` sorts them, and a dial's failure
+    /// and a connect's error as the handshake error they carry.
+    #[test]
+    fn every_handshake_error_is_sorted_as_documented() {
+        let peer = crate::Identity::from_seed(&[3; 32]).peer_id();
+        let of_the_moment = [
+            HandshakeError::Timeout,
+            HandshakeError::TransportLost,
+            HandshakeError::Evicted,
+            HandshakeError::Throttled,
+            HandshakeError::OverBudget,
+            HandshakeError::Superseded,
+            HandshakeError::Record(RecordError::NonceExhausted),
+        ];
+        let for_good = [
+            HandshakeError::Record(RecordError::DecryptFailed),
+            HandshakeError::UnexpectedPeer {
+                expected: peer,
+                actual: peer,
+            },
+            HandshakeError::Frame,
+            HandshakeError::Replayed,
+            HandshakeError::Abandoned,
+        ];
+        let mut cases: alloc::vec::Vec<(HandshakeError, bool)> = of_the_moment
+            .into_iter()
+            .map(|e| (e, true))
+            .chain(for_good.into_iter().map(|e| (e, false)))
+            .collect();
+        for (reason, transient) in every_close_reason() {
+            if let CloseReason::Rejected(code) = reason {
+                cases.push((HandshakeError::Rejected(code), transient));
+                cases.push((HandshakeError::Refused(code), transient));
+            }
+        }
+        assert!(cases.contains(&(HandshakeError::Rejected(RejectCode::Busy), true)));
+        assert!(cases.contains(&(HandshakeError::Rejected(RejectCode::Untrusted), false)));
+        for (error, transient) in cases {
+            assert_eq!(error.is_transient(), transient, "{error:?}");
+            let dial = DialFailure::Handshake(error.clone());
+            assert_eq!(dial.is_transient(), transient, "{dial:?}");
+            let connect = ConnectError::Handshake(error);
+            assert_eq!(connect.is_transient(), transient, "{connect:?}");
+        }
+        let waited = core::time::Duration::from_secs(1);
+        assert!(DialFailure::transport("refused").is_transient());
+        assert!(DialFailure::TimedOut(waited).is_transient());
+    }
+
+    /// Each of the connect errors refused before a handshake is sorted
+    /// as its documentation says.
+    #[test]
+    fn every_connect_error_is_sorted_as_documented() {
+        let peer = crate::Identity::from_seed(&[3; 32]).peer_id();
+        let addr = "192.0.2.7:7000".parse().unwrap();
+        let cases = [
+            (ConnectError::DialInFlight { peer, addr }, true),
+            (
+                ConnectError::SourceLimited(crate::SourceRefusal::Busy),
+                true,
+            ),
+            (
+                ConnectError::SourceLimited(crate::SourceRefusal::Failing),
+                true,
+            ),
+            (
+                ConnectError::SourceLimited(crate::SourceRefusal::NodeFailing),
+                true,
+            ),
+            (ConnectError::ShuttingDown, false),
+            (ConnectError::Untrusted(peer), false),
+            (ConnectError::PeerIdRequired, false),
+            (ConnectError::NoAddress(peer), false),
+            (ConnectError::AlreadyConnected(peer), false),
+        ];
+        for (error, transient) in cases {
             assert_eq!(error.is_transient(), transient, "{error:?}");
         }
     }

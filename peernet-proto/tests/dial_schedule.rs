@@ -253,6 +253,7 @@ fn refused_redials(a: &mut Endpoint, rounds: usize) -> Vec<(Instant, u32, Durati
     assert_eq!(dials(&out), [(b, addr(1))]);
     assert!(events(&out).is_empty(), "the first dial is silent");
     a.dial_failed(start, b, addr(1), refused());
+    said_why(a, b);
     let mut seen = Vec::new();
     let mut failed_at = start;
     for _ in 0..rounds {
@@ -273,9 +274,24 @@ fn refused_redials(a: &mut Endpoint, rounds: usize) -> Vec<(Instant, u32, Durati
         assert_eq!(dials(&out), [(b, addr(1))]);
         seen.push((at, attempt, after));
         a.dial_failed(at, b, addr(1), refused());
+        said_why(a, b);
         failed_at = at;
     }
     seen
+}
+
+/// Brief s57 (api): a kept peer's failed round was silent (only a
+/// one-off `dial` got its `Unreachable`), so nothing said why a kept
+/// peer kept being redialed. Each round that dialed and failed, the
+/// first one included, now ends with its `Unreachable`: each address
+/// tried, with why.
+fn said_why(a: &mut Endpoint, b: PeerId) {
+    let tried = vec![(addr(1), refused())];
+    assert_eq!(
+        events(&drain(a)),
+        [Event::Unreachable { peer: b, tried }],
+        "a kept peer's failed round says why"
+    );
 }
 
 #[test]
@@ -645,6 +661,10 @@ proptest! {
             let reset = match outcome {
                 Outcome::Fail => {
                     p.a.dial_failed(p.now, b, addr(1), refused());
+                    // (the round says why it failed, as it fails)
+                    let said = events(&p.pump());
+                    let why = matches!(said.as_slice(), [Event::Unreachable { .. }]);
+                    prop_assert!(why, "{:?}", said);
                     false
                 }
                 Outcome::Live(secs) => {

@@ -120,10 +120,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .call(&bob_peer, "greet", "alice again", Duration::from_secs(10))
             .await
     });
+    // Each redial is announced, and each that fails says why: every
+    // address tried, with its cause.
     while let Ok(event) = alice_events.recv().await {
         match event {
             NodeEvent::Reconnecting { attempt, after, .. } => {
                 println!("    alice sees: reconnecting bob, attempt {attempt} after {after:?}");
+            }
+            NodeEvent::Unreachable { .. } => {
+                println!("    alice sees: {event}");
                 break;
             }
             NodeEvent::Disconnected { reason, .. } => {

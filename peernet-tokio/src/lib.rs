@@ -99,7 +99,9 @@ pub use peernet_driver::{Service, ServiceError};
 ///   [`Ticket`]: see its docs) and
 ///   [`Node::connect_peer`](peernet_driver::Node::connect_peer) by PeerId;
 ///   [`Node::keep_connected`](peernet_driver::Node::keep_connected) to
-///   redial a lost peer.
+///   redial a lost peer (each failed round says why:
+///   [`NodeEvent::Unreachable`]); [`ConnectError::is_transient`] says
+///   whether a failed connect is worth trying again.
 /// - **Serve**: [`Node::expose`](peernet_driver::Node::expose) (bytes),
 ///   [`Node::expose_ctx`](peernet_driver::Node::expose_ctx) (with the
 ///   call's [`Context`]), [`cbor_handler`] (typed CBOR;

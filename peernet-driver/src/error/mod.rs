@@ -17,6 +17,10 @@ use peernet_proto::{
     BookError, CallError, CloseReason, DialFailure, GoodbyeCode, HandshakeError, PeerId, RejectCode,
 };
 
+pub(crate) mod typed;
+
+pub(crate) use typed::{PeerWords, TypedError, typed_error_methods};
+
 /// Why `connect` (or a brought-in stream) did not give a connection: the
 /// core's reasons as they are, plus the transport's.
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +122,64 @@ impl ConnectError {
     }
 }
 
+impl ConnectError {
+    /// Whether the same connect, tried again later with nothing changed
+    /// on either side (no pairing, no configuration, no code), may give
+    /// a connection: as [`CallError::is_transient`] says of a call, so
+    /// that a loop that retries sorts "try again later" from "a refusal
+    /// or a mistake" in one call.
+    ///
+    /// - [`Io`](ConnectError::Io) (the host name did not resolve) and
+    ///   [`Dial`](ConnectError::Dial) (the TCP connection did not open:
+    ///   refused, unreachable, reset): true (a peer not started yet, a
+    ///   network or resolver down), but for an error of kind
+    ///   [`InvalidInput`](io::ErrorKind::InvalidInput) (a malformed
+    ///   `"host:port"`, an address no one can dial),
+    ///   [`Unsupported`](io::ErrorKind::Unsupported) or
+    ///   [`PermissionDenied`](io::ErrorKind::PermissionDenied) (a local
+    ///   firewall rule): the same input fails the same way.
+    /// - [`Start`](ConnectError::Start) and
+    ///   [`Handshake`](ConnectError::Handshake): as the core's
+    ///   [`peernet_proto::ConnectError::is_transient`] and
+    ///   [`HandshakeError::is_transient`] say. A REJECT `busy` is
+    ///   transient; a REJECT `untrusted` is not: the node there has not
+    ///   paired us (or is another node), and a retry alone does not
+    ///   change that (it may pair us later: a peer kept connected with
+    ///   [`Node::keep_connected`](crate::Node::keep_connected) is
+    ///   redialed anyway, and connects once it has).
+    /// - [`Unreachable`](ConnectError::Unreachable): true if any address
+    ///   of the round failed for a reason of the moment
+    ///   ([`DialFailure::is_transient`]): a later round may connect
+    ///   there. False if every address answered with a refusal for good
+    ///   (`untrusted`, another peer), or none was tried.
+    /// - [`Timeout`](ConnectError::Timeout): true.
+    ///
+    /// ```
+    /// use peernet_driver::{ConnectError, HandshakeError, RejectCode};
+    ///
+    /// let busy = ConnectError::Handshake(HandshakeError::Rejected(RejectCode::Busy));
+    /// assert!(busy.is_transient());
+    /// let untrusted = ConnectError::Handshake(HandshakeError::Rejected(RejectCode::Untrusted));
+    /// assert!(!untrusted.is_transient());
+    /// ```
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ConnectError::Io(error) | ConnectError::Dial { source: error, .. } => !matches!(
+                error.kind(),
+                io::ErrorKind::InvalidInput
+                    | io::ErrorKind::Unsupported
+                    | io::ErrorKind::PermissionDenied
+            ),
+            ConnectError::Start(error) => error.is_transient(),
+            ConnectError::Handshake(error) => error.is_transient(),
+            ConnectError::Unreachable { tried, .. } => {
+                tried.iter().any(|(_, failure)| failure.is_transient())
+            }
+            ConnectError::Timeout(_) => true,
+        }
+    }
+}
+
 /// The REJECT code of the last address of a dial round (`tried` of
 /// [`ConnectError::Unreachable`] or of
 /// [`NodeEvent::Unreachable`](crate::NodeEvent::Unreachable)) where the
@@ -196,163 +258,6 @@ impl std::fmt::Display for Causes<'_> {
         }
         Ok(())
     }
-}
-
-/// A handler's error value, as a typed call's error message ends: its
-/// `Debug` form (which escapes the peer's text), cut after
-/// [`HANDLER_ERROR_SHOWN`] bytes so that a peer's long value cannot
-/// flood a log line.
-pub(crate) struct HandlerValue<'a, E>(pub(crate) &'a E);
-
-/// The most of a handler's error value a message shows, in bytes; and of
-/// a peer's other words in a typed call's error ([`PeerWords`]), and of
-/// a decoder's message a typed callee sends back
-/// ([`bad_request`](crate::bad_request)).
-const HANDLER_ERROR_SHOWN: usize = 256;
-
-/// Words that came from a peer (a callee's reason for refusing our
-/// arguments, a decoder's message that quotes its reply), as a typed
-/// call's error message ends: their first [`HANDLER_ERROR_SHOWN`] bytes
-/// (cut on a character boundary, `…` when cut), escaped
-/// ([`shown`](crate::text::shown)) after the cut, so that no escape is
-/// cut in two. A callee can make them as long as a frame (1 MiB by
-/// default): shown whole, every message of such an error (a log line
-/// per failed call) was that long, or several times longer escaped.
-pub(crate) struct PeerWords<'a>(pub(crate) &'a str);
-
-impl<'a> PeerWords<'a> {
-    /// What of the words is shown, as it is (unescaped): their first
-    /// [`HANDLER_ERROR_SHOWN`] bytes, cut on a character boundary; and
-    /// whether anything was left out.
-    pub(crate) fn start(&self) -> (&'a str, bool) {
-        let mut end = self.0.len().min(HANDLER_ERROR_SHOWN);
-        while !self.0.is_char_boundary(end) {
-            end -= 1;
-        }
-        (&self.0[..end], end < self.0.len())
-    }
-}
-
-impl std::fmt::Display for PeerWords<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let (start, cut) = self.start();
-        write!(f, "{}", crate::text::shown(start))?;
-        if cut {
-            f.write_str("…")?;
-        }
-        Ok(())
-    }
-}
-
-impl<E: std::fmt::Debug> std::fmt::Display for HandlerValue<'_, E> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write_cut(f, format_args!("{:?}", self.0), false)
-    }
-}
-
-/// A handler's error value by its own `Display`, as
-/// `with_value_display` of a typed call's error shows it: escaped
-/// ([`escaped`](crate::text::escaped): a `Display` may write a peer's
-/// text as it is, where `Debug` escapes it), then cut after
-/// [`HANDLER_ERROR_SHOWN`] bytes as [`HandlerValue`] is.
-pub(crate) struct HandlerText<'a, E>(pub(crate) &'a E);
-
-impl<E: std::fmt::Display> std::fmt::Display for HandlerText<'_, E> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write_cut(f, format_args!("{}", self.0), true)
-    }
-}
-
-/// A typed call's error ([`TypedCallError`](crate::TypedCallError),
-/// `ServiceError`) written with its handler's value shown as `value`
-/// says: the one match behind its `Display` (the value's `Debug` form,
-/// [`HandlerValue`]) and its `with_value_display` ([`HandlerText`]).
-pub(crate) trait ShowsValue {
-    /// The handler's error type.
-    type Value;
-    /// Writes the error's message, the handler's value by `value`.
-    fn fmt_with(
-        &self,
-        f: &mut std::fmt::Formatter<'_>,
-        value: fn(&Self::Value, &mut std::fmt::Formatter<'_>) -> std::fmt::Result,
-    ) -> std::fmt::Result;
-}
-
-/// A typed call's error with its handler's value by its `Display`
-/// ([`HandlerText`]): what `with_value_display` returns.
-pub(crate) struct ValueShown<'a, T>(pub(crate) &'a T);
-
-impl<T: ShowsValue> std::fmt::Display for ValueShown<'_, T>
-where
-    T::Value: std::fmt::Display,
-{
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0
-            .fmt_with(f, |value, f| write!(f, "{}", HandlerText(value)))
-    }
-}
-
-/// Writes `args` to `out`, escaped if `escape`, at most
-/// [`HANDLER_ERROR_SHOWN`] bytes of it (cut on a character boundary,
-/// `…` after it when cut).
-fn write_cut(
-    out: &mut std::fmt::Formatter<'_>,
-    args: std::fmt::Arguments<'_>,
-    escape: bool,
-) -> std::fmt::Result {
-    /// Passes on at most `left` bytes, cut on a character boundary.
-    struct Cut<'a, 'b> {
-        out: &'a mut std::fmt::Formatter<'b>,
-        left: usize,
-        cut: bool,
-        escape: bool,
-    }
-    impl Cut<'_, '_> {
-        fn pass(&mut self, s: &str) -> std::fmt::Result {
-            if self.cut {
-                return Ok(());
-            }
-            let mut end = s.len().min(self.left);
-            while !s.is_char_boundary(end) {
-                end -= 1;
-            }
-            self.left -= end;
-            self.cut = end < s.len();
-            self.out.write_str(&s[..end])
-        }
-    }
-    impl std::fmt::Write for Cut<'_, '_> {
-        fn write_str(&mut self, s: &str) -> std::fmt::Result {
-            if !self.escape {
-                return self.pass(s);
-            }
-            // (escaped a character at a time, so that the cut falls
-            // between two escapes, never inside one)
-            for c in s.chars() {
-                let mut buf = [0; 4];
-                let one = c.encode_utf8(&mut buf).as_bytes();
-                let piece = crate::text::escape(one, crate::text::Layout::Line);
-                if self.cut || piece.len() > self.left {
-                    self.cut = true;
-                    return Ok(());
-                }
-                self.left -= piece.len();
-                self.out.write_str(&piece)?;
-            }
-            Ok(())
-        }
-    }
-    let mut cut = Cut {
-        out,
-        left: HANDLER_ERROR_SHOWN,
-        cut: false,
-        escape,
-    };
-    std::fmt::write(&mut cut, args)?;
-    if cut.cut {
-        cut.out.write_str("…")?;
-    }
-    Ok(())
 }
 
 /// Questions about a failed call that would otherwise need a nested

@@ -382,3 +382,82 @@ fn a_rejected_round_names_the_address_that_refused_not_the_peer() {
         "{err}"
     );
 }
+
+/// Brief s57 (api): `ConnectError` had no `is_transient`, so a loop
+/// retrying `connect_peer` matched every variant itself. Each variant is
+/// sorted as its documentation says: the transport's failures by their
+/// kind, the core's and the handshake's as the core sorts them (REJECT
+/// `busy` transient, `untrusted` not), a round by any address's cause.
+#[test]
+fn every_connect_error_is_sorted_as_documented() {
+    use super::ConnectError;
+    use peernet_proto::{DialFailure, HandshakeError, Identity, RejectCode};
+    use std::io::{Error, ErrorKind};
+    let peer = Identity::from_seed(&[2; 32]).peer_id();
+    let addr: std::net::SocketAddr = "192.0.2.7:7000".parse().unwrap();
+    let dial = |kind| ConnectError::Dial {
+        addr,
+        source: Error::new(kind, "words"),
+    };
+    let rejected = |code| DialFailure::Handshake(HandshakeError::Rejected(code));
+    let round = |tried: Vec<DialFailure>| ConnectError::Unreachable {
+        peer,
+        tried: tried.into_iter().map(|f| (addr, f)).collect(),
+    };
+    let cases = [
+        (ConnectError::Io(Error::other("no such host")), true),
+        (
+            ConnectError::Io(Error::new(ErrorKind::InvalidInput, "x")),
+            false,
+        ),
+        (dial(ErrorKind::ConnectionRefused), true),
+        (dial(ErrorKind::HostUnreachable), true),
+        (dial(ErrorKind::TimedOut), true),
+        (dial(ErrorKind::InvalidInput), false),
+        (dial(ErrorKind::Unsupported), false),
+        (dial(ErrorKind::PermissionDenied), false),
+        (
+            ConnectError::Start(peernet_proto::ConnectError::ShuttingDown),
+            false,
+        ),
+        (
+            ConnectError::Start(peernet_proto::ConnectError::Untrusted(peer)),
+            false,
+        ),
+        (
+            ConnectError::Start(peernet_proto::ConnectError::NoAddress(peer)),
+            false,
+        ),
+        (
+            ConnectError::Start(peernet_proto::ConnectError::DialInFlight { peer, addr }),
+            true,
+        ),
+        (
+            ConnectError::Handshake(HandshakeError::Rejected(RejectCode::Busy)),
+            true,
+        ),
+        (
+            ConnectError::Handshake(HandshakeError::Rejected(RejectCode::Untrusted)),
+            false,
+        ),
+        (ConnectError::Handshake(HandshakeError::Timeout), true),
+        (ConnectError::Handshake(HandshakeError::Abandoned), false),
+        (round(vec![]), false),
+        (round(vec![rejected(RejectCode::Untrusted)]), false),
+        (
+            round(vec![
+                rejected(RejectCode::Untrusted),
+                DialFailure::transport("refused"),
+            ]),
+            true,
+        ),
+        (round(vec![rejected(RejectCode::Busy)]), true),
+        (
+            ConnectError::Timeout(std::time::Duration::from_secs(1)),
+            true,
+        ),
+    ];
+    for (error, transient) in cases {
+        assert_eq!(error.is_transient(), transient, "{error:?}");
+    }
+}

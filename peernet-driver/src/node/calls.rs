@@ -21,6 +21,16 @@ use crate::tasks::first;
 
 use super::Node;
 
+/// What a call that the core did not take yet waits for before it tries
+/// again: room in its connection's send queue, or a kept peer's
+/// reconnect.
+enum Wait {
+    /// Room in the connection's queue.
+    Room(EventListener),
+    /// The kept peer's reconnect (`dialing::reconnect_wait`).
+    Reconnect(EventListener),
+}
+
 /// A call in flight, awaited: the last part of [`Node::call`]'s future,
 /// which holds nothing else across its wait. Kept small on purpose: a
 /// pipelined caller moves every call's future (into a `FuturesUnordered`
@@ -110,7 +120,11 @@ impl<R: Runtime> Node<R> {
     /// [`CallError::HandlerPanicked`], [`CallError::Overloaded`],
     /// [`CallError::ShuttingDown`], [`CallError::ResultTooLarge`]. Then
     /// [`CallError::Timeout`] (at once, with nothing sent, for a zero
-    /// timeout or one spent waiting), and
+    /// timeout or one spent waiting: for room, or for a kept peer's
+    /// reconnect, which looks the same as a slow callee unless
+    /// [`NodeConfig::unreached_call_not_connected`](crate::NodeConfig::unreached_call_not_connected)
+    /// makes a call whose peer never came back fail
+    /// [`CallError::NotConnected`]), and
     /// [`CallError::ConnectionClosed`] with the reason (a GOODBYE, an
     /// unpair on either side, a superseding connection, a lost
     /// transport). Frame limits are not negotiated: a
@@ -173,7 +187,7 @@ impl<R: Runtime> Node<R> {
         args: &[u8],
         timeout: Option<Duration>,
         deadline: Option<StdInstant>,
-    ) -> Result<Result<CallId, EventListener>, CallError> {
+    ) -> Result<Result<CallId, Wait>, CallError> {
         // (out here: one the core did not take, the call refused or
         // waiting for room, is dropped after the lock, as a waker's
         // drop is the application's code)
@@ -203,13 +217,14 @@ impl<R: Runtime> Node<R> {
                         (Ok(Ok(id)), sequential.then(|| id.conn()))
                     }
                     Err(CallError::WouldBlock) => match self.wait_for_room(inner, peer) {
-                        Some(room) => (Ok(Err(room)), None),
+                        Some(room) => (Ok(Err(Wait::Room(room))), None),
                         None => (Err(CallError::NotConnected), None),
                     },
                     // a kept peer being reconnected (dialing.rs)
                     Err(CallError::NotConnected) => {
                         let wait = crate::dialing::reconnect_wait(&self.shared, inner, peer);
-                        (wait.map(Err).ok_or(CallError::NotConnected), None)
+                        let wait = wait.map(|w| Err(Wait::Reconnect(w)));
+                        (wait.ok_or(CallError::NotConnected), None)
                     }
                     Err(error) => (Err(error), None),
                 }
@@ -221,7 +236,7 @@ impl<R: Runtime> Node<R> {
     /// timeout, and tries again, until the core takes the call.
     async fn call_after_room(
         &self,
-        mut room: EventListener,
+        mut wait: Wait,
         peer: &PeerId,
         handle: &str,
         args: &[u8],
@@ -229,22 +244,40 @@ impl<R: Runtime> Node<R> {
     ) -> Result<CallId, CallError> {
         let deadline = self.deadline(timeout);
         loop {
+            let reconnect = matches!(wait, Wait::Reconnect(_));
+            let (Wait::Room(room) | Wait::Reconnect(room)) = wait;
             match deadline {
                 None => room.await,
                 Some(at) => {
                     if !first(room, self.shared.rt.sleep_until(at)).await {
                         self.timed_out_unsent();
-                        return Err(CallError::Timeout);
+                        return Err(self.unsent_timeout(reconnect));
                     }
                 }
             }
             // (the waker of the task polling now)
             let waker = std::future::poll_fn(|cx| Poll::Ready(cx.waker().clone())).await;
-            room = match self.try_call(waker, peer, handle, args, timeout, deadline)? {
-                Ok(id) => return Ok(id),
-                Err(room) => room,
+            wait = match self.try_call(waker, peer, handle, args, timeout, deadline) {
+                Ok(Ok(id)) => return Ok(id),
+                Ok(Err(wait)) => wait,
+                // (the budget ran out as the wait ended)
+                Err(CallError::Timeout) => return Err(self.unsent_timeout(reconnect)),
+                Err(error) => return Err(error),
             };
         }
+    }
+
+    /// The error of a call whose timeout ran out before the core took it:
+    /// [`CallError::Timeout`], but [`CallError::NotConnected`] when it
+    /// waited for a kept peer's reconnect (`reconnect`) and the node
+    /// says so ([`NodeConfig::unreached_call_not_connected`](crate::NodeConfig::unreached_call_not_connected)).
+    fn unsent_timeout(&self, reconnect: bool) -> CallError {
+        let dialing = &self.shared.dialing;
+        if reconnect && dialing.unreached_not_connected.load(Ordering::Relaxed) {
+            tracing::debug!("no reconnect within the call's timeout: not connected");
+            return CallError::NotConnected;
+        }
+        CallError::Timeout
     }
 
     /// A call's timeout ran out before the core took it.

@@ -175,7 +175,10 @@ impl Endpoint {
     /// `DialConfig::max_dials_in_flight`), and after every loss or failed round redialed
     /// with the backoff of [`crate::config::DialConfig`], each redial
     /// announced by [`Event::Reconnecting`](crate::Event::Reconnecting) as its dial starts (not while
-    /// it waits in line). A kept peer without an address is dialed as
+    /// it waits in line), and each round that dialed and failed, the
+    /// first one too, reported by
+    /// [`Event::Unreachable`](crate::Event::Unreachable) with every
+    /// address tried and why. A kept peer without an address is dialed as
     /// soon as one is added (after a loss or a failed round, at the
     /// backoff's next turn). `keep = false` stops
     /// the schedule (a handshake already running finishes on its own).

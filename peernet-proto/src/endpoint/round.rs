@@ -164,8 +164,12 @@ impl Endpoint {
         // adopted during the backoff is the next round's dial)
         d.hints = 0;
         let tried = core::mem::take(&mut d.tried);
-        if d.report {
-            d.report = false;
+        // Reported when a one-off dial waits for it, and when a kept
+        // peer's round dialed something: each failed redial says why,
+        // after its `Reconnecting` (a round with nothing left to dial,
+        // its addresses forgotten, is as silent as its redial).
+        let report = core::mem::take(&mut d.report) || (d.kept && !tried.is_empty());
+        if report {
             tracing::debug!(peer = %peer, tried = tried.len(), "unreachable");
             self.ctx.emit(Event::Unreachable { peer, tried });
         }
