@@ -31,6 +31,11 @@ pub use crate::dialing::{
     kept_peer_restarted_on_its_address_is_reconnected, listen_after_expose,
     the_book_survives_a_restart,
 };
+pub use crate::hostile::{
+    a_frame_announced_and_never_sent_ends_at_the_idle_timeout,
+    a_frame_dripped_a_byte_at_a_time_ends_at_the_idle_timeout,
+    a_peer_that_pings_but_never_reads_is_cut_off, a_reader_that_keeps_taking_bytes_is_not_cut_off,
+};
 pub use crate::kernel::{
     a_connection_given_up_leaves_no_bytes_queued_in_the_kernel,
     a_dialed_socket_gets_little_queued_in_the_kernel,
