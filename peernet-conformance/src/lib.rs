@@ -23,6 +23,7 @@ mod accept;
 mod addr;
 mod context;
 mod dialing;
+mod dribbling;
 mod hostile;
 mod kernel;
 mod lifecycle;
@@ -31,6 +32,7 @@ mod raw;
 pub mod scenarios;
 mod tickets;
 
+pub use dribbling::Dribbling;
 pub use hostile::{IDLE, bob_and_raw, flood, patient, ping_until_cut_off, stalled_reason};
 pub use raw::{RawPeer, call_envelope};
 
@@ -189,7 +191,8 @@ macro_rules! scenario_tests {
             a_frame_dripped_a_byte_at_a_time_ends_at_the_idle_timeout,
             a_frame_announced_and_never_sent_ends_at_the_idle_timeout,
             a_peer_that_pings_but_never_reads_is_cut_off,
-            a_reader_that_keeps_taking_bytes_is_not_cut_off
+            a_reader_that_keeps_taking_bytes_is_not_cut_off,
+            handshake_and_calls_over_a_dribbling_stream
         );
     };
     (@each $h:ty; $set:expr; $($name:ident),* $(,)?) => {

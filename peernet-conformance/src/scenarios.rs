@@ -31,6 +31,7 @@ pub use crate::dialing::{
     kept_peer_restarted_on_its_address_is_reconnected, listen_after_expose,
     the_book_survives_a_restart,
 };
+pub use crate::dribbling::handshake_and_calls_over_a_dribbling_stream;
 pub use crate::hostile::{
     a_frame_announced_and_never_sent_ends_at_the_idle_timeout,
     a_frame_dripped_a_byte_at_a_time_ends_at_the_idle_timeout,
