@@ -192,7 +192,8 @@ macro_rules! scenario_tests {
             a_frame_announced_and_never_sent_ends_at_the_idle_timeout,
             a_peer_that_pings_but_never_reads_is_cut_off,
             a_reader_that_keeps_taking_bytes_is_not_cut_off,
-            handshake_and_calls_over_a_dribbling_stream
+            handshake_and_calls_over_a_dribbling_stream,
+            shutdown_resolves_once_the_handlers_are_dropped
         );
     };
     (@each $h:ty; $set:expr; $($name:ident),* $(,)?) => {

@@ -47,8 +47,9 @@ pub use crate::kernel::{
 pub use crate::lifecycle::{
     a_call_after_the_own_shutdown_is_not_connected, a_data_dir_config_and_its_clone_start_one_node,
     a_dropped_shutdown_future_stops_nothing, a_trust_change_given_up_still_lands_whole,
-    dropped_event_streams_do_not_pile_up, the_access_rules_go_with_the_node,
-    the_book_is_written_before_the_lock_goes, the_handlers_go_with_the_node,
+    dropped_event_streams_do_not_pile_up, shutdown_resolves_once_the_handlers_are_dropped,
+    the_access_rules_go_with_the_node, the_book_is_written_before_the_lock_goes,
+    the_handlers_go_with_the_node,
 };
 pub use crate::tickets::{
     a_node_on_every_interface_is_paired_with_by_its_ticket, connect_peer_gives_up_at_its_timeout,
