@@ -23,6 +23,8 @@ mod accept;
 mod addr;
 mod context;
 mod dialing;
+mod dribbling;
+mod hostile;
 mod kernel;
 mod lifecycle;
 pub mod netns;
@@ -30,6 +32,8 @@ mod raw;
 pub mod scenarios;
 mod tickets;
 
+pub use dribbling::Dribbling;
+pub use hostile::{IDLE, bob_and_raw, flood, patient, ping_until_cut_off, stalled_reason};
 pub use raw::{RawPeer, call_envelope};
 
 /// What a runtime crate supplies to run the scenarios.
@@ -183,7 +187,13 @@ macro_rules! scenario_tests {
             a_peer_that_reads_nothing_gets_little_queued_in_the_kernel,
             a_dialed_socket_gets_little_queued_in_the_kernel,
             a_half_closed_peer_that_reads_nothing_leaves_no_bytes_in_the_kernel,
-            a_long_linger_is_for_established_connections_only
+            a_long_linger_is_for_established_connections_only,
+            a_frame_dripped_a_byte_at_a_time_ends_at_the_idle_timeout,
+            a_frame_announced_and_never_sent_ends_at_the_idle_timeout,
+            a_peer_that_pings_but_never_reads_is_cut_off,
+            a_reader_that_keeps_taking_bytes_is_not_cut_off,
+            handshake_and_calls_over_a_dribbling_stream,
+            shutdown_resolves_once_the_handlers_are_dropped
         );
     };
     (@each $h:ty; $set:expr; $($name:ident),* $(,)?) => {

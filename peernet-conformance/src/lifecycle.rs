@@ -79,6 +79,66 @@ pub async fn the_handlers_go_with_the_node<H: Harness>() {
     );
 }
 
+/// State of a handler's that drops slowly: it says on `dropping` that
+/// its drop started, then blocks its thread until `go` says so (or is
+/// gone), then raises `done`.
+struct SlowDrop {
+    dropping: async_channel::Sender<()>,
+    go: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+    done: Arc<AtomicBool>,
+}
+
+impl Drop for SlowDrop {
+    fn drop(&mut self) {
+        let _ = self.dropping.try_send(());
+        if let Ok(go) = self.go.get_mut() {
+            let _ = go.recv();
+        }
+        self.done.store(true, Ordering::SeqCst);
+    }
+}
+
+/// `shutdown` resolves once the close is done, the handlers and access
+/// rules dropped with the node, not as soon as the node is marked
+/// closed: here a handler's state whose drop blocks until the test lets
+/// it go. It used to resolve in between (the closing task marks the node
+/// closed under the lock, then drops the handlers outside it), and
+/// `the_handlers_go_with_the_node` and its rules' twin failed now and
+/// then on smol, whose closing task runs on a thread of its own.
+pub async fn shutdown_resolves_once_the_handlers_are_dropped<H: Harness>() {
+    let a: N<H> = node(1, &[2], |c| c).await;
+    let rt = a.runtime().clone();
+    let (dropping, started) = async_channel::bounded(1);
+    let (go, wait) = std::sync::mpsc::channel();
+    let done = Arc::new(AtomicBool::new(false));
+    let slow = SlowDrop {
+        dropping,
+        go: std::sync::Mutex::new(wait),
+        done: done.clone(),
+    };
+    a.expose("x", move |_caller, args: Bytes| {
+        let _held = &slow;
+        async move { Ok(args) }
+    })
+    .expect("handle");
+    let mut closing = Box::pin(a.shutdown());
+    within(&rt, "the handlers' drop", started.recv())
+        .await
+        .expect("the drop started");
+    let early = {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        closing.as_mut().poll(&mut cx).is_ready()
+    };
+    // (let the drop end either way: the runtime's thread is blocked in it)
+    go.send(()).expect("the drop waits");
+    assert!(
+        !early,
+        "shutdown resolved while the node's handlers were being dropped"
+    );
+    within(&rt, "the shutdown", closing).await;
+    assert!(done.load(Ordering::SeqCst), "the handler outlived shutdown");
+}
+
 /// An access rule that holds a handle of its own node (to look something
 /// up) is dropped when the node closes, and with it the node's state: it
 /// used to stay in the core's exposures, keeping the closed node's whole

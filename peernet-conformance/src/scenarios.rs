@@ -31,6 +31,12 @@ pub use crate::dialing::{
     kept_peer_restarted_on_its_address_is_reconnected, listen_after_expose,
     the_book_survives_a_restart,
 };
+pub use crate::dribbling::handshake_and_calls_over_a_dribbling_stream;
+pub use crate::hostile::{
+    a_frame_announced_and_never_sent_ends_at_the_idle_timeout,
+    a_frame_dripped_a_byte_at_a_time_ends_at_the_idle_timeout,
+    a_peer_that_pings_but_never_reads_is_cut_off, a_reader_that_keeps_taking_bytes_is_not_cut_off,
+};
 pub use crate::kernel::{
     a_connection_given_up_leaves_no_bytes_queued_in_the_kernel,
     a_dialed_socket_gets_little_queued_in_the_kernel,
@@ -41,8 +47,9 @@ pub use crate::kernel::{
 pub use crate::lifecycle::{
     a_call_after_the_own_shutdown_is_not_connected, a_data_dir_config_and_its_clone_start_one_node,
     a_dropped_shutdown_future_stops_nothing, a_trust_change_given_up_still_lands_whole,
-    dropped_event_streams_do_not_pile_up, the_access_rules_go_with_the_node,
-    the_book_is_written_before_the_lock_goes, the_handlers_go_with_the_node,
+    dropped_event_streams_do_not_pile_up, shutdown_resolves_once_the_handlers_are_dropped,
+    the_access_rules_go_with_the_node, the_book_is_written_before_the_lock_goes,
+    the_handlers_go_with_the_node,
 };
 pub use crate::tickets::{
     a_node_on_every_interface_is_paired_with_by_its_ticket, connect_peer_gives_up_at_its_timeout,

@@ -52,6 +52,9 @@ fn close_now<R: Runtime>(shared: &Arc<Shared<R>>) {
         // Dropped outside the lock: this may drop the last `Node` handle,
         // whose `Life` comes back here (and finds the node closed).
         drop((handlers, streams));
+        // (only now: `shutdown` resolving while they were still being
+        // dropped left a handler, a rule holding the node, alive past it)
+        shared.close_done.store(true, Ordering::Release);
         shared.closed.notify(usize::MAX);
     }
 }
@@ -123,7 +126,7 @@ pub(crate) fn shutdown<R: Runtime>(
     async move {
         loop {
             let closed = shared.closed.listen();
-            if shared.read(|inner| inner.phase == Phase::Closed) {
+            if shared.close_done.load(Ordering::Acquire) {
                 break;
             }
             closed.await;

@@ -11,7 +11,14 @@
 //!   before it is refused `untrusted`. Built once and sent as fast as
 //!   connections open, they made the node refuse about 5,000 a second
 //!   (all of one core). The failed-handshake limit per source bounds them.
+//! - The same flood from many addresses (127.0.5.1 to 127.0.5.32, each
+//!   within its own limits): the opt-in node-wide limit on strangers'
+//!   failed handshakes bounds them all together, while a trusted peer
+//!   that completed a handshake from its address before keeps connecting
+//!   (`failed_handshakes_node_wide`); without it, only each source's
+//!   limits apply.
 
+use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,9 +26,9 @@ use std::time::{Duration, Instant};
 
 use peernet_proto::RejectCode;
 use peernet_proto::testkit::noise::{InitiatorV2, LocalStatic};
-use peernet_tokio::{Identity, Node, NodeConfig};
+use peernet_tokio::{Identity, Node, NodeConfig, PeerId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpSocket;
 use tokio::sync::mpsc;
 
 const IDLE_SOCKETS: usize = 1_500;
@@ -74,19 +81,19 @@ async fn rounds_under_idle_sockets(
     for _ in 0..sockets {
         up.recv().await.unwrap();
     }
-    let ok = legit_rounds(client, server).await;
+    let ok = legit_rounds(client, server, ROUNDS).await;
     for a in &attackers {
         a.abort();
     }
     (ok, opened.load(Ordering::Relaxed))
 }
 
-/// `ROUNDS` times: the trusted `client` dials `server` from 127.0.0.2 and
+/// `rounds` times: the trusted `client` dials `server` from 127.0.0.2 and
 /// makes `CALLS_PER_ROUND` calls, then disconnects. Returns the calls that
 /// got their reply.
-async fn legit_rounds(client: &Node, server: &Node) -> usize {
+async fn legit_rounds(client: &Node, server: &Node, rounds: usize) -> usize {
     let mut ok = 0;
-    for _ in 0..ROUNDS {
+    for _ in 0..rounds {
         if dial_from("127.0.0.2:0", client, server).await {
             for _ in 0..CALLS_PER_ROUND {
                 let reply = client
@@ -200,29 +207,55 @@ async fn echo_server(
     server
 }
 
-/// One attacker connection after another: connect, send the next INIT
-/// frame of `inits`, read until the node closes. Reports each connection
-/// the node closed without a byte of answer (refused at accept) on
-/// `closed`; runs until aborted.
+/// An untrusted identity (seed 75) that knows `server`'s PeerId: its
+/// version-2 INITs are valid but for the trust check, each refused one
+/// costing the node two X25519 operations.
+fn untrusted() -> Arc<LocalStatic> {
+    Arc::new(LocalStatic::new(&Identity::from_seed(&[75; 32])))
+}
+
+/// One attacker connection after another from `from` (any port): connect,
+/// send an INIT frame of `evil`'s to `server`, read until the node
+/// closes. Each INIT has an ephemeral key of its own (numbered by `next`,
+/// so that no replay check catches a repeat), kept for the next
+/// connection while the node closed this one without a byte of answer
+/// (refused at accept, unread). Reports each connection on `outcomes`,
+/// with `from` and whether the node answered (a REJECT); at most 100,000
+/// connections, or until aborted.
 async fn init_flood(
+    from: IpAddr,
     addr: SocketAddr,
-    inits: Arc<Vec<Vec<u8>>>,
-    first: usize,
-    closed: mpsc::UnboundedSender<()>,
+    (evil, server): (Arc<LocalStatic>, PeerId),
+    next: Arc<AtomicU64>,
+    outcomes: mpsc::UnboundedSender<(IpAddr, bool)>,
 ) {
+    let fresh = || {
+        let mut key = [1u8; 32];
+        key[..8].copy_from_slice(&next.fetch_add(1, Ordering::Relaxed).to_le_bytes());
+        let (_, init) = InitiatorV2::start(&evil, server, key).unwrap();
+        let mut frame = (init.len() as u32).to_be_bytes().to_vec();
+        frame.extend_from_slice(&init);
+        frame
+    };
+    let mut init = fresh();
     let mut buf = [0u8; 256];
-    for init in inits.iter().cycle().skip(first) {
-        let Ok(mut stream) = TcpStream::connect(addr).await else {
+    for _ in 0..100_000 {
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.bind(SocketAddr::new(from, 0)).unwrap();
+        let Ok(mut stream) = socket.connect(addr).await else {
             tokio::task::yield_now().await;
             continue;
         };
-        let _ = stream.write_all(init).await;
+        let _ = stream.write_all(&init).await;
         let mut answered = false;
         while let Ok(1..) = stream.read(&mut buf).await {
             answered = true;
         }
-        if !answered {
-            let _ = closed.send(());
+        if answered {
+            init = fresh();
+        }
+        if outcomes.send((from, answered)).is_err() {
+            return;
         }
     }
 }
@@ -244,35 +277,27 @@ async fn failed_handshakes_from_one_address_are_limited() {
         Node::new(NodeConfig::new(Identity::from_seed(&[74; 32])).trusting(server.peer_id()));
     let addr = server.local_addr().unwrap();
 
-    // An untrusted identity that knows the server's PeerId: its INITs are
-    // valid but for the trust check. Built once, each with its own
-    // ephemeral key (so that no replay check catches a repeat).
-    let evil = LocalStatic::new(&Identity::from_seed(&[75; 32]));
-    let inits: Vec<Vec<u8>> = (0..64u8)
-        .map(|i| {
-            let (_, init) = InitiatorV2::start(&evil, server.peer_id(), [i | 1; 32]).unwrap();
-            let mut frame = (init.len() as u32).to_be_bytes().to_vec();
-            frame.extend_from_slice(&init);
-            frame
-        })
-        .collect();
-    let inits = Arc::new(inits);
     let started = Instant::now();
-    let (closed, mut closes) = mpsc::unbounded_channel();
+    let (outcomes, mut closes) = mpsc::unbounded_channel();
+    let next = Arc::new(AtomicU64::new(0));
     let attackers: Vec<_> = (0..ATTACKERS)
-        .map(|k| tokio::spawn(init_flood(addr, inits.clone(), k * 16, closed.clone())))
+        .map(|_| {
+            let (evil, next) = ((untrusted(), server.peer_id()), next.clone());
+            let from = IpAddr::V4(Ipv4Addr::LOCALHOST);
+            tokio::spawn(init_flood(from, addr, evil, next, outcomes.clone()))
+        })
         .collect();
 
     // The trusted peer's handshakes all succeed: its source is never held
     // back, though it dials 40 times within far less than 40 / 4 s.
-    let ok = legit_rounds(&client, &server).await;
+    let ok = legit_rounds(&client, &server, ROUNDS).await;
     // Then until the attacker has been turned away at accept often enough
     // and for long enough that the rate, not only the burst, shows.
     let throttled = tokio::time::timeout(Duration::from_secs(60), async {
         let mut n = 0;
         while n < THROTTLED || started.elapsed() < ATTACK {
-            closes.recv().await.unwrap();
-            n += 1;
+            // (the connections closed without a byte of answer)
+            n += usize::from(!closes.recv().await.unwrap().1);
         }
     })
     .await;
@@ -342,7 +367,7 @@ async fn reconnect_loop(limit: Option<(u32, u32)>) -> (u64, u64, u64, usize, Dur
     }
     let elapsed = started.elapsed();
     let client = Node::new(NodeConfig::new(other).trusting(server.peer_id()));
-    let ok = legit_rounds(&client, &server).await;
+    let ok = legit_rounds(&client, &server, ROUNDS).await;
     let counts = server.stats().core.counters.handshakes_in;
     client.shutdown().await;
     attacker.shutdown().await;
@@ -389,5 +414,169 @@ async fn a_trusted_peer_reconnecting_in_a_loop_is_limited() {
         established <= bound(elapsed, ROUNDS as u64),
         "{established} inbound connections established, bound {}",
         bound(elapsed, ROUNDS as u64)
+    );
+}
+
+/// What [`flood_from_many_sources`] saw: the INITs that reached the trust
+/// check, the refusals at accept (node-wide alone, and all), the trusted
+/// peer's calls that got their reply during the flood, and how long the
+/// flood ran.
+struct ManySources {
+    reached: u64,
+    refused_node_wide: u64,
+    refused_at_accept: u64,
+    calls: usize,
+    elapsed: Duration,
+}
+
+/// Sources of [`flood_from_many_sources`], 127.0.5.1 to 127.0.5.32.
+const SOURCES: u8 = 32;
+/// Failed handshakes a source may owe at once, and pay off at 1 a second,
+/// in [`flood_from_many_sources`].
+const SOURCE_BURST: u32 = 2;
+/// The node-wide limit of [`flood_from_many_sources`]: 1 a second after 8.
+const NODE_WIDE: (u32, u32) = (1, 8);
+/// Trusted rounds during the flood.
+const FLOOD_ROUNDS: usize = 5;
+
+/// A server whose trusted peer completed a handshake from 127.0.0.2 and
+/// disconnected, then untrusted INITs from [`SOURCES`] addresses, each
+/// sending one after another, with the node-wide limit or not
+/// (`node_wide`). Once every source has been refused at accept, the
+/// trusted peer dials from 127.0.0.2 again and calls, [`FLOOD_ROUNDS`]
+/// times; the flood ends once it has been refused at accept [`SOURCES`]
+/// times more (so it ran all through the trusted rounds).
+async fn flood_from_many_sources(node_wide: bool) -> ManySources {
+    let server = echo_server(86, 87, |c| {
+        let c = c.failed_handshakes_per_source(1, SOURCE_BURST);
+        match node_wide {
+            true => c.failed_handshakes_node_wide(NODE_WIDE.0, NODE_WIDE.1),
+            false => c,
+        }
+    })
+    .await;
+    let client =
+        Node::new(NodeConfig::new(Identity::from_seed(&[87; 32])).trusting(server.peer_id()));
+    let addr = server.local_addr().unwrap();
+    assert_eq!(
+        legit_rounds(&client, &server, 1).await,
+        CALLS_PER_ROUND,
+        "the trusted peer before the flood"
+    );
+    let started = Instant::now();
+    let next = Arc::new(AtomicU64::new(0));
+    let (outcomes, mut seen) = mpsc::unbounded_channel();
+    let attackers: Vec<_> = (1..=SOURCES)
+        .map(|i| {
+            let from = IpAddr::V4(Ipv4Addr::new(127, 0, 5, i));
+            let (evil, next) = ((untrusted(), server.peer_id()), next.clone());
+            tokio::spawn(init_flood(from, addr, evil, next, outcomes.clone()))
+        })
+        .collect();
+    let wait = Duration::from_secs(30);
+    // every source refused at accept once: its limit, or the node's, bit
+    let every_source = async {
+        let mut refused = HashSet::new();
+        while refused.len() < usize::from(SOURCES) {
+            refused.insert(next_refused(&mut seen).await);
+        }
+    };
+    tokio::time::timeout(wait, every_source)
+        .await
+        .expect("every source refused at accept");
+    let calls = legit_rounds(&client, &server, FLOOD_ROUNDS).await;
+    let after = async {
+        for _ in 0..SOURCES {
+            next_refused(&mut seen).await;
+        }
+    };
+    tokio::time::timeout(wait, after)
+        .await
+        .expect("the flood goes on after the trusted rounds");
+    for a in &attackers {
+        a.abort();
+    }
+    let elapsed = started.elapsed();
+    let counters = server.stats().core.counters;
+    client.shutdown().await;
+    server.shutdown().await;
+    ManySources {
+        reached: counters.handshakes_in.refused.get(RejectCode::Untrusted)
+            + counters.handshakes_in.replayed,
+        refused_node_wide: counters.refused_node_wide,
+        refused_at_accept: counters.refused_at_accept,
+        calls,
+        elapsed,
+    }
+}
+
+/// The source of the next flood connection the node closed without a
+/// byte of answer (refused at accept).
+async fn next_refused(outcomes: &mut mpsc::UnboundedReceiver<(IpAddr, bool)>) -> IpAddr {
+    loop {
+        let (from, answered) = outcomes.recv().await.expect("the flood ended");
+        if !answered {
+            return from;
+        }
+    }
+}
+
+/// A flood of untrusted INITs from 32 addresses: with the node-wide
+/// limit on strangers' failed handshakes, at most its burst and its rate
+/// over the flood reach the trust check, the rest are refused at accept
+/// and counted in `refused_node_wide`, and the trusted peer, dialing from
+/// the address it completed a handshake from before, connects and calls
+/// all through the flood. Without it, each source's own limits alone
+/// apply: every source gets its own burst through, 32 times the node's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_from_many_addresses_is_bounded_node_wide_when_opted_in() {
+    let total = FLOOD_ROUNDS * CALLS_PER_ROUND;
+    let on = flood_from_many_sources(true).await;
+    let (rate, burst) = (u64::from(NODE_WIDE.0), u64::from(NODE_WIDE.1));
+    let bound = burst + rate * (on.elapsed.as_secs() + 1);
+    println!(
+        "node-wide {rate}/s after {burst}, {SOURCES} sources, {:.2} s: {} INITs reached the trust \
+         check (bound {bound}), {} refused at accept, {} of them node-wide; trusted calls \
+         {}/{total}",
+        on.elapsed.as_secs_f64(),
+        on.reached,
+        on.refused_at_accept,
+        on.refused_node_wide,
+        on.calls,
+    );
+    assert!(
+        on.refused_node_wide > 0,
+        "the node-wide limit never refused"
+    );
+    assert!(
+        on.reached <= bound,
+        "{} INITs got X25519 work, node-wide bound {bound}",
+        on.reached
+    );
+    assert_eq!(on.calls, total, "the trusted peer's calls during the flood");
+
+    let off = flood_from_many_sources(false).await;
+    let per_source = u64::from(SOURCE_BURST);
+    let bound = u64::from(SOURCES) * (per_source + off.elapsed.as_secs() + 1);
+    println!(
+        "no node-wide limit, {SOURCES} sources, {:.2} s: {} INITs reached the trust check \
+         (per-source bound {bound}), {} refused at accept; trusted calls {}/{total}",
+        off.elapsed.as_secs_f64(),
+        off.reached,
+        off.refused_at_accept,
+        off.calls,
+    );
+    assert_eq!(off.refused_node_wide, 0);
+    // every source was refused at accept, by its own limit: each had its
+    // burst reach the trust check first
+    assert!(
+        off.reached >= u64::from(SOURCES) * per_source,
+        "{} INITs reached the trust check",
+        off.reached
+    );
+    assert!(off.reached <= bound, "{} over {bound}", off.reached);
+    assert_eq!(
+        off.calls, total,
+        "the trusted peer's calls during the flood"
     );
 }

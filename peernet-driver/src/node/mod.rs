@@ -372,7 +372,8 @@ impl<R: Runtime> Node<R> {
     /// fail with it, and so do ours to them), waits for the goodbyes to be
     /// written, and lets go of the data directory's lock.
     ///
-    /// The returned future resolves once the node is closed and the data
+    /// The returned future resolves once the node is closed (its
+    /// handlers, access rules and event streams dropped) and the data
     /// directory's lock let go, so that a node started from the same
     /// directory next gets it. A write to the directory still in progress
     /// at the close (the book's, after a change during the shutdown) is

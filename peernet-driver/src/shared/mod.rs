@@ -93,6 +93,10 @@ pub(crate) struct Shared<R: Runtime> {
     pub(crate) writer_ended: Broadcast,
     /// The node is closed.
     pub(crate) closed: Broadcast,
+    /// The close is done: the handlers, the access rules and the event
+    /// streams are dropped (after the node was marked closed, outside the
+    /// lock). `shutdown` resolves on this, told by `closed`.
+    pub(crate) close_done: AtomicBool,
     /// The node stops accepting: `shutdown` started, or it closed at
     /// once. Unlike `stop_accepting`, any number of tasks may listen (LAN
     /// discovery stops here, not at the close).
@@ -168,6 +172,7 @@ impl<R: Runtime> Shared<R> {
             writers: AtomicUsize::new(0),
             writer_ended: Broadcast::new(),
             closed: Broadcast::new(),
+            close_done: AtomicBool::new(false),
             stopping: Broadcast::new(),
             #[cfg(feature = "mdns")]
             lan_discovery: Arc::new(AtomicU64::new(0)),
