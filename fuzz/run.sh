@@ -18,7 +18,7 @@ cd "$(dirname "$0")"
 
 SECONDS_EACH="${1:-60}"
 shift || true
-ALL_TARGETS=(frame_decode envelope_decode handshake_responder handshake_initiator connection_established two_endpoints v2_responder v2_initiator v2_records)
+ALL_TARGETS=(frame_decode envelope_decode handshake_responder handshake_initiator connection_established two_endpoints v2_responder v2_initiator v2_records source_limits supersede_race)
 if [ "$#" -gt 0 ]; then TARGETS=("$@"); else TARGETS=("${ALL_TARGETS[@]}"); fi
 SANITIZER="${FUZZ_SANITIZER:-address}"
 export RUSTC_BOOTSTRAP=1

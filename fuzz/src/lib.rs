@@ -23,6 +23,10 @@
 //! generator (`src/bin/make-corpus.rs`) can compute WELCOME/PROOF frames
 //! that the targets' endpoints will accept.
 
+pub mod ops;
+pub mod seeds;
+pub mod sources;
+pub mod supersede;
 pub mod two_endpoints;
 pub mod v2;
 

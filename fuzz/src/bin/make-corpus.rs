@@ -22,9 +22,11 @@ use std::path::{Path, PathBuf};
 
 use arbitrary::Arbitrary;
 use bytes::{Bytes, BytesMut};
+use peernet_fuzz::seeds::Seed;
 use peernet_fuzz::{
     Action, Established, Feed, INITIATOR_SEED, Node, RESPONDER_RNG, RESPONDER_SEED, STRANGER_SEED,
-    expose_standard, fuzz_config, initiator, new_node, responder, responder_v2, two_endpoints,
+    expose_standard, fuzz_config, initiator, new_node, responder, responder_v2, seeds, sources,
+    supersede, two_endpoints,
 };
 use peernet_proto::frame::encode_frame;
 use peernet_proto::testkit::handshake::{self, Initiator, Responder};
@@ -817,6 +819,29 @@ fn v2_record_seeds(c: &mut Corpus, valid: &[Vec<u8>], invalid: &[Vec<u8>]) {
     }
 }
 
+/// Seeds for `source_limits` and `supersede_race` (`peernet_fuzz::seeds`):
+/// each is run, and must get where it claims.
+fn op_stream_seeds(c: &mut Corpus) {
+    fn check<T: std::fmt::Debug>(
+        c: &mut Corpus,
+        target: &str,
+        seeds: Vec<Seed<T>>,
+        run: fn(&[u8]) -> T,
+    ) {
+        for seed in seeds {
+            let summary = run(&seed.data);
+            assert!(
+                (seed.reached)(&summary),
+                "{target} seed did not get where it claims ({}): {summary:?}",
+                seed.name
+            );
+            c.add(target, &seed.data);
+        }
+    }
+    check(c, "source_limits", seeds::source_limits(), sources::run);
+    check(c, "supersede_race", seeds::supersede_race(), supersede::run);
+}
+
 fn main() {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut args = std::env::args().skip(1);
@@ -840,6 +865,7 @@ fn main() {
     two_endpoint_seeds(&mut c);
     v2_seeds(&mut c, &vectors.join("v2"));
     v2_record_seeds(&mut c, &valid, &invalid);
+    op_stream_seeds(&mut c);
     regressions(&mut c, &manifest.join("regressions"));
     println!(
         "make-corpus: {} new seed files under {}",
