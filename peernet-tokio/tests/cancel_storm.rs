@@ -7,7 +7,9 @@
 //! within what the core admits, however many rounds run: the arguments
 //! they hold within `max_inbound_bytes_per_conn`, but for those stopped
 //! while a runtime thread polls them (at most one per thread, dropped as
-//! that poll returns); when the peer stops, none is left.
+//! that poll returns); when the peer stops, none is left. (A read that
+//! brought more than a drain's batch, 1,024 outputs, could have its rest
+//! run by another task alongside: not with these few calls open.)
 //!
 //! Before (review s57): an aborted handler's state was dropped when the
 //! runtime next polled its task, after its CANCEL had made room for the
