@@ -2,8 +2,8 @@
 //! exposes under a handle name, and how they run: those ready on their
 //! first poll are answered at once (all their replies under one lock), the
 //! others run as tasks of their own that CANCEL, the deadline, a closed
-//! connection or shutdown can abort (raising their context's cancellation
-//! signal first).
+//! connection or shutdown can stop: their state is dropped at once
+//! (`stoppable.rs`), then their context's cancellation signal raised.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -14,12 +14,13 @@ use std::time::{Duration, Instant as StdInstant};
 
 use bytes::Bytes;
 use futures_util::FutureExt;
-use futures_util::future::{AbortHandle, Abortable, Aborted, CatchUnwind};
+use futures_util::future::CatchUnwind;
 use peernet_proto::{ConnId, InboundCallId, PeerId, Response};
 
 use crate::context::{CallKind, CancelFlag, Clock, Context};
 use crate::runtime::{BoxFuture, Runtime};
 use crate::shared::{ConnSignals, Inner, Phase, Shared, Wake, Work};
+use crate::stoppable::{Run, Stoppable};
 
 /// What a handler returns: the result bytes, or its own error bytes
 /// (status `handler_error` on the caller's side).
@@ -55,20 +56,22 @@ where
     DynHandler::Ctx(Arc::new(move |ctx, args| Box::pin(handler(ctx, args))))
 }
 
-/// A handler task the driver can stop: raise its context's signal, then
-/// drop its future.
+/// A handler task the driver can stop: drop its future, then raise its
+/// context's signal.
 pub(crate) struct RunningTask {
-    abort: AbortHandle,
+    fut: Arc<Stoppable<Running>>,
     /// The context's signal; `None` for a plain handler, which has none.
     cancel: Option<Arc<CancelFlag>>,
 }
 
 impl RunningTask {
-    /// Cancels the handler: its context's signal fires, its future is
-    /// dropped at its next poll.
+    /// Cancels the handler: its future (and so whatever its state holds,
+    /// its arguments) is dropped before this returns, or as its poll
+    /// returns if it is being polled (`stoppable.rs`); then its context's
+    /// signal fires. Its task ends at its next poll.
     pub(crate) fn stop(self) {
+        self.fut.stop();
         RunningTask::cancel_unstarted(self.cancel);
-        self.abort.abort();
     }
 
     /// Raises the signal of a handler that never became a task (its
@@ -308,15 +311,13 @@ impl<R: Runtime> Shared<R> {
                         cancelled.push((None, fut, cancel));
                         continue;
                     }
-                    let (handle, registration) = AbortHandle::new_pair();
-                    inner.running.insert(
-                        key,
-                        RunningTask {
-                            abort: handle,
-                            cancel,
-                        },
-                    );
-                    spawn.push((key, Abortable::new(fut, registration)));
+                    let fut = Stoppable::new(fut);
+                    let task = RunningTask {
+                        fut: fut.clone(),
+                        cancel,
+                    };
+                    inner.running.insert(key, task);
+                    spawn.push((key, Run(fut)));
                 }
             }
             if inner.phase != Phase::Running {
@@ -380,19 +381,15 @@ impl<R: Runtime> Shared<R> {
         })
     }
 
-    /// A handler task ended (or was aborted).
-    fn finish(
-        self: &Arc<Self>,
-        key: TaskKey,
-        outcome: Result<std::thread::Result<HandlerResult>, Aborted>,
-    ) {
+    /// A handler task ended (`None`: it was stopped).
+    fn finish(self: &Arc<Self>, key: TaskKey, outcome: Option<std::thread::Result<HandlerResult>>) {
         self.with_core(|inner, now| {
             if inner.running.remove(&key).is_none() {
-                // aborted, or its connection is gone: nobody to answer
+                // stopped, or its connection is gone: nobody to answer
                 return;
             }
             match (key, outcome) {
-                (TaskKey::Call(id), Ok(outcome)) => {
+                (TaskKey::Call(id), Some(outcome)) => {
                     // (no peer: the connection is gone, nobody to answer)
                     if let Some(peer) = inner.ep.peer_of(id.conn()) {
                         let response = self.response(peer, outcome);
@@ -400,12 +397,12 @@ impl<R: Runtime> Shared<R> {
                     }
                 }
                 (TaskKey::Send(done, _), outcome) => {
-                    if let Ok(Err(panic)) = outcome {
+                    if let Some(Err(panic)) = outcome {
                         self.response(done.peer, Err(panic));
                     }
                     inner.send_finished(done);
                 }
-                (TaskKey::Call(_), Err(Aborted)) => {}
+                (TaskKey::Call(_), None) => {}
             }
             inner.maybe_quiet();
         });

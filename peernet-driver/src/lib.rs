@@ -82,6 +82,7 @@ mod shared;
 pub mod socket_end;
 pub mod socket_start;
 mod stats;
+mod stoppable;
 mod tasks;
 #[cfg(test)]
 mod test_log;

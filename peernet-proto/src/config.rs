@@ -48,7 +48,12 @@ pub struct Config {
     /// `overloaded`, a SEND beyond is dropped and counted
     /// ([`crate::Stats::sends_dropped`]). Default 16 MiB: with the
     /// default 1 MiB frames, one peer pins at most 16 MiB of arguments
-    /// however many calls it keeps open. (Besides: an argument of at most
+    /// however many calls it keeps open. A call's bytes leave it at its
+    /// reply, its CANCEL or its deadline ([`crate::Event::CallCancelled`]):
+    /// the driver must drop the handler's state (which may hold the
+    /// arguments) before it hands in more input, or a CANCEL storm keeps
+    /// more alive (peernet-driver drops it at once, or, if a thread is
+    /// polling it, as that poll returns). (Besides: an argument of at most
     /// 512 bytes may share a buffer with the other small payloads of its
     /// record, or read on version 1, and keeps it alive while its handler
     /// holds it; that buffer is at most 8 times the argument's length, so

@@ -140,7 +140,10 @@ pub enum Event {
     Send(InboundSend),
     /// A call we serve is no longer wanted (CANCEL, its timeout ran out,
     /// or its connection ended): stop the handler if you can; a later
-    /// `reply` for it is ignored.
+    /// `reply` for it is ignored. Its slot and its arguments' bytes are
+    /// free again: drop what the handler holds before you hand in more
+    /// input, or a peer that cancels and calls again keeps more alive
+    /// than `max_inbound_bytes_per_conn`.
     CallCancelled(InboundCallId),
     /// One of our calls resolved: exactly once per [`CallId`].
     CallResult {

@@ -47,8 +47,9 @@ pub(crate) enum Wake {
     /// registration was taken under the lock:
     /// [`ConnSignals::take_room_waiters`]).
     Room(Arc<ConnSignals>),
-    /// A handler task stops: its context's signal is raised, its future
-    /// dropped at its next poll ([`RunningTask::stop`]).
+    /// A handler task stops: its future is dropped at once (or as its
+    /// poll returns, if it is being polled), then its context's signal is
+    /// raised ([`RunningTask::stop`]).
     Handler(RunningTask),
     /// No handler runs any more: shutdown's wait for them ends.
     Quiet,
